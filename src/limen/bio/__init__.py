@@ -1,0 +1,1 @@
+"""Biometric modalities: face (detect → quality → align → embed → compare), fingerprint later."""

@@ -1,0 +1,59 @@
+"""What every CLI command shares: settings, `--json` output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from limen.config import Settings, load_settings
+
+console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    data_dir: Path | None = None
+    config_file: Path | None = None
+    json: bool = False
+    debug: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.data_dir, self.config_file)
+        return self._settings
+
+
+STATE = CliState()
+
+
+def output(data: Any, human: str | Callable[[], None]) -> None:
+    """Print `data` as JSON under `--json`, else the human rendering."""
+    if STATE.json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    elif callable(human):
+        human()
+    else:
+        typer.echo(human)
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (hidden under --json); yields `advance(n)`."""
+    if STATE.json or total <= 1:
+        yield lambda n=1: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)

@@ -1,0 +1,105 @@
+"""Settings from a TOML file and `LIMEN_*` environment variables, validated.
+
+Precedence: explicit arguments > environment > `limen.toml` in the data
+directory (or `LIMEN_CONFIG`) > defaults.  Defaults are embedded: SQLite and
+local files under the user's data directory, nothing to set up.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from limen.errors import ConfigError
+
+
+class KeyStoreKind(StrEnum):
+    SOFTWARE = "software"
+    PKCS11 = "pkcs11"
+
+
+class EmbedBackend(StrEnum):
+    AUTO = "auto"
+    DLIB = "dlib"
+    ONNX = "onnx"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("limen", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Validated Limen settings; see the README for every key."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMEN_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    device_id: str = "limen-lock"
+    keystore: KeyStoreKind = KeyStoreKind.SOFTWARE
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token_label: str = "limen"
+    pkcs11_pin: str | None = None  # never defaulted; required for the PKCS#11 store
+    embed_backend: EmbedBackend = EmbedBackend.AUTO
+    fragments_n: int = Field(default=1, ge=1, le=16)
+    fragments_k: int = Field(default=1, ge=1, le=16)
+    fragment_dirs: list[Path] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    alert_urls: list[str] = Field(default_factory=list)
+
+    @field_validator("device_id")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if not v or not v.isprintable() or len(v) > 64:
+            raise ValueError("must be 1-64 printable characters")
+        return v
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "limen.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def load_settings(data_dir: Path | None = None, config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from file, environment and overrides; raise `ConfigError` on anything invalid."""
+    base = Path(os.environ.get("LIMEN_DATA_DIR") or data_dir or default_data_dir())
+    if data_dir is not None:
+        base = data_dir
+    path = config_file or Path(os.environ.get("LIMEN_CONFIG", base / "limen.toml"))
+    file_values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8")).get("limen", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read settings ({exc})") from exc
+    env_keys = {k[len("LIMEN_") :].lower() for k in os.environ if k.startswith("LIMEN_")}
+    values = {k: v for k, v in file_values.items() if k not in env_keys}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["data_dir"] = base
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+    ensure_data_dir(settings.data_dir)
+    return settings
+
+
+def ensure_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create data directory ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{path}: data directory is not writable")

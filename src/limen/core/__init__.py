@@ -1,0 +1,1 @@
+"""Core records shared by every package: enrolled people and their consent."""

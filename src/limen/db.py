@@ -1,0 +1,98 @@
+"""The embedded SQLite store: WAL mode, synchronous writes, per-component migrations.
+
+Each package that persists state owns its schema as a module-level
+`MIGRATIONS: list[str]` (one SQL script per version, append-only) in
+`limen.<package>.schema`.  `open_db` applies the missing ones in order, each in
+its own transaction, and records `(component, version)` in `schema_versions`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from limen.errors import StorageError
+
+# Components whose schema lives in `limen.<name>.schema`, in dependency order.
+COMPONENTS: tuple[str, ...] = ("core", "vault", "access", "audit", "tamper", "privacy", "service")
+
+_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open one connection with Limen's durability settings (no migrations)."""
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path}: cannot open database ({exc})") from exc
+    return conn
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    """Open the database and bring every component's schema up to date."""
+    conn = connect(path)
+    try:
+        conn.executescript(_BOOTSTRAP)
+        for component in COMPONENTS:
+            migrate(conn, component, _migrations_of(component))
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StorageError(f"{path}: database is unreadable or corrupt ({exc})") from exc
+    return conn
+
+
+def _migrations_of(component: str) -> list[str]:
+    try:
+        module = importlib.import_module(f"limen.{component}.schema")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(f"limen.{component}"):
+            return []
+        raise
+    return list(module.MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, component: str, migrations: list[str]) -> int:
+    """Apply `migrations[current:]` for `component`; return the new version."""
+    row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+    current = row["version"] if row else 0
+    if current > len(migrations):
+        raise StorageError(f"schema of {component} is version {current}, newer than this Limen ({len(migrations)})")
+    for version, script in enumerate(migrations[current:], start=current + 1):
+        with transaction(conn):
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_versions(component, version) VALUES(?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                (component, version),
+            )
+    return len(migrations)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception: all or nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,119 @@
+"""Limen's error tree.
+
+Business outcomes (a refused face, a wrong PIN, a spoof) are *values* (`Decision`,
+`PadVerdict`), never exceptions.  Exceptions are for things that stop the work:
+bad input, broken storage, a missing key.  Anything secret fails with one opaque
+error so that an attacker learns nothing from which check failed.
+
+    LimenError
+    ├── ConfigError                 invalid settings, unusable data directory
+    ├── InputError                  the caller gave something we cannot use
+    │   ├── BadImage                unreadable/hostile image or video (names file + reason)
+    │   ├── BadRequest              invalid argument (names field + reason)
+    │   └── ConsentRequired         enrolment without explicit consent
+    ├── NotFound                    unknown user, credential, record
+    ├── Conflict                    duplicate name, credential, index
+    ├── StorageError                SQLite/file failure, migration problem
+    ├── VaultError
+    │   ├── InvalidSealedTemplate   opaque: every unseal failure
+    │   ├── KeyStoreError           token absent, wrong PIN, key missing
+    │   ├── VaultErased             the vault was crypto-erased (zeroized)
+    │   └── FragmentError           too few fragments to rebuild a record
+    ├── AuditError
+    │   └── ChainBroken             first broken record (index + reason)
+    └── LockdownActive              the lock is in tamper lockdown
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LimenError(Exception):
+    """Base of every error Limen raises on purpose."""
+
+
+class ConfigError(LimenError):
+    """Settings are invalid or the data directory cannot be used."""
+
+
+class InputError(LimenError):
+    """The caller gave input that cannot be used."""
+
+
+class BadImage(InputError):
+    """An image, video or folder of frames that cannot be decoded safely."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class BadRequest(InputError):
+    """An argument is out of range or malformed."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class ConsentRequired(InputError):
+    """Biometric enrolment was attempted without explicit, recorded consent."""
+
+
+class NotFound(LimenError):
+    """The named user, credential or record does not exist."""
+
+
+class Conflict(LimenError):
+    """The change would duplicate something that must be unique."""
+
+
+class StorageError(LimenError):
+    """The embedded store failed (disk, SQLite, migrations)."""
+
+
+class VaultError(LimenError):
+    """Base of template-vault failures."""
+
+
+class InvalidSealedTemplate(VaultError):
+    """A sealed template could not be opened.
+
+    Deliberately opaque: wrong key, tampered bytes, truncation and unknown
+    version all raise this same error with the same message.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("invalid sealed template")
+
+
+class KeyStoreError(VaultError):
+    """The key store is unavailable (token absent, wrong PIN, key missing)."""
+
+
+class VaultErased(VaultError):
+    """The vault's keys were destroyed; templates are unrecoverable by design."""
+
+
+class FragmentError(VaultError):
+    """Too few intact fragments remain to rebuild a record."""
+
+
+class AuditError(LimenError):
+    """Base of audit-trail failures."""
+
+
+class ChainBroken(AuditError):
+    """The audit hash chain or a signed checkpoint does not verify."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        self.index = index
+        self.reason = reason
+        super().__init__(f"audit chain broken at record {index}: {reason}")
+
+
+class LockdownActive(LimenError):
+    """The lock is in tamper lockdown until the owner re-provisions it."""
