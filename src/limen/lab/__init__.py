@@ -1,1 +1,1 @@
-"""lab."""
+"""Evaluation you can rerun: datasets, metrics, score files and reports."""
