@@ -44,6 +44,8 @@ class Reason(StrEnum):
     REMOTE_NOT_AUTHORISED = "remote_not_authorised"
     OWNER_REAUTH_REQUIRED = "owner_reauth_required"
     LOCKDOWN = "lockdown"
+    DURESS = "duress"                    # forced user: opens, raises a silent alarm
+    CODE_CLEARED = "code_cleared"        # a clear code revoked an offline code; the door stays shut
     VAULT_ERASED = "vault_erased"
 
 
