@@ -65,3 +65,28 @@ OFFLINE_CODE_MAX_DIGITS = 20           # longest keypad entry parsed as an offli
 MECHANICAL_KEY_OFFLINE_LIMIT = 3       # key uses while offline before alarm + owner re-authorisation
 BACKUP_PIN_OFFLINE_USES = 3            # default offline uses of a backup PIN
 DOOR_JAM_TIMEOUT_S = 3.0               # an actuator that has not reached its target by then is jammed
+
+# ---------------------------------------------------------------- pad
+# Face presentation attack detection (limen.pad).  Scores are log-odds of bona
+# fide (higher = more likely a live face).  Texture operating points were
+# calibrated on out-of-fold scores of 9-fold subject-disjoint cross-validation of
+# ../shared/data/nuaa-dev (874 live, 876 print) with `python -m limen.pad.train`;
+# the model card (src/limen/pad/models/texture_v1.md) holds every figure.
+PAD_TEXTURE_CROP_PX = 64               # face crop side for the colour-texture LBP histograms
+PAD_DISTORTION_CROP_PX = 96            # face crop side for the image-distortion features
+PAD_FREQUENCY_CROP_PX = 128            # face crop side for the spectrum / moiré features
+PAD_FREQUENCY_BANDS = 12               # radial bands of the power spectrum
+PAD_SPECULAR_MIN_VALUE = 0.85          # HSV value (0–1) at or above which an unsaturated pixel is specular …
+PAD_SPECULAR_MAX_SATURATION = 0.20     # … when its saturation is at most this
+PAD_TEXTURE_BPCER_1PCT = 0.0           # texture threshold giving BPCER = 1 % (provisional: set by train)
+PAD_TEXTURE_APCER_1PCT = 0.0           # texture threshold giving APCER = 1 % (provisional: set by train)
+PAD_TEXTURE_VERIFY = PAD_TEXTURE_BPCER_1PCT   # verification: convenience-first point of the two
+PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_1PCT    # enrolment: stricter, a spoof must not become a template
+PAD_MAX_FRAMES = 8                     # frames of a capture analysed (evenly spaced); bounds the cost
+PAD_ENROL_MIN_FRAMES = 3               # usable face frames enrolment needs
+PAD_VERIFY_MIN_FRAMES = 1              # usable face frames verification needs
+PAD_MIN_FACE_PX = 60                   # face box side below which a frame is unusable for PAD
+PAD_MAX_BORDER_CUT = 0.10              # share of the face box outside the image beyond which a frame is unusable
+PAD_MIN_LUMA = 35.0                    # face-crop mean luma (0–255) below which a frame is unusable …
+PAD_MAX_LUMA = 225.0                   # … and above which it is unusable
+PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be usable (else insufficient)
