@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     device_id: str = "limen-lock"
     keystore: KeyStoreKind = KeyStoreKind.SOFTWARE
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
-    pkcs11_token_label: str = "limen"
+    pkcs11_token_label: str = "limen"  # noqa: S105 - a label, not a secret
     pkcs11_pin: str | None = None  # never defaulted; required for the PKCS#11 store
     embed_backend: EmbedBackend = EmbedBackend.AUTO
     fragments_n: int = Field(default=1, ge=1, le=16)

@@ -42,6 +42,8 @@ FACE_MATCH_DEFAULT = FACE_MATCH_FMR_1E4  # a door: the strictest point that keep
 FACE_ENROL_MIN_SAMPLES = 1             # accepted samples needed to enrol
 FACE_ENROL_RECOMMENDED_SAMPLES = 3     # fewer: enrolment warns (the reference is noisier)
 FACE_IDENTIFY_MARGIN = 0.04            # 1:N: the best candidate must beat the runner-up by this
+FACE_ENROL_MAX_FRAMES = 10             # frames used from one enrolment video / folder
+FACE_PROBE_MAX_FRAMES = 5              # frames embedded from one verification burst
 
 # ---------------------------------------------------------------- access (lockout, PINs, codes)
 # Matter Door Lock attribute names in comments.  Brute-force figures: `python bench/bruteforce.py`.

@@ -81,7 +81,8 @@ class InMemoryTemplateStore:
         return float(np.linalg.norm(ref - probe))
 
     def search(self, modality: Modality, probe: np.ndarray, top_k: int = 5) -> list[Candidate]:
-        found = [Candidate(uid, float(np.linalg.norm(ref - probe))) for (uid, m), ref in self._refs.items() if m == modality]
+        found = [Candidate(uid, float(np.linalg.norm(ref - probe)))
+                 for (uid, m), ref in self._refs.items() if m == modality]
         return sorted(found, key=lambda c: c.distance)[:top_k]
 
     def delete(self, user_id: str) -> int:

@@ -12,13 +12,18 @@ import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import platformdirs
 
 from limen.capture.sources import IMAGE_SUFFIXES, load_image
 from limen.errors import BadImage, BadRequest
+
+if TYPE_CHECKING:
+    from limen.bio.face import FaceEngine
 
 PIPELINE_VERSION = "face-v1"
 
@@ -91,26 +96,28 @@ def embed_samples(
     Quality gates are not applied here: the lab measures the matcher on every
     face found; gates are measured separately.
     """
-    from limen.bio.face import FaceEngine, FaceSample
+    from limen.bio.face import FaceEngine
 
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     engine = FaceEngine(check_quality=False)
     result: dict[str, np.ndarray | None] = {}
     for sample in samples:
-        result[sample.id] = _cached(cache, sample, lambda s=sample: _embed_one(engine, s, FaceSample))
+        result[sample.id] = _cached(cache, sample, partial(_embed_one, engine, sample))
         if on_progress:
             on_progress(1)
     return result
 
 
-def _embed_one(engine: object, sample: Sample, sample_type: type) -> np.ndarray | None:
+def _embed_one(engine: FaceEngine, sample: Sample) -> np.ndarray | None:
+    from limen.bio.face import FaceSample
+
     try:
         rgb = load_image(sample.path)
     except BadImage:
         return None
-    out = engine.extract(rgb)  # type: ignore[attr-defined]
-    return out.embedding if isinstance(out, sample_type) else None
+    out = engine.extract(rgb)
+    return out.embedding if isinstance(out, FaceSample) else None
 
 
 def _cached(cache: Path, sample: Sample, compute: Callable[[], np.ndarray | None]) -> np.ndarray | None:

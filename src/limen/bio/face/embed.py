@@ -58,7 +58,7 @@ def _create(backend: EmbedBackend) -> Embedder:
     if backend is EmbedBackend.DLIB:
         return DlibEmbedder()
     try:
-        from limen.bio.face import fast_embed  # optional optimised runtime (issue 9)
+        from limen.bio.face import fast_embed  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         if backend is EmbedBackend.ONNX:
             from limen.errors import ConfigError

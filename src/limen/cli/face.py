@@ -1,0 +1,108 @@
+"""`limen enroll`, `limen verify`, `limen identify`: face recognition from files.
+
+Wherever an image is accepted, a video file or a folder of frames is too.
+Exit codes: 0 accepted/enrolled, 1 error, 3 refused (the decision is printed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from limen.capture import Capture, load_capture
+from limen.cli.common import STATE, output, progress
+from limen.decision import Decision
+from limen.people import Consent
+from limen.runtime import open_runtime
+
+REFUSED = 3
+
+
+def register(app: typer.Typer) -> None:
+    app.command("enroll")(enroll)
+    app.command("verify")(verify)
+    app.command("identify")(identify)
+
+
+def _captures(paths: list[Path]) -> list[Capture]:
+    with progress("reading", len(paths)) as advance:
+        captures = []
+        for p in paths:
+            captures.append(load_capture(p))
+            advance(1)
+    return captures
+
+
+def enroll(
+    name: Annotated[str, typer.Argument(help="The person's display name.")],
+    face: Annotated[list[Path], typer.Option("--face", help="Image, video or folder of frames (repeatable).")],
+    purpose: Annotated[str, typer.Option(help="Why the face is processed (shown to and accepted by the person).")] = "",
+    retention_days: Annotated[int, typer.Option(help="How long the template may be kept, in days.")] = 0,
+    consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
+    actor: Annotated[str, typer.Option("--as", help="Who performs the enrolment (recorded).")] = "cli",
+) -> None:
+    """Enrol NAME from several face images (all or nothing; needs explicit consent)."""
+    from limen.errors import ConsentRequired
+
+    if not consent:
+        raise ConsentRequired("biometric enrolment needs the person's explicit consent: add --consent, "
+                              "--purpose and --retention-days")
+    captures = _captures(face)
+    rt = open_runtime(STATE.settings)
+    try:
+        result = rt.recognizer().enrol(name, captures, Consent(purpose, retention_days), actor)
+    finally:
+        rt.close()
+    data = {"user_id": result.user_id, "name": result.name, "samples": result.samples,
+            "rejected": result.rejected, "warnings": result.warnings}
+    output(data, lambda: _print_enrolment(data))
+
+
+def _print_enrolment(data: dict[str, object]) -> None:
+    typer.echo(f"enrolled {data['name']} ({data['user_id']}) from {data['samples']} sample(s)")
+    if data["rejected"]:
+        typer.echo(f"  rejected samples: {data['rejected']}")
+    for w in data["warnings"]:  # type: ignore[attr-defined]
+        typer.echo(f"  warning: {w}")
+
+
+def verify(
+    name: Annotated[str, typer.Argument(help="Who the person claims to be.")],
+    face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")],
+) -> None:
+    """1:1 verification: is the face in FACE the enrolled NAME?"""
+    capture = load_capture(face)
+    rt = open_runtime(STATE.settings)
+    try:
+        decision = rt.recognizer().verify(name, capture)
+    finally:
+        rt.close()
+    _finish(decision)
+
+
+def identify(face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")]) -> None:
+    """1:N identification: who, among the enrolled, is in FACE?"""
+    capture = load_capture(face)
+    rt = open_runtime(STATE.settings)
+    try:
+        decision = rt.recognizer().identify(capture)
+    finally:
+        rt.close()
+    _finish(decision)
+
+
+def _finish(decision: Decision) -> None:
+    output(decision.to_dict(), lambda: typer.echo(describe(decision)))
+    if not decision.accepted:
+        sys.exit(REFUSED)
+
+
+def describe(d: Decision) -> str:
+    who = f" {d.user_name}" if d.user_name else ""
+    score = "" if d.score is None else f" (distance {d.score:.3f}, threshold {d.threshold:.3f})"
+    gate = f" [{d.quality_gate.value}]" if d.quality_gate else ""
+    total = sum(d.timings.values())
+    return f"{d.outcome.value}{who}: {d.reason.value}{gate}{score} in {total:.0f} ms"

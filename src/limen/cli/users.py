@@ -1,0 +1,62 @@
+"""`limen users …`: the people known to the lock (the access engine adds add/modify/disable)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from limen.audit.event import Event, EventKind
+from limen.cli.common import STATE, output
+from limen.runtime import open_runtime
+
+users_app = typer.Typer(help="People known to the lock.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """List users with their enrolled modalities and consent."""
+    from limen import people
+    from limen.db import open_db
+
+    conn = open_db(STATE.settings.db_path)
+    try:
+        rows = people.list_people(conn)
+    finally:
+        conn.close()
+
+    def human() -> None:
+        if not rows:
+            typer.echo("no users")
+        for r in rows:
+            typer.echo(f"{r['name']:<24} {r['id']}  {r['modalities'] or '-':<12} "
+                       f"enrolled by {r['created_by']} "
+                       f"at {r['created_at']}; purpose: {r['purpose'] or '-'}, "
+                       f"retention {r['retention_days'] or '-'} d")
+
+    output(rows, human)
+
+
+@users_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="Name or id of the user to remove.")],
+    actor: Annotated[str, typer.Option("--as", help="Who removes the user (recorded).")] = "cli",
+) -> None:
+    """Remove a user and erase every biometric reference of theirs."""
+    from limen import people
+
+    rt = open_runtime(STATE.settings)
+    try:
+        person = people.find(rt.conn, name)
+        removed = rt.store.delete(person.id)
+        people.delete(rt.conn, person)
+        rt.audit.append(Event(EventKind.USER_CHANGE, rt.recognizer().clock.now(), actor=actor, subject=person.id,
+                              reason="removed", source="cli", data={"templates_erased": removed}))
+    finally:
+        rt.close()
+    output({"removed": person.id, "name": person.name, "templates_erased": removed},
+           f"removed {person.name} ({person.id}); {removed} template(s) erased")

@@ -1,0 +1,113 @@
+"""The registry of people known to the lock (core tables), and their consent records.
+
+Names are for humans; every other table refers to the opaque random `id`.
+No biometric data lives here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from limen.db import transaction
+from limen.errors import BadRequest, Conflict, ConsentRequired, NotFound
+
+MAX_NAME = 64
+MAX_PURPOSE = 500
+MAX_RETENTION_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Explicit consent to biometric processing, recorded before any template exists."""
+
+    purpose: str
+    retention_days: int
+
+    def validated(self) -> Consent:
+        purpose = (self.purpose or "").strip()
+        if not purpose:
+            raise ConsentRequired("biometric enrolment needs explicit consent: give the purpose (--purpose)")
+        if len(purpose) > MAX_PURPOSE or not purpose.isprintable():
+            raise BadRequest("purpose", f"must be printable text of at most {MAX_PURPOSE} characters")
+        if not 1 <= self.retention_days <= MAX_RETENTION_DAYS:
+            raise ConsentRequired(f"consent needs a retention period of 1-{MAX_RETENTION_DAYS} days (--retention-days)")
+        return Consent(purpose, self.retention_days)
+
+
+def validate_name(name: str) -> str:
+    """A display name: 1-64 printable characters, no control or format characters."""
+    clean = unicodedata.normalize("NFC", name or "").strip()
+    if not clean or len(clean) > MAX_NAME:
+        raise BadRequest("name", f"must be 1-{MAX_NAME} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in clean):
+        raise BadRequest("name", "must not contain control or invisible characters")
+    return clean
+
+
+def new_person(conn: sqlite3.Connection, name: str, actor: str, at: datetime) -> Person:
+    """Insert a person (inside the caller's transaction)."""
+    person = Person(id=secrets.token_hex(8), name=validate_name(name), created_at=at.isoformat(), created_by=actor)
+    try:
+        conn.execute("INSERT INTO users(id, name, created_at, created_by) VALUES(?, ?, ?, ?)",
+                     (person.id, person.name, person.created_at, person.created_by))
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(f"a user named {person.name!r} already exists") from exc
+    return person
+
+
+def record_consent(conn: sqlite3.Connection, person: Person, modality: str, consent: Consent, actor: str,
+                   at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO consents(user_id, modality, purpose, retention_days, given_at, recorded_by) "
+        "VALUES(?, ?, ?, ?, ?, ?)",
+        (person.id, modality, consent.purpose, consent.retention_days, at.isoformat(), actor),
+    )
+
+
+def record_enrolment(conn: sqlite3.Connection, person: Person, modality: str, samples: int, actor: str,
+                     at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO enrolments(user_id, modality, samples, enrolled_at, enrolled_by) VALUES(?, ?, ?, ?, ?)",
+        (person.id, modality, samples, at.isoformat(), actor),
+    )
+
+
+def find(conn: sqlite3.Connection, name_or_id: str) -> Person:
+    row = conn.execute("SELECT * FROM users WHERE name = ? OR id = ?", (name_or_id, name_or_id)).fetchone()
+    if row is None:
+        raise NotFound(f"no user named {name_or_id!r}")
+    return Person(row["id"], row["name"], row["created_at"], row["created_by"])
+
+
+def by_id(conn: sqlite3.Connection, user_id: str) -> Person | None:
+    row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else Person(row["id"], row["name"], row["created_at"], row["created_by"])
+
+
+def list_people(conn: sqlite3.Connection) -> list[dict[str, object]]:
+    rows = conn.execute(
+        """SELECT u.id, u.name, u.created_at, u.created_by,
+                  (SELECT group_concat(DISTINCT e.modality) FROM enrolments e WHERE e.user_id = u.id) AS modalities,
+                  (SELECT c.purpose FROM consents c WHERE c.user_id = u.id ORDER BY c.id DESC LIMIT 1) AS purpose,
+                  (SELECT c.retention_days FROM consents c WHERE c.user_id = u.id ORDER BY c.id DESC LIMIT 1)
+                      AS retention_days
+           FROM users u ORDER BY u.name"""
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def delete(conn: sqlite3.Connection, person: Person) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM users WHERE id = ?", (person.id,))

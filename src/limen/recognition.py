@@ -1,0 +1,264 @@
+"""Face enrolment, verification (1:1) and identification (1:N), each returning a value.
+
+The recipe: capture → PAD → face pipeline → template store → `Decision`,
+with an audit event for every attempt.  References go only through the
+`TemplateStore` (the vault in production); images and descriptors are never
+persisted here.  Enrolment is all-or-nothing: any unreadable input, refused
+consent or spoof leaves no trace but the audit event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from limen import people, thresholds
+from limen.audit.event import AuditSink, Event, EventKind
+from limen.bio.face import FaceEngine, FaceSample, QualityFailure
+from limen.bio.face.compare import fuse_reference
+from limen.bio.templates import Modality, OperatingPoint, TemplateStore
+from limen.capture import Capture
+from limen.clock import Clock, SystemClock
+from limen.db import transaction
+from limen.decision import Assurance, Decision, QualityGate, Reason, accept, reject
+from limen.errors import InputError, NotFound
+
+
+class PadVerdictLike(Protocol):
+    passed: bool
+    assurance: Assurance
+    scores: dict[str, float]
+    reason: str
+
+
+PadCheck = Callable[[Capture, str], PadVerdictLike]  # (capture, "enrol" | "verify") -> verdict
+
+
+class EnrolmentRefused(InputError):
+    """Enrolment did not happen (spoof suspected, no usable face); nothing was stored."""
+
+    def __init__(self, reason: Reason, message: str, gate: QualityGate | None = None) -> None:
+        self.reason, self.gate = reason, gate
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    user_id: str
+    name: str
+    samples: int
+    rejected: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    sample: FaceSample | None
+    failure: QualityFailure | None
+    pad: PadVerdictLike | None
+    timings: dict[str, float]
+
+
+class FaceRecognizer:
+    """Enrol, verify and identify faces against one `TemplateStore`.
+
+    Thread-safety: one instance per thread (the SQLite connection is shared
+    only if the caller serialises access).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, store: TemplateStore, audit: AuditSink, *,
+                 engine: FaceEngine | None = None, pad: PadCheck | None = None,
+                 clock: Clock | None = None, point: OperatingPoint = OperatingPoint.DEFAULT) -> None:
+        self.conn, self.store, self.audit = conn, store, audit
+        self.engine = engine or FaceEngine()
+        self.pad = pad
+        self.clock = clock or SystemClock()
+        self.point = point
+
+    # ------------------------------------------------------------------ enrol
+    def enrol(self, name: str, captures: Sequence[Capture], consent: people.Consent, actor: str) -> Enrolment:
+        """Enrol `name` from several images/videos; raise `EnrolmentRefused` or an input error."""
+        consent = consent.validated()
+        name = people.validate_name(name)
+        if not captures:
+            raise EnrolmentRefused(Reason.NO_FACE, "no images given to enrol")
+        samples, rejected = self._enrolment_samples(name, captures, actor)
+        reference = fuse_reference(np.array([s.embedding for s in samples]))
+        at = self.clock.now()
+        with transaction(self.conn):
+            person = people.new_person(self.conn, name, actor, at)
+            people.record_consent(self.conn, person, Modality.FACE, consent, actor, at)
+            people.record_enrolment(self.conn, person, Modality.FACE, len(samples), actor, at)
+        try:
+            self.store.put(person.id, Modality.FACE, reference)
+        except BaseException:
+            people.delete(self.conn, person)  # all or nothing: no person without a reference
+            raise
+        finally:
+            reference.fill(0.0)
+        self.audit.append(Event(EventKind.ENROLMENT, at, actor=actor, subject=person.id, outcome="enrolled",
+                                source="face", data={"samples": len(samples), "rejected": rejected,
+                                                     "purpose": consent.purpose,
+                                                     "retention_days": consent.retention_days}))
+        warnings = []
+        if len(samples) < thresholds.FACE_ENROL_RECOMMENDED_SAMPLES:
+            warnings.append(f"only {len(samples)} usable sample(s); {thresholds.FACE_ENROL_RECOMMENDED_SAMPLES}"
+                            " or more give a more reliable reference")
+        return Enrolment(person.id, person.name, len(samples), rejected, warnings)
+
+    def _enrolment_samples(self, name: str, captures: Sequence[Capture], actor: str
+                           ) -> tuple[list[FaceSample], dict[str, int]]:
+        samples: list[FaceSample] = []
+        rejected: dict[str, int] = {}
+        for capture in captures:
+            verdict = self._pad(capture, "enrol")
+            if verdict is not None and not verdict.passed:
+                self._audit_refused_enrolment(actor, verdict)
+                raise EnrolmentRefused(Reason.PAD_FAILED if verdict.reason == "attack" else
+                                       Reason.INSUFFICIENT_EVIDENCE,
+                                       f"enrolment refused for {capture.source}: the sample does not look like a "
+                                       "live person in front of the camera; retake it in person")
+            for frame in _spread(capture, thresholds.FACE_ENROL_MAX_FRAMES):
+                out = self.engine.extract(frame.rgb)
+                if isinstance(out, FaceSample):
+                    samples.append(out)
+                else:
+                    rejected[out.gate.value] = rejected.get(out.gate.value, 0) + 1
+        if len(samples) < thresholds.FACE_ENROL_MIN_SAMPLES:
+            worst = max(rejected, key=lambda k: rejected[k]) if rejected else QualityGate.NO_FACE.value
+            raise EnrolmentRefused(Reason.LOW_QUALITY, f"no usable face to enrol {name!r} "
+                                   f"(rejected samples: {rejected or 'none'})", QualityGate(worst))
+        return samples, rejected
+
+    def _audit_refused_enrolment(self, actor: str, verdict: PadVerdictLike) -> None:
+        self.audit.append(Event(EventKind.ENROLMENT, self.clock.now(), actor=actor, outcome="refused",
+                                reason=Reason.PAD_FAILED.value, source="face",
+                                data={"pad": dict(verdict.scores), "assurance": verdict.assurance.value}))
+
+    # ------------------------------------------------------------------ verify / identify
+    def verify(self, name: str, capture: Capture, source: str = "cli") -> Decision:
+        """1:1: is the person in `capture` the enrolled `name`?"""
+        try:
+            person = people.find(self.conn, name)
+        except NotFound:
+            return self._record(reject(Reason.UNKNOWN_USER, detail=f"no user named {name!r}"), "verify", source)
+        probe = self._probe(capture)
+        early = self._early_decision(probe)
+        if early is not None:
+            return self._record(_with(early, user_id=person.id, user_name=person.name), "verify", source)
+        assert probe.sample is not None
+        threshold = self.store.threshold(Modality.FACE, self.point)
+        try:
+            dist = self.store.distance(person.id, Modality.FACE, probe.sample.embedding)
+        except NotFound:
+            return self._record(reject(Reason.NOT_ENROLLED, user_id=person.id, user_name=person.name,
+                                       timings=probe.timings), "verify", source)
+        verdict = accept if dist <= threshold else reject
+        reason = Reason.MATCHED if dist <= threshold else Reason.NO_MATCH
+        decision = verdict(reason, user_id=person.id, user_name=person.name, score=dist, threshold=threshold,
+                           **_evidence(probe))
+        return self._record(decision, "verify", source)
+
+    def identify(self, capture: Capture, source: str = "cli") -> Decision:
+        """1:N: who, among the enrolled, is in `capture`?"""
+        probe = self._probe(capture)
+        early = self._early_decision(probe)
+        if early is not None:
+            return self._record(early, "identify", source)
+        assert probe.sample is not None
+        threshold = self.store.threshold(Modality.FACE, self.point)
+        t0 = time.perf_counter()
+        candidates = self.store.search(Modality.FACE, probe.sample.embedding, top_k=2)
+        probe.timings["search"] = (time.perf_counter() - t0) * 1000
+        if not candidates or candidates[0].distance > threshold:
+            closest = candidates[0].distance if candidates else None
+            return self._record(reject(Reason.NO_MATCH, score=closest, threshold=threshold, **_evidence(probe)),
+                                "identify", source)
+        best = candidates[0]
+        runner_up = candidates[1].distance if len(candidates) > 1 else None
+        if runner_up is not None and runner_up - best.distance < thresholds.FACE_IDENTIFY_MARGIN:
+            return self._record(reject(Reason.NO_MATCH, score=best.distance, threshold=threshold,
+                                       detail="ambiguous: two enrolled people match", **_evidence(probe)),
+                                "identify", source)
+        person = people.by_id(self.conn, best.user_id)
+        decision = accept(Reason.MATCHED, user_id=best.user_id, user_name=person.name if person else None,
+                          score=best.distance, threshold=threshold, **_evidence(probe))
+        return self._record(decision, "identify", source)
+
+    # ------------------------------------------------------------------ stages
+    def _pad(self, capture: Capture, purpose: str) -> PadVerdictLike | None:
+        return None if self.pad is None else self.pad(capture, purpose)
+
+    def _probe(self, capture: Capture) -> _Probe:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        verdict = self._pad(capture, "verify")
+        if self.pad is not None:
+            timings["pad"] = (time.perf_counter() - t0) * 1000
+        if verdict is not None and not verdict.passed:
+            return _Probe(None, None, verdict, timings)
+        best: FaceSample | None = None
+        failure: QualityFailure | None = None
+        for frame in _spread(capture, thresholds.FACE_PROBE_MAX_FRAMES):
+            out = self.engine.extract(frame.rgb)
+            for stage, ms in out.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + ms
+            if isinstance(out, FaceSample):
+                if best is None or out.quality.sharpness > best.quality.sharpness:
+                    best = out
+            elif failure is None:
+                failure = out
+        return _Probe(best, failure if best is None else None, verdict, timings)
+
+    def _early_decision(self, probe: _Probe) -> Decision | None:
+        """A refusal before matching: PAD, no face, or a quality gate."""
+        if probe.pad is not None and not probe.pad.passed:
+            reason = Reason.PAD_FAILED if probe.pad.reason == "attack" else Reason.INSUFFICIENT_EVIDENCE
+            return reject(reason, **_evidence(probe))
+        if probe.sample is None:
+            gate = probe.failure.gate if probe.failure else QualityGate.NO_FACE
+            reason = Reason.NO_FACE if gate is QualityGate.NO_FACE else Reason.LOW_QUALITY
+            return reject(reason, quality_gate=gate, **_evidence(probe))
+        return None
+
+    def _record(self, decision: Decision, mode: str, source: str) -> Decision:
+        self.audit.append(Event(EventKind.UNLOCK_ATTEMPT, self.clock.now(), actor=decision.user_id,
+                                subject=decision.user_id, outcome=decision.outcome.value,
+                                reason=decision.reason.value, source=source,
+                                data={"method": "face", "mode": mode, "score": decision.score,
+                                      "threshold": decision.threshold, "scores": decision.scores,
+                                      "assurance": decision.assurance.value if decision.assurance else None,
+                                      "quality_gate": decision.quality_gate.value if decision.quality_gate
+                                      else None}))
+        return decision
+
+
+def _spread(capture: Capture, n: int) -> list[Any]:
+    """At most `n` frames spread evenly over the capture."""
+    frames = capture.frames
+    if len(frames) <= n:
+        return list(frames)
+    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
+    return [frames[i] for i in idx]
+
+
+def _evidence(probe: _Probe) -> dict[str, Any]:
+    scores: dict[str, float] = {}
+    assurance = None
+    if probe.pad is not None:
+        scores.update({f"pad.{k}": float(v) for k, v in probe.pad.scores.items()})
+        assurance = probe.pad.assurance
+    if probe.sample is not None:
+        scores.update({f"quality.{k}": v for k, v in probe.sample.quality.as_scores().items()})
+    return {"scores": scores, "timings": dict(probe.timings), "assurance": assurance}
+
+
+def _with(decision: Decision, **changes: Any) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, **changes)

@@ -1,0 +1,58 @@
+"""The composition root: opens the lock's state once and hands the same parts to CLI and service.
+
+`open_runtime(settings)` opens the SQLite store (migrations applied), the
+template vault (finishing any interrupted crypto-erase first), the audit
+chain and PAD, and builds the recognizer on top.  There is no second path:
+`limen serve` and every `limen` command use this.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from limen.audit.event import AuditSink
+from limen.bio.face import FaceEngine
+from limen.bio.templates import TemplateStore
+from limen.capture import Capture
+from limen.config import Settings
+from limen.db import open_db
+from limen.recognition import FaceRecognizer, PadVerdictLike
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    conn: sqlite3.Connection
+    store: TemplateStore
+    audit: AuditSink
+    engine: FaceEngine = field(default_factory=FaceEngine)
+
+    def recognizer(self) -> FaceRecognizer:
+        return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check)
+
+    def close(self) -> None:
+        for part in (self.store, self.audit):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+        self.conn.close()
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    from limen.audit import open_audit
+    from limen.vault import open_template_store
+
+    store = open_template_store(settings)  # first: an interrupted erase completes before anything else
+    conn = open_db(settings.db_path)
+    audit = open_audit(settings)
+    return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend))
+
+
+def pad_check(capture: Capture, purpose: str) -> PadVerdictLike:
+    """Run presentation attack detection for `purpose` ("enrol" is stricter than "verify")."""
+    from limen.pad import Purpose, assess
+
+    verdict: Any = assess(capture, purpose=Purpose.ENROL if purpose == "enrol" else Purpose.VERIFY)
+    return verdict
