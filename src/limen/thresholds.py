@@ -92,3 +92,32 @@ PAD_MAX_BORDER_CUT = 0.10              # share of the face box outside the image
 PAD_MIN_LUMA = 35.0                    # face-crop mean luma (0–255) below which a frame is unusable …
 PAD_MAX_LUMA = 225.0                   # … and above which it is unusable
 PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be usable (else insufficient)
+
+# ---------------------------------------------------------------- audit
+# Operating points of the audit trail and its anomaly rules.  Not calibrated on a
+# dataset: chosen from Matter's lockout defaults and the ISO/IEC 30107 notion of
+# "several attempts"; `limen audit` docs (docs/audit.md) explain each one.
+AUDIT_CHECKPOINT_EVERY = 32            # a signed checkpoint every N records (and at shutdown)
+AUDIT_DATA_MAX_STR = 256               # longest string value allowed in an event's data
+AUDIT_DATA_MAX_ITEMS = 32              # longest list / dict in an event's data (an embedding is > 100)
+AUDIT_CLOCK_BACKWARDS_S = 2.0          # a wall clock this far behind the last record is recorded as a jump
+AUDIT_FAILS_PER_METHOD = {             # consecutive failures of one credential type before an alarm
+    "face": 5, "fingerprint": 5, "pin": 3, "code": 3, "remote": 3, "nfc": 5,
+}
+AUDIT_FAILS_PER_METHOD_DEFAULT = 5     # credential types not listed above
+AUDIT_FAILS_TOTAL = 8                  # consecutive failures of any type before an alarm
+AUDIT_MULTIMODAL_WINDOW_S = 120.0      # failures of several modalities inside this window …
+AUDIT_MULTIMODAL_MIN_METHODS = 2       # … on at least this many credential types …
+AUDIT_MULTIMODAL_MIN_FAILS = 3         # … and at least this many failures in total raise an alarm
+AUDIT_UNUSUAL_HOUR_MIN_HISTORY = 20    # accepted unlocks of a user before the unusual-hour rule fires
+AUDIT_UNUSUAL_HOUR_KAPPA = 8.0         # von Mises concentration of the time-of-day density (≈ 1.4 h)
+AUDIT_UNUSUAL_HOUR_RATIO = 0.10        # density below this fraction of uniform (1/24 h) is unusual
+AUDIT_UNUSUAL_HOUR_HISTORY_MAX = 500   # most recent accepted unlocks kept per user
+AUDIT_DOOR_LEFT_OPEN_S = 120.0         # door open longer than this raises an alarm
+AUDIT_ALARM_GROUP_WINDOW_S = 300.0     # repeats of one alarm (rule + subject) inside this are grouped
+AUDIT_ALARM_GROUP_WINDOW_CRITICAL_S = 60.0  # shorter grouping for critical alarms
+AUDIT_RETRY_BASE_S = 2.0               # first retry of a failed delivery; doubles each time …
+AUDIT_RETRY_MAX_S = 900.0              # … up to this; deliveries are retried forever, never dropped
+AUDIT_DELIVERY_TIMEOUT_S = 5.0         # one delivery attempt (HTTP connect + read) gives up after this
+AUDIT_SIREN_SECONDS = 60.0             # how long the local siren sounds for one alarm
+AUDIT_WEBHOOK_MAX_AGE_S = 300.0        # a signed webhook older than this is refused by the verifier
