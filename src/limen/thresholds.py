@@ -93,6 +93,22 @@ PAD_MIN_LUMA = 35.0                    # face-crop mean luma (0–255) below whi
 PAD_MAX_LUMA = 225.0                   # … and above which it is unusable
 PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be usable (else insufficient)
 
+# ---------------------------------------------------------------- vault
+# Protected face templates: secret orthogonal projection of the 128-d dlib
+# descriptor to VAULT_FACE_BITS sign bits; distance = normalised Hamming
+# (≈ angle between descriptors / π).  Bits chosen with `limen lab protection`
+# on ../shared/data/lfw-subset + pairs-web: 1,024 bits lost ≈0.7 points of EER,
+# 8,192 bits stay within 0.3 points of the raw matcher (docs/vault.md).
+VAULT_FACE_BITS = 8192                 # protected template size (1 KiB)
+VAULT_SEARCH_PREFIX_BITS = 1024        # 1:N first stage ranks everyone on this many bits …
+VAULT_SEARCH_SHORTLIST = 1000          # … and re-ranks this many candidates on all bits
+# Thresholds: raw FACE_MATCH_* mapped to angle/π at the typical descriptor norm
+# (1.42 on lfw-subset): h = 2·asin(d / 2.84) / π; checked by `limen lab protection`.
+VAULT_FACE_MATCH_FMR_1E3 = 0.120       # raw FACE_MATCH_FMR_1E3 = 0.53
+VAULT_FACE_MATCH_FMR_1E4 = 0.110       # raw FACE_MATCH_FMR_1E4 = 0.49
+VAULT_FACE_MATCH_DEFAULT = VAULT_FACE_MATCH_FMR_1E4
+VAULT_ZEROIZE_P99_MS = 5.0             # software-store crypto-erase budget, checked by bench/vault.py
+
 # ---------------------------------------------------------------- audit
 # Operating points of the audit trail and its anomaly rules.  Not calibrated on a
 # dataset: chosen from Matter's lockout defaults and the ISO/IEC 30107 notion of
