@@ -1,1 +1,73 @@
-"""audit."""
+"""The tamper-evident audit trail, its anomaly rules and alarm delivery.
+
+    from limen.audit import Event, EventKind, open_audit
+    audit = open_audit(settings)                 # one shared, thread-safe log per data dir
+    index = audit.append(Event(EventKind.TAMPER, at, source="tamper:case", reason="case_opened"))
+    audit.verify()                               # raises ChainBroken(index, reason)
+
+`open_audit` attaches the anomaly monitor, so appending an event is enough for
+the rules to raise alarms; `raise_alarm(audit, …)` raises one directly; a
+`Dispatcher` (started by the service, or `limen alerts deliver`) delivers them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from limen.audit.alarms import Monitor, raise_alarm
+from limen.audit.anomaly import AnomalyConfig, AnomalyDetector, Finding, Rule, Severity
+from limen.audit.chain import ChainSummary
+from limen.audit.channels import Channel, build_channels, verify_webhook_signature
+from limen.audit.delivery import DeliveryResult, Dispatcher
+from limen.audit.event import AuditSink, Event, EventKind, MemoryAuditSink, attempt_event
+from limen.audit.export import ExportSummary, verify_export
+from limen.audit.keys import load_or_create_key
+from limen.audit.log import AuditLog
+from limen.clock import Clock
+from limen.config import Settings
+
+__all__ = [
+    "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "ChainSummary", "Channel", "DeliveryResult",
+    "Dispatcher", "Event", "EventKind", "ExportSummary", "Finding", "MemoryAuditSink", "Monitor", "Rule",
+    "Severity", "attempt_event", "audit_db_path", "open_audit", "open_dispatcher", "raise_alarm",
+    "verify_export", "verify_webhook_signature",
+]
+
+_OPEN: dict[Path, AuditLog] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def audit_db_path(settings: Settings) -> Path:
+    """`audit.db` in the data directory (separate from `limen.db`: see `limen.audit.schema`)."""
+    return settings.data_dir / "audit.db"
+
+
+def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
+    """The device's audit log, shared per data directory in this process, with its anomaly monitor.
+
+    Creates `audit.db` and the Ed25519 audit key (`keys_dir/audit_ed25519`) on
+    first use.  The returned log is thread-safe; `close()` writes the shutdown
+    checkpoint, after which the next `open_audit` opens a fresh one.
+    """
+    path = audit_db_path(settings).resolve()
+    with _OPEN_LOCK:
+        audit = _OPEN.get(path)
+        if audit is None or audit.closed:
+            key = load_or_create_key(settings.keys_dir)
+            audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock)
+            channels = build_channels(settings.alert_urls, settings.keys_dir)
+            Monitor(audit, channels, clock).attach()
+            _OPEN[path] = audit
+        return audit
+
+
+def open_dispatcher(settings: Settings, audit: AuditLog | None = None, pin_factory: object = None,
+                    clock: Clock | None = None) -> Dispatcher:
+    """A `Dispatcher` over the configured channels (call `.start()` for background delivery)."""
+    audit = audit or open_audit(settings, clock)
+    channels = build_channels(settings.alert_urls, settings.keys_dir, pin_factory)
+    if isinstance(audit.monitor, Monitor):
+        channels = {**channels, **{k: v for k, v in audit.monitor.channels.items() if k not in channels}}
+        audit.monitor.channels = channels
+    return Dispatcher(audit, channels, clock)

@@ -59,3 +59,55 @@ class MemoryAuditSink:
     def append(self, event: Event) -> int:
         self.events.append(event)
         return len(self.events) - 1
+
+
+# ------------------------------------------------------------------ conventions
+# What the anomaly rules read (see docs/audit.md).  Producers should build
+# attempts with `attempt_event` so that every package writes the same fields.
+#   UNLOCK_ATTEMPT  actor=user id or None, subject=credential id, outcome/reason from the
+#                   Decision, data["method"] in METHODS, data["pad"] = "attack" | "bona_fide" | …,
+#                   data["duress"] = True for a duress credential, remote commands carry
+#                   data["device"], data["address"], data["device_known"] (bool)
+#   LOCK_STATE      data["state"] = "locked" | "unlocked" | "jammed"; reason "mechanical_key" for a key turn
+#   DOOR_STATE      data["state"] = "open" | "closed"; reason "forced" when the sensor says so
+#   TAMPER          reason = what tripped, source = "tamper:<source>"
+METHODS = ("face", "fingerprint", "pin", "code", "remote", "nfc", "key")
+
+# Keys that would mean secret or biometric data reached the trail.
+FORBIDDEN_DATA_KEYS = frozenset({
+    "image", "images", "frame", "frames", "rgb", "depth", "ir", "embedding", "embeddings",
+    "template", "templates", "descriptor", "features", "minutiae", "pin", "code", "passcode",
+    "password", "secret", "key", "private_key", "token", "otp", "seed",
+})
+
+
+def attempt_event(
+    decision: Any,
+    at: datetime,
+    method: str,
+    source: str,
+    *,
+    pad: str | None = None,
+    **data: Any,
+) -> Event:
+    """Build the UNLOCK_ATTEMPT event for a `Decision`: ids, scores and reasons only."""
+    d = decision.to_dict()
+    body: dict[str, Any] = {"method": method}
+    for name in ("score", "threshold", "quality_gate", "assurance"):
+        if d.get(name) is not None:
+            body[name] = d[name]
+    if d.get("scores"):
+        body["scores"] = d["scores"]
+    if pad is not None:
+        body["pad"] = pad
+    body.update(data)
+    return Event(
+        kind=EventKind.UNLOCK_ATTEMPT,
+        at=at,
+        actor=d.get("user_id"),
+        subject=d.get("credential_id"),
+        outcome=d["outcome"],
+        reason=d["reason"],
+        source=source,
+        data=body,
+    )

@@ -1,0 +1,351 @@
+"""`AuditLog`: the durable, hash-chained, signed audit trail on SQLite.
+
+`append` writes the record inside `BEGIN IMMEDIATE … COMMIT` on a WAL database
+with `synchronous=FULL`, so it returns only once the record is on disk; the
+chain head is read inside the same transaction, so several threads and
+processes can append safely.  Every `AUDIT_CHECKPOINT_EVERY` records (and on
+`checkpoint()` / `close()`) a checkpoint signed with the device's Ed25519 audit
+key is written in the same transaction as the record it covers.  The class is
+thread-safe: one connection guarded by a re-entrant lock; reads (`verify`,
+`tail`, `export`) use their own connection and never block appends.
+
+Observers (the anomaly monitor) are called after each durable append, under
+the same lock, so they see records in chain order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from limen import thresholds
+from limen.audit.chain import GENESIS, ChainSummary, make_checkpoint, make_record, verify_chain
+from limen.audit.event import FORBIDDEN_DATA_KEYS, Event, EventKind
+from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, known_public_keys
+from limen.audit.schema import AUDIT_DB_MIGRATIONS
+from limen.clock import Clock, SystemClock
+from limen.db import connect
+from limen.errors import AuditError, BadRequest, StorageError
+
+log = logging.getLogger(__name__)
+
+Observer = Callable[[int, Event], None]
+
+_RECORD_COLUMNS = "idx, v, prev, hash, recorded_at, at, kind, actor, subject, outcome, reason, source, data"
+_CHECKPOINT_COLUMNS = "v, idx, hash, at, every, device_id, key_id, signature"
+_SELECT_RECORDS = f"SELECT {_RECORD_COLUMNS} FROM records"  # noqa: S608 (constant column list)
+_SELECT_CHECKPOINTS = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints"  # noqa: S608
+_INSERT_RECORD = f"INSERT INTO records({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+_INSERT_CHECKPOINT = f"INSERT INTO checkpoints({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"  # noqa: S608
+
+
+class AuditLog:
+    """The device's audit chain in `path` (see the module docstring for guarantees)."""
+
+    def __init__(self, path: Path, key: SigningKey, keys_dir: Path, device_id: str,
+                 clock: Clock | None = None, every: int = thresholds.AUDIT_CHECKPOINT_EVERY) -> None:
+        self.path, self.keys_dir, self.device_id, self.every = path, keys_dir, device_id, every
+        self._key, self._clock = key, clock or SystemClock()
+        self._lock = threading.RLock()
+        self._observers: list[Observer] = []
+        self._conn: sqlite3.Connection | None = _open_store(path)
+        self._last_recorded: datetime | None = None
+        self.monitor: Any = None  # the anomaly monitor attached by `open_audit`
+
+    # ------------------------------------------------------------------ writing
+    def append(self, event: Event) -> int:
+        """Append `event` durably and return its index; raise `BadRequest` for secret-looking data."""
+        return self.append_with(event, None)
+
+    def append_with(self, event: Event, extra: Callable[[sqlite3.Connection, int], None] | None) -> int:
+        """`append`, also running `extra(conn, index)` in the same transaction (outbox rows)."""
+        check_event(event)
+        with self._lock:
+            conn = self._live()
+            now = self._clock.now()
+            try:
+                with _immediate(conn):
+                    jump = self._clock_jump(conn, now)
+                    if jump is not None:
+                        self._insert(conn, jump, now)
+                    index = self._insert(conn, event, now)
+                    if extra is not None:
+                        extra(conn, index)
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"{self.path}: audit append failed ({exc})") from exc
+            self._last_recorded = now
+            self._notify(index, event)
+        return index
+
+    def checkpoint(self) -> int | None:
+        """Sign the current head now; return its index (None when the chain is empty)."""
+        with self._lock:
+            conn = self._live()
+            try:
+                with _immediate(conn):
+                    head = conn.execute("SELECT idx, hash FROM records ORDER BY idx DESC LIMIT 1").fetchone()
+                    if head is None:
+                        return None
+                    signed = conn.execute("SELECT MAX(idx) FROM checkpoints").fetchone()[0]
+                    if signed != head["idx"]:
+                        self._sign(conn, head["idx"], head["hash"])
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"{self.path}: audit checkpoint failed ({exc})") from exc
+            return int(head["idx"])
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call `observer(index, event)` after every durable append (anomaly detection)."""
+        with self._lock:
+            self._observers.append(observer)
+
+    def close(self) -> None:
+        """Write the shutdown checkpoint and close; later appends raise `AuditError`."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                self.checkpoint()
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    # ------------------------------------------------------------------ reading
+    def verify(self) -> ChainSummary:
+        """Verify every link, hash, checkpoint signature and spacing; raise `ChainBroken` at the first fault."""
+        with self._reader() as conn:
+            checkpoints = [dict(r) for r in conn.execute(_SELECT_CHECKPOINTS)]
+            for cp in checkpoints:
+                cp["index"] = cp.pop("idx")
+            seen = [-1]
+
+            def tracked() -> Iterator[dict[str, Any]]:
+                for rec in _iter_records(conn.execute(_SELECT_RECORDS + " ORDER BY idx")):
+                    seen[0] = rec["index"]
+                    yield rec
+
+            try:
+                return verify_chain(tracked(), checkpoints, self.public_keys(), self.every)
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"{self.path}: audit database is corrupt after record {seen[0]} ({exc}); "
+                                   "restore it from the last export and verify again") from exc
+
+    def tail(self, n: int = 20) -> list[dict[str, Any]]:
+        """The last `n` records, oldest first."""
+        if n < 0:
+            raise BadRequest("n", "must be ≥ 0")
+        with self._reader() as conn:
+            rows = conn.execute(_SELECT_RECORDS + " ORDER BY idx DESC LIMIT ?", (n,))
+            return list(_iter_records(reversed(rows.fetchall())))
+
+    def records(self, start: int = 0, kinds: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+        """Records from `start` on (optionally only some kinds), oldest first."""
+        with self._reader() as conn:
+            sql, args = _SELECT_RECORDS + " WHERE idx >= ?", [str(start)]
+            if kinds:
+                sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+                args += [str(k) for k in kinds]
+            yield from _iter_records(conn.execute(sql + " ORDER BY idx", args))
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        with self._reader() as conn:
+            rows = conn.execute(_SELECT_CHECKPOINTS + " ORDER BY id").fetchall()
+        out = []
+        for row in rows:
+            cp = dict(row)
+            cp["index"] = cp.pop("idx")
+            out.append(cp)
+        return out
+
+    def count(self) -> int:
+        with self._reader() as conn:
+            row = conn.execute("SELECT MAX(idx) FROM records").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def public_keys(self) -> dict[str, Any]:
+        keys = known_public_keys(self.keys_dir, AUDIT_KEY_NAME)
+        keys[self._key.key_id] = self._key.public
+        return keys
+
+    @property
+    def key(self) -> SigningKey:
+        return self._key
+
+    def export(self, path: Path) -> int:
+        """Write the whole trail as verifiable JSON lines (see `limen.audit.export`); return the record count."""
+        from limen.audit.export import export_log
+
+        return export_log(self, path)
+
+    # ------------------------------------------------------------------ internals
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise AuditError("audit log is closed")
+        return self._conn
+
+    def _insert(self, conn: sqlite3.Connection, event: Event, now: datetime) -> int:
+        head = conn.execute("SELECT idx, hash FROM records ORDER BY idx DESC LIMIT 1").fetchone()
+        index, prev = (0, GENESIS) if head is None else (head["idx"] + 1, head["hash"])
+        rec = make_record(event, index, prev, now.isoformat())
+        conn.execute(
+            _INSERT_RECORD,
+            (index, rec["v"], prev, rec["hash"], rec["recorded_at"], rec["at"], rec["kind"], rec["actor"],
+             rec["subject"], rec["outcome"], rec["reason"], rec["source"], _json(rec["data"])),
+        )
+        signed = conn.execute("SELECT MAX(idx) FROM checkpoints").fetchone()[0]
+        if index - (-1 if signed is None else signed) >= self.every:
+            self._sign(conn, index, rec["hash"])
+        return int(index)
+
+    def _sign(self, conn: sqlite3.Connection, index: int, hash_: str) -> None:
+        cp = make_checkpoint(self._key, self.device_id, index, hash_, self._clock.now().isoformat(), self.every)
+        conn.execute(
+            _INSERT_CHECKPOINT,
+            (cp["v"], index, hash_, cp["at"], cp["every"], cp["device_id"], cp["key_id"], cp["signature"]),
+        )
+
+    def _clock_jump(self, conn: sqlite3.Connection, now: datetime) -> Event | None:
+        last = self._last_recorded
+        if last is None:
+            row = conn.execute("SELECT recorded_at FROM records ORDER BY idx DESC LIMIT 1").fetchone()
+            last = datetime.fromisoformat(row[0]) if row else None
+        if last is None or (last - now).total_seconds() <= thresholds.AUDIT_CLOCK_BACKWARDS_S:
+            return None
+        return Event(EventKind.SYSTEM, at=now, actor="system", reason="clock_jumped_backwards",
+                     source="audit", data={"previous": last.isoformat(), "now": now.isoformat()})
+
+    def _notify(self, index: int, event: Event) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(index, event)
+            except Exception:  # an observer must never lose or block the record
+                log.exception("audit observer failed on record %d", index)
+
+    class _ReaderCtx:
+        def __init__(self, path: Path) -> None:
+            self.path = path
+            self.conn: sqlite3.Connection | None = None
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn = connect(self.path)
+            try:
+                self.conn.execute("BEGIN")  # one snapshot for records and checkpoints
+            except sqlite3.DatabaseError as exc:
+                self.conn.close()
+                raise StorageError(f"{self.path}: audit database is unreadable ({exc})") from exc
+            return self.conn
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            assert self.conn is not None
+            self.conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StorageError(f"{self.path}: audit database is unreadable or corrupt ({exc})") from exc
+
+    def _reader(self) -> AuditLog._ReaderCtx:
+        return AuditLog._ReaderCtx(self.path)
+
+
+# ---------------------------------------------------------------------- helpers
+def check_event(event: Event) -> None:
+    """Refuse events that could carry secrets or biometric data, or that cannot be chained."""
+    if not isinstance(event.kind, EventKind):
+        raise BadRequest("kind", f"unknown event kind {event.kind!r}")
+    if event.at.tzinfo is None:
+        raise BadRequest("at", "must be timezone-aware")
+    for name in ("actor", "subject", "outcome", "reason", "source"):
+        value = getattr(event, name)
+        if value is not None and (not isinstance(value, str) or len(value) > thresholds.AUDIT_DATA_MAX_STR):
+            raise BadRequest(name, f"must be a string of at most {thresholds.AUDIT_DATA_MAX_STR} characters")
+    _check_value("data", event.data)
+
+
+def _check_value(where: str, value: Any) -> None:
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadRequest(where, "numbers must be finite")
+        return
+    if isinstance(value, str):
+        if len(value) > thresholds.AUDIT_DATA_MAX_STR:
+            raise BadRequest(where, f"strings are limited to {thresholds.AUDIT_DATA_MAX_STR} characters")
+        return
+    if isinstance(value, list | tuple | dict) and len(value) > thresholds.AUDIT_DATA_MAX_ITEMS:
+        raise BadRequest(where, f"at most {thresholds.AUDIT_DATA_MAX_ITEMS} items (no biometric vectors)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise BadRequest(where, "keys must be strings")
+            if key.lower() in FORBIDDEN_DATA_KEYS:
+                raise BadRequest(f"{where}.{key}", "secret or biometric data must not enter the audit trail")
+            _check_value(f"{where}.{key}", item)
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_value(f"{where}[{i}]", item)
+        return
+    raise BadRequest(where, f"{type(value).__name__} is not allowed (ids, numbers and reasons only)")
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _iter_records(rows: Any) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        rec = dict(row)
+        rec["index"] = rec.pop("idx")
+        try:
+            rec["data"] = json.loads(rec["data"])
+        except (TypeError, ValueError):
+            rec["data"] = {"__unparseable__": str(rec["data"])[:64]}
+        yield rec
+
+
+class _immediate:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+def _open_store(path: Path) -> sqlite3.Connection:
+    """Open `audit.db` with Limen's durability settings and apply `AUDIT_DB_MIGRATIONS`."""
+    conn = connect(path)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER)")
+        row = conn.execute("SELECT version FROM schema_versions WHERE component = 'audit'").fetchone()
+        current = row[0] if row else 0
+        if current > len(AUDIT_DB_MIGRATIONS):
+            raise StorageError(f"{path}: audit schema v{current} is newer than this Limen")
+        for version, script in enumerate(AUDIT_DB_MIGRATIONS[current:], start=current + 1):
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script};\n"
+                f"INSERT OR REPLACE INTO schema_versions(component, version) VALUES('audit', {version});\nCOMMIT;"
+            )
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+        raise StorageError(f"{path}: audit database is unreadable or corrupt ({exc})") from exc
+    return conn
