@@ -1,0 +1,466 @@
+"""`evaluate(attempt, state, at) → Decision`: who may open the door, now.
+
+Pure: no I/O, the time is passed in, the state is a value.  `judge` returns the
+same `Decision` plus the `Update` (counters, uses, alarms) the store must
+persist atomically; `evaluate` is `judge(...).decision`.
+
+The rule table, checked in this order (first failing rule decides):
+
+    1  mechanical key            always recorded as opening (it is physical);
+                                 offline uses over the limit → alarm + owner re-auth
+    2  lockdown                  LOCKDOWN, except an owner-authorised remote command
+    3  operating mode            MODE_FORBIDS (vacation/privacy: local; privacy/
+                                 no-remote: remote); passage opens local attempts
+    4  keypad lockout            LOCKED_OUT for PIN / code / RFID, even if valid
+    5  biometric failures        PIN_REQUIRED for biometrics without a PIN
+    6  each factor               UNKNOWN_CREDENTIAL, NO_MATCH, PAD_FAILED,
+                                 REMOTE_NOT_AUTHORISED, PIN_REQUIRED (remote)
+    7  offline code              CODE_CLEARED, CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED,
+                                 CODE_REPLAYED, CREDENTIAL_EXHAUSTED
+    8  user                      UNKNOWN_USER, DISABLED_USER (disabled, non-access),
+                                 MODE_FORBIDS (remote-only user at the door)
+    9  schedule                  OUTSIDE_SCHEDULE
+    10 credentials               CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED (window,
+                                 expiring after first use, PIN too old),
+                                 CREDENTIAL_EXHAUSTED (max uses, backup offline uses)
+    11 credential rule           SECOND_FACTOR_MISSING
+    12 strong-auth age           PIN_REQUIRED when a biometric-only opening comes
+                                 more than STRONG_AUTH_MAX_AGE_H after the PIN was used
+    13 owner re-authorisation    OWNER_REAUTH_REQUIRED for anyone but an owner
+    14 open                      DURESS for a forced user (silent alarm), else GRANTED
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from limen.access import lockout, offline, pins
+from limen.access.attempt import (
+    Attempt,
+    CodeEntry,
+    FaceEvidence,
+    Factor,
+    FingerprintEvidence,
+    KeyTurn,
+    PinEntry,
+    RemoteCommand,
+    RfidEntry,
+)
+from limen.access.model import (
+    BIOMETRIC_TYPES,
+    AccessState,
+    AccessUser,
+    CodeUse,
+    Credential,
+    CredentialType,
+    LockoutState,
+    OperatingMode,
+    PermissionLevel,
+    UserStatus,
+    UserType,
+)
+from limen.access.schedules import effective_mode, schedule_allows, zone
+from limen.decision import Assurance, Decision, Reason, accept, reject
+
+MECHANICAL_KEY_ID = "mechanical-key"
+
+
+@dataclass(frozen=True)
+class Update:
+    """What the store persists after an attempt (all in one transaction)."""
+
+    lockout: LockoutState | None = None
+    credentials_used: tuple[str, ...] = ()
+    pin_used_by: str | None = None
+    code_use: CodeUse | None = None
+    revoke_code: str | None = None
+    key_offline_uses: int | None = None
+    owner_reauth_required: bool | None = None
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    decision: Decision
+    update: Update = field(default_factory=Update)
+
+
+@dataclass(frozen=True)
+class _Match:
+    user_id: str
+    credential: Credential
+    grant: offline.OfflineGrant | None = None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: Reason
+    keypad: bool = False
+    biometric: bool = False
+    detail: str = ""
+
+
+class _Context:
+    """Scores and ids collected while judging, for the Decision."""
+
+    def __init__(self, attempt: Attempt, state: AccessState, at: datetime) -> None:
+        self.attempt, self.state, self.at = attempt, state, at
+        self.scores: dict[str, float] = {}
+        self.score: float | None = None
+        self.threshold: float | None = None
+        self.assurance: Assurance | None = None
+        for factor in attempt.factors:
+            if isinstance(factor, FaceEvidence):
+                self.scores.update(factor.scores)
+                self.score, self.threshold, self.assurance = factor.distance, factor.threshold, factor.assurance
+            elif isinstance(factor, FingerprintEvidence):
+                self.score, self.threshold, self.assurance = factor.score, factor.threshold, factor.assurance
+
+    def decide(self, ok: bool, reason: Reason, user: AccessUser | None = None,
+               credential_id: str | None = None, detail: str = "", lock: LockoutState | None = None) -> Decision:
+        lock = lock or self.state.lockout
+        scores = dict(self.scores)
+        scores["wrong_code_count"] = float(lock.wrong_code_count)
+        scores["bio_fail_count"] = float(lock.bio_fail_count)
+        remaining = lockout.remaining_s(lock, self.at)
+        if remaining:
+            scores["lockout_remaining_s"] = remaining
+        kwargs: dict[str, Any] = {
+            "user_id": user.user_id if user else None,
+            "user_name": user.name if user else None,
+            "credential_id": credential_id,
+            "score": self.score,
+            "threshold": self.threshold,
+            "assurance": self.assurance,
+            "scores": scores,
+            "detail": detail,
+        }
+        return accept(reason, **kwargs) if ok else reject(reason, **kwargs)
+
+
+def evaluate(attempt: Attempt, state: AccessState, at: datetime) -> Decision:
+    """Decide `attempt` against `state` at `at`; see the module's rule table."""
+    return judge(attempt, state, at).decision
+
+
+def judge(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
+    """The Decision and the state Update it implies (pure)."""
+    ctx = _Context(attempt, state, at)
+    if not attempt.factors:
+        return Judgement(ctx.decide(False, Reason.UNKNOWN_CREDENTIAL, detail="no credential presented"))
+    if any(isinstance(f, KeyTurn) for f in attempt.factors):
+        return _mechanical_key(ctx)
+    remote = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
+    local = [f for f in attempt.factors if not isinstance(f, RemoteCommand)]
+    owner_recovery = bool(remote) and _owner_authorised(remote[0], state)
+    if state.lockdown and not owner_recovery:
+        return Judgement(ctx.decide(False, Reason.LOCKDOWN, detail="tamper lockdown"))
+    refused = _mode_refusal(ctx, bool(remote), bool(local))
+    if refused is not None:
+        return refused
+    keypad = [f for f in local if isinstance(f, PinEntry | CodeEntry | RfidEntry)]
+    if keypad and lockout.is_locked_out(state.lockout, at):
+        return Judgement(ctx.decide(False, Reason.LOCKED_OUT, detail="keypad disabled after wrong codes"))
+    biometric = [f for f in local if isinstance(f, FaceEvidence | FingerprintEvidence)]
+    has_pin = any(isinstance(f, PinEntry) for f in local)
+    if biometric and not has_pin and lockout.pin_required_by_failures(state.lockout, state.config):
+        return Judgement(ctx.decide(False, Reason.PIN_REQUIRED, detail="too many biometric failures"))
+    return _resolve(ctx)
+
+
+def _mechanical_key(ctx: _Context) -> Judgement:
+    state = ctx.state
+    if state.online:
+        return Judgement(ctx.decide(True, Reason.GRANTED, credential_id=MECHANICAL_KEY_ID, detail="mechanical key"))
+    uses = state.key_offline_uses + 1
+    over = uses >= state.config.mechanical_key_offline_limit
+    update = Update(
+        key_offline_uses=uses,
+        owner_reauth_required=True if over else None,
+        alarms=("mechanical_key_offline_limit",) if over else (),
+    )
+    detail = f"mechanical key while offline ({uses}/{state.config.mechanical_key_offline_limit})"
+    return Judgement(ctx.decide(True, Reason.GRANTED, credential_id=MECHANICAL_KEY_ID, detail=detail), update)
+
+
+def _owner_authorised(command: RemoteCommand, state: AccessState) -> bool:
+    user = state.users.get(command.user_id)
+    return command.authorised and user is not None and user.permission is PermissionLevel.OWNER
+
+
+def _mode_refusal(ctx: _Context, remote: bool, local: bool) -> Judgement | None:
+    mode = effective_mode(ctx.state.mode, ctx.state.holidays, ctx.at)
+    if remote and mode in (OperatingMode.NO_REMOTE_LOCK_UNLOCK, OperatingMode.PRIVACY):
+        return Judgement(ctx.decide(False, Reason.MODE_FORBIDS, detail=f"{mode.value} mode: no remote unlock"))
+    if local and mode in (OperatingMode.VACATION, OperatingMode.PRIVACY):
+        return Judgement(ctx.decide(False, Reason.MODE_FORBIDS, detail=f"{mode.value} mode: no local unlock"))
+    if local and not remote and mode is OperatingMode.PASSAGE:
+        return Judgement(ctx.decide(True, Reason.GRANTED, detail="passage mode"))
+    return None
+
+
+# ------------------------------------------------------------------ factors
+
+
+def _resolve(ctx: _Context) -> Judgement:
+    outcomes = [_resolve_factor(f, ctx) for f in ctx.attempt.factors]
+    clears = [o for o in outcomes if isinstance(o, offline.ClearRequest)]
+    if clears:
+        return _cleared(ctx, clears[0])
+    failures = [o for o in outcomes if isinstance(o, _Failure)]
+    if failures:
+        return _failed(ctx, failures)
+    matches = [o for o in outcomes if isinstance(o, _Match)]
+    users = {m.user_id for m in matches}
+    if len(users) != 1:
+        return Judgement(ctx.decide(False, Reason.UNKNOWN_CREDENTIAL, detail="factors name different users"))
+    codes = [m for m in matches if m.grant is not None]
+    if codes:
+        refused = _code_refusal(ctx, codes[0])
+        if refused is not None:
+            return refused
+    return _authorise(ctx, matches)
+
+
+def _resolve_factor(factor: Factor, ctx: _Context) -> _Match | _Failure | offline.ClearRequest:
+    if isinstance(factor, PinEntry):
+        return _resolve_pin(factor.digits, ctx.state)
+    if isinstance(factor, CodeEntry):
+        return _resolve_code(factor.digits, ctx)
+    if isinstance(factor, RfidEntry):
+        return _resolve_rfid(factor.uid, ctx.state)
+    if isinstance(factor, FaceEvidence):
+        return _resolve_biometric(CredentialType.FACE, factor.user_id, factor.pad_passed,
+                                  factor.distance is not None and factor.threshold is not None
+                                  and factor.distance <= factor.threshold, ctx.state)
+    if isinstance(factor, FingerprintEvidence):
+        return _resolve_biometric(CredentialType.FINGERPRINT, factor.user_id, factor.pad_passed,
+                                  factor.score is not None and factor.threshold is not None
+                                  and factor.score >= factor.threshold, ctx.state)
+    if isinstance(factor, RemoteCommand):
+        return _resolve_remote(factor, ctx.state)
+    return _Failure(Reason.UNKNOWN_CREDENTIAL)
+
+
+def _active(state: AccessState, ctype: CredentialType) -> list[Credential]:
+    return [c for c in state.credentials if c.type is ctype]
+
+
+def find_pin(digits: str, state: AccessState, user_id: str | None = None) -> Credential | None:
+    """The stored PIN credential `digits` contains (anti-peep windows), or None.
+
+    Hashes every candidate window once and compares it with every stored PIN in
+    constant time, without stopping early.
+    """
+    stored = [c for c in _active(state, CredentialType.PIN) if user_id is None or c.user_id == user_id]
+    if not digits.isascii() or not digits.isdigit() or not stored:
+        return None
+    found: Credential | None = None
+    for candidate in pins.entry_candidates(digits, {c.pin_length or 0 for c in stored}):
+        digest = pins.hash_pin(candidate, state.pin_salt)
+        for cred in stored:
+            if pins.same_hash(digest, cred.secret) and cred.pin_length == len(candidate) and found is None:
+                found = cred
+    return found
+
+
+def _resolve_pin(digits: str, state: AccessState, user_id: str | None = None) -> _Match | _Failure:
+    found = find_pin(digits, state, user_id)
+    if found is None:
+        return _Failure(Reason.UNKNOWN_CREDENTIAL, keypad=True, detail="wrong PIN")
+    return _Match(found.user_id, found)
+
+
+def _resolve_code(digits: str, ctx: _Context) -> _Match | _Failure | offline.ClearRequest:
+    for cred in _active(ctx.state, CredentialType.OFFLINE_CODE):
+        result = offline.verify(cred.secret, digits, ctx.at)
+        if isinstance(result, offline.ClearRequest):
+            return result
+        if result is not None:
+            return _Match(cred.user_id, cred, result)
+    return _Failure(Reason.UNKNOWN_CREDENTIAL, keypad=True, detail="wrong code")
+
+
+def rfid_digest(uid: str, salt: bytes) -> bytes:
+    """What is stored for an RFID tag: HMAC-SHA256 of its normalised UID under the lock's salt."""
+    return hmac.new(salt, uid.strip().lower().encode("utf-8"), hashlib.sha256).digest()
+
+
+def _resolve_rfid(uid: str, state: AccessState) -> _Match | _Failure:
+    digest = rfid_digest(uid, state.pin_salt)
+    found = [c for c in _active(state, CredentialType.RFID) if hmac.compare_digest(digest, c.secret)]
+    if not found:
+        return _Failure(Reason.UNKNOWN_CREDENTIAL, keypad=True, detail="unknown tag")
+    return _Match(found[0].user_id, found[0])
+
+
+def _resolve_biometric(ctype: CredentialType, user_id: str | None, pad_passed: bool, matched: bool,
+                       state: AccessState) -> _Match | _Failure:
+    if not pad_passed:
+        return _Failure(Reason.PAD_FAILED, biometric=True, detail=f"{ctype.value}: presentation attack suspected")
+    if user_id is None or not matched:
+        return _Failure(Reason.NO_MATCH, biometric=True, detail=f"{ctype.value}: no match")
+    explicit = state.credentials_of(user_id, ctype)
+    cred = explicit[0] if explicit else Credential(id=f"{ctype.value}:{user_id}", user_id=user_id, type=ctype, index=0)
+    return _Match(user_id, cred)
+
+
+def _resolve_remote(command: RemoteCommand, state: AccessState) -> _Match | _Failure:
+    if not _owner_authorised(command, state):
+        return _Failure(Reason.REMOTE_NOT_AUTHORISED, detail="remote unlock needs an owner's signed command")
+    remote_cred = Credential(id=f"remote:{command.device}", user_id=command.user_id,
+                             type=CredentialType.PIN, index=0)
+    if not state.config.require_pin_for_remote:
+        return _Match(command.user_id, remote_cred)
+    if command.pin is None:
+        return _Failure(Reason.PIN_REQUIRED, detail="remote unlock requires the owner's PIN")
+    return _resolve_pin(command.pin, state, user_id=command.user_id)
+
+
+def _failed(ctx: _Context, failures: list[_Failure]) -> Judgement:
+    first = failures[0]
+    lock = ctx.state.lockout
+    if any(f.keypad for f in failures):
+        lock = lockout.after_wrong_code(lock, ctx.state.config, ctx.at)
+    if any(f.biometric for f in failures):
+        lock = lockout.after_bio_failure(lock)
+    return Judgement(ctx.decide(False, first.reason, detail=first.detail, lock=lock), Update(lockout=lock))
+
+
+# ------------------------------------------------------------------ offline codes
+
+
+def _code_refusal(ctx: _Context, match: _Match) -> Judgement | None:
+    grant = match.grant
+    assert grant is not None
+    state, at = ctx.state, ctx.at
+    cid = f"code:{grant.code_id}"
+    if grant.code_id in state.revoked_codes:
+        return Judgement(ctx.decide(False, Reason.CREDENTIAL_REVOKED, credential_id=cid, detail="code revoked"))
+    if not grant.start <= at < grant.end:
+        return Judgement(ctx.decide(False, Reason.CREDENTIAL_EXPIRED, credential_id=cid, detail="outside code window"))
+    uses = [u for u in state.code_uses if u.code_id == grant.code_id]
+    if grant.kind is offline.CodeKind.SINGLE_USE and uses:
+        return Judgement(ctx.decide(False, Reason.CODE_REPLAYED, credential_id=cid, detail="code already used"))
+    if grant.uses_per_day is not None:
+        today = [u for u in uses if u.at.date() == at.date()]
+        if len(today) >= grant.uses_per_day:
+            return Judgement(ctx.decide(False, Reason.CREDENTIAL_EXHAUSTED, credential_id=cid,
+                                        detail="daily quota used"))
+    return None
+
+
+def _cleared(ctx: _Context, request: offline.ClearRequest) -> Judgement:
+    update = Update(revoke_code=request.target_id)
+    return Judgement(ctx.decide(False, Reason.CODE_CLEARED, credential_id=f"code:{request.target_id}",
+                                detail="offline code revoked"), update)
+
+
+# ------------------------------------------------------------------ the user and their credentials
+
+
+def _authorise(ctx: _Context, matches: list[_Match]) -> Judgement:
+    state = ctx.state
+    user = state.users.get(matches[0].user_id)
+    cred_id = "+".join(m.credential.id if m.grant is None else f"code:{m.grant.code_id}" for m in matches)
+    if user is None:
+        return Judgement(ctx.decide(False, Reason.UNKNOWN_USER, credential_id=cred_id))
+    refusal = _user_refusal(ctx, user, matches)
+    if refusal is None:
+        refusal = _credential_refusal(ctx, user, matches)
+    if refusal is not None:
+        reason, detail = refusal
+        return Judgement(ctx.decide(False, reason, user, cred_id, detail))
+    return _granted(ctx, user, matches, cred_id)
+
+
+def _user_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) -> tuple[Reason, str] | None:
+    state, at = ctx.state, ctx.at
+    remote = any(isinstance(f, RemoteCommand) for f in ctx.attempt.factors)
+    if user.status is not UserStatus.ENABLED:
+        return Reason.DISABLED_USER, f"user is {user.status.value}"
+    if user.user_type is UserType.NON_ACCESS:
+        return Reason.DISABLED_USER, "non-access user"
+    if user.user_type is UserType.REMOTE_ONLY and not remote:
+        return Reason.MODE_FORBIDS, "remote-only user"
+    if any(m.grant is not None for m in matches) and not user.permission.programs:
+        return Reason.DISABLED_USER, "code issuer no longer programs this lock"
+    week = [s for s in state.week_days if s.user_id == user.user_id]
+    year = [s for s in state.year_days if s.user_id == user.user_id]
+    if not schedule_allows(user, week, year, at, zone(state.config.timezone)):
+        return Reason.OUTSIDE_SCHEDULE, ""
+    return None
+
+
+def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) -> tuple[Reason, str] | None:
+    state, at = ctx.state, ctx.at
+    for m in matches:
+        c = m.credential
+        if m.grant is not None:
+            continue
+        if c.revoked:
+            return Reason.CREDENTIAL_REVOKED, f"{c.type.value} revoked"
+        if (c.valid_from and at < c.valid_from) or (c.valid_until and at >= c.valid_until):
+            return Reason.CREDENTIAL_EXPIRED, f"{c.type.value} outside its validity window"
+        if c.expire_after_first_use_s is not None and c.first_used_at is not None \
+                and at >= c.first_used_at + timedelta(seconds=c.expire_after_first_use_s):
+            return Reason.CREDENTIAL_EXPIRED, f"{c.type.value} expired after first use"
+        if c.max_uses is not None and c.uses >= c.max_uses:
+            return Reason.CREDENTIAL_EXHAUSTED, f"{c.type.value} used {c.uses} of {c.max_uses} times"
+        if c.backup and not state.online and c.offline_max_uses is not None and c.offline_uses >= c.offline_max_uses:
+            return Reason.CREDENTIAL_EXHAUSTED, "backup PIN: offline uses exhausted"
+        if c.type is CredentialType.PIN and user.pin_max_age_days is not None and c.created_at is not None \
+                and at >= c.created_at + timedelta(days=user.pin_max_age_days):
+            return Reason.CREDENTIAL_EXPIRED, "PIN too old: the owner requires a new one"
+    types = {m.credential.type for m in matches}
+    if len(types) < user.credential_rule.factors:
+        return Reason.SECOND_FACTOR_MISSING, f"{user.credential_rule.value} rule needs {user.credential_rule.factors}"
+    if types <= BIOMETRIC_TYPES and _strong_auth_stale(state, user, at):
+        return Reason.PIN_REQUIRED, f"PIN not used for {state.config.strong_auth_max_age_h} h"
+    if state.owner_reauth_required and user.permission is not PermissionLevel.OWNER:
+        return Reason.OWNER_REAUTH_REQUIRED, "mechanical key alarm: an owner must open once"
+    return None
+
+
+def _strong_auth_stale(state: AccessState, user: AccessUser, at: datetime) -> bool:
+    user_pins = state.credentials_of(user.user_id, CredentialType.PIN)
+    if not user_pins:
+        return False
+    created = [c.created_at for c in user_pins if c.created_at is not None]
+    last = user.last_pin_at or (max(created) if created else None)
+    if last is None:
+        return True
+    return at - last > timedelta(hours=state.config.strong_auth_max_age_h)
+
+
+def _granted(ctx: _Context, user: AccessUser, matches: list[_Match], cred_id: str) -> Judgement:
+    state, at = ctx.state, ctx.at
+    lock = state.lockout
+    types = {m.credential.type for m in matches}
+    if any(isinstance(f, PinEntry | CodeEntry | RfidEntry) for f in ctx.attempt.factors):
+        lock = lockout.after_keypad_success(lock)
+    if types & BIOMETRIC_TYPES:
+        lock = lockout.after_bio_success(lock)
+    pin_used = any(isinstance(f, PinEntry) for f in ctx.attempt.factors) or any(
+        isinstance(f, RemoteCommand) and f.pin for f in ctx.attempt.factors
+    )
+    stored = tuple(m.credential.id for m in matches if m.grant is None and m.credential.index > 0)
+    grant = next((m.grant for m in matches if m.grant is not None), None)
+    duress = user.user_type is UserType.FORCED
+    reauth_cleared = state.owner_reauth_required and user.permission is PermissionLevel.OWNER
+    update = Update(
+        lockout=lock,
+        credentials_used=stored,
+        pin_used_by=user.user_id if pin_used else None,
+        code_use=CodeUse(grant.code_id, at) if grant else None,
+        owner_reauth_required=False if reauth_cleared else None,
+        key_offline_uses=0 if reauth_cleared else None,
+        alarms=("duress",) if duress else (),
+    )
+    reason = Reason.DURESS if duress else Reason.GRANTED
+    return Judgement(ctx.decide(True, reason, user, cred_id, lock=lock), update)
+
