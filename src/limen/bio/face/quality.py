@@ -64,12 +64,12 @@ def failed_gate(report: QualityReport) -> QualityGate | None:
         return QualityGate.TOO_SMALL
     if report.yaw > thresholds.QUALITY_MAX_YAW:
         return QualityGate.HEAD_TURNED
-    if report.sharpness < thresholds.QUALITY_MIN_SHARPNESS:
-        return QualityGate.BLURRED
     if report.brightness < thresholds.QUALITY_MIN_BRIGHTNESS:
         return QualityGate.UNDEREXPOSED
     if report.brightness > thresholds.QUALITY_MAX_BRIGHTNESS:
         return QualityGate.OVEREXPOSED
+    if report.sharpness < thresholds.QUALITY_MIN_SHARPNESS:  # after exposure: contrast lowers the Laplacian too
+        return QualityGate.BLURRED
     return None
 
 

@@ -1,0 +1,130 @@
+"""Hostile and odd images: each a clear `BadImage` naming the file, or a correct RGB array."""
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from limen.capture import load_capture, load_image
+from limen.capture.sources import decode_image_bytes
+from limen.errors import BadImage
+
+
+def _save(img: Image.Image, path: Path, **kw: object) -> Path:
+    img.save(path, **kw)
+    return path
+
+
+def _png_bomb(path: Path, side: int = 20_000) -> Path:
+    """A valid 1-bit PNG of side×side pixels that compresses to a few tens of KB."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + side // 8)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_rgb_jpeg_round_trip(tmp_path: Path) -> None:
+    arr = np.zeros((30, 40, 3), np.uint8)
+    arr[..., 0] = 200
+    out = load_image(_save(Image.fromarray(arr), tmp_path / "a.png"))
+    assert out.shape == (30, 40, 3) and out.dtype == np.uint8 and out[0, 0, 0] == 200
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "RGBA", "LA", "I;16"])
+def test_odd_modes_become_8bit_rgb(tmp_path: Path, mode: str) -> None:
+    if mode == "I;16":
+        img = Image.fromarray(np.full((20, 20), 40000, np.uint16))
+        path = _save(img, tmp_path / "a.png")
+    else:
+        img = Image.new("RGB", (20, 20), (10, 120, 250)).convert(mode)
+        path = _save(img, tmp_path / ("a.tiff" if mode == "CMYK" else "a.png"))
+    out = load_image(path)
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    assert out.max() > 0
+
+
+def test_exif_rotation_is_applied(tmp_path: Path) -> None:
+    img = Image.new("RGB", (60, 40), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "r.jpg"
+    img.save(path, exif=exif.tobytes())
+    assert load_image(path).shape == (60, 40, 3)  # upright: height 60, width 40
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(b"GIF89a not really"), "not an image"),
+        (lambda p: p.write_text("hello, I am text"), "not an image"),
+    ],
+)
+def test_bad_files_name_file_and_reason(tmp_path: Path, make, reason: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.jpg"
+    make(path)
+    with pytest.raises(BadImage) as err:
+        load_image(path)
+    assert err.value.path == str(path) and reason in err.value.reason
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)).save(buf, "JPEG")
+    path = tmp_path / "t.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
+    with pytest.raises(BadImage, match="t.jpg"):
+        load_image(path)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = _png_bomb(tmp_path / "bomb.png")
+    assert path.stat().st_size < 2_000_000
+    with pytest.raises(BadImage, match="too large"):
+        load_image(path)
+    with pytest.raises(BadImage, match="too large"):
+        decode_image_bytes(path.read_bytes(), "bomb.png")
+
+
+def test_directory_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(BadImage, match="directory"):
+        load_image(tmp_path)
+    with pytest.raises(BadImage, match="no such file"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_folder_of_frames_and_empty_folder(tmp_path: Path) -> None:
+    for i in range(3):
+        _save(Image.new("RGB", (16, 12), (i * 50, 0, 0)), tmp_path / f"f{i}.png")
+    cap = load_capture(tmp_path)
+    assert len(cap.frames) == 3 and cap.is_video
+    assert [int(f.rgb[0, 0, 0]) for f in cap.frames] == [0, 50, 100]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadImage, match="no image frames"):
+        load_capture(empty)
+
+
+def test_video_file_frames(tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for i in range(5):
+        writer.write(np.full((24, 32, 3), i * 40, np.uint8))
+    writer.release()
+    cap = load_capture(path)
+    assert len(cap.frames) == 5 and cap.frames[0].rgb.shape == (24, 32, 3)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(BadImage):
+        load_capture(broken)

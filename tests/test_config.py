@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from limen.config import KeyStoreKind, load_settings
+from limen.errors import ConfigError
+
+
+def test_defaults_are_embedded(data_dir: Path) -> None:
+    s = load_settings(data_dir)
+    assert s.db_path == data_dir / "limen.db"
+    assert s.keystore is KeyStoreKind.SOFTWARE
+    assert s.pkcs11_pin is None  # never a default PIN
+    assert data_dir.is_dir()
+
+
+def test_toml_file_then_environment_wins(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "limen.toml").write_text('[limen]\nport = 9000\ndevice_id = "front-door"\n')
+    assert load_settings(data_dir).port == 9000
+    monkeypatch.setenv("LIMEN_PORT", "9100")
+    s = load_settings(data_dir)
+    assert s.port == 9100 and s.device_id == "front-door"
+
+
+@pytest.mark.parametrize("text", ['[limen]\nport = 70000\n', '[limen]\nunknown_key = 1\n', "[limen\nport=1"])
+def test_invalid_settings_are_one_clear_error(data_dir: Path, text: str) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "limen.toml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir)
+    assert "port" in str(err.value) or "unknown_key" in str(err.value) or "limen.toml" in str(err.value)
+
+
+def test_unwritable_data_dir_is_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError):
+        load_settings(blocker / "sub")

@@ -1,0 +1,148 @@
+"""Enrol, verify and identify on real faces through the TemplateStore interface."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from limen.audit.event import EventKind, MemoryAuditSink
+from limen.bio.templates import InMemoryTemplateStore, Modality
+from limen.capture import Capture, load_capture
+from limen.db import open_db
+from limen.decision import Assurance, Reason
+from limen.errors import BadImage, BadRequest, Conflict, ConsentRequired
+from limen.people import Consent, list_people
+from limen.recognition import EnrolmentRefused, FaceRecognizer
+from tests.conftest import shared
+
+CONSENT = Consent("open the front door", 365)
+
+
+@dataclass
+class FakeVerdict:
+    passed: bool
+    reason: str = "bona_fide"
+    assurance: Assurance = Assurance.MEDIUM
+    scores: dict[str, float] = field(default_factory=lambda: {"texture": 0.9})
+
+
+class FakePad:
+    """Says 'attack' for any capture whose source contains 'spoof'."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, capture: Capture, purpose: str) -> FakeVerdict:
+        self.calls.append(purpose)
+        if "spoof" in capture.source:
+            return FakeVerdict(False, "attack", scores={"texture": 0.1})
+        return FakeVerdict(True)
+
+
+def lfw(name: str, *numbers: int) -> list[Capture]:
+    return [load_capture(shared("lfw-subset", name, f"{name}_{n:04d}.jpg")) for n in numbers]
+
+
+@pytest.fixture
+def rec(tmp_path: Path) -> FaceRecognizer:
+    return FaceRecognizer(open_db(tmp_path / "l.db"), InMemoryTemplateStore(), MemoryAuditSink(), pad=FakePad())
+
+
+def test_enrol_then_verify_same_and_other_person(rec: FaceRecognizer) -> None:
+    result = rec.enrol("Colin", lfw("Colin_Powell", 1, 2, 3), CONSENT, actor="owner")
+    assert result.samples == 3 and result.warnings == []
+    same = rec.verify("Colin", lfw("Colin_Powell", 5)[0])
+    other = rec.verify("Colin", lfw("Tony_Blair", 1)[0])
+    assert same.accepted and same.reason is Reason.MATCHED and same.score is not None
+    assert same.score <= same.threshold  # type: ignore[operator]
+    assert not other.accepted and other.reason is Reason.NO_MATCH
+    assert other.score > other.threshold  # type: ignore[operator]
+    assert "embed" in same.timings and same.assurance is Assurance.MEDIUM
+
+
+def test_identify_picks_the_right_person(rec: FaceRecognizer) -> None:
+    rec.enrol("Colin", lfw("Colin_Powell", 1, 2, 3), CONSENT, actor="owner")
+    rec.enrol("Tony", lfw("Tony_Blair", 1, 2, 3), CONSENT, actor="owner")
+    hit = rec.identify(lfw("Tony_Blair", 7)[0])
+    miss = rec.identify(lfw("Jacques_Chirac", 1)[0])
+    assert hit.accepted and hit.user_name == "Tony"
+    assert not miss.accepted and miss.reason is Reason.NO_MATCH
+
+
+def test_enrolment_records_consent_and_audit_without_biometrics(rec: FaceRecognizer) -> None:
+    rec.enrol("Colin", lfw("Colin_Powell", 1), CONSENT, actor="owner")
+    rows = list_people(rec.conn)
+    assert rows[0]["purpose"] == CONSENT.purpose and rows[0]["retention_days"] == 365
+    events = rec.audit.events  # type: ignore[attr-defined]
+    assert events[-1].kind is EventKind.ENROLMENT and events[-1].actor == "owner"
+    flat = repr(events)
+    assert "embedding" not in flat and "array" not in flat
+
+
+def test_consent_is_required(rec: FaceRecognizer) -> None:
+    with pytest.raises(ConsentRequired):
+        rec.enrol("Colin", lfw("Colin_Powell", 1), Consent("", 30), actor="owner")
+    with pytest.raises(ConsentRequired):
+        rec.enrol("Colin", lfw("Colin_Powell", 1), Consent("door", 0), actor="owner")
+    assert list_people(rec.conn) == []
+
+
+def test_spoof_is_not_enrolled_and_nothing_is_written(rec: FaceRecognizer) -> None:
+    captures = lfw("Colin_Powell", 1, 2)
+    spoof = Capture(captures[1].frames, source="spoof-print")
+    with pytest.raises(EnrolmentRefused) as err:
+        rec.enrol("Colin", [captures[0], spoof], CONSENT, actor="owner")
+    assert err.value.reason is Reason.PAD_FAILED
+    assert list_people(rec.conn) == [] and rec.store.search(Modality.FACE, np.zeros(128)) == []
+    assert rec.audit.events[-1].outcome == "refused"  # type: ignore[attr-defined]
+
+
+def test_verification_runs_pad_first(rec: FaceRecognizer) -> None:
+    rec.enrol("Colin", lfw("Colin_Powell", 1, 2), CONSENT, actor="owner")
+    spoof = Capture(lfw("Colin_Powell", 3)[0].frames, source="spoof-screen")
+    d = rec.verify("Colin", spoof)
+    assert not d.accepted and d.reason is Reason.PAD_FAILED and d.score is None
+    assert rec.pad.calls[-1] == "verify"  # type: ignore[union-attr]
+
+
+def test_no_face_and_unknown_user(rec: FaceRecognizer) -> None:
+    rec.enrol("Colin", lfw("Colin_Powell", 1), CONSENT, actor="owner")
+    blank = Capture.single(np.full((240, 320, 3), 90, np.uint8), "blank")
+    assert rec.verify("Colin", blank).reason is Reason.NO_FACE
+    assert rec.verify("Nobody", lfw("Colin_Powell", 2)[0]).reason is Reason.UNKNOWN_USER
+
+
+def test_no_usable_face_refuses_enrolment(rec: FaceRecognizer) -> None:
+    blank = Capture.single(np.full((240, 320, 3), 90, np.uint8), "blank")
+    with pytest.raises(EnrolmentRefused) as err:
+        rec.enrol("Nobody", [blank], CONSENT, actor="owner")
+    assert err.value.reason is Reason.LOW_QUALITY and list_people(rec.conn) == []
+
+
+def test_bad_file_in_enrolment_writes_nothing(rec: FaceRecognizer, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(BadImage, match="bad.jpg"):
+        rec.enrol("Colin", lfw("Colin_Powell", 1) + [load_capture(bad)], CONSENT, actor="owner")
+    assert list_people(rec.conn) == []
+
+
+class FailingStore(InMemoryTemplateStore):
+    def put(self, user_id: str, modality: Modality, reference: np.ndarray) -> None:
+        raise OSError("disk full")
+
+
+def test_store_failure_rolls_back_the_person(tmp_path: Path) -> None:
+    rec = FaceRecognizer(open_db(tmp_path / "l.db"), FailingStore(), MemoryAuditSink(), pad=FakePad())
+    with pytest.raises(OSError):
+        rec.enrol("Colin", lfw("Colin_Powell", 1), CONSENT, actor="owner")
+    assert list_people(rec.conn) == []
+
+
+def test_duplicate_and_hostile_names(rec: FaceRecognizer) -> None:
+    rec.enrol("Colin", lfw("Colin_Powell", 1), CONSENT, actor="owner")
+    with pytest.raises(Conflict):
+        rec.enrol("Colin", lfw("Colin_Powell", 2), CONSENT, actor="owner")
+    with pytest.raises(BadRequest):
+        rec.enrol("Evil\x1b[2J", lfw("Colin_Powell", 2), CONSENT, actor="owner")
