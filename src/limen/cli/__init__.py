@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from limen.cli.common import STATE, console
 from limen.errors import LimenError
@@ -59,7 +60,7 @@ def main() -> None:
     except LimenError as exc:
         if STATE.debug:
             raise
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
@@ -74,5 +75,6 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if STATE.debug:
             raise
-        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (rerun with --debug)")
+        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug)",
+                      highlight=False, soft_wrap=True)
         sys.exit(2)
