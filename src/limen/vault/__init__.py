@@ -1,1 +1,70 @@
-"""vault."""
+"""The template vault: irreversible, renewable, sealed templates; keys in a key store; crypto-erase.
+
+Public API:
+
+* `open_template_store(settings) -> VaultTemplateStore` – what the CLI and the
+  service call.  It finishes any interrupted zeroize first, then opens (or, on
+  a brand-new data directory, provisions) the vault.
+* `VaultTemplateStore` – the `TemplateStore` of the face pipeline plus
+  `status()`, `zeroize()`, `rotate()`, `reprovision()`, `close()`.
+* `TemplateVault`, `VaultStatus` – the recipe underneath.
+
+Where things live (defaults): root keys in `<data_dir>/keys/vault-root.key`
+(software store) or in the PKCS#11 token; sealed records in the `vault_records`
+table of `limen.db`, or, with `fragments_n > 1`, as AONT-RS fragments in
+`fragment_dirs` (index in `limen.db`); state markers in `<data_dir>/vault/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from limen.config import KeyStoreKind, Settings
+from limen.db import open_db
+from limen.errors import ConfigError
+from limen.vault.fragments import DirectoryLocation, FragmentLocation
+from limen.vault.journal import Journal
+from limen.vault.keystore import KeyStore, SoftwareKeyStore
+from limen.vault.keystore.software import default_key_path
+from limen.vault.recipe import TemplateVault, VaultStatus
+from limen.vault.records import FragmentedRecords, RecordStore, SqliteRecords
+from limen.vault.store import VaultTemplateStore
+
+__all__ = ["TemplateVault", "VaultStatus", "VaultTemplateStore", "open_keystore", "open_template_store"]
+
+
+def open_keystore(settings: Settings) -> KeyStore:
+    """The key store named by `settings.keystore` (`KeyStoreError` if it cannot be opened)."""
+    if settings.keystore == KeyStoreKind.PKCS11:
+        from limen.vault.keystore.pkcs11 import Pkcs11KeyStore
+
+        return Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin)
+    return SoftwareKeyStore(default_key_path(settings.keys_dir))
+
+
+def _records(settings: Settings) -> RecordStore:
+    conn = open_db(settings.db_path)
+    if settings.fragments_n == 1 and settings.fragments_k == 1 and not settings.fragment_dirs:
+        return SqliteRecords(conn)
+    dirs: list[Path] = list(settings.fragment_dirs)
+    if len(dirs) != settings.fragments_n or not 1 <= settings.fragments_k <= settings.fragments_n:
+        conn.close()
+        raise ConfigError(
+            f"fragments: need fragments_n ({settings.fragments_n}) fragment_dirs and 1 <= k <= n"
+            f" (got {len(dirs)} dirs, k={settings.fragments_k})"
+        )
+    locations: list[FragmentLocation] = [DirectoryLocation(d) for d in dirs]
+    return FragmentedRecords(conn, locations, settings.fragments_k)
+
+
+def open_template_store(settings: Settings) -> VaultTemplateStore:
+    """Open the vault of `settings.data_dir`: recover an interrupted erase first, then open or provision."""
+    records = _records(settings)
+    keystore = open_keystore(settings)
+    vault = TemplateVault(keystore, records, Journal(settings.data_dir / "vault"))
+    try:
+        vault.open()
+    except BaseException:
+        keystore.close()
+        raise
+    return VaultTemplateStore(vault)

@@ -1,0 +1,229 @@
+"""`TemplateVault`: the recipe that composes the hazmat primitives (like pyca's Fernet).
+
+It makes every security choice itself:
+
+* **protect** – a 128-d embedding becomes `VAULT_FACE_BITS` sign bits of a
+  secret orthogonal projection derived from the device transform secret, XORed
+  with a mask derived from that secret and a random per-enrolment seed.  No
+  raw embedding is ever written.  A new seed (re-enrolment) or a new device
+  secret (re-provision) gives an unrelated template: that is revocation.
+* **seal** – the protected template (seed ‖ masked bits) is sealed with
+  AES-256-GCM under a per-record data key wrapped by the key store's root key
+  (`limen.vault.sealed`); the device transform secret is sealed the same way.
+* **zeroize** – intent journaled, root keys destroyed, then every wrapped data
+  key wiped, then the vault is marked erased.  Idempotent; `recover()` finishes
+  an interrupted erase and must run before anything else.
+
+Erased rule: once erased the vault stays erased (every template operation
+raises `VaultErased`) until an explicit `provision()`; opening never creates
+fresh keys over existing records.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from limen import thresholds
+from limen.errors import BadRequest, Conflict, InvalidSealedTemplate, KeyStoreError, VaultErased
+from limen.vault import sealed
+from limen.vault.hazmat import aead
+from limen.vault.hazmat.transforms import SignProjection, enrolment_mask
+from limen.vault.journal import Journal
+from limen.vault.keystore.base import KeyStore
+from limen.vault.records import RecordStore
+
+EMBEDDING_DIM = 128
+PAYLOAD_V1 = 1
+SEED_BYTES = 16
+_PAYLOAD = struct.Struct(">BH16s")  # payload version, number of bits, enrolment seed
+_TRANSFORM = sealed.Binding("transform")
+
+
+@dataclass(frozen=True)
+class VaultStatus:
+    state: str  # "active", "erased" or "unprovisioned"
+    keystore: str
+    key_generations: list[int]
+    records: int
+    template_bits: int
+
+
+class TemplateVault:
+    """Protect, seal, open, erase.  Thread-safe; holds the transform secret in memory only."""
+
+    def __init__(self, keystore: KeyStore, records: RecordStore, journal: Journal,
+                 bits: int = thresholds.VAULT_FACE_BITS) -> None:
+        self.keystore, self.records, self.journal, self.bits = keystore, records, journal, bits
+        self._lock = threading.RLock()
+        self._secret: bytearray | None = None
+        self._projection: SignProjection | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def recover(self) -> None:
+        """Finish an interrupted zeroize, then drop crash leftovers; run before anything else."""
+        with self._lock:
+            if self.journal.zeroize_pending():
+                self._erase()
+            if not self.journal.erased():
+                self.records.collect_garbage()
+
+    def open(self) -> None:
+        """Recover, then provision a brand-new vault; refuse to invent keys over existing records."""
+        with self._lock:
+            self.recover()
+            if self.journal.erased():
+                return
+            if self.keystore.generations():
+                if self.records.get_meta("transform") is not None:
+                    return
+                if self.records.count():
+                    raise KeyStoreError("vault transform secret missing; re-provision the vault")
+                self.provision()  # a first provision was interrupted: nothing to lose
+                return
+            if self.records.count() or self.records.get_meta("transform") is not None:
+                raise KeyStoreError("vault root key missing from the key store; templates cannot be opened")
+            self.provision()
+
+    def provision(self) -> None:
+        """Fresh root key and transform secret; allowed on a new or erased vault only."""
+        with self._lock:
+            provisioned = self.keystore.generations() and self.records.get_meta("transform") is not None
+            if provisioned and not self.journal.erased():
+                raise Conflict("vault is already provisioned; use rotate")
+            self.keystore.destroy_all()
+            self.records.wipe()
+            generation = self.keystore.create_key()
+            secret = aead.new_key()
+            try:
+                self.records.set_meta("transform", sealed.seal(self.keystore, generation, _TRANSFORM, bytes(secret)))
+            finally:
+                aead.wipe(secret)
+            self.journal.clear_erased()
+            self._forget()
+
+    def status(self) -> VaultStatus:
+        with self._lock:
+            if self.journal.erased() or self.journal.zeroize_pending():
+                state = "erased"
+            elif self.keystore.generations():
+                state = "active"
+            else:
+                state = "unprovisioned"
+            count = self.records.count() if state == "active" else 0
+            return VaultStatus(state, self.keystore.kind, self.keystore.generations(), count, self.bits)
+
+    def zeroize(self) -> None:
+        """Crypto-erase: journal intent, destroy root keys, wipe wrapped keys, mark erased.  Idempotent."""
+        with self._lock:
+            self.journal.begin_zeroize()
+            self._erase()
+
+    def _erase(self) -> None:
+        self._forget()
+        self.keystore.destroy_all()
+        self.records.wipe()
+        self.journal.finish_zeroize()
+
+    def _forget(self) -> None:
+        if self._secret is not None:
+            aead.wipe(self._secret)
+        if self._projection is not None:
+            self._projection.matrix.fill(0.0)
+        self._secret, self._projection = None, None
+
+    def rotate(self) -> int:
+        """New root key; every data key re-wrapped under it; old root keys destroyed.  Returns records moved."""
+        with self._lock:
+            self._check_active()
+            old = self.keystore.generations()
+            new = self.keystore.create_key()
+            moved = 0
+            for user_id, modality, blob in self.records.items():
+                binding = sealed.Binding("template", user_id, modality)
+                if sealed.generation_of(blob) != new:
+                    self.records.put(user_id, modality, sealed.rewrap(self.keystore, binding, blob, new))
+                    moved += 1
+            meta = self.records.get_meta("transform")
+            if meta is not None and sealed.generation_of(meta) != new:
+                self.records.set_meta("transform", sealed.rewrap(self.keystore, _TRANSFORM, meta, new))
+            for generation in old:
+                self.keystore.delete_key(generation)
+            return moved
+
+    # ------------------------------------------------------------ templates
+    def _check_active(self) -> None:
+        if self.journal.erased() or self.journal.zeroize_pending():
+            raise VaultErased("the template vault was zeroized; re-provision it (limen vault rotate --reprovision)")
+        if not self.keystore.generations():
+            raise KeyStoreError("vault root key missing from the key store")
+
+    def _transform(self) -> tuple[bytearray, SignProjection]:
+        self._check_active()
+        if self._secret is None or self._projection is None:
+            meta = self.records.get_meta("transform")
+            if meta is None:
+                raise KeyStoreError("vault transform secret missing; re-provision the vault")
+            self._secret = bytearray(sealed.unseal(self.keystore, _TRANSFORM, meta))
+            self._projection = SignProjection.from_key(self._secret, EMBEDDING_DIM, self.bits)
+        return self._secret, self._projection
+
+    def project(self, embedding: np.ndarray) -> np.ndarray:
+        """Unmasked protected bits of a probe (packed uint8); never stored."""
+        with self._lock:
+            _, projection = self._transform()
+            return projection.project(_checked(embedding)[None])[0]
+
+    def enrol(self, user_id: str, modality: str, embedding: np.ndarray) -> np.ndarray:
+        """Protect and seal `embedding` for (user, modality), replacing any previous record; return its bits."""
+        if not user_id or not user_id.isprintable() or len(user_id) > 128:
+            raise BadRequest("user_id", "must be 1-128 printable characters")
+        with self._lock:
+            secret, projection = self._transform()
+            bits = projection.project(_checked(embedding)[None])[0]
+            seed = os.urandom(SEED_BYTES)
+            masked = np.bitwise_xor(bits, enrolment_mask(secret, seed, bits.size))
+            payload = _PAYLOAD.pack(PAYLOAD_V1, self.bits, seed) + masked.tobytes()
+            generation = self.keystore.generations()[-1]
+            blob = sealed.seal(self.keystore, generation, sealed.Binding("template", user_id, modality), payload)
+            self.records.put(user_id, modality, blob)
+            return bits
+
+    def templates(self) -> Iterator[tuple[str, str, np.ndarray]]:
+        """Every stored template unsealed and unmasked: (user_id, modality, packed bits)."""
+        with self._lock:
+            secret, _ = self._transform()
+            for user_id, modality, blob in self.records.items():
+                payload = sealed.unseal(self.keystore, sealed.Binding("template", user_id, modality), blob)
+                yield user_id, modality, self._unmask(secret, payload)
+
+    def _unmask(self, secret: bytearray, payload: bytes) -> np.ndarray:
+        if len(payload) != _PAYLOAD.size + self.bits // 8:
+            raise InvalidSealedTemplate()
+        version, nbits, seed = _PAYLOAD.unpack_from(payload)
+        if version != PAYLOAD_V1 or nbits != self.bits:
+            raise InvalidSealedTemplate()
+        masked = np.frombuffer(payload, dtype=np.uint8, offset=_PAYLOAD.size)
+        return np.bitwise_xor(masked, enrolment_mask(secret, seed, masked.size))
+
+    def delete(self, user_id: str) -> int:
+        with self._lock:
+            self._check_active()
+            return self.records.delete_user(user_id)
+
+    def close(self) -> None:
+        with self._lock:
+            self._forget()
+            self.keystore.close()
+
+
+def _checked(embedding: np.ndarray) -> np.ndarray:
+    vec = np.asarray(embedding, dtype=np.float64)
+    if vec.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vec)):
+        raise BadRequest("reference", f"expected a finite {EMBEDDING_DIM}-d embedding")
+    return vec

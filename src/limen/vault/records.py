@@ -1,0 +1,206 @@
+"""Where sealed records live: in SQLite (default) or as k-of-n fragments indexed in SQLite.
+
+Both stores write a record all-or-nothing: SQLite rows change inside one
+transaction; fragments are written (atomically, per location) under a fresh
+generation name *before* the index row that points at them is committed, and
+the previous generation is removed after.  Fragments that no index row points
+at (left by a crash) are shredded by `collect_garbage`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from limen.db import transaction
+from limen.errors import FragmentError, StorageError
+from limen.vault.fragments import FragmentLocation, join, split
+
+
+class RecordStore(Protocol):
+    def put(self, user_id: str, modality: str, sealed: bytes) -> None: ...
+
+    def items(self) -> list[tuple[str, str, bytes]]: ...
+
+    def delete_user(self, user_id: str) -> int: ...
+
+    def count(self) -> int: ...
+
+    def wipe(self) -> None: ...
+
+    def get_meta(self, name: str) -> bytes | None: ...
+
+    def set_meta(self, name: str, value: bytes) -> None: ...
+
+    def collect_garbage(self) -> None: ...
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class SqliteRecords:
+    """Sealed records as rows of `vault_records` in the Limen database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def put(self, user_id: str, modality: str, sealed: bytes) -> None:
+        with self._tx():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO vault_records(user_id, modality, sealed, fragments, stored_at) "
+                "VALUES (?, ?, ?, NULL, ?)",
+                (user_id, modality, sealed, _now()),
+            )
+
+    def items(self) -> list[tuple[str, str, bytes]]:
+        rows = self._query("SELECT user_id, modality, sealed FROM vault_records ORDER BY user_id, modality")
+        return [(r[0], r[1], bytes(r[2]) if r[2] is not None else b"") for r in rows]
+
+    def delete_user(self, user_id: str) -> int:
+        with self._tx():
+            return self.conn.execute("DELETE FROM vault_records WHERE user_id = ?", (user_id,)).rowcount
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM vault_records")[0][0])
+
+    def wipe(self) -> None:
+        """Delete every record and secret with SQLite's secure_delete, then truncate the WAL."""
+        try:
+            self.conn.execute("PRAGMA secure_delete=ON")
+            with transaction(self.conn):
+                self.conn.execute("DELETE FROM vault_records")
+                self.conn.execute("DELETE FROM vault_meta")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot wipe vault records ({exc})") from exc
+
+    def get_meta(self, name: str) -> bytes | None:
+        rows = self._query("SELECT value FROM vault_meta WHERE name = ?", (name,))
+        return bytes(rows[0][0]) if rows else None
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        with self._tx():
+            self.conn.execute("INSERT OR REPLACE INTO vault_meta(name, value) VALUES (?, ?)", (name, value))
+
+    def collect_garbage(self) -> None:
+        return None
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot read vault records ({exc})") from exc
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.conn)
+
+
+class _Tx:
+    """`db.transaction` with SQLite errors (disk full, I/O) turned into `StorageError`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._cm = transaction(conn)
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            return self._cm.__enter__()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"vault store unavailable ({exc})") from exc
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: object) -> None:
+        try:
+            self._cm.__exit__(et, ev, tb)  # type: ignore[arg-type]
+        except sqlite3.DatabaseError as err:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self.conn.execute("ROLLBACK")
+            raise StorageError(f"vault store write failed ({err})") from err
+        if isinstance(ev, sqlite3.DatabaseError):
+            raise StorageError(f"vault store write failed ({ev})") from ev
+
+
+class FragmentedRecords(SqliteRecords):
+    """Sealed records split k-of-n across `locations`; the index (names + digests) stays in SQLite."""
+
+    def __init__(self, conn: sqlite3.Connection, locations: list[FragmentLocation], k: int) -> None:
+        super().__init__(conn)
+        if not 1 <= k <= len(locations):
+            raise ValueError("need 1 <= k <= number of locations")
+        self.locations, self.k, self.n = locations, k, len(locations)
+
+    @staticmethod
+    def _stem(user_id: str, modality: str) -> str:
+        return hashlib.sha256(f"{user_id}\x00{modality}".encode()).hexdigest()[:32]
+
+    def put(self, user_id: str, modality: str, sealed: bytes) -> None:
+        name = f"{self._stem(user_id, modality)}.{secrets.token_hex(8)}"
+        fragments = split(sealed, self.k, self.n)
+        for location, fragment in zip(self.locations, fragments, strict=True):
+            location.put(name, fragment)
+        index = json.dumps({"name": name, "k": self.k, "n": self.n,
+                            "sha256": [hashlib.sha256(f).hexdigest() for f in fragments]})
+        old = self._index_of(user_id, modality)
+        with self._tx():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO vault_records(user_id, modality, sealed, fragments, stored_at) "
+                "VALUES (?, ?, NULL, ?, ?)",
+                (user_id, modality, index, _now()),
+            )
+        if old is not None:
+            self._delete_fragments(old["name"])
+
+    def _index_of(self, user_id: str, modality: str) -> dict | None:
+        rows = self._query(
+            "SELECT fragments FROM vault_records WHERE user_id = ? AND modality = ?", (user_id, modality)
+        )
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
+
+    def _fetch(self, index: dict) -> bytes:
+        got: list[bytes | None] = []
+        for location, digest in zip(self.locations, index["sha256"], strict=False):
+            data = location.get(index["name"])
+            ok = data is not None and hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
+            got.append(data if ok else None)
+        return join(got, index["k"], index["n"])
+
+    def items(self) -> list[tuple[str, str, bytes]]:
+        rows = self._query("SELECT user_id, modality, fragments FROM vault_records ORDER BY user_id, modality")
+        out = []
+        for user_id, modality, raw in rows:
+            if not raw:
+                raise FragmentError("vault record without fragment index")
+            out.append((user_id, modality, self._fetch(json.loads(raw))))
+        return out
+
+    def delete_user(self, user_id: str) -> int:
+        rows = self._query("SELECT fragments FROM vault_records WHERE user_id = ?", (user_id,))
+        count = super().delete_user(user_id)
+        for (raw,) in rows:
+            if raw:
+                self._delete_fragments(json.loads(raw)["name"])
+        return count
+
+    def _delete_fragments(self, name: str) -> None:
+        for location in self.locations:
+            location.delete(name)
+
+    def wipe(self) -> None:
+        super().wipe()
+        for location in self.locations:
+            for name in location.names():
+                location.delete(name)
+
+    def collect_garbage(self) -> None:
+        live = {json.loads(r[0])["name"] for r in self._query("SELECT fragments FROM vault_records") if r[0]}
+        for location in self.locations:
+            for name in location.names():
+                if name not in live:
+                    location.delete(name)

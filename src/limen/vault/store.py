@@ -1,0 +1,113 @@
+"""`VaultTemplateStore`: the face pipeline's `TemplateStore`, backed by the template vault.
+
+Distances are normalised Hamming distances between protected templates
+(0 = identical bits, ≈0.5 = unrelated); thresholds come from the `VAULT_*`
+section of `limen.thresholds`.  Sealed records are opened once, on first use,
+into an in-memory `BitIndex` per modality (unmasked sign bits, never
+persisted); every write goes to the vault first and to the index after.
+Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from limen import thresholds
+from limen.bio.templates import Candidate, Modality, OperatingPoint
+from limen.errors import BadRequest, NotFound
+from limen.vault.index import BitIndex
+from limen.vault.recipe import TemplateVault, VaultStatus
+
+_FACE_THRESHOLDS = {
+    OperatingPoint.DEFAULT: thresholds.VAULT_FACE_MATCH_DEFAULT,
+    OperatingPoint.FMR_1E3: thresholds.VAULT_FACE_MATCH_FMR_1E3,
+    OperatingPoint.FMR_1E4: thresholds.VAULT_FACE_MATCH_FMR_1E4,
+}
+
+
+class VaultTemplateStore:
+    """Protected, sealed, persistent references (see the module docstring)."""
+
+    def __init__(self, vault: TemplateVault) -> None:
+        self.vault = vault
+        self._lock = threading.RLock()
+        self._index: dict[str, BitIndex] | None = None
+
+    def _loaded(self) -> dict[str, BitIndex]:
+        if self._index is None:
+            index: dict[str, BitIndex] = {}
+            for user_id, modality, bits in self.vault.templates():
+                self._index_for(index, modality).add(user_id, bits)
+            self._index = index
+        return self._index
+
+    def _index_for(self, index: dict[str, BitIndex], modality: str) -> BitIndex:
+        if modality not in index:
+            index[modality] = BitIndex(self.vault.bits // 8)
+        return index[modality]
+
+    def put(self, user_id: str, modality: Modality, reference: np.ndarray) -> None:
+        with self._lock:
+            index = self._loaded()
+            bits = self.vault.enrol(user_id, str(modality), reference)
+            self._index_for(index, str(modality)).add(user_id, bits)
+
+    def distance(self, user_id: str, modality: Modality, probe: np.ndarray) -> float:
+        with self._lock:
+            index = self._loaded().get(str(modality))
+            found = index.distance(user_id, self.vault.project(probe)) if index is not None else None
+        if found is None:
+            raise NotFound(f"no {modality} reference for user {user_id}")
+        return found
+
+    def search(self, modality: Modality, probe: np.ndarray, top_k: int = 5) -> list[Candidate]:
+        with self._lock:
+            index = self._loaded().get(str(modality))
+            bits = self.vault.project(probe)
+            if index is None:
+                return []
+            return [Candidate(uid, d) for uid, d in index.search(bits, top_k)]
+
+    def delete(self, user_id: str) -> int:
+        with self._lock:
+            index = self._loaded()
+            removed = self.vault.delete(user_id)
+            for per_modality in index.values():
+                per_modality.remove(user_id)
+            return removed
+
+    def threshold(self, modality: Modality, point: OperatingPoint = OperatingPoint.DEFAULT) -> float:
+        if modality != Modality.FACE:
+            raise BadRequest("modality", f"the vault has no calibrated threshold for {modality}")
+        return _FACE_THRESHOLDS[point]
+
+    # ------------------------------------------------------------ vault operations
+    def status(self) -> VaultStatus:
+        return self.vault.status()
+
+    def zeroize(self) -> None:
+        """Crypto-erase every template now (no prompt; safe to call from tamper response)."""
+        self._drop_index()
+        self.vault.zeroize()
+
+    def rotate(self) -> int:
+        with self._lock:
+            return self.vault.rotate()
+
+    def reprovision(self) -> None:
+        """Fresh keys after a zeroize (or on a new vault); every previous template is gone."""
+        with self._lock:
+            self._drop_index()
+            self.vault.provision()
+
+    def _drop_index(self) -> None:
+        index, self._index = self._index, None
+        for per_modality in (index or {}).values():
+            per_modality.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_index()
+            self.vault.close()
