@@ -93,7 +93,7 @@ class AppriseChannel:
         if "cto=" not in url and "rto=" not in url:
             url += ("&" if "?" in url else "?") + f"cto={self._timeout}&rto={self._timeout}"
         if not notifier.add(url):
-            raise DeliveryFailed(f"{self.id}: not a usable apprise URL")
+            raise DeliveryFailed("not a usable apprise URL")
         severity = str(payload.get("severity"))
         kind = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING}.get(
             severity, apprise.NotifyType.INFO)
@@ -101,9 +101,9 @@ class AppriseChannel:
         try:
             ok = notifier.notify(body=body, title=title, notify_type=kind, timeout=self._timeout * 2)
         except Exception as exc:  # apprise plugins may raise anything; the dispatcher retries
-            raise DeliveryFailed(f"{self.id}: {type(exc).__name__}") from exc
+            raise DeliveryFailed(f"{type(exc).__name__}") from exc
         if not ok:
-            raise DeliveryFailed(f"{self.id}: service refused or unreachable")
+            raise DeliveryFailed("service refused or unreachable")
 
 
 class WebhookChannel:
@@ -126,11 +126,11 @@ class WebhookChannel:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 status = response.status
         except urllib.error.HTTPError as exc:
-            raise DeliveryFailed(f"{self.id}: HTTP {exc.code}") from exc
+            raise DeliveryFailed(f"HTTP {exc.code}") from exc
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise DeliveryFailed(f"{self.id}: {type(exc).__name__}") from exc
+            raise DeliveryFailed(f"{type(exc).__name__}") from exc
         if not 200 <= status < 300:
-            raise DeliveryFailed(f"{self.id}: HTTP {status}")
+            raise DeliveryFailed(f"HTTP {status}")
 
 
 class SirenChannel:
@@ -154,7 +154,7 @@ class SirenChannel:
                 buzzer = self._device()
                 buzzer.blink(on_time=0.5, off_time=0.5, n=max(1, int(seconds)), background=True)
         except Exception as exc:  # gpiozero raises its own tree (no pin, busy pin, no factory)
-            raise DeliveryFailed(f"{self.id}: {type(exc).__name__}") from exc
+            raise DeliveryFailed(f"{type(exc).__name__}") from exc
 
     @property
     def device(self) -> Any:

@@ -128,7 +128,7 @@ class Dispatcher:
             except DeliveryFailed as exc:
                 error = str(exc)
             except Exception as exc:  # a channel bug must not kill the worker; retried like a failure
-                error = f"{cid}: unexpected {type(exc).__name__}"
+                error = f"unexpected {type(exc).__name__}"
             results.append(self._settle(item, error))
         return results
 

@@ -1,0 +1,103 @@
+"""`limen audit tail | verify | export | checkpoint`: read and check the tamper-evident trail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from limen.cli.common import STATE, output
+
+audit_app = typer.Typer(help="The tamper-evident audit trail: tail, verify, export.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+
+
+def _line(rec: dict[str, Any]) -> str:
+    fields = [f"{rec['index']:>6}", rec["at"][:19], f"{rec['kind']:<16}"]
+    for name in ("actor", "subject", "outcome", "reason", "source"):
+        if rec.get(name):
+            fields.append(f"{name}={rec[name]}")
+    return "  ".join(fields)
+
+
+@audit_app.command("tail")
+def tail(n: Annotated[int, typer.Option("-n", "--lines", help="How many records.", min=0)] = 20) -> None:
+    """Show the last N records, oldest first."""
+    from limen.audit import open_audit
+
+    log = open_audit(STATE.settings)
+    try:
+        records = log.tail(n)
+    finally:
+        log.close()
+    def human() -> None:
+        for rec in records:
+            typer.echo(_line(rec))
+        if not records:
+            typer.echo("(no records)")
+
+    output(records, human)
+
+
+@audit_app.command("verify")
+def verify(
+    file: Annotated[Path | None, typer.Option("--file", help="Verify an export offline instead.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Pinned public key (audit_ed25519.pub).")] = None,
+) -> None:
+    """Verify every link, hash and signed checkpoint; fail naming the first broken record."""
+    from limen.audit import open_audit, verify_export
+
+    pinned = key.read_text(encoding="ascii") if key else None
+    if file is not None:
+        summary = verify_export(file, pinned)
+        data = {"ok": True, "file": str(file), "device_id": summary.device_id, "records": summary.records,
+                "checkpoints": summary.checkpoints, "last_hash": summary.last_hash, "keys": summary.key_ids}
+        output(data, f"ok: {summary.records} records, {summary.checkpoints} signed checkpoints "
+                     f"(device {summary.device_id}, key {', '.join(summary.key_ids) or '-'})")
+        return
+    log = open_audit(STATE.settings)
+    try:
+        if pinned is not None:
+            from limen.audit.keys import key_id, load_public_b64
+
+            if key_id(load_public_b64(pinned)) != log.key.key_id:
+                from limen.errors import AuditError
+
+                raise AuditError("the device's audit key is not the pinned key")
+        chain = log.verify()
+    finally:
+        log.close()
+    data = {"ok": True, "records": chain.records, "checkpoints": chain.checkpoints, "last_hash": chain.last_hash,
+            "unsigned_tail": chain.unsigned_tail, "keys": chain.key_ids}
+    output(data, f"ok: {chain.records} records, {chain.checkpoints} signed checkpoints, "
+                 f"{chain.unsigned_tail} after the last one (key {', '.join(chain.key_ids) or '-'})")
+
+
+@audit_app.command("export")
+def export(out: Annotated[Path, typer.Argument(help="Output file (JSON lines).")]) -> None:
+    """Export the whole trail with the public key; check it anywhere with `limen audit verify --file`."""
+    from limen.audit import open_audit
+
+    log = open_audit(STATE.settings)
+    try:
+        count = log.export(out)
+    finally:
+        log.close()
+    output({"file": str(out), "records": count}, f"exported {count} records to {out}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint() -> None:
+    """Sign the current head of the chain now."""
+    from limen.audit import open_audit
+
+    log = open_audit(STATE.settings)
+    try:
+        index = log.checkpoint()
+    finally:
+        log.close()
+    output({"index": index}, f"signed up to record {index}" if index is not None else "(empty chain)")
