@@ -29,6 +29,8 @@ def verify(
     ),
     references: Annotated[int, typer.Option(help="Also score K-image fused references (identity folders).")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for score files, summary and DET curve.")] = Path("lab-out"),
+    gates: Annotated[bool, typer.Option("--gates", help="Apply the door's quality gates (refusals count as FTA).")]
+    = False,
 ) -> None:
     """Face verification figures: accuracy, FAR/FRR, EER, TAR@FAR, DET curve and score files."""
     if (identity_folders is None) == (pairs is None):
@@ -40,7 +42,7 @@ def verify(
         assert pairs is not None
         samples, pair_list = datasets.pairs_csv(pairs)
     with progress("embedding faces", len(samples)) as advance:
-        embeddings = datasets.embed_samples(samples, on_progress=advance)
+        embeddings = datasets.embed_samples(samples, on_progress=advance, gates=gates)
     reports = [score_pairs("pairs", pair_list, embeddings, threshold)]
     if references > 0 and identity_folders is not None:
         reports.append(score_multi_reference(f"ref{references}", samples, embeddings, references, threshold))

@@ -90,20 +90,22 @@ def embed_samples(
     samples: list[Sample],
     cache_dir: Path | None = None,
     on_progress: Callable[[int], None] | None = None,
+    gates: bool = False,
 ) -> dict[str, np.ndarray | None]:
     """Embedding of each sample, or None for a failure to acquire (no face, bad file).
 
-    Quality gates are not applied here: the lab measures the matcher on every
-    face found; gates are measured separately.
+    With `gates=False` the lab measures the matcher on every face found; with
+    `gates=True` samples refused by a quality gate also count as failures to
+    acquire, as they would at the door.
     """
     from limen.bio.face import FaceEngine
 
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    engine = FaceEngine(check_quality=False)
+    engine = FaceEngine(check_quality=gates)
     result: dict[str, np.ndarray | None] = {}
     for sample in samples:
-        result[sample.id] = _cached(cache, sample, partial(_embed_one, engine, sample))
+        result[sample.id] = _cached(cache, sample, partial(_embed_one, engine, sample), gates)
         if on_progress:
             on_progress(1)
     return result
@@ -120,14 +122,16 @@ def _embed_one(engine: FaceEngine, sample: Sample) -> np.ndarray | None:
     return out.embedding if isinstance(out, FaceSample) else None
 
 
-def _cached(cache: Path, sample: Sample, compute: Callable[[], np.ndarray | None]) -> np.ndarray | None:
+def _cached(cache: Path, sample: Sample, compute: Callable[[], np.ndarray | None], gates: bool) -> np.ndarray | None:
     try:
         digest = hashlib.sha256(sample.path.read_bytes()).hexdigest()
     except OSError:
         return None
+    from limen import thresholds
     from limen.bio.face.embed import get_embedder
 
-    key = cache / f"{PIPELINE_VERSION}-{get_embedder().name}-{digest[:32]}.npy"
+    gate_tag = f"g{thresholds.QUALITY_MIN_SHARPNESS:g}-{thresholds.QUALITY_MIN_FACE_PX}" if gates else "g0"
+    key = cache / f"{PIPELINE_VERSION}-{get_embedder().name}-{gate_tag}-{digest[:32]}.npy"
     if key.is_file():
         arr = np.load(key, allow_pickle=False)
         return None if arr.size == 0 else arr
