@@ -23,6 +23,7 @@ class SimulatedLock(LockActuator):
         self._relay_since = self.clock.monotonic()
 
     def _drive(self, unlocked: bool) -> None:
+        self._bolt_retracted()  # let the bolt finish its last travel first
         if unlocked != self.relay:
             self.relay = unlocked
             self._relay_since = self.clock.monotonic()
