@@ -81,10 +81,12 @@ PAD_FREQUENCY_CROP_PX = 128            # face crop side for the spectrum / moir�
 PAD_FREQUENCY_BANDS = 12               # radial bands of the power spectrum
 PAD_SPECULAR_MIN_VALUE = 0.85          # HSV value (0–1) at or above which an unsaturated pixel is specular …
 PAD_SPECULAR_MAX_SATURATION = 0.20     # … when its saturation is at most this
-PAD_TEXTURE_BPCER_1PCT = 0.0           # texture threshold giving BPCER = 1 % (provisional: set by train)
-PAD_TEXTURE_APCER_1PCT = 0.0           # texture threshold giving APCER = 1 % (provisional: set by train)
-PAD_TEXTURE_VERIFY = PAD_TEXTURE_BPCER_1PCT   # verification: convenience-first point of the two
-PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_1PCT    # enrolment: stricter, a spoof must not become a template
+# Texture (one frame; LOSO out-of-fold on nuaa-dev, model texture_v1 = distortion + frequency features):
+PAD_TEXTURE_BPCER_1PCT = -2.380        # BPCER 1 %, APCER 9.4 %: shown for comparison, too lax for a door
+PAD_TEXTURE_APCER_1PCT = 0.794         # APCER 1.0 %, BPCER 5.0 %
+PAD_TEXTURE_APCER_0 = 2.921            # no print attack accepted in CV; BPCER 14 %
+PAD_TEXTURE_VERIFY = PAD_TEXTURE_APCER_1PCT   # verification: the door's point (attacks first)
+PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_0       # enrolment: stricter, a spoof must not become a template
 PAD_MAX_FRAMES = 8                     # frames of a capture analysed (evenly spaced); bounds the cost
 PAD_ENROL_MIN_FRAMES = 3               # usable face frames enrolment needs
 PAD_VERIFY_MIN_FRAMES = 1              # usable face frames verification needs
@@ -93,6 +95,14 @@ PAD_MAX_BORDER_CUT = 0.10              # share of the face box outside the image
 PAD_MIN_LUMA = 35.0                    # face-crop mean luma (0–255) below which a frame is unusable …
 PAD_MAX_LUMA = 225.0                   # … and above which it is unusable
 PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be usable (else insufficient)
+PAD_MOTION_MAX_POINTS = 80             # corners tracked inside the face box
+PAD_MOTION_MIN_POINTS = 12             # fewer tracked points: the pair is untrackable
+PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) above which a point is dropped
+# Motion: pairs of consecutive NUAA frames (100 live, 147 print pairs that move ≥ PAD_MOTION_MIN_MOTION):
+# at parallax / motion = 0.15, 0 % of live pairs and 43 % of print pairs are flagged as planar.
+PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances) below which a pair cannot tell
+PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
+PAD_MOTION_PLANAR_RATIO = 0.15         # homography residual / motion below which the face moved as a plane
 
 # ---------------------------------------------------------------- vault
 # Protected face templates: secret orthogonal projection of the 128-d dlib
@@ -138,3 +148,43 @@ AUDIT_RETRY_MAX_S = 900.0              # … up to this; deliveries are retried 
 AUDIT_DELIVERY_TIMEOUT_S = 5.0         # one delivery attempt (HTTP connect + read) gives up after this
 AUDIT_SIREN_SECONDS = 60.0             # how long the local siren sounds for one alarm
 AUDIT_WEBHOOK_MAX_AGE_S = 300.0        # a signed webhook older than this is refused by the verifier
+
+# ---------------------------------------------------------------- service
+# `limen serve`: upload limits, sessions and rate limits of the local web service.
+# Not calibrated on a dataset: sized for a 640×480 JPEG camera burst on a 2-core
+# lock controller (`python bench/service.py` measures what the service holds).
+SERVICE_MAX_REQUEST_BYTES = 32 * 1024 * 1024  # any request body above this is refused (413) unread
+SERVICE_MAX_FRAME_BYTES = 2 * 1024 * 1024     # one camera frame or uploaded photo
+SERVICE_MAX_UNLOCK_FRAMES = 10                # frames in one kiosk unlock burst
+SERVICE_MAX_ENROL_FILES = 20                  # photos/frames in one enrolment
+SERVICE_SESSION_TTL_S = 8 * 3600              # an owner session expires this long after login …
+SERVICE_SESSION_IDLE_S = 30 * 60              # … or after this long without a request
+SERVICE_LOGIN_RATE_PER_MIN = 5.0              # login attempts per client (token bucket refill) …
+SERVICE_LOGIN_BURST = 5                       # … and bucket size
+SERVICE_LOGIN_GLOBAL_PER_MIN = 30.0           # login attempts from all clients together
+SERVICE_UNLOCK_RATE_PER_MIN = 30.0            # kiosk unlock/keypad requests per client …
+SERVICE_UNLOCK_BURST = 10                     # … and bucket size
+SERVICE_UNLOCK_GLOBAL_PER_MIN = 120.0         # kiosk requests from all clients together
+SERVICE_PASSWORD_MIN_LENGTH = 10              # owner password (Argon2id-hashed)
+
+# ---------------------------------------------------------------- tamper
+# Debouncing and sensitivities of the tamper sources (limen.tamper).  Not
+# calibrated on a dataset: mechanical micro-switches bounce for 1–10 ms, so a
+# level must hold longer than that; the figures of the response itself come from
+# `python bench/tamper.py` (docs/tamper.md).  HIGH trips sooner (more false
+# alarms), LOW later (fewer).  A tamper erases every template: prefer NORMAL.
+TAMPER_SWITCH_HOLD_S_HIGH = 0.005      # case / escutcheon switch: level held this long trips …
+TAMPER_SWITCH_HOLD_S_NORMAL = 0.020    # … (20 ms: twice the worst bounce of a micro-switch)
+TAMPER_SWITCH_HOLD_S_LOW = 0.100
+TAMPER_FLAP_EDGES = 8                  # this many level changes inside the window is a flapping
+TAMPER_FLAP_WINDOW_S = 1.0             # sensor, which trips too (a probed or shorted line flaps)
+TAMPER_SHOCK_PULSES_HIGH = 2           # shock / vibration sensor: pulses inside the window that trip
+TAMPER_SHOCK_PULSES_NORMAL = 4
+TAMPER_SHOCK_PULSES_LOW = 8
+TAMPER_SHOCK_WINDOW_S = 0.5
+TAMPER_SUPPLY_MIN_V = 10.8             # 12 V supply −10 %: below this (held) is a brown-out / short
+TAMPER_SUPPLY_MAX_V = 14.4             # 12 V supply +20 %: above this (held) is an injection
+TAMPER_SUPPLY_HOLD_S = 0.050           # a supply excursion must last this long (motor inrush is shorter)
+TAMPER_WATCHDOG_TIMEOUT_S = 10.0       # a lock process silent this long trips the watchdog
+TAMPER_POLL_INTERVAL_S = 0.005         # the monitor thread re-checks every source this often
+TAMPER_UNLOCK_HOLDOFF_S = 5.0          # after a tamper signal no unlock reaches the motor for this long

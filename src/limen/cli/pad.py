@@ -1,0 +1,112 @@
+"""`limen pad check` (judge one capture) and `limen lab pad` (ISO/IEC 30107-3 evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from limen.cli.common import output, progress
+
+pad_app = typer.Typer(help="Presentation attack detection: is it a live face or a photo/screen?",
+                      no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pad_app, name="pad")
+    try:
+        from limen.cli.lab import lab_app
+    except ImportError:  # the lab group is not part of this build
+        return
+    lab_app.command("pad")(lab_pad)
+
+
+@pad_app.command("check")
+def check(
+    path: Annotated[Path, typer.Argument(help="An image, a video file or a folder of frames.")],
+    enrol: Annotated[bool, typer.Option("--enrol", help="Use enrolment's stricter rules.")] = False,
+) -> None:
+    """Judge one presentation: bona fide, attack, or insufficient evidence (exit code 1 unless bona fide)."""
+    from limen.capture import load_capture
+    from limen.pad import Purpose, assess
+
+    verdict = assess(load_capture(path), purpose=Purpose.ENROL if enrol else Purpose.VERIFY)
+
+    def human() -> None:
+        typer.echo(f"{verdict.reason} (assurance {verdict.assurance.value}): {verdict.detail}")
+        for cue, score in verdict.scores.items():
+            typer.echo(f"  {cue}: score {score:.3f} (threshold {verdict.thresholds[cue]:.3f})")
+        for cue, why in verdict.cues_missing.items():
+            typer.echo(f"  {cue}: not run ({why})")
+        typer.echo(f"  frames: {verdict.frames_usable} usable of {verdict.frames_analysed} analysed"
+                   + (f" {verdict.unusable}" if verdict.unusable else ""))
+
+    output(verdict.to_dict(), human)
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+
+def lab_pad(
+    dataset: Annotated[Path, typer.Argument(help="Folder: <species>/[<subject>/]files; live/real = bona fide.")],
+    labels: Annotated[Path | None, typer.Option(help="CSV path,species[,subject] instead of folder names.")] = None,
+    folds: Annotated[str, typer.Option(help="'subject': retrain per left-out subject; 'none': shipped model.")] = (
+        "none"
+    ),
+    identities: Annotated[bool, typer.Option(help="Also measure IAPAR (PAD + face matcher, subjects = ids).")] = (
+        False
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for the score file, metrics, DET curve and HTML report.")] = (
+        Path("lab-out/pad")
+    ),
+    cache: Annotated[Path | None, typer.Option(help="Feature cache for --folds subject (.npz).")] = None,
+) -> None:
+    """PAD figures in ISO/IEC 30107-3 terms: APCER per species, BPCER, BPCER@APCER, DET, HTML report."""
+    from limen import thresholds
+    from limen.errors import BadRequest
+    from limen.lab import pad as lab
+
+    samples = lab.collect_samples(dataset, labels)
+    if folds == "subject":
+        rows = lab.score_cross_validated(samples, cache)
+        protocol = "leave-one-subject-out: texture model retrained without each subject (single frames)"
+    elif folds == "none":
+        with progress("PAD", len(samples)) as advance:
+            rows = lab.score_with_pad(samples, on_progress=advance)
+        protocol = "shipped model, limen.pad.assess(purpose=verify) on every sample"
+    else:
+        raise BadRequest("--folds", "use 'subject' or 'none'")
+    metrics = lab.compute_metrics(rows, threshold=0.0)
+    extra: dict[str, Any] = {}
+    if identities:
+        with progress("IAPAR", sum(s.is_attack for s in samples)) as advance:
+            extra["iapar"] = lab.impostor_attack_rate(rows, samples, on_progress=advance).as_dict()
+    metrics = lab.PadMetrics(**{**metrics.__dict__, "extra": extra})
+    config = {"protocol": protocol, "score": "min over cues of (score − threshold); accepted when ≥ 0",
+              "PAD_TEXTURE_VERIFY": thresholds.PAD_TEXTURE_VERIFY, "model": "texture_v1"}
+    species = {k: v for k, v in metrics.attacks.items()}
+    info = {"name": dataset.name, "path": str(dataset), "bona_fide": metrics.bona_fide, "attack species": species,
+            "subjects": len({s.subject for s in samples})}
+    files = lab.write_report(rows, metrics, out, config, info)
+    output({"metrics": metrics.as_dict(), "files": files}, lambda: _print(metrics, files))
+
+
+def _print(m: Any, files: dict[str, str]) -> None:
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f} %"
+
+    typer.echo(f"{m.bona_fide} bona fide, attacks {m.attacks}; no response: {m.no_response_bona_fide} bona fide, "
+               f"{m.no_response_attack} attack")
+    typer.echo(f"at the operating point: BPCER {pct(m.bpcer)}, APCER {pct(m.apcer_max)} "
+               + " ".join(f"[{k}: {pct(v)}]" for k, v in m.apcer.items()))
+    for k, v in m.bpcer_at_apcer.items():
+        typer.echo(f"BPCER @ APCER = {float(k):.0%}: {pct(v)}")
+    for k, v in m.apcer_at_bpcer.items():
+        typer.echo(f"APCER @ BPCER = {float(k):.0%}: {pct(v)}")
+    typer.echo(f"EER {pct(m.eer)}")
+    if "iapar" in m.extra:
+        i = m.extra["iapar"]
+        typer.echo(f"IAPAR (PAD + matcher): {pct(i['iapar'])} of {i['attacks']} impostor attacks "
+                   f"(matcher alone: {pct(i['iapar_without_pad'])})")
+    for k, v in files.items():
+        typer.echo(f"  {k}: {v}")

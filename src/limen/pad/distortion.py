@@ -1,0 +1,72 @@
+"""Image-distortion features of a recaptured face: specular reflection, blur, chroma, colour diversity.
+
+After Wen, Han and Jain, "Face spoof detection with image distortion analysis"
+(IEEE TIFS 2015).  A print or a screen reflects light differently from skin,
+is usually recaptured slightly out of focus, has a compressed colour gamut and
+fewer distinct colours.  The specular component is approximated by bright,
+unsaturated pixels (the paper separates it with Tan's method, too slow here).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from limen import thresholds
+
+FEATURES = 22  # 3 specular + 2 blur + 15 chromatic moments + 2 colour diversity
+
+
+def distortion_features(face_rgb: np.ndarray) -> np.ndarray:
+    """22 values describing how distorted a face crop looks (see module docstring)."""
+    side = thresholds.PAD_DISTORTION_CROP_PX
+    crop = cv2.resize(face_rgb, (side, side), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return np.concatenate([_specular(hsv), _blur(gray), _chromatic_moments(hsv), _colour_diversity(crop)])
+
+
+def _specular(hsv: np.ndarray) -> np.ndarray:
+    s = hsv[:, :, 1].astype(np.float64) / 255.0
+    v = hsv[:, :, 2].astype(np.float64) / 255.0
+    mask = (v >= thresholds.PAD_SPECULAR_MIN_VALUE) & (s <= thresholds.PAD_SPECULAR_MAX_SATURATION)
+    share = float(mask.mean())
+    if not mask.any():
+        return np.array([0.0, 0.0, 0.0])
+    spec = v[mask]
+    return np.array([share, float(spec.mean()), float(spec.var())])
+
+
+def _blur(gray: np.ndarray) -> np.ndarray:
+    """Crete et al.'s no-reference blur metric, and the log variance of the Laplacian."""
+    g = gray.astype(np.float64)
+    crete = []
+    for axis, kernel in ((1, (9, 1)), (0, (1, 9))):
+        blurred = cv2.blur(g, kernel)
+        d_orig = np.abs(np.diff(g, axis=axis))
+        d_blur = np.abs(np.diff(blurred, axis=axis))
+        variation = np.maximum(0.0, d_orig - d_blur)
+        total = d_orig.sum()
+        crete.append(1.0 if total <= 0 else float((total - variation.sum()) / total))
+    laplacian = float(np.log1p(cv2.Laplacian(g, cv2.CV_64F).var()))
+    return np.array([max(crete), laplacian])
+
+
+def _chromatic_moments(hsv: np.ndarray) -> np.ndarray:
+    out: list[float] = []
+    for i, top in enumerate((180, 256, 256)):
+        ch = hsv[:, :, i].astype(np.float64).ravel() / top
+        mean, std = float(ch.mean()), float(ch.std())
+        skew = float(np.mean(((ch - mean) / std) ** 3)) if std > 1e-9 else 0.0
+        hist = np.bincount((ch * 32).astype(np.intp).clip(0, 31), minlength=32) / ch.size
+        out += [mean, std, skew, float(hist.min()), float(hist.max())]
+    return np.array(out)
+
+
+def _colour_diversity(rgb: np.ndarray) -> np.ndarray:
+    q = (rgb >> 3).astype(np.int32)  # 32 levels per channel
+    keys = (q[:, :, 0] << 10) | (q[:, :, 1] << 5) | q[:, :, 2]
+    counts = np.bincount(keys.ravel(), minlength=1 << 15)
+    distinct = float(np.count_nonzero(counts)) / keys.size
+    top = np.sort(counts)[::-1][:100].sum() / keys.size
+    return np.array([distinct, float(top)])

@@ -1,0 +1,114 @@
+"""The faces PAD looks at: frames chosen from a capture, face located, unusable frames set aside.
+
+This is the one place PAD runs face detection; every cue reads the resulting
+`PadSample`.  A frame is *unusable* (and counted under a reason) when it is
+not an RGB image, has no face, or its face is too small, cut by the image
+border, or too dark / too bright to judge.  Nothing here raises on odd input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from limen import thresholds
+from limen.bio.face import align, detect
+from limen.capture import Capture, Frame
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """One usable frame: where the face is, its 5 landmarks and the face crop (RGB)."""
+
+    index: int
+    frame: Frame
+    box: detect.Box
+    points: np.ndarray  # (5, 2) dlib landmarks in source pixels
+    crop: np.ndarray
+
+    @property
+    def eye_distance(self) -> float:
+        eyes = self.points[0:2].mean(axis=0) - self.points[2:4].mean(axis=0)
+        return float(np.linalg.norm(eyes))
+
+
+@dataclass(frozen=True)
+class PadSample:
+    """What the cues see: the usable faces of the analysed frames, and why others were set aside."""
+
+    faces: tuple[FaceView, ...]
+    analysed: int
+    unusable: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def usable_share(self) -> float:
+        return len(self.faces) / self.analysed if self.analysed else 0.0
+
+
+def chosen_frames(capture: Capture) -> list[tuple[int, Frame]]:
+    """At most `PAD_MAX_FRAMES` frames, evenly spaced, with their index in the capture."""
+    n = len(capture.frames)
+    limit = thresholds.PAD_MAX_FRAMES
+    if n <= limit:
+        return list(enumerate(capture.frames))
+    picks = sorted({int(round(i)) for i in np.linspace(0, n - 1, limit)})
+    return [(i, capture.frames[i]) for i in picks]
+
+
+def locate(capture: Capture) -> PadSample:
+    """Find the face in each chosen frame; frames PAD cannot judge are counted, not used."""
+    faces: list[FaceView] = []
+    unusable: dict[str, int] = {}
+    chosen = chosen_frames(capture)
+    for index, frame in chosen:
+        view = _view(index, frame)
+        if isinstance(view, str):
+            unusable[view] = unusable.get(view, 0) + 1
+        else:
+            faces.append(view)
+    return PadSample(tuple(faces), analysed=len(chosen), unusable=unusable)
+
+
+def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0) -> FaceView | str:
+    """A `FaceView` for a known face box, or the reason the face is unusable."""
+    h, w = rgb.shape[:2]
+    side = max(box.width, box.height)
+    if side < thresholds.PAD_MIN_FACE_PX:
+        return "face_too_small"
+    if 1.0 - (box.width * box.height) / float(side * side) > thresholds.PAD_MAX_BORDER_CUT:
+        return "face_at_border"
+    crop = np.ascontiguousarray(rgb[box.top : box.bottom, box.left : box.right])
+    luma = float((crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).mean())
+    if luma < thresholds.PAD_MIN_LUMA:
+        return "too_dark"
+    if luma > thresholds.PAD_MAX_LUMA:
+        return "too_bright"
+    marks = align.landmarks(rgb, box)
+    inside = (marks.points[:, 0] >= 0) & (marks.points[:, 0] < w) & (marks.points[:, 1] >= 0) & (marks.points[:, 1] < h)
+    if not inside.all():
+        return "face_at_border"
+    return FaceView(index=index, frame=Frame(rgb=rgb), box=box, points=marks.points, crop=crop)
+
+
+def _view(index: int, frame: Frame) -> FaceView | str:
+    rgb = frame.rgb
+    if not _is_rgb(rgb):
+        return "not_rgb"
+    detections = detect.detect_faces(rgb)
+    if not detections:
+        return "no_face"
+    view = face_view(rgb, detections[0].box, index)
+    if isinstance(view, str):
+        return view
+    return FaceView(index=view.index, frame=frame, box=view.box, points=view.points, crop=view.crop)
+
+
+def _is_rgb(rgb: object) -> bool:
+    return (
+        isinstance(rgb, np.ndarray)
+        and rgb.dtype == np.uint8
+        and rgb.ndim == 3
+        and rgb.shape[2] == 3
+        and min(rgb.shape[:2]) >= 16
+    )

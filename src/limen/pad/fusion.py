@@ -1,0 +1,141 @@
+"""Fusion of cue results into one `PadVerdict`, failing closed.
+
+Precedence, first match wins:
+
+1. any cue that ran says attack → **attack** (whatever the others say);
+2. too few usable face frames for the purpose, or too many unusable ones, or
+   the texture cue (the one cue every RGB capture must pass) could not run →
+   **insufficient_evidence** (a deny, with the reason);
+3. otherwise → **bona_fide**.
+
+Assurance records how much evidence there was, never whether it passed:
+NONE when nothing could be judged, LOW for texture alone, MEDIUM when a
+multi-frame cue (motion) also judged, HIGH when a depth or infrared cue also
+judged.  An unavailable cue is listed in `cues_missing` with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from limen import thresholds
+from limen.decision import Assurance, Reason
+from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
+from limen.pad.faces import PadSample
+
+BONA_FIDE = "bona_fide"
+ATTACK = "attack"
+INSUFFICIENT = "insufficient_evidence"
+REQUIRED_CUE = "texture"
+SENSOR_CUES = frozenset({"depth", "infrared"})
+
+
+@dataclass(frozen=True)
+class PadVerdict:
+    """PAD's answer for one capture: passed or not, why, with which evidence.
+
+    `reason` is "bona_fide", "attack" or "insufficient_evidence" (both of the
+    latter deny).  `scores` holds each cue's score (log-odds, higher = more bona
+    fide) and `evidence` the numbers behind it; no image or template is kept.
+    """
+
+    passed: bool
+    reason: str
+    assurance: Assurance
+    purpose: Purpose
+    scores: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    cues_run: tuple[str, ...] = ()
+    cues_missing: dict[str, str] = field(default_factory=dict)
+    frames_analysed: int = 0
+    frames_usable: int = 0
+    unusable: dict[str, int] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def decision_reason(self) -> Reason | None:
+        """The `Decision` reason a failed verdict maps to (None when PAD passed)."""
+        if self.passed:
+            return None
+        return Reason.PAD_FAILED if self.reason == ATTACK else Reason.INSUFFICIENT_EVIDENCE
+
+    @property
+    def decision_scores(self) -> dict[str, float]:
+        """Cue scores prefixed `pad_` for `Decision.scores`."""
+        return {f"pad_{k}": round(v, 4) for k, v in self.scores.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed, "reason": self.reason, "assurance": self.assurance.value,
+            "purpose": self.purpose.value, "scores": {k: round(v, 4) for k, v in self.scores.items()},
+            "thresholds": {k: round(v, 4) for k, v in self.thresholds.items()},
+            "evidence": self.evidence, "cues_run": list(self.cues_run), "cues_missing": dict(self.cues_missing),
+            "frames_analysed": self.frames_analysed, "frames_usable": self.frames_usable,
+            "unusable": dict(self.unusable), "detail": self.detail,
+        }
+
+
+def fuse(results: list[CueResult], sample: PadSample, purpose: Purpose) -> PadVerdict:
+    """One verdict from every cue's result (see the module docstring for the rules)."""
+    ran = [r for r in results if isinstance(r, CueScore)]
+    missing = {r.cue: r.reason for r in results if isinstance(r, CueUnavailable)}
+    common: dict[str, Any] = {
+        "purpose": purpose,
+        "scores": {r.cue: r.score for r in ran},
+        "thresholds": {r.cue: r.threshold for r in ran},
+        "evidence": {r.cue: dict(r.evidence) for r in ran},
+        "cues_run": tuple(r.cue for r in ran),
+        "cues_missing": missing,
+        "frames_analysed": sample.analysed,
+        "frames_usable": len(sample.faces),
+        "unusable": dict(sample.unusable),
+        "assurance": _assurance(ran),
+    }
+    attacks = [r.cue for r in ran if r.says_attack]
+    if attacks:
+        return PadVerdict(False, ATTACK, detail=_attack_detail(attacks, purpose), **common)
+    shortfall = _shortfall(sample, purpose, ran)
+    if shortfall:
+        return PadVerdict(False, INSUFFICIENT, detail=shortfall, **common)
+    return PadVerdict(True, BONA_FIDE, detail="bona fide presentation", **common)
+
+
+def insufficient(purpose: Purpose, detail: str, sample: PadSample | None = None) -> PadVerdict:
+    """A deny for a capture PAD could not judge at all."""
+    return PadVerdict(
+        False, INSUFFICIENT, Assurance.NONE, purpose, detail=detail,
+        frames_analysed=sample.analysed if sample else 0, frames_usable=len(sample.faces) if sample else 0,
+        unusable=dict(sample.unusable) if sample else {},
+    )
+
+
+def _assurance(ran: list[CueScore]) -> Assurance:
+    names = {r.cue for r in ran}
+    if REQUIRED_CUE not in names:
+        return Assurance.NONE
+    if names & SENSOR_CUES:
+        return Assurance.HIGH
+    if len(names) > 1:
+        return Assurance.MEDIUM
+    return Assurance.LOW
+
+
+def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore]) -> str:
+    need = thresholds.PAD_ENROL_MIN_FRAMES if purpose is Purpose.ENROL else thresholds.PAD_VERIFY_MIN_FRAMES
+    why = ", ".join(f"{k}: {v}" for k, v in sorted(sample.unusable.items()))
+    if len(sample.faces) < need:
+        return f"{len(sample.faces)} usable face frame(s), {need} needed" + (f" ({why})" if why else "")
+    if sample.usable_share < thresholds.PAD_MIN_USABLE_SHARE:
+        return f"only {len(sample.faces)} of {sample.analysed} frames show a usable face ({why})"
+    if REQUIRED_CUE not in {r.cue for r in ran}:
+        return "the texture cue could not judge the face"
+    return ""
+
+
+def _attack_detail(cues: list[str], purpose: Purpose) -> str:
+    what = "the face looks like a photo or a screen"
+    if purpose is Purpose.ENROL:
+        return f"enrolment refused: {what} (presentation attack detection: {', '.join(cues)})"
+    return f"{what} (presentation attack detection: {', '.join(cues)})"

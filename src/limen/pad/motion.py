@@ -1,0 +1,84 @@
+"""The multi-frame cue: a photo or a screen moves as a plane, a face does not.
+
+Corner points inside the face are tracked between consecutive usable frames
+(pyramidal Lucas–Kanade with a forward–backward check) and a homography is
+fitted to them by least squares.  The points of a flat object fit it to within
+tracking noise whatever the motion; a head that turns shows parallax (nose
+against cheeks, face against ears) the homography cannot explain.  The score
+is log(residual / motion / `PAD_MOTION_PLANAR_RATIO`) (median over moving
+pairs; residual and motion in eye distances); higher is more bona fide.  When
+the face barely moves (or too few points track) the cue cannot tell and
+reports `CueUnavailable("too_little_motion")`: it lowers the assurance, it
+never passes by default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from limen import thresholds
+from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
+from limen.pad.faces import FaceView, PadSample
+
+
+def pair_motion(a: FaceView, b: FaceView) -> tuple[float, float, int] | None:
+    """(motion, parallax residual, tracked points) between two views, in eye distances; None if untrackable."""
+    if a.frame.rgb.shape != b.frame.rgb.shape:
+        return None
+    g0 = cv2.cvtColor(a.frame.rgb, cv2.COLOR_RGB2GRAY)
+    g1 = cv2.cvtColor(b.frame.rgb, cv2.COLOR_RGB2GRAY)
+    mask = np.zeros_like(g0)
+    mask[a.box.top : a.box.bottom, a.box.left : a.box.right] = 255
+    corners = cv2.goodFeaturesToTrack(g0, maxCorners=thresholds.PAD_MOTION_MAX_POINTS, qualityLevel=0.01,
+                                      minDistance=max(3, a.box.width // 25), mask=mask)
+    if corners is None:
+        return None
+    p0 = np.concatenate([corners.reshape(-1, 2), a.points]).astype(np.float32)
+    start = p0.reshape(-1, 1, 2)
+    p1, ok1, _ = cv2.calcOpticalFlowPyrLK(g0, g1, start, start.copy(), winSize=(21, 21), maxLevel=3)
+    back, ok2, _ = cv2.calcOpticalFlowPyrLK(g1, g0, p1, start.copy(), winSize=(21, 21), maxLevel=3)
+    p1, back = np.asarray(p1).reshape(-1, 2), np.asarray(back).reshape(-1, 2)
+    tracked = (np.asarray(ok1).ravel() == 1) & (np.asarray(ok2).ravel() == 1)
+    good = tracked & (np.linalg.norm(back - p0, axis=1) < thresholds.PAD_MOTION_FB_PX)
+    if good.sum() < thresholds.PAD_MOTION_MIN_POINTS:
+        return None
+    src, dst = p0[good].astype(np.float64), p1[good].astype(np.float64)
+    h, _ = cv2.findHomography(src, dst, 0)
+    if h is None or not np.all(np.isfinite(h)):
+        return None
+    projected = cv2.perspectiveTransform(src.reshape(-1, 1, 2), h).reshape(-1, 2)
+    eye = max(a.eye_distance, 1.0)
+    residual = float(np.sqrt(np.mean(np.sum((projected - dst) ** 2, axis=1)))) / eye
+    flow = dst - src
+    motion = float(np.sqrt(np.mean(np.sum((flow - flow.mean(axis=0)) ** 2, axis=1)))) / eye
+    return motion, residual, int(good.sum())
+
+
+class MotionCue:
+    """Planar-motion (homography parallax) cue over consecutive usable frames."""
+
+    name = "motion"
+
+    def score(self, sample: PadSample, purpose: Purpose) -> CueResult:
+        if len(sample.faces) < 2:
+            return CueUnavailable(self.name, "single_frame")
+        pairs = [pair_motion(a, b) for a, b in zip(sample.faces[:-1], sample.faces[1:], strict=True)]
+        measured = [p for p in pairs if p is not None]
+        if not measured:
+            return CueUnavailable(self.name, "untrackable")
+        moving = [p for p in measured if p[0] >= thresholds.PAD_MOTION_MIN_MOTION]
+        if len(moving) < thresholds.PAD_MOTION_MIN_PAIRS:
+            return CueUnavailable(self.name, "too_little_motion")
+        ratio = float(np.median([p[1] / p[0] for p in moving]))
+        score = math.log(max(ratio, 1e-6) / thresholds.PAD_MOTION_PLANAR_RATIO)
+        evidence = {
+            "pairs": float(len(moving)),
+            "motion": round(float(np.median([p[0] for p in moving])), 5),
+            "parallax": round(float(np.median([p[1] for p in moving])), 5),
+            "parallax_ratio": round(ratio, 4),
+            "points": float(min(p[2] for p in moving)),
+        }
+        return CueScore(self.name, score, 0.0, evidence)

@@ -1,0 +1,57 @@
+"""`assess(capture, purpose)`: the PAD pipeline as a straight line — locate faces → cues → fusion."""
+
+from __future__ import annotations
+
+import logging
+
+from limen import trace
+from limen.capture import Capture
+from limen.errors import ConfigError
+from limen.pad import faces, fusion
+from limen.pad.contract import CueResult, CueUnavailable, PresentationAttackDetector, Purpose
+from limen.pad.motion import MotionCue
+from limen.pad.sensors import DepthCue, InfraredCue
+from limen.pad.texture import TextureCue, shipped_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CUES: tuple[PresentationAttackDetector, ...] = (TextureCue(), MotionCue(), DepthCue(), InfraredCue())
+
+
+def assess(
+    capture: Capture, *, purpose: Purpose, cues: tuple[PresentationAttackDetector, ...] = DEFAULT_CUES
+) -> fusion.PadVerdict:
+    """Judge whether `capture` is a live face (bona fide) or a presentation attack.
+
+    Never raises on odd input (no frames, frames of different sizes, no face,
+    a face at the border, extreme lighting, a one-frame "video"): the verdict is
+    then "insufficient_evidence", a deny with its reason in `detail`.  Only a
+    broken installation (the shipped model cannot be read) raises `ConfigError`.
+    `Purpose.ENROL` needs `PAD_ENROL_MIN_FRAMES` usable frames and the stricter
+    `PAD_TEXTURE_ENROL` threshold; `Purpose.VERIFY` uses `PAD_TEXTURE_VERIFY`.
+    The model loads once per process; calls are thread-safe.
+    """
+    shipped_model()  # a broken install is a ConfigError, not a silent deny
+    if not isinstance(capture, Capture) or not capture.frames:
+        return fusion.insufficient(purpose, "no frames to judge")
+    try:
+        sample = faces.locate(capture)
+        results = [_run(cue, sample, purpose) for cue in cues]
+        verdict = fusion.fuse(results, sample, purpose)
+    except ConfigError:
+        raise
+    except Exception as exc:  # fail closed: whatever went wrong, this capture does not pass
+        log.warning("PAD could not process a capture: %s", type(exc).__name__)
+        return fusion.insufficient(purpose, f"PAD could not process the capture ({type(exc).__name__})")
+    trace.emit("pad.verdict", verdict.to_dict)
+    return verdict
+
+
+def _run(cue: PresentationAttackDetector, sample: faces.PadSample, purpose: Purpose) -> CueResult:
+    try:
+        return cue.score(sample, purpose)
+    except ConfigError:
+        raise
+    except Exception as exc:  # one broken cue is a missing cue, never a pass
+        log.warning("PAD cue %s failed: %s", cue.name, type(exc).__name__)
+        return CueUnavailable(cue.name, f"error: {type(exc).__name__}")

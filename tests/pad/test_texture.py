@@ -1,0 +1,68 @@
+"""The shipped texture model: loads without pickle, scores finitely, refuses a damaged file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from limen.errors import ConfigError
+from limen.pad import texture
+from limen.pad.contract import CueScore, CueUnavailable, Purpose
+from limen.pad.faces import PadSample
+from tests.pad.helpers import fake_view
+
+
+def test_shipped_model_is_small_and_consistent() -> None:
+    assert texture.MODEL_FILE.stat().st_size < 100_000
+    model = texture.shipped_model()
+    assert set(model.families) <= set(texture.FAMILIES)
+    width = texture.texture_features(fake_view().crop, model.families).size
+    assert model.coef.shape == (width,)
+
+
+def test_model_card_exists() -> None:
+    card = texture.MODEL_DIR / "texture_v1.md"
+    text = card.read_text()
+    assert "nuaa-dev" in text and "APCER" in text
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    m = texture.LinearModel(np.zeros(3), np.ones(3), np.array([1.0, -2.0, 0.5]), 0.25, ("distortion",))
+    m.save(tmp_path / "m.npz", trained="today")
+    back = texture.LinearModel.load(tmp_path / "m.npz")
+    x = np.array([[1.0, 2.0, 3.0]])
+    assert back.logits(x) == pytest.approx(m.logits(x))
+    assert back.families == ("distortion",)
+
+
+@pytest.mark.parametrize("payload", [b"", b"not a zip", b"PK\x03\x04garbage"])
+def test_damaged_model_is_a_config_error(tmp_path: Path, payload: bytes) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(payload)
+    with pytest.raises(ConfigError):
+        texture.LinearModel.load(bad)
+
+
+def test_enrolment_threshold_is_stricter() -> None:
+    assert texture.threshold_for(Purpose.ENROL) > texture.threshold_for(Purpose.VERIFY)
+
+
+def test_cue_averages_frames_and_reports_evidence() -> None:
+    sample = PadSample((fake_view(0, seed=1), fake_view(1, seed=2)), analysed=2)
+    result = texture.TextureCue().score(sample, Purpose.VERIFY)
+    assert isinstance(result, CueScore)
+    per_frame = texture.TextureCue().frame_scores(sample)
+    assert result.score == pytest.approx(per_frame.mean())
+    assert result.evidence["frames"] == 2
+
+
+def test_cue_without_faces_is_unavailable() -> None:
+    assert isinstance(texture.TextureCue().score(PadSample((), analysed=3), Purpose.VERIFY), CueUnavailable)
+
+
+def test_non_finite_scores_never_pass() -> None:
+    nan_model = texture.LinearModel(np.zeros(37), np.ones(37), np.full(37, np.nan), 0.0, ("distortion", "frequency"))
+    result = texture.TextureCue(nan_model).score(PadSample((fake_view(),), analysed=1), Purpose.VERIFY)
+    assert isinstance(result, CueUnavailable)
