@@ -61,7 +61,8 @@ def test_valid_pin_opens_and_is_audited(rig: Rig) -> None:
     attempt = rig.events(EventKind.UNLOCK_ATTEMPT)[-1]
     assert attempt.outcome == "accept" and attempt.actor == rig.max and attempt.source == "keypad"
     assert MAX_PIN not in repr(rig.sink.events)
-    assert [e.reason for e in rig.events(EventKind.LOCK_STATE)] == ["unlocking", "unlocked"]
+    assert [e.data["state"] for e in rig.events(EventKind.LOCK_STATE)] == ["unlocked"]
+    assert attempt.data["method"] == "pin" and attempt.subject == "pin:2"
 
 
 def test_wrong_pin_keeps_door_locked(rig: Rig) -> None:
@@ -89,6 +90,7 @@ def test_duress_opens_and_raises_silent_alarm(rig: Rig) -> None:
     assert d.accepted and rig.settle() is LockState.UNLOCKED
     alarm = rig.events(EventKind.ALARM)[-1]
     assert alarm.reason == "duress" and alarm.data["silent"] is True
+    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["duress"] is True
 
 
 def test_mechanical_key_offline_limit(rig: Rig) -> None:
@@ -169,3 +171,40 @@ def test_secure_is_safe_any_time(rig: Rig) -> None:
     rig.settle()
     rig.controller.secure()
     assert rig.settle() is LockState.LOCKED
+
+
+def test_door_sensor_events(rig: Rig) -> None:
+    rig.controller.keypad(MAX_PIN)
+    rig.settle()
+    rig.door.door_open = True
+    rig.controller.tick()
+    rig.door.door_open = False
+    rig.controller.tick()
+    assert [e.data["state"] for e in rig.events(EventKind.DOOR_STATE)] == ["open", "closed"]
+
+
+def test_events_pass_the_real_audit_log(rig: Rig, settings) -> None:  # type: ignore[no-untyped-def]
+    audit_pkg = pytest.importorskip("limen.audit")
+    log = audit_pkg.open_audit(settings)
+    try:
+        controller = AccessController(rig.store, rig.door, log, rig.clock)
+        rig.store.set_online(False)
+        for typed in (MAX_PIN, "999111", "*123"):
+            controller.keypad(typed)
+        matched = accept(Reason.MATCHED, user_id=rig.max, score=0.3, threshold=0.45,
+                         scores={"sharpness": 80.0})
+        verdict = type("V", (), {"passed": False, "assurance": "low", "scores": {"depth": 0.1}})()
+        controller.face(matched, verdict)
+        controller.remote(rig.owner, authorised=True, pin=OWNER_PIN, device="phone-1")
+        for _ in range(3):
+            controller.key_turned()
+        rig.clock.advance(1)
+        controller.tick()
+        records = list(log.records(0))
+        kinds = [r["kind"] for r in records]
+        assert kinds.count("unlock_attempt") == 8
+        assert any(r["kind"] == "alarm" and r["reason"] == "mechanical_key" for r in records)
+        assert MAX_PIN not in repr(records) and OWNER_PIN not in repr(records)
+        log.verify()
+    finally:
+        log.close()

@@ -14,22 +14,29 @@ already saved, so a failing sink never resets a lockout.
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from limen.access.attempt import (
     Attempt,
+    CodeEntry,
+    FaceEvidence,
     Factor,
+    FingerprintEvidence,
     KeyTurn,
     PadVerdictLike,
+    PinEntry,
+    RemoteCommand,
+    RfidEntry,
     face_attempt,
     key_attempt,
     keypad_entry,
     remote_attempt,
 )
 from limen.access.store import AccessStore
-from limen.audit.event import AuditSink, Event, EventKind
+from limen.audit.event import AuditSink, Event, EventKind, attempt_event
 from limen.clock import Clock, SystemClock
-from limen.decision import Decision
+from limen.decision import Decision, Reason
 from limen.door.actuator import LockActuator, LockState
 
 
@@ -41,26 +48,34 @@ class AccessController:
         self.door = door
         self.audit = audit
         self.clock = clock or SystemClock()
-        self._last_state: LockState | None = None
+        self._last_bolt: str | None = None
+        self._last_door: str | None = None
 
     def attempt(self, attempt: Attempt) -> Decision:
         """Decide, record, and open the door if accepted; return the Decision."""
         at = self.clock.now()
         judgement = self.store.decide(attempt, at)
         decision = judgement.decision
-        self.audit.append(Event(
-            EventKind.UNLOCK_ATTEMPT, at, actor=decision.user_id, subject=decision.credential_id,
-            outcome=decision.outcome.value, reason=decision.reason.value, source=attempt.source.value,
-            data=_event_data(decision),
-        ))
+        self.audit.append(_attempt_event(attempt, decision, at))
         for alarm in judgement.update.alarms:
-            self.audit.append(Event(EventKind.ALARM, at, actor=decision.user_id, subject="lock", reason=alarm,
-                                    source=attempt.source.value, data={"silent": alarm == "duress"}))
+            self._alarm(alarm, at, decision.user_id)
         physical = any(isinstance(f, KeyTurn) for f in attempt.factors)
         if decision.accepted and not physical:
             self.door.unlock()
         self.tick()
         return decision
+
+    def _alarm(self, name: str, at: datetime, subject: str | None) -> None:
+        """Raise through the audit log's alarm monitor when there is one, else record an ALARM event."""
+        monitor = getattr(self.audit, "monitor", None)
+        if monitor is not None and hasattr(monitor, "raise_alarm"):
+            if name == "duress":
+                return  # the audit anomaly rules raise it (silently) from the attempt event
+            if name in _ALARM_RULES:
+                monitor.raise_alarm(_ALARM_RULES[name], "critical", _ALARM_TEXT[name], subject=subject, at=at)
+                return
+        self.audit.append(Event(EventKind.ALARM, at, actor="system", subject=subject or "lock", reason=name,
+                                source="access", data={"silent": name == "duress", "text": _ALARM_TEXT[name]}))
 
     def keypad(self, typed: str) -> Decision:
         """A raw keypad entry: digits for a PIN (decoys allowed), `*` + digits for an offline code."""
@@ -90,20 +105,48 @@ class AccessController:
         return state
 
     def tick(self) -> LockState:
-        """Poll the door (auto-relock, jam detection) and record state changes; call periodically."""
+        """Poll the door (auto-relock, jam detection) and record bolt and door changes; call periodically."""
         state = self.door.poll()
-        if state is not self._last_state:
-            at = self.clock.now()
-            self.audit.append(Event(EventKind.LOCK_STATE, at, actor="system", subject="lock",
-                                    reason=state.value, source="door"))
-            if state is LockState.JAMMED:
-                self.audit.append(Event(EventKind.ALARM, at, actor="system", subject="lock", reason="jammed",
-                                        source="door", data={"silent": False}))
-            self._last_state = state
+        bolt = "jammed" if self.door.is_jammed else ("locked" if self.door.is_locked else "unlocked")
+        moving = self.door.is_locking or self.door.is_unlocking
+        door = "open" if self.door.is_open else "closed"
+        at = self.clock.now()
+        if bolt != self._last_bolt and (not moving or bolt == "jammed"):
+            self.audit.append(Event(EventKind.LOCK_STATE, at, actor="system", subject="lock", reason=bolt,
+                                    source="door", data={"state": bolt}))
+            if bolt == "jammed":
+                self._alarm("jammed", at, "lock")
+            self._last_bolt = bolt
+        if door != self._last_door:
+            if self._last_door is not None or door == "open":
+                self.audit.append(Event(EventKind.DOOR_STATE, at, actor="system", subject="door", reason=door,
+                                        source="door", data={"state": door}))
+            self._last_door = door
         return state
 
 
-def _event_data(decision: Decision) -> dict[str, Any]:
-    data = decision.to_dict()
-    data.pop("user_name", None)
-    return data
+_ALARM_RULES = {"mechanical_key_offline_limit": "mechanical_key"}
+_ALARM_TEXT = {
+    "duress": "duress credential used",
+    "mechanical_key_offline_limit": "mechanical key used repeatedly while offline: owner must re-authorise",
+    "jammed": "lock jammed",
+}
+_METHOD = {
+    FaceEvidence: "face", FingerprintEvidence: "fingerprint", PinEntry: "pin", CodeEntry: "code",
+    RfidEntry: "nfc", RemoteCommand: "remote", KeyTurn: "key",
+}
+
+
+def _attempt_event(attempt: Attempt, decision: Decision, at: datetime) -> Event:
+    """The UNLOCK_ATTEMPT event in the audit package's conventions (method, pad, duress, device)."""
+    methods = [_METHOD[type(f)] for f in attempt.factors]
+    extra: dict[str, Any] = {"factors": methods, "detail": decision.detail}
+    if decision.reason is Reason.DURESS:
+        extra["duress"] = True
+    remote = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
+    if remote:
+        extra["device"] = remote[0].device
+    faces = [f for f in attempt.factors if isinstance(f, FaceEvidence | FingerprintEvidence)]
+    pad = None if not faces else ("bona_fide" if all(f.pad_passed for f in faces) else "attack")
+    return attempt_event(decision, at, methods[0] if methods else "unknown", attempt.source.value, pad=pad,
+                         **extra)
