@@ -1,0 +1,42 @@
+"""`limen pad check` and `limen lab pad` through the Typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from limen.cli import app
+from tests.pad.helpers import nuaa_files
+
+runner = CliRunner()
+
+
+def test_pad_check_reports_a_verdict_as_json(data_dir: Path) -> None:
+    photo = nuaa_files("print", "0003", 1)[0]
+    result = runner.invoke(app, ["--json", "pad", "check", str(photo)])
+    verdict = json.loads(result.stdout)
+    assert verdict["reason"] == "attack" and verdict["passed"] is False
+    assert result.exit_code == 1
+
+
+def test_pad_check_refuses_a_missing_file(data_dir: Path) -> None:
+    result = runner.invoke(app, ["pad", "check", "/nonexistent/x.jpg"])
+    assert result.exit_code != 0
+
+
+def test_lab_pad_writes_the_report(tmp_path: Path, data_dir: Path) -> None:
+    dataset = tmp_path / "set"
+    for kind in ("live", "print"):
+        for i, f in enumerate(nuaa_files(kind, "0004", 3, stride=11)):
+            target = dataset / kind / "0004" / f"{i}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(f)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["--json", "lab", "pad", str(dataset), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["metrics"]["bona_fide"] == 3 and data["metrics"]["attacks"] == {"print": 3}
+    for name in ("pad_scores.csv", "pad_metrics.json", "pad_det.png", "pad_report.html"):
+        assert (out / name).is_file()

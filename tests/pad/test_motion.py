@@ -1,0 +1,47 @@
+"""Motion cue: a face moved as a plane (homography warp of a photo) is flagged; a still face cannot tell."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from limen.capture import Capture, Frame, load_image
+from limen.pad import faces
+from limen.pad.contract import CueScore, CueUnavailable, Purpose
+from limen.pad.motion import MotionCue
+from tests.pad.helpers import nuaa_burst, nuaa_files
+
+
+def warped_burst(rgb: np.ndarray, steps: int = 4) -> Capture:
+    """The same picture tilted a little more each frame: what a hand-held photo does."""
+    h, w = rgb.shape[:2]
+    frames = []
+    for i in range(steps):
+        d = 6.0 * i
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = np.float32([[d, d / 2], [w - d / 3, 0], [w, h], [d / 2, h - d]])
+        m = cv2.getPerspectiveTransform(src, dst)
+        frames.append(Frame(rgb=cv2.warpPerspective(rgb, m, (w, h), borderMode=cv2.BORDER_REFLECT), t=float(i)))
+    return Capture(tuple(frames))
+
+
+def test_planar_motion_is_flagged_as_attack() -> None:
+    rgb = load_image(nuaa_files("live", "0002", 1)[0])
+    result = MotionCue().score(faces.locate(warped_burst(rgb)), Purpose.VERIFY)
+    assert isinstance(result, CueScore)
+    assert result.says_attack
+    assert result.evidence["parallax_ratio"] < 0.15
+
+
+def test_still_frames_cannot_tell() -> None:
+    rgb = load_image(nuaa_files("live", "0002", 1)[0])
+    still = Capture(tuple(Frame(rgb=rgb, t=float(i)) for i in range(3)))
+    result = MotionCue().score(faces.locate(still), Purpose.VERIFY)
+    assert isinstance(result, CueUnavailable) and result.reason == "too_little_motion"
+
+
+def test_live_burst_is_not_flagged() -> None:
+    result = MotionCue().score(faces.locate(nuaa_burst("live", "0001")), Purpose.VERIFY)
+    assert isinstance(result, CueScore | CueUnavailable)
+    if isinstance(result, CueScore):
+        assert not result.says_attack

@@ -1,0 +1,107 @@
+"""`assess` end to end: real NUAA presentations, and every kind of odd input gets a clear deny."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from limen.capture import Capture, Frame, load_image
+from limen.decision import Assurance
+from limen.pad import PadVerdict, Purpose, assess
+from tests.pad.helpers import nuaa_burst, nuaa_files
+
+
+def denied_for_lack_of_evidence(v: PadVerdict) -> bool:
+    return (not v.passed) and v.reason == "insufficient_evidence" and bool(v.detail)
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_empty_capture_is_insufficient(purpose: Purpose) -> None:
+    v = assess(Capture(()), purpose=purpose)
+    assert denied_for_lack_of_evidence(v) and v.assurance is Assurance.NONE
+
+
+@pytest.mark.parametrize(
+    "rgb",
+    [
+        np.zeros((480, 640, 3), np.uint8),  # black: no face
+        np.full((480, 640, 3), 255, np.uint8),  # blown out
+        np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8),  # noise
+        np.zeros((4, 4, 3), np.uint8),  # tiny
+        np.zeros((100, 100), np.uint8),  # not RGB
+        np.zeros((100, 100, 3), np.float32),  # wrong dtype
+    ],
+)
+def test_frames_without_a_usable_face_are_insufficient(rgb: np.ndarray) -> None:
+    v = assess(Capture((Frame(rgb=rgb),)), purpose=Purpose.VERIFY)
+    assert denied_for_lack_of_evidence(v)
+
+
+def test_not_a_capture_is_insufficient() -> None:
+    assert denied_for_lack_of_evidence(assess("photo.jpg", purpose=Purpose.VERIFY))  # type: ignore[arg-type]
+
+
+def test_live_burst_passes_with_medium_or_low_assurance() -> None:
+    v = assess(nuaa_burst("live", "0001"), purpose=Purpose.VERIFY)
+    assert v.passed and v.reason == "bona_fide"
+    assert v.assurance in (Assurance.LOW, Assurance.MEDIUM)
+    assert v.frames_usable == 4 and "texture" in v.cues_run
+
+
+def test_print_burst_is_an_attack_and_refused_at_enrolment() -> None:
+    burst = nuaa_burst("print", "0001")
+    assert assess(burst, purpose=Purpose.VERIFY).reason == "attack"
+    enrol = assess(burst, purpose=Purpose.ENROL)
+    assert not enrol.passed and enrol.detail.startswith("enrolment refused")
+
+
+def test_one_frame_video_verifies_but_cannot_enrol() -> None:
+    one = nuaa_burst("live", "0001", n=1)
+    assert assess(one, purpose=Purpose.VERIFY).passed
+    enrol = assess(one, purpose=Purpose.ENROL)
+    assert denied_for_lack_of_evidence(enrol) and "needed" in enrol.detail
+    assert enrol.cues_missing.get("motion") == "single_frame"
+
+
+def test_frames_of_different_sizes_never_crash() -> None:
+    burst = nuaa_burst("live", "0001", n=3)
+    resized = Frame(rgb=np.ascontiguousarray(burst.frames[1].rgb[::2, ::2]), t=1.0)
+    mixed = Capture((burst.frames[0], resized, burst.frames[2]))
+    v = assess(mixed, purpose=Purpose.VERIFY)
+    assert isinstance(v, PadVerdict)
+    assert v.passed or v.reason in ("attack", "insufficient_evidence")
+
+
+def test_burst_with_faceless_frames_uses_the_others_or_denies() -> None:
+    burst = nuaa_burst("live", "0001", n=2)
+    black = Frame(rgb=np.zeros_like(burst.frames[0].rgb), t=2.0)
+    v = assess(Capture(burst.frames + (black,)), purpose=Purpose.VERIFY)
+    assert v.unusable.get("no_face") == 1 and v.frames_usable == 2
+    mostly_empty = assess(Capture((burst.frames[0], black, black, black)), purpose=Purpose.VERIFY)
+    assert denied_for_lack_of_evidence(mostly_empty) and "no_face: 3" in mostly_empty.detail
+
+
+def test_face_cut_by_the_image_border_is_insufficient() -> None:
+    rgb = load_image(nuaa_files("live", "0001", 1)[0])
+    # keep only the left part of the face: the box touches the border and is no longer square
+    cut = np.ascontiguousarray(rgb[:, 300:])
+    v = assess(Capture.single(cut), purpose=Purpose.VERIFY)
+    assert denied_for_lack_of_evidence(v)
+    assert v.unusable.get("face_at_border") == 1
+
+
+@pytest.mark.parametrize(("gain", "why"), [(0.2, "too_dark"), (6.0, "too_bright"), (0.05, "no_face")])
+def test_extreme_lighting_is_a_clear_deny(gain: float, why: str) -> None:
+    rgb = load_image(nuaa_files("live", "0001", 1)[0])
+    lit = np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    v = assess(Capture.single(lit), purpose=Purpose.VERIFY)
+    assert denied_for_lack_of_evidence(v)
+    assert v.unusable == {why: 1}
+
+
+def test_long_video_is_subsampled() -> None:
+    burst = nuaa_burst("live", "0001", n=2)
+    long = Capture(tuple(Frame(rgb=burst.frames[i % 2].rgb, t=float(i)) for i in range(40)))
+    from limen import thresholds
+
+    assert assess(long, purpose=Purpose.VERIFY).frames_analysed == thresholds.PAD_MAX_FRAMES
