@@ -103,8 +103,13 @@ class TestSoftwareKeyStore(KeyStoreContract):
         raw = bytearray(self.path.read_bytes())
         raw[6] ^= 1
         self.path.write_bytes(bytes(raw))
+        broken = SoftwareKeyStore(self.path)
         with pytest.raises(KeyStoreError):
-            SoftwareKeyStore(self.path)
+            broken.generations()
+        with pytest.raises(KeyStoreError):
+            broken.create_key()
+        broken.destroy_all()  # a broken store can still be crypto-erased
+        assert not self.path.exists() and broken.generations() == []
 
 
 @pytest.mark.usefixtures("softhsm_env")

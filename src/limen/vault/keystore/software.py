@@ -33,7 +33,12 @@ class SoftwareKeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._keys: dict[int, bytearray] = self._load()
+        self._broken: str | None = None
+        try:
+            self._keys: dict[int, bytearray] = self._load()
+        except KeyStoreError as exc:
+            # Still destroyable: a zeroize interrupted mid-shred leaves a zeroed file behind.
+            self._keys, self._broken = {}, str(exc)
 
     def _load(self) -> dict[int, bytearray]:
         try:
@@ -64,12 +69,18 @@ class SoftwareKeyStore:
         finally:
             aead.wipe(body)
 
+    def _usable(self) -> None:
+        if self._broken is not None:
+            raise KeyStoreError(self._broken)
+
     def generations(self) -> list[int]:
         with self._lock:
+            self._usable()
             return sorted(self._keys)
 
     def create_key(self) -> int:
         with self._lock:
+            self._usable()
             gen = max(self._keys, default=0) + 1
             self._keys[gen] = aead.new_key()
             try:
@@ -81,6 +92,7 @@ class SoftwareKeyStore:
 
     def wrap(self, generation: int, key: bytes | bytearray, aad: bytes) -> bytes:
         with self._lock:
+            self._usable()
             root = self._keys.get(generation)
             if root is None:
                 raise KeyStoreError(f"root key generation {generation} is not in the key store")
@@ -110,6 +122,7 @@ class SoftwareKeyStore:
             self._keys.clear()
             try:
                 files.shred(self.path)
+                self._broken = None
             except OSError as exc:
                 raise KeyStoreError(f"{self.path}: cannot destroy key file ({exc.strerror})") from exc
 
