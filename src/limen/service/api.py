@@ -1,0 +1,320 @@
+"""The REST API (`/api/...`, OpenAPI at `/openapi.json`): everything the pages do, for integrations.
+
+Kiosk endpoints are open (they are the door's own screen) but rate-limited;
+everything else needs an owner: a bearer API token, or the page session cookie
+plus the `X-CSRF-Token` header.  Every error is a JSON body
+`{"error": <code>, "reason": <text>}`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from limen.audit.event import EventKind
+from limen.service.auth import Caller, api_caller, ctx_of, unlock_rate
+from limen.service.lockservice import Upload
+
+router = APIRouter(prefix="/api")
+
+OwnerDep = Annotated[Caller, Depends(api_caller)]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="A stable error code, e.g. bad_request, not_found.")
+    reason: str = Field(description="What went wrong and what to do, for a person.")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in (
+        (400, "Invalid input"), (401, "Not authenticated"), (403, "Forbidden (CSRF)"), (404, "Not found"),
+        (409, "Conflict"), (413, "Upload too large"), (422, "Invalid request"), (423, "Lockdown"),
+        (429, "Rate limited"), (503, "Storage unavailable"))
+}
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    setup_required: bool
+
+
+class KioskAnswer(BaseModel):
+    opened: bool
+    message: str = Field(description="What the door screen shows; never which check refused.")
+
+
+class KeypadEntry(BaseModel):
+    entry: str = Field(min_length=1, max_length=32, pattern=r"^[0-9*#]+$",
+                       description="PIN digits (decoys allowed around the PIN), or * + an offline code.")
+
+
+class LockStatus(BaseModel):
+    state: str
+    mode: str
+    lockdown: bool
+
+
+class RemoteUnlock(BaseModel):
+    pin: str = Field(default="", max_length=32, description="The owner's PIN (the lock requires it remotely).")
+
+
+class OwnerDecision(BaseModel):
+    opened: bool
+    outcome: str
+    reason: str
+    detail: str = ""
+
+
+class Credential(BaseModel):
+    id: str
+    type: str
+    revoked: bool
+
+
+class WeekDay(BaseModel):
+    index: int
+    days: list[str]
+    start: str
+    end: str
+
+
+class User(BaseModel):
+    user_id: str
+    index: int
+    name: str
+    status: str
+    user_type: str
+    permission: str
+    credential_rule: str
+    face: bool
+    credentials: list[Credential]
+    week_days: list[WeekDay]
+
+
+class Enrolled(BaseModel):
+    user_id: str
+    name: str
+    samples: int
+    rejected: dict[str, int]
+    warnings: list[str]
+    purpose: str
+    retention_days: int
+
+
+class PinChange(BaseModel):
+    pin: str = Field(min_length=1, max_length=32)
+
+
+class WeekDayIn(BaseModel):
+    index: int = Field(ge=1, le=255)
+    days: list[str] = Field(min_length=1, max_length=7)
+    start: str = Field(max_length=8, examples=["07:00"])
+    end: str = Field(max_length=8, examples=["19:00"])
+
+
+class CodeRequest(BaseModel):
+    kind: Literal["single_use", "limited", "period_quota"] = "single_use"
+    hours: int = Field(default=24, ge=1, le=744)
+    days: int = Field(default=7, ge=1, le=366)
+    uses_per_day: int = Field(default=1, ge=1, le=100)
+
+
+class IssuedCode(BaseModel):
+    code_id: str
+    code: str = Field(description="Shown once: never returned again.")
+    kind: str
+    start: str
+    end: str
+    enter_as: str
+
+
+class CodeInfo(BaseModel):
+    code_id: str
+    kind: str
+    start: str | None
+    end: str | None
+    uses_per_day: int | None
+    issued_by: str | None
+    uses: int
+    revoked: bool
+
+
+class AuditRecord(BaseModel):
+    index: int
+    at: str | None
+    kind: str
+    actor: str | None
+    subject: str | None
+    outcome: str | None
+    reason: str | None
+    source: str | None
+    data: dict[str, Any]
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class IssuedToken(BaseModel):
+    id: str
+    token: str = Field(description="Shown once; send as `Authorization: Bearer <token>`.")
+
+
+class TokenInfo(BaseModel):
+    id: str
+    name: str
+    created_at: str
+    last_used: str | None
+    revoked: bool
+
+
+class Done(BaseModel):
+    ok: bool = True
+    id: str = ""
+
+
+async def uploads(files: list[UploadFile]) -> list[Upload]:
+    return [Upload(f.filename or "upload", f.content_type or "", await f.read()) for f in files]
+
+
+@router.get("/health", response_model=Health, tags=["service"])
+def health(request: Request) -> dict[str, Any]:
+    """Liveness, and whether the one-time owner setup is still to be done."""
+    return {"status": "ok", "setup_required": not ctx_of(request).accounts.has_owner()}
+
+
+@router.post("/kiosk/unlock", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
+             dependencies=[Depends(unlock_rate)])
+async def kiosk_unlock(request: Request, frames: Annotated[list[UploadFile], File(description="JPEG/PNG frames")],
+                       interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100) -> dict[str, Any]:
+    """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
+    got = await uploads(frames)
+    result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0)
+    return {"opened": result.opened, "message": result.message}
+
+
+@router.post("/kiosk/keypad", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
+             dependencies=[Depends(unlock_rate)])
+def kiosk_keypad(request: Request, body: KeypadEntry) -> dict[str, Any]:
+    """A PIN (anti-peep: decoy digits around it are allowed) or `*` + an offline code."""
+    result = ctx_of(request).lock.keypad(body.entry)
+    return {"opened": result.opened, "message": result.message}
+
+
+@router.get("/lock", response_model=LockStatus, tags=["lock"], responses=ERRORS)
+def lock_status(request: Request, caller: OwnerDep) -> dict[str, Any]:
+    return ctx_of(request).lock.status()
+
+
+@router.post("/lock/lock", response_model=LockStatus, tags=["lock"], responses=ERRORS)
+def lock_lock(request: Request, caller: OwnerDep) -> dict[str, Any]:
+    """Lock the door now (recorded with the owner as actor)."""
+    return ctx_of(request).lock.lock(caller.actor)
+
+
+@router.post("/lock/unlock", response_model=OwnerDecision, tags=["lock"], responses=ERRORS,
+             dependencies=[Depends(unlock_rate)])
+def lock_unlock(request: Request, caller: OwnerDep, body: RemoteUnlock) -> dict[str, Any]:
+    """Remote unlock: the access engine's remote rule (owner only, PIN required by default)."""
+    d = ctx_of(request).lock.remote_unlock(caller.actor, body.pin)
+    return {"opened": d.accepted, "outcome": d.outcome.value, "reason": d.reason.value, "detail": d.detail}
+
+
+@router.get("/users", response_model=list[User], tags=["users"], responses=ERRORS)
+def users(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
+    return ctx_of(request).lock.users()
+
+
+@router.post("/users/enrol", response_model=Enrolled, tags=["users"], responses=ERRORS)
+async def enrol(request: Request, caller: OwnerDep,
+                name: Annotated[str, Form(min_length=1, max_length=64)],
+                purpose: Annotated[str, Form(min_length=1, max_length=200)],
+                retention_days: Annotated[int, Form(ge=1, le=3650)],
+                consent: Annotated[bool, Form(description="The person read the consent text and agreed.")],
+                files: Annotated[list[UploadFile], File(description="Photos, a video, or camera frames")],
+                source: Annotated[Literal["upload", "camera"], Form()] = "upload") -> dict[str, Any]:
+    """Enrol a face (consent, purpose and retention recorded); all or nothing."""
+    got = await uploads(files)
+    return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days, consent,
+                            source == "camera")
+
+
+@router.delete("/users/{user_id}", response_model=Done, tags=["users"], responses=ERRORS)
+def remove_user(request: Request, caller: OwnerDep, user_id: str) -> dict[str, Any]:
+    ctx_of(request).lock.remove_user(caller.actor, user_id)
+    return {"ok": True, "id": user_id}
+
+
+@router.post("/users/{user_id}/pin", response_model=Done, tags=["users"], responses=ERRORS)
+def set_pin(request: Request, caller: OwnerDep, user_id: str, body: PinChange) -> dict[str, Any]:
+    return {"ok": True, "id": ctx_of(request).lock.set_pin(caller.actor, user_id, body.pin)}
+
+
+@router.post("/users/{user_id}/week-days", response_model=Done, tags=["users"], responses=ERRORS)
+def set_week_day(request: Request, caller: OwnerDep, user_id: str, body: WeekDayIn) -> dict[str, Any]:
+    """Allow the user only on these days between start and end (local time)."""
+    ctx_of(request).lock.set_week_day(caller.actor, user_id, body.index, body.days, body.start, body.end)
+    return {"ok": True, "id": user_id}
+
+
+@router.post("/credentials/{credential_id}/revoke", response_model=Done, tags=["users"], responses=ERRORS)
+def revoke_credential(request: Request, caller: OwnerDep, credential_id: str) -> dict[str, Any]:
+    ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
+    return {"ok": True, "id": credential_id}
+
+
+@router.get("/codes", response_model=list[CodeInfo], tags=["codes"], responses=ERRORS)
+def codes(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
+    return ctx_of(request).lock.codes()
+
+
+@router.post("/codes", response_model=IssuedCode, tags=["codes"], responses=ERRORS)
+def issue_code(request: Request, caller: OwnerDep, body: CodeRequest) -> dict[str, Any]:
+    """Issue a temporary/offline code; its digits are in this answer only."""
+    return ctx_of(request).lock.issue_code(caller.actor, body.kind, body.hours, body.days, body.uses_per_day)
+
+
+@router.post("/codes/{code_id}/revoke", response_model=Done, tags=["codes"], responses=ERRORS)
+def revoke_code(request: Request, caller: OwnerDep, code_id: str) -> dict[str, Any]:
+    return {"ok": True, "id": ctx_of(request).lock.revoke_code(caller.actor, code_id)}
+
+
+@router.get("/audit", response_model=list[AuditRecord], tags=["audit"], responses=ERRORS)
+def audit(request: Request, caller: OwnerDep,
+          kind: Annotated[EventKind | None, Query()] = None,
+          outcome: Annotated[Literal["accept", "reject"] | None, Query()] = None,
+          actor: Annotated[str, Query(max_length=64)] = "",
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """The audit trail, newest first, filtered by kind, outcome and actor."""
+    return ctx_of(request).lock.audit(kind.value if kind else "", outcome or "", actor, limit)
+
+
+@router.get("/alarms", response_model=list[AuditRecord], tags=["audit"], responses=ERRORS)
+def alarms(request: Request, caller: OwnerDep,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    return ctx_of(request).lock.alarms(limit)
+
+
+@router.get("/tokens", response_model=list[TokenInfo], tags=["tokens"], responses=ERRORS)
+def tokens(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
+    return ctx_of(request).accounts.tokens(caller.owner)
+
+
+@router.post("/tokens", response_model=IssuedToken, tags=["tokens"], responses=ERRORS)
+def issue_token(request: Request, caller: OwnerDep, body: TokenRequest) -> dict[str, Any]:
+    token_id, token = ctx_of(request).accounts.issue_token(caller.owner, body.name)
+    return {"id": token_id, "token": token}
+
+
+@router.delete("/tokens/{token_id}", response_model=Done, tags=["tokens"], responses=ERRORS)
+def revoke_token(request: Request, caller: OwnerDep, token_id: str) -> dict[str, Any]:
+    ctx_of(request).accounts.revoke_token(caller.owner, token_id)
+    return {"ok": True, "id": token_id}
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)

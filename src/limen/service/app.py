@@ -1,0 +1,265 @@
+"""The FastAPI application: routes, error mapping, body-size limit, same-origin check, door ticker.
+
+Errors never leak a traceback: `LimenError` subclasses map to statuses with
+their one-line message (storage and vault failures to a generic 503), and
+anything unexpected is logged on the server and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from limen import errors as E
+from limen import thresholds as T
+from limen.clock import Clock, SystemClock
+from limen.config import Settings
+from limen.db import connect
+from limen.door import LockActuator
+from limen.runtime import Runtime, open_runtime
+from limen.service import api, pages
+from limen.service.accounts import Accounts
+from limen.service.auth import LoginRequired
+from limen.service.context import HERE, ServiceContext
+from limen.service.lockservice import LockService
+
+log = logging.getLogger("limen.service")
+
+_STATUS: tuple[tuple[type[E.LimenError], int, str], ...] = (
+    (E.ConsentRequired, 400, "consent_required"),
+    (E.BadImage, 400, "bad_image"),
+    (E.BadRequest, 400, "bad_request"),
+    (E.InputError, 400, "bad_request"),
+    (E.NotFound, 404, "not_found"),
+    (E.Conflict, 409, "conflict"),
+    (E.LockdownActive, 423, "lockdown"),
+)
+_UNAVAILABLE = "the lock's storage is unavailable; the owner should check the device"
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None, door: LockActuator | None = None,
+               clock: Clock | None = None, tick_s: float = 1.0) -> FastAPI:
+    """The lock service over `settings.data_dir` (opens the runtime unless one is given).
+
+    On first run (no owner account) a one-time setup token is made: read it
+    with `app.state.ctx.setup_url()`.  Close with `app.state.ctx` via
+    `close_app(app)` (the CLI does it on shutdown).
+    """
+    clock = clock or SystemClock()
+    rt = runtime or open_runtime(settings)
+    accounts = Accounts(connect(settings.db_path), clock)
+    ctx = ServiceContext(settings, rt, LockService(rt, door, clock), accounts, clock)
+    if not accounts.has_owner():
+        ctx.setup_token = accounts.new_setup_token()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_ticker(ctx, tick_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(title="Limen lock service", version="1", lifespan=lifespan,
+                  description="Local API of a Limen door lock: kiosk, users, codes, lock, audit.")
+    app.state.ctx = ctx
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    _install_error_handlers(app)
+    app.add_middleware(SameOriginMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=T.SERVICE_MAX_REQUEST_BYTES)
+    return app
+
+
+def close_app(app: FastAPI) -> None:
+    ctx: ServiceContext = app.state.ctx
+    ctx.lock.close()
+    ctx.accounts.conn.close()
+    ctx.runtime.close()
+
+
+async def _ticker(ctx: ServiceContext, every_s: float) -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await run_in_threadpool(ctx.lock.tick)
+        except Exception:  # noqa: BLE001 - keep polling the door whatever happens
+            log.exception("door poll failed")
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, code: str, reason: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    if _wants_html(request):
+        ctx: ServiceContext = request.app.state.ctx
+        return ctx.templates.TemplateResponse(request, "error.html", {"status": status, "reason": reason},
+                                              status_code=status, headers=headers)
+    return JSONResponse({"error": code, "reason": reason}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def limen_error(request: Request, exc: Exception) -> Response:
+        for cls, status, code in _STATUS:
+            if isinstance(exc, cls):
+                return error_response(request, status, code, str(exc))
+        log.error("service error on %s: %s", request.url.path, type(exc).__name__)
+        return error_response(request, 503, "unavailable", _UNAVAILABLE)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {401: "unauthorised", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                 413: "too_large", 429: "rate_limited"}
+        reason = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and reason == "Not Found":
+            reason = f"no such page or endpoint: {request.url.path}"
+        return error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), reason,
+                              dict(exc.headers or {}))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return error_response(request, 422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(request, 500, "internal", "internal error; the owner can find it in the service log")
+
+    app.add_exception_handler(E.LimenError, limen_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(Exception, unexpected)
+
+
+# ---------------------------------------------------------------------- middleware
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `limit` bytes with 413, by header or while streaming; nothing is kept."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length and (not length.isdigit() or int(length) > self.limit):
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(send, self.limit)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = (b'{"error":"too_large","reason":"request larger than %d MB; send fewer or smaller files"}'
+            % (limit // (1024 * 1024)))
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SameOriginMiddleware:
+    """Refuse state-changing requests whose `Origin` is another site (CSRF defence in depth)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = dict(scope.get("headers") or [])
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1")
+            if origin and origin.split("://", 1)[-1] != host:
+                body = b'{"error":"forbidden","reason":"cross-site request refused"}'
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+_CSP = (b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+        b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeadersMiddleware:
+    """No framing, no sniffing, no referrer, no caching of owner pages; a strict CSP (not on /docs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in ("/docs", "/redoc")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                headers += [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
+                if not docs:
+                    headers.append((b"content-security-policy", _CSP))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+__all__ = ["HTMLResponse", "close_app", "create_app", "error_response"]

@@ -1,0 +1,111 @@
+"""Who is asking: session cookies (pages, with CSRF) or bearer API tokens (integrations).
+
+A state-changing request authenticated by cookie must carry the session's
+CSRF token (form field `csrf` or header `X-CSRF-Token`), compared in constant
+time; bearer-token requests carry no ambient credential and need none.
+Cookies are HttpOnly and SameSite=Strict, and Secure unless the service is
+reached over plain HTTP on a loopback address (browsers drop Secure cookies
+there); anything else should be served over TLS.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from limen import thresholds as T
+from limen.service.accounts import Owner, Session
+from limen.service.context import ServiceContext
+
+COOKIE = "limen_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+bearer = HTTPBearer(auto_error=False, description="An API token made on the owner's Tokens page.")
+
+
+class LoginRequired(Exception):
+    """A page needs a logged-in owner: the handler redirects to the login page."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    owner: Owner
+    session: Session | None  # None for bearer-token callers
+
+    @property
+    def actor(self) -> str:
+        return self.owner.user_id
+
+
+def ctx_of(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def session_of(request: Request) -> Session | None:
+    sid = request.cookies.get(COOKIE, "")
+    return ctx_of(request).accounts.session(sid) if sid else None
+
+
+def check_csrf(session: Session, supplied: str | None) -> None:
+    if not supplied or not hmac.compare_digest(supplied.encode(), session.csrf.encode()):
+        raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
+
+
+def api_caller(request: Request,
+               creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:  # noqa: B008
+    """The owner behind an API request: bearer token, or session cookie + CSRF header."""
+    ctx = ctx_of(request)
+    if creds is not None:
+        owner = ctx.accounts.token_owner(creds.credentials)
+        if owner is None:
+            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        return Caller(owner, None)
+    session = session_of(request)
+    if session is None:
+        raise HTTPException(401, "log in or send an API token (Authorization: Bearer …)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if request.method not in SAFE_METHODS:
+        check_csrf(session, request.headers.get(CSRF_HEADER))
+    return Caller(session.owner, session)
+
+
+def page_caller(request: Request) -> Caller:
+    """The logged-in owner of a page (CSRF is checked by the form handlers)."""
+    session = session_of(request)
+    if session is None:
+        raise LoginRequired()
+    return Caller(session.owner, session)
+
+
+def limit(request: Request, which: str) -> None:
+    ctx = ctx_of(request)
+    limiter = ctx.login_limiter if which == "login" else ctx.unlock_limiter
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.allow(client)
+    if wait > 0:
+        raise HTTPException(429, f"too many attempts; try again in {int(wait) + 1} s",
+                            headers={"Retry-After": str(int(wait) + 1)})
+
+
+def login_rate(request: Request) -> None:
+    limit(request, "login")
+
+
+def unlock_rate(request: Request) -> None:
+    limit(request, "unlock")
+
+
+def set_session_cookie(request: Request, response: Response, sid: str) -> None:
+    plain_loopback = request.url.scheme == "http" and (request.url.hostname or "") in LOOPBACK
+    response.set_cookie(COOKIE, sid, max_age=T.SERVICE_SESSION_TTL_S, httponly=True, samesite="strict",
+                        secure=not plain_loopback, path="/")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")

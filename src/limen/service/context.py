@@ -1,0 +1,43 @@
+"""`ServiceContext`: the parts one running service shares between its routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+
+from limen import thresholds as T
+from limen.clock import Clock
+from limen.config import Settings
+from limen.runtime import Runtime
+from limen.service.accounts import Accounts
+from limen.service.lockservice import LockService
+from limen.service.ratelimit import RateLimiter
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    runtime: Runtime
+    lock: LockService
+    accounts: Accounts
+    clock: Clock
+    setup_token: str | None = None  # in memory only, for the console line; stored hashed
+    templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
+    login_limiter: RateLimiter = field(init=False)
+    unlock_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.login_limiter = RateLimiter(T.SERVICE_LOGIN_RATE_PER_MIN, T.SERVICE_LOGIN_BURST,
+                                         T.SERVICE_LOGIN_GLOBAL_PER_MIN, self.clock)
+        self.unlock_limiter = RateLimiter(T.SERVICE_UNLOCK_RATE_PER_MIN, T.SERVICE_UNLOCK_BURST,
+                                          T.SERVICE_UNLOCK_GLOBAL_PER_MIN, self.clock)
+
+    def setup_url(self) -> str | None:
+        if self.setup_token is None:
+            return None
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+        return f"http://{host}:{self.settings.port}/setup?token={self.setup_token}"

@@ -1,0 +1,306 @@
+"""`LockService`: what the web pages and the REST API do, over the one `Runtime`.
+
+No second path to the door: a kiosk burst goes decode → `Capture` →
+`recognizer.identify` (PAD inside) → `AccessController.face` → door + audit; a
+keypad entry goes `AccessController.keypad`; a remote unlock
+`AccessController.remote` (owner + PIN, the policy's own rules).  Users, codes
+and schedules change through `AccessStore`, which checks that the acting user
+may change them and audits every change.
+
+Thread-safety: every operation that touches the runtime's SQLite connection,
+the recognizer or the door runs under one lock, so concurrent requests are
+served one at a time in arrival order (the controller is not thread-safe by
+design: two attempts must never interleave).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from limen import thresholds as T
+from limen.access import AccessStore, CodeKind, Day, PermissionLevel, ensure_user
+from limen.access.model import DAY_NAMES
+from limen.audit.event import Event, EventKind
+from limen.capture import Capture, Frame
+from limen.capture.sources import VIDEO_SUFFIXES, decode_image_bytes, load_capture
+from limen.clock import Clock, SystemClock
+from limen.controller import AccessController
+from limen.decision import Assurance, Decision, Reason
+from limen.door import LockActuator, SimulatedLock
+from limen.errors import BadImage, BadRequest, ConsentRequired, NotFound
+from limen.people import Consent
+from limen.runtime import Runtime
+from limen.service.messages import face_message, keypad_message
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file: its name (for messages), content type and bytes."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class KioskResult:
+    """What the door screen shows: opened or not, and a message a user may see (never a PAD cue)."""
+
+    opened: bool
+    message: str
+    decision: Decision  # for the owner pages and the audit; never sent to the kiosk
+
+
+@dataclass(frozen=True)
+class _PadFromDecision:
+    """The PAD verdict the recognizer already applied, as the access engine's evidence."""
+
+    passed: bool
+    assurance: Assurance | None
+    scores: dict[str, float]
+
+
+class LockService:
+    """The lock as the web service sees it.  One per process."""
+
+    def __init__(self, runtime: Runtime, door: LockActuator | None = None, clock: Clock | None = None) -> None:
+        self.rt = runtime
+        self.clock = clock or SystemClock()
+        self.access = AccessStore(runtime.conn, runtime.audit, source="api")
+        self.controller = AccessController(self.access, door or SimulatedLock(self.clock), runtime.audit,
+                                           self.clock)
+        self._recognizer = runtime.recognizer()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ kiosk
+    def unlock_face(self, frames: Sequence[Upload], interval_s: float = 0.1) -> KioskResult:
+        """A burst of camera frames at the door: PAD + identification, then the access engine."""
+        if not frames:
+            raise BadRequest("frames", "no camera frames received; check the camera or use the keypad")
+        if len(frames) > T.SERVICE_MAX_UNLOCK_FRAMES:
+            raise BadRequest("frames", f"at most {T.SERVICE_MAX_UNLOCK_FRAMES} frames per attempt")
+        capture = Capture(tuple(Frame(_decode(f), t=i * interval_s, source="kiosk") for i, f in enumerate(frames)),
+                          source="kiosk")
+        with self._lock:
+            recognised = self._recognizer.identify(capture, source="kiosk")
+            if recognised.reason in (Reason.NO_FACE, Reason.LOW_QUALITY):
+                return KioskResult(False, face_message(recognised), recognised)  # nobody to judge yet
+            pad = _PadFromDecision(recognised.reason not in (Reason.PAD_FAILED, Reason.INSUFFICIENT_EVIDENCE),
+                                   recognised.assurance, {})
+            final = self.controller.face(recognised, pad)
+        return KioskResult(final.accepted, face_message(final), final)
+
+    def keypad(self, typed: str) -> KioskResult:
+        """A keypad entry: a PIN (decoy digits allowed around it) or `*` + an offline code."""
+        entry = (typed or "").strip()
+        if not 1 <= len(entry) <= 32 or not all(c.isdigit() or c in "*#" for c in entry):
+            raise BadRequest("entry", "digits, optionally starting with * for a code (at most 32)")
+        with self._lock:
+            final = self.controller.keypad(entry)
+        return KioskResult(final.accepted, keypad_message(final), final)
+
+    # ------------------------------------------------------------------ lock state
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            state = self.controller.tick()
+            row = self.rt.conn.execute("SELECT mode, lockdown FROM access_lock WHERE id = 1").fetchone()
+        return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"])}
+
+    def tick(self) -> None:
+        """Poll the door (auto-relock, jams); the service calls this every second."""
+        with self._lock:
+            self.controller.tick()
+
+    def remote_unlock(self, actor: str, pin: str) -> Decision:
+        """An owner's unlock from the web: the access engine's remote rule (owner + PIN)."""
+        with self._lock:
+            return self.controller.remote(actor, True, pin or None, device="web")
+
+    def lock(self, actor: str) -> dict[str, Any]:
+        with self._lock:
+            self.rt.audit.append(Event(EventKind.LOCK_STATE, self.clock.now(), actor=actor, subject="lock",
+                                       reason="lock requested", source="api", data={"state": "locking"}))
+            self.controller.lock()
+        return self.status()
+
+    # ------------------------------------------------------------------ owners
+    def has_users(self) -> bool:
+        with self._lock:
+            return self.access.has_users()
+
+    def first_owner(self, name: str, pin: str) -> str:
+        """Create the lock's first owner (access engine bootstrap: owner + PIN); return the user id."""
+        with self._lock:
+            user = self.access.add_user(name, "bootstrap", self.clock.now(), pin=pin,
+                                        permission=PermissionLevel.OWNER)
+        return user.user_id
+
+    def existing_owner(self, name: str, pin: str) -> str:
+        """An owner already on the lock (e.g. made with the CLI), proven by their PIN."""
+        with self._lock:
+            user = self.access.authenticate(name, pin, self.clock.now())
+        if user.permission is not PermissionLevel.OWNER:
+            raise BadRequest("name", "not an owner of this lock, or wrong PIN")
+        return user.user_id
+
+    # ------------------------------------------------------------------ users
+    def users(self) -> list[dict[str, Any]]:
+        with self._lock:
+            users = self.access.users()
+            creds = self.access.credentials()
+            faces = {r[0] for r in self.rt.conn.execute("SELECT DISTINCT user_id FROM enrolments")}
+            weeks = {u.user_id: self.access.week_days(u.user_id) for u in users}
+        out = []
+        for u in users:
+            out.append({
+                "user_id": u.user_id, "index": u.index, "name": u.name, "status": u.status.value,
+                "user_type": u.user_type.value, "permission": u.permission.value,
+                "credential_rule": u.credential_rule.value, "face": u.user_id in faces,
+                "credentials": [{"id": c.id, "type": c.type.value, "revoked": c.revoked}
+                                for c in creds if c.user_id == u.user_id],
+                "week_days": [{"index": s.index, "days": _day_names(s.days), "start": s.start.isoformat("minutes"),
+                               "end": s.end.isoformat("minutes")} for s in weeks[u.user_id]],
+            })
+        return out
+
+    def enrol(self, actor: str, name: str, files: Sequence[Upload], purpose: str, retention_days: int,
+              consent: bool, from_camera: bool) -> dict[str, Any]:
+        """Enrol a face from a camera burst (one capture) or uploaded photos/videos (one capture each)."""
+        if not consent:
+            raise ConsentRequired("the person must give explicit consent (tick the consent box)")
+        if not files:
+            raise BadRequest("files", "no photos or camera frames received")
+        if len(files) > T.SERVICE_MAX_ENROL_FILES:
+            raise BadRequest("files", f"at most {T.SERVICE_MAX_ENROL_FILES} files per enrolment")
+        consent_given = Consent(purpose, retention_days).validated()
+        if from_camera:
+            captures = [Capture(tuple(Frame(_decode(f), t=i * 0.1, source="camera") for i, f in enumerate(files)),
+                                source="camera")]
+        else:
+            captures = [_capture_of(f) for f in files]
+        with self._lock:
+            result = self._recognizer.enrol(name, captures, consent_given, actor)
+            ensure_user(self.rt.conn, result.user_id, actor, self.clock.now())
+        return {"user_id": result.user_id, "name": result.name, "samples": result.samples,
+                "rejected": result.rejected, "warnings": result.warnings,
+                "purpose": consent_given.purpose, "retention_days": consent_given.retention_days}
+
+    def remove_user(self, actor: str, user_id: str) -> None:
+        with self._lock:
+            self.access.remove_user(user_id, actor, self.clock.now())
+            self.rt.store.delete(user_id)  # the face reference goes with the user
+
+    def set_pin(self, actor: str, user_id: str, pin: str) -> str:
+        with self._lock:
+            return self.access.change_pin(user_id, pin, actor, self.clock.now()).id
+
+    def revoke_credential(self, actor: str, credential_id: str) -> None:
+        with self._lock:
+            self.access.revoke_credential(credential_id, actor, self.clock.now())
+
+    def set_week_day(self, actor: str, user_id: str, index: int, days: Sequence[str], start: str,
+                     end: str) -> None:
+        mask = Day(0)
+        for d in days:
+            key = d.strip().lower()[:3]
+            if key not in DAY_NAMES:
+                raise BadRequest("days", "day names like mon, tue, … sun")
+            mask |= DAY_NAMES[key]
+        if not mask:
+            raise BadRequest("days", "choose at least one day")
+        with self._lock:
+            self.access.add_week_day(user_id, index, mask, _hhmm("start", start), _hhmm("end", end), actor,
+                                     self.clock.now())
+
+    # ------------------------------------------------------------------ codes
+    def issue_code(self, actor: str, kind: str, hours: int = 24, days: int = 7,
+                   uses_per_day: int = 1) -> dict[str, Any]:
+        """Issue an offline/temporary code; the digits are in this answer only (show once)."""
+        try:
+            code_kind = CodeKind(kind)
+        except ValueError:
+            raise BadRequest("kind", f"one of {', '.join(k.value for k in CodeKind)}") from None
+        for field_name, value, high in (("hours", hours, 24 * 31), ("days", days, 366),
+                                        ("uses_per_day", uses_per_day, 100)):
+            if not 1 <= value <= high:
+                raise BadRequest(field_name, f"must be 1..{high}")
+        with self._lock:
+            code, grant = self.access.issue_code(code_kind, actor, self.clock.now(), hours=hours, days=days,
+                                                 uses_per_day=uses_per_day)
+        return {"code_id": grant.code_id, "code": code, "kind": code_kind.value, "start": grant.start.isoformat(),
+                "end": grant.end.isoformat(), "enter_as": f"*{code}"}
+
+    def codes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            codes = self.access.list_codes()
+        return [{k: v for k, v in c.items() if k != "code"} for c in codes]  # digits are shown once only
+
+    def revoke_code(self, actor: str, code_id: str) -> str:
+        with self._lock:
+            if code_id not in {c["code_id"] for c in self.access.list_codes()}:
+                raise NotFound(f"no issued code {code_id!r}")
+            return self.access.revoke_code(code_id, actor, self.clock.now())
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, kind: str = "", outcome: str = "", actor: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        """The most recent audit records matching the filters, newest first."""
+        if kind and kind not in {k.value for k in EventKind}:
+            raise BadRequest("kind", f"one of {', '.join(k.value for k in EventKind)}")
+        limit = max(1, min(limit, 1000))
+        log: Any = self.rt.audit
+        start = max(0, log.count() - 20_000)
+        kept: deque[dict[str, Any]] = deque(maxlen=limit)
+        for rec in log.records(start, (kind,) if kind else ()):
+            if outcome and rec.get("outcome") != outcome:
+                continue
+            if actor and rec.get("actor") != actor:
+                continue
+            kept.append(_public_record(rec))
+        return list(reversed(kept))
+
+    def alarms(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.audit(kind=EventKind.ALARM.value, limit=limit)
+
+    def close(self) -> None:
+        with self._lock:
+            self.controller.door.close()
+
+
+def _decode(upload: Upload) -> Any:
+    if len(upload.data) > T.SERVICE_MAX_FRAME_BYTES:
+        raise BadImage(upload.name, f"file too large ({len(upload.data)} bytes > {T.SERVICE_MAX_FRAME_BYTES})")
+    return decode_image_bytes(upload.data, upload.name)
+
+
+def _capture_of(upload: Upload) -> Capture:
+    suffix = Path(upload.name).suffix.lower()
+    if suffix in VIDEO_SUFFIXES or upload.content_type.startswith("video/"):
+        with tempfile.TemporaryDirectory(prefix="limen-upload-") as tmp:
+            path = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".mp4"))
+            path.write_bytes(upload.data)
+            capture = load_capture(path)
+        return Capture(capture.frames, source=upload.name)
+    return Capture.single(_decode(upload), source=upload.name)
+
+
+def _hhmm(field_name: str, text: str) -> time:
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(field_name, "a time like 07:30") from None
+
+
+def _day_names(days: Day) -> list[str]:
+    return [name for name, d in DAY_NAMES.items() if d in days]
+
+
+def _public_record(rec: dict[str, Any]) -> dict[str, Any]:
+    keys = ("index", "at", "kind", "actor", "subject", "outcome", "reason", "source", "data")
+    return {k: rec.get(k) for k in keys}

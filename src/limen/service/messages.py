@@ -1,0 +1,51 @@
+"""What a person at the door may read: a short message per outcome, never which PAD cue fired.
+
+A presentation attack reads exactly like a stranger ("not recognised"), so an
+attacker learns nothing about which check caught them.  The owner pages and the
+audit trail keep the real reason.
+"""
+
+from __future__ import annotations
+
+from limen.decision import Decision, QualityGate, Reason
+
+OPENED = "opened"
+NOT_RECOGNISED = "not recognised"
+CLOSER = "try again closer"
+HOLD_STILL = "hold still, face the camera"
+LOCKED_OUT = "locked out, try later"
+ENTER_PIN = "enter your PIN as well"
+NOT_NOW = "not allowed at this time"
+WRONG_CODE = "code not accepted"
+UNAVAILABLE = "unavailable, use your key or call the owner"
+
+_COMMON = {
+    Reason.LOCKED_OUT: LOCKED_OUT,
+    Reason.OUTSIDE_SCHEDULE: NOT_NOW,
+    Reason.MODE_FORBIDS: NOT_NOW,
+    Reason.LOCKDOWN: UNAVAILABLE,
+    Reason.VAULT_ERASED: UNAVAILABLE,
+    Reason.OWNER_REAUTH_REQUIRED: UNAVAILABLE,
+}
+
+
+def face_message(decision: Decision) -> str:
+    """The kiosk's message for a face attempt (recognition or access decision)."""
+    if decision.accepted:
+        return OPENED
+    if decision.reason is Reason.NO_FACE:
+        return HOLD_STILL
+    if decision.reason is Reason.LOW_QUALITY:
+        return CLOSER if decision.quality_gate is QualityGate.TOO_SMALL else HOLD_STILL
+    if decision.reason in (Reason.PIN_REQUIRED, Reason.SECOND_FACTOR_MISSING):
+        return ENTER_PIN
+    return _COMMON.get(decision.reason, NOT_RECOGNISED)  # PAD refusals included, on purpose
+
+
+def keypad_message(decision: Decision) -> str:
+    """The kiosk's message for a PIN or code."""
+    if decision.accepted:
+        return OPENED
+    if decision.reason is Reason.CODE_CLEARED:
+        return "code cleared"
+    return _COMMON.get(decision.reason, WRONG_CODE)

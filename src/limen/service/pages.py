@@ -1,0 +1,295 @@
+"""Server-rendered pages: first-run setup, login, the door kiosk and the owner console.
+
+Forms post back here with the session's CSRF token; a successful change
+redirects (303) to the page with a fixed notice.  The enrolment page and the
+kiosk use small vanilla scripts that call the REST API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from limen.access.offline import CodeKind
+from limen.audit.event import EventKind
+from limen.errors import BadRequest, LimenError
+from limen.service.accounts import new_totp_secret, totp_uri
+from limen.service.auth import (
+    COOKIE,
+    Caller,
+    check_csrf,
+    clear_session_cookie,
+    ctx_of,
+    login_rate,
+    page_caller,
+    set_session_cookie,
+)
+
+router = APIRouter(include_in_schema=False)
+
+NOTICES = {
+    "locked": "Lock command sent.",
+    "removed": "User removed.",
+    "pin": "PIN changed.",
+    "schedule": "Schedule saved.",
+    "revoked": "Code revoked: it is refused from the next attempt on.",
+    "credential": "Credential revoked.",
+    "token-revoked": "API token revoked.",
+    "welcome": "Your owner account is ready.",
+}
+
+
+def render(request: Request, template: str, code: int = 200, /, **values: Any) -> Response:
+    ctx = ctx_of(request)
+    caller: Caller | None = values.pop("caller", None)
+    values.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
+    values["owner"] = caller.owner if caller else None
+    values["csrf"] = caller.session.csrf if caller and caller.session else ""
+    return ctx.templates.TemplateResponse(request, template, values, status_code=code)
+
+
+async def form_of(request: Request, caller: Caller | None = None) -> dict[str, str]:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    if caller is not None:
+        assert caller.session is not None
+        check_csrf(caller.session, values.get("csrf"))
+    return values
+
+
+def back(path: str, done: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+def _int(values: dict[str, str], key: str, default: int) -> int:
+    text = values.get(key, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or len(text) > 6:
+        raise BadRequest(key, "a whole number")
+    return int(text)
+
+
+# ---------------------------------------------------------------------- first run, login
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    ctx = ctx_of(request)
+    if not ctx.accounts.has_owner():
+        return render(request, "welcome.html")
+    return RedirectResponse("/owner", status_code=303)
+
+
+@router.get("/setup", response_class=HTMLResponse)
+def setup_form(request: Request, token: str = "") -> Response:
+    ctx = ctx_of(request)
+    if not ctx.accounts.setup_token_valid(token):
+        return render(request, "error.html", 403, status=403,
+                      reason="This setup link is invalid or was already used. Restart `limen serve` on the lock "
+                             "to print a new one if no owner account exists yet.")
+    secret = new_totp_secret()
+    return render(request, "setup.html", token=token, existing=ctx.lock.has_users(), totp_secret=secret,
+                  totp_uri=totp_uri(secret, "owner"))
+
+
+@router.post("/setup", response_class=HTMLResponse, dependencies=[Depends(login_rate)])
+async def setup_submit(request: Request) -> Response:
+    ctx = ctx_of(request)
+    f = await form_of(request)
+    token = f.get("token", "")
+    if not ctx.accounts.setup_token_valid(token):
+        raise HTTPException(403, "this setup link is invalid or was already used")
+    existing = ctx.lock.has_users()
+    totp_secret = f.get("totp_secret") if f.get("use_totp") else None
+    secret = new_totp_secret()
+    try:
+        if f.get("password", "") != f.get("password2", ""):
+            raise BadRequest("password", "the two passwords differ")
+        if totp_secret:
+            import pyotp
+
+            if not pyotp.TOTP(totp_secret).verify(f.get("totp_code", ""), valid_window=1):
+                raise BadRequest("totp_code", "the authenticator code does not match; scan the key again")
+        from limen.service.accounts import validate_password, validate_username
+
+        username = validate_username(f.get("username", ""))
+        validate_password(f.get("password", ""))
+        name, pin = f.get("name", "").strip() or username, f.get("pin", "")
+        user_id = ctx.lock.existing_owner(name, pin) if existing else ctx.lock.first_owner(name, pin)
+        owner = ctx.accounts.create_first_owner(token, username, f.get("password", ""), user_id, totp_secret)
+    except LimenError as exc:
+        return render(request, "setup.html", 400, token=token, existing=existing,
+                      totp_secret=totp_secret or secret, totp_uri=totp_uri(totp_secret or secret, "owner"),
+                      error=str(exc),
+                      username=f.get("username", ""), name=f.get("name", ""))
+    ctx.setup_token = None
+    sid, _ = ctx.accounts.open_session(owner)
+    response = back("/owner", "welcome")
+    set_session_cookie(request, response, sid)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, expired: str = "") -> Response:
+    if not ctx_of(request).accounts.has_owner():
+        return RedirectResponse("/", status_code=303)
+    return render(request, "login.html", error="Your session expired; log in again." if expired else "")
+
+
+@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(login_rate)])
+async def login_submit(request: Request) -> Response:
+    ctx = ctx_of(request)
+    f = await form_of(request)
+    owner = ctx.accounts.login(f.get("username", ""), f.get("password", ""), f.get("totp", ""))
+    if owner is None:
+        return render(request, "login.html", 401, error="Wrong user name, password or authenticator code.",
+                      username=f.get("username", "")[:64])
+    sid, _ = ctx.accounts.open_session(owner)
+    response = RedirectResponse("/owner", status_code=303)
+    set_session_cookie(request, response, sid)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    ctx_of(request).accounts.close_session(request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+# ---------------------------------------------------------------------- kiosk
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+def kiosk(request: Request) -> Response:
+    return render(request, "kiosk.html")
+
+
+# ---------------------------------------------------------------------- owner console
+
+
+@router.get("/owner", response_class=HTMLResponse)
+def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    ctx = ctx_of(request)
+    return render(request, "owner.html", caller=caller, status=ctx.lock.status(), alarms=ctx.lock.alarms(10),
+                  recent=ctx.lock.audit(kind=EventKind.UNLOCK_ATTEMPT.value, limit=10))
+
+
+@router.post("/owner/lock")
+async def owner_lock(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).lock.lock(caller.actor)
+    return back("/owner", "locked")
+
+
+@router.post("/owner/unlock", response_class=HTMLResponse)
+async def owner_unlock(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    ctx = ctx_of(request)
+    d = ctx.lock.remote_unlock(caller.actor, f.get("pin", ""))
+    notice = "Door opened." if d.accepted else f"Refused: {d.reason.value.replace('_', ' ')}."
+    return render(request, "owner.html", caller=caller, status=ctx.lock.status(), alarms=ctx.lock.alarms(10),
+                  recent=ctx.lock.audit(kind=EventKind.UNLOCK_ATTEMPT.value, limit=10), notice=notice)
+
+
+@router.get("/owner/users", response_class=HTMLResponse)
+def users_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    return render(request, "users.html", caller=caller, users=ctx_of(request).lock.users())
+
+
+@router.post("/owner/users/{user_id}/remove")
+async def user_remove(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).lock.remove_user(caller.actor, user_id)
+    return back("/owner/users", "removed")
+
+
+@router.post("/owner/users/{user_id}/pin")
+async def user_pin(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    ctx_of(request).lock.set_pin(caller.actor, user_id, f.get("pin", ""))
+    return back("/owner/users", "pin")
+
+
+@router.post("/owner/users/{user_id}/week-day")
+async def user_week_day(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    form = await request.form()
+    assert caller.session is not None
+    check_csrf(caller.session, str(form.get("csrf", "")))
+    days = [str(d) for d in form.getlist("days")]
+    ctx_of(request).lock.set_week_day(caller.actor, user_id, _int({"i": str(form.get("index", "1"))}, "i", 1), days,
+                                      str(form.get("start", "")), str(form.get("end", "")))
+    return back("/owner/users", "schedule")
+
+
+@router.post("/owner/credentials/{credential_id}/revoke")
+async def credential_revoke(request: Request, credential_id: str,
+                            caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
+    return back("/owner/users", "credential")
+
+
+@router.get("/owner/enrol", response_class=HTMLResponse)
+def enrol_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    return render(request, "enrol.html", caller=caller)
+
+
+@router.get("/owner/codes", response_class=HTMLResponse)
+def codes_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    return render(request, "codes.html", caller=caller, codes=ctx_of(request).lock.codes(),
+                  kinds=[k.value for k in CodeKind])
+
+
+@router.post("/owner/codes", response_class=HTMLResponse)
+async def codes_issue(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    ctx = ctx_of(request)
+    issued = ctx.lock.issue_code(caller.actor, f.get("kind", "single_use"), _int(f, "hours", 24), _int(f, "days", 7),
+                                 _int(f, "uses_per_day", 1))
+    return render(request, "codes.html", caller=caller, codes=ctx.lock.codes(), kinds=[k.value for k in CodeKind],
+                  issued=issued)
+
+
+@router.post("/owner/codes/{code_id}/revoke")
+async def codes_revoke(request: Request, code_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).lock.revoke_code(caller.actor, code_id)
+    return back("/owner/codes", "revoked")
+
+
+@router.get("/owner/audit", response_class=HTMLResponse)
+def audit_page(request: Request, kind: str = "", outcome: str = "", actor: str = "", limit: int = 100,
+               caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    ctx = ctx_of(request)
+    if outcome not in ("", "accept", "reject"):
+        raise BadRequest("outcome", "accept or reject")
+    records = ctx.lock.audit(kind, outcome, actor[:64], limit)
+    names = {u["user_id"]: u["name"] for u in ctx.lock.users()}
+    return render(request, "audit.html", caller=caller, records=records, kinds=[k.value for k in EventKind],
+                  kind=kind, outcome=outcome, actor=actor[:64], names=names, limit=limit)
+
+
+@router.get("/owner/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    return render(request, "tokens.html", caller=caller, tokens=ctx_of(request).accounts.tokens(caller.owner))
+
+
+@router.post("/owner/tokens", response_class=HTMLResponse)
+async def tokens_issue(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    ctx = ctx_of(request)
+    token_id, token = ctx.accounts.issue_token(caller.owner, f.get("name", ""))
+    return render(request, "tokens.html", caller=caller, tokens=ctx.accounts.tokens(caller.owner),
+                  issued={"id": token_id, "token": token})
+
+
+@router.post("/owner/tokens/{token_id}/revoke")
+async def tokens_revoke(request: Request, token_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).accounts.revoke_token(caller.owner, token_id)
+    return back("/owner/tokens", "token-revoked")

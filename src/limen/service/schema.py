@@ -1,0 +1,42 @@
+"""Tables of the lock service: owner accounts, sessions, API tokens, the one-time setup token.
+
+Secrets are stored only as hashes: passwords as Argon2id, session ids, API
+tokens and the setup token as SHA-256 (they are 256-bit random, so a fast hash
+is enough).  TOTP seeds are the one exception a TOTP check needs in the clear.
+"""
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE service_owners (
+        id            TEXT PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        password_hash TEXT NOT NULL,
+        totp_secret   TEXT,
+        created_at    TEXT NOT NULL
+    );
+    CREATE TABLE service_sessions (
+        id_hash    TEXT PRIMARY KEY,
+        owner_id   TEXT NOT NULL REFERENCES service_owners(id) ON DELETE CASCADE,
+        csrf       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at    TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE TABLE service_tokens (
+        id         TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        owner_id   TEXT NOT NULL REFERENCES service_owners(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used  TEXT,
+        revoked    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE service_setup (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        token_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        used_at    TEXT
+    );
+    """,
+]

@@ -1,0 +1,68 @@
+// Owner page: enrol a face from the camera (a burst of frames) or from uploaded photos / a video.
+"use strict";
+(function () {
+  const form = document.getElementById("enrol-form");
+  const video = document.getElementById("enrol-video");
+  const out = document.getElementById("enrol-result");
+  const cameraButton = document.getElementById("enrol-camera");
+
+  function say(text, ok) {
+    out.textContent = text;
+    out.className = ok ? "notice" : "error";
+  }
+
+  function fields() {
+    const data = new FormData();
+    data.append("name", document.getElementById("enrol-name").value);
+    data.append("purpose", document.getElementById("enrol-purpose").value);
+    data.append("retention_days", document.getElementById("enrol-retention").value);
+    data.append("consent", document.getElementById("enrol-consent").checked ? "true" : "false");
+    return data;
+  }
+
+  async function send(data) {
+    if (!form.reportValidity()) return;
+    say("Enrolling…", true);
+    const response = await fetch("/api/users/enrol", {method: "POST", body: data,
+                                                      headers: {"X-CSRF-Token": LimenCamera.csrf()}});
+    if (!response.ok) {
+      say(await LimenCamera.errorText(response), false);
+      return;
+    }
+    const body = await response.json();
+    let text = "Enrolled " + body.name + " from " + body.samples + " sample(s).";
+    if (body.warnings && body.warnings.length) text += " " + body.warnings.join(" ");
+    say(text, true);
+  }
+
+  document.getElementById("camera-start").addEventListener("click", () => {
+    LimenCamera.start(video).then(() => { cameraButton.disabled = false; say("Camera ready.", true); })
+      .catch((e) => say(e.message, false));
+  });
+
+  cameraButton.addEventListener("click", async () => {
+    let frames;
+    try {
+      frames = await LimenCamera.burst(video, 8, 150);
+    } catch (e) {
+      say(e.message, false);
+      return;
+    }
+    const data = fields();
+    data.append("source", "camera");
+    frames.forEach((blob, i) => data.append("files", blob, "camera" + i + ".jpg"));
+    await send(data);
+  });
+
+  document.getElementById("enrol-upload").addEventListener("click", async () => {
+    const files = document.getElementById("enrol-files").files;
+    if (!files.length) {
+      say("choose one or more photos or a short video first", false);
+      return;
+    }
+    const data = fields();
+    data.append("source", "upload");
+    for (const f of files) data.append("files", f, f.name);
+    await send(data);
+  });
+})();

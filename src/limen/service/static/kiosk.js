@@ -1,0 +1,112 @@
+// The door screen: live preview, a burst of frames for face unlock, and an anti-peep PIN pad.
+"use strict";
+(function () {
+  const video = document.getElementById("kiosk-video");
+  const status = document.getElementById("camera-status");
+  const faceButton = document.getElementById("face-unlock");
+  const result = document.getElementById("result");
+  const display = document.getElementById("pin-display");
+  const pad = document.getElementById("keypad");
+  const BURST = 5, INTERVAL_MS = 120;
+  let typed = "";
+  let busy = false;
+
+  function show(opened, message) {
+    result.textContent = message;
+    result.className = "result " + (opened ? "opened" : "refused");
+    result.dataset.opened = opened ? "1" : "0";
+    clearTimeout(show.timer);
+    show.timer = setTimeout(() => { result.textContent = ""; result.className = "result"; }, 8000);
+  }
+
+  async function post(url, init) {
+    busy = true;
+    try {
+      const response = await fetch(url, init);
+      if (!response.ok) {
+        show(false, await LimenCamera.errorText(response));
+        return;
+      }
+      const body = await response.json();
+      show(body.opened, body.message);
+    } catch (e) {
+      show(false, "the lock does not answer; use your key");
+    } finally {
+      busy = false;
+    }
+  }
+
+  async function faceUnlock() {
+    if (busy) return;
+    let frames;
+    try {
+      frames = await LimenCamera.burst(video, BURST, INTERVAL_MS);
+    } catch (e) {
+      show(false, e.message);
+      return;
+    }
+    const form = new FormData();
+    frames.forEach((blob, i) => form.append("frames", blob, "frame" + i + ".jpg"));
+    form.append("interval_ms", String(INTERVAL_MS));
+    await post("/api/kiosk/unlock", {method: "POST", body: form});
+  }
+
+  // Anti-peep keypad: the digit layout is shuffled on every entry and the display only shows dots.
+  function shuffled() {
+    const digits = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    const rnd = new Uint32Array(digits.length);
+    crypto.getRandomValues(rnd);
+    for (let i = digits.length - 1; i > 0; i--) {
+      const j = rnd[i] % (i + 1);
+      [digits[i], digits[j]] = [digits[j], digits[i]];
+    }
+    return digits;
+  }
+
+  function renderPad() {
+    pad.innerHTML = "";
+    const keys = shuffled();
+    keys.splice(9, 0, "*");
+    keys.push("⌫", "OK");
+    for (const k of keys) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = k;
+      b.dataset.key = k;
+      b.className = "key" + (k === "OK" ? " ok" : "");
+      pad.appendChild(b);
+    }
+  }
+
+  function refreshDisplay() {
+    display.textContent = typed ? "•".repeat(typed.length) : "\u00a0";
+  }
+
+  pad.addEventListener("click", async (ev) => {
+    const key = ev.target && ev.target.dataset ? ev.target.dataset.key : null;
+    if (!key) return;
+    if (key === "⌫") typed = typed.slice(0, -1);
+    else if (key === "OK") {
+      if (!typed || busy) return;
+      const entry = typed;
+      typed = "";
+      refreshDisplay();
+      renderPad();
+      await post("/api/kiosk/keypad", {method: "POST", headers: {"Content-Type": "application/json"},
+                                       body: JSON.stringify({entry})});
+      return;
+    } else if (typed.length < 32) typed += key;
+    refreshDisplay();
+  });
+
+  faceButton.addEventListener("click", faceUnlock);
+  renderPad();
+  refreshDisplay();
+  LimenCamera.start(video).then(() => {
+    status.textContent = "Camera ready";
+    faceButton.disabled = false;
+  }).catch((e) => {
+    status.textContent = e.message;
+    faceButton.disabled = true;
+  });
+})();
