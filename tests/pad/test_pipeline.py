@@ -105,3 +105,22 @@ def test_long_video_is_subsampled() -> None:
     from limen import thresholds
 
     assert assess(long, purpose=Purpose.VERIFY).frames_analysed == thresholds.PAD_MAX_FRAMES
+
+
+def test_known_boxes_skip_detection_and_agree() -> None:
+    burst = nuaa_burst("live", "0001", n=1)
+    detected = assess(burst, purpose=Purpose.VERIFY)
+    from limen.pad import faces
+
+    box = faces.locate(burst).faces[0].box
+    given = assess(burst, purpose=Purpose.VERIFY, boxes=[box])
+    assert given.passed == detected.passed
+    assert given.scores["texture"] == pytest.approx(detected.scores["texture"])
+
+
+def test_a_box_outside_the_frame_is_ignored() -> None:
+    from limen.bio.face.detect import Box
+
+    burst = nuaa_burst("live", "0001", n=1)
+    v = assess(burst, purpose=Purpose.VERIFY, boxes=[Box(600, 400, 900, 700)])
+    assert v.frames_usable == 1  # fell back to detection

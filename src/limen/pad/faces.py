@@ -8,6 +8,7 @@ border, or too dark / too bright to judge.  Nothing here raises on odd input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,13 +57,18 @@ def chosen_frames(capture: Capture) -> list[tuple[int, Frame]]:
     return [(i, capture.frames[i]) for i in picks]
 
 
-def locate(capture: Capture) -> PadSample:
-    """Find the face in each chosen frame; frames PAD cannot judge are counted, not used."""
+def locate(capture: Capture, boxes: Sequence[detect.Box | None] | None = None) -> PadSample:
+    """Find the face in each chosen frame; frames PAD cannot judge are counted, not used.
+
+    `boxes` (one per capture frame, None where unknown) lets a caller that has
+    already detected the faces (the face pipeline) skip PAD's own detection.
+    """
     faces: list[FaceView] = []
     unusable: dict[str, int] = {}
     chosen = chosen_frames(capture)
     for index, frame in chosen:
-        view = _view(index, frame)
+        known = boxes[index] if boxes is not None and index < len(boxes) else None
+        view = _view(index, frame, known)
         if isinstance(view, str):
             unusable[view] = unusable.get(view, 0) + 1
         else:
@@ -91,17 +97,26 @@ def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0) -> FaceView | st
     return FaceView(index=index, frame=Frame(rgb=rgb), box=box, points=marks.points, crop=crop)
 
 
-def _view(index: int, frame: Frame) -> FaceView | str:
+def _view(index: int, frame: Frame, known: detect.Box | None = None) -> FaceView | str:
     rgb = frame.rgb
     if not _is_rgb(rgb):
         return "not_rgb"
-    detections = detect.detect_faces(rgb)
-    if not detections:
-        return "no_face"
-    view = face_view(rgb, detections[0].box, index)
+    if known is not None and _box_fits(known, rgb):
+        box = known
+    else:
+        detections = detect.detect_faces(rgb)
+        if not detections:
+            return "no_face"
+        box = detections[0].box
+    view = face_view(rgb, box, index)
     if isinstance(view, str):
         return view
     return FaceView(index=view.index, frame=frame, box=view.box, points=view.points, crop=view.crop)
+
+
+def _box_fits(box: detect.Box, rgb: np.ndarray) -> bool:
+    h, w = rgb.shape[:2]
+    return 0 <= box.left < box.right <= w and 0 <= box.top < box.bottom <= h
 
 
 def _is_rgb(rgb: object) -> bool:

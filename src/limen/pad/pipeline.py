@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from limen import trace
+from limen.bio.face.detect import Box
 from limen.capture import Capture
 from limen.errors import ConfigError
 from limen.pad import faces, fusion
@@ -19,7 +21,11 @@ DEFAULT_CUES: tuple[PresentationAttackDetector, ...] = (TextureCue(), MotionCue(
 
 
 def assess(
-    capture: Capture, *, purpose: Purpose, cues: tuple[PresentationAttackDetector, ...] = DEFAULT_CUES
+    capture: Capture,
+    *,
+    purpose: Purpose,
+    boxes: Sequence[Box | None] | None = None,
+    cues: tuple[PresentationAttackDetector, ...] = DEFAULT_CUES,
 ) -> fusion.PadVerdict:
     """Judge whether `capture` is a live face (bona fide) or a presentation attack.
 
@@ -29,13 +35,16 @@ def assess(
     broken installation (the shipped model cannot be read) raises `ConfigError`.
     `Purpose.ENROL` needs `PAD_ENROL_MIN_FRAMES` usable frames and the stricter
     `PAD_TEXTURE_ENROL` threshold; `Purpose.VERIFY` uses `PAD_TEXTURE_VERIFY`.
-    The model loads once per process; calls are thread-safe.
+    `boxes` (one face box per capture frame, None where unknown, e.g.
+    `FaceSample.box` from the face pipeline) skips PAD's own face detection,
+    which is most of its cost.  The model loads once per process; calls are
+    thread-safe.
     """
     shipped_model()  # a broken install is a ConfigError, not a silent deny
     if not isinstance(capture, Capture) or not capture.frames:
         return fusion.insufficient(purpose, "no frames to judge")
     try:
-        sample = faces.locate(capture)
+        sample = faces.locate(capture, boxes)
         results = [_run(cue, sample, purpose) for cue in cues]
         verdict = fusion.fuse(results, sample, purpose)
     except ConfigError:
