@@ -7,9 +7,19 @@ Cues implement `PresentationAttackDetector` (one module each: `texture`,
 (`Purpose.ENROL`) is stricter and needs several frames.
 """
 
+from limen.pad.challenge import Challenge
 from limen.pad.contract import CueScore, CueUnavailable, PresentationAttackDetector, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.fusion import PadVerdict
 from limen.pad.pipeline import assess
 
-__all__ = ["CueScore", "CueUnavailable", "PadSample", "PadVerdict", "PresentationAttackDetector", "Purpose", "assess"]
+__all__ = [
+    "Challenge",
+    "CueScore",
+    "CueUnavailable",
+    "PadSample",
+    "PadVerdict",
+    "PresentationAttackDetector",
+    "Purpose",
+    "assess",
+]

@@ -3,9 +3,10 @@
 Precedence, first match wins:
 
 1. any cue that ran says attack → **attack** (whatever the others say);
-2. too few usable face frames for the purpose, or too many unusable ones, or
-   the texture cue (the one cue every RGB capture must pass) could not run →
-   **insufficient_evidence** (a deny, with the reason);
+2. too few usable face frames for the purpose, or too many unusable ones, or a
+   required cue could not judge (texture, the one cue every RGB capture must
+   pass; the challenge when one was asked for) → **insufficient_evidence**
+   (a deny, with the reason);
 3. otherwise → **bona_fide**.
 
 Assurance records how much evidence there was, never whether it passed:
@@ -77,8 +78,10 @@ class PadVerdict:
         }
 
 
-def fuse(results: list[CueResult], sample: PadSample, purpose: Purpose) -> PadVerdict:
-    """One verdict from every cue's result (see the module docstring for the rules)."""
+def fuse(
+    results: list[CueResult], sample: PadSample, purpose: Purpose, required: tuple[str, ...] = (REQUIRED_CUE,)
+) -> PadVerdict:
+    """One verdict from every cue's result (see the module docstring); `required` cues must have judged."""
     ran = [r for r in results if isinstance(r, CueScore)]
     missing = {r.cue: r.reason for r in results if isinstance(r, CueUnavailable)}
     common: dict[str, Any] = {
@@ -96,7 +99,7 @@ def fuse(results: list[CueResult], sample: PadSample, purpose: Purpose) -> PadVe
     attacks = [r.cue for r in ran if r.says_attack]
     if attacks:
         return PadVerdict(False, ATTACK, detail=_attack_detail(attacks, purpose), **common)
-    shortfall = _shortfall(sample, purpose, ran)
+    shortfall = _shortfall(sample, purpose, ran, required)
     if shortfall:
         return PadVerdict(False, INSUFFICIENT, detail=shortfall, **common)
     return PadVerdict(True, BONA_FIDE, detail="bona fide presentation", **common)
@@ -122,15 +125,16 @@ def _assurance(ran: list[CueScore]) -> Assurance:
     return Assurance.LOW
 
 
-def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore]) -> str:
+def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore], required: tuple[str, ...]) -> str:
     need = thresholds.PAD_ENROL_MIN_FRAMES if purpose is Purpose.ENROL else thresholds.PAD_VERIFY_MIN_FRAMES
     why = ", ".join(f"{k}: {v}" for k, v in sorted(sample.unusable.items()))
     if len(sample.faces) < need:
         return f"{len(sample.faces)} usable face frame(s), {need} needed" + (f" ({why})" if why else "")
     if sample.usable_share < thresholds.PAD_MIN_USABLE_SHARE:
         return f"only {len(sample.faces)} of {sample.analysed} frames show a usable face ({why})"
-    if REQUIRED_CUE not in {r.cue for r in ran}:
-        return "the texture cue could not judge the face"
+    absent = [cue for cue in required if cue not in {r.cue for r in ran}]
+    if absent:
+        return f"required cue(s) could not judge: {', '.join(absent)}"
     return ""
 
 

@@ -10,6 +10,7 @@ from limen.bio.face.detect import Box
 from limen.capture import Capture
 from limen.errors import ConfigError
 from limen.pad import faces, fusion
+from limen.pad.challenge import Challenge, ChallengeCue
 from limen.pad.contract import CueResult, CueUnavailable, PresentationAttackDetector, Purpose
 from limen.pad.motion import MotionCue
 from limen.pad.sensors import DepthCue, InfraredCue
@@ -25,6 +26,7 @@ def assess(
     *,
     purpose: Purpose,
     boxes: Sequence[Box | None] | None = None,
+    challenge: Challenge | None = None,
     cues: tuple[PresentationAttackDetector, ...] = DEFAULT_CUES,
 ) -> fusion.PadVerdict:
     """Judge whether `capture` is a live face (bona fide) or a presentation attack.
@@ -37,16 +39,21 @@ def assess(
     `PAD_TEXTURE_ENROL` threshold; `Purpose.VERIFY` uses `PAD_TEXTURE_VERIFY`.
     `boxes` (one face box per capture frame, None where unknown, e.g.
     `FaceSample.box` from the face pipeline) skips PAD's own face detection,
-    which is most of its cost.  The model loads once per process; calls are
-    thread-safe.
+    which is most of its cost.  `challenge` (the user was asked to turn the
+    head) adds the challenge cue and makes it required.  The model loads once
+    per process; calls are thread-safe.
     """
     shipped_model()  # a broken install is a ConfigError, not a silent deny
     if not isinstance(capture, Capture) or not capture.frames:
         return fusion.insufficient(purpose, "no frames to judge")
     try:
         sample = faces.locate(capture, boxes)
+        required: tuple[str, ...] = (fusion.REQUIRED_CUE,)
+        if challenge is not None:
+            cues = (*cues, ChallengeCue(challenge))
+            required = (*required, ChallengeCue.name)
         results = [_run(cue, sample, purpose) for cue in cues]
-        verdict = fusion.fuse(results, sample, purpose)
+        verdict = fusion.fuse(results, sample, purpose, required)
     except ConfigError:
         raise
     except Exception as exc:  # fail closed: whatever went wrong, this capture does not pass
