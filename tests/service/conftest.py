@@ -1,0 +1,66 @@
+"""Fixtures for the lock service: an app on a fresh data directory and an owner already set up."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from limen.config import Settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from limen.service import close_app, create_app
+
+BASE = "http://127.0.0.1:8080"
+PASSWORD = "correct horse battery staple"
+PIN = "482915"
+
+
+@dataclass
+class Owner:
+    client: TestClient
+    csrf: str
+    user_id: str
+
+    def api(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf}
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert found, "page has no CSRF token"
+    return found.group(1)
+
+
+def do_setup(client: TestClient, username: str = "alice", pin: str = PIN) -> Owner:
+    token = client.app.state.ctx.setup_token  # type: ignore[attr-defined]
+    r = client.post("/setup", data={"token": token, "username": username, "password": PASSWORD,
+                                    "password2": PASSWORD, "name": username.title(), "pin": pin})
+    assert r.status_code == 200, r.text[:500]
+    csrf = csrf_of(r.text)
+    me = client.get("/api/users").json()
+    return Owner(client, csrf, next(u["user_id"] for u in me if u["permission"] == "owner"))
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[object]:
+    application = create_app(settings)
+    yield application
+    close_app(application)
+
+
+@pytest.fixture
+def client(app: object) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE) as c:  # type: ignore[arg-type]
+        yield c
+
+
+@pytest.fixture
+def owner(client: TestClient) -> Owner:
+    return do_setup(client)
