@@ -46,6 +46,15 @@ FACE_IDENTIFY_MARGIN = 0.04            # 1:N: the best candidate must beat the r
 FACE_ENROL_MAX_FRAMES = 10             # frames used from one enrolment video / folder
 FACE_PROBE_MAX_FRAMES = 5              # frames embedded from one verification burst
 
+# ---------------------------------------------------------------- face embedding (bio.face.fast_embed)
+# The fast (ONNX Runtime) backend must reproduce dlib's descriptors.  Measured
+# with `python bench/embed.py`: max |fast − dlib| ≈ 1e-6 over every chip of
+# lfw-subset and pairs-web (docs/embed.md); the match thresholds above are
+# distances ≥ 0.4, so 1e-4 per component changes no decision.
+EMBED_MAX_ABS_DIFF = 1e-4              # self-check: fast vs dlib on the check chips, per component
+EMBED_SELF_CHECK_CHIPS = 3             # deterministic synthetic chips embedded by both at first use
+EMBED_BATCH = 16                       # chips per runtime call (dlib's own batch size)
+
 # ---------------------------------------------------------------- access (lockout, PINs, codes)
 # Matter Door Lock attribute names in comments.  Brute-force figures: `python bench/bruteforce.py`.
 WRONG_CODE_ENTRY_LIMIT = 5             # WrongCodeEntryLimit: wrong PIN/code/RFID entries before lockout
