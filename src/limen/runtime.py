@@ -47,6 +47,9 @@ def open_runtime(settings: Settings) -> Runtime:
     store = open_template_store(settings)  # first: an interrupted erase completes before anything else
     conn = open_db(settings.db_path)
     audit = open_audit(settings)
+    from limen.tamper import recover as recover_tamper
+
+    recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend))
 
 

@@ -1,1 +1,78 @@
-"""tamper."""
+"""Tamper detection and response: from a tamper signal to erased biometric keys, with the evidence kept.
+
+Public API:
+
+* `open_responder(settings, *, store=None, audit=None, door=None) -> TamperResponder`
+  – `respond(signal) -> ResponseReport`, `recover()`, `check_sensors(probes)`.
+* `recover(settings, store, audit, door=None) -> ResponseReport | None` – what
+  `open_runtime` calls right after opening the vault: an unfinished response
+  completes before any other work.
+* `TamperMonitor(responder, sources)` – polls sources (`GpioSwitchSource`,
+  `GpioShockSource`, `SupplyMonitor`, `Watchdog`, `SimulatedSource`) and responds.
+* `lockdown.is_locked_down(conn)`, `enter_lockdown`, `clear_lockdown`, `lockdown_status`.
+* `binding.bind_sensors / check_sensors` with `V4L2Camera`, `CallableSensor`, `SimulatedSensor`.
+* `TamperGate` + `GuardedLock` – no unlock reaches the motor while a response runs.
+* `reprovision(settings, store, owner, pin)` – the owner's way out of lockdown.
+
+State: `tamper_*` tables in `limen.db`; the intent journal in `<data_dir>/tamper/intent`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from limen.audit.event import AuditSink
+from limen.config import Settings
+from limen.door.actuator import LockActuator
+from limen.tamper.gate import GuardedLock, TamperGate
+from limen.tamper.journal import IntentJournal
+from limen.tamper.lockdown import clear_lockdown, enter_lockdown, is_locked_down, lockdown_status
+from limen.tamper.monitor import TamperMonitor
+from limen.tamper.response import ResponseReport, TamperResponder, ZeroizableStore
+from limen.tamper.signals import Sensitivity, SourceKind, TamperSignal
+from limen.tamper.sources import GpioShockSource, GpioSwitchSource, SimulatedSource, SupplyMonitor
+from limen.tamper.watchdog import Watchdog
+
+__all__ = [
+    "GpioShockSource", "GpioSwitchSource", "GuardedLock", "ResponseReport", "Sensitivity", "SimulatedSource",
+    "SourceKind", "SupplyMonitor", "TamperGate", "TamperMonitor", "TamperResponder", "TamperSignal", "Watchdog",
+    "clear_lockdown", "enter_lockdown", "is_locked_down", "journal_dir", "lockdown_status", "open_responder",
+    "recover",
+]
+
+
+def journal_dir(settings: Settings) -> Path:
+    return settings.data_dir / "tamper"
+
+
+def open_responder(settings: Settings, *, store: ZeroizableStore | None = None, audit: AuditSink | None = None,
+                   door: LockActuator | None = None, gate: TamperGate | None = None,
+                   scrub: tuple[Any, ...] = ()) -> TamperResponder:
+    """The lock's responder.  Without `store`, a tamper opens the vault itself to erase it."""
+    if audit is None:
+        from limen.audit import open_audit
+
+        audit = open_audit(settings)
+
+    def open_store() -> ZeroizableStore:
+        from limen.vault import open_template_store
+
+        return open_template_store(settings)
+
+    return TamperResponder(settings.db_path, IntentJournal(journal_dir(settings)), audit, store=store,
+                           open_store=open_store, door=door, gate=gate, scrub=scrub)
+
+
+def recover(settings: Settings, store: ZeroizableStore, audit: AuditSink,
+            door: LockActuator | None = None) -> ResponseReport | None:
+    """Finish a tamper response a crash or power cut interrupted (no-op, ≈ 0.1 ms, when there is none)."""
+    from limen.tamper.journal import read_pending
+
+    if read_pending(journal_dir(settings)) is None:
+        return None
+    responder = open_responder(settings, store=store, audit=audit, door=door)
+    try:
+        return responder.recover()
+    finally:
+        responder.close()

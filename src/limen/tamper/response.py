@@ -1,0 +1,295 @@
+"""The tamper response: from a `TamperSignal` to erased keys, a locked door, evidence and lockdown.
+
+`TamperResponder.respond(signal)` runs, in this order, every step even when an
+earlier one failed (each failure is recorded, never raised):
+
+    0. gate tripped (no unlock reaches the motor), intent journaled (`IntentJournal`, one fdatasync)
+    1. vault.zeroize()             crypto-erase: root keys destroyed, data keys wiped
+    2. memory scrubbed             best effort (`limen.tamper.memory`; the garbage collection runs last)
+    3. door.secure()               drive to locked
+    4. TAMPER event appended       chained and signed (checkpoint) with the audit key, untouched by the erase
+    5. alarm                       the audit monitor's ALARM + outbox rows (raised here if it is missing)
+    6. lockdown                    incident row + `tamper_lockdown` in one transaction; journal cleared
+
+Power loss: the journal record stays *pending* until steps 1, 4 and 6 have
+succeeded.  `recover()` — run by `open_runtime` right after the vault is
+opened, before any other work — replays an unfinished response with the same
+incident id; every step is idempotent (the audit event and the alarm are
+looked up by incident before being written again).  A second tamper while a
+response runs waits for it, then runs its own (fast: the vault is already
+erased) and gets its own event.  Thread-safe.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from limen.audit.event import AuditSink, Event, EventKind
+from limen.clock import Clock, SystemClock
+from limen.db import open_db, transaction
+from limen.door.actuator import LockActuator
+from limen.errors import VaultError
+from limen.tamper import memory
+from limen.tamper.binding import Mismatch, SensorProbe, check_sensors
+from limen.tamper.gate import TamperGate
+from limen.tamper.journal import UNKNOWN, Intent, IntentJournal
+from limen.tamper.lockdown import set_lockdown_in
+from limen.tamper.signals import SourceKind, TamperSignal
+
+
+class ZeroizableStore(Protocol):
+    def zeroize(self) -> None: ...
+
+
+@dataclass
+class ResponseReport:
+    """What one response did.  `steps_ms`: time from the signal to the end of each step that succeeded."""
+
+    incident: str
+    signal: TamperSignal
+    recovered: bool = False
+    steps_ms: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    erased: bool = False
+    door: str | None = None
+    audit_index: int | None = None
+    alarm_index: int | None = None
+    locked_down: bool = False
+    complete: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"incident": self.incident, "source": self.signal.source, "kind": str(self.signal.kind),
+                "reason": self.signal.reason, "at": self.signal.at.isoformat(), "recovered": self.recovered,
+                "erased": self.erased, "door": self.door, "audit_index": self.audit_index,
+                "alarm_index": self.alarm_index, "locked_down": self.locked_down, "complete": self.complete,
+                "steps_ms": {k: round(v, 3) for k, v in self.steps_ms.items()}, "errors": dict(self.errors)}
+
+
+class TamperResponder:
+    """Runs the response (see the module docstring).  One per lock process."""
+
+    def __init__(self, db_path: Path, journal: IntentJournal, audit: AuditSink, *,
+                 store: ZeroizableStore | None = None,
+                 open_store: Callable[[], ZeroizableStore] | None = None,
+                 door: LockActuator | None = None, scrub: Iterable[Any] = (),
+                 gate: TamperGate | None = None, clock: Clock | None = None) -> None:
+        self.conn = open_db(db_path)
+        self.journal, self.audit = journal, audit
+        self.store, self.open_store, self.door = store, open_store, door
+        self.scrub_targets: list[Any] = list(scrub)
+        self.gate = gate or TamperGate()
+        self.clock = clock or SystemClock()
+        self._lock = threading.RLock()
+
+    def attach(self, *, store: ZeroizableStore | None = None, door: LockActuator | None = None) -> None:
+        """Hand over the vault and the door once they are open (a tamper before that still erases)."""
+        with self._lock:
+            self.store = store if store is not None else self.store
+            self.door = door if door is not None else self.door
+
+    # ------------------------------------------------------------------ entry points
+    def respond(self, signal: TamperSignal) -> ResponseReport:
+        """Run the whole response for `signal`; never raises (failures are in the report)."""
+        t0 = time.perf_counter()
+        self.gate.trip()
+        try:
+            with self._lock:
+                intent = Intent(uuid.uuid4().hex, signal.source, str(signal.kind), signal.reason,
+                                signal.at.isoformat())
+                return self._run(intent, signal, t0, recovered=False)
+        finally:
+            self.gate.done()
+
+    def recover(self) -> ResponseReport | None:
+        """Finish a response a crash or power cut interrupted; None when there was none."""
+        intent = self.journal.pending()
+        if intent is None:
+            return None
+        t0 = time.perf_counter()
+        self.gate.trip()
+        try:
+            with self._lock:
+                if intent.incident == UNKNOWN:
+                    intent = replace(intent, incident=uuid.uuid4().hex)
+                signal = TamperSignal(intent.source, _kind(intent.kind), intent.reason,
+                                      _parse_at(intent.detected_at) or self.clock.now(), {"recovered": True})
+                return self._run(intent, signal, t0, recovered=True)
+        finally:
+            self.gate.done()
+
+    def check_sensors(self, probes: Iterable[SensorProbe]) -> list[Mismatch]:
+        """Sensor binding check (capture session start); a mismatch starts the response."""
+        with self._lock:
+            problems = check_sensors(self.conn, probes)
+        for problem in problems:
+            self.respond(TamperSignal(problem.name, SourceKind.SENSOR, problem.problem, self.clock.now(),
+                                      {"sensor_kind": problem.kind}))
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            self.journal.close()
+            self.conn.close()
+
+    # ------------------------------------------------------------------ the steps
+    def _run(self, intent: Intent, signal: TamperSignal, t0: float, recovered: bool) -> ResponseReport:
+        report = ResponseReport(intent.incident, signal, recovered)
+
+        def step(name: str, action: Callable[[], Any]) -> Any:
+            try:
+                result = action()
+            except Exception as exc:  # noqa: BLE001 - every step runs whatever the others did
+                report.errors[name] = _describe(exc)
+                return None
+            report.steps_ms[name] = (time.perf_counter() - t0) * 1000.0
+            return result
+
+        if not recovered:
+            step("journaled", lambda: self.journal.begin(intent))
+        report.erased = step("zeroized", self._erase) is not None
+        step("scrubbed", lambda: memory.scrub(self.scrub_targets, collect=False))
+        report.door = step("door_secured", self._secure)
+        report.audit_index = step("audited", lambda: self._audit(report))
+        if report.audit_index is not None:
+            report.alarm_index = step("alarmed", lambda: self._alarm(report))
+        report.locked_down = step("locked_down", lambda: self._lock_down(report)) is not None
+        if report.erased and report.audit_index is not None and report.locked_down:
+            step("journal_cleared", self.journal.finish)
+            report.complete = "journal_cleared" in report.steps_ms
+        gc.collect()  # last: frees dropped copies (does not overwrite them; see limen.tamper.memory)
+        return report
+
+    def _erase(self) -> bool:
+        if self.store is not None:
+            self.store.zeroize()
+            return True
+        if self.open_store is None:
+            raise VaultError("the vault is not open: the erase completes at the next start")
+        opened = self.open_store()
+        try:
+            opened.zeroize()
+        finally:
+            close = getattr(opened, "close", None)
+            if callable(close):
+                close()
+        return True
+
+    def _secure(self) -> str:
+        if self.door is None:
+            return "not_attached"
+        return str(self.door.secure())
+
+    def _audit(self, report: ResponseReport) -> int:
+        if report.recovered:
+            found = _find_tamper_event(self.audit, report.incident)
+            if found is not None:
+                return found
+        s = report.signal
+        data: dict[str, Any] = {
+            "incident": report.incident, "kind": str(s.kind), "erased": report.erased, "door": report.door,
+            "recovered": report.recovered, "steps_ms": {k: round(v, 3) for k, v in report.steps_ms.items()},
+            "failed": sorted(report.errors), "detail": dict(s.detail),
+        }
+        index = self.audit.append(Event(EventKind.TAMPER, s.at, actor="system", subject="lock",
+                                        outcome="erased" if report.erased else "erase_pending",
+                                        reason=s.reason[:120], source=f"tamper:{s.source}"[:120], data=data))
+        checkpoint = getattr(self.audit, "checkpoint", None)
+        if callable(checkpoint):
+            checkpoint()  # sign the head now: the evidence is signed before the response ends
+        return index
+
+    def _alarm(self, report: ResponseReport) -> int:
+        assert report.audit_index is not None
+        found = _find_alarm(self.audit, report.audit_index)
+        if found is not None:
+            return found
+        s = report.signal
+        if getattr(self.audit, "monitor", None) is not None:
+            from limen.audit.alarms import raise_alarm
+            from limen.audit.anomaly import Rule, Severity
+
+            return raise_alarm(self.audit, Rule.TAMPER, Severity.CRITICAL,  # type: ignore[arg-type]
+                               f"tamper: {s.reason}", subject=f"tamper:{s.source}", events=(report.audit_index,))
+        return self.audit.append(Event(EventKind.ALARM, s.at, actor="system", subject=f"tamper:{s.source}",
+                                       outcome="critical", reason="tamper", source="tamper",
+                                       data={"text": f"tamper: {s.reason}", "events": [report.audit_index]}))
+
+    def _lock_down(self, report: ResponseReport) -> bool:
+        s, now = report.signal, self.clock.now()
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR REPLACE INTO tamper_incidents(id, source, kind, reason, detected_at, completed_at, "
+                "erased, door, audit_index, alarm_index, recovered, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (report.incident, s.source, str(s.kind), s.reason, s.at.isoformat(), now.isoformat(),
+                 int(report.erased), report.door, report.audit_index, report.alarm_index, int(report.recovered),
+                 json.dumps({k: round(v, 3) for k, v in report.steps_ms.items()})),
+            )
+            set_lockdown_in(self.conn, report.incident, f"{s.source}: {s.reason}", s.at)
+        return True
+
+
+# ---------------------------------------------------------------------- helpers
+def _find_tamper_event(audit: AuditSink, incident: str) -> int | None:
+    records = getattr(audit, "records", None)
+    if callable(records):
+        for rec in records(0, (str(EventKind.TAMPER),)):
+            if (rec.get("data") or {}).get("incident") == incident:
+                return int(rec["index"])
+    for i, event in enumerate(getattr(audit, "events", [])):
+        if event.kind is EventKind.TAMPER and event.data.get("incident") == incident:
+            return i
+    return None
+
+
+def _find_alarm(audit: AuditSink, tamper_index: int) -> int | None:
+    records = getattr(audit, "records", None)
+    if callable(records):
+        for rec in records(tamper_index + 1, (str(EventKind.ALARM),)):
+            if tamper_index in ((rec.get("data") or {}).get("events") or []):
+                return int(rec["index"])
+        return None
+    for i, event in enumerate(getattr(audit, "events", [])):
+        if event.kind is EventKind.ALARM and tamper_index in event.data.get("events", []):
+            return i
+    return None
+
+
+def _kind(value: str) -> SourceKind:
+    try:
+        return SourceKind(value)
+    except ValueError:
+        return SourceKind.UNKNOWN
+
+
+def _parse_at(value: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def _describe(exc: BaseException) -> str:
+    """Type and message of a failure (Limen's errors carry no secrets; others are cut short)."""
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def incidents(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent completed responses, newest first."""
+    rows = conn.execute("SELECT * FROM tamper_incidents ORDER BY detected_at DESC LIMIT ?", (limit,)).fetchall()
+    out = []
+    for row in rows:
+        rec = dict(row)
+        rec["steps"] = json.loads(rec["steps"] or "{}")
+        out.append(rec)
+    return out

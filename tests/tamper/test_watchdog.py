@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from limen.tamper import SourceKind, TamperMonitor, Watchdog
+from limen.tamper.watchdog import beat_file
+
+from .conftest import Lock
+
+
+def test_silent_process_trips_once() -> None:
+    now = [0.0]
+    dog = Watchdog(timeout_s=10.0, monotonic=lambda: now[0])
+    dog.watch("capture")
+    dog.watch("access")
+    now[0] = 9.0
+    dog.beat("access")
+    assert dog.poll(now[0]) is None
+    now[0] = 10.0
+    assert dog.poll(now[0]) == "silent:capture"
+    assert dog.poll(now[0]) is None         # one trip per silence
+    dog.beat("capture")
+    now[0] = 19.5
+    assert dog.poll(now[0]) == "silent:access"   # capture was re-armed by its beat, access fell silent
+    now[0] = 21.0
+    assert dog.poll(now[0]) == "silent:capture"
+
+def test_heartbeat_file_of_another_process(tmp_path: Path) -> None:
+    wall = [1_000_000.0]
+    dog = Watchdog(timeout_s=10.0, monotonic=lambda: 0.0, wall=lambda: wall[0])
+    path = tmp_path / "capture.beat"
+    beat_file(path)
+    os.utime(path, (wall[0], wall[0]))
+    dog.watch("capture", path)
+    assert dog.silent(100.0) == []            # the file is fresh although no in-process beat
+    wall[0] += 11
+    assert dog.silent(100.0) == ["capture"]
+    path.unlink()
+    assert dog.silent(100.0) == ["capture"]   # a deleted heartbeat is silence
+
+
+def test_watchdog_through_the_monitor_erases(lock: Lock) -> None:
+    now = [0.0]
+    dog = Watchdog(timeout_s=1.0, monotonic=lambda: now[0])
+    dog.watch("capture")
+    monitor = TamperMonitor(lock.responder, [dog], monotonic=lambda: now[0])
+    assert monitor.poll() == []
+    now[0] = 2.0
+    (report,) = monitor.poll()
+    assert report.signal.kind is SourceKind.WATCHDOG and report.complete
+    assert lock.store.status().state == "erased"
