@@ -112,7 +112,8 @@ def face_evidence(decision: Decision, pad: PadVerdictLike | None = None) -> Face
     if pad is not None:
         pad_passed = bool(pad.passed)
         scores.update({f"pad.{k}": float(v) for k, v in dict(pad.scores).items()})
-        assurance = Assurance(str(getattr(pad.assurance, "value", pad.assurance)))
+        raw = str(getattr(pad.assurance, "value", pad.assurance))
+        assurance = Assurance(raw) if raw in Assurance.__members__.values() else Assurance.NONE
     return FaceEvidence(
         user_id=decision.user_id if matched else None,
         distance=decision.score,

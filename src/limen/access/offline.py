@@ -116,8 +116,8 @@ def issue_period_quota(secret: bytes, start: datetime, days: int, uses_per_day: 
 
 
 def issue_clear(secret: bytes, code: str, at: datetime) -> str:
-    """The clear code that revokes `code` when typed at the keypad."""
-    grant = verify(secret, code, at, any_time=True)
+    """The clear code that revokes `code` when typed at the keypad (while `code` could still be valid)."""
+    grant = verify(secret, code, at)
     if not isinstance(grant, OfflineGrant):
         raise BadRequest("code", "not a valid offline code for this secret")
     target = code[: 1 + _BODY_DIGITS[grant.kind]]
@@ -132,7 +132,7 @@ def verify(secret: bytes, code: str, at: datetime, any_time: bool = False) -> Of
 
     Checks the MAC in constant time for every candidate; validity windows are
     checked by the policy, except that a single-use code is only searched among
-    the hours it could still be valid in (all of them with `any_time`).
+    the hours it could still be valid in (the last 30 days with `any_time`).
     """
     if not code.isascii() or not code.isdigit() or len(code) > T.OFFLINE_CODE_MAX_DIGITS:
         return None
@@ -188,7 +188,7 @@ def _candidates(kind: CodeKind, body: str, at: datetime, any_time: bool) -> list
 def _single_use_candidates(body: str, at: datetime, any_time: bool) -> list[OfflineGrant]:
     now_h = hour_of(at)
     span = T.OFFLINE_SINGLE_USE_HOURS
-    hours = range(now_h - span + 1, now_h + 1) if not any_time else range(now_h - 24 * 365, now_h + 1)
+    hours = range(now_h - span + 1, now_h + 1) if not any_time else range(now_h - 24 * 30, now_h + 1)
     grants = []
     for h in reversed(hours):
         start = _EPOCH + timedelta(hours=h)
