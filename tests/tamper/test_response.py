@@ -40,7 +40,9 @@ def test_full_response_in_order(lock: Lock) -> None:
     assert lock.door.state.value == "unlocked"
     report = lock.responder.respond(signal())
     assert report.complete and not report.errors
-    assert list(report.steps_ms) == ORDER
+    assert [s for s in report.steps_ms if s != "keys_destroyed"] == ORDER
+    if "keys_destroyed" in report.steps_ms:  # the vault reports when its root keys were gone
+        assert report.steps_ms["journaled"] <= report.steps_ms["keys_destroyed"] <= report.steps_ms["zeroized"]
     assert report.steps_ms == dict(sorted(report.steps_ms.items(), key=lambda kv: kv[1]))
     assert lock.store.status().state == "erased"
     assert unsealable_templates(lock.settings) == 0

@@ -48,7 +48,9 @@ from limen.tamper.signals import SourceKind, TamperSignal
 
 
 class ZeroizableStore(Protocol):
-    def zeroize(self) -> None: ...
+    def zeroize(self) -> object:
+        """Crypto-erase; may return timing with `crypto_erase_s` (call → root keys destroyed)."""
+        ...
 
 
 @dataclass
@@ -156,7 +158,13 @@ class TamperResponder:
 
         if not recovered:
             step("journaled", lambda: self.journal.begin(intent))
-        report.erased = step("zeroized", self._erase) is not None
+        zeroize_started = time.perf_counter()
+        timing = step("zeroized", self._erase)
+        report.erased = timing is not None
+        keys_s = getattr(timing, "crypto_erase_s", None)
+        if isinstance(keys_s, float):
+            report.steps_ms["keys_destroyed"] = (zeroize_started - t0 + keys_s) * 1000.0
+            report.steps_ms = dict(sorted(report.steps_ms.items(), key=lambda kv: kv[1]))
         step("scrubbed", lambda: memory.scrub(self.scrub_targets, collect=False))
         report.door = step("door_secured", self._secure)
         report.audit_index = step("audited", lambda: self._audit(report))
@@ -169,20 +177,18 @@ class TamperResponder:
         gc.collect()  # last: frees dropped copies (does not overwrite them; see limen.tamper.memory)
         return report
 
-    def _erase(self) -> bool:
+    def _erase(self) -> object:
         if self.store is not None:
-            self.store.zeroize()
-            return True
+            return self.store.zeroize() or True
         if self.open_store is None:
             raise VaultError("the vault is not open: the erase completes at the next start")
         opened = self.open_store()
         try:
-            opened.zeroize()
+            return opened.zeroize() or True
         finally:
             close = getattr(opened, "close", None)
             if callable(close):
                 close()
-        return True
 
     def _secure(self) -> str:
         if self.door is None:
