@@ -92,6 +92,8 @@ def test_siren_sounds_on_gpio_for_tamper(data_dir: Path) -> None:
     log.append(Event(EventKind.TAMPER, T0, reason="case_opened"))
     assert [r.delivered for r in dispatcher.deliver_due()] == [True]
     assert any(s.state for s in factory.pin(17).states)
+    dispatcher.close()
+    assert factory.pin(17).state is False   # silenced on close
     log.close()
 
 
@@ -103,6 +105,7 @@ def test_siren_stays_silent_on_duress(data_dir: Path) -> None:
     raise_alarm(log, "duress", "critical", "duress", data={"silent": True})
     assert dispatcher.deliver_due() == []
     assert not any(s.state for s in factory.pin(17).states)
+    dispatcher.close()
     log.close()
 
 

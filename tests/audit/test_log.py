@@ -70,11 +70,17 @@ def test_open_audit_is_shared_per_data_dir(settings: Settings, audit: AuditLog) 
     assert open_audit(settings) is audit
 
 
-def test_closed_log_refuses_appends(settings: Settings) -> None:
+def test_stale_reference_after_close_still_appends(settings: Settings) -> None:
+    """One component closing the shared log never makes another lose an event."""
     log = open_audit(settings)
+    log.append(Event(EventKind.SYSTEM, T0, reason="a"))
     log.close()
-    with pytest.raises(LimenError):
-        log.append(Event(EventKind.SYSTEM, T0))
+    assert log.closed
+    assert log.append(Event(EventKind.SYSTEM, T0, reason="b")) == 1
+    fresh = open_audit(settings)
+    assert fresh is not log and fresh.verify().records == 2
+    log.close()
+    fresh.close()
 
 
 def test_audit_key_is_private_and_public_key_exported(settings: Settings, audit: AuditLog) -> None:

@@ -48,7 +48,9 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
 
     Creates `audit.db` and the Ed25519 audit key (`keys_dir/audit_ed25519`) on
     first use.  The returned log is thread-safe; `close()` writes the shutdown
-    checkpoint, after which the next `open_audit` opens a fresh one.
+    checkpoint, after which the next `open_audit` opens a fresh one (a stale
+    reference keeps working: it reopens the store on its next append).  `clock`
+    applies only when this call opens the log.
     """
     path = audit_db_path(settings).resolve()
     with _OPEN_LOCK:
@@ -58,8 +60,15 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
             audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock)
             channels = build_channels(settings.alert_urls, settings.keys_dir)
             Monitor(audit, channels, clock).attach()
+            audit.on_close(_forget)
             _OPEN[path] = audit
         return audit
+
+
+def _forget(audit: AuditLog) -> None:
+    with _OPEN_LOCK:
+        if _OPEN.get(audit.path) is audit:
+            del _OPEN[audit.path]
 
 
 def open_dispatcher(settings: Settings, audit: AuditLog | None = None, pin_factory: object = None,

@@ -119,7 +119,7 @@ class Monitor:
         for finding in findings:
             notify, repeats = self.grouper.admit(finding)
             written.append(self._append_alarm(finding, notify, repeats))
-        if any(True for _ in findings):
+        if findings:
             for listener in list(self._listeners):
                 listener()
         return written

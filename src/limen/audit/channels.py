@@ -148,17 +148,26 @@ class SirenChannel:
         return payload.get("rule") in self.RULES and not payload.get("silent")
 
     def send(self, payload: Mapping[str, Any]) -> None:
-        seconds = 1.0 if payload.get("rule") == "test" else self._seconds
+        test = payload.get("rule") == "test"
+        seconds = 1.0 if test else self._seconds
         try:
             with self._lock:
-                buzzer = self._device()
-                buzzer.blink(on_time=0.5, off_time=0.5, n=max(1, int(seconds)), background=True)
+                buzzer = self._device()  # a test beep blocks its 1 s; a real alarm sounds in the background
+                buzzer.blink(on_time=0.5, off_time=0.5, n=max(1, int(seconds)), background=not test)
         except Exception as exc:  # gpiozero raises its own tree (no pin, busy pin, no factory)
             raise DeliveryFailed(f"{type(exc).__name__}") from exc
 
     @property
     def device(self) -> Any:
         return self._device()
+
+    def close(self) -> None:
+        """Silence and release the pin."""
+        with self._lock:
+            if self._buzzer is not None:
+                self._buzzer.off()
+                self._buzzer.close()
+                self._buzzer = None
 
     def _device(self) -> Any:
         if self._buzzer is None:

@@ -2,8 +2,9 @@
 
 `Dispatcher.deliver_due()` makes one pass over every channel's due outbox rows
 (used by `limen alerts deliver` and tests); `start()` runs one daemon worker
-thread per channel so that a slow or dead service delays only its own
-deliveries, never the lock nor the other channels.  Each attempt is bounded by
+thread per channel (plus one that runs the time-based rules every `TICK_S`),
+so that a slow or dead service delays only its own deliveries, never the lock
+nor the other channels.  Each attempt is bounded by
 `AUDIT_DELIVERY_TIMEOUT_S`; its outcome updates the outbox row and appends an
 ALARM_DELIVERY record in the same transaction.  Failed rows are retried with
 exponential backoff, forever.
@@ -27,6 +28,7 @@ from limen.errors import LimenError
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0   # a worker with nothing due re-checks at least this often (rows from other processes)
+TICK_S = 5.0        # how often the time-based rules (door left open) run while workers are started
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,18 @@ class Dispatcher:
             thread = threading.Thread(target=self._run, args=(cid,), name=f"limen-alerts-{cid}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if monitor is not None:
+            ticker = threading.Thread(target=self._tick, name="limen-alerts-tick", daemon=True)
+            ticker.start()
+            self._threads.append(ticker)
         return self
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.audit.monitor.tick(self._clock.now())
+            except LimenError:
+                log.exception("time-based anomaly rules failed")
 
     def wake(self) -> None:
         for event in self._wake.values():
@@ -88,6 +101,14 @@ class Dispatcher:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+
+    def close(self) -> None:
+        """Stop the workers and release channel hardware (the siren's pin)."""
+        self.stop()
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if callable(close):
+                close()
 
     def _run(self, cid: str) -> None:
         while not self._stop.is_set():

@@ -32,7 +32,7 @@ from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, known_public_keys
 from limen.audit.schema import AUDIT_DB_MIGRATIONS
 from limen.clock import Clock, SystemClock
 from limen.db import connect
-from limen.errors import AuditError, BadRequest, StorageError
+from limen.errors import BadRequest, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class AuditLog:
         self._conn: sqlite3.Connection | None = _open_store(path)
         self._last_recorded: datetime | None = None
         self.monitor: Any = None  # the anomaly monitor attached by `open_audit`
+        self._close_hooks: list[Callable[[AuditLog], None]] = []
 
     # ------------------------------------------------------------------ writing
     def append(self, event: Event) -> int:
@@ -106,7 +107,13 @@ class AuditLog:
             self._observers.append(observer)
 
     def close(self) -> None:
-        """Write the shutdown checkpoint and close; later appends raise `AuditError`."""
+        """Write the shutdown checkpoint and release the connection.
+
+        The object stays usable: a later append (from a component that kept a
+        reference) reopens the store, so one component closing the shared log
+        can never make another lose an event.  `open_audit` hands out a fresh
+        log after `close()` (a restart).
+        """
         with self._lock:
             if self._conn is None:
                 return
@@ -115,6 +122,11 @@ class AuditLog:
             finally:
                 self._conn.close()
                 self._conn = None
+                for hook in self._close_hooks:
+                    hook(self)
+
+    def on_close(self, hook: Callable[[AuditLog], None]) -> None:
+        self._close_hooks.append(hook)
 
     @property
     def closed(self) -> bool:
@@ -190,7 +202,8 @@ class AuditLog:
     # ------------------------------------------------------------------ internals
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise AuditError("audit log is closed")
+            log.info("audit log %s reopened after close", self.path)
+            self._conn = _open_store(self.path)
         return self._conn
 
     def _insert(self, conn: sqlite3.Connection, event: Event, now: datetime) -> int:

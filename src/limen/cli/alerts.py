@@ -27,7 +27,9 @@ def test() -> None:
     log = open_audit(settings)
     try:
         index = raise_alarm(log, "test", "info", "test alarm from `limen alerts test`", subject="test")
-        results = [r for r in open_dispatcher(settings, log).deliver_due() if r.alarm == index]
+        dispatcher = open_dispatcher(settings, log)
+        results = [r for r in dispatcher.deliver_due() if r.alarm == index]
+        dispatcher.close()
     finally:
         log.close()
     data = [{"channel": r.channel, "delivered": r.delivered, "error": r.error} for r in results]
