@@ -126,7 +126,7 @@ class Monitor:
 
     def _append_alarm(self, finding: Finding, notify: bool, repeats: int) -> int:
         payload_base = {
-            "device_id": self.audit.device_id, "rule": str(finding.rule), "severity": str(finding.severity),
+            "v": 1, "device_id": self.audit.device_id, "rule": str(finding.rule), "severity": str(finding.severity),
             "reason": finding.reason, "subject": finding.subject, "at": finding.at.isoformat(),
             "events": list(finding.events), "repeats": repeats, **finding.data,
         }
