@@ -112,6 +112,7 @@ PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) 
 PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances) below which a pair cannot tell
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
 PAD_MOTION_PLANAR_RATIO = 0.15         # homography residual / motion below which the face moved as a plane
+PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
 
 # ---------------------------------------------------------------- vault
 # Protected face templates: secret orthogonal projection of the 128-d dlib
@@ -121,7 +122,6 @@ PAD_MOTION_PLANAR_RATIO = 0.15         # homography residual / motion below whic
 # 8,192 bits stay within 0.3 points of the raw matcher (docs/vault.md).
 VAULT_FACE_BITS = 8192                 # protected template size (1 KiB)
 VAULT_SEARCH_PREFIX_BITS = 1024        # 1:N first stage ranks everyone on this many bits …
-PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
 VAULT_SEARCH_SHORTLIST = 1000          # … and re-ranks this many candidates on all bits
 # Thresholds: raw FACE_MATCH_* mapped to angle/π at the typical descriptor norm
 # (1.42 on lfw-subset): h = 2·asin(d / 2.84) / π; checked by `limen lab protection`.

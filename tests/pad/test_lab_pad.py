@@ -69,11 +69,12 @@ def test_score_file_round_trip_and_report(tmp_path: Path) -> None:
 
 
 def test_collect_samples_from_folders(tmp_path: Path) -> None:
-    for rel in ("live/s1/a.jpg", "print/s1/b.jpg", "replay/c.png", "print/s2/notes.txt"):
+    for rel in ("live/s1/a.jpg", "print/s1/b.jpg", "replay/c.png", "print/s2/notes.txt", "live/s3/burst/0.jpg"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     got = {(p.path.name, p.species, p.subject) for p in lab.collect_samples(tmp_path)}
-    assert got == {("a.jpg", BONA_FIDE, "s1"), ("b.jpg", "print", "s1"), ("c.png", "replay", "")}
+    assert got == {("a.jpg", BONA_FIDE, "s1"), ("b.jpg", "print", "s1"), ("c.png", "replay", ""),
+                   ("burst", BONA_FIDE, "s3")}
 
 
 def test_collect_samples_from_csv(tmp_path: Path) -> None:

@@ -44,3 +44,16 @@ def test_shipped_model_gate_on_a_slice() -> None:
     attacks_passed = sum(assess(Capture.single(load_image(f)), purpose=Purpose.VERIFY).passed for f in prints)
     assert attacks_passed <= 1  # APCER ≤ 1/16
     assert bona_denied <= 3  # BPCER ≤ 3/16
+
+
+def test_iapar_counts_only_attacks_that_pass_pad_and_match() -> None:
+    from limen.lab.pad import impostor_attack_rate
+
+    live = [PadSampleRef(f, BONA_FIDE, "0002") for f in nuaa_files("live", "0002", 2)]
+    prints = [PadSampleRef(f, "print", "0002") for f in nuaa_files("print", "0002", 3)]
+    # pretend PAD passed the first attack only
+    rows = [PadScoreRow(str(r.path), r.species, r.subject, 1.0 if i == 0 else -1.0) for i, r in enumerate(prints)]
+    report = impostor_attack_rate(rows, live + prints, references_per_subject=2)
+    assert report.attacks == 3 and report.references == 1
+    assert report.accepted <= 1 <= report.matched + report.not_embedded
+    assert report.iapar <= report.iapar_without_pad

@@ -75,7 +75,8 @@ def collect_samples(root: Path, labels_csv: Path | None = None) -> list[PadSampl
 
     Folder layout: a top-level folder named live/real/bona_fide/genuine holds bona
     fide samples, any other top-level folder is an attack species named after it;
-    a second level of folders names subjects.  CSV: columns `path,species[,subject]`
+    a second level of folders names subjects; inside a subject folder, each image
+    or video file is a sample and so is each sub-folder of frames (a burst).  CSV: columns `path,species[,subject]`
     (paths relative to the CSV), species `bona_fide` for bona fide.
     """
     if labels_csv is not None:
@@ -88,6 +89,7 @@ def collect_samples(root: Path, labels_csv: Path | None = None) -> list[PadSampl
         for item in sorted(top.iterdir()):
             if item.is_dir():
                 samples += [PadSampleRef(f, species, item.name) for f in _media(item)]
+                samples += [PadSampleRef(d, species, item.name) for d in sorted(item.iterdir()) if _media_dir(d)]
             elif _is_media(item):
                 samples.append(PadSampleRef(item, species, ""))
     if not samples:
@@ -112,6 +114,11 @@ def _from_csv(path: Path) -> list[PadSampleRef]:
 
 def _is_media(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
+
+def _media_dir(p: Path) -> bool:
+    """A folder of frames (one presentation, e.g. a burst or an unpacked video)."""
+    return p.is_dir() and any(_is_media(f) for f in p.iterdir())
 
 
 def _media(folder: Path) -> list[Path]:
@@ -422,6 +429,7 @@ class IaparReport:
     accepted: int  # PAD passed and the matcher accepted
     threshold: float
     references: int
+    not_embedded: int = 0  # attack samples the face pipeline could not embed (counted as not matched)
 
     @property
     def iapar(self) -> float:
@@ -434,7 +442,8 @@ class IaparReport:
     def as_dict(self) -> dict[str, Any]:
         return {"attacks": self.attacks, "matched_by_face_matcher": self.matched, "accepted": self.accepted,
                 "iapar": round(self.iapar, 6), "iapar_without_pad": round(self.iapar_without_pad, 6),
-                "match_threshold": self.threshold, "references": self.references}
+                "match_threshold": self.threshold, "references": self.references,
+                "not_embedded": self.not_embedded}
 
 
 def impostor_attack_rate(rows: list[PadScoreRow], samples: list[PadSampleRef], references_per_subject: int = 5,
@@ -450,13 +459,14 @@ def impostor_attack_rate(rows: list[PadScoreRow], samples: list[PadSampleRef], r
     from limen.bio.face import FaceEngine, FaceSample
     from limen.bio.face.compare import distance, fuse_reference
     from limen.capture import load_capture
+    from limen.errors import InputError
 
     engine = FaceEngine(check_quality=False)
 
     def embed(path: Path) -> np.ndarray | None:
         try:
             result = engine.extract(load_capture(path).frames[0].rgb)
-        except Exception:  # unreadable sample: no embedding, counted as not matched
+        except InputError:  # unreadable sample: no embedding, counted as not matched
             return None
         return result.embedding if isinstance(result, FaceSample) else None
 
@@ -467,7 +477,7 @@ def impostor_attack_rate(rows: list[PadScoreRow], samples: list[PadSampleRef], r
         if embs:
             refs[subject] = fuse_reference(np.stack(embs))
     by_sample = {r.sample: r for r in rows}
-    attacks = matched = accepted = 0
+    attacks = matched = accepted = not_embedded = 0
     threshold = thresholds.FACE_MATCH_DEFAULT
     for s in samples:
         if not s.is_attack or s.subject not in refs:
@@ -476,10 +486,13 @@ def impostor_attack_rate(rows: list[PadScoreRow], samples: list[PadSampleRef], r
         e = embed(s.path)
         if on_progress is not None:
             on_progress(1)
-        if e is None or distance(e, refs[s.subject]) > threshold:
+        if e is None:
+            not_embedded += 1
+            continue
+        if distance(e, refs[s.subject]) > threshold:
             continue
         matched += 1
         row = by_sample.get(str(s.path))
         if row is not None and row.score is not None and row.score >= 0.0:
             accepted += 1
-    return IaparReport(attacks, matched, accepted, threshold, len(refs))
+    return IaparReport(attacks, matched, accepted, threshold, len(refs), not_embedded)
