@@ -238,7 +238,7 @@ _CSP = (b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:
 
 
 class SecurityHeadersMiddleware:
-    """No framing, no sniffing, no referrer, no caching of owner pages; a strict CSP (not on /docs)."""
+    """No framing, no sniffing, no cross-site referrer, no caching of owner pages; a strict CSP (not on /docs)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -253,7 +253,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 headers += [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
+                            (b"referrer-policy", b"same-origin"), (b"cache-control", b"no-store")]
                 if not docs:
                     headers.append((b"content-security-policy", _CSP))
                 message["headers"] = headers
