@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import time, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from limen.access import offline
 from limen.access.attempt import (
@@ -395,3 +397,21 @@ def test_evaluate_is_pure() -> None:
     second = evaluate(pin_attempt("999111"), s, at())
     assert first == second and repr(s) == before
     assert evaluate(pin_attempt("135792"), s, at() + timedelta(days=400)).accepted
+
+
+@given(entry=st.text(alphabet="0123456789", min_size=0, max_size=14))
+@settings(max_examples=60, deadline=None)
+def test_entries_without_a_stored_pin_never_open(entry: str) -> None:
+    s = household()
+    contains = any(p in entry[:12] for p in ("246813", "135792"))
+    assert evaluate(pin_attempt(entry), s, at()).accepted is contains
+
+
+@given(mode=st.sampled_from(list(OperatingMode)), lockdown=st.booleans(), online=st.booleans(),
+       typed=st.text(alphabet="0123456789", min_size=6, max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_unknown_codes_never_open_outside_passage(mode: OperatingMode, lockdown: bool, online: bool,
+                                                  typed: str) -> None:
+    s = replace(household(), mode=mode, lockdown=lockdown, online=online)
+    d = evaluate(code_attempt("1" + typed + "00000"), s, at())
+    assert d.accepted is (mode is OperatingMode.PASSAGE and not lockdown)
