@@ -550,7 +550,8 @@ class AccessStore:
             if not on:
                 self._actor(actor, touching=PermissionLevel.OWNER)
             self.conn.execute("UPDATE access_lock SET lockdown = ? WHERE id = 1", (int(on),))
-        self._emit(EventKind.TAMPER, at, actor, "lock", "lockdown on" if on else "lockdown off")
+        # CONFIG_CHANGE, not TAMPER: the tamper package records (and alarms on) what tripped
+        self._emit(EventKind.CONFIG_CHANGE, at, actor, "lock", "lockdown on" if on else "lockdown off")
 
     # ------------------------------------------------------------------ offline codes
 
