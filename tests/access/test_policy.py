@@ -318,7 +318,12 @@ def test_mechanical_key_offline_limit_raises_alarm_and_needs_owner() -> None:
 
 def test_mechanical_key_online_is_recorded_without_counting() -> None:
     j = judge(key_attempt(), household(), at())
-    assert j.decision.accepted and j.update.key_offline_uses is None
+    assert j.decision.accepted and j.update.key_offline_uses is None and j.update.mode is None
+
+
+def test_mechanical_key_ends_privacy_mode() -> None:
+    j = judge(key_attempt(), replace(household(), mode=OperatingMode.PRIVACY), at())
+    assert j.decision.accepted and j.update.mode is OperatingMode.NORMAL
 
 
 def test_offline_codes_rules() -> None:

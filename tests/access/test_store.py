@@ -213,3 +213,11 @@ def test_authenticate_actor_counts_wrong_pins(store: AccessStore, owner_id: str)
 def test_schema_rejects_direct_bad_rows(store: AccessStore, owner_id: str) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.conn.execute("INSERT INTO access_week_days VALUES (?, 1, 0, 0, 10)", (owner_id,))
+
+
+def test_key_turn_ends_privacy_mode_persistently(store: AccessStore, owner_id: str) -> None:
+    from limen.access.attempt import key_attempt
+
+    store.set_mode(OperatingMode.PRIVACY, owner_id, T0)
+    assert store.decide(key_attempt(), T0).decision.accepted
+    assert store.load_state().mode is OperatingMode.NORMAL

@@ -7,7 +7,8 @@ persist atomically; `evaluate` is `judge(...).decision`.
 The rule table, checked in this order (first failing rule decides):
 
     1  mechanical key            always recorded as opening (it is physical);
-                                 offline uses over the limit → alarm + owner re-auth
+                                 offline uses over the limit → alarm + owner re-auth;
+                                 ends privacy mode (Matter)
     2  lockdown                  LOCKDOWN, except an owner-authorised remote command
     3  operating mode            MODE_FORBIDS (vacation/privacy: local; privacy/
                                  no-remote: remote); passage opens local attempts
@@ -80,6 +81,7 @@ class Update:
     revoke_code: str | None = None
     key_offline_uses: int | None = None
     owner_reauth_required: bool | None = None
+    mode: OperatingMode | None = None
     alarms: tuple[str, ...] = ()
 
 
@@ -174,13 +176,17 @@ def judge(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
 
 def _mechanical_key(ctx: _Context) -> Judgement:
     state = ctx.state
+    # Matter: a manual unlock ends privacy mode.
+    mode = OperatingMode.NORMAL if state.mode is OperatingMode.PRIVACY else None
     if state.online:
-        return Judgement(ctx.decide(True, Reason.GRANTED, credential_id=MECHANICAL_KEY_ID, detail="mechanical key"))
+        return Judgement(ctx.decide(True, Reason.GRANTED, credential_id=MECHANICAL_KEY_ID, detail="mechanical key"),
+                         Update(mode=mode))
     uses = state.key_offline_uses + 1
     over = uses >= state.config.mechanical_key_offline_limit
     update = Update(
         key_offline_uses=uses,
         owner_reauth_required=True if over else None,
+        mode=mode,
         alarms=("mechanical_key_offline_limit",) if over else (),
     )
     detail = f"mechanical key while offline ({uses}/{state.config.mechanical_key_offline_limit})"

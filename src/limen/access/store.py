@@ -670,6 +670,8 @@ class AccessStore:
                       (update.revoke_code, _iso(at), "clear-code"))
         if update.key_offline_uses is not None:
             c.execute("UPDATE access_lock SET key_offline_uses = ? WHERE id = 1", (update.key_offline_uses,))
+        if update.mode is not None:
+            c.execute("UPDATE access_lock SET mode = ? WHERE id = 1", (update.mode.value,))
         if update.owner_reauth_required is not None:
             c.execute("UPDATE access_lock SET owner_reauth_required = ? WHERE id = 1",
                       (int(update.owner_reauth_required),))
