@@ -340,6 +340,14 @@ def test_offline_codes_rules() -> None:
     assert evaluate(code_attempt(code), revoked, at(1)).reason is Reason.CREDENTIAL_REVOKED
 
 
+def test_revoked_code_secret_refuses_its_codes() -> None:
+    secret = offline.new_secret()
+    cred = replace(offline_cred("olga", secret), revoked=True)
+    s = replace(household(), credentials=(*household().credentials, cred))
+    code = offline.issue_limited(secret, at(), 48, 0)
+    assert evaluate(code_attempt(code), s, at(1)).reason is Reason.CREDENTIAL_REVOKED
+
+
 def test_clear_code_revokes_and_keeps_door_shut() -> None:
     secret = offline.new_secret()
     s = replace(household(), credentials=(*household().credentials, offline_cred("olga", secret)))

@@ -345,6 +345,9 @@ def _code_refusal(ctx: _Context, match: _Match) -> Judgement | None:
     assert grant is not None
     state, at = ctx.state, ctx.at
     cid = f"code:{grant.code_id}"
+    if match.credential.revoked:
+        return Judgement(ctx.decide(False, Reason.CREDENTIAL_REVOKED, credential_id=cid,
+                                    detail="the issuer's code secret is revoked"))
     if grant.code_id in state.revoked_codes:
         return Judgement(ctx.decide(False, Reason.CREDENTIAL_REVOKED, credential_id=cid, detail="code revoked"))
     if not grant.start <= at < grant.end:
