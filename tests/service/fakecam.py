@@ -29,3 +29,16 @@ def write_y4m(frames: list[Path], out: Path, fps: int = 10, size: tuple[int, int
             f.write(b"FRAME\n")
             f.write(np.ascontiguousarray(yuv).tobytes())
     return out
+
+
+def write_avi(frames: list[Path], out: Path, fps: int = 10) -> Path:
+    """Write `frames` as a small Motion-JPEG .avi (what an owner might upload as a short video)."""
+    first = cv2.imread(str(frames[0]), cv2.IMREAD_COLOR)
+    h, w = first.shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    try:
+        for path in frames:
+            writer.write(cv2.imread(str(path), cv2.IMREAD_COLOR))
+    finally:
+        writer.release()
+    return out

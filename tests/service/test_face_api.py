@@ -1,0 +1,88 @@
+"""Face enrolment and kiosk unlock through the API on real NUAA webcam frames (no browser)."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ..conftest import shared
+from .conftest import Owner
+from .fakecam import sequence, write_avi
+
+pytestmark = pytest.mark.shared
+ENROLLED, STRANGER = "0004", "0005"
+
+
+def files(field: str, paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [(field, (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+
+
+def enrol_form(name: str = "Dana") -> dict[str, str]:
+    return {"name": name, "purpose": "opening the front door", "retention_days": "90", "consent": "true",
+            "source": "upload"}
+
+
+def unlock(client: Any, paths: list[Path]) -> dict[str, Any]:
+    r = client.post("/api/kiosk/unlock", files=files("frames", paths), data={"interval_ms": "100"})
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tmp_path: Path) -> None:
+    nuaa = shared("nuaa-dev")
+    photos = sequence(nuaa / "live" / ENROLLED, "01", 12)
+    r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", photos[:3]))
+    assert r.status_code == 400 and "still photo cannot prove liveness" in r.json()["reason"]
+    video = write_avi(photos, tmp_path / "dana.avi")
+    r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(),
+                    files=[("files", ("dana.avi", video.read_bytes(), "video/x-msvideo"))])
+    assert r.status_code == 200, r.text
+    enrolled = r.json()
+    assert enrolled["samples"] >= 3 and enrolled["purpose"] == "opening the front door"
+    dana = next(u for u in client.get("/api/users").json() if u["name"] == "Dana")
+    assert dana["face"] and dana["permission"] == "member"
+
+    assert unlock(client, sequence(nuaa / "live" / ENROLLED, "02", 5, start=10)) == {"opened": True,
+                                                                                    "message": "opened"}
+    assert unlock(client, sequence(nuaa / "live" / STRANGER, "01", 5)) == {"opened": False,
+                                                                          "message": "not recognised"}
+    attack = unlock(client, sequence(nuaa / "print" / ENROLLED, "01", 5))
+    assert attack == {"opened": False, "message": "not recognised"}  # never says which cue fired
+
+    trail = client.get("/api/audit", params={"kind": "unlock_attempt", "limit": 20}).json()
+    camera = [(r["outcome"], r["reason"]) for r in trail if r["source"] == "camera"]
+    assert camera[:3] == [("reject", "pad_failed"), ("reject", "no_match"), ("accept", "granted")]
+    consent = client.get("/api/audit", params={"kind": "enrolment"}).json()[0]
+    assert consent["data"]["purpose"] == "opening the front door" and consent["data"]["retention_days"] == 90
+    assert "embedding" not in str(trail) and "frames" not in str(trail)
+
+
+def test_concurrent_face_unlocks_are_all_answered(client: Any, owner: Owner) -> None:
+    nuaa = shared("nuaa-dev")
+    burst = sequence(nuaa / "live" / STRANGER, "01", 3)
+    answers: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda: answers.append(unlock(client, burst))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [{"opened": False, "message": "not recognised"}] * 3
+    client.app.state.ctx.runtime.audit.verify()
+
+
+def test_a_photo_without_a_face_enrols_nobody(client: Any, owner: Owner) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((480, 640, 3), 128, np.uint8)).save(buf, "JPEG")
+    r = client.post("/api/users/enrol", data=enrol_form("Nobody"), headers=owner.api(),
+                    files=[("files", ("wall.jpg", buf.getvalue(), "image/jpeg"))])
+    assert r.status_code == 400 and r.json()["reason"].startswith(("enrolment refused", "no usable face"))
+    assert [u["name"] for u in client.get("/api/users").json()] == ["Alice"]
+    r = client.post("/api/kiosk/unlock", files=[("frames", ("wall.jpg", buf.getvalue(), "image/jpeg"))])
+    assert r.json() == {"opened": False, "message": "hold still, face the camera"}
