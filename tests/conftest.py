@@ -29,3 +29,17 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     return load_settings(data_dir)
+
+
+def nuaa_burst(dest: Path, kind: str, subject: str, session: str, count: int, start: int = 0) -> Path:
+    """A folder of `count` consecutive NUAA frames (numeric order) of one subject and session, as links."""
+    src = shared("nuaa-dev", kind, subject)
+    frames = sorted((f for f in src.iterdir() if f.name.split("_")[3] == session),
+                    key=lambda f: int(f.stem.split("_")[4]))
+    chosen = frames[start : start + count]
+    if len(chosen) < count:
+        pytest.skip(f"not enough frames in {src} session {session}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in chosen:
+        (dest / f.name).symlink_to(f)
+    return dest

@@ -119,10 +119,7 @@ class FaceRecognizer:
             verdict = self._pad(capture, "enrol")
             if verdict is not None and not verdict.passed:
                 self._audit_refused_enrolment(actor, verdict)
-                raise EnrolmentRefused(Reason.PAD_FAILED if verdict.reason == "attack" else
-                                       Reason.INSUFFICIENT_EVIDENCE,
-                                       f"enrolment refused for {capture.source}: the sample does not look like a "
-                                       "live person in front of the camera; retake it in person")
+                raise _pad_refusal(capture, verdict)
             for frame in _spread(capture, thresholds.FACE_ENROL_MAX_FRAMES):
                 out = self.engine.extract(frame.rgb)
                 if isinstance(out, FaceSample):
@@ -236,6 +233,16 @@ class FaceRecognizer:
                                       "quality_gate": decision.quality_gate.value if decision.quality_gate
                                       else None}))
         return decision
+
+
+def _pad_refusal(capture: Capture, verdict: PadVerdictLike) -> EnrolmentRefused:
+    """Why enrolment was refused, in words for the person enrolling (never which cue fired)."""
+    if verdict.reason == "attack":
+        return EnrolmentRefused(Reason.PAD_FAILED, f"enrolment refused for {capture.source}: this does not look like "
+                                "a live person in front of the camera; enrol the person in person")
+    return EnrolmentRefused(Reason.INSUFFICIENT_EVIDENCE, f"enrolment refused for {capture.source}: not enough "
+                            "evidence of a live person; enrol from a short video or a burst of frames of the person "
+                            "facing the camera (a still photo cannot prove liveness)")
 
 
 def _spread(capture: Capture, n: int) -> list[Any]:

@@ -118,12 +118,19 @@ def _check_pixels(p: Path, size: tuple[int, int]) -> None:
 
 
 def _load_folder(p: Path) -> Capture:
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES), key=_natural)
     if not files:
         raise BadImage(p, "folder holds no image frames")
     files = files[: thresholds.MAX_VIDEO_FRAMES]
     frames = tuple(Frame(rgb=load_image(f), t=float(i), source=str(f)) for i, f in enumerate(files))
     return Capture(frames, source=str(p))
+
+
+def _natural(path: Path) -> list[tuple[int, int | str]]:
+    """Sort key that orders frame_2 before frame_10."""
+    import re
+
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", path.name)]
 
 
 def _load_video(p: Path) -> Capture:

@@ -1,0 +1,92 @@
+"""The `limen` command as a user types it: help, one-line errors, JSON, exit codes, the face flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import nuaa_burst, shared
+
+
+def limen(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LIMEN_DATA_DIR": str(data_dir), "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-m", "limen", *args], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    out = limen(tmp_path, "--help")
+    assert out.returncode == 0
+    for command in ("enroll", "verify", "identify", "users", "lab"):
+        assert command in out.stdout
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "x.jpg"
+    bad.write_text("not an image")
+    out = limen(tmp_path / "d", "verify", "nobody", "--face", str(bad))
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "x.jpg" in lines[0] and "not an image" in lines[0]
+    assert "Traceback" not in out.stderr
+    debug = limen(tmp_path / "d", "--debug", "verify", "nobody", "--face", str(bad))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_enrol_without_consent_is_refused(tmp_path: Path) -> None:
+    face = shared("lfw-subset", "Colin_Powell", "Colin_Powell_0001.jpg")
+    out = limen(tmp_path, "enroll", "Colin", "--face", str(face))
+    assert out.returncode == 1 and "consent" in out.stderr
+    listed = limen(tmp_path, "--json", "users", "list")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_enrolling_a_still_photo_is_refused(tmp_path: Path) -> None:
+    face = shared("lfw-subset", "Colin_Powell", "Colin_Powell_0001.jpg")
+    out = limen(tmp_path, "enroll", "Colin", "--consent", "--purpose", "door", "--retention-days", "30",
+                "--face", str(face))
+    assert out.returncode == 1 and "enrolment refused" in out.stderr and "live person" in out.stderr
+    assert json.loads(limen(tmp_path, "--json", "users", "list").stdout) == []
+
+
+def test_face_flow_end_to_end(tmp_path: Path) -> None:
+    """Enrol from a burst of live frames; verify the same person, another person and a printed photo."""
+    data = tmp_path / "data"
+    enrol_burst = nuaa_burst(tmp_path / "enrol", "live", "0001", "01", 8)
+    enrol = limen(data, "--json", "enroll", "Subject1", "--consent", "--purpose", "front door",
+                  "--retention-days", "365", "--face", str(enrol_burst))
+    assert enrol.returncode == 0, enrol.stderr
+    assert json.loads(enrol.stdout)["samples"] >= 3
+
+    same = limen(data, "--json", "verify", "Subject1", "--face", str(nuaa_burst(tmp_path / "same", "live", "0001",
+                                                                                  "02", 5)))
+    other = limen(data, "--json", "verify", "Subject1", "--face", str(nuaa_burst(tmp_path / "other", "live",
+                                                                                   "0004", "01", 5)))
+    attack = limen(data, "--json", "verify", "Subject1", "--face", str(nuaa_burst(tmp_path / "print", "print",
+                                                                                    "0001", "01", 5)))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert json.loads(same.stdout)["reason"] == "matched"
+    assert other.returncode == 3 and json.loads(other.stdout)["reason"] in ("no_match", "pad_failed")
+    assert attack.returncode == 3 and json.loads(attack.stdout)["reason"] in ("pad_failed", "insufficient_evidence")
+
+    who = limen(data, "--json", "identify", "--face", str(tmp_path / "same"))
+    assert who.returncode == 0 and json.loads(who.stdout)["user_name"] == "Subject1"
+
+    db_bytes = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert b"0001_00_00" not in db_bytes  # no file names or images leak into the lock's state
+
+    removed = limen(data, "--json", "users", "remove", "Subject1")
+    assert removed.returncode == 0 and json.loads(removed.stdout)["templates_erased"] >= 1
+    gone = limen(data, "--json", "identify", "--face", str(tmp_path / "same"))
+    assert gone.returncode == 3 and json.loads(gone.stdout)["reason"] == "no_match"
+
+
+@pytest.mark.parametrize("args", [["lab", "verify"], ["lab", "verify", "--pairs", "a", "--identity-folders", "b"]])
+def test_lab_verify_needs_exactly_one_set(tmp_path: Path, args: list[str]) -> None:
+    out = limen(tmp_path, *args)
+    assert out.returncode == 1 and "exactly one" in out.stderr
