@@ -150,3 +150,10 @@ def test_clock_jumping_backwards_never_breaks_windows() -> None:
     det.observe(1, attempt(method="pin", at=T0))  # the clock jumped back an hour
     findings = det.observe(2, attempt(method="fingerprint", at=T0 + timedelta(seconds=5)))
     assert Rule.MULTIMODAL_FAILURES in _rules(findings)  # treated as happening now, not an hour ago
+
+
+def test_jammed_lock_fires() -> None:
+    det = AnomalyDetector()
+    findings = det.observe(0, Event(EventKind.LOCK_STATE, T0, reason="jammed", data={"state": "jammed"}))
+    assert _rules(findings) == [Rule.LOCK_JAMMED]
+    assert det.observe(1, Event(EventKind.LOCK_STATE, T0, data={})) == []

@@ -45,6 +45,7 @@ class Rule(StrEnum):
     TAMPER = "tamper"
     DOOR_FORCED = "door_forced"
     DOOR_LEFT_OPEN = "door_left_open"
+    LOCK_JAMMED = "lock_jammed"
     TEST = "test"
 
 
@@ -221,9 +222,13 @@ class AnomalyDetector:
         return findings
 
     def _lock(self, index: int, event: Event, now: datetime) -> list[Finding]:
-        self._lock_state = str(event.data.get("state") or self._lock_state)
+        state = event.data.get("state")
+        if state:
+            self._lock_state = str(state)
         if event.reason == "mechanical_key":
             return [Finding(Rule.MECHANICAL_KEY, Severity.WARNING, "mechanical key used", now, "door", (index,))]
+        if state == "jammed":
+            return [Finding(Rule.LOCK_JAMMED, Severity.WARNING, "lock jammed", now, "lock", (index,))]
         return []
 
     def _door(self, index: int, event: Event, now: datetime) -> list[Finding]:
