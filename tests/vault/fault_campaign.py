@@ -27,6 +27,7 @@ from limen.vault import open_template_store
 
 VICTIM = Path(__file__).with_name("fault_victim.py")
 REPO = Path(__file__).resolve().parents[2]
+ZEROIZE_USERS = 6
 
 
 @dataclass
@@ -71,7 +72,7 @@ def run_campaign(root: Path, runs: int, seed: int = 0, fragments: int = 0) -> Ca
         settings = load_settings(data_dir, **extra)
         if mode == "zeroize":
             store = open_template_store(settings)
-            for i in range(12):
+            for i in range(ZEROIZE_USERS):
                 store.put(f"user-{i}", Modality.FACE, embedding_of(f"user-{i}"))
             store.close()
         delay = rng.uniform(0, 0.25) if mode == "enrol" else rng.uniform(0, 0.012)
@@ -104,7 +105,7 @@ def _check(settings, mode, lines, dirs, embedding_of, result: CampaignResult) ->
             if key.exists() or leftovers or store.vault.records.count():
                 result.failures.append(f"{settings.data_dir}: erased but key/records/fragments survive")
             return "zeroize: erased"
-        if status.records != 12 or len(list(store.vault.templates())) != 12:
+        if status.records != ZEROIZE_USERS or len(list(store.vault.templates())) != ZEROIZE_USERS:
             result.failures.append(f"{settings.data_dir}: active vault lost templates ({status.records})")
         return "zeroize: killed before it began (intact)"
     except Exception as exc:  # noqa: BLE001 - every exception is a finding here

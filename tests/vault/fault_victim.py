@@ -23,6 +23,8 @@ def main() -> None:
     extra = {"fragments_n": len(dirs), "fragments_k": max(1, len(dirs) - 1), "fragment_dirs": dirs} if dirs else {}
     store = open_template_store(load_settings(data_dir, **extra))
     rng = np.random.default_rng()
+    if mode == "enrol":
+        store.vault.project(np.zeros(128))  # derive the transform now, so kills land inside puts
     print("ready", flush=True)
     if mode == "zeroize":
         store.zeroize()

@@ -26,11 +26,13 @@ from limen.vault.fragments import DirectoryLocation, FragmentLocation
 from limen.vault.journal import Journal
 from limen.vault.keystore import KeyStore, SoftwareKeyStore
 from limen.vault.keystore.software import default_key_path
-from limen.vault.recipe import TemplateVault, VaultStatus
+from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
 from limen.vault.records import FragmentedRecords, RecordStore, SqliteRecords
 from limen.vault.store import VaultTemplateStore
 
-__all__ = ["TemplateVault", "VaultStatus", "VaultTemplateStore", "open_keystore", "open_template_store"]
+__all__ = [
+    "TemplateVault", "VaultStatus", "VaultTemplateStore", "ZeroizeTiming", "open_keystore", "open_template_store",
+]
 
 
 def open_keystore(settings: Settings) -> KeyStore:

@@ -32,8 +32,18 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(path.parent)
 
 
-def shred(path: Path) -> None:
-    """Overwrite `path` with zeros in place, fsync, unlink, fsync dir; no error if absent."""
+def touch_durably(path: Path) -> None:
+    """Create an empty marker file and make its existence durable (one directory fsync)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    fsync_dir(path.parent)
+
+
+def shred(path: Path, sync_dir: bool = True) -> None:
+    """Overwrite `path` with zeros in place, fsync, unlink (then fsync the dir); no error if absent.
+
+    With `sync_dir=False` a power cut may bring back the name, but only over zeros.
+    """
     try:
         fd = os.open(path, os.O_WRONLY)
     except FileNotFoundError:
@@ -45,7 +55,8 @@ def shred(path: Path) -> None:
     finally:
         os.close(fd)
     path.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def remove_temps(directory: Path) -> None:

@@ -26,7 +26,7 @@ class Journal:
         return (self.directory / _ERASED).exists()
 
     def begin_zeroize(self) -> None:
-        files.atomic_write(self.directory / _INTENT, b"zeroize\n")
+        files.touch_durably(self.directory / _INTENT)  # its existence is the whole record
 
     def finish_zeroize(self) -> None:
         if not self.erased():

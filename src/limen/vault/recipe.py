@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,6 +44,12 @@ PAYLOAD_V1 = 1
 SEED_BYTES = 16
 _PAYLOAD = struct.Struct(">BH16s")  # payload version, number of bits, enrolment seed
 _TRANSFORM = sealed.Binding("transform")
+
+
+@dataclass(frozen=True)
+class ZeroizeTiming:
+    crypto_erase_s: float  # call → root keys durably destroyed
+    total_s: float  # call → wrapped keys wiped and the vault marked erased
 
 
 @dataclass(frozen=True)
@@ -118,17 +125,27 @@ class TemplateVault:
             count = self.records.count() if state == "active" else 0
             return VaultStatus(state, self.keystore.kind, self.keystore.generations(), count, self.bits)
 
-    def zeroize(self) -> None:
-        """Crypto-erase: journal intent, destroy root keys, wipe wrapped keys, mark erased.  Idempotent."""
-        with self._lock:
-            self.journal.begin_zeroize()
-            self._erase()
+    def zeroize(self) -> ZeroizeTiming:
+        """Crypto-erase: journal intent, destroy root keys, wipe wrapped keys, mark erased.  Idempotent.
 
-    def _erase(self) -> None:
+        Needs no interaction and no unlocked state (tamper response calls it).
+        Returns when every step is durable; the timing says when the root keys
+        were gone (the crypto-erase point) and when the whole erase finished.
+        """
+        with self._lock:
+            started = time.perf_counter()
+            self._forget()
+            self.journal.begin_zeroize()
+            return self._erase(started)
+
+    def _erase(self, started: float | None = None) -> ZeroizeTiming:
+        started = time.perf_counter() if started is None else started
         self._forget()
         self.keystore.destroy_all()
+        keys_gone = time.perf_counter()
         self.records.wipe()
         self.journal.finish_zeroize()
+        return ZeroizeTiming(keys_gone - started, time.perf_counter() - started)
 
     def _forget(self) -> None:
         if self._secret is not None:

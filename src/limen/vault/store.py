@@ -18,7 +18,7 @@ from limen import thresholds
 from limen.bio.templates import Candidate, Modality, OperatingPoint
 from limen.errors import BadRequest, NotFound
 from limen.vault.index import BitIndex
-from limen.vault.recipe import TemplateVault, VaultStatus
+from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
 
 _FACE_THRESHOLDS = {
     OperatingPoint.DEFAULT: thresholds.VAULT_FACE_MATCH_DEFAULT,
@@ -87,10 +87,10 @@ class VaultTemplateStore:
     def status(self) -> VaultStatus:
         return self.vault.status()
 
-    def zeroize(self) -> None:
+    def zeroize(self) -> ZeroizeTiming:
         """Crypto-erase every template now (no prompt; safe to call from tamper response)."""
         self._drop_index()
-        self.vault.zeroize()
+        return self.vault.zeroize()
 
     def rotate(self) -> int:
         with self._lock:

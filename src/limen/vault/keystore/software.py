@@ -121,7 +121,7 @@ class SoftwareKeyStore:
                 aead.wipe(key)
             self._keys.clear()
             try:
-                files.shred(self.path)
+                files.shred(self.path, sync_dir=False)  # zeros are durable; a resurrected name holds nothing
                 self._broken = None
             except OSError as exc:
                 raise KeyStoreError(f"{self.path}: cannot destroy key file ({exc.strerror})") from exc
