@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -209,6 +210,44 @@ def test_failed_self_check_falls_back(
     assert "self-check failed" in caplog.text
     with pytest.raises(ConfigError, match="self-check failed"):
         fast_embed.create(EmbedBackend.ONNX, reference, cache_dir=cache_dir)
+
+
+class MustNotRun:
+    """A dlib stand-in that fails the test if the self-check has to call it."""
+
+    name = "dlib"
+
+    def embed(self, chips: list[np.ndarray]) -> np.ndarray:
+        raise AssertionError("the stored answers should have been used")
+
+
+def test_self_check_answers_are_stored_and_reused(tmp_path: Path, dlib_ref: DlibEmbedder) -> None:
+    first = fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=tmp_path)
+    assert isinstance(first, fast_embed.OnnxEmbedder)
+    answers = fast_embed.answers_path(first.info)
+    assert answers is not None and answers.is_file()
+    again = fast_embed.create(EmbedBackend.ONNX, MustNotRun(), cache_dir=tmp_path)  # type: ignore[arg-type]
+    assert isinstance(again, fast_embed.OnnxEmbedder)
+
+
+def test_wrong_stored_answers_are_rechecked_against_dlib(
+    tmp_path: Path, dlib_ref: DlibEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=tmp_path)
+    answers = fast_embed.answers_path(first.info)
+    assert answers is not None
+    good = answers.read_text()
+    data = json.loads(good)
+    data["descriptors"][0][0] += 0.01
+    answers.write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING):
+        again = fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=tmp_path)
+    assert isinstance(again, fast_embed.OnnxEmbedder)
+    assert "stored self-check answers disagree" in caplog.text
+    assert json.loads(answers.read_text()) == json.loads(good)
+    answers.write_text(json.dumps(data))  # wrong answers and no dlib to recheck with: refuse
+    with pytest.raises(ConfigError, match="self-check could not run"):
+        fast_embed.create(EmbedBackend.ONNX, MustNotRun(), cache_dir=tmp_path)  # type: ignore[arg-type]
 
 
 def test_a_wrong_conversion_is_caught_by_the_self_check(

@@ -12,7 +12,9 @@ in a process it
    files atomically (temporary file, fsync, rename);
 3. embeds `thresholds.EMBED_SELF_CHECK_CHIPS` deterministic chips with both
    backends and keeps the fast one only when every component agrees to within
-   `thresholds.EMBED_MAX_ABS_DIFF`.
+   `thresholds.EMBED_MAX_ABS_DIFF`.  dlib's answers are stored next to the
+   cached model (`.answers.json`, keyed by model hash and dlib version), so
+   later processes check against them without loading dlib's network.
 
 Anything that goes wrong (onnxruntime or onnx not installed, a corrupted or
 unexpected model file, a cache that does not match its record, a failed
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 CONVERTER_VERSION = 1  # bump whenever fast_dlibnet / fast_onnx would write a different graph
 CHIP_SHAPE = (150, 150, 3)
+CHECK_CHIPS_VERSION = 1  # bump whenever check_chips() would draw different chips
 
 
 class FastEmbedUnavailable(Exception):
@@ -120,7 +123,7 @@ def create(
         return fallback
     try:
         fast = load(cache_dir=cache_dir, threads=threads)
-        diff = self_check(fast, fallback)
+        diff = self_check(fast, fallback, answers=answers_path(fast.info))
     except FastEmbedUnavailable as exc:
         if backend is EmbedBackend.ONNX:
             raise ConfigError(f"the ONNX embedding backend is unusable: {exc}") from None
@@ -140,27 +143,53 @@ def load(*, cache_dir: Path | None = None, threads: int | None = None, source: P
         source = source or models.model_path(models.RESNET)
     except ConfigError as exc:
         raise FastEmbedUnavailable(str(exc)) from None
-    model_bytes, info = _cached_or_converted(source, cache_dir or default_cache_dir())
+    model, info = _cached_or_converted(source, cache_dir or default_cache_dir())
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 0
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False  # activations are returned after each call: a lock idles most of the time
     start = time.perf_counter()
     try:
-        session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own unrelated exception types
         raise FastEmbedUnavailable(f"onnxruntime cannot load the converted model ({type(exc).__name__})") from None
     load_seconds = info.load_seconds + time.perf_counter() - start
     return OnnxEmbedder(session, dataclasses.replace(info, load_seconds=load_seconds))
 
 
-def self_check(fast: Embedder, reference: Embedder) -> float:
-    """Max |fast − reference| over the check chips; raises `FastEmbedUnavailable` above the tolerance."""
+def self_check(fast: Embedder, reference: Embedder, *, answers: Path | None = None) -> float:
+    """Max |fast − reference| over the check chips; raises `FastEmbedUnavailable` above the tolerance.
+
+    With `answers` (a file next to the cached model) and dlib as the
+    reference, dlib's descriptors of the check chips are computed once, stored
+    there, and reused by later processes as known answers, so that a
+    short-lived process need not load dlib's network.  Stored answers are
+    keyed by the model file's hash and dlib's version; if they disagree, the
+    check is redone against dlib itself and the file rewritten.
+    """
     chips = check_chips()
+    key = _answers_key(fast, reference) if answers is not None else None
+    stored = _read_answers(answers, key) if answers is not None and key is not None else None
     try:
         got = fast.embed(chips)
-        want = reference.embed(chips)
-    except Exception as exc:  # any failure of either backend leaves the fast one unverified
+    except Exception as exc:  # any failure leaves the fast backend unverified
         raise FastEmbedUnavailable(f"self-check could not run ({type(exc).__name__}: {exc})") from None
+    if stored is not None:
+        try:
+            return _compare(got, stored)
+        except FastEmbedUnavailable:
+            log.warning("stored self-check answers disagree; checking against dlib again")
+    try:
+        want = reference.embed(chips)
+    except Exception as exc:  # the reference itself is broken: nothing to verify against
+        raise FastEmbedUnavailable(f"self-check could not run ({type(exc).__name__}: {exc})") from None
+    diff = _compare(got, want)
+    if answers is not None and key is not None:
+        _write_answers(answers, key, want)
+    return diff
+
+
+def _compare(got: np.ndarray, want: np.ndarray) -> float:
     if got.shape != want.shape or not np.all(np.isfinite(got)):
         raise FastEmbedUnavailable("self-check failed: descriptors of the wrong shape or not finite")
     diff = float(np.max(np.abs(got - want)))
@@ -169,6 +198,48 @@ def self_check(fast: Embedder, reference: Embedder) -> float:
             f"self-check failed: max difference {diff:.1e} > {thresholds.EMBED_MAX_ABS_DIFF:.0e}"
         )
     return diff
+
+
+def answers_path(info: ModelInfo) -> Path | None:
+    """Where the known answers for this cached model live (None: the model is not cached)."""
+    return None if info.path is None else info.path.with_suffix(".answers.json")
+
+
+def _answers_key(fast: Embedder, reference: Embedder) -> dict[str, Any] | None:
+    """What the stored answers must have been computed with; None when they cannot be reused."""
+    if not isinstance(fast, OnnxEmbedder) or getattr(reference, "name", None) != "dlib":
+        return None
+    try:
+        import dlib
+    except ImportError:
+        return None
+    return {
+        "format": "limen.fast_embed.answers",
+        "source_sha256": fast.info.source_sha256,
+        "reference": f"dlib {dlib.__version__}",
+        "chips": CHECK_CHIPS_VERSION,
+        "count": thresholds.EMBED_SELF_CHECK_CHIPS,
+    }
+
+
+def _read_answers(path: Path, key: dict[str, Any]) -> np.ndarray | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if {k: data.get(k) for k in key} != key:
+            return None
+        want = np.array(data["descriptors"], dtype=np.float64)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return want if want.shape == (key["count"], EMBEDDING_DIM) else None
+
+
+def _write_answers(path: Path, key: dict[str, Any], want: np.ndarray) -> None:
+    """Store dlib's answers (synthetic chips only: no biometric data); a failure only costs speed later."""
+    data = json.dumps({**key, "descriptors": want.tolist()}).encode()
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        log.warning("cannot store the self-check answers in %s (%s)", path.parent, exc.strerror)
 
 
 def check_chips(n: int = thresholds.EMBED_SELF_CHECK_CHIPS) -> list[np.ndarray]:
@@ -207,21 +278,27 @@ def cache_paths(cache_dir: Path, source_sha256: str) -> tuple[Path, Path]:
     return cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
 
 
-def _cached_or_converted(source: Path, cache_dir: Path) -> tuple[bytes, ModelInfo]:
+def _cached_or_converted(source: Path, cache_dir: Path) -> tuple[str | bytes, ModelInfo]:
+    """The verified cache file's path, or freshly converted bytes (written to the cache when possible)."""
     start = time.perf_counter()
+    sha = _sha256_file(source)
+    if sha is None:
+        raise FastEmbedUnavailable("cannot read the dlib model file")
+    model_path, record_path = cache_paths(cache_dir, sha)
+    if _cache_matches(model_path, record_path, sha):
+        return str(model_path), ModelInfo(sha, model_path, False, 0.0, time.perf_counter() - start)
     try:
         source_bytes = source.read_bytes()
     except OSError as exc:
         raise FastEmbedUnavailable(f"cannot read the dlib model file ({exc.strerror})") from None
-    sha = hashlib.sha256(source_bytes).hexdigest()
+    sha = hashlib.sha256(source_bytes).hexdigest()  # the bytes actually converted name the cache entry
     model_path, record_path = cache_paths(cache_dir, sha)
-    cached = _read_cache(model_path, record_path, sha)
-    if cached is not None:
-        return cached, ModelInfo(sha, model_path, False, 0.0, time.perf_counter() - start)
     model_bytes = convert(source_bytes)
+    del source_bytes
     convert_seconds = time.perf_counter() - start
-    written = _write_cache(model_path, record_path, sha, model_bytes)
-    return model_bytes, ModelInfo(sha, model_path if written else None, True, convert_seconds, 0.0)
+    if _write_cache(model_path, record_path, sha, model_bytes):
+        return str(model_path), ModelInfo(sha, model_path, True, convert_seconds, 0.0)
+    return model_bytes, ModelInfo(sha, None, True, convert_seconds, 0.0)
 
 
 def convert(source_bytes: bytes) -> bytes:
@@ -241,33 +318,46 @@ def convert(source_bytes: bytes) -> bytes:
     return data
 
 
-def _record(source_sha256: str, model_bytes: bytes) -> dict[str, Any]:
+def _sha256_file(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _record(source_sha256: str, onnx_sha256: str) -> dict[str, Any]:
     return {
         "format": "limen.fast_embed.cache",
         "converter": CONVERTER_VERSION,
         "source_sha256": source_sha256,
-        "onnx_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "onnx_sha256": onnx_sha256,
     }
 
 
-def _read_cache(model_path: Path, record_path: Path, source_sha256: str) -> bytes | None:
-    """The cached model bytes when they match their record exactly; None (and a warning) otherwise."""
+def _cache_matches(model_path: Path, record_path: Path, source_sha256: str) -> bool:
+    """True when the cached model's bytes match its record exactly; False (and a warning) otherwise.
+
+    The session is then loaded from that file: the data directory is trusted
+    storage (the vault's keys live there), so the window between this check
+    and the load is not a boundary; the self-check runs after the load anyway.
+    """
     if not model_path.exists() and not record_path.exists():
-        return None
+        return False
     try:
-        model_bytes = model_path.read_bytes()
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        record, model_bytes = None, b""
-    if record != _record(source_sha256, model_bytes):
+        record = None
+    onnx_sha = _sha256_file(model_path)
+    if onnx_sha is None or record != _record(source_sha256, onnx_sha):
         log.warning("cached face model %s does not match its record; rebuilding it from dlib's file", model_path.name)
-        return None
-    return model_bytes
+        return False
+    return True
 
 
 def _write_cache(model_path: Path, record_path: Path, source_sha256: str, model_bytes: bytes) -> bool:
     """Write the model then its record, each atomically; False (and a warning) when the dir is unusable."""
-    record = json.dumps(_record(source_sha256, model_bytes), indent=1).encode()
+    record = json.dumps(_record(source_sha256, hashlib.sha256(model_bytes).hexdigest()), indent=1).encode()
     try:
         model_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _atomic_write(model_path, model_bytes)
