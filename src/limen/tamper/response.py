@@ -5,7 +5,7 @@ earlier one failed (each failure is recorded, never raised):
 
     0. gate tripped (no unlock reaches the motor), intent journaled (`IntentJournal`, one fdatasync)
     1. vault.zeroize()             crypto-erase: root keys destroyed, data keys wiped
-    2. memory scrubbed             best effort (`limen.tamper.memory`; the garbage collection runs last)
+    2. memory scrubbed             best effort (`limen.tamper.memory`; a young-generation collection runs last)
     3. door.secure()               drive to locked
     4. TAMPER event appended       chained and signed (checkpoint) with the audit key, untouched by the erase
     5. alarm                       the audit monitor's ALARM + outbox rows (raised here if it is missing)
@@ -108,9 +108,11 @@ class TamperResponder:
             with self._lock:
                 intent = Intent(uuid.uuid4().hex, signal.source, str(signal.kind), signal.reason,
                                 signal.at.isoformat())
-                return self._run(intent, signal, t0, recovered=False)
+                report = self._run(intent, signal, t0, recovered=False)
         finally:
             self.gate.done()
+        gc.collect(1)  # last, outside the lock: frees young dropped copies (no overwrite: limen.tamper.memory)
+        return report
 
     def recover(self) -> ResponseReport | None:
         """Finish a response a crash or power cut interrupted; None when there was none."""
@@ -174,7 +176,6 @@ class TamperResponder:
         if report.erased and report.audit_index is not None and report.locked_down:
             step("journal_cleared", self.journal.finish)
             report.complete = "journal_cleared" in report.steps_ms
-        gc.collect()  # last: frees dropped copies (does not overwrite them; see limen.tamper.memory)
         return report
 
     def _erase(self) -> object:
