@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from limen.access.store import AccessStore
 from limen.audit.event import AuditSink
 from limen.bio.face import FaceEngine
 from limen.bio.templates import TemplateStore
 from limen.capture import Capture
 from limen.config import Settings
 from limen.db import open_db
+from limen.errors import BadRequest
 from limen.recognition import FaceRecognizer, PadVerdictLike
 
 
@@ -31,6 +34,23 @@ class Runtime:
 
     def recognizer(self) -> FaceRecognizer:
         return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check)
+
+    def access(self, source: str = "cli") -> AccessStore:
+        return AccessStore(self.conn, self.audit, source=source)
+
+    def authorise(self, actor: str, pin: str | None, at: datetime) -> str:
+        """The id of the owner/administrator `actor`, proven by PIN, once the lock has an owner.
+
+        Before an owner is provisioned (a fresh lock, a lab), changes are made by
+        whoever holds the device's shell and are recorded as `actor` verbatim.
+        """
+        access = self.access()
+        if not access.has_users():
+            return actor
+        if pin is None:
+            raise BadRequest("as", "this lock has an owner: give --as USER and that user's PIN "
+                             "(prompted on a terminal, or LIMEN_ACTOR_PIN)")
+        return access.authenticate(actor, pin, at).user_id
 
     def close(self) -> None:
         for part in (self.store, self.audit):

@@ -90,3 +90,31 @@ def test_face_flow_end_to_end(tmp_path: Path) -> None:
 def test_lab_verify_needs_exactly_one_set(tmp_path: Path, args: list[str]) -> None:
     out = limen(tmp_path, *args)
     assert out.returncode == 1 and "exactly one" in out.stderr
+
+
+def test_once_an_owner_exists_enrolment_and_removal_need_the_owner_pin(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"LIMEN_NEW_PIN": "482915"}
+    owner = _limen_env(data, env, "--json", "users", "add", "Olga", "--permission", "owner", "--pin")
+    assert owner.returncode == 0, owner.stderr
+    burst = str(nuaa_burst(tmp_path / "enrol", "live", "0001", "01", 6))
+    args = ["enroll", "Subject1", "--consent", "--purpose", "door", "--retention-days", "30", "--face", burst]
+    anonymous = _limen_env(data, {}, *args)
+    assert anonymous.returncode == 1 and "PIN" in anonymous.stderr
+    wrong = _limen_env(data, {"LIMEN_ACTOR_PIN": "000000"}, *args, "--as", "Olga")
+    assert wrong.returncode == 1
+    right = _limen_env(data, {"LIMEN_ACTOR_PIN": "482915"}, "--json", *args, "--as", "Olga")
+    assert right.returncode == 0, right.stderr
+    listed = json.loads(limen(data, "--json", "users", "list").stdout)
+    assert {u["name"]: u["created_by"] for u in listed}["Subject1"] != "cli"  # recorded as the owner's id
+    shown = _limen_env(data, {}, "--json", "users", "show", "Subject1")
+    assert shown.returncode == 0 and json.loads(shown.stdout)[0]["permission"] == "member"
+    gone = _limen_env(data, {"LIMEN_ACTOR_PIN": "482915"}, "--json", "users", "remove", "Subject1", "--as", "Olga")
+    assert gone.returncode == 0 and json.loads(gone.stdout)["templates_erased"] == 1
+
+
+def _limen_env(data_dir: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("LIMEN_ACTOR_PIN", "LIMEN_NEW_PIN")}
+    env.update({"LIMEN_DATA_DIR": str(data_dir), "COLUMNS": "80", **extra})
+    return subprocess.run([sys.executable, "-m", "limen", *args], capture_output=True, text=True, env=env,
+                          timeout=300, check=False, stdin=subprocess.DEVNULL)

@@ -7,16 +7,18 @@ Exit codes: 0 accepted/enrolled, 1 error, 3 refused (the decision is printed).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from limen.access.store import ensure_user
 from limen.capture import Capture, load_capture
 from limen.cli.common import STATE, output, progress
 from limen.decision import Decision
 from limen.people import Consent
-from limen.runtime import open_runtime
+from limen.runtime import Runtime, open_runtime
 
 REFUSED = 3
 
@@ -42,7 +44,8 @@ def enroll(
     purpose: Annotated[str, typer.Option(help="Why the face is processed (shown to and accepted by the person).")] = "",
     retention_days: Annotated[int, typer.Option(help="How long the template may be kept, in days.")] = 0,
     consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
-    actor: Annotated[str, typer.Option("--as", help="Who performs the enrolment (recorded).")] = "cli",
+    actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
+    actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
     """Enrol NAME from several face images (all or nothing; needs explicit consent)."""
     from limen.errors import ConsentRequired
@@ -53,12 +56,21 @@ def enroll(
     captures = _captures(face)
     rt = open_runtime(STATE.settings)
     try:
-        result = rt.recognizer().enrol(name, captures, Consent(purpose, retention_days), actor)
+        who = rt.authorise(actor, actor_pin or _prompt_pin(rt, actor), datetime.now(UTC))
+        result = rt.recognizer().enrol(name, captures, Consent(purpose, retention_days), who)
+        ensure_user(rt.conn, result.user_id, who)
     finally:
         rt.close()
     data = {"user_id": result.user_id, "name": result.name, "samples": result.samples,
             "rejected": result.rejected, "warnings": result.warnings}
     output(data, lambda: _print_enrolment(data))
+
+
+def _prompt_pin(rt: Runtime, actor: str) -> str | None:
+    """The actor's PIN, prompted without echo, only once the lock has an owner."""
+    if not rt.access().has_users() or not sys.stdin.isatty():
+        return None
+    return str(typer.prompt(f"PIN of {actor}", hide_input=True))
 
 
 def _print_enrolment(data: dict[str, object]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -44,19 +46,35 @@ def list_users() -> None:
 @users_app.command("remove")
 def remove(
     name: Annotated[str, typer.Argument(help="Name or id of the user to remove.")],
-    actor: Annotated[str, typer.Option("--as", help="Who removes the user (recorded).")] = "cli",
+    actor: Annotated[str, typer.Option("--as", help="Owner/administrator removing the user.")] = "cli",
+    actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
     """Remove a user and erase every biometric reference of theirs."""
     from limen import people
 
     rt = open_runtime(STATE.settings)
     try:
+        at = datetime.now(UTC)
         person = people.find(rt.conn, name)
+        access = rt.access()
+        if access.has_users():
+            who = rt.authorise(actor, actor_pin or _ask_pin(actor), at)
+            access.remove_user(person.id, who, at)  # permission, last-owner and self checks; audited
+        else:
+            people.delete(rt.conn, person)
+            rt.audit.append(Event(EventKind.USER_CHANGE, at, actor=actor, subject=person.id, reason="user removed",
+                                  source="cli"))
         removed = rt.store.delete(person.id)
-        people.delete(rt.conn, person)
-        rt.audit.append(Event(EventKind.USER_CHANGE, rt.recognizer().clock.now(), actor=actor, subject=person.id,
-                              reason="removed", source="cli", data={"templates_erased": removed}))
+        rt.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=person.id, reason="templates erased",
+                              source="cli", data={"templates_erased": removed}))
     finally:
         rt.close()
     output({"removed": person.id, "name": person.name, "templates_erased": removed},
            f"removed {person.name} ({person.id}); {removed} template(s) erased")
+
+
+def _ask_pin(actor: str) -> str | None:
+    """The actor's PIN, prompted without echo on a terminal (scripts: `LIMEN_ACTOR_PIN`)."""
+    if not sys.stdin.isatty():
+        return None
+    return str(typer.prompt(f"PIN of {actor}", hide_input=True))
