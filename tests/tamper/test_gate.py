@@ -64,3 +64,20 @@ def test_tamper_during_an_unlock_keeps_the_door_shut(lock: Lock) -> None:
     assert not inner.relay and door.state.value == "locked" and door.refused == 1   # ... never reached the motor
     later = controller.keypad(PIN)
     assert not later.accepted and later.reason is Reason.LOCKDOWN
+
+
+def test_guard_lock_composition(lock: Lock) -> None:
+    from limen.tamper import SimulatedSource, SourceKind, guard_lock
+
+    case = SimulatedSource("case", SourceKind.CASE)
+    door, monitor = guard_lock(lock.settings, lock.store, lock.audit, SimulatedLock(travel_s=0.0), [case],
+                               start=False)
+    try:
+        assert door.unlock().value == "unlocked"
+        case.set(True, 0.0)
+        (report,) = monitor.poll(1.0)
+        assert report.complete and report.door == "locked"
+        assert door.unlock().value == "locked"   # hold-off: no unlock right after a tamper
+    finally:
+        monitor.close()
+        monitor.responder.close()

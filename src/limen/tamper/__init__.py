@@ -12,13 +12,16 @@ Public API:
 * `lockdown.is_locked_down(conn)`, `enter_lockdown`, `clear_lockdown`, `lockdown_status`.
 * `binding.bind_sensors / check_sensors` with `V4L2Camera`, `CallableSensor`, `SimulatedSensor`.
 * `TamperGate` + `GuardedLock` – no unlock reaches the motor while a response runs.
-* `reprovision(settings, store, owner, pin)` – the owner's way out of lockdown.
+* `guard_lock(settings, store, audit, door, sources)` – the composition the lock
+  service uses: a `GuardedLock` around the real door and a started monitor.
+* `provision.authenticate_owner` + `provision.reprovision` – the owner's way out of lockdown.
 
 State: `tamper_*` tables in `limen.db`; the intent journal in `<data_dir>/tamper/intent`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +34,14 @@ from limen.tamper.lockdown import clear_lockdown, enter_lockdown, is_locked_down
 from limen.tamper.monitor import TamperMonitor
 from limen.tamper.response import ResponseReport, TamperResponder, ZeroizableStore
 from limen.tamper.signals import Sensitivity, SourceKind, TamperSignal
-from limen.tamper.sources import GpioShockSource, GpioSwitchSource, SimulatedSource, SupplyMonitor
+from limen.tamper.sources import GpioShockSource, GpioSwitchSource, SimulatedSource, SupplyMonitor, TamperSource
 from limen.tamper.watchdog import Watchdog
 
 __all__ = [
     "GpioShockSource", "GpioSwitchSource", "GuardedLock", "ResponseReport", "Sensitivity", "SimulatedSource",
     "SourceKind", "SupplyMonitor", "TamperGate", "TamperMonitor", "TamperResponder", "TamperSignal", "Watchdog",
-    "clear_lockdown", "enter_lockdown", "is_locked_down", "journal_dir", "lockdown_status", "open_responder",
-    "recover",
+    "clear_lockdown", "enter_lockdown", "guard_lock", "is_locked_down", "journal_dir", "lockdown_status",
+    "open_responder", "recover",
 ]
 
 
@@ -76,3 +79,21 @@ def recover(settings: Settings, store: ZeroizableStore, audit: AuditSink,
         return responder.recover()
     finally:
         responder.close()
+
+
+def guard_lock(settings: Settings, store: ZeroizableStore, audit: AuditSink, door: LockActuator,
+               sources: Iterable[TamperSource] = (), *, start: bool = True) -> tuple[GuardedLock, TamperMonitor]:
+    """Wrap `door` so no unlock reaches it during a response; return it with the (started) monitor.
+
+    Give the returned `GuardedLock` to the `AccessController`; call
+    `monitor.check_sensors(probes)` before each capture session and
+    `monitor.close()` at shutdown.  The response secures the door from the
+    monitor's thread: `secure()` is the one actuator call meant for that.
+    """
+    gate = TamperGate()
+    guarded = GuardedLock(door, gate)
+    responder = open_responder(settings, store=store, audit=audit, door=guarded, gate=gate)
+    monitor = TamperMonitor(responder, sources)
+    if start:
+        monitor.start()
+    return guarded, monitor
