@@ -303,3 +303,39 @@ def test_two_connections_append_to_the_same_chain(settings: Settings, audit: Aud
     assert (a, b, c) == (0, 1, 2)
     assert audit.verify().records == 3
     other.close()
+
+
+def test_recover_preserves_a_corrupt_store_and_starts_a_recorded_chain(settings: Settings) -> None:
+    from limen.audit import quarantine_store
+
+    log = open_audit(settings)
+    _fill(log, 3)
+    with pytest.raises(LimenError, match="verifies"):
+        quarantine_store(settings)
+    log.close()
+    (settings.data_dir / "audit.db").write_bytes(b"garbage" * 500)
+    kept = quarantine_store(settings)
+    assert kept.exists() and kept.read_bytes().startswith(b"garbage")
+    fresh = open_audit(settings)
+    first = fresh.tail(5)[0]
+    assert first["index"] == 0 and first["reason"] == "audit_store_replaced"
+    assert first["data"]["previous"] == kept.name
+    assert fresh.verify().records == 1
+    fresh.close()
+
+
+def test_bad_alert_url_is_recorded_not_fatal(data_dir: Path) -> None:
+    from limen.config import load_settings
+
+    settings = load_settings(data_dir, alert_urls=["not a url", "signed+ftp://x/"])
+    log = open_audit(settings)
+    problems = [r for r in log.records() if r["reason"] == "alert_channel_unusable"]
+    assert len(problems) == 2 and "alert_urls[0]" in problems[0]["data"]["problem"]
+    assert "ftp" not in json_dumps(problems)   # the URL itself is never echoed
+    log.close()
+
+
+def json_dumps(obj: object) -> str:
+    import json
+
+    return json.dumps(obj)

@@ -18,7 +18,7 @@ from pathlib import Path
 from limen.audit.alarms import Monitor, raise_alarm
 from limen.audit.anomaly import AnomalyConfig, AnomalyDetector, Finding, Rule, Severity
 from limen.audit.chain import ChainSummary
-from limen.audit.channels import Channel, build_channels, verify_webhook_signature
+from limen.audit.channels import Channel, build_channels, usable_channels, verify_webhook_signature
 from limen.audit.delivery import DeliveryResult, Dispatcher
 from limen.audit.event import AuditSink, Event, EventKind, MemoryAuditSink, attempt_event
 from limen.audit.export import ExportSummary, verify_export
@@ -31,7 +31,7 @@ __all__ = [
     "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "ChainSummary", "Channel", "DeliveryResult",
     "Dispatcher", "Event", "EventKind", "ExportSummary", "Finding", "MemoryAuditSink", "Monitor", "Rule",
     "Severity", "attempt_event", "audit_db_path", "open_audit", "open_dispatcher", "raise_alarm",
-    "verify_export", "verify_webhook_signature",
+    "quarantine_store", "verify_export", "verify_webhook_signature",
 ]
 
 _OPEN: dict[Path, AuditLog] = {}
@@ -58,11 +58,57 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
         if audit is None or audit.closed:
             key = load_or_create_key(settings.keys_dir)
             audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock)
-            channels = build_channels(settings.alert_urls, settings.keys_dir)
+            channels, problems = usable_channels(settings.alert_urls, settings.keys_dir)
             Monitor(audit, channels, clock).attach()
+            for problem in problems:  # a typo in the settings must not stop the trail: record it instead
+                audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
+                                   reason="alert_channel_unusable", data={"problem": problem[:200]}))
             audit.on_close(_forget)
             _OPEN[path] = audit
         return audit
+
+
+def quarantine_store(settings: Settings, force: bool = False) -> Path:
+    """Move an unreadable or broken `audit.db` aside (kept as evidence) and start a new chain.
+
+    Refuses (`AuditError`) when the store verifies, unless `force`.  The new
+    chain's first record names the preserved file and its SHA-256, so the
+    replacement itself is on the record.  Returns the preserved file's path.
+    """
+    import contextlib
+    import hashlib
+    import os
+    from datetime import UTC, datetime
+
+    from limen.errors import AuditError, LimenError
+
+    path = audit_db_path(settings)
+    if not path.exists():
+        raise AuditError(f"{path}: no audit store to recover")
+    if not force:
+        try:
+            open_audit(settings).verify()
+        except LimenError:
+            pass
+        else:
+            raise AuditError(f"{path}: the audit store verifies; nothing to recover")
+    with _OPEN_LOCK:
+        stale = _OPEN.pop(path.resolve(), None)
+    if stale is not None:
+        with contextlib.suppress(LimenError):
+            stale.close()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.broken-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            os.replace(part, target.with_name(target.name + suffix))
+    audit = open_audit(settings)
+    audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
+                       reason="audit_store_replaced", data={"previous": target.name, "previous_sha256": digest}))
+    audit.checkpoint()
+    return target
 
 
 def _forget(audit: AuditLog) -> None:

@@ -83,7 +83,9 @@ class Monitor:
         try:
             start = max(0, self.audit.count() - WARM_UP_RECORDS)
             for rec in self.audit.records(start, tuple(str(k) for k in _WATCHED)):
-                self.detector.observe(rec["index"], _event_of(rec))
+                event = _event_of(rec)
+                if event is not None:
+                    self.detector.observe(rec["index"], event)
         finally:
             self._warming = False
         self.audit.add_observer(self._observe)
@@ -155,6 +157,10 @@ def raise_alarm(audit: AuditLog, rule: Rule | str, severity: Severity | str, rea
     return monitor.raise_alarm(rule, severity, reason, subject=subject, events=events, at=at, data=data)
 
 
-def _event_of(rec: dict[str, Any]) -> Event:
-    return Event(EventKind(rec["kind"]), datetime.fromisoformat(rec["at"]), rec["actor"], rec["subject"],
-                 rec["outcome"], rec["reason"], rec["source"], rec["data"] or {})
+def _event_of(rec: dict[str, Any]) -> Event | None:
+    """The event of a stored record; None for one this version cannot read (skipped, never fatal)."""
+    try:
+        return Event(EventKind(rec["kind"]), datetime.fromisoformat(rec["at"]), rec["actor"], rec["subject"],
+                     rec["outcome"], rec["reason"], rec["source"], dict(rec["data"] or {}))
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -112,7 +112,7 @@ class WebhookChannel:
     def __init__(self, url: str, key: SigningKey, timeout: float = thresholds.AUDIT_DELIVERY_TIMEOUT_S) -> None:
         self.id, self._url, self._key, self._timeout = channel_id(url), url[len("signed+"):], key, timeout
         if not self._url.startswith(("https://", "http://")):
-            raise AuditError(f"{self.id}: signed webhooks need an http(s) URL")
+            raise AuditError("signed webhooks need an http(s) URL")
 
     def accepts(self, payload: Mapping[str, Any]) -> bool:
         return payload.get("severity") == "critical" or payload.get("rule") == "test"
@@ -179,22 +179,35 @@ class SirenChannel:
 
 
 def build_channels(urls: list[str], keys_dir: Path, pin_factory: Any = None) -> dict[str, Channel]:
-    """Channels for `urls`, by id; raise `AuditError` naming the bad entry (never echoing a URL)."""
+    """Channels for `urls`, by id; raise `AuditError` naming the first bad entry (never echoing a URL)."""
+    channels, problems = usable_channels(urls, keys_dir, pin_factory)
+    if problems:
+        raise AuditError(problems[0])
+    return channels
+
+
+def usable_channels(urls: list[str], keys_dir: Path, pin_factory: Any = None) -> tuple[dict[str, Channel], list[str]]:
+    """The channels that can be built from `urls`, and one problem line per entry that cannot."""
     channels: dict[str, Channel] = {}
+    problems: list[str] = []
     webhook_key: SigningKey | None = None
     for position, url in enumerate(urls):
-        if "://" not in url:
-            raise AuditError(f"alert_urls[{position}]: not a URL")
         channel: Channel
-        if url.startswith("gpio://"):
-            channel = SirenChannel(url[len("gpio://"):].strip("/"), pin_factory=pin_factory)
-        elif url.startswith("signed+"):
-            webhook_key = webhook_key or load_or_create_key(keys_dir, WEBHOOK_KEY_NAME)
-            channel = WebhookChannel(url, webhook_key)
-        else:
-            channel = AppriseChannel(url)
+        try:
+            if "://" not in url:
+                raise AuditError("not a URL")
+            if url.startswith("gpio://"):
+                channel = SirenChannel(url[len("gpio://"):].strip("/"), pin_factory=pin_factory)
+            elif url.startswith("signed+"):
+                webhook_key = webhook_key or load_or_create_key(keys_dir, WEBHOOK_KEY_NAME)
+                channel = WebhookChannel(url, webhook_key)
+            else:
+                channel = AppriseChannel(url)
+        except AuditError as exc:
+            problems.append(f"alert_urls[{position}]: {str(exc).split(': ')[-1]}")
+            continue
         channels[channel.id] = channel
-    return channels
+    return channels, problems
 
 
 # ------------------------------------------------------------------ webhook signatures

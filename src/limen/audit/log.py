@@ -231,7 +231,10 @@ class AuditLog:
         last = self._last_recorded
         if last is None:
             row = conn.execute("SELECT recorded_at FROM records ORDER BY idx DESC LIMIT 1").fetchone()
-            last = datetime.fromisoformat(row[0]) if row else None
+            try:
+                last = datetime.fromisoformat(row[0]) if row else None
+            except (TypeError, ValueError):
+                last = None
         if last is None or (last - now).total_seconds() <= thresholds.AUDIT_CLOCK_BACKWARDS_S:
             return None
         return Event(EventKind.SYSTEM, at=now, actor="system", reason="clock_jumped_backwards",

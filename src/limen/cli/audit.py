@@ -101,3 +101,12 @@ def checkpoint() -> None:
     finally:
         log.close()
     output({"index": index}, f"signed up to record {index}" if index is not None else "(empty chain)")
+
+
+@audit_app.command("recover")
+def recover(force: Annotated[bool, typer.Option("--force", help="Even if the store verifies.")] = False) -> None:
+    """Keep a corrupt or broken audit.db aside as evidence and start a new chain that records it."""
+    from limen.audit import quarantine_store
+
+    kept = quarantine_store(STATE.settings, force)
+    output({"preserved": str(kept)}, f"preserved the old store as {kept}; a new chain records the replacement")
