@@ -23,7 +23,6 @@ from limen.audit.event import Event, EventKind
 from limen.audit.log import AuditLog
 from limen.clock import Clock, SystemClock
 from limen.db import connect
-from limen.errors import LimenError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class Dispatcher:
         while not self._stop.wait(TICK_S):
             try:
                 self.audit.monitor.tick(self._clock.now())
-            except LimenError:
+            except Exception:
                 log.exception("time-based anomaly rules failed")
 
     def wake(self) -> None:
@@ -115,7 +114,7 @@ class Dispatcher:
             try:
                 self._deliver_channel(cid)
                 wait = self._until_next(cid)
-            except LimenError:
+            except Exception:  # the worker must outlive any store or channel failure; rows stay queued
                 log.exception("alert delivery pass failed for %s", cid)
                 wait = IDLE_POLL_S
             self._wake[cid].wait(wait)
