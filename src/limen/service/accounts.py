@@ -33,6 +33,7 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # verified for unknown us
 MAX_USERNAME = 64
 MAX_PASSWORD = 1024
 MAX_TOKEN_NAME = 64
+TOUCH_EVERY_S = 30  # last-seen times are written at most this often (each write is a synchronous commit)
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,14 @@ class Accounts:
                 return None
             idle = now - datetime.fromisoformat(row["seen_at"]) > timedelta(seconds=T.SERVICE_SESSION_IDLE_S)
             expires = datetime.fromisoformat(row["expires_at"])
-            with transaction(self.conn):
-                if idle or now >= expires:
+            if idle or now >= expires:
+                with transaction(self.conn):
                     self.conn.execute("DELETE FROM service_sessions WHERE id_hash = ?", (digest(sid),))
-                    return None
-                self.conn.execute("UPDATE service_sessions SET seen_at = ? WHERE id_hash = ?",
-                                  (now.isoformat(), digest(sid)))
+                return None
+            if now - datetime.fromisoformat(row["seen_at"]) > timedelta(seconds=TOUCH_EVERY_S):
+                with transaction(self.conn):
+                    self.conn.execute("UPDATE service_sessions SET seen_at = ? WHERE id_hash = ?",
+                                      (now.isoformat(), digest(sid)))
         return Session(_owner(row), row["csrf"], expires)
 
     def close_session(self, sid: str) -> None:
@@ -207,14 +210,17 @@ class Accounts:
         if not token or len(token) > 256:
             return None
         with self._lock:
-            row = self.conn.execute("SELECT t.id AS token_id, o.* FROM service_tokens t JOIN service_owners o "
-                                    "ON o.id = t.owner_id WHERE t.token_hash = ? AND t.revoked = 0",
+            row = self.conn.execute("SELECT t.id AS token_id, t.last_used, o.* FROM service_tokens t JOIN "
+                                    "service_owners o ON o.id = t.owner_id WHERE t.token_hash = ? AND t.revoked = 0",
                                     (digest(token),)).fetchone()
             if row is None:
                 return None
-            with transaction(self.conn):
-                self.conn.execute("UPDATE service_tokens SET last_used = ? WHERE id = ?",
-                                  (self._now(), row["token_id"]))
+            now = self.clock.now()
+            last = datetime.fromisoformat(row["last_used"]) if row["last_used"] else None
+            if last is None or now - last > timedelta(seconds=TOUCH_EVERY_S):
+                with transaction(self.conn):
+                    self.conn.execute("UPDATE service_tokens SET last_used = ? WHERE id = ?",
+                                      (now.isoformat(), row["token_id"]))
         return _owner(row)
 
     def _now(self) -> str:
