@@ -250,3 +250,15 @@ def test_existing_owner_made_with_the_cli_links_their_web_account(settings: Sett
             assert ok.status_code == 200 and csrf_of(ok.text)
     finally:
         close_app(app)
+
+
+def test_owner_adds_a_pin_user_who_then_opens_at_the_keypad(client: TestClient, owner: Owner) -> None:
+    r = client.post("/owner/users", data={"csrf": owner.csrf, "name": "Gus", "pin": "713502", "permission": "guest"})
+    assert r.status_code == 200 and "User added" in r.text and "Gus" in r.text
+    assert client.post("/api/kiosk/keypad", json={"entry": "713502"}).json()["opened"] is True
+    gus = next(u for u in client.get("/api/users").json() if u["name"] == "Gus")
+    assert gus["permission"] == "guest"
+    dup = client.post("/api/users", json={"name": "Gus", "pin": "924613"}, headers=owner.api())
+    assert dup.status_code == 409 and dup.json()["error"] == "conflict"
+    assert client.delete(f"/api/users/{gus['user_id']}", headers=owner.api()).status_code == 200
+    assert client.post("/api/kiosk/keypad", json={"entry": "713502"}).json()["opened"] is False

@@ -103,6 +103,12 @@ class Enrolled(BaseModel):
     retention_days: int
 
 
+class NewUser(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    pin: str = Field(min_length=1, max_length=32, description="The PIN the person will type at the door.")
+    permission: Literal["member", "guest", "administrator", "owner"] = "member"
+
+
 class PinChange(BaseModel):
     pin: str = Field(min_length=1, max_length=32)
 
@@ -225,6 +231,12 @@ def lock_unlock(request: Request, caller: OwnerDep, body: RemoteUnlock) -> dict[
 @router.get("/users", response_model=list[User], tags=["users"], responses=ERRORS)
 def users(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
     return ctx_of(request).lock.users()
+
+
+@router.post("/users", response_model=Done, tags=["users"], responses=ERRORS)
+def add_user(request: Request, caller: OwnerDep, body: NewUser) -> dict[str, Any]:
+    """Add a user who opens with a PIN (the access engine checks who may add whom)."""
+    return {"ok": True, "id": ctx_of(request).lock.add_user(caller.actor, body.name, body.pin, body.permission)}
 
 
 @router.post("/users/enrol", response_model=Enrolled, tags=["users"], responses=ERRORS)

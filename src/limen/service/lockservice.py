@@ -192,6 +192,15 @@ class LockService:
                 "rejected": result.rejected, "warnings": result.warnings,
                 "purpose": consent_given.purpose, "retention_days": consent_given.retention_days}
 
+    def add_user(self, actor: str, name: str, pin: str, permission: str = "member") -> str:
+        """A user who opens with a PIN (face can be enrolled separately); the access engine checks the actor."""
+        try:
+            level = PermissionLevel(permission)
+        except ValueError:
+            raise BadRequest("permission", "one of owner, administrator, member, guest") from None
+        with self._lock:
+            return self.access.add_user(name, actor, self.clock.now(), pin=pin or None, permission=level).user_id
+
     def remove_user(self, actor: str, user_id: str) -> None:
         with self._lock:
             self.access.remove_user(user_id, actor, self.clock.now())

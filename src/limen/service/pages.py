@@ -32,6 +32,7 @@ router = APIRouter(include_in_schema=False)
 NOTICES = {
     "locked": "Lock command sent.",
     "removed": "User removed.",
+    "added": "User added.",
     "pin": "PIN changed.",
     "schedule": "Schedule saved.",
     "revoked": "Code revoked: it is refused from the next attempt on.",
@@ -199,6 +200,13 @@ async def owner_unlock(request: Request, caller: Caller = Depends(page_caller)) 
 @router.get("/owner/users", response_class=HTMLResponse)
 def users_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     return render(request, "users.html", caller=caller, users=ctx_of(request).lock.users())
+
+
+@router.post("/owner/users")
+async def user_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    ctx_of(request).lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"))
+    return back("/owner/users", "added")
 
 
 @router.post("/owner/users/{user_id}/remove")
