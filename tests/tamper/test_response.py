@@ -227,3 +227,12 @@ def test_monitor_thread_responds_to_a_simulated_case_switch(lock: Lock) -> None:
         monitor.stop()
     assert monitor.reports and monitor.reports[0].complete
     assert monitor.reports[0].signal.kind is SourceKind.CASE
+
+
+def test_secret_looking_detail_never_blocks_the_evidence(lock: Lock) -> None:
+    s = TamperSignal("camera", SourceKind.SENSOR, "swapped", datetime.now(UTC),
+                     {"key": "oops", "serial": "x" * 1000, "sensor_kind": "camera"})
+    report = lock.responder.respond(s)
+    assert report.complete
+    (event,) = tamper_events(lock)
+    assert "key" not in event["data"]["detail"] and len(event["data"]["detail"]["serial"]) == 120

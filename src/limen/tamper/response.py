@@ -205,7 +205,7 @@ class TamperResponder:
         data: dict[str, Any] = {
             "incident": report.incident, "kind": str(s.kind), "erased": report.erased, "door": report.door,
             "recovered": report.recovered, "steps_ms": {k: round(v, 3) for k, v in report.steps_ms.items()},
-            "failed": sorted(report.errors), "detail": dict(s.detail),
+            "failed": sorted(report.errors), "detail": _safe_detail(s.detail),
         }
         index = self.audit.append(Event(EventKind.TAMPER, s.at, actor="system", subject="lock",
                                         outcome="erased" if report.erased else "erase_pending",
@@ -269,6 +269,18 @@ def _find_alarm(audit: AuditSink, tamper_index: int) -> int | None:
         if event.kind is EventKind.ALARM and tamper_index in event.data.get("events", []):
             return i
     return None
+
+
+def _safe_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """The signal's detail fit for the audit trail: no secret-looking keys, short strings, few items."""
+    from limen.audit.event import FORBIDDEN_DATA_KEYS
+
+    out: dict[str, Any] = {}
+    for key, value in list(detail.items())[:16]:
+        if key.lower() in FORBIDDEN_DATA_KEYS or not isinstance(value, str | int | float | bool):
+            continue
+        out[key[:64]] = value[:120] if isinstance(value, str) else value
+    return out
 
 
 def _kind(value: str) -> SourceKind:
