@@ -303,3 +303,15 @@ def test_get_embedder_uses_the_data_dir(data_dir: Path, monkeypatch: pytest.Monk
     assert chosen.name == "onnx"
     assert list((data_dir / "models").glob("resnet-*.onnx"))
     assert embed.get_embedder(EmbedBackend.AUTO) is chosen
+
+
+def test_an_unforeseen_error_falls_back(
+    cache_dir: Path, dlib_ref: DlibEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args, **kwargs):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(fast_embed, "_cached_or_converted", broken)
+    assert fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=cache_dir) is dlib_ref
+    with pytest.raises(ConfigError, match="unexpected KeyError"):
+        fast_embed.create(EmbedBackend.ONNX, dlib_ref, cache_dir=cache_dir)

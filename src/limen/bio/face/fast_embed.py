@@ -122,8 +122,13 @@ def create(
     if backend is EmbedBackend.DLIB:
         return fallback
     try:
-        fast = load(cache_dir=cache_dir, threads=threads)
-        diff = self_check(fast, fallback, answers=answers_path(fast.info))
+        try:
+            fast = load(cache_dir=cache_dir, threads=threads)
+            diff = self_check(fast, fallback, answers=answers_path(fast.info))
+        except FastEmbedUnavailable:
+            raise
+        except Exception as exc:  # a bug or an unforeseen failure: still the reference path, never a crash
+            raise FastEmbedUnavailable(f"unexpected {type(exc).__name__} while preparing it") from exc
     except FastEmbedUnavailable as exc:
         if backend is EmbedBackend.ONNX:
             raise ConfigError(f"the ONNX embedding backend is unusable: {exc}") from None
