@@ -315,3 +315,14 @@ def test_an_unforeseen_error_falls_back(
     assert fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=cache_dir) is dlib_ref
     with pytest.raises(ConfigError, match="unexpected KeyError"):
         fast_embed.create(EmbedBackend.ONNX, dlib_ref, cache_dir=cache_dir)
+
+
+def test_onnx_is_needed_only_to_convert(
+    cache_dir: Path, fast: fast_embed.OnnxEmbedder, tmp_path: Path, dlib_ref: DlibEmbedder,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert isinstance(fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=cache_dir), fast_embed.OnnxEmbedder)
+    with caplog.at_level(logging.WARNING):
+        assert fast_embed.create(EmbedBackend.AUTO, dlib_ref, cache_dir=tmp_path) is dlib_ref
+    assert "onnx is not installed" in caplog.text
