@@ -262,3 +262,21 @@ def test_owner_adds_a_pin_user_who_then_opens_at_the_keypad(client: TestClient, 
     assert dup.status_code == 409 and dup.json()["error"] == "conflict"
     assert client.delete(f"/api/users/{gus['user_id']}", headers=owner.api()).status_code == 200
     assert client.post("/api/kiosk/keypad", json={"entry": "713502"}).json()["opened"] is False
+
+
+def test_two_factor_login_needs_the_authenticator_code(client: TestClient) -> None:
+    import pyotp
+
+    secret = pyotp.random_base32()
+    token = client.app.state.ctx.setup_token  # type: ignore[attr-defined]
+    form = {"token": token, "username": "alice", "password": PASSWORD, "password2": PASSWORD, "name": "Alice",
+            "pin": PIN, "use_totp": "1", "totp_secret": secret}
+    wrong = client.post("/setup", data={**form, "totp_code": "000000" if pyotp.TOTP(secret).now() != "000000"
+                                        else "111111"})
+    assert wrong.status_code == 400 and "authenticator code" in wrong.text
+    assert client.post("/setup", data={**form, "totp_code": pyotp.TOTP(secret).now()}).status_code == 200
+    client.post("/logout", data={})
+    no_code = client.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert no_code.status_code == 401
+    ok = client.post("/login", data={"username": "alice", "password": PASSWORD, "totp": pyotp.TOTP(secret).now()})
+    assert ok.status_code == 200 and "lock-state" in ok.text

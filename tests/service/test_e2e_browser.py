@@ -212,6 +212,11 @@ def test_owner_and_visitors_end_to_end(server: Server, videos: dict[str, Path], 
         assert any("reject" in r and "no_match" in r for r in camera), camera
         assert any("reject" in r and "pad_failed" in r for r in camera), camera
         assert any("reject" in r and "credential_revoked" in r for r in rows), rows
+        owner.set_viewport_size({"width": 390, "height": 844})  # readable on a phone
+        owner.goto(f"{server.url}/owner/users")
+        shot(owner, "12-phone-users")
+        assert owner.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+        owner.set_viewport_size({"width": 1000, "height": 900})
         owner.goto(f"{server.url}/owner/audit?kind=enrolment")
         assert "enrolled" in owner.inner_text("#audit")
         owner.goto(f"{server.url}/owner/audit?kind=code_change")
@@ -227,4 +232,4 @@ def test_kiosk_without_camera_permission_offers_the_keypad(server: Server, video
         assert kiosk.is_disabled("#face-unlock")
         assert "denied" in kiosk.inner_text("#camera-status") or "no camera" in kiosk.inner_text("#camera-status")
         assert kiosk_keys(kiosk, "1234") in ("code not accepted", "locked out, try later")
-        shot(kiosk, "12-kiosk-no-camera")
+        shot(kiosk, "13-kiosk-no-camera")
