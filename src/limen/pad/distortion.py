@@ -57,7 +57,8 @@ def _chromatic_moments(hsv: np.ndarray) -> np.ndarray:
     for i, top in enumerate((180, 256, 256)):
         ch = hsv[:, :, i].astype(np.float64).ravel() / top
         mean, std = float(ch.mean()), float(ch.std())
-        skew = float(np.mean(((ch - mean) / std) ** 3)) if std > 1e-9 else 0.0
+        z = (ch - mean) / std if std > 1e-9 else np.zeros_like(ch)
+        skew = float(np.mean(z * z * z))
         hist = np.bincount((ch * 32).astype(np.intp).clip(0, 31), minlength=32) / ch.size
         out += [mean, std, skew, float(hist.min()), float(hist.max())]
     return np.array(out)
