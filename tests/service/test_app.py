@@ -280,3 +280,13 @@ def test_two_factor_login_needs_the_authenticator_code(client: TestClient) -> No
     assert no_code.status_code == 401
     ok = client.post("/login", data={"username": "alice", "password": PASSWORD, "totp": pyotp.TOTP(secret).now()})
     assert ok.status_code == 200 and "lock-state" in ok.text
+
+
+def test_repeated_wrong_pins_raise_an_alarm_the_owner_sees(client: TestClient, owner: Owner) -> None:
+    assert client.get("/api/alarms").json() == []
+    for _ in range(T.AUDIT_FAILS_PER_METHOD["pin"]):
+        client.post("/api/kiosk/keypad", json={"entry": "000000"})
+    alarms = client.get("/api/alarms").json()
+    assert alarms and alarms[0]["kind"] == "alarm"
+    page = client.get("/owner").text
+    assert alarms[0]["reason"] in page and "No alarms." not in page

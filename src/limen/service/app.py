@@ -64,10 +64,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_ticker(ctx, tick_s))
+        dispatcher = _start_alarm_delivery(ctx)
         try:
             yield
         finally:
             task.cancel()
+            if dispatcher is not None:
+                dispatcher.stop()
 
     app = FastAPI(title="Limen lock service", version="1", lifespan=lifespan,
                   description="Local API of a Limen door lock: kiosk, users, codes, lock, audit.")
@@ -87,6 +90,19 @@ def close_app(app: FastAPI) -> None:
     ctx.lock.close()
     ctx.accounts.conn.close()
     ctx.runtime.close()
+
+
+def _start_alarm_delivery(ctx: ServiceContext) -> Any:
+    """Deliver queued alarms (webhooks, siren…) in the background while the service runs."""
+    from limen.audit import AuditLog, open_dispatcher
+
+    if not isinstance(ctx.runtime.audit, AuditLog):
+        return None
+    try:
+        return open_dispatcher(ctx.settings, ctx.runtime.audit).start()
+    except Exception:  # noqa: BLE001 - alarms stay queued in the outbox; the door must keep working
+        log.exception("alarm delivery did not start; alarms stay queued")
+        return None
 
 
 async def _ticker(ctx: ServiceContext, every_s: float) -> None:
