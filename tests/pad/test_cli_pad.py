@@ -40,3 +40,15 @@ def test_lab_pad_writes_the_report(tmp_path: Path, data_dir: Path) -> None:
     assert data["metrics"]["bona_fide"] == 3 and data["metrics"]["attacks"] == {"print": 3}
     for name in ("pad_scores.csv", "pad_metrics.json", "pad_det.png", "pad_report.html"):
         assert (out / name).is_file()
+
+
+def test_pad_check_rejects_an_unknown_challenge(data_dir: Path) -> None:
+    photo = nuaa_files("live", "0003", 1)[0]
+    result = runner.invoke(app, ["pad", "check", str(photo), "--challenge", "dance"])
+    assert result.exit_code != 0
+
+
+def test_pad_check_with_a_challenge_a_still_photo_is_insufficient(data_dir: Path) -> None:
+    photo = nuaa_files("live", "0001", 1)[0]  # a live frame the texture cue passes
+    result = runner.invoke(app, ["--json", "pad", "check", str(photo), "--challenge", "turn_left_right"])
+    assert json.loads(result.stdout)["reason"] == "insufficient_evidence" and result.exit_code == 1

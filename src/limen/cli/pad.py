@@ -26,12 +26,19 @@ def register(app: typer.Typer) -> None:
 def check(
     path: Annotated[Path, typer.Argument(help="An image, a video file or a folder of frames.")],
     enrol: Annotated[bool, typer.Option("--enrol", help="Use enrolment's stricter rules.")] = False,
+    challenge: Annotated[str | None, typer.Option(
+        help="The head turn the person was asked for: turn_left_right or turn_right_left.")] = None,
 ) -> None:
     """Judge one presentation: bona fide, attack, or insufficient evidence (exit code 1 unless bona fide)."""
     from limen.capture import load_capture
-    from limen.pad import Purpose, assess
+    from limen.errors import BadRequest
+    from limen.pad import Challenge, Purpose, assess
 
-    verdict = assess(load_capture(path), purpose=Purpose.ENROL if enrol else Purpose.VERIFY)
+    try:
+        asked = Challenge(challenge) if challenge else None
+    except ValueError:
+        raise BadRequest("--challenge", f"use one of {', '.join(c.value for c in Challenge)}") from None
+    verdict = assess(load_capture(path), purpose=Purpose.ENROL if enrol else Purpose.VERIFY, challenge=asked)
 
     def human() -> None:
         typer.echo(f"{verdict.reason} (assurance {verdict.assurance.value}): {verdict.detail}")
