@@ -122,7 +122,7 @@ PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that count
 # mean/worst 0.7/1.4 points at 1,024 bits, 0.2/0.7 at 8,192, 0.06/0.22 at 32,768.
 VAULT_FACE_BITS = 32768                # protected template size (4 KiB)
 VAULT_SEARCH_PREFIX_BITS = 1024        # 1:N first stage ranks everyone on this many bits …
-VAULT_SEARCH_SHORTLIST = 1000          # … and re-ranks this many candidates on all bits
+VAULT_SEARCH_SHORTLIST = 200           # … and re-ranks this many candidates on all bits (bench/vault.py: recall)
 # Thresholds: raw FACE_MATCH_* mapped to angle/π at the typical descriptor norm
 # (1.42 on lfw-subset): h = 2·asin(d / 2.84) / π; checked by `limen lab protection`.
 VAULT_FACE_MATCH_FMR_1E3 = 0.120       # raw FACE_MATCH_FMR_1E3 = 0.53

@@ -2,9 +2,10 @@
 
 Rows are the *unmasked* projected sign bits (the enrolment mask is removed
 when a record is unsealed), held as uint64 words.  Search first ranks every
-row on a prefix of the bits (a contiguous copy, so the scan is one vectorised
-XOR + popcount), then re-ranks the best candidates on all bits.  The index
-lives only in process memory and is overwritten on `clear`.
+row on a prefix of the bits — kept column-major, so the scan is a few
+contiguous vectorised XOR + popcount passes — then re-ranks the best
+`VAULT_SEARCH_SHORTLIST` candidates on all bits.  The index lives only in
+process memory and is overwritten on `clear`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class BitIndex:
     """Packed sign-bit templates of one modality keyed by user id; not thread-safe (callers lock)."""
 
     def __init__(self, nbytes: int, prefix_bytes: int = thresholds.VAULT_SEARCH_PREFIX_BITS // 8) -> None:
-        if nbytes % 8 or prefix_bytes % 8 or prefix_bytes > nbytes:
+        if nbytes % 8 or prefix_bytes % 8 or not 0 < prefix_bytes <= nbytes:
             raise ValueError("template and prefix sizes must be multiples of 64 bits")
         self.nbits = nbytes * 8
         self._words = nbytes // 8
@@ -26,7 +27,7 @@ class BitIndex:
         self._keys: list[str] = []
         self._rows: dict[str, int] = {}
         self._full = np.zeros((0, self._words), dtype=np.uint64)
-        self._head = np.zeros((0, self._prefix), dtype=np.uint64)
+        self._head = np.zeros((self._prefix, 0), dtype=np.uint64)  # column-major prefix
         self._size = 0
 
     def __len__(self) -> int:
@@ -35,27 +36,25 @@ class BitIndex:
     def _grow(self) -> None:
         cap = max(64, 2 * self._full.shape[0])
         full = np.zeros((cap, self._words), dtype=np.uint64)
-        head = np.zeros((cap, self._prefix), dtype=np.uint64)
-        full[: self._size], head[: self._size] = self._full[: self._size], self._head[: self._size]
-        self.clear()
+        head = np.zeros((self._prefix, cap), dtype=np.uint64)
+        full[: self._size], head[:, : self._size] = self._full[: self._size], self._head[:, : self._size]
+        self._full.fill(0)
+        self._head.fill(0)
         self._full, self._head = full, head
 
     def add(self, user_id: str, bits: np.ndarray) -> None:
         """Insert or replace one template (`bits`: packed uint8 of the index's size)."""
         words = self._as_words(bits)
-        key = user_id
-        row = self._rows.get(key)
+        row = self._rows.get(user_id)
         if row is None:
             if self._size == self._full.shape[0]:
-                keep = self._keys, self._rows, self._size
                 self._grow()
-                self._keys, self._rows, self._size = keep
             row = self._size
             self._size += 1
-            self._keys.append(key)
-            self._rows[key] = row
+            self._keys.append(user_id)
+            self._rows[user_id] = row
         self._full[row] = words
-        self._head[row] = words[: self._prefix]
+        self._head[:, row] = words[: self._prefix]
 
     def remove(self, user_id: str) -> bool:
         row = self._rows.pop(user_id, None)
@@ -66,10 +65,10 @@ class BitIndex:
             moved = self._keys[last]
             self._keys[row] = moved
             self._rows[moved] = row
-            self._full[row], self._head[row] = self._full[last], self._head[last]
+            self._full[row], self._head[:, row] = self._full[last], self._head[:, last]
         self._keys.pop()
         self._full[last] = 0
-        self._head[last] = 0
+        self._head[:, last] = 0
         self._size = last
         return True
 
@@ -80,8 +79,7 @@ class BitIndex:
         row = self._rows.get(user_id)
         if row is None:
             return None
-        diff = np.bitwise_xor(self._full[row], self._as_words(probe))
-        return float(np.bitwise_count(diff).sum()) / self.nbits
+        return float(np.bitwise_count(np.bitwise_xor(self._full[row], self._as_words(probe))).sum()) / self.nbits
 
     def search(self, probe: np.ndarray, top_k: int) -> list[tuple[str, float]]:
         """The `top_k` closest rows, closest first, as (user_id, normalised Hamming)."""
@@ -89,16 +87,21 @@ class BitIndex:
             return []
         words = self._as_words(probe)
         shortlist = self._shortlist(words[: self._prefix], max(top_k, thresholds.VAULT_SEARCH_SHORTLIST))
-        diff = np.bitwise_xor(self._full[shortlist], words)
-        dist = np.bitwise_count(diff).sum(axis=1, dtype=np.int64)
-        order = shortlist[np.argsort(dist, kind="stable")]
-        ranked = np.sort(dist, kind="stable")[:top_k]
-        return [(self._keys[int(row)], float(d) / self.nbits) for row, d in zip(order[:top_k], ranked, strict=True)]
+        dist = np.bitwise_count(np.bitwise_xor(self._full[shortlist], words)).sum(axis=1, dtype=np.int64)
+        order = np.argsort(dist, kind="stable")[:top_k]
+        return [(self._keys[int(shortlist[i])], float(dist[i]) / self.nbits) for i in order]
 
     def _shortlist(self, head: np.ndarray, size: int) -> np.ndarray:
-        coarse = np.bitwise_count(np.bitwise_xor(self._head[: self._size], head)).sum(axis=1, dtype=np.int32)
-        if size >= self._size:
-            return np.arange(self._size)
+        n = self._size
+        if size >= n:
+            return np.arange(n)
+        coarse = np.zeros(n, dtype=np.uint16)
+        scratch = np.empty(n, dtype=np.uint64)
+        counts = np.empty(n, dtype=np.uint8)
+        for j in range(self._prefix):
+            np.bitwise_xor(self._head[j, :n], head[j], out=scratch)
+            np.bitwise_count(scratch, out=counts)
+            np.add(coarse, counts, out=coarse)
         return np.argpartition(coarse, size)[:size]
 
     def clear(self) -> None:

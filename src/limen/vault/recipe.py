@@ -84,6 +84,7 @@ class TemplateVault:
         """Recover, then provision a brand-new vault; refuse to invent keys over existing records."""
         with self._lock:
             self.recover()
+            self.journal.arm()
             if self.journal.erased():
                 return
             if self.keystore.generations():
@@ -134,15 +135,16 @@ class TemplateVault:
         """
         with self._lock:
             started = time.perf_counter()
-            self._forget()
             self.journal.begin_zeroize()
             return self._erase(started)
 
     def _erase(self, started: float | None = None) -> ZeroizeTiming:
         started = time.perf_counter() if started is None else started
-        self._forget()
+        if self._secret is not None:
+            aead.wipe(self._secret)  # 32 bytes now; the big projection buffer after the keys are gone
         self.keystore.destroy_all()
         keys_gone = time.perf_counter()
+        self._forget()
         self.records.wipe()
         self.journal.finish_zeroize()
         return ZeroizeTiming(keys_gone - started, time.perf_counter() - started)

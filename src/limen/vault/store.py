@@ -89,8 +89,9 @@ class VaultTemplateStore:
 
     def zeroize(self) -> ZeroizeTiming:
         """Crypto-erase every template now (no prompt; safe to call from tamper response)."""
+        timing = self.vault.zeroize()
         self._drop_index()
-        return self.vault.zeroize()
+        return timing
 
     def rotate(self) -> int:
         with self._lock:
