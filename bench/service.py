@@ -187,7 +187,8 @@ def main() -> None:
         proc.wait(timeout=20)
     held = max((r["clients"] for r in api_levels if r["p95_ms"] < 1000), default=0)
     held_face = max((r["clients"] for r in face_levels if r["p95_ms"] < 1000), default=0)
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "load_average_1m_at_end": round(os.getloadavg()[0], 1)},
               "command": "python bench/service.py " + " ".join(sys.argv[1:]),
               "face_unlock": latency, "api_load": api_levels, "face_load": face_levels,
               "api_clients_with_p95_under_1s": held, "face_clients_with_p95_under_1s": held_face}
