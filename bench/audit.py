@@ -167,6 +167,8 @@ def bench_kills(base: Path, runs: int) -> dict[str, Any]:
     return {"runs": len(results), "early_kills": sum(r.early for r in results),
             "acknowledged_events": sum(r.acknowledged for r in results),
             "lost_acknowledged_events": sum(r.lost for r in results),
+            "alarms_in_final_chain": max((r.alarms for r in results), default=0),
+            "alarm_outbox_mismatches": sum(r.orphans for r in results),
             "final_chain_records": max((r.records for r in results if not r.early), default=0),
             "chain_valid_after_every_kill": True, "seconds": round(time.perf_counter() - t, 1)}
 
@@ -220,7 +222,8 @@ def markdown(r: dict[str, Any]) -> str:
     if "kills" in r:
         k = r["kills"]
         lines.append(f"| SIGKILL while appending | {k['runs']} runs, {k['acknowledged_events']} acknowledged, "
-                     f"{k['lost_acknowledged_events']} lost, chain valid after every kill |")
+                     f"{k['lost_acknowledged_events']} lost, {k['alarm_outbox_mismatches']} alarm/outbox mismatches, "
+                     "chain valid after every kill |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,8 @@ class KillRun:
     records: int             # records in the chain after the kill (alarms included)
     lost: int                # acknowledged events missing or different afterwards (must be 0)
     early: bool              # killed before the child was ready (during open/key creation)
+    alarms: int = 0          # ALARM records in the chain
+    orphans: int = 0         # alarms without their outbox rows, or rows without their alarm (must be 0)
 
 
 def child(data_dir: Path) -> None:
@@ -38,7 +40,8 @@ def child(data_dir: Path) -> None:
     from limen.audit import Event, EventKind, open_audit
     from limen.config import load_settings
 
-    audit = open_audit(load_settings(data_dir))
+    # an undeliverable channel: every notified alarm must leave an outbox row behind
+    audit = open_audit(load_settings(data_dir, alert_urls=["json://127.0.0.1:9/"]))
     print("ready", flush=True)
     n = 0
     while True:
@@ -80,11 +83,24 @@ def kill_once(data_dir: Path, rng: random.Random, early: bool = False, max_wait_
     try:
         summary = audit.verify()
         found = {r["index"]: r["subject"] for r in audit.records(min(acked) if acked else 0)} if acked else {}
+        alarms, orphans = _alarm_outbox_mismatches(audit)
     finally:
         audit._live().close()  # no shutdown checkpoint: inspect the store exactly as the crash left it
         audit._conn = None
     lost = sum(1 for index, subject in acked.items() if found.get(index) != subject)
-    return KillRun(len(acked), summary.records, lost, early)
+    return KillRun(len(acked), summary.records, lost, early, alarms, orphans)
+
+
+def _alarm_outbox_mismatches(audit: object) -> tuple[int, int]:
+    """(alarms, alarms whose outbox rows are missing + rows whose alarm is missing)."""
+    from limen.audit.log import AuditLog
+
+    assert isinstance(audit, AuditLog)
+    expected = {(r["index"], c) for r in audit.records(0, ("alarm",)) for c in r["data"].get("channels", [])}
+    alarms = sum(1 for _ in audit.records(0, ("alarm",)))
+    rows = set(audit._live().execute("SELECT alarm_index, channel FROM outbox").fetchall())
+    queued = {(int(a), str(c)) for a, c in rows}
+    return alarms, len(expected ^ queued)
 
 
 def kill_campaign(data_dir: Path, runs: int, seed: int = 5, early_fraction: float = 0.1,
