@@ -38,6 +38,10 @@ class Runtime:
     def access(self, source: str = "cli") -> AccessStore:
         return AccessStore(self.conn, self.audit, source=source)
 
+    def has_owner(self) -> bool:
+        row = self.conn.execute("SELECT 1 FROM access_users WHERE permission = 'owner' LIMIT 1").fetchone()
+        return row is not None
+
     def authorise(self, actor: str, pin: str | None, at: datetime) -> str:
         """The id of the owner/administrator `actor`, proven by PIN, once the lock has an owner.
 
@@ -45,7 +49,7 @@ class Runtime:
         whoever holds the device's shell and are recorded as `actor` verbatim.
         """
         access = self.access()
-        if not access.has_users():
+        if not self.has_owner():
             return actor
         if pin is None:
             raise BadRequest("as", "this lock has an owner: give --as USER and that user's PIN "

@@ -68,7 +68,7 @@ def enroll(
 
 def _prompt_pin(rt: Runtime, actor: str) -> str | None:
     """The actor's PIN, prompted without echo, only once the lock has an owner."""
-    if not rt.access().has_users() or not sys.stdin.isatty():
+    if not rt.has_owner() or not sys.stdin.isatty():
         return None
     return str(typer.prompt(f"PIN of {actor}", hide_input=True))
 

@@ -56,10 +56,9 @@ def remove(
     try:
         at = datetime.now(UTC)
         person = people.find(rt.conn, name)
-        access = rt.access()
-        if access.has_users():
+        if rt.has_owner():
             who = rt.authorise(actor, actor_pin or _ask_pin(actor), at)
-            access.remove_user(person.id, who, at)  # permission, last-owner and self checks; audited
+            rt.access().remove_user(person.id, who, at)  # permission, last-owner and self checks; audited
         else:
             people.delete(rt.conn, person)
             rt.audit.append(Event(EventKind.USER_CHANGE, at, actor=actor, subject=person.id, reason="user removed",
