@@ -6,6 +6,7 @@ tests use the keypad and codes so they run in a few seconds.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import warnings
@@ -16,7 +17,7 @@ from limen.clock import FixedClock
 from limen.config import Settings
 from limen.service import close_app, create_app
 
-from .conftest import BASE, PASSWORD, PIN, Owner, csrf_of, do_setup
+from .conftest import BASE, PASSWORD, PIN, Owner, csrf_of, do_setup, make_client
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -41,7 +42,7 @@ def test_first_run_has_no_default_password_only_a_one_time_link(client: TestClie
 def test_setup_link_cannot_be_reused(settings: Settings) -> None:
     app = create_app(settings)
     try:
-        with TestClient(app, base_url=BASE) as c:
+        with make_client(app) as c:
             token = app.state.ctx.setup_token
             do_setup(c)
             c.cookies.clear()
@@ -99,7 +100,7 @@ def test_cross_site_requests_are_refused(client: TestClient, owner: Owner) -> No
 
 def test_api_tokens_authenticate_integrations_without_cookies(client: TestClient, owner: Owner) -> None:
     issued = client.post("/api/tokens", json={"name": "home automation"}, headers=owner.api()).json()
-    with TestClient(client.app, base_url=BASE) as other:
+    with make_client(client.app) as other:
         assert other.get("/api/lock").status_code == 401
         auth = {"Authorization": f"Bearer {issued['token']}"}
         assert other.get("/api/lock", headers=auth).json()["state"] in ("locked", "unlocked", "locking", "unlocking")
@@ -199,7 +200,7 @@ def test_expired_sessions_send_the_owner_back_to_login(settings: Settings) -> No
     clock = FixedClock(datetime.now(UTC))
     app = create_app(settings, clock=clock)
     try:
-        with TestClient(app, base_url=BASE) as c:
+        with make_client(app) as c:
             do_setup(c)
             assert c.get("/owner").status_code == 200
             clock.advance(T.SERVICE_SESSION_IDLE_S + 5)
@@ -240,7 +241,7 @@ def test_existing_owner_made_with_the_cli_links_their_web_account(settings: Sett
                                             permission=PermissionLevel.OWNER)
     app = create_app(settings, runtime=rt)
     try:
-        with TestClient(app, base_url=BASE) as c:
+        with make_client(app) as c:
             token = app.state.ctx.setup_token
             form = {"token": token, "username": "carol", "password": PASSWORD, "password2": PASSWORD,
                     "name": "Carol"}
@@ -290,3 +291,18 @@ def test_repeated_wrong_pins_raise_an_alarm_the_owner_sees(client: TestClient, o
     assert alarms and alarms[0]["kind"] == "alarm"
     page = client.get("/owner").text
     assert alarms[0]["reason"] in page and "No alarms." not in page
+
+
+def test_a_door_screen_elsewhere_must_be_paired(client: TestClient, owner: Owner) -> None:
+    with make_client(client.app, ("192.168.1.50", 40000)) as tablet:
+        refused = tablet.post("/api/kiosk/keypad", json={"entry": PIN})
+        assert refused.status_code == 403 and "not paired" in refused.json()["reason"]
+        page = client.post("/owner/kiosks", data={"csrf": owner.csrf, "name": "front door tablet"})
+        link = re.search(r'id="pairing-link">([^<]+)<', page.text)
+        assert link, page.text[-800:]
+        assert tablet.get(link.group(1).replace("http://127.0.0.1:8080", "")).status_code == 200
+        assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).json()["opened"] is True
+        kiosk_id = client.app.state.ctx.accounts.kiosks()[0]["id"]  # type: ignore[attr-defined]
+        client.post(f"/owner/kiosks/{kiosk_id}/revoke", data={"csrf": owner.csrf})
+        assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403
+        assert tablet.get("/kiosk", params={"pair": "forged"}).status_code == 403

@@ -223,6 +223,36 @@ class Accounts:
                                       (now.isoformat(), row["token_id"]))
         return _owner(row)
 
+    # ------------------------------------------------------------------ paired door screens
+    def pair_kiosk(self, owner: Owner, name: str) -> tuple[str, str]:
+        """A pairing token for a door screen reached from another machine: (id, token), shown once."""
+        name = (name or "").strip()
+        if not 1 <= len(name) <= MAX_TOKEN_NAME or not name.isprintable():
+            raise BadRequest("name", f"1-{MAX_TOKEN_NAME} printable characters")
+        kiosk_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+        with self._lock, transaction(self.conn):
+            self.conn.execute("INSERT INTO service_kiosks(id, token_hash, name, created_at, created_by) "
+                              "VALUES (?, ?, ?, ?, ?)", (kiosk_id, digest(token), name, self._now(), owner.id))
+        return kiosk_id, token
+
+    def kiosk_paired(self, token: str) -> bool:
+        if not token or len(token) > 256:
+            return False
+        with self._lock:
+            return self.conn.execute("SELECT 1 FROM service_kiosks WHERE token_hash = ? AND revoked = 0",
+                                     (digest(token),)).fetchone() is not None
+
+    def kiosks(self) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self.conn.execute("SELECT id, name, created_at, revoked FROM service_kiosks "
+                                     "ORDER BY created_at").fetchall()
+        return [{**dict(r), "revoked": bool(r["revoked"])} for r in rows]
+
+    def unpair_kiosk(self, kiosk_id: str) -> None:
+        with self._lock, transaction(self.conn):
+            if self.conn.execute("UPDATE service_kiosks SET revoked = 1 WHERE id = ?", (kiosk_id,)).rowcount == 0:
+                raise NotFound(f"no door screen {kiosk_id!r}")
+
     def _now(self) -> str:
         return self.clock.now().isoformat()
 

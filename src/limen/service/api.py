@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from limen.audit.event import EventKind
-from limen.service.auth import Caller, api_caller, ctx_of, unlock_rate
+from limen.service.auth import Caller, api_caller, ctx_of, kiosk_allowed, unlock_rate
 from limen.service.lockservice import Upload
 
 router = APIRouter(prefix="/api")
@@ -192,7 +192,7 @@ def health(request: Request) -> dict[str, Any]:
 
 
 @router.post("/kiosk/unlock", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
-             dependencies=[Depends(unlock_rate)])
+             dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 async def kiosk_unlock(request: Request, frames: Annotated[list[UploadFile], File(description="JPEG/PNG frames")],
                        interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100) -> dict[str, Any]:
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
@@ -202,7 +202,7 @@ async def kiosk_unlock(request: Request, frames: Annotated[list[UploadFile], Fil
 
 
 @router.post("/kiosk/keypad", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
-             dependencies=[Depends(unlock_rate)])
+             dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 def kiosk_keypad(request: Request, body: KeypadEntry) -> dict[str, Any]:
     """A PIN (anti-peep: decoy digits around it are allowed) or `*` + an offline code."""
     result = ctx_of(request).lock.keypad(body.entry)

@@ -21,6 +21,7 @@ from limen.service.accounts import Owner, Session
 from limen.service.context import ServiceContext
 
 COOKIE = "limen_session"
+KIOSK_COOKIE = "limen_kiosk"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -99,6 +100,30 @@ def login_rate(request: Request) -> None:
 
 def unlock_rate(request: Request) -> None:
     limit(request, "unlock")
+
+
+def kiosk_allowed(request: Request) -> None:
+    """Door-path endpoints answer the lock's own screen (loopback), a paired screen, or an API token.
+
+    Without this, anyone who can reach the service over the network could
+    inject camera frames or try PINs; the access engine's lockout would still
+    apply, but the door screen is the only legitimate sender.
+    """
+    ctx = ctx_of(request)
+    if (request.client.host if request.client else "") in LOOPBACK:
+        return
+    if ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
+        return
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and ctx.accounts.token_owner(auth[7:].strip()) is not None:
+        return
+    raise HTTPException(403, "this door screen is not paired: the owner pairs it under API tokens › Door screens")
+
+
+def set_kiosk_cookie(request: Request, response: Response, token: str) -> None:
+    plain_loopback = request.url.scheme == "http" and (request.url.hostname or "") in LOOPBACK
+    response.set_cookie(KIOSK_COOKIE, token, max_age=10 * 365 * 86400, httponly=True, samesite="strict",
+                        secure=not plain_loopback, path="/")
 
 
 def set_session_cookie(request: Request, response: Response, sid: str) -> None:

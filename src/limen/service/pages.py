@@ -24,6 +24,7 @@ from limen.service.auth import (
     ctx_of,
     login_rate,
     page_caller,
+    set_kiosk_cookie,
     set_session_cookie,
 )
 
@@ -38,6 +39,7 @@ NOTICES = {
     "revoked": "Code revoked: it is refused from the next attempt on.",
     "credential": "Credential revoked.",
     "token-revoked": "API token revoked.",
+    "kiosk-revoked": "Door screen unpaired.",
     "welcome": "Your owner account is ready.",
 }
 
@@ -166,7 +168,14 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/kiosk", response_class=HTMLResponse)
-def kiosk(request: Request) -> Response:
+def kiosk(request: Request, pair: str = "") -> Response:
+    """The door screen; `?pair=<token>` (from the owner's Door screens page) pairs this browser once."""
+    if pair:
+        if not ctx_of(request).accounts.kiosk_paired(pair):
+            raise HTTPException(403, "this pairing link is invalid or was revoked")
+        response = RedirectResponse("/kiosk", status_code=303)
+        set_kiosk_cookie(request, response, pair)
+        return response
     return render(request, "kiosk.html")
 
 
@@ -284,7 +293,26 @@ def audit_page(request: Request, kind: str = "", outcome: str = "", actor: str =
 
 @router.get("/owner/tokens", response_class=HTMLResponse)
 def tokens_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    return render(request, "tokens.html", caller=caller, tokens=ctx_of(request).accounts.tokens(caller.owner))
+    ctx = ctx_of(request)
+    return render(request, "tokens.html", caller=caller, tokens=ctx.accounts.tokens(caller.owner),
+                  kiosks=ctx.accounts.kiosks())
+
+
+@router.post("/owner/kiosks", response_class=HTMLResponse)
+async def kiosk_pair(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    ctx = ctx_of(request)
+    _, token = ctx.accounts.pair_kiosk(caller.owner, f.get("name", ""))
+    link = f"{request.base_url}kiosk?pair={token}"
+    return render(request, "tokens.html", caller=caller, tokens=ctx.accounts.tokens(caller.owner),
+                  kiosks=ctx.accounts.kiosks(), pairing=link)
+
+
+@router.post("/owner/kiosks/{kiosk_id}/revoke")
+async def kiosk_unpair(request: Request, kiosk_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).accounts.unpair_kiosk(kiosk_id)
+    return back("/owner/tokens", "kiosk-revoked")
 
 
 @router.post("/owner/tokens", response_class=HTMLResponse)

@@ -1,4 +1,4 @@
-"""Tables of the lock service: owner accounts, sessions, API tokens, the one-time setup token.
+"""Tables of the lock service: owner accounts, sessions, API tokens, the setup token, paired door screens.
 
 Secrets are stored only as hashes: passwords as Argon2id, session ids, API
 tokens and the setup token as SHA-256 (they are 256-bit random, so a fast hash
@@ -37,6 +37,16 @@ MIGRATIONS: list[str] = [
         token_hash TEXT NOT NULL,
         created_at TEXT NOT NULL,
         used_at    TEXT
+    );
+    """,
+    """
+    CREATE TABLE service_kiosks (
+        id         TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        name       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked    INTEGER NOT NULL DEFAULT 0
     );
     """,
 ]

@@ -19,6 +19,13 @@
     show.timer = setTimeout(() => { result.textContent = ""; result.className = "result"; }, 8000);
   }
 
+  function clearResult() {
+    clearTimeout(show.timer);
+    result.textContent = "";
+    result.className = "result";
+    delete result.dataset.opened;
+  }
+
   async function post(url, init) {
     busy = true;
     try {
@@ -38,6 +45,7 @@
 
   async function faceUnlock() {
     if (busy) return;
+    clearResult();
     let frames;
     try {
       frames = await LimenCamera.burst(video, BURST, INTERVAL_MS);
@@ -85,6 +93,7 @@
   pad.addEventListener("click", async (ev) => {
     const key = ev.target && ev.target.dataset ? ev.target.dataset.key : null;
     if (!key) return;
+    clearResult();
     if (key === "⌫") typed = typed.slice(0, -1);
     else if (key === "OK") {
       if (!typed || busy) return;
