@@ -1,0 +1,92 @@
+"""`LockService` without HTTP: validation, codes shown once, the audit filter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from limen.config import Settings
+from limen.errors import BadRequest, ConsentRequired, NotFound
+from limen.runtime import open_runtime
+from limen.service.lockservice import LockService, Upload
+
+PIN = "482915"
+
+
+@pytest.fixture
+def lock(settings: Settings) -> Iterator[LockService]:
+    rt = open_runtime(settings)
+    service = LockService(rt)
+    yield service
+    service.close()
+    rt.close()
+
+
+def test_first_owner_then_keypad(lock: LockService) -> None:
+    assert not lock.has_users()
+    owner = lock.first_owner("Alice", PIN)
+    assert lock.has_users() and lock.users()[0]["permission"] == "owner"
+    assert lock.keypad("7" + PIN).opened
+    result = lock.keypad("0000")
+    assert not result.opened and result.decision.reason.value == "unknown_credential"
+    for bad in ("", "12a4", "1" * 33):
+        with pytest.raises(BadRequest):
+            lock.keypad(bad)
+    assert lock.existing_owner("Alice", PIN) == owner
+
+
+def test_codes_are_shown_once_and_validated(lock: LockService) -> None:
+    owner = lock.first_owner("Alice", PIN)
+    issued = lock.issue_code(owner, "limited", hours=3)
+    assert issued["enter_as"] == "*" + issued["code"]
+    assert all("code" not in c for c in lock.codes())
+    with pytest.raises(BadRequest):
+        lock.issue_code(owner, "forever")
+    with pytest.raises(BadRequest):
+        lock.issue_code(owner, "limited", hours=0)
+    with pytest.raises(NotFound):
+        lock.revoke_code(owner, "no-such-code")
+    lock.revoke_code(owner, issued["code_id"])
+    assert lock.codes()[0]["revoked"] is True
+    assert not lock.keypad(issued["enter_as"]).opened
+
+
+def test_audit_filters(lock: LockService) -> None:
+    owner = lock.first_owner("Alice", PIN)
+    lock.keypad(PIN)
+    lock.keypad("0000")
+    rejected = lock.audit(kind="unlock_attempt", outcome="reject")
+    assert rejected and all(r["outcome"] == "reject" for r in rejected)
+    mine = lock.audit(actor=owner)
+    assert mine and all(r["actor"] == owner for r in mine)
+    assert [r["index"] for r in lock.audit(limit=3)] == sorted((r["index"] for r in lock.audit(limit=3)),
+                                                              reverse=True)
+    with pytest.raises(BadRequest):
+        lock.audit(kind="bogus")
+
+
+def test_enrolment_needs_consent_and_frames(lock: LockService) -> None:
+    owner = lock.first_owner("Alice", PIN)
+    frame = Upload("a.jpg", "image/jpeg", b"not really")
+    with pytest.raises(ConsentRequired):
+        lock.enrol(owner, "Bob", [frame], "door", 30, False, from_camera=True)
+    with pytest.raises(BadRequest):
+        lock.enrol(owner, "Bob", [], "door", 30, True, from_camera=True)
+    with pytest.raises(ConsentRequired):
+        lock.enrol(owner, "Bob", [frame], "", 30, True, from_camera=True)
+    with pytest.raises(BadRequest):
+        lock.unlock_face([])
+    assert [u["name"] for u in lock.users()] == ["Alice"]
+
+
+def test_week_day_schedule_validation(lock: LockService) -> None:
+    owner = lock.first_owner("Alice", PIN)
+    member = lock.add_user(owner, "Gus", "713502")
+    lock.set_week_day(owner, member, 1, ["Mon", "wednesday"], "08:00", "17:30")
+    gus = next(u for u in lock.users() if u["name"] == "Gus")
+    assert gus["week_days"][0]["days"] == ["mon", "wed"] and gus["user_type"] == "schedule_restricted"
+    with pytest.raises(BadRequest):
+        lock.set_week_day(owner, member, 1, [], "08:00", "17:30")
+    with pytest.raises(BadRequest):
+        lock.set_week_day(owner, member, 1, ["mon"], "8h", "17:30")
