@@ -7,8 +7,10 @@ Everything is normalised to 8-bit RGB, upright, or refused with `BadImage`.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,35 +29,24 @@ def load_image(path: str | Path) -> np.ndarray:
     """Return the image at `path` as upright 8-bit RGB (H×W×3), or raise `BadImage`."""
     p = Path(path)
     _check_file(p)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                _check_pixels(p, img.size)
-                img.load()
-                return to_rgb_array(img)
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(p, f"image too large (decompression bomb guard: {exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise BadImage(p, "not an image file (unrecognised format)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(p, f"cannot decode image ({exc})") from exc
+    return _decode(p, p)
 
 
 def decode_image_bytes(data: bytes, name: str = "<upload>") -> np.ndarray:
     """Like `load_image`, for bytes already in memory (uploads, camera frames)."""
-    import io
-
     if not data:
         raise BadImage(name, "empty file")
     if len(data) > thresholds.MAX_IMAGE_BYTES:
         raise BadImage(name, f"file too large ({len(data)} bytes > {thresholds.MAX_IMAGE_BYTES})")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Path | BinaryIO, name: str | Path) -> np.ndarray:
+    """Decode with the pixel-count guard checked from the header, before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(source) as img:
                 _check_pixels(Path(name), img.size)
                 img.load()
                 return to_rgb_array(img)
