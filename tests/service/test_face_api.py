@@ -38,8 +38,11 @@ def unlock(client: Any, paths: list[Path]) -> dict[str, Any]:
 def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tmp_path: Path) -> None:
     nuaa = shared("nuaa-dev")
     photos = sequence(nuaa / "live" / ENROLLED, "01", 12)
-    r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", photos[:3]))
+    r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", photos[:1]))
     assert r.status_code == 400 and "still photo cannot prove liveness" in r.json()["reason"]
+    printed = sequence(nuaa / "print" / ENROLLED, "01", 8)
+    r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", printed))
+    assert r.status_code == 400 and "live person" in r.json()["reason"]
     video = write_avi(photos, tmp_path / "dana.avi")
     r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(),
                     files=[("files", ("dana.avi", video.read_bytes(), "video/x-msvideo"))])

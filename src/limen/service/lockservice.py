@@ -172,7 +172,7 @@ class LockService:
 
     def enrol(self, actor: str, name: str, files: Sequence[Upload], purpose: str, retention_days: int,
               consent: bool, from_camera: bool) -> dict[str, Any]:
-        """Enrol a face from a camera burst (one capture) or uploaded photos/videos (one capture each)."""
+        """Enrol a face from a camera burst, a burst of uploaded photos (one capture) and/or videos (one each)."""
         if not consent:
             raise ConsentRequired("the person must give explicit consent (tick the consent box)")
         if not files:
@@ -180,11 +180,15 @@ class LockService:
         if len(files) > T.SERVICE_MAX_ENROL_FILES:
             raise BadRequest("files", f"at most {T.SERVICE_MAX_ENROL_FILES} files per enrolment")
         consent_given = Consent(purpose, retention_days).validated()
-        if from_camera:
-            captures = [Capture(tuple(Frame(_decode(f), t=i * 0.1, source="camera") for i, f in enumerate(files)),
-                                source="camera")]
-        else:
-            captures = [_capture_of(f) for f in files]
+        videos = [f for f in files if _is_video(f)]
+        photos = [f for f in files if not _is_video(f)]
+        if from_camera and videos:
+            raise BadRequest("files", "camera frames must be images")
+        captures = [_video_capture(f) for f in videos]
+        if photos:  # a burst of photos is one presentation: PAD judges the sequence, as for the camera
+            source = "camera" if from_camera else "photos"
+            captures.append(Capture(tuple(Frame(_decode(f), t=i * 0.1, source=source) for i, f in enumerate(photos)),
+                                    source=source))
         with self._lock:
             result = self._recognizer.enrol(name, captures, consent_given, actor)
             ensure_user(self.rt.conn, result.user_id, actor, self.clock.now())
@@ -288,15 +292,17 @@ def _decode(upload: Upload) -> Any:
     return decode_image_bytes(upload.data, upload.name)
 
 
-def _capture_of(upload: Upload) -> Capture:
+def _is_video(upload: Upload) -> bool:
+    return Path(upload.name).suffix.lower() in VIDEO_SUFFIXES or upload.content_type.startswith("video/")
+
+
+def _video_capture(upload: Upload) -> Capture:
     suffix = Path(upload.name).suffix.lower()
-    if suffix in VIDEO_SUFFIXES or upload.content_type.startswith("video/"):
-        with tempfile.TemporaryDirectory(prefix="limen-upload-") as tmp:
-            path = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".mp4"))
-            path.write_bytes(upload.data)
-            capture = load_capture(path)
-        return Capture(capture.frames, source=upload.name)
-    return Capture.single(_decode(upload), source=upload.name)
+    with tempfile.TemporaryDirectory(prefix="limen-upload-") as tmp:
+        path = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".mp4"))
+        path.write_bytes(upload.data)
+        capture = load_capture(path)
+    return Capture(capture.frames, source=upload.name)
 
 
 def _hhmm(field_name: str, text: str) -> time:
