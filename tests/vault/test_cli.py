@@ -47,3 +47,9 @@ def test_lab_protection_is_registered() -> None:
     from limen.cli.lab import lab_app
 
     assert "protection" in {c.name for c in lab_app.registered_commands}
+
+
+def test_lab_protection_needs_a_set_and_checks_bits(data_dir: Path) -> None:
+    assert isinstance(limen(data_dir, "lab", "protection").exception, BadRequest)
+    bad = limen(data_dir, "lab", "protection", "--pairs", str(data_dir / "none.csv"), "--bits", "100")
+    assert isinstance(bad.exception, BadRequest) and bad.exception.field == "--bits"

@@ -100,7 +100,7 @@ def protection(
     pairs: Annotated[Path | None, typer.Option(help="CSV of labelled pairs: file_x,file_y,Decision.")] = None,
     devices: Annotated[int, typer.Option(help="Random device keys to average over.", min=2, max=50)] = 5,
     out: Annotated[Path, typer.Option(help="Folder for protection.json and protection.md.")] = Path("lab-out"),
-    bits: Annotated[int, typer.Option(help="Template bits (default: the vault's).", min=64)] = 0,
+    bits: Annotated[int, typer.Option(help="Template bits (0: the vault's).", min=0)] = 0,
     attack_iterations: Annotated[int, typer.Option(help="Refinement steps of the inversion attack.", min=0)] = 20,
 ) -> None:
     """Template protection: raw vs protected accuracy, inversion attack, cross-device linkability."""
@@ -109,6 +109,8 @@ def protection(
 
     if identity_folders is None and pairs is None:
         raise BadRequest("--identity-folders/--pairs", "give at least one evaluation set")
+    if bits % 64:
+        raise BadRequest("--bits", "must be a multiple of 64")
     sets: dict[str, prot.Scored] = {}
     identity_set = None
     norms: dict[str, float] = {}
@@ -129,8 +131,6 @@ def protection(
             identity_set = (np.stack([e for _, e in got]), [s.identity for s, _ in got])
     # The attacker's norm prior comes from the *other* (public) set when there is one.
     public_norm = norms.get("pairs", norms.get("identity-folders", 1.0))
-    if bits % 64:
-        raise BadRequest("--bits", "must be a multiple of 64")
     report = prot.evaluate(sets, identity_set, public_norm, devices=devices,
                            bits=bits or thresholds.VAULT_FACE_BITS, attack_iterations=attack_iterations)
     out.mkdir(parents=True, exist_ok=True)
