@@ -90,3 +90,26 @@ def test_week_day_schedule_validation(lock: LockService) -> None:
         lock.set_week_day(owner, member, 1, [], "08:00", "17:30")
     with pytest.raises(BadRequest):
         lock.set_week_day(owner, member, 1, ["mon"], "8h", "17:30")
+
+
+def test_a_temporary_pin_expires(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from limen.clock import FixedClock
+
+    clock = FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+    rt = open_runtime(settings)
+    lock = LockService(rt, clock=clock)
+    try:
+        owner = lock.first_owner("Alice", PIN)
+        lock.add_user(owner, "Cleaner", "713502", "guest", valid_hours=2)
+        assert lock.keypad("713502").opened
+        clock.advance(3 * 3600)
+        late = lock.keypad("713502")
+        assert not late.opened and late.decision.reason.value == "credential_expired"
+        with pytest.raises(BadRequest):
+            lock.add_user(owner, "Bad", "12", "guest", valid_hours=2)
+        assert "Bad" not in [u["name"] for u in lock.users()]
+    finally:
+        lock.close()
+        rt.close()

@@ -107,6 +107,7 @@ class NewUser(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     pin: str = Field(min_length=1, max_length=32, description="The PIN the person will type at the door.")
     permission: Literal["member", "guest", "administrator", "owner"] = "member"
+    valid_hours: int | None = Field(default=None, ge=1, le=8784, description="A temporary PIN: valid this long.")
 
 
 class PinChange(BaseModel):
@@ -236,7 +237,8 @@ def users(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
 @router.post("/users", response_model=Done, tags=["users"], responses=ERRORS)
 def add_user(request: Request, caller: OwnerDep, body: NewUser) -> dict[str, Any]:
     """Add a user who opens with a PIN (the access engine checks who may add whom)."""
-    return {"ok": True, "id": ctx_of(request).lock.add_user(caller.actor, body.name, body.pin, body.permission)}
+    user_id = ctx_of(request).lock.add_user(caller.actor, body.name, body.pin, body.permission, body.valid_hours)
+    return {"ok": True, "id": user_id}
 
 
 @router.post("/users/enrol", response_model=Enrolled, tags=["users"], responses=ERRORS)

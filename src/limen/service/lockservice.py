@@ -20,12 +20,12 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 from limen import thresholds as T
-from limen.access import AccessStore, CodeKind, Day, PermissionLevel, ensure_user
+from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
 from limen.access.model import DAY_NAMES
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
@@ -196,14 +196,31 @@ class LockService:
                 "rejected": result.rejected, "warnings": result.warnings,
                 "purpose": consent_given.purpose, "retention_days": consent_given.retention_days}
 
-    def add_user(self, actor: str, name: str, pin: str, permission: str = "member") -> str:
-        """A user who opens with a PIN (face can be enrolled separately); the access engine checks the actor."""
+    def add_user(self, actor: str, name: str, pin: str, permission: str = "member",
+                 valid_hours: int | None = None) -> str:
+        """A user who opens with a PIN, optionally only for the next `valid_hours` (a temporary PIN).
+
+        The access engine checks that the actor may add this user; a face can be enrolled separately.
+        """
         try:
             level = PermissionLevel(permission)
         except ValueError:
             raise BadRequest("permission", "one of owner, administrator, member, guest") from None
+        if valid_hours is not None and not 1 <= valid_hours <= 24 * 366:
+            raise BadRequest("valid_hours", "must be 1..8784")
+        at = self.clock.now()
         with self._lock:
-            return self.access.add_user(name, actor, self.clock.now(), pin=pin or None, permission=level).user_id
+            if valid_hours is None:
+                return self.access.add_user(name, actor, at, pin=pin or None, permission=level).user_id
+            pins.validate_pin(pin)
+            user = self.access.add_user(name, actor, at, permission=level)
+            try:
+                self.access.add_credential(user.user_id, CredentialType.PIN, actor, at, secret=pin,
+                                           valid_until=at + timedelta(hours=valid_hours))
+            except BaseException:
+                self.access.remove_user(user.user_id, actor, at)  # all or nothing
+                raise
+            return user.user_id
 
     def remove_user(self, actor: str, user_id: str) -> None:
         with self._lock:

@@ -214,7 +214,9 @@ def users_page(request: Request, caller: Caller = Depends(page_caller)) -> Respo
 @router.post("/owner/users")
 async def user_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
-    ctx_of(request).lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"))
+    hours = _int(f, "valid_hours", 0) or None
+    ctx_of(request).lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"),
+                                  hours)
     return back("/owner/users", "added")
 
 
