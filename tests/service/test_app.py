@@ -12,6 +12,8 @@ import threading
 import warnings
 from datetime import UTC, datetime
 
+import pytest
+
 from limen import thresholds as T
 from limen.clock import FixedClock
 from limen.config import Settings
@@ -306,3 +308,18 @@ def test_a_door_screen_elsewhere_must_be_paired(client: TestClient, owner: Owner
         client.post(f"/owner/kiosks/{kiosk_id}/revoke", data={"csrf": owner.csrf})
         assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403
         assert tablet.get("/kiosk", params={"pair": "forged"}).status_code == 403
+
+
+def test_a_broken_install_answers_503_with_a_reason_not_a_traceback(client: TestClient, owner: Owner,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from limen.errors import ConfigError, StorageError
+
+    lock = client.app.state.ctx.lock  # type: ignore[attr-defined]
+    for error in (ConfigError("PAD model missing"), StorageError("/secret/path: disk I/O error")):
+        def broken(*args: object, error: Exception = error) -> None:
+            raise error
+
+        monkeypatch.setattr(lock, "keypad", broken)
+        r = client.post("/api/kiosk/keypad", json={"entry": PIN})
+        assert r.status_code == 503 and r.json()["reason"] and "/secret/path" not in r.text
+        assert "Traceback" not in r.text

@@ -44,6 +44,7 @@ _STATUS: tuple[tuple[type[E.LimenError], int, str], ...] = (
     (E.LockdownActive, 423, "lockdown"),
 )
 _UNAVAILABLE = "the lock's storage is unavailable; the owner should check the device"
+_MISCONFIGURED = "the lock is not configured correctly; the owner should check the service log"
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, door: LockActuator | None = None,
@@ -137,6 +138,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         for cls, status, code in _STATUS:
             if isinstance(exc, cls):
                 return error_response(request, status, code, str(exc))
+        if isinstance(exc, E.ConfigError):  # settings or a shipped model: not secret, say what to fix
+            log.error("configuration error on %s: %s", request.url.path, exc)
+            return error_response(request, 503, "misconfigured", _MISCONFIGURED)
+        # storage, vault, audit: the message may name keys or files; the vault's is opaque anyway
         log.error("service error on %s: %s", request.url.path, type(exc).__name__)
         return error_response(request, 503, "unavailable", _UNAVAILABLE)
 
