@@ -339,3 +339,13 @@ def json_dumps(obj: object) -> str:
     import json
 
     return json.dumps(obj)
+
+
+def test_lowering_the_checkpoint_interval_keeps_old_chains_valid(settings: Settings) -> None:
+    log = open_audit(settings)
+    _fill(log, AUDIT_CHECKPOINT_EVERY + 3)
+    log.close()
+    stricter = AuditLog(settings.data_dir / "audit.db", log.key, settings.keys_dir, "lock", every=4)
+    assert stricter.verify().records == AUDIT_CHECKPOINT_EVERY + 3
+    stricter._live().close()
+    stricter._conn = None

@@ -109,7 +109,9 @@ def verify_chain(
     by_index: dict[int, list[Mapping[str, Any]]] = {}
     for cp in checkpoints:
         by_index.setdefault(int(cp["index"]), []).append(cp)
-    expected, prev, last_signed, interval, signed = 0, GENESIS, -1, every, 0
+    # before the first checkpoint, the spacing in force is the one that checkpoint was written under
+    interval = int(by_index[min(by_index)][0].get("every") or every) if by_index else every
+    expected, prev, last_signed, signed = 0, GENESIS, -1, 0
     used: set[str] = set()
     for record in records:
         _check_record(record, expected, prev)
