@@ -349,3 +349,19 @@ def test_lowering_the_checkpoint_interval_keeps_old_chains_valid(settings: Setti
     assert stricter.verify().records == AUDIT_CHECKPOINT_EVERY + 3
     stricter._live().close()
     stricter._conn = None
+
+
+def test_unreadable_audit_key_is_replaced_and_old_checkpoints_still_verify(settings: Settings) -> None:
+    log = open_audit(settings)
+    _fill(log, AUDIT_CHECKPOINT_EVERY + 1)
+    old = log.key.key_id
+    log.close()
+    (settings.keys_dir / AUDIT_KEY_NAME).write_bytes(b"garbage")
+    fresh = open_audit(settings)
+    assert fresh.key.key_id != old
+    last = fresh.tail(1)[0]
+    assert last["reason"] == "audit_key_replaced" and last["data"]["previous"].startswith(AUDIT_KEY_NAME)
+    fresh.checkpoint()
+    summary = fresh.verify()
+    assert set(summary.key_ids) == {old, fresh.key.key_id}
+    fresh.close()

@@ -22,7 +22,7 @@ from limen.audit.channels import Channel, build_channels, usable_channels, verif
 from limen.audit.delivery import DeliveryResult, Dispatcher
 from limen.audit.event import AuditSink, Event, EventKind, MemoryAuditSink, attempt_event
 from limen.audit.export import ExportSummary, verify_export
-from limen.audit.keys import load_or_create_key
+from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, load_or_create_key
 from limen.audit.log import AuditLog
 from limen.clock import Clock
 from limen.config import Settings
@@ -56,8 +56,11 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
     with _OPEN_LOCK:
         audit = _OPEN.get(path)
         if audit is None or audit.closed:
-            key = load_or_create_key(settings.keys_dir)
+            key, replaced = _audit_key(settings)
             audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock)
+            if replaced is not None:
+                audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
+                                   reason="audit_key_replaced", data={"previous": replaced, "key_id": key.key_id}))
             channels, problems = usable_channels(settings.alert_urls, settings.keys_dir)
             Monitor(audit, channels, clock).attach()
             for problem in problems:  # a typo in the settings must not stop the trail: record it instead
@@ -66,6 +69,24 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
             audit.on_close(_forget)
             _OPEN[path] = audit
         return audit
+
+
+def _audit_key(settings: Settings) -> tuple[SigningKey, str | None]:
+    """The audit key; an unreadable one is kept aside and replaced (its public key stays known)."""
+    import os
+    from datetime import UTC, datetime
+
+    from limen.errors import AuditError
+
+    try:
+        return load_or_create_key(settings.keys_dir), None
+    except AuditError:
+        bad = settings.keys_dir / AUDIT_KEY_NAME
+        if not bad.exists():
+            raise
+        kept = bad.with_name(f"{bad.name}.broken-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        os.replace(bad, kept)
+        return load_or_create_key(settings.keys_dir), kept.name
 
 
 def quarantine_store(settings: Settings, force: bool = False) -> Path:
