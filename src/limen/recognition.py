@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from limen import people, thresholds
-from limen.audit.event import AuditSink, Event, EventKind
+from limen.audit.event import AuditSink, Event, EventKind, attempt_event
 from limen.bio.face import FaceEngine, FaceSample, QualityFailure
 from limen.bio.face.compare import fuse_reference
 from limen.bio.templates import Modality, OperatingPoint, TemplateStore
@@ -224,15 +224,12 @@ class FaceRecognizer:
         return None
 
     def _record(self, decision: Decision, mode: str, source: str) -> Decision:
-        self.audit.append(Event(EventKind.UNLOCK_ATTEMPT, self.clock.now(), actor=decision.user_id,
-                                subject=decision.user_id, outcome=decision.outcome.value,
-                                reason=decision.reason.value, source=source,
-                                data={"method": "face", "mode": mode, "score": decision.score,
-                                      "threshold": decision.threshold, "scores": decision.scores,
-                                      "assurance": decision.assurance.value if decision.assurance else None,
-                                      "quality_gate": decision.quality_gate.value if decision.quality_gate
-                                      else None}))
+        pad = None if decision.assurance is None else ("passed" if decision.reason not in _PAD_REASONS else "failed")
+        self.audit.append(attempt_event(decision, self.clock.now(), "face", source, pad=pad, mode=mode))
         return decision
+
+
+_PAD_REASONS = (Reason.PAD_FAILED, Reason.INSUFFICIENT_EVIDENCE)
 
 
 def _pad_refusal(capture: Capture, verdict: PadVerdictLike) -> EnrolmentRefused:

@@ -56,7 +56,7 @@ _register_groups()
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except LimenError as exc:
         if STATE.debug:
             raise
@@ -78,3 +78,5 @@ def main() -> None:
         console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug)",
                       highlight=False, soft_wrap=True)
         sys.exit(2)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
