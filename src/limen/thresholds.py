@@ -90,10 +90,11 @@ PAD_FREQUENCY_CROP_PX = 128            # face crop side for the spectrum / moir�
 PAD_FREQUENCY_BANDS = 12               # radial bands of the power spectrum
 PAD_SPECULAR_MIN_VALUE = 0.85          # HSV value (0–1) at or above which an unsaturated pixel is specular …
 PAD_SPECULAR_MAX_SATURATION = 0.20     # … when its saturation is at most this
-# Texture (one frame; LOSO out-of-fold on nuaa-dev, model texture_v1 = distortion + frequency features):
-PAD_TEXTURE_BPCER_1PCT = -2.380        # BPCER 1 %, APCER 9.4 %: shown for comparison, too lax for a door
-PAD_TEXTURE_APCER_1PCT = 0.794         # APCER 1.0 %, BPCER 5.0 %
-PAD_TEXTURE_APCER_0 = 2.921            # no print attack accepted in CV; BPCER 14 %
+# Texture (one frame; LOSO out-of-fold on nuaa-dev; model texture_v1 = mean log-odds of 3 logistic models:
+# LBP+distortion+frequency, distortion+frequency, distortion; trained with camera augmentation):
+PAD_TEXTURE_BPCER_1PCT = -1.174        # BPCER 1 %, APCER 1.5 %
+PAD_TEXTURE_APCER_1PCT = -0.789        # APCER 1.0 %, BPCER 1.5 %
+PAD_TEXTURE_APCER_0 = 1.163            # no print attack accepted in CV (0 of 872); BPCER 4.5 %
 PAD_TEXTURE_VERIFY = PAD_TEXTURE_APCER_1PCT   # verification: the door's point (attacks first)
 PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_0       # enrolment: stricter, a spoof must not become a template
 PAD_MAX_FRAMES = 8                     # frames of a capture analysed (evenly spaced); bounds the cost

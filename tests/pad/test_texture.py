@@ -17,9 +17,17 @@ from tests.pad.helpers import fake_view
 def test_shipped_model_is_small_and_consistent() -> None:
     assert texture.MODEL_FILE.stat().st_size < 100_000
     model = texture.shipped_model()
-    assert set(model.families) <= set(texture.FAMILIES)
-    width = texture.texture_features(fake_view().crop, model.families).size
-    assert model.coef.shape == (width,)
+    assert set(model.families) <= set(texture.FAMILIES) and model.members
+    for member in model.members:
+        width = texture.texture_features(fake_view().crop, member.families).size
+        assert member.coef.shape == (width,)
+
+
+def test_model_layouts_agree() -> None:
+    model = texture.shipped_model()
+    crop = fake_view().crop
+    full = texture.texture_features(crop)
+    assert model.logits_of(texture.texture_features(crop, model.families)) == pytest.approx(model.logits_all(full))
 
 
 def test_model_card_exists() -> None:
@@ -28,13 +36,27 @@ def test_model_card_exists() -> None:
     assert "nuaa-dev" in text and "APCER" in text
 
 
+def member(families: tuple[str, ...], seed: int) -> texture.LinearModel:
+    width = sum(texture.WIDTHS[f] for f in families)
+    coef = np.random.default_rng(seed).normal(size=width)
+    return texture.LinearModel(np.zeros(width), np.ones(width), coef, 0.25, families)
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
-    m = texture.LinearModel(np.zeros(3), np.ones(3), np.array([1.0, -2.0, 0.5]), 0.25, ("distortion",))
+    m = texture.TextureModel((member(("distortion",), 1), member(("lbp", "frequency"), 2)))
     m.save(tmp_path / "m.npz", trained="today")
-    back = texture.LinearModel.load(tmp_path / "m.npz")
-    x = np.array([[1.0, 2.0, 3.0]])
-    assert back.logits(x) == pytest.approx(m.logits(x))
-    assert back.families == ("distortion",)
+    back = texture.TextureModel.load(tmp_path / "m.npz")
+    x = np.random.default_rng(3).normal(size=(2, sum(texture.WIDTHS.values())))
+    assert back.logits_all(x) == pytest.approx(m.logits_all(x))
+    assert back.families == ("lbp", "distortion", "frequency")
+    assert [b.families for b in back.members] == [("distortion",), ("lbp", "frequency")]
+
+
+def test_inconsistent_member_is_a_config_error(tmp_path: Path) -> None:
+    bad = texture.LinearModel(np.zeros(3), np.ones(3), np.ones(3), 0.0, ("distortion",))  # 22 expected
+    texture.TextureModel((bad,)).save(tmp_path / "m.npz")
+    with pytest.raises(ConfigError):
+        texture.TextureModel.load(tmp_path / "m.npz")
 
 
 @pytest.mark.parametrize("payload", [b"", b"not a zip", b"PK\x03\x04garbage"])
@@ -42,7 +64,7 @@ def test_damaged_model_is_a_config_error(tmp_path: Path, payload: bytes) -> None
     bad = tmp_path / "bad.npz"
     bad.write_bytes(payload)
     with pytest.raises(ConfigError):
-        texture.LinearModel.load(bad)
+        texture.TextureModel.load(bad)
 
 
 def test_enrolment_threshold_is_stricter() -> None:
@@ -63,6 +85,7 @@ def test_cue_without_faces_is_unavailable() -> None:
 
 
 def test_non_finite_scores_never_pass() -> None:
-    nan_model = texture.LinearModel(np.zeros(37), np.ones(37), np.full(37, np.nan), 0.0, ("distortion", "frequency"))
-    result = texture.TextureCue(nan_model).score(PadSample((fake_view(),), analysed=1), Purpose.VERIFY)
+    nan_member = texture.LinearModel(np.zeros(22), np.ones(22), np.full(22, np.nan), 0.0, ("distortion",))
+    cue = texture.TextureCue(texture.TextureModel((nan_member,)))
+    result = cue.score(PadSample((fake_view(),), analysed=1), Purpose.VERIFY)
     assert isinstance(result, CueUnavailable)

@@ -394,24 +394,22 @@ def score_with_pad(samples: list[PadSampleRef], purpose_name: str = "verify",
 def score_cross_validated(samples: list[PadSampleRef], cache: Path | None = None) -> list[PadScoreRow]:
     """Subject-disjoint folds: retrain the texture model without each subject, score that subject.
 
-    Uses the shipped model's feature families and C; the margin is relative to
+    Uses the shipped model's members (families, C) and the training recipe of
+    `limen.pad.train` (with camera augmentation); the margin is relative to
     `PAD_TEXTURE_VERIFY`, so 0 is the verification operating point.
     """
     from limen import thresholds
     from limen.pad import train
-    from limen.pad.texture import shipped_model
 
     subjects = sorted({s.subject for s in samples})
     if len(subjects) < 2 or "" in subjects:
         raise BadRequest("dataset", "subject-disjoint folds need at least two named subjects per sample")
-    model = shipped_model()
-    x_all, usable = train.extract(samples, cache)
-    x = x_all[:, train.columns(model.families)]
+    x, xa, usable = train.extract(samples, cache)
     kept = [s for s, ok in zip(samples, usable, strict=True) if ok]
     y = np.array([int(not s.is_attack) for s in kept])
     subj = np.array([s.subject for s in kept])
-    c = train.shipped_c()
-    oof = train.leave_one_subject_out(x, y, subj, c, model.families) - thresholds.PAD_TEXTURE_VERIFY
+    members = train.shipped_members()
+    oof = train.leave_one_subject_out(x, xa, y, subj, members) - thresholds.PAD_TEXTURE_VERIFY
     it = iter(oof)
     return [
         PadScoreRow(str(s.path), s.species, s.subject, float(next(it)) if ok else None, fold=s.subject,
