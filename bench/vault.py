@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--recall-identities", type=int, default=2000)
     parser.add_argument("--faults", type=int, default=200)
     parser.add_argument("--fragment-faults", type=int, default=50)
+    parser.add_argument("--tmp-dir", type=Path, default=None,
+                        help="Where data directories go (default: the system temp dir; /dev/shm isolates disk latency)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "vault.json")
     args = parser.parse_args()
 
@@ -217,7 +219,8 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpu": platform.processor(),
                                            "cores": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]},
                                "template_bits": thresholds.VAULT_FACE_BITS}
-    with tempfile.TemporaryDirectory() as tmp:
+    results["data_dir_filesystem"] = str(args.tmp_dir or tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
         base = Path(tmp)
         print("zeroize (software) …", flush=True)
         results["zeroize_software"] = bench_zeroize(load_settings(base / "z-sw"), args.zeroize_runs, args.templates)
@@ -235,12 +238,15 @@ def main() -> None:
             print("zeroize (PKCS#11, SoftHSM2) …", flush=True)
             results["zeroize_pkcs11"] = bench_zeroize(p11, args.pkcs11_runs, args.templates)
             pks = Pkcs11KeyStore(token["module"], token["label"], token["pin"], prefix="bench-seal")
-            results["seal_pkcs11"] = bench_seal(pks, max(200, args.seal_ops // 4), 19 + thresholds.VAULT_FACE_BITS // 8)
+            results["seal_pkcs11"] = bench_seal(pks, max(200, args.seal_ops // 4),
+                                                19 + thresholds.VAULT_FACE_BITS // 8)
             pks.close()
-        print(f"1:N search over {args.gallery} templates …", flush=True)
-        results["search"] = bench_search(args.gallery, args.probes, thresholds.VAULT_FACE_BITS // 8, args.naive_probes)
-        print("two-stage recall …", flush=True)
-        results["search_recall"] = bench_recall(args.recall_identities, thresholds.VAULT_FACE_BITS)
+        if args.gallery:
+            print(f"1:N search over {args.gallery} templates …", flush=True)
+            results["search"] = bench_search(args.gallery, args.probes, thresholds.VAULT_FACE_BITS // 8,
+                                             args.naive_probes)
+            print("two-stage recall …", flush=True)
+            results["search_recall"] = bench_recall(args.recall_identities, thresholds.VAULT_FACE_BITS)
         if args.faults:
             print(f"fault injection: {args.faults} kills …", flush=True)
             results["faults"] = bench_faults(base / "faults", args.faults, 0)
@@ -268,11 +274,13 @@ def render(r: dict[str, Any]) -> str:
         if key in r:
             lines.append(row(f"seal ({label}, {r[key]['payload_bytes']} B)", r[key]["seal"]))
             lines.append(row(f"unseal ({label})", r[key]["unseal"]))
-    s = r["search"]
-    lines.append(row(f"1:N two-stage, {s['gallery']} × {s['template_bits']} bits", s["two_stage_vectorised"]))
-    lines.append(row("1:N exhaustive vectorised (baseline)", s["exhaustive_vectorised"]))
-    lines.append(row("1:N naive Python loop (baseline)", s["naive_python_loop"]))
-    lines += ["", f"search memory: {s['memory_mb']} MiB; two-stage recall: {r['search_recall']}"]
+    if "search" in r:
+        s = r["search"]
+        lines.append(row(f"1:N two-stage, {s['gallery']} × {s['template_bits']} bits", s["two_stage_vectorised"]))
+        lines.append(row("1:N exhaustive vectorised (baseline)", s["exhaustive_vectorised"]))
+        lines.append(row("1:N naive Python loop (baseline)", s["naive_python_loop"]))
+        lines += ["", f"search memory: {s['memory_mb']} MiB; two-stage recall: {r['search_recall']}"]
+    lines.append(f"data directories on: {r['data_dir_filesystem']}")
     for key in ("seal_software", "seal_pkcs11"):
         if key in r:
             lines.append(f"{key}: {r[key]['seal_per_s']} seals/s, {r[key]['unseal_per_s']} unseals/s")
