@@ -120,7 +120,7 @@ PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that count
 # descriptor to VAULT_FACE_BITS sign bits; distance = normalised Hamming
 # (≈ angle between descriptors / π).  Bits chosen with `limen lab protection`
 # on ../shared/data/lfw-subset (16 device keys, docs/vault.md): EER loss vs raw
-# mean/worst 1.11/1.59 points at 1,024 bits, 0.12/0.44 at 8,192, 0.05/0.22 at 32,768.
+# mean/worst 1.11/1.95 points at 1,024 bits, 0.12/0.55 at 8,192, 0.05/0.22 at 32,768.
 VAULT_FACE_BITS = 32768                # protected template size (4 KiB)
 VAULT_SEARCH_PREFIX_BITS = 1024        # 1:N first stage ranks everyone on this many bits …
 VAULT_SEARCH_SHORTLIST = 200           # … and re-ranks this many candidates on all bits (bench/vault.py: recall)
