@@ -236,3 +236,12 @@ def test_secret_looking_detail_never_blocks_the_evidence(lock: Lock) -> None:
     assert report.complete
     (event,) = tamper_events(lock)
     assert "key" not in event["data"]["detail"] and len(event["data"]["detail"]["serial"]) == 120
+
+
+def test_unreadable_journal_is_recovered_as_a_tamper(lock: Lock) -> None:
+    path = journal_dir(lock.settings) / "intent"
+    path.write_bytes(b"garbage" * 10)
+    report = lock.responder.recover()
+    assert report is not None and report.complete and report.signal.kind is SourceKind.UNKNOWN
+    assert unsealable_templates(lock.settings) == 0
+    assert read_pending(journal_dir(lock.settings)) is None

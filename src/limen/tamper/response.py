@@ -22,6 +22,7 @@ erased) and gets its own event.  Thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sqlite3
@@ -38,7 +39,7 @@ from limen.audit.event import AuditSink, Event, EventKind
 from limen.clock import Clock, SystemClock
 from limen.db import open_db, transaction
 from limen.door.actuator import LockActuator
-from limen.errors import VaultError
+from limen.errors import LimenError, VaultError
 from limen.tamper import memory
 from limen.tamper.binding import Mismatch, SensorProbe, check_sensors
 from limen.tamper.gate import TamperGate
@@ -123,8 +124,10 @@ class TamperResponder:
         self.gate.trip()
         try:
             with self._lock:
-                if intent.incident == UNKNOWN:
+                if intent.incident == UNKNOWN:  # unreadable record: name the incident durably before going on
                     intent = replace(intent, incident=uuid.uuid4().hex)
+                    with contextlib.suppress(LimenError, OSError):
+                        self.journal.begin(intent)
                 signal = TamperSignal(intent.source, _kind(intent.kind), intent.reason,
                                       _parse_at(intent.detected_at) or self.clock.now(), {"recovered": True})
                 return self._run(intent, signal, t0, recovered=True)
