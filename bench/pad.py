@@ -76,12 +76,14 @@ def main() -> None:
             lambda: engine.extract(frames[0]), args.repeat),
     }
     meta = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "threads": 1, "image": "640x480 NUAA frame", "command": "python bench/pad.py"}
+            "threads": 1, "image": "640x480 NUAA frame", "command": "python bench/pad.py",
+            "load_average_1min": round(os.getloadavg()[0], 2)}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "pad.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     lines = ["| measurement | median (ms) | p95 (ms) |", "| --- | --- | --- |"]
     lines += [f"| {k} | {v['median_ms']} | {v['p95_ms']} |" for k, v in results.items()]
-    (OUT / "pad.md").write_text("# PAD timings (one core)\n\n" + "\n".join(lines) + "\n")
+    head = f"# PAD timings (one core; machine load average {meta['load_average_1min']})\n\n"
+    (OUT / "pad.md").write_text(head + "\n".join(lines) + "\n")
     for k, v in results.items():
         print(f"{k:58s} median {v['median_ms']:8.2f} ms   p95 {v['p95_ms']:8.2f} ms")
 
