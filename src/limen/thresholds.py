@@ -108,11 +108,11 @@ PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be u
 PAD_MOTION_MAX_POINTS = 80             # corners tracked inside the face box
 PAD_MOTION_MIN_POINTS = 12             # fewer tracked points: the pair is untrackable
 PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) above which a point is dropped
-# Motion: pairs of consecutive NUAA frames (100 live, 147 print pairs that move ≥ PAD_MOTION_MIN_MOTION):
-# at parallax / motion = 0.15, 0 % of live pairs and 43 % of print pairs are flagged as planar.
+# Motion: pairs of consecutive NUAA frames (99 live, 261 print pairs that move ≥ PAD_MOTION_MIN_MOTION):
+# at parallax / motion = 0.25, 0 % of live pairs (lowest live ratio 0.46) and 62 % of print pairs are planar.
 PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances) below which a pair cannot tell
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
-PAD_MOTION_PLANAR_RATIO = 0.15         # homography residual / motion below which the face moved as a plane
+PAD_MOTION_PLANAR_RATIO = 0.25         # homography residual / motion below which the face moved as a plane
 PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
 
 # ---------------------------------------------------------------- vault

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from limen import thresholds
 from limen.capture import Capture, Frame, load_image
 from limen.pad import faces
 from limen.pad.contract import CueScore, CueUnavailable, Purpose
@@ -30,7 +31,7 @@ def test_planar_motion_is_flagged_as_attack() -> None:
     result = MotionCue().score(faces.locate(warped_burst(rgb)), Purpose.VERIFY)
     assert isinstance(result, CueScore)
     assert result.says_attack
-    assert result.evidence["parallax_ratio"] < 0.15
+    assert result.evidence["parallax_ratio"] < thresholds.PAD_MOTION_PLANAR_RATIO
 
 
 def test_still_frames_cannot_tell() -> None:

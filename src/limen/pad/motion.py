@@ -1,7 +1,8 @@
 """The multi-frame cue: a photo or a screen moves as a plane, a face does not.
 
 Corner points inside the face are tracked between consecutive usable frames
-(pyramidal Lucas–Kanade with a forward–backward check) and a homography is
+(pyramidal Lucas–Kanade started from the similarity between the two frames'
+landmarks, so large moves track, with a forward–backward check) and a homography is
 fitted to them by least squares.  The points of a flat object fit it to within
 tracking noise whatever the motion; a head that turns shows parallax (nose
 against cheeks, face against ears) the homography cannot explain.  The score
@@ -38,8 +39,10 @@ def pair_motion(a: FaceView, b: FaceView) -> tuple[float, float, int] | None:
         return None
     p0 = np.concatenate([corners.reshape(-1, 2), a.points]).astype(np.float32)
     start = p0.reshape(-1, 1, 2)
-    p1, ok1, _ = cv2.calcOpticalFlowPyrLK(g0, g1, start, start.copy(), winSize=(21, 21), maxLevel=3)
-    back, ok2, _ = cv2.calcOpticalFlowPyrLK(g1, g0, p1, start.copy(), winSize=(21, 21), maxLevel=3)
+    guess = _landmark_guess(a, b, p0).reshape(-1, 1, 2)
+    flags = cv2.OPTFLOW_USE_INITIAL_FLOW
+    p1, ok1, _ = cv2.calcOpticalFlowPyrLK(g0, g1, start, guess, winSize=(21, 21), maxLevel=3, flags=flags)
+    back, ok2, _ = cv2.calcOpticalFlowPyrLK(g1, g0, p1, start.copy(), winSize=(21, 21), maxLevel=3, flags=flags)
     p1, back = np.asarray(p1).reshape(-1, 2), np.asarray(back).reshape(-1, 2)
     tracked = (np.asarray(ok1).ravel() == 1) & (np.asarray(ok2).ravel() == 1)
     good = tracked & (np.linalg.norm(back - p0, axis=1) < thresholds.PAD_MOTION_FB_PX)
@@ -55,6 +58,14 @@ def pair_motion(a: FaceView, b: FaceView) -> tuple[float, float, int] | None:
     flow = dst - src
     motion = float(np.sqrt(np.mean(np.sum((flow - flow.mean(axis=0)) ** 2, axis=1)))) / eye
     return motion, residual, int(good.sum())
+
+
+def _landmark_guess(a: FaceView, b: FaceView, points: np.ndarray) -> np.ndarray:
+    """Where `points` should land in `b`: the similarity between the two landmark sets (large moves)."""
+    m, _ = cv2.estimateAffinePartial2D(a.points.astype(np.float32), b.points.astype(np.float32))
+    if m is None or not np.all(np.isfinite(m)):
+        return points.copy()
+    return (points @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
 class MotionCue:
