@@ -42,7 +42,7 @@ def test_pairs_web_gates() -> None:
     samples, pairs = datasets.pairs_csv(shared("pairs-web", "pairs.csv"))
     report = score_pairs("pairs", pairs, datasets.embed_samples(samples), thresholds.FACE_MATCH_DEFAULT)
     assert report.metrics.genuine + report.metrics.impostor + report.fta_pairs == 300
-    assert report.metrics.far == 0.0 and report.metrics.eer < 0.03 and report.metrics.accuracy > 0.97
+    assert report.metrics.far == 0.0 and report.metrics.eer < 0.03 and report.metrics.accuracy > 0.9
 
 
 def test_pairs_csv_rejects_bad_labels(tmp_path: Path) -> None:
@@ -50,3 +50,14 @@ def test_pairs_csv_rejects_bad_labels(tmp_path: Path) -> None:
     csv.write_text("file_x,file_y,Decision\na.jpg,b.jpg,Maybe\n")
     with pytest.raises(Exception, match="Yes or No"):
         datasets.pairs_csv(csv)
+
+
+def test_nuaa_live_impostors_stay_out_at_the_door_threshold() -> None:
+    """The population on which dlib separates people least well sets the door threshold."""
+    samples = datasets.identity_folder_samples(shared("nuaa-dev", "live"))[::4]
+    report = score_pairs("pairs", datasets.all_pairs(samples), datasets.embed_samples(samples),
+                         thresholds.FACE_MATCH_DEFAULT)
+    m = report.metrics
+    assert m.impostor > 20_000
+    assert m.far <= 1e-3                               # at 0.49 this set gave FAR 15 %
+    assert m.threshold_at_far[1e-3] is not None and m.threshold_at_far[1e-3] >= thresholds.FACE_MATCH_FMR_1E4 - 0.03

@@ -17,13 +17,13 @@ TOKEN_PIN = "test-user-pin-4711"
 
 
 def synthetic_faces(identities: int, per_identity: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """dlib-like embeddings (norm ≈ 1.4, same person ≈ 0.35 apart, others ≈ 0.9): (n, 128), labels."""
+    """dlib-like embeddings (norm ≈ 1.4, same person ≈ 0.25 apart, others ≈ 0.9): (n, 128), labels."""
     rng = np.random.default_rng(seed)
     centre = rng.normal(0, 1, 128)
     centre *= 1.25 / np.linalg.norm(centre)
     people = centre + rng.normal(0, 0.6 / np.sqrt(2 * 128), (identities, 128)) * np.sqrt(2)
     people = people + rng.normal(0, 0.035, (identities, 128))
-    samples = np.repeat(people, per_identity, axis=0) + rng.normal(0, 0.022, (identities * per_identity, 128))
+    samples = np.repeat(people, per_identity, axis=0) + rng.normal(0, 0.0156, (identities * per_identity, 128))
     return samples, np.repeat(np.arange(identities), per_identity)
 
 

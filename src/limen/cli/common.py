@@ -51,9 +51,17 @@ def output(data: Any, human: str | Callable[[], None]) -> None:
 def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr (hidden under --json); yields `advance(n)`."""
     if STATE.json or total <= 1:
-        yield lambda n=1: None
+        yield _ignore
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance
+
+
+def _ignore(n: int = 1) -> None:
+    return None
