@@ -11,7 +11,18 @@ Pages: `/kiosk` (door screen), `/setup?token=…` (first run), `/login`,
 `/api/...`, OpenAPI schema at `/openapi.json`, interactive docs at `/docs`.
 """
 
-from limen.service.app import close_app, create_app
-from limen.service.lockservice import KioskResult, LockService, Upload
+from typing import Any
 
 __all__ = ["KioskResult", "LockService", "Upload", "close_app", "create_app"]
+
+_HOME = {"close_app": "app", "create_app": "app", "KioskResult": "lockservice", "LockService": "lockservice",
+         "Upload": "lockservice"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the web stack lazily: `limen.service.schema` is read by every `open_db`."""
+    if name not in _HOME:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"limen.service.{_HOME[name]}"), name)
