@@ -32,11 +32,12 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(values), 2), "p95_ms": round(pct(values, 95), 2), "n": len(values)}
 
 
-def bench_limen(files: list[Path]) -> tuple[dict[str, dict[str, float]], list[float]]:
+def bench_limen(files: list[Path], backend: str) -> tuple[dict[str, dict[str, float]], list[float], str]:
     from limen.bio.face import FaceEngine
     from limen.capture import load_image
+    from limen.config import EmbedBackend
 
-    engine = FaceEngine()
+    engine = FaceEngine(EmbedBackend(backend))
     engine.extract(load_image(files[0]))  # load models outside the timings
     stages: dict[str, list[float]] = {}
     total: list[float] = []
@@ -49,7 +50,7 @@ def bench_limen(files: list[Path]) -> tuple[dict[str, dict[str, float]], list[fl
         stages.setdefault("decode", []).append((t1 - t0) * 1000)
         for k, v in out.timings.items():
             stages.setdefault(k, []).append(v)
-    return {k: summary(v) for k, v in stages.items()}, total
+    return {k: summary(v) for k, v in stages.items()}, total, engine.embedder.name
 
 
 def bench_peer(files: list[Path]) -> list[float] | None:
@@ -70,25 +71,25 @@ def bench_peer(files: list[Path]) -> list[float] | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--backend", choices=["auto", "dlib", "onnx"], default="auto", help="embedding backend")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "face.json")
     args = ap.parse_args()
     if not LFW.is_dir():
         print(f"dataset missing: {LFW}", file=sys.stderr)
         return 2
     files = sorted(LFW.glob("*/*.jpg"))[: args.images]
-    stages, limen_total = bench_limen(files)
+    stages, limen_total, embedder = bench_limen(files, args.backend)
     peak_limen = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peer_total = bench_peer(files)
-    from limen.bio.face.embed import get_embedder
-
     result = {
-        "dataset": "lfw-subset", "images": len(files), "embedder": get_embedder().name,
+        "dataset": "lfw-subset", "images": len(files), "embedder": embedder,
         "limen_stages": stages, "limen_end_to_end": summary(limen_total),
         "face_recognition_end_to_end": summary(peer_total) if peer_total else None,
         "peak_rss_mib": round(peak_limen, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    print(f"embedder: {embedder}")
     print(f"{'stage':<12}{'median ms':>12}{'p95 ms':>10}")
     for k, v in stages.items():
         print(f"{k:<12}{v['median_ms']:>12.2f}{v['p95_ms']:>10.2f}")
