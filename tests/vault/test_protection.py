@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +64,8 @@ def test_two_devices_are_unlinkable_and_one_device_is_linkable() -> None:
     assert result["d_sys_two_devices_stored_templates"] < 0.15
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("LIMEN_SLOW"), reason="long (minutes): set LIMEN_SLOW=1")
 def test_budget_on_lfw_subset_and_pairs_web() -> None:
+    """The issue's budget on real faces, at the door threshold (a few seconds once embedded)."""
     from limen.lab import datasets
 
     samples = datasets.identity_folder_samples(shared("lfw-subset"))
