@@ -51,8 +51,8 @@ def validate_name(name: str) -> str:
     clean = unicodedata.normalize("NFC", name or "").strip()
     if not clean or len(clean) > MAX_NAME:
         raise BadRequest("name", f"must be 1-{MAX_NAME} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in clean):
-        raise BadRequest("name", "must not contain control or invisible characters")
+    if any(unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") for ch in clean):
+        raise BadRequest("name", "must not contain control or format characters")
     return clean
 
 

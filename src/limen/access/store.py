@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import unicodedata
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, time
 from typing import Any
@@ -47,6 +46,7 @@ from limen.access.schedules import validate_holiday, validate_week_day, validate
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
 from limen.errors import BadRequest, Conflict, NotFound
+from limen.people import validate_name
 
 MAX_USERS = 65534
 MAX_NAME = 64
@@ -62,15 +62,6 @@ def ensure_user(conn: sqlite3.Connection, user_id: str, actor: str, at: datetime
         if conn.execute("SELECT 1 FROM access_users WHERE user_id = ?", (user_id,)).fetchone() is None:
             _insert_access_user(conn, user_id, _next_index(conn), PermissionLevel.MEMBER, UserType.UNRESTRICTED,
                                 CredentialRule.SINGLE, None, actor, at)
-
-
-def validate_name(name: str) -> str:
-    name = unicodedata.normalize("NFC", name).strip()
-    if not 1 <= len(name) <= MAX_NAME:
-        raise BadRequest("name", f"a name has 1 to {MAX_NAME} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise BadRequest("name", "a name may not contain control or format characters")
-    return name
 
 
 class AccessStore:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limen.errors import StorageError
+from limen.fsio import atomic_write
 
 RECORD_BYTES = 512
 _MAGIC = b"LMTJ"
@@ -117,19 +118,7 @@ class IntentJournal:
 
 
 def _create(path: Path) -> None:
-    tmp = path.with_name(".intent.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, _pack(IDLE, None))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, _pack(IDLE, None))
 
 
 def read_pending(directory: Path) -> Intent | None:

@@ -1,35 +1,12 @@
-"""Durable file primitives: atomic replace and in-place shredding."""
+"""Durable file primitives: atomic replace (from `limen.fsio`) and in-place shredding."""
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` all-or-nothing: temp file, fsync, rename, fsync dir."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+from limen.fsio import atomic_write as atomic_write  # re-exported for the vault
+from limen.fsio import fsync_dir
 
 
 def touch_durably(path: Path) -> None:

@@ -28,13 +28,10 @@ The returned `OnnxEmbedder` is thread-safe (ONNX Runtime sessions are).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +44,7 @@ from limen.bio.face import models
 from limen.bio.face.embed import EMBEDDING_DIM, Embedder
 from limen.config import EmbedBackend
 from limen.errors import BadRequest, ConfigError
+from limen.fsio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +240,7 @@ def _write_answers(path: Path, key: dict[str, Any], want: np.ndarray) -> None:
     """Store dlib's answers (synthetic chips only: no biometric data); a failure only costs speed later."""
     data = json.dumps({**key, "descriptors": want.tolist()}).encode()
     try:
-        _atomic_write(path, data)
+        atomic_write(path, data)
     except OSError as exc:
         log.warning("cannot store the self-check answers in %s (%s)", path.parent, exc.strerror)
 
@@ -365,8 +363,8 @@ def _write_cache(model_path: Path, record_path: Path, source_sha256: str, model_
     record = json.dumps(_record(source_sha256, hashlib.sha256(model_bytes).hexdigest()), indent=1).encode()
     try:
         model_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic_write(model_path, model_bytes)
-        _atomic_write(record_path, record)
+        atomic_write(model_path, model_bytes)
+        atomic_write(record_path, record)
     except OSError as exc:
         log.warning("cannot cache the converted face model in %s (%s); keeping it in memory", model_path.parent,
                     exc.strerror)
@@ -374,21 +372,3 @@ def _write_cache(model_path: Path, record_path: Path, source_sha256: str, model_
     return True
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
