@@ -138,35 +138,45 @@ class FaceRecognizer:
                                 data={"pad": dict(verdict.scores), "assurance": verdict.assurance.value}))
 
     # ------------------------------------------------------------------ verify / identify
-    def verify(self, name: str, capture: Capture, source: str = "cli") -> Decision:
-        """1:1: is the person in `capture` the enrolled `name`?"""
+    def verify(self, name: str, capture: Capture, source: str = "cli", *, record: bool = True) -> Decision:
+        """1:1: is the person in `capture` the enrolled `name`?
+
+        `record=False` leaves the audit event to the caller (the access controller
+        records the final decision of an unlock, so an attempt is audited once).
+        """
+        decision = self._verify(name, capture)
+        return self.record(decision, "verify", source) if record else decision
+
+    def identify(self, capture: Capture, source: str = "cli", *, record: bool = True) -> Decision:
+        """1:N: who, among the enrolled, is in `capture`?  (`record` as for `verify`.)"""
+        decision = self._identify(capture)
+        return self.record(decision, "identify", source) if record else decision
+
+    def _verify(self, name: str, capture: Capture) -> Decision:
         try:
             person = people.find(self.conn, name)
         except NotFound:
-            return self._record(reject(Reason.UNKNOWN_USER, detail=f"no user named {name!r}"), "verify", source)
+            return reject(Reason.UNKNOWN_USER, detail=f"no user named {name!r}")
         probe = self._probe(capture)
         early = self._early_decision(probe)
         if early is not None:
-            return self._record(_with(early, user_id=person.id, user_name=person.name), "verify", source)
+            return _with(early, user_id=person.id, user_name=person.name)
         assert probe.sample is not None
         threshold = self.store.threshold(Modality.FACE, self.point)
         try:
             dist = self.store.distance(person.id, Modality.FACE, probe.sample.embedding)
         except NotFound:
-            return self._record(reject(Reason.NOT_ENROLLED, user_id=person.id, user_name=person.name,
-                                       timings=probe.timings), "verify", source)
+            return reject(Reason.NOT_ENROLLED, user_id=person.id, user_name=person.name, timings=probe.timings)
         verdict = accept if dist <= threshold else reject
         reason = Reason.MATCHED if dist <= threshold else Reason.NO_MATCH
-        decision = verdict(reason, user_id=person.id, user_name=person.name, score=dist, threshold=threshold,
-                           **_evidence(probe))
-        return self._record(decision, "verify", source)
+        return verdict(reason, user_id=person.id, user_name=person.name, score=dist, threshold=threshold,
+                       **_evidence(probe))
 
-    def identify(self, capture: Capture, source: str = "cli") -> Decision:
-        """1:N: who, among the enrolled, is in `capture`?"""
+    def _identify(self, capture: Capture) -> Decision:
         probe = self._probe(capture)
         early = self._early_decision(probe)
         if early is not None:
-            return self._record(early, "identify", source)
+            return early
         assert probe.sample is not None
         threshold = self.store.threshold(Modality.FACE, self.point)
         t0 = time.perf_counter()
@@ -174,18 +184,15 @@ class FaceRecognizer:
         probe.timings["search"] = (time.perf_counter() - t0) * 1000
         if not candidates or candidates[0].distance > threshold:
             closest = candidates[0].distance if candidates else None
-            return self._record(reject(Reason.NO_MATCH, score=closest, threshold=threshold, **_evidence(probe)),
-                                "identify", source)
+            return reject(Reason.NO_MATCH, score=closest, threshold=threshold, **_evidence(probe))
         best = candidates[0]
         runner_up = candidates[1].distance if len(candidates) > 1 else None
         if runner_up is not None and runner_up - best.distance < thresholds.FACE_IDENTIFY_MARGIN:
-            return self._record(reject(Reason.NO_MATCH, score=best.distance, threshold=threshold,
-                                       detail="ambiguous: two enrolled people match", **_evidence(probe)),
-                                "identify", source)
+            return reject(Reason.NO_MATCH, score=best.distance, threshold=threshold,
+                          detail="ambiguous: two enrolled people match", **_evidence(probe))
         person = people.by_id(self.conn, best.user_id)
-        decision = accept(Reason.MATCHED, user_id=best.user_id, user_name=person.name if person else None,
-                          score=best.distance, threshold=threshold, **_evidence(probe))
-        return self._record(decision, "identify", source)
+        return accept(Reason.MATCHED, user_id=best.user_id, user_name=person.name if person else None,
+                      score=best.distance, threshold=threshold, **_evidence(probe))
 
     # ------------------------------------------------------------------ stages
     def _pad(self, capture: Capture, purpose: str) -> PadVerdictLike | None:
@@ -223,7 +230,8 @@ class FaceRecognizer:
             return reject(reason, quality_gate=gate, **_evidence(probe))
         return None
 
-    def _record(self, decision: Decision, mode: str, source: str) -> Decision:
+    def record(self, decision: Decision, mode: str, source: str) -> Decision:
+        """Append the audit event of a recognition attempt (ids, scores and reasons only)."""
         pad = None if decision.assurance is None else ("passed" if decision.reason not in _PAD_REASONS else "failed")
         self.audit.append(attempt_event(decision, self.clock.now(), "face", source, pad=pad, mode=mode))
         return decision

@@ -89,9 +89,11 @@ class LockService:
         capture = Capture(tuple(Frame(_decode(f), t=i * interval_s, source="kiosk") for i, f in enumerate(frames)),
                           source="kiosk")
         with self._lock:
-            recognised = self._recognizer.identify(capture, source="kiosk")
-            if recognised.reason in (Reason.NO_FACE, Reason.LOW_QUALITY):
-                return KioskResult(False, face_message(recognised), recognised)  # nobody to judge yet
+            recognised = self._recognizer.identify(capture, source="kiosk", record=False)
+            if recognised.reason in (Reason.NO_FACE, Reason.LOW_QUALITY):  # nobody to judge yet
+                self._recognizer.record(recognised, "identify", "kiosk")
+                return KioskResult(False, face_message(recognised), recognised)
+            # otherwise the controller audits the attempt once, with its final decision
             pad = _PadFromDecision(recognised.reason not in (Reason.PAD_FAILED, Reason.INSUFFICIENT_EVIDENCE),
                                    recognised.assurance, {})
             final = self.controller.face(recognised, pad)
