@@ -148,3 +148,24 @@ def test_duplicate_and_hostile_names(rec: FaceRecognizer) -> None:
         rec.enrol("Colin", lfw("Colin_Powell", 2), CONSENT, actor="owner")
     with pytest.raises(BadRequest):
         rec.enrol("Evil\x1b[2J", lfw("Colin_Powell", 2), CONSENT, actor="owner")
+
+
+class ErasedStore(InMemoryTemplateStore):
+    def distance(self, user_id: str, modality: Modality, probe: np.ndarray) -> float:
+        from limen.errors import VaultErased
+
+        raise VaultErased("erased")
+
+    def search(self, modality: Modality, probe: np.ndarray, top_k: int = 5) -> list:  # type: ignore[type-arg]
+        from limen.errors import VaultErased
+
+        raise VaultErased("erased")
+
+
+def test_after_a_crypto_erase_attempts_are_refused_decisions(tmp_path: Path) -> None:
+    store = ErasedStore()
+    rec = FaceRecognizer(open_db(tmp_path / "l.db"), store, MemoryAuditSink(), pad=FakePad())
+    rec.enrol("Colin", lfw("Colin_Powell", 1), CONSENT, actor="owner")
+    assert rec.verify("Colin", lfw("Colin_Powell", 2)[0]).reason is Reason.VAULT_ERASED
+    assert rec.identify(lfw("Colin_Powell", 2)[0]).reason is Reason.VAULT_ERASED
+    assert [e.reason for e in rec.audit.events[-2:]] == ["vault_erased", "vault_erased"]  # type: ignore[attr-defined]

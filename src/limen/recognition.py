@@ -26,7 +26,7 @@ from limen.capture import Capture
 from limen.clock import Clock, SystemClock
 from limen.db import transaction
 from limen.decision import Assurance, Decision, QualityGate, Reason, accept, reject
-from limen.errors import InputError, NotFound
+from limen.errors import InputError, NotFound, VaultErased
 
 
 class PadVerdictLike(Protocol):
@@ -144,12 +144,18 @@ class FaceRecognizer:
         `record=False` leaves the audit event to the caller (the access controller
         records the final decision of an unlock, so an attempt is audited once).
         """
-        decision = self._verify(name, capture)
+        try:
+            decision = self._verify(name, capture)
+        except VaultErased:
+            decision = reject(Reason.VAULT_ERASED, detail="templates were crypto-erased; the owner re-provisions")
         return self.record(decision, "verify", source) if record else decision
 
     def identify(self, capture: Capture, source: str = "cli", *, record: bool = True) -> Decision:
         """1:N: who, among the enrolled, is in `capture`?  (`record` as for `verify`.)"""
-        decision = self._identify(capture)
+        try:
+            decision = self._identify(capture)
+        except VaultErased:
+            decision = reject(Reason.VAULT_ERASED, detail="templates were crypto-erased; the owner re-provisions")
         return self.record(decision, "identify", source) if record else decision
 
     def _verify(self, name: str, capture: Capture) -> Decision:
