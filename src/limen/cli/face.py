@@ -47,7 +47,7 @@ def enroll(
     actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
-    """Enrol NAME from several face images (all or nothing; needs explicit consent)."""
+    """Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent)."""
     from limen.errors import ConsentRequired
 
     if not consent:
