@@ -33,8 +33,9 @@ class FakePad:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, capture: Capture, purpose: str) -> FakeVerdict:
+    def __call__(self, capture: Capture, purpose: str, boxes: object = None) -> FakeVerdict:
         self.calls.append(purpose)
+        self.boxes = boxes
         if "spoof" in capture.source:
             return FakeVerdict(False, "attack", scores={"texture": 0.1})
         return FakeVerdict(True)
@@ -106,6 +107,8 @@ def test_verification_runs_pad_first(rec: FaceRecognizer) -> None:
     d = rec.verify("Colin", spoof)
     assert not d.accepted and d.reason is Reason.PAD_FAILED and d.score is None
     assert rec.pad.calls[-1] == "verify"  # type: ignore[union-attr]
+    boxes = rec.pad.boxes  # type: ignore[union-attr]
+    assert len(boxes) == 1 and boxes[0] is not None and boxes[0].width > 50  # PAD reuses the pipeline's face box
 
 
 def test_no_face_and_unknown_user(rec: FaceRecognizer) -> None:

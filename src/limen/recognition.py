@@ -19,8 +19,9 @@ import numpy as np
 
 from limen import people, thresholds
 from limen.audit.event import AuditSink, Event, EventKind, attempt_event
-from limen.bio.face import FaceEngine, FaceSample, QualityFailure
+from limen.bio.face import FaceEngine, FaceSample, QualityFailure, detect
 from limen.bio.face.compare import fuse_reference
+from limen.bio.face.detect import Box
 from limen.bio.templates import Modality, OperatingPoint, TemplateStore
 from limen.capture import Capture
 from limen.clock import Clock, SystemClock
@@ -36,7 +37,8 @@ class PadVerdictLike(Protocol):
     reason: str
 
 
-PadCheck = Callable[[Capture, str], PadVerdictLike]  # (capture, "enrol" | "verify") -> verdict
+# (capture, "enrol" | "verify", face box per frame or None where unknown) -> verdict
+PadCheck = Callable[[Capture, str, Sequence["Box | None"] | None], PadVerdictLike]
 
 
 class EnrolmentRefused(InputError):
@@ -201,21 +203,28 @@ class FaceRecognizer:
                       score=best.distance, threshold=threshold, **_evidence(probe))
 
     # ------------------------------------------------------------------ stages
-    def _pad(self, capture: Capture, purpose: str) -> PadVerdictLike | None:
-        return None if self.pad is None else self.pad(capture, purpose)
+    def _pad(self, capture: Capture, purpose: str, boxes: Sequence[Box | None] | None = None
+             ) -> PadVerdictLike | None:
+        return None if self.pad is None else self.pad(capture, purpose, boxes)
 
     def _probe(self, capture: Capture) -> _Probe:
+        """PAD over the capture, then the best of up to N frames; faces are detected once for both."""
         timings: dict[str, float] = {}
+        frames = _spread(capture, thresholds.FACE_PROBE_MAX_FRAMES)
         t0 = time.perf_counter()
-        verdict = self._pad(capture, "verify")
+        found = {id(f): detect.detect_faces(f.rgb) for f in frames}
+        timings["detect"] = (time.perf_counter() - t0) * 1000
+        boxes = [found[id(f)][0].box if found.get(id(f)) else None for f in capture.frames]
+        t0 = time.perf_counter()
+        verdict = self._pad(capture, "verify", boxes)
         if self.pad is not None:
             timings["pad"] = (time.perf_counter() - t0) * 1000
         if verdict is not None and not verdict.passed:
             return _Probe(None, None, verdict, timings)
         best: FaceSample | None = None
         failure: QualityFailure | None = None
-        for frame in _spread(capture, thresholds.FACE_PROBE_MAX_FRAMES):
-            out = self.engine.extract(frame.rgb)
+        for frame in frames:
+            out = self.engine.extract(frame.rgb, found[id(frame)])
             for stage, ms in out.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + ms
             if isinstance(out, FaceSample):

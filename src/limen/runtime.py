@@ -9,6 +9,7 @@ chain and PAD, and builds the recognizer on top.  There is no second path:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from limen.access.store import AccessStore
 from limen.audit.event import AuditSink
 from limen.bio.face import FaceEngine
+from limen.bio.face.detect import Box
 from limen.bio.templates import TemplateStore
 from limen.capture import Capture
 from limen.config import Settings
@@ -77,9 +79,12 @@ def open_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend))
 
 
-def pad_check(capture: Capture, purpose: str) -> PadVerdictLike:
-    """Run presentation attack detection for `purpose` ("enrol" is stricter than "verify")."""
+def pad_check(capture: Capture, purpose: str, boxes: Sequence[Box | None] | None = None) -> PadVerdictLike:
+    """Run presentation attack detection for `purpose` ("enrol" is stricter than "verify").
+
+    `boxes` (one per frame, None where unknown) reuse the face pipeline's detections.
+    """
     from limen.pad import Purpose, assess
 
-    verdict: Any = assess(capture, purpose=Purpose.ENROL if purpose == "enrol" else Purpose.VERIFY)
+    verdict: Any = assess(capture, purpose=Purpose.ENROL if purpose == "enrol" else Purpose.VERIFY, boxes=boxes)
     return verdict

@@ -47,10 +47,13 @@ class FaceEngine:
             self._embedder = get_embedder(self._backend)
         return self._embedder
 
-    def extract(self, rgb: np.ndarray) -> FaceSample | QualityFailure:
+    def extract(self, rgb: np.ndarray, detections: list[detect.Detection] | None = None
+                ) -> FaceSample | QualityFailure:
+        """Run the pipeline on `rgb`; `detections` of this very image skip the detection stage."""
         timings: dict[str, float] = {}
         clock = _Stopwatch(timings)
-        detections = clock.run("detect", detect.detect_faces, rgb)
+        if detections is None:
+            detections = clock.run("detect", detect.detect_faces, rgb)
         if not detections:
             return QualityFailure(QualityGate.NO_FACE, timings=timings)
         marks = clock.run("align", align.landmarks, rgb, detections[0].box)
