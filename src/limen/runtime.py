@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from limen.access.store import AccessStore
@@ -23,6 +23,7 @@ from limen.capture import Capture
 from limen.config import Settings
 from limen.db import open_db
 from limen.errors import BadRequest
+from limen.privacy.retention import enforce_retention
 from limen.recognition import FaceRecognizer, PadVerdictLike
 
 
@@ -76,6 +77,7 @@ def open_runtime(settings: Settings) -> Runtime:
     from limen.tamper import recover as recover_tamper
 
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
+    enforce_retention(conn, store, audit, datetime.now(UTC))  # no reference outlives its consent
     return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend))
 
 

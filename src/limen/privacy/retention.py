@@ -1,0 +1,58 @@
+"""Retention: a biometric reference is kept no longer than the consent that allowed it.
+
+`expired_references(conn, at)` lists the people whose latest consent for a
+modality has run out; `enforce_retention(...)` erases those references from
+the template store and records each erasure in the audit trail.  The person
+stays known to the lock (PINs and codes keep working); only the biometric
+reference goes, and a new enrolment needs new consent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from limen.audit.event import AuditSink, Event, EventKind
+from limen.bio.templates import TemplateStore
+from limen.errors import VaultErased
+
+
+@dataclass(frozen=True)
+class Expired:
+    user_id: str
+    modality: str
+    given_at: str
+    retention_days: int
+
+
+def expired_references(conn: sqlite3.Connection, at: datetime) -> list[Expired]:
+    """People whose latest consent per modality ended before `at` and who still have an enrolment."""
+    rows = conn.execute(
+        """SELECT c.user_id, c.modality, c.given_at, c.retention_days
+           FROM consents c
+           WHERE c.id = (SELECT max(id) FROM consents WHERE user_id = c.user_id AND modality = c.modality)
+             AND EXISTS (SELECT 1 FROM enrolments e WHERE e.user_id = c.user_id AND e.modality = c.modality)"""
+    ).fetchall()
+    found = []
+    for r in rows:
+        ends = datetime.fromisoformat(r["given_at"]) + timedelta(days=int(r["retention_days"]))
+        if ends <= at:
+            found.append(Expired(r["user_id"], r["modality"], r["given_at"], int(r["retention_days"])))
+    return found
+
+
+def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: AuditSink, at: datetime) -> int:
+    """Erase every reference whose consent has expired; return how many people were affected."""
+    expired = expired_references(conn, at)
+    for item in expired:
+        try:
+            removed = store.delete(item.user_id)
+        except VaultErased:
+            removed = 0  # the vault was crypto-erased: nothing is left to erase
+        conn.execute("DELETE FROM enrolments WHERE user_id = ? AND modality = ?", (item.user_id, item.modality))
+        audit.append(Event(EventKind.PRIVACY, at, actor="system", subject=item.user_id,
+                           reason="retention expired: biometric reference erased", source="retention",
+                           data={"modality": item.modality, "templates_erased": removed,
+                                 "consent_given_at": item.given_at, "retention_days": item.retention_days}))
+    return len(expired)
