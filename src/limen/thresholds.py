@@ -172,6 +172,7 @@ AUDIT_WEBHOOK_MAX_AGE_S = 300.0        # a signed webhook older than this is ref
 # Not calibrated on a dataset: sized for a 640×480 JPEG camera burst on a 2-core
 # lock controller (`python bench/service.py` measures what the service holds).
 SERVICE_MAX_REQUEST_BYTES = 32 * 1024 * 1024  # any request body above this is refused (413) unread
+SERVICE_RETENTION_CHECK_S = 3600.0      # a running service erases expired references at least hourly
 SERVICE_MAX_FRAME_BYTES = 2 * 1024 * 1024     # one camera frame or uploaded photo
 SERVICE_MAX_UNLOCK_FRAMES = 10                # frames in one kiosk unlock burst
 SERVICE_MAX_ENROL_FILES = 20                  # photos/frames in one enrolment

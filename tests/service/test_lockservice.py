@@ -113,3 +113,35 @@ def test_a_temporary_pin_expires(settings: Settings) -> None:
     finally:
         lock.close()
         rt.close()
+
+
+def test_a_running_service_erases_references_whose_consent_ran_out(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from limen import people
+    from limen.bio.templates import Modality
+    from limen.clock import FixedClock
+    from limen.db import transaction
+    from limen.thresholds import SERVICE_RETENTION_CHECK_S
+
+    rt = open_runtime(settings)
+    clock = FixedClock(datetime(2026, 11, 22, tzinfo=UTC))
+    service = LockService(rt, clock=clock)
+    try:
+        with transaction(rt.conn):
+            person = people.new_person(rt.conn, "Guest", "owner", clock.now())
+            people.record_consent(rt.conn, person, Modality.FACE, people.Consent("door", 1), "owner", clock.now())
+            people.record_enrolment(rt.conn, person, Modality.FACE, 3, "owner", clock.now())
+        rt.store.put(person.id, Modality.FACE, np.random.default_rng(0).normal(0, 0.1, 128))
+        service.tick()
+        clock.advance(timedelta(days=2).total_seconds())
+        service.tick()  # due: more than SERVICE_RETENTION_CHECK_S since the last check
+        assert timedelta(days=2).total_seconds() > SERVICE_RETENTION_CHECK_S
+        assert rt.store.delete(person.id) == 0  # already erased by the service
+        kinds = [r["kind"] for r in rt.audit.tail(5)]  # type: ignore[attr-defined]
+        assert "privacy" in kinds
+    finally:
+        service.close()
+        rt.close()

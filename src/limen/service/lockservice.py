@@ -36,6 +36,7 @@ from limen.decision import Assurance, Decision, Reason
 from limen.door import LockActuator, SimulatedLock
 from limen.errors import BadImage, BadRequest, ConsentRequired, NotFound
 from limen.people import Consent
+from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
 from limen.service.messages import face_message, keypad_message
 
@@ -78,6 +79,7 @@ class LockService:
                                            self.clock)
         self._recognizer = runtime.recognizer()
         self._lock = threading.Lock()
+        self._retention_checked = self.clock.monotonic()  # open_runtime has just enforced it
 
     # ------------------------------------------------------------------ kiosk
     def unlock_face(self, frames: Sequence[Upload], interval_s: float = 0.1) -> KioskResult:
@@ -116,9 +118,12 @@ class LockService:
         return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"])}
 
     def tick(self) -> None:
-        """Poll the door (auto-relock, jams); the service calls this every second."""
+        """Poll the door (auto-relock, jams) and, hourly, retention; the service calls this every second."""
         with self._lock:
             self.controller.tick()
+            if self.clock.monotonic() - self._retention_checked >= T.SERVICE_RETENTION_CHECK_S:
+                self._retention_checked = self.clock.monotonic()
+                enforce_retention(self.rt.conn, self.rt.store, self.rt.audit, self.clock.now())
 
     def remote_unlock(self, actor: str, pin: str) -> Decision:
         """An owner's unlock from the web: the access engine's remote rule (owner + PIN)."""
