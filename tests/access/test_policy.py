@@ -428,3 +428,18 @@ def test_unknown_codes_never_open_outside_passage(mode: OperatingMode, lockdown:
     s = replace(household(), mode=mode, lockdown=lockdown, online=online)
     d = evaluate(code_attempt("1" + typed + "00000"), s, at())
     assert d.accepted is (mode is OperatingMode.PASSAGE and not lockdown)
+
+
+def test_keypad_lockout_also_refuses_a_remote_pin() -> None:
+    """A PIN guessed through the remote path counts against and is stopped by the same lockout."""
+    s = replace(household(), lockout=LockoutState(locked_until=at(0.1)))
+    d = evaluate(remote_attempt("olga", True, pin="246813"), s, at())
+    assert d.reason is Reason.LOCKED_OUT and not d.accepted
+    assert evaluate(remote_attempt("olga", True, pin="246813"), household(), at()).accepted
+
+
+def test_remote_pin_must_be_exact_no_decoys() -> None:
+    s = household()
+    assert evaluate(pin_attempt("9246813"), s, at()).accepted  # decoys allowed at the keypad
+    d = evaluate(remote_attempt("olga", True, pin="9246813"), s, at())
+    assert not d.accepted and d.reason is Reason.UNKNOWN_CREDENTIAL

@@ -165,7 +165,8 @@ def judge(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
     if refused is not None:
         return refused
     keypad = [f for f in local if isinstance(f, PinEntry | CodeEntry | RfidEntry)]
-    if keypad and lockout.is_locked_out(state.lockout, at):
+    remote_pin = any(f.pin is not None for f in remote)  # a PIN guessed remotely is still a PIN guessed
+    if (keypad or remote_pin) and lockout.is_locked_out(state.lockout, at):
         return Judgement(ctx.decide(False, Reason.LOCKED_OUT, detail="keypad disabled after wrong codes"))
     biometric = [f for f in local if isinstance(f, FaceEvidence | FingerprintEvidence)]
     has_pin = any(isinstance(f, PinEntry) for f in local)
@@ -256,8 +257,9 @@ def _active(state: AccessState, ctype: CredentialType) -> list[Credential]:
     return [c for c in state.credentials if c.type is ctype]
 
 
-def find_pin(digits: str, state: AccessState, user_id: str | None = None) -> Credential | None:
-    """The stored PIN credential `digits` contains (anti-peep windows), or None.
+def find_pin(digits: str, state: AccessState, user_id: str | None = None, *, exact: bool = False
+             ) -> Credential | None:
+    """The stored PIN credential `digits` contains (anti-peep windows; `exact`: equals), or None.
 
     Hashes every candidate window once and compares it with every stored PIN in
     constant time, without stopping early.
@@ -266,7 +268,8 @@ def find_pin(digits: str, state: AccessState, user_id: str | None = None) -> Cre
     if not digits.isascii() or not digits.isdigit() or not stored:
         return None
     found: Credential | None = None
-    for candidate in pins.entry_candidates(digits, {c.pin_length or 0 for c in stored}):
+    candidates = [digits] if exact else pins.entry_candidates(digits, {c.pin_length or 0 for c in stored})
+    for candidate in candidates:
         digest = pins.hash_pin(candidate, state.pin_salt)
         for cred in stored:
             if pins.same_hash(digest, cred.secret) and cred.pin_length == len(candidate) and found is None:
@@ -274,8 +277,9 @@ def find_pin(digits: str, state: AccessState, user_id: str | None = None) -> Cre
     return found
 
 
-def _resolve_pin(digits: str, state: AccessState, user_id: str | None = None) -> _Match | _Failure:
-    found = find_pin(digits, state, user_id)
+def _resolve_pin(digits: str, state: AccessState, user_id: str | None = None, *, exact: bool = False
+                 ) -> _Match | _Failure:
+    found = find_pin(digits, state, user_id, exact=exact)
     if found is None:
         return _Failure(Reason.UNKNOWN_CREDENTIAL, keypad=True, detail="wrong PIN")
     return _Match(found.user_id, found)
@@ -324,7 +328,7 @@ def _resolve_remote(command: RemoteCommand, state: AccessState) -> _Match | _Fai
         return _Match(command.user_id, remote_cred)
     if command.pin is None:
         return _Failure(Reason.PIN_REQUIRED, detail="remote unlock requires the owner's PIN")
-    return _resolve_pin(command.pin, state, user_id=command.user_id)
+    return _resolve_pin(command.pin, state, user_id=command.user_id, exact=True)  # no decoys from afar
 
 
 def _failed(ctx: _Context, failures: list[_Failure]) -> Judgement:
