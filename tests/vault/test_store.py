@@ -239,3 +239,24 @@ def test_pkcs11_backed_store(softhsm_env: dict[str, str], data_dir: Path, faces)
     bad = load_settings(data_dir, keystore="pkcs11", pkcs11_token_label=TOKEN_LABEL, pkcs11_pin="nope")
     with pytest.raises(KeyStoreError):
         open_template_store(bad)
+
+
+def test_an_unwritable_journal_does_not_stop_the_crypto_erase(settings: Settings, faces,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing disk (perhaps provoked by an attacker) must not keep the keys alive (review finding)."""
+    import errno
+
+    store = open_template_store(settings)
+    _enrol(store, faces)
+    journal = store.vault.journal
+
+    def read_only(state: bytes) -> None:
+        raise OSError(errno.EROFS, "read-only file system")
+
+    monkeypatch.setattr(journal, "_set", read_only)
+    with pytest.raises(OSError):
+        store.zeroize()
+    assert store.vault.keystore.generations() == []   # root keys destroyed regardless
+    assert store._index is None                         # unmasked search bits dropped from memory
+    key_file = settings.keys_dir / "vault-root.key"
+    assert not key_file.exists() or not any(key_file.read_bytes())

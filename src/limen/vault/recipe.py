@@ -135,16 +135,25 @@ class TemplateVault:
         """
         with self._lock:
             started = time.perf_counter()
-            self.journal.begin_zeroize()
+            try:
+                self.journal.begin_zeroize()
+            except OSError:
+                # A journal that cannot be written (read-only or failing disk, perhaps provoked)
+                # must not stop the erase: destroy the keys anyway; only the power-cut recovery
+                # of this one erase is lost.  The error is raised once the keys are gone.
+                self._erase(started)
+                raise
             return self._erase(started)
 
     def _erase(self, started: float | None = None) -> ZeroizeTiming:
         started = time.perf_counter() if started is None else started
         if self._secret is not None:
             aead.wipe(self._secret)  # 32 bytes now; the big projection buffer after the keys are gone
-        self.keystore.destroy_all()
-        keys_gone = time.perf_counter()
-        self._forget()
+        try:
+            self.keystore.destroy_all()
+            keys_gone = time.perf_counter()
+        finally:
+            self._forget()  # whatever happened to the key store, nothing decrypted stays in memory
         self.records.wipe()
         self.journal.finish_zeroize()
         return ZeroizeTiming(keys_gone - started, time.perf_counter() - started)

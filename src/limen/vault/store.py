@@ -89,9 +89,10 @@ class VaultTemplateStore:
 
     def zeroize(self) -> ZeroizeTiming:
         """Crypto-erase every template now (no prompt; safe to call from tamper response)."""
-        timing = self.vault.zeroize()
-        self._drop_index()
-        return timing
+        try:
+            return self.vault.zeroize()
+        finally:
+            self._drop_index()  # the unmasked search bits go even when the erase failed part-way
 
     def rotate(self) -> int:
         with self._lock:
