@@ -37,3 +37,11 @@ def test_unwritable_data_dir_is_config_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ConfigError):
         load_settings(blocker / "sub")
+
+
+def test_an_open_data_dir_is_restricted_to_its_owner(tmp_path: Path) -> None:
+    d = tmp_path / "shared-dir"
+    d.mkdir(mode=0o755)
+    d.chmod(0o755)
+    load_settings(d)
+    assert d.stat().st_mode & 0o777 == 0o700

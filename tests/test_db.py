@@ -54,3 +54,17 @@ def test_corrupt_database_is_storage_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError, match="x.db"):
         open_db(path)
+
+
+def test_new_database_files_are_private(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        conn = open_db(tmp_path / "x.db")
+        conn.execute("CREATE TABLE t(a)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        for f in tmp_path.glob("x.db*"):
+            assert f.stat().st_mode & 0o077 == 0, f
+    finally:
+        os.umask(old)

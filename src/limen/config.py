@@ -103,3 +103,8 @@ def ensure_data_dir(path: Path) -> None:
         raise ConfigError(f"{path}: cannot create data directory ({exc.strerror})") from exc
     if not os.access(path, os.W_OK):
         raise ConfigError(f"{path}: data directory is not writable")
+    if path.stat().st_mode & 0o077:
+        try:  # the lock's secrets live here: nobody but its owner may even list it
+            path.chmod(0o700)
+        except OSError as exc:
+            raise ConfigError(f"{path}: data directory is open to other users and cannot be restricted") from exc

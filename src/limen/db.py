@@ -9,6 +9,7 @@ its own transaction, and records `(component, version)` in `schema_versions`.
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,15 +29,21 @@ CREATE TABLE IF NOT EXISTS schema_versions (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open one connection with Limen's durability settings (no migrations)."""
+    """Open one connection with Limen's durability settings (no migrations).
+
+    A new database file is created 0600 (SQLite gives its WAL and shared-memory
+    files the same mode): it holds PIN hashes and code secrets.
+    """
     try:
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, OSError) as exc:
         raise StorageError(f"{path}: cannot open database ({exc})") from exc
     return conn
 
