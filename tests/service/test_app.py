@@ -323,3 +323,21 @@ def test_a_broken_install_answers_503_with_a_reason_not_a_traceback(client: Test
         r = client.post("/api/kiosk/keypad", json={"entry": PIN})
         assert r.status_code == 503 and r.json()["reason"] and "/secret/path" not in r.text
         assert "Traceback" not in r.text
+
+
+def test_an_owner_disabled_on_the_lock_loses_web_access(client: TestClient, owner: Owner) -> None:
+    assert client.get("/api/users").status_code == 200
+    rt = client.app.state.ctx.runtime  # type: ignore[attr-defined]
+    with client.app.state.ctx.lock._lock:  # type: ignore[attr-defined]
+        rt.conn.execute("UPDATE access_users SET status = 'disabled' WHERE user_id = ?", (owner.user_id,))
+    assert client.get("/api/users").status_code == 401
+    assert client.post("/api/tokens", json={"name": "x"}, headers=owner.api()).status_code == 401
+    page = client.get("/owner", follow_redirects=False)
+    assert page.status_code in (302, 303) and "/login" in page.headers["location"]
+
+
+def test_strangers_cannot_drain_the_door_screens_rate_limit(client: TestClient, owner: Owner) -> None:
+    stranger = make_client(client.app, ("203.0.113.9", 50000))
+    answers = {stranger.post("/api/lock/unlock", json={"pin": "000000"}).status_code for _ in range(60)}
+    assert answers == {401}  # refused as unauthenticated, never counted against the unlock budget
+    assert client.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 200

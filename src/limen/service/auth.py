@@ -64,11 +64,11 @@ def api_caller(request: Request,
     ctx = ctx_of(request)
     if creds is not None:
         owner = ctx.accounts.token_owner(creds.credentials)
-        if owner is None:
+        if owner is None or not ctx.lock.is_active_owner(owner.user_id):
             raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
         return Caller(owner, None)
     session = session_of(request)
-    if session is None:
+    if session is None or not ctx.lock.is_active_owner(session.owner.user_id):
         raise HTTPException(401, "log in or send an API token (Authorization: Bearer …)",
                             headers={"WWW-Authenticate": "Bearer"})
     if request.method not in SAFE_METHODS:
@@ -79,8 +79,8 @@ def api_caller(request: Request,
 def page_caller(request: Request) -> Caller:
     """The logged-in owner of a page (CSRF is checked by the form handlers)."""
     session = session_of(request)
-    if session is None:
-        raise LoginRequired()
+    if session is None or not ctx_of(request).lock.is_active_owner(session.owner.user_id):
+        raise LoginRequired()  # also when the owner was disabled or demoted on the lock since logging in
     return Caller(session.owner, session)
 
 

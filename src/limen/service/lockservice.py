@@ -26,7 +26,7 @@ from typing import Any
 
 from limen import thresholds as T
 from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
-from limen.access.model import DAY_NAMES
+from limen.access.model import DAY_NAMES, UserStatus
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
 from limen.capture.sources import VIDEO_SUFFIXES, decode_image_bytes, load_capture
@@ -116,6 +116,14 @@ class LockService:
             state = self.controller.tick()
             row = self.rt.conn.execute("SELECT mode, lockdown FROM access_lock WHERE id = 1").fetchone()
         return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"])}
+
+    def is_active_owner(self, user_id: str) -> bool:
+        """Whether the access-engine user behind a web account is still an enabled owner."""
+        with self._lock:
+            row = self.rt.conn.execute("SELECT status, permission FROM access_users WHERE user_id = ?",
+                                       (user_id,)).fetchone()
+        return row is not None and row["status"] == UserStatus.ENABLED.value and \
+            row["permission"] == PermissionLevel.OWNER.value
 
     def tick(self) -> None:
         """Poll the door (auto-relock, jams) and, hourly, retention; the service calls this every second."""
