@@ -45,3 +45,9 @@ def test_an_open_data_dir_is_restricted_to_its_owner(tmp_path: Path) -> None:
     d.chmod(0o755)
     load_settings(d)
     assert d.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_token_pin_never_shows_in_a_repr(data_dir: Path) -> None:
+    s = load_settings(data_dir, keystore="pkcs11", pkcs11_pin="123456")
+    assert "123456" not in repr(s) and s.pkcs11_pin is not None
+    assert s.pkcs11_pin.get_secret_value() == "123456"

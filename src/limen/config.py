@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from limen.errors import ConfigError
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     keystore: KeyStoreKind = KeyStoreKind.SOFTWARE
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
     pkcs11_token_label: str = "limen"  # noqa: S105 - a label, not a secret
-    pkcs11_pin: str | None = None  # never defaulted; required for the PKCS#11 store
+    pkcs11_pin: SecretStr | None = None  # never defaulted; required for the PKCS#11 store; hidden in repr
     embed_backend: EmbedBackend = EmbedBackend.AUTO
     fragments_n: int = Field(default=1, ge=1, le=16)
     fragments_k: int = Field(default=1, ge=1, le=16)

@@ -221,3 +221,12 @@ def test_key_turn_ends_privacy_mode_persistently(store: AccessStore, owner_id: s
     store.set_mode(OperatingMode.PRIVACY, owner_id, T0)
     assert store.decide(key_attempt(), T0).decision.accepted
     assert store.load_state().mode is OperatingMode.NORMAL
+
+
+def test_after_revoking_the_offline_secret_new_codes_use_a_new_one(store: AccessStore, owner_id: str) -> None:
+    old = store.offline_secret(owner_id, owner_id, T0)
+    store.revoke_credential(old.id, owner_id, T0)
+    fresh = store.offline_secret(owner_id, owner_id, T0)
+    assert fresh.id != old.id
+    code, _ = store.issue_code(offline.CodeKind.SINGLE_USE, owner_id, T0)
+    assert store.decide(code_attempt(code), T0 + timedelta(minutes=5)).decision.accepted

@@ -549,7 +549,8 @@ class AccessStore:
     def offline_secret(self, ref: str, actor: str, at: datetime) -> Credential:
         """The user's offline-code secret credential, created on first use (owner/administrator only)."""
         user = self.user(ref)
-        existing = [c for c in self.credentials(user.user_id) if c.type is CredentialType.OFFLINE_CODE]
+        existing = [c for c in self.credentials(user.user_id)
+                    if c.type is CredentialType.OFFLINE_CODE and not c.revoked]  # a revoked secret stays dead
         if existing:
             return existing[0]
         return self.add_credential(ref, CredentialType.OFFLINE_CODE, actor, at)

@@ -40,7 +40,8 @@ def open_keystore(settings: Settings) -> KeyStore:
     if settings.keystore == KeyStoreKind.PKCS11:
         from limen.vault.keystore.pkcs11 import Pkcs11KeyStore
 
-        return Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin)
+        pin = settings.pkcs11_pin.get_secret_value() if settings.pkcs11_pin is not None else None
+        return Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token_label, pin)
     return SoftwareKeyStore(default_key_path(settings.keys_dir))
 
 
