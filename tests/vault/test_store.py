@@ -260,3 +260,18 @@ def test_an_unwritable_journal_does_not_stop_the_crypto_erase(settings: Settings
     assert store._index is None                         # unmasked search bits dropped from memory
     key_file = settings.keys_dir / "vault-root.key"
     assert not key_file.exists() or not any(key_file.read_bytes())
+
+
+def test_an_erase_by_another_process_is_noticed_and_memory_dropped(settings: Settings, faces) -> None:
+    x, _ = faces
+    mine = open_template_store(settings)
+    _enrol(mine, faces)
+    mine.search(FACE, x[0])                       # index and transform now decrypted in this process
+    assert mine._index is not None and mine.vault.holds_secrets()
+    assert mine.forget_if_erased() is False       # nothing erased yet: keep them
+    other = open_template_store(settings)         # e.g. the tamper daemon
+    other.zeroize()
+    assert mine.forget_if_erased() is True
+    assert mine._index is None and not mine.vault.holds_secrets()
+    with pytest.raises(VaultErased):
+        mine.search(FACE, x[0])

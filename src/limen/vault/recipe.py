@@ -158,6 +158,18 @@ class TemplateVault:
         self.journal.finish_zeroize()
         return ZeroizeTiming(keys_gone - started, time.perf_counter() - started)
 
+    def forget(self) -> None:
+        """Drop the decrypted transform secret and projection from memory (they reload if still valid)."""
+        with self._lock:
+            self._forget()
+
+    def holds_secrets(self) -> bool:
+        return self._secret is not None or self._projection is not None
+
+    def erased(self) -> bool:
+        """Whether an erase was started or finished (by this or any other process): two file checks."""
+        return self.journal.erased() or self.journal.zeroize_pending()
+
     def _forget(self) -> None:
         if self._secret is not None:
             aead.wipe(self._secret)

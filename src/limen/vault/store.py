@@ -94,6 +94,18 @@ class VaultTemplateStore:
         finally:
             self._drop_index()  # the unmasked search bits go even when the erase failed part-way
 
+    def forget_if_erased(self) -> bool:
+        """After an erase by another process (a tamper daemon), drop what this one still holds decrypted.
+
+        Cheap enough to call every second (two file checks); returns True when it dropped something.
+        """
+        if not self.vault.erased() or (self._index is None and not self.vault.holds_secrets()):
+            return False
+        with self._lock:
+            self._drop_index()
+            self.vault.forget()
+        return True
+
     def rotate(self) -> int:
         with self._lock:
             return self.vault.rotate()
