@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from benchstats import pct
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 BATCH = 16
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
 
 
 def summary_ms(seconds: list[float]) -> dict[str, float]:

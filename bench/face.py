@@ -18,14 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from benchstats import pct
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared" / "data" / "lfw-subset"
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from benchstats import pct
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tamper"))
 
@@ -49,13 +51,6 @@ SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 STEPS = ("keys_destroyed", "zeroized", "door_secured", "audited", "alarmed", "journal_cleared")
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -30,15 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from benchstats import pct
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.vault helpers (synthetic faces, fault campaign)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def summary_ms(values_s: list[float]) -> dict[str, float]:
