@@ -21,6 +21,7 @@ error so that an attacker learns nothing from which check failed.
     │   └── FragmentError           too few fragments to rebuild a record
     ├── AuditError
     │   └── ChainBroken             first broken record (index + reason)
+    ├── SensorUnavailable           camera SDK not installed or device absent/stopped (names package + device)
     └── LockdownActive              the lock is in tamper lockdown
 """
 
@@ -113,6 +114,17 @@ class ChainBroken(AuditError):
         self.index = index
         self.reason = reason
         super().__init__(f"audit chain broken at record {index}: {reason}")
+
+
+class SensorUnavailable(LimenError):
+    """A camera SDK is not installed, or the device is absent or stopped (names both)."""
+
+    def __init__(self, device: str, reason: str, package: str = "") -> None:
+        self.device = device
+        self.package = package
+        self.reason = reason
+        hint = f" (Python package: {package})" if package else ""
+        super().__init__(f"{device}: {reason}{hint}")
 
 
 class LockdownActive(LimenError):

@@ -5,7 +5,7 @@ and returns a `Capture` (a short sequence of RGB frames).  Every failure is a
 `BadImage` naming the file and the reason.
 """
 
-from limen.capture.frames import Capture, Frame
+from limen.capture.frames import Capture, Extrinsics, Frame, Intrinsics, StreamGeometry
 from limen.capture.sources import load_capture, load_image
 
-__all__ = ["Capture", "Frame", "load_capture", "load_image"]
+__all__ = ["Capture", "Extrinsics", "Frame", "Intrinsics", "StreamGeometry", "load_capture", "load_image"]

@@ -1,0 +1,147 @@
+"""`limen capture list | record | inspect`: depth and infrared cameras and their recordings."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import cv2
+import numpy as np
+import typer
+
+from limen.capture import Capture, Frame
+from limen.capture import depth as sources
+from limen.cli.common import output
+from limen.errors import BadRequest
+
+capture_app = typer.Typer(help="Depth and infrared cameras: list, record, inspect.", no_args_is_help=True)
+
+
+class Device(StrEnum):
+    REALSENSE = "realsense"
+    OAK = "oak"
+    UVC = "uvc"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(capture_app, name="capture")
+
+
+@capture_app.command("list")
+def list_cmd() -> None:
+    """Depth/IR devices the installed SDKs see (and which SDKs are missing)."""
+    found = sources.list_devices()
+    rows = [{"kind": d.kind, "id": d.device_id, "name": d.name, "status": d.status} for d in found]
+    output(rows, "\n".join(f"{d.kind:10} {d.device_id or '-':16} {d.name:24} {d.status}" for d in found))
+
+
+@capture_app.command("record")
+def record(
+    out: Annotated[Path, typer.Argument(help="RealSense: a recording file (.db3/.bag); others: a folder of PNGs.")],
+    device: Annotated[Device, typer.Option(help="Which kind of camera.")] = Device.REALSENSE,
+    seconds: Annotated[float, typer.Option(help="RealSense recording length.")] = 3.0,
+    frames: Annotated[int, typer.Option(help="Frames to save (OAK-D, UVC).")] = 30,
+    serial: Annotated[str | None, typer.Option(help="RealSense serial number (default: the first).")] = None,
+    ir_index: Annotated[int, typer.Option(help="UVC: /dev/videoN of the IR camera.")] = 0,
+    colour_index: Annotated[int | None, typer.Option(help="UVC: /dev/videoN of a colour camera.")] = None,
+) -> None:
+    """Record colour, depth (mm) and IR from a camera."""
+    if device is Device.REALSENSE:
+        path = sources.record_realsense(out, seconds, serial)
+        output({"recording": str(path)}, f"recorded {seconds:g} s to {path}")
+        return
+    cap = _open(device, None, serial, ir_index, colour_index).capture(frames)
+    written = save_frames(cap, out)
+    output({"folder": str(out), "frames": written, "meta": cap.meta}, f"saved {written} frame(s) to {out}")
+
+
+@capture_app.command("inspect")
+def inspect(
+    recording: Annotated[Path | None, typer.Argument(help="A RealSense recording; omit to read a live camera.")]
+    = None,
+    device: Annotated[Device, typer.Option(help="Live camera kind (without RECORDING).")] = Device.REALSENSE,
+    frames: Annotated[int, typer.Option(help="Frames to read.")] = 10,
+    out: Annotated[Path, typer.Option(help="Folder for depth and IR previews (PNG).")] = Path("capture-inspect"),
+    serial: Annotated[str | None, typer.Option(help="RealSense serial number.")] = None,
+    ir_index: Annotated[int, typer.Option(help="UVC: /dev/videoN of the IR camera.")] = 0,
+    colour_index: Annotated[int | None, typer.Option(help="UVC: /dev/videoN of a colour camera.")] = None,
+) -> None:
+    """Per-stream statistics (holes, depth range, IR level) and PNG previews of depth and IR."""
+    cap = _open(device, recording, serial, ir_index, colour_index).capture(frames)
+    stats = describe(cap)
+    previews = write_previews(cap.frames[len(cap.frames) // 2], out)
+    output({"stats": stats, "previews": previews}, lambda: _print(stats, previews))
+
+
+def describe(cap: Capture) -> dict[str, object]:
+    """What a capture holds: frames, device(s), sizes, depth holes and range, IR level."""
+    first = cap.frames[0]
+    stats: dict[str, object] = {"frames": len(cap.frames), "devices": sorted({f.device for f in cap.frames}),
+                                "size": list(first.size), **cap.meta}
+    depths = [f.depth for f in cap.frames if f.depth is not None]
+    if depths:
+        d = np.stack(depths).astype(np.float32)
+        valid = d[d > 0]
+        stats["depth_frames"] = len(depths)
+        stats["depth_hole_share"] = round(float((d <= 0).mean()), 4)
+        if valid.size:
+            stats["depth_mm_p5_p50_p95"] = [round(float(x), 1) for x in np.percentile(valid, [5, 50, 95])]
+    irs = [f.ir for f in cap.frames if f.ir is not None]
+    if irs:
+        stats["ir_frames"] = len(irs)
+        stats["ir_mean"] = round(float(np.mean([i.mean() for i in irs])), 2)
+    return stats
+
+
+def write_previews(frame: Frame, out: Path) -> dict[str, str]:
+    """colour.png, depth.png (colour-mapped, holes black) and ir.png of one frame."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"colour": out / "colour.png"}
+    cv2.imwrite(str(files["colour"]), frame.rgb[:, :, ::-1])
+    if frame.depth is not None:
+        d = frame.depth.astype(np.float32)
+        valid = d > 0
+        lo, hi = (np.percentile(d[valid], [2, 98]) if valid.any() else (0.0, 1.0))
+        scaled = np.clip((d - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
+        coloured = cv2.applyColorMap(255 - scaled, cv2.COLORMAP_TURBO)
+        coloured[~valid] = 0
+        files["depth"] = out / "depth.png"
+        cv2.imwrite(str(files["depth"]), coloured)
+    if frame.ir is not None:
+        ir = frame.ir.astype(np.float32)
+        files["ir"] = out / "ir.png"
+        cv2.imwrite(str(files["ir"]), np.clip(ir * (255.0 / max(float(ir.max()), 1.0)), 0, 255).astype(np.uint8))
+    return {k: str(v) for k, v in files.items()}
+
+
+def save_frames(cap: Capture, out: Path) -> int:
+    """Each frame as NNNN_colour.png, NNNN_depth.png (uint16 mm) and NNNN_ir.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(cap.frames):
+        cv2.imwrite(str(out / f"{i:04d}_colour.png"), f.rgb[:, :, ::-1])
+        if f.depth is not None:
+            cv2.imwrite(str(out / f"{i:04d}_depth.png"), np.clip(f.depth, 0, 65535).astype(np.uint16))
+        if f.ir is not None:
+            cv2.imwrite(str(out / f"{i:04d}_ir.png"), f.ir)
+    return len(cap.frames)
+
+
+def _open(device: Device, recording: Path | None, serial: str | None, ir_index: int,
+          colour_index: int | None) -> sources.DepthSource:
+    if recording is not None:
+        if not recording.exists():
+            raise BadRequest("recording", f"{recording}: no such file")
+        return sources.RealSenseSource(recording=recording)
+    if device is Device.REALSENSE:
+        return sources.RealSenseSource(serial=serial)
+    if device is Device.OAK:
+        return sources.OakSource()
+    return sources.UvcInfraredSource(ir_index, colour_index)
+
+
+def _print(stats: dict[str, object], previews: dict[str, str]) -> None:
+    for k, v in stats.items():
+        typer.echo(f"{k:22} {v}")
+    for k, v in previews.items():
+        typer.echo(f"preview {k:14} {v}")
