@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIMEN_", extra="forbid")
 
     data_dir: Path = Field(default_factory=default_data_dir)
+    models_dir: Path = Field(default_factory=lambda data: data["data_dir"] / "models")  # imported model weights
     device_id: str = "limen-lock"
     keystore: KeyStoreKind = KeyStoreKind.SOFTWARE
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"

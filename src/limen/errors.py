@@ -10,6 +10,7 @@ error so that an attacker learns nothing from which check failed.
     ├── InputError                  the caller gave something we cannot use
     │   ├── BadImage                unreadable/hostile image or video (names file + reason)
     │   ├── BadRequest              invalid argument (names field + reason)
+    │   ├── BadModelFile            a model file that is not what it claims (names file + reason)
     │   └── ConsentRequired         enrolment without explicit consent
     ├── NotFound                    unknown user, credential, record
     ├── Conflict                    duplicate name, credential, index
@@ -58,6 +59,15 @@ class BadRequest(InputError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class BadModelFile(InputError):
+    """A model file (weights to import) that is corrupt, hostile or not the expected one."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 class ConsentRequired(InputError):

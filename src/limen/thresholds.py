@@ -100,6 +100,11 @@ PAD_TEXTURE_APCER_1PCT = -0.789        # APCER 1.0 %, BPCER 1.5 %
 PAD_TEXTURE_APCER_0 = 1.163            # no print attack accepted in CV (0 of 872); BPCER 4.5 %
 PAD_TEXTURE_VERIFY = PAD_TEXTURE_APCER_1PCT   # verification: the door's point (attacks first)
 PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_0       # enrolment: stricter, a spoof must not become a template
+# MiniFASNet (limen.pad.minifasnet; upstream weights imported with `limen models import`): score = log-odds
+# of live from the summed softmax of V2 (2.7× crop) and V1SE (4.0× crop), mean over a sample's frames.
+# PROVISIONAL until calibrated on nuaa-dev (development data).
+PAD_MINIFASNET_VERIFY = 0.0            # p(live) = 0.5
+PAD_MINIFASNET_ENROL = 1.0             # stricter
 PAD_MAX_FRAMES = 8                     # frames of a capture analysed (evenly spaced); bounds the cost
 PAD_ENROL_MIN_FRAMES = 3               # usable face frames enrolment needs
 PAD_VERIFY_MIN_FRAMES = 1              # usable face frames verification needs

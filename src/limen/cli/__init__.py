@@ -27,7 +27,8 @@ app = typer.Typer(
 )
 
 # Command groups, in the order shown by --help.
-_GROUPS = ("face", "users", "access", "vault", "audit", "alerts", "pad", "capture", "tamper", "lab", "serve", "status")
+_GROUPS = ("face", "users", "access", "vault", "audit", "alerts", "pad", "capture", "tamper", "lab", "models",
+           "serve", "status")
 
 
 @app.callback()

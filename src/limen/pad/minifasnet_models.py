@@ -1,0 +1,209 @@
+"""Import MiniFASNet weights into the models directory, and check them at load.
+
+`import_models(path, models_dir)` takes upstream's `.pth` files (a folder or
+one file), checks each against its pinned SHA-256, reads it with the safe
+reader (`torchzip`), builds our ONNX graph (`onnx_minifasnet`), runs it once on
+a probe (shape, finite logits, probabilities), and writes
+`<models_dir>/minifasnet/<model>.onnx` then its manifest `<model>.json` (source
+digest, converter version, ONNX digest), each atomically; the manifest is
+written last, so a model counts as imported only once both are on disk.
+Nothing is written unless every given file passes.
+
+`load_model(models_dir, variant)` returns the verified ONNX bytes:
+`ModelNotImported` when there is no manifest, `ConfigError` when the file no
+longer matches its manifest (the service must then refuse faces, not fall back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from limen.errors import BadModelFile, ConfigError
+from limen.fsio import atomic_write
+from limen.pad import onnx_minifasnet as graph
+from limen.pad.onnx_minifasnet import Variant
+from limen.pad.torchzip import MAX_CHECKPOINT_BYTES, read_state_dict
+
+SUBDIR = "minifasnet"
+MANIFEST_FORMAT = 1
+
+
+class ModelNotImported(ConfigError):
+    """The model was never imported into this models directory."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What was imported, from what, by which converter."""
+
+    model: str
+    source_file: str
+    source_sha256: str
+    converter: str
+    onnx_file: str
+    onnx_sha256: str
+
+    def to_json(self) -> bytes:
+        return json.dumps({"format": MANIFEST_FORMAT, **self.__dict__}, indent=2).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model in the models directory: imported or not, and whether it still verifies."""
+
+    variant: Variant
+    imported: bool
+    verified: bool
+    detail: str
+
+
+def model_dir(models_dir: Path) -> Path:
+    return models_dir / SUBDIR
+
+
+def import_models(path: Path, models_dir: Path) -> list[Manifest]:
+    """Import the MiniFASNet `.pth` files at `path` (a folder or one file); all or nothing."""
+    sources = _sources(path)
+    built = [(variant, source, _convert(variant, source)) for variant, source in sources]
+    written = []
+    for variant, source, onnx_bytes in built:
+        onnx_file = f"{variant.spec.model}.onnx"
+        manifest = Manifest(variant.spec.model, source.name, variant.spec.source_sha256,
+                            graph.CONVERTER_VERSION, onnx_file, hashlib.sha256(onnx_bytes).hexdigest())
+        atomic_write(model_dir(models_dir) / onnx_file, onnx_bytes, mode=0o644)
+        atomic_write(model_dir(models_dir) / f"{variant.spec.model}.json", manifest.to_json(), mode=0o644)
+        written.append(manifest)
+    return written
+
+
+def _sources(path: Path) -> list[tuple[Variant, Path]]:
+    by_name = {v.spec.source_file: v for v in Variant}
+    if path.is_dir():
+        found = [(by_name[p.name], p) for p in sorted(path.iterdir()) if p.name in by_name]
+        if not found:
+            raise BadModelFile(path, f"holds none of {', '.join(by_name)}")
+        return found
+    if not path.is_file():
+        raise BadModelFile(path, "no such file or folder")
+    if path.name in by_name:
+        return [(by_name[path.name], path)]
+    digest = _sha256_file(path)  # a renamed copy is still recognised by its digest
+    for variant in Variant:
+        if hmac.compare_digest(digest, variant.spec.source_sha256):
+            return [(variant, path)]
+    raise BadModelFile(path, f"not one of {', '.join(by_name)} (unknown SHA-256 {digest[:16]}…)")
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(_read(path)).hexdigest()
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+            raise BadModelFile(path, f"larger than {MAX_CHECKPOINT_BYTES} bytes")
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadModelFile(path, f"cannot read ({exc.strerror})") from None
+
+
+def _convert(variant: Variant, source: Path) -> bytes:
+    data = _read(source)
+    digest = hashlib.sha256(data).hexdigest()
+    if not hmac.compare_digest(digest, variant.spec.source_sha256):
+        raise BadModelFile(source, f"SHA-256 {digest[:16]}… is not the pinned {variant.spec.model} weights "
+                                   f"({variant.spec.source_sha256[:16]}…); truncated or altered")
+    model = graph.build(read_state_dict(data, str(source)), variant, str(source))
+    onnx_bytes: bytes = model.SerializeToString()
+    _self_test(onnx_bytes, source)
+    return onnx_bytes
+
+
+def _self_test(onnx_bytes: bytes, source: Path) -> None:
+    """Run the graph on two probe crops: right shape, finite logits that depend on the input."""
+    logits = run_once(onnx_bytes, probe_crops())
+    if logits.shape != (2, graph.CLASSES) or not np.all(np.isfinite(logits)):
+        raise BadModelFile(source, f"converted graph gives {logits.shape} logits or non-finite values")
+    if np.allclose(logits[0], logits[1]):
+        raise BadModelFile(source, "converted graph gives the same logits for different crops")
+
+
+def probe_crops() -> np.ndarray:
+    """Two deterministic 80×80 BGR crops (a smooth gradient and a checkerboard)."""
+    ramp = np.linspace(0, 255, graph.INPUT_SIZE, dtype=np.float32)
+    smooth = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2,
+                       np.full((graph.INPUT_SIZE, graph.INPUT_SIZE), 128.0)], axis=-1)
+    checker = (np.indices((graph.INPUT_SIZE, graph.INPUT_SIZE)).sum(axis=0) % 2 * 255)[..., None].repeat(3, axis=-1)
+    return np.stack([smooth, checker]).astype(np.uint8)
+
+
+def run_once(onnx_bytes: bytes, crops: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: crops})[0])
+
+
+def load_model(models_dir: Path, variant: Variant) -> bytes:
+    """The imported ONNX bytes of `variant`, verified against its manifest.
+
+    Raises `ModelNotImported` if there is no manifest, `ConfigError` if the
+    manifest or the file is damaged, altered, or from another converter.
+    """
+    where = model_dir(models_dir)
+    manifest_path = where / f"{variant.spec.model}.json"
+    if not manifest_path.exists():
+        raise ModelNotImported(f"{variant.spec.model} is not imported into {models_dir} "
+                               f"(run `limen models import <folder with {variant.spec.source_file}>`)")
+    manifest = _manifest(manifest_path, variant)
+    onnx_path = where / manifest.onnx_file
+    try:
+        data = onnx_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{onnx_path}: imported model unreadable ({exc.strerror}); re-import it") from None
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), manifest.onnx_sha256):
+        raise ConfigError(f"{onnx_path}: does not match its manifest (altered or damaged); faces are refused until "
+                          f"it is re-imported with `limen models import`")
+    return data
+
+
+def _manifest(path: Path, variant: Variant) -> Manifest:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.pop("format") != MANIFEST_FORMAT:
+            raise ValueError("unknown manifest format")
+        manifest = Manifest(**raw)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ConfigError(f"{path}: unreadable model manifest ({exc}); re-import the model") from None
+    if manifest.model != variant.spec.model or manifest.source_sha256 != variant.spec.source_sha256:
+        raise ConfigError(f"{path}: manifest is for other weights than the pinned {variant.spec.model}; re-import")
+    if manifest.converter != graph.CONVERTER_VERSION:
+        raise ConfigError(f"{path}: converted by {manifest.converter}, this Limen needs {graph.CONVERTER_VERSION}; "
+                          f"re-import with `limen models import`")
+    if Path(manifest.onnx_file).name != manifest.onnx_file:
+        raise ConfigError(f"{path}: manifest names a file outside the models directory")
+    return manifest
+
+
+def status(models_dir: Path) -> list[ModelStatus]:
+    """Every known model: imported or not, verified or why not."""
+    rows = []
+    for variant in Variant:
+        try:
+            load_model(models_dir, variant)
+        except ModelNotImported:
+            rows.append(ModelStatus(variant, False, False, "not imported"))
+        except ConfigError as exc:
+            rows.append(ModelStatus(variant, True, False, str(exc)))
+        else:
+            rows.append(ModelStatus(variant, True, True, "verified"))
+    return rows
