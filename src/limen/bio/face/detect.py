@@ -39,15 +39,33 @@ class Detection:
     score: float
 
 
-def detect_faces(rgb: np.ndarray) -> list[Detection]:
-    """All faces in `rgb`, largest first."""
-    scale = min(1.0, thresholds.DETECT_MAX_SIDE / max(rgb.shape[:2]))
+def detect_faces(rgb: np.ndarray, max_side: int = thresholds.DETECT_MAX_SIDE) -> list[Detection]:
+    """All faces in `rgb`, largest first, detected on a copy no larger than `max_side`."""
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
     small = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     found = _run(small, upsample=0)
     if not found:
         found = _run(small, upsample=thresholds.DETECT_UPSAMPLE_RETRY)
     boxes = [Detection(_rescale(rect, scale, rgb.shape), score) for rect, score in found]
     return sorted(boxes, key=lambda d: d.box.area, reverse=True)
+
+
+def detect_near(rgb: np.ndarray, near: Box, margin: float, face_px: int) -> list[Detection]:
+    """Faces in the region around `near` (grown by `margin` box sides each way), scaled so `near` is `face_px`."""
+    side = max(near.width, near.height, 1)
+    grow = int(round(margin * side))
+    h, w = rgb.shape[:2]
+    left, top = max(0, near.left - grow), max(0, near.top - grow)
+    right, bottom = min(w, near.right + grow), min(h, near.bottom + grow)
+    if right - left < 2 or bottom - top < 2:
+        return []
+    scale = min(1.0, face_px / side)
+    region = rgb[top:bottom, left:right]
+    small = region if scale == 1.0 else cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = [Detection(_rescale(rect, scale, region.shape), score) for rect, score in _run(small, upsample=0)]
+    moved = [Detection(Box(d.box.left + left, d.box.top + top, d.box.right + left, d.box.bottom + top), d.score)
+             for d in found]
+    return sorted(moved, key=lambda d: d.box.area, reverse=True)
 
 
 def _run(img: np.ndarray, upsample: int) -> list[tuple[object, float]]:

@@ -115,7 +115,7 @@ def create(
     instead; DLIB returns `fallback`.  `cache_dir` defaults to
     `<data_dir>/models` (settings / `LIMEN_DATA_DIR`), or the user cache dir
     when the settings cannot be loaded.  `threads` is ONNX Runtime's
-    intra-op thread count (None: one per physical core).
+    intra-op thread count (None: `thresholds.EMBED_THREADS`).
     """
     if backend is EmbedBackend.DLIB:
         return fallback
@@ -148,7 +148,7 @@ def load(*, cache_dir: Path | None = None, threads: int | None = None, source: P
         raise FastEmbedUnavailable(str(exc)) from None
     model, info = _cached_or_converted(source, cache_dir or default_cache_dir())
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or 0
+    options.intra_op_num_threads = threads or thresholds.EMBED_THREADS
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False  # activations are returned after each call: a lock idles most of the time
     start = time.perf_counter()

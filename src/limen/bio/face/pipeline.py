@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from limen import trace
 from limen.bio.face import align, detect, quality
+from limen.bio.face.burst import FaceTrack
 from limen.bio.face.embed import Embedder, get_embedder
+from limen.bio.face.fast_embed import check_chips
 from limen.config import EmbedBackend
 from limen.decision import QualityGate
 
@@ -47,6 +50,19 @@ class FaceEngine:
             self._embedder = get_embedder(self._backend)
         return self._embedder
 
+    def warm(self) -> None:
+        """Load every model now (detector, landmarks, embedder with its self-check) and run each once.
+
+        A service calls this at start so that the first unlock does not pay
+        for loading (seconds on a small board).
+        """
+        chip = check_chips(1)[0]
+        canvas = np.zeros((240, 320, 3), dtype=np.uint8)
+        canvas[45:195, 85:235] = chip
+        detect.detect_faces(canvas)
+        align.landmarks(canvas, detect.Box(85, 45, 235, 195))
+        self.embedder.embed([chip])
+
     def extract(self, rgb: np.ndarray, detections: list[detect.Detection] | None = None
                 ) -> FaceSample | QualityFailure:
         """Run the pipeline on `rgb`; `detections` of this very image skip the detection stage."""
@@ -68,6 +84,38 @@ class FaceEngine:
         return FaceSample(embedding, detections[0].box, report, timings)
 
 
+    def best_of_burst(self, images: Sequence[np.ndarray], tracks: Sequence[FaceTrack | None]
+                      ) -> FaceSample | QualityFailure:
+        """The sample of a burst's best usable frame (sharpest that passes the gates), embedding only that one.
+
+        `tracks` are `burst.detect_burst(images)`.  The decision rests on one
+        frame, as when every frame was embedded and the sharpest kept; only the
+        other embeddings are saved.  With no usable frame, the first failure.
+        """
+        timings: dict[str, float] = {}
+        clock = _Stopwatch(timings)
+        best: tuple[np.ndarray, FaceTrack, quality.QualityReport] | None = None
+        failure: QualityFailure | None = None
+        for rgb, track in zip(images, tracks, strict=True):
+            if track is None:
+                failure = failure or QualityFailure(QualityGate.NO_FACE, timings=timings)
+                continue
+            chip = clock.add("chip", align.face_chip, rgb, track.marks)
+            report = clock.add("quality", quality.measure, track.detections, track.marks, chip)
+            trace.emit("face.quality", report.as_scores)
+            gate = quality.failed_gate(report) if self._check_quality else None
+            if gate is not None:
+                failure = failure or QualityFailure(gate, report, timings)
+            elif best is None or report.sharpness > best[2].sharpness:
+                best = (chip, track, report)
+        if best is None:
+            return failure or QualityFailure(QualityGate.NO_FACE, timings=timings)
+        chip, track, report = best
+        embedding = clock.run("embed", lambda: self.embedder.embed([chip])[0])
+        trace.emit("face.embedding", embedding, biometric=True)
+        return FaceSample(embedding, track.box, report, timings)
+
+
 class _Stopwatch:
     def __init__(self, timings: dict[str, float]) -> None:
         self.timings = timings
@@ -76,4 +124,11 @@ class _Stopwatch:
         start = time.perf_counter()
         result = fn(*args)
         self.timings[stage] = (time.perf_counter() - start) * 1000.0
+        return result
+
+    def add(self, stage: str, fn, *args):  # type: ignore[no-untyped-def]
+        """As `run`, adding to the stage's time (a stage run once per frame)."""
+        start = time.perf_counter()
+        result = fn(*args)
+        self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000.0
         return result
