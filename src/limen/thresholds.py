@@ -224,3 +224,42 @@ TAMPER_SUPPLY_HOLD_S = 0.050           # a supply excursion must last this long 
 TAMPER_WATCHDOG_TIMEOUT_S = 10.0       # a lock process silent this long trips the watchdog
 TAMPER_POLL_INTERVAL_S = 0.005         # the monitor thread re-checks every source this often
 TAMPER_UNLOCK_HOLDOFF_S = 5.0          # after a tamper signal no unlock reaches the motor for this long
+
+# ---------------------------------------------------------------- fingerprint (limen.bio.finger)
+# Extraction and matching of 500 dpi fingerprint images.  Tuned on the FVC2002
+# B sets (../shared/data/fvc2002/DB1_B–DB4_B, 4 × 80 images, FVC protocol) with
+# `limen lab finger`: DEVELOPMENT DATA — the same images were used to choose
+# these numbers, so the figures in docs/finger.md are optimistic.
+FINGER_MIN_SIDE = 150                  # smaller images are refused (a 500 dpi print is ≥ 0.3 inch)
+FINGER_MAX_SIDE = 1200                 # larger images are refused (≈ 2.4 inch at 500 dpi)
+FINGER_MIN_CONTRAST = 8.0              # grey-level std of the whole image below this = blank
+FINGER_SATURATED_FRACTION = 0.95       # this share of pixels at 0 or 255 = saturated capture
+FINGER_BLOCK = 16                      # segmentation / orientation block side, px
+FINGER_SEG_STD_FRACTION = 0.25         # a block is foreground if its std ≥ this × 95th pct block std
+FINGER_MIN_AREA_FRACTION = 0.08        # foreground below this share of the image = partial print, refused
+FINGER_ORIENT_GRAD_SIGMA = 1.0         # Gaussian σ of the gradient, px
+FINGER_ORIENT_SMOOTH_SIGMA = 7.0       # Gaussian σ of the structure-tensor smoothing, px
+FINGER_PERIOD_MIN = 5.0                # plausible ridge periods at 500 dpi, px
+FINGER_PERIOD_MAX = 15.0
+FINGER_GABOR_ANGLES = 16               # orientations of the contextual Gabor bank
+FINGER_GABOR_SIGMA_RATIO = 0.45        # Gabor σ = this × local ridge period
+FINGER_MIN_BLOB_PX = 30                # ridge/valley blobs smaller than this are flipped before thinning
+FINGER_BORDER_MARGIN = 14              # minutiae closer than this to the mask border are dropped, px
+FINGER_TRACE_STEPS = 10                # ridge pixels followed to take a minutia's direction
+FINGER_SPUR_LENGTH = 12                # an ending whose ridge meets a junction within this many px is a spur
+FINGER_PAIR_MIN_DIST = 8.0             # two minutiae closer than this are both dropped (breaks, bridges)
+FINGER_CLUSTER_RADIUS = 14.0           # a minutia with ≥ FINGER_CLUSTER_MAX neighbours within this
+FINGER_CLUSTER_MAX = 3                 # radius sits in noise and is dropped
+FINGER_MIN_COHERENCE = 0.3             # minutiae where orientation coherence is below this are dropped
+FINGER_MAX_MINUTIAE = 80               # best-quality minutiae kept per template
+FINGER_MIN_MINUTIAE = 8                # fewer: the capture is refused (nothing to match on)
+FINGER_MATCH_NEIGHBOURS = 8            # edges per minutia in the local structure (k nearest)
+FINGER_MATCH_EDGE_DIST_PX = 6.0        # two edges agree if their lengths differ by ≤ max(this, …
+FINGER_MATCH_EDGE_DIST_REL = 0.12      # … this × length) and both relative angles by ≤ …
+FINGER_MATCH_EDGE_ANGLE = 0.35         # … this (rad, 20°)
+FINGER_MATCH_ROOTS = 25                # best local pairs tried as roots of the global consolidation
+FINGER_MATCH_DIST_PX = 8.0             # a probe minutia pairs if it lands within this + …
+FINGER_MATCH_DIST_SLOPE = 0.0          # … this × its distance from the root (distortion), px
+FINGER_MATCH_ANGLE = 0.45              # … and its direction agrees within this (rad, 26°)
+FINGER_MATCH_HULL_MARGIN = 10.0        # overlap = minutiae inside the other side's minutia hull grown by this, px
+FINGER_MATCH_MIN_OVERLAP = 10          # the score never divides by fewer minutiae than this
