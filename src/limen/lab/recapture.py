@@ -29,8 +29,11 @@ figures obtained with them are labelled **simulated**.
 from __future__ import annotations
 
 import math
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -74,7 +77,7 @@ DISPLAYS: dict[Species, Display] = {
     Species.SCREEN_TABLET: Display((1.0, 1.8), (0.9, 1.1), (0.95, 1.1), (0.02, 0.05), (0.04, 0.09)),
     Species.SCREEN_LAPTOP: Display((0.7, 1.3), (0.9, 1.1), (0.75, 0.95), (0.03, 0.06), (0.02, 0.05)),
 }
-MAX_RENDER_SIDE = 2400  # bounds the sub-pixel canvas (memory, time)
+MAX_RENDER_SIDE = 1800  # bounds the sub-pixel canvas (memory, time)
 
 
 def _u(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -138,7 +141,7 @@ def _screen_medium(img: np.ndarray, species: Species, rng: np.random.Generator) 
         stripes[0, c::3, c] = 1.0
     stripes *= 3.0 * rng.uniform(0.8, 0.9)  # keep mean luminance, lose the black-matrix share
     matrix = np.ones((3 * sh, 1, 1), dtype=np.float32)
-    matrix[2::3] = rng.uniform(0.3, 0.6)  # the horizontal black-matrix line between pixel rows
+    matrix[2::3] = rng.uniform(0.6, 0.85)  # the horizontal black-matrix line between pixel rows
     canvas = big * stripes * matrix
     # Backlight bloom: light scattered in the diffuser, a wide glow around bright areas (~3–8 %).
     glow = cv2.GaussianBlur(canvas, (0, 0), 6.0 * 3 * k)
@@ -315,8 +318,9 @@ def _photograph(p: _Presentation, motion: np.ndarray, phase: float, rng: np.rand
         medium = cv2.copyMakeBorder(medium, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=tone)
         hom = hom @ np.array([[1, 0, -pad], [0, 1, -pad], [0, 0, 1]], dtype=np.float64)
     mh, mw = medium.shape[:2]
-    # Lens: the camera's optics low-pass the sub-pixel grid before the sensor samples it (aliasing → moiré).
-    medium = cv2.GaussianBlur(medium, (0, 0), 0.35 * p.render_per_px)
+    # Lens: a webcam's optics blur by σ ≈ 0.5 px (MTF50 near 0.3 cycles/px) before the sensor samples the
+    # sub-pixel grid; what survives aliases into moiré.
+    medium = cv2.GaussianBlur(medium, (0, 0), 0.5 * p.render_per_px)
     warped = cv2.warpPerspective(medium, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
     inside = cv2.warpPerspective(np.ones((mh, mw), np.float32), hom, (w, h), flags=cv2.INTER_LINEAR)
     frame = p.background * (1 - inside[:, :, None]) + warped * inside[:, :, None]
@@ -335,6 +339,16 @@ def simulate(rgb: np.ndarray, species: Species | str, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, SPECIES.index(sp)])
     p = _present(rgb, sp, rng)
     return _photograph(p, np.eye(3), float(rng.uniform(0, 2 * np.pi)), rng)
+
+
+def camera_only(rgb: np.ndarray, seed: int) -> np.ndarray:
+    """The live scene through the same camera model (defocus, exposure, noise, JPEG), no medium.
+
+    Training uses it on live images so the camera model is on both sides of a pair and cannot itself
+    become the attack signal.
+    """
+    rng = np.random.default_rng([seed, 99])
+    return _camera(rgb.astype(np.float32) / 255.0, _camera_params(rng), rng)
 
 
 def tremor(frames: int, size: tuple[int, int], rng: np.random.Generator, amplitude: float = 1.0) -> list[np.ndarray]:
@@ -372,3 +386,97 @@ def simulate_burst(rgb: np.ndarray, species: Species | str, seed: int, frames: i
     motions = tremor(frames, rgb.shape[:2], rng, amplitude)
     # The banding phase drifts between frames (PWM and frame rate are not locked); sensor noise is new each frame.
     return [_photograph(p, m, float(rng.uniform(0, 2 * np.pi)), rng) for m in motions]
+
+
+# ------------------------------------------------------------------ datasets on disk
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """Live images to recapture: `group` names the dataset/subject (a fold key), files are read as RGB."""
+
+    group: str
+    files: tuple[Path, ...]
+
+
+def live_sources(shared_data: Path, nuaa_stride: int = 8) -> list[LiveSource]:
+    """Live images of lfw-subset, pairs-web and nuaa-dev (every `nuaa_stride`-th frame per subject)."""
+    out: list[LiveSource] = []
+    lfw = shared_data / "lfw-subset"
+    for person in sorted(p for p in lfw.iterdir() if p.is_dir()) if lfw.is_dir() else []:
+        out.append(LiveSource(f"lfw-{person.name}", tuple(sorted(person.glob("*.jpg")))))
+    web = shared_data / "pairs-web"
+    if web.is_dir():
+        out.append(LiveSource("web", tuple(sorted(web.glob("*.jpg")))))
+    nuaa = shared_data / "nuaa-dev" / "live"
+    for subject in sorted(p for p in nuaa.iterdir() if p.is_dir()) if nuaa.is_dir() else []:
+        out.append(LiveSource(f"nuaa-{subject.name}", tuple(sorted(subject.glob("*.jpg"))[::nuaa_stride])))
+    return out
+
+
+MAX_SIDE = 640  # large web photos are brought to a webcam's resolution before recapture
+
+
+def _webcam_sized(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    f = MAX_SIDE / max(h, w)
+    if f >= 1:
+        return rgb
+    return cv2.resize(rgb, (int(round(w * f)), int(round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def build_dataset(sources: list[LiveSource], out: Path, species: tuple[Species, ...] = SPECIES,
+                  seed: int = 0, on_progress: Callable[[int], None] | None = None) -> int:
+    """Write `out/live/<group>/<file>` and `out/<species>/<group>/<file>` (**simulated**); returns images written.
+
+    Files already present are kept (the build resumes).  This is lab data: keep it outside the repository.
+    """
+    from limen.capture import load_image
+
+    written = 0
+    for src in sources:
+        for f in src.files:
+            live = _webcam_sized(load_image(f))
+            for name in ("live", *(sp.value for sp in species)):
+                dest = out / name / src.group / (f.stem + ".jpg")
+                if dest.exists():
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                key = seed * 1_000_003 + _stable(f"{src.group}/{f.name}")
+                img = live if name == "live" else simulate(live, name, seed=key)
+                cv2.imwrite(str(dest), np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+                written += 1
+            if on_progress is not None:
+                on_progress(1)
+    return written
+
+
+def _stable(name: str) -> int:
+    return zlib.crc32(name.encode()) % 1_000_003
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m limen.lab.recapture OUT [--shared DIR] [--stride N]`: write a **simulated** attack set."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="Write live images and their simulated recaptures (lab data).")
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[4] / "shared" / "data")
+    ap.add_argument("--stride", type=int, default=8, help="use every N-th nuaa-dev live frame")
+    args = ap.parse_args(argv)
+    sources = live_sources(args.shared, args.stride)
+    total = sum(len(s.files) for s in sources)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if done[0] % 25 == 0:
+            print(f"  {done[0]}/{total} live images", file=sys.stderr)
+
+    print(build_dataset(sources, args.out, on_progress=tick), "images written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
