@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     fragment_dirs: list[Path] = Field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host names the service answers; [] = bind host + loopback
+    trusted_proxies: list[str] = Field(default_factory=list)  # peers whose X-Forwarded-For is believed; [] = none
+    api_token_days: int = Field(default=30, ge=1, le=365)  # default lifetime of a new API token
     alert_urls: list[str] = Field(default_factory=list)
 
     @field_validator("device_id")

@@ -202,6 +202,9 @@ SERVICE_UNLOCK_RATE_PER_MIN = 30.0            # kiosk unlock/keypad requests per
 SERVICE_UNLOCK_BURST = 10                     # … and bucket size
 SERVICE_UNLOCK_GLOBAL_PER_MIN = 120.0         # kiosk requests from all clients together
 SERVICE_PASSWORD_MIN_LENGTH = 10              # owner password (Argon2id-hashed)
+SERVICE_TOKEN_MAX_DAYS = 365                  # an API token lives at most this long (default: Settings.api_token_days)
+SERVICE_STEP_UP_S = 5 * 60                    # password (+ TOTP) re-confirmation opens minting/PIN changes this long
+SERVICE_PAIRING_TTL_S = 15 * 60               # a door-screen pairing link works once, within this time
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not

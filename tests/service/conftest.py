@@ -36,6 +36,20 @@ class Owner:
     def api(self) -> dict[str, str]:
         return {"X-CSRF-Token": self.csrf}
 
+    def step_up(self, totp: str = "") -> None:
+        """Confirm the password (+ TOTP) as minting tokens and changing PINs require."""
+        r = self.client.post("/api/step-up", json={"password": PASSWORD, "totp": totp}, headers=self.api())
+        assert r.status_code == 200, r.text
+
+    def token(self, *scopes: str, days: int | None = None) -> str:
+        self.step_up()
+        body: dict[str, object] = {"name": "integration", "scopes": list(scopes or ("read",))}
+        if days is not None:
+            body["days"] = days
+        r = self.client.post("/api/tokens", json=body, headers=self.api())
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
 
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf-token" content="([^"]+)"', html)

@@ -9,7 +9,7 @@ from limen.clock import FixedClock
 from limen.config import Settings
 from limen.db import open_db
 from limen.errors import BadRequest, Conflict
-from limen.service.accounts import Accounts
+from limen.service.accounts import Accounts, Scope
 
 
 @pytest.fixture
@@ -51,15 +51,15 @@ def test_weak_passwords_and_duplicate_names_are_refused(accounts: Accounts) -> N
         accounts.add_owner("alice", "another long one", "u1")
 
 
-def test_login_checks_password_and_totp(accounts: Accounts, settings: Settings) -> None:
+def test_login_checks_password_and_totp(accounts: Accounts, settings: Settings, clock: FixedClock) -> None:
     secret = pyotp.random_base32()
     accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1", secret)
     assert b"a long password" not in Path(settings.db_path).read_bytes()
     assert accounts.login("alice", "wrong password!") is None
     assert accounts.login("nobody", "a long password") is None
-    assert accounts.login("alice", "a long password", "000000" if pyotp.TOTP(secret).now() != "000000"
-                          else "111111") is None
-    owner = accounts.login("alice", "a long password", pyotp.TOTP(secret).now())
+    now = pyotp.TOTP(secret).at(clock.now())  # the service's clock decides the time step
+    assert accounts.login("alice", "a long password", "000000" if now != "000000" else "111111") is None
+    owner = accounts.login("alice", "a long password", now)
     assert owner is not None and owner.user_id == "u1" and owner.totp
 
 
@@ -80,10 +80,61 @@ def test_sessions_expire_when_idle_and_after_their_lifetime(accounts: Accounts, 
     assert accounts.session("not-a-session") is None
 
 
-def test_api_tokens_work_until_revoked(accounts: Accounts) -> None:
+def test_api_tokens_carry_scopes_and_work_until_revoked_or_expired(accounts: Accounts, clock: FixedClock) -> None:
     owner = accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1")
-    token_id, token = accounts.issue_token(owner, "home automation")
-    assert accounts.token_owner(token) == owner
+    token_id, token = accounts.issue_token(owner, "home automation", {Scope.READ, Scope.UNLOCK}, days=2)
+    grant = accounts.token_grant(token)
+    assert grant is not None and grant.owner == owner and grant.scopes == {Scope.READ, Scope.UNLOCK}
     assert accounts.tokens(owner)[0]["last_used"] is not None
-    accounts.revoke_token(owner, token_id)
-    assert accounts.token_owner(token) is None
+    assert accounts.tokens(owner)[0]["scopes"] == ["read", "unlock"]
+    assert accounts.token_grant(token[:-1] + ("A" if token[-1] != "A" else "B")) is None  # same id, wrong secret
+    clock.advance(2 * 86400)
+    assert accounts.token_grant(token) is None and accounts.tokens(owner)[0]["expired"] is True
+    _, second = accounts.issue_token(owner, "second", {Scope.READ}, days=1)
+    other_id = accounts.tokens(owner)[1]["id"]
+    accounts.revoke_token(owner, str(other_id))
+    assert accounts.token_grant(second) is None
+    assert token_id != other_id
+
+
+def test_tokens_need_a_scope_and_a_bounded_lifetime(accounts: Accounts) -> None:
+    owner = accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1")
+    with pytest.raises(BadRequest):
+        accounts.issue_token(owner, "x", set(), days=1)
+    with pytest.raises(BadRequest):
+        accounts.issue_token(owner, "x", {Scope.READ}, days=T.SERVICE_TOKEN_MAX_DAYS + 1)
+
+
+def test_a_totp_code_is_accepted_once(accounts: Accounts, clock: FixedClock) -> None:
+    secret = pyotp.random_base32()
+    accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1", secret)
+    code = pyotp.TOTP(secret).at(clock.now())
+    assert accounts.login("alice", "a long password", code) is not None
+    assert accounts.login("alice", "a long password", code) is None  # replayed within its window
+    clock.advance(30)
+    assert accounts.login("alice", "a long password", code) is None  # an older step than the one used
+    assert accounts.login("alice", "a long password", pyotp.TOTP(secret).at(clock.now())) is not None
+
+
+def test_step_up_needs_the_password_and_lapses(accounts: Accounts, clock: FixedClock) -> None:
+    owner = accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1")
+    sid, session = accounts.open_session(owner)
+    assert not session.stepped_up(clock.now())
+    assert not accounts.step_up(sid, "wrong password")
+    assert accounts.step_up(sid, "a long password")
+    fresh = accounts.session(sid)
+    assert fresh is not None and fresh.stepped_up(clock.now())
+    clock.advance(T.SERVICE_STEP_UP_S + 1)
+    assert not fresh.stepped_up(clock.now())
+
+
+def test_pairing_links_work_once_and_expire(accounts: Accounts, clock: FixedClock) -> None:
+    owner = accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1")
+    _, link = accounts.pair_kiosk(owner, "tablet")
+    assert not accounts.kiosk_paired(link)  # the link itself is not a door-screen credential
+    cookie = accounts.redeem_pairing(link)
+    assert cookie is not None and accounts.kiosk_paired(cookie) and cookie != link
+    assert accounts.redeem_pairing(link) is None  # single use
+    _, late = accounts.pair_kiosk(owner, "late tablet")
+    clock.advance(T.SERVICE_PAIRING_TTL_S + 1)
+    assert accounts.redeem_pairing(late) is None

@@ -101,7 +101,8 @@ def test_cross_site_requests_are_refused(client: TestClient, owner: Owner) -> No
 
 
 def test_api_tokens_authenticate_integrations_without_cookies(client: TestClient, owner: Owner) -> None:
-    issued = client.post("/api/tokens", json={"name": "home automation"}, headers=owner.api()).json()
+    token = owner.token("read", "manage")
+    issued = {"token": token, "id": client.get("/api/tokens").json()[0]["id"]}
     with make_client(client.app) as other:
         assert other.get("/api/lock").status_code == 401
         auth = {"Authorization": f"Bearer {issued['token']}"}
@@ -164,6 +165,7 @@ def test_schedules_and_pins_change_through_the_access_engine(client: TestClient,
                                                                       "start": "07:00", "end": "19:00"},
                       headers=owner.api())
     assert bad.status_code == 400 and "day" in bad.json()["reason"]
+    owner.step_up()
     assert client.post(f"/api/users/{owner.user_id}/pin", json={"pin": "12"}, headers=owner.api()).status_code == 400
 
 
@@ -304,6 +306,9 @@ def test_a_door_screen_elsewhere_must_be_paired(client: TestClient, owner: Owner
         assert link, page.text[-800:]
         assert tablet.get(link.group(1).replace("http://127.0.0.1:8080", "")).status_code == 200
         assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).json()["opened"] is True
+        with make_client(client.app, ("192.168.1.66", 40000)) as copier:  # the link works once only
+            assert copier.get(link.group(1).replace("http://127.0.0.1:8080", "")).status_code == 403
+            assert copier.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403
         kiosk_id = client.app.state.ctx.accounts.kiosks()[0]["id"]  # type: ignore[attr-defined]
         client.post(f"/owner/kiosks/{kiosk_id}/revoke", data={"csrf": owner.csrf})
         assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403

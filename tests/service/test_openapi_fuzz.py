@@ -10,6 +10,7 @@ from hypothesis import settings as hypothesis_settings
 
 from limen.config import Settings
 from limen.service import close_app, create_app
+from limen.service.accounts import Scope
 
 from .conftest import PASSWORD, PIN
 
@@ -20,7 +21,8 @@ def test_api_never_fails_with_a_server_error(settings: Settings) -> None:
         ctx = app.state.ctx
         user_id = ctx.lock.first_owner("Alice", PIN)
         owner = ctx.accounts.create_first_owner(ctx.setup_token, "alice", PASSWORD, user_id)
-        auth = {"Authorization": f"Bearer {ctx.accounts.issue_token(owner, 'fuzz')[1]}"}
+        scopes = {Scope.READ, Scope.MANAGE, Scope.UNLOCK}
+        auth = {"Authorization": f"Bearer {ctx.accounts.issue_token(owner, 'fuzz', scopes, days=1)[1]}"}
         ctx.lock.issue_code(user_id, "single_use")
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         operations = [result.ok() for result in schema.get_all_operations()]

@@ -4,7 +4,11 @@ There is no default password.  The first start creates a random setup token
 (`secrets.token_urlsafe`), stores only its SHA-256 and returns it once for the
 console; using it creates the first owner account and burns it.  Passwords are
 hashed with Argon2id; session ids and API tokens are 256-bit random values
-stored hashed, compared through their hash (a database lookup), never logged.
+stored hashed, never logged.  An API token (`lmn_<id>_<secret>`) is found by
+its id and its hash compared in constant time; it carries scopes (`Scope`) and
+an expiry, and can never mint tokens or change PINs: those need the owner's
+session confirmed by password (+ TOTP) within `SERVICE_STEP_UP_S` (`step_up`).
+A TOTP time step is accepted once per account (no replay within its window).
 
 Thread-safety: every method takes the instance lock; the instance owns its
 SQLite connection (migrations applied by `limen.db.open_db`).
@@ -13,11 +17,13 @@ SQLite connection (migrations applied by `limen.db.open_db`).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import pyotp
 from argon2 import PasswordHasher
@@ -46,10 +52,32 @@ class Owner:
     totp: bool
 
 
+class Scope(StrEnum):
+    """What an API token may do.  No scope mints tokens or changes PINs, passwords or TOTP."""
+
+    READ = "read"  # lock state, users, codes, audit, alarms, tokens (lists)
+    MANAGE = "manage"  # lock the door, add member/guest users, schedules, codes, enrolment, revocations
+    UNLOCK = "unlock"  # remote unlock (the access engine still asks for the owner's PIN)
+
+
 @dataclass(frozen=True)
 class Session:
     owner: Owner
     csrf: str
+    expires_at: datetime
+    stepped_up_until: datetime | None = None
+
+    def stepped_up(self, now: datetime) -> bool:
+        return self.stepped_up_until is not None and now < self.stepped_up_until
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A valid API token: the owner it acts for, what it may do, until when."""
+
+    owner: Owner
+    token_id: str
+    scopes: frozenset[Scope]
     expires_at: datetime
 
 
@@ -138,9 +166,39 @@ class Accounts:
         ok = _verify(row["password_hash"] if row else _DUMMY_HASH, (password or "")[:MAX_PASSWORD])
         if row is None or not ok:
             return None
-        if row["totp_secret"] and not pyotp.TOTP(row["totp_secret"]).verify(totp_code or "", valid_window=1):
+        if row["totp_secret"] and not self._use_totp(row, totp_code):
             return None
         return _owner(row)
+
+    def step_up(self, sid: str, password: str, totp_code: str = "") -> bool:
+        """Confirm the session's owner (password, + TOTP when enabled) for `SERVICE_STEP_UP_S`; False if wrong."""
+        session = self.session(sid)
+        if session is None:
+            return False
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM service_owners WHERE id = ?", (session.owner.id,)).fetchone()
+        if row is None or not _verify(row["password_hash"], (password or "")[:MAX_PASSWORD]):
+            return False
+        if row["totp_secret"] and not self._use_totp(row, totp_code):
+            return False
+        until = self.clock.now() + timedelta(seconds=T.SERVICE_STEP_UP_S)
+        with self._lock, transaction(self.conn):
+            self.conn.execute("UPDATE service_sessions SET stepped_up_until = ? WHERE id_hash = ?",
+                              (until.isoformat(), digest(sid)))
+        return True
+
+    def _use_totp(self, row: sqlite3.Row, code: str) -> bool:
+        """Whether `code` is the owner's current TOTP (±1 step) and its time step was never used before."""
+        step = totp_step(self._totp_secret(row), code or "", self.clock.now())
+        if step is None:
+            return False
+        with self._lock, transaction(self.conn):  # atomic: two requests with one code cannot both pass
+            cur = self.conn.execute("UPDATE service_owners SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?",
+                                    (step, row["id"], step))
+        return cur.rowcount == 1
+
+    def _totp_secret(self, row: sqlite3.Row) -> str:
+        return str(row["totp_secret"])
 
     def open_session(self, owner: Owner) -> tuple[str, Session]:
         """A new session for `owner`: (session id for the cookie, session with its CSRF token)."""
@@ -161,7 +219,7 @@ class Accounts:
         now = self.clock.now()
         with self._lock:
             row = self.conn.execute(
-                "SELECT s.csrf, s.seen_at, s.expires_at, o.* FROM service_sessions s "
+                "SELECT s.csrf, s.seen_at, s.expires_at, s.stepped_up_until, o.* FROM service_sessions s "
                 "JOIN service_owners o ON o.id = s.owner_id WHERE s.id_hash = ?", (digest(sid),)).fetchone()
             if row is None:
                 return None
@@ -175,29 +233,42 @@ class Accounts:
                 with transaction(self.conn):
                     self.conn.execute("UPDATE service_sessions SET seen_at = ? WHERE id_hash = ?",
                                       (now.isoformat(), digest(sid)))
-        return Session(_owner(row), row["csrf"], expires)
+        stepped = datetime.fromisoformat(row["stepped_up_until"]) if row["stepped_up_until"] else None
+        return Session(_owner(row), row["csrf"], expires, stepped)
 
     def close_session(self, sid: str) -> None:
         with self._lock, transaction(self.conn):
             self.conn.execute("DELETE FROM service_sessions WHERE id_hash = ?", (digest(sid or ""),))
 
     # ------------------------------------------------------------------ API tokens
-    def issue_token(self, owner: Owner, name: str) -> tuple[str, str]:
-        """A new API token for integrations: (id, token); the token is shown once and stored hashed."""
+    def issue_token(self, owner: Owner, name: str, scopes: frozenset[Scope] | set[Scope], days: int) -> tuple[str, str]:
+        """A new API token: (id, token); shown once, stored hashed.  Callers check the owner's step-up first."""
         name = (name or "").strip()
         if not 1 <= len(name) <= MAX_TOKEN_NAME or not name.isprintable():
             raise BadRequest("name", f"1-{MAX_TOKEN_NAME} printable characters")
-        token_id, token = secrets.token_hex(8), "lmn_" + secrets.token_urlsafe(32)
+        if not scopes:
+            raise BadRequest("scopes", "at least one of read, manage, unlock")
+        if not 1 <= days <= T.SERVICE_TOKEN_MAX_DAYS:
+            raise BadRequest("days", f"1-{T.SERVICE_TOKEN_MAX_DAYS}")
+        token_id = secrets.token_hex(8)
+        token = f"lmn_{token_id}_{secrets.token_urlsafe(32)}"
+        now = self.clock.now()
+        expires = now + timedelta(days=days)
         with self._lock, transaction(self.conn):
-            self.conn.execute("INSERT INTO service_tokens(id, token_hash, owner_id, name, created_at) "
-                              "VALUES (?, ?, ?, ?, ?)", (token_id, digest(token), owner.id, name, self._now()))
+            self.conn.execute("INSERT INTO service_tokens(id, token_hash, owner_id, name, created_at, scopes, "
+                              "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (token_id, digest(token), owner.id, name, now.isoformat(),
+                               ",".join(sorted(Scope(s).value for s in scopes)), expires.isoformat()))
         return token_id, token
 
     def tokens(self, owner: Owner) -> list[dict[str, object]]:
+        now = self.clock.now()
         with self._lock:
-            rows = self.conn.execute("SELECT id, name, created_at, last_used, revoked FROM service_tokens "
-                                     "WHERE owner_id = ? ORDER BY created_at", (owner.id,)).fetchall()
-        return [{**dict(r), "revoked": bool(r["revoked"])} for r in rows]
+            rows = self.conn.execute("SELECT id, name, scopes, created_at, expires_at, last_used, revoked "
+                                     "FROM service_tokens WHERE owner_id = ? ORDER BY created_at",
+                                     (owner.id,)).fetchall()
+        return [{**dict(r), "scopes": [x for x in r["scopes"].split(",") if x], "revoked": bool(r["revoked"]),
+                 "expired": now >= datetime.fromisoformat(r["expires_at"])} for r in rows]
 
     def revoke_token(self, owner: Owner, token_id: str) -> None:
         with self._lock, transaction(self.conn):
@@ -206,46 +277,72 @@ class Accounts:
             if cur.rowcount == 0:
                 raise NotFound(f"no API token {token_id!r}")
 
-    def token_owner(self, token: str) -> Owner | None:
-        if not token or len(token) > 256:
+    def token_grant(self, token: str) -> TokenGrant | None:
+        """The grant behind a presented token, or None if unknown, wrong, revoked, expired or scope-less."""
+        parts = (token or "").split("_", 2)
+        if len(token or "") > 256 or len(parts) != 3 or parts[0] != "lmn" or len(parts[1]) != 16:
             return None
+        now = self.clock.now()
         with self._lock:
-            row = self.conn.execute("SELECT t.id AS token_id, t.last_used, o.* FROM service_tokens t JOIN "
-                                    "service_owners o ON o.id = t.owner_id WHERE t.token_hash = ? AND t.revoked = 0",
-                                    (digest(token),)).fetchone()
-            if row is None:
+            row = self.conn.execute("SELECT t.id AS token_id, t.token_hash, t.revoked, t.scopes, t.expires_at, "
+                                    "t.last_used, o.* FROM service_tokens t JOIN service_owners o "
+                                    "ON o.id = t.owner_id WHERE t.id = ?", (parts[1],)).fetchone()
+            if row is None or not hmac.compare_digest(digest(token).encode(), row["token_hash"].encode()):
                 return None
-            now = self.clock.now()
+            expires = datetime.fromisoformat(row["expires_at"])
+            scopes = frozenset(Scope(x) for x in row["scopes"].split(",") if x)
+            if row["revoked"] or now >= expires or not scopes:
+                return None
             last = datetime.fromisoformat(row["last_used"]) if row["last_used"] else None
             if last is None or now - last > timedelta(seconds=TOUCH_EVERY_S):
                 with transaction(self.conn):
                     self.conn.execute("UPDATE service_tokens SET last_used = ? WHERE id = ?",
                                       (now.isoformat(), row["token_id"]))
-        return _owner(row)
+        return TokenGrant(_owner(row), row["token_id"], scopes, expires)
 
     # ------------------------------------------------------------------ paired door screens
     def pair_kiosk(self, owner: Owner, name: str) -> tuple[str, str]:
-        """A pairing token for a door screen reached from another machine: (id, token), shown once."""
+        """A pairing link token for a door screen on another machine: (id, token), shown once.
+
+        It works once, within `SERVICE_PAIRING_TTL_S`; redeeming it (`redeem_pairing`) gives the
+        screen a different, long-lived cookie secret, so the link seen on the owner's page opens nothing.
+        """
         name = (name or "").strip()
         if not 1 <= len(name) <= MAX_TOKEN_NAME or not name.isprintable():
             raise BadRequest("name", f"1-{MAX_TOKEN_NAME} printable characters")
         kiosk_id, token = secrets.token_hex(8), secrets.token_urlsafe(32)
+        now = self.clock.now()
+        expires = now + timedelta(seconds=T.SERVICE_PAIRING_TTL_S)
         with self._lock, transaction(self.conn):
-            self.conn.execute("INSERT INTO service_kiosks(id, token_hash, name, created_at, created_by) "
-                              "VALUES (?, ?, ?, ?, ?)", (kiosk_id, digest(token), name, self._now(), owner.id))
+            self.conn.execute("INSERT INTO service_kiosks(id, token_hash, name, created_at, created_by, pair_hash, "
+                              "pair_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (kiosk_id, "unpaired:" + secrets.token_hex(16), name, now.isoformat(), owner.id,
+                               digest(token), expires.isoformat()))
         return kiosk_id, token
+
+    def redeem_pairing(self, token: str) -> str | None:
+        """Use a pairing link once: the door screen's cookie secret, or None (unknown, used, expired, revoked)."""
+        if not token or len(token) > 256:
+            return None
+        cookie = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self._lock, transaction(self.conn):
+            cur = self.conn.execute("UPDATE service_kiosks SET token_hash = ?, paired_at = ?, pair_hash = NULL "
+                                    "WHERE pair_hash = ? AND paired_at IS NULL AND revoked = 0 AND pair_expires_at > ?",
+                                    (digest(cookie), now.isoformat(), digest(token), now.isoformat()))
+        return cookie if cur.rowcount == 1 else None
 
     def kiosk_paired(self, token: str) -> bool:
         if not token or len(token) > 256:
             return False
         with self._lock:
-            return self.conn.execute("SELECT 1 FROM service_kiosks WHERE token_hash = ? AND revoked = 0",
-                                     (digest(token),)).fetchone() is not None
+            return self.conn.execute("SELECT 1 FROM service_kiosks WHERE token_hash = ? AND revoked = 0 "
+                                     "AND paired_at IS NOT NULL", (digest(token),)).fetchone() is not None
 
     def kiosks(self) -> list[dict[str, object]]:
         with self._lock:
-            rows = self.conn.execute("SELECT id, name, created_at, revoked FROM service_kiosks "
-                                     "ORDER BY created_at").fetchall()
+            rows = self.conn.execute("SELECT id, name, created_at, paired_at, pair_expires_at, revoked "
+                                     "FROM service_kiosks ORDER BY created_at").fetchall()
         return [{**dict(r), "revoked": bool(r["revoked"])} for r in rows]
 
     def unpair_kiosk(self, kiosk_id: str) -> None:
@@ -266,6 +363,16 @@ def _verify(password_hash: str, password: str) -> bool:
 
 def _owner(row: sqlite3.Row) -> Owner:
     return Owner(row["id"], row["username"], row["user_id"], row["totp_secret"] is not None)
+
+
+def totp_step(secret: str, code: str, at: datetime) -> int | None:
+    """The time step (±1 around `at`) whose TOTP is `code`, compared in constant time; None if none."""
+    totp = pyotp.TOTP(secret)
+    for offset in (0, -1, 1):
+        when = at + timedelta(seconds=offset * totp.interval)
+        if hmac.compare_digest(totp.at(when).encode(), code.strip().encode()):
+            return int(totp.timecode(when))
+    return None
 
 
 def new_totp_secret() -> str:

@@ -1,25 +1,42 @@
 """The REST API (`/api/...`, OpenAPI at `/openapi.json`): everything the pages do, for integrations.
 
-Kiosk endpoints are open (they are the door's own screen) but rate-limited;
-everything else needs an owner: a bearer API token, or the page session cookie
-plus the `X-CSRF-Token` header.  Every error is a JSON body
-`{"error": <code>, "reason": <text>}`.
+Kiosk endpoints answer only the door's own or a paired screen, rate-limited;
+everything else needs an owner: a bearer API token within its scopes (read,
+manage, unlock), or the page session cookie plus the `X-CSRF-Token` header.
+Minting tokens, changing PINs and adding owners/administrators need the owner's
+session confirmed at `/api/step-up` (password + TOTP); a token never can.
+Every error is a JSON body `{"error": <code>, "reason": <text>}`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
+from limen import thresholds as T
 from limen.audit.event import EventKind
-from limen.service.auth import Caller, api_caller, ctx_of, kiosk_allowed, unlock_rate
+from limen.service.accounts import Scope
+from limen.service.auth import (
+    COOKIE,
+    Caller,
+    ctx_of,
+    kiosk_allowed,
+    login_rate,
+    needs,
+    require_step_up,
+    stepped_up,
+    unlock_rate,
+)
 from limen.service.lockservice import Upload
 
 router = APIRouter(prefix="/api")
 
-OwnerDep = Annotated[Caller, Depends(api_caller)]
+Reader = Annotated[Caller, needs(Scope.READ)]
+Manager = Annotated[Caller, needs(Scope.MANAGE)]
+Unlocker = Annotated[Caller, needs(Scope.UNLOCK)]
+SteppedUp = Annotated[Caller, Depends(stepped_up)]
 
 
 class ErrorBody(BaseModel):
@@ -162,6 +179,18 @@ class AuditRecord(BaseModel):
 
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64)
+    scopes: list[Scope] = Field(min_length=1, max_length=3, description="What the token may do.")
+    days: int | None = Field(default=None, ge=1, le=T.SERVICE_TOKEN_MAX_DAYS,
+                             description="Lifetime; default the `api_token_days` setting.")
+
+
+class StepUp(BaseModel):
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str = Field(default="", max_length=6, pattern=r"^[0-9]*$", description="Authenticator code, if enabled.")
+
+
+class SteppedUpUntil(BaseModel):
+    until: str
 
 
 class IssuedToken(BaseModel):
@@ -172,9 +201,12 @@ class IssuedToken(BaseModel):
 class TokenInfo(BaseModel):
     id: str
     name: str
+    scopes: list[Scope]
     created_at: str
+    expires_at: str
     last_used: str | None
     revoked: bool
+    expired: bool
 
 
 class Done(BaseModel):
@@ -211,18 +243,18 @@ def kiosk_keypad(request: Request, body: KeypadEntry) -> dict[str, Any]:
 
 
 @router.get("/lock", response_model=LockStatus, tags=["lock"], responses=ERRORS)
-def lock_status(request: Request, caller: OwnerDep) -> dict[str, Any]:
+def lock_status(request: Request, caller: Reader) -> dict[str, Any]:
     return ctx_of(request).lock.status()
 
 
 @router.post("/lock/lock", response_model=LockStatus, tags=["lock"], responses=ERRORS)
-def lock_lock(request: Request, caller: OwnerDep) -> dict[str, Any]:
+def lock_lock(request: Request, caller: Manager) -> dict[str, Any]:
     """Lock the door now (recorded with the owner as actor)."""
     return ctx_of(request).lock.lock(caller.actor)
 
 
 @router.post("/lock/unlock", response_model=OwnerDecision, tags=["lock"], responses=ERRORS)
-def lock_unlock(request: Request, caller: OwnerDep, body: RemoteUnlock) -> dict[str, Any]:
+def lock_unlock(request: Request, caller: Unlocker, body: RemoteUnlock) -> dict[str, Any]:
     """Remote unlock: the access engine's remote rule (owner only, PIN required by default)."""
     unlock_rate(request)  # after authentication: strangers cannot drain the door screen's budget
     d = ctx_of(request).lock.remote_unlock(caller.actor, body.pin)
@@ -230,19 +262,23 @@ def lock_unlock(request: Request, caller: OwnerDep, body: RemoteUnlock) -> dict[
 
 
 @router.get("/users", response_model=list[User], tags=["users"], responses=ERRORS)
-def users(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
+def users(request: Request, caller: Reader) -> list[dict[str, Any]]:
     return ctx_of(request).lock.users()
 
 
 @router.post("/users", response_model=Done, tags=["users"], responses=ERRORS)
-def add_user(request: Request, caller: OwnerDep, body: NewUser) -> dict[str, Any]:
-    """Add a user who opens with a PIN (the access engine checks who may add whom)."""
+def add_user(request: Request, caller: Manager, body: NewUser) -> dict[str, Any]:
+    """Add a user who opens with a PIN (the access engine checks who may add whom).
+
+    An owner or administrator needs the owner's step-up: a token can add members and guests only."""
+    if body.permission in ("owner", "administrator"):
+        require_step_up(request, caller)
     user_id = ctx_of(request).lock.add_user(caller.actor, body.name, body.pin, body.permission, body.valid_hours)
     return {"ok": True, "id": user_id}
 
 
 @router.post("/users/enrol", response_model=Enrolled, tags=["users"], responses=ERRORS)
-async def enrol(request: Request, caller: OwnerDep,
+async def enrol(request: Request, caller: Manager,
                 name: Annotated[str, Form(min_length=1, max_length=64)],
                 purpose: Annotated[str, Form(min_length=1, max_length=200)],
                 retention_days: Annotated[int, Form(ge=1, le=3650)],
@@ -256,47 +292,47 @@ async def enrol(request: Request, caller: OwnerDep,
 
 
 @router.delete("/users/{user_id}", response_model=Done, tags=["users"], responses=ERRORS)
-def remove_user(request: Request, caller: OwnerDep, user_id: str) -> dict[str, Any]:
+def remove_user(request: Request, caller: Manager, user_id: str) -> dict[str, Any]:
     ctx_of(request).lock.remove_user(caller.actor, user_id)
     return {"ok": True, "id": user_id}
 
 
 @router.post("/users/{user_id}/pin", response_model=Done, tags=["users"], responses=ERRORS)
-def set_pin(request: Request, caller: OwnerDep, user_id: str, body: PinChange) -> dict[str, Any]:
+def set_pin(request: Request, caller: SteppedUp, user_id: str, body: PinChange) -> dict[str, Any]:
     return {"ok": True, "id": ctx_of(request).lock.set_pin(caller.actor, user_id, body.pin)}
 
 
 @router.post("/users/{user_id}/week-days", response_model=Done, tags=["users"], responses=ERRORS)
-def set_week_day(request: Request, caller: OwnerDep, user_id: str, body: WeekDayIn) -> dict[str, Any]:
+def set_week_day(request: Request, caller: Manager, user_id: str, body: WeekDayIn) -> dict[str, Any]:
     """Allow the user only on these days between start and end (local time)."""
     ctx_of(request).lock.set_week_day(caller.actor, user_id, body.index, body.days, body.start, body.end)
     return {"ok": True, "id": user_id}
 
 
 @router.post("/credentials/{credential_id}/revoke", response_model=Done, tags=["users"], responses=ERRORS)
-def revoke_credential(request: Request, caller: OwnerDep, credential_id: str) -> dict[str, Any]:
+def revoke_credential(request: Request, caller: Manager, credential_id: str) -> dict[str, Any]:
     ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
     return {"ok": True, "id": credential_id}
 
 
 @router.get("/codes", response_model=list[CodeInfo], tags=["codes"], responses=ERRORS)
-def codes(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
+def codes(request: Request, caller: Reader) -> list[dict[str, Any]]:
     return ctx_of(request).lock.codes()
 
 
 @router.post("/codes", response_model=IssuedCode, tags=["codes"], responses=ERRORS)
-def issue_code(request: Request, caller: OwnerDep, body: CodeRequest) -> dict[str, Any]:
+def issue_code(request: Request, caller: Manager, body: CodeRequest) -> dict[str, Any]:
     """Issue a temporary/offline code; its digits are in this answer only."""
     return ctx_of(request).lock.issue_code(caller.actor, body.kind, body.hours, body.days, body.uses_per_day)
 
 
 @router.post("/codes/{code_id}/revoke", response_model=Done, tags=["codes"], responses=ERRORS)
-def revoke_code(request: Request, caller: OwnerDep, code_id: str) -> dict[str, Any]:
+def revoke_code(request: Request, caller: Manager, code_id: str) -> dict[str, Any]:
     return {"ok": True, "id": ctx_of(request).lock.revoke_code(caller.actor, code_id)}
 
 
 @router.get("/audit", response_model=list[AuditRecord], tags=["audit"], responses=ERRORS)
-def audit(request: Request, caller: OwnerDep,
+def audit(request: Request, caller: Reader,
           kind: Annotated[EventKind | None, Query()] = None,
           outcome: Annotated[Literal["accept", "reject"] | None, Query()] = None,
           actor: Annotated[str, Query(max_length=64)] = "",
@@ -306,24 +342,41 @@ def audit(request: Request, caller: OwnerDep,
 
 
 @router.get("/alarms", response_model=list[AuditRecord], tags=["audit"], responses=ERRORS)
-def alarms(request: Request, caller: OwnerDep,
+def alarms(request: Request, caller: Reader,
            limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     return ctx_of(request).lock.alarms(limit)
 
 
 @router.get("/tokens", response_model=list[TokenInfo], tags=["tokens"], responses=ERRORS)
-def tokens(request: Request, caller: OwnerDep) -> list[dict[str, Any]]:
+def tokens(request: Request, caller: Reader) -> list[dict[str, Any]]:
     return ctx_of(request).accounts.tokens(caller.owner)
 
 
 @router.post("/tokens", response_model=IssuedToken, tags=["tokens"], responses=ERRORS)
-def issue_token(request: Request, caller: OwnerDep, body: TokenRequest) -> dict[str, Any]:
-    token_id, token = ctx_of(request).accounts.issue_token(caller.owner, body.name)
+def issue_token(request: Request, caller: SteppedUp, body: TokenRequest) -> dict[str, Any]:
+    """A new token with these scopes (owner session + step-up only: a token never mints tokens)."""
+    ctx = ctx_of(request)
+    token_id, token = ctx.accounts.issue_token(caller.owner, body.name, set(body.scopes),
+                                               body.days or ctx.settings.api_token_days)
     return {"id": token_id, "token": token}
 
 
+@router.post("/step-up", response_model=SteppedUpUntil, tags=["tokens"], responses=ERRORS,
+             dependencies=[Depends(login_rate)])
+def step_up(request: Request, caller: Reader, body: StepUp) -> dict[str, Any]:
+    """Confirm the logged-in owner (password, + authenticator code if enabled) for a few minutes."""
+    if caller.session is None:
+        require_step_up(request, caller)  # a token cannot step up
+    ctx = ctx_of(request)
+    if not ctx.accounts.step_up(request.cookies.get(COOKIE, ""), body.password, body.totp):
+        raise HTTPException(403, "wrong password or authenticator code")
+    session = ctx.accounts.session(request.cookies.get(COOKIE, ""))
+    assert session is not None and session.stepped_up_until is not None
+    return {"until": session.stepped_up_until.isoformat()}
+
+
 @router.delete("/tokens/{token_id}", response_model=Done, tags=["tokens"], responses=ERRORS)
-def revoke_token(request: Request, caller: OwnerDep, token_id: str) -> dict[str, Any]:
+def revoke_token(request: Request, caller: Manager, token_id: str) -> dict[str, Any]:
     ctx_of(request).accounts.revoke_token(caller.owner, token_id)
     return {"ok": True, "id": token_id}
 

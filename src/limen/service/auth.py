@@ -3,6 +3,9 @@
 A state-changing request authenticated by cookie must carry the session's
 CSRF token (form field `csrf` or header `X-CSRF-Token`), compared in constant
 time; bearer-token requests carry no ambient credential and need none.
+A bearer token acts only within its scopes (`needs`); minting tokens and
+changing PINs need the owner's session, confirmed by password (+ TOTP) within
+the last few minutes (`stepped_up`): a leaked token is never a door key.
 Cookies are HttpOnly and SameSite=Strict, and Secure unless the service is
 reached over plain HTTP on a loopback address (browsers drop Secure cookies
 there); anything else should be served over TLS.
@@ -12,12 +15,13 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from limen import thresholds as T
-from limen.service.accounts import Owner, Session
+from limen.service.accounts import Owner, Scope, Session, TokenGrant
 from limen.service.context import ServiceContext
 
 COOKIE = "limen_session"
@@ -37,6 +41,7 @@ class LoginRequired(Exception):
 class Caller:
     owner: Owner
     session: Session | None  # None for bearer-token callers
+    grant: TokenGrant | None = None  # the bearer token's scopes and expiry; None for the owner's session
 
     @property
     def actor(self) -> str:
@@ -63,10 +68,10 @@ def api_caller(request: Request,
     """The owner behind an API request: bearer token, or session cookie + CSRF header."""
     ctx = ctx_of(request)
     if creds is not None:
-        owner = ctx.accounts.token_owner(creds.credentials)
-        if owner is None or not ctx.lock.is_active_owner(owner.user_id):
-            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
-        return Caller(owner, None)
+        grant = ctx.accounts.token_grant(creds.credentials)
+        if grant is None or not ctx.lock.is_active_owner(grant.owner.user_id):
+            raise HTTPException(401, "invalid, expired or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        return Caller(grant.owner, None, grant)
     session = session_of(request)
     if session is None or not ctx.lock.is_active_owner(session.owner.user_id):
         raise HTTPException(401, "log in or send an API token (Authorization: Bearer …)",
@@ -74,6 +79,33 @@ def api_caller(request: Request,
     if request.method not in SAFE_METHODS:
         check_csrf(session, request.headers.get(CSRF_HEADER))
     return Caller(session.owner, session)
+
+
+def needs(scope: Scope) -> Any:
+    """A dependency: the API caller, refused (403) if it is a token without `scope`."""
+
+    def check(caller: Caller = Depends(api_caller)) -> Caller:  # noqa: B008
+        if caller.grant is not None and scope not in caller.grant.scopes:
+            raise HTTPException(403, f"this API token lacks the '{scope.value}' scope; the owner can issue one "
+                                     "that has it")
+        return caller
+
+    return Depends(check)
+
+
+def require_step_up(request: Request, caller: Caller) -> None:
+    """Refuse (403) unless the caller is the owner's session, confirmed by password (+ TOTP) a moment ago."""
+    if caller.session is None:
+        raise HTTPException(403, "an API token cannot do this: the owner does it logged in, confirming their "
+                                 "password (and authenticator code)")
+    if not caller.session.stepped_up(ctx_of(request).clock.now()):
+        raise HTTPException(403, "confirm your password (and authenticator code) first: POST /api/step-up")
+
+
+def stepped_up(request: Request, caller: Caller = Depends(api_caller)) -> Caller:  # noqa: B008
+    """A dependency: `require_step_up` on the API caller."""
+    require_step_up(request, caller)
+    return caller
 
 
 def page_caller(request: Request) -> Caller:
@@ -103,7 +135,7 @@ def unlock_rate(request: Request) -> None:
 
 
 def kiosk_allowed(request: Request) -> None:
-    """Door-path endpoints answer the lock's own screen (loopback), a paired screen, or an API token.
+    """Door-path endpoints answer the lock's own screen (loopback) or a paired screen; never an API token.
 
     Without this, anyone who can reach the service over the network could
     inject camera frames or try PINs; the access engine's lockout would still
@@ -113,9 +145,6 @@ def kiosk_allowed(request: Request) -> None:
     if (request.client.host if request.client else "") in LOOPBACK:
         return
     if ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
-        return
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer ") and ctx.accounts.token_owner(auth[7:].strip()) is not None:
         return
     raise HTTPException(403, "this door screen is not paired: the owner pairs it under API tokens › Door screens")
 

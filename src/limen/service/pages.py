@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
 from limen.errors import BadRequest, LimenError
-from limen.service.accounts import new_totp_secret, totp_uri
+from limen.service.accounts import Scope, new_totp_secret, totp_uri
 from limen.service.auth import (
     COOKIE,
     Caller,
@@ -50,6 +50,7 @@ def render(request: Request, template: str, code: int = 200, /, **values: Any) -
     values.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
     values["owner"] = caller.owner if caller else None
     values["csrf"] = caller.session.csrf if caller and caller.session else ""
+    values.setdefault("token_days", ctx.settings.api_token_days)
     return ctx.templates.TemplateResponse(request, template, values, status_code=code)
 
 
@@ -60,6 +61,16 @@ async def form_of(request: Request, caller: Caller | None = None) -> dict[str, s
         assert caller.session is not None
         check_csrf(caller.session, values.get("csrf"))
     return values
+
+
+def confirm_owner(request: Request, caller: Caller, values: dict[str, str]) -> None:
+    """Minting tokens and changing PINs: the session's owner re-confirms password (+ TOTP) in the same form."""
+    assert caller.session is not None
+    ctx = ctx_of(request)
+    if caller.session.stepped_up(ctx.clock.now()):
+        return
+    if not ctx.accounts.step_up(request.cookies.get(COOKIE, ""), values.get("password", ""), values.get("totp", "")):
+        raise HTTPException(403, "confirm with your password (and authenticator code): wrong or missing")
 
 
 def back(path: str, done: str) -> RedirectResponse:
@@ -171,10 +182,12 @@ async def logout(request: Request) -> Response:
 def kiosk(request: Request, pair: str = "") -> Response:
     """The door screen; `?pair=<token>` (from the owner's Door screens page) pairs this browser once."""
     if pair:
-        if not ctx_of(request).accounts.kiosk_paired(pair):
-            raise HTTPException(403, "this pairing link is invalid or was revoked")
+        cookie = ctx_of(request).accounts.redeem_pairing(pair)
+        if cookie is None:
+            raise HTTPException(403, "this pairing link is invalid, expired, revoked or already used; "
+                                     "the owner makes a new one under API tokens › Door screens")
         response = RedirectResponse("/kiosk", status_code=303)
-        set_kiosk_cookie(request, response, pair)
+        set_kiosk_cookie(request, response, cookie)
         return response
     return render(request, "kiosk.html")
 
@@ -211,9 +224,11 @@ def users_page(request: Request, caller: Caller = Depends(page_caller)) -> Respo
     return render(request, "users.html", caller=caller, users=ctx_of(request).lock.users())
 
 
-@router.post("/owner/users")
+@router.post("/owner/users", dependencies=[Depends(login_rate)])
 async def user_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
+    if f.get("permission", "member") in ("owner", "administrator"):
+        confirm_owner(request, caller, f)
     hours = _int(f, "valid_hours", 0) or None
     ctx_of(request).lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"),
                                   hours)
@@ -227,9 +242,10 @@ async def user_remove(request: Request, user_id: str, caller: Caller = Depends(p
     return back("/owner/users", "removed")
 
 
-@router.post("/owner/users/{user_id}/pin")
+@router.post("/owner/users/{user_id}/pin", dependencies=[Depends(login_rate)])
 async def user_pin(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
+    confirm_owner(request, caller, f)
     ctx_of(request).lock.set_pin(caller.actor, user_id, f.get("pin", ""))
     return back("/owner/users", "pin")
 
@@ -317,11 +333,20 @@ async def kiosk_unpair(request: Request, kiosk_id: str, caller: Caller = Depends
     return back("/owner/tokens", "kiosk-revoked")
 
 
-@router.post("/owner/tokens", response_class=HTMLResponse)
+@router.post("/owner/tokens", response_class=HTMLResponse, dependencies=[Depends(login_rate)])
 async def tokens_issue(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    f = await form_of(request, caller)
+    form = await request.form()
+    f = {k: v for k, v in form.items() if isinstance(v, str)}
+    assert caller.session is not None
+    check_csrf(caller.session, f.get("csrf"))
+    confirm_owner(request, caller, f)
     ctx = ctx_of(request)
-    token_id, token = ctx.accounts.issue_token(caller.owner, f.get("name", ""))
+    try:
+        scopes = {Scope(str(x)) for x in form.getlist("scopes")}
+    except ValueError:
+        raise BadRequest("scopes", "read, manage or unlock") from None
+    days = _int(f, "days", ctx.settings.api_token_days)
+    token_id, token = ctx.accounts.issue_token(caller.owner, f.get("name", ""), scopes, days)
     return render(request, "tokens.html", caller=caller, tokens=ctx.accounts.tokens(caller.owner),
                   issued={"id": token_id, "token": token})
 

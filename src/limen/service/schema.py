@@ -3,6 +3,9 @@
 Secrets are stored only as hashes: passwords as Argon2id, session ids, API
 tokens and the setup token as SHA-256 (they are 256-bit random, so a fast hash
 is enough).  TOTP seeds are the one exception a TOTP check needs in the clear.
+API tokens carry scopes (read, manage, unlock) and an expiry; a kiosk row is
+first a pairing link (`pair_hash`, single use, expiring), then a paired screen
+(`token_hash` of its cookie, `paired_at`).
 """
 
 MIGRATIONS: list[str] = [
@@ -48,5 +51,17 @@ MIGRATIONS: list[str] = [
         created_by TEXT NOT NULL,
         revoked    INTEGER NOT NULL DEFAULT 0
     );
+    """,
+    # v3: tokens get scopes and an expiry (tokens made before had neither: they expire now, fail closed);
+    # owner step-up windows; TOTP time steps are used once; pairing links are single-use and expire.
+    """
+    ALTER TABLE service_tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+    ALTER TABLE service_tokens ADD COLUMN expires_at TEXT NOT NULL DEFAULT '1970-01-01T00:00:00+00:00';
+    ALTER TABLE service_sessions ADD COLUMN stepped_up_until TEXT;
+    ALTER TABLE service_owners ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE service_kiosks ADD COLUMN pair_hash TEXT;
+    ALTER TABLE service_kiosks ADD COLUMN pair_expires_at TEXT;
+    ALTER TABLE service_kiosks ADD COLUMN paired_at TEXT;
+    UPDATE service_kiosks SET paired_at = created_at;
     """,
 ]
