@@ -33,6 +33,11 @@ class BitIndex:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index's arrays."""
+        return int(self._full.nbytes + self._head.nbytes)
+
     def _grow(self) -> None:
         cap = max(64, 2 * self._full.shape[0])
         full = np.zeros((cap, self._words), dtype=np.uint64)

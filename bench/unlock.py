@@ -1,0 +1,424 @@
+"""A 5-frame face unlock on one core, stage by stage, beside its peers in the same run.
+
+    python bench/unlock.py [--runs 30] [--cli-runs 10] [--gallery 100000] [--skip-serve]
+
+Every figure is printed with the machine's 1-minute load average beside it.
+The process pins itself to one core and ONNX Runtime / OpenMP / OpenCV to one
+thread.  Sections:
+
+1. In-process unlock of a 640×480 NUAA webcam burst (nuaa-dev live, subject
+   0004, session 02 frames 20–24) against a vault enrolled from session 01:
+   detect (detect + follow), landmarks (inside detect), PAD, sample (chips +
+   quality gates), embed (the best frame only), match (vault 1:1 distance).
+   Beside it, same run: the previous pipeline (full-resolution detection and
+   an embedding of every frame), `face_recognition` (`pip install --no-deps
+   face_recognition`; skipped with a message when absent) on the same five
+   frames, and the embedding floor (5 × the ONNX embedding of one chip).
+2. First unlock after a start: fresh processes that open the vault, warm the
+   models (face engine, PAD model, vault projection and index, as `limen
+   serve` should at start) and unlock once; and the same without warming.
+3. `limen --help` and `limen status`: repeated fresh processes (hyperfine-style).
+4. Protected 1:N at `--gallery` templates: per-probe time (projection + search)
+   and index megabytes.
+5. `limen serve` resident memory (peak, from /proc) under face load and under
+   concurrent PIN load (bench/service.py's server).
+
+Writes bench/results/unlock.json and unlock.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchstats import pct  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NUAA = ROOT.parent / "shared" / "data" / "nuaa-dev"
+RESULTS = ROOT / "bench" / "results"
+SUBJECT = "0004"
+LIMEN = [sys.executable, "-m", "limen"]
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def stats(ms: list[float]) -> dict[str, float]:
+    return {"median_ms": round(statistics.median(ms), 2), "p95_ms": round(pct(ms, 95), 2), "n": len(ms),
+            "load": load()}
+
+
+def line(name: str, s: dict[str, float], extra: str = "") -> str:
+    text = f"{name:<42}{s['median_ms']:>10.2f}{s['p95_ms']:>10.2f}   load {s['load']:<5}{extra}"
+    print(text, flush=True)
+    return text
+
+
+def one_core() -> int:
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cpu
+
+
+def nuaa_frames(session: str, start: int, count: int) -> list[Path]:
+    folder = NUAA / "live" / SUBJECT
+    found = sorted((f for f in folder.glob("*.jpg") if f.name.split("_")[3] == session),
+                   key=lambda f: int(f.stem.split("_")[4]))
+    return found[start : start + count]
+
+
+# ------------------------------------------------------------------ 1. in-process unlock
+
+
+class _Timed:
+    """Wraps a function and adds its time to a counter (to see landmarks inside detect)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn, self.ms = fn, 0.0
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*args, **kw)
+        finally:
+            self.ms += (time.perf_counter() - t0) * 1000
+
+
+def enrolled_store(data_dir: Path) -> Any:
+    """A vault in `data_dir` holding subject 0004's reference from 8 session-01 frames."""
+    import numpy as np
+
+    from limen.bio.face import FaceEngine, FaceSample
+    from limen.bio.face.compare import fuse_reference
+    from limen.bio.templates import Modality
+    from limen.capture import load_image
+    from limen.config import load_settings
+    from limen.vault import open_template_store
+
+    store = open_template_store(load_settings(data_dir))
+    engine = FaceEngine()
+    samples = [engine.extract(load_image(p)) for p in nuaa_frames("01", 0, 8)]
+    embeddings = np.array([s.embedding for s in samples if isinstance(s, FaceSample)])
+    store.put("dana", Modality.FACE, fuse_reference(embeddings))
+    return store
+
+
+def bench_unlock(runs: int, data_dir: Path) -> dict[str, Any]:
+    import numpy as np
+
+    from limen.bio.face import FaceEngine, FaceSample, align, burst, detect
+    from limen.bio.templates import Modality
+    from limen.capture import Capture, Frame, load_image
+    from limen.pad import Purpose, assess
+
+    store = enrolled_store(data_dir)
+    engine = FaceEngine()
+    engine.warm()
+    images = [load_image(p) for p in nuaa_frames("02", 20, 5)]
+    capture = Capture(frames=tuple(Frame(rgb=i) for i in images))
+    threshold = store.threshold(Modality.FACE)
+    timed = _Timed(align.landmarks)
+    stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "pad", "sample", "embed", "match")}
+    total: list[float] = []
+    accepted = 0
+    burst.align.landmarks = timed  # type: ignore[attr-defined]  # bench instrumentation only
+    try:
+        for i in range(runs + 2):
+            timed.ms = 0.0
+            t0 = time.perf_counter()
+            tracks = burst.detect_burst(images)
+            t1 = time.perf_counter()
+            in_detect = timed.ms
+            verdict = assess(capture, purpose=Purpose.VERIFY, boxes=[t.box if t else None for t in tracks])
+            t2 = time.perf_counter()
+            out = engine.best_of_burst(images, tracks) if verdict.passed else None
+            t3 = time.perf_counter()
+            dist = store.distance("dana", Modality.FACE, out.embedding) if isinstance(out, FaceSample) else None
+            t4 = time.perf_counter()
+            if i < 2:
+                continue  # first runs warm the caches
+            accepted += dist is not None and dist <= threshold
+            stages["detect"].append((t1 - t0) * 1000)
+            stages["landmarks"].append(in_detect)
+            stages["pad"].append((t2 - t1) * 1000)
+            timings = out.timings if out is not None else {}
+            stages["sample"].append(timings.get("chip", 0.0) + timings.get("quality", 0.0))
+            stages["embed"].append(timings.get("embed", 0.0))
+            stages["match"].append((t4 - t3) * 1000)
+            total.append((t4 - t0) * 1000)
+    finally:
+        burst.align.landmarks = timed.fn  # type: ignore[attr-defined]
+
+    previous: list[float] = []  # the pipeline before: full-resolution detection + every frame embedded
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        found = [detect.detect_faces(rgb) for rgb in images]
+        verdict = assess(capture, purpose=Purpose.VERIFY, boxes=[f[0].box if f else None for f in found])
+        outs = [engine.extract(rgb, f) for rgb, f in zip(images, found, strict=True)]
+        best = max((o for o in outs if isinstance(o, FaceSample)), key=lambda o: o.quality.sharpness)
+        store.distance("dana", Modality.FACE, best.embedding)
+        if i >= 2:
+            previous.append((time.perf_counter() - t0) * 1000)
+
+    chip = align.face_chip(images[0], align.landmarks(images[0], detect.detect_faces(images[0])[0].box))
+    floor: list[float] = []
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            engine.embedder.embed([chip])
+        if i >= 2:
+            floor.append((time.perf_counter() - t0) * 1000)
+    peer = bench_face_recognition(images, runs)
+    store.close()
+    result: dict[str, Any] = {
+        "embedder": engine.embedder.name, "accepted": f"{accepted}/{runs}",
+        "stages": {k: stats(v) for k, v in stages.items()}, "unlock": stats(total),
+        "previous_pipeline": stats(previous), "embedding_floor_5x": stats(floor),
+        "face_recognition": stats(peer) if peer else None,
+        "ratio_to_floor": round(statistics.median(total) / statistics.median(floor), 2),
+        "tracks": [("detected" if t.detected else "followed") if t else "none" for t in burst.detect_burst(images)],
+    }
+    del np
+    return result
+
+
+def bench_face_recognition(images: list[Any], runs: int) -> list[float] | None:
+    try:
+        import face_recognition
+    except ImportError:
+        print("face_recognition not installed (pip install --no-deps face_recognition): its column is skipped")
+        return None
+    out = []
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        for rgb in images:
+            face_recognition.face_encodings(rgb, model="small")
+        if i >= 2:
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+# ------------------------------------------------------------------ 2. first unlock after a start
+
+FIRST = """
+import json, os, sys, time
+t0 = time.perf_counter()
+cpu = max(os.sched_getaffinity(0)); os.sched_setaffinity(0, {cpu})
+sys.path.insert(0, sys.argv[3])
+import unlock
+from limen.bio.face import FaceEngine, FaceSample, detect_burst
+from limen.bio.templates import Modality
+from limen.capture import Capture, Frame, load_image
+from limen.config import load_settings
+from limen.pad import Purpose, assess
+from limen.pad.texture import shipped_model
+from limen.vault import open_template_store
+store = open_template_store(load_settings(__import__('pathlib').Path(sys.argv[1])))
+engine = FaceEngine()
+t1 = time.perf_counter()
+if sys.argv[2] == "warm":
+    engine.warm(); shipped_model(); store.search(Modality.FACE, __import__("numpy").zeros(128), 1)
+t2 = time.perf_counter()
+images = [load_image(p) for p in unlock.nuaa_frames("02", 20, 5)]
+capture = Capture(frames=tuple(Frame(rgb=i) for i in images))
+t3 = time.perf_counter()
+tracks = detect_burst(images)
+verdict = assess(capture, purpose=Purpose.VERIFY, boxes=[t.box if t else None for t in tracks])
+out = engine.best_of_burst(images, tracks)
+d = store.distance("dana", Modality.FACE, out.embedding)
+t4 = time.perf_counter()
+print(json.dumps({"start_ms": (t1 - t0) * 1000, "warm_ms": (t2 - t1) * 1000, "first_unlock_ms": (t4 - t3) * 1000,
+                  "accepted": bool(verdict.passed and d <= store.threshold(Modality.FACE))}))
+"""
+
+
+def bench_first(data_dir: Path, runs: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    env = {**os.environ, "LIMEN_DATA_DIR": str(data_dir)}
+    for mode in ("warm", "cold"):
+        rows = []
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, "-c", FIRST, str(data_dir), mode, str(ROOT / "bench")], env=env,
+                                 capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        result[mode] = {k: stats([r[k] for r in rows]) for k in ("start_ms", "warm_ms", "first_unlock_ms")}
+        result[mode]["accepted"] = sum(r["accepted"] for r in rows)
+    return result
+
+
+# ------------------------------------------------------------------ 3. CLI wall times
+
+
+def bench_cli(data_dir: Path, runs: int) -> dict[str, Any]:
+    env = {**os.environ, "LIMEN_DATA_DIR": str(data_dir)}
+    result = {}
+    for name, args in (("limen --help", ["--help"]), ("limen status", ["status"])):
+        ms = []
+        for i in range(runs + 1):
+            t0 = time.perf_counter()
+            subprocess.run([*LIMEN, *args], env=env, capture_output=True, check=False)
+            if i:
+                ms.append((time.perf_counter() - t0) * 1000)
+        result[name] = stats(ms)
+    return result
+
+
+# ------------------------------------------------------------------ 4. protected 1:N
+
+
+def bench_search(gallery: int, probes: int) -> dict[str, Any]:
+    import numpy as np
+
+    from limen import thresholds
+    from limen.vault.hazmat.transforms import SignProjection
+    from limen.vault.index import BitIndex
+
+    rng = np.random.default_rng(7)
+    projection = SignProjection.from_key(b"k" * 32, 128, thresholds.VAULT_FACE_BITS)
+    people = rng.standard_normal((gallery, 128))
+    index = BitIndex(thresholds.VAULT_FACE_BITS // 8)
+    for start in range(0, gallery, 5000):
+        block = projection.project(people[start : start + 5000])
+        for i, row in enumerate(block):
+            index.add(f"u{start + i}", row)
+    picked = rng.choice(gallery, probes, replace=False)
+    ms, hits = [], 0
+    for i in picked:
+        probe = people[i] + rng.standard_normal(128) * 0.35  # the same person, another sample
+        t0 = time.perf_counter()
+        found = index.search(projection.project(probe[None])[0], 2)
+        ms.append((time.perf_counter() - t0) * 1000)
+        hits += found[0][0] == f"u{i}"
+    return {"gallery": gallery, "probe": stats(ms), "rank1": hits / probes, "index_mb": round(index.nbytes / 2**20, 1)}
+
+
+# ------------------------------------------------------------------ 5. limen serve memory
+
+
+def bench_serve(seconds: float) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import service
+
+    data_dir = Path(tempfile.mkdtemp(prefix="limen-unlock-serve-"))
+    os.environ["LIMEN_DATA_DIR"] = str(data_dir)
+    token = service.prepare(data_dir)
+    proc, url = service.start_server(data_dir)
+    result: dict[str, Any] = {}
+    try:
+        result["idle_rss_mb"] = rss(proc.pid)["rss_mb"]
+        for kind, clients, face in (("face load, 2 clients", 2, True), ("PIN load, 16 clients", 16, False)):
+            peak = _Peak(proc.pid)
+            peak.start()
+            row = service.load(url, clients, seconds, token, face=face, burst=5)
+            peak.stop()
+            result[kind] = {"peak_rss_mb": peak.peak, "requests": row["n"], "median_ms": row["median_ms"],
+                            "p95_ms": row["p95_ms"], "errors": row["errors"], "load": load()}
+        result["hwm_rss_mb"] = rss(proc.pid)["hwm_mb"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return result
+
+
+def rss(pid: int) -> dict[str, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1),
+            "hwm_mb": round(int(fields["VmHWM"].split()[0]) / 1024, 1)}
+
+
+class _Peak(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self._stop_at = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_at.wait(0.05):
+            self.peak = max(self.peak, rss(self.pid)["rss_mb"])
+
+    def stop(self) -> None:
+        self._stop_at.set()
+        self.join()
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--first-runs", type=int, default=3)
+    ap.add_argument("--cli-runs", type=int, default=10)
+    ap.add_argument("--gallery", type=int, default=100_000)
+    ap.add_argument("--probes", type=int, default=50)
+    ap.add_argument("--serve-seconds", type=float, default=8.0)
+    ap.add_argument("--skip-serve", action="store_true")
+    args = ap.parse_args()
+    if not NUAA.is_dir():
+        print(f"dataset missing: {NUAA}", file=sys.stderr)
+        return 2
+    cpu = one_core()
+    machine = {"cpus": os.cpu_count(), "pinned_to_cpu": cpu, "python": platform.python_version(),
+               "processor": platform.processor() or platform.machine(), "load_at_start": load()}
+    print(f"machine: {machine}")
+    data_dir = Path(tempfile.mkdtemp(prefix="limen-unlock-"))
+    os.environ["LIMEN_DATA_DIR"] = str(data_dir)
+    lines: list[str] = []
+    print(f"{'':<42}{'median ms':>10}{'p95 ms':>10}")
+    unlock = bench_unlock(args.runs, data_dir)
+    for k, v in unlock["stages"].items():
+        lines.append(line(f"  {k}", v))
+    lines.append(line("5-frame unlock, in-process", unlock["unlock"],
+                      f"  ({unlock['ratio_to_floor']}× the floor; accepted {unlock['accepted']})"))
+    lines.append(line("previous pipeline (same run)", unlock["previous_pipeline"]))
+    if unlock["face_recognition"]:
+        lines.append(line("face_recognition, 5 frames (same run)", unlock["face_recognition"]))
+    lines.append(line("embedding floor: 5 × ONNX embedding", unlock["embedding_floor_5x"]))
+    first = bench_first(data_dir, args.first_runs)
+    lines.append(line("warm() at start", first["warm"]["warm_ms"]))
+    lines.append(line("first unlock after start, warmed", first["warm"]["first_unlock_ms"]))
+    lines.append(line("first unlock after start, not warmed", first["cold"]["first_unlock_ms"]))
+    cli = bench_cli(data_dir, args.cli_runs)
+    for k, v in cli.items():
+        lines.append(line(k, v))
+    search = bench_search(args.gallery, args.probes)
+    lines.append(line(f"1:N at {args.gallery}: projection + search", search["probe"],
+                      f"  index {search['index_mb']} MB, rank-1 {search['rank1']:.2f}"))
+    serve = None if args.skip_serve else bench_serve(args.serve_seconds)
+    if serve:
+        text = f"limen serve RSS: idle {serve['idle_rss_mb']} MB, " + ", ".join(
+            f"{k}: peak {v['peak_rss_mb']} MB ({v['requests']} requests, load {v['load']})"
+            for k, v in serve.items() if isinstance(v, dict))
+        print(text)
+        lines.append(text)
+    result = {"machine": machine, "command": "python bench/unlock.py " + " ".join(sys.argv[1:]),
+              "unlock": unlock, "first": first, "cli": cli, "search": search, "serve": serve,
+              "load_at_end": load()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "unlock.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = ["# bench/unlock.py", "", f"`{result['command']}`, machine {machine}", "", "```",
+          f"{'':<42}{'median ms':>10}{'p95 ms':>10}", *lines, "```", ""]
+    (RESULTS / "unlock.md").write_text("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
