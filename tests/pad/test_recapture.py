@@ -42,8 +42,9 @@ def test_prints_lose_dynamic_range() -> None:
     live[:, 160:] = 255
     out = simulate(live, Species.PRINT_MATTE, seed=0).astype(float)
     centre = out[80:160, 100:220]
-    assert centre[:, :40].mean() > 5  # ink black is not camera black
-    assert centre[:, -40:].mean() < 250
+    black, white = centre[:, :40].mean(), centre[:, -40:].mean()
+    assert black > 5  # ink black is not camera black
+    assert white / black < 40  # paper density ~1.3 (≈ 20:1), far from the live scene's 255:0
 
 
 def test_burst_is_a_moving_plane() -> None:

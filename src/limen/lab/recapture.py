@@ -134,6 +134,8 @@ def _screen_medium(img: np.ndarray, species: Species, rng: np.random.Generator) 
     x = np.clip(grey + (x - grey) * _u(rng, d.saturation), 0, 1)
     black = _u(rng, d.black_level)
     x = black + (1 - black) * x
+    # Backlight bloom: light scattered in the diffuser, a wide glow (~6 display px) around bright areas (~3–8 %).
+    x = x + rng.uniform(0.03, 0.08) * cv2.GaussianBlur(x, (0, 0), 6.0)
     # Each display pixel is three vertical stripes R, G, B, with a dark gap (the black matrix, ~10–20 % of area).
     big = np.repeat(np.repeat(x, 3, axis=0), 3, axis=1)
     stripes = np.zeros((1, 3 * sw, 3), dtype=np.float32)
@@ -142,11 +144,11 @@ def _screen_medium(img: np.ndarray, species: Species, rng: np.random.Generator) 
     stripes *= 3.0 * rng.uniform(0.8, 0.9)  # keep mean luminance, lose the black-matrix share
     matrix = np.ones((3 * sh, 1, 1), dtype=np.float32)
     matrix[2::3] = rng.uniform(0.6, 0.85)  # the horizontal black-matrix line between pixel rows
-    canvas = big * stripes * matrix
-    # Backlight bloom: light scattered in the diffuser, a wide glow around bright areas (~3–8 %).
-    glow = cv2.GaussianBlur(canvas, (0, 0), 6.0 * 3 * k)
-    canvas = canvas + rng.uniform(0.03, 0.08) * glow
-    return np.clip(canvas, 0, 1.5), 3.0 * k
+    canvas = np.clip(big * stripes * matrix, 0, 1.5)
+    # The sensor integrates each camera pixel's area (a box filter): bring the canvas to 2 samples per camera
+    # pixel by area averaging; the grid's finer periods alias here and again when the camera samples.
+    side = (2 * w, 2 * h)
+    return cv2.resize(canvas, side, interpolation=cv2.INTER_AREA), 2.0
 
 
 # ------------------------------------------------------------------ the scene
@@ -273,8 +275,6 @@ class _Presentation:
     pose: np.ndarray  # source-pixel homography medium → camera
     species: Species
     glare: tuple[float, float, float, float, float]  # centre y, x, spread y, x (shares of the frame), strength
-    bezel: float
-    bezel_tone: float
     reflection: np.ndarray
     banding: tuple[float, float]  # period (camera rows), amplitude; 0 amplitude for prints
     fingers: tuple[_Finger, ...]
@@ -301,9 +301,14 @@ def _present(rgb: np.ndarray, species: Species, rng: np.random.Generator) -> _Pr
     # Reflections of the room in glass or gloss: a faint low-frequency image (4–10 % for glass, Fresnel).
     room = cv2.resize(rng.uniform(0, 1, (4, 4, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     reflection = room * float(rng.uniform(0.04, 0.1) if not species.is_print else rng.uniform(0.0, 0.03))
-    return _Presentation(medium, per_px, _pose(rng, w, h, 1.0), species, glare, float(bezel),
-                         float(rng.uniform(0.03, 0.12)), reflection, banding, _fingers(rng), _camera_params(rng),
-                         _background(h, w, rng))
+    pose = _pose(rng, w, h, 1.0)
+    pad = int(round(bezel * medium.shape[1]))
+    if pad:  # the bezel: a dark frame around the panel
+        tone = float(rng.uniform(0.03, 0.12))
+        medium = cv2.copyMakeBorder(medium, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(tone, tone, tone))
+        pose = pose @ np.array([[1, 0, -pad / per_px], [0, 1, -pad / per_px], [0, 0, 1]], dtype=np.float64)
+    return _Presentation(medium, per_px, pose, species, glare, reflection, banding, _fingers(rng),
+                         _camera_params(rng), _background(h, w, rng))
 
 
 def _photograph(p: _Presentation, motion: np.ndarray, phase: float, rng: np.random.Generator) -> np.ndarray:
@@ -311,16 +316,10 @@ def _photograph(p: _Presentation, motion: np.ndarray, phase: float, rng: np.rand
     h, w = p.background.shape[:2]
     scale = np.diag([1.0 / p.render_per_px, 1.0 / p.render_per_px, 1.0])
     hom = motion @ p.pose @ scale  # render px → source px → camera px
-    medium = p.medium
-    pad = int(round(p.bezel * medium.shape[1]))
-    if pad:  # the bezel: a dark frame around the panel
-        tone = (p.bezel_tone,) * 3
-        medium = cv2.copyMakeBorder(medium, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=tone)
-        hom = hom @ np.array([[1, 0, -pad], [0, 1, -pad], [0, 0, 1]], dtype=np.float64)
-    mh, mw = medium.shape[:2]
+    mh, mw = p.medium.shape[:2]
     # Lens: a webcam's optics blur by σ ≈ 0.5 px (MTF50 near 0.3 cycles/px) before the sensor samples the
     # sub-pixel grid; what survives aliases into moiré.
-    medium = cv2.GaussianBlur(medium, (0, 0), 0.5 * p.render_per_px)
+    medium = cv2.GaussianBlur(p.medium, (0, 0), 0.5 * p.render_per_px)
     warped = cv2.warpPerspective(medium, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
     inside = cv2.warpPerspective(np.ones((mh, mw), np.float32), hom, (w, h), flags=cv2.INTER_LINEAR)
     frame = p.background * (1 - inside[:, :, None]) + warped * inside[:, :, None]
