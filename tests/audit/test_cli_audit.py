@@ -96,3 +96,18 @@ def test_alerts_test_to_a_dead_service_fails_and_stays_queued(run, monkeypatch: 
     assert len(pending) == 1 and pending[0]["attempts"] == 1
     deliver = json.loads(run("--json", "alerts", "deliver").stdout)
     assert deliver == {"delivered": 0, "failed": 0, "unconfigured_channels": []}  # backoff not yet over
+
+
+def test_verify_fails_on_a_log_cut_back_to_an_earlier_checkpoint(run, data_dir: Path) -> None:
+    """Issue 14 item 1: the review's truncation said "ok: 32 records" for a log of 173."""
+    _seed(data_dir, 173)
+    conn = sqlite3.connect(data_dir / "audit.db", isolation_level=None)
+    conn.execute("DROP TRIGGER records_no_delete")
+    conn.execute("DELETE FROM records WHERE idx > 31")
+    conn.execute("DELETE FROM checkpoints WHERE idx > 31")
+    conn.close()
+    result = run("audit", "verify")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ChainBroken)
+    assert "audit log truncated: witness file says 173 records, log has 32" in str(result.exception)
+    assert isinstance(run("audit", "verify").exception, ChainBroken)  # and on every later run

@@ -5,6 +5,10 @@
     index = audit.append(Event(EventKind.TAMPER, at, source="tamper:case", reason="case_opened"))
     audit.verify()                               # raises ChainBroken(index, reason)
 
+A witness of the chain head outside `audit.db` (`limen.audit.witness`) makes a
+truncated, emptied or deleted log an alarm at the next start and a failure of
+`verify` (`AuditTruncated`, a `ChainBroken`).
+
 `open_audit` attaches the anomaly monitor, so appending an event is enough for
 the rules to raise alarms; `raise_alarm(audit, …)` raises one directly; a
 `Dispatcher` (started by the service, or `limen alerts deliver`) delivers them.
@@ -24,14 +28,15 @@ from limen.audit.event import AuditSink, Event, EventKind, MemoryAuditSink, atte
 from limen.audit.export import ExportSummary, verify_export
 from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, load_or_create_key
 from limen.audit.log import AuditLog
+from limen.audit.witness import WITNESS_FILE, AuditTruncated, FileWitness, Head, Mismatch, Witness
 from limen.clock import Clock
 from limen.config import Settings
 
 __all__ = [
-    "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "ChainSummary", "Channel", "DeliveryResult",
-    "Dispatcher", "Event", "EventKind", "ExportSummary", "Finding", "MemoryAuditSink", "Monitor", "Rule",
-    "Severity", "attempt_event", "audit_db_path", "open_audit", "open_dispatcher", "raise_alarm",
-    "quarantine_store", "verify_export", "verify_webhook_signature",
+    "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "AuditTruncated", "ChainSummary", "Channel",
+    "DeliveryResult", "Dispatcher", "Event", "EventKind", "ExportSummary", "Finding", "MemoryAuditSink", "Monitor",
+    "Rule", "Severity", "attach_witness", "attempt_event", "audit_db_path", "open_audit", "open_dispatcher",
+    "quarantine_store", "raise_alarm", "witness_file", "verify_export", "verify_webhook_signature",
 ]
 
 _OPEN: dict[Path, AuditLog] = {}
@@ -57,18 +62,49 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
         audit = _OPEN.get(path)
         if audit is None or audit.closed:
             key, replaced = _audit_key(settings)
-            audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock)
+            witness = witness_file(settings)
+            started = not witness.exists()
+            audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock, witness=witness)
+            problems = audit.witness_mismatches()  # before anything is appended
+            channels, unusable = usable_channels(settings.alert_urls, settings.keys_dir)
+            Monitor(audit, channels, clock).attach()
+            _record_truncation(audit, problems, witness)
+            if started and audit.count() > 0:  # a witness created over an existing log says so on the record
+                audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
+                                   reason="audit_witness_started", data={"records": audit.count()}))
             if replaced is not None:
                 audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
                                    reason="audit_key_replaced", data={"previous": replaced, "key_id": key.key_id}))
-            channels, problems = usable_channels(settings.alert_urls, settings.keys_dir)
-            Monitor(audit, channels, clock).attach()
-            for problem in problems:  # a typo in the settings must not stop the trail: record it instead
+            for problem in unusable:  # a typo in the settings must not stop the trail: record it instead
                 audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
                                    reason="alert_channel_unusable", data={"problem": problem[:200]}))
             audit.on_close(_forget)
             _OPEN[path] = audit
         return audit
+
+
+def witness_file(settings: Settings) -> FileWitness:
+    """The head witness beside the key store (`keys_dir/audit.witness`), MAC'd by its side key."""
+    from limen.vault.keystore.sidekeys import AUDIT_WITNESS, open_side_key
+
+    return FileWitness(settings.keys_dir / WITNESS_FILE, open_side_key(settings, AUDIT_WITNESS), settings.device_id)
+
+
+def attach_witness(audit: AuditLog, witness: Witness) -> None:
+    """Add a checkpoint witness (the vault's sealed head); a mismatch now raises the truncation alarm."""
+    audit.add_witness(witness, checkpoints_only=True)
+    _record_truncation(audit, [p for p in audit.witness_mismatches() if p.witness == witness.name], witness)
+    audit.checkpoint()
+
+
+def _record_truncation(audit: AuditLog, problems: list[Mismatch], witness: Witness) -> None:
+    """Chain (and alarm) each mismatch, then let `witness` follow this chain: the alarm keeps `verify` failing."""
+    for problem in problems:
+        raise_alarm(audit, Rule.AUDIT_TRUNCATED, Severity.CRITICAL, problem.line,
+                    data={"witness": problem.witness, "witnessed": problem.witnessed, "records": problem.records})
+    if problems:
+        last = audit.tail(1)[0]
+        witness.reset(Head(int(last["index"]) + 1, str(last["hash"])))
 
 
 def _audit_key(settings: Settings) -> tuple[SigningKey, str | None]:
@@ -89,7 +125,7 @@ def _audit_key(settings: Settings) -> tuple[SigningKey, str | None]:
         return load_or_create_key(settings.keys_dir), kept.name
 
 
-def quarantine_store(settings: Settings, force: bool = False) -> Path:
+def quarantine_store(settings: Settings, force: bool = False, witnesses: tuple[Witness, ...] = ()) -> Path:
     """Move an unreadable or broken `audit.db` aside (kept as evidence) and start a new chain.
 
     Refuses (`AuditError`) when the store verifies, unless `force`.  The new
@@ -125,6 +161,8 @@ def quarantine_store(settings: Settings, force: bool = False) -> Path:
         part = path.with_name(path.name + suffix)
         if part.exists():
             os.replace(part, target.with_name(target.name + suffix))
+    for witness in (witness_file(settings), *witnesses):  # the owner's new chain starts at 0 (and says why)
+        witness.reset(Head(0, ""))
     audit = open_audit(settings)
     audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
                        reason="audit_store_replaced", data={"previous": target.name, "previous_sha256": digest}))

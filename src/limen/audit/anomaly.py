@@ -46,6 +46,7 @@ class Rule(StrEnum):
     DOOR_FORCED = "door_forced"
     DOOR_LEFT_OPEN = "door_left_open"
     LOCK_JAMMED = "lock_jammed"
+    AUDIT_TRUNCATED = "audit_truncated"  # the log is shorter than its witness (found at start)
     TEST = "test"
 
 

@@ -4,8 +4,9 @@
 the index of each one on stdout (flushed) only after `append` returned.
 `kill_campaign(data_dir, runs)` starts such a child, kills it at a random
 moment, reopens the store, verifies the chain and checks that every
-acknowledged index is present with the child's event; it returns per-run
-figures.  Used by `tests/audit/test_faults.py` (short) and `bench/audit.py`
+acknowledged index is present with the child's event, and that the head
+witness is never ahead of the log (no false truncation alarm); it returns
+per-run figures.  Used by `tests/audit/test_faults.py` (short) and `bench/audit.py`
 (≥ 200 runs).  A SIGKILL tests the process-crash path; a real power cut also
 depends on the disk honouring fsync (SQLite `synchronous=FULL`).
 """
@@ -60,8 +61,10 @@ def child(data_dir: Path) -> None:
 
 def kill_once(data_dir: Path, rng: random.Random, early: bool = False, max_wait_s: float = 0.3) -> KillRun:
     """One run: start the child, SIGKILL it at a random moment, verify, check acknowledgements."""
+    from limen.audit import witness_file
     from limen.audit.keys import load_or_create_key
     from limen.audit.log import AuditLog
+    from limen.audit.witness import WITNESS_FILE
     from limen.config import load_settings
 
     proc = subprocess.Popen([sys.executable, "-m", "limen.audit.faults", "child", str(data_dir)],
@@ -78,8 +81,9 @@ def kill_once(data_dir: Path, rng: random.Random, early: bool = False, max_wait_
     out, _ = proc.communicate()
     acked = _acknowledged(out)
     settings = load_settings(data_dir)
+    witness = witness_file(settings) if (settings.keys_dir / WITNESS_FILE).exists() else None
     audit = AuditLog(data_dir / "audit.db", load_or_create_key(settings.keys_dir), settings.keys_dir,
-                     settings.device_id)
+                     settings.device_id, witness=witness)  # verify also checks the head witness: no false alarm
     try:
         summary = audit.verify()
         found = {r["index"]: r["subject"] for r in audit.records(min(acked) if acked else 0)} if acked else {}

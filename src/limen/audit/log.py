@@ -11,6 +11,11 @@ thread-safe: one connection guarded by a re-entrant lock; reads (`verify`,
 
 Observers (the anomaly monitor) are called after each durable append, under
 the same lock, so they see records in chain order.
+
+Witnesses (`limen.audit.witness`) remember the head outside `audit.db`: the
+witness file after every durable append, the vault's sealed copy after every
+checkpoint.  `verify` fails with `AuditTruncated` when the log is shorter than
+a witness says, or when the chain records a truncation found at a start.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from limen.audit.chain import GENESIS, ChainSummary, make_checkpoint, make_recor
 from limen.audit.event import FORBIDDEN_DATA_KEYS, Event, EventKind
 from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, known_public_keys
 from limen.audit.schema import AUDIT_DB_MIGRATIONS
+from limen.audit.witness import TRUNCATION_REASON, AuditTruncated, Head, Mismatch, Witness, compare, forged
 from limen.clock import Clock, SystemClock
 from limen.db import connect
-from limen.errors import BadRequest, StorageError
+from limen.errors import AuditError, BadRequest, LimenError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +56,8 @@ class AuditLog:
     """The device's audit chain in `path` (see the module docstring for guarantees)."""
 
     def __init__(self, path: Path, key: SigningKey, keys_dir: Path, device_id: str,
-                 clock: Clock | None = None, every: int = thresholds.AUDIT_CHECKPOINT_EVERY) -> None:
+                 clock: Clock | None = None, every: int = thresholds.AUDIT_CHECKPOINT_EVERY,
+                 witness: Witness | None = None) -> None:
         self.path, self.keys_dir, self.device_id, self.every = path, keys_dir, device_id, every
         self._key, self._clock = key, clock or SystemClock()
         self._lock = threading.RLock()
@@ -59,6 +66,8 @@ class AuditLog:
         self._last_recorded: datetime | None = None
         self.monitor: Any = None  # the anomaly monitor attached by `open_audit`
         self._close_hooks: list[Callable[[AuditLog], None]] = []
+        self._witnesses: list[Witness] = [] if witness is None else [witness]
+        self._checkpoint_witnesses: list[Witness] = []
 
     # ------------------------------------------------------------------ writing
     def append(self, event: Event) -> int:
@@ -68,6 +77,7 @@ class AuditLog:
     def append_with(self, event: Event, extra: Callable[[sqlite3.Connection, int], None] | None) -> int:
         """`append`, also running `extra(conn, index)` in the same transaction (outbox rows)."""
         check_event(event)
+        signed = False
         with self._lock:
             conn = self._live()
             now = self._clock.now()
@@ -75,15 +85,28 @@ class AuditLog:
                 with _immediate(conn):
                     jump = self._clock_jump(conn, now)
                     if jump is not None:
-                        self._insert(conn, jump, now)
-                    index = self._insert(conn, event, now)
+                        signed |= self._insert(conn, jump, now)[2]
+                    index, hash_, at_checkpoint = self._insert(conn, event, now)
+                    signed |= at_checkpoint
                     if extra is not None:
                         extra(conn, index)
             except sqlite3.DatabaseError as exc:
                 raise StorageError(f"{self.path}: audit append failed ({exc})") from exc
             self._last_recorded = now
+            head = Head(index + 1, hash_)
+            self._advance(self._witnesses, head)  # after the commit: a witness never leads the log
             self._notify(index, event)
+        if signed:
+            self._advance(self._checkpoint_witnesses, head)  # outside the log's lock (the vault has its own)
         return index
+
+    def raise_alarm(self, rule: str, severity: str, reason: str, *, subject: str | None = None,
+                    at: datetime | None = None) -> int:
+        """Record an alarm through the anomaly monitor (grouping, delivery); a plain ALARM record without one."""
+        if self.monitor is not None:
+            return int(self.monitor.raise_alarm(rule, severity, reason, subject=subject, at=at))
+        return self.append(Event(EventKind.ALARM, at or self._clock.now(), actor="system", subject=subject,
+                                 outcome=severity, reason=rule, source="alarm", data={"text": reason}))
 
     def checkpoint(self) -> int | None:
         """Sign the current head now; return its index (None when the chain is empty)."""
@@ -99,7 +122,45 @@ class AuditLog:
                         self._sign(conn, head["idx"], head["hash"])
             except sqlite3.DatabaseError as exc:
                 raise StorageError(f"{self.path}: audit checkpoint failed ({exc})") from exc
-            return int(head["idx"])
+            current = Head(int(head["idx"]) + 1, str(head["hash"]))
+            self._advance(self._witnesses, current)
+        self._advance(self._checkpoint_witnesses, current)
+        return current.count - 1
+
+    def add_witness(self, witness: Witness, checkpoints_only: bool = False) -> None:
+        """Keep `witness` up to date: after every append, or only at checkpoints (costlier witnesses)."""
+        with self._lock:
+            (self._checkpoint_witnesses if checkpoints_only else self._witnesses).append(witness)
+
+    def witness_mismatches(self) -> list[Mismatch]:
+        """Every witness that says the log is shorter than it was, or differs; [] when all agree."""
+        with self._reader() as conn:
+            return self._mismatches(conn)
+
+    def _mismatches(self, conn: sqlite3.Connection) -> list[Mismatch]:
+        row = conn.execute("SELECT MAX(idx) FROM records").fetchone()
+        records = 0 if row[0] is None else int(row[0]) + 1
+        found = []
+        for witness in [*self._witnesses, *self._checkpoint_witnesses]:
+            try:
+                seen = witness.read()
+            except AuditError as exc:
+                found.append(forged(witness.name, records, str(exc)))
+                continue
+            if seen is None:
+                continue
+            at = conn.execute("SELECT hash FROM records WHERE idx = ?", (seen.count - 1,)).fetchone()
+            problem = compare(witness.name, seen, records, None if at is None else str(at[0]))
+            if problem is not None:
+                found.append(problem)
+        return found
+
+    def _advance(self, witnesses: list[Witness], head: Head) -> None:
+        for witness in list(witnesses):
+            try:
+                witness.advance(head)
+            except LimenError as exc:  # the record is durable; a lagging witness only weakens detection
+                log.error("audit witness %s not updated to %d records (%s)", witness.name, head.count, exc)
 
     def add_observer(self, observer: Observer) -> None:
         """Call `observer(index, event)` after every durable append (anomaly detection)."""
@@ -147,10 +208,23 @@ class AuditLog:
                     yield rec
 
             try:
-                return verify_chain(tracked(), checkpoints, self.public_keys(), self.every)
+                summary = verify_chain(tracked(), checkpoints, self.public_keys(), self.every)
+                self._check_truncation(conn, summary.records)
+                return summary
             except sqlite3.DatabaseError as exc:
                 raise StorageError(f"{self.path}: audit database is corrupt after record {seen[0]} ({exc}); "
                                    "restore it from the last export and verify again") from exc
+
+    def _check_truncation(self, conn: sqlite3.Connection, records: int) -> None:
+        """Raise `AuditTruncated` for a witness ahead of the log now, or a truncation recorded at a start."""
+        problems = self._mismatches(conn)
+        if problems:
+            raise AuditTruncated(problems[0].line, records)
+        recorded = conn.execute("SELECT idx, data FROM records WHERE kind = 'alarm' AND reason = ? ORDER BY idx "
+                                "LIMIT 1", (TRUNCATION_REASON,)).fetchone()
+        if recorded is not None:
+            text = str(json.loads(recorded["data"]).get("text", TRUNCATION_REASON))
+            raise AuditTruncated(f"{text} (found at a start, alarm record {recorded['idx']})", records)
 
     def tail(self, n: int = 20) -> list[dict[str, Any]]:
         """The last `n` records, oldest first."""
@@ -206,7 +280,8 @@ class AuditLog:
             self._conn = _open_store(self.path)
         return self._conn
 
-    def _insert(self, conn: sqlite3.Connection, event: Event, now: datetime) -> int:
+    def _insert(self, conn: sqlite3.Connection, event: Event, now: datetime) -> tuple[int, str, bool]:
+        """Insert the record; return (index, hash, whether a checkpoint was signed with it)."""
         head = conn.execute("SELECT idx, hash FROM records ORDER BY idx DESC LIMIT 1").fetchone()
         index, prev = (0, GENESIS) if head is None else (head["idx"] + 1, head["hash"])
         rec = make_record(event, index, prev, now.isoformat())
@@ -218,7 +293,8 @@ class AuditLog:
         signed = conn.execute("SELECT MAX(idx) FROM checkpoints").fetchone()[0]
         if index - (-1 if signed is None else signed) >= self.every:
             self._sign(conn, index, rec["hash"])
-        return int(index)
+            return int(index), str(rec["hash"]), True
+        return int(index), str(rec["hash"]), False
 
     def _sign(self, conn: sqlite3.Connection, index: int, hash_: str) -> None:
         cp = make_checkpoint(self._key, self.device_id, index, hash_, self._clock.now().isoformat(), self.every)

@@ -68,13 +68,38 @@ def verify(
                 from limen.errors import AuditError
 
                 raise AuditError("the device's audit key is not the pinned key")
-        chain = log.verify()
+        store = _with_vault_copy(log)
+        try:
+            chain = log.verify()
+        finally:
+            if store is not None:
+                store.close()
     finally:
         log.close()
     data = {"ok": True, "records": chain.records, "checkpoints": chain.checkpoints, "last_hash": chain.last_hash,
             "unsigned_tail": chain.unsigned_tail, "keys": chain.key_ids}
     output(data, f"ok: {chain.records} records, {chain.checkpoints} signed checkpoints, "
                  f"{chain.unsigned_tail} after the last one (key {', '.join(chain.key_ids) or '-'})")
+
+
+def _with_vault_copy(log: Any) -> Any:
+    """Check the log against the vault's sealed copy of its head too; return the open store (or None)."""
+    from limen.audit import attach_witness
+    from limen.errors import VaultError
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    try:
+        store = open_template_store(STATE.settings)
+    except VaultError as exc:
+        typer.echo(f"note: the vault's copy of the head was not checked ({exc})", err=True)
+        return None
+    try:
+        attach_witness(log, SealedHeadWitness(store.vault))
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 @audit_app.command("export")
@@ -107,6 +132,12 @@ def checkpoint() -> None:
 def recover(force: Annotated[bool, typer.Option("--force", help="Even if the store verifies.")] = False) -> None:
     """Keep a corrupt or broken audit.db aside as evidence and start a new chain that records it."""
     from limen.audit import quarantine_store
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
 
-    kept = quarantine_store(STATE.settings, force)
+    store = open_template_store(STATE.settings)
+    try:
+        kept = quarantine_store(STATE.settings, force, witnesses=(SealedHeadWitness(store.vault),))
+    finally:
+        store.close()
     output({"preserved": str(kept)}, f"preserved the old store as {kept}; a new chain records the replacement")

@@ -38,12 +38,14 @@ from limen.vault.hazmat.transforms import SignProjection, enrolment_mask
 from limen.vault.journal import Journal
 from limen.vault.keystore.base import KeyStore
 from limen.vault.records import RecordStore
+from limen.vault.secrets import SecretBox
 
 EMBEDDING_DIM = 128
 PAYLOAD_V1 = 1
 SEED_BYTES = 16
 _PAYLOAD = struct.Struct(">BH16s")  # payload version, number of bits, enrolment seed
 _TRANSFORM = sealed.Binding("transform")
+_SECRETS = sealed.Binding("secrets")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class TemplateVault:
         self._lock = threading.RLock()
         self._secret: bytearray | None = None
         self._projection: SignProjection | None = None
+        self._secrets_key: bytearray | None = None
+        self.secrets = SecretBox(self._load_secrets_key)
 
     # ------------------------------------------------------------ lifecycle
     def recover(self) -> None:
@@ -149,6 +153,8 @@ class TemplateVault:
         started = time.perf_counter() if started is None else started
         if self._secret is not None:
             aead.wipe(self._secret)  # 32 bytes now; the big projection buffer after the keys are gone
+        if self._secrets_key is not None:
+            aead.wipe(self._secrets_key)
         try:
             self.keystore.destroy_all()
             keys_gone = time.perf_counter()
@@ -171,6 +177,9 @@ class TemplateVault:
         return self.journal.erased() or self.journal.zeroize_pending()
 
     def _forget(self) -> None:
+        if self._secrets_key is not None:
+            aead.wipe(self._secrets_key)
+            self._secrets_key = None
         if self._secret is not None:
             aead.wipe(self._secret)
         if self._projection is not None:
@@ -189,9 +198,10 @@ class TemplateVault:
                 if sealed.generation_of(blob) != new:
                     self.records.put(user_id, modality, sealed.rewrap(self.keystore, binding, blob, new))
                     moved += 1
-            meta = self.records.get_meta("transform")
-            if meta is not None and sealed.generation_of(meta) != new:
-                self.records.set_meta("transform", sealed.rewrap(self.keystore, _TRANSFORM, meta, new))
+            for name, binding in (("transform", _TRANSFORM), ("secrets", _SECRETS)):
+                meta = self.records.get_meta(name)
+                if meta is not None and sealed.generation_of(meta) != new:
+                    self.records.set_meta(name, sealed.rewrap(self.keystore, binding, meta, new))
             for generation in old:
                 self.keystore.delete_key(generation)
             return moved
@@ -212,6 +222,22 @@ class TemplateVault:
             self._secret = bytearray(sealed.unseal(self.keystore, _TRANSFORM, meta))
             self._projection = SignProjection.from_key(self._secret, EMBEDDING_DIM, self.bits)
         return self._secret, self._projection
+
+    def _load_secrets_key(self) -> bytearray:
+        """The secrets key of `SecretBox`, created on first use (racing processes keep the first one stored)."""
+        with self._lock:
+            self._check_active()
+            if self._secrets_key is None:
+                meta = self.records.get_meta("secrets")
+                if meta is None:
+                    fresh = aead.new_key()
+                    try:
+                        blob = sealed.seal(self.keystore, self.keystore.generations()[-1], _SECRETS, bytes(fresh))
+                    finally:
+                        aead.wipe(fresh)
+                    meta = self.records.add_meta(name="secrets", value=blob)
+                self._secrets_key = bytearray(sealed.unseal(self.keystore, _SECRETS, meta))
+            return self._secrets_key
 
     def project(self, embedding: np.ndarray) -> np.ndarray:
         """Unmasked protected bits of a probe (packed uint8); never stored."""

@@ -39,6 +39,8 @@ class RecordStore(Protocol):
 
     def set_meta(self, name: str, value: bytes) -> None: ...
 
+    def add_meta(self, name: str, value: bytes) -> bytes: ...
+
     def collect_garbage(self) -> None: ...
 
 
@@ -89,6 +91,12 @@ class SqliteRecords:
     def set_meta(self, name: str, value: bytes) -> None:
         with self._tx():
             self.conn.execute("INSERT OR REPLACE INTO vault_meta(name, value) VALUES (?, ?)", (name, value))
+
+    def add_meta(self, name: str, value: bytes) -> bytes:
+        """Store `value` unless `name` exists; return the stored value (the first writer wins)."""
+        with self._tx():
+            self.conn.execute("INSERT OR IGNORE INTO vault_meta(name, value) VALUES (?, ?)", (name, value))
+            return bytes(self.conn.execute("SELECT value FROM vault_meta WHERE name = ?", (name,)).fetchone()[0])
 
     def collect_garbage(self) -> None:
         return None

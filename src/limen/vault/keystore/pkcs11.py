@@ -33,6 +33,31 @@ _TEMPLATE = {
     Attribute.WRAP: False,
     Attribute.UNWRAP: False,
 }
+_SIDE_TEMPLATE = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: True,
+    Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False,
+    Attribute.SIGN: True,
+    Attribute.VERIFY: True,
+    Attribute.ENCRYPT: False,
+    Attribute.DECRYPT: False,
+}
+
+
+class Pkcs11SideKey:
+    """An HMAC-SHA256 key computed by the token (see `limen.vault.keystore.sidekeys`)."""
+
+    def __init__(self, name: str, key: Any, store: Pkcs11KeyStore) -> None:
+        self.name, self._key, self._store = name, key, store  # the store keeps the session open
+        self._lock = store._lock
+
+    def mac(self, data: bytes) -> bytes:
+        with self._lock:
+            try:
+                return bytes(self._key.sign(data, mechanism=Mechanism.SHA256_HMAC))
+            except pkcs11.PKCS11Error as exc:
+                raise KeyStoreError(f"PKCS#11 HMAC with the {self.name} key failed ({type(exc).__name__})") from None
 
 
 # PKCS#11 login state is per process: a second session of a logged-in token cannot log in
@@ -151,6 +176,27 @@ class Pkcs11KeyStore:
             return
         except pkcs11.PKCS11Error as exc:
             raise KeyStoreError(f"PKCS#11 token cannot destroy a key ({type(exc).__name__})") from None
+
+    def side_key(self, name: str) -> Pkcs11SideKey:
+        """The HMAC side key `limen-<name>` (never destroyed by `destroy_all`), generated on first use."""
+        label = f"limen-{name}"
+        with self._lock:
+            try:
+                key = self._find_side(label)
+                if key is None:
+                    template = {**_SIDE_TEMPLATE, Attribute.ID: os.urandom(16)}
+                    self._session.generate_key(KeyType.GENERIC_SECRET, 256, label=label, store=True,
+                                               template=template, mechanism=Mechanism.GENERIC_SECRET_KEY_GEN)
+                    key = self._find_side(label)  # two racing processes both settle on the lowest id
+            except pkcs11.PKCS11Error as exc:
+                raise KeyStoreError(f"PKCS#11 token cannot provide the {name} key ({type(exc).__name__})") from None
+        if key is None:
+            raise KeyStoreError(f"PKCS#11 token did not keep the {name} key")
+        return Pkcs11SideKey(name, key, self)
+
+    def _find_side(self, label: str) -> Any:
+        found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
+        return min(found, key=lambda k: bytes(k[Attribute.ID]), default=None)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,171 @@
+"""Witnesses of the audit chain's head, kept outside `audit.db`, so a truncated log shows.
+
+A hash chain proves every record it holds, but a log cut back to an earlier
+checkpoint (or emptied, or deleted) is still a valid, shorter chain.  A
+witness remembers the head — how many records, and the hash of the last one —
+somewhere `audit.db` is not:
+
+* `FileWitness` – `<keys_dir>/audit.witness`, updated after every durable
+  append (two slots written alternately, each MAC'd with the key store's
+  ``audit-witness`` side key, so a torn write leaves the other slot valid);
+* the vault's sealed copy in `limen.db` (`limen.vault.witness.SealedHeadWitness`),
+  updated at every checkpoint; a crypto-erase removes it, the file stays.
+
+Ordering: the record is committed (fsync) first, the witness after, and a
+witness never moves backwards (an exclusive `flock` serialises processes).
+So after a crash the witness may lag the log, never lead it: `compare` accepts
+a witness at or behind the log when the hash at its position agrees.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hmac
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from limen.errors import AuditError, ChainBroken
+from limen.vault.keystore.sidekeys import SideKey
+
+WITNESS_FILE = "audit.witness"
+TRUNCATION_REASON = "audit_truncated"  # the alarm rule recorded when a start finds the log truncated
+_DOMAIN = b"limen.audit.witness.v1"
+_SLOT = struct.Struct(">BQ32s32s")  # version, record count, head hash, MAC
+_V1 = 1
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain head a witness saw: `count` records, the last one hashing to `hash` (hex)."""
+
+    count: int
+    hash: str
+
+
+class Witness(Protocol):
+    name: str
+
+    def read(self) -> Head | None:
+        """The head last witnessed; None when nothing was ever witnessed.  `AuditError` if forged or corrupt."""
+
+    def advance(self, head: Head) -> None:
+        """Record `head` if it is further than the one witnessed (never moves backwards)."""
+
+    def reset(self, head: Head) -> None:
+        """Follow a new chain from `head` (after a truncation was recorded, or `limen audit recover`)."""
+
+
+class AuditTruncated(ChainBroken):
+    """The log is shorter than (or differs from) what a witness saw, now or at an earlier start."""
+
+    def __init__(self, line: str, records: int) -> None:
+        self.index, self.reason = records, line
+        Exception.__init__(self, line)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A witness ahead of, disagreeing with, or unable to vouch for the log."""
+
+    witness: str
+    witnessed: int  # records the witness saw (-1: the witness itself does not authenticate)
+    records: int
+    line: str
+
+
+def compare(name: str, witnessed: Head, records: int, hash_at: str | None) -> Mismatch | None:
+    """Whether a log of `records` records whose record `witnessed.count - 1` hashes to `hash_at` fits."""
+    says = f"audit log truncated: {name} says {witnessed.count} records, log has {records}"
+    if witnessed.count > records:
+        return Mismatch(name, witnessed.count, records, says)
+    if witnessed.count > 0 and (hash_at is None or not hmac.compare_digest(hash_at, witnessed.hash)):
+        return Mismatch(name, witnessed.count, records,
+                        f"{says} (record {witnessed.count - 1} is not the one witnessed: the log was replaced)")
+    return None
+
+
+def forged(name: str, records: int, problem: str) -> Mismatch:
+    return Mismatch(name, -1, records, f"audit witness unusable: {problem}; the log ({records} records) "
+                                       "cannot be vouched for")
+
+
+class FileWitness:
+    """The head in a small MAC'd file outside `audit.db` (see the module docstring)."""
+
+    name = "witness file"
+
+    def __init__(self, path: Path, key: SideKey, device_id: str) -> None:
+        self.path, self._key, self._device = path, key, device_id.encode()
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> Head | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot read the audit witness ({exc.strerror})") from exc
+        return self._best(raw)
+
+    def advance(self, head: Head) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot write the audit witness ({exc.strerror})") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 2 * _SLOT.size, 0)
+            try:
+                current = self._best(raw)
+            except AuditError:
+                current = None  # a forged or torn file is reported by `read`; writing goes on
+            if current is not None and current.count >= head.count:
+                return
+            os.pwrite(fd, self._slot(head), (head.count % 2) * _SLOT.size)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def reset(self, head: Head) -> None:
+        """Start over at `head` (a new chain after `limen audit recover`): both slots rewritten."""
+        data = self._slot(head) * 2
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _mac(self, count: int, digest: bytes) -> bytes:
+        return self._key.mac(_DOMAIN + struct.pack(">H", len(self._device)) + self._device
+                             + struct.pack(">Q", count) + digest)
+
+    def _slot(self, head: Head) -> bytes:
+        digest = bytes.fromhex(head.hash) if head.count else bytes(32)
+        return _SLOT.pack(_V1, head.count, digest, self._mac(head.count, digest))
+
+    def _best(self, raw: bytes) -> Head | None:
+        if not raw:
+            return None
+        heads, bad = [], 0
+        for off in (0, _SLOT.size):
+            chunk = raw[off : off + _SLOT.size]
+            if len(chunk) < _SLOT.size or chunk == bytes(_SLOT.size):
+                continue  # a slot never written (or torn before its first write)
+            version, count, digest, mac = _SLOT.unpack(chunk)
+            if version != _V1 or not hmac.compare_digest(mac, self._mac(count, digest)):
+                bad += 1
+                continue
+            heads.append(Head(count, digest.hex() if count else ""))
+        if not heads:
+            if bad:
+                raise AuditError(f"{self.path}: the audit witness does not authenticate (forged or corrupt)")
+            return None
+        return max(heads, key=lambda h: h.count)

@@ -1,0 +1,66 @@
+"""The vault's sealed copy of the audit chain head, in `limen.db` (`vault_meta` row ``audit_head``).
+
+A second witness (`limen.audit.witness` has the first): sealed with the
+vault's `SecretBox`, so it cannot be forged without the vault's keys, lives in
+another file than `audit.db` and the witness file, and is advanced at every
+checkpoint.  A crypto-erase removes it (the witness file remains); an erased
+or unprovisioned vault witnesses nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from limen.audit.witness import Head
+from limen.errors import AuditError, InvalidSealedTemplate, KeyStoreError, VaultErased
+from limen.vault.recipe import TemplateVault
+
+_META = "audit_head"
+_LABEL = "audit-head"
+_PAYLOAD = struct.Struct(">Q32s")
+
+
+class SealedHeadWitness:
+    name = "vault's sealed head"
+
+    def __init__(self, vault: TemplateVault) -> None:
+        self.vault = vault
+
+    def read(self) -> Head | None:
+        with self.vault._lock:
+            if self.vault.erased() or not self.vault.keystore.generations():
+                return None  # erased, unprovisioned or closed: this copy vouches for nothing
+            blob = self.vault.records.get_meta(_META)
+            if blob is None:
+                return None
+            try:
+                payload = self.vault.secrets.unseal(_LABEL, blob)
+            except (InvalidSealedTemplate, KeyStoreError):
+                raise AuditError("the vault's sealed audit head does not open (forged or foreign)") from None
+            if len(payload) != _PAYLOAD.size:
+                raise AuditError("the vault's sealed audit head is malformed")
+            count, digest = _PAYLOAD.unpack(payload)
+            return Head(count, digest.hex() if count else "")
+
+    def advance(self, head: Head) -> None:
+        with self.vault._lock:
+            try:
+                current = self.read()
+            except AuditError:
+                current = None  # reported at the next start; the newest head replaces it
+            if current is None or current.count < head.count:
+                self._write(head)
+
+    def reset(self, head: Head) -> None:
+        with self.vault._lock:
+            self._write(head)
+
+    def _write(self, head: Head) -> None:
+        if self.vault.erased() or not self.vault.keystore.generations():
+            return  # nothing to seal under; the witness file still follows the chain
+        digest = bytes.fromhex(head.hash) if head.count else bytes(32)
+        try:
+            blob = self.vault.secrets.seal(_LABEL, _PAYLOAD.pack(head.count, digest))
+        except VaultErased:
+            return
+        self.vault.records.set_meta(_META, blob)

@@ -1,0 +1,198 @@
+"""Truncation of the audit log is detected (issue 14 item 1): the attacks of the review, and no false alarm."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from limen.audit import AuditLog, AuditTruncated, Event, EventKind, attach_witness, open_audit
+from limen.audit.keys import load_or_create_key
+from limen.audit.witness import WITNESS_FILE, FileWitness, Head
+from limen.config import Settings
+from limen.vault.keystore.sidekeys import file_side_key
+
+from .conftest import T0
+
+RECORDS = 173
+
+
+def _fill(settings: Settings, n: int = RECORDS) -> list[str]:
+    log = open_audit(settings)
+    for i in range(n - log.count()):
+        log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject=f"r{i}", source="test"))
+    hashes = [r["hash"] for r in log.records()]
+    log.close()
+    return hashes
+
+
+def _sql(settings: Settings, *statements: str) -> None:
+    """What the attacker did: drop the append-only triggers, then edit audit.db directly."""
+    conn = sqlite3.connect(settings.data_dir / "audit.db")
+    conn.execute("DROP TRIGGER IF EXISTS records_no_delete")
+    conn.execute("DROP TRIGGER IF EXISTS records_no_update")
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _truncation_alarms(log: AuditLog) -> list[dict]:
+    return [r for r in log.records(0, ("alarm",)) if r["reason"] == "audit_truncated"]
+
+
+def test_cut_back_to_an_earlier_checkpoint_fails_verify_and_alarms_at_start(settings: Settings) -> None:
+    _fill(settings)
+    _sql(settings, "DELETE FROM records WHERE idx > 31", "DELETE FROM checkpoints WHERE idx > 31")
+    log = open_audit(settings)
+    try:
+        alarms = _truncation_alarms(log)
+        assert len(alarms) == 1 and alarms[0]["index"] == 32  # the evidence is chained right after the cut
+        assert "witness file says 173 records, log has 32" in alarms[0]["data"]["text"]
+        with pytest.raises(AuditTruncated, match="audit log truncated: witness file says 173 records, log has 32"):
+            log.verify()
+    finally:
+        log.close()
+    again = open_audit(settings)  # a second start does not re-alarm, and verify keeps failing
+    try:
+        assert len(_truncation_alarms(again)) == 1
+        with pytest.raises(AuditTruncated):
+            again.verify()
+    finally:
+        again.close()
+
+
+def test_verify_alone_sees_the_cut_before_any_start(settings: Settings) -> None:
+    _fill(settings)
+    _sql(settings, "DELETE FROM records WHERE idx > 63", "DELETE FROM checkpoints WHERE idx > 63")
+    key = load_or_create_key(settings.keys_dir)
+    witness = FileWitness(settings.keys_dir / WITNESS_FILE, file_side_key(settings.keys_dir, "audit-witness"),
+                          settings.device_id)
+    log = AuditLog(settings.data_dir / "audit.db", key, settings.keys_dir, settings.device_id, witness=witness)
+    with pytest.raises(AuditTruncated, match="says 173 records, log has 64"):
+        log.verify()
+    unwitnessed = AuditLog(settings.data_dir / "audit.db", key, settings.keys_dir, settings.device_id)
+    assert unwitnessed.verify().records == 64  # what the review saw: a valid, shorter chain
+
+
+@pytest.mark.parametrize("attack", ["empty both tables", "delete audit.db"])
+def test_an_emptied_or_deleted_log_is_detected(settings: Settings, attack: str) -> None:
+    _fill(settings)
+    if attack == "empty both tables":
+        _sql(settings, "DELETE FROM records", "DELETE FROM checkpoints")
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            (settings.data_dir / f"audit.db{suffix}").unlink(missing_ok=True)
+    log = open_audit(settings)
+    try:
+        alarms = _truncation_alarms(log)
+        assert [a["index"] for a in alarms] == [0]
+        with pytest.raises(AuditTruncated, match="says 173 records, log has 0"):
+            log.verify()
+    finally:
+        log.close()
+
+
+def test_a_same_length_replacement_is_detected(settings: Settings) -> None:
+    """Cut back, then append as many new records: the count fits, the hash at the witnessed head does not."""
+    _fill(settings, 40)
+    _sql(settings, "DELETE FROM records WHERE idx > 31", "DELETE FROM checkpoints WHERE idx > 31")
+    key = load_or_create_key(settings.keys_dir)
+    forger = AuditLog(settings.data_dir / "audit.db", key, settings.keys_dir, settings.device_id)
+    for i in range(8):
+        forger.append(Event(EventKind.SYSTEM, T0, actor="system", reason="forged", subject=f"f{i}"))
+    forger._live().close()
+    forger._conn = None
+    log = open_audit(settings)
+    try:
+        assert _truncation_alarms(log)
+        with pytest.raises(AuditTruncated, match="the log was replaced"):
+            log.verify()
+    finally:
+        log.close()
+
+
+def test_a_forged_witness_file_is_an_alarm(settings: Settings) -> None:
+    _fill(settings, 10)
+    (settings.keys_dir / WITNESS_FILE).write_bytes(os.urandom(146))
+    log = open_audit(settings)
+    try:
+        alarms = _truncation_alarms(log)
+        assert len(alarms) == 1 and "does not authenticate" in alarms[0]["data"]["text"]
+        with pytest.raises(AuditTruncated):
+            log.verify()
+    finally:
+        log.close()
+
+
+def test_the_vault_copy_catches_a_deleted_log_and_witness_file(settings: Settings) -> None:
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    store = open_template_store(settings)
+    log = open_audit(settings)
+    attach_witness(log, SealedHeadWitness(store.vault))
+    for i in range(70):
+        log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject=f"r{i}"))
+    log.close()  # the shutdown checkpoint reaches the vault's copy too
+    assert SealedHeadWitness(store.vault).read() == Head(log.count(), log.tail(1)[0]["hash"])
+    for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+        (settings.data_dir / name).unlink(missing_ok=True)
+    (settings.keys_dir / WITNESS_FILE).unlink()
+    fresh = open_audit(settings)
+    try:
+        assert fresh.verify().records == 0  # the witness file is gone: alone, nothing to compare with
+        attach_witness(fresh, SealedHeadWitness(store.vault))  # what `open_runtime` does at every start
+        alarms = _truncation_alarms(fresh)
+        assert len(alarms) == 1 and "vault's sealed head says 70 records, log has 0" in alarms[0]["data"]["text"]
+        with pytest.raises(AuditTruncated):
+            fresh.verify()
+    finally:
+        fresh.close()
+        store.close()
+
+
+def test_a_crash_between_commit_and_witness_is_no_alarm(settings: Settings) -> None:
+    """Record durable, witness not yet written (the SIGKILL window): witness = log - 1 is accepted."""
+    _fill(settings, 20)
+    key = load_or_create_key(settings.keys_dir)
+    unwitnessed = AuditLog(settings.data_dir / "audit.db", key, settings.keys_dir, settings.device_id)
+    unwitnessed.append(Event(EventKind.SYSTEM, datetime.now(UTC), actor="system", reason="killed-before-witness"))
+    unwitnessed._live().close()
+    unwitnessed._conn = None
+    log = open_audit(settings)
+    try:
+        assert not _truncation_alarms(log)
+        assert log.verify().records >= 21
+    finally:
+        log.close()
+
+
+def test_restarts_and_concurrent_logs_never_alarm(settings: Settings) -> None:
+    for _ in range(3):
+        _fill(settings, open_audit(settings).count() + 5)
+    log = open_audit(settings)
+    try:
+        assert not _truncation_alarms(log)
+        summary = log.verify()
+        witness = FileWitness(settings.keys_dir / WITNESS_FILE, file_side_key(settings.keys_dir, "audit-witness"),
+                              settings.device_id)
+        assert witness.read() == Head(summary.records, summary.last_hash)
+        assert witness.path.stat().st_mode & 0o777 == 0o600
+    finally:
+        log.close()
+
+
+def test_a_witness_never_moves_backwards(tmp_path: Path) -> None:
+    witness = FileWitness(tmp_path / WITNESS_FILE, file_side_key(tmp_path, "audit-witness"), "dev")
+    witness.advance(Head(4, "ef" * 32))
+    witness.advance(Head(5, "ab" * 32))
+    witness.advance(Head(3, "cd" * 32))  # a slower process arriving late
+    assert witness.read() == Head(5, "ab" * 32)
+    raw = bytearray(witness.path.read_bytes())
+    raw[-1] ^= 1  # a torn write of one slot: the other still vouches for an earlier head
+    witness.path.write_bytes(bytes(raw))
+    assert witness.read() == Head(4, "ef" * 32)
