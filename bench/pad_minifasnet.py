@@ -1,0 +1,124 @@
+"""MiniFASNet cue on nuaa-dev: per-frame scores, ISO/IEC 30107-3 figures, operating points, and its cost.
+
+    python bench/pad_minifasnet.py [--models-dir DIR] [--repeat N]
+
+Needs ../shared/data/nuaa-dev and MiniFASNet imported (`limen models import
+../shared/models/minifasnet`; without --models-dir it is imported into a
+cache under /tmp).  Every nuaa-dev image is one presentation: PAD's own face
+location (`pad.faces.locate`, its usability gates), then the cue's per-frame
+live log-odds.  DEVELOPMENT DATA: the thresholds in thresholds.py were read off
+these same scores.  Also splits by capture session (01 / 02), and times the cue
+per frame (median, p95, machine load) beside the texture cue on the same faces.
+Scores are cached in /tmp/limen-bench-minifasnet-scores.npz.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchstats import pct  # noqa: E402
+from limen import thresholds  # noqa: E402
+from limen.capture import Capture, Frame, load_image  # noqa: E402
+from limen.lab.pad import apcer, bpcer, threshold_at_apcer, threshold_at_bpcer  # noqa: E402
+from limen.pad import faces  # noqa: E402
+from limen.pad.contract import Purpose  # noqa: E402
+from limen.pad.faces import FaceView, PadSample  # noqa: E402
+from limen.pad.minifasnet import MiniFasNetCue  # noqa: E402
+from limen.pad.minifasnet_models import import_models  # noqa: E402
+from limen.pad.texture import TextureCue  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "nuaa-dev"
+WEIGHTS = ROOT.parent / "shared" / "models" / "minifasnet"
+CACHE = Path("/tmp/limen-bench-minifasnet-scores.npz")
+
+
+def located(path: Path) -> FaceView | None:
+    sample = faces.locate(Capture((Frame(rgb=load_image(path)),)))
+    return sample.faces[0] if sample.faces else None
+
+
+def score_all(cue: MiniFasNetCue) -> dict[str, np.ndarray]:
+    if CACHE.exists():
+        z = np.load(CACHE, allow_pickle=False)
+        return {k: z[k] for k in z.files}
+    scores, kinds, sessions, subjects = [], [], [], []
+    for kind in ("live", "print"):
+        for path in sorted((DATA / kind).glob("*/*.jpg")):
+            view = located(path)
+            if view is None:
+                continue
+            scores.append(float(cue.minifasnet_scores([view.frame.rgb], [view.box])[0]))
+            kinds.append(kind)
+            sessions.append(path.stem.split("_")[3])
+            subjects.append(path.parent.name)
+    out = {"score": np.array(scores), "kind": np.array(kinds), "session": np.array(sessions),
+           "subject": np.array(subjects)}
+    np.savez(CACHE, **out)
+    return out
+
+
+def figures(label: str, bona: np.ndarray, attack: np.ndarray) -> None:
+    attacks = {"print": attack}
+    print(f"\n{label}: {bona.size} live, {attack.size} print frames")
+    for name, t in (("PAD_MINIFASNET_VERIFY", thresholds.PAD_MINIFASNET_VERIFY),
+                    ("PAD_MINIFASNET_ENROL", thresholds.PAD_MINIFASNET_ENROL)):
+        print(f"  at {name} = {t:+.3f}: APCER {apcer(attacks, t)['print']:.2%}  BPCER {bpcer(bona, t):.2%}")
+    for target in (0.01, 0.05):
+        t = threshold_at_apcer(bona, attacks, target)
+        print(f"  APCER {target:.0%}: threshold {t:+.3f}, BPCER {bpcer(bona, t):.2%}")
+        t = threshold_at_bpcer(bona, attacks, target)
+        print(f"  BPCER {target:.0%}: threshold {t:+.3f}, APCER {apcer(attacks, t)['print']:.2%}")
+    print(f"  highest print score {attack.max():+.3f}; lowest live score {bona.min():+.3f}; "
+          f"live below the highest print: {np.mean(bona <= attack.max()):.2%}")
+
+
+def timing(cue: MiniFasNetCue, repeat: int) -> None:
+    views = [v for v in (located(p) for p in sorted((DATA / "live" / "0001").glob("*.jpg"))[:repeat]) if v]
+    texture = TextureCue()
+    for name, fn in (("minifasnet", lambda v: cue.minifasnet_scores([v.frame.rgb], [v.box])),
+                     ("texture (peer)", lambda v: texture.score(PadSample((v,), analysed=1), Purpose.VERIFY))):
+        fn(views[0])  # warm-up: lazy model loads
+        ms = []
+        for v in views:
+            t0 = time.perf_counter()
+            fn(v)
+            ms.append((time.perf_counter() - t0) * 1000)
+        print(f"  {name:<15} per frame: median {pct(ms, 50):6.2f} ms  p95 {pct(ms, 95):6.2f} ms  "
+              f"({len(ms)} frames, load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path)
+    parser.add_argument("--repeat", type=int, default=40)
+    args = parser.parse_args()
+    models_dir = args.models_dir
+    if models_dir is None:
+        models_dir = Path("/tmp/limen-bench-models")
+        if not (models_dir / "minifasnet" / "MiniFASNetV1SE.json").exists():
+            import_models(WEIGHTS, models_dir)
+    cue = MiniFasNetCue(models_dir)
+    if not cue.check():
+        raise SystemExit(f"MiniFASNet not imported into {models_dir}")
+    s = score_all(cue)
+    live, attack = s["kind"] == "live", s["kind"] == "print"
+    print(f"machine load: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    figures("nuaa-dev, every frame (DEVELOPMENT DATA)", s["score"][live], s["score"][attack])
+    for session in ("01", "02"):
+        inside = s["session"] == session
+        figures(f"nuaa-dev session {session} only", s["score"][live & inside], s["score"][attack & inside])
+    print("\ntiming (one frame, one core; crops + both models):")
+    timing(cue, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
