@@ -110,6 +110,16 @@ def test_reader_refuses_any_other_global(container, module: str, name: str, tmp_
     assert not witness.exists()
 
 
+def test_a_hostile_pickle_cannot_alter_the_reader_for_later_loads() -> None:
+    poison = b"}" + _u("dtype") + _u("<i8") + b"sb0"  # BUILD {"dtype": "<i8"} on the allowed object, popped
+    for target in (_global("torch", "FloatStorage"), _global("collections", "OrderedDict")):
+        with pytest.raises(BadModelFile):
+            read_state_dict(_zip_checkpoint(_state_pickle(_TENSORS, inject=target + poison), _BLOBS), "x.pth")
+    state = read_state_dict(_zip_checkpoint(_state_pickle(_TENSORS), _BLOBS), "x.pth")
+    assert state["conv.weight"].dtype == np.float32
+    np.testing.assert_array_equal(state["conv.weight"].ravel(), _STORE)
+
+
 @pytest.mark.parametrize("data,reason", [
     (b"", "not a readable torch checkpoint"),
     (b"definitely not a checkpoint", "not a readable torch checkpoint"),

@@ -18,7 +18,6 @@ import pickle
 import struct
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,8 +30,7 @@ MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024  # far above MiniFASNet's 1.9 MB; bounds
 MAX_TENSORS = 4096
 
 
-@dataclass(frozen=True)
-class _StorageType:
+class _StorageType(NamedTuple):  # a tuple: a pickle's BUILD cannot alter it
     name: str
     dtype: np.dtype[Any]
 
@@ -72,11 +70,6 @@ def _rebuild_tensor_v2(storage: object, offset: object, size: object, stride: ob
     return _TensorRef(storage, offset, size, stride)
 
 
-_ALLOWED: dict[tuple[str, str], object] = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    **{("torch", name): kind for name, kind in _STORAGES.items()},
-}
 
 
 def _is_int(v: object) -> bool:
@@ -94,9 +87,18 @@ class _SafeUnpickler(pickle.Unpickler):
         super().__init__(fh)
         self.storages: dict[str, _StorageRef] = {}
 
+        def rebuild(*args: object) -> _TensorRef:  # a fresh function per load: a BUILD on it stays in this load
+            return _rebuild_tensor_v2(*args)  # type: ignore[arg-type]
+
+        self._allowed: dict[tuple[str, str], object] = {
+            ("collections", "OrderedDict"): OrderedDict,  # a built-in type: its attributes cannot be set
+            ("torch._utils", "_rebuild_tensor_v2"): rebuild,
+            **{("torch", name): kind for name, kind in _STORAGES.items()},
+        }
+
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return _ALLOWED[(module, name)]
+            return self._allowed[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"refused global {module}.{name}") from None
 
