@@ -25,6 +25,7 @@ from limen.pad.onnx_minifasnet import Variant
 from limen.pad.torchzip import read_state_dict
 from tests.pad.conftest import SHARED_MODELS
 from tests.pad.helpers import fake_view, nuaa_files
+from tests.pad.test_contract import PadCueContract
 
 # ------------------------------------------------------------------ hand-built checkpoints (no torch needed)
 
@@ -227,6 +228,38 @@ def test_cue_is_unavailable_without_imported_models(tmp_path: Path) -> None:
         assert cue.score(sample, Purpose.VERIFY) == CueUnavailable("minifasnet", "model_not_imported")
     assert mf.MiniFasNetCue(tmp_path).score(PadSample((), analysed=2), Purpose.VERIFY) == CueUnavailable(
         "minifasnet", "no_usable_face")
+
+
+class TestMiniFasNetCueNotImported(PadCueContract):
+    def make(self) -> mf.MiniFasNetCue:
+        return mf.MiniFasNetCue(Path("/nonexistent/limen-models"))
+
+
+class TestMiniFasNetCueImported(PadCueContract):
+    @pytest.fixture(autouse=True)
+    def _models(self, minifasnet_models_dir: Path) -> None:
+        self.models_dir = minifasnet_models_dir
+
+    def make(self) -> mf.MiniFasNetCue:
+        return mf.MiniFasNetCue(self.models_dir)
+
+
+def test_sessions_load_once_and_score_concurrently(minifasnet_models_dir: Path) -> None:
+    import threading
+
+    views = [fake_view(i, seed=i) for i in range(4)]
+    frames, boxes = [v.frame.rgb for v in views], [v.box for v in views]
+    mf._forget_sessions()
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(mf.minifasnet_scores(frames, boxes,
+                                                                                   minifasnet_models_dir)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(np.array_equal(r, results[0]) for r in results)
+    assert len(mf._LOADED) == 1
 
 
 def test_crop_follows_upstream_box_arithmetic() -> None:

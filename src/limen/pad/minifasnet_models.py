@@ -76,8 +76,11 @@ def import_models(path: Path, models_dir: Path) -> list[Manifest]:
         onnx_file = f"{variant.spec.model}.onnx"
         manifest = Manifest(variant.spec.model, source.name, variant.spec.source_sha256,
                             graph.CONVERTER_VERSION, onnx_file, hashlib.sha256(onnx_bytes).hexdigest())
-        atomic_write(model_dir(models_dir) / onnx_file, onnx_bytes, mode=0o644)
-        atomic_write(model_dir(models_dir) / f"{variant.spec.model}.json", manifest.to_json(), mode=0o644)
+        try:
+            atomic_write(model_dir(models_dir) / onnx_file, onnx_bytes, mode=0o644)
+            atomic_write(model_dir(models_dir) / f"{variant.spec.model}.json", manifest.to_json(), mode=0o644)
+        except OSError as exc:
+            raise ConfigError(f"{model_dir(models_dir)}: cannot write imported models ({exc.strerror})") from None
         written.append(manifest)
     return written
 
@@ -167,6 +170,8 @@ def load_model(models_dir: Path, variant: Variant) -> bytes:
     manifest = _manifest(manifest_path, variant)
     onnx_path = where / manifest.onnx_file
     try:
+        if onnx_path.stat().st_size > MAX_CHECKPOINT_BYTES:
+            raise ConfigError(f"{onnx_path}: larger than any imported model can be; re-import it")
         data = onnx_path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{onnx_path}: imported model unreadable ({exc.strerror}); re-import it") from None
