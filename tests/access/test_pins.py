@@ -46,3 +46,34 @@ def test_entry_is_truncated_to_max_digits() -> None:
     entry = "1" * T.PIN_ENTRY_MAX_DIGITS + "246813"
     assert "246813" not in pins.entry_candidates(entry, {6})
     assert pins.guesses_per_entry(6) == T.PIN_ENTRY_MAX_DIGITS - 5
+
+
+# ---------------------------------------------------------------- salts and pepper (issue 14 item 8)
+class _Key:
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def mac(self, data: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(self.key, data, hashlib.sha256).digest()
+
+
+def test_each_pin_has_its_own_salt_and_needs_the_pepper() -> None:
+    hasher = pins.PinHasher(_Key(b"k" * 32), lock_salt=b"s" * 16)
+    a, b = hasher.secret_for("246813"), hasher.secret_for("246813")
+    assert a != b and a[1:17] != b[1:17]  # same PIN, different salts: one cracking pass finds one PIN
+    salt, digest = a[1:17], a[17:]
+    assert pins.hash_pin("246813", salt) != digest  # the database alone (salt + digest) is not an Argon2id hash
+    assert hasher.matcher().matches("246813", a) and not hasher.matcher().matches("246814", a)
+    other = pins.PinHasher(_Key(b"x" * 32), lock_salt=b"s" * 16)
+    assert not other.matcher().matches("246813", a)  # a wrong or lost pepper fails closed
+    assert not pins.PinHasher(pins.NO_PEPPER, b"s" * 16).matcher().matches("246813", a)
+
+
+def test_old_hashes_still_match_and_are_recognised_for_upgrade() -> None:
+    legacy = pins.hash_pin("246813", b"s" * 16)
+    hasher = pins.PinHasher(_Key(b"k" * 32), lock_salt=b"s" * 16)
+    assert pins.needs_upgrade(legacy) and not pins.needs_upgrade(hasher.secret_for("246813"))
+    assert hasher.matcher().matches("246813", legacy)

@@ -230,3 +230,84 @@ def test_after_revoking_the_offline_secret_new_codes_use_a_new_one(store: Access
     assert fresh.id != old.id
     code, _ = store.issue_code(offline.CodeKind.SINGLE_USE, owner_id, T0)
     assert store.decide(code_attempt(code), T0 + timedelta(minutes=5)).decision.accepted
+
+
+# ---------------------------------------------------------------- secrets at rest (issue 14 items 8, 9)
+class _OtherPepper:
+    def mac(self, data: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(b"not the lock's pepper", data, hashlib.sha256).digest()
+
+
+def _pin_secret(store: AccessStore, user_id: str) -> bytes:
+    row = store.conn.execute("SELECT secret FROM access_credentials WHERE user_id = ? AND cred_type = 'pin'",
+                             (user_id,)).fetchone()
+    return bytes(row[0])
+
+
+def test_pins_are_salted_per_credential_and_a_copied_database_alone_opens_nothing(
+        db_path: Path, store: AccessStore, owner_id: str) -> None:
+    from limen.access import pins
+
+    max_id = store.add_user("Max", owner_id, T0, pin="135792").user_id
+    mine, owners = _pin_secret(store, max_id), _pin_secret(store, owner_id)
+    assert not pins.needs_upgrade(mine) and mine[1:17] != owners[1:17]  # a salt per credential
+    pepper = db_path.parent / "keys" / "pin-pepper.key"
+    assert pepper.stat().st_mode & 0o777 == 0o600
+    copy = AccessStore(open_db(db_path), MemoryAuditSink(), pepper=_OtherPepper())  # the database, not the key
+    assert not copy.decide(pin_attempt("135792"), T0).decision.accepted
+    assert store.decide(pin_attempt("135792"), T0).decision.accepted
+
+
+def test_old_pin_hashes_keep_working_and_are_rewritten_at_first_use(store: AccessStore, owner_id: str) -> None:
+    from limen.access import pins
+
+    max_id = store.add_user("Max", owner_id, T0, pin="135792").user_id
+    salt = bytes(store.conn.execute("SELECT pin_salt FROM access_lock").fetchone()[0])
+    store.conn.execute("UPDATE access_credentials SET secret = ? WHERE user_id = ? AND cred_type = 'pin'",
+                       (pins.hash_pin("135792", salt), max_id))  # as stored before the pepper
+    store.conn.commit()
+    assert store.decide(pin_attempt("0135792"), T0).decision.accepted  # anti-peep entries still match
+    upgraded = _pin_secret(store, max_id)
+    assert not pins.needs_upgrade(upgraded)
+    assert store.decide(pin_attempt("135792"), T0).decision.accepted
+    store.conn.execute("UPDATE access_credentials SET secret = ? WHERE user_id = ? AND cred_type = 'pin'",
+                       (pins.hash_pin(OWNER_PIN, salt), owner_id))
+    store.conn.commit()
+    assert store.authenticate("Olga", OWNER_PIN, T0).user_id == owner_id
+    assert not pins.needs_upgrade(_pin_secret(store, owner_id))
+
+
+def test_pins_still_open_after_the_vault_is_crypto_erased(db_path: Path, store: AccessStore, owner_id: str) -> None:
+    from limen.vault.keystore.software import SoftwareKeyStore, default_key_path
+
+    keystore = SoftwareKeyStore(default_key_path(db_path.parent / "keys"))
+    keystore.create_key()
+    keystore.destroy_all()  # what a tamper erase does to the key store
+    assert (db_path.parent / "keys" / "pin-pepper.key").exists()
+    assert store.authenticate("Olga", OWNER_PIN, T0).user_id == owner_id
+
+
+def test_authenticate_counts_every_wrong_pin_of_racing_connections(db_path: Path, store: AccessStore,
+                                                                   owner_id: str, real_argon2: None) -> None:
+    """The lockout is read inside the write transaction: racing wrong PINs are never lost updates."""
+    import threading
+
+    racers = 4
+    store.set_config(owner_id, T0, wrong_code_entry_limit=50)
+    stores = [AccessStore(open_db(db_path), MemoryAuditSink()) for _ in range(racers)]
+    barrier = threading.Barrier(racers)
+
+    def wrong(s: AccessStore) -> None:
+        barrier.wait()
+        with pytest.raises(BadRequest):
+            s.authenticate("Olga", "999111", T0)
+
+    threads = [threading.Thread(target=wrong, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.load_state().lockout.wrong_code_count == racers

@@ -15,6 +15,7 @@ from datetime import datetime, time
 from enum import IntFlag, StrEnum
 
 from limen import thresholds as T
+from limen.access.pins import PinHasher
 
 
 class UserStatus(StrEnum):
@@ -214,6 +215,7 @@ class AccessState:
     lockout: LockoutState = field(default_factory=LockoutState)
     config: LockConfig = field(default_factory=LockConfig)
     pin_salt: bytes = field(default=b"", repr=False)
+    pin_hasher: PinHasher | None = field(default=None, repr=False, compare=False)  # salts + pepper (pins.py)
     online: bool = True
     lockdown: bool = False
     owner_reauth_required: bool = False

@@ -1,12 +1,19 @@
-"""PINs: validation, Argon2id hashing, anti-peep matching.
+"""PINs: validation, salted and peppered Argon2id hashing, anti-peep matching.
 
-A PIN is stored only as an Argon2id hash (argon2-cffi, OWASP parameters from
-`thresholds.PIN_ARGON2_*`) under the lock's random PIN salt.  One salt per lock,
-not per PIN, is deliberate: a keypad entry is hashed once per candidate and
-compared against every stored hash with `hmac.compare_digest`, and duplicate
-PINs can be refused (Matter's DuplicateCredential).  With a 10^6 code space a
-per-PIN salt would not slow an attacker who holds the database anyway; the
-online guessing limit is the lockout (see docs/access.md).
+A PIN is stored as ``0x02 ‖ salt(16) ‖ HMAC-SHA256(pepper, Argon2id(PIN, salt))``
+(`PinHasher.secret_for`): a random salt per credential, so one pass over the
+10^6 space cracks one PIN, not all of them; and a pepper, the key store's
+``pin-pepper`` side key (a 0600 key file, or a token key), so a copied
+`limen.db` alone cracks nothing.  The pepper is not destroyed by a tamper
+erase: PINs keep opening the door after the templates are crypto-erased
+(docs/vault.md says why).  Hashes of the old format (32 bytes of Argon2id
+under the lock-wide salt) still match and are rewritten in the new format at
+their first successful use (`needs_upgrade`).
+
+A per-credential salt costs the lock one Argon2id per (candidate, stored PIN
+of that length) on every keypad entry; `PinMatcher` computes each at most once
+per entry and stops at the first match (a success reveals nothing the opening
+door does not).  The online guessing limit is still the lockout (docs/access.md).
 
 Anti-peep entry: the keypad accepts up to `PIN_ENTRY_MAX_DIGITS` digits, and
 every window of a stored PIN's length is a candidate, so a user may type decoy
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Iterable
+from typing import Protocol
 
 from argon2.low_level import Type, hash_secret_raw
 
@@ -29,8 +37,71 @@ PIN_HASH_BYTES = 32
 PIN_SALT_BYTES = 16
 
 
+PEPPERED_V2 = 2
+_V2_SIZE = 1 + PIN_SALT_BYTES + PIN_HASH_BYTES
+
+
+class Pepper(Protocol):
+    def mac(self, data: bytes) -> bytes: ...
+
+
 def new_salt() -> bytes:
     return secrets.token_bytes(PIN_SALT_BYTES)
+
+
+def needs_upgrade(stored: bytes) -> bool:
+    """Whether `stored` is an old-format hash (lock-wide salt, no pepper)."""
+    return not (len(stored) == _V2_SIZE and stored[0] == PEPPERED_V2)
+
+
+class PinHasher:
+    """Stores and checks PINs with per-credential salts and the pepper (see the module docstring)."""
+
+    def __init__(self, pepper: Pepper, lock_salt: bytes) -> None:
+        self.pepper, self.lock_salt = pepper, lock_salt
+
+    def secret_for(self, pin: str) -> bytes:
+        salt = new_salt()
+        return bytes([PEPPERED_V2]) + salt + self.pepper.mac(_PEPPER_DOMAIN + hash_pin(pin, salt))
+
+    def matcher(self) -> PinMatcher:
+        return PinMatcher(self)
+
+
+_PEPPER_DOMAIN = b"limen.pin.v2\x00"
+
+
+class _NoPepper:
+    """A state built without the key store (tests, tools): peppered PINs never match — fail closed."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def mac(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, "sha256").digest()
+
+
+NO_PEPPER = _NoPepper()
+
+
+class PinMatcher:
+    """Checks candidates of one entry against stored PINs; each Argon2id computed at most once."""
+
+    def __init__(self, hasher: PinHasher) -> None:
+        self._hasher = hasher
+        self._argon: dict[tuple[str, bytes], bytes] = {}
+
+    def _argon2(self, candidate: str, salt: bytes) -> bytes:
+        key = (candidate, salt)
+        if key not in self._argon:
+            self._argon[key] = hash_pin(candidate, salt)
+        return self._argon[key]
+
+    def matches(self, candidate: str, stored: bytes) -> bool:
+        if needs_upgrade(stored):
+            return same_hash(self._argon2(candidate, self._hasher.lock_salt), stored)
+        salt, digest = stored[1 : 1 + PIN_SALT_BYTES], stored[1 + PIN_SALT_BYTES :]
+        return same_hash(self._hasher.pepper.mac(_PEPPER_DOMAIN + self._argon2(candidate, salt)), digest)
 
 
 def validate_pin(pin: str, min_length: int = T.PIN_MIN_LENGTH, max_length: int = T.PIN_MAX_LENGTH) -> str:
@@ -45,7 +116,7 @@ def validate_pin(pin: str, min_length: int = T.PIN_MIN_LENGTH, max_length: int =
 
 
 def hash_pin(pin: str, salt: bytes) -> bytes:
-    """Argon2id of the PIN under the lock's salt (raw bytes)."""
+    """Argon2id of the PIN under `salt` (raw bytes; `PinHasher` adds the pepper)."""
     return hash_secret_raw(
         pin.encode("ascii"),
         salt,

@@ -261,20 +261,19 @@ def find_pin(digits: str, state: AccessState, user_id: str | None = None, *, exa
              ) -> Credential | None:
     """The stored PIN credential `digits` contains (anti-peep windows; `exact`: equals), or None.
 
-    Hashes every candidate window once and compares it with every stored PIN in
-    constant time, without stopping early.
+    Checks every candidate window against every stored PIN of its length
+    (per-credential salts: `pins.PinMatcher`) and stops at the first match.
     """
     stored = [c for c in _active(state, CredentialType.PIN) if user_id is None or c.user_id == user_id]
     if not digits.isascii() or not digits.isdigit() or not stored:
         return None
-    found: Credential | None = None
+    matcher = (state.pin_hasher or pins.PinHasher(pins.NO_PEPPER, state.pin_salt)).matcher()
     candidates = [digits] if exact else pins.entry_candidates(digits, {c.pin_length or 0 for c in stored})
     for candidate in candidates:
-        digest = pins.hash_pin(candidate, state.pin_salt)
         for cred in stored:
-            if pins.same_hash(digest, cred.secret) and cred.pin_length == len(candidate) and found is None:
-                found = cred
-    return found
+            if cred.pin_length == len(candidate) and matcher.matches(candidate, cred.secret):
+                return cred
+    return None
 
 
 def _resolve_pin(digits: str, state: AccessState, user_id: str | None = None, *, exact: bool = False

@@ -19,10 +19,11 @@ import secrets
 import sqlite3
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Any
 
 from limen.access import lockout, offline, pins
-from limen.access.attempt import Attempt
+from limen.access.attempt import Attempt, PinEntry
 from limen.access.model import (
     AccessState,
     AccessUser,
@@ -67,10 +68,13 @@ def ensure_user(conn: sqlite3.Connection, user_id: str, actor: str, at: datetime
 class AccessStore:
     """The access engine's persistent state.  One instance per connection; not thread-safe."""
 
-    def __init__(self, conn: sqlite3.Connection, audit: AuditSink, source: str = "cli") -> None:
+    def __init__(self, conn: sqlite3.Connection, audit: AuditSink, source: str = "cli",
+                 pepper: pins.Pepper | None = None) -> None:
+        """`pepper`: the key store's PIN pepper; by default the ``pin-pepper`` key file beside the database."""
         self.conn = conn
         self.audit = audit
         self.source = source
+        self.pepper = pepper or _default_pepper(conn)
         with transaction(conn):
             if conn.execute("SELECT 1 FROM access_lock WHERE id = 1").fetchone() is None:
                 conn.execute(
@@ -101,6 +105,7 @@ class AccessStore:
                                  lock["bio_fail_count"]),
             config=_config(lock["config"]),
             pin_salt=bytes(lock["pin_salt"]),
+            pin_hasher=pins.PinHasher(self.pepper, bytes(lock["pin_salt"])),
             online=bool(lock["online"]),
             lockdown=bool(lock["lockdown"]),
             owner_reauth_required=bool(lock["owner_reauth_required"]),
@@ -152,14 +157,18 @@ class AccessStore:
         A wrong PIN counts toward the keypad lockout, and a locked-out keypad
         refuses this check too, so the CLI is no way around the lockout.
         """
-        state = self.load_state()
-        if lockout.is_locked_out(state.lockout, at):
-            raise BadRequest("as", "locked out after wrong codes; try again later")
         user = self.user(ref)
-        if find_pin(pin, state, user_id=user.user_id) is None:
-            self.apply(Update(lockout=lockout.after_wrong_code(state.lockout, state.config, at)), at)
-            raise BadRequest("as", "not an owner or administrator, or wrong PIN")
-        if not user.permission.programs or user.status is not UserStatus.ENABLED:
+        with transaction(self.conn):  # lockout read, PIN check and counter update: one writer at a time
+            state = self._load_state()
+            locked = lockout.is_locked_out(state.lockout, at)
+            found = None if locked else find_pin(pin, state, user_id=user.user_id)
+            if found is None and not locked:
+                self._apply(Update(lockout=lockout.after_wrong_code(state.lockout, state.config, at)), at)
+            elif found is not None:
+                self._upgrade_pin(found, pin)
+        if locked:
+            raise BadRequest("as", "locked out after wrong codes; try again later")
+        if found is None or not user.permission.programs or user.status is not UserStatus.ENABLED:
             raise BadRequest("as", "not an owner or administrator, or wrong PIN")
         return user
 
@@ -366,16 +375,30 @@ class AccessStore:
         from limen import thresholds as T
 
         salt = bytes(self.conn.execute("SELECT pin_salt FROM access_lock WHERE id = 1").fetchone()[0])
-        digest = pins.hash_pin(pin, salt)
+        hasher = pins.PinHasher(self.pepper, salt)
+        matcher = hasher.matcher()
         history = self.conn.execute(
             "SELECT secret FROM access_pin_history WHERE user_id = ? ORDER BY id DESC LIMIT ?",
             (user_id, T.PIN_HISTORY_DEPTH)).fetchall()
-        if any(pins.same_hash(digest, bytes(r[0])) for r in history):
+        if any(matcher.matches(pin, bytes(r[0])) for r in history):
             raise BadRequest("pin", f"this PIN was used recently (last {T.PIN_HISTORY_DEPTH} are refused)")
-        taken = self.conn.execute("SELECT secret FROM access_credentials WHERE cred_type = 'pin'").fetchall()
-        if any(pins.same_hash(digest, bytes(r[0])) for r in taken):
+        taken = self.conn.execute("SELECT secret FROM access_credentials WHERE cred_type = 'pin' AND pin_length = ?",
+                                  (len(pin),)).fetchall()
+        if any(matcher.matches(pin, bytes(r[0])) for r in taken):
             raise Conflict("duplicate credential: choose another PIN")
-        return self._insert_credential(user_id, CredentialType.PIN, digest, len(pin), actor, at)
+        return self._insert_credential(user_id, CredentialType.PIN, hasher.secret_for(pin), len(pin), actor, at)
+
+    def _upgrade_pin(self, cred: Credential, digits: str) -> None:
+        """Rewrite an old-format PIN hash (lock-wide salt, no pepper) now that its PIN was just entered."""
+        if cred.type is not CredentialType.PIN or not pins.needs_upgrade(cred.secret) or not cred.pin_length:
+            return
+        salt = bytes(self.conn.execute("SELECT pin_salt FROM access_lock WHERE id = 1").fetchone()[0])
+        hasher = pins.PinHasher(self.pepper, salt)
+        for candidate in pins.entry_candidates(digits, {cred.pin_length}):
+            if hasher.matcher().matches(candidate, cred.secret):
+                self.conn.execute("UPDATE access_credentials SET secret = ? WHERE id = ?",
+                                  (hasher.secret_for(candidate), cred.id))
+                return
 
     def _insert_credential(self, user_id: str, ctype: CredentialType, secret: bytes, pin_length: int | None,
                            actor: str, at: datetime) -> str:
@@ -631,9 +654,20 @@ class AccessStore:
     def decide(self, attempt: Attempt, at: datetime) -> Judgement:
         """Judge `attempt` and persist its counters in one transaction (no two attempts interleave)."""
         with transaction(self.conn):
-            judgement = judge(attempt, self._load_state(), at)
+            state = self._load_state()
+            judgement = judge(attempt, state, at)
             self._apply(judgement.update, at)
+            if judgement.decision.accepted:
+                self._upgrade_pins(attempt, state, judgement.update)
         return judgement
+
+    def _upgrade_pins(self, attempt: Attempt, state: AccessState, update: Update) -> None:
+        entries = [f.digits for f in attempt.factors if isinstance(f, PinEntry)]
+        used = set(update.credentials_used)
+        for cred in state.credentials:
+            if cred.id in used and cred.type is CredentialType.PIN and pins.needs_upgrade(cred.secret):
+                for digits in entries:
+                    self._upgrade_pin(cred, digits)
 
     def apply(self, update: Update, at: datetime) -> None:
         """Persist the counters an attempt changed (one transaction; survives restarts)."""
@@ -689,6 +723,16 @@ def _next_index(conn: sqlite3.Connection) -> int:
         if index not in used:
             return index
     raise BadRequest("index", "no free user slot")
+
+
+def _default_pepper(conn: sqlite3.Connection) -> pins.Pepper:
+    """The ``pin-pepper`` key file in the key store beside the database (an in-memory database: a throwaway key)."""
+    from limen.vault.keystore.sidekeys import PIN_PEPPER, file_side_key
+
+    files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
+    if not files:
+        return pins.NO_PEPPER
+    return file_side_key(Path(files[0]).parent / "keys", PIN_PEPPER)
 
 
 def _iso(value: datetime | None) -> str | None:
