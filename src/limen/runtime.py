@@ -68,8 +68,9 @@ class Runtime:
 
 
 def open_runtime(settings: Settings) -> Runtime:
-    from limen.audit import open_audit
+    from limen.audit import attach_witness, open_audit
     from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
 
     store = open_template_store(settings)  # first: an interrupted erase completes before anything else
     conn = open_db(settings.db_path)
@@ -77,6 +78,7 @@ def open_runtime(settings: Settings) -> Runtime:
     from limen.tamper import recover as recover_tamper
 
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
+    attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms
     enforce_retention(conn, store, audit, datetime.now(UTC))  # no reference outlives its consent
     return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend))
 
