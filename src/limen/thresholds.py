@@ -78,6 +78,7 @@ LOCKOUT_ESCALATION_FACTOR = 2          # each consecutive lockout lasts this man
 LOCKOUT_MAX_DISABLE_S = 86_400         # … up to one day; reset by a successful keypad credential
 BIO_FAILURE_LIMIT = 5                  # consecutive biometric failures before the PIN is required
 STRONG_AUTH_MAX_AGE_H = 72             # a user's PIN must have been used within this to open by face
+SECOND_FACTOR_WINDOW_S = 30.0          # a recognised RGB face waits this long at its kiosk for the PIN/code
 AUTO_RELOCK_TIME_S = 30                # AutoRelockTime: relock this long after an unlock
 PIN_MIN_LENGTH = 6                     # MinPINCodeLength (6 digits: 10^6 space; see docs/access.md)
 PIN_MAX_LENGTH = 12                    # MaxPINCodeLength
@@ -140,6 +141,27 @@ PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
 PAD_MOTION_PLANAR_RATIO = 0.25         # homography residual / motion below which the face moved as a plane
 PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
+# Frame cue (limen.pad.edges): straight edges around the face, measured at a fixed face size.
+PAD_EDGE_REACH = 1.0                   # search this many face sides around the face box for framing edges
+PAD_EDGE_FACE_PX = 96                  # the face box is rescaled to this side before edge detection
+PAD_EDGE_VETO = -4.0                   # PROVISIONAL edge-model log-odds below which the cue alone says attack
+# Learned fusion (limen.pad.fusion_model, models/fusion_v1.npz): PROVISIONAL until calibrated.
+PAD_FUSED_VERIFY = 0.0                 # fused log-odds of bona fide needed to verify
+PAD_FUSED_ENROL = 1.0                  # … to enrol (stricter)
+# Flicker cue (limen.pad.photometric): row-wise light change between consecutive frames.
+PAD_FLICKER_BANDING = 0.01             # PROVISIONAL banding (RMS log-luminance × spectral peak share) = score 0
+
+# ---------------------------------------------------------------- PAD sensors (depth, infrared, pulse, masks)
+# Pulse (rPPG, pad/pulse.py).  Real-skin figures: `limen lab pulse ../shared/data/rppg-skin` (docs/pad-sensors.md).
+PULSE_BAND_HZ = (0.7, 3.0)             # skin band searched for the heart rate: 42–180 BPM
+PULSE_WINDOW_SECONDS = 1.6             # POS/CHROM projection window (Wang et al. 2017: ≈ one cardiac cycle)
+PULSE_WELCH_SECONDS = 10.0             # Welch segment (0.1 Hz = 6 BPM resolution before zero padding)
+PULSE_PEAK_HALF_WIDTH_HZ = 0.1         # SNR: power within this of the peak (and 2× around the harmonic) = signal
+PULSE_MIN_SECONDS = 3.0                # shorter captures cannot be judged by pulse (unavailable)
+PULSE_MIN_FPS = 8.0                    # slower or irregular frame clocks cannot be judged
+PULSE_MAX_STEP = 0.08                  # largest frame-to-frame change of the skin mean (share) before "unstable"
+PULSE_SNR_VERIFY = -3.0                # dB; placeholder until calibrated
+PULSE_SNR_ENROL = -3.0                 # dB; placeholder until calibrated
 
 # ---------------------------------------------------------------- vault
 # Protected face templates: secret orthogonal projection of the 128-d dlib
@@ -211,6 +233,7 @@ SERVICE_PASSWORD_MIN_LENGTH = 10              # owner password (Argon2id-hashed)
 SERVICE_TOKEN_MAX_DAYS = 365                  # an API token lives at most this long (default: Settings.api_token_days)
 SERVICE_STEP_UP_S = 5 * 60                    # password (+ TOTP) re-confirmation opens minting/PIN changes this long
 SERVICE_PAIRING_TTL_S = 15 * 60               # a door-screen pairing link works once, within this time
+SERVICE_MAX_LOCAL_SCREENS = 8                 # browsers on the lock itself kept paired (older ones are unpaired)
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not
@@ -262,11 +285,13 @@ FINGER_CLUSTER_MAX = 3                 # radius sits in noise and is dropped
 FINGER_MIN_COHERENCE = 0.3             # minutiae where orientation coherence is below this are dropped
 FINGER_MAX_MINUTIAE = 80               # best-quality minutiae kept per template
 FINGER_MIN_MINUTIAE = 8                # fewer: the capture is refused (nothing to match on)
-FINGER_MATCH_NEIGHBOURS = 8            # edges per minutia in the local structure (k nearest)
-FINGER_MATCH_EDGE_DIST_PX = 6.0        # two edges agree if their lengths differ by ≤ max(this, …
+FINGER_MATCH_NEIGHBOURS = 10           # edges per minutia in the local structure (k nearest)
+FINGER_MATCH_EDGE_DIST_PX = 4.0        # two edges agree if their lengths differ by ≤ max(this, …
 FINGER_MATCH_EDGE_DIST_REL = 0.12      # … this × length) and both relative angles by ≤ …
-FINGER_MATCH_EDGE_ANGLE = 0.35         # … this (rad, 20°)
-FINGER_MATCH_ROOTS = 25                # best local pairs tried as roots of the global consolidation
+FINGER_MATCH_EDGE_ANGLE = 0.2          # … this (rad, 11.5°)
+FINGER_MATCH_ROOTS = 25                # best local pairs tried as roots of the pairing graph
+FINGER_MATCH_ROOT_MIN_EDGES = 2        # a root needs at least this many agreeing edges
+FINGER_MATCH_SUPPORT_WEIGHT = 0.5      # score bonus per extra edge that confirms an existing pair
 FINGER_MATCH_DIST_PX = 8.0             # a probe minutia pairs if it lands within this + …
 FINGER_MATCH_DIST_SLOPE = 0.0          # … this × its distance from the root (distortion), px
 FINGER_MATCH_ANGLE = 0.45              # … and its direction agrees within this (rad, 26°)

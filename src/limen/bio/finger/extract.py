@@ -1,0 +1,48 @@
+"""The fingerprint extractor: a straight line of stages, each named after what it produces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from limen import thresholds, trace
+from limen.bio.finger.binarization import binary_ridges
+from limen.bio.finger.enhancement import enhanced_image
+from limen.bio.finger.filtering import true_minutiae
+from limen.bio.finger.frequency import ridge_period
+from limen.bio.finger.image import checked_image, load_image
+from limen.bio.finger.minutiae import raw_minutiae
+from limen.bio.finger.orientation import orientation_field
+from limen.bio.finger.segmentation import normalized, segmentation_mask
+from limen.bio.finger.template import FingerTemplate
+from limen.bio.finger.thinning import skeleton
+from limen.errors import BadImage
+
+
+def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -> FingerTemplate:
+    """Minutiae of a 500 dpi grey fingerprint image; `BadImage` for a capture unfit to enrol or match."""
+    grey = checked_image(image, source)
+    norm = normalized(grey)
+    mask = segmentation_mask(norm)
+    if mask.mean() < thresholds.FINGER_MIN_AREA_FRACTION:
+        raise BadImage(source, "partial print: too little fingerprint area")
+    orientation, coherence = orientation_field(norm)
+    period = ridge_period(norm, mask)
+    enhanced = enhanced_image(norm, orientation, period)
+    ridges = binary_ridges(enhanced, mask)
+    skel = skeleton(ridges)
+    candidates = raw_minutiae(skel, orientation)
+    minutiae = true_minutiae(candidates, mask, coherence)
+    trace.emit("finger.mask", mask, biometric=True)
+    trace.emit("finger.enhanced", enhanced, biometric=True)
+    trace.emit("finger.skeleton", skel, biometric=True)
+    if len(minutiae) < thresholds.FINGER_MIN_MINUTIAE:
+        raise BadImage(source, f"only {len(minutiae)} reliable minutiae; capture again")
+    h, w = grey.shape
+    return FingerTemplate(width=w, height=h, dpi=dpi, minutiae=minutiae)
+
+
+def extract_file(path: str | Path, dpi: int = 500) -> FingerTemplate:
+    """`extract` on an image file."""
+    return extract(load_image(path), dpi=dpi, source=path)

@@ -1,0 +1,93 @@
+"""ISO/IEC 19794-2:2005 finger minutiae record ('FMR\\0', version ' 20\\0'): import and export.
+
+Layout (big-endian): 24-byte record header — format id, version, record length
+(4 bytes), capture equipment (4-bit compliance + 12-bit id), image width and
+height, x/y resolution in pixels per cm, number of finger views, reserved —
+then per view: finger position, view number and impression type, finger
+quality, minutia count, 6 bytes per minutia (2-bit type + 14-bit x, 2 reserved
+bits + 14-bit y, angle in 360/256° steps counter-clockwise from the x axis,
+quality 0–100), and a 2-byte extended-data length.  Limen writes one view and
+no extended data; on import it reads the first view and skips extended data.
+
+Direction convention: Limen's minutia angle points from the minutia into its
+ridge, in image coordinates (y down).  ISO angles point away from the ridge,
+counter-clockwise with y up: `iso = (π − limen) mod 2π` then quantised.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
+from limen.errors import BadRequest
+
+FORMAT_ID = b"FMR\x00"
+VERSION = b" 20\x00"
+_HEADER = struct.Struct(">4s4sIHHHHHBB")
+_VIEW = struct.Struct(">BBBB")
+_MINUTIA = struct.Struct(">HHBB")
+_CM_PER_INCH = 2.54
+_TYPE_BITS = {MinutiaType.OTHER: 0, MinutiaType.ENDING: 1, MinutiaType.BIFURCATION: 2}
+_MAX_MINUTIAE = 255
+
+
+def _iso_angle(angle: float) -> int:
+    return int(round(((math.pi - angle) % (2 * math.pi)) / (2 * math.pi) * 256)) % 256
+
+
+def _limen_angle(code: int) -> float:
+    return (math.pi - code / 256 * 2 * math.pi) % (2 * math.pi)
+
+
+def encode(template: FingerTemplate, finger_position: int = 0, impression_type: int = 0) -> bytes:
+    """The ISO/IEC 19794-2:2005 record of `template` (one finger view)."""
+    if len(template.minutiae) > _MAX_MINUTIAE:
+        raise BadRequest("template", f"at most {_MAX_MINUTIAE} minutiae fit one ISO view")
+    res = int(round(template.dpi / _CM_PER_INCH))
+    body = bytearray()
+    quality = int(sum(m.quality for m in template.minutiae) / max(len(template.minutiae), 1))
+    body += _VIEW.pack(finger_position, impression_type & 0x0F, quality, len(template.minutiae))
+    for m in template.minutiae:
+        if not (0 <= m.x < 1 << 14 and 0 <= m.y < 1 << 14):
+            raise BadRequest("template", "minutia position outside the 14-bit ISO range")
+        body += _MINUTIA.pack((_TYPE_BITS[m.kind] << 14) | m.x, m.y, _iso_angle(m.angle),
+                              max(0, min(100, m.quality)))
+    body += struct.pack(">H", 0)
+    length = _HEADER.size + len(body)
+    header = _HEADER.pack(FORMAT_ID, VERSION, length, 0, template.width, template.height, res, res, 1, 0)
+    return header + bytes(body)
+
+
+def decode(record: bytes) -> FingerTemplate:
+    """The template in an ISO/IEC 19794-2:2005 record; `BadRequest` for anything malformed."""
+    if len(record) < _HEADER.size + _VIEW.size + 2:
+        raise BadRequest("iso_record", "too short for an ISO/IEC 19794-2 record")
+    fid, version, length, _, width, height, xres, _, views, _ = _HEADER.unpack_from(record)
+    if fid != FORMAT_ID:
+        raise BadRequest("iso_record", "not a finger minutiae record (format id)")
+    if version != VERSION:
+        raise BadRequest("iso_record", f"unsupported version {version!r}; only ' 20' (2005)")
+    if length != len(record):
+        raise BadRequest("iso_record", f"record length field {length} ≠ {len(record)} bytes")
+    if views < 1:
+        raise BadRequest("iso_record", "no finger view")
+    if xres == 0:
+        raise BadRequest("iso_record", "zero resolution")
+    _, _, _, count = _VIEW.unpack_from(record, _HEADER.size)
+    offset = _HEADER.size + _VIEW.size
+    if offset + count * _MINUTIA.size + 2 > len(record):
+        raise BadRequest("iso_record", "minutia count runs past the end of the record")
+    minutiae = []
+    for k in range(count):
+        tx, ry, angle, quality = _MINUTIA.unpack_from(record, offset + k * _MINUTIA.size)
+        bits = tx >> 14
+        kind = {0: MinutiaType.OTHER, 1: MinutiaType.ENDING, 2: MinutiaType.BIFURCATION}.get(bits)
+        if kind is None:
+            raise BadRequest("iso_record", f"minutia {k}: reserved type bits")
+        x, y = tx & 0x3FFF, ry & 0x3FFF
+        if x >= width or y >= height or quality > 100:
+            raise BadRequest("iso_record", f"minutia {k}: outside the image or quality > 100")
+        minutiae.append(Minutia(x, y, _limen_angle(angle), kind, quality))
+    dpi = int(round(xres * _CM_PER_INCH))
+    return FingerTemplate(width=width, height=height, dpi=dpi, minutiae=tuple(minutiae))

@@ -1,0 +1,45 @@
+"""`limen lab finger`: the FVC protocol, its figures and a quality gate on FVC2002 DB1_B."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from limen.errors import BadRequest
+from limen.lab.finger import FvcSample, LimenFinger, fnmr_at_fmr, fvc_pairs, fvc_samples, run_fvc, write_report
+from tests.conftest import shared
+
+
+def test_fvc_protocol_counts_280_genuine_and_45_impostor_pairs() -> None:
+    samples = [FvcSample(f, i, Path(f"{f}_{i}.tif")) for f in range(101, 111) for i in range(1, 9)]
+    genuine, impostor = fvc_pairs(samples)
+    assert len(genuine) == 280 and len(impostor) == 45
+    assert all(samples[a].finger == samples[b].finger for a, b in genuine)
+    assert all(samples[a].impression == 1 == samples[b].impression for a, b in impostor)
+
+
+def test_fnmr_at_fmr_takes_the_lowest_threshold_that_keeps_the_fmr() -> None:
+    genuine = np.array([1.0, 2.0, 3.0, 4.0])
+    impostor = np.array([0.5, 2.5])
+    assert fnmr_at_fmr(genuine, impostor, 0.0) == 0.5        # threshold just above 2.5 rejects 1, 2
+    assert fnmr_at_fmr(genuine, impostor, 0.4) == 0.5        # one false match of two is already too many
+    assert fnmr_at_fmr(genuine, impostor, 0.5) == 0.0        # threshold 1.0: one false match, no false reject
+
+
+def test_a_folder_without_fvc_names_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "face.jpg").write_bytes(b"x")
+    with pytest.raises(BadRequest, match="no FFF_I images"):
+        fvc_samples(tmp_path)
+
+
+def test_db1_quality_gate_and_report(tmp_path: Path) -> None:
+    samples = fvc_samples(shared("fvc2002", "DB1_B"))
+    run = run_fvc(LimenFinger(), "DB1_B", samples)
+    figures = run.figures()
+    assert figures["genuine_pairs"] == 280 and figures["impostor_pairs"] == 45
+    assert float(figures["eer"]) < 0.10                     # development-data gate (docs/finger.md)
+    files = write_report([run], tmp_path, (0.0, 0.0, 0.0))
+    assert "EER" in Path(files["report"]).read_text()
+    assert Path(files["det"]).stat().st_size > 1000
