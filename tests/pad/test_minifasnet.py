@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from limen.bio.face import detect
 from limen.bio.face.detect import Box
@@ -141,6 +143,22 @@ def test_reader_refuses_truncation_and_out_of_bounds_views() -> None:
         read_state_dict(_zip_checkpoint(_state_pickle(past_end), _BLOBS), "x.pth")
     with pytest.raises(BadModelFile, match="missing"):
         read_state_dict(_zip_checkpoint(_state_pickle(_TENSORS), {"0": _BLOBS["0"]}), "x.pth")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_reader_never_fails_otherwise_than_with_bad_model_file(data) -> None:
+    container = data.draw(st.sampled_from([_zip_checkpoint, _legacy_checkpoint]))
+    blob = bytearray(container(_state_pickle(_TENSORS), _BLOBS))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(blob)))
+    try:
+        state = read_state_dict(bytes(blob[:cut]), "fuzz.pth")
+    except BadModelFile:
+        return
+    assert all(isinstance(v, np.ndarray) for v in state.values())
 
 
 # ------------------------------------------------------------------ import
