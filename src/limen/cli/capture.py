@@ -14,6 +14,7 @@ from limen.capture import Capture, Frame
 from limen.capture import depth as sources
 from limen.cli.common import output
 from limen.errors import BadRequest
+from limen.lab import pulse as lab_pulse_eval
 
 capture_app = typer.Typer(help="Depth and infrared cameras: list, record, inspect.", no_args_is_help=True)
 
@@ -145,3 +146,25 @@ def _print(stats: dict[str, object], previews: dict[str, str]) -> None:
         typer.echo(f"{k:22} {v}")
     for k, v in previews.items():
         typer.echo(f"preview {k:14} {v}")
+
+
+def lab_pulse(
+    folder: Annotated[Path, typer.Argument(help="rppg-skin: <group>/videoN_<region>.avi and <group>_GT.csv.")],
+    cache: Annotated[Path, typer.Option(help="Cache of per-frame skin colour (rerun in seconds).")]
+    = Path("lab-out/pulse-cache"),
+) -> None:
+    """Pulse (rPPG, POS and CHROM) on real skin: MAE and share within 5 BPM per region and group."""
+    results = lab_pulse_eval.evaluate(folder, cache)
+    summary = lab_pulse_eval.summarise(results)
+    rows = [{"method": s.method, "slice": s.slice, "videos": s.videos, "mae_bpm": round(s.mae, 2),
+             "within_5_bpm": round(s.within_5, 3)} for s in summary]
+    videos = [{"group": r.group, "video": r.video, "region": r.region, "method": r.method,
+               "truth": r.truth_bpm, "bpm": round(r.bpm, 1), "snr_db": round(r.snr_db, 2)} for r in results]
+
+    def show() -> None:
+        typer.echo(f"{folder}: {len(results) // 2} videos (real skin; ground truth from the set's CSVs)")
+        typer.echo(f"{'method':7} {'slice':20} {'videos':>6} {'MAE BPM':>8} {'≤ 5 BPM':>8}")
+        for s in summary:
+            typer.echo(f"{s.method:7} {s.slice:20} {s.videos:6d} {s.mae:8.2f} {100 * s.within_5:7.1f} %")
+
+    output({"summary": rows, "videos": videos}, show)

@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from limen import thresholds
+from limen.cli.capture import lab_pulse
 from limen.cli.common import STATE, output, progress
 from limen.errors import BadRequest
 from limen.lab import datasets
 from limen.lab.verification import VerificationReport, score_multi_reference, score_pairs, write_outputs
 
 lab_app = typer.Typer(help="Evaluation: verification, PAD, template protection.", no_args_is_help=True)
+lab_app.command("pulse")(lab_pulse)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,130 @@
+"""Pulse (rPPG) on real skin: heart rate of each rppg-skin video against its ground truth.
+
+Layout expected (``../shared/data/rppg-skin``): ``<group>/videoN_<region>.avi``
+(each frame is a skin region only) and ``<group>_GT.csv`` (``videoN,bpm``).
+The skin signal is the mean colour of every frame; POS and CHROM estimate the
+heart rate over the whole video.  Reported per method: mean absolute error
+(BPM), share within 5 BPM, per region (forehead / cheek) and per group.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from limen.errors import BadImage, BadRequest
+from limen.pad import pulse
+
+
+@dataclass(frozen=True)
+class PulseResult:
+    """One video's estimate with its ground truth."""
+
+    group: str
+    video: str
+    region: str
+    seconds: float
+    truth_bpm: float
+    method: str
+    bpm: float
+    snr_db: float
+
+    @property
+    def error(self) -> float:
+        return abs(self.bpm - self.truth_bpm)
+
+
+@dataclass(frozen=True)
+class PulseSummary:
+    """MAE and share within 5 BPM over one slice of the results."""
+
+    method: str
+    slice: str
+    videos: int
+    mae: float
+    within_5: float
+
+
+def read_truth(folder: Path) -> dict[tuple[str, str], float]:
+    """{(group, videoN): bpm} from every ``<group>_GT.csv`` in `folder`."""
+    truth: dict[tuple[str, str], float] = {}
+    for path in sorted(folder.glob("*_GT.csv")):
+        group = path.name.removesuffix("_GT.csv")
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.reader(fh):
+                if len(row) >= 2 and row[0].strip().startswith("video"):
+                    truth[(group, row[0].strip())] = float(row[1])
+    if not truth:
+        raise BadRequest("folder", f"{folder}: no <group>_GT.csv with videoN,bpm rows")
+    return truth
+
+
+def skin_trace(video: Path, cache: Path | None = None) -> tuple[np.ndarray, float]:
+    """(N×3 mean RGB per frame, fps) of a skin-region video; cached under `cache` by file digest."""
+    key = hashlib.sha256(f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}".encode()).hexdigest()
+    cached = cache / f"{key[:24]}.npz" if cache else None
+    if cached is not None and cached.exists():
+        with np.load(cached) as z:
+            return z["rgb"], float(z["fps"])
+    cap = cv2.VideoCapture(str(video))
+    try:
+        if not cap.isOpened():
+            raise BadImage(video, "cannot open video")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        means = []
+        while True:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                break
+            means.append(bgr.reshape(-1, 3).mean(axis=0)[::-1])
+    finally:
+        cap.release()
+    if len(means) < 2 or fps <= 0:
+        raise BadImage(video, "video holds too few frames or no frame rate")
+    rgb = np.asarray(means, dtype=np.float64)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, rgb=rgb, fps=fps)
+    return rgb, fps
+
+
+def evaluate(folder: Path, cache: Path | None = None) -> list[PulseResult]:
+    """Estimate every video under `folder` with POS and CHROM."""
+    truth = read_truth(folder)
+    results: list[PulseResult] = []
+    for video in sorted(folder.glob("*/*.avi")):
+        group, stem = video.parent.name, video.stem
+        name, _, region = stem.partition("_")
+        if (group, name) not in truth:
+            continue
+        rgb, fps = skin_trace(video, cache)
+        for method in pulse.Method:
+            est = pulse.heart_rate(rgb, fps, method)
+            results.append(PulseResult(group, name, _region(region), len(rgb) / fps, truth[(group, name)],
+                                       method.value, est.bpm, est.snr_db))
+    if not results:
+        raise BadRequest("folder", f"{folder}: no <group>/videoN_<region>.avi matching the ground truth")
+    return results
+
+
+def summarise(results: list[PulseResult]) -> list[PulseSummary]:
+    """Per method: all videos, each region, each group."""
+    out: list[PulseSummary] = []
+    for method in sorted({r.method for r in results}):
+        mine = [r for r in results if r.method == method]
+        slices: list[tuple[str, list[PulseResult]]] = [("all", mine)]
+        slices += [(f"region={x}", [r for r in mine if r.region == x]) for x in sorted({r.region for r in mine})]
+        slices += [(f"group={x}", [r for r in mine if r.group == x]) for x in sorted({r.group for r in mine})]
+        for name, rows in slices:
+            errors = np.array([r.error for r in rows])
+            out.append(PulseSummary(method, name, len(rows), float(errors.mean()), float((errors <= 5.0).mean())))
+    return out
+
+
+def _region(raw: str) -> str:
+    return "cheek" if "cheek" in raw else raw or "unknown"

@@ -1,0 +1,94 @@
+"""Pulse (rPPG): POS and CHROM recover a known heart rate; no pulse, too short or unstable → no pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from limen.bio.face.detect import Box
+from limen.capture import Frame
+from limen.lab import pulse as lab_pulse
+from limen.pad import pulse
+from limen.pad.contract import CueScore, CueUnavailable, Purpose
+from limen.pad.faces import FaceView, PadSample
+from tests.conftest import shared
+
+SKIN = np.array([170.0, 120.0, 95.0])
+# Relative pulsatile strength per channel (green strongest; de Haan & Jeanne 2013, Table 1 order of magnitude)
+PULSATILE = np.array([0.33, 0.77, 0.53])
+
+
+def trace(bpm: float | None, seconds: float = 12.0, fps: float = 30.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fps)) / fps
+    rgb = np.tile(SKIN, (len(t), 1)) * (1.0 + 0.002 * np.sin(2 * np.pi * 0.15 * t))[:, None]  # slow light drift
+    if bpm is not None:
+        rgb += np.outer(np.sin(2 * np.pi * bpm / 60.0 * t), SKIN * PULSATILE * 0.004)
+    return rgb + rng.normal(0, 0.15, rgb.shape)
+
+
+@pytest.mark.parametrize("method", list(pulse.Method))
+@pytest.mark.parametrize("bpm", [55.0, 72.0, 110.0])
+def test_a_known_heart_rate_is_recovered(method: pulse.Method, bpm: float) -> None:
+    est = pulse.heart_rate(trace(bpm), 30.0, method)
+    assert est.bpm == pytest.approx(bpm, abs=3.0)
+
+
+@pytest.mark.parametrize("method", list(pulse.Method))
+def test_no_pulse_has_a_much_weaker_peak(method: pulse.Method) -> None:
+    live = pulse.heart_rate(trace(72.0), 30.0, method)
+    flat = pulse.heart_rate(trace(None), 30.0, method)
+    assert live.snr_db > flat.snr_db + 6.0
+
+
+def test_a_trace_that_is_not_colour_is_refused() -> None:
+    with pytest.raises(ValueError):
+        pulse.pos(np.ones((100, 2)), 30.0)
+    with pytest.raises(ValueError):
+        pulse.pos(np.full((100, 3), np.nan), 30.0)
+
+
+def _sample(rgb_means: np.ndarray, fps: float = 30.0) -> PadSample:
+    points = np.array([[60, 80], [90, 80], [170, 80], [140, 80], [115, 140]], dtype=np.float64)
+    views = []
+    for i, m in enumerate(rgb_means):
+        img = np.empty((240, 240, 3), np.uint8)
+        img[:] = np.clip(np.round(m), 0, 255).astype(np.uint8)
+        views.append(FaceView(i, Frame(rgb=img, t=i / fps), Box(20, 20, 220, 220), points, img[20:220, 20:220]))
+    return PadSample(tuple(views), analysed=len(views))
+
+
+def test_the_cue_needs_three_seconds() -> None:
+    result = pulse.PulseCue().score(_sample(trace(72.0, seconds=2.0)), Purpose.VERIFY)
+    assert isinstance(result, CueUnavailable) and "short" in result.reason
+
+
+def test_the_cue_refuses_to_judge_an_unstable_capture() -> None:
+    means = trace(72.0, seconds=5.0)
+    means[60:] *= 0.7  # the light jumps
+    result = pulse.PulseCue().score(_sample(means), Purpose.VERIFY)
+    assert isinstance(result, CueUnavailable) and result.reason == "unstable_capture"
+
+
+def test_the_cue_scores_a_strong_pulse_above_no_pulse() -> None:
+    # Quantised to 8 bits, as a camera would: the pulse must survive it.
+    big = SKIN * PULSATILE * 0.02
+    t = np.arange(150) / 30.0
+    live = np.tile(SKIN, (150, 1)) + np.outer(np.sin(2 * np.pi * 1.2 * t), big)
+    still = np.tile(SKIN, (150, 1)) + np.random.default_rng(1).normal(0, 0.4, (150, 3))
+    a = pulse.PulseCue().score(_sample(live), Purpose.VERIFY)
+    b = pulse.PulseCue().score(_sample(still), Purpose.VERIFY)
+    assert isinstance(a, CueScore) and isinstance(b, CueScore)
+    assert a.evidence["bpm"] == pytest.approx(72.0, abs=3.0)
+    assert a.score > b.score and not a.says_attack
+
+
+@pytest.mark.shared
+def test_real_skin_a_clean_recording_is_within_5_bpm(tmp_path: Path) -> None:
+    folder = shared("rppg-skin")
+    truth = lab_pulse.read_truth(folder)
+    rgb, fps = lab_pulse.skin_trace(folder / "India" / "video10_forehead.avi", tmp_path)
+    est = pulse.heart_rate(rgb, fps, pulse.Method.POS)
+    assert abs(est.bpm - truth[("India", "video10")]) <= 5.0
