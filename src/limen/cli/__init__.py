@@ -1,7 +1,8 @@
 """`limen` — the command-line tool.
 
-Each command group lives in its own module exposing `register(app)`; the groups
-are listed in `_GROUPS`.  Errors print one line (`error: …`) and exit 1; a
+Each command group lives in its own module exposing `register(app)`; the
+top-level commands are listed in `_COMMANDS` with the modules that build them,
+and a module is imported only when one of its commands runs.  Errors print one line (`error: …`) and exit 1; a
 traceback only with `--debug`.
 """
 
@@ -10,25 +11,91 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer._click import Command, Context  # typer ≥ 0.20 carries its own click
+from typer._click.exceptions import ClickException
+from typer.core import TyperCommand, TyperGroup
 
 from limen.cli.common import STATE, console
 from limen.errors import LimenError
 
+# Top-level commands in the order shown by --help: (short help, modules whose `register(app)` builds it).
+# Only the modules of the command being run are imported, so `limen --help` loads no camera, image or
+# numerical library.  tests/cli/test_lazy_cli.py checks this table against every module's registrations.
+_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "enroll": ("Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent).",
+               ("face",)),
+    "verify": ("1:1: is the face in FACE the enrolled NAME? A door attempt (policy, audit, door).", ("face",)),
+    "identify": ("1:N: who, among the enrolled, is in FACE? A door attempt (policy, audit, door).", ("face",)),
+    "unlock": ("Try to open the configured door through the lock's controller (same policy, audit and door path).",
+               ("access",)),
+    "serve": ("Start the lock service: open the printed address in a browser (/kiosk is the door screen).",
+              ("serve",)),
+    "status": ("Vault, tamper lockdown, door, audit chain head and pending alarms.", ("status",)),
+    "users": ("People known to the lock.", ("users", "access")),
+    "credentials": ("PINs, RFID tags, face/fingerprint links of users.", ("access",)),
+    "schedules": ("Week-day, year-day and holiday schedules.", ("access",)),
+    "codes": ("Offline codes for guests (derived from the owner's secret).", ("access",)),
+    "access": ("Lock-wide access settings: operating mode, lockout, status.", ("access",)),
+    "vault": ("Template vault: protected, sealed templates and crypto-erase.", ("vault",)),
+    "audit": ("The tamper-evident audit trail: tail, verify, export.", ("audit",)),
+    "alerts": ("Alarms: test the channels, list and deliver the outbox.", ("alerts",)),
+    "pad": ("Presentation attack detection: is it a live face or a photo/screen?", ("pad",)),
+    "capture": ("Depth and infrared cameras: list, record, inspect.", ("capture",)),
+    "tamper": ("Tamper response: simulate a tamper, status, owner re-provisioning.", ("tamper",)),
+    "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault")),
+    "models": ("Model weights: import (checked and converted) and list.", ("models",)),
+}
+
+_built = typer.Typer()  # the groups registered so far (each module once per process)
+_registered: set[str] = set()
+
+
+def _load(name: str) -> Command | None:
+    """The real command `name`, importing and registering only the modules that build it."""
+    for module in _COMMANDS[name][1]:
+        if module not in _registered:
+            importlib.import_module(f"limen.cli.{module}").register(_built)
+            _registered.add(module)
+    group = typer.main.get_group(_built)
+    return group.get_command(Context(group), name)
+
+
+class _LazyGroup(TyperGroup):
+    """Lists the commands from `_COMMANDS`; imports a command's modules only when it is run."""
+
+    _resolving = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        if self._resolving:
+            return _load(cmd_name)
+        text = _COMMANDS[cmd_name][0]
+        return TyperCommand(cmd_name, help=text, short_help=text)  # what --help lists
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> Any:
+        self._resolving = True
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            self._resolving = False
+
+
 app = typer.Typer(
     name="limen",
     help="Limen: biometric door lock — face recognition, protected templates, access rules, audit.",
+    cls=_LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-# Command groups, in the order shown by --help.
-_GROUPS = ("face", "users", "access", "vault", "audit", "alerts", "pad", "capture", "tamper", "lab", "models",
-           "serve", "status")
 
 
 @app.callback()
@@ -39,20 +106,6 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     STATE.data_dir, STATE.config_file, STATE.json, STATE.debug = data_dir, config, json_out, debug
-
-
-def _register_groups() -> None:
-    for name in _GROUPS:
-        try:
-            module = importlib.import_module(f"limen.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"limen.cli.{name}":
-                continue
-            raise
-        module.register(app)
-
-
-_register_groups()
 
 
 def main() -> None:
@@ -66,14 +119,12 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except ClickException as exc:  # usage errors: click's own message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # anything unexpected
         if STATE.debug:
             raise
         console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug)",

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from limen.config import Settings, load_settings
+if TYPE_CHECKING:
+    from limen.config import Settings
 
 console = Console(stderr=True)
 
@@ -30,6 +31,8 @@ class CliState:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from limen.config import load_settings  # pydantic: loaded by the commands that need settings only
+
             self._settings = load_settings(self.data_dir, self.config_file)
         return self._settings
 
