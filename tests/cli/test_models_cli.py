@@ -43,7 +43,9 @@ def test_import_then_list_verified_then_tampered(tmp_path: Path) -> None:
     models = tmp_path / "elsewhere"
     result = limen(tmp_path / "d", "--json", "models", "import", str(weights()), LIMEN_MODELS_DIR=str(models))
     assert result.exit_code == 0, result.output
-    assert {m["model"] for m in json.loads(result.output)["imported"]} == {"MiniFASNetV2", "MiniFASNetV1SE"}
+    imported = json.loads(result.output)
+    assert {m["model"] for m in imported["imported"]} == {"MiniFASNetV2", "MiniFASNetV1SE"}
+    assert imported["still_missing"] == []
     listed = limen(tmp_path / "d", "models", "list", LIMEN_MODELS_DIR=str(models))
     assert listed.exit_code == 0, listed.output
     assert [line.split()[-1] for line in listed.output.splitlines()[1:]] == ["verified", "verified"]
@@ -51,6 +53,12 @@ def test_import_then_list_verified_then_tampered(tmp_path: Path) -> None:
     onnx.write_bytes(onnx.read_bytes()[:-1] + b"\0")
     tampered = limen(tmp_path / "d", "models", "list", LIMEN_MODELS_DIR=str(models))
     assert tampered.exit_code == 1 and "does not match its manifest" in tampered.output
+
+
+def test_importing_one_model_says_the_other_is_missing(tmp_path: Path) -> None:
+    result = limen(tmp_path / "d", "models", "import", str(weights() / "2.7_80x80_MiniFASNetV2.pth"))
+    assert result.exit_code == 0, result.output
+    assert "still missing: 4_0_0_80x80_MiniFASNetV1SE.pth" in result.output
 
 
 def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path: Path) -> None:

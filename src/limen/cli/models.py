@@ -26,17 +26,20 @@ def import_(
     path: Annotated[Path, typer.Argument(help="A folder (or one file) holding upstream MiniFASNet .pth weights.")],
 ) -> None:
     """Check MiniFASNet weights against their pinned digests, convert them to ONNX, write them with a manifest."""
-    from limen.pad.minifasnet_models import import_models
+    from limen.pad.minifasnet_models import import_models, status
 
     models_dir = STATE.settings.models_dir
     written = import_models(path, models_dir)
-    data = {"models_dir": str(models_dir),
+    missing = [r.variant.spec.source_file for r in status(models_dir) if not r.verified]
+    data = {"models_dir": str(models_dir), "still_missing": missing,
             "imported": [{"model": m.model, "source": m.source_file, "source_sha256": m.source_sha256,
                           "onnx_sha256": m.onnx_sha256, "converter": m.converter} for m in written]}
 
     def human() -> None:
         for m in written:
             typer.echo(f"imported {m.model} from {m.source_file} (sha256 {m.source_sha256[:16]}…) into {models_dir}")
+        if missing:
+            typer.echo(f"the MiniFASNet cue needs both models; still missing: {', '.join(missing)}")
 
     output(data, human)
 
