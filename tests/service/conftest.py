@@ -64,6 +64,7 @@ def do_setup(client: TestClient, username: str = "alice", pin: str = PIN) -> Own
     assert r.status_code == 200, r.text[:500]
     csrf = csrf_of(r.text)
     me = client.get("/api/users").json()
+    assert client.get("/kiosk").status_code == 200  # this browser on the lock is also its door screen
     return Owner(client, csrf, next(u["user_id"] for u in me if u["permission"] == "owner"))
 
 

@@ -309,7 +309,8 @@ def test_a_door_screen_elsewhere_must_be_paired(client: TestClient, owner: Owner
         with make_client(client.app, ("192.168.1.66", 40000)) as copier:  # the link works once only
             assert copier.get(link.group(1).replace("http://127.0.0.1:8080", "")).status_code == 403
             assert copier.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403
-        kiosk_id = client.app.state.ctx.accounts.kiosks()[0]["id"]  # type: ignore[attr-defined]
+        kiosks = client.app.state.ctx.accounts.kiosks()  # type: ignore[attr-defined]
+        kiosk_id = next(k["id"] for k in kiosks if k["name"] == "front door tablet")
         client.post(f"/owner/kiosks/{kiosk_id}/revoke", data={"csrf": owner.csrf})
         assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403
         assert tablet.get("/kiosk", params={"pair": "forged"}).status_code == 403

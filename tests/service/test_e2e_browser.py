@@ -70,12 +70,14 @@ def videos(nuaa: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 def server(nuaa: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     import uvicorn
 
-    settings = load_settings(tmp_path_factory.mktemp("limen-data"))
-    app = create_app(settings)
+    from limen.cli.serve import uvicorn_config
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    settings = load_settings(tmp_path_factory.mktemp("limen-data"), port=port)  # the Host names it answers
+    app = create_app(settings)
+    srv = uvicorn.Server(uvicorn_config(app, settings))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

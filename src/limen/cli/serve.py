@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import uvicorn
 
 from limen.cli.common import STATE
+from limen.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -18,8 +20,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port, 8080).")] = None,
 ) -> None:
     """Start the lock service: open the printed address in a browser (/kiosk is the door screen)."""
-    import uvicorn
-
     from limen.service import close_app, create_app
 
     settings = STATE.settings
@@ -33,6 +33,14 @@ def serve(
         typer.echo("No owner account yet. Open this one-time setup link to create it (new at every start until used):")
         typer.echo(f"  {ctx.setup_url()}")
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", server_header=False)
+        uvicorn.Server(uvicorn_config(app, settings)).run()
     finally:
         close_app(app)
+
+
+def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
+    """How the service is served: forwarded headers are believed only from `settings.trusted_proxies` (none by
+    default), so a client can neither pick its rate-limit bucket nor pass as the lock's own address."""
+    proxies = [p.strip() for p in settings.trusted_proxies if p.strip()]
+    return uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", server_header=False,
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)

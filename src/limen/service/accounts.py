@@ -39,6 +39,7 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # verified for unknown us
 MAX_USERNAME = 64
 MAX_PASSWORD = 1024
 MAX_TOKEN_NAME = 64
+LOCAL_SCREEN = "this lock's own screen"  # name of the door screens paired from loopback
 TOUCH_EVERY_S = 30  # last-seen times are written at most this often (each write is a synchronous commit)
 
 
@@ -331,6 +332,20 @@ class Accounts:
                                     "WHERE pair_hash = ? AND paired_at IS NULL AND revoked = 0 AND pair_expires_at > ?",
                                     (digest(cookie), now.isoformat(), digest(token), now.isoformat()))
         return cookie if cur.rowcount == 1 else None
+
+    def pair_local_screen(self) -> str:
+        """A cookie secret for a browser on the lock itself (its own door screen); older ones beyond the cap go."""
+        cookie = secrets.token_urlsafe(32)
+        now = self._now()
+        with self._lock, transaction(self.conn):
+            self.conn.execute("INSERT INTO service_kiosks(id, token_hash, name, created_at, created_by, paired_at) "
+                              "VALUES (?, ?, ?, ?, 'loopback', ?)",
+                              (secrets.token_hex(8), digest(cookie), LOCAL_SCREEN, now, now))
+            self.conn.execute("UPDATE service_kiosks SET revoked = 1 WHERE name = ? AND revoked = 0 AND id NOT IN "
+                              "(SELECT id FROM service_kiosks WHERE name = ? AND revoked = 0 "
+                              "ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                              (LOCAL_SCREEN, LOCAL_SCREEN, T.SERVICE_MAX_LOCAL_SCREENS))
+        return cookie
 
     def kiosk_paired(self, token: str) -> bool:
         if not token or len(token) > 256:

@@ -26,6 +26,7 @@ from limen.service.auth import (
     login_rate,
     needs,
     require_step_up,
+    same_origin,
     stepped_up,
     unlock_rate,
 )
@@ -253,7 +254,8 @@ def lock_lock(request: Request, caller: Manager) -> dict[str, Any]:
     return ctx_of(request).lock.lock(caller.actor)
 
 
-@router.post("/lock/unlock", response_model=OwnerDecision, tags=["lock"], responses=ERRORS)
+@router.post("/lock/unlock", response_model=OwnerDecision, tags=["lock"], responses=ERRORS,
+             dependencies=[Depends(same_origin)])
 def lock_unlock(request: Request, caller: Unlocker, body: RemoteUnlock) -> dict[str, Any]:
     """Remote unlock: the access engine's remote rule (owner only, PIN required by default)."""
     unlock_rate(request)  # after authentication: strangers cannot drain the door screen's budget

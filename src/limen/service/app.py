@@ -30,6 +30,7 @@ from limen.service import api, pages
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
 from limen.service.context import HERE, ServiceContext
+from limen.service.guards import HostGuard, MethodGuard, allowed_hosts
 from limen.service.lockservice import LockService
 
 log = logging.getLogger("limen.service")
@@ -83,6 +84,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     app.add_middleware(SameOriginMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=T.SERVICE_MAX_REQUEST_BYTES)
+    app.add_middleware(MethodGuard, routes=app.routes)
+    app.add_middleware(HostGuard, hosts=allowed_hosts(settings))
     return app
 
 
@@ -184,8 +187,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised from `receive` past the limit: FastAPI's body parsing re-raises HTTP errors as they are (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request larger than {limit // (1024 * 1024)} MB; send fewer or smaller files")
 
 
 class BodyLimitMiddleware:
@@ -211,7 +217,7 @@ class BodyLimitMiddleware:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge()
+                raise _TooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -135,18 +135,35 @@ def unlock_rate(request: Request) -> None:
 
 
 def kiosk_allowed(request: Request) -> None:
-    """Door-path endpoints answer the lock's own screen (loopback) or a paired screen; never an API token.
+    """Door-path endpoints answer only a paired door screen (its cookie), same-origin; never an API token.
 
-    Without this, anyone who can reach the service over the network could
-    inject camera frames or try PINs; the access engine's lockout would still
-    apply, but the door screen is the only legitimate sender.
+    The lock's own screen pairs itself by opening `/kiosk` from loopback; a screen
+    elsewhere opens a single-use pairing link.  Without the cookie, a process or a
+    page that reaches the service (even from the lock itself, by DNS rebinding)
+    cannot try PINs or inject camera frames.
     """
-    ctx = ctx_of(request)
-    if (request.client.host if request.client else "") in LOOPBACK:
-        return
-    if ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
-        return
-    raise HTTPException(403, "this door screen is not paired: the owner pairs it under API tokens › Door screens")
+    same_origin(request)
+    if not ctx_of(request).accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
+        raise HTTPException(403, "this door screen is not paired: the owner pairs it under API tokens › Door "
+                                 "screens (the lock's own screen: reload /kiosk)")
+
+
+def same_origin(request: Request) -> None:
+    """Refuse (403) a browser request to a door endpoint made from another site.
+
+    Browsers say where a request comes from (`Sec-Fetch-Site`, `Origin`); a client
+    that says nothing is not a browser and has no ambient cookie to abuse.
+    """
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    expected = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    if (site is not None and site != "same-origin") or (origin is not None and origin.lower() != expected):
+        raise HTTPException(403, "cross-site request refused: door actions come from the lock's own pages")
+
+
+def is_lock_itself(request: Request) -> bool:
+    """The peer is this machine (loopback); forwarded headers count only from `Settings.trusted_proxies`."""
+    return (request.client.host if request.client else "") in LOOPBACK
 
 
 def set_kiosk_cookie(request: Request, response: Response, token: str) -> None:

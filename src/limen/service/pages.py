@@ -18,12 +18,15 @@ from limen.errors import BadRequest, LimenError
 from limen.service.accounts import Scope, new_totp_secret, totp_uri
 from limen.service.auth import (
     COOKIE,
+    KIOSK_COOKIE,
     Caller,
     check_csrf,
     clear_session_cookie,
     ctx_of,
+    is_lock_itself,
     login_rate,
     page_caller,
+    same_origin,
     set_kiosk_cookie,
     set_session_cookie,
 )
@@ -189,7 +192,11 @@ def kiosk(request: Request, pair: str = "") -> Response:
         response = RedirectResponse("/kiosk", status_code=303)
         set_kiosk_cookie(request, response, cookie)
         return response
-    return render(request, "kiosk.html")
+    page = render(request, "kiosk.html")
+    ctx = ctx_of(request)
+    if is_lock_itself(request) and not ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
+        set_kiosk_cookie(request, page, ctx.accounts.pair_local_screen())  # the lock's own screen
+    return page
 
 
 # ---------------------------------------------------------------------- owner console
@@ -209,7 +216,7 @@ async def owner_lock(request: Request, caller: Caller = Depends(page_caller)) ->
     return back("/owner", "locked")
 
 
-@router.post("/owner/unlock", response_class=HTMLResponse)
+@router.post("/owner/unlock", response_class=HTMLResponse, dependencies=[Depends(same_origin)])
 async def owner_unlock(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
     ctx = ctx_of(request)
