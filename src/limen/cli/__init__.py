@@ -34,7 +34,7 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
                ("access",)),
     "serve": ("Start the lock service: open the printed address in a browser (/kiosk is the door screen).",
               ("serve",)),
-    "status": ("Vault, tamper lockdown, door, audit chain head and pending alarms.", ("status",)),
+    "status": ("Vault, tamper lockdown, door, face rule, audit chain head and pending alarms.", ("status",)),
     "users": ("People known to the lock.", ("users", "access")),
     "credentials": ("PINs, RFID tags, face/fingerprint links of users.", ("access",)),
     "schedules": ("Week-day, year-day and holiday schedules.", ("access",)),
@@ -49,6 +49,8 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault")),
     "models": ("Model weights: import (checked and converted) and list.", ("models",)),
 }
+
+_LAB_ONLY = ("matplotlib", "sklearn", "scipy")  # pyproject's [lab] extra
 
 _built = typer.Typer()  # the groups registered so far (each module once per process)
 _registered: set[str] = set()
@@ -119,6 +121,12 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
         sys.exit(130)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _LAB_ONLY or STATE.debug:
+            raise
+        console.print(f"[red]error:[/red] this command needs {exc.name}, part of the lab extra: "
+                      + escape("pip install 'limen[lab]'"), highlight=False, soft_wrap=True)
+        sys.exit(1)
     except ClickException as exc:  # usage errors: click's own message
         exc.show()
         sys.exit(exc.exit_code)

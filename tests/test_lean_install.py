@@ -1,0 +1,49 @@
+"""`pip install limen` is the lock: the lock's code imports nothing from the `[lab]` extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+LAB_ONLY = ("matplotlib", "sklearn", "scipy")
+
+# Every lock-side package imported with the lab's libraries made unimportable.
+LOCK = f"""
+import importlib, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {LAB_ONLY!r}:
+            raise ModuleNotFoundError(f"blocked: {{name}}", name=name)
+sys.meta_path.insert(0, Block())
+for module in ("limen.runtime", "limen.controller", "limen.recognition", "limen.bio.face", "limen.pad",
+               "limen.vault", "limen.audit", "limen.access", "limen.tamper", "limen.door", "limen.service",
+               "limen.cli.serve", "limen.cli.status", "limen.cli.face", "limen.cli.access"):
+    importlib.import_module(module)
+print("ok")
+"""
+
+
+def test_the_lock_imports_without_the_lab_extra() -> None:
+    out = subprocess.run([sys.executable, "-c", LOCK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_lab_command_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import limen.cli as cli
+
+    plots = typer.Typer()
+
+    @plots.command("plot")
+    def plot() -> None:
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr(cli, "_load", lambda name: typer.main.get_command(plots))
+    monkeypatch.setattr(sys, "argv", ["limen", "lab"])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 1
+    assert "pip install 'limen[lab]'" in capsys.readouterr().err
