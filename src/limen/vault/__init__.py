@@ -10,7 +10,8 @@ Public API:
 * `TemplateVault`, `VaultStatus` – the recipe underneath.
 
 Where things live (defaults): root keys in `<data_dir>/keys/vault-root.key`
-(software store) or in the PKCS#11 token; sealed records in the `vault_records`
+(software store) or in the PKCS#11 token, each data key wrapped also under a
+companion key in `<data_dir>/keys/vault-companion.key` (`keystore.split`); sealed records in the `vault_records`
 table of `limen.db`, or, with `fragments_n > 1`, as AONT-RS fragments in
 `fragment_dirs` (index in `limen.db`); state markers in `<data_dir>/vault/`.
 """
@@ -26,6 +27,7 @@ from limen.vault.fragments import DirectoryLocation, FragmentLocation
 from limen.vault.journal import Journal
 from limen.vault.keystore import KeyStore, SoftwareKeyStore
 from limen.vault.keystore.software import default_key_path
+from limen.vault.keystore.split import COMPANION_KEY, SplitKeyStore
 from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
 from limen.vault.records import FragmentedRecords, RecordStore, SqliteRecords
 from limen.vault.store import VaultTemplateStore
@@ -41,7 +43,8 @@ def open_keystore(settings: Settings) -> KeyStore:
         from limen.vault.keystore.pkcs11 import Pkcs11KeyStore
 
         pin = settings.pkcs11_pin.get_secret_value() if settings.pkcs11_pin is not None else None
-        return Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token_label, pin)
+        token = Pkcs11KeyStore(settings.pkcs11_module, settings.pkcs11_token_label, pin)
+        return SplitKeyStore(token, SoftwareKeyStore(settings.keys_dir / COMPANION_KEY))
     return SoftwareKeyStore(default_key_path(settings.keys_dir))
 
 

@@ -78,10 +78,13 @@ class SoftwareKeyStore:
             self._usable()
             return sorted(self._keys)
 
-    def create_key(self) -> int:
+    def create_key(self, generation: int | None = None) -> int:
+        """A new root key: the next generation, or `generation` (a companion store follows its token's)."""
         with self._lock:
             self._usable()
-            gen = max(self._keys, default=0) + 1
+            gen = max(self._keys, default=0) + 1 if generation is None else generation
+            if gen in self._keys:
+                raise KeyStoreError(f"root key generation {gen} already exists")
             self._keys[gen] = aead.new_key()
             try:
                 self._save()
