@@ -9,12 +9,14 @@ from limen import thresholds
 
 
 def _gabor_kernel(angle: float, period: float) -> np.ndarray:
-    sigma = thresholds.FINGER_GABOR_SIGMA_RATIO * period
-    half = int(np.ceil(3 * sigma))
+    across = thresholds.FINGER_GABOR_SIGMA_RATIO * period
+    along = thresholds.FINGER_GABOR_ALONG_RATIO * period
+    half = int(np.ceil(3 * max(across, along)))
     y, x = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
-    # across-ridge coordinate: ridges run along `angle`
+    # ridges run along `angle`: u across them, v along them
     u = -x * np.sin(angle) + y * np.cos(angle)
-    k = np.exp(-(x * x + y * y) / (2 * sigma * sigma)) * np.cos(2 * np.pi * u / period)
+    v = x * np.cos(angle) + y * np.sin(angle)
+    k = np.exp(-u * u / (2 * across * across) - v * v / (2 * along * along)) * np.cos(2 * np.pi * u / period)
     k -= k.mean()
     return (k / np.abs(k).sum()).astype(np.float32)
 

@@ -1,0 +1,213 @@
+"""Driver for R30x / R503 / AS608 / ZFM UART fingerprint modules (pyserial).
+
+`R30xSensor(port, password)` verifies the module's password (VfyPwd) before every
+scan: a module that refuses it was swapped or reset, and `identify()` then
+reports `password-refused`, which the tamper binding (limen.tamper.binding)
+sees as a swapped sensor.  `pair()` sets a fresh random password on a module
+still on the factory one and returns it with the module's identity; the caller
+keeps both (they are not secrets of the vault, but the password must not be
+logged).  Images come up as 256 × 288 px, 4 bits per pixel, and are expanded to
+8-bit for Limen's extractor (match on host); enrolment and search on the
+module's own library are there too (match on sensor).  Thread-safety: one
+instance per port, used from one thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import serial
+
+from limen.bio.finger.protocol import (
+    DEFAULT_ADDRESS,
+    DEFAULT_PASSWORD,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    NO_FINGER,
+    OK,
+    Command,
+    Packet,
+    Pid,
+    SensorAuthError,
+    SensorProtocolError,
+    SensorRefused,
+    SensorTimeout,
+    SystemParameters,
+    decode_body,
+    decode_header,
+    encode,
+)
+
+WRONG_PASSWORD = 0x13
+REFUSED_IDENTITY = "password-refused"
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """What `pair()` returns: the new password and the identity bound to it."""
+
+    password: int
+    identity: str
+
+
+class R30xSensor:
+    """One fingerprint module on a serial port."""
+
+    kind = "fingerprint"
+
+    def __init__(self, port: str, password: int = DEFAULT_PASSWORD, address: int = DEFAULT_ADDRESS,
+                 baudrate: int = 57600, timeout_s: float = 2.0, name: str = "fingerprint") -> None:
+        self.name = name
+        self._password = password
+        self._address = address
+        self._timeout = timeout_s
+        self._port = serial.Serial(port, baudrate=baudrate, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._port.close()
+
+    def __enter__(self) -> R30xSensor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+    def _read_exact(self, n: int) -> bytes:
+        data = self._port.read(n)
+        if len(data) != n:
+            raise SensorTimeout(f"sensor did not answer in {self._timeout:.1f} s ({len(data)}/{n} bytes)")
+        return data
+
+    def _read_packet(self) -> Packet:
+        address, pid, length = decode_header(self._read_exact(9))
+        if address != self._address:
+            raise SensorProtocolError("answer from another module address")
+        return decode_body(address, pid, length, self._read_exact(length))
+
+    def _command(self, command: Command, args: bytes = b"", check: bool = True) -> bytes:
+        self._port.reset_input_buffer()
+        self._port.write(encode(Pid.COMMAND, bytes([command]) + args, self._address))
+        packet = self._read_packet()
+        if packet.pid != Pid.ACK or not packet.payload:
+            raise SensorProtocolError("expected an acknowledge packet")
+        code = packet.payload[0]
+        if check and code != OK:
+            raise SensorRefused(command, code)
+        return packet.payload
+
+    # ------------------------------------------------------------------ handshake and identity
+    def handshake(self) -> None:
+        """VfyPwd with the paired password; `SensorAuthError` if the module refuses it."""
+        answer = self._command(Command.VFY_PWD, struct.pack(">I", self._password), check=False)
+        if answer[0] == WRONG_PASSWORD:
+            raise SensorAuthError("the fingerprint sensor refused the paired password (swapped or reset?)")
+        if answer[0] != OK:
+            raise SensorRefused(Command.VFY_PWD, answer[0])
+
+    def system_parameters(self) -> SystemParameters:
+        return SystemParameters.parse(self._command(Command.READ_SYS_PARA)[1:])
+
+    def identify(self) -> str | None:
+        """The module's identity for the tamper binding; `password-refused` after a refused handshake."""
+        try:
+            self.handshake()
+        except SensorAuthError:
+            return REFUSED_IDENTITY
+        p = self.system_parameters()
+        serial_no = self._serial_number()
+        return (f"r30x:sys={p.system_id:04X}:lib={p.library_size}:addr={p.address:08X}:"
+                f"pkt={p.packet_size}:sn={serial_no}")
+
+    def _serial_number(self) -> str:
+        answer = self._command(Command.READ_PROD_INFO, check=False)
+        if answer[0] != OK or len(answer) < 1 + 28:
+            return "none"                         # R30x/AS608 have no product info page; R503 has
+        return answer[1 + 24:1 + 28].hex()
+
+    def pair(self, factory_password: int = DEFAULT_PASSWORD) -> Pairing:
+        """Replace the factory password by a random one; returns it with the module's identity."""
+        self._password = factory_password
+        self.handshake()
+        new = secrets.randbits(32) or 1
+        self._command(Command.SET_PWD, struct.pack(">I", new))
+        self._password = new
+        identity = self.identify()
+        if identity is None or hmac.compare_digest(identity, REFUSED_IDENTITY):
+            raise SensorAuthError("the module did not accept its new password")
+        return Pairing(new, identity)
+
+    # ------------------------------------------------------------------ match on host
+    def capture_image(self, wait_s: float = 10.0, poll_s: float = 0.05) -> np.ndarray:
+        """Wait for a finger (password checked first), upload the image: 288 × 256 uint8."""
+        self.handshake()
+        deadline = time.monotonic() + wait_s
+        while True:
+            code = self._command(Command.GEN_IMG, check=False)[0]
+            if code == OK:
+                break
+            if code != NO_FINGER:
+                raise SensorRefused(Command.GEN_IMG, code)
+            if time.monotonic() > deadline:
+                raise SensorTimeout(f"no finger on the sensor within {wait_s:.0f} s")
+            time.sleep(poll_s)
+        self._command(Command.UP_IMAGE)
+        return unpack_image(self._read_data())
+
+    def _read_data(self) -> bytes:
+        data = bytearray()
+        expected = IMAGE_WIDTH * IMAGE_HEIGHT // 2
+        while True:
+            packet = self._read_packet()
+            if packet.pid not in (Pid.DATA, Pid.END):
+                raise SensorProtocolError("expected image data packets")
+            data += packet.payload
+            if len(data) > expected:
+                raise SensorProtocolError("more image data than a 256 × 288 image")
+            if packet.pid == Pid.END:
+                break
+        if len(data) != expected:
+            raise SensorProtocolError(f"image data of {len(data)} bytes, expected {expected}")
+        return bytes(data)
+
+    # ------------------------------------------------------------------ match on sensor
+    def enroll_on_sensor(self, page: int, wait_s: float = 10.0) -> None:
+        """Two captures → one model stored at `page` of the module's own library."""
+        for buffer_id in (1, 2):
+            self.capture_image(wait_s)            # GenImg (+ image upload, unused on-sensor)
+            self._command(Command.IMG2TZ, bytes([buffer_id]))
+        self._command(Command.REG_MODEL)
+        self._command(Command.STORE, struct.pack(">BH", 1, page))
+
+    def search_on_sensor(self, wait_s: float = 10.0) -> tuple[int, int] | None:
+        """(page, module score) of the best library match of a new capture, or None."""
+        self.capture_image(wait_s)
+        self._command(Command.IMG2TZ, b"\x01")
+        size = self.system_parameters().library_size
+        answer = self._command(Command.SEARCH, struct.pack(">BHH", 1, 0, size), check=False)
+        if answer[0] == 0x09:
+            return None
+        if answer[0] != OK or len(answer) < 5:
+            raise SensorRefused(Command.SEARCH, answer[0])
+        page, score = struct.unpack(">HH", answer[1:5])
+        return page, score
+
+
+def unpack_image(data: bytes) -> np.ndarray:
+    """4-bit packed pixels (high nibble first) → 8-bit 288 × 256 image."""
+    raw = np.frombuffer(data, np.uint8)
+    pixels = np.empty(raw.size * 2, np.uint8)
+    pixels[0::2] = raw >> 4
+    pixels[1::2] = raw & 0x0F
+    return (pixels * 17).reshape(IMAGE_HEIGHT, IMAGE_WIDTH)
+
+
+def pack_image(image: np.ndarray) -> bytes:
+    """8-bit 288 × 256 image → 4-bit packed pixels (what the module sends)."""
+    nibbles = (image.astype(np.uint16) // 16).astype(np.uint8).reshape(-1)
+    return bytes((nibbles[0::2] << 4) | nibbles[1::2])
