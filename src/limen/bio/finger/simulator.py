@@ -139,7 +139,10 @@ class SimulatedR30x:
 
     # ------------------------------------------------------------------ firmware
     def _handle(self, payload: bytes) -> None:
-        command, args = payload[0], payload[1:]
+        if payload[0] not in set(Command):
+            self._reply(b"\x01")
+            return
+        command, args = Command(payload[0]), payload[1:]
         if command == Command.VFY_PWD:
             self._verified = len(args) == 4 and struct.unpack(">I", args)[0] == self.password
             self._reply(b"\x00" if self._verified else b"\x13")
