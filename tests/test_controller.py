@@ -6,19 +6,24 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from limen import thresholds
-from limen.access.attempt import PinEntry
+from limen.access.attempt import FaceEvidence
 from limen.access.model import PermissionLevel, UserType
+from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
 from limen.audit.event import Event, EventKind, MemoryAuditSink
+from limen.capture import Capture
 from limen.clock import FixedClock
 from limen.controller import AccessController
 from limen.db import open_db
-from limen.decision import Assurance, Reason, accept
+from limen.decision import Assurance, QualityGate, Reason
 from limen.door import LockState, SimulatedLock
 from limen.errors import AuditError
+from limen.pad.contract import Purpose
+from limen.pad.fusion import ATTACK, BONA_FIDE, PadVerdict
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 OWNER_PIN, MAX_PIN = "246813", "135792"
@@ -30,6 +35,31 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(thresholds, "PIN_ARGON2_TIME_COST", 1)
 
 
+def pad(reason: str = BONA_FIDE, assurance: Assurance = Assurance.MEDIUM) -> PadVerdict:
+    return PadVerdict(reason == BONA_FIDE, reason, assurance, Purpose.VERIFY, scores={"texture": 1.5})
+
+
+class Faces:
+    """A recognizer double: returns the evidence it is given, whatever the capture."""
+
+    def __init__(self) -> None:
+        self.next: FaceEvidence | None = None
+        self.calls: list[str | None] = []
+
+    def identify(self, capture: Capture) -> FaceEvidence:
+        self.calls.append(None)
+        assert self.next is not None
+        return self.next
+
+    def verify(self, name: str, capture: Capture) -> FaceEvidence:
+        self.calls.append(name)
+        assert self.next is not None
+        return self.next
+
+
+FRAME = Capture.single(np.zeros((8, 8, 3), np.uint8), "test")
+
+
 class Rig:
     def __init__(self, path: Path) -> None:
         self.clock = FixedClock(T0)
@@ -38,7 +68,13 @@ class Rig:
         self.owner = self.store.add_user("Olga", "", T0, pin=OWNER_PIN, permission=PermissionLevel.OWNER).user_id
         self.max = self.store.add_user("Max", self.owner, T0, pin=MAX_PIN).user_id
         self.door = SimulatedLock(self.clock, travel_s=0.5, auto_relock_s=30)
-        self.controller = AccessController(self.store, self.door, self.sink, self.clock)
+        self.faces = Faces()
+        self.controller = AccessController(self.store, self.door, self.sink, self.clock, faces=self.faces)
+
+    def face(self, assurance: Assurance = Assurance.MEDIUM, reason: str = BONA_FIDE, user: str | None = None,
+             distance: float = 0.3) -> FaceEvidence:
+        self.faces.next = FaceEvidence(user or self.max, distance, 0.45, pad(reason, assurance))
+        return self.faces.next
 
     def settle(self) -> LockState:
         self.clock.advance(0.5)
@@ -81,51 +117,107 @@ def test_auto_relock_after_auto_relock_time(rig: Rig) -> None:
     assert rig.settle() is LockState.LOCKED
 
 
-def test_duress_opens_and_raises_silent_alarm(rig: Rig) -> None:
+def test_duress_opens_and_is_marked_for_the_silent_alarm(rig: Rig) -> None:
     rig.store.add_user("Forced", rig.owner, T0, user_type=UserType.FORCED)
     from limen.access.model import CredentialType
 
     rig.store.add_credential("Forced", CredentialType.PIN, rig.owner, T0, secret="975313")
     d = rig.controller.keypad("975313")
     assert d.accepted and rig.settle() is LockState.UNLOCKED
-    alarm = rig.events(EventKind.ALARM)[-1]
-    assert alarm.reason == "duress" and alarm.data["silent"] is True
-    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["duress"] is True
+    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["duress"] is True  # the audit's rules raise the alarm
 
 
 def test_mechanical_key_offline_limit(rig: Rig) -> None:
     rig.store.set_online(False)
     for _ in range(3):
         assert rig.controller.key_turned().accepted
-    assert rig.events(EventKind.ALARM)[-1].reason == "mechanical_key_offline_limit"
+    alarm = rig.events(EventKind.ALARM)[-1]
+    assert alarm.reason == "mechanical_key" and alarm.outcome == "critical" and "re-authorise" in alarm.data["text"]
     assert rig.door.relay is False  # the key is physical: the relay was never driven
     assert rig.controller.keypad(MAX_PIN).reason is Reason.OWNER_REAUTH_REQUIRED
     assert rig.controller.keypad(OWNER_PIN).accepted
     assert rig.controller.keypad(MAX_PIN).accepted
 
 
-def test_face_with_pad_verdict(rig: Rig) -> None:
-    class Verdict:
-        passed = True
-        assurance = Assurance.HIGH
-        scores = {"depth": 0.97}
+def test_rgb_face_alone_asks_for_the_second_factor(rig: Rig) -> None:
+    rig.face(Assurance.MEDIUM)
+    d = rig.controller.face(FRAME)
+    assert d.reason is Reason.SECOND_FACTOR_MISSING and d.detail == "face recognised; enter your PIN/code to complete"
+    assert rig.settle() is LockState.LOCKED
 
-    matched = accept(Reason.MATCHED, user_id=rig.max, score=0.3, threshold=0.45)
-    rig.controller.keypad(MAX_PIN)  # strong credential used recently
-    d = rig.controller.face(matched, Verdict())
-    assert d.accepted and d.scores["pad.depth"] == 0.97
-    spoof = type("Spoof", (), {"passed": False, "assurance": "low", "scores": {"depth": 0.1}})()
-    assert rig.controller.face(matched, spoof).reason is Reason.PAD_FAILED
+
+def test_rgb_face_then_pin_at_the_same_kiosk_opens_as_one_attempt(rig: Rig) -> None:
+    rig.face(Assurance.MEDIUM)
+    assert rig.controller.face(FRAME, session="kiosk-1").reason is Reason.SECOND_FACTOR_MISSING
+    assert rig.controller.holding_face("kiosk-1") and not rig.controller.holding_face("kiosk-2")
+    d = rig.controller.keypad(MAX_PIN, session="kiosk-1")
+    assert d.accepted and d.credential_id == "face:" + rig.max + "+pin:2"
+    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["factors"] == ["face", "pin"]
+    assert not rig.controller.holding_face("kiosk-1")  # used once
+
+
+def test_held_face_is_bound_to_its_session_and_expires(rig: Rig) -> None:
+    from limen.access.model import CredentialRule
+
+    rig.store.modify_user("Max", rig.owner, T0, credential_rule=CredentialRule.DUAL)  # a PIN alone cannot open
+    rig.face(Assurance.MEDIUM)
+    rig.controller.face(FRAME, session="kiosk-1")
+    assert rig.controller.keypad(MAX_PIN, session="kiosk-2").reason is Reason.SECOND_FACTOR_MISSING
+    rig.controller.face(FRAME, session="kiosk-1")
+    rig.clock.advance(thresholds.SECOND_FACTOR_WINDOW_S + 1)
+    assert rig.controller.keypad(MAX_PIN, session="kiosk-1").reason is Reason.SECOND_FACTOR_MISSING
+
+
+def test_high_assurance_face_alone_opens(rig: Rig) -> None:
+    rig.face(Assurance.HIGH)
+    d = rig.controller.face(FRAME)
+    assert d.accepted and d.assurance is Assurance.HIGH and d.scores["pad.texture"] == 1.5
+    assert rig.settle() is LockState.UNLOCKED
+
+
+def test_allow_face_alone_rgb_opens_a_medium_face(rig: Rig) -> None:
+    controller = AccessController(rig.store, rig.door, rig.sink, rig.clock, faces=rig.faces,
+                                  rule=AssuranceRule.from_settings(allow_face_alone_rgb=True))
+    rig.face(Assurance.MEDIUM)
+    assert controller.face(FRAME).accepted
+
+
+def test_claimed_face_goes_through_verify(rig: Rig) -> None:
+    rig.face(Assurance.HIGH)
+    assert rig.controller.face(FRAME, claim="Max").accepted and rig.faces.calls == ["Max"]
+
+
+def test_attack_counts_and_is_recorded_as_attack(rig: Rig) -> None:
+    rig.face(Assurance.MEDIUM, reason=ATTACK)
+    d = rig.controller.face(FRAME)
+    assert d.reason is Reason.PAD_FAILED
+    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["pad"] == "attack"
+    assert rig.store.load_state().lockout.bio_fail_count == 1
+
+
+def test_no_face_is_not_counted(rig: Rig) -> None:
+    rig.faces.next = FaceEvidence(None, None, None, None, quality_gate=QualityGate.NO_FACE, refusal=Reason.NO_FACE)
+    d = rig.controller.face(FRAME)
+    assert d.reason is Reason.NO_FACE and "uncover" in d.detail
+    assert rig.store.load_state().lockout.bio_fail_count == 0
+    assert "pad" not in rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data
+
+
+def test_one_audit_record_per_face_attempt(rig: Rig) -> None:
+    before = len(rig.sink.events)
+    rig.face(Assurance.HIGH)
+    rig.controller.face(FRAME)
+    new = rig.sink.events[before:]
+    assert [e.kind for e in new if e.kind is EventKind.UNLOCK_ATTEMPT] == [EventKind.UNLOCK_ATTEMPT]
 
 
 def test_face_plus_pin_for_dual_rule(rig: Rig) -> None:
     from limen.access.model import CredentialRule
 
     rig.store.modify_user("Max", rig.owner, T0, credential_rule=CredentialRule.DUAL)
-    matched = accept(Reason.MATCHED, user_id=rig.max, score=0.3, threshold=0.45)
-    verdict = type("V", (), {"passed": True, "assurance": "high", "scores": {}})()
-    assert rig.controller.face(matched, verdict).reason is Reason.SECOND_FACTOR_MISSING
-    assert rig.controller.face(matched, verdict, PinEntry(MAX_PIN)).accepted
+    rig.face(Assurance.HIGH)
+    assert rig.controller.face(FRAME, session="k").reason is Reason.SECOND_FACTOR_MISSING
+    assert rig.controller.keypad(MAX_PIN, session="k").accepted
 
 
 def test_remote_needs_owner_and_is_refused_in_no_remote_mode(rig: Rig) -> None:
@@ -158,12 +250,20 @@ def test_audit_failure_keeps_door_shut_but_counts(rig: Rig) -> None:
     assert rig.store.load_state().lockout.wrong_code_count == 1
 
 
-def test_jam_is_reported_as_alarm(rig: Rig) -> None:
-    rig.door.jam = True
-    rig.controller.keypad(MAX_PIN)
-    rig.clock.advance(thresholds.DOOR_JAM_TIMEOUT_S + 0.1)
-    assert rig.controller.tick() is LockState.JAMMED
-    assert rig.events(EventKind.ALARM)[-1].reason == "jammed"
+def test_jam_is_recorded_and_the_audit_raises_the_alarm(rig: Rig, settings) -> None:  # type: ignore[no-untyped-def]
+    from limen.audit import open_audit
+
+    log = open_audit(settings)
+    try:
+        controller = AccessController(rig.store, rig.door, log, rig.clock)
+        rig.door.jam = True
+        controller.keypad(MAX_PIN)
+        rig.clock.advance(thresholds.DOOR_JAM_TIMEOUT_S + 0.1)
+        assert controller.tick() is LockState.JAMMED
+        alarms = [r for r in log.records(0, ("alarm",))]
+        assert [a["reason"] for a in alarms] == ["lock_jammed"]
+    finally:
+        log.close()
 
 
 def test_secure_is_safe_any_time(rig: Rig) -> None:
@@ -191,10 +291,9 @@ def test_events_pass_the_real_audit_log(rig: Rig, settings) -> None:  # type: ig
         rig.store.set_online(False)
         for typed in (MAX_PIN, "999111", "*123"):
             controller.keypad(typed)
-        matched = accept(Reason.MATCHED, user_id=rig.max, score=0.3, threshold=0.45,
-                         scores={"sharpness": 80.0})
-        verdict = type("V", (), {"passed": False, "assurance": "low", "scores": {"depth": 0.1}})()
-        controller.face(matched, verdict)
+        controller.faces = rig.faces
+        rig.face(Assurance.LOW, reason=ATTACK)
+        controller.face(FRAME)
         controller.remote(rig.owner, authorised=True, pin=OWNER_PIN, device="phone-1")
         for _ in range(3):
             controller.key_turned()
@@ -204,7 +303,33 @@ def test_events_pass_the_real_audit_log(rig: Rig, settings) -> None:  # type: ig
         kinds = [r["kind"] for r in records]
         assert kinds.count("unlock_attempt") == 8
         assert any(r["kind"] == "alarm" and r["reason"] == "mechanical_key" for r in records)
+        assert any(r["kind"] == "alarm" and r["reason"] == "presentation_attack" for r in records)
         assert MAX_PIN not in repr(records) and OWNER_PIN not in repr(records)
         log.verify()
+    finally:
+        log.close()
+
+
+def test_dark_frames_raise_no_alarm_and_do_not_count(rig: Rig, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from limen.audit import open_audit
+    from limen.bio.templates import InMemoryTemplateStore
+    from limen.recognition import FaceRecognizer
+
+    def alarmist_pad(capture: Capture, purpose: Purpose, boxes: object = None) -> PadVerdict:
+        return pad(ATTACK)  # would say attack if it were asked: a dark frame must never reach it
+
+    log = open_audit(settings)
+    try:
+        faces = FaceRecognizer(open_db(tmp_path / "faces.db"), InMemoryTemplateStore(), log, pad=alarmist_pad)
+        controller = AccessController(rig.store, rig.door, log, rig.clock, faces=faces)
+        dark = Capture.single(np.zeros((240, 320, 3), np.uint8), "covered camera")
+        for _ in range(thresholds.BIO_FAILURE_LIMIT + 1):
+            d = controller.face(dark)
+            assert d.reason is Reason.NO_FACE and not d.accepted
+        assert rig.store.load_state().lockout.bio_fail_count == 0
+        assert [r["reason"] for r in log.records(0, ("alarm",))] == []
+        attempts = list(log.records(0, ("unlock_attempt",)))
+        assert len(attempts) == thresholds.BIO_FAILURE_LIMIT + 1  # one record per attempt, none by the recognizer
+        assert "uncover" in attempts[-1]["data"]["detail"]
     finally:
         log.close()

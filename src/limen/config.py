@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from limen.errors import ConfigError
@@ -29,6 +29,14 @@ class EmbedBackend(StrEnum):
     AUTO = "auto"
     DLIB = "dlib"
     ONNX = "onnx"
+
+
+class DoorKind(StrEnum):
+    SIMULATED = "simulated"
+    GPIO = "gpio"
+
+
+TAMPER_SOURCE_KINDS = ("case", "escutcheon", "shock")  # GPIO switch sources `tamper_sources` may name
 
 
 def default_data_dir() -> Path:
@@ -57,6 +65,28 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)  # peers whose X-Forwarded-For is believed; [] = none
     api_token_days: int = Field(default=30, ge=1, le=365)  # default lifetime of a new API token
     alert_urls: list[str] = Field(default_factory=list)
+    door: DoorKind = DoorKind.SIMULATED  # the actuator: simulated (demos, tests) or gpio (relay + switches)
+    door_relay_pin: int | None = Field(default=None, ge=0, le=63)  # BCM pins of the GPIO door; relay, door
+    door_contact_pin: int | None = Field(default=None, ge=0, le=63)  # contact and key switch are required …
+    door_key_pin: int | None = Field(default=None, ge=0, le=63)
+    door_bolt_pin: int | None = Field(default=None, ge=0, le=63)  # … the bolt switch is optional (jams)
+    tamper_sources: list[str] = Field(default_factory=list)  # "case:17", "escutcheon:22", "shock:27" (BCM)
+    allow_face_alone_rgb: bool = False  # owner's risk: an RGB-only face opens alone (docs/access.md)
+
+    @field_validator("tamper_sources")
+    @classmethod
+    def _tamper_sources(cls, v: list[str]) -> list[str]:
+        for item in v:
+            kind, _, pin = item.partition(":")
+            if kind not in TAMPER_SOURCE_KINDS or not pin.isdigit():
+                raise ValueError(f"{item!r}: expected KIND:PIN with KIND one of {', '.join(TAMPER_SOURCE_KINDS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _gpio_door_pins(self) -> Settings:
+        if self.door is DoorKind.GPIO and None in (self.door_relay_pin, self.door_contact_pin, self.door_key_pin):
+            raise ValueError("door = gpio needs door_relay_pin, door_contact_pin and door_key_pin")
+        return self
 
     @field_validator("device_id")
     @classmethod

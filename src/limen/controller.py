@@ -1,22 +1,33 @@
-"""`AccessController`: credential input → policy → actuator → audit, and nothing else.
+"""`AccessController`: every attempt, from its input to one Decision, one audit record and the door.
 
-Every way in (keypad PIN or offline code, face + PAD, remote command,
-mechanical key) becomes an `Attempt` and takes the same path:
+Every way in becomes an `Attempt` and takes the same path:
 
-    judge (pure, in one DB transaction with the counters it changes)
-      → audit event (UNLOCK_ATTEMPT, then ALARM for duress / key limit)
-      → door.unlock() only if accepted and the event is durable
+    evidence (face: the recognizer on the Capture; keypad: the typed entry;
+              remote: the signed command)
+      → a pending tamper response?  finish it and refuse (fail closed)
+      → policy.judge (pure, in one DB transaction with the counters it changes)
+      → exactly one UNLOCK_ATTEMPT audit record (+ an alarm only the controller knows of)
+      → door.unlock() only if accepted and the record is durable
 
 If the audit sink fails the door stays shut (fail closed); the counters are
 already saved, so a failing sink never resets a lockout.
+
+A face recognised below the assurance that may open alone (an RGB camera:
+see `AssuranceRule`) is a first factor: the controller holds it, bound to the
+kiosk session it came from, for `SECOND_FACTOR_WINDOW_S`; that session's next
+keypad entry is judged together with it (face + PIN is one attempt).  Nothing
+the client sends can stand in for the held face.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from limen import thresholds as T
 from limen.access.attempt import (
     Attempt,
     CodeEntry,
@@ -24,75 +35,135 @@ from limen.access.attempt import (
     Factor,
     FingerprintEvidence,
     KeyTurn,
-    PadVerdictLike,
     PinEntry,
     RemoteCommand,
     RfidEntry,
+    Source,
     face_attempt,
     key_attempt,
     keypad_entry,
     remote_attempt,
 )
+from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
 from limen.audit.event import AuditSink, Event, EventKind, attempt_event
+from limen.capture import Capture
 from limen.clock import Clock, SystemClock
-from limen.decision import Decision, Reason
+from limen.decision import Decision, Reason, reject
 from limen.door.actuator import LockActuator, LockState
 
 
-class AccessController:
-    """Ties the access engine, the door and the audit trail.  One instance per lock; not thread-safe."""
+class FaceSource(Protocol):
+    """What the controller needs of the recognizer: typed evidence of one capture (1:1 or 1:N)."""
 
-    def __init__(self, store: AccessStore, door: LockActuator, audit: AuditSink, clock: Clock | None = None) -> None:
+    def verify(self, name: str, capture: Capture) -> FaceEvidence: ...
+
+    def identify(self, capture: Capture) -> FaceEvidence: ...
+
+
+class TamperIntent(Protocol):
+    """The tamper intent journal as the door path sees it (see `limen.tamper.gate.IntentCheck`)."""
+
+    def pending(self) -> bool: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Held:
+    face: FaceEvidence
+    until: float
+
+
+class AccessController:
+    """Ties recognition, the access engine, the door and the audit trail.  One per lock; not thread-safe."""
+
+    def __init__(self, store: AccessStore, door: LockActuator, audit: AuditSink, clock: Clock | None = None, *,
+                 faces: FaceSource | None = None, rule: AssuranceRule | None = None,
+                 tamper: TamperIntent | None = None) -> None:
         self.store = store
         self.door = door
         self.audit = audit
         self.clock = clock or SystemClock()
+        self.faces = faces
+        self.rule = rule or AssuranceRule()
+        self.tamper = tamper
+        self._held: dict[str, _Held] = {}
         self._last_bolt: str | None = None
         self._last_door: str | None = None
 
-    def attempt(self, attempt: Attempt) -> Decision:
-        """Decide, record, and open the door if accepted; return the Decision."""
-        at = self.clock.now()
-        judgement = self.store.decide(attempt, at)
-        decision = judgement.decision
-        self.audit.append(_attempt_event(attempt, decision, at))
-        for alarm in judgement.update.alarms:
-            self._alarm(alarm, at, decision.user_id)
-        physical = any(isinstance(f, KeyTurn) for f in attempt.factors)
-        if decision.accepted and not physical:
-            self.door.unlock()
-        self.tick()
+    # ------------------------------------------------------------------ the ways in
+    def face(self, capture: Capture, *, claim: str | None = None, session: str | None = None,
+             source: Source = Source.CAMERA) -> Decision:
+        """A face at the door: evidence (1:N, or 1:1 against `claim`) → policy → audit → door.
+
+        A face recognised as a first factor is held for `session` (the kiosk it came from).
+        """
+        if self.faces is None:
+            raise RuntimeError("this controller has no face recognizer")  # a wiring error, not an input error
+        evidence = self.faces.identify(capture) if claim is None else self.faces.verify(claim, capture)
+        decision = self.attempt(face_attempt(evidence, source=source))
+        if session is not None:
+            self._held.pop(_key(session), None)
+            if decision.reason is Reason.SECOND_FACTOR_MISSING and evidence.matched:
+                self._held[_key(session)] = _Held(evidence, self.clock.monotonic() + T.SECOND_FACTOR_WINDOW_S)
         return decision
 
-    def _alarm(self, name: str, at: datetime, subject: str | None) -> None:
-        """Raise through the audit log's alarm monitor when there is one, else record an ALARM event."""
-        monitor = getattr(self.audit, "monitor", None)
-        if monitor is not None and hasattr(monitor, "raise_alarm"):
-            if name == "duress":
-                return  # the audit anomaly rules raise it (silently) from the attempt event
-            if name in _ALARM_RULES:
-                monitor.raise_alarm(_ALARM_RULES[name], "critical", _ALARM_TEXT[name], subject=subject, at=at)
-                return
-        self.audit.append(Event(EventKind.ALARM, at, actor="system", subject=subject or "lock", reason=name,
-                                source="access", data={"silent": name == "duress", "text": _ALARM_TEXT[name]}))
+    def keypad(self, typed: str, *, session: str | None = None) -> Decision:
+        """A raw keypad entry (digits: a PIN, decoys allowed; `*` + digits: an offline code).
 
-    def keypad(self, typed: str) -> Decision:
-        """A raw keypad entry: digits for a PIN (decoys allowed), `*` + digits for an offline code."""
-        return self.attempt(keypad_entry(typed))
-
-    def face(self, decision: Decision, pad: PadVerdictLike | None = None, *extra: Factor) -> Decision:
-        """The face pipeline's decision (+ PAD verdict, + e.g. a PinEntry for dual rules)."""
-        return self.attempt(face_attempt(decision, pad, *extra))
+        Within the window after a first-factor face at the same `session`, the
+        entry completes that face: both are judged as one attempt.
+        """
+        attempt = keypad_entry(typed)
+        held = self._take_held(session)
+        if held is not None:
+            attempt = Attempt((held, *attempt.factors), Source.KEYPAD)
+        return self.attempt(attempt)
 
     def remote(self, user_id: str, authorised: bool, pin: str | None = None, device: str = "remote") -> Decision:
-        """A remote unlock whose owner signature the link layer checked (`authorised`)."""
+        """A remote unlock whose owner signature (or owner login) the caller checked (`authorised`)."""
         return self.attempt(remote_attempt(user_id, authorised, pin, device))
 
     def key_turned(self) -> Decision:
         """The key-inserted sensor fired: record the mechanical key (the door is not driven)."""
         return self.attempt(key_attempt())
 
+    def attempt(self, attempt: Attempt) -> Decision:
+        """Decide, record once, and open the door if accepted; return the Decision."""
+        at = self.clock.now()
+        physical = any(isinstance(f, KeyTurn) for f in attempt.factors)
+        if not physical and self.tamper is not None and self.tamper.pending():
+            self.tamper.finish()  # an interrupted tamper response completes before any door work
+            decision = reject(Reason.LOCKDOWN, detail="a tamper response was pending: finished, lock secured")
+            self.audit.append(_attempt_event(attempt, decision, at))
+            self.door.secure()
+            return decision
+        judgement = self.store.decide(attempt, at, self.rule)
+        decision = judgement.decision
+        self.audit.append(_attempt_event(attempt, decision, at))
+        if "mechanical_key_offline_limit" in judgement.update.alarms:
+            self.audit.raise_alarm("mechanical_key", "critical", _KEY_LIMIT_TEXT, subject="door", at=at)
+        if decision.accepted and not physical:
+            self.door.unlock()
+        self.tick()
+        return decision
+
+    def holding_face(self, session: str) -> bool:
+        """Whether a first-factor face waits for `session`'s PIN/code (for the kiosk's prompt)."""
+        held = self._held.get(_key(session))
+        return held is not None and self.clock.monotonic() < held.until
+
+    def _take_held(self, session: str | None) -> FaceEvidence | None:
+        if session is None:
+            return None
+        held = self._held.pop(_key(session), None)
+        now = self.clock.monotonic()
+        for k in [k for k, h in self._held.items() if now >= h.until]:  # forget expired faces
+            del self._held[k]
+        return held.face if held is not None and now < held.until else None
+
+    # ------------------------------------------------------------------ the door
     def lock(self) -> LockState:
         self.door.lock()
         return self.tick()
@@ -105,7 +176,10 @@ class AccessController:
         return state
 
     def tick(self) -> LockState:
-        """Poll the door (auto-relock, jam detection) and record bolt and door changes; call periodically."""
+        """Poll the door (auto-relock, jam detection) and record bolt and door changes; call periodically.
+
+        A jam is recorded as a LOCK_STATE "jammed" event, from which the audit's anomaly rules raise the alarm.
+        """
         state = self.door.poll()
         bolt = "jammed" if self.door.is_jammed else ("locked" if self.door.is_locked else "unlocked")
         moving = self.door.is_locking or self.door.is_unlocking
@@ -114,8 +188,6 @@ class AccessController:
         if bolt != self._last_bolt and (not moving or bolt == "jammed"):
             self.audit.append(Event(EventKind.LOCK_STATE, at, actor="system", subject="lock", reason=bolt,
                                     source="door", data={"state": bolt}))
-            if bolt == "jammed":
-                self._alarm("jammed", at, "lock")
             self._last_bolt = bolt
         if door != self._last_door:
             if self._last_door is not None or door == "open":
@@ -125,16 +197,30 @@ class AccessController:
         return state
 
 
-_ALARM_RULES = {"mechanical_key_offline_limit": "mechanical_key"}
-_ALARM_TEXT = {
-    "duress": "duress credential used",
-    "mechanical_key_offline_limit": "mechanical key used repeatedly while offline: owner must re-authorise",
-    "jammed": "lock jammed",
-}
-_METHOD = {
+_KEY_LIMIT_TEXT = "mechanical key used repeatedly while offline: owner must re-authorise"
+_METHOD: dict[type[Any], str] = {
     FaceEvidence: "face", FingerprintEvidence: "fingerprint", PinEntry: "pin", CodeEntry: "code",
     RfidEntry: "nfc", RemoteCommand: "remote", KeyTurn: "key",
 }
+
+
+def _key(session: str) -> str:
+    """Sessions are held by digest: a kiosk cookie never sits in memory as a dict key."""
+    return hashlib.sha256(session.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _pad_label(factors: tuple[Factor, ...]) -> str | None:
+    """What PAD said about the attempt's biometrics: attack > insufficient_evidence > bona_fide."""
+    labels = []
+    for f in factors:
+        if isinstance(f, FaceEvidence) and f.pad is not None:
+            labels.append(f.pad.reason)
+        elif isinstance(f, FingerprintEvidence):
+            labels.append("bona_fide" if f.pad_passed else "attack")
+    for label in ("attack", "insufficient_evidence", "bona_fide"):
+        if label in labels:
+            return label
+    return None
 
 
 def _attempt_event(attempt: Attempt, decision: Decision, at: datetime) -> Event:
@@ -146,7 +232,8 @@ def _attempt_event(attempt: Attempt, decision: Decision, at: datetime) -> Event:
     remote = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
     if remote:
         extra["device"] = remote[0].device
-    faces = [f for f in attempt.factors if isinstance(f, FaceEvidence | FingerprintEvidence)]
-    pad = None if not faces else ("bona_fide" if all(f.pad_passed for f in faces) else "attack")
-    return attempt_event(decision, at, methods[0] if methods else "unknown", attempt.source.value, pad=pad,
-                         **extra)
+    return attempt_event(decision, at, methods[0] if methods else "unknown", attempt.source.value,
+                         pad=_pad_label(attempt.factors), **extra)
+
+
+__all__ = ["AccessController", "FaceSource", "TamperIntent"]

@@ -1,10 +1,13 @@
-"""Face enrolment, verification (1:1) and identification (1:N), each returning a value.
+"""Face enrolment, and the face evidence of one capture for the door (1:1 or 1:N).
 
-The recipe: capture → PAD → face pipeline → template store → `Decision`,
-with an audit event for every attempt.  References go only through the
-`TemplateStore` (the vault in production); images and descriptors are never
-persisted here.  Enrolment is all-or-nothing: any unreadable input, refused
-consent or spoof leaves no trace but the audit event.
+The recipe: capture → detect (once) → PAD → best frame's embedding →
+template store → `FaceEvidence` (typed, with the PAD verdict).  Recognition
+never decides and never writes the door attempt's audit record: the
+`AccessController` judges the evidence and records the attempt once.
+Enrolment (not a door attempt) is all-or-nothing and audited here: any
+unreadable input, refused consent or spoof leaves no trace but its event.
+References go only through the `TemplateStore` (the vault in production);
+images and descriptors are never persisted here.
 """
 
 from __future__ import annotations
@@ -13,32 +16,26 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import numpy as np
 
 from limen import people, thresholds
-from limen.audit.event import AuditSink, Event, EventKind, attempt_event
-from limen.bio.face import FaceEngine, FaceSample, QualityFailure, detect
+from limen.access.attempt import FaceEvidence
+from limen.audit.event import AuditSink, Event, EventKind
+from limen.bio.face import FaceEngine, FaceSample, FaceTrack, QualityFailure, detect_burst
 from limen.bio.face.compare import fuse_reference
 from limen.bio.face.detect import Box
 from limen.bio.templates import Modality, OperatingPoint, TemplateStore
-from limen.capture import Capture
+from limen.capture import Capture, Frame
 from limen.clock import Clock, SystemClock
 from limen.db import transaction
-from limen.decision import Assurance, Decision, QualityGate, Reason, accept, reject
+from limen.decision import QualityGate, Reason
 from limen.errors import InputError, NotFound, VaultErased
+from limen.pad.contract import Purpose
+from limen.pad.fusion import PadVerdict
 
-
-class PadVerdictLike(Protocol):
-    passed: bool
-    assurance: Assurance
-    scores: dict[str, float]
-    reason: str
-
-
-# (capture, "enrol" | "verify", face box per frame or None where unknown) -> verdict
-PadCheck = Callable[[Capture, str, Sequence["Box | None"] | None], PadVerdictLike]
+# (capture, purpose, face box per frame or None where unknown) -> verdict
+PadCheck = Callable[[Capture, Purpose, Sequence[Box | None] | None], PadVerdict]
 
 
 class EnrolmentRefused(InputError):
@@ -62,7 +59,7 @@ class Enrolment:
 class _Probe:
     sample: FaceSample | None
     failure: QualityFailure | None
-    pad: PadVerdictLike | None
+    pad: PadVerdict | None
     timings: dict[str, float]
 
 
@@ -118,7 +115,7 @@ class FaceRecognizer:
         samples: list[FaceSample] = []
         rejected: dict[str, int] = {}
         for capture in captures:
-            verdict = self._pad(capture, "enrol")
+            verdict = self._pad(capture, Purpose.ENROL)
             if verdict is not None and not verdict.passed:
                 self._audit_refused_enrolment(actor, verdict)
                 raise _pad_refusal(capture, verdict)
@@ -134,128 +131,122 @@ class FaceRecognizer:
                                    f"(rejected samples: {rejected or 'none'})", QualityGate(worst))
         return samples, rejected
 
-    def _audit_refused_enrolment(self, actor: str, verdict: PadVerdictLike) -> None:
+    def _audit_refused_enrolment(self, actor: str, verdict: PadVerdict) -> None:
         self.audit.append(Event(EventKind.ENROLMENT, self.clock.now(), actor=actor, outcome="refused",
                                 reason=Reason.PAD_FAILED.value, source="face",
                                 data={"pad": dict(verdict.scores), "assurance": verdict.assurance.value}))
 
-    # ------------------------------------------------------------------ verify / identify
-    def verify(self, name: str, capture: Capture, source: str = "cli", *, record: bool = True) -> Decision:
-        """1:1: is the person in `capture` the enrolled `name`?
-
-        `record=False` leaves the audit event to the caller (the access controller
-        records the final decision of an unlock, so an attempt is audited once).
-        """
-        try:
-            decision = self._verify(name, capture)
-        except VaultErased:
-            decision = reject(Reason.VAULT_ERASED, detail="templates were crypto-erased; the owner re-provisions")
-        return self.record(decision, "verify", source) if record else decision
-
-    def identify(self, capture: Capture, source: str = "cli", *, record: bool = True) -> Decision:
-        """1:N: who, among the enrolled, is in `capture`?  (`record` as for `verify`.)"""
-        try:
-            decision = self._identify(capture)
-        except VaultErased:
-            decision = reject(Reason.VAULT_ERASED, detail="templates were crypto-erased; the owner re-provisions")
-        return self.record(decision, "identify", source) if record else decision
-
-    def _verify(self, name: str, capture: Capture) -> Decision:
+    # ------------------------------------------------------------------ the door's evidence
+    def verify(self, name: str, capture: Capture) -> FaceEvidence:
+        """1:1: the evidence that the person in `capture` is the enrolled `name` (claimed user set)."""
         try:
             person = people.find(self.conn, name)
         except NotFound:
-            return reject(Reason.UNKNOWN_USER, detail=f"no user named {name!r}")
+            return FaceEvidence(None, None, None, None, refusal=Reason.UNKNOWN_USER, detail=f"no user named {name!r}")
         probe = self._probe(capture)
-        early = self._early_decision(probe)
-        if early is not None:
-            return _with(early, user_id=person.id, user_name=person.name)
+        if _no_comparison(probe):
+            return _evidence(probe, person.id)
         assert probe.sample is not None
         threshold = self.store.threshold(Modality.FACE, self.point)
         try:
             dist = self.store.distance(person.id, Modality.FACE, probe.sample.embedding)
         except NotFound:
-            return reject(Reason.NOT_ENROLLED, user_id=person.id, user_name=person.name, timings=probe.timings)
-        verdict = accept if dist <= threshold else reject
-        reason = Reason.MATCHED if dist <= threshold else Reason.NO_MATCH
-        return verdict(reason, user_id=person.id, user_name=person.name, score=dist, threshold=threshold,
-                       **_evidence(probe))
+            return _evidence(probe, person.id, refusal=Reason.NOT_ENROLLED, detail=f"{name!r} has no face enrolled")
+        except VaultErased:
+            return _erased(probe)
+        return _evidence(probe, person.id, distance=dist, threshold=threshold)
 
-    def _identify(self, capture: Capture) -> Decision:
+    def identify(self, capture: Capture) -> FaceEvidence:
+        """1:N: the evidence of who, among the enrolled, is in `capture` (user None when nobody matches)."""
         probe = self._probe(capture)
-        early = self._early_decision(probe)
-        if early is not None:
-            return early
+        if _no_comparison(probe):
+            return _evidence(probe, None)
         assert probe.sample is not None
         threshold = self.store.threshold(Modality.FACE, self.point)
         t0 = time.perf_counter()
-        candidates = self.store.search(Modality.FACE, probe.sample.embedding, top_k=2)
+        try:
+            candidates = self.store.search(Modality.FACE, probe.sample.embedding, top_k=2)
+        except VaultErased:
+            return _erased(probe)
         probe.timings["search"] = (time.perf_counter() - t0) * 1000
         if not candidates or candidates[0].distance > threshold:
             closest = candidates[0].distance if candidates else None
-            return reject(Reason.NO_MATCH, score=closest, threshold=threshold, **_evidence(probe))
+            return _evidence(probe, None, distance=closest, threshold=threshold)
         best = candidates[0]
         runner_up = candidates[1].distance if len(candidates) > 1 else None
         if runner_up is not None and runner_up - best.distance < thresholds.FACE_IDENTIFY_MARGIN:
-            return reject(Reason.NO_MATCH, score=best.distance, threshold=threshold,
-                          detail="ambiguous: two enrolled people match", **_evidence(probe))
-        person = people.by_id(self.conn, best.user_id)
-        return accept(Reason.MATCHED, user_id=best.user_id, user_name=person.name if person else None,
-                      score=best.distance, threshold=threshold, **_evidence(probe))
+            return _evidence(probe, None, distance=best.distance, threshold=threshold, refusal=Reason.NO_MATCH,
+                             detail="ambiguous: two enrolled people match")
+        return _evidence(probe, best.user_id, distance=best.distance, threshold=threshold)
 
     # ------------------------------------------------------------------ stages
-    def _pad(self, capture: Capture, purpose: str, boxes: Sequence[Box | None] | None = None
-             ) -> PadVerdictLike | None:
+    def _pad(self, capture: Capture, purpose: Purpose, boxes: Sequence[Box | None] | None = None
+             ) -> PadVerdict | None:
         return None if self.pad is None else self.pad(capture, purpose, boxes)
 
     def _probe(self, capture: Capture) -> _Probe:
-        """PAD over the capture, then the best of up to N frames; faces are detected once for both."""
+        """Faces detected once, PAD on the capture (skipped when no frame shows a face), the best sample."""
         timings: dict[str, float] = {}
         frames = _spread(capture, thresholds.FACE_PROBE_MAX_FRAMES)
-        t0 = time.perf_counter()
-        found = {id(f): detect.detect_faces(f.rgb) for f in frames}
-        timings["detect"] = (time.perf_counter() - t0) * 1000
-        boxes = [found[id(f)][0].box if found.get(id(f)) else None for f in capture.frames]
-        t0 = time.perf_counter()
-        verdict = self._pad(capture, "verify", boxes)
-        if self.pad is not None:
-            timings["pad"] = (time.perf_counter() - t0) * 1000
+        found = _detect(frames, timings)
+        if not any(found.values()):
+            return _Probe(None, QualityFailure(QualityGate.NO_FACE), None, timings)  # no face: nothing to judge
+        verdict = self._pad_stage(capture, found, timings)
         if verdict is not None and not verdict.passed:
             return _Probe(None, None, verdict, timings)
-        best: FaceSample | None = None
-        failure: QualityFailure | None = None
-        for frame in frames:
-            out = self.engine.extract(frame.rgb, found[id(frame)])
-            for stage, ms in out.timings.items():
-                timings[stage] = timings.get(stage, 0.0) + ms
-            if isinstance(out, FaceSample):
-                if best is None or out.quality.sharpness > best.quality.sharpness:
-                    best = out
-            elif failure is None:
-                failure = out
+        best, failure = self._best_sample(frames, found, timings)
         return _Probe(best, failure if best is None else None, verdict, timings)
 
-    def _early_decision(self, probe: _Probe) -> Decision | None:
-        """A refusal before matching: PAD, no face, or a quality gate."""
-        if probe.pad is not None and not probe.pad.passed:
-            reason = Reason.PAD_FAILED if probe.pad.reason == "attack" else Reason.INSUFFICIENT_EVIDENCE
-            return reject(reason, **_evidence(probe))
-        if probe.sample is None:
-            gate = probe.failure.gate if probe.failure else QualityGate.NO_FACE
-            reason = Reason.NO_FACE if gate is QualityGate.NO_FACE else Reason.LOW_QUALITY
-            return reject(reason, quality_gate=gate, **_evidence(probe))
-        return None
+    def _pad_stage(self, capture: Capture, found: dict[int, FaceTrack | None], timings: dict[str, float]
+                   ) -> PadVerdict | None:
+        boxes = [track.box if (track := found.get(id(f))) else None for f in capture.frames]
+        t0 = time.perf_counter()
+        verdict = self._pad(capture, Purpose.VERIFY, boxes)
+        if verdict is not None:
+            timings["pad"] = (time.perf_counter() - t0) * 1000
+        return verdict
 
-    def record(self, decision: Decision, mode: str, source: str) -> Decision:
-        """Append the audit event of a recognition attempt (ids, scores and reasons only)."""
-        pad = None if decision.assurance is None else ("passed" if decision.reason not in _PAD_REASONS else "failed")
-        self.audit.append(attempt_event(decision, self.clock.now(), "face", source, pad=pad, mode=mode))
-        return decision
-
-
-_PAD_REASONS = (Reason.PAD_FAILED, Reason.INSUFFICIENT_EVIDENCE)
+    def _best_sample(self, frames: list[Frame], found: dict[int, FaceTrack | None], timings: dict[str, float]
+                     ) -> tuple[FaceSample | None, QualityFailure | None]:
+        """The sharpest usable sample of `frames` (only it is embedded), else the first quality failure."""
+        out = self.engine.best_of_burst([f.rgb for f in frames], [found[id(f)] for f in frames])
+        for stage, ms in out.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + ms
+        return (out, None) if isinstance(out, FaceSample) else (None, out)
 
 
-def _pad_refusal(capture: Capture, verdict: PadVerdictLike) -> EnrolmentRefused:
+def _detect(frames: list[Frame], timings: dict[str, float]) -> dict[int, FaceTrack | None]:
+    """The face of each frame (keyed by `id(frame)`): detected once and followed, shared by PAD and the embedding."""
+    t0 = time.perf_counter()
+    tracks = detect_burst([f.rgb for f in frames])
+    timings["detect"] = (time.perf_counter() - t0) * 1000
+    return {id(f): t for f, t in zip(frames, tracks, strict=True)}
+
+
+def _no_comparison(probe: _Probe) -> bool:
+    return probe.sample is None
+
+
+def _evidence(probe: _Probe, user_id: str | None, *, distance: float | None = None, threshold: float | None = None,
+              refusal: Reason | None = None, detail: str = "") -> FaceEvidence:
+    """The typed evidence of a probe; a probe without a usable sample carries its quality gate."""
+    gate: QualityGate | None = None
+    if probe.sample is None and probe.failure is not None and (probe.pad is None or probe.pad.passed):
+        gate = probe.failure.gate
+        refusal = Reason.NO_FACE if gate is QualityGate.NO_FACE else Reason.LOW_QUALITY
+    scores: dict[str, float] = {}
+    if probe.sample is not None:
+        scores.update({f"quality.{k}": v for k, v in probe.sample.quality.as_scores().items()})
+    return FaceEvidence(user_id, distance, threshold, probe.pad, quality_gate=gate, refusal=refusal,
+                        detail=detail, scores=scores, timings=dict(probe.timings))
+
+
+def _erased(probe: _Probe) -> FaceEvidence:
+    return _evidence(probe, None, refusal=Reason.VAULT_ERASED,
+                     detail="templates were crypto-erased; the owner re-provisions")
+
+
+def _pad_refusal(capture: Capture, verdict: PadVerdict) -> EnrolmentRefused:
     """Why enrolment was refused, in words for the person enrolling (never which cue fired)."""
     if verdict.reason == "attack":
         return EnrolmentRefused(Reason.PAD_FAILED, f"enrolment refused for {capture.source}: this does not look like "
@@ -265,27 +256,10 @@ def _pad_refusal(capture: Capture, verdict: PadVerdictLike) -> EnrolmentRefused:
                             "facing the camera (a still photo cannot prove liveness)")
 
 
-def _spread(capture: Capture, n: int) -> list[Any]:
+def _spread(capture: Capture, n: int) -> list[Frame]:
     """At most `n` frames spread evenly over the capture."""
     frames = capture.frames
     if len(frames) <= n:
         return list(frames)
     idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
     return [frames[i] for i in idx]
-
-
-def _evidence(probe: _Probe) -> dict[str, Any]:
-    scores: dict[str, float] = {}
-    assurance = None
-    if probe.pad is not None:
-        scores.update({f"pad.{k}": float(v) for k, v in probe.pad.scores.items()})
-        assurance = probe.pad.assurance
-    if probe.sample is not None:
-        scores.update({f"quality.{k}": v for k, v in probe.sample.quality.as_scores().items()})
-    return {"scores": scores, "timings": dict(probe.timings), "assurance": assurance}
-
-
-def _with(decision: Decision, **changes: Any) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, **changes)

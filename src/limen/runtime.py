@@ -1,9 +1,17 @@
-"""The composition root: opens the lock's state once and hands the same parts to CLI and service.
+"""The composition root: the one place that opens the lock's state and builds its parts.
 
-`open_runtime(settings)` opens the SQLite store (migrations applied), the
-template vault (finishing any interrupted crypto-erase first), the audit
-chain and PAD, and builds the recognizer on top.  There is no second path:
-`limen serve` and every `limen` command use this.
+`open_runtime(settings)` opens, in this order: the template vault (finishing an
+interrupted crypto-erase first), the SQLite store (migrations applied), the
+audit log; then it finishes an interrupted tamper response and enforces
+consent retention.  On first use, `runtime.controller` builds the door chosen
+in the settings (`door = "simulated" | "gpio"`), wraps it in the tamper guard
+(`tamper.guard_lock`: no unlock during a response or while one is pending in
+the journal) and the `AccessController` over the recognizer, with the
+assurance rule from the settings.  `limen serve` also calls `start_monitor()`,
+which polls the configured tamper sources.  Every `limen` command and the
+service use this; no other module opens the database or the audit log for
+the lock's work (the tamper responder and the vault open their own handles
+only on the recovery path this module calls).
 """
 
 from __future__ import annotations
@@ -14,32 +22,95 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
-from limen.audit.event import AuditSink
+from limen.audit.event import AuditSink, Event, EventKind
 from limen.bio.face import FaceEngine
 from limen.bio.face.detect import Box
 from limen.bio.templates import TemplateStore
 from limen.capture import Capture
-from limen.config import Settings
+from limen.clock import Clock, SystemClock
+from limen.config import DoorKind, Settings
+from limen.controller import AccessController
 from limen.db import open_db
-from limen.errors import BadRequest
+from limen.door.actuator import LockActuator
+from limen.errors import BadRequest, VaultErased
+from limen.pad.contract import Purpose
+from limen.pad.fusion import PadVerdict
 from limen.privacy.retention import enforce_retention
-from limen.recognition import FaceRecognizer, PadVerdictLike
+from limen.recognition import FaceRecognizer
+from limen.tamper.monitor import TamperMonitor
+from limen.tamper.sources import TamperSource
 
 
 @dataclass
 class Runtime:
+    """The lock's open state.  Close it once (`close()`); not thread-safe (the service serialises)."""
+
     settings: Settings
     conn: sqlite3.Connection
     store: TemplateStore
     audit: AuditSink
     engine: FaceEngine = field(default_factory=FaceEngine)
+    clock: Clock = field(default_factory=SystemClock)
+    door_override: LockActuator | None = None
+    _controller: AccessController | None = field(default=None, init=False, repr=False)
+    _monitor: TamperMonitor | None = field(default=None, init=False, repr=False)
 
     def recognizer(self) -> FaceRecognizer:
-        return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check)
+        return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check, clock=self.clock)
 
     def access(self, source: str = "cli") -> AccessStore:
         return AccessStore(self.conn, self.audit, source=source)
+
+    @property
+    def controller(self) -> AccessController:
+        """The door path (built on first use: a CLI command that never opens the door never claims GPIO)."""
+        if self._controller is None:
+            self._controller = self._build_controller()
+        return self._controller
+
+    @property
+    def monitor(self) -> TamperMonitor | None:
+        return self._monitor
+
+    def start_monitor(self) -> TamperMonitor:
+        """Poll the tamper sources of the settings in the background (`limen serve`)."""
+        self.controller  # noqa: B018 - builds the guarded door and its (stopped) monitor
+        assert self._monitor is not None
+        for source in tamper_sources(self.settings):
+            self._monitor.add(source)
+        return self._monitor.start()
+
+    def _build_controller(self) -> AccessController:
+        from limen.tamper import guard_lock
+
+        door = self.door_override or open_door(self.settings, self.clock)
+        vault: Any = self.store  # the vault's store (zeroize) behind the TemplateStore protocol
+        guarded, self._monitor = guard_lock(self.settings, vault, self.audit, door, start=False)
+        rule = AssuranceRule.from_settings(self.settings.allow_face_alone_rgb)
+        if self.settings.allow_face_alone_rgb:  # recorded at every start of the door path
+            self.audit.append(Event(EventKind.CONFIG_CHANGE, self.clock.now(), actor="settings", subject="lock",
+                                    reason="face_alone_rgb_allowed", source="settings",
+                                    data={"allow_face_alone_rgb": True, "face_alone_min": rule.face_alone.value}))
+        assert guarded.intent is not None
+        return AccessController(self.access("door"), guarded, self.audit, self.clock, faces=self.recognizer(),
+                                rule=rule, tamper=guarded.intent)
+
+    def erase_templates(self, user_id: str, actor: str, at: datetime, source: str = "cli") -> int:
+        """Erase every biometric reference of `user_id` and audit it; after a crypto-erase there is nothing left.
+
+        Erase-then-delete is one outcome: a user removed after a zeroize is
+        removed, with "0 templates erased (vault already erased)" on record.
+        """
+        try:
+            removed = self.store.delete(user_id)
+            already = False
+        except VaultErased:
+            removed, already = 0, True
+        self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="templates erased",
+                                source=source, data={"templates_erased": removed, "vault_already_erased": already}))
+        return removed
 
     def has_owner(self) -> bool:
         row = self.conn.execute("SELECT 1 FROM access_users WHERE permission = 'owner' LIMIT 1").fetchone()
@@ -60,6 +131,10 @@ class Runtime:
         return access.authenticate(actor, pin, at).user_id
 
     def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close()
+        if self._controller is not None:
+            self._controller.door.close()
         for part in (self.store, self.audit):
             close = getattr(part, "close", None)
             if callable(close):
@@ -67,28 +142,53 @@ class Runtime:
         self.conn.close()
 
 
-def open_runtime(settings: Settings) -> Runtime:
+def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock: Clock | None = None) -> Runtime:
+    """Open the lock's state (see the module docstring); `door` replaces the configured one (tests, demos)."""
     from limen.audit import attach_witness, open_audit
+    from limen.tamper import recover as recover_tamper
     from limen.vault import open_template_store
     from limen.vault.witness import SealedHeadWitness
 
     store = open_template_store(settings)  # first: an interrupted erase completes before anything else
     conn = open_db(settings.db_path)
     audit = open_audit(settings)
-    from limen.tamper import recover as recover_tamper
-
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms
     enforce_retention(conn, store, audit, datetime.now(UTC))  # no reference outlives its consent
-    return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend))
+    return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend), clock or SystemClock(), door)
 
 
-def pad_check(capture: Capture, purpose: str, boxes: Sequence[Box | None] | None = None) -> PadVerdictLike:
-    """Run presentation attack detection for `purpose` ("enrol" is stricter than "verify").
+def open_door(settings: Settings, clock: Clock | None = None) -> LockActuator:
+    """The actuator the settings name: a simulated lock, or the GPIO relay and switches (gpiozero)."""
+    if settings.door is DoorKind.GPIO:
+        from limen.door.gpio import GpioLock
 
-    `boxes` (one per frame, None where unknown) reuse the face pipeline's detections.
-    """
-    from limen.pad import Purpose, assess
+        assert settings.door_relay_pin is not None and settings.door_contact_pin is not None
+        assert settings.door_key_pin is not None  # checked by Settings
+        return GpioLock(settings.door_relay_pin, settings.door_contact_pin, settings.door_key_pin,
+                        settings.door_bolt_pin, clock=clock)
+    from limen.door.simulated import SimulatedLock
 
-    verdict: Any = assess(capture, purpose=Purpose.ENROL if purpose == "enrol" else Purpose.VERIFY, boxes=boxes)
-    return verdict
+    return SimulatedLock(clock)
+
+
+def tamper_sources(settings: Settings) -> list[TamperSource]:
+    """The GPIO tamper sources the settings list (`tamper_sources = ["case:17", "shock:27"]`)."""
+    from limen.tamper.signals import SourceKind
+    from limen.tamper.sources import GpioShockSource, GpioSwitchSource
+
+    sources: list[TamperSource] = []
+    for item in settings.tamper_sources:
+        kind, _, pin = item.partition(":")
+        if kind == "shock":
+            sources.append(GpioShockSource(int(pin)))
+        else:
+            sources.append(GpioSwitchSource(kind, SourceKind(kind), int(pin)))
+    return sources
+
+
+def pad_check(capture: Capture, purpose: Purpose, boxes: Sequence[Box | None] | None = None) -> PadVerdict:
+    """Presentation attack detection for `purpose` (enrolment is stricter); `boxes` reuse the face detections."""
+    from limen.pad.pipeline import assess
+
+    return assess(capture, purpose=purpose, boxes=boxes)

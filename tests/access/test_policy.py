@@ -17,7 +17,6 @@ from limen.access.attempt import (
     PinEntry,
     RfidEntry,
     code_attempt,
-    face_evidence,
     key_attempt,
     keypad_entry,
     pin_attempt,
@@ -38,16 +37,28 @@ from limen.access.model import (
     WeekDaySchedule,
     YearDaySchedule,
 )
-from limen.access.policy import evaluate, judge, rfid_digest
-from limen.decision import Assurance, Outcome, Reason, accept, reject
+from limen.access.policy import AssuranceRule, evaluate, judge, rfid_digest
+from limen.decision import Assurance, Outcome, QualityGate, Reason
+from limen.pad.contract import Purpose
+from limen.pad.fusion import ATTACK, BONA_FIDE, INSUFFICIENT, PadVerdict
 
 from .builders import SALT, at, household, offline_cred, pin_cred, state, user, with_user
 
-FACE_OK = FaceEvidence("max", 0.30, 0.45, pad_passed=True, assurance=Assurance.HIGH, scores={"pad.depth": 0.9})
+
+def verdict(reason: str = BONA_FIDE, assurance: Assurance = Assurance.HIGH, **scores: float) -> PadVerdict:
+    return PadVerdict(reason == BONA_FIDE, reason, assurance, Purpose.VERIFY, scores=scores)
+
+
+FACE_OK = FaceEvidence("max", 0.30, 0.45, verdict(depth=0.9))
+RGB_FACE = FaceEvidence("max", 0.30, 0.45, verdict(assurance=Assurance.MEDIUM, texture=0.8, motion=0.5))
 
 
 def face(uid: str | None = "max", distance: float = 0.30, pad: bool = True) -> Attempt:
-    return Attempt((FaceEvidence(uid, distance, 0.45, pad_passed=pad, assurance=Assurance.HIGH),))
+    return Attempt((FaceEvidence(uid, distance, 0.45, verdict(BONA_FIDE if pad else ATTACK)),))
+
+
+def no_evidence(refusal: Reason | None, gate: QualityGate | None = None, pad: PadVerdict | None = None) -> Attempt:
+    return Attempt((FaceEvidence(None, None, None, pad, quality_gate=gate, refusal=refusal),))
 
 
 def test_valid_pin_opens_and_names_user_and_credential() -> None:
@@ -383,19 +394,82 @@ def test_keypad_entry_parsing() -> None:
     assert keypad_entry("*123").factors[0].__class__.__name__ == "CodeEntry"
 
 
-def test_face_decision_and_pad_verdict_become_evidence() -> None:
-    class Verdict:
-        passed = True
-        assurance = Assurance.MEDIUM
-        scores = {"texture": 0.8}
+def test_rgb_face_alone_is_a_first_factor() -> None:
+    d = evaluate(Attempt((RGB_FACE,)), household(), at())
+    assert d.reason is Reason.SECOND_FACTOR_MISSING and not d.accepted
+    assert d.detail == "face recognised; enter your PIN/code to complete"
+    assert d.assurance is Assurance.MEDIUM and d.user_id == "max"
 
-    matched = accept(Reason.MATCHED, user_id="max", score=0.31, threshold=0.45)
-    ev = face_evidence(matched, Verdict())
-    assert ev.user_id == "max" and ev.pad_passed and ev.scores == {"pad.texture": 0.8}
-    assert ev.assurance is Assurance.MEDIUM
-    assert not face_evidence(matched).pad_passed  # no PAD verdict: fails closed
-    refused = reject(Reason.NO_MATCH, user_id="max", score=0.6, threshold=0.45)
-    assert face_evidence(refused, Verdict()).user_id is None
+
+def test_rgb_face_plus_pin_opens() -> None:
+    d = evaluate(Attempt((RGB_FACE, PinEntry("135792"))), household(), at())
+    assert d.accepted and d.credential_id == "face:max+pin:2"
+
+
+def test_high_assurance_face_alone_opens() -> None:
+    assert evaluate(Attempt((FACE_OK,)), household(), at()).accepted
+
+
+def test_allow_face_alone_rgb_lets_medium_open_but_not_low() -> None:
+    rule = AssuranceRule.from_settings(allow_face_alone_rgb=True)
+    assert evaluate(Attempt((RGB_FACE,)), household(), at(), rule).accepted
+    low = FaceEvidence("max", 0.30, 0.45, verdict(assurance=Assurance.LOW, texture=0.8))
+    assert evaluate(Attempt((low,)), household(), at(), rule).reason is Reason.SECOND_FACTOR_MISSING
+
+
+def test_fingerprint_alone_needs_sensor_liveness() -> None:
+    s = replace(household(), credentials=(*household().credentials,
+                Credential(id="fingerprint:1", user_id="max", type=CredentialType.FINGERPRINT, index=1)))
+    plain = FingerprintEvidence("max", 80.0, 40.0, pad_passed=True)
+    live = FingerprintEvidence("max", 80.0, 40.0, pad_passed=True, sensor_liveness=True)
+    assert evaluate(Attempt((plain,)), s, at()).reason is Reason.SECOND_FACTOR_MISSING
+    assert evaluate(Attempt((live,)), s, at()).accepted
+    assert evaluate(Attempt((plain, RGB_FACE)), s, at()).accepted  # face + fingerprint: two factors
+
+
+def test_first_factor_without_a_pin_says_the_owner_must_add_one() -> None:
+    d = evaluate(Attempt((RGB_FACE,)), state(user("max", 2)), at())
+    assert d.reason is Reason.SECOND_FACTOR_MISSING and "owner adds one" in d.detail
+
+
+@pytest.mark.parametrize(("refusal", "gate", "words"), [
+    (Reason.NO_FACE, QualityGate.NO_FACE, "uncover"),
+    (Reason.LOW_QUALITY, QualityGate.TOO_SMALL, "come closer"),
+    (Reason.LOW_QUALITY, QualityGate.UNDEREXPOSED, "too dark"),
+])
+def test_no_face_is_not_an_attack_and_does_not_count(refusal: Reason, gate: QualityGate, words: str) -> None:
+    j = judge(no_evidence(refusal, gate), household(), at())
+    assert j.decision.reason is refusal and words in j.decision.detail
+    assert j.decision.quality_gate is gate
+    assert j.update.lockout is None or j.update.lockout.bio_fail_count == 0
+
+
+def test_insufficient_pad_evidence_does_not_count_but_attack_does() -> None:
+    thin = Attempt((FaceEvidence("max", 0.3, 0.45, verdict(INSUFFICIENT, Assurance.NONE)),))
+    j = judge(thin, household(), at())
+    assert j.decision.reason is Reason.INSUFFICIENT_EVIDENCE and "come closer" in j.decision.detail
+    assert j.update.lockout is None or j.update.lockout.bio_fail_count == 0
+    j = judge(face(pad=False), household(), at())
+    assert j.update.lockout is not None and j.update.lockout.bio_fail_count == 1
+
+
+def test_face_without_pad_fails_closed_without_counting() -> None:
+    j = judge(Attempt((FaceEvidence("max", 0.3, 0.45, None),)), household(), at())
+    assert j.decision.reason is Reason.INSUFFICIENT_EVIDENCE and not j.decision.accepted
+    assert j.update.lockout is None or j.update.lockout.bio_fail_count == 0
+
+
+def test_vault_erased_face_is_refused_without_counting() -> None:
+    j = judge(no_evidence(Reason.VAULT_ERASED), household(), at())
+    assert j.decision.reason is Reason.VAULT_ERASED
+    assert j.update.lockout is None or j.update.lockout.bio_fail_count == 0
+
+
+def test_biometric_failures_do_not_strand_a_person_without_pin() -> None:
+    s = replace(state(user("max", 2)), lockout=LockoutState(bio_fail_count=9))
+    assert evaluate(face(), s, at()).accepted  # a HIGH face, nobody to ask a PIN of
+    s = replace(household(), lockout=LockoutState(bio_fail_count=9))
+    assert evaluate(face(uid=None), s, at()).reason is Reason.NO_MATCH  # a stranger: "not recognised"
 
 
 def test_programming_user_opens() -> None:

@@ -19,7 +19,7 @@ from limen.access.model import (
 from limen.access.store import AccessStore, ensure_user
 from limen.audit.event import EventKind, MemoryAuditSink
 from limen.db import open_db
-from limen.decision import Reason, accept
+from limen.decision import Reason
 from limen.errors import BadRequest, Conflict, NotFound
 
 from .builders import OWNER_PIN, T0
@@ -139,12 +139,13 @@ def test_face_enrolled_user_is_implicit_member_until_ensured(store: AccessStore,
                        (T0.isoformat(),))
     fay = store.user("Fay")
     assert fay.implicit and fay.status is UserStatus.ENABLED and fay.permission is PermissionLevel.MEMBER
-    matched = accept(Reason.MATCHED, user_id="f1", score=0.3, threshold=0.45)
+    from limen.access.attempt import FaceEvidence
+    from limen.decision import Assurance
+    from limen.pad.contract import Purpose
+    from limen.pad.fusion import PadVerdict
 
-    class Pad:
-        passed, assurance, scores = True, "high", {}
-
-    assert store.decide(face_attempt(matched, Pad()), T0).decision.accepted
+    matched = FaceEvidence("f1", 0.3, 0.45, PadVerdict(True, "bona_fide", Assurance.HIGH, Purpose.VERIFY))
+    assert store.decide(face_attempt(matched), T0).decision.accepted
     ensure_user(store.conn, "f1", owner_id, T0)
     assert not store.user("Fay").implicit and store.user("Fay").index == 2
     with pytest.raises(NotFound):

@@ -17,6 +17,7 @@ from .fakecam import sequence, write_avi
 
 pytestmark = pytest.mark.shared
 ENROLLED, STRANGER = "0004", "0005"
+DANA_PIN = "736194"
 
 
 def files(field: str, paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -52,17 +53,23 @@ def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tm
     dana = next(u for u in client.get("/api/users").json() if u["name"] == "Dana")
     assert dana["face"] and dana["permission"] == "member"
 
-    assert unlock(client, sequence(nuaa / "live" / ENROLLED, "02", 5, start=10)) == {"opened": True,
-                                                                                    "message": "opened"}
-    assert unlock(client, sequence(nuaa / "live" / STRANGER, "01", 5)) == {"opened": False,
-                                                                          "message": "not recognised"}
+    # an RGB camera: the recognised face is a first factor, held by the lock for this kiosk; the PIN completes it
+    client.app.state.ctx.lock.set_pin(owner.user_id, dana["user_id"], DANA_PIN)
+    assert unlock(client, sequence(nuaa / "live" / ENROLLED, "02", 5, start=10)) == {
+        "opened": False, "message": "enter your PIN as well", "awaiting_pin": True}
+    r = client.post("/api/kiosk/keypad", json={"entry": DANA_PIN})
+    assert r.status_code == 200 and r.json()["opened"] is True
+    assert unlock(client, sequence(nuaa / "live" / STRANGER, "01", 5)) == {
+        "opened": False, "message": "not recognised", "awaiting_pin": False}
     attack = unlock(client, sequence(nuaa / "print" / ENROLLED, "01", 5))
-    assert attack == {"opened": False, "message": "not recognised"}  # never says which cue fired
+    assert attack == {"opened": False, "message": "not recognised", "awaiting_pin": False}  # never says which cue
 
     trail = client.get("/api/audit", params={"kind": "unlock_attempt", "limit": 20}).json()
     camera = [(r["outcome"], r["reason"]) for r in trail if r["source"] == "camera"]
-    assert camera[:3] == [("reject", "pad_failed"), ("reject", "no_match"), ("accept", "granted")]
-    assert len(trail) == 3  # each attempt audited once (by the controller), so anomaly rules count it once
+    assert camera[:3] == [("reject", "pad_failed"), ("reject", "no_match"), ("reject", "second_factor_missing")]
+    both = [r for r in trail if r["source"] == "keypad"]
+    assert [(r["outcome"], r["data"]["factors"]) for r in both] == [("accept", ["face", "pin"])]
+    assert len(trail) == 4  # each attempt audited once (by the controller), so anomaly rules count it once
     consent = client.get("/api/audit", params={"kind": "enrolment"}).json()[0]
     assert consent["data"]["purpose"] == "opening the front door" and consent["data"]["retention_days"] == 90
     assert "embedding" not in str(trail) and "frames" not in str(trail)
@@ -77,7 +84,7 @@ def test_concurrent_face_unlocks_are_all_answered(client: Any, owner: Owner) -> 
         t.start()
     for t in threads:
         t.join()
-    assert answers == [{"opened": False, "message": "not recognised"}] * 3
+    assert answers == [{"opened": False, "message": "not recognised", "awaiting_pin": False}] * 3
     client.app.state.ctx.runtime.audit.verify()
 
 

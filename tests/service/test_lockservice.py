@@ -98,8 +98,8 @@ def test_a_temporary_pin_expires(settings: Settings) -> None:
     from limen.clock import FixedClock
 
     clock = FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
-    rt = open_runtime(settings)
-    lock = LockService(rt, clock=clock)
+    rt = open_runtime(settings, clock=clock)
+    lock = LockService(rt)
     try:
         owner = lock.first_owner("Alice", PIN)
         lock.add_user(owner, "Cleaner", "713502", "guest", valid_hours=2)
@@ -126,9 +126,9 @@ def test_a_running_service_erases_references_whose_consent_ran_out(settings: Set
     from limen.db import transaction
     from limen.thresholds import SERVICE_RETENTION_CHECK_S
 
-    rt = open_runtime(settings)
     clock = FixedClock(datetime(2026, 11, 22, tzinfo=UTC))
-    service = LockService(rt, clock=clock)
+    rt = open_runtime(settings, clock=clock)
+    service = LockService(rt)
     try:
         with transaction(rt.conn):
             person = people.new_person(rt.conn, "Guest", "owner", clock.now())

@@ -16,7 +16,6 @@ from limen.access.attempt import (
     Source,
     code_attempt,
     face_attempt,
-    face_evidence,
     key_attempt,
     keypad_entry,
     pin_attempt,
@@ -39,14 +38,14 @@ from limen.access.model import (
     YearDaySchedule,
 )
 from limen.access.offline import CodeKind
-from limen.access.policy import Judgement, Update, evaluate, judge
+from limen.access.policy import AssuranceRule, Judgement, Update, evaluate, judge
 from limen.access.store import AccessStore, ensure_user
 
 __all__ = [
-    "AccessState", "AccessStore", "AccessUser", "Attempt", "CodeEntry", "CodeKind", "Credential",
+    "AccessState", "AccessStore", "AccessUser", "AssuranceRule", "Attempt", "CodeEntry", "CodeKind", "Credential",
     "CredentialRule", "CredentialType", "Day", "FaceEvidence", "FingerprintEvidence", "HolidaySchedule",
     "Judgement", "KeyTurn", "LockConfig", "OperatingMode", "PermissionLevel", "PinEntry", "RemoteCommand",
     "RfidEntry", "Source", "Update", "UserStatus", "UserType", "WeekDaySchedule", "YearDaySchedule",
-    "code_attempt", "ensure_user", "evaluate", "face_attempt", "face_evidence", "judge", "key_attempt",
+    "code_attempt", "ensure_user", "evaluate", "face_attempt", "judge", "key_attempt",
     "keypad_entry", "pin_attempt", "remote_attempt",
 ]

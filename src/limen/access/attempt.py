@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
-from limen.decision import Assurance, Decision
+from limen.decision import Assurance, QualityGate, Reason
+
+if TYPE_CHECKING:  # the PAD package pulls in the face pipeline; the access engine only reads the verdict
+    from limen.pad.fusion import PadVerdict
 
 
 class Source(StrEnum):
@@ -27,23 +30,53 @@ class Source(StrEnum):
 
 @dataclass(frozen=True)
 class FaceEvidence:
-    """The face pipeline's verdict (distance: lower is more alike) and PAD's."""
+    """What the face pipeline saw in one capture: typed, no image, no embedding.
+
+    `user_id` is the matched user (1:N) or the claimed one (1:1); None when
+    nobody matched.  `distance`/`threshold`: lower is more alike, a match when
+    `distance <= threshold`.  `pad` is PAD's verdict, None when PAD did not run
+    (fails closed).  `refusal` says why no comparison was made (NO_FACE,
+    LOW_QUALITY with `quality_gate`, UNKNOWN_USER, NOT_ENROLLED, VAULT_ERASED)
+    or NO_MATCH for an ambiguous 1:N; `detail` says it in words.
+    """
 
     user_id: str | None
     distance: float | None
     threshold: float | None
-    pad_passed: bool
-    assurance: Assurance | None = None
+    pad: PadVerdict | None
+    quality_gate: QualityGate | None = None
+    refusal: Reason | None = None
+    detail: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> bool:
+        return (self.refusal is None and self.user_id is not None and self.distance is not None
+                and self.threshold is not None and self.distance <= self.threshold)
+
+    @property
+    def assurance(self) -> Assurance | None:
+        """PAD's assurance (how much evidence of liveness); None when PAD did not run."""
+        return None if self.pad is None else self.pad.assurance
 
 
 @dataclass(frozen=True)
 class FingerprintEvidence:
+    """A fingerprint comparison (similarity: a match when `score >= threshold`).
+
+    Assurance is MEDIUM unless the sensor itself reports liveness (HIGH).
+    """
+
     user_id: str | None
     score: float | None
     threshold: float | None          # similarity: accepted when score >= threshold
     pad_passed: bool
-    assurance: Assurance | None = None
+    sensor_liveness: bool = False
+
+    @property
+    def assurance(self) -> Assurance:
+        return Assurance.HIGH if self.sensor_liveness else Assurance.MEDIUM
 
 
 @dataclass(frozen=True)
@@ -89,43 +122,9 @@ class Attempt:
     source: Source = Source.KEYPAD
 
 
-class PadVerdictLike(Protocol):
-    @property
-    def passed(self) -> bool: ...
-
-    @property
-    def assurance(self) -> Any: ...
-
-    @property
-    def scores(self) -> dict[str, float]: ...
-
-
-def face_evidence(decision: Decision, pad: PadVerdictLike | None = None) -> FaceEvidence:
-    """Turn the face pipeline's `Decision` (+ optional PAD verdict) into evidence.
-
-    Without a PAD verdict the face counts as not PAD-checked: it fails closed.
-    """
-    matched = decision.accepted and decision.user_id is not None
-    scores = dict(decision.scores)
-    assurance = decision.assurance
-    pad_passed = False
-    if pad is not None:
-        pad_passed = bool(pad.passed)
-        scores.update({f"pad.{k}": float(v) for k, v in dict(pad.scores).items()})
-        raw = str(getattr(pad.assurance, "value", pad.assurance))
-        assurance = Assurance(raw) if raw in Assurance.__members__.values() else Assurance.NONE
-    return FaceEvidence(
-        user_id=decision.user_id if matched else None,
-        distance=decision.score,
-        threshold=decision.threshold,
-        pad_passed=pad_passed,
-        assurance=assurance,
-        scores=scores,
-    )
-
-
-def face_attempt(decision: Decision, pad: PadVerdictLike | None = None, *extra: Factor) -> Attempt:
-    return Attempt((face_evidence(decision, pad), *extra), Source.CAMERA)
+def face_attempt(evidence: FaceEvidence, *extra: Factor, source: Source = Source.CAMERA) -> Attempt:
+    """A face (+ e.g. a PinEntry held as the second factor) as one attempt."""
+    return Attempt((evidence, *extra), source)
 
 
 def pin_attempt(digits: str, source: Source = Source.KEYPAD) -> Attempt:

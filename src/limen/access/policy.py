@@ -13,9 +13,11 @@ The rule table, checked in this order (first failing rule decides):
     3  operating mode            MODE_FORBIDS (vacation/privacy: local; privacy/
                                  no-remote: remote); passage opens local attempts
     4  keypad lockout            LOCKED_OUT for PIN / code / RFID, even if valid
-    5  biometric failures        PIN_REQUIRED for biometrics without a PIN
-    6  each factor               UNKNOWN_CREDENTIAL, NO_MATCH, PAD_FAILED,
-                                 REMOTE_NOT_AUTHORISED, PIN_REQUIRED (remote)
+    5  each factor               UNKNOWN_CREDENTIAL, NO_MATCH, PAD_FAILED,
+                                 REMOTE_NOT_AUTHORISED, PIN_REQUIRED (remote);
+                                 a face that gave no evidence (NO_FACE,
+                                 LOW_QUALITY, INSUFFICIENT_EVIDENCE, VAULT_ERASED)
+                                 is refused without counting as a biometric failure
     7  offline code              CODE_CLEARED, CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED,
                                  CODE_REPLAYED, CREDENTIAL_EXHAUSTED
     8  user                      UNKNOWN_USER, DISABLED_USER (disabled, non-access),
@@ -24,11 +26,22 @@ The rule table, checked in this order (first failing rule decides):
     10 credentials               CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED (window,
                                  expiring after first use, PIN too old),
                                  CREDENTIAL_EXHAUSTED (max uses, backup offline uses)
-    11 credential rule           SECOND_FACTOR_MISSING
+    11 biometric failures        PIN_REQUIRED for a biometric-only attempt after
+                                 `bio_failure_limit` failures, if the user has a PIN
+                                 or tag to give (nobody is stranded)
+       assurance                 SECOND_FACTOR_MISSING for a biometric below the
+                                 `AssuranceRule` (face alone: HIGH, i.e. depth/IR;
+                                 MEDIUM with `allow_face_alone_rgb`): it is a first
+                                 factor, a PIN / code / tag / other biometric completes it
+       credential rule           SECOND_FACTOR_MISSING (dual / tri rules)
     12 strong-auth age           PIN_REQUIRED when a biometric-only opening comes
                                  more than STRONG_AUTH_MAX_AGE_H after the PIN was used
     13 owner re-authorisation    OWNER_REAUTH_REQUIRED for anyone but an owner
     14 open                      DURESS for a forced user (silent alarm), else GRANTED
+
+Only a biometric factor whose PAD judged *attack*, or which was compared and did
+not match, counts toward the biometric failure limit; only the former raises
+the presentation-attack alarm (from the audit record).
 """
 
 from __future__ import annotations
@@ -65,7 +78,7 @@ from limen.access.model import (
     UserType,
 )
 from limen.access.schedules import effective_mode, schedule_allows, zone
-from limen.decision import Assurance, Decision, Reason, accept, reject
+from limen.decision import Assurance, Decision, QualityGate, Reason, accept, reject
 
 MECHANICAL_KEY_ID = "mechanical-key"
 
@@ -85,6 +98,33 @@ class Update:
     alarms: tuple[str, ...] = ()
 
 
+_RANK = {Assurance.NONE: 0, Assurance.LOW: 1, Assurance.MEDIUM: 2, Assurance.HIGH: 3}
+
+
+@dataclass(frozen=True)
+class AssuranceRule:
+    """The least assurance at which a biometric may open the door alone; below it, it is a first factor.
+
+    Faces: HIGH (a depth or infrared cue judged bona fide).  An RGB camera
+    cannot prove liveness well enough (docs/pad.md): the owner may accept
+    MEDIUM faces alone with the `allow_face_alone_rgb` setting, at their risk.
+    Fingerprints: HIGH, which a sensor reaches by reporting liveness itself.
+    """
+
+    face_alone: Assurance = Assurance.HIGH
+    fingerprint_alone: Assurance = Assurance.HIGH
+
+    @classmethod
+    def from_settings(cls, allow_face_alone_rgb: bool) -> AssuranceRule:
+        return cls(face_alone=Assurance.MEDIUM if allow_face_alone_rgb else Assurance.HIGH)
+
+    def alone(self, factor: FaceEvidence | FingerprintEvidence) -> bool:
+        """Whether `factor` (PAD passed, matched) may open by itself."""
+        floor = self.face_alone if isinstance(factor, FaceEvidence) else self.fingerprint_alone
+        have = factor.assurance or Assurance.NONE
+        return _RANK[have] >= _RANK[floor]
+
+
 @dataclass(frozen=True)
 class Judgement:
     decision: Decision
@@ -96,6 +136,7 @@ class _Match:
     user_id: str
     credential: Credential
     grant: offline.OfflineGrant | None = None
+    first_factor_only: bool = False   # a biometric below the AssuranceRule
 
 
 @dataclass(frozen=True)
@@ -109,16 +150,22 @@ class _Failure:
 class _Context:
     """Scores and ids collected while judging, for the Decision."""
 
-    def __init__(self, attempt: Attempt, state: AccessState, at: datetime) -> None:
-        self.attempt, self.state, self.at = attempt, state, at
+    def __init__(self, attempt: Attempt, state: AccessState, at: datetime, rule: AssuranceRule) -> None:
+        self.attempt, self.state, self.at, self.rule = attempt, state, at, rule
         self.scores: dict[str, float] = {}
+        self.timings: dict[str, float] = {}
         self.score: float | None = None
         self.threshold: float | None = None
         self.assurance: Assurance | None = None
+        self.quality_gate: QualityGate | None = None
         for factor in attempt.factors:
             if isinstance(factor, FaceEvidence):
                 self.scores.update(factor.scores)
+                if factor.pad is not None:
+                    self.scores.update({f"pad.{k}": float(v) for k, v in factor.pad.scores.items()})
+                self.timings.update(factor.timings)
                 self.score, self.threshold, self.assurance = factor.distance, factor.threshold, factor.assurance
+                self.quality_gate = factor.quality_gate
             elif isinstance(factor, FingerprintEvidence):
                 self.score, self.threshold, self.assurance = factor.score, factor.threshold, factor.assurance
 
@@ -138,20 +185,22 @@ class _Context:
             "score": self.score,
             "threshold": self.threshold,
             "assurance": self.assurance,
+            "quality_gate": self.quality_gate,
             "scores": scores,
+            "timings": dict(self.timings),
             "detail": detail,
         }
         return accept(reason, **kwargs) if ok else reject(reason, **kwargs)
 
 
-def evaluate(attempt: Attempt, state: AccessState, at: datetime) -> Decision:
+def evaluate(attempt: Attempt, state: AccessState, at: datetime, rule: AssuranceRule | None = None) -> Decision:
     """Decide `attempt` against `state` at `at`; see the module's rule table."""
-    return judge(attempt, state, at).decision
+    return judge(attempt, state, at, rule).decision
 
 
-def judge(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
-    """The Decision and the state Update it implies (pure)."""
-    ctx = _Context(attempt, state, at)
+def judge(attempt: Attempt, state: AccessState, at: datetime, rule: AssuranceRule | None = None) -> Judgement:
+    """The Decision and the state Update it implies (pure); `rule` defaults to faces alone only at HIGH."""
+    ctx = _Context(attempt, state, at, rule or AssuranceRule())
     if not attempt.factors:
         return Judgement(ctx.decide(False, Reason.UNKNOWN_CREDENTIAL, detail="no credential presented"))
     if any(isinstance(f, KeyTurn) for f in attempt.factors):
@@ -168,10 +217,6 @@ def judge(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
     remote_pin = any(f.pin is not None for f in remote)  # a PIN guessed remotely is still a PIN guessed
     if (keypad or remote_pin) and lockout.is_locked_out(state.lockout, at):
         return Judgement(ctx.decide(False, Reason.LOCKED_OUT, detail="keypad disabled after wrong codes"))
-    biometric = [f for f in local if isinstance(f, FaceEvidence | FingerprintEvidence)]
-    has_pin = any(isinstance(f, PinEntry) for f in local)
-    if biometric and not has_pin and lockout.pin_required_by_failures(state.lockout, state.config):
-        return Judgement(ctx.decide(False, Reason.PIN_REQUIRED, detail="too many biometric failures"))
     return _resolve(ctx)
 
 
@@ -241,13 +286,11 @@ def _resolve_factor(factor: Factor, ctx: _Context) -> _Match | _Failure | offlin
     if isinstance(factor, RfidEntry):
         return _resolve_rfid(factor.uid, ctx.state)
     if isinstance(factor, FaceEvidence):
-        return _resolve_biometric(CredentialType.FACE, factor.user_id, factor.pad_passed,
-                                  factor.distance is not None and factor.threshold is not None
-                                  and factor.distance <= factor.threshold, ctx.state)
+        return _resolve_face(factor, ctx)
     if isinstance(factor, FingerprintEvidence):
-        return _resolve_biometric(CredentialType.FINGERPRINT, factor.user_id, factor.pad_passed,
-                                  factor.score is not None and factor.threshold is not None
-                                  and factor.score >= factor.threshold, ctx.state)
+        matched = factor.score is not None and factor.threshold is not None and factor.score >= factor.threshold
+        return _resolve_biometric(CredentialType.FINGERPRINT, factor.user_id, factor.pad_passed, matched,
+                                  ctx.state, weak=not ctx.rule.alone(factor))
     if isinstance(factor, RemoteCommand):
         return _resolve_remote(factor, ctx.state)
     return _Failure(Reason.UNKNOWN_CREDENTIAL)
@@ -307,15 +350,44 @@ def _resolve_rfid(uid: str, state: AccessState) -> _Match | _Failure:
     return _Match(found[0].user_id, found[0])
 
 
+_NO_FACE_DETAIL = {
+    QualityGate.NO_FACE: "no face seen: face the camera, or uncover it",
+    QualityGate.SEVERAL_FACES: "several faces seen: one person at a time",
+    QualityGate.TOO_SMALL: "face too far away: come closer",
+    QualityGate.BLURRED: "face blurred: hold still",
+    QualityGate.UNDEREXPOSED: "too dark: uncover the camera or add light",
+    QualityGate.OVEREXPOSED: "too bright: step out of the glare",
+    QualityGate.HEAD_TURNED: "face the camera",
+}
+
+
+def _resolve_face(face: FaceEvidence, ctx: _Context) -> _Match | _Failure:
+    """No face is not an attack: only an attack verdict or a failed comparison counts as a biometric failure."""
+    if face.refusal is Reason.VAULT_ERASED:
+        return _Failure(Reason.VAULT_ERASED, detail=face.detail or "templates were crypto-erased")
+    if face.pad is not None and face.pad.decision_reason is Reason.PAD_FAILED:
+        return _Failure(Reason.PAD_FAILED, biometric=True, detail="face: presentation attack suspected")
+    if face.refusal in (Reason.NO_FACE, Reason.LOW_QUALITY):
+        gate = face.quality_gate or QualityGate.NO_FACE
+        return _Failure(face.refusal, detail=_NO_FACE_DETAIL[gate])
+    if face.pad is None or not face.pad.passed:
+        return _Failure(Reason.INSUFFICIENT_EVIDENCE,
+                        detail="not enough evidence of a live face: come closer, face the camera, uncover it")
+    if face.refusal in (Reason.UNKNOWN_USER, Reason.NOT_ENROLLED):
+        return _Failure(face.refusal, detail=face.detail)
+    return _resolve_biometric(CredentialType.FACE, face.user_id, True, face.matched, ctx.state,
+                              weak=not ctx.rule.alone(face))
+
+
 def _resolve_biometric(ctype: CredentialType, user_id: str | None, pad_passed: bool, matched: bool,
-                       state: AccessState) -> _Match | _Failure:
+                       state: AccessState, *, weak: bool) -> _Match | _Failure:
     if not pad_passed:
         return _Failure(Reason.PAD_FAILED, biometric=True, detail=f"{ctype.value}: presentation attack suspected")
     if user_id is None or not matched:
-        return _Failure(Reason.NO_MATCH, biometric=True, detail=f"{ctype.value}: no match")
+        return _Failure(Reason.NO_MATCH, biometric=True, detail=f"{ctype.value}: not recognised")
     explicit = state.credentials_of(user_id, ctype)
     cred = explicit[0] if explicit else Credential(id=f"{ctype.value}:{user_id}", user_id=user_id, type=ctype, index=0)
-    return _Match(user_id, cred)
+    return _Match(user_id, cred, first_factor_only=weak)
 
 
 def _resolve_remote(command: RemoteCommand, state: AccessState) -> _Match | _Failure:
@@ -429,6 +501,16 @@ def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) 
                 and at >= c.created_at + timedelta(days=user.pin_max_age_days):
             return Reason.CREDENTIAL_EXPIRED, "PIN too old: the owner requires a new one"
     types = {m.credential.type for m in matches}
+    biometric_only = types <= BIOMETRIC_TYPES
+    if biometric_only and lockout.pin_required_by_failures(state.lockout, state.config) \
+            and _has_second_factor(state, user):
+        return Reason.PIN_REQUIRED, "too many biometric failures: enter your PIN as well"
+    if len(types) < 2 and any(m.first_factor_only for m in matches):
+        what = "face" if CredentialType.FACE in types else "fingerprint"
+        if _has_second_factor(state, user):
+            return Reason.SECOND_FACTOR_MISSING, f"{what} recognised; enter your PIN/code to complete"
+        return Reason.SECOND_FACTOR_MISSING, (f"{what} recognised, but this sensor cannot open alone and the user "
+                                              "has no PIN/code: the owner adds one")
     if len(types) < user.credential_rule.factors:
         return Reason.SECOND_FACTOR_MISSING, f"{user.credential_rule.value} rule needs {user.credential_rule.factors}"
     if types <= BIOMETRIC_TYPES and _strong_auth_stale(state, user, at):
@@ -436,6 +518,12 @@ def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) 
     if state.owner_reauth_required and user.permission is not PermissionLevel.OWNER:
         return Reason.OWNER_REAUTH_REQUIRED, "mechanical key alarm: an owner must open once"
     return None
+
+
+def _has_second_factor(state: AccessState, user: AccessUser) -> bool:
+    """Whether the user has a non-biometric credential to give (PIN or tag), so asking for it strands nobody."""
+    return any(c.type in (CredentialType.PIN, CredentialType.RFID) and not c.revoked
+               for c in state.credentials_of(user.user_id))
 
 
 def _strong_auth_stale(state: AccessState, user: AccessUser, at: datetime) -> bool:

@@ -42,7 +42,7 @@ from limen.access.model import (
     WeekDaySchedule,
     YearDaySchedule,
 )
-from limen.access.policy import Judgement, Update, find_pin, judge, rfid_digest
+from limen.access.policy import AssuranceRule, Judgement, Update, find_pin, judge, rfid_digest
 from limen.access.schedules import validate_holiday, validate_week_day, validate_year_day, zone
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
@@ -651,11 +651,11 @@ class AccessStore:
 
     # ------------------------------------------------------------------ attempts
 
-    def decide(self, attempt: Attempt, at: datetime) -> Judgement:
+    def decide(self, attempt: Attempt, at: datetime, rule: AssuranceRule | None = None) -> Judgement:
         """Judge `attempt` and persist its counters in one transaction (no two attempts interleave)."""
         with transaction(self.conn):
             state = self._load_state()
-            judgement = judge(attempt, state, at)
+            judgement = judge(attempt, state, at, rule)
             self._apply(judgement.update, at)
             if judgement.decision.accepted:
                 self._upgrade_pins(attempt, state, judgement.update)

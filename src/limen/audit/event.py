@@ -7,7 +7,7 @@ codes or keys.  `AuditSink.append` returns once the event is durable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -49,6 +49,15 @@ class AuditSink(Protocol):
         """Append durably; return the record's index in the chain."""
         ...
 
+    def raise_alarm(self, rule: str, severity: str, reason: str, *, subject: str | None = None,
+                    at: datetime | None = None) -> int:
+        """Record an ALARM (anomaly rule name, severity, text for people) and queue its delivery; return its index.
+
+        Alarms the audit package derives from events itself (duress, presentation
+        attack, jammed lock…) need no call: this is for what only the caller knows.
+        """
+        ...
+
 
 class MemoryAuditSink:
     """Keeps events in a list; for tests of packages that emit events."""
@@ -59,6 +68,11 @@ class MemoryAuditSink:
     def append(self, event: Event) -> int:
         self.events.append(event)
         return len(self.events) - 1
+
+    def raise_alarm(self, rule: str, severity: str, reason: str, *, subject: str | None = None,
+                    at: datetime | None = None) -> int:
+        return self.append(Event(EventKind.ALARM, at or datetime.now(UTC), actor="system", subject=subject,
+                                 outcome=severity, reason=rule, source="alarm", data={"text": reason}))
 
 
 # ------------------------------------------------------------------ conventions

@@ -243,6 +243,11 @@ class AuditLog:
                 args += [str(k) for k in kinds]
             yield from _iter_records(conn.execute(sql + " ORDER BY idx", args))
 
+    def pending_deliveries(self) -> int:
+        """Alarm deliveries queued in the outbox and not yet delivered (for `limen status`)."""
+        with self._reader() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0])
+
     def checkpoints(self) -> list[dict[str, Any]]:
         with self._reader() as conn:
             rows = conn.execute(_SELECT_CHECKPOINTS + " ORDER BY id").fetchall()

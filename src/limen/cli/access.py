@@ -5,8 +5,9 @@ PIN (prompted, or `LIMEN_ACTOR_PIN`); the actor must be an owner or an
 administrator.  The very first `limen users add` creates the owner, who types
 their own PIN: there is no default PIN.  PINs are prompted, never echoed; a
 wrong actor PIN counts toward the keypad lockout.  Scripts may pass PINs in
-the environment (`LIMEN_ACTOR_PIN`, `LIMEN_NEW_PIN`), never as arguments.  Changes are audited through
-`limen.audit.open_audit`; without an audit trail nothing is changed.
+the environment (`LIMEN_ACTOR_PIN`, `LIMEN_NEW_PIN`), never as arguments.  Everything goes through
+`limen.runtime.open_runtime`: changes are audited in its log, and `limen unlock` uses its
+controller and configured door.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from limen.access.model import (
 from limen.access.schedules import parse_days, parse_time_of_day, zone
 from limen.access.store import AccessStore
 from limen.cli.common import STATE, output
-from limen.errors import BadRequest, StorageError
+from limen.errors import BadRequest
 
 credentials_app = typer.Typer(help="PINs, RFID tags, face/fingerprint links of users.", no_args_is_help=True)
 schedules_app = typer.Typer(help="Week-day, year-day and holiday schedules.", no_args_is_help=True)
@@ -70,20 +71,14 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _store() -> Iterator[AccessStore]:
-    from limen.db import open_db
+    """The access store of the runtime (the one composition root); every change is audited there."""
+    from limen.runtime import open_runtime
 
+    rt = open_runtime(STATE.settings)
     try:
-        from limen.audit import open_audit
-    except ImportError as exc:  # fail closed: no change without an audit record
-        raise StorageError("the audit trail is unavailable; refusing to change the lock") from exc
-    settings = STATE.settings
-    audit = open_audit(settings)
-    conn = open_db(settings.db_path)
-    try:
-        yield AccessStore(conn, audit, source="cli")
+        yield rt.access("cli")
     finally:
-        conn.close()
-        audit.close()
+        rt.close()
 
 
 def _now() -> datetime:
@@ -473,26 +468,27 @@ def unlock(
     key: Annotated[bool, typer.Option("--key", help="Simulate the mechanical key.")] = False,
     remote_as: Annotated[str | None, typer.Option(help="Remote unlock as this owner (signature assumed).")] = None,
 ) -> None:
-    """Try to open the (simulated) door through the same policy and audit path as the lock."""
-    from limen.access.attempt import code_attempt, key_attempt, pin_attempt, remote_attempt
-    from limen.controller import AccessController
-    from limen.door.simulated import SimulatedLock
+    """Try to open the configured door through the lock's controller (same policy, audit and door path)."""
+    from limen.runtime import open_runtime
 
     chosen = [x for x in (pin is not None, code is not None, key, remote_as is not None) if x]
     if len(chosen) != 1:
         raise BadRequest("unlock", "give exactly one of --pin, --code, --key, --remote-as")
-    with _store() as store:
+    rt = open_runtime(STATE.settings)
+    try:
+        controller = rt.controller
         if remote_as is not None:
-            attempt = remote_attempt(store.user(remote_as).user_id, authorised=True,
-                                     pin=_prompt_pin(f"PIN of {remote_as}", env="LIMEN_ACTOR_PIN"), device="cli")
+            owner = rt.access().user(remote_as).user_id
+            decision = controller.remote(owner, authorised=True,
+                                         pin=_prompt_pin(f"PIN of {remote_as}", env="LIMEN_ACTOR_PIN"), device="cli")
         elif pin is not None:
-            attempt = pin_attempt(pin)
+            decision = controller.keypad(pin)
         elif code is not None:
-            attempt = code_attempt(code.lstrip("*").rstrip("#"))
+            decision = controller.keypad("*" + code.lstrip("*"))
         else:
-            attempt = key_attempt()
-        controller = AccessController(store, SimulatedLock(travel_s=0.0), store.audit)
-        decision = controller.attempt(attempt)
+            decision = controller.key_turned()
+    finally:
+        rt.close()
     data = decision.to_dict()
     verdict = "OPEN" if decision.accepted else "REFUSED"
     output(data, f"{verdict}: {decision.reason.value}"

@@ -1,11 +1,15 @@
 """`limen enroll`, `limen verify`, `limen identify`: face recognition from files.
 
-Wherever an image is accepted, a video file or a folder of frames is too.
-Exit codes: 0 accepted/enrolled, 1 error, 3 refused (the decision is printed).
+`verify` and `identify` are door attempts: the capture goes through the
+runtime's `AccessController` (recognition, PAD, the access policy, one audit
+record, the configured door), exactly as at the kiosk.  Wherever an image is
+accepted, a video file or a folder of frames is too.  Exit codes: 0
+accepted/enrolled, 1 error, 3 refused (the decision is printed).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +17,11 @@ from typing import Annotated
 
 import typer
 
+from limen.access.attempt import Source
 from limen.access.store import ensure_user
 from limen.capture import Capture, load_capture
 from limen.cli.common import STATE, output, progress
-from limen.decision import Decision
+from limen.decision import Decision, Reason
 from limen.people import Consent
 from limen.runtime import Runtime, open_runtime
 
@@ -81,26 +86,34 @@ def _print_enrolment(data: dict[str, object]) -> None:
         typer.echo(f"  warning: {w}")
 
 
+PinOption = Annotated[bool, typer.Option(
+    "--pin", help="Complete a face the lock takes as a first factor (RGB camera) with a PIN (prompted, or LIMEN_PIN).")]
+
+
 def verify(
     name: Annotated[str, typer.Argument(help="Who the person claims to be.")],
     face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")],
+    pin: PinOption = False,
 ) -> None:
-    """1:1 verification: is the face in FACE the enrolled NAME?"""
+    """1:1: is the face in FACE the enrolled NAME?  A door attempt (policy, audit, door)."""
+    _attempt(face, name, pin)
+
+
+def identify(face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")],
+             pin: PinOption = False) -> None:
+    """1:N: who, among the enrolled, is in FACE?  A door attempt (policy, audit, door)."""
+    _attempt(face, None, pin)
+
+
+def _attempt(face: Path, claim: str | None, pin: bool) -> None:
+    """The face through the controller; a face taken as a first factor is completed by the PIN, if asked."""
     capture = load_capture(face)
     rt = open_runtime(STATE.settings)
     try:
-        decision = rt.recognizer().verify(name, capture)
-    finally:
-        rt.close()
-    _finish(decision)
-
-
-def identify(face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")]) -> None:
-    """1:N identification: who, among the enrolled, is in FACE?"""
-    capture = load_capture(face)
-    rt = open_runtime(STATE.settings)
-    try:
-        decision = rt.recognizer().identify(capture)
+        decision = rt.controller.face(capture, claim=claim, source=Source.CLI, session="cli")
+        if pin and decision.reason is Reason.SECOND_FACTOR_MISSING:
+            typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
+            decision = rt.controller.keypad(typed, session="cli")
     finally:
         rt.close()
     _finish(decision)
@@ -114,7 +127,8 @@ def _finish(decision: Decision) -> None:
 
 def describe(d: Decision) -> str:
     who = f" {d.user_name}" if d.user_name else ""
-    score = "" if d.score is None else f" (distance {d.score:.3f}, threshold {d.threshold:.3f})"
+    score = "" if d.score is None or d.threshold is None else f" (distance {d.score:.3f}, threshold {d.threshold:.3f})"
     gate = f" [{d.quality_gate.value}]" if d.quality_gate else ""
+    detail = f" – {d.detail}" if d.detail else ""
     total = sum(d.timings.values())
-    return f"{d.outcome.value}{who}: {d.reason.value}{gate}{score} in {total:.0f} ms"
+    return f"{d.outcome.value}{who}: {d.reason.value}{gate}{score}{detail} in {total:.0f} ms"

@@ -1,20 +1,25 @@
-"""`limen status`: one look at the lock — vault, lockdown, door, audit chain head, pending alarms.
+"""`limen status`: one look at the lock — vault, lockdown, door, face rule, audit chain head, pending alarms.
 
-Reads only (the vault is opened as every command opens it).  The door's live
-state belongs to the lock service (`limen serve`); this shows the last state
-the audit trail recorded.  `--verify` also verifies the whole audit chain.
+Opens the lock as every command does (`open_runtime`) and reads.  The door's
+live state belongs to the lock service (`limen serve`); this shows the last
+state the audit trail recorded.  `--verify` also verifies the whole audit chain.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from limen.cli.common import STATE, output
-from limen.config import Settings
 from limen.errors import LimenError
+
+if TYPE_CHECKING:
+    from limen.runtime import Runtime
+
+_RECENT = 5_000  # records scanned for the last door state and recent alarms
+FACE_ALONE_WARNING = ("WARNING: allow_face_alone_rgb is on: a face seen by an RGB camera opens alone; a photo or "
+                      "a phone screen may pass (docs/access.md)")
 
 
 def register(app: typer.Typer) -> None:
@@ -25,99 +30,76 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Verify the whole audit chain too.")] = False,
 ) -> None:
-    """Vault, tamper lockdown, door, audit chain head and pending alarms."""
+    """Vault, tamper lockdown, door, face rule, audit chain head and pending alarms."""
+    from limen.cli.tamper import tamper_status
+    from limen.runtime import open_runtime
+
     STATE.json = STATE.json or json_out
     settings = STATE.settings
     data: dict[str, Any] = {"device_id": settings.device_id, "data_dir": str(settings.data_dir)}
-    data["vault"] = _vault(settings)
-    data.update(_tamper())
-    audit = _audit(settings, verify)
-    data["door"] = audit.pop("door")
-    data["alarms"] = audit.pop("alarms")
-    data["audit"] = audit
-    data["access"] = _access(settings)
+    rt = open_runtime(settings)
+    try:
+        data["vault"] = _vault(rt)
+        t = tamper_status(rt)
+        data["lockdown"] = t["lockdown"]
+        data["tamper"] = {"pending": t["pending"], "incidents": t["incidents"][:1], "sensors": t["sensors"],
+                          "sources": t["sources"]}
+        audit = _audit(rt, verify)
+        data["door"] = audit.pop("door")
+        data["alarms"] = audit.pop("alarms")
+        data["audit"] = audit
+        data["access"] = _access(rt)
+    finally:
+        rt.close()
+    data["face_rule"] = {"allow_face_alone_rgb": settings.allow_face_alone_rgb,
+                         "face_alone_min": "medium" if settings.allow_face_alone_rgb else "high",
+                         "warning": FACE_ALONE_WARNING if settings.allow_face_alone_rgb else None}
     output(data, lambda: _print(data))
 
 
-def _vault(settings: Settings) -> dict[str, Any]:
-    from limen.vault import open_template_store
-
-    try:
-        store = open_template_store(settings)
-    except LimenError as exc:
-        return {"state": "unavailable", "error": str(exc)}
+def _vault(rt: Runtime) -> dict[str, Any]:
+    store: Any = rt.store  # the vault's store behind the TemplateStore protocol
     try:
         s = store.status()
-        return {"state": s.state, "keystore": s.keystore, "key_generations": s.key_generations,
-                "templates": s.records}
-    finally:
-        store.close()
+    except LimenError as exc:
+        return {"state": "unavailable", "error": str(exc)}
+    return {"state": s.state, "keystore": s.keystore, "key_generations": s.key_generations, "templates": s.records}
 
 
-def _tamper() -> dict[str, Any]:
-    from limen.cli.tamper import tamper_status
-
-    t = tamper_status()
-    return {"lockdown": t["lockdown"], "tamper": {"pending": t["pending"], "incidents": t["incidents"][:1],
-                                                  "sensors": t["sensors"]}}
-
-
-def _audit(settings: Settings, verify: bool) -> dict[str, Any]:
-    from limen.audit import audit_db_path, open_audit
-    from limen.db import connect
-
-    path = audit_db_path(settings)
-    out: dict[str, Any] = {"records": 0, "head": None, "last_signed_index": None,
-                           "door": {"last_recorded": None}, "alarms": {"pending_deliveries": 0, "recent": []}}
-    if not path.exists():
-        return out
-    conn = connect(path)
-    try:
-        head = conn.execute("SELECT idx, hash, recorded_at FROM records ORDER BY idx DESC LIMIT 1").fetchone()
-        signed = conn.execute("SELECT MAX(idx) FROM checkpoints").fetchone()[0]
-        if head is not None:
-            out.update(records=head["idx"] + 1, head={"index": head["idx"], "hash": head["hash"],
-                                                      "recorded_at": head["recorded_at"]},
-                       last_signed_index=signed)
-        out["door"] = {"last_recorded": _last(conn, "lock_state"), "last_door": _last(conn, "door_state")}
-        pending = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
-        recent = [dict(r) for r in conn.execute(
-            "SELECT idx AS \"index\", at, outcome AS severity, reason AS rule, subject FROM records "
-            "WHERE kind = 'alarm' ORDER BY idx DESC LIMIT 5")]
-        out["alarms"] = {"pending_deliveries": pending, "recent": recent}
-    except sqlite3.DatabaseError as exc:
-        out["error"] = f"audit database unreadable ({exc})"
-    finally:
-        conn.close()
+def _audit(rt: Runtime, verify: bool) -> dict[str, Any]:
+    log: Any = rt.audit  # the AuditLog: reads beyond the AuditSink protocol
+    count = log.count()
+    out: dict[str, Any] = {"records": count, "head": None, "last_signed_index": None,
+                           "door": {"last_recorded": None, "last_door": None},
+                           "alarms": {"pending_deliveries": log.pending_deliveries(), "recent": []}}
+    if count:
+        head = log.tail(1)[0]
+        signed = [c["index"] for c in log.checkpoints()]
+        out.update(head={"index": head["index"], "hash": head["hash"], "recorded_at": head["recorded_at"]},
+                   last_signed_index=max(signed) if signed else None)
+        recent = list(log.records(max(0, count - _RECENT), ("lock_state", "door_state", "alarm")))
+        out["door"] = {"last_recorded": _last(recent, "lock_state"), "last_door": _last(recent, "door_state")}
+        alarms = [r for r in recent if r["kind"] == "alarm"][-5:]
+        out["alarms"]["recent"] = [{"index": r["index"], "at": r["at"], "severity": r["outcome"], "rule": r["reason"],
+                                    "subject": r["subject"]} for r in reversed(alarms)]
     if verify:
         try:
-            summary = open_audit(settings).verify()
+            summary = log.verify()
             out["verified"] = {"ok": True, "records": summary.records, "checkpoints": summary.checkpoints}
         except LimenError as exc:
             out["verified"] = {"ok": False, "error": str(exc)}
     return out
 
 
-def _last(conn: sqlite3.Connection, kind: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT idx, at, reason FROM records WHERE kind = ? ORDER BY idx DESC LIMIT 1",
-                       (kind,)).fetchone()
-    return None if row is None else {"index": row["idx"], "at": row["at"], "state": row["reason"]}
+def _last(records: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    found = [r for r in records if r["kind"] == kind]
+    return None if not found else {"index": found[-1]["index"], "at": found[-1]["at"], "state": found[-1]["reason"]}
 
 
-def _access(settings: Settings) -> dict[str, Any]:
-    from limen.db import open_db
-
-    conn = open_db(settings.db_path)
-    try:
-        users = conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
-        row = conn.execute("SELECT mode, lockdown FROM access_lock WHERE id = 1").fetchone()
-    except sqlite3.DatabaseError:
-        return {"users": None}
-    finally:
-        conn.close()
-    if row is None:
-        return {"users": users, "mode": "unconfigured"}
-    return {"users": users, "mode": row["mode"], "policy_lockdown": bool(row["lockdown"])}
+def _access(rt: Runtime) -> dict[str, Any]:
+    state = rt.access().load_state()
+    users = len([u for u in state.users.values()])
+    return {"users": users, "mode": state.mode.value, "policy_lockdown": state.lockdown}
 
 
 def _print(d: dict[str, Any]) -> None:
@@ -129,6 +111,12 @@ def _print(d: dict[str, Any]) -> None:
                                 "disabled; owner re-provisions with `limen tamper clear`" if lock["active"] else "off"))
     if d["tamper"]["pending"]:
         typer.echo(f"tamper     unfinished response {d['tamper']['pending']['incident']} (completes at next start)")
+    sources = d["tamper"]["sources"]
+    typer.echo("tamper     " + (f"sources {', '.join(sources)}" if sources else
+                                "no tamper sources configured (setting tamper_sources)"))
+    face = d["face_rule"]
+    typer.echo("face       " + (face["warning"] if face["warning"] else
+                                "opens alone only with a depth/IR cue; an RGB face asks for the PIN/code"))
     last = d["door"].get("last_recorded")
     typer.echo("door       " + (f"{last['state']} (recorded {last['at']})" if last else "no state recorded"))
     head = a.get("head")

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from limen.cli.common import STATE, output
 from limen.errors import BadRequest
+
+if TYPE_CHECKING:
+    from limen.runtime import Runtime
 
 tamper_app = typer.Typer(help="Tamper response: simulate a tamper, status, owner re-provisioning.",
                          no_args_is_help=True)
@@ -44,10 +47,8 @@ def simulate(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask: erase every template now.")] = False,
 ) -> None:
     """Trip a simulated tamper source: erase the vault, secure the door, audit, alarm, lockdown."""
-    from limen.clock import SystemClock
-    from limen.door import SimulatedLock
     from limen.runtime import open_runtime
-    from limen.tamper import SimulatedSource, SourceKind, TamperMonitor, open_responder
+    from limen.tamper import SimulatedSource, SourceKind
     from limen.tamper.debounce import switch_profile
 
     if source not in _SIMULABLE:
@@ -55,19 +56,19 @@ def simulate(
     if not yes and not typer.confirm("This erases every biometric template of this lock and locks it down. Go on?"):
         raise typer.Abort()
     rt = open_runtime(STATE.settings)
-    store: Any = rt.store  # the vault's store (zeroize) behind the TemplateStore protocol
-    responder = open_responder(STATE.settings, store=store, audit=rt.audit, door=SimulatedLock(travel_s=0.0))
     try:
+        rt.controller  # noqa: B018 - the configured door, guarded, with the lock's tamper monitor
+        monitor = rt.monitor
+        assert monitor is not None
         t = [0.0]
         sim = SimulatedSource(source, SourceKind(source), switch_profile(), monotonic=lambda: t[0])
-        monitor = TamperMonitor(responder, [sim], clock=SystemClock(), monotonic=lambda: t[0])
+        monitor.add(sim)
         sim.set(True)
         t[0] += sim.debouncer.profile.hold_s
-        reports = monitor.poll()
+        reports = monitor.poll(t[0])
         if not reports:
             raise BadRequest("source", "the simulated source did not trip")
     finally:
-        responder.close()
         rt.close()
     data = reports[0].to_dict()
     output(data, lambda: _print_report(data))
@@ -86,7 +87,13 @@ def _print_report(data: dict[str, Any]) -> None:
 @tamper_app.command("status")
 def status() -> None:
     """Lockdown, an unfinished response, recent incidents and bound sensors."""
-    data = tamper_status()
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        data = tamper_status(rt)
+    finally:
+        rt.close()
 
     def human() -> None:
         lock = data["lockdown"]
@@ -99,28 +106,25 @@ def status() -> None:
                        f"(erased {bool(inc['erased'])}, door {inc['door']})")
         for s in data["sensors"]:
             typer.echo(f"sensor {s['name']} ({s['kind']}): {s['identity']}")
+        typer.echo("tamper sources: " + (", ".join(data["sources"]) or
+                                         "none configured (set tamper_sources, e.g. [\"case:17\"])"))
 
     output(data, human)
 
 
-def tamper_status() -> dict[str, Any]:
+def tamper_status(rt: Runtime) -> dict[str, Any]:
     """What `limen tamper status` shows (also used by `limen status`); reads only."""
-    from limen.db import open_db
     from limen.tamper import journal_dir, lockdown_status
     from limen.tamper.binding import bound_sensors
     from limen.tamper.journal import read_pending
     from limen.tamper.response import incidents
 
-    settings = STATE.settings
-    conn = open_db(settings.db_path)
-    try:
-        pending = read_pending(journal_dir(settings))
-        return {"lockdown": lockdown_status(conn).to_dict(),
-                "pending": None if pending is None else {"incident": pending.incident, "source": pending.source,
-                                                         "reason": pending.reason},
-                "incidents": incidents(conn, 5), "sensors": bound_sensors(conn)}
-    finally:
-        conn.close()
+    pending = read_pending(journal_dir(rt.settings))
+    return {"lockdown": lockdown_status(rt.conn).to_dict(),
+            "pending": None if pending is None else {"incident": pending.incident, "source": pending.source,
+                                                     "reason": pending.reason},
+            "incidents": incidents(rt.conn, 5), "sensors": bound_sensors(rt.conn),
+            "sources": list(rt.settings.tamper_sources)}
 
 
 @tamper_app.command("clear")
@@ -158,25 +162,23 @@ def bind(
     owner_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
     """Record the identity of the lock's sensors (at provisioning); a later mismatch is a tamper."""
-    from limen.audit import open_audit
     from limen.audit.event import Event, EventKind
-    from limen.db import open_db
+    from limen.runtime import open_runtime
     from limen.tamper.binding import bind_sensors
     from limen.tamper.provision import authenticate_owner
 
     probes = _probes(camera, sensor)
     if not probes:
         raise BadRequest("sensor", "name at least one --camera or --sensor")
-    conn = open_db(STATE.settings.db_path)
-    audit = open_audit(STATE.settings)
+    rt = open_runtime(STATE.settings)
     try:
         pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True))
-        owner_id = authenticate_owner(conn, audit, owner, pin, _now())
-        bound = bind_sensors(conn, probes, owner_id, _now())
-        audit.append(Event(EventKind.CONFIG_CHANGE, _now(), actor=owner_id, subject="sensors",
-                           reason="sensors_bound", source="cli", data={"sensors": sorted(bound)}))
+        owner_id = authenticate_owner(rt.conn, rt.audit, owner, pin, _now())
+        bound = bind_sensors(rt.conn, probes, owner_id, _now())
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, _now(), actor=owner_id, subject="sensors",
+                              reason="sensors_bound", source="cli", data={"sensors": sorted(bound)}))
     finally:
-        conn.close()
+        rt.close()
     output(bound, "\n".join(f"{k}: {v}" for k, v in bound.items()))
 
 

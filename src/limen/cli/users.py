@@ -23,13 +23,12 @@ def register(app: typer.Typer) -> None:
 def list_users() -> None:
     """List users with their enrolled modalities and consent."""
     from limen import people
-    from limen.db import open_db
 
-    conn = open_db(STATE.settings.db_path)
+    rt = open_runtime(STATE.settings)
     try:
-        rows = people.list_people(conn)
+        rows = people.list_people(rt.conn)
     finally:
-        conn.close()
+        rt.close()
 
     def human() -> None:
         if not rows:
@@ -63,9 +62,7 @@ def remove(
             people.delete(rt.conn, person)
             rt.audit.append(Event(EventKind.USER_CHANGE, at, actor=actor, subject=person.id, reason="user removed",
                                   source="cli"))
-        removed = rt.store.delete(person.id)
-        rt.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=person.id, reason="templates erased",
-                              source="cli", data={"templates_erased": removed}))
+        removed = rt.erase_templates(person.id, actor, at)  # after a zeroize: nothing left, still one outcome
     finally:
         rt.close()
     output({"removed": person.id, "name": person.name, "templates_erased": removed},

@@ -20,6 +20,7 @@ from limen.audit.event import EventKind
 from limen.service.accounts import Scope
 from limen.service.auth import (
     COOKIE,
+    KIOSK_COOKIE,
     Caller,
     ctx_of,
     kiosk_allowed,
@@ -61,6 +62,11 @@ class Health(BaseModel):
 class KioskAnswer(BaseModel):
     opened: bool
     message: str = Field(description="What the door screen shows; never which check refused.")
+
+
+class FaceAnswer(KioskAnswer):
+    awaiting_pin: bool = Field(description="A recognised face waits for this screen's PIN/code (held by the lock "
+                               "for a short window; send it to /api/kiosk/keypad).")
 
 
 class KeypadEntry(BaseModel):
@@ -225,21 +231,21 @@ def health(request: Request) -> dict[str, Any]:
     return {"status": "ok", "setup_required": not ctx_of(request).accounts.has_owner()}
 
 
-@router.post("/kiosk/unlock", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
+@router.post("/kiosk/unlock", response_model=FaceAnswer, tags=["kiosk"], responses=ERRORS,
              dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 async def kiosk_unlock(request: Request, frames: Annotated[list[UploadFile], File(description="JPEG/PNG frames")],
                        interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100) -> dict[str, Any]:
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
     got = await uploads(frames)
-    result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0)
-    return {"opened": result.opened, "message": result.message}
+    result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0, kiosk_session(request))
+    return {"opened": result.opened, "message": result.message, "awaiting_pin": result.awaiting_pin}
 
 
 @router.post("/kiosk/keypad", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
              dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 def kiosk_keypad(request: Request, body: KeypadEntry) -> dict[str, Any]:
     """A PIN (anti-peep: decoy digits around it are allowed) or `*` + an offline code."""
-    result = ctx_of(request).lock.keypad(body.entry)
+    result = ctx_of(request).lock.keypad(body.entry, kiosk_session(request))
     return {"opened": result.opened, "message": result.message}
 
 
@@ -381,6 +387,15 @@ def step_up(request: Request, caller: Reader, body: StepUp) -> dict[str, Any]:
 def revoke_token(request: Request, caller: Manager, token_id: str) -> dict[str, Any]:
     ctx_of(request).accounts.revoke_token(caller.owner, token_id)
     return {"ok": True, "id": token_id}
+
+
+def kiosk_session(request: Request) -> str:
+    """Which door screen asks: its pairing cookie, else its address (the lock's own screen, on loopback).
+
+    A face recognised as a first factor is held server-side for this session only.
+    """
+    paired = request.cookies.get(KIOSK_COOKIE, "")
+    return f"kiosk:{paired}" if paired else f"addr:{request.client.host if request.client else ''}"
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:

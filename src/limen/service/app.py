@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limen import errors as E
 from limen import thresholds as T
-from limen.clock import Clock, SystemClock
+from limen.clock import Clock
 from limen.config import Settings
 from limen.db import connect
 from limen.door import LockActuator
@@ -56,15 +56,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     with `app.state.ctx.setup_url()`.  Close with `app.state.ctx` via
     `close_app(app)` (the CLI does it on shutdown).
     """
-    clock = clock or SystemClock()
-    rt = runtime or open_runtime(settings)
+    rt = runtime or open_runtime(settings, door=door, clock=clock)
+    clock = rt.clock
     accounts = Accounts(connect(settings.db_path), clock)
-    ctx = ServiceContext(settings, rt, LockService(rt, door, clock), accounts, clock)
+    ctx = ServiceContext(settings, rt, LockService(rt), accounts, clock)
     if not accounts.has_owner():
         ctx.setup_token = accounts.new_setup_token()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt.start_monitor()  # the configured tamper sources, polled while the service runs
         task = asyncio.create_task(_ticker(ctx, tick_s))
         dispatcher = _start_alarm_delivery(ctx)
         try:

@@ -1,9 +1,11 @@
 """`LockService`: what the web pages and the REST API do, over the one `Runtime`.
 
-No second path to the door: a kiosk burst goes decode → `Capture` →
-`recognizer.identify` (PAD inside) → `AccessController.face` → door + audit; a
-keypad entry goes `AccessController.keypad`; a remote unlock
-`AccessController.remote` (owner + PIN, the policy's own rules).  Users, codes
+No second path to the door: a kiosk burst is decoded into a `Capture` and
+handed to `AccessController.face` (recognition, PAD, policy, one audit record,
+door); a keypad entry goes to `AccessController.keypad`, a remote unlock to
+`AccessController.remote` (owner + PIN, the policy's own rules).  The kiosk's
+session (its pairing cookie, or its address on loopback) binds a first-factor
+face to the PIN typed after it, server-side.  Users, codes
 and schedules change through `AccessStore`, which checks that the acting user
 may change them and audits every change.
 
@@ -29,11 +31,8 @@ from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionL
 from limen.access.model import DAY_NAMES, UserStatus
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
-from limen.capture.sources import VIDEO_SUFFIXES, decode_image_bytes, load_capture
-from limen.clock import Clock, SystemClock
-from limen.controller import AccessController
-from limen.decision import Assurance, Decision, Reason
-from limen.door import LockActuator, SimulatedLock
+from limen.capture.sources import VIDEO_SUFFIXES, PixelBudget, decode_image_bytes, load_capture
+from limen.decision import Decision
 from limen.errors import BadImage, BadRequest, ConsentRequired, NotFound
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
@@ -57,57 +56,48 @@ class KioskResult:
     opened: bool
     message: str
     decision: Decision  # for the owner pages and the audit; never sent to the kiosk
-
-
-@dataclass(frozen=True)
-class _PadFromDecision:
-    """The PAD verdict the recognizer already applied, as the access engine's evidence."""
-
-    passed: bool
-    assurance: Assurance | None
-    scores: dict[str, float]
+    awaiting_pin: bool = False  # a recognised face waits (server-side) for this kiosk's PIN/code
 
 
 class LockService:
     """The lock as the web service sees it.  One per process."""
 
-    def __init__(self, runtime: Runtime, door: LockActuator | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self.clock = clock or SystemClock()
+        self.clock = runtime.clock
         self.access = AccessStore(runtime.conn, runtime.audit, source="api")
-        self.controller = AccessController(self.access, door or SimulatedLock(self.clock), runtime.audit,
-                                           self.clock)
+        self.controller = runtime.controller
         self._recognizer = runtime.recognizer()
         self._lock = threading.Lock()
         self._retention_checked = self.clock.monotonic()  # open_runtime has just enforced it
 
     # ------------------------------------------------------------------ kiosk
-    def unlock_face(self, frames: Sequence[Upload], interval_s: float = 0.1) -> KioskResult:
-        """A burst of camera frames at the door: PAD + identification, then the access engine."""
+    def unlock_face(self, frames: Sequence[Upload], interval_s: float = 0.1, session: str | None = None
+                    ) -> KioskResult:
+        """A burst of camera frames at the door (from kiosk `session`): the controller's face path."""
         if not frames:
             raise BadRequest("frames", "no camera frames received; check the camera or use the keypad")
         if len(frames) > T.SERVICE_MAX_UNLOCK_FRAMES:
             raise BadRequest("frames", f"at most {T.SERVICE_MAX_UNLOCK_FRAMES} frames per attempt")
-        capture = Capture(tuple(Frame(_decode(f), t=i * interval_s, source="kiosk") for i, f in enumerate(frames)),
+        budget = PixelBudget()  # one request's frames together
+        capture = Capture(tuple(Frame(_decode(f, budget), t=i * interval_s, source="kiosk")
+                                for i, f in enumerate(frames)),
                           source="kiosk")
         with self._lock:
-            recognised = self._recognizer.identify(capture, source="kiosk", record=False)
-            if recognised.reason in (Reason.NO_FACE, Reason.LOW_QUALITY):  # nobody to judge yet
-                self._recognizer.record(recognised, "identify", "kiosk")
-                return KioskResult(False, face_message(recognised), recognised)
-            # otherwise the controller audits the attempt once, with its final decision
-            pad = _PadFromDecision(recognised.reason not in (Reason.PAD_FAILED, Reason.INSUFFICIENT_EVIDENCE),
-                                   recognised.assurance, {})
-            final = self.controller.face(recognised, pad)
-        return KioskResult(final.accepted, face_message(final), final)
+            final = self.controller.face(capture, session=session)
+            awaiting = session is not None and self.controller.holding_face(session)
+        return KioskResult(final.accepted, face_message(final), final, awaiting)
 
-    def keypad(self, typed: str) -> KioskResult:
-        """A keypad entry: a PIN (decoy digits allowed around it) or `*` + an offline code."""
+    def keypad(self, typed: str, session: str | None = None) -> KioskResult:
+        """A keypad entry: a PIN (decoy digits allowed around it) or `*` + an offline code.
+
+        Right after a face recognised as a first factor at the same kiosk `session`, it completes that face.
+        """
         entry = (typed or "").strip()
         if not 1 <= len(entry) <= 32 or not all(c.isdigit() or c in "*#" for c in entry):
             raise BadRequest("entry", "digits, optionally starting with * for a code (at most 32)")
         with self._lock:
-            final = self.controller.keypad(entry)
+            final = self.controller.keypad(entry, session=session)
         return KioskResult(final.accepted, keypad_message(final), final)
 
     # ------------------------------------------------------------------ lock state
@@ -202,10 +192,12 @@ class LockService:
         photos = [f for f in files if not _is_video(f)]
         if from_camera and videos:
             raise BadRequest("files", "camera frames must be images")
-        captures = [_video_capture(f) for f in videos]
+        budget = PixelBudget()  # one request's files together
+        captures = [_video_capture(f, budget) for f in videos]
         if photos:  # a burst of photos is one presentation: PAD judges the sequence, as for the camera
             source = "camera" if from_camera else "photos"
-            captures.append(Capture(tuple(Frame(_decode(f), t=i * 0.1, source=source) for i, f in enumerate(photos)),
+            captures.append(Capture(tuple(Frame(_decode(f, budget), t=i * 0.1, source=source)
+                                          for i, f in enumerate(photos)),
                                     source=source))
         with self._lock:
             result = self._recognizer.enrol(name, captures, consent_given, actor)
@@ -241,9 +233,11 @@ class LockService:
             return user.user_id
 
     def remove_user(self, actor: str, user_id: str) -> None:
+        """Remove the user and erase their face references (nothing left to erase after a zeroize)."""
         with self._lock:
-            self.access.remove_user(user_id, actor, self.clock.now())
-            self.rt.store.delete(user_id)  # the face reference goes with the user
+            at = self.clock.now()
+            self.access.remove_user(user_id, actor, at)
+            self.rt.erase_templates(user_id, actor, at, source="api")
 
     def set_pin(self, actor: str, user_id: str, pin: str) -> str:
         with self._lock:
@@ -317,26 +311,25 @@ class LockService:
         return self.audit(kind=EventKind.ALARM.value, limit=limit)
 
     def close(self) -> None:
-        with self._lock:
-            self.controller.door.close()
+        """Nothing of its own to release: the runtime owns the door (`Runtime.close`)."""
 
 
-def _decode(upload: Upload) -> Any:
+def _decode(upload: Upload, budget: PixelBudget) -> Any:
     if len(upload.data) > T.SERVICE_MAX_FRAME_BYTES:
         raise BadImage(upload.name, f"file too large ({len(upload.data)} bytes > {T.SERVICE_MAX_FRAME_BYTES})")
-    return decode_image_bytes(upload.data, upload.name)
+    return decode_image_bytes(upload.data, upload.name, budget)
 
 
 def _is_video(upload: Upload) -> bool:
     return Path(upload.name).suffix.lower() in VIDEO_SUFFIXES or upload.content_type.startswith("video/")
 
 
-def _video_capture(upload: Upload) -> Capture:
+def _video_capture(upload: Upload, budget: PixelBudget) -> Capture:
     suffix = Path(upload.name).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="limen-upload-") as tmp:
         path = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".mp4"))
         path.write_bytes(upload.data)
-        capture = load_capture(path)
+        capture = load_capture(path, name=upload.name, budget=budget)  # errors name the upload, not the temp path
     return Capture(capture.frames, source=upload.name)
 
 

@@ -11,7 +11,8 @@ Public API:
   `GpioShockSource`, `SupplyMonitor`, `Watchdog`, `SimulatedSource`) and responds.
 * `lockdown.is_locked_down(conn)`, `enter_lockdown`, `clear_lockdown`, `lockdown_status`.
 * `binding.bind_sensors / check_sensors` with `V4L2Camera`, `CallableSensor`, `SimulatedSensor`.
-* `TamperGate` + `GuardedLock` – no unlock reaches the motor while a response runs.
+* `TamperGate` + `GuardedLock` – no unlock reaches the motor while a response runs;
+  `IntentCheck` – nor while another process's response is pending in the journal.
 * `guard_lock(settings, store, audit, door, sources)` – the composition the lock
   service uses: a `GuardedLock` around the real door and a started monitor.
 * `provision.authenticate_owner` + `provision.reprovision` – the owner's way out of lockdown.
@@ -28,7 +29,7 @@ from typing import Any
 from limen.audit.event import AuditSink
 from limen.config import Settings
 from limen.door.actuator import LockActuator
-from limen.tamper.gate import GuardedLock, TamperGate
+from limen.tamper.gate import GuardedLock, IntentCheck, TamperGate
 from limen.tamper.journal import IntentJournal
 from limen.tamper.lockdown import clear_lockdown, enter_lockdown, is_locked_down, lockdown_status
 from limen.tamper.monitor import TamperMonitor
@@ -38,9 +39,9 @@ from limen.tamper.sources import GpioShockSource, GpioSwitchSource, SimulatedSou
 from limen.tamper.watchdog import Watchdog
 
 __all__ = [
-    "GpioShockSource", "GpioSwitchSource", "GuardedLock", "ResponseReport", "Sensitivity", "SimulatedSource",
-    "SourceKind", "SupplyMonitor", "TamperGate", "TamperMonitor", "TamperResponder", "TamperSignal", "Watchdog",
-    "clear_lockdown", "enter_lockdown", "guard_lock", "is_locked_down", "journal_dir", "lockdown_status",
+    "GpioShockSource", "GpioSwitchSource", "GuardedLock", "IntentCheck", "ResponseReport", "Sensitivity",
+    "SimulatedSource", "SourceKind", "SupplyMonitor", "TamperGate", "TamperMonitor", "TamperResponder", "TamperSignal",
+    "Watchdog", "clear_lockdown", "enter_lockdown", "guard_lock", "is_locked_down", "journal_dir", "lockdown_status",
     "open_responder", "recover",
 ]
 
@@ -85,6 +86,8 @@ def guard_lock(settings: Settings, store: ZeroizableStore, audit: AuditSink, doo
                sources: Iterable[TamperSource] = (), *, start: bool = True) -> tuple[GuardedLock, TamperMonitor]:
     """Wrap `door` so no unlock reaches it during a response; return it with the (started) monitor.
 
+    The `GuardedLock` also refuses to unlock while the intent journal holds a
+    pending response (`guarded.intent`, which the controller checks too).
     Give the returned `GuardedLock` to the `AccessController`; call
     `monitor.check_sensors(probes)` before each capture session and
     `monitor.close()` at shutdown.  The response secures the door from the
@@ -93,6 +96,7 @@ def guard_lock(settings: Settings, store: ZeroizableStore, audit: AuditSink, doo
     gate = TamperGate()
     guarded = GuardedLock(door, gate)
     responder = open_responder(settings, store=store, audit=audit, door=guarded, gate=gate)
+    guarded.intent = IntentCheck(journal_dir(settings), responder.recover)
     monitor = TamperMonitor(responder, sources)
     if start:
         monitor.start()

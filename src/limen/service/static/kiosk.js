@@ -7,7 +7,7 @@
   const result = document.getElementById("result");
   const display = document.getElementById("pin-display");
   const pad = document.getElementById("keypad");
-  const BURST = 5, INTERVAL_MS = 120;
+  const BURST = 5, INTERVAL_MS = 120, PIN_WINDOW_MS = 30000;  // PIN_WINDOW: thresholds.SECOND_FACTOR_WINDOW_S
   let typed = "";
   let busy = false;
 
@@ -17,6 +17,19 @@
     result.dataset.opened = opened ? "1" : "0";
     clearTimeout(show.timer);
     show.timer = setTimeout(() => { result.textContent = ""; result.className = "result"; }, 8000);
+  }
+
+  // A face recognised as a first factor: the lock holds it for this screen (server-side) for a short
+  // window; the next keypad entry completes it.  Nothing here tells the server the face was "ok".
+  function awaitPin(waiting) {
+    clearTimeout(awaitPin.timer);
+    pad.classList.toggle("awaiting", waiting);
+    if (waiting) {
+      result.dataset.awaiting = "1";
+      awaitPin.timer = setTimeout(() => awaitPin(false), PIN_WINDOW_MS);
+    } else {
+      delete result.dataset.awaiting;
+    }
   }
 
   function clearResult() {
@@ -36,6 +49,7 @@
       }
       const body = await response.json();
       show(body.opened, body.message);
+      awaitPin(Boolean(body.awaiting_pin));
     } catch (e) {
       show(false, "the lock does not answer; use your key");
     } finally {

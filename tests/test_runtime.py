@@ -1,0 +1,116 @@
+"""`open_runtime`: the one composition root builds the guarded door, the controller and the tamper monitor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from limen import thresholds
+from limen.access.model import PermissionLevel
+from limen.config import Settings, load_settings
+from limen.decision import Reason
+from limen.door import SimulatedLock
+from limen.runtime import open_runtime
+from limen.tamper import GuardedLock, journal_dir
+from limen.tamper.journal import Intent, IntentJournal
+
+PIN = "482915"
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_MEMORY_KIB", 64)
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_TIME_COST", 1)
+
+
+def _owner(settings: Settings) -> None:
+    rt = open_runtime(settings)
+    try:
+        rt.access().add_user("Olga", "", datetime.now(UTC), pin=PIN, permission=PermissionLevel.OWNER)
+    finally:
+        rt.close()
+
+
+def _killed_tamper_response(settings: Settings) -> None:
+    """What a SIGKILLed `limen tamper simulate` leaves: an intent begun, nothing else done."""
+    journal = IntentJournal(journal_dir(settings))
+    journal.begin(Intent("d" * 32, "case", "case", "opened", datetime.now(UTC).isoformat()))
+    journal.close()
+
+
+def test_the_runtime_builds_a_guarded_configured_door(settings: Settings) -> None:
+    rt = open_runtime(settings)
+    try:
+        assert isinstance(rt.controller.door, GuardedLock) and isinstance(rt.controller.door.inner, SimulatedLock)
+        assert rt.controller.door.intent is not None and rt.monitor is not None
+        assert rt.monitor.sources == []  # none configured
+    finally:
+        rt.close()
+
+
+def test_a_pending_tamper_intent_refuses_a_valid_pin_in_a_running_controller(settings: Settings) -> None:
+    _owner(settings)
+    rt = open_runtime(settings)  # running before the tamper: nothing pending at its start
+    try:
+        controller = rt.controller
+        _killed_tamper_response(settings)  # another process died half-way through its response
+        d = controller.keypad(PIN)
+        assert not d.accepted and d.reason is Reason.LOCKDOWN
+        assert controller.door.is_locked and not controller.door.inner._target_unlocked  # type: ignore[attr-defined]
+        assert rt.access().load_state().lockdown  # the response was finished: lockdown is on
+        again = controller.keypad(PIN)
+        assert not again.accepted and again.reason is Reason.LOCKDOWN
+    finally:
+        rt.close()
+
+
+def test_the_guarded_door_refuses_to_unlock_while_an_intent_is_pending(settings: Settings) -> None:
+    rt = open_runtime(settings)
+    try:
+        door = rt.controller.door
+        assert isinstance(door, GuardedLock)
+        _killed_tamper_response(settings)
+        door.unlock()
+        assert door.refused == 1 and not door.inner._target_unlocked  # type: ignore[attr-defined]
+    finally:
+        rt.close()
+
+
+def test_allow_face_alone_rgb_is_audited_at_every_start(data_dir: Path) -> None:
+    settings = load_settings(data_dir, allow_face_alone_rgb=True)
+    for _ in range(2):
+        rt = open_runtime(settings)
+        try:
+            rt.controller  # noqa: B018 - the door path starts
+            assert rt.controller.rule.face_alone.value == "medium"
+        finally:
+            rt.close()
+    rt = open_runtime(settings)
+    try:
+        records = [r for r in rt.audit.records(0, ("config_change",))  # type: ignore[attr-defined]
+                   if r["reason"] == "face_alone_rgb_allowed"]
+        assert len(records) == 2
+    finally:
+        rt.close()
+
+
+def test_removing_a_user_after_a_zeroize_is_one_outcome(settings: Settings) -> None:
+    import numpy as np
+
+    from limen import people
+    from limen.bio.templates import Modality
+    from limen.db import transaction
+
+    rt = open_runtime(settings)
+    try:
+        with transaction(rt.conn):
+            person = people.new_person(rt.conn, "Guest", "owner", datetime.now(UTC))
+        rt.store.put(person.id, Modality.FACE, np.random.default_rng(0).normal(0, 0.1, 128))
+        rt.store.zeroize()  # type: ignore[attr-defined]
+        assert rt.erase_templates(person.id, "owner", datetime.now(UTC)) == 0
+        last = rt.audit.tail(1)[0]  # type: ignore[attr-defined]
+        assert last["reason"] == "templates erased" and last["data"]["vault_already_erased"] is True
+    finally:
+        rt.close()
