@@ -128,3 +128,86 @@ def test_video_file_frames(tmp_path: Path) -> None:
     broken.write_bytes(b"\x00" * 100)
     with pytest.raises(BadImage):
         load_capture(broken)
+
+
+# ---------------------------------------------------------------------- memory bombs (issue 14, item 6)
+
+_RSS_PROBE = """
+import sys
+from pathlib import Path
+def peak_kb():
+    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])
+import cv2, numpy  # noqa: F401  (counted in the baseline)
+from limen.capture import load_capture
+from limen.errors import BadImage
+before = peak_kb()
+try:
+    load_capture(Path(sys.argv[1]), name="upload.avi")
+    print("decoded")
+except BadImage as exc:
+    print("refused:", exc)
+print(peak_kb() - before)
+"""
+
+
+@pytest.fixture(scope="module")
+def huge_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MJPEG video that really declares 6000×6000 frames (4 of them, ~3.5 MB on disk), made in a subprocess."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("bomb") / "huge.avi"
+    make = ("import cv2, numpy as np, sys\n"
+            "w = cv2.VideoWriter(sys.argv[1], cv2.VideoWriter_fourcc(*'MJPG'), 10, (6000, 6000))\n"
+            "f = np.zeros((6000, 6000, 3), np.uint8); f[::50] = 255\n"
+            "[w.write(f) for _ in range(4)]\nw.release()\n")
+    subprocess.run([sys.executable, "-c", make, str(path)], check=True, timeout=120)
+    return path
+
+
+def test_a_video_declaring_huge_frames_is_refused_before_decoding(huge_video: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(huge_video)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[0].startswith("refused: upload.avi: image too large (6000×6000")  # the upload's name, no temp path
+    grown_mb = int(out[1]) / 1024
+    assert grown_mb < 64, f"peak memory grew {grown_mb:.0f} MB while refusing"  # one frame alone is 103 MB
+
+
+def test_frames_share_one_pixel_budget(tmp_path: Path) -> None:
+    from limen.capture.sources import PixelBudget
+
+    png = io.BytesIO()
+    Image.new("RGB", (100, 100)).save(png, "PNG")
+    budget = PixelBudget(total=25_000)
+    decode_image_bytes(png.getvalue(), "a.png", budget)
+    decode_image_bytes(png.getvalue(), "b.png", budget)
+    with pytest.raises(BadImage, match="too many pixels"):
+        decode_image_bytes(png.getvalue(), "c.png", budget)
+
+
+def test_a_video_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
+    import cv2
+
+    from limen.capture.sources import PixelBudget
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for i in range(10):
+        writer.write(np.full((24, 32, 3), i * 20, np.uint8))
+    writer.release()
+    cap = load_capture(path, budget=PixelBudget(total=32 * 24 * 4))
+    assert len(cap.frames) == 4
+    with pytest.raises(BadImage, match="too many pixels"):
+        load_capture(path, budget=PixelBudget(total=100))
+
+
+def test_errors_name_the_upload_not_the_server_path(tmp_path: Path) -> None:
+    broken = tmp_path / "secret-dir" / "upload.mp4"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(BadImage) as err:
+        load_capture(broken, name="holiday.mp4")
+    assert str(err.value).startswith("holiday.mp4:") and "secret-dir" not in str(err.value)

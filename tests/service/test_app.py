@@ -347,3 +347,11 @@ def test_strangers_cannot_drain_the_door_screens_rate_limit(client: TestClient, 
     answers = {stranger.post("/api/lock/unlock", json={"pin": "000000"}).status_code for _ in range(60)}
     assert answers == {401}  # refused as unauthenticated, never counted against the unlock budget
     assert client.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 200
+
+
+def test_a_bad_video_is_refused_without_showing_server_paths(client: TestClient, owner: Owner) -> None:
+    form = {"name": "Bob", "purpose": "door", "retention_days": "30", "consent": "true"}
+    r = client.post("/api/users/enrol", headers=owner.api(), data=form,
+                    files=[("files", ("holiday.mp4", b"\x00" * 4096, "video/mp4"))])
+    assert r.status_code == 400 and r.json()["reason"].startswith("holiday.mp4:")
+    assert "limen-upload" not in r.text and "/tmp" not in r.text
