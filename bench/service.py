@@ -44,7 +44,7 @@ import sys, uvicorn
 from limen.config import load_settings
 from limen.service import create_app
 from limen.service.ratelimit import RateLimiter
-app = create_app(load_settings(__import__('pathlib').Path(sys.argv[1])))
+app = create_app(load_settings(__import__('pathlib').Path(sys.argv[1]), port=int(sys.argv[2])))
 app.state.ctx.unlock_limiter = RateLimiter(1e9, 10**9, 1e9)
 app.state.ctx.login_limiter = RateLimiter(1e9, 10**9, 1e9)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
@@ -57,12 +57,13 @@ def frames(subject: str, session: str, n: int, start: int = 0, kind: str = "live
     return found[start:start + n]
 
 
-def prepare(data_dir: Path) -> str:
-    """Owner + enrolled face + API token in `data_dir`; returns the token."""
+def prepare(data_dir: Path) -> dict[str, str]:
+    """Owner + enrolled face + API token + a paired door screen in `data_dir`; returns the clients' headers."""
     import cv2
 
     from limen.config import load_settings
     from limen.service import close_app, create_app
+    from limen.service.accounts import Scope
     from limen.service.lockservice import Upload
 
     app = create_app(load_settings(data_dir))
@@ -70,11 +71,12 @@ def prepare(data_dir: Path) -> str:
         ctx = app.state.ctx
         user_id = ctx.lock.first_owner("Bench Owner", PIN)
         owner = ctx.accounts.create_first_owner(ctx.setup_token, "bench", "bench password 123", user_id)
-        token = ctx.accounts.issue_token(owner, "bench")[1]
+        token = ctx.accounts.issue_token(owner, "bench", {Scope.READ}, 1)[1]
+        kiosk = ctx.accounts.pair_local_screen()
         burst = [Upload(p.name, "image/jpeg", cv2.imencode(".jpg", cv2.imread(str(p)))[1].tobytes())
                  for p in frames(ENROLLED, "01", 8)]
         ctx.lock.enrol(user_id, "Dana", burst, "benchmark", 1, True, from_camera=True)
-        return str(token)
+        return {"Authorization": f"Bearer {token}", "Cookie": f"limen_kiosk={kiosk}"}
     finally:
         close_app(app)
 
@@ -106,10 +108,10 @@ def face_files(paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [("frames", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
 
 
-def unlock_latency(url: str, n: int, burst: int) -> dict[str, Any]:
+def unlock_latency(url: str, n: int, burst: int, headers: dict[str, str]) -> dict[str, Any]:
     probe = face_files(frames(ENROLLED, "02", burst, start=10))
     ms, opened = [], 0
-    with httpx.Client(timeout=60) as c:
+    with httpx.Client(timeout=60, headers=headers) as c:
         for _ in range(n):
             t0 = time.perf_counter()
             r = c.post(f"{url}/api/kiosk/unlock", files=probe)
@@ -118,7 +120,7 @@ def unlock_latency(url: str, n: int, burst: int) -> dict[str, Any]:
     return {**summary(ms), "opened": opened, "frames": burst}
 
 
-def load(url: str, clients: int, seconds: float, token: str, face: bool, burst: int) -> dict[str, Any]:
+def load(url: str, clients: int, seconds: float, headers: dict[str, str], face: bool, burst: int) -> dict[str, Any]:
     ms: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -126,7 +128,7 @@ def load(url: str, clients: int, seconds: float, token: str, face: bool, burst: 
     probe = face_files(frames(ENROLLED, "02", burst, start=10)) if face else []
 
     def client(i: int) -> None:
-        with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {token}"}) as c:
+        with httpx.Client(timeout=120, headers=headers) as c:
             k = i
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
@@ -162,15 +164,15 @@ def main() -> None:
         raise SystemExit(f"needs {NUAA}")
     data_dir = Path(tempfile.mkdtemp(prefix="limen-bench-"))
     os.environ["LIMEN_DATA_DIR"] = str(data_dir)
-    token = prepare(data_dir)
+    headers = prepare(data_dir)
     proc, url = start_server(data_dir)
     try:
-        latency = unlock_latency(url, args.requests, args.frames)
+        latency = unlock_latency(url, args.requests, args.frames, headers)
         print(f"face unlock ({args.frames} frames): median {latency['median_ms']} ms, p95 {latency['p95_ms']} ms,"
               f" opened {latency['opened']}/{latency['n']}")
         api_levels = []
         for n in (1, 2, 4, 8, 16, 32, 64):
-            row = load(url, n, args.seconds, token, face=False, burst=args.frames)
+            row = load(url, n, args.seconds, headers, face=False, burst=args.frames)
             api_levels.append(row)
             print(f"api clients {n:3d}: median {row['median_ms']} ms, p95 {row['p95_ms']} ms, "
                   f"{row['throughput_rps']} req/s, errors {row['errors']}")
@@ -178,7 +180,7 @@ def main() -> None:
                 break
         face_levels = []
         for n in (1, 2, 4):
-            row = load(url, n, args.seconds, token, face=True, burst=args.frames)
+            row = load(url, n, args.seconds, headers, face=True, burst=args.frames)
             face_levels.append(row)
             print(f"face clients {n}: median {row['median_ms']} ms, p95 {row['p95_ms']} ms, "
                   f"{row['throughput_rps']} unlocks/s")
