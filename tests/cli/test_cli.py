@@ -71,16 +71,26 @@ def test_face_flow_end_to_end(tmp_path: Path) -> None:
                                                                                    "0004", "01", 5)))
     attack = limen(data, "--json", "verify", "Subject1", "--face", str(nuaa_burst(tmp_path / "print", "print",
                                                                                     "0001", "01", 5)))
-    assert same.returncode == 0, same.stdout + same.stderr
-    assert json.loads(same.stdout)["reason"] == "matched"
+    # a webcam (RGB) cannot prove liveness well enough: the recognised face is a first factor
+    assert same.returncode == 3, same.stdout + same.stderr
+    first = json.loads(same.stdout)
+    assert first["reason"] == "second_factor_missing" and first["user_name"] == "Subject1"
     assert other.returncode == 3 and json.loads(other.stdout)["reason"] in ("no_match", "pad_failed")
     assert attack.returncode == 3 and json.loads(attack.stdout)["reason"] in ("pad_failed", "insufficient_evidence")
 
-    who = limen(data, "--json", "identify", "--face", str(tmp_path / "same"))
-    assert who.returncode == 0 and json.loads(who.stdout)["user_name"] == "Subject1"
+    # the owner's explicit choice lets an RGB face open alone (and the trail records it)
+    alone = _limen_env(data, {"LIMEN_ALLOW_FACE_ALONE_RGB": "true"}, "--json", "identify", "--face",
+                       str(tmp_path / "same"))
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert json.loads(alone.stdout)["reason"] == "granted" and json.loads(alone.stdout)["user_name"] == "Subject1"
 
     db_bytes = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     assert b"0001_00_00" not in db_bytes  # no file names or images leak into the lock's state
+
+    status = json.loads(_limen_env(data, {"LIMEN_ALLOW_FACE_ALONE_RGB": "true"}, "--json", "status").stdout)
+    assert status["face_rule"]["warning"] and "allow_face_alone_rgb" in status["face_rule"]["warning"]
+    trail = json.loads(limen(data, "--json", "audit", "tail", "-n", "50").stdout)
+    assert any(r["reason"] == "face_alone_rgb_allowed" for r in trail)
 
     removed = limen(data, "--json", "users", "remove", "Subject1")
     assert removed.returncode == 0 and json.loads(removed.stdout)["templates_erased"] >= 1

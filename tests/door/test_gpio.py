@@ -73,3 +73,39 @@ def test_cut_door_wire_reads_open() -> None:
     rig.factory.pin(DOOR).drive_high()  # pull-up with nothing closing the contact
     assert rig.actuator.is_open
     rig.actuator.close()
+
+
+def test_the_runtime_builds_the_gpio_door_from_settings(data_dir, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from gpiozero import Device
+
+    from limen import thresholds
+    from limen.access.model import PermissionLevel
+    from limen.config import load_settings
+    from limen.runtime import open_runtime
+    from limen.tamper import GuardedLock
+
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_MEMORY_KIB", 64)
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_TIME_COST", 1)
+    factory = MockFactory()
+    monkeypatch.setattr(Device, "pin_factory", factory)
+    settings = load_settings(data_dir, door="gpio", door_relay_pin=RELAY, door_contact_pin=DOOR, door_key_pin=KEY)
+    rt = open_runtime(settings)
+    try:
+        rt.access().add_user("Olga", "", datetime.now(UTC), pin="482915", permission=PermissionLevel.OWNER)
+        door = rt.controller.door
+        assert isinstance(door, GuardedLock) and isinstance(door.inner, GpioLock)
+        factory.pin(DOOR).drive_low()  # door shut
+        assert not factory.pin(RELAY).state
+        assert rt.controller.keypad("482915").accepted
+        assert factory.pin(RELAY).state  # the relay is energised: the strike opens
+    finally:
+        rt.close()
+    assert not factory.pin(RELAY).state  # released at shutdown
+
+
+def test_gpio_door_needs_its_pins(data_dir) -> None:  # type: ignore[no-untyped-def]
+    from limen.config import load_settings
+    from limen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="door_relay_pin"):
+        load_settings(data_dir, door="gpio")
