@@ -109,3 +109,23 @@ def test_wrong_actor_pin_is_refused(tmp_path: Path) -> None:
     assert out.exit_code != 0 and "wrong PIN" in out.stderr_text
     no_actor = limen(d, "users", "add", "Max", new_pin=MAX_PIN)
     assert no_actor.exit_code != 0 and "--as" in no_actor.stderr_text
+
+
+def test_link_state_and_revocation_sync_are_wired(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    assert limen(d, "users", "add", "Olga", new_pin=OWNER_PIN).exit_code == 0
+    off = limen(d, "--json", "access", "link", "offline", "--as", "Olga")
+    assert off.exit_code == 0 and json.loads(off.stdout) == {"online": False}
+    assert json.loads(limen(d, "--json", "access", "status").stdout)["online"] is False
+    for _ in range(thresholds.MECHANICAL_KEY_OFFLINE_LIMIT):  # offline: the key limit applies again
+        limen(d, "unlock", "--key")
+    assert limen(d, "unlock", "--pin", OWNER_PIN).exit_code == 0  # the owner re-authorises
+    issued = json.loads(limen(d, "--json", "codes", "issue", "--as", "Olga", "--kind", "limited").stdout)
+    revoked = tmp_path / "revoked.json"
+    revoked.write_text(json.dumps([issued["code_id"], "period_quota:1:00099"]))
+    synced = limen(d, "--json", "codes", "sync", str(revoked), "--as", "Olga")
+    assert synced.exit_code == 0 and json.loads(synced.stdout) == {"added": 2, "listed": 2}
+    refused = limen(d, "--json", "unlock", "--code", issued["code"])
+    assert refused.exit_code == 3 and json.loads(refused.stdout)["reason"] == "credential_revoked"
+    revoked.write_text("{not json")
+    assert limen(d, "codes", "sync", str(revoked), "--as", "Olga").exit_code != 0

@@ -12,12 +12,14 @@ controller and configured door.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -408,7 +410,38 @@ def clear_code(code: Annotated[str, typer.Argument(help="The code to cancel at t
     output({"clear_code": clear}, f"clear code {clear}  (type *{clear}# at the keypad)")
 
 
+@codes_app.command("sync")
+def sync_codes(file: Annotated[Path, typer.Argument(help="JSON list of revoked code ids (from the owner's app).")],
+               actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Merge a synchronised revocation list: every code in it is refused from now on."""
+    try:
+        ids = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(str(file), f"cannot read a JSON list of code ids ({exc})") from exc
+    if not isinstance(ids, list) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+        raise BadRequest(str(file), "expected a JSON list of code ids (strings)")
+    with _store() as store:
+        added = store.sync_revocations(ids, _actor(store, actor, actor_pin), _now())
+    output({"added": added, "listed": len(ids)}, f"{added} new revocation(s) of {len(ids)} listed")
+
+
 # ---------------------------------------------------------------------- lock-wide settings
+
+
+@access_app.command("link")
+def set_link(state: Annotated[str, typer.Argument(help="online or offline.")], actor: Actor,
+             actor_pin: ActorPin = None) -> None:
+    """Record whether the lock can reach its owner (offline: mechanical-key and backup-PIN limits apply)."""
+    from limen.audit.event import Event, EventKind
+
+    if state not in ("online", "offline"):
+        raise BadRequest("state", "online or offline")
+    with _store() as store:
+        who = _actor(store, actor, actor_pin)
+        store.set_online(state == "online")
+        store.audit.append(Event(EventKind.CONFIG_CHANGE, _now(), actor=who, subject="lock", reason=f"link {state}",
+                                 source="cli", data={"online": state == "online"}))
+    output({"online": state == "online"}, f"link {state}")
 
 
 @access_app.command("status")
