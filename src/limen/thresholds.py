@@ -175,7 +175,9 @@ PULSE_SNR_ENROL = -3.0                 # dB; placeholder until calibrated
 # mean/worst 1.11/1.95 points at 1,024 bits, 0.12/0.55 at 8,192, 0.05/0.22 at 32,768.
 VAULT_FACE_BITS = 32768                # protected template size (4 KiB)
 VAULT_SEARCH_PREFIX_BITS = 1024        # 1:N first stage ranks everyone on this many bits …
-VAULT_SEARCH_SHORTLIST = 200           # … and re-ranks this many candidates on all bits (bench/vault.py: recall)
+VAULT_SEARCH_SHORTLIST = 200           # … and re-ranks this many candidates on the bits it keeps in memory …
+VAULT_INDEX_KEEP_BITS = 8192           # … (1 KiB a person: ≤ 150 MB at 100,000, python bench/unlock.py) …
+VAULT_SEARCH_EXACT = 4                 # … then scores this many best (≥ top_k) on all bits, unsealed one by one
 # Thresholds: the raw operating points carried into the protected domain and checked
 # on the worst population (nuaa-dev live, every 2nd frame, 3 random device keys):
 #   0.085: FAR 2.4e-5 – 8.4e-5, FRR 18–19 %  (raw 0.37: FAR 9.6e-5, FRR 21 %)

@@ -268,6 +268,16 @@ class TemplateVault:
                 payload = sealed.unseal(self.keystore, sealed.Binding("template", user_id, modality), blob)
                 yield user_id, modality, self._unmask(secret, payload)
 
+    def template(self, user_id: str, modality: str) -> np.ndarray | None:
+        """One stored template unsealed and unmasked (packed bits; the caller overwrites it), None if absent."""
+        with self._lock:
+            secret, _ = self._transform()
+            blob = self.records.get(user_id, modality)
+            if blob is None:
+                return None
+            payload = sealed.unseal(self.keystore, sealed.Binding("template", user_id, modality), blob)
+            return self._unmask(secret, payload)
+
     def _unmask(self, secret: bytearray, payload: bytes) -> np.ndarray:
         if len(payload) != _PAYLOAD.size + self.bits // 8:
             raise InvalidSealedTemplate()

@@ -25,9 +25,13 @@ from limen.vault.fragments import FragmentLocation, join, split
 
 
 class RecordStore(Protocol):
+    conn: sqlite3.Connection  # the `limen.db` connection holding the rows (or the fragment index)
+
     def put(self, user_id: str, modality: str, sealed: bytes) -> None: ...
 
     def items(self) -> list[tuple[str, str, bytes]]: ...
+
+    def get(self, user_id: str, modality: str) -> bytes | None: ...
 
     def delete_user(self, user_id: str) -> int: ...
 
@@ -65,6 +69,11 @@ class SqliteRecords:
     def items(self) -> list[tuple[str, str, bytes]]:
         rows = self._query("SELECT user_id, modality, sealed FROM vault_records ORDER BY user_id, modality")
         return [(r[0], r[1], bytes(r[2]) if r[2] is not None else b"") for r in rows]
+
+    def get(self, user_id: str, modality: str) -> bytes | None:
+        """One sealed record (the 1:N index scores its best candidates on it), None if absent."""
+        rows = self._query("SELECT sealed FROM vault_records WHERE user_id = ? AND modality = ?", (user_id, modality))
+        return (bytes(rows[0][0]) if rows[0][0] is not None else b"") if rows else None
 
     def delete_user(self, user_id: str) -> int:
         with self._tx():
@@ -178,6 +187,10 @@ class FragmentedRecords(SqliteRecords):
             ok = data is not None and hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
             got.append(data if ok else None)
         return join(got, index["k"], index["n"])
+
+    def get(self, user_id: str, modality: str) -> bytes | None:
+        index = self._index_of(user_id, modality)
+        return None if index is None else self._fetch(index)
 
     def items(self) -> list[tuple[str, str, bytes]]:
         rows = self._query("SELECT user_id, modality, fragments FROM vault_records ORDER BY user_id, modality")

@@ -16,7 +16,7 @@ import numpy as np
 
 from limen import thresholds
 from limen.bio.templates import Candidate, Modality, OperatingPoint
-from limen.errors import BadRequest, NotFound
+from limen.errors import BadRequest, NotFound, VaultErased
 from limen.vault.index import BitIndex
 from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
 
@@ -34,41 +34,72 @@ class VaultTemplateStore:
         self.vault = vault
         self._lock = threading.RLock()
         self._index: dict[str, BitIndex] | None = None
+        self._swap = threading.Lock()  # guards `_index` and `_epoch` only: a zeroize never waits for a search
+        self._epoch = 0  # bumped by every drop of the index
 
     def _loaded(self) -> dict[str, BitIndex]:
+        """The index, built on first use; a zeroize during the build wipes it and raises `VaultErased`."""
         if self._index is None:
+            epoch = self._epoch
             index: dict[str, BitIndex] = {}
-            for user_id, modality, bits in self.vault.templates():
-                self._index_for(index, modality).add(user_id, bits)
-            self._index = index
+            try:
+                for user_id, modality, bits in self.vault.templates():
+                    try:
+                        self._index_for(index, modality).add(user_id, bits)
+                    finally:
+                        bits.fill(0)
+                with self._swap:
+                    if self._epoch != epoch:
+                        raise VaultErased("the template vault was zeroized while its index was loading")
+                    self._index = index
+            except BaseException:
+                _wipe(index)
+                raise
         return self._index
 
     def _index_for(self, index: dict[str, BitIndex], modality: str) -> BitIndex:
         if modality not in index:
-            index[modality] = BitIndex(self.vault.bits // 8)
+            index[modality] = BitIndex(self.vault.bits // 8, fetch=lambda uid: self.vault.template(uid, modality))
         return index[modality]
+
+    def _check_epoch(self, epoch: int) -> None:
+        """Refuse a result computed while a zeroize wiped the index under it."""
+        if self._epoch != epoch:
+            raise VaultErased("the template vault was zeroized during the search")
 
     def put(self, user_id: str, modality: Modality, reference: np.ndarray) -> None:
         with self._lock:
+            epoch = self._epoch
             index = self._loaded()
             bits = self.vault.enrol(user_id, str(modality), reference)
-            self._index_for(index, str(modality)).add(user_id, bits)
+            try:
+                self._index_for(index, str(modality)).add(user_id, bits)
+            finally:
+                bits.fill(0)
+            if self._epoch != epoch:  # erased meanwhile: this index was dropped, leave no row in it
+                _wipe(index)
+                raise VaultErased("the template vault was zeroized during the enrolment")
 
     def distance(self, user_id: str, modality: Modality, probe: np.ndarray) -> float:
         with self._lock:
+            epoch = self._epoch
             index = self._loaded().get(str(modality))
             found = index.distance(user_id, self.vault.project(probe)) if index is not None else None
+            self._check_epoch(epoch)
         if found is None:
             raise NotFound(f"no {modality} reference for user {user_id}")
         return found
 
     def search(self, modality: Modality, probe: np.ndarray, top_k: int = 5) -> list[Candidate]:
         with self._lock:
+            epoch = self._epoch
             index = self._loaded().get(str(modality))
             bits = self.vault.project(probe)
             if index is None:
                 return []
-            return [Candidate(uid, d) for uid, d in index.search(bits, top_k)]
+            found = [Candidate(uid, d) for uid, d in index.search(bits, top_k)]
+            self._check_epoch(epoch)
+            return found
 
     def delete(self, user_id: str) -> int:
         with self._lock:
@@ -117,11 +148,17 @@ class VaultTemplateStore:
             self.vault.provision()
 
     def _drop_index(self) -> None:
-        index, self._index = self._index, None
-        for per_modality in (index or {}).values():
-            per_modality.clear()
+        with self._swap:
+            self._epoch += 1
+            index, self._index = self._index, None
+        _wipe(index or {})
 
     def close(self) -> None:
         with self._lock:
             self._drop_index()
             self.vault.close()
+
+
+def _wipe(index: dict[str, BitIndex]) -> None:
+    for per_modality in index.values():
+        per_modality.wipe()
