@@ -84,7 +84,9 @@ class AnomalyConfig:
 
 
 # Rejections that say nothing about an intruder (nobody in front of the camera, a blurred frame).
-BENIGN_REJECTIONS = frozenset({"no_face", "low_quality"})
+# Refusals that are not failed attempts: no face / a covered camera / too little evidence of liveness (nothing
+# judged an attack), and a face recognised as a first factor that waits for its PIN (access.policy).
+BENIGN_REJECTIONS = frozenset({"no_face", "low_quality", "insufficient_evidence", "second_factor_missing"})
 
 
 def time_of_day_angle(at: datetime) -> float:
