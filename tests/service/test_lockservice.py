@@ -145,3 +145,25 @@ def test_a_running_service_erases_references_whose_consent_ran_out(settings: Set
     finally:
         service.close()
         rt.close()
+
+
+def test_owner_console_warns_while_faces_open_alone_on_rgb(data_dir) -> None:  # type: ignore[no-untyped-def]
+    from limen.config import load_settings
+
+    for allowed in (False, True):
+        rt = open_runtime(load_settings(data_dir, allow_face_alone_rgb=allowed))
+        try:
+            warnings = LockService(rt).status()["warnings"]
+            assert bool(warnings) is allowed and (not allowed or "allow_face_alone_rgb" in warnings[0])
+        finally:
+            rt.close()
+
+
+def test_removing_a_user_after_a_zeroize_succeeds_and_is_audited(lock: LockService) -> None:
+    owner = lock.first_owner("Alice", PIN)
+    member = lock.add_user(owner, "Gus", "713502")
+    lock.rt.store.zeroize()  # type: ignore[attr-defined]
+    lock.remove_user(owner, member)  # no VaultErased: erase-then-delete is one outcome
+    assert "Gus" not in [u["name"] for u in lock.users()]
+    last = lock.audit(kind="privacy", limit=1)[0]
+    assert last["subject"] == member and last["data"]["vault_already_erased"] is True

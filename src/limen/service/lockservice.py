@@ -39,6 +39,9 @@ from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
 from limen.service.messages import face_message, keypad_message
 
+FACE_ALONE_WARNING = ("Faces open alone on this RGB camera (allow_face_alone_rgb): a photo or a phone screen "
+                      "may pass. Turn it off to ask for the PIN after the face.")
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -105,7 +108,8 @@ class LockService:
         with self._lock:
             state = self.controller.tick()
             row = self.rt.conn.execute("SELECT mode, lockdown FROM access_lock WHERE id = 1").fetchone()
-        return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"])}
+        warnings = [FACE_ALONE_WARNING] if self.rt.settings.allow_face_alone_rgb else []
+        return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"]), "warnings": warnings}
 
     def is_active_owner(self, user_id: str) -> bool:
         """Whether the access-engine user behind a web account is still an enabled owner."""
