@@ -29,6 +29,13 @@ def serve(
     ctx = app.state.ctx
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"Limen lock service on {base}  (door screen: {base}/kiosk, owner console: {base}/owner)")
+    if settings.allow_face_alone_rgb:
+        from limen.cli.status import FACE_ALONE_WARNING
+
+        typer.echo(FACE_ALONE_WARNING)
+    if not settings.tamper_sources:
+        typer.echo("No tamper sources configured (setting tamper_sources, e.g. [\"case:17\"]): no case, "
+                   "escutcheon or shock switch is watched.")
     if ctx.setup_url():
         typer.echo("No owner account yet. Open this one-time setup link to create it (new at every start until used):")
         typer.echo(f"  {ctx.setup_url()}")
