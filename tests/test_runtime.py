@@ -114,3 +114,29 @@ def test_removing_a_user_after_a_zeroize_is_one_outcome(settings: Settings) -> N
         assert last["reason"] == "templates erased" and last["data"]["vault_already_erased"] is True
     finally:
         rt.close()
+
+
+def test_serve_polls_the_configured_tamper_sources(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gpiozero")
+    import time
+
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    monkeypatch.setattr(Device, "pin_factory", factory)
+    factory.pin(17).drive_low()  # the case switch is closed (case shut)
+    settings = load_settings(data_dir, tamper_sources=["case:17", "shock:27"])
+    rt = open_runtime(settings)
+    try:
+        monitor = rt.start_monitor()
+        monitor.stop()  # drive it by hand below
+        assert [(s.name, s.kind.value) for s in monitor.sources] == [("case", "case"), ("shock", "shock")]
+        factory.pin(17).drive_high()  # the case is opened
+        now = time.monotonic()
+        reports = [r for t in (now, now + 1.0, now + 3.0) for r in monitor.poll(t)]
+        assert reports and reports[0].signal.source == "case"
+        assert rt.access().load_state().lockdown
+        assert rt.controller.keypad(PIN).reason is Reason.LOCKDOWN
+    finally:
+        rt.close()
