@@ -124,3 +124,55 @@ def test_vault_search_scores_on_all_bits(vault_store) -> None:  # type: ignore[n
     assert found[0].user_id == "user3"
     assert found[0].distance == store.distance("user3", Modality.FACE, x[3]) == 0.0
     assert found[1].distance > found[0].distance
+
+
+# ------------------------------------------------------------------ float32 projection = float64 bits
+
+
+def _float64_bits(projection, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.packbits(np.asarray(x, dtype=np.float64) @ projection.matrix.T > 0, axis=-1)
+
+
+@pytest.fixture(scope="module")
+def real_embeddings() -> np.ndarray:
+    """dlib descriptors of 40 lfw-subset photos and 40 nuaa-dev webcam frames (development data)."""
+    from limen.bio.face import FaceEngine, FaceSample
+    from limen.capture import load_image
+    from tests.conftest import shared
+
+    files = sorted(shared("lfw-subset").glob("*/*.jpg"))[::2][:40]
+    files += sorted(shared("nuaa-dev", "live").glob("*/*.jpg"))[::20][:40]
+    engine = FaceEngine()
+    out = [engine.extract(load_image(f)) for f in files]
+    return np.array([s.embedding for s in out if isinstance(s, FaceSample)])
+
+
+def test_float32_projection_gives_the_float64_bits_of_real_embeddings(real_embeddings: np.ndarray) -> None:
+    from limen.vault.hazmat.transforms import SignProjection
+
+    assert len(real_embeddings) >= 60
+    for key in (b"a" * 32, b"b" * 32):
+        projection = SignProjection.from_key(key, 128, thresholds.VAULT_FACE_BITS)
+        fast = projection.project(real_embeddings)
+        want = _float64_bits(projection, real_embeddings)
+        assert np.array_equal(fast, want)  # identical sign bits, hence identical Hamming distances
+        one = np.array([projection.project(e) for e in real_embeddings])
+        assert np.array_equal(one, want)
+
+
+def test_float32_projection_settles_values_at_the_edge_in_float64() -> None:
+    from limen.vault.hazmat.transforms import SignProjection
+
+    projection = SignProjection.from_key(b"c" * 32, 128, 4096)
+    rng = np.random.default_rng(5)
+    x, _ = synthetic_faces(20, 1, seed=6)
+    edge = []
+    for i, e in enumerate(x):  # each embedding placed a hair off one secret direction's hyperplane
+        row = projection.matrix[i * 17]
+        e = e - (e @ row) * row + rng.choice([-1.0, 1.0]) * 1e-9 * row
+        edge.append(e)
+    edge_x = np.array(edge)
+    want = _float64_bits(projection, edge_x)
+    assert np.array_equal(projection.project(edge_x), want)
+    naive = np.packbits(edge_x.astype(np.float32) @ projection.matrix32.T > 0, axis=-1)
+    assert not np.array_equal(naive, want), "the edge cases must be ones float32 alone gets wrong"

@@ -183,7 +183,7 @@ class TemplateVault:
         if self._secret is not None:
             aead.wipe(self._secret)
         if self._projection is not None:
-            self._projection.matrix.fill(0.0)
+            self._projection.wipe()
         self._secret, self._projection = None, None
 
     def rotate(self) -> int:
