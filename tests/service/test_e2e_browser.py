@@ -35,6 +35,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--use-fake-device-for-media-stream"]
+DANA_PIN = "736194"
 ENROLLED, STRANGER = "0004", "0005"  # NUAA subjects well apart for the face matcher (see docs/service.md)
 
 pytestmark = pytest.mark.shared
@@ -194,9 +195,17 @@ def test_owner_and_visitors_end_to_end(server: Server, videos: dict[str, Path], 
         owner.wait_for_selector(f'tr[data-code-id="{code_id}"]:has-text("revoked")')
         assert "issued-digits" not in owner.content()  # never shown again
 
-        # the enrolled person opens the door; the revoked code is refused
+        # the enrolled person: an RGB camera makes the face a first factor, the PIN completes it; the revoked
+        # code is refused
+        lock = server.app.state.ctx.lock
+        dana = next(u for u in lock.users() if u["name"] == "Dana")
+        olivia = next(u for u in lock.users() if u["permission"] == "owner")
+        lock.set_pin(olivia["user_id"], dana["user_id"], DANA_PIN)
         with browser(playwright, videos["owner"]) as kiosk:
-            assert kiosk_face(kiosk, server.url, "07-kiosk-opened") == "opened"
+            assert kiosk_face(kiosk, server.url, "07-kiosk-face-recognised") == "enter your PIN as well"
+            assert kiosk.locator("#keypad.awaiting").count() == 1  # the screen prompts for the PIN
+            assert kiosk_keys(kiosk, DANA_PIN) == "opened"
+            shot(kiosk, "07b-kiosk-opened")
             assert kiosk_keys(kiosk, code) == "code not accepted"
             shot(kiosk, "08-kiosk-code-refused")
         # a stranger and a printed photo of the enrolled person are refused alike
@@ -210,7 +219,8 @@ def test_owner_and_visitors_end_to_end(server: Server, videos: dict[str, Path], 
         shot(owner, "11-audit")
         rows = owner.locator("#audit tr").all_inner_texts()
         camera = [r for r in rows if "camera" in r]
-        assert any("accept" in r and "granted" in r and "Dana" in r for r in camera), camera
+        assert any("reject" in r and "second_factor_missing" in r and "Dana" in r for r in camera), camera
+        assert any("accept" in r and "granted" in r and "Dana" in r and "keypad" in r for r in rows), rows
         assert any("reject" in r and "no_match" in r for r in camera), camera
         assert any("reject" in r and "pad_failed" in r for r in camera), camera
         assert any("reject" in r and "credential_revoked" in r for r in rows), rows
