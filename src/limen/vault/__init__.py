@@ -49,6 +49,7 @@ def open_keystore(settings: Settings) -> KeyStore:
 
 
 def _records(settings: Settings) -> RecordStore:
+    """The vault's own connection: `open_template_store` is the first thing `open_runtime` does (recovery path)."""
     conn = open_db(settings.db_path)
     if settings.fragments_n == 1 and settings.fragments_k == 1 and not settings.fragment_dirs:
         return SqliteRecords(conn)
