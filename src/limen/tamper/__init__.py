@@ -53,7 +53,11 @@ def journal_dir(settings: Settings) -> Path:
 def open_responder(settings: Settings, *, store: ZeroizableStore | None = None, audit: AuditSink | None = None,
                    door: LockActuator | None = None, gate: TamperGate | None = None,
                    scrub: tuple[Any, ...] = ()) -> TamperResponder:
-    """The lock's responder.  Without `store`, a tamper opens the vault itself to erase it."""
+    """The lock's responder.  Without `store`, a tamper opens the vault itself to erase it.
+
+    Its own handles (limen.db, and the audit log when none is given) serve the
+    recovery path: the runtime's `recover` and `guard_lock` are its callers.
+    """
     if audit is None:
         from limen.audit import open_audit
 

@@ -79,7 +79,11 @@ class ResponseReport:
 
 
 class TamperResponder:
-    """Runs the response (see the module docstring).  One per lock process."""
+    """Runs the response (see the module docstring).  One per lock process.
+
+    It opens its own connection to `limen.db`: it runs on the monitor's thread and
+    in the recovery `open_runtime` performs first; the runtime is its only builder.
+    """
 
     def __init__(self, db_path: Path, journal: IntentJournal, audit: AuditSink, *,
                  store: ZeroizableStore | None = None,
