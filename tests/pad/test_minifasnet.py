@@ -198,6 +198,11 @@ def test_import_refuses_altered_truncated_or_hostile_files_and_writes_nothing(tm
     assert not models.exists()
     with pytest.raises(BadModelFile, match="holds none of"):
         import_models(tmp_path, models)
+    with pytest.raises(BadModelFile, match="not a regular file"):
+        import_models(Path("/dev/null"), models)
+    with pytest.raises(BadModelFile, match="no such file"):
+        import_models(tmp_path / "nowhere", models)
+    assert not models.exists()
 
 
 def test_import_writes_models_with_manifests_and_list_verifies_them(tmp_path: Path) -> None:

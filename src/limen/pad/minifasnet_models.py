@@ -88,12 +88,15 @@ def import_models(path: Path, models_dir: Path) -> list[Manifest]:
 def _sources(path: Path) -> list[tuple[Variant, Path]]:
     by_name = {v.spec.source_file: v for v in Variant}
     if path.is_dir():
-        found = [(by_name[p.name], p) for p in sorted(path.iterdir()) if p.name in by_name]
+        try:
+            found = [(by_name[p.name], p) for p in sorted(path.iterdir()) if p.name in by_name]
+        except OSError as exc:
+            raise BadModelFile(path, f"cannot list ({exc.strerror})") from None
         if not found:
             raise BadModelFile(path, f"holds none of {', '.join(by_name)}")
         return found
     if not path.is_file():
-        raise BadModelFile(path, "no such file or folder")
+        raise BadModelFile(path, "no such file or folder" if not path.exists() else "not a regular file or folder")
     if path.name in by_name:
         return [(by_name[path.name], path)]
     digest = _sha256_file(path)  # a renamed copy is still recognised by its digest
