@@ -101,3 +101,65 @@ def test_issue_validates(kwargs: dict[str, int], field: str) -> None:
 def test_guessing_figures() -> None:
     assert offline.candidates_per_guess(offline.CodeKind.SINGLE_USE) == T.OFFLINE_SINGLE_USE_HOURS
     assert offline.code_space(offline.CodeKind.LIMITED) == 10**T.OFFLINE_CODE_MAC_DIGITS
+
+
+# ---------------------------------------------------------------- sealed under the vault (issue 14 item 8)
+def test_offline_secrets_are_sealed_under_the_vault_and_die_with_its_erase(settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from limen.access.attempt import code_attempt
+    from limen.access.model import CredentialType, PermissionLevel
+    from limen.access.store import AccessStore
+    from limen.audit.event import MemoryAuditSink
+    from limen.db import open_db
+    from limen.decision import Reason
+    from limen.errors import VaultErased
+    from limen.vault import open_template_store
+
+    from .builders import OWNER_PIN, T0
+
+    vault = open_template_store(settings)
+    conn = open_db(settings.db_path)
+    access = AccessStore(conn, MemoryAuditSink())
+    owner = access.add_user("Olga", "", T0, pin=OWNER_PIN, permission=PermissionLevel.OWNER).user_id
+    first, _ = access.issue_code(offline.CodeKind.SINGLE_USE, owner, T0)
+    second, _ = access.issue_code(offline.CodeKind.SINGLE_USE, owner, T0)
+    cred = access.offline_secret(owner, owner, T0)
+    stored = bytes(conn.execute("SELECT secret FROM access_credentials WHERE id = ?", (cred.id,)).fetchone()[0])
+    assert len(stored) == 61 and cred.secret not in stored  # sealed: a copied limen.db holds no HMAC key
+    assert access.decide(code_attempt(first), T0 + timedelta(hours=1)).decision.accepted
+    vault.zeroize()
+    late = access.decide(code_attempt(second), T0 + timedelta(hours=1)).decision  # no crash: fails closed
+    assert not late.accepted and late.reason is Reason.UNKNOWN_CREDENTIAL
+    with pytest.raises(VaultErased):
+        access.issue_code(offline.CodeKind.SINGLE_USE, owner, T0)
+    assert [c for c in access.credentials(owner) if c.type is CredentialType.OFFLINE_CODE] == []
+    vault.close()
+    conn.close()
+
+
+def test_offline_secrets_stored_in_the_clear_are_sealed_once_a_vault_is_open(settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from limen.access.attempt import code_attempt
+    from limen.access.model import PermissionLevel
+    from limen.access.store import AccessStore
+    from limen.audit.event import MemoryAuditSink
+    from limen.db import open_db
+    from limen.vault import open_template_store
+
+    from .builders import OWNER_PIN, T0
+
+    conn = open_db(settings.db_path)
+    access = AccessStore(conn, MemoryAuditSink())  # no vault open: the old behaviour (clear secret)
+    owner = access.add_user("Olga", "", T0, pin=OWNER_PIN, permission=PermissionLevel.OWNER).user_id
+    code, _ = access.issue_code(offline.CodeKind.SINGLE_USE, owner, T0)
+    clear = bytes(conn.execute("SELECT secret FROM access_credentials WHERE cred_type = 'offline_code'").fetchone()[0])
+    assert len(clear) == offline.SECRET_BYTES
+    vault = open_template_store(settings)
+    reopened = AccessStore(conn, MemoryAuditSink())
+    sealed = bytes(conn.execute("SELECT secret FROM access_credentials WHERE cred_type = 'offline_code'").fetchone()[0])
+    assert len(sealed) == 61 and clear not in sealed
+    assert reopened.decide(code_attempt(code), T0 + timedelta(hours=1)).decision.accepted  # users keep working
+    vault.close()
+    conn.close()

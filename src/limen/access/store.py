@@ -15,6 +15,7 @@ gives them a real access row.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 from dataclasses import asdict, fields, replace
@@ -46,8 +47,16 @@ from limen.access.policy import AssuranceRule, Judgement, Update, find_pin, judg
 from limen.access.schedules import validate_holiday, validate_week_day, validate_year_day, zone
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
-from limen.errors import BadRequest, Conflict, NotFound
+from limen.errors import BadRequest, Conflict, LimenError, NotFound, VaultErased
 from limen.people import validate_name
+from limen.vault.secrets import box_for, is_sealed
+
+log = logging.getLogger(__name__)
+
+
+def sealed_secret(stored: bytes) -> bool:
+    """Whether an offline-code secret is stored sealed under the vault (else: in the clear, from before)."""
+    return is_sealed(stored, offline.SECRET_BYTES)
 
 MAX_USERS = 65534
 MAX_NAME = 64
@@ -81,6 +90,40 @@ class AccessStore:
                     "INSERT INTO access_lock(id, mode, pin_salt, config) VALUES (1, ?, ?, ?)",
                     (OperatingMode.NORMAL.value, pins.new_salt(), json.dumps(asdict(LockConfig()))),
                 )
+            self._seal_clear_offline_secrets()
+
+    # ------------------------------------------------------------------ offline secrets sealed under the vault
+
+    def _seal_clear_offline_secrets(self) -> None:
+        """Seal offline-code secrets stored in the clear (before the vault sealed them), once a vault is open."""
+        box = box_for(self.conn)
+        if box is None or box.closed:
+            return
+        rows = self.conn.execute("SELECT id, secret FROM access_credentials WHERE cred_type = ?",
+                                 (CredentialType.OFFLINE_CODE.value,)).fetchall()
+        for row in rows:
+            if not sealed_secret(bytes(row["secret"])):
+                try:
+                    blob = box.seal(f"offline-code:{row['id']}", bytes(row["secret"]))
+                except LimenError:
+                    return  # an erased vault: nothing to seal under (the clear secrets stay usable)
+                self.conn.execute("UPDATE access_credentials SET secret = ? WHERE id = ?", (blob, row["id"]))
+
+    def _opened(self, creds: list[Credential]) -> list[Credential]:
+        """Credentials with offline secrets unsealed; one that cannot be opened is left out (fail closed)."""
+        out, box = [], box_for(self.conn)
+        for cred in creds:
+            if cred.type is CredentialType.OFFLINE_CODE and sealed_secret(cred.secret):
+                try:
+                    if box is None:
+                        raise VaultErased("no vault is open to unseal offline-code secrets")
+                    cred = replace(cred, secret=box.unseal(f"offline-code:{cred.id}", cred.secret))
+                except LimenError as exc:  # erased or closed vault, or a forged row
+                    log.warning("offline-code secret %s unavailable (%s): its codes are refused", cred.id,
+                                type(exc).__name__)
+                    continue
+            out.append(cred)
+        return out
 
     # ------------------------------------------------------------------ reading
 
@@ -93,7 +136,8 @@ class AccessStore:
         c = self.conn
         lock = c.execute("SELECT * FROM access_lock WHERE id = 1").fetchone()
         users = {u.user_id: u for u in self._users()}
-        creds = tuple(_credential(r) for r in c.execute("SELECT * FROM access_credentials ORDER BY cred_index"))
+        creds = tuple(self._opened([_credential(r) for r in
+                                    c.execute("SELECT * FROM access_credentials ORDER BY cred_index")]))
         return AccessState(
             users=users,
             credentials=creds,
@@ -133,7 +177,7 @@ class AccessStore:
 
     def credentials(self, user_id: str | None = None) -> list[Credential]:
         rows = self.conn.execute("SELECT * FROM access_credentials ORDER BY cred_type, cred_index").fetchall()
-        return [_credential(r) for r in rows if user_id is None or r["user_id"] == user_id]
+        return self._opened([_credential(r) for r in rows if user_id is None or r["user_id"] == user_id])
 
     def week_days(self, user_id: str) -> list[WeekDaySchedule]:
         return [_week_day(r) for r in self.conn.execute(
@@ -407,6 +451,9 @@ class AccessStore:
         if index > MAX_USERS:
             raise BadRequest("index", "no free credential slot")
         cred_id = f"{ctype.value}:{index}"
+        box = box_for(self.conn)
+        if ctype is CredentialType.OFFLINE_CODE and box is not None:
+            secret = box.seal(f"offline-code:{cred_id}", secret)  # VaultErased after a zeroize: one clear error
         try:
             self.conn.execute(
                 "INSERT INTO access_credentials(id, user_id, cred_type, cred_index, secret, pin_length,"

@@ -16,8 +16,10 @@ SQLite connection (migrations applied by `limen.db.open_db`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import sqlite3
 import threading
@@ -32,8 +34,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from limen import thresholds as T
 from limen.clock import Clock, SystemClock
 from limen.db import transaction
-from limen.errors import BadRequest, Conflict, NotFound
+from limen.errors import BadRequest, Conflict, LimenError, NotFound, VaultErased
+from limen.vault.secrets import box_for
 
+log = logging.getLogger(__name__)
 _HASHER = PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 low-memory profile
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # verified for unknown users: same cost either way
 MAX_USERNAME = 64
@@ -107,6 +111,7 @@ class Accounts:
         self.conn = conn
         self.clock = clock or SystemClock()
         self._lock = threading.RLock()
+        self._seal_clear_totp_secrets()
 
     # ------------------------------------------------------------------ first run
     def has_owner(self) -> bool:
@@ -153,9 +158,10 @@ class Accounts:
         if self.conn.execute("SELECT 1 FROM service_owners WHERE username = ?", (username,)).fetchone():
             raise Conflict(f"an account named {username!r} exists")
         owner_id = secrets.token_hex(16)
+        stored = None if totp_secret is None else _seal_totp(self.conn, owner_id, totp_secret)
         self.conn.execute("INSERT INTO service_owners(id, username, user_id, password_hash, totp_secret, created_at)"
                           " VALUES (?, ?, ?, ?, ?, ?)",
-                          (owner_id, username, user_id, password_hash, totp_secret, self._now()))
+                          (owner_id, username, user_id, password_hash, stored, self._now()))
         return Owner(owner_id, username, user_id, totp_secret is not None)
 
     # ------------------------------------------------------------------ login
@@ -190,7 +196,8 @@ class Accounts:
 
     def _use_totp(self, row: sqlite3.Row, code: str) -> bool:
         """Whether `code` is the owner's current TOTP (±1 step) and its time step was never used before."""
-        step = totp_step(self._totp_secret(row), code or "", self.clock.now())
+        secret = self._totp_secret(row)
+        step = None if secret is None else totp_step(secret, code or "", self.clock.now())
         if step is None:
             return False
         with self._lock, transaction(self.conn):  # atomic: two requests with one code cannot both pass
@@ -198,8 +205,34 @@ class Accounts:
                                     (step, row["id"], step))
         return cur.rowcount == 1
 
-    def _totp_secret(self, row: sqlite3.Row) -> str:
-        return str(row["totp_secret"])
+    def _totp_secret(self, row: sqlite3.Row) -> str | None:
+        """The owner's TOTP seed, unsealed; None (the code is refused) when the vault cannot open it."""
+        stored = str(row["totp_secret"])
+        if not stored.startswith(_SEALED_TOTP):
+            return stored  # stored before TOTP seeds were sealed, and no vault open since
+        box = box_for(self.conn)
+        try:
+            if box is None:
+                raise VaultErased("no vault is open to unseal the TOTP seed")
+            return box.unseal(f"totp:{row['id']}", base64.b64decode(stored[len(_SEALED_TOTP):])).decode("ascii")
+        except (LimenError, ValueError) as exc:
+            log.warning("TOTP seed of account %s unavailable (%s): its codes are refused", row["id"],
+                        type(exc).__name__)
+            return None
+
+    def _seal_clear_totp_secrets(self) -> None:
+        """Seal TOTP seeds stored in the clear (before they were sealed), once a vault is open."""
+        if box_for(self.conn) is None:
+            return
+        with self._lock, transaction(self.conn):
+            rows = self.conn.execute("SELECT id, totp_secret FROM service_owners WHERE totp_secret IS NOT NULL "
+                                     "AND totp_secret NOT LIKE 'sealed:%'").fetchall()
+            for row in rows:
+                try:
+                    sealed = _seal_totp(self.conn, row["id"], row["totp_secret"])
+                except LimenError:
+                    return  # an erased vault: nothing to seal under
+                self.conn.execute("UPDATE service_owners SET totp_secret = ? WHERE id = ?", (sealed, row["id"]))
 
     def open_session(self, owner: Owner) -> tuple[str, Session]:
         """A new session for `owner`: (session id for the cookie, session with its CSRF token)."""
@@ -378,6 +411,17 @@ def _verify(password_hash: str, password: str) -> bool:
 
 def _owner(row: sqlite3.Row) -> Owner:
     return Owner(row["id"], row["username"], row["user_id"], row["totp_secret"] is not None)
+
+
+_SEALED_TOTP = "sealed:v1:"
+
+
+def _seal_totp(conn: sqlite3.Connection, owner_id: str, seed: str) -> str:
+    """The TOTP seed sealed under the vault (AES-GCM, bound to the account); in the clear without a vault."""
+    box = box_for(conn)
+    if box is None:
+        return seed
+    return _SEALED_TOTP + base64.b64encode(box.seal(f"totp:{owner_id}", seed.encode("ascii"))).decode("ascii")
 
 
 def totp_step(secret: str, code: str, at: datetime) -> int | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from limen.config import KeyStoreKind, Settings
 from limen.db import open_db
 from limen.errors import ConfigError
+from limen.vault import secrets
 from limen.vault.fragments import DirectoryLocation, FragmentLocation
 from limen.vault.journal import Journal
 from limen.vault.keystore import KeyStore, SoftwareKeyStore
@@ -74,4 +75,5 @@ def open_template_store(settings: Settings) -> VaultTemplateStore:
     except BaseException:
         keystore.close()
         raise
+    secrets.register(settings.db_path, vault.secrets)  # access codes and TOTP seeds seal under this vault
     return VaultTemplateStore(vault)

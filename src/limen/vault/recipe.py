@@ -85,7 +85,13 @@ class TemplateVault:
                 self.records.collect_garbage()
 
     def open(self) -> None:
-        """Recover, then provision a brand-new vault; refuse to invent keys over existing records."""
+        """Recover, then open (or provision a brand-new) vault; refuse to invent keys over existing records."""
+        with self._lock:
+            self._open()
+            if not self.erased():
+                self._load_secrets_key()  # created now, so later seals only read `vault_meta`
+
+    def _open(self) -> None:
         with self._lock:
             self.recover()
             self.journal.arm()
@@ -294,6 +300,7 @@ class TemplateVault:
 
     def close(self) -> None:
         with self._lock:
+            self.secrets.closed = True
             self._forget()
             self.keystore.close()
 

@@ -12,12 +12,19 @@ moved to another record does not open.
 
 Format: ``0x01 ‖ nonce(12) ‖ ciphertext ‖ tag(16)``.  Every failure to open
 raises the opaque `InvalidSealedTemplate`; an erased vault raises `VaultErased`.
+
+`open_template_store` registers the open vault's box for its database
+(`register`), so stores that share `limen.db` (access, service accounts) find
+it with `box_for(conn)` without a second path to the key store.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import struct
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
@@ -32,9 +39,13 @@ def _aad(label: str) -> bytes:
     return b"limen.vault.secret\x00" + bytes([SECRET_V1]) + struct.pack(">H", len(raw)) + raw
 
 
-def is_sealed(blob: bytes) -> bool:
-    """Whether `blob` is in the sealed-secret format (to migrate values stored in the clear)."""
-    return len(blob) >= 1 + aead.OVERHEAD and blob[0] == SECRET_V1
+def sealed_size(plaintext_bytes: int) -> int:
+    return 1 + aead.OVERHEAD + plaintext_bytes
+
+
+def is_sealed(blob: bytes, plaintext_bytes: int) -> bool:
+    """Whether `blob` is a sealed secret of `plaintext_bytes` (tells it from a value stored in the clear)."""
+    return len(blob) == sealed_size(plaintext_bytes) and blob[0] == SECRET_V1
 
 
 class SecretBox:
@@ -42,6 +53,7 @@ class SecretBox:
 
     def __init__(self, key: Callable[[], bytearray]) -> None:
         self._key = key  # the vault's secrets key, loaded lazily (raises VaultErased once erased)
+        self.closed = False
 
     def seal(self, label: str, plaintext: bytes) -> bytes:
         if not label or len(label) > 256:
@@ -49,10 +61,33 @@ class SecretBox:
         return bytes([SECRET_V1]) + aead.encrypt(self._key(), plaintext, _aad(label))
 
     def unseal(self, label: str, blob: bytes) -> bytes:
-        if not is_sealed(blob):
+        if len(blob) < sealed_size(0) or blob[0] != SECRET_V1:
             raise InvalidSealedTemplate()
         key = self._key()
         try:
             return aead.decrypt(key, blob[1:], _aad(label))
         except (InvalidTag, ValueError):
             raise InvalidSealedTemplate() from None
+
+
+_BOXES: dict[Path, SecretBox] = {}
+_BOXES_LOCK = threading.Lock()
+
+
+def register(db_path: Path, box: SecretBox | None) -> None:
+    """Make `box` the secret box of the database at `db_path` in this process (None: forget it)."""
+    with _BOXES_LOCK:
+        if box is None:
+            _BOXES.pop(db_path.resolve(), None)
+        else:
+            _BOXES[db_path.resolve()] = box
+
+
+def box_for(conn: sqlite3.Connection) -> SecretBox | None:
+    """The box of the vault opened in this process over `conn`'s database; None when no vault is open."""
+    files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
+    if not files:
+        return None
+    with _BOXES_LOCK:
+        box = _BOXES.get(Path(files[0]).resolve())
+    return None if box is None or box.closed else box
