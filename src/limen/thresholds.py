@@ -166,6 +166,21 @@ PULSE_MIN_FPS = 8.0                    # slower or irregular frame clocks cannot
 PULSE_MAX_STEP = 0.08                  # largest frame-to-frame change of the skin mean (share) before "unstable"
 PULSE_SNR_VERIFY = -3.0                # dB; placeholder until calibrated
 PULSE_SNR_ENROL = -3.0                 # dB; placeholder until calibrated
+# Depth, infrared and eye-region cues (pad/depth.py, pad/infrared.py, pad/eyes.py): calibrated on the
+# SIMULATOR only (limen.lab.simulate, `limen lab campaign`); no real depth/IR/mask data exists here.
+DEPTH_MIN_VALID_SHARE = 0.6            # inner-face depth pixels that must be measured, else the frame is skipped
+DEPTH_MAX_FACE_RANGE_MM = 90.0         # p5–p95 depth span of the inner face above which streams are not registered
+DEPTH_RELIEF_MIN_MM = 8.0              # placeholder until calibrated
+DEPTH_PLANE_RMS_MIN_MM = 4.0           # placeholder until calibrated
+DEPTH_CYL_RMS_MIN_MM = 3.0             # placeholder until calibrated
+EYES_STEP_MM = 6.0                     # placeholder until calibrated
+EYES_MAX_STEP_SHARE = 0.4              # placeholder until calibrated
+IR_SIM_GAIN = 2.4e7                    # simulated camera: DN·mm² per unit reflectance (a real device: calibrate)
+IR_MEAN_COS = 0.9                      # mean cos(incidence) on forehead and cheeks
+IR_AMBIENT_DN = 6.0                    # ambient NIR level subtracted before estimating reflectance
+IR_MIN_SCENE_DN = 20.0                 # 99th-percentile IR level below which the image is "dark" (emitter off?)
+IR_SKIN_MIN = 0.38                     # placeholder until calibrated
+IR_SKIN_MAX = 0.68                     # placeholder until calibrated
 
 # ---------------------------------------------------------------- vault
 # Protected face templates: secret orthogonal projection of the 128-d dlib
@@ -304,3 +319,13 @@ FINGER_MATCH_DIST_SLOPE = 0.0          # … this × its distance from the root 
 FINGER_MATCH_ANGLE = 0.45              # … and its direction agrees within this (rad, 26°)
 FINGER_MATCH_HULL_MARGIN = 10.0        # overlap = minutiae inside the other side's minutia hull grown by this, px
 FINGER_MATCH_MIN_OVERLAP = 10          # the score never divides by fewer minutiae than this
+FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbours within this, px
+FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
+FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (one capture is too fragile)
+# Decision thresholds on the matcher's similarity (higher = more alike), set from
+# every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,520
+# impostor pairs; 1,120 genuine) — DEVELOPMENT DATA (docs/finger.md):
+#   FMR 1e-2 at 0.55: FNMR 13.0 %   FMR 1e-3 at 0.97: FNMR 21.2 %   FMR 1e-4 at 1.27: FNMR 25.5 % (1 of 11,520)
+FINGER_MATCH_FMR_1E3 = 0.97            # 11 of 11,520 impostor pairs at or above
+FINGER_MATCH_FMR_1E4 = 1.27            # 1 of 11,520: the set barely shows 1e-4
+FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4

@@ -46,7 +46,8 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pad": ("Presentation attack detection: is it a live face or a photo/screen?", ("pad",)),
     "capture": ("Depth and infrared cameras: list, record, inspect.", ("capture",)),
     "tamper": ("Tamper response: simulate a tamper, status, owner re-provisioning.", ("tamper",)),
-    "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault")),
+    "finger": ("Fingerprint: enrol, verify, list, pair a sensor, simulate a sensor.", ("finger",)),
+    "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault", "finger")),
     "models": ("Model weights: import (checked and converted) and list.", ("models",)),
 }
 

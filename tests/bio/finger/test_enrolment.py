@@ -1,0 +1,82 @@
+"""Fingerprint enrolment and verification for people of the lock, references sealed under the vault."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from limen import people
+from limen.audit.event import Event
+from limen.bio.finger import enrolment
+from limen.bio.finger.extract import extract_file
+from limen.bio.finger.references import FingerReferences
+from limen.db import open_db
+from limen.errors import BadRequest, ConsentRequired, InvalidSealedTemplate, NotFound
+from limen.vault.secrets import SecretBox
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def append(self, event: Event) -> int:
+        self.events.append(event)
+        return len(self.events)
+
+
+@pytest.fixture
+def box() -> SecretBox:
+    key = bytearray(os.urandom(32))
+    return SecretBox(lambda: key)
+
+
+def test_references_are_sealed_at_rest_and_round_trip(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
+    refs = FingerReferences(tmp_path / "fp", box)
+    templates = [extract_file(fvc_db1 / f"101_{i}.tif") for i in (1, 2)]
+    refs.put("abc123", templates)
+    blob = (tmp_path / "fp" / "abc123.fmr").read_bytes()
+    assert b"FMR\x00" not in blob                                 # no plaintext ISO record on disk
+    assert (tmp_path / "fp" / "abc123.fmr").stat().st_mode & 0o077 == 0
+    back = refs.get("abc123")
+    assert [len(t.minutiae) for t in back] == [len(t.minutiae) for t in templates]
+    other = FingerReferences(tmp_path / "fp", SecretBox(lambda: bytearray(os.urandom(32))))
+    with pytest.raises(InvalidSealedTemplate):                    # another vault (or an erased one) cannot read it
+        other.get("abc123")
+    (tmp_path / "fp" / "abc123.fmr").rename(tmp_path / "fp" / "def456.fmr")
+    with pytest.raises(InvalidSealedTemplate):                    # a file moved to another person does not open
+        refs.get("def456")
+    with pytest.raises(BadRequest):
+        refs.get("../etc/passwd")
+
+
+def test_enrol_then_verify_genuine_and_impostor(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    audit = Audit()
+    templates = [extract_file(fvc_db1 / f"101_{i}.tif") for i in (1, 2, 3)]
+    result = enrolment.enrol(conn, refs, audit, "Ada", templates, people.Consent("door", 30), "owner", AT)
+    assert result.new_person and result.impressions == 3 and refs.enrolled() == [result.user_id]
+    assert audit.events[-1].data["samples"] == 3 and "minutiae" not in str(audit.events[-1].data)
+    genuine = enrolment.verify(conn, refs, "Ada", extract_file(fvc_db1 / "101_5.tif"))
+    impostor = enrolment.verify(conn, refs, "Ada", extract_file(fvc_db1 / "104_1.tif"))
+    assert genuine.score > impostor.score and not impostor.matched
+    with pytest.raises(NotFound):
+        enrolment.verify(conn, refs, "Nobody", templates[0])
+
+
+def test_enrolment_needs_consent_and_two_impressions(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    one = [extract_file(fvc_db1 / "101_1.tif")]
+    with pytest.raises(ConsentRequired):
+        enrolment.enrol(conn, refs, Audit(), "Ada", one * 2, people.Consent("", 30), "owner", AT)
+    with pytest.raises(BadRequest, match="impressions"):
+        enrolment.enrol(conn, refs, Audit(), "Ada", one, people.Consent("door", 30), "owner", AT)
+    assert refs.enrolled() == []
+    with pytest.raises(NotFound):
+        people.find(conn, "Ada")

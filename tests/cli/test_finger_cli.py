@@ -1,0 +1,49 @@
+"""`limen finger …` as a user types it: enrol from images, verify, list, refusals; pairing a simulated sensor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from limen.bio.finger.simulator import SimulatedR30x
+from tests.cli.test_cli import limen
+from tests.conftest import shared
+
+
+def test_finger_flow_end_to_end(tmp_path: Path) -> None:
+    db = shared("fvc2002", "DB1_B")
+    data = tmp_path / "data"
+    refused = limen(data, "finger", "enroll", "Ada", "--image", str(db / "101_1.tif"), "--image", str(db / "101_2.tif"))
+    assert refused.returncode == 1 and "consent" in refused.stderr
+    enrolled = limen(data, "--json", "finger", "enroll", "Ada", "--consent", "--purpose", "door",
+                     "--retention-days", "30", "--image", str(db / "101_1.tif"), "--image", str(db / "101_2.tif"),
+                     "--image", str(db / "101_3.tif"))
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert json.loads(enrolled.stdout)["impressions"] == 3
+    assert list((data / "fingerprints").glob("*.fmr"))
+    same = limen(data, "--json", "finger", "verify", "Ada", "--image", str(db / "101_6.tif"))
+    other = limen(data, "--json", "finger", "verify", "Ada", "--image", str(db / "107_1.tif"))
+    assert json.loads(other.stdout)["matched"] is False and other.returncode == 1
+    assert json.loads(same.stdout)["score"] > json.loads(other.stdout)["score"]
+    listed = limen(data, "--json", "finger", "list")
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["Ada"]
+
+
+def test_a_bad_image_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "101_1.tif"
+    bad.write_bytes(b"garbage")
+    out = limen(tmp_path / "d", "finger", "enroll", "Ada", "--consent", "--purpose", "door", "--retention-days", "30",
+                "--image", str(bad), "--image", str(bad))
+    assert out.returncode == 1 and "not a decodable image" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pairing_a_sensor_needs_its_current_password_and_records_it(tmp_path: Path) -> None:
+    with SimulatedR30x() as module:
+        missing = limen(tmp_path, "finger", "pair", module.port)
+        assert missing.returncode != 0 and "current-password" in (missing.stderr + missing.stdout)
+        paired = limen(tmp_path, "--json", "finger", "pair", module.port, "--current-password", "00000000")
+        assert paired.returncode == 0, paired.stderr
+        assert json.loads(paired.stdout)["identity"].startswith("r30x:")
+        assert module.password != 0
+        saved = tmp_path / "finger-sensor.json"
+        assert saved.stat().st_mode & 0o077 == 0
