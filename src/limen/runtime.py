@@ -32,7 +32,7 @@ from limen.capture import Capture
 from limen.clock import Clock, SystemClock
 from limen.config import DoorKind, Settings
 from limen.controller import AccessController
-from limen.db import open_db
+from limen.db import connect, open_db
 from limen.door.actuator import LockActuator
 from limen.errors import BadRequest, VaultErased
 from limen.pad.contract import Purpose
@@ -56,6 +56,13 @@ class Runtime:
     door_override: LockActuator | None = None
     _controller: AccessController | None = field(default=None, init=False, repr=False)
     _monitor: TamperMonitor | None = field(default=None, init=False, repr=False)
+    _extra: list[sqlite3.Connection] = field(default_factory=list, init=False, repr=False)
+
+    def connection(self) -> sqlite3.Connection:
+        """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""
+        conn = connect(self.settings.db_path)
+        self._extra.append(conn)
+        return conn
 
     def recognizer(self) -> FaceRecognizer:
         return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check, clock=self.clock)
@@ -135,6 +142,8 @@ class Runtime:
             self._monitor.close()
         if self._controller is not None:
             self._controller.door.close()
+        for conn in self._extra:
+            conn.close()
         for part in (self.store, self.audit):
             close = getattr(part, "close", None)
             if callable(close):

@@ -23,7 +23,6 @@ from limen import errors as E
 from limen import thresholds as T
 from limen.clock import Clock
 from limen.config import Settings
-from limen.db import connect
 from limen.door import LockActuator
 from limen.runtime import Runtime, open_runtime
 from limen.service import api, pages
@@ -58,7 +57,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     """
     rt = runtime or open_runtime(settings, door=door, clock=clock)
     clock = rt.clock
-    accounts = Accounts(connect(settings.db_path), clock)
+    accounts = Accounts(rt.connection(), clock)
     ctx = ServiceContext(settings, rt, LockService(rt), accounts, clock)
     if not accounts.has_owner():
         ctx.setup_token = accounts.new_setup_token()
