@@ -129,3 +129,17 @@ def test_link_state_and_revocation_sync_are_wired(tmp_path: Path) -> None:
     assert refused.exit_code == 3 and json.loads(refused.stdout)["reason"] == "credential_revoked"
     revoked.write_text("{not json")
     assert limen(d, "codes", "sync", str(revoked), "--as", "Olga").exit_code != 0
+
+
+def test_status_says_what_guards_the_lock_and_warns_about_rgb_faces(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "data"
+    plain = limen(d, "status")
+    assert plain.exit_code == 0, plain.output
+    assert "no tamper sources configured" in plain.stdout and "WARNING" not in plain.stdout
+    assert "an RGB face asks for the PIN/code" in plain.stdout
+    monkeypatch.setenv("LIMEN_ALLOW_FACE_ALONE_RGB", "true")
+    warned = limen(d, "--json", "status")
+    data = json.loads(warned.stdout)
+    assert data["face_rule"]["face_alone_min"] == "medium" and "allow_face_alone_rgb" in data["face_rule"]["warning"]
+    assert "WARNING" in limen(d, "status").stdout
