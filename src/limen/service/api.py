@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from limen import thresholds as T
+from limen.access.schedules import MAX_SCHEDULES_PER_USER
 from limen.audit.event import EventKind
 from limen.service.accounts import Scope
 from limen.service.auth import (
@@ -81,7 +83,8 @@ class LockStatus(BaseModel):
 
 
 class RemoteUnlock(BaseModel):
-    pin: str = Field(default="", max_length=32, description="The owner's PIN (the lock requires it remotely).")
+    pin: str = Field(default="", max_length=T.PIN_MAX_LENGTH, pattern=r"^[0-9]*$",
+                     description="The owner's PIN (the lock requires it remotely).")
 
 
 class OwnerDecision(BaseModel):
@@ -127,29 +130,41 @@ class Enrolled(BaseModel):
     retention_days: int
 
 
+# What the API takes, said in the schema (so clients and fuzzers see the same rules the handlers apply).
+NAME = r"^[\w.,'’()&+\-]([\w .,'’()&+\-]{0,62}[\w.,'’()&+\-])?$"  # letters, digits, plain punctuation
+PIN = rf"^[0-9]{{{T.PIN_MIN_LENGTH},{T.PIN_MAX_LENGTH}}}$"  # also: not one repeated digit, not a straight run
+TEXT = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"  # free text: no control characters, not blank
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+UserId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16,32}$")]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_:.\-]+$")]
+Frames = Annotated[list[UploadFile], File(min_length=1, max_length=T.SERVICE_MAX_UNLOCK_FRAMES,
+                                              description="JPEG/PNG frames")]
+TokenId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")]
+
+
 class NewUser(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    pin: str = Field(min_length=1, max_length=32, description="The PIN the person will type at the door.")
+    name: str = Field(min_length=1, max_length=64, pattern=NAME)
+    pin: str = Field(pattern=PIN, description="The PIN the person will type at the door.")
     permission: Literal["member", "guest", "administrator", "owner"] = "member"
     valid_hours: int | None = Field(default=None, ge=1, le=8784, description="A temporary PIN: valid this long.")
 
 
 class PinChange(BaseModel):
-    pin: str = Field(min_length=1, max_length=32)
+    pin: str = Field(pattern=PIN)
 
 
 class WeekDayIn(BaseModel):
-    index: int = Field(ge=1, le=255)
-    days: list[str] = Field(min_length=1, max_length=7)
-    start: str = Field(max_length=8, examples=["07:00"])
-    end: str = Field(max_length=8, examples=["19:00"])
+    index: int = Field(ge=1, le=MAX_SCHEDULES_PER_USER)
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1, max_length=7)
+    start: str = Field(pattern=HHMM, examples=["07:00"])
+    end: str = Field(pattern=HHMM, examples=["19:00"])
 
 
 class CodeRequest(BaseModel):
     kind: Literal["single_use", "limited", "period_quota"] = "single_use"
     hours: int = Field(default=24, ge=1, le=744)
     days: int = Field(default=7, ge=1, le=366)
-    uses_per_day: int = Field(default=1, ge=1, le=100)
+    uses_per_day: int = Field(default=1, ge=1, le=9)  # one digit of the offline code
 
 
 class IssuedCode(BaseModel):
@@ -233,7 +248,7 @@ def health(request: Request) -> dict[str, Any]:
 
 @router.post("/kiosk/unlock", response_model=FaceAnswer, tags=["kiosk"], responses=ERRORS,
              dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
-async def kiosk_unlock(request: Request, frames: Annotated[list[UploadFile], File(description="JPEG/PNG frames")],
+async def kiosk_unlock(request: Request, frames: Frames,
                        interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100) -> dict[str, Any]:
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
     got = await uploads(frames)
@@ -287,11 +302,12 @@ def add_user(request: Request, caller: Manager, body: NewUser) -> dict[str, Any]
 
 @router.post("/users/enrol", response_model=Enrolled, tags=["users"], responses=ERRORS)
 async def enrol(request: Request, caller: Manager,
-                name: Annotated[str, Form(min_length=1, max_length=64)],
-                purpose: Annotated[str, Form(min_length=1, max_length=200)],
+                name: Annotated[str, Form(min_length=1, max_length=64, pattern=NAME)],
+                purpose: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT)],
                 retention_days: Annotated[int, Form(ge=1, le=3650)],
                 consent: Annotated[bool, Form(description="The person read the consent text and agreed.")],
-                files: Annotated[list[UploadFile], File(description="Photos, a video, or camera frames")],
+                files: Annotated[list[UploadFile], File(min_length=1, max_length=T.SERVICE_MAX_ENROL_FILES,
+                                                        description="Photos, a video, or camera frames")],
                 source: Annotated[Literal["upload", "camera"], Form()] = "upload") -> dict[str, Any]:
     """Enrol a face (consent, purpose and retention recorded); all or nothing."""
     got = await uploads(files)
@@ -300,25 +316,25 @@ async def enrol(request: Request, caller: Manager,
 
 
 @router.delete("/users/{user_id}", response_model=Done, tags=["users"], responses=ERRORS)
-def remove_user(request: Request, caller: Manager, user_id: str) -> dict[str, Any]:
+def remove_user(request: Request, caller: Manager, user_id: UserId) -> dict[str, Any]:
     ctx_of(request).lock.remove_user(caller.actor, user_id)
     return {"ok": True, "id": user_id}
 
 
 @router.post("/users/{user_id}/pin", response_model=Done, tags=["users"], responses=ERRORS)
-def set_pin(request: Request, caller: SteppedUp, user_id: str, body: PinChange) -> dict[str, Any]:
+def set_pin(request: Request, caller: SteppedUp, user_id: UserId, body: PinChange) -> dict[str, Any]:
     return {"ok": True, "id": ctx_of(request).lock.set_pin(caller.actor, user_id, body.pin)}
 
 
 @router.post("/users/{user_id}/week-days", response_model=Done, tags=["users"], responses=ERRORS)
-def set_week_day(request: Request, caller: Manager, user_id: str, body: WeekDayIn) -> dict[str, Any]:
+def set_week_day(request: Request, caller: Manager, user_id: UserId, body: WeekDayIn) -> dict[str, Any]:
     """Allow the user only on these days between start and end (local time)."""
     ctx_of(request).lock.set_week_day(caller.actor, user_id, body.index, body.days, body.start, body.end)
     return {"ok": True, "id": user_id}
 
 
 @router.post("/credentials/{credential_id}/revoke", response_model=Done, tags=["users"], responses=ERRORS)
-def revoke_credential(request: Request, caller: Manager, credential_id: str) -> dict[str, Any]:
+def revoke_credential(request: Request, caller: Manager, credential_id: ItemId) -> dict[str, Any]:
     ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
     return {"ok": True, "id": credential_id}
 
@@ -335,7 +351,7 @@ def issue_code(request: Request, caller: Manager, body: CodeRequest) -> dict[str
 
 
 @router.post("/codes/{code_id}/revoke", response_model=Done, tags=["codes"], responses=ERRORS)
-def revoke_code(request: Request, caller: Manager, code_id: str) -> dict[str, Any]:
+def revoke_code(request: Request, caller: Manager, code_id: ItemId) -> dict[str, Any]:
     return {"ok": True, "id": ctx_of(request).lock.revoke_code(caller.actor, code_id)}
 
 
@@ -384,7 +400,7 @@ def step_up(request: Request, caller: Reader, body: StepUp) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}", response_model=Done, tags=["tokens"], responses=ERRORS)
-def revoke_token(request: Request, caller: Manager, token_id: str) -> dict[str, Any]:
+def revoke_token(request: Request, caller: Manager, token_id: TokenId) -> dict[str, Any]:
     ctx_of(request).accounts.revoke_token(caller.owner, token_id)
     return {"ok": True, "id": token_id}
 
