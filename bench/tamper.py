@@ -149,8 +149,13 @@ def main() -> None:
     ap.add_argument("--tmpfs-triggers", type=int, default=300)
     ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--enrol-every", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=None, help="Only the SIGKILL campaign, with this many runs.")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tamper.json")
     args = ap.parse_args()
+    if args.runs is not None:
+        args.triggers = args.pkcs11_triggers = args.tmpfs_triggers = 0
+        args.kills = args.runs
+        args.out = args.out.with_name("tamper-kills.json")
     os.environ.pop("LIMEN_DATA_DIR", None)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),

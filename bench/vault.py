@@ -206,8 +206,21 @@ def main() -> None:
     parser.add_argument("--fragment-faults", type=int, default=50)
     parser.add_argument("--tmp-dir", type=Path, default=None,
                         help="Where data directories go (default: the system temp dir; /dev/shm isolates disk latency)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="Only the SIGKILL campaign (enrol / zeroize alternating), with this many runs.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "vault.json")
     args = parser.parse_args()
+    if args.runs is not None:
+        started_load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
+            faults = bench_faults(Path(tmp), args.runs, 0)
+        out = {"command": "python bench/vault.py " + " ".join(sys.argv[1:]), "faults": faults,
+               "load_avg_1min": [round(started_load, 2), round(os.getloadavg()[0], 2)]}
+        target = args.out.with_name("vault-kills.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out, indent=2))
+        return
 
     from limen import thresholds
     from limen.config import load_settings

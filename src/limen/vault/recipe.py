@@ -124,6 +124,7 @@ class TemplateVault:
                 aead.wipe(secret)
             self.journal.clear_erased()
             self._forget()
+            self._load_secrets_key()  # a fresh secrets key: what was sealed before the erase stays lost
 
     def status(self) -> VaultStatus:
         with self._lock:
