@@ -329,3 +329,4 @@ FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (o
 FINGER_MATCH_FMR_1E3 = 0.97            # 11 of 11,520 impostor pairs at or above
 FINGER_MATCH_FMR_1E4 = 1.27            # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
+FINGER_SEARCH_SHORTLIST = 20           # 1:N: references compared with the full matcher after the edge-key vote
