@@ -89,7 +89,7 @@ def test_allow_face_alone_rgb_is_audited_at_every_start(data_dir: Path) -> None:
             rt.close()
     rt = open_runtime(settings)
     try:
-        records = [r for r in rt.audit.records(0, ("config_change",))  # type: ignore[attr-defined]
+        records = [r for r in rt.audit.records(0, ("config_change",))
                    if r["reason"] == "face_alone_rgb_allowed"]
         assert len(records) == 2
     finally:
@@ -108,9 +108,9 @@ def test_removing_a_user_after_a_zeroize_is_one_outcome(settings: Settings) -> N
         with transaction(rt.conn):
             person = people.new_person(rt.conn, "Guest", "owner", datetime.now(UTC))
         rt.store.put(person.id, Modality.FACE, np.random.default_rng(0).normal(0, 0.1, 128))
-        rt.store.zeroize()  # type: ignore[attr-defined]
+        rt.store.zeroize()
         assert rt.erase_templates(person.id, "owner", datetime.now(UTC)) == 0
-        last = rt.audit.tail(1)[0]  # type: ignore[attr-defined]
+        last = rt.audit.tail(1)[0]
         assert last["reason"] == "templates erased" and last["data"]["vault_already_erased"] is True
     finally:
         rt.close()

@@ -20,14 +20,13 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
-from limen.audit.event import AuditSink, Event, EventKind
+from limen.audit.event import Event, EventKind
 from limen.bio.face import FaceEngine
 from limen.bio.face.detect import Box
-from limen.bio.templates import TemplateStore
 from limen.capture import Capture
 from limen.clock import Clock, SystemClock
 from limen.config import DoorKind, Settings
@@ -42,6 +41,10 @@ from limen.recognition import FaceRecognizer
 from limen.tamper.monitor import TamperMonitor
 from limen.tamper.sources import TamperSource
 
+if TYPE_CHECKING:
+    from limen.audit.log import AuditLog
+    from limen.vault.store import VaultTemplateStore
+
 
 @dataclass
 class Runtime:
@@ -49,8 +52,8 @@ class Runtime:
 
     settings: Settings
     conn: sqlite3.Connection
-    store: TemplateStore
-    audit: AuditSink
+    store: VaultTemplateStore  # the vault: TemplateStore + status, zeroize, forget_if_erased
+    audit: AuditLog  # the device's audit chain (an AuditSink, with reading and verification)
     engine: FaceEngine = field(default_factory=FaceEngine)
     clock: Clock = field(default_factory=SystemClock)
     door_override: LockActuator | None = None
@@ -93,8 +96,7 @@ class Runtime:
         from limen.tamper import guard_lock
 
         door = self.door_override or open_door(self.settings, self.clock)
-        vault: Any = self.store  # the vault's store (zeroize) behind the TemplateStore protocol
-        guarded, self._monitor = guard_lock(self.settings, vault, self.audit, door, start=False)
+        guarded, self._monitor = guard_lock(self.settings, self.store, self.audit, door, start=False)
         rule = AssuranceRule.from_settings(self.settings.allow_face_alone_rgb)
         if self.settings.allow_face_alone_rgb:  # recorded at every start of the door path
             self.audit.append(Event(EventKind.CONFIG_CHANGE, self.clock.now(), actor="settings", subject="lock",
@@ -144,10 +146,8 @@ class Runtime:
             self._controller.door.close()
         for conn in self._extra:
             conn.close()
-        for part in (self.store, self.audit):
-            close = getattr(part, "close", None)
-            if callable(close):
-                close()
+        self.store.close()
+        self.audit.close()
         self.conn.close()
 
 

@@ -162,7 +162,7 @@ def test_owner_console_warns_while_faces_open_alone_on_rgb(data_dir) -> None:  #
 def test_removing_a_user_after_a_zeroize_succeeds_and_is_audited(lock: LockService) -> None:
     owner = lock.first_owner("Alice", PIN)
     member = lock.add_user(owner, "Gus", "713502")
-    lock.rt.store.zeroize()  # type: ignore[attr-defined]
+    lock.rt.store.zeroize()
     lock.remove_user(owner, member)  # no VaultErased: erase-then-delete is one outcome
     assert "Gus" not in [u["name"] for u in lock.users()]
     last = lock.audit(kind="privacy", limit=1)[0]

@@ -58,16 +58,15 @@ def status(
 
 
 def _vault(rt: Runtime) -> dict[str, Any]:
-    store: Any = rt.store  # the vault's store behind the TemplateStore protocol
     try:
-        s = store.status()
+        s = rt.store.status()
     except LimenError as exc:
         return {"state": "unavailable", "error": str(exc)}
     return {"state": s.state, "keystore": s.keystore, "key_generations": s.key_generations, "templates": s.records}
 
 
 def _audit(rt: Runtime, verify: bool) -> dict[str, Any]:
-    log: Any = rt.audit  # the AuditLog: reads beyond the AuditSink protocol
+    log = rt.audit
     count = log.count()
     out: dict[str, Any] = {"records": count, "head": None, "last_signed_index": None,
                            "door": {"last_recorded": None, "last_door": None},

@@ -146,7 +146,7 @@ def clear(
     try:
         pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True))
         owner_id = authenticate_owner(rt.conn, rt.audit, owner, pin, _now())
-        result = reprovision(rt.conn, rt.store, rt.audit, journal, owner_id, _now(), probes)  # type: ignore[arg-type]
+        result = reprovision(rt.conn, rt.store, rt.audit, journal, owner_id, _now(), probes)
     finally:
         journal.close()
         rt.close()

@@ -123,9 +123,7 @@ class LockService:
         """Poll the door (auto-relock, jams) and, hourly, retention; the service calls this every second."""
         with self._lock:
             self.controller.tick()
-            forget = getattr(self.rt.store, "forget_if_erased", None)
-            if forget is not None:
-                forget()  # a tamper response in another process erased the vault: drop our decrypted copies
+            self.rt.store.forget_if_erased()  # another process erased the vault: drop our decrypted copies
             if self.clock.monotonic() - self._retention_checked >= T.SERVICE_RETENTION_CHECK_S:
                 self._retention_checked = self.clock.monotonic()
                 enforce_retention(self.rt.conn, self.rt.store, self.rt.audit, self.clock.now())
