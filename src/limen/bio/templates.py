@@ -16,7 +16,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from limen import thresholds
-from limen.errors import NotFound
+from limen.errors import BadRequest, NotFound
+
+FACE_DIM = 128  # a face reference: dlib's descriptor (bio.face.embed.EMBEDDING_DIM, not imported: no cv2 here)
 
 
 class Modality(StrEnum):
@@ -72,7 +74,12 @@ class InMemoryTemplateStore:
         self._refs: dict[tuple[str, Modality], np.ndarray] = {}
 
     def put(self, user_id: str, modality: Modality, reference: np.ndarray) -> None:
-        self._refs[(user_id, modality)] = np.asarray(reference, dtype=np.float64).copy()
+        ref = np.array(reference, dtype=np.float64)  # a copy: the caller's array may change
+        same = [r for (_, m), r in self._refs.items() if m == modality]
+        dim = FACE_DIM if modality is Modality.FACE else (same[0].shape[0] if same else ref.size)
+        if ref.shape != (dim,) or not np.all(np.isfinite(ref)):
+            raise BadRequest("reference", f"expected a finite {dim}-d {modality} reference")
+        self._refs[(user_id, modality)] = ref
 
     def distance(self, user_id: str, modality: Modality, probe: np.ndarray) -> float:
         ref = self._refs.get((user_id, modality))
