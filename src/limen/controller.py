@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from limen import thresholds as T
 from limen.access.attempt import (
@@ -47,10 +47,12 @@ from limen.access.attempt import (
 from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
 from limen.audit.event import AuditSink, Event, EventKind, attempt_event
-from limen.capture import Capture
 from limen.clock import Clock, SystemClock
 from limen.decision import Decision, Reason, reject
 from limen.door.actuator import LockActuator, LockState
+
+if TYPE_CHECKING:
+    from limen.capture import Capture
 
 
 class FaceSource(Protocol):

@@ -25,24 +25,24 @@ from typing import TYPE_CHECKING
 from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
 from limen.audit.event import Event, EventKind
-from limen.bio.face import FaceEngine
-from limen.bio.face.detect import Box
-from limen.capture import Capture
 from limen.clock import Clock, SystemClock
 from limen.config import DoorKind, Settings
-from limen.controller import AccessController
 from limen.db import connect, open_db
 from limen.door.actuator import LockActuator
 from limen.errors import BadRequest, VaultErased
-from limen.pad.contract import Purpose
-from limen.pad.fusion import PadVerdict
 from limen.privacy.retention import enforce_retention
-from limen.recognition import FaceRecognizer
-from limen.tamper.monitor import TamperMonitor
-from limen.tamper.sources import TamperSource
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use (`limen status` needs none)
     from limen.audit.log import AuditLog
+    from limen.bio.face import FaceEngine
+    from limen.bio.face.detect import Box
+    from limen.capture import Capture
+    from limen.controller import AccessController
+    from limen.pad.contract import Purpose
+    from limen.pad.fusion import PadVerdict
+    from limen.recognition import FaceRecognizer
+    from limen.tamper.monitor import TamperMonitor
+    from limen.tamper.sources import TamperSource
     from limen.vault.store import VaultTemplateStore
 
 
@@ -54,12 +54,12 @@ class Runtime:
     conn: sqlite3.Connection
     store: VaultTemplateStore  # the vault: TemplateStore + status, zeroize, forget_if_erased
     audit: AuditLog  # the device's audit chain (an AuditSink, with reading and verification)
-    engine: FaceEngine = field(default_factory=FaceEngine)
     clock: Clock = field(default_factory=SystemClock)
     door_override: LockActuator | None = None
     _controller: AccessController | None = field(default=None, init=False, repr=False)
     _monitor: TamperMonitor | None = field(default=None, init=False, repr=False)
     _extra: list[sqlite3.Connection] = field(default_factory=list, init=False, repr=False)
+    _engine: FaceEngine | None = field(default=None, init=False, repr=False)
 
     def connection(self) -> sqlite3.Connection:
         """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""
@@ -67,7 +67,18 @@ class Runtime:
         self._extra.append(conn)
         return conn
 
+    @property
+    def engine(self) -> FaceEngine:
+        """The face pipeline (loaded once, on first use)."""
+        if self._engine is None:
+            from limen.bio.face import FaceEngine
+
+            self._engine = FaceEngine(self.settings.embed_backend)
+        return self._engine
+
     def recognizer(self) -> FaceRecognizer:
+        from limen.recognition import FaceRecognizer
+
         return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check, clock=self.clock)
 
     def access(self, source: str = "cli") -> AccessStore:
@@ -93,6 +104,7 @@ class Runtime:
         return self._monitor.start()
 
     def _build_controller(self) -> AccessController:
+        from limen.controller import AccessController
         from limen.tamper import guard_lock
 
         door = self.door_override or open_door(self.settings, self.clock)
@@ -164,7 +176,7 @@ def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock:
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms
     enforce_retention(conn, store, audit, datetime.now(UTC))  # no reference outlives its consent
-    return Runtime(settings, conn, store, audit, FaceEngine(settings.embed_backend), clock or SystemClock(), door)
+    return Runtime(settings, conn, store, audit, clock or SystemClock(), door)
 
 
 def open_door(settings: Settings, clock: Clock | None = None) -> LockActuator:
