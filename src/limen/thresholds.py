@@ -91,6 +91,8 @@ PIN_HISTORY_DEPTH = 5                  # a new PIN may not repeat any of the use
 PIN_ARGON2_TIME_COST = 2               # Argon2id, OWASP 2023 minimum (m=19 MiB, t=2, p=1)
 PIN_ARGON2_MEMORY_KIB = 19_456
 PIN_ARGON2_PARALLELISM = 1
+PIN_ARGON2_MEMORY_BUDGET_KIB = 4 * PIN_ARGON2_MEMORY_KIB  # Argon2id memory in use at once, whatever the load
+                                       # (concurrent PINs queue): 76 MiB, so `limen serve` fits a 1 GB board
 OFFLINE_CODE_MAC_DIGITS = 8            # decimal digits of HMAC-SHA256 in every offline code
 OFFLINE_SINGLE_USE_HOURS = 6           # a single-use offline code is valid this long after its hour
 OFFLINE_CODE_MAX_DIGITS = 20           # longest keypad entry parsed as an offline code

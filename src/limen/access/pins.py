@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -115,17 +116,27 @@ def validate_pin(pin: str, min_length: int = T.PIN_MIN_LENGTH, max_length: int =
     return pin
 
 
+# At most this many Argon2id computations run at once in a process; more callers wait their turn.
+ARGON2_CONCURRENCY = max(1, T.PIN_ARGON2_MEMORY_BUDGET_KIB // T.PIN_ARGON2_MEMORY_KIB)
+_ARGON2_SLOTS = threading.BoundedSemaphore(ARGON2_CONCURRENCY)
+
+
 def hash_pin(pin: str, salt: bytes) -> bytes:
-    """Argon2id of the PIN under `salt` (raw bytes; `PinHasher` adds the pepper)."""
-    return hash_secret_raw(
-        pin.encode("ascii"),
-        salt,
-        time_cost=T.PIN_ARGON2_TIME_COST,
-        memory_cost=T.PIN_ARGON2_MEMORY_KIB,
-        parallelism=T.PIN_ARGON2_PARALLELISM,
-        hash_len=PIN_HASH_BYTES,
-        type=Type.ID,
-    )
+    """Argon2id of the PIN under `salt` (raw bytes; `PinHasher` adds the pepper).
+
+    Bounded by `PIN_ARGON2_MEMORY_BUDGET_KIB`: under a flood of keypad or API
+    PINs the service's memory stays flat and the excess waits.
+    """
+    with _ARGON2_SLOTS:
+        return hash_secret_raw(
+            pin.encode("ascii"),
+            salt,
+            time_cost=T.PIN_ARGON2_TIME_COST,
+            memory_cost=T.PIN_ARGON2_MEMORY_KIB,
+            parallelism=T.PIN_ARGON2_PARALLELISM,
+            hash_len=PIN_HASH_BYTES,
+            type=Type.ID,
+        )
 
 
 def entry_candidates(entry: str, lengths: Iterable[int]) -> list[str]:
