@@ -5,6 +5,7 @@ local HTTP receiver, and durability under SIGKILL (≥ 200 kills).
                           [--out bench/results/audit.json]
     python bench/audit.py --runs 1000          # only the SIGKILL campaign, 1000 runs
     python bench/audit.py --witness-only       # only: append with vs without the head witness
+    python bench/audit.py --tamper-cases       # only: every tampering case tried, detected or not
 
 The witness figure appends alternately to two logs in the same run — one
 with the head witness file (MAC'd, fdatasync'd after every append, as
@@ -92,6 +93,92 @@ def bench_witness(base: Path, n: int) -> dict[str, Any]:
     plain.close()
     return {"appends_each": n, "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             **{name: summary_ms(values) for name, values in lat.items()}}
+
+
+def _sql(db: Path, *statements: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER IF EXISTS records_no_delete")
+    conn.execute("DROP TRIGGER IF EXISTS records_no_update")
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _refill(settings: Any, n: int) -> None:
+    """What a forger with the audit key would append after a cut (same count, other records)."""
+    from limen.audit import AuditLog, Event, EventKind
+    from limen.audit.keys import load_or_create_key
+
+    log = AuditLog(settings.data_dir / "audit.db", load_or_create_key(settings.keys_dir), settings.keys_dir,
+                   settings.device_id)
+    for i in range(n):
+        log.append(Event(EventKind.SYSTEM, datetime.now(UTC), actor="system", reason="forged", subject=f"f{i}"))
+    log._live().close()
+    log._conn = None
+
+
+TAMPER_CASES: dict[str, Any] = {
+    "edit a record's field": lambda s, db: _sql(db, "UPDATE records SET subject = 'x' WHERE idx = 40"),
+    "delete one record mid-chain": lambda s, db: _sql(db, "DELETE FROM records WHERE idx = 40"),
+    "insert a record (shifted indices)": lambda s, db: _sql(
+        db, "UPDATE records SET idx = idx + 1000 WHERE idx > 40", "UPDATE records SET idx = idx - 999 WHERE idx > 1000",
+        "INSERT INTO records SELECT 41, v, prev, hash, recorded_at, at, kind, actor, 'x', outcome, reason, source, "
+        "data FROM records WHERE idx = 40"),
+    "swap two records": lambda s, db: _sql(
+        db, "UPDATE records SET idx = -1 WHERE idx = 40", "UPDATE records SET idx = 40 WHERE idx = 41",
+        "UPDATE records SET idx = 41 WHERE idx = -1"),
+    "forge a checkpoint signature": lambda s, db: _sql(
+        db, "UPDATE checkpoints SET signature = 'AAAA' || substr(signature, 5) WHERE idx = 63"),
+    "delete one checkpoint": lambda s, db: _sql(db, "DELETE FROM checkpoints WHERE idx = 63"),
+    "cut back to an earlier checkpoint (records + checkpoints)": lambda s, db: _sql(
+        db, "DELETE FROM records WHERE idx > 31", "DELETE FROM checkpoints WHERE idx > 31"),
+    "drop the last 5 records and the shutdown checkpoint": lambda s, db: _sql(
+        db, "DELETE FROM records WHERE idx > 167", "DELETE FROM checkpoints WHERE idx > 167"),
+    "empty both tables": lambda s, db: _sql(db, "DELETE FROM records", "DELETE FROM checkpoints"),
+    "delete audit.db": lambda s, db: [db.with_name(db.name + x).unlink(missing_ok=True) for x in ("", "-wal", "-shm")],
+    "cut back and refill to the same length": lambda s, db: (
+        _sql(db, "DELETE FROM records WHERE idx > 31", "DELETE FROM checkpoints WHERE idx > 31"), _refill(s, 141)),
+    "forge the witness file": lambda s, db: (s.keys_dir / "audit.witness").write_bytes(os.urandom(146)),
+    "delete audit.db and the witness file": lambda s, db: (
+        [db.with_name(db.name + x).unlink(missing_ok=True) for x in ("", "-wal", "-shm")],
+        (s.keys_dir / "audit.witness").unlink()),
+}
+
+
+def bench_tamper_cases(base: Path, records: int = 173) -> dict[str, Any]:
+    """Each case on a fresh lock (vault + audit as `open_runtime` opens them): detected at the next start/verify?"""
+    from limen.audit import Event, EventKind, attach_witness, open_audit
+    from limen.errors import LimenError
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    out: dict[str, Any] = {}
+    for i, (name, attack) in enumerate(TAMPER_CASES.items()):
+        settings = settings_in(base / f"tamper-{i}")
+        store = open_template_store(settings)
+        log = open_audit(settings)
+        attach_witness(log, SealedHeadWitness(store.vault))
+        for k in range(records):
+            log.append(Event(EventKind.SYSTEM, datetime.now(UTC), actor="system", reason="bench", subject=f"r{k}"))
+        log.close()
+        store.close()
+        attack(settings, settings.data_dir / "audit.db")
+        store = open_template_store(settings)
+        try:
+            log = open_audit(settings)
+            attach_witness(log, SealedHeadWitness(store.vault))  # what every start does
+            log.verify()
+            out[name] = "NOT DETECTED"
+        except LimenError as exc:
+            out[name] = f"detected: {str(exc)[:110]}"
+        finally:
+            log.close()
+            store.close()
+    return {"records_before": records, "cases": out,
+            "detected": sum(v.startswith("detected") for v in out.values()), "tried": len(out)}
 
 
 def bench_verify(base: Path, n: int) -> dict[str, Any]:
@@ -206,19 +293,24 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--runs", type=int, default=None, help="Only the SIGKILL campaign, with this many runs.")
     parser.add_argument("--witness-only", action="store_true", help="Only the head-witness append cost.")
+    parser.add_argument("--tamper-cases", action="store_true", help="Only: try every tampering case.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audit.json")
     args = parser.parse_args()
-    if args.runs is not None or args.witness_only:
-        args.out = args.out.with_name("audit-kills.json" if args.runs is not None else "audit-witness.json")
+    only = ("kills" if args.runs is not None else "witness" if args.witness_only
+            else "tamper" if args.tamper_cases else "")
+    if only:
+        args.out = args.out.with_name(f"audit-{only}.json")
     os.environ.pop("LIMEN_ALERT_URLS", None)
     results: dict[str, Any] = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                                            "cpus": os.cpu_count()},
                                "command": "python bench/audit.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="limen-bench-audit-") as tmp:
         base = Path(tmp)
-        if args.runs is not None or args.witness_only:
-            if args.witness_only:
+        if only:
+            if only == "witness":
                 results["witness"] = bench_witness(base, args.appends)
+            elif only == "tamper":
+                results["tamper"] = bench_tamper_cases(base)
             else:
                 results["kills"] = bench_kills(base, args.runs)
             results["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
