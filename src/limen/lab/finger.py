@@ -236,3 +236,42 @@ def _html(rows: list[dict[str, object]], summary: dict[str, object], det: str) -
         "<th>FMR1000</th><th>ZeroFMR</th><th>FTE</th><th>extract ms</th><th>match ms</th></tr>"
         f"{body}</table><p>{html.escape(str(summary['note']))}.</p><img src='{html.escape(det)}' alt='DET curve'>"
     )
+
+
+@dataclass(frozen=True)
+class ProtectionFigures:
+    database: str
+    fte: int
+    eer_unprotected: float
+    eer_protected_mean: float
+    eer_protected_worst: float
+    unlinkability: dict[str, float]
+
+
+def protection_figures(database: str, samples: list[FvcSample], devices: int = 3) -> ProtectionFigures:
+    """The `limen lab protection` figures for the fixed-length vector (bio.finger.fixed) of one database.
+
+    EER of the vector before protection (angle) and after the vault's keyed sign projection
+    (normalised Hamming), over `devices` random device keys, on the FVC pairs; and unlinkability
+    D↔sys of the same prints enrolled on two devices.  FTEs are left out (counted).
+    """
+    from limen.bio.finger.fixed import fixed_vector
+    from limen.lab.protection import accuracy, unlinkability
+    from limen.vault.lab import DeviceTransform
+
+    vectors: dict[str, np.ndarray] = {}
+    for s in samples:
+        try:
+            vectors[s.path.name] = fixed_vector(extract_file(s.path))
+        except BadImage:
+            continue
+    genuine, impostor = fvc_pairs(samples)
+    pairs = [(samples[a].path.name, samples[b].path.name, g) for g, group in ((True, genuine), (False, impostor))
+             for a, b in group if samples[a].path.name in vectors and samples[b].path.name in vectors]
+    transforms = [DeviceTransform() for _ in range(devices)]
+    result = accuracy(database, (vectors, pairs), transforms)
+    names = sorted(vectors)
+    ids = [n.split("_")[0] for n in names]
+    link = unlinkability(np.stack([vectors[n] for n in names]), ids, transforms[0], transforms[1 % devices])
+    return ProtectionFigures(database, len(samples) - len(vectors), result.raw["eer"], result.protected["eer"],
+                             result.protected_worst["eer"], link)
