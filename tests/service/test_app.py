@@ -196,7 +196,7 @@ def test_bad_uploads_get_clear_errors(client: TestClient, owner: Owner) -> None:
 def test_unknown_things_answer_json_errors(client: TestClient, owner: Owner) -> None:
     assert client.get("/api/nothing").json()["error"] == "not_found"
     assert client.delete("/api/users/" + "0" * 32, headers=owner.api()).json()["error"] == "not_found"
-    assert client.delete("/api/users/nobody", headers=owner.api()).status_code == 422  # not an id at all
+    assert client.delete("/api/users/nobody", headers=owner.api()).status_code == 404  # not an id at all
     r = client.get("/api/audit", params={"kind": "bogus"})
     assert r.status_code == 422 and "kind" in r.json()["reason"]
     page = client.get("/owner/nothing", headers={"accept": "text/html"})

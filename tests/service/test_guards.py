@@ -69,6 +69,7 @@ def test_options_says_what_a_path_allows(client: TestClient, owner: Owner) -> No
     r = client.put("/api/tokens", json={}, headers=owner.api())
     assert r.status_code == 405 and "POST" in r.headers["allow"] and r.json()["error"] == "method_not_allowed"
     assert client.options("/api/nothing-here").status_code == 404
+    assert client.options("/api/users/enrol").headers["allow"] == "OPTIONS, POST"  # not DELETE /users/{user_id}
 
 
 def test_a_chunked_oversize_body_is_413(client: TestClient, owner: Owner) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
 
 from limen import thresholds as T
 from limen.access.schedules import MAX_SCHEDULES_PER_USER
@@ -36,6 +37,21 @@ from limen.service.auth import (
 from limen.service.lockservice import Upload
 
 router = APIRouter(prefix="/api")
+
+
+class _UserIdConvertor(Convertor[str]):
+    """User ids in paths: only the id form routes, so `/api/users/enrol` answers POST alone (and says so)."""
+
+    regex = "[0-9a-f]{16,32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("userid", _UserIdConvertor())
 
 Reader = Annotated[Caller, needs(Scope.READ)]
 Manager = Annotated[Caller, needs(Scope.MANAGE)]
@@ -315,18 +331,18 @@ async def enrol(request: Request, caller: Manager,
                             source == "camera")
 
 
-@router.delete("/users/{user_id}", response_model=Done, tags=["users"], responses=ERRORS)
+@router.delete("/users/{user_id:userid}", response_model=Done, tags=["users"], responses=ERRORS)
 def remove_user(request: Request, caller: Manager, user_id: UserId) -> dict[str, Any]:
     ctx_of(request).lock.remove_user(caller.actor, user_id)
     return {"ok": True, "id": user_id}
 
 
-@router.post("/users/{user_id}/pin", response_model=Done, tags=["users"], responses=ERRORS)
+@router.post("/users/{user_id:userid}/pin", response_model=Done, tags=["users"], responses=ERRORS)
 def set_pin(request: Request, caller: SteppedUp, user_id: UserId, body: PinChange) -> dict[str, Any]:
     return {"ok": True, "id": ctx_of(request).lock.set_pin(caller.actor, user_id, body.pin)}
 
 
-@router.post("/users/{user_id}/week-days", response_model=Done, tags=["users"], responses=ERRORS)
+@router.post("/users/{user_id:userid}/week-days", response_model=Done, tags=["users"], responses=ERRORS)
 def set_week_day(request: Request, caller: Manager, user_id: UserId, body: WeekDayIn) -> dict[str, Any]:
     """Allow the user only on these days between start and end (local time)."""
     ctx_of(request).lock.set_week_day(caller.actor, user_id, body.index, body.days, body.start, body.end)
