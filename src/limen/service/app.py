@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -21,9 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limen import errors as E
 from limen import thresholds as T
+from limen.bio.templates import Modality
+from limen.capture import Capture, Frame
 from limen.clock import Clock
 from limen.config import Settings
 from limen.door import LockActuator
+from limen.pad import Purpose, assess
 from limen.runtime import Runtime, open_runtime
 from limen.service import api, pages
 from limen.service.accounts import Accounts
@@ -65,6 +70,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.start_monitor()  # the configured tamper sources, polled while the service runs
+        threading.Thread(target=_warm, args=(rt,), name="limen-warm", daemon=True).start()
         task = asyncio.create_task(_ticker(ctx, tick_s))
         dispatcher = _start_alarm_delivery(ctx)
         try:
@@ -290,3 +296,13 @@ class SecurityHeadersMiddleware:
 
 
 __all__ = ["HTMLResponse", "close_app", "create_app", "error_response"]
+
+
+def _warm(rt: Runtime) -> None:
+    """Load the face models, PAD's models and the vault's index now, so the first unlock does not wait."""
+    try:
+        rt.engine.warm()
+        assess(Capture(frames=(Frame(rgb=np.zeros((240, 320, 3), dtype=np.uint8)),)), purpose=Purpose.VERIFY)
+        rt.store.search(Modality.FACE, np.zeros(128), top_k=1)
+    except Exception as exc:  # warming only saves time: the same failure is reported by the first unlock
+        log.warning("models not warmed at start (%s); they load at the first unlock", type(exc).__name__)
