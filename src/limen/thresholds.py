@@ -257,6 +257,8 @@ SERVICE_TOKEN_MAX_DAYS = 365                  # an API token lives at most this 
 SERVICE_STEP_UP_S = 5 * 60                    # password (+ TOTP) re-confirmation opens minting/PIN changes this long
 SERVICE_PAIRING_TTL_S = 15 * 60               # a door-screen pairing link works once, within this time
 SERVICE_MAX_LOCAL_SCREENS = 8                 # browsers on the lock itself kept paired (older ones are unpaired)
+SERVICE_REMOTE_UNLOCK_BURST = 5               # remote unlocks per owner account (token or session), whatever the
+SERVICE_REMOTE_UNLOCK_PER_MIN = 6.0           # client address: a leaked token cannot spread PIN guesses over IPs
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not

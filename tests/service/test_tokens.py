@@ -149,3 +149,15 @@ def _csrf(html: str) -> str:
     from .conftest import csrf_of
 
     return csrf_of(html)
+
+
+def test_remote_unlocks_are_limited_per_owner_whatever_the_address(client: TestClient, owner: Owner) -> None:
+    token = owner.token("unlock")
+    codes = []
+    for i in range(T.SERVICE_REMOTE_UNLOCK_BURST + 2):
+        with make_client(client.app, (f"198.51.100.{i}", 40000)) as elsewhere:  # a new address each time
+            codes.append(elsewhere.post("/api/lock/unlock", json={"pin": "000000"}, headers=bearer(token)).status_code)
+    assert codes[:T.SERVICE_REMOTE_UNLOCK_BURST] == [200] * T.SERVICE_REMOTE_UNLOCK_BURST
+    assert codes[-1] == 429
+    trail = client.get("/api/audit", params={"kind": "unlock_attempt", "limit": 50}).json()
+    assert len([r for r in trail if r["source"] == "remote"]) == T.SERVICE_REMOTE_UNLOCK_BURST  # each one audited

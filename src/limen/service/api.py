@@ -29,6 +29,7 @@ from limen.service.auth import (
     kiosk_allowed,
     login_rate,
     needs,
+    remote_unlock_rate,
     require_step_up,
     same_origin,
     stepped_up,
@@ -296,6 +297,7 @@ def lock_lock(request: Request, caller: Manager) -> dict[str, Any]:
 def lock_unlock(request: Request, caller: Unlocker, body: RemoteUnlock) -> dict[str, Any]:
     """Remote unlock: the access engine's remote rule (owner only, PIN required by default)."""
     unlock_rate(request)  # after authentication: strangers cannot drain the door screen's budget
+    remote_unlock_rate(request, caller)  # and per owner account, whichever address the requests come from
     d = ctx_of(request).lock.remote_unlock(caller.actor, body.pin)
     return {"opened": d.accepted, "outcome": d.outcome.value, "reason": d.reason.value, "detail": d.detail}
 

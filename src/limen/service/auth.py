@@ -126,6 +126,14 @@ def limit(request: Request, which: str) -> None:
                             headers={"Retry-After": str(int(wait) + 1)})
 
 
+def remote_unlock_rate(request: Request, caller: Caller) -> None:
+    """Remote unlocks per owner account (its tokens and sessions together), whatever address they come from."""
+    wait = ctx_of(request).remote_limiter.allow(f"owner:{caller.owner.id}")
+    if wait > 0:
+        raise HTTPException(429, f"too many remote unlocks; try again in {int(wait) + 1} s",
+                            headers={"Retry-After": str(int(wait) + 1)})
+
+
 def login_rate(request: Request) -> None:
     limit(request, "login")
 

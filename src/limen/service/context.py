@@ -29,12 +29,15 @@ class ServiceContext:
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
     login_limiter: RateLimiter = field(init=False)
     unlock_limiter: RateLimiter = field(init=False)
+    remote_limiter: RateLimiter = field(init=False)  # keyed by owner account, not address
 
     def __post_init__(self) -> None:
         self.login_limiter = RateLimiter(T.SERVICE_LOGIN_RATE_PER_MIN, T.SERVICE_LOGIN_BURST,
                                          T.SERVICE_LOGIN_GLOBAL_PER_MIN, self.clock)
         self.unlock_limiter = RateLimiter(T.SERVICE_UNLOCK_RATE_PER_MIN, T.SERVICE_UNLOCK_BURST,
                                           T.SERVICE_UNLOCK_GLOBAL_PER_MIN, self.clock)
+        self.remote_limiter = RateLimiter(T.SERVICE_REMOTE_UNLOCK_PER_MIN, T.SERVICE_REMOTE_UNLOCK_BURST,
+                                          T.SERVICE_REMOTE_UNLOCK_PER_MIN, self.clock)
 
     def setup_url(self) -> str | None:
         if self.setup_token is None:

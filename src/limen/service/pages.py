@@ -26,6 +26,7 @@ from limen.service.auth import (
     is_lock_itself,
     login_rate,
     page_caller,
+    remote_unlock_rate,
     same_origin,
     set_kiosk_cookie,
     set_session_cookie,
@@ -220,6 +221,7 @@ async def owner_lock(request: Request, caller: Caller = Depends(page_caller)) ->
 async def owner_unlock(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
     ctx = ctx_of(request)
+    remote_unlock_rate(request, caller)
     d = ctx.lock.remote_unlock(caller.actor, f.get("pin", ""))
     notice = "Door opened." if d.accepted else f"Refused: {d.reason.value.replace('_', ' ')}."
     return render(request, "owner.html", caller=caller, status=ctx.lock.status(), alarms=ctx.lock.alarms(10),
