@@ -100,9 +100,6 @@ class BitIndex:
         self._size = last
         return True
 
-    def users(self) -> list[str]:
-        return list(self._keys)
-
     def distance(self, user_id: str, probe: np.ndarray) -> float | None:
         """Normalised Hamming distance on all bits; None when `user_id` has no row."""
         if user_id not in self._rows:

@@ -9,11 +9,6 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
 
 
-def distances(references: np.ndarray, probe: np.ndarray) -> np.ndarray:
-    """Distance of `probe` to each row of `references`."""
-    return np.linalg.norm(np.atleast_2d(references) - probe, axis=1)
-
-
 def fuse_reference(embeddings: np.ndarray) -> np.ndarray:
     """One reference from several samples of a person: the mean descriptor.
 
