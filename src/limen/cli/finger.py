@@ -101,6 +101,7 @@ def enroll(
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
     """Enrol a finger of NAME from images or a paired sensor (all or nothing; needs consent)."""
+    from limen.access.model import CredentialType
     from limen.access.store import ensure_user
     from limen.bio.finger import enrolment
     from limen.errors import ConsentRequired
@@ -118,6 +119,12 @@ def enroll(
         result = enrolment.enrol(rt.conn, _references(rt), rt.audit, name, templates,
                                  Consent(purpose, retention_days), who, at)
         ensure_user(rt.conn, result.user_id, who)
+        access = rt.access()
+        # the Matter Fingerprint credential, linked by the owner/administrator who enrols (a lock without an
+        # owner yet has nobody who may change credentials: the finger is enrolled, the link comes later)
+        if rt.has_owner() and not any(c.type is CredentialType.FINGERPRINT and not c.revoked
+                                      for c in access.credentials(result.user_id)):
+            access.add_credential(result.user_id, CredentialType.FINGERPRINT, who, at)
     finally:
         rt.close()
     data = {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,
