@@ -20,6 +20,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from limen.access.policy import AssuranceRule
@@ -79,7 +81,8 @@ class Runtime:
     def recognizer(self) -> FaceRecognizer:
         from limen.recognition import FaceRecognizer
 
-        return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad_check, clock=self.clock)
+        pad = partial(pad_check, models_dir=self.settings.models_dir)  # MiniFASNet's imported weights
+        return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad, clock=self.clock)
 
     def access(self, source: str = "cli") -> AccessStore:
         return AccessStore(self.conn, self.audit, source=source)
@@ -208,8 +211,12 @@ def tamper_sources(settings: Settings) -> list[TamperSource]:
     return sources
 
 
-def pad_check(capture: Capture, purpose: Purpose, boxes: Sequence[Box | None] | None = None) -> PadVerdict:
-    """Presentation attack detection for `purpose` (enrolment is stricter); `boxes` reuse the face detections."""
+def pad_check(capture: Capture, purpose: Purpose, boxes: Sequence[Box | None] | None = None,
+              models_dir: Path | None = None) -> PadVerdict:
+    """Presentation attack detection for `purpose` (enrolment is stricter); `boxes` reuse the face detections.
+
+    `models_dir` holds MiniFASNet's imported weights, which PAD requires to pass a face.
+    """
     from limen.pad.pipeline import assess
 
-    return assess(capture, purpose=purpose, boxes=boxes)
+    return assess(capture, purpose=purpose, boxes=boxes, models_dir=models_dir)

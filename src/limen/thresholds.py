@@ -102,23 +102,24 @@ DOOR_JAM_TIMEOUT_S = 3.0               # an actuator that has not reached its ta
 
 # ---------------------------------------------------------------- pad
 # Face presentation attack detection (limen.pad).  Scores are log-odds of bona
-# fide (higher = more likely a live face).  Texture operating points were
-# calibrated on out-of-fold scores of 9-fold subject-disjoint cross-validation of
-# ../shared/data/nuaa-dev (874 live, 876 print) with `python -m limen.pad.train`;
-# the model card (src/limen/pad/models/texture_v1.md) holds every figure.
+# fide (higher = more likely a live face).  The door decides on the FUSED score
+# (texture_v2 + MiniFASNet, models/fusion_v1.npz); single cues only veto.  Fused and
+# texture points were set with `python -m limen.pad.train_v2` on leave-one-dataset-out
+# scores (each frame scored by models that never saw its dataset) of lfw-subset,
+# pairs-web and nuaa-dev live frames (183), their SIMULATED recaptures (866, 5 species)
+# and NUAA's real prints (114); the model card (src/limen/pad/models/texture_v2.md)
+# holds every figure.  Per frame, all datasets pooled.
 PAD_TEXTURE_CROP_PX = 64               # face crop side for the colour-texture LBP histograms
 PAD_DISTORTION_CROP_PX = 96            # face crop side for the image-distortion features
 PAD_FREQUENCY_CROP_PX = 128            # face crop side for the spectrum / moiré features
 PAD_FREQUENCY_BANDS = 12               # radial bands of the power spectrum
 PAD_SPECULAR_MIN_VALUE = 0.85          # HSV value (0–1) at or above which an unsaturated pixel is specular …
 PAD_SPECULAR_MAX_SATURATION = 0.20     # … when its saturation is at most this
-# Texture (one frame; LOSO out-of-fold on nuaa-dev; model texture_v1 = mean log-odds of 3 logistic models:
-# LBP+distortion+frequency, distortion+frequency, distortion; trained with camera augmentation):
-PAD_TEXTURE_BPCER_1PCT = -1.174        # BPCER 1 %, APCER 1.5 %
-PAD_TEXTURE_APCER_1PCT = -0.789        # APCER 1.0 %, BPCER 1.5 %
-PAD_TEXTURE_APCER_0 = 1.163            # no print attack accepted in CV (0 of 872); BPCER 4.5 %
-PAD_TEXTURE_VERIFY = PAD_TEXTURE_APCER_1PCT   # verification: the door's point (attacks first)
-PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_0       # enrolment: stricter, a spoof must not become a template
+# Texture (texture_v2, one frame): alone it is near chance on a dataset it never saw (EER 39 %), so it is
+# only a veto; its evidence enters the fused score.
+PAD_TEXTURE_VETO_BPCER_0 = -6.115      # 0.5 below the lowest live score (BPCER 0 of 183)
+PAD_TEXTURE_VERIFY = PAD_TEXTURE_VETO_BPCER_0
+PAD_TEXTURE_ENROL = PAD_TEXTURE_VETO_BPCER_0
 # MiniFASNet (limen.pad.minifasnet; upstream weights imported with `limen models import`): score = log-odds
 # of live from the summed softmax of V2 (2.7× crop) and V1SE (4.0× crop), mean over a sample's frames.
 # Per-frame scores of every nuaa-dev image (874 live, 872 print; PAD's own face location), DEVELOPMENT
@@ -128,7 +129,9 @@ PAD_TEXTURE_ENROL = PAD_TEXTURE_APCER_0       # enrolment: stricter, a spoof mus
 # on high-quality prints elsewhere — see docs/pad.md).
 PAD_MINIFASNET_BPCER_1PCT = 0.035      # BPCER 1.0 %, APCER 0 % (session 02 alone: BPCER 2.1 %)
 PAD_MINIFASNET_BPCER_5PCT = 0.521      # BPCER 5.0 %, APCER 0 % (session 02 alone: BPCER 10.3 %)
-PAD_MINIFASNET_VERIFY = PAD_MINIFASNET_BPCER_1PCT  # verification
+PAD_MINIFASNET_VETO = -3.0             # below every nuaa-dev print's −3.17 gap edge; costs 0 BPCER on the pooled
+                                       # leave-one-dataset-out set (183 live frames, web photos included)
+PAD_MINIFASNET_VERIFY = PAD_MINIFASNET_VETO  # verification: a veto, the fused score decides
 PAD_MINIFASNET_ENROL = PAD_MINIFASNET_BPCER_5PCT   # enrolment: stricter, a spoof must not become a template
 PAD_MAX_FRAMES = 8                     # frames of a capture analysed (evenly spaced); bounds the cost
 PAD_ENROL_MIN_FRAMES = 3               # usable face frames enrolment needs
@@ -141,21 +144,27 @@ PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be u
 PAD_MOTION_MAX_POINTS = 80             # corners tracked inside the face box
 PAD_MOTION_MIN_POINTS = 12             # fewer tracked points: the pair is untrackable
 PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) above which a point is dropped
-# Motion: pairs of consecutive NUAA frames (99 live, 261 print pairs that move ≥ PAD_MOTION_MIN_MOTION):
-# at parallax / motion = 0.25, 0 % of live pairs (lowest live ratio 0.46) and 62 % of print pairs are planar.
+# Motion: pairs of consecutive NUAA frames (99 live, 261 print pairs that move ≥ PAD_MOTION_MIN_MOTION;
+# lowest live ratio 0.46) and 5-frame bursts: 15 real live NUAA bursts (lowest burst median 0.53) against
+# SIMULATED hand-held attack bursts (`python -m limen.lab.recapture OUT --bursts 2`, 15 per species): at 0.35,
+# 0 live, print_matte 13/13 and print_glossy 6/8 trackable bursts planar, screens only 12/44 (docs/pad.md).
 PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances) below which a pair cannot tell
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
-PAD_MOTION_PLANAR_RATIO = 0.25         # homography residual / motion below which the face moved as a plane
+PAD_MOTION_PLANAR_RATIO = 0.35         # homography residual / motion below which the face moved as a plane
 PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
 # Frame cue (limen.pad.edges): straight edges around the face, measured at a fixed face size.
 PAD_EDGE_REACH = 1.0                   # search this many face sides around the face box for framing edges
 PAD_EDGE_FACE_PX = 96                  # the face box is rescaled to this side before edge detection
-PAD_EDGE_VETO = -4.0                   # PROVISIONAL edge-model log-odds below which the cue alone says attack
-# Learned fusion (limen.pad.fusion_model, models/fusion_v1.npz): PROVISIONAL until calibrated.
-PAD_FUSED_VERIFY = 0.0                 # fused log-odds of bona fide needed to verify
-PAD_FUSED_ENROL = 1.0                  # … to enrol (stricter)
-# Flicker cue (limen.pad.photometric): row-wise light change between consecutive frames.
-PAD_FLICKER_BANDING = 0.01             # PROVISIONAL banding (RMS log-luminance × spectral peak share) = score 0
+PAD_EDGE_VETO = -4.0                   # lab cue, not in DEFAULT_CUES: leave-one-dataset-out EER 46 % (too weak)
+# Fused score (texture_v2 + MiniFASNet; pooled leave-one-dataset-out frames, with the vetoes above):
+PAD_FUSED_BPCER_2PCT = -0.756          # BPCER 1.6 % (nuaa live 3.4 %); worst APCER 8.3 % (simulated matte print),
+                                       # NUAA real prints 0 %, screens ≤ 3.9 % (simulated)
+PAD_FUSED_APCER_1PCT = 1.5             # worst APCER 1.2 % (simulated prints), real prints 0 %; BPCER 19 %
+PAD_FUSED_VERIFY = PAD_FUSED_BPCER_2PCT       # verification
+PAD_FUSED_ENROL = PAD_FUSED_APCER_1PCT        # enrolment: a spoof must not become a template
+# Flicker cue (limen.pad.photometric), lab cue, not in DEFAULT_CUES: mains-lit rooms band too, and on 15 real
+# live NUAA bursts (highest 0.0195) vs SIMULATED screen bursts it separates few (docs/pad.md).
+PAD_FLICKER_BANDING = 0.025            # banding (RMS log-luminance × spectral peak share) at score 0
 
 # ---------------------------------------------------------------- PAD sensors (depth, infrared, pulse, masks)
 # Pulse (rPPG, pad/pulse.py).  Real-skin figures: `limen lab pulse ../shared/data/rppg-skin` (docs/pad-sensors.md).

@@ -13,9 +13,9 @@ from tests.pad.helpers import nuaa_files
 runner = CliRunner()
 
 
-def test_pad_check_reports_a_verdict_as_json(data_dir: Path) -> None:
+def test_pad_check_reports_a_verdict_as_json(data_dir: Path, minifasnet_models_dir: Path) -> None:
     photo = nuaa_files("print", "0003", 1)[0]
-    result = runner.invoke(app, ["--json", "pad", "check", str(photo)])
+    result = runner.invoke(app, ["--json", "pad", "check", str(photo), "--models-dir", str(minifasnet_models_dir)])
     verdict = json.loads(result.stdout)
     assert verdict["reason"] == "attack" and verdict["passed"] is False
     assert result.exit_code == 1
@@ -52,3 +52,20 @@ def test_pad_check_with_a_challenge_a_still_photo_is_insufficient(data_dir: Path
     photo = nuaa_files("live", "0001", 1)[0]  # a live frame the texture cue passes
     result = runner.invoke(app, ["--json", "pad", "check", str(photo), "--challenge", "turn_left_right"])
     assert json.loads(result.stdout)["reason"] == "insufficient_evidence" and result.exit_code == 1
+
+
+def test_lab_pad_reports_bursts_per_presentation_and_per_frame(tmp_path: Path, data_dir: Path) -> None:
+    dataset = tmp_path / "bursts"
+    for kind in ("live", "print"):
+        for run in range(2):
+            for i, f in enumerate(nuaa_files(kind, "0004", 3, stride=2 + run)):
+                target = dataset / kind / f"{kind}{run}" / f"{i}.jpg"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(f)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["--json", "lab", "pad", str(dataset), "--bursts", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["metrics"]["bona_fide"] == 2 and data["metrics"]["attacks"] == {"print": 2}
+    assert data["per_frame"]["metrics"]["bona_fide"] == 6 and data["per_frame"]["metrics"]["attacks"] == {"print": 6}
+    assert (out / "frames" / "pad_report.html").is_file() and (out / "pad_report.html").is_file()

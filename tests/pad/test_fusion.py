@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 from limen import thresholds
 from limen.decision import Assurance, Reason
+from limen.errors import ConfigError
 from limen.pad.contract import CueScore, CueUnavailable, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.fusion import fuse, insufficient
+from limen.pad.fusion_model import FusionModel, Logistic
 from tests.pad.helpers import fake_view
 
 
@@ -79,3 +85,76 @@ def test_insufficient_helper_and_dict_form() -> None:
     d = v.to_dict()
     assert d["passed"] is False and d["assurance"] == "none" and d["reason"] == "insufficient_evidence"
     assert fuse([LIVE], sample(1), Purpose.VERIFY).decision_scores == {"pad_texture": 3.0}
+
+
+# ------------------------------------------------------------------ learned fusion
+
+
+def logistic(inputs: tuple[str, ...], coef: list[float], intercept: float = 0.0) -> Logistic:
+    n = len(inputs)
+    return Logistic(inputs, np.zeros(n), np.ones(n), np.asarray(coef, dtype=float), intercept)
+
+
+MODEL = FusionModel(
+    edges=logistic(("longest", "sides", "contrast", "segments"), [0.0, -1.0, 0.0, 0.0], 1.0),
+    combinations=(logistic(("texture", "edges", "minifasnet"), [1.0, 1.0, 1.0]),
+                  logistic(("texture", "edges"), [1.0, 0.5], -0.5)),
+)
+EDGES_OK = CueScore("edges", 1.0, thresholds.PAD_EDGE_VETO)
+
+
+def test_fused_score_is_required_and_can_deny_alone() -> None:
+    t = thresholds.PAD_FUSED_VERIFY
+    weak = CueScore("texture", t - 0.5, -50.0)  # passes its own (veto) threshold …
+    v = fuse([weak, CueScore("edges", 0.0, thresholds.PAD_EDGE_VETO)], sample(1), Purpose.VERIFY, model=MODEL)
+    assert v.scores["fused"] == pytest.approx(t - 1.0)  # … but the calibrated combination does not
+    assert not v.passed and v.reason == "attack" and "fused" in v.detail
+
+
+def test_fusion_uses_the_combination_of_the_cues_that_ran() -> None:
+    mfn = CueScore("minifasnet", 2.0, -3.0)
+    with_mfn = fuse([LIVE, EDGES_OK, mfn], sample(1), Purpose.VERIFY, model=MODEL)
+    without = fuse([LIVE, EDGES_OK, CueUnavailable("minifasnet", "model_not_imported")], sample(1),
+                   Purpose.VERIFY, model=MODEL)
+    assert with_mfn.scores["fused"] == pytest.approx(6.0)
+    assert without.scores["fused"] == pytest.approx(3.0)
+    assert with_mfn.passed and without.passed and without.cues_missing["minifasnet"] == "model_not_imported"
+
+
+def test_no_combination_for_the_cues_that_ran_is_insufficient() -> None:
+    v = fuse([LIVE], sample(1), Purpose.VERIFY, model=MODEL)  # the edges cue did not run
+    assert not v.passed and v.reason == "insufficient_evidence" and "fused" in v.detail
+
+
+def test_single_frame_cues_alone_stay_low_assurance() -> None:
+    v = fuse([LIVE, EDGES_OK, CueScore("minifasnet", 2.0, -3.0)], sample(1), Purpose.VERIFY, model=MODEL)
+    assert v.assurance is Assurance.LOW
+    flicker = CueScore("flicker", 1.0, 0.0)
+    assert fuse([LIVE, EDGES_OK, flicker], sample(4), Purpose.VERIFY, model=MODEL).assurance is Assurance.MEDIUM
+
+
+def test_enrolment_holds_the_fused_score_to_the_stricter_threshold() -> None:
+    v = fuse([LIVE, EDGES_OK], sample(3), Purpose.ENROL, model=MODEL)
+    assert v.thresholds["fused"] == thresholds.PAD_FUSED_ENROL >= thresholds.PAD_FUSED_VERIFY
+
+
+def test_fusion_model_round_trip_and_damage(tmp_path: Path) -> None:
+    path = tmp_path / "fusion.npz"
+    MODEL.save(path, trained="test")
+    loaded = FusionModel.load(path)
+    assert loaded.combine({"texture": 1.0, "edges": 1.0}) is not None
+    assert loaded.combine({"texture": 1.0, "edges": 1.0})[0] == pytest.approx(1.0)  # type: ignore[index]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ConfigError):
+        FusionModel.load(path)
+
+
+def test_shipped_fusion_loads() -> None:
+    from limen.pad.fusion_model import shipped_fusion
+
+    model = shipped_fusion()
+    assert model.inputs == {"texture", "minifasnet"}
+    assert model.combine({"texture": 0.0}) is None  # no combination without the deep cue
+    low = model.combine({"texture": -5.0, "minifasnet": -5.0})
+    high = model.combine({"texture": 5.0, "minifasnet": 5.0})
+    assert low is not None and high is not None and low[0] < thresholds.PAD_FUSED_VERIFY < high[0]

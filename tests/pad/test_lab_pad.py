@@ -95,3 +95,13 @@ def test_det_points_are_monotonic() -> None:
     a, b = lab.det_points(rows([1.0, 2.0, 3.0], print=[0.0, 1.5, -1.0]))
     assert np.all(np.diff(a) <= 0) and np.all(np.diff(b) >= 0)
     assert not math.isnan(a.sum() + b.sum())
+
+
+def test_collect_bursts_makes_each_folder_one_presentation(tmp_path: Path) -> None:
+    for rel in ("live/p1/0.jpg", "live/p1/1.jpg", "screen_phone/p2/0.jpg", "screen_phone/p2/1.jpg", "print/x.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    got = {(p.path.name, p.species) for p in lab.collect_samples(tmp_path, bursts=True)}
+    assert got == {("p1", BONA_FIDE), ("p2", "screen_phone"), ("x.jpg", "print")}
+    # without --bursts the same folders are subjects and each frame a sample
+    assert len(lab.collect_samples(tmp_path)) == 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -41,24 +43,31 @@ def test_not_a_capture_is_insufficient() -> None:
     assert denied_for_lack_of_evidence(assess("photo.jpg", purpose=Purpose.VERIFY))  # type: ignore[arg-type]
 
 
-def test_live_burst_passes_with_medium_or_low_assurance() -> None:
-    v = assess(nuaa_burst("live", "0001"), purpose=Purpose.VERIFY)
+def test_without_minifasnet_nothing_passes(tmp_path: Path) -> None:
+    """Texture alone is near chance on unseen data: without the deep cue a live face is not judged bona fide."""
+    v = assess(nuaa_burst("live", "0001"), purpose=Purpose.VERIFY, models_dir=tmp_path / "empty")
+    assert denied_for_lack_of_evidence(v)
+    assert v.cues_missing["minifasnet"] == "model_not_imported" and "minifasnet" in v.detail
+
+
+def test_live_burst_passes_with_medium_or_low_assurance(minifasnet_models_dir: Path) -> None:
+    v = assess(nuaa_burst("live", "0001"), purpose=Purpose.VERIFY, models_dir=minifasnet_models_dir)
     assert v.passed and v.reason == "bona_fide"
     assert v.assurance in (Assurance.LOW, Assurance.MEDIUM)
-    assert v.frames_usable == 4 and "texture" in v.cues_run
+    assert v.frames_usable == 4 and {"texture", "minifasnet", "fused"} <= set(v.cues_run)
 
 
-def test_print_burst_is_an_attack_and_refused_at_enrolment() -> None:
+def test_print_burst_is_an_attack_and_refused_at_enrolment(minifasnet_models_dir: Path) -> None:
     burst = nuaa_burst("print", "0001")
-    assert assess(burst, purpose=Purpose.VERIFY).reason == "attack"
-    enrol = assess(burst, purpose=Purpose.ENROL)
+    assert assess(burst, purpose=Purpose.VERIFY, models_dir=minifasnet_models_dir).reason == "attack"
+    enrol = assess(burst, purpose=Purpose.ENROL, models_dir=minifasnet_models_dir)
     assert not enrol.passed and enrol.detail.startswith("enrolment refused")
 
 
-def test_one_frame_video_verifies_but_cannot_enrol() -> None:
+def test_one_frame_video_verifies_but_cannot_enrol(minifasnet_models_dir: Path) -> None:
     one = nuaa_burst("live", "0001", n=1)
-    assert assess(one, purpose=Purpose.VERIFY).passed
-    enrol = assess(one, purpose=Purpose.ENROL)
+    assert assess(one, purpose=Purpose.VERIFY, models_dir=minifasnet_models_dir).passed
+    enrol = assess(one, purpose=Purpose.ENROL, models_dir=minifasnet_models_dir)
     assert denied_for_lack_of_evidence(enrol) and "needed" in enrol.detail
     assert enrol.cues_missing.get("motion") == "single_frame"
 
@@ -107,13 +116,13 @@ def test_long_video_is_subsampled() -> None:
     assert assess(long, purpose=Purpose.VERIFY).frames_analysed == thresholds.PAD_MAX_FRAMES
 
 
-def test_known_boxes_skip_detection_and_agree() -> None:
+def test_known_boxes_skip_detection_and_agree(minifasnet_models_dir: Path) -> None:
     burst = nuaa_burst("live", "0001", n=1)
-    detected = assess(burst, purpose=Purpose.VERIFY)
+    detected = assess(burst, purpose=Purpose.VERIFY, models_dir=minifasnet_models_dir)
     from limen.pad import faces
 
     box = faces.locate(burst).faces[0].box
-    given = assess(burst, purpose=Purpose.VERIFY, boxes=[box])
+    given = assess(burst, purpose=Purpose.VERIFY, boxes=[box], models_dir=minifasnet_models_dir)
     assert given.passed == detected.passed
     assert given.scores["texture"] == pytest.approx(detected.scores["texture"])
 

@@ -28,9 +28,12 @@ def check(
     enrol: Annotated[bool, typer.Option("--enrol", help="Use enrolment's stricter rules.")] = False,
     challenge: Annotated[str | None, typer.Option(
         help="The head turn the person was asked for: turn_left_right or turn_right_left.")] = None,
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Imported models (MiniFASNet, required to pass); default: the settings' models_dir.")] = None,
 ) -> None:
     """Judge one presentation: bona fide, attack, or insufficient evidence (exit code 1 unless bona fide)."""
     from limen.capture import load_capture
+    from limen.config import load_settings
     from limen.errors import BadRequest
     from limen.pad import Challenge, Purpose, assess
 
@@ -38,7 +41,9 @@ def check(
         asked = Challenge(challenge) if challenge else None
     except ValueError:
         raise BadRequest("--challenge", f"use one of {', '.join(c.value for c in Challenge)}") from None
-    verdict = assess(load_capture(path), purpose=Purpose.ENROL if enrol else Purpose.VERIFY, challenge=asked)
+    models = models_dir if models_dir is not None else load_settings().models_dir
+    verdict = assess(load_capture(path), purpose=Purpose.ENROL if enrol else Purpose.VERIFY, challenge=asked,
+                     models_dir=models)
 
     def human() -> None:
         typer.echo(f"{verdict.reason} (assurance {verdict.assurance.value}): {verdict.detail}")
@@ -67,20 +72,27 @@ def lab_pad(
         Path("lab-out/pad")
     ),
     cache: Annotated[Path | None, typer.Option(help="Feature cache for --folds subject (.npz).")] = None,
+    bursts: Annotated[bool, typer.Option(help="<species>/<presentation>/<frames>: each folder is one burst; "
+                                               "report per presentation (the door's decision) and per frame.")] = False,
+    models_dir: Annotated[Path | None, typer.Option(help="Imported models (MiniFASNet); without it that cue "
+                                                         "is unavailable.")] = None,
 ) -> None:
     """PAD figures in ISO/IEC 30107-3 terms: APCER per species, BPCER, BPCER@APCER, DET, HTML report."""
     from limen import thresholds
     from limen.errors import BadRequest
     from limen.lab import pad as lab
 
-    samples = lab.collect_samples(dataset, labels)
+    samples = lab.collect_samples(dataset, labels, bursts=bursts)
+    frame_rows: list[lab.PadScoreRow] = []
     if folds == "subject":
         rows = lab.score_cross_validated(samples, cache)
         protocol = "leave-one-subject-out: texture model retrained without each subject (single frames)"
     elif folds == "none":
         with progress("PAD", len(samples)) as advance:
-            rows = lab.score_with_pad(samples, on_progress=advance)
-        protocol = "shipped model, limen.pad.assess(purpose=verify) on every sample"
+            scored = lab.score_presentations(samples, on_progress=advance, models_dir=models_dir, per_frame=bursts)
+        rows, frame_rows = scored.presentations, scored.frames
+        protocol = ("shipped models, limen.pad.assess(purpose=verify) on each presentation"
+                    + (" (whole burst, as the door decides) and on each frame alone" if bursts else ""))
     else:
         raise BadRequest("--folds", "use 'subject' or 'none'")
     metrics = lab.compute_metrics(rows, threshold=0.0)
@@ -90,12 +102,30 @@ def lab_pad(
             extra["iapar"] = lab.impostor_attack_rate(rows, samples, on_progress=advance).as_dict()
     metrics = lab.PadMetrics(**{**metrics.__dict__, "extra": extra})
     config = {"protocol": protocol, "score": "min over cues of (score − threshold); accepted when ≥ 0",
-              "PAD_TEXTURE_VERIFY": thresholds.PAD_TEXTURE_VERIFY, "model": "texture_v1"}
+              "PAD_TEXTURE_VERIFY": thresholds.PAD_TEXTURE_VERIFY, "PAD_FUSED_VERIFY": thresholds.PAD_FUSED_VERIFY,
+              "model": "texture_v2 + fusion_v1", "models_dir": str(models_dir) if models_dir else "none"}
     species = {k: v for k, v in metrics.attacks.items()}
     info = {"name": dataset.name, "path": str(dataset), "bona_fide": metrics.bona_fide, "attack species": species,
             "subjects": len({s.subject for s in samples})}
     files = lab.write_report(rows, metrics, out, config, info)
-    output({"metrics": metrics.as_dict(), "files": files}, lambda: _print(metrics, files))
+    result: dict[str, Any] = {"metrics": metrics.as_dict(), "files": files}
+    frame_metrics = None
+    if frame_rows:
+        frame_metrics = lab.compute_metrics(frame_rows, threshold=0.0)
+        frame_config = {**config, "unit": "one frame (each frame of every burst judged alone)"}
+        result["per_frame"] = {"metrics": frame_metrics.as_dict(),
+                               "files": lab.write_report(frame_rows, frame_metrics, out / "frames", frame_config,
+                                                         info | {"frames": len(frame_rows)})}
+
+    def human() -> None:
+        if frame_metrics is not None:
+            typer.echo("per presentation (the door's decision on the whole burst):")
+        _print(metrics, files)
+        if frame_metrics is not None:
+            typer.echo("per frame (each frame judged alone):")
+            _print(frame_metrics, result["per_frame"]["files"])
+
+    output(result, human)
 
 
 def _print(m: Any, files: dict[str, str]) -> None:

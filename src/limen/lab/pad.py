@@ -70,14 +70,16 @@ class PadScoreRow:
 # ------------------------------------------------------------------ datasets
 
 
-def collect_samples(root: Path, labels_csv: Path | None = None) -> list[PadSampleRef]:
+def collect_samples(root: Path, labels_csv: Path | None = None, bursts: bool = False) -> list[PadSampleRef]:
     """Samples under `root`: `<species>/[<subject>/]file`, or as listed in a CSV.
 
     Folder layout: a top-level folder named live/real/bona_fide/genuine holds bona
     fide samples, any other top-level folder is an attack species named after it;
     a second level of folders names subjects; inside a subject folder, each image
-    or video file is a sample and so is each sub-folder of frames (a burst).  CSV: columns `path,species[,subject]`
-    (paths relative to the CSV), species `bona_fide` for bona fide.
+    or video file is a sample and so is each sub-folder of frames (a burst).
+    With `bursts`, a second-level folder of frames is itself one presentation
+    (`<species>/<presentation>/<frames>`, as the door captures it).  CSV: columns
+    `path,species[,subject]` (paths relative to the CSV), species `bona_fide` for bona fide.
     """
     if labels_csv is not None:
         return _from_csv(labels_csv)
@@ -87,7 +89,9 @@ def collect_samples(root: Path, labels_csv: Path | None = None) -> list[PadSampl
     for top in sorted(p for p in root.iterdir() if p.is_dir()):
         species = BONA_FIDE if top.name.lower() in BONA_FIDE_FOLDERS else top.name
         for item in sorted(top.iterdir()):
-            if item.is_dir():
+            if bursts and _media_dir(item):
+                samples.append(PadSampleRef(item, species, item.name))
+            elif item.is_dir():
                 samples += [PadSampleRef(f, species, item.name) for f in _media(item)]
                 samples += [PadSampleRef(d, species, item.name) for d in sorted(item.iterdir()) if _media_dir(d)]
             elif _is_media(item):
@@ -368,27 +372,50 @@ def verdict_margin(scores: dict[str, float], cue_thresholds: dict[str, float]) -
 
 
 def score_with_pad(samples: list[PadSampleRef], purpose_name: str = "verify",
-                   on_progress: Any = None) -> list[PadScoreRow]:
+                   on_progress: Any = None, models_dir: Path | None = None) -> list[PadScoreRow]:
     """Run the shipped `limen.pad.assess` on every sample (image, video or folder of frames)."""
-    from limen.capture import load_capture
+    return score_presentations(samples, purpose_name, on_progress, models_dir).presentations
+
+
+@dataclass(frozen=True)
+class ScoredSet:
+    """Scores per presentation (as the door decides on the whole burst) and per frame (each frame alone)."""
+
+    presentations: list[PadScoreRow]
+    frames: list[PadScoreRow]
+
+
+def _row(s: PadSampleRef, verdict: Any, name: str) -> PadScoreRow:
+    score = verdict_margin(verdict.scores, verdict.thresholds) if verdict.scores else None
+    if verdict.reason == "insufficient_evidence":
+        score = None
+    return PadScoreRow(name, s.species, s.subject, score, reason=verdict.reason)
+
+
+def score_presentations(samples: list[PadSampleRef], purpose_name: str = "verify", on_progress: Any = None,
+                        models_dir: Path | None = None, per_frame: bool = False) -> ScoredSet:
+    """`assess` on each presentation (the door's decision) and, with `per_frame`, on each of its frames alone."""
+    from limen.capture import Capture, load_capture
     from limen.errors import InputError
     from limen.pad import Purpose, assess
 
     purpose = Purpose(purpose_name)
-    rows = []
+    rows: list[PadScoreRow] = []
+    frames: list[PadScoreRow] = []
     for s in samples:
         try:
-            verdict = assess(load_capture(s.path), purpose=purpose)
+            capture = load_capture(s.path)
         except InputError as exc:
             rows.append(PadScoreRow(str(s.path), s.species, s.subject, None, reason=f"unreadable: {exc}"))
         else:
-            score = verdict_margin(verdict.scores, verdict.thresholds) if verdict.scores else None
-            if verdict.reason == "insufficient_evidence":
-                score = None
-            rows.append(PadScoreRow(str(s.path), s.species, s.subject, score, reason=verdict.reason))
+            rows.append(_row(s, assess(capture, purpose=purpose, models_dir=models_dir), str(s.path)))
+            if per_frame:
+                for i, frame in enumerate(capture.frames):
+                    verdict = assess(Capture((frame,)), purpose=purpose, models_dir=models_dir)
+                    frames.append(_row(s, verdict, f"{s.path}#{i}"))
         if on_progress is not None:
             on_progress(1)
-    return rows
+    return ScoredSet(rows, frames)
 
 
 def score_cross_validated(samples: list[PadSampleRef], cache: Path | None = None) -> list[PadScoreRow]:

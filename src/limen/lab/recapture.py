@@ -450,6 +450,44 @@ def build_dataset(sources: list[LiveSource], out: Path, species: tuple[Species, 
     return written
 
 
+def build_bursts(nuaa: Path, out: Path, per_subject: int = 2, frames: int = 5, seed: int = 0,
+                 species: tuple[Species, ...] = SPECIES) -> int:
+    """Bursts as the door captures them: `out/<species>/<presentation>/<frame>.jpg`; returns bursts written.
+
+    Live bursts are *real*: `frames` consecutive nuaa-dev frames of one subject, glasses, position and
+    session (people sitting still in front of a webcam).  Attack bursts are **simulated**: the first frame
+    of such a run shown on each species and moved by hand tremor (`simulate_burst`).
+    """
+    from limen.capture import load_image
+
+    written = 0
+    for subject in sorted(p for p in (nuaa / "live").iterdir() if p.is_dir()):
+        runs: dict[str, list[Path]] = {}
+        for f in subject.glob("*.jpg"):
+            runs.setdefault("_".join(f.stem.split("_")[:4]), []).append(f)
+        chosen = [k for k in sorted(runs) if len(runs[k]) >= frames][:: max(1, len(runs) // per_subject)]
+        for key in chosen[:per_subject]:
+            run = sorted(runs[key], key=lambda f: int(f.stem.split("_")[4]))[:frames]
+            live_dir = out / "live" / key
+            if not live_dir.exists():
+                live_dir.mkdir(parents=True)
+                for i, f in enumerate(run):
+                    (live_dir / f"{i}.jpg").write_bytes(f.read_bytes())
+                written += 1
+            first = load_image(run[0])
+            for sp in species:
+                dest = out / sp.value / key
+                if dest.exists():
+                    continue
+                burst = simulate_burst(first, sp, seed=seed * 1_000_003 + _stable(key), frames=frames)
+                dest.mkdir(parents=True)
+                for i, img in enumerate(burst):
+                    cv2.imwrite(str(dest / f"{i}.jpg"), np.ascontiguousarray(img[:, :, ::-1]),
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])
+                written += 1
+    return written
+
+
 def _stable(name: str) -> int:
     return zlib.crc32(name.encode()) % 1_000_003
 
@@ -463,7 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[4] / "shared" / "data")
     ap.add_argument("--stride", type=int, default=8, help="use every N-th nuaa-dev live frame")
+    ap.add_argument("--bursts", type=int, default=0, metavar="N",
+                    help="instead: N five-frame bursts per nuaa-dev subject and species (<species>/<burst>/<frames>)")
     args = ap.parse_args(argv)
+    if args.bursts:
+        print(build_bursts(args.shared / "nuaa-dev", args.out, per_subject=args.bursts), "bursts written")
+        return 0
     sources = live_sources(args.shared, args.stride)
     total = sum(len(s.files) for s in sources)
     done = [0]

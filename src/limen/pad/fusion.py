@@ -1,22 +1,29 @@
 """Fusion of cue results into one `PadVerdict`, failing closed.
 
-Precedence, first match wins:
+First, when a `FusionModel` is given, the single-frame cues that ran
+(texture and MiniFASNet) are combined into one
+calibrated log-odds, the **fused** score (held to `PAD_FUSED_VERIFY` or the
+stricter `PAD_FUSED_ENROL`); it is one more judgement, and it is required.
+Then, first match wins:
 
-1. any cue that ran says attack → **attack** (whatever the others say);
+1. any cue that ran says attack (the fused score, or any single cue below its
+   own veto threshold) → **attack** (whatever the others say);
 2. too few usable face frames for the purpose, or too many unusable ones, or a
-   required cue could not judge (texture, the one cue every RGB capture must
-   pass; the challenge when one was asked for) → **insufficient_evidence**
-   (a deny, with the reason);
+   required cue could not judge (texture; MiniFASNet, via the pipeline; the
+   fused score; the challenge when one was asked for) →
+   **insufficient_evidence** (a deny, with the reason);
 3. otherwise → **bona_fide**.
 
 Assurance records how much evidence there was, never whether it passed:
-NONE when nothing could be judged, LOW for texture alone, MEDIUM when a
-multi-frame cue (motion) also judged, HIGH when a depth or infrared cue also
-judged.  An unavailable cue is listed in `cues_missing` with its reason.
+NONE when nothing could be judged, LOW for single-frame cues alone, MEDIUM
+when a multi-frame cue (motion, flicker, challenge) also judged, HIGH when a
+depth or infrared cue also judged.  An unavailable cue is listed in
+`cues_missing` with its reason.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +31,15 @@ from limen import thresholds
 from limen.decision import Assurance, Reason
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import PadSample
+from limen.pad.fusion_model import FusionModel
 
 BONA_FIDE = "bona_fide"
 ATTACK = "attack"
 INSUFFICIENT = "insufficient_evidence"
 REQUIRED_CUE = "texture"
+FUSED = "fused"
 SENSOR_CUES = frozenset({"depth", "infrared"})
+MULTI_FRAME_CUES = frozenset({"motion", "flicker", "challenge"})
 
 
 @dataclass(frozen=True)
@@ -79,9 +89,13 @@ class PadVerdict:
 
 
 def fuse(
-    results: list[CueResult], sample: PadSample, purpose: Purpose, required: tuple[str, ...] = (REQUIRED_CUE,)
+    results: list[CueResult], sample: PadSample, purpose: Purpose, required: tuple[str, ...] = (REQUIRED_CUE,),
+    model: FusionModel | None = None,
 ) -> PadVerdict:
     """One verdict from every cue's result (see the module docstring); `required` cues must have judged."""
+    if model is not None:
+        results = [*results, fused_score(results, purpose, model)]
+        required = (*required, FUSED)
     ran = [r for r in results if isinstance(r, CueScore)]
     missing = {r.cue: r.reason for r in results if isinstance(r, CueUnavailable)}
     common: dict[str, Any] = {
@@ -99,10 +113,24 @@ def fuse(
     attacks = [r.cue for r in ran if r.says_attack]
     if attacks:
         return PadVerdict(False, ATTACK, detail=_attack_detail(attacks, purpose), **common)
-    shortfall = _shortfall(sample, purpose, ran, required)
+    shortfall = _shortfall(sample, purpose, ran, required, missing)
     if shortfall:
         return PadVerdict(False, INSUFFICIENT, detail=shortfall, **common)
     return PadVerdict(True, BONA_FIDE, detail="bona fide presentation", **common)
+
+
+def fused_score(results: list[CueResult], purpose: Purpose, model: FusionModel) -> CueResult:
+    """The learned combination of the single-frame cues that ran (unavailable when none fits them)."""
+    scores = {r.cue: r.score for r in results if isinstance(r, CueScore) and r.cue in model.inputs}
+    combined = model.combine(scores)
+    if combined is None:
+        return CueUnavailable(FUSED, "no_fusion_for_these_cues")
+    value, comb = combined
+    if not math.isfinite(value):
+        return CueUnavailable(FUSED, "non_finite_score")
+    threshold = thresholds.PAD_FUSED_ENROL if purpose is Purpose.ENROL else thresholds.PAD_FUSED_VERIFY
+    return CueScore(FUSED, value, threshold, {f"w_{k}": round(float(w), 4) for k, w in
+                                              zip(comb.inputs, comb.coef / comb.scale, strict=True)})
 
 
 def insufficient(purpose: Purpose, detail: str, sample: PadSample | None = None) -> PadVerdict:
@@ -120,12 +148,13 @@ def _assurance(ran: list[CueScore]) -> Assurance:
         return Assurance.NONE
     if names & SENSOR_CUES:
         return Assurance.HIGH
-    if len(names) > 1:
+    if names & MULTI_FRAME_CUES:
         return Assurance.MEDIUM
     return Assurance.LOW
 
 
-def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore], required: tuple[str, ...]) -> str:
+def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore], required: tuple[str, ...],
+               missing: dict[str, str]) -> str:
     need = thresholds.PAD_ENROL_MIN_FRAMES if purpose is Purpose.ENROL else thresholds.PAD_VERIFY_MIN_FRAMES
     why = ", ".join(f"{k}: {v}" for k, v in sorted(sample.unusable.items()))
     if len(sample.faces) < need:
@@ -134,7 +163,8 @@ def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore], require
         return f"only {len(sample.faces)} of {sample.analysed} frames show a usable face ({why})"
     absent = [cue for cue in required if cue not in {r.cue for r in ran}]
     if absent:
-        return f"required cue(s) could not judge: {', '.join(absent)}"
+        why_not = [f"{cue} ({missing[cue]})" if cue in missing else cue for cue in absent]
+        return f"required cue(s) could not judge: {', '.join(why_not)}"
     return ""
 
 

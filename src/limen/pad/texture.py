@@ -3,8 +3,9 @@
 Three feature families are available (`FAMILIES`): colour-texture LBP
 histograms in YCbCr + HSV (`lbp.py`), image-distortion features
 (`distortion.py`) and spectrum / moiré features (`frequency.py`).  The shipped
-`TextureModel` (`models/texture_v1.npz`, plain arrays, no pickle; trained by
-`python -m limen.pad.train`, model card beside it) averages the log-odds of its
+`TextureModel` (`models/texture_v2.npz`, plain arrays, no pickle; trained by
+`python -m limen.pad.train_v2` on live images and their simulated recaptures,
+model card beside it) averages the log-odds of its
 members, each a standardised logistic regression over some families.  The
 cue's score is the mean per-frame log-odds of bona fide; its threshold is
 `PAD_TEXTURE_VERIFY` or the stricter `PAD_TEXTURE_ENROL`.  The model loads
@@ -30,7 +31,7 @@ from limen.pad.frequency import frequency_features
 from limen.pad.lbp import colour_texture
 
 MODEL_DIR = Path(__file__).parent / "models"
-MODEL_FILE = MODEL_DIR / "texture_v1.npz"
+MODEL_FILE = MODEL_DIR / "texture_v2.npz"
 MODEL_FORMAT = 2
 
 
