@@ -127,3 +127,34 @@ def test_token_side_keys_survive_a_zeroize_and_stay_the_same(tmp_path: Path) -> 
     keystore.destroy_all()
     assert open_side_key(settings, PIN_PEPPER).mac(b"246813") == before
     assert not (settings.keys_dir / "pin-pepper.key").exists()  # a token side key is no file on disk
+
+
+@pytest.mark.usefixtures("softhsm_env")
+def test_on_a_pkcs11_lock_the_pin_pepper_is_the_tokens_and_survives_a_zeroize(tmp_path: Path) -> None:
+    import subprocess as sp
+    from datetime import UTC, datetime
+
+    from limen.access.model import PermissionLevel
+    from limen.access.store import AccessStore
+    from limen.audit.event import MemoryAuditSink
+    from limen.config import load_settings
+    from limen.db import open_db
+    from limen.vault import open_template_store
+
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    settings = load_settings(tmp_path / "d", keystore="pkcs11", pkcs11_module=SOFTHSM_MODULE,
+                             pkcs11_token_label=TOKEN_LABEL, pkcs11_pin=TOKEN_PIN)
+    store = open_template_store(settings)
+    access = AccessStore(open_db(settings.db_path), MemoryAuditSink())
+    access.add_user("Olga", "", at, pin="246813", permission=PermissionLevel.OWNER)
+    assert not (settings.keys_dir / "pin-pepper.key").exists() and (settings.keys_dir / "pin-pepper.token").exists()
+    store.zeroize()  # a tamper erase: the templates go, the PIN still opens
+    assert access.authenticate("Olga", "246813", at).name == "Olga"
+    store.close()
+    without_vault = ("from limen.access.store import AccessStore; from limen.audit.event import MemoryAuditSink; "
+                     "from limen.db import open_db; import sys; from datetime import datetime, UTC; "
+                     "s = AccessStore(open_db(__import__('pathlib').Path(sys.argv[1])), MemoryAuditSink()); "
+                     "s.authenticate('Olga', '246813', datetime.now(UTC))")
+    done = sp.run([sys.executable, "-c", without_vault, str(settings.db_path)], capture_output=True, text=True,
+                  env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert done.returncode != 0 and "PIN pepper is in the PKCS#11 token" in done.stderr  # one clear error

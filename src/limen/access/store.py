@@ -47,9 +47,9 @@ from limen.access.policy import AssuranceRule, Judgement, Update, find_pin, judg
 from limen.access.schedules import validate_holiday, validate_week_day, validate_year_day, zone
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
-from limen.errors import BadRequest, Conflict, LimenError, NotFound, VaultErased
+from limen.errors import BadRequest, Conflict, KeyStoreError, LimenError, NotFound, VaultErased
 from limen.people import validate_name
-from limen.vault.secrets import box_for, is_sealed
+from limen.vault.secrets import box_for, is_sealed, pepper_for
 
 log = logging.getLogger(__name__)
 
@@ -773,13 +773,24 @@ def _next_index(conn: sqlite3.Connection) -> int:
 
 
 def _default_pepper(conn: sqlite3.Connection) -> pins.Pepper:
-    """The ``pin-pepper`` key file in the key store beside the database (an in-memory database: a throwaway key)."""
-    from limen.vault.keystore.sidekeys import PIN_PEPPER, file_side_key
+    """The lock's PIN pepper: the token's (registered by the open vault) on a PKCS#11 lock, else the
+    ``pin-pepper`` key file beside the database; an in-memory database gets a throwaway key."""
+    from limen.vault.keystore.sidekeys import PIN_PEPPER, TOKEN_PEPPER_MARKER, file_side_key
 
     files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
     if not files:
         return pins.NO_PEPPER
-    return file_side_key(Path(files[0]).parent / "keys", PIN_PEPPER)
+    keys_dir = Path(files[0]).parent / "keys"
+    if (keys_dir / TOKEN_PEPPER_MARKER).exists():
+        return pepper_for(conn) or _TokenPepperMissing()
+    return file_side_key(keys_dir, PIN_PEPPER)
+
+
+class _TokenPepperMissing:
+    """A PKCS#11 lock's store built without its vault: PIN work is refused with one clear error."""
+
+    def mac(self, data: bytes) -> bytes:
+        raise KeyStoreError("this lock's PIN pepper is in the PKCS#11 token: open the lock through its runtime")
 
 
 def _iso(value: datetime | None) -> str | None:

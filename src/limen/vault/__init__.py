@@ -23,10 +23,11 @@ from pathlib import Path
 from limen.config import KeyStoreKind, Settings
 from limen.db import open_db
 from limen.errors import ConfigError
-from limen.vault import secrets
+from limen.vault import files, secrets
 from limen.vault.fragments import DirectoryLocation, FragmentLocation
 from limen.vault.journal import Journal
 from limen.vault.keystore import KeyStore, SoftwareKeyStore
+from limen.vault.keystore.sidekeys import PIN_PEPPER, TOKEN_PEPPER_MARKER, SideKey, open_side_key
 from limen.vault.keystore.software import default_key_path
 from limen.vault.keystore.split import COMPANION_KEY, SplitKeyStore
 from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
@@ -65,6 +66,21 @@ def _records(settings: Settings) -> RecordStore:
     return FragmentedRecords(conn, locations, settings.fragments_k)
 
 
+def _token_pepper(settings: Settings) -> SideKey | None:
+    """On a PKCS#11 lock, the PIN pepper in the token — unless PINs were already peppered by a key file.
+
+    The marker `keys/pin-pepper.token` records the choice on disk, so every process of
+    this lock agrees (an `AccessStore` built without the vault then refuses PIN work).
+    """
+    if settings.keystore != KeyStoreKind.PKCS11 or (settings.keys_dir / f"{PIN_PEPPER}.key").exists():
+        return None
+    pepper = open_side_key(settings, PIN_PEPPER)
+    marker = settings.keys_dir / TOKEN_PEPPER_MARKER
+    if not marker.exists():
+        files.atomic_write(marker, f"{settings.pkcs11_token_label}\n".encode())
+    return pepper
+
+
 def open_template_store(settings: Settings) -> VaultTemplateStore:
     """Open the vault of `settings.data_dir`: recover an interrupted erase first, then open or provision."""
     records = _records(settings)
@@ -75,5 +91,5 @@ def open_template_store(settings: Settings) -> VaultTemplateStore:
     except BaseException:
         keystore.close()
         raise
-    secrets.register(settings.db_path, vault.secrets)  # access codes and TOTP seeds seal under this vault
+    secrets.register(settings.db_path, vault.secrets, _token_pepper(settings))  # codes, TOTP seeds, PIN pepper
     return VaultTemplateStore(vault)

@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 
 from limen.errors import BadRequest, InvalidSealedTemplate
 from limen.vault.hazmat import aead
+from limen.vault.keystore.sidekeys import SideKey
 
 SECRET_V1 = 1
 
@@ -71,23 +72,35 @@ class SecretBox:
 
 
 _BOXES: dict[Path, SecretBox] = {}
+_PEPPERS: dict[Path, SideKey] = {}
 _BOXES_LOCK = threading.Lock()
 
 
-def register(db_path: Path, box: SecretBox | None) -> None:
-    """Make `box` the secret box of the database at `db_path` in this process (None: forget it)."""
+def register(db_path: Path, box: SecretBox, pepper: SideKey | None = None) -> None:
+    """Make `box` (and the token's PIN `pepper`) those of the database at `db_path` in this process."""
     with _BOXES_LOCK:
-        if box is None:
-            _BOXES.pop(db_path.resolve(), None)
-        else:
-            _BOXES[db_path.resolve()] = box
+        _BOXES[db_path.resolve()] = box
+        if pepper is not None:
+            _PEPPERS[db_path.resolve()] = pepper
+
+
+def _main_file(conn: sqlite3.Connection) -> Path | None:
+    files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
+    return Path(files[0]).resolve() if files else None
+
+
+def pepper_for(conn: sqlite3.Connection) -> SideKey | None:
+    """The token's PIN pepper registered for `conn`'s database by `open_template_store` (PKCS#11 locks)."""
+    path = _main_file(conn)
+    with _BOXES_LOCK:
+        return None if path is None else _PEPPERS.get(path)
 
 
 def box_for(conn: sqlite3.Connection) -> SecretBox | None:
     """The box of the vault opened in this process over `conn`'s database; None when no vault is open."""
-    files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main" and row[2]]
-    if not files:
+    path = _main_file(conn)
+    if path is None:
         return None
     with _BOXES_LOCK:
-        box = _BOXES.get(Path(files[0]).resolve())
+        box = _BOXES.get(path)
     return None if box is None or box.closed else box

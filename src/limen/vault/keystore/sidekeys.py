@@ -31,6 +31,7 @@ from limen.fsio import fsync_dir
 SIDE_KEY_BYTES = 32
 AUDIT_WITNESS = "audit-witness"
 PIN_PEPPER = "pin-pepper"
+TOKEN_PEPPER_MARKER = "pin-pepper.token"  # noqa: S105 - a file name: this lock's PIN pepper is in the token
 
 
 class SideKey(Protocol):
