@@ -181,11 +181,18 @@ PULSE_SNR_ENROL = -3.0                 # dB; placeholder until calibrated
 # SIMULATOR only (limen.lab.simulate, `limen lab campaign`); no real depth/IR/mask data exists here.
 DEPTH_MIN_VALID_SHARE = 0.6            # inner-face depth pixels that must be measured, else the frame is skipped
 DEPTH_MAX_FACE_RANGE_MM = 90.0         # p5–p95 depth span of the inner face above which streams are not registered
-DEPTH_RELIEF_MIN_MM = 8.0              # placeholder until calibrated
-DEPTH_PLANE_RMS_MIN_MM = 4.0           # placeholder until calibrated
-DEPTH_CYL_RMS_MIN_MM = 3.0             # placeholder until calibrated
-EYES_STEP_MM = 6.0                     # placeholder until calibrated
-EYES_MAX_STEP_SHARE = 0.4              # placeholder until calibrated
+# Depth and eye-region cues: simulated calibration set = 30 presentations per species, seed 7, stereo model,
+# 4 s at 10 fps (/tmp calibration run; the campaign evaluates on other seeds):
+#   relief (cheek − nose tip, mm)  bona fide min 20.0 | flat print max 3.5, bent print 9.5, paper mask 7.0
+#   plane RMS (mm)                 bona fide min 8.3  | bent print max 3.6, paper mask 3.1
+#   cylinder RMS (mm)              bona fide min 5.4  | bent print max 2.1, paper mask 2.6
+#   eye-rim step share             bona fide max 0.16 | silicone mask min 0.27 (median 0.35), resin median 0.73
+# Screens leave too few depth pixels (valid share ≈ 0.4): the depth cue is unavailable, the IR cue judges them.
+DEPTH_RELIEF_MIN_MM = 14.0             # simulated: between bona fide min (20) and any print/paper mask (≤ 9.5)
+DEPTH_PLANE_RMS_MIN_MM = 5.5           # simulated: between bona fide min (8.3) and flat/bent paper (≤ 3.6)
+DEPTH_CYL_RMS_MIN_MM = 3.5             # simulated: between bona fide min (5.4) and bent paper (≤ 2.6)
+EYES_STEP_MM = 6.0                     # second difference (mm) along a ray that counts as a rim step
+EYES_MAX_STEP_SHARE = 0.22             # simulated: above bona fide max (0.16), below every silicone mask (≥ 0.27)
 IR_SIM_GAIN = 2.4e7                    # simulated camera: DN·mm² per unit reflectance (a real device: calibrate)
 IR_MEAN_COS = 0.9                      # mean cos(incidence) on forehead and cheeks
 IR_AMBIENT_DN = 6.0                    # ambient NIR level subtracted before estimating reflectance

@@ -68,11 +68,11 @@ class TestDepthCue(PadCueContract):
     def make(self) -> PresentationAttackDetector:
         return DepthCue()
 
-    def test_depth_frames_are_not_enough_until_calibrated(self) -> None:
+    def test_depth_of_another_size_than_the_colour_is_not_judged(self) -> None:
         v = fake_view()
         with_depth = FaceView(0, Frame(rgb=v.frame.rgb, depth=np.ones((10, 10), np.float32)), v.box, v.points, v.crop)
         result = DepthCue().score(PadSample((with_depth,), analysed=1), Purpose.VERIFY)
-        assert isinstance(result, CueUnavailable) and result.reason == "not_calibrated"
+        assert isinstance(result, CueUnavailable) and result.reason == "depth_not_registered_to_colour"
 
 
 class TestInfraredCue(PadCueContract):

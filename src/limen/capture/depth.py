@@ -188,9 +188,11 @@ class RealSenseSource:
         playback.set_real_time(False)
         queue = rs.frame_queue(4 * frames + 16, keep_frames=True)
         sensors = list(dev.query_sensors())
+        playback.pause()  # start every sensor before the first frame is read, or early frames are lost
         for s in sensors:
             s.open(s.get_stream_profiles())
             s.start(queue)
+        playback.resume()
         by_number: dict[int, dict[str, Any]] = {}
         deadline = time.monotonic() + max(5.0, frames * 0.5)
         try:

@@ -12,8 +12,9 @@ import typer
 
 from limen.capture import Capture, Frame
 from limen.capture import depth as sources
-from limen.cli.common import output
+from limen.cli.common import output, progress
 from limen.errors import BadRequest
+from limen.lab import campaign as lab_campaign_eval
 from limen.lab import pulse as lab_pulse_eval
 
 capture_app = typer.Typer(help="Depth and infrared cameras: list, record, inspect.", no_args_is_help=True)
@@ -168,3 +169,33 @@ def lab_pulse(
             typer.echo(f"{s.method:7} {s.slice:20} {s.videos:6d} {s.mae:8.2f} {100 * s.within_5:7.1f} %")
 
     output({"summary": rows, "videos": videos}, show)
+
+
+def lab_campaign(
+    out: Annotated[Path, typer.Option(help="Folder for report.html, summary.json and score files.")]
+    = Path("lab-out/campaign"),
+    count: Annotated[int, typer.Option(help="Simulated presentations per species.")] = 25,
+    seed: Annotated[int, typer.Option(help="Population seed (calibration used seed 7; keep it different).")] = 1,
+) -> None:
+    """SIMULATED mask campaign: device profiles vs prints, screens and masks (ISO/IEC 30107-3 report)."""
+    if count < 1:
+        raise BadRequest("--count", "must be at least 1")
+    with progress("simulating presentations", count * len(lab_campaign_eval.Species)) as advance:
+        reports = lab_campaign_eval.run(count, seed, on_progress=advance)
+    files = lab_campaign_eval.write_report(reports, out, count, seed)
+    table = lab_campaign_eval.summary(reports)
+
+    def show() -> None:
+        typer.echo(f"SIMULATED campaign: {count} presentations per species, seed {seed}")
+        typer.echo(f"{'profile':20} {'sil. enrol refused':>18} {'sil. verify rejected':>20} {'mask APCER max':>14} "
+                   f"{'print/screen APCER':>18} {'BPCER':>7} {'sil. opens alone':>16}")
+        for r in table:
+            typer.echo(f"{r['profile']:20} {100 * r['silicone_enrolment_refused']:17.1f}% "
+                       f"{100 * r['silicone_verification_rejected']:19.1f}% "
+                       f"{100 * max(r['apcer_masks'].values()):13.1f}% "
+                       f"{100 * max(r['apcer_prints_screens'].values()):17.1f}% {100 * r['bpcer']:6.1f}% "
+                       f"{100 * r['silicone_opens_door_alone']:15.1f}%")
+        for k, v in files.items():
+            typer.echo(f"  {k}: {v}")
+
+    output({"simulated": True, "profiles": table, "files": files}, show)

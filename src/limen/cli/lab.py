@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from limen import thresholds
-from limen.cli.capture import lab_pulse
+from limen.cli.capture import lab_campaign, lab_pulse
 from limen.cli.common import STATE, output, progress
 from limen.errors import BadRequest
 from limen.lab import datasets
@@ -16,6 +16,7 @@ from limen.lab.verification import VerificationReport, score_multi_reference, sc
 
 lab_app = typer.Typer(help="Evaluation: verification, PAD, template protection.", no_args_is_help=True)
 lab_app.command("pulse")(lab_pulse)
+lab_app.command("campaign")(lab_campaign)
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,7 @@ class PadSample:
     faces: tuple[FaceView, ...]
     analysed: int
     unusable: dict[str, int] = field(default_factory=dict)
+    capture: Capture | None = None  # every frame, for cues that need a continuous signal (pulse)
 
     @property
     def usable_share(self) -> float:
@@ -73,7 +74,7 @@ def locate(capture: Capture, boxes: Sequence[detect.Box | None] | None = None) -
             unusable[view] = unusable.get(view, 0) + 1
         else:
             faces.append(view)
-    return PadSample(tuple(faces), analysed=len(chosen), unusable=unusable)
+    return PadSample(tuple(faces), analysed=len(chosen), unusable=unusable, capture=capture)
 
 
 def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0) -> FaceView | str:

@@ -17,12 +17,14 @@ from limen.pad.fusion_model import FusionModel, shipped_fusion
 from limen.pad.minifasnet import CUE as MINIFASNET
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.pad.motion import MotionCue
-from limen.pad.sensors import DepthCue, InfraredCue
+from limen.pad.sensors import DepthCue, EyeRegionCue, InfraredCue, PulseCue
 from limen.pad.texture import TextureCue, shipped_model
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CUES: tuple[PresentationAttackDetector, ...] = (TextureCue(), MotionCue(), DepthCue(), InfraredCue())
+DEFAULT_CUES: tuple[PresentationAttackDetector, ...] = (
+    TextureCue(), MotionCue(), DepthCue(), InfraredCue(), EyeRegionCue(), PulseCue(),
+)
 # MiniFASNet joins every assessment (it needs the models directory, see `assess`) and is required: measured on
 # cross-dataset folds, texture alone is at chance on a dataset it never saw (docs/pad.md), so without the deep
 # cue a face is never judged bona fide.  The edge cue (`edges.EdgeCue`) and the flicker cue

@@ -131,9 +131,11 @@ class PulseCue:
     name = "pulse"
 
     def score(self, sample: PadSample, purpose: Purpose) -> CueResult:
-        views = sample.faces
+        views = _every_frame(sample)
         if len(views) < 2:
             return CueUnavailable(self.name, "single_frame")
+        if len({v.frame.device for v in views}) > 1:
+            return CueUnavailable(self.name, "frames_from_different_devices")
         times = np.array([v.frame.t for v in views])
         seconds = float(times[-1] - times[0])
         if seconds < thresholds.PULSE_MIN_SECONDS:
@@ -155,6 +157,23 @@ class PulseCue:
         evidence = {"bpm": round(est.bpm, 1), "snr_db": round(est.snr_db, 2), "seconds": round(seconds, 2),
                     "fps": round(fps, 2)}
         return CueScore(self.name, est.snr_db - cut, 0.0, evidence)
+
+
+def _every_frame(sample: PadSample) -> list[FaceView]:
+    """A view of every capture frame (landmarks from the nearest analysed frame), or the analysed ones."""
+    if sample.capture is None or not sample.faces or len(sample.capture.frames) <= len(sample.faces):
+        return list(sample.faces)
+    index = np.array([v.index for v in sample.faces], dtype=np.float64)
+    out = []
+    for i, frame in enumerate(sample.capture.frames):
+        k = int(np.clip(np.searchsorted(index, i), 1, max(1, len(index) - 1)))
+        a, b = sample.faces[max(0, k - 1)], sample.faces[min(k, len(index) - 1)]
+        if frame.rgb.shape != a.frame.rgb.shape:
+            return list(sample.faces)
+        w = 0.0 if b.index == a.index else float(np.clip((i - a.index) / (b.index - a.index), 0.0, 1.0))
+        points = (1 - w) * a.points + w * b.points  # landmarks follow the face between analysed frames
+        out.append(FaceView(i, frame, a.box, points, a.crop))
+    return out
 
 
 def _checked(rgb: np.ndarray) -> np.ndarray:

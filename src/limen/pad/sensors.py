@@ -1,33 +1,17 @@
-"""Slots for the sensor cues of part 2 (depth, infrared): today they report what is missing.
+"""The cues of part 2 — depth, infrared, eye region, pulse — gathered for the pipeline (one module each).
 
-A depth or IR cue judges only when the frames carry that channel *and* a
-calibrated detector exists; until then it is `CueUnavailable`, so the
-assurance stays below HIGH and nothing passes by default.
+Each judges only when the frames carry its channel (depth, IR, or a long
+enough RGB capture) and is `CueUnavailable` otherwise, so assurance stays
+below HIGH and nothing passes by default.  Depth, IR and eye-region
+thresholds are calibrated on the **simulator** (limen.lab.simulate); pulse
+is validated on real skin (rppg-skin) and its non-pulse side is simulated.
 """
 
 from __future__ import annotations
 
-from limen.pad.contract import CueResult, CueUnavailable, Purpose
-from limen.pad.faces import PadSample
+from limen.pad.depth import DepthCue
+from limen.pad.eyes import EyeRegionCue
+from limen.pad.infrared import InfraredCue
+from limen.pad.pulse import PulseCue
 
-
-class DepthCue:
-    """Depth-map flatness (masks, photos, screens); not calibrated yet."""
-
-    name = "depth"
-
-    def score(self, sample: PadSample, purpose: Purpose) -> CueResult:
-        if not any(f.frame.depth is not None for f in sample.faces):
-            return CueUnavailable(self.name, "no_depth_frames")
-        return CueUnavailable(self.name, "not_calibrated")
-
-
-class InfraredCue:
-    """Near-infrared reflectance of skin; not calibrated yet."""
-
-    name = "infrared"
-
-    def score(self, sample: PadSample, purpose: Purpose) -> CueResult:
-        if not any(f.frame.ir is not None for f in sample.faces):
-            return CueUnavailable(self.name, "no_infrared_frames")
-        return CueUnavailable(self.name, "not_calibrated")
+__all__ = ["DepthCue", "EyeRegionCue", "InfraredCue", "PulseCue"]
