@@ -46,3 +46,18 @@ def test_live_burst_is_not_flagged() -> None:
     assert isinstance(result, CueScore | CueUnavailable)
     if isinstance(result, CueScore):
         assert not result.says_attack
+
+
+def test_hand_held_simulated_print_burst_is_planar() -> None:
+    """A matte print moved by hand tremor over a 5-frame burst (**simulated**, lab.recapture) moves as a plane."""
+    from limen.lab.recapture import Species, simulate_burst
+
+    rgb = load_image(nuaa_files("live", "0005", 1)[0])
+    judged = []
+    for seed in range(3):
+        burst = Capture(tuple(Frame(rgb=f, t=float(i)) for i, f in
+                              enumerate(simulate_burst(rgb, Species.PRINT_MATTE, seed=seed, frames=5))))
+        result = MotionCue().score(faces.locate(burst), Purpose.VERIFY)
+        if isinstance(result, CueScore):
+            judged.append(result.says_attack)
+    assert judged and all(judged)

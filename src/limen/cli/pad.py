@@ -76,6 +76,7 @@ def lab_pad(
                                                "report per presentation (the door's decision) and per frame.")] = False,
     models_dir: Annotated[Path | None, typer.Option(help="Imported models (MiniFASNet); without it that cue "
                                                          "is unavailable.")] = None,
+    enrol: Annotated[bool, typer.Option("--enrol", help="Judge as enrolment does (stricter; ≥ 3 frames).")] = False,
 ) -> None:
     """PAD figures in ISO/IEC 30107-3 terms: APCER per species, BPCER, BPCER@APCER, DET, HTML report."""
     from limen import thresholds
@@ -89,9 +90,11 @@ def lab_pad(
         protocol = "leave-one-subject-out: texture model retrained without each subject (single frames)"
     elif folds == "none":
         with progress("PAD", len(samples)) as advance:
-            scored = lab.score_presentations(samples, on_progress=advance, models_dir=models_dir, per_frame=bursts)
+            scored = lab.score_presentations(samples, "enrol" if enrol else "verify", on_progress=advance,
+                                             models_dir=models_dir, per_frame=bursts and not enrol)
         rows, frame_rows = scored.presentations, scored.frames
-        protocol = ("shipped models, limen.pad.assess(purpose=verify) on each presentation"
+        purpose = "enrol" if enrol else "verify"
+        protocol = (f"shipped models, limen.pad.assess(purpose={purpose}) on each presentation"
                     + (" (whole burst, as the door decides) and on each frame alone" if bursts else ""))
     else:
         raise BadRequest("--folds", "use 'subject' or 'none'")
