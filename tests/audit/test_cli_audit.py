@@ -111,3 +111,20 @@ def test_verify_fails_on_a_log_cut_back_to_an_earlier_checkpoint(run, data_dir: 
     assert isinstance(result.exception, ChainBroken)
     assert "audit log truncated: witness file says 173 records, log has 32" in str(result.exception)
     assert isinstance(run("audit", "verify").exception, ChainBroken)  # and on every later run
+
+
+def test_recover_after_a_truncation_starts_a_recorded_chain_that_verifies(run, data_dir: Path) -> None:
+    _seed(data_dir, 40)
+    conn = sqlite3.connect(data_dir / "audit.db", isolation_level=None)
+    conn.execute("DROP TRIGGER records_no_delete")
+    conn.execute("DELETE FROM records WHERE idx > 31")
+    conn.execute("DELETE FROM checkpoints WHERE idx > 31")
+    conn.close()
+    assert run("audit", "verify").exit_code != 0
+    recovered = run("audit", "recover")
+    assert recovered.exit_code == 0, recovered.output
+    assert list(data_dir.glob("audit.db.broken-*"))  # the truncated store is kept as evidence
+    ok = run("--json", "audit", "verify")
+    assert ok.exit_code == 0, ok.output
+    reasons = [r["reason"] for r in json.loads(run("--json", "audit", "tail", "-n", "5").stdout)]
+    assert "audit_store_replaced" in reasons

@@ -132,12 +132,18 @@ def checkpoint() -> None:
 def recover(force: Annotated[bool, typer.Option("--force", help="Even if the store verifies.")] = False) -> None:
     """Keep a corrupt or broken audit.db aside as evidence and start a new chain that records it."""
     from limen.audit import quarantine_store
+    from limen.errors import VaultError
     from limen.vault import open_template_store
     from limen.vault.witness import SealedHeadWitness
 
-    store = open_template_store(STATE.settings)
     try:
-        kept = quarantine_store(STATE.settings, force, witnesses=(SealedHeadWitness(store.vault),))
-    finally:
-        store.close()
+        store = open_template_store(STATE.settings)
+    except VaultError as exc:  # the evidence store must be recoverable even when the vault is not
+        typer.echo(f"note: the vault's copy of the head was not reset ({exc})", err=True)
+        kept = quarantine_store(STATE.settings, force)
+    else:
+        try:
+            kept = quarantine_store(STATE.settings, force, witnesses=(SealedHeadWitness(store.vault),))
+        finally:
+            store.close()
     output({"preserved": str(kept)}, f"preserved the old store as {kept}; a new chain records the replacement")
