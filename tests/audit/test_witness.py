@@ -196,3 +196,19 @@ def test_a_witness_never_moves_backwards(tmp_path: Path) -> None:
     raw[-1] ^= 1  # a torn write of one slot: the other still vouches for an earlier head
     witness.path.write_bytes(bytes(raw))
     assert witness.read() == Head(4, "ef" * 32)
+
+
+def test_an_absent_token_does_not_stop_the_trail(tmp_path: Path) -> None:
+    from limen.config import load_settings
+
+    settings = load_settings(tmp_path / "d", keystore="pkcs11", pkcs11_module="/nonexistent/libpkcs11.so",
+                             pkcs11_pin="irrelevant-pin")
+    log = open_audit(settings)
+    try:
+        log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="still recorded"))
+        reasons = [r["reason"] for r in log.records()]
+        assert reasons[0] == "audit_witness_unavailable" and "still recorded" in reasons
+        assert log.verify().records == 2
+        assert not (settings.keys_dir / WITNESS_FILE).exists()  # nothing advanced without its key
+    finally:
+        log.close()

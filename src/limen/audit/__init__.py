@@ -31,6 +31,7 @@ from limen.audit.log import AuditLog
 from limen.audit.witness import WITNESS_FILE, AuditTruncated, FileWitness, Head, Mismatch, Witness
 from limen.clock import Clock
 from limen.config import Settings
+from limen.errors import KeyStoreError
 
 __all__ = [
     "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "AuditTruncated", "ChainSummary", "Channel",
@@ -62,13 +63,20 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
         audit = _OPEN.get(path)
         if audit is None or audit.closed:
             key, replaced = _audit_key(settings)
-            witness = witness_file(settings)
-            started = not witness.exists()
+            try:
+                witness: FileWitness | None = witness_file(settings)
+            except KeyStoreError as exc:  # token absent: the trail keeps recording, the witness waits (unchanged)
+                witness, missing = None, str(exc)
+            started = witness is not None and not witness.exists()
             audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock, witness=witness)
             problems = audit.witness_mismatches()  # before anything is appended
             channels, unusable = usable_channels(settings.alert_urls, settings.keys_dir)
             Monitor(audit, channels, clock).attach()
-            _record_truncation(audit, problems, witness)
+            if witness is None:
+                audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
+                                   reason="audit_witness_unavailable", data={"problem": missing[:200]}))
+            else:
+                _record_truncation(audit, problems, witness)
             if started and audit.count() > 0:  # a witness created over an existing log says so on the record
                 audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
                                    reason="audit_witness_started", data={"records": audit.count()}))
