@@ -58,8 +58,11 @@ def test_face_flow_end_to_end(tmp_path: Path) -> None:
     """Enrol from a burst of live frames; verify the same person, another person and a printed photo."""
     data = tmp_path / "data"
     enrol_burst = nuaa_burst(tmp_path / "enrol", "live", "0001", "01", 8)
-    enrol = limen(data, "--json", "enroll", "Subject1", "--consent", "--purpose", "front door",
-                  "--retention-days", "365", "--face", str(enrol_burst))
+    owner = _limen_env(data, {"LIMEN_NEW_PIN": "246813"}, "users", "add", "Olga", "--permission", "owner", "--pin")
+    assert owner.returncode == 0, owner.stderr
+    as_olga = {"LIMEN_ACTOR_PIN": "246813"}
+    enrol = _limen_env(data, as_olga, "--json", "enroll", "Subject1", "--consent", "--purpose", "front door",
+                       "--retention-days", "365", "--face", str(enrol_burst), "--as", "Olga")
     assert enrol.returncode == 0, enrol.stderr
     assert json.loads(enrol.stdout)["samples"] >= 3
 
@@ -78,6 +81,15 @@ def test_face_flow_end_to_end(tmp_path: Path) -> None:
     assert other.returncode == 3 and json.loads(other.stdout)["reason"] in ("no_match", "pad_failed")
     assert attack.returncode == 3 and json.loads(attack.stdout)["reason"] in ("pad_failed", "insufficient_evidence")
 
+    # face + PIN completes it: one more attempt, judged with the held face
+    pin = _limen_env(data, {**as_olga, "LIMEN_NEW_PIN": "713502"}, "credentials", "add",
+                     "Subject1", "--as", "Olga")
+    assert pin.returncode == 0, pin.stderr
+    both = _limen_env(data, {"LIMEN_PIN": "713502"}, "--json", "verify", "Subject1", "--face",
+                      str(tmp_path / "same"), "--pin")
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert json.loads(both.stdout)["reason"] == "granted" and "+pin:" in json.loads(both.stdout)["credential_id"]
+
     # the owner's explicit choice lets an RGB face open alone (and the trail records it)
     alone = _limen_env(data, {"LIMEN_ALLOW_FACE_ALONE_RGB": "true"}, "--json", "identify", "--face",
                        str(tmp_path / "same"))
@@ -92,7 +104,7 @@ def test_face_flow_end_to_end(tmp_path: Path) -> None:
     trail = json.loads(limen(data, "--json", "audit", "tail", "-n", "50").stdout)
     assert any(r["reason"] == "face_alone_rgb_allowed" for r in trail)
 
-    removed = limen(data, "--json", "users", "remove", "Subject1")
+    removed = _limen_env(data, as_olga, "--json", "users", "remove", "Subject1", "--as", "Olga")
     assert removed.returncode == 0 and json.loads(removed.stdout)["templates_erased"] >= 1
     gone = limen(data, "--json", "identify", "--face", str(tmp_path / "same"))
     assert gone.returncode == 3 and json.loads(gone.stdout)["reason"] == "no_match"
