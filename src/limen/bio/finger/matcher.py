@@ -37,6 +37,7 @@ class PreparedTemplate:
     dist: np.ndarray        # n×k edge lengths (NaN where absent)
     alpha: np.ndarray       # n×k edge angle relative to the minutia's direction
     beta: np.ndarray        # n×k neighbour direction relative to the minutia's direction
+    trig: np.ndarray        # 4×n×k cos α, sin α, cos β, sin β (angle tests without wrapping)
 
     @property
     def size(self) -> int:
@@ -67,19 +68,41 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
         edge = np.arctan2(delta[rows, nearest, 1], delta[rows, nearest, 0])
         alpha[:, :kk] = _wrap(edge - ang[:, None])
         beta[:, :kk] = _wrap(ang[nearest] - ang[:, None])
-    return PreparedTemplate(ang.astype(np.float32), neighbour, dist, alpha, beta)
+    trig = np.stack([np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)]).astype(np.float32)
+    return PreparedTemplate(ang.astype(np.float32), neighbour, dist, alpha, beta, trig)
 
 
-def _edge_errors(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
-    """n_p×n_c×k×k normalised edge disagreement; > 1 means the edges do not agree."""
-    tol_d = np.maximum(thresholds.FINGER_MATCH_EDGE_DIST_PX,
-                       thresholds.FINGER_MATCH_EDGE_DIST_REL * p.dist[:, None, :, None])
-    err = np.abs(p.dist[:, None, :, None] - c.dist[None, :, None, :]) / tol_d
-    err = np.maximum(err, np.abs(_wrap(p.alpha[:, None, :, None] - c.alpha[None, :, None, :]))
-                     / thresholds.FINGER_MATCH_EDGE_ANGLE)
-    err = np.maximum(err, np.abs(_wrap(p.beta[:, None, :, None] - c.beta[None, :, None, :]))
-                     / thresholds.FINGER_MATCH_EDGE_ANGLE)
-    return err
+def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every (i, j, a, b) where edge a of probe minutia i agrees with edge b of candidate minutia j,
+    with its normalised disagreement (≤ 1), sorted by (i, j).  A join on edge length through the
+    candidate's length-sorted edges: only length-compatible edges are ever compared by angle."""
+    k = p.dist.shape[1]
+    p_flat = np.flatnonzero(np.isfinite(p.dist.reshape(-1)))
+    c_flat = np.flatnonzero(np.isfinite(c.dist.reshape(-1)))
+    c_len = c.dist.reshape(-1)[c_flat]
+    order = np.argsort(c_len, kind="stable")
+    c_sorted, c_ids = c_len[order], c_flat[order]
+    p_len = p.dist.reshape(-1)[p_flat]
+    tol = np.maximum(thresholds.FINGER_MATCH_EDGE_DIST_PX, thresholds.FINGER_MATCH_EDGE_DIST_REL * p_len)
+    lo = np.searchsorted(c_sorted, p_len - tol, side="left")
+    hi = np.searchsorted(c_sorted, p_len + tol, side="right")
+    counts = hi - lo
+    rep = np.repeat(np.arange(p_flat.size), counts)
+    first = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    cand = c_ids[first + np.arange(rep.size)]
+    probe = p_flat[rep]
+    ii, aa, jj, bb = probe // k, probe % k, cand // k, cand % k
+    pt, ct = p.trig[:, ii, aa], c.trig[:, jj, bb]
+    cos_alpha = pt[0] * ct[0] + pt[1] * ct[1]          # cos of the difference of the edge angles
+    cos_beta = pt[2] * ct[2] + pt[3] * ct[3]           # cos of the difference of the neighbour directions
+    limit = np.cos(thresholds.FINGER_MATCH_EDGE_ANGLE)
+    keep = (cos_alpha >= limit) & (cos_beta >= limit)
+    dist_err = np.abs(p_len[rep] - c.dist.reshape(-1)[cand]) / tol[rep]
+    err = np.maximum(dist_err, (1 - np.minimum(cos_alpha, cos_beta)) / (1 - limit))[keep]
+    ii, jj, aa, bb = ii[keep], jj[keep], aa[keep], bb[keep]
+    by_pair = np.argsort(ii * c.size + jj, kind="stable")
+    return ii[by_pair], jj[by_pair], aa[by_pair], bb[by_pair], err[by_pair]
 
 
 def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
@@ -87,21 +110,23 @@ def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
     n_p, n_c = p.size, c.size
     if n_p < 2 or n_c < 2:
         return 0.0
-    err = _edge_errors(p, c)
-    ok = err <= 1.0
-    local = np.minimum(ok.any(3).sum(2), ok.any(2).sum(2))              # agreeing edges per (i, j)
-    roots = np.argsort(-local, axis=None, kind="stable")[: thresholds.FINGER_MATCH_ROOTS]
-    ii, jj, aa, bb = np.nonzero(ok)
-    start = np.searchsorted(ii * n_c + jj, np.arange(n_p * n_c + 1))
-    edges_e = err[ii, jj, aa, bb].tolist()
+    k = thresholds.FINGER_MATCH_NEIGHBOURS
+    ii, jj, aa, bb, err = _agreeing_edges(p, c)
+    pair = ii * n_c + jj
+    # agreeing edges per (i, j): distinct probe edges and distinct candidate edges, the smaller count
+    by_a = np.bincount(np.unique(pair * k + aa) // k, minlength=n_p * n_c)
+    by_b = np.bincount(np.unique(pair * k + bb) // k, minlength=n_p * n_c)
+    local = np.minimum(by_a, by_b)
+    roots = np.argsort(-local, kind="stable")[: thresholds.FINGER_MATCH_ROOTS]
+    start = np.searchsorted(pair, np.arange(n_p * n_c + 1)).tolist()    # edges come sorted by (i, j)
+    edges_e = err.tolist()
     edges_i = p.neighbour[ii, aa].tolist()
     edges_j = c.neighbour[jj, bb].tolist()
-    start_l = start.tolist()
     best = 0.0
     for root in roots.tolist():
-        if local.flat[root] < thresholds.FINGER_MATCH_ROOT_MIN_EDGES:
+        if local[root] < thresholds.FINGER_MATCH_ROOT_MIN_EDGES:
             break
-        score = _grow(root // n_c, root % n_c, n_p, n_c, start_l, edges_e, edges_i, edges_j)
+        score = _grow(root // n_c, root % n_c, n_p, n_c, start, edges_e, edges_i, edges_j)
         best = max(best, score)
     return best * best / (n_p * n_c) ** 0.5 / max(min(n_p, n_c), thresholds.FINGER_MATCH_MIN_OVERLAP) ** 0.5
 
