@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from limen import thresholds as T
@@ -60,6 +60,12 @@ Unlocker = Annotated[Caller, needs(Scope.UNLOCK)]
 SteppedUp = Annotated[Caller, Depends(stepped_up)]
 
 
+class Body(BaseModel):
+    """A JSON request body: exact types (no `true` for a number) and no unknown fields, as the schema says."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
 class ErrorBody(BaseModel):
     error: str = Field(description="A stable error code, e.g. bad_request, not_found.")
     reason: str = Field(description="What went wrong and what to do, for a person.")
@@ -88,7 +94,7 @@ class FaceAnswer(KioskAnswer):
                                "for a short window; send it to /api/kiosk/keypad).")
 
 
-class KeypadEntry(BaseModel):
+class KeypadEntry(Body):
     entry: str = Field(min_length=1, max_length=32, pattern=r"^[0-9*#]+$",
                        description="PIN digits (decoys allowed around the PIN), or * + an offline code.")
 
@@ -99,7 +105,7 @@ class LockStatus(BaseModel):
     lockdown: bool
 
 
-class RemoteUnlock(BaseModel):
+class RemoteUnlock(Body):
     pin: str = Field(default="", max_length=T.PIN_MAX_LENGTH, pattern=r"^[0-9]*$",
                      description="The owner's PIN (the lock requires it remotely).")
 
@@ -159,25 +165,25 @@ Frames = Annotated[list[UploadFile], File(min_length=1, max_length=T.SERVICE_MAX
 TokenId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")]
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     name: str = Field(min_length=1, max_length=64, pattern=NAME)
     pin: str = Field(pattern=PIN, description="The PIN the person will type at the door.")
     permission: Literal["member", "guest", "administrator", "owner"] = "member"
     valid_hours: int | None = Field(default=None, ge=1, le=8784, description="A temporary PIN: valid this long.")
 
 
-class PinChange(BaseModel):
+class PinChange(Body):
     pin: str = Field(pattern=PIN)
 
 
-class WeekDayIn(BaseModel):
+class WeekDayIn(Body):
     index: int = Field(ge=1, le=MAX_SCHEDULES_PER_USER)
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1, max_length=7)
     start: str = Field(pattern=HHMM, examples=["07:00"])
     end: str = Field(pattern=HHMM, examples=["19:00"])
 
 
-class CodeRequest(BaseModel):
+class CodeRequest(Body):
     kind: Literal["single_use", "limited", "period_quota"] = "single_use"
     hours: int = Field(default=24, ge=1, le=744)
     days: int = Field(default=7, ge=1, le=366)
@@ -216,14 +222,15 @@ class AuditRecord(BaseModel):
     data: dict[str, Any]
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(Body):
     name: str = Field(min_length=1, max_length=64)
-    scopes: list[Scope] = Field(min_length=1, max_length=3, description="What the token may do.")
+    scopes: list[Annotated[Scope, Field(strict=False)]] = Field(min_length=1, max_length=3,  # names, from JSON
+                                                                description="What the token may do.")
     days: int | None = Field(default=None, ge=1, le=T.SERVICE_TOKEN_MAX_DAYS,
                              description="Lifetime; default the `api_token_days` setting.")
 
 
-class StepUp(BaseModel):
+class StepUp(Body):
     password: str = Field(min_length=1, max_length=1024)
     totp: str = Field(default="", max_length=6, pattern=r"^[0-9]*$", description="Authenticator code, if enabled.")
 

@@ -70,7 +70,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.start_monitor()  # the configured tamper sources, polled while the service runs
-        threading.Thread(target=_warm, args=(rt,), name="limen-warm", daemon=True).start()
+        if not ctx.warm_started:  # once per service, even when the app is entered twice (tests)
+            ctx.warm_started = True
+            threading.Thread(target=_warm, args=(ctx,), name="limen-warm", daemon=True).start()
         task = asyncio.create_task(_ticker(ctx, tick_s))
         dispatcher = _start_alarm_delivery(ctx)
         try:
@@ -298,8 +300,17 @@ class SecurityHeadersMiddleware:
 __all__ = ["HTMLResponse", "close_app", "create_app", "error_response"]
 
 
-def _warm(rt: Runtime) -> None:
-    """Load the face models, PAD's models and the vault's index now, so the first unlock does not wait."""
+def _warm(ctx: ServiceContext) -> None:
+    """Load the face models, PAD's models and the vault's index now, so the first unlock does not wait.
+
+    Under the door path's lock: dlib's detector is not thread-safe, and a first unlock arriving while
+    warming would otherwise run it concurrently (a segfault, seen with two warm threads)."""
+    rt = ctx.runtime
+    with ctx.lock._lock:  # noqa: SLF001 - the one lock every door-path call takes
+        _warm_models(rt)
+
+
+def _warm_models(rt: Runtime) -> None:
     try:
         rt.engine.warm()
         assess(Capture(frames=(Frame(rgb=np.zeros((240, 320, 3), dtype=np.uint8)),)), purpose=Purpose.VERIFY)

@@ -26,6 +26,7 @@ class ServiceContext:
     accounts: Accounts
     clock: Clock
     setup_token: str | None = None  # in memory only, for the console line; stored hashed
+    warm_started: bool = False  # models are warmed once per service, in the background
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
     login_limiter: RateLimiter = field(init=False)
     unlock_limiter: RateLimiter = field(init=False)
