@@ -333,3 +333,15 @@ def test_dark_frames_raise_no_alarm_and_do_not_count(rig: Rig, settings, tmp_pat
         assert "uncover" in attempts[-1]["data"]["detail"]
     finally:
         log.close()
+
+
+def test_a_face_asked_for_its_pin_after_biometric_failures_is_held_too(rig: Rig) -> None:
+    from limen.access.model import CredentialRule
+
+    rig.store.modify_user("Max", rig.owner, T0, credential_rule=CredentialRule.DUAL)
+    for _ in range(thresholds.BIO_FAILURE_LIMIT):
+        rig.face(Assurance.HIGH, distance=0.9)  # not recognised: counts
+        assert rig.controller.face(FRAME).reason is Reason.NO_MATCH
+    rig.face(Assurance.HIGH)
+    assert rig.controller.face(FRAME, session="k").reason is Reason.PIN_REQUIRED
+    assert rig.controller.keypad(MAX_PIN, session="k").accepted  # face + PIN: the dual rule is met

@@ -107,7 +107,7 @@ class AccessController:
         decision = self.attempt(face_attempt(evidence, source=source))
         if session is not None:
             self._held.pop(_key(session), None)
-            if decision.reason is Reason.SECOND_FACTOR_MISSING and evidence.matched:
+            if decision.reason in _ASKS_FOR_PIN and evidence.matched:
                 self._held[_key(session)] = _Held(evidence, self.clock.monotonic() + T.SECOND_FACTOR_WINDOW_S)
         return decision
 
@@ -199,6 +199,7 @@ class AccessController:
         return state
 
 
+_ASKS_FOR_PIN = (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED)  # a recognised face the PIN completes
 _KEY_LIMIT_TEXT = "mechanical key used repeatedly while offline: owner must re-authorise"
 _METHOD: dict[type[Any], str] = {
     FaceEvidence: "face", FingerprintEvidence: "fingerprint", PinEntry: "pin", CodeEntry: "code",

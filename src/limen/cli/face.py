@@ -111,7 +111,7 @@ def _attempt(face: Path, claim: str | None, pin: bool) -> None:
     rt = open_runtime(STATE.settings)
     try:
         decision = rt.controller.face(capture, claim=claim, source=Source.CLI, session="cli")
-        if pin and decision.reason is Reason.SECOND_FACTOR_MISSING:
+        if pin and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
             typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
             decision = rt.controller.keypad(typed, session="cli")
     finally:
