@@ -130,3 +130,15 @@ def test_high_assurance_needs_a_sensor_cue_that_judged_bona_fide() -> None:
     missing = [texture, CueUnavailable("depth", "depth_holes"), CueUnavailable("infrared", "ir_emitter_off")]
     verdict = fusion.fuse(missing, s, Purpose.VERIFY, required=("depth",))
     assert not verdict.passed and verdict.assurance is not Assurance.HIGH
+
+
+def test_the_pipeline_runs_the_sensor_cues_on_frames_that_carry_depth_and_ir() -> None:
+    from limen.pad import assess
+
+    s = simulate.render(simulate.population(Species.BONA_FIDE, 1, seed=2)[0], seconds=4.0, fps=10.0)
+    verdict = assess(s.capture, purpose=Purpose.VERIFY, boxes=list(s.boxes))
+    assert {"depth", "infrared", "eyes", "pulse"} <= set(verdict.cues_run), verdict.cues_missing
+    assert not any(verdict.scores[c] < verdict.thresholds[c] for c in ("depth", "infrared", "eyes", "pulse"))
+    off = replace(s, capture=Capture(tuple(replace(f, emitter_on=False) for f in s.capture.frames)))
+    verdict = assess(off.capture, purpose=Purpose.VERIFY, boxes=list(s.boxes))
+    assert verdict.cues_missing.get("infrared") == "ir_emitter_off"

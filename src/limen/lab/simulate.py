@@ -344,9 +344,8 @@ def _project(pts_mm: np.ndarray, pose: _Pose, p: Presentation) -> np.ndarray:
 def _box(pts: np.ndarray) -> Box:
     eye = float(np.linalg.norm(pts[0:2].mean(axis=0) - pts[2:4].mean(axis=0)))
     cx, cy = pts[:, 0].mean(), pts[:, 1].mean() + 0.25 * eye
-    half = 1.05 * eye
-    return Box(int(max(0, cx - half)), int(max(0, cy - 1.1 * half)), int(min(WIDTH, cx + half)),
-               int(min(HEIGHT, cy + 1.2 * half)))
+    half = 1.1 * eye  # square, as a face detector's box
+    return Box(int(max(0, cx - half)), int(max(0, cy - half)), int(min(WIDTH, cx + half)), int(min(HEIGHT, cy + half)))
 
 
 @dataclass
