@@ -50,11 +50,12 @@ class AuditSink(Protocol):
         ...
 
     def raise_alarm(self, rule: str, severity: str, reason: str, *, subject: str | None = None,
-                    at: datetime | None = None) -> int:
+                    at: datetime | None = None, events: tuple[int, ...] = ()) -> int:
         """Record an ALARM (anomaly rule name, severity, text for people) and queue its delivery; return its index.
 
         Alarms the audit package derives from events itself (duress, presentation
         attack, jammed lock…) need no call: this is for what only the caller knows.
+        `events` are the indices of the records it is about.
         """
         ...
 
@@ -70,9 +71,10 @@ class MemoryAuditSink:
         return len(self.events) - 1
 
     def raise_alarm(self, rule: str, severity: str, reason: str, *, subject: str | None = None,
-                    at: datetime | None = None) -> int:
+                    at: datetime | None = None, events: tuple[int, ...] = ()) -> int:
         return self.append(Event(EventKind.ALARM, at or datetime.now(UTC), actor="system", subject=subject,
-                                 outcome=severity, reason=rule, source="alarm", data={"text": reason}))
+                                 outcome=severity, reason=rule, source="alarm",
+                                 data={"text": reason, "events": list(events)}))
 
 
 # ------------------------------------------------------------------ conventions
