@@ -43,9 +43,11 @@ class AuditSinkContract:
 
     def test_raise_alarm_records_one_alarm_with_rule_severity_subject(self, rig: SinkRig) -> None:
         before = len([r for r in rig.read() if r[0] == "alarm"])
-        index = rig.sink.raise_alarm("mechanical_key", "critical", "key used while offline", subject="door", at=AT)
+        about = rig.sink.append(Event(EventKind.UNLOCK_ATTEMPT, AT, outcome="accept", reason="granted"))
+        index = rig.sink.raise_alarm("mechanical_key", "critical", "key used while offline", subject="door", at=AT,
+                                     events=(about,))
         alarms = [r for r in rig.read() if r[0] == "alarm"]
         assert len(alarms) == before + 1 and isinstance(index, int)
         kind, severity, rule, subject, data = alarms[-1]
         assert (severity, rule, subject) == ("critical", "mechanical_key", "door")
-        assert data["text"] == "key used while offline"
+        assert data["text"] == "key used while offline" and about in data["events"]

@@ -101,12 +101,13 @@ class AuditLog:
         return index
 
     def raise_alarm(self, rule: str, severity: str, reason: str, *, subject: str | None = None,
-                    at: datetime | None = None) -> int:
+                    at: datetime | None = None, events: tuple[int, ...] = ()) -> int:
         """Record an alarm through the anomaly monitor (grouping, delivery); a plain ALARM record without one."""
         if self.monitor is not None:
-            return int(self.monitor.raise_alarm(rule, severity, reason, subject=subject, at=at))
+            return int(self.monitor.raise_alarm(rule, severity, reason, subject=subject, at=at, events=events))
         return self.append(Event(EventKind.ALARM, at or self._clock.now(), actor="system", subject=subject,
-                                 outcome=severity, reason=rule, source="alarm", data={"text": reason}))
+                                 outcome=severity, reason=rule, source="alarm",
+                                 data={"text": reason, "events": list(events)}))
 
     def checkpoint(self) -> int | None:
         """Sign the current head now; return its index (None when the chain is empty)."""

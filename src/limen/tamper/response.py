@@ -228,15 +228,8 @@ class TamperResponder:
         if found is not None:
             return found
         s = report.signal
-        if getattr(self.audit, "monitor", None) is not None:
-            from limen.audit.alarms import raise_alarm
-            from limen.audit.anomaly import Rule, Severity
-
-            return raise_alarm(self.audit, Rule.TAMPER, Severity.CRITICAL,  # type: ignore[arg-type]
-                               f"tamper: {s.reason}", subject=f"tamper:{s.source}", events=(report.audit_index,))
-        return self.audit.append(Event(EventKind.ALARM, s.at, actor="system", subject=f"tamper:{s.source}",
-                                       outcome="critical", reason="tamper", source="tamper",
-                                       data={"text": f"tamper: {s.reason}", "events": [report.audit_index]}))
+        return self.audit.raise_alarm("tamper", "critical", f"tamper: {s.reason}", subject=f"tamper:{s.source}",
+                                      events=(report.audit_index,))
 
     def _lock_down(self, report: ResponseReport) -> bool:
         s, now = report.signal, self.clock.now()
