@@ -23,6 +23,8 @@ error so that an attacker learns nothing from which check failed.
     ├── AuditError
     │   └── ChainBroken             first broken record (index + reason)
     ├── SensorUnavailable           camera SDK not installed or device absent/stopped (names package + device)
+    ├── LinkError                   the cloud link (MQTT/TLS, provisioning) failed; wraps paho-mqtt and ssl errors
+    │   └── CommandRefused          a remote command the lock will not execute (names the refusal)
     └── LockdownActive              the lock is in tamper lockdown
 """
 
@@ -139,3 +141,19 @@ class SensorUnavailable(LimenError):
 
 class LockdownActive(LimenError):
     """The lock is in tamper lockdown until the owner re-provisions it."""
+
+
+class LinkError(LimenError):
+    """The cloud link failed: broker unreachable, TLS refused, a certificate or CSR unusable."""
+
+
+class CommandRefused(LinkError):
+    """A remote command was refused (unsigned, forged, replayed, expired, re-targeted, not allowed).
+
+    `refusal` is a `limen.link.commands.Refusal` value; the message names it, never a secret.
+    """
+
+    def __init__(self, refusal: str, detail: str) -> None:
+        self.refusal = refusal
+        self.detail = detail
+        super().__init__(f"command refused ({refusal}): {detail}")

@@ -316,6 +316,7 @@ FINGER_MAX_SIDE = 1200                 # larger images are refused (≈ 2.4 inch
 FINGER_MIN_CONTRAST = 8.0              # grey-level std of the whole image below this = blank
 FINGER_SATURATED_FRACTION = 0.95       # this share of pixels at 0 or 255 = saturated capture
 FINGER_BLOCK = 16                      # segmentation / orientation block side, px
+FINGER_SEG_FRAME = 4                   # image border (px) never counted as fingerprint (scanner edge lines)
 FINGER_SEG_STD_FRACTION = 0.25         # a block is foreground if its std ≥ this × 95th pct block std
 FINGER_MIN_AREA_FRACTION = 0.08        # foreground below this share of the image = partial print, refused
 FINGER_ORIENT_GRAD_SIGMA = 1.0         # Gaussian σ of the gradient, px
@@ -358,3 +359,11 @@ FINGER_MATCH_FMR_1E3 = 0.97            # 11 of 11,520 impostor pairs at or above
 FINGER_MATCH_FMR_1E4 = 1.27            # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 FINGER_SEARCH_SHORTLIST = 20           # 1:N: references compared with the full matcher after the edge-key vote
+# Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
+LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
+LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry
+LINK_MAX_PAYLOAD_BYTES = 8192          # larger MQTT payloads are refused before parsing
+LINK_CERT_DAYS = 90                    # lifetime of a lock's client certificate issued by the fleet CA
+LINK_CERT_ROTATE_REMAINING = 1 / 3     # rotate when less than this fraction of the lifetime remains
+LINK_MAX_CONNECTION_S = 3600           # reconnect (fresh TLS 1.3 handshake, new keys) at least this often
+LINK_OUTBOX_MAX_RECORDS = 100_000      # store-and-forward bound: the cloud is told when older records were skipped

@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     VAULT = "vault"                        # zeroize, rotate, provision
     PRIVACY = "privacy"                    # consent, erasure, export
     SYSTEM = "system"                      # start, stop, recovery
+    REMOTE_COMMAND = "remote_command"      # an owner-signed command from the link: executed or refused (why)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,260 @@
+"""Owner-signed commands: statements the cloud relays but cannot forge.
+
+A command is the canonical JSON (sorted keys, no spaces, UTF-8) of
+
+    {"v": 1, "lock": <lock id>, "action": <Action>, "args": {str: str},
+     "counter": <int, strictly increasing per device>, "expires": <ISO-8601 UTC>,
+     "device": <paired device name>}
+
+signed with the device's Ed25519 key over `b"limen-command-v1\\0" + body`.
+On the wire (`SignedCommand.to_bytes`) it is `{"v": 1, "body": <body as text>,
+"sig": <base64>}`: the lock verifies the exact bytes that were signed.
+
+`CommandVerifier.verify` checks, in this order: size and form, a known device,
+the signature, the lock id, the expiry (at most `LINK_COMMAND_MAX_VALIDITY_S`
+ahead, `LINK_CLOCK_SKEW_S` tolerated behind), then the counter, which it
+persists atomically (a command is accepted at most once, even across
+restarts and concurrent verifiers).  Every failure is one `CommandRefused`
+naming its `Refusal`; nothing else is revealed.
+
+An *unsigned* request is accepted only for `lock` and `lockdown`, only when
+the owner allowed the cloud to lock (`link_cloud_may_lock`), never for
+anything that opens or changes access.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
+from limen import thresholds as T
+from limen.db import migrate, transaction
+from limen.errors import BadRequest, CommandRefused, Conflict, NotFound
+from limen.link.schema import MIGRATIONS
+
+COMMAND_VERSION = 1
+_DOMAIN = b"limen-command-v1\0"
+_NAME_MAX = 64
+
+
+class Action(StrEnum):
+    UNLOCK = "unlock"
+    LOCK = "lock"
+    ADD_CODE = "add_code"
+    REVOKE_CODE = "revoke_code"
+    REVOKE_USER = "revoke_user"
+    ERASE = "erase"
+    LOCKDOWN = "lockdown"
+
+
+CLOUD_MAY_REQUEST = frozenset({Action.LOCK, Action.LOCKDOWN})  # the safe direction only
+
+
+class Refusal(StrEnum):
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    UNSIGNED = "unsigned"
+    UNKNOWN_DEVICE = "unknown_device"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_LOCK = "wrong_lock"
+    EXPIRED = "expired"
+    TOO_LONG = "validity_too_long"
+    REPLAYED = "replayed"
+    NOT_ALLOWED = "not_allowed"
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the owner's device asks the lock `lock` to do (args: strings only, no secrets)."""
+
+    lock: str
+    action: Action
+    counter: int
+    expires: datetime
+    device: str
+    args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def body(self) -> bytes:
+        return json.dumps(
+            {"v": COMMAND_VERSION, "lock": self.lock, "action": self.action.value, "args": dict(self.args),
+             "counter": self.counter, "expires": self.expires.astimezone(UTC).isoformat(), "device": self.device},
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SignedCommand:
+    body: bytes
+    signature: bytes | None  # None: an unsigned request (the cloud's own; lock/lockdown only)
+
+    def to_bytes(self) -> bytes:
+        wire: dict[str, Any] = {"v": COMMAND_VERSION, "body": self.body.decode("utf-8")}
+        if self.signature is not None:
+            wire["sig"] = base64.b64encode(self.signature).decode("ascii")
+        return json.dumps(wire, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedCommand:
+        """Parse the wire form; `CommandRefused(OVERSIZED | MALFORMED)` otherwise."""
+        if len(data) > T.LINK_MAX_PAYLOAD_BYTES:
+            raise CommandRefused(Refusal.OVERSIZED, f"{len(data)} bytes > {T.LINK_MAX_PAYLOAD_BYTES}")
+        try:
+            wire = json.loads(data.decode("utf-8"))
+            if not isinstance(wire, dict) or wire.get("v") != COMMAND_VERSION or not isinstance(wire.get("body"), str):
+                raise ValueError("expected {v: 1, body: str, sig: base64}")
+            sig = wire.get("sig")
+            signature = None if sig is None else base64.b64decode(str(sig), validate=True)
+        except (UnicodeDecodeError, ValueError, binascii.Error) as exc:
+            raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
+        return cls(wire["body"].encode("utf-8"), signature)
+
+
+def sign(command: Command, key: Ed25519PrivateKey) -> SignedCommand:
+    """What the owner's device does (the lock never holds this key)."""
+    body = command.body()
+    return SignedCommand(body, key.sign(_DOMAIN + body))
+
+
+def unsigned(command: Command) -> SignedCommand:
+    """A request without an owner's signature (what the cloud can send on its own)."""
+    return SignedCommand(command.body(), None)
+
+
+def parse_command(body: bytes) -> Command:
+    """The command in `body`; `CommandRefused(MALFORMED)` when it is not one."""
+    try:
+        raw = json.loads(body.decode("utf-8"))
+        if not isinstance(raw, dict) or raw.get("v") != COMMAND_VERSION:
+            raise ValueError("unknown command version")
+        args = raw.get("args", {})
+        if not isinstance(args, dict) or not all(isinstance(k, str) and isinstance(v, str) and len(v) <= 256
+                                                 for k, v in args.items()):
+            raise ValueError("args must map strings to short strings")
+        counter, device, lock = raw["counter"], raw["device"], raw["lock"]
+        if not isinstance(counter, int) or isinstance(counter, bool) or not 0 < counter < 2**63:
+            raise ValueError("counter must be a positive integer")
+        if not all(isinstance(s, str) and 0 < len(s) <= _NAME_MAX for s in (device, lock)):
+            raise ValueError("device and lock must be short strings")
+        expires = datetime.fromisoformat(str(raw["expires"]))
+        if expires.tzinfo is None:
+            raise ValueError("expires needs a time zone")
+        return Command(lock, Action(raw["action"]), counter, expires, device, MappingProxyType(dict(args)))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    public_key: bytes
+    owner: str
+    counter: int
+    paired_at: str
+
+
+class DeviceRegistry:
+    """The owner devices paired on this lock (table `link_devices` in limen.db)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        migrate(conn, "link", MIGRATIONS)
+
+    def pair(self, name: str, public_key: Ed25519PublicKey, owner: str, by: str, at: datetime) -> Device:
+        """Register a device (done in person, by an owner proven by PIN: the caller checks)."""
+        if not name or len(name) > _NAME_MAX or not name.isprintable():
+            raise BadRequest("name", f"1-{_NAME_MAX} printable characters")
+        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        try:
+            with transaction(self.conn):
+                self.conn.execute("INSERT INTO link_devices(name, public_key, owner, counter, paired_at, paired_by) "
+                                  "VALUES (?, ?, ?, 0, ?, ?)", (name, raw, owner, at.isoformat(), by))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"device {name!r} or this public key is already paired") from exc
+        return self.get(name)
+
+    def unpair(self, name: str) -> None:
+        with transaction(self.conn):
+            if self.conn.execute("DELETE FROM link_devices WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no paired device {name!r}")
+
+    def get(self, name: str) -> Device:
+        row = self.conn.execute("SELECT name, public_key, owner, counter, paired_at FROM link_devices "
+                                "WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no paired device {name!r}")
+        return Device(row[0], bytes(row[1]), row[2], int(row[3]), row[4])
+
+    def list(self) -> list[Device]:
+        return [self.get(r[0]) for r in self.conn.execute("SELECT name FROM link_devices ORDER BY paired_at")]
+
+    def advance(self, name: str, counter: int) -> bool:
+        """Record `counter` as used if it is above the last one (atomic); False means a replay."""
+        with transaction(self.conn):
+            cur = self.conn.execute("UPDATE link_devices SET counter = ? WHERE name = ? AND counter < ?",
+                                    (counter, name, counter))
+        return cur.rowcount == 1
+
+
+def load_public_key(pem_or_raw: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM (SubjectPublicKeyInfo) or 32 raw bytes; BadRequest otherwise."""
+    if len(pem_or_raw) == 32:
+        return Ed25519PublicKey.from_public_bytes(pem_or_raw)
+    try:
+        key = load_pem_public_key(pem_or_raw)
+    except ValueError as exc:
+        raise BadRequest("public-key", "not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise BadRequest("public-key", "an Ed25519 key is required")
+    return key
+
+
+class CommandVerifier:
+    """Checks commands for the lock `lock_id` against the paired devices (see the module docstring)."""
+
+    def __init__(self, devices: DeviceRegistry, lock_id: str, *, cloud_may_lock: bool = False) -> None:
+        self.devices = devices
+        self.lock_id = lock_id
+        self.cloud_may_lock = cloud_may_lock
+
+    def verify(self, signed: SignedCommand, at: datetime) -> tuple[Command, Device | None]:
+        """The command and the device that signed it (None: an allowed unsigned cloud lock request).
+
+        Raises `CommandRefused`; the counter is consumed only by a command that passed every other check.
+        """
+        command = parse_command(signed.body)
+        if signed.signature is None:
+            self._check_fresh(command, at)
+            if command.action not in CLOUD_MAY_REQUEST or not self.cloud_may_lock:
+                raise CommandRefused(Refusal.UNSIGNED, f"{command.action.value} needs an owner's signature")
+            return command, None
+        try:
+            device = self.devices.get(command.device)
+        except NotFound as exc:
+            raise CommandRefused(Refusal.UNKNOWN_DEVICE, "the device is not paired with this lock") from exc
+        try:
+            Ed25519PublicKey.from_public_bytes(device.public_key).verify(signed.signature, _DOMAIN + signed.body)
+        except InvalidSignature as exc:
+            raise CommandRefused(Refusal.BAD_SIGNATURE, "signature does not verify") from exc
+        self._check_fresh(command, at)
+        if not self.devices.advance(device.name, command.counter):
+            raise CommandRefused(Refusal.REPLAYED, "counter not above the last accepted one")
+        return command, device
+
+    def _check_fresh(self, command: Command, at: datetime) -> None:
+        if command.lock != self.lock_id:
+            raise CommandRefused(Refusal.WRONG_LOCK, "the command names another lock")
+        if command.expires + timedelta(seconds=T.LINK_CLOCK_SKEW_S) <= at:
+            raise CommandRefused(Refusal.EXPIRED, "the command has expired")
+        if command.expires - at > timedelta(seconds=T.LINK_COMMAND_MAX_VALIDITY_S):
+            raise CommandRefused(Refusal.TOO_LONG, f"expiry more than {T.LINK_COMMAND_MAX_VALIDITY_S} s ahead")

@@ -1,0 +1,167 @@
+"""`LinkCommands`: a verified command becomes exactly one lock action and one audit record.
+
+    payload → SignedCommand.from_bytes → CommandVerifier.verify → the action → Outcome
+
+Unlock goes through `AccessController.remote` (owner-authorised: policy,
+UNLOCK_ATTEMPT record and door as for any other way in; the owner's
+`require_pin_for_remote` still applies).  Every other action, and every
+refusal, is one REMOTE_COMMAND record (source "remote"; `device_known` False
+for an unknown device or a forged signature, which the anomaly rules alarm
+on).  A code added remotely is sealed to the X25519 reply key the owner's
+device put in the signed command (`args["reply_key"]`), so the cloud that
+relays the outcome cannot read it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from limen.access.model import UserStatus
+from limen.access.offline import CodeKind
+from limen.audit.event import AuditSink, Event, EventKind
+from limen.errors import BadRequest, CommandRefused, LimenError
+from limen.link.commands import Action, Command, CommandVerifier, Device, Refusal, SignedCommand
+
+if TYPE_CHECKING:
+    from limen.access.store import AccessStore
+    from limen.controller import AccessController
+
+Eraser = Callable[[str, str, datetime], int]  # (user id, actor, at) → templates erased
+_REPLY_INFO = b"limen-link-reply-v1"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one command (published back on the result topic; no secrets in clear)."""
+
+    executed: bool
+    action: str | None
+    reason: str                       # "done", a Decision reason, or a Refusal value
+    counter: int | None = None
+    device: str | None = None
+    data: dict[str, str] = field(default_factory=dict)  # e.g. code_id, sealed code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executed": self.executed, "action": self.action, "reason": self.reason, "counter": self.counter,
+                "device": self.device, "data": dict(self.data)}
+
+
+class LinkCommands:
+    """Runs verified commands on the lock.  Not thread-safe (one link thread, or serialise)."""
+
+    def __init__(self, verifier: CommandVerifier, controller: AccessController, store: AccessStore,
+                 audit: AuditSink, erase: Eraser) -> None:
+        self.verifier = verifier
+        self.controller = controller
+        self.store = store
+        self.audit = audit
+        self.erase = erase
+
+    def handle(self, payload: bytes, at: datetime) -> Outcome:
+        """Verify and run one wire payload; refusals and failures are audited and returned, never raised."""
+        try:
+            signed = SignedCommand.from_bytes(payload)
+            command, device = self.verifier.verify(signed, at)
+        except CommandRefused as exc:
+            return self._refused(payload, exc, at)
+        try:
+            return self._run(command, device, at)
+        except LimenError as exc:  # an unknown user or code: refused with its reason, recorded
+            return self._record(command, device, at, executed=False, reason=f"failed: {exc}"[:200])
+
+    def _run(self, command: Command, device: Device | None, at: datetime) -> Outcome:
+        actor = device.owner if device is not None else "cloud"
+        args = command.args
+        if command.action is Action.UNLOCK:
+            assert device is not None  # unsigned unlocks never pass the verifier
+            decision = self.controller.remote(device.owner, authorised=True, device=f"link:{device.name}")
+            return Outcome(decision.accepted, command.action.value, decision.reason.value, command.counter,
+                           device.name)
+        if command.action is Action.LOCK:
+            self.controller.lock()
+            return self._record(command, device, at)
+        if command.action is Action.LOCKDOWN:
+            self.store.set_lockdown(True, actor, at)
+            self.controller.secure()
+            return self._record(command, device, at)
+        if command.action is Action.REVOKE_CODE:
+            code_id = self.store.revoke_code(_arg(args, "code"), actor, at)
+            return self._record(command, device, at, code_id=code_id)
+        if command.action is Action.REVOKE_USER:
+            user = self.store.set_status(_arg(args, "user"), UserStatus.DISABLED, actor, at)
+            return self._record(command, device, at, user=user.user_id)
+        if command.action is Action.ERASE:
+            erased = self.erase(self.store.user(_arg(args, "user")).user_id, actor, at)
+            return self._record(command, device, at, templates_erased=str(erased))
+        return self._add_code(command, actor, at, device)
+
+    def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
+        reply = _reply_key(_arg(command.args, "reply_key"))  # checked before anything is issued
+        try:
+            kind = CodeKind(command.args.get("kind", CodeKind.SINGLE_USE.value))
+            hours = int(command.args.get("hours", "24"))
+        except ValueError as exc:
+            raise BadRequest("args", f"kind one of {', '.join(k.value for k in CodeKind)}; hours an integer") from exc
+        code, grant = self.store.issue_code(kind, actor, at, hours=hours)
+        outcome = self._record(command, device, at, code_id=grant.code_id)
+        return Outcome(True, outcome.action, outcome.reason, outcome.counter, outcome.device,
+                       {"code_id": grant.code_id, "sealed_code": seal_reply(reply, code.encode("ascii"))})
+
+    def _record(self, command: Command, device: Device | None, at: datetime, *, executed: bool = True,
+                reason: str = "done", **data: str) -> Outcome:
+        name = device.name if device is not None else "cloud"
+        self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor=f"remote:{name}", subject=command.lock,
+                                outcome="executed" if executed else "refused", reason=reason, source="remote",
+                                data={"action": command.action.value, "device": name, "device_known": True,
+                                      "counter": command.counter, "signed": device is not None, **data}))
+        return Outcome(executed, command.action.value, reason, command.counter, name, dict(data))
+
+    def _refused(self, payload: bytes, exc: CommandRefused, at: datetime) -> Outcome:
+        known = exc.refusal not in (Refusal.UNKNOWN_DEVICE, Refusal.BAD_SIGNATURE)
+        self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote", subject=self.verifier.lock_id,
+                                outcome="refused", reason=str(exc.refusal), source="remote",
+                                data={"device_known": known, "bytes": len(payload), "detail": exc.detail}))
+        return Outcome(False, None, str(exc.refusal))
+
+
+def _arg(args: Any, name: str) -> str:
+    value = args.get(name)
+    if not value:
+        raise BadRequest(name, "missing argument")
+    return str(value)
+
+
+def _reply_key(text: str) -> X25519PublicKey:
+    try:
+        return X25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    except ValueError as exc:
+        raise BadRequest("reply_key", "expected a base64 X25519 public key") from exc
+
+
+def seal_reply(recipient: X25519PublicKey, plaintext: bytes) -> str:
+    """Encrypt `plaintext` to `recipient` (X25519 → HKDF-SHA256 → ChaCha20-Poly1305); base64 of eph‖nonce‖ct."""
+    eph = X25519PrivateKey.generate()
+    eph_pub = eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key = HKDF(hashes.SHA256(), 32, eph_pub, _REPLY_INFO).derive(eph.exchange(recipient))
+    nonce = os.urandom(12)
+    return base64.b64encode(eph_pub + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, eph_pub)).decode()
+
+
+def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
+    """What the owner's device does with `sealed_code` (raises cryptography's InvalidTag when tampered)."""
+    raw = base64.b64decode(sealed)
+    eph_pub, nonce, ct = raw[:32], raw[32:44], raw[44:]
+    key = HKDF(hashes.SHA256(), 32, eph_pub, _REPLY_INFO).derive(private.exchange(X25519PublicKey.from_public_bytes(
+        eph_pub)))
+    return ChaCha20Poly1305(key).decrypt(nonce, ct, eph_pub)

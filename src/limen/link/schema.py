@@ -1,0 +1,19 @@
+"""Schema of the link: owner devices paired on the lock and their command counters.
+
+`link_devices.counter` is the highest command counter accepted from that
+device; a command is executed only with a larger one (replay protection that
+survives restarts).  Public keys only: the private key never leaves the device.
+"""
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE link_devices (
+        name        TEXT PRIMARY KEY,
+        public_key  BLOB NOT NULL UNIQUE CHECK (length(public_key) = 32),
+        owner       TEXT NOT NULL,
+        counter     INTEGER NOT NULL DEFAULT 0,
+        paired_at   TEXT NOT NULL,
+        paired_by   TEXT NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,163 @@
+"""Owner-signed commands: forged, replayed, expired, re-targeted and unsigned ones are refused and audited."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from limen import thresholds
+from limen.audit.anomaly import AnomalyDetector, Rule
+from limen.audit.event import EventKind
+from limen.errors import Conflict
+from limen.link.commands import Action, CommandVerifier, Refusal, SignedCommand, sign, unsigned
+from limen.link.execute import open_reply
+
+from .conftest import LOCK_ID, LockRig
+
+
+def remote_records(rig: LockRig) -> list:
+    return [e for e in rig.sink.events if e.kind is EventKind.REMOTE_COMMAND]
+
+
+def test_signed_unlock_opens_the_door_through_the_controller(rig: LockRig) -> None:
+    outcome = rig.send(rig.signed(Action.UNLOCK))
+    rig.settle()
+    assert outcome.executed and outcome.reason == "granted"
+    assert not rig.door.is_locked
+    attempts = [e for e in rig.sink.events if e.kind is EventKind.UNLOCK_ATTEMPT]
+    assert attempts[-1].outcome == "accept" and attempts[-1].data["method"] == "remote"
+
+
+def test_policy_still_applies_pin_rule_to_signed_unlock(rig: LockRig) -> None:
+    rig.store.set_config(rig.owner, rig.clock.now(), require_pin_for_remote=True)
+    outcome = rig.send(rig.signed(Action.UNLOCK))
+    rig.settle()
+    assert not outcome.executed and rig.door.is_locked
+
+
+@pytest.mark.parametrize("case", ["forged", "unknown_device", "replayed", "expired", "retargeted", "too_long",
+                                  "unsigned", "tampered_body", "malformed", "oversized"])
+def test_bad_commands_are_refused_audited_and_leave_the_door_shut(rig: LockRig, case: str) -> None:
+    good = rig.signed(Action.UNLOCK)
+    if case == "forged":
+        payload = rig.signed(Action.UNLOCK, key=Ed25519PrivateKey.generate())
+    elif case == "unknown_device":
+        payload = rig.signed(Action.UNLOCK, device="stolen-tablet")
+    elif case == "replayed":
+        assert rig.send(good).executed
+        rig.settle()
+        rig.controller.lock()
+        rig.settle()
+        payload = good
+    elif case == "expired":
+        payload = rig.signed(Action.UNLOCK, expires_in=-(thresholds.LINK_CLOCK_SKEW_S + 1))
+    elif case == "retargeted":
+        payload = rig.signed(Action.UNLOCK, lock="back-door")
+    elif case == "too_long":
+        payload = rig.signed(Action.UNLOCK, expires_in=thresholds.LINK_COMMAND_MAX_VALIDITY_S + 60)
+    elif case == "unsigned":
+        payload = unsigned(rig.command(Action.UNLOCK)).to_bytes()
+    elif case == "tampered_body":
+        wire = json.loads(good)
+        wire["body"] = wire["body"].replace('"lock":"front-door"', '"lock":"front-door" ')
+        payload = json.dumps(wire).encode()
+    elif case == "malformed":
+        payload = b'{"v":1,"body":"{not json"}'
+    else:
+        payload = b"x" * (thresholds.LINK_MAX_PAYLOAD_BYTES + 1)
+    before = len(remote_records(rig))
+    outcome = rig.send(payload)
+    rig.settle()
+    assert not outcome.executed
+    assert rig.door.is_locked
+    refused = remote_records(rig)[before:]
+    assert len(refused) == 1 and refused[0].outcome == "refused" and refused[0].reason == outcome.reason
+    expected = {"forged": Refusal.BAD_SIGNATURE, "unknown_device": Refusal.UNKNOWN_DEVICE,
+                "replayed": Refusal.REPLAYED, "expired": Refusal.EXPIRED, "retargeted": Refusal.WRONG_LOCK,
+                "too_long": Refusal.TOO_LONG, "unsigned": Refusal.UNSIGNED, "tampered_body": Refusal.BAD_SIGNATURE,
+                "malformed": Refusal.MALFORMED, "oversized": Refusal.OVERSIZED}[case]
+    assert outcome.reason == expected.value
+
+
+def test_counter_survives_a_restart_of_the_verifier(rig: LockRig) -> None:
+    first = rig.signed(Action.LOCK, counter=10)
+    assert rig.send(first).executed
+    fresh = CommandVerifier(type(rig.devices)(rig.devices.conn), LOCK_ID)
+    with pytest.raises(Exception, match="replayed"):
+        fresh.verify(SignedCommand.from_bytes(rig.signed(Action.LOCK, counter=9)), rig.clock.now())
+    assert fresh.verify(SignedCommand.from_bytes(rig.signed(Action.LOCK, counter=11)), rig.clock.now())[1]
+
+
+def test_unknown_device_and_forgery_raise_the_remote_anomaly(rig: LockRig) -> None:
+    monitor = AnomalyDetector()
+    rig.send(rig.signed(Action.UNLOCK, device="stolen-tablet"))
+    rig.send(rig.signed(Action.UNLOCK, key=Ed25519PrivateKey.generate()))
+    findings = [f for i, e in enumerate(remote_records(rig)) for f in monitor.observe(i, e)]
+    assert [f.rule for f in findings] == [Rule.REMOTE_UNKNOWN, Rule.REMOTE_UNKNOWN]
+
+
+def test_cloud_may_lock_only_when_the_owner_allowed_it_and_never_unlock(rig: LockRig) -> None:
+    rig.send(rig.signed(Action.UNLOCK))
+    rig.settle()
+    request = unsigned(rig.command(Action.LOCK)).to_bytes()
+    assert rig.send(request).reason == Refusal.UNSIGNED.value
+    rig.verifier.cloud_may_lock = True
+    outcome = rig.send(unsigned(rig.command(Action.LOCK)).to_bytes())
+    rig.settle()
+    assert outcome.executed and rig.door.is_locked
+    assert remote_records(rig)[-1].actor == "remote:cloud"
+    assert rig.send(unsigned(rig.command(Action.UNLOCK)).to_bytes()).reason == Refusal.UNSIGNED.value
+    assert rig.send(unsigned(rig.command(Action.ERASE, user="Olga")).to_bytes()).reason == Refusal.UNSIGNED.value
+
+
+def test_lockdown_refuses_local_unlocks_afterwards(rig: LockRig) -> None:
+    assert rig.send(rig.signed(Action.LOCKDOWN)).executed
+    assert rig.store.load_state().lockdown
+    rig.settle()
+    assert rig.door.is_locked
+    assert not rig.controller.keypad("246813").accepted
+
+
+def test_revoke_user_erase_and_failures_are_recorded(rig: LockRig) -> None:
+    max_id = rig.store.add_user("Max", rig.owner, rig.clock.now(), pin="135792").user_id
+    assert rig.send(rig.signed(Action.REVOKE_USER, user="Max")).executed
+    assert not rig.controller.keypad("135792").accepted
+    assert rig.send(rig.signed(Action.ERASE, user="Max")).executed
+    assert rig.erased == [max_id]
+    missing = rig.send(rig.signed(Action.REVOKE_USER, user="Nobody"))
+    assert not missing.executed and missing.reason.startswith("failed")
+    assert remote_records(rig)[-1].outcome == "refused"
+
+
+def test_added_code_is_sealed_to_the_owner_device_and_opens_the_door(rig: LockRig) -> None:
+    reply = X25519PrivateKey.generate()
+    reply_pub = base64.b64encode(reply.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    outcome = rig.send(rig.signed(Action.ADD_CODE, reply_key=reply_pub, kind="single_use"))
+    assert outcome.executed and "sealed_code" in outcome.data
+    code = open_reply(reply, outcome.data["sealed_code"]).decode()
+    assert code not in json.dumps(outcome.to_dict())
+    assert all(code not in json.dumps(e.data) for e in rig.sink.events)
+    assert rig.controller.keypad("*" + code).accepted
+    assert rig.send(rig.signed(Action.REVOKE_CODE, code=outcome.data["code_id"])).executed
+
+
+def test_pairing_twice_is_a_conflict(rig: LockRig) -> None:
+    with pytest.raises(Conflict):
+        rig.devices.pair("phone", Ed25519PrivateKey.generate().public_key(), rig.owner, rig.owner,
+                         rig.clock.now())
+    with pytest.raises(Conflict):
+        rig.devices.pair("other", rig.phone.public_key(), rig.owner, rig.owner, rig.clock.now())
+
+
+def test_signature_covers_every_field(rig: LockRig) -> None:
+    cmd = rig.command(Action.LOCK)
+    signed = sign(cmd, rig.phone)
+    longer = cmd.__class__(cmd.lock, cmd.action, cmd.counter, cmd.expires + timedelta(seconds=1), cmd.device)
+    forged = SignedCommand(longer.body(), signed.signature)
+    assert rig.send(forged).reason == Refusal.BAD_SIGNATURE.value
