@@ -17,19 +17,23 @@ def normalized(image: np.ndarray) -> np.ndarray:
 def segmentation_mask(norm: np.ndarray) -> np.ndarray:
     """Boolean mask of blocks with ridge contrast, smoothed and filled, at pixel resolution."""
     b = thresholds.FINGER_BLOCK
+    f = thresholds.FINGER_SEG_FRAME
+    # scanners leave dark lines at the image edge (FVC2002 DB1): replace the frame by its inner neighbours
+    norm = cv2.copyMakeBorder(norm[f:-f, f:-f], f, f, f, f, cv2.BORDER_REPLICATE)
     mean = cv2.blur(norm, (b, b))
     sq = cv2.blur(norm * norm, (b, b))
     std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
     level = thresholds.FINGER_SEG_STD_FRACTION * float(np.percentile(std, 95))
-    mask = (std >= level).astype(np.uint8)
+    raw = (std >= level).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (b + 1, b + 1))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    smooth = cv2.morphologyEx(cv2.morphologyEx(raw, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    mask = np.asarray(smooth, np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     if count > 1:
         biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         mask = (labels == biggest).astype(np.uint8)
-    flood = mask.copy()
-    cv2.floodFill(flood, np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), np.uint8), (0, 0), 1)
-    holes = flood == 0
+    # holes = background not connected to the image border (a zero frame joins every border region)
+    flood = np.pad(mask, 1)
+    cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
     return (mask > 0) | holes
