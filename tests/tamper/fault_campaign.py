@@ -85,7 +85,7 @@ class Server:
             time.sleep(delay)
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
-        while not lines[-1].startswith("exited"):
+        while "exited" not in lines[-1]:  # a kill mid-print can glue "done PID" (no newline) to "exited PID"
             lines.append(self._line())
             if not lines[-1]:
                 raise RuntimeError("victim server died")
