@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from limen import thresholds as T
@@ -64,6 +64,16 @@ class Body(BaseModel):
     """A JSON request body: exact types (no `true` for a number) and no unknown fields, as the schema says."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def _json_integer(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("a whole number")
+    return value
+
+
+# JSON Schema's integer: 5 and 5.0, never true or "5".
+WholeNumber = Annotated[int, BeforeValidator(_json_integer), Field(strict=False)]
 
 
 class ErrorBody(BaseModel):
@@ -169,7 +179,8 @@ class NewUser(Body):
     name: str = Field(min_length=1, max_length=64, pattern=NAME)
     pin: str = Field(pattern=PIN, description="The PIN the person will type at the door.")
     permission: Literal["member", "guest", "administrator", "owner"] = "member"
-    valid_hours: int | None = Field(default=None, ge=1, le=8784, description="A temporary PIN: valid this long.")
+    valid_hours: WholeNumber | None = Field(default=None, ge=1, le=8784,
+                                            description="A temporary PIN: valid this long.")
 
 
 class PinChange(Body):
@@ -177,7 +188,7 @@ class PinChange(Body):
 
 
 class WeekDayIn(Body):
-    index: int = Field(ge=1, le=MAX_SCHEDULES_PER_USER)
+    index: WholeNumber = Field(ge=1, le=MAX_SCHEDULES_PER_USER)
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1, max_length=7)
     start: str = Field(pattern=HHMM, examples=["07:00"])
     end: str = Field(pattern=HHMM, examples=["19:00"])
@@ -185,9 +196,9 @@ class WeekDayIn(Body):
 
 class CodeRequest(Body):
     kind: Literal["single_use", "limited", "period_quota"] = "single_use"
-    hours: int = Field(default=24, ge=1, le=744)
-    days: int = Field(default=7, ge=1, le=366)
-    uses_per_day: int = Field(default=1, ge=1, le=9)  # one digit of the offline code
+    hours: WholeNumber = Field(default=24, ge=1, le=744)
+    days: WholeNumber = Field(default=7, ge=1, le=366)
+    uses_per_day: WholeNumber = Field(default=1, ge=1, le=9)  # one digit of the offline code
 
 
 class IssuedCode(BaseModel):
@@ -226,7 +237,7 @@ class TokenRequest(Body):
     name: str = Field(min_length=1, max_length=64)
     scopes: list[Annotated[Scope, Field(strict=False)]] = Field(min_length=1, max_length=3,  # names, from JSON
                                                                 description="What the token may do.")
-    days: int | None = Field(default=None, ge=1, le=T.SERVICE_TOKEN_MAX_DAYS,
+    days: WholeNumber | None = Field(default=None, ge=1, le=T.SERVICE_TOKEN_MAX_DAYS,
                              description="Lifetime; default the `api_token_days` setting.")
 
 
