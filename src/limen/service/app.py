@@ -29,6 +29,7 @@ from limen.clock import Clock
 from limen.config import Settings
 from limen.door import LockActuator
 from limen.pad import Purpose, assess
+from limen.pad.minifasnet import MiniFasNetCue
 from limen.runtime import Runtime, open_runtime
 from limen.service import api, pages
 from limen.service.accounts import Accounts
@@ -313,7 +314,9 @@ def _warm(ctx: ServiceContext) -> None:
 def _warm_models(rt: Runtime) -> None:
     try:
         rt.engine.warm()
-        assess(Capture(frames=(Frame(rgb=np.zeros((240, 320, 3), dtype=np.uint8)),)), purpose=Purpose.VERIFY)
+        assess(Capture(frames=(Frame(rgb=np.zeros((240, 320, 3), dtype=np.uint8)),)), purpose=Purpose.VERIFY,
+               models_dir=rt.settings.models_dir)
+        MiniFasNetCue(rt.settings.models_dir).check()  # its networks load only when a face is seen
         rt.store.search(Modality.FACE, np.zeros(128), top_k=1)
     except Exception as exc:  # warming only saves time: the same failure is reported by the first unlock
         log.warning("models not warmed at start (%s); they load at the first unlock", type(exc).__name__)
