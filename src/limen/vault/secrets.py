@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class SecretBox:
             raise InvalidSealedTemplate() from None
 
 
-_BOXES: dict[Path, SecretBox] = {}
+_BOXES: dict[Path, weakref.ref[SecretBox]] = {}  # weak: a registered box never keeps a closed vault alive
 _PEPPERS: dict[Path, SideKey] = {}
 _BOXES_LOCK = threading.Lock()
 
@@ -79,7 +80,7 @@ _BOXES_LOCK = threading.Lock()
 def register(db_path: Path, box: SecretBox, pepper: SideKey | None = None) -> None:
     """Make `box` (and the token's PIN `pepper`) those of the database at `db_path` in this process."""
     with _BOXES_LOCK:
-        _BOXES[db_path.resolve()] = box
+        _BOXES[db_path.resolve()] = weakref.ref(box)
         if pepper is not None:
             _PEPPERS[db_path.resolve()] = pepper
 
@@ -102,5 +103,6 @@ def box_for(conn: sqlite3.Connection) -> SecretBox | None:
     if path is None:
         return None
     with _BOXES_LOCK:
-        box = _BOXES.get(path)
+        ref = _BOXES.get(path)
+    box = None if ref is None else ref()
     return None if box is None or box.closed else box
