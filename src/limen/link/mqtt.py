@@ -1,0 +1,172 @@
+"""MQTT 5 over TLS 1.3 with mutual X.509: the link's transport (paho-mqtt, wrapped in `LinkError`).
+
+Topics for lock L (the broker's ACL lets a lock's certificate, CN = L, read
+only `limen/L/cmd` and write only `limen/L/result` and `limen/L/events`):
+
+    limen/L/cmd     cloud → lock   a `SignedCommand` wire payload
+    limen/L/result  lock → cloud   the `Outcome` of each command (JSON)
+    limen/L/events  lock → cloud   audit records and the chain head (`link.forward`)
+
+Everything is QoS 1 (at least once; the receivers are idempotent).
+`MqttLink.connect` returns only after the broker's CONNACK: a refused TLS
+handshake (TLS 1.2, an unknown CA, a revoked, expired or missing client
+certificate) is one `LinkError` with the reason.  `maintain()` reconnects a
+connection older than `LINK_MAX_CONNECTION_S`, so that no TLS session key
+covers more than that (Python's ssl offers no KeyUpdate call).
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from limen import thresholds as T
+from limen.errors import LinkError
+from limen.link.execute import LinkCommands
+
+Handler = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class Topics:
+    lock: str
+
+    @property
+    def cmd(self) -> str:
+        return f"limen/{self.lock}/cmd"
+
+    @property
+    def result(self) -> str:
+        return f"limen/{self.lock}/result"
+
+    @property
+    def events(self) -> str:
+        return f"limen/{self.lock}/events"
+
+
+class MqttLink:
+    """One MQTT 5 client over TLS; callbacks run on paho's network thread."""
+
+    def __init__(self, client_id: str, context: ssl.SSLContext, host: str, port: int, *,
+                 subscriptions: tuple[str, ...] = (), on_message: Handler | None = None) -> None:
+        self.host, self.port = host, port
+        self.subscriptions = subscriptions
+        self._handler = on_message
+        self._connected = threading.Event()
+        self._settled = threading.Event()  # CONNACK or disconnection: the attempt is over
+        self._failure: str | None = None
+        self._since = 0.0
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False)
+        self.client.tls_set_context(context)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def connect(self, timeout: float = 10.0) -> MqttLink:
+        """Connect and subscribe; `LinkError` if the TLS handshake or the broker refuses."""
+        self._connected.clear()
+        self._settled.clear()
+        self._failure = None
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except (ssl.SSLError, OSError) as exc:
+            raise LinkError(f"{self.host}:{self.port}: TLS/TCP connection refused ({exc})") from exc
+        self.client.loop_start()
+        self._settled.wait(timeout)
+        if not self._connected.is_set():
+            self.client.loop_stop()
+            self.client.disconnect()
+            why = self._failure or "the broker closed the TLS connection: certificate refused"
+            raise LinkError(f"{self.host}:{self.port}: no MQTT session ({why})")
+        self._since = time.monotonic()
+        return self
+
+    def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+        """Publish with QoS 1 and wait for the broker's acknowledgement; `LinkError` otherwise."""
+        info = self.client.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise LinkError(f"publish to {topic} failed ({exc})") from exc
+        if not info.is_published():
+            raise LinkError(f"publish to {topic} not acknowledged within {timeout} s")
+
+    def maintain(self) -> None:
+        """Reconnect a connection older than `LINK_MAX_CONNECTION_S` (fresh handshake, fresh keys)."""
+        if self._connected.is_set() and time.monotonic() - self._since > T.LINK_MAX_CONNECTION_S:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.connect()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()
+
+    # paho callbacks (network thread)
+    def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason: ReasonCode,
+                    properties: object) -> None:
+        if reason.is_failure:
+            self._failure = f"broker refused: {reason}"
+            self._settled.set()
+            return
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
+        self._connected.set()
+        self._settled.set()
+
+    def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason: object,
+                       properties: object) -> None:
+        self._failure = self._failure or f"disconnected: {reason}"
+        self._connected.clear()
+        self._settled.set()
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        if self._handler is not None:
+            self._handler(message.topic, bytes(message.payload))
+
+
+class LockLink:
+    """The lock's side: commands in (verified and run by `LinkCommands`), outcomes out.
+
+    Commands are run one at a time (a lock serialises them with the rest of the
+    lock's work through `guard`, e.g. the service's lock).  A message on any
+    other topic, or larger than `LINK_MAX_PAYLOAD_BYTES`, is refused by the
+    handler like a malformed command and audited.
+    """
+
+    def __init__(self, lock_id: str, context: ssl.SSLContext, host: str, port: int, commands: LinkCommands,
+                 guard: threading.Lock | None = None) -> None:
+        self.topics = Topics(lock_id)
+        self.commands = commands
+        self.guard = guard or threading.Lock()
+        self.mqtt = MqttLink(lock_id, context, host, port, subscriptions=(self.topics.cmd,),
+                             on_message=self._received)
+
+    def connect(self, timeout: float = 10.0) -> LockLink:
+        self.mqtt.connect(timeout)
+        return self
+
+    def close(self) -> None:
+        self.mqtt.close()
+
+    def _received(self, topic: str, payload: bytes) -> None:
+        if topic != self.topics.cmd:
+            payload = b"\xff"  # refused as malformed, audited (the broker's ACL should never let this through)
+        with self.guard:
+            outcome = self.commands.handle(payload, datetime.now(UTC))
+        self.mqtt.client.publish(self.topics.result, json.dumps(outcome.to_dict()).encode("utf-8"), qos=1)

@@ -1,0 +1,162 @@
+"""The fleet PKI: a CA that signs locks' CSRs, revokes, publishes a CRL; TLS 1.3 client contexts.
+
+A lock makes its own P-256 key (`new_key`, written 0600, never sent) and a CSR
+naming its lock id (`make_csr`); the fleet CA checks the CSR's signature and
+issues a client certificate (`FleetCA.issue`, `LINK_CERT_DAYS`, clientAuth
+only).  `needs_rotation` says when less than `LINK_CERT_ROTATE_REMAINING` of
+the lifetime is left: the lock then makes a new key and CSR (rotation is a new
+key, not a re-signature).  `client_context` is the only TLS setting the link
+uses: TLS 1.3 minimum, the fleet CA as the only trust anchor, the broker's
+name checked, session tickets off (no resumption: every connection runs a
+fresh ephemeral key exchange).
+
+Planned, not built: the lock key inside the PKCS#11 token (docs/cloud.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from limen import thresholds as T
+from limen.errors import BadRequest, LinkError
+
+PrivateKey = ec.EllipticCurvePrivateKey
+
+
+def new_key(path: Path | None = None) -> PrivateKey:
+    """A fresh P-256 key; written as PEM with mode 0600 when `path` is given (the lock's own, never sent)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+    return key
+
+
+def make_csr(key: PrivateKey, lock_id: str) -> bytes:
+    """The PEM CSR for `lock_id` (common name), signed by the lock's key."""
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, lock_id)]))
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def needs_rotation(cert: x509.Certificate, at: datetime) -> bool:
+    """True when less than `LINK_CERT_ROTATE_REMAINING` of the certificate's lifetime is left (or it expired)."""
+    life = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return cert.not_valid_after_utc - at < life * T.LINK_CERT_ROTATE_REMAINING
+
+
+@dataclass
+class FleetCA:
+    """The fleet's certificate authority (key + self-signed certificate) and its revocation list."""
+
+    key: PrivateKey
+    cert: x509.Certificate
+    revoked: dict[int, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, name: str, at: datetime, days: int = 3650) -> FleetCA:
+        key = new_key()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(at - timedelta(minutes=5)).not_valid_after(at + timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                               critical=True)
+                .sign(key, hashes.SHA256()))
+        return cls(key, cert)
+
+    def issue(self, csr_pem: bytes, at: datetime, days: int = T.LINK_CERT_DAYS, *,
+              not_before: datetime | None = None) -> x509.Certificate:
+        """A client certificate for the lock whose CSR this is (its signature is checked; CN kept)."""
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise BadRequest("csr", "not a PEM certificate signing request") from exc
+        if not csr.is_signature_valid:
+            raise BadRequest("csr", "the CSR's signature does not verify")
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(names) != 1:
+            raise BadRequest("csr", "exactly one common name (the lock id) is required")
+        start = not_before or at - timedelta(minutes=5)
+        return self._build(csr.subject, csr.public_key(), start, start + timedelta(days=days),
+                           x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]))
+
+    def issue_server(self, hostname: str, at: datetime, days: int = 365) -> tuple[PrivateKey, x509.Certificate]:
+        """A key and certificate for the broker at `hostname` (an IP address or a DNS name)."""
+        key = new_key()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+        cert = self._build(subject, key.public_key(), at - timedelta(minutes=5), at + timedelta(days=days),
+                           x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), san=_san(hostname))
+        return key, cert
+
+    def revoke(self, cert: x509.Certificate, at: datetime) -> None:
+        self.revoked[cert.serial_number] = at
+
+    def crl(self, at: datetime, days: int = 7) -> bytes:
+        """The signed CRL (PEM) listing every revoked serial; the broker loads it (`crlfile`)."""
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
+                   .last_update(at - timedelta(minutes=5)).next_update(at + timedelta(days=days)))
+        for serial, when in sorted(self.revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def _build(self, subject: x509.Name, public: ec.EllipticCurvePublicKey | object, start: datetime,
+               end: datetime, usage: x509.ExtendedKeyUsage,
+               san: x509.SubjectAlternativeName | None = None) -> x509.Certificate:
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise BadRequest("csr", "a P-256 key is required")
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(self.cert.subject)
+                   .public_key(public).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(end)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(usage, critical=False))
+        if san is not None:
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
+
+def _san(hostname: str) -> x509.SubjectAlternativeName:
+    try:
+        return x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(hostname))])
+    except ValueError:
+        return x509.SubjectAlternativeName([x509.DNSName(hostname)])
+
+
+def client_context(ca_file: Path, cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext:
+    """TLS 1.3 only, the fleet CA only, broker name checked, no session tickets; our certificate if given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.options |= ssl.OP_NO_TICKET
+    try:
+        ctx.load_verify_locations(cafile=str(ca_file))
+        if cert_file is not None:
+            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(f"cannot load the link's certificates ({exc})") from exc
+    return ctx

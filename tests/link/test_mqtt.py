@@ -1,0 +1,105 @@
+"""The link over a real Mosquitto: TLS 1.3 + mutual X.509 only, and a signed command cloud → lock → door."""
+
+from __future__ import annotations
+
+import json
+import queue
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from limen.errors import LinkError
+from limen.link import pki
+from limen.link.commands import Action
+from limen.link.mqtt import LockLink, MqttLink, Topics
+
+from .broker import CLOUD_ID, Broker, expired_window, start_broker
+from .conftest import LOCK_ID, LockRig
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from start_broker(tmp_path_factory.mktemp("broker"))
+
+
+def connect(broker: Broker, name: str, context: ssl.SSLContext, **kw: object) -> MqttLink:
+    return MqttLink(name, context, broker.host, broker.port, **kw).connect(timeout=5)  # type: ignore[arg-type]
+
+
+def test_a_provisioned_lock_connects_with_tls_1_3_and_no_ticket(broker: Broker) -> None:
+    cert, key = broker.client("lock-ok")
+    link = connect(broker, "lock-ok", pki.client_context(broker.ca_file, cert, key))
+    try:
+        sock = link.client.socket()
+        assert isinstance(sock, ssl.SSLSocket) and sock.version() == "TLSv1.3"
+        assert not sock.session_reused
+    finally:
+        link.close()
+
+
+def test_tls_1_2_is_refused(broker: Broker) -> None:
+    cert, key = broker.client("lock-tls12")
+    ctx = pki.client_context(broker.ca_file, cert, key)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(LinkError):
+        connect(broker, "lock-tls12", ctx)
+
+
+def test_a_certificate_from_another_ca_is_refused(broker: Broker) -> None:
+    rogue = pki.FleetCA.create("rogue CA", broker.ca.cert.not_valid_before_utc)
+    cert, key = broker.client("lock-rogue", ca=rogue)
+    with pytest.raises(LinkError):
+        connect(broker, "lock-rogue", pki.client_context(broker.ca_file, cert, key))
+
+
+def test_a_broker_outside_the_fleet_ca_is_refused_by_the_lock(broker: Broker, tmp_path: Path) -> None:
+    cert, key = broker.client("lock-wrong-anchor")
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(pki.pem(pki.FleetCA.create("other", broker.ca.cert.not_valid_before_utc).cert))
+    with pytest.raises(LinkError):
+        connect(broker, "lock-wrong-anchor", pki.client_context(other, cert, key))
+
+
+def test_an_expired_certificate_is_refused(broker: Broker) -> None:
+    start, days = expired_window()
+    cert, key = broker.client("lock-expired", days=days, not_before=start)
+    with pytest.raises(LinkError):
+        connect(broker, "lock-expired", pki.client_context(broker.ca_file, cert, key))
+
+
+def test_a_revoked_certificate_is_refused(broker: Broker) -> None:
+    ctx = pki.client_context(broker.ca_file, broker.dir / "revoked-lock.pem", broker.dir / "revoked-lock.key")
+    with pytest.raises(LinkError):
+        connect(broker, "revoked-lock", ctx)
+
+
+def test_a_client_without_a_certificate_is_refused(broker: Broker) -> None:
+    with pytest.raises(LinkError):
+        connect(broker, "anonymous", pki.client_context(broker.ca_file, None, None))
+
+
+def test_a_signed_command_travels_cloud_to_lock_to_door(broker: Broker, rig: LockRig) -> None:
+    cert, key = broker.client(LOCK_ID)
+    lock = LockLink(LOCK_ID, pki.client_context(broker.ca_file, cert, key), broker.host, broker.port,
+                    rig.link).connect(timeout=5)
+    results: queue.Queue[bytes] = queue.Queue()
+    ccert, ckey = broker.client(CLOUD_ID)
+    cloud = connect(broker, CLOUD_ID, pki.client_context(broker.ca_file, ccert, ckey),
+                    subscriptions=(Topics(LOCK_ID).result,), on_message=lambda t, p: results.put(p))
+    rig.clock.at = rig.clock.at.now(rig.clock.at.tzinfo)  # the link stamps commands with the wall clock
+    try:
+        time.sleep(0.2)  # both subscriptions in place
+        for payload in (rig.signed(Action.UNLOCK, key=None, device="phone"), rig.signed(Action.UNLOCK, device="x")):
+            cloud.publish(Topics(LOCK_ID).cmd, payload)
+        first, second = (json.loads(results.get(timeout=10)) for _ in range(2))
+    finally:
+        cloud.close()
+        lock.close()
+    rig.settle()
+    assert first["executed"] and first["reason"] == "granted"
+    assert not second["executed"] and second["reason"] == "unknown_device"
+    assert not rig.door.is_locked
