@@ -74,8 +74,8 @@ def main() -> None:
     mfn = MiniFasNetCue(args.models_dir)
     have_mfn = mfn.check()
 
-    def all_cues_one_frame() -> None:
-        results = [texture.score(sample_one, Purpose.VERIFY), edges.score(sample_one, Purpose.VERIFY)]
+    def all_cues_one_frame() -> None:  # the single-frame cues the door decides on, and their fusion
+        results = [texture.score(sample_one, Purpose.VERIFY)]
         if have_mfn:
             results.append(mfn.score(sample_one, Purpose.VERIFY))
         fused_score(results, Purpose.VERIFY, model)
@@ -83,14 +83,15 @@ def main() -> None:
     results = {
         "texture cue, 1 face (features + model)": timed(lambda: texture.score(sample_one, Purpose.VERIFY),
                                                          args.repeat),
-        "edge cue, 1 frame": timed(lambda: edges.score(sample_one, Purpose.VERIFY), args.repeat),
+        "edge cue, 1 frame (lab cue, not in the decision)": timed(lambda: edges.score(sample_one, Purpose.VERIFY),
+                                                                   args.repeat),
     }
     if have_mfn:
         results["MiniFASNet cue, 1 frame (2 crops, 2 ONNX runs)"] = timed(
             lambda: mfn.score(sample_one, Purpose.VERIFY), args.repeat)
     results |= {
-        "ALL single-frame cues + fusion, 1 frame": timed(all_cues_one_frame, args.repeat),
-        "flicker cue, 5-frame burst (4 pairs)": timed(lambda: flicker.score(sample_burst, Purpose.VERIFY),
+        "ALL decision cues per frame: texture + MiniFASNet + fusion": timed(all_cues_one_frame, args.repeat),
+        "flicker cue, 5-frame burst (4 pairs; lab cue)": timed(lambda: flicker.score(sample_burst, Purpose.VERIFY),
                                                        args.repeat),
         "motion cue, 5-frame burst (4 pairs)": timed(lambda: motion.score(sample_burst, Purpose.VERIFY),
                                                       args.repeat),
