@@ -49,6 +49,7 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "finger": ("Fingerprint: enrol, verify, list, pair a sensor, simulate a sensor.", ("finger",)),
     "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault", "finger")),
     "models": ("Model weights: import (checked and converted) and list.", ("models",)),
+    "link": ("The cloud link: owner devices, signed commands, certificates.", ("link",)),
 }
 
 _LAB_ONLY = ("matplotlib", "sklearn", "scipy")  # pyproject's [lab] extra

@@ -31,11 +31,12 @@ from limen.access.model import UserStatus
 from limen.access.offline import CodeKind
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.errors import BadRequest, CommandRefused, LimenError
-from limen.link.commands import Action, Command, CommandVerifier, Device, Refusal, SignedCommand
+from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
 
 if TYPE_CHECKING:
     from limen.access.store import AccessStore
     from limen.controller import AccessController
+    from limen.runtime import Runtime
 
 Eraser = Callable[[str, str, datetime], int]  # (user id, actor, at) → templates erased
 _REPLY_INFO = b"limen-link-reply-v1"
@@ -165,3 +166,11 @@ def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
     key = HKDF(hashes.SHA256(), 32, eph_pub, _REPLY_INFO).derive(private.exchange(X25519PublicKey.from_public_bytes(
         eph_pub)))
     return ChaCha20Poly1305(key).decrypt(nonce, ct, eph_pub)
+
+
+def for_runtime(rt: Runtime) -> LinkCommands:
+    """The lock's command runner over the runtime's controller, access store, audit log and vault."""
+    verifier = CommandVerifier(DeviceRegistry(rt.conn), rt.settings.device_id,
+                               cloud_may_lock=rt.settings.link_cloud_may_lock)
+    return LinkCommands(verifier, rt.controller, rt.access("remote"), rt.audit,
+                        lambda user, actor, at: rt.erase_templates(user, actor, at, source="remote"))

@@ -160,3 +160,14 @@ def client_context(ca_file: Path, cert_file: Path | None, key_file: Path | None)
     except (OSError, ssl.SSLError) as exc:
         raise LinkError(f"cannot load the link's certificates ({exc})") from exc
     return ctx
+
+
+def load_key(path: Path) -> PrivateKey:
+    """The lock's link key from `path` (PEM, unencrypted, 0600)."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise LinkError(f"{path}: cannot load the link key ({exc})") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise LinkError(f"{path}: not a P-256 key")
+    return key

@@ -1,0 +1,208 @@
+"""`limen link …`: pair the owner's devices, run signed commands, provision and run the cloud link.
+
+Pairing is done in person at the lock: `limen link pair-device NAME
+--public-key FILE --as OWNER` proves the owner by PIN (prompted, or
+`LIMEN_ACTOR_PIN`).  The lock's TLS key is made here and never leaves the data
+directory (`limen link csr`); the fleet CA's certificate comes back with
+`limen link install-cert`; `limen link run` connects to `link_broker`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from limen.cli.common import STATE, output
+from limen.errors import BadRequest
+
+if TYPE_CHECKING:
+    from limen.runtime import Runtime
+
+link_app = typer.Typer(help="The cloud link: owner devices, signed commands, certificates.", no_args_is_help=True)
+
+Actor = Annotated[str, typer.Option("--as", help="The owner pairing the device (name, id or index).")]
+ActorPin = Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True,
+                                              help="The owner's PIN (prompted when absent).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(link_app, name="link")
+
+
+def _owner(rt: Runtime, actor: str, pin: str | None) -> str:
+    from limen.access.model import PermissionLevel
+
+    if not rt.has_owner():
+        raise BadRequest("as", "this lock has no owner yet: add the owner first (limen users add)")
+    pin = pin if pin is not None else str(typer.prompt(f"PIN of {actor}", hide_input=True))
+    who = rt.authorise(actor, pin, datetime.now(UTC))
+    if rt.access().user(who).permission is not PermissionLevel.OWNER:
+        raise BadRequest("as", "only an owner pairs or removes devices")
+    return who
+
+
+def _paths() -> tuple[Path, Path, Path]:
+    d = STATE.settings.keys_dir
+    return d / "link-ca.pem", d / "link-client.pem", d / "link-client.key"
+
+
+@link_app.command("pair-device")
+def pair_device(name: Annotated[str, typer.Argument(help="A name for the owner's device, e.g. olga-phone.")],
+                public_key: Annotated[Path, typer.Option("--public-key", help="Its Ed25519 public key (PEM).")],
+                actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Register an owner's device whose signed commands this lock will accept."""
+    from limen.audit.event import Event, EventKind
+    from limen.link.commands import DeviceRegistry, load_public_key
+    from limen.runtime import open_runtime
+
+    try:
+        key = load_public_key(public_key.read_bytes())
+    except OSError as exc:
+        raise BadRequest("public-key", f"cannot read {public_key} ({exc.strerror})") from exc
+    rt = open_runtime(STATE.settings)
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        now = datetime.now(UTC)
+        device = DeviceRegistry(rt.conn).pair(name, key, owner, owner, now)
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, now, actor=owner, subject=f"device:{name}",
+                              reason="link device paired", source="cli", data={"device": name}))
+    finally:
+        rt.close()
+    output({"device": device.name, "owner": device.owner}, f"paired {device.name} (commands signed by it are "
+                                                           "checked by this lock)")
+
+
+@link_app.command("unpair")
+def unpair(name: Annotated[str, typer.Argument()], actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Remove a device: its commands are refused from now on."""
+    from limen.audit.event import Event, EventKind
+    from limen.link.commands import DeviceRegistry
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        DeviceRegistry(rt.conn).unpair(name)
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, datetime.now(UTC), actor=owner, subject=f"device:{name}",
+                              reason="link device removed", source="cli", data={"device": name}))
+    finally:
+        rt.close()
+    output({"removed": name}, f"removed {name}")
+
+
+@link_app.command("devices")
+def devices() -> None:
+    """The paired devices and the last command counter accepted from each."""
+    from limen.link.commands import DeviceRegistry
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        rows: list[dict[str, Any]] = [
+            {"device": d.name, "owner": d.owner, "counter": d.counter, "paired_at": d.paired_at}
+            for d in DeviceRegistry(rt.conn).list()]
+    finally:
+        rt.close()
+    output(rows, "\n".join(f"{r['device']:<24} counter {r['counter']:<12} paired {r['paired_at'][:16]}"
+                           for r in rows) or "no paired devices")
+
+
+@link_app.command("execute")
+def execute(file: Annotated[Path, typer.Argument(help="A signed command as sent by the owner's device.")]) -> None:
+    """Run one signed command delivered without the cloud (USB, Bluetooth): same checks, same audit."""
+    from limen.link.execute import for_runtime
+    from limen.runtime import open_runtime
+
+    try:
+        payload = file.read_bytes()
+    except OSError as exc:
+        raise BadRequest(str(file), f"cannot read ({exc.strerror})") from exc
+    rt = open_runtime(STATE.settings)
+    try:
+        outcome = for_runtime(rt).handle(payload, datetime.now(UTC))
+    finally:
+        rt.close()
+    output(outcome.to_dict(), f"{'DONE' if outcome.executed else 'REFUSED'}: {outcome.action or '-'} "
+                              f"({outcome.reason})")
+    if not outcome.executed:
+        raise typer.Exit(3)
+
+
+@link_app.command("csr")
+def csr(out: Annotated[Path | None, typer.Option(help="Write the CSR here (stdout when absent).")] = None) -> None:
+    """Make the lock's TLS key (kept in the data directory, 0600) and print its certificate request."""
+    from limen.link import pki
+
+    _, _, key_file = _paths()
+    request = pki.make_csr(pki.new_key(key_file), STATE.settings.device_id)
+    if out is None:
+        typer.echo(request.decode("ascii"), nl=False)
+    else:
+        out.write_bytes(request)
+        output({"csr": str(out)}, f"wrote {out}; give it to the fleet CA, then `limen link install-cert`")
+
+
+@link_app.command("install-cert")
+def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certificate from the fleet CA (PEM).")],
+                 ca: Annotated[Path, typer.Option("--ca", help="The fleet CA's certificate (PEM).")]) -> None:
+    """Install the certificate issued for this lock's CSR and the fleet CA it trusts."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    from limen.link import pki
+
+    ca_file, cert_file, key_file = _paths()
+    try:
+        issued = x509.load_pem_x509_certificate(cert.read_bytes())
+        anchor = x509.load_pem_x509_certificate(ca.read_bytes())
+        issued.verify_directly_issued_by(anchor)
+    except (OSError, ValueError, TypeError) as exc:
+        raise BadRequest(str(cert), f"not a certificate issued by {ca} ({exc})") from exc
+    except InvalidSignature as exc:
+        raise BadRequest(str(cert), "not signed by the given CA") from exc
+    if not key_file.exists() or issued.public_key() != pki.load_key(key_file).public_key():
+        raise BadRequest(str(cert), "does not match this lock's key (run `limen link csr` on this lock)")
+    ca_file.write_bytes(pki.pem(anchor))
+    cert_file.write_bytes(pki.pem(issued))
+    output({"expires": issued.not_valid_after_utc.isoformat()},
+           f"installed; expires {issued.not_valid_after_utc:%Y-%m-%d}"
+           f"{' (rotation due: run limen link csr)' if pki.needs_rotation(issued, datetime.now(UTC)) else ''}")
+
+
+@link_app.command("run")
+def run() -> None:
+    """Connect to `link_broker` (TLS 1.3, this lock's certificate) and run signed commands until stopped."""
+    from limen.link import pki
+    from limen.link.execute import for_runtime
+    from limen.link.mqtt import LockLink
+    from limen.runtime import open_runtime
+
+    settings = STATE.settings
+    if not settings.link_broker:
+        raise BadRequest("link_broker", "set link_broker = \"host:port\" in the settings")
+    host, _, port = settings.link_broker.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadRequest("link_broker", "expected host:port")
+    ca_file, cert_file, key_file = _paths()
+    context = pki.client_context(ca_file, cert_file, key_file)
+    rt = open_runtime(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt)).connect()
+        typer.echo(f"link up: {host}:{port} as {settings.device_id} (pid {os.getpid()})")
+        try:
+            while not stop.wait(5):
+                link.mqtt.maintain()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            link.close()
+    finally:
+        rt.close()
