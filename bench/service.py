@@ -57,6 +57,17 @@ def frames(subject: str, session: str, n: int, start: int = 0, kind: str = "live
     return found[start:start + n]
 
 
+def import_pad_models(data_dir: Path) -> str:
+    """PAD's MiniFASNet weights into `data_dir` (as the owner does with `limen models import`), if available."""
+    source = ROOT.parent / "shared" / "models" / "minifasnet"
+    if not source.is_dir():
+        return f"no MiniFASNet weights at {source}: PAD cannot pass a face, enrolment will be refused"
+    out = subprocess.run([sys.executable, "-m", "limen", "models", "import", str(source)],
+                         env={**os.environ, "LIMEN_DATA_DIR": str(data_dir)}, capture_output=True, text=True,
+                         check=False)
+    return "MiniFASNet imported" if out.returncode == 0 else f"MiniFASNet import failed: {out.stderr.strip()[-200:]}"
+
+
 def prepare(data_dir: Path) -> dict[str, str]:
     """Owner + enrolled face + API token + a paired door screen in `data_dir`; returns the clients' headers."""
     import cv2
@@ -164,6 +175,7 @@ def main() -> None:
         raise SystemExit(f"needs {NUAA}")
     data_dir = Path(tempfile.mkdtemp(prefix="limen-bench-"))
     os.environ["LIMEN_DATA_DIR"] = str(data_dir)
+    print(f"PAD models: {import_pad_models(data_dir)}")
     headers = prepare(data_dir)
     proc, url = start_server(data_dir)
     try:

@@ -88,16 +88,6 @@ def nuaa_frames(session: str, start: int, count: int) -> list[Path]:
     return found[start : start + count]
 
 
-def import_pad_models(data_dir: Path) -> str:
-    """PAD's MiniFASNet weights into `data_dir` (as the owner does with `limen models import`), if available."""
-    source = ROOT.parent / "shared" / "models" / "minifasnet"
-    if not source.is_dir():
-        return f"no MiniFASNet weights at {source}: PAD runs without its deep cue"
-    out = subprocess.run([*LIMEN, "models", "import", str(source)], env={**os.environ, "LIMEN_DATA_DIR": str(data_dir)},
-                         capture_output=True, text=True, check=False)
-    return "MiniFASNet imported" if out.returncode == 0 else f"MiniFASNet import failed: {out.stderr.strip()[-200:]}"
-
-
 # ------------------------------------------------------------------ 1. in-process unlock
 
 
@@ -364,23 +354,24 @@ def bench_serve(seconds: float) -> dict[str, Any]:
 
     data_dir = Path(tempfile.mkdtemp(prefix="limen-unlock-serve-"))
     os.environ["LIMEN_DATA_DIR"] = str(data_dir)
-    import_pad_models(data_dir)
-    token = service.prepare(data_dir)
-    proc, url = service.start_server(data_dir)
+    service.import_pad_models(data_dir)
+    headers = service.prepare(data_dir)
     result: dict[str, Any] = {}
-    try:
-        result["idle_rss_mb"] = rss(proc.pid)["rss_mb"]
-        for kind, clients, face in (("face load, 2 clients", 2, True), ("PIN load, 16 clients", 16, False)):
+    for kind, clients, face in (("face load, 2 clients", 2, True), ("PIN load, 16 clients", 16, False)):
+        proc, url = service.start_server(data_dir)  # a fresh server for each load: RSS never shrinks
+        try:
+            time.sleep(3.0)  # the background warm-up at start
+            idle = rss(proc.pid)["rss_mb"]
             peak = _Peak(proc.pid)
             peak.start()
-            row = service.load(url, clients, seconds, token, face=face, burst=5)
+            row = service.load(url, clients, seconds, headers, face=face, burst=5)
             peak.stop()
-            result[kind] = {"peak_rss_mb": peak.peak, "requests": row["n"], "median_ms": row["median_ms"],
-                            "p95_ms": row["p95_ms"], "errors": row["errors"], "load": load()}
-        result["hwm_rss_mb"] = rss(proc.pid)["hwm_mb"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+            result[kind] = {"idle_rss_mb": idle, "peak_rss_mb": peak.peak, "requests": row["n"],
+                            "median_ms": row["median_ms"], "p95_ms": row["p95_ms"], "errors": row["errors"],
+                            "load": load()}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
     return result
 
 
@@ -428,7 +419,10 @@ def main() -> int:
     print(f"machine: {machine}")
     data_dir = Path(tempfile.mkdtemp(prefix="limen-unlock-"))
     os.environ["LIMEN_DATA_DIR"] = str(data_dir)
-    machine["pad_models"] = import_pad_models(data_dir)
+    sys.path.insert(0, str(ROOT / "bench"))
+    import service
+
+    machine["pad_models"] = service.import_pad_models(data_dir)
     print(f"PAD models: {machine['pad_models']}")
     lines: list[str] = []
     want = set(args.only or ["unlock", "first", "cli", "search"] + ([] if args.skip_serve else ["serve"]))
@@ -462,9 +456,9 @@ def main() -> int:
                           f"  index {search['index_mb']} MB, rank-1 {search['rank1']:.2f}"))
     if "serve" in want:
         serve = bench_serve(args.serve_seconds)
-        text = f"limen serve RSS: idle {serve['idle_rss_mb']} MB, " + ", ".join(
-            f"{k}: peak {v['peak_rss_mb']} MB ({v['requests']} requests, p95 {v['p95_ms']} ms, load {v['load']})"
-            for k, v in serve.items() if isinstance(v, dict))
+        text = "limen serve RSS: " + "; ".join(
+            f"{k}: idle {v['idle_rss_mb']} MB, peak {v['peak_rss_mb']} MB ({v['requests']} requests, "
+            f"{v['errors']} errors, p95 {v['p95_ms']} ms, load {v['load']})" for k, v in serve.items())
         print(text)
         lines.append(text)
     result = {"machine": machine, "command": "python bench/unlock.py " + " ".join(sys.argv[1:]),
