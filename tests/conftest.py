@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from limen.config import Settings, load_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_MODELS = SHARED_DATA.parent / "models"
 
 
 def shared(*parts: str) -> Path:
@@ -24,6 +26,30 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "limen-data"
     monkeypatch.setenv("LIMEN_DATA_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def imported_face_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory with MiniFASNet imported once per session (skips when the weights are absent)."""
+    from limen.pad.minifasnet_models import import_models
+
+    source = SHARED_MODELS / "minifasnet"
+    if not source.is_dir():
+        pytest.skip(f"shared models not available: {source}")
+    models = tmp_path_factory.mktemp("face-models")
+    import_models(source, models)
+    return models
+
+
+def install_face_models(imported: Path, data_dir: Path) -> Path:
+    """Copy the imported models into `data_dir`'s default models directory (PAD needs them to pass a face)."""
+    return Path(shutil.copytree(imported, data_dir / "models", dirs_exist_ok=True))
+
+
+@pytest.fixture
+def face_models(data_dir: Path, imported_face_models: Path) -> Path:
+    """The throw-away data directory's models directory, with MiniFASNet imported."""
+    return install_face_models(imported_face_models, data_dir)
 
 
 @pytest.fixture

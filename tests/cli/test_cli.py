@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import nuaa_burst, shared
+from tests.conftest import install_face_models, nuaa_burst, shared
 
 
 def limen(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,9 +54,10 @@ def test_enrolling_a_still_photo_is_refused(tmp_path: Path) -> None:
     assert json.loads(limen(tmp_path, "--json", "users", "list").stdout) == []
 
 
-def test_face_flow_end_to_end(tmp_path: Path) -> None:
+def test_face_flow_end_to_end(tmp_path: Path, imported_face_models: Path) -> None:
     """Enrol from a burst of live frames; verify the same person, another person and a printed photo."""
     data = tmp_path / "data"
+    install_face_models(imported_face_models, data)
     enrol_burst = nuaa_burst(tmp_path / "enrol", "live", "0001", "01", 8)
     owner = _limen_env(data, {"LIMEN_NEW_PIN": "246813"}, "users", "add", "Olga", "--permission", "owner", "--pin")
     assert owner.returncode == 0, owner.stderr
@@ -116,8 +117,10 @@ def test_lab_verify_needs_exactly_one_set(tmp_path: Path, args: list[str]) -> No
     assert out.returncode == 1 and "exactly one" in out.stderr
 
 
-def test_once_an_owner_exists_enrolment_and_removal_need_the_owner_pin(tmp_path: Path) -> None:
+def test_once_an_owner_exists_enrolment_and_removal_need_the_owner_pin(tmp_path: Path,
+                                                                      imported_face_models: Path) -> None:
     data = tmp_path / "data"
+    install_face_models(imported_face_models, data)
     env = {"LIMEN_NEW_PIN": "482915"}
     owner = _limen_env(data, env, "--json", "users", "add", "Olga", "--permission", "owner", "--pin")
     assert owner.returncode == 0, owner.stderr

@@ -26,7 +26,7 @@ import pytest
 from limen.config import Settings, load_settings
 from limen.service import close_app, create_app
 
-from ..conftest import shared
+from ..conftest import install_face_models, shared
 from .conftest import PASSWORD, PIN
 from .fakecam import sequence, write_y4m
 
@@ -68,7 +68,7 @@ def videos(nuaa: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 
 
 @pytest.fixture(scope="module")
-def server(nuaa: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(nuaa: Path, tmp_path_factory: pytest.TempPathFactory, imported_face_models: Path) -> Iterator[Server]:
     import uvicorn
 
     from limen.cli.serve import uvicorn_config
@@ -77,6 +77,7 @@ def server(nuaa: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = load_settings(tmp_path_factory.mktemp("limen-data"), port=port)  # the Host names it answers
+    install_face_models(imported_face_models, settings.data_dir)  # PAD needs MiniFASNet to pass a face
     app = create_app(settings)
     srv = uvicorn.Server(uvicorn_config(app, settings))
     thread = threading.Thread(target=srv.run, daemon=True)

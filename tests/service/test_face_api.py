@@ -36,7 +36,8 @@ def unlock(client: Any, paths: list[Path]) -> dict[str, Any]:
     return answer
 
 
-def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tmp_path: Path) -> None:
+def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tmp_path: Path,
+                                                   face_models: Path) -> None:
     nuaa = shared("nuaa-dev")
     photos = sequence(nuaa / "live" / ENROLLED, "01", 12)
     r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", photos[:1]))
@@ -75,7 +76,7 @@ def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tm
     assert "embedding" not in str(trail) and "frames" not in str(trail)
 
 
-def test_concurrent_face_unlocks_are_all_answered(client: Any, owner: Owner) -> None:
+def test_concurrent_face_unlocks_are_all_answered(client: Any, owner: Owner, face_models: Path) -> None:
     nuaa = shared("nuaa-dev")
     burst = sequence(nuaa / "live" / STRANGER, "01", 3)
     answers: list[dict[str, Any]] = []
