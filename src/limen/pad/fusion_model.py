@@ -1,12 +1,13 @@
 """The learned parts of the fusion: the edge cue's model and the calibrated cue combinations.
 
 `models/fusion_v1.npz` (plain arrays, no pickle; trained by
-`python -m limen.pad.train`, model card `texture_v2.md`) holds
+`python -m limen.pad.train_v2`, model card `texture_v2.md`) holds
 
-- `edges`: a standardised logistic regression over `edges.FEATURES`;
-- one `Logistic` per set of single-frame cues that may have run (texture and
-  edges always; MiniFASNet when its weights are imported): log-odds of bona
-  fide from those cues' scores, fitted and calibrated on cross-condition folds.
+- `edges`: a standardised logistic regression over `edges.FEATURES` (the lab
+  edge cue's model);
+- the combinations: one `Logistic` per set of single-frame cues (shipped:
+  texture + MiniFASNet), log-odds of bona fide from those cues' scores, fitted
+  on leave-one-dataset-out scores.
 
 `FusionModel.combine(scores)` picks the combination for exactly the cues that
 ran; None when none matches (fusion then cannot pass: insufficient evidence).

@@ -1,4 +1,8 @@
-"""Train the texture cue: `python -m limen.pad.train [DATASET] [--out DIR] [--cache FILE]`.
+"""The texture_v1 recipe (NUAA only): `python -m limen.pad.train [DATASET] [--out DIR] [--cache FILE]`.
+
+Superseded for the shipped model by `train_v2` (live images vs their simulated
+recaptures, selected by cross-condition folds); its pieces (fitting, camera
+augmentation, leave-one-subject-out) remain for `limen lab pad --folds subject`.
 
 Reproducible: features are deterministic, augmentation uses a fixed seed,
 folds are fixed, the classifiers are class-balanced logistic regressions.
