@@ -366,4 +366,4 @@ LINK_MAX_PAYLOAD_BYTES = 8192          # larger MQTT payloads are refused before
 LINK_CERT_DAYS = 90                    # lifetime of a lock's client certificate issued by the fleet CA
 LINK_CERT_ROTATE_REMAINING = 1 / 3     # rotate when less than this fraction of the lifetime remains
 LINK_MAX_CONNECTION_S = 3600           # reconnect (fresh TLS 1.3 handshake, new keys) at least this often
-LINK_OUTBOX_MAX_RECORDS = 100_000      # store-and-forward bound: the cloud is told when older records were skipped
+LINK_FORWARD_BATCH = 200               # audit records per events message (each well under the broker's size limit)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -31,7 +32,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from limen import thresholds as T
 from limen.errors import LinkError
-from limen.link.execute import LinkCommands
+
+if TYPE_CHECKING:
+    from limen.link.execute import LinkCommands
 
 Handler = Callable[[str, bytes], None]
 

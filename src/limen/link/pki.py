@@ -37,13 +37,16 @@ def new_key(path: Path | None = None) -> PrivateKey:
     """A fresh P-256 key; written as PEM with mode 0600 when `path` is given (the lock's own, never sent)."""
     key = ec.generate_private_key(ec.SECP256R1())
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+        write_key(path, key)
     return key
+
+
+def write_key(path: Path, key: PrivateKey) -> None:
+    """Write `key` as unencrypted PEM readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem(key))
 
 
 def make_csr(key: PrivateKey, lock_id: str) -> bytes:

@@ -3,6 +3,8 @@
 `link_devices.counter` is the highest command counter accepted from that
 device; a command is executed only with a larger one (replay protection that
 survives restarts).  Public keys only: the private key never leaves the device.
+`link_forward.next_index` is the first audit record the broker has not yet
+acknowledged (store-and-forward: the audit log itself is the store).
 """
 
 MIGRATIONS: list[str] = [
@@ -15,5 +17,12 @@ MIGRATIONS: list[str] = [
         paired_at   TEXT NOT NULL,
         paired_by   TEXT NOT NULL
     );
+    """,
+    """
+    CREATE TABLE link_forward (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        next_index  INTEGER NOT NULL
+    );
+    INSERT INTO link_forward VALUES (1, 0);
     """,
 ]

@@ -1,0 +1,81 @@
+"""Store-and-forward of the audit trail to the cloud: the audit log is the store, a cursor the position.
+
+`EventForwarder.forward(publish)` sends, in order, batches of up to
+`LINK_FORWARD_BATCH` records from the first one the broker has not
+acknowledged, with the signed checkpoints among them and the log's head
+(count and last hash); the cursor advances only after `publish` returned
+(QoS 1 acknowledged).  Resuming after days offline is the same call.  The
+cloud is idempotent by (lock, index), so a batch sent twice does no harm.
+
+A local log shorter than the cursor (cut back, rolled back or deleted) is not
+hidden: the head is sent as it is, and the cloud, which holds more, alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any, Protocol
+
+from limen import thresholds as T
+from limen.db import migrate, transaction
+from limen.link.schema import MIGRATIONS
+
+EVENTS_VERSION = 1
+
+
+class AuditSource(Protocol):
+    def count(self) -> int: ...
+
+    def records(self, start: int = 0, kinds: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]: ...
+
+    def checkpoints(self) -> list[dict[str, Any]]: ...
+
+
+class EventForwarder:
+    """Forwards `audit` for `lock_id`; the cursor lives in limen.db (`link_forward`)."""
+
+    def __init__(self, audit: AuditSource, conn: sqlite3.Connection, lock_id: str) -> None:
+        self.audit = audit
+        self.conn = conn
+        self.lock_id = lock_id
+        migrate(conn, "link", MIGRATIONS)
+
+    @property
+    def cursor(self) -> int:
+        return int(self.conn.execute("SELECT next_index FROM link_forward WHERE id = 1").fetchone()[0])
+
+    def forward(self, publish: Callable[[bytes], None]) -> int:
+        """Publish every unacknowledged record (at least the head); return how many records were sent."""
+        count = self.audit.count()
+        start = min(self.cursor, count)
+        checkpoints = self.audit.checkpoints()
+        head = {"count": count, "hash": _take(self.audit.records(count - 1), 1)[0]["hash"] if count else None}
+        sent = 0
+        while True:
+            batch = _take(self.audit.records(start), T.LINK_FORWARD_BATCH)
+            end = start + len(batch)
+            cps = [cp for cp in checkpoints if start <= int(cp["index"]) < end]
+            publish(self._message(batch, cps, head))
+            self._save(end)
+            sent += len(batch)
+            start = end
+            if not batch or end >= count:
+                return sent
+
+    def _message(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
+                 head: dict[str, Any]) -> bytes:
+        return json.dumps({"v": EVENTS_VERSION, "lock": self.lock_id, "records": records,
+                           "checkpoints": checkpoints, "head": head},
+                          sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def _save(self, next_index: int) -> None:
+        with transaction(self.conn):
+            self.conn.execute("UPDATE link_forward SET next_index = ? WHERE id = 1", (next_index,))
+
+
+def _take(records: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The first `n` records (the reader generator is closed when dropped here)."""
+    return list(islice(records, n))

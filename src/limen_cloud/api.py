@@ -1,0 +1,189 @@
+"""The owner's REST API (OpenAPI at /docs) and a minimal page.
+
+Owners sign up with an e-mail and a password (Argon2id), log in for a bearer
+token (stored as its SHA-256; `SESSION_HOURS`), claim their locks by id, read
+the forwarded history across locks, list and acknowledge alarms, and hand the
+cloud signed commands to relay: the cloud checks only the size and the lock
+(it cannot sign, and the lock verifies everything).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, FastAPI, Header, HTTPException, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from limen import thresholds as T
+from limen_cloud.db import sessions
+from limen_cloud.models import Alarm, CommandLog, Lock, Owner, Record, Session
+
+SESSION_HOURS = 12
+Relay = Callable[[str, bytes], None]  # (lock id, signed payload) → published to the lock
+_hasher = PasswordHasher()  # Argon2id, argon2-cffi's defaults (RFC 9106 low-memory profile)
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Credentials(BaseModel):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=12, max_length=200)
+
+
+class LockClaim(BaseModel):
+    lock_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=100)
+
+
+class SignedPayload(BaseModel):
+    payload: str = Field(min_length=2, max_length=T.LINK_MAX_PAYLOAD_BYTES)
+
+
+def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
+    make_session = sessions(engine)
+    app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay.")
+
+    def db() -> Iterator[DbSession]:
+        with make_session() as session, session.begin():
+            yield session
+
+    Db = Annotated[DbSession, Depends(db)]
+
+    def owner(session: Db, authorization: Annotated[str | None, Header()] = None) -> Owner:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        row = session.get(Session, hashlib.sha256(token.encode()).hexdigest()) if token else None
+        if row is None or row.expires_at < utcnow():
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first",
+                                headers={"WWW-Authenticate": "Bearer"})
+        found = session.get(Owner, row.owner_id)
+        assert found is not None
+        return found
+
+    Me = Annotated[Owner, Depends(owner)]
+
+    def my_lock(session: DbSession, me: Owner, lock_id: str) -> Lock:
+        lock = session.get(Lock, lock_id)
+        if lock is None or lock.owner_id != me.id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such lock")
+        return lock
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        return _HOME
+
+    @app.post("/api/owners", status_code=201)
+    def sign_up(body: Credentials, session: Db) -> dict[str, Any]:
+        account = Owner(email=body.email.lower(), password_hash=_hasher.hash(body.password), created_at=utcnow())
+        session.add(account)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, "this e-mail has an account") from exc
+        return {"id": account.id, "email": account.email}
+
+    @app.post("/api/sessions", status_code=201)
+    def log_in(body: Credentials, session: Db) -> dict[str, Any]:
+        account = session.scalar(select(Owner).where(Owner.email == body.email.lower()))
+        try:
+            _hasher.verify(account.password_hash if account else _DUMMY_HASH, body.password)
+        except (VerificationError, InvalidHashError):
+            account = None
+        if account is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong e-mail or password")
+        token = secrets.token_urlsafe(32)
+        expires = utcnow() + timedelta(hours=SESSION_HOURS)
+        session.add(Session(token_hash=hashlib.sha256(token.encode()).hexdigest(), owner_id=account.id,
+                            expires_at=expires))
+        return {"token": token, "expires_at": expires.isoformat() + "Z"}
+
+    @app.post("/api/locks", status_code=201)
+    def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:
+        if session.get(Lock, body.lock_id) is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "this lock is already registered")
+        session.add(Lock(lock_id=body.lock_id, owner_id=me.id, name=body.name, head_count=0, reported_count=0))
+        return {"lock_id": body.lock_id, "name": body.name}
+
+    @app.get("/api/locks")
+    def list_locks(session: Db, me: Me) -> list[dict[str, Any]]:
+        locks = session.scalars(select(Lock).where(Lock.owner_id == me.id).order_by(Lock.lock_id)).all()
+        pending = dict(session.execute(select(Alarm.lock_id, func.count()).where(
+            Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).tuples().all())
+        return [{"lock_id": lk.lock_id, "name": lk.name, "records": lk.head_count, "reported": lk.reported_count,
+                 "last_seen": lk.last_seen.isoformat() + "Z" if lk.last_seen else None,
+                 "pending_alarms": pending.get(lk.lock_id, 0)} for lk in locks]
+
+    @app.get("/api/events")
+    def history(session: Db, me: Me, lock_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest forwarded audit records across the owner's locks (or one lock)."""
+        limit = max(1, min(limit, 500))
+        query = select(Record).join(Lock).where(Lock.owner_id == me.id)
+        if lock_id is not None:
+            query = query.where(Record.lock_id == lock_id)
+        rows = session.scalars(query.order_by(Record.at.desc(), Record.idx.desc()).limit(limit)).all()
+        return [{"lock_id": r.lock_id, **json.loads(r.body)} for r in rows]
+
+    @app.get("/api/alarms")
+    def alarms(session: Db, me: Me, pending: bool = True) -> list[dict[str, Any]]:
+        query = select(Alarm).join(Lock).where(Lock.owner_id == me.id)
+        if pending:
+            query = query.where(Alarm.acknowledged_at.is_(None))
+        return [_alarm(a) for a in session.scalars(query.order_by(Alarm.id.desc()).limit(500)).all()]
+
+    @app.post("/api/alarms/{alarm_id}/ack")
+    def acknowledge(alarm_id: int, session: Db, me: Me) -> dict[str, Any]:
+        alarm = session.get(Alarm, alarm_id)
+        if alarm is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alarm")
+        my_lock(session, me, alarm.lock_id)
+        alarm.acknowledged_at = alarm.acknowledged_at or utcnow()
+        return _alarm(alarm)
+
+    @app.post("/api/locks/{lock_id}/commands", status_code=202)
+    def relay_command(lock_id: str, body: SignedPayload, session: Db, me: Me) -> dict[str, Any]:
+        """Relay a command the owner's device signed; the lock checks it (the cloud cannot make one)."""
+        my_lock(session, me, lock_id)
+        if relay is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no broker configured (--broker)")
+        entry = CommandLog(lock_id=lock_id, payload=body.payload, sent_at=utcnow())
+        session.add(entry)
+        session.flush()
+        relay(lock_id, body.payload.encode("utf-8"))
+        return {"id": entry.id, "relayed": True}
+
+    @app.get("/api/locks/{lock_id}/commands")
+    def command_results(lock_id: str, session: Db, me: Me) -> list[dict[str, Any]]:
+        my_lock(session, me, lock_id)
+        rows = session.scalars(select(CommandLog).where(CommandLog.lock_id == lock_id)
+                               .order_by(CommandLog.id.desc()).limit(100)).all()
+        return [{"id": c.id, "sent_at": c.sent_at.isoformat() + "Z",
+                 "result": json.loads(c.result) if c.result else None} for c in rows]
+
+    return app
+
+
+def _alarm(a: Alarm) -> dict[str, Any]:
+    return {"id": a.id, "lock_id": a.lock_id, "rule": a.rule, "detail": a.detail,
+            "raised_at": a.raised_at.isoformat() + "Z",
+            "acknowledged_at": a.acknowledged_at.isoformat() + "Z" if a.acknowledged_at else None}
+
+
+_HOME = """<!doctype html><html lang="en"><meta charset="utf-8"><title>limen-cloud</title>
+<body style="font-family:sans-serif;max-width:40em;margin:2em auto">
+<h1>limen-cloud</h1>
+<p>The fleet service of Limen locks: your locks' history, alarms and the relay of commands your phone signed.</p>
+<p>The REST API and its OpenAPI description: <a href="/docs">/docs</a>.</p>
+</body></html>"""

@@ -1,0 +1,109 @@
+"""`limen-cloud serve`: the fleet service on its defaults (SQLite file, 127.0.0.1:8090), one command.
+
+`--db` takes any SQLAlchemy URL (PostgreSQL in production:
+postgresql+psycopg://user@host/db); migrations run at start.  With `--broker
+host:port --ca --cert --key` it joins the fleet's MQTT broker (TLS 1.3, its own
+certificate from the fleet CA) to take evidence and relay signed commands.
+`limen-cloud ca …` keeps a fleet CA in a directory: init, sign a lock's CSR, revoke, CRL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from limen.link import pki
+
+app = typer.Typer(name="limen-cloud", help="The Limen fleet service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+ca_app = typer.Typer(help="The fleet CA: init, sign a lock's CSR, revoke, CRL.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+
+
+@app.command()
+def serve(
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD_DB).", envvar="LIMEN_CLOUD_DB")]
+    = "sqlite:///limen-cloud.db",
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8090,
+    broker: Annotated[str | None, typer.Option(help="host:port of the fleet MQTT broker.")] = None,
+    ca: Annotated[Path | None, typer.Option(help="The fleet CA certificate (PEM).")] = None,
+    cert: Annotated[Path | None, typer.Option(help="The cloud's client certificate (PEM).")] = None,
+    key: Annotated[Path | None, typer.Option(help="Its key (PEM).")] = None,
+) -> None:
+    """Migrate the database and serve the API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from limen_cloud.api import create_app
+    from limen_cloud.bridge import CloudBridge
+    from limen_cloud.db import make_engine, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    bridge = None
+    if broker is not None:
+        if ca is None or cert is None or key is None:
+            raise typer.BadParameter("--broker needs --ca, --cert and --key")
+        b_host, _, b_port = broker.rpartition(":")
+        bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port)).connect()
+    try:
+        typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
+                   err=True)
+        uvicorn.run(create_app(engine, bridge.relay if bridge else None), host=host, port=port, log_level="info")
+    finally:
+        if bridge is not None:
+            bridge.close()
+
+
+def _load(d: Path) -> pki.FleetCA:
+    key = serialization.load_pem_private_key((d / "ca.key").read_bytes(), password=None)
+    assert isinstance(key, pki.PrivateKey)
+    cert = x509.load_pem_x509_certificate((d / "ca.pem").read_bytes())
+    revoked = {int(k): datetime.fromisoformat(v) for k, v in json.loads((d / "revoked.json").read_text()).items()}
+    return pki.FleetCA(key, cert, revoked)
+
+
+def _save(d: Path, ca: pki.FleetCA) -> None:
+    (d / "revoked.json").write_text(json.dumps({str(k): v.isoformat() for k, v in ca.revoked.items()}))
+    (d / "crl.pem").write_bytes(ca.crl(datetime.now(UTC)))
+
+
+@ca_app.command("init")
+def ca_init(directory: Annotated[Path, typer.Argument()], name: str = "Limen fleet CA") -> None:
+    """Create the CA key (0600), certificate, empty revocation list and CRL in DIRECTORY."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "ca.key").exists():
+        raise typer.BadParameter(f"{directory} already holds a CA")
+    ca = pki.FleetCA.create(name, datetime.now(UTC))
+    pki.write_key(directory / "ca.key", ca.key)
+    (directory / "ca.pem").write_bytes(pki.pem(ca.cert))
+    _save(directory, ca)
+    typer.echo(f"fleet CA in {directory}")
+
+
+@ca_app.command("sign")
+def ca_sign(directory: Annotated[Path, typer.Argument()], csr: Annotated[Path, typer.Argument()],
+            out: Annotated[Path, typer.Option()]) -> None:
+    """Issue a lock's client certificate from its CSR."""
+    cert = _load(directory).issue(csr.read_bytes(), datetime.now(UTC))
+    out.write_bytes(pki.pem(cert))
+    typer.echo(f"issued serial {cert.serial_number:x} to {cert.subject.rfc4514_string()}")
+
+
+@ca_app.command("revoke")
+def ca_revoke(directory: Annotated[Path, typer.Argument()], cert: Annotated[Path, typer.Argument()]) -> None:
+    """Revoke a certificate and rewrite crl.pem (reload the broker to apply it)."""
+    ca = _load(directory)
+    ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()), datetime.now(UTC))
+    _save(directory, ca)
+    typer.echo(f"revoked; {directory / 'crl.pem'} lists {len(ca.revoked)} certificate(s)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,122 @@
+"""The cloud's copy of each lock's audit chain: re-verified on arrival, its head kept, cut-backs alarmed.
+
+`ingest(session, lock, message, now)` takes one events message from the lock
+(`limen.link.forward`): records are accepted only in order, each linking to the
+head the cloud holds and hashing to what it claims (the lock's own chain
+rules, `limen.audit.chain`).  A record the cloud already holds is a duplicate
+if identical (idempotent by (lock, index)) and an alarm if different.  The
+head the lock reports is compared with the cloud's: fewer records than the
+cloud holds means the local trail was cut back, rolled back or deleted —
+alarm `audit_truncated`, once until acknowledged.  Alarms the lock raised
+itself (ALARM records) become owner alarms too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from limen.audit.chain import FORMAT_VERSION, GENESIS, record_hash
+from limen_cloud.models import Alarm, Lock, Record
+
+MESSAGE_VERSION = 1
+
+
+class BadMessage(ValueError):
+    """An events message that is not one (refused whole; nothing stored)."""
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    alarms: list[str] = field(default_factory=list)
+
+
+def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
+    """The events message in `payload` for `lock_id`; `BadMessage` otherwise."""
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage(f"not JSON ({exc})") from exc
+    if not isinstance(message, dict) or message.get("v") != MESSAGE_VERSION:
+        raise BadMessage("unknown message version")
+    if message.get("lock") != lock_id:
+        raise BadMessage("the message names another lock than the one that sent it")
+    records, head = message.get("records"), message.get("head")
+    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("index"), int)
+                                                for r in records):
+        raise BadMessage("records must be a list of chained records")
+    if not isinstance(head, dict) or not isinstance(head.get("count"), int) or head["count"] < 0:
+        raise BadMessage("head must give the lock's record count")
+    return message
+
+
+def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime) -> IngestResult:
+    result = IngestResult()
+    for record in sorted(message["records"], key=lambda r: r["index"]):
+        if not _take(session, lock, record, now, result):
+            break
+    head = message["head"]
+    count, hash_ = int(head["count"]), head.get("hash")
+    if count < lock.head_count:
+        _alarm(session, lock, "audit_truncated", now, result,
+               f"the lock reports {count} audit records; the cloud holds {lock.head_count}: its trail was cut "
+               "back, rolled back or deleted")
+    elif count == lock.head_count and count and hash_ != lock.head_hash:
+        _alarm(session, lock, "audit_rewritten", now, result,
+               f"the lock's head record {count - 1} differs from the cloud's copy")
+    lock.reported_count = count
+    lock.last_seen = now
+    return result
+
+
+def _take(session: Session, lock: Lock, record: dict[str, Any], now: datetime, result: IngestResult) -> bool:
+    index = record["index"]
+    if index < lock.head_count:
+        held = session.scalar(select(Record).where(Record.lock_id == lock.lock_id, Record.idx == index))
+        if held is not None and held.hash == record.get("hash") and _hashes(record):
+            result.duplicates += 1
+            return True
+        _alarm(session, lock, "audit_rewritten", now, result,
+               f"record {index} differs from the copy the cloud holds (history rewritten)")
+        return False
+    if index > lock.head_count:
+        _alarm(session, lock, "audit_gap", now, result,
+               f"record {index} arrived while the cloud holds {lock.head_count}: records are missing")
+        return False
+    if record.get("v") != FORMAT_VERSION or record.get("prev") != (lock.head_hash or GENESIS) \
+            or not _hashes(record):
+        _alarm(session, lock, "audit_chain_broken", now, result,
+               f"record {index} does not extend the chain the cloud holds")
+        return False
+    session.add(Record(lock_id=lock.lock_id, idx=index, hash=record["hash"], kind=str(record.get("kind"))[:40],
+                       at=str(record.get("at"))[:40], body=json.dumps(record, sort_keys=True)))
+    lock.head_count, lock.head_hash = index + 1, record["hash"]
+    result.accepted += 1
+    if record.get("kind") == "alarm":
+        text = (record.get("data") or {}).get("text") or record.get("reason") or "alarm"
+        session.add(Alarm(lock_id=lock.lock_id, rule=f"lock:{record.get('reason')}"[:40], detail=str(text)[:400],
+                          raised_at=now))
+        result.alarms.append(f"lock:{record.get('reason')}")
+    return True
+
+
+def _hashes(record: dict[str, Any]) -> bool:
+    try:
+        return record_hash(record) == record.get("hash")
+    except (TypeError, ValueError):
+        return False
+
+
+def _alarm(session: Session, lock: Lock, rule: str, now: datetime, result: IngestResult, detail: str) -> None:
+    pending = session.scalar(select(Alarm).where(Alarm.lock_id == lock.lock_id, Alarm.rule == rule,
+                                                 Alarm.acknowledged_at.is_(None)))
+    result.alarms.append(rule)
+    if pending is None:
+        session.add(Alarm(lock_id=lock.lock_id, rule=rule, detail=detail[:400], raised_at=now))

@@ -1,0 +1,75 @@
+"""The cloud's tables (SQLAlchemy 2); schema changes go through Alembic (`limen_cloud/migrations`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Owner(Base):
+    __tablename__ = "owners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))  # Argon2id (argon2-cffi's encoded form)
+    created_at: Mapped[datetime]
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the bearer token
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime]
+
+
+class Lock(Base):
+    __tablename__ = "locks"
+
+    lock_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    head_count: Mapped[int] = mapped_column(Integer, default=0)   # records held (indices 0..count-1)
+    head_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    reported_count: Mapped[int] = mapped_column(Integer, default=0)  # what the lock last said it holds
+    last_seen: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Record(Base):
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("lock_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the chained record as the lock wrote it (canonical JSON)
+
+
+class Alarm(Base):
+    __tablename__ = "alarms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(400))
+    raised_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CommandLog(Base):
+    __tablename__ = "commands"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
+    payload: Mapped[str] = mapped_column(Text)  # the signed wire form, relayed as received
+    sent_at: Mapped[datetime]
+    result: Mapped[str | None] = mapped_column(Text, default=None)  # the lock's Outcome (JSON)
