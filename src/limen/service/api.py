@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from starlette.convertors import Convertor, register_url_convertor
 
 from limen import thresholds as T
@@ -74,6 +74,13 @@ def _json_integer(value: object) -> object:
 
 # JSON Schema's integer: 5 and 5.0, never true or "5".
 WholeNumber = Annotated[int, BeforeValidator(_json_integer), Field(strict=False)]
+
+
+# Optional whole numbers in a range: the bounds said again for the schema (pydantic drops them inside anyOf).
+ValidHours = Annotated[WholeNumber, Field(ge=1, le=8784), WithJsonSchema({"type": "integer", "minimum": 1,
+                                                                          "maximum": 8784})]
+TokenDays = Annotated[WholeNumber, Field(ge=1, le=T.SERVICE_TOKEN_MAX_DAYS),
+                      WithJsonSchema({"type": "integer", "minimum": 1, "maximum": T.SERVICE_TOKEN_MAX_DAYS})]
 
 
 class ErrorBody(BaseModel):
@@ -179,8 +186,8 @@ class NewUser(Body):
     name: str = Field(min_length=1, max_length=64, pattern=NAME)
     pin: str = Field(pattern=PIN, description="The PIN the person will type at the door.")
     permission: Literal["member", "guest", "administrator", "owner"] = "member"
-    valid_hours: WholeNumber | None = Field(default=None, ge=1, le=8784,
-                                            description="A temporary PIN: valid this long.")
+    valid_hours: ValidHours | None = Field(
+        default=None, description="A temporary PIN: valid this long.")
 
 
 class PinChange(Body):
@@ -237,7 +244,7 @@ class TokenRequest(Body):
     name: str = Field(min_length=1, max_length=64)
     scopes: list[Annotated[Scope, Field(strict=False)]] = Field(min_length=1, max_length=3,  # names, from JSON
                                                                 description="What the token may do.")
-    days: WholeNumber | None = Field(default=None, ge=1, le=T.SERVICE_TOKEN_MAX_DAYS,
+    days: TokenDays | None = Field(default=None,
                              description="Lifetime; default the `api_token_days` setting.")
 
 
