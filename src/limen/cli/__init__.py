@@ -47,7 +47,7 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "capture": ("Depth and infrared cameras: list, record, inspect.", ("capture",)),
     "tamper": ("Tamper response: simulate a tamper, status, owner re-provisioning.", ("tamper",)),
     "finger": ("Fingerprint: enrol, verify, list, pair a sensor, simulate a sensor.", ("finger",)),
-    "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault", "finger")),
+    "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault")),
     "models": ("Model weights: import (checked and converted) and list.", ("models",)),
     "link": ("The cloud link: owner devices, signed commands, certificates.", ("link",)),
 }

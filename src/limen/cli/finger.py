@@ -22,10 +22,7 @@ finger_app = typer.Typer(help="Fingerprint: enrol, verify, list, pair a sensor, 
 
 
 def register(app: typer.Typer) -> None:
-    from limen.cli.lab import lab_app
-
-    app.add_typer(finger_app, name="finger")
-    lab_app.command("finger")(lab_finger)
+    app.add_typer(finger_app, name="finger")      # `limen lab finger` (lab_finger below) is added by cli/lab.py
 
 
 ImagesOption = Annotated[list[Path] | None, typer.Option("--image", help="A 500 dpi fingerprint image (repeatable).")]

@@ -10,6 +10,7 @@ import typer
 from limen import thresholds
 from limen.cli.capture import lab_campaign, lab_pulse
 from limen.cli.common import STATE, output, progress
+from limen.cli.finger import lab_finger
 from limen.errors import BadRequest
 from limen.lab import datasets
 from limen.lab.verification import VerificationReport, score_multi_reference, score_pairs, write_outputs
@@ -17,6 +18,7 @@ from limen.lab.verification import VerificationReport, score_multi_reference, sc
 lab_app = typer.Typer(help="Evaluation: verification, PAD, template protection.", no_args_is_help=True)
 lab_app.command("pulse")(lab_pulse)
 lab_app.command("campaign")(lab_campaign)
+lab_app.command("finger")(lab_finger)
 
 
 def register(app: typer.Typer) -> None:
