@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import Depends, FastAPI, Header, HTTPException, status
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select
@@ -53,33 +53,37 @@ class SignedPayload(BaseModel):
     payload: str = Field(min_length=2, max_length=T.LINK_MAX_PAYLOAD_BYTES)
 
 
+def _db(request: Request) -> Iterator[DbSession]:
+    with request.app.state.sessions() as session, session.begin():
+        yield session
+
+
+Db = Annotated[DbSession, Depends(_db)]
+
+
+def _owner(session: Db, authorization: Annotated[str | None, Header()] = None) -> Owner:
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    row = session.get(Session, hashlib.sha256(token.encode()).hexdigest()) if token else None
+    if row is None or row.expires_at < utcnow():
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first", headers={"WWW-Authenticate": "Bearer"})
+    found = session.get(Owner, row.owner_id)
+    assert found is not None
+    return found
+
+
+Me = Annotated[Owner, Depends(_owner)]
+
+
+def my_lock(session: DbSession, me: Owner, lock_id: str) -> Lock:
+    lock = session.get(Lock, lock_id)
+    if lock is None or lock.owner_id != me.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such lock")
+    return lock
+
+
 def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
-    make_session = sessions(engine)
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay.")
-
-    def db() -> Iterator[DbSession]:
-        with make_session() as session, session.begin():
-            yield session
-
-    Db = Annotated[DbSession, Depends(db)]
-
-    def owner(session: Db, authorization: Annotated[str | None, Header()] = None) -> Owner:
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        row = session.get(Session, hashlib.sha256(token.encode()).hexdigest()) if token else None
-        if row is None or row.expires_at < utcnow():
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first",
-                                headers={"WWW-Authenticate": "Bearer"})
-        found = session.get(Owner, row.owner_id)
-        assert found is not None
-        return found
-
-    Me = Annotated[Owner, Depends(owner)]
-
-    def my_lock(session: DbSession, me: Owner, lock_id: str) -> Lock:
-        lock = session.get(Lock, lock_id)
-        if lock is None or lock.owner_id != me.id:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such lock")
-        return lock
+    app.state.sessions = sessions(engine)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
@@ -121,7 +125,7 @@ def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
     def list_locks(session: Db, me: Me) -> list[dict[str, Any]]:
         locks = session.scalars(select(Lock).where(Lock.owner_id == me.id).order_by(Lock.lock_id)).all()
         pending = dict(session.execute(select(Alarm.lock_id, func.count()).where(
-            Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).tuples().all())
+            Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).all())
         return [{"lock_id": lk.lock_id, "name": lk.name, "records": lk.head_count, "reported": lk.reported_count,
                  "last_seen": lk.last_seen.isoformat() + "Z" if lk.last_seen else None,
                  "pending_alarms": pending.get(lk.lock_id, 0)} for lk in locks]

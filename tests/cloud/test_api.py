@@ -1,0 +1,69 @@
+"""The owner API: accounts, locks, history, alarms with acknowledge, relay of signed commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from limen_cloud.api import create_app
+from limen_cloud.db import sessions
+from limen_cloud.models import Alarm, Record
+
+PASSWORD = "correct horse battery"
+
+
+def login(client: TestClient, email: str) -> dict[str, str]:
+    assert client.post("/api/owners", json={"email": email, "password": PASSWORD}).status_code == 201
+    token = client.post("/api/sessions", json={"email": email, "password": PASSWORD}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_owner_journey_and_isolation(engine: Engine) -> None:
+    relayed: list[tuple[str, bytes]] = []
+    client = TestClient(create_app(engine, lambda lock, payload: relayed.append((lock, payload))))
+    olga = login(client, "olga@example.org")
+    assert client.post("/api/owners", json={"email": "OLGA@example.org", "password": PASSWORD}).status_code == 409
+    assert client.post("/api/sessions", json={"email": "olga@example.org", "password": "wrong password!"}
+                       ).status_code == 401
+    assert client.post("/api/sessions", json={"email": "nobody@example.org", "password": PASSWORD}
+                       ).status_code == 401
+    assert client.get("/api/locks").status_code == 401
+    assert client.get("/api/locks", headers={"Authorization": "Bearer forged"}).status_code == 401
+
+    assert client.post("/api/locks", json={"lock_id": "front-door", "name": "Front"}, headers=olga).status_code == 201
+    assert client.post("/api/locks", json={"lock_id": "front-door", "name": "x"}, headers=olga).status_code == 409
+    with sessions(engine)() as s, s.begin():
+        s.add(Record(lock_id="front-door", idx=0, hash="a" * 64, kind="unlock_attempt", at="2026-03-02T09:00:00",
+                     body='{"index": 0, "kind": "unlock_attempt"}'))
+        s.add(Alarm(lock_id="front-door", rule="audit_truncated", detail="cut back", raised_at=datetime(2026, 3, 2)))
+    locks = client.get("/api/locks", headers=olga).json()
+    assert locks[0]["lock_id"] == "front-door" and locks[0]["pending_alarms"] == 1
+    assert client.get("/api/events", headers=olga).json()[0]["kind"] == "unlock_attempt"
+    alarm = client.get("/api/alarms", headers=olga).json()[0]
+
+    mallory = login(client, "mallory@example.org")
+    assert client.get("/api/events", headers=mallory).json() == []
+    assert client.post(f"/api/alarms/{alarm['id']}/ack", headers=mallory).status_code == 404
+    assert client.post("/api/locks/front-door/commands", json={"payload": "{}"}, headers=mallory).status_code == 404
+
+    acked = client.post(f"/api/alarms/{alarm['id']}/ack", headers=olga).json()
+    assert acked["acknowledged_at"] is not None
+    assert client.get("/api/alarms", headers=olga).json() == []
+    assert len(client.get("/api/alarms?pending=false", headers=olga).json()) == 1
+
+    sent = client.post("/api/locks/front-door/commands", json={"payload": '{"v":1,"body":"{}","sig":"AA=="}'},
+                       headers=olga)
+    assert sent.status_code == 202 and relayed == [("front-door", b'{"v":1,"body":"{}","sig":"AA=="}')]
+    too_big = client.post("/api/locks/front-door/commands", json={"payload": "x" * 10_000}, headers=olga)
+    assert too_big.status_code == 422 and len(relayed) == 1
+
+
+def test_no_broker_means_no_relay_and_openapi_is_served(engine: Engine) -> None:
+    client = TestClient(create_app(engine))
+    olga = login(client, "olga@example.org")
+    client.post("/api/locks", json={"lock_id": "front-door", "name": "Front"}, headers=olga)
+    assert client.post("/api/locks/front-door/commands", json={"payload": "{}"}, headers=olga).status_code == 503
+    assert "/api/alarms/{alarm_id}/ack" in client.get("/openapi.json").json()["paths"]
+    assert client.post("/api/owners", json={"email": "short@example.org", "password": "short"}).status_code == 422
