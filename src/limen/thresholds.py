@@ -152,6 +152,9 @@ PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
 PAD_MOTION_PLANAR_RATIO = 0.35         # homography residual / motion below which the face moved as a plane
 PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
+PAD_CHALLENGE_MIN_PITCH = 0.12         # drop of the nose below the eye line (eye distances, from the neutral frames)
+                                       # that counts as "looked up"; geometry, not calibrated (no such data here)
+PAD_CHALLENGE_MAX_MOVES = 5            # longest random move sequence a kiosk may ask for
 # Frame cue (limen.pad.edges): straight edges around the face, measured at a fixed face size.
 PAD_EDGE_REACH = 1.0                   # search this many face sides around the face box for framing edges
 PAD_EDGE_FACE_PX = 96                  # the face box is rescaled to this side before edge detection

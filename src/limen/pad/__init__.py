@@ -8,7 +8,7 @@ texture and MiniFASNet into one calibrated score and fails closed (MiniFASNet
 is required).  Enrolment (`Purpose.ENROL`) is stricter and needs several frames.
 """
 
-from limen.pad.challenge import Challenge
+from limen.pad.challenge import Challenge, ChallengeSequence, Move
 from limen.pad.contract import CueScore, CueUnavailable, PresentationAttackDetector, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.fusion import PadVerdict
@@ -16,8 +16,10 @@ from limen.pad.pipeline import assess
 
 __all__ = [
     "Challenge",
+    "ChallengeSequence",
     "CueScore",
     "CueUnavailable",
+    "Move",
     "PadSample",
     "PadVerdict",
     "PresentationAttackDetector",

@@ -11,7 +11,7 @@ from limen.bio.face.detect import Box
 from limen.capture import Capture
 from limen.errors import ConfigError
 from limen.pad import faces, fusion
-from limen.pad.challenge import Challenge, ChallengeCue
+from limen.pad.challenge import Challenge, ChallengeCue, ChallengeSequence
 from limen.pad.contract import CueResult, CueUnavailable, PresentationAttackDetector, Purpose
 from limen.pad.fusion_model import FusionModel, shipped_fusion
 from limen.pad.minifasnet import CUE as MINIFASNET
@@ -37,7 +37,7 @@ def assess(
     *,
     purpose: Purpose,
     boxes: Sequence[Box | None] | None = None,
-    challenge: Challenge | None = None,
+    challenge: Challenge | ChallengeSequence | None = None,
     cues: tuple[PresentationAttackDetector, ...] = DEFAULT_CUES,
     models_dir: Path | None = None,
     fusion_model: FusionModel | None = None,
@@ -53,7 +53,8 @@ def assess(
     `boxes` (one face box per capture frame, None where unknown, e.g.
     `FaceSample.box` from the face pipeline) skips PAD's own face detection,
     which is most of its cost.  `challenge` (the user was asked to turn the
-    head) adds the challenge cue and makes it required.  `models_dir` (the
+    head, or to perform a random `ChallengeSequence`) adds the challenge cue
+    and makes it required.  `models_dir` (the
     settings' `models_dir`, passed by the runtime) is where MiniFASNet's
     imported weights live; the cue is required, so without them every verdict
     is insufficient evidence ("minifasnet: model_not_imported").  `fusion_model` replaces the shipped
