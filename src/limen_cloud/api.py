@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
+from limen.errors import LinkError
 from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, CommandLog, Lock, Owner, Record, Session
 
@@ -162,10 +163,13 @@ def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
         my_lock(session, me, lock_id)
         if relay is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no broker configured (--broker)")
-        entry = CommandLog(lock_id=lock_id, payload=body.payload, sent_at=utcnow())
-        session.add(entry)
-        session.flush()
-        relay(lock_id, body.payload.encode("utf-8"))
+        with app.state.sessions() as own, own.begin():  # committed before relaying: the answer may come at once
+            entry = CommandLog(lock_id=lock_id, payload=body.payload, sent_at=utcnow())
+            own.add(entry)
+        try:
+            relay(lock_id, body.payload.encode("utf-8"))
+        except LinkError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable ({exc})") from exc
         return {"id": entry.id, "relayed": True}
 
     @app.get("/api/locks/{lock_id}/commands")

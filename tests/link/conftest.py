@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from limen import thresholds
 from limen.access.model import PermissionLevel
 from limen.access.store import AccessStore
-from limen.audit.event import MemoryAuditSink
+from limen.audit.event import AuditSink, MemoryAuditSink
 from limen.clock import FixedClock
 from limen.controller import AccessController
 from limen.db import open_db
@@ -66,19 +66,21 @@ class LockRig:
         self.controller.tick()
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[LockRig]:
-    clock = FixedClock(T0)
+def build_rig(tmp_path: Path, audit: AuditSink | None = None, clock: FixedClock | None = None) -> LockRig:
+    """The lock: owner Olga (signed remote unlock without PIN allowed), a paired phone, a simulated door."""
+    clock = clock or FixedClock(T0)
     sink = MemoryAuditSink()
+    log = audit or sink
     conn = open_db(tmp_path / "limen.db")
-    store = AccessStore(conn, sink)
-    owner = store.add_user("Olga", "", T0, pin=OWNER_PIN, permission=PermissionLevel.OWNER).user_id
-    store.set_config(owner, T0, require_pin_for_remote=False)
+    store = AccessStore(conn, log)
+    at = clock.now()
+    owner = store.add_user("Olga", "", at, pin=OWNER_PIN, permission=PermissionLevel.OWNER).user_id
+    store.set_config(owner, at, require_pin_for_remote=False)
     door = SimulatedLock(clock, travel_s=0.5, auto_relock_s=30)
-    controller = AccessController(store, door, sink, clock)
+    controller = AccessController(store, door, log, clock)
     devices = DeviceRegistry(conn)
     phone = Ed25519PrivateKey.generate()
-    devices.pair("phone", phone.public_key(), owner, owner, T0)
+    devices.pair("phone", phone.public_key(), owner, owner, at)
     verifier = CommandVerifier(devices, LOCK_ID)
     erased: list[str] = []
 
@@ -86,6 +88,12 @@ def rig(tmp_path: Path) -> Iterator[LockRig]:
         erased.append(user)
         return 1
 
-    link = LinkCommands(verifier, controller, store, sink, erase)
-    yield LockRig(clock, sink, store, door, controller, devices, verifier, link, owner, phone, erased)
-    conn.close()
+    link = LinkCommands(verifier, controller, store, log, erase)
+    return LockRig(clock, sink, store, door, controller, devices, verifier, link, owner, phone, erased)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[LockRig]:
+    r = build_rig(tmp_path)
+    yield r
+    r.devices.conn.close()

@@ -35,6 +35,7 @@ from limen.errors import LinkError
 
 if TYPE_CHECKING:
     from limen.link.execute import LinkCommands
+    from limen.link.forward import EventForwarder
 
 Handler = Callable[[str, bytes], None]
 
@@ -166,6 +167,10 @@ class LockLink:
 
     def close(self) -> None:
         self.mqtt.close()
+
+    def forward(self, forwarder: EventForwarder) -> int:
+        """Send the audit records the broker has not acknowledged yet (and the head); return how many."""
+        return forwarder.forward(lambda payload: self.mqtt.publish(self.topics.events, payload))
 
     def _received(self, topic: str, payload: bytes) -> None:
         if topic != self.topics.cmd:
