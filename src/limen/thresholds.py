@@ -346,10 +346,6 @@ FINGER_MATCH_EDGE_ANGLE = 0.2          # … this (rad, 11.5°)
 FINGER_MATCH_ROOTS = 25                # best local pairs tried as roots of the pairing graph
 FINGER_MATCH_ROOT_MIN_EDGES = 2        # a root needs at least this many agreeing edges
 FINGER_MATCH_SUPPORT_WEIGHT = 0.5      # score bonus per extra edge that confirms an existing pair
-FINGER_MATCH_DIST_PX = 8.0             # a probe minutia pairs if it lands within this + …
-FINGER_MATCH_DIST_SLOPE = 0.0          # … this × its distance from the root (distortion), px
-FINGER_MATCH_ANGLE = 0.45              # … and its direction agrees within this (rad, 26°)
-FINGER_MATCH_HULL_MARGIN = 10.0        # overlap = minutiae inside the other side's minutia hull grown by this, px
 FINGER_MATCH_MIN_OVERLAP = 10          # the score never divides by fewer minutiae than this
 FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbours within this, px
 FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
