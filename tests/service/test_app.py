@@ -272,22 +272,31 @@ def test_owner_adds_a_pin_user_who_then_opens_at_the_keypad(client: TestClient, 
     assert client.post("/api/kiosk/keypad", json={"entry": "713502"}).json()["opened"] is False
 
 
-def test_two_factor_login_needs_the_authenticator_code(client: TestClient) -> None:
+def test_two_factor_login_needs_the_authenticator_code(settings: Settings) -> None:
     import pyotp
 
-    secret = pyotp.random_base32()
-    token = client.app.state.ctx.setup_token  # type: ignore[attr-defined]
-    form = {"token": token, "username": "alice", "password": PASSWORD, "password2": PASSWORD, "name": "Alice",
-            "pin": PIN, "use_totp": "1", "totp_secret": secret}
-    wrong = client.post("/setup", data={**form, "totp_code": "000000" if pyotp.TOTP(secret).now() != "000000"
-                                        else "111111"})
-    assert wrong.status_code == 400 and "authenticator code" in wrong.text
-    assert client.post("/setup", data={**form, "totp_code": pyotp.TOTP(secret).now()}).status_code == 200
-    client.post("/logout", data={})
-    no_code = client.post("/login", data={"username": "alice", "password": PASSWORD})
-    assert no_code.status_code == 401
-    ok = client.post("/login", data={"username": "alice", "password": PASSWORD, "totp": pyotp.TOTP(secret).now()})
-    assert ok.status_code == 200 and "lock-state" in ok.text
+    clock = FixedClock(datetime.now(UTC))
+    app = create_app(settings, clock=clock)
+    try:
+        with make_client(app) as client:
+            secret = pyotp.random_base32()
+            code = pyotp.TOTP(secret).at(clock.now())
+            form = {"token": app.state.ctx.setup_token, "username": "alice", "password": PASSWORD,
+                    "password2": PASSWORD, "name": "Alice", "pin": PIN, "use_totp": "1", "totp_secret": secret}
+            wrong = client.post("/setup", data={**form, "totp_code": "000000" if code != "000000" else "111111"})
+            assert wrong.status_code == 400 and "authenticator code" in wrong.text
+            assert client.post("/setup", data={**form, "totp_code": code}).status_code == 200
+            client.post("/logout", data={})
+            no_code = client.post("/login", data={"username": "alice", "password": PASSWORD})
+            assert no_code.status_code == 401
+            replay = client.post("/login", data={"username": "alice", "password": PASSWORD, "totp": code})
+            assert replay.status_code == 401  # the setup's code is used up
+            clock.advance(30)
+            ok = client.post("/login", data={"username": "alice", "password": PASSWORD,
+                                             "totp": pyotp.TOTP(secret).at(clock.now())})
+            assert ok.status_code == 200 and "lock-state" in ok.text
+    finally:
+        close_app(app)
 
 
 def test_repeated_wrong_pins_raise_an_alarm_the_owner_sees(client: TestClient, owner: Owner) -> None:

@@ -127,22 +127,31 @@ def test_changing_a_pin_from_the_console_needs_the_password(client: TestClient, 
     assert client.post("/api/kiosk/keypad", json={"entry": "135790"}).json()["opened"] is True
 
 
-def test_step_up_with_totp_needs_a_fresh_code(client: TestClient) -> None:
-    secret = pyotp.random_base32()
-    token = client.app.state.ctx.setup_token  # type: ignore[attr-defined]
-    form = {"token": token, "username": "alice", "password": PASSWORD, "password2": PASSWORD, "name": "Alice",
-            "pin": PIN, "use_totp": "1", "totp_secret": secret, "totp_code": pyotp.TOTP(secret).now()}
-    page = client.post("/setup", data=form)
-    assert page.status_code == 200
-    owner = Owner(client, _csrf(page.text), "")
-    r = client.post("/api/step-up", json={"password": PASSWORD}, headers=owner.api())
-    assert r.status_code == 403  # the password alone is not enough with TOTP on
-    clock = client.app.state.ctx.clock  # type: ignore[attr-defined]
-    code = pyotp.TOTP(secret).at(clock.now())
-    r = client.post("/api/step-up", json={"password": PASSWORD, "totp": code}, headers=owner.api())
-    assert r.status_code == 200
-    r = client.post("/api/step-up", json={"password": PASSWORD, "totp": code}, headers=owner.api())
-    assert r.status_code == 403  # the same code again within its window: replay refused
+def test_step_up_with_totp_needs_a_fresh_code(settings: Settings) -> None:
+    clock = FixedClock(datetime.now(UTC))
+    app = create_app(settings, clock=clock)
+    try:
+        with make_client(app) as client:
+            secret = pyotp.random_base32()
+            setup_code = pyotp.TOTP(secret).at(clock.now())
+            form = {"token": app.state.ctx.setup_token, "username": "alice", "password": PASSWORD,
+                    "password2": PASSWORD, "name": "Alice", "pin": PIN, "use_totp": "1", "totp_secret": secret,
+                    "totp_code": setup_code}
+            page = client.post("/setup", data=form)
+            assert page.status_code == 200
+            owner = Owner(client, _csrf(page.text), "")
+            r = client.post("/api/step-up", json={"password": PASSWORD}, headers=owner.api())
+            assert r.status_code == 403  # the password alone is not enough with TOTP on
+            r = client.post("/api/step-up", json={"password": PASSWORD, "totp": setup_code}, headers=owner.api())
+            assert r.status_code == 403  # the code typed at setup is used up
+            clock.advance(30)
+            code = pyotp.TOTP(secret).at(clock.now())
+            r = client.post("/api/step-up", json={"password": PASSWORD, "totp": code}, headers=owner.api())
+            assert r.status_code == 200
+            r = client.post("/api/step-up", json={"password": PASSWORD, "totp": code}, headers=owner.api())
+            assert r.status_code == 403  # the same code again within its window: replay refused
+    finally:
+        close_app(app)
 
 
 def _csrf(html: str) -> str:

@@ -147,6 +147,12 @@ class Accounts:
             self.conn.execute("UPDATE service_setup SET used_at = ? WHERE id = 1", (self._now(),))
             return self._insert_owner(username, password_hash, user_id, totp_secret)
 
+    def burn_totp_step(self, owner: Owner, step: int) -> None:
+        """Record a TOTP time step as used: the code typed at setup cannot log in or step up again."""
+        with self._lock, transaction(self.conn):
+            self.conn.execute("UPDATE service_owners SET totp_last_step = MAX(totp_last_step, ?) WHERE id = ?",
+                              (step, owner.id))
+
     def add_owner(self, username: str, password: str, user_id: str, totp_secret: str | None = None) -> Owner:
         """Another account (created by a logged-in owner for a user the access engine made an owner)."""
         username, password = validate_username(username), validate_password(password)

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
 from limen.errors import BadRequest, LimenError
-from limen.service.accounts import Scope, new_totp_secret, totp_uri
+from limen.service.accounts import Scope, new_totp_secret, totp_step, totp_uri
 from limen.service.auth import (
     COOKIE,
     KIOSK_COOKIE,
@@ -126,11 +126,9 @@ async def setup_submit(request: Request) -> Response:
     try:
         if f.get("password", "") != f.get("password2", ""):
             raise BadRequest("password", "the two passwords differ")
-        if totp_secret:
-            import pyotp
-
-            if not pyotp.TOTP(totp_secret).verify(f.get("totp_code", ""), valid_window=1):
-                raise BadRequest("totp_code", "the authenticator code does not match; scan the key again")
+        step = totp_step(totp_secret, f.get("totp_code", ""), ctx.clock.now()) if totp_secret else None
+        if totp_secret and step is None:
+            raise BadRequest("totp_code", "the authenticator code does not match; scan the key again")
         from limen.service.accounts import validate_password, validate_username
 
         username = validate_username(f.get("username", ""))
@@ -138,6 +136,8 @@ async def setup_submit(request: Request) -> Response:
         name, pin = f.get("name", "").strip() or username, f.get("pin", "")
         user_id = ctx.lock.existing_owner(name, pin) if existing else ctx.lock.first_owner(name, pin)
         owner = ctx.accounts.create_first_owner(token, username, f.get("password", ""), user_id, totp_secret)
+        if step is not None:
+            ctx.accounts.burn_totp_step(owner, step)
     except LimenError as exc:
         return render(request, "setup.html", 400, token=token, existing=existing,
                       totp_secret=totp_secret or secret, totp_uri=totp_uri(totp_secret or secret, "owner"),
