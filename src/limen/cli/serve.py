@@ -36,6 +36,9 @@ def serve(
     if not settings.tamper_sources:
         typer.echo("No tamper sources configured (setting tamper_sources, e.g. [\"case:17\"]): no case, "
                    "escutcheon or shock switch is watched.")
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:  # noqa: S104 - comparing, not binding
+        typer.echo("Other machines reach it by a name or address of this lock: list it under allowed_hosts in "
+                   "limen.toml (requests naming any other host are refused: DNS rebinding).")
     if ctx.setup_url():
         typer.echo("No owner account yet. Open this one-time setup link to create it (new at every start until used):")
         typer.echo(f"  {ctx.setup_url()}")
