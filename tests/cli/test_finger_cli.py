@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from limen.bio.finger.simulator import SimulatedR30x
 from tests.cli.test_cli import limen
 from tests.conftest import shared
@@ -47,3 +49,10 @@ def test_pairing_a_sensor_needs_its_current_password_and_records_it(tmp_path: Pa
         assert module.password != 0
         saved = tmp_path / "finger-sensor.json"
         assert saved.stat().st_mode & 0o077 == 0
+        assert f"{module.password:08x}" not in saved.read_text()     # sealed under the vault, not in the clear
+        module.present(np.full((300, 300), 255, np.uint8))           # a blank capture: refused, nothing enrolled
+        blank = limen(tmp_path, "finger", "verify", "Ada", "--sensor", module.port)
+        assert blank.returncode == 1 and "blank" in blank.stderr
+        module.swap_module()
+        swapped = limen(tmp_path, "finger", "verify", "Ada", "--sensor", module.port)
+        assert swapped.returncode == 1 and "not the paired one" in swapped.stderr

@@ -11,11 +11,18 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from limen.cli.common import STATE, output, progress
+
+if TYPE_CHECKING:
+    from limen.bio.finger.references import FingerReferences
+    from limen.bio.finger.sensor import R30xSensor
+    from limen.bio.finger.template import FingerTemplate
+    from limen.runtime import Runtime
+    from limen.vault.secrets import SecretBox
 
 finger_app = typer.Typer(help="Fingerprint: enrol, verify, list, pair a sensor, simulate a sensor.",
                          no_args_is_help=True)
@@ -33,30 +40,49 @@ def _sensor_file() -> Path:
     return STATE.settings.data_dir / "finger-sensor.json"
 
 
-def _templates(images: list[Path] | None, sensor: str | None, count: int) -> list:  # type: ignore[type-arg]
+_SEAL_LABEL = "finger-sensor:password"
+
+
+def _box(rt: Runtime) -> SecretBox:
+    from limen.errors import ConfigError
+    from limen.vault.secrets import box_for
+
+    box = box_for(rt.conn)
+    if box is None:
+        raise ConfigError("fingerprints need the template vault; it is not open")
+    return box
+
+
+def _references(rt: Runtime) -> FingerReferences:
+    from limen.bio.finger.references import FingerReferences
+
+    return FingerReferences(STATE.settings.data_dir / "fingerprints", _box(rt))
+
+
+def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count: int) -> list[FingerTemplate]:
     from limen.bio.finger.extract import extract, extract_file
+    from limen.errors import BadRequest
 
     if bool(images) == bool(sensor):
-        from limen.errors import BadRequest
-
         raise BadRequest("--image/--sensor", "give images or a sensor, not both or neither")
+    out = []
     if images:
         with progress("extracting", len(images)) as advance:
-            out = []
             for p in images:
                 out.append(extract_file(p))
                 advance(1)
         return out
     assert sensor is not None
-    with _open_sensor(sensor) as module:
-        out = []
+    with _open_sensor(rt, sensor) as module:
         for k in range(count):
             typer.echo(f"place the finger on the sensor ({k + 1}/{count})", err=True)
             out.append(extract(module.capture_image(), source=f"sensor capture {k + 1}"))
-        return out
+    return out
 
 
-def _open_sensor(port: str):  # type: ignore[no-untyped-def]
+def _open_sensor(rt: Runtime, port: str) -> R30xSensor:
+    """The paired module on `port`, its sealed password unsealed; `SensorAuthError` if it is not the paired one."""
+    from limen.bio.finger.protocol import SensorAuthError
     from limen.bio.finger.sensor import R30xSensor
     from limen.errors import ConfigError
 
@@ -64,25 +90,12 @@ def _open_sensor(port: str):  # type: ignore[no-untyped-def]
     if not path.is_file():
         raise ConfigError("no paired fingerprint sensor: run `limen finger pair PORT` first")
     paired = json.loads(path.read_text())
-    module = R30xSensor(port, password=int(paired["password"], 16))
-    identity = module.identify()
-    if identity != paired["identity"]:
+    password = int.from_bytes(_box(rt).unseal(_SEAL_LABEL, bytes.fromhex(paired["password_sealed"])), "big")
+    module = R30xSensor(port, password=password)
+    if module.identify() != paired["identity"]:
         module.close()
-        from limen.bio.finger.protocol import SensorAuthError
-
         raise SensorAuthError("the fingerprint sensor is not the paired one (swapped, reset or wrong password)")
     return module
-
-
-def _references(rt):  # type: ignore[no-untyped-def]
-    from limen.bio.finger.references import FingerReferences
-    from limen.errors import ConfigError
-    from limen.vault.secrets import box_for
-
-    box = box_for(rt.conn)
-    if box is None:
-        raise ConfigError("fingerprint references need the template vault; it is not open")
-    return FingerReferences(STATE.settings.data_dir / "fingerprints", box)
 
 
 @finger_app.command("enroll")
@@ -108,9 +121,9 @@ def enroll(
     if not consent:
         raise ConsentRequired("biometric enrolment needs the person's explicit consent: add --consent, "
                               "--purpose and --retention-days")
-    templates = _templates(image, sensor, captures)
     rt = open_runtime(STATE.settings)
     try:
+        templates = _templates(rt, image, sensor, captures)
         at = datetime.now(UTC)
         who = rt.authorise(actor, actor_pin, at)
         result = enrolment.enrol(rt.conn, _references(rt), rt.audit, name, templates,
@@ -139,9 +152,9 @@ def verify(
     from limen.bio.finger import enrolment
     from limen.runtime import open_runtime
 
-    probe = _templates([image] if image else None, sensor, 1)[0]
     rt = open_runtime(STATE.settings)
     try:
+        probe = _templates(rt, [image] if image else None, sensor, 1)[0]
         result = enrolment.verify(rt.conn, _references(rt), name, probe)
     finally:
         rt.close()
@@ -178,15 +191,26 @@ def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.
          current_password: Annotated[str, typer.Option(
              "--current-password", help="The module's current password, hex (factory modules: 00000000).")],
          ) -> None:
-    """Set a fresh random password on the module and remember it with the module's identity."""
+    """Set a fresh random password on the module; keep it sealed under the vault with the module's identity."""
     from limen.bio.finger.sensor import R30xSensor
+    from limen.errors import BadRequest
     from limen.fsio import atomic_write
+    from limen.runtime import open_runtime
 
-    with R30xSensor(port) as module:
-        pairing = module.pair(int(current_password, 16))
-    STATE.settings.data_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(_sensor_file(), json.dumps({"port": port, "password": f"{pairing.password:08x}",
-                                             "identity": pairing.identity}).encode())
+    try:
+        current = int(current_password, 16)
+    except ValueError as exc:
+        raise BadRequest("--current-password", "8 hex digits") from exc
+    rt = open_runtime(STATE.settings)
+    try:
+        box = _box(rt)
+        with R30xSensor(port) as module:
+            pairing = module.pair(current)
+        sealed = box.seal(_SEAL_LABEL, pairing.password.to_bytes(4, "big"))
+    finally:
+        rt.close()
+    atomic_write(_sensor_file(), json.dumps({"port": port, "identity": pairing.identity,
+                                             "password_sealed": sealed.hex()}).encode())
     output({"port": port, "identity": pairing.identity}, f"paired {pairing.identity} on {port}")
 
 
