@@ -353,9 +353,9 @@ FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (o
 # Decision thresholds on the matcher's similarity (higher = more alike), set from
 # every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,520
 # impostor pairs; 1,120 genuine) — DEVELOPMENT DATA (docs/finger.md):
-#   FMR 1e-2 at 0.55: FNMR 13.0 %   FMR 1e-3 at 0.97: FNMR 21.2 %   FMR 1e-4 at 1.27: FNMR 25.5 % (1 of 11,520)
-FINGER_MATCH_FMR_1E3 = 0.97            # 11 of 11,520 impostor pairs at or above
-FINGER_MATCH_FMR_1E4 = 1.27            # 1 of 11,520: the set barely shows 1e-4
+#   FMR 1e-2 at 0.60: FNMR 12.1 %   FMR 1e-3 at 1.07: FNMR 20.4 %   FMR 1e-4 at 1.34: FNMR 23.6 % (1 of 11,520)
+FINGER_MATCH_FMR_1E3 = 1.07            # 11 of 11,520 impostor pairs at or above
+FINGER_MATCH_FMR_1E4 = 1.34            # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 FINGER_SEARCH_SHORTLIST = 20           # 1:N: references compared with the full matcher after the edge-key vote
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
