@@ -62,11 +62,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_broker(root: Path) -> Iterator[Broker]:
-    """Generate the PKI (with one revoked lock, 'revoked-lock'), start mosquitto, stop it afterwards."""
+def mosquitto() -> str:
     exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if exe is None:
         pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    return exe
+
+
+def prepare(root: Path, persistence: bool = False) -> Broker:
+    """The fleet PKI (with one revoked lock, 'revoked-lock'), CRL, ACL and mosquitto.conf under `root`."""
     now = datetime.now(UTC)
     broker = Broker(root, pki.FleetCA.create("Limen test fleet CA", now), free_port())
     broker.ca_file.write_bytes(pki.pem(broker.ca.cert))
@@ -77,12 +81,12 @@ def start_broker(root: Path) -> Iterator[Broker]:
     broker.ca.revoke(broker.cert("revoked-lock"), now)
     (root / "crl.pem").write_bytes(broker.ca.crl(now))
     (root / "acl").write_text(ACL)
-    conf = root / "mosquitto.conf"
-    conf.write_text(f"""user {getpass.getuser()}
-persistence false
-log_dest stderr
+    store = f"persistence true\npersistence_location {root}/\n" if persistence else "persistence false\n"
+    (root / "mosquitto.conf").write_text(f"""user {getpass.getuser()}
+{store}log_dest stderr
 per_listener_settings false
 allow_anonymous false
+max_queued_messages 100000
 acl_file {root / 'acl'}
 listener {broker.port} {broker.host}
 cafile {broker.ca_file}
@@ -93,23 +97,37 @@ require_certificate true
 use_identity_as_username true
 tls_version tlsv1.3
 """)
-    log = (root / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    return broker
+
+
+def launch(broker: Broker) -> subprocess.Popen[bytes]:
+    """Start mosquitto on the prepared configuration and wait until it accepts connections."""
+    log = (broker.dir / "mosquitto.log").open("ab")
+    proc = subprocess.Popen([mosquitto(), "-c", str(broker.dir / "mosquitto.conf")], stdout=log,
+                            stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection((broker.host, broker.port), timeout=0.2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"mosquitto did not start: {(broker.dir / 'mosquitto.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+
+
+def start_broker(root: Path) -> Iterator[Broker]:
+    """A prepared, running broker for the duration of the generator (skips when mosquitto is absent)."""
+    mosquitto()
+    broker = prepare(root)
+    proc = launch(broker)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((broker.host, broker.port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mosquitto did not start: {(root / 'mosquitto.log').read_text()[-2000:]}")
-                time.sleep(0.05)
         yield broker
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
 def expired_window() -> tuple[datetime, int]:

@@ -81,6 +81,7 @@ class MqttLink:
         self._connected.clear()
         self._settled.clear()
         self._failure = None
+        self.client.loop_stop()  # a network thread left over from an earlier connection
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except (ssl.SSLError, OSError) as exc:
