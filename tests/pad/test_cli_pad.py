@@ -69,3 +69,11 @@ def test_lab_pad_reports_bursts_per_presentation_and_per_frame(tmp_path: Path, d
     assert data["metrics"]["bona_fide"] == 2 and data["metrics"]["attacks"] == {"print": 2}
     assert data["per_frame"]["metrics"]["bona_fide"] == 6 and data["per_frame"]["metrics"]["attacks"] == {"print": 6}
     assert (out / "frames" / "pad_report.html").is_file() and (out / "pad_report.html").is_file()
+
+
+def test_pad_check_takes_a_move_sequence(data_dir: Path) -> None:
+    photo = nuaa_files("live", "0001", 1)[0]
+    result = runner.invoke(app, ["--json", "pad", "check", str(photo), "--challenge", "left,up,right"])
+    assert json.loads(result.stdout)["reason"] == "insufficient_evidence" and result.exit_code == 1
+    bad = runner.invoke(app, ["pad", "check", str(photo), "--challenge", "left,left"])
+    assert bad.exit_code != 0 and "left,up,right" in f"{bad.output}{bad.exception}"

@@ -27,7 +27,7 @@ def check(
     path: Annotated[Path, typer.Argument(help="An image, a video file or a folder of frames.")],
     enrol: Annotated[bool, typer.Option("--enrol", help="Use enrolment's stricter rules.")] = False,
     challenge: Annotated[str | None, typer.Option(
-        help="The head turn the person was asked for: turn_left_right or turn_right_left.")] = None,
+        help="What the person was asked to do: turn_left_right, turn_right_left, or moves like left,up,right.")] = None,
     models_dir: Annotated[Path | None, typer.Option(
         help="Imported models (MiniFASNet, required to pass); default: the settings' models_dir.")] = None,
 ) -> None:
@@ -35,12 +35,17 @@ def check(
     from limen.capture import load_capture
     from limen.config import load_settings
     from limen.errors import BadRequest
-    from limen.pad import Challenge, Purpose, assess
+    from limen.pad import Challenge, ChallengeSequence, Purpose, assess
 
-    try:
-        asked = Challenge(challenge) if challenge else None
-    except ValueError:
-        raise BadRequest("--challenge", f"use one of {', '.join(c.value for c in Challenge)}") from None
+    asked: Challenge | ChallengeSequence | None = None
+    if challenge in {c.value for c in Challenge}:
+        asked = Challenge(challenge)
+    elif challenge:
+        try:
+            asked = ChallengeSequence.parse(challenge)
+        except BadRequest:
+            raise BadRequest("--challenge", f"use {', '.join(c.value for c in Challenge)} or moves such as "
+                             "left,up,right") from None
     models = models_dir if models_dir is not None else load_settings().models_dir
     verdict = assess(load_capture(path), purpose=Purpose.ENROL if enrol else Purpose.VERIFY, challenge=asked,
                      models_dir=models)
