@@ -9,6 +9,7 @@ directory (`limen link csr`); the fleet CA's certificate comes back with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from limen.cli.common import STATE, output
-from limen.errors import BadRequest
+from limen.errors import BadRequest, LinkError
 
 if TYPE_CHECKING:
     from limen.runtime import Runtime
@@ -177,9 +178,10 @@ def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certifica
 
 @link_app.command("run")
 def run() -> None:
-    """Connect to `link_broker` (TLS 1.3, this lock's certificate) and run signed commands until stopped."""
+    """Connect to `link_broker` (TLS 1.3, this lock's certificate): run signed commands, forward the audit trail."""
     from limen.link import pki
     from limen.link.execute import for_runtime
+    from limen.link.forward import EventForwarder
     from limen.link.mqtt import LockLink
     from limen.runtime import open_runtime
 
@@ -196,10 +198,15 @@ def run() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt)).connect()
+        forwarder = EventForwarder(rt.audit, rt.connection(), settings.device_id)  # its own connection: no lock
         typer.echo(f"link up: {host}:{port} as {settings.device_id} (pid {os.getpid()})")
         try:
-            while not stop.wait(5):
-                link.mqtt.maintain()
+            while True:
+                with contextlib.suppress(LinkError):  # offline: the cursor waits, the records stay local
+                    link.mqtt.maintain()
+                    link.forward(forwarder)
+                if stop.wait(5):
+                    break
         except KeyboardInterrupt:
             pass
         finally:

@@ -107,11 +107,15 @@ class MqttLink:
             raise LinkError(f"publish to {topic} not acknowledged within {timeout} s")
 
     def maintain(self) -> None:
-        """Reconnect a connection older than `LINK_MAX_CONNECTION_S` (fresh handshake, fresh keys)."""
-        if self._connected.is_set() and time.monotonic() - self._since > T.LINK_MAX_CONNECTION_S:
-            self.client.disconnect()
-            self.client.loop_stop()
-            self.connect()
+        """Reconnect a dropped connection, or one older than `LINK_MAX_CONNECTION_S` (fresh handshake, fresh keys).
+
+        Raises `LinkError` while the broker cannot be reached (call again later).
+        """
+        if self._connected.is_set() and time.monotonic() - self._since <= T.LINK_MAX_CONNECTION_S:
+            return
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connect()
 
     @property
     def connected(self) -> bool:
