@@ -147,7 +147,7 @@ def run(n: int, workers: int, outage_s: float, root: Path) -> dict[str, Any]:
     t = time.perf_counter()
     locks = [SimLock(i, broker, phone) for i in ids]
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda lk: lk.mqtt.connect(30), locks))
+        list(pool.map(lambda lk: lk.mqtt.connect(120), locks))
     connect_s = time.perf_counter() - t
     for lk in locks:
         for _ in range(5):
@@ -204,9 +204,9 @@ def run(n: int, workers: int, outage_s: float, root: Path) -> dict[str, Any]:
     time.sleep(max(0.0, outage_s - (time.perf_counter() - down)))
     proc = launch(broker)
     outage = time.perf_counter() - down
-    bridge.connect(30)
+    bridge.connect(120)
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda lk: lk.mqtt.connect(30), locks))
+        list(pool.map(lambda lk: lk.mqtt.connect(120), locks))
         list(pool.map(lambda lk: lk.forward(), locks))
     expected = sum(lk.trail.count() for lk in locks)
     wait(lambda: held() >= expected, 60)

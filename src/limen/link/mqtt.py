@@ -89,9 +89,10 @@ class MqttLink:
         self.client.loop_start()
         self._settled.wait(timeout)
         if not self._connected.is_set():
+            why = self._failure or (f"no answer within {timeout} s" if not self._settled.is_set()
+                                    else "the broker closed the TLS connection: certificate refused")
             self.client.loop_stop()
             self.client.disconnect()
-            why = self._failure or "the broker closed the TLS connection: certificate refused"
             raise LinkError(f"{self.host}:{self.port}: no MQTT session ({why})")
         self._since = time.monotonic()
         return self
