@@ -8,7 +8,7 @@ import sys
 import pytest
 import typer
 
-LAB_ONLY = ("matplotlib", "sklearn", "scipy")
+LAB_ONLY = ("matplotlib", "sklearn")  # scipy is a lock dependency: PAD's pulse cue
 
 # Every lock-side package imported with the lab's libraries made unimportable.
 LOCK = f"""

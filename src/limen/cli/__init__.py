@@ -52,7 +52,7 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "link": ("The cloud link: owner devices, signed commands, certificates.", ("link",)),
 }
 
-_LAB_ONLY = ("matplotlib", "sklearn", "scipy")  # pyproject's [lab] extra
+_LAB_ONLY = ("matplotlib", "sklearn")  # pyproject's [lab] extra
 
 _built = typer.Typer()  # the groups registered so far (each module once per process)
 _registered: set[str] = set()
