@@ -193,13 +193,14 @@ DEPTH_MAX_FACE_RANGE_MM = 90.0         # p5–p95 depth span of the inner face a
 #   relief (cheek − nose tip, mm)  bona fide min 20.0 | flat print max 3.5, bent print 9.5, paper mask 7.0
 #   plane RMS (mm)                 bona fide min 8.3  | bent print max 3.6, paper mask 3.1
 #   cylinder RMS (mm)              bona fide min 5.4  | bent print max 2.1, paper mask 2.6
-#   eye-rim step share             bona fide max 0.16 | silicone mask min 0.27 (median 0.35), resin median 0.73
+#   eye-rim share (rays stepping by ≥ 6 mm in ≥ half the frames), 30 per species, stereo / structured light:
+#                                  bona fide max 0.104 / 0.104 | silicone min 0.208 / 0.208, resin median 0.88 / 0.81
 # Screens leave too few depth pixels (valid share ≈ 0.4): the depth cue is unavailable, the IR cue judges them.
 DEPTH_RELIEF_MIN_MM = 14.0             # simulated: between bona fide min (20) and any print/paper mask (≤ 9.5)
 DEPTH_PLANE_RMS_MIN_MM = 5.5           # simulated: between bona fide min (8.3) and flat/bent paper (≤ 3.6)
 DEPTH_CYL_RMS_MIN_MM = 3.5             # simulated: between bona fide min (5.4) and bent paper (≤ 2.6)
 EYES_STEP_MM = 6.0                     # second difference (mm) along a ray that counts as a rim step
-EYES_MAX_STEP_SHARE = 0.22             # simulated: above bona fide max (0.16), below every silicone mask (≥ 0.27)
+EYES_MAX_STEP_SHARE = 0.15             # simulated: above bona fide max (0.104), below every silicone mask (≥ 0.208)
 IR_SIM_GAIN = 2.4e7                    # simulated camera: DN·mm² per unit reflectance (a real device: calibrate)
 IR_MEAN_COS = 0.9                      # mean cos(incidence) on forehead and cheeks
 IR_AMBIENT_DN = 6.0                    # ambient NIR level subtracted before estimating reflectance
