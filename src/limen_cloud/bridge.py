@@ -1,7 +1,9 @@
 """The cloud's MQTT client: evidence and command outcomes in from every lock, signed commands out.
 
 It subscribes to `limen/+/events` and `limen/+/result` (the broker's ACL lets a
-lock write only under its own id, so the topic names the sender).  A message
+lock write only under its own id, so the topic names the sender).  Its session
+is persistent and messages are acknowledged only after they were committed, so
+what locks send while the cloud is down or restarting waits at the broker.  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
 whole, counted in `refused` and logged with its reason; nothing is stored.
 """
@@ -23,6 +25,7 @@ from limen_cloud.models import CommandLog, Lock
 
 log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = 1 << 20  # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 
 
 class CloudBridge:
@@ -31,7 +34,7 @@ class CloudBridge:
         self.sessions = sessions(engine)
         self.refused: list[str] = []
         self.mqtt = MqttLink(client_id, context, host, port, subscriptions=("limen/+/events", "limen/+/result"),
-                             on_message=self.received)
+                             on_message=self.received, session_expiry_s=SESSION_EXPIRY_S)
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
         self.mqtt.connect(timeout)

@@ -12,21 +12,25 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from limen.audit import open_audit
 from limen.clock import FixedClock
 from limen.config import load_settings
+from limen.db import open_db
 from limen.link import pki
 from limen.link.commands import Action, Command, sign
 from limen.link.forward import EventForwarder
-from limen.link.mqtt import LockLink
+from limen.link.mqtt import LockLink, MqttLink, Topics
 from limen_cloud.api import create_app
 from limen_cloud.bridge import CloudBridge
+from limen_cloud.db import sessions
+from limen_cloud.models import Alarm, Lock, Owner, Record
 from tests.link.broker import CLOUD_ID, Broker, start_broker
 from tests.link.conftest import LOCK_ID, build_rig
 
 from .test_api import login
+from .test_evidence import Trail
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +113,34 @@ def test_the_bridge_refuses_what_it_cannot_place(broker: Broker, engine: Engine)
     bridge.received("limen/x/events", b"x" * (2 << 20))
     assert bridge.refused == ["no owner has claimed this lock", "unknown topic", "unknown topic",
                               "oversized (2097152 bytes)"]
+
+
+def test_what_locks_send_while_the_cloud_is_away_waits_at_the_broker(broker: Broker, engine: Engine,
+                                                                      tmp_path: Path) -> None:
+
+    with sessions(engine)() as s, s.begin():
+        owner = Owner(email="olga@example.org", password_hash="-", created_at=datetime(2026, 1, 1))
+        s.add(owner)
+        s.flush()
+        s.add(Lock(lock_id=LOCK_ID, owner_id=owner.id, name="Front", head_count=0, reported_count=0))
+    cloud_ctx = pki.client_context(broker.ca_file, *broker.client(CLOUD_ID))
+    CloudBridge(engine, cloud_ctx, broker.host, broker.port).connect(timeout=5).close()  # its session stays
+    trail, conn = Trail(), open_db(tmp_path / "limen.db")
+    lock = MqttLink(LOCK_ID, pki.client_context(broker.ca_file, *broker.client(LOCK_ID)), broker.host,
+                    broker.port).connect(timeout=5)
+    try:
+        trail.add(450)
+        EventForwarder(trail, conn, LOCK_ID).forward(lambda p: lock.publish(Topics(LOCK_ID).events, p))
+        bridge = CloudBridge(engine, cloud_ctx, broker.host, broker.port).connect(timeout=5)
+
+        def held() -> int:
+            with sessions(engine)() as s:
+                return int(s.scalar(select(func.count()).select_from(Record)) or 0)
+
+        wait_for(lambda: held() == 450)
+        bridge.close()
+        with sessions(engine)() as s:
+            assert s.scalars(select(Alarm.rule)).all() == []
+    finally:
+        lock.close()
+        conn.close()

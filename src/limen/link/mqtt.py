@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from limen import thresholds as T
@@ -61,8 +63,12 @@ class MqttLink:
     """One MQTT 5 client over TLS; callbacks run on paho's network thread."""
 
     def __init__(self, client_id: str, context: ssl.SSLContext, host: str, port: int, *,
-                 subscriptions: tuple[str, ...] = (), on_message: Handler | None = None) -> None:
+                 subscriptions: tuple[str, ...] = (), on_message: Handler | None = None,
+                 session_expiry_s: int = 0) -> None:
+        """`session_expiry_s` > 0: a persistent session; the broker keeps QoS 1 messages for us while we are
+        away, and a message is acknowledged only after `on_message` returned (redelivered if it raised)."""
         self.host, self.port = host, port
+        self.session_expiry_s = session_expiry_s
         self.subscriptions = subscriptions
         self._handler = on_message
         self._connected = threading.Event()
@@ -70,7 +76,8 @@ class MqttLink:
         self._failure: str | None = None
         self._since = 0.0
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False)
+                                  protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False,
+                                  manual_ack=session_expiry_s > 0)
         self.client.tls_set_context(context)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -83,7 +90,12 @@ class MqttLink:
         self._failure = None
         self.client.loop_stop()  # a network thread left over from an earlier connection
         try:
-            self.client.connect(self.host, self.port, keepalive=30)
+            if self.session_expiry_s > 0:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.session_expiry_s
+                self.client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+            else:
+                self.client.connect(self.host, self.port, keepalive=30)
         except (ssl.SSLError, OSError) as exc:
             raise LinkError(f"{self.host}:{self.port}: TLS/TCP connection refused ({exc})") from exc
         self.client.loop_start()
@@ -148,6 +160,8 @@ class MqttLink:
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         if self._handler is not None:
             self._handler(message.topic, bytes(message.payload))
+        if self.session_expiry_s > 0:
+            client.ack(message.mid, message.qos)  # only once handled (committed): otherwise redelivered
 
 
 class LockLink:
