@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from limen.lab.recapture import SPECIES, Species, simulate, simulate_burst, tremor
+from limen.lab.recapture import SPECIES, Species, build_bursts, simulate, simulate_burst, tremor
 
 
 def scene(seed: int = 0) -> np.ndarray:
@@ -53,3 +55,20 @@ def test_burst_is_a_moving_plane() -> None:
     assert not np.array_equal(frames[0], frames[-1])
     moves = tremor(5, (240, 320), np.random.default_rng(0))
     assert all(np.all(np.isfinite(m)) for m in moves) and not np.allclose(moves[0], moves[-1])
+
+
+def test_burst_set_layout(tmp_path: Path) -> None:
+    """`build_bursts` writes <species>/<presentation>/<frames>: real live windows and their simulated bursts."""
+    subject = tmp_path / "nuaa" / "live" / "0001"
+    subject.mkdir(parents=True)
+    for n in range(12):
+        cv2.imwrite(str(subject / f"0001_00_00_01_{n}.jpg"), scene(n)[:, :, ::-1])
+    written = build_bursts(tmp_path / "nuaa", tmp_path / "out", per_run=2, frames=5,
+                           species=(Species.SCREEN_PHONE,))
+    live = sorted(p.name for p in (tmp_path / "out" / "live").iterdir())
+    assert written == 4 and live == ["0001_00_00_01_0", "0001_00_00_01_6"]
+    for kind in ("live", "screen_phone"):
+        for name in live:
+            assert len(list((tmp_path / "out" / kind / name).glob("*.jpg"))) == 5
+    first = sorted(subject.glob("*.jpg"), key=lambda p: int(p.stem.split("_")[4]))[6]
+    assert (tmp_path / "out" / "live" / live[1] / "0.jpg").read_bytes() == first.read_bytes()

@@ -450,13 +450,14 @@ def build_dataset(sources: list[LiveSource], out: Path, species: tuple[Species, 
     return written
 
 
-def build_bursts(nuaa: Path, out: Path, per_subject: int = 2, frames: int = 5, seed: int = 0,
+def build_bursts(nuaa: Path, out: Path, per_run: int = 1, frames: int = 5, seed: int = 0,
                  species: tuple[Species, ...] = SPECIES) -> int:
     """Bursts as the door captures them: `out/<species>/<presentation>/<frame>.jpg`; returns bursts written.
 
     Live bursts are *real*: `frames` consecutive nuaa-dev frames of one subject, glasses, position and
-    session (people sitting still in front of a webcam).  Attack bursts are **simulated**: the first frame
-    of such a run shown on each species and moved by hand tremor (`simulate_burst`).
+    session (people sitting still in front of a webcam), `per_run` non-overlapping windows per such run.
+    Attack bursts are **simulated**: the first frame of each window shown on each species and moved by
+    hand tremor (`simulate_burst`).
     """
     from limen.capture import load_image
 
@@ -465,26 +466,34 @@ def build_bursts(nuaa: Path, out: Path, per_subject: int = 2, frames: int = 5, s
         runs: dict[str, list[Path]] = {}
         for f in subject.glob("*.jpg"):
             runs.setdefault("_".join(f.stem.split("_")[:4]), []).append(f)
-        chosen = [k for k in sorted(runs) if len(runs[k]) >= frames][:: max(1, len(runs) // per_subject)]
-        for key in chosen[:per_subject]:
-            run = sorted(runs[key], key=lambda f: int(f.stem.split("_")[4]))[:frames]
-            live_dir = out / "live" / key
-            if not live_dir.exists():
-                live_dir.mkdir(parents=True)
-                for i, f in enumerate(run):
-                    (live_dir / f"{i}.jpg").write_bytes(f.read_bytes())
-                written += 1
-            first = load_image(run[0])
-            for sp in species:
-                dest = out / sp.value / key
-                if dest.exists():
-                    continue
-                burst = simulate_burst(first, sp, seed=seed * 1_000_003 + _stable(key), frames=frames)
-                dest.mkdir(parents=True)
-                for i, img in enumerate(burst):
-                    cv2.imwrite(str(dest / f"{i}.jpg"), np.ascontiguousarray(img[:, :, ::-1]),
-                                [cv2.IMWRITE_JPEG_QUALITY, 95])
-                written += 1
+        for key in sorted(k for k in runs if len(runs[k]) >= frames):
+            run = sorted(runs[key], key=lambda f: int(f.stem.split("_")[4]))
+            step = max(frames, len(run) // per_run)
+            for start in range(0, min(len(run) - frames + 1, per_run * step), step):
+                name = f"{key}_{start}"
+                written += _write_burst(out, name, run[start : start + frames], seed, species, load_image)
+    return written
+
+
+def _write_burst(out: Path, name: str, run: list[Path], seed: int, species: tuple[Species, ...],
+                 load: Callable[[Path], np.ndarray]) -> int:
+    written = 0
+    live_dir = out / "live" / name
+    if not live_dir.exists():
+        live_dir.mkdir(parents=True)
+        for i, f in enumerate(run):
+            (live_dir / f"{i}.jpg").write_bytes(f.read_bytes())
+        written += 1
+    first = load(run[0])
+    for sp in species:
+        dest = out / sp.value / name
+        if dest.exists():
+            continue
+        burst = simulate_burst(first, sp, seed=seed * 1_000_003 + _stable(name), frames=len(run))
+        dest.mkdir(parents=True)
+        for i, img in enumerate(burst):
+            cv2.imwrite(str(dest / f"{i}.jpg"), np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        written += 1
     return written
 
 
@@ -502,10 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[4] / "shared" / "data")
     ap.add_argument("--stride", type=int, default=8, help="use every N-th nuaa-dev live frame")
     ap.add_argument("--bursts", type=int, default=0, metavar="N",
-                    help="instead: N five-frame bursts per nuaa-dev subject and species (<species>/<burst>/<frames>)")
+                    help="instead: N five-frame bursts per nuaa-dev run and species (<species>/<burst>/<frames>)")
     args = ap.parse_args(argv)
     if args.bursts:
-        print(build_bursts(args.shared / "nuaa-dev", args.out, per_subject=args.bursts), "bursts written")
+        print(build_bursts(args.shared / "nuaa-dev", args.out, per_run=args.bursts), "bursts written")
         return 0
     sources = live_sources(args.shared, args.stride)
     total = sum(len(s.files) for s in sources)
