@@ -24,9 +24,14 @@ from limen.link import pki
 CLOUD_ID = "limen-cloud"
 ACL = f"""user {CLOUD_ID}
 topic readwrite limen/#
+user homeassistant
+topic read homeassistant/#
+topic readwrite limen/+/ha/#
 pattern read limen/%u/cmd
 pattern write limen/%u/result
 pattern write limen/%u/events
+pattern readwrite limen/%u/ha/#
+pattern write homeassistant/+/limen_%u/#
 """
 
 

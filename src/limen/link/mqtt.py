@@ -109,9 +109,9 @@ class MqttLink:
         self._since = time.monotonic()
         return self
 
-    def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+    def publish(self, topic: str, payload: bytes, timeout: float = 10.0, *, retain: bool = False) -> None:
         """Publish with QoS 1 and wait for the broker's acknowledgement; `LinkError` otherwise."""
-        info = self.client.publish(topic, payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         try:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:

@@ -1,0 +1,127 @@
+"""Home Assistant MQTT discovery: the lock shows up in Home Assistant with no YAML, on any broker.
+
+`HomeAssistant.connect()` publishes retained discovery configurations for
+
+    lock          state from the door: LOCKED, UNLOCKED, LOCKING, UNLOCKING, JAMMED, OPEN
+    binary_sensor tamper (a TAMPER record since start) and lockdown (from the lock's state)
+    event         activity: the kind, outcome and reason of every audit record (no actor, no data)
+
+and the current state; as an audit observer (`AuditLog.add_observer(ha.observe)`) it
+republishes them after each record.  Home Assistant may LOCK (run through the
+controller, audited); UNLOCK and OPEN are refused and audited, because Home
+Assistant cannot sign: opening from a phone is an owner-signed command
+(`limen.link.commands`), or the keypad.  `code_format` is therefore absent.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from limen.audit.event import AuditSink, Event, EventKind
+from limen.door.actuator import LockActuator
+from limen.link.mqtt import MqttLink
+
+if TYPE_CHECKING:
+    from limen.controller import AccessController
+
+DISCOVERY_PREFIX = "homeassistant"
+_STATES = {"locked": "LOCKED", "unlocked": "UNLOCKED", "locking": "LOCKING", "unlocking": "UNLOCKING",
+           "jammed": "JAMMED", "open": "OPEN"}
+
+
+class HomeAssistant:
+    """Publishes a lock's entities for Home Assistant on `mqtt` and takes its lock command."""
+
+    def __init__(self, lock_id: str, context: ssl.SSLContext, host: str, port: int, controller: AccessController,
+                 audit: AuditSink, *, lockdown: bool = False, guard: threading.Lock | None = None) -> None:
+        self.lock_id = lock_id
+        self.controller = controller
+        self.audit = audit
+        self.guard = guard or threading.Lock()  # shared with the lock's other command paths
+        self.base = f"limen/{lock_id}/ha"
+        self.tamper = False
+        self.lockdown = lockdown
+        self.mqtt = MqttLink(f"{lock_id}-homeassistant", context, host, port, subscriptions=(self.command_topic,),
+                             on_message=self._received)
+
+    def connect(self, timeout: float = 10.0) -> HomeAssistant:
+        self.mqtt.connect(timeout)
+        self.announce()
+        return self
+
+    def close(self) -> None:
+        self.mqtt.close()
+
+    @property
+    def command_topic(self) -> str:
+        return f"{self.base}/set"
+
+    def discovery(self) -> list[tuple[str, dict[str, object]]]:
+        """(config topic, configuration) of every entity."""
+        device = {"identifiers": [f"limen-{self.lock_id}"], "name": f"Limen {self.lock_id}", "manufacturer": "Limen"}
+        uid = f"limen_{self.lock_id}"
+        return [
+            (f"{DISCOVERY_PREFIX}/lock/{uid}/lock/config",
+             {"name": None, "unique_id": f"{uid}_lock", "device": device, "state_topic": f"{self.base}/state",
+              "command_topic": self.command_topic, "payload_lock": "LOCK", "payload_unlock": "UNLOCK",
+              "payload_open": "OPEN", **{f"state_{k}": v for k, v in _STATES.items()}}),
+            (f"{DISCOVERY_PREFIX}/binary_sensor/{uid}/tamper/config",
+             {"name": "Tamper", "unique_id": f"{uid}_tamper", "device": device, "device_class": "tamper",
+              "state_topic": f"{self.base}/tamper"}),
+            (f"{DISCOVERY_PREFIX}/binary_sensor/{uid}/lockdown/config",
+             {"name": "Lockdown", "unique_id": f"{uid}_lockdown", "device": device, "device_class": "safety",
+              "state_topic": f"{self.base}/lockdown"}),
+            (f"{DISCOVERY_PREFIX}/event/{uid}/activity/config",
+             {"name": "Activity", "unique_id": f"{uid}_activity", "device": device,
+              "state_topic": f"{self.base}/activity", "event_types": [str(k) for k in EventKind]}),
+        ]
+
+    def announce(self) -> None:
+        for topic, config in self.discovery():
+            self.mqtt.publish(topic, json.dumps(config, sort_keys=True).encode(), retain=True)
+        self._publish_state()
+
+    def observe(self, index: int, event: Event) -> None:
+        """Audit observer: republish state after each record (non-blocking publishes)."""
+        if event.kind is EventKind.TAMPER:
+            self.tamper = True
+        if event.kind is EventKind.CONFIG_CHANGE and event.reason in ("lockdown on", "lockdown off"):
+            self.lockdown = event.reason == "lockdown on"
+        activity = {"event_type": str(event.kind), "outcome": event.outcome, "reason": event.reason}
+        self.mqtt.client.publish(f"{self.base}/activity", json.dumps(activity), qos=1)
+        self._publish_state(wait=False)
+
+    def command(self, payload: bytes, at: datetime) -> bool:
+        """Home Assistant's command: LOCK runs; anything else is refused and audited.  True when run."""
+        text = payload.decode("utf-8", "replace")[:16]
+        if text == "LOCK":
+            self.controller.lock()
+            self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote:homeassistant", subject=self.lock_id,
+                                    outcome="executed", reason="done", source="remote",
+                                    data={"action": "lock", "device": "homeassistant", "device_known": True,
+                                          "signed": False}))
+            return True
+        self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote:homeassistant", subject=self.lock_id,
+                                outcome="refused", reason="unsigned", source="remote",
+                                data={"action": text.lower(), "device": "homeassistant", "device_known": True,
+                                      "signed": False}))
+        return False
+
+    def _received(self, topic: str, payload: bytes) -> None:
+        with self.guard:
+            self.command(payload, datetime.now(UTC))
+
+    def _publish_state(self, wait: bool = True) -> None:
+        door: LockActuator = self.controller.door
+        messages = [(f"{self.base}/state", _STATES[door.state.value]),
+                    (f"{self.base}/tamper", "ON" if self.tamper else "OFF"),
+                    (f"{self.base}/lockdown", "ON" if self.lockdown else "OFF")]
+        for topic, value in messages:
+            if wait:
+                self.mqtt.publish(topic, value.encode(), retain=True)
+            else:
+                self.mqtt.client.publish(topic, value, qos=1, retain=True)

@@ -1,0 +1,91 @@
+"""Home Assistant discovery over a real Mosquitto: entities appear, states follow the door, only LOCK is taken."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from limen.audit import open_audit
+from limen.audit.event import Event, EventKind
+from limen.clock import FixedClock
+from limen.config import load_settings
+from limen.link import pki
+from limen.link.commands import Action
+from limen.link.homeassistant import HomeAssistant
+from limen.link.mqtt import MqttLink
+
+from .broker import Broker, start_broker
+from .conftest import LOCK_ID, build_rig
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from start_broker(tmp_path_factory.mktemp("broker"))
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.last: dict[str, bytes] = {}
+
+    def put(self, topic: str, payload: bytes) -> None:
+        self.messages.put((topic, payload))
+
+    def until(self, topic: str, value: bytes, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.last.get(topic) != value:
+            t, p = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
+            self.last[t] = p
+
+
+def test_the_lock_appears_in_home_assistant_and_refuses_to_open_from_it(broker: Broker, tmp_path: Path) -> None:
+    audit = open_audit(load_settings(tmp_path / "data"))
+    rig = build_rig(tmp_path, audit=audit, clock=FixedClock(datetime.now(UTC)))
+    seen = Seen()
+    ha_client = MqttLink("homeassistant", pki.client_context(broker.ca_file, *broker.client("homeassistant")),
+                         broker.host, broker.port, subscriptions=("homeassistant/#", f"limen/{LOCK_ID}/ha/#"),
+                         on_message=seen.put).connect(timeout=5)
+    ha = HomeAssistant(LOCK_ID, pki.client_context(broker.ca_file, *broker.client(LOCK_ID)), broker.host,
+                       broker.port, rig.controller, audit)
+    audit.add_observer(ha.observe)
+    base = f"limen/{LOCK_ID}/ha"
+    try:
+        ha.connect(timeout=5)
+        seen.until(f"{base}/state", b"LOCKED")
+        seen.until(f"{base}/lockdown", b"OFF")
+        lock_config = json.loads(seen.last[f"homeassistant/lock/limen_{LOCK_ID}/lock/config"])
+        assert lock_config["command_topic"] == f"{base}/set" and lock_config["state_jammed"] == "JAMMED"
+        assert "code_format" not in lock_config
+        assert f"homeassistant/binary_sensor/limen_{LOCK_ID}/tamper/config" in seen.last
+
+        assert rig.send(rig.signed(Action.UNLOCK)).executed  # the owner's phone opens it
+        rig.settle()
+        seen.until(f"{base}/state", b"UNLOCKED")
+        assert json.loads(seen.last[f"{base}/activity"])["event_type"] in ("lock_state", "unlock_attempt")
+
+        ha_client.publish(f"{base}/set", b"LOCK")
+        seen.until(f"{base}/state", b"LOCKING")
+        rig.settle()
+        ha_client.publish(f"{base}/set", b"UNLOCK")
+        ha_client.publish(f"{base}/set", b"OPEN")
+        deadline = time.monotonic() + 10
+        while len([r for r in audit.tail(50) if r["kind"] == "remote_command" and r["reason"] == "unsigned"]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        rig.settle()
+        assert rig.door.is_locked
+
+        audit.append(Event(EventKind.TAMPER, datetime.now(UTC), actor="system", reason="case opened",
+                           source="tamper:case"))
+        seen.until(f"{base}/tamper", b"ON")
+    finally:
+        ha.close()
+        ha_client.close()
+        audit.close()
+        rig.devices.conn.close()
