@@ -110,9 +110,11 @@ class TimedBridge(CloudBridge):
         super().__init__(*args, **kw)
         self.done: dict[str, float] = {}
 
-    def received(self, topic: str, payload: bytes) -> None:
-        super().received(topic, payload)
-        self.done[topic.split("/")[1]] = time.perf_counter()
+    def process(self, messages: list[tuple[str, bytes]]) -> None:
+        super().process(messages)  # committed
+        now = time.perf_counter()
+        for topic, _ in messages:
+            self.done[topic.split("/")[1]] = now
 
 
 def stats(ms: list[float]) -> dict[str, Any]:

@@ -12,64 +12,113 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import ssl
+import threading
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from limen.link.mqtt import MqttLink, Topics
+from limen.link.mqtt import Delivery, MqttLink, Topics
 from limen_cloud.db import sessions
 from limen_cloud.evidence import BadMessage, ingest, parse
 from limen_cloud.models import CommandLog, Lock
 
 log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = 1 << 20  # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
+BATCH = 200  # messages per transaction at most
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 
 
 class CloudBridge:
+    """Takes messages on paho's thread, ingests them on one worker in batches of up to `BATCH` per transaction
+    (each message in its own savepoint: a bad one is refused alone), and acknowledges them after the commit."""
+
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
                  client_id: str = "limen-cloud") -> None:
         self.sessions = sessions(engine)
         self.refused: list[str] = []
+        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
         self.mqtt = MqttLink(client_id, context, host, port, subscriptions=("limen/+/events", "limen/+/result"),
-                             on_message=self.received, session_expiry_s=SESSION_EXPIRY_S)
+                             session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._queue.put)
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="limen-cloud-bridge", daemon=True)
+            self._worker.start()
         self.mqtt.connect(timeout)
         return self
 
     def close(self) -> None:
         self.mqtt.close()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(30)
+            self._worker = None
 
     def relay(self, lock_id: str, payload: bytes) -> None:
         """Publish a signed command to the lock (QoS 1, acknowledged by the broker)."""
         self.mqtt.publish(Topics(lock_id).cmd, payload)
 
     def received(self, topic: str, payload: bytes) -> None:
+        """Ingest one message now (its own transaction)."""
+        self.process([(topic, payload)])
+
+    def process(self, messages: list[tuple[str, bytes]]) -> None:
+        """Ingest `messages` in one transaction, each in a savepoint; refusals are counted, not raised."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        alarms: list[str] = []
+        with self.sessions() as session, session.begin():
+            for topic, payload in messages:
+                with session.begin_nested():
+                    alarms += self._one(session, topic, payload, now)
+        if alarms:
+            log.warning("alarms raised: %s", ", ".join(alarms))
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                self.process([(d.topic, d.payload) for d in batch])
+            except Exception:  # the database failed: leave them unacknowledged, the broker redelivers
+                log.exception("could not ingest %d message(s); they stay at the broker", len(batch))
+                continue
+            for d in batch:
+                self.mqtt.ack(d)
+
+    def _one(self, session: Session, topic: str, payload: bytes, now: datetime) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result"):
             return self._refuse(topic, "unknown topic")
         if len(payload) > MAX_EVENTS_BYTES:
             return self._refuse(topic, f"oversized ({len(payload)} bytes)")
         lock_id = parts[1]
-        now = datetime.now(UTC).replace(tzinfo=None)
-        with self.sessions() as session, session.begin():
-            lock = session.get(Lock, lock_id)
-            if lock is None:
-                return self._refuse(topic, "no owner has claimed this lock")
-            if parts[2] == "result":
-                return self._result(session, lock_id, payload, topic)
-            try:
-                result = ingest(session, lock, parse(payload, lock_id), now)
-            except BadMessage as exc:
-                return self._refuse(topic, str(exc))
-        if result.alarms:
-            log.warning("lock %s: alarms %s", lock_id, ", ".join(result.alarms))
-        return None
+        lock = session.get(Lock, lock_id)
+        if lock is None:
+            return self._refuse(topic, "no owner has claimed this lock")
+        if parts[2] == "result":
+            return self._result(session, lock_id, payload, topic)
+        try:
+            result = ingest(session, lock, parse(payload, lock_id), now)
+        except BadMessage as exc:
+            return self._refuse(topic, str(exc))
+        return [f"{lock_id}:{a}" for a in result.alarms]
 
-    def _result(self, session: Session, lock_id: str, payload: bytes, topic: str) -> None:
+    def _result(self, session: Session, lock_id: str, payload: bytes, topic: str) -> list[str]:
         try:
             outcome = json.loads(payload.decode("utf-8"))
             if not isinstance(outcome, dict):
@@ -80,8 +129,9 @@ class CloudBridge:
                                  .order_by(CommandLog.id).limit(1))
         if pending is not None:
             pending.result = json.dumps(outcome, sort_keys=True)
-        return None
+        return []
 
-    def _refuse(self, topic: str, reason: str) -> None:
+    def _refuse(self, topic: str, reason: str) -> list[str]:
         self.refused.append(reason)
         log.warning("refused a message on %s: %s", topic, reason)
+        return []

@@ -43,6 +43,16 @@ Handler = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A received message the receiver acknowledges itself (`MqttLink.ack`) once it is safely handled."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass(frozen=True)
 class Topics:
     lock: str
 
@@ -64,10 +74,12 @@ class MqttLink:
 
     def __init__(self, client_id: str, context: ssl.SSLContext, host: str, port: int, *,
                  subscriptions: tuple[str, ...] = (), on_message: Handler | None = None,
-                 session_expiry_s: int = 0) -> None:
+                 session_expiry_s: int = 0, on_delivery: Callable[[Delivery], None] | None = None) -> None:
         """`session_expiry_s` > 0: a persistent session; the broker keeps QoS 1 messages for us while we are
-        away, and a message is acknowledged only after `on_message` returned (redelivered if it raised)."""
+        away, and a message is acknowledged only after `on_message` returned (redelivered if it raised), or,
+        with `on_delivery`, when the receiver calls `ack`."""
         self.host, self.port = host, port
+        self._on_delivery = on_delivery
         self.session_expiry_s = session_expiry_s
         self.subscriptions = subscriptions
         self._handler = on_message
@@ -157,7 +169,14 @@ class MqttLink:
         self._connected.clear()
         self._settled.set()
 
+    def ack(self, delivery: Delivery) -> None:
+        if self.session_expiry_s > 0:
+            self.client.ack(delivery.mid, delivery.qos)
+
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        if self._on_delivery is not None:
+            self._on_delivery(Delivery(message.topic, bytes(message.payload), message.mid, message.qos))
+            return
         if self._handler is not None:
             self._handler(message.topic, bytes(message.payload))
         if self.session_expiry_s > 0:
