@@ -80,9 +80,19 @@ class FaceRecognizer:
         self.point = point
 
     # ------------------------------------------------------------------ enrol
-    def enrol(self, name: str, captures: Sequence[Capture], consent: people.Consent, actor: str) -> Enrolment:
-        """Enrol `name` from several images/videos; raise `EnrolmentRefused` or an input error."""
+    def enrol(self, name: str, captures: Sequence[Capture], consent: people.Consent, actor: str,
+              person_id: str | None = None) -> Enrolment:
+        """Enrol `name` from several images/videos; raise `EnrolmentRefused` or an input error.
+
+        With `person_id`, the face goes to that existing person (replacing any face reference of theirs).
+        """
         consent = consent.validated()
+        existing = None
+        if person_id is not None:
+            existing = people.by_id(self.conn, person_id)
+            if existing is None:
+                raise NotFound(f"no user with id {person_id}")
+            name = existing.name
         name = people.validate_name(name)
         if not captures:
             raise EnrolmentRefused(Reason.NO_FACE, "no images given to enrol")
@@ -90,13 +100,14 @@ class FaceRecognizer:
         reference = fuse_reference(np.array([s.embedding for s in samples]))
         at = self.clock.now()
         with transaction(self.conn):
-            person = people.new_person(self.conn, name, actor, at)
+            person = existing or people.new_person(self.conn, name, actor, at)
             people.record_consent(self.conn, person, Modality.FACE, consent, actor, at)
             people.record_enrolment(self.conn, person, Modality.FACE, len(samples), actor, at)
         try:
             self.store.put(person.id, Modality.FACE, reference)
         except BaseException:
-            people.delete(self.conn, person)  # all or nothing: no person without a reference
+            if existing is None:
+                people.delete(self.conn, person)  # all or nothing: no person without a reference
             raise
         finally:
             reference.fill(0.0)

@@ -193,6 +193,35 @@ class AccessStore:
     def has_users(self) -> bool:
         return self.conn.execute("SELECT 1 FROM access_users LIMIT 1").fetchone() is not None
 
+    def has_owner(self) -> bool:
+        """Whether an owner exists: until one does, the next user added is the first owner (bootstrap).
+
+        A face enrolled before any owner gives its person a member row; that must not block the first owner.
+        """
+        return self.conn.execute("SELECT 1 FROM access_users WHERE permission = 'owner' LIMIT 1").fetchone() \
+            is not None
+
+    def claim_first_owner(self, ref: str, pin: str, at: datetime) -> AccessUser:
+        """Make an existing person (e.g. enrolled by face before any owner) the first owner, with `pin`.
+
+        Only while the lock has no owner: the explicit bootstrap step for a face-first person.
+        """
+        pins.validate_pin(pin)
+        with transaction(self.conn):
+            if self.has_owner():
+                raise Conflict("this lock already has an owner")
+            user = self.user(ref)
+            self._ensure_row(user, BOOTSTRAP_ACTOR, at)
+            self.conn.execute("UPDATE access_users SET permission = ?, status = ?, modified_at = ?, modified_by = ? "
+                              "WHERE user_id = ?", (PermissionLevel.OWNER.value, UserStatus.ENABLED.value, _iso(at),
+                                                    BOOTSTRAP_ACTOR, user.user_id))
+            self.conn.execute("DELETE FROM access_credentials WHERE user_id = ? AND cred_type = 'pin'",
+                              (user.user_id,))
+            self._insert_pin(user.user_id, pin, BOOTSTRAP_ACTOR, at)
+        self._emit(EventKind.USER_CHANGE, at, BOOTSTRAP_ACTOR, user.user_id, "first owner claimed",
+                   permission=PermissionLevel.OWNER.value, with_pin=True)
+        return self.user(user.user_id)
+
     # ------------------------------------------------------------------ identity of the actor
 
     def authenticate(self, ref: str, pin: str, at: datetime) -> AccessUser:
@@ -258,7 +287,7 @@ class AccessStore:
         if pin is not None:
             pins.validate_pin(pin)
         with transaction(self.conn):
-            bootstrap = not self.has_users()
+            bootstrap = not self.has_owner()
             if bootstrap:
                 if permission is not PermissionLevel.OWNER or pin is None:
                     raise BadRequest("permission", "the first user must be an owner with a PIN they choose")

@@ -150,7 +150,7 @@ def add_user(
 ) -> None:
     """Add a user.  The first user is the owner and must choose a PIN (no default PIN exists)."""
     with _store() as store:
-        first = not store.has_users()
+        first = not store.has_owner()  # a face enrolled before any owner must not block the first owner
         if first:
             permission = PermissionLevel.OWNER
             with_pin = True
@@ -158,6 +158,11 @@ def add_user(
             raise BadRequest("as", "name the owner or administrator making the change with --as")
         actor_id = "" if first else _actor(store, actor or "", actor_pin)
         pin = _prompt_pin(f"New PIN for {name}", confirm=True) if with_pin else None
+        if first and any(u.name == name for u in store.users()):  # enrolled (e.g. by face) before any owner
+            assert pin is not None
+            user = store.claim_first_owner(name, pin, _now())
+            output(_user_dict(user), f"{user.name} (already enrolled) is now the first owner (index {user.index})")
+            return
         user = store.add_user(name, actor_id, _now(), pin=pin, permission=permission, user_type=user_type,
                               credential_rule=rule, unique_id=unique_id, index=index)
     output(_user_dict(user), f"added {user.name} (index {user.index}, {user.permission.value})")

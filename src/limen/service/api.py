@@ -351,11 +351,15 @@ async def enrol(request: Request, caller: Manager,
                 consent: Annotated[bool, Form(description="The person read the consent text and agreed.")],
                 files: Annotated[list[UploadFile], File(min_length=1, max_length=T.SERVICE_MAX_ENROL_FILES,
                                                         description="Photos, a video, or camera frames")],
-                source: Annotated[Literal["upload", "camera"], Form()] = "upload") -> dict[str, Any]:
+                source: Annotated[Literal["upload", "camera"], Form()] = "upload",
+                user_id: Annotated[str | None, Form(pattern=r"^[0-9a-f]{16,32}$",
+                                                    description="Add the face to this existing person "
+                                                                "(replacing their face); `name` is then "
+                                                                "ignored.")] = None) -> dict[str, Any]:
     """Enrol a face (consent, purpose and retention recorded); all or nothing."""
     got = await uploads(files)
     return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days, consent,
-                            source == "camera")
+                            source == "camera", user_id)
 
 
 @router.delete("/users/{user_id:userid}", response_model=Done, tags=["users"], responses=ERRORS)

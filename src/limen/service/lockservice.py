@@ -22,9 +22,10 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limen import thresholds as T
 from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
@@ -145,9 +146,18 @@ class LockService:
         with self._lock:
             return self.access.has_users()
 
-    def first_owner(self, name: str, pin: str) -> str:
-        """Create the lock's first owner (access engine bootstrap: owner + PIN); return the user id."""
+    def has_owner(self) -> bool:
         with self._lock:
+            return self.access.has_owner()
+
+    def first_owner(self, name: str, pin: str) -> str:
+        """Create the lock's first owner (access engine bootstrap: owner + PIN); return the user id.
+
+        A person already on the lock under that name (enrolled by face before any owner) becomes the owner.
+        """
+        with self._lock:
+            if any(u.name == name.strip() for u in self.access.users()):
+                return self.access.claim_first_owner(name.strip(), pin, self.clock.now()).user_id
             user = self.access.add_user(name, "bootstrap", self.clock.now(), pin=pin,
                                         permission=PermissionLevel.OWNER)
         return user.user_id
@@ -181,10 +191,16 @@ class LockService:
         return out
 
     def enrol(self, actor: str, name: str, files: Sequence[Upload], purpose: str, retention_days: int,
-              consent: bool, from_camera: bool) -> dict[str, Any]:
-        """Enrol a face from a camera burst, a burst of uploaded photos (one capture) and/or videos (one each)."""
+              consent: bool, from_camera: bool, user_id: str | None = None) -> dict[str, Any]:
+        """Enrol a face from a camera burst, a burst of uploaded photos (one capture) and/or videos (one each).
+
+        With `user_id`, the face is added to that existing person (the owner included), replacing theirs.
+        """
         if not consent:
             raise ConsentRequired("the person must give explicit consent (tick the consent box)")
+        if user_id is not None:
+            with self._lock:
+                self.person_name(user_id)  # an unknown person is refused before any decoding
         if not files:
             raise BadRequest("files", "no photos or camera frames received")
         if len(files) > T.SERVICE_MAX_ENROL_FILES:
@@ -202,11 +218,65 @@ class LockService:
                                           for i, f in enumerate(photos)),
                                     source=source))
         with self._lock:
-            result = self._recognizer.enrol(name, captures, consent_given, actor)
+            result = self._recognizer.enrol(name, captures, consent_given, actor, person_id=user_id)
             ensure_user(self.rt.conn, result.user_id, actor, self.clock.now())
         return {"user_id": result.user_id, "name": result.name, "samples": result.samples,
                 "rejected": result.rejected, "warnings": result.warnings,
                 "purpose": consent_given.purpose, "retention_days": consent_given.retention_days}
+
+    def person_name(self, user_id: str) -> str:
+        row = self.rt.conn.execute("SELECT name FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no user with id {user_id}")
+        return str(row["name"])
+
+    def person(self, user_id: str) -> dict[str, Any]:
+        """One person as the console shows them: credentials, biometrics, consent, schedule and plain states."""
+        now = self.clock.now()
+        with self._lock:
+            user = self.access.user(user_id)
+            if user.user_id != user_id:
+                raise NotFound(f"no user with id {user_id}")
+            creds = [c for c in self.access.credentials(user_id)]
+            state = self.access.load_state()
+            bios = [dict(r) for r in self.rt.conn.execute(
+                "SELECT modality, samples, enrolled_at FROM enrolments WHERE user_id = ? ORDER BY id", (user_id,))]
+            consents = [dict(r) for r in self.rt.conn.execute(
+                "SELECT modality, purpose, retention_days, given_at FROM consents WHERE user_id = ? ORDER BY id",
+                (user_id,))]
+            weeks = self.access.week_days(user_id)
+        tz = _zone(state.config.timezone)
+        latest: dict[str, dict[str, Any]] = {}
+        for b in bios:
+            latest[b["modality"]] = b
+        consent_of = {c["modality"]: c for c in consents}
+        biometrics = [{"modality": m, "samples": b["samples"], "enrolled": _local(b["enrolled_at"], tz),
+                       "purpose": consent_of.get(m, {}).get("purpose"),
+                       "retention_days": consent_of.get(m, {}).get("retention_days")} for m, b in latest.items()]
+        credentials = []
+        for c in creds:
+            credentials.append({"id": c.id, "type": c.type.value, "revoked": c.revoked,
+                                "valid_until": _local(c.valid_until, tz) if c.valid_until else "",
+                                "state": _credential_state(c, now)})
+        states = []
+        if user.status is not UserStatus.ENABLED:
+            states.append(user.status.value)
+        live = [c for c in creds if not c.revoked]
+        ends = [c.valid_until for c in live if c.valid_until is not None]
+        if live and len(ends) == len(live) and not latest:
+            end = max(ends)
+            states.append(f"expired {_local(end, tz)}" if end <= now else f"expires in {_span(end - now)}")
+        if state.lockout.locked_until is not None and now < state.lockout.locked_until:
+            states.append(f"keypad locked out until {state.lockout.locked_until.astimezone(tz):%H:%M}")
+        if not live and not latest:
+            states.append("no way in yet: add a face or a PIN")
+        return {"user_id": user.user_id, "index": user.index, "name": user.name, "permission": user.permission.value,
+                "status": user.status.value, "user_type": user.user_type.value, "biometrics": biometrics,
+                "face": "face" in latest, "credentials": credentials, "states": states,
+                "has_pin": any(c.type is CredentialType.PIN for c in live),
+                "week_days": [{"index": s.index, "days": _day_names(s.days), "start": s.start.isoformat("minutes"),
+                               "end": s.end.isoformat("minutes")} for s in weeks],
+                "timezone": state.config.timezone}
 
     def add_user(self, actor: str, name: str, pin: str, permission: str = "member",
                  valid_hours: int | None = None) -> str:
@@ -333,6 +403,42 @@ def _video_capture(upload: Upload, budget: PixelBudget) -> Capture:
         path.write_bytes(upload.data)
         capture = load_capture(path, name=upload.name, budget=budget)  # errors name the upload, not the temp path
     return Capture(capture.frames, source=upload.name)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local(at: datetime | str | None, tz: ZoneInfo) -> str:
+    """A stored instant as the owner reads it: local date and time with the zone's abbreviation."""
+    if at is None:
+        return ""
+    value = datetime.fromisoformat(at) if isinstance(at, str) else at
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(tz).strftime("%a %d %b %Y %H:%M %Z")
+
+
+def _span(delta: timedelta) -> str:
+    minutes = max(1, int(delta.total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{(minutes + 30) // 60} h"
+    return f"{(minutes + 12 * 60) // (24 * 60)} days"
+
+
+def _credential_state(c: Any, now: datetime) -> str:
+    if c.revoked:
+        return "revoked"
+    if c.valid_until is not None:
+        return "expired" if c.valid_until <= now else f"expires in {_span(c.valid_until - now)}"
+    if c.valid_from is not None and c.valid_from > now:
+        return f"valid from {c.valid_from:%Y-%m-%d %H:%M}"
+    return "active"
 
 
 def _hhmm(field_name: str, text: str) -> time:

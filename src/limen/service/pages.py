@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from limen import thresholds as T
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
 from limen.errors import BadRequest, LimenError
@@ -55,6 +56,9 @@ def render(request: Request, template: str, code: int = 200, /, **values: Any) -
     values["owner"] = caller.owner if caller else None
     values["csrf"] = caller.session.csrf if caller and caller.session else ""
     values.setdefault("token_days", ctx.settings.api_token_days)
+    values.setdefault("pin_min", T.PIN_MIN_LENGTH)
+    values.setdefault("pin_max", T.PIN_MAX_LENGTH)
+    values.setdefault("form", {})
     return ctx.templates.TemplateResponse(request, template, values, status_code=code)
 
 
@@ -109,7 +113,7 @@ def setup_form(request: Request, token: str = "") -> Response:
                       reason="This setup link is invalid or was already used. Restart `limen serve` on the lock "
                              "to print a new one if no owner account exists yet.")
     secret = new_totp_secret()
-    return render(request, "setup.html", token=token, existing=ctx.lock.has_users(), totp_secret=secret,
+    return render(request, "setup.html", token=token, existing=ctx.lock.has_owner(), totp_secret=secret,
                   totp_uri=totp_uri(secret, "owner"))
 
 
@@ -120,7 +124,7 @@ async def setup_submit(request: Request) -> Response:
     token = f.get("token", "")
     if not ctx.accounts.setup_token_valid(token):
         raise HTTPException(403, "this setup link is invalid or was already used")
-    existing = ctx.lock.has_users()
+    existing = ctx.lock.has_owner()  # people enrolled before any owner do not make one
     totp_secret = f.get("totp_secret") if f.get("use_totp") else None
     secret = new_totp_secret()
     try:
@@ -238,10 +242,21 @@ async def user_add(request: Request, caller: Caller = Depends(page_caller)) -> R
     f = await form_of(request, caller)
     if f.get("permission", "member") in ("owner", "administrator"):
         confirm_owner(request, caller, f)
-    hours = _int(f, "valid_hours", 0) or None
-    ctx_of(request).lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"),
-                                  hours)
-    return back("/owner/users", "added")
+    lock = ctx_of(request).lock
+    try:
+        hours = _int(f, "valid_hours", 0) or None
+        user_id = lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"),
+                                hours)
+    except LimenError as exc:  # the form comes back with what was typed (never the PIN) and the reason
+        kept = {k: f.get(k, "")[:64] for k in ("name", "permission", "valid_hours")}
+        return render(request, "users.html", 400, caller=caller, users=lock.users(), error=str(exc), form=kept)
+    return back(f"/owner/users/{user_id}", "added")
+
+
+@router.get("/owner/users/{user_id}", response_class=HTMLResponse)
+def person_page(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """One person: their faces, PINs, codes, schedule, validity, consent and state, with "add" for each."""
+    return render(request, "person.html", caller=caller, p=ctx_of(request).lock.person(user_id[:64]))
 
 
 @router.post("/owner/users/{user_id}/remove")
@@ -256,7 +271,7 @@ async def user_pin(request: Request, user_id: str, caller: Caller = Depends(page
     f = await form_of(request, caller)
     confirm_owner(request, caller, f)
     ctx_of(request).lock.set_pin(caller.actor, user_id, f.get("pin", ""))
-    return back("/owner/users", "pin")
+    return back(f"/owner/users/{user_id}", "pin")
 
 
 @router.post("/owner/users/{user_id}/week-day")
@@ -267,20 +282,24 @@ async def user_week_day(request: Request, user_id: str, caller: Caller = Depends
     days = [str(d) for d in form.getlist("days")]
     ctx_of(request).lock.set_week_day(caller.actor, user_id, _int({"i": str(form.get("index", "1"))}, "i", 1), days,
                                       str(form.get("start", "")), str(form.get("end", "")))
-    return back("/owner/users", "schedule")
+    return back(f"/owner/users/{user_id}", "schedule")
 
 
 @router.post("/owner/credentials/{credential_id}/revoke")
 async def credential_revoke(request: Request, credential_id: str,
                             caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    await form_of(request, caller)
+    f = await form_of(request, caller)
     ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
-    return back("/owner/users", "credential")
+    target = f.get("back", "")
+    local = target.startswith("/owner/users/") and target[len("/owner/users/"):].isalnum()  # no open redirect
+    return back(target if local else "/owner/users", "credential")
 
 
 @router.get("/owner/enrol", response_class=HTMLResponse)
-def enrol_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    return render(request, "enrol.html", caller=caller)
+def enrol_page(request: Request, user: str = "", caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Enrol a new person's face, or (`?user=<id>`) add a face to an existing person."""
+    person = ctx_of(request).lock.person(user[:64]) if user else None
+    return render(request, "enrol.html", caller=caller, person=person)
 
 
 @router.get("/owner/codes", response_class=HTMLResponse)

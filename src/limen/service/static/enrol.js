@@ -17,14 +17,17 @@
     data.append("purpose", document.getElementById("enrol-purpose").value);
     data.append("retention_days", document.getElementById("enrol-retention").value);
     data.append("consent", document.getElementById("enrol-consent").checked ? "true" : "false");
+    if (form.dataset.userId) data.append("user_id", form.dataset.userId);  // an existing person
     return data;
   }
 
   async function send(data) {
     if (!form.reportValidity()) return;
-    say("Enrolling…", true);
+    say("Enrolling… (keep looking at the camera)", true);
+    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     const response = await fetch("/api/users/enrol", {method: "POST", body: data,
                                                       headers: {"X-CSRF-Token": LimenCamera.csrf()}});
+    form.querySelectorAll("button").forEach((b) => { b.disabled = b.id === "enrol-camera" && !video.srcObject; });
     if (!response.ok) {
       say(await LimenCamera.errorText(response), false);
       return;
@@ -33,6 +36,11 @@
     let text = "Enrolled " + body.name + " from " + body.samples + " sample(s).";
     if (body.warnings && body.warnings.length) text += " " + body.warnings.join(" ");
     say(text, true);
+    const link = document.createElement("a");
+    link.href = "/owner/users/" + body.user_id;
+    link.id = "enrolled-person";
+    link.textContent = " Open " + body.name + "’s page to add a PIN.";
+    out.appendChild(link);
   }
 
   document.getElementById("camera-start").addEventListener("click", () => {
