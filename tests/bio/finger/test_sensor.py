@@ -102,3 +102,11 @@ def test_match_on_sensor_with_real_prints(fvc_db1: Path) -> None:
         found = sensor.search_on_sensor(wait_s=1.0)
         assert found is not None and found[0] == 7
         assert sensor.search_on_sensor(wait_s=1.0) is None
+
+
+def test_a_module_with_a_serial_number_reports_it_in_its_identity() -> None:
+    with SimulatedR30x(serial_number=bytes.fromhex("0011223344556677")) as sim, \
+            R30xSensor(sim.port, timeout_s=1.0) as sensor:
+        assert sensor.identify().endswith(":sn=0011223344556677")  # type: ignore[union-attr]
+        sim.serial_number = bytes.fromhex("0011223344556678")      # same model, another unit
+        assert sensor.identify().endswith(":sn=0011223344556678")  # type: ignore[union-attr]

@@ -128,7 +128,8 @@ class R30xSensor:
         answer = self._command(Command.READ_PROD_INFO, check=False)
         if answer[0] != OK or len(answer) < 1 + 28:
             return "none"                         # R30x/AS608 have no product info page; R503 has
-        return answer[1 + 24:1 + 28].hex()
+        # model (16 bytes), batch number (4), serial number (8), hardware version, sensor, …
+        return answer[1 + 20:1 + 28].hex()
 
     def pair(self, factory_password: int = DEFAULT_PASSWORD) -> Pairing:
         """Replace the factory password by a random one; returns it with the module's identity."""

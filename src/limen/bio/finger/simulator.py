@@ -17,6 +17,7 @@ import struct
 import threading
 import tty
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def sensor_frame(image: np.ndarray) -> np.ndarray:
 class SimulatedR30x:
     """The module's side of the wire, on the master end of a pty."""
 
-    def __init__(self, images: list[Path] | list[np.ndarray] = (), password: int = DEFAULT_PASSWORD,  # type: ignore[assignment]
+    def __init__(self, images: Sequence[Path | np.ndarray] = (), password: int = DEFAULT_PASSWORD,
                  parameters: SystemParameters = SIMULATED_PARAMETERS, serial_number: bytes | None = None) -> None:
         self.password = password
         self.parameters = parameters
@@ -172,7 +173,8 @@ class SimulatedR30x:
         if self.serial_number is None:
             self._reply(b"\x01")
         else:
-            self._reply(b"\x00" + bytes(24) + self.serial_number[:4].ljust(4, b"\x00") + bytes(18))
+            self._reply(b"\x00" + b"R503".ljust(16, b"\x00") + bytes(4) + self.serial_number[:8].ljust(8, b"\x00")
+                        + bytes(18))
 
     def _gen_img(self, args: bytes) -> None:
         if not self._queue:
