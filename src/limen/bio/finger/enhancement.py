@@ -21,10 +21,9 @@ def _gabor_kernel(angle: float, period: float) -> np.ndarray:
     return (k / np.abs(k).sum()).astype(np.float32)
 
 
-def enhanced_image(norm: np.ndarray, orientation: np.ndarray, period: float) -> np.ndarray:
-    """Each pixel filtered by the bank member nearest its ridge orientation (float32, 0 = ridge edge)."""
+def _oriented(norm: np.ndarray, index: np.ndarray, period: float) -> np.ndarray:
+    """Each pixel filtered by the bank member (at `period`) nearest its ridge orientation."""
     n = thresholds.FINGER_GABOR_ANGLES
-    index = np.rint(orientation / np.pi * n).astype(np.int32) % n
     out = np.zeros_like(norm)
     for i in range(n):
         sel = index == i
@@ -41,3 +40,17 @@ def enhanced_image(norm: np.ndarray, orientation: np.ndarray, period: float) -> 
         s = sel[y0:y1, x0:x1]
         out[y0:y1, x0:x1][s] = part[s]
     return out
+
+
+def enhanced_image(norm: np.ndarray, orientation: np.ndarray, period: float) -> np.ndarray:
+    """Contextual Gabor enhancement (float32, 0 = ridge edge).  With several FINGER_GABOR_PERIOD_SCALES
+    each pixel keeps the period whose response carries the most local energy (ridges widen and narrow)."""
+    n = thresholds.FINGER_GABOR_ANGLES
+    index = np.rint(orientation / np.pi * n).astype(np.int32) % n
+    responses = [_oriented(norm, index, period * scale) for scale in thresholds.FINGER_GABOR_PERIOD_SCALES]
+    if len(responses) == 1:
+        return responses[0]
+    b = thresholds.FINGER_BLOCK
+    energy = np.stack([cv2.blur(r * r, (b, b)) for r in responses])
+    choice = np.argmax(energy, axis=0)
+    return np.take_along_axis(np.stack(responses), choice[None], axis=0)[0]
