@@ -35,7 +35,7 @@ from limen.service.auth import (
     stepped_up,
     unlock_rate,
 )
-from limen.service.lockservice import Upload
+from limen.service.lockservice import KioskResult, Upload
 
 router = APIRouter(prefix="/api")
 
@@ -104,6 +104,11 @@ class Health(BaseModel):
 class KioskAnswer(BaseModel):
     opened: bool
     message: str = Field(description="What the door screen shows; never which check refused.")
+    name: str | None = Field(default=None, description="Who was let in (when opened).")
+    relock_in_s: int | None = Field(default=None, description="The door locks again this long after opening.")
+    tries_left: int | None = Field(default=None, description="Wrong keypad entries left before the lockout.")
+    locked_until: str | None = Field(default=None, description="End of the keypad lockout (ISO 8601, the lock's "
+                                                               "time zone).")
 
 
 class FaceAnswer(KioskAnswer):
@@ -288,22 +293,31 @@ def health(request: Request) -> dict[str, Any]:
     return {"status": "ok", "setup_required": not ctx_of(request).accounts.has_owner()}
 
 
-@router.post("/kiosk/unlock", response_model=FaceAnswer, tags=["kiosk"], responses=ERRORS,
+@router.post("/kiosk/unlock", response_model=FaceAnswer, response_model_exclude_none=True, tags=["kiosk"],
+             responses=ERRORS,
              dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 async def kiosk_unlock(request: Request, frames: Frames,
                        interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100) -> dict[str, Any]:
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
     got = await uploads(frames)
     result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0, kiosk_session(request))
-    return {"opened": result.opened, "message": result.message, "awaiting_pin": result.awaiting_pin}
+    return {"opened": result.opened, "message": result.message, "awaiting_pin": result.awaiting_pin,
+            **door_details(result)}
 
 
-@router.post("/kiosk/keypad", response_model=KioskAnswer, tags=["kiosk"], responses=ERRORS,
+@router.post("/kiosk/keypad", response_model=KioskAnswer, response_model_exclude_none=True, tags=["kiosk"],
+             responses=ERRORS,
              dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 def kiosk_keypad(request: Request, body: KeypadEntry) -> dict[str, Any]:
     """A PIN (anti-peep: decoy digits around it are allowed) or `*` + an offline code."""
     result = ctx_of(request).lock.keypad(body.entry, kiosk_session(request))
-    return {"opened": result.opened, "message": result.message}
+    return {"opened": result.opened, "message": result.message, **door_details(result)}
+
+
+def door_details(result: KioskResult) -> dict[str, Any]:
+    """The door screen's extras, present only when they apply."""
+    return {"name": result.name or None, "relock_in_s": result.relock_in_s, "tries_left": result.tries_left,
+            "locked_until": result.locked_until or None}
 
 
 @router.get("/lock", response_model=LockStatus, tags=["lock"], responses=ERRORS)

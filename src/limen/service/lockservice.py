@@ -38,8 +38,9 @@ from limen.errors import BadImage, BadRequest, ConsentRequired, NotFound
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
-from limen.service.messages import face_message, keypad_message
+from limen.service.messages import ENTER_PIN, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
+_SECOND_FACTORS = (CredentialType.PIN, CredentialType.OFFLINE_CODE, CredentialType.RFID)
 FACE_ALONE_WARNING = ("Faces open alone on this RGB camera (allow_face_alone_rgb): a photo or a phone screen "
                       "may pass. Turn it off to ask for the PIN after the face.")
 
@@ -61,6 +62,10 @@ class KioskResult:
     message: str
     decision: Decision  # for the owner pages and the audit; never sent to the kiosk
     awaiting_pin: bool = False  # a recognised face waits (server-side) for this kiosk's PIN/code
+    name: str = ""  # who was let in ("Welcome, Bob")
+    relock_in_s: int | None = None  # the door locks again this long after opening
+    tries_left: int | None = None  # wrong keypad entries left before the keypad locks out
+    locked_until: str = ""  # the keypad lockout's end, ISO 8601 in the lock's time zone
 
 
 class LockService:
@@ -90,7 +95,7 @@ class LockService:
         with self._lock:
             final = self.controller.face(capture, session=session)
             awaiting = session is not None and self.controller.holding_face(session)
-        return KioskResult(final.accepted, face_message(final), final, awaiting)
+            return self._door_view(final, face_message(final), awaiting)
 
     def keypad(self, typed: str, session: str | None = None) -> KioskResult:
         """A keypad entry: a PIN (decoy digits allowed around it) or `*` + an offline code.
@@ -102,7 +107,31 @@ class LockService:
             raise BadRequest("entry", "digits, optionally starting with * for a code (at most 32)")
         with self._lock:
             final = self.controller.keypad(entry, session=session)
-        return KioskResult(final.accepted, keypad_message(final), final)
+            return self._door_view(final, keypad_message(final), False)
+
+    def _door_view(self, final: Decision, message: str, awaiting: bool) -> KioskResult:
+        """What the door screen says after an attempt: a welcome, tries left, the lockout's end (under the lock)."""
+        state = self.access.load_state()
+        tz = _zone(state.config.timezone)
+        now = self.clock.now()
+        until = state.lockout.locked_until
+        if final.accepted:
+            name = final.user_name or ""
+            relock = self.controller.door.auto_relock_s
+            return KioskResult(True, f"Welcome, {name}" if name else message, final, name=name,
+                               relock_in_s=int(relock) if relock is not None else None)
+        if until is not None and now < until:  # locked out (now, or by this very attempt)
+            local = until.astimezone(tz)
+            return KioskResult(False, f"locked out until {local:%H:%M}; use your key or wait", final,
+                               locked_until=local.isoformat(timespec="minutes"))
+        if message == ENTER_PIN and not awaiting and final.user_id is not None and not any(
+                c.type in _SECOND_FACTORS and not c.revoked for c in self.access.credentials(final.user_id)):
+            return KioskResult(False, NO_PIN_YET, final)  # recognised, but nothing to complete the face with
+        if message == WRONG_CODE:
+            left = max(0, state.config.wrong_code_entry_limit - state.lockout.wrong_code_count)
+            return KioskResult(False, f"{message}, {left} {'try' if left == 1 else 'tries'} left", final,
+                               tries_left=left)
+        return KioskResult(False, message, final, awaiting)
 
     # ------------------------------------------------------------------ lock state
     def status(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ ENTER_PIN = "enter your PIN as well"
 NOT_NOW = "not allowed at this time"
 WRONG_CODE = "code not accepted"
 UNAVAILABLE = "unavailable, use your key or call the owner"
+NO_PIN_YET = "recognised, but you have no PIN yet: ask the owner to add one"
 
 _COMMON = {
     Reason.LOCKED_OUT: LOCKED_OUT,

@@ -7,6 +7,7 @@
   const result = document.getElementById("result");
   const display = document.getElementById("pin-display");
   const pad = document.getElementById("keypad");
+  const relock = document.getElementById("relock");
   const BURST = 5, INTERVAL_MS = 120, PIN_WINDOW_MS = 30000;  // PIN_WINDOW: thresholds.SECOND_FACTOR_WINDOW_S
   let typed = "";
   let busy = false;
@@ -17,6 +18,33 @@
     result.dataset.opened = opened ? "1" : "0";
     clearTimeout(show.timer);
     show.timer = setTimeout(() => { result.textContent = ""; result.className = "result"; }, 8000);
+  }
+
+  // While the lock works (1-3 s for a face): say so and take no second press.
+  function checking(on) {
+    busy = on;
+    faceButton.disabled = on || !video.srcObject;
+    pad.querySelectorAll("button").forEach((b) => { b.disabled = on; });
+    if (on) {
+      clearTimeout(show.timer);
+      result.textContent = "Checking…";
+      result.className = "result checking";
+      delete result.dataset.opened;
+    }
+  }
+
+  // After an opening: "locks again in 29 s", counting down (the lock relocks by itself).
+  function countdown(seconds) {
+    clearInterval(countdown.timer);
+    if (!seconds) { relock.textContent = ""; return; }
+    const end = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      relock.textContent = left ? "Locks again in " + left + " s" : "";
+      if (!left) clearInterval(countdown.timer);
+    };
+    tick();
+    countdown.timer = setInterval(tick, 1000);
   }
 
   // A face recognised as a first factor: the lock holds it for this screen (server-side) for a short
@@ -40,30 +68,32 @@
   }
 
   async function post(url, init) {
-    busy = true;
+    checking(true);
+    let answer = null;
     try {
       const response = await fetch(url, init);
-      if (!response.ok) {
-        show(false, await LimenCamera.errorText(response));
-        return;
-      }
-      const body = await response.json();
-      show(body.opened, body.message);
-      awaitPin(Boolean(body.awaiting_pin));
+      answer = response.ok ? await response.json() : {opened: false, message: await LimenCamera.errorText(response)};
     } catch (e) {
-      show(false, "the lock does not answer; use your key");
+      answer = {opened: false, message: "the lock does not answer; use your key"};
     } finally {
-      busy = false;
+      checking(false);
     }
+    show(answer.opened, answer.message);
+    if (answer.tries_left !== undefined) result.dataset.triesLeft = String(answer.tries_left);
+    else delete result.dataset.triesLeft;
+    countdown(answer.opened ? answer.relock_in_s : 0);
+    awaitPin(Boolean(answer.awaiting_pin));
   }
 
   async function faceUnlock() {
     if (busy) return;
     clearResult();
+    checking(true);
     let frames;
     try {
       frames = await LimenCamera.burst(video, BURST, INTERVAL_MS);
     } catch (e) {
+      checking(false);
       show(false, e.message);
       return;
     }
