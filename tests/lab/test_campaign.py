@@ -40,6 +40,7 @@ def test_limen_3d_refuses_the_mask_and_the_screen_and_only_it_opens_alone() -> N
     assert rep.apcer(Species.SILICONE_MASK.value) == 0.0
     assert rep.apcer(Species.TABLET.value) == 0.0
     assert by_key("limen-rgb").opens_alone(Species.BONA_FIDE.value) == 0.0  # RGB-only never reaches HIGH
+    assert by_key("attendance-rgb").opens_alone(Species.SILICONE_MASK.value) == 1.0  # no such rule there
 
 
 def test_the_report_is_labelled_simulated_and_has_det_curves(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ class Profile:
     enrol_checked: bool
     reported: str  # what the published test found (vendor devices) or "" for Limen
     note: str = ""
+    assurance_rule: bool = False  # Limen: a face opens the door alone only with HIGH assurance
 
 
 def profiles() -> tuple[Profile, ...]:
@@ -69,8 +70,10 @@ def profiles() -> tuple[Profile, ...]:
         Profile("phone-depth", "Phone with depth (dot projector + flood IR)", STRUCTURED_LIGHT, (depth, ir), True,
                 "refused to enrol the mask", "stand-in: depth relief + NIR reflectance"),
         Profile("limen-rgb", "Limen, RGB camera only", STEREO, (pulse,), True, "",
-                "texture/motion cues are measured on real data (docs/pad.md), not on renders"),
-        Profile("limen-3d", "Limen 3D (stereo depth + IR)", STEREO, (depth, ir, eyes, pulse), True, ""),
+                "only the pulse cue runs on renders; the texture/motion cues against prints and screens are "
+                "measured on real data (docs/pad.md)", assurance_rule=True),
+        Profile("limen-3d", "Limen 3D (stereo depth + IR)", STEREO, (depth, ir, eyes, pulse), True, "",
+                assurance_rule=True),
     )
 
 
@@ -110,6 +113,9 @@ class ProfileReport:
         return self.rate(species, lambda o: not o.enrol_passed)
 
     def opens_alone(self, species: str) -> float:
+        """Share that would open the door on the face alone: Limen needs HIGH assurance; the others do not."""
+        if not self.profile.assurance_rule:
+            return self.apcer(species) if species != Species.BONA_FIDE.value else 1.0 - self.bpcer
         return self.rate(species, lambda o: o.verify_passed and o.assurance is Assurance.HIGH)
 
     def cue_detection(self, species: str, cue: str) -> float:

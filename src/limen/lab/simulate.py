@@ -121,7 +121,7 @@ WIDTH = HEIGHT = 160
 FOCAL_PX = 216.0
 WALL_MM = 1200.0
 COLOUR_NOISE_DN = 1.2      # read + shot noise of an 8-bit webcam-class sensor at indoor light (1 σ)
-IR_GAIN = 2.4e7            # DN·mm² per unit reflectance: skin (0.55) at 450 mm ≈ 65 % of full scale
+IR_GAIN = 2.4e7            # DN·mm² per unit reflectance: skin (0.55) at 450 mm ≈ 65 DN of 255
 IR_AMBIENT_DN = 6.0        # indoor ambient at 850 nm through the camera's band-pass filter
 DOT_CONTRAST = 0.35        # the projector's dot pattern modulates the IR image by ± this share
 
