@@ -288,6 +288,11 @@ SERVICE_PAIRING_TTL_S = 15 * 60               # a door-screen pairing link works
 SERVICE_MAX_LOCAL_SCREENS = 8                 # browsers on the lock itself kept paired (older ones are unpaired)
 SERVICE_REMOTE_UNLOCK_BURST = 5               # remote unlocks per owner account (token or session), whatever the
 SERVICE_REMOTE_UNLOCK_PER_MIN = 6.0           # client address: a leaked token cannot spread PIN guesses over IPs
+# The owner's history and alarms (presentation only, not calibrated on data: they decide how lines are grouped,
+# never what is refused): refusals of one method by one person (or by strangers) this close together read as one
+# line ("3 wrong codes at the door"); alarms sharing an attempt, or of the same rule this close, are one incident.
+SERVICE_FEED_GROUP_S = 10 * 60
+SERVICE_ALARM_INCIDENT_S = 15 * 60
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not
