@@ -27,7 +27,7 @@ from limen_cloud.models import CommandLog, Lock
 
 log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = 1 << 20  # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
-BATCH = 200  # messages per transaction at most
+BATCH = 20  # messages per transaction at most (larger batches made every message wait for the slowest)
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 
 
