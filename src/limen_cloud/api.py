@@ -1,7 +1,8 @@
 """The owner's REST API (OpenAPI at /docs) and a minimal page.
 
 Owners sign up with an e-mail and a password (Argon2id), log in for a bearer
-token (stored as its SHA-256; `SESSION_HOURS`), claim their locks by id, read
+token (stored as its SHA-256; `SESSION_HOURS`), claim their locks with the
+one-time code each lock showed (`limen link claim-code`), read
 the forwarded history across locks, list and acknowledge alarms, and hand the
 cloud signed commands to relay: the cloud checks only the size and the lock
 (it cannot sign, and the lock verifies everything).
@@ -10,6 +11,7 @@ cloud signed commands to relay: the cloud checks only the size and the lock
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Callable, Iterator
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
 from limen.errors import LinkError
+from limen.link.forward import claim_hash
 from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, CommandLog, Lock, Owner, Record, Session
 
@@ -48,6 +51,7 @@ class Credentials(BaseModel):
 class LockClaim(BaseModel):
     lock_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=100)
+    claim_code: str = Field(min_length=6, max_length=64)  # shown by `limen link claim-code` on the lock
 
 
 class SignedPayload(BaseModel):
@@ -117,9 +121,13 @@ def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
 
     @app.post("/api/locks", status_code=201)
     def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:
-        if session.get(Lock, body.lock_id) is not None:
-            raise HTTPException(status.HTTP_409_CONFLICT, "this lock is already registered")
-        session.add(Lock(lock_id=body.lock_id, owner_id=me.id, name=body.name, head_count=0, reported_count=0))
+        """Claim a lock that has connected, with the one-time code it showed (one answer for every failure)."""
+        lock = session.get(Lock, body.lock_id)
+        if lock is None or lock.owner_id is not None or lock.claim_hash is None \
+                or not hmac.compare_digest(claim_hash(body.claim_code), lock.claim_hash):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no unclaimed lock with this id and code "
+                                "(the lock must have connected since its code was made)")
+        lock.owner_id, lock.name, lock.claim_hash = me.id, body.name, None
         return {"lock_id": body.lock_id, "name": body.name}
 
     @app.get("/api/locks")

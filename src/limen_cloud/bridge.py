@@ -1,7 +1,9 @@
 """The cloud's MQTT client: evidence and command outcomes in from every lock, signed commands out.
 
 It subscribes to `limen/+/events` and `limen/+/result` (the broker's ACL lets a
-lock write only under its own id, so the topic names the sender).  Its session
+lock write only under its own id, so the topic names the sender).  A lock's
+evidence is kept from its first message, unowned until an owner claims it with
+the one-time code the lock showed (`limen link claim-code`; only its hash travels).  Its session
 is persistent and messages are acknowledged only after they were committed, so
 what locks send while the cloud is down or restarting waits at the broker.  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
@@ -108,14 +110,19 @@ class CloudBridge:
             return self._refuse(topic, f"oversized ({len(payload)} bytes)")
         lock_id = parts[1]
         lock = session.get(Lock, lock_id)
-        if lock is None:
-            return self._refuse(topic, "no owner has claimed this lock")
         if parts[2] == "result":
+            if lock is None:
+                return self._refuse(topic, "a result from a lock the cloud never saw")
             return self._result(session, lock_id, payload, topic)
         try:
-            result = ingest(session, lock, parse(payload, lock_id), now)
+            message = parse(payload, lock_id)
         except BadMessage as exc:
             return self._refuse(topic, str(exc))
+        if lock is None:  # its evidence is kept from the first message; an owner claims it with its code
+            lock = Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0)
+            session.add(lock)
+            session.flush()
+        result = ingest(session, lock, message, now)
         return [f"{lock_id}:{a}" for a in result.alarms]
 
     def _result(self, session: Session, lock_id: str, payload: bytes, topic: str) -> list[str]:

@@ -54,6 +54,10 @@ def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
         raise BadMessage("records must be a list of chained records")
     if not isinstance(head, dict) or not isinstance(head.get("count"), int) or head["count"] < 0:
         raise BadMessage("head must give the lock's record count")
+    claim = message.get("claim")
+    if claim is not None and not (isinstance(claim, str) and len(claim) == 64
+                                  and all(c in "0123456789abcdef" for c in claim)):
+        raise BadMessage("claim must be a SHA-256 hex digest")
     return message
 
 
@@ -73,6 +77,8 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime)
                f"the lock's head record {count - 1} differs from the cloud's copy")
     lock.reported_count = count
     lock.last_seen = now
+    if lock.owner_id is None:
+        lock.claim_hash = message.get("claim")
     return result
 
 

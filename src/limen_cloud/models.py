@@ -33,8 +33,9 @@ class Lock(Base):
     __tablename__ = "locks"
 
     lock_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))  # None: unclaimed
     name: Mapped[str] = mapped_column(String(100))
+    claim_hash: Mapped[str | None] = mapped_column(String(64), default=None)  # what the lock says its code hashes to
     head_count: Mapped[int] = mapped_column(Integer, default=0)   # records held (indices 0..count-1)
     head_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     reported_count: Mapped[int] = mapped_column(Integer, default=0)  # what the lock last said it holds

@@ -7,11 +7,19 @@ from datetime import datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from limen.link.forward import claim_hash
 from limen_cloud.api import create_app
 from limen_cloud.db import sessions
-from limen_cloud.models import Alarm, Record
+from limen_cloud.models import Alarm, Lock, Record
 
 PASSWORD = "correct horse battery"
+
+
+def connected(engine: Engine, lock_id: str, code: str) -> None:
+    """What the bridge records when a lock first forwards: an unowned lock and the hash of its claim code."""
+    with sessions(engine)() as s, s.begin():
+        s.add(Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0,
+                   claim_hash=claim_hash(code)))
 
 
 def login(client: TestClient, email: str) -> dict[str, str]:
@@ -32,8 +40,15 @@ def test_owner_journey_and_isolation(engine: Engine) -> None:
     assert client.get("/api/locks").status_code == 401
     assert client.get("/api/locks", headers={"Authorization": "Bearer forged"}).status_code == 401
 
-    assert client.post("/api/locks", json={"lock_id": "front-door", "name": "Front"}, headers=olga).status_code == 201
-    assert client.post("/api/locks", json={"lock_id": "front-door", "name": "x"}, headers=olga).status_code == 409
+    connected(engine, "front-door", "abc-def-123")
+    wrong = client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-124"},
+                        headers=olga)
+    unknown = client.post("/api/locks", json={"lock_id": "back-door", "name": "Back", "claim_code": "abc-def-123"},
+                          headers=olga)
+    assert wrong.status_code == unknown.status_code == 404 and wrong.json() == unknown.json()
+    claim = {"lock_id": "front-door", "name": "Front", "claim_code": " ABC-def-123 "}
+    assert client.post("/api/locks", json=claim, headers=olga).status_code == 201
+    assert client.post("/api/locks", json=claim, headers=olga).status_code == 404  # one owner, one time
     with sessions(engine)() as s, s.begin():
         s.add(Record(lock_id="front-door", idx=0, hash="a" * 64, kind="unlock_attempt", at="2026-03-02T09:00:00",
                      body='{"index": 0, "kind": "unlock_attempt"}'))
@@ -63,7 +78,9 @@ def test_owner_journey_and_isolation(engine: Engine) -> None:
 def test_no_broker_means_no_relay_and_openapi_is_served(engine: Engine) -> None:
     client = TestClient(create_app(engine))
     olga = login(client, "olga@example.org")
-    client.post("/api/locks", json={"lock_id": "front-door", "name": "Front"}, headers=olga)
+    connected(engine, "front-door", "abc-def-123")
+    client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},
+                headers=olga)
     assert client.post("/api/locks/front-door/commands", json={"payload": "{}"}, headers=olga).status_code == 503
     assert "/api/alarms/{alarm_id}/ack" in client.get("/openapi.json").json()["paths"]
     assert client.post("/api/owners", json={"email": "short@example.org", "password": "short"}).status_code == 422

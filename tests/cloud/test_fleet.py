@@ -60,8 +60,10 @@ def test_owner_cloud_lock_door_and_evidence(broker: Broker, engine: Engine, tmp_
     client = TestClient(create_app(engine, bridge.relay))
     try:
         olga = login(client, "olga@example.org")
-        client.post("/api/locks", json={"lock_id": LOCK_ID, "name": "Front"}, headers=olga)
+        code = forwarder.new_claim_code()  # shown on the lock (limen link claim-code)
         assert lock.forward(forwarder) > 0
+        claim = {"lock_id": LOCK_ID, "name": "Front", "claim_code": code}
+        wait_for(lambda: client.post("/api/locks", json=claim, headers=olga).status_code == 201)
         early = sqlite3.connect(":memory:")
         with sqlite3.connect(tmp_path / "data" / "audit.db") as live:
             live.backup(early)  # an intruder keeps a copy of audit.db from before the commands
@@ -107,12 +109,14 @@ def test_owner_cloud_lock_door_and_evidence(broker: Broker, engine: Engine, tmp_
 def test_the_bridge_refuses_what_it_cannot_place(broker: Broker, engine: Engine) -> None:
     bridge = CloudBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
                          broker.port)
-    bridge.received("limen/unclaimed/events", b'{"v":1}')
+    bridge.received("limen/never-seen/result", b'{"executed":true}')
+    bridge.received("limen/x/events", b'{"v":1,"lock":"y","records":[],"head":{"count":0}}')
     bridge.received("limen/x/other", b"{}")
     bridge.received("elsewhere", b"{}")
     bridge.received("limen/x/events", b"x" * (2 << 20))
-    assert bridge.refused == ["no owner has claimed this lock", "unknown topic", "unknown topic",
-                              "oversized (2097152 bytes)"]
+    assert bridge.refused == ["a result from a lock the cloud never saw",
+                              "the message names another lock than the one that sent it", "unknown topic",
+                              "unknown topic", "oversized (2097152 bytes)"]
 
 
 def test_what_locks_send_while_the_cloud_is_away_waits_at_the_broker(broker: Broker, engine: Engine,

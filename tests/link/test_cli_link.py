@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from limen.link import pki
 from limen.link.commands import Action, Command, sign
+from limen.link.forward import claim_hash
 from tests.cli.test_access_cli import OWNER_PIN, limen
 
 
@@ -45,6 +47,12 @@ def test_pair_a_device_in_person_then_run_its_signed_commands(tmp_path: Path) ->
     assert other.exit_code == 3 and json.loads(other.output)["reason"] == "wrong_lock"
     tail = json.loads(limen(d, "--json", "audit", "tail", "-n", "50").output)
     assert [r["reason"] for r in tail if r["kind"] == "remote_command"] == ["done", "replayed", "wrong_lock"]
+
+    issued = limen(d, "--json", "link", "claim-code", "--as", "Olga")
+    code = json.loads(issued.output)["claim_code"]
+    with sqlite3.connect(d / "limen.db") as db:
+        stored = db.execute("SELECT code_hash FROM link_claim").fetchone()[0]
+    assert stored == claim_hash(code) and code not in stored
 
     assert limen(d, "link", "unpair", "olga-phone", "--as", "Olga").exit_code == 0
     gone = limen(d, "--json", "link", "execute", str(command_file(tmp_path, phone, 7)))

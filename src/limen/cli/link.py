@@ -107,7 +107,7 @@ def devices() -> None:
     try:
         rows: list[dict[str, Any]] = [
             {"device": d.name, "owner": d.owner, "counter": d.counter, "paired_at": d.paired_at}
-            for d in DeviceRegistry(rt.conn).list()]
+            for d in DeviceRegistry(rt.conn).paired()]
     finally:
         rt.close()
     output(rows, "\n".join(f"{r['device']:<24} counter {r['counter']:<12} paired {r['paired_at'][:16]}"
@@ -133,6 +133,25 @@ def execute(file: Annotated[Path, typer.Argument(help="A signed command as sent 
                               f"({outcome.reason})")
     if not outcome.executed:
         raise typer.Exit(3)
+
+
+@link_app.command("claim-code")
+def claim_code(actor: Actor, actor_pin: ActorPin = None) -> None:
+    """A one-time code for the owner to claim this lock in limen-cloud (the cloud learns only its hash)."""
+    from limen.audit.event import Event, EventKind
+    from limen.link.forward import EventForwarder
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        code = EventForwarder(rt.audit, rt.conn, STATE.settings.device_id).new_claim_code()
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, datetime.now(UTC), actor=owner, subject="lock",
+                              reason="cloud claim code issued", source="cli"))
+    finally:
+        rt.close()
+    output({"lock_id": STATE.settings.device_id, "claim_code": code},
+           f"lock {STATE.settings.device_id}: claim code {code} (type it in limen-cloud once the link is up)")
 
 
 @link_app.command("csr")

@@ -195,7 +195,7 @@ class DeviceRegistry:
             raise NotFound(f"no paired device {name!r}")
         return Device(row[0], bytes(row[1]), row[2], int(row[3]), row[4])
 
-    def list(self) -> list[Device]:
+    def paired(self) -> list[Device]:
         return [self.get(r[0]) for r in self.conn.execute("SELECT name FROM link_devices ORDER BY paired_at")]
 
     def advance(self, name: str, counter: int) -> bool:

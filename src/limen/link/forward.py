@@ -7,13 +7,18 @@ acknowledged, with the signed checkpoints among them and the log's head
 (QoS 1 acknowledged).  Resuming after days offline is the same call.  The
 cloud is idempotent by (lock, index), so a batch sent twice does no harm.
 
+Each message also carries the hash of the current claim code (`limen link
+claim-code`), so the cloud can check that whoever claims the lock saw its code.
+
 A local log shorter than the cursor (cut back, rolled back or deleted) is not
 hidden: the head is sent as it is, and the cloud, which holds more, alarms.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from itertools import islice
@@ -65,15 +70,28 @@ class EventForwarder:
             if not batch or end >= count:
                 return sent
 
+    def new_claim_code(self) -> str:
+        """A fresh one-time code for the owner to claim this lock in the cloud (its hash travels, not the code)."""
+        code = "-".join(secrets.token_hex(3) for _ in range(3))
+        with transaction(self.conn):
+            self.conn.execute("INSERT OR REPLACE INTO link_claim(id, code_hash) VALUES (1, ?)", (claim_hash(code),))
+        return code
+
     def _message(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
                  head: dict[str, Any]) -> bytes:
+        row = self.conn.execute("SELECT code_hash FROM link_claim WHERE id = 1").fetchone()
         return json.dumps({"v": EVENTS_VERSION, "lock": self.lock_id, "records": records,
-                           "checkpoints": checkpoints, "head": head},
+                           "checkpoints": checkpoints, "head": head, "claim": row[0] if row else None},
                           sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     def _save(self, next_index: int) -> None:
         with transaction(self.conn):
             self.conn.execute("UPDATE link_forward SET next_index = ? WHERE id = 1", (next_index,))
+
+
+def claim_hash(code: str) -> str:
+    """What the cloud compares: SHA-256 of the code as typed (case and spaces ignored)."""
+    return hashlib.sha256(b"limen-claim-v1\0" + code.strip().lower().encode("utf-8")).hexdigest()
 
 
 def _take(records: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ device; a command is executed only with a larger one (replay protection that
 survives restarts).  Public keys only: the private key never leaves the device.
 `link_forward.next_index` is the first audit record the broker has not yet
 acknowledged (store-and-forward: the audit log itself is the store).
+`link_claim.code_hash` is the SHA-256 of the one-time code the owner types in the
+cloud to claim this lock (the code itself is shown once and never stored).
 """
 
 MIGRATIONS: list[str] = [
@@ -24,5 +26,11 @@ MIGRATIONS: list[str] = [
         next_index  INTEGER NOT NULL
     );
     INSERT INTO link_forward VALUES (1, 0);
+    """,
+    """
+    CREATE TABLE link_claim (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        code_hash   TEXT NOT NULL
+    );
     """,
 ]
