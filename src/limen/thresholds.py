@@ -334,7 +334,9 @@ FINGER_ORIENT_SMOOTH_SIGMA = 7.0       # Gaussian σ of the structure-tensor smo
 FINGER_PERIOD_MIN = 5.0                # plausible ridge periods at 500 dpi, px
 FINGER_PERIOD_MAX = 15.0
 FINGER_GABOR_ANGLES = 16               # orientations of the contextual Gabor bank
-FINGER_GABOR_PERIOD_SCALES = (1.0,)    # bank periods = these × the image ridge period (best local energy wins)
+FINGER_GABOR_PERIOD_SCALES = (0.85, 1.18)  # bank periods = these × the image ridge period (best local energy
+                                           # wins); FVC2002 mean EER: (1.0,) 7.4 %, (0.85, 1.18) 6.2 %,
+                                           # (0.85, 1.0, 1.18) 6.2 % at 1.3× the extraction time
 FINGER_GABOR_SIGMA_RATIO = 0.45        # Gabor σ across the ridges = this × ridge period …
 FINGER_GABOR_ALONG_RATIO = 0.45        # … and along them (0.8 measured worse: DB1 8.9 %, DB2 6.1 % EER)
 FINGER_MIN_BLOB_PX = 30                # ridge/valley blobs smaller than this are flipped before thinning
