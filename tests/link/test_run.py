@@ -50,10 +50,11 @@ def test_link_run_takes_commands_and_forwards_evidence(broker: Broker, tmp_path:
     provision(d, tmp_path, broker, phone)
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
     cloud = MqttLink(CLOUD_ID, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
-                     broker.port, subscriptions=(Topics(LOCK).result, Topics(LOCK).events),
+                     broker.port, subscriptions=(Topics(LOCK).result, Topics(LOCK).events, f"limen/{LOCK}/ha/#"),
                      on_message=lambda t, p: received.put((t, p))).connect(timeout=5)
     env = {**os.environ, "LIMEN_DATA_DIR": str(d), "LIMEN_LINK_BROKER": f"{broker.host}:{broker.port}"}
-    proc = subprocess.Popen([sys.executable, "-m", "limen", "link", "run"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "limen", "link", "run", "--homeassistant"], env=env,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         started: queue.Queue[str] = queue.Queue()
@@ -62,15 +63,24 @@ def test_link_run_takes_commands_and_forwards_evidence(broker: Broker, tmp_path:
         assert "link up" in started.get(timeout=120)
         cmd = Command(LOCK, Action.UNLOCK, 1, datetime.now(UTC) + timedelta(seconds=120), "olga-phone")
         cloud.publish(Topics(LOCK).cmd, sign(cmd, phone).to_bytes())
-        result, kinds = None, set()
-        while result is None or "unlock_attempt" not in kinds:
+        result, kinds, states = None, set(), []
+
+        def take() -> None:
+            nonlocal result, kinds
             topic, payload = received.get(timeout=60)
-            message = json.loads(payload)
-            if topic == Topics(LOCK).result:
-                result = message
-            else:
-                kinds |= {r["kind"] for r in message["records"]}
+            if topic == f"limen/{LOCK}/ha/state":
+                states.append(payload.decode())
+            elif topic == Topics(LOCK).result:
+                result = json.loads(payload)
+            elif topic == Topics(LOCK).events:
+                kinds |= {r["kind"] for r in json.loads(payload)["records"]}
+
+        while result is None or "unlock_attempt" not in kinds or "UNLOCKED" not in states:
+            take()
         assert result["executed"] and result["reason"] == "granted"
+        cloud.publish(f"limen/{LOCK}/ha/set", b"LOCK")  # Home Assistant locks it again
+        while states[-1] != "LOCKED":
+            take()
     finally:
         cloud.close()
         proc.send_signal(signal.SIGTERM)

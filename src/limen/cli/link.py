@@ -10,6 +10,7 @@ directory (`limen link csr`); the fleet CA's certificate comes back with
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import threading
@@ -196,11 +197,17 @@ def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certifica
 
 
 @link_app.command("run")
-def run() -> None:
-    """Connect to `link_broker` (TLS 1.3, this lock's certificate): run signed commands, forward the audit trail."""
+def run(homeassistant: Annotated[bool, typer.Option(
+        "--homeassistant", help="Also publish Home Assistant discovery on the same broker.")] = False) -> None:
+    """Connect to `link_broker` (TLS 1.3, this lock's certificate): run signed commands, forward the audit trail.
+
+    The door is polled every half second (auto-relock, jams); the trail is forwarded every 5 s.  Run it
+    instead of `limen serve`'s door loop, not beside it: both would drive the same door.
+    """
     from limen.link import pki
     from limen.link.execute import for_runtime
     from limen.link.forward import EventForwarder
+    from limen.link.homeassistant import HomeAssistant
     from limen.link.mqtt import LockLink
     from limen.runtime import open_runtime
 
@@ -215,20 +222,31 @@ def run() -> None:
     rt = open_runtime(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ha: HomeAssistant | None = None
     try:
         link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt)).connect()
         forwarder = EventForwarder(rt.audit, rt.connection(), settings.device_id)  # its own connection: no lock
+        if homeassistant:
+            ha = HomeAssistant(settings.device_id, context, host, int(port), rt.controller, rt.audit,
+                               lockdown=rt.access().load_state().lockdown, guard=link.guard)
+            rt.audit.add_observer(ha.observe)
+            ha.connect()
         typer.echo(f"link up: {host}:{port} as {settings.device_id} (pid {os.getpid()})")
         try:
-            while True:
-                with contextlib.suppress(LinkError):  # offline: the cursor waits, the records stay local
-                    link.mqtt.maintain()
-                    link.forward(forwarder)
-                if stop.wait(5):
+            for beat in itertools.count():
+                with link.guard:
+                    rt.controller.tick()
+                if beat % 10 == 0:
+                    with contextlib.suppress(LinkError):  # offline: the cursor waits, the records stay local
+                        link.mqtt.maintain()
+                        link.forward(forwarder)
+                if stop.wait(0.5):
                     break
         except KeyboardInterrupt:
             pass
         finally:
+            if ha is not None:
+                ha.close()
             link.close()
     finally:
         rt.close()
