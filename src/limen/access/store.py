@@ -201,6 +201,14 @@ class AccessStore:
         return self.conn.execute("SELECT 1 FROM access_users WHERE permission = 'owner' LIMIT 1").fetchone() \
             is not None
 
+    def clear_lockout(self, actor: str, at: datetime) -> None:
+        """An owner ends the keypad lockout and the biometric failure count now (audited)."""
+        with transaction(self.conn):
+            self._actor(actor, touching=PermissionLevel.OWNER)
+            self.conn.execute("UPDATE access_lock SET wrong_code_count = 0, locked_until = NULL, bio_fail_count = 0 "
+                              "WHERE id = 1")
+        self._emit(EventKind.CONFIG_CHANGE, at, actor, "lockout", "lockout cleared")
+
     def claim_first_owner(self, ref: str, pin: str, at: datetime) -> AccessUser:
         """Make an existing person (e.g. enrolled by face before any owner) the first owner, with `pin`.
 

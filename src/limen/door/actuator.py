@@ -148,6 +148,12 @@ class LockActuator(ABC):
             self._command(False)
         return self.state
 
+    def relock_in_s(self) -> int | None:
+        """Seconds until the auto-relock (None when the door is not waiting to relock)."""
+        if self._unlocked_at is None or self.auto_relock_s is None or self._jammed:
+            return None
+        return max(0, round(self.auto_relock_s - (self.clock.monotonic() - self._unlocked_at)))
+
     def close(self) -> None:
         """Release hardware resources (the relay is left de-energised: locked)."""
         self._drive(False)

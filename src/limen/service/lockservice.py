@@ -38,6 +38,8 @@ from limen.errors import BadImage, BadRequest, ConsentRequired, NotFound
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
+from limen.service import feed
+from limen.service.feed import Activity, Incident
 from limen.service.messages import ENTER_PIN, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
 _SECOND_FACTORS = (CredentialType.PIN, CredentialType.OFFLINE_CODE, CredentialType.RFID)
@@ -135,11 +137,24 @@ class LockService:
 
     # ------------------------------------------------------------------ lock state
     def status(self) -> dict[str, Any]:
+        """Lock, door, lockout (its end in the lock's zone), lockdown and the relock countdown."""
         with self._lock:
             state = self.controller.tick()
             row = self.rt.conn.execute("SELECT mode, lockdown FROM access_lock WHERE id = 1").fetchone()
+            access = self.access.load_state()
+            door = self.controller.door
+            relock = door.relock_in_s()
+            door_open = door.is_open
         warnings = [FACE_ALONE_WARNING] if self.rt.settings.allow_face_alone_rgb else []
-        return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"]), "warnings": warnings}
+        now, until = self.clock.now(), access.lockout.locked_until
+        locked_out = until is not None and now < until
+        tz = _zone(access.config.timezone)
+        return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"]), "warnings": warnings,
+                "door": "open" if door_open else "closed",
+                "locked_out_until": until.astimezone(tz).strftime("%H:%M") if locked_out and until else "",
+                "lockout_left_s": int((until - now).total_seconds()) if locked_out and until else 0,
+                "tries_left": max(0, access.config.wrong_code_entry_limit - access.lockout.wrong_code_count),
+                "relock_in_s": relock}
 
     def is_active_owner(self, user_id: str) -> bool:
         """Whether the access-engine user behind a web account is still an enabled owner."""
@@ -410,6 +425,59 @@ class LockService:
 
     def alarms(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.audit(kind=EventKind.ALARM.value, limit=limit)
+
+    # ------------------------------------------------------------------ what the owner reads
+    def names(self) -> dict[str, str]:
+        with self._lock:
+            return {r["id"]: r["name"] for r in self.rt.conn.execute("SELECT id, name FROM users")}
+
+    def zone(self) -> ZoneInfo:
+        with self._lock:
+            return _zone(self.access.load_state().config.timezone)
+
+    def activity(self, person: str = "", method: str = "", outcome: str = "", limit: int = 100) -> list[Activity]:
+        """The feed: unlock attempts as sentences in the lock's time zone, newest first."""
+        if method and method not in feed.METHODS:
+            raise BadRequest("method", f"one of {', '.join(feed.METHODS)}")
+        if outcome not in ("", "opened", "refused"):
+            raise BadRequest("outcome", "opened or refused")
+        records = list(reversed(self.audit(EventKind.UNLOCK_ATTEMPT.value, limit=1000)))
+        return feed.activity(records, self.names(), self.zone(), person=person, method=method, outcome=outcome,
+                             limit=max(1, min(limit, 1000)))
+
+    def incidents(self, limit: int = 50) -> list[Incident]:
+        """Alarms folded into incidents (one per burst), newest first, with their acknowledgement."""
+        alarms = list(reversed(self.audit(EventKind.ALARM.value, limit=1000)))
+        acked: set[int] = set()
+        for rec in self.audit(EventKind.SYSTEM.value, limit=1000):
+            if rec.get("reason") == feed.ACK_REASON:
+                acked |= {int(i) for i in (rec.get("data") or {}).get("alarms") or ()}
+        return feed.incidents(alarms, acked, self.names(), self.zone())[:limit]
+
+    def acknowledge(self, actor: str, alarms: Sequence[int]) -> None:
+        """Record that the owner has seen these alarms (an audit record; the alarms themselves stay)."""
+        known = {i for inc in self.incidents(1000) for i in inc.alarms}
+        chosen = sorted({int(i) for i in alarms} & known)
+        if not chosen:
+            raise NotFound("no such alarm")
+        with self._lock:
+            self.rt.audit.append(Event(EventKind.SYSTEM, self.clock.now(), actor=actor, subject="alarms",
+                                       reason=feed.ACK_REASON, source="api", data={"alarms": chosen[:200]}))
+
+    def alarm_channels(self) -> int:
+        return len([u for u in self.rt.settings.alert_urls if u.strip()])
+
+    def test_alarm(self, actor: str) -> int:
+        """Raise a test alarm: it goes to every configured channel (and shows in the console)."""
+        from limen.audit import raise_alarm
+
+        with self._lock:
+            return raise_alarm(self.rt.audit, "test", "info", f"test alarm sent from the console by {actor}",
+                               subject="test")
+
+    def clear_lockout(self, actor: str) -> None:
+        with self._lock:
+            self.access.clear_lockout(actor, self.clock.now())
 
     def close(self) -> None:
         """Nothing of its own to release: the runtime owns the door (`Runtime.close`)."""

@@ -7,6 +7,7 @@ kiosk use small vanilla scripts that call the REST API.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -16,6 +17,7 @@ from limen import thresholds as T
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
 from limen.errors import BadRequest, LimenError
+from limen.service import feed
 from limen.service.accounts import Scope, new_totp_secret, totp_step, totp_uri
 from limen.service.auth import (
     COOKIE,
@@ -46,7 +48,14 @@ NOTICES = {
     "token-revoked": "API token revoked.",
     "kiosk-revoked": "Door screen unpaired.",
     "welcome": "Your owner account is ready.",
+    "opened": "Door opened.",
+    "acknowledged": "Alarm acknowledged.",
+    "test-alarm": "Test alarm raised: it is on its way to every configured channel.",
+    "lockout-cleared": "Lockout cleared: the keypad accepts codes again.",
 }
+REFUSALS = {"pin_required": "your PIN is needed", "unknown_credential": "wrong PIN", "no_match": "wrong PIN",
+            "locked_out": "the keypad is locked out", "lockdown": "the lock is in tamper lockdown",
+            "remote_not_authorised": "remote unlock is not allowed", "mode_forbids": "the lock's mode forbids it"}
 
 
 def render(request: Request, template: str, code: int = 200, /, **values: Any) -> Response:
@@ -210,8 +219,54 @@ def kiosk(request: Request, pair: str = "") -> Response:
 @router.get("/owner", response_class=HTMLResponse)
 def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     ctx = ctx_of(request)
-    return render(request, "owner.html", caller=caller, status=ctx.lock.status(), alarms=ctx.lock.alarms(10),
-                  recent=ctx.lock.audit(kind=EventKind.UNLOCK_ATTEMPT.value, limit=10))
+    why = request.query_params.get("why", "")
+    notice = f"Refused: {REFUSALS.get(why, 'not allowed')}." if request.query_params.get("done") == "refused" else None
+    values: dict[str, Any] = {"notice": notice} if notice else {}
+    return render(request, "owner.html", caller=caller, status=ctx.lock.status(), incidents=ctx.lock.incidents(8),
+                  recent=ctx.lock.activity(limit=10), channels=ctx.lock.alarm_channels(), **values)
+
+
+@router.get("/owner/activity", response_class=HTMLResponse)
+def activity_page(request: Request, person: str = "", method: str = "", outcome: str = "", limit: int = 100,
+                  caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Who came in and who was refused, as sentences, filtered by person, method and outcome."""
+    lock = ctx_of(request).lock
+    names = lock.names()
+    return render(request, "activity.html", caller=caller, items=lock.activity(person[:64], method, outcome, limit),
+                  people=sorted(names.items(), key=lambda kv: kv[1].lower()), person=person[:64], method=method,
+                  outcome=outcome, methods=feed.METHODS, zone=lock.zone().key)
+
+
+@router.get("/owner/alarms", response_class=HTMLResponse)
+def alarms_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    lock = ctx_of(request).lock
+    return render(request, "alarms.html", caller=caller, incidents=lock.incidents(200),
+                  channels=lock.alarm_channels())
+
+
+@router.post("/owner/alarms/ack")
+async def alarms_ack(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    form = await request.form()
+    assert caller.session is not None
+    check_csrf(caller.session, str(form.get("csrf", "")))
+    ids = [str(i) for i in form.getlist("alarm") if str(i).isdigit() and len(str(i)) < 12]
+    ctx_of(request).lock.acknowledge(caller.actor, [int(i) for i in ids])
+    target = "/owner/alarms" if form.get("back") == "alarms" else "/owner"
+    return back(target, "acknowledged")
+
+
+@router.post("/owner/alarms/test")
+async def alarms_test(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).lock.test_alarm(caller.owner.username)
+    return back("/owner/alarms", "test-alarm")
+
+
+@router.post("/owner/lockout/clear")
+async def lockout_clear(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    ctx_of(request).lock.clear_lockout(caller.actor)
+    return back("/owner", "lockout-cleared")
 
 
 @router.post("/owner/lock")
@@ -227,9 +282,9 @@ async def owner_unlock(request: Request, caller: Caller = Depends(page_caller)) 
     ctx = ctx_of(request)
     remote_unlock_rate(request, caller)
     d = ctx.lock.remote_unlock(caller.actor, f.get("pin", ""))
-    notice = "Door opened." if d.accepted else f"Refused: {d.reason.value.replace('_', ' ')}."
-    return render(request, "owner.html", caller=caller, status=ctx.lock.status(), alarms=ctx.lock.alarms(10),
-                  recent=ctx.lock.audit(kind=EventKind.UNLOCK_ATTEMPT.value, limit=10), notice=notice)
+    if d.accepted:  # POST-redirect-GET: reloading the page never sends the unlock again
+        return back("/owner", "opened")
+    return RedirectResponse(f"/owner?done=refused&why={d.reason.value}", status_code=303)
 
 
 @router.get("/owner/users", response_class=HTMLResponse)
@@ -332,7 +387,10 @@ def audit_page(request: Request, kind: str = "", outcome: str = "", actor: str =
     if outcome not in ("", "accept", "reject"):
         raise BadRequest("outcome", "accept or reject")
     records = ctx.lock.audit(kind, outcome, actor[:64], limit)
-    names = {u["user_id"]: u["name"] for u in ctx.lock.users()}
+    names = ctx.lock.names()
+    tz = ctx.lock.zone()
+    for r in records:  # the owner's time zone, said
+        r["when"] = feed.local(datetime.fromisoformat(r["at"]), tz) if r.get("at") else ""
     return render(request, "audit.html", caller=caller, records=records, kinds=[k.value for k in EventKind],
                   kind=kind, outcome=outcome, actor=actor[:64], names=names, limit=limit)
 
