@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import apprise
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
@@ -28,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
+from limen.audit.channels import channel_id
 from limen.errors import LinkError
 from limen.link.forward import claim_hash
 from limen_cloud.db import sessions
@@ -52,6 +54,10 @@ class LockClaim(BaseModel):
     lock_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=100)
     claim_code: str = Field(min_length=6, max_length=64)  # shown by `limen link claim-code` on the lock
+
+
+class AlertChannels(BaseModel):
+    urls: list[str] = Field(max_length=10)  # apprise URLs: ntfy://…, tgram://…, mailto://…, json://…
 
 
 class SignedPayload(BaseModel):
@@ -118,6 +124,22 @@ def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
         session.add(Session(token_hash=hashlib.sha256(token.encode()).hexdigest(), owner_id=account.id,
                             expires_at=expires))
         return {"token": token, "expires_at": expires.isoformat() + "Z"}
+
+    @app.put("/api/owners/me/alerts")
+    def set_alert_channels(body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:
+        """Where alarms of the owner's locks are sent (apprise URLs; they hold tokens: only ids come back)."""
+        for url in body.urls:
+            if len(url) > 500 or not apprise.Apprise().add(url):
+                raise HTTPException(422, f"not a usable apprise URL: "
+                                    f"{channel_id(url)}")
+        account = session.get(Owner, me.id)
+        assert account is not None
+        account.alert_urls = json.dumps(body.urls)
+        return {"channels": [channel_id(u) for u in body.urls]}
+
+    @app.get("/api/owners/me/alerts")
+    def alert_channels(me: Me) -> dict[str, Any]:
+        return {"channels": [channel_id(u) for u in json.loads(me.alert_urls or "[]")]}
 
     @app.post("/api/locks", status_code=201)
     def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import logging
 import queue
 import ssl
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -38,8 +39,10 @@ class CloudBridge:
     (each message in its own savepoint: a bad one is refused alone), and acknowledges them after the commit."""
 
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
-                 client_id: str = "limen-cloud") -> None:
+                 client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None) -> None:
+        """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`)."""
         self.sessions = sessions(engine)
+        self.on_alarms = on_alarms
         self.refused: list[str] = []
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -78,6 +81,8 @@ class CloudBridge:
                     alarms += self._one(session, topic, payload, now)
         if alarms:
             log.warning("alarms raised: %s", ", ".join(alarms))
+            if self.on_alarms is not None:
+                self.on_alarms()
 
     def _work(self) -> None:
         while True:

@@ -43,15 +43,18 @@ def serve(
     from limen_cloud.api import create_app
     from limen_cloud.bridge import CloudBridge
     from limen_cloud.db import make_engine, upgrade
+    from limen_cloud.notify import AlarmNotifier
 
     engine = make_engine(db)
     upgrade(engine)
+    notifier = AlarmNotifier(engine).start()
     bridge = None
     if broker is not None:
         if ca is None or cert is None or key is None:
             raise typer.BadParameter("--broker needs --ca, --cert and --key")
         b_host, _, b_port = broker.rpartition(":")
-        bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port)).connect()
+        bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port),
+                             on_alarms=notifier.wake).connect()
     try:
         typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
                    err=True)
@@ -59,6 +62,7 @@ def serve(
     finally:
         if bridge is not None:
             bridge.close()
+        notifier.stop()
 
 
 def _load(d: Path) -> pki.FleetCA:

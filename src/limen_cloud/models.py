@@ -19,6 +19,7 @@ class Owner(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))  # Argon2id (argon2-cffi's encoded form)
     created_at: Mapped[datetime]
+    alert_urls: Mapped[str | None] = mapped_column(Text, default=None)  # JSON list of apprise URLs (hold tokens)
 
 
 class Session(Base):
@@ -64,6 +65,8 @@ class Alarm(Base):
     detail: Mapped[str] = mapped_column(String(400))
     raised_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    notified_at: Mapped[datetime | None] = mapped_column(default=None)  # delivered to every channel of the owner
+    delivery_error: Mapped[str | None] = mapped_column(String(200), default=None)  # last failure (retried)
 
 
 class CommandLog(Base):
