@@ -220,10 +220,12 @@ IR_SKIN_MAX = 0.62                     # simulated: above the lightest bona fide
 # on ../shared/data/lfw-subset (16 device keys, docs/vault.md): EER loss vs raw
 # mean/worst 1.11/1.95 points at 1,024 bits, 0.12/0.55 at 8,192, 0.05/0.22 at 32,768.
 VAULT_FACE_BITS = 32768                # protected template size (4 KiB)
-VAULT_SEARCH_PREFIX_BITS = 1024        # 1:N first stage ranks everyone on this many bits …
+VAULT_SEARCH_PREFIX_BITS = 512         # 1:N first stage ranks everyone on this many bits …
 VAULT_SEARCH_SHORTLIST = 200           # … and re-ranks this many candidates on the bits it keeps in memory …
 VAULT_INDEX_KEEP_BITS = 8192           # … (1 KiB a person: ≤ 150 MB at 100,000, python bench/unlock.py) …
-VAULT_SEARCH_EXACT = 4                 # … then scores this many best (≥ top_k) on all bits, unsealed one by one
+VAULT_SEARCH_EXACT = 3                 # … then scores this many best (≥ top_k) on all bits, unsealed one by one
+# 100,000 people (python bench/unlock.py --only search, CPU time a probe, rank-1 of a re-sampled person):
+# prefix 1024 + 4 exact 3.5 ms; 512 + 4: 3.17 ms; 512 + 2: 2.85 ms; rank-1 1.00 in each
 # Thresholds: the raw operating points carried into the protected domain and checked
 # on the worst population (nuaa-dev live, every 2nd frame, 3 random device keys):
 #   0.085: FAR 2.4e-5 – 8.4e-5, FRR 18–19 %  (raw 0.37: FAR 9.6e-5, FRR 21 %)
@@ -293,6 +295,8 @@ SERVICE_REMOTE_UNLOCK_PER_MIN = 6.0           # client address: a leaked token c
 # line ("3 wrong codes at the door"); alarms sharing an attempt, or of the same rule this close, are one incident.
 SERVICE_FEED_GROUP_S = 10 * 60
 SERVICE_ALARM_INCIDENT_S = 15 * 60
+SERVICE_LIVE_POLL_S = 1.0                     # live state (SSE) checked this often per connected screen
+SERVICE_LIVE_STREAM_S = 300.0                 # one SSE response lasts this long; the browser reconnects by itself
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not

@@ -7,11 +7,15 @@ kiosk use small vanilla scripts that call the REST API.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from limen import thresholds as T
 from limen.access.offline import CodeKind
@@ -27,6 +31,7 @@ from limen.service.auth import (
     clear_session_cookie,
     ctx_of,
     is_lock_itself,
+    kiosk_allowed,
     login_rate,
     page_caller,
     remote_unlock_rate,
@@ -211,6 +216,48 @@ def kiosk(request: Request, pair: str = "") -> Response:
     if is_lock_itself(request) and not ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
         set_kiosk_cookie(request, page, ctx.accounts.pair_local_screen())  # the lock's own screen
     return page
+
+
+# ---------------------------------------------------------------------- live state (server-sent events)
+
+KIOSK_LIVE = ("state", "lockdown", "locked_out_until", "relock_in_s")  # what a door screen may see
+
+
+async def _live(request: Request, keys: tuple[str, ...] | None) -> AsyncIterator[str]:
+    """The lock's state as SSE: sent when it changes (and a comment as heartbeat); ends after a while, the
+    browser's EventSource reconnects by itself."""
+    from starlette.concurrency import run_in_threadpool
+
+    lock = ctx_of(request).lock
+    last, started = "", time.monotonic()
+    yield f"retry: {int(T.SERVICE_LIVE_POLL_S * 1000)}\n\n"
+    while time.monotonic() - started < T.SERVICE_LIVE_STREAM_S and not await request.is_disconnected():
+        status = await run_in_threadpool(lock.status)
+        if keys is not None:
+            status = {k: status[k] for k in keys}
+        else:
+            status.pop("warnings", None)
+        data = json.dumps(status, sort_keys=True)
+        yield f"data: {data}\n\n" if data != last else ": still\n\n"
+        last = data
+        await asyncio.sleep(T.SERVICE_LIVE_POLL_S)
+
+
+def _stream(request: Request, keys: tuple[str, ...] | None) -> StreamingResponse:
+    return StreamingResponse(_live(request, keys), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/owner/live")
+def owner_live(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Lock, door, lockout, lockdown and relock countdown for the console, pushed."""
+    return _stream(request, None)
+
+
+@router.get("/kiosk/live", dependencies=[Depends(kiosk_allowed)])
+def kiosk_live(request: Request) -> Response:
+    """The same for a paired door screen, limited to what a person at the door may see."""
+    return _stream(request, KIOSK_LIVE)
 
 
 # ---------------------------------------------------------------------- owner console

@@ -152,6 +152,13 @@
     refreshDisplay();
   });
 
+  // Pushed lock state: a relock countdown started elsewhere (the owner's remote unlock) shows here too.
+  document.addEventListener("limen:live", (event) => {
+    const s = event.detail;
+    if (s.relock_in_s && !relock.textContent) countdown(s.relock_in_s);
+    if (!s.relock_in_s && s.state === "locked") countdown(0);
+  });
+
   faceButton.addEventListener("click", faceUnlock);
   renderPad();
   refreshDisplay();
