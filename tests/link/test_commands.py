@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from limen import thresholds
 from limen.audit.anomaly import AnomalyDetector, Rule
 from limen.audit.event import EventKind
-from limen.errors import Conflict
+from limen.audit.keys import SigningKey
+from limen.errors import BadRequest, Conflict
 from limen.link.commands import Action, CommandVerifier, Refusal, SignedCommand, sign, unsigned
-from limen.link.execute import open_reply
+from limen.link.execute import open_reply, verify_receipt
 
 from .conftest import LOCK_ID, LockRig
 
@@ -161,3 +162,19 @@ def test_signature_covers_every_field(rig: LockRig) -> None:
     longer = cmd.__class__(cmd.lock, cmd.action, cmd.counter, cmd.expires + timedelta(seconds=1), cmd.device)
     forged = SignedCommand(longer.body(), signed.signature)
     assert rig.send(forged).reason == Refusal.BAD_SIGNATURE.value
+
+
+def test_an_erase_returns_a_receipt_signed_by_the_lock(rig: LockRig) -> None:
+    lock_key = SigningKey(Ed25519PrivateKey.generate())
+    rig.link.signer = lock_key
+    max_id = rig.store.add_user("Max", rig.owner, rig.clock.now(), pin="135792").user_id
+    outcome = rig.send(rig.signed(Action.ERASE, user="Max"))
+    statement = verify_receipt(outcome.data["receipt"], lock_key.public)
+    assert statement["user"] == max_id and statement["erased"] == {"lock": {"vault_templates": 1}}
+    assert statement["lock"] == LOCK_ID and statement["audit_index"] == int(outcome.data["audit_index"])
+    forged = json.loads(outcome.data["receipt"])
+    forged["erased"]["lock"]["vault_templates"] = 5
+    with pytest.raises(BadRequest, match="signature"):
+        verify_receipt(json.dumps(forged), lock_key.public)
+    with pytest.raises(BadRequest):
+        verify_receipt(outcome.data["receipt"], Ed25519PrivateKey.generate().public_key())

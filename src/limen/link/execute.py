@@ -9,19 +9,23 @@ refusal, is one REMOTE_COMMAND record (source "remote"; `device_known` False
 for an unknown device or a forged signature, which the anomaly rules alarm
 on).  A code added remotely is sealed to the X25519 reply key the owner's
 device put in the signed command (`args["reply_key"]`), so the cloud that
-relays the outcome cannot read it.
+relays the outcome cannot read it.  An erase returns an erasure receipt signed
+with the lock's audit key: what was erased where, when, and the audit record
+that says so.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -29,7 +33,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from limen.access.model import UserStatus
 from limen.access.offline import CodeKind
+from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
+from limen.audit.keys import SigningKey, verify_signature
 from limen.errors import BadRequest, CommandRefused, LimenError
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
 
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 
 Eraser = Callable[[str, str, datetime], int]  # (user id, actor, at) → templates erased
 _REPLY_INFO = b"limen-link-reply-v1"
+_RECEIPT_DOMAIN = b"limen-erasure-receipt-v1\0"
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,9 @@ class LinkCommands:
     """Runs verified commands on the lock.  Not thread-safe (one link thread, or serialise)."""
 
     def __init__(self, verifier: CommandVerifier, controller: AccessController, store: AccessStore,
-                 audit: AuditSink, erase: Eraser) -> None:
+                 audit: AuditSink, erase: Eraser, signer: SigningKey | None = None) -> None:
+        """`signer` (the lock's audit key) signs erasure receipts; without it none are issued."""
+        self.signer = signer
         self.verifier = verifier
         self.controller = controller
         self.store = store
@@ -103,8 +112,14 @@ class LinkCommands:
             user = self.store.set_status(_arg(args, "user"), UserStatus.DISABLED, actor, at)
             return self._record(command, device, at, user=user.user_id)
         if command.action is Action.ERASE:
-            erased = self.erase(self.store.user(_arg(args, "user")).user_id, actor, at)
-            return self._record(command, device, at, templates_erased=str(erased))
+            user_id = self.store.user(_arg(args, "user")).user_id
+            erased = self.erase(user_id, actor, at)
+            outcome = self._record(command, device, at, templates_erased=str(erased))
+            if self.signer is None:
+                return outcome
+            receipt = erasure_receipt(self.signer, command.lock, user_id, {"lock": {"vault_templates": erased}}, at,
+                                      int(outcome.data["audit_index"]))
+            return replace(outcome, data={**outcome.data, "receipt": receipt})
         return self._add_code(command, actor, at, device)
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
@@ -122,11 +137,13 @@ class LinkCommands:
     def _record(self, command: Command, device: Device | None, at: datetime, *, executed: bool = True,
                 reason: str = "done", **data: str) -> Outcome:
         name = device.name if device is not None else "cloud"
-        self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor=f"remote:{name}", subject=command.lock,
-                                outcome="executed" if executed else "refused", reason=reason, source="remote",
-                                data={"action": command.action.value, "device": name, "device_known": True,
-                                      "counter": command.counter, "signed": device is not None, **data}))
-        return Outcome(executed, command.action.value, reason, command.counter, name, dict(data))
+        index = self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor=f"remote:{name}", subject=command.lock,
+                                        outcome="executed" if executed else "refused", reason=reason,
+                                        source="remote", data={"action": command.action.value, "device": name,
+                                                               "device_known": True, "counter": command.counter,
+                                                               "signed": device is not None, **data}))
+        return Outcome(executed, command.action.value, reason, command.counter, name,
+                       {**data, "audit_index": str(index)})
 
     def _refused(self, payload: bytes, exc: CommandRefused, at: datetime) -> Outcome:
         known = exc.refusal not in (Refusal.UNKNOWN_DEVICE, Refusal.BAD_SIGNATURE)
@@ -148,6 +165,27 @@ def _reply_key(text: str) -> X25519PublicKey:
         return X25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
     except ValueError as exc:
         raise BadRequest("reply_key", "expected a base64 X25519 public key") from exc
+
+
+def erasure_receipt(key: SigningKey, lock: str, user: str, erased: dict[str, dict[str, int]], at: datetime,
+                    audit_index: int) -> str:
+    """A signed statement of what was erased where (the lock's audit key; verify with `verify_receipt`)."""
+    body = {"v": 1, "lock": lock, "user": user, "erased": erased, "at": at.isoformat(), "audit_index": audit_index,
+            "key_id": key.key_id}
+    return json.dumps({**body, "sig": key.sign(_RECEIPT_DOMAIN + canonical(body))}, sort_keys=True)
+
+
+def verify_receipt(text: str, public: Ed25519PublicKey) -> dict[str, Any]:
+    """The receipt's statement if its signature verifies under `public`; `BadRequest` otherwise."""
+    try:
+        receipt = json.loads(text)
+        body = {k: v for k, v in receipt.items() if k != "sig"}
+        valid = verify_signature(public, str(receipt["sig"]), _RECEIPT_DOMAIN + canonical(body))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadRequest("receipt", "not an erasure receipt") from exc
+    if not valid:
+        raise BadRequest("receipt", "the signature does not verify")
+    return body
 
 
 def seal_reply(recipient: X25519PublicKey, plaintext: bytes) -> str:
@@ -173,4 +211,5 @@ def for_runtime(rt: Runtime) -> LinkCommands:
     verifier = CommandVerifier(DeviceRegistry(rt.conn), rt.settings.device_id,
                                cloud_may_lock=rt.settings.link_cloud_may_lock)
     return LinkCommands(verifier, rt.controller, rt.access("remote"), rt.audit,
-                        lambda user, actor, at: rt.erase_templates(user, actor, at, source="remote"))
+                        lambda user, actor, at: rt.erase_templates(user, actor, at, source="remote"),
+                        signer=rt.audit.key)
