@@ -225,7 +225,7 @@ VAULT_SEARCH_SHORTLIST = 200           # … and re-ranks this many candidates o
 VAULT_INDEX_KEEP_BITS = 8192           # … (1 KiB a person: ≤ 150 MB at 100,000, python bench/unlock.py) …
 VAULT_SEARCH_EXACT = 3                 # … then scores this many best (≥ top_k) on all bits, unsealed one by one
 # 100,000 people (python bench/unlock.py --only search, CPU time a probe, rank-1 of a re-sampled person):
-# prefix 1024 + 4 exact 3.5 ms; 512 + 4: 3.17 ms; 512 + 2: 2.85 ms; rank-1 1.00 in each
+# prefix 1024 + 4 exact 3.5 ms; 512 + 4: 3.17 ms; 512 + 3: 2.48 ms; 512 + 2: 2.85 ms; rank-1 1.00 in each
 # Thresholds: the raw operating points carried into the protected domain and checked
 # on the worst population (nuaa-dev live, every 2nd frame, 3 random device keys):
 #   0.085: FAR 2.4e-5 – 8.4e-5, FRR 18–19 %  (raw 0.37: FAR 9.6e-5, FRR 21 %)
@@ -352,7 +352,9 @@ FINGER_CLUSTER_RADIUS = 14.0           # a minutia with ≥ FINGER_CLUSTER_MAX n
 FINGER_CLUSTER_MAX = 3                 # radius sits in noise and is dropped
 FINGER_MIN_COHERENCE = 0.3             # minutiae where orientation coherence is below this are dropped
 FINGER_MAX_MINUTIAE = 80               # best-quality minutiae kept per template
-FINGER_MIN_MINUTIAE = 8                # fewer: the capture is refused (nothing to match on)
+FINGER_MIN_MINUTIAE = 5                # fewer in a probe: the capture is refused (nothing to match on); 8 refused
+                                       # 2 FVC2002 DB3 prints and cost 2.9 points of DB3 EER
+FINGER_ENROL_MIN_MINUTIAE = 12         # fewer in an enrolment impression: refused (a reference must carry evidence)
 FINGER_MATCH_NEIGHBOURS = 10           # edges per minutia in the local structure (k nearest)
 FINGER_MATCH_EDGE_DIST_PX = 4.0        # two edges agree if their lengths differ by ≤ max(this, …
 FINGER_MATCH_EDGE_DIST_REL = 0.12      # … this × length) and both relative angles by ≤ …

@@ -80,3 +80,16 @@ def test_enrolment_needs_consent_and_two_impressions(tmp_path: Path, box: Secret
     assert refs.enrolled() == []
     with pytest.raises(NotFound):
         people.find(conn, "Ada")
+
+
+def test_an_impression_with_too_few_minutiae_refuses_the_enrolment(tmp_path: Path, box: SecretBox,
+                                                                   fvc_db1: Path) -> None:
+    from limen.bio.finger.template import FingerTemplate
+
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    good = extract_file(fvc_db1 / "101_1.tif")
+    poor = FingerTemplate(good.width, good.height, good.dpi, good.minutiae[:6])   # a probe may have 6, a reference not
+    with pytest.raises(BadRequest, match="impression 2 has 6"):
+        enrolment.enrol(conn, refs, Audit(), "Ada", [good, poor], people.Consent("door", 30), "owner", AT)
+    assert refs.enrolled() == []

@@ -1,7 +1,8 @@
 """Enrol and verify fingerprints for people of the lock (consent, all-or-nothing, audited).
 
-`enrol` extracts every image (a bad capture refuses the whole enrolment: nothing
-is stored), records consent and the enrolment, and seals the impressions with
+`enrol` takes the impressions of one finger (a bad capture — fewer than
+FINGER_ENROL_MIN_MINUTIAE minutiae — refuses the whole enrolment: nothing is
+stored), records consent and the enrolment, and seals the impressions with
 `FingerReferences`; a new person is created if NAME is unknown, and removed
 again if sealing fails.  `verify` compares a probe with a person's sealed
 impressions at the operating point's threshold.  No minutiae, scores of
@@ -46,6 +47,10 @@ def enrol(conn: sqlite3.Connection, references: FingerReferences, audit: AuditSi
     consent = consent.validated()
     if len(templates) < thresholds.FINGER_ENROL_MIN_IMPRESSIONS:
         raise BadRequest("images", f"at least {thresholds.FINGER_ENROL_MIN_IMPRESSIONS} impressions of the finger")
+    for k, t in enumerate(templates, 1):
+        if len(t.minutiae) < thresholds.FINGER_ENROL_MIN_MINUTIAE:
+            raise BadRequest("images", f"impression {k} has {len(t.minutiae)} reliable minutiae; enrolment needs "
+                                       f"{thresholds.FINGER_ENROL_MIN_MINUTIAE}: capture it again")
     try:
         person, created = people.find(conn, name), False
     except NotFound:
