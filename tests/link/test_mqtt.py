@@ -103,3 +103,27 @@ def test_a_signed_command_travels_cloud_to_lock_to_door(broker: Broker, rig: Loc
     assert first["executed"] and first["reason"] == "granted"
     assert not second["executed"] and second["reason"] == "unknown_device"
     assert not rig.door.is_locked
+
+
+def test_a_command_sent_during_a_short_drop_out_arrives_on_reconnect(broker: Broker, rig: LockRig) -> None:
+    cert, key = broker.client("lock-dropout")
+    rig.verifier.lock_id = "lock-dropout"
+    LockLink("lock-dropout", pki.client_context(broker.ca_file, cert, key), broker.host, broker.port,
+             rig.link).connect(timeout=5).close()  # the session stays at the broker
+    ccert, ckey = broker.client(CLOUD_ID)
+    results: queue.Queue[bytes] = queue.Queue()
+    cloud = connect(broker, CLOUD_ID, pki.client_context(broker.ca_file, ccert, ckey),
+                    subscriptions=(Topics("lock-dropout").result,), on_message=lambda t, p: results.put(p))
+    rig.clock.at = rig.clock.at.now(rig.clock.at.tzinfo)
+    try:
+        time.sleep(0.2)
+        cloud.publish(Topics("lock-dropout").cmd, rig.signed(Action.LOCK, lock="lock-dropout"))
+        lock = LockLink("lock-dropout", pki.client_context(broker.ca_file, cert, key), broker.host, broker.port,
+                        rig.link).connect(timeout=5)
+        try:
+            outcome = json.loads(results.get(timeout=10))
+        finally:
+            lock.close()
+    finally:
+        cloud.close()
+    assert outcome["executed"] and outcome["action"] == "lock"

@@ -197,8 +197,9 @@ class LockLink:
         self.topics = Topics(lock_id)
         self.commands = commands
         self.guard = guard or threading.Lock()
+        # a persistent session as long as a command can live: one sent during a short drop-out still arrives
         self.mqtt = MqttLink(lock_id, context, host, port, subscriptions=(self.topics.cmd,),
-                             on_message=self._received)
+                             on_message=self._received, session_expiry_s=T.LINK_COMMAND_MAX_VALIDITY_S)
 
     def connect(self, timeout: float = 10.0) -> LockLink:
         self.mqtt.connect(timeout)
