@@ -367,12 +367,11 @@ FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbour
 FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
 FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (one capture is too fragile)
 # Decision thresholds on the matcher's similarity (higher = more alike), set from
-# every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,376
-# impostor pairs, 1,107 genuine; pairs touching the 2 failures to extract left
-# out) — DEVELOPMENT DATA (docs/finger.md):
-#   FMR 1e-2 at 0.54: FNMR 8.5 %   FMR 1e-3 at 0.93: FNMR 13.6 %   FMR 1e-4 at 1.50: FNMR 18.7 % (1 of 11,376)
-FINGER_MATCH_FMR_1E3 = 0.93            # 11 of 11,376 impostor pairs at or above
-FINGER_MATCH_FMR_1E4 = 1.50            # 1 of 11,376: the set barely shows 1e-4
+# every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,520
+# impostor pairs, 1,120 genuine, single impressions) — DEVELOPMENT DATA (docs/finger.md):
+#   FMR 1e-2 at 0.54: FNMR 9.0 %   FMR 1e-3 at 0.93: FNMR 14.4 %   FMR 1e-4 at 1.50: FNMR 19.6 % (1 of 11,520)
+FINGER_MATCH_FMR_1E3 = 0.93            # 11 of 11,520 impostor pairs at or above
+FINGER_MATCH_FMR_1E4 = 1.50            # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 FINGER_SEARCH_SHORTLIST = 40           # 1:N: references compared with the full matcher after the edge-key vote
                                        # (the right finger is on it for 93 % of FVC2002 probes among 1,000; 88 % at 20)
