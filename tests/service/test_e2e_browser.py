@@ -192,6 +192,7 @@ def test_owner_and_visitors_end_to_end(server: Server, videos: dict[str, Path], 
         code_id = owner.inner_text("#issued-id").strip()
         assert re.fullmatch(r"\*\d+", code)
         shot(owner, "06-code-issued")
+        owner.once("dialog", lambda dialog: dialog.accept())  # "Revoke this code?"
         owner.click(f'tr[data-code-id="{code_id}"] button.revoke')
         owner.wait_for_selector(f'tr[data-code-id="{code_id}"]:has-text("revoked")')
         assert "issued-digits" not in owner.content()  # never shown again

@@ -83,12 +83,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
             if dispatcher is not None:
                 dispatcher.stop()
 
-    app = FastAPI(title="Limen lock service", version="1", lifespan=lifespan,
+    app = FastAPI(title="Limen lock service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Local API of a Limen door lock: kiosk, users, codes, lock, audit.")
     app.state.ctx = ctx
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=pages.DOCS_ASSETS), name="docs-assets")  # /docs offline
     _install_error_handlers(app)
     app.add_middleware(SameOriginMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -12,8 +12,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
@@ -95,6 +97,13 @@ def confirm_owner(request: Request, caller: Caller, values: dict[str, str]) -> N
         raise HTTPException(403, "confirm with your password (and authenticator code): wrong or missing")
 
 
+def qr_data_uri(text: str) -> str:
+    """A QR code as an SVG data: URI for an <img> (segno; no script, fits the page's CSP)."""
+    import segno
+
+    return str(segno.make(text, error="m").svg_data_uri(scale=5, border=2))
+
+
 def back(path: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
 
@@ -106,6 +115,31 @@ def _int(values: dict[str, str], key: str, default: int) -> int:
     if not text.isdigit() or len(text) > 6:
         raise BadRequest(key, "a whole number")
     return int(text)
+
+
+# ---------------------------------------------------------------------- API docs, offline
+
+DOCS_ASSETS = str(Path(fastapi_offline.__file__).parent / "static")  # Swagger UI and ReDoc as shipped on PyPI
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def swagger_docs() -> Response:
+    """Swagger UI from the bundled files: works on a lock with no Internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Limen lock service · API",
+                               swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                               swagger_css_url="/docs-assets/swagger-ui.css",
+                               swagger_favicon_url="/docs-assets/favicon.png")
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+def redoc_docs() -> Response:
+    from fastapi.openapi.docs import get_redoc_html
+
+    return get_redoc_html(openapi_url="/openapi.json", title="Limen lock service · API",
+                          redoc_js_url="/docs-assets/redoc.standalone.js",
+                          redoc_favicon_url="/docs-assets/favicon.png", with_google_fonts=False)
 
 
 # ---------------------------------------------------------------------- first run, login
@@ -128,7 +162,7 @@ def setup_form(request: Request, token: str = "") -> Response:
                              "to print a new one if no owner account exists yet.")
     secret = new_totp_secret()
     return render(request, "setup.html", token=token, existing=ctx.lock.has_owner(), totp_secret=secret,
-                  totp_uri=totp_uri(secret, "owner"))
+                  totp_qr=qr_data_uri(totp_uri(secret, "owner")))
 
 
 @router.post("/setup", response_class=HTMLResponse, dependencies=[Depends(login_rate)])
@@ -158,7 +192,7 @@ async def setup_submit(request: Request) -> Response:
             ctx.accounts.burn_totp_step(owner, step)
     except LimenError as exc:
         return render(request, "setup.html", 400, token=token, existing=existing,
-                      totp_secret=totp_secret or secret, totp_uri=totp_uri(totp_secret or secret, "owner"),
+                      totp_secret=totp_secret or secret, totp_qr=qr_data_uri(totp_uri(totp_secret or secret, "owner")),
                       error=str(exc),
                       username=f.get("username", ""), name=f.get("name", ""))
     ctx.setup_token = None
@@ -269,8 +303,14 @@ def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Respon
     why = request.query_params.get("why", "")
     notice = f"Refused: {REFUSALS.get(why, 'not allowed')}." if request.query_params.get("done") == "refused" else None
     values: dict[str, Any] = {"notice": notice} if notice else {}
+    channels = ctx.lock.alarm_channels()
+    checklist = [  # the first-run "what next": each step links to where it is done
+        ("Enrol your face", f"/owner/enrol?user={caller.owner.user_id}", ctx.lock.person(caller.owner.user_id)["face"]),
+        ("Add your family (a PIN each, then a face)", "/owner/users", len(ctx.lock.users()) > 1),
+        ("Set up alarms to your phone", "/owner/alarms", channels > 0),
+    ]
     return render(request, "owner.html", caller=caller, status=ctx.lock.status(), incidents=ctx.lock.incidents(8),
-                  recent=ctx.lock.activity(limit=10), channels=ctx.lock.alarm_channels(), **values)
+                  recent=ctx.lock.activity(limit=10), channels=channels, checklist=checklist, **values)
 
 
 @router.get("/owner/activity", response_class=HTMLResponse)
@@ -406,8 +446,16 @@ def enrol_page(request: Request, user: str = "", caller: Caller = Depends(page_c
 
 @router.get("/owner/codes", response_class=HTMLResponse)
 def codes_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    assert caller.session is not None
+    for key, (until, _) in list(_shown_once.items()):
+        if until < time.monotonic():
+            del _shown_once[key]
+    held = _shown_once.pop(caller.session.csrf, None)  # the digits are shown on this one page view only
     return render(request, "codes.html", caller=caller, codes=ctx_of(request).lock.codes(),
-                  kinds=[k.value for k in CodeKind])
+                  kinds=[k.value for k in CodeKind], issued=held[1] if held else None)
+
+
+_shown_once: dict[str, tuple[float, dict[str, Any]]] = {}  # session → a just-issued code, until first shown
 
 
 @router.post("/owner/codes", response_class=HTMLResponse)
@@ -416,8 +464,9 @@ async def codes_issue(request: Request, caller: Caller = Depends(page_caller)) -
     ctx = ctx_of(request)
     issued = ctx.lock.issue_code(caller.actor, f.get("kind", "single_use"), _int(f, "hours", 24), _int(f, "days", 7),
                                  _int(f, "uses_per_day", 1))
-    return render(request, "codes.html", caller=caller, codes=ctx.lock.codes(), kinds=[k.value for k in CodeKind],
-                  issued=issued)
+    assert caller.session is not None
+    _shown_once[caller.session.csrf] = (time.monotonic() + T.SERVICE_STEP_UP_S, issued)
+    return back("/owner/codes", "issued")  # POST-redirect-GET: a reload never issues a second code
 
 
 @router.post("/owner/codes/{code_id}/revoke")
