@@ -212,3 +212,15 @@ def test_an_absent_token_does_not_stop_the_trail(tmp_path: Path) -> None:
         assert not (settings.keys_dir / WITNESS_FILE).exists()  # nothing advanced without its key
     finally:
         log.close()
+
+
+def test_a_deleted_witness_file_is_alarmed_but_does_not_fail_verify(settings: Settings) -> None:
+    _fill(settings, 10)
+    (settings.keys_dir / WITNESS_FILE).unlink()
+    log = open_audit(settings)
+    try:
+        missing = [r for r in log.records(0, ("alarm",)) if r["reason"] == "audit_witness_missing"]
+        assert len(missing) == 1 and missing[0]["outcome"] == "warning"
+        assert log.verify().records == 11  # nothing shows a shorter log: the chain itself verifies
+    finally:
+        log.close()

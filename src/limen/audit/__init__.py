@@ -77,9 +77,11 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
                                    reason="audit_witness_unavailable", data={"problem": missing[:200]}))
             else:
                 _record_truncation(audit, problems, witness)
-            if started and audit.count() > 0:  # a witness created over an existing log says so on the record
-                audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
-                                   reason="audit_witness_started", data={"records": audit.count()}))
+            if started and audit.count() > 0:  # deleted, or first start after an upgrade: alarmed, not fatal
+                raise_alarm(audit, Rule.AUDIT_WITNESS_MISSING, Severity.WARNING,
+                            f"audit witness missing: started over an existing log of {audit.count()} records "
+                            "(deleted, or the first start of a version with witnesses)",
+                            data={"records": audit.count()})
             if replaced is not None:
                 audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
                                    reason="audit_key_replaced", data={"previous": replaced, "key_id": key.key_id}))

@@ -47,6 +47,7 @@ class Rule(StrEnum):
     DOOR_LEFT_OPEN = "door_left_open"
     LOCK_JAMMED = "lock_jammed"
     AUDIT_TRUNCATED = "audit_truncated"  # the log is shorter than its witness (found at start)
+    AUDIT_WITNESS_MISSING = "audit_witness_missing"  # the witness file is gone while the log has records
     TEST = "test"
 
 
