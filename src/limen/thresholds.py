@@ -146,9 +146,10 @@ PAD_MOTION_MAX_POINTS = 80             # corners tracked inside the face box
 PAD_MOTION_MIN_POINTS = 12             # fewer tracked points: the pair is untrackable
 PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) above which a point is dropped
 # Motion: pairs of consecutive NUAA frames (99 live, 261 print pairs that move ≥ PAD_MOTION_MIN_MOTION;
-# lowest live ratio 0.46) and 5-frame bursts: 15 real live NUAA bursts (lowest burst median 0.53) against
-# SIMULATED hand-held attack bursts (`python -m limen.lab.recapture OUT --bursts 2`, 15 per species): at 0.35,
-# 0 live, print_matte 13/13 and print_glossy 6/8 trackable bursts planar, screens only 12/44 (docs/pad.md).
+# lowest live ratio 0.46) and 5-frame bursts: 48 real live NUAA bursts (lowest burst median 0.43) against
+# SIMULATED hand-held attack bursts (`python -m limen.lab.recapture OUT --bursts 3`, 48 per species): at 0.35,
+# 0 of 44 judged live bursts, print_matte 34/35 and print_glossy 26/30 judged bursts planar, screens only
+# 32/139 (docs/pad.md).
 PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances) below which a pair cannot tell
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
 PAD_MOTION_PLANAR_RATIO = 0.35         # homography residual / motion below which the face moved as a plane
