@@ -298,6 +298,10 @@ SERVICE_FEED_GROUP_S = 10 * 60
 SERVICE_ALARM_INCIDENT_S = 15 * 60
 SERVICE_LIVE_POLL_S = 1.0                     # live state (SSE) checked this often per connected screen
 SERVICE_LIVE_STREAM_S = 300.0                 # one SSE response lasts this long; the browser reconnects by itself
+GUEST_CODE_DIGITS = 8                         # a guest's door code (a PIN valid in a window): 10^8 codes;
+                                              # with the keypad lockout ≤ 2.8e-6 chance to hit it in a day,
+                                              # ≤ 1.1e-5 in 31 days (service.guests.guess_chance; docs/service.md)
+GUEST_MAX_HOURS = 24 * 31                     # longest a guest code may last
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not

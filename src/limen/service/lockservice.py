@@ -34,11 +34,11 @@ from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
 from limen.capture.sources import VIDEO_SUFFIXES, PixelBudget, decode_image_bytes, load_capture
 from limen.decision import Decision
-from limen.errors import BadImage, BadRequest, ConsentRequired, NotFound
+from limen.errors import BadImage, BadRequest, Conflict, ConsentRequired, NotFound
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
-from limen.service import feed
+from limen.service import feed, guests
 from limen.service.feed import Activity, Incident
 from limen.service.messages import ENTER_PIN, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
@@ -376,6 +376,59 @@ class LockService:
         with self._lock:
             self.access.add_week_day(user_id, index, mask, _hhmm("start", start), _hhmm("end", end), actor,
                                      self.clock.now())
+
+    # ------------------------------------------------------------------ guests
+    def add_guest(self, actor: str, name: str, day: str, start: str, end: str, uses: int | None = None
+                  ) -> dict[str, Any]:
+        """A guest with a short random code valid on `day` from `start` to `end` (local time); shown once."""
+        if uses is not None and not 1 <= uses <= 100:
+            raise BadRequest("uses", "must be 1..100 (or empty for no limit)")
+        tz = self.zone()
+        now = self.clock.now()
+        span = guests.window(day, start, end, tz, now)
+        with self._lock:
+            user = self.access.add_user(name, actor, now, permission=PermissionLevel.GUEST)
+            try:
+                for attempt in range(3):
+                    code = guests.new_code()
+                    try:
+                        self.access.add_credential(user.user_id, CredentialType.PIN, actor, now, secret=code,
+                                                   valid_from=span.start, valid_until=span.end, max_uses=uses)
+                        break
+                    except Conflict:  # another PIN has these digits: draw again
+                        if attempt == 2:
+                            raise
+            except BaseException:
+                self.access.remove_user(user.user_id, actor, now)  # all or nothing
+                raise
+        return {"user_id": user.user_id, "name": user.name, "code": code,
+                "from": _local(span.start, tz), "until": _local(span.end, tz), "uses": uses,
+                "share": guests.share_text(user.name, code, span, tz)}
+
+    def guests(self) -> list[dict[str, Any]]:
+        """Guests with their window (local), uses left and state, soonest ending first."""
+        now = self.clock.now()
+        tz = self.zone()
+        out = []
+        with self._lock:
+            for u in self.access.users():
+                if u.permission is not PermissionLevel.GUEST:
+                    continue
+                for c in self.access.credentials(u.user_id):
+                    if c.type is not CredentialType.PIN:
+                        continue
+                    left = None if c.max_uses is None else max(0, c.max_uses - c.uses)
+                    state = _credential_state(c, now)
+                    if c.valid_from is not None and c.valid_from > now and not c.revoked:
+                        state = f"starts in {_span(c.valid_from - now)}"
+                    if left == 0 and not c.revoked:
+                        state = "used up"
+                    out.append({"user_id": u.user_id, "name": u.name, "credential_id": c.id,
+                                "from": _local(c.valid_from, tz) if c.valid_from else "",
+                                "until": _local(c.valid_until, tz) if c.valid_until else "",
+                                "uses": c.uses, "uses_left": left, "state": state,
+                                "ends": c.valid_until.isoformat() if c.valid_until else ""})
+        return sorted(out, key=lambda g: g["ends"] or "9999")
 
     # ------------------------------------------------------------------ codes
     def issue_code(self, actor: str, kind: str, hours: int = 24, days: int = 7,

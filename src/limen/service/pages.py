@@ -56,6 +56,8 @@ NOTICES = {
     "kiosk-revoked": "Door screen unpaired.",
     "welcome": "Your owner account is ready.",
     "opened": "Door opened.",
+    "guest": "Guest code ready: share it now, it is not shown again.",
+    "guest-revoked": "Guest code revoked: it no longer opens the door.",
     "acknowledged": "Alarm acknowledged.",
     "test-alarm": "Test alarm raised: it is on its way to every configured channel.",
     "lockout-cleared": "Lockout cleared: the keypad accepts codes again.",
@@ -474,6 +476,47 @@ async def codes_revoke(request: Request, code_id: str, caller: Caller = Depends(
     await form_of(request, caller)
     ctx_of(request).lock.revoke_code(caller.actor, code_id)
     return back("/owner/codes", "revoked")
+
+
+@router.get("/owner/guests", response_class=HTMLResponse)
+def guests_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Guest codes: who, when (local), uses left; the code just issued is shown on this one view only."""
+    assert caller.session is not None
+    lock = ctx_of(request).lock
+    held = _shown_once.pop("guest:" + caller.session.csrf, None)
+    issued = held[1] if held else None
+    today = datetime.now(lock.zone()).date().isoformat()
+    return render(request, "guests.html", caller=caller, guests=lock.guests(), issued=issued, today=today,
+                  share_qr=qr_data_uri(issued["share"]) if issued else "", zone=lock.zone().key,
+                  digits=T.GUEST_CODE_DIGITS)
+
+
+@router.post("/owner/guests", response_class=HTMLResponse)
+async def guests_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    f = await form_of(request, caller)
+    lock = ctx_of(request).lock
+    assert caller.session is not None
+    try:
+        uses = _int(f, "uses", 0) or None
+        issued = lock.add_guest(caller.actor, f.get("name", ""), f.get("day", ""), f.get("start", ""),
+                                f.get("end", ""), uses)
+    except LimenError as exc:  # the form comes back as typed, with the reason
+        kept = {k: f.get(k, "")[:64] for k in ("name", "day", "start", "end", "uses")}
+        return render(request, "guests.html", 400, caller=caller, guests=lock.guests(), issued=None,
+                      today=kept["day"], error=str(exc), form=kept, zone=lock.zone().key,
+                      digits=T.GUEST_CODE_DIGITS)
+    _shown_once["guest:" + caller.session.csrf] = (time.monotonic() + T.SERVICE_STEP_UP_S, issued)
+    return back("/owner/guests", "guest")
+
+
+@router.post("/owner/guests/{user_id}/revoke")
+async def guests_revoke(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    await form_of(request, caller)
+    lock = ctx_of(request).lock
+    if user_id not in {g["user_id"] for g in lock.guests()}:
+        raise HTTPException(404, "no such guest")
+    lock.remove_user(caller.actor, user_id)
+    return back("/owner/guests", "guest-revoked")
 
 
 @router.get("/owner/audit", response_class=HTMLResponse)

@@ -1,0 +1,92 @@
+"""Guest access: a short door code for a window in local time ("the cleaner, Tuesday 9–12"), and why it holds.
+
+A guest is a `guest` user with one PIN credential of `GUEST_CODE_DIGITS` random
+digits, valid from..until (and optionally for a number of uses).  The code is
+drawn by the lock (CSPRNG), never chosen, and shown once.  `guess_chance` is the
+arithmetic the docs quote: the most entries the keypad lockout lets anyone type
+during the window, times the PINs one entry can test (anti-peep windows), over
+the code space.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from limen import thresholds as T
+from limen.access import pins
+from limen.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class GuestWindow:
+    """When a guest may come, as instants (UTC-aware) and as the owner wrote them."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+
+def window(day: str, start: str, end: str, tz: ZoneInfo, now: datetime) -> GuestWindow:
+    """From a local date and two local times (the pickers' values: 2026-12-08, 09:00, 12:00)."""
+    try:
+        when = date.fromisoformat(day.strip())
+    except ValueError:
+        raise BadRequest("day", "a date like 2026-12-08") from None
+    times = []
+    for name, text in (("start", start), ("end", end)):
+        try:
+            times.append(time.fromisoformat(text.strip()))
+        except ValueError:
+            raise BadRequest(name, "a time like 09:00") from None
+    first = datetime.combine(when, times[0], tz)
+    last = datetime.combine(when, times[1], tz)
+    if last <= first:
+        last += timedelta(days=1)  # 22:00–02:00 runs past midnight
+    if last <= now:
+        raise BadRequest("end", "this time is already over")
+    if (last - first) > timedelta(hours=T.GUEST_MAX_HOURS):
+        raise BadRequest("end", f"a guest code lasts at most {T.GUEST_MAX_HOURS} h")
+    return GuestWindow(first, last)
+
+
+def new_code(digits: int = T.GUEST_CODE_DIGITS) -> str:
+    """Random digits the PIN rules accept (not one repeated digit, not a straight run)."""
+    while True:
+        code = "".join(secrets.choice("0123456789") for _ in range(digits))
+        try:
+            pins.validate_pin(code)
+        except BadRequest:
+            continue
+        return code
+
+
+def max_entries(seconds: float, limit: int = T.WRONG_CODE_ENTRY_LIMIT,
+                first_s: float = T.USER_CODE_TEMPORARY_DISABLE_TIME_S, factor: float = T.LOCKOUT_ESCALATION_FACTOR,
+                cap_s: float = T.LOCKOUT_MAX_DISABLE_S) -> int:
+    """The most keypad entries anyone can make in `seconds`: `limit` per lockout, each lockout longer."""
+    entries, elapsed, pause = 0, 0.0, first_s
+    while elapsed < seconds:
+        entries += limit
+        elapsed += pause
+        pause = min(pause * factor, cap_s)
+    return entries
+
+
+def guess_chance(hours: float, digits: int = T.GUEST_CODE_DIGITS) -> float:
+    """Upper bound on the chance that someone at the keypad hits this guest's code within `hours`."""
+    tested = max_entries(hours * 3600) * pins.guesses_per_entry(digits)
+    return min(1.0, tested / 10**digits)
+
+
+def share_text(name: str, code: str, span: GuestWindow, tz: ZoneInfo) -> str:
+    """What the owner sends the guest."""
+    a, b = span.start.astimezone(tz), span.end.astimezone(tz)
+    until = f"{b:%H:%M}" if a.date() == b.date() else f"{b:%a %d %b %H:%M}"
+    return (f"Hello {name}, your door code is {code}. It works {a:%a %d %b} from {a:%H:%M} to {until} "
+            f"({tz.key}). Type it on the door's keypad and press OK.")
