@@ -75,6 +75,9 @@ class Trail:
     def checkpoints(self) -> list[dict[str, Any]]:
         return []
 
+    def public_keys(self) -> dict[str, Any]:
+        return {}
+
 
 class SimLock:
     def __init__(self, lock_id: str, broker: Any, phone: Ed25519PrivateKey) -> None:

@@ -8,20 +8,26 @@ if identical (idempotent by (lock, index)) and an alarm if different.  The
 head the lock reports is compared with the cloud's: fewer records than the
 cloud holds means the local trail was cut back, rolled back or deleted —
 alarm `audit_truncated`, once until acknowledged.  Alarms the lock raised
-itself (ALARM records) become owner alarms too.
+itself (ALARM records) become owner alarms too.  The lock's audit public keys
+are pinned at first sight (a key announced later is kept but alarmed,
+`audit_key_added`); a signed checkpoint that does not verify, or names
+another record than the cloud holds, is `audit_checkpoint_invalid` (a chain
+rewritten before it was first forwarded, by someone without the lock's key).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from limen.audit.chain import FORMAT_VERSION, GENESIS, record_hash
+from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_hash
 from limen_cloud.models import Alarm, Lock, Record
 
 MESSAGE_VERSION = 1
@@ -54,6 +60,13 @@ def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
         raise BadMessage("records must be a list of chained records")
     if not isinstance(head, dict) or not isinstance(head.get("count"), int) or head["count"] < 0:
         raise BadMessage("head must give the lock's record count")
+    keys, checkpoints = message.get("keys", {}), message.get("checkpoints", [])
+    if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) and len(v) == 44
+                                             for k, v in keys.items()):
+        raise BadMessage("keys must map key ids to base64 Ed25519 public keys")
+    if not isinstance(checkpoints, list) or not all(isinstance(c, dict) and isinstance(c.get("index"), int)
+                                                    for c in checkpoints):
+        raise BadMessage("checkpoints must be a list of signed checkpoints")
     claim = message.get("claim")
     if claim is not None and not (isinstance(claim, str) and len(claim) == 64
                                   and all(c in "0123456789abcdef" for c in claim)):
@@ -66,6 +79,7 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime)
     for record in sorted(message["records"], key=lambda r: r["index"]):
         if not _take(session, lock, record, now, result):
             break
+    _check_checkpoints(session, lock, message, now, result)
     head = message["head"]
     count, hash_ = int(head["count"]), head.get("hash")
     if count < lock.head_count:
@@ -111,6 +125,34 @@ def _take(session: Session, lock: Lock, record: dict[str, Any], now: datetime, r
                           raised_at=now))
         result.alarms.append(f"lock:{record.get('reason')}")
     return True
+
+
+def _check_checkpoints(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
+                       result: IngestResult) -> None:
+    """Pin the lock's audit keys at first sight (new ids are added); every checkpoint the cloud can place must
+    be signed by a pinned key and name the record the cloud holds at its index."""
+    pinned: dict[str, str] = json.loads(lock.audit_keys or "{}")
+    new = {k: v for k, v in message.get("keys", {}).items() if k not in pinned}
+    if new and pinned:  # a rotation, or someone who can write the lock's keys directory: the owner decides
+        _alarm(session, lock, "audit_key_added", now, result,
+               f"the lock announced new audit key(s) {', '.join(sorted(new))}")
+    pinned.update(new)
+    lock.audit_keys = json.dumps(pinned, sort_keys=True)
+    for cp in message.get("checkpoints", []):
+        index = cp["index"]
+        if index >= lock.head_count:
+            continue  # not placed (its record was refused): the chain alarm already speaks
+        held = session.scalar(select(Record.hash).where(Record.lock_id == lock.lock_id, Record.idx == index))
+        key = pinned.get(str(cp.get("key_id")))
+        try:
+            valid = key is not None and checkpoint_valid(cp, Ed25519PublicKey.from_public_bytes(
+                base64.b64decode(key)))
+        except (ValueError, TypeError):
+            valid = False
+        if not valid or cp.get("hash") != held:
+            _alarm(session, lock, "audit_checkpoint_invalid", now, result,
+                   f"the signed checkpoint at record {index} does not verify against the lock's audit key")
+            return
 
 
 def _hashes(record: dict[str, Any]) -> bool:

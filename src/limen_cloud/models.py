@@ -37,6 +37,7 @@ class Lock(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))  # None: unclaimed
     name: Mapped[str] = mapped_column(String(100))
     claim_hash: Mapped[str | None] = mapped_column(String(64), default=None)  # what the lock says its code hashes to
+    audit_keys: Mapped[str | None] = mapped_column(Text, default=None)  # JSON {key id: base64 Ed25519 public key}
     head_count: Mapped[int] = mapped_column(Integer, default=0)   # records held (indices 0..count-1)
     head_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     reported_count: Mapped[int] = mapped_column(Integer, default=0)  # what the lock last said it holds

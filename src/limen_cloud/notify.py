@@ -23,7 +23,7 @@ from limen_cloud.models import Alarm, Lock, Owner
 log = logging.getLogger(__name__)
 RETRY_S = 30.0
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
-            "audit_gap": "warning"}
+            "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning"}
 
 
 class AlarmNotifier:

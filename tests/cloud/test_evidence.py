@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
-from limen.audit.chain import GENESIS, make_record
+from limen.audit.chain import GENESIS, make_checkpoint, make_record
 from limen.audit.event import Event, EventKind
+from limen.audit.keys import SigningKey
 from limen.db import open_db
 from limen.link.forward import EventForwarder
 from limen_cloud.db import sessions
@@ -27,6 +29,8 @@ class Trail:
 
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
+        self.signed: list[dict[str, Any]] = []
+        self.key = SigningKey(Ed25519PrivateKey.generate())
 
     def add(self, n: int, reason: str = "granted", kind: EventKind = EventKind.UNLOCK_ATTEMPT) -> None:
         for _ in range(n):
@@ -43,7 +47,13 @@ class Trail:
         yield from (dict(r) for r in self.items[start:])
 
     def checkpoints(self) -> list[dict[str, Any]]:
-        return []
+        return self.signed
+
+    def public_keys(self) -> dict[str, Any]:
+        return {self.key.key_id: self.key.public}
+
+    def sign(self, index: int, key: SigningKey | None = None) -> None:
+        self.signed.append(make_checkpoint(key or self.key, LOCK, index, self.items[index]["hash"], "t", 100))
 
 
 class Rig:
@@ -137,3 +147,25 @@ def test_every_local_tampering_is_detected_once_connected(rig: Rig, tamper: str)
 def test_malformed_or_misaddressed_messages_are_refused_whole(payload: bytes) -> None:
     with pytest.raises(BadMessage):
         parse(payload, LOCK)
+
+
+def test_signed_checkpoints_are_checked_against_the_pinned_key(rig: Rig) -> None:
+    rig.trail.add(30)
+    rig.trail.sign(9)
+    rig.connect()
+    assert rig.pending() == []
+    rig.trail.add(30)
+    rig.trail.sign(39, key=SigningKey(Ed25519PrivateKey.generate()))  # signed by someone without the lock's key
+    rig.connect()
+    assert rig.pending() == ["audit_checkpoint_invalid"]
+
+
+def test_a_key_announced_after_the_first_is_alarmed(rig: Rig) -> None:
+    rig.trail.add(10)
+    rig.connect()
+    intruder = SigningKey(Ed25519PrivateKey.generate())
+    rig.trail.key = intruder  # e.g. a key file dropped into the lock's keys directory
+    rig.trail.add(10)
+    rig.trail.sign(19)
+    rig.connect()
+    assert rig.pending() == ["audit_key_added"]

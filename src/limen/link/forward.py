@@ -7,7 +7,8 @@ acknowledged, with the signed checkpoints among them and the log's head
 (QoS 1 acknowledged).  Resuming after days offline is the same call.  The
 cloud is idempotent by (lock, index), so a batch sent twice does no harm.
 
-Each message also carries the hash of the current claim code (`limen link
+Each message also carries the lock's audit public keys (so the cloud can check
+the signed checkpoints among the records) and the hash of the current claim code (`limen link
 claim-code`), so the cloud can check that whoever claims the lock saw its code.
 
 A local log shorter than the cursor (cut back, rolled back or deleted) is not
@@ -16,6 +17,7 @@ hidden: the head is sent as it is, and the cloud, which holds more, alarms.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -23,6 +25,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from limen import thresholds as T
 from limen.db import migrate, transaction
@@ -37,6 +41,8 @@ class AuditSource(Protocol):
     def records(self, start: int = 0, kinds: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]: ...
 
     def checkpoints(self) -> list[dict[str, Any]]: ...
+
+    def public_keys(self) -> dict[str, Any]: ...
 
 
 class EventForwarder:
@@ -80,8 +86,11 @@ class EventForwarder:
     def _message(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
                  head: dict[str, Any]) -> bytes:
         row = self.conn.execute("SELECT code_hash FROM link_claim WHERE id = 1").fetchone()
+        keys = {kid: base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+                for kid, key in self.audit.public_keys().items()}
         return json.dumps({"v": EVENTS_VERSION, "lock": self.lock_id, "records": records,
-                           "checkpoints": checkpoints, "head": head, "claim": row[0] if row else None},
+                           "checkpoints": checkpoints, "head": head, "claim": row[0] if row else None,
+                           "keys": keys},
                           sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     def _save(self, next_index: int) -> None:
