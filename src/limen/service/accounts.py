@@ -228,7 +228,9 @@ class Accounts:
 
     def _seal_clear_totp_secrets(self) -> None:
         """Seal TOTP seeds stored in the clear (before they were sealed), once a vault is open."""
-        if box_for(self.conn) is None:
+        clear = ("SELECT 1 FROM service_owners WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE 'sealed:%' "
+                 "LIMIT 1")
+        if box_for(self.conn) is None or self.conn.execute(clear).fetchone() is None:
             return
         with self._lock, transaction(self.conn):
             rows = self.conn.execute("SELECT id, totp_secret FROM service_owners WHERE totp_secret IS NOT NULL "
