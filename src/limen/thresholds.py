@@ -388,3 +388,12 @@ LINK_CERT_DAYS = 90                    # lifetime of a lock's client certificate
 LINK_CERT_ROTATE_REMAINING = 1 / 3     # rotate when less than this fraction of the lifetime remains
 LINK_MAX_CONNECTION_S = 3600           # reconnect (fresh TLS 1.3 handshake, new keys) at least this often
 LINK_FORWARD_BATCH = 200               # audit records per events message (each well under the broker's size limit)
+# limen-cloud (src/limen_cloud) — design values, not calibrated on data (docs/cloud.md):
+CLOUD_SESSION_HOURS = 12               # lifetime of an owner's bearer token
+CLOUD_LOGIN_PER_MIN = 5                # log-in and lock-claim attempts per client address per minute …
+CLOUD_LOGIN_BURST = 10                 # … with this burst, and for all clients together:
+CLOUD_LOGIN_GLOBAL_PER_MIN = 120
+CLOUD_MAX_EVENTS_BYTES = 1 << 20       # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
+CLOUD_INGEST_BATCH = 20                # messages per transaction at most (bigger made every message wait longer)
+CLOUD_SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
+CLOUD_ALARM_RETRY_S = 30.0             # a failed alarm delivery is retried this often

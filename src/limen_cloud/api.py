@@ -32,10 +32,11 @@ from limen import thresholds as T
 from limen.audit.channels import channel_id
 from limen.errors import LinkError
 from limen.link.forward import claim_hash
+from limen.service.ratelimit import RateLimiter
 from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, CommandLog, Lock, Owner, Record, Session
 
-SESSION_HOURS = 12
+SESSION_HOURS = T.CLOUD_SESSION_HOURS
 Relay = Callable[[str, bytes], None]  # (lock id, signed payload) → published to the lock
 _hasher = PasswordHasher()  # Argon2id, argon2-cffi's defaults (RFC 9106 low-memory profile)
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
@@ -92,9 +93,21 @@ def my_lock(session: DbSession, me: Owner, lock_id: str) -> Lock:
     return lock
 
 
+def _limited(request: Request) -> None:
+    """Log-in and claim attempts: a token bucket per client address and one for everyone (429 + Retry-After)."""
+    wait = request.app.state.limiter.allow(request.client.host if request.client else "?")
+    if wait > 0:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many attempts; try again later",
+                            headers={"Retry-After": str(int(wait) + 1)})
+
+
+Limited = Depends(_limited)
+
+
 def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay.")
     app.state.sessions = sessions(engine)
+    app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
@@ -110,7 +123,7 @@ def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
             raise HTTPException(status.HTTP_409_CONFLICT, "this e-mail has an account") from exc
         return {"id": account.id, "email": account.email}
 
-    @app.post("/api/sessions", status_code=201)
+    @app.post("/api/sessions", status_code=201, dependencies=[Limited])
     def log_in(body: Credentials, session: Db) -> dict[str, Any]:
         account = session.scalar(select(Owner).where(Owner.email == body.email.lower()))
         try:
@@ -141,7 +154,7 @@ def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
     def alert_channels(me: Me) -> dict[str, Any]:
         return {"channels": [channel_id(u) for u in json.loads(me.alert_urls or "[]")]}
 
-    @app.post("/api/locks", status_code=201)
+    @app.post("/api/locks", status_code=201, dependencies=[Limited])
     def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:
         """Claim a lock that has connected, with the one-time code it showed (one answer for every failure)."""
         lock = session.get(Lock, body.lock_id)

@@ -23,15 +23,16 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from limen import thresholds as T
 from limen.link.mqtt import Delivery, MqttLink, Topics
 from limen_cloud.db import sessions
 from limen_cloud.evidence import BadMessage, ingest, parse
 from limen_cloud.models import CommandLog, Lock
 
 log = logging.getLogger(__name__)
-MAX_EVENTS_BYTES = 1 << 20  # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
-BATCH = 20  # messages per transaction at most (larger batches made every message wait for the slowest)
-SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
+MAX_EVENTS_BYTES = T.CLOUD_MAX_EVENTS_BYTES
+BATCH = T.CLOUD_INGEST_BATCH
+SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
 
 
 class CloudBridge:

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
+from limen import thresholds as T
 from limen.audit.channels import AppriseChannel, DeliveryFailed
 from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, Lock, Owner
 
 log = logging.getLogger(__name__)
-RETRY_S = 30.0
+RETRY_S = T.CLOUD_ALARM_RETRY_S
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning"}
 

@@ -84,3 +84,12 @@ def test_no_broker_means_no_relay_and_openapi_is_served(engine: Engine) -> None:
     assert client.post("/api/locks/front-door/commands", json={"payload": "{}"}, headers=olga).status_code == 503
     assert "/api/alarms/{alarm_id}/ack" in client.get("/openapi.json").json()["paths"]
     assert client.post("/api/owners", json={"email": "short@example.org", "password": "short"}).status_code == 422
+
+
+def test_log_in_attempts_are_rate_limited(engine: Engine) -> None:
+    client = TestClient(create_app(engine))
+    wrong = {"email": "nobody@example.org", "password": "wrong password!"}
+    codes = [client.post("/api/sessions", json=wrong).status_code for _ in range(12)]
+    assert codes[0] == 401 and codes[-1] == 429
+    limited = client.post("/api/sessions", json=wrong)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1

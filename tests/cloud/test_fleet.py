@@ -63,7 +63,14 @@ def test_owner_cloud_lock_door_and_evidence(broker: Broker, engine: Engine, tmp_
         code = forwarder.new_claim_code()  # shown on the lock (limen link claim-code)
         assert lock.forward(forwarder) > 0
         claim = {"lock_id": LOCK_ID, "name": "Front", "claim_code": code}
-        wait_for(lambda: client.post("/api/locks", json=claim, headers=olga).status_code == 201)
+
+        def seen() -> bool:
+            with sessions(engine)() as s:
+                lock_row = s.get(Lock, LOCK_ID)
+                return lock_row is not None and lock_row.claim_hash is not None
+
+        wait_for(seen)  # the lock's first message reached the cloud
+        assert client.post("/api/locks", json=claim, headers=olga).status_code == 201
         early = sqlite3.connect(":memory:")
         with sqlite3.connect(tmp_path / "data" / "audit.db") as live:
             live.backup(early)  # an intruder keeps a copy of audit.db from before the commands
