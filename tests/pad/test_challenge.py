@@ -116,3 +116,14 @@ def test_a_still_face_does_not_perform_a_sequence() -> None:
     views = tuple(poses((0.0, 0.0), (0.01, 0.0), (0.0, 0.01), (0.0, 0.0)))
     result = ChallengeCue(ChallengeSequence.random()).score(PadSample(views, analysed=4), Purpose.VERIFY)
     assert isinstance(result, CueUnavailable) and result.reason == "not_performed"
+
+
+def test_a_challenge_recorded_in_the_capture_is_required() -> None:
+    from limen.capture import Capture, Frame
+
+    rgb = load_image(nuaa_files("live", "0002", 1)[0])
+    frames = tuple(Frame(rgb=rgb, t=float(i)) for i in range(3))
+    asked = assess(Capture(frames, meta={"challenge": "left,up,right"}), purpose=Purpose.VERIFY)
+    assert not asked.passed and asked.cues_missing["challenge"] == "not_performed"
+    garbled = assess(Capture(frames, meta={"challenge": "dance"}), purpose=Purpose.VERIFY)
+    assert not garbled.passed and garbled.reason == "insufficient_evidence"

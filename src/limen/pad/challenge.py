@@ -17,7 +17,9 @@ performed but planar → an attack score.
 
 Directions are as seen in the camera image (LEFT: the nose moves toward the
 image's left); a kiosk that mirrors its preview must flip LEFT/RIGHT in the
-prompt it shows.
+prompt it shows.  A capture carries the sequence its person was shown as
+`Capture.meta[CAPTURE_META_KEY]` ("left,up,right"), so the service needs no
+other plumbing: `assess` then requires it.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from enum import StrEnum
 import numpy as np
 
 from limen import thresholds
+from limen.capture import Capture
 from limen.errors import BadRequest
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import FaceView, PadSample
 from limen.pad.motion import pair_motion
+
+CAPTURE_META_KEY = "challenge"
 
 
 class Move(StrEnum):
@@ -87,6 +92,12 @@ class Challenge(StrEnum):
     def sequence(self) -> ChallengeSequence:
         first, second = (Move.LEFT, Move.RIGHT) if self is Challenge.TURN_LEFT_RIGHT else (Move.RIGHT, Move.LEFT)
         return ChallengeSequence((first, second))
+
+
+def asked_in(capture: Capture) -> ChallengeSequence | None:
+    """The sequence recorded in `capture.meta` (None when none was asked); `BadRequest` when malformed."""
+    text = capture.meta.get(CAPTURE_META_KEY)
+    return None if text is None else ChallengeSequence.parse(text)
 
 
 def _eyes(view: FaceView) -> tuple[np.ndarray, np.ndarray, float]:

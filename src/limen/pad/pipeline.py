@@ -11,7 +11,7 @@ from limen.bio.face.detect import Box
 from limen.capture import Capture
 from limen.errors import ConfigError
 from limen.pad import faces, fusion
-from limen.pad.challenge import Challenge, ChallengeCue, ChallengeSequence
+from limen.pad.challenge import Challenge, ChallengeCue, ChallengeSequence, asked_in
 from limen.pad.contract import CueResult, CueUnavailable, PresentationAttackDetector, Purpose
 from limen.pad.fusion_model import FusionModel, shipped_fusion
 from limen.pad.minifasnet import CUE as MINIFASNET
@@ -53,8 +53,9 @@ def assess(
     `boxes` (one face box per capture frame, None where unknown, e.g.
     `FaceSample.box` from the face pipeline) skips PAD's own face detection,
     which is most of its cost.  `challenge` (the user was asked to turn the
-    head, or to perform a random `ChallengeSequence`) adds the challenge cue
-    and makes it required.  `models_dir` (the
+    head, or to perform a random `ChallengeSequence`; a kiosk may instead
+    record it in `capture.meta["challenge"]`) adds the challenge cue and makes
+    it required; a malformed recorded challenge is insufficient evidence.  `models_dir` (the
     settings' `models_dir`, passed by the runtime) is where MiniFASNet's
     imported weights live; the cue is required, so without them every verdict
     is insufficient evidence ("minifasnet: model_not_imported").  `fusion_model` replaces the shipped
@@ -67,8 +68,9 @@ def assess(
     try:
         sample = faces.locate(capture, boxes)
         required: tuple[str, ...] = REQUIRED_CUES
-        if challenge is not None:
-            cues = (*cues, ChallengeCue(challenge))
+        asked = challenge if challenge is not None else asked_in(capture)
+        if asked is not None:
+            cues = (*cues, ChallengeCue(asked))
             required = (*required, ChallengeCue.name)
         cues = (*cues, MiniFasNetCue(models_dir))
         results = [_run(cue, sample, purpose) for cue in cues]
