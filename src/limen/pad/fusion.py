@@ -39,7 +39,7 @@ INSUFFICIENT = "insufficient_evidence"
 REQUIRED_CUE = "texture"
 FUSED = "fused"
 SENSOR_CUES = frozenset({"depth", "infrared"})
-MULTI_FRAME_CUES = frozenset({"motion", "flicker", "challenge"})
+MULTI_FRAME_CUES = frozenset({"motion", "flicker", "challenge", "pulse"})
 
 
 @dataclass(frozen=True)
