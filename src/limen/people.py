@@ -84,10 +84,15 @@ def record_enrolment(conn: sqlite3.Connection, person: Person, modality: str, sa
     )
 
 
+def unknown_user(ref: str) -> str:
+    """The one message for a user nobody has (every command and page says the same)."""
+    return f"no user {ref!r} on this lock (see `limen users list`)"
+
+
 def find(conn: sqlite3.Connection, name_or_id: str) -> Person:
     row = conn.execute("SELECT * FROM users WHERE name = ? OR id = ?", (name_or_id, name_or_id)).fetchone()
     if row is None:
-        raise NotFound(f"no user named {name_or_id!r}")
+        raise NotFound(unknown_user(name_or_id))
     return Person(row["id"], row["name"], row["created_at"], row["created_by"])
 
 

@@ -48,7 +48,7 @@ from limen.access.schedules import validate_holiday, validate_week_day, validate
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
 from limen.errors import BadRequest, Conflict, KeyStoreError, LimenError, NotFound, VaultErased
-from limen.people import validate_name
+from limen.people import unknown_user, validate_name
 from limen.vault.secrets import box_for, is_sealed, pepper_for
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class AccessStore:
         for u in self._users():
             if ref in (u.name, u.user_id) or (ref.isdigit() and u.index == int(ref)):
                 return u
-        raise NotFound(f"no user {ref!r}")
+        raise NotFound(unknown_user(ref))
 
     def credentials(self, user_id: str | None = None) -> list[Credential]:
         rows = self.conn.execute("SELECT * FROM access_credentials ORDER BY cred_type, cred_index").fetchall()

@@ -9,6 +9,8 @@ traceback only with `--debug`.
 from __future__ import annotations
 
 import importlib
+import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,12 +114,25 @@ def _root(
     STATE.data_dir, STATE.config_file, STATE.json, STATE.debug = data_dir, config, json_out, debug
 
 
+def _error_code(exc: BaseException) -> str:
+    """`NotFound` → "not_found": the same codes the service's JSON errors use."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def _json_error(code: str, reason: str, status: int) -> None:
+    """Under `--json` every error is one JSON object on stdout: {"error": code, "reason": text}."""
+    sys.stdout.write(json.dumps({"error": code, "reason": reason}) + "\n")
+    sys.exit(status)
+
+
 def main() -> None:
     try:
         code = app(standalone_mode=False)
     except LimenError as exc:
         if STATE.debug:
             raise
+        if STATE.json:
+            _json_error(_error_code(exc), str(exc), 1)
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
@@ -130,6 +145,8 @@ def main() -> None:
                       + escape("pip install 'limen[lab]'"), highlight=False, soft_wrap=True)
         sys.exit(1)
     except ClickException as exc:  # usage errors: click's own message
+        if STATE.json:
+            _json_error("usage", exc.format_message(), exc.exit_code)
         exc.show()
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
@@ -137,6 +154,8 @@ def main() -> None:
     except Exception as exc:  # anything unexpected
         if STATE.debug:
             raise
+        if STATE.json:
+            _json_error("unexpected", f"{type(exc).__name__}: {exc} (rerun with --debug)", 2)
         console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug)",
                       highlight=False, soft_wrap=True)
         sys.exit(2)

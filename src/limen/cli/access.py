@@ -92,6 +92,11 @@ def _prompt_pin(label: str, confirm: bool = False, env: str = "LIMEN_NEW_PIN") -
     value = os.environ.get(env)
     if value is not None:
         return value
+    if not sys.stdin.isatty():  # a script: one line from stdin, no getpass (it warns and may echo)
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise BadRequest("pin", f"no terminal to ask for the PIN: set {env} (or pipe it on stdin)")
+        return line
     return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm))
 
 

@@ -29,14 +29,17 @@ def list_users() -> None:
         rows = people.list_people(rt.conn)
     finally:
         rt.close()
+    names = {str(r["id"]): str(r["name"]) for r in rows}
+    for r in rows:  # who added them, by name ("bootstrap", "cli", … as recorded when not a user)
+        r["created_by_name"] = names.get(str(r["created_by"]), str(r["created_by"]))
 
     def human() -> None:
         if not rows:
             typer.echo("no users")
         for r in rows:
-            typer.echo(f"{r['name']:<24} {r['id']}  {r['modalities'] or '-':<12} "
-                       f"enrolled by {r['created_by']} "
-                       f"at {r['created_at']}; purpose: {r['purpose'] or '-'}, "
+            typer.echo(f"{r['name']:<24} {r['modalities'] or '-':<12} "
+                       f"added by {r['created_by_name']} "
+                       f"on {str(r['created_at'])[:16].replace('T', ' ')} UTC; purpose: {r['purpose'] or '-'}, "
                        f"retention {r['retention_days'] or '-'} d")
 
     output(rows, human)
