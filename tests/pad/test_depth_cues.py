@@ -142,3 +142,13 @@ def test_the_pipeline_runs_the_sensor_cues_on_frames_that_carry_depth_and_ir() -
     off = replace(s, capture=Capture(tuple(replace(f, emitter_on=False) for f in s.capture.frames)))
     verdict = assess(off.capture, purpose=Purpose.VERIFY, boxes=list(s.boxes))
     assert verdict.cues_missing.get("infrared") == "ir_emitter_off"
+
+
+def test_the_pipeline_refuses_a_capture_mixing_devices() -> None:
+    from limen.pad import assess
+
+    s = sim(Species.BONA_FIDE)
+    frames = list(s.capture.frames)
+    frames[3] = replace(frames[3], device="realsense:another")
+    verdict = assess(Capture(tuple(frames)), purpose=Purpose.VERIFY, boxes=list(s.boxes))
+    assert not verdict.passed and verdict.reason == fusion.INSUFFICIENT and "devices" in verdict.detail

@@ -65,6 +65,8 @@ def assess(
     model = fusion_model if fusion_model is not None else shipped_fusion()
     if not isinstance(capture, Capture) or not capture.frames:
         return fusion.insufficient(purpose, "no frames to judge")
+    if len({f.device for f in capture.frames}) > 1:  # one presentation comes from one device
+        return fusion.insufficient(purpose, "frames from different devices")
     try:
         sample = faces.locate(capture, boxes)
         required: tuple[str, ...] = REQUIRED_CUES
