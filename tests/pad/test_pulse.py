@@ -92,3 +92,32 @@ def test_real_skin_a_clean_recording_is_within_5_bpm(tmp_path: Path) -> None:
     rgb, fps = lab_pulse.skin_trace(folder / "India" / "video10_forehead.avi", tmp_path)
     est = pulse.heart_rate(rgb, fps, pulse.Method.POS)
     assert abs(est.bpm - truth[("India", "video10")]) <= 5.0
+
+
+def _skin_video(path: Path, bpm: float, seconds: float = 12.0, fps: float = 15.0) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (32, 32))
+    rng = np.random.default_rng(0)
+    for i in range(int(seconds * fps)):
+        rgb = SKIN * (1 + 0.01 * PULSATILE * np.sin(2 * np.pi * bpm / 60 * i / fps))
+        frame = np.clip(rgb[None, None, ::-1] + rng.normal(0, 2, (32, 32, 3)), 0, 255).astype(np.uint8)
+        writer.write(frame)
+    writer.release()
+
+
+def test_lab_pulse_reports_per_region_and_group(tmp_path: Path) -> None:
+    sets = {"A": [("video1_forehead", 66.0), ("video2_leftcheek", 90.0)], "B": [("video1_forehead", 75.0)]}
+    for group, videos in sets.items():
+        (tmp_path / group).mkdir()
+        for name, bpm in videos:
+            _skin_video(tmp_path / group / f"{name}.avi", bpm)
+        rows = "\n".join(f"{n.split('_')[0]},{b}" for n, b in videos)
+        (tmp_path / f"{group}_GT.csv").write_text(f"\ufeffSubject ,Heart_Rate(BPM) \n{rows}\n", encoding="utf-8")
+    results = lab_pulse.evaluate(tmp_path, tmp_path / "cache")
+    assert len(results) == 3 * len(pulse.Method)
+    summary = {(s.method, s.slice): s for s in lab_pulse.summarise(results)}
+    assert summary[("pos", "all")].videos == 3 and summary[("pos", "all")].mae < 3.0
+    assert {("pos", "region=cheek"), ("pos", "region=forehead"), ("pos", "group=A"), ("pos", "group=B")} <= set(summary)
+    again = lab_pulse.evaluate(tmp_path, tmp_path / "cache")  # from the cache
+    assert [r.bpm for r in again] == [r.bpm for r in results]
