@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -80,3 +81,11 @@ def test_no_getpass_warning_without_a_terminal(tmp_path: Path) -> None:
     assert "GetPassWarning" not in r.stderr and "Warning" not in r.stderr
     piped = limen(d, "--json", "users", "add", "Olga", stdin=PIN + "\n")
     assert piped.returncode == 0 and "Warning" not in piped.stderr, piped.stderr
+
+
+def test_one_spelling_enrol_with_the_old_one_still_working(tmp_path: Path) -> None:
+    listed = limen(tmp_path, "--help").stdout
+    assert re.search(r"\benrol\b", listed) and not re.search(r"\benroll\b", listed)
+    assert not re.search(r"\benroll\b", limen(tmp_path, "finger", "--help").stdout)
+    assert limen(tmp_path, "enroll", "--help").returncode == 0  # scripts written with the old spelling run
+    assert limen(tmp_path, "finger", "enroll", "--help").returncode == 0

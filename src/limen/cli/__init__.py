@@ -28,8 +28,10 @@ from limen.errors import LimenError
 # Only the modules of the command being run are imported, so `limen --help` loads no camera, image or
 # numerical library.  tests/cli/test_lazy_cli.py checks this table against every module's registrations.
 _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "enrol": ("Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent).",
+              ("face",)),
     "enroll": ("Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent).",
-               ("face",)),
+               ("face",)),  # the old spelling, hidden from --help
     "verify": ("1:1: is the face in FACE the enrolled NAME? A door attempt (policy, audit, door).", ("face",)),
     "identify": ("1:N: who, among the enrolled, is in FACE? A door attempt (policy, audit, door).", ("face",)),
     "unlock": ("Try to open the configured door through the lock's controller (same policy, audit and door path).",
@@ -55,6 +57,7 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 _LAB_ONLY = ("matplotlib", "sklearn")  # pyproject's [lab] extra
+_ALIASES = frozenset({"enroll"})  # old spellings: still run, not listed
 
 _built = typer.Typer()  # the groups registered so far (each module once per process)
 _registered: set[str] = set()
@@ -84,7 +87,7 @@ class _LazyGroup(TyperGroup):
         if self._resolving:
             return _load(cmd_name)
         text = _COMMANDS[cmd_name][0]
-        return TyperCommand(cmd_name, help=text, short_help=text)  # what --help lists
+        return TyperCommand(cmd_name, help=text, short_help=text, hidden=cmd_name in _ALIASES)  # what --help lists
 
     def resolve_command(self, ctx: Context, args: list[str]) -> Any:
         self._resolving = True

@@ -29,7 +29,8 @@ REFUSED = 3
 
 
 def register(app: typer.Typer) -> None:
-    app.command("enroll")(enroll)
+    app.command("enrol")(enroll)  # one spelling across CLI, console and docs: "enrol"
+    app.command("enroll", hidden=True)(enroll)  # the old spelling still works
     app.command("verify")(verify)
     app.command("identify")(identify)
 

@@ -98,7 +98,8 @@ def _open_sensor(rt: Runtime, port: str) -> R30xSensor:
     return module
 
 
-@finger_app.command("enroll")
+@finger_app.command("enroll", hidden=True)  # the old spelling still works
+@finger_app.command("enrol")  # one spelling across CLI, console and docs: "enrol"
 def enroll(
     name: Annotated[str, typer.Argument(help="The person's name (an existing person gets a finger added).")],
     image: ImagesOption = None,
