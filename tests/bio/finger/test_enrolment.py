@@ -93,3 +93,23 @@ def test_an_impression_with_too_few_minutiae_refuses_the_enrolment(tmp_path: Pat
     with pytest.raises(BadRequest, match="impression 2 has 6"):
         enrolment.enrol(conn, refs, Audit(), "Ada", [good, poor], people.Consent("door", 30), "owner", AT)
     assert refs.enrolled() == []
+
+
+def test_identify_and_policy_evidence(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
+    from limen.decision import Assurance
+
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    ids = {}
+    for f in (101, 102, 103):
+        templates = [extract_file(fvc_db1 / f"{f}_{i}.tif") for i in (1, 2)]
+        ids[f] = enrolment.enrol(conn, refs, Audit(), f"P{f}", templates, people.Consent("door", 30), "owner",
+                                 AT).user_id
+    probe = extract_file(fvc_db1 / "102_4.tif")
+    assert enrolment.identify(refs, probe)[0] == ids[102]
+    one = enrolment.evidence(refs, probe, ids[102], pad_passed=True)
+    assert one.user_id == ids[102] and one.score is not None and one.threshold is not None
+    assert one.assurance is Assurance.MEDIUM                       # no liveness from an R30x: a first factor only
+    unknown = enrolment.evidence(refs, probe, "feedbeef", pad_passed=True)
+    assert unknown.score == 0.0
+    assert enrolment.identify(FingerReferences(tmp_path / "empty", box), probe) == (None, 0.0)

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from limen import people, thresholds
+from limen.access.attempt import FingerprintEvidence
 from limen.audit.event import AuditSink, Event, EventKind
+from limen.bio.finger import matcher
+from limen.bio.finger.index import EdgeIndex
 from limen.bio.finger.references import FingerReferences
 from limen.bio.finger.template import FingerTemplate
 from limen.bio.templates import Modality
@@ -78,3 +81,34 @@ def verify(conn: sqlite3.Connection, references: FingerReferences, name: str, pr
     person = people.find(conn, name)
     score = references.score(person.id, probe)
     return FingerVerification(person.id, score >= threshold, score, threshold)
+
+
+def identify(references: FingerReferences, probe: FingerTemplate) -> tuple[str | None, float]:
+    """1:N: (user id, score) of the best enrolled finger for `probe`, or (None, 0.0) when nobody is enrolled.
+    Every reference is unsealed into an in-memory index for the call (never persisted)."""
+    index = EdgeIndex()
+    for user_id in references.enrolled():
+        for k, template in enumerate(references.get(user_id)):
+            index.add(f"{user_id}:{k}", matcher.prepare(template))
+    hits = index.search(matcher.prepare(probe))
+    if not hits:
+        return None, 0.0
+    return hits[0].key.rsplit(":", 1)[0], hits[0].score
+
+
+def evidence(references: FingerReferences, probe: FingerTemplate, claimed_user: str | None, *, pad_passed: bool,
+             sensor_liveness: bool = False) -> FingerprintEvidence:
+    """`FingerprintEvidence` for the access policy: 1:1 against `claimed_user`, else 1:N.
+
+    `pad_passed` and `sensor_liveness` come from the capture (the R30x family reports no liveness: the
+    evidence is then MEDIUM assurance, a first factor only under the default policy)."""
+    if claimed_user is not None:
+        try:
+            score = references.score(claimed_user, probe)
+        except NotFound:
+            score = 0.0
+        user_id: str | None = claimed_user
+    else:
+        user_id, score = identify(references, probe)
+    return FingerprintEvidence(user_id=user_id, score=score, threshold=thresholds.FINGER_MATCH_DEFAULT,
+                               pad_passed=pad_passed, sensor_liveness=sensor_liveness)
