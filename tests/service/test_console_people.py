@@ -131,3 +131,11 @@ def test_a_face_is_added_to_the_existing_owner(client: Any, owner: Owner, tmp_pa
     assert [u["name"] for u in users] == ["Alice"] and users[0]["face"] and users[0]["permission"] == "owner"
     page = client.get(f"/owner/users/{owner.user_id}")
     assert "Replace Alice’s face" in page.text and "opening the front door" in page.text
+
+
+def test_a_refused_pin_keeps_the_person_page(client: Any, owner: Owner) -> None:
+    page = client.get(f"/owner/users/{owner.user_id}")
+    r = client.post(f"/owner/users/{owner.user_id}/pin", data={"csrf": csrf_of(page.text), "pin": "111111",
+                                                                "password": "correct horse battery staple"})
+    assert r.status_code == 400 and 'role="alert"' in r.text and 'id="pin-form"' in r.text
+    assert '<details id="pin-details" open>' in r.text and "111111" not in r.text

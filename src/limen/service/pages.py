@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from limen import thresholds as T
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
-from limen.errors import BadRequest, LimenError
+from limen.errors import BadRequest, LimenError, NotFound
 from limen.service import feed
 from limen.service.accounts import Scope, new_totp_secret, totp_step, totp_uri
 from limen.service.auth import (
@@ -414,7 +414,14 @@ async def user_remove(request: Request, user_id: str, caller: Caller = Depends(p
 async def user_pin(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
     confirm_owner(request, caller, f)
-    ctx_of(request).lock.set_pin(caller.actor, user_id, f.get("pin", ""))
+    lock = ctx_of(request).lock
+    try:
+        lock.set_pin(caller.actor, user_id, f.get("pin", ""))
+    except LimenError as exc:  # the person's page again, with the reason beside the form (never the PIN)
+        if isinstance(exc, NotFound):
+            raise
+        return render(request, "person.html", 400, caller=caller, p=lock.person(user_id[:64]), error=str(exc),
+                      pin_error=True)
     return back(f"/owner/users/{user_id}", "pin")
 
 
