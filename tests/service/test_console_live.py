@@ -77,6 +77,18 @@ def test_lockout_clear_and_opening_are_pushed_live(server: Server, playwright: A
         owner.wait_for_selector("#relock-state:has-text('locks again in')", timeout=10_000)
         assert owner.evaluate("window.__sameDocument") and kiosk.evaluate("window.__sameDocument")
         shot(owner, "console-live-unlocked")
+        owner.goto(f"{server.url}/owner/activity")  # the same events, as sentences
+        feed = owner.locator("#activity li").all_inner_texts()
+        assert any("Olivia opened with their PIN" in line for line in feed), feed
+        assert any(f"{T.WRONG_CODE_ENTRY_LIMIT} wrong codes at the door" in line for line in feed), feed
+        shot(owner, "console-activity")
+        owner.goto(f"{server.url}/owner/alarms")
+        assert owner.locator("#alarms li.incident").count() == 1  # one burst, one incident
+        shot(owner, "console-alarms")
+        owner.goto(f"{server.url}/owner/users")
+        owner.click("#people a >> nth=0")
+        owner.wait_for_selector("#person-name")
+        shot(owner, "console-person")
 
 
 def test_live_streams_need_an_owner_or_a_paired_screen(server: Server) -> None:
