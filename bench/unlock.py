@@ -483,7 +483,11 @@ def main() -> int:
                           f"  index {search['index_mb']} MB, rank-1 {search['rank1']:.2f}"))
         lines.append(line("1:N per probe, CPU time", search["probe_cpu"]))
     if "serve" in want:
-        serve = bench_serve(args.serve_seconds)
+        try:
+            serve = bench_serve(args.serve_seconds)
+        except (Exception, SystemExit) as exc:  # a broken server must not lose the figures above
+            print(f"serve section failed: {type(exc).__name__}: {exc}")
+            serve = {}
         text = "limen serve RSS: " + "; ".join(
             f"{k}: idle {v['idle_rss_mb']} MB, peak {v['peak_rss_mb']} MB ({v['requests']} requests, "
             f"{v['errors']} errors, p95 {v['p95_ms']} ms, load {v['load']})" for k, v in serve.items())
