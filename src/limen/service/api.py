@@ -35,6 +35,7 @@ from limen.service.auth import (
     stepped_up,
     unlock_rate,
 )
+from limen.service.i18n import choose, door_message
 from limen.service.lockservice import KioskResult, Upload
 
 router = APIRouter(prefix="/api")
@@ -301,8 +302,8 @@ async def kiosk_unlock(request: Request, frames: Frames,
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
     got = await uploads(frames)
     result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0, kiosk_session(request))
-    return {"opened": result.opened, "message": result.message, "awaiting_pin": result.awaiting_pin,
-            **door_details(result)}
+    return {"opened": result.opened, "message": door_message(result, choose(request)),
+            "awaiting_pin": result.awaiting_pin, **door_details(result)}
 
 
 @router.post("/kiosk/keypad", response_model=KioskAnswer, response_model_exclude_none=True, tags=["kiosk"],
@@ -311,7 +312,7 @@ async def kiosk_unlock(request: Request, frames: Frames,
 def kiosk_keypad(request: Request, body: KeypadEntry) -> dict[str, Any]:
     """A PIN (anti-peep: decoy digits around it are allowed) or `*` + an offline code."""
     result = ctx_of(request).lock.keypad(body.entry, kiosk_session(request))
-    return {"opened": result.opened, "message": result.message, **door_details(result)}
+    return {"opened": result.opened, "message": door_message(result, choose(request)), **door_details(result)}
 
 
 def door_details(result: KioskResult) -> dict[str, Any]:

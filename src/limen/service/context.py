@@ -18,6 +18,14 @@ from limen.service.ratelimit import RateLimiter
 HERE = Path(__file__).parent
 
 
+def _templates() -> Jinja2Templates:
+    from limen.service import i18n
+
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    i18n.install(templates.env)  # English and Simplified Chinese (service/locale)
+    return templates
+
+
 @dataclass
 class ServiceContext:
     settings: Settings
@@ -27,7 +35,7 @@ class ServiceContext:
     clock: Clock
     setup_token: str | None = None  # in memory only, for the console line; stored hashed
     warm_started: bool = False  # models are warmed once per service, in the background
-    templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
+    templates: Jinja2Templates = field(default_factory=lambda: _templates())
     login_limiter: RateLimiter = field(init=False)
     unlock_limiter: RateLimiter = field(init=False)
     remote_limiter: RateLimiter = field(init=False)  # keyed by owner account, not address

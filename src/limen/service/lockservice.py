@@ -68,6 +68,7 @@ class KioskResult:
     relock_in_s: int | None = None  # the door locks again this long after opening
     tries_left: int | None = None  # wrong keypad entries left before the keypad locks out
     locked_until: str = ""  # the keypad lockout's end, ISO 8601 in the lock's time zone
+    base: str = ""  # the short message the sentence was made from (for translation)
 
 
 class LockService:
@@ -125,15 +126,15 @@ class LockService:
         if until is not None and now < until:  # locked out (now, or by this very attempt)
             local = until.astimezone(tz)
             return KioskResult(False, f"locked out until {local:%H:%M}; use your key or wait", final,
-                               locked_until=local.isoformat(timespec="minutes"))
+                               locked_until=local.isoformat(timespec="minutes"), base=message)
         if message == ENTER_PIN and not awaiting and final.user_id is not None and not any(
                 c.type in _SECOND_FACTORS and not c.revoked for c in self.access.credentials(final.user_id)):
-            return KioskResult(False, NO_PIN_YET, final)  # recognised, but nothing to complete the face with
+            return KioskResult(False, NO_PIN_YET, final, base=NO_PIN_YET)  # nothing to complete the face with
         if message == WRONG_CODE:
             left = max(0, state.config.wrong_code_entry_limit - state.lockout.wrong_code_count)
             return KioskResult(False, f"{message}, {left} {'try' if left == 1 else 'tries'} left", final,
-                               tries_left=left)
-        return KioskResult(False, message, final, awaiting)
+                               tries_left=left, base=message)
+        return KioskResult(False, message, final, awaiting, base=message)
 
     # ------------------------------------------------------------------ lock state
     def status(self) -> dict[str, Any]:

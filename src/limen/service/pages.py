@@ -23,7 +23,7 @@ from limen import thresholds as T
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
 from limen.errors import BadRequest, LimenError, NotFound
-from limen.service import feed
+from limen.service import feed, i18n
 from limen.service.accounts import Scope, new_totp_secret, totp_step, totp_uri
 from limen.service.auth import (
     COOKIE,
@@ -69,6 +69,7 @@ REFUSALS = {"pin_required": "your PIN is needed", "unknown_credential": "wrong P
 
 def render(request: Request, template: str, code: int = 200, /, **values: Any) -> Response:
     ctx = ctx_of(request)
+    lang = i18n.activate(request)
     caller: Caller | None = values.pop("caller", None)
     values.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
     values["owner"] = caller.owner if caller else None
@@ -77,7 +78,10 @@ def render(request: Request, template: str, code: int = 200, /, **values: Any) -
     values.setdefault("pin_min", T.PIN_MIN_LENGTH)
     values.setdefault("pin_max", T.PIN_MAX_LENGTH)
     values.setdefault("form", {})
-    return ctx.templates.TemplateResponse(request, template, values, status_code=code)
+    response = ctx.templates.TemplateResponse(request, template, values, status_code=code)
+    if request.query_params.get("lang") == lang:  # a chosen language is remembered on this browser
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True)
+    return response
 
 
 async def form_of(request: Request, caller: Caller | None = None) -> dict[str, str]:

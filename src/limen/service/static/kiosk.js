@@ -8,6 +8,7 @@
   const display = document.getElementById("pin-display");
   const pad = document.getElementById("keypad");
   const relock = document.getElementById("relock");
+  const words = document.getElementById("kiosk").dataset;  // the page's language, from the server's catalogue
   const BURST = 5, INTERVAL_MS = 120, PIN_WINDOW_MS = 30000;  // PIN_WINDOW: thresholds.SECOND_FACTOR_WINDOW_S
   let typed = "";
   let busy = false;
@@ -27,7 +28,7 @@
     pad.querySelectorAll("button").forEach((b) => { b.disabled = on; });
     if (on) {
       clearTimeout(show.timer);
-      result.textContent = "Checking…";
+      result.textContent = words.tChecking;
       result.className = "result checking";
       delete result.dataset.opened;
     }
@@ -40,7 +41,7 @@
     const end = Date.now() + seconds * 1000;
     const tick = () => {
       const left = Math.max(0, Math.round((end - Date.now()) / 1000));
-      relock.textContent = left ? "Locks again in " + left + " s" : "";
+      relock.textContent = left ? words.tRelock.replace("{s}", String(left)) : "";
       if (!left) clearInterval(countdown.timer);
     };
     tick();
@@ -74,7 +75,7 @@
       const response = await fetch(url, init);
       answer = response.ok ? await response.json() : {opened: false, message: await LimenCamera.errorText(response)};
     } catch (e) {
-      answer = {opened: false, message: "the lock does not answer; use your key"};
+      answer = {opened: false, message: words.tNoanswer};
     } finally {
       checking(false);
     }
@@ -163,7 +164,7 @@
   renderPad();
   refreshDisplay();
   LimenCamera.start(video).then(() => {
-    status.textContent = "Camera ready";
+    status.textContent = words.tReady;
     faceButton.disabled = false;
   }).catch((e) => {
     status.textContent = e.message;
