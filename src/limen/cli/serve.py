@@ -33,6 +33,7 @@ def serve(
         from limen.cli.status import FACE_ALONE_WARNING
 
         typer.echo(FACE_ALONE_WARNING)
+    _report_face_models(settings)
     if not settings.tamper_sources:
         typer.echo("No tamper sources configured (setting tamper_sources, e.g. [\"case:17\"]): no case, "
                    "escutcheon or shock switch is watched.")
@@ -46,6 +47,22 @@ def serve(
         uvicorn.Server(uvicorn_config(app, settings)).run()
     finally:
         close_app(app)
+
+
+def _report_face_models(settings: Settings) -> None:
+    """Say at start whether PAD's deep cue can judge: without it every face is refused (fail closed)."""
+    from limen.errors import ConfigError
+    from limen.pad.minifasnet import MiniFasNetCue
+
+    try:
+        ready = MiniFasNetCue(settings.models_dir).check()
+    except ConfigError as exc:
+        typer.echo(f"error: face PAD model: {exc}. Faces are refused until it is imported again "
+                   "(limen models import PATH); PINs and codes still work.", err=True)
+        return
+    if not ready:
+        typer.echo("Face PAD model not imported (limen models import PATH, see README): every face is refused as "
+                   "insufficient evidence; PINs and codes work.")
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:

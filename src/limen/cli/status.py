@@ -15,6 +15,7 @@ from limen.cli.common import STATE, output
 from limen.errors import LimenError
 
 if TYPE_CHECKING:
+    from limen.config import Settings
     from limen.runtime import Runtime
 
 _RECENT = 5_000  # records scanned for the last door state and recent alarms
@@ -51,10 +52,20 @@ def status(
         data["access"] = _access(rt)
     finally:
         rt.close()
+    data["pad_models"] = _pad_models(settings)
     data["face_rule"] = {"allow_face_alone_rgb": settings.allow_face_alone_rgb,
                          "face_alone_min": "medium" if settings.allow_face_alone_rgb else "high",
                          "warning": FACE_ALONE_WARNING if settings.allow_face_alone_rgb else None}
     output(data, lambda: _print(data))
+
+
+def _pad_models(settings: Settings) -> dict[str, Any]:
+    """PAD's imported models: faces pass PAD only when every one is imported and verifies."""
+    from limen.pad.minifasnet_models import status as model_status
+
+    rows = model_status(settings.models_dir)
+    return {"ready": all(r.verified for r in rows),
+            "models": {r.variant.spec.model: r.detail for r in rows}}
 
 
 def _vault(rt: Runtime) -> dict[str, Any]:
@@ -113,6 +124,10 @@ def _print(d: dict[str, Any]) -> None:
     sources = d["tamper"]["sources"]
     typer.echo("tamper     " + (f"sources {', '.join(sources)}" if sources else
                                 "no tamper sources configured (setting tamper_sources)"))
+    pad = d["pad_models"]
+    typer.echo("pad        " + ("MiniFASNet imported and verified" if pad["ready"] else
+                                "faces refused: " + "; ".join(f"{k} {v}" for k, v in pad["models"].items())
+                                + " (limen models import PATH)"))
     face = d["face_rule"]
     typer.echo("face       " + (face["warning"] if face["warning"] else
                                 "opens alone only with a depth/IR cue; an RGB face asks for the PIN/code"))
