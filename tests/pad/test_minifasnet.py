@@ -25,7 +25,7 @@ from limen.pad.faces import PadSample
 from limen.pad.minifasnet_models import import_models, load_model, status
 from limen.pad.onnx_minifasnet import Variant
 from limen.pad.torchzip import read_state_dict
-from tests.pad.conftest import SHARED_MODELS
+from tests.conftest import SHARED_MODELS
 from tests.pad.helpers import fake_view, nuaa_files
 from tests.pad.test_contract import PadCueContract
 
