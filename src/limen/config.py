@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     door_bolt_pin: int | None = Field(default=None, ge=0, le=63)  # … the bolt switch is optional (jams)
     tamper_sources: list[str] = Field(default_factory=list)  # "case:17", "escutcheon:22", "shock:27" (BCM)
     allow_face_alone_rgb: bool = False  # owner's risk: an RGB-only face opens alone (docs/access.md)
+    kiosk_challenge: bool = False  # RGB-only camera: the kiosk asks a random head-move sequence (docs/pad.md)
     link_cloud_may_lock: bool = False  # the cloud may lock / lock down without an owner's signature (never unlock)
     link_broker: str | None = None  # the fleet MQTT broker, "host:port" (TLS 1.3, mutual X.509; docs/cloud.md)
 

@@ -37,7 +37,7 @@ def need_chromium() -> None:
 
 
 @contextlib.contextmanager
-def live_server(data_dir: Path) -> Iterator[Server]:
+def live_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
     import uvicorn
 
     from limen.cli.serve import uvicorn_config
@@ -45,7 +45,7 @@ def live_server(data_dir: Path) -> Iterator[Server]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = load_settings(data_dir, port=port)
+    settings = load_settings(data_dir, port=port, **overrides)
     app = create_app(settings)
     srv = uvicorn.Server(uvicorn_config(app, settings))
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -117,6 +117,13 @@ class FaceAnswer(KioskAnswer):
                                "for a short window; send it to /api/kiosk/keypad).")
 
 
+class ChallengeAnswer(BaseModel):
+    id: str = Field(description="Name it once, as `challenge`, in the next /api/kiosk/unlock from this screen.")
+    moves: list[Literal["left", "right", "up"]] = Field(description="Head moves to prompt, in order, as seen "
+                                                       "in the camera image (flip left/right on a mirrored preview).")
+    expires_in_s: int
+
+
 class KeypadEntry(Body):
     entry: str = Field(min_length=1, max_length=32, pattern=r"^[0-9*#]+$",
                        description="PIN digits (decoys allowed around the PIN), or * + an offline code.")
@@ -294,14 +301,26 @@ def health(request: Request) -> dict[str, Any]:
     return {"status": "ok", "setup_required": not ctx_of(request).accounts.has_owner()}
 
 
+@router.post("/kiosk/challenge", response_model=ChallengeAnswer, tags=["kiosk"], responses=ERRORS,
+             dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
+def kiosk_challenge(request: Request) -> dict[str, Any]:
+    """A random head-move challenge for this door screen (single use, kept by the lock; RGB-only kiosks)."""
+    challenge_id, moves = ctx_of(request).lock.issue_challenge(kiosk_session(request))
+    return {"id": challenge_id, "moves": [m.value for m in moves.moves], "expires_in_s": int(T.SERVICE_CHALLENGE_TTL_S)}
+
+
 @router.post("/kiosk/unlock", response_model=FaceAnswer, response_model_exclude_none=True, tags=["kiosk"],
              responses=ERRORS,
              dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
 async def kiosk_unlock(request: Request, frames: Frames,
-                       interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100) -> dict[str, Any]:
-    """A burst of camera frames from the door: PAD + face identification → access engine → door + audit."""
+                       interval_ms: Annotated[int, Form(ge=10, le=2000)] = 100,
+                       challenge: Annotated[str, Form(max_length=64)] = "") -> dict[str, Any]:
+    """A burst of camera frames from the door: PAD + face identification → access engine → door + audit.
+
+    `challenge`: the id from /api/kiosk/challenge (required when the lock's `kiosk_challenge` is on)."""
     got = await uploads(frames)
-    result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0, kiosk_session(request))
+    result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0, kiosk_session(request),
+                              challenge)
     return {"opened": result.opened, "message": door_message(result, choose(request)),
             "awaiting_pin": result.awaiting_pin, **door_details(result)}
 

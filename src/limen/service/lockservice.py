@@ -33,14 +33,15 @@ from limen.access.model import DAY_NAMES, UserStatus
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
 from limen.capture.sources import VIDEO_SUFFIXES, PixelBudget, decode_image_bytes, load_capture
-from limen.decision import Decision
+from limen.decision import Decision, Outcome, Reason
 from limen.errors import BadImage, BadRequest, Conflict, ConsentRequired, NotFound
+from limen.pad.challenge import CAPTURE_META_KEY, ChallengeSequence
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
 from limen.service import feed, guests
 from limen.service.feed import Activity, Incident
-from limen.service.messages import ENTER_PIN, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
+from limen.service.messages import ENTER_PIN, FOLLOW_PROMPTS, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
 _SECOND_FACTORS = (CredentialType.PIN, CredentialType.OFFLINE_CODE, CredentialType.RFID)
 FACE_ALONE_WARNING = ("Faces open alone on this RGB camera (allow_face_alone_rgb): a photo or a phone screen "
@@ -82,11 +83,36 @@ class LockService:
         self._recognizer = runtime.recognizer()
         self._lock = threading.Lock()
         self._retention_checked = self.clock.monotonic()  # open_runtime has just enforced it
+        self._challenges: dict[str, tuple[str, ChallengeSequence, float]] = {}  # id → (session, moves, issued)
 
     # ------------------------------------------------------------------ kiosk
-    def unlock_face(self, frames: Sequence[Upload], interval_s: float = 0.1, session: str | None = None
-                    ) -> KioskResult:
-        """A burst of camera frames at the door (from kiosk `session`): the controller's face path."""
+    def issue_challenge(self, session: str) -> tuple[str, ChallengeSequence]:
+        """A random head-move sequence for kiosk `session`, kept here: single use, `SERVICE_CHALLENGE_TTL_S`."""
+        import secrets
+
+        now = self.clock.monotonic()
+        with self._lock:
+            self._challenges = {k: v for k, v in self._challenges.items()
+                                if now - v[2] <= T.SERVICE_CHALLENGE_TTL_S}
+            challenge_id, moves = secrets.token_urlsafe(16), ChallengeSequence.random()
+            self._challenges[challenge_id] = (session, moves, now)
+            return challenge_id, moves
+
+    def _take_challenge(self, challenge_id: str, session: str | None) -> ChallengeSequence | None:
+        """The stored sequence for `challenge_id` if issued to `session` and not expired; removed either way."""
+        held = self._challenges.pop(challenge_id, None)
+        if held is None or held[0] != session or self.clock.monotonic() - held[2] > T.SERVICE_CHALLENGE_TTL_S:
+            return None
+        return held[1]
+
+    def unlock_face(self, frames: Sequence[Upload], interval_s: float = 0.1, session: str | None = None,
+                    challenge_id: str = "") -> KioskResult:
+        """A burst of camera frames at the door (from kiosk `session`): the controller's face path.
+
+        With `kiosk_challenge` on (or a `challenge_id` named), the burst must answer a live challenge
+        issued to this session; PAD then requires the STORED moves.  Otherwise it is refused before any
+        recognition: no alarm, no lockout count.
+        """
         if not frames:
             raise BadRequest("frames", "no camera frames received; check the camera or use the keypad")
         if len(frames) > T.SERVICE_MAX_UNLOCK_FRAMES:
@@ -95,10 +121,18 @@ class LockService:
         capture = Capture(tuple(Frame(_decode(f, budget), t=i * interval_s, source="kiosk")
                                 for i, f in enumerate(frames)),
                           source="kiosk")
+        challenged = self.rt.settings.kiosk_challenge or bool(challenge_id)
         with self._lock:
+            if challenged:
+                moves = self._take_challenge(challenge_id, session)
+                if moves is None:
+                    refused = Decision(Outcome.REJECT, Reason.INSUFFICIENT_EVIDENCE,
+                                       detail="no live head-move challenge for this burst")
+                    return KioskResult(False, FOLLOW_PROMPTS, refused, base=FOLLOW_PROMPTS)
+                capture.meta[CAPTURE_META_KEY] = str(moves)
             final = self.controller.face(capture, session=session)
             awaiting = session is not None and self.controller.holding_face(session)
-            return self._door_view(final, face_message(final), awaiting)
+            return self._door_view(final, face_message(final, challenged), awaiting)
 
     def keypad(self, typed: str, session: str | None = None) -> KioskResult:
         """A keypad entry: a PIN (decoy digits allowed around it) or `*` + an offline code.

@@ -19,6 +19,7 @@ NOT_NOW = "not allowed at this time"
 WRONG_CODE = "code not accepted"
 UNAVAILABLE = "unavailable, use your key or call the owner"
 NO_PIN_YET = "recognised, but you have no PIN yet: ask the owner to add one"
+FOLLOW_PROMPTS = "follow the prompts on the screen"
 
 _COMMON = {
     Reason.LOCKED_OUT: LOCKED_OUT,
@@ -30,10 +31,16 @@ _COMMON = {
 }
 
 
-def face_message(decision: Decision) -> str:
-    """The kiosk's message for a face attempt (recognition or access decision)."""
+def face_message(decision: Decision, challenged: bool = False) -> str:
+    """The kiosk's message for a face attempt (recognition or access decision).
+
+    `challenged`: the person was shown a head-move challenge; a face not seen or moves not performed
+    (insufficient evidence) then reads "follow the prompts", never which check failed.
+    """
     if decision.accepted:
         return OPENED
+    if challenged and decision.reason in (Reason.NO_FACE, Reason.INSUFFICIENT_EVIDENCE):
+        return FOLLOW_PROMPTS
     if decision.reason is Reason.NO_FACE:
         return HOLD_STILL
     if decision.reason is Reason.LOW_QUALITY:

@@ -251,8 +251,8 @@ def kiosk(request: Request, pair: str = "") -> Response:
         response = RedirectResponse("/kiosk", status_code=303)
         set_kiosk_cookie(request, response, cookie)
         return response
-    page = render(request, "kiosk.html")
     ctx = ctx_of(request)
+    page = render(request, "kiosk.html", challenge=ctx.settings.kiosk_challenge)
     if is_lock_itself(request) and not ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
         set_kiosk_cookie(request, page, ctx.accounts.pair_local_screen())  # the lock's own screen
     return page

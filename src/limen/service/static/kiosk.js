@@ -9,6 +9,7 @@
   const pad = document.getElementById("keypad");
   const relock = document.getElementById("relock");
   const words = document.getElementById("kiosk").dataset;  // the page's language, from the server's catalogue
+  const prompt = document.getElementById("prompt");
   const BURST = 5, INTERVAL_MS = 120, PIN_WINDOW_MS = 30000;  // PIN_WINDOW: thresholds.SECOND_FACTOR_WINDOW_S
   let typed = "";
   let busy = false;
@@ -86,21 +87,53 @@
     awaitPin(Boolean(answer.awaiting_pin));
   }
 
+  // Randomised challenge (RGB-only cameras, the owner's kiosk_challenge): the lock picks the moves and
+  // keeps them; we prompt them one by one, facing the camera before and after, taking frames at each.
+  // The preview is mirrored, so a move "left" in the camera image is the person's own right.
+  const PROMPT = {left: words.tRight, right: words.tLeft, up: words.tUp};
+  const STEP_FRAMES = 2, STEP_MS = 900, STEP_GAP_MS = 250;  // 5 steps × 2 = 10 frames (SERVICE_MAX_UNLOCK_FRAMES)
+
+  async function challengeBurst() {
+    const response = await fetch("/api/kiosk/challenge", {method: "POST"});
+    if (!response.ok) throw new Error(await LimenCamera.errorText(response));
+    const challenge = await response.json();
+    const frames = [];
+    try {
+      for (const step of [null, ...challenge.moves, null]) {
+        prompt.textContent = step ? PROMPT[step] : words.tFace;
+        prompt.hidden = false;
+        await new Promise((r) => setTimeout(r, STEP_MS - STEP_FRAMES * STEP_GAP_MS));
+        frames.push(...await LimenCamera.burst(video, STEP_FRAMES, STEP_GAP_MS));
+      }
+    } finally {
+      prompt.hidden = true;
+      prompt.textContent = "";
+    }
+    return {frames, id: challenge.id, intervalMs: Math.round(STEP_MS / STEP_FRAMES)};
+  }
+
   async function faceUnlock() {
     if (busy) return;
     clearResult();
-    checking(true);
-    let frames;
+    let taken;
     try {
-      frames = await LimenCamera.burst(video, BURST, INTERVAL_MS);
+      if (words.challenge) {
+        busy = true;
+        faceButton.disabled = true;
+        taken = await challengeBurst();
+      } else {
+        checking(true);
+        taken = {frames: await LimenCamera.burst(video, BURST, INTERVAL_MS), id: "", intervalMs: INTERVAL_MS};
+      }
     } catch (e) {
       checking(false);
       show(false, e.message);
       return;
     }
     const form = new FormData();
-    frames.forEach((blob, i) => form.append("frames", blob, "frame" + i + ".jpg"));
-    form.append("interval_ms", String(INTERVAL_MS));
+    taken.frames.forEach((blob, i) => form.append("frames", blob, "frame" + i + ".jpg"));
+    form.append("interval_ms", String(taken.intervalMs));
+    if (taken.id) form.append("challenge", taken.id);
     await post("/api/kiosk/unlock", {method: "POST", body: form});
   }
 

@@ -1,0 +1,129 @@
+"""The kiosk's randomised head-move challenge (Settings.kiosk_challenge): issued to a paired screen only, single use,
+expiring, required for an unlock, and the lock's stored moves (never the client's) reach PAD."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from limen import thresholds as T
+from limen.capture import Capture
+from limen.clock import FixedClock
+from limen.config import load_settings
+from limen.pad.challenge import CAPTURE_META_KEY, ChallengeSequence
+from limen.service import close_app, create_app
+from limen.service.messages import FOLLOW_PROMPTS
+
+from .conftest import Owner, do_setup, make_client
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def challenged(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[Any, Owner]]:
+    app = create_app(load_settings(tmp_path / "lock", kiosk_challenge=True), clock=clock)
+    try:
+        with make_client(app) as c:
+            yield c, do_setup(c)
+    finally:
+        close_app(app)
+
+
+def wall() -> list[tuple[str, tuple[str, bytes, str]]]:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((480, 640, 3), 128, np.uint8)).save(buf, "JPEG")
+    return [("frames", (f"f{i}.jpg", buf.getvalue(), "image/jpeg")) for i in range(3)]
+
+
+def spy_faces(client: Any) -> list[Capture]:
+    """Record every capture the lock hands to the controller (what PAD will see)."""
+    controller = client.app.state.ctx.lock.controller
+    seen: list[Capture] = []
+    real = controller.face
+
+    def face(capture: Capture, **kw: Any) -> Any:
+        seen.append(capture)
+        return real(capture, **kw)
+
+    controller.face = face
+    return seen
+
+
+def lockout_count(client: Any) -> int:
+    return int(client.app.state.ctx.runtime.access().load_state().lockout.wrong_code_count)
+
+
+def test_a_challenge_is_issued_only_to_a_paired_screen(challenged: tuple[Any, Owner]) -> None:
+    client, _ = challenged
+    r = client.post("/api/kiosk/challenge")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    moves = ChallengeSequence.parse(",".join(body["moves"]))  # a valid sequence: 2+ moves, no repeat in a row
+    assert len(moves.moves) == 3 and body["expires_in_s"] == int(T.SERVICE_CHALLENGE_TTL_S) and len(body["id"]) >= 16
+    assert client.post("/api/kiosk/challenge").json()["id"] != body["id"]
+    with make_client(client.app, ("192.168.1.50", 40000)) as stranger:  # never paired
+        r = stranger.post("/api/kiosk/challenge")
+        assert r.status_code == 403 and "not paired" in r.json()["reason"]
+    r = client.post("/api/kiosk/challenge", headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+
+
+def test_without_a_live_challenge_the_burst_is_refused_before_recognition(challenged: tuple[Any, Owner],
+                                                                         clock: FixedClock) -> None:
+    client, _ = challenged
+    seen = spy_faces(client)
+    before = lockout_count(client)
+    events = client.app.state.ctx.runtime.audit.count()
+    r = client.post("/api/kiosk/unlock", files=wall(), data={"interval_ms": "100"})  # no id at all
+    assert r.status_code == 200 and r.json() == {"opened": False, "message": FOLLOW_PROMPTS, "awaiting_pin": False}
+    r = client.post("/api/kiosk/unlock", files=wall(), data={"challenge": "made-up-id"})
+    assert r.json()["message"] == FOLLOW_PROMPTS
+    expired = client.post("/api/kiosk/challenge").json()["id"]
+    clock.advance(T.SERVICE_CHALLENGE_TTL_S + 1)
+    r = client.post("/api/kiosk/unlock", files=wall(), data={"challenge": expired})
+    assert r.json()["message"] == FOLLOW_PROMPTS
+    assert seen == []  # never reached recognition/PAD
+    assert lockout_count(client) == before  # no lockout count
+    assert client.app.state.ctx.runtime.audit.count() == events  # and no alarm or event
+
+
+def test_the_id_is_single_use_and_bound_to_its_screen(challenged: tuple[Any, Owner]) -> None:
+    client, _ = challenged
+    seen = spy_faces(client)
+    issued = client.post("/api/kiosk/challenge").json()
+    r = client.post("/api/kiosk/unlock", files=wall(), data={"challenge": issued["id"]})
+    assert r.status_code == 200 and r.json()["opened"] is False
+    assert len(seen) == 1  # this one was judged …
+    assert seen[0].meta[CAPTURE_META_KEY] == ",".join(issued["moves"])  # … with the lock's stored moves
+    r = client.post("/api/kiosk/unlock", files=wall(), data={"challenge": issued["id"]})  # replayed id
+    assert r.json()["message"] == FOLLOW_PROMPTS and len(seen) == 1
+    with make_client(client.app) as other:  # another screen on the lock, paired by opening /kiosk
+        assert other.get("/kiosk").status_code == 200
+        theirs = other.post("/api/kiosk/challenge").json()["id"]
+    r = client.post("/api/kiosk/unlock", files=wall(), data={"challenge": theirs})
+    assert r.json()["message"] == FOLLOW_PROMPTS and len(seen) == 1
+
+def test_the_challenge_message_reads_like_any_refusal_in_chinese(challenged: tuple[Any, Owner]) -> None:
+    from limen.service import i18n
+
+    assert i18n.translations("zh_CN").gettext(FOLLOW_PROMPTS) != FOLLOW_PROMPTS
+    client, _ = challenged
+    r = client.post("/api/kiosk/unlock", files=wall(), headers={"Accept-Language": "zh-CN"})
+    assert r.json()["message"] == i18n.translations("zh_CN").gettext(FOLLOW_PROMPTS)
+
+
+def test_with_the_setting_off_no_challenge_is_required(client: Any, owner: Owner) -> None:
+    seen = spy_faces(client)
+    r = client.post("/api/kiosk/unlock", files=wall())
+    assert r.status_code == 200 and r.json()["message"] != FOLLOW_PROMPTS
+    assert len(seen) == 1 and CAPTURE_META_KEY not in seen[0].meta
