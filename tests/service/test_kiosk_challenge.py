@@ -127,3 +127,38 @@ def test_with_the_setting_off_no_challenge_is_required(client: Any, owner: Owner
     r = client.post("/api/kiosk/unlock", files=wall())
     assert r.status_code == 200 and r.json()["message"] != FOLLOW_PROMPTS
     assert len(seen) == 1 and CAPTURE_META_KEY not in seen[0].meta
+
+
+def last_attempt(client: Any) -> dict[str, Any]:
+    records = [r for r in client.app.state.ctx.runtime.audit.records() if r["kind"] == "unlock_attempt"]
+    return dict(records[-1])
+
+
+@pytest.mark.shared
+def test_a_still_live_face_does_not_answer_the_challenge(tmp_path: Path, imported_face_models: Path) -> None:
+    """Real NUAA webcam frames of a person sitting still (a static replay of a live face): without a challenge PAD
+    lets them through to recognition; with one, the moves are not performed → insufficient evidence, refused
+    with the challenge's message."""
+    from ..conftest import install_face_models, shared
+    from .fakecam import sequence
+
+    frames = sequence(shared("nuaa-dev") / "live" / "0004", "02", 10)
+    burst = [("frames", (p.name, p.read_bytes(), "image/jpeg")) for p in frames]
+    reasons = {}
+    for on in (False, True):
+        install_face_models(imported_face_models, tmp_path / str(on))
+        app = create_app(load_settings(tmp_path / str(on), kiosk_challenge=on))
+        try:
+            with make_client(app) as client:
+                do_setup(client)
+                seen = spy_faces(client)
+                issued = client.post("/api/kiosk/challenge").json() if on else {"id": "", "moves": []}
+                form = {"challenge": issued["id"], "interval_ms": "500"}
+                r = client.post("/api/kiosk/unlock", files=burst, data=form)
+                assert r.status_code == 200 and r.json()["opened"] is False
+                assert seen[0].meta.get(CAPTURE_META_KEY, "") == ",".join(issued["moves"])
+                reasons[on] = (last_attempt(client)["reason"], r.json()["message"])
+        finally:
+            close_app(app)
+    assert reasons[False][0] != "insufficient_evidence", reasons  # PAD alone accepts this live burst …
+    assert reasons[True] == ("insufficient_evidence", FOLLOW_PROMPTS), reasons  # … the challenge does not
