@@ -304,6 +304,11 @@ GUEST_CODE_DIGITS = 8                         # a guest's door code (a PIN valid
                                               # with the keypad lockout ≤ 2.8e-6 chance to hit it in a day,
                                               # ≤ 1.1e-5 in 31 days (service.guests.guess_chance; docs/service.md)
 GUEST_MAX_HOURS = 24 * 31                     # longest a guest code may last
+# Alarm channels set up in the console (service.alerting; presentation and input bounds, not calibrated):
+ALERT_URL_MAX_LEN = 1000                      # an apprise URL longer than this is refused
+ALERT_LABEL_MAX_LEN = 40                      # the owner's name for a channel ("Alice's phone")
+ALERT_CONSOLE_MAX_CHANNELS = 20               # channels the console may add (limen.toml's are not counted)
+ALERT_URL_MASK_MIN_LEN = 10                   # shorter URLs show only their scheme; longer: 2 chars each end
 
 # ---------------------------------------------------------------- tamper
 # Debouncing and sensitivities of the tamper sources (limen.tamper).  Not
@@ -382,6 +387,17 @@ FINGER_MATCH_FMR_1E4 = 1.50            # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 FINGER_SEARCH_SHORTLIST = 40           # 1:N: references compared with the full matcher after the edge-key vote
                                        # (the right finger is on it for 93 % of FVC2002 probes among 1,000; 88 % at 20)
+# Fingerprint in the lock (access.policy, controller).  Face + finger captured together are fused at score
+# level: each score is mapped to FMR decades (−log10 FMR) through its own calibrated operating points, and the
+# pair counts as two factors when the decades add up to FUSION_MIN_DECADES with each modality at its floor.
+# DESIGN VALUES: no data set holds a face and a finger of the same people, so the modalities are assumed
+# independent (a chimeric argument: joint FMR ≈ product); recalibrate the finger points with FINGER_MATCH_*.
+FINGER_MATCH_FMR_1E2 = 0.54            # 114 of 11,520 FVC2002 impostor pairs at or above (FNMR 9.0 %)
+FUSION_FINGER_DECADES = ((FINGER_MATCH_FMR_1E2, 2.0), (FINGER_MATCH_FMR_1E3, 3.0), (FINGER_MATCH_FMR_1E4, 4.0))
+FUSION_FINGER_MAX_DECADES = 4.0        # no finger score counts for more than the set can show (1 in 11,520)
+FUSION_FACE_MATCHED_DECADES = 4.0      # a face matched at the default point (FMR 1e-4); an unmatched face: 0
+FUSION_MIN_DECADES = 6.0               # face + finger together: joint FMR ≤ 1e-6 (as face + a 6-digit PIN)
+FUSION_FLOOR_DECADES = 2.0             # each modality at FMR ≤ 1e-2 at least, whatever the other one scores
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
 LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry
