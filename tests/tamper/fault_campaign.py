@@ -119,9 +119,8 @@ def check_after_restart(data_dir: Path) -> list[str]:
             problems.append(f"{opened} templates can still be unsealed")
         if not is_locked_down(rt.conn):
             problems.append("lockdown not in force")
-        access = rt.conn.execute("SELECT lockdown FROM access_lock WHERE id = 1").fetchone()
-        if access is not None and not access[0]:
-            problems.append("access policy flag not locked down")
+        if not rt.access().load_state().lockdown:
+            problems.append("access policy does not see the lockdown")
         events = list(rt.audit.records(0, ("tamper",)))  # type: ignore[attr-defined]
         incidents = [e["data"].get("incident") for e in events]
         if len(events) != 1 or len(set(incidents)) != len(incidents):

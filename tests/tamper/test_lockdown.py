@@ -9,9 +9,17 @@ from limen.access.model import PermissionLevel
 from limen.access.store import BOOTSTRAP_ACTOR, AccessStore
 from limen.audit.event import MemoryAuditSink
 from limen.config import Settings
-from limen.db import open_db
+from limen.db import _migrations_of, connect, migrate, open_db
 from limen.decision import Reason
-from limen.tamper.lockdown import clear_lockdown, enter_lockdown, is_locked_down, lockdown_status
+from limen.errors import LockdownActive
+from limen.tamper import schema as tamper_schema
+from limen.tamper.lockdown import (
+    LockdownCause,
+    clear_lockdown,
+    enter_lockdown,
+    is_locked_down,
+    lockdown_status,
+)
 
 from .conftest import T0
 
@@ -62,10 +70,84 @@ def test_access_row_created_after_the_lockdown_starts_locked(settings: Settings)
 
 def test_access_engine_cannot_lift_a_tamper_lockdown(settings: Settings) -> None:
     conn = open_db(settings.db_path)
-    owner_store(conn)
+    store = owner_store(conn)
+    owner = store.user("alice").user_id
     enter_lockdown(conn, "inc-1", "case: held", T0)
-    with pytest.raises(sqlite3.DatabaseError, match="tamper lockdown"):
-        conn.execute("UPDATE access_lock SET lockdown = 0 WHERE id = 1")
-    assert is_locked_down(conn)
+    with pytest.raises(LockdownActive, match="tamper clear"):
+        store.set_lockdown(False, owner, T0)
+    assert is_locked_down(conn) and store.load_state().lockdown
     clear_lockdown(conn, "owner", T0)
     assert not AccessStore(conn, MemoryAuditSink()).load_state().lockdown
+
+
+def test_a_lockdown_command_is_the_same_flag_and_an_owner_lifts_it(settings: Settings) -> None:
+    conn = open_db(settings.db_path)
+    store = owner_store(conn)
+    owner = store.user("alice").user_id
+    store.set_lockdown(True, "cloud", T0)
+    status = lockdown_status(conn)
+    assert status.active and status.cause is LockdownCause.COMMAND and is_locked_down(conn)
+    assert store.decide(keypad_entry(OWNER_PIN), T0).decision.reason is Reason.LOCKDOWN
+    store.set_lockdown(False, owner, T0)
+    assert not is_locked_down(conn) and not store.load_state().lockdown
+    assert store.decide(keypad_entry(OWNER_PIN), T0).decision.accepted
+
+
+def test_a_tamper_during_a_command_lockdown_makes_it_a_tamper_lockdown(settings: Settings) -> None:
+    conn = open_db(settings.db_path)
+    store = owner_store(conn)
+    store.set_lockdown(True, "cloud", T0)
+    enter_lockdown(conn, "inc-2", "case: held", T0)
+    store.set_lockdown(True, "cloud", T0)  # a second command does not weaken it
+    assert lockdown_status(conn).cause is LockdownCause.TAMPER
+    with pytest.raises(LockdownActive):
+        store.set_lockdown(False, store.user("alice").user_id, T0)
+
+
+def test_no_triggers_tie_the_access_tables_to_the_flag(settings: Settings) -> None:
+    conn = open_db(settings.db_path)
+    owner_store(conn)
+    enter_lockdown(conn, "inc-1", "case: held", T0)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+    assert conn.execute("SELECT lockdown FROM access_lock WHERE id = 1").fetchone()[0] == 0  # retired column
+
+
+_V1_TRIGGER = """CREATE TRIGGER tamper_lockdown_kept BEFORE UPDATE OF lockdown ON access_lock
+    WHEN NEW.lockdown = 0 AND (SELECT active FROM tamper_lockdown WHERE id = 1) = 1
+    BEGIN SELECT RAISE(ABORT, 'tamper lockdown is active'); END"""
+
+
+def _v1_database(settings: Settings, *, access_flag: int, tamper_flag: int) -> None:
+    """A database as tamper schema v1 left it: the flag copied into access_lock, a trigger guarding it."""
+    conn = connect(settings.db_path)
+    conn.executescript("CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    for component in ("core", "vault", "access"):
+        migrate(conn, component, _migrations_of(component))
+    migrate(conn, "tamper", tamper_schema.MIGRATIONS[:1])
+    conn.execute("UPDATE tamper_lockdown SET active = ?, incident = 'inc-0', since = ? WHERE id = 1",
+                 (tamper_flag, T0.isoformat()))
+    conn.execute("INSERT INTO access_lock(id, mode, pin_salt, config, lockdown) VALUES (1, 'normal', x'00', '{}', ?)",
+                 (access_flag,))
+    conn.execute(_V1_TRIGGER)
+    conn.close()
+
+
+def test_migration_keeps_a_lockdown_set_only_in_the_access_table(settings: Settings) -> None:
+    _v1_database(settings, access_flag=1, tamper_flag=0)
+    conn = open_db(settings.db_path)
+    status = lockdown_status(conn)
+    assert status.active and status.cause is LockdownCause.COMMAND
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+    assert conn.execute("SELECT lockdown FROM access_lock WHERE id = 1").fetchone()[0] == 0
+
+
+def test_migration_keeps_a_tamper_lockdown_a_tamper_lockdown(settings: Settings) -> None:
+    _v1_database(settings, access_flag=1, tamper_flag=1)
+    conn = open_db(settings.db_path)
+    status = lockdown_status(conn)
+    assert status.active and status.cause is LockdownCause.TAMPER and status.incident == "inc-0"
+
+
+def test_migration_of_an_unlocked_database_stays_unlocked(settings: Settings) -> None:
+    _v1_database(settings, access_flag=0, tamper_flag=0)
+    assert not is_locked_down(open_db(settings.db_path))

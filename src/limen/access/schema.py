@@ -3,6 +3,10 @@
 Keyed by `users.id` (core registry) with ON DELETE CASCADE.  Timestamps are
 ISO-8601 UTC strings.  Secrets are hashes (PIN: Argon2id; RFID: HMAC) except
 the offline-code secret, which the lock needs in the clear to verify codes.
+
+`access_lock.lockdown` is retired (always 0): the lockdown flag is the tamper
+package's `tamper_lockdown` (see `limen.tamper.lockdown`); the column stays so
+that the table keeps its shape.
 """
 
 MIGRATIONS: list[str] = [

@@ -1,12 +1,19 @@
-"""The persistent tamper lockdown flag (table `tamper_lockdown`), read by the access policy.
+"""The lock's one lockdown flag (table `tamper_lockdown`), read by the access policy.
 
 While the lockdown is active, biometric and code unlocks are refused with
 `Reason.LOCKDOWN`; the mechanical key and owner-authorised recovery still work
-(that is the access policy's rule; it reads `access_lock.lockdown`).  Entering
-a lockdown also installs three triggers so that the two flags cannot disagree:
-`access_lock.lockdown` follows `tamper_lockdown.active`, an `access_lock` row
-created later starts locked down, and the access engine cannot clear a tamper
-lockdown (only `clear_lockdown`, after re-provisioning, can).
+(that is the access policy's rule; `AccessStore.load_state` reads this flag).
+
+There is one flag with a `cause`:
+
+* ``tamper`` – a tamper response entered it (`set_lockdown_in`); only
+  `clear_lockdown`, after the owner re-provisions the lock, lifts it.
+* ``command`` – an owner's or the cloud's lockdown command (`command_lockdown_in`);
+  an owner lifts it through the access engine (`lift_command_lockdown_in`).
+  A tamper during a command lockdown turns it into a tamper lockdown.
+
+Before tamper schema v2 the access engine kept a copy in `access_lock.lockdown`
+synced by triggers; v2 drops the triggers and moves a set copy here.
 """
 
 from __future__ import annotations
@@ -14,19 +21,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from limen.db import transaction
+from limen.errors import LockdownActive
 
-_TRIGGERS = (
-    """CREATE TRIGGER IF NOT EXISTS tamper_lockdown_to_access AFTER UPDATE OF active ON tamper_lockdown
-       BEGIN UPDATE access_lock SET lockdown = NEW.active WHERE id = 1; END""",
-    """CREATE TRIGGER IF NOT EXISTS tamper_lockdown_new_access AFTER INSERT ON access_lock
-       WHEN (SELECT active FROM tamper_lockdown WHERE id = 1) = 1
-       BEGIN UPDATE access_lock SET lockdown = 1 WHERE id = NEW.id; END""",
-    """CREATE TRIGGER IF NOT EXISTS tamper_lockdown_kept BEFORE UPDATE OF lockdown ON access_lock
-       WHEN NEW.lockdown = 0 AND (SELECT active FROM tamper_lockdown WHERE id = 1) = 1
-       BEGIN SELECT RAISE(ABORT, 'tamper lockdown is active: clear it with limen tamper clear'); END""",
-)
+
+class LockdownCause(StrEnum):
+    TAMPER = "tamper"
+    COMMAND = "command"
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,15 @@ class LockdownStatus:
     since: str | None
     cleared_at: str | None
     cleared_by: str | None
+    cause: LockdownCause = LockdownCause.TAMPER
 
     def to_dict(self) -> dict[str, object]:
-        return {"active": self.active, "incident": self.incident, "reason": self.reason, "since": self.since,
-                "cleared_at": self.cleared_at, "cleared_by": self.cleared_by}
+        return {"active": self.active, "cause": self.cause.value, "incident": self.incident, "reason": self.reason,
+                "since": self.since, "cleared_at": self.cleared_at, "cleared_by": self.cleared_by}
 
 
 def is_locked_down(conn: sqlite3.Connection) -> bool:
-    """Whether the tamper lockdown is in force (fail closed: an unreadable flag counts as locked down)."""
+    """Whether the lockdown is in force (fail closed: an unreadable flag counts as locked down)."""
     try:
         row = conn.execute("SELECT active FROM tamper_lockdown WHERE id = 1").fetchone()
     except sqlite3.DatabaseError:
@@ -57,45 +61,64 @@ def lockdown_status(conn: sqlite3.Connection) -> LockdownStatus:
     if row is None:
         return LockdownStatus(True, None, "lockdown flag missing", None, None, None)
     return LockdownStatus(bool(row["active"]), row["incident"], row["reason"], row["since"], row["cleared_at"],
-                          row["cleared_by"])
+                          row["cleared_by"], _cause(row["cause"]))
 
 
 def enter_lockdown(conn: sqlite3.Connection, incident: str, reason: str, at: datetime) -> None:
-    """Set the lockdown (own transaction); idempotent, the first incident's time is kept."""
+    """Set the tamper lockdown (own transaction); idempotent, the first lockdown's time is kept."""
     with transaction(conn):
         set_lockdown_in(conn, incident, reason, at)
 
 
 def set_lockdown_in(conn: sqlite3.Connection, incident: str, reason: str, at: datetime) -> None:
-    """`enter_lockdown` inside the caller's transaction."""
-    install_triggers(conn)
-    conn.execute(
-        "UPDATE tamper_lockdown SET active = 1, incident = ?, reason = ?, since = COALESCE("
-        "CASE WHEN active = 1 THEN since END, ?), cleared_at = NULL, cleared_by = NULL WHERE id = 1",
-        (incident, reason[:120], at.isoformat()),
-    )
-    if _has_access(conn):  # a row written before the triggers existed
-        conn.execute("UPDATE access_lock SET lockdown = 1 WHERE id = 1")
+    """`enter_lockdown` inside the caller's transaction (a command lockdown becomes a tamper lockdown)."""
+    _activate(conn, LockdownCause.TAMPER, incident, reason, at)
+
+
+def command_lockdown_in(conn: sqlite3.Connection, actor: str, at: datetime) -> None:
+    """A lockdown command (inside the caller's transaction); an active tamper lockdown is left as it is."""
+    if lockdown_status(conn).active:
+        return
+    _activate(conn, LockdownCause.COMMAND, None, f"lockdown command by {actor}", at)
+
+
+def lift_command_lockdown_in(conn: sqlite3.Connection, actor: str, at: datetime) -> bool:
+    """End a command lockdown (inside the caller's transaction; the caller checked the owner).
+
+    Returns False if none was active; raises `LockdownActive` for a tamper
+    lockdown, which only re-provisioning (`limen tamper clear`) lifts.
+    """
+    status = lockdown_status(conn)
+    if status.active and status.cause is LockdownCause.TAMPER:
+        raise LockdownActive("tamper lockdown is active: clear it with limen tamper clear")
+    _deactivate(conn, actor, at)
+    return status.active
 
 
 def clear_lockdown(conn: sqlite3.Connection, actor: str, at: datetime) -> bool:
-    """Lift the lockdown (the caller has checked the owner and re-provisioned); False if none was active."""
+    """Lift any lockdown (the caller has checked the owner and re-provisioned); False if none was active."""
     with transaction(conn):
         was = is_locked_down(conn)
-        conn.execute("UPDATE tamper_lockdown SET active = 0, cleared_at = ?, cleared_by = ? WHERE id = 1",
-                     (at.isoformat(), actor))
-        if _has_access(conn):
-            conn.execute("UPDATE access_lock SET lockdown = 0 WHERE id = 1")
+        _deactivate(conn, actor, at)
     return was
 
 
-def install_triggers(conn: sqlite3.Connection) -> None:
-    """Create the triggers tying `access_lock.lockdown` to the tamper flag (no-op without the access tables)."""
-    if _has_access(conn):
-        for sql in _TRIGGERS:
-            conn.execute(sql)
+def _activate(conn: sqlite3.Connection, cause: LockdownCause, incident: str | None, reason: str,
+              at: datetime) -> None:
+    conn.execute(
+        "UPDATE tamper_lockdown SET active = 1, cause = ?, incident = ?, reason = ?, since = COALESCE("
+        "CASE WHEN active = 1 THEN since END, ?), cleared_at = NULL, cleared_by = NULL WHERE id = 1",
+        (cause.value, incident, reason[:120], at.isoformat()),
+    )
 
 
-def _has_access(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'access_lock'").fetchone() \
-        is not None
+def _deactivate(conn: sqlite3.Connection, actor: str, at: datetime) -> None:
+    conn.execute("UPDATE tamper_lockdown SET active = 0, cleared_at = ?, cleared_by = ? WHERE id = 1",
+                 (at.isoformat(), actor))
+
+
+def _cause(value: str | None) -> LockdownCause:
+    try:
+        return LockdownCause(value or LockdownCause.TAMPER.value)
+    except ValueError:
+        return LockdownCause.TAMPER  # an unknown cause is lifted only the strict way

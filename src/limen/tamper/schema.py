@@ -4,9 +4,11 @@
 * `tamper_incidents` – one row per completed (or recovered) tamper response.
 * `tamper_sensors` – sensor identities recorded at provisioning (`limen.tamper.binding`).
 
-The triggers that keep the access engine's `access_lock.lockdown` in step are
-created by `limen.tamper.lockdown` (a trigger body holds `;`, which the
-migration runner splits on).
+Version 2 makes `tamper_lockdown` the only lockdown flag (with its `cause`):
+it drops the triggers that used to copy it into `access_lock.lockdown`, moves a
+lockdown set only there (a lockdown command) into this table and zeroes that
+retired column, which nothing reads any more.  Existing databases keep their
+state: an active tamper lockdown stays a tamper lockdown.
 """
 
 from __future__ import annotations
@@ -44,5 +46,15 @@ MIGRATIONS: list[str] = [
         bound_at  TEXT NOT NULL,
         bound_by  TEXT NOT NULL
     );
+    """,
+    """
+    ALTER TABLE tamper_lockdown ADD COLUMN cause TEXT NOT NULL DEFAULT 'tamper';
+    DROP TRIGGER IF EXISTS tamper_lockdown_to_access;
+    DROP TRIGGER IF EXISTS tamper_lockdown_new_access;
+    DROP TRIGGER IF EXISTS tamper_lockdown_kept;
+    UPDATE tamper_lockdown SET active = 1, cause = 'command', incident = NULL,
+        reason = 'lockdown command (kept from access_lock)', cleared_at = NULL, cleared_by = NULL
+        WHERE id = 1 AND active = 0 AND EXISTS (SELECT 1 FROM access_lock WHERE id = 1 AND lockdown = 1);
+    UPDATE access_lock SET lockdown = 0 WHERE lockdown != 0;
     """,
 ]
