@@ -101,6 +101,47 @@ def by_id(conn: sqlite3.Connection, user_id: str) -> Person | None:
     return None if row is None else Person(row["id"], row["name"], row["created_at"], row["created_by"])
 
 
+@dataclass(frozen=True)
+class EnrolmentRecord:
+    """One biometric enrolment of a person (no biometric data: what, how many samples, when)."""
+
+    modality: str
+    samples: int
+    enrolled_at: str
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    modality: str
+    purpose: str
+    retention_days: int
+    given_at: str
+
+
+def names(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every person's display name by id."""
+    return {row["id"]: row["name"] for row in conn.execute("SELECT id, name FROM users")}
+
+
+def enrolled_ids(conn: sqlite3.Connection) -> set[str]:
+    """The ids of people with at least one biometric enrolment."""
+    return {row[0] for row in conn.execute("SELECT DISTINCT user_id FROM enrolments")}
+
+
+def enrolments_of(conn: sqlite3.Connection, user_id: str) -> list[EnrolmentRecord]:
+    """A person's enrolments, oldest first."""
+    rows = conn.execute("SELECT modality, samples, enrolled_at FROM enrolments WHERE user_id = ? ORDER BY id",
+                        (user_id,))
+    return [EnrolmentRecord(r["modality"], r["samples"], r["enrolled_at"]) for r in rows]
+
+
+def consents_of(conn: sqlite3.Connection, user_id: str) -> list[ConsentRecord]:
+    """A person's consent records, oldest first."""
+    rows = conn.execute("SELECT modality, purpose, retention_days, given_at FROM consents WHERE user_id = ? "
+                        "ORDER BY id", (user_id,))
+    return [ConsentRecord(r["modality"], r["purpose"], r["retention_days"], r["given_at"]) for r in rows]
+
+
 def list_people(conn: sqlite3.Connection) -> list[dict[str, object]]:
     rows = conn.execute(
         """SELECT u.id, u.name, u.created_at, u.created_by,

@@ -49,6 +49,7 @@ from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
 from limen.errors import BadRequest, Conflict, KeyStoreError, LimenError, NotFound, VaultErased
 from limen.people import unknown_user, validate_name
+from limen.tamper.lockdown import command_lockdown_in, is_locked_down, lift_command_lockdown_in
 from limen.vault.secrets import box_for, is_sealed, pepper_for
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class AccessStore:
             pin_salt=bytes(lock["pin_salt"]),
             pin_hasher=pins.PinHasher(self.pepper, bytes(lock["pin_salt"])),
             online=bool(lock["online"]),
-            lockdown=bool(lock["lockdown"]),
+            lockdown=is_locked_down(c),
             owner_reauth_required=bool(lock["owner_reauth_required"]),
             key_offline_uses=lock["key_offline_uses"],
             code_uses=tuple(CodeUse(r["code_id"], _req_dt(r["used_at"]))
@@ -192,6 +193,13 @@ class AccessStore:
 
     def has_users(self) -> bool:
         return self.conn.execute("SELECT 1 FROM access_users LIMIT 1").fetchone() is not None
+
+    def is_enabled_owner(self, user_id: str) -> bool:
+        """Whether `user_id` (an id, not a name) is an enabled owner of this lock."""
+        row = self.conn.execute("SELECT status, permission FROM access_users WHERE user_id = ?",
+                                (user_id,)).fetchone()
+        return row is not None and row["status"] == UserStatus.ENABLED.value and \
+            row["permission"] == PermissionLevel.OWNER.value
 
     def has_owner(self) -> bool:
         """Whether an owner exists: until one does, the next user added is the first owner (bootstrap).
@@ -643,11 +651,18 @@ class AccessStore:
             self.conn.execute("UPDATE access_lock SET online = ? WHERE id = 1", (int(online),))
 
     def set_lockdown(self, on: bool, actor: str, at: datetime) -> None:
-        """Persistent tamper lockdown: biometric/code unlocks refused; key and owner recovery still work."""
+        """A lockdown command: biometric/code unlocks refused; key and owner recovery still work.
+
+        Kept in the lock's one lockdown flag (`limen.tamper.lockdown`).  Lifting
+        it needs an owner, and a tamper lockdown is not lifted here
+        (`LockdownActive`: only re-provisioning lifts it).
+        """
         with transaction(self.conn):
-            if not on:
+            if on:
+                command_lockdown_in(self.conn, actor, at)
+            else:
                 self._actor(actor, touching=PermissionLevel.OWNER)
-            self.conn.execute("UPDATE access_lock SET lockdown = ? WHERE id = 1", (int(on),))
+                lift_command_lockdown_in(self.conn, actor, at)
         # CONFIG_CHANGE, not TAMPER: the tamper package records (and alarms on) what tripped
         self._emit(EventKind.CONFIG_CHANGE, at, actor, "lock", "lockdown on" if on else "lockdown off")
 

@@ -21,12 +21,13 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limen import people
 from limen import thresholds as T
 from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
 from limen.access.model import DAY_NAMES, UserStatus
@@ -175,7 +176,6 @@ class LockService:
         """Lock, door, lockout (its end in the lock's zone), lockdown and the relock countdown."""
         with self._lock:
             state = self.controller.tick()
-            row = self.rt.conn.execute("SELECT mode, lockdown FROM access_lock WHERE id = 1").fetchone()
             access = self.access.load_state()
             door = self.controller.door
             relock = door.relock_in_s()
@@ -184,7 +184,7 @@ class LockService:
         now, until = self.clock.now(), access.lockout.locked_until
         locked_out = until is not None and now < until
         tz = _zone(access.config.timezone)
-        return {"state": state.value, "mode": row["mode"], "lockdown": bool(row["lockdown"]), "warnings": warnings,
+        return {"state": state.value, "mode": access.mode.value, "lockdown": access.lockdown, "warnings": warnings,
                 "door": "open" if door_open else "closed",
                 "locked_out_until": until.astimezone(tz).strftime("%H:%M") if locked_out and until else "",
                 "lockout_left_s": int((until - now).total_seconds()) if locked_out and until else 0,
@@ -194,10 +194,7 @@ class LockService:
     def is_active_owner(self, user_id: str) -> bool:
         """Whether the access-engine user behind a web account is still an enabled owner."""
         with self._lock:
-            row = self.rt.conn.execute("SELECT status, permission FROM access_users WHERE user_id = ?",
-                                       (user_id,)).fetchone()
-        return row is not None and row["status"] == UserStatus.ENABLED.value and \
-            row["permission"] == PermissionLevel.OWNER.value
+            return self.access.is_enabled_owner(user_id)
 
     def tick(self) -> None:
         """Poll the door (auto-relock, jams) and, hourly, retention; the service calls this every second."""
@@ -254,7 +251,7 @@ class LockService:
         with self._lock:
             users = self.access.users()
             creds = self.access.credentials()
-            faces = {r[0] for r in self.rt.conn.execute("SELECT DISTINCT user_id FROM enrolments")}
+            faces = people.enrolled_ids(self.rt.conn)
             weeks = {u.user_id: self.access.week_days(u.user_id) for u in users}
         out = []
         for u in users:
@@ -304,10 +301,10 @@ class LockService:
                 "purpose": consent_given.purpose, "retention_days": consent_given.retention_days}
 
     def person_name(self, user_id: str) -> str:
-        row = self.rt.conn.execute("SELECT name FROM users WHERE id = ?", (user_id,)).fetchone()
-        if row is None:
+        person = people.by_id(self.rt.conn, user_id)
+        if person is None:
             raise NotFound(f"no user with id {user_id}")
-        return str(row["name"])
+        return person.name
 
     def person(self, user_id: str) -> dict[str, Any]:
         """One person as the console shows them: credentials, biometrics, consent, schedule and plain states."""
@@ -318,11 +315,8 @@ class LockService:
                 raise NotFound(f"no user with id {user_id}")
             creds = [c for c in self.access.credentials(user_id)]
             state = self.access.load_state()
-            bios = [dict(r) for r in self.rt.conn.execute(
-                "SELECT modality, samples, enrolled_at FROM enrolments WHERE user_id = ? ORDER BY id", (user_id,))]
-            consents = [dict(r) for r in self.rt.conn.execute(
-                "SELECT modality, purpose, retention_days, given_at FROM consents WHERE user_id = ? ORDER BY id",
-                (user_id,))]
+            bios = [asdict(e) for e in people.enrolments_of(self.rt.conn, user_id)]
+            consents = [asdict(c) for c in people.consents_of(self.rt.conn, user_id)]
             weeks = self.access.week_days(user_id)
         tz = _zone(state.config.timezone)
         latest: dict[str, dict[str, Any]] = {}
@@ -517,7 +511,7 @@ class LockService:
     # ------------------------------------------------------------------ what the owner reads
     def names(self) -> dict[str, str]:
         with self._lock:
-            return {r["id"]: r["name"] for r in self.rt.conn.execute("SELECT id, name FROM users")}
+            return people.names(self.rt.conn)
 
     def zone(self) -> ZoneInfo:
         with self._lock:
