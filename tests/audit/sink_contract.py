@@ -51,3 +51,27 @@ class AuditSinkContract:
         kind, severity, rule, subject, data = alarms[-1]
         assert (severity, rule, subject) == ("critical", "mechanical_key", "door")
         assert data["text"] == "key used while offline" and about in data["events"]
+
+    def test_find_yields_one_kind_from_start_with_index_and_data(self, rig: SinkRig) -> None:
+        first = rig.sink.append(Event(EventKind.TAMPER, AT, actor="system", reason="case", data={"incident": "a"}))
+        rig.sink.append(Event(EventKind.SYSTEM, AT, actor="system", reason="between"))
+        second = rig.sink.append(Event(EventKind.TAMPER, AT, actor="system", reason="case", data={"incident": "b"}))
+        found = list(rig.sink.find(EventKind.TAMPER))
+        assert [(r.index, r.kind, r.data["incident"]) for r in found[-2:]] == [
+            (first, EventKind.TAMPER, "a"), (second, EventKind.TAMPER, "b")]
+        assert [r.index for r in rig.sink.find(EventKind.TAMPER, first + 1)] == [second]
+        assert list(rig.sink.find(EventKind.TAMPER, second + 1)) == []
+
+    def test_find_sees_alarms_with_the_events_they_are_about(self, rig: SinkRig) -> None:
+        about = rig.sink.append(Event(EventKind.SYSTEM, AT, actor="system", reason="sensor bound"))
+        alarm = rig.sink.raise_alarm("tamper", "critical", "camera replaced", subject="camera",
+                                     events=(about,))
+        found = [r for r in rig.sink.find(EventKind.ALARM, about + 1) if about in (r.data.get("events") or [])]
+        assert [r.index for r in found] == [alarm] and found[0].kind is EventKind.ALARM
+        assert list(rig.sink.find(EventKind.ALARM, alarm + 1)) == []
+
+    def test_checkpoint_reports_the_head(self, rig: SinkRig) -> None:
+        last = rig.sink.append(Event(EventKind.SYSTEM, AT, actor="system", reason="before checkpoint"))
+        assert rig.sink.checkpoint() == last
+        assert rig.sink.checkpoint() == last  # idempotent
+        assert rig.sink.append(Event(EventKind.SYSTEM, AT, actor="system", reason="after")) == last + 1

@@ -6,6 +6,7 @@ codes or keys.  `AuditSink.append` returns once the event is durable.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -45,7 +46,23 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """An event as a sink holds it: its index in the chain, its kind and its data."""
+
+    index: int
+    kind: EventKind
+    data: Mapping[str, Any]
+
+
 class AuditSink(Protocol):
+    """Where every package writes its events (the device's `AuditLog`; `MemoryAuditSink` in tests).
+
+    Besides writing, a sink answers the two questions a crash-recovery path asks
+    of it: "was this already recorded?" (`find`) and "make what is recorded
+    evidence now" (`checkpoint`).  Implementations are thread-safe.
+    """
+
     def append(self, event: Event) -> int:
         """Append durably; return the record's index in the chain."""
         ...
@@ -58,6 +75,14 @@ class AuditSink(Protocol):
         attack, jammed lock…) need no call: this is for what only the caller knows.
         `events` are the indices of the records it is about.
         """
+        ...
+
+    def checkpoint(self) -> int | None:
+        """Sign the head now (a sink without signatures only reports it); its index, None while empty."""
+        ...
+
+    def find(self, kind: EventKind, start: int = 0) -> Iterator[Recorded]:
+        """The records of `kind` from index `start` on, oldest first."""
         ...
 
 
@@ -76,6 +101,14 @@ class MemoryAuditSink:
         return self.append(Event(EventKind.ALARM, at or datetime.now(UTC), actor="system", subject=subject,
                                  outcome=severity, reason=rule, source="alarm",
                                  data={"text": reason, "events": list(events)}))
+
+    def checkpoint(self) -> int | None:
+        return len(self.events) - 1 if self.events else None
+
+    def find(self, kind: EventKind, start: int = 0) -> Iterator[Recorded]:
+        for index, event in enumerate(self.events[max(0, start):], start=max(0, start)):
+            if event.kind is kind:
+                yield Recorded(index, event.kind, event.data)
 
 
 # ------------------------------------------------------------------ conventions

@@ -32,7 +32,7 @@ from typing import Any
 
 from limen import thresholds
 from limen.audit.chain import GENESIS, ChainSummary, make_checkpoint, make_record, verify_chain
-from limen.audit.event import FORBIDDEN_DATA_KEYS, Event, EventKind
+from limen.audit.event import FORBIDDEN_DATA_KEYS, Event, EventKind, Recorded
 from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, known_public_keys
 from limen.audit.schema import AUDIT_DB_MIGRATIONS
 from limen.audit.witness import TRUNCATION_REASON, AuditTruncated, Head, Mismatch, Witness, compare, forged
@@ -243,6 +243,11 @@ class AuditLog:
                 sql += f" AND kind IN ({','.join('?' * len(kinds))})"
                 args += [str(k) for k in kinds]
             yield from _iter_records(conn.execute(sql + " ORDER BY idx", args))
+
+    def find(self, kind: EventKind, start: int = 0) -> Iterator[Recorded]:
+        """`AuditSink.find`: the records of `kind` from `start` on, oldest first."""
+        for rec in self.records(max(0, start), (kind.value,)):
+            yield Recorded(int(rec["index"]), kind, rec.get("data") or {})
 
     def pending_deliveries(self) -> int:
         """Alarm deliveries queued in the outbox and not yet delivered (for `limen status`)."""

@@ -217,9 +217,7 @@ class TamperResponder:
         index = self.audit.append(Event(EventKind.TAMPER, s.at, actor="system", subject="lock",
                                         outcome="erased" if report.erased else "erase_pending",
                                         reason=s.reason[:120], source=f"tamper:{s.source}"[:120], data=data))
-        checkpoint = getattr(self.audit, "checkpoint", None)
-        if callable(checkpoint):
-            checkpoint()  # sign the head now: the evidence is signed before the response ends
+        self.audit.checkpoint()  # sign the head now: the evidence is signed before the response ends
         return index
 
     def _alarm(self, report: ResponseReport) -> int:
@@ -247,27 +245,16 @@ class TamperResponder:
 
 # ---------------------------------------------------------------------- helpers
 def _find_tamper_event(audit: AuditSink, incident: str) -> int | None:
-    records = getattr(audit, "records", None)
-    if callable(records):
-        for rec in records(0, (str(EventKind.TAMPER),)):
-            if (rec.get("data") or {}).get("incident") == incident:
-                return int(rec["index"])
-    for i, event in enumerate(getattr(audit, "events", [])):
-        if event.kind is EventKind.TAMPER and event.data.get("incident") == incident:
-            return i
+    for rec in audit.find(EventKind.TAMPER):
+        if rec.data.get("incident") == incident:
+            return rec.index
     return None
 
 
 def _find_alarm(audit: AuditSink, tamper_index: int) -> int | None:
-    records = getattr(audit, "records", None)
-    if callable(records):
-        for rec in records(tamper_index + 1, (str(EventKind.ALARM),)):
-            if tamper_index in ((rec.get("data") or {}).get("events") or []):
-                return int(rec["index"])
-        return None
-    for i, event in enumerate(getattr(audit, "events", [])):
-        if event.kind is EventKind.ALARM and tamper_index in event.data.get("events", []):
-            return i
+    for rec in audit.find(EventKind.ALARM, tamper_index + 1):
+        if tamper_index in (rec.data.get("events") or []):
+            return rec.index
     return None
 
 
