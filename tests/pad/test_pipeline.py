@@ -133,3 +133,23 @@ def test_a_box_outside_the_frame_is_ignored() -> None:
     burst = nuaa_burst("live", "0001", n=1)
     v = assess(burst, purpose=Purpose.VERIFY, boxes=[Box(600, 400, 900, 700)])
     assert v.frames_usable == 1  # fell back to detection
+
+
+def test_importing_pad_leaves_the_sensor_cues_for_the_first_assessment() -> None:
+    """Every CLI command imports `limen.pad`; SciPy (the pulse cue) loads only when a capture is judged."""
+    import subprocess
+    import sys
+
+    code = ("import sys, limen.pad, limen.pad.minifasnet_models; print('scipy' in sys.modules);"
+            "from limen.pad.pipeline import DEFAULT_CUES; print('pulse' in [c.name for c in DEFAULT_CUES],"
+            " 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_given_cues_replace_the_defaults_but_minifasnet_still_joins(tmp_path: Path) -> None:
+    from limen.pad.texture import TextureCue
+
+    v = assess(nuaa_burst("live", "0001", n=3), purpose=Purpose.VERIFY, cues=(TextureCue(),), models_dir=tmp_path)
+    assert v.cues_missing.get("minifasnet") == "model_not_imported" and not v.passed
+    assert "motion" not in v.cues_run and "motion" not in v.cues_missing

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from limen import trace
 from limen.bio.face.detect import Box
@@ -17,14 +19,35 @@ from limen.pad.fusion_model import FusionModel, shipped_fusion
 from limen.pad.minifasnet import CUE as MINIFASNET
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.pad.motion import MotionCue
-from limen.pad.sensors import DepthCue, EyeRegionCue, InfraredCue, PulseCue
 from limen.pad.texture import TextureCue, shipped_model
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CUES: tuple[PresentationAttackDetector, ...] = (
-    TextureCue(), MotionCue(), DepthCue(), InfraredCue(), EyeRegionCue(), PulseCue(),
-)
+_DEFAULT: list[tuple[PresentationAttackDetector, ...]] = []
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_cues() -> tuple[PresentationAttackDetector, ...]:
+    """The cues every assessment runs (`DEFAULT_CUES`), built on first use.
+
+    The sensor cues import SciPy (the pulse filter), most of a second of CPU:
+    every `limen` command imports this package, so they load with the first
+    assessment (`limen serve` assesses a blank frame at start), not at import.
+    """
+    with _DEFAULT_LOCK:
+        if not _DEFAULT:
+            from limen.pad.sensors import DepthCue, EyeRegionCue, InfraredCue, PulseCue
+
+            _DEFAULT.append((TextureCue(), MotionCue(), DepthCue(), InfraredCue(), EyeRegionCue(), PulseCue()))
+        return _DEFAULT[0]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_CUES":  # the module constant, built on first use (see `default_cues`)
+        return default_cues()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # MiniFASNet joins every assessment (it needs the models directory, see `assess`) and is required: measured on
 # cross-dataset folds, texture alone is at chance on a dataset it never saw (docs/pad.md), so without the deep
 # cue a face is never judged bona fide.  The edge cue (`edges.EdgeCue`) and the flicker cue
@@ -38,7 +61,7 @@ def assess(
     purpose: Purpose,
     boxes: Sequence[Box | None] | None = None,
     challenge: Challenge | ChallengeSequence | None = None,
-    cues: tuple[PresentationAttackDetector, ...] = DEFAULT_CUES,
+    cues: tuple[PresentationAttackDetector, ...] | None = None,
     models_dir: Path | None = None,
     fusion_model: FusionModel | None = None,
 ) -> fusion.PadVerdict:
@@ -55,7 +78,8 @@ def assess(
     which is most of its cost.  `challenge` (the user was asked to turn the
     head, or to perform a random `ChallengeSequence`; a kiosk may instead
     record it in `capture.meta["challenge"]`) adds the challenge cue and makes
-    it required; a malformed recorded challenge is insufficient evidence.  `models_dir` (the
+    it required; a malformed recorded challenge is insufficient evidence.  `cues` replaces
+    `DEFAULT_CUES` (MiniFASNet and the challenge still join).  `models_dir` (the
     settings' `models_dir`, passed by the runtime) is where MiniFASNet's
     imported weights live; the cue is required, so without them every verdict
     is insufficient evidence ("minifasnet: model_not_imported").  `fusion_model` replaces the shipped
@@ -70,6 +94,7 @@ def assess(
     try:
         sample = faces.locate(capture, boxes)
         required: tuple[str, ...] = REQUIRED_CUES
+        cues = default_cues() if cues is None else cues
         asked = challenge if challenge is not None else asked_in(capture)
         if asked is not None:
             cues = (*cues, ChallengeCue(asked))
