@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from limen import thresholds
-from limen.access.attempt import FaceEvidence
+from limen.access.attempt import Attempt, FaceEvidence, FingerprintEvidence
 from limen.access.model import PermissionLevel, UserType
-from limen.access.policy import AssuranceRule
+from limen.access.policy import AssuranceRule, finger_decades, fusion
 from limen.access.store import AccessStore
 from limen.audit.event import Event, EventKind, MemoryAuditSink
 from limen.capture import Capture
@@ -57,7 +57,26 @@ class Faces:
         return self.next
 
 
+class Fingers:
+    """A fingerprint-source double: returns the evidence it is given, records who it was compared with."""
+
+    def __init__(self) -> None:
+        self.next: FingerprintEvidence | None = None
+        self.calls: list[str | None] = []
+
+    def identify(self, image: np.ndarray) -> FingerprintEvidence:
+        self.calls.append(None)
+        assert self.next is not None
+        return self.next
+
+    def verify(self, name: str, image: np.ndarray) -> FingerprintEvidence:
+        self.calls.append(name)
+        assert self.next is not None
+        return self.next
+
+
 FRAME = Capture.single(np.zeros((8, 8, 3), np.uint8), "test")
+PRINT = np.zeros((300, 300), np.uint8)
 
 
 class Rig:
@@ -69,12 +88,21 @@ class Rig:
         self.max = self.store.add_user("Max", self.owner, T0, pin=MAX_PIN).user_id
         self.door = SimulatedLock(self.clock, travel_s=0.5, auto_relock_s=30)
         self.faces = Faces()
-        self.controller = AccessController(self.store, self.door, self.sink, self.clock, faces=self.faces)
+        self.fingers = Fingers()
+        self.controller = AccessController(self.store, self.door, self.sink, self.clock, faces=self.faces,
+                                           fingers=self.fingers)
 
     def face(self, assurance: Assurance = Assurance.MEDIUM, reason: str = BONA_FIDE, user: str | None = None,
              distance: float = 0.3) -> FaceEvidence:
         self.faces.next = FaceEvidence(user or self.max, distance, 0.45, pad(reason, assurance))
         return self.faces.next
+
+    def finger(self, score: float = 2.0, *, user: str | None = None, liveness: bool = False, pad_passed: bool = True,
+               refusal: Reason | None = None) -> FingerprintEvidence:
+        self.fingers.next = FingerprintEvidence(user or self.max, None if refusal else score,
+                                                None if refusal else thresholds.FINGER_MATCH_DEFAULT, pad_passed,
+                                                liveness, refusal=refusal, detail="unreadable" if refusal else "")
+        return self.fingers.next
 
     def settle(self) -> LockState:
         self.clock.advance(0.5)
@@ -345,3 +373,113 @@ def test_a_face_asked_for_its_pin_after_biometric_failures_is_held_too(rig: Rig)
     rig.face(Assurance.HIGH)
     assert rig.controller.face(FRAME, session="k").reason is Reason.PIN_REQUIRED
     assert rig.controller.keypad(MAX_PIN, session="k").accepted  # face + PIN: the dual rule is met
+
+
+# ------------------------------------------------------------------ fingerprint
+
+
+def test_finger_alone_from_a_sensor_without_liveness_asks_for_the_second_factor(rig: Rig) -> None:
+    rig.finger()
+    d = rig.controller.finger(PRINT, session="k")
+    assert d.reason is Reason.SECOND_FACTOR_MISSING and "fingerprint recognised" in d.detail
+    assert d.assurance is Assurance.MEDIUM and rig.settle() is LockState.LOCKED
+    assert rig.controller.holding("k") == "fingerprint" and not rig.controller.holding_face("k")
+    assert rig.fingers.calls == [None]                          # 1:N without a claim
+    d = rig.controller.keypad(MAX_PIN, session="k")           # finger + PIN: one attempt
+    assert d.accepted and d.user_id == rig.max and rig.settle() is LockState.UNLOCKED
+    attempts = rig.events(EventKind.UNLOCK_ATTEMPT)
+    assert len(attempts) == 2 and attempts[-1].data["factors"] == ["fingerprint", "pin"]
+    assert attempts[0].data["method"] == "fingerprint" and attempts[0].source == "fingerprint_sensor"
+    assert attempts[0].data.get("pad") is None                  # no liveness report: PAD did not judge a finger
+
+
+def test_finger_with_sensor_liveness_opens_alone(rig: Rig) -> None:
+    rig.finger(liveness=True)
+    d = rig.controller.finger(PRINT)
+    assert d.accepted and d.assurance is Assurance.HIGH and rig.settle() is LockState.UNLOCKED
+    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["pad"] == "bona_fide"
+
+
+def test_held_face_then_finger_of_that_person_is_two_factors(rig: Rig) -> None:
+    rig.face()
+    assert rig.controller.face(FRAME, session="k").reason is Reason.SECOND_FACTOR_MISSING
+    rig.finger()
+    d = rig.controller.finger(PRINT, session="k")
+    assert d.accepted and d.user_id == rig.max and rig.settle() is LockState.UNLOCKED
+    assert rig.fingers.calls == [rig.max]                       # compared 1:1 with the held face's person
+    assert rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["factors"] == ["fingerprint", "face"]
+    assert not rig.controller.holding("k")
+
+
+def test_held_finger_then_face_is_two_factors(rig: Rig) -> None:
+    rig.finger()
+    rig.controller.finger(PRINT, session="k")
+    rig.face()
+    d = rig.controller.face(FRAME, session="k")
+    assert d.accepted and rig.faces.calls == [rig.max]
+
+
+def test_fusion_lets_a_matched_face_carry_a_finger_below_its_own_threshold(rig: Rig) -> None:
+    weak = (thresholds.FINGER_MATCH_FMR_1E2 + thresholds.FINGER_MATCH_FMR_1E3) / 2
+    assert weak < thresholds.FINGER_MATCH_DEFAULT
+    rig.finger(weak)
+    assert rig.controller.finger(PRINT).reason is Reason.NO_MATCH          # alone: not recognised
+    rig.face()
+    rig.controller.face(FRAME, session="k")
+    rig.finger(weak)
+    d = rig.controller.finger(PRINT, session="k")
+    assert d.accepted and d.scores["fusion.decades"] == pytest.approx(4.0 + 2.5)
+
+
+def test_fusion_never_rescues_a_finger_below_its_floor_or_an_unmatched_face(rig: Rig) -> None:
+    rig.face()
+    rig.controller.face(FRAME, session="k")
+    rig.finger(thresholds.FINGER_MATCH_FMR_1E2 - 0.05)
+    d = rig.controller.finger(PRINT, session="k")
+    assert d.reason is Reason.NO_MATCH and rig.settle() is LockState.LOCKED
+    unmatched = FaceEvidence(rig.max, 0.6, 0.45, pad())
+    strong = FingerprintEvidence(rig.max, 9.0, thresholds.FINGER_MATCH_DEFAULT, True)
+    fused = fusion((unmatched, strong))
+    assert fused is not None and not fused.accepted             # a strong finger does not make a face
+    d = rig.controller.attempt(Attempt((unmatched, strong)))
+    assert d.reason is Reason.NO_MATCH
+
+
+def test_fusion_needs_one_person_and_usable_evidence(rig: Rig) -> None:
+    face = FaceEvidence(rig.max, 0.3, 0.45, pad())
+    assert fusion((face, FingerprintEvidence(rig.owner, 2.0, 1.5, True))) is None
+    assert fusion((face, FingerprintEvidence(rig.max, 2.0, 1.5, False))) is None
+    assert fusion((face, FingerprintEvidence(rig.max, None, None, True, refusal=Reason.LOW_QUALITY))) is None
+    assert fusion((FingerprintEvidence(rig.max, 2.0, 1.5, True),)) is None
+    assert finger_decades(0.0) == 0.0 and finger_decades(100.0) == thresholds.FUSION_FINGER_MAX_DECADES
+    assert finger_decades(thresholds.FINGER_MATCH_FMR_1E3) == pytest.approx(3.0)
+
+
+def test_face_and_finger_captured_together(rig: Rig) -> None:
+    rig.finger()
+    rig.face()
+    d = rig.controller.face_and_finger(FRAME, PRINT)
+    assert d.accepted and rig.fingers.calls == [None] and rig.faces.calls == [rig.max]
+    assert len(rig.events(EventKind.UNLOCK_ATTEMPT)) == 1
+
+
+def test_unreadable_finger_is_refused_without_counting(rig: Rig) -> None:
+    rig.finger(refusal=Reason.LOW_QUALITY)
+    d = rig.controller.finger(PRINT, session="k")
+    assert d.reason is Reason.LOW_QUALITY and d.detail == "unreadable"
+    assert d.scores["bio_fail_count"] == 0 and not rig.controller.holding("k")
+
+
+def test_finger_attack_and_non_match_count_as_biometric_failures(rig: Rig) -> None:
+    rig.finger(pad_passed=False)
+    d = rig.controller.finger(PRINT)
+    assert d.reason is Reason.PAD_FAILED and rig.events(EventKind.UNLOCK_ATTEMPT)[-1].data["pad"] == "attack"
+    rig.finger(0.1)
+    d = rig.controller.finger(PRINT)
+    assert d.reason is Reason.NO_MATCH and d.scores["bio_fail_count"] == 2
+
+
+def test_controller_without_a_finger_source_is_a_wiring_error(rig: Rig) -> None:
+    bare = AccessController(rig.store, rig.door, rig.sink, rig.clock)
+    with pytest.raises(RuntimeError):
+        bare.finger(PRINT)

@@ -2,8 +2,8 @@
 
 Every way in becomes an `Attempt` and takes the same path:
 
-    evidence (face: the recognizer on the Capture; keypad: the typed entry;
-              remote: the signed command)
+    evidence (face: the recognizer on the Capture; finger: the finger source on
+              the sensor's image; keypad: the typed entry; remote: the signed command)
       → a pending tamper response?  finish it and refuse (fail closed)
       → policy.judge (pure, in one DB transaction with the counters it changes)
       → exactly one UNLOCK_ATTEMPT audit record (+ an alarm only the controller knows of)
@@ -17,6 +17,14 @@ see `AssuranceRule`) is a first factor: the controller holds it, bound to the
 kiosk session it came from, for `SECOND_FACTOR_WINDOW_S`; that session's next
 keypad entry is judged together with it (face + PIN is one attempt).  Nothing
 the client sends can stand in for the held face.
+
+A fingerprint takes the same path.  These optical sensors report no liveness,
+so a finger is MEDIUM assurance: alone it is a first factor, held like a face.
+A held face is completed by a finger of the same person (compared 1:1 with
+that person, never 1:N) and a held finger by a face: face + finger is two
+factors, judged as one attempt with score-level fusion (`policy.fusion`).
+`face_and_finger` judges both captured at once (the finger names the person,
+the face is compared with that person).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from limen import thresholds as T
 from limen.access.attempt import (
@@ -40,6 +50,7 @@ from limen.access.attempt import (
     RfidEntry,
     Source,
     face_attempt,
+    finger_attempt,
     key_attempt,
     keypad_entry,
     remote_attempt,
@@ -63,6 +74,16 @@ class FaceSource(Protocol):
     def identify(self, capture: Capture) -> FaceEvidence: ...
 
 
+class FingerSource(Protocol):
+    """What the controller needs of the fingerprint side: typed evidence of one image (1:1 or 1:N).
+
+    `name` is a person's name or id; a bad capture is evidence with a refusal, never an exception."""
+
+    def verify(self, name: str, image: np.ndarray) -> FingerprintEvidence: ...
+
+    def identify(self, image: np.ndarray) -> FingerprintEvidence: ...
+
+
 class TamperIntent(Protocol):
     """The tamper intent journal as the door path sees it (see `limen.tamper.gate.IntentCheck`)."""
 
@@ -71,9 +92,12 @@ class TamperIntent(Protocol):
     def finish(self) -> None: ...
 
 
+Biometric = FaceEvidence | FingerprintEvidence
+
+
 @dataclass(frozen=True)
 class _Held:
-    face: FaceEvidence
+    factor: Biometric
     until: float
 
 
@@ -82,12 +106,13 @@ class AccessController:
 
     def __init__(self, store: AccessStore, door: LockActuator, audit: AuditSink, clock: Clock | None = None, *,
                  faces: FaceSource | None = None, rule: AssuranceRule | None = None,
-                 tamper: TamperIntent | None = None) -> None:
+                 tamper: TamperIntent | None = None, fingers: FingerSource | None = None) -> None:
         self.store = store
         self.door = door
         self.audit = audit
         self.clock = clock or SystemClock()
         self.faces = faces
+        self.fingers = fingers
         self.rule = rule or AssuranceRule()
         self.tamper = tamper
         self._held: dict[str, _Held] = {}
@@ -99,17 +124,54 @@ class AccessController:
              source: Source = Source.CAMERA) -> Decision:
         """A face at the door: evidence (1:N, or 1:1 against `claim`) → policy → audit → door.
 
-        A face recognised as a first factor is held for `session` (the kiosk it came from).
+        A face recognised as a first factor is held for `session` (the kiosk it came from).  A finger
+        held for `session` is completed: the face is compared with that finger's person, both judged at once.
         """
         if self.faces is None:
             raise RuntimeError("this controller has no face recognizer")  # a wiring error, not an input error
+        held = self._take_held(session)
+        finger = held if isinstance(held, FingerprintEvidence) and held.user_id is not None else None
+        claim = finger.user_id if finger is not None else claim
         evidence = self.faces.identify(capture) if claim is None else self.faces.verify(claim, capture)
-        decision = self.attempt(face_attempt(evidence, source=source))
-        if session is not None:
-            self._held.pop(_key(session), None)
-            if decision.reason in _ASKS_FOR_PIN and evidence.matched:
-                self._held[_key(session)] = _Held(evidence, self.clock.monotonic() + T.SECOND_FACTOR_WINDOW_S)
+        extra = () if finger is None else (finger,)
+        decision = self.attempt(face_attempt(evidence, *extra, source=source))
+        if finger is None:
+            self._hold(session, evidence, decision)
         return decision
+
+    def finger(self, image: np.ndarray, *, claim: str | None = None, session: str | None = None,
+               source: Source = Source.FINGERPRINT_SENSOR) -> Decision:
+        """A finger at the door: evidence (1:N, or 1:1 against `claim`) → policy → audit → door.
+
+        `image` is the sensor's grey image.  A face held for `session` is completed: the finger is compared
+        with that face's person (1:1) and both are judged as one attempt (fused).  A finger recognised as a
+        first factor (no sensor liveness: MEDIUM) is held for `session`, for a PIN, code or face.
+        """
+        if self.fingers is None:
+            raise RuntimeError("this controller has no fingerprint source")  # a wiring error, not an input error
+        held = self._take_held(session)
+        face = held if isinstance(held, FaceEvidence) and held.user_id is not None else None
+        claim = face.user_id if face is not None else claim
+        evidence = self.fingers.identify(image) if claim is None else self.fingers.verify(claim, image)
+        extra = () if face is None else (face,)
+        decision = self.attempt(finger_attempt(evidence, *extra, source=source))
+        if face is None:
+            self._hold(session, evidence, decision)
+        return decision
+
+    def face_and_finger(self, capture: Capture, image: np.ndarray, *, claim: str | None = None,
+                        source: Source = Source.CAMERA) -> Decision:
+        """Face and finger captured together: one attempt, two factors, fused at score level.
+
+        Without `claim` the finger names the person (1:N) and the face is compared with that person (1:1),
+        so the two factors can only ever speak of one person.
+        """
+        if self.faces is None or self.fingers is None:
+            raise RuntimeError("this controller lacks a face recognizer or a fingerprint source")
+        finger = self.fingers.identify(image) if claim is None else self.fingers.verify(claim, image)
+        who = claim or finger.user_id
+        face = self.faces.identify(capture) if who is None else self.faces.verify(who, capture)
+        return self.attempt(Attempt((face, finger), source))
 
     def keypad(self, typed: str, *, session: str | None = None) -> Decision:
         """A raw keypad entry (digits: a PIN, decoys allowed; `*` + digits: an offline code).
@@ -152,18 +214,32 @@ class AccessController:
         return decision
 
     def holding_face(self, session: str) -> bool:
-        """Whether a first-factor face waits for `session`'s PIN/code (for the kiosk's prompt)."""
-        held = self._held.get(_key(session))
-        return held is not None and self.clock.monotonic() < held.until
+        """Whether a first-factor face waits for `session`'s PIN/code/finger (for the kiosk's prompt)."""
+        return self.holding(session) == "face"
 
-    def _take_held(self, session: str | None) -> FaceEvidence | None:
+    def holding(self, session: str) -> str | None:
+        """Which first factor ("face", "fingerprint") waits for `session`'s second one, if any."""
+        held = self._held.get(_key(session))
+        if held is None or self.clock.monotonic() >= held.until:
+            return None
+        return "face" if isinstance(held.factor, FaceEvidence) else "fingerprint"
+
+    def _hold(self, session: str | None, evidence: Biometric, decision: Decision) -> None:
+        """Keep a recognised first factor for `session`'s next input (or forget what the session held)."""
+        if session is None:
+            return
+        self._held.pop(_key(session), None)
+        if decision.reason in _ASKS_FOR_PIN and evidence.matched:
+            self._held[_key(session)] = _Held(evidence, self.clock.monotonic() + T.SECOND_FACTOR_WINDOW_S)
+
+    def _take_held(self, session: str | None) -> Biometric | None:
         if session is None:
             return None
         held = self._held.pop(_key(session), None)
         now = self.clock.monotonic()
-        for k in [k for k, h in self._held.items() if now >= h.until]:  # forget expired faces
+        for k in [k for k, h in self._held.items() if now >= h.until]:  # forget expired factors
             del self._held[k]
-        return held.face if held is not None and now < held.until else None
+        return held.factor if held is not None and now < held.until else None
 
     # ------------------------------------------------------------------ the door
     def lock(self) -> LockState:
@@ -218,8 +294,8 @@ def _pad_label(factors: tuple[Factor, ...]) -> str | None:
     for f in factors:
         if isinstance(f, FaceEvidence) and f.pad is not None:
             labels.append(f.pad.reason)
-        elif isinstance(f, FingerprintEvidence):
-            labels.append("bona_fide" if f.pad_passed else "attack")
+        elif isinstance(f, FingerprintEvidence) and f.refusal is None:  # no liveness report: not judged
+            labels.append("attack" if not f.pad_passed else "bona_fide" if f.sensor_liveness else "")
     for label in ("attack", "insufficient_evidence", "bona_fide"):
         if label in labels:
             return label
@@ -239,4 +315,4 @@ def _attempt_event(attempt: Attempt, decision: Decision, at: datetime) -> Event:
                          pad=_pad_label(attempt.factors), **extra)
 
 
-__all__ = ["AccessController", "FaceSource", "TamperIntent"]
+__all__ = ["AccessController", "FaceSource", "FingerSource", "TamperIntent"]

@@ -66,6 +66,9 @@ class FingerprintEvidence:
     """A fingerprint comparison (similarity: a match when `score >= threshold`).
 
     Assurance is MEDIUM unless the sensor itself reports liveness (HIGH).
+    `refusal` says why no comparison was made (LOW_QUALITY: a capture with too
+    few minutiae or a blank image; UNKNOWN_USER, NOT_ENROLLED, VAULT_ERASED);
+    `detail` says it in words (never minutiae or scores of others).
     """
 
     user_id: str | None
@@ -73,6 +76,13 @@ class FingerprintEvidence:
     threshold: float | None          # similarity: accepted when score >= threshold
     pad_passed: bool
     sensor_liveness: bool = False
+    refusal: Reason | None = None
+    detail: str = ""
+
+    @property
+    def matched(self) -> bool:
+        return (self.refusal is None and self.pad_passed and self.user_id is not None and self.score is not None
+                and self.threshold is not None and self.score >= self.threshold)
 
     @property
     def assurance(self) -> Assurance:
@@ -124,6 +134,12 @@ class Attempt:
 
 def face_attempt(evidence: FaceEvidence, *extra: Factor, source: Source = Source.CAMERA) -> Attempt:
     """A face (+ e.g. a PinEntry held as the second factor) as one attempt."""
+    return Attempt((evidence, *extra), source)
+
+
+def finger_attempt(evidence: FingerprintEvidence, *extra: Factor, source: Source = Source.FINGERPRINT_SENSOR
+                   ) -> Attempt:
+    """A fingerprint (+ e.g. a held face or a PinEntry as the other factor) as one attempt."""
     return Attempt((evidence, *extra), source)
 
 

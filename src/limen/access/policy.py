@@ -17,7 +17,13 @@ The rule table, checked in this order (first failing rule decides):
                                  REMOTE_NOT_AUTHORISED, PIN_REQUIRED (remote);
                                  a face that gave no evidence (NO_FACE,
                                  LOW_QUALITY, INSUFFICIENT_EVIDENCE, VAULT_ERASED)
-                                 is refused without counting as a biometric failure
+                                 is refused without counting as a biometric failure;
+                                 so is a fingerprint that gave none (LOW_QUALITY,
+                                 UNKNOWN_USER, NOT_ENROLLED, VAULT_ERASED)
+    6  face + finger fusion      a face and a finger of the same person in one
+                                 attempt: a finger below its own threshold still
+                                 counts when the FMR decades of both add up to
+                                 FUSION_MIN_DECADES (each at its floor): `fusion`
     7  offline code              CODE_CLEARED, CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED,
                                  CODE_REPLAYED, CREDENTIAL_EXHAUSTED
     8  user                      UNKNOWN_USER, DISABLED_USER (disabled, non-access),
@@ -52,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from limen import thresholds as T
 from limen.access import lockout, offline, pins
 from limen.access.attempt import (
     Attempt,
@@ -168,6 +175,11 @@ class _Context:
                 self.quality_gate = factor.quality_gate
             elif isinstance(factor, FingerprintEvidence):
                 self.score, self.threshold, self.assurance = factor.score, factor.threshold, factor.assurance
+                if factor.score is not None:
+                    self.scores["finger.score"] = factor.score
+        self.fused = fusion(attempt.factors)
+        if self.fused is not None:
+            self.scores["fusion.decades"] = self.fused.decades
 
     def decide(self, ok: bool, reason: Reason, user: AccessUser | None = None,
                credential_id: str | None = None, detail: str = "", lock: LockoutState | None = None) -> Decision:
@@ -288,9 +300,7 @@ def _resolve_factor(factor: Factor, ctx: _Context) -> _Match | _Failure | offlin
     if isinstance(factor, FaceEvidence):
         return _resolve_face(factor, ctx)
     if isinstance(factor, FingerprintEvidence):
-        matched = factor.score is not None and factor.threshold is not None and factor.score >= factor.threshold
-        return _resolve_biometric(CredentialType.FINGERPRINT, factor.user_id, factor.pad_passed, matched,
-                                  ctx.state, weak=not ctx.rule.alone(factor))
+        return _resolve_finger(factor, ctx)
     if isinstance(factor, RemoteCommand):
         return _resolve_remote(factor, ctx.state)
     return _Failure(Reason.UNKNOWN_CREDENTIAL)
@@ -377,6 +387,61 @@ def _resolve_face(face: FaceEvidence, ctx: _Context) -> _Match | _Failure:
         return _Failure(face.refusal, detail=face.detail)
     return _resolve_biometric(CredentialType.FACE, face.user_id, True, face.matched, ctx.state,
                               weak=not ctx.rule.alone(face))
+
+
+def _resolve_finger(finger: FingerprintEvidence, ctx: _Context) -> _Match | _Failure:
+    """No usable print is not an attack; a finger below its threshold counts only through fusion with a face."""
+    if finger.refusal is not None:
+        return _Failure(finger.refusal, detail=finger.detail or "fingerprint: no comparison made")
+    fused = ctx.fused is not None and ctx.fused.accepted
+    return _resolve_biometric(CredentialType.FINGERPRINT, finger.user_id, finger.pad_passed,
+                              finger.matched or fused, ctx.state, weak=not ctx.rule.alone(finger))
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Face + finger of one attempt at score level: FMR decades of each, their sum, and whether it suffices."""
+
+    face_decades: float
+    finger_decades: float
+
+    @property
+    def decades(self) -> float:
+        return self.face_decades + self.finger_decades
+
+    @property
+    def accepted(self) -> bool:
+        return (self.decades >= T.FUSION_MIN_DECADES and self.face_decades >= T.FUSION_FLOOR_DECADES
+                and self.finger_decades >= T.FUSION_FLOOR_DECADES)
+
+
+def finger_decades(score: float) -> float:
+    """−log10 FMR of a finger similarity, interpolated between the calibrated points (0 below the first)."""
+    points = T.FUSION_FINGER_DECADES
+    if score < points[0][0]:
+        return 0.0
+    for (s0, d0), (s1, d1) in zip(points, points[1:], strict=False):
+        if score < s1:
+            return d0 + (d1 - d0) * (score - s0) / (s1 - s0)
+    return min(points[-1][1], T.FUSION_FINGER_MAX_DECADES)
+
+
+def fusion(factors: tuple[Factor, ...]) -> Fusion | None:
+    """Score-level fusion of the attempt's face and finger, when both are present, usable and name one person.
+
+    Only a face matched at its operating point contributes (FUSION_FACE_MATCHED_DECADES); the finger adds its
+    decades.  None when there is nothing to fuse (one modality, a refusal, a PAD failure, two people).
+    """
+    faces = [f for f in factors if isinstance(f, FaceEvidence)]
+    fingers = [f for f in factors if isinstance(f, FingerprintEvidence)]
+    if len(faces) != 1 or len(fingers) != 1:
+        return None
+    face, finger = faces[0], fingers[0]
+    if (finger.refusal is not None or not finger.pad_passed or finger.score is None or finger.user_id is None
+            or finger.user_id != face.user_id or face.pad is None or not face.pad.passed):
+        return None
+    face_part = T.FUSION_FACE_MATCHED_DECADES if face.matched else 0.0
+    return Fusion(face_part, finger_decades(finger.score))
 
 
 def _resolve_biometric(ctype: CredentialType, user_id: str | None, pad_passed: bool, matched: bool,

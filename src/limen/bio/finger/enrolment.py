@@ -7,25 +7,35 @@ stored), records consent and the enrolment, and seals the impressions with
 again if sealing fails.  `verify` compares a probe with a person's sealed
 impressions at the operating point's threshold.  No minutiae, scores of
 others, or images reach the audit trail: only counts and the outcome.
+
+`FingerRecognizer` is the door's side (the controller's `FingerSource`): a
+sensor image → minutiae → the sealed references → typed `FingerprintEvidence`;
+a bad capture, an unknown person or an unreadable vault is evidence with a
+refusal, never an exception, and it never decides or writes the attempt's
+audit record.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 from limen import people, thresholds
 from limen.access.attempt import FingerprintEvidence
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.bio.finger import matcher
+from limen.bio.finger.extract import extract
 from limen.bio.finger.index import EdgeIndex
-from limen.bio.finger.references import FingerReferences
+from limen.bio.finger.references import FINGER_NAMES, FingerReferences
 from limen.bio.finger.template import FingerTemplate
 from limen.bio.templates import Modality
 from limen.db import transaction
-from limen.errors import BadRequest, NotFound
+from limen.decision import Reason
+from limen.errors import BadImage, BadRequest, ConfigError, NotFound, VaultError
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ class FingerEnrolment:
     name: str
     impressions: int
     new_person: bool
+    finger: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,9 +56,13 @@ class FingerVerification:
 
 
 def enrol(conn: sqlite3.Connection, references: FingerReferences, audit: AuditSink, name: str,
-          templates: Sequence[FingerTemplate], consent: people.Consent, actor: str, at: datetime) -> FingerEnrolment:
-    """Enrol the impressions of one finger for NAME (a new person, or an existing one)."""
+          templates: Sequence[FingerTemplate], consent: people.Consent, actor: str, at: datetime,
+          finger: int = 0) -> FingerEnrolment:
+    """Enrol the impressions of one finger (ISO position `finger`, 0 = unknown) for NAME (a new person, or an
+    existing one by name or id); that finger's earlier impressions are replaced, other fingers kept."""
     consent = consent.validated()
+    if not 0 <= finger < len(FINGER_NAMES):
+        raise BadRequest("finger", f"a finger position 0-{len(FINGER_NAMES) - 1} (ISO/IEC 19794-2)")
     if len(templates) < thresholds.FINGER_ENROL_MIN_IMPRESSIONS:
         raise BadRequest("images", f"at least {thresholds.FINGER_ENROL_MIN_IMPRESSIONS} impressions of the finger")
     for k, t in enumerate(templates, 1):
@@ -64,15 +79,15 @@ def enrol(conn: sqlite3.Connection, references: FingerReferences, audit: AuditSi
         people.record_consent(conn, person, Modality.FINGERPRINT, consent, actor, at)
         people.record_enrolment(conn, person, Modality.FINGERPRINT, len(templates), actor, at)
     try:
-        references.put(person.id, list(templates))
+        references.put(person.id, list(templates), finger)
     except BaseException:
         if created:
             people.delete(conn, person)           # all or nothing: no new person without a reference
         raise
     audit.append(Event(EventKind.ENROLMENT, at, actor=actor, subject=person.id, outcome="enrolled",
                        source="fingerprint", data={"samples": len(templates), "purpose": consent.purpose,
-                                                   "retention_days": consent.retention_days}))
-    return FingerEnrolment(person.id, person.name, len(templates), created)
+                                                   "retention_days": consent.retention_days, "finger": finger}))
+    return FingerEnrolment(person.id, person.name, len(templates), created, finger)
 
 
 def verify(conn: sqlite3.Connection, references: FingerReferences, name: str, probe: FingerTemplate,
@@ -112,3 +127,64 @@ def evidence(references: FingerReferences, probe: FingerTemplate, claimed_user: 
         user_id, score = identify(references, probe)
     return FingerprintEvidence(user_id=user_id, score=score, threshold=thresholds.FINGER_MATCH_DEFAULT,
                                pad_passed=pad_passed, sensor_liveness=sensor_liveness)
+
+
+class FingerRecognizer:
+    """The door's fingerprint evidence (the controller's `FingerSource`; see the module docstring).
+
+    `references` is called at each comparison, so a vault that was erased or never opened is a refusal then.
+    `sensor_liveness`: whether the lock's sensor reports liveness itself (HIGH assurance); the R30x/R503/
+    AS608 family does not (MEDIUM: a first factor under the default policy).  No fingerprint PAD runs on the
+    host, so `pad_passed` means "no attack reported".  Not thread-safe (one per controller).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, references: Callable[[], FingerReferences], *,
+                 sensor_liveness: bool = False, threshold: float = thresholds.FINGER_MATCH_DEFAULT) -> None:
+        self.conn, self._references = conn, references
+        self.sensor_liveness, self.threshold = sensor_liveness, threshold
+
+    def verify(self, name: str, image: np.ndarray) -> FingerprintEvidence:
+        """1:1: is the finger in `image` an enrolled finger of `name` (a name or a user id)?"""
+        try:
+            person = people.find(self.conn, name)
+        except NotFound:
+            return self._refused(None, Reason.UNKNOWN_USER, "no such person")
+        probe = self._probe(image)
+        if isinstance(probe, FingerprintEvidence):
+            return FingerprintEvidence(person.id, None, None, True, refusal=probe.refusal, detail=probe.detail)
+        try:
+            score = self._references().score(person.id, probe)
+        except NotFound:
+            return self._refused(person.id, Reason.NOT_ENROLLED, "no finger enrolled for this person")
+        except (VaultError, ConfigError):
+            return self._erased(person.id)
+        return self._evidence(person.id, score)
+
+    def identify(self, image: np.ndarray) -> FingerprintEvidence:
+        """1:N: whose enrolled finger is in `image` (the best candidate; the policy compares its score)."""
+        probe = self._probe(image)
+        if isinstance(probe, FingerprintEvidence):
+            return probe
+        try:
+            user_id, score = identify(self._references(), probe)
+        except (VaultError, ConfigError):
+            return self._erased(None)
+        return self._evidence(user_id, score)
+
+    def _probe(self, image: np.ndarray) -> FingerTemplate | FingerprintEvidence:
+        try:
+            return extract(image, source="sensor")
+        except BadImage as exc:
+            return self._refused(None, Reason.LOW_QUALITY, f"fingerprint unreadable ({exc.reason}): "
+                                                           "place the finger flat on the sensor again")
+
+    def _evidence(self, user_id: str | None, score: float) -> FingerprintEvidence:
+        return FingerprintEvidence(user_id, score, self.threshold, True, self.sensor_liveness)
+
+    def _refused(self, user_id: str | None, reason: Reason, detail: str) -> FingerprintEvidence:
+        return FingerprintEvidence(user_id, None, None, True, self.sensor_liveness, refusal=reason, detail=detail)
+
+    def _erased(self, user_id: str | None) -> FingerprintEvidence:
+        return self._refused(user_id, Reason.VAULT_ERASED,
+                             "fingerprint references cannot be opened (vault erased or not open): the owner "
+                             "re-provisions")

@@ -1,32 +1,50 @@
 """Fingerprint references at rest: ISO records sealed under the vault, one file per person.
 
-Each person's impressions (ISO/IEC 19794-2 records) are sealed together with
-the vault's `SecretBox` (AES-256-GCM under the vault's secrets key, label
-``finger:<user id>``), written atomically 0600 under `<data dir>/fingerprints/`.
+Each enrolled finger's impressions (ISO/IEC 19794-2 records) are sealed
+together with the vault's `SecretBox` (AES-256-GCM under the vault's secrets
+key), written atomically 0600 under `<data dir>/fingerprints/`: finger
+position 0 (unknown, ISO) as ``<user id>.fmr`` under the label
+``finger:<user id>``, positions 1–10 (ISO: right thumb … left little) as
+``<user id>.<position>.fmr`` under ``finger:<user id>:<position>``.  A person
+may have several fingers enrolled; a probe is compared with all of them.
 Raw minutiae never persist unencrypted; they exist in memory only while a
 probe is compared.  A crypto-erase of the vault makes every file unreadable at
-once (its key is gone); `delete` removes a person's file.  A missing vault is
+once (its key is gone); `delete` removes every file of a person (erasure on
+user removal and on consent expiry).  A missing vault is
 an error (fail closed), never a plaintext fallback.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import struct
 from pathlib import Path
 
 from limen import thresholds
 from limen.bio.finger import iso, matcher
 from limen.bio.finger.template import FingerTemplate
-from limen.errors import BadRequest, NotFound
+from limen.errors import BadRequest, ConfigError, NotFound
 from limen.fsio import atomic_write
-from limen.vault.secrets import SecretBox
+from limen.vault.secrets import SecretBox, box_for
 
 _USER_ID = re.compile(r"^[0-9a-f]{1,64}$")
+_FILE = re.compile(r"^([0-9a-f]{1,64})(?:\.([1-9]|10))?\.fmr$")
+
+FINGER_NAMES = ("unknown finger", "right thumb", "right index", "right middle", "right ring", "right little",
+                "left thumb", "left index", "left middle", "left ring", "left little")  # ISO/IEC 19794-2 positions
 
 
-def _label(user_id: str) -> str:
-    return f"finger:{user_id}"
+def _label(user_id: str, position: int) -> str:
+    return f"finger:{user_id}" if position == 0 else f"finger:{user_id}:{position}"
+
+
+def open_references(conn: sqlite3.Connection, data_dir: Path) -> FingerReferences:
+    """The references of the lock whose vault is open over `conn`; `ConfigError` without an open vault."""
+    box = box_for(conn)
+    if box is None:
+        raise ConfigError("fingerprints need the template vault; it is not open")
+    return FingerReferences(data_dir / "fingerprints", box)
 
 
 class FingerReferences:
@@ -36,25 +54,32 @@ class FingerReferences:
         self.folder = folder
         self._box = box
 
-    def _path(self, user_id: str) -> Path:
+    def _path(self, user_id: str, position: int = 0) -> Path:
         if not _USER_ID.match(user_id):
             raise BadRequest("user_id", "not a Limen user id")
-        return self.folder / f"{user_id}.fmr"
+        if not 0 <= position < len(FINGER_NAMES):
+            raise BadRequest("finger", f"a finger position 0-{len(FINGER_NAMES) - 1} (ISO/IEC 19794-2)")
+        return self.folder / (f"{user_id}.fmr" if position == 0 else f"{user_id}.{position}.fmr")
 
-    def put(self, user_id: str, templates: list[FingerTemplate]) -> None:
-        """Seal and store `templates` (replacing earlier ones) for `user_id`."""
+    def put(self, user_id: str, templates: list[FingerTemplate], position: int = 0) -> None:
+        """Seal and store `templates` as finger `position` of `user_id` (replacing that finger's earlier ones)."""
+        path = self._path(user_id, position)
         if not 1 <= len(templates) <= thresholds.FINGER_ENROL_MAX_IMPRESSIONS:
             raise BadRequest("templates", f"1-{thresholds.FINGER_ENROL_MAX_IMPRESSIONS} impressions")
         plain = b"".join(struct.pack(">I", len(r)) + r for r in (iso.encode(t) for t in templates))
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(self._path(user_id), self._box.seal(_label(user_id), plain))
+        atomic_write(path, self._box.seal(_label(user_id, position), plain))
 
     def get(self, user_id: str) -> list[FingerTemplate]:
-        """The impressions of `user_id`; `NotFound` if none (opaque vault errors if tampered)."""
-        path = self._path(user_id)
-        if not path.is_file():
+        """The impressions of every enrolled finger of `user_id`; `NotFound` if none (opaque vault errors if
+        tampered)."""
+        positions = self.fingers(user_id)
+        if not positions:
             raise NotFound(f"no fingerprint reference for user {user_id}")
-        plain = self._box.unseal(_label(user_id), path.read_bytes())
+        return [t for position in positions for t in self._impressions(user_id, position)]
+
+    def _impressions(self, user_id: str, position: int) -> list[FingerTemplate]:
+        plain = self._box.unseal(_label(user_id, position), self._path(user_id, position).read_bytes())
         out, offset = [], 0
         while offset < len(plain):
             (size,) = struct.unpack_from(">I", plain, offset)
@@ -62,15 +87,31 @@ class FingerReferences:
             offset += 4 + size
         return out
 
-    def enrolled(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.fmr")) if self.folder.is_dir() else []
+    def _files(self) -> list[tuple[str, int, Path]]:
+        if not self.folder.is_dir():
+            return []
+        found = [(m, p) for p in self.folder.glob("*.fmr") if (m := _FILE.match(p.name))]
+        return sorted((m.group(1), int(m.group(2) or 0), p) for m, p in found)
 
-    def delete(self, user_id: str) -> int:
-        path = self._path(user_id)
-        if not path.exists():
-            return 0
-        path.unlink()
-        return 1
+    def enrolled(self) -> list[str]:
+        """The ids of everyone with at least one finger enrolled."""
+        return sorted({user_id for user_id, _, _ in self._files()})
+
+    def fingers(self, user_id: str) -> list[int]:
+        """The enrolled finger positions of `user_id` (see FINGER_NAMES), without unsealing anything."""
+        self._path(user_id)
+        return [position for uid, position, _ in self._files() if uid == user_id]
+
+    def delete(self, user_id: str, position: int | None = None) -> int:
+        """Remove every finger of `user_id` (or one `position`); return how many fingers were removed."""
+        targets = self.fingers(user_id) if position is None else [position]
+        removed = 0
+        for p in targets:
+            path = self._path(user_id, p)
+            if path.exists():
+                path.unlink()
+                removed += 1
+        return removed
 
     def score(self, user_id: str, probe: FingerTemplate) -> float:
         """Best similarity of `probe` against every stored impression of `user_id`."""
