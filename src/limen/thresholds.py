@@ -153,9 +153,17 @@ PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) 
 PAD_MOTION_MIN_MOTION = 0.01           # non-translational motion (eye distances) below which a pair cannot tell
 PAD_MOTION_MIN_PAIRS = 1               # moving frame pairs needed for the cue to judge
 PAD_MOTION_PLANAR_RATIO = 0.35         # homography residual / motion below which the face moved as a plane
-PAD_CHALLENGE_MIN_YAW = 0.15           # |signed yaw| (eye distances) that counts as "turned" in a head-turn challenge
-PAD_CHALLENGE_MIN_PITCH = 0.12         # drop of the nose below the eye line (eye distances, from the neutral frames)
-                                       # that counts as "looked up"; geometry, not calibrated (no such data here)
+# Challenge (pad/challenge.py), `python -m limen.lab.challenge_calibration`: REAL still live faces (all 874
+# nuaa-dev live frames, 16 runs) must not read as a move, or the neutral frames break a real person's sequence:
+# |signed yaw| q99.9 0.161, max 0.240; nose drop − run median q99.9 0.137, max 0.140.  A SIMULATED flat print
+# turned 45° (pinhole homography) reads yaw 0.161 (cannot fake a turn); tilted 45° it reads 0.20 of "up" (can),
+# with parallax ratio ≤ 0.156 in every pose (< PAD_MOTION_PLANAR_RATIO: the parallax check refuses it).
+# Geometry: a head yawed θ reads ≈ 0.5·tan θ (0.25 ≈ 27°); tilted up θ, ≈ 0.5·sin θ + 0.7·(1 − cos θ) (0.16 ≈ 17°).
+PAD_CHALLENGE_YAW_ABOVE_STILL_MAX = 0.25    # above every still live frame (max 0.240) and every turned print
+PAD_CHALLENGE_PITCH_ABOVE_STILL_MAX = 0.16  # above every still live frame (max 0.140)
+PAD_CHALLENGE_MIN_YAW = PAD_CHALLENGE_YAW_ABOVE_STILL_MAX      # |signed yaw| (eye distances) that counts as turned
+PAD_CHALLENGE_MIN_PITCH = PAD_CHALLENGE_PITCH_ABOVE_STILL_MAX  # drop of the nose toward the eye line (eye
+                                       # distances, from the neutral frames) that counts as "looked up"
 PAD_CHALLENGE_MAX_MOVES = 5            # longest random move sequence a kiosk may ask for
 # Frame cue (limen.pad.edges): straight edges around the face, measured at a fixed face size.
 PAD_EDGE_REACH = 1.0                   # search this many face sides around the face box for framing edges
