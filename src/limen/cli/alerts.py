@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from limen.cli.common import STATE, output
+
+if TYPE_CHECKING:
+    from limen.config import Settings
 
 alerts_app = typer.Typer(help="Alarms: test the channels, list and deliver the outbox.", no_args_is_help=True)
 
@@ -15,15 +18,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(alerts_app, name="alerts")
 
 
+def _with_console_channels(settings: Settings) -> Settings:
+    """The settings with the channels added in the console (sealed beside the data) as well."""
+    from limen.service.alerting import effective_urls
+
+    return settings.model_copy(update={"alert_urls": effective_urls(settings)})
+
+
 @alerts_app.command("test")
 def test() -> None:
     """Raise a test alarm and deliver it now through every configured channel."""
     from limen.audit import open_audit, open_dispatcher, raise_alarm
     from limen.errors import ConfigError
 
-    settings = STATE.settings
+    settings = _with_console_channels(STATE.settings)
     if not settings.alert_urls:
-        raise ConfigError("no alert_urls configured (limen.toml [limen] alert_urls or LIMEN_ALERT_URLS)")
+        raise ConfigError("no alarm channel configured (the console's Alarms page, limen.toml [limen] alert_urls "
+                          "or LIMEN_ALERT_URLS)")
     log = open_audit(settings)
     try:
         index = raise_alarm(log, "test", "info", "test alarm from `limen alerts test`", subject="test")
@@ -77,7 +88,7 @@ def deliver() -> None:
     """One delivery pass over every due notification (for use without `limen serve`)."""
     from limen.audit import open_audit, open_dispatcher
 
-    settings = STATE.settings
+    settings = _with_console_channels(STATE.settings)
     log = open_audit(settings)
     try:
         dispatcher = open_dispatcher(settings, log)

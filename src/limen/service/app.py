@@ -75,13 +75,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
             ctx.warm_started = True
             threading.Thread(target=_warm, args=(ctx,), name="limen-warm", daemon=True).start()
         task = asyncio.create_task(_ticker(ctx, tick_s))
-        dispatcher = _start_alarm_delivery(ctx)
+        _start_alarm_delivery(ctx)
         try:
             yield
         finally:
             task.cancel()
-            if dispatcher is not None:
-                dispatcher.stop()
+            ctx.alarms.stop()
 
     app = FastAPI(title="Limen lock service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Local API of a Limen door lock: kiosk, users, codes, lock, audit.")
@@ -106,17 +105,13 @@ def close_app(app: FastAPI) -> None:
     ctx.runtime.close()
 
 
-def _start_alarm_delivery(ctx: ServiceContext) -> Any:
-    """Deliver queued alarms (webhooks, siren…) in the background while the service runs."""
-    from limen.audit import AuditLog, open_dispatcher
-
-    if not isinstance(ctx.runtime.audit, AuditLog):
-        return None
+def _start_alarm_delivery(ctx: ServiceContext) -> None:
+    """Deliver queued alarms (webhooks, siren…) in the background while the service runs; the channels are
+    limen.toml's and the console's (`service.alerting`), changed at run time from the Alarms page."""
     try:
-        return open_dispatcher(ctx.settings, ctx.runtime.audit).start()
+        ctx.alarms.start()
     except Exception:  # noqa: BLE001 - alarms stay queued in the outbox; the door must keep working
         log.exception("alarm delivery did not start; alarms stay queued")
-        return None
 
 
 async def _ticker(ctx: ServiceContext, every_s: float) -> None:

@@ -12,6 +12,7 @@ from limen.clock import Clock
 from limen.config import Settings
 from limen.runtime import Runtime
 from limen.service.accounts import Accounts
+from limen.service.alerting import AlarmDelivery
 from limen.service.lockservice import LockService
 from limen.service.ratelimit import RateLimiter
 
@@ -39,6 +40,7 @@ class ServiceContext:
     login_limiter: RateLimiter = field(init=False)
     unlock_limiter: RateLimiter = field(init=False)
     remote_limiter: RateLimiter = field(init=False)  # keyed by owner account, not address
+    alarms: AlarmDelivery = field(init=False)  # alarm channels (limen.toml + console) and their delivery
 
     def __post_init__(self) -> None:
         self.login_limiter = RateLimiter(T.SERVICE_LOGIN_RATE_PER_MIN, T.SERVICE_LOGIN_BURST,
@@ -47,6 +49,7 @@ class ServiceContext:
                                           T.SERVICE_UNLOCK_GLOBAL_PER_MIN, self.clock)
         self.remote_limiter = RateLimiter(T.SERVICE_REMOTE_UNLOCK_PER_MIN, T.SERVICE_REMOTE_UNLOCK_BURST,
                                           T.SERVICE_REMOTE_UNLOCK_PER_MIN, self.clock)
+        self.alarms = AlarmDelivery(self.settings, self.runtime.audit, self.clock, self.lock.zone)
 
     def setup_url(self) -> str | None:
         if self.setup_token is None:

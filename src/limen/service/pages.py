@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from limen import thresholds as T
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
-from limen.errors import BadRequest, LimenError, NotFound
+from limen.errors import BadRequest, Conflict, LimenError, NotFound
 from limen.service import feed, i18n
 from limen.service.accounts import Scope, new_totp_secret, totp_step, totp_uri
 from limen.service.auth import (
@@ -61,6 +61,10 @@ NOTICES = {
     "acknowledged": "Alarm acknowledged.",
     "test-alarm": "Test alarm raised: it is on its way to every configured channel.",
     "lockout-cleared": "Lockout cleared: the keypad accepts codes again.",
+    "channel-added": "Alarm channel added: send it a test to be sure it reaches you.",
+    "channel-removed": "Alarm channel removed: alarms no longer go there.",
+    "channel-ok": "Test delivered: check that it arrived.",
+    "channel-failed": "Test not delivered: see the reason beside the channel.",
 }
 REFUSALS = {"pin_required": "your PIN is needed", "unknown_credential": "wrong PIN", "no_match": "wrong PIN",
             "locked_out": "the keypad is locked out", "lockdown": "the lock is in tamper lockdown",
@@ -309,7 +313,7 @@ def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Respon
     why = request.query_params.get("why", "")
     notice = f"Refused: {REFUSALS.get(why, 'not allowed')}." if request.query_params.get("done") == "refused" else None
     values: dict[str, Any] = {"notice": notice} if notice else {}
-    channels = ctx.lock.alarm_channels()
+    channels = ctx.alarms.count()
     checklist = [  # the first-run "what next": each step links to where it is done
         ("Enrol your face", f"/owner/enrol?user={caller.owner.user_id}", ctx.lock.person(caller.owner.user_id)["face"]),
         ("Add your family (a PIN each, then a face)", "/owner/users", len(ctx.lock.users()) > 1),
@@ -332,9 +336,46 @@ def activity_page(request: Request, person: str = "", method: str = "", outcome:
 
 @router.get("/owner/alarms", response_class=HTMLResponse)
 def alarms_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    lock = ctx_of(request).lock
-    return render(request, "alarms.html", caller=caller, incidents=lock.incidents(200),
-                  channels=lock.alarm_channels())
+    return _alarms(request, caller)
+
+
+def _alarms(request: Request, caller: Caller, code: int = 200, **values: Any) -> Response:
+    ctx = ctx_of(request)
+    views = ctx.alarms.views()
+    return render(request, "alarms.html", code, caller=caller, incidents=ctx.lock.incidents(200),
+                  channels=len(views), channel_views=views, **values)
+
+
+@router.post("/owner/alarms/channels", response_class=HTMLResponse)
+async def alarm_channel_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Add an apprise URL (sealed on the lock, shown masked from now on); password-confirmed, audited."""
+    f = await form_of(request, caller)
+    try:
+        confirm_owner(request, caller, f)
+        ctx_of(request).alarms.add(caller.actor, f.get("url", ""), f.get("label", ""))
+    except LimenError as exc:  # the form comes back with the label (the URL holds a token: typed again)
+        code = 409 if isinstance(exc, Conflict) else 400
+        return _alarms(request, caller, code, error=str(exc), form={"label": f.get("label", "")[:64]})
+    return back("/owner/alarms", "channel-added")
+
+
+@router.post("/owner/alarms/channels/remove")
+async def alarm_channel_remove(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Remove a console channel: alarms stop going there (password-confirmed: it silences a phone)."""
+    f = await form_of(request, caller)
+    confirm_owner(request, caller, f)
+    ctx_of(request).alarms.remove(caller.actor, f.get("channel", "")[:80])
+    return back("/owner/alarms", "channel-removed")
+
+
+@router.post("/owner/alarms/channels/test")
+async def alarm_channel_test(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Send one test notification through one channel now; the result shows beside the channel."""
+    from starlette.concurrency import run_in_threadpool
+
+    f = await form_of(request, caller)
+    result = await run_in_threadpool(ctx_of(request).alarms.test, caller.actor, f.get("channel", "")[:80])
+    return back("/owner/alarms", "channel-ok" if result.delivered else "channel-failed")
 
 
 @router.post("/owner/alarms/ack")
