@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use 
     from limen.audit.log import AuditLog
     from limen.bio.face import FaceEngine
     from limen.bio.face.detect import Box
+    from limen.bio.finger.enrolment import FingerRecognizer
     from limen.capture import Capture
     from limen.controller import AccessController
     from limen.pad.contract import Purpose
@@ -84,6 +85,17 @@ class Runtime:
         pad = partial(pad_check, models_dir=self.settings.models_dir)  # MiniFASNet's imported weights
         return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad, clock=self.clock)
 
+    def fingers(self) -> FingerRecognizer:
+        """The door's fingerprint evidence over the sealed references (opened at each comparison)."""
+        from limen.bio.finger.enrolment import FingerRecognizer
+        from limen.bio.finger.references import open_references
+
+        return FingerRecognizer(self.conn, partial(open_references, self.conn, self.settings.data_dir))
+
+    def erase_fingers(self, user_id: str) -> int:
+        """Remove every fingerprint reference of `user_id` (files only: works after a crypto-erase too)."""
+        return _erase_fingers(self.settings.data_dir, user_id)
+
     def access(self, source: str = "cli") -> AccessStore:
         return AccessStore(self.conn, self.audit, source=source)
 
@@ -119,7 +131,7 @@ class Runtime:
                                     data={"allow_face_alone_rgb": True, "face_alone_min": rule.face_alone.value}))
         assert guarded.intent is not None
         return AccessController(self.access("door"), guarded, self.audit, self.clock, faces=self.recognizer(),
-                                rule=rule, tamper=guarded.intent)
+                                rule=rule, tamper=guarded.intent, fingers=self.fingers())
 
     def erase_templates(self, user_id: str, actor: str, at: datetime, source: str = "cli") -> int:
         """Erase every biometric reference of `user_id` and audit it; after a crypto-erase there is nothing left.
@@ -132,6 +144,7 @@ class Runtime:
             already = False
         except VaultErased:
             removed, already = 0, True
+        removed += self.erase_fingers(user_id)
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="templates erased",
                                 source=source, data={"templates_erased": removed, "vault_already_erased": already}))
         return removed
@@ -178,8 +191,15 @@ def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock:
     audit = open_audit(settings)
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms
-    enforce_retention(conn, store, audit, datetime.now(UTC))  # no reference outlives its consent
+    enforce_retention(conn, store, audit, datetime.now(UTC),  # no reference outlives its consent
+                      fingers=partial(_erase_fingers, settings.data_dir))
     return Runtime(settings, conn, store, audit, clock or SystemClock(), door)
+
+
+def _erase_fingers(data_dir: Path, user_id: str) -> int:
+    from limen.bio.finger.references import erase_references, references_folder  # the matcher loads on first use
+
+    return erase_references(references_folder(data_dir), user_id)
 
 
 def open_door(settings: Settings, clock: Clock | None = None) -> LockActuator:

@@ -4,17 +4,21 @@
 modality has run out; `enforce_retention(...)` erases those references from
 the template store and records each erasure in the audit trail.  The person
 stays known to the lock (PINs and codes keep working); only the biometric
-reference goes, and a new enrolment needs new consent.
+reference goes, and a new enrolment needs new consent.  Each modality's
+references are erased by their own store: faces by the template store,
+fingerprints by `fingers` (the sealed references' eraser); without an eraser
+for a modality its enrolment stays on record, so the next run erases it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from limen.audit.event import AuditSink, Event, EventKind
-from limen.bio.templates import TemplateStore
+from limen.bio.templates import Modality, TemplateStore
 from limen.errors import VaultErased
 
 
@@ -42,14 +46,18 @@ def expired_references(conn: sqlite3.Connection, at: datetime) -> list[Expired]:
     return found
 
 
-def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: AuditSink, at: datetime) -> int:
+def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: AuditSink, at: datetime,
+                      fingers: Callable[[str], int] | None = None) -> int:
     """Erase every reference whose consent has expired; return how many people were affected."""
-    expired = expired_references(conn, at)
+    expired = [e for e in expired_references(conn, at) if e.modality != Modality.FINGERPRINT or fingers is not None]
     for item in expired:
-        try:
-            removed = store.delete(item.user_id)
-        except VaultErased:
-            removed = 0  # the vault was crypto-erased: nothing is left to erase
+        if item.modality == Modality.FINGERPRINT and fingers is not None:
+            removed = fingers(item.user_id)  # a face whose consent still runs is kept
+        else:
+            try:
+                removed = store.delete(item.user_id)
+            except VaultErased:
+                removed = 0  # the vault was crypto-erased: nothing is left to erase
         conn.execute("DELETE FROM enrolments WHERE user_id = ? AND modality = ?", (item.user_id, item.modality))
         audit.append(Event(EventKind.PRIVACY, at, actor="system", subject=item.user_id,
                            reason="retention expired: biometric reference erased", source="retention",

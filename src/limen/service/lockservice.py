@@ -203,7 +203,8 @@ class LockService:
             self.rt.store.forget_if_erased()  # another process erased the vault: drop our decrypted copies
             if self.clock.monotonic() - self._retention_checked >= T.SERVICE_RETENTION_CHECK_S:
                 self._retention_checked = self.clock.monotonic()
-                enforce_retention(self.rt.conn, self.rt.store, self.rt.audit, self.clock.now())
+                enforce_retention(self.rt.conn, self.rt.store, self.rt.audit, self.clock.now(),
+                                  fingers=self.rt.erase_fingers)
 
     def remote_unlock(self, actor: str, pin: str) -> Decision:
         """An owner's unlock from the web: the access engine's remote rule (owner + PIN)."""

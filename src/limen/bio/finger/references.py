@@ -39,12 +39,29 @@ def _label(user_id: str, position: int) -> str:
     return f"finger:{user_id}" if position == 0 else f"finger:{user_id}:{position}"
 
 
+def references_folder(data_dir: Path) -> Path:
+    return data_dir / "fingerprints"
+
+
+def erase_references(folder: Path, user_id: str) -> int:
+    """Remove every finger of `user_id` from `folder` (no vault needed: erasure works after a zeroize too)."""
+    if not _USER_ID.match(user_id) or not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.glob(f"{user_id}*.fmr"):
+        m = _FILE.match(path.name)
+        if m and m.group(1) == user_id:
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def open_references(conn: sqlite3.Connection, data_dir: Path) -> FingerReferences:
     """The references of the lock whose vault is open over `conn`; `ConfigError` without an open vault."""
     box = box_for(conn)
     if box is None:
         raise ConfigError("fingerprints need the template vault; it is not open")
-    return FingerReferences(data_dir / "fingerprints", box)
+    return FingerReferences(references_folder(data_dir), box)
 
 
 class FingerReferences:
@@ -104,14 +121,13 @@ class FingerReferences:
 
     def delete(self, user_id: str, position: int | None = None) -> int:
         """Remove every finger of `user_id` (or one `position`); return how many fingers were removed."""
-        targets = self.fingers(user_id) if position is None else [position]
-        removed = 0
-        for p in targets:
-            path = self._path(user_id, p)
-            if path.exists():
-                path.unlink()
-                removed += 1
-        return removed
+        path = self._path(user_id, position or 0)        # validates both
+        if position is None:
+            return erase_references(self.folder, user_id)
+        if not path.exists():
+            return 0
+        path.unlink()
+        return 1
 
     def score(self, user_id: str, probe: FingerTemplate) -> float:
         """Best similarity of `probe` against every stored impression of `user_id`."""
