@@ -8,7 +8,10 @@ A command is the canonical JSON (sorted keys, no spaces, UTF-8) of
 
 signed with the device's Ed25519 key over `b"limen-command-v1\\0" + body`.
 On the wire (`SignedCommand.to_bytes`) it is `{"v": 1, "body": <body as text>,
-"sig": <base64>}`: the lock verifies the exact bytes that were signed.
+"sig": <base64>}`: the lock verifies the exact bytes that were signed.  A
+`restore` may carry the encrypted backup as `"attachment"` (base64, up to
+`LINK_MAX_BACKUP_BYTES`); it is bound to the command by its SHA-256 in the
+signed `args["backup"]` (checked by `limen.link.execute`).
 
 `CommandVerifier.verify` checks, in this order: size and form, a known device,
 the signature, the lock id, the expiry (at most `LINK_COMMAND_MAX_VALIDITY_S`
@@ -57,6 +60,8 @@ class Action(StrEnum):
     REVOKE_USER = "revoke_user"
     ERASE = "erase"
     LOCKDOWN = "lockdown"
+    RESTORE = "restore"              # load an encrypted backup (attached) onto this lock
+    DECOMMISSION = "decommission"    # erase every person, template, backup and key-bound secret of this lock
 
 
 CLOUD_MAY_REQUEST = frozenset({Action.LOCK, Action.LOCKDOWN})  # the safe direction only
@@ -97,27 +102,43 @@ class Command:
 class SignedCommand:
     body: bytes
     signature: bytes | None  # None: an unsigned request (the cloud's own; lock/lockdown only)
+    attachment: bytes | None = None  # a restore's encrypted backup (bound by its SHA-256 in the signed args)
 
     def to_bytes(self) -> bytes:
         wire: dict[str, Any] = {"v": COMMAND_VERSION, "body": self.body.decode("utf-8")}
         if self.signature is not None:
             wire["sig"] = base64.b64encode(self.signature).decode("ascii")
+        if self.attachment is not None:
+            wire["attachment"] = base64.b64encode(self.attachment).decode("ascii")
         return json.dumps(wire, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def attach(self, blob: bytes) -> SignedCommand:
+        """The same signed command carrying `blob` (what the cloud does with the backup a restore names)."""
+        return SignedCommand(self.body, self.signature, blob)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SignedCommand:
         """Parse the wire form; `CommandRefused(OVERSIZED | MALFORMED)` otherwise."""
-        if len(data) > T.LINK_MAX_PAYLOAD_BYTES:
-            raise CommandRefused(Refusal.OVERSIZED, f"{len(data)} bytes > {T.LINK_MAX_PAYLOAD_BYTES}")
+        limit = max_wire_bytes(attachment=b'"attachment"' in data)
+        if len(data) > limit:
+            raise CommandRefused(Refusal.OVERSIZED, f"{len(data)} bytes > {limit}")
         try:
             wire = json.loads(data.decode("utf-8"))
             if not isinstance(wire, dict) or wire.get("v") != COMMAND_VERSION or not isinstance(wire.get("body"), str):
                 raise ValueError("expected {v: 1, body: str, sig: base64}")
-            sig = wire.get("sig")
+            sig, extra = wire.get("sig"), wire.get("attachment")
             signature = None if sig is None else base64.b64decode(str(sig), validate=True)
+            attachment = None if extra is None else base64.b64decode(str(extra), validate=True)
         except (UnicodeDecodeError, ValueError, binascii.Error) as exc:
             raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
-        return cls(wire["body"].encode("utf-8"), signature)
+        if len(wire["body"]) > T.LINK_MAX_PAYLOAD_BYTES:
+            raise CommandRefused(Refusal.OVERSIZED, f"body over {T.LINK_MAX_PAYLOAD_BYTES} bytes")
+        return cls(wire["body"].encode("utf-8"), signature, attachment)
+
+
+def max_wire_bytes(*, attachment: bool) -> int:
+    """The largest wire payload the lock parses: a command, or a restore with its base64 backup."""
+    return T.LINK_MAX_PAYLOAD_BYTES + (T.LINK_MAX_BACKUP_BYTES * 4 // 3 + 4 if attachment else 0)
 
 
 def sign(command: Command, key: Ed25519PrivateKey) -> SignedCommand:

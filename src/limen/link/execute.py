@@ -11,12 +11,23 @@ on).  A code added remotely is sealed to the X25519 reply key the owner's
 device put in the signed command (`args["reply_key"]`), so the cloud that
 relays the outcome cannot read it.  An erase returns an erasure receipt signed
 with the lock's audit key: what was erased where, when, and the audit record
-that says so.
+that says so.  `erase` with `scope=person` is "delete me" (`LockEraser.erase_person`);
+`decommission` erases the lock (`LockEraser.decommission`); the cloud adds its
+own signed part to the receipt when it has erased its copies.
+
+`restore` loads an encrypted backup (the command's attachment) in one
+transaction: `args["backup"]` is its SHA-256 (so the relaying cloud cannot
+substitute another), `args["key"]` the backup's content key sealed to this lock's
+restore key (`limen link restore-key`; the owner's device unwrapped it, the cloud
+never sees it), `args["from_lock"]` the lock it was made on (default: this one),
+`args["revoked"]` the owner's own revocations (`user:…,code:…`) that must stay
+revoked whatever the backup says.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import os
 from collections.abc import Callable
@@ -24,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -37,7 +49,10 @@ from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, verify_signature
 from limen.errors import BadRequest, CommandRefused, LimenError
+from limen.link.backup import Backups, Revoked, digest, restore_key
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
+from limen.privacy.erase import LockEraser
+from limen.vault.keystore.sidekeys import PIN_PEPPER, file_side_key
 
 if TYPE_CHECKING:
     from limen.access.store import AccessStore
@@ -69,9 +84,13 @@ class LinkCommands:
     """Runs verified commands on the lock.  Not thread-safe (one link thread, or serialise)."""
 
     def __init__(self, verifier: CommandVerifier, controller: AccessController, store: AccessStore,
-                 audit: AuditSink, erase: Eraser, signer: SigningKey | None = None) -> None:
-        """`signer` (the lock's audit key) signs erasure receipts; without it none are issued."""
+                 audit: AuditSink, erase: Eraser, signer: SigningKey | None = None, *,
+                 eraser: LockEraser | None = None, restore_key: X25519PrivateKey | None = None) -> None:
+        """`signer` (the lock's audit key) signs erasure receipts; without it none are issued.  `eraser` runs
+        "delete me", decommission and restores (its `backups`); without it those actions fail, audited."""
         self.signer = signer
+        self.eraser = eraser
+        self.restore_key = restore_key
         self.verifier = verifier
         self.controller = controller
         self.store = store
@@ -86,6 +105,10 @@ class LinkCommands:
         except CommandRefused as exc:
             return self._refused(payload, exc, at)
         try:
+            if signed.attachment is not None and command.action is not Action.RESTORE:
+                raise BadRequest("attachment", "only a restore carries one")
+            if command.action is Action.RESTORE:
+                return self._restore(command, device, signed.attachment, at)
             return self._run(command, device, at)
         except LimenError as exc:  # an unknown user or code: refused with its reason, recorded
             return self._record(command, device, at, executed=False, reason=f"failed: {exc}"[:200])
@@ -107,20 +130,73 @@ class LinkCommands:
             return self._record(command, device, at)
         if command.action is Action.REVOKE_CODE:
             code_id = self.store.revoke_code(_arg(args, "code"), actor, at)
+            self._remember("code", code_id, at)
             return self._record(command, device, at, code_id=code_id)
         if command.action is Action.REVOKE_USER:
             user = self.store.set_status(_arg(args, "user"), UserStatus.DISABLED, actor, at)
+            self._remember("user", user.user_id, at)
             return self._record(command, device, at, user=user.user_id)
         if command.action is Action.ERASE:
-            user_id = self.store.user(_arg(args, "user")).user_id
-            erased = self.erase(user_id, actor, at)
-            outcome = self._record(command, device, at, templates_erased=str(erased))
-            if self.signer is None:
-                return outcome
-            receipt = erasure_receipt(self.signer, command.lock, user_id, {"lock": {"vault_templates": erased}}, at,
-                                      int(outcome.data["audit_index"]))
-            return replace(outcome, data={**outcome.data, "receipt": receipt})
+            return self._erase(command, device, actor, at)
+        if command.action is Action.DECOMMISSION:
+            erased = self._eraser().decommission(actor, at)
+            return self._receipt(self._record(command, device, at, scope="lock"), command, "*", "lock", erased, at)
         return self._add_code(command, actor, at, device)
+
+    def _erase(self, command: Command, device: Device | None, actor: str, at: datetime) -> Outcome:
+        user_id = self.store.user(_arg(command.args, "user")).user_id
+        scope = command.args.get("scope", "templates")
+        if scope == "person":
+            erased = self._eraser().erase_person(user_id, actor, at)
+        elif scope == "templates":
+            erased = {"vault_templates": self.erase(user_id, actor, at)}
+        else:
+            raise BadRequest("scope", "templates or person")
+        outcome = self._record(command, device, at, templates_erased=str(erased["vault_templates"]), scope=scope)
+        return self._receipt(outcome, command, user_id, scope, erased, at)
+
+    def _receipt(self, outcome: Outcome, command: Command, user: str, scope: str, erased: dict[str, int],
+                 at: datetime) -> Outcome:
+        if self.signer is None:
+            return outcome
+        receipt = erasure_receipt(self.signer, command.lock, user, {"lock": erased}, at,
+                                  int(outcome.data["audit_index"]), scope=scope)
+        return replace(outcome, data={**outcome.data, "receipt": receipt})
+
+    def _remember(self, kind: str, ref: str, at: datetime) -> None:
+        """A remote revocation goes on the list no restore can undo (when this lock keeps backups)."""
+        if self.eraser is not None:
+            self.eraser.backups.note_revocation(kind, ref, at)
+
+    def _eraser(self) -> LockEraser:
+        if self.eraser is None:
+            raise BadRequest("action", "this lock was started without its eraser (backups and erasure)")
+        return self.eraser
+
+    def _restore(self, command: Command, device: Device | None, blob: bytes | None, at: datetime) -> Outcome:
+        """Load the attached backup the owner named (by SHA-256) with the content key sealed to this lock."""
+        if device is None:  # unsigned restores never pass the verifier; kept explicit
+            raise BadRequest("restore", "needs an owner's signature")
+        if blob is None or not hmac.compare_digest(digest(blob), _arg(command.args, "backup").lower()):
+            raise BadRequest("backup", "the attached backup is not the one the owner signed for")
+        if self.restore_key is None:
+            raise BadRequest("restore", "this lock has no restore key")
+        try:
+            content_key = open_reply(self.restore_key, _arg(command.args, "key"))
+        except (InvalidTag, ValueError) as exc:
+            raise BadRequest("key", "the content key was not sealed to this lock's restore key") from exc
+        eraser = self._eraser()
+        restored = eraser.backups.restore(
+            blob, content_key, at, from_lock=command.args.get("from_lock", command.lock),
+            revoked=Revoked.parse(command.args.get("revoked", "")),
+            on_removed=lambda uid: self.erase(uid, f"restore:{device.owner}", at))
+        if eraser.backups.pepper_replaced:  # the backup's PIN pepper is now this lock's: stores read it again
+            self.store.pepper = self.controller.store.pepper = file_side_key(eraser.backups.keys_dir, PIN_PEPPER)
+        summary = restored.to_dict()
+        return self._record(command, device, at, from_lock=restored.lock, backup_counter=str(restored.counter),
+                            users=str(restored.rows.get("users", 0)), revoked_users=str(restored.revoked_users),
+                            revoked_codes=str(restored.revoked_codes),
+                            pins_need_reset=str(summary["pins_need_reset"]))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
         reply = _reply_key(_arg(command.args, "reply_key"))  # checked before anything is issued
@@ -168,10 +244,13 @@ def _reply_key(text: str) -> X25519PublicKey:
 
 
 def erasure_receipt(key: SigningKey, lock: str, user: str, erased: dict[str, dict[str, int]], at: datetime,
-                    audit_index: int) -> str:
-    """A signed statement of what was erased where (the lock's audit key; verify with `verify_receipt`)."""
-    body = {"v": 1, "lock": lock, "user": user, "erased": erased, "at": at.isoformat(), "audit_index": audit_index,
-            "key_id": key.key_id}
+                    audit_index: int, scope: str = "templates") -> str:
+    """A signed statement of what was erased where (the lock's audit key; verify with `verify_receipt`).
+
+    `scope`: "templates" (biometric references), "person" ("delete me") or "lock" (decommission, user "*").
+    """
+    body = {"v": 1, "lock": lock, "user": user, "scope": scope, "erased": erased, "at": at.isoformat(),
+            "audit_index": audit_index, "key_id": key.key_id}
     return json.dumps({**body, "sig": key.sign(_RECEIPT_DOMAIN + canonical(body))}, sort_keys=True)
 
 
@@ -206,10 +285,16 @@ def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
     return ChaCha20Poly1305(key).decrypt(nonce, ct, eph_pub)
 
 
+def lock_eraser(rt: Runtime) -> LockEraser:
+    """The runtime's eraser over its database, vault, audit log and local backups (`data_dir/backups`)."""
+    backups = Backups(rt.conn, rt.settings.device_id, rt.settings.keys_dir, rt.settings.data_dir / "backups")
+    return LockEraser(rt.conn, rt.store, rt.audit, backups)
+
+
 def for_runtime(rt: Runtime) -> LinkCommands:
     """The lock's command runner over the runtime's controller, access store, audit log and vault."""
     verifier = CommandVerifier(DeviceRegistry(rt.conn), rt.settings.device_id,
                                cloud_may_lock=rt.settings.link_cloud_may_lock)
     return LinkCommands(verifier, rt.controller, rt.access("remote"), rt.audit,
                         lambda user, actor, at: rt.erase_templates(user, actor, at, source="remote"),
-                        signer=rt.audit.key)
+                        signer=rt.audit.key, eraser=lock_eraser(rt), restore_key=restore_key(rt.settings.keys_dir))

@@ -1,0 +1,612 @@
+"""End-to-end-encrypted backups of the lock's access state, and their restore onto a (replacement) lock.
+
+What a backup holds (`snapshot`): the people (`users`, `consents`), their
+access rows, credentials (PIN hashes, RFID digests, offline-code secrets —
+unsealed from the vault so that another lock can reseal them), PIN history,
+schedules, holidays, the lock-wide settings row (`access_lock`), issued and
+revoked codes, the lock's revocation list, and the PIN pepper when it is a key
+file (a PKCS#11 token's pepper cannot leave the token: those PINs must be set
+again after a restore).  Biometric templates are *not* included: protected
+templates are bound to the vault's transform secret, which a tamper erase
+destroys; people enrol again.
+
+The blob is made on the lock and encrypted to keys only the owner holds:
+
+    MAGIC ‖ version(1) ‖ len(header)(4, big-endian) ‖ header (canonical JSON) ‖ ChaCha20-Poly1305(K, payload)
+
+A random content key K encrypts the payload with the whole prefix (magic,
+version, header) as associated data, so the header — lock id, backup counter,
+created-at, format version, body nonce, recipients — is authenticated.  K is
+wrapped once per recipient (each registered owner device's X25519 key and the
+printed recovery key): an ephemeral X25519 exchange, HKDF-SHA256 (salt = the
+ephemeral and recipient public keys, info = domain ‖ the binding of lock id,
+counter, created-at, version) and ChaCha20-Poly1305 with that binding as
+associated data.  The cloud stores the blob and learns nothing but its size
+and header.
+
+Restore (`restore`) is one SQLite transaction: everything or nothing.  A blob
+of another lock, a truncated or altered one, a wrong key, or a different schema
+is refused with `BadRequest("backup", reason)`.  Revocations are never undone:
+the user ids and code ids revoked in the backup, on the target lock before the
+restore and in the owner's signed restore command are applied after the rows
+are loaded (a revoked user is restored disabled, a revoked code stays revoked).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import sqlite3
+import struct
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from limen.access.model import CredentialType, UserStatus
+from limen.access.store import sealed_secret
+from limen.audit.chain import canonical
+from limen.db import migrate, transaction
+from limen.errors import BadRequest, Conflict, LimenError, NotFound
+from limen.fsio import fsync_dir
+from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
+from limen.vault.secrets import box_for
+
+FORMAT_VERSION = 1
+MAGIC = b"LIMENBAK"
+_PREFIX = struct.Struct(">8sBI")  # magic, version, header length
+_WRAP_INFO = b"limen-backup-wrap-v1\0"
+_KEY_BYTES = 32
+_NONCE_BYTES = 12
+_MAX_HEADER = 64 * 1024
+_NAME_MAX = 64
+
+# Tables copied, in insertion order (parents first).  `enrolments` stay out: templates are not backed up.
+TABLES: tuple[str, ...] = ("users", "consents", "access_users", "access_credentials", "access_pin_history",
+                           "access_week_days", "access_year_days", "access_holidays", "access_lock",
+                           "access_code_uses", "access_code_revocations", "access_codes_issued")
+_SCHEMAS = ("core", "access")  # their versions must match for a restore
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE backup_recipients (
+        name        TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL CHECK (kind IN ('device', 'recovery')),
+        public_key  BLOB NOT NULL UNIQUE CHECK (length(public_key) = 32),
+        added_at    TEXT NOT NULL,
+        added_by    TEXT NOT NULL
+    );
+    CREATE TABLE backup_state (
+        id                INTEGER PRIMARY KEY CHECK (id = 1),
+        counter           INTEGER NOT NULL,
+        restored_from     TEXT,
+        restored_counter  INTEGER
+    );
+    INSERT INTO backup_state(id, counter) VALUES (1, 0);
+    CREATE TABLE backup_files (
+        counter      INTEGER PRIMARY KEY,
+        file         TEXT NOT NULL,
+        sha256       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        uploaded_at  TEXT
+    );
+    CREATE TABLE backup_revocations (
+        kind        TEXT NOT NULL CHECK (kind IN ('user', 'code', 'erased')),
+        ref         TEXT NOT NULL,
+        revoked_at  TEXT NOT NULL,
+        PRIMARY KEY (kind, ref)
+    );
+    """,
+]
+
+
+class RecipientKind:
+    DEVICE = "device"
+    RECOVERY = "recovery"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: object, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("backup", f"malformed header ({what})") from exc
+
+
+def raw_public(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def load_x25519_public(text: str | bytes) -> X25519PublicKey:
+    """An X25519 public key from 32 raw bytes or their base64; `BadRequest` otherwise."""
+    raw = text if isinstance(text, bytes) and len(text) == 32 else None
+    if raw is None:
+        try:
+            raw = base64.b64decode(text.strip() if isinstance(text, (str, bytes)) else b"", validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("public-key", "expected an X25519 public key (32 bytes, base64)") from exc
+    if len(raw) != 32:
+        raise BadRequest("public-key", "expected an X25519 public key (32 bytes, base64)")
+    return X25519PublicKey.from_public_bytes(raw)
+
+
+# ---------------------------------------------------------------------------------------------- the format
+
+
+@dataclass(frozen=True)
+class Wrap:
+    name: str
+    kind: str
+    public_key: bytes
+    ephemeral: bytes
+    nonce: bytes
+    wrapped: bytes
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "public_key": _b64(self.public_key),
+                "ephemeral": _b64(self.ephemeral), "nonce": _b64(self.nonce), "wrapped": _b64(self.wrapped)}
+
+
+@dataclass(frozen=True)
+class Header:
+    """The authenticated, unencrypted part of a backup (what the cloud may read)."""
+
+    lock: str
+    counter: int
+    created_at: str
+    nonce: bytes
+    wraps: tuple[Wrap, ...]
+    version: int = FORMAT_VERSION
+
+    def binding(self) -> bytes:
+        return canonical({"v": self.version, "lock": self.lock, "counter": self.counter,
+                          "created_at": self.created_at})
+
+    def to_bytes(self) -> bytes:
+        return canonical({"v": self.version, "lock": self.lock, "counter": self.counter,
+                          "created_at": self.created_at, "nonce": _b64(self.nonce),
+                          "recipients": [w.to_dict() for w in self.wraps]})
+
+
+def _kek(shared: bytes, ephemeral: bytes, recipient: bytes, binding: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), _KEY_BYTES, ephemeral + recipient, _WRAP_INFO + binding).derive(shared)
+
+
+def _wrap(content_key: bytes, name: str, kind: str, recipient: X25519PublicKey, binding: bytes) -> Wrap:
+    eph = X25519PrivateKey.generate()
+    eph_pub, rec_pub = raw_public(eph.public_key()), raw_public(recipient)
+    nonce = os.urandom(_NONCE_BYTES)
+    kek = _kek(eph.exchange(recipient), eph_pub, rec_pub, binding)
+    return Wrap(name, kind, rec_pub, eph_pub, nonce, ChaCha20Poly1305(kek).encrypt(nonce, content_key, binding))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    kind: str
+    public_key: X25519PublicKey
+
+
+def seal_backup(payload: bytes, lock: str, counter: int, created_at: datetime,
+                recipients: Iterable[Recipient]) -> bytes:
+    """Encrypt `payload` to every recipient (see the module docstring); at least one recipient is required."""
+    recipients = list(recipients)
+    if not recipients:
+        raise BadRequest("backup", "no recipient: register an owner device's key or a recovery key first")
+    content_key = os.urandom(_KEY_BYTES)
+    stamp = created_at.astimezone(UTC).isoformat()
+    partial = Header(lock, counter, stamp, os.urandom(_NONCE_BYTES), ())
+    wraps = tuple(_wrap(content_key, r.name, r.kind, r.public_key, partial.binding()) for r in recipients)
+    header = Header(lock, counter, stamp, partial.nonce, wraps)
+    head = header.to_bytes()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head
+    return prefix + ChaCha20Poly1305(content_key).encrypt(header.nonce, payload, prefix)
+
+
+def read_header(blob: bytes) -> Header:
+    """The header of `blob` (not yet authenticated: that needs a key); `BadRequest` for anything else."""
+    if len(blob) < _PREFIX.size:
+        raise BadRequest("backup", "truncated (no header)")
+    magic, version, size = _PREFIX.unpack_from(blob)
+    if magic != MAGIC:
+        raise BadRequest("backup", "not a Limen backup")
+    if version != FORMAT_VERSION:
+        raise BadRequest("backup", f"format version {version} is not supported (this lock reads {FORMAT_VERSION})")
+    if size > _MAX_HEADER or len(blob) < _PREFIX.size + size + 16:
+        raise BadRequest("backup", "truncated")
+    try:
+        raw = json.loads(blob[_PREFIX.size:_PREFIX.size + size].decode("utf-8"))
+        wraps = tuple(Wrap(str(w["name"]), str(w["kind"]), _unb64(w["public_key"], "key"),
+                           _unb64(w["ephemeral"], "ephemeral"), _unb64(w["nonce"], "nonce"),
+                           _unb64(w["wrapped"], "wrapped")) for w in raw["recipients"])
+        header = Header(str(raw["lock"]), int(raw["counter"]), str(raw["created_at"]), _unb64(raw["nonce"], "nonce"),
+                        wraps, int(raw["v"]))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise BadRequest("backup", "malformed header") from exc
+    if header.version != version or len(header.nonce) != _NONCE_BYTES:
+        raise BadRequest("backup", "malformed header")
+    return header
+
+
+def unwrap_key(blob: bytes, private: X25519PrivateKey) -> tuple[Header, bytes]:
+    """What the owner's device (or the recovery key) does: the header and the content key K.
+
+    `BadRequest` when no wrap is for this key or it does not open (a wrong key, an altered header).
+    """
+    header = read_header(blob)
+    mine = raw_public(private.public_key())
+    for wrap in header.wraps:
+        if wrap.public_key == mine:
+            try:
+                kek = _kek(private.exchange(X25519PublicKey.from_public_bytes(wrap.ephemeral)), wrap.ephemeral,
+                           mine, header.binding())
+                return header, ChaCha20Poly1305(kek).decrypt(wrap.nonce, wrap.wrapped, header.binding())
+            except (InvalidTag, ValueError) as exc:
+                raise BadRequest("backup", "the key does not open this backup (altered?)") from exc
+    raise BadRequest("backup", "this backup is not encrypted to this key")
+
+
+def open_backup(blob: bytes, content_key: bytes) -> tuple[Header, bytes]:
+    """Authenticate the header and decrypt the payload with K; `BadRequest` when altered, truncated or wrong."""
+    header = read_header(blob)
+    size = _PREFIX.unpack_from(blob)[2]
+    prefix = blob[:_PREFIX.size + size]
+    if len(content_key) != _KEY_BYTES:
+        raise BadRequest("backup", "wrong content key")
+    try:
+        return header, ChaCha20Poly1305(content_key).decrypt(header.nonce, blob[len(prefix):], prefix)
+    except InvalidTag as exc:
+        raise BadRequest("backup", "altered, truncated or a wrong key") from exc
+
+
+def digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- recovery key
+
+
+def new_recovery_key() -> tuple[str, X25519PublicKey]:
+    """A printed recovery key (base32 in groups of 4) and its public key; only the public key is kept."""
+    private = X25519PrivateKey.generate()
+    raw = private.private_bytes_raw()
+    text = base64.b32encode(raw).decode("ascii").rstrip("=")
+    return "-".join(text[i:i + 4] for i in range(0, len(text), 4)), private.public_key()
+
+
+def parse_recovery_key(text: str) -> X25519PrivateKey:
+    cleaned = "".join(ch for ch in text.upper() if ch.isalnum())
+    try:
+        raw = base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("recovery-key", "not a recovery key (52 letters and digits)") from exc
+    if len(raw) != 32:
+        raise BadRequest("recovery-key", "not a recovery key (52 letters and digits)")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def restore_key(keys_dir: Path) -> X25519PrivateKey:
+    """The lock's X25519 key a restore command's content key is sealed to (`link-restore.key`, 0600, made once)."""
+    path = keys_dir / "link-restore.key"
+    if not path.exists():
+        _write_private(path, X25519PrivateKey.generate().private_bytes_raw())
+    raw = path.read_bytes()
+    if len(raw) != 32:
+        raise BadRequest("link-restore.key", "corrupt (expected 32 bytes)")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+# ---------------------------------------------------------------------------------------------- the lock's side
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """User refs (ids or names) and code ids that a restore must leave revoked; user ids erased ("delete me")."""
+
+    users: frozenset[str] = frozenset()
+    codes: frozenset[str] = frozenset()
+    erased: frozenset[str] = frozenset()
+
+    def __or__(self, other: Revoked) -> Revoked:
+        return Revoked(self.users | other.users, self.codes | other.codes, self.erased | other.erased)
+
+    @classmethod
+    def parse(cls, text: str) -> Revoked:
+        """`user:<id|name>,code:<id>,…` (the owner device's own list, carried in the signed restore command)."""
+        users: set[str] = set()
+        codes: set[str] = set()
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            kind, _, ref = item.partition(":")
+            if not ref or kind not in ("user", "code"):
+                raise BadRequest("revoked", "expected user:<id or name> and code:<id>, comma-separated")
+            (users if kind == "user" else codes).add(ref)
+        return cls(frozenset(users), frozenset(codes))
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore loaded (counts only) and which backup it was."""
+
+    lock: str
+    counter: int
+    created_at: str
+    rows: dict[str, int]
+    revoked_users: int
+    revoked_codes: int
+    pins_need_reset: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
+                "revoked_users": self.revoked_users, "revoked_codes": self.revoked_codes,
+                "pins_need_reset": self.pins_need_reset}
+
+
+class Backups:
+    """Recipients, counter, local backup files and the revocation list of this lock (tables in limen.db).
+
+    Not thread-safe; one per connection.  `keys_dir` holds the PIN pepper file; `dir` the local blobs (0600).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, lock_id: str, keys_dir: Path, directory: Path) -> None:
+        self.conn, self.lock_id, self.keys_dir, self.dir = conn, lock_id, keys_dir, directory
+        self.pepper_replaced = False  # set by a restore that installed the backup's PIN pepper file
+        migrate(conn, "link", LINK_MIGRATIONS)  # link_devices: re-pointed by a restore
+        migrate(conn, "link_backup", MIGRATIONS)
+
+    # -------------------------------------------------------------- recipients
+    def add_recipient(self, name: str, kind: str, public_key: X25519PublicKey, by: str, at: datetime) -> None:
+        """Register an owner device's X25519 key (or the recovery key) that future backups are encrypted to."""
+        if not name or len(name) > _NAME_MAX or not name.isprintable():
+            raise BadRequest("name", f"1-{_NAME_MAX} printable characters")
+        if kind not in (RecipientKind.DEVICE, RecipientKind.RECOVERY):
+            raise BadRequest("kind", "device or recovery")
+        try:
+            with transaction(self.conn):
+                if kind == RecipientKind.RECOVERY:  # one recovery key at a time: a new one replaces the old
+                    self.conn.execute("DELETE FROM backup_recipients WHERE kind = 'recovery'")
+                self.conn.execute("INSERT INTO backup_recipients VALUES (?, ?, ?, ?, ?)",
+                                  (name, kind, raw_public(public_key), at.isoformat(), by))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"recipient {name!r} or this key is already registered") from exc
+
+    def remove_recipient(self, name: str) -> None:
+        with transaction(self.conn):
+            if self.conn.execute("DELETE FROM backup_recipients WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no backup recipient {name!r}")
+
+    def recipients(self) -> list[Recipient]:
+        return [Recipient(r[0], r[1], X25519PublicKey.from_public_bytes(bytes(r[2])))
+                for r in self.conn.execute("SELECT name, kind, public_key FROM backup_recipients ORDER BY name")]
+
+    # -------------------------------------------------------------- revocations
+    def note_revocation(self, kind: str, ref: str, at: datetime) -> None:
+        """Remember a revoked user or code so that no later restore brings it back."""
+        self.conn.execute("INSERT OR IGNORE INTO backup_revocations VALUES (?, ?, ?)", (kind, ref, at.isoformat()))
+
+    def revoked(self) -> Revoked:
+        rows = self.conn.execute("SELECT kind, ref FROM backup_revocations").fetchall()
+        codes = {r[0] for r in self.conn.execute("SELECT code_id FROM access_code_revocations")}
+        return Revoked(frozenset(r[1] for r in rows if r[0] == "user"),
+                       frozenset({r[1] for r in rows if r[0] == "code"} | codes),
+                       frozenset(r[1] for r in rows if r[0] == "erased"))
+
+    # -------------------------------------------------------------- making backups
+    def snapshot(self, at: datetime) -> bytes:
+        """The payload (canonical JSON) of the current state; secrets in it are only ever sent encrypted."""
+        tables = {name: [_row(r) for r in self.conn.execute(f"SELECT * FROM {name}")] for name in TABLES}  # noqa: S608
+        box = box_for(self.conn)
+        for row in tables["access_credentials"]:
+            if row["cred_type"] == CredentialType.OFFLINE_CODE.value and sealed_secret(_bytes(row["secret"])):
+                if box is None:
+                    raise BadRequest("backup", "the vault is not open: offline-code secrets cannot be read")
+                try:
+                    row["secret"] = {"b64": _b64(box.unseal(f"offline-code:{row['id']}", _bytes(row["secret"])))}
+                except LimenError as exc:
+                    raise BadRequest("backup", f"offline-code secret {row['id']} cannot be unsealed ({exc})") from exc
+        pepper = self.keys_dir / "pin-pepper.key"
+        revoked = self.revoked()
+        devices = [{"public_key": _b64(bytes(r[0])), "owner": r[1], "counter": int(r[2])}
+                   for r in self.conn.execute("SELECT public_key, owner, counter FROM link_devices")]
+        return canonical({"v": FORMAT_VERSION, "lock": self.lock_id, "at": at.isoformat(),
+                          "schemas": self._schemas(), "tables": tables,
+                          "pepper": _b64(pepper.read_bytes()) if pepper.exists() else None,
+                          "revoked": {"users": sorted(revoked.users), "codes": sorted(revoked.codes),
+                                      "erased": sorted(revoked.erased)},
+                          "devices": devices,
+                          "templates": False})
+
+    def make(self, at: datetime) -> tuple[Path, bytes]:
+        """Snapshot, encrypt to every recipient, write `dir/<counter>.limenbak` (0600); the counter only grows."""
+        recipients = self.recipients()
+        payload = self.snapshot(at)
+        with transaction(self.conn):
+            counter = int(self.conn.execute("SELECT counter FROM backup_state").fetchone()[0]) + 1
+            blob = seal_backup(payload, self.lock_id, counter, at, recipients)
+            path = self.dir / f"{counter:08d}.limenbak"
+            _write_private(path, blob)
+            self.conn.execute("UPDATE backup_state SET counter = ?", (counter,))
+            self.conn.execute("INSERT INTO backup_files VALUES (?, ?, ?, ?, NULL)",
+                              (counter, path.name, digest(blob), at.isoformat()))
+        return path, blob
+
+    def pending_uploads(self) -> list[tuple[int, Path]]:
+        rows = self.conn.execute("SELECT counter, file FROM backup_files WHERE uploaded_at IS NULL ORDER BY counter")
+        return [(int(r[0]), self.dir / r[1]) for r in rows]
+
+    def mark_uploaded(self, counter: int, at: datetime) -> None:
+        self.conn.execute("UPDATE backup_files SET uploaded_at = ? WHERE counter = ?", (at.isoformat(), counter))
+
+    def local_files(self) -> list[dict[str, Any]]:
+        return [{"counter": int(r[0]), "file": r[1], "sha256": r[2], "created_at": r[3], "uploaded_at": r[4]}
+                for r in self.conn.execute("SELECT counter, file, sha256, created_at, uploaded_at FROM backup_files "
+                                           "ORDER BY counter")]
+
+    def delete_local(self) -> int:
+        """Delete every local backup file (they hold everyone's data); return how many."""
+        files = self.local_files()
+        for item in files:
+            (self.dir / item["file"]).unlink(missing_ok=True)
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM backup_files")
+        if self.dir.exists():
+            fsync_dir(self.dir)
+        return len(files)
+
+    # -------------------------------------------------------------- restoring
+    def restore(self, blob: bytes, content_key: bytes, at: datetime, *, from_lock: str,
+                revoked: Revoked | None = None, on_removed: Callable[[str], object] | None = None) -> Restored:
+        """Replace this lock's people, credentials, schedules and settings with the backup's, in one transaction.
+
+        `from_lock` is the lock the owner says the backup comes from (this lock's id unless it replaces
+        another); revocations are merged (see the module docstring).  `on_removed(user_id)` is called after
+        the commit for each user of this lock the backup does not have (to erase their templates).
+        """
+        header, payload = open_backup(blob, content_key)
+        if header.lock != from_lock:
+            raise BadRequest("backup", f"a backup of another lock ({header.lock!r}, not {from_lock!r})")
+        data = _parse_payload(payload, header)
+        if data["schemas"] != self._schemas():
+            raise BadRequest("backup", f"made with schema {data['schemas']}, this lock has {self._schemas()}")
+        listed = data["revoked"]
+        revoked = (revoked or Revoked()) | self.revoked() | Revoked(
+            frozenset(listed.get("users", [])), frozenset(listed.get("codes", [])), frozenset(listed.get("erased", [])))
+        pepper = _unb64(data["pepper"], "pepper") if data["pepper"] else None
+        before = {r[0] for r in self.conn.execute("SELECT id FROM users")}
+        tables: Mapping[str, list[dict[str, Any]]] = data["tables"]
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM users")  # cascades to access rows, credentials, schedules, consents
+            for name in TABLES[5:]:
+                self.conn.execute(f"DELETE FROM {name}")  # noqa: S608 - names from TABLES
+            rows = {name: self._insert(name, tables.get(name, [])) for name in TABLES}
+            users, codes = self._apply(revoked, at)
+            self._repoint_devices(data.get("devices", []))
+            self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
+                              "restored_counter = ?", (header.counter, header.lock, header.counter))
+            for kind, refs in (("user", revoked.users), ("code", revoked.codes), ("erased", revoked.erased)):
+                for ref in refs:
+                    self.note_revocation(kind, ref, at)
+            pins = self._pins_need_reset(pepper)
+            if pepper is not None and pins == 0:
+                _write_private(self.keys_dir / "pin-pepper.key", pepper)  # last: the rows are in, then the key
+        self.pepper_replaced = pepper is not None and pins == 0
+        if on_removed is not None:
+            for user_id in before - {r[0] for r in self.conn.execute("SELECT id FROM users")}:
+                on_removed(user_id)
+        return Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins)
+
+    def _insert(self, name: str, rows: list[dict[str, Any]]) -> int:
+        columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")]
+        for row in rows:
+            if sorted(row) != sorted(columns):
+                raise BadRequest("backup", f"table {name}: columns differ from this lock's")
+            values = [_value(row[c]) for c in columns]
+            if name == "access_credentials" and row["cred_type"] == CredentialType.OFFLINE_CODE.value:
+                values[columns.index("secret")] = self._reseal(str(row["id"]), _value(row["secret"]))
+            try:
+                self.conn.execute(f"INSERT INTO {name}({', '.join(columns)}) "  # noqa: S608 - table_info names
+                                  f"VALUES ({', '.join('?' * len(columns))})", values)
+            except sqlite3.IntegrityError as exc:
+                raise BadRequest("backup", f"table {name}: inconsistent rows ({exc})") from exc
+        return len(rows)
+
+    def _reseal(self, cred_id: str, secret: object) -> bytes:
+        """Seal an offline-code secret under this lock's vault (kept clear only where no vault is open, as the
+        access store itself does)."""
+        if not isinstance(secret, bytes):
+            raise BadRequest("backup", "an offline-code secret is not bytes")
+        box = box_for(self.conn)
+        return secret if box is None else box.seal(f"offline-code:{cred_id}", secret)
+
+    def _repoint_devices(self, devices: list[dict[str, Any]]) -> None:
+        """A device paired here that the backup knows (same key) acts again for its owner in the backup, and
+        keeps the higher counter; a device the backup knows but this lock has not paired stays unpaired."""
+        for device in devices:
+            self.conn.execute("UPDATE link_devices SET owner = ?, counter = max(counter, ?) WHERE public_key = ?",
+                              (str(device["owner"]), int(device["counter"]), _unb64(device["public_key"], "device")))
+
+    def _apply(self, revoked: Revoked, when: datetime) -> tuple[int, int]:
+        if revoked.erased:  # a person erased ("delete me") never comes back from an older backup
+            marks = ",".join("?" * len(revoked.erased))
+            self.conn.execute(f"DELETE FROM users WHERE id IN ({marks})", sorted(revoked.erased))  # noqa: S608
+        users = 0
+        for ref in sorted(revoked.users):
+            users += self.conn.execute(
+                "UPDATE access_users SET status = ? WHERE status != ? AND user_id IN "
+                "(SELECT id FROM users WHERE id = ? OR name = ?)",
+                (UserStatus.DISABLED.value, UserStatus.DISABLED.value, ref, ref)).rowcount
+        codes, at = 0, when.isoformat()
+        for code_id in sorted(revoked.codes):
+            codes += self.conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
+                                       (code_id, at, "restore")).rowcount
+        return users, codes
+
+    def _pins_need_reset(self, pepper: bytes | None) -> int:
+        """PIN credentials that will not verify here: the backup's pepper is in a token, or this lock's is."""
+        if pepper is not None and not (self.keys_dir / "pin-pepper.token").exists():
+            return 0  # the backup's pepper file is installed with the rows
+        return int(self.conn.execute("SELECT COUNT(*) FROM access_credentials WHERE cred_type = 'pin'")
+                   .fetchone()[0])
+
+    def _schemas(self) -> dict[str, int]:
+        return {c: int(r[0]) for c in _SCHEMAS
+                for r in self.conn.execute("SELECT version FROM schema_versions WHERE component = ?", (c,))}
+
+
+def _parse_payload(payload: bytes, header: Header) -> dict[str, Any]:
+    try:
+        data = json.loads(payload.decode("utf-8"))
+        ok = (isinstance(data, dict) and data.get("v") == FORMAT_VERSION and data.get("lock") == header.lock
+              and isinstance(data.get("tables"), dict) and isinstance(data.get("schemas"), dict)
+              and isinstance(data.get("revoked"), dict))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("backup", "the payload is not a backup") from exc
+    if not ok:
+        raise BadRequest("backup", "the payload is not a backup of this format")
+    return dict(data)
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    return {k: ({"b64": _b64(bytes(row[k]))} if isinstance(row[k], (bytes, memoryview)) else row[k])
+            for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _unb64(value.get("b64"), "bytes")
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise BadRequest("backup", "unexpected value in a row")
+
+
+def _bytes(value: Any) -> bytes:
+    return bytes(_value(value)) if isinstance(value, dict) else bytes(value)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically, 0600, durably."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

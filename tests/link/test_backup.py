@@ -1,0 +1,325 @@
+"""End-to-end-encrypted backups: the format, restore onto a replacement lock, revocations, refusals, erasure."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from limen.access.model import PermissionLevel
+from limen.access.offline import CodeKind
+from limen.config import load_settings
+from limen.db import open_db
+from limen.door import SimulatedLock
+from limen.errors import BadRequest
+from limen.link.backup import (
+    Backups,
+    Recipient,
+    RecipientKind,
+    digest,
+    new_recovery_key,
+    open_backup,
+    parse_recovery_key,
+    raw_public,
+    read_header,
+    restore_key,
+    seal_backup,
+    unwrap_key,
+)
+from limen.link.commands import Action, Command, DeviceRegistry, SignedCommand, sign
+from limen.link.execute import LinkCommands, Outcome, for_runtime, seal_reply, verify_receipt
+from limen.runtime import Runtime, open_runtime
+
+OWNER_PIN, MAX_PIN, NEW_OWNER_PIN = "246813", "135792", "975312"
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    from limen import thresholds
+
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_MEMORY_KIB", 64)
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_TIME_COST", 1)
+
+
+@dataclass
+class Lock:
+    """A lock opened through its runtime (real vault, audit log, database), with the owner's phone paired."""
+
+    rt: Runtime
+    link: LinkCommands
+    backups: Backups
+    phone: Ed25519PrivateKey
+    phone_x: X25519PrivateKey
+    owner: str
+    counter: int = 0
+    codes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.rt.settings.device_id
+
+    def command(self, action: Action, *, signer: Ed25519PrivateKey | None = None, counter: int | None = None,
+                lock: str | None = None, **args: str) -> SignedCommand:
+        self.counter = counter if counter is not None else self.counter + 1
+        cmd = Command(lock or self.id, action, self.counter, datetime.now(UTC) + timedelta(seconds=60), "phone",
+                      args)
+        return sign(cmd, signer or self.phone)
+
+    def send(self, signed: SignedCommand) -> Outcome:
+        return self.link.handle(signed.to_bytes(), datetime.now(UTC))
+
+    def keypad(self, typed: str) -> bool:
+        accepted = self.rt.controller.keypad(typed).accepted
+        self.rt.controller.lock()
+        return accepted
+
+    def users(self) -> list[str]:
+        return sorted(r[0] for r in self.rt.conn.execute("SELECT name FROM users"))
+
+    def close(self) -> None:
+        self.rt.close()
+
+
+def open_lock(root: Path, lock_id: str, phone: Ed25519PrivateKey, phone_x: X25519PrivateKey,
+              owner_pin: str = OWNER_PIN) -> Lock:
+    """A lock whose owner Olga was added in person and paired her phone (a fresh replacement lock too)."""
+    settings = load_settings(root, device_id=lock_id)
+    rt = open_runtime(settings, door=SimulatedLock(travel_s=0.0))
+    at = datetime.now(UTC)
+    store = rt.access()
+    owner = store.add_user("Olga", "", at, pin=owner_pin, permission=PermissionLevel.OWNER).user_id
+    store.set_config(owner, at, require_pin_for_remote=False)
+    DeviceRegistry(rt.conn).pair("phone", phone.public_key(), owner, owner, at)
+    link = for_runtime(rt)
+    assert link.eraser is not None
+    backups = link.eraser.backups
+    backups.add_recipient("phone", RecipientKind.DEVICE, phone_x.public_key(), owner, at)
+    return Lock(rt, link, backups, phone, phone_x, owner)
+
+
+@pytest.fixture
+def lock(tmp_path: Path) -> Iterator[Lock]:
+    lk = open_lock(tmp_path / "front", "front-door", Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+    at = datetime.now(UTC)
+    store = lk.rt.access()
+    store.add_user("Max", lk.owner, at, pin=MAX_PIN)
+    code, grant = store.issue_code(CodeKind.LIMITED, lk.owner, at, hours=24)
+    lk.codes[grant.code_id] = "*" + code  # typed with a star
+    yield lk
+    lk.close()
+
+
+def restore_command(target: Lock, blob: bytes, *, from_lock: str, phone_x: X25519PrivateKey,
+                    **extra: str) -> SignedCommand:
+    """What the owner's phone does: unwrap K with its key, seal K to the target lock's restore key, sign."""
+    _, content_key = unwrap_key(blob, phone_x)
+    lock_key = restore_key(target.rt.settings.keys_dir).public_key()
+    args = {"backup": digest(blob), "key": seal_reply(lock_key, content_key), "from_lock": from_lock, **extra}
+    return target.command(Action.RESTORE, **args).attach(blob)
+
+
+# ------------------------------------------------------------------------------------------ the format
+
+
+def test_every_recipient_opens_and_nothing_else_does() -> None:
+    phone, laptop, stranger = X25519PrivateKey.generate(), X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    printed, recovery_pub = new_recovery_key()
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    blob = seal_backup(b'{"secret": "rows"}', "front-door", 7, at,
+                       [Recipient("phone", RecipientKind.DEVICE, phone.public_key()),
+                        Recipient("laptop", RecipientKind.DEVICE, laptop.public_key()),
+                        Recipient("recovery", RecipientKind.RECOVERY, recovery_pub)])
+    for key in (phone, laptop, parse_recovery_key(printed.lower())):
+        header, content_key = unwrap_key(blob, key)
+        assert open_backup(blob, content_key) == (header, b'{"secret": "rows"}')
+    assert (header.lock, header.counter, header.created_at) == ("front-door", 7, at.isoformat())
+    assert b"rows" not in blob
+    with pytest.raises(BadRequest, match="not encrypted to this key"):
+        unwrap_key(blob, stranger)
+
+
+def test_altered_truncated_or_rebound_blobs_are_refused() -> None:
+    phone = X25519PrivateKey.generate()
+    blob = seal_backup(b"payload" * 100, "front-door", 3, datetime.now(UTC),
+                       [Recipient("phone", RecipientKind.DEVICE, phone.public_key())])
+    _, content_key = unwrap_key(blob, phone)
+    flipped = bytearray(blob)
+    flipped[-5] ^= 1
+    with pytest.raises(BadRequest, match="altered"):
+        open_backup(bytes(flipped), content_key)
+    with pytest.raises(BadRequest, match="truncated|altered"):
+        open_backup(blob[:-20], content_key)
+    with pytest.raises(BadRequest, match="truncated"):
+        read_header(blob[:10])
+    rebound = blob.replace(b'"counter":3', b'"counter":9')  # a newer-looking header on old contents
+    with pytest.raises(BadRequest):
+        unwrap_key(rebound, phone)
+    with pytest.raises(BadRequest):
+        open_backup(rebound, content_key)
+    with pytest.raises(BadRequest, match="not a Limen backup"):
+        read_header(b"X" * 200)
+    with pytest.raises(BadRequest, match="recovery key"):
+        parse_recovery_key("not-a-key")
+
+
+def test_the_blob_holds_no_plaintext(lock: Lock) -> None:
+    _, blob = lock.backups.make(datetime.now(UTC))
+    pin_hash = lock.rt.conn.execute("SELECT secret FROM access_credentials WHERE cred_type = 'pin'").fetchone()[0]
+    for needle in (b"Olga", b"Max", bytes(pin_hash), base64.b64encode(bytes(pin_hash)), lock.owner.encode()):
+        assert needle not in blob
+    assert read_header(blob).lock == "front-door"
+
+
+def test_no_backup_without_a_recipient(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "limen.db")
+    backups = Backups(conn, "front-door", tmp_path / "keys", tmp_path / "backups")
+    with pytest.raises(BadRequest, match="no recipient"):
+        backups.make(datetime.now(UTC))
+    conn.close()
+
+
+# ------------------------------------------------------------------------------------------ restore
+
+
+def test_restore_onto_a_replacement_lock_brings_people_pins_and_codes_back(lock: Lock, tmp_path: Path) -> None:
+    _, blob = lock.backups.make(datetime.now(UTC))
+    code_id, code = next(iter(lock.codes.items()))
+    assert lock.keypad(MAX_PIN) and lock.keypad(code)
+    lock.rt.store.zeroize()  # the old lock was smashed: tamper erase
+
+    new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, lock.phone_x, owner_pin=NEW_OWNER_PIN)
+    try:
+        outcome = new.send(restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x))
+        assert outcome.executed, outcome
+        assert outcome.data["from_lock"] == "front-door" and outcome.data["users"] == "2"
+        assert new.users() == ["Max", "Olga"]
+        assert new.keypad(MAX_PIN) and new.keypad(OWNER_PIN) and new.keypad(code)
+        assert not new.keypad(NEW_OWNER_PIN)  # the in-person owner row was replaced by the backup's
+        unlock = new.send(new.command(Action.UNLOCK))  # the paired phone acts for the restored owner
+        assert unlock.executed, unlock
+    finally:
+        new.close()
+
+
+def test_a_revoked_code_or_user_is_not_resurrected_by_an_older_backup(lock: Lock, tmp_path: Path) -> None:
+    _, old = lock.backups.make(datetime.now(UTC))
+    code_id, code = next(iter(lock.codes.items()))
+    assert lock.send(lock.command(Action.REVOKE_CODE, code=code_id)).executed
+    assert lock.send(lock.command(Action.REVOKE_USER, user="Max")).executed
+    assert not lock.keypad(code) and not lock.keypad(MAX_PIN)
+
+    same = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert same.executed, same  # the same lock: its own revocation list applies
+    assert not lock.keypad(code) and not lock.keypad(MAX_PIN)
+
+    for name, extra, accepted in (("control", {}, True), ("signed", {"revoked": f"code:{code_id},user:Max"}, False)):
+        new = open_lock(tmp_path / name, "front-door-2", lock.phone, lock.phone_x)
+        try:
+            outcome = new.send(restore_command(new, old, from_lock="front-door", phone_x=lock.phone_x, **extra))
+            assert outcome.executed, outcome
+            assert new.keypad(code) is accepted and new.keypad(MAX_PIN) is accepted
+        finally:
+            new.close()
+
+
+def test_a_newer_backup_carries_the_revocations(lock: Lock, tmp_path: Path) -> None:
+    code_id, code = next(iter(lock.codes.items()))
+    assert lock.send(lock.command(Action.REVOKE_CODE, code=code_id)).executed
+    _, newer = lock.backups.make(datetime.now(UTC))
+    new = open_lock(tmp_path / "n", "front-door-2", lock.phone, lock.phone_x)
+    try:
+        assert new.send(restore_command(new, newer, from_lock="front-door", phone_x=lock.phone_x)).executed
+        assert not new.keypad(code) and new.keypad(MAX_PIN)
+    finally:
+        new.close()
+
+
+def test_forged_replayed_foreign_and_damaged_restores_are_refused_and_nothing_changes(
+        lock: Lock, tmp_path: Path) -> None:
+    _, blob = lock.backups.make(datetime.now(UTC))
+    new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, lock.phone_x, owner_pin=NEW_OWNER_PIN)
+    try:
+        before = new.users()
+        forged = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x)
+        forged = SignedCommand(forged.body, Ed25519PrivateKey.generate().sign(b"limen-command-v1\0" + forged.body),
+                               forged.attachment)
+        other = restore_command(new, blob, from_lock="back-door", phone_x=lock.phone_x)
+        swapped = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x)
+        swapped = swapped.attach(blob[:-1] + bytes([blob[-1] ^ 1]))  # the cloud sends different bytes
+        _, content_key = unwrap_key(blob, lock.phone_x)
+        wrong_key = new.command(Action.RESTORE, backup=digest(blob), from_lock="front-door",
+                                key=seal_reply(X25519PrivateKey.generate().public_key(), content_key)).attach(blob)
+        cases = {"bad_signature": forged, "another lock": other, "not the one the owner signed": swapped,
+                 "restore key": wrong_key}
+        for reason, signed in cases.items():
+            outcome = new.send(signed)
+            assert not outcome.executed and reason in outcome.reason, (reason, outcome)
+            assert new.users() == before and new.keypad(NEW_OWNER_PIN)
+        good = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x)
+        assert new.send(good).executed
+        replay = new.send(good)
+        assert not replay.executed and replay.reason == "replayed"
+        records = [r for r in new.rt.audit.records() if r["kind"] == "remote_command"]
+        assert sum(r["outcome"] == "refused" for r in records) == 5
+    finally:
+        new.close()
+
+
+# ------------------------------------------------------------------------------------------ erasure
+
+
+def test_delete_me_erases_the_person_and_every_local_backup_with_a_signed_receipt(lock: Lock) -> None:
+    path, old = lock.backups.make(datetime.now(UTC))
+    max_id = lock.rt.access().user("Max").user_id
+    outcome = lock.send(lock.command(Action.ERASE, user="Max", scope="person"))
+    assert outcome.executed, outcome
+    statement = verify_receipt(outcome.data["receipt"], lock.rt.audit.key.public)
+    erased = statement["erased"]["lock"]
+    assert statement["scope"] == "person" and statement["user"] == max_id
+    assert erased["person"] == 1 and erased["credentials"] == 1 and erased["local_backups"] == 1
+    assert lock.users() == ["Olga"] and not path.exists() and not lock.keypad(MAX_PIN)
+    restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert restored.executed and lock.users() == ["Olga"]  # the older backup does not bring Max back
+    last = lock.send(lock.command(Action.ERASE, user="Olga", scope="person"))
+    assert not last.executed and "decommission" in last.reason
+
+
+def test_decommission_erases_the_lock(lock: Lock) -> None:
+    path, _ = lock.backups.make(datetime.now(UTC))
+    outcome = lock.send(lock.command(Action.DECOMMISSION))
+    assert outcome.executed, outcome
+    statement = verify_receipt(outcome.data["receipt"], lock.rt.audit.key.public)
+    assert statement["scope"] == "lock" and statement["user"] == "*"
+    assert statement["erased"]["lock"] == {"vault_zeroized": 1, "people": 2, "credentials": 3, "backup_keys": 1,
+                                           "paired_devices": 1, "local_backups": 1}
+    assert lock.users() == [] and not path.exists() and lock.rt.store.status().state == "erased"
+    after = lock.send(lock.command(Action.UNLOCK))
+    assert not after.executed and after.reason == "unknown_device"
+
+
+def test_the_recovery_key_restores_without_any_device(lock: Lock, tmp_path: Path) -> None:
+    printed, public = new_recovery_key()
+    lock.backups.add_recipient("recovery", RecipientKind.RECOVERY, public, lock.owner, datetime.now(UTC))
+    _, blob = lock.backups.make(datetime.now(UTC))
+    assert {w.kind for w in read_header(blob).wraps} == {"device", "recovery"}
+    assert raw_public(public) in {w.public_key for w in read_header(blob).wraps}
+    _, content_key = unwrap_key(blob, parse_recovery_key(printed))
+    new = open_lock(tmp_path / "r", "front-door-2", Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+    try:
+        with pytest.raises(BadRequest, match="another lock"):
+            new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door-2")
+        restored = new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door")
+        assert restored.rows["users"] == 2 and new.backups.pepper_replaced
+    finally:
+        new.close()
+    reopened = open_runtime(new.rt.settings, door=SimulatedLock(travel_s=0.0))  # as `limen link restore` leaves it
+    try:
+        assert reopened.controller.keypad(MAX_PIN).accepted
+    finally:
+        reopened.close()
