@@ -1,0 +1,111 @@
+"""Offline codes: issued with an owner's or administrator's secret, listed, revoked, revocations synchronised.
+
+The lock verifies a typed code offline (`limen.access.offline`); what is
+stored here is what was issued (for the console), the uses and the revocation
+list the policy reads.  Changes are audited as CODE_CHANGE (never the secret).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from limen.access import offline, rows
+from limen.access.authority import check_actor
+from limen.access.context import AccessContext
+from limen.access.credentials import add_credential, list_credentials
+from limen.access.directory import find_user
+from limen.access.model import Credential, CredentialType
+from limen.audit.event import EventKind
+from limen.db import transaction
+from limen.errors import BadRequest, Conflict, NotFound
+
+
+def offline_secret(ctx: AccessContext, ref: str, actor: str, at: datetime) -> Credential:
+    """The user's offline-code secret credential, created on first use (owner/administrator only)."""
+    user = find_user(ctx.conn, ref)
+    existing = [c for c in list_credentials(ctx.conn, user.user_id)
+                if c.type is CredentialType.OFFLINE_CODE and not c.revoked]  # a revoked secret stays dead
+    if existing:
+        return existing[0]
+    return add_credential(ctx, ref, CredentialType.OFFLINE_CODE, actor, at)
+
+
+def issue_code(ctx: AccessContext, kind: offline.CodeKind, actor: str, at: datetime, *,
+               start: datetime | None = None, hours: int = 24, days: int = 7,
+               uses_per_day: int = 1) -> tuple[str, offline.OfflineGrant]:
+    """Issue an offline code with the actor's secret (as the owner's app would) and record it."""
+    issuer = find_user(ctx.conn, actor)
+    if not issuer.permission.programs:
+        raise BadRequest("as", "only owners and administrators issue codes")
+    cred = offline_secret(ctx, actor, actor, at)
+    start = start or at
+    conn = ctx.conn
+    with transaction(conn):
+        issued = {r[0] for r in conn.execute("SELECT code_id FROM access_codes_issued")}
+        code, grant = None, None
+        for seq in range(100 if kind is offline.CodeKind.SINGLE_USE else 10):
+            if kind is offline.CodeKind.SINGLE_USE:
+                code = offline.issue_single_use(cred.secret, start, seq)
+            elif kind is offline.CodeKind.LIMITED:
+                code = offline.issue_limited(cred.secret, start, hours, seq)
+            else:
+                code = offline.issue_period_quota(cred.secret, start, days, uses_per_day, seq)
+            found = offline.verify(cred.secret, code, start)
+            if isinstance(found, offline.OfflineGrant) and found.code_id not in issued:
+                grant = found
+                break
+        if code is None or grant is None:
+            raise Conflict("no free sequence number for this window; try another start")
+        conn.execute(
+            "INSERT INTO access_codes_issued VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (grant.code_id, cred.id, kind.value, code, rows.iso(grant.start), rows.iso(grant.end),
+             grant.uses_per_day, rows.iso(at), actor))
+    ctx.emit(EventKind.CODE_CHANGE, at, actor, cred.user_id, "offline code issued", code_id=grant.code_id,
+             code_kind=kind.value, start=rows.iso(grant.start), end=rows.iso(grant.end))
+    return code, grant
+
+
+def list_codes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    revoked = {r[0] for r in conn.execute("SELECT code_id FROM access_code_revocations")}
+    uses: dict[str, int] = {}
+    for r in conn.execute("SELECT code_id, COUNT(*) FROM access_code_uses GROUP BY code_id"):
+        uses[r[0]] = r[1]
+    return [
+        {"code_id": r["code_id"], "kind": r["kind"], "code": r["code"], "start": r["start_at"],
+         "end": r["end_at"], "uses_per_day": r["uses_per_day"], "issued_by": r["issued_by"],
+         "uses": uses.get(r["code_id"], 0), "revoked": r["code_id"] in revoked}
+        for r in conn.execute("SELECT * FROM access_codes_issued ORDER BY issued_at")
+    ]
+
+
+def revoke_code(ctx: AccessContext, code_or_id: str, actor: str, at: datetime) -> str:
+    """Add a code (typed digits or its id) to the revocation list; effective on the next attempt."""
+    conn = ctx.conn
+    code_id = code_or_id
+    if code_or_id.isdigit():
+        matches = [r["code_id"] for r in conn.execute("SELECT code_id, code FROM access_codes_issued")
+                   if r["code"] == code_or_id]
+        if not matches:
+            raise NotFound("no issued code with these digits")
+        code_id = matches[0]
+    with transaction(conn):
+        check_actor(conn, actor)
+        conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
+                     (code_id, rows.iso(at), actor))
+    ctx.emit(EventKind.CODE_CHANGE, at, actor, None, "offline code revoked", code_id=code_id)
+    return code_id
+
+
+def sync_revocations(ctx: AccessContext, code_ids: list[str], actor: str, at: datetime) -> int:
+    """Merge a synchronised revocation list (from the owner's app or cloud); returns how many were new."""
+    conn = ctx.conn
+    with transaction(conn):
+        before = conn.execute("SELECT COUNT(*) FROM access_code_revocations").fetchone()[0]
+        for code_id in code_ids:
+            conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
+                         (code_id, rows.iso(at), actor))
+        added = int(conn.execute("SELECT COUNT(*) FROM access_code_revocations").fetchone()[0] - before)
+    ctx.emit(EventKind.CODE_CHANGE, at, actor, None, "revocation list synchronised", added=added)
+    return added
