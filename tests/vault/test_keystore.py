@@ -1,8 +1,11 @@
-"""One contract suite, run against the software store and against PKCS#11 (SoftHSM2)."""
+"""Runs the `KeyStore` contract (`keystore_contract.py`) against every implementation, plus each one's own checks.
+
+Software file, PKCS#11 (SoftHSM2), and the split store over a software token
+(`test_split.py` runs it over a PKCS#11 token).
+"""
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -11,69 +14,11 @@ import pytest
 from limen.errors import InvalidSealedTemplate, KeyStoreError
 from limen.vault.keystore.base import KeyStore
 from limen.vault.keystore.software import SoftwareKeyStore
+from limen.vault.keystore.split import SplitKeyStore
 from tests.vault.conftest import SOFTHSM_MODULE, TOKEN_LABEL, TOKEN_PIN
+from tests.vault.keystore_contract import KeyStoreContract
 
-
-class KeyStoreContract:
-    """Behaviour every `KeyStore` must have; subclasses provide `make()`."""
-
-    def make(self) -> KeyStore:
-        raise NotImplementedError
-
-    def test_is_a_keystore(self) -> None:
-        assert isinstance(self.make(), KeyStore)
-
-    def test_wrap_unwrap_round_trip(self) -> None:
-        ks = self.make()
-        gen = ks.create_key()
-        dek = os.urandom(32)
-        wrapped = ks.wrap(gen, dek, b"aad")
-        assert dek not in wrapped
-        assert bytes(ks.unwrap(gen, wrapped, b"aad")) == dek
-
-    def test_unwrap_failures_are_opaque(self) -> None:
-        ks = self.make()
-        gen = ks.create_key()
-        wrapped = ks.wrap(gen, os.urandom(32), b"aad")
-        bad = [(gen, wrapped, b"other"), (gen, wrapped[:-1], b"aad"), (gen + 7, wrapped, b"aad"),
-               (gen, wrapped[:5], b"aad"), (gen, bytes([wrapped[0] ^ 1]) + wrapped[1:], b"aad")]
-        for g, w, aad in bad:
-            with pytest.raises(InvalidSealedTemplate):
-                ks.unwrap(g, w, aad)
-
-    def test_generations_rotate_and_delete(self) -> None:
-        ks = self.make()
-        g1 = ks.create_key()
-        g2 = ks.create_key()
-        assert g2 > g1 and ks.generations()[-2:] == [g1, g2]
-        w1 = ks.wrap(g1, b"k" * 32, b"a")
-        ks.delete_key(g1)
-        ks.delete_key(g1)  # idempotent
-        assert g1 not in ks.generations()
-        with pytest.raises(InvalidSealedTemplate):
-            ks.unwrap(g1, w1, b"a")
-
-    def test_destroy_all_is_crypto_erase_and_idempotent(self) -> None:
-        ks = self.make()
-        gen = ks.create_key()
-        wrapped = ks.wrap(gen, b"k" * 32, b"a")
-        ks.destroy_all()
-        ks.destroy_all()
-        assert ks.generations() == []
-        with pytest.raises(InvalidSealedTemplate):
-            ks.unwrap(gen, wrapped, b"a")
-        reopened = self.reopen(ks)
-        assert reopened.generations() == []
-
-    def test_keys_survive_reopen(self) -> None:
-        ks = self.make()
-        gen = ks.create_key()
-        wrapped = ks.wrap(gen, b"k" * 32, b"a")
-        again = self.reopen(ks)
-        assert bytes(again.unwrap(gen, wrapped, b"a")) == b"k" * 32
-
-    def reopen(self, ks: KeyStore) -> KeyStore:
-        raise NotImplementedError
+__all__ = ["KeyStoreContract"]  # test_split.py imports it from here
 
 
 class TestSoftwareKeyStore(KeyStoreContract):
@@ -149,3 +94,29 @@ class TestPkcs11KeyStore(KeyStoreContract):
             with pytest.raises(KeyStoreError) as info:
                 Pkcs11KeyStore(module, label, pin)
             assert TOKEN_PIN not in str(info.value) and "wrong-pin" not in str(info.value)
+
+
+class TestSplitOverSoftwareToken(KeyStoreContract):
+    """The split store's layering, without SoftHSM2 (a software store plays the token)."""
+
+    @pytest.fixture(autouse=True)
+    def _dir(self, tmp_path: Path) -> None:
+        self.token_path = tmp_path / "keys" / "token.key"
+        self.companion_path = tmp_path / "keys" / "vault-companion.key"
+
+    def make(self) -> KeyStore:
+        return SplitKeyStore(SoftwareKeyStore(self.token_path), SoftwareKeyStore(self.companion_path))
+
+    def reopen(self, ks: KeyStore) -> KeyStore:
+        ks.close()
+        return self.make()
+
+    def test_both_layers_are_needed(self) -> None:
+        ks = self.make()
+        gen = ks.create_key()
+        wrapped = ks.wrap(gen, b"k" * 32, b"a")
+        inner = SoftwareKeyStore(self.token_path).unwrap(gen, wrapped, b"a")
+        assert b"k" * 32 not in bytes(inner)  # the token alone opens only the outer layer
+        companion = SoftwareKeyStore(self.companion_path)
+        with pytest.raises(InvalidSealedTemplate):
+            companion.unwrap(gen, wrapped, b"a")  # and the companion alone opens nothing

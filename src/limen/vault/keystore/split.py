@@ -17,7 +17,7 @@ the token alone; `limen vault rotate` moves them under a split generation.
 
 from __future__ import annotations
 
-from limen.errors import InvalidSealedTemplate
+from limen.errors import InvalidSealedTemplate, KeyStoreError
 from limen.vault.keystore.base import KeyStore
 from limen.vault.keystore.software import SoftwareKeyStore
 
@@ -41,6 +41,8 @@ class SplitKeyStore:
 
     def wrap(self, generation: int, key: bytes | bytearray, aad: bytes) -> bytes:
         if generation not in self.companion.generations():
+            if generation not in self.token.generations():  # no companion key for a generation that isn't
+                raise KeyStoreError(f"root key generation {generation} is not in the key store")
             self.companion.create_key(generation)  # a legacy generation: new records are split from now on
         return self.token.wrap(generation, self.companion.wrap(generation, key, aad), aad)
 
