@@ -56,3 +56,26 @@ def test_pairing_a_sensor_needs_its_current_password_and_records_it(tmp_path: Pa
         module.swap_module()
         swapped = limen(tmp_path, "finger", "verify", "Ada", "--sensor", module.port)
         assert swapped.returncode == 1 and "not the paired one" in swapped.stderr
+
+
+def test_limen_enrol_and_verify_with_a_finger_go_through_the_lock(tmp_path: Path) -> None:
+    db = shared("fvc2002", "DB1_B")
+    data = tmp_path / "data"
+    images = [a for i in (1, 2, 3) for a in ("--finger", str(db / f"102_{i}.tif"))]
+    enrolled = limen(data, "--json", "enrol", "Bo", "--consent", "--purpose", "door", "--retention-days", "30",
+                     *images)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert json.loads(enrolled.stdout)["impressions"] == 3
+    genuine = limen(data, "--json", "verify", "Bo", "--finger", str(db / "102_6.tif"))
+    decision = json.loads(genuine.stdout)
+    # a finger from a sensor without liveness is a first factor: recognised, the door asks for a second one
+    assert genuine.returncode == 3 and decision["reason"] == "second_factor_missing", genuine.stdout
+    assert "fingerprint recognised" in decision["detail"]
+    impostor = limen(data, "--json", "verify", "Bo", "--finger", str(db / "105_1.tif"))
+    assert impostor.returncode == 3 and json.loads(impostor.stdout)["reason"] == "no_match"
+    tail = limen(data, "--json", "audit", "tail", "-n", "5")
+    attempts = [r for r in json.loads(tail.stdout) if r["kind"] == "unlock_attempt"]
+    assert [r["data"]["method"] for r in attempts] == ["fingerprint", "fingerprint"]
+    assert "102_6" not in tail.stdout and "minutiae" not in tail.stdout
+    neither = limen(data, "verify", "Bo")
+    assert neither.returncode == 1 and "--finger" in neither.stderr and "Traceback" not in neither.stderr

@@ -28,12 +28,14 @@ from limen.errors import LimenError
 # Only the modules of the command being run are imported, so `limen --help` loads no camera, image or
 # numerical library.  tests/cli/test_lazy_cli.py checks this table against every module's registrations.
 _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "enrol": ("Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent).",
-              ("face",)),
-    "enroll": ("Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent).",
-               ("face",)),  # the old spelling, hidden from --help
-    "verify": ("1:1: is the face in FACE the enrolled NAME? A door attempt (policy, audit, door).", ("face",)),
-    "identify": ("1:N: who, among the enrolled, is in FACE? A door attempt (policy, audit, door).", ("face",)),
+    "enrol": ("Enrol NAME from face videos or bursts of frames (liveness-checked) and/or fingerprints (--finger, "
+              "--sensor); all or nothing; needs consent.", ("face",)),
+    "enroll": ("Enrol NAME from face videos or bursts of frames (liveness-checked) and/or fingerprints (--finger, "
+               "--sensor); all or nothing; needs consent.", ("face",)),  # the old spelling, hidden from --help
+    "verify": ("1:1: is the face (--face) and/or finger (--finger, --sensor) the enrolled NAME's? A door attempt "
+               "(policy, audit, door).", ("face",)),
+    "identify": ("1:N: who, among the enrolled, is this face (--face) and/or finger (--finger, --sensor)? A door "
+                 "attempt (policy, audit, door).", ("face",)),
     "unlock": ("Try to open the configured door through the lock's controller (same policy, audit and door path).",
                ("access",)),
     "serve": ("Start the lock service: open the printed address in a browser (/kiosk is the door screen).",

@@ -1,10 +1,12 @@
-"""`limen enroll`, `limen verify`, `limen identify`: face recognition from files.
+"""`limen enrol`, `limen verify`, `limen identify`: face (and fingerprint) recognition from files.
 
 `verify` and `identify` are door attempts: the capture goes through the
 runtime's `AccessController` (recognition, PAD, the access policy, one audit
 record, the configured door), exactly as at the kiosk.  Wherever an image is
-accepted, a video file or a folder of frames is too.  Exit codes: 0
-accepted/enrolled, 1 error, 3 refused (the decision is printed).
+accepted, a video file or a folder of frames is too.  `--finger IMAGE` (or
+`--sensor PORT`, the paired module) adds or replaces the face by a fingerprint
+(cli/finger.py).  Exit codes: 0 accepted/enrolled, 1 error, 3 refused (the
+decision is printed).
 """
 
 from __future__ import annotations
@@ -46,19 +48,33 @@ def _captures(paths: list[Path]) -> list[Capture]:
 
 def enroll(
     name: Annotated[str, typer.Argument(help="The person's display name.")],
-    face: Annotated[list[Path], typer.Option("--face", help="Image, video or folder of frames (repeatable).")],
+    face: Annotated[list[Path] | None, typer.Option("--face", help="Image, video or folder of frames (repeatable).")
+                    ] = None,
+    finger: Annotated[list[Path] | None, typer.Option(
+        "--finger", help="Fingerprint images of one finger, 500 dpi (repeatable; 2-8 impressions).")] = None,
+    sensor: Annotated[str | None, typer.Option("--sensor", help="Enrol the finger from the paired sensor on this "
+                                               "port (3 captures).")] = None,
     purpose: Annotated[str, typer.Option(help="Why the face is processed (shown to and accepted by the person).")] = "",
     retention_days: Annotated[int, typer.Option(help="How long the template may be kept, in days.")] = 0,
     consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
     actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
-    """Enrol NAME from videos or bursts of frames (liveness-checked; all or nothing; needs consent)."""
-    from limen.errors import ConsentRequired
+    """Enrol NAME from face videos or bursts of frames (liveness-checked) and/or fingerprints (--finger, --sensor);
+    all or nothing; needs consent."""
+    from limen.cli.finger import enrol_finger
+    from limen.errors import BadRequest, ConsentRequired
 
     if not consent:
         raise ConsentRequired("biometric enrolment needs the person's explicit consent: add --consent, "
                               "--purpose and --retention-days")
+    if not face and not finger and sensor is None:
+        raise BadRequest("--face/--finger", "give face images (--face), fingerprint images (--finger) or --sensor")
+    if not face:
+        data = enrol_finger(name, finger, sensor, 3, purpose, retention_days, consent, actor, actor_pin)
+        output(data, f"enrolled a finger of {data['name']} ({data['user_id']}) from {data['impressions']} "
+                     "impression(s)")
+        return
     captures = _captures(face)
     rt = open_runtime(STATE.settings)
     try:
@@ -69,6 +85,9 @@ def enroll(
         rt.close()
     data = {"user_id": result.user_id, "name": result.name, "samples": result.samples,
             "rejected": result.rejected, "warnings": result.warnings}
+    if finger or sensor is not None:  # the finger goes to the person the face just enrolled
+        data["finger"] = enrol_finger(result.user_id, finger, sensor, 3, purpose, retention_days, consent, actor,
+                                      actor_pin)
     output(data, lambda: _print_enrolment(data))
 
 
@@ -91,23 +110,43 @@ PinOption = Annotated[bool, typer.Option(
     "--pin", help="Complete a face the lock takes as a first factor (RGB camera) with a PIN (prompted, or LIMEN_PIN).")]
 
 
+FaceOption = Annotated[Path | None, typer.Option("--face", help="Image, video or folder of frames.")]
+FingerOption = Annotated[Path | None, typer.Option("--finger", help="A fingerprint image (with --face: both "
+                                                   "captured together, two factors fused).")]
+SensorOption = Annotated[str | None, typer.Option("--sensor", help="Take the finger from the paired sensor.")]
+
+
 def verify(
     name: Annotated[str, typer.Argument(help="Who the person claims to be.")],
-    face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")],
+    face: FaceOption = None,
     pin: PinOption = False,
+    finger: FingerOption = None,
+    sensor: SensorOption = None,
 ) -> None:
-    """1:1: is the face in FACE the enrolled NAME?  A door attempt (policy, audit, door)."""
-    _attempt(face, name, pin)
+    """1:1: is the face (--face) and/or finger (--finger, --sensor) the enrolled NAME's? A door attempt (policy,
+    audit, door)."""
+    _attempt(face, name, pin, finger, sensor)
 
 
-def identify(face: Annotated[Path, typer.Option("--face", help="Image, video or folder of frames.")],
-             pin: PinOption = False) -> None:
-    """1:N: who, among the enrolled, is in FACE?  A door attempt (policy, audit, door)."""
-    _attempt(face, None, pin)
+def identify(face: FaceOption = None, pin: PinOption = False, finger: FingerOption = None,
+             sensor: SensorOption = None) -> None:
+    """1:N: who, among the enrolled, is this face (--face) and/or finger (--finger, --sensor)? A door attempt
+    (policy, audit, door)."""
+    _attempt(face, None, pin, finger, sensor)
 
 
-def _attempt(face: Path, claim: str | None, pin: bool) -> None:
+def _attempt(face: Path | None, claim: str | None, pin: bool, finger: Path | None = None,
+             sensor: str | None = None) -> None:
     """The face through the controller; a face taken as a first factor is completed by the PIN, if asked."""
+    from limen.errors import BadRequest
+
+    if finger is not None or sensor is not None:
+        from limen.cli.finger import door_attempt
+
+        _finish(door_attempt(claim, finger, sensor, load_capture(face) if face else None, pin))
+        return
+    if face is None:
+        raise BadRequest("--face/--finger", "give a face (--face) or a finger (--finger or --sensor)")
     capture = load_capture(face)
     rt = open_runtime(STATE.settings)
     try:
@@ -128,7 +167,8 @@ def _finish(decision: Decision) -> None:
 
 def describe(d: Decision) -> str:
     who = f" {d.user_name}" if d.user_name else ""
-    score = "" if d.score is None or d.threshold is None else f" (distance {d.score:.3f}, threshold {d.threshold:.3f})"
+    kind = "score" if d.scores.get("finger.score") == d.score else "distance"  # finger similarity, face distance
+    score = "" if d.score is None or d.threshold is None else f" ({kind} {d.score:.3f}, threshold {d.threshold:.3f})"
     gate = f" [{d.quality_gate.value}]" if d.quality_gate else ""
     detail = f" – {d.detail}" if d.detail else ""
     total = sum(d.timings.values())

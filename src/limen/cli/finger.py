@@ -1,5 +1,10 @@
 """`limen finger …`: enrol and verify fingerprints, pair a UART sensor, run the sensor simulator;
-and `limen lab finger` (the FVC protocol)."""
+and `limen lab finger` (the FVC protocol).
+
+The top-level `limen enrol NAME --finger IMAGE…|--sensor PORT` and `limen verify NAME --finger IMAGE|--sensor
+PORT` (cli/face.py) call `enrol_finger` and `door_attempt` here: `verify` is a door attempt through the
+runtime's `AccessController` (policy, one audit record, the door), `limen finger verify` a 1:1 check.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,13 @@ import typer
 from limen.cli.common import STATE, output, progress
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from limen.bio.finger.references import FingerReferences
     from limen.bio.finger.sensor import R30xSensor
     from limen.bio.finger.template import FingerTemplate
+    from limen.capture import Capture
+    from limen.decision import Decision
     from limen.runtime import Runtime
     from limen.vault.secrets import SecretBox
 
@@ -54,9 +63,9 @@ def _box(rt: Runtime) -> SecretBox:
 
 
 def _references(rt: Runtime) -> FingerReferences:
-    from limen.bio.finger.references import FingerReferences
+    from limen.bio.finger.references import FingerReferences, references_folder
 
-    return FingerReferences(STATE.settings.data_dir / "fingerprints", _box(rt))
+    return FingerReferences(references_folder(STATE.settings.data_dir), _box(rt))
 
 
 def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count: int) -> list[FingerTemplate]:
@@ -110,8 +119,18 @@ def enroll(
     consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
     actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
+    position: Annotated[int, typer.Option("--position", min=0, max=10, help="Which finger (ISO/IEC 19794-2): 0 "
+                                          "unknown, 1-5 right thumb…little, 6-10 left thumb…little.")] = 0,
 ) -> None:
     """Enrol a finger of NAME from images or a paired sensor (all or nothing; needs consent)."""
+    data = enrol_finger(name, image, sensor, captures, purpose, retention_days, consent, actor, actor_pin, position)
+    output(data, f"enrolled a finger of {data['name']} ({data['user_id']}) from {data['impressions']} impression(s)")
+
+
+def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captures: int, purpose: str,
+                 retention_days: int, consent: bool, actor: str, actor_pin: str | None,
+                 position: int = 0) -> dict[str, object]:
+    """Enrol one finger of NAME (`limen finger enrol` and `limen enrol --finger`); what was enrolled."""
     from limen.access.model import CredentialType
     from limen.access.store import ensure_user
     from limen.bio.finger import enrolment
@@ -124,11 +143,11 @@ def enroll(
                               "--purpose and --retention-days")
     rt = open_runtime(STATE.settings)
     try:
-        templates = _templates(rt, image, sensor, captures)
+        templates = _templates(rt, images, sensor, captures)
         at = datetime.now(UTC)
         who = rt.authorise(actor, actor_pin, at)
         result = enrolment.enrol(rt.conn, _references(rt), rt.audit, name, templates,
-                                 Consent(purpose, retention_days), who, at)
+                                 Consent(purpose, retention_days), who, at, finger=position)
         ensure_user(rt.conn, result.user_id, who)
         access = rt.access()
         # the Matter Fingerprint credential, linked by the owner/administrator who enrols (a lock without an
@@ -138,9 +157,47 @@ def enroll(
             access.add_credential(result.user_id, CredentialType.FINGERPRINT, who, at)
     finally:
         rt.close()
-    data = {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,
-            "new_person": result.new_person}
-    output(data, f"enrolled a finger of {result.name} ({result.user_id}) from {result.impressions} impression(s)")
+    return {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,
+            "new_person": result.new_person, "finger": result.finger}
+
+
+def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face: Capture | None = None,
+                 pin: bool = False) -> Decision:
+    """A finger (from an image file or the paired sensor), with a face captured with it if given, through
+    the runtime's controller: policy, one audit record, the door.  A finger taken as a first factor is
+    completed by the PIN when `pin` (prompted, or LIMEN_PIN)."""
+    from limen.access.attempt import Source
+    from limen.decision import Reason
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        grey = _probe_image(rt, image, sensor)
+        if face is not None:
+            decision = rt.controller.face_and_finger(face, grey, claim=claim, source=Source.CLI)
+        else:
+            decision = rt.controller.finger(grey, claim=claim, source=Source.CLI, session="cli")
+        if pin and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
+            typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
+            decision = rt.controller.keypad(typed, session="cli")
+    finally:
+        rt.close()
+    return decision
+
+
+def _probe_image(rt: Runtime, image: Path | None, sensor: str | None) -> np.ndarray:
+    """One grey fingerprint image from a file or from the paired sensor (a bad file is a clear error)."""
+    from limen.bio.finger.image import load_image
+    from limen.errors import BadRequest
+
+    if (image is None) == (sensor is None):
+        raise BadRequest("--finger/--sensor", "give a fingerprint image or a sensor, not both or neither")
+    if image is not None:
+        return load_image(image)
+    assert sensor is not None
+    with _open_sensor(rt, sensor) as module:
+        typer.echo("place the finger on the sensor", err=True)
+        return module.capture_image()
 
 
 @finger_app.command("verify")
