@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+
 from limen import people
 from limen import thresholds as T
 from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
@@ -45,6 +47,7 @@ from limen.service.feed import Activity, Incident
 from limen.service.messages import ENTER_PIN, FOLLOW_PROMPTS, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
 _SECOND_FACTORS = (CredentialType.PIN, CredentialType.OFFLINE_CODE, CredentialType.RFID)
+PLACE_FINGER = "place your finger flat on the sensor again"
 FACE_ALONE_WARNING = ("Faces open alone on this RGB camera (allow_face_alone_rgb): a photo or a phone screen "
                       "may pass. Turn it off to ask for the PIN after the face.")
 
@@ -146,6 +149,22 @@ class LockService:
         with self._lock:
             final = self.controller.keypad(entry, session=session)
             return self._door_view(final, keypad_message(final), False)
+
+    def unlock_finger(self, image: np.ndarray, session: str | None = None) -> KioskResult:
+        """A finger on the door's sensor (from kiosk `session`): the controller's fingerprint path.
+
+        A face held for this session is completed by it; a finger recognised as a first factor (no sensor
+        liveness) is held for this session's PIN, code or face.  The routes are in `service.finger`.
+        """
+        with self._lock:
+            final = self.controller.finger(image, session=session)
+            awaiting = session is not None and self.controller.holding(session) is not None
+            message = PLACE_FINGER if final.reason is Reason.LOW_QUALITY else face_message(final)
+            return self._door_view(final, message, awaiting)
+
+    def serialised(self) -> threading.Lock:
+        """The lock every door and storage change of this service holds (for routes in other modules)."""
+        return self._lock
 
     def _door_view(self, final: Decision, message: str, awaiting: bool) -> KioskResult:
         """What the door screen says after an attempt: a welcome, tries left, the lockout's end (under the lock)."""
