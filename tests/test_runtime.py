@@ -140,3 +140,80 @@ def test_serve_polls_the_configured_tamper_sources(data_dir: Path, monkeypatch: 
         assert rt.controller.keypad(PIN).reason is Reason.LOCKDOWN
     finally:
         rt.close()
+
+
+def test_serve_polls_the_configured_supply_and_watchdog(data_dir: Path) -> None:
+    import os
+    import time
+
+    from limen.tamper import SourceKind
+
+    adc, beat = data_dir.parent / "in_voltage0_raw", data_dir.parent / "capture.beat"
+    adc.write_text("2400")  # 12 V behind a 1:5 divider
+    beat.touch()
+    settings = load_settings(data_dir, tamper_supply=f"file:{adc}", tamper_supply_scale=0.005,
+                             tamper_watchdog=[f"capture:{beat}"])
+    _owner(settings)
+    rt = open_runtime(settings)
+    try:
+        monitor = rt.start_monitor()
+        monitor.stop()  # driven by hand below
+        assert [s.kind for s in monitor.sources] == [SourceKind.SUPPLY, SourceKind.WATCHDOG]
+        now = time.monotonic()
+        assert monitor.poll(now) == [] and not rt.access().load_state().lockdown
+        stale = time.time() - 2 * thresholds.TAMPER_WATCHDOG_TIMEOUT_S
+        os.utime(beat, (stale, stale))  # the capture process fell silent
+        later = now + thresholds.TAMPER_WATCHDOG_TIMEOUT_S + 1
+        (report,) = monitor.poll(later)
+        assert report.signal.kind is SourceKind.WATCHDOG and report.signal.reason == "silent:capture"
+        assert rt.access().load_state().lockdown
+        assert rt.controller.keypad(PIN).reason is Reason.LOCKDOWN
+    finally:
+        rt.close()
+
+
+def test_a_supply_sag_through_the_runtime_monitor_locks_down(data_dir: Path) -> None:
+    import time
+
+    adc = data_dir.parent / "in_voltage0_raw"
+    adc.write_text("2400")
+    settings = load_settings(data_dir, tamper_supply=f"file:{adc}", tamper_supply_scale=0.005)
+    rt = open_runtime(settings)
+    try:
+        monitor = rt.start_monitor()
+        monitor.stop()
+        adc.write_text("1500")  # 7.5 V
+        now = time.monotonic()
+        reports = [r for t in (now, now + 1.0) for r in monitor.poll(t)]
+        assert [r.signal.source for r in reports] == ["supply"] and reports[0].complete
+        assert rt.access().load_state().lockdown
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("values", [
+    {"tamper_supply": "file:/sys/x"},                              # no scale: the divider is the board's
+    {"tamper_supply": "mcp3008:9", "tamper_supply_scale": 15.0},   # no such channel
+    {"tamper_watchdog": ["capture"]},                               # no heartbeat file
+    {"tamper_watchdog": ["a:/run/a.beat", "a:/run/b.beat"]},        # a name twice
+])
+def test_bad_supply_or_watchdog_settings_are_refused(data_dir: Path, values: dict[str, object]) -> None:
+    from limen.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        load_settings(data_dir, **values)
+
+
+def test_a_supply_that_reads_wrong_at_start_stops_the_start_not_the_vault(data_dir: Path) -> None:
+    from limen.errors import ConfigError
+
+    adc = data_dir.parent / "in_voltage0_raw"
+    adc.write_text("2400")
+    settings = load_settings(data_dir, tamper_supply=f"file:{adc}", tamper_supply_scale=0.001)  # reads 2.4 V
+    rt = open_runtime(settings)
+    try:
+        with pytest.raises(ConfigError):
+            rt.start_monitor()
+        assert rt.store.status().state != "erased" and not rt.access().load_state().lockdown
+    finally:
+        rt.close()

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     door_key_pin: int | None = Field(default=None, ge=0, le=63)
     door_bolt_pin: int | None = Field(default=None, ge=0, le=63)  # … the bolt switch is optional (jams)
     tamper_sources: list[str] = Field(default_factory=list)  # "case:17", "escutcheon:22", "shock:27" (BCM)
+    tamper_supply: str | None = None  # supply-voltage tamper source: "mcp3008:CHANNEL" or "file:/sys/…/in_voltage0_raw"
+    tamper_supply_scale: float | None = Field(default=None, gt=0)  # supply volts per unit read (board's divider)
+    tamper_watchdog: list[str] = Field(default_factory=list)  # "NAME:/run/limen/NAME.beat": heartbeat files
     allow_face_alone_rgb: bool = False  # owner's risk: an RGB-only face opens alone (docs/access.md)
     kiosk_challenge: bool = False  # RGB-only camera: the kiosk asks a random head-move sequence (docs/pad.md)
     link_cloud_may_lock: bool = False  # the cloud may lock / lock down without an owner's signature (never unlock)
@@ -84,6 +87,34 @@ class Settings(BaseSettings):
             if kind not in TAMPER_SOURCE_KINDS or not pin.isdigit():
                 raise ValueError(f"{item!r}: expected KIND:PIN with KIND one of {', '.join(TAMPER_SOURCE_KINDS)}")
         return v
+
+    @field_validator("tamper_supply")
+    @classmethod
+    def _tamper_supply(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        kind, _, where = v.partition(":")
+        if not (kind == "mcp3008" and where.isdigit() and int(where) < 8) and not (kind == "file" and where):
+            raise ValueError(f"{v!r}: expected mcp3008:CHANNEL (0-7) or file:PATH")
+        return v
+
+    @field_validator("tamper_watchdog")
+    @classmethod
+    def _tamper_watchdog(cls, v: list[str]) -> list[str]:
+        names = [item.partition(":")[0] for item in v]
+        for item in v:
+            name, _, path = item.partition(":")
+            if not name.isidentifier() or not path.startswith("/"):
+                raise ValueError(f"{item!r}: expected NAME:/absolute/heartbeat/file")
+        if len(set(names)) != len(names):
+            raise ValueError("each watched process is named once")
+        return v
+
+    @model_validator(mode="after")
+    def _supply_scale(self) -> Settings:
+        if self.tamper_supply is not None and self.tamper_supply_scale is None:
+            raise ValueError("tamper_supply needs tamper_supply_scale (supply volts per unit read: the divider)")
+        return self
 
     @model_validator(mode="after")
     def _gpio_door_pins(self) -> Settings:

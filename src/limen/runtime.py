@@ -8,7 +8,10 @@ in the settings (`door = "simulated" | "gpio"`), wraps it in the tamper guard
 (`tamper.guard_lock`: no unlock during a response or while one is pending in
 the journal) and the `AccessController` over the recognizer, with the
 assurance rule from the settings.  `limen serve` also calls `start_monitor()`,
-which polls the configured tamper sources.  Every `limen` command and the
+which polls the configured tamper sources (GPIO switches and shock sensors,
+the supply voltage, the watchdog's heartbeat files).  Other commands do not
+start it: GPIO lines are claimed by one process, and a CLI command beside a
+running `limen serve` must not fight the service for them.  Every `limen` command and the
 service use this; no other module opens the database or the audit log for
 the lock's work (the tamper responder and the vault open their own handles
 only on the recovery path this module calls).
@@ -217,17 +220,34 @@ def open_door(settings: Settings, clock: Clock | None = None) -> LockActuator:
 
 
 def tamper_sources(settings: Settings) -> list[TamperSource]:
-    """The GPIO tamper sources the settings list (`tamper_sources = ["case:17", "shock:27"]`)."""
+    """The tamper sources the settings list: GPIO switches and shock sensors (`tamper_sources = ["case:17",
+    "shock:27"]`), the supply voltage (`tamper_supply` × `tamper_supply_scale`) and the watchdog over other
+    processes' heartbeat files (`tamper_watchdog = ["capture:/run/limen/capture.beat"]`).
+
+    `ConfigError` when the supply cannot be read or reads out of range now: a wrong channel or scale stops the
+    start rather than erasing the vault.
+    """
     from limen.tamper.signals import SourceKind
-    from limen.tamper.sources import GpioShockSource, GpioSwitchSource
+    from limen.tamper.sources import GpioShockSource, GpioSwitchSource, open_supply
+    from limen.tamper.watchdog import open_watchdog
 
     sources: list[TamperSource] = []
-    for item in settings.tamper_sources:
-        kind, _, pin = item.partition(":")
-        if kind == "shock":
-            sources.append(GpioShockSource(int(pin)))
-        else:
-            sources.append(GpioSwitchSource(kind, SourceKind(kind), int(pin)))
+    try:
+        for item in settings.tamper_sources:
+            kind, _, pin = item.partition(":")
+            if kind == "shock":
+                sources.append(GpioShockSource(int(pin)))
+            else:
+                sources.append(GpioSwitchSource(kind, SourceKind(kind), int(pin)))
+        if settings.tamper_supply is not None:
+            assert settings.tamper_supply_scale is not None  # checked by Settings
+            sources.append(open_supply(settings.tamper_supply, settings.tamper_supply_scale))
+        if settings.tamper_watchdog:
+            sources.append(open_watchdog(settings.tamper_watchdog))
+    except BaseException:
+        for source in sources:  # release the pins already claimed
+            source.close()
+        raise
     return sources
 
 

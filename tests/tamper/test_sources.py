@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from limen import thresholds as T
+from limen.errors import ConfigError
 from limen.tamper import GpioShockSource, GpioSwitchSource, SimulatedSource, SourceKind, SupplyMonitor
 from limen.tamper.debounce import FLAPPING, HELD, PULSES
-from limen.tamper.sources import PushSource
+from limen.tamper.sources import PushSource, open_supply
 
 
 class Mono:
@@ -108,6 +110,52 @@ def test_supply_in_range_and_unreadable() -> None:
     src = SupplyMonitor(broken)
     src.poll(0.0)
     assert src.poll(T.TAMPER_SUPPLY_HOLD_S) == HELD  # unreadable monitor fails closed
+
+
+def test_file_supply_reads_scaled_volts_and_trips_when_it_sags(tmp_path: Path) -> None:
+    adc = tmp_path / "in_voltage0_raw"
+    adc.write_text("2400\n")  # 2.4 V at the pin behind a 1:5 divider
+    mono = Mono()
+    src = open_supply(f"file:{adc}", 0.005, monotonic=mono)
+    assert src.kind is SourceKind.SUPPLY and src.poll(0.0) is None and src.last_volts == pytest.approx(12.0)
+    adc.write_text("1900")  # 9.5 V: a brown-out
+    assert src.poll(1.0) is None
+    assert src.poll(1.0 + T.TAMPER_SUPPLY_HOLD_S) == HELD
+    adc.write_text("2400")
+    again = open_supply(f"file:{adc}", 0.005, monotonic=mono)
+    adc.unlink()  # the ADC channel disappears: unreadable counts as tampered
+    assert again.poll(0.0) is None
+    assert again.poll(T.TAMPER_SUPPLY_HOLD_S) == HELD
+
+
+def test_a_supply_unreadable_or_out_of_range_at_start_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        open_supply(f"file:{tmp_path / 'missing'}", 0.005)
+    adc = tmp_path / "in_voltage0_raw"
+    adc.write_text("2400")
+    with pytest.raises(ConfigError, match="tamper_supply_scale"):
+        open_supply(f"file:{adc}", 0.001)  # a wrong scale reads 2.4 V: refused, not a tamper
+    with pytest.raises(ConfigError):
+        open_supply("adc:0", 1.0)
+
+
+def test_mcp3008_supply_scales_the_full_scale_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gpiozero
+
+    class FakeMcp3008:
+        closed = False
+
+        def __init__(self, channel: int, pin_factory: object = None) -> None:
+            self.channel, self.value = channel, 0.8
+
+        def close(self) -> None:
+            FakeMcp3008.closed = True
+
+    monkeypatch.setattr(gpiozero, "MCP3008", FakeMcp3008)
+    src = open_supply("mcp3008:3", 15.0)  # 0.8 of full scale × 15 V = 12 V
+    assert src.poll(0.0) is None and src.last_volts == pytest.approx(12.0)
+    src.close()
+    assert FakeMcp3008.closed
 
 
 def test_push_source_reports_once() -> None:

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from limen.tamper import SourceKind, TamperMonitor, Watchdog
-from limen.tamper.watchdog import beat_file
+from limen.tamper.watchdog import beat_file, open_watchdog
 
 from .conftest import Lock
 
@@ -50,3 +50,17 @@ def test_watchdog_through_the_monitor_erases(lock: Lock) -> None:
     (report,) = monitor.poll()
     assert report.signal.kind is SourceKind.WATCHDOG and report.complete
     assert lock.store.status().state == "erased"
+
+
+def test_open_watchdog_watches_the_listed_heartbeat_files(tmp_path: Path) -> None:
+    now, wall = [0.0], [1_000_000.0]
+    capture, access = tmp_path / "capture.beat", tmp_path / "access.beat"
+    dog = open_watchdog([f"capture:{capture}", f"access:{access}"], timeout_s=10.0,
+                        monotonic=lambda: now[0], wall=lambda: wall[0])
+    assert dog.kind is SourceKind.WATCHDOG
+    now[0] = 5.0
+    assert dog.poll(now[0]) is None          # one timeout of grace from the start, files or not
+    beat_file(capture)
+    os.utime(capture, (wall[0] + 9, wall[0] + 9))
+    now[0], wall[0] = 10.0, wall[0] + 10
+    assert dog.poll(now[0]) == "silent:access"   # access never beat; capture's file is fresh

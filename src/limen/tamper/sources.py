@@ -18,9 +18,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from limen import thresholds as T
+from limen.errors import ConfigError
 from limen.tamper.debounce import DebounceProfile, Debouncer, shock_profile, supply_profile, switch_profile
 from limen.tamper.signals import Sensitivity, SourceKind
 
@@ -132,9 +134,10 @@ class SupplyMonitor(LevelSource):
 
     def __init__(self, read_volts: Callable[[], float], *, name: str = "supply",
                  min_v: float = T.TAMPER_SUPPLY_MIN_V, max_v: float = T.TAMPER_SUPPLY_MAX_V,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, on_close: Callable[[], None] | None = None) -> None:
         self.min_v, self.max_v = min_v, max_v
         self._volts = read_volts
+        self._on_close = on_close
         self.last_volts: float | None = None
         super().__init__(name, SourceKind.SUPPLY, supply_profile(), self._out_of_range, monotonic)
 
@@ -142,6 +145,52 @@ class SupplyMonitor(LevelSource):
         volts = float(self._volts())
         self.last_volts = volts
         return not (math.isfinite(volts) and self.min_v <= volts <= self.max_v)
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+
+
+class FileVolts:
+    """Supply volts from a number in a file (a Linux IIO channel such as ``in_voltage0_raw``) × `scale`."""
+
+    def __init__(self, path: Path, scale: float) -> None:
+        self.path, self.scale = path, scale
+
+    def __call__(self) -> float:
+        return float(self.path.read_text(encoding="ascii").strip()) * self.scale
+
+
+def open_supply(spec: str, scale: float, *, pin_factory: Any = None,
+                monotonic: Callable[[], float] = time.monotonic) -> SupplyMonitor:
+    """The supply source a setting names (``mcp3008:CHANNEL`` or ``file:PATH``), read once now.
+
+    A first reading that fails or is out of range raises `ConfigError`: a wrong
+    channel, path or scale stops the start instead of erasing the vault.
+    """
+    kind, _, where = spec.partition(":")
+    on_close: Callable[[], None] | None = None
+    if kind == "mcp3008":
+        from gpiozero import MCP3008
+
+        adc = MCP3008(channel=int(where), pin_factory=pin_factory)
+        read: Callable[[], float] = lambda: float(adc.value) * scale  # noqa: E731 - the ADC's full scale is 1.0
+        on_close = adc.close
+    elif kind == "file":
+        read = FileVolts(Path(where), scale)
+    else:
+        raise ConfigError(f"tamper_supply {spec!r}: expected mcp3008:CHANNEL or file:PATH")
+    monitor = SupplyMonitor(read, monotonic=monotonic, on_close=on_close)
+    try:
+        volts = read()
+    except (OSError, ValueError) as exc:
+        monitor.close()
+        raise ConfigError(f"tamper_supply {spec!r}: cannot read the supply ({type(exc).__name__})") from exc
+    if not (math.isfinite(volts) and monitor.min_v <= volts <= monitor.max_v):
+        monitor.close()
+        raise ConfigError(f"tamper_supply {spec!r}: reads {volts:.2f} V, outside {monitor.min_v}-{monitor.max_v} V "
+                          "at start (check tamper_supply_scale)")
+    return monitor
 
 
 class PushSource:

@@ -76,6 +76,21 @@ class Watchdog:
         return None
 
 
+def open_watchdog(entries: list[str], timeout_s: float = T.TAMPER_WATCHDOG_TIMEOUT_S,
+                  monotonic: Callable[[], float] = time.monotonic,
+                  wall: Callable[[], float] = time.time) -> Watchdog:
+    """A watchdog over the heartbeat files a setting lists (``NAME:/path/to/NAME.beat``).
+
+    Each watched process has one timeout from now to touch its file (`beat_file`);
+    after that, a file older than the timeout, or missing, is a silence: a tamper.
+    """
+    dog = Watchdog(timeout_s=timeout_s, monotonic=monotonic, wall=wall)
+    for entry in entries:
+        name, _, path = entry.partition(":")
+        dog.watch(name, Path(path))
+    return dog
+
+
 def beat_file(path: Path) -> None:
     """Heartbeat of another process: create or touch `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
