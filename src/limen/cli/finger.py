@@ -46,10 +46,9 @@ SensorOption = Annotated[str | None, typer.Option("--sensor", help="Serial port 
 
 
 def _sensor_file() -> Path:
-    return STATE.settings.data_dir / "finger-sensor.json"
+    from limen.bio.finger.sensor import PAIRING_FILE
 
-
-_SEAL_LABEL = "finger-sensor:password"
+    return STATE.settings.data_dir / PAIRING_FILE
 
 
 def _box(rt: Runtime) -> SecretBox:
@@ -91,20 +90,15 @@ def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count
 
 def _open_sensor(rt: Runtime, port: str) -> R30xSensor:
     """The paired module on `port`, its sealed password unsealed; `SensorAuthError` if it is not the paired one."""
-    from limen.bio.finger.protocol import SensorAuthError
-    from limen.bio.finger.sensor import R30xSensor
+    from dataclasses import replace
+
+    from limen.bio.finger.sensor import load_pairing
     from limen.errors import ConfigError
 
-    path = _sensor_file()
-    if not path.is_file():
+    paired = load_pairing(_sensor_file(), _box(rt))
+    if paired is None:
         raise ConfigError("no paired fingerprint sensor: run `limen finger pair PORT` first")
-    paired = json.loads(path.read_text())
-    password = int.from_bytes(_box(rt).unseal(_SEAL_LABEL, bytes.fromhex(paired["password_sealed"])), "big")
-    module = R30xSensor(port, password=password)
-    if module.identify() != paired["identity"]:
-        module.close()
-        raise SensorAuthError("the fingerprint sensor is not the paired one (swapped, reset or wrong password)")
-    return module
+    return replace(paired, port=port).open()        # the same module may come back on another port name
 
 
 @finger_app.command("enroll", hidden=True)  # the old spelling still works
@@ -250,9 +244,8 @@ def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.
              "--current-password", help="The module's current password, hex (factory modules: 00000000).")],
          ) -> None:
     """Set a fresh random password on the module; keep it sealed under the vault with the module's identity."""
-    from limen.bio.finger.sensor import R30xSensor
+    from limen.bio.finger.sensor import R30xSensor, save_pairing
     from limen.errors import BadRequest
-    from limen.fsio import atomic_write
     from limen.runtime import open_runtime
 
     try:
@@ -264,11 +257,9 @@ def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.
         box = _box(rt)
         with R30xSensor(port) as module:
             pairing = module.pair(current)
-        sealed = box.seal(_SEAL_LABEL, pairing.password.to_bytes(4, "big"))
+        save_pairing(_sensor_file(), port, pairing, box)
     finally:
         rt.close()
-    atomic_write(_sensor_file(), json.dumps({"port": port, "identity": pairing.identity,
-                                             "password_sealed": sealed.hex()}).encode())
     output({"port": port, "identity": pairing.identity}, f"paired {pairing.identity} on {port}")
 
 

@@ -10,15 +10,23 @@ logged).  Images come up as 256 × 288 px, 4 bits per pixel, and are expanded to
 8-bit for Limen's extractor (match on host); enrolment and search on the
 module's own library are there too (match on sensor).  Thread-safety: one
 instance per port, used from one thread.
+
+`PairedSensor` is the lock's side of a pairing (port, password, identity),
+kept in `<data dir>/finger-sensor.json` with the password sealed under the
+vault (`save_pairing` / `load_pairing`); `PairedSensor.open()` refuses a
+module whose identity is not the paired one (`SensorAuthError`).
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import serial
@@ -42,9 +50,15 @@ from limen.bio.finger.protocol import (
     decode_header,
     encode,
 )
+from limen.fsio import atomic_write
+
+if TYPE_CHECKING:
+    from limen.vault.secrets import SecretBox
 
 WRONG_PASSWORD = 0x13
 REFUSED_IDENTITY = "password-refused"
+PAIRING_FILE = "finger-sensor.json"
+_SEAL_LABEL = "finger-sensor:password"
 
 
 @dataclass(frozen=True)
@@ -212,3 +226,47 @@ def pack_image(image: np.ndarray) -> bytes:
     """8-bit 288 × 256 image → 4-bit packed pixels (what the module sends)."""
     nibbles = (image.astype(np.uint16) // 16).astype(np.uint8).reshape(-1)
     return bytes((nibbles[0::2] << 4) | nibbles[1::2])
+
+
+@dataclass(frozen=True)
+class PairedSensor:
+    """The lock's paired module: its port, its password (never shown) and the identity bound to it."""
+
+    port: str
+    password: int = field(repr=False)
+    identity: str
+
+    def open(self) -> R30xSensor:
+        """The module on `port`, checked: `SensorAuthError` if it is not the paired one (swapped, reset)."""
+        module = R30xSensor(self.port, password=self.password)
+        try:
+            found = module.identify()
+        except BaseException:
+            module.close()
+            raise
+        if found is None or not hmac.compare_digest(found, self.identity):
+            module.close()
+            raise SensorAuthError("the fingerprint sensor is not the paired one (swapped, reset or wrong password)")
+        return module
+
+    def capture(self, wait_s: float = 10.0) -> np.ndarray:
+        """One image from the paired module (opened and checked for this capture)."""
+        with self.open() as module:
+            return module.capture_image(wait_s)
+
+
+def save_pairing(path: Path, port: str, pairing: Pairing, box: SecretBox) -> PairedSensor:
+    """Record a pairing (the password sealed under the vault), 0600, atomically."""
+    sealed = box.seal(_SEAL_LABEL, pairing.password.to_bytes(4, "big"))
+    atomic_write(path, json.dumps({"port": port, "identity": pairing.identity, "password_sealed": sealed.hex()
+                                   }).encode())
+    return PairedSensor(port, pairing.password, pairing.identity)
+
+
+def load_pairing(path: Path, box: SecretBox) -> PairedSensor | None:
+    """The recorded pairing, or None when no module was paired (opaque vault errors if the file was altered)."""
+    if not path.is_file():
+        return None
+    paired = json.loads(path.read_text())
+    password = int.from_bytes(box.unseal(_SEAL_LABEL, bytes.fromhex(paired["password_sealed"])), "big")
+    return PairedSensor(str(paired["port"]), password, str(paired["identity"]))
