@@ -217,3 +217,49 @@ def test_a_supply_that_reads_wrong_at_start_stops_the_start_not_the_vault(data_d
         assert rt.store.status().state != "erased" and not rt.access().load_state().lockdown
     finally:
         rt.close()
+
+
+def test_a_face_held_for_a_second_factor_is_forgotten_by_a_restart(settings: Settings) -> None:
+    """Deliberately volatile: a restart forgets half-finished attempts; the PIN is then judged alone."""
+    import numpy as np
+
+    from limen.access.attempt import FaceEvidence
+    from limen.access.model import CredentialRule
+    from limen.audit.event import EventKind
+    from limen.capture import Capture
+    from limen.decision import Assurance
+    from limen.pad.contract import Purpose
+    from limen.pad.fusion import BONA_FIDE, PadVerdict
+
+    _owner(settings)
+    rt = open_runtime(settings, door=SimulatedLock())
+    owner = rt.access().user("Olga").user_id
+    rt.access().modify_user("Olga", owner, datetime.now(UTC), credential_rule=CredentialRule.DUAL)
+
+    class Faces:  # a recognised RGB face: MEDIUM assurance, a first factor only
+        def identify(self, capture: Capture) -> FaceEvidence:
+            verdict = PadVerdict(True, BONA_FIDE, Assurance.MEDIUM, Purpose.VERIFY, scores={})
+            return FaceEvidence(owner, 0.3, 0.45, verdict)
+
+        def verify(self, name: str, capture: Capture) -> FaceEvidence:
+            return self.identify(capture)
+
+    frame = Capture.single(np.zeros((8, 8, 3), np.uint8), "test")
+    try:
+        rt.controller.faces = Faces()
+        assert rt.controller.face(frame, session="kiosk-1").reason is Reason.SECOND_FACTOR_MISSING
+        assert rt.controller.holding_face("kiosk-1")
+    finally:
+        rt.close()
+    rt = open_runtime(settings, door=SimulatedLock())  # the service restarts within the window
+    try:
+        assert not rt.controller.holding_face("kiosk-1")
+        decision = rt.controller.keypad(PIN, session="kiosk-1")
+        assert not decision.accepted and decision.reason is Reason.SECOND_FACTOR_MISSING
+        last = list(rt.audit.find(EventKind.UNLOCK_ATTEMPT))[-1]
+        assert last.data["factors"] == ["pin"]  # the lost face is not on the record as a factor
+        rt.controller.faces = Faces()  # presenting the face again completes it as usual
+        assert rt.controller.face(frame, session="kiosk-1").reason is Reason.SECOND_FACTOR_MISSING
+        assert rt.controller.keypad(PIN, session="kiosk-1").accepted
+    finally:
+        rt.close()

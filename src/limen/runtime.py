@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from limen.access.directory import has_owner
 from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
 from limen.audit.event import Event, EventKind
@@ -153,8 +154,7 @@ class Runtime:
         return removed
 
     def has_owner(self) -> bool:
-        row = self.conn.execute("SELECT 1 FROM access_users WHERE permission = 'owner' LIMIT 1").fetchone()
-        return row is not None
+        return has_owner(self.conn)
 
     def authorise(self, actor: str, pin: str | None, at: datetime) -> str:
         """The id of the owner/administrator `actor`, proven by PIN, once the lock has an owner.
