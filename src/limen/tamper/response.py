@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.clock import Clock, SystemClock
@@ -47,11 +47,18 @@ from limen.tamper.journal import UNKNOWN, Intent, IntentJournal
 from limen.tamper.lockdown import set_lockdown_in
 from limen.tamper.signals import SourceKind, TamperSignal
 
+if TYPE_CHECKING:  # the vault loads only when a response opens it
+    from limen.vault.recipe import ZeroizeTiming
+
 
 class ZeroizableStore(Protocol):
-    def zeroize(self) -> object:
-        """Crypto-erase; may return timing with `crypto_erase_s` (call → root keys destroyed)."""
+    """What the response needs of the vault (`VaultTemplateStore`): crypto-erase it, and close one it opened."""
+
+    def zeroize(self) -> ZeroizeTiming:
+        """Crypto-erase; the timing says when the root keys were gone (`crypto_erase_s`)."""
         ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -168,11 +175,10 @@ class TamperResponder:
         if not recovered:
             step("journaled", lambda: self.journal.begin(intent))
         zeroize_started = time.perf_counter()
-        timing = step("zeroized", self._erase)
+        timing: ZeroizeTiming | None = step("zeroized", self._erase)
         report.erased = timing is not None
-        keys_s = getattr(timing, "crypto_erase_s", None)
-        if isinstance(keys_s, float):
-            report.steps_ms["keys_destroyed"] = (zeroize_started - t0 + keys_s) * 1000.0
+        if timing is not None:
+            report.steps_ms["keys_destroyed"] = (zeroize_started - t0 + timing.crypto_erase_s) * 1000.0
             report.steps_ms = dict(sorted(report.steps_ms.items(), key=lambda kv: kv[1]))
         step("scrubbed", lambda: memory.scrub(self.scrub_targets, collect=False))
         report.door = step("door_secured", self._secure)
@@ -185,18 +191,16 @@ class TamperResponder:
             report.complete = "journal_cleared" in report.steps_ms
         return report
 
-    def _erase(self) -> object:
+    def _erase(self) -> ZeroizeTiming:
         if self.store is not None:
-            return self.store.zeroize() or True
+            return self.store.zeroize()
         if self.open_store is None:
             raise VaultError("the vault is not open: the erase completes at the next start")
         opened = self.open_store()
         try:
-            return opened.zeroize() or True
+            return opened.zeroize()
         finally:
-            close = getattr(opened, "close", None)
-            if callable(close):
-                close()
+            opened.close()
 
     def _secure(self) -> str:
         if self.door is None:
