@@ -16,36 +16,42 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from limen import thresholds as T
+from limen.service.i18n import N_, format_when, gettext, ngettext
 
 METHODS = ("face", "fingerprint", "pin", "code", "nfc", "remote", "key")
-_WITH = {"face": "their face", "fingerprint": "their fingerprint", "pin": "their PIN", "code": "a code",
-         "nfc": "their tag", "remote": "the app (remote)", "key": "the mechanical key"}
-_WRONG = {"face": ("face not recognised", "faces not recognised"),
-          "fingerprint": ("finger not recognised", "fingers not recognised"),
-          "pin": ("wrong code", "wrong codes"), "code": ("wrong code", "wrong codes"),
-          "nfc": ("unknown tag", "unknown tags"), "remote": ("refused remote unlock", "refused remote unlocks"),
-          "key": ("key turn refused", "key turns refused")}
-_WHY = {"outside_schedule": "outside their hours", "locked_out": "while the keypad was locked out",
-        "second_factor_missing": "the PIN was still needed", "pin_required": "the PIN was still needed",
-        "credential_revoked": "with a revoked code", "credential_expired": "with an expired code",
-        "pad_failed": "a photo or screen was shown", "lockdown": "during the tamper lockdown",
-        "user_disabled": "the person is disabled"}
+_WITH = {"face": N_("{who} opened with their face"), "fingerprint": N_("{who} opened with their fingerprint"),
+         "pin": N_("{who} opened with their PIN"), "code": N_("{who} opened with a code"),
+         "nfc": N_("{who} opened with their tag"), "remote": N_("{who} opened with the app (remote)"),
+         "key": N_("{who} opened with the mechanical key")}
+_WRONG = {"face": (N_("face not recognised at the door"), N_("{n} faces not recognised at the door")),
+          "fingerprint": (N_("finger not recognised at the door"), N_("{n} fingers not recognised at the door")),
+          "pin": (N_("wrong code at the door"), N_("{n} wrong codes at the door")),
+          "code": (N_("wrong code at the door"), N_("{n} wrong codes at the door")),
+          "nfc": (N_("unknown tag at the door"), N_("{n} unknown tags at the door")),
+          "remote": (N_("refused remote unlock at the door"), N_("{n} refused remote unlocks at the door")),
+          "key": (N_("key turn refused at the door"), N_("{n} key turns refused at the door"))}
+_ANY_WRONG = (N_("refused attempt at the door"), N_("{n} refused attempts at the door"))
+_WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while the keypad was locked out"),
+        "second_factor_missing": N_("the PIN was still needed"), "pin_required": N_("the PIN was still needed"),
+        "credential_revoked": N_("with a revoked code"), "credential_expired": N_("with an expired code"),
+        "pad_failed": N_("a photo or screen was shown"), "lockdown": N_("during the tamper lockdown"),
+        "user_disabled": N_("the person is disabled")}
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _ALARM_TEXT = {
-    "consecutive_failures_method": "{n} failed attempts in a row at the door",
-    "consecutive_failures_total": "{n} failed attempts in a row at the door",
-    "multimodal_failures": "{n} failed attempts at the door with several methods",
-    "presentation_attack": "someone showed a photo or a screen to the camera",
-    "unusual_hour": "{who} came in at an unusual hour",
-    "remote_unknown_source": "a remote command came from an unknown device",
-    "mechanical_key": "the mechanical key was used",
-    "duress": "a duress code was used: someone may be forcing the door open",
-    "tamper": "the lock was tampered with",
-    "door_forced": "the door was opened while it was locked (forced?)",
-    "door_left_open": "the door was left open",
-    "lock_jammed": "the lock is jammed",
-    "audit_truncated": "the lock's history was cut short (its storage may have been tampered with)",
-    "test": "test alarm (sent from the console)",
+    "consecutive_failures_method": N_("{n} failed attempts in a row at the door"),
+    "consecutive_failures_total": N_("{n} failed attempts in a row at the door"),
+    "multimodal_failures": N_("{n} failed attempts at the door with several methods"),
+    "presentation_attack": N_("someone showed a photo or a screen to the camera"),
+    "unusual_hour": N_("{who} came in at an unusual hour"),
+    "remote_unknown_source": N_("a remote command came from an unknown device"),
+    "mechanical_key": N_("the mechanical key was used"),
+    "duress": N_("a duress code was used: someone may be forcing the door open"),
+    "tamper": N_("the lock was tampered with"),
+    "door_forced": N_("the door was opened while it was locked (forced?)"),
+    "door_left_open": N_("the door was left open"),
+    "lock_jammed": N_("the lock is jammed"),
+    "audit_truncated": N_("the lock's history was cut short (its storage may have been tampered with)"),
+    "test": N_("test alarm (sent from the console)"),
 }
 ACK_REASON = "alarm acknowledged"
 
@@ -79,9 +85,8 @@ class Incident:
 
 
 def local(at: datetime, tz: ZoneInfo) -> str:
-    """"07:02" today, "Mon 30 Nov 07:02" before, with the zone's abbreviation."""
-    value = at.astimezone(tz)
-    return f"{value:%a %d %b %H:%M %Z}"
+    """"Mon 30 Nov 07:02 CST" in the lock's zone, in the request's language (Babel)."""
+    return format_when(at, tz)
 
 
 def _at(rec: Mapping[str, Any]) -> datetime:
@@ -112,8 +117,9 @@ def activity(records: Iterable[Mapping[str, Any]], names: Mapping[str, str], tz:
             continue
         if accepted:
             flush()
-            who = names.get(str(rec.get("actor")), "someone")
-            items.append(Activity(f"{who} opened with {_WITH.get(how, how)}", _at(rec), local(_at(rec), tz),
+            who = names.get(str(rec.get("actor")), gettext("someone"))
+            text = gettext(_WITH.get(how, N_("{who} opened"))).format(who=who)
+            items.append(Activity(text, _at(rec), local(_at(rec), tz),
                                   "opened", how, rec.get("actor"), (int(rec["index"]),)))
             continue
         if run and (_key(run[-1]) != _key(rec) or _at(rec) - _at(run[-1]) > timedelta(
@@ -130,14 +136,16 @@ def _key(rec: Mapping[str, Any]) -> tuple[str, str | None]:
 
 def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneInfo) -> Activity:
     how, actor = _key(run[0])
-    one, many = _WRONG.get(how, ("refused attempt", "refused attempts"))
+    one, many = _WRONG.get(how, _ANY_WRONG)
     n = len(run)
-    text = f"{n} {many} at the door" if n > 1 else f"{one} at the door"
+    text = ngettext(one, many, n).format(n=n)
     if actor and actor in names:  # a known person refused: say who and why
-        why = _WHY.get(str(run[-1].get("reason")), str(run[-1].get("reason") or "").replace("_", " "))
-        text = f"{names[actor]} was refused ({why})" + (f", {n} times" if n > 1 else "")
+        reason = str(run[-1].get("reason") or "")
+        why = gettext(_WHY[reason]) if reason in _WHY else reason.replace("_", " ")
+        text = ngettext("{who} was refused ({why})", "{who} was refused ({why}), {n} times", n).format(
+            who=names[actor], why=why, n=n)
     elif run[-1].get("reason") == "locked_out":
-        text += " while the keypad was locked out"
+        text = gettext("{what} while the keypad was locked out").format(what=text)
     return Activity(text, _at(run[-1]), local(_at(run[-1]), tz), "refused", how, actor,
                     tuple(int(r["index"]) for r in run))
 
@@ -178,8 +186,8 @@ def _incident(group: list[Mapping[str, Any]], acknowledged: set[int], names: Map
     for r in group:
         events |= set((r.get("data") or {}).get("events") or ())
     rule = str(worst.get("reason"))
-    template = _ALARM_TEXT.get(rule, rule.replace("_", " "))
-    who = names.get(str(worst.get("subject")), "someone")
+    template = gettext(_ALARM_TEXT[rule]) if rule in _ALARM_TEXT else rule.replace("_", " ")
+    who = names.get(str(worst.get("subject")), gettext("someone"))
     text = template.format(n=len(events) or len(group), who=who)
     indices = tuple(int(r["index"]) for r in group)
     details = tuple(str((r.get("data") or {}).get("text") or "") for r in group)

@@ -1,9 +1,16 @@
-"""Languages of the pages and the door screen: English and Simplified Chinese, from gettext catalogues.
+"""Languages of the console, the door screen and the CLI: English and Simplified Chinese, from gettext catalogues.
 
 The catalogues are `locale/<lang>/LC_MESSAGES/limen.po`, compiled in memory at
 first use (Babel); English is the source text.  The language of a request is
-`?lang=` (remembered in a cookie), else the browser's Accept-Language.  Templates
-use `{{ _("…") }}`; door messages are composed by `door_message`.
+`?lang=` (remembered in a cookie), else the browser's Accept-Language; it is set
+for the whole request by `LanguageMiddleware`, so error pages and sentences built
+in Python (the activity feed, notices) follow it too.  The CLI's language comes
+from `--lang`, else `LANGUAGE` / `LC_ALL` / `LC_MESSAGES` / `LANG` (`cli_language`).
+
+Templates use `{{ _("…") }}` (keyword arguments as `%(name)s`) and `{{ value|t }}`
+for a word chosen at run time; Python marks text with `N_("…")` where it is
+defined and translates it with `gettext` where it is shown.  Dates and times are
+formatted by Babel in the lock's time zone (`format_when`).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jinja2 import Environment
-
 if TYPE_CHECKING:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from jinja2 import Environment
     from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from limen.service.lockservice import KioskResult
 
@@ -64,8 +74,61 @@ def activate(request: Request) -> str:
     return lang
 
 
+def set_language(lang: str) -> None:
+    """Use `lang` from here on in this context (the CLI; tests)."""
+    _current.set(lang if lang in LANGS else "en")
+
+
+def current() -> str:
+    return _current.get()
+
+
+class LanguageMiddleware:
+    """Chooses the request's language before anything else runs (pages, API errors, the feed's sentences)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            from starlette.requests import Request
+
+            activate(Request(scope))
+        await self.app(scope, receive, send)
+
+
+def cli_language(chosen: str | None, environ: dict[str, str]) -> str:
+    """The CLI's language: `--lang`, else the POSIX variables in their order of precedence (any zh → zh_CN)."""
+    candidates = [chosen or ""] + [environ.get(k, "") for k in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")]
+    for value in candidates:
+        for part in value.split(":"):
+            tag = part.split(".")[0].strip().lower().replace("-", "_")
+            if tag.startswith("zh"):
+                return "zh_CN"
+            if tag and tag not in ("c", "posix"):
+                return "en"
+    return "en"
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "translated where it is shown"
+    return message
+
+
 def gettext(message: str) -> str:
+    if not message:
+        return message
     return translations(_current.get()).gettext(message)
+
+
+def message(text: str) -> str:
+    """A message in the current language: the whole text, else the reason of a "field: reason" error."""
+    whole = gettext(text)
+    if whole != text or _current.get() == "en":
+        return whole
+    field, sep, reason = text.partition(": ")
+    if sep and gettext(reason) != reason:
+        return f"{field}: {gettext(reason)}"
+    return text
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
@@ -73,10 +136,48 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def install(env: Environment) -> None:
-    """Give the templates `_()` (and `lang`), following the request's language."""
+    """Give the templates `_()`, the `t` filter (a word chosen at run time) and `lang`, in the request's language."""
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = lambda: _current.get().replace("_", "-")
+    env.filters["t"] = lambda value: message(str(value)) if value is not None else ""
+
+
+_WHEN = {"en": "EEE d MMM HH:mm", "zh_CN": "M月d日 EEE HH:mm"}
+_BABEL = {"en": "en", "zh_CN": "zh_Hans_CN"}
+
+
+def format_when(at: datetime, tz: ZoneInfo, lang: str | None = None) -> str:
+    """A moment in the lock's zone, in the language's own form, with the zone's abbreviation ("Tue 1 Dec 07:02
+    CST", "12月1日 周二 07:02 CST")."""
+    from babel.dates import format_datetime
+
+    lang = lang or _current.get()
+    value = at.astimezone(tz)
+    return f"{format_datetime(value, _WHEN.get(lang, _WHEN['en']), tzinfo=tz, locale=_BABEL.get(lang, 'en'))} " \
+           f"{value:%Z}"
+
+
+def format_number(n: float, lang: str | None = None) -> str:
+    from babel.numbers import format_decimal
+
+    lang = lang or _current.get()
+    return str(format_decimal(n, locale=_BABEL.get(lang, "en")))
+
+
+# Words the pages show from data (states, roles, kinds…): translated with `|t`, listed here for the catalogue.
+WORDS = (
+    N_("locked"), N_("unlocked"), N_("locking"), N_("unlocking"), N_("jammed"), N_("open"), N_("closed"),
+    N_("owner"), N_("administrator"), N_("member"), N_("guest"), N_("enabled"), N_("disabled"),
+    N_("face"), N_("fingerprint"), N_("pin"), N_("code"), N_("nfc"), N_("remote"), N_("key"), N_("rfid"),
+    N_("active"), N_("revoked"), N_("expired"),
+    N_("critical"), N_("warning"), N_("info"),
+    N_("mon"), N_("tue"), N_("wed"), N_("thu"), N_("fri"), N_("sat"), N_("sun"),
+    N_("mechanical key"), N_("offline code"), N_("available"),
+    N_("single use"), N_("limited"), N_("period quota"), N_("read"), N_("manage"), N_("unlock"),
+    N_("used up"), N_("this lock's own screen"), N_("service refused or unreachable"),
+    N_("this channel cannot be used (check its URL)"),
+)
 
 
 def door_message(result: KioskResult, lang: str) -> str:

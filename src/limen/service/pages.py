@@ -41,47 +41,52 @@ from limen.service.auth import (
     set_kiosk_cookie,
     set_session_cookie,
 )
+from limen.service.i18n import N_
 
 router = APIRouter(include_in_schema=False)
 
 NOTICES = {
-    "locked": "Lock command sent.",
-    "removed": "User removed.",
-    "added": "User added.",
-    "pin": "PIN changed.",
-    "schedule": "Schedule saved.",
-    "revoked": "Code revoked: it is refused from the next attempt on.",
-    "credential": "Credential revoked.",
-    "token-revoked": "API token revoked.",
-    "kiosk-revoked": "Door screen unpaired.",
-    "welcome": "Your owner account is ready.",
-    "opened": "Door opened.",
-    "guest": "Guest code ready: share it now, it is not shown again.",
-    "guest-revoked": "Guest code revoked: it no longer opens the door.",
-    "acknowledged": "Alarm acknowledged.",
-    "test-alarm": "Test alarm raised: it is on its way to every configured channel.",
-    "lockout-cleared": "Lockout cleared: the keypad accepts codes again.",
-    "channel-added": "Alarm channel added: send it a test to be sure it reaches you.",
-    "channel-removed": "Alarm channel removed: alarms no longer go there.",
-    "channel-ok": "Test delivered: check that it arrived.",
-    "channel-failed": "Test not delivered: see the reason beside the channel.",
+    "locked": N_("Lock command sent."),
+    "removed": N_("User removed."),
+    "added": N_("User added."),
+    "pin": N_("PIN changed."),
+    "schedule": N_("Schedule saved."),
+    "revoked": N_("Code revoked: it is refused from the next attempt on."),
+    "credential": N_("Credential revoked."),
+    "token-revoked": N_("API token revoked."),
+    "kiosk-revoked": N_("Door screen unpaired."),
+    "welcome": N_("Your owner account is ready."),
+    "opened": N_("Door opened."),
+    "guest": N_("Guest code ready: share it now, it is not shown again."),
+    "guest-revoked": N_("Guest code revoked: it no longer opens the door."),
+    "acknowledged": N_("Alarm acknowledged."),
+    "test-alarm": N_("Test alarm raised: it is on its way to every configured channel."),
+    "lockout-cleared": N_("Lockout cleared: the keypad accepts codes again."),
+    "channel-added": N_("Alarm channel added: send it a test to be sure it reaches you."),
+    "channel-removed": N_("Alarm channel removed: alarms no longer go there."),
+    "channel-ok": N_("Test delivered: check that it arrived."),
+    "channel-failed": N_("Test not delivered: see the reason beside the channel."),
 }
-REFUSALS = {"pin_required": "your PIN is needed", "unknown_credential": "wrong PIN", "no_match": "wrong PIN",
-            "locked_out": "the keypad is locked out", "lockdown": "the lock is in tamper lockdown",
-            "remote_not_authorised": "remote unlock is not allowed", "mode_forbids": "the lock's mode forbids it"}
+REFUSALS = {"pin_required": N_("your PIN is needed"), "unknown_credential": N_("wrong PIN"),
+            "no_match": N_("wrong PIN"), "locked_out": N_("the keypad is locked out"),
+            "lockdown": N_("the lock is in tamper lockdown"),
+            "remote_not_authorised": N_("remote unlock is not allowed"),
+            "mode_forbids": N_("the lock's mode forbids it")}
 
 
 def render(request: Request, template: str, code: int = 200, /, **values: Any) -> Response:
     ctx = ctx_of(request)
     lang = i18n.activate(request)
     caller: Caller | None = values.pop("caller", None)
-    values.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
+    values.setdefault("notice", i18n.gettext(NOTICES.get(request.query_params.get("done", ""), "")))
     values["owner"] = caller.owner if caller else None
     values["csrf"] = caller.session.csrf if caller and caller.session else ""
     values.setdefault("token_days", ctx.settings.api_token_days)
     values.setdefault("pin_min", T.PIN_MIN_LENGTH)
     values.setdefault("pin_max", T.PIN_MAX_LENGTH)
     values.setdefault("form", {})
+    if values.get("error"):  # known messages in the page's language (the rest as the lock wrote them)
+        values["error"] = i18n.message(str(values["error"]))
     response = ctx.templates.TemplateResponse(request, template, values, status_code=code)
     if request.query_params.get("lang") == lang:  # a chosen language is remembered on this browser
         response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True)
@@ -104,7 +109,7 @@ def confirm_owner(request: Request, caller: Caller, values: dict[str, str]) -> N
     if caller.session.stepped_up(ctx.clock.now()):
         return
     if not ctx.accounts.step_up(request.cookies.get(COOKIE, ""), values.get("password", ""), values.get("totp", "")):
-        raise HTTPException(403, "confirm with your password (and authenticator code): wrong or missing")
+        raise HTTPException(403, N_("confirm with your password (and authenticator code): wrong or missing"))
 
 
 def qr_data_uri(text: str) -> str:
@@ -168,8 +173,8 @@ def setup_form(request: Request, token: str = "") -> Response:
     ctx = ctx_of(request)
     if not ctx.accounts.setup_token_valid(token):
         return render(request, "error.html", 403, status=403,
-                      reason="This setup link is invalid or was already used. Restart `limen serve` on the lock "
-                             "to print a new one if no owner account exists yet.")
+                      reason=N_("This setup link is invalid or was already used. Restart `limen serve` on the lock "
+                                "to print a new one if no owner account exists yet."))
     secret = new_totp_secret()
     return render(request, "setup.html", token=token, existing=ctx.lock.has_owner(), totp_secret=secret,
                   totp_qr=qr_data_uri(totp_uri(secret, "owner")))
@@ -181,16 +186,16 @@ async def setup_submit(request: Request) -> Response:
     f = await form_of(request)
     token = f.get("token", "")
     if not ctx.accounts.setup_token_valid(token):
-        raise HTTPException(403, "this setup link is invalid or was already used")
+        raise HTTPException(403, N_("this setup link is invalid or was already used"))
     existing = ctx.lock.has_owner()  # people enrolled before any owner do not make one
     totp_secret = f.get("totp_secret") if f.get("use_totp") else None
     secret = new_totp_secret()
     try:
         if f.get("password", "") != f.get("password2", ""):
-            raise BadRequest("password", "the two passwords differ")
+            raise BadRequest("password", N_("the two passwords differ"))
         step = totp_step(totp_secret, f.get("totp_code", ""), ctx.clock.now()) if totp_secret else None
         if totp_secret and step is None:
-            raise BadRequest("totp_code", "the authenticator code does not match; scan the key again")
+            raise BadRequest("totp_code", N_("the authenticator code does not match; scan the key again"))
         from limen.service.accounts import validate_password, validate_username
 
         username = validate_username(f.get("username", ""))
@@ -216,7 +221,7 @@ async def setup_submit(request: Request) -> Response:
 def login_form(request: Request, expired: str = "") -> Response:
     if not ctx_of(request).accounts.has_owner():
         return RedirectResponse("/", status_code=303)
-    return render(request, "login.html", error="Your session expired; log in again." if expired else "")
+    return render(request, "login.html", error=N_("Your session expired; log in again.") if expired else "")
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(login_rate)])
@@ -225,7 +230,7 @@ async def login_submit(request: Request) -> Response:
     f = await form_of(request)
     owner = ctx.accounts.login(f.get("username", ""), f.get("password", ""), f.get("totp", ""))
     if owner is None:
-        return render(request, "login.html", 401, error="Wrong user name, password or authenticator code.",
+        return render(request, "login.html", 401, error=N_("Wrong user name, password or authenticator code."),
                       username=f.get("username", "")[:64])
     sid, _ = ctx.accounts.open_session(owner)
     response = RedirectResponse("/owner", status_code=303)
@@ -250,8 +255,8 @@ def kiosk(request: Request, pair: str = "") -> Response:
     if pair:
         cookie = ctx_of(request).accounts.redeem_pairing(pair)
         if cookie is None:
-            raise HTTPException(403, "this pairing link is invalid, expired, revoked or already used; "
-                                     "the owner makes a new one under API tokens › Door screens")
+            raise HTTPException(403, N_("this pairing link is invalid, expired, revoked or already used; "
+                                        "the owner makes a new one under API tokens › Door screens"))
         response = RedirectResponse("/kiosk", status_code=303)
         set_kiosk_cookie(request, response, cookie)
         return response
@@ -311,13 +316,15 @@ def kiosk_live(request: Request) -> Response:
 def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     ctx = ctx_of(request)
     why = request.query_params.get("why", "")
-    notice = f"Refused: {REFUSALS.get(why, 'not allowed')}." if request.query_params.get("done") == "refused" else None
+    notice = i18n.gettext("Refused: {why}.").format(why=i18n.gettext(REFUSALS.get(why, N_("not allowed")))) \
+        if request.query_params.get("done") == "refused" else None
     values: dict[str, Any] = {"notice": notice} if notice else {}
     channels = ctx.alarms.count()
     checklist = [  # the first-run "what next": each step links to where it is done
-        ("Enrol your face", f"/owner/enrol?user={caller.owner.user_id}", ctx.lock.person(caller.owner.user_id)["face"]),
-        ("Add your family (a PIN each, then a face)", "/owner/users", len(ctx.lock.users()) > 1),
-        ("Set up alarms to your phone", "/owner/alarms", channels > 0),
+        (N_("Enrol your face"), f"/owner/enrol?user={caller.owner.user_id}",
+         ctx.lock.person(caller.owner.user_id)["face"]),
+        (N_("Add your family (a PIN each, then a face)"), "/owner/users", len(ctx.lock.users()) > 1),
+        (N_("Set up alarms to your phone"), "/owner/alarms#delivery", channels > 0),
     ]
     return render(request, "owner.html", caller=caller, status=ctx.lock.status(), incidents=ctx.lock.incidents(8),
                   recent=ctx.lock.activity(limit=10), channels=channels, checklist=checklist, **values)
@@ -566,7 +573,7 @@ async def guests_revoke(request: Request, user_id: str, caller: Caller = Depends
     await form_of(request, caller)
     lock = ctx_of(request).lock
     if user_id not in {g["user_id"] for g in lock.guests()}:
-        raise HTTPException(404, "no such guest")
+        raise HTTPException(404, N_("no such guest"))
     lock.remove_user(caller.actor, user_id)
     return back("/owner/guests", "guest-revoked")
 

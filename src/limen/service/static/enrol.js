@@ -6,6 +6,8 @@
   const out = document.getElementById("enrol-result");
   const cameraButton = document.getElementById("enrol-camera");
 
+  const t = (key, fallback) => form.dataset["t" + key] || fallback;  // the page's language (data-t-*)
+
   function say(text, ok) {
     out.textContent = text;
     out.className = ok ? "notice" : "error";
@@ -23,28 +25,35 @@
 
   async function send(data) {
     if (!form.reportValidity()) return;
-    say("Enrolling… (keep looking at the camera)", true);
+    say(t("Working", "Enrolling… this takes a few seconds."), true);
     form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
-    const response = await fetch("/api/users/enrol", {method: "POST", body: data,
-                                                      headers: {"X-CSRF-Token": LimenCamera.csrf()}});
+    let response;
+    try {
+      response = await fetch("/api/users/enrol", {method: "POST", body: data,
+                                                  headers: {"X-CSRF-Token": LimenCamera.csrf()}});
+    } catch (e) {
+      form.querySelectorAll("button").forEach((b) => { b.disabled = b.id === "enrol-camera" && !video.srcObject; });
+      say(t("Noanswer", "The lock does not answer; try again."), false);
+      return;
+    }
     form.querySelectorAll("button").forEach((b) => { b.disabled = b.id === "enrol-camera" && !video.srcObject; });
     if (!response.ok) {
       say(await LimenCamera.errorText(response), false);
       return;
     }
     const body = await response.json();
-    let text = "Enrolled " + body.name + " from " + body.samples + " sample(s).";
+    let text = t("Done", "Enrolled {name}.").replace("{name}", body.name) + " (" + body.samples + ")";
     if (body.warnings && body.warnings.length) text += " " + body.warnings.join(" ");
     say(text, true);
     const link = document.createElement("a");
     link.href = "/owner/users/" + body.user_id;
     link.id = "enrolled-person";
-    link.textContent = " Open " + body.name + "’s page to add a PIN.";
+    link.textContent = " → " + body.name;
     out.appendChild(link);
   }
 
   document.getElementById("camera-start").addEventListener("click", () => {
-    LimenCamera.start(video).then(() => { cameraButton.disabled = false; say("Camera ready.", true); })
+    LimenCamera.start(video).then(() => { cameraButton.disabled = false; say(t("Camera", "Camera ready."), true); })
       .catch((e) => say(e.message, false));
   });
 
@@ -65,7 +74,7 @@
   document.getElementById("enrol-upload").addEventListener("click", async () => {
     const files = document.getElementById("enrol-files").files;
     if (!files.length) {
-      say("choose one or more photos or a short video first", false);
+      say(t("Nofiles", "Choose one or more photos or a short video first."), false);
       return;
     }
     const data = fields();

@@ -8,6 +8,7 @@
   share.addEventListener("click", () => navigator.share({text: text.value}).catch(() => {}));
   document.getElementById("copy-btn").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText(text.value); } catch (e) { text.select(); document.execCommand("copy"); }
-    document.getElementById("copy-btn").textContent = "Copied";
+    const copy = document.getElementById("copy-btn");
+    copy.textContent = copy.dataset.tCopied || "Copied";
   });
 })();
