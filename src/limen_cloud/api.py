@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import apprise
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
@@ -104,8 +105,13 @@ def _limited(request: Request) -> None:
 Limited = Depends(_limited)
 
 
-def create_app(engine: Engine, relay: Relay | None = None) -> FastAPI:
-    app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay.")
+def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None) -> FastAPI:
+    """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with."""
+    from limen_cloud import backups  # its routes use this module's dependencies (Db, Me): imported once built
+
+    app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
+                  "end-to-end-encrypted backups, erasure receipts.")
+    app.include_router(backups.router(relay, receipt_public))
     app.state.sessions = sessions(engine)
     app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
 

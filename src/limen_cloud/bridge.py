@@ -1,7 +1,9 @@
 """The cloud's MQTT client: evidence and command outcomes in from every lock, signed commands out.
 
-It subscribes to `limen/+/events` and `limen/+/result` (the broker's ACL lets a
-lock write only under its own id, so the topic names the sender).  A lock's
+It subscribes to `limen/+/events`, `limen/+/result` and `limen/+/backup` (the broker's ACL lets a
+lock write only under its own id, so the topic names the sender).  An encrypted backup is kept as
+ciphertext (`limen_cloud.backups.store_backup`); an outcome carrying the lock's signed erasure receipt
+makes the cloud erase its own copies and sign its part (`erase_in_cloud`).  A lock's
 evidence is kept from its first message, unowned until an owner claims it with
 the one-time code the lock showed (`limen link claim-code`; only its hash travels).  Its session
 is persistent and messages are acknowledged only after they were committed, so
@@ -20,11 +22,13 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from limen import thresholds as T
 from limen.link.mqtt import Delivery, MqttLink, Topics
+from limen_cloud.backups import Refused, erase_in_cloud, store_backup
 from limen_cloud.db import sessions
 from limen_cloud.evidence import BadMessage, ingest, parse
 from limen_cloud.models import CommandLog, Lock
@@ -40,14 +44,18 @@ class CloudBridge:
     (each message in its own savepoint: a bad one is refused alone), and acknowledges them after the commit."""
 
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
-                 client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None) -> None:
-        """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`)."""
+                 client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None,
+                 receipt_key: Ed25519PrivateKey | None = None) -> None:
+        """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`); `receipt_key` signs
+        the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise)."""
         self.sessions = sessions(engine)
+        self.receipt_key = receipt_key or Ed25519PrivateKey.generate()
         self.on_alarms = on_alarms
         self.refused: list[str] = []
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._worker: threading.Thread | None = None
-        self.mqtt = MqttLink(client_id, context, host, port, subscriptions=("limen/+/events", "limen/+/result"),
+        self.mqtt = MqttLink(client_id, context, host, port,
+                             subscriptions=("limen/+/events", "limen/+/result", "limen/+/backup"),
                              session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._queue.put)
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
@@ -110,16 +118,24 @@ class CloudBridge:
 
     def _one(self, session: Session, topic: str, payload: bytes, now: datetime) -> list[str]:
         parts = topic.split("/")
-        if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result"):
+        if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup"):
             return self._refuse(topic, "unknown topic")
-        if len(payload) > MAX_EVENTS_BYTES:
+        if len(payload) > (T.LINK_MAX_BACKUP_BYTES if parts[2] == "backup" else MAX_EVENTS_BYTES):
             return self._refuse(topic, f"oversized ({len(payload)} bytes)")
         lock_id = parts[1]
         lock = session.get(Lock, lock_id)
+        if parts[2] in ("result", "backup") and lock is None:
+            return self._refuse(topic, f"a {parts[2]} from a lock the cloud never saw")
+        if parts[2] == "backup":
+            assert lock is not None
+            try:
+                store_backup(session, lock, payload, now)
+            except Refused as exc:
+                return self._refuse(topic, str(exc))
+            return []
         if parts[2] == "result":
-            if lock is None:
-                return self._refuse(topic, "a result from a lock the cloud never saw")
-            return self._result(session, lock_id, payload, topic)
+            assert lock is not None
+            return self._result(session, lock, payload, topic, now)
         try:
             message = parse(payload, lock_id)
         except BadMessage as exc:
@@ -131,17 +147,27 @@ class CloudBridge:
         result = ingest(session, lock, message, now)
         return [f"{lock_id}:{a}" for a in result.alarms]
 
-    def _result(self, session: Session, lock_id: str, payload: bytes, topic: str) -> list[str]:
+    def _result(self, session: Session, lock: Lock, payload: bytes, topic: str, now: datetime) -> list[str]:
         try:
             outcome = json.loads(payload.decode("utf-8"))
             if not isinstance(outcome, dict):
                 raise ValueError("expected an object")
         except (UnicodeDecodeError, ValueError) as exc:
             return self._refuse(topic, f"malformed result ({exc})")
-        pending = session.scalar(select(CommandLog).where(CommandLog.lock_id == lock_id, CommandLog.result.is_(None))
-                                 .order_by(CommandLog.id).limit(1))
+        pending = session.scalar(select(CommandLog).where(CommandLog.lock_id == lock.lock_id,
+                                                          CommandLog.result.is_(None)).order_by(CommandLog.id).limit(1))
         if pending is not None:
             pending.result = json.dumps(outcome, sort_keys=True)
+        data = outcome.get("data")
+        receipt = data.get("receipt") if isinstance(data, dict) else None
+        if outcome.get("executed") is True and outcome.get("action") in ("erase", "decommission") \
+                and isinstance(receipt, str):
+            try:
+                erase_in_cloud(session, lock, receipt, self.receipt_key, now)
+            except Refused as exc:
+                return self._refuse(topic, str(exc))
+            if pending is not None and outcome.get("action") == "erase":  # its args may name the person
+                pending.payload = json.dumps({"redacted": "erasure"})
         return []
 
     def _refuse(self, topic: str, reason: str) -> list[str]:

@@ -10,6 +10,7 @@ certificate from the fleet CA) to take evidence and relay signed commands.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from limen.link import pki
 
@@ -36,6 +38,8 @@ def serve(
     ca: Annotated[Path | None, typer.Option(help="The fleet CA certificate (PEM).")] = None,
     cert: Annotated[Path | None, typer.Option(help="The cloud's client certificate (PEM).")] = None,
     key: Annotated[Path | None, typer.Option(help="Its key (PEM).")] = None,
+    receipt_key: Annotated[Path, typer.Option(help="Ed25519 key signing the cloud's part of erasure receipts "
+                                              "(made 0600 on first start).")] = Path("limen-cloud-receipt.key"),
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
@@ -47,6 +51,7 @@ def serve(
 
     engine = make_engine(db)
     upgrade(engine)
+    signer = load_receipt_key(receipt_key)
     notifier = AlarmNotifier(engine).start()
     bridge = None
     if broker is not None:
@@ -54,15 +59,29 @@ def serve(
             raise typer.BadParameter("--broker needs --ca, --cert and --key")
         b_host, _, b_port = broker.rpartition(":")
         bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port),
-                             on_alarms=notifier.wake).connect()
+                             on_alarms=notifier.wake, receipt_key=signer).connect()
     try:
         typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
                    err=True)
-        uvicorn.run(create_app(engine, bridge.relay if bridge else None), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key()), host=host, port=port,
+                    log_level="info")
     finally:
         if bridge is not None:
             bridge.close()
         notifier.stop()
+
+
+def load_receipt_key(path: Path) -> Ed25519PrivateKey:
+    """The cloud's receipt-signing key from `path` (PEM), made there (0600) when absent."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise typer.BadParameter(f"{path} is not an Ed25519 private key")
+    return loaded
 
 
 def _load(d: Path) -> pki.FleetCA:

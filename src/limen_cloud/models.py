@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -78,3 +78,33 @@ class CommandLog(Base):
     payload: Mapped[str] = mapped_column(Text)  # the signed wire form, relayed as received
     sent_at: Mapped[datetime]
     result: Mapped[str | None] = mapped_column(Text, default=None)  # the lock's Outcome (JSON)
+
+
+class Backup(Base):
+    """An end-to-end-encrypted backup a lock uploaded: ciphertext the cloud cannot read (limen.link.backup)."""
+
+    __tablename__ = "backups"
+    __table_args__ = (UniqueConstraint("lock_id", "counter"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
+    counter: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    created_at: Mapped[str] = mapped_column(String(40))  # from the authenticated header (the lock's clock)
+    received_at: Mapped[datetime]
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Erasure(Base):
+    """A completed erasure: the lock's signed receipt and the cloud's signed part (kept after a decommission)."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lock_id: Mapped[str] = mapped_column(String(64), index=True)  # no foreign key: outlives the lock's rows
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    user_ref: Mapped[str] = mapped_column(String(64))  # the person's id on the lock, or "*" for the lock
+    scope: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    receipt: Mapped[str] = mapped_column(Text)  # {"lock": <lock-signed receipt>, "cloud": <cloud-signed part>}

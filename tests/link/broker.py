@@ -30,6 +30,7 @@ topic readwrite limen/+/ha/#
 pattern read limen/%u/cmd
 pattern write limen/%u/result
 pattern write limen/%u/events
+pattern write limen/%u/backup
 pattern readwrite limen/%u/ha/#
 pattern write homeassistant/+/limen_%u/#
 """

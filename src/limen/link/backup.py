@@ -451,6 +451,16 @@ class Backups:
     def mark_uploaded(self, counter: int, at: datetime) -> None:
         self.conn.execute("UPDATE backup_files SET uploaded_at = ? WHERE counter = ?", (at.isoformat(), counter))
 
+    def upload_pending(self, publish: Callable[[bytes], None], at: datetime) -> int:
+        """Publish every backup not yet acknowledged (`publish` raises `LinkError` when offline); return how many."""
+        sent = 0
+        for counter, path in self.pending_uploads():
+            publish(path.read_bytes())
+            with transaction(self.conn):
+                self.mark_uploaded(counter, at)
+            sent += 1
+        return sent
+
     def local_files(self) -> list[dict[str, Any]]:
         return [{"counter": int(r[0]), "file": r[1], "sha256": r[2], "created_at": r[3], "uploaded_at": r[4]}
                 for r in self.conn.execute("SELECT counter, file, sha256, created_at, uploaded_at FROM backup_files "

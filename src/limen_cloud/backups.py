@@ -1,0 +1,269 @@
+"""Backups the cloud keeps but cannot read, restores it relays, and its part of every erasure.
+
+A lock publishes each encrypted backup (`limen.link.backup`) on
+`limen/<id>/backup`; `store_backup` keeps the blob with what its header says
+(counter, created-at) once the header names the sending lock; one blob per
+(lock, counter), the newest `CLOUD_BACKUPS_KEPT` per lock.  The owner lists,
+downloads (for the owner's device to unwrap) and deletes them, and asks for a
+restore by handing the cloud a signed `restore` command: the cloud attaches the
+named blob and relays it; the lock checks the signature, the blob's SHA-256 and
+everything else.
+
+Erasure: when a lock's outcome carries its signed erasure receipt (verified
+under the audit keys the cloud pinned for that lock), `erase_in_cloud` erases
+the cloud's copies — for a person ("delete me") their forwarded records are
+redacted (hash, index, kind and time kept so the chain check goes on) and every
+backup of the lock is deleted (each holds everyone); for a decommission the
+lock's records, alarms, commands and backups go — and signs its own part with
+the cloud's receipt key (Ed25519).  The owner gets `{"lock": …, "cloud": …}`
+from `GET /api/erasures`; `verify_erasure` checks both signatures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from limen import thresholds as T
+from limen.audit.chain import canonical
+from limen.audit.keys import key_id, verify_signature
+from limen.errors import BadRequest, CommandRefused, LinkError
+from limen.link.backup import digest, read_header
+from limen.link.commands import Action, SignedCommand, parse_command
+from limen.link.execute import verify_receipt
+from limen_cloud.api import Db, Me, Relay, my_lock, utcnow
+from limen_cloud.models import Alarm, Backup, CommandLog, Erasure, Lock, Owner, Record
+
+_CLOUD_RECEIPT_DOMAIN = b"limen-cloud-erasure-v1\0"
+
+
+class Refused(Exception):
+    """A backup or receipt the cloud will not take (the reason is logged, nothing stored)."""
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+
+
+def store_backup(session: Session, lock: Lock, blob: bytes, now: datetime) -> Backup:
+    """Keep an uploaded blob (idempotent by counter); `Refused` for a bad, foreign or conflicting one."""
+    if len(blob) > T.LINK_MAX_BACKUP_BYTES:
+        raise Refused(f"backup over {T.LINK_MAX_BACKUP_BYTES} bytes")
+    try:
+        header = read_header(blob)
+    except BadRequest as exc:
+        raise Refused(exc.reason) from exc
+    if header.lock != lock.lock_id:
+        raise Refused(f"a backup of lock {header.lock!r} sent by {lock.lock_id!r}")
+    sha = digest(blob)
+    held = session.scalar(select(Backup).where(Backup.lock_id == lock.lock_id, Backup.counter == header.counter))
+    if held is not None:
+        if held.sha256 != sha:
+            raise Refused(f"a different backup with counter {header.counter} is already held")
+        return held
+    row = Backup(lock_id=lock.lock_id, counter=header.counter, sha256=sha, size=len(blob),
+                 created_at=header.created_at[:40], received_at=now, blob=blob)
+    session.add(row)
+    session.flush()
+    old = session.scalars(select(Backup.id).where(Backup.lock_id == lock.lock_id).order_by(Backup.counter.desc())
+                          .offset(T.CLOUD_BACKUPS_KEPT)).all()
+    if old:
+        session.execute(delete(Backup).where(Backup.id.in_(old)))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- erasure
+
+
+def lock_receipt(lock: Lock, text: str) -> dict[str, Any]:
+    """The lock's receipt statement if it verifies under a key the cloud pinned for this lock; `Refused` else."""
+    try:
+        key_id = str(json.loads(text)["key_id"])
+        pinned = json.loads(lock.audit_keys or "{}")[key_id]
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(pinned))
+        statement = verify_receipt(text, public)
+    except (ValueError, KeyError, TypeError, BadRequest) as exc:
+        raise Refused("an erasure receipt that does not verify under the lock's pinned audit keys") from exc
+    if statement.get("lock") != lock.lock_id:
+        raise Refused("an erasure receipt of another lock")
+    return statement
+
+
+def erase_in_cloud(session: Session, lock: Lock, receipt_text: str, key: Ed25519PrivateKey, now: datetime) -> Erasure:
+    """Erase the cloud's copies that the lock's receipt covers, sign the cloud's part, keep both."""
+    statement = lock_receipt(lock, receipt_text)
+    scope, user = str(statement.get("scope", "templates")), str(statement["user"])
+    owner_id = lock.owner_id
+    if scope == "lock":
+        erased = _erase_lock(session, lock)
+    elif scope == "person":
+        erased = {"records_redacted": _redact(session, lock.lock_id, user), "backups": _drop_backups(session, lock)}
+    else:  # biometric references only: the cloud never holds templates (backups leave them out)
+        erased = {"templates": 0}
+    body = {"v": 1, "lock": lock.lock_id, "user": user, "scope": scope, "erased": erased,
+            "at": now.isoformat() + "Z", "lock_receipt_sha256": hashlib.sha256(receipt_text.encode()).hexdigest(),
+            "key_id": key_id(key.public_key())}
+    signature = base64.b64encode(key.sign(_CLOUD_RECEIPT_DOMAIN + canonical(body))).decode("ascii")
+    combined = json.dumps({"lock": json.loads(receipt_text), "cloud": {**body, "sig": signature}}, sort_keys=True)
+    row = Erasure(lock_id=lock.lock_id, owner_id=owner_id, user_ref=user[:64], scope=scope[:20], at=now,
+                  receipt=combined)
+    session.add(row)
+    return row
+
+
+def _redact(session: Session, lock_id: str, user: str) -> int:
+    count = 0
+    for record in session.scalars(select(Record).where(Record.lock_id == lock_id)):
+        body = json.loads(record.body)
+        if user in (body.get("actor"), body.get("subject")) or body.get("data", {}).get("user") == user:
+            record.body = json.dumps({"index": record.idx, "hash": record.hash, "kind": record.kind, "at": record.at,
+                                      "redacted": True}, sort_keys=True)
+            count += 1
+    return count
+
+
+def _drop_backups(session: Session, lock: Lock) -> int:
+    return _delete(session, Backup, lock.lock_id)
+
+
+def _delete(session: Session, model: type[Backup | Record | Alarm | CommandLog], lock_id: str) -> int:
+    """Delete a lock's rows of `model`; return how many there were."""
+    count = int(session.scalar(select(func.count()).select_from(model).where(model.lock_id == lock_id)) or 0)
+    session.execute(delete(model).where(model.lock_id == lock_id))
+    return count
+
+
+def _erase_lock(session: Session, lock: Lock) -> dict[str, int]:
+    erased = {"backups": _drop_backups(session, lock)}
+    for name, model in (("records", Record), ("alarms", Alarm), ("commands", CommandLog)):
+        erased[name] = _delete(session, model, lock.lock_id)
+    session.delete(lock)
+    erased["lock"] = 1
+    return erased
+
+
+def verify_erasure(text: str, lock_public: Ed25519PublicKey, cloud_public: Ed25519PublicKey) -> dict[str, Any]:
+    """What was erased where — `{"lock": {...}, "cloud": {...}}` — once both signatures and the link check out."""
+    try:
+        combined = json.loads(text)
+        lock_text = json.dumps(combined["lock"], sort_keys=True)
+        statement = verify_receipt(lock_text, lock_public)
+        cloud = dict(combined["cloud"])
+        signature = str(cloud.pop("sig"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadRequest("receipt", "not an erasure receipt") from exc
+    if not verify_signature(cloud_public, signature, _CLOUD_RECEIPT_DOMAIN + canonical(cloud)):
+        raise BadRequest("receipt", "the cloud's signature does not verify")
+    if cloud.get("lock") != statement.get("lock") or cloud.get("user") != statement.get("user") \
+            or cloud.get("lock_receipt_sha256") != hashlib.sha256(lock_text.encode()).hexdigest():
+        raise BadRequest("receipt", "the cloud's part is not about this lock receipt")
+    return {"lock": statement["erased"]["lock"], "cloud": cloud["erased"], "user": statement["user"],
+            "scope": statement.get("scope")}
+
+
+# ---------------------------------------------------------------------------------------------- API
+
+
+class RestoreRequest(BaseModel):
+    backup_id: int
+    payload: str = Field(min_length=2, max_length=T.LINK_MAX_PAYLOAD_BYTES)  # the signed restore, no attachment
+
+
+def _backup(b: Backup) -> dict[str, Any]:
+    return {"id": b.id, "counter": b.counter, "sha256": b.sha256, "size": b.size, "created_at": b.created_at,
+            "received_at": b.received_at.isoformat() + "Z"}
+
+
+def router(relay: Relay | None, receipt_public: Ed25519PublicKey | None) -> APIRouter:
+    """The owner's backup, restore, erasure and privacy routes (included by `create_app`)."""
+    api = APIRouter()
+
+    @api.get("/api/locks/{lock_id}/backups")
+    def list_backups(lock_id: str, session: Db, me: Me) -> list[dict[str, Any]]:
+        my_lock(session, me, lock_id)
+        rows = session.scalars(select(Backup).where(Backup.lock_id == lock_id).order_by(Backup.counter.desc()))
+        return [_backup(b) for b in rows]
+
+    @api.get("/api/locks/{lock_id}/backups/{backup_id}", response_class=Response,
+             responses={200: {"content": {"application/octet-stream": {}}}})
+    def get_backup(lock_id: str, backup_id: int, session: Db, me: Me) -> Response:
+        """The encrypted blob, for the owner's device to unwrap (the cloud cannot)."""
+        row = _mine(session, me, lock_id, backup_id)
+        return Response(row.blob, media_type="application/octet-stream",
+                        headers={"X-Backup-Sha256": row.sha256})
+
+    @api.delete("/api/locks/{lock_id}/backups/{backup_id}", status_code=204)
+    def delete_backup(lock_id: str, backup_id: int, session: Db, me: Me) -> Response:
+        session.delete(_mine(session, me, lock_id, backup_id))
+        return Response(status_code=204)
+
+    @api.post("/api/locks/{lock_id}/restore", status_code=202)
+    def restore(lock_id: str, body: RestoreRequest, request: Request, session: Db, me: Me) -> dict[str, Any]:
+        """Relay a signed restore with the backup it names attached (the lock verifies both)."""
+        row = _mine(session, me, lock_id, body.backup_id)
+        try:
+            signed = SignedCommand.from_bytes(body.payload.encode("utf-8"))
+            command = parse_command(signed.body)
+        except CommandRefused as exc:
+            raise HTTPException(422, f"not a signed command ({exc.refusal})") from exc
+        if command.action is not Action.RESTORE or command.args.get("backup") != row.sha256:
+            raise HTTPException(422, "a restore command naming this backup's SHA-256 is required")
+        if relay is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no broker configured (--broker)")
+        with request.app.state.sessions() as own, own.begin():
+            entry = CommandLog(lock_id=lock_id, payload=body.payload, sent_at=utcnow())
+            own.add(entry)
+        try:
+            relay(lock_id, signed.attach(row.blob).to_bytes())
+        except LinkError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable ({exc})") from exc
+        return {"id": entry.id, "relayed": True, "backup": row.sha256}
+
+    @api.get("/api/erasures")
+    def erasures(session: Db, me: Me) -> list[dict[str, Any]]:
+        """Every erasure of the owner's locks: the lock's signed receipt and the cloud's signed part."""
+        rows = session.scalars(select(Erasure).where(Erasure.owner_id == me.id).order_by(Erasure.id.desc()))
+        return [{"id": e.id, "lock_id": e.lock_id, "user": e.user_ref, "scope": e.scope,
+                 "at": e.at.isoformat() + "Z", "receipt": e.receipt} for e in rows]
+
+    @api.get("/api/receipt-key")
+    def receipt_key() -> dict[str, str | None]:
+        """The cloud's Ed25519 public key that signs its part of erasure receipts (base64, raw)."""
+        if receipt_public is None:
+            return {"public_key": None, "key_id": None}
+        raw = receipt_public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return {"public_key": base64.b64encode(raw).decode("ascii"), "key_id": key_id(receipt_public)}
+
+    @api.get("/api/locks/{lock_id}/people/{user_id}")
+    def privacy_export(lock_id: str, user_id: str, session: Db, me: Me) -> dict[str, Any]:
+        """What the cloud holds about one person of the lock (their records; backups hold them, encrypted)."""
+        my_lock(session, me, lock_id)
+        records = [json.loads(r.body) for r in session.scalars(
+            select(Record).where(Record.lock_id == lock_id).order_by(Record.idx))]
+        mine = [r for r in records if user_id in (r.get("actor"), r.get("subject"))
+                or (isinstance(r.get("data"), dict) and r["data"].get("user") == user_id)]
+        backups = session.scalar(select(func.count()).select_from(Backup).where(Backup.lock_id == lock_id))
+        receipts = session.scalars(select(Erasure).where(Erasure.lock_id == lock_id, Erasure.user_ref == user_id))
+        return {"lock_id": lock_id, "user": user_id, "records": mine,
+                "backups": {"count": backups, "note": "encrypted on the lock to the owner's keys; they hold "
+                            "everyone's credentials (never templates); the cloud cannot read them"},
+                "erasures": [{"at": e.at.isoformat() + "Z", "scope": e.scope} for e in receipts]}
+
+    return api
+
+
+def _mine(session: Session, me: Owner, lock_id: str, backup_id: int) -> Backup:
+    my_lock(session, me, lock_id)
+    row = session.get(Backup, backup_id)
+    if row is None or row.lock_id != lock_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such backup")
+    return row
