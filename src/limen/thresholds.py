@@ -406,6 +406,8 @@ FUSION_FINGER_MAX_DECADES = 4.0        # no finger score counts for more than th
 FUSION_FACE_MATCHED_DECADES = 4.0      # a face matched at the default point (FMR 1e-4); an unmatched face: 0
 FUSION_MIN_DECADES = 6.0               # face + finger together: joint FMR ≤ 1e-6 (as face + a 6-digit PIN)
 FUSION_FLOOR_DECADES = 2.0             # each modality at FMR ≤ 1e-2 at least, whatever the other one scores
+FINGER_SENSOR_WAIT_S = 10.0            # the kiosk and the console wait this long for a finger on the sensor (design)
+FINGER_CONSOLE_CAPTURES = 3            # impressions the console takes from the sensor for "add a finger"
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
 LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry

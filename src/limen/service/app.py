@@ -31,7 +31,7 @@ from limen.door import LockActuator
 from limen.pad import Purpose, assess
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.runtime import Runtime, open_runtime
-from limen.service import api, i18n, pages
+from limen.service import api, finger, i18n, pages
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
 from limen.service.context import HERE, ServiceContext
@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     app.state.ctx = ctx
     app.include_router(api.router)
     app.include_router(pages.router)
+    finger.install(app)  # the door screen's finger and the console's fingers (service/finger.py)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.mount("/docs-assets", StaticFiles(directory=pages.DOCS_ASSETS), name="docs-assets")  # /docs offline
     _install_error_handlers(app)

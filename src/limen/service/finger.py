@@ -1,0 +1,326 @@
+"""The fingerprint in the lock service: the door screen's "place your finger" and the console's fingers.
+
+    GET  /kiosk/finger                            the door screen's finger page (a form: no script needed)
+    POST /kiosk/finger                            the page's form: one finger from the lock's sensor
+    POST /api/kiosk/finger                        the same as JSON (paired door screens only)
+    GET  /owner/users/{id}/fingers                a person's enrolled fingers and "add a finger"
+    POST /owner/users/{id}/fingers                enrol a finger from the sensor or from uploaded images
+    POST /owner/users/{id}/fingers/{n}/remove     remove one finger (its sealed impressions are deleted)
+
+The door path reads fingers only from the lock's sensor (`FingerDesk`): the
+paired module (`limen finger pair`, read at each use), or the simulator that
+`limen serve --simulate-sensors` starts.  An image uploaded at the door is
+refused unless the sensor is simulated, in which case it is presented to the
+simulated module and captured back through its serial protocol.  A sensor
+that fails its password check or is not the paired one raises an alarm and
+the door stays shut.  The finger goes through `LockService.unlock_finger`
+(the controller: policy, one audit record, the door).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from limen import people
+from limen import thresholds as T
+from limen.access import CredentialType, ensure_user
+from limen.audit.event import Event, EventKind
+from limen.bio.finger import enrolment
+from limen.bio.finger.extract import extract
+from limen.bio.finger.image import checked_image
+from limen.bio.finger.protocol import SensorAuthError, SensorError, SensorTimeout
+from limen.bio.finger.references import FINGER_NAMES, FingerReferences, open_references
+from limen.bio.finger.sensor import PAIRING_FILE, PairedSensor, R30xSensor, load_pairing
+from limen.bio.finger.simulator import SimulatedR30x
+from limen.bio.finger.template import FingerTemplate
+from limen.errors import BadImage, BadRequest, ConfigError
+from limen.people import Consent
+from limen.service.api import ERRORS, KioskAnswer, door_details, kiosk_session
+from limen.service.auth import Caller, check_csrf, ctx_of, kiosk_allowed, page_caller, unlock_rate
+from limen.service.i18n import choose, door_message
+from limen.service.lockservice import KioskResult
+from limen.service.pages import back, render
+from limen.vault.secrets import SecretBox, box_for
+
+router = APIRouter()
+
+NO_SENSOR = "no fingerprint sensor is paired with this lock: use your PIN, or the owner pairs one"
+SENSOR_FAILED = "the fingerprint sensor is unavailable: use your PIN or your key"
+NO_FINGER = "no finger on the sensor: place your finger and try again"
+
+
+class FingerDesk:
+    """The lock's fingerprint sensor as the service uses it (see the module docstring).  Thread-safe."""
+
+    def __init__(self, data_dir: Path, box: Callable[[], SecretBox | None]) -> None:
+        self._pairing_file = data_dir / PAIRING_FILE
+        self._box = box
+        self._simulated: PairedSensor | None = None
+        self.simulator: SimulatedR30x | None = None
+        self._lock = threading.Lock()  # one capture at a time: the module has one image buffer
+
+    def simulate(self) -> SimulatedR30x:
+        """Start a simulated module on a pty, pair it (a fresh random password, real protocol), use it."""
+        simulator = SimulatedR30x()
+        try:
+            with R30xSensor(simulator.port) as module:
+                pairing = module.pair()
+        except BaseException:
+            simulator.close()
+            raise
+        self.simulator, self._simulated = simulator, PairedSensor(simulator.port, pairing.password,
+                                                                  pairing.identity)
+        return simulator
+
+    def sensor(self) -> PairedSensor | None:
+        if self._simulated is not None:
+            return self._simulated
+        box = self._box()
+        return None if box is None else load_pairing(self._pairing_file, box)
+
+    def capture(self, presented: np.ndarray | None = None, wait_s: float = T.FINGER_SENSOR_WAIT_S) -> np.ndarray:
+        """One image from the sensor; `presented` (simulation only) is first laid on the simulated module."""
+        sensor = self.sensor()
+        if sensor is None:
+            raise HTTPException(503, NO_SENSOR)
+        if presented is not None and self.simulator is None:
+            raise HTTPException(400, "this lock reads fingers from its sensor, not from uploaded images")
+        with self._lock:
+            if presented is not None and self.simulator is not None:
+                self.simulator.present(presented)
+            return sensor.capture(wait_s)
+
+    def close(self) -> None:
+        if self.simulator is not None:
+            self.simulator.close()
+
+
+def install(app: FastAPI) -> None:
+    """Add the fingerprint routes and the lock's `FingerDesk` (`app.state.fingers`) to the service."""
+    ctx = app.state.ctx
+    conn = ctx.runtime.conn
+    app.state.fingers = FingerDesk(ctx.settings.data_dir, lambda: box_for(conn))
+    app.include_router(router)
+
+
+def desk_of(request: Request) -> FingerDesk:
+    desk: FingerDesk = request.app.state.fingers
+    return desk
+
+
+# ---------------------------------------------------------------------- the door
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    """An uploaded image as 8-bit grey, checked like a capture (`BadImage` otherwise)."""
+    if not data or len(data) > T.MAX_IMAGE_BYTES:
+        raise BadImage(name, "empty or too large")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise BadImage(name, "not a decodable image")
+    return checked_image(image, name)
+
+
+def _scan(request: Request, presented: np.ndarray | None) -> KioskResult:
+    """A finger from the sensor through the controller; sensor faults keep the door shut (an alarm for a
+    module that fails its password check)."""
+    ctx = ctx_of(request)
+    try:
+        image = desk_of(request).capture(presented)
+    except SensorAuthError:
+        ctx.runtime.audit.raise_alarm("tamper", "critical",
+                                      "the fingerprint sensor failed its password check or is not the paired one",
+                                      subject="fingerprint-sensor", at=ctx.clock.now())
+        raise HTTPException(503, SENSOR_FAILED) from None
+    except SensorTimeout:
+        raise HTTPException(400, NO_FINGER) from None
+    except (SensorError, ConfigError):
+        raise HTTPException(503, SENSOR_FAILED) from None
+    return ctx.lock.unlock_finger(image, kiosk_session(request))
+
+
+async def _presented(request: Request, upload: UploadFile | StarletteUpload | None) -> np.ndarray | None:
+    if upload is None or not upload.filename:
+        return None
+    return _decode(await upload.read(), upload.filename)
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Sensor waits and extraction run off the event loop."""
+    return await run_in_threadpool(fn, *args)
+
+
+class FingerAnswer(KioskAnswer):
+    awaiting_second_factor: bool = Field(description="A recognised finger (or the face it completed) waits for "
+                                         "this screen's PIN/code or face.")
+
+
+@router.post("/api/kiosk/finger", response_model=FingerAnswer, response_model_exclude_none=True, tags=["kiosk"],
+             responses=ERRORS, dependencies=[Depends(kiosk_allowed), Depends(unlock_rate)])
+async def kiosk_finger(request: Request,
+                       image: Annotated[UploadFile | None, File(description="Simulated sensor only: the image "
+                                                                "presented to it.")] = None) -> dict[str, Any]:
+    """A finger on the lock's sensor: sensor → minutiae → access engine (a face held for this screen is
+    completed by it) → door + audit.  Waits up to FINGER_SENSOR_WAIT_S for the finger (400 if none)."""
+    result = await _in_thread(_scan, request, await _presented(request, image))
+    return {"opened": result.opened, "message": door_message(result, choose(request)),
+            "awaiting_second_factor": result.awaiting_pin, **door_details(result)}
+
+
+@router.get("/kiosk/finger", response_class=HTMLResponse)
+def kiosk_finger_page(request: Request) -> Response:
+    return render(request, "kiosk_finger.html", simulated=desk_of(request).simulator is not None,
+                  sensor=desk_of(request).sensor() is not None)
+
+
+@router.post("/kiosk/finger", response_class=HTMLResponse, dependencies=[Depends(kiosk_allowed),
+                                                                          Depends(unlock_rate)])
+async def kiosk_finger_form(request: Request) -> Response:
+    form = await request.form()
+    upload = form.get("image")
+    presented = await _presented(request, upload if isinstance(upload, StarletteUpload) else None)
+    desk = desk_of(request)
+    try:
+        result: KioskResult = await _in_thread(_scan, request, presented)
+    except HTTPException as exc:
+        return render(request, "kiosk_finger.html", exc.status_code, simulated=desk.simulator is not None,
+                      sensor=desk.sensor() is not None, message=str(exc.detail), opened=False)
+    return render(request, "kiosk_finger.html", simulated=desk.simulator is not None, sensor=True,
+                  message=door_message(result, choose(request)), opened=result.opened,
+                  awaiting=result.awaiting_pin)
+
+
+# ---------------------------------------------------------------------- the owner console
+
+
+def _references(request: Request) -> FingerReferences:
+    ctx = ctx_of(request)
+    return open_references(ctx.runtime.conn, ctx.settings.data_dir)
+
+
+def _person(request: Request, user_id: str) -> people.Person:
+    person = people.by_id(ctx_of(request).runtime.conn, user_id)
+    if person is None:
+        raise HTTPException(404, "no such person")
+    return person
+
+
+@router.get("/owner/users/{user_id}/fingers", response_class=HTMLResponse)
+def fingers_page(request: Request, user_id: str, done: str = "",
+                 caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    return _fingers(request, caller, user_id, notice=_NOTICES.get(done, ""))
+
+
+_NOTICES = {"finger-added": "Finger added.", "finger-removed": "Finger removed; its sealed impressions are erased."}
+
+
+def _fingers(request: Request, caller: Caller, user_id: str, code: int = 200, **values: Any) -> Response:
+    person = _person(request, user_id)
+    desk = desk_of(request)
+    try:
+        enrolled = _references(request).fingers(user_id)
+        vault = True
+    except ConfigError:
+        enrolled, vault = [], False
+    rows = [{"position": p, "name": FINGER_NAMES[p]} for p in enrolled]
+    return render(request, "person_fingers.html", code, caller=caller, person=person, fingers=rows, vault=vault,
+                  names=list(enumerate(FINGER_NAMES)), sensor=desk.sensor() is not None,
+                  simulated=desk.simulator is not None, min_images=T.FINGER_ENROL_MIN_IMPRESSIONS,
+                  max_images=T.FINGER_ENROL_MAX_IMPRESSIONS, **values)
+
+
+@router.post("/owner/users/{user_id}/fingers", response_class=HTMLResponse)
+async def finger_add(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    form = await request.form()
+    assert caller.session is not None
+    check_csrf(caller.session, str(form.get("csrf", "")))
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    uploads = [u for u in form.getlist("images") if isinstance(u, StarletteUpload) and u.filename]
+    person = _person(request, user_id)
+    try:
+        position = _position(values.get("position", "0"))
+        consent = _consent(values)
+        images = [_decode(await u.read(), u.filename or "upload") for u in uploads[:T.FINGER_ENROL_MAX_IMPRESSIONS + 1]]
+        if len(images) > T.FINGER_ENROL_MAX_IMPRESSIONS:
+            raise BadRequest("images", f"at most {T.FINGER_ENROL_MAX_IMPRESSIONS} images of one finger")
+        templates = await _in_thread(_templates, request, images)
+        await _in_thread(_enrol, request, caller, person, templates, consent, position)
+    except (BadImage, BadRequest, ConfigError) as exc:
+        return _fingers(request, caller, user_id, 400, error=str(exc), form=values)
+    except HTTPException as exc:
+        return _fingers(request, caller, user_id, exc.status_code, error=str(exc.detail), form=values)
+    return back(f"/owner/users/{user_id}/fingers", "finger-added")
+
+
+def _position(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) < len(FINGER_NAMES):
+        raise BadRequest("position", "choose which finger")
+    return int(text)
+
+
+def _consent(values: dict[str, str]) -> Consent:
+    if values.get("consent") != "yes":
+        raise BadRequest("consent", "the person must give explicit consent (tick the consent box)")
+    days = values.get("retention_days", "").strip()
+    if not days.isdigit() or len(days) > 5:
+        raise BadRequest("retention_days", "how many days the fingerprint may be kept")
+    return Consent(values.get("purpose", "").strip(), int(days)).validated()
+
+
+def _templates(request: Request, images: list[np.ndarray]) -> list[FingerTemplate]:
+    """Minutiae of the uploaded images, or of FINGER_CONSOLE_CAPTURES captures from the sensor (none uploaded)."""
+    if not images:
+        desk = desk_of(request)
+        if desk.sensor() is None:
+            raise BadRequest("images", "upload images of the finger: no sensor is paired with this lock")
+        try:
+            images = [desk.capture() for _ in range(T.FINGER_CONSOLE_CAPTURES)]
+        except SensorTimeout as exc:
+            raise BadRequest("sensor", f"{exc}: place the finger on the sensor") from None
+        except SensorError as exc:
+            raise BadRequest("sensor", str(exc)) from None
+    return [extract(image, source=f"impression {k}") for k, image in enumerate(images, 1)]
+
+
+def _enrol(request: Request, caller: Caller, person: people.Person, templates: list[FingerTemplate],
+           consent: Consent, position: int) -> None:
+    ctx = ctx_of(request)
+    lock = ctx.lock
+    at: datetime = ctx.clock.now()
+    with lock.serialised():
+        result = enrolment.enrol(ctx.runtime.conn, _references(request), ctx.runtime.audit, person.id, templates,
+                                 consent, caller.actor, at, finger=position)
+        ensure_user(ctx.runtime.conn, result.user_id, caller.actor, at)
+        if not any(c.type is CredentialType.FINGERPRINT and not c.revoked for c in lock.access.credentials(person.id)):
+            lock.access.add_credential(person.id, CredentialType.FINGERPRINT, caller.actor, at)  # Matter's link
+
+
+@router.post("/owner/users/{user_id}/fingers/{position}/remove")
+async def finger_remove(request: Request, user_id: str, position: int,
+                        caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    form = await request.form()
+    assert caller.session is not None
+    check_csrf(caller.session, str(form.get("csrf", "")))
+    person = _person(request, user_id)
+    ctx = ctx_of(request)
+    with ctx.lock.serialised():
+        removed = _references(request).delete(person.id, _position(str(position)))
+        ctx.runtime.audit.append(Event(EventKind.PRIVACY, ctx.clock.now(), actor=caller.actor, subject=person.id,
+                                       reason="finger removed", source="api",
+                                       data={"finger": position, "templates_erased": removed}))
+    return back(f"/owner/users/{user_id}/fingers", "finger-removed")
+
+
+__all__ = ["FingerDesk", "install", "router"]

@@ -1,0 +1,152 @@
+"""The fingerprint in the lock service: the console adds and removes fingers, the door screen reads them
+from the (simulated) sensor through the controller, and sensor faults keep the door shut."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from limen.audit.event import EventKind
+from limen.bio.finger.references import open_references
+from limen.service.finger import FingerDesk
+from tests.conftest import shared
+from tests.service.conftest import PIN, Owner
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def fvc() -> Path:
+    return shared("fvc2002", "DB1_B")
+
+
+@pytest.fixture(autouse=True)
+def _close_simulator(client: TestClient) -> Iterator[None]:
+    yield
+    _desk(client).close()
+
+
+def _desk(client: TestClient) -> FingerDesk:
+    desk: FingerDesk = client.app.state.fingers  # type: ignore[attr-defined]
+    return desk
+
+
+def _file(path: Path) -> tuple[str, bytes, str]:
+    return (path.name, path.read_bytes(), "image/tiff")
+
+
+def _add(owner: Owner, fvc: Path, finger: str = "101", position: int = 2, consent: bool = True,
+         ) -> object:
+    data = {"csrf": owner.csrf, "position": str(position), "purpose": "door", "retention_days": "30"}
+    if consent:
+        data["consent"] = "yes"
+    files = [("images", _file(fvc / f"{finger}_{i}.tif")) for i in (1, 2, 3)]
+    return owner.client.post(f"/owner/users/{owner.user_id}/fingers", data=data, files=files,
+                             follow_redirects=False)
+
+
+def _attempts(client: TestClient) -> list[dict[str, object]]:
+    audit = client.app.state.ctx.runtime.audit  # type: ignore[attr-defined]
+    return [dict(r.data) for r in audit.find(EventKind.UNLOCK_ATTEMPT)]
+
+
+def test_console_adds_lists_and_removes_a_finger(owner: Owner, fvc: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    page = owner.client.get(f"/owner/users/{owner.user_id}/fingers")
+    assert page.status_code == 200 and 'id="no-finger"' in page.text and "Add a finger" in page.text
+    refused = _add(owner, fvc, consent=False)
+    assert refused.status_code == 400 and "consent" in refused.text          # type: ignore[attr-defined]
+    refs = open_references(owner.client.app.state.ctx.runtime.conn, settings.data_dir)  # type: ignore[attr-defined]
+    assert refs.enrolled() == []                                                # nothing enrolled without consent
+    added = _add(owner, fvc)
+    assert added.status_code == 303                                            # type: ignore[attr-defined]
+    assert refs.fingers(owner.user_id) == [2]
+    page = owner.client.get(f"/owner/users/{owner.user_id}/fingers?done=finger-added")
+    assert "right index" in page.text and "Finger added." in page.text
+    lock = owner.client.app.state.ctx.lock  # type: ignore[attr-defined]
+    assert [c.type.value for c in lock.access.credentials(owner.user_id)].count("fingerprint") == 1  # Matter's
+    removed = owner.client.post(f"/owner/users/{owner.user_id}/fingers/2/remove", data={"csrf": owner.csrf},
+                                follow_redirects=False)
+    assert removed.status_code == 303 and refs.enrolled() == []
+    assert not list((settings.data_dir / "fingerprints").glob("*.fmr"))
+
+
+def test_console_refuses_bad_uploads_and_strangers(owner: Owner, client: TestClient, tmp_path: Path,
+                                                   fvc: Path) -> None:
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    r = owner.client.post(f"/owner/users/{owner.user_id}/fingers",
+                          data={"csrf": owner.csrf, "position": "0", "purpose": "door", "retention_days": "30",
+                                "consent": "yes"},
+                          files=[("images", _file(junk)), ("images", _file(junk))])
+    assert r.status_code == 400 and "not a decodable image" in r.text
+    r = owner.client.post(f"/owner/users/{owner.user_id}/fingers", data={"csrf": "forged", "consent": "yes"})
+    assert r.status_code == 403
+    assert owner.client.get("/owner/users/0123456789abcdef/fingers").status_code == 404
+    owner.client.post("/logout")
+    r = owner.client.get(f"/owner/users/{owner.user_id}/fingers", follow_redirects=False)
+    assert r.status_code in (303, 401)
+
+
+def test_door_screen_finger_then_pin_opens_through_the_simulated_sensor(owner: Owner, fvc: Path) -> None:
+    assert _add(owner, fvc).status_code == 303                                 # type: ignore[attr-defined]
+    client = owner.client
+    no_sensor = client.post("/api/kiosk/finger")
+    assert no_sensor.status_code == 503 and "no fingerprint sensor" in no_sensor.text
+    _desk(client).simulate()
+    page = client.get("/kiosk/finger")
+    assert 'id="finger-scan"' in page.text and 'id="finger-simulated"' in page.text
+    stranger = client.post("/api/kiosk/finger", files={"image": _file(fvc / "105_1.tif")})
+    assert stranger.status_code == 200 and stranger.json()["opened"] is False
+    assert stranger.json()["message"] == "not recognised"
+    genuine = client.post("/api/kiosk/finger", files={"image": _file(fvc / "101_6.tif")})
+    body = genuine.json()
+    assert body["opened"] is False and body["awaiting_second_factor"] is True, body
+    opened = client.post("/api/kiosk/keypad", json={"entry": PIN})
+    assert opened.json()["opened"] is True
+    attempts = _attempts(client)
+    assert [a["factors"] for a in attempts[-3:]] == [["fingerprint"], ["fingerprint"], ["fingerprint", "pin"]]
+
+
+def test_the_form_flow_and_a_finger_that_is_not_there(owner: Owner, fvc: Path) -> None:
+    _desk(owner.client).simulate()
+    empty = owner.client.post("/kiosk/finger", data={})                      # nothing laid on the sensor
+    assert empty.status_code == 400 and "no finger on the sensor" in empty.text
+    blank = owner.client.post("/kiosk/finger", files={"image": ("blank.png", _png_blank(), "image/png")})
+    assert blank.status_code == 400 and "blank" in blank.text                 # refused before any attempt
+    assert _attempts(owner.client) == []
+
+
+def test_a_swapped_sensor_keeps_the_door_shut_and_raises_an_alarm(owner: Owner, fvc: Path) -> None:
+    desk = _desk(owner.client)
+    simulator = desk.simulate()
+    simulator.swap_module()
+    r = owner.client.post("/api/kiosk/finger", files={"image": _file(fvc / "101_6.tif")})
+    assert r.status_code == 503 and "unavailable" in r.text
+    audit = owner.client.app.state.ctx.runtime.audit  # type: ignore[attr-defined]
+    alarms = [dict(a.data) for a in audit.find(EventKind.ALARM)]
+    assert any("fingerprint sensor failed its password check" in str(a) for a in alarms)
+    assert _attempts(owner.client) == []
+
+
+def test_a_real_sensor_lock_refuses_uploaded_images(owner: Owner, fvc: Path, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    from limen.bio.finger.sensor import PairedSensor
+
+    desk = _desk(owner.client)
+    monkeypatch.setattr(desk, "sensor", lambda: PairedSensor("/dev/null", 1, "r30x:x"))
+    r = owner.client.post("/api/kiosk/finger", files={"image": _file(fvc / "101_6.tif")})
+    assert r.status_code == 400 and "not from uploaded images" in r.text
+
+
+def _png_blank() -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, data = cv2.imencode(".png", np.full((300, 300), 255, np.uint8))
+    assert ok
+    return bytes(data)
