@@ -150,3 +150,8 @@ def _png_blank() -> bytes:
     ok, data = cv2.imencode(".png", np.full((300, 300), 255, np.uint8))
     assert ok
     return bytes(data)
+
+
+def test_the_person_page_links_to_the_fingers(owner: Owner) -> None:
+    page = owner.client.get(f"/owner/users/{owner.user_id}")
+    assert f'href="/owner/users/{owner.user_id}/fingers"' in page.text
