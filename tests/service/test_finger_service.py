@@ -155,3 +155,9 @@ def _png_blank() -> bytes:
 def test_the_person_page_links_to_the_fingers(owner: Owner) -> None:
     page = owner.client.get(f"/owner/users/{owner.user_id}")
     assert f'href="/owner/users/{owner.user_id}/fingers"' in page.text
+
+
+def test_the_door_screen_offers_the_finger(owner: Owner) -> None:
+    assert 'href="/kiosk/finger"' in owner.client.get("/kiosk").text
+    page = owner.client.get("/kiosk/finger")                       # no sensor paired: says so, offers the PIN
+    assert page.status_code == 200 and 'id="finger-none"' in page.text
