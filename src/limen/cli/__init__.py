@@ -56,6 +56,7 @@ _COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lab": ("Evaluation: verification, PAD, template protection.", ("lab", "pad", "vault")),
     "models": ("Model weights: import (checked and converted) and list.", ("models",)),
     "link": ("The cloud link: owner devices, signed commands, certificates.", ("link",)),
+    "privacy": ("Privacy: a person's data as JSON, and erasure of a person (\"delete me\").", ("privacy",)),
 }
 
 _LAB_ONLY = ("matplotlib", "sklearn")  # pyproject's [lab] extra

@@ -5,6 +5,12 @@ Pairing is done in person at the lock: `limen link pair-device NAME
 `LIMEN_ACTOR_PIN`).  The lock's TLS key is made here and never leaves the data
 directory (`limen link csr`); the fleet CA's certificate comes back with
 `limen link install-cert`; `limen link run` connects to `link_broker`.
+
+Backups (`limen.link.backup`): `backup-key` registers an owner device's X25519
+key, `recovery-key` prints a recovery key once (only its public half is kept),
+`backup` makes an encrypted backup (uploaded by `limen link run`), `restore`
+loads one in person with the recovery key, `restore-key` shows the key an
+owner's phone seals a remote restore's content key to.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from limen.cli.common import STATE, output
 from limen.errors import BadRequest, LinkError
 
 if TYPE_CHECKING:
+    from limen.link.backup import Backups
     from limen.runtime import Runtime
 
 link_app = typer.Typer(help="The cloud link: owner devices, signed commands, certificates.", no_args_is_help=True)
@@ -136,6 +143,133 @@ def execute(file: Annotated[Path, typer.Argument(help="A signed command as sent 
         raise typer.Exit(3)
 
 
+@link_app.command("backup-key")
+def backup_key(name: Annotated[str, typer.Argument(help="The owner's device, e.g. olga-phone.")],
+               public_key: Annotated[str, typer.Option("--public-key",
+                                                       help="Its X25519 public key (base64 of 32 bytes).")],
+               actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Encrypt future backups to this owner device's key too (in person, owner's PIN)."""
+    from limen.audit.event import Event, EventKind
+    from limen.link.backup import RecipientKind, load_x25519_public
+
+    key = load_x25519_public(public_key)
+    rt, backups = _backups()
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        now = datetime.now(UTC)
+        backups.add_recipient(name, RecipientKind.DEVICE, key, owner, now)
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, now, actor=owner, subject=f"backup-key:{name}",
+                              reason="backup recipient added", source="cli", data={"recipient": name}))
+    finally:
+        rt.close()
+    output({"recipient": name}, f"backups are now also encrypted to {name}")
+
+
+@link_app.command("recovery-key")
+def recovery_key(actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Make the printed recovery key (shown once; a new one replaces the old for future backups)."""
+    from limen.audit.event import Event, EventKind
+    from limen.link.backup import RecipientKind, new_recovery_key
+
+    rt, backups = _backups()
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        now = datetime.now(UTC)
+        printed, public = new_recovery_key()
+        backups.add_recipient("recovery", RecipientKind.RECOVERY, public, owner, now)
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, now, actor=owner, subject="backup-key:recovery",
+                              reason="recovery key made", source="cli"))
+    finally:
+        rt.close()
+    output({"recovery_key": printed}, f"recovery key (print it, keep it offline; it is not stored):\n{printed}")
+
+
+@link_app.command("backup")
+def backup() -> None:
+    """Make an end-to-end-encrypted backup now (to every registered key); `limen link run` uploads it."""
+    from limen.audit.event import Event, EventKind
+
+    rt, backups = _backups()
+    try:
+        now = datetime.now(UTC)
+        path, blob = backups.make(now)
+        rt.audit.append(Event(EventKind.PRIVACY, now, actor="system", subject="lock", reason="backup made",
+                              source="cli", data={"file": path.name, "bytes": len(blob),
+                                                  "recipients": len(backups.recipients())}))
+    finally:
+        rt.close()
+    output({"file": str(path), "bytes": len(blob)}, f"wrote {path} ({len(blob)} bytes, encrypted)")
+
+
+@link_app.command("backups")
+def list_backups() -> None:
+    """The local backup files and whether each reached the cloud."""
+    rt, backups = _backups()
+    try:
+        rows = backups.local_files()
+    finally:
+        rt.close()
+    output(rows, "\n".join(f"{r['counter']:>6}  {r['created_at'][:19]}  "
+                           f"{'uploaded' if r['uploaded_at'] else 'not uploaded'}" for r in rows) or "no backups")
+
+
+@link_app.command("restore-key")
+def show_restore_key() -> None:
+    """This lock's X25519 public key that an owner's phone seals a remote restore's content key to."""
+    import base64
+
+    from limen.link.backup import raw_public, restore_key
+
+    public = raw_public(restore_key(STATE.settings.keys_dir).public_key())
+    text = base64.b64encode(public).decode("ascii")
+    output({"restore_key": text}, text)
+
+
+@link_app.command("restore")
+def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from the cloud or a local copy).")],
+            from_lock: Annotated[str | None, typer.Option("--from-lock",
+                                                          help="The lock it was made on (default: this one).")] = None,
+            recovery: Annotated[str | None, typer.Option("--recovery-key", envvar="LIMEN_RECOVERY_KEY", hidden=True,
+                                                         help="The printed recovery key (prompted).")] = None,
+            ) -> None:
+    """Restore a backup in person with the printed recovery key (one transaction; revocations stay)."""
+    from limen.audit.event import Event, EventKind
+    from limen.link.backup import parse_recovery_key, unwrap_key
+
+    try:
+        blob = file.read_bytes()
+    except OSError as exc:
+        raise BadRequest(str(file), f"cannot read ({exc.strerror})") from exc
+    text = recovery if recovery is not None else str(typer.prompt("Recovery key", hide_input=True))
+    rt, backups = _backups()
+    try:
+        now = datetime.now(UTC)
+        try:
+            _, content_key = unwrap_key(blob, parse_recovery_key(text))
+            restored = backups.restore(blob, content_key, now, from_lock=from_lock or STATE.settings.device_id,
+                                       on_removed=lambda uid: rt.erase_templates(uid, "restore", now))
+        except BadRequest as exc:
+            rt.audit.append(Event(EventKind.PRIVACY, now, actor="recovery-key", subject="lock", outcome="refused",
+                                  reason="backup restore refused", source="cli", data={"detail": exc.reason}))
+            raise
+        rt.audit.append(Event(EventKind.PRIVACY, now, actor="recovery-key", subject="lock", outcome="restored",
+                              reason="backup restored", source="cli", data=restored.to_dict()))
+    finally:
+        rt.close()
+    output(restored.to_dict(), f"restored backup {restored.counter} of {restored.lock} "
+                               f"({restored.rows.get('users', 0)} people; {restored.revoked_users} users and "
+                               f"{restored.revoked_codes} codes kept revoked)")
+
+
+def _backups() -> tuple[Runtime, Backups]:
+    from limen.link.backup import Backups
+    from limen.runtime import open_runtime
+
+    settings = STATE.settings
+    rt = open_runtime(settings)
+    return rt, Backups(rt.conn, settings.device_id, settings.keys_dir, settings.data_dir / "backups")
+
+
 @link_app.command("claim-code")
 def claim_code(actor: Actor, actor_pin: ActorPin = None) -> None:
     """A one-time code for the owner to claim this lock in limen-cloud (the cloud learns only its hash)."""
@@ -205,6 +339,7 @@ def run(homeassistant: Annotated[bool, typer.Option(
     instead of `limen serve`'s door loop, not beside it: both would drive the same door.
     """
     from limen.link import pki
+    from limen.link.backup import Backups
     from limen.link.execute import for_runtime
     from limen.link.forward import EventForwarder
     from limen.link.homeassistant import HomeAssistant
@@ -226,6 +361,8 @@ def run(homeassistant: Annotated[bool, typer.Option(
     try:
         link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt)).connect()
         forwarder = EventForwarder(rt.audit, rt.connection(), settings.device_id)  # its own connection: no lock
+        backups = Backups(rt.connection(), settings.device_id, settings.keys_dir, settings.data_dir / "backups")
+        backup_topic = f"limen/{settings.device_id}/backup"  # ciphertext only (limen.link.backup)
         if homeassistant:
             ha = HomeAssistant(settings.device_id, context, host, int(port), rt.controller, rt.audit,
                                lockdown=rt.access().load_state().lockdown, guard=link.guard)
@@ -240,6 +377,7 @@ def run(homeassistant: Annotated[bool, typer.Option(
                     with contextlib.suppress(LinkError):  # offline: the cursor waits, the records stay local
                         link.mqtt.maintain()
                         link.forward(forwarder)
+                        backups.upload_pending(lambda blob: link.mqtt.publish(backup_topic, blob), datetime.now(UTC))
                 if stop.wait(0.5):
                     break
         except KeyboardInterrupt:
