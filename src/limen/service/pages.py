@@ -74,6 +74,9 @@ REFUSALS = {"pin_required": N_("your PIN is needed"), "unknown_credential": N_("
             "mode_forbids": N_("the lock's mode forbids it")}
 
 
+LIVE_WORDS = ("locked", "unlocked", "locking", "unlocking", "jammed", "open", "closed")  # pushed states, translated
+
+
 def render(request: Request, template: str, code: int = 200, /, **values: Any) -> Response:
     ctx = ctx_of(request)
     lang = i18n.activate(request)
@@ -85,6 +88,7 @@ def render(request: Request, template: str, code: int = 200, /, **values: Any) -
     values.setdefault("pin_min", T.PIN_MIN_LENGTH)
     values.setdefault("pin_max", T.PIN_MAX_LENGTH)
     values.setdefault("form", {})
+    values.setdefault("live_words", {w: i18n.gettext(w) for w in LIVE_WORDS})
     if values.get("error"):  # known messages in the page's language (the rest as the lock wrote them)
         values["error"] = i18n.message(str(values["error"]))
     response = ctx.templates.TemplateResponse(request, template, values, status_code=code)
@@ -277,7 +281,7 @@ async def _live(request: Request, keys: tuple[str, ...] | None) -> AsyncIterator
     browser's EventSource reconnects by itself."""
     from starlette.concurrency import run_in_threadpool
 
-    lock = ctx_of(request).lock
+    lock, audit = ctx_of(request).lock, ctx_of(request).runtime.audit
     last, started = "", time.monotonic()
     yield f"retry: {int(T.SERVICE_LIVE_POLL_S * 1000)}\n\n"
     while time.monotonic() - started < T.SERVICE_LIVE_STREAM_S and not await request.is_disconnected():
@@ -286,6 +290,7 @@ async def _live(request: Request, keys: tuple[str, ...] | None) -> AsyncIterator
             status = {k: status[k] for k in keys}
         else:
             status.pop("warnings", None)
+            status["history"] = await run_in_threadpool(audit.count)  # a new record: the feed and alarms reload
         data = json.dumps(status, sort_keys=True)
         yield f"data: {data}\n\n" if data != last else ": still\n\n"
         last = data
@@ -327,6 +332,7 @@ def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Respon
         (N_("Set up alarms to your phone"), "/owner/alarms#delivery", channels > 0),
     ]
     return render(request, "owner.html", caller=caller, status=ctx.lock.status(), incidents=ctx.lock.incidents(8),
+                  incidents_limit=8,
                   recent=ctx.lock.activity(limit=10), channels=channels, checklist=checklist, **values)
 
 
@@ -339,6 +345,23 @@ def activity_page(request: Request, person: str = "", method: str = "", outcome:
     return render(request, "activity.html", caller=caller, items=lock.activity(person[:64], method, outcome, limit),
                   people=sorted(names.items(), key=lambda kv: kv[1].lower()), person=person[:64], method=method,
                   outcome=outcome, methods=feed.METHODS, zone=lock.zone().key)
+
+
+@router.get("/owner/fragments/{name}", response_class=HTMLResponse)
+def fragment(request: Request, name: str, person: str = "", method: str = "", outcome: str = "", limit: int = 100,
+             back_to: str = "", caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """One list of a page, rendered alone, for live.js to swap in when the history grows (no reload)."""
+    ctx = ctx_of(request)
+    limit = max(1, min(limit, 200))
+    if name == "activity":
+        items = ctx.lock.activity(person[:64], method, outcome, limit)
+        return render(request, "_feed.html", caller=caller, items=items)
+    if name == "recent":
+        return render(request, "_feed.html", caller=caller, items=ctx.lock.activity(limit=10))
+    if name == "incidents":
+        return render(request, "_incident_items.html", caller=caller, incidents=ctx.lock.incidents(limit),
+                      channels=ctx.alarms.count(), back="alarms" if back_to == "alarms" else "")
+    raise HTTPException(404, N_("no such list"))
 
 
 @router.get("/owner/alarms", response_class=HTMLResponse)
