@@ -161,3 +161,40 @@ def test_the_door_screen_offers_the_finger(owner: Owner) -> None:
     assert 'href="/kiosk/finger"' in owner.client.get("/kiosk").text
     page = owner.client.get("/kiosk/finger")                       # no sensor paired: says so, offers the PIN
     assert page.status_code == 200 and 'id="finger-none"' in page.text
+
+
+def test_serve_simulate_sensors_starts_a_paired_simulated_module(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {**os.environ, "LIMEN_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-c", "from limen.cli import main; main()", "serve", "--port", str(port),
+               "--simulate-sensors"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("SIMULATED fingerprint sensor" in line for line in lines):
+            lines.append(proc.stdout.readline())
+        line = next(line for line in lines if "SIMULATED fingerprint sensor" in line)
+        pty = line.split(" on ")[1].split(":")[0]
+        assert pty.startswith("/dev/pts/") and os.path.exists(pty)
+        for _ in range(100):
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/kiosk/finger", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert page.status_code == 200 and 'id="finger-simulated"' in page.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -18,6 +18,9 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default: settings.host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.port, 8080).")] = None,
+    simulate_sensors: Annotated[bool, typer.Option(
+        "--simulate-sensors", help="Use a simulated R30x fingerprint module on a pseudo-terminal (its real serial "
+        "protocol, paired at start) as the lock's sensor; the door screen's finger page lays images on it.")] = False,
 ) -> None:
     """Start the lock service: open the printed address in a browser (/kiosk is the door screen)."""
     from limen.service import close_app, create_app
@@ -29,6 +32,10 @@ def serve(
     ctx = app.state.ctx
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"Limen lock service on {base}  (door screen: {base}/kiosk, owner console: {base}/owner)")
+    if simulate_sensors:
+        simulator = app.state.fingers.simulate()
+        typer.echo(f"SIMULATED fingerprint sensor (R30x protocol) on {simulator.port}: lay fingerprint images on it "
+                   f"from {base}/kiosk/finger")
     if settings.allow_face_alone_rgb:
         from limen.cli.status import FACE_ALONE_WARNING
 
@@ -47,6 +54,7 @@ def serve(
         uvicorn.Server(uvicorn_config(app, settings)).run()
     finally:
         close_app(app)
+        app.state.fingers.close()  # the simulated sensor, if any
 
 
 def _report_face_models(settings: Settings) -> None:
