@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
+from limen import thresholds
 from limen.link import pki
-from limen.link.backup import digest, restore_key, unwrap_key
+from limen.link.backup import digest, restore_key, seal_backup, unwrap_key
 from limen.link.commands import Action, SignedCommand
 from limen.link.execute import seal_reply
 from limen.link.forward import EventForwarder
@@ -181,9 +182,22 @@ def test_a_backup_of_another_lock_is_refused_by_the_cloud(fleet: Fleet) -> None:
     before = len(fleet.bridge.refused)
     fleet.bridge.received("limen/back-door/backup", path.read_bytes())
     fleet.bridge.received("limen/front-door/backup", b"LIMENBAK" + b"\x01" + b"\x00" * 10)
-    assert fleet.bridge.refused[before:] == ["a backup of lock 'front-door' sent by 'back-door'", "truncated"]
+    fleet.bridge.received("limen/front-door/backup", b"\0" * (thresholds.LINK_MAX_BACKUP_BYTES + 1))
+    fleet.bridge.received("limen/nobody/backup", path.read_bytes())
+    assert fleet.bridge.refused[before:] == ["a backup of lock 'front-door' sent by 'back-door'", "truncated",
+                                             f"oversized ({thresholds.LINK_MAX_BACKUP_BYTES + 1} bytes)",
+                                             "a backup from a lock the cloud never saw"]
     with sessions(fleet.engine)() as s:
         assert s.scalars(select(Backup)).all() == []
+    recipients = fleet.lock.backups.recipients()
+    first = seal_backup(b"one", LOCK_ID, 5, datetime.now(UTC), recipients)
+    second = seal_backup(b"two", LOCK_ID, 5, datetime.now(UTC), recipients)  # same counter, other contents
+    fleet.bridge.received(f"limen/{LOCK_ID}/backup", first)
+    fleet.bridge.received(f"limen/{LOCK_ID}/backup", first)  # a redelivery: idempotent
+    fleet.bridge.received(f"limen/{LOCK_ID}/backup", second)
+    assert fleet.bridge.refused[-1] == "a different backup with counter 5 is already held"
+    with sessions(fleet.engine)() as s:
+        assert [b.sha256 for b in s.scalars(select(Backup))] == [digest(first)]
         with pytest.raises(Exception, match="another lock|sent by"):
             store_backup(s, s.get(Lock, "back-door"), path.read_bytes(), datetime.now(UTC))  # type: ignore[arg-type]
 

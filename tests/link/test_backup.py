@@ -277,12 +277,16 @@ def test_forged_replayed_foreign_and_damaged_restores_are_refused_and_nothing_ch
 def test_delete_me_erases_the_person_and_every_local_backup_with_a_signed_receipt(lock: Lock) -> None:
     path, old = lock.backups.make(datetime.now(UTC))
     max_id = lock.rt.access().user("Max").user_id
+    finger = lock.rt.settings.data_dir / "fingerprints" / f"{max_id}.fmr"  # a sealed reference file (contents moot)
+    finger.parent.mkdir()
+    finger.write_bytes(b"sealed")
     outcome = lock.send(lock.command(Action.ERASE, user="Max", scope="person"))
     assert outcome.executed, outcome
     statement = verify_receipt(outcome.data["receipt"], lock.rt.audit.key.public)
     erased = statement["erased"]["lock"]
     assert statement["scope"] == "person" and statement["user"] == max_id
     assert erased["person"] == 1 and erased["credentials"] == 1 and erased["local_backups"] == 1
+    assert erased["fingerprint_references"] == 1 and not finger.exists()
     assert lock.users() == ["Olga"] and not path.exists() and not lock.keypad(MAX_PIN)
     restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
     assert restored.executed and lock.users() == ["Olga"]  # the older backup does not bring Max back
@@ -296,8 +300,9 @@ def test_decommission_erases_the_lock(lock: Lock) -> None:
     assert outcome.executed, outcome
     statement = verify_receipt(outcome.data["receipt"], lock.rt.audit.key.public)
     assert statement["scope"] == "lock" and statement["user"] == "*"
-    assert statement["erased"]["lock"] == {"vault_zeroized": 1, "people": 2, "credentials": 3, "backup_keys": 1,
-                                           "paired_devices": 1, "local_backups": 1}
+    assert statement["erased"]["lock"] == {"vault_zeroized": 1, "fingerprint_references": 0, "people": 2,
+                                           "credentials": 3, "backup_keys": 1, "paired_devices": 1,
+                                           "local_backups": 1}
     assert lock.users() == [] and not path.exists() and lock.rt.store.status().state == "erased"
     after = lock.send(lock.command(Action.UNLOCK))
     assert not after.executed and after.reason == "unknown_device"

@@ -288,7 +288,7 @@ def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
 def lock_eraser(rt: Runtime) -> LockEraser:
     """The runtime's eraser over its database, vault, audit log and local backups (`data_dir/backups`)."""
     backups = Backups(rt.conn, rt.settings.device_id, rt.settings.keys_dir, rt.settings.data_dir / "backups")
-    return LockEraser(rt.conn, rt.store, rt.audit, backups)
+    return LockEraser(rt.conn, rt.store, rt.audit, backups, rt.erase_fingers)
 
 
 def for_runtime(rt: Runtime) -> LinkCommands:

@@ -1,7 +1,7 @@
 """Erasure on the lock: one person ("delete me") or the whole lock ("decommission").
 
 `LockEraser.erase_person(user_id, …)` erases the person's biometric references
-(vault records and their fragments), the person with every credential,
+(vault records and their fragments, sealed fingerprint reference files), the person with every credential,
 schedule, consent and enrolment (one transaction), and every local backup
 file (each holds everyone's data; the next backup is made without the person).
 The id is kept on the lock's erased list so that no older backup brings the
@@ -16,6 +16,7 @@ it is tamper-evident and records only pseudonymous ids.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -47,6 +48,7 @@ class LockEraser:
     templates: ErasableTemplates
     audit: AuditSink
     backups: Backups
+    fingers: Callable[[str], int] = lambda user_id: 0  # erases a person's fingerprint reference files
 
     def erase_person(self, user_id: str, actor: str, at: datetime) -> dict[str, int]:
         """Erase one person everywhere on the lock (see the module docstring); refused for the last owner."""
@@ -59,7 +61,7 @@ class LockEraser:
             templates = self.templates.delete(user_id)
         except VaultErased:
             templates = 0
-        erased = {"vault_templates": templates}
+        erased = {"vault_templates": templates, "fingerprint_references": self.fingers(user_id)}
         with transaction(self.conn):
             for name, table in _PERSON_TABLES.items():
                 erased[name] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?",  # noqa: S608
@@ -74,7 +76,8 @@ class LockEraser:
     def decommission(self, actor: str, at: datetime) -> dict[str, int]:
         """Erase every person, template, backup, backup key and paired device of this lock."""
         self.templates.zeroize()  # first: every template, fragment and sealed secret is unreadable from here on
-        erased = {"vault_zeroized": 1}
+        people = [r[0] for r in self.conn.execute("SELECT id FROM users")]
+        erased = {"vault_zeroized": 1, "fingerprint_references": sum(self.fingers(uid) for uid in people)}
         with transaction(self.conn):
             erased["people"] = int(self.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
             erased["credentials"] = int(self.conn.execute("SELECT COUNT(*) FROM access_credentials").fetchone()[0])
