@@ -179,6 +179,38 @@ def test_cache_that_does_not_match_its_record_is_rebuilt(
     assert model.read_bytes() == fast.info.path.read_bytes()  # type: ignore[union-attr]
 
 
+def test_sessions_load_the_optimised_copy_with_the_same_bits(cache_dir: Path, fast: fast_embed.OnnxEmbedder) -> None:
+    import onnxruntime as ort
+
+    assert fast.info.path is not None
+    optimized, record = fast_embed.optimized_paths(fast.info.path, ort.__version__)
+    assert optimized.is_file() and record.is_file()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # optimised at load, as before
+    reference = fast_embed.OnnxEmbedder(ort.InferenceSession(str(fast.info.path), options), fast.info)
+    chips = fast_embed.check_chips()
+    assert np.array_equal(fast_embed.load(cache_dir=cache_dir, threads=1).embed(chips), reference.embed(chips))
+
+
+def test_an_optimised_copy_that_does_not_match_its_record_is_rebuilt(
+    cache_dir: Path, fast: fast_embed.OnnxEmbedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnxruntime as ort
+
+    local = tmp_path / "models"
+    shutil.copytree(cache_dir, local)
+    model, _ = fast_embed.cache_paths(local, fast.info.source_sha256)
+    optimized, _ = fast_embed.optimized_paths(model, ort.__version__)
+    damaged = optimized.read_bytes()[:-64] + bytes(64)
+    optimized.write_bytes(damaged)
+    with caplog.at_level(logging.WARNING):
+        again = fast_embed.load(cache_dir=local, threads=1)
+    assert "optimised face model" in caplog.text and optimized.read_bytes() != damaged
+    chips = fast_embed.check_chips(2)
+    assert np.array_equal(again.embed(chips), fast.embed(chips))
+
+
 def test_unwritable_cache_keeps_the_model_in_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
