@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from limen.cli.common import STATE, output
+from limen.cli.common import STATE, gettext, output
 
 if TYPE_CHECKING:
     from limen.config import Settings
@@ -33,8 +33,8 @@ def test() -> None:
 
     settings = _with_console_channels(STATE.settings)
     if not settings.alert_urls:
-        raise ConfigError("no alarm channel configured (the console's Alarms page, limen.toml [limen] alert_urls "
-                          "or LIMEN_ALERT_URLS)")
+        raise ConfigError(gettext("no alarm channel configured (the console's Alarms page, limen.toml [limen] "
+                            "alert_urls or LIMEN_ALERT_URLS)"))
     log = open_audit(settings)
     try:
         index = raise_alarm(log, "test", "info", "test alarm from `limen alerts test`", subject="test")
@@ -46,14 +46,16 @@ def test() -> None:
     data = [{"channel": r.channel, "delivered": r.delivered, "error": r.error} for r in results]
     def human() -> None:
         for r in results:
-            typer.echo(f"{'ok    ' if r.delivered else 'FAILED'}  {r.channel}  {r.error or ''}")
+            state = gettext("delivered") if r.delivered else gettext("FAILED")
+            typer.echo(f"{state:<8}  {r.channel}  {gettext(r.error or '')}")
 
     output({"alarm": index, "results": data}, human)
     failed = sum(not r.delivered for r in results)
     if failed:
         from limen.errors import AuditError
 
-        raise AuditError(f"{failed} of {len(results)} channels failed; the alarm stays queued and is retried")
+        raise AuditError(gettext("{failed} of {total} channels failed; the alarm stays queued and is retried").format(
+            failed=failed, total=len(results)))
 
 
 @alerts_app.command("list")
@@ -75,7 +77,7 @@ def list_(
 
     def human() -> None:
         if not rows:
-            typer.echo("(no alarms queued)")
+            typer.echo(gettext("(no alarms queued)"))
         for r in rows:
             typer.echo(f"{r['alarm']:>6}  {r['severity'] or '':<8} {r['rule'] or '':<28} {r['status']:<9} "
                        f"x{r['attempts']}  {r['channel']}  {r['last_error'] or ''}")
@@ -98,5 +100,7 @@ def deliver() -> None:
         log.close()
     data = {"delivered": sum(r.delivered for r in results), "failed": sum(not r.delivered for r in results),
             "unconfigured_channels": stranded}
-    output(data, f"delivered {data['delivered']}, failed {data['failed']}"
-                 + (f"; waiting for removed channels: {', '.join(stranded)}" if stranded else ""))
+    line = gettext("delivered {delivered}, failed {failed}").format(delivered=data["delivered"], failed=data["failed"])
+    if stranded:
+        line += gettext("; waiting for removed channels: {channels}").format(channels=", ".join(stranded))
+    output(data, line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,20 @@ class CliState:
 
 
 STATE = CliState()
+
+
+def language() -> str:
+    """The CLI's language: `LIMEN_LANG` (the setting), else LANGUAGE / LC_ALL / LC_MESSAGES / LANG."""
+    from limen.service.i18n import cli_language
+
+    return cli_language(os.environ.get("LIMEN_LANG"), dict(os.environ))
+
+
+def gettext(message: str) -> str:
+    """`message` in the CLI's language (the service's gettext catalogue; English is the source text)."""
+    from limen.service.i18n import translations
+
+    return translations(language()).gettext(message) if message else message
 
 
 def output(data: Any, human: str | Callable[[], None]) -> None:
