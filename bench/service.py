@@ -9,7 +9,7 @@
    bearer token and a keypad PIN at /api/kiosk/keypad) for `--seconds`; the
    largest N whose p95 stays under 1 s.  Also face-unlock clients at N = 1, 2, 4.
 
-The server runs in its own process (uvicorn, one worker, as `limen serve`);
+The server runs in its own process (uvicorn, one worker, malloc arenas capped, as `limen serve`);
 the load generator uses threads in this process.  Rate limits are lifted in
 the benchmark server (they would answer 429 long before the machine is busy).
 Writes bench/results/service.json and .md.
@@ -41,6 +41,8 @@ ENROLLED = "0004"
 
 SERVER = """
 import sys, uvicorn
+from limen.cli.serve import limit_malloc_arenas
+limit_malloc_arenas()  # as `limen serve` does before it starts
 from limen.config import load_settings
 from limen.service import create_app
 from limen.service.ratelimit import RateLimiter
