@@ -66,6 +66,31 @@ def test_a_face_that_jumps_is_redetected_where_it_is(live: list[np.ndarray]) -> 
     assert _iou(second.box, detect_faces(moved)[0].box) > 0.6
 
 
+def test_a_settled_face_needs_only_the_detectors_confirmation(live: list[np.ndarray],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from limen import thresholds
+
+    margins: list[float] = []
+    real = burst_mod.detect.detect_near
+    monkeypatch.setattr(burst_mod.detect, "detect_near",
+                        lambda rgb, near, margin, px: margins.append(margin) or real(rgb, near, margin, px))
+    tracks = detect_burst(live)
+    assert all(t is not None for t in tracks)
+    assert margins.count(thresholds.TRACK_CONFIRM_MARGIN) >= 3  # landmarks settled, the detector confirmed
+
+
+def test_a_blurred_face_is_not_followed(live: list[np.ndarray]) -> None:
+    import cv2
+
+    first = detect_burst(live[:1])[0]
+    assert first is not None
+    b = first.box
+    blurred = live[1].copy()
+    blurred[b.top : b.bottom, b.left : b.right] = cv2.GaussianBlur(blurred[b.top : b.bottom, b.left : b.right],
+                                                                   (0, 0), 12)
+    assert burst_mod.follow(blurred, first) is None  # landmarks may settle on a blur; the detector sees no face
+
+
 def test_noise_is_no_face() -> None:
     noise = np.random.default_rng(3).integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
     assert detect_burst([noise, noise]) == [None, None]

@@ -2,10 +2,13 @@
 
 `detect_burst(images)` gives one `FaceTrack` (box + 5 landmarks) or None per
 image.  The detector runs on a copy no larger than `DETECT_BURST_MAX_SIDE`
-(upsampled only when it finds nothing); on the next images the detector
-looks only around the previous box, on a copy scaled so the face is about
-`TRACK_SEARCH_FACE_PX` wide, and runs on the whole (small) image again only
-when the face is not found there or its landmarks do not settle.  Boxes
+(upsampled only when it finds nothing); on the next images the landmarks are
+fitted in the previous box and, when they settle, the detector only confirms
+a face in a tight region around the new box (`TRACK_CONFIRM_MARGIN`).
+Otherwise it looks around the previous box (`TRACK_SEARCH_MARGIN`), and on
+the whole (small) image again only when the face is not found there or its
+landmarks do not settle.  Every region is searched on a copy scaled so the
+face is about `TRACK_SEARCH_FACE_PX` wide.  Boxes
 are drawn from the landmarks with the geometry of the detector's own box at
 full resolution (`TRACK_BOX_*`), which is what
 PAD's texture model was trained on, so PAD and the embedding share them.
@@ -67,11 +70,24 @@ def detect_one(rgb: np.ndarray) -> FaceTrack | None:
 
 
 def follow(rgb: np.ndarray, previous: FaceTrack) -> FaceTrack | None:
-    """The face of `previous` in the next image `rgb`, searched near its last box; None when it is not there."""
-    found = detect.detect_near(rgb, previous.box, thresholds.TRACK_SEARCH_MARGIN, thresholds.TRACK_SEARCH_FACE_PX)
-    if not found:
-        return None
-    fitted = _fit(rgb, align.landmarks(rgb, found[0].box))
+    """The face of `previous` in the next image `rgb`; None when it is not there.
+
+    The landmarks are fitted in the last box first: when the face has not
+    moved far they settle (`_fit`), and the detector only confirms a face in
+    a tight region around the new box.  Otherwise the detector searches the
+    wider region around the last box and the landmarks are fitted in what it
+    finds.
+    """
+    fitted = _fit(rgb, align.landmarks(rgb, previous.box))
+    if fitted is not None and not detect.detect_near(rgb, fitted[0], thresholds.TRACK_CONFIRM_MARGIN,
+                                                     thresholds.TRACK_SEARCH_FACE_PX):
+        fitted = None  # the landmarks settled on something the detector does not call a face
+    if fitted is None:
+        found = detect.detect_near(rgb, previous.box, thresholds.TRACK_SEARCH_MARGIN,
+                                   thresholds.TRACK_SEARCH_FACE_PX)
+        if not found:
+            return None
+        fitted = _fit(rgb, align.landmarks(rgb, found[0].box))
     if fitted is None:
         return None
     box, marks = fitted
