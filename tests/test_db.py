@@ -68,3 +68,18 @@ def test_new_database_files_are_private(tmp_path: Path) -> None:
             assert f.stat().st_mode & 0o077 == 0, f
     finally:
         os.umask(old)
+
+
+def test_open_db_migrates_the_core_packages_and_the_service_its_own(tmp_path: Path) -> None:
+    from limen.service.accounts import Accounts
+    from limen.service.schema import MIGRATIONS as SERVICE_MIGRATIONS
+
+    conn = open_db(tmp_path / "x.db")
+    versions = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
+    assert {"core", "vault", "access", "tamper"} <= set(versions) and "service" not in versions
+    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'service_owners'").fetchone() is None
+    Accounts(conn)
+    Accounts(conn)  # a second open is a no-op
+    versions = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
+    assert versions["service"] == len(SERVICE_MIGRATIONS)
+    assert not Accounts(open_db(tmp_path / "x.db")).has_owner()  # an existing database opens as before

@@ -2,8 +2,13 @@
 
 Each package that persists state owns its schema as a module-level
 `MIGRATIONS: list[str]` (one SQL script per version, append-only) in
-`limen.<package>.schema`.  `open_db` applies the missing ones in order, each in
+`limen.<package>.schema`.  `migrate` applies the missing ones in order, each in
 its own transaction, and records `(component, version)` in `schema_versions`.
+
+`open_db` migrates the lock's core packages (`COMPONENTS`, in dependency
+order), whose tables every command reads.  Packages above them migrate their
+own tables when their repository opens (`limen.service.accounts.Accounts`,
+`limen.link`), so this module knows nothing of the web service or the link.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from limen.errors import StorageError
 
 # Components whose schema lives in `limen.<name>.schema`, in dependency order.
-COMPONENTS: tuple[str, ...] = ("core", "vault", "access", "audit", "tamper", "privacy", "service")
+COMPONENTS: tuple[str, ...] = ("core", "vault", "access", "audit", "tamper")
 
 _BOOTSTRAP = """
 CREATE TABLE IF NOT EXISTS schema_versions (
@@ -62,12 +67,7 @@ def open_db(path: Path) -> sqlite3.Connection:
 
 
 def _migrations_of(component: str) -> list[str]:
-    try:
-        module = importlib.import_module(f"limen.{component}.schema")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(f"limen.{component}"):
-            return []
-        raise
+    module = importlib.import_module(f"limen.{component}.schema")  # a missing schema is a packaging error
     return list(module.MIGRATIONS)
 
 

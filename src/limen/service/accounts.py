@@ -11,7 +11,7 @@ session confirmed by password (+ TOTP) within `SERVICE_STEP_UP_S` (`step_up`).
 A TOTP time step is accepted once per account (no replay within its window).
 
 Thread-safety: every method takes the instance lock; the instance owns its
-SQLite connection (migrations applied by `limen.db.open_db`).
+SQLite connection (the `service` migrations applied when `Accounts` opens).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from limen import thresholds as T
 from limen.clock import Clock, SystemClock
-from limen.db import transaction
+from limen.db import migrate, transaction
 from limen.errors import BadRequest, Conflict, LimenError, NotFound, VaultErased
+from limen.service.schema import MIGRATIONS
 from limen.vault.secrets import box_for
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Accounts:
         self.conn = conn
         self.clock = clock or SystemClock()
         self._lock = threading.RLock()
+        migrate(conn, "service", MIGRATIONS)  # the service owns its tables (no-op once applied)
         self._seal_clear_totp_secrets()
 
     # ------------------------------------------------------------------ first run
