@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from limen.access.model import PermissionLevel
 from limen.access.offline import CodeKind
+from limen.audit.chain import canonical
 from limen.config import load_settings
 from limen.db import open_db
 from limen.door import SimulatedLock
@@ -328,3 +330,21 @@ def test_the_recovery_key_restores_without_any_device(lock: Lock, tmp_path: Path
         assert reopened.controller.keypad(MAX_PIN).accepted
     finally:
         reopened.close()
+
+
+def test_a_restore_that_fails_halfway_changes_nothing(lock: Lock) -> None:
+    now = datetime.now(UTC)
+    payload = json.loads(lock.backups.snapshot(now))
+    payload["tables"]["users"].append(payload["tables"]["users"][0])  # the same person twice: fails mid-way
+    blob = seal_backup(canonical(payload), "front-door", 99, now, lock.backups.recipients())
+    _, content_key = unwrap_key(blob, lock.phone_x)
+    before = lock.users()
+    with pytest.raises(BadRequest, match="inconsistent rows"):
+        lock.backups.restore(blob, content_key, now, from_lock="front-door")
+    assert lock.users() == before and lock.keypad(MAX_PIN) and lock.keypad(next(iter(lock.codes.values())))
+    payload["tables"]["users"].pop()
+    payload["schemas"]["access"] += 1  # made by another Limen version
+    newer = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients())
+    with pytest.raises(BadRequest, match="schema"):
+        lock.backups.restore(newer, unwrap_key(newer, lock.phone_x)[1], now, from_lock="front-door")
+    assert lock.users() == before

@@ -53,6 +53,10 @@ def test_delete_me_at_the_lock_then_a_recovery_key_restore_does_not_bring_them_b
     saved = tmp_path / "copy.limenbak"
     saved.write_bytes(blob)  # e.g. downloaded from the cloud later
     assert b"Max" not in blob
+    listed = json.loads(limen(d, "--json", "link", "backups").output)
+    assert [(b["counter"], b["uploaded_at"]) for b in listed] == [(1, None)]
+    keys = {json.loads(limen(d, "--json", "link", "restore-key").output)["restore_key"] for _ in range(2)}
+    assert len(keys) == 1 and len(base64.b64decode(keys.pop())) == 32  # made once, then the same
 
     erased = limen(d, "--json", "privacy", "erase", "Max", "--as", "Olga", "--yes")
     assert erased.exit_code == 0, erased.output
