@@ -13,7 +13,8 @@ Erasure: when a lock's outcome carries its signed erasure receipt (verified
 under the audit keys the cloud pinned for that lock), `erase_in_cloud` erases
 the cloud's copies — for a person ("delete me") their forwarded records are
 redacted (hash, index, kind and time kept so the chain check goes on) and every
-backup of the lock is deleted (each holds everyone); for a decommission the
+backup up to the receipt's `backups_through` is deleted (each holds everyone; the lock made a fresh one
+without the person); for a decommission the
 lock's records, alarms, commands and backups go — and signs its own part with
 the cloud's receipt key (Ed25519).  The owner gets `{"lock": …, "cloud": …}`
 from `GET /api/erasures`; `verify_erasure` checks both signatures.
@@ -106,7 +107,9 @@ def erase_in_cloud(session: Session, lock: Lock, receipt_text: str, key: Ed25519
     if scope == "lock":
         erased = _erase_lock(session, lock)
     elif scope == "person":
-        erased = {"records_redacted": _redact(session, lock.lock_id, user), "backups": _drop_backups(session, lock)}
+        through = statement.get("backups_through")  # newer backups were made without the person
+        erased = {"records_redacted": _redact(session, lock.lock_id, user),
+                  "backups": _drop_backups(session, lock, through if isinstance(through, int) else None)}
     else:  # biometric references only: the cloud never holds templates (backups leave them out)
         erased = {"templates": 0}
     body = {"v": 1, "lock": lock.lock_id, "user": user, "scope": scope, "erased": erased,
@@ -131,8 +134,14 @@ def _redact(session: Session, lock_id: str, user: str) -> int:
     return count
 
 
-def _drop_backups(session: Session, lock: Lock) -> int:
-    return _delete(session, Backup, lock.lock_id)
+def _drop_backups(session: Session, lock: Lock, through: int | None = None) -> int:
+    """Delete the lock's backups (up to counter `through` when given); return how many."""
+    if through is None:
+        return _delete(session, Backup, lock.lock_id)
+    doomed = session.scalars(select(Backup.id).where(Backup.lock_id == lock.lock_id,
+                                                     Backup.counter <= through)).all()
+    session.execute(delete(Backup).where(Backup.id.in_(doomed)))
+    return len(doomed)
 
 
 def _delete(session: Session, model: type[Backup | Record | Alarm | CommandLog], lock_id: str) -> int:

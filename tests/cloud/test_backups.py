@@ -218,6 +218,11 @@ def test_delete_me_and_decommission_erase_lock_and_cloud_with_one_signed_receipt
     assert erased["user"] == max_id and erased["scope"] == "person"
     assert erased["lock"]["person"] == 1 and erased["lock"]["local_backups"] == 1
     assert erased["cloud"]["records_redacted"] >= 1 and erased["cloud"]["backups"] == 1
+    assert outcome["data"]["fresh_backup"] == "2"  # made on the lock without Max; the cloud keeps it
+    fleet.lock.backups.upload_pending(lambda blob: fleet.link.mqtt.publish(f"limen/{LOCK_ID}/backup", blob),
+                                      datetime.now(UTC))
+    assert wait_for(lambda: [b["counter"] for b in fleet.client.get(f"/api/locks/{LOCK_ID}/backups",
+                                                                    headers=fleet.owner).json()]) == [2]
     with sessions(fleet.engine)() as s:
         payloads = "".join(s.scalars(select(CommandLog.payload)).all()).encode()
     for needle in (max_id.encode(), b"Max"):  # records redacted, backups gone, the erase command's args too

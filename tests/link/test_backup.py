@@ -289,6 +289,8 @@ def test_delete_me_erases_the_person_and_every_local_backup_with_a_signed_receip
     assert statement["scope"] == "person" and statement["user"] == max_id
     assert erased["person"] == 1 and erased["credentials"] == 1 and erased["local_backups"] == 1
     assert erased["fingerprint_references"] == 1 and not finger.exists()
+    assert statement["backups_through"] == 1 and outcome.data["fresh_backup"] == "2"
+    assert [b["counter"] for b in lock.backups.local_files()] == [2]  # a new backup, without Max
     assert lock.users() == ["Olga"] and not path.exists() and not lock.keypad(MAX_PIN)
     restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
     assert restored.executed and lock.users() == ["Olga"]  # the older backup does not bring Max back

@@ -62,6 +62,8 @@ def test_delete_me_at_the_lock_then_a_recovery_key_restore_does_not_bring_them_b
     assert erased.exit_code == 0, erased.output
     counts = json.loads(erased.output)["erased"]["lock"]
     assert counts["person"] == 1 and counts["local_backups"] == 1 and not Path(backup["file"]).exists()
+    fresh = Path(backup["file"]).parent / json.loads(erased.output)["fresh_backup"]
+    assert fresh.exists() and fresh.name != Path(backup["file"]).name
 
     wrong = limen(d, "--json", "link", "restore", str(saved), "--recovery-key",
                   "A" * 52)

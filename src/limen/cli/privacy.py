@@ -88,8 +88,11 @@ def erase(person: Annotated[str, typer.Argument(help="Name (or id) of the person
         who, target = _allowed(rt, actor, actor_pin, person, at)
         if not yes and not typer.confirm(f"Erase {person} from this lock, with every local backup?"):
             raise typer.Abort()
-        erased = lock_eraser(rt).erase_person(target, who, at)
+        eraser = lock_eraser(rt)
+        erased = eraser.erase_person(target, who, at)
+        fresh = eraser.backups.make(at)[0].name if eraser.backups.recipients() else None  # without the person
     finally:
         rt.close()
-    output({"user": target, "erased": {"lock": erased}},
-           f"erased {person}: " + ", ".join(f"{k} {v}" for k, v in sorted(erased.items())))
+    output({"user": target, "erased": {"lock": erased}, "fresh_backup": fresh},
+           f"erased {person}: " + ", ".join(f"{k} {v}" for k, v in sorted(erased.items()))
+           + (f"; new backup {fresh} (upload with limen link run)" if fresh else ""))

@@ -444,6 +444,10 @@ class Backups:
                               (counter, path.name, digest(blob), at.isoformat()))
         return path, blob
 
+    def counter(self) -> int:
+        """The counter of the newest backup made (or restored) on this lock; 0 before the first."""
+        return int(self.conn.execute("SELECT counter FROM backup_state").fetchone()[0])
+
     def pending_uploads(self) -> list[tuple[int, Path]]:
         rows = self.conn.execute("SELECT counter, file FROM backup_files WHERE uploaded_at IS NULL ORDER BY counter")
         return [(int(r[0]), self.dir / r[1]) for r in rows]

@@ -146,21 +146,35 @@ class LinkCommands:
     def _erase(self, command: Command, device: Device | None, actor: str, at: datetime) -> Outcome:
         user_id = self.store.user(_arg(command.args, "user")).user_id
         scope = command.args.get("scope", "templates")
-        if scope == "person":
-            erased = self._eraser().erase_person(user_id, actor, at)
-        elif scope == "templates":
+        if scope == "templates":
             erased = {"vault_templates": self.erase(user_id, actor, at)}
-        else:
+            outcome = self._record(command, device, at, templates_erased=str(erased["vault_templates"]), scope=scope)
+            return self._receipt(outcome, command, user_id, scope, erased, at)
+        if scope != "person":
             raise BadRequest("scope", "templates or person")
+        eraser = self._eraser()
+        through = eraser.backups.counter()  # every backup up to this one holds the person
+        erased = eraser.erase_person(user_id, actor, at)
         outcome = self._record(command, device, at, templates_erased=str(erased["vault_templates"]), scope=scope)
-        return self._receipt(outcome, command, user_id, scope, erased, at)
+        outcome = self._receipt(outcome, command, user_id, scope, erased, at, backups_through=through)
+        return replace(outcome, data={**outcome.data, "fresh_backup": self._fresh_backup(eraser, at)})
+
+    def _fresh_backup(self, eraser: LockEraser, at: datetime) -> str:
+        """A backup without the erased person, so the owner keeps one (uploaded by `limen link run`)."""
+        if not eraser.backups.recipients():
+            return "none: no backup key registered"
+        try:
+            eraser.backups.make(at)
+        except LimenError as exc:  # the erasure stands; only the new backup is missing
+            return f"failed: {exc}"[:200]
+        return str(eraser.backups.counter())
 
     def _receipt(self, outcome: Outcome, command: Command, user: str, scope: str, erased: dict[str, int],
-                 at: datetime) -> Outcome:
+                 at: datetime, *, backups_through: int | None = None) -> Outcome:
         if self.signer is None:
             return outcome
         receipt = erasure_receipt(self.signer, command.lock, user, {"lock": erased}, at,
-                                  int(outcome.data["audit_index"]), scope=scope)
+                                  int(outcome.data["audit_index"]), scope=scope, backups_through=backups_through)
         return replace(outcome, data={**outcome.data, "receipt": receipt})
 
     def _remember(self, kind: str, ref: str, at: datetime) -> None:
@@ -244,13 +258,16 @@ def _reply_key(text: str) -> X25519PublicKey:
 
 
 def erasure_receipt(key: SigningKey, lock: str, user: str, erased: dict[str, dict[str, int]], at: datetime,
-                    audit_index: int, scope: str = "templates") -> str:
+                    audit_index: int, scope: str = "templates", backups_through: int | None = None) -> str:
     """A signed statement of what was erased where (the lock's audit key; verify with `verify_receipt`).
 
     `scope`: "templates" (biometric references), "person" ("delete me") or "lock" (decommission, user "*").
+    `backups_through`: the newest backup counter that still holds the person (the cloud deletes up to it).
     """
-    body = {"v": 1, "lock": lock, "user": user, "scope": scope, "erased": erased, "at": at.isoformat(),
-            "audit_index": audit_index, "key_id": key.key_id}
+    body: dict[str, Any] = {"v": 1, "lock": lock, "user": user, "scope": scope, "erased": erased,
+                            "at": at.isoformat(), "audit_index": audit_index, "key_id": key.key_id}
+    if backups_through is not None:
+        body["backups_through"] = backups_through
     return json.dumps({**body, "sig": key.sign(_RECEIPT_DOMAIN + canonical(body))}, sort_keys=True)
 
 
