@@ -31,7 +31,7 @@ from limen.door import LockActuator
 from limen.pad import Purpose, assess
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.runtime import Runtime, open_runtime
-from limen.service import api, finger, i18n, pages
+from limen.service import api, i18n, openapi, pages
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
 from limen.service.context import HERE, ServiceContext
@@ -97,6 +97,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     app.add_middleware(MethodGuard, routes=app.routes)
     app.add_middleware(HostGuard, hosts=allowed_hosts(settings))
     app.add_middleware(i18n.LanguageMiddleware)  # the request's language, for pages, errors and sentences
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]  # summaries, per-operation errors
     return app
 
 
