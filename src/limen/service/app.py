@@ -31,7 +31,7 @@ from limen.door import LockActuator
 from limen.pad import Purpose, assess
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.runtime import Runtime, open_runtime
-from limen.service import api, i18n, openapi, pages
+from limen.service import api, finger, i18n, openapi, pages
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
 from limen.service.context import HERE, ServiceContext
