@@ -350,3 +350,13 @@ def test_a_restore_that_fails_halfway_changes_nothing(lock: Lock) -> None:
     with pytest.raises(BadRequest, match="schema"):
         lock.backups.restore(newer, unwrap_key(newer, lock.phone_x)[1], now, from_lock="front-door")
     assert lock.users() == before
+
+
+def test_a_scheduled_backup_is_due_once_a_period(lock: Lock, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    assert lock.backups.due(now, 24) and not lock.backups.due(now, 0)
+    lock.backups.make(now)
+    assert not lock.backups.due(now + timedelta(hours=23), 24) and lock.backups.due(now + timedelta(hours=24), 24)
+    keyless = Backups(open_db(tmp_path / "other.db"), "x", tmp_path / "keys", tmp_path / "b")
+    assert not keyless.due(now, 24)  # nobody could open it: none is made
+    keyless.conn.close()

@@ -20,6 +20,7 @@ import itertools
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -332,7 +333,10 @@ def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certifica
 
 @link_app.command("run")
 def run(homeassistant: Annotated[bool, typer.Option(
-        "--homeassistant", help="Also publish Home Assistant discovery on the same broker.")] = False) -> None:
+        "--homeassistant", help="Also publish Home Assistant discovery on the same broker.")] = False,
+        backup_hours: Annotated[float, typer.Option(
+            "--backup-hours", help="Make an encrypted backup this often (0: only `limen link backup`).")] = 24.0,
+        ) -> None:
     """Connect to `link_broker` (TLS 1.3, this lock's certificate): run signed commands, forward the audit trail.
 
     The door is polled every half second (auto-relock, jams); the trail is forwarded every 5 s.  Run it
@@ -363,6 +367,7 @@ def run(homeassistant: Annotated[bool, typer.Option(
         forwarder = EventForwarder(rt.audit, rt.connection(), settings.device_id)  # its own connection: no lock
         backups = Backups(rt.connection(), settings.device_id, settings.keys_dir, settings.data_dir / "backups")
         backup_topic = f"limen/{settings.device_id}/backup"  # ciphertext only (limen.link.backup)
+        retry_at = 0.0
         if homeassistant:
             ha = HomeAssistant(settings.device_id, context, host, int(port), rt.controller, rt.audit,
                                lockdown=rt.access().load_state().lockdown, guard=link.guard)
@@ -378,6 +383,10 @@ def run(homeassistant: Annotated[bool, typer.Option(
                         link.mqtt.maintain()
                         link.forward(forwarder)
                         backups.upload_pending(lambda blob: link.mqtt.publish(backup_topic, blob), datetime.now(UTC))
+                if beat % 120 == 0 and time.monotonic() >= retry_at and backups.due(datetime.now(UTC), backup_hours):
+                    with link.guard:  # not while a command (a restore) changes the state
+                        if not _scheduled_backup(rt, backups):
+                            retry_at = time.monotonic() + backup_hours * 3600  # audited once per period
                 if stop.wait(0.5):
                     break
         except KeyboardInterrupt:
@@ -388,3 +397,20 @@ def run(homeassistant: Annotated[bool, typer.Option(
             link.close()
     finally:
         rt.close()
+
+
+def _scheduled_backup(rt: Runtime, backups: Backups) -> bool:
+    """One scheduled backup, audited; False (audited) when it failed: never fatal to the link."""
+    from limen.audit.event import Event, EventKind
+    from limen.errors import LimenError
+
+    now = datetime.now(UTC)
+    try:
+        path, blob = backups.make(now)
+    except LimenError as exc:
+        rt.audit.append(Event(EventKind.PRIVACY, now, actor="system", subject="lock", outcome="failed",
+                              reason="scheduled backup failed", source="link", data={"detail": str(exc)[:200]}))
+        return False
+    rt.audit.append(Event(EventKind.PRIVACY, now, actor="system", subject="lock", reason="backup made",
+                          source="link", data={"file": path.name, "bytes": len(blob)}))
+    return True

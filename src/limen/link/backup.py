@@ -448,6 +448,13 @@ class Backups:
         """The counter of the newest backup made (or restored) on this lock; 0 before the first."""
         return int(self.conn.execute("SELECT counter FROM backup_state").fetchone()[0])
 
+    def due(self, at: datetime, every_hours: float) -> bool:
+        """Whether a scheduled backup is due: none made yet, or the newest is `every_hours` old (0: never due)."""
+        if every_hours <= 0 or not self.recipients():
+            return False
+        row = self.conn.execute("SELECT max(created_at) FROM backup_files").fetchone()
+        return row[0] is None or (at - datetime.fromisoformat(row[0])).total_seconds() >= every_hours * 3600
+
     def pending_uploads(self) -> list[tuple[int, Path]]:
         rows = self.conn.execute("SELECT counter, file FROM backup_files WHERE uploaded_at IS NULL ORDER BY counter")
         return [(int(r[0]), self.dir / r[1]) for r in rows]
