@@ -68,20 +68,31 @@ def new_person(conn: sqlite3.Connection, name: str, actor: str, at: datetime) ->
 
 
 def record_consent(conn: sqlite3.Connection, person: Person, modality: str, consent: Consent, actor: str,
-                   at: datetime) -> None:
-    conn.execute(
+                   at: datetime) -> int:
+    """Record consent (inside the caller's transaction); return its row id (for `withdraw_failed`)."""
+    cur = conn.execute(
         "INSERT INTO consents(user_id, modality, purpose, retention_days, given_at, recorded_by) "
         "VALUES(?, ?, ?, ?, ?, ?)",
         (person.id, modality, consent.purpose, consent.retention_days, at.isoformat(), actor),
     )
+    return int(cur.lastrowid or 0)
 
 
 def record_enrolment(conn: sqlite3.Connection, person: Person, modality: str, samples: int, actor: str,
-                     at: datetime) -> None:
-    conn.execute(
+                     at: datetime) -> int:
+    """Record an enrolment (inside the caller's transaction); return its row id (for `withdraw_failed`)."""
+    cur = conn.execute(
         "INSERT INTO enrolments(user_id, modality, samples, enrolled_at, enrolled_by) VALUES(?, ?, ?, ?, ?)",
         (person.id, modality, samples, at.isoformat(), actor),
     )
+    return int(cur.lastrowid or 0)
+
+
+def withdraw_failed(conn: sqlite3.Connection, consent_id: int, enrolment_id: int) -> None:
+    """Undo the consent and enrolment rows of an enrolment whose template could not be stored."""
+    with transaction(conn):
+        conn.execute("DELETE FROM consents WHERE id = ?", (consent_id,))
+        conn.execute("DELETE FROM enrolments WHERE id = ?", (enrolment_id,))
 
 
 def unknown_user(ref: str) -> str:

@@ -101,13 +101,15 @@ class FaceRecognizer:
         at = self.clock.now()
         with transaction(self.conn):
             person = existing or people.new_person(self.conn, name, actor, at)
-            people.record_consent(self.conn, person, Modality.FACE, consent, actor, at)
-            people.record_enrolment(self.conn, person, Modality.FACE, len(samples), actor, at)
+            consent_id = people.record_consent(self.conn, person, Modality.FACE, consent, actor, at)
+            enrolment_id = people.record_enrolment(self.conn, person, Modality.FACE, len(samples), actor, at)
         try:
             self.store.put(person.id, Modality.FACE, reference)
         except BaseException:
             if existing is None:
                 people.delete(self.conn, person)  # all or nothing: no person without a reference
+            else:  # an existing person keeps their old face, and no consent for a face that was never stored
+                people.withdraw_failed(self.conn, consent_id, enrolment_id)
             raise
         finally:
             reference.fill(0.0)
