@@ -433,8 +433,8 @@ class Backups:
     def make(self, at: datetime) -> tuple[Path, bytes]:
         """Snapshot, encrypt to every recipient, write `dir/<counter>.limenbak` (0600); the counter only grows."""
         recipients = self.recipients()
-        payload = self.snapshot(at)
-        with transaction(self.conn):
+        with transaction(self.conn):  # one consistent snapshot, one counter
+            payload = self.snapshot(at)
             counter = int(self.conn.execute("SELECT counter FROM backup_state").fetchone()[0]) + 1
             blob = seal_backup(payload, self.lock_id, counter, at, recipients)
             path = self.dir / f"{counter:08d}.limenbak"
