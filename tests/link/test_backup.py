@@ -345,6 +345,11 @@ def test_a_restore_that_fails_halfway_changes_nothing(lock: Lock) -> None:
         lock.backups.restore(blob, content_key, now, from_lock="front-door")
     assert lock.users() == before and lock.keypad(MAX_PIN) and lock.keypad(next(iter(lock.codes.values())))
     payload["tables"]["users"].pop()
+    payload["revoked"]["users"] = 5  # not a list: malformed, refused whole
+    odd = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients())
+    with pytest.raises(BadRequest, match="malformed contents"):
+        lock.backups.restore(odd, unwrap_key(odd, lock.phone_x)[1], now, from_lock="front-door")
+    payload["revoked"]["users"] = []
     payload["schemas"]["access"] += 1  # made by another Limen version
     newer = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients())
     with pytest.raises(BadRequest, match="schema"):

@@ -503,11 +503,22 @@ class Backups:
         data = _parse_payload(payload, header)
         if data["schemas"] != self._schemas():
             raise BadRequest("backup", f"made with schema {data['schemas']}, this lock has {self._schemas()}")
+        before = {r[0] for r in self.conn.execute("SELECT id FROM users")}
+        try:
+            restored, self.pepper_replaced = self._load(data, header, revoked or Revoked(), at)
+        except (TypeError, KeyError, ValueError, AttributeError, sqlite3.DataError) as exc:  # rolled back
+            raise BadRequest("backup", f"malformed contents ({type(exc).__name__})") from exc
+        if on_removed is not None:
+            for user_id in before - {r[0] for r in self.conn.execute("SELECT id FROM users")}:
+                on_removed(user_id)
+        return restored
+
+    def _load(self, data: dict[str, Any], header: Header, revoked: Revoked, at: datetime) -> tuple[Restored, bool]:
+        """The restore's one transaction (any exception rolls it all back); True when the pepper was installed."""
         listed = data["revoked"]
-        revoked = (revoked or Revoked()) | self.revoked() | Revoked(
+        revoked = revoked | self.revoked() | Revoked(
             frozenset(listed.get("users", [])), frozenset(listed.get("codes", [])), frozenset(listed.get("erased", [])))
         pepper = _unb64(data["pepper"], "pepper") if data["pepper"] else None
-        before = {r[0] for r in self.conn.execute("SELECT id FROM users")}
         tables: Mapping[str, list[dict[str, Any]]] = data["tables"]
         with transaction(self.conn):
             self.conn.execute("DELETE FROM users")  # cascades to access rows, credentials, schedules, consents
@@ -524,11 +535,8 @@ class Backups:
             pins = self._pins_need_reset(pepper)
             if pepper is not None and pins == 0:
                 _write_private(self.keys_dir / "pin-pepper.key", pepper)  # last: the rows are in, then the key
-        self.pepper_replaced = pepper is not None and pins == 0
-        if on_removed is not None:
-            for user_id in before - {r[0] for r in self.conn.execute("SELECT id FROM users")}:
-                on_removed(user_id)
-        return Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins)
+        restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins)
+        return restored, pepper is not None and pins == 0
 
     def _insert(self, name: str, rows: list[dict[str, Any]]) -> int:
         columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")]
