@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+
 from limen import thresholds as T
 from limen.access import pins
 from limen.errors import BadRequest
+from limen.service import i18n
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,12 @@ def guess_chance(hours: float, digits: int = T.GUEST_CODE_DIGITS) -> float:
 
 
 def share_text(name: str, code: str, span: GuestWindow, tz: ZoneInfo) -> str:
-    """What the owner sends the guest."""
+    """What the owner sends the guest, in the console's language ("It works Tue 8 Dec from 09:00 to 12:00")."""
+    locale = i18n.babel_locale()
     a, b = span.start.astimezone(tz), span.end.astimezone(tz)
-    until = f"{b:%H:%M}" if a.date() == b.date() else f"{b:%a %d %b %H:%M}"
-    return (f"Hello {name}, your door code is {code}. It works {a:%a %d %b} from {a:%H:%M} to {until} "
-            f"({tz.key}). Type it on the door's keypad and press OK.")
+    day = format_datetime(a, i18n.gettext("EEE d MMM"), tzinfo=tz, locale=locale)
+    until = f"{b:%H:%M}" if a.date() == b.date() else \
+        format_datetime(b, i18n.gettext("EEE d MMM HH:mm"), tzinfo=tz, locale=locale)
+    return i18n.gettext("Hello {name}, your door code is {code}. It works {day} from {start} to {until} ({zone}). "
+                        "Type it on the door's keypad and press OK.").format(
+        name=name, code=code, day=day, start=f"{a:%H:%M}", until=until, zone=tz.key)

@@ -158,6 +158,11 @@ def format_when(at: datetime, tz: ZoneInfo, lang: str | None = None) -> str:
            f"{value:%Z}"
 
 
+def babel_locale(lang: str | None = None) -> str:
+    """Babel's name for the language of this request (or `lang`)."""
+    return _BABEL.get(lang or _current.get(), "en")
+
+
 def format_number(n: float, lang: str | None = None) -> str:
     from babel.numbers import format_decimal
 
