@@ -166,6 +166,9 @@ def test_altered_truncated_or_rebound_blobs_are_refused() -> None:
         open_backup(rebound, content_key)
     with pytest.raises(BadRequest, match="not a Limen backup"):
         read_header(b"X" * 200)
+    huge = seal_backup(b"x", "front-door", 2**40, datetime.now(UTC), [Recipient("p", "device", phone.public_key())])
+    with pytest.raises(BadRequest, match="malformed header"):  # a counter no database column holds
+        read_header(huge)
     with pytest.raises(BadRequest, match="recovery key"):
         parse_recovery_key("not-a-key")
 

@@ -238,7 +238,8 @@ def read_header(blob: bytes) -> Header:
                         wraps, int(raw["v"]))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise BadRequest("backup", "malformed header") from exc
-    if header.version != version or len(header.nonce) != _NONCE_BYTES:
+    if header.version != version or len(header.nonce) != _NONCE_BYTES or not 0 < header.counter < 2**31 \
+            or not 0 < len(header.lock) <= _NAME_MAX or len(header.created_at) > 40:
         raise BadRequest("backup", "malformed header")
     return header
 
