@@ -102,7 +102,7 @@ def lock_receipt(lock: Lock, text: str) -> dict[str, Any]:
 def erase_in_cloud(session: Session, lock: Lock, receipt_text: str, key: Ed25519PrivateKey, now: datetime) -> Erasure:
     """Erase the cloud's copies that the lock's receipt covers, sign the cloud's part, keep both."""
     statement = lock_receipt(lock, receipt_text)
-    scope, user = str(statement.get("scope", "templates")), str(statement["user"])
+    scope, user = str(statement.get("scope", "templates")), str(statement.get("user", ""))
     owner_id = lock.owner_id
     if scope == "lock":
         erased = _erase_lock(session, lock)

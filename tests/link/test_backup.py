@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from limen import thresholds
 from limen.access.model import PermissionLevel
 from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
@@ -43,8 +44,6 @@ OWNER_PIN, MAX_PIN, NEW_OWNER_PIN = "246813", "135792", "975312"
 
 @pytest.fixture(autouse=True)
 def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    from limen import thresholds
-
     monkeypatch.setattr(thresholds, "PIN_ARGON2_MEMORY_KIB", 64)
     monkeypatch.setattr(thresholds, "PIN_ARGON2_TIME_COST", 1)
 
@@ -368,3 +367,12 @@ def test_a_scheduled_backup_is_due_once_a_period(lock: Lock, tmp_path: Path) -> 
     keyless = Backups(open_db(tmp_path / "other.db"), "x", tmp_path / "keys", tmp_path / "b")
     assert not keyless.due(now, 24)  # nobody could open it: none is made
     keyless.conn.close()
+
+
+def test_an_attachment_rides_only_on_a_restore_and_only_up_to_the_limit(lock: Lock) -> None:
+    unlock = lock.send(lock.command(Action.UNLOCK).attach(b"LIMENBAK"))
+    assert not unlock.executed and "only a restore carries one" in unlock.reason
+    big = lock.command(Action.RESTORE, backup="0" * 64, key="x").attach(bytes(thresholds.LINK_MAX_BACKUP_BYTES + 1))
+    refused = lock.send(big)
+    assert not refused.executed and refused.reason == "oversized"
+    assert lock.users() == ["Max", "Olga"] and lock.rt.controller.door.is_locked

@@ -133,6 +133,8 @@ class SignedCommand:
             raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
         if len(wire["body"]) > T.LINK_MAX_PAYLOAD_BYTES:
             raise CommandRefused(Refusal.OVERSIZED, f"body over {T.LINK_MAX_PAYLOAD_BYTES} bytes")
+        if attachment is not None and len(attachment) > T.LINK_MAX_BACKUP_BYTES:
+            raise CommandRefused(Refusal.OVERSIZED, f"attachment over {T.LINK_MAX_BACKUP_BYTES} bytes")
         return cls(wire["body"].encode("utf-8"), signature, attachment)
 
 
