@@ -177,10 +177,11 @@ def test_alarm_channel_journey(server: Server, playwright: Any, receiver: Receiv
         page.wait_for_selector("#channels .test-result.good")
         assert receiver.bodies, "the test did not reach the endpoint"
         shot(page, "console-alarm-channels")
+        page.click("#channels details.remove summary")
+        page.fill("#channels input[name=password]", PASSWORD)
         page.once("dialog", lambda d: d.dismiss())  # "Remove this alarm channel?" — no
         page.click("#channels button.remove-channel")
         assert page.locator("#channels li.channel").count() == 1
-        page.fill("#channels input[name=password]", PASSWORD)
         page.once("dialog", lambda d: d.accept())
         page.click("#channels button.remove-channel")
         page.wait_for_selector("text=Alarm channel removed")
