@@ -13,7 +13,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +39,8 @@ TAMPER_SOURCE_KINDS = ("case", "escutcheon", "shock")  # GPIO switch sources `ta
 
 
 def default_data_dir() -> Path:
+    import platformdirs  # only when no data directory is given: every CLI command imports this module
+
     return Path(platformdirs.user_data_dir("limen", appauthor=False))
 
 
