@@ -257,8 +257,10 @@ settings = load_settings(__import__('pathlib').Path(sys.argv[1]))
 store = open_template_store(settings)
 engine = FaceEngine()
 t1 = time.perf_counter()
-if sys.argv[2] == "warm":
+if sys.argv[2] == "warm":  # what `limen serve` warms at start (service.app._warm_models)
     engine.warm(); shipped_model(); MiniFasNetCue(settings.models_dir).check()
+    assess(Capture(frames=(Frame(rgb=__import__("numpy").zeros((240, 320, 3), dtype="uint8")),)),
+           purpose=Purpose.VERIFY, models_dir=settings.models_dir)
     store.search(Modality.FACE, __import__("numpy").zeros(128), 1)
 t2 = time.perf_counter()
 images = [load_image(p) for p in unlock.nuaa_frames("02", 20, 5)]
