@@ -18,6 +18,7 @@ covers more than that (Python's ssl offers no KeyUpdate call).
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import threading
 import time
@@ -33,11 +34,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from limen import thresholds as T
+from limen.audit.event import Event, EventKind
 from limen.errors import LinkError
+from limen.link.execute import Outcome
 
 if TYPE_CHECKING:
     from limen.link.execute import LinkCommands
     from limen.link.forward import EventForwarder
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
 
@@ -213,8 +218,27 @@ class LockLink:
         return forwarder.forward(lambda payload: self.mqtt.publish(self.topics.events, payload))
 
     def _received(self, topic: str, payload: bytes) -> None:
+        """Runs on paho's network thread: nothing may escape it (the link would die with the command)."""
         if topic != self.topics.cmd:
             payload = b"\xff"  # refused as malformed, audited (the broker's ACL should never let this through)
+        at = datetime.now(UTC)
         with self.guard:
-            outcome = self.commands.handle(payload, datetime.now(UTC))
-        self.mqtt.client.publish(self.topics.result, json.dumps(outcome.to_dict()).encode("utf-8"), qos=1)
+            try:
+                outcome = self.commands.handle(payload, at)
+            except Exception as exc:  # a fault inside the lock while running it: refused, audited, link kept
+                outcome = self._failed(payload, exc, at)
+        try:
+            self.mqtt.client.publish(self.topics.result, json.dumps(outcome.to_dict()).encode("utf-8"), qos=1)
+        except Exception:
+            log.exception("could not queue the outcome of a command")
+
+    def _failed(self, payload: bytes, exc: Exception, at: datetime) -> Outcome:
+        """Fail closed: the command counts as refused (`internal_error`) and the fault is recorded."""
+        log.error("a command failed inside the lock (%s); refused", type(exc).__name__, exc_info=exc)
+        try:
+            self.commands.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote", subject=self.topics.lock,
+                                             outcome="refused", reason="internal_error", source="remote",
+                                             data={"bytes": len(payload), "error": type(exc).__name__}))
+        except Exception:  # the audit itself is failing: the refusal still goes back to the cloud
+            log.exception("could not audit the failed command")
+        return Outcome(False, None, "internal_error")
