@@ -413,6 +413,15 @@ FUSION_MIN_DECADES = 6.0               # face + finger together: joint FMR ≤ 1
 FUSION_FLOOR_DECADES = 2.0             # each modality at FMR ≤ 1e-2 at least, whatever the other one scores
 FINGER_SENSOR_WAIT_S = 10.0            # the kiosk and the console wait this long for a finger on the sensor (design)
 FINGER_CONSOLE_CAPTURES = 3            # impressions the console takes from the sensor for "add a finger"
+# Protected fixed-length fingerprint code (bio.finger.fixed: spectral minutiae + keyed sign projection), chosen
+# on the FVC2002 B sets (DEVELOPMENT DATA, docs/finger.md): mean EER unprotected 15.4 %, protected 20.5 %
+# (the minutiae matcher: 5.5 %).  Measured and reported; never used for door decisions.
+FINGER_SPECTRAL_RADIAL = 64            # radial frequencies sampled …
+FINGER_SPECTRAL_FREQ = (0.05, 0.8)     # … between these (rad/px); unprotected EER up to 0.58: 17.4 %
+FINGER_SPECTRAL_ANGLES = 128           # directions over 2π (2.8° a column)
+FINGER_SPECTRAL_SIGMA = 1.5            # Gaussian minutia spread, px
+FINGER_SPECTRAL_SHIFT = 12             # rotations searched: ±12 columns = ±34° (±6: 21.3 %)
+FINGER_SPECTRAL_ROWS = 128             # keyed projections per column (bits = 2 × this × angles = 4 KiB); 32: 24.7 %
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
 LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry

