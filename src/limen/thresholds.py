@@ -441,3 +441,10 @@ CLOUD_INGEST_BATCH = 20                # messages per transaction at most (bigge
 CLOUD_SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 CLOUD_ALARM_RETRY_S = 30.0             # a failed alarm delivery is retried this often
 CLOUD_BACKUPS_KEPT = 10                # encrypted backups kept per lock (older ones are deleted)
+# limen-cloud owner pages and alarm fan-out (limen_cloud/pages.py, notify.py) — design values, not calibrated:
+CLOUD_LOCK_ONLINE_S = 60               # a lock heard from within this is shown online (it forwards every 5 s)
+CLOUD_HISTORY_PAGE = 100               # records on one history page
+CLOUD_WEBHOOK_TIMEOUT_S = 5.0          # one community-webhook POST
+CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webhook (kept, error shown)
+CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
+CLOUD_WEBHOOK_BACKOFF_MAX_S = 600.0    # … up to this
