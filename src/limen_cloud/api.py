@@ -13,14 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import apprise
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
@@ -50,6 +48,7 @@ def utcnow() -> datetime:
 class Credentials(BaseModel):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     password: str = Field(min_length=12, max_length=200)
+    totp: str = Field(default="", max_length=10)  # the authenticator's code, once the owner enrolled one (/account)
 
 
 class LockClaim(BaseModel):
@@ -107,11 +106,12 @@ Limited = Depends(_limited)
 
 def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None) -> FastAPI:
     """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with."""
-    from limen_cloud import backups  # its routes use this module's dependencies (Db, Me): imported once built
+    from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
                   "end-to-end-encrypted backups, erasure receipts.")
     app.include_router(backups.router(relay, receipt_public))
+    app.include_router(pages.router())
     app.state.sessions = sessions(engine)
     app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
 
@@ -131,17 +131,10 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
 
     @app.post("/api/sessions", status_code=201, dependencies=[Limited])
     def log_in(body: Credentials, session: Db) -> dict[str, Any]:
-        account = session.scalar(select(Owner).where(Owner.email == body.email.lower()))
-        try:
-            _hasher.verify(account.password_hash if account else _DUMMY_HASH, body.password)
-        except (VerificationError, InvalidHashError):
-            account = None
+        account = pages.authenticate(session, body.email, body.password, body.totp, utcnow())  # + TOTP if enrolled
         if account is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong e-mail or password")
-        token = secrets.token_urlsafe(32)
-        expires = utcnow() + timedelta(hours=SESSION_HOURS)
-        session.add(Session(token_hash=hashlib.sha256(token.encode()).hexdigest(), owner_id=account.id,
-                            expires_at=expires))
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong e-mail, password or authenticator code")
+        token, expires = pages.new_session(session, account)
         return {"token": token, "expires_at": expires.isoformat() + "Z"}
 
     @app.put("/api/owners/me/alerts")
@@ -242,5 +235,6 @@ _HOME = """<!doctype html><html lang="en"><meta charset="utf-8"><title>limen-clo
 <body style="font-family:sans-serif;max-width:40em;margin:2em auto">
 <h1>limen-cloud</h1>
 <p>The fleet service of Limen locks: your locks' history, alarms and the relay of commands your phone signed.</p>
+<p><a href="/login">Log in</a> to see your locks, their history and pending alarms.</p>
 <p>The REST API and its OpenAPI description: <a href="/docs">/docs</a>.</p>
 </body></html>"""

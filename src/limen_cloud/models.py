@@ -20,6 +20,10 @@ class Owner(Base):
     password_hash: Mapped[str] = mapped_column(String(200))  # Argon2id (argon2-cffi's encoded form)
     created_at: Mapped[datetime]
     alert_urls: Mapped[str | None] = mapped_column(Text, default=None)  # JSON list of apprise URLs (hold tokens)
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # base32; None: TOTP not enrolled
+    totp_step: Mapped[int | None] = mapped_column(Integer, default=None)  # last accepted time step (no replay)
+    webhook_url: Mapped[str | None] = mapped_column(String(500), default=None)  # the community security webhook
+    webhook_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # its HMAC-SHA256 key (hex)
 
 
 class Session(Base):
@@ -68,6 +72,10 @@ class Alarm(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
     notified_at: Mapped[datetime | None] = mapped_column(default=None)  # delivered to every channel of the owner
     delivery_error: Mapped[str | None] = mapped_column(String(200), default=None)  # last failure (retried)
+    webhook_at: Mapped[datetime | None] = mapped_column(default=None)  # the community webhook took it (2xx)
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)  # bounded by CLOUD_WEBHOOK_MAX_ATTEMPTS
+    webhook_next_at: Mapped[datetime | None] = mapped_column(default=None)  # next try after a failure (backoff)
+    webhook_error: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class CommandLog(Base):

@@ -1,0 +1,359 @@
+"""The owner's web pages: log in (Argon2id + TOTP), locks with their state, history across locks, alarms.
+
+Server-rendered (Jinja2, no script, no CDN; one stylesheet served here).  The
+session is the same bearer token the API hands out (stored as its SHA-256),
+carried in a `__Host-` cookie (Secure, HttpOnly, SameSite=Strict, Path=/).
+Every form carries a CSRF token derived from the session token
+(HMAC-SHA256), compared in constant time; a POST whose `Origin` is another
+origin, or that a browser marks `Sec-Fetch-Site: cross-site`, is refused
+before anything else.  Pages answer with a strict CSP and `no-store`.
+
+TOTP (RFC 6238, 30 s, ±1 step) is enrolled on `/account/totp` with a QR code
+(segno, SVG) and then required at every log-in, on the pages and the API; a
+step is accepted once (no replay).  The seed is stored as enrolled (like the
+apprise URLs: the database is trusted; see docs/cloud.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import pyotp
+import segno
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+
+from limen import thresholds as T
+from limen_cloud.api import _DUMMY_HASH, SESSION_HOURS, Db, Limited, _hasher, my_lock, utcnow
+from limen_cloud.models import Alarm, Lock, Owner, Record, Session
+
+COOKIE = "__Host-limen-cloud"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enrolled: it is asked at every log-in.",
+           "webhook-off": "Community webhook removed.", "logged-out": "Logged out."}
+_STYLE = (Path(__file__).parent / "templates" / "cloud.css").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ authentication (pages and API)
+
+def authenticate(session: DbSession, email: str, password: str, totp: str, at: datetime) -> Owner | None:
+    """The owner whose password (Argon2id) and, once enrolled, TOTP code are right; None for any failure.
+
+    The password is checked even for an unknown e-mail (same time); an accepted TOTP step is remembered so
+    the same code cannot log in twice.
+    """
+    account = session.scalar(select(Owner).where(Owner.email == email.strip().lower()))
+    try:
+        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if account is None:
+        return None
+    if account.totp_secret is not None:
+        step = totp_step(account.totp_secret, totp, at)
+        if step is None or (account.totp_step is not None and step <= account.totp_step):
+            return None
+        account.totp_step = step
+    return account
+
+
+def totp_step(secret: str, code: str, at: datetime) -> int | None:
+    """The time step (±1 around `at`) whose code is `code`, compared in constant time; None if none."""
+    totp = pyotp.TOTP(secret)
+    typed = code.strip().replace(" ", "").encode()
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # naive means UTC here (pyotp: local time)
+    found = None
+    for offset in (0, -1, 1):
+        when = at + timedelta(seconds=offset * totp.interval)
+        if hmac.compare_digest(totp.at(when).encode(), typed):
+            found = int(totp.timecode(when))
+    return found
+
+
+def new_session(session: DbSession, owner: Owner) -> tuple[str, datetime]:
+    """A fresh bearer token for `owner` (only its SHA-256 is stored) and its expiry."""
+    token = secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(hours=SESSION_HOURS)
+    session.add(Session(token_hash=_hash(token), owner_id=owner.id, expires_at=expires))
+    return token, expires
+
+
+def csrf_token(token: str) -> str:
+    return hmac.new(token.encode(), b"limen-cloud csrf v1", hashlib.sha256).hexdigest()
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Page:
+    """The logged-in owner of a page request, with the session's token (for the CSRF token)."""
+
+    def __init__(self, owner: Owner, token: str) -> None:
+        self.owner, self.token = owner, token
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.token)
+
+    def check(self, sent: str) -> None:
+        if not hmac.compare_digest(self.csrf.encode(), sent.encode()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired: reload the page")
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a state-changing request another site made (before any other check)."""
+    if request.method in ("GET", "HEAD"):
+        return
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if (origin is not None and origin != own) or request.headers.get("sec-fetch-site") == "cross-site":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
+
+
+def _page(request: Request, session: Db) -> Page:
+    token = request.cookies.get(COOKIE, "")
+    row = session.get(Session, _hash(token)) if token else None
+    if row is None or row.expires_at < utcnow():
+        raise HTTPException(status.HTTP_303_SEE_OTHER, "log in first", headers={"Location": "/login"})
+    owner = session.get(Owner, row.owner_id)
+    assert owner is not None
+    return Page(owner, token)
+
+
+Me = Annotated[Page, Depends(_page)]
+SameOrigin = Depends(_same_origin)
+
+
+def render(request: Request, template: str, code: int = 200, /, **values: Any) -> Response:
+    values.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
+    values.setdefault("page", None)
+    response = TEMPLATES.TemplateResponse(request, template, values, status_code=code)
+    return _secured(response)
+
+
+def _secured(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _back(path: str, done: str = "") -> Response:
+    return _secured(RedirectResponse(f"{path}?done={done}" if done else path, status_code=303))
+
+
+# ------------------------------------------------------------------ what the pages show
+
+def lock_rows(session: DbSession, owner: Owner, now: datetime) -> list[dict[str, Any]]:
+    """The owner's locks with the state their forwarded trail last reported (lock, door, tamper) and liveness."""
+    locks = session.scalars(select(Lock).where(Lock.owner_id == owner.id).order_by(Lock.name, Lock.lock_id)).all()
+    pending = dict(session.execute(select(Alarm.lock_id, func.count()).join(Lock).where(
+        Lock.owner_id == owner.id, Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).all())
+    rows = []
+    for lock in locks:
+        last = {kind: _latest(session, lock.lock_id, kind) for kind in ("lock_state", "door_state", "tamper")}
+        online = lock.last_seen is not None and (now - lock.last_seen).total_seconds() <= T.CLOUD_LOCK_ONLINE_S
+        rows.append({"id": lock.lock_id, "name": lock.name, "online": online, "last_seen": _when(lock.last_seen),
+                     "lock": _state(last["lock_state"]), "door": _state(last["door_state"]),
+                     "tamper": last["tamper"].get("at", "") if last["tamper"] else "",
+                     "records": lock.head_count, "reported": lock.reported_count,
+                     "behind": max(0, lock.reported_count - lock.head_count), "alarms": pending.get(lock.lock_id, 0)})
+    return rows
+
+
+def _latest(session: DbSession, lock_id: str, kind: str) -> dict[str, Any] | None:
+    body = session.scalar(select(Record.body).where(Record.lock_id == lock_id, Record.kind == kind)
+                          .order_by(Record.idx.desc()).limit(1))
+    return _body(body) if body is not None else None
+
+
+def _body(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _state(record: dict[str, Any] | None) -> str:
+    data = record.get("data") if record else None
+    return str(data.get("state", "unknown")) if isinstance(data, dict) else "unknown"
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "never"
+
+
+def history_rows(session: DbSession, owner: Owner, lock_id: str | None, before: int | None) -> list[dict[str, Any]]:
+    """The newest forwarded records across the owner's locks (or one), `CLOUD_HISTORY_PAGE` at a time."""
+    query = select(Record, Lock.name).join(Lock).where(Lock.owner_id == owner.id)
+    if lock_id:
+        query = query.where(Record.lock_id == lock_id)
+    if before is not None:
+        query = query.where(Record.id < before)
+    rows = session.execute(query.order_by(Record.id.desc()).limit(T.CLOUD_HISTORY_PAGE)).all()
+    out = []
+    for record, name in rows:
+        body = _body(record.body)
+        out.append({"id": record.id, "lock": name, "index": record.idx, "at": record.at, "kind": record.kind,
+                    "actor": body.get("actor") or "", "outcome": body.get("outcome") or "",
+                    "reason": body.get("reason") or "", "redacted": "redacted" in body})
+    return out
+
+
+def alarm_rows(session: DbSession, owner: Owner) -> list[dict[str, Any]]:
+    rows = session.execute(select(Alarm, Lock.name).join(Lock).where(
+        Lock.owner_id == owner.id, Alarm.acknowledged_at.is_(None)).order_by(Alarm.id.desc()).limit(500)).all()
+    return [{"id": a.id, "lock": name, "rule": a.rule, "detail": a.detail, "raised": _when(a.raised_at),
+             "delivered": a.notified_at is not None, "error": a.delivery_error or ""} for a, name in rows]
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why `url` cannot be a community webhook (HTTPS only; plain HTTP only to this machine), or None."""
+    parts = urlsplit(url)
+    if len(url) > 500 or parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
+        return "an https:// address, no user name"
+    if parts.scheme == "http":
+        try:
+            loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            return "plain http:// is allowed only to this machine (use https://)"
+    return None
+
+
+# ------------------------------------------------------------------ routes
+
+def router() -> APIRouter:
+    pages = APIRouter(include_in_schema=False, dependencies=[SameOrigin])
+
+    @pages.get("/cloud.css")
+    def stylesheet() -> Response:
+        return Response(_STYLE, media_type="text/css", headers={"Cache-Control": "max-age=3600",
+                                                                "X-Content-Type-Options": "nosniff"})
+
+    @pages.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> Response:
+        return render(request, "login.html")
+
+    @pages.post("/login", dependencies=[Limited])
+    def log_in(request: Request, session: Db, email: Annotated[str, Form(max_length=254)],
+               password: Annotated[str, Form(max_length=200)],
+               totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        owner = authenticate(session, email, password, totp, utcnow())
+        if owner is None:
+            return render(request, "login.html", 401, error="Wrong e-mail, password or authenticator code.",
+                          email=email[:254])
+        token, expires = new_session(session, owner)
+        response = _back("/locks")
+        response.set_cookie(COOKIE, token, max_age=SESSION_HOURS * 3600, path="/", secure=True, httponly=True,
+                            samesite="strict")
+        return response
+
+    @pages.post("/logout")
+    def log_out(session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        me.check(csrf)
+        row = session.get(Session, _hash(me.token))
+        if row is not None:
+            session.delete(row)
+        response = _back("/login", "logged-out")
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    @pages.get("/locks", response_class=HTMLResponse)
+    def locks(request: Request, session: Db, me: Me) -> Response:
+        return render(request, "locks.html", page=me, locks=lock_rows(session, me.owner, utcnow()))
+
+    @pages.get("/history", response_class=HTMLResponse)
+    def history(request: Request, session: Db, me: Me, lock: str | None = None, before: int | None = None
+                ) -> Response:
+        if lock:
+            my_lock(session, me.owner, lock)
+        rows = history_rows(session, me.owner, lock, before)
+        more = rows[-1]["id"] if len(rows) == T.CLOUD_HISTORY_PAGE else None
+        names = session.execute(select(Lock.lock_id, Lock.name).where(Lock.owner_id == me.owner.id)
+                                .order_by(Lock.name)).all()
+        return render(request, "history.html", page=me, rows=rows, lock=lock or "", more=more, locks=names)
+
+    @pages.get("/alarms", response_class=HTMLResponse)
+    def alarms(request: Request, session: Db, me: Me) -> Response:
+        return render(request, "alarms.html", page=me, alarms=alarm_rows(session, me.owner))
+
+    @pages.post("/alarms/{alarm_id}/ack")
+    def acknowledge(alarm_id: int, session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        me.check(csrf)
+        alarm = session.get(Alarm, alarm_id)
+        if alarm is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alarm")
+        my_lock(session, me.owner, alarm.lock_id)
+        alarm.acknowledged_at = alarm.acknowledged_at or utcnow()
+        return _back("/alarms", "acknowledged")
+
+    @pages.get("/account", response_class=HTMLResponse)
+    def account(request: Request, me: Me) -> Response:
+        return render(request, "account.html", page=me)
+
+    @pages.get("/account/totp", response_class=HTMLResponse)
+    def totp_form(request: Request, me: Me) -> Response:
+        if me.owner.totp_secret is not None:
+            return _back("/account")
+        return _totp_page(request, me, pyotp.random_base32())
+
+    @pages.post("/account/totp")
+    def totp_enrol(request: Request, session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)],
+                   secret: Annotated[str, Form(min_length=32, max_length=32, pattern="^[A-Z2-7]+$")],
+                   code: Annotated[str, Form(max_length=10)]) -> Response:
+        """Enrol the seed the page showed once the owner typed a code it makes (proof the phone holds it)."""
+        me.check(csrf)
+        owner = session.get(Owner, me.owner.id)
+        assert owner is not None
+        if owner.totp_secret is not None:
+            return _back("/account")
+        step = totp_step(secret, code, utcnow())
+        if step is None:
+            return _totp_page(request, me, secret, "That code does not match: type the one shown now.", 422)
+        owner.totp_secret, owner.totp_step = secret, step
+        return _back("/account", "totp-on")
+
+    @pages.post("/account/webhook")
+    def set_webhook(request: Request, session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)],
+                    url: Annotated[str, Form(max_length=500)] = "") -> Response:
+        """The community security webhook: alarms are POSTed there signed with a secret shown once."""
+        me.check(csrf)
+        owner = session.get(Owner, me.owner.id)
+        assert owner is not None
+        if not url.strip():
+            owner.webhook_url = owner.webhook_secret = None
+            return _back("/account", "webhook-off")
+        problem = webhook_problem(url.strip())
+        if problem is not None:
+            return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.")
+        owner.webhook_url, owner.webhook_secret = url.strip(), secrets.token_hex(32)
+        return render(request, "account.html", page=me, webhook_secret=owner.webhook_secret,
+                      notice="Webhook saved. Give its receiver this secret now: it is not shown again.")
+
+    return pages
+
+
+def _totp_page(request: Request, me: Page, secret: str, error: str = "", code: int = 200) -> Response:
+    uri = pyotp.TOTP(secret).provisioning_uri(name=me.owner.email, issuer_name="Limen cloud")
+    qr = str(segno.make(uri, error="m").svg_data_uri(scale=4, border=2))
+    return render(request, "totp.html", code, page=me, secret=secret, qr=qr, error=error)
