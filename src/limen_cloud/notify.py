@@ -5,16 +5,28 @@ configured (`PUT /api/owners/me/alerts`), through the lock's own `AppriseChannel
 delivered only when every channel took it, otherwise the error is kept and it is retried on the next call.
 `start()` runs it on a thread, woken by the bridge after each committed batch (`wake()`) and every
 `RETRY_S`.  URLs hold tokens: they are never logged or returned by the API (only channel ids).
+
+Beside apprise, each alarm goes to the owner's **community security webhook** (set on `/account`): a JSON POST
+signed with HMAC-SHA256 under the secret the owner was shown once, `X-Limen-Signature: v1=<hex>` over
+`<X-Limen-Timestamp>.<body>` (`verify_webhook` is the receiver's check).  Any answer but 2xx, a redirect or a
+timeout is retried with exponential backoff (`CLOUD_WEBHOOK_BACKOFF_S` doubling to `…_MAX_S`), at most
+`CLOUD_WEBHOOK_MAX_ATTEMPTS` times; only the status or the error's kind is kept (the receiver's answer is not).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import threading
-from datetime import UTC, datetime
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from limen import thresholds as T
 from limen.audit.channels import AppriseChannel, DeliveryFailed
@@ -23,6 +35,7 @@ from limen_cloud.models import Alarm, Lock, Owner
 
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
+WEBHOOK_PASS = 20  # alarms per webhook pass (each POST may take CLOUD_WEBHOOK_TIMEOUT_S)
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning"}
 
@@ -65,13 +78,41 @@ class AlarmNotifier:
                     alarm.delivery_error = error[:200]
         return delivered
 
+    def deliver_webhooks(self, now: datetime | None = None) -> int:
+        """POST pending alarms to their owner's community webhook (those due); return how many were taken."""
+        now = now or datetime.now(UTC).replace(tzinfo=None)
+        taken = 0
+        with self.sessions() as session, session.begin():
+            rows = session.execute(
+                select(Alarm, Owner).join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
+                .where(Alarm.webhook_at.is_(None), Alarm.webhook_attempts < T.CLOUD_WEBHOOK_MAX_ATTEMPTS,
+                       Owner.webhook_url.is_not(None), Owner.webhook_secret.is_not(None),
+                       or_(Alarm.webhook_next_at.is_(None), Alarm.webhook_next_at <= now))
+                .order_by(Alarm.id).limit(WEBHOOK_PASS)
+            ).all()
+            for alarm, owner in rows:
+                assert owner.webhook_url is not None and owner.webhook_secret is not None
+                error = post_webhook(owner.webhook_url, owner.webhook_secret, webhook_body(alarm, now))
+                alarm.webhook_attempts += 1
+                if error is None:
+                    alarm.webhook_at, alarm.webhook_error, alarm.webhook_next_at = now, None, None
+                    taken += 1
+                    continue
+                alarm.webhook_error = error[:200]
+                alarm.webhook_next_at = now + timedelta(seconds=backoff_s(alarm.webhook_attempts))
+                if alarm.webhook_attempts >= T.CLOUD_WEBHOOK_MAX_ATTEMPTS:
+                    alarm.webhook_error = f"gave up after {alarm.webhook_attempts} attempts: {error}"[:200]
+                    log.warning("community webhook gave up on alarm %d (%s)", alarm.id, error)
+        return taken
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self.deliver_pending()
+                self.deliver_webhooks()
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")
-            self._wake.wait(RETRY_S)
+            self._wake.wait(min(RETRY_S, T.CLOUD_WEBHOOK_BACKOFF_S))
             self._wake.clear()
 
 
@@ -86,3 +127,58 @@ def _send(alarm: Alarm, urls: list[str]) -> str | None:
         except DeliveryFailed as exc:
             errors.append(f"{channel.id}: {exc}")
     return "; ".join(errors) or None
+
+
+# ------------------------------------------------------------------ the community security webhook
+
+def backoff_s(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones: doubling from the first, capped."""
+    return float(min(T.CLOUD_WEBHOOK_BACKOFF_S * 2 ** max(0, attempts - 1), T.CLOUD_WEBHOOK_BACKOFF_MAX_S))
+
+
+def webhook_body(alarm: Alarm, now: datetime) -> bytes:
+    """The JSON an alarm is POSTed as (no URL, no owner identity; the lock by its id)."""
+    return json.dumps({"v": 1, "alarm_id": alarm.id, "lock_id": alarm.lock_id, "rule": alarm.rule,
+                       "severity": SEVERITY.get(alarm.rule, "warning"), "detail": alarm.detail,
+                       "raised_at": alarm.raised_at.isoformat() + "Z", "sent_at": now.isoformat() + "Z"},
+                      sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    return "v1=" + hmac.new(bytes.fromhex(secret), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(secret: str, timestamp: str, body: bytes, signature: str, now: float,
+                   tolerance_s: float = 300.0) -> bool:
+    """The receiver's check: the signature matches (constant time) and the timestamp is within `tolerance_s`."""
+    try:
+        fresh = abs(now - int(timestamp)) <= tolerance_s
+        expected = webhook_signature(secret, timestamp, body)
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(expected.encode(), signature.encode())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a redirect is a failure: the signed body goes only where the owner said
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def post_webhook(url: str, secret: str, body: bytes) -> str | None:
+    """POST `body` signed; None when the receiver answered 2xx, else a short reason (never its answer)."""
+    if urlsplit(url).scheme not in ("https", "http"):  # the pages allow https (and http to this machine) only
+        return "not an http(s) address"
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 (scheme checked above)
+        "Content-Type": "application/json", "User-Agent": "limen-cloud", "X-Limen-Timestamp": timestamp,
+        "X-Limen-Signature": webhook_signature(secret, timestamp, body)})
+    try:
+        with _OPENER.open(request, timeout=T.CLOUD_WEBHOOK_TIMEOUT_S) as answer:
+            return None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"not reached ({type(getattr(exc, 'reason', exc)).__name__})"
