@@ -238,6 +238,60 @@ def _html(rows: list[dict[str, object]], summary: dict[str, object], det: str) -
     )
 
 
+def pair_features(samples: list[FvcSample]) -> tuple[np.ndarray, np.ndarray]:
+    """`matcher.features` and labels (1 = same finger) of every pair of impressions of one database:
+    all genuine pairs and all impostor pairs (every impression, not only the first).  FTEs are left out."""
+    prepared: dict[int, matcher.PreparedTemplate] = {}
+    for k, s in enumerate(samples):
+        try:
+            prepared[k] = matcher.prepare(extract_file(s.path))
+        except BadImage:
+            continue
+    rows, labels = [], []
+    for a in prepared:
+        for b in prepared:
+            sa, sb = samples[a], samples[b]
+            if (sa.finger, sa.impression) < (sb.finger, sb.impression):
+                rows.append(matcher.features(prepared[a], prepared[b]))
+                labels.append(int(sa.finger == sb.finger))
+    return np.array(rows), np.array(labels)
+
+
+@dataclass(frozen=True)
+class ScoreFit:
+    """Weights and bias of the matcher's score (FINGER_MATCH_WEIGHTS / _BIAS) and how they generalise."""
+
+    weights: tuple[float, ...]
+    bias: float
+    leave_one_out_eer: dict[str, float]     # database → EER (all pairs) scored by weights fitted on the others
+
+
+def fit_score(databases: dict[str, tuple[np.ndarray, np.ndarray]]) -> ScoreFit:
+    """A class-balanced logistic model on `pair_features` of every database (lab extra: scikit-learn),
+    and leave-one-database-out EERs: the figure that says whether the weights carry to another sensor."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - lab extra
+
+    def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        mu, sd = x.mean(0), x.std(0) + 1e-9
+        model = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced").fit((x - mu) / sd, y)
+        w = model.coef_[0] / sd
+        return w, float(model.intercept_[0] - np.dot(w, mu))
+
+    names = sorted(databases)
+    held: dict[str, float] = {}
+    for name in names:
+        x = np.concatenate([databases[n][0] for n in names if n != name])
+        y = np.concatenate([databases[n][1] for n in names if n != name])
+        if len(names) < 2 or y.min() == y.max():
+            break
+        w, b = fit(x, y)
+        xs, ys = databases[name]
+        z = xs @ w + b
+        held[name] = equal_error_rate(-z[ys == 1], -z[ys == 0])[0]
+    w, b = fit(np.concatenate([databases[n][0] for n in names]), np.concatenate([databases[n][1] for n in names]))
+    return ScoreFit(tuple(round(float(v), 4) for v in w), round(b, 4), held)
+
+
 @dataclass(frozen=True)
 class ProtectionFigures:
     database: str
@@ -275,3 +329,16 @@ def protection_figures(database: str, samples: list[FvcSample], devices: int = 3
     link = unlinkability(np.stack([vectors[n] for n in names]), ids, transforms[0], transforms[1 % devices])
     return ProtectionFigures(database, len(samples) - len(vectors), result.raw["eer"], result.protected["eer"],
                              result.protected_worst["eer"], link)
+
+
+if __name__ == "__main__":
+    import sys
+
+    folders = [Path(a) for a in sys.argv[1:]]
+    if not folders:
+        sys.exit("usage: python -m limen.lab.finger FOLDER… (fits FINGER_MATCH_WEIGHTS on FVC databases)")
+    result = fit_score({f.name: pair_features(fvc_samples(f)) for f in folders})
+    for name, eer in result.leave_one_out_eer.items():
+        print(f"{name}: EER {100 * eer:.2f} % with weights fitted on the other databases")
+    print(f"FINGER_MATCH_WEIGHTS = {result.weights}")
+    print(f"FINGER_MATCH_BIAS = {result.bias}")

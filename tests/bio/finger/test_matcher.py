@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from limen.bio.finger.extract import extract_file
-from limen.bio.finger.matcher import prepare, similarity
+from limen.bio.finger.matcher import FEATURES, _inside, features, prepare, similarity
 from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
 
 
@@ -48,3 +48,37 @@ def test_genuine_impressions_outscore_impostors_on_fvc(fvc_db1: Path) -> None:
     genuine = [similarity(t["101_1"], t["101_2"]), similarity(t["101_1"], t["101_3"])]
     impostor = [similarity(t["101_1"], t[o]) for o in ("102_1", "103_1", "104_1")]
     assert min(genuine) > max(impostor)
+
+
+def test_features_of_a_moved_copy_pair_every_minutia() -> None:
+    a = _random_template(3)
+    f = dict(zip(FEATURES, features(prepare(a), prepare(_moved(a, -0.3, (20, 5)))), strict=True))
+    n = len(a.minutiae)
+    assert f["pairs"] >= 0.9 * n
+    assert f["aligned pairs"] >= 0.9 * n
+    assert f["pairs / √(overlap_p·overlap_c)"] > 0.85
+
+
+def test_a_partial_copy_pairs_only_inside_the_overlap() -> None:
+    a = _random_template(4, n=50)
+    half = FingerTemplate(a.width, a.height, a.dpi, tuple(m for m in a.minutiae if m.x < 200))
+    f = dict(zip(FEATURES, features(prepare(a), prepare(_moved(half, 0.2, (-10, 10)))), strict=True))
+    assert f["pairs"] >= 0.9 * len(half.minutiae)
+    # the overlap fraction counts only the probe minutiae inside the partial print: close to 1, not ½
+    assert f["pairs / √(overlap_p·overlap_c)"] > 0.8
+    assert f["pairs / √(n_p·n_c)"] < 0.8
+
+
+def test_unrelated_templates_pair_few_minutiae_and_score_low() -> None:
+    a, b = prepare(_random_template(5)), prepare(_random_template(6))
+    f = dict(zip(FEATURES, features(a, b), strict=True))
+    assert f["pairs"] < 10
+    assert 0.0 < similarity(a, b) < similarity(a, prepare(_moved(_random_template(5), 1.0, (0, 0))))
+
+
+def test_inside_counts_points_in_a_grown_convex_polygon() -> None:
+    square = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]])
+    points = np.array([[5.0, 5.0], [12.0, 5.0], [16.0, 5.0], [-1.0, -1.0]])
+    assert _inside(points, square, 0.0) == 1
+    assert _inside(points, square, 3.0) == 3
+    assert _inside(points, square[::-1], 3.0) == 3            # either winding

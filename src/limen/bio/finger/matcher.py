@@ -1,4 +1,4 @@
-"""Minutia matching: edge tables → root pairs → greedy pairing-graph expansion → one score.
+"""Minutia matching: edge tables → root pairs → greedy pairing-graph expansion → evidence → one score.
 
 In the spirit of SourceAFIS's published algorithm.  Every minutia has an edge
 table to its nearest neighbours (length, the edge's angle and the neighbour's
@@ -7,9 +7,15 @@ rotation and translation).  Probe and candidate minutiae whose tables agree are
 candidate *root pairs*.  From each of the best roots a pairing graph grows
 greedily: the pending pair with the smallest edge error is accepted if neither
 minutia is paired yet, and the agreeing edges of the new pair add new pending
-pairs.  Only local edges are compared, so skin distortion accumulates slowly.
-The best root's pairing gives the score (pairs, weighted by edge support,
-normalised by both minutia counts).  Higher = more alike.
+pairs; an edge between two minutiae already paired to each other *supports*
+both.  Only local edges are compared, so skin distortion accumulates slowly.
+The heaviest pairing is then described by `FEATURES` — pair and support
+counts, raw and normalised by both minutia counts and by the minutiae inside
+the two prints' overlap (convex hulls aligned by the pairs' rigid motion),
+matching types, edge error, and a global count of pairs that agree once
+aligned (tolerance growing with distance) — and the score is the softplus of
+a logistic model over them (weights in `thresholds.py`, fitted with
+`python -m limen.lab.finger`).  Higher = more alike.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from limen import thresholds
@@ -32,7 +39,10 @@ def _wrap(a: np.ndarray) -> np.ndarray:
 class PreparedTemplate:
     """A template with its edge tables computed once (for 1:N and repeated matching)."""
 
+    xy: np.ndarray          # n×2 float64 positions, px
+    hull: np.ndarray        # h×2 float64 convex hull of the positions, counter-clockwise (image axes)
     angle: np.ndarray       # n float32
+    kind: np.ndarray        # n int8 minutia types
     neighbour: np.ndarray   # n×k index of the k nearest neighbours (n where absent)
     dist: np.ndarray        # n×k edge lengths (NaN where absent)
     alpha: np.ndarray       # n×k edge angle relative to the minutia's direction
@@ -49,7 +59,7 @@ _ABSENT = np.nan                    # never agrees with anything
 
 def prepare(template: FingerTemplate) -> PreparedTemplate:
     """Edge tables of `template` (k nearest neighbours per minutia)."""
-    xy, ang, _ = template.arrays()
+    xy, ang, kinds = template.arrays()
     n = len(ang)
     k = thresholds.FINGER_MATCH_NEIGHBOURS
     neighbour = np.full((n, k), n, np.int32)
@@ -69,7 +79,9 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
         alpha[:, :kk] = _wrap(edge - ang[:, None])
         beta[:, :kk] = _wrap(ang[nearest] - ang[:, None])
     trig = np.stack([np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)]).astype(np.float32)
-    return PreparedTemplate(ang.astype(np.float32), neighbour, dist, alpha, beta, trig)
+    hull = cv2.convexHull(xy.astype(np.float32)).reshape(-1, 2).astype(np.float64) if n >= 3 else xy.copy()
+    return PreparedTemplate(xy.astype(np.float64), hull, ang.astype(np.float32), kinds.astype(np.int8), neighbour,
+                            dist, alpha, beta, trig)
 
 
 def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
@@ -105,11 +117,29 @@ def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
     return ii[by_pair], jj[by_pair], aa[by_pair], bb[by_pair], err[by_pair]
 
 
-def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
-    """Match score of probe `p` against candidate `c` (≥ 0, higher = more alike)."""
+FEATURES = ("pairs", "supported pairs", "support edges", "type-matching pairs", "pairs / √(n_p·n_c)",
+            "support edges / √(n_p·n_c)", "summed edge error", "ln(1 + pairs)", "ln(1 + support edges)",
+            "pairs / √(overlap_p·overlap_c)", "aligned pairs", "aligned pairs / √(n_p·n_c)")
+
+
+@dataclass(frozen=True)
+class _Pairing:
+    """One grown pairing graph: the pairs, the support edges of each probe minutia, the edge errors."""
+
+    pairs: list[tuple[int, int]]
+    support: dict[int, int]
+    errors: list[float]
+
+    @property
+    def weight(self) -> float:
+        return len(self.pairs) + thresholds.FINGER_MATCH_SUPPORT_WEIGHT * sum(self.support.values()) / 4
+
+
+def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
+    """The heaviest pairing graph grown from the best FINGER_MATCH_ROOTS root pairs (None: no root)."""
     n_p, n_c = p.size, c.size
     if n_p < 2 or n_c < 2:
-        return 0.0
+        return None
     k = thresholds.FINGER_MATCH_NEIGHBOURS
     ii, jj, aa, bb, err = _agreeing_edges(p, c)
     pair = ii * n_c + jj
@@ -122,37 +152,131 @@ def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
     edges_e = err.tolist()
     edges_i = p.neighbour[ii, aa].tolist()
     edges_j = c.neighbour[jj, bb].tolist()
-    best = 0.0
+    best: _Pairing | None = None
     for root in roots.tolist():
         if local[root] < thresholds.FINGER_MATCH_ROOT_MIN_EDGES:
             break
-        score = _grow(root // n_c, root % n_c, n_p, n_c, start, edges_e, edges_i, edges_j)
-        best = max(best, score)
-    return best * best / (n_p * n_c) ** 0.5 / max(min(n_p, n_c), thresholds.FINGER_MATCH_MIN_OVERLAP) ** 0.5
+        grown = _grow(root // n_c, root % n_c, n_p, n_c, start, edges_e, edges_i, edges_j)
+        if best is None or grown.weight > best.weight:
+            best = grown
+    return best
+
+
+def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
+    """The evidence of the best pairing, one value per name in FEATURES (all 0 but the counts: no pairing)."""
+    n_p, n_c = p.size, c.size
+    norm = max(n_p * n_c, 1) ** 0.5
+    pairing = best_pairing(p, c)
+    if pairing is None or not pairing.pairs:
+        return np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], np.float64)
+    pairs = pairing.pairs
+    n = len(pairs)
+    edges = sum(pairing.support.values()) / 2
+    supported = sum(1 for i, _ in pairs if pairing.support.get(i, 0) >= 1)
+    same_type = sum(1 for i, j in pairs if p.kind[i] == c.kind[j])
+    error = float(np.mean(pairing.errors[1:])) * n if n > 1 else 1.0
+    rot, shift, centre = _rigid(p, c, pairs)
+    if rot is None:
+        overlap_p, overlap_c, aligned = n_p, n_c, n
+    else:
+        margin = thresholds.FINGER_MATCH_OVERLAP_MARGIN_PX
+        overlap_c = _inside(c.xy @ rot.T + shift, p.hull, margin)
+        overlap_p = _inside(p.xy, c.hull @ rot.T + shift, margin)
+        aligned = _aligned_pairs(p, c, rot, shift, centre)
+    floor = thresholds.FINGER_MATCH_MIN_OVERLAP_COUNT
+    overlap = (max(overlap_p, floor) * max(overlap_c, floor)) ** 0.5
+    return np.array([n, supported, edges, same_type, n / norm, edges / norm, error, np.log1p(n), np.log1p(edges),
+                     n / overlap, aligned, aligned / norm], np.float64)
+
+
+def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
+    """Match score of probe `p` against candidate `c` (> 0, higher = more alike): softplus of a linear
+    evidence score over `features` (weights FINGER_MATCH_WEIGHTS, fitted as a logistic model)."""
+    if p.size < 2 or c.size < 2:
+        return 0.0
+    z = float(np.dot(features(p, c), thresholds.FINGER_MATCH_WEIGHTS)) + thresholds.FINGER_MATCH_BIAS
+    return float(np.logaddexp(0.0, z))
+
+
+def _inside(points: np.ndarray, hull: np.ndarray, margin: float) -> int:
+    """How many `points` lie inside the convex polygon `hull` grown by `margin` px."""
+    if len(hull) < 3:
+        return 0
+    nxt = np.roll(hull, -1, axis=0)
+    edge = nxt - hull
+    length = np.maximum(np.hypot(edge[:, 0], edge[:, 1]), 1e-9)
+    area = float(np.sum(hull[:, 0] * nxt[:, 1] - nxt[:, 0] * hull[:, 1]))
+    rel = points[:, None, :] - hull[None, :, :]
+    side = (edge[None, :, 0] * rel[..., 1] - edge[None, :, 1] * rel[..., 0]) / length[None, :]
+    side *= 1.0 if area > 0 else -1.0
+    return int(np.count_nonzero((side >= -margin).all(axis=1)))
+
+
+def _rigid(p: PreparedTemplate, c: PreparedTemplate, pairs: list[tuple[int, int]]
+           ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Least-squares rotation and shift taking the paired candidate minutiae onto the probe's, and the
+    paired probe minutiae's centre (rotation None: < 2 pairs)."""
+    if len(pairs) < 2:
+        return None, np.zeros(2), np.zeros(2)
+    idx = np.array(pairs)
+    a, b = c.xy[idx[:, 1]], p.xy[idx[:, 0]]
+    ca, cb = a.mean(0), b.mean(0)
+    u, v = a - ca, b - cb
+    theta = np.arctan2(np.sum(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]), np.sum(u * v))
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return rot, cb - ca @ rot.T, cb
+
+
+def _aligned_pairs(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, shift: np.ndarray,
+                   centre: np.ndarray) -> int:
+    """Minutia pairs (nearest first, each minutia once) that agree in position and direction once the
+    candidate is moved by (rot, shift): a global count that catches pairs the local graph did not reach;
+    the position tolerance grows with the distance from the paired minutiae's centre (skin stretches)."""
+    mapped = c.xy @ rot.T + shift
+    dx = mapped[:, None, 0] - p.xy[None, :, 0]
+    dy = mapped[:, None, 1] - p.xy[None, :, 1]
+    d2 = dx * dx + dy * dy
+    tol = thresholds.FINGER_MATCH_ALIGN_PX + thresholds.FINGER_MATCH_ALIGN_REL * np.hypot(*(p.xy - centre).T)
+    ci, pi = np.nonzero(d2 <= (tol * tol)[None, :])
+    turn = float(np.arctan2(rot[1, 0], rot[0, 0]))
+    agree = np.cos(c.angle[ci].astype(np.float64) + turn - p.angle[pi]) >= np.cos(thresholds.FINGER_MATCH_ALIGN_ANGLE)
+    ci, pi = ci[agree], pi[agree]
+    order = np.argsort(d2[ci, pi], kind="stable")
+    used_c: set[int] = set()
+    used_p: set[int] = set()
+    for a, b in zip(ci[order].tolist(), pi[order].tolist(), strict=True):
+        if a not in used_c and b not in used_p:
+            used_c.add(a)
+            used_p.add(b)
+    return len(used_c)
 
 
 def _grow(i0: int, j0: int, n_p: int, n_c: int, start: list[int], edges_e: list[float],
-          edges_i: list[int], edges_j: list[int]) -> float:
-    """Grow a pairing from root (i0, j0); return its support-weighted pair count."""
+          edges_i: list[int], edges_j: list[int]) -> _Pairing:
+    """Grow a pairing from root (i0, j0): smallest edge error first, each minutia paired once; an edge
+    between two minutiae already paired to each other supports both."""
     pair_p = [-1] * n_p
     pair_c = [-1] * n_c
     pending: list[tuple[float, int, int]] = [(0.0, i0, j0)]
-    pairs = 0
-    support = 0
+    pairs: list[tuple[int, int]] = []
+    errors: list[float] = []
+    support: dict[int, int] = {}
     while pending:
-        _, i, j = heapq.heappop(pending)
+        e0, i, j = heapq.heappop(pending)
         if pair_p[i] >= 0 or pair_c[j] >= 0:
             if pair_p[i] == j:
-                support += 1                       # a second edge confirms an existing pair
+                support[i] = support.get(i, 0) + 1        # a second edge confirms an existing pair
             continue
         pair_p[i] = j
         pair_c[j] = i
-        pairs += 1
+        pairs.append((i, j))
+        errors.append(e0)
         base = i * n_c + j
         for e in range(start[base], start[base + 1]):
             ni, nj = edges_i[e], edges_j[e]
             if pair_p[ni] < 0 and pair_c[nj] < 0:
                 heapq.heappush(pending, (edges_e[e], ni, nj))
             elif pair_p[ni] == nj:
-                support += 1
-    return pairs + thresholds.FINGER_MATCH_SUPPORT_WEIGHT * support / 2
+                support[i] = support.get(i, 0) + 1
+                support[ni] = support.get(ni, 0) + 1
+    return _Pairing(pairs, support, errors)
