@@ -11,7 +11,7 @@ import pytest
 from limen import thresholds
 from limen.decision import Assurance, Reason
 from limen.errors import ConfigError
-from limen.pad.contract import CueScore, CueUnavailable, Purpose
+from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.fusion import fuse, insufficient
 from limen.pad.fusion_model import FusionModel, Logistic
@@ -158,3 +158,46 @@ def test_shipped_fusion_loads() -> None:
     low = model.combine({"texture": -5.0, "minifasnet": -5.0})
     high = model.combine({"texture": 5.0, "minifasnet": 5.0})
     assert low is not None and high is not None and low[0] < thresholds.PAD_FUSED_VERIFY < high[0]
+
+
+# ------------------------------------------------------------------ frame-by-frame consistency of a burst
+
+PAIR = FusionModel(edges=MODEL.edges, combinations=(logistic(("texture", "minifasnet"), [1.0, 1.0]),))
+
+
+def burst_cues(texture: list[float], mfn: list[float]) -> list[CueResult]:
+    from limen.pad.texture import per_frame_evidence
+
+    t, m = np.array(texture), np.array(mfn)
+    return [CueScore("texture", float(t.mean()), -50.0, {"frames": float(t.size)} | per_frame_evidence(t)),
+            CueScore("minifasnet", float(m.mean()), -50.0, {"frames": float(m.size)} | per_frame_evidence(m))]
+
+
+def test_robust_minimum_forgives_a_quarter_of_the_frames_rounded_down() -> None:
+    from limen.pad.fusion import robust_minimum
+
+    assert robust_minimum(np.array([3.0, 3.0, 3.0, 3.0, -5.0])) == 3.0  # the door's burst: one frame forgiven
+    assert robust_minimum(np.array([3.0, -4.0, 3.0, 3.0, -5.0])) == -4.0
+    assert robust_minimum(np.array([3.0, 3.0, -5.0])) == -5.0  # fewer than 4 frames: the minimum
+    assert robust_minimum(np.array([2.5])) == 2.5
+    assert math.isnan(robust_minimum(np.array([1.0, math.nan, 2.0, 3.0])))
+    assert math.isnan(robust_minimum(np.zeros(0)))
+
+
+def test_a_burst_whose_frames_disagree_is_judged_by_its_weak_frames() -> None:
+    t = thresholds.PAD_FUSED_VERIFY
+    good, bad = t / 2 + 2.0, t / 2 - 3.0  # per frame: fused = texture + minifasnet
+    steady = fuse(burst_cues([good] * 5, [good] * 5), sample(5), Purpose.VERIFY, model=PAIR)
+    assert steady.passed and steady.scores["fused"] == pytest.approx(2 * good)
+    one_off = fuse(burst_cues([good] * 4 + [bad], [good] * 5), sample(5), Purpose.VERIFY, model=PAIR)
+    assert one_off.passed and one_off.evidence["fused"]["frames_below"] == 1.0
+    # two weak frames: the mean still passes, the burst does not (a mean would hide a flickering replay)
+    two = fuse(burst_cues([good] * 3 + [bad] * 2, [good] * 5), sample(5), Purpose.VERIFY, model=PAIR)
+    assert two.evidence["fused"]["mean"] >= t
+    assert not two.passed and two.reason == "attack" and "fused" in two.detail
+
+
+def test_without_per_frame_scores_the_fusion_combines_the_means() -> None:
+    v = fuse([CueScore("texture", 1.0, -50.0), CueScore("minifasnet", 2.0, -50.0)], sample(5), Purpose.VERIFY,
+             model=PAIR)
+    assert v.scores["fused"] == pytest.approx(3.0) and "frames_below" not in v.evidence["fused"]

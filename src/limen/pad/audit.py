@@ -18,7 +18,7 @@ NUAA's real prints), each image is scored
 - by MiniFASNet (its authors' weights: it never saw any of this data).
 
 Candidates compared on every fold (`CANDIDATES`): MiniFASNet alone, texture
-alone, the shipped fusion (`fusion_v1`), the fusion refitted on the training
+alone, the previous fusion (`fusion_v1`), the fusion refitted on the training
 datasets only, and monotone combinations that weight texture less than
 MiniFASNet.  Each is judged twice: EER and worst-species APCER at BPCER 5 %
 with the threshold read on the fold (what the cue could do), and BPCER /
@@ -42,14 +42,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from limen import thresholds
 from limen.bio.face.detect import Box
 from limen.capture import Capture, load_image
 from limen.errors import LimenError
 from limen.lab.pad import BONA_FIDE, PadScoreRow, compute_metrics
 from limen.lab.recapture import SPECIES, camera_only
 from limen.pad import faces
-from limen.pad.fusion_model import FusionModel, Logistic, shipped_fusion
+from limen.pad.fusion_model import PREVIOUS_MODEL_FILE, FusionModel, Logistic
 from limen.pad.texture import texture_features
 from limen.pad.train import Member, fit_model, shipped_members
 from limen.pad.train_v2 import REAL_PRINT, SHARED, Item, fit_logistic, items, operating_points
@@ -150,7 +149,7 @@ Scores = dict[str, np.ndarray]  # "texture", "minifasnet" → per-item log-odds
 
 
 def _shipped(s: Scores, _train: Scores, _y: np.ndarray) -> np.ndarray:
-    comb = shipped_fusion().combinations[0]
+    comb = FusionModel.load(PREVIOUS_MODEL_FILE).combinations[0]
     return comb.logits(np.column_stack([s[k] for k in comb.inputs]))
 
 
@@ -169,13 +168,14 @@ def _weighted(w: float) -> Callable[[Scores, Scores, np.ndarray], np.ndarray]:
 CANDIDATES: dict[str, Callable[[Scores, Scores, np.ndarray], np.ndarray]] = {
     "minifasnet alone": lambda s, _t, _y: s["minifasnet"],
     "texture alone": lambda s, _t, _y: s["texture"],
-    "fusion_v1 (shipped)": _shipped,
+    "fusion_v1": _shipped,
     "fusion refitted on the training side": _refit,
     "minifasnet + 1.0 texture": _weighted(1.0),
     "minifasnet + 0.75 texture": _weighted(0.75),
     "minifasnet + 0.5 texture": _weighted(0.5),
     "minifasnet + 0.25 texture": _weighted(0.25),
 }
+FUSION_V1_VERIFY = -0.756  # fusion_v1's verification threshold when it shipped (its BPCER 2 % point)
 WEIGHTS = (1.0, 0.75, 0.5, 0.25)  # texture weights of the monotone candidates, selectable as the shipped fusion
 
 
@@ -233,7 +233,7 @@ def run(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]) -> di
 
     Each candidate's fixed threshold is read on the fold's *training* side (BPCER 2 % of its live scores,
     texture scored out of dataset there too), so the test side never sets a threshold; the shipped fusion is
-    also judged at the shipped `PAD_FUSED_VERIFY`.
+    also judged at the threshold it shipped with (`FUSION_V1_VERIFY`).
     """
     y = np.array([int(i.species == BONA_FIDE) for i in kept])
     conditions = {"clean": (f.texture, f.minifasnet)} | {s: (f.shifted_texture[s], f.shifted_minifasnet[s])
@@ -259,8 +259,8 @@ def run(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]) -> di
             for name, cand in CANDIDATES.items():
                 fixed = _bpcer_threshold(cand(train_scores, train_scores, ytr)[ytr == 1])
                 res[name] = _metrics(kept, fold.test, cand(test_scores, train_scores, ytr), fixed)
-            res["fusion_v1 at PAD_FUSED_VERIFY"] = _metrics(kept, fold.test, _shipped(test_scores, train_scores, ytr),
-                                                            thresholds.PAD_FUSED_VERIFY)
+            res["fusion_v1 at its shipped threshold"] = _metrics(
+                kept, fold.test, _shipped(test_scores, train_scores, ytr), FUSION_V1_VERIFY)
             by_cond[c] = res
         out[fold.name] = by_cond
     return out
@@ -310,11 +310,12 @@ def door_point(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]
             tex[c][ds == d] = model.logits_all(tx[ds == d])
     every = np.ones(len(kept), dtype=bool)
     out: dict[str, dict[str, object]] = {}
+    pooled: Scores = {"texture": tex["clean"], "minifasnet": f.minifasnet}  # the refit's training scores
     for name, cand in CANDIDATES.items():
-        clean = cand({"texture": tex["clean"], "minifasnet": f.minifasnet}, {}, y)
-        fixed = thresholds.PAD_FUSED_VERIFY if name == "fusion_v1 (shipped)" else _bpcer_threshold(clean[y == 1],
+        clean = cand(pooled, pooled, y)
+        fixed = FUSION_V1_VERIFY if name == "fusion_v1" else _bpcer_threshold(clean[y == 1],
                                                                                                      bpcer)
-        out[name] = {c: _metrics(kept, every, cand({"texture": tex[c], "minifasnet": mf}, {}, y), fixed)
+        out[name] = {c: _metrics(kept, every, cand({"texture": tex[c], "minifasnet": mf}, pooled, y), fixed)
                      for c, (_, mf) in conditions.items()}
     return out
 
@@ -341,6 +342,31 @@ def monotone_fusion(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Me
     return comb, {"texture_weight": w, "calibration": {"a": round(a, 4), "b": round(b, 4)}, **points}
 
 
+def blind_bursts(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member], bursts: Path,
+                 models_dir: Path, without: str = "nuaa") -> dict[str, dict[str, int]]:
+    """The door's own pipeline (`assess`, `Purpose.VERIFY`) on a burst set (`<species>/<presentation>/<frames>`)
+    with a texture model trained without dataset `without`: its live bursts become an unseen population.
+    species → verdict reason → bursts."""
+    from limen.capture import load_capture
+    from limen.lab.pad import collect_samples
+    from limen.pad import Purpose, assess
+    from limen.pad.pipeline import DEFAULT_CUES
+    from limen.pad.texture import TextureCue
+
+    y = np.array([int(i.species == BONA_FIDE) for i in kept])
+    keep = np.array([i.dataset != without for i in kept])
+    blind = TextureCue(fit_model(f.texture[keep], f.texture_cam[keep], y[keep], members))
+    cues = tuple(blind if c.name == blind.name else c for c in DEFAULT_CUES)  # the door's cues, texture swapped
+    out: dict[str, dict[str, int]] = {}
+    for n, s in enumerate(collect_samples(bursts, None, bursts=True)):
+        if n % 50 == 0:
+            print(f"  blind bursts {n} load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        verdict = assess(load_capture(s.path), purpose=Purpose.VERIFY, cues=cues, models_dir=models_dir)
+        counts = out.setdefault(s.species, {})
+        counts[verdict.reason] = counts.get(verdict.reason, 0) + 1
+    return out
+
+
 def choose(report: dict[str, dict[str, dict[str, object]]]) -> tuple[str, dict[str, tuple[float, float]]]:
     """The candidate with the lowest worst EER over the leave-one-dataset-out folds × conditions (the
     held-out proxies), ties broken by the mean; MiniFASNet alone, texture alone and the refit are candidates."""
@@ -364,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models-dir", type=Path, required=True)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--blind-bursts", type=Path, default=None, metavar="DIR",
+                    help="also run the door on this burst set with a texture model that never saw nuaa-dev")
     ap.add_argument("--write-fusion", type=Path, default=None, metavar="NPZ",
                     help="write the chosen candidate (when it is a monotone combination) as the fusion model")
     args = ap.parse_args(argv)
@@ -371,7 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     f = extract(all_items, args.models_dir, args.cache)
     kept = [i for i, ok in zip(all_items, f.usable, strict=True) if ok]
     members = shipped_members()
-    folds_report = run(kept, f, members)
+    saved = args.cache.with_suffix(".folds.json") if args.cache is not None else None
+    if saved is not None and saved.is_file():
+        folds_report = json.loads(saved.read_text())
+    else:
+        folds_report = run(kept, f, members)
+        if saved is not None:
+            saved.write_text(json.dumps(folds_report))
     best, summary = choose(folds_report)
     report = {"folds": folds_report, "selection": {"chosen": best, "leave-one-dataset-out folds": summary},
               "door operating point (BPCER 2 % on pooled clean leave-one-dataset-out scores)":
@@ -381,8 +415,11 @@ def main(argv: list[str] | None = None) -> int:
         comb, points = monotone_fusion(kept, f, members, weights[best])
         report["chosen fusion"] = points
         if args.write_fusion is not None:
-            FusionModel(shipped_fusion().edges, (comb,)).save(args.write_fusion, trained=dt.date.today().isoformat(),
-                                                              selection=f"limen.pad.audit: {best}")
+            model = FusionModel(FusionModel.load(PREVIOUS_MODEL_FILE).edges, (comb,))
+            model.save(args.write_fusion, trained=dt.date.today().isoformat(), selection=f"limen.pad.audit: {best}")
+    if args.blind_bursts is not None:
+        report["bursts, texture model without nuaa-dev (Purpose.VERIFY)"] = blind_bursts(
+            kept, f, members, args.blind_bursts, args.models_dir)
     text = json.dumps(report, indent=1)
     if args.out is not None:
         args.out.write_text(text + "\n")

@@ -4,6 +4,9 @@ First, when a `FusionModel` is given, the single-frame cues that ran
 (texture and MiniFASNet) are combined into one
 calibrated log-odds, the **fused** score (held to `PAD_FUSED_VERIFY` or the
 stricter `PAD_FUSED_ENROL`); it is one more judgement, and it is required.
+Over a burst it is combined frame by frame and the burst is judged by its
+robust minimum (all usable frames but `PAD_FUSED_FRAMES_FORGIVEN_SHARE` of
+them, rounded down, must pass alone; `robust_minimum`).
 Then, first match wins:
 
 1. any cue that ran says attack (the fused score, or any single cue below its
@@ -27,11 +30,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from limen import thresholds
 from limen.decision import Assurance, Reason
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.fusion_model import FusionModel
+from limen.pad.texture import frames_of
 
 BONA_FIDE = "bona_fide"
 ATTACK = "attack"
@@ -120,17 +126,39 @@ def fuse(
 
 
 def fused_score(results: list[CueResult], purpose: Purpose, model: FusionModel) -> CueResult:
-    """The learned combination of the single-frame cues that ran (unavailable when none fits them)."""
-    scores = {r.cue: r.score for r in results if isinstance(r, CueScore) and r.cue in model.inputs}
-    combined = model.combine(scores)
+    """The learned combination of the single-frame cues that ran (unavailable when none fits them).
+
+    When every input cue reports its per-frame scores, the combination is applied frame by frame and the
+    score is the burst's robust minimum (`robust_minimum`): all usable frames but a quarter (rounded down)
+    must pass on their own.  A live face looks live in every frame; a replayed screen or a print whose
+    glare, moiré or banding shifts from frame to frame shows it in some of them, which a mean would hide.
+    One frame is judged exactly as before.
+    """
+    ran = {r.cue: r for r in results if isinstance(r, CueScore) and r.cue in model.inputs}
+    combined = model.combine({k: r.score for k, r in ran.items()})
     if combined is None:
         return CueUnavailable(FUSED, "no_fusion_for_these_cues")
     value, comb = combined
+    threshold = thresholds.PAD_FUSED_ENROL if purpose is Purpose.ENROL else thresholds.PAD_FUSED_VERIFY
+    evidence = {f"w_{k}": round(float(w), 4) for k, w in zip(comb.inputs, comb.coef / comb.scale, strict=True)}
+    frames = [frames_of(ran[k].evidence) for k in comb.inputs]
+    if all(f is not None for f in frames) and len({f.size for f in frames if f is not None}) == 1:
+        per_frame = comb.logits(np.column_stack([f for f in frames if f is not None]))
+        evidence |= {"mean": round(float(per_frame.mean()), 4), "frames": float(per_frame.size),
+                     "frames_below": float(np.sum(per_frame < threshold))}
+        value = robust_minimum(per_frame)
     if not math.isfinite(value):
         return CueUnavailable(FUSED, "non_finite_score")
-    threshold = thresholds.PAD_FUSED_ENROL if purpose is Purpose.ENROL else thresholds.PAD_FUSED_VERIFY
-    return CueScore(FUSED, value, threshold, {f"w_{k}": round(float(w), 4) for k, w in
-                                              zip(comb.inputs, comb.coef / comb.scale, strict=True)})
+    return CueScore(FUSED, value, threshold, evidence)
+
+
+def robust_minimum(per_frame: np.ndarray) -> float:
+    """The score a burst is judged by: its ⌊n·share⌋-th lowest frame (share `PAD_FUSED_FRAMES_FORGIVEN_SHARE`;
+    the minimum for 1–3 frames, the second lowest for the door's 5-frame burst); NaN in any frame is NaN."""
+    if per_frame.size == 0 or not np.all(np.isfinite(per_frame)):
+        return math.nan
+    k = int(per_frame.size * thresholds.PAD_FUSED_FRAMES_FORGIVEN_SHARE)
+    return float(np.sort(per_frame)[k])
 
 
 def insufficient(purpose: Purpose, detail: str, sample: PadSample | None = None) -> PadVerdict:

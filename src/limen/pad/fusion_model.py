@@ -1,13 +1,17 @@
 """The learned parts of the fusion: the edge cue's model and the calibrated cue combinations.
 
-`models/fusion_v1.npz` (plain arrays, no pickle; trained by
-`python -m limen.pad.train_v2`, model card `texture_v2.md`) holds
+`models/fusion_v2.npz` (plain arrays, no pickle; chosen and written by
+`python -m limen.pad.audit --write-fusion`, docs/pad.md "Robustness audit") holds
 
 - `edges`: a standardised logistic regression over `edges.FEATURES` (the lab
   edge cue's model);
 - the combinations: one `Logistic` per set of single-frame cues (shipped:
-  texture + MiniFASNet), log-odds of bona fide from those cues' scores, fitted
-  on leave-one-dataset-out scores.
+  texture + MiniFASNet), log-odds of bona fide from those cues' scores.  The
+  shipped one is monotone: MiniFASNet + 0.5 × texture, calibrated to log-odds
+  on leave-one-dataset-out scores; it replaced `fusion_v1.npz` (a free
+  logistic fit weighting texture as much as MiniFASNet, kept for the audit's
+  comparison) because it holds better on the held-out proxies (shifted
+  leave-one-dataset-out folds).
 
 `FusionModel.combine(scores)` picks the combination for exactly the cues that
 ran; None when none matches (fusion then cannot pass: insufficient evidence).
@@ -24,7 +28,8 @@ import numpy as np
 
 from limen.errors import ConfigError
 
-MODEL_FILE = Path(__file__).parent / "models" / "fusion_v1.npz"
+MODEL_FILE = Path(__file__).parent / "models" / "fusion_v2.npz"
+PREVIOUS_MODEL_FILE = Path(__file__).parent / "models" / "fusion_v1.npz"  # for comparisons only (lab)
 FORMAT = 1
 
 

@@ -37,6 +37,7 @@ from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.minifasnet_models import ModelNotImported, load_model
 from limen.pad.onnx_minifasnet import Variant
+from limen.pad.texture import per_frame_evidence
 
 CUE = "minifasnet"
 _P_FLOOR = 1e-12  # keeps the log-odds finite when a softmax saturates
@@ -179,4 +180,4 @@ class MiniFasNetCue:
         threshold = thresholds.PAD_MINIFASNET_ENROL if purpose is Purpose.ENROL else thresholds.PAD_MINIFASNET_VERIFY
         return CueScore(CUE, float(np.mean(frames)), threshold,
                         {"frames": float(frames.size), "min_frame": float(frames.min()),
-                         "max_frame": float(frames.max())})
+                         "max_frame": float(frames.max())} | per_frame_evidence(frames))

@@ -153,6 +153,24 @@ def shipped_model() -> TextureModel:
         return _model
 
 
+FRAME_KEY = "frame_"
+
+
+def per_frame_evidence(per_frame: np.ndarray) -> dict[str, float]:
+    """Each usable frame's score as evidence (`frame_0`, `frame_1`, … in sample order), for the fusion's
+    frame-by-frame consistency rule; at most `PAD_MAX_FRAMES` frames reach a cue."""
+    return {f"{FRAME_KEY}{i}": round(float(v), 4) for i, v in enumerate(per_frame)}
+
+
+def frames_of(evidence: dict[str, float]) -> np.ndarray | None:
+    """The per-frame scores recorded by `per_frame_evidence` (None when absent or not contiguous)."""
+    n = sum(1 for k in evidence if k.startswith(FRAME_KEY))
+    keys = [f"{FRAME_KEY}{i}" for i in range(n)]
+    if n == 0 or any(k not in evidence for k in keys):
+        return None
+    return np.array([evidence[k] for k in keys], dtype=np.float64)
+
+
 def threshold_for(purpose: Purpose) -> float:
     return thresholds.PAD_TEXTURE_ENROL if purpose is Purpose.ENROL else thresholds.PAD_TEXTURE_VERIFY
 
@@ -186,5 +204,5 @@ class TextureCue:
             "frames": float(per_frame.size),
             "min": round(float(per_frame.min()), 4),
             "max": round(float(per_frame.max()), 4),
-        }
+        } | per_frame_evidence(per_frame)
         return CueScore(self.name, float(per_frame.mean()), threshold_for(purpose), evidence)

@@ -18,7 +18,9 @@ mean EER over the folds wins.  Operating points and the fusion are set on
 leave-one-dataset-out scores (each image scored by a model that never saw its
 dataset); the fusion itself is checked by fitting it on two datasets' scores
 and testing on the third.  Output: `texture_v2.npz`, `fusion_v1.npz`,
-`texture_v2.json` (every figure of the model card).
+`texture_v2.json` (every figure of the model card).  `fusion_v1.npz` is no
+longer the shipped fusion: `python -m limen.pad.audit --write-fusion` chooses
+and writes `fusion_v2.npz` on shifted cross-condition folds (docs/pad.md).
 """
 
 from __future__ import annotations
