@@ -468,3 +468,7 @@ CLOUD_WEBHOOK_BACKOFF_MAX_S = 600.0    # … up to this
 LINK_ROTATION_RETRY_S = 3600.0         # a rotation CSR left unanswered is sent again after this
 CLOUD_CERT_MIN_INTERVAL_S = 3600.0     # the cloud's CA issues at most one certificate per lock this often
 LINK_LOOP_PERIOD_S = 5.0               # `limen serve`'s link thread: forward, rotate, upload this often
+# Automatic rotation of a lock's link certificate (link/pki.Rotation, limen_cloud/bridge.py) — design values:
+LINK_ROTATION_RETRY_S = 3600.0         # a rotation CSR left unanswered is sent again after this
+CLOUD_CERT_MIN_INTERVAL_S = 3600.0     # the cloud's CA issues at most one certificate per lock this often
+LINK_LOOP_PERIOD_S = 5.0               # `limen serve`'s link thread: forward, rotate, upload this often
