@@ -10,6 +10,10 @@ is persistent and messages are acknowledged only after they were committed, so
 what locks send while the cloud is down or restarting waits at the broker.  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
 whole, counted in `refused` and logged with its reason; nothing is stored.
+
+With the fleet CA (`ca`, `limen-cloud serve --ca-dir`) it also answers rotation requests: a CSR on
+`limen/<id>/csr` from a lock the cloud knows, naming that lock, is signed (at most one per lock every
+`CLOUD_CERT_MIN_INTERVAL_S`) and the certificate published on `limen/<id>/cert` after the commit.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from limen import thresholds as T
+from limen.errors import BadRequest, LinkError
 from limen.link.mqtt import Delivery, MqttLink, Topics
+from limen.link.pki import FleetCA, pem
 from limen_cloud.backups import Refused, erase_in_cloud, store_backup
 from limen_cloud.db import sessions
 from limen_cloud.evidence import BadMessage, ingest, parse
@@ -45,17 +53,21 @@ class CloudBridge:
 
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
                  client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None,
-                 receipt_key: Ed25519PrivateKey | None = None) -> None:
+                 receipt_key: Ed25519PrivateKey | None = None, ca: FleetCA | None = None) -> None:
         """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`); `receipt_key` signs
         the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise)."""
         self.sessions = sessions(engine)
         self.receipt_key = receipt_key or Ed25519PrivateKey.generate()
         self.on_alarms = on_alarms
         self.refused: list[str] = []
+        self.ca = ca
+        self.issued: dict[str, float] = {}  # lock id → monotonic time of its last certificate (this process)
+        self._outbox: list[tuple[str, bytes]] = []  # certificates to publish once their batch is committed
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self.mqtt = MqttLink(client_id, context, host, port,
-                             subscriptions=("limen/+/events", "limen/+/result", "limen/+/backup"),
+                             subscriptions=("limen/+/events", "limen/+/result", "limen/+/backup")
+                             + (("limen/+/csr",) if ca is not None else ()),
                              session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._queue.put)
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
@@ -88,6 +100,13 @@ class CloudBridge:
             for topic, payload in messages:
                 with session.begin_nested():
                     alarms += self._one(session, topic, payload, now)
+        outbox, self._outbox = self._outbox, []
+        for topic, payload in outbox:
+            try:
+                self.mqtt.publish(topic, payload)
+            except LinkError as exc:  # the lock asks again after LINK_ROTATION_RETRY_S
+                log.warning("could not send a certificate on %s (%s)", topic, exc)
+                self.issued.pop(topic.split("/")[1], None)
         if alarms:
             log.warning("alarms raised: %s", ", ".join(alarms))
             if self.on_alarms is not None:
@@ -118,13 +137,13 @@ class CloudBridge:
 
     def _one(self, session: Session, topic: str, payload: bytes, now: datetime) -> list[str]:
         parts = topic.split("/")
-        if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup"):
+        if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
             return self._refuse(topic, "unknown topic")
         if len(payload) > (T.LINK_MAX_BACKUP_BYTES if parts[2] == "backup" else MAX_EVENTS_BYTES):
             return self._refuse(topic, f"oversized ({len(payload)} bytes)")
         lock_id = parts[1]
         lock = session.get(Lock, lock_id)
-        if parts[2] in ("result", "backup") and lock is None:
+        if parts[2] in ("result", "backup", "csr") and lock is None:
             return self._refuse(topic, f"a {parts[2]} from a lock the cloud never saw")
         if parts[2] == "backup":
             assert lock is not None
@@ -136,6 +155,8 @@ class CloudBridge:
         if parts[2] == "result":
             assert lock is not None
             return self._result(session, lock, payload, topic, now)
+        if parts[2] == "csr":
+            return self._csr(lock_id, payload, topic, now)
         try:
             message = parse(payload, lock_id)
         except BadMessage as exc:
@@ -168,6 +189,25 @@ class CloudBridge:
                 return self._refuse(topic, str(exc))
             if pending is not None and outcome.get("action") == "erase":  # its args may name the person
                 pending.payload = json.dumps({"redacted": "erasure"})
+        return []
+
+    def _csr(self, lock_id: str, payload: bytes, topic: str, now: datetime) -> list[str]:
+        """Sign a known lock's rotation CSR (its own name only, rate-limited); the certificate goes out later."""
+        if self.ca is None:
+            return self._refuse(topic, "no fleet CA configured: certificates are issued by hand")
+        last = self.issued.get(lock_id)
+        if last is not None and time.monotonic() - last < T.CLOUD_CERT_MIN_INTERVAL_S:
+            return self._refuse(topic, "a certificate was issued to this lock moments ago")
+        try:
+            cert = self.ca.issue(payload, now.replace(tzinfo=UTC))
+        except BadRequest as exc:
+            return self._refuse(topic, f"CSR refused ({exc})")
+        names = [n.value for n in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if names != [lock_id]:
+            return self._refuse(topic, "the CSR names another lock than the one that sent it")
+        self.issued[lock_id] = time.monotonic()
+        self._outbox.append((Topics(lock_id).cert, pem(cert)))
+        log.info("issued certificate %x to %s", cert.serial_number, lock_id)
         return []
 
     def _refuse(self, topic: str, reason: str) -> list[str]:

@@ -5,12 +5,15 @@ postgresql+psycopg://user@host/db); migrations run at start.  With `--broker
 host:port --ca --cert --key` it joins the fleet's MQTT broker (TLS 1.3, its own
 certificate from the fleet CA) to take evidence and relay signed commands.
 `limen-cloud ca …` keeps a fleet CA in a directory: init, sign a lock's CSR, revoke, CRL.
+With `--ca-dir` the service signs the rotation CSRs locks send over the link; `ca revoke --push FILE
+--broker-pid PIDFILE` writes the new CRL where the broker reads it and makes it reload (SIGHUP).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +43,8 @@ def serve(
     key: Annotated[Path | None, typer.Option(help="Its key (PEM).")] = None,
     receipt_key: Annotated[Path, typer.Option(help="Ed25519 key signing the cloud's part of erasure receipts "
                                               "(made 0600 on first start).")] = Path("limen-cloud-receipt.key"),
+    ca_dir: Annotated[Path | None, typer.Option(help="The fleet CA directory (`ca init`): sign the rotation CSRs "
+                                                "locks send over the link.")] = None,
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
@@ -59,7 +64,8 @@ def serve(
             raise typer.BadParameter("--broker needs --ca, --cert and --key")
         b_host, _, b_port = broker.rpartition(":")
         bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port),
-                             on_alarms=notifier.wake, receipt_key=signer).connect()
+                             on_alarms=notifier.wake, receipt_key=signer,
+                             ca=_load(ca_dir) if ca_dir is not None else None).connect()
     try:
         typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
                    err=True)
@@ -120,12 +126,36 @@ def ca_sign(directory: Annotated[Path, typer.Argument()], csr: Annotated[Path, t
 
 
 @ca_app.command("revoke")
-def ca_revoke(directory: Annotated[Path, typer.Argument()], cert: Annotated[Path, typer.Argument()]) -> None:
-    """Revoke a certificate and rewrite crl.pem (reload the broker to apply it)."""
+def ca_revoke(directory: Annotated[Path, typer.Argument()], cert: Annotated[Path, typer.Argument()],
+              push: Annotated[Path | None, typer.Option(help="Also write the CRL here (the broker's crlfile).")]
+              = None,
+              broker_pid: Annotated[Path | None, typer.Option(help="The broker's pid file: SIGHUP it to reload "
+                                                              "the CRL.")] = None) -> None:
+    """Revoke a certificate, rewrite crl.pem, and push it to the broker (new connections with it are refused)."""
     ca = _load(directory)
     ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()), datetime.now(UTC))
     _save(directory, ca)
     typer.echo(f"revoked; {directory / 'crl.pem'} lists {len(ca.revoked)} certificate(s)")
+    if push is not None:
+        push_crl((directory / "crl.pem").read_bytes(), push, broker_pid)
+        typer.echo(f"pushed to {push}" + (" and the broker reloaded it" if broker_pid else ""))
+
+
+def push_crl(crl: bytes, target: Path, broker_pid: Path | None = None) -> None:
+    """Replace the broker's CRL file atomically; with the broker's pid file, make it reload (SIGHUP).
+
+    Mosquitto re-reads `crlfile` on SIGHUP: new TLS handshakes with a revoked certificate are refused from
+    then on; a connection already open stays until it reconnects (a lock does at least every
+    `LINK_MAX_CONNECTION_S`).
+    """
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(crl)
+    os.replace(tmp, target)
+    if broker_pid is not None:
+        try:
+            os.kill(int(broker_pid.read_text().strip()), signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot signal the broker from {broker_pid} ({exc})") from exc
 
 
 def main() -> None:

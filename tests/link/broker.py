@@ -31,6 +31,8 @@ pattern read limen/%u/cmd
 pattern write limen/%u/result
 pattern write limen/%u/events
 pattern write limen/%u/backup
+pattern write limen/%u/csr
+pattern read limen/%u/cert
 pattern readwrite limen/%u/ha/#
 pattern write homeassistant/+/limen_%u/#
 """

@@ -357,13 +357,16 @@ def run(homeassistant: Annotated[bool, typer.Option(
     if not host or not port.isdigit():
         raise BadRequest("link_broker", "expected host:port")
     ca_file, cert_file, key_file = _paths()
+    files = pki.LinkFiles(ca_file, cert_file, key_file)
+    pki.finish_rotation(files)  # a rotation interrupted between the new certificate and its key
     context = pki.client_context(ca_file, cert_file, key_file)
+    rotation = pki.Rotation(settings.device_id, files, context)  # the certificate rotates by itself when due
     rt = open_runtime(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ha: HomeAssistant | None = None
     try:
-        link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt)).connect()
+        link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt), rotation=rotation).connect()
         forwarder = EventForwarder(rt.audit, rt.connection(), settings.device_id)  # its own connection: no lock
         backups = Backups(rt.connection(), settings.device_id, settings.keys_dir, settings.data_dir / "backups")
         backup_topic = f"limen/{settings.device_id}/backup"  # ciphertext only (limen.link.backup)
@@ -380,7 +383,8 @@ def run(homeassistant: Annotated[bool, typer.Option(
                     rt.controller.tick()
                 if beat % 10 == 0:
                     with contextlib.suppress(LinkError):  # offline: the cursor waits, the records stay local
-                        link.mqtt.maintain()
+                        link.mqtt.maintain()  # also reconnects with a freshly rotated certificate
+                        link.rotate_if_due(datetime.now(UTC))
                         link.forward(forwarder)
                         backups.upload_pending(lambda blob: link.mqtt.publish(backup_topic, blob), datetime.now(UTC))
                 if beat % 120 == 0 and time.monotonic() >= retry_at and backups.due(datetime.now(UTC), backup_hours):

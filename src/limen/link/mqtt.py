@@ -6,6 +6,8 @@ only `limen/L/cmd` and write only `limen/L/result` and `limen/L/events`):
     limen/L/cmd     cloud → lock   a `SignedCommand` wire payload
     limen/L/result  lock → cloud   the `Outcome` of each command (JSON)
     limen/L/events  lock → cloud   audit records and the chain head (`link.forward`)
+    limen/L/csr     lock → cloud   a CSR for a new key when the certificate is due for rotation (`pki.Rotation`)
+    limen/L/cert    cloud → lock   the certificate the fleet CA issued for it (checked, installed, reconnect)
 
 Everything is QoS 1 (at least once; the receivers are idempotent).
 `MqttLink.connect` returns only after the broker's CONNACK: a refused TLS
@@ -35,12 +37,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from limen import thresholds as T
 from limen.audit.event import Event, EventKind
-from limen.errors import LinkError
+from limen.errors import LimenError, LinkError
 from limen.link.execute import Outcome
 
 if TYPE_CHECKING:
     from limen.link.execute import LinkCommands
     from limen.link.forward import EventForwarder
+    from limen.link.pki import Rotation
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,14 @@ class Topics:
     def events(self) -> str:
         return f"limen/{self.lock}/events"
 
+    @property
+    def csr(self) -> str:
+        return f"limen/{self.lock}/csr"
+
+    @property
+    def cert(self) -> str:
+        return f"limen/{self.lock}/cert"
+
 
 class MqttLink:
     """One MQTT 5 client over TLS; callbacks run on paho's network thread."""
@@ -92,6 +103,7 @@ class MqttLink:
         self._settled = threading.Event()  # CONNACK or disconnection: the attempt is over
         self._failure: str | None = None
         self._since = 0.0
+        self._renew = False
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False,
                                   manual_ack=session_expiry_s > 0)
@@ -141,11 +153,17 @@ class MqttLink:
 
         Raises `LinkError` while the broker cannot be reached (call again later).
         """
-        if self._connected.is_set() and time.monotonic() - self._since <= T.LINK_MAX_CONNECTION_S:
+        if self._connected.is_set() and time.monotonic() - self._since <= T.LINK_MAX_CONNECTION_S \
+                and not self._renew:
             return
+        self._renew = False
         self.client.disconnect()
         self.client.loop_stop()
         self.connect()
+
+    def renew(self) -> None:
+        """Reconnect at the next `maintain()` (a new certificate was loaded into the context)."""
+        self._renew = True
 
     @property
     def connected(self) -> bool:
@@ -198,12 +216,16 @@ class LockLink:
     """
 
     def __init__(self, lock_id: str, context: ssl.SSLContext, host: str, port: int, commands: LinkCommands,
-                 guard: threading.Lock | None = None) -> None:
+                 guard: threading.Lock | None = None, rotation: Rotation | None = None) -> None:
+        """`rotation` (on the same `context`): the certificate rotates by itself (`rotate_if_due`)."""
         self.topics = Topics(lock_id)
         self.commands = commands
         self.guard = guard or threading.Lock()
+        self.rotation = rotation
+        self._asked_at: float | None = None
+        topics = (self.topics.cmd, self.topics.cert) if rotation is not None else (self.topics.cmd,)
         # a persistent session as long as a command can live: one sent during a short drop-out still arrives
-        self.mqtt = MqttLink(lock_id, context, host, port, subscriptions=(self.topics.cmd,),
+        self.mqtt = MqttLink(lock_id, context, host, port, subscriptions=topics,
                              on_message=self._received, session_expiry_s=T.LINK_COMMAND_MAX_VALIDITY_S)
 
     def connect(self, timeout: float = 10.0) -> LockLink:
@@ -217,8 +239,24 @@ class LockLink:
         """Send the audit records the broker has not acknowledged yet (and the head); return how many."""
         return forwarder.forward(lambda payload: self.mqtt.publish(self.topics.events, payload))
 
+    def rotate_if_due(self, at: datetime) -> bool:
+        """Send a CSR for a new key when the certificate is due (at most every `LINK_ROTATION_RETRY_S`)."""
+        if self.rotation is None or not self.rotation.due(at):
+            return False
+        if self._asked_at is not None and time.monotonic() - self._asked_at < T.LINK_ROTATION_RETRY_S:
+            return False
+        self.mqtt.publish(self.topics.csr, self.rotation.request())
+        self._asked_at = time.monotonic()
+        serial = f"{self.rotation.current().serial_number:x}"
+        self._audit(Event(EventKind.CONFIG_CHANGE, at, actor="system", subject="link",
+                          reason="link certificate rotation requested", source="link", data={"serial": serial}))
+        return True
+
     def _received(self, topic: str, payload: bytes) -> None:
         """Runs on paho's network thread: nothing may escape it (the link would die with the command)."""
+        if topic == self.topics.cert and self.rotation is not None:
+            self._certificate(payload)
+            return
         if topic != self.topics.cmd:
             payload = b"\xff"  # refused as malformed, audited (the broker's ACL should never let this through)
         at = datetime.now(UTC)
@@ -231,6 +269,31 @@ class LockLink:
             self.mqtt.client.publish(self.topics.result, json.dumps(outcome.to_dict()).encode("utf-8"), qos=1)
         except Exception:
             log.exception("could not queue the outcome of a command")
+
+    def _certificate(self, payload: bytes) -> None:
+        """A certificate from the fleet CA: installed (then reconnect) if it is for our pending key; else refused."""
+        assert self.rotation is not None
+        at = datetime.now(UTC)
+        with self.guard:
+            try:
+                old = self.rotation.current().serial_number
+                cert = self.rotation.install(payload, at)
+            except (LimenError, OSError) as exc:
+                self._audit(Event(EventKind.CONFIG_CHANGE, at, actor="cloud", subject="link", outcome="refused",
+                                  reason="link certificate refused", source="link", data={"detail": str(exc)[:200]}))
+                return
+            self._asked_at = None
+            self._audit(Event(EventKind.CONFIG_CHANGE, at, actor="cloud", subject="link",
+                              reason="link certificate rotated", source="link",
+                              data={"old_serial": f"{old:x}", "serial": f"{cert.serial_number:x}",
+                                    "expires": cert.not_valid_after_utc.isoformat()}))
+        self.mqtt.renew()  # the next maintain() reconnects with the new key (not from paho's own thread)
+
+    def _audit(self, event: Event) -> None:
+        try:
+            self.commands.audit.append(event)
+        except Exception:  # never into paho's thread
+            log.exception("could not audit a link event")
 
     def _failed(self, payload: bytes, exc: Exception, at: datetime) -> Outcome:
         """Fail closed: the command counts as refused (`internal_error`) and the fault is recorded."""

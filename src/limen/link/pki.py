@@ -10,7 +10,16 @@ uses: TLS 1.3 minimum, the fleet CA as the only trust anchor, the broker's
 name checked, session tickets off (no resumption: every connection runs a
 fresh ephemeral key exchange).
 
-Planned, not built: the lock key inside the PKCS#11 token (docs/cloud.md).
+`Rotation` is the lock's side of automatic rotation: when it is due, a new key
+is made beside the current one (`<key>.next`, 0600) and its CSR travels over
+the link (`limen/<id>/csr`); the certificate the cloud's CA sends back
+(`limen/<id>/cert`) is installed only if the fleet CA issued it, for this lock,
+for the pending key, and it is valid now; the same TLS context then loads it,
+so the next handshake uses the new key.
+
+Not built: the lock key inside the PKCS#11 token.  Python's `ssl` loads a
+client key only from a file (no engine or provider hook), and no OpenSSL
+PKCS#11 provider is installed here (docs/cloud.md).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -174,3 +184,87 @@ def load_key(path: Path) -> PrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise LinkError(f"{path}: not a P-256 key")
     return key
+
+
+@dataclass(frozen=True)
+class LinkFiles:
+    """Where a lock keeps its link's trust anchor, certificate and key (all PEM; the key 0600)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @property
+    def pending_key(self) -> Path:
+        return self.key.with_name(self.key.name + ".next")
+
+
+def finish_rotation(files: LinkFiles) -> bool:
+    """Complete an install interrupted after the certificate was replaced (call before loading); True if so."""
+    pending = files.pending_key
+    if not pending.exists():
+        return False
+    try:
+        current = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if current.public_key() != load_key(pending).public_key():
+        return False
+    os.replace(pending, files.key)
+    return True
+
+
+class Rotation:
+    """Automatic rotation of the lock's link certificate (a new key each time; the old one is replaced).
+
+    Crash-safe: the certificate is replaced first, then the key; `finish_rotation()` at start completes an
+    install that stopped between the two (the certificate already matches the pending key).  Not thread-safe.
+    """
+
+    def __init__(self, lock_id: str, files: LinkFiles, context: ssl.SSLContext) -> None:
+        self.lock_id, self.files, self.context = lock_id, files, context
+
+    def current(self) -> x509.Certificate:
+        try:
+            return x509.load_pem_x509_certificate(self.files.cert.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise LinkError(f"{self.files.cert}: no usable link certificate ({exc})") from exc
+
+    def due(self, at: datetime) -> bool:
+        return needs_rotation(self.current(), at)
+
+    def request(self) -> bytes:
+        """A new pending key (replacing an older pending one) and its CSR to send to the fleet CA."""
+        return make_csr(new_key(self.files.pending_key), self.lock_id)
+
+
+    def install(self, cert_pem: bytes, at: datetime) -> x509.Certificate:
+        """Check and install a certificate for the pending key; `BadRequest` (nothing changed) otherwise."""
+        cert = self._checked(cert_pem, at)
+        tmp = self.files.cert.with_name(self.files.cert.name + ".tmp")
+        tmp.write_bytes(pem(cert))
+        os.replace(tmp, self.files.cert)  # first the certificate (recover() completes a crash here) …
+        os.replace(self.files.pending_key, self.files.key)  # … then the key
+        try:
+            self.context.load_cert_chain(str(self.files.cert), str(self.files.key))
+        except ssl.SSLError as exc:
+            raise LinkError(f"the rotated certificate does not load ({exc})") from exc
+        return cert
+
+    def _checked(self, cert_pem: bytes, at: datetime) -> x509.Certificate:
+        if not self.files.pending_key.exists():
+            raise BadRequest("certificate", "no rotation is pending")
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            anchor = x509.load_pem_x509_certificate(self.files.ca.read_bytes())
+            cert.verify_directly_issued_by(anchor)
+        except (OSError, ValueError, TypeError, InvalidSignature) as exc:
+            raise BadRequest("certificate", "not a certificate issued by the fleet CA") from exc
+        names = [n.value for n in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if names != [self.lock_id]:
+            raise BadRequest("certificate", "issued for another lock")
+        if cert.public_key() != load_key(self.files.pending_key).public_key():
+            raise BadRequest("certificate", "not for this lock's pending key")
+        if not cert.not_valid_before_utc <= at + timedelta(seconds=T.LINK_CLOCK_SKEW_S) < cert.not_valid_after_utc:
+            raise BadRequest("certificate", "not valid now")
+        return cert
