@@ -5,13 +5,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
 
 from limen.cli.common import STATE
 from limen.config import Settings
+
+if TYPE_CHECKING:
+    from limen.link.loop import LinkLoop
+    from limen.service.context import ServiceContext
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +28,9 @@ def serve(
     simulate_sensors: Annotated[bool, typer.Option(
         "--simulate-sensors", help="Use a simulated R30x fingerprint module on a pseudo-terminal (its real serial "
         "protocol, paired at start) as the lock's sensor; the door screen's finger page lays images on it.")] = False,
+    link: Annotated[bool, typer.Option(
+        "--link/--no-link", help="With link_broker set, run the cloud link inside the service (its door and lock); "
+        "don't also run `limen link run`.")] = True,
 ) -> None:
     """Start the lock service: open the printed address in a browser (/kiosk is the door screen)."""
     limit_malloc_arenas()
@@ -54,11 +61,31 @@ def serve(
     if ctx.setup_url():
         typer.echo("No owner account yet. Open this one-time setup link to create it (new at every start until used):")
         typer.echo(f"  {ctx.setup_url()}")
+    loop = _start_link(ctx) if link and settings.link_broker else None
     try:
         uvicorn.Server(uvicorn_config(app, settings)).run()
     finally:
+        if loop is not None:
+            loop.stop()
         close_app(app)
         app.state.fingers.close()  # the simulated sensor, if any
+
+
+def _start_link(ctx: ServiceContext) -> LinkLoop | None:
+    """The cloud link on a thread of this service, sharing its runtime, door and lock (`limen.link.loop`).
+
+    A link that cannot start (no certificate installed, a bad `link_broker`) is reported and left off: the lock
+    keeps working locally."""
+    from limen.errors import LimenError
+    from limen.link.loop import LinkLoop
+
+    try:
+        loop = LinkLoop(ctx.runtime, ctx.lock.serialised()).start()
+    except LimenError as exc:
+        typer.echo(f"error: cloud link not started: {exc} (see limen link csr / install-cert)", err=True)
+        return None
+    typer.echo(f"Cloud link to {ctx.settings.link_broker} as {ctx.settings.device_id} (inside this service)")
+    return loop
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
