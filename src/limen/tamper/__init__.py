@@ -8,8 +8,10 @@ Public API:
   `open_runtime` calls right after opening the vault: an unfinished response
   completes before any other work.
 * `TamperMonitor(responder, sources)` – polls sources (`GpioSwitchSource`,
-  `GpioShockSource`, `SupplyMonitor`, `Watchdog`, `SimulatedSource`) and responds.
-* `lockdown.is_locked_down(conn)`, `enter_lockdown`, `clear_lockdown`, `lockdown_status`.
+  `GpioShockSource`, `SupplyMonitor`, `Watchdog`, `SimulatedSource`) and responds;
+  `sources.open_supply` and `watchdog.open_watchdog` build the ones the settings name.
+* `lockdown.is_locked_down(conn)`, `enter_lockdown`, `clear_lockdown`, `lockdown_status`:
+  the lock's one lockdown flag (cause `tamper` or `command`), read by the access policy.
 * `binding.bind_sensors / check_sensors` with `V4L2Camera`, `CallableSensor`, `SimulatedSensor`.
 * `TamperGate` + `GuardedLock` – no unlock reaches the motor while a response runs;
   `IntentCheck` – nor while another process's response is pending in the journal.
