@@ -77,3 +77,18 @@ def test_dates_in_the_locks_zone_and_language(lang: str, expected: str) -> None:
 ])
 def test_cli_language_from_flag_and_environment(flag: str | None, env: dict[str, str], expected: str) -> None:
     assert i18n.cli_language(flag, env) == expected
+
+
+@pytest.mark.parametrize(("text", "zh"), [
+    ("expires in 3 h", "3 小时后到期"), ("starts in 45 min", "45 分钟后生效"),
+    ("keypad locked out until 07:02", "键盘锁定至 07:02"), ("used up", "已用完"),
+    ("password: the two passwords differ", "password: 两次输入的密码不一致"),
+    ("Olivia h", "Olivia h"), ("something the catalogue never saw", "something the catalogue never saw"),
+])
+def test_text_the_lock_composes_is_translated_from_its_pattern(text: str, zh: str) -> None:
+    i18n.set_language("zh_CN")
+    try:
+        assert i18n.message(text) == zh
+    finally:
+        i18n.set_language("en")
+    assert i18n.message(text) == text  # English: as the lock wrote it

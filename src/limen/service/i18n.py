@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 import io
+import re
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -121,14 +122,45 @@ def gettext(message: str) -> str:
 
 
 def message(text: str) -> str:
-    """A message in the current language: the whole text, else the reason of a "field: reason" error."""
+    """A message in the current language: the whole text, else one composed by the lock from a known pattern
+    (`COMPOSED`: "expires in 3 h"), else the reason of a "field: reason" error; else as the lock wrote it."""
     whole = gettext(text)
     if whole != text or _current.get() == "en":
         return whole
+    composed = _composed(text)
+    if composed is not None:
+        return composed
     field, sep, reason = text.partition(": ")
-    if sep and gettext(reason) != reason:
-        return f"{field}: {gettext(reason)}"
+    if sep:
+        return f"{field}: {_composed(reason) or gettext(reason)}"
     return text
+
+
+# Text the lock composes from parts (lockservice, access): the pattern is translated, its parts are put back
+# (themselves translated when they are known words, like a span's unit).
+COMPOSED = (
+    N_("expires in {span}"), N_("starts in {span}"), N_("expired {when}"), N_("valid from {when}"),
+    N_("keypad locked out until {time}"), N_("{n} min"), N_("{n} h"), N_("{n} days"),
+    N_("no user with id {id}"), N_("no issued code {id}"), N_("at most {n} files per enrolment"),
+    N_("no way in yet: add a face or a PIN"),
+)
+
+
+@cache
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(re.escape(p) if i % 2 == 0 else rf"(?P<{p}>\d+)" if p == "n" else f"(?P<{p}>.+?)"
+                    for i, p in enumerate(parts))
+    return re.compile(f"^{regex}$")
+
+
+def _composed(text: str) -> str | None:
+    for template in COMPOSED:
+        found = _pattern(template).match(text)
+        if found:
+            parts = {k: _composed(v) or v for k, v in found.groupdict().items()}
+            return gettext(template).format(**parts)
+    return None
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
