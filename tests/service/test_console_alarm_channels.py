@@ -120,7 +120,7 @@ def test_bad_urls_are_refused_with_the_label_kept(client: Any, owner: Owner, url
     assert SealedChannels(client.app.state.ctx.settings).load() == []
 
 
-def test_an_altered_sealed_file_is_an_error_not_silence(client: Any, owner: Owner, receiver: Receiver) -> None:
+def test_an_altered_sealed_file_is_said_and_set_aside(client: Any, owner: Owner, receiver: Receiver) -> None:
     csrf = csrf_of(client.get("/owner/alarms").text)
     add(client, csrf, receiver.url)
     sealed = client.app.state.ctx.settings.data_dir / SEALED_FILE
@@ -131,6 +131,14 @@ def test_an_altered_sealed_file_is_an_error_not_silence(client: Any, owner: Owne
 
     with pytest.raises(ConfigError, match="do not unseal"):
         SealedChannels(client.app.state.ctx.settings).load()
+    assert client.get("/owner").status_code == 200  # the console (and the other channels) keep working …
+    page = client.get("/owner/alarms")
+    assert 'id="channels-problem"' in page.text and 'id="no-channel"' in page.text  # … and say it plainly
+    system = client.get("/api/audit", params={"kind": "system"}).json()
+    assert any(x["reason"] == "alarm channels unreadable" for x in system)
+    assert add(client, csrf, receiver.url, "again").status_code == 200  # a new list; the old file kept aside
+    assert len(list(sealed.parent.glob(f"{SEALED_FILE}.broken-*"))) == 1
+    assert [c.label for c in SealedChannels(client.app.state.ctx.settings).load()] == ["again"]
 
 
 def test_an_alarm_goes_to_a_channel_added_while_running(client: Any, owner: Owner, receiver: Receiver) -> None:

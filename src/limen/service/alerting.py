@@ -142,6 +142,17 @@ class SealedChannels:
         except (ValueError, KeyError, TypeError, InvalidTag) as exc:
             raise ConfigError(f"{self.path}: the alarm channels do not unseal (altered or another lock's)") from exc
 
+    def set_aside(self) -> str:
+        """Move an unreadable file aside (kept as evidence) so a new list can start; return its new name."""
+        from datetime import UTC
+
+        target = self.path.with_name(f"{SEALED_FILE}.broken-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        try:
+            os.replace(self.path, target)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot move the unreadable alarm channels aside ({exc.strerror})") from exc
+        return target.name
+
     def save(self, channels: list[StoredChannel]) -> None:
         nonce = os.urandom(12)
         plain = json.dumps([{"url": c.url, "label": c.label} for c in channels]).encode("utf-8")
@@ -172,6 +183,20 @@ class AlarmDelivery:
         self._dispatcher: Any = None
         self._channels: dict[str, Channel] = {}
         self._tests: dict[str, tuple[str, TestResult]] = {}  # channel id → (when, last test), in memory only
+        self.problem = ""  # why the console's sealed list cannot be read (shown on the Alarms page), or ""
+
+    def stored(self) -> list[StoredChannel]:
+        """The console's channels; an unreadable file is said (`problem`), never fatal to the other channels."""
+        try:
+            channels = self.store.load()
+        except ConfigError as exc:
+            if self.problem != str(exc):
+                self.problem = str(exc)
+                self.audit.append(Event(EventKind.SYSTEM, self.clock.now(), actor="system", source="console",
+                                        reason="alarm channels unreadable", data={"problem": str(exc)[:200]}))
+            return []
+        self.problem = ""
+        return channels
 
     # ------------------------------------------------------------------ running
     def start(self) -> None:
@@ -189,8 +214,8 @@ class AlarmDelivery:
         """Build the channels of the current list (reusing live ones: a siren keeps its pin), re-route, restart."""
         from limen.audit import Dispatcher, Monitor
 
-        urls = effective_urls(self.settings)
-        monitor = getattr(self.audit, "monitor", None)
+        urls = [u for u in self.settings.alert_urls if u.strip()] + [c.url for c in self.stored()]
+        monitor = self.audit.monitor if isinstance(self.audit, AuditLog) else None
         known = dict(monitor.channels) if isinstance(monitor, Monitor) and not self._channels else dict(self._channels)
         wanted: dict[str, str] = {channel_id(u): u for u in urls}
         fresh, _problems = usable_channels([u for cid, u in wanted.items() if cid not in known], self.settings.keys_dir)
@@ -212,7 +237,7 @@ class AlarmDelivery:
     # ------------------------------------------------------------------ what the console reads
     def views(self) -> list[ChannelView]:
         with self._lock:
-            stored = self.store.load()
+            stored = self.stored()
             rows = [(u, "", True) for u in self.settings.alert_urls if u.strip()]
             rows += [(c.url, c.label, False) for c in stored]
             out = []
@@ -230,7 +255,12 @@ class AlarmDelivery:
     def add(self, actor: str, url: str, label: str = "") -> str:
         url, label = validate_url(url), validate_label(label)
         with self._lock:
-            stored = self.store.load()
+            stored = self.stored()
+            if self.problem:  # the unreadable list is kept aside as evidence; the owner starts a new one
+                kept = self.store.set_aside()
+                self._record(EventKind.CONFIG_CHANGE, actor, "alarm channels", "alarm channels set aside",
+                             {"file": kept, "problem": self.problem[:200]})
+                self.problem = ""
             cid = channel_id(url)
             if cid in {channel_id(u) for u in self.settings.alert_urls} | {channel_id(c.url) for c in stored}:
                 raise Conflict("this alarm channel is already set up")

@@ -373,7 +373,7 @@ def _alarms(request: Request, caller: Caller, code: int = 200, **values: Any) ->
     ctx = ctx_of(request)
     views = ctx.alarms.views()
     return render(request, "alarms.html", code, caller=caller, incidents=ctx.lock.incidents(200),
-                  channels=len(views), channel_views=views, **values)
+                  channels=len(views), channel_views=views, channels_problem=ctx.alarms.problem, **values)
 
 
 @router.post("/owner/alarms/channels", response_class=HTMLResponse)
