@@ -96,7 +96,7 @@ def test_door_screen_finger_then_pin_opens_through_the_simulated_sensor(owner: O
     assert _add(owner, fvc).status_code == 303                                 # type: ignore[attr-defined]
     client = owner.client
     no_sensor = client.post("/api/kiosk/finger")
-    assert no_sensor.status_code == 503 and "no fingerprint sensor" in no_sensor.text
+    assert no_sensor.status_code == 409 and "no fingerprint sensor" in no_sensor.text
     _desk(client).simulate()
     page = client.get("/kiosk/finger")
     assert 'id="finger-scan"' in page.text and 'id="finger-simulated"' in page.text

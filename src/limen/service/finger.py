@@ -94,7 +94,7 @@ class FingerDesk:
         """One image from the sensor; `presented` (simulation only) is first laid on the simulated module."""
         sensor = self.sensor()
         if sensor is None:
-            raise HTTPException(503, NO_SENSOR)
+            raise HTTPException(409, NO_SENSOR)  # the lock has no sensor: not a failure of the service
         if presented is not None and self.simulator is None:
             raise HTTPException(400, "this lock reads fingers from its sensor, not from uploaded images")
         with self._lock:
