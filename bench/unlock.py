@@ -24,6 +24,8 @@ thread.  Sections:
    the best candidates' full templates unsealed) and index megabytes.
 5. `limen serve` resident memory (peak, from /proc) under face load and under
    concurrent PIN load (bench/service.py's server).
+6. Where the service's memory goes: a fresh process imports and loads what
+   `limen serve` does, one piece at a time, printing the VmRSS each adds.
 
 Writes bench/results/unlock.json and unlock.md.
 """
@@ -419,6 +421,54 @@ class _Peak(threading.Thread):
         self.join()
 
 
+# ------------------------------------------------------------------ 6. memory by component
+
+MEMORY = """
+import json, sys
+from pathlib import Path
+def rss():
+    f = dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines() if ":" in l)
+    return int(f["VmRSS"].split()[0]) / 1024
+rows, last = [], rss()
+def step(name):
+    global last
+    now = rss(); rows.append((name, round(now - last, 1))); last = now
+rows.append(("python", round(last, 1)))
+import numpy; step("import numpy")
+import cv2; step("import cv2")
+import dlib; step("import dlib")
+import onnxruntime; step("import onnxruntime")
+import scipy.signal; step("import scipy.signal (PAD's pulse cue)")
+import fastapi; step("import fastapi")
+import limen.service, limen.runtime; step("import limen.service, limen.runtime")
+import numpy as np
+from limen.bio.face import models
+from limen.bio.face.embed import get_embedder
+from limen.bio.face.fast_embed import check_chips
+models.detector(); step("dlib face detector")
+models.shape_predictor(); step("dlib 5-point landmarks")
+e = get_embedder(); e.embed(check_chips(1)); step(f"embedder ({e.name}) session + one embedding")
+from limen.pad.texture import shipped_model; from limen.pad.fusion_model import shipped_fusion
+shipped_model(); shipped_fusion(); step("PAD texture + fusion models")
+from limen.pad.pipeline import default_cues; default_cues(); step("PAD default cues")
+from limen.pad.minifasnet import MiniFasNetCue
+MiniFasNetCue(Path(sys.argv[1]) / "models").check(); step("MiniFASNet sessions")
+from limen import thresholds
+from limen.vault.hazmat.transforms import SignProjection
+kept = SignProjection.from_key(bytes(32), 128, thresholds.VAULT_FACE_BITS); step("vault projection (32,768 x 128)")
+rows.append(("total", round(rss(), 1)))
+print(json.dumps(rows))
+"""
+
+
+def bench_memory(data_dir: Path) -> list[tuple[str, float]]:
+    env = {**os.environ, "LIMEN_DATA_DIR": str(data_dir)}
+    subprocess.run([sys.executable, "-c", MEMORY, str(data_dir)], env=env, capture_output=True, check=True)  # caches
+    out = subprocess.run([sys.executable, "-c", MEMORY, str(data_dir)], env=env, capture_output=True, text=True,
+                         check=True)
+    return [(str(k), float(v)) for k, v in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -431,7 +481,7 @@ def main() -> int:
     ap.add_argument("--probes", type=int, default=50)
     ap.add_argument("--serve-seconds", type=float, default=8.0)
     ap.add_argument("--skip-serve", action="store_true")
-    ap.add_argument("--only", choices=["unlock", "first", "cli", "search", "serve"], action="append",
+    ap.add_argument("--only", choices=["unlock", "first", "cli", "search", "serve", "memory"], action="append",
                     help="run only these sections (repeatable)")
     args = ap.parse_args()
     if not NUAA.is_dir():
@@ -449,8 +499,8 @@ def main() -> int:
     machine["pad_models"] = service.import_pad_models(data_dir)
     print(f"PAD models: {machine['pad_models']}")
     lines: list[str] = []
-    want = set(args.only or ["unlock", "first", "cli", "search"] + ([] if args.skip_serve else ["serve"]))
-    unlock = first = cli = search = serve = None
+    want = set(args.only or ["unlock", "first", "cli", "search"] + ([] if args.skip_serve else ["serve", "memory"]))
+    unlock = first = cli = search = serve = memory = None
     print(f"{'':<42}{'median ms':>10}{'p95 ms':>10}")
     if "unlock" in want or "first" in want:
         unlock = bench_unlock(args.runs, data_dir)  # also enrols the person the first-unlock runs match
@@ -495,8 +545,13 @@ def main() -> int:
             f"{v['errors']} errors, p95 {v['p95_ms']} ms, load {v['load']})" for k, v in serve.items())
         print(text)
         lines.append(text)
+    if "memory" in want:
+        memory = bench_memory(data_dir)
+        text = "service memory by component (VmRSS MB added): " + "; ".join(f"{k} {v}" for k, v in memory)
+        print(text)
+        lines.append(text)
     result = {"machine": machine, "command": "python bench/unlock.py " + " ".join(sys.argv[1:]),
-              "unlock": unlock, "first": first, "cli": cli, "search": search, "serve": serve,
+              "unlock": unlock, "first": first, "cli": cli, "search": search, "serve": serve, "memory": memory,
               "load_at_end": load()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "unlock" if not args.only else "unlock-" + "-".join(sorted(want))
