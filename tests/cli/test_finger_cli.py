@@ -79,3 +79,18 @@ def test_limen_enrol_and_verify_with_a_finger_go_through_the_lock(tmp_path: Path
     assert "102_6" not in tail.stdout and "minutiae" not in tail.stdout
     neither = limen(data, "verify", "Bo")
     assert neither.returncode == 1 and "--finger" in neither.stderr and "Traceback" not in neither.stderr
+
+
+def test_limen_verify_reads_the_finger_from_the_paired_sensor(tmp_path: Path) -> None:
+    db = shared("fvc2002", "DB1_B")
+    data = tmp_path / "data"
+    images = [a for i in (1, 2, 3) for a in ("--finger", str(db / f"103_{i}.tif"))]
+    assert limen(data, "enrol", "Cy", "--consent", "--purpose", "door", "--retention-days", "30",
+                 *images).returncode == 0
+    with SimulatedR30x() as module:
+        assert limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        module.present(db / "103_6.tif")
+        out = limen(data, "--json", "verify", "Cy", "--sensor", module.port)
+        assert out.returncode == 3 and json.loads(out.stdout)["reason"] == "second_factor_missing", out.stdout
+        silent = limen(data, "verify", "Cy", "--sensor", module.port)          # nothing on the sensor
+        assert silent.returncode == 1 and "no finger" in silent.stderr and "Traceback" not in silent.stderr
