@@ -201,3 +201,12 @@ def test_without_per_frame_scores_the_fusion_combines_the_means() -> None:
     v = fuse([CueScore("texture", 1.0, -50.0), CueScore("minifasnet", 2.0, -50.0)], sample(5), Purpose.VERIFY,
              model=PAIR)
     assert v.scores["fused"] == pytest.approx(3.0) and "frames_below" not in v.evidence["fused"]
+
+
+def test_shipped_fusion_is_monotone_and_weights_the_deep_cue_more() -> None:
+    from limen.pad.fusion_model import shipped_fusion
+
+    comb = shipped_fusion().combinations[0]
+    w = dict(zip(comb.inputs, comb.coef / comb.scale, strict=True))
+    assert w["texture"] > 0 and w["minifasnet"] > 0  # more live-looking evidence never lowers the fused score
+    assert w["minifasnet"] >= 1.5 * w["texture"]  # the audit's choice: texture does not carry over as well
