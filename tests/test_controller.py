@@ -97,8 +97,9 @@ class Rig:
         self.faces.next = FaceEvidence(user or self.max, distance, 0.45, pad(reason, assurance))
         return self.faces.next
 
-    def finger(self, score: float = 2.0, *, user: str | None = None, liveness: bool = False, pad_passed: bool = True,
-               refusal: Reason | None = None) -> FingerprintEvidence:
+    def finger(self, score: float | None = None, *, user: str | None = None, liveness: bool = False,
+               pad_passed: bool = True, refusal: Reason | None = None) -> FingerprintEvidence:
+        score = thresholds.FINGER_MATCH_DEFAULT + 1.0 if score is None else score   # a match unless told
         self.fingers.next = FingerprintEvidence(user or self.max, None if refusal else score,
                                                 None if refusal else thresholds.FINGER_MATCH_DEFAULT, pad_passed,
                                                 liveness, refusal=refusal, detail="unreadable" if refusal else "")
@@ -483,3 +484,20 @@ def test_controller_without_a_finger_source_is_a_wiring_error(rig: Rig) -> None:
     bare = AccessController(rig.store, rig.door, rig.sink, rig.clock)
     with pytest.raises(RuntimeError):
         bare.finger(PRINT)
+
+
+def test_an_unreadable_second_factor_keeps_the_first_within_its_window(rig: Rig) -> None:
+    rig.face()
+    rig.controller.face(FRAME, session="k")
+    rig.finger(refusal=Reason.LOW_QUALITY)
+    assert rig.controller.finger(PRINT, session="k").reason is Reason.LOW_QUALITY
+    assert rig.controller.holding("k") == "face"                # place the finger again: the face still waits
+    rig.finger()
+    assert rig.controller.finger(PRINT, session="k").accepted
+    rig.finger()
+    rig.controller.finger(PRINT, session="j")
+    rig.faces.next = FaceEvidence(None, None, None, None, quality_gate=QualityGate.NO_FACE, refusal=Reason.NO_FACE)
+    assert rig.controller.face(FRAME, session="j").reason is Reason.NO_FACE
+    assert rig.controller.holding("j") == "fingerprint"
+    rig.clock.advance(thresholds.SECOND_FACTOR_WINDOW_S + 1)
+    assert rig.controller.holding("j") is None                  # …but never past its window

@@ -129,14 +129,16 @@ class AccessController:
         """
         if self.faces is None:
             raise RuntimeError("this controller has no face recognizer")  # a wiring error, not an input error
-        held = self._take_held(session)
-        finger = held if isinstance(held, FingerprintEvidence) and held.user_id is not None else None
-        claim = finger.user_id if finger is not None else claim
+        entry = self._take(session)
+        finger = entry.factor if entry is not None and isinstance(entry.factor, FingerprintEvidence) else None
+        claim = finger.user_id if finger is not None and finger.user_id is not None else claim
         evidence = self.faces.identify(capture) if claim is None else self.faces.verify(claim, capture)
         extra = () if finger is None else (finger,)
         decision = self.attempt(face_attempt(evidence, *extra, source=source))
         if finger is None:
             self._hold(session, evidence, decision)
+        elif evidence.refusal in (Reason.NO_FACE, Reason.LOW_QUALITY):
+            self._keep(session, entry)  # no face seen: the finger still waits, within its window
         return decision
 
     def finger(self, image: np.ndarray, *, claim: str | None = None, session: str | None = None,
@@ -149,14 +151,16 @@ class AccessController:
         """
         if self.fingers is None:
             raise RuntimeError("this controller has no fingerprint source")  # a wiring error, not an input error
-        held = self._take_held(session)
-        face = held if isinstance(held, FaceEvidence) and held.user_id is not None else None
-        claim = face.user_id if face is not None else claim
+        entry = self._take(session)
+        face = entry.factor if entry is not None and isinstance(entry.factor, FaceEvidence) else None
+        claim = face.user_id if face is not None and face.user_id is not None else claim
         evidence = self.fingers.identify(image) if claim is None else self.fingers.verify(claim, image)
         extra = () if face is None else (face,)
         decision = self.attempt(finger_attempt(evidence, *extra, source=source))
         if face is None:
             self._hold(session, evidence, decision)
+        elif evidence.refusal is Reason.LOW_QUALITY:
+            self._keep(session, entry)  # an unreadable print: the face still waits, within its window
         return decision
 
     def face_and_finger(self, capture: Capture, image: np.ndarray, *, claim: str | None = None,
@@ -232,14 +236,23 @@ class AccessController:
         if decision.reason in _ASKS_FOR_PIN and evidence.matched:
             self._held[_key(session)] = _Held(evidence, self.clock.monotonic() + T.SECOND_FACTOR_WINDOW_S)
 
-    def _take_held(self, session: str | None) -> Biometric | None:
+    def _keep(self, session: str | None, entry: _Held | None) -> None:
+        if session is not None and entry is not None:
+            self._held[_key(session)] = entry
+
+    def _take(self, session: str | None) -> _Held | None:
+        """Remove and return what `session` holds, if still within its window (expired ones are forgotten)."""
         if session is None:
             return None
         held = self._held.pop(_key(session), None)
         now = self.clock.monotonic()
         for k in [k for k, h in self._held.items() if now >= h.until]:  # forget expired factors
             del self._held[k]
-        return held.factor if held is not None and now < held.until else None
+        return held if held is not None and now < held.until else None
+
+    def _take_held(self, session: str | None) -> Biometric | None:
+        entry = self._take(session)
+        return entry.factor if entry is not None else None
 
     # ------------------------------------------------------------------ the door
     def lock(self) -> LockState:
