@@ -211,6 +211,31 @@ def test_an_optimised_copy_that_does_not_match_its_record_is_rebuilt(
     assert np.array_equal(again.embed(chips), fast.embed(chips))
 
 
+def test_an_optimised_copy_that_cannot_be_written_still_gives_the_fast_backend(
+    cache_dir: Path, fast: fast_embed.OnnxEmbedder, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = tmp_path / "models"
+    local.mkdir()
+    for f in cache_dir.iterdir():
+        if ".opt-" not in f.name:
+            shutil.copy(f, local / f.name)
+    real = fast_embed.atomic_write
+
+    def read_only(path: Path, data: bytes) -> None:
+        if ".opt-" in path.name:
+            raise OSError(30, "Read-only file system")
+        real(path, data)
+
+    monkeypatch.setattr(fast_embed, "atomic_write", read_only)
+    with caplog.at_level(logging.WARNING):
+        again = fast_embed.load(cache_dir=local, threads=1)
+    assert "cannot store the optimised face model" in caplog.text
+    assert not any(".opt-" in f.name for f in local.iterdir())  # nor its scratch file
+    chips = fast_embed.check_chips(2)
+    assert np.array_equal(again.embed(chips), fast.embed(chips))
+
+
 def test_unwritable_cache_keeps_the_model_in_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")

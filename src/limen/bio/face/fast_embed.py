@@ -227,6 +227,9 @@ def _optimized(ort: Any, model_path: Path) -> Path | None:
     except OSError as exc:
         log.warning("cannot store the optimised face model in %s (%s)", path.parent, exc.strerror)
         return None
+    except Exception as exc:  # onnxruntime raises its own unrelated types: optimise in memory instead
+        log.warning("cannot write the optimised face model (%s)", type(exc).__name__)
+        return None
     finally:
         scratch.unlink(missing_ok=True)
     return path
