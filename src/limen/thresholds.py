@@ -430,8 +430,8 @@ FUSION_FLOOR_DECADES = 2.0             # each modality at FMR ≤ 1e-2 at least,
 FINGER_SENSOR_WAIT_S = 10.0            # the kiosk and the console wait this long for a finger on the sensor (design)
 FINGER_CONSOLE_CAPTURES = 3            # impressions the console takes from the sensor for "add a finger"
 # Protected fixed-length fingerprint code (bio.finger.fixed: spectral minutiae + keyed sign projection), chosen
-# on the FVC2002 B sets (DEVELOPMENT DATA, docs/finger.md): mean EER unprotected 15.4 %, protected 20.5 %
-# (the minutiae matcher: 5.5 %).  Measured and reported; never used for door decisions.
+# on the FVC2002 B sets (DEVELOPMENT DATA, docs/finger.md): mean EER unprotected 15.4 %, protected 21.1 %
+# (3 random keys), 3–5× the minutiae matcher's.  Measured and reported; never used for door decisions.
 FINGER_SPECTRAL_RADIAL = 64            # radial frequencies sampled …
 FINGER_SPECTRAL_FREQ = (0.05, 0.8)     # … between these (rad/px); unprotected EER up to 0.58: 17.4 %
 FINGER_SPECTRAL_ANGLES = 128           # directions over 2π (2.8° a column)
