@@ -37,7 +37,7 @@ from limen.errors import BadRequest, LinkError
 from limen.link.mqtt import Delivery, MqttLink, Topics
 from limen.link.pki import FleetCA, pem
 from limen_cloud.backups import Refused, erase_in_cloud, store_backup
-from limen_cloud.db import sessions
+from limen_cloud.db import sessions, write_lock
 from limen_cloud.evidence import BadMessage, ingest, parse
 from limen_cloud.models import CommandLog, Lock
 
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = T.CLOUD_MAX_EVENTS_BYTES
 BATCH = T.CLOUD_INGEST_BATCH
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
+INGEST_TRIES = 6  # a failed batch is retried in place this often (0.2 s doubling) before it is left to the broker
 
 
 class CloudBridge:
@@ -97,6 +98,7 @@ class CloudBridge:
         now = datetime.now(UTC).replace(tzinfo=None)
         alarms: list[str] = []
         with self.sessions() as session, session.begin():
+            write_lock(session)
             for topic, payload in messages:
                 with session.begin_nested():
                     alarms += self._one(session, topic, payload, now)
@@ -127,13 +129,24 @@ class CloudBridge:
                     self._queue.put(None)
                     break
                 batch.append(item)
-            try:
-                self.process([(d.topic, d.payload) for d in batch])
-            except Exception:  # the database failed: leave them unacknowledged, the broker redelivers
-                log.exception("could not ingest %d message(s); they stay at the broker", len(batch))
+            if not self._process_retrying(batch):
                 continue
             for d in batch:
                 self.mqtt.ack(d)
+
+    def _process_retrying(self, batch: list[Delivery]) -> bool:
+        """Ingest `batch`, retrying a failed transaction here (a later message must not overtake it: that would
+        look like a gap in the lock's chain); after `INGEST_TRIES` it stays unacknowledged at the broker."""
+        for attempt in range(INGEST_TRIES):
+            try:
+                self.process([(d.topic, d.payload) for d in batch])
+                return True
+            except Exception:  # the database failed (busy, away)
+                log.warning("could not ingest %d message(s) (try %d of %d)", len(batch), attempt + 1, INGEST_TRIES,
+                            exc_info=attempt == INGEST_TRIES - 1)
+                time.sleep(min(0.2 * 2 ** attempt, 5.0))
+        log.error("gave up on %d message(s); they stay at the broker until the cloud reconnects", len(batch))
+        return False
 
     def _one(self, session: Session, topic: str, payload: bytes, now: datetime) -> list[str]:
         parts = topic.split("/")

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///limen-cloud.db"
 
@@ -39,3 +39,14 @@ def upgrade(engine: Engine) -> None:
 
 def sessions(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def write_lock(session: Session) -> None:
+    """On SQLite, take the write lock now (first statement of a transaction that reads, then writes).
+
+    A deferred SQLite transaction that read and then writes fails at once ("database is locked") when another
+    connection committed in between (WAL snapshot); `BEGIN IMMEDIATE` waits for the lock instead.  The
+    bridge and the notifier write concurrently with each other and the API.  No-op on other databases.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")

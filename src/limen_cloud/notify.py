@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -30,12 +31,14 @@ from sqlalchemy import Engine, or_, select
 
 from limen import thresholds as T
 from limen.audit.channels import AppriseChannel, DeliveryFailed
-from limen_cloud.db import sessions
+from limen_cloud.db import sessions, write_lock
 from limen_cloud.models import Alarm, Lock, Owner
 
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
-WEBHOOK_PASS = 20  # alarms per webhook pass (each POST may take CLOUD_WEBHOOK_TIMEOUT_S)
+APPRISE_PASS = 100  # alarms per apprise pass
+WEBHOOK_PASS = 50  # alarms per webhook pass …
+WEBHOOK_PARALLEL = 8  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning"}
 
@@ -64,10 +67,11 @@ class AlarmNotifier:
     def deliver_pending(self) -> int:
         """Deliver what is pending; return how many alarms were fully delivered."""
         delivered = 0
-        with self.sessions() as session, session.begin():
+        with self.sessions() as session, session.begin():  # (sends inside the transaction: one pass at a time)
             rows = session.execute(
                 select(Alarm, Owner).join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
-                .where(Alarm.notified_at.is_(None), Owner.alert_urls.is_not(None)).order_by(Alarm.id).limit(100)
+                .where(Alarm.notified_at.is_(None), Owner.alert_urls.is_not(None))
+                .order_by(Alarm.id).limit(APPRISE_PASS)
             ).all()
             for alarm, owner in rows:
                 error = _send(alarm, json.loads(owner.alert_urls or "[]"))
@@ -79,20 +83,30 @@ class AlarmNotifier:
         return delivered
 
     def deliver_webhooks(self, now: datetime | None = None) -> int:
-        """POST pending alarms to their owner's community webhook (those due); return how many were taken."""
+        """POST pending alarms to their owner's community webhook (those due); return how many were taken.
+
+        The POSTs happen outside any transaction (a slow receiver must not hold the database); the outcome is
+        written after.  One notifier per database (several replicas would need SELECT … FOR UPDATE SKIP LOCKED).
+        """
         now = now or datetime.now(UTC).replace(tzinfo=None)
-        taken = 0
-        with self.sessions() as session, session.begin():
-            rows = session.execute(
+        with self.sessions() as session:
+            due = [(a.id, o.webhook_url, o.webhook_secret, webhook_body(a, now)) for a, o in session.execute(
                 select(Alarm, Owner).join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
                 .where(Alarm.webhook_at.is_(None), Alarm.webhook_attempts < T.CLOUD_WEBHOOK_MAX_ATTEMPTS,
                        Owner.webhook_url.is_not(None), Owner.webhook_secret.is_not(None),
                        or_(Alarm.webhook_next_at.is_(None), Alarm.webhook_next_at <= now))
-                .order_by(Alarm.id).limit(WEBHOOK_PASS)
-            ).all()
-            for alarm, owner in rows:
-                assert owner.webhook_url is not None and owner.webhook_secret is not None
-                error = post_webhook(owner.webhook_url, owner.webhook_secret, webhook_body(alarm, now))
+                .order_by(Alarm.id).limit(WEBHOOK_PASS)).all()]
+        if not due:
+            return 0
+        with ThreadPoolExecutor(WEBHOOK_PARALLEL) as pool:  # receivers answer slowly; one pass, many POSTs
+            errors = list(pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3]), due))
+        taken = 0
+        with self.sessions() as session, session.begin():
+            write_lock(session)
+            for (alarm_id, *_), error in zip(due, errors, strict=True):
+                alarm = session.get(Alarm, alarm_id)
+                if alarm is None:  # erased meanwhile (decommission)
+                    continue
                 alarm.webhook_attempts += 1
                 if error is None:
                     alarm.webhook_at, alarm.webhook_error, alarm.webhook_next_at = now, None, None
@@ -108,10 +122,13 @@ class AlarmNotifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.deliver_pending()
-                self.deliver_webhooks()
+                full = self.deliver_pending() == APPRISE_PASS
+                full = self.deliver_webhooks() == WEBHOOK_PASS or full
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")
+                full = False
+            if full:  # a full pass went through: more are waiting, go on at once
+                continue
             self._wake.wait(min(RETRY_S, T.CLOUD_WEBHOOK_BACKOFF_S))
             self._wake.clear()
 
