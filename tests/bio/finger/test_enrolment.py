@@ -96,7 +96,8 @@ def test_an_impression_with_too_few_minutiae_refuses_the_enrolment(tmp_path: Pat
 
 
 def test_identify_and_policy_evidence(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
-    from limen.decision import Assurance
+    from limen.bio.finger.image import load_image
+    from limen.decision import Assurance, Reason
 
     conn = open_db(tmp_path / "limen.db")
     refs = FingerReferences(tmp_path / "fp", box)
@@ -107,9 +108,10 @@ def test_identify_and_policy_evidence(tmp_path: Path, box: SecretBox, fvc_db1: P
                                  AT).user_id
     probe = extract_file(fvc_db1 / "102_4.tif")
     assert enrolment.identify(refs, probe)[0] == ids[102]
-    one = enrolment.evidence(refs, probe, ids[102], pad_passed=True)
+    door = enrolment.FingerRecognizer(conn, lambda: refs)
+    one = door.verify(ids[102], load_image(fvc_db1 / "102_4.tif"))
     assert one.user_id == ids[102] and one.score is not None and one.threshold is not None
     assert one.assurance is Assurance.MEDIUM                       # no liveness from an R30x: a first factor only
-    unknown = enrolment.evidence(refs, probe, "feedbeef", pad_passed=True)
-    assert unknown.score == 0.0
+    unknown = door.verify("feedbeef", load_image(fvc_db1 / "102_4.tif"))
+    assert unknown.refusal is Reason.UNKNOWN_USER and unknown.score is None   # a refusal, not a failed comparison
     assert enrolment.identify(FingerReferences(tmp_path / "empty", box), probe) == (None, 0.0)

@@ -111,24 +111,6 @@ def identify(references: FingerReferences, probe: FingerTemplate) -> tuple[str |
     return hits[0].key.rsplit(":", 1)[0], hits[0].score
 
 
-def evidence(references: FingerReferences, probe: FingerTemplate, claimed_user: str | None, *, pad_passed: bool,
-             sensor_liveness: bool = False) -> FingerprintEvidence:
-    """`FingerprintEvidence` for the access policy: 1:1 against `claimed_user`, else 1:N.
-
-    `pad_passed` and `sensor_liveness` come from the capture (the R30x family reports no liveness: the
-    evidence is then MEDIUM assurance, a first factor only under the default policy)."""
-    if claimed_user is not None:
-        try:
-            score = references.score(claimed_user, probe)
-        except NotFound:
-            score = 0.0
-        user_id: str | None = claimed_user
-    else:
-        user_id, score = identify(references, probe)
-    return FingerprintEvidence(user_id=user_id, score=score, threshold=thresholds.FINGER_MATCH_DEFAULT,
-                               pad_passed=pad_passed, sensor_liveness=sensor_liveness)
-
-
 class FingerRecognizer:
     """The door's fingerprint evidence (the controller's `FingerSource`; see the module docstring).
 
