@@ -121,3 +121,34 @@ def test_lab_pulse_reports_per_region_and_group(tmp_path: Path) -> None:
     assert {("pos", "region=cheek"), ("pos", "region=forehead"), ("pos", "group=A"), ("pos", "group=B")} <= set(summary)
     again = lab_pulse.evaluate(tmp_path, tmp_path / "cache")  # from the cache
     assert [r.bpm for r in again] == [r.bpm for r in results]
+
+
+def _skin_set(folder: Path, sets: dict[str, list[tuple[str, float]]]) -> None:
+    for group, videos in sets.items():
+        (folder / group).mkdir()
+        for name, bpm in videos:
+            _skin_video(folder / group / f"{name}.avi", bpm)
+        rows = "\n".join(f"{n.split('_')[0]},{b}" for n, b in videos)
+        (folder / f"{group}_GT.csv").write_text(f"\ufeffSubject ,Heart_Rate(BPM) \n{rows}\n", encoding="utf-8")
+
+
+def test_shuffled_frames_lose_the_pulse_the_videos_carry(tmp_path: Path) -> None:
+    sets = {"A": [("video1_forehead", 66.0), ("video2_leftcheek", 90.0)], "B": [("video1_forehead", 75.0)]}
+    _skin_set(tmp_path, sets)
+    real = {(s.method, s.slice): s for s in lab_pulse.summarise(lab_pulse.evaluate(tmp_path, tmp_path / "c"))}
+    shuffled_results = lab_pulse.evaluate(tmp_path, tmp_path / "c", shuffled=True)
+    shuffled = {(s.method, s.slice): s for s in lab_pulse.summarise(shuffled_results)}
+    for method in pulse.Method:
+        assert real[(method.value, "all")].mae < 3.0
+        assert shuffled[(method.value, "all")].mae > 5.0
+    again = lab_pulse.evaluate(tmp_path, tmp_path / "c", shuffled=True)  # the permutation is seeded per video
+    assert [r.bpm for r in again] == [r.bpm for r in shuffled_results]
+
+
+def test_the_no_video_baseline_guesses_the_mean_of_the_other_videos() -> None:
+    truths = {"video1": 60.0, "video2": 80.0, "video3": 100.0}
+    results = [lab_pulse.PulseResult("A", v, "forehead", 30.0, t, m.value, t, 0.0)
+               for v, t in truths.items() for m in pulse.Method]
+    (overall,) = [s for s in lab_pulse.no_video_baseline(results) if s.slice == "all"]
+    # guesses 90, 80, 70 → errors 30, 0, 30
+    assert overall.videos == 3 and overall.mae == pytest.approx(20.0) and overall.within_5 == pytest.approx(1 / 3)

@@ -153,20 +153,25 @@ def lab_pulse(
     folder: Annotated[Path, typer.Argument(help="rppg-skin: <group>/videoN_<region>.avi and <group>_GT.csv.")],
     cache: Annotated[Path, typer.Option(help="Cache of per-frame skin colour (rerun in seconds).")]
     = Path("lab-out/pulse-cache"),
+    controls: Annotated[bool, typer.Option(help="Also score shuffled frames and the no-video guess.")] = True,
 ) -> None:
-    """Pulse (rPPG, POS and CHROM) on real skin: MAE and share within 5 BPM per region and group."""
+    """Pulse (rPPG, POS and CHROM) on real skin: MAE and share within 5 BPM per region and group, with controls."""
     results = lab_pulse_eval.evaluate(folder, cache)
-    summary = lab_pulse_eval.summarise(results)
-    rows = [{"method": s.method, "slice": s.slice, "videos": s.videos, "mae_bpm": round(s.mae, 2),
-             "within_5_bpm": round(s.within_5, 3)} for s in summary]
+    summary = [("videos", s) for s in lab_pulse_eval.summarise(results)]
+    if controls:
+        shuffled = lab_pulse_eval.evaluate(folder, cache, shuffled=True)
+        summary += [("shuffled frames", s) for s in lab_pulse_eval.summarise(shuffled)]
+        summary += [("no video", s) for s in lab_pulse_eval.no_video_baseline(results)]
+    rows = [{"input": kind, "method": s.method, "slice": s.slice, "videos": s.videos, "mae_bpm": round(s.mae, 2),
+             "within_5_bpm": round(s.within_5, 3)} for kind, s in summary]
     videos = [{"group": r.group, "video": r.video, "region": r.region, "method": r.method,
                "truth": r.truth_bpm, "bpm": round(r.bpm, 1), "snr_db": round(r.snr_db, 2)} for r in results]
 
     def show() -> None:
         typer.echo(f"{folder}: {len(results) // 2} videos (real skin; ground truth from the set's CSVs)")
-        typer.echo(f"{'method':7} {'slice':20} {'videos':>6} {'MAE BPM':>8} {'≤ 5 BPM':>8}")
-        for s in summary:
-            typer.echo(f"{s.method:7} {s.slice:20} {s.videos:6d} {s.mae:8.2f} {100 * s.within_5:7.1f} %")
+        typer.echo(f"{'input':16} {'method':8} {'slice':20} {'videos':>6} {'MAE BPM':>8} {'≤ 5 BPM':>8}")
+        for kind, s in summary:
+            typer.echo(f"{kind:16} {s.method:8} {s.slice:20} {s.videos:6d} {s.mae:8.2f} {100 * s.within_5:7.1f} %")
 
     output({"summary": rows, "videos": videos}, show)
 

@@ -5,6 +5,18 @@ Layout expected (``../shared/data/rppg-skin``): ``<group>/videoN_<region>.avi``
 The skin signal is the mean colour of every frame; POS and CHROM estimate the
 heart rate over the whole video.  Reported per method: mean absolute error
 (BPM), share within 5 BPM, per region (forehead / cheek) and per group.
+
+Two controls say whether a figure measures pulse at all:
+
+- **shuffled frames** (`evaluate(..., shuffled=True)`): the same videos with
+  their frame order permuted (seeded per video), which keeps every frame's
+  colour and noise and destroys any pulse.  A method that scores as well on
+  shuffled frames as on the videos is reading its own band-pass shape, not a
+  heartbeat.
+- **no video** (`no_video_baseline`): predict each video's heart rate as the
+  mean ground truth of the *other* videos.  On a set of resting rates (rppg-skin:
+  66–85 BPM) this alone is within a few BPM; an MAE target is informative only
+  below it.
 """
 
 from __future__ import annotations
@@ -93,8 +105,8 @@ def skin_trace(video: Path, cache: Path | None = None) -> tuple[np.ndarray, floa
     return rgb, fps
 
 
-def evaluate(folder: Path, cache: Path | None = None) -> list[PulseResult]:
-    """Estimate every video under `folder` with POS and CHROM."""
+def evaluate(folder: Path, cache: Path | None = None, shuffled: bool = False) -> list[PulseResult]:
+    """Estimate every video under `folder` with POS and CHROM (its frames in a seeded random order if `shuffled`)."""
     truth = read_truth(folder)
     results: list[PulseResult] = []
     for video in sorted(folder.glob("*/*.avi")):
@@ -103,6 +115,8 @@ def evaluate(folder: Path, cache: Path | None = None) -> list[PulseResult]:
         if (group, name) not in truth:
             continue
         rgb, fps = skin_trace(video, cache)
+        if shuffled:
+            rgb = rgb[_rng_for(group, stem).permutation(len(rgb))]
         for method in pulse.Method:
             est = pulse.heart_rate(rgb, fps, method)
             results.append(PulseResult(group, name, _region(region), len(rgb) / fps, truth[(group, name)],
@@ -124,6 +138,22 @@ def summarise(results: list[PulseResult]) -> list[PulseSummary]:
             errors = np.array([r.error for r in rows])
             out.append(PulseSummary(method, name, len(rows), float(errors.mean()), float((errors <= 5.0).mean())))
     return out
+
+
+def no_video_baseline(results: list[PulseResult]) -> list[PulseSummary]:
+    """MAE of guessing each video's rate as the mean truth of the other videos (leave-one-out), per slice."""
+    videos = {(r.group, r.video): r for r in results}  # one row per video, whatever the method
+    if len(videos) < 2:
+        raise BadRequest("results", "a leave-one-out baseline needs at least two videos")
+    truths = np.array([r.truth_bpm for r in videos.values()])
+    guesses = (truths.sum() - truths) / (len(truths) - 1)
+    rows = [PulseResult(r.group, r.video, r.region, r.seconds, r.truth_bpm, "no-video", float(g), float("nan"))
+            for r, g in zip(videos.values(), guesses, strict=True)]
+    return summarise(rows)
+
+
+def _rng_for(group: str, stem: str) -> np.random.Generator:
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{group}/{stem}".encode()).digest()[:8], "big"))
 
 
 def _region(raw: str) -> str:
