@@ -303,11 +303,30 @@ __all__ = ["HTMLResponse", "close_app", "create_app", "error_response"]
 def _warm(ctx: ServiceContext) -> None:
     """Load the face models, PAD's models and the vault's index now, so the first unlock does not wait.
 
-    Under the door path's lock: dlib's detector is not thread-safe, and a first unlock arriving while
-    warming would otherwise run it concurrently (a segfault, seen with two warm threads)."""
+    The service answers while it warms: the slow part (reading the weights,
+    building sessions, importing SciPy) runs without the service's lock, each
+    model behind its own loading lock.  Only the single run of each model
+    afterwards takes the door path's lock (dlib's detector is not thread-safe:
+    a first unlock must not run it at the same moment), and only briefly."""
     rt = ctx.runtime
-    with ctx.lock._lock:  # noqa: SLF001 - the one lock every door-path call takes
+    _load_models(rt)
+    with ctx.lock.serialised():  # the one lock every door-path call takes
         _warm_models(rt)
+
+
+def _load_models(rt: Runtime) -> None:
+    """Read every model into memory without running it (safe beside door-path calls: loading is locked per model)."""
+    try:
+        from limen.bio.face import models
+        from limen.pad.pipeline import default_cues
+
+        models.detector()
+        models.shape_predictor()
+        rt.engine.embedder  # noqa: B018 - chosen and self-checked once, under the embedder's own lock
+        default_cues()
+        MiniFasNetCue(rt.settings.models_dir).check()  # its networks load only when a face is seen
+    except Exception as exc:  # warming only saves time: the same failure is reported by the first unlock
+        log.warning("models not loaded at start (%s); they load at the first unlock", type(exc).__name__)
 
 
 def _warm_models(rt: Runtime) -> None:
@@ -315,7 +334,6 @@ def _warm_models(rt: Runtime) -> None:
         rt.engine.warm()
         assess(Capture(frames=(Frame(rgb=np.zeros((240, 320, 3), dtype=np.uint8)),)), purpose=Purpose.VERIFY,
                models_dir=rt.settings.models_dir)
-        MiniFasNetCue(rt.settings.models_dir).check()  # its networks load only when a face is seen
         rt.store.search(Modality.FACE, np.zeros(128), top_k=1)
     except Exception as exc:  # warming only saves time: the same failure is reported by the first unlock
         log.warning("models not warmed at start (%s); they load at the first unlock", type(exc).__name__)
