@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from limen import thresholds as T
-from limen.audit.channels import Channel, DeliveryFailed, channel_id, usable_channels
+from limen.audit.alarms import Monitor
+from limen.audit.channels import Channel, DeliveryFailed, SirenChannel, channel_id, usable_channels
+from limen.audit.delivery import Dispatcher
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.log import AuditLog
 from limen.clock import Clock
@@ -144,8 +146,6 @@ class SealedChannels:
 
     def set_aside(self) -> str:
         """Move an unreadable file aside (kept as evidence) so a new list can start; return its new name."""
-        from datetime import UTC
-
         target = self.path.with_name(f"{SEALED_FILE}.broken-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
         try:
             os.replace(self.path, target)
@@ -212,8 +212,6 @@ class AlarmDelivery:
 
     def _apply(self, start: bool = False) -> None:
         """Build the channels of the current list (reusing live ones: a siren keeps its pin), re-route, restart."""
-        from limen.audit import Dispatcher, Monitor
-
         urls = [u for u in self.settings.alert_urls if u.strip()] + [c.url for c in self.stored()]
         monitor = self.audit.monitor if isinstance(self.audit, AuditLog) else None
         known = dict(monitor.channels) if isinstance(monitor, Monitor) and not self._channels else dict(self._channels)
@@ -221,10 +219,8 @@ class AlarmDelivery:
         fresh, _problems = usable_channels([u for cid, u in wanted.items() if cid not in known], self.settings.keys_dir)
         channels = {cid: known[cid] for cid in wanted if cid in known} | fresh
         for cid, gone in known.items():
-            if cid not in channels:
-                close = getattr(gone, "close", None)  # a removed siren releases its pin
-                if callable(close):
-                    close()
+            if cid not in channels and isinstance(gone, SirenChannel):
+                gone.close()  # a removed siren releases its pin
         self._channels = channels
         if isinstance(monitor, Monitor):
             monitor.channels = dict(channels)  # new alarms are queued for exactly these
