@@ -52,9 +52,7 @@ def serve(
 
         typer.echo(FACE_ALONE_WARNING)
     _report_face_models(settings)
-    if not settings.tamper_sources:
-        typer.echo("No tamper sources configured (setting tamper_sources, e.g. [\"case:17\"]): no case, "
-                   "escutcheon or shock switch is watched.")
+    _report_tamper_sources(settings)
     if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:  # noqa: S104 - comparing, not binding
         typer.echo("Other machines reach it by a name or address of this lock: list it under allowed_hosts in "
                    "limen.toml (requests naming any other host are refused: DNS rebinding).")
@@ -126,6 +124,15 @@ def _report_face_models(settings: Settings) -> None:
     if not ready:
         typer.echo("Face PAD model not imported (limen models import PATH, see README): every face is refused as "
                    "insufficient evidence; PINs and codes work.")
+
+
+def _report_tamper_sources(settings: Settings) -> None:
+    """Say at start when nothing is watched for tampering (any of tamper_sources, tamper_supply or tamper_watchdog
+    counts)."""
+    from limen.cli.status import NO_TAMPER_SOURCES, tamper_source_names
+
+    if not tamper_source_names(settings):
+        typer.echo(NO_TAMPER_SOURCES[0].upper() + NO_TAMPER_SOURCES[1:] + " (e.g. tamper_sources = [\"case:17\"]).")
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:

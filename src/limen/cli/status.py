@@ -44,7 +44,7 @@ def status(
         t = tamper_status(rt)
         data["lockdown"] = t["lockdown"]
         data["tamper"] = {"pending": t["pending"], "incidents": t["incidents"][:1], "sensors": t["sensors"],
-                          "sources": t["sources"]}
+                          "sources": tamper_source_names(settings)}
         audit = _audit(rt, verify)
         data["door"] = audit.pop("door")
         data["alarms"] = audit.pop("alarms")
@@ -57,6 +57,20 @@ def status(
                          "face_alone_min": "medium" if settings.allow_face_alone_rgb else "high",
                          "warning": FACE_ALONE_WARNING if settings.allow_face_alone_rgb else None}
     output(data, lambda: _print(data))
+
+
+def tamper_source_names(settings: Settings) -> list[str]:
+    """Every tamper source the settings configure, as `runtime.tamper_sources` builds them: the switches and
+    shock sensors of `tamper_sources`, the supply (`tamper_supply`) and each watched process (`tamper_watchdog`)."""
+    names = list(settings.tamper_sources)
+    if settings.tamper_supply is not None:
+        names.append(f"supply:{settings.tamper_supply}")
+    names += [f"watchdog:{item.partition(':')[0]}" for item in settings.tamper_watchdog]
+    return names
+
+
+NO_TAMPER_SOURCES = ("no tamper sources configured (settings tamper_sources, tamper_supply, tamper_watchdog): no "
+                     "case, escutcheon, shock switch, supply voltage or process is watched")
 
 
 def _pad_models(settings: Settings) -> dict[str, Any]:
@@ -122,8 +136,7 @@ def _print(d: dict[str, Any]) -> None:
     if d["tamper"]["pending"]:
         typer.echo(f"tamper     unfinished response {d['tamper']['pending']['incident']} (completes at next start)")
     sources = d["tamper"]["sources"]
-    typer.echo("tamper     " + (f"sources {', '.join(sources)}" if sources else
-                                "no tamper sources configured (setting tamper_sources)"))
+    typer.echo("tamper     " + (f"sources {', '.join(sources)}" if sources else NO_TAMPER_SOURCES))
     pad = d["pad_models"]
     typer.echo("pad        " + ("MiniFASNet imported and verified" if pad["ready"] else
                                 "faces refused: " + "; ".join(f"{k} {v}" for k, v in pad["models"].items())
