@@ -90,6 +90,8 @@ def test_console_journey_in_chinese(server: Server, playwright: Any) -> None:
         page.click("#add-guest-btn")
         page.wait_for_selector("#guest-code")
         assert "只显示这一次" in page.inner_text("#guest-issued")
+        valid = page.inner_text('#guests tr[data-guest="保洁员"] td:nth-child(2)')
+        assert re.search(r"\d{4}年\d+月\d+日 周.", valid), valid  # validity in Chinese form, the lock's zone
         shot(page, "console-zh-guest")
         page.click("#lang-switch")  # and back to English, remembered
         page.wait_for_selector("html[lang=en]")

@@ -176,18 +176,19 @@ def install(env: Environment) -> None:
 
 
 _WHEN = {"en": "EEE d MMM HH:mm", "zh_CN": "M月d日 EEE HH:mm"}
+_WHEN_YEAR = {"en": "EEE d MMM y HH:mm", "zh_CN": "y年M月d日 EEE HH:mm"}
 _BABEL = {"en": "en", "zh_CN": "zh_Hans_CN"}
 
 
-def format_when(at: datetime, tz: ZoneInfo, lang: str | None = None) -> str:
+def format_when(at: datetime, tz: ZoneInfo, lang: str | None = None, year: bool = False) -> str:
     """A moment in the lock's zone, in the language's own form, with the zone's abbreviation ("Tue 1 Dec 07:02
-    CST", "12月1日 周二 07:02 CST")."""
+    CST", "12月1日 周二 07:02 CST"; `year`: "Tue 1 Dec 2026 07:02 CST")."""
     from babel.dates import format_datetime
 
-    lang = lang or _current.get()
+    lang = lang if lang in LANGS else _current.get()
     value = at.astimezone(tz)
-    return f"{format_datetime(value, _WHEN.get(lang, _WHEN['en']), tzinfo=tz, locale=_BABEL.get(lang, 'en'))} " \
-           f"{value:%Z}"
+    pattern = (_WHEN_YEAR if year else _WHEN).get(lang, _WHEN["en"])
+    return f"{format_datetime(value, pattern, tzinfo=tz, locale=_BABEL.get(lang, 'en'))} {value:%Z}"
 
 
 def babel_locale(lang: str | None = None) -> str:

@@ -42,7 +42,7 @@ from limen.pad.challenge import CAPTURE_META_KEY, ChallengeSequence
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
-from limen.service import feed, guests
+from limen.service import feed, guests, i18n
 from limen.service.feed import Activity, Incident
 from limen.service.messages import ENTER_PIN, FOLLOW_PROMPTS, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
@@ -618,7 +618,7 @@ def _local(at: datetime | str | None, tz: ZoneInfo) -> str:
     value = datetime.fromisoformat(at) if isinstance(at, str) else at
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(tz).strftime("%a %d %b %Y %H:%M %Z")
+    return i18n.format_when(value, tz, year=True)  # Babel, in the request's language
 
 
 def _span(delta: timedelta) -> str:
