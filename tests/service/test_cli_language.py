@@ -36,3 +36,21 @@ def test_human_output_and_json_codes(tmp_path: Path) -> None:
     out = limen(tmp_path, "--json", "alerts", "test", LANG="zh_CN.UTF-8")
     body = json.loads(out.stdout)
     assert body["error"] == "config_error" and "告警通道" in body["reason"]
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"LANG": "zh_CN.UTF-8"}, "password: 两次输入的密码不一致"),
+    ({"LANG": "en_GB.UTF-8"}, "password: the two passwords differ"),
+])
+def test_error_text_for_the_cli(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
+    from limen.cli.common import error_text
+    from limen.service import i18n
+
+    for key in ("LIMEN_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        assert error_text("password: the two passwords differ") == expected
+    finally:
+        i18n.set_language("en")

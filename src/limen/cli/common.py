@@ -55,6 +55,15 @@ def gettext(message: str) -> str:
     return translations(language()).gettext(message) if message else message
 
 
+def error_text(text: str) -> str:
+    """An error's text in the CLI's language: known messages, patterns the lock composes ("no user with id …")
+    and "field: reason" errors; anything else as written.  For the one error line the CLI prints."""
+    from limen.service import i18n
+
+    i18n.set_language(language())
+    return i18n.message(text)
+
+
 def output(data: Any, human: str | Callable[[], None]) -> None:
     """Print `data` as JSON under `--json`, else the human rendering."""
     if STATE.json:
