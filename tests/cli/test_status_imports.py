@@ -37,3 +37,11 @@ def test_the_pad_package_names_load_on_use() -> None:
     assert all(getattr(limen.pad, name) is not None for name in limen.pad.__all__)
     with pytest.raises(AttributeError):
         limen.pad.no_such_name  # noqa: B018
+
+
+def test_building_pads_cues_imports_no_scipy() -> None:
+    code = ("import sys\nfrom limen.pad.pipeline import default_cues\nfrom limen.pad.pulse import sps\n"
+            "default_cues()\nprint('scipy' in sys.modules)\nsps.butter\nprint('scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True"]  # SciPy loads with the first pulse filtered, not before

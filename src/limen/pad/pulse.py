@@ -27,13 +27,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
-from scipy import signal as sps
 
 from limen import thresholds
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import FaceView, PadSample
+
+
+class _SciPySignal:
+    """`scipy.signal`, imported at the first pulse actually measured: SciPy adds ~78 MB to `limen serve`,
+    whose 5-frame bursts are too short for a pulse (`PULSE_MIN_SECONDS`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from scipy import signal
+
+        return getattr(signal, name)
+
+
+sps = _SciPySignal()
 
 
 class Method(StrEnum):
