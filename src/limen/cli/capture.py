@@ -12,6 +12,7 @@ import typer
 
 from limen.capture import Capture, Frame
 from limen.capture import depth as sources
+from limen.capture.folder import load_folder, save_folder
 from limen.cli.common import output, progress
 from limen.errors import BadRequest
 from limen.lab import campaign as lab_campaign_eval
@@ -60,8 +61,8 @@ def record(
 
 @capture_app.command("inspect")
 def inspect(
-    recording: Annotated[Path | None, typer.Argument(help="A RealSense recording; omit to read a live camera.")]
-    = None,
+    recording: Annotated[Path | None, typer.Argument(
+        help="A RealSense recording or a folder `record` wrote (OAK-D, UVC); omit to read a live camera.")] = None,
     device: Annotated[Device, typer.Option(help="Live camera kind (without RECORDING).")] = Device.REALSENSE,
     frames: Annotated[int, typer.Option(help="Frames to read.")] = 10,
     out: Annotated[Path, typer.Option(help="Folder for depth and IR previews (PNG).")] = Path("capture-inspect"),
@@ -70,7 +71,12 @@ def inspect(
     colour_index: Annotated[int | None, typer.Option(help="UVC: /dev/videoN of a colour camera.")] = None,
 ) -> None:
     """Per-stream statistics (holes, depth range, IR level) and PNG previews of depth and IR."""
-    cap = _open(device, recording, serial, ir_index, colour_index).capture(frames)
+    if frames < 1:
+        raise BadRequest("--frames", "must be at least 1")
+    if recording is not None and recording.is_dir():
+        cap = load_folder(recording, frames)
+    else:
+        cap = _open(device, recording, serial, ir_index, colour_index).capture(frames)
     stats = describe(cap)
     previews = write_previews(cap.frames[len(cap.frames) // 2], out)
     output({"stats": stats, "previews": previews}, lambda: _print(stats, previews))
@@ -118,15 +124,8 @@ def write_previews(frame: Frame, out: Path) -> dict[str, str]:
 
 
 def save_frames(cap: Capture, out: Path) -> int:
-    """Each frame as NNNN_colour.png, NNNN_depth.png (uint16 mm) and NNNN_ir.png."""
-    out.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(cap.frames):
-        cv2.imwrite(str(out / f"{i:04d}_colour.png"), f.rgb[:, :, ::-1])
-        if f.depth is not None:
-            cv2.imwrite(str(out / f"{i:04d}_depth.png"), np.clip(f.depth, 0, 65535).astype(np.uint16))
-        if f.ir is not None:
-            cv2.imwrite(str(out / f"{i:04d}_ir.png"), f.ir)
-    return len(cap.frames)
+    """Each frame as NNNN_colour.png, NNNN_depth.png (uint16 mm), NNNN_ir.png, and frames.json (`load_folder`)."""
+    return save_folder(cap, out)
 
 
 def _open(device: Device, recording: Path | None, serial: str | None, ir_index: int,
