@@ -69,8 +69,11 @@ def crop(frame_rgb: np.ndarray, box: Box, scale: float) -> np.ndarray:
     """The 80×80 BGR uint8 patch a MiniFASNet model expects for this face box."""
     height, width = frame_rgb.shape[:2]
     left, top, right, bottom = crop_box(width, height, box, scale)
-    patch = np.ascontiguousarray(frame_rgb[top : bottom + 1, left : right + 1, ::-1])
-    return cv2.resize(patch, (graph.INPUT_SIZE, graph.INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    # resized first, channels reversed after: the same pixels (each channel is interpolated alone), and the copy
+    # is of 80×80 pixels instead of the whole face region
+    patch = cv2.resize(frame_rgb[top : bottom + 1, left : right + 1], (graph.INPUT_SIZE, graph.INPUT_SIZE),
+                       interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(patch[:, :, ::-1])
 
 
 @dataclass(frozen=True)
