@@ -111,7 +111,7 @@ def lab_pad(
     metrics = lab.PadMetrics(**{**metrics.__dict__, "extra": extra})
     config = {"protocol": protocol, "score": "min over cues of (score − threshold); accepted when ≥ 0",
               "PAD_TEXTURE_VERIFY": thresholds.PAD_TEXTURE_VERIFY, "PAD_FUSED_VERIFY": thresholds.PAD_FUSED_VERIFY,
-              "model": "texture_v2 + fusion_v1", "models_dir": str(models_dir) if models_dir else "none"}
+              "model": _model_label(), "models_dir": str(models_dir) if models_dir else "none"}
     species = {k: v for k, v in metrics.attacks.items()}
     info = {"name": dataset.name, "path": str(dataset), "bona_fide": metrics.bona_fide, "attack species": species,
             "subjects": len({s.subject for s in samples})}
@@ -155,3 +155,11 @@ def _print(m: Any, files: dict[str, str]) -> None:
                    f"(matcher alone: {pct(i['iapar_without_pad'])})")
     for k, v in files.items():
         typer.echo(f"  {k}: {v}")
+
+
+def _model_label() -> str:
+    """The shipped models the report was made with, named by their files (never a stale literal)."""
+    from limen.pad.fusion_model import MODEL_FILE as FUSION_FILE
+    from limen.pad.texture import MODEL_FILE as TEXTURE_FILE
+
+    return f"{TEXTURE_FILE.stem} + {FUSION_FILE.stem} + MiniFASNet V2/V1SE"

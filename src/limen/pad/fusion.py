@@ -186,14 +186,31 @@ def _shortfall(sample: PadSample, purpose: Purpose, ran: list[CueScore], require
     need = thresholds.PAD_ENROL_MIN_FRAMES if purpose is Purpose.ENROL else thresholds.PAD_VERIFY_MIN_FRAMES
     why = ", ".join(f"{k}: {v}" for k, v in sorted(sample.unusable.items()))
     if len(sample.faces) < need:
-        return f"{len(sample.faces)} usable face frame(s), {need} needed" + (f" ({why})" if why else "")
+        return (f"{len(sample.faces)} usable face frame(s), {need} needed" + (f" ({why})" if why else "")
+                + _advice(sample))
     if sample.usable_share < thresholds.PAD_MIN_USABLE_SHARE:
-        return f"only {len(sample.faces)} of {sample.analysed} frames show a usable face ({why})"
+        return f"only {len(sample.faces)} of {sample.analysed} frames show a usable face ({why})" + _advice(sample)
     absent = [cue for cue in required if cue not in {r.cue for r in ran}]
     if absent:
         why_not = [f"{cue} ({missing[cue]})" if cue in missing else cue for cue in absent]
         return f"required cue(s) could not judge: {', '.join(why_not)}"
     return ""
+
+
+# What the person can do about the commonest reason a frame could not be judged (none of these is an attack).
+_ADVICE = {
+    "too_dark": "the face is too dark to judge: more light, please",
+    "too_bright": "the face is too bright to judge: less direct light, please",
+    "face_too_small": "the face is too small to judge: come closer",
+    "no_face": "no face seen: face the camera, uncovered",
+}
+
+
+def _advice(sample: PadSample) -> str:
+    """' — <advice>' for the reason most unusable frames gave (ties: the order of `_ADVICE`), or ''."""
+    counts = {k: sample.unusable.get(k, 0) for k in _ADVICE}
+    top = max(counts, key=lambda k: counts[k])
+    return f" — {_ADVICE[top]}" if counts[top] > 0 else ""
 
 
 def _attack_detail(cues: list[str], purpose: Purpose) -> str:
