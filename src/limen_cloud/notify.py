@@ -37,8 +37,8 @@ from limen_cloud.models import Alarm, Lock, Owner
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
 APPRISE_PASS = 100  # alarms per apprise pass
-WEBHOOK_PASS = 50  # alarms per webhook pass …
-WEBHOOK_PARALLEL = 8  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
+WEBHOOK_PASS = 50  # alarms per webhook pass (bigger passes made a steady flow wait; docs/cloud.md) …
+WEBHOOK_PARALLEL = 16  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning"}
 
@@ -49,6 +49,7 @@ class AlarmNotifier:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(WEBHOOK_PARALLEL, thread_name_prefix="limen-cloud-webhook")
 
     def wake(self) -> None:
         self._wake.set()
@@ -63,6 +64,7 @@ class AlarmNotifier:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(30)
+        self._pool.shutdown(wait=False)
 
     def deliver_pending(self) -> int:
         """Deliver what is pending; return how many alarms were fully delivered."""
@@ -98,13 +100,13 @@ class AlarmNotifier:
                 .order_by(Alarm.id).limit(WEBHOOK_PASS)).all()]
         if not due:
             return 0
-        with ThreadPoolExecutor(WEBHOOK_PARALLEL) as pool:  # receivers answer slowly; one pass, many POSTs
-            errors = list(pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3]), due))
+        errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3]), due))  # slow receivers
         taken = 0
         with self.sessions() as session, session.begin():
             write_lock(session)
+            held = {a.id: a for a in session.scalars(select(Alarm).where(Alarm.id.in_([d[0] for d in due])))}
             for (alarm_id, *_), error in zip(due, errors, strict=True):
-                alarm = session.get(Alarm, alarm_id)
+                alarm = held.get(alarm_id)
                 if alarm is None:  # erased meanwhile (decommission)
                     continue
                 alarm.webhook_attempts += 1
