@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from limen.pad.audit import CANDIDATES, SHIFTS, choose
+from limen.pad.audit import CANDIDATES, SHIFTS, choose, cue_shift
 
 
 @pytest.mark.parametrize("name", sorted(SHIFTS))
@@ -41,3 +41,14 @@ def test_selection_is_by_the_worst_held_out_proxy_not_the_species_folds() -> Non
     best, summary = choose(report)  # type: ignore[arg-type]
     assert best == "minifasnet alone"
     assert summary["fusion_v1"][0] == pytest.approx(0.30)
+
+
+def test_cue_shift_names_the_cue_a_shift_breaks_at_the_clean_threshold() -> None:
+    rng = np.random.default_rng(3)
+    clean = rng.normal(3.0, 1.0, 400)
+    table = cue_shift({"steady": {"clean": clean, "dim": clean + rng.normal(0, 0.05, 400)},
+                       "fragile": {"clean": clean, "dim": clean - 2.0}})
+    assert table["steady"]["clean"]["refused_at_clean_bpcer_point"] == pytest.approx(0.02, abs=0.005)
+    assert table["steady"]["dim"]["refused_at_clean_bpcer_point"] < 0.05
+    assert table["fragile"]["dim"]["median_change"] == pytest.approx(-2.0)
+    assert table["fragile"]["dim"]["refused_at_clean_bpcer_point"] > 0.2  # held to the clean point, not re-tuned

@@ -320,6 +320,55 @@ def door_point(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]
     return out
 
 
+def cue_shift(live: dict[str, dict[str, np.ndarray]], bpcer: float = 0.02) -> dict[str, dict[str, dict[str, float]]]:
+    """Which cue a shift breaks, on bona-fide frames only: cue → condition → median score, median change from
+    the same frame clean, and the share refused at the cue's own BPCER-`bpcer` point read on the clean scores
+    (held fixed, as the door holds its threshold).  `live`: cue → condition ("clean" required) → scores."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for cue, by_cond in live.items():
+        clean = by_cond["clean"]
+        fixed = _bpcer_threshold(clean, bpcer)
+        out[cue] = {c: {"median": round(float(np.median(v)), 3), "median_change": round(float(np.median(v - clean)), 3),
+                        "refused_at_clean_bpcer_point": round(float(np.mean(v < fixed)), 4)}
+                    for c, v in by_cond.items()}
+    return out
+
+
+def live_shift(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]) -> dict[str, object]:
+    """`cue_shift` for texture (each frame scored by a model blind to its dataset), MiniFASNet and the shipped
+    fusion on the live frames, plus the share of the fused score's mean drop that comes from texture."""
+    from limen.pad.fusion_model import MODEL_FILE
+
+    y = np.array([int(i.species == BONA_FIDE) for i in kept])
+    ds = np.array([i.dataset for i in kept])
+    conditions = {"clean": (f.texture, f.minifasnet)} | {s: (f.shifted_texture[s], f.shifted_minifasnet[s])
+                                                         for s in SHIFTS}
+    tex = {c: np.zeros(len(kept)) for c in conditions}
+    for d in sorted(set(ds)):
+        model = fit_model(f.texture[ds != d], f.texture_cam[ds != d], y[ds != d], members)
+        for c, (tx, _) in conditions.items():
+            tex[c][ds == d] = model.logits_all(tx[ds == d])
+    comb = FusionModel.load(MODEL_FILE).combinations[0]
+    live = y == 1
+    cues: dict[str, dict[str, np.ndarray]] = {"texture": {}, "minifasnet": {}, "fused": {}}
+    for c, (_, mf) in conditions.items():
+        by_name = {"texture": tex[c], "minifasnet": mf}
+        cues["texture"][c] = tex[c][live]
+        cues["minifasnet"][c] = mf[live]
+        cues["fused"][c] = comb.logits(np.column_stack([by_name[k] for k in comb.inputs]))[live]
+    table: dict[str, object] = dict(cue_shift(cues))
+    weights = dict(zip(comb.inputs, comb.coef / comb.scale, strict=True))
+    share: dict[str, float] = {}
+    for c in conditions:
+        if c == "clean":
+            continue
+        drops = {k: float(weights[k] * np.mean(cues[k]["clean"] - cues[k][c])) for k in ("texture", "minifasnet")}
+        total = drops["texture"] + drops["minifasnet"]
+        share[c] = round(drops["texture"] / total, 3) if abs(total) > 1e-9 else 0.0
+    table["texture share of the fused mean drop"] = share
+    return table
+
+
 def monotone_fusion(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member], w: float
                     ) -> tuple[Logistic, dict[str, object]]:
     """`minifasnet + w·texture`, calibrated to log-odds by a one-input logistic (Platt) on the pooled clean
@@ -410,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"folds": folds_report, "selection": {"chosen": best, "leave-one-dataset-out folds": summary},
               "door operating point (BPCER 2 % on pooled clean leave-one-dataset-out scores)":
                   door_point(kept, f, members)}
+    report["live frames under each shift, per cue"] = live_shift(kept, f, members)
     weights = {f"minifasnet + {w} texture": w for w in WEIGHTS}
     if best in weights:
         comb, points = monotone_fusion(kept, f, members, weights[best])
