@@ -92,4 +92,6 @@ def open_template_store(settings: Settings) -> VaultTemplateStore:
         keystore.close()
         raise
     secrets.register(settings.db_path, vault.secrets, _token_pepper(settings))  # codes, TOTP seeds, PIN pepper
-    return VaultTemplateStore(vault)
+    store = VaultTemplateStore(vault)
+    secrets.register_templates(settings.db_path, store)  # for an opted-in backup's export and restore
+    return store

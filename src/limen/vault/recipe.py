@@ -10,6 +10,13 @@ It makes every security choice itself:
 * **seal** – the protected template (seed ‖ masked bits) is sealed with
   AES-256-GCM under a per-record data key wrapped by the key store's root key
   (`limen.vault.sealed`); the device transform secret is sealed the same way.
+* **export / import for a backup** – only when the owner opted in:
+  `export_for_backup` hands the transform secret and every record's payload
+  (seed ‖ masked bits) to the backup sealer, in memory, as wipeable buffers;
+  `import_from_backup` seals them under *this* vault's root key (a replacement
+  lock's own key store or token).  The transform itself cannot be renewed on
+  import: the sign bits are irreversible by design, so a new transform needs
+  the person's face again (re-enrolment).
 * **zeroize** – intent journaled, root keys destroyed, then every wrapped data
   key wiped, then the vault is marked erased.  Idempotent; `recover()` finishes
   an interrupted erase and must run before anything else.
@@ -21,12 +28,13 @@ fresh keys over existing records.
 
 from __future__ import annotations
 
+import hmac
 import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,6 +69,25 @@ class VaultStatus:
     key_generations: list[int]
     records: int
     template_bits: int
+
+
+@dataclass
+class TemplateExport:
+    """Vault material for an opted-in backup, in the clear: give it only to the backup sealer, `wipe()` after.
+
+    `records` are (user id, modality, payload) with payload = version ‖ bits ‖ seed ‖ masked bits, the
+    sealed record's plaintext; without `transform` they are useless, with it they are the person's template.
+    """
+
+    transform: bytearray
+    bits: int
+    records: list[tuple[str, str, bytearray]] = field(default_factory=list)
+
+    def wipe(self) -> None:
+        aead.wipe(self.transform)
+        for _, _, payload in self.records:
+            aead.wipe(payload)
+        self.records.clear()
 
 
 class TemplateVault:
@@ -298,6 +325,51 @@ class TemplateVault:
         with self._lock:
             self._check_active()
             return self.records.delete_user(user_id)
+
+    # ------------------------------------------------------------ backup (owner's opt-in only)
+    def export_for_backup(self) -> TemplateExport:
+        """The transform secret and every record's payload, unsealed (see `TemplateExport`); never logged."""
+        with self._lock:
+            secret, _ = self._transform()
+            out = TemplateExport(bytearray(secret), self.bits)
+            try:
+                for user_id, modality, blob in self.records.items():
+                    payload = sealed.unseal(self.keystore, sealed.Binding("template", user_id, modality), blob)
+                    out.records.append((user_id, modality, bytearray(payload)))
+            except BaseException:
+                out.wipe()
+                raise
+            return out
+
+    def import_from_backup(self, material: TemplateExport, users: Collection[str]) -> int:
+        """Seal the records of `users` from `material` under this vault's own root key; return how many.
+
+        The backup's transform secret becomes this vault's (sealed under this key store) when the vault holds
+        no template yet; a vault that holds templates under another transform refuses (`Conflict`): they
+        would no longer match.  A payload of another format raises `InvalidSealedTemplate`.
+        """
+        if material.bits != self.bits or len(material.transform) != aead.KEY_BYTES:
+            raise BadRequest("backup", f"templates of another vault format ({material.bits} bits, "
+                                       f"this vault uses {self.bits})")
+        with self._lock:
+            secret, _ = self._transform()
+            if not hmac.compare_digest(secret, material.transform):
+                if self.records.count():
+                    raise Conflict("this vault already holds templates under another transform: "
+                                   "erase them first, or enrol again")
+                generation = self.keystore.generations()[-1]
+                self.records.set_meta("transform", sealed.seal(self.keystore, generation, _TRANSFORM,
+                                                               bytes(material.transform)))
+                self._forget()  # the projection of the old transform goes; the next use loads the imported one
+                secret, _ = self._transform()
+            chosen = [(u, m, p) for u, m, p in material.records if u in users]
+            for _user, _modality, payload in chosen:
+                self._unmask(secret, bytes(payload)).fill(0)  # the format is checked before anything is sealed
+            generation = self.keystore.generations()[-1]
+            for user_id, modality, payload in chosen:
+                binding = sealed.Binding("template", user_id, modality)
+                self.records.put(user_id, modality, sealed.seal(self.keystore, generation, binding, bytes(payload)))
+            return len(chosen)
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,9 @@ raises the opaque `InvalidSealedTemplate`; an erased vault raises `VaultErased`.
 
 `open_template_store` registers the open vault's box for its database
 (`register`), so stores that share `limen.db` (access, service accounts) find
-it with `box_for(conn)` without a second path to the key store.
+it with `box_for(conn)` without a second path to the key store; likewise the
+template store itself (`register_templates`, `templates_for(conn)`), which only
+the backup of an owner who opted in to template backups asks for.
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 
 from limen.errors import BadRequest, InvalidSealedTemplate
 from limen.vault.hazmat import aead
 from limen.vault.keystore.sidekeys import SideKey
+
+if TYPE_CHECKING:
+    from limen.vault.store import VaultTemplateStore
 
 SECRET_V1 = 1
 
@@ -74,6 +80,7 @@ class SecretBox:
 
 _BOXES: dict[Path, weakref.ref[SecretBox]] = {}  # weak: a registered box never keeps a closed vault alive
 _PEPPERS: dict[Path, SideKey] = {}
+_STORES: dict[Path, weakref.ref[VaultTemplateStore]] = {}
 _BOXES_LOCK = threading.Lock()
 
 
@@ -106,3 +113,20 @@ def box_for(conn: sqlite3.Connection) -> SecretBox | None:
         ref = _BOXES.get(path)
     box = None if ref is None else ref()
     return None if box is None or box.closed else box
+
+
+def register_templates(db_path: Path, store: VaultTemplateStore) -> None:
+    """Make `store` the template store of the database at `db_path` in this process (weakly held)."""
+    with _BOXES_LOCK:
+        _STORES[db_path.resolve()] = weakref.ref(store)
+
+
+def templates_for(conn: sqlite3.Connection) -> VaultTemplateStore | None:
+    """The template store opened in this process over `conn`'s database; None when none is open."""
+    path = _main_file(conn)
+    if path is None:
+        return None
+    with _BOXES_LOCK:
+        ref = _STORES.get(path)
+    store = None if ref is None else ref()
+    return None if store is None or store.vault.secrets.closed else store

@@ -18,7 +18,7 @@ from limen import thresholds
 from limen.bio.templates import Candidate, Modality, OperatingPoint
 from limen.errors import BadRequest, NotFound, VaultErased
 from limen.vault.index import BitIndex
-from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
+from limen.vault.recipe import TemplateExport, TemplateVault, VaultStatus, ZeroizeTiming
 
 _FACE_THRESHOLDS = {
     OperatingPoint.DEFAULT: thresholds.VAULT_FACE_MATCH_DEFAULT,
@@ -140,6 +140,20 @@ class VaultTemplateStore:
     def rotate(self) -> int:
         with self._lock:
             return self.vault.rotate()
+
+    def export_for_backup(self) -> TemplateExport:
+        """The vault's material for an opted-in backup (`TemplateVault.export_for_backup`); wipe it after."""
+        with self._lock:
+            return self.vault.export_for_backup()
+
+    def import_from_backup(self, material: TemplateExport, users: set[str] | frozenset[str]) -> int:
+        """Seal a backup's templates of `users` under this vault's keys; the search index reloads after."""
+        with self._lock:
+            self._drop_index()
+            try:
+                return self.vault.import_from_backup(material, users)
+            finally:
+                self._drop_index()
 
     def reprovision(self) -> None:
         """Fresh keys after a zeroize (or on a new vault); every previous template is gone."""

@@ -10,7 +10,9 @@ may have several fingers enrolled; a probe is compared with all of them.
 Raw minutiae never persist unencrypted; they exist in memory only while a
 probe is compared.  A crypto-erase of the vault makes every file unreadable at
 once (its key is gone); `delete` removes every file of a person (erasure on
-user removal and on consent expiry).  A missing vault is
+user removal and on consent expiry).  For a backup the owner opted in to,
+`export_for_backup` unseals every finger's records into wipeable buffers for
+the backup sealer and `import_from_backup` seals them under *this* lock's box.  A missing vault is
 an error (fail closed), never a plaintext fallback.
 """
 
@@ -96,13 +98,7 @@ class FingerReferences:
         return [t for position in positions for t in self._impressions(user_id, position)]
 
     def _impressions(self, user_id: str, position: int) -> list[FingerTemplate]:
-        plain = self._box.unseal(_label(user_id, position), self._path(user_id, position).read_bytes())
-        out, offset = [], 0
-        while offset < len(plain):
-            (size,) = struct.unpack_from(">I", plain, offset)
-            out.append(iso.decode(plain[offset + 4:offset + 4 + size]))
-            offset += 4 + size
-        return out
+        return _decode(self._box.unseal(_label(user_id, position), self._path(user_id, position).read_bytes()))
 
     def _files(self) -> list[tuple[str, int, Path]]:
         if not self.folder.is_dir():
@@ -129,7 +125,38 @@ class FingerReferences:
         path.unlink()
         return 1
 
+    def export_for_backup(self) -> list[tuple[str, int, bytearray]]:
+        """Every finger's records, unsealed: (user id, position, length-prefixed ISO records); wipe them after."""
+        out: list[tuple[str, int, bytearray]] = []
+        for user_id, position, path in self._files():
+            out.append((user_id, position, bytearray(self._box.unseal(_label(user_id, position), path.read_bytes()))))
+        return out
+
+    def import_from_backup(self, fingers: list[tuple[str, int, bytes]], users: set[str] | frozenset[str]) -> int:
+        """Seal the backed-up fingers of `users` under this lock's box (each checked as ISO records first)."""
+        chosen = [(u, p, plain) for u, p, plain in fingers if u in users]
+        for user_id, position, plain in chosen:
+            self._path(user_id, position)
+            if not 1 <= len(_decode(plain)) <= thresholds.FINGER_ENROL_MAX_IMPRESSIONS:
+                raise BadRequest("backup", f"finger {position} of {user_id}: no usable impressions")
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for user_id, position, plain in chosen:
+            atomic_write(self._path(user_id, position), self._box.seal(_label(user_id, position), plain))
+        return len(chosen)
+
     def score(self, user_id: str, probe: FingerTemplate) -> float:
         """Best similarity of `probe` against every stored impression of `user_id`."""
         prepared = matcher.prepare(probe)
         return max(matcher.similarity(prepared, matcher.prepare(t)) for t in self.get(user_id))
+
+
+def _decode(plain: bytes) -> list[FingerTemplate]:
+    """Length-prefixed ISO/IEC 19794-2 records (what a finger's file seals)."""
+    out, offset = [], 0
+    while offset < len(plain):
+        if offset + 4 > len(plain):
+            raise BadRequest("iso_record", "truncated record length")
+        (size,) = struct.unpack_from(">I", plain, offset)
+        out.append(iso.decode(plain[offset + 4:offset + 4 + size]))
+        offset += 4 + size
+    return out
