@@ -72,7 +72,8 @@ def main() -> None:
                 t1 = time.perf_counter()
                 _, content_key = unwrap_key(blob, phone)
                 t2 = time.perf_counter()
-                restored = target_backups.restore(blob, content_key, datetime.now(UTC), from_lock="bench-lock")
+                restored = target_backups.restore(blob, content_key, datetime.now(UTC), from_lock="bench-lock",
+                                                  lock_keys={source.audit.key.key_id: source.audit.key.public})
                 t3 = time.perf_counter()
                 assert restored.rows["users"] == args.people
                 size = len(blob)

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
 from limen import thresholds
+from limen.audit.keys import public_b64
 from limen.link import pki
 from limen.link.backup import digest, restore_key, seal_backup, unwrap_key
 from limen.link.commands import Action, SignedCommand
@@ -150,7 +151,8 @@ def test_the_cloud_stores_ciphertext_only_and_relays_a_restore_to_a_replacement_
     try:
         _, content_key = unwrap_key(blob, fleet.lock.phone_x)  # on the owner's phone
         key = seal_reply(restore_key(new.rt.settings.keys_dir).public_key(), content_key)
-        signed = new.command(Action.RESTORE, backup=listed["sha256"], key=key)
+        pinned = public_b64(fleet.lock.rt.audit.key.public)  # the old lock's audit key, as the phone pinned it
+        signed = new.command(Action.RESTORE, backup=listed["sha256"], key=key, from_lock_key=pinned)
 
         forged = SignedCommand(signed.body, Ed25519PrivateKey.generate().sign(b"limen-command-v1\0" + signed.body))
         outcomes = [_restore(fleet, listed["id"], forged), _restore(fleet, listed["id"], signed),
@@ -181,7 +183,7 @@ def test_a_backup_of_another_lock_is_refused_by_the_cloud(fleet: Fleet) -> None:
         s.add(Lock(lock_id="back-door", owner_id=None, name="back-door", head_count=0, reported_count=0))
     before = len(fleet.bridge.refused)
     fleet.bridge.received("limen/back-door/backup", path.read_bytes())
-    fleet.bridge.received("limen/front-door/backup", b"LIMENBAK" + b"\x01" + b"\x00" * 10)
+    fleet.bridge.received("limen/front-door/backup", b"LIMENBAK" + b"\x02" + b"\x00" * 10)
     fleet.bridge.received("limen/front-door/backup", b"\0" * (thresholds.LINK_MAX_BACKUP_BYTES + 1))
     fleet.bridge.received("limen/nobody/backup", path.read_bytes())
     assert fleet.bridge.refused[before:] == ["a backup of lock 'front-door' sent by 'back-door'", "truncated",
@@ -190,8 +192,8 @@ def test_a_backup_of_another_lock_is_refused_by_the_cloud(fleet: Fleet) -> None:
     with sessions(fleet.engine)() as s:
         assert s.scalars(select(Backup)).all() == []
     recipients = fleet.lock.backups.recipients()
-    first = seal_backup(b"one", LOCK_ID, 5, datetime.now(UTC), recipients)
-    second = seal_backup(b"two", LOCK_ID, 5, datetime.now(UTC), recipients)  # same counter, other contents
+    first = seal_backup(b"one", LOCK_ID, 5, datetime.now(UTC), recipients, fleet.lock.rt.audit.key)
+    second = seal_backup(b"two", LOCK_ID, 5, datetime.now(UTC), recipients, fleet.lock.rt.audit.key)  # other contents
     fleet.bridge.received(f"limen/{LOCK_ID}/backup", first)
     fleet.bridge.received(f"limen/{LOCK_ID}/backup", first)  # a redelivery: idempotent
     fleet.bridge.received(f"limen/{LOCK_ID}/backup", second)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,6 +18,7 @@ from limen import thresholds
 from limen.access.model import PermissionLevel
 from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
+from limen.audit.keys import SigningKey, public_b64
 from limen.config import load_settings
 from limen.db import open_db
 from limen.door import SimulatedLock
@@ -34,12 +36,14 @@ from limen.link.backup import (
     restore_key,
     seal_backup,
     unwrap_key,
+    verify_origin,
 )
 from limen.link.commands import Action, Command, DeviceRegistry, SignedCommand, sign
 from limen.link.execute import LinkCommands, Outcome, for_runtime, seal_reply, verify_receipt
 from limen.runtime import Runtime, open_runtime
 
 OWNER_PIN, MAX_PIN, NEW_OWNER_PIN = "246813", "135792", "975312"
+SIGNER = SigningKey(Ed25519PrivateKey.generate())  # a lock's audit key, for the format tests
 
 
 @pytest.fixture(autouse=True)
@@ -117,10 +121,13 @@ def lock(tmp_path: Path) -> Iterator[Lock]:
 
 
 def restore_command(target: Lock, blob: bytes, *, from_lock: str, phone_x: X25519PrivateKey,
-                    **extra: str) -> SignedCommand:
-    """What the owner's phone does: unwrap K with its key, seal K to the target lock's restore key, sign."""
+                    origin: Lock | None = None, **extra: str) -> SignedCommand:
+    """What the owner's phone does: unwrap K with its key, seal K to the target lock's restore key, sign
+    (naming the audit key it pinned for `origin`, the lock the backup was made on, when that is another)."""
     _, content_key = unwrap_key(blob, phone_x)
     lock_key = restore_key(target.rt.settings.keys_dir).public_key()
+    if origin is not None:
+        extra = {"from_lock_key": public_b64(origin.rt.audit.key.public), **extra}
     args = {"backup": digest(blob), "key": seal_reply(lock_key, content_key), "from_lock": from_lock, **extra}
     return target.command(Action.RESTORE, **args).attach(blob)
 
@@ -135,7 +142,7 @@ def test_every_recipient_opens_and_nothing_else_does() -> None:
     blob = seal_backup(b'{"secret": "rows"}', "front-door", 7, at,
                        [Recipient("phone", RecipientKind.DEVICE, phone.public_key()),
                         Recipient("laptop", RecipientKind.DEVICE, laptop.public_key()),
-                        Recipient("recovery", RecipientKind.RECOVERY, recovery_pub)])
+                        Recipient("recovery", RecipientKind.RECOVERY, recovery_pub)], SIGNER)
     for key in (phone, laptop, parse_recovery_key(printed.lower())):
         header, content_key = unwrap_key(blob, key)
         assert open_backup(blob, content_key) == (header, b'{"secret": "rows"}')
@@ -148,10 +155,10 @@ def test_every_recipient_opens_and_nothing_else_does() -> None:
 def test_altered_truncated_or_rebound_blobs_are_refused() -> None:
     phone = X25519PrivateKey.generate()
     blob = seal_backup(b"payload" * 100, "front-door", 3, datetime.now(UTC),
-                       [Recipient("phone", RecipientKind.DEVICE, phone.public_key())])
+                       [Recipient("phone", RecipientKind.DEVICE, phone.public_key())], SIGNER)
     _, content_key = unwrap_key(blob, phone)
     flipped = bytearray(blob)
-    flipped[-5] ^= 1
+    flipped[-70] ^= 1  # in the ciphertext (the last 64 bytes are the signature)
     with pytest.raises(BadRequest, match="altered"):
         open_backup(bytes(flipped), content_key)
     with pytest.raises(BadRequest, match="truncated|altered"):
@@ -165,7 +172,8 @@ def test_altered_truncated_or_rebound_blobs_are_refused() -> None:
         open_backup(rebound, content_key)
     with pytest.raises(BadRequest, match="not a Limen backup"):
         read_header(b"X" * 200)
-    huge = seal_backup(b"x", "front-door", 2**40, datetime.now(UTC), [Recipient("p", "device", phone.public_key())])
+    huge = seal_backup(b"x", "front-door", 2**40, datetime.now(UTC), [Recipient("p", "device", phone.public_key())],
+                       SIGNER)
     with pytest.raises(BadRequest, match="malformed header"):  # a counter no database column holds
         read_header(huge)
     with pytest.raises(BadRequest, match="recovery key"):
@@ -199,7 +207,7 @@ def test_restore_onto_a_replacement_lock_brings_people_pins_and_codes_back(lock:
 
     new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, lock.phone_x, owner_pin=NEW_OWNER_PIN)
     try:
-        outcome = new.send(restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x))
+        outcome = new.send(restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x, origin=lock))
         assert outcome.executed, outcome
         assert outcome.data["from_lock"] == "front-door" and outcome.data["users"] == "2"
         assert new.users() == ["Max", "Olga"]
@@ -225,7 +233,8 @@ def test_a_revoked_code_or_user_is_not_resurrected_by_an_older_backup(lock: Lock
     for name, extra, accepted in (("control", {}, True), ("signed", {"revoked": f"code:{code_id},user:Max"}, False)):
         new = open_lock(tmp_path / name, "front-door-2", lock.phone, lock.phone_x)
         try:
-            outcome = new.send(restore_command(new, old, from_lock="front-door", phone_x=lock.phone_x, **extra))
+            outcome = new.send(restore_command(new, old, from_lock="front-door", phone_x=lock.phone_x, origin=lock,
+                                               **extra))
             assert outcome.executed, outcome
             assert new.keypad(code) is accepted and new.keypad(MAX_PIN) is accepted
         finally:
@@ -238,7 +247,7 @@ def test_a_newer_backup_carries_the_revocations(lock: Lock, tmp_path: Path) -> N
     _, newer = lock.backups.make(datetime.now(UTC))
     new = open_lock(tmp_path / "n", "front-door-2", lock.phone, lock.phone_x)
     try:
-        assert new.send(restore_command(new, newer, from_lock="front-door", phone_x=lock.phone_x)).executed
+        assert new.send(restore_command(new, newer, from_lock="front-door", phone_x=lock.phone_x, origin=lock)).executed
         assert not new.keypad(code) and new.keypad(MAX_PIN)
     finally:
         new.close()
@@ -250,11 +259,11 @@ def test_forged_replayed_foreign_and_damaged_restores_are_refused_and_nothing_ch
     new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, lock.phone_x, owner_pin=NEW_OWNER_PIN)
     try:
         before = new.users()
-        forged = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x)
+        forged = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x, origin=lock)
         forged = SignedCommand(forged.body, Ed25519PrivateKey.generate().sign(b"limen-command-v1\0" + forged.body),
                                forged.attachment)
-        other = restore_command(new, blob, from_lock="back-door", phone_x=lock.phone_x)
-        swapped = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x)
+        other = restore_command(new, blob, from_lock="back-door", phone_x=lock.phone_x, origin=lock)
+        swapped = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x, origin=lock)
         swapped = swapped.attach(blob[:-1] + bytes([blob[-1] ^ 1]))  # the cloud sends different bytes
         _, content_key = unwrap_key(blob, lock.phone_x)
         wrong_key = new.command(Action.RESTORE, backup=digest(blob), from_lock="front-door",
@@ -265,7 +274,7 @@ def test_forged_replayed_foreign_and_damaged_restores_are_refused_and_nothing_ch
             outcome = new.send(signed)
             assert not outcome.executed and reason in outcome.reason, (reason, outcome)
             assert new.users() == before and new.keypad(NEW_OWNER_PIN)
-        good = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x)
+        good = restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x, origin=lock)
         assert new.send(good).executed
         replay = new.send(good)
         assert not replay.executed and replay.reason == "replayed"
@@ -273,6 +282,44 @@ def test_forged_replayed_foreign_and_damaged_restores_are_refused_and_nothing_ch
         assert sum(r["outcome"] == "refused" for r in records) == 5
     finally:
         new.close()
+
+
+def test_a_backup_the_cloud_made_for_the_owners_phone_is_refused(lock: Lock, tmp_path: Path) -> None:
+    """The cloud reads every recipient's public key in the headers it stores, so it can encrypt a blob of its
+    own making to the owner's phone (its own owner, PIN pepper and offline-code secrets) and list it as the
+    newest backup; the phone unwraps it fine.  Only the lock's signature tells the two apart."""
+    now = datetime.now(UTC)
+    payload = json.loads(lock.backups.snapshot(now))
+    payload["tables"]["users"] = [u for u in payload["tables"]["users"] if u["name"] == "Olga"]
+    cloud = SigningKey(Ed25519PrivateKey.generate())
+    planted = seal_backup(canonical(payload), "front-door", 50, now, lock.backups.recipients(), cloud)
+    unwrap_key(planted, lock.phone_x)  # the phone cannot tell
+    same = lock.send(restore_command(lock, planted, from_lock="front-door", phone_x=lock.phone_x))
+    assert not same.executed and "not signed by a known audit key" in same.reason, same
+    assert lock.users() == ["Max", "Olga"]
+    real = seal_backup(canonical(payload), "front-door", 51, now, lock.backups.recipients(), lock.rt.audit.key)
+    assert verify_origin(real, {lock.rt.audit.key.key_id: lock.rt.audit.key.public}).counter == 51
+    impostor = SimpleNamespace(key_id=lock.rt.audit.key.key_id, private=cloud.private)  # names the lock's key
+    resigned = seal_backup(canonical(payload), "front-door", 52, now, lock.backups.recipients(), impostor)  # type: ignore[arg-type]
+    new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, lock.phone_x, owner_pin=NEW_OWNER_PIN)
+    try:
+        for blob, why in ((planted, "not signed by a known audit key"), (resigned, "does not verify")):
+            for origin in (lock, None):
+                outcome = new.send(restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x,
+                                                   origin=origin))
+                assert not outcome.executed and ("not signed by" if origin is None else why) in outcome.reason
+        assert new.users() == ["Olga"] and new.keypad(NEW_OWNER_PIN)
+    finally:
+        new.close()
+
+
+def test_an_unsigned_version_1_backup_is_refused() -> None:
+    phone = X25519PrivateKey.generate()
+    blob = seal_backup(b"x", "front-door", 3, datetime.now(UTC), [Recipient("p", "device", phone.public_key())],
+                       SIGNER)
+    downgraded = blob[:8] + b"\x01" + blob[9:-64]
+    with pytest.raises(BadRequest, match="format version 1"):
+        read_header(downgraded)
 
 
 # ------------------------------------------------------------------------------------------ erasure
@@ -323,9 +370,13 @@ def test_the_recovery_key_restores_without_any_device(lock: Lock, tmp_path: Path
     _, content_key = unwrap_key(blob, parse_recovery_key(printed))
     new = open_lock(tmp_path / "r", "front-door-2", Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
     try:
+        pinned = {lock.rt.audit.key.key_id: lock.rt.audit.key.public}
+        with pytest.raises(BadRequest, match="not signed by a known audit key"):  # the old lock's key not named
+            new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door")
         with pytest.raises(BadRequest, match="another lock"):
-            new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door-2")
-        restored = new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door")
+            new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door-2", lock_keys=pinned)
+        restored = new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door",
+                                       lock_keys=pinned)
         assert restored.rows["users"] == 2 and new.backups.pepper_replaced
     finally:
         new.close()
@@ -340,7 +391,7 @@ def test_a_restore_that_fails_halfway_changes_nothing(lock: Lock) -> None:
     now = datetime.now(UTC)
     payload = json.loads(lock.backups.snapshot(now))
     payload["tables"]["users"].append(payload["tables"]["users"][0])  # the same person twice: fails mid-way
-    blob = seal_backup(canonical(payload), "front-door", 99, now, lock.backups.recipients())
+    blob = seal_backup(canonical(payload), "front-door", 99, now, lock.backups.recipients(), lock.rt.audit.key)
     _, content_key = unwrap_key(blob, lock.phone_x)
     before = lock.users()
     with pytest.raises(BadRequest, match="inconsistent rows"):
@@ -348,12 +399,12 @@ def test_a_restore_that_fails_halfway_changes_nothing(lock: Lock) -> None:
     assert lock.users() == before and lock.keypad(MAX_PIN) and lock.keypad(next(iter(lock.codes.values())))
     payload["tables"]["users"].pop()
     payload["revoked"]["users"] = 5  # not a list: malformed, refused whole
-    odd = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients())
+    odd = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients(), lock.rt.audit.key)
     with pytest.raises(BadRequest, match="malformed contents"):
         lock.backups.restore(odd, unwrap_key(odd, lock.phone_x)[1], now, from_lock="front-door")
     payload["revoked"]["users"] = []
     payload["schemas"]["access"] += 1  # made by another Limen version
-    newer = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients())
+    newer = seal_backup(canonical(payload), "front-door", 100, now, lock.backups.recipients(), lock.rt.audit.key)
     with pytest.raises(BadRequest, match="schema"):
         lock.backups.restore(newer, unwrap_key(newer, lock.phone_x)[1], now, from_lock="front-door")
     assert lock.users() == before

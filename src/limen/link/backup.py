@@ -13,6 +13,7 @@ destroys; people enrol again.
 The blob is made on the lock and encrypted to keys only the owner holds:
 
     MAGIC ‖ version(1) ‖ len(header)(4, big-endian) ‖ header (canonical JSON) ‖ ChaCha20-Poly1305(K, payload)
+      ‖ Ed25519 signature (64) by the lock's audit key over a domain ‖ everything before it
 
 A random content key K encrypts the payload with the whole prefix (magic,
 version, header) as associated data, so the header — lock id, backup counter,
@@ -23,6 +24,15 @@ ephemeral and recipient public keys, info = domain ‖ the binding of lock id,
 counter, created-at, version) and ChaCha20-Poly1305 with that binding as
 associated data.  The cloud stores the blob and learns nothing but its size
 and header.
+
+The signature (the header names its key id, `signer`) says which lock made the
+backup: anyone holding a recipient's *public* key — the cloud reads them in
+every header — can encrypt a blob to it, so without it a compromised cloud
+could offer the owner a "newest backup" of its own making (its own owner, PIN
+pepper, offline-code secrets).  `restore` checks it against this lock's own
+audit keys (current and retired) for its own backups, and against the old lock's
+audit key the owner names (`lock_keys`) for a replacement; otherwise it refuses.
+Format version 1 (unsigned) is refused.
 
 Restore (`restore`) is one SQLite transaction: everything or nothing.  A blob
 of another lock, a truncated or altered one, a wrong key, or a different schema
@@ -48,8 +58,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -58,13 +69,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from limen.access.model import CredentialType, UserStatus
 from limen.access.store import sealed_secret
 from limen.audit.chain import canonical
+from limen.audit.keys import SigningKey, known_public_keys, load_or_create_key
 from limen.db import migrate, transaction
 from limen.errors import BadRequest, Conflict, LimenError, NotFound
 from limen.fsio import fsync_dir
 from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
 from limen.vault.secrets import box_for
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: signed by the lock's audit key (1, unsigned, is refused)
 MAGIC = b"LIMENBAK"
 _PREFIX = struct.Struct(">8sBI")  # magic, version, header length
 _WRAP_INFO = b"limen-backup-wrap-v1\0"
@@ -72,6 +84,8 @@ _KEY_BYTES = 32
 _NONCE_BYTES = 12
 _MAX_HEADER = 64 * 1024
 _NAME_MAX = 64
+_SIG_DOMAIN = b"limen-backup-signature-v2\0"
+_SIG_BYTES = 64
 
 # Tables copied, in insertion order (parents first).  `enrolments` stay out: templates are not backed up.
 TABLES: tuple[str, ...] = ("users", "consents", "access_users", "access_credentials", "access_pin_history",
@@ -171,15 +185,16 @@ class Header:
     created_at: str
     nonce: bytes
     wraps: tuple[Wrap, ...]
+    signer: str = ""  # key id of the lock's audit key that signed the blob
     version: int = FORMAT_VERSION
 
     def binding(self) -> bytes:
         return canonical({"v": self.version, "lock": self.lock, "counter": self.counter,
-                          "created_at": self.created_at})
+                          "created_at": self.created_at, "signer": self.signer})
 
     def to_bytes(self) -> bytes:
         return canonical({"v": self.version, "lock": self.lock, "counter": self.counter,
-                          "created_at": self.created_at, "nonce": _b64(self.nonce),
+                          "created_at": self.created_at, "nonce": _b64(self.nonce), "signer": self.signer,
                           "recipients": [w.to_dict() for w in self.wraps]})
 
 
@@ -203,19 +218,37 @@ class Recipient:
 
 
 def seal_backup(payload: bytes, lock: str, counter: int, created_at: datetime,
-                recipients: Iterable[Recipient]) -> bytes:
-    """Encrypt `payload` to every recipient (see the module docstring); at least one recipient is required."""
+                recipients: Iterable[Recipient], signer: SigningKey) -> bytes:
+    """Encrypt `payload` to every recipient and sign it with the lock's audit key `signer` (see the module
+    docstring); at least one recipient is required."""
     recipients = list(recipients)
     if not recipients:
         raise BadRequest("backup", "no recipient: register an owner device's key or a recovery key first")
     content_key = os.urandom(_KEY_BYTES)
     stamp = created_at.astimezone(UTC).isoformat()
-    partial = Header(lock, counter, stamp, os.urandom(_NONCE_BYTES), ())
+    partial = Header(lock, counter, stamp, os.urandom(_NONCE_BYTES), (), signer.key_id)
     wraps = tuple(_wrap(content_key, r.name, r.kind, r.public_key, partial.binding()) for r in recipients)
-    header = Header(lock, counter, stamp, partial.nonce, wraps)
+    header = Header(lock, counter, stamp, partial.nonce, wraps, signer.key_id)
     head = header.to_bytes()
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head
-    return prefix + ChaCha20Poly1305(content_key).encrypt(header.nonce, payload, prefix)
+    body = prefix + ChaCha20Poly1305(content_key).encrypt(header.nonce, payload, prefix)
+    return body + signer.private.sign(_SIG_DOMAIN + body)
+
+
+def verify_origin(blob: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Header:
+    """The header once the blob's signature verifies under one of `keys` (by key id); `BadRequest` otherwise.
+
+    What a restore (and an owner's device, with the lock's pinned audit key) checks before trusting a blob.
+    """
+    header = read_header(blob)
+    public = keys.get(header.signer)
+    if public is None:
+        raise BadRequest("backup", "not signed by a known audit key of the lock it names")
+    try:
+        public.verify(blob[-_SIG_BYTES:], _SIG_DOMAIN + blob[:-_SIG_BYTES])
+    except InvalidSignature as exc:
+        raise BadRequest("backup", "the lock's signature does not verify (forged or altered)") from exc
+    return header
 
 
 def read_header(blob: bytes) -> Header:
@@ -227,7 +260,7 @@ def read_header(blob: bytes) -> Header:
         raise BadRequest("backup", "not a Limen backup")
     if version != FORMAT_VERSION:
         raise BadRequest("backup", f"format version {version} is not supported (this lock reads {FORMAT_VERSION})")
-    if size > _MAX_HEADER or len(blob) < _PREFIX.size + size + 16:
+    if size > _MAX_HEADER or len(blob) < _PREFIX.size + size + 16 + _SIG_BYTES:
         raise BadRequest("backup", "truncated")
     try:
         raw = json.loads(blob[_PREFIX.size:_PREFIX.size + size].decode("utf-8"))
@@ -235,11 +268,12 @@ def read_header(blob: bytes) -> Header:
                            _unb64(w["ephemeral"], "ephemeral"), _unb64(w["nonce"], "nonce"),
                            _unb64(w["wrapped"], "wrapped")) for w in raw["recipients"])
         header = Header(str(raw["lock"]), int(raw["counter"]), str(raw["created_at"]), _unb64(raw["nonce"], "nonce"),
-                        wraps, int(raw["v"]))
+                        wraps, str(raw["signer"]), int(raw["v"]))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise BadRequest("backup", "malformed header") from exc
     if header.version != version or len(header.nonce) != _NONCE_BYTES or not 0 < header.counter < 2**31 \
-            or not 0 < len(header.lock) <= _NAME_MAX or len(header.created_at) > 40:
+            or not 0 < len(header.lock) <= _NAME_MAX or len(header.created_at) > 40 \
+            or not 0 < len(header.signer) <= _NAME_MAX:
         raise BadRequest("backup", "malformed header")
     return header
 
@@ -270,7 +304,7 @@ def open_backup(blob: bytes, content_key: bytes) -> tuple[Header, bytes]:
     if len(content_key) != _KEY_BYTES:
         raise BadRequest("backup", "wrong content key")
     try:
-        return header, ChaCha20Poly1305(content_key).decrypt(header.nonce, blob[len(prefix):], prefix)
+        return header, ChaCha20Poly1305(content_key).decrypt(header.nonce, blob[len(prefix):-_SIG_BYTES], prefix)
     except InvalidTag as exc:
         raise BadRequest("backup", "altered, truncated or a wrong key") from exc
 
@@ -437,7 +471,7 @@ class Backups:
         with transaction(self.conn):  # one consistent snapshot, one counter
             payload = self.snapshot(at)
             counter = int(self.conn.execute("SELECT counter FROM backup_state").fetchone()[0]) + 1
-            blob = seal_backup(payload, self.lock_id, counter, at, recipients)
+            blob = seal_backup(payload, self.lock_id, counter, at, recipients, load_or_create_key(self.keys_dir))
             path = self.dir / f"{counter:08d}.limenbak"
             _write_private(path, blob)
             self.conn.execute("UPDATE backup_state SET counter = ?", (counter,))
@@ -491,13 +525,18 @@ class Backups:
 
     # -------------------------------------------------------------- restoring
     def restore(self, blob: bytes, content_key: bytes, at: datetime, *, from_lock: str,
-                revoked: Revoked | None = None, on_removed: Callable[[str], object] | None = None) -> Restored:
+                revoked: Revoked | None = None, on_removed: Callable[[str], object] | None = None,
+                lock_keys: Mapping[str, Ed25519PublicKey] | None = None) -> Restored:
         """Replace this lock's people, credentials, schedules and settings with the backup's, in one transaction.
 
         `from_lock` is the lock the owner says the backup comes from (this lock's id unless it replaces
         another); revocations are merged (see the module docstring).  `on_removed(user_id)` is called after
         the commit for each user of this lock the backup does not have (to erase their templates).
+        `lock_keys` are the audit public keys (by key id) of the lock that made the backup, as the owner knows
+        them; this lock's own audit keys are trusted for its own backups.  An unsigned or forged blob is refused.
         """
+        keys = dict(known_public_keys(self.keys_dir)) if read_header(blob).lock == self.lock_id else {}
+        verify_origin(blob, {**keys, **(lock_keys or {})})
         header, payload = open_backup(blob, content_key)
         if header.lock != from_lock:
             raise BadRequest("backup", f"a backup of another lock ({header.lock!r}, not {from_lock!r})")

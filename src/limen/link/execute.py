@@ -21,7 +21,9 @@ substitute another), `args["key"]` the backup's content key sealed to this lock'
 restore key (`limen link restore-key`; the owner's device unwrapped it, the cloud
 never sees it), `args["from_lock"]` the lock it was made on (default: this one),
 `args["revoked"]` the owner's own revocations (`user:…,code:…`) that must stay
-revoked whatever the backup says.
+revoked whatever the backup says, `args["from_lock_key"]` the audit public key
+(base64) of the lock the backup was made on, as the owner's device pinned it —
+needed when that is another lock: the backup's signature must verify under it.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ from limen.access.model import UserStatus
 from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
-from limen.audit.keys import SigningKey, verify_signature
-from limen.errors import BadRequest, CommandRefused, LimenError
+from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
+from limen.errors import AuditError, BadRequest, CommandRefused, LimenError
 from limen.link.backup import Backups, Revoked, digest, restore_key
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
 from limen.privacy.erase import LockEraser
@@ -202,7 +204,7 @@ class LinkCommands:
         eraser = self._eraser()
         restored = eraser.backups.restore(
             blob, content_key, at, from_lock=command.args.get("from_lock", command.lock),
-            revoked=Revoked.parse(command.args.get("revoked", "")),
+            revoked=Revoked.parse(command.args.get("revoked", "")), lock_keys=_lock_keys(command.args),
             on_removed=lambda uid: self.erase(uid, f"restore:{device.owner}", at))
         if eraser.backups.pepper_replaced:  # the backup's PIN pepper is now this lock's: stores read it again
             self.store.pepper = self.controller.store.pepper = file_side_key(eraser.backups.keys_dir, PIN_PEPPER)
@@ -248,6 +250,18 @@ def _arg(args: Any, name: str) -> str:
     if not value:
         raise BadRequest(name, "missing argument")
     return str(value)
+
+
+def _lock_keys(args: Any) -> dict[str, Ed25519PublicKey]:
+    """The old lock's audit key the owner named (`from_lock_key`, base64), by key id; none when absent."""
+    text = args.get("from_lock_key")
+    if not text:
+        return {}
+    try:
+        public = load_public_b64(str(text))
+    except AuditError as exc:
+        raise BadRequest("from_lock_key", "expected a base64 Ed25519 public key") from exc
+    return {key_id(public): public}
 
 
 def _reply_key(text: str) -> X25519PublicKey:
