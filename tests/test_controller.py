@@ -191,10 +191,10 @@ def test_held_face_is_bound_to_its_session_and_expires(rig: Rig) -> None:
     rig.store.modify_user("Max", rig.owner, T0, credential_rule=CredentialRule.DUAL)  # a PIN alone cannot open
     rig.face(Assurance.MEDIUM)
     rig.controller.face(FRAME, session="kiosk-1")
-    assert rig.controller.keypad(MAX_PIN, session="kiosk-2").reason is Reason.SECOND_FACTOR_MISSING
+    assert rig.controller.keypad(MAX_PIN, session="kiosk-2").reason is Reason.FACE_FIRST
     rig.controller.face(FRAME, session="kiosk-1")
     rig.clock.advance(thresholds.SECOND_FACTOR_WINDOW_S + 1)
-    assert rig.controller.keypad(MAX_PIN, session="kiosk-1").reason is Reason.SECOND_FACTOR_MISSING
+    assert rig.controller.keypad(MAX_PIN, session="kiosk-1").reason is Reason.FACE_FIRST
 
 
 def test_high_assurance_face_alone_opens(rig: Rig) -> None:

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     LOCKED_OUT = "locked_out"
     SECOND_FACTOR_MISSING = "second_factor_missing"
     PIN_REQUIRED = "pin_required"
+    FACE_FIRST = "face_first"            # a PIN/code alone from a person whose rule needs a face (or finger) too
     MODE_FORBIDS = "mode_forbids"
     CREDENTIAL_EXPIRED = "credential_expired"
     CREDENTIAL_EXHAUSTED = "credential_exhausted"

@@ -39,7 +39,9 @@ The rule table, checked in this order (first failing rule decides):
                                  `AssuranceRule` (face alone: HIGH, i.e. depth/IR;
                                  MEDIUM with `allow_face_alone_rgb`): it is a first
                                  factor, a PIN / code / tag / other biometric completes it
-       credential rule           SECOND_FACTOR_MISSING (dual / tri rules)
+       credential rule           FACE_FIRST for a PIN / code / tag alone (a held face
+                                 is volatile: a restart forgets it), else
+                                 SECOND_FACTOR_MISSING (dual / tri rules)
     12 strong-auth age           PIN_REQUIRED when a biometric-only opening comes
                                  more than STRONG_AUTH_MAX_AGE_H after the PIN was used
     13 owner re-authorisation    OWNER_REAUTH_REQUIRED for anyone but an owner
@@ -576,6 +578,9 @@ def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) 
             return Reason.SECOND_FACTOR_MISSING, f"{what} recognised; enter your PIN/code to complete"
         return Reason.SECOND_FACTOR_MISSING, (f"{what} recognised, but this sensor cannot open alone and the user "
                                               "has no PIN/code: the owner adds one")
+    if len(types) < user.credential_rule.factors and not types & BIOMETRIC_TYPES:
+        # a face held for the PIN is volatile (a restart forgets it): say so, never "wrong code"
+        return Reason.FACE_FIRST, f"{user.credential_rule.value} rule: show your face (or finger) first, then the PIN"
     if len(types) < user.credential_rule.factors:
         return Reason.SECOND_FACTOR_MISSING, f"{user.credential_rule.value} rule needs {user.credential_rule.factors}"
     if types <= BIOMETRIC_TYPES and _strong_auth_stale(state, user, at):

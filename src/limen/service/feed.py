@@ -33,6 +33,7 @@ _WRONG = {"face": (N_("face not recognised at the door"), N_("{n} faces not reco
 _ANY_WRONG = (N_("refused attempt at the door"), N_("{n} refused attempts at the door"))
 _WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while the keypad was locked out"),
         "second_factor_missing": N_("the PIN was still needed"), "pin_required": N_("the PIN was still needed"),
+        "face_first": N_("the face was still needed"),
         "credential_revoked": N_("with a revoked code"), "credential_expired": N_("with an expired code"),
         "pad_failed": N_("a photo or screen was shown"), "lockdown": N_("during the tamper lockdown"),
         "user_disabled": N_("the person is disabled")}

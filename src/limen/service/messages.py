@@ -20,6 +20,7 @@ WRONG_CODE = "code not accepted"
 UNAVAILABLE = "unavailable, use your key or call the owner"
 NO_PIN_YET = "recognised, but you have no PIN yet: ask the owner to add one"
 FOLLOW_PROMPTS = "follow the prompts on the screen"
+FACE_FIRST = "show your face first, then your PIN"
 
 _COMMON = {
     Reason.LOCKED_OUT: LOCKED_OUT,
@@ -56,4 +57,6 @@ def keypad_message(decision: Decision) -> str:
         return OPENED
     if decision.reason is Reason.CODE_CLEARED:
         return "code cleared"
+    if decision.reason is Reason.FACE_FIRST:  # the rule needs a face too (a held face may have been forgotten)
+        return FACE_FIRST
     return _COMMON.get(decision.reason, WRONG_CODE)
