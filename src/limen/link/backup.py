@@ -6,9 +6,13 @@ unsealed from the vault so that another lock can reseal them), PIN history,
 schedules, holidays, the lock-wide settings row (`access_lock`), issued and
 revoked codes, the lock's revocation list, and the PIN pepper when it is a key
 file (a PKCS#11 token's pepper cannot leave the token: those PINs must be set
-again after a restore).  Biometric templates are *not* included: protected
-templates are bound to the vault's transform secret, which a tamper erase
-destroys; people enrol again.
+again after a restore).  Biometric templates are included *only if the owner
+opted in* (`set_templates`, off by default, audited): then the payload also
+carries the vault's transform secret, every protected face template's payload,
+the fingerprint references and their enrolment rows (`templates`), exported by
+the vault for the sealer alone and wiped after; a restore seals them under the
+new lock's own keys, for the people restored whose consent still runs.  Without
+the opt-in nothing biometric is in the payload and people enrol again.
 
 The blob is made on the lock and encrypted to keys only the owner holds:
 
@@ -53,8 +57,8 @@ import sqlite3
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +73,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from limen.access.model import CredentialType, UserStatus
 from limen.access.store import sealed_secret
 from limen.audit.chain import canonical
+from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, known_public_keys, load_or_create_key
+from limen.bio.finger.references import FingerReferences, references_folder
 from limen.db import migrate, transaction
 from limen.errors import BadRequest, Conflict, LimenError, NotFound
 from limen.fsio import fsync_dir
 from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
-from limen.vault.secrets import box_for
+from limen.vault.recipe import TemplateExport
+from limen.vault.secrets import box_for, templates_for
 
 FORMAT_VERSION = 2  # 2: signed by the lock's audit key (1, unsigned, is refused)
 MAGIC = b"LIMENBAK"
@@ -122,6 +129,9 @@ MIGRATIONS: list[str] = [
         revoked_at  TEXT NOT NULL,
         PRIMARY KEY (kind, ref)
     );
+    """,
+    """
+    ALTER TABLE backup_state ADD COLUMN templates INTEGER NOT NULL DEFAULT 0 CHECK (templates IN (0, 1));
     """,
 ]
 
@@ -373,6 +383,9 @@ class Revoked:
         return cls(frozenset(users), frozenset(codes))
 
 
+NO_TEMPLATES = "no templates in this backup (template backup was off): enrol faces and fingers again"
+
+
 @dataclass(frozen=True)
 class Restored:
     """What a restore loaded (counts only) and which backup it was."""
@@ -384,11 +397,14 @@ class Restored:
     revoked_users: int
     revoked_codes: int
     pins_need_reset: int
+    templates_restored: int = 0  # face templates and fingers sealed again on this lock
+    templates: str = NO_TEMPLATES  # what happened to the biometric references, in words
 
     def to_dict(self) -> dict[str, Any]:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
                 "revoked_users": self.revoked_users, "revoked_codes": self.revoked_codes,
-                "pins_need_reset": self.pins_need_reset}
+                "pins_need_reset": self.pins_need_reset, "templates_restored": self.templates_restored,
+                "templates": self.templates}
 
 
 class Backups:
@@ -397,8 +413,10 @@ class Backups:
     Not thread-safe; one per connection.  `keys_dir` holds the PIN pepper file; `dir` the local blobs (0600).
     """
 
-    def __init__(self, conn: sqlite3.Connection, lock_id: str, keys_dir: Path, directory: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock_id: str, keys_dir: Path, directory: Path,
+                 data_dir: Path | None = None) -> None:
         self.conn, self.lock_id, self.keys_dir, self.dir = conn, lock_id, keys_dir, directory
+        self.data_dir = data_dir or directory.parent  # holds fingerprints/ (every caller keeps backups/ in it)
         self.pepper_replaced = False  # set by a restore that installed the backup's PIN pepper file
         migrate(conn, "link", LINK_MIGRATIONS)  # link_devices: re-pointed by a restore
         migrate(conn, "link_backup", MIGRATIONS)
@@ -440,6 +458,19 @@ class Backups:
                        frozenset({r[1] for r in rows if r[0] == "code"} | codes),
                        frozenset(r[1] for r in rows if r[0] == "erased"))
 
+    # -------------------------------------------------------------- template backup (the owner's opt-in)
+    def templates_opted_in(self) -> bool:
+        """Whether backups carry the biometric templates (the owner's choice; off by default)."""
+        return bool(self.conn.execute("SELECT templates FROM backup_state").fetchone()[0])
+
+    def set_templates(self, enabled: bool, by: str, at: datetime, audit: AuditSink) -> None:
+        """Opt in to (or out of) template backups; audited as a configuration change."""
+        with transaction(self.conn):
+            self.conn.execute("UPDATE backup_state SET templates = ?", (int(enabled),))
+        audit.append(Event(EventKind.CONFIG_CHANGE, at, actor=by, subject="lock", source="backup",
+                           reason="template backup " + ("on" if enabled else "off"),
+                           data={"backup_templates": enabled}))
+
     # -------------------------------------------------------------- making backups
     def snapshot(self, at: datetime) -> bytes:
         """The payload (canonical JSON) of the current state; secrets in it are only ever sent encrypted."""
@@ -463,7 +494,8 @@ class Backups:
                           "revoked": {"users": sorted(revoked.users), "codes": sorted(revoked.codes),
                                       "erased": sorted(revoked.erased)},
                           "devices": devices,
-                          "templates": False})
+                          "templates": _template_section(self.conn, self.data_dir)
+                          if self.templates_opted_in() else False})
 
     def make(self, at: datetime) -> tuple[Path, bytes]:
         """Snapshot, encrypt to every recipient, write `dir/<counter>.limenbak` (0600); the counter only grows."""
@@ -551,7 +583,7 @@ class Backups:
         if on_removed is not None:
             for user_id in before - {r[0] for r in self.conn.execute("SELECT id FROM users")}:
                 on_removed(user_id)
-        return restored
+        return _restore_templates(self.conn, self.data_dir, data.get("templates"), restored, at)
 
     def _load(self, data: dict[str, Any], header: Header, revoked: Revoked, at: datetime) -> tuple[Restored, bool]:
         """The restore's one transaction (any exception rolls it all back); True when the pepper was installed."""
@@ -679,3 +711,71 @@ def _write_private(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+
+# ---------------------------------------------------------------------------------------------- templates (opt-in)
+
+def _template_section(conn: sqlite3.Connection, data_dir: Path) -> dict[str, Any]:
+    """The vault's transform secret, face payloads, fingers and enrolment rows (see the module docstring)."""
+    store, box = templates_for(conn), box_for(conn)
+    if store is None or box is None:
+        raise BadRequest("backup", "template backup is on but the vault is not open")
+    material = store.export_for_backup()
+    fingers = FingerReferences(references_folder(data_dir), box).export_for_backup()
+    try:
+        return {"bits": material.bits, "transform": _b64(bytes(material.transform)),
+                "faces": [{"user": u, "modality": m, "payload": _b64(bytes(p))} for u, m, p in material.records],
+                "fingers": [{"user": u, "position": n, "record": _b64(bytes(p))} for u, n, p in fingers],
+                "enrolments": [_row(r) for r in conn.execute("SELECT * FROM enrolments")]}
+    finally:  # the JSON text made of them is encrypted at once; these buffers are zeroed now
+        material.wipe()
+        for _, _, plain in fingers:
+            plain[:] = bytes(len(plain))
+
+
+def _restore_templates(conn: sqlite3.Connection, data_dir: Path, section: object, restored: Restored,
+                       at: datetime) -> Restored:
+    """Seal the backup's templates under this lock's keys for the restored people whose consent still runs."""
+    if not isinstance(section, dict):
+        return restored
+    store, box = templates_for(conn), box_for(conn)
+    if store is None or box is None:
+        return replace(restored, templates="templates not restored (the vault is not open): enrol again")
+    material = TemplateExport(bytearray(), 0)
+    try:
+        material = TemplateExport(bytearray(_unb64(section["transform"], "transform")), int(section["bits"]),
+                                  [(str(f["user"]), str(f["modality"]), bytearray(_unb64(f["payload"], "face")))
+                                   for f in section["faces"]])
+        fingers = [(str(f["user"]), int(f["position"]), _unb64(f["record"], "finger")) for f in section["fingers"]]
+        face_ok, finger_ok = _consented(conn, "face", at), _consented(conn, "fingerprint", at)
+        faces = store.import_from_backup(material, face_ok)
+        prints = FingerReferences(references_folder(data_dir), box).import_from_backup(fingers, finger_ok)
+        kept = {(u, m) for u, m, _ in material.records if u in face_ok} | \
+               {(u, "fingerprint") for u, _, _ in fingers if u in finger_ok}
+        _enrolments(conn, [r for r in section["enrolments"] if (r["user_id"], r["modality"]) in kept])
+    except (LimenError, KeyError, TypeError, ValueError, sqlite3.DatabaseError) as exc:
+        reason = exc.reason if isinstance(exc, BadRequest) else type(exc).__name__
+        return replace(restored, templates=f"templates not restored ({reason}): enrol again")
+    finally:
+        material.wipe()
+    return replace(restored, templates_restored=faces + prints,
+                   templates=f"{faces} face templates and {prints} fingers sealed again under this lock's keys")
+
+
+def _consented(conn: sqlite3.Connection, modality: str, at: datetime) -> frozenset[str]:
+    """People on this lock whose latest consent for `modality` still runs at `at` (others get nothing back)."""
+    rows = conn.execute(
+        "SELECT c.user_id, c.given_at, c.retention_days FROM consents c JOIN users u ON u.id = c.user_id "
+        "WHERE c.modality = ? AND c.id = (SELECT max(id) FROM consents WHERE user_id = c.user_id "
+        "AND modality = c.modality)", (modality,))
+    return frozenset(r[0] for r in rows if datetime.fromisoformat(r[1]) + timedelta(days=int(r[2])) > at)
+
+
+def _enrolments(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """The enrolment rows of the references restored (retention and `privacy export` read them)."""
+    with transaction(conn):
+        for row in rows:
+            conn.execute("INSERT INTO enrolments(user_id, modality, samples, enrolled_at, enrolled_by) "
+                         "VALUES (?, ?, ?, ?, ?)", (str(row["user_id"]), str(row["modality"]), int(row["samples"]),
+                                                   str(row["enrolled_at"]), str(row["enrolled_by"])))
