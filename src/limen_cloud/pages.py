@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
 from limen_cloud.api import _DUMMY_HASH, SESSION_HOURS, Db, Limited, _hasher, my_lock, utcnow
+from limen_cloud.db import write_lock
 from limen_cloud.models import Alarm, Lock, Owner, Record, Session
 
 COOKIE = "__Host-limen-cloud"
@@ -135,7 +137,15 @@ def _page(request: Request, session: Db) -> Page:
     return Page(owner, token)
 
 
+def _write(request: Request) -> Iterator[DbSession]:
+    """A session for a form's change: the handler commits before it answers (the browser follows the redirect
+    at once, before a dependency's own exit would have committed); anything uncommitted is rolled back."""
+    with request.app.state.sessions() as session:
+        yield session
+
+
 Me = Annotated[Page, Depends(_page)]
+Write = Annotated[DbSession, Depends(_write)]
 SameOrigin = Depends(_same_origin)
 
 
@@ -149,7 +159,7 @@ def render(request: Request, template: str, code: int = 200, /, **values: Any) -
 def _secured(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would make the browser send Origin: null
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     return response
@@ -255,25 +265,29 @@ def router() -> APIRouter:
         return render(request, "login.html")
 
     @pages.post("/login", dependencies=[Limited])
-    def log_in(request: Request, session: Db, email: Annotated[str, Form(max_length=254)],
+    def log_in(request: Request, session: Write, email: Annotated[str, Form(max_length=254)],
                password: Annotated[str, Form(max_length=200)],
                totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        write_lock(session)
         owner = authenticate(session, email, password, totp, utcnow())
         if owner is None:
             return render(request, "login.html", 401, error="Wrong e-mail, password or authenticator code.",
                           email=email[:254])
         token, expires = new_session(session, owner)
+        session.commit()
         response = _back("/locks")
         response.set_cookie(COOKIE, token, max_age=SESSION_HOURS * 3600, path="/", secure=True, httponly=True,
                             samesite="strict")
         return response
 
     @pages.post("/logout")
-    def log_out(session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+    def log_out(session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
         me.check(csrf)
+        write_lock(session)
         row = session.get(Session, _hash(me.token))
         if row is not None:
             session.delete(row)
+        session.commit()
         response = _back("/login", "logged-out")
         response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return response
@@ -298,13 +312,15 @@ def router() -> APIRouter:
         return render(request, "alarms.html", page=me, alarms=alarm_rows(session, me.owner))
 
     @pages.post("/alarms/{alarm_id}/ack")
-    def acknowledge(alarm_id: int, session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+    def acknowledge(alarm_id: int, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
         me.check(csrf)
+        write_lock(session)
         alarm = session.get(Alarm, alarm_id)
         if alarm is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alarm")
         my_lock(session, me.owner, alarm.lock_id)
         alarm.acknowledged_at = alarm.acknowledged_at or utcnow()
+        session.commit()
         return _back("/alarms", "acknowledged")
 
     @pages.get("/account", response_class=HTMLResponse)
@@ -318,11 +334,12 @@ def router() -> APIRouter:
         return _totp_page(request, me, pyotp.random_base32())
 
     @pages.post("/account/totp")
-    def totp_enrol(request: Request, session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)],
+    def totp_enrol(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
                    secret: Annotated[str, Form(min_length=32, max_length=32, pattern="^[A-Z2-7]+$")],
                    code: Annotated[str, Form(max_length=10)]) -> Response:
         """Enrol the seed the page showed once the owner typed a code it makes (proof the phone holds it)."""
         me.check(csrf)
+        write_lock(session)
         owner = session.get(Owner, me.owner.id)
         assert owner is not None
         if owner.totp_secret is not None:
@@ -331,22 +348,27 @@ def router() -> APIRouter:
         if step is None:
             return _totp_page(request, me, secret, "That code does not match: type the one shown now.", 422)
         owner.totp_secret, owner.totp_step = secret, step
+        session.commit()
         return _back("/account", "totp-on")
 
     @pages.post("/account/webhook")
-    def set_webhook(request: Request, session: Db, me: Me, csrf: Annotated[str, Form(max_length=64)],
+    def set_webhook(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
                     url: Annotated[str, Form(max_length=500)] = "") -> Response:
         """The community security webhook: alarms are POSTed there signed with a secret shown once."""
         me.check(csrf)
+        write_lock(session)
         owner = session.get(Owner, me.owner.id)
         assert owner is not None
         if not url.strip():
             owner.webhook_url = owner.webhook_secret = None
+            session.commit()
             return _back("/account", "webhook-off")
         problem = webhook_problem(url.strip())
         if problem is not None:
             return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.")
         owner.webhook_url, owner.webhook_secret = url.strip(), secrets.token_hex(32)
+        session.commit()
+        me.owner = owner
         return render(request, "account.html", page=me, webhook_secret=owner.webhook_secret,
                       notice="Webhook saved. Give its receiver this secret now: it is not shown again.")
 
