@@ -73,7 +73,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
         rt.start_monitor()  # the configured tamper sources, polled while the service runs
         if not ctx.warm_started:  # once per service, even when the app is entered twice (tests)
             ctx.warm_started = True
-            threading.Thread(target=_warm, args=(ctx,), name="limen-warm", daemon=True).start()
+            app.state.warm_thread = threading.Thread(target=_warm, args=(ctx,), name="limen-warm", daemon=True)
+            app.state.warm_thread.start()
         task = asyncio.create_task(_ticker(ctx, tick_s))
         _start_alarm_delivery(ctx)
         try:
@@ -103,6 +104,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
 
 def close_app(app: FastAPI) -> None:
     ctx: ServiceContext = app.state.ctx
+    warm: threading.Thread | None = getattr(app.state, "warm_thread", None)
+    if warm is not None:
+        warm.join()  # its models' run must not outlive the service (nor meet the next one's, in tests)
     ctx.lock.close()
     ctx.accounts.conn.close()
     ctx.runtime.close()
@@ -310,8 +314,11 @@ def _warm(ctx: ServiceContext) -> None:
     a first unlock must not run it at the same moment), and only briefly."""
     rt = ctx.runtime
     _load_models(rt)
-    with ctx.lock.serialised():  # the one lock every door-path call takes
+    with _WARM_RUNS, ctx.lock.serialised():  # the one lock every door-path call takes
         _warm_models(rt)
+
+
+_WARM_RUNS = threading.Lock()  # two services in one process (tests) never run the shared models together
 
 
 def _load_models(rt: Runtime) -> None:
