@@ -154,8 +154,8 @@ class FaceRecognizer:
         """1:1: the evidence that the person in `capture` is the enrolled `name` (claimed user set)."""
         try:
             person = people.find(self.conn, name)
-        except NotFound:
-            return FaceEvidence(None, None, None, None, refusal=Reason.UNKNOWN_USER, detail=f"no user named {name!r}")
+        except NotFound:  # the detail goes on the (forwarded) record: no name in it
+            return FaceEvidence(None, None, None, None, refusal=Reason.UNKNOWN_USER, detail="no such person")
         probe = self._probe(capture)
         if _no_comparison(probe):
             return _evidence(probe, person.id)
@@ -164,7 +164,7 @@ class FaceRecognizer:
         try:
             dist = self.store.distance(person.id, Modality.FACE, probe.sample.embedding)
         except NotFound:
-            return _evidence(probe, person.id, refusal=Reason.NOT_ENROLLED, detail=f"{name!r} has no face enrolled")
+            return _evidence(probe, person.id, refusal=Reason.NOT_ENROLLED, detail="no face enrolled for this person")
         except VaultErased:
             return _erased(probe)
         return _evidence(probe, person.id, distance=dist, threshold=threshold)

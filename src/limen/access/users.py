@@ -3,7 +3,9 @@
 Only owners and administrators change users (an administrator cannot touch an
 owner or create one; `authority`).  The very first user must be an owner with a
 PIN they typed: there is no default.  Each change is one transaction, then one
-USER_CHANGE event naming actor, subject and what changed (never a PIN).
+USER_CHANGE event naming actor, subject and what changed (never a PIN, never a
+name: records are forwarded to the cloud, so they carry the user id and the
+name stays in the access store, resolved to the name when displayed).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def add_user(
         if pin is not None:
             insert_pin(ctx, user_id, pin, actor, at)
     user = find_user(conn, user_id)
-    ctx.emit(EventKind.USER_CHANGE, at, actor, user_id, "user added", name=name, index=user.index,
+    ctx.emit(EventKind.USER_CHANGE, at, actor, user_id, "user added", index=user.index,
              permission=permission.value, user_type=user_type.value, rule=credential_rule.value,
              with_pin=pin is not None)
     return user
@@ -106,8 +108,8 @@ def modify_user(ctx: AccessContext, ref: str, actor: str, at: datetime, **change
                          (value, user.user_id))
         conn.execute("UPDATE access_users SET modified_at = ?, modified_by = ? WHERE user_id = ?",
                      (rows.iso(at), actor, user.user_id))
-    ctx.emit(EventKind.USER_CHANGE, at, actor, user.user_id, "user modified",
-             changes={k: _plain(v) for k, v in changes.items()})
+    ctx.emit(EventKind.USER_CHANGE, at, actor, user.user_id, "user modified", renamed="name" in changes,
+             changes={k: _plain(v) for k, v in changes.items() if k != "name"})
     return find_user(conn, user.user_id)
 
 

@@ -16,12 +16,34 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def _line(rec: dict[str, Any]) -> str:
+def _line(rec: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """One record for people: actor and subject by name when they are a known person's id."""
+    names = names or {}
     fields = [f"{rec['index']:>6}", rec["at"][:19], f"{rec['kind']:<16}"]
     for name in ("actor", "subject", "outcome", "reason", "source"):
         if rec.get(name):
-            fields.append(f"{name}={rec[name]}")
+            value = str(rec[name])
+            fields.append(f"{name}={names[value]} ({value[:8]})" if value in names else f"{name}={value}")
     return "  ".join(fields)
+
+
+def _names() -> dict[str, str]:
+    """People's names by id, from the access store (records hold ids only: they are forwarded to the cloud)."""
+    import sqlite3
+
+    from limen import people
+    from limen.db import connect
+
+    path = STATE.settings.db_path
+    if not path.exists():
+        return {}
+    conn = connect(path)
+    try:
+        return people.names(conn)
+    except sqlite3.DatabaseError:  # no users table yet (a lock never set up): ids as they are
+        return {}
+    finally:
+        conn.close()
 
 
 @audit_app.command("tail")
@@ -35,8 +57,9 @@ def tail(n: Annotated[int, typer.Option("-n", "--lines", help="How many records.
     finally:
         log.close()
     def human() -> None:
+        names = _names() if records else {}
         for rec in records:
-            typer.echo(_line(rec))
+            typer.echo(_line(rec, names))
         if not records:
             typer.echo("(no records)")
 
