@@ -2,7 +2,9 @@
 
     payload → SignedCommand.from_bytes → CommandVerifier.verify → the action → Outcome
 
-Unlock goes through `AccessController.remote` (owner-authorised: policy,
+A signed command acts only while the device's owner is an enabled owner of
+the lock (a disabled, demoted or removed owner's phone stays paired until
+unpaired, but is refused).  Unlock goes through `AccessController.remote` (owner-authorised: policy,
 UNLOCK_ATTEMPT record and door as for any other way in; the owner's
 `require_pin_for_remote` still applies).  Every other action, and every
 refusal, is one REMOTE_COMMAND record (source "remote"; `device_known` False
@@ -107,6 +109,8 @@ class LinkCommands:
         except CommandRefused as exc:
             return self._refused(payload, exc, at)
         try:
+            if device is not None and not self.store.is_enabled_owner(device.owner):
+                raise BadRequest("device", "its owner is no longer an enabled owner of this lock")
             if signed.attachment is not None and command.action is not Action.RESTORE:
                 raise BadRequest("attachment", "only a restore carries one")
             if command.action is Action.RESTORE:
