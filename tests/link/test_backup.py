@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from limen import thresholds
-from limen.access.model import PermissionLevel
+from limen.access.model import PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
 from limen.audit.keys import SigningKey, public_b64
@@ -239,6 +239,15 @@ def test_a_revoked_code_or_user_is_not_resurrected_by_an_older_backup(lock: Lock
             assert new.keypad(code) is accepted and new.keypad(MAX_PIN) is accepted
         finally:
             new.close()
+
+
+def test_a_user_disabled_at_the_console_is_not_re_enabled_by_an_older_backup(lock: Lock) -> None:
+    _, old = lock.backups.make(datetime.now(UTC))
+    lock.rt.access().set_status("Max", UserStatus.DISABLED, lock.owner, datetime.now(UTC))  # not through the link
+    assert not lock.keypad(MAX_PIN)
+    restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert restored.executed and restored.data["revoked_users"] == "1", restored
+    assert not lock.keypad(MAX_PIN) and lock.keypad(OWNER_PIN)
 
 
 def test_a_newer_backup_carries_the_revocations(lock: Lock, tmp_path: Path) -> None:

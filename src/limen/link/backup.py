@@ -43,7 +43,8 @@ of another lock, a truncated or altered one, a wrong key, or a different schema
 is refused with `BadRequest("backup", reason)`.  Revocations are never undone:
 the user ids and code ids revoked in the backup, on the target lock before the
 restore and in the owner's signed restore command are applied after the rows
-are loaded (a revoked user is restored disabled, a revoked code stays revoked).
+are loaded (a revoked user is restored disabled, a revoked code stays revoked);
+a user disabled on the target lock (console, CLI) is restored disabled too.
 """
 
 from __future__ import annotations
@@ -593,11 +594,13 @@ class Backups:
         pepper = _unb64(data["pepper"], "pepper") if data["pepper"] else None
         tables: Mapping[str, list[dict[str, Any]]] = data["tables"]
         with transaction(self.conn):
+            disabled = Revoked(frozenset(r[0] for r in self.conn.execute(  # disabled here (console, CLI) stay so
+                "SELECT user_id FROM access_users WHERE status = ?", (UserStatus.DISABLED.value,))))
             self.conn.execute("DELETE FROM users")  # cascades to access rows, credentials, schedules, consents
             for name in TABLES[5:]:
                 self.conn.execute(f"DELETE FROM {name}")  # noqa: S608 - names from TABLES
             rows = {name: self._insert(name, tables.get(name, [])) for name in TABLES}
-            users, codes = self._apply(revoked, at)
+            users, codes = self._apply(revoked | disabled, at)
             self._repoint_devices(data.get("devices", []))
             self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
                               "restored_counter = ?", (header.counter, header.lock, header.counter))
