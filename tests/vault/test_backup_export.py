@@ -99,3 +99,28 @@ def test_the_open_store_is_found_by_its_database_and_forgotten_when_closed(tmp_p
     store.close()
     assert templates_for(conn) is None
     conn.close()
+
+
+def test_imported_templates_are_sealed_under_the_replacements_pkcs11_token(softhsm_env: dict[str, str],
+                                                                           tmp_path: Path) -> None:
+    from tests.vault.conftest import TOKEN_LABEL, TOKEN_PIN
+
+    old, x, y = _enrolled(tmp_path / "old")
+    material = old.export_for_backup()
+    old.zeroize()
+    settings = load_settings(tmp_path / "new", keystore="pkcs11", pkcs11_token_label=TOKEN_LABEL,
+                             pkcs11_pin=TOKEN_PIN)
+    new = open_template_store(settings)
+    new.vault.keystore.destroy_all()  # shared test token: start clean
+    new.reprovision()
+    try:
+        assert new.import_from_backup(material, {"user-2"}) == 1
+        assert new.vault.keystore.kind != old.vault.keystore.kind
+        assert new.search(FACE, x[y == 2][1], top_k=1)[0].user_id == "user-2"
+        new.zeroize()  # the token's keys go: what was imported goes with them
+        with pytest.raises(VaultErased):
+            new.search(FACE, x[y == 2][1], top_k=1)
+    finally:
+        material.wipe()
+        new.close()
+        old.close()
