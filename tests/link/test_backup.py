@@ -356,6 +356,16 @@ def test_delete_me_erases_the_person_and_every_local_backup_with_a_signed_receip
     assert not last.executed and "decommission" in last.reason
 
 
+def test_delete_me_unpairs_the_persons_devices(lock: Lock) -> None:
+    max_id = lock.rt.access().user("Max").user_id
+    DeviceRegistry(lock.rt.conn).pair("max-phone", Ed25519PrivateKey.generate().public_key(), max_id, lock.owner,
+                                      datetime.now(UTC))
+    outcome = lock.send(lock.command(Action.ERASE, user="Max", scope="person"))
+    assert outcome.executed, outcome
+    assert verify_receipt(outcome.data["receipt"], lock.rt.audit.key.public)["erased"]["lock"]["paired_devices"] == 1
+    assert [d.name for d in DeviceRegistry(lock.rt.conn).paired()] == ["phone"]
+
+
 def test_decommission_erases_the_lock(lock: Lock) -> None:
     path, _ = lock.backups.make(datetime.now(UTC))
     outcome = lock.send(lock.command(Action.DECOMMISSION))

@@ -3,7 +3,8 @@
 `LockEraser.erase_person(user_id, …)` erases the person's biometric references
 (vault records and their fragments, sealed fingerprint reference files), the person with every credential,
 schedule, consent and enrolment (one transaction), and every local backup
-file (each holds everyone's data; the next backup is made without the person).
+file (each holds everyone's data; the next backup is made without the person),
+and the devices they paired for remote commands (name, public key).
 The id is kept on the lock's erased list so that no older backup brings the
 person back.  `decommission(…)` crypto-erases the template vault (every
 template and fragment, every secret sealed under it), removes every person,
@@ -67,6 +68,8 @@ class LockEraser:
                 erased[name] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?",  # noqa: S608
                                                      (user_id,)).fetchone()[0])
             erased["person"] = self.conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount
+            erased["paired_devices"] = self.conn.execute("DELETE FROM link_devices WHERE owner = ?",
+                                                         (user_id,)).rowcount
             self.backups.note_revocation("erased", user_id, at)
         erased["local_backups"] = self.backups.delete_local()
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="person erased",
