@@ -716,7 +716,6 @@ def _write_private(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-
 # ---------------------------------------------------------------------------------------------- templates (opt-in)
 
 def _template_section(conn: sqlite3.Connection, data_dir: Path) -> dict[str, Any]:
