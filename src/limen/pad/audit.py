@@ -416,6 +416,136 @@ def blind_bursts(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Membe
     return out
 
 
+# ------------------------------------------------------------------ photometric study (lab only, issue 13)
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+NORMALISED_LUMA = 118.0  # the mean luma a normalised crop is scaled to (mid-grey; any fixed value would do)
+
+
+def _to_luma(x: np.ndarray) -> np.ndarray:
+    gain = NORMALISED_LUMA / (float((x @ LUMA).mean()) + 1e-3)
+    return np.ascontiguousarray(np.clip(x * gain + 0.5, 0, 255).astype(np.uint8))
+
+
+def exposure_normalised(crop: np.ndarray) -> np.ndarray:
+    """The crop scaled by one gain to mean luma `NORMALISED_LUMA` (colour ratios kept)."""
+    return _to_luma(crop.astype(np.float32))
+
+
+def grey_world(crop: np.ndarray) -> np.ndarray:
+    """Each channel scaled to the crop's mean (grey-world white balance), then to mean luma `NORMALISED_LUMA`."""
+    x = crop.astype(np.float32)
+    means = x.reshape(-1, 3).mean(axis=0) + 1e-3
+    return _to_luma(x * (means.mean() / means))
+
+
+def random_photometric(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random camera and room: R and B gains, gamma, exposure, sometimes defocus and JPEG.  The ranges are
+    wider than `SHIFTS` and contain them, so a model trained with it is not blind to the audit's shifts."""
+    gains = (float(rng.uniform(0.78, 1.25)), 1.0, float(rng.uniform(0.78, 1.25)))
+    img = _colour(rgb, gains, float(rng.uniform(0.75, 1.4)), float(rng.uniform(0.45, 1.35)))
+    if rng.random() < 0.5:
+        img = np.ascontiguousarray(cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.6, 2.2))))
+    if rng.random() < 0.3:
+        img = _jpeg(img, int(rng.integers(25, 85)))
+    return img
+
+
+CROP_VARIANTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "shipped crop": lambda crop: crop, "exposure-normalised crop": exposure_normalised, "grey-world crop": grey_world}
+AUGMENTED_COPIES = 2  # random_photometric copies of each training image
+
+
+def _grey_world_frame(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """The whole frame under the gains that grey-world-balance and exposure-normalise its face crop."""
+    crop = rgb[box.top : box.bottom, box.left : box.right].astype(np.float32)
+    means = crop.reshape(-1, 3).mean(axis=0) + 1e-3
+    gains = means.mean() / means
+    gains = gains * NORMALISED_LUMA / (float(((crop * gains) @ LUMA).mean()) + 1e-3)
+    return np.ascontiguousarray(np.clip(rgb.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8))
+
+
+def _crop_features(img: np.ndarray, box: Box, norm: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    return texture_features(norm(np.ascontiguousarray(img[box.top : box.bottom, box.left : box.right])))
+
+
+def photometric_features(kept: Sequence[Item], models_dir: Path, cache: Path | None) -> dict[str, np.ndarray]:
+    """Per crop variant: texture features clean ("<v>|clean"), through the camera model ("<v>|camera"), under
+    `random_photometric` ("<v>|aug", copies × n × d) and under each shift ("<v>|<shift>"); and MiniFASNet on
+    the grey-world-balanced frame ("minifasnet grey-world|<condition>").  Cached as plain arrays."""
+    from limen.pad.minifasnet import minifasnet_scores
+
+    paths = np.array([str(i.path) for i in kept])
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if np.array_equal(z["paths"], paths):
+                return {k: z[k] for k in z.files if k != "paths"}
+    out: dict[str, list[np.ndarray]] = {}
+    for n, item in enumerate(kept):
+        if n % 100 == 0:
+            print(f"  photometric features {n}/{len(kept)} load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        rgb = load_image(item.path)
+        box = faces.locate(Capture.single(rgb)).faces[0].box
+        rng = np.random.default_rng([n, 1313])
+        augmented = [random_photometric(rgb, rng) for _ in range(AUGMENTED_COPIES)]
+        images = {"clean": rgb, "camera": camera_only(rgb, seed=n)} | {s: fn(rgb) for s, fn in SHIFTS.items()}
+        for v, norm in CROP_VARIANTS.items():
+            for c, img in images.items():
+                out.setdefault(f"{v}|{c}", []).append(_crop_features(img, box, norm))
+            out.setdefault(f"{v}|aug", []).append(np.stack([_crop_features(a, box, norm) for a in augmented]))
+        for c, img in images.items():
+            if c != "camera":
+                mf = minifasnet_scores([_grey_world_frame(img, box)], [box], models_dir)[0]
+                out.setdefault(f"minifasnet grey-world|{c}", []).append(np.asarray(mf))
+    arrays = {k: np.stack(v) for k, v in out.items()}
+    arrays = {k: (np.swapaxes(v, 0, 1) if k.endswith("|aug") else v) for k, v in arrays.items()}
+    if cache is not None:
+        np.savez(cache, paths=paths, **arrays)  # type: ignore[arg-type]
+    return arrays
+
+
+def photometric_study(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member],
+                      pf: dict[str, np.ndarray]) -> dict[str, dict[str, object]]:
+    """Texture crop variant × (camera model only | + random photometric augmentation of both classes) ×
+    MiniFASNet (as shipped | on the grey-world frame) × texture weight, each at its BPCER-2 % point on the
+    clean pooled leave-one-dataset-out scores, held fixed under every shift (as `door_point`).
+    "<variant>" → condition → metrics, plus "worst" (highest BPCER, highest species APCER over conditions)."""
+    y = np.array([int(i.species == BONA_FIDE) for i in kept])
+    ds = np.array([i.dataset for i in kept])
+    conditions = ["clean", *SHIFTS]
+    deep = {"minifasnet": {"clean": f.minifasnet} | {c: f.shifted_minifasnet[c] for c in SHIFTS},
+            "minifasnet on the grey-world frame": {c: pf[f"minifasnet grey-world|{c}"] for c in conditions}}
+    every = np.ones(len(kept), dtype=bool)
+    out: dict[str, dict[str, object]] = {}
+    for v in CROP_VARIANTS:
+        for augmented in (False, True):
+            extra = [pf[f"{v}|aug"][k] for k in range(AUGMENTED_COPIES)] if augmented else []
+            tex = {c: np.zeros(len(kept)) for c in conditions}
+            for d in sorted(set(ds)):
+                tr = ds != d
+                rows = [pf[f"{v}|camera"][tr], *(a[tr] for a in extra)]
+                model = fit_model(np.vstack([pf[f"{v}|clean"][tr]] * len(rows)), np.vstack(rows),
+                                  np.concatenate([y[tr]] * len(rows)), members)
+                for c in conditions:
+                    tex[c][ds == d] = model.logits_all(pf[f"{v}|{c}"][ds == d])
+            for mname, mf in deep.items():
+                for w in (0.0, 0.25, 0.5):
+                    if w == 0.0 and (v != "shipped crop" or augmented):
+                        continue  # the deep cue alone does not depend on the texture variant
+                    name = (f"{mname} alone" if w == 0.0 else
+                            f"{mname} + {w} × texture ({v}{', photometric augmentation' if augmented else ''})")
+                    fixed = _bpcer_threshold((mf["clean"] + w * tex["clean"])[y == 1])
+                    res: dict[str, object] = {c: _metrics(kept, every, mf[c] + w * tex[c], fixed) for c in conditions}
+                    res["worst"] = {
+                        "bpcer": max(float(res[c]["bpcer_fixed"]) for c in conditions),  # type: ignore[index]
+                        "apcer": max(max(res[c]["apcer_fixed"].values()) for c in conditions)}  # type: ignore[index]
+                    out[name] = res
+            fixed_t = _bpcer_threshold(tex["clean"][y == 1])
+            out[f"texture alone ({v}{', photometric augmentation' if augmented else ''}): live refused"] = {
+                c: round(float(np.mean(tex[c][y == 1] < fixed_t)), 4) for c in conditions}
+    return out
+
+
 def choose(report: dict[str, dict[str, dict[str, object]]]) -> tuple[str, dict[str, tuple[float, float]]]:
     """The candidate with the lowest worst EER over the leave-one-dataset-out folds × conditions (the
     held-out proxies), ties broken by the mean; MiniFASNet alone, texture alone and the refit are candidates."""
@@ -441,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--blind-bursts", type=Path, default=None, metavar="DIR",
                     help="also run the door on this burst set with a texture model that never saw nuaa-dev")
+    ap.add_argument("--photometric", type=Path, default=None, metavar="CACHE_NPZ",
+                    help="also run the photometric study (crop normalisation, random photometric augmentation, "
+                         "MiniFASNet on a white-balanced frame); its features are cached in CACHE_NPZ")
     ap.add_argument("--write-fusion", type=Path, default=None, metavar="NPZ",
                     help="write the chosen candidate (when it is a monotone combination) as the fusion model")
     args = ap.parse_args(argv)
@@ -467,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_fusion is not None:
             model = FusionModel(FusionModel.load(PREVIOUS_MODEL_FILE).edges, (comb,))
             model.save(args.write_fusion, trained=dt.date.today().isoformat(), selection=f"limen.pad.audit: {best}")
+    if args.photometric is not None:
+        report["photometric study (BPCER / APCER at each candidate's clean BPCER-2 % point)"] = photometric_study(
+            kept, f, members, photometric_features(kept, args.models_dir, args.photometric))
     if args.blind_bursts is not None:
         report["bursts, texture model without nuaa-dev (Purpose.VERIFY)"] = blind_bursts(
             kept, f, members, args.blind_bursts, args.models_dir)
