@@ -21,7 +21,7 @@ from typer._click import Command, Context  # typer ≥ 0.20 carries its own clic
 from typer._click.exceptions import ClickException
 from typer.core import TyperCommand, TyperGroup
 
-from limen.cli.common import STATE, console
+from limen.cli.common import STATE, console, error_text, gettext
 from limen.errors import LimenError
 
 # Top-level commands in the order shown by --help: (short help, modules whose `register(app)` builds it).
@@ -116,8 +116,11 @@ def _root(
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file (env LIMEN_CONFIG).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    lang: Annotated[str | None, typer.Option("--lang", help="Language of the messages: en or zh_CN (env LIMEN_LANG, "
+                                             "else the locale).")] = None,
 ) -> None:
     STATE.data_dir, STATE.config_file, STATE.json, STATE.debug = data_dir, config, json_out, debug
+    STATE.lang = lang
 
 
 def _error_code(exc: BaseException) -> str:
@@ -131,6 +134,10 @@ def _json_error(code: str, reason: str, status: int) -> None:
     sys.exit(status)
 
 
+def _error_label() -> str:
+    return gettext("error:")
+
+
 def main() -> None:
     try:
         code = app(standalone_mode=False)
@@ -139,16 +146,18 @@ def main() -> None:
             raise
         if STATE.json:
             _json_error(_error_code(exc), str(exc), 1)
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        console.print(f"[red]{_error_label()}[/red] {escape(error_text(str(exc)))}", highlight=False,
+                      soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
-        console.print("aborted")
+        console.print(gettext("aborted"))
         sys.exit(130)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in _LAB_ONLY or STATE.debug:
             raise
-        console.print(f"[red]error:[/red] this command needs {exc.name}, part of the lab extra: "
-                      + escape("pip install 'limen[lab]'"), highlight=False, soft_wrap=True)
+        console.print(f"[red]{_error_label()}[/red] "
+                      + escape(gettext("this command needs {module}, part of the lab extra: {install}").format(
+                          module=exc.name, install="pip install 'limen[lab]'")), highlight=False, soft_wrap=True)
         sys.exit(1)
     except ClickException as exc:  # usage errors: click's own message
         if STATE.json:
@@ -162,7 +171,8 @@ def main() -> None:
             raise
         if STATE.json:
             _json_error("unexpected", f"{type(exc).__name__}: {exc} (rerun with --debug)", 2)
-        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug)",
+        console.print(f"[red]{_error_label()}[/red] " + escape(gettext(
+            "unexpected {error}: {text} (rerun with --debug)").format(error=type(exc).__name__, text=str(exc))),
                       highlight=False, soft_wrap=True)
         sys.exit(2)
     if isinstance(code, int) and code != 0:

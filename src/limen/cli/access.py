@@ -38,6 +38,7 @@ from limen.access.model import (
 from limen.access.schedules import parse_days, parse_time_of_day, zone
 from limen.access.store import AccessStore
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 from limen.errors import BadRequest
 
 credentials_app = typer.Typer(help="PINs, RFID tags, face/fingerprint links of users.", no_args_is_help=True)
@@ -166,11 +167,13 @@ def add_user(
         if first and any(u.name == name for u in store.users()):  # enrolled (e.g. by face) before any owner
             assert pin is not None
             user = store.claim_first_owner(name, pin, _now())
-            output(_user_dict(user), f"{user.name} (already enrolled) is now the first owner (index {user.index})")
+            output(_user_dict(user), _("{name} (already enrolled) is now the first owner (index {index})").format(
+                name=user.name, index=user.index))
             return
         user = store.add_user(name, actor_id, _now(), pin=pin, permission=permission, user_type=user_type,
                               credential_rule=rule, unique_id=unique_id, index=index)
-    output(_user_dict(user), f"added {user.name} (index {user.index}, {user.permission.value})")
+    output(_user_dict(user), _("added {name} (index {index}, {permission})").format(
+        name=user.name, index=user.index, permission=user.permission.value))
 
 
 def modify_user(
@@ -193,13 +196,13 @@ def modify_user(
         if new_pin:
             store.change_pin(updated.user_id, _prompt_pin(f"New PIN for {updated.name}", confirm=True), actor_id,
                              _now())
-    output(_user_dict(updated), f"modified {updated.name}")
+    output(_user_dict(updated), _("modified {name}").format(name=updated.name))
 
 
 def _set_status(user: str, actor: str, actor_pin: str | None, status: UserStatus) -> None:
     with _store() as store:
         updated = store.set_status(user, status, _actor(store, actor, actor_pin), _now())
-    output(_user_dict(updated), f"{updated.name} is {status.value}")
+    output(_user_dict(updated), _("{name} is {status}").format(name=updated.name, status=_(status.value)))
 
 
 def disable_user(user: Annotated[str, typer.Argument()], actor: Actor, actor_pin: ActorPin = None) -> None:
@@ -216,7 +219,7 @@ def show_user(user: Annotated[str | None, typer.Argument(help="Name, id or index
     """Show users' access fields (Matter index, type, rule, permission)."""
     with _store() as store:
         users = [store.user(user)] if user else store.users()
-    output([_user_dict(u) for u in users], "\n".join(_show_user(u) for u in users) or "no users")
+    output([_user_dict(u) for u in users], "\n".join(_show_user(u) for u in users) or _("no users"))
 
 
 # ---------------------------------------------------------------------- credentials
@@ -273,7 +276,7 @@ def list_credentials(user: Annotated[str | None, typer.Argument()] = None) -> No
         creds = store.credentials(store.user(user).user_id if user else None)
     rows = [_cred_dict(c) for c in creds]
     output(rows, "\n".join(f"{r['id']:<16} user {r['user_id'][:8]}  uses {r['uses']}"
-                           f"{'  revoked' if r['revoked'] else ''}" for r in rows) or "no credentials")
+                           f"{'  revoked' if r['revoked'] else ''}" for r in rows) or _("no credentials"))
 
 
 # ---------------------------------------------------------------------- schedules
@@ -362,7 +365,7 @@ def list_schedules(user: Annotated[str | None, typer.Argument()] = None) -> None
         if not user:
             rows += [{"kind": "holiday", "index": h.index, "start": h.start.isoformat(), "end": h.end.isoformat(),
                       "mode": h.mode.value} for h in store.holidays()]
-    output(rows, "\n".join(" ".join(f"{k}={v}" for k, v in r.items()) for r in rows) or "no schedules")
+    output(rows, "\n".join(" ".join(f"{k}={v}" for k, v in r.items()) for r in rows) or _("no schedules"))
 
 
 # ---------------------------------------------------------------------- offline codes
@@ -386,8 +389,8 @@ def issue_code(
                                        days=days, uses_per_day=uses_per_day)
     output({"code": code, "code_id": grant.code_id, "kind": kind.value, "start": grant.start.isoformat(),
             "end": grant.end.isoformat(), "uses_per_day": grant.uses_per_day},
-           f"code {code}  ({kind.value}, valid {grant.start:%Y-%m-%d %H:%M} – {grant.end:%Y-%m-%d %H:%M} UTC)\n"
-           f"type it at the keypad as *{code}#")
+           _("code {code}  ({kind}, valid {start} – {end} UTC)\ntype it at the keypad as *{code}#").format(
+               code=code, kind=kind.value, start=f"{grant.start:%Y-%m-%d %H:%M}", end=f"{grant.end:%Y-%m-%d %H:%M}"))
 
 
 @codes_app.command("list")
@@ -397,7 +400,7 @@ def list_codes(actor: Actor, actor_pin: ActorPin = None) -> None:
         _actor(store, actor, actor_pin)
         rows = store.list_codes()
     output(rows, "\n".join(f"{r['code']:<20} {r['kind']:<13} {r['start'][:16]} – {r['end'][:16]}  uses {r['uses']}"
-                           f"{'  REVOKED' if r['revoked'] else ''}" for r in rows) or "no codes")
+                           f"{'  REVOKED' if r['revoked'] else ''}" for r in rows) or _("no codes"))
 
 
 @codes_app.command("revoke")
@@ -406,7 +409,7 @@ def revoke_code(code: Annotated[str, typer.Argument(help="The code's digits or i
     """Revoke a code now (it joins the synchronised revocation list)."""
     with _store() as store:
         code_id = store.revoke_code(code, _actor(store, actor, actor_pin), _now())
-    output({"revoked": code_id}, f"revoked {code_id}")
+    output({"revoked": code_id}, _("revoked {id}").format(id=code_id))
 
 
 @codes_app.command("clear")
@@ -417,7 +420,7 @@ def clear_code(code: Annotated[str, typer.Argument(help="The code to cancel at t
         actor_id = _actor(store, actor, actor_pin)
         secret = store.offline_secret(actor_id, actor_id, _now()).secret
         clear = offline.issue_clear(secret, code, _now())
-    output({"clear_code": clear}, f"clear code {clear}  (type *{clear}# at the keypad)")
+    output({"clear_code": clear}, _("clear code {code}  (type *{code}# at the keypad)").format(code=clear))
 
 
 @codes_app.command("sync")
@@ -533,9 +536,20 @@ def unlock(
     finally:
         rt.close()
     data = decision.to_dict()
-    verdict = "OPEN" if decision.accepted else "REFUSED"
-    output(data, f"{verdict}: {decision.reason.value}"
+    verdict = _("OPEN") if decision.accepted else _("REFUSED")
+    output(data, f"{verdict}: {_why(decision)}"
                  f"{' (' + decision.user_name + ')' if decision.user_name else ''}"
                  f"{' – ' + decision.detail if decision.detail else ''}")
     if not decision.accepted:
         sys.exit(3)
+
+
+def _why(decision: Any) -> str:
+    """The reason code; for a PIN/code alone that needs a face too, what the door screen says, in the CLI's
+    language ('show your face first, then your PIN')."""
+    from limen.decision import Reason
+    from limen.service.messages import FACE_FIRST
+
+    if decision.reason is Reason.FACE_FIRST:
+        return f"{decision.reason.value} ({_(FACE_FIRST)})"
+    return str(decision.reason.value)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 
 audit_app = typer.Typer(help="The tamper-evident audit trail: tail, verify, export.", no_args_is_help=True)
 
@@ -61,7 +62,7 @@ def tail(n: Annotated[int, typer.Option("-n", "--lines", help="How many records.
         for rec in records:
             typer.echo(_line(rec, names))
         if not records:
-            typer.echo("(no records)")
+            typer.echo(_("(no records)"))
 
     output(records, human)
 
@@ -79,8 +80,9 @@ def verify(
         summary = verify_export(file, pinned)
         data = {"ok": True, "file": str(file), "device_id": summary.device_id, "records": summary.records,
                 "checkpoints": summary.checkpoints, "last_hash": summary.last_hash, "keys": summary.key_ids}
-        output(data, f"ok: {summary.records} records, {summary.checkpoints} signed checkpoints "
-                     f"(device {summary.device_id}, key {', '.join(summary.key_ids) or '-'})")
+        output(data, _("ok: {records} records, {checkpoints} signed checkpoints (device {device}, key {keys})").format(
+            records=summary.records, checkpoints=summary.checkpoints, device=summary.device_id,
+            keys=", ".join(summary.key_ids) or "-"))
         return
     log = open_audit(STATE.settings)
     try:
@@ -101,8 +103,9 @@ def verify(
         log.close()
     data = {"ok": True, "records": chain.records, "checkpoints": chain.checkpoints, "last_hash": chain.last_hash,
             "unsigned_tail": chain.unsigned_tail, "keys": chain.key_ids}
-    output(data, f"ok: {chain.records} records, {chain.checkpoints} signed checkpoints, "
-                 f"{chain.unsigned_tail} after the last one (key {', '.join(chain.key_ids) or '-'})")
+    output(data, _("ok: {records} records, {checkpoints} signed checkpoints, {tail} after the last one "
+                   "(key {keys})").format(records=chain.records, checkpoints=chain.checkpoints,
+                                          tail=chain.unsigned_tail, keys=", ".join(chain.key_ids) or "-"))
 
 
 def _with_vault_copy(log: Any) -> Any:
@@ -135,7 +138,7 @@ def export(out: Annotated[Path, typer.Argument(help="Output file (JSON lines).")
         count = log.export(out)
     finally:
         log.close()
-    output({"file": str(out), "records": count}, f"exported {count} records to {out}")
+    output({"file": str(out), "records": count}, _("exported {n} records to {file}").format(n=count, file=out))
 
 
 @audit_app.command("checkpoint")
@@ -148,7 +151,8 @@ def checkpoint() -> None:
         index = log.checkpoint()
     finally:
         log.close()
-    output({"index": index}, f"signed up to record {index}" if index is not None else "(empty chain)")
+    output({"index": index}, _("signed up to record {index}").format(index=index) if index is not None
+           else _("(empty chain)"))
 
 
 @audit_app.command("recover")

@@ -27,6 +27,7 @@ class CliState:
     config_file: Path | None = None
     json: bool = False
     debug: bool = False
+    lang: str | None = None  # --lang: before LIMEN_LANG and the locale variables
     _settings: Settings | None = field(default=None, repr=False)
 
     @property
@@ -42,10 +43,10 @@ STATE = CliState()
 
 
 def language() -> str:
-    """The CLI's language: `LIMEN_LANG` (the setting), else LANGUAGE / LC_ALL / LC_MESSAGES / LANG."""
+    """The CLI's language: `--lang`, else `LIMEN_LANG` (the setting), else LANGUAGE / LC_ALL / LC_MESSAGES / LANG."""
     from limen.service.i18n import cli_language
 
-    return cli_language(os.environ.get("LIMEN_LANG"), dict(os.environ))
+    return cli_language(STATE.lang or os.environ.get("LIMEN_LANG"), dict(os.environ))
 
 
 def gettext(message: str) -> str:

@@ -10,6 +10,7 @@ import typer
 
 from limen.audit.event import Event, EventKind
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 from limen.runtime import open_runtime
 
 users_app = typer.Typer(help="People known to the lock.", no_args_is_help=True)
@@ -35,12 +36,12 @@ def list_users() -> None:
 
     def human() -> None:
         if not rows:
-            typer.echo("no users")
+            typer.echo(_("no users"))
         for r in rows:
-            typer.echo(f"{r['name']:<24} {r['modalities'] or '-':<12} "
-                       f"added by {r['created_by_name']} "
-                       f"on {str(r['created_at'])[:16].replace('T', ' ')} UTC; purpose: {r['purpose'] or '-'}, "
-                       f"retention {r['retention_days'] or '-'} d")
+            typer.echo(f"{r['name']:<24} {r['modalities'] or '-':<12} " + _(
+                "added by {who} on {when} UTC; purpose: {purpose}, retention {days} d").format(
+                who=r["created_by_name"], when=str(r["created_at"])[:16].replace("T", " "),
+                purpose=r["purpose"] or "-", days=r["retention_days"] or "-"))
 
     output(rows, human)
 
