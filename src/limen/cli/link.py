@@ -328,7 +328,7 @@ def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certifica
     cert_file.write_bytes(pki.pem(issued))
     output({"expires": issued.not_valid_after_utc.isoformat()},
            f"installed; expires {issued.not_valid_after_utc:%Y-%m-%d}"
-           f"{' (rotation due: run limen link csr)' if pki.needs_rotation(issued, datetime.now(UTC)) else ''}")
+           f"{' (rotation due: limen link run renews it)' if pki.needs_rotation(issued, datetime.now(UTC)) else ''}")
 
 
 @link_app.command("run")
