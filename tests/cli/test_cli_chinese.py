@@ -78,3 +78,12 @@ def test_the_error_line_of_the_entry_point_is_translated(tmp_path: Path) -> None
     assert missing.returncode == 1 and missing.stderr.startswith("错误："), missing.stderr
     same = subprocess_limen(d, *args, LIMEN_LANG="en", LIMEN_ACTOR_PIN=OWNER_PIN)
     assert same.stderr.startswith("error: "), same.stderr
+
+
+def test_a_door_attempt_reads_in_chinese(zh: None) -> None:
+    from limen.cli.face import describe
+    from limen.decision import Decision, Outcome, Reason
+
+    refused = Decision(Outcome.REJECT, Reason.NO_MATCH, user_name="Max", score=0.61, threshold=0.45,
+                       timings={"embed": 12.0})
+    assert describe(refused) == "拒绝 Max: no_match (距离 0.610，阈值 0.450) 用时 12 毫秒"

@@ -23,6 +23,7 @@ from limen.access.attempt import Source
 from limen.access.store import ensure_user
 from limen.capture import Capture, load_capture
 from limen.cli.common import STATE, output, progress
+from limen.cli.common import gettext as _
 from limen.decision import Decision, Reason
 from limen.people import Consent
 from limen.runtime import Runtime, open_runtime
@@ -72,8 +73,8 @@ def enroll(
         raise BadRequest("--face/--finger", "give face images (--face), fingerprint images (--finger) or --sensor")
     if not face:
         data = enrol_finger(name, finger, sensor, 3, purpose, retention_days, consent, actor, actor_pin)
-        output(data, f"enrolled a finger of {data['name']} ({data['user_id']}) from {data['impressions']} "
-                     "impression(s)")
+        output(data, _("enrolled a finger of {name} ({id}) from {n} impression(s)").format(
+            name=data["name"], id=data["user_id"], n=data["impressions"]))
         return
     captures = _captures(face)
     rt = open_runtime(STATE.settings)
@@ -99,11 +100,12 @@ def _prompt_pin(rt: Runtime, actor: str) -> str | None:
 
 
 def _print_enrolment(data: dict[str, object]) -> None:
-    typer.echo(f"enrolled {data['name']} ({data['user_id']}) from {data['samples']} sample(s)")
+    typer.echo(_("enrolled {name} ({id}) from {n} sample(s)").format(name=data["name"], id=data["user_id"],
+                                                                     n=data["samples"]))
     if data["rejected"]:
-        typer.echo(f"  rejected samples: {data['rejected']}")
+        typer.echo("  " + _("rejected samples: {rejected}").format(rejected=data["rejected"]))
     for w in data["warnings"]:  # type: ignore[attr-defined]
-        typer.echo(f"  warning: {w}")
+        typer.echo("  " + _("warning: {text}").format(text=w))
 
 
 PinOption = Annotated[bool, typer.Option(
@@ -166,10 +168,13 @@ def _finish(decision: Decision) -> None:
 
 
 def describe(d: Decision) -> str:
+    """One line in the CLI's language (the reason and quality gate stay codes, as in --json)."""
     who = f" {d.user_name}" if d.user_name else ""
-    kind = "score" if d.scores.get("finger.score") == d.score else "distance"  # finger similarity, face distance
-    score = "" if d.score is None or d.threshold is None else f" ({kind} {d.score:.3f}, threshold {d.threshold:.3f})"
+    kind = _("score") if d.scores.get("finger.score") == d.score else _("distance")  # finger similarity, face distance
+    score = "" if d.score is None or d.threshold is None else " (" + _("{kind} {score}, threshold {threshold}").format(
+        kind=kind, score=f"{d.score:.3f}", threshold=f"{d.threshold:.3f}") + ")"
     gate = f" [{d.quality_gate.value}]" if d.quality_gate else ""
     detail = f" – {d.detail}" if d.detail else ""
-    total = sum(d.timings.values())
-    return f"{d.outcome.value}{who}: {d.reason.value}{gate}{score}{detail} in {total:.0f} ms"
+    outcome = _("accept") if d.accepted else _("reject")
+    total = _("in {ms} ms").format(ms=f"{sum(d.timings.values()):.0f}")
+    return f"{outcome}{who}: {d.reason.value}{gate}{score}{detail} {total}"
