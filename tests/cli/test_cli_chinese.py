@@ -87,3 +87,9 @@ def test_a_door_attempt_reads_in_chinese(zh: None) -> None:
     refused = Decision(Outcome.REJECT, Reason.NO_MATCH, user_name="Max", score=0.61, threshold=0.45,
                        timings={"embed": 12.0})
     assert describe(refused) == "拒绝 Max: no_match (距离 0.610，阈值 0.450) 用时 12 毫秒"
+
+
+def test_tamper_status_in_chinese(tmp_path: Path, zh: None) -> None:
+    shown = limen(tmp_path / "data", "tamper", "status")
+    assert shown.exit_code == 0, shown.output
+    assert "锁定：关闭" in shown.stdout and "防拆信号源：" in shown.stdout

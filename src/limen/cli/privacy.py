@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 
 if TYPE_CHECKING:
     from limen.runtime import Runtime
@@ -67,7 +68,7 @@ def export(person: Annotated[str, typer.Argument(help="Name (or id) of the perso
         typer.echo(text)
     else:
         out.write_text(text + "\n", encoding="utf-8")
-        output({"file": str(out)}, f"wrote {out}")
+        output({"file": str(out)}, _("wrote {file}").format(file=out))
 
 
 @privacy_app.command("erase")
@@ -86,7 +87,8 @@ def erase(person: Annotated[str, typer.Argument(help="Name (or id) of the person
     try:
         at = datetime.now(UTC)
         who, target = _allowed(rt, actor, actor_pin, person, at)
-        if not yes and not typer.confirm(f"Erase {person} from this lock, with every local backup?"):
+        if not yes and not typer.confirm(_("Erase {person} from this lock, with every local backup?").format(
+                person=person)):
             raise typer.Abort()
         eraser = lock_eraser(rt)
         erased = eraser.erase_person(target, who, at)
@@ -94,5 +96,6 @@ def erase(person: Annotated[str, typer.Argument(help="Name (or id) of the person
     finally:
         rt.close()
     output({"user": target, "erased": {"lock": erased}, "fresh_backup": fresh},
-           f"erased {person}: " + ", ".join(f"{k} {v}" for k, v in sorted(erased.items()))
-           + (f"; new backup {fresh} (upload with limen link run)" if fresh else ""))
+           _("erased {person}: {counts}").format(person=person, counts=", ".join(
+               f"{k} {v}" for k, v in sorted(erased.items())))
+           + ("; " + _("new backup {file} (upload with limen link run)").format(file=fresh) if fresh else ""))

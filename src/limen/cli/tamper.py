@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 from limen.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -75,13 +76,16 @@ def simulate(
 
 
 def _print_report(data: dict[str, Any]) -> None:
-    typer.echo(f"tamper {data['source']} ({data['reason']}): incident {data['incident']}")
+    typer.echo(_("tamper {source} ({reason}): incident {incident}").format(
+        source=data["source"], reason=data["reason"], incident=data["incident"]))
     for step, ms in data["steps_ms"].items():
         typer.echo(f"  {ms:9.2f} ms  {step}")
+    failed = _("FAILED")
     for step, error in data["errors"].items():
-        typer.echo(f"  FAILED     {step}: {error}")
-    typer.echo(f"vault erased: {data['erased']}; door: {data['door']}; audit record {data['audit_index']}; "
-               f"alarm record {data['alarm_index']}; lockdown: {data['locked_down']}")
+        typer.echo(f"  {failed:<10} {step}: {error}")
+    typer.echo(_("vault erased: {erased}; door: {door}; audit record {audit}; alarm record {alarm}; "
+                 "lockdown: {lockdown}").format(erased=data["erased"], door=data["door"], audit=data["audit_index"],
+                                                alarm=data["alarm_index"], lockdown=data["locked_down"]))
 
 
 @tamper_app.command("status")
@@ -97,17 +101,20 @@ def status() -> None:
 
     def human() -> None:
         lock = data["lockdown"]
-        active = f"ACTIVE since {lock['since']} ({lock['reason']})"
-        typer.echo(f"lockdown: {active if lock['active'] else 'off'}")
+        active = _("ACTIVE since {since} ({reason})").format(since=lock["since"], reason=lock["reason"])
+        typer.echo(_("lockdown: {state}").format(state=active if lock["active"] else _("off")))
         if data["pending"]:
-            typer.echo(f"unfinished response: {data['pending']} (completes at the next start)")
+            typer.echo(_("unfinished response: {pending} (completes at the next start)").format(
+                pending=data["pending"]))
         for inc in data["incidents"]:
-            typer.echo(f"incident {inc['id'][:12]} {inc['detected_at']} {inc['source']}: {inc['reason']} "
-                       f"(erased {bool(inc['erased'])}, door {inc['door']})")
+            typer.echo(_("incident {id} {at} {source}: {reason} (erased {erased}, door {door})").format(
+                id=inc["id"][:12], at=inc["detected_at"], source=inc["source"], reason=inc["reason"],
+                erased=bool(inc["erased"]), door=inc["door"]))
         for s in data["sensors"]:
-            typer.echo(f"sensor {s['name']} ({s['kind']}): {s['identity']}")
-        typer.echo("tamper sources: " + (", ".join(data["sources"]) or
-                                         "none configured (set tamper_sources, e.g. [\"case:17\"])"))
+            typer.echo(_("sensor {name} ({kind}): {identity}").format(name=s["name"], kind=s["kind"],
+                                                                      identity=s["identity"]))
+        typer.echo(_("tamper sources: {sources}").format(sources=", ".join(data["sources"]) or _(
+            "none configured (set tamper_sources, e.g. [\"case:17\"])")))
 
     output(data, human)
 
@@ -150,8 +157,8 @@ def clear(
     finally:
         journal.close()
         rt.close()
-    output(result, f"lockdown lifted; vault {result['vault']} with fresh keys (enrol users again); "
-                   f"sensors bound: {', '.join(sorted(result['sensors'])) or 'none'}")
+    output(result, _("lockdown lifted; vault {vault} with fresh keys (enrol users again); sensors bound: {sensors}")
+           .format(vault=result["vault"], sensors=", ".join(sorted(result["sensors"])) or _("none")))
 
 
 @tamper_app.command("bind")

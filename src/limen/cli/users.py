@@ -70,7 +70,7 @@ def remove(
     finally:
         rt.close()
     output({"removed": person.id, "name": person.name, "templates_erased": removed},
-           f"removed {person.name} ({person.id}); {removed} template(s) erased")
+           _("removed {name} ({id}); {n} template(s) erased").format(name=person.name, id=person.id, n=removed))
 
 
 def _ask_pin(actor: str) -> str | None:
