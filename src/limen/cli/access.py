@@ -249,7 +249,7 @@ def add_credential(
             valid_from=_instant(valid_from, store, "valid_from"),
             valid_until=_instant(valid_until, store, "valid_until"), max_uses=max_uses,
             expire_after_s=expires_after * 60 if expires_after is not None else None)
-    output(_cred_dict(cred), f"added {cred.id}")
+    output(_cred_dict(cred), _("added {id}").format(id=cred.id))
 
 
 @credentials_app.command("remove")
@@ -258,7 +258,7 @@ def remove_credential(cred_id: Annotated[str, typer.Argument(help="e.g. pin:3")]
     """Delete a credential (a removed PIN may not be reused soon)."""
     with _store() as store:
         store.remove_credential(cred_id, _actor(store, actor, actor_pin), _now())
-    output({"removed": cred_id}, f"removed {cred_id}")
+    output({"removed": cred_id}, _("removed {id}").format(id=cred_id))
 
 
 @credentials_app.command("revoke")
@@ -266,7 +266,7 @@ def revoke_credential(cred_id: Annotated[str, typer.Argument()], actor: Actor, a
     """Refuse a credential from the next attempt on (kept on record)."""
     with _store() as store:
         store.revoke_credential(cred_id, _actor(store, actor, actor_pin), _now())
-    output({"revoked": cred_id}, f"revoked {cred_id}")
+    output({"revoked": cred_id}, _("revoked {id}").format(id=cred_id))
 
 
 @credentials_app.command("list")
@@ -297,7 +297,7 @@ def week_day(
     with _store() as store:
         s = store.add_week_day(user, index, mask, t0, t1, _actor(store, actor, actor_pin), _now())
     output({"user_id": s.user_id, "index": s.index, "days": int(s.days), "start": start, "end": end},
-           f"week-day schedule {s.index} set")
+           _("week-day schedule {index} set").format(index=s.index))
 
 
 @schedules_app.command("year-day")
@@ -315,7 +315,7 @@ def year_day(
         assert t0 is not None and t1 is not None
         s = store.add_year_day(user, index, t0, t1, _actor(store, actor, actor_pin), _now())
     output({"user_id": s.user_id, "index": s.index, "start": s.start.isoformat(), "end": s.end.isoformat()},
-           f"year-day schedule {s.index} set")
+           _("year-day schedule {index} set").format(index=s.index))
 
 
 @schedules_app.command("holiday")
@@ -333,7 +333,7 @@ def holiday(
         assert t0 is not None and t1 is not None
         s = store.add_holiday(index, t0, t1, mode, _actor(store, actor, actor_pin), _now())
     output({"index": s.index, "start": s.start.isoformat(), "end": s.end.isoformat(), "mode": s.mode.value},
-           f"holiday schedule {s.index} set")
+           _("holiday schedule {index} set").format(index=s.index))
 
 
 @schedules_app.command("remove")
@@ -347,7 +347,7 @@ def remove_schedule(
     """Remove one schedule."""
     with _store() as store:
         store.remove_schedule(kind, index, _actor(store, actor, actor_pin), _now(), ref=user)
-    output({"removed": kind, "index": index}, f"removed {kind} schedule {index}")
+    output({"removed": kind, "index": index}, _("removed {kind} schedule {index}").format(kind=kind, index=index))
 
 
 @schedules_app.command("list")
@@ -435,7 +435,8 @@ def sync_codes(file: Annotated[Path, typer.Argument(help="JSON list of revoked c
         raise BadRequest(str(file), "expected a JSON list of code ids (strings)")
     with _store() as store:
         added = store.sync_revocations(ids, _actor(store, actor, actor_pin), _now())
-    output({"added": added, "listed": len(ids)}, f"{added} new revocation(s) of {len(ids)} listed")
+    output({"added": added, "listed": len(ids)},
+           _("{added} new revocation(s) of {listed} listed").format(added=added, listed=len(ids)))
 
 
 # ---------------------------------------------------------------------- lock-wide settings

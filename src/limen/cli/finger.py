@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from limen.cli.common import STATE, output, progress
+from limen.cli.common import gettext as _
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,7 +84,7 @@ def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count
     assert sensor is not None
     with _open_sensor(rt, sensor) as module:
         for k in range(count):
-            typer.echo(f"place the finger on the sensor ({k + 1}/{count})", err=True)
+            typer.echo(_("place the finger on the sensor ({k}/{count})").format(k=k + 1, count=count), err=True)
             out.append(extract(module.capture_image(), source=f"sensor capture {k + 1}"))
     return out
 
@@ -118,7 +119,8 @@ def enroll(
 ) -> None:
     """Enrol a finger of NAME from images or a paired sensor (all or nothing; needs consent)."""
     data = enrol_finger(name, image, sensor, captures, purpose, retention_days, consent, actor, actor_pin, position)
-    output(data, f"enrolled a finger of {data['name']} ({data['user_id']}) from {data['impressions']} impression(s)")
+    output(data, _("enrolled a finger of {name} ({id}) from {n} impression(s)").format(
+        name=data["name"], id=data["user_id"], n=data["impressions"]))
 
 
 def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captures: int, purpose: str,
@@ -190,7 +192,7 @@ def _probe_image(rt: Runtime, image: Path | None, sensor: str | None) -> np.ndar
         return load_image(image)
     assert sensor is not None
     with _open_sensor(rt, sensor) as module:
-        typer.echo("place the finger on the sensor", err=True)
+        typer.echo(_("place the finger on the sensor"), err=True)
         return module.capture_image()
 
 
@@ -212,8 +214,9 @@ def verify(
         rt.close()
     data = {"user_id": result.user_id, "matched": result.matched, "score": round(result.score, 4),
             "threshold": result.threshold}
-    output(data, f"{'match' if result.matched else 'no match'} (score {result.score:.3f}, "
-                 f"threshold {result.threshold:.3f})")
+    verdict = _("match") if result.matched else _("no match")
+    output(data, f"{verdict} (" + _("{kind} {score}, threshold {threshold}").format(
+        kind=_("score"), score=f"{result.score:.3f}", threshold=f"{result.threshold:.3f}") + ")")
     if not result.matched:
         raise typer.Exit(1)
 
@@ -260,7 +263,8 @@ def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.
         save_pairing(_sensor_file(), port, pairing, box)
     finally:
         rt.close()
-    output({"port": port, "identity": pairing.identity}, f"paired {pairing.identity} on {port}")
+    output({"port": port, "identity": pairing.identity},
+           _("paired {identity} on {port}").format(identity=pairing.identity, port=port))
 
 
 @finger_app.command("simulate")
