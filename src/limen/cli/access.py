@@ -102,7 +102,7 @@ def _prompt_pin(label: str, confirm: bool = False, env: str = "LIMEN_NEW_PIN") -
 
 
 def _actor(store: AccessStore, actor: str, pin: str | None) -> str:
-    pin = pin if pin is not None else _prompt_pin(f"PIN of {actor}", env="LIMEN_ACTOR_PIN")
+    pin = pin if pin is not None else _prompt_pin(_("PIN of {name}").format(name=actor), env="LIMEN_ACTOR_PIN")
     return store.authenticate(actor, pin, _now()).user_id
 
 
@@ -134,8 +134,9 @@ def _cred_dict(c: Credential) -> dict[str, Any]:
 
 
 def _show_user(u: AccessUser) -> str:
+    implicit = "  " + _("(face-enrolled, no access row)") if u.implicit else ""
     return (f"{u.index:>3}  {u.name:<20} {u.permission.value:<13} {u.status.value:<9} {u.user_type.value:<19} "
-            f"{u.credential_rule.value}{'  (face-enrolled, no access row)' if u.implicit else ''}")
+            f"{u.credential_rule.value}{implicit}")
 
 
 # ---------------------------------------------------------------------- users
@@ -163,7 +164,7 @@ def add_user(
         elif actor is None:
             raise BadRequest("as", "name the owner or administrator making the change with --as")
         actor_id = "" if first else _actor(store, actor or "", actor_pin)
-        pin = _prompt_pin(f"New PIN for {name}", confirm=True) if with_pin else None
+        pin = _prompt_pin(_("New PIN for {name}").format(name=name), confirm=True) if with_pin else None
         if first and any(u.name == name for u in store.users()):  # enrolled (e.g. by face) before any owner
             assert pin is not None
             user = store.claim_first_owner(name, pin, _now())
@@ -194,7 +195,8 @@ def modify_user(
         updated = store.modify_user(user, actor_id, _now(), name=name, permission=permission, user_type=user_type,
                                     credential_rule=rule, unique_id=unique_id, pin_max_age_days=pin_max_age_days)
         if new_pin:
-            store.change_pin(updated.user_id, _prompt_pin(f"New PIN for {updated.name}", confirm=True), actor_id,
+            label = _("New PIN for {name}").format(name=updated.name)
+            store.change_pin(updated.user_id, _prompt_pin(label, confirm=True), actor_id,
                              _now())
     output(_user_dict(updated), _("modified {name}").format(name=updated.name))
 
@@ -243,7 +245,8 @@ def add_credential(
     """Link a credential to a user (PINs are prompted and stored only as Argon2id hashes)."""
     with _store() as store:
         actor_id = _actor(store, actor, actor_pin)
-        secret = _prompt_pin(f"New PIN for {user}", confirm=True) if ctype is CredentialType.PIN else uid
+        label = _("New PIN for {name}").format(name=user)
+        secret = _prompt_pin(label, confirm=True) if ctype is CredentialType.PIN else uid
         cred = store.add_credential(
             user, ctype, actor_id, _now(), secret=secret, backup=backup, offline_max_uses=offline_uses,
             valid_from=_instant(valid_from, store, "valid_from"),
@@ -455,7 +458,7 @@ def set_link(state: Annotated[str, typer.Argument(help="online or offline.")], a
         store.set_online(state == "online")
         store.audit.append(Event(EventKind.CONFIG_CHANGE, _now(), actor=who, subject="lock", reason=f"link {state}",
                                  source="cli", data={"online": state == "online"}))
-    output({"online": state == "online"}, f"link {state}")
+    output({"online": state == "online"}, _("link online") if state == "online" else _("link offline"))
 
 
 @access_app.command("status")
@@ -477,7 +480,7 @@ def set_mode(mode: Annotated[OperatingMode, typer.Argument()], actor: Actor, act
     """Set the operating mode (normal, vacation, privacy, no_remote_lock_unlock, passage)."""
     with _store() as store:
         store.set_mode(mode, _actor(store, actor, actor_pin), _now())
-    output({"mode": mode.value}, f"mode {mode.value}")
+    output({"mode": mode.value}, _("mode {mode}").format(mode=mode.value))
 
 
 @access_app.command("set")
@@ -527,7 +530,8 @@ def unlock(
         if remote_as is not None:
             owner = rt.access().user(remote_as).user_id
             decision = controller.remote(owner, authorised=True,
-                                         pin=_prompt_pin(f"PIN of {remote_as}", env="LIMEN_ACTOR_PIN"), device="cli")
+                                         pin=_prompt_pin(_("PIN of {name}").format(name=remote_as),
+                                                         env="LIMEN_ACTOR_PIN"), device="cli")
         elif pin is not None:
             decision = controller.keypad(pin)
         elif code is not None:
