@@ -466,6 +466,7 @@ CLOUD_WEBHOOK_TIMEOUT_S = 5.0          # one community-webhook POST
 CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webhook (kept, error shown)
 CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
 CLOUD_WEBHOOK_BACKOFF_MAX_S = 600.0    # … up to this
+CLOUD_INVITE_HOURS = 72                # a sign-up invite or the first start's setup token is valid this long
 # Automatic rotation of a lock's link certificate (link/pki.Rotation, limen_cloud/bridge.py) — design values:
 LINK_ROTATION_RETRY_S = 3600.0         # a rotation CSR left unanswered is sent again after this
 CLOUD_CERT_MIN_INTERVAL_S = 3600.0     # the cloud's CA issues at most one certificate per lock this often
