@@ -31,6 +31,8 @@ from limen.cli.common import STATE, output
 from limen.errors import BadRequest, LinkError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from limen.link.backup import Backups
     from limen.runtime import Runtime
 
@@ -232,6 +234,10 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
                                                           help="The lock it was made on (default: this one).")] = None,
             recovery: Annotated[str | None, typer.Option("--recovery-key", envvar="LIMEN_RECOVERY_KEY", hidden=True,
                                                          help="The printed recovery key (prompted).")] = None,
+            from_lock_key: Annotated[list[str] | None, typer.Option(
+                "--from-lock-key",
+                help="The replaced lock's audit public key (base64 Ed25519, from the owner's own record of it, "
+                     "never from the cloud); needed when the backup comes from another lock.")] = None,
             ) -> None:
     """Restore a backup in person with the printed recovery key (one transaction; revocations stay)."""
     from limen.audit.event import Event, EventKind
@@ -248,7 +254,8 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
         try:
             _, content_key = unwrap_key(blob, parse_recovery_key(text))
             restored = backups.restore(blob, content_key, now, from_lock=from_lock or STATE.settings.device_id,
-                                       on_removed=lambda uid: rt.erase_templates(uid, "restore", now))
+                                       on_removed=lambda uid: rt.erase_templates(uid, "restore", now),
+                                       lock_keys=_lock_keys(from_lock_key or []))
         except BadRequest as exc:
             rt.audit.append(Event(EventKind.PRIVACY, now, actor="recovery-key", subject="lock", outcome="refused",
                                   reason="backup restore refused", source="cli", data={"detail": exc.reason}))
@@ -260,6 +267,43 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
     output(restored.to_dict(), f"restored backup {restored.counter} of {restored.lock} "
                                f"({restored.rows.get('users', 0)} people; {restored.revoked_users} users and "
                                f"{restored.revoked_codes} codes kept revoked)")
+
+
+def _lock_keys(texts: list[str]) -> dict[str, Ed25519PublicKey]:
+    """Audit public keys given in base64 (32 raw bytes each), by key id; a malformed one is a clear error."""
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey as Public
+
+    from limen.audit.keys import key_id
+
+    keys: dict[str, Ed25519PublicKey] = {}
+    for text in texts:
+        try:
+            raw = base64.b64decode(text.strip(), validate=True)
+            public = Public.from_public_bytes(raw)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("--from-lock-key", "not a base64 Ed25519 public key (32 bytes)") from exc
+        keys[key_id(public)] = public
+    return keys
+
+
+@link_app.command("backup-templates")
+def backup_templates(state: Annotated[str, typer.Argument(help="on or off.")],
+                     actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Opt in to (on) or out of (off) backing up face templates and fingers; off by default (owner's PIN)."""
+    if state not in ("on", "off"):
+        raise BadRequest("state", "say on or off")
+    rt, backups = _backups()
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        backups.set_templates(state == "on", owner, datetime.now(UTC), rt.audit)
+    finally:
+        rt.close()
+    output({"backup_templates": state == "on"},
+           "future backups carry face templates and fingers (encrypted to your keys)" if state == "on"
+           else "future backups carry no biometric data; after a restore people enrol again")
 
 
 def _backups() -> tuple[Runtime, Backups]:
