@@ -40,7 +40,8 @@ def test_extraction_sees_the_console() -> None:
     ids = extracted()
     assert len(ids) > 300, len(ids)  # templates, notices, feed sentences, CLI messages
     for sample in ("Where alarms go", "Add a person", "{n} wrong codes at the door", "Alarm channel added: send it "
-                   "a test to be sure it reaches you.", "Audit trail", "(no alarms queued)"):
+                   "a test to be sure it reaches you.", "Audit trail", "(no alarms queued)",
+                   "error:", "no users", "added {name} (index {index}, {permission})", "in {ms} ms"):  # the CLI
         assert sample in ids, sample
 
 
