@@ -65,3 +65,14 @@ def test_a_replacement_lock_restores_only_with_the_old_locks_key_from_the_owner(
     done = limen(new, "--json", "link", "restore", str(blob), "--recovery-key", printed, "--from-lock-key", text)
     assert done.exit_code == 0, done.output
     assert sorted(u["name"] for u in json.loads(limen(new, "--json", "users", "list").output)) == ["Max", "Olga"]
+
+
+def test_a_person_the_owner_removed_does_not_come_back_from_an_older_backup(tmp_path: Path) -> None:
+    d = tmp_path / "lock"
+    printed, blob = _lock_with_backup(d)  # the backup still holds Max
+    saved = tmp_path / "older.limenbak"
+    saved.write_bytes(blob.read_bytes())
+    assert limen(d, "users", "remove", "Max", "--as", "Olga").exit_code == 0
+    done = limen(d, "--json", "link", "restore", str(saved), "--recovery-key", printed)
+    assert done.exit_code == 0, _said(done)
+    assert [u["name"] for u in json.loads(limen(d, "--json", "users", "list").output)] == ["Olga"]

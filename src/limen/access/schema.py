@@ -112,4 +112,13 @@ MIGRATIONS: list[str] = [
         issued_by      TEXT NOT NULL
     )
     """,
+    # 2: people removed by the owner, remembered (no FK: the person is gone) so that restoring an older
+    # backup never brings them back.
+    """
+    CREATE TABLE access_user_removals (
+        user_id     TEXT PRIMARY KEY,
+        removed_at  TEXT NOT NULL,
+        removed_by  TEXT NOT NULL
+    )
+    """,
 ]

@@ -128,6 +128,8 @@ def remove_user(ctx: AccessContext, ref: str, actor: str, at: datetime) -> None:
         if user.user_id == actor:
             raise BadRequest("user", "you cannot remove yourself")
         conn.execute("DELETE FROM users WHERE id = ?", (user.user_id,))
+        conn.execute("INSERT OR REPLACE INTO access_user_removals VALUES (?, ?, ?)",
+                     (user.user_id, rows.iso(at), actor))
     ctx.emit(EventKind.USER_CHANGE, at, actor, user.user_id, "user removed", index=user.index)
 
 

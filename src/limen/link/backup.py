@@ -455,9 +455,10 @@ class Backups:
     def revoked(self) -> Revoked:
         rows = self.conn.execute("SELECT kind, ref FROM backup_revocations").fetchall()
         codes = {r[0] for r in self.conn.execute("SELECT code_id FROM access_code_revocations")}
+        removed = {r[0] for r in self.conn.execute("SELECT user_id FROM access_user_removals")}  # by the owner
         return Revoked(frozenset(r[1] for r in rows if r[0] == "user"),
                        frozenset({r[1] for r in rows if r[0] == "code"} | codes),
-                       frozenset(r[1] for r in rows if r[0] == "erased"))
+                       frozenset({r[1] for r in rows if r[0] == "erased"} | removed))
 
     # -------------------------------------------------------------- template backup (the owner's opt-in)
     def templates_opted_in(self) -> bool:
