@@ -76,6 +76,7 @@ def test_the_error_line_of_the_entry_point_is_translated(tmp_path: Path) -> None
     args = ("codes", "revoke", "no-such-code", "--as", "Olga")
     missing = subprocess_limen(d, *args, LIMEN_LANG="zh_CN", LIMEN_ACTOR_PIN=OWNER_PIN)
     assert missing.returncode == 1 and missing.stderr.startswith("错误："), missing.stderr
+    assert "此门锁上没有用户“Olga”" in missing.stderr  # the message itself, from its pattern
     same = subprocess_limen(d, *args, LIMEN_LANG="en", LIMEN_ACTOR_PIN=OWNER_PIN)
     assert same.stderr.startswith("error: "), same.stderr
 

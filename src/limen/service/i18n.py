@@ -142,7 +142,7 @@ COMPOSED = (
     N_("expires in {span}"), N_("starts in {span}"), N_("expired {when}"), N_("valid from {when}"),
     N_("keypad locked out until {time}"), N_("{n} min"), N_("{n} h"), N_("{n} days"),
     N_("no user with id {id}"), N_("no issued code {id}"), N_("at most {n} files per enrolment"),
-    N_("no way in yet: add a face or a PIN"),
+    N_("no way in yet: add a face or a PIN"), N_("no user '{name}' on this lock (see `limen users list`)"),
 )
 
 
