@@ -44,3 +44,12 @@ def test_serve_warns_only_when_no_source_is_configured(tmp_path: Path, capsys: p
                                                        overrides: dict[str, object], warned: bool) -> None:
     _report_tamper_sources(load_settings(tmp_path, **overrides))
     assert ("No tamper sources configured" in capsys.readouterr().out) is warned
+
+
+def test_tamper_status_lists_the_same_sources_as_status(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "limen.toml").write_text('[limen]\ntamper_watchdog = ["capture:/run/limen/capture.beat"]\n')
+    out = limen(data, "--json", "tamper", "status")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["sources"] == ["watchdog:capture"]

@@ -121,6 +121,7 @@ def status() -> None:
 
 def tamper_status(rt: Runtime) -> dict[str, Any]:
     """What `limen tamper status` shows (also used by `limen status`); reads only."""
+    from limen.cli.status import tamper_source_names
     from limen.tamper import journal_dir, lockdown_status
     from limen.tamper.binding import bound_sensors
     from limen.tamper.journal import read_pending
@@ -131,7 +132,7 @@ def tamper_status(rt: Runtime) -> dict[str, Any]:
             "pending": None if pending is None else {"incident": pending.incident, "source": pending.source,
                                                      "reason": pending.reason},
             "incidents": incidents(rt.conn, 5), "sensors": bound_sensors(rt.conn),
-            "sources": list(rt.settings.tamper_sources)}
+            "sources": tamper_source_names(rt.settings)}
 
 
 @tamper_app.command("clear")
