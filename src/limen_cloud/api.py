@@ -1,6 +1,8 @@
 """The owner's REST API (OpenAPI at /docs) and a minimal page.
 
-Owners sign up with an e-mail and a password (Argon2id), log in for a bearer
+Owners sign up with an e-mail and a password (Argon2id) — only with a one-time invite
+(`limen-cloud invite`, or the setup token `limen-cloud serve` prints while no owner exists)
+unless the cloud was started with `--open-signup` — log in for a bearer
 token (stored as its SHA-256; `SESSION_HOURS`), claim their locks with the
 one-time code each lock showed (`limen link claim-code`), read
 the forwarded history across locks, list and acknowledge alarms, and hand the
@@ -13,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import apprise
@@ -23,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
@@ -33,7 +36,7 @@ from limen.errors import LinkError
 from limen.link.forward import claim_hash
 from limen.service.ratelimit import RateLimiter
 from limen_cloud.db import sessions
-from limen_cloud.models import Alarm, CommandLog, Lock, Owner, Record, Session
+from limen_cloud.models import Alarm, CommandLog, Invite, Lock, Owner, Record, Session
 
 SESSION_HOURS = T.CLOUD_SESSION_HOURS
 Relay = Callable[[str, bytes], None]  # (lock id, signed payload) → published to the lock
@@ -49,6 +52,36 @@ class Credentials(BaseModel):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     password: str = Field(min_length=12, max_length=200)
     totp: str = Field(default="", max_length=10)  # the authenticator's code, once the owner enrolled one (/account)
+
+
+class SignUp(Credentials):
+    invite: str = Field(default="", max_length=100)  # `limen-cloud invite` or the setup token (not with --open-signup)
+
+
+def new_invite(session: DbSession, now: datetime) -> str:
+    """A one-time sign-up token valid `CLOUD_INVITE_HOURS` (only its SHA-256 is stored); the caller commits."""
+    token = secrets.token_urlsafe(24)
+    session.add(Invite(token_hash=hashlib.sha256(token.encode()).hexdigest(), created_at=now,
+                       expires_at=now + timedelta(hours=T.CLOUD_INVITE_HOURS)))
+    return token
+
+
+def spend_invite(session: DbSession, token: str, now: datetime) -> bool:
+    """Mark `token` used if it is a live, unused invite (one conditional UPDATE: two sign-ups cannot share it)."""
+    if not token:
+        return False
+    spent = session.execute(update(Invite).where(
+        Invite.token_hash == hashlib.sha256(token.encode()).hexdigest(), Invite.used_at.is_(None),
+        Invite.expires_at > now).values(used_at=now))
+    return int(getattr(spent, "rowcount", 0)) == 1
+
+
+def setup_token(engine: Engine) -> str | None:
+    """While no owner exists: a fresh invite for the first owner (printed by `limen-cloud serve`), else None."""
+    with sessions(engine)() as session, session.begin():
+        if session.scalar(select(func.count()).select_from(Owner)):
+            return None
+        return new_invite(session, utcnow())
 
 
 class LockClaim(BaseModel):
@@ -104,8 +137,12 @@ def _limited(request: Request) -> None:
 Limited = Depends(_limited)
 
 
-def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None) -> FastAPI:
-    """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with."""
+def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None, *,
+               open_signup: bool = False) -> FastAPI:
+    """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with.
+
+    Owner accounts need a one-time invite unless `open_signup` (anyone reaching the cloud may register).
+    """
     from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
@@ -120,7 +157,11 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         return _HOME
 
     @app.post("/api/owners", status_code=201)
-    def sign_up(body: Credentials, session: Db) -> dict[str, Any]:
+    def sign_up(body: SignUp, session: Db) -> dict[str, Any]:
+        """Register an owner: with a one-time invite (spent only if the account is made) unless --open-signup."""
+        if not open_signup and not spend_invite(session, body.invite, utcnow()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "sign-up needs a valid, unused invite "
+                                "(limen-cloud invite, or the setup token printed at the first start)")
         account = Owner(email=body.email.lower(), password_hash=_hasher.hash(body.password), created_at=utcnow())
         session.add(account)
         try:

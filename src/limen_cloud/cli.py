@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from limen import thresholds as T
 from limen.link import pki
 
 app = typer.Typer(name="limen-cloud", help="The Limen fleet service.", no_args_is_help=True,
@@ -45,11 +46,13 @@ def serve(
                                               "(made 0600 on first start).")] = Path("limen-cloud-receipt.key"),
     ca_dir: Annotated[Path | None, typer.Option(help="The fleet CA directory (`ca init`): sign the rotation CSRs "
                                                 "locks send over the link.")] = None,
+    open_signup: Annotated[bool, typer.Option("--open-signup", help="Anyone reaching the cloud may create an "
+                                              "owner account (default: only with an invite).")] = False,
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
 
-    from limen_cloud.api import create_app
+    from limen_cloud.api import create_app, setup_token
     from limen_cloud.bridge import CloudBridge
     from limen_cloud.db import make_engine, upgrade
     from limen_cloud.notify import AlarmNotifier
@@ -69,12 +72,31 @@ def serve(
     try:
         typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
                    err=True)
-        uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key()), host=host, port=port,
-                    log_level="info")
+        token = None if open_signup else setup_token(engine)
+        if token is not None:
+            typer.echo(f"no owner yet: the first owner signs up with this one-time setup token (valid "
+                       f"{T.CLOUD_INVITE_HOURS} h): {token}", err=True)
+        uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup),
+                    host=host, port=port, log_level="info")
     finally:
         if bridge is not None:
             bridge.close()
         notifier.stop()
+
+
+@app.command()
+def invite(db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD_DB).", envvar="LIMEN_CLOUD_DB")]
+           = "sqlite:///limen-cloud.db") -> None:
+    """Print a one-time sign-up invite (valid CLOUD_INVITE_HOURS) for one new owner account."""
+    from limen_cloud.api import new_invite, utcnow
+    from limen_cloud.db import make_engine, sessions, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    with sessions(engine)() as session, session.begin():
+        token = new_invite(session, utcnow())
+    engine.dispose()
+    typer.echo(token)
 
 
 def load_receipt_key(path: Path) -> Ed25519PrivateKey:

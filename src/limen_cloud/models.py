@@ -26,6 +26,17 @@ class Owner(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # its HMAC-SHA256 key (hex)
 
 
+class Invite(Base):
+    """A one-time sign-up token (only its SHA-256 is kept): `limen-cloud invite` or the first start's setup token."""
+
+    __tablename__ = "invites"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)  # set once: the token is spent
+
+
 class Session(Base):
     __tablename__ = "sessions"
 

@@ -30,7 +30,7 @@ def login(client: TestClient, email: str) -> dict[str, str]:
 
 def test_owner_journey_and_isolation(engine: Engine) -> None:
     relayed: list[tuple[str, bytes]] = []
-    client = TestClient(create_app(engine, lambda lock, payload: relayed.append((lock, payload))))
+    client = TestClient(create_app(engine, lambda lock, payload: relayed.append((lock, payload)), open_signup=True))
     olga = login(client, "olga@example.org")
     assert client.post("/api/owners", json={"email": "OLGA@example.org", "password": PASSWORD}).status_code == 409
     assert client.post("/api/sessions", json={"email": "olga@example.org", "password": "wrong password!"}
@@ -76,7 +76,7 @@ def test_owner_journey_and_isolation(engine: Engine) -> None:
 
 
 def test_no_broker_means_no_relay_and_openapi_is_served(engine: Engine) -> None:
-    client = TestClient(create_app(engine))
+    client = TestClient(create_app(engine, open_signup=True))
     olga = login(client, "olga@example.org")
     connected(engine, "front-door", "abc-def-123")
     client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},
@@ -87,7 +87,7 @@ def test_no_broker_means_no_relay_and_openapi_is_served(engine: Engine) -> None:
 
 
 def test_log_in_attempts_are_rate_limited(engine: Engine) -> None:
-    client = TestClient(create_app(engine))
+    client = TestClient(create_app(engine, open_signup=True))
     wrong = {"email": "nobody@example.org", "password": "wrong password!"}
     codes = [client.post("/api/sessions", json=wrong).status_code for _ in range(12)]
     assert codes[0] == 401 and codes[-1] == 429

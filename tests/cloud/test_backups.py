@@ -91,7 +91,7 @@ def fleet(broker: Broker, engine: Engine, tmp_path: Path) -> Iterator[Fleet]:
     lock.rt.access().add_user("Max", lock.owner, at, pin=MAX_PIN)
     bridge = CloudBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
                          broker.port, receipt_key=Ed25519PrivateKey.generate()).connect(timeout=5)
-    client = TestClient(create_app(engine, bridge.relay, bridge.receipt_key.public_key()))
+    client = TestClient(create_app(engine, bridge.relay, bridge.receipt_key.public_key(), open_signup=True))
     context = pki.client_context(broker.ca_file, *broker.client(LOCK_ID))
     link = LockLink(LOCK_ID, context, broker.host, broker.port, lock.link).connect(timeout=5)
     fleet = Fleet(broker, engine, bridge, client, login(client, "olga@example.org"), lock, link)

@@ -57,7 +57,7 @@ def test_owner_cloud_lock_door_and_evidence(broker: Broker, engine: Engine, tmp_
                          broker.port).connect(timeout=5)
     lock = LockLink(LOCK_ID, pki.client_context(broker.ca_file, *broker.client(LOCK_ID)), broker.host, broker.port,
                     rig.link).connect(timeout=5)
-    client = TestClient(create_app(engine, bridge.relay))
+    client = TestClient(create_app(engine, bridge.relay, open_signup=True))
     try:
         olga = login(client, "olga@example.org")
         code = forwarder.new_claim_code()  # shown on the lock (limen link claim-code)

@@ -35,7 +35,7 @@ def alarm(engine: Engine, lock_id: str, rule: str) -> int:
 
 
 def test_alarms_reach_the_owner_once_and_failures_are_retried(engine: Engine, receiver: Receiver) -> None:
-    client = TestClient(create_app(engine))
+    client = TestClient(create_app(engine, open_signup=True))
     olga = login(client, "olga@example.org")
     connected(engine, "front-door", "abc-def-123")
     client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},

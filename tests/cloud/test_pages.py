@@ -20,7 +20,7 @@ ORIGIN = "https://testserver"
 
 
 def browser(engine: Engine) -> TestClient:
-    return TestClient(create_app(engine), base_url=ORIGIN, follow_redirects=False)
+    return TestClient(create_app(engine, open_signup=True), base_url=ORIGIN, follow_redirects=False)
 
 
 def sign_up(client: TestClient, email: str) -> None:
