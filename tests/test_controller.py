@@ -421,7 +421,7 @@ def test_held_finger_then_face_is_two_factors(rig: Rig) -> None:
 
 
 def test_fusion_lets_a_matched_face_carry_a_finger_below_its_own_threshold(rig: Rig) -> None:
-    weak = (thresholds.FINGER_MATCH_FMR_1E2 + thresholds.FINGER_MATCH_FMR_1E3) / 2
+    weak = (thresholds.FINGER_MATCH_FMR_1E3 + thresholds.FINGER_MATCH_FMR_1E4) / 2
     assert weak < thresholds.FINGER_MATCH_DEFAULT
     rig.finger(weak)
     assert rig.controller.finger(PRINT).reason is Reason.NO_MATCH          # alone: not recognised
@@ -429,13 +429,13 @@ def test_fusion_lets_a_matched_face_carry_a_finger_below_its_own_threshold(rig: 
     rig.controller.face(FRAME, session="k")
     rig.finger(weak)
     d = rig.controller.finger(PRINT, session="k")
-    assert d.accepted and d.scores["fusion.decades"] == pytest.approx(4.0 + 2.5)
+    assert d.accepted and d.scores["fusion.decades"] == pytest.approx(4.0 + 3.5)
 
 
 def test_fusion_never_rescues_a_finger_below_its_floor_or_an_unmatched_face(rig: Rig) -> None:
     rig.face()
     rig.controller.face(FRAME, session="k")
-    rig.finger(thresholds.FINGER_MATCH_FMR_1E2 - 0.05)
+    rig.finger(thresholds.FINGER_MATCH_FMR_1E3 - 0.05)                # above 1e-2, below the floor (1e-3)
     d = rig.controller.finger(PRINT, session="k")
     assert d.reason is Reason.NO_MATCH and rig.settle() is LockState.LOCKED
     unmatched = FaceEvidence(rig.max, 0.6, 0.45, pad())

@@ -428,7 +428,8 @@ FUSION_FINGER_DECADES = ((FINGER_MATCH_FMR_1E2, 2.0), (FINGER_MATCH_FMR_1E3, 3.0
 FUSION_FINGER_MAX_DECADES = 4.0        # no finger score counts for more than the set can show (1 in 11,520)
 FUSION_FACE_MATCHED_DECADES = 4.0      # a face matched at the default point (FMR 1e-4); an unmatched face: 0
 FUSION_MIN_DECADES = 6.0               # face + finger together: joint FMR ≤ 1e-6 (as face + a 6-digit PIN)
-FUSION_FLOOR_DECADES = 2.0             # each modality at FMR ≤ 1e-2 at least, whatever the other one scores
+FUSION_FLOOR_DECADES = 3.0             # each modality at FMR ≤ 1e-3 at least, whatever the other one scores
+                                       # (2.0 let a spoofed RGB face + any finger in 1 try in 100: review)
 FINGER_SENSOR_WAIT_S = 10.0            # the kiosk and the console wait this long for a finger on the sensor (design)
 FINGER_CONSOLE_CAPTURES = 3            # impressions the console takes from the sensor for "add a finger"
 # Protected fixed-length fingerprint code (bio.finger.fixed: spectral minutiae + keyed sign projection), chosen
