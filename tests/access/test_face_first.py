@@ -46,3 +46,13 @@ def test_the_door_says_it_in_chinese() -> None:
         assert i18n.message(keypad_message(decision)) == "请先刷脸，再输入密码"
     finally:
         i18n.set_language("en")
+
+
+def test_a_remote_unlock_under_a_dual_rule_is_not_told_to_show_a_face() -> None:
+    from limen.access.attempt import remote_attempt
+    from limen.access.model import PermissionLevel
+
+    s = with_user(household(), user("max", 2, credential_rule=CredentialRule.DUAL, permission=PermissionLevel.OWNER,
+                                    last_pin_at=at(-1)))
+    decision = judge(remote_attempt("max", True, "135792", "phone"), s, at()).decision
+    assert not decision.accepted and decision.reason is not Reason.FACE_FIRST

@@ -578,7 +578,8 @@ def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) 
             return Reason.SECOND_FACTOR_MISSING, f"{what} recognised; enter your PIN/code to complete"
         return Reason.SECOND_FACTOR_MISSING, (f"{what} recognised, but this sensor cannot open alone and the user "
                                               "has no PIN/code: the owner adds one")
-    if len(types) < user.credential_rule.factors and not types & BIOMETRIC_TYPES:
+    if len(types) < user.credential_rule.factors and not types & BIOMETRIC_TYPES \
+            and not any(isinstance(f, RemoteCommand) for f in ctx.attempt.factors):
         # a face held for the PIN is volatile (a restart forgets it): say so, never "wrong code"
         return Reason.FACE_FIRST, f"{user.credential_rule.value} rule: show your face (or finger) first, then the PIN"
     if len(types) < user.credential_rule.factors:
