@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from limen import people
 from limen.access.attempt import Source
 from limen.access.store import ensure_user
 from limen.capture import Capture, load_capture
@@ -152,6 +153,8 @@ def _attempt(face: Path | None, claim: str | None, pin: bool, finger: Path | Non
     capture = load_capture(face)
     rt = open_runtime(STATE.settings)
     try:
+        if claim is not None:
+            people.find(rt.conn, claim)  # an unknown name is an error (rc 1, "no user …"), not a refused attempt
         decision = rt.controller.face(capture, claim=claim, source=Source.CLI, session="cli")
         if pin and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
             typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))

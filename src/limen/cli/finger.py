@@ -162,6 +162,7 @@ def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face
     """A finger (from an image file or the paired sensor), with a face captured with it if given, through
     the runtime's controller: policy, one audit record, the door.  A finger taken as a first factor is
     completed by the PIN when `pin` (prompted, or LIMEN_PIN)."""
+    from limen import people
     from limen.access.attempt import Source
     from limen.decision import Reason
     from limen.runtime import open_runtime
@@ -169,6 +170,8 @@ def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face
     rt = open_runtime(STATE.settings)
     try:
         grey = _probe_image(rt, image, sensor)
+        if claim is not None:
+            people.find(rt.conn, claim)  # an unknown name is an error (rc 1), not a refused attempt
         if face is not None:
             decision = rt.controller.face_and_finger(face, grey, claim=claim, source=Source.CLI)
         else:
