@@ -94,3 +94,9 @@ def test_tamper_status_in_chinese(tmp_path: Path, zh: None) -> None:
     shown = limen(tmp_path / "data", "tamper", "status")
     assert shown.exit_code == 0, shown.output
     assert "锁定：关闭" in shown.stdout and "防拆信号源：" in shown.stdout
+
+
+def test_vault_status_in_chinese(tmp_path: Path, zh: None) -> None:
+    shown = limen(tmp_path / "data", "vault", "status")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.startswith("模板库 ") and "密钥存储" in shown.stdout

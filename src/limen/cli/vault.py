@@ -12,6 +12,7 @@ import typer
 
 from limen import thresholds
 from limen.cli.common import STATE, output, progress
+from limen.cli.common import gettext as _
 from limen.errors import BadRequest
 
 vault_app = typer.Typer(help="Template vault: protected, sealed templates and crypto-erase.", no_args_is_help=True)
@@ -46,10 +47,12 @@ def status() -> None:
     """State of the vault (active / erased), key store, key generations, number of templates."""
     data = _status_dict()
     frag = data["fragments"]
-    where = "SQLite" if frag["n"] == 1 and not frag["dirs"] else f"{frag['k']}-of-{frag['n']} fragments"
-    output(data, f"vault {data['state']}: {data['templates']} templates ({data['template_bits']} bits), "
-                 f"key store {data['keystore']} (root key generations {data['key_generations'] or 'none'}), "
-                 f"records in {where}")
+    where = "SQLite" if frag["n"] == 1 and not frag["dirs"] else _("{k}-of-{n} fragments").format(
+        k=frag["k"], n=frag["n"])
+    output(data, _("vault {state}: {templates} templates ({bits} bits), key store {keystore} (root key generations "
+                   "{generations}), records in {where}").format(
+        state=data["state"], templates=data["templates"], bits=data["template_bits"], keystore=data["keystore"],
+        generations=data["key_generations"] or _("none"), where=where))
 
 
 @vault_app.command("zeroize")
@@ -66,8 +69,8 @@ def zeroize(yes: Annotated[bool, typer.Option("--yes", help="Confirm: every temp
         ms = 1000 * (time.perf_counter() - started)
     finally:
         store.close()
-    output({"state": "erased", "milliseconds": ms}, f"vault zeroized in {ms:.1f} ms; re-enrol after "
-                                                     "`limen vault rotate --reprovision`")
+    output({"state": "erased", "milliseconds": ms}, _(
+        "vault zeroized in {ms} ms; re-enrol after `limen vault rotate --reprovision`").format(ms=f"{ms:.1f}"))
 
 
 @vault_app.command("rotate")
@@ -85,11 +88,12 @@ def rotate(
                 raise BadRequest("--reprovision", "the vault holds templates; zeroize it first")
             store.reprovision()
             data: dict[str, Any] = {"state": "active", "reprovisioned": True}
-            human = "vault re-provisioned with fresh keys (no templates)"
+            human = _("vault re-provisioned with fresh keys (no templates)")
         else:
             moved = store.rotate()
             data = {"state": "active", "rewrapped": moved, "key_generations": store.status().key_generations}
-            human = f"root key rotated: {moved} templates re-wrapped under generation {data['key_generations'][-1]}"
+            human = _("root key rotated: {n} templates re-wrapped under generation {generation}").format(
+                n=moved, generation=data["key_generations"][-1])
     finally:
         store.close()
     output(data, human)
