@@ -76,3 +76,17 @@ def test_a_person_the_owner_removed_does_not_come_back_from_an_older_backup(tmp_
     done = limen(d, "--json", "link", "restore", str(saved), "--recovery-key", printed)
     assert done.exit_code == 0, _said(done)
     assert [u["name"] for u in json.loads(limen(d, "--json", "users", "list").output)] == ["Olga"]
+
+
+def test_status_says_whether_backups_carry_templates(tmp_path: Path) -> None:
+    d = tmp_path / "lock"
+    assert limen(d, "users", "add", "Olga", new_pin=OWNER_PIN).exit_code == 0
+    fresh = json.loads(limen(d, "--json", "status").output)["backups"]
+    assert fresh == {"set_up": False, "recipients": 0, "counter": 0, "templates": False}
+    _lock_with_backup(tmp_path / "other")
+    assert limen(d, "link", "recovery-key", "--as", "Olga").exit_code == 0
+    assert limen(d, "link", "backup-templates", "on", "--as", "Olga").exit_code == 0
+    assert limen(d, "link", "backup").exit_code == 0
+    after = json.loads(limen(d, "--json", "status").output)["backups"]
+    assert after == {"set_up": True, "recipients": 1, "counter": 1, "templates": True}
+    assert "templates INCLUDED" in limen(d, "status").output

@@ -50,6 +50,7 @@ def status(
         data["alarms"] = audit.pop("alarms")
         data["audit"] = audit
         data["access"] = _access(rt)
+        data["backups"] = _backups(rt)
     finally:
         rt.close()
     data["pad_models"] = _pad_models(settings)
@@ -126,6 +127,12 @@ def _access(rt: Runtime) -> dict[str, Any]:
     return {"users": users, "mode": state.mode.value, "policy_lockdown": state.lockdown}
 
 
+def _backups(rt: Runtime) -> dict[str, Any]:
+    from limen.link.backup_summary import summary
+
+    return summary(rt.conn)
+
+
 def _print(d: dict[str, Any]) -> None:
     v, lock, a, al = d["vault"], d["lockdown"], d["audit"], d["alarms"]
     typer.echo(f"device     {d['device_id']}  ({d['data_dir']})")
@@ -153,5 +160,9 @@ def _print(d: dict[str, Any]) -> None:
         typer.echo("           chain " + ("verifies" if a["verified"]["ok"] else f"BROKEN: {a['verified']['error']}"))
     typer.echo(f"alarms     {al['pending_deliveries']} deliveries pending"
                + "".join(f"\n           #{r['index']} {r['severity']} {r['rule']} {r['at']}" for r in al["recent"]))
+    b = d["backups"]
+    typer.echo("backups    " + ("none set up (limen link backup-key / recovery-key)" if not b["set_up"] else
+                                f"{b['counter']} made, to {b['recipients']} keys; templates "
+                                + ("INCLUDED (owner opted in)" if b["templates"] else "not included")))
     acc = d["access"]
     typer.echo(f"access     {acc.get('users')} users, mode {acc.get('mode')}")
