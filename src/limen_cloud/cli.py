@@ -84,6 +84,34 @@ def serve(
         notifier.stop()
 
 
+@app.command("broker-config")
+def broker_config(
+    ca_dir: Annotated[Path, typer.Option(help="The fleet CA directory (`limen-cloud ca init`).")],
+    out: Annotated[Path, typer.Option(help="Where the broker's files and the cloud's certificate go.")],
+    host: Annotated[str, typer.Option(help="The name or address locks connect to (the server certificate's "
+                                      "SAN).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8883,
+    bind: Annotated[str | None, typer.Option(help="Address the listener binds (default: every interface).")]
+    = None,
+) -> None:
+    """Issue the broker's server certificate and the cloud's client certificate; write mosquitto.conf."""
+    from limen_cloud.broker import issue_cloud_client, write_config
+
+    if not (ca_dir / "ca.key").exists():
+        raise typer.BadParameter(f"{ca_dir} holds no fleet CA (limen-cloud ca init {ca_dir})")
+    if (out / "mosquitto.conf").exists():
+        raise typer.BadParameter(f"{out} already holds a broker configuration (choose an empty directory)")
+    ca, now = _load(ca_dir), datetime.now(UTC)
+    files = write_config(out, ca, host, port, now, bind=bind)
+    cert, key = issue_cloud_client(out, ca, now)
+    typer.echo(f"broker configuration in {out} (TLS 1.3, mutual X.509, server certificate for {host})")
+    typer.echo(f"start the broker:  mosquitto -c {files.conf.resolve()}")
+    typer.echo(f"start the cloud:   limen-cloud serve --broker {host}:{port} --ca {files.ca.resolve()} "
+               f"--cert {cert.resolve()} --key {key.resolve()} --ca-dir {ca_dir.resolve()}")
+    typer.echo(f"after a revocation: limen-cloud ca revoke {ca_dir} CERT --push {files.crl.resolve()} "
+               "--broker-pid PIDFILE")
+
+
 @app.command()
 def invite(db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD_DB).", envvar="LIMEN_CLOUD_DB")]
            = "sqlite:///limen-cloud.db") -> None:

@@ -1,12 +1,12 @@
 """A private Mosquitto with TLS 1.3 and mutual X.509 on a free port, for link and cloud tests.
 
 The fleet CA, the broker's certificate, a CRL and an ACL (a lock reads only its own
-command topic) are generated per test session; the test skips when mosquitto is absent.
+command topic) are generated per test session by the generator `limen-cloud broker-config` uses;
+the test skips when mosquitto is absent.
 """
 
 from __future__ import annotations
 
-import getpass
 import shutil
 import socket
 import subprocess
@@ -20,22 +20,9 @@ import pytest
 from cryptography import x509
 
 from limen.link import pki
-
-CLOUD_ID = "limen-cloud"
-ACL = f"""user {CLOUD_ID}
-topic readwrite limen/#
-user homeassistant
-topic read homeassistant/#
-topic readwrite limen/+/ha/#
-pattern read limen/%u/cmd
-pattern write limen/%u/result
-pattern write limen/%u/events
-pattern write limen/%u/backup
-pattern write limen/%u/csr
-pattern read limen/%u/cert
-pattern readwrite limen/%u/ha/#
-pattern write homeassistant/+/limen_%u/#
-"""
+from limen_cloud.broker import ACL as ACL  # re-exported for the tests
+from limen_cloud.broker import CLOUD_ID as CLOUD_ID
+from limen_cloud.broker import write_config
 
 
 @dataclass
@@ -78,33 +65,15 @@ def mosquitto() -> str:
 
 
 def prepare(root: Path, persistence: bool = False) -> Broker:
-    """The fleet PKI (with one revoked lock, 'revoked-lock'), CRL, ACL and mosquitto.conf under `root`."""
+    """The fleet PKI (with one revoked lock, 'revoked-lock'), CRL, ACL and mosquitto.conf under `root`.
+
+    The broker's files come from `limen_cloud.broker.write_config`, what `limen-cloud broker-config` writes.
+    """
     now = datetime.now(UTC)
     broker = Broker(root, pki.FleetCA.create("Limen test fleet CA", now), free_port())
-    broker.ca_file.write_bytes(pki.pem(broker.ca.cert))
-    server_key, server_cert = broker.ca.issue_server(broker.host, now)
-    (root / "server.key").write_bytes(pki.key_pem(server_key))
-    (root / "server.pem").write_bytes(pki.pem(server_cert))
     broker.client("revoked-lock")
     broker.ca.revoke(broker.cert("revoked-lock"), now)
-    (root / "crl.pem").write_bytes(broker.ca.crl(now))
-    (root / "acl").write_text(ACL)
-    store = f"persistence true\npersistence_location {root}/\n" if persistence else "persistence false\n"
-    (root / "mosquitto.conf").write_text(f"""user {getpass.getuser()}
-{store}log_dest stderr
-per_listener_settings false
-allow_anonymous false
-max_queued_messages 100000
-acl_file {root / 'acl'}
-listener {broker.port} {broker.host}
-cafile {broker.ca_file}
-certfile {root / 'server.pem'}
-keyfile {root / 'server.key'}
-crlfile {root / 'crl.pem'}
-require_certificate true
-use_identity_as_username true
-tls_version tlsv1.3
-""")
+    write_config(root, broker.ca, broker.host, broker.port, now, bind=broker.host, persistence=persistence)
     return broker
 
 
