@@ -165,9 +165,12 @@ class Runtime:
         access = self.access()
         if not self.has_owner():
             return actor
-        if pin is None:
+        if pin is None and actor == "cli":  # the CLI's actor when --as is not given
             raise BadRequest("as", "this lock has an owner: give --as USER and that user's PIN "
                              "(prompted on a terminal, or LIMEN_ACTOR_PIN)")
+        if pin is None:
+            raise BadRequest("as", "the PIN of the --as user is needed: give --as-pin (or LIMEN_ACTOR_PIN), "
+                             "or run on a terminal to be asked for it")
         return access.authenticate(actor, pin, at).user_id
 
     def close(self) -> None:

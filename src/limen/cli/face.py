@@ -180,4 +180,4 @@ def describe(d: Decision) -> str:
     detail = f" – {d.detail}" if d.detail else ""
     outcome = _("accept") if d.accepted else _("reject")
     total = _("in {ms} ms").format(ms=f"{sum(d.timings.values()):.0f}")
-    return f"{outcome}{who}: {d.reason.value}{gate}{score}{detail} {total}"
+    return f"{outcome}{who}: {d.reason.value}{gate}{score} {total}{detail}"  # the detail last, not glued to the time

@@ -39,11 +39,16 @@ def list_users() -> None:
             typer.echo(_("no users"))
         for r in rows:
             typer.echo(f"{r['name']:<24} {r['modalities'] or '-':<12} " + _(
-                "added by {who} on {when} UTC; purpose: {purpose}, retention {days} d").format(
+                "added by {who} on {when} UTC; purpose: {purpose}, {retention}").format(
                 who=r["created_by_name"], when=str(r["created_at"])[:16].replace("T", " "),
-                purpose=r["purpose"] or "-", days=r["retention_days"] or "-"))
+                purpose=r["purpose"] or "-", retention=_retention(r["retention_days"])))
 
     output(rows, human)
+
+
+def _retention(days: object) -> str:
+    """The retention column: "retention 30 d", or that nothing limits it (a PIN-only owner has none)."""
+    return _("retention {days} d").format(days=days) if days else _("no retention limit")
 
 
 @users_app.command("remove")
