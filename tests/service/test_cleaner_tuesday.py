@@ -60,7 +60,7 @@ def test_cleaner_tuesday_nine_to_twelve(settings: Settings) -> None:
             clock.at = local(tuesday, 12, 1).astimezone(UTC)
             assert door()["opened"] is False  # the window is over
             feed = [(a.text, a.when) for a in ctx.lock.activity()]
-            opened = [when for text, when in feed if text == "Cleaner opened with their PIN"]
+            opened = [when for text, when in feed if text == "Cleaner opened with their guest code"]
             assert opened == ["Tue 8 Dec 09:30 CET"], feed  # the owner reads it by name, in the lock's zone
             guests = ctx.lock.guests()
             assert guests[0]["name"] == "Cleaner" and "09:00" in guests[0]["from"]

@@ -88,6 +88,10 @@ class AnomalyConfig:
 # Refusals that are not failed attempts: no face / a covered camera / too little evidence of liveness (nothing
 # judged an attack), and a face recognised as a first factor that waits for its PIN (access.policy).
 BENIGN_REJECTIONS = frozenset({"no_face", "low_quality", "insufficient_evidence", "second_factor_missing"})
+# What a run of failures of one method is called in the alarm ("5 wrong codes in a row"): a PIN and a code are
+# both typed codes to the person reading it.
+_FAILED = {"pin": "wrong codes", "code": "wrong codes", "face": "faces not recognised",
+           "fingerprint": "fingers not recognised", "nfc": "unknown tags", "remote": "refused remote unlocks"}
 
 
 def time_of_day_angle(at: datetime) -> float:
@@ -191,7 +195,7 @@ class AnomalyDetector:
         self._fails_total.append(index)
         if len(per) >= cfg.fails_for(method):
             findings.append(Finding(Rule.FAILURES_METHOD, Severity.WARNING,
-                                    f"{len(per)} consecutive {method} failures", now, method,
+                                    f"{len(per)} {_FAILED.get(method, method + ' failures')} in a row", now, method,
                                     tuple(per[-cfg.fails_for(method):])))
         if len(self._fails_total) >= cfg.fails_total:
             findings.append(Finding(Rule.FAILURES_TOTAL, Severity.WARNING,

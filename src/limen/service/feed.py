@@ -31,6 +31,9 @@ _WRONG = {"face": (N_("face not recognised at the door"), N_("{n} faces not reco
           "remote": (N_("refused remote unlock at the door"), N_("{n} refused remote unlocks at the door")),
           "key": (N_("key turn refused at the door"), N_("{n} key turns refused at the door"))}
 _ANY_WRONG = (N_("refused attempt at the door"), N_("{n} refused attempts at the door"))
+_GUEST_OPENED = N_("{who} opened with their guest code")  # a guest's code is a PIN credential of a guest user
+_DURING_LOCKOUT = (N_("code typed while the keypad was locked out"),  # refused whether right or wrong
+                   N_("{n} codes typed while the keypad was locked out"))
 _WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while the keypad was locked out"),
         "second_factor_missing": N_("the PIN was still needed"), "pin_required": N_("the PIN was still needed"),
         "face_first": N_("the face was still needed"),
@@ -95,8 +98,10 @@ def _at(rec: Mapping[str, Any]) -> datetime:
 
 
 def activity(records: Iterable[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneInfo, *,
-             person: str = "", method: str = "", outcome: str = "", limit: int = 100) -> list[Activity]:
-    """Unlock attempts (oldest → newest in `records`) as sentences, newest first; runs of refusals grouped."""
+             person: str = "", method: str = "", outcome: str = "", limit: int = 100,
+             guests: frozenset[str] = frozenset()) -> list[Activity]:
+    """Unlock attempts (oldest → newest in `records`) as sentences, newest first; runs of refusals grouped
+    (wrong codes apart from codes typed during a lockout).  `guests`: ids of guest users (their PIN is a code)."""
     items: list[Activity] = []
     run: list[Mapping[str, Any]] = []
 
@@ -119,7 +124,8 @@ def activity(records: Iterable[Mapping[str, Any]], names: Mapping[str, str], tz:
         if accepted:
             flush()
             who = names.get(str(rec.get("actor")), gettext("someone"))
-            text = gettext(_WITH.get(how, N_("{who} opened"))).format(who=who)
+            guest = how == "pin" and str(rec.get("actor")) in guests
+            text = gettext(_GUEST_OPENED if guest else _WITH.get(how, N_("{who} opened"))).format(who=who)
             items.append(Activity(text, _at(rec), local(_at(rec), tz),
                                   "opened", how, rec.get("actor"), (int(rec["index"]),)))
             continue
@@ -131,13 +137,14 @@ def activity(records: Iterable[Mapping[str, Any]], names: Mapping[str, str], tz:
     return list(reversed(items))[:limit]
 
 
-def _key(rec: Mapping[str, Any]) -> tuple[str, str | None]:
-    return str((rec.get("data") or {}).get("method") or ""), rec.get("actor")
+def _key(rec: Mapping[str, Any]) -> tuple[str, str | None, bool]:
+    """What a run of refusals shares: the method, the person, and whether the keypad was locked out."""
+    return str((rec.get("data") or {}).get("method") or ""), rec.get("actor"), rec.get("reason") == "locked_out"
 
 
 def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneInfo) -> Activity:
-    how, actor = _key(run[0])
-    one, many = _WRONG.get(how, _ANY_WRONG)
+    how, actor, locked_out = _key(run[0])
+    one, many = _DURING_LOCKOUT if locked_out and how in ("pin", "code") else _WRONG.get(how, _ANY_WRONG)
     n = len(run)
     text = ngettext(one, many, n).format(n=n)
     if actor and actor in names:  # a known person refused: say who and why
@@ -145,7 +152,7 @@ def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneIn
         why = gettext(_WHY[reason]) if reason in _WHY else reason.replace("_", " ")
         text = ngettext("{who} was refused ({why})", "{who} was refused ({why}), {n} times", n).format(
             who=names[actor], why=why, n=n)
-    elif run[-1].get("reason") == "locked_out":
+    elif locked_out and how not in ("pin", "code"):
         text = gettext("{what} while the keypad was locked out").format(what=text)
     return Activity(text, _at(run[-1]), local(_at(run[-1]), tz), "refused", how, actor,
                     tuple(int(r["index"]) for r in run))

@@ -544,8 +544,10 @@ class LockService:
         if outcome not in ("", "opened", "refused"):
             raise BadRequest("outcome", "opened or refused")
         records = list(reversed(self.audit(EventKind.UNLOCK_ATTEMPT.value, limit=1000)))
+        with self._lock:
+            guests = frozenset(u.user_id for u in self.access.users() if u.permission is PermissionLevel.GUEST)
         return feed.activity(records, self.names(), self.zone(), person=person, method=method, outcome=outcome,
-                             limit=max(1, min(limit, 1000)))
+                             limit=max(1, min(limit, 1000)), guests=guests)
 
     def incidents(self, limit: int = 50) -> list[Incident]:
         """Alarms folded into incidents (one per burst), newest first, with their acknowledgement."""
