@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -138,18 +138,21 @@ Limited = Depends(_limited)
 
 
 def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None, *,
-               open_signup: bool = False) -> FastAPI:
+               open_signup: bool = False, webhook_allow: Iterable[str] = ()) -> FastAPI:
     """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with.
 
     Owner accounts need a one-time invite unless `open_signup` (anyone reaching the cloud may register).
+    `webhook_allow`: non-public networks (CIDR) an owner's community webhook may point at (none by default).
     """
     from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
+    from limen_cloud.notify import parse_allow
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
                   "end-to-end-encrypted backups, erasure receipts.")
     app.include_router(backups.router(relay, receipt_public))
     app.include_router(pages.router())
     app.state.sessions = sessions(engine)
+    app.state.webhook_allow = parse_allow(webhook_allow)
     app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -48,6 +48,9 @@ def serve(
                                                 "locks send over the link.")] = None,
     open_signup: Annotated[bool, typer.Option("--open-signup", help="Anyone reaching the cloud may create an "
                                               "owner account (default: only with an invite).")] = False,
+    webhook_allow: Annotated[list[str] | None, typer.Option(
+        "--webhook-allow", help="A non-public network (CIDR) owners' community webhooks may reach; repeatable "
+        "(default: public addresses only).")] = None,
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
@@ -60,7 +63,10 @@ def serve(
     engine = make_engine(db)
     upgrade(engine)
     signer = load_receipt_key(receipt_key)
-    notifier = AlarmNotifier(engine).start()
+    try:
+        notifier = AlarmNotifier(engine, webhook_allow or ()).start()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     bridge = None
     if broker is not None:
         if ca is None or cert is None or key is None:
@@ -76,7 +82,8 @@ def serve(
         if token is not None:
             typer.echo(f"no owner yet: the first owner signs up with this one-time setup token (valid "
                        f"{T.CLOUD_INVITE_HOURS} h): {token}", err=True)
-        uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup),
+        uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup,
+                               webhook_allow=webhook_allow or ()),
                     host=host, port=port, log_level="info")
     finally:
         if bridge is not None:

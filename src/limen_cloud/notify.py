@@ -10,19 +10,28 @@ Beside apprise, each alarm goes to the owner's **community security webhook** (s
 signed with HMAC-SHA256 under the secret the owner was shown once, `X-Limen-Signature: v1=<hex>` over
 `<X-Limen-Timestamp>.<body>` (`verify_webhook` is the receiver's check).  Any answer but 2xx, a redirect or a
 timeout is retried with exponential backoff (`CLOUD_WEBHOOK_BACKOFF_S` doubling to `…_MAX_S`), at most
-`CLOUD_WEBHOOK_MAX_ATTEMPTS` times; only the status or the error's kind is kept (the receiver's answer is not).
+`CLOUD_WEBHOOK_MAX_ATTEMPTS` times; only the status is kept (the receiver's answer is not).
+
+No server-side request forgery: the webhook's host is resolved once per POST and the POST goes to that
+checked address (TLS still verifies the name); loopback, private, link-local, shared, reserved and multicast
+addresses are refused unless the operator allow-listed them (`limen-cloud serve --webhook-allow CIDR`).
+A refused destination, a refused connection and a timeout all leave the same text, "not reached", so an
+owner cannot map the cloud's network with them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -44,8 +53,10 @@ SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit
 
 
 class AlarmNotifier:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, webhook_allow: Iterable[str] = ()) -> None:
+        """`webhook_allow`: networks (CIDR) the community webhook may reach although not public."""
         self.sessions = sessions(engine)
+        self.webhook_allow = parse_allow(webhook_allow)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,7 +111,8 @@ class AlarmNotifier:
                 .order_by(Alarm.id).limit(WEBHOOK_PASS)).all()]
         if not due:
             return 0
-        errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3]), due))  # slow receivers
+        errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3],
+                                                                        self.webhook_allow), due))  # slow receivers
         taken = 0
         with self.sessions() as session, session.begin():
             write_lock(session)
@@ -178,26 +190,89 @@ def verify_webhook(secret: str, timestamp: str, body: bytes, signature: str, now
     return fresh and hmac.compare_digest(expected.encode(), signature.encode())
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # a redirect is a failure: the signed body goes only where the owner said
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+NOT_REACHED = "not reached"  # every failure before an HTTP answer: refused destination, connection, timeout
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def parse_allow(items: Iterable[str]) -> tuple[Network, ...]:
+    """The operator's allow-list (CIDR strings); ValueError names a bad entry."""
+    nets: list[Network] = []
+    for item in items:
+        try:
+            nets.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not a network: {item!r} (use CIDR, e.g. 10.0.0.0/8)") from exc
+    return tuple(nets)
 
 
-def post_webhook(url: str, secret: str, body: bytes) -> str | None:
-    """POST `body` signed; None when the receiver answered 2xx, else a short reason (never its answer)."""
-    if urlsplit(url).scheme not in ("https", "http"):  # the pages allow https (and http to this machine) only
-        return "not an http(s) address"
-    timestamp = str(int(time.time()))
-    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 (scheme checked above)
-        "Content-Type": "application/json", "User-Agent": "limen-cloud", "X-Limen-Timestamp": timestamp,
-        "X-Limen-Signature": webhook_signature(secret, timestamp, body)})
+def destination_allowed(address: str, allow: tuple[Network, ...] = ()) -> bool:
+    """True for a public unicast address, or one inside the operator's allow-list."""
     try:
-        with _OPENER.open(request, timeout=T.CLOUD_WEBHOOK_TIMEOUT_S) as answer:
-            return None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return f"not reached ({type(getattr(exc, 'reason', exc)).__name__})"
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in allow):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_checked(host: str, port: int, allow: tuple[Network, ...] = ()) -> str | None:
+    """Resolve `host` once; the first address allowed as a destination, or None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = str(info[4][0])
+        if destination_allowed(address, allow):
+            return address
+    return None
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address already checked, verifying the certificate for the name in the URL."""
+
+    def __init__(self, address: str, port: int, name: str, timeout: float) -> None:
+        super().__init__(address, port, timeout=timeout)
+        self._name, self._tls = name, ssl.create_default_context()
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self._name)
+
+
+def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] = ()) -> str | None:
+    """POST `body` signed; None when the receiver answered 2xx, else a short reason (never its answer).
+
+    Redirects are failures (the signed body goes only where the owner said).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "not an http(s) address"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "not an http(s) address"
+    address = resolve_checked(parts.hostname, port, allow)
+    if address is None:
+        log.info("community webhook: destination refused (not public, not allow-listed) or not resolved")
+        return NOT_REACHED
+    timestamp = str(int(time.time()))
+    host_header = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if parts.port:
+        host_header += f":{parts.port}"
+    conn = (_PinnedHTTPS(address, port, parts.hostname, T.CLOUD_WEBHOOK_TIMEOUT_S) if parts.scheme == "https"
+            else http.client.HTTPConnection(address, port, timeout=T.CLOUD_WEBHOOK_TIMEOUT_S))
+    try:
+        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body, headers={
+            "Host": host_header, "Content-Type": "application/json", "User-Agent": "limen-cloud",
+            "X-Limen-Timestamp": timestamp, "X-Limen-Signature": webhook_signature(secret, timestamp, body)})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        log.info("community webhook not reached (%s)", type(exc).__name__)
+        return NOT_REACHED
+    finally:
+        conn.close()
+    return None if 200 <= status < 300 else f"HTTP {status}"

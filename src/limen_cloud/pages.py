@@ -40,6 +40,7 @@ from limen import thresholds as T
 from limen_cloud.api import _DUMMY_HASH, SESSION_HOURS, Db, Limited, _hasher, my_lock, utcnow
 from limen_cloud.db import write_lock
 from limen_cloud.models import Alarm, Lock, Owner, Record, Session
+from limen_cloud.notify import Network, destination_allowed
 
 COOKIE = "__Host-limen-cloud"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -235,18 +236,25 @@ def alarm_rows(session: DbSession, owner: Owner) -> list[dict[str, Any]]:
              "delivered": a.notified_at is not None, "error": a.delivery_error or ""} for a, name in rows]
 
 
-def webhook_problem(url: str) -> str | None:
-    """Why `url` cannot be a community webhook (HTTPS only; plain HTTP only to this machine), or None."""
+def webhook_problem(url: str, allow: tuple[Network, ...] = ()) -> str | None:
+    """Why `url` cannot be a community webhook, or None: a public https:// address; an address literal must be
+    public or allow-listed by the operator, and plain http:// only goes to an allow-listed address literal.
+    (A name is checked again, resolved, at every delivery: `notify.post_webhook`.)"""
     parts = urlsplit(url)
     if len(url) > 500 or parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
         return "an https:// address, no user name"
-    if parts.scheme == "http":
-        try:
-            loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            return "plain http:// is allowed only to this machine (use https://)"
+    try:
+        _ = parts.port
+    except ValueError:
+        return "an https:// address with a valid port"
+    try:
+        literal = ipaddress.ip_address(parts.hostname) is not None
+    except ValueError:
+        literal = False
+    if parts.hostname == "localhost" or (literal and not destination_allowed(parts.hostname, allow)):
+        return "a public address (this cloud's own machine and private networks are refused)"
+    if parts.scheme == "http" and not literal:
+        return "plain http:// only to an address the operator allowed (use https://)"
     return None
 
 
@@ -363,7 +371,7 @@ def router() -> APIRouter:
             owner.webhook_url = owner.webhook_secret = None
             session.commit()
             return _back("/account", "webhook-off")
-        problem = webhook_problem(url.strip())
+        problem = webhook_problem(url.strip(), request.app.state.webhook_allow)
         if problem is not None:
             return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.")
         owner.webhook_url, owner.webhook_secret = url.strip(), secrets.token_hex(32)

@@ -176,7 +176,9 @@ def test_the_community_webhook_takes_https_only_and_shows_its_secret_once(engine
     sign_up(client, "olga@example.org")
     log_in(client, "olga@example.org")
     csrf = csrf_of(client.get("/account").text)
-    for bad in ("http://hooks.example.org/x", "ftp://hooks.example.org", "https://user@hooks.example.org/"):
+    for bad in ("http://hooks.example.org/x", "ftp://hooks.example.org", "https://user@hooks.example.org/",
+                "http://127.0.0.1:8090/", "https://localhost/x", "https://10.0.0.7/", "https://169.254.169.254/",
+                "https://[::1]:22/", "https://[::ffff:192.168.1.1]/", "https://hooks.example.org:99999/"):
         refused = client.post("/account/webhook", data={"csrf": csrf, "url": bad})
         assert refused.status_code == 422 and "Not a usable webhook" in refused.text
     saved = client.post("/account/webhook", data={"csrf": csrf, "url": "https://watch.example.org/limen"})

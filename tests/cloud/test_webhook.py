@@ -21,6 +21,7 @@ from limen_cloud.notify import AlarmNotifier, backoff_s, verify_webhook
 from tests.audit.conftest import Receiver
 
 SECRET = secrets.token_hex(32)
+LOCAL = ("127.0.0.0/8",)  # the receivers run on this machine: allow-listed as an operator would
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_an_alarm_reaches_the_webhook_once_signed_and_only_the_owners(engine: En
     owner_with_lock(engine, None, "garage", "mallory@x.org")  # no webhook: nothing sent for this lock
     first = alarm(engine)
     alarm(engine, "garage")
-    notifier = AlarmNotifier(engine)
+    notifier = AlarmNotifier(engine, LOCAL)
     assert notifier.deliver_webhooks() == 1 and receiver.wait_for(1)
     assert notifier.deliver_webhooks() == 0 and len(receiver.received) == 1  # once
     got = receiver.received[0]
@@ -81,7 +82,7 @@ def test_an_alarm_reaches_the_webhook_once_signed_and_only_the_owners(engine: En
 def test_failures_are_retried_with_doubling_backoff_and_given_up_after_the_bound(engine: Engine,
                                                                                   receiver: Receiver) -> None:
     owner_with_lock(engine, f"http://127.0.0.1:{receiver.port}/hook")
-    notifier = AlarmNotifier(engine)
+    notifier = AlarmNotifier(engine, LOCAL)
     receiver.status = 503
     failing = alarm(engine)
     now = utcnow()
@@ -124,7 +125,7 @@ def test_a_redirect_or_an_unreachable_receiver_is_a_failure_not_a_delivery(engin
     try:
         owner_with_lock(engine, f"http://127.0.0.1:{server.server_address[1]}/hook")
         redirected = alarm(engine)
-        AlarmNotifier(engine).deliver_webhooks()
+        AlarmNotifier(engine, LOCAL).deliver_webhooks()
     finally:
         server.shutdown()
         server.server_close()
@@ -134,7 +135,7 @@ def test_a_redirect_or_an_unreachable_receiver_is_a_failure_not_a_delivery(engin
         for owner in s.query(Owner).all():
             owner.webhook_url = "http://127.0.0.1:9/closed"  # discard port: nothing listens
     gone = alarm(engine)
-    AlarmNotifier(engine).deliver_webhooks(datetime(2100, 1, 1))
+    AlarmNotifier(engine, LOCAL).deliver_webhooks(datetime(2100, 1, 1))
     error = state(engine, gone).webhook_error or ""
     assert error.startswith("not reached") and "127.0.0.1" not in error
     assert json.dumps(error)  # a short, loggable reason
