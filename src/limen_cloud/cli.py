@@ -117,6 +117,8 @@ def broker_config(
                f"--cert {cert.resolve()} --key {key.resolve()} --ca-dir {ca_dir.resolve()}")
     typer.echo(f"after a revocation: limen-cloud ca revoke {ca_dir} CERT --push {files.crl.resolve()} "
                "--broker-pid PIDFILE")
+    typer.echo(f"at least weekly (the CRL is valid 7 days): limen-cloud ca crl {ca_dir} --push "
+               f"{files.crl.resolve()} --broker-pid PIDFILE")
 
 
 @app.command()
@@ -193,6 +195,20 @@ def ca_revoke(directory: Annotated[Path, typer.Argument()], cert: Annotated[Path
     ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()), datetime.now(UTC))
     _save(directory, ca)
     typer.echo(f"revoked; {directory / 'crl.pem'} lists {len(ca.revoked)} certificate(s)")
+    if push is not None:
+        push_crl((directory / "crl.pem").read_bytes(), push, broker_pid)
+        typer.echo(f"pushed to {push}" + (" and the broker reloaded it" if broker_pid else ""))
+
+
+@ca_app.command("crl")
+def ca_crl(directory: Annotated[Path, typer.Argument()],
+           push: Annotated[Path | None, typer.Option(help="Also write the CRL here (the broker's crlfile).")] = None,
+           broker_pid: Annotated[Path | None, typer.Option(help="The broker's pid file: SIGHUP it to reload "
+                                                           "the CRL.")] = None) -> None:
+    """Re-issue the CRL (it is valid 7 days: run this at least weekly, e.g. from a daily timer) and push it."""
+    ca = _load(directory)
+    _save(directory, ca)
+    typer.echo(f"{directory / 'crl.pem'} re-issued; lists {len(ca.revoked)} certificate(s)")
     if push is not None:
         push_crl((directory / "crl.pem").read_bytes(), push, broker_pid)
         typer.echo(f"pushed to {push}" + (" and the broker reloaded it" if broker_pid else ""))

@@ -27,3 +27,21 @@ def test_ca_init_sign_revoke(tmp_path: Path) -> None:
     assert runner.invoke(app, ["ca", "revoke", str(ca_dir), str(tmp_path / "lock.pem")]).exit_code == 0
     crl = x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes())
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+
+def test_ca_crl_reissues_and_pushes(tmp_path: Path) -> None:
+    ca_dir, runner, target = tmp_path / "ca", CliRunner(), tmp_path / "broker-crl.pem"
+    assert runner.invoke(app, ["ca", "init", str(ca_dir)]).exit_code == 0
+    before = x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes())
+    (tmp_path / "lock.csr").write_bytes(pki.make_csr(pki.new_key(), "front-door"))
+    assert runner.invoke(app, ["ca", "sign", str(ca_dir), str(tmp_path / "lock.csr"), "--out",
+                               str(tmp_path / "lock.pem")]).exit_code == 0
+    assert runner.invoke(app, ["ca", "revoke", str(ca_dir), str(tmp_path / "lock.pem")]).exit_code == 0
+    made = runner.invoke(app, ["ca", "crl", str(ca_dir), "--push", str(target)])
+    assert made.exit_code == 0, made.output
+    pushed = x509.load_pem_x509_crl(target.read_bytes())
+    serial = x509.load_pem_x509_certificate((tmp_path / "lock.pem").read_bytes()).serial_number
+    assert pushed.get_revoked_certificate_by_serial_number(serial) is not None  # revocations kept
+    assert pushed.next_update_utc is not None and before.next_update_utc is not None
+    assert pushed.next_update_utc >= before.next_update_utc
+    assert runner.invoke(app, ["ca", "crl", str(tmp_path / "no-ca")]).exit_code != 0
