@@ -99,11 +99,14 @@ class SignedPayload(BaseModel):
 
 
 def _db(request: Request) -> Iterator[DbSession]:
+    """One transaction per request, committed when the handler returns and before the answer is sent
+    (`scope="function"`: a request-scoped dependency's exit would commit after the response, and an owner who
+    acknowledges and reads straight back could miss the change); rolled back if the handler raises."""
     with request.app.state.sessions() as session, session.begin():
         yield session
 
 
-Db = Annotated[DbSession, Depends(_db)]
+Db = Annotated[DbSession, Depends(_db, scope="function")]
 
 
 def _owner(session: Db, authorization: Annotated[str | None, Header()] = None) -> Owner:
