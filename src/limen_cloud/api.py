@@ -148,7 +148,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     `webhook_allow`: non-public networks (CIDR) an owner's community webhook may point at (none by default).
     """
     from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
-    from limen_cloud.notify import parse_allow
+    from limen_cloud.notify import channel_destination_allowed, parse_allow
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
                   "end-to-end-encrypted backups, erasure receipts.")
@@ -186,9 +186,13 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
 
     @app.put("/api/owners/me/alerts")
     def set_alert_channels(body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:
-        """Where alarms of the owner's locks are sent (apprise URLs; they hold tokens: only ids come back)."""
+        """Where alarms of the owner's locks are sent (apprise URLs; they hold tokens: only ids come back).
+
+        A URL naming a server (json://, ntfy://, mailto://…) must name a public one or one the operator allowed.
+        """
         for url in body.urls:
-            if len(url) > 500 or not apprise.Apprise().add(url):
+            if len(url) > 500 or not apprise.Apprise().add(url) \
+                    or not channel_destination_allowed(url, app.state.webhook_allow):
                 raise HTTPException(422, f"not a usable apprise URL: "
                                     f"{channel_id(url)}")
         account = session.get(Owner, me.id)

@@ -231,6 +231,26 @@ def resolve_checked(host: str, port: int, allow: tuple[Network, ...] = ()) -> st
     return None
 
 
+# apprise schemes whose host part is any server the owner names (the others go to fixed public services)
+HOST_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "ntfy", "ntfys", "gotify", "gotifys",
+                          "mqtt", "mqtts", "apprise", "apprises", "mailto", "mailtos", "ncloud", "nclouds",
+                          "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets"})
+
+
+def channel_destination_allowed(url: str, allow: tuple[Network, ...] = ()) -> bool:
+    """False when an apprise URL names a server (`HOST_SCHEMES`) that is, or resolves to, a non-public address
+    outside the allow-list (checked when the owner saves it; apprise resolves again when it sends)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in HOST_SCHEMES or not parts.hostname:
+        return True
+    try:
+        port = parts.port or 443
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        return False
+    return bool(infos) and all(destination_allowed(str(info[4][0]), allow) for info in infos)
+
+
 class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to an address already checked, verifying the certificate for the name in the URL."""
 

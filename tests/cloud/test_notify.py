@@ -35,13 +35,15 @@ def alarm(engine: Engine, lock_id: str, rule: str) -> int:
 
 
 def test_alarms_reach_the_owner_once_and_failures_are_retried(engine: Engine, receiver: Receiver) -> None:
-    client = TestClient(create_app(engine, open_signup=True))
+    client = TestClient(create_app(engine, open_signup=True, webhook_allow=("127.0.0.0/8",)))  # receiver: here
     olga = login(client, "olga@example.org")
     connected(engine, "front-door", "abc-def-123")
     client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},
                 headers=olga)
     url = f"json://127.0.0.1:{receiver.port}/"
     assert client.put("/api/owners/me/alerts", json={"urls": ["not a url"]}, headers=olga).status_code == 422
+    for internal in ("json://10.0.0.5:8080/", "ntfy://192.168.1.2/topic", "json://169.254.169.254/"):
+        assert client.put("/api/owners/me/alerts", json={"urls": [internal]}, headers=olga).status_code == 422
     saved = client.put("/api/owners/me/alerts", json={"urls": [url]}, headers=olga)
     assert saved.status_code == 200 and url not in saved.text  # URLs hold tokens: only ids come back
     assert client.get("/api/owners/me/alerts", headers=olga).json() == saved.json()

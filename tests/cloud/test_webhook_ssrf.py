@@ -72,3 +72,14 @@ def test_the_name_is_resolved_once_and_the_checked_address_is_used(receiver: Rec
                         parse_allow(["127.0.0.0/8"])) is None
     assert calls[0] == "hook.example" and set(calls[1:]) <= {"127.0.0.1"}  # then only the checked address
     assert receiver.received and receiver.received[-1]["headers"]["Host"] == f"hook.example:{receiver.port}"
+
+
+def test_apprise_channels_naming_an_internal_server_are_refused() -> None:
+    from limen_cloud.notify import channel_destination_allowed
+
+    for url in ("json://127.0.0.1:8090/", "jsons://localhost/x", "ntfy://10.0.0.2/topic", "xml://[::1]/",
+                "mailto://user:pw@192.168.0.10?to=a@b.org"):
+        assert not channel_destination_allowed(url), url
+    assert channel_destination_allowed("json://127.0.0.1:8090/", parse_allow(["127.0.0.0/8"]))
+    assert channel_destination_allowed("json://93.184.216.34/hook")
+    assert channel_destination_allowed("tgram://123456789:abcdefg/12345")  # a fixed public service: not a host
