@@ -54,6 +54,10 @@ class Credentials(BaseModel):
     totp: str = Field(default="", max_length=10)  # the authenticator's code, once the owner enrolled one (/account)
 
 
+SIGN_UP_NEEDS_INVITE = ("sign-up needs a valid, unused invite (limen-cloud invite, or the setup token printed at "
+                        "the first start)")
+
+
 class SignUp(Credentials):
     invite: str = Field(default="", max_length=100)  # `limen-cloud invite` or the setup token (not with --open-signup)
 
@@ -74,6 +78,28 @@ def spend_invite(session: DbSession, token: str, now: datetime) -> bool:
         Invite.token_hash == hashlib.sha256(token.encode()).hexdigest(), Invite.used_at.is_(None),
         Invite.expires_at > now).values(used_at=now))
     return int(getattr(spent, "rowcount", 0)) == 1
+
+
+class SignUpRefused(Exception):
+    """No account made: `reason` is "invite" (none, unknown, used or expired) or "taken" (the e-mail has one)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def register(session: DbSession, body: SignUp, open_signup: bool, now: datetime) -> Owner:
+    """Make an owner account (the API and the sign-up page); the invite is spent with it, in the same transaction
+    (the caller commits; a refusal leaves the transaction to roll back)."""
+    if not open_signup and not spend_invite(session, body.invite, now):
+        raise SignUpRefused("invite")
+    account = Owner(email=body.email.lower(), password_hash=_hasher.hash(body.password), created_at=now)
+    session.add(account)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise SignUpRefused("taken") from exc
+    return account
 
 
 def setup_token(engine: Engine) -> str | None:
@@ -156,6 +182,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     app.include_router(pages.router())
     app.state.sessions = sessions(engine)
     app.state.webhook_allow = parse_allow(webhook_allow)
+    app.state.open_signup = open_signup
     app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -165,15 +192,12 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     @app.post("/api/owners", status_code=201)
     def sign_up(body: SignUp, session: Db) -> dict[str, Any]:
         """Register an owner: with a one-time invite (spent only if the account is made) unless --open-signup."""
-        if not open_signup and not spend_invite(session, body.invite, utcnow()):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "sign-up needs a valid, unused invite "
-                                "(limen-cloud invite, or the setup token printed at the first start)")
-        account = Owner(email=body.email.lower(), password_hash=_hasher.hash(body.password), created_at=utcnow())
-        session.add(account)
         try:
-            session.flush()
-        except IntegrityError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, "this e-mail has an account") from exc
+            account = register(session, body, open_signup, utcnow())
+        except SignUpRefused as exc:
+            if exc.reason == "taken":
+                raise HTTPException(status.HTTP_409_CONFLICT, "this e-mail has an account") from exc
+            raise HTTPException(status.HTTP_403_FORBIDDEN, SIGN_UP_NEEDS_INVITE) from exc
         return {"id": account.id, "email": account.email}
 
     @app.post("/api/sessions", status_code=201, dependencies=[Limited])

@@ -33,11 +33,24 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
-from limen_cloud.api import _DUMMY_HASH, SESSION_HOURS, Db, Limited, _hasher, my_lock, utcnow
+from limen_cloud.api import (
+    _DUMMY_HASH,
+    SESSION_HOURS,
+    SIGN_UP_NEEDS_INVITE,
+    Db,
+    Limited,
+    SignUp,
+    SignUpRefused,
+    _hasher,
+    my_lock,
+    register,
+    utcnow,
+)
 from limen_cloud.db import write_lock
 from limen_cloud.models import Alarm, Lock, Owner, Record, Session
 from limen_cloud.notify import Network, destination_allowed
@@ -47,7 +60,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enrolled: it is asked at every log-in.",
-           "webhook-off": "Community webhook removed.", "logged-out": "Logged out."}
+           "webhook-off": "Community webhook removed.", "logged-out": "Logged out.",
+           "signed-up": "Account made: log in."}
 _STYLE = (Path(__file__).parent / "templates" / "cloud.css").read_text(encoding="utf-8")
 
 
@@ -271,6 +285,32 @@ def router() -> APIRouter:
     @pages.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
         return render(request, "login.html")
+
+    @pages.get("/signup", response_class=HTMLResponse)
+    def signup_form(request: Request) -> Response:
+        return render(request, "signup.html", open_signup=request.app.state.open_signup)
+
+    @pages.post("/signup", dependencies=[Limited])
+    def sign_up(request: Request, session: Write, email: Annotated[str, Form(max_length=254)],
+                password: Annotated[str, Form(max_length=200)],
+                invite: Annotated[str, Form(max_length=100)] = "") -> Response:
+        """The owner's account, with the operator's one-time invite unless the cloud runs with --open-signup."""
+        open_signup = bool(request.app.state.open_signup)
+        try:
+            body = SignUp(email=email, password=password, invite=invite)
+        except ValidationError:
+            return render(request, "signup.html", 422, open_signup=open_signup, email=email[:254],
+                          error="An e-mail address and a password of at least 12 characters.")
+        write_lock(session)
+        try:
+            register(session, body, open_signup, utcnow())
+        except SignUpRefused as exc:
+            session.rollback()
+            error = "This e-mail has an account." if exc.reason == "taken" else SIGN_UP_NEEDS_INVITE.capitalize() + "."
+            return render(request, "signup.html", 409 if exc.reason == "taken" else 403, open_signup=open_signup,
+                          email=email[:254], error=error)
+        session.commit()
+        return _back("/login", "signed-up")
 
     @pages.post("/login", dependencies=[Limited])
     def log_in(request: Request, session: Write, email: Annotated[str, Form(max_length=254)],

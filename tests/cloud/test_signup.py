@@ -76,3 +76,28 @@ def test_setup_token_only_while_no_owner_exists(engine: Engine) -> None:
 def test_open_signup_needs_no_invite(engine: Engine) -> None:
     client = TestClient(create_app(engine, open_signup=True))
     assert client.post("/api/owners", json={"email": "olga@example.org", "password": PASSWORD}).status_code == 201
+
+
+def test_the_sign_up_page_needs_the_invite_too(engine: Engine) -> None:
+    client = TestClient(create_app(engine), base_url="https://testserver", follow_redirects=False)
+    form = client.get("/signup")
+    assert form.status_code == 200 and 'name="invite"' in form.text
+    refused = client.post("/signup", data={"email": "eve@example.org", "password": PASSWORD, "invite": "guess"})
+    assert refused.status_code == 403 and "invite" in refused.text
+    short = client.post("/signup", data={"email": "eve@example.org", "password": "short", "invite": "x"})
+    assert short.status_code == 422
+    token = invite(engine)
+    made = client.post("/signup", data={"email": "olga@example.org", "password": PASSWORD, "invite": token})
+    assert made.status_code == 303 and made.headers["location"] == "/login?done=signed-up"
+    again = client.post("/signup", data={"email": "ivan@example.org", "password": PASSWORD, "invite": token})
+    assert again.status_code == 403 and owners(engine) == 1
+    logged = client.post("/login", data={"email": "olga@example.org", "password": PASSWORD})
+    assert logged.status_code == 303 and logged.headers["location"] == "/locks"
+
+
+def test_the_sign_up_page_without_invite_only_when_open(engine: Engine) -> None:
+    client = TestClient(create_app(engine, open_signup=True), base_url="https://testserver", follow_redirects=False)
+    assert 'name="invite"' not in client.get("/signup").text
+    assert client.post("/signup", data={"email": "olga@example.org", "password": PASSWORD}).status_code == 303
+    taken = client.post("/signup", data={"email": "OLGA@example.org", "password": PASSWORD})
+    assert taken.status_code == 409 and owners(engine) == 1
