@@ -254,19 +254,21 @@ def channel_destination_allowed(url: str, allow: tuple[Network, ...] = ()) -> bo
 class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to an address already checked, verifying the certificate for the name in the URL."""
 
-    def __init__(self, address: str, port: int, name: str, timeout: float) -> None:
+    def __init__(self, address: str, port: int, name: str, timeout: float, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(address, port, timeout=timeout)
-        self._name, self._tls = name, ssl.create_default_context()
+        self._name, self._tls = name, tls or ssl.create_default_context()
 
     def connect(self) -> None:
         raw = socket.create_connection((self.host, self.port), self.timeout)
         self.sock = self._tls.wrap_socket(raw, server_hostname=self._name)
 
 
-def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] = ()) -> str | None:
+def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] = (),
+                 tls: ssl.SSLContext | None = None) -> str | None:
     """POST `body` signed; None when the receiver answered 2xx, else a short reason (never its answer).
 
-    Redirects are failures (the signed body goes only where the owner said).
+    Redirects are failures (the signed body goes only where the owner said).  `tls`: the trust store for
+    https:// (the system's by default).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -283,7 +285,7 @@ def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] 
     host_header = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if parts.port:
         host_header += f":{parts.port}"
-    conn = (_PinnedHTTPS(address, port, parts.hostname, T.CLOUD_WEBHOOK_TIMEOUT_S) if parts.scheme == "https"
+    conn = (_PinnedHTTPS(address, port, parts.hostname, T.CLOUD_WEBHOOK_TIMEOUT_S, tls) if parts.scheme == "https"
             else http.client.HTTPConnection(address, port, timeout=T.CLOUD_WEBHOOK_TIMEOUT_S))
     try:
         conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body, headers={
