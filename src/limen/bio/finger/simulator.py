@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from limen import thresholds as T
 from limen.bio.finger import matcher
 from limen.bio.finger.extract import extract
 from limen.bio.finger.image import load_image
@@ -44,7 +45,8 @@ from limen.errors import BadImage
 
 SIMULATED_PARAMETERS = SystemParameters(status=0, system_id=0x0009, library_size=200, security_level=3,
                                         address=DEFAULT_ADDRESS, packet_size=128, baud=57600)
-_MATCH_SCORE_ON_SENSOR = 1.0      # simulated firmware: Limen similarity at or above this is a match
+_MATCH_SCORE_ON_SENSOR = T.FINGER_MATCH_DEFAULT  # simulated firmware searching: a match at the lock's own point
+_MERGE_SCORE_ON_SENSOR = T.FINGER_MATCH_FMR_1E3  # …and two enrolment impressions of one finger (RegModel)
 
 
 def sensor_frame(image: np.ndarray) -> np.ndarray:
@@ -207,7 +209,7 @@ class SimulatedR30x:
 
     def _reg_model(self, args: bytes) -> None:
         a, b = self._buffers.get(1), self._buffers.get(2)
-        if a is None or b is None or matcher.similarity(a, b) < _MATCH_SCORE_ON_SENSOR:
+        if a is None or b is None or matcher.similarity(a, b) < _MERGE_SCORE_ON_SENSOR:
             self._reply(b"\x0a")
             return
         self._reply(b"\x00")
