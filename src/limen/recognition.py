@@ -23,6 +23,7 @@ from limen import people, thresholds
 from limen.access.attempt import FaceEvidence
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.bio.face import FaceEngine, FaceSample, FaceTrack, QualityFailure, detect_burst
+from limen.bio.face.burst import scene_change
 from limen.bio.face.compare import fuse_reference
 from limen.bio.face.detect import Box
 from limen.bio.templates import Modality, OperatingPoint, TemplateStore
@@ -132,6 +133,10 @@ class FaceRecognizer:
             if verdict is not None and not verdict.passed:
                 self._audit_refused_enrolment(actor, verdict)
                 raise _pad_refusal(capture, verdict)
+            if scene_change([f.rgb for f in capture.frames]) > thresholds.ENROL_BURST_MAX_SCENE_CHANGE:
+                raise EnrolmentRefused(Reason.INSUFFICIENT_EVIDENCE, f"enrolment refused for {capture.source}: these "
+                                       "frames are separate photos, not one capture; take a burst/video, not "
+                                       "separate photos")
             for frame in _spread(capture, thresholds.FACE_ENROL_MAX_FRAMES):
                 out = self.engine.extract(frame.rgb)
                 if isinstance(out, FaceSample):

@@ -68,6 +68,13 @@ FACE_ENROL_RECOMMENDED_SAMPLES = 5     # fewer: enrolment warns (the reference i
 FACE_IDENTIFY_MARGIN = 0.04            # 1:N: the best candidate must beat the runner-up by this
 FACE_ENROL_MAX_FRAMES = 10             # frames used from one enrolment video / folder
 FACE_PROBE_MAX_FRAMES = 5              # frames embedded from one verification burst
+# Enrolment bursts must be one continuous capture (bio.face.burst.scene_change): the median, over consecutive
+# frames, of the mean |difference| of standardised 48 px grey thumbnails outside their centre (the background).
+# Development data only: 5 lfw-subset photos of one person (8 people): 0.55-1.52 per pair, medians ≥ 0.9;
+# 10 consecutive nuaa-dev live frames (16 subject-sessions): 0.01-0.70 per pair, medians ≤ 0.33.
+ENROL_BURST_THUMB_PX = 48              # side of the grey thumbnail compared
+ENROL_BURST_CENTRE_MARGIN = 10         # thumbnail pixels of border kept as "background" (the centre is the face)
+ENROL_BURST_MAX_SCENE_CHANGE = 0.5     # median change above this: separate photos, not one burst
 
 # ---------------------------------------------------------------- face embedding (bio.face.fast_embed)
 # The fast (ONNX Runtime) backend must reproduce dlib's descriptors.  Measured

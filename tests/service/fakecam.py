@@ -10,7 +10,8 @@ import numpy as np
 
 def sequence(folder: Path, session: str, n: int, start: int = 0) -> list[Path]:
     """`n` consecutive frames of one NUAA session (`SSSS_GG_PP_ss_n.jpg`, ordered by frame number)."""
-    frames = sorted(folder.glob(f"*_{session}_*.jpg"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    frames = sorted((p for p in folder.glob("*.jpg") if p.stem.split("_")[3] == session),  # not GG/PP == session
+                    key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
     return frames[start:start + n]
 
 

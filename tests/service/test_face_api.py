@@ -45,9 +45,10 @@ def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tm
     printed = sequence(nuaa / "print" / ENROLLED, "01", 8)
     r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", printed))
     assert r.status_code == 400 and "live person" in r.json()["reason"]
-    video = write_avi(photos, tmp_path / "dana.avi")
+    video = write_avi(photos, tmp_path / "dana.avi")  # one video per session: each is one continuous capture
+    later = write_avi(sequence(nuaa / "live" / ENROLLED, "02", 10), tmp_path / "dana-2.avi")
     r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(),
-                    files=[("files", ("dana.avi", video.read_bytes(), "video/x-msvideo"))])
+                    files=[("files", (v.name, v.read_bytes(), "video/x-msvideo")) for v in (video, later)])
     assert r.status_code == 200, r.text
     enrolled = r.json()
     assert enrolled["samples"] >= 3 and enrolled["purpose"] == "opening the front door"

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from limen import thresholds
@@ -41,6 +42,28 @@ class FaceTrack:
     def detections(self) -> list[detect.Detection]:
         """This face first, then the others (what the quality gates take)."""
         return [detect.Detection(self.box, 1.0), *self.others]
+
+
+def scene_change(images: Sequence[np.ndarray]) -> float:
+    """How much the background changes from one image to the next (0: a still scene).
+
+    The median, over consecutive pairs, of the mean absolute difference of their standardised grey thumbnails
+    outside the centre, where the face is.  Frames of one burst or video share a background (small values);
+    separate photos of a person do not (`ENROL_BURST_MAX_SCENE_CHANGE`).  Images of different sizes cannot be
+    one capture: infinity.  Fewer than two images: 0.
+    """
+    side, margin = thresholds.ENROL_BURST_THUMB_PX, thresholds.ENROL_BURST_CENTRE_MARGIN
+    if len({im.shape[:2] for im in images}) > 1:
+        return float("inf")
+    border = np.ones((side, side), bool)
+    border[margin:side - margin, margin:side - margin] = False
+    thumbs = []
+    for im in images:
+        grey = im.mean(axis=2) if im.ndim == 3 else im
+        small = cv2.resize(grey.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA)[border]
+        thumbs.append((small - small.mean()) / (small.std() + 1e-6))
+    changes = [float(np.abs(a - b).mean()) for a, b in zip(thumbs, thumbs[1:], strict=False)]
+    return float(np.median(changes)) if changes else 0.0
 
 
 def detect_burst(images: Sequence[np.ndarray]) -> list[FaceTrack | None]:
