@@ -7,20 +7,23 @@ state the audit trail recorded.  `--verify` also verifies the whole audit chain.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from limen.cli.common import STATE, output
+from limen.cli.common import STATE, error_text, output
+from limen.cli.common import gettext as _
 from limen.errors import LimenError
+from limen.service.i18n import N_
 
 if TYPE_CHECKING:
     from limen.config import Settings
     from limen.runtime import Runtime
 
 _RECENT = 5_000  # records scanned for the last door state and recent alarms
-FACE_ALONE_WARNING = ("WARNING: allow_face_alone_rgb is on: a face seen by an RGB camera opens alone; a photo or "
-                      "a phone screen may pass (docs/access.md)")
+FACE_ALONE_WARNING = N_("WARNING: allow_face_alone_rgb is on: a face seen by an RGB camera opens alone; a photo "
+                         "or a phone screen may pass (docs/access.md)")
 
 
 def register(app: typer.Typer) -> None:
@@ -70,8 +73,13 @@ def tamper_source_names(settings: Settings) -> list[str]:
     return names
 
 
-NO_TAMPER_SOURCES = ("no tamper sources configured (settings tamper_sources, tamper_supply, tamper_watchdog): no "
-                     "case, escutcheon, shock switch, supply voltage or process is watched")
+NO_TAMPER_SOURCES = N_("no tamper sources configured (settings tamper_sources, tamper_supply, tamper_watchdog): "
+                        "no case, escutcheon, shock switch, supply voltage or process is watched")
+
+
+def model_detail(detail: str) -> str:
+    """A model row's detail (`minifasnet_models.status`) in the CLI's language: its two states, or the error."""
+    return {"verified": _("verified"), "not imported": _("not imported")}.get(detail) or error_text(detail)
 
 
 def _pad_models(settings: Settings) -> dict[str, Any]:
@@ -133,36 +141,57 @@ def _backups(rt: Runtime) -> dict[str, Any]:
     return summary(rt.conn)
 
 
+def _cells(text: str) -> int:
+    """Terminal columns `text` takes: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _row(label: str, text: str) -> str:
+    """One line of `limen status`: the translated label padded to the column, then its text."""
+    return label + " " * max(1, _LABEL_COLUMNS - _cells(label)) + text
+
+
+_LABEL_COLUMNS = 11
+_INDENT = " " * _LABEL_COLUMNS
+
+
 def _print(d: dict[str, Any]) -> None:
     v, lock, a, al = d["vault"], d["lockdown"], d["audit"], d["alarms"]
-    typer.echo(f"device     {d['device_id']}  ({d['data_dir']})")
-    typer.echo(f"vault      {v['state']}" + (f", {v['templates']} templates, {v['keystore']} key store"
-                                              if "templates" in v else f": {v.get('error', '')}"))
-    typer.echo("lockdown   " + (f"ACTIVE since {lock['since']} ({lock['reason']}): biometric and code unlocks "
-                                "disabled; owner re-provisions with `limen tamper clear`" if lock["active"] else "off"))
+    typer.echo(_row(_("device"), f"{d['device_id']}  ({d['data_dir']})"))
+    typer.echo(_row(_("vault"), _("{state}, {templates} templates, {keystore} key store").format(
+        state=v["state"], templates=v["templates"], keystore=v["keystore"]) if "templates" in v
+        else f"{v['state']}: {error_text(str(v.get('error', '')))}"))
+    typer.echo(_row(_("lockdown"), _(
+        "ACTIVE since {since} ({reason}): biometric and code unlocks disabled; owner re-provisions with "
+        "`limen tamper clear`").format(since=lock["since"], reason=lock["reason"]) if lock["active"] else _("off")))
     if d["tamper"]["pending"]:
-        typer.echo(f"tamper     unfinished response {d['tamper']['pending']['incident']} (completes at next start)")
+        typer.echo(_row(_("tamper"), _("unfinished response {incident} (completes at next start)").format(
+            incident=d["tamper"]["pending"]["incident"])))
     sources = d["tamper"]["sources"]
-    typer.echo("tamper     " + (f"sources {', '.join(sources)}" if sources else NO_TAMPER_SOURCES))
+    typer.echo(_row(_("tamper"), _("sources {sources}").format(sources=", ".join(sources)) if sources
+                    else _(NO_TAMPER_SOURCES)))
     pad = d["pad_models"]
-    typer.echo("pad        " + ("MiniFASNet imported and verified" if pad["ready"] else
-                                "faces refused: " + "; ".join(f"{k} {v}" for k, v in pad["models"].items())
-                                + " (limen models import PATH)"))
+    typer.echo(_row(_("pad"), _("MiniFASNet imported and verified") if pad["ready"] else
+                    _("faces refused: {models} (limen models import PATH)").format(
+                        models="; ".join(f"{k} {model_detail(v)}" for k, v in pad["models"].items()))))
     face = d["face_rule"]
-    typer.echo("face       " + (face["warning"] if face["warning"] else
-                                "opens alone only with a depth/IR cue; an RGB face asks for the PIN/code"))
+    typer.echo(_row(_("face"), _(face["warning"]) if face["warning"] else
+                    _("opens alone only with a depth/IR cue; an RGB face asks for the PIN/code")))
     last = d["door"].get("last_recorded")
-    typer.echo("door       " + (f"{last['state']} (recorded {last['at']})" if last else "no state recorded"))
+    typer.echo(_row(_("door"), _("{state} (recorded {at})").format(state=last["state"], at=last["at"]) if last
+                    else _("no state recorded")))
     head = a.get("head")
-    typer.echo("audit      " + (f"{a['records']} records, head {head['hash'][:16]}…, signed up to "
-                                f"{a['last_signed_index']}" if head else "empty"))
+    typer.echo(_row(_("audit"), _("{records} records, head {head}…, signed up to {signed}").format(
+        records=a["records"], head=head["hash"][:16], signed=a["last_signed_index"]) if head else _("empty")))
     if "verified" in a:
-        typer.echo("           chain " + ("verifies" if a["verified"]["ok"] else f"BROKEN: {a['verified']['error']}"))
-    typer.echo(f"alarms     {al['pending_deliveries']} deliveries pending"
-               + "".join(f"\n           #{r['index']} {r['severity']} {r['rule']} {r['at']}" for r in al["recent"]))
+        typer.echo(_INDENT + (_("chain verifies") if a["verified"]["ok"] else
+                              _("chain BROKEN: {error}").format(error=error_text(a["verified"]["error"]))))
+    typer.echo(_row(_("alarms"), _("{n} deliveries pending").format(n=al["pending_deliveries"]))
+               + "".join(f"\n{_INDENT}#{r['index']} {r['severity']} {r['rule']} {r['at']}" for r in al["recent"]))
     b = d["backups"]
-    typer.echo("backups    " + ("none set up (limen link backup-key / recovery-key)" if not b["set_up"] else
-                                f"{b['counter']} made, to {b['recipients']} keys; templates "
-                                + ("INCLUDED (owner opted in)" if b["templates"] else "not included")))
+    typer.echo(_row(_("backups"), _("none set up (limen link backup-key / recovery-key)") if not b["set_up"] else
+                    _("{n} made, to {keys} keys; templates {templates}").format(
+                        n=b["counter"], keys=b["recipients"],
+                        templates=_("INCLUDED (owner opted in)") if b["templates"] else _("not included"))))
     acc = d["access"]
-    typer.echo(f"access     {acc.get('users')} users, mode {acc.get('mode')}")
+    typer.echo(_row(_("access"), _("{users} users, mode {mode}").format(users=acc.get("users"), mode=acc.get("mode"))))

@@ -1,0 +1,50 @@
+"""`limen status`, `limen serve`'s start-up lines, `limen link …` and `limen models …` in Simplified Chinese;
+their `--json` reads the same in every language."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from limen import thresholds
+from limen.cli.common import STATE
+
+from .test_access_cli import OWNER_PIN, limen
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_MEMORY_KIB", 64)
+    monkeypatch.setattr(thresholds, "PIN_ARGON2_TIME_COST", 1)
+
+
+@pytest.fixture(autouse=True)
+def no_lang_flag_left() -> None:
+    STATE.lang = None
+
+
+def _both(d: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[str, str]:
+    """The output of `limen *args` in English, then in Chinese."""
+    out = []
+    for lang in ("en", "zh_CN"):
+        monkeypatch.setenv("LIMEN_LANG", lang)
+        result = limen(d, *args)
+        assert result.exit_code == 0, result.output
+        out.append(result.stdout)
+    return out[0], out[1]
+
+
+def test_status_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "data"
+    assert limen(d, "users", "add", "Olga", "--permission", "owner", new_pin=OWNER_PIN).exit_code == 0
+    english, chinese = _both(d, monkeypatch, "status", "--verify")
+    assert "records, head" in english and "chain verifies" in english, english
+    for line in ("设备", "模板库", "未配置防拆来源", "人脸均被拒绝", "未导入", "条记录，链头", "审计链校验通过",
+                 "备份", "1 个用户，模式"):
+        assert line in chinese, (line, chinese)
+    assert "records" not in chinese and "not imported" not in chinese, chinese
+    assert len(english.splitlines()) == len(chinese.splitlines())
+    english, chinese = _both(d, monkeypatch, "--json", "status")
+    assert english == chinese and json.loads(english)["device_id"], chinese
