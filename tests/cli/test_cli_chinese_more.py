@@ -48,3 +48,27 @@ def test_status_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert len(english.splitlines()) == len(chinese.splitlines())
     english, chinese = _both(d, monkeypatch, "--json", "status")
     assert english == chinese and json.loads(english)["device_id"], chinese
+
+
+class _NoServer:
+    """Stands in for uvicorn's server: `limen serve` prints its start-up lines, then returns at once."""
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def run(self) -> None:
+        return None
+
+
+def test_serve_start_up_lines_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from limen.cli import serve
+
+    monkeypatch.setattr(serve.uvicorn, "Server", _NoServer)
+    d = tmp_path / "data"
+    english, chinese = _both(d, monkeypatch, "serve", "--host", "0.0.0.0", "--port", "8099", "--no-link")  # noqa: S104
+    assert "Limen lock service on http://0.0.0.0:8099" in english and "one-time setup link" in english, english
+    for line in ("Limen 门锁服务运行于 http://0.0.0.0:8099（门口屏幕：http://0.0.0.0:8099/kiosk",
+                 "人脸活体检测模型未导入", "未配置防拆来源", "allowed_hosts 中列出", "尚无主人账户"):
+        assert line in chinese, (line, chinese)
+    assert "Limen lock service" not in chinese and "No owner account" not in chinese, chinese
+    assert len(english.splitlines()) == len(chinese.splitlines())

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import uvicorn
 
-from limen.cli.common import STATE
+from limen.cli.common import STATE, error_text
+from limen.cli.common import gettext as _
 from limen.config import Settings
 
 if TYPE_CHECKING:
@@ -42,22 +43,24 @@ def serve(
     app = create_app(settings)
     ctx = app.state.ctx
     base = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"Limen lock service on {base}  (door screen: {base}/kiosk, owner console: {base}/owner)")
+    typer.echo(_("Limen lock service on {base}  (door screen: {base}/kiosk, owner console: {base}/owner)").format(
+        base=base))
     if simulate_sensors:
         simulator = app.state.fingers.simulate()
-        typer.echo(f"SIMULATED fingerprint sensor (R30x protocol) on {simulator.port}: lay fingerprint images on it "
-                   f"from {base}/kiosk/finger")
+        typer.echo(_("SIMULATED fingerprint sensor (R30x protocol) on {port}: lay fingerprint images on it from "
+                     "{base}/kiosk/finger").format(port=simulator.port, base=base))
     if settings.allow_face_alone_rgb:
         from limen.cli.status import FACE_ALONE_WARNING
 
-        typer.echo(FACE_ALONE_WARNING)
+        typer.echo(_(FACE_ALONE_WARNING))
     _report_face_models(settings)
     _report_tamper_sources(settings)
     if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:  # noqa: S104 - comparing, not binding
-        typer.echo("Other machines reach it by a name or address of this lock: list it under allowed_hosts in "
-                   "limen.toml (requests naming any other host are refused: DNS rebinding).")
+        typer.echo(_("Other machines reach it by a name or address of this lock: list it under allowed_hosts in "
+                     "limen.toml (requests naming any other host are refused: DNS rebinding)."))
     if ctx.setup_url():
-        typer.echo("No owner account yet. Open this one-time setup link to create it (new at every start until used):")
+        typer.echo(_("No owner account yet. Open this one-time setup link to create it (new at every start until "
+                     "used):"))
         typer.echo(f"  {ctx.setup_url()}")
     loop = _start_link(ctx) if link and settings.link_broker else None
     try:
@@ -80,9 +83,11 @@ def _start_link(ctx: ServiceContext) -> LinkLoop | None:
     try:
         loop = LinkLoop(ctx.runtime, ctx.lock.serialised()).start()
     except LimenError as exc:
-        typer.echo(f"error: cloud link not started: {exc} (see limen link csr / install-cert)", err=True)
+        typer.echo(_("error: cloud link not started: {error} (see limen link csr / install-cert)").format(
+            error=error_text(str(exc))), err=True)
         return None
-    typer.echo(f"Cloud link to {ctx.settings.link_broker} as {ctx.settings.device_id} (inside this service)")
+    typer.echo(_("Cloud link to {broker} as {device} (inside this service)").format(
+        broker=ctx.settings.link_broker, device=ctx.settings.device_id))
     return loop
 
 
@@ -118,12 +123,13 @@ def _report_face_models(settings: Settings) -> None:
     try:
         ready = MiniFasNetCue(settings.models_dir).check()
     except ConfigError as exc:
-        typer.echo(f"error: face PAD model: {exc}. Faces are refused until it is imported again "
-                   "(limen models import PATH); PINs and codes still work.", err=True)
+        typer.echo(_("error: face PAD model: {error}. Faces are refused until it is imported again "
+                     "(limen models import PATH); PINs and codes still work.").format(error=error_text(str(exc))),
+                   err=True)
         return
     if not ready:
-        typer.echo("Face PAD model not imported (limen models import PATH, see README): every face is refused as "
-                   "insufficient evidence; PINs and codes work.")
+        typer.echo(_("Face PAD model not imported (limen models import PATH, see README): every face is refused "
+                     "as insufficient evidence; PINs and codes work."))
 
 
 def _report_tamper_sources(settings: Settings) -> None:
@@ -132,7 +138,8 @@ def _report_tamper_sources(settings: Settings) -> None:
     from limen.cli.status import NO_TAMPER_SOURCES, tamper_source_names
 
     if not tamper_source_names(settings):
-        typer.echo(NO_TAMPER_SOURCES[0].upper() + NO_TAMPER_SOURCES[1:] + " (e.g. tamper_sources = [\"case:17\"]).")
+        text = _(NO_TAMPER_SOURCES)
+        typer.echo(_("{text} (e.g. tamper_sources = [\"case:17\"]).").format(text=text[:1].upper() + text[1:]))
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
