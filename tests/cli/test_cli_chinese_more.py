@@ -72,3 +72,30 @@ def test_serve_start_up_lines_in_chinese(tmp_path: Path, monkeypatch: pytest.Mon
         assert line in chinese, (line, chinese)
     assert "Limen lock service" not in chinese and "No owner account" not in chinese, chinese
     assert len(english.splitlines()) == len(chinese.splitlines())
+
+
+def test_link_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    d = tmp_path / "data"
+    assert limen(d, "users", "add", "Olga", "--permission", "owner", new_pin=OWNER_PIN).exit_code == 0
+    said = []
+    for lang, device in (("en", "olga-phone"), ("zh_CN", "olga-tablet")):
+        monkeypatch.setenv("LIMEN_LANG", lang)
+        pub = base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+        said.append(limen(d, "link", "backup-key", device, "--public-key", pub, "--as", "Olga").stdout.strip())
+    assert said == ["backups are now also encrypted to olga-phone", "备份今后也加密给 olga-tablet"]
+    english, chinese = _both(d, monkeypatch, "link", "backups")
+    assert (english.strip(), chinese.strip()) == ("no backups", "没有备份")
+    assert _both(d, monkeypatch, "link", "devices")[1].strip() == "没有已配对的设备"
+    made = _both(d, monkeypatch, "link", "backup")
+    assert "bytes, encrypted" in made[0] and "字节，已加密" in made[1], made
+    english, chinese = _both(d, monkeypatch, "link", "backups")
+    assert english.count("not uploaded") == 2 and chinese.count("未上传") == 2, chinese
+    assert "uploaded" not in chinese
+    english, chinese = _both(d, monkeypatch, "link", "backup-templates", "off", "--as", "Olga")
+    assert "不含生物特征数据" in chinese and "no biometric data" in english
+    english, chinese = _both(d, monkeypatch, "--json", "link", "backups")
+    assert english == chinese and len(json.loads(english)) == 2

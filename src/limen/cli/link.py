@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 from limen.errors import BadRequest, LinkError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def _owner(rt: Runtime, actor: str, pin: str | None) -> str:
 
     if not rt.has_owner():
         raise BadRequest("as", "this lock has no owner yet: add the owner first (limen users add)")
-    pin = pin if pin is not None else str(typer.prompt(f"PIN of {actor}", hide_input=True))
+    pin = pin if pin is not None else str(typer.prompt(_("PIN of {name}").format(name=actor), hide_input=True))
     who = rt.authorise(actor, pin, datetime.now(UTC))
     if rt.access().user(who).permission is not PermissionLevel.OWNER:
         raise BadRequest("as", "only an owner pairs or removes devices")
@@ -86,8 +87,8 @@ def pair_device(name: Annotated[str, typer.Argument(help="A name for the owner's
                               reason="link device paired", source="cli", data={"device": name}))
     finally:
         rt.close()
-    output({"device": device.name, "owner": device.owner}, f"paired {device.name} (commands signed by it are "
-                                                           "checked by this lock)")
+    output({"device": device.name, "owner": device.owner},
+           _("paired {name} (commands signed by it are checked by this lock)").format(name=device.name))
 
 
 @link_app.command("unpair")
@@ -105,7 +106,7 @@ def unpair(name: Annotated[str, typer.Argument()], actor: Actor, actor_pin: Acto
                               reason="link device removed", source="cli", data={"device": name}))
     finally:
         rt.close()
-    output({"removed": name}, f"removed {name}")
+    output({"removed": name}, _("removed {name}").format(name=name))
 
 
 @link_app.command("devices")
@@ -121,8 +122,8 @@ def devices() -> None:
             for d in DeviceRegistry(rt.conn).paired()]
     finally:
         rt.close()
-    output(rows, "\n".join(f"{r['device']:<24} counter {r['counter']:<12} paired {r['paired_at'][:16]}"
-                           for r in rows) or "no paired devices")
+    output(rows, "\n".join(f"{r['device']:<24} " + _("counter {counter} paired {at}").format(
+        counter=f"{r['counter']:<12}", at=r["paired_at"][:16]) for r in rows) or _("no paired devices"))
 
 
 @link_app.command("execute")
@@ -140,8 +141,8 @@ def execute(file: Annotated[Path, typer.Argument(help="A signed command as sent 
         outcome = for_runtime(rt).handle(payload, datetime.now(UTC))
     finally:
         rt.close()
-    output(outcome.to_dict(), f"{'DONE' if outcome.executed else 'REFUSED'}: {outcome.action or '-'} "
-                              f"({outcome.reason})")
+    verdict = _("DONE") if outcome.executed else _("REFUSED")
+    output(outcome.to_dict(), f"{verdict}: {outcome.action or '-'} ({outcome.reason})")
     if not outcome.executed:
         raise typer.Exit(3)
 
@@ -165,7 +166,7 @@ def backup_key(name: Annotated[str, typer.Argument(help="The owner's device, e.g
                               reason="backup recipient added", source="cli", data={"recipient": name}))
     finally:
         rt.close()
-    output({"recipient": name}, f"backups are now also encrypted to {name}")
+    output({"recipient": name}, _("backups are now also encrypted to {name}").format(name=name))
 
 
 @link_app.command("recovery-key")
@@ -184,7 +185,7 @@ def recovery_key(actor: Actor, actor_pin: ActorPin = None) -> None:
                               reason="recovery key made", source="cli"))
     finally:
         rt.close()
-    output({"recovery_key": printed}, f"recovery key (print it, keep it offline; it is not stored):\n{printed}")
+    output({"recovery_key": printed}, _("recovery key (print it, keep it offline; it is not stored):") + f"\n{printed}")
 
 
 @link_app.command("backup")
@@ -201,7 +202,8 @@ def backup() -> None:
                                                   "recipients": len(backups.recipients())}))
     finally:
         rt.close()
-    output({"file": str(path), "bytes": len(blob)}, f"wrote {path} ({len(blob)} bytes, encrypted)")
+    output({"file": str(path), "bytes": len(blob)},
+           _("wrote {path} ({n} bytes, encrypted)").format(path=path, n=len(blob)))
 
 
 @link_app.command("backups")
@@ -213,7 +215,8 @@ def list_backups() -> None:
     finally:
         rt.close()
     output(rows, "\n".join(f"{r['counter']:>6}  {r['created_at'][:19]}  "
-                           f"{'uploaded' if r['uploaded_at'] else 'not uploaded'}" for r in rows) or "no backups")
+                           + (_("uploaded") if r["uploaded_at"] else _("not uploaded")) for r in rows)
+           or _("no backups"))
 
 
 @link_app.command("restore-key")
@@ -247,12 +250,12 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
         blob = file.read_bytes()
     except OSError as exc:
         raise BadRequest(str(file), f"cannot read ({exc.strerror})") from exc
-    text = recovery if recovery is not None else str(typer.prompt("Recovery key", hide_input=True))
+    text = recovery if recovery is not None else str(typer.prompt(_("Recovery key"), hide_input=True))
     rt, backups = _backups()
     try:
         now = datetime.now(UTC)
         try:
-            _, content_key = unwrap_key(blob, parse_recovery_key(text))
+            _sealed, content_key = unwrap_key(blob, parse_recovery_key(text))
             restored = backups.restore(blob, content_key, now, from_lock=from_lock or STATE.settings.device_id,
                                        on_removed=lambda uid: rt.erase_templates(uid, "restore", now),
                                        lock_keys=_lock_keys(from_lock_key or []))
@@ -264,9 +267,10 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
                               reason="backup restored", source="cli", data=restored.to_dict()))
     finally:
         rt.close()
-    output(restored.to_dict(), f"restored backup {restored.counter} of {restored.lock} "
-                               f"({restored.rows.get('users', 0)} people; {restored.revoked_users} users and "
-                               f"{restored.revoked_codes} codes kept revoked)")
+    output(restored.to_dict(), _("restored backup {counter} of {lock} ({people} people; {users} users and {codes} "
+                                 "codes kept revoked)").format(
+        counter=restored.counter, lock=restored.lock, people=restored.rows.get("users", 0),
+        users=restored.revoked_users, codes=restored.revoked_codes))
 
 
 def _lock_keys(texts: list[str]) -> dict[str, Ed25519PublicKey]:
@@ -302,8 +306,8 @@ def backup_templates(state: Annotated[str, typer.Argument(help="on or off.")],
     finally:
         rt.close()
     output({"backup_templates": state == "on"},
-           "future backups carry face templates and fingers (encrypted to your keys)" if state == "on"
-           else "future backups carry no biometric data; after a restore people enrol again")
+           _("future backups carry face templates and fingers (encrypted to your keys)") if state == "on"
+           else _("future backups carry no biometric data; after a restore people enrol again"))
 
 
 def _backups() -> tuple[Runtime, Backups]:
@@ -331,7 +335,8 @@ def claim_code(actor: Actor, actor_pin: ActorPin = None) -> None:
     finally:
         rt.close()
     output({"lock_id": STATE.settings.device_id, "claim_code": code},
-           f"lock {STATE.settings.device_id}: claim code {code} (type it in limen-cloud once the link is up)")
+           _("lock {lock}: claim code {code} (type it in limen-cloud once the link is up)").format(
+               lock=STATE.settings.device_id, code=code))
 
 
 @link_app.command("csr")
@@ -339,13 +344,14 @@ def csr(out: Annotated[Path | None, typer.Option(help="Write the CSR here (stdou
     """Make the lock's TLS key (kept in the data directory, 0600) and print its certificate request."""
     from limen.link import pki
 
-    _, _, key_file = _paths()
+    *_files, key_file = _paths()
     request = pki.make_csr(pki.new_key(key_file), STATE.settings.device_id)
     if out is None:
         typer.echo(request.decode("ascii"), nl=False)
     else:
         out.write_bytes(request)
-        output({"csr": str(out)}, f"wrote {out}; give it to the fleet CA, then `limen link install-cert`")
+        output({"csr": str(out)},
+               _("wrote {path}; give it to the fleet CA, then `limen link install-cert`").format(path=out))
 
 
 @link_app.command("install-cert")
@@ -370,9 +376,10 @@ def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certifica
         raise BadRequest(str(cert), "does not match this lock's key (run `limen link csr` on this lock)")
     ca_file.write_bytes(pki.pem(anchor))
     cert_file.write_bytes(pki.pem(issued))
+    due = pki.needs_rotation(issued, datetime.now(UTC))
     output({"expires": issued.not_valid_after_utc.isoformat()},
-           f"installed; expires {issued.not_valid_after_utc:%Y-%m-%d}"
-           f"{' (rotation due: limen link run renews it)' if pki.needs_rotation(issued, datetime.now(UTC)) else ''}")
+           _("installed; expires {date}").format(date=f"{issued.not_valid_after_utc:%Y-%m-%d}")
+           + (_(" (rotation due: limen link run renews it)") if due else ""))
 
 
 @link_app.command("run")
@@ -397,7 +404,7 @@ def run(homeassistant: Annotated[bool, typer.Option(
     settings = STATE.settings
     if not settings.link_broker:
         raise BadRequest("link_broker", "set link_broker = \"host:port\" in the settings")
-    host, _, port = settings.link_broker.rpartition(":")
+    host, _colon, port = settings.link_broker.rpartition(":")
     if not host or not port.isdigit():
         raise BadRequest("link_broker", "expected host:port")
     ca_file, cert_file, key_file = _paths()
@@ -420,7 +427,8 @@ def run(homeassistant: Annotated[bool, typer.Option(
                                lockdown=rt.access().load_state().lockdown, guard=link.guard)
             rt.audit.add_observer(ha.observe)
             ha.connect()
-        typer.echo(f"link up: {host}:{port} as {settings.device_id} (pid {os.getpid()})")
+        typer.echo(_("link up: {host}:{port} as {device} (pid {pid})").format(
+            host=host, port=port, device=settings.device_id, pid=os.getpid()))
         try:
             for beat in itertools.count():
                 with link.guard:
