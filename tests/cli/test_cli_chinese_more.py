@@ -99,3 +99,28 @@ def test_link_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "不含生物特征数据" in chinese and "no biometric data" in english
     english, chinese = _both(d, monkeypatch, "--json", "link", "backups")
     assert english == chinese and len(json.loads(english)) == 2
+
+
+def test_models_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "data"
+    monkeypatch.delenv("LIMEN_MODELS_DIR", raising=False)
+    english, chinese = _both(d, monkeypatch, "models", "list")
+    assert english.splitlines()[0] == f"models directory: {d / 'models'}"
+    assert chinese.splitlines()[0] == f"模型目录：{d / 'models'}"
+    assert [line.split()[-1] for line in chinese.splitlines()[1:]] == ["未导入", "未导入"], chinese
+    english, chinese = _both(d, monkeypatch, "--json", "models", "list")
+    assert english == chinese and json.loads(english)["models_dir"] == str(d / "models")
+
+
+def test_importing_a_model_says_so_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_models_cli import weights
+
+    d = tmp_path / "data"
+    monkeypatch.delenv("LIMEN_MODELS_DIR", raising=False)
+    monkeypatch.setenv("LIMEN_LANG", "zh_CN")
+    one = limen(d, "models", "import", str(weights() / "2.7_80x80_MiniFASNetV2.pth"))
+    assert one.exit_code == 0, one.output
+    assert "已从 2.7_80x80_MiniFASNetV2.pth 导入 MiniFASNetV2" in one.stdout, one.stdout
+    assert "仍缺少：4_0_0_80x80_MiniFASNetV1SE.pth" in one.stdout, one.stdout
+    listed = limen(d, "models", "list")
+    assert [line.split()[-1] for line in listed.stdout.splitlines()[1:]] == ["已校验", "未导入"], listed.stdout

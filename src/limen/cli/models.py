@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from limen.cli.common import STATE, output
+from limen.cli.common import gettext as _
 
 models_app = typer.Typer(help="Model weights: import (checked and converted) and list.", no_args_is_help=True)
 
@@ -37,9 +38,11 @@ def import_(
 
     def human() -> None:
         for m in written:
-            typer.echo(f"imported {m.model} from {m.source_file} (sha256 {m.source_sha256[:16]}…) into {models_dir}")
+            typer.echo(_("imported {model} from {source} (sha256 {digest}…) into {folder}").format(
+                model=m.model, source=m.source_file, digest=m.source_sha256[:16], folder=models_dir))
         if missing:
-            typer.echo(f"the MiniFASNet cue needs both models; still missing: {', '.join(missing)}")
+            typer.echo(_("the MiniFASNet cue needs both models; still missing: {files}").format(
+                files=", ".join(missing)))
 
     output(data, human)
 
@@ -47,6 +50,7 @@ def import_(
 @models_app.command("list")
 def list_() -> None:
     """What is imported into the models directory and whether each file still matches its manifest."""
+    from limen.cli.status import model_detail
     from limen.pad.minifasnet_models import status
 
     models_dir = STATE.settings.models_dir
@@ -56,9 +60,9 @@ def list_() -> None:
                         "imported": r.imported, "verified": r.verified, "detail": r.detail} for r in rows]}
 
     def human() -> None:
-        typer.echo(f"models directory: {models_dir}")
+        typer.echo(_("models directory: {folder}").format(folder=models_dir))
         for r in rows:
-            typer.echo(f"  {r.variant.spec.model:<16} {r.detail}")
+            typer.echo(f"  {r.variant.spec.model:<16} {model_detail(r.detail)}")
 
     output(data, human)
     if any(r.imported and not r.verified for r in rows):
