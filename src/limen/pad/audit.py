@@ -294,11 +294,10 @@ def _inner_oof(kept: Sequence[Item], f: AuditFeatures, y: np.ndarray, train: np.
     return out[train]
 
 
-def door_point(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member],
-               bpcer: float = 0.02) -> dict[str, dict[str, object]]:
-    """Every candidate at ONE threshold, as the door runs: read at `bpcer` on the pooled clean
-    leave-one-dataset-out scores (each item's texture from a model blind to its dataset), then held fixed
-    under every shift.  candidate → condition → metrics (pooled over datasets, BPCER per dataset)."""
+def _blind_texture(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]
+                   ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """Labels (1 = bona fide), condition → (texture features, MiniFASNet scores), and condition → texture logits
+    with each item scored by a model fitted without its own dataset (leave one dataset out)."""
     y = np.array([int(i.species == BONA_FIDE) for i in kept])
     ds = np.array([i.dataset for i in kept])
     conditions = {"clean": (f.texture, f.minifasnet)} | {s: (f.shifted_texture[s], f.shifted_minifasnet[s])
@@ -308,6 +307,15 @@ def door_point(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]
         model = fit_model(f.texture[ds != d], f.texture_cam[ds != d], y[ds != d], members)
         for c, (tx, _) in conditions.items():
             tex[c][ds == d] = model.logits_all(tx[ds == d])
+    return y, conditions, tex
+
+
+def door_point(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member],
+               bpcer: float = 0.02) -> dict[str, dict[str, object]]:
+    """Every candidate at ONE threshold, as the door runs: read at `bpcer` on the pooled clean
+    leave-one-dataset-out scores (each item's texture from a model blind to its dataset), then held fixed
+    under every shift.  candidate → condition → metrics (pooled over datasets, BPCER per dataset)."""
+    y, conditions, tex = _blind_texture(kept, f, members)
     every = np.ones(len(kept), dtype=bool)
     out: dict[str, dict[str, object]] = {}
     pooled: Scores = {"texture": tex["clean"], "minifasnet": f.minifasnet}  # the refit's training scores
@@ -339,15 +347,7 @@ def live_shift(kept: Sequence[Item], f: AuditFeatures, members: Sequence[Member]
     fusion on the live frames, plus the share of the fused score's mean drop that comes from texture."""
     from limen.pad.fusion_model import MODEL_FILE
 
-    y = np.array([int(i.species == BONA_FIDE) for i in kept])
-    ds = np.array([i.dataset for i in kept])
-    conditions = {"clean": (f.texture, f.minifasnet)} | {s: (f.shifted_texture[s], f.shifted_minifasnet[s])
-                                                         for s in SHIFTS}
-    tex = {c: np.zeros(len(kept)) for c in conditions}
-    for d in sorted(set(ds)):
-        model = fit_model(f.texture[ds != d], f.texture_cam[ds != d], y[ds != d], members)
-        for c, (tx, _) in conditions.items():
-            tex[c][ds == d] = model.logits_all(tx[ds == d])
+    y, conditions, tex = _blind_texture(kept, f, members)
     comb = FusionModel.load(MODEL_FILE).combinations[0]
     live = y == 1
     cues: dict[str, dict[str, np.ndarray]] = {"texture": {}, "minifasnet": {}, "fused": {}}
