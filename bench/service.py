@@ -55,7 +55,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 
 def frames(subject: str, session: str, n: int, start: int = 0, kind: str = "live") -> list[Path]:
     folder = NUAA / kind / subject
-    found = sorted(folder.glob(f"*_{session}_*.jpg"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    found = sorted((p for p in folder.glob("*.jpg") if p.stem.split("_")[3] == session),  # not GG/PP == session
+                   key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
     return found[start:start + n]
 
 
