@@ -475,6 +475,12 @@ CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webh
 CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
 CLOUD_WEBHOOK_BACKOFF_MAX_S = 600.0    # … up to this
 CLOUD_INVITE_HOURS = 72                # a sign-up invite or the first start's setup token is valid this long
+CLOUD_SIGNUP_PER_MIN = 2               # account creations (POST /api/owners, /signup) per client address a minute …
+CLOUD_SIGNUP_BURST = 5                 # … with this burst (each costs an Argon2id hash), and for all clients together:
+CLOUD_SIGNUP_GLOBAL_PER_MIN = 30
+CLOUD_PUSH_TIMEOUT_S = 5.0             # one Web Push request to the browser's push service
+CLOUD_PUSH_TTL_S = 24 * 3600           # how long the push service keeps an alarm for a browser that is offline
+CLOUD_PUSH_MAX_SUBSCRIPTIONS = 20      # browsers (web push subscriptions) per owner
 # Automatic rotation of a lock's link certificate (link/pki.Rotation, limen_cloud/bridge.py) — design values:
 LINK_ROTATION_RETRY_S = 3600.0         # a rotation CSR left unanswered is sent again after this
 CLOUD_CERT_MIN_INTERVAL_S = 3600.0     # the cloud's CA issues at most one certificate per lock this often
