@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from limen import thresholds
 from limen.bio.finger.extract import extract_file
-from limen.bio.finger.matcher import FEATURES, _inside, features, prepare, similarity
+from limen.bio.finger.matcher import FEATURES, PreparedTemplate, _agreeing_edges, _inside, features, prepare, similarity
 from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
 
 
@@ -82,3 +83,33 @@ def test_inside_counts_points_in_a_grown_convex_polygon() -> None:
     assert _inside(points, square, 0.0) == 1
     assert _inside(points, square, 3.0) == 3
     assert _inside(points, square[::-1], 3.0) == 3            # either winding
+
+
+def _agreeing_by_brute_force(p: PreparedTemplate, c: PreparedTemplate) -> dict[tuple[int, int, int, int], float]:
+    """Every (i, j, a, b) whose edges agree, by comparing every probe edge with every candidate edge."""
+    limit = math.cos(thresholds.FINGER_MATCH_EDGE_ANGLE)
+    out = {}
+    for i, a in zip(*np.nonzero(np.isfinite(p.dist)), strict=True):
+        tol = max(thresholds.FINGER_MATCH_EDGE_DIST_PX, thresholds.FINGER_MATCH_EDGE_DIST_REL * float(p.dist[i, a]))
+        for j, b in zip(*np.nonzero(np.isfinite(c.dist)), strict=True):
+            gap = abs(float(p.dist[i, a]) - float(c.dist[j, b]))
+            ca = math.cos(float(p.alpha[i, a]) - float(c.alpha[j, b]))
+            cb = math.cos(float(p.beta[i, a]) - float(c.beta[j, b]))
+            if gap <= tol and ca >= limit and cb >= limit:
+                out[(int(i), int(j), int(a), int(b))] = max(gap / tol, (1 - min(ca, cb)) / (1 - limit))
+    return out
+
+
+def test_the_edge_join_finds_exactly_the_agreeing_edges_of_a_brute_force_comparison() -> None:
+    a = _random_template(7, n=30)
+    for other in (_moved(a, 0.5, (12, -7)), _random_template(8, n=30)):
+        p, c = prepare(a), prepare(other)
+        ii, jj, aa, bb, err = _agreeing_edges(p, c)
+        found = {(int(i), int(j), int(x), int(y)): float(e) for i, j, x, y, e in zip(ii, jj, aa, bb, err, strict=True)}
+        expected = _agreeing_by_brute_force(p, c)
+        # float32 tables: an edge within 1e-4 of a tolerance may fall either side
+        assert {k for k, v in expected.items() if v < 1 - 1e-4} <= set(found) <= set(expected) | {
+            k for k in found if found[k] > 1 - 1e-3}
+        assert all(abs(found[k] - expected[k]) < 1e-3 for k in set(found) & set(expected))
+        assert len(found) > 0
+        assert list(ii * c.size + jj) == sorted(ii * c.size + jj)       # sorted by pair: the growth relies on it

@@ -48,6 +48,13 @@ class PreparedTemplate:
     alpha: np.ndarray       # n×k edge angle relative to the minutia's direction
     beta: np.ndarray        # n×k neighbour direction relative to the minutia's direction
     trig: np.ndarray        # 4×n×k cos α, sin α, cos β, sin β (angle tests without wrapping)
+    # the same edges, flattened (absent ones dropped) and sorted by the join key (α bin, length): the edge
+    # join looks up the three α bins around each probe edge instead of comparing every length-compatible pair
+    edge_key: np.ndarray    # m float64: α bin × _KEY_SPAN + length
+    edge_flat: np.ndarray   # m int64: i·k + a, the edge's place in the n×k tables
+    edge_len: np.ndarray    # m float32 lengths
+    edge_bin: np.ndarray    # m int64 α bins
+    edge_trig: np.ndarray   # 4×m float32: cos α, sin α, cos β, sin β
 
     @property
     def size(self) -> int:
@@ -55,6 +62,18 @@ class PreparedTemplate:
 
 
 _ABSENT = np.nan                    # never agrees with anything
+_KEY_SPAN = 1e5                     # > any edge length, px: separates the α bins in the join key
+
+
+def _alpha_bins() -> int:
+    """α bins of the join: each at least the angle tolerance wide (+2 %: float rounding), so an agreeing edge
+    is always in the probe edge's bin or one of its two neighbours."""
+    return max(3, int(2 * np.pi // (thresholds.FINGER_MATCH_EDGE_ANGLE * 1.02)))
+
+
+def _alpha_bin(alpha: np.ndarray) -> np.ndarray:
+    bins = _alpha_bins()
+    return np.floor((alpha.astype(np.float64) + np.pi) * (bins / (2 * np.pi))).astype(np.int64) % bins
 
 
 def prepare(template: FingerTemplate) -> PreparedTemplate:
@@ -80,40 +99,45 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
         beta[:, :kk] = _wrap(ang[nearest] - ang[:, None])
     trig = np.stack([np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)]).astype(np.float32)
     hull = cv2.convexHull(xy.astype(np.float32)).reshape(-1, 2).astype(np.float64) if n >= 3 else xy.copy()
+    flat = np.flatnonzero(np.isfinite(dist.reshape(-1)))
+    length = dist.reshape(-1)[flat]                          # float32, as the tables
+    bins = _alpha_bin(alpha.reshape(-1)[flat])
+    key = bins * _KEY_SPAN + length.astype(np.float64)      # exact: the α bin and the float32 length
+    order = np.argsort(key, kind="stable")
+    flat_trig = trig.reshape(4, -1)[:, flat[order]]
     return PreparedTemplate(xy.astype(np.float64), hull, ang.astype(np.float32), kinds.astype(np.int8), neighbour,
-                            dist, alpha, beta, trig)
+                            dist, alpha, beta, trig, key[order], flat[order].astype(np.int64), length[order],
+                            bins[order], np.ascontiguousarray(flat_trig))
 
 
 def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every (i, j, a, b) where edge a of probe minutia i agrees with edge b of candidate minutia j,
-    with its normalised disagreement (≤ 1), sorted by (i, j).  A join on edge length through the
-    candidate's length-sorted edges: only length-compatible edges are ever compared by angle."""
+    with its normalised disagreement (≤ 1), sorted by (i, j).  A join on (α bin, edge length) through the
+    candidate's key-sorted edges: each probe edge looks up its own α bin and the two beside it, so only
+    edges compatible in length and edge angle are ever compared in full."""
     k = p.dist.shape[1]
-    p_flat = np.flatnonzero(np.isfinite(p.dist.reshape(-1)))
-    c_flat = np.flatnonzero(np.isfinite(c.dist.reshape(-1)))
-    c_len = c.dist.reshape(-1)[c_flat]
-    order = np.argsort(c_len, kind="stable")
-    c_sorted, c_ids = c_len[order], c_flat[order]
-    p_len = p.dist.reshape(-1)[p_flat]
+    bins = _alpha_bins()
+    p_len = p.edge_len
     tol = np.maximum(thresholds.FINGER_MATCH_EDGE_DIST_PX, thresholds.FINGER_MATCH_EDGE_DIST_REL * p_len)
-    lo = np.searchsorted(c_sorted, p_len - tol, side="left")
-    hi = np.searchsorted(c_sorted, p_len + tol, side="right")
+    look = (p.edge_bin[None, :] + np.array([-1, 0, 1])[:, None]) % bins * _KEY_SPAN     # 3×m
+    lo = np.searchsorted(c.edge_key, (look + (p_len - tol)).reshape(-1), side="left")
+    hi = np.searchsorted(c.edge_key, (look + (p_len + tol)).reshape(-1), side="right")
     counts = hi - lo
-    rep = np.repeat(np.arange(p_flat.size), counts)
-    first = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    cand = c_ids[first + np.arange(rep.size)]
-    probe = p_flat[rep]
-    ii, aa, jj, bb = probe // k, probe % k, cand // k, cand % k
-    pt, ct = p.trig[:, ii, aa], c.trig[:, jj, bb]
+    total = int(counts.sum())
+    rep = np.repeat(np.tile(np.arange(p_len.size), 3), counts)
+    cand = np.arange(total) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    pt, ct = p.edge_trig[:, rep], c.edge_trig[:, cand]
     cos_alpha = pt[0] * ct[0] + pt[1] * ct[1]          # cos of the difference of the edge angles
     cos_beta = pt[2] * ct[2] + pt[3] * ct[3]           # cos of the difference of the neighbour directions
     limit = np.cos(thresholds.FINGER_MATCH_EDGE_ANGLE)
-    keep = (cos_alpha >= limit) & (cos_beta >= limit)
-    dist_err = np.abs(p_len[rep] - c.dist.reshape(-1)[cand]) / tol[rep]
-    err = np.maximum(dist_err, (1 - np.minimum(cos_alpha, cos_beta)) / (1 - limit))[keep]
-    ii, jj, aa, bb = ii[keep], jj[keep], aa[keep], bb[keep]
-    by_pair = np.argsort(ii * c.size + jj, kind="stable")
+    keep = np.flatnonzero((cos_alpha >= limit) & (cos_beta >= limit))
+    rep, cand = rep[keep], cand[keep]
+    dist_err = np.abs(p_len[rep] - c.edge_len[cand]) / tol[rep]
+    err = np.maximum(dist_err, (1 - np.minimum(cos_alpha[keep], cos_beta[keep])) / (1 - limit))
+    probe, other = p.edge_flat[rep], c.edge_flat[cand]
+    ii, aa, jj, bb = probe // k, probe % k, other // k, other % k
+    by_pair = np.argsort((ii * c.size + jj) * (k * k) + aa * k + bb, kind="stable")
     return ii[by_pair], jj[by_pair], aa[by_pair], bb[by_pair], err[by_pair]
 
 
