@@ -341,11 +341,15 @@ def claim_code(actor: Actor, actor_pin: ActorPin = None) -> None:
 
 @link_app.command("csr")
 def csr(out: Annotated[Path | None, typer.Option(help="Write the CSR here (stdout when absent).")] = None) -> None:
-    """Make the lock's TLS key (kept in the data directory, 0600) and print its certificate request."""
+    """Make the lock's TLS key and print its certificate request.
+
+    The key is made inside the PKCS#11 token when the vault uses one (keystore = "pkcs11"; the data
+    directory then keeps only a reference to it), else it is a 0600 file in the data directory.
+    """
     from limen.link import pki
 
     *_files, key_file = _paths()
-    request = pki.make_csr(pki.new_key(key_file), STATE.settings.device_id)
+    request = pki.new_link_csr(key_file, STATE.settings.device_id, pki.token_for(STATE.settings))
     if out is None:
         typer.echo(request.decode("ascii"), nl=False)
     else:
@@ -372,7 +376,7 @@ def install_cert(cert: Annotated[Path, typer.Argument(help="The lock's certifica
         raise BadRequest(str(cert), f"not a certificate issued by {ca} ({exc})") from exc
     except InvalidSignature as exc:
         raise BadRequest(str(cert), "not signed by the given CA") from exc
-    if not key_file.exists() or issued.public_key() != pki.load_key(key_file).public_key():
+    if not key_file.exists() or issued.public_key() != pki.link_public_key(key_file, pki.token_for(STATE.settings)):
         raise BadRequest(str(cert), "does not match this lock's key (run `limen link csr` on this lock)")
     ca_file.write_bytes(pki.pem(anchor))
     cert_file.write_bytes(pki.pem(issued))
@@ -408,9 +412,9 @@ def run(homeassistant: Annotated[bool, typer.Option(
     if not host or not port.isdigit():
         raise BadRequest("link_broker", "expected host:port")
     ca_file, cert_file, key_file = _paths()
-    files = pki.LinkFiles(ca_file, cert_file, key_file)
+    files = pki.LinkFiles(ca_file, cert_file, key_file, pki.token_for(settings))
     pki.finish_rotation(files)  # a rotation interrupted between the new certificate and its key
-    context = pki.client_context(ca_file, cert_file, key_file)
+    context = pki.client_context(ca_file, cert_file, key_file, files.token)
     rotation = pki.Rotation(settings.device_id, files, context)  # the certificate rotates by itself when due
     rt = open_runtime(settings)
     stop = threading.Event()

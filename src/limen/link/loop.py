@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def link_files(rt: Runtime) -> pki.LinkFiles:
     d = rt.settings.keys_dir
-    return pki.LinkFiles(d / "link-ca.pem", d / "link-client.pem", d / "link-client.key")
+    return pki.LinkFiles(d / "link-ca.pem", d / "link-client.pem", d / "link-client.key", pki.token_for(rt.settings))
 
 
 def broker_address(value: str | None) -> tuple[str, int]:
@@ -55,7 +55,7 @@ class LinkLoop:
         host, port = broker_address(rt.settings.link_broker)
         files = link_files(rt)
         pki.finish_rotation(files)  # a rotation interrupted between the new certificate and its key
-        context = pki.client_context(files.ca, files.cert, files.key)
+        context = pki.client_context(files.ca, files.cert, files.key, files.token)
         self.rt, self.guard, self.period_s, self.backup_hours = rt, guard, period_s, backup_hours
         device = rt.settings.device_id
         self.link = LockLink(device, context, host, port, for_runtime(rt), guard=guard,

@@ -17,9 +17,10 @@ the link (`limen/<id>/csr`); the certificate the cloud's CA sends back
 for the pending key, and it is valid now; the same TLS context then loads it,
 so the next handshake uses the new key.
 
-Not built: the lock key inside the PKCS#11 token.  Python's `ssl` loads a
-client key only from a file (no engine or provider hook), and no OpenSSL
-PKCS#11 provider is installed here (docs/cloud.md).
+Where the vault's keys are in a PKCS#11 token, the link key is made in that
+token and never leaves it (`TokenAccess`, `limen.link.token_key`): the key file
+then holds only a reference, and every function here that takes a key path
+(`new_link_csr`, `link_public_key`, `client_context`, `Rotation`) follows it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -39,8 +41,71 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from limen import thresholds as T
 from limen.errors import BadRequest, LinkError
+from limen.link import token_key
+
+if TYPE_CHECKING:
+    from limen.config import Settings
 
 PrivateKey = ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class TokenAccess:
+    """The PKCS#11 token that holds the link key (the vault's token), and its user PIN."""
+
+    module: str
+    token: str
+    pin: str = field(repr=False)
+
+
+def token_for(settings: Settings) -> TokenAccess | None:
+    """The vault's PKCS#11 token when the lock keeps its keys in one (then the link key lives there too)."""
+    from limen.config import KeyStoreKind
+
+    if settings.keystore != KeyStoreKind.PKCS11:
+        return None
+    if settings.pkcs11_pin is None:
+        raise LinkError("keystore = \"pkcs11\" needs pkcs11_pin for the link key")
+    return TokenAccess(settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin.get_secret_value())
+
+
+def new_link_csr(path: Path, lock_id: str, token: TokenAccess | None) -> bytes:
+    """A new link key at `path` — in `token` when given (a reference file is written), else a 0600 PEM — and its CSR."""
+    if token is None:
+        return make_csr(new_key(path), lock_id)
+    ref = token_key.generate(path, token.module, token.token, token.pin)
+    return token_key.make_csr(ref, token.pin, lock_id)
+
+
+def link_public_key(path: Path, token: TokenAccess | None) -> ec.EllipticCurvePublicKey:
+    """The public half of the link key at `path` (a PEM key, or a reference to a token key)."""
+    if token_key.is_reference(path):
+        return token_key.public_key(token_key.read_reference(path), _pin(path, token))
+    return load_key(path).public_key()
+
+
+def _pin(path: Path, token: TokenAccess | None) -> str:
+    if token is None:
+        raise LinkError(f"{path}: the link key is in a PKCS#11 token; set keystore = \"pkcs11\" and pkcs11_pin")
+    return token.pin
+
+
+def _discard(path: Path, token: TokenAccess | None) -> None:
+    """Remove a link key: the token's key pair where `path` refers to one, then the file."""
+    if token_key.is_reference(path):
+        token_key.destroy(token_key.read_reference(path), _pin(path, token))
+    path.unlink(missing_ok=True)
+
+
+def load_chain(context: ssl.SSLContext, cert_file: Path, key_file: Path, token: TokenAccess | None) -> None:
+    """Make `context` present `cert_file` with the key at `key_file` (a PEM key or a token reference)."""
+    try:
+        if token_key.is_reference(key_file):
+            token_key.load_into(context, cert_file, token_key.read_reference(key_file), _pin(key_file, token))
+        else:
+            context.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(f"cannot load the link's certificates ({exc})") from exc
 
 
 def new_key(path: Path | None = None) -> PrivateKey:
@@ -161,17 +226,23 @@ def _san(hostname: str) -> x509.SubjectAlternativeName:
         return x509.SubjectAlternativeName([x509.DNSName(hostname)])
 
 
-def client_context(ca_file: Path, cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext:
-    """TLS 1.3 only, the fleet CA only, broker name checked, no session tickets; our certificate if given."""
+def client_context(ca_file: Path, cert_file: Path | None, key_file: Path | None,
+                   token: TokenAccess | None = None) -> ssl.SSLContext:
+    """TLS 1.3 only, the fleet CA only, broker name checked, no session tickets; our certificate if given.
+
+    A `key_file` that refers to a PKCS#11 key is used through `token` (the key signs inside it).
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.options |= ssl.OP_NO_TICKET
     try:
         ctx.load_verify_locations(cafile=str(ca_file))
-        if cert_file is not None:
-            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None)
+        if cert_file is not None and key_file is None:
+            ctx.load_cert_chain(str(cert_file))
     except (OSError, ssl.SSLError) as exc:
         raise LinkError(f"cannot load the link's certificates ({exc})") from exc
+    if cert_file is not None and key_file is not None:
+        load_chain(ctx, cert_file, key_file, token)
     return ctx
 
 
@@ -188,11 +259,15 @@ def load_key(path: Path) -> PrivateKey:
 
 @dataclass(frozen=True)
 class LinkFiles:
-    """Where a lock keeps its link's trust anchor, certificate and key (all PEM; the key 0600)."""
+    """Where a lock keeps its link's trust anchor, certificate and key (all PEM; the key 0600).
+
+    With `token`, the key file refers to a key pair inside that PKCS#11 token (`limen.link.token_key`).
+    """
 
     ca: Path
     cert: Path
     key: Path
+    token: TokenAccess | None = None
 
     @property
     def pending_key(self) -> Path:
@@ -208,9 +283,12 @@ def finish_rotation(files: LinkFiles) -> bool:
         current = x509.load_pem_x509_certificate(files.cert.read_bytes())
     except (OSError, ValueError):
         return False
-    if current.public_key() != load_key(pending).public_key():
+    if current.public_key() != link_public_key(pending, files.token):
         return False
+    old = token_key.read_reference(files.key) if token_key.is_reference(files.key) else None
     os.replace(pending, files.key)
+    if old is not None and files.token is not None:
+        token_key.destroy(old, files.token.pin)
     return True
 
 
@@ -235,20 +313,21 @@ class Rotation:
 
     def request(self) -> bytes:
         """A new pending key (replacing an older pending one) and its CSR to send to the fleet CA."""
-        return make_csr(new_key(self.files.pending_key), self.lock_id)
-
+        if self.files.pending_key.exists():
+            _discard(self.files.pending_key, self.files.token)
+        return new_link_csr(self.files.pending_key, self.lock_id, self.files.token)
 
     def install(self, cert_pem: bytes, at: datetime) -> x509.Certificate:
         """Check and install a certificate for the pending key; `BadRequest` (nothing changed) otherwise."""
         cert = self._checked(cert_pem, at)
         tmp = self.files.cert.with_name(self.files.cert.name + ".tmp")
         tmp.write_bytes(pem(cert))
+        old = token_key.read_reference(self.files.key) if token_key.is_reference(self.files.key) else None
         os.replace(tmp, self.files.cert)  # first the certificate (recover() completes a crash here) …
         os.replace(self.files.pending_key, self.files.key)  # … then the key
-        try:
-            self.context.load_cert_chain(str(self.files.cert), str(self.files.key))
-        except ssl.SSLError as exc:
-            raise LinkError(f"the rotated certificate does not load ({exc})") from exc
+        load_chain(self.context, self.files.cert, self.files.key, self.files.token)
+        if old is not None:  # the replaced key pair leaves the token (a crash before this leaves an unused key)
+            token_key.destroy(old, _pin(self.files.key, self.files.token))
         return cert
 
     def _checked(self, cert_pem: bytes, at: datetime) -> x509.Certificate:
@@ -263,7 +342,7 @@ class Rotation:
         names = [n.value for n in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         if names != [self.lock_id]:
             raise BadRequest("certificate", "issued for another lock")
-        if cert.public_key() != load_key(self.files.pending_key).public_key():
+        if cert.public_key() != link_public_key(self.files.pending_key, self.files.token):
             raise BadRequest("certificate", "not for this lock's pending key")
         if not cert.not_valid_before_utc <= at + timedelta(seconds=T.LINK_CLOCK_SKEW_S) < cert.not_valid_after_utc:
             raise BadRequest("certificate", "not valid now")
