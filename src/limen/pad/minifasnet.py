@@ -15,7 +15,9 @@ models directory (`minifasnet_models`).  Not imported → `CueUnavailable
 but altered → `ConfigError`, raised by `check()` and by every scoring call, so
 the service refuses faces instead of falling back to weaker cues.  The ONNX
 Runtime sessions (one intra-op thread each) load once per process and models
-directory, lazily, under a lock; `run` is thread-safe.
+directory, lazily, under a lock; `run` is thread-safe.  Each session runs the
+verified graph with its PRelu computed as an exact Max (`onnx_minifasnet.prelu_as_max`:
+the same logits at less than half the CPU time).
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def _sessions(models_dir: Path) -> _Sessions:
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
-            loaded = _Sessions({v: ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            loaded = _Sessions({v: ort.InferenceSession(graph.prelu_as_max(data), options,
+                                                        providers=["CPUExecutionProvider"])
                                 for v, data in models.items()})
             _LOADED[key] = loaded
         return loaded
