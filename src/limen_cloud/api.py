@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,7 @@ import apprise
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -116,6 +117,20 @@ class LockClaim(BaseModel):
     claim_code: str = Field(min_length=6, max_length=64)  # shown by `limen link claim-code` on the lock
 
 
+NO_SUCH_CLAIM = ("no unclaimed lock with this id and code (the lock must have connected since its code was made)")
+
+
+def claim(session: DbSession, owner: Owner, body: LockClaim) -> bool:
+    """Give the lock `body` names to `owner` if its one-time code matches (API and pages); False for every failure
+    alike (unknown id, already claimed, no code announced, wrong code).  The code is spent; the caller commits."""
+    lock = session.get(Lock, body.lock_id)
+    if lock is None or lock.owner_id is not None or lock.claim_hash is None \
+            or not hmac.compare_digest(claim_hash(body.claim_code), lock.claim_hash):
+        return False
+    lock.owner_id, lock.name, lock.claim_hash = owner.id, body.name, None
+    return True
+
+
 class AlertChannels(BaseModel):
     urls: list[str] = Field(max_length=10)  # apprise URLs: ntfy://…, tgram://…, mailto://…, json://…
 
@@ -155,15 +170,58 @@ def my_lock(session: DbSession, me: Owner, lock_id: str) -> Lock:
     return lock
 
 
+class RateLimited(Exception):
+    """Too many attempts from this client (or from everyone): answered 429 with Retry-After (whole seconds)."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(wait_s)
+        self.retry_after = int(wait_s) + 1
+
+
+def client_key(request: Request) -> str:
+    """Whose bucket a request takes from: the client's address, an IPv6 client by its /64 (one subscriber's
+    network: a host there picks any of 2^64 addresses).  Behind a reverse proxy this is the proxy's address
+    unless uvicorn is told to trust its X-Forwarded-For (`--forwarded-allow-ips`); then everyone shares one
+    bucket and the global one still holds."""
+    host = request.client.host if request.client else "?"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
 def _limited(request: Request) -> None:
     """Log-in and claim attempts: a token bucket per client address and one for everyone (429 + Retry-After)."""
-    wait = request.app.state.limiter.allow(request.client.host if request.client else "?")
+    wait = request.app.state.limiter.allow(client_key(request))
     if wait > 0:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many attempts; try again later",
-                            headers={"Retry-After": str(int(wait) + 1)})
+        raise RateLimited(wait)
+
+
+def _signup_limited(request: Request) -> None:
+    """Account creations (each costs an Argon2id hash and a row): their own, tighter buckets."""
+    wait = request.app.state.signup_limiter.allow(client_key(request))
+    if wait > 0:
+        raise RateLimited(wait)
 
 
 Limited = Depends(_limited)
+SignUpLimited = Depends(_signup_limited)
+TOO_MANY = "too many attempts; try again later"
+
+
+def _too_many(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RateLimited)
+    headers = {"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"}
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": TOO_MANY, "retry_after": exc.retry_after}, 429, headers=headers)
+    from limen_cloud.pages import render
+
+    response = render(request, "limited.html", 429, retry_after=exc.retry_after)
+    response.headers.update(headers)
+    return response
 
 
 def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None, *,
@@ -184,12 +242,15 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     app.state.webhook_allow = parse_allow(webhook_allow)
     app.state.open_signup = open_signup
     app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
+    app.state.signup_limiter = RateLimiter(T.CLOUD_SIGNUP_PER_MIN, T.CLOUD_SIGNUP_BURST,
+                                           T.CLOUD_SIGNUP_GLOBAL_PER_MIN)
+    app.add_exception_handler(RateLimited, _too_many)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
         return _HOME
 
-    @app.post("/api/owners", status_code=201)
+    @app.post("/api/owners", status_code=201, dependencies=[SignUpLimited])
     def sign_up(body: SignUp, session: Db) -> dict[str, Any]:
         """Register an owner: with a one-time invite (spent only if the account is made) unless --open-signup."""
         try:
@@ -231,12 +292,8 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     @app.post("/api/locks", status_code=201, dependencies=[Limited])
     def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:
         """Claim a lock that has connected, with the one-time code it showed (one answer for every failure)."""
-        lock = session.get(Lock, body.lock_id)
-        if lock is None or lock.owner_id is not None or lock.claim_hash is None \
-                or not hmac.compare_digest(claim_hash(body.claim_code), lock.claim_hash):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no unclaimed lock with this id and code "
-                                "(the lock must have connected since its code was made)")
-        lock.owner_id, lock.name, lock.claim_hash = me.id, body.name, None
+        if not claim(session, me, body):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, NO_SUCH_CLAIM)
         return {"lock_id": body.lock_id, "name": body.name}
 
     @app.get("/api/locks")

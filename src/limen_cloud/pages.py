@@ -40,13 +40,17 @@ from sqlalchemy.orm import Session as DbSession
 from limen import thresholds as T
 from limen_cloud.api import (
     _DUMMY_HASH,
+    NO_SUCH_CLAIM,
     SESSION_HOURS,
     SIGN_UP_NEEDS_INVITE,
     Db,
     Limited,
+    LockClaim,
     SignUp,
+    SignUpLimited,
     SignUpRefused,
     _hasher,
+    claim,
     my_lock,
     register,
     utcnow,
@@ -61,7 +65,7 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
        "frame-ancestors 'none'; base-uri 'none'")
 NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enrolled: it is asked at every log-in.",
            "webhook-off": "Community webhook removed.", "logged-out": "Logged out.",
-           "signed-up": "Account made: log in."}
+           "signed-up": "Account made: log in.", "claimed": "Lock claimed: it is yours now."}
 _STYLE = (Path(__file__).parent / "templates" / "cloud.css").read_text(encoding="utf-8")
 
 
@@ -290,7 +294,7 @@ def router() -> APIRouter:
     def signup_form(request: Request) -> Response:
         return render(request, "signup.html", open_signup=request.app.state.open_signup)
 
-    @pages.post("/signup", dependencies=[Limited])
+    @pages.post("/signup", dependencies=[SignUpLimited])
     def sign_up(request: Request, session: Write, email: Annotated[str, Form(max_length=254)],
                 password: Annotated[str, Form(max_length=200)],
                 invite: Annotated[str, Form(max_length=100)] = "") -> Response:
@@ -343,6 +347,28 @@ def router() -> APIRouter:
     @pages.get("/locks", response_class=HTMLResponse)
     def locks(request: Request, session: Db, me: Me) -> Response:
         return render(request, "locks.html", page=me, locks=lock_rows(session, me.owner, utcnow()))
+
+    @pages.post("/locks/claim", dependencies=[Limited])
+    def claim_lock(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
+                   lock_id: Annotated[str, Form(max_length=64)], name: Annotated[str, Form(max_length=100)],
+                   claim_code: Annotated[str, Form(max_length=64)]) -> Response:
+        """Claim a lock with the one-time code it showed (`limen link claim-code`): the same check as the API,
+        rate-limited with it, one answer for every failure."""
+        me.check(csrf)
+        form = {"lock_id": lock_id.strip(), "name": name.strip()}
+        try:
+            body = LockClaim(lock_id=form["lock_id"], name=form["name"], claim_code=claim_code.strip())
+        except ValidationError:
+            return render(request, "locks.html", 422, page=me, locks=lock_rows(session, me.owner, utcnow()),
+                          claim=form, error="The lock's id (letters, digits, . _ -), a name for it and the code "
+                          "it showed.")
+        write_lock(session)
+        if not claim(session, me.owner, body):
+            session.rollback()
+            return render(request, "locks.html", 404, page=me, locks=lock_rows(session, me.owner, utcnow()),
+                          claim=form, error=NO_SUCH_CLAIM[0].upper() + NO_SUCH_CLAIM[1:] + ".")
+        session.commit()
+        return _back("/locks", "claimed")
 
     @pages.get("/history", response_class=HTMLResponse)
     def history(request: Request, session: Db, me: Me, lock: str | None = None, before: int | None = None
