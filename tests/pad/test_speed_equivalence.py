@@ -12,15 +12,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from limen.bio.face import detect
+from limen import thresholds
 from limen.bio.face.detect import Box
 from limen.capture import Capture
+from limen.pad import faces, motion
 from limen.pad import minifasnet as mf
+from limen.pad.contract import CueScore, Purpose
+from limen.pad.faces import PadSample
 from limen.pad.minifasnet_models import load_model
 from limen.pad.onnx_minifasnet import INPUT_NAME, OUTPUT_NAME, Variant, prelu_as_max
+from tests.pad import reference_pad as old
 from tests.pad.helpers import nuaa_burst
 
 SUBJECTS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
@@ -34,19 +39,17 @@ def bursts() -> list[Capture]:
 
 
 @pytest.fixture(scope="module")
-def framed(bursts: list[Capture]) -> list[tuple[list[np.ndarray], list[Box]]]:
-    """Each burst's frames with a face, and the face box PAD would be given."""
-    out = []
-    for capture in bursts:
-        frames, boxes = [], []
-        for frame in capture.frames:
-            found = detect.detect_faces(frame.rgb)
-            if found:
-                frames.append(frame.rgb)
-                boxes.append(found[0].box)
-        out.append((frames, boxes))
-    assert sum(len(f) for f, _ in out) >= 60, "too few NUAA faces found to compare"
-    return out
+def samples(bursts: list[Capture]) -> list[PadSample]:
+    """What PAD's cues see of each burst (its own face detection)."""
+    located = [faces.locate(capture) for capture in bursts]
+    assert sum(len(s.faces) for s in located) >= 60, "too few usable NUAA faces to compare"
+    return located
+
+
+@pytest.fixture(scope="module")
+def framed(samples: list[PadSample]) -> list[tuple[list[np.ndarray], list[Box]]]:
+    """Each burst's usable frames and their face boxes."""
+    return [([f.frame.rgb for f in s.faces], [f.box for f in s.faces]) for s in samples]
 
 
 # ------------------------------------------------------------------ MiniFASNet: PRelu as Max
@@ -96,3 +99,45 @@ def test_prelu_as_max_rewrites_every_prelu_and_keeps_a_slope_above_one(minifasne
             t.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t) + 2.0, t.name))
     kept = onnx.load_from_string(prelu_as_max(before.SerializeToString()))
     assert sum(n.op_type == "PRelu" for n in kept.graph.node) == 1
+
+
+# ------------------------------------------------------------------ motion: grey once per frame, corners in the box
+
+
+def test_motion_pairs_are_the_same_on_nuaa(samples: list[PadSample]) -> None:
+    compared = measured = 0
+    for sample in samples:
+        greys = [motion.grey(f) for f in sample.faces]
+        for i, (a, b) in enumerate(zip(sample.faces[:-1], sample.faces[1:], strict=True)):
+            before = old.pair_motion(a, b)
+            assert motion.pair_motion(a, b, (greys[i], greys[i + 1])) == before
+            assert motion.pair_motion(a, b) == before
+            compared += 1
+            measured += before is not None
+    assert compared >= 50 and measured >= 40
+
+
+def test_motion_corners_near_and_past_the_border_are_the_same(samples: list[PadSample]) -> None:
+    """Boxes touching each edge of the frame (the margin clipped) and a box past it (whole-frame path)."""
+    view = samples[0].faces[0]
+    g = motion.grey(view)
+    h, w = g.shape
+    bw, bh = view.box.width, view.box.height
+    for box in (Box(0, 0, bw, bh), Box(w - bw, h - bh, w, h), Box(3, h - bh - 2, 3 + bw, h - 2),
+                Box(-10, 20, bw - 10, 20 + bh), Box(w - bw + 5, 0, w + 5, bh)):
+        mask = np.zeros_like(g)
+        mask[box.top : box.bottom, box.left : box.right] = 255
+        full = cv2.goodFeaturesToTrack(g, maxCorners=thresholds.PAD_MOTION_MAX_POINTS, qualityLevel=0.01,
+                                       minDistance=max(3, box.width // 25), mask=mask)
+        found = motion.face_corners(g, box)
+        assert (full is None) == (found is None)
+        if full is not None and found is not None:
+            assert np.array_equal(full, found)
+
+
+def test_motion_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monkeypatch: pytest.MonkeyPatch) -> None:
+    new = [motion.MotionCue().score(s, Purpose.VERIFY) for s in samples]
+    monkeypatch.setattr(motion, "pair_motion", lambda a, b, greys=None: old.pair_motion(a, b))
+    before = [motion.MotionCue().score(s, Purpose.VERIFY) for s in samples]
+    assert new == before
+    assert sum(isinstance(r, CueScore) for r in new) >= 5
