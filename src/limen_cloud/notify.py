@@ -17,6 +17,14 @@ checked address (TLS still verifies the name); loopback, private, link-local, sh
 addresses are refused unless the operator allow-listed them (`limen-cloud serve --webhook-allow CIDR`).
 A refused destination, a refused connection and a timeout all leave the same text, "not reached", so an
 owner cannot map the cloud's network with them.
+
+Apprise channels and web push go through libraries that resolve names themselves (requests/urllib3, smtplib,
+paho).  They run inside `egress_guard(allow)`: while it is active in the calling context, every name resolution
+(`socket.getaddrinfo`, which those libraries call right before they connect, also for address literals, proxies
+and redirects) keeps only the addresses `destination_allowed` accepts, so the address connected to is the one
+checked at that moment — a name re-pointed at 127.0.0.1 after it was saved (DNS rebinding) is refused.  The guard
+is a context variable: apprise copies the caller's context into its worker threads; other threads of the process
+(the database, the broker) are not affected.
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, or_, select
@@ -87,7 +98,8 @@ class AlarmNotifier:
                 .order_by(Alarm.id).limit(APPRISE_PASS)
             ).all()
             for alarm, owner in rows:
-                error = _send(alarm, json.loads(owner.alert_urls or "[]"))
+                with egress_guard(self.webhook_allow):  # the address apprise connects to is checked then
+                    error = _send(alarm, json.loads(owner.alert_urls or "[]"))
                 if error is None:
                     alarm.notified_at, alarm.delivery_error = datetime.now(UTC).replace(tzinfo=None), None
                     delivered += 1
@@ -239,7 +251,8 @@ HOST_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "ntfy
 
 def channel_destination_allowed(url: str, allow: tuple[Network, ...] = ()) -> bool:
     """False when an apprise URL names a server (`HOST_SCHEMES`) that is, or resolves to, a non-public address
-    outside the allow-list (checked when the owner saves it; apprise resolves again when it sends)."""
+    outside the allow-list (checked when the owner saves it; checked again at each connection by
+    `egress_guard` when it is sent)."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in HOST_SCHEMES or not parts.hostname:
         return True
@@ -249,6 +262,44 @@ def channel_destination_allowed(url: str, allow: tuple[Network, ...] = ()) -> bo
     except (OSError, UnicodeError, ValueError):
         return False
     return bool(infos) and all(destination_allowed(str(info[4][0]), allow) for info in infos)
+
+
+# ------------------------------------------------------------------ the guard on every outgoing connection
+
+_resolve = socket.getaddrinfo  # the real resolver (tests replace it to play a rebinding DNS server)
+_egress: ContextVar[tuple[Network, ...] | None] = ContextVar("limen_cloud_egress", default=None)
+
+
+class DestinationRefused(socket.gaierror):
+    """Every address the name resolved to is internal and not allow-listed (raised where resolution would fail)."""
+
+
+def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    infos = _resolve(host, port, *args, **kwargs)
+    allow = _egress.get()
+    if allow is None:  # outside a guard: the process's own connections (database, broker) as before
+        return infos
+    kept = [info for info in infos if destination_allowed(str(info[4][0]), allow)]
+    if not kept:
+        log.info("outgoing connection refused: destination not public and not allow-listed")
+        raise DestinationRefused(socket.EAI_NONAME, "destination refused (not public, not allow-listed)")
+    return kept
+
+
+@contextmanager
+def egress_guard(allow: tuple[Network, ...] = ()) -> Iterator[None]:
+    """Within this block (and the threads that inherit its context), connections go only to public addresses
+    or the operator's allow-list, checked at the resolution each connection uses."""
+    token = _egress.set(allow)
+    try:
+        yield
+    finally:
+        _egress.reset(token)
+
+
+# Installed once, when the cloud imports this module: outside a guard it only passes the call on.
+if getattr(socket.getaddrinfo, "__name__", "") != "_guarded_getaddrinfo":
+    socket.getaddrinfo = _guarded_getaddrinfo
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
