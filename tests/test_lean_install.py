@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -47,3 +49,38 @@ def test_a_lab_command_without_the_extra_says_how_to_install_it(monkeypatch: pyt
         cli.main()
     assert stop.value.code == 1
     assert "pip install 'limen[lab]'" in capsys.readouterr().err
+
+
+# `limen status` as a user runs it, recording which Limen module first asks for each heavy package.
+STATUS = """
+import runpy, sys
+HEAVY = ("numpy", "cv2", "onnxruntime", "dlib", "scipy", "PIL", "fastapi")
+asked = {}
+class Who:
+    def find_spec(self, name, path=None, target=None):
+        if name in HEAVY and name not in asked:
+            frame = sys._getframe(1)
+            while frame is not None and not frame.f_globals.get("__name__", "").startswith("limen"):
+                frame = frame.f_back
+            asked[name] = frame.f_globals["__name__"] if frame is not None else "?"
+        return None
+sys.meta_path.insert(0, Who())
+sys.argv = ["limen", "status"]
+try:
+    runpy.run_module("limen", run_name="__main__")
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print(sorted(asked.items()))
+"""
+
+# PAD's model check (src/limen/pad/minifasnet_models.py, its graph and checkpoint reader) still imports NumPy at
+# module level; nothing else `limen status` runs may.  Remove the entry once PAD imports it lazily.
+STATUS_MAY_IMPORT = {"numpy": "limen.pad.minifasnet_models"}
+
+
+def test_limen_status_imports_no_numpy_opencv_or_model_runtime(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", STATUS], capture_output=True, text=True, timeout=120,
+                         env={"LIMEN_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    asked = dict(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    assert asked.items() <= STATUS_MAY_IMPORT.items(), asked

@@ -11,8 +11,8 @@ from limen import thresholds
 from limen.bio.templates import Modality
 from limen.config import load_settings
 from limen.errors import VaultErased
+from limen.vault import index as index_mod
 from limen.vault import open_template_store
-from limen.vault import store as store_mod
 from limen.vault.index import BitIndex
 from tests.vault.conftest import synthetic_faces
 
@@ -101,7 +101,7 @@ def test_a_zeroize_during_the_first_index_load_leaves_no_bits(vault_store, monke
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    monkeypatch.setattr(store_mod, "BitIndex", Recorded)
+    monkeypatch.setattr(index_mod, "BitIndex", Recorded)  # the store imports it at first use
     unsealed = list(store.vault.templates())  # decrypted before the erase, as a loader in flight holds them
 
     def racing_templates():  # type: ignore[no-untyped-def]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from limen import thresholds
 from limen.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:  # the in-memory store loads NumPy when used (`limen status` imports this module, not NumPy)
+    import numpy as np
 
 FACE_DIM = 128  # a face reference: dlib's descriptor (bio.face.embed.EMBEDDING_DIM, not imported: no cv2 here)
 
@@ -74,6 +75,8 @@ class InMemoryTemplateStore:
         self._refs: dict[tuple[str, Modality], np.ndarray] = {}
 
     def put(self, user_id: str, modality: Modality, reference: np.ndarray) -> None:
+        import numpy as np
+
         ref = np.array(reference, dtype=np.float64)  # a copy: the caller's array may change
         same = [r for (_, m), r in self._refs.items() if m == modality]
         dim = FACE_DIM if modality is Modality.FACE else (same[0].shape[0] if same else ref.size)
@@ -82,12 +85,16 @@ class InMemoryTemplateStore:
         self._refs[(user_id, modality)] = ref
 
     def distance(self, user_id: str, modality: Modality, probe: np.ndarray) -> float:
+        import numpy as np
+
         ref = self._refs.get((user_id, modality))
         if ref is None:
             raise NotFound(f"no {modality} reference for user {user_id}")
         return float(np.linalg.norm(ref - probe))
 
     def search(self, modality: Modality, probe: np.ndarray, top_k: int = 5) -> list[Candidate]:
+        import numpy as np
+
         found = [Candidate(uid, float(np.linalg.norm(ref - probe)))
                  for (uid, m), ref in self._refs.items() if m == modality]
         return sorted(found, key=lambda c: c.distance)[:top_k]

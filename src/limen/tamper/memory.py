@@ -18,11 +18,10 @@ useless, and the transform secret the vault holds is a `bytearray` it wipes.
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterable
 from typing import Any
-
-import numpy as np
 
 _HOLDERS: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -58,7 +57,8 @@ def _scrub(obj: Any, seen: set[int]) -> int:
             return 0
         obj.cast("B")[:] = bytes(obj.nbytes)
         return 1
-    if isinstance(obj, np.ndarray):
+    np = sys.modules.get("numpy")  # not imported: no array can exist (`limen status` never loads NumPy)
+    if np is not None and isinstance(obj, np.ndarray):
         if not obj.flags.writeable:
             return 0
         obj.fill(0)

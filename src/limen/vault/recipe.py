@@ -35,18 +35,21 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from limen import thresholds
 from limen.errors import BadRequest, Conflict, InvalidSealedTemplate, KeyStoreError, VaultErased
 from limen.vault import sealed
 from limen.vault.hazmat import aead
-from limen.vault.hazmat.transforms import SignProjection, enrolment_mask
 from limen.vault.journal import Journal
 from limen.vault.keystore.base import KeyStore
 from limen.vault.records import RecordStore
 from limen.vault.secrets import SecretBox
+
+if TYPE_CHECKING:  # NumPy and the projection load with the first template (`limen status` needs neither)
+    import numpy as np
+
+    from limen.vault.hazmat.transforms import SignProjection
 
 EMBEDDING_DIM = 128
 PAYLOAD_V1 = 1
@@ -253,6 +256,8 @@ class TemplateVault:
             meta = self.records.get_meta("transform")
             if meta is None:
                 raise KeyStoreError("vault transform secret missing; re-provision the vault")
+            from limen.vault.hazmat.transforms import SignProjection
+
             self._secret = bytearray(sealed.unseal(self.keystore, _TRANSFORM, meta))
             self._projection = SignProjection.from_key(self._secret, EMBEDDING_DIM, self.bits)
         return self._secret, self._projection
@@ -283,6 +288,10 @@ class TemplateVault:
         """Protect and seal `embedding` for (user, modality), replacing any previous record; return its bits."""
         if not user_id or not user_id.isprintable() or len(user_id) > 128:
             raise BadRequest("user_id", "must be 1-128 printable characters")
+        import numpy as np
+
+        from limen.vault.hazmat.transforms import enrolment_mask
+
         with self._lock:
             secret, projection = self._transform()
             bits = projection.project(_checked(embedding)[None])[0]
@@ -313,6 +322,10 @@ class TemplateVault:
             return self._unmask(secret, payload)
 
     def _unmask(self, secret: bytearray, payload: bytes) -> np.ndarray:
+        import numpy as np
+
+        from limen.vault.hazmat.transforms import enrolment_mask
+
         if len(payload) != _PAYLOAD.size + self.bits // 8:
             raise InvalidSealedTemplate()
         version, nbits, seed = _PAYLOAD.unpack_from(payload)
@@ -379,6 +392,8 @@ class TemplateVault:
 
 
 def _checked(embedding: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     vec = np.asarray(embedding, dtype=np.float64)
     if vec.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vec)):
         raise BadRequest("reference", f"expected a finite {EMBEDDING_DIM}-d embedding")

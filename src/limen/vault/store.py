@@ -11,14 +11,17 @@ Thread-safe.
 from __future__ import annotations
 
 import threading
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from limen import thresholds
 from limen.bio.templates import Candidate, Modality, OperatingPoint
 from limen.errors import BadRequest, NotFound, VaultErased
-from limen.vault.index import BitIndex
 from limen.vault.recipe import TemplateExport, TemplateVault, VaultStatus, ZeroizeTiming
+
+if TYPE_CHECKING:  # NumPy and the index load with the first search (`limen status` needs neither)
+    import numpy as np
+
+    from limen.vault.index import BitIndex
 
 _FACE_THRESHOLDS = {
     OperatingPoint.DEFAULT: thresholds.VAULT_FACE_MATCH_DEFAULT,
@@ -59,6 +62,8 @@ class VaultTemplateStore:
 
     def _index_for(self, index: dict[str, BitIndex], modality: str) -> BitIndex:
         if modality not in index:
+            from limen.vault.index import BitIndex
+
             index[modality] = BitIndex(self.vault.bits // 8, fetch=lambda uid: self.vault.template(uid, modality))
         return index[modality]
 
