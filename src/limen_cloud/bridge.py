@@ -7,7 +7,13 @@ makes the cloud erase its own copies and sign its part (`erase_in_cloud`).  A lo
 evidence is kept from its first message, unowned until an owner claims it with
 the one-time code the lock showed (`limen link claim-code`; only its hash travels).  Its session
 is persistent and messages are acknowledged only after they were committed, so
-what locks send while the cloud is down or restarting waits at the broker.  A message
+what locks send while the cloud is down or restarting waits at the broker.
+
+Messages are ingested by `CLOUD_INGEST_WORKERS` workers, each owning the locks whose id hashes to it (CRC-32),
+so one lock's messages are taken in the order the broker delivered them while other locks' go in parallel.  A
+worker drains what is queued for it (up to `CLOUD_INGEST_BATCH`) in one pass: the locks' rows in one SELECT,
+the chains verified in memory, the new records and alarms written with one executemany each, one commit,
+then the acknowledgements (`limen_cloud.evidence.IngestPass`).  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
 whole, counted in `refused` and logged with its reason; nothing is stored.
 
@@ -24,6 +30,7 @@ import queue
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -38,23 +45,25 @@ from limen.link.mqtt import Delivery, MqttLink, Topics
 from limen.link.pki import FleetCA, pem
 from limen_cloud.backups import Refused, erase_in_cloud, store_backup
 from limen_cloud.db import sessions, write_lock
-from limen_cloud.evidence import BadMessage, ingest, parse
+from limen_cloud.evidence import BadMessage, IngestPass, ingest, parse
 from limen_cloud.models import CommandLog, Lock
 
 log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = T.CLOUD_MAX_EVENTS_BYTES
 BATCH = T.CLOUD_INGEST_BATCH
+WORKERS = T.CLOUD_INGEST_WORKERS
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
 INGEST_TRIES = 6  # a failed batch is retried in place this often (0.2 s doubling) before it is left to the broker
 
 
 class CloudBridge:
-    """Takes messages on paho's thread, ingests them on one worker in batches of up to `BATCH` per transaction
-    (each message in its own savepoint: a bad one is refused alone), and acknowledges them after the commit."""
+    """Takes messages on paho's thread, ingests them on `workers` workers (a lock always on the same one) in
+    passes of up to `BATCH` per transaction, and acknowledges them after the commit."""
 
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
                  client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None,
-                 receipt_key: Ed25519PrivateKey | None = None, ca: FleetCA | None = None) -> None:
+                 receipt_key: Ed25519PrivateKey | None = None, ca: FleetCA | None = None,
+                 workers: int = WORKERS) -> None:
         """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`); `receipt_key` signs
         the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise)."""
         self.sessions = sessions(engine)
@@ -63,27 +72,44 @@ class CloudBridge:
         self.refused: list[str] = []
         self.ca = ca
         self.issued: dict[str, float] = {}  # lock id → monotonic time of its last certificate (this process)
-        self._outbox: list[tuple[str, bytes]] = []  # certificates to publish once their batch is committed
-        self._queue: queue.Queue[Delivery | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
+        self._outbox: list[tuple[str, bytes]] = []  # certificates issued by passes not yet committed (all workers)
+        self._queues: list[queue.Queue[Delivery | None]] = [queue.Queue() for _ in range(max(1, workers))]
+        self._workers: list[threading.Thread | None] = [None] * len(self._queues)
         self.mqtt = MqttLink(client_id, context, host, port,
                              subscriptions=("limen/+/events", "limen/+/result", "limen/+/backup")
                              + (("limen/+/csr",) if ca is not None else ()),
-                             session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._queue.put)
+                             session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._deliver)
+
+    def worker_of(self, topic: str) -> int:
+        """The worker that takes `topic`'s messages: by the lock id in it, so one lock's stay in order."""
+        parts = topic.split("/")
+        return zlib.crc32((parts[1] if len(parts) > 1 else topic).encode("utf-8")) % len(self._queues)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        self._queues[self.worker_of(delivery.topic)].put(delivery)
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="limen-cloud-bridge", daemon=True)
-            self._worker.start()
+        self.start_workers()
         self.mqtt.connect(timeout)
         return self
 
+    def start_workers(self) -> None:
+        """Start the workers that are not running (`connect` does)."""
+        for k, worker in enumerate(self._workers):
+            if worker is None or not worker.is_alive():
+                worker = threading.Thread(target=self._work, args=(self._queues[k],),
+                                          name=f"limen-cloud-bridge-{k}", daemon=True)
+                worker.start()
+                self._workers[k] = worker
+
     def close(self) -> None:
         self.mqtt.close()
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join(30)
-            self._worker = None
+        for q in self._queues:
+            q.put(None)
+        for k, worker in enumerate(self._workers):
+            if worker is not None:
+                worker.join(30)
+                self._workers[k] = None
 
     def relay(self, lock_id: str, payload: bytes) -> None:
         """Publish a signed command to the lock (QoS 1, acknowledged by the broker)."""
@@ -94,15 +120,23 @@ class CloudBridge:
         self.process([(topic, payload)])
 
     def process(self, messages: list[tuple[str, bytes]]) -> None:
-        """Ingest `messages` in one transaction, each in a savepoint; refusals are counted, not raised."""
+        """Ingest `messages` in one transaction, in order; refusals are counted, not raised.
+
+        The locks named are read in one SELECT; events add their rows to one `IngestPass`, written before any
+        other kind of message (an erasure must not precede the rows it erases) and before the commit.  A
+        backup or outcome that is refused part-way is rolled back alone (its own savepoint)."""
         now = datetime.now(UTC).replace(tzinfo=None)
         alarms: list[str] = []
-        with self.sessions() as session, session.begin():
-            write_lock(session)
-            for topic, payload in messages:
-                with session.begin_nested():
-                    alarms += self._one(session, topic, payload, now)
-        outbox, self._outbox = self._outbox, []
+        outbox: list[tuple[str, bytes]] = []  # certificates to publish once the pass is committed
+        try:
+            self._pass(messages, now, alarms, outbox)
+        except Exception:  # not committed: the certificates issued in it are not sent (the lock asks again)
+            for topic, _ in outbox:
+                self.issued.pop(topic.split("/")[1], None)
+            raise
+        finally:
+            for item in outbox:
+                self._outbox.remove(item)
         for topic, payload in outbox:
             try:
                 self.mqtt.publish(topic, payload)
@@ -114,19 +148,32 @@ class CloudBridge:
             if self.on_alarms is not None:
                 self.on_alarms()
 
-    def _work(self) -> None:
+    def _pass(self, messages: list[tuple[str, bytes]], now: datetime, alarms: list[str],
+              outbox: list[tuple[str, bytes]]) -> None:
+        with self.sessions() as session, session.begin():
+            write_lock(session)
+            ids = {p[1] for p in (t.split("/") for t, _ in messages) if len(p) == 3}
+            # held here (the identity map is weak): `session.get` below finds them without a query or a flush
+            held = list(session.scalars(select(Lock).where(Lock.lock_id.in_(ids)))) if ids else []
+            batch = IngestPass(session)
+            for topic, payload in messages:
+                alarms += self._one(session, batch, topic, payload, now, outbox)
+            batch.flush()
+            del held
+
+    def _work(self, q: queue.Queue[Delivery | None]) -> None:
         while True:
-            first = self._queue.get()
+            first = q.get()
             if first is None:
                 return
             batch = [first]
             while len(batch) < BATCH:
                 try:
-                    item = self._queue.get_nowait()
+                    item = q.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
-                    self._queue.put(None)
+                    q.put(None)
                     break
                 batch.append(item)
             if not self._process_retrying(batch):
@@ -148,7 +195,8 @@ class CloudBridge:
         log.error("gave up on %d message(s); they stay at the broker until the cloud reconnects", len(batch))
         return False
 
-    def _one(self, session: Session, topic: str, payload: bytes, now: datetime) -> list[str]:
+    def _one(self, session: Session, batch: IngestPass, topic: str, payload: bytes, now: datetime,
+             outbox: list[tuple[str, bytes]]) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
             return self._refuse(topic, "unknown topic")
@@ -158,18 +206,19 @@ class CloudBridge:
         lock = session.get(Lock, lock_id)
         if parts[2] in ("result", "backup", "csr") and lock is None:
             return self._refuse(topic, f"a {parts[2]} from a lock the cloud never saw")
-        if parts[2] == "backup":
+        if parts[2] == "csr":
+            return self._csr(lock_id, payload, topic, now, outbox)
+        if parts[2] in ("backup", "result"):
             assert lock is not None
+            batch.flush()  # the events before it are written first (an erasure deletes them)
+            if parts[2] == "result":
+                return self._result(session, lock, payload, topic, now)
             try:
-                store_backup(session, lock, payload, now)
+                with session.begin_nested():  # a backup refused part-way leaves nothing
+                    store_backup(session, lock, payload, now)
             except Refused as exc:
                 return self._refuse(topic, str(exc))
             return []
-        if parts[2] == "result":
-            assert lock is not None
-            return self._result(session, lock, payload, topic, now)
-        if parts[2] == "csr":
-            return self._csr(lock_id, payload, topic, now)
         try:
             message = parse(payload, lock_id)
         except BadMessage as exc:
@@ -178,7 +227,7 @@ class CloudBridge:
             lock = Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0)
             session.add(lock)
             session.flush()
-        result = ingest(session, lock, message, now)
+        result = ingest(session, lock, message, now, batch)
         return [f"{lock_id}:{a}" for a in result.alarms]
 
     def _result(self, session: Session, lock: Lock, payload: bytes, topic: str, now: datetime) -> list[str]:
@@ -197,14 +246,16 @@ class CloudBridge:
         if outcome.get("executed") is True and outcome.get("action") in ("erase", "decommission") \
                 and isinstance(receipt, str):
             try:
-                erase_in_cloud(session, lock, receipt, self.receipt_key, now)
+                with session.begin_nested():  # a receipt refused part-way erases nothing
+                    erase_in_cloud(session, lock, receipt, self.receipt_key, now)
             except Refused as exc:
                 return self._refuse(topic, str(exc))
             if pending is not None and outcome.get("action") == "erase":  # its args may name the person
                 pending.payload = json.dumps({"redacted": "erasure"})
         return []
 
-    def _csr(self, lock_id: str, payload: bytes, topic: str, now: datetime) -> list[str]:
+    def _csr(self, lock_id: str, payload: bytes, topic: str, now: datetime,
+             outbox: list[tuple[str, bytes]]) -> list[str]:
         """Sign a known lock's rotation CSR (its own name only, rate-limited); the certificate goes out later."""
         if self.ca is None:
             return self._refuse(topic, "no fleet CA configured: certificates are issued by hand")
@@ -219,7 +270,9 @@ class CloudBridge:
         if names != [lock_id]:
             return self._refuse(topic, "the CSR names another lock than the one that sent it")
         self.issued[lock_id] = time.monotonic()
-        self._outbox.append((Topics(lock_id).cert, pem(cert)))
+        item = (Topics(lock_id).cert, pem(cert))
+        outbox.append(item)
+        self._outbox.append(item)
         log.info("issued certificate %x to %s", cert.serial_number, lock_id)
         return []
 

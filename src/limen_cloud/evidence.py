@@ -13,6 +13,11 @@ are pinned at first sight (a key announced later is kept but alarmed,
 `audit_key_added`); a signed checkpoint that does not verify, or names
 another record than the cloud holds, is `audit_checkpoint_invalid` (a chain
 rewritten before it was first forwarded, by someone without the lock's key).
+
+The bridge ingests many messages in one transaction (`IngestPass`): the chain is verified in memory against
+the head the cloud holds, and the pass's new records and alarms are written with one executemany each at
+`IngestPass.flush()` (before the commit), not one INSERT per row.  Rows written in the same pass are looked up
+in the pass first, so a message delivered twice in one pass is a duplicate, not a rewrite.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_hash
@@ -74,67 +79,109 @@ def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
     return message
 
 
-def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime) -> IngestResult:
+class IngestPass:
+    """The rows one drain pass adds (records, alarms), written together by `flush()` in the pass's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.records: list[dict[str, Any]] = []
+        self.alarms: list[dict[str, Any]] = []
+        self.held: dict[tuple[str, int], str] = {}  # (lock, index) → hash of the records added in this pass
+        self.raised: set[tuple[str, str]] = set()  # (lock, rule) of the alarms added in this pass
+
+    def add_record(self, lock_id: str, record: dict[str, Any]) -> None:
+        self.records.append({"lock_id": lock_id, "idx": record["index"], "hash": record["hash"],
+                             "kind": str(record.get("kind"))[:40], "at": str(record.get("at"))[:40],
+                             "body": json.dumps(record, sort_keys=True)})
+        self.held[(lock_id, record["index"])] = record["hash"]
+
+    def add_alarm(self, lock_id: str, rule: str, detail: str, now: datetime) -> None:
+        self.alarms.append({"lock_id": lock_id, "rule": rule[:40], "detail": detail[:400], "raised_at": now})
+        self.raised.add((lock_id, rule[:40]))
+
+    def held_hash(self, lock_id: str, index: int) -> str | None:
+        """The hash of record `index` of `lock_id` as the cloud holds it (this pass's rows first)."""
+        if (lock_id, index) in self.held:
+            return self.held[(lock_id, index)]
+        return self.session.scalar(select(Record.hash).where(Record.lock_id == lock_id, Record.idx == index))
+
+    def flush(self) -> None:
+        """Write the pass's rows (one executemany per table); alarms first, so the owner's row never waits
+        behind the evidence rows."""
+        if self.alarms:
+            self.session.execute(insert(Alarm), self.alarms)
+        if self.records:
+            self.session.execute(insert(Record), self.records)
+        self.records, self.alarms = [], []
+        self.held.clear()
+        self.raised.clear()
+
+
+def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
+           batch: IngestPass | None = None) -> IngestResult:
+    """Take one events message; its rows go into `batch` (written by its `flush()`), or are written now."""
+    own = batch is None
+    batch = batch or IngestPass(session)
     result = IngestResult()
     for record in sorted(message["records"], key=lambda r: r["index"]):
-        if not _take(session, lock, record, now, result):
+        if not _take(batch, lock, record, now, result):
             break
-    _check_checkpoints(session, lock, message, now, result)
+    _check_checkpoints(batch, lock, message, now, result)
     head = message["head"]
     count, hash_ = int(head["count"]), head.get("hash")
     if count < lock.head_count:
-        _alarm(session, lock, "audit_truncated", now, result,
+        _alarm(batch, lock, "audit_truncated", now, result,
                f"the lock reports {count} audit records; the cloud holds {lock.head_count}: its trail was cut "
                "back, rolled back or deleted")
     elif count == lock.head_count and count and hash_ != lock.head_hash:
-        _alarm(session, lock, "audit_rewritten", now, result,
+        _alarm(batch, lock, "audit_rewritten", now, result,
                f"the lock's head record {count - 1} differs from the cloud's copy")
     lock.reported_count = count
     lock.last_seen = now
     if lock.owner_id is None:
         lock.claim_hash = message.get("claim")
+    if own:
+        batch.flush()
     return result
 
 
-def _take(session: Session, lock: Lock, record: dict[str, Any], now: datetime, result: IngestResult) -> bool:
+def _take(batch: IngestPass, lock: Lock, record: dict[str, Any], now: datetime, result: IngestResult) -> bool:
     index = record["index"]
     if index < lock.head_count:
-        held = session.scalar(select(Record).where(Record.lock_id == lock.lock_id, Record.idx == index))
-        if held is not None and held.hash == record.get("hash") and _hashes(record):
+        held = batch.held_hash(lock.lock_id, index)
+        if held is not None and held == record.get("hash") and _hashes(record):
             result.duplicates += 1
             return True
-        _alarm(session, lock, "audit_rewritten", now, result,
+        _alarm(batch, lock, "audit_rewritten", now, result,
                f"record {index} differs from the copy the cloud holds (history rewritten)")
         return False
     if index > lock.head_count:
-        _alarm(session, lock, "audit_gap", now, result,
+        _alarm(batch, lock, "audit_gap", now, result,
                f"record {index} arrived while the cloud holds {lock.head_count}: records are missing")
         return False
     if record.get("v") != FORMAT_VERSION or record.get("prev") != (lock.head_hash or GENESIS) \
             or not _hashes(record):
-        _alarm(session, lock, "audit_chain_broken", now, result,
+        _alarm(batch, lock, "audit_chain_broken", now, result,
                f"record {index} does not extend the chain the cloud holds")
         return False
-    session.add(Record(lock_id=lock.lock_id, idx=index, hash=record["hash"], kind=str(record.get("kind"))[:40],
-                       at=str(record.get("at"))[:40], body=json.dumps(record, sort_keys=True)))
+    batch.add_record(lock.lock_id, record)
     lock.head_count, lock.head_hash = index + 1, record["hash"]
     result.accepted += 1
     if record.get("kind") == "alarm":
         text = (record.get("data") or {}).get("text") or record.get("reason") or "alarm"
-        session.add(Alarm(lock_id=lock.lock_id, rule=f"lock:{record.get('reason')}"[:40], detail=str(text)[:400],
-                          raised_at=now))
+        batch.add_alarm(lock.lock_id, f"lock:{record.get('reason')}", str(text), now)
         result.alarms.append(f"lock:{record.get('reason')}")
     return True
 
 
-def _check_checkpoints(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
+def _check_checkpoints(batch: IngestPass, lock: Lock, message: dict[str, Any], now: datetime,
                        result: IngestResult) -> None:
     """Pin the lock's audit keys at first sight (new ids are added); every checkpoint the cloud can place must
     be signed by a pinned key and name the record the cloud holds at its index."""
     pinned: dict[str, str] = json.loads(lock.audit_keys or "{}")
     new = {k: v for k, v in message.get("keys", {}).items() if k not in pinned}
     if new and pinned:  # a rotation, or someone who can write the lock's keys directory: the owner decides
-        _alarm(session, lock, "audit_key_added", now, result,
+        _alarm(batch, lock, "audit_key_added", now, result,
                f"the lock announced new audit key(s) {', '.join(sorted(new))}")
     pinned.update(new)
     lock.audit_keys = json.dumps(pinned, sort_keys=True)
@@ -142,7 +189,7 @@ def _check_checkpoints(session: Session, lock: Lock, message: dict[str, Any], no
         index = cp["index"]
         if index >= lock.head_count:
             continue  # not placed (its record was refused): the chain alarm already speaks
-        held = session.scalar(select(Record.hash).where(Record.lock_id == lock.lock_id, Record.idx == index))
+        held = batch.held_hash(lock.lock_id, index)
         key = pinned.get(str(cp.get("key_id")))
         try:
             valid = key is not None and checkpoint_valid(cp, Ed25519PublicKey.from_public_bytes(
@@ -150,7 +197,7 @@ def _check_checkpoints(session: Session, lock: Lock, message: dict[str, Any], no
         except (ValueError, TypeError):
             valid = False
         if not valid or cp.get("hash") != held:
-            _alarm(session, lock, "audit_checkpoint_invalid", now, result,
+            _alarm(batch, lock, "audit_checkpoint_invalid", now, result,
                    f"the signed checkpoint at record {index} does not verify against the lock's audit key")
             return
 
@@ -162,9 +209,12 @@ def _hashes(record: dict[str, Any]) -> bool:
         return False
 
 
-def _alarm(session: Session, lock: Lock, rule: str, now: datetime, result: IngestResult, detail: str) -> None:
-    pending = session.scalar(select(Alarm).where(Alarm.lock_id == lock.lock_id, Alarm.rule == rule,
-                                                 Alarm.acknowledged_at.is_(None)))
+def _alarm(batch: IngestPass, lock: Lock, rule: str, now: datetime, result: IngestResult, detail: str) -> None:
+    """Raise `rule` for `lock` once until acknowledged (pending in the database or raised earlier in this pass)."""
     result.alarms.append(rule)
+    if (lock.lock_id, rule) in batch.raised:
+        return
+    pending = batch.session.scalar(select(Alarm.id).where(Alarm.lock_id == lock.lock_id, Alarm.rule == rule,
+                                                          Alarm.acknowledged_at.is_(None)).limit(1))
     if pending is None:
-        session.add(Alarm(lock_id=lock.lock_id, rule=rule, detail=detail[:400], raised_at=now))
+        batch.add_alarm(lock.lock_id, rule, detail, now)
