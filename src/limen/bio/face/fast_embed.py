@@ -55,6 +55,7 @@ from limen import thresholds
 from limen.bio.face import models
 from limen.bio.face.embed import EMBEDDING_DIM, Embedder
 from limen.config import EmbedBackend
+from limen.core.onnx import cpu_session, session_options
 from limen.errors import BadRequest, ConfigError
 from limen.fsio import atomic_write
 
@@ -159,26 +160,24 @@ def load(*, cache_dir: Path | None = None, threads: int | None = None, source: P
     except ConfigError as exc:
         raise FastEmbedUnavailable(str(exc)) from None
     model, info = _cached_or_converted(source, cache_dir or default_cache_dir())
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or thresholds.EMBED_THREADS
-    options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = False  # activations are returned after each call: a lock idles most of the time
     start = time.perf_counter()
     try:
-        session = _session(ort, model, options)
+        session = _session(ort, model, threads or thresholds.EMBED_THREADS)
     except Exception as exc:  # onnxruntime raises its own unrelated exception types
         raise FastEmbedUnavailable(f"onnxruntime cannot load the converted model ({type(exc).__name__})") from None
     load_seconds = info.load_seconds + time.perf_counter() - start
     return OnnxEmbedder(session, dataclasses.replace(info, load_seconds=load_seconds))
 
 
-def _session(ort: Any, model: str | bytes, options: Any) -> Any:
-    """A session on the optimised copy of a cached model (see the module docstring), else on `model` itself."""
+def _session(ort: Any, model: str | bytes, threads: int) -> Any:
+    """A session on the optimised copy of a cached model (see the module docstring), else on `model` itself.
+
+    The lock's session options (`limen.core.onnx`): no memory arena, no memory pattern kept between calls.
+    """
     optimized = _optimized(ort, Path(model)) if isinstance(model, str) else None
     if optimized is None:
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(str(optimized), options, providers=["CPUExecutionProvider"])
+        return cpu_session(model, session_options(threads))
+    return cpu_session(optimized, session_options(threads, optimise=False))
 
 
 def optimized_paths(model_path: Path, ort_version: str) -> tuple[Path, Path]:
