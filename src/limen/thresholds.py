@@ -465,6 +465,7 @@ CLOUD_LOGIN_GLOBAL_PER_MIN = 120
 CLOUD_MAX_EVENTS_BYTES = 1 << 20       # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
 CLOUD_INGEST_BATCH = 20                # messages per transaction at most (bigger made every message wait longer)
 CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages always on the same one, in order)
+CLOUD_RECONNECT_S = 2.0                # the cloud bridge re-establishes a lost broker connection this often
 CLOUD_SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 CLOUD_ALARM_RETRY_S = 30.0             # a failed alarm delivery is retried this often
 CLOUD_BACKUPS_KEPT = 10                # encrypted backups kept per lock (older ones are deleted)
