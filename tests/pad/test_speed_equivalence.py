@@ -19,7 +19,7 @@ import pytest
 from limen import thresholds
 from limen.bio.face.detect import Box
 from limen.capture import Capture
-from limen.pad import faces, motion
+from limen.pad import faces, frequency, lbp, motion, texture
 from limen.pad import minifasnet as mf
 from limen.pad.contract import CueScore, Purpose
 from limen.pad.faces import PadSample
@@ -141,3 +141,35 @@ def test_motion_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monkey
     before = [motion.MotionCue().score(s, Purpose.VERIFY) for s in samples]
     assert new == before
     assert sum(isinstance(r, CueScore) for r in new) >= 5
+
+
+# ------------------------------------------------------------------ texture: LBP of six channels at once, spectrum
+# regions indexed once
+
+
+def test_texture_features_are_the_same_on_nuaa(samples: list[PadSample]) -> None:
+    crops = [f.crop for s in samples for f in s.faces]
+    assert len(crops) >= 60
+    for crop in crops:
+        assert np.array_equal(lbp.colour_texture(crop), old.colour_texture(crop))
+        assert np.array_equal(frequency.frequency_features(crop), old.frequency_features(crop))
+
+
+def test_texture_features_are_the_same_on_odd_crops() -> None:
+    """Flat, tiny, saturated and noisy crops (empty LBP bins, a spectrum of zeros)."""
+    rng = np.random.default_rng(7)
+    crops = [np.zeros((40, 40, 3), np.uint8), np.full((3, 3, 3), 255, np.uint8),
+             rng.integers(0, 256, (31, 77, 3), dtype=np.uint8), rng.integers(250, 256, (200, 150, 3), dtype=np.uint8)]
+    for crop in crops:
+        assert np.array_equal(lbp.colour_texture(crop), old.colour_texture(crop))
+        assert np.array_equal(frequency.frequency_features(crop), old.frequency_features(crop), equal_nan=True)
+
+
+def test_texture_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monkeypatch: pytest.MonkeyPatch) -> None:
+    new = [texture.TextureCue().score(s, p) for s in samples for p in Purpose]
+    monkeypatch.setattr(texture, "colour_texture", old.colour_texture)
+    monkeypatch.setitem(texture.FAMILIES, "frequency", old.frequency_features)
+    before = [texture.TextureCue().score(s, p) for s in samples for p in Purpose]
+    assert new == before
+    scores = [r.score for r in new if isinstance(r, CueScore)]
+    assert len(scores) >= 30 and np.ptp(scores) > 1.0

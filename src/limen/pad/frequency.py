@@ -16,6 +16,8 @@ import numpy as np
 
 from limen import thresholds
 
+_PEAK_RINGS = ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
+
 
 @cache
 def _geometry(side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,21 +27,41 @@ def _geometry(side: int) -> tuple[np.ndarray, np.ndarray]:
     return window, radius
 
 
+@cache
+def _regions(side: int, bands: int) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Flat indices into the *unshifted* spectrum of the disc, each band and each peak ring.
+
+    Each index array lists its pixels in the row-major order of the centred
+    (fftshift-ed) spectrum, so gathering them gives the very arrays the boolean
+    masks gave over `fftshift(power)`: the same sums, maxima and medians,
+    without shifting the spectrum or comparing radii on every call.
+    """
+    _, radius = _geometry(side)
+    shifted_to_flat = np.fft.fftshift(np.arange(side * side).reshape(side, side))  # centred pixel → unshifted index
+
+    def where(mask: np.ndarray) -> np.ndarray:
+        return np.asarray(shifted_to_flat[mask])
+
+    edges = np.linspace(0.0, 1.0, bands + 1)
+    band_idx = tuple(where((radius > lo) & (radius <= hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+    ring_idx = tuple(where((radius > lo) & (radius <= hi)) for lo, hi in _PEAK_RINGS)
+    return where(radius <= 1.0), band_idx, ring_idx
+
+
 def frequency_features(face_rgb: np.ndarray) -> np.ndarray:
     """Band energies (log shares) and high-band peak ratios of the grey face crop."""
     side = thresholds.PAD_FREQUENCY_CROP_PX
     bands = thresholds.PAD_FREQUENCY_BANDS
     gray = cv2.cvtColor(cv2.resize(face_rgb, (side, side), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    window, radius = _geometry(side)
+    window, _ = _geometry(side)
+    disc, band_idx, ring_idx = _regions(side, bands)
     g = gray.astype(np.float64)
     g = (g - g.mean()) * window
-    power = np.abs(np.fft.fftshift(np.fft.fft2(g))) ** 2
-    total = power[radius <= 1.0].sum() + 1e-12
-    edges = np.linspace(0.0, 1.0, bands + 1)
-    shares = [power[(radius > lo) & (radius <= hi)].sum() / total for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    log_power = np.log1p(power)
+    power = (np.abs(np.fft.fft2(g)) ** 2).ravel()  # unshifted: the index arrays do the shift
+    total = power[disc].sum() + 1e-12
+    shares = [power[idx].sum() / total for idx in band_idx]
     peaks = []
-    for lo, hi in ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0)):
-        ring = log_power[(radius > lo) & (radius <= hi)]
+    for idx in ring_idx:
+        ring = np.log1p(power[idx])
         peaks.append(float(ring.max() - np.median(ring)))
     return np.concatenate([np.log(np.asarray(shares) + 1e-12), np.asarray(peaks)])

@@ -48,10 +48,24 @@ def uniform_lbp_histogram(channel: np.ndarray) -> np.ndarray:
 
 
 def colour_texture(face_rgb: np.ndarray) -> np.ndarray:
-    """Concatenated LBP histograms of Y, Cr, Cb, H, S, V (6 × 59 values) of a face crop."""
+    """Concatenated LBP histograms of Y, Cr, Cb, H, S, V (6 × 59 values) of a face crop.
+
+    The six channels are coded together (one pass of eight comparisons over a
+    (h, w, 6) array, one bincount with each channel's bins offset): the same
+    integer counts, so the same histograms, as `uniform_lbp_histogram` channel
+    by channel, in a third of the time.
+    """
     side = thresholds.PAD_TEXTURE_CROP_PX
     crop = cv2.resize(face_rgb, (side, side), interpolation=cv2.INTER_AREA)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
-    channels = [ycrcb[:, :, i] for i in range(3)] + [hsv[:, :, i] for i in range(3)]
-    return np.concatenate([uniform_lbp_histogram(ch) for ch in channels])
+    c = np.concatenate([ycrcb, hsv], axis=2).astype(np.int16)
+    centre = c[1:-1, 1:-1]
+    h, w, channels = centre.shape
+    codes = np.zeros((h, w, channels), dtype=np.uint8)
+    for bit, (dy, dx) in enumerate(_OFFSETS):
+        neighbour = c[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        codes |= (neighbour >= centre).astype(np.uint8) << bit
+    bins = _LUT[codes] + np.arange(channels) * UNIFORM_BINS
+    hist = np.bincount(bins.ravel(), minlength=channels * UNIFORM_BINS).astype(np.float64).reshape(channels, -1)
+    return np.concatenate([row / max(1.0, row.sum()) for row in hist])
