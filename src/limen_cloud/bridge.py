@@ -7,7 +7,9 @@ makes the cloud erase its own copies and sign its part (`erase_in_cloud`).  A lo
 evidence is kept from its first message, unowned until an owner claims it with
 the one-time code the lock showed (`limen link claim-code`; only its hash travels).  Its session
 is persistent and messages are acknowledged only after they were committed, so
-what locks send while the cloud is down or restarting waits at the broker.
+what locks send while the cloud is down or restarting waits at the broker.  A lost connection (broker
+restarted, network partition: noticed by MQTT keep-alive) is re-established every `CLOUD_RECONNECT_S` by a
+supervisor thread, which also renews it after `LINK_MAX_CONNECTION_S` (fresh TLS handshake, fresh keys).
 
 Messages are ingested by `CLOUD_INGEST_WORKERS` workers, each owning the locks whose id hashes to it (CRC-32),
 so one lock's messages are taken in the order the broker delivered them while other locks' go in parallel.  A
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = T.CLOUD_MAX_EVENTS_BYTES
 BATCH = T.CLOUD_INGEST_BATCH
 WORKERS = T.CLOUD_INGEST_WORKERS
+RECONNECT_S = T.CLOUD_RECONNECT_S
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
 INGEST_TRIES = 6  # a failed batch is retried in place this often (0.2 s doubling) before it is left to the broker
 
@@ -75,6 +78,8 @@ class CloudBridge:
         self._outbox: list[tuple[str, bytes]] = []  # certificates issued by passes not yet committed (all workers)
         self._queues: list[queue.Queue[Delivery | None]] = [queue.Queue() for _ in range(max(1, workers))]
         self._workers: list[threading.Thread | None] = [None] * len(self._queues)
+        self._supervisor: threading.Thread | None = None
+        self._closing = threading.Event()
         self.mqtt = MqttLink(client_id, context, host, port,
                              subscriptions=("limen/+/events", "limen/+/result", "limen/+/backup")
                              + (("limen/+/csr",) if ca is not None else ()),
@@ -89,9 +94,23 @@ class CloudBridge:
         self._queues[self.worker_of(delivery.topic)].put(delivery)
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
+        """Connect (`LinkError` if the broker cannot be reached now); from then on the connection is kept up."""
         self.start_workers()
         self.mqtt.connect(timeout)
+        self._closing.clear()
+        if self._supervisor is None or not self._supervisor.is_alive():
+            self._supervisor = threading.Thread(target=self._supervise, name="limen-cloud-bridge-link", daemon=True)
+            self._supervisor.start()
         return self
+
+    def _supervise(self) -> None:
+        while not self._closing.wait(RECONNECT_S):
+            try:
+                self.mqtt.maintain()
+            except LinkError as exc:  # the broker is away: try again
+                log.warning("the broker cannot be reached (%s); retrying every %.0f s", exc, RECONNECT_S)
+            except Exception:  # never let the supervisor die with the cloud running
+                log.exception("reconnecting to the broker failed")
 
     def start_workers(self) -> None:
         """Start the workers that are not running (`connect` does)."""
@@ -103,6 +122,10 @@ class CloudBridge:
                 self._workers[k] = worker
 
     def close(self) -> None:
+        self._closing.set()
+        if self._supervisor is not None:
+            self._supervisor.join(30)
+            self._supervisor = None
         self.mqtt.close()
         for q in self._queues:
             q.put(None)

@@ -160,3 +160,42 @@ def _second_engine(engine: Engine, tmp_path: Path, request: pytest.FixtureReques
     with sessions(other)() as s:
         assert s.scalar(select(func.count()).select_from(Lock)) == 0
     return other
+
+
+def test_the_bridge_reconnects_by_itself_after_a_broker_restart(engine: Engine, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from limen.link import pki
+    from limen.link.mqtt import MqttLink, Topics
+    from limen_cloud import bridge as bridge_module
+    from tests.link.broker import CLOUD_ID, launch, mosquitto, prepare
+
+    mosquitto()
+    monkeypatch.setattr(bridge_module, "RECONNECT_S", 0.2)
+    broker = prepare(tmp_path / "broker", persistence=True)
+    proc = launch(broker)
+    locks = Locks(tmp_path)
+    lock_id = LOCKS[0]
+    bridge = CloudBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
+                         broker.port).connect(timeout=5)
+    link = MqttLink(lock_id, pki.client_context(broker.ca_file, *broker.client(lock_id)), broker.host, broker.port)
+    try:
+        proc.terminate()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while bridge.mqtt.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not bridge.mqtt.connected  # it noticed
+        proc = launch(broker)
+        link.connect(timeout=5)
+        locks.trails[lock_id].add(5)
+        locks.forwarders[lock_id].forward(lambda p: link.publish(Topics(lock_id).events, p))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(_state(engine)[0]) < 5:
+            time.sleep(0.1)
+        assert len(_state(engine)[0]) == 5 and bridge.mqtt.connected  # nobody called connect() again
+    finally:
+        link.close()
+        bridge.close()
+        locks.close()
+        proc.terminate()
+        proc.wait(10)
