@@ -59,3 +59,31 @@ def test_mask_verdicts_name_the_cues_that_beat_them(profile: str) -> None:
     for o in rep.outcomes:
         if o.species == Species.SILICONE_MASK.value and not o.verify_passed and o.cue_says_attack:
             assert any(o.cue_says_attack.values()) or "could not judge" in o.reason
+
+
+def test_limen_3d_beats_the_silicone_mask_with_two_independent_cues() -> None:
+    rep = by_key("limen-3d")
+    assert {"depth", "infrared", "eyes", "subsurface", "pulse"} == {c.name for c in rep.profile.cues}
+    assert rep.cue_detection(Species.SILICONE_MASK.value, "subsurface") == 1.0
+    assert rep.cue_detection(Species.BONA_FIDE.value, "subsurface") == 0.0
+    masks = [o for o in rep.outcomes if o.species == Species.SILICONE_MASK.value]
+    assert rep.beaten_by_two(Species.SILICONE_MASK.value) == sum(
+        sum(o.cue_says_attack.values()) >= 2 for o in masks) / len(masks)
+    assert {o.group for o in rep.outcomes} <= {"lighter", "darker"}
+
+
+def test_the_summary_shows_every_species_and_cue(tmp_path: Path) -> None:
+    row = next(r for r in campaign.summary(reports()) if r["profile"] == "limen-3d")
+    assert set(row["per_species"]) == {s.value for s in SPECIES}
+    assert set(row["per_species"]["silicone_mask"]["cues"]) == {c.name for c in by_key("limen-3d").profile.cues}
+    assert "bpcer" in row["per_species"]["bona_fide"] and "apcer" in row["per_species"]["tablet_screen"]
+    text = campaign.markdown(reports(), 2, 3)
+    assert text.startswith("**Simulated**") and "subsurface says attack" in text and "BPCER by skin-tone" in text
+
+
+def test_a_subset_runs_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    campaign.main(["--count", "1", "--seed", "4", "--profiles", "limen-3d", "--species", "bona_fide",
+                   "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "limen-3d" in out and "silicone" not in out
+    assert json.loads((tmp_path / "summary.json").read_text())["profiles"][0]["profile"] == "limen-3d"

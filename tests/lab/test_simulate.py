@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,46 @@ def test_a_simulated_capture_plays_back_through_the_realsense_source(tmp_path: P
     for a, b in zip(s.capture.frames, back.frames, strict=True):
         assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.ir, b.ir)
         assert a.depth is not None and b.depth is not None and np.array_equal(a.depth, b.depth)
+
+
+def test_the_dot_pattern_survives_by_the_materials_scattering() -> None:
+    f = np.array([0.0, 0.05, 0.1, 0.2])
+    skin = simulate.modulation_transfer(f, 1.2, 0.55, simulate.DERMIS_MUA)
+    silicone = simulate.modulation_transfer(f, 4.0, simulate.SILICONE_NIR)
+    paper = simulate.modulation_transfer(f, simulate.OTHER_MUS["paper"], simulate.PAPER_NIR)
+    assert skin[0] == pytest.approx(1.0) and silicone[0] == pytest.approx(1.0)
+    assert np.all(np.diff(skin) < 0) and np.all(np.diff(silicone) < 0)  # finer patterns blur more
+    assert np.all(skin[1:] < silicone[1:]) and np.all(silicone[1:] < paper[1:])
+    # the surface reflection is never blurred: darker skin (less diffuse light) keeps a sharper share
+    assert simulate.modulation_transfer(f, 1.2, 0.45, simulate.DERMIS_MUA)[-1] > skin[-1]
+
+
+def test_absorption_for_inverts_the_diffuse_reflectance() -> None:
+    for mus, r in ((1.2, 0.5), (4.0, 0.58), (20.0, 0.8)):
+        mua = simulate.absorption_for(r, mus)
+        assert float(simulate.diffuse_reflectance(0.0, mus, mua)) == pytest.approx(r, abs=1e-4)
+
+
+def test_people_and_masks_vary_in_scattering_from_their_own_seed() -> None:
+    people = simulate.population(Species.SILICONE_MASK, 40, seed=3)
+    skin = np.array([p.person.skin_mus for p in people])
+    masks = np.array([p.silicone_mus for p in people])
+    lo, hi = simulate.SKIN_MUS_RANGE
+    assert lo <= skin.min() < 1.0 < 1.4 < skin.max() <= hi  # a spread, not one value
+    assert simulate.SILICONE_MUS_RANGE[0] <= masks.min() and masks.max() <= simulate.SILICONE_MUS_RANGE[1]
+    assert people[0].person.skin_mus == simulate.population(Species.SILICONE_MASK, 1, seed=3)[0].person.skin_mus
+    assert replace(people[0], mask_mus=1.1).silicone_mus == 1.1
+
+
+def test_the_same_face_returns_sharper_dots_from_silicone_than_from_skin() -> None:
+    from limen.pad.infrared import dot_contrast
+
+    live = simulate.population(Species.BONA_FIDE, 1, seed=4)[0]
+    mask = replace(simulate.population(Species.SILICONE_MASK, 1, seed=4)[0], distance_mm=live.distance_mm)
+
+    def contrast(p: simulate.Presentation) -> float:
+        views = simulate.render(p, seconds=0.5, fps=8.0).sample().faces
+        return float(np.median([dot_contrast(v)[0] for v in views]))
+
+    assert contrast(mask) > 1.3 * contrast(live)
+    assert contrast(replace(mask, mask_mus=mask.person.skin_mus)) < contrast(mask)  # skin-like silicone: blurrier

@@ -12,7 +12,7 @@ from limen.pad.faces import FaceView, PadSample
 from limen.pad.motion import MotionCue
 from limen.pad.photometric import FlickerCue
 from limen.pad.pipeline import DEFAULT_CUES
-from limen.pad.sensors import DepthCue, InfraredCue
+from limen.pad.sensors import DepthCue, InfraredCue, SubsurfaceCue
 from limen.pad.texture import TextureCue
 from tests.pad.helpers import fake_view
 
@@ -78,6 +78,11 @@ class TestDepthCue(PadCueContract):
 class TestInfraredCue(PadCueContract):
     def make(self) -> PresentationAttackDetector:
         return InfraredCue()
+
+
+class TestSubsurfaceCue(PadCueContract):
+    def make(self) -> PresentationAttackDetector:
+        return SubsurfaceCue()
 
 
 def test_default_cues_cover_every_family() -> None:

@@ -17,9 +17,9 @@ from limen.pad.contract import CueScore, CueUnavailable, Purpose
 from limen.pad.depth import DepthCue
 from limen.pad.eyes import EyeRegionCue
 from limen.pad.faces import FaceView, PadSample
-from limen.pad.infrared import InfraredCue
+from limen.pad.infrared import InfraredCue, SubsurfaceCue
 
-CUES = (DepthCue(), InfraredCue(), EyeRegionCue())
+CUES = (DepthCue(), InfraredCue(), EyeRegionCue(), SubsurfaceCue())
 
 
 @cache
@@ -51,9 +51,44 @@ def test_infrared_flags_screens_dark_and_paper_bright(species: Species) -> None:
 
 
 @pytest.mark.parametrize("species", [Species.RESIN_MASK, Species.SILICONE_MASK])
-def test_the_eye_holes_of_a_3d_mask_are_seen(species: Species) -> None:
-    result = judged(species, EyeRegionCue())
+def test_the_eye_holes_of_a_3d_mask_are_seen_at_enrolment(species: Species) -> None:
+    result = EyeRegionCue().score(sim(species).sample(), Purpose.ENROL)
     assert isinstance(result, CueScore) and result.says_attack, result
+
+
+@pytest.mark.parametrize("species", [Species.SILICONE_MASK, Species.FLAT_PRINT, Species.PAPER_MASK])
+def test_sharp_dots_betray_silicone_and_paper(species: Species) -> None:
+    result = judged(species, SubsurfaceCue())
+    assert isinstance(result, CueScore) and result.says_attack, result
+
+
+def test_a_bright_resin_mask_is_attack_or_overexposed_never_a_pass() -> None:
+    for index in range(3):
+        result = SubsurfaceCue().score(sim(Species.RESIN_MASK, index).sample(), Purpose.VERIFY)
+        assert (isinstance(result, CueScore) and result.says_attack) or (
+            isinstance(result, CueUnavailable) and "overexposed" in result.reason), result
+
+
+def test_the_dots_are_judged_against_a_stricter_limit_at_enrolment() -> None:
+    sample = sim(Species.BONA_FIDE).sample()
+    verify, enrol = (SubsurfaceCue().score(sample, p) for p in (Purpose.VERIFY, Purpose.ENROL))
+    assert isinstance(verify, CueScore) and isinstance(enrol, CueScore)
+    assert verify.score == enrol.score and enrol.threshold > verify.threshold == 0.0
+    eyes_verify, eyes_enrol = (EyeRegionCue().score(sample, p) for p in (Purpose.VERIFY, Purpose.ENROL))
+    assert isinstance(eyes_verify, CueScore) and isinstance(eyes_enrol, CueScore)
+    assert eyes_enrol.threshold > eyes_verify.threshold
+
+
+def test_a_dark_or_saturated_ir_image_leaves_no_dots_to_judge() -> None:
+    s = sim(Species.BONA_FIDE)
+    dark = replace(s, capture=Capture(tuple(replace(f, ir=(f.ir // 8) if f.ir is not None else None)
+                                            for f in s.capture.frames)))
+    result = SubsurfaceCue().score(dark.sample(), Purpose.VERIFY)
+    assert isinstance(result, CueUnavailable), result
+    white = replace(s, capture=Capture(tuple(replace(f, ir=np.full_like(f.ir, 255) if f.ir is not None else None)
+                                             for f in s.capture.frames)))
+    result = SubsurfaceCue().score(white.sample(), Purpose.VERIFY)
+    assert isinstance(result, CueUnavailable), result
 
 
 def _without_some_depth(s: simulate.SimCapture, keep: float) -> simulate.SimCapture:
@@ -89,8 +124,9 @@ def test_a_depth_camera_that_stops_mid_burst_is_reported() -> None:
 
 def test_an_ir_emitter_that_is_off_is_reported() -> None:
     s = sim(Species.BONA_FIDE, emitter_on=False)
-    result = InfraredCue().score(s.sample(), Purpose.VERIFY)
-    assert isinstance(result, CueUnavailable) and "emitter" in result.reason
+    for cue in (InfraredCue(), SubsurfaceCue()):
+        result = cue.score(s.sample(), Purpose.VERIFY)
+        assert isinstance(result, CueUnavailable) and "emitter" in result.reason
     unknown = s.capture.frames
     dark = replace(s, capture=Capture(tuple(replace(f, emitter_on=None) for f in unknown)))
     result = InfraredCue().score(dark.sample(), Purpose.VERIFY)

@@ -16,7 +16,12 @@ enrolment refusal rate = enrolments refused; IAPAR = attacks that pass PAD
 victim (worst case), so IAPAR = APCER here.  "Opens alone" applies Limen's
 assurance rule: a face opens the door on its own only with HIGH assurance
 (a depth or infrared cue judged bona fide); otherwise a second factor is
-needed.  Which cues beat each mask species is reported per cue.
+needed.  Which cues beat each mask species is reported per cue, with the
+share of presentations that two or more cues beat (the issue asks that a mask
+species be beaten by more than one cue), and BPCER per skin-tone group.
+
+`python -m limen.lab.campaign --count N --profiles limen-3d --species bona_fide,silicone_mask`
+runs a subset (larger counts for the figures at 1 %); `limen lab campaign` runs everything.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import base64
 import html
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +46,7 @@ from limen.pad import fusion
 from limen.pad.contract import CueResult, CueScore, PresentationAttackDetector, Purpose
 from limen.pad.depth import DepthCue
 from limen.pad.eyes import EyeRegionCue
-from limen.pad.infrared import InfraredCue
+from limen.pad.infrared import InfraredCue, SubsurfaceCue
 from limen.pad.pulse import PulseCue
 
 
@@ -59,7 +65,7 @@ class Profile:
 
 
 def profiles() -> tuple[Profile, ...]:
-    depth, ir, eyes, pulse = DepthCue(), InfraredCue(), EyeRegionCue(), PulseCue()
+    depth, ir, eyes, pulse, dots = DepthCue(), InfraredCue(), EyeRegionCue(), PulseCue(), SubsurfaceCue()
     return (
         Profile("attendance-rgb", "Attendance machine, two RGB cameras, no liveness", STEREO, (), False,
                 "enrolled a silicone mask and let it sign in", "stand-in: no PAD at all"),
@@ -72,7 +78,8 @@ def profiles() -> tuple[Profile, ...]:
         Profile("limen-rgb", "Limen, RGB camera only", STEREO, (pulse,), True, "",
                 "only the pulse cue runs on renders; the texture/motion cues against prints and screens are "
                 "measured on real data (docs/pad.md)", assurance_rule=True),
-        Profile("limen-3d", "Limen 3D (stereo depth + IR)", STEREO, (depth, ir, eyes, pulse), True, "",
+        Profile("limen-3d", "Limen 3D (stereo depth + IR)", STEREO, (depth, ir, eyes, dots, pulse), True, "",
+                "cues: depth relief, NIR reflectance, eye-hole rim, dot contrast (sub-surface scattering), pulse",
                 assurance_rule=True),
     )
 
@@ -89,6 +96,7 @@ class Outcome:
     margin: float | None
     cue_says_attack: dict[str, bool]
     reason: str
+    group: str = ""  # skin-tone group of the live person ("lighter" / "darker" skin: melanin below / above 0.5)
 
 
 @dataclass
@@ -121,6 +129,14 @@ class ProfileReport:
     def cue_detection(self, species: str, cue: str) -> float:
         return self.rate(species, lambda o: o.cue_says_attack.get(cue, False))
 
+    def beaten_by_two(self, species: str) -> float:
+        """Share of presentations that at least two cues judged an attack (at verification)."""
+        return self.rate(species, lambda o: sum(o.cue_says_attack.values()) >= 2)
+
+    def bpcer_group(self, group: str) -> float:
+        rows = [o for o in self.outcomes if o.species == Species.BONA_FIDE.value and o.group == group]
+        return float(np.mean([not o.verify_passed for o in rows])) if rows else math.nan
+
     def rows(self) -> list[PadScoreRow]:
         return [PadScoreRow(f"{o.species}#{o.index}", o.species, str(o.index), o.margin, reason=o.reason)
                 for o in self.outcomes]
@@ -138,9 +154,10 @@ def judge(profile: Profile, sample: Any) -> tuple[fusion.PadVerdict, fusion.PadV
 
 
 def run(count: int, seed: int = 1, on_progress: Callable[[int], None] | None = None,
-        species: tuple[Species, ...] = tuple(Species)) -> list[ProfileReport]:
-    """Render `count` presentations per species once per sensor model and judge them with every profile."""
-    reports = [ProfileReport(p) for p in profiles()]
+        species: tuple[Species, ...] = tuple(Species), keys: tuple[str, ...] | None = None) -> list[ProfileReport]:
+    """Render `count` presentations per species once per sensor model and judge them with every profile
+    (or the profiles named in `keys`)."""
+    reports = [ProfileReport(p) for p in profiles() if keys is None or p.key in keys]
     for sp in species:
         for i, presentation in enumerate(simulate.population(sp, count, seed=seed)):
             rendered: dict[str, Any] = {}
@@ -148,22 +165,26 @@ def run(count: int, seed: int = 1, on_progress: Callable[[int], None] | None = N
                 key = rep.profile.sensor.name
                 if key not in rendered:
                     rendered[key] = simulate.render(presentation, rep.profile.sensor, seconds=4.0, fps=10.0).sample()
-                rep.outcomes.append(_outcome(rep.profile, rendered[key], sp, i))
+                rep.outcomes.append(_outcome(rep.profile, rendered[key], sp, i, _group(presentation)))
             if on_progress:
                 on_progress(1)
     return reports
 
 
-def _outcome(profile: Profile, sample: Any, sp: Species, index: int) -> Outcome:
+def _group(p: simulate.Presentation) -> str:
+    return "darker" if p.person.melanin >= 0.5 else "lighter"
+
+
+def _outcome(profile: Profile, sample: Any, sp: Species, index: int, group: str = "") -> Outcome:
     if not profile.cues:  # no liveness: everything passes, with no assurance
-        return Outcome(sp.value, index, True, True, Assurance.NONE, math.inf, {}, "no_pad")
+        return Outcome(sp.value, index, True, True, Assurance.NONE, math.inf, {}, "no_pad", group)
     enrol, verify, results = judge(profile, sample)
     margin = verdict_margin(verify.scores, verify.thresholds) if verify.scores and len(verify.scores) == len(
         profile.cues) else None
     says = {r.cue: r.says_attack for r in results if isinstance(r, CueScore)}
     enrol_ok = enrol.passed or not profile.enrol_checked
     return Outcome(sp.value, index, enrol_ok, verify.passed, _assurance(profile, verify), margin, says,
-                   verify.detail[:120])
+                   verify.detail[:120], group)
 
 
 def _assurance(profile: Profile, verdict: fusion.PadVerdict) -> Assurance:
@@ -190,16 +211,56 @@ def summary(reports: list[ProfileReport]) -> list[dict[str, Any]]:
             "silicone_opens_door_alone": rep.opens_alone(Species.SILICONE_MASK.value),
             "bona_fide_opens_door_alone": rep.opens_alone(Species.BONA_FIDE.value),
             "mask_cues": {sp.value: {c.name: rep.cue_detection(sp.value, c.name) for c in p.cues} for sp in MASKS},
+            "masks_beaten_by_two_cues": {sp.value: rep.beaten_by_two(sp.value) for sp in MASKS},
+            "bpcer_by_skin_group": {g: rep.bpcer_group(g) for g in ("lighter", "darker")},
+            "per_species": {sp.value: _species_row(rep, sp) for sp in Species
+                            if any(o.species == sp.value for o in rep.outcomes)},
             "note": p.note,
         })
     return rows
 
 
+def _species_row(rep: ProfileReport, sp: Species) -> dict[str, Any]:
+    """One species through one profile: error rate, enrolment refusal, door-alone share, per-cue detection."""
+    error = rep.bpcer if sp is Species.BONA_FIDE else rep.apcer(sp.value)
+    return {"presentations": sum(o.species == sp.value for o in rep.outcomes),
+            "bpcer" if sp is Species.BONA_FIDE else "apcer": error,
+            "enrolment_refused": rep.enrol_refusal(sp.value), "opens_door_alone": rep.opens_alone(sp.value),
+            "beaten_by_two_cues": rep.beaten_by_two(sp.value),
+            "cues": {c.name: rep.cue_detection(sp.value, c.name) for c in rep.profile.cues}}
+
+
+def markdown(reports: list[ProfileReport], count: int, seed: int) -> str:
+    """Per profile and species: APCER (BPCER for bona fide), enrolment refusal, door alone, per cue — **simulated**."""
+    lines = [f"**Simulated** (`limen.lab.simulate`, {count} presentations per species, seed {seed}).", ""]
+    for rep in reports:
+        cues = [c.name for c in rep.profile.cues]
+        lines += [f"{rep.profile.name} (`{rep.profile.key}`):", "",
+                  "| species | n | APCER (verify) / BPCER | enrolment refused | opens door alone "
+                  "| beaten by ≥ 2 cues | "
+                  + " | ".join(f"{c} says attack" for c in cues) + " |",
+                  "|---|---|---|---|---|---|" + "---|" * len(cues)]
+        for sp in Species:
+            row = _species_row(rep, sp)
+            if not row["presentations"]:
+                continue
+            error = f"BPCER {_pct(rep.bpcer)}" if sp is Species.BONA_FIDE else _pct(rep.apcer(sp.value))
+            lines.append(f"| {sp.value} | {row['presentations']} | {error} | {_pct(row['enrolment_refused'])} | "
+                         f"{_pct(row['opens_door_alone'])} | {_pct(row['beaten_by_two_cues'])} | "
+                         + " | ".join(_pct(row["cues"][c]) for c in cues) + " |")
+        groups = ", ".join(f"{g} skin {_pct(rep.bpcer_group(g))}" for g in ("lighter", "darker"))
+        lines += ["", f"BPCER by skin-tone group: {groups}.", ""]
+    return "\n".join(lines)
+
+
 def write_report(reports: list[ProfileReport], out: Path, count: int, seed: int) -> dict[str, str]:
-    """report.html (summary table + per-profile ISO/IEC 30107-3 tables + DET curves), summary.json, scores."""
+    """report.html (summary table + per-profile ISO/IEC 30107-3 tables + DET curves), summary.json, summary.md,
+    scores."""
     out.mkdir(parents=True, exist_ok=True)
     table = summary(reports)
-    files = {"html": str(out / "report.html"), "summary": str(out / "summary.json")}
+    files = {"html": str(out / "report.html"), "summary": str(out / "summary.json"),
+             "markdown": str(out / "summary.md")}
+    (out / "summary.md").write_text(markdown(reports, count, seed) + "\n", encoding="utf-8")
     (out / "summary.json").write_text(json.dumps({"simulated": True, "per_species": count, "seed": seed,
                                                   "profiles": table}, indent=2, default=_json))
     sections = []
@@ -218,13 +279,14 @@ def _section(rep: ProfileReport, rows: list[PadScoreRow]) -> str:
             f"{html.escape(p.sensor.name)})</small></h2>",
             f"<p>Cues: {', '.join(c.name for c in p.cues) or 'none'}. {html.escape(p.note)}</p>",
             "<table><tr><th>species</th><th>presentations</th><th>APCER (verify)</th><th>enrolment refused</th>"
-            "<th>opens door alone</th><th>beaten by (share per cue)</th></tr>"]
+            "<th>opens door alone</th><th>beaten by ≥ 2 cues</th><th>beaten by (share per cue)</th></tr>"]
     for sp in Species:
         n = sum(o.species == sp.value for o in rep.outcomes)
         label = "BPCER " + _pct(rep.bpcer) if sp is Species.BONA_FIDE else _pct(rep.apcer(sp.value))
         cues = ", ".join(f"{c.name} {_pct(rep.cue_detection(sp.value, c.name))}" for c in p.cues)
         body.append(f"<tr><td>{sp.value}</td><td>{n}</td><td>{label}</td><td>{_pct(rep.enrol_refusal(sp.value))}</td>"
-                    f"<td>{_pct(rep.opens_alone(sp.value))}</td><td>{cues or '—'}</td></tr>")
+                    f"<td>{_pct(rep.opens_alone(sp.value))}</td><td>{_pct(rep.beaten_by_two(sp.value))}</td>"
+                    f"<td>{cues or '—'}</td></tr>")
     body.append("</table>")
     if p.cues and any(r.score is not None for r in rows):
         try:
@@ -259,9 +321,31 @@ def _html(table: list[dict[str, Any]], sections: list[str], count: int, seed: in
             f"artefact).</p><table>{head}{''.join(lines)}</table>{''.join(sections)}</body></html>")
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
 def _json(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else str(x)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m limen.lab.campaign`: a subset of the campaign (profiles, species) at a larger count."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--count", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profiles", default="", help="comma-separated profile keys (default: all)")
+    parser.add_argument("--species", default="", help="comma-separated species (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("lab-out/campaign-subset"))
+    args = parser.parse_args(argv)
+    keys = tuple(k for k in args.profiles.split(",") if k) or None
+    species = tuple(Species(s) for s in args.species.split(",") if s) or tuple(Species)
+    reports = run(args.count, args.seed, species=species, keys=keys)
+    write_report(reports, args.out, args.count, args.seed)
+    sys.stdout.write(markdown(reports, args.count, args.seed) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -79,6 +79,45 @@ RESIN_NIR = 0.75
 SILICONE_NIR = 0.62
 WALL_NIR = 0.50
 
+# ---------------------------------------------------------------- sub-surface scattering of the projected dots
+# A structured-light projector's dot pattern is blurred by light that enters the surface, scatters and comes
+# out elsewhere.  How much of a pattern of spatial frequency f survives is the modulation transfer of the
+# material, from diffusion theory (Cuccia et al., "Quantitation and mapping of tissue optical properties
+# using modulated imaging", J. Biomed. Opt. 14(2) 024012, 2009, doi:10.1117/1.3088140, eq. for R_d(f_x)):
+#   R_d(k) = 3A·a' / ((μeff'/μtr + 1)(μeff'/μtr + 3A)),  μtr = μa + μs', a' = μs'/μtr,
+#   μeff' = sqrt(3·μa·μtr + k²), k = 2πf, A = (1 − R_eff)/(2(1 + R_eff)) for refractive index n.
+# The seen modulation of a surface of NIR reflectance R0 = R_SURFACE + diffuse part is
+#   (R_SURFACE + (R0 − R_SURFACE)·R_d(k)/R_d(0)) / R0  (the surface reflection keeps the dots sharp).
+# Skin, 850 nm, in vivo: reduced scattering μs' median 1.20 mm⁻¹, upper-dermis absorption μa 0.0048 mm⁻¹
+#   (3,809 subjects, spatially resolved diffuse reflectance: "Absorption and reduced scattering coefficients
+#   in epidermis and dermis from a Swedish cohort study", J. Biomed. Opt. 28(11) 115001, 2023); the spread
+#   between people is large (Setchfield et al., Biomed. Opt. Express 14(7) 3555, 2023, a review of in-vivo
+#   values; Tseng, Grant & Durkin, J. Biomed. Opt. 13(1) 014016, 2008, 15 subjects of three ancestries):
+#   per person μs' ~ log-normal around 1.20 with σ(log) = 0.25, clipped to 0.7–2.2 mm⁻¹.  Melanin absorbs
+#   in the thin epidermis: it dims the diffuse part (R0 falls with melanin, above) but does not shorten the
+#   dermis's lateral spread, so darker skin keeps a larger share of sharp surface reflection.
+SKIN_MUS_MEDIAN, SKIN_MUS_LOG_SD, SKIN_MUS_RANGE = 1.20, 0.25, (0.7, 2.2)
+DERMIS_MUA = 0.0048
+# Surface (Fresnel) reflection: skin's regular reflectance is 4–7 % (Anderson & Parrish, "The optics of human
+#   skin", J. Invest. Dermatol. 77(1) 13, 1981); silicone (PDMS, n ≈ 1.41) and skin (n ≈ 1.4) both ≈ 0.03–0.04
+#   at normal incidence.  The same 0.04 for every material but glass-fronted screens (all of theirs is surface).
+R_SURFACE = 0.04
+TISSUE_N = 1.4
+# Pigmented silicone: silicone itself (PDMS) is clear; its scattering comes from the fillers and pigments
+#   (TiO2, Al2O3): PDMS phantoms span μs' 0.5–2.0 mm⁻¹ and more with the filler load (Saager et al.,
+#   J. Biomed. Opt. 21(6) 067001, 2016; Goldfain et al., J. Biomed. Opt. 27(7) 074706, 2022).  No measured
+#   value for a mask's silicone was found.  ASSUMPTION: an opaque skin-tone mask is loaded far beyond a
+#   skin-mimicking phantom, μs' uniform in 2.5–6 mm⁻¹ per mask (pigment load varies between masks).  Were a
+#   mask made of skin-mimicking silicone (μs' ≈ 1–2), the dot-contrast cue could not see it: docs/pad-sensors.md
+#   shows the campaign against this number.
+SILICONE_MUS_RANGE = (2.5, 6.0)
+# Paper, powder-resin and painted walls: strongly scattering and thin or opaque: ASSUMPTION μs' 20 / 8 / 20 mm⁻¹
+#   (the dots stay sharp on them).  Eye region: the person's skin value (eyelids; sclera also scatters strongly).
+OTHER_MUS = {"paper": 20.0, "resin": 8.0, "wall": 20.0}
+# The IR camera's own blur (lens + pixel), Gaussian σ in pixels: ASSUMPTION (a fixed-focus M12-class lens;
+#   at 380–560 mm a 2 mm focal length is in focus everywhere, so this is one constant per device).
+IR_CAMERA_BLUR_PX = 0.45
+
 # Fine texture in NIR (relative std of the reflectance at ≈ 1 mm): skin is smoothed by sub-surface
 # scattering (Jensen et al., "A practical model for subsurface light transport", SIGGRAPH 2001);
 # paper fibres, printer halftone and resin powder are not.  ASSUMPTION for the magnitudes.
@@ -123,7 +162,8 @@ WALL_MM = 1200.0
 COLOUR_NOISE_DN = 1.2      # read + shot noise of an 8-bit webcam-class sensor at indoor light (1 σ)
 IR_GAIN = 2.4e7            # DN·mm² per unit reflectance: skin (0.55) at 450 mm ≈ 65 DN of 255
 IR_AMBIENT_DN = 6.0        # indoor ambient at 850 nm through the camera's band-pass filter
-DOT_CONTRAST = 0.35        # the projector's dot pattern modulates the IR image by ± this share
+DOT_CONTRAST = 0.35        # the projector's dot pattern modulates the IR image by ± this share (before blurring)
+IR_NOISE_DN = 1.5          # IR read + shot noise at ≈ 65 DN (1 σ), as the colour sensor's order of magnitude
 
 
 @dataclass(frozen=True)
@@ -166,6 +206,12 @@ class Person:
     def skin_nir(self) -> float:
         return SKIN_NIR_LIGHT + self.melanin * (SKIN_NIR_DARK - SKIN_NIR_LIGHT)
 
+    @property
+    def skin_mus(self) -> float:
+        """Reduced scattering coefficient of this person's skin at 850 nm (mm⁻¹), drawn from their own seed."""
+        draw = np.random.default_rng([self.seed, 850]).normal(0.0, SKIN_MUS_LOG_SD)
+        return float(np.clip(SKIN_MUS_MEDIAN * math.exp(draw), *SKIN_MUS_RANGE))
+
     @classmethod
     def sample(cls, rng: np.random.Generator) -> Person:
         return cls(FaceShape.sample(rng), float(rng.uniform(0, 1)), float(rng.uniform(55, 100)),
@@ -184,6 +230,14 @@ class Presentation:
     emitter_on: bool = True
     misregister_px: int = 0   # shift of depth/IR against colour (a mis-calibrated device)
     depth_stops_after: int | None = None  # the depth camera stops after this many frames
+    mask_mus: float | None = None  # silicone mask: its μs' (mm⁻¹) instead of the drawn one (sensitivity runs)
+
+    @property
+    def silicone_mus(self) -> float:
+        """Reduced scattering coefficient of this presentation's mask silicone at 850 nm (mm⁻¹; ASSUMPTION)."""
+        if self.mask_mus is not None:
+            return self.mask_mus
+        return float(np.random.default_rng([self.seed, 851]).uniform(*SILICONE_MUS_RANGE))
 
     @classmethod
     def sample(cls, species: Species, rng: np.random.Generator) -> Presentation:
@@ -263,6 +317,7 @@ def render(p: Presentation, sensor: SensorModel = STEREO, *, seconds: float = 4.
     blinks = _blink_times(rng, seconds)
     motion = rng.uniform(0, 2 * math.pi, 4)
     background = _wall(fixed.fine)
+    patterns = dot_patterns(p, fixed.dots)
     frames, boxes, points = [], [], []
     for i in range(n):
         t = i / fps
@@ -270,7 +325,7 @@ def render(p: Presentation, sensor: SensorModel = STEREO, *, seconds: float = 4.
         scene = _scene(p, u, v, pose, t, blinks, fixed, background)
         rgb = _colour(scene, rng)
         depth = _depth(scene, sensor, rng, fixed)
-        ir = _infrared(scene, p, rng, fixed)
+        ir = _infrared(scene, p, rng, patterns)
         if p.misregister_px:
             depth, ir = np.roll(depth, p.misregister_px, axis=1), np.roll(ir, p.misregister_px, axis=1)
         stopped = p.depth_stops_after is not None and i >= p.depth_stops_after
@@ -573,10 +628,74 @@ def _occlusion(z: np.ndarray, fb: float) -> np.ndarray:
     return holes
 
 
-def _infrared(sc: _Scene, p: Presentation, rng: np.random.Generator, fixed: _FixedNoise) -> np.ndarray:
+def _reff(n: float) -> float:
+    """Effective internal reflection of a boundary of refractive index n (Groenhuis et al. 1983, as in Cuccia 2009)."""
+    return 0.0636 * n + 0.668 + 0.710 / n - 1.440 / n**2
+
+
+def diffuse_reflectance(freq_per_mm: np.ndarray | float, mus: float, mua: float, n: float = TISSUE_N) -> np.ndarray:
+    """Diffuse reflectance R_d of a semi-infinite turbid medium lit at spatial frequency f (Cuccia 2009)."""
+    r = _reff(n)
+    a = (1.0 - r) / (2.0 * (1.0 + r))
+    mutr = mua + mus
+    ratio = np.sqrt(3.0 * mua * mutr + (2.0 * math.pi * np.asarray(freq_per_mm, np.float64)) ** 2) / mutr
+    return 3.0 * a * (mus / mutr) / ((ratio + 1.0) * (ratio + 3.0 * a))
+
+
+def absorption_for(reflectance: float, mus: float) -> float:
+    """μa (mm⁻¹) at which a homogeneous medium of scattering `mus` has diffuse reflectance `reflectance` (bisection)."""
+    lo, hi = 1e-6, 10.0 * mus
+    target = min(max(reflectance, 1e-3), float(diffuse_reflectance(0.0, mus, lo)) - 1e-6)
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if float(diffuse_reflectance(0.0, mus, mid)) > target else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+def modulation_transfer(freq_per_mm: np.ndarray, mus: float, reflectance: float,
+                        mua: float | None = None) -> np.ndarray:
+    """Share of a projected pattern's modulation a surface returns at each spatial frequency (surface + diffuse)."""
+    absorb = absorption_for(max(reflectance - R_SURFACE, 1e-3), mus) if mua is None else mua
+    diffuse = diffuse_reflectance(freq_per_mm, mus, absorb) / diffuse_reflectance(0.0, mus, absorb)
+    surface = min(R_SURFACE / max(reflectance, 1e-3), 1.0)
+    return surface + (1.0 - surface) * diffuse
+
+
+def dot_patterns(p: Presentation, dots: np.ndarray) -> dict[int, np.ndarray]:
+    """The projector's ± dot modulation as the IR camera sees it on each material of presentation `p` (**simulated**).
+
+    Keyed by material index (`MATERIALS`); skin and the eye region use the live person's skin, the silicone
+    mask its own silicone.  The pattern is fixed to the projector (image coordinates); the material's
+    modulation transfer is evaluated at the presentation's distance (mm per pixel = z / f).
+    """
+    h, w = dots.shape
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
+    f_px = np.hypot(fx, fy)
+    f_mm = f_px / (p.distance_mm / FOCAL_PX)
+    camera = np.exp(-2.0 * (math.pi * IR_CAMERA_BLUR_PX * f_px) ** 2)
+    spectrum = np.fft.fft2(2.0 * dots - 1.0) * camera
+
+    def seen(transfer: np.ndarray) -> np.ndarray:
+        return np.fft.ifft2(spectrum * transfer).real.astype(np.float32)
+
+    skin_mus = p.person.skin_mus
+    skin = seen(modulation_transfer(f_mm, skin_mus, p.person.skin_nir, DERMIS_MUA))
+    surface_only = seen(np.ones_like(f_mm))
+    out = {WALL: seen(modulation_transfer(f_mm, OTHER_MUS["wall"], WALL_NIR)), SKIN: skin, EYE: skin,
+           PAPER: seen(modulation_transfer(f_mm, OTHER_MUS["paper"], PAPER_NIR)), SCREEN: surface_only,
+           RESIN: seen(modulation_transfer(f_mm, OTHER_MUS["resin"], RESIN_NIR))}
+    if p.species is Species.SILICONE_MASK:
+        out[SILICONE] = seen(modulation_transfer(f_mm, p.silicone_mus, SILICONE_NIR))
+    return out
+
+
+def _infrared(sc: _Scene, p: Presentation, rng: np.random.Generator, patterns: dict[int, np.ndarray]) -> np.ndarray:
     if p.emitter_on:
         lit = IR_GAIN * sc.nir * sc.normal_z / sc.z**2
-        lit *= 1.0 + DOT_CONTRAST * (2 * fixed.dots - 1)
+        modulation = np.zeros(sc.z.shape, np.float32)
+        for code, pattern in patterns.items():
+            modulation = np.where(sc.material == code, pattern, modulation)
+        lit *= 1.0 + DOT_CONTRAST * modulation
         glint = sc.cornea & (rng.random(sc.z.shape) < 0.35)
         lit = np.where(glint, 255.0, lit)
         screen = sc.material == SCREEN
@@ -587,7 +706,7 @@ def _infrared(sc: _Scene, p: Presentation, rng: np.random.Generator, fixed: _Fix
             lit = np.where(spot, 255.0, lit)
     else:
         lit = np.zeros(sc.z.shape)
-    ir = lit + IR_AMBIENT_DN * sc.nir / 0.5 + 1.5 * rng.standard_normal(sc.z.shape, np.float32)
+    ir = lit + IR_AMBIENT_DN * sc.nir / 0.5 + IR_NOISE_DN * rng.standard_normal(sc.z.shape, np.float32)
     return np.clip(np.round(ir), 0, 255).astype(np.uint8)
 
 

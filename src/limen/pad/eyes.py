@@ -6,7 +6,8 @@ its profile bends by ≥ `EYES_STEP_MM` (second difference): a mask's edge, as
 thick as the mask plus its stand-off, where a live socket rises smoothly.
 Sensor noise makes a ray step now and then; a rim makes the *same* rays step
 in most frames.  Score = log(`EYES_MAX_STEP_SHARE` / share of rays that step
-in at least half of the frames); threshold 0.  A print or a screen has
+in at least half of the frames); threshold 0 (at enrolment the stricter
+`EYES_MAX_STEP_SHARE_ENROL`).  A print or a screen has
 neither socket nor rim and is left to the depth cue.  Calibrated on the
 **simulator** only.  Unavailable (never a pass) on the depth cue's input
 problems, when the eyes fall on depth holes, or with fewer than 2 frames.
@@ -76,4 +77,8 @@ class EyeRegionCue:
         if isinstance(share, str):
             return CueUnavailable(self.name, share)
         score = math.log(thresholds.EYES_MAX_STEP_SHARE / max(share, 0.01))
-        return CueScore(self.name, score, 0.0, {"rim_step_share": round(share, 3), "frames": float(len(sample.faces))})
+        # enrolment holds the same score to the stricter share (a mask must not become a template)
+        limit = thresholds.EYES_MAX_STEP_SHARE_ENROL if purpose is Purpose.ENROL else thresholds.EYES_MAX_STEP_SHARE
+        threshold = math.log(thresholds.EYES_MAX_STEP_SHARE / limit)
+        return CueScore(self.name, score, threshold, {"rim_step_share": round(share, 3),
+                                                      "frames": float(len(sample.faces))})
