@@ -19,8 +19,9 @@ import pytest
 from limen import thresholds
 from limen.bio.face.detect import Box
 from limen.capture import Capture
-from limen.pad import faces, frequency, lbp, motion, texture
+from limen.pad import assess, faces, frequency, lbp, motion, texture
 from limen.pad import minifasnet as mf
+from limen.pad import onnx_minifasnet as graph
 from limen.pad.contract import CueScore, Purpose
 from limen.pad.faces import PadSample
 from limen.pad.minifasnet_models import load_model
@@ -173,3 +174,32 @@ def test_texture_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monke
     assert new == before
     scores = [r.score for r in new if isinstance(r, CueScore)]
     assert len(scores) >= 30 and np.ptp(scores) > 1.0
+
+
+# ------------------------------------------------------------------ the whole verdict
+
+
+def _old_pad(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put back every replaced implementation (MiniFASNet's sessions rebuilt from the graph as imported)."""
+    monkeypatch.setattr(graph, "prelu_as_max", lambda data: data)
+    monkeypatch.setattr(motion, "pair_motion", lambda a, b, greys=None: old.pair_motion(a, b))
+    monkeypatch.setattr(texture, "colour_texture", old.colour_texture)
+    monkeypatch.setitem(texture.FAMILIES, "frequency", old.frequency_features)
+    mf._forget_sessions()
+
+
+def test_verdicts_are_the_same_on_nuaa(bursts: list[Capture], minifasnet_models_dir: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """assess() of every burst, for both purposes: new and old verdicts equal field for field."""
+    mf._forget_sessions()
+    try:
+        new = [assess(c, purpose=p, models_dir=minifasnet_models_dir) for c in bursts for p in Purpose]
+        with monkeypatch.context() as m:
+            _old_pad(m)
+            before = [assess(c, purpose=p, models_dir=minifasnet_models_dir) for c in bursts for p in Purpose]
+    finally:
+        mf._forget_sessions()
+    assert new == before  # every field: decision, reason, unrounded scores, evidence, cues run and missing
+    reasons = {v.reason for v in new}
+    assert "bona_fide" in reasons and len(reasons) >= 2  # live passes, print does not: decisions are compared
+    assert all({"minifasnet", "texture", "fused"} <= set(v.scores) for v in new if v.frames_usable)
