@@ -207,6 +207,9 @@ PULSE_PEAK_HALF_WIDTH_HZ = 0.1         # SNR: power within this of the peak (and
 PULSE_MIN_SECONDS = 3.0                # shorter captures cannot be judged by pulse (unavailable)
 PULSE_MIN_FPS = 8.0                    # slower or irregular frame clocks cannot be judged
 PULSE_MAX_STEP = 0.08                  # largest frame-to-frame change of the skin mean (share) before "unstable"
+PULSE_SKIN_LUMA_PERCENTILES = (10.0, 90.0)  # skin pixels of a patch: luminance between these percentiles
+PULSE_SHUFFLES = 19                    # permutation test: a pulse must beat the SNR of its own shuffled frames
+PULSE_COHERENT_P = 0.05                # ... in all but this share of shuffles (19 shuffles: beat every one)
 # The attack side of the pulse cue (no coherent pulse) can only be simulated, so its thresholds are set on
 # REAL skin to protect bona fide users: SNR of POS over 4-s windows (step 2 s) of the 24 rppg-skin videos
 # (2,006 windows): percentiles 0.5 / 1 / 2 / 5 / 50 % = −8.07 / −7.82 / −7.47 / −7.04 / −4.42 dB.  On the
