@@ -324,6 +324,8 @@ SERVICE_MAX_REQUEST_BYTES = 32 * 1024 * 1024  # any request body above this is r
 SERVICE_RETENTION_CHECK_S = 3600.0      # a running service erases expired references at least hourly
 SERVICE_MAX_FRAME_BYTES = 2 * 1024 * 1024     # one camera frame or uploaded photo
 SERVICE_MAX_UNLOCK_FRAMES = 10                # frames in one kiosk unlock burst
+SERVICE_FACE_WAITING = 3                      # face requests waiting for the one at work (more: 503 busy)
+SERVICE_FACE_RETRY_AFTER_S = 1                # the busy answer's Retry-After (≈ one 5-frame unlock on the board)
 SERVICE_CHALLENGE_TTL_S = 20.0                # a kiosk's head-move challenge (Settings.kiosk_challenge) is
                                               # good for one unlock burst within this time; UX, not calibrated
 SERVICE_MAX_ENROL_FILES = 20                  # photos/frames in one enrolment

@@ -35,6 +35,7 @@ from limen.service.auth import (
     stepped_up,
     unlock_rate,
 )
+from limen.service.facework import FACE_WORK
 from limen.service.i18n import choose, door_message
 from limen.service.lockservice import KioskResult, Upload
 
@@ -318,9 +319,10 @@ async def kiosk_unlock(request: Request, frames: Frames,
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit.
 
     `challenge`: the id from /api/kiosk/challenge (required when the lock's `kiosk_challenge` is on)."""
-    got = await uploads(frames)
-    result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0, kiosk_session(request),
-                              challenge)
+    with FACE_WORK.admitted():  # beyond the few that wait for the one at work: 503 busy, before reading
+        got = await uploads(frames)
+        result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0,
+                                  kiosk_session(request), challenge)
     return {"opened": result.opened, "message": door_message(result, choose(request)),
             "awaiting_pin": result.awaiting_pin, **door_details(result)}
 
@@ -391,9 +393,10 @@ async def enrol(request: Request, caller: Manager,
                                                                 "(replacing their face); `name` is then "
                                                                 "ignored.")] = None) -> dict[str, Any]:
     """Enrol a face (consent, purpose and retention recorded); all or nothing."""
-    got = await uploads(files)
-    return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days, consent,
-                            source == "camera", user_id)
+    with FACE_WORK.admitted():  # beyond the few that wait for the one at work: 503 busy, before reading
+        got = await uploads(files)
+        return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days,
+                                consent, source == "camera", user_id)
 
 
 @router.delete("/users/{user_id:userid}", response_model=Done, tags=["users"], responses=ERRORS)

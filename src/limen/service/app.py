@@ -35,6 +35,7 @@ from limen.service import api, finger, i18n, openapi, pages
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
 from limen.service.context import HERE, ServiceContext
+from limen.service.facework import FACE_WORK, FaceBusy
 from limen.service.guards import HostGuard, MethodGuard, allowed_hosts
 from limen.service.lockservice import LockService
 
@@ -176,6 +177,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
         return error_response(request, 422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
 
+    async def face_busy(request: Request, exc: Exception) -> Response:  # more face requests than the lock takes
+        return error_response(request, 503, "busy", str(exc), {"Retry-After": str(T.SERVICE_FACE_RETRY_AFTER_S)})
+
     async def login_required(request: Request, exc: Exception) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
@@ -187,6 +191,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(FaceBusy, face_busy)
     app.add_exception_handler(Exception, unexpected)
 
 
@@ -314,7 +319,7 @@ def _warm(ctx: ServiceContext) -> None:
     a first unlock must not run it at the same moment), and only briefly."""
     rt = ctx.runtime
     _load_models(rt)
-    with _WARM_RUNS, ctx.lock.serialised():  # the one lock every door-path call takes
+    with _WARM_RUNS, FACE_WORK.working(), ctx.lock.serialised():  # as a face request; the door path's lock
         _warm_models(rt)
 
 

@@ -43,6 +43,7 @@ from limen.people import Consent
 from limen.privacy.retention import enforce_retention
 from limen.runtime import Runtime
 from limen.service import feed, guests, i18n
+from limen.service.facework import FACE_WORK
 from limen.service.feed import Activity, Incident
 from limen.service.messages import ENTER_PIN, FOLLOW_PROMPTS, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
@@ -121,6 +122,11 @@ class LockService:
             raise BadRequest("frames", "no camera frames received; check the camera or use the keypad")
         if len(frames) > T.SERVICE_MAX_UNLOCK_FRAMES:
             raise BadRequest("frames", f"at most {T.SERVICE_MAX_UNLOCK_FRAMES} frames per attempt")
+        with FACE_WORK.working():  # one face request decodes and computes at a time in the process
+            return self._unlock_face(frames, interval_s, session, challenge_id)
+
+    def _unlock_face(self, frames: Sequence[Upload], interval_s: float, session: str | None,
+                     challenge_id: str) -> KioskResult:
         budget = PixelBudget()  # one request's frames together
         capture = Capture(tuple(Frame(_decode(f, budget), t=i * interval_s, source="kiosk")
                                 for i, f in enumerate(frames)),
@@ -302,6 +308,11 @@ class LockService:
         if len(files) > T.SERVICE_MAX_ENROL_FILES:
             raise BadRequest("files", f"at most {T.SERVICE_MAX_ENROL_FILES} files per enrolment")
         consent_given = Consent(purpose, retention_days).validated()
+        with FACE_WORK.working():  # one face request decodes and computes at a time in the process
+            return self._enrol(actor, name, files, consent_given, from_camera, user_id)
+
+    def _enrol(self, actor: str, name: str, files: Sequence[Upload], consent_given: Consent, from_camera: bool,
+               user_id: str | None) -> dict[str, Any]:
         videos = [f for f in files if _is_video(f)]
         photos = [f for f in files if not _is_video(f)]
         if from_camera and videos:
