@@ -21,43 +21,13 @@ import cv2
 import numpy as np
 
 from limen import thresholds
-from limen.bio.face.detect import Box
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import FaceView, PadSample
-
-_CORNER_MARGIN = 8  # pixels around the box: ≥ 3 keeps the corner measure of the box and its neighbours exact
 
 
 def grey(view: FaceView) -> np.ndarray:
     """The grey frame the tracker reads (converted once per frame by `MotionCue`, shared by its two pairs)."""
     return np.asarray(cv2.cvtColor(view.frame.rgb, cv2.COLOR_RGB2GRAY))
-
-
-def face_corners(g0: np.ndarray, box: Box) -> np.ndarray | None:
-    """The corners to track inside `box` (OpenCV's Shi–Tomasi `goodFeaturesToTrack`, masked to the box).
-
-    Searched in the box and an 8-pixel margin instead of the whole frame (1.4 → 0.25 ms a frame): the
-    corner measure is local (3×3 Sobel, 3×3 block sums in exact double sums), so every value inside
-    the box, and its 3×3 non-maximum neighbourhood, is the one the whole frame gives, the box's
-    maximum is the same, and candidates keep their row-major order; the corners found are the
-    same (tests/pad/test_speed_equivalence.py).  A box not inside the frame takes the whole frame.
-    """
-    h, w = g0.shape[:2]
-    min_distance = max(3, box.width // 25)
-    if not (0 <= box.left < box.right <= w and 0 <= box.top < box.bottom <= h):
-        mask = np.zeros_like(g0)
-        mask[box.top : box.bottom, box.left : box.right] = 255
-        return cv2.goodFeaturesToTrack(g0, maxCorners=thresholds.PAD_MOTION_MAX_POINTS, qualityLevel=0.01,
-                                       minDistance=min_distance, mask=mask)
-    top, left = max(0, box.top - _CORNER_MARGIN), max(0, box.left - _CORNER_MARGIN)
-    bottom, right = min(h, box.bottom + _CORNER_MARGIN), min(w, box.right + _CORNER_MARGIN)
-    mask = np.zeros((bottom - top, right - left), dtype=np.uint8)
-    mask[box.top - top : box.bottom - top, box.left - left : box.right - left] = 255
-    corners = cv2.goodFeaturesToTrack(g0[top:bottom, left:right], maxCorners=thresholds.PAD_MOTION_MAX_POINTS,
-                                      qualityLevel=0.01, minDistance=min_distance, mask=mask)
-    if corners is None:
-        return None
-    return np.asarray(corners + np.array([left, top], dtype=np.float32))
 
 
 def pair_motion(a: FaceView, b: FaceView,
@@ -69,7 +39,12 @@ def pair_motion(a: FaceView, b: FaceView,
     if a.frame.rgb.shape != b.frame.rgb.shape:
         return None
     g0, g1 = greys if greys is not None else (grey(a), grey(b))
-    corners = face_corners(g0, a.box)
+    # corners over the whole frame, masked to the box: on a crop of the frame OpenCV's corner measure differs
+    # in the last bits (its box sums run from the image edge) and the corners found can differ (docs/face.md)
+    mask = np.zeros_like(g0)
+    mask[a.box.top : a.box.bottom, a.box.left : a.box.right] = 255
+    corners = cv2.goodFeaturesToTrack(g0, maxCorners=thresholds.PAD_MOTION_MAX_POINTS, qualityLevel=0.01,
+                                      minDistance=max(3, a.box.width // 25), mask=mask)
     if corners is None:
         return None
     p0 = np.concatenate([corners.reshape(-1, 2), a.points]).astype(np.float32)
