@@ -135,6 +135,19 @@ class AlertChannels(BaseModel):
     urls: list[str] = Field(max_length=10)  # apprise URLs: ntfy://…, tgram://…, mailto://…, json://…
 
 
+class PushKeys(BaseModel):
+    p256dh: str = Field(min_length=80, max_length=100)  # base64url of the browser's 65-byte P-256 point
+    auth: str = Field(min_length=16, max_length=40)  # base64url of its 16-byte secret
+
+
+class PushIn(BaseModel):
+    """A browser's `PushSubscription.toJSON()` (its `expirationTime` is ignored) and a name for it."""
+
+    endpoint: str = Field(min_length=10, max_length=1000)
+    keys: PushKeys
+    label: str = Field(default="", max_length=100)
+
+
 class SignedPayload(BaseModel):
     payload: str = Field(min_length=2, max_length=T.LINK_MAX_PAYLOAD_BYTES)
 
@@ -225,11 +238,12 @@ def _too_many(request: Request, exc: Exception) -> Response:
 
 
 def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None, *,
-               open_signup: bool = False, webhook_allow: Iterable[str] = ()) -> FastAPI:
+               open_signup: bool = False, webhook_allow: Iterable[str] = (), push_key: str | None = None) -> FastAPI:
     """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with.
 
     Owner accounts need a one-time invite unless `open_signup` (anyone reaching the cloud may register).
     `webhook_allow`: non-public networks (CIDR) an owner's community webhook may point at (none by default).
+    `push_key`: the VAPID public key browsers subscribe with (`notify.vapid_public_key`); no web push without it.
     """
     from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
     from limen_cloud.notify import channel_destination_allowed, parse_allow
@@ -241,6 +255,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     app.state.sessions = sessions(engine)
     app.state.webhook_allow = parse_allow(webhook_allow)
     app.state.open_signup = open_signup
+    app.state.push_key = push_key
     app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN)
     app.state.signup_limiter = RateLimiter(T.CLOUD_SIGNUP_PER_MIN, T.CLOUD_SIGNUP_BURST,
                                            T.CLOUD_SIGNUP_GLOBAL_PER_MIN)
@@ -288,6 +303,34 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     @app.get("/api/owners/me/alerts")
     def alert_channels(me: Me) -> dict[str, Any]:
         return {"channels": [channel_id(u) for u in json.loads(me.alert_urls or "[]")]}
+
+    @app.get("/api/push/key")
+    def push_public_key() -> dict[str, Any]:
+        """The VAPID public key to subscribe with (`applicationServerKey`), or 404 when web push is off."""
+        if push_key is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "web push is not set up on this cloud")
+        return {"public_key": push_key}
+
+    @app.post("/api/owners/me/push", status_code=201)
+    def subscribe(body: PushIn, session: Db, me: Me) -> dict[str, Any]:
+        """Receive alarms by web push on one more device (its push subscription; the endpoint is not returned)."""
+        if push_key is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "web push is not set up on this cloud")
+        try:
+            sub = pages.save_subscription(session, me, body, app.state.webhook_allow, utcnow())
+        except pages.PushRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+        return pages.subscription_view(sub)
+
+    @app.get("/api/owners/me/push")
+    def subscriptions(session: Db, me: Me) -> list[dict[str, Any]]:
+        return [pages.subscription_view(s) for s in pages.owner_subscriptions(session, me)]
+
+    @app.delete("/api/owners/me/push/{sub_id}", status_code=204)
+    def unsubscribe(sub_id: int, session: Db, me: Me) -> Response:
+        if not pages.remove_subscription(session, me, sub_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscription")
+        return Response(status_code=204)
 
     @app.post("/api/locks", status_code=201, dependencies=[Limited])
     def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:

@@ -51,6 +51,11 @@ def serve(
     webhook_allow: Annotated[list[str] | None, typer.Option(
         "--webhook-allow", help="A non-public network (CIDR) owners' community webhooks may reach; repeatable "
         "(default: public addresses only).")] = None,
+    vapid_key: Annotated[Path, typer.Option(help="P-256 key signing web push requests (VAPID; made 0600 on first "
+                                            "start; replacing it drops every browser's subscription).")]
+    = Path("limen-cloud-vapid.key"),
+    vapid_contact: Annotated[str, typer.Option(help="The operator's mailto: or https: address sent to push "
+                                               "services in every VAPID token.")] = "",
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
@@ -58,13 +63,16 @@ def serve(
     from limen_cloud.api import create_app, setup_token
     from limen_cloud.bridge import CloudBridge
     from limen_cloud.db import make_engine, upgrade
-    from limen_cloud.notify import AlarmNotifier
+    from limen_cloud.notify import AlarmNotifier, load_or_create_vapid, vapid_public_key
 
     engine = make_engine(db)
     upgrade(engine)
     signer = load_receipt_key(receipt_key)
+    if vapid_contact and not vapid_contact.startswith(("mailto:", "https://")):
+        raise typer.BadParameter("--vapid-contact is a mailto: or https:// address")
     try:
-        notifier = AlarmNotifier(engine, webhook_allow or ()).start()
+        vapid = load_or_create_vapid(vapid_key)
+        notifier = AlarmNotifier(engine, webhook_allow or (), vapid=vapid, vapid_contact=vapid_contact).start()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     bridge = None
@@ -83,7 +91,7 @@ def serve(
             typer.echo(f"no owner yet: the first owner signs up with this one-time setup token (valid "
                        f"{T.CLOUD_INVITE_HOURS} h): {token}", err=True)
         uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup,
-                               webhook_allow=webhook_allow or ()),
+                               webhook_allow=webhook_allow or (), push_key=vapid_public_key(vapid)),
                     host=host, port=port, log_level="info")
     finally:
         if bridge is not None:

@@ -127,3 +127,24 @@ class Erasure(Base):
     scope: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime]
     receipt: Mapped[str] = mapped_column(Text)  # {"lock": <lock-signed receipt>, "cloud": <cloud-signed part>}
+
+
+class PushSubscription(Base):
+    """One browser of an owner that receives alarms by web push (RFC 8030/8291/8292; the endpoint holds a
+    capability: never logged or shown).  `cursor` is the last alarm id handled for it: alarms after it are pushed
+    in order; a subscription starts at the newest alarm when it is made (no flood of old ones)."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)  # the push service's URL for this browser
+    p256dh: Mapped[str] = mapped_column(String(100))  # the browser's P-256 public key (base64url, uncompressed)
+    auth: Mapped[str] = mapped_column(String(40))  # its 16-byte authentication secret (base64url)
+    label: Mapped[str] = mapped_column(String(100))  # what the owner called this browser
+    created_at: Mapped[datetime]
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failures on the alarm after the cursor
+    next_at: Mapped[datetime | None] = mapped_column(default=None)  # next try after a failure (backoff)
+    last_error: Mapped[str | None] = mapped_column(String(200), default=None)  # a status or an error kind only
+    last_ok_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -29,12 +29,14 @@ is a context variable: apprise copies the caller's context into its worker threa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
 import ipaddress
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -44,15 +46,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, and_, or_, select
 
 from limen import thresholds as T
 from limen.audit.channels import AppriseChannel, DeliveryFailed
 from limen_cloud.db import sessions, write_lock
-from limen_cloud.models import Alarm, Lock, Owner
+
+if TYPE_CHECKING:
+    from py_vapid import Vapid02
+from limen_cloud.models import Alarm, Lock, Owner, PushSubscription
 
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
@@ -64,10 +70,14 @@ SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit
 
 
 class AlarmNotifier:
-    def __init__(self, engine: Engine, webhook_allow: Iterable[str] = ()) -> None:
-        """`webhook_allow`: networks (CIDR) the community webhook may reach although not public."""
+    def __init__(self, engine: Engine, webhook_allow: Iterable[str] = (), *, vapid: Vapid02 | None = None,
+                 vapid_contact: str = "") -> None:
+        """`webhook_allow`: networks (CIDR) the community webhook, apprise channels and push services may reach
+        although not public.  `vapid`: the cloud's VAPID key (web push is off without it); `vapid_contact`: the
+        operator's mailto: or https: address put in every VAPID token (RFC 8292 `sub`)."""
         self.sessions = sessions(engine)
         self.webhook_allow = parse_allow(webhook_allow)
+        self.vapid, self.vapid_contact = vapid, vapid_contact or DEFAULT_VAPID_CONTACT
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,11 +155,75 @@ class AlarmNotifier:
                     log.warning("community webhook gave up on alarm %d (%s)", alarm.id, error)
         return taken
 
+    def deliver_push(self, now: datetime | None = None) -> int:
+        """Push each browser subscription the owner's unacknowledged alarms after its cursor, in order (those
+        due); return how many (subscription, alarm) pairs the push services took.
+
+        Sent outside any transaction, one subscription per pool thread, stopping at its first failure: a 404 or
+        410 removes the subscription (the browser dropped it), anything else keeps the cursor there and retries
+        with the webhook's backoff; after `CLOUD_WEBHOOK_MAX_ATTEMPTS` failures that alarm is skipped for it.
+        """
+        if self.vapid is None:
+            return 0
+        now = now or datetime.now(UTC).replace(tzinfo=None)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(PushSubscription.id, PushSubscription.endpoint, PushSubscription.p256dh, PushSubscription.auth,
+                       Alarm.id, Alarm.rule, Alarm.raised_at, Lock.name)
+                .join(Lock, Lock.owner_id == PushSubscription.owner_id)
+                .join(Alarm, and_(Alarm.lock_id == Lock.lock_id, Alarm.id > PushSubscription.cursor))
+                .where(Alarm.acknowledged_at.is_(None),
+                       or_(PushSubscription.next_at.is_(None), PushSubscription.next_at <= now))
+                .order_by(PushSubscription.id, Alarm.id).limit(PUSH_PASS)).all()
+        if not rows:
+            return 0
+        jobs: dict[int, tuple[dict[str, Any], list[tuple[int, bytes]]]] = {}
+        for sub_id, endpoint, p256dh, auth, alarm_id, rule, raised_at, lock_name in rows:
+            jobs.setdefault(sub_id, ({"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}, []))[1].append(
+                (alarm_id, push_payload(alarm_id, lock_name, rule, raised_at)))
+        vapid, contact, allow = self.vapid, self.vapid_contact, self.webhook_allow
+
+        def run(job: tuple[dict[str, Any], list[tuple[int, bytes]]]) -> tuple[int, int | None, str | None]:
+            """(pushed, the alarm it stopped at, why) for one subscription."""
+            info, alarms = job
+            for n, (alarm_id, data) in enumerate(alarms):
+                error = send_push(info, data, vapid, contact, allow)
+                if error is not None:
+                    return n, alarm_id, error
+            return len(alarms), None, None
+
+        outcomes = list(self._pool.map(run, jobs.values()))
+        pushed = 0
+        with self.sessions() as session, session.begin():
+            write_lock(session)
+            for (sub_id, (_, alarms)), (done, stopped_at, error) in zip(jobs.items(), outcomes, strict=True):
+                sub = session.get(PushSubscription, sub_id)
+                if sub is None:  # removed meanwhile
+                    continue
+                pushed += done
+                if done:
+                    sub.cursor, sub.last_ok_at = max(sub.cursor, alarms[done - 1][0]), now
+                if error is None:
+                    sub.attempts, sub.next_at, sub.last_error = 0, None, None
+                elif error == PUSH_GONE:
+                    log.info("web push subscription %d removed: the push service no longer knows it", sub_id)
+                    session.delete(sub)
+                else:
+                    sub.attempts += 1
+                    sub.last_error = error[:200]
+                    sub.next_at = now + timedelta(seconds=backoff_s(sub.attempts))
+                    if sub.attempts >= T.CLOUD_WEBHOOK_MAX_ATTEMPTS and stopped_at is not None:
+                        sub.cursor, sub.attempts, sub.next_at = stopped_at, 0, None
+                        sub.last_error = f"gave up alarm {stopped_at}: {error}"[:200]
+                        log.warning("web push gave up alarm %d for subscription %d (%s)", stopped_at, sub_id, error)
+        return pushed
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 full = self.deliver_pending() == APPRISE_PASS
                 full = self.deliver_webhooks() == WEBHOOK_PASS or full
+                full = self.deliver_push() == PUSH_PASS or full
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")
                 full = False
@@ -170,6 +244,82 @@ def _send(alarm: Alarm, urls: list[str]) -> str | None:
         except DeliveryFailed as exc:
             errors.append(f"{channel.id}: {exc}")
     return "; ".join(errors) or None
+
+
+# ------------------------------------------------------------------ web push (RFC 8030, 8291, 8292)
+
+PUSH_PASS = 200  # (subscription, alarm) pairs per pass
+PUSH_GONE = "gone"  # the push service answered 404 or 410: the subscription is dead
+VAPID_EXP_S = 12 * 3600  # a VAPID token's life (RFC 8292: at most 24 h ahead)
+DEFAULT_VAPID_CONTACT = "mailto:limen-cloud@localhost"  # set --vapid-contact: some push services want a real one
+
+
+def load_or_create_vapid(path: Path) -> Vapid02:
+    """The cloud's VAPID key pair (P-256) from `path` (PEM, PKCS#8), made there 0600 at the first start.
+
+    Like the receipt key, it is a file next to the database and never logged; only its public half leaves
+    (`vapid_public_key`), to the browsers that subscribe.  Replacing it invalidates every subscription."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from py_vapid import Vapid02
+
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"{path} is not a P-256 private key (the VAPID key)")
+    return Vapid02(private_key=key)
+
+
+def vapid_public_key(vapid: Vapid02) -> str:
+    """The browsers' `applicationServerKey`: the uncompressed P-256 point, base64url without padding."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = vapid.public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def push_payload(alarm_id: int, lock_name: str, rule: str, raised_at: datetime) -> bytes:
+    """What a browser receives (encrypted to it, RFC 8291): the lock's name, the alarm's kind and time, no detail
+    (no person, no biometric data), and the alarm id (the notification's tag: a repeat replaces it)."""
+    return json.dumps({"v": 1, "alarm_id": alarm_id, "lock": lock_name, "kind": rule,
+                       "severity": SEVERITY.get(rule, "warning"), "at": raised_at.isoformat() + "Z"},
+                      sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def send_push(info: dict[str, Any], data: bytes, vapid: Vapid02, contact: str,
+              allow: tuple[Network, ...] = ()) -> str | None:
+    """Encrypt `data` to the subscription (aes128gcm) and POST it with a VAPID token for the endpoint's origin;
+    None when the push service took it (2xx), `PUSH_GONE` for 404/410, else a short reason (never its answer).
+
+    Redirects are not followed; the connection goes only to a public or allow-listed address (`egress_guard`:
+    the endpoint came from a browser, i.e. from whoever holds the owner's session)."""
+    import requests
+    from pywebpush import WebPusher
+
+    parts = urlsplit(str(info.get("endpoint", "")))
+    claims = {"sub": contact, "aud": f"{parts.scheme}://{parts.netloc}",
+              "exp": int(time.time()) + VAPID_EXP_S}
+    headers = {**vapid.sign(claims), "Urgency": "high"}
+    session = requests.Session()
+    session.max_redirects = 0
+    try:
+        with egress_guard(allow):
+            response = WebPusher(info, requests_session=session).send(
+                data, headers, ttl=T.CLOUD_PUSH_TTL_S, timeout=T.CLOUD_PUSH_TIMEOUT_S)
+    except (requests.RequestException, OSError, ValueError) as exc:
+        log.info("web push not reached (%s)", type(exc).__name__)
+        return NOT_REACHED
+    finally:
+        session.close()
+    if isinstance(response, str):  # (only with curl=True)
+        return "not sent"
+    if 200 <= response.status_code < 300:
+        return None
+    return PUSH_GONE if response.status_code in (404, 410) else f"HTTP {response.status_code}"
 
 
 # ------------------------------------------------------------------ the community security webhook

@@ -16,6 +16,8 @@ apprise URLs: the database is trusted; see docs/cloud.md).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -30,8 +32,9 @@ from urllib.parse import urlsplit
 import pyotp
 import segno
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter, Depends, Form, Header, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -46,6 +49,7 @@ from limen_cloud.api import (
     Db,
     Limited,
     LockClaim,
+    PushIn,
     SignUp,
     SignUpLimited,
     SignUpRefused,
@@ -56,7 +60,7 @@ from limen_cloud.api import (
     utcnow,
 )
 from limen_cloud.db import write_lock
-from limen_cloud.models import Alarm, Lock, Owner, Record, Session
+from limen_cloud.models import Alarm, Lock, Owner, PushSubscription, Record, Session
 from limen_cloud.notify import Network, destination_allowed
 
 COOKIE = "__Host-limen-cloud"
@@ -65,8 +69,14 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
        "frame-ancestors 'none'; base-uri 'none'")
 NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enrolled: it is asked at every log-in.",
            "webhook-off": "Community webhook removed.", "logged-out": "Logged out.",
-           "signed-up": "Account made: log in.", "claimed": "Lock claimed: it is yours now."}
+           "signed-up": "Account made: log in.", "claimed": "Lock claimed: it is yours now.",
+           "push-on": "This browser now receives alarms.", "push-off": "That browser no longer receives alarms."}
+# /account runs one script of its own (push.js: "notify this browser"); every other page runs none
+ACCOUNT_CSP = CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self'; connect-src 'self'; "
+                          "worker-src 'self';")
 _STYLE = (Path(__file__).parent / "templates" / "cloud.css").read_text(encoding="utf-8")
+_PUSH_JS = (Path(__file__).parent / "templates" / "push.js").read_text(encoding="utf-8")
+_PUSH_SW = (Path(__file__).parent / "templates" / "push-sw.js").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------ authentication (pages and API)
@@ -172,7 +182,10 @@ def render(request: Request, template: str, code: int = 200, /, **values: Any) -
     values.setdefault("notice", NOTICES.get(request.query_params.get("done", ""), ""))
     values.setdefault("page", None)
     response = TEMPLATES.TemplateResponse(request, template, values, status_code=code)
-    return _secured(response)
+    _secured(response)
+    if template == "account.html":
+        response.headers["Content-Security-Policy"] = ACCOUNT_CSP
+    return response
 
 
 def _secured(response: Response) -> Response:
@@ -276,6 +289,74 @@ def webhook_problem(url: str, allow: tuple[Network, ...] = ()) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------ web push subscriptions (pages and API)
+
+class PushRefused(Exception):
+    def __init__(self, reason: str, status_code: int = 422) -> None:
+        super().__init__(reason)
+        self.status = status_code
+
+
+def _b64url(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error) as exc:
+        raise PushRefused("the subscription's keys are not base64url") from exc
+
+
+def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tuple[Network, ...],
+                      now: datetime) -> PushSubscription:
+    """Store (or move to `owner`, or refresh) a browser's push subscription; it starts after the newest alarm.
+
+    The endpoint must be an https:// URL (plain http:// only to an address literal the operator allow-listed,
+    like the community webhook); it is checked again at every push (`notify.egress_guard`).  The keys must be a
+    P-256 point and a 16-byte secret.  The caller commits."""
+    problem = webhook_problem(body.endpoint, allow)
+    if problem is not None:
+        raise PushRefused(f"not a usable push endpoint: {problem}")
+    point, secret = _b64url(body.keys.p256dh), _b64url(body.keys.auth)
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError as exc:
+        raise PushRefused("the subscription's p256dh is not a P-256 public key") from exc
+    if len(point) != 65 or len(secret) != 16:
+        raise PushRefused("the subscription's keys have the wrong length")
+    newest = session.scalar(select(func.max(Alarm.id))) or 0
+    sub = session.scalar(select(PushSubscription).where(PushSubscription.endpoint == body.endpoint))
+    if sub is None:
+        held = session.scalar(select(func.count()).select_from(PushSubscription)
+                              .where(PushSubscription.owner_id == owner.id)) or 0
+        if held >= T.CLOUD_PUSH_MAX_SUBSCRIPTIONS:
+            raise PushRefused(f"at most {T.CLOUD_PUSH_MAX_SUBSCRIPTIONS} browsers: remove one first", 409)
+        sub = PushSubscription(endpoint=body.endpoint, created_at=now)
+        session.add(sub)
+    sub.owner_id, sub.p256dh, sub.auth = owner.id, body.keys.p256dh, body.keys.auth
+    sub.label = body.label.strip()[:100] or "a browser"
+    sub.cursor, sub.attempts, sub.next_at, sub.last_error = newest, 0, None, None
+    session.flush()
+    return sub
+
+
+def owner_subscriptions(session: DbSession, owner: Owner) -> list[PushSubscription]:
+    return list(session.scalars(select(PushSubscription).where(PushSubscription.owner_id == owner.id)
+                                .order_by(PushSubscription.id)))
+
+
+def remove_subscription(session: DbSession, owner: Owner, sub_id: int) -> bool:
+    sub = session.get(PushSubscription, sub_id)
+    if sub is None or sub.owner_id != owner.id:
+        return False
+    session.delete(sub)
+    return True
+
+
+def subscription_view(sub: PushSubscription) -> dict[str, Any]:
+    """What the owner sees of a subscription (never its endpoint or keys: the endpoint is a capability)."""
+    return {"id": sub.id, "label": sub.label, "service": urlsplit(sub.endpoint).hostname or "",
+            "created_at": sub.created_at.isoformat() + "Z",
+            "last_ok_at": sub.last_ok_at.isoformat() + "Z" if sub.last_ok_at else None, "error": sub.last_error}
+
+
 # ------------------------------------------------------------------ routes
 
 def router() -> APIRouter:
@@ -285,6 +366,42 @@ def router() -> APIRouter:
     def stylesheet() -> Response:
         return Response(_STYLE, media_type="text/css", headers={"Cache-Control": "max-age=3600",
                                                                 "X-Content-Type-Options": "nosniff"})
+
+    @pages.get("/push.js")
+    def push_script() -> Response:
+        return Response(_PUSH_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=3600",
+                                                                          "X-Content-Type-Options": "nosniff"})
+
+    @pages.get("/push-sw.js")
+    def push_worker() -> Response:
+        """The service worker (scope /): shows each pushed alarm as a notification that opens /alarms."""
+        return Response(_PUSH_SW, media_type="text/javascript", headers={"Cache-Control": "no-cache",
+                                                                          "X-Content-Type-Options": "nosniff"})
+
+    @pages.post("/account/push", status_code=201)
+    def subscribe(request: Request, session: Write, me: Me, body: PushIn,
+                  x_csrf_token: Annotated[str, Header(max_length=64)] = "") -> Response:
+        """The subscription push.js makes in this browser (JSON; the CSRF token in `X-CSRF-Token`)."""
+        me.check(x_csrf_token)
+        if request.app.state.push_key is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "web push is not set up on this cloud")
+        write_lock(session)
+        try:
+            sub = save_subscription(session, me.owner, body, request.app.state.webhook_allow, utcnow())
+        except PushRefused as exc:
+            session.rollback()
+            raise HTTPException(exc.status, str(exc)) from exc
+        session.commit()
+        return _secured(JSONResponse({"id": sub.id}, 201))
+
+    @pages.post("/account/push/{sub_id}/delete")
+    def unsubscribe(sub_id: int, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        me.check(csrf)
+        write_lock(session)
+        if not remove_subscription(session, me.owner, sub_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such browser")
+        session.commit()
+        return _back("/account", "push-off")
 
     @pages.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
@@ -398,8 +515,8 @@ def router() -> APIRouter:
         return _back("/alarms", "acknowledged")
 
     @pages.get("/account", response_class=HTMLResponse)
-    def account(request: Request, me: Me) -> Response:
-        return render(request, "account.html", page=me)
+    def account(request: Request, session: Db, me: Me) -> Response:
+        return render(request, "account.html", page=me, **push_values(request, session, me))
 
     @pages.get("/account/totp", response_class=HTMLResponse)
     def totp_form(request: Request, me: Me) -> Response:
@@ -439,14 +556,21 @@ def router() -> APIRouter:
             return _back("/account", "webhook-off")
         problem = webhook_problem(url.strip(), request.app.state.webhook_allow)
         if problem is not None:
-            return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.")
+            return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.",
+                          **push_values(request, session, me))
         owner.webhook_url, owner.webhook_secret = url.strip(), secrets.token_hex(32)
         session.commit()
         me.owner = owner
         return render(request, "account.html", page=me, webhook_secret=owner.webhook_secret,
-                      notice="Webhook saved. Give its receiver this secret now: it is not shown again.")
+                      notice="Webhook saved. Give its receiver this secret now: it is not shown again.",
+                      **push_values(request, session, me))
 
     return pages
+
+
+def push_values(request: Request, session: DbSession, me: Page) -> dict[str, Any]:
+    return {"push_key": request.app.state.push_key,
+            "browsers": [subscription_view(s) for s in owner_subscriptions(session, me.owner)]}
 
 
 def _totp_page(request: Request, me: Page, secret: str, error: str = "", code: int = 200) -> Response:
