@@ -507,6 +507,8 @@ CLOUD_SIGNUP_GLOBAL_PER_MIN = 60            # (its burst is ten seconds of it: o
 CLOUD_PUSH_TIMEOUT_S = 5.0             # one Web Push request to the browser's push service
 CLOUD_PUSH_TTL_S = 24 * 3600           # how long the push service keeps an alarm for a browser that is offline
 CLOUD_PUSH_MAX_SUBSCRIPTIONS = 20      # browsers (web push subscriptions) per owner
+CLOUD_CRL_RENEW_BEFORE_S = 3 * 24 * 3600  # serve --crl-push re-issues the 7-day CRL when its nextUpdate is this close
+CLOUD_CRL_CHECK_S = 3600.0             # … checked this often (and at start)
 # Automatic rotation of a lock's link certificate (link/pki.Rotation, limen_cloud/bridge.py) — design values:
 LINK_ROTATION_RETRY_S = 3600.0         # a rotation CSR left unanswered is sent again after this
 CLOUD_CERT_MIN_INTERVAL_S = 3600.0     # the cloud's CA issues at most one certificate per lock this often
