@@ -12,8 +12,10 @@ With `--ca-dir` the service signs the rotation CSRs locks send over the link; `c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,11 +23,13 @@ from typing import Annotated
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from limen import thresholds as T
 from limen.link import pki
 
+log = logging.getLogger(__name__)
 app = typer.Typer(name="limen-cloud", help="The Limen fleet service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 ca_app = typer.Typer(help="The fleet CA: init, sign a lock's CSR, revoke, CRL.", no_args_is_help=True)
@@ -56,6 +60,11 @@ def serve(
     = Path("limen-cloud-vapid.key"),
     vapid_contact: Annotated[str, typer.Option(help="The operator's mailto: or https: address sent to push "
                                                "services in every VAPID token.")] = "",
+    crl_push: Annotated[Path | None, typer.Option(help="The broker's crlfile: with --ca-dir, re-issue the CRL there "
+                                                  "before its nextUpdate (and after a revocation) by itself.")]
+    = None,
+    broker_pid: Annotated[Path | None, typer.Option(help="The broker's pid file: SIGHUP it after each renewal.")]
+    = None,
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
@@ -65,20 +74,23 @@ def serve(
     from limen_cloud.db import make_engine, upgrade
     from limen_cloud.notify import AlarmNotifier, load_or_create_vapid, vapid_public_key
 
+    if crl_push is not None and ca_dir is None:  # (options checked before any thread starts)
+        raise typer.BadParameter("--crl-push needs --ca-dir (the CA that signs the CRL)")
+    if vapid_contact and not vapid_contact.startswith(("mailto:", "https://")):
+        raise typer.BadParameter("--vapid-contact is a mailto: or https:// address")
+    if broker is not None and (ca is None or cert is None or key is None):
+        raise typer.BadParameter("--broker needs --ca, --cert and --key")
     engine = make_engine(db)
     upgrade(engine)
     signer = load_receipt_key(receipt_key)
-    if vapid_contact and not vapid_contact.startswith(("mailto:", "https://")):
-        raise typer.BadParameter("--vapid-contact is a mailto: or https:// address")
     try:
         vapid = load_or_create_vapid(vapid_key)
         notifier = AlarmNotifier(engine, webhook_allow or (), vapid=vapid, vapid_contact=vapid_contact).start()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    renewer = CrlRenewer(ca_dir, crl_push, broker_pid).start() if crl_push is not None and ca_dir else None
     bridge = None
-    if broker is not None:
-        if ca is None or cert is None or key is None:
-            raise typer.BadParameter("--broker needs --ca, --cert and --key")
+    if broker is not None and ca is not None and cert is not None and key is not None:
         b_host, _, b_port = broker.rpartition(":")
         bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port),
                              on_alarms=notifier.wake, receipt_key=signer,
@@ -96,6 +108,8 @@ def serve(
     finally:
         if bridge is not None:
             bridge.close()
+        if renewer is not None:
+            renewer.stop()
         notifier.stop()
 
 
@@ -125,7 +139,8 @@ def broker_config(
                f"--cert {cert.resolve()} --key {key.resolve()} --ca-dir {ca_dir.resolve()}")
     typer.echo(f"after a revocation: limen-cloud ca revoke {ca_dir} CERT --push {files.crl.resolve()} "
                "--broker-pid PIDFILE")
-    typer.echo(f"at least weekly (the CRL is valid 7 days): limen-cloud ca crl {ca_dir} --push "
+    typer.echo(f"the CRL is valid 7 days: add --crl-push {files.crl.resolve()} --broker-pid PIDFILE to serve (it "
+               f"renews it by itself), or run at least weekly: limen-cloud ca crl {ca_dir} --push "
                f"{files.crl.resolve()} --broker-pid PIDFILE")
 
 
@@ -237,6 +252,70 @@ def push_crl(crl: bytes, target: Path, broker_pid: Path | None = None) -> None:
             os.kill(int(broker_pid.read_text().strip()), signal.SIGHUP)
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(f"cannot signal the broker from {broker_pid} ({exc})") from exc
+
+
+def crl_renewal_due(ca: pki.FleetCA, target: Path, now: datetime) -> str | None:
+    """Why the CRL the broker reads at `target` must be re-issued now, or None while it is good.
+
+    Due when it is missing or unreadable, not signed by this CA, within `CLOUD_CRL_RENEW_BEFORE_S` of its
+    nextUpdate (Mosquitto refuses every handshake once it passed: all locks would be locked out), or when the
+    CA's list names a serial the CRL lacks (a `ca revoke` made without --push)."""
+    try:
+        crl = x509.load_pem_x509_crl(target.read_bytes())
+    except (OSError, ValueError):
+        return "missing or unreadable"
+    issuer = ca.cert.public_key()
+    if not isinstance(issuer, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(issuer):
+        return "not signed by this CA"
+    if crl.next_update_utc is None or (crl.next_update_utc - now).total_seconds() < T.CLOUD_CRL_RENEW_BEFORE_S:
+        return "its nextUpdate is near"
+    if set(ca.revoked) - {revoked.serial_number for revoked in crl}:
+        return "a revocation is missing from it"
+    return None
+
+
+def renew_crl(ca_dir: Path, target: Path, broker_pid: Path | None, now: datetime) -> str | None:
+    """Re-issue the CA's CRL and push it to `target` (SIGHUP the broker) when `crl_renewal_due`; the reason or
+    None.  The CA directory is read each time, so a `ca revoke` run meanwhile is included."""
+    ca = _load(ca_dir)
+    reason = crl_renewal_due(ca, target, now)
+    if reason is not None:
+        _save(ca_dir, ca)
+        push_crl((ca_dir / "crl.pem").read_bytes(), target, broker_pid)
+    return reason
+
+
+class CrlRenewer:
+    """`serve --crl-push`: checks the broker's CRL at start and every `CLOUD_CRL_CHECK_S`; never dies (a
+    failure is logged and tried again at the next check)."""
+
+    def __init__(self, ca_dir: Path, target: Path, broker_pid: Path | None,
+                 period_s: float = T.CLOUD_CRL_CHECK_S) -> None:
+        self.ca_dir, self.target, self.broker_pid, self.period_s = ca_dir, target, broker_pid, period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="limen-cloud-crl", daemon=True)
+
+    def start(self) -> CrlRenewer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def check(self) -> str | None:
+        reason = renew_crl(self.ca_dir, self.target, self.broker_pid, datetime.now(UTC))
+        if reason is not None:
+            log.info("CRL re-issued and pushed to %s (%s)", self.target, reason)
+        return reason
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:  # a CA file being rewritten, the broker away: try again at the next check
+                log.exception("CRL renewal failed; retried in %.0f s", self.period_s)
+            self._stop.wait(self.period_s)
 
 
 def main() -> None:
