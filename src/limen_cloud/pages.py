@@ -306,7 +306,8 @@ def _b64url(text: str) -> bytes:
 
 def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tuple[Network, ...],
                       now: datetime) -> PushSubscription:
-    """Store (or move to `owner`, or refresh) a browser's push subscription; it starts after the newest alarm.
+    """Store (or refresh, or move to `owner` from the browser's previous account) a browser's push subscription;
+    it starts after the newest alarm.
 
     The endpoint must be an https:// URL (plain http:// only to an address literal the operator allow-listed,
     like the community webhook); it is checked again at every push (`notify.egress_guard`).  The keys must be a
@@ -330,6 +331,10 @@ def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tup
             raise PushRefused(f"at most {T.CLOUD_PUSH_MAX_SUBSCRIPTIONS} browsers: remove one first", 409)
         sub = PushSubscription(endpoint=body.endpoint, created_at=now)
         session.add(sub)
+    elif sub.owner_id != owner.id and not hmac.compare_digest(sub.auth.encode(), body.keys.auth.encode()):
+        # another owner's browser: only that browser itself (it holds the auth secret) may hand it over, e.g.
+        # a second owner logging in there; the endpoint alone does not take someone's alarms away
+        raise PushRefused("this browser is subscribed for another account", 409)
     sub.owner_id, sub.p256dh, sub.auth = owner.id, body.keys.p256dh, body.keys.auth
     sub.label = body.label.strip()[:100] or "a browser"
     sub.cursor, sub.attempts, sub.next_at, sub.last_error = newest, 0, None, None

@@ -196,6 +196,10 @@ def test_an_alarm_reaches_the_subscribed_browser_encrypted_and_signed(engine: En
     log_in(mallory, "mallory@example.org")
     own_lock(engine, mallory, "mallory@example.org", "shed", "Shed")
     raise_alarm(engine, "shed")  # another owner's alarm: never pushed to Olga's browsers
+    stolen = phone.subscription()  # Olga's endpoint with someone else's keys: does not take her alarms away
+    stolen["keys"]["auth"] = b64u(secrets.token_bytes(16))
+    mallory_csrf = csrf_of(mallory.get("/account").text)
+    assert mallory.post("/account/push", json=stolen, headers={"X-CSRF-Token": mallory_csrf}).status_code == 409
 
     push_service.status["/push/dead"] = 410
     alarm_id = raise_alarm(engine, "front-door", "lock:door_forced")
