@@ -66,9 +66,13 @@ class CloudBridge:
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
                  client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None,
                  receipt_key: Ed25519PrivateKey | None = None, ca: FleetCA | None = None,
-                 workers: int = WORKERS) -> None:
+                 workers: int | None = None) -> None:
         """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`); `receipt_key` signs
-        the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise)."""
+        the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise).
+        `workers`: `WORKERS` on PostgreSQL, 1 on SQLite (one writer at a time: more workers only wait in
+        SQLite's busy handler, which sleeps up to 100 ms a try)."""
+        if workers is None:
+            workers = 1 if engine.dialect.name == "sqlite" else WORKERS
         self.sessions = sessions(engine)
         self.receipt_key = receipt_key or Ed25519PrivateKey.generate()
         self.on_alarms = on_alarms
