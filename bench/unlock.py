@@ -12,7 +12,8 @@ thread.  Sections:
    detect (detect + follow), landmarks (inside detect), PAD, sample (chips +
    quality gates), embed (the best frame only), match (vault 1:1 distance).
    Every stage runs whatever PAD decided (the path of a live person); how
-   often PAD passed and the face matched is printed beside the figure.
+   often PAD passed and the face matched is printed beside the figure, and
+   PAD's CPU time per step (its face location, each cue, the fusion).
    Beside it, same run: the previous pipeline (full-resolution detection and
    an embedding of every frame), `face_recognition` (`pip install --no-deps
    face_recognition`; skipped with a message when absent) on the same five
@@ -140,7 +141,7 @@ def bench_unlock(runs: int, data_dir: Path) -> dict[str, Any]:
     from limen.bio.templates import Modality
     from limen.capture import Capture, Frame, load_image
     from limen.config import load_settings
-    from limen.pad import Purpose, assess
+    from limen.pad import Purpose, assess, pipeline
 
     store = enrolled_store(data_dir)
     models_dir = load_settings(data_dir).models_dir
@@ -157,10 +158,28 @@ def bench_unlock(runs: int, data_dir: Path) -> dict[str, Any]:
     pad_reason = ""
     # CPU time of this process (pinned to one core): what other jobs on the machine cannot inflate
     cpu: dict[str, list[float]] = {"unlock": [], "unlock: detect": [], "unlock: pad": [], "previous": [], "floor": []}
+    cue_cpu: dict[str, float] = {}  # PAD's CPU time per step of one assessment (face location, each cue, fusion)
+    pad_steps: dict[str, list[float]] = {}
+    run_cue, locate, fuse = pipeline._run, pipeline.faces.locate, pipeline.fusion.fuse
+
+    def cpu_of(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kw: Any) -> Any:
+            c = time.process_time()
+            try:
+                return fn(*args, **kw)
+            finally:
+                key = args[0].name if name == "cue" else name
+                cue_cpu[key] = cue_cpu.get(key, 0.0) + (time.process_time() - c) * 1000
+        return wrapped
+
     burst.align.landmarks = timed  # type: ignore[attr-defined]  # bench instrumentation only
+    pipeline._run = cpu_of("cue", run_cue)  # type: ignore[assignment]
+    pipeline.faces.locate = cpu_of("face location", locate)  # type: ignore[assignment]
+    pipeline.fusion.fuse = cpu_of("fusion", fuse)  # type: ignore[assignment]
     try:
         for i in range(runs + 2):
             timed.ms = 0.0
+            cue_cpu.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             tracks = burst.detect_burst(images)
             t1, c1 = time.perf_counter(), time.process_time()
@@ -189,8 +208,11 @@ def bench_unlock(runs: int, data_dir: Path) -> dict[str, Any]:
             cpu["unlock"].append((time.process_time() - c0) * 1000)
             cpu["unlock: detect"].append((c1 - c0) * 1000)
             cpu["unlock: pad"].append((c2 - c1) * 1000)
+            for step, ms in cue_cpu.items():
+                pad_steps.setdefault(f"unlock: pad: {step}", []).append(ms)
     finally:
         burst.align.landmarks = timed.fn  # type: ignore[attr-defined]
+        pipeline._run, pipeline.faces.locate, pipeline.fusion.fuse = run_cue, locate, fuse  # type: ignore[assignment]
 
     previous: list[float] = []  # the pipeline before: full-resolution detection + every frame embedded
     for i in range(runs + 2):
@@ -225,7 +247,10 @@ def bench_unlock(runs: int, data_dir: Path) -> dict[str, Any]:
         "previous_pipeline": stats(previous), "embedding_floor_5x": stats(floor),
         "face_recognition": stats(peer) if peer else None,
         "ratio_to_floor": round(statistics.median(total) / statistics.median(floor), 2),
-        "cpu_ms": {k: stats(v) for k, v in cpu.items()},
+        "cpu_ms": {k: stats(v) for k, v in cpu.items() if k in ("unlock", "unlock: detect", "unlock: pad")}
+        | {k: stats(v) for k, v in sorted(pad_steps.items(), key=lambda kv: -statistics.median(kv[1]))
+           if statistics.median(v) >= 0.05}
+        | {k: stats(v) for k, v in cpu.items() if k in ("previous", "floor")},
         "cpu_ratio_to_floor": round(statistics.median(cpu["unlock"]) / statistics.median(cpu["floor"]), 2),
         "tracks": [("detected" if t.detected else "followed") if t else "none" for t in burst.detect_burst(images)],
     }
