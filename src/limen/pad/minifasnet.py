@@ -14,8 +14,9 @@ models directory (`minifasnet_models`).  Not imported → `CueUnavailable
 ("minifasnet", "model_not_imported")` (lower assurance, never a pass).  Imported
 but altered → `ConfigError`, raised by `check()` and by every scoring call, so
 the service refuses faces instead of falling back to weaker cues.  The ONNX
-Runtime sessions (one intra-op thread each) load once per process and models
-directory, lazily, under a lock; `run` is thread-safe.  Each session runs the
+Runtime sessions (the lock's options, `limen.core.onnx`: one thread, no memory
+arena kept between calls) load once per process and models directory, lazily,
+under a lock; `run` is thread-safe.  Each session runs the
 verified graph with its PRelu computed as an exact Max (`onnx_minifasnet.prelu_as_max`:
 the same logits at less than half the CPU time).
 """
@@ -33,6 +34,7 @@ import numpy as np
 
 from limen import thresholds
 from limen.bio.face.detect import Box
+from limen.core.onnx import cpu_session
 from limen.errors import BadRequest
 from limen.pad import onnx_minifasnet as graph
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
@@ -93,15 +95,8 @@ def _sessions(models_dir: Path) -> _Sessions:
     with _LOCK:
         loaded = _LOADED.get(key)
         if loaded is None:
-            import onnxruntime as ort
-
             models = {v: load_model(models_dir, v) for v in Variant}  # verifies every digest before any session
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            loaded = _Sessions({v: ort.InferenceSession(graph.prelu_as_max(data), options,
-                                                        providers=["CPUExecutionProvider"])
-                                for v, data in models.items()})
+            loaded = _Sessions({v: cpu_session(graph.prelu_as_max(data)) for v, data in models.items()})
             _LOADED[key] = loaded
         return loaded
 
