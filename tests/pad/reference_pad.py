@@ -16,8 +16,8 @@ from limen.pad.faces import FaceView
 from limen.pad.lbp import _LUT, _OFFSETS, UNIFORM_BINS
 from limen.pad.motion import _landmark_guess
 
-# ------------------------------------------------------------------ motion.pair_motion (before: grey of both frames
-# converted per pair, corners searched over the whole frame)
+# ------------------------------------------------------------------ motion.pair_motion (before: both frames
+# converted to grey for every pair)
 
 
 def pair_motion(a: FaceView, b: FaceView) -> tuple[float, float, int] | None:

@@ -3,9 +3,9 @@
 Every optimisation of the PAD path keeps the frames judged and the cues run;
 each is compared here with the code it replaced (kept verbatim in
 `tests/pad/reference_pad.py`, or, for MiniFASNet, the imported graph as built)
-on nuaa-dev bursts, live and print, of every subject.  The bound is exact
-equality where the arithmetic is the same, else max |Δscore| ≤ 1e-5 and
-identical decisions.  Skips when nuaa-dev or the MiniFASNet weights are absent.
+on nuaa-dev bursts, live and print, of every subject.  Every change kept the
+arithmetic, so the bound is exact equality (bit for bit: Δscore = 0, same
+decisions, same evidence).  Skips when nuaa-dev or the MiniFASNet weights are absent.
 """
 
 from __future__ import annotations
