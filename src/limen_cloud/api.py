@@ -198,7 +198,7 @@ def client_key(request: Request) -> str:
     bucket and the global one still holds."""
     host = request.client.host if request.client else "?"
     try:
-        ip = ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # (a link-local client may carry a zone)
     except ValueError:
         return host
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:

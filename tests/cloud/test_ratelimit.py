@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from limen import thresholds as T
 from limen.clock import FixedClock
 from limen.service.ratelimit import RateLimiter
-from limen_cloud.api import create_app
+from limen_cloud.api import client_key, create_app
 from limen_cloud.db import sessions
 from limen_cloud.models import Owner
 
@@ -91,3 +91,14 @@ def test_log_in_page_is_limited_too(engine: Engine) -> None:
     codes = [client.post("/login", data={"email": "nobody@example.org", "password": "wrong password!"}).status_code
              for _ in range(T.CLOUD_LOGIN_BURST + 1)]
     assert codes[:T.CLOUD_LOGIN_BURST] == [401] * T.CLOUD_LOGIN_BURST and codes[-1] == 429
+
+
+def test_client_keys() -> None:
+    from starlette.requests import Request
+
+    def key(host: str) -> str:
+        return client_key(Request({"type": "http", "client": (host, 1), "headers": []}))
+
+    assert key("198.51.100.7") == "198.51.100.7" and key("::ffff:198.51.100.7") == "198.51.100.7"
+    assert key("2001:db8:1:2::1") == key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert key("fe80::1%eth0") == "fe80::/64" and key("testclient") == "testclient"
