@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from limen import thresholds
 from limen.bio.face.detect import Box
 from limen.capture import Frame
 from limen.lab import pulse as lab_pulse
@@ -86,12 +87,18 @@ def test_the_cue_scores_a_strong_pulse_above_no_pulse() -> None:
 
 
 @pytest.mark.shared
-def test_real_skin_a_clean_recording_is_within_5_bpm(tmp_path: Path) -> None:
-    folder = shared("rppg-skin")
-    truth = lab_pulse.read_truth(folder)
-    rgb, fps = lab_pulse.skin_trace(folder / "India" / "video10_forehead.avi", tmp_path)
-    est = pulse.heart_rate(rgb, fps, pulse.Method.POS)
-    assert abs(est.bpm - truth[("India", "video10")]) <= 5.0
+def test_real_skin_videos_are_read_whole_at_their_frame_rate(tmp_path: Path) -> None:
+    # One estimate on one rppg-skin clip is not asserted: the clips carry no pulse distinguishable from their
+    # own shuffled frames (docs/pad-sensors.md), so any single hit or miss is chance.
+    import cv2
+
+    video = shared("rppg-skin") / "India" / "video10_forehead.avi"
+    rgb, fps = lab_pulse.skin_trace(video, tmp_path)
+    cap = cv2.VideoCapture(str(video))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert fps == pytest.approx(15.0) and rgb.shape == (frames, 3) and np.isfinite(rgb).all()
+    assert 0.0 < pulse.shuffled_p(rgb, fps, shuffles=4) <= 1.0
 
 
 def _skin_video(path: Path, bpm: float, seconds: float = 12.0, fps: float = 15.0) -> None:
@@ -152,3 +159,107 @@ def test_the_no_video_baseline_guesses_the_mean_of_the_other_videos() -> None:
     (overall,) = [s for s in lab_pulse.no_video_baseline(results) if s.slice == "all"]
     # guesses 90, 80, 70 → errors 30, 0, 30
     assert overall.videos == 3 and overall.mae == pytest.approx(20.0) and overall.within_5 == pytest.approx(1 / 3)
+
+
+def test_the_summary_has_rmse_pearson_r_and_the_coherent_count() -> None:
+    cases = [(60.0, 62.0, 0.05), (70.0, 66.0, 0.5), (80.0, 83.0, 0.05), (90.0, 90.0, 1.0)]  # truth, estimate, p
+    rows = [lab_pulse.PulseResult("A", f"video{i}", "forehead", 30.0, t, "pos", e, 0.0, p)
+            for i, (t, e, p) in enumerate(cases)]
+    (overall,) = [s for s in lab_pulse.summarise(rows) if s.slice == "all"]
+    errors = np.array([2.0, 4.0, 3.0, 0.0])
+    assert overall.mae == pytest.approx(errors.mean())
+    assert overall.rmse == pytest.approx(np.sqrt((errors**2).mean()))
+    assert overall.pearson_r == pytest.approx(np.corrcoef([62, 66, 83, 90], [60, 70, 80, 90])[0, 1])
+    assert overall.coherent == 2 and overall.within_5 == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- method: known pulse, noise, regions, no pulse
+
+
+def noisy(bpm: float | None, seconds: float, fps: float, noise: float, seed: int, amplitude: float = 0.004,
+          drift: float = 0.02) -> np.ndarray:
+    """Skin colour with a pulse (relative `amplitude` in green), white sensor noise (DN) and a slow random drift."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fps)
+    walk = np.cumsum(rng.normal(0, 1, n))
+    walk = drift * (walk - walk.mean()) / (np.abs(walk).max() + 1e-9)  # light / posture drift, ±2 %
+    rgb = np.tile(SKIN, (n, 1)) * (1.0 + walk)[:, None]
+    if bpm is not None:
+        phase = 2 * np.pi * np.cumsum(np.full(n, bpm / 60.0)) / fps + rng.uniform(0, 2 * np.pi)
+        wave = np.sin(phase) + 0.3 * np.sin(2 * phase + 1.0)  # fundamental and a first harmonic
+        rgb += np.outer(wave, SKIN * PULSATILE * amplitude)
+    return rgb + rng.normal(0, noise, rgb.shape)
+
+
+@pytest.mark.parametrize("method", list(pulse.Method))
+@pytest.mark.parametrize(("bpm", "fps"), [(52.3, 15.0), (71.3, 30.0), (88.8, 15.0), (126.4, 30.0)])
+def test_a_known_rate_in_noise_is_recovered_within_2_bpm(method: pulse.Method, bpm: float, fps: float) -> None:
+    for seed in range(3):
+        est = pulse.heart_rate(noisy(bpm, 20.0, fps, noise=0.2, seed=seed), fps, method)
+        assert est.bpm == pytest.approx(bpm, abs=2.0), (seed, est)
+
+
+def test_the_peak_is_refined_between_spectral_bins() -> None:
+    # 40 s at 30 fps: Welch bins of 30/4096 Hz (0.44 BPM); the refined peak is much closer than half a bin.
+    errors = [abs(pulse.heart_rate(noisy(bpm, 40.0, 30.0, noise=0.0, seed=1, drift=0.0), 30.0).bpm - bpm)
+              for bpm in (60.1, 67.3, 75.55, 83.9)]
+    assert max(errors) < 0.1, errors
+
+
+@pytest.mark.parametrize("method", list(pulse.Method))
+def test_no_pulse_is_reported_as_no_coherent_pulse(method: pulse.Method) -> None:
+    for seed in range(4):
+        flat = noisy(None, 12.0, 15.0, noise=0.3, seed=seed)
+        assert pulse.shuffled_p(flat, 15.0, method, seed=seed) > thresholds.PULSE_COHERENT_P
+        live = noisy(72.0, 12.0, 15.0, noise=0.1, seed=seed)
+        assert pulse.shuffled_p(live, 15.0, method, seed=seed) <= thresholds.PULSE_COHERENT_P
+
+
+def test_a_noise_only_trace_is_rarely_called_coherent() -> None:
+    # The permutation test's false-alarm rate is its p threshold (≈ 5 %), whatever the noise level.
+    ps = [pulse.shuffled_p(noisy(None, 6.0, 15.0, noise=n, seed=s), 15.0, seed=s)
+          for s in range(40) for n in (0.3, 3.0)]
+    assert np.mean(np.array(ps) <= thresholds.PULSE_COHERENT_P) <= 0.15
+
+
+def test_regions_are_combined_by_snr_a_noisy_region_does_not_drown_a_clean_one() -> None:
+    clean = noisy(66.0, 8.0, 15.0, noise=0.2, seed=1)
+    rng = np.random.default_rng(2)
+    shadowed = [noisy(66.0, 8.0, 15.0, noise=0.2, seed=s) + rng.normal(0, 4.0, clean.shape) for s in (3, 4)]
+    fused = pulse.heart_rate_regions([clean, *shadowed], 15.0)
+    plain = pulse.heart_rate(np.mean([clean, *shadowed], axis=0), 15.0)
+    assert fused.bpm == pytest.approx(66.0, abs=2.0)
+    assert fused.snr_db > plain.snr_db + 2.5
+
+
+def test_equal_regions_add_up_like_an_average() -> None:
+    for trial in range(3):
+        regions = [noisy(80.0, 8.0, 15.0, noise=0.3, seed=s + 10 * trial) for s in range(3)]
+        fused = pulse.heart_rate_regions(regions, 15.0)
+        plain = pulse.heart_rate(np.mean(regions, axis=0), 15.0)
+        assert fused.snr_db >= plain.snr_db - 0.5
+        assert abs(fused.bpm - 80.0) <= max(2.0, abs(plain.bpm - 80.0))
+
+
+def test_the_skin_mean_ignores_dark_hair_and_highlights() -> None:
+    rng = np.random.default_rng(0)
+    skin = SKIN + rng.normal(0, 2.0, (400, 3))
+    for share in (0.0, 0.05):
+        px = skin.copy()
+        k = int(share * len(px))
+        px[:k] = [20.0, 15.0, 12.0]      # hair
+        px[k : 2 * k] = [255.0, 255.0, 255.0]  # highlight
+        lo, hi = thresholds.PULSE_SKIN_LUMA_PERCENTILES
+        assert pulse.skin_mean(px, lo, hi) == pytest.approx(SKIN, abs=1.0)
+    assert not np.allclose(px.mean(axis=0), SKIN, atol=1.0)  # the plain mean is pulled away
+
+
+def test_the_cue_reports_whether_the_pulse_is_coherent() -> None:
+    t = np.arange(150) / 30.0
+    live = np.tile(SKIN, (150, 1)) + np.outer(np.sin(2 * np.pi * 1.2 * t), SKIN * PULSATILE * 0.02)
+    still = np.tile(SKIN, (150, 1)) + np.random.default_rng(1).normal(0, 0.4, (150, 3))
+    a = pulse.PulseCue().score(_sample(live), Purpose.VERIFY)
+    b = pulse.PulseCue().score(_sample(still), Purpose.VERIFY)
+    assert isinstance(a, CueScore) and isinstance(b, CueScore)
+    assert a.evidence["coherent"] == 1.0 and a.evidence["p_shuffled"] <= thresholds.PULSE_COHERENT_P
+    assert b.evidence["coherent"] == 0.0

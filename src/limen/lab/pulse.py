@@ -2,9 +2,13 @@
 
 Layout expected (``../shared/data/rppg-skin``): ``<group>/videoN_<region>.avi``
 (each frame is a skin region only) and ``<group>_GT.csv`` (``videoN,bpm``).
-The skin signal is the mean colour of every frame; POS and CHROM estimate the
-heart rate over the whole video.  Reported per method: mean absolute error
-(BPM), share within 5 BPM, per region (forehead / cheek) and per group.
+The skin signal is the robust mean colour of every frame (pixels between the
+`PULSE_SKIN_LUMA_PERCENTILES` of the frame's luminance, as the door's cue);
+POS and CHROM estimate the heart rate over the whole video (Welch, peak refined
+between bins).  Reported per method: mean absolute error and RMSE (BPM), share
+within 5 BPM, Pearson r, per region (forehead / cheek) and per group, and how
+many videos carry a coherent pulse at all (a permutation test against the
+video's own shuffled frames, `pulse.shuffled_p`; no ground truth involved).
 
 Two controls say whether a figure measures pulse at all:
 
@@ -29,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from limen import thresholds
 from limen.errors import BadImage, BadRequest
 from limen.pad import pulse
 
@@ -45,6 +50,7 @@ class PulseResult:
     method: str
     bpm: float
     snr_db: float
+    p_shuffled: float = float("nan")  # permutation test against the video's own shuffled frames
 
     @property
     def error(self) -> float:
@@ -53,13 +59,17 @@ class PulseResult:
 
 @dataclass(frozen=True)
 class PulseSummary:
-    """MAE and share within 5 BPM over one slice of the results."""
+    """MAE, RMSE, share within 5 BPM and Pearson r over one slice of the results; `coherent` videos passed
+    the permutation test (a pulse distinguishable from their own shuffled frames)."""
 
     method: str
     slice: str
     videos: int
     mae: float
     within_5: float
+    rmse: float = float("nan")
+    pearson_r: float = float("nan")
+    coherent: int = 0
 
 
 def read_truth(folder: Path) -> dict[tuple[str, str], float]:
@@ -76,13 +86,22 @@ def read_truth(folder: Path) -> dict[tuple[str, str], float]:
     return truth
 
 
+TRACE_VERSION = "robust-1"  # the cache key changes with the per-frame skin statistic
+
+
 def skin_trace(video: Path, cache: Path | None = None) -> tuple[np.ndarray, float]:
-    """(N×3 mean RGB per frame, fps) of a skin-region video; cached under `cache` by file digest."""
-    key = hashlib.sha256(f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}".encode()).hexdigest()
+    """(N×3 robust mean RGB per frame, fps) of a skin-region video; cached under `cache` by file identity.
+
+    Per frame, the pixels whose luminance lies between the `PULSE_SKIN_LUMA_PERCENTILES` of that frame
+    (`pulse.skin_mean`): dark hair, shadows and highlights at the crop's edges do not count.
+    """
+    stat = video.stat()
+    key = hashlib.sha256(f"{TRACE_VERSION}:{video.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     cached = cache / f"{key[:24]}.npz" if cache else None
     if cached is not None and cached.exists():
         with np.load(cached) as z:
             return z["rgb"], float(z["fps"])
+    lo, hi = thresholds.PULSE_SKIN_LUMA_PERCENTILES
     cap = cv2.VideoCapture(str(video))
     try:
         if not cap.isOpened():
@@ -93,7 +112,7 @@ def skin_trace(video: Path, cache: Path | None = None) -> tuple[np.ndarray, floa
             ok, bgr = cap.read()
             if not ok or bgr is None:
                 break
-            means.append(bgr.reshape(-1, 3).mean(axis=0)[::-1])
+            means.append(pulse.skin_mean(bgr.reshape(-1, 3)[:, ::-1].astype(np.float64), lo, hi))
     finally:
         cap.release()
     if len(means) < 2 or fps <= 0:
@@ -105,8 +124,10 @@ def skin_trace(video: Path, cache: Path | None = None) -> tuple[np.ndarray, floa
     return rgb, fps
 
 
-def evaluate(folder: Path, cache: Path | None = None, shuffled: bool = False) -> list[PulseResult]:
-    """Estimate every video under `folder` with POS and CHROM (its frames in a seeded random order if `shuffled`)."""
+def evaluate(folder: Path, cache: Path | None = None, shuffled: bool = False,
+             permutation_test: bool = False) -> list[PulseResult]:
+    """Estimate every video under `folder` with POS and CHROM (its frames in a seeded random order if `shuffled`);
+    with `permutation_test`, also each estimate's p against the video's own shuffled frames."""
     truth = read_truth(folder)
     results: list[PulseResult] = []
     for video in sorted(folder.glob("*/*.avi")):
@@ -119,8 +140,9 @@ def evaluate(folder: Path, cache: Path | None = None, shuffled: bool = False) ->
             rgb = rgb[_rng_for(group, stem).permutation(len(rgb))]
         for method in pulse.Method:
             est = pulse.heart_rate(rgb, fps, method)
+            p = pulse.shuffled_p(rgb, fps, method, seed=_seed(group, stem)) if permutation_test else float("nan")
             results.append(PulseResult(group, name, _region(region), len(rgb) / fps, truth[(group, name)],
-                                       method.value, est.bpm, est.snr_db))
+                                       method.value, est.bpm, est.snr_db, p))
     if not results:
         raise BadRequest("folder", f"{folder}: no <group>/videoN_<region>.avi matching the ground truth")
     return results
@@ -135,9 +157,17 @@ def summarise(results: list[PulseResult]) -> list[PulseSummary]:
         slices += [(f"region={x}", [r for r in mine if r.region == x]) for x in sorted({r.region for r in mine})]
         slices += [(f"group={x}", [r for r in mine if r.group == x]) for x in sorted({r.group for r in mine})]
         for name, rows in slices:
-            errors = np.array([r.error for r in rows])
-            out.append(PulseSummary(method, name, len(rows), float(errors.mean()), float((errors <= 5.0).mean())))
+            out.append(_summary(method, name, rows))
     return out
+
+
+def _summary(method: str, name: str, rows: list[PulseResult]) -> PulseSummary:
+    errors = np.array([r.error for r in rows])
+    est, truth = np.array([r.bpm for r in rows]), np.array([r.truth_bpm for r in rows])
+    r = float(np.corrcoef(est, truth)[0, 1]) if len(rows) > 2 and est.std() > 0 and truth.std() > 0 else float("nan")
+    coherent = sum(1 for x in rows if x.p_shuffled <= thresholds.PULSE_COHERENT_P)
+    return PulseSummary(method, name, len(rows), float(errors.mean()), float((errors <= 5.0).mean()),
+                        float(np.sqrt((errors**2).mean())), r, coherent)
 
 
 def no_video_baseline(results: list[PulseResult]) -> list[PulseSummary]:
@@ -152,8 +182,12 @@ def no_video_baseline(results: list[PulseResult]) -> list[PulseSummary]:
     return summarise(rows)
 
 
+def _seed(group: str, stem: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{group}/{stem}".encode()).digest()[:8], "big")
+
+
 def _rng_for(group: str, stem: str) -> np.random.Generator:
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{group}/{stem}".encode()).digest()[:8], "big"))
+    return np.random.default_rng(_seed(group, stem))
 
 
 def _region(raw: str) -> str:

@@ -25,6 +25,7 @@ non-pulse side (masks, prints, screens) exists only in the **simulated** data.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -64,63 +65,170 @@ class PulseEstimate:
 
 
 def pos(rgb: np.ndarray, fps: float) -> np.ndarray:
-    """POS pulse trace from N×3 mean skin colour (Wang et al. 2017), band-passed to the skin band."""
+    """POS pulse trace from N×3 mean skin colour (Wang et al. 2017), band-passed to the skin band.
+
+    Every window of `PULSE_WINDOW_SECONDS` (one per frame) is temporally normalised, projected on the
+    plane orthogonal to skin tone, tuned (α = σ₁/σ₂) and overlap-added; vectorised over the windows.
+    """
     x = _checked(rgb)
     n, w = len(x), _window(fps)
     h = np.zeros(n)
-    proj = np.array([[0.0, 1.0, -1.0], [-2.0, 1.0, 1.0]])
-    for start in range(0, n - w + 1):
-        c = x[start : start + w]
-        cn = c / c.mean(axis=0)
-        s = cn @ proj.T
-        p = s[:, 0] + (s[:, 0].std() / (s[:, 1].std() + 1e-12)) * s[:, 1]
-        h[start : start + w] += p - p.mean()
+    if n >= w:
+        c = np.lib.stride_tricks.sliding_window_view(x, w, axis=0)  # (n-w+1, 3, w)
+        cn = c / c.mean(axis=2, keepdims=True)
+        s0 = cn[:, 1] - cn[:, 2]
+        s1 = -2.0 * cn[:, 0] + cn[:, 1] + cn[:, 2]
+        p = s0 + (s0.std(axis=1) / (s1.std(axis=1) + 1e-12))[:, None] * s1
+        p -= p.mean(axis=1, keepdims=True)
+        for k in range(w):  # overlap-add: window `start` adds its k-th sample to h[start + k]
+            h[k : k + len(p)] += p[:, k]
     return _bandpass(h, fps)
 
 
 def chrom(rgb: np.ndarray, fps: float) -> np.ndarray:
-    """CHROM pulse trace from N×3 mean skin colour (de Haan & Jeanne 2013), overlap-added with a Hann window."""
+    """CHROM pulse trace from N×3 mean skin colour (de Haan & Jeanne 2013), overlap-added with a Hann window.
+
+    Windows of `PULSE_WINDOW_SECONDS` at half-window steps, vectorised over the windows."""
     x = _checked(rgb)
     n, w = len(x), _window(fps)
     h = np.zeros(n)
-    hann = np.hanning(w)
     step = max(1, w // 2)
-    for start in range(0, n - w + 1, step):
-        c = x[start : start + w]
-        cn = c / c.mean(axis=0)
-        xs = 3.0 * cn[:, 0] - 2.0 * cn[:, 1]
-        ys = 1.5 * cn[:, 0] + cn[:, 1] - 1.5 * cn[:, 2]
-        xf, yf = _bandpass(xs, fps), _bandpass(ys, fps)
-        s = xf - (xf.std() / (yf.std() + 1e-12)) * yf
-        h[start : start + w] += hann * (s - s.mean())
+    if n >= w:
+        c = np.lib.stride_tricks.sliding_window_view(x, w, axis=0)[::step]  # (m, 3, w)
+        cn = c / c.mean(axis=2, keepdims=True)
+        xf = _bandpass(3.0 * cn[:, 0] - 2.0 * cn[:, 1], fps)
+        yf = _bandpass(1.5 * cn[:, 0] + cn[:, 1] - 1.5 * cn[:, 2], fps)
+        sig = xf - (xf.std(axis=1) / (yf.std(axis=1) + 1e-12))[:, None] * yf
+        sig = np.hanning(w) * (sig - sig.mean(axis=1, keepdims=True))
+        for k, start in enumerate(range(0, n - w + 1, step)):
+            h[start : start + w] += sig[k]
     return _bandpass(h, fps)
+
+
+def spectrum(trace: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Welch power spectrum of a pulse trace (`PULSE_WELCH_SECONDS` segments, half overlap, zero-padded)."""
+    n = len(trace)
+    seg = min(n, int(round(thresholds.PULSE_WELCH_SECONDS * fps)))
+    f, p = sps.welch(trace, fs=fps, nperseg=seg, noverlap=seg // 2, nfft=max(4096, seg), detrend="constant")
+    return np.asarray(f, dtype=np.float64), np.asarray(p, dtype=np.float64)
 
 
 def estimate(trace: np.ndarray, fps: float) -> PulseEstimate:
     """Heart rate at the spectral peak in the skin band and the SNR of that peak (dB)."""
-    n = len(trace)
-    seg = min(n, int(round(thresholds.PULSE_WELCH_SECONDS * fps)))
-    f, p = sps.welch(trace, fs=fps, nperseg=seg, noverlap=seg // 2, nfft=max(4096, seg), detrend="constant")
+    f, p = spectrum(trace, fps)
+    return _peak(f, p, len(trace) / fps)
+
+
+def _peak(f: np.ndarray, p: np.ndarray, seconds: float) -> PulseEstimate:
+    """The band's spectral peak, refined between bins (parabola through the log power of the peak and its two
+    neighbours), and its SNR: power within ±`PULSE_PEAK_HALF_WIDTH_HZ` of the peak and its first harmonic
+    against the rest of the band, in dB (de Haan & Jeanne 2013)."""
     lo, hi = thresholds.PULSE_BAND_HZ
     band = (f >= lo) & (f <= hi)
     if not band.any() or not np.isfinite(p[band]).all() or p[band].sum() <= 0:
-        return PulseEstimate(float("nan"), float("-inf"), n / fps)
-    peak = float(f[band][np.argmax(p[band])])
+        return PulseEstimate(float("nan"), float("-inf"), seconds)
+    idx = np.flatnonzero(band)
+    i = int(idx[np.argmax(p[band])])
+    peak = float(f[i])
+    if idx[0] < i < idx[-1] and min(p[i - 1], p[i], p[i + 1]) > 0:
+        a, b, c = np.log(p[i - 1 : i + 2])
+        denom = a - 2.0 * b + c
+        if denom < 0:  # a true maximum: the vertex lies within half a bin
+            peak += float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5)) * float(f[1] - f[0])
+    signal, noise = _powers(f, p, peak)
+    snr = 10.0 * math.log10(max(signal, 1e-30) / max(noise, 1e-30))
+    return PulseEstimate(60.0 * peak, snr, seconds)
+
+
+def _powers(f: np.ndarray, p: np.ndarray, peak_hz: float) -> tuple[float, float]:
+    """(signal, noise) power in the skin band: within ±`PULSE_PEAK_HALF_WIDTH_HZ` of the peak and its first
+    harmonic, and the rest of the band."""
+    lo, hi = thresholds.PULSE_BAND_HZ
+    band = (f >= lo) & (f <= hi)
+    if not math.isfinite(peak_hz):
+        return float("nan"), float("nan")
     half = thresholds.PULSE_PEAK_HALF_WIDTH_HZ
-    signal_bins = band & ((np.abs(f - peak) <= half) | (np.abs(f - 2 * peak) <= 2 * half))
-    noise = float(p[band & ~signal_bins].sum())
-    snr = 10.0 * math.log10(float(p[signal_bins].sum()) / max(noise, 1e-30))
-    return PulseEstimate(60.0 * peak, snr, n / fps)
+    signal_bins = band & ((np.abs(f - peak_hz) <= half) | (np.abs(f - 2 * peak_hz) <= 2 * half))
+    return float(p[signal_bins].sum()), float(p[band & ~signal_bins].sum())
 
 
 def heart_rate(rgb: np.ndarray, fps: float, method: Method = Method.POS) -> PulseEstimate:
     """Heart rate of an N×3 skin-colour trace (at least `PULSE_MIN_SECONDS`)."""
-    trace = pos(rgb, fps) if method is Method.POS else chrom(rgb, fps)
-    return estimate(trace, fps)
+    return estimate(_trace(rgb, fps, method), fps)
 
 
-def skin_means(view: FaceView) -> np.ndarray | None:
-    """Mean RGB of the forehead and both cheeks of one face (from its 5 landmarks); None if they fall outside."""
+def heart_rate_regions(regions: Sequence[np.ndarray], fps: float, method: Method = Method.POS) -> PulseEstimate:
+    """Heart rate of several skin regions of one face (each N×3), their pulse traces combined by SNR.
+
+    One face has one heart rate.  First the rate every region agrees on: the peak of the regions' spectra,
+    each scaled to unit power in the skin band and weighted by its own SNR.  Then maximum-ratio combining
+    of the traces: each weighted by its pulse amplitude at that rate over its noise power (√signal / noise,
+    from its own spectrum, as in `estimate`).  Regions that carry the same pulse with independent noise add
+    up like a plain average; a region under a shadow, hair or a highlight, whose power at the common rate is
+    only noise, counts little (SNR-weighted ROI combination: Kumar et al., "DistancePPG", 2015).  One region
+    is the single-trace estimate.
+    """
+    if len(regions) == 0:
+        raise ValueError("a pulse needs at least one skin region")
+    traces = [_trace(r, fps, method) for r in regions]
+    if len(traces) == 1:
+        return estimate(traces[0], fps)
+    spectra = [spectrum(t, fps) for t in traces]
+    f = spectra[0][0]
+    lo, hi = thresholds.PULSE_BAND_HZ
+    band = (f >= lo) & (f <= hi)
+    agreed = np.zeros_like(f)
+    for _, p in spectra:
+        power = float(p[band].sum())
+        if np.isfinite(power) and power > 0:
+            agreed += (10.0 ** (_peak(f, p, 0.0).snr_db / 10.0)) * p / power
+    rate_hz = _peak(f, agreed, 0.0).bpm / 60.0
+    combined = np.zeros_like(traces[0])
+    for t, (_, p) in zip(traces, spectra, strict=True):
+        signal, noise = _powers(f, p, rate_hz)
+        if noise > 0 and np.isfinite(signal) and np.isfinite(noise):
+            combined += (math.sqrt(signal) / noise) * t
+    return estimate(combined, fps)
+
+
+def shuffled_p(regions: np.ndarray | Sequence[np.ndarray], fps: float, method: Method = Method.POS,
+               shuffles: int | None = None, seed: int = 0) -> float:
+    """Permutation test of "this capture carries a coherent pulse": the share of `shuffles` random orders of
+    the same frames whose peak SNR is at least the capture's own, counting the capture itself ((1 + k)/(1 + n)).
+
+    `regions`: one N×3 trace, or several (one per skin region, combined as `heart_rate_regions`); a shuffle
+    permutes the frames of every region alike.  Shuffling keeps every frame's colour and noise and destroys
+    any rhythm, so the shuffles are the capture's own no-pulse reference whatever its noise level: a value
+    ≤ `PULSE_COHERENT_P` says the rhythm is real (at that false-alarm rate), a larger one that the peak is
+    what noise alone would give.
+    """
+    n = thresholds.PULSE_SHUFFLES if shuffles is None else shuffles
+    if n < 1:
+        raise ValueError("a permutation test needs at least one shuffle")
+    traces = [np.asarray(regions, dtype=np.float64)] if isinstance(regions, np.ndarray) and regions.ndim == 2 \
+        else [np.asarray(r, dtype=np.float64) for r in regions]
+    own = heart_rate_regions(traces, fps, method).snr_db
+    rng = np.random.default_rng(seed)
+    beaten = 0
+    for _ in range(n):
+        order = rng.permutation(len(traces[0]))
+        beaten += heart_rate_regions([t[order] for t in traces], fps, method).snr_db >= own
+    return (1 + beaten) / (1 + n)
+
+
+def _trace(rgb: np.ndarray, fps: float, method: Method) -> np.ndarray:
+    return pos(rgb, fps) if method is Method.POS else chrom(rgb, fps)
+
+
+def skin_regions(view: FaceView) -> np.ndarray | None:
+    """Robust mean RGB of the forehead and both cheeks of one face (3×3, from its 5 landmarks); None if one
+    falls outside the image.
+
+    Within each square patch only the pixels whose luminance lies between the
+    `PULSE_SKIN_LUMA_PERCENTILES` of the patch count: eyebrows, hair, nostrils and shadows below, specular
+    highlights and clipped pixels above — the parts of a patch that carry no pulse and change most as the
+    face moves.
+    """
     rgb = view.frame.rgb
     eyes = view.points[:4].mean(axis=0)
     nose = view.points[4]
@@ -129,13 +237,29 @@ def skin_means(view: FaceView) -> np.ndarray | None:
     centres = [eyes - 0.6 * down, nose + np.array([0.55 * d, -0.1 * d]), nose + np.array([-0.55 * d, -0.1 * d])]
     half = int(max(2, 0.18 * d))
     h, w = rgb.shape[:2]
-    patches = []
-    for cx, cy in centres:
+    out = np.empty((len(centres), 3))
+    lo_pct, hi_pct = thresholds.PULSE_SKIN_LUMA_PERCENTILES
+    for k, (cx, cy) in enumerate(centres):
         x0, y0 = int(cx) - half, int(cy) - half
         if x0 < 0 or y0 < 0 or x0 + 2 * half > w or y0 + 2 * half > h:
             return None
-        patches.append(rgb[y0 : y0 + 2 * half, x0 : x0 + 2 * half].reshape(-1, 3))
-    return np.concatenate(patches).astype(np.float64).mean(axis=0)
+        px = rgb[y0 : y0 + 2 * half, x0 : x0 + 2 * half].reshape(-1, 3).astype(np.float64)
+        out[k] = skin_mean(px, lo_pct, hi_pct)
+    return out
+
+
+def skin_mean(pixels: np.ndarray, lo_pct: float, hi_pct: float) -> np.ndarray:
+    """Mean RGB of the pixels (M×3) whose luminance (R+G+B) lies between two of its percentiles."""
+    lum = pixels.sum(axis=1)
+    lo, hi = np.percentile(lum, [lo_pct, hi_pct])
+    keep = (lum >= lo) & (lum <= hi)
+    return np.asarray(pixels[keep].mean(axis=0) if keep.any() else pixels.mean(axis=0), dtype=np.float64)
+
+
+def skin_means(view: FaceView) -> np.ndarray | None:
+    """Mean of `skin_regions` (one RGB per frame), None if a region falls outside the image."""
+    regions = skin_regions(view)
+    return None if regions is None else np.asarray(regions.mean(axis=0), dtype=np.float64)
 
 
 class PulseCue:
@@ -156,19 +280,23 @@ class PulseCue:
         fps = (len(views) - 1) / seconds
         if fps < thresholds.PULSE_MIN_FPS or np.any(np.diff(times) <= 0):
             return CueUnavailable(self.name, "frame_rate_too_low_or_irregular")
-        means = [skin_means(v) for v in views]
-        if any(m is None for m in means):
+        regions = [skin_regions(v) for v in views]
+        if any(r is None for r in regions):
             return CueUnavailable(self.name, "skin_region_outside_image")
-        rgb = np.stack([m for m in means if m is not None])
+        per_frame = np.stack([r for r in regions if r is not None])  # frames × regions × RGB
+        rgb = per_frame.mean(axis=1)
         if np.any(rgb.min(axis=0) < 1.0):
             return CueUnavailable(self.name, "skin_region_too_dark")
         drift = float(np.abs(np.diff(rgb, axis=0)).max() / rgb.mean())
         if drift > thresholds.PULSE_MAX_STEP:
             return CueUnavailable(self.name, "unstable_capture")
-        est = heart_rate(rgb, fps)
+        traces = [per_frame[:, k] for k in range(per_frame.shape[1])]
+        est = heart_rate_regions(traces, fps)
         cut = thresholds.PULSE_SNR_ENROL if purpose is Purpose.ENROL else thresholds.PULSE_SNR_VERIFY
+        p = shuffled_p(traces, fps)
+        coherent = p <= thresholds.PULSE_COHERENT_P
         evidence = {"bpm": round(est.bpm, 1), "snr_db": round(est.snr_db, 2), "seconds": round(seconds, 2),
-                    "fps": round(fps, 2)}
+                    "fps": round(fps, 2), "p_shuffled": round(p, 3), "coherent": float(coherent)}
         return CueScore(self.name, est.snr_db - cut, 0.0, evidence)
 
 
@@ -201,9 +329,10 @@ def _window(fps: float) -> int:
 
 
 def _bandpass(x: np.ndarray, fps: float) -> np.ndarray:
+    """Zero-phase band-pass to the skin band along the last axis (mean removal alone if too short to filter)."""
     lo, hi = thresholds.PULSE_BAND_HZ
     hi = min(hi, 0.45 * fps)
     b, a = sps.butter(3, [lo / (fps / 2), hi / (fps / 2)], btype="band")
-    if len(x) <= 3 * max(len(a), len(b)):
-        return x - x.mean()
-    return np.asarray(sps.filtfilt(b, a, x), dtype=np.float64)
+    if x.shape[-1] <= 3 * max(len(a), len(b)):
+        return np.asarray(x - x.mean(axis=-1, keepdims=True), dtype=np.float64)
+    return np.asarray(sps.filtfilt(b, a, x, axis=-1), dtype=np.float64)
