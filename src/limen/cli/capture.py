@@ -154,23 +154,29 @@ def lab_pulse(
     = Path("lab-out/pulse-cache"),
     controls: Annotated[bool, typer.Option(help="Also score shuffled frames and the no-video guess.")] = True,
 ) -> None:
-    """Pulse (rPPG, POS and CHROM) on real skin: MAE and share within 5 BPM per region and group, with controls."""
-    results = lab_pulse_eval.evaluate(folder, cache)
+    """Pulse (rPPG, POS and CHROM) on real skin: MAE, RMSE, share within 5 BPM, Pearson r and videos with a
+    coherent pulse (permutation test) per region and group, with controls."""
+    results = lab_pulse_eval.evaluate(folder, cache, permutation_test=True)
     summary = [("videos", s) for s in lab_pulse_eval.summarise(results)]
     if controls:
         shuffled = lab_pulse_eval.evaluate(folder, cache, shuffled=True)
         summary += [("shuffled frames", s) for s in lab_pulse_eval.summarise(shuffled)]
         summary += [("no video", s) for s in lab_pulse_eval.no_video_baseline(results)]
     rows = [{"input": kind, "method": s.method, "slice": s.slice, "videos": s.videos, "mae_bpm": round(s.mae, 2),
-             "within_5_bpm": round(s.within_5, 3)} for kind, s in summary]
+             "rmse_bpm": round(s.rmse, 2), "within_5_bpm": round(s.within_5, 3), "pearson_r": round(s.pearson_r, 3),
+             "coherent": s.coherent} for kind, s in summary]
     videos = [{"group": r.group, "video": r.video, "region": r.region, "method": r.method,
-               "truth": r.truth_bpm, "bpm": round(r.bpm, 1), "snr_db": round(r.snr_db, 2)} for r in results]
+               "truth": r.truth_bpm, "bpm": round(r.bpm, 1), "snr_db": round(r.snr_db, 2),
+               "p_shuffled": round(r.p_shuffled, 3)} for r in results]
 
     def show() -> None:
-        typer.echo(f"{folder}: {len(results) // 2} videos (real skin; ground truth from the set's CSVs)")
-        typer.echo(f"{'input':16} {'method':8} {'slice':20} {'videos':>6} {'MAE BPM':>8} {'≤ 5 BPM':>8}")
+        typer.echo(f"{folder}: {len(results) // 2} videos (real skin, development data; ground truth from the "
+                   "set's CSVs; coherent = pulse beats its own shuffled frames, p ≤ 0.05)")
+        typer.echo(f"{'input':16} {'method':8} {'slice':20} {'videos':>6} {'MAE BPM':>8} {'RMSE':>6} {'≤ 5 BPM':>8} "
+                   f"{'r':>6} {'coherent':>8}")
         for kind, s in summary:
-            typer.echo(f"{kind:16} {s.method:8} {s.slice:20} {s.videos:6d} {s.mae:8.2f} {100 * s.within_5:7.1f} %")
+            typer.echo(f"{kind:16} {s.method:8} {s.slice:20} {s.videos:6d} {s.mae:8.2f} {s.rmse:6.2f} "
+                       f"{100 * s.within_5:7.1f} % {s.pearson_r:6.2f} {s.coherent:8d}")
 
     output({"summary": rows, "videos": videos}, show)
 
