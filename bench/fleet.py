@@ -68,8 +68,9 @@ from limen.link import pki  # noqa: E402
 from limen.link.commands import Action, Command, CommandVerifier, DeviceRegistry, SignedCommand, sign  # noqa: E402
 from limen.link.forward import EventForwarder  # noqa: E402
 from limen.link.mqtt import MqttLink, Topics  # noqa: E402
+from limen_cloud import bridge as bridge_module  # noqa: E402
 from limen_cloud import notify  # noqa: E402
-from limen_cloud.bridge import BATCH, CloudBridge  # noqa: E402
+from limen_cloud.bridge import CloudBridge  # noqa: E402
 from limen_cloud.db import make_engine, sessions, upgrade  # noqa: E402
 from limen_cloud.models import Alarm, Lock, Owner, Record  # noqa: E402
 from limen_cloud.notify import AlarmNotifier  # noqa: E402
@@ -445,6 +446,7 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     phone = Ed25519PrivateKey.generate()
     for i in ids:  # keys made "on the lock", CSR signed by the fleet CA
         broker.client(i)
+    bridge_module.BATCH = args.ingest_batch or bridge_module.BATCH  # (tuning runs)
     notify.WEBHOOK_PASS = args.webhook_pass or notify.WEBHOOK_PASS  # (tuning runs: the notifier's module values)
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
     notifier = AlarmNotifier(engine, ("127.0.0.0/8",)).start()  # the bench receiver is local
@@ -514,7 +516,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     command_ms = [(verified[i] - sent[i]) * 1000 for i in ids if i in verified]
     command = dict(stats(command_ms), load_1m=round(os.getloadavg()[0], 1))
     head = {"simulated_locks": n, "processes": args.procs, "workers_per_process": args.workers,
-            "bridge_workers": len(bridge._queues), "ingest_batch": BATCH,
+            "bridge_workers": len(bridge._queues), "ingest_batch": bridge_module.BATCH,
             "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL},
             "connected": connected, "connect_all_s": round(connect_s, 1),
             "event_to_owner_alarm_burst": burst, "event_to_owner_alarm_spread": spread,
@@ -594,6 +596,7 @@ def main() -> None:
     ap.add_argument("--outage-s", type=float, default=10.0)
     ap.add_argument("--partition-s", type=float, default=600.0)
     ap.add_argument("--bridge-workers", type=int, help="default: the bridge's (WORKERS on PostgreSQL, 1 on SQLite)")
+    ap.add_argument("--ingest-batch", type=int, help="tuning: the bridge's messages per pass at most")
     ap.add_argument("--webhook-pass", type=int, help="tuning: the notifier's alarms per webhook pass")
     ap.add_argument("--webhook-parallel", type=int, help="tuning: the notifier's POSTs at a time")
     ap.add_argument("--skip-faults", action="store_true", help="tuning: stop after the alarm and command phases")
