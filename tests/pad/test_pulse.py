@@ -263,3 +263,13 @@ def test_the_cue_reports_whether_the_pulse_is_coherent() -> None:
     assert isinstance(a, CueScore) and isinstance(b, CueScore)
     assert a.evidence["coherent"] == 1.0 and a.evidence["p_shuffled"] <= thresholds.PULSE_COHERENT_P
     assert b.evidence["coherent"] == 0.0
+
+
+def test_the_truth_contrast_sees_a_pulse_at_the_label_and_none_at_a_wrong_label(tmp_path: Path) -> None:
+    _skin_set(tmp_path, {"A": [("video1_forehead", 66.0), ("video2_leftcheek", 90.0)]})
+    (tmp_path / "A_GT.csv").write_text("Subject ,Heart_Rate(BPM) \nvideo1,66.0\nvideo2,140.0\n", encoding="utf-8")
+    rows = {(c.video, c.method): c for c in lab_pulse.truth_contrast(tmp_path, tmp_path / "c", shuffles=3)}
+    for method in pulse.Method:
+        right, wrong = rows[("video1", method.value)], rows[("video2", method.value)]
+        assert right.z - right.z_shuffled > 1.5
+        assert wrong.z - wrong.z_shuffled < 0.5  # nothing at 140 BPM (a peak elsewhere lowers it, if anything)

@@ -216,8 +216,12 @@ def shuffled_p(regions: np.ndarray | Sequence[np.ndarray], fps: float, method: M
     return (1 + beaten) / (1 + n)
 
 
-def _trace(rgb: np.ndarray, fps: float, method: Method) -> np.ndarray:
+def heart_rate_trace(rgb: np.ndarray, fps: float, method: Method = Method.POS) -> np.ndarray:
+    """The pulse trace (POS or CHROM, band-passed) of an N×3 skin-colour trace."""
     return pos(rgb, fps) if method is Method.POS else chrom(rgb, fps)
+
+
+_trace = heart_rate_trace
 
 
 def skin_regions(view: FaceView) -> np.ndarray | None:
