@@ -47,3 +47,22 @@ def test_pages_and_api_answer_while_models_load(settings: Settings, monkeypatch:
     finally:
         release.set()
         close_app(application)
+
+
+def test_warming_the_vault_re_derives_few_float64_rows(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from limen.vault.hazmat.transforms import SignProjection
+
+    rows: list[int] = []
+    real = SignProjection._rows
+
+    def counted(self: SignProjection, indices):  # type: ignore[no-untyped-def]
+        rows.append(len(indices))
+        return real(self, indices)
+
+    monkeypatch.setattr(SignProjection, "_rows", counted)
+    application = create_app(settings)
+    try:
+        app_module._warm_models(application.state.ctx.runtime)
+    finally:
+        close_app(application)
+    assert sum(rows) < 64  # a face-like probe settles a handful of signs, not all 32,768 rows (64 MB)

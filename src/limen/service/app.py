@@ -341,11 +341,16 @@ def _load_models(rt: Runtime) -> None:
         log.warning("models not loaded at start (%s); they load at the first unlock", type(exc).__name__)
 
 
+# A probe like any face's: a zero vector is equally near every projection direction, so the projection
+# re-derives all 32,768 rows in float64 to settle its signs (a 64 MB transient peak at every start).
+_WARM_PROBE = np.random.default_rng(0).standard_normal(128)
+
+
 def _warm_models(rt: Runtime) -> None:
     try:
         rt.engine.warm()
         assess(Capture(frames=(Frame(rgb=np.zeros((240, 320, 3), dtype=np.uint8)),)), purpose=Purpose.VERIFY,
                models_dir=rt.settings.models_dir)
-        rt.store.search(Modality.FACE, np.zeros(128), top_k=1)
+        rt.store.search(Modality.FACE, _WARM_PROBE, top_k=1)
     except Exception as exc:  # warming only saves time: the same failure is reported by the first unlock
         log.warning("models not warmed at start (%s); they load at the first unlock", type(exc).__name__)
