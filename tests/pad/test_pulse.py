@@ -273,3 +273,24 @@ def test_the_truth_contrast_sees_a_pulse_at_the_label_and_none_at_a_wrong_label(
         right, wrong = rows[("video1", method.value)], rows[("video2", method.value)]
         assert right.z - right.z_shuffled > 1.5
         assert wrong.z - wrong.z_shuffled < 0.5  # nothing at 140 BPM (a peak elsewhere lowers it, if anything)
+
+
+def test_limen_lab_pulse_prints_rmse_r_and_coherence(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    sets = {"A": [("video1_forehead", 66.0), ("video2_leftcheek", 90.0)], "B": [("video1_forehead", 75.0)]}
+    _skin_set(tmp_path, sets)
+    env = {**os.environ, "LIMEN_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-m", "limen", "--json", "lab", "pulse", str(tmp_path),
+                          "--cache", str(tmp_path / "c")], capture_output=True, text=True, env=env, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    rows = {(r["input"], r["method"], r["slice"]): r for r in data["summary"]}
+    pos_all = rows[("videos", "pos", "all")]
+    assert pos_all["videos"] == 3 and pos_all["mae_bpm"] < 3.0 and pos_all["rmse_bpm"] >= pos_all["mae_bpm"]
+    assert pos_all["pearson_r"] > 0.9 and pos_all["coherent"] == 3  # the synthetic clips carry their pulse
+    assert {"p_shuffled", "snr_db", "bpm"} <= set(data["videos"][0])
