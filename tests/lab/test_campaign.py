@@ -79,6 +79,11 @@ def test_the_summary_shows_every_species_and_cue(tmp_path: Path) -> None:
     assert "bpcer" in row["per_species"]["bona_fide"] and "apcer" in row["per_species"]["tablet_screen"]
     text = campaign.markdown(reports(), 2, 3)
     assert text.startswith("**Simulated**") and "subsurface says attack" in text and "BPCER by skin-tone" in text
+    for line in text.splitlines():  # every table row has as many cells as its header
+        if line.startswith("| species"):
+            width = line.count("|")
+        elif line.startswith("|"):
+            assert line.count("|") == width, line
 
 
 def test_a_subset_runs_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -237,8 +237,7 @@ def markdown(reports: list[ProfileReport], count: int, seed: int) -> str:
         cues = [c.name for c in rep.profile.cues]
         lines += [f"{rep.profile.name} (`{rep.profile.key}`):", "",
                   "| species | n | APCER (verify) / BPCER | enrolment refused | opens door alone "
-                  "| beaten by ≥ 2 cues | "
-                  + " | ".join(f"{c} says attack" for c in cues) + " |",
+                  "| beaten by ≥ 2 cues |" + "".join(f" {c} says attack |" for c in cues),
                   "|---|---|---|---|---|---|" + "---|" * len(cues)]
         for sp in Species:
             row = _species_row(rep, sp)
@@ -246,8 +245,8 @@ def markdown(reports: list[ProfileReport], count: int, seed: int) -> str:
                 continue
             error = f"BPCER {_pct(rep.bpcer)}" if sp is Species.BONA_FIDE else _pct(rep.apcer(sp.value))
             lines.append(f"| {sp.value} | {row['presentations']} | {error} | {_pct(row['enrolment_refused'])} | "
-                         f"{_pct(row['opens_door_alone'])} | {_pct(row['beaten_by_two_cues'])} | "
-                         + " | ".join(_pct(row["cues"][c]) for c in cues) + " |")
+                         f"{_pct(row['opens_door_alone'])} | {_pct(row['beaten_by_two_cues'])} |"
+                         + "".join(f" {_pct(row['cues'][c])} |" for c in cues))
         groups = ", ".join(f"{g} skin {_pct(rep.bpcer_group(g))}" for g in ("lighter", "darker"))
         lines += ["", f"BPCER by skin-tone group: {groups}.", ""]
     return "\n".join(lines)
