@@ -102,3 +102,10 @@ def test_a_face_request_holds_the_face_slot_from_decoding_to_the_answer(client: 
     result = lock.unlock_face([Upload("wall.jpg", "image/jpeg", _wall())])
     assert seen == [True] and not result.opened
     assert not FACE_WORK._work.locked()  # released after the answer
+
+
+def test_the_busy_answer_is_documented_where_it_can_happen(client: Any) -> None:
+    paths = client.app.openapi()["paths"]
+    for path in ("/api/kiosk/unlock", "/api/users/enrol"):
+        assert "busy" in paths[path]["post"]["responses"]["503"]["description"]
+    assert "503" not in paths["/api/kiosk/keypad"]["post"]["responses"]

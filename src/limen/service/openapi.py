@@ -53,13 +53,15 @@ SUMMARIES: dict[tuple[str, str], tuple[str, str]] = {
                                            "once."),
 }
 
+_FACE_BUSY = "busy: one face is judged at a time and a few wait; try again (Retry-After)"
+
 # What only the operation knows: status → description.
 EXTRA: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/api/users"): {409: "a person with this name already exists"},
     ("post", "/api/users/enrol"): {409: "a person with this name already exists (add a face to them with "
-                                        "`user_id`)", 423: "the lock is in tamper lockdown"},
+                                        "`user_id`)", 423: "the lock is in tamper lockdown", 503: _FACE_BUSY},
     ("post", "/api/users/{user_id}/pin"): {409: "this PIN was used recently or belongs to someone else"},
-    ("post", "/api/kiosk/unlock"): {423: "the lock is in tamper lockdown: use the key"},
+    ("post", "/api/kiosk/unlock"): {423: "the lock is in tamper lockdown: use the key", 503: _FACE_BUSY},
     ("post", "/api/kiosk/keypad"): {423: "the lock is in tamper lockdown: use the key"},
     ("post", "/api/lock/unlock"): {423: "the lock is in tamper lockdown",
                                    429: "too many remote unlocks for this owner; wait (Retry-After)"},
