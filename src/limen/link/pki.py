@@ -80,7 +80,7 @@ def new_link_csr(path: Path, lock_id: str, token: TokenAccess | None) -> bytes:
 def link_public_key(path: Path, token: TokenAccess | None) -> ec.EllipticCurvePublicKey:
     """The public half of the link key at `path` (a PEM key, or a reference to a token key)."""
     if token_key.is_reference(path):
-        return token_key.public_key(token_key.read_reference(path), _pin(path, token))
+        return token_key.public_key(_ref(path, token), _pin(path, token))
     return load_key(path).public_key()
 
 
@@ -90,10 +90,20 @@ def _pin(path: Path, token: TokenAccess | None) -> str:
     return token.pin
 
 
+def _ref(path: Path, token: TokenAccess | None) -> token_key.TokenKeyRef:
+    """The reference at `path`, refused unless it names the configured module and token (the PIN goes only there)."""
+    ref = token_key.read_reference(path)
+    _pin(path, token)
+    assert token is not None
+    if (ref.module, ref.token) != (token.module, token.token):
+        raise LinkError(f"{path}: the link key reference names another PKCS#11 module or token than the settings")
+    return ref
+
+
 def _discard(path: Path, token: TokenAccess | None) -> None:
     """Remove a link key: the token's key pair where `path` refers to one, then the file."""
     if token_key.is_reference(path):
-        token_key.destroy(token_key.read_reference(path), _pin(path, token))
+        token_key.destroy(_ref(path, token), _pin(path, token))
     path.unlink(missing_ok=True)
 
 
@@ -101,7 +111,7 @@ def load_chain(context: ssl.SSLContext, cert_file: Path, key_file: Path, token: 
     """Make `context` present `cert_file` with the key at `key_file` (a PEM key or a token reference)."""
     try:
         if token_key.is_reference(key_file):
-            token_key.load_into(context, cert_file, token_key.read_reference(key_file), _pin(key_file, token))
+            token_key.load_into(context, cert_file, _ref(key_file, token), _pin(key_file, token))
         else:
             context.load_cert_chain(str(cert_file), str(key_file))
     except (OSError, ssl.SSLError) as exc:
@@ -285,10 +295,10 @@ def finish_rotation(files: LinkFiles) -> bool:
         return False
     if current.public_key() != link_public_key(pending, files.token):
         return False
-    old = token_key.read_reference(files.key) if token_key.is_reference(files.key) else None
+    old = _ref(files.key, files.token) if token_key.is_reference(files.key) else None
     os.replace(pending, files.key)
-    if old is not None and files.token is not None:
-        token_key.destroy(old, files.token.pin)
+    if old is not None:
+        token_key.destroy(old, _pin(files.key, files.token))
     return True
 
 
@@ -322,7 +332,7 @@ class Rotation:
         cert = self._checked(cert_pem, at)
         tmp = self.files.cert.with_name(self.files.cert.name + ".tmp")
         tmp.write_bytes(pem(cert))
-        old = token_key.read_reference(self.files.key) if token_key.is_reference(self.files.key) else None
+        old = _ref(self.files.key, self.files.token) if token_key.is_reference(self.files.key) else None
         os.replace(tmp, self.files.cert)  # first the certificate (recover() completes a crash here) …
         os.replace(self.files.pending_key, self.files.key)  # … then the key
         load_chain(self.context, self.files.cert, self.files.key, self.files.token)

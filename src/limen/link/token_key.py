@@ -48,6 +48,7 @@ ENGINE_PATHS = (  # libp11's engine, by Debian's multiarch layout
 )
 ENGINE_PACKAGE = "libengine-pkcs11-openssl"
 LABEL = "limen-link"
+KEY_ID_BYTES = 8  # the CKA_ID `generate` gives a key (random)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def read_reference(path: Path) -> TokenKeyRef:
     fields = dict(line.partition("=")[::2] for line in lines[1:-1])
     try:
         ref = TokenKeyRef(fields["module"], fields["token"], fields["id"])
-        bytes.fromhex(ref.key_id)
+        if len(bytes.fromhex(ref.key_id)) != KEY_ID_BYTES:  # an empty id would match every unlabelled key
+            raise ValueError(ref.key_id)
     except (KeyError, ValueError) as exc:
         raise LinkError(f"{path}: incomplete PKCS#11 link key reference") from exc
     return ref
@@ -130,7 +132,7 @@ def generate(path: Path, module: str, token: str, pin: str) -> TokenKeyRef:
     from pkcs11 import Attribute, KeyType
     from pkcs11.util.ec import encode_named_curve_parameters
 
-    ref = TokenKeyRef(module, token, secrets.token_hex(8))
+    ref = TokenKeyRef(module, token, secrets.token_hex(KEY_ID_BYTES))
     with _session(ref, pin) as session:
         params = session.create_domain_parameters(
             KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
@@ -229,15 +231,18 @@ class _OpenSSL:
             return engine
 
     def private_key(self, ref: TokenKeyRef, pin: str) -> int:
-        """An EVP_PKEY handle whose operations run in the token (free it with EVP_PKEY_free)."""
+        """An EVP_PKEY handle whose operations run in the token (free it with EVP_PKEY_free).
+
+        The PIN is checked first through python-pkcs11 (`_session`): libp11 does not log in again when
+        the token is already logged in in this process (by the vault), so it would take any PIN.
+        """
+        with _session(ref, pin):
+            pass
         engine = self.engine(ref.module, pin)
         pkey = self.crypto.ENGINE_load_private_key(engine, ref.uri().encode(), None, None)
         if not pkey:
             self.crypto.ERR_clear_error()
             raise LinkError(f"PKCS#11 token {ref.token!r}: link key {ref.key_id} not found or PIN refused")
-        from limen.vault.keystore.pkcs11 import record_login
-
-        record_login(ref.module, ref.token, pin)  # the engine's session keeps the token logged in
         return int(pkey)
 
 
