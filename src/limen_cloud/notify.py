@@ -306,6 +306,7 @@ def send_push(info: dict[str, Any], data: bytes, vapid: Vapid02, contact: str,
     headers = {**vapid.sign(claims), "Urgency": "high"}
     session = requests.Session()
     session.max_redirects = 0
+    session.trust_env = False  # no HTTP(S)_PROXY from the environment: a proxy resolves the name, unchecked
     try:
         with egress_guard(allow):
             response = WebPusher(info, requests_session=session).send(
@@ -377,7 +378,27 @@ def destination_allowed(address: str, allow: tuple[Network, ...] = ()) -> bool:
         ip = ip.ipv4_mapped
     if any(ip in net for net in allow):
         return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _IPV6_REFUSED):
+            return False
+        embedded = _embedded_ipv4(ip)  # 6to4, NAT64, IPv4-compatible: judged by the IPv4 address they carry
+        if embedded is not None:
+            return destination_allowed(str(embedded), allow)
     return ip.is_global and not ip.is_multicast
+
+
+# IPv6 blocks this Python's `is_global` calls global although they are not public destinations
+_IPV6_REFUSED = tuple(ipaddress.IPv6Network(n) for n in ("fec0::/10", "64:ff9b:1::/48"))
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def resolve_checked(host: str, port: int, allow: tuple[Network, ...] = ()) -> str | None:
