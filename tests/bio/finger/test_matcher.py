@@ -9,7 +9,16 @@ import numpy as np
 
 from limen import thresholds
 from limen.bio.finger.extract import extract_file
-from limen.bio.finger.matcher import FEATURES, PreparedTemplate, _agreeing_edges, _inside, features, prepare, similarity
+from limen.bio.finger.matcher import (
+    FEATURES,
+    PreparedTemplate,
+    _agreeing_edges,
+    _inside,
+    _overlap,
+    features,
+    prepare,
+    similarity,
+)
 from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
 
 
@@ -113,3 +122,23 @@ def test_the_edge_join_finds_exactly_the_agreeing_edges_of_a_brute_force_compari
         assert all(abs(found[k] - expected[k]) < 1e-3 for k in set(found) & set(expected))
         assert len(found) > 0
         assert list(ii * c.size + jj) == sorted(ii * c.size + jj)       # sorted by pair: the growth relies on it
+
+
+def test_a_moved_copy_is_root_aligned_and_another_finger_is_not() -> None:
+    a = _random_template(9, n=35)
+    moved = dict(zip(FEATURES, features(prepare(a), prepare(_moved(a, 0.7, (-25, 18)))), strict=True))
+    other = dict(zip(FEATURES, features(prepare(a), prepare(_random_template(10, n=35))), strict=True))
+    assert moved["root-aligned minutiae"] >= 30
+    assert other["root-aligned minutiae"] <= 8
+    assert moved["tightly aligned pairs / √(overlap_p·overlap_c), re-aligned"] > 0.85
+    assert other["tightly aligned pairs / √(overlap_p·overlap_c), re-aligned"] < 0.4
+
+
+def test_overlap_by_moved_half_planes_counts_as_the_moved_hulls() -> None:
+    p, c = prepare(_random_template(11, n=30)), prepare(_random_template(12, n=25))
+    for angle, shift in ((0.0, (0.0, 0.0)), (0.6, (40.0, -30.0)), (-1.2, (-90.0, 15.0))):
+        rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        move = np.array(shift)
+        margin = thresholds.FINGER_MATCH_OVERLAP_MARGIN_PX
+        assert _overlap(p, c, rot, move) == (_inside(p.xy, c.hull @ rot.T + move, margin),
+                                             _inside(c.xy @ rot.T + move, p.hull, margin))

@@ -12,10 +12,18 @@ both.  Only local edges are compared, so skin distortion accumulates slowly.
 The heaviest pairing is then described by `FEATURES` — pair and support
 counts, raw and normalised by both minutia counts and by the minutiae inside
 the two prints' overlap (convex hulls aligned by the pairs' rigid motion),
-matching types, edge error, and a global count of pairs that agree once
-aligned (tolerance growing with distance) — and the score is the softplus of
-a logistic model over them (weights in `thresholds.py`, fitted with
-`python -m limen.lab.finger`).  Higher = more alike.
+matching types, edge error, a global count of pairs that agree once
+aligned (tolerance growing with distance), the pairs that agree tightly once
+re-aligned on those (÷ the overlap), and the most minutiae any single root
+pair's own rigid motion aligns (a consolidation that does not need the local
+edges to agree) — and the score is the softplus of a logistic model over them
+(weights in `thresholds.py`, fitted with `python -m limen.lab.finger`).
+Higher = more alike.
+
+Speed: every edge table is flattened and sorted by (α bin, length) once, in
+`prepare`; the edge join looks up three α bins per probe edge by binary search,
+the root alignment joins on x the same way, and the hulls are kept as
+half-planes that move with the candidate.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ class PreparedTemplate:
     edge_len: np.ndarray    # m float32 lengths
     edge_bin: np.ndarray    # m int64 α bins
     edge_trig: np.ndarray   # 4×m float32: cos α, sin α, cos β, sin β
+    hull_normal: np.ndarray  # h×2 inward unit normals of the hull's sides (h×0 rows: fewer than 3 vertices)
+    hull_offset: np.ndarray  # h: a point x is inside side s when hull_normal[s]·x − hull_offset[s] ≥ 0
 
     @property
     def size(self) -> int:
@@ -105,9 +115,22 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     key = bins * _KEY_SPAN + length.astype(np.float64)      # exact: the α bin and the float32 length
     order = np.argsort(key, kind="stable")
     flat_trig = trig.reshape(4, -1)[:, flat[order]]
+    normal, offset = _half_planes(hull)
     return PreparedTemplate(xy.astype(np.float64), hull, ang.astype(np.float32), kinds.astype(np.int8), neighbour,
                             dist, alpha, beta, trig, key[order], flat[order].astype(np.int64), length[order],
-                            bins[order], np.ascontiguousarray(flat_trig))
+                            bins[order], np.ascontiguousarray(flat_trig), normal, offset)
+
+
+def _half_planes(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The convex polygon `hull` (either winding) as inward unit normals and offsets (none: < 3 vertices)."""
+    if len(hull) < 3:
+        return np.zeros((0, 2)), np.zeros(0)
+    nxt = np.roll(hull, -1, axis=0)
+    edge = nxt - hull
+    length = np.maximum(np.hypot(edge[:, 0], edge[:, 1]), 1e-9)
+    area = float(np.sum(hull[:, 0] * nxt[:, 1] - nxt[:, 0] * hull[:, 1]))
+    normal = np.stack([-edge[:, 1], edge[:, 0]], axis=1) / length[:, None] * (1.0 if area > 0 else -1.0)
+    return normal, np.sum(normal * hull, axis=1)
 
 
 def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
@@ -143,16 +166,20 @@ def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
 
 FEATURES = ("pairs", "supported pairs", "support edges", "type-matching pairs", "pairs / √(n_p·n_c)",
             "support edges / √(n_p·n_c)", "summed edge error", "ln(1 + pairs)", "ln(1 + support edges)",
-            "pairs / √(overlap_p·overlap_c)", "aligned pairs", "aligned pairs / √(n_p·n_c)")
+            "pairs / √(overlap_p·overlap_c)", "aligned pairs", "aligned pairs / √(n_p·n_c)",
+            "tightly aligned pairs / √(overlap_p·overlap_c), re-aligned", "root-aligned minutiae",
+            "root-aligned minutiae / √(n_p·n_c)")
 
 
 @dataclass(frozen=True)
 class _Pairing:
-    """One grown pairing graph: the pairs, the support edges of each probe minutia, the edge errors."""
+    """One grown pairing graph: the pairs, the support edges of each probe minutia, the edge errors; and the
+    search's root-aligned count (`_root_aligned`: the best root's own rigid motion, no graph)."""
 
     pairs: list[tuple[int, int]]
     support: dict[int, int]
     errors: list[float]
+    root_aligned: int = 0
 
     @property
     def weight(self) -> float:
@@ -160,7 +187,8 @@ class _Pairing:
 
 
 def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
-    """The heaviest pairing graph grown from the best FINGER_MATCH_ROOTS root pairs (None: no root)."""
+    """The heaviest pairing graph grown from the best FINGER_MATCH_ROOTS root pairs (no pairs: no root with
+    FINGER_MATCH_ROOT_MIN_EDGES agreeing edges; None: fewer than 2 minutiae), with its root-aligned count."""
     n_p, n_c = p.size, c.size
     if n_p < 2 or n_c < 2:
         return None
@@ -171,7 +199,10 @@ def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
     by_a = np.bincount(np.unique(pair * k + aa) // k, minlength=n_p * n_c)
     by_b = np.bincount(np.unique(pair * k + bb) // k, minlength=n_p * n_c)
     local = np.minimum(by_a, by_b)
-    roots = np.argsort(-local, kind="stable")[: thresholds.FINGER_MATCH_ROOTS]
+    ranked = np.argsort(-local, kind="stable")
+    roots = ranked[: thresholds.FINGER_MATCH_ROOTS]
+    aligning = ranked[: thresholds.FINGER_MATCH_ALIGN_ROOTS]
+    root_aligned = _root_aligned(p, c, aligning[local[aligning] >= 1])
     start = np.searchsorted(pair, np.arange(n_p * n_c + 1)).tolist()    # edges come sorted by (i, j)
     edges_e = err.tolist()
     edges_i = p.neighbour[ii, aa].tolist()
@@ -183,7 +214,41 @@ def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
         grown = _grow(root // n_c, root % n_c, n_p, n_c, start, edges_e, edges_i, edges_j)
         if best is None or grown.weight > best.weight:
             best = grown
-    return best
+    if best is None:
+        return _Pairing([], {}, [], root_aligned)
+    return _Pairing(best.pairs, best.support, best.errors, root_aligned)
+
+
+def _root_aligned(p: PreparedTemplate, c: PreparedTemplate, roots: np.ndarray) -> int:
+    """Most minutiae that agree under the rigid motion of one root pair alone (its positions and directions):
+    a consolidation that does not depend on the local edges agreeing, so a distorted or sparse genuine pair
+    whose graph stalls early still counts what its best root aligns.  Per root, the smaller of the probe and
+    candidate minutiae having a counterpart within FINGER_MATCH_ALIGN_PX and FINGER_MATCH_ALIGN_ANGLE."""
+    if roots.size == 0:
+        return 0
+    ri, rj = roots // c.size, roots % c.size
+    turn = p.angle[ri].astype(np.float64) - c.angle[rj].astype(np.float64)             # R
+    cos_t, sin_t = np.cos(turn)[:, None], np.sin(turn)[:, None]
+    rel = c.xy[None, :, :] - c.xy[rj][:, None, :]                                      # R×n_c×2
+    mx = (p.xy[ri, 0][:, None] + cos_t * rel[..., 0] - sin_t * rel[..., 1]).reshape(-1)       # R·n_c
+    my = (p.xy[ri, 1][:, None] + sin_t * rel[..., 0] + cos_t * rel[..., 1]).reshape(-1)
+    tol = thresholds.FINGER_MATCH_ALIGN_PX
+    by_x = np.argsort(p.xy[:, 0], kind="stable")             # probe minutiae within ±tol in x: a sorted join
+    xs = p.xy[by_x, 0]
+    lo = np.searchsorted(xs, mx - tol, side="left")
+    counts = np.searchsorted(xs, mx + tol, side="right") - lo
+    q = np.repeat(np.arange(mx.size), counts)
+    i = by_x[np.arange(q.size) + np.repeat(lo - (np.cumsum(counts) - counts), counts)]
+    near = np.square(mx[q] - p.xy[i, 0]) + np.square(my[q] - p.xy[i, 1]) <= tol * tol
+    q, i = q[near], i[near]
+    r, j = q // c.size, q % c.size
+    same = np.cos(c.angle[j].astype(np.float64) + turn[r] - p.angle[i]) >= np.cos(thresholds.FINGER_MATCH_ALIGN_ANGLE)
+    r, j, i = r[same], j[same], i[same]
+    if r.size == 0:
+        return 0
+    per_c = np.bincount(np.unique(r * c.size + j) // c.size, minlength=roots.size)
+    per_p = np.bincount(np.unique(r * p.size + i) // p.size, minlength=roots.size)
+    return int(np.minimum(per_c, per_p).max())
 
 
 def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
@@ -191,26 +256,36 @@ def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
     n_p, n_c = p.size, c.size
     norm = max(n_p * n_c, 1) ** 0.5
     pairing = best_pairing(p, c)
-    if pairing is None or not pairing.pairs:
-        return np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], np.float64)
+    if pairing is None:
+        return np.zeros(len(FEATURES), np.float64)
+    if not pairing.pairs:
+        return np.array([0.0] * 13 + [pairing.root_aligned, pairing.root_aligned / norm], np.float64)
     pairs = pairing.pairs
     n = len(pairs)
     edges = sum(pairing.support.values()) / 2
     supported = sum(1 for i, _ in pairs if pairing.support.get(i, 0) >= 1)
     same_type = sum(1 for i, j in pairs if p.kind[i] == c.kind[j])
     error = float(np.mean(pairing.errors[1:])) * n if n > 1 else 1.0
+    floor = thresholds.FINGER_MATCH_MIN_OVERLAP_COUNT
     rot, shift, centre = _rigid(p, c, pairs)
     if rot is None:
         overlap_p, overlap_c, aligned = n_p, n_c, n
+        tight_fraction = n / max(norm, floor)
     else:
-        margin = thresholds.FINGER_MATCH_OVERLAP_MARGIN_PX
-        overlap_c = _inside(c.xy @ rot.T + shift, p.hull, margin)
-        overlap_p = _inside(p.xy, c.hull @ rot.T + shift, margin)
-        aligned = _aligned_pairs(p, c, rot, shift, centre)
-    floor = thresholds.FINGER_MATCH_MIN_OVERLAP_COUNT
+        overlap_p, overlap_c = _overlap(p, c, rot, shift)
+        found = _aligned_pairs(p, c, rot, shift, centre, thresholds.FINGER_MATCH_ALIGN_PX)
+        aligned = len(found)
+        if aligned >= 3:                    # the aligned pairs' own motion: more pairs than the graph's
+            rot, shift, centre = _rigid(p, c, found)
+            assert rot is not None
+        refined_p, refined_c = _overlap(p, c, rot, shift)
+        tight = len(_aligned_pairs(p, c, rot, shift, centre, thresholds.FINGER_MATCH_TIGHT_PX,
+                                   thresholds.FINGER_MATCH_TIGHT_REL))
+        tight_fraction = tight / (max(refined_p, floor) * max(refined_c, floor)) ** 0.5
     overlap = (max(overlap_p, floor) * max(overlap_c, floor)) ** 0.5
     return np.array([n, supported, edges, same_type, n / norm, edges / norm, error, np.log1p(n), np.log1p(edges),
-                     n / overlap, aligned, aligned / norm], np.float64)
+                     n / overlap, aligned, aligned / norm, tight_fraction, pairing.root_aligned,
+                     pairing.root_aligned / norm], np.float64)
 
 
 def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
@@ -251,16 +326,34 @@ def _rigid(p: PreparedTemplate, c: PreparedTemplate, pairs: list[tuple[int, int]
     return rot, cb - ca @ rot.T, cb
 
 
+def _overlap(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, shift: np.ndarray) -> tuple[int, int]:
+    """Minutiae of the probe inside the moved candidate's hull, and of the moved candidate inside the probe's
+    (each hull grown by FINGER_MATCH_OVERLAP_MARGIN_PX); the hulls' half-planes move with the candidate."""
+    margin = thresholds.FINGER_MATCH_OVERLAP_MARGIN_PX
+    inside_c = 0
+    if len(c.hull_offset):
+        normal = c.hull_normal @ rot.T
+        offset = c.hull_offset + normal @ shift
+        inside_c = int(np.count_nonzero((p.xy @ normal.T - offset >= -margin).all(axis=1)))
+    inside_p = 0
+    if len(p.hull_offset):
+        moved = c.xy @ rot.T + shift
+        inside_p = int(np.count_nonzero((moved @ p.hull_normal.T - p.hull_offset >= -margin).all(axis=1)))
+    return inside_c, inside_p
+
+
 def _aligned_pairs(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, shift: np.ndarray,
-                   centre: np.ndarray) -> int:
-    """Minutia pairs (nearest first, each minutia once) that agree in position and direction once the
-    candidate is moved by (rot, shift): a global count that catches pairs the local graph did not reach;
-    the position tolerance grows with the distance from the paired minutiae's centre (skin stretches)."""
+                   centre: np.ndarray, px: float, rel: float = thresholds.FINGER_MATCH_ALIGN_REL
+                   ) -> list[tuple[int, int]]:
+    """Minutia pairs (probe, candidate; nearest first, each minutia once) that agree in position and direction
+    once the candidate is moved by (rot, shift): a global count that catches pairs the local graph did not
+    reach; the position tolerance, `px` + `rel` × the distance from the paired minutiae's centre, grows with
+    that distance (skin stretches)."""
     mapped = c.xy @ rot.T + shift
     dx = mapped[:, None, 0] - p.xy[None, :, 0]
     dy = mapped[:, None, 1] - p.xy[None, :, 1]
     d2 = dx * dx + dy * dy
-    tol = thresholds.FINGER_MATCH_ALIGN_PX + thresholds.FINGER_MATCH_ALIGN_REL * np.hypot(*(p.xy - centre).T)
+    tol = px + rel * np.hypot(*(p.xy - centre).T)
     ci, pi = np.nonzero(d2 <= (tol * tol)[None, :])
     turn = float(np.arctan2(rot[1, 0], rot[0, 0]))
     agree = np.cos(c.angle[ci].astype(np.float64) + turn - p.angle[pi]) >= np.cos(thresholds.FINGER_MATCH_ALIGN_ANGLE)
@@ -268,11 +361,13 @@ def _aligned_pairs(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, sh
     order = np.argsort(d2[ci, pi], kind="stable")
     used_c: set[int] = set()
     used_p: set[int] = set()
+    found: list[tuple[int, int]] = []
     for a, b in zip(ci[order].tolist(), pi[order].tolist(), strict=True):
         if a not in used_c and b not in used_p:
             used_c.add(a)
             used_p.add(b)
-    return len(used_c)
+            found.append((b, a))
+    return found
 
 
 def _grow(i0: int, j0: int, n_p: int, n_c: int, start: list[int], edges_e: list[float],
