@@ -173,11 +173,23 @@ def test_the_pipeline_runs_the_sensor_cues_on_frames_that_carry_depth_and_ir() -
 
     s = simulate.render(simulate.population(Species.BONA_FIDE, 1, seed=2)[0], seconds=4.0, fps=10.0)
     verdict = assess(s.capture, purpose=Purpose.VERIFY, boxes=list(s.boxes))
-    assert {"depth", "infrared", "eyes", "pulse"} <= set(verdict.cues_run), verdict.cues_missing
-    assert not any(verdict.scores[c] < verdict.thresholds[c] for c in ("depth", "infrared", "eyes", "pulse"))
+    assert {"depth", "infrared", "subsurface", "eyes", "pulse"} <= set(verdict.cues_run), verdict.cues_missing
+    assert not any(verdict.scores[c] < verdict.thresholds[c]
+                   for c in ("depth", "infrared", "subsurface", "eyes", "pulse"))
     off = replace(s, capture=Capture(tuple(replace(f, emitter_on=False) for f in s.capture.frames)))
     verdict = assess(off.capture, purpose=Purpose.VERIFY, boxes=list(s.boxes))
     assert verdict.cues_missing.get("infrared") == "ir_emitter_off"
+    assert verdict.cues_missing.get("subsurface") == "ir_emitter_off"
+
+
+def test_the_door_pipeline_refuses_a_silicone_mask_by_its_sharp_dots() -> None:
+    from limen.pad import assess
+
+    mask = simulate.population(Species.SILICONE_MASK, 2, seed=3)[1]  # one whose face is large enough at the door
+    s = simulate.render(mask, simulate.STEREO, seconds=1.0, fps=8.0)
+    verdict = assess(s.capture, purpose=Purpose.VERIFY, boxes=list(s.boxes))
+    assert "subsurface" in verdict.cues_run and verdict.scores["subsurface"] < verdict.thresholds["subsurface"]
+    assert not verdict.passed and verdict.reason == "attack"
 
 
 def test_the_pipeline_refuses_a_capture_mixing_devices() -> None:

@@ -44,7 +44,7 @@ ATTACK = "attack"
 INSUFFICIENT = "insufficient_evidence"
 REQUIRED_CUE = "texture"
 FUSED = "fused"
-SENSOR_CUES = frozenset({"depth", "infrared"})
+SENSOR_CUES = frozenset({"depth", "infrared", "subsurface"})  # "subsurface" reads the IR image
 MULTI_FRAME_CUES = frozenset({"motion", "flicker", "challenge", "pulse"})
 
 

@@ -36,9 +36,10 @@ def default_cues() -> tuple[PresentationAttackDetector, ...]:
     """
     with _DEFAULT_LOCK:
         if not _DEFAULT:
-            from limen.pad.sensors import DepthCue, EyeRegionCue, InfraredCue, PulseCue
+            from limen.pad.sensors import DepthCue, EyeRegionCue, InfraredCue, PulseCue, SubsurfaceCue
 
-            _DEFAULT.append((TextureCue(), MotionCue(), DepthCue(), InfraredCue(), EyeRegionCue(), PulseCue()))
+            _DEFAULT.append((TextureCue(), MotionCue(), DepthCue(), InfraredCue(), SubsurfaceCue(), EyeRegionCue(),
+                             PulseCue()))
         return _DEFAULT[0]
 
 
