@@ -32,7 +32,7 @@ def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -
     enhanced = enhanced_image(norm, orientation, period)
     ridges = binary_ridges(enhanced, mask)
     skel = skeleton(ridges)
-    candidates = raw_minutiae(skel, orientation)
+    candidates = raw_minutiae(skel, orientation, period)
     minutiae = true_minutiae(candidates, mask, coherence)
     trace.emit("finger.mask", mask, biometric=True)
     trace.emit("finger.enhanced", enhanced, biometric=True)

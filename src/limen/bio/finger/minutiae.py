@@ -30,7 +30,7 @@ class RawMinutia:
     y: int
     angle: float
     kind: MinutiaType
-    reaches: tuple[int, int] | None   # minutia met within FINGER_SPUR_LENGTH along a branch, as (x, y)
+    reaches: tuple[int, int] | None   # minutia met within FINGER_SPUR_PERIODS ridge periods along a branch
 
 
 def _trace(skel: np.ndarray, cn: np.ndarray, start: tuple[int, int], first: tuple[int, int],
@@ -90,11 +90,12 @@ def _snap(angle: float, ridge: float) -> float:
     return float(a % (2 * np.pi))
 
 
-def raw_minutiae(skel: np.ndarray, orientation: np.ndarray) -> list[RawMinutia]:
-    """Endings (crossing number 1) and bifurcations (3) with directions from the traced ridges."""
+def raw_minutiae(skel: np.ndarray, orientation: np.ndarray, period: float) -> list[RawMinutia]:
+    """Endings (crossing number 1) and bifurcations (3) with directions from the traced ridges; each
+    notes another minutia met within FINGER_SPUR_PERIODS × the ridge `period` along one of its ridges."""
     cn = _CROSSING[neighbour_codes(skel)] * skel
     steps = thresholds.FINGER_TRACE_STEPS
-    spur = thresholds.FINGER_SPUR_LENGTH
+    spur = max(1, round(thresholds.FINGER_SPUR_PERIODS * period))
     found: list[RawMinutia] = []
     for y, x in zip(*np.nonzero((cn == 1) | (cn == 3)), strict=True):
         y, x = int(y), int(x)
