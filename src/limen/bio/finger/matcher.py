@@ -177,13 +177,13 @@ class _Pairing:
     search's root-aligned count (`_root_aligned`: the best root's own rigid motion, no graph)."""
 
     pairs: list[tuple[int, int]]
-    support: dict[int, int]
+    support: list[int]             # per probe minutia
     errors: list[float]
     root_aligned: int = 0
 
     @property
     def weight(self) -> float:
-        return len(self.pairs) + thresholds.FINGER_MATCH_SUPPORT_WEIGHT * sum(self.support.values()) / 4
+        return len(self.pairs) + thresholds.FINGER_MATCH_SUPPORT_WEIGHT * sum(self.support) / 4
 
 
 def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
@@ -215,7 +215,7 @@ def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
         if best is None or grown.weight > best.weight:
             best = grown
     if best is None:
-        return _Pairing([], {}, [], root_aligned)
+        return _Pairing([], [0] * n_p, [], root_aligned)
     return _Pairing(best.pairs, best.support, best.errors, root_aligned)
 
 
@@ -262,8 +262,8 @@ def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
         return np.array([0.0] * 13 + [pairing.root_aligned, pairing.root_aligned / norm], np.float64)
     pairs = pairing.pairs
     n = len(pairs)
-    edges = sum(pairing.support.values()) / 2
-    supported = sum(1 for i, _ in pairs if pairing.support.get(i, 0) >= 1)
+    edges = sum(pairing.support) / 2
+    supported = sum(1 for i, _ in pairs if pairing.support[i] >= 1)
     same_type = sum(1 for i, j in pairs if p.kind[i] == c.kind[j])
     error = float(np.mean(pairing.errors[1:])) * n if n > 1 else 1.0
     floor = thresholds.FINGER_MATCH_MIN_OVERLAP_COUNT
@@ -379,12 +379,14 @@ def _grow(i0: int, j0: int, n_p: int, n_c: int, start: list[int], edges_e: list[
     pending: list[tuple[float, int, int]] = [(0.0, i0, j0)]
     pairs: list[tuple[int, int]] = []
     errors: list[float] = []
-    support: dict[int, int] = {}
+    support = [0] * n_p
+    pop, push = heapq.heappop, heapq.heappush
     while pending:
-        e0, i, j = heapq.heappop(pending)
-        if pair_p[i] >= 0 or pair_c[j] >= 0:
-            if pair_p[i] == j:
-                support[i] = support.get(i, 0) + 1        # a second edge confirms an existing pair
+        e0, i, j = pop(pending)
+        paired = pair_p[i]
+        if paired >= 0 or pair_c[j] >= 0:
+            if paired == j:
+                support[i] += 1                            # a second edge confirms an existing pair
             continue
         pair_p[i] = j
         pair_c[j] = i
@@ -392,10 +394,13 @@ def _grow(i0: int, j0: int, n_p: int, n_c: int, start: list[int], edges_e: list[
         errors.append(e0)
         base = i * n_c + j
         for e in range(start[base], start[base + 1]):
-            ni, nj = edges_i[e], edges_j[e]
-            if pair_p[ni] < 0 and pair_c[nj] < 0:
-                heapq.heappush(pending, (edges_e[e], ni, nj))
-            elif pair_p[ni] == nj:
-                support[i] = support.get(i, 0) + 1
-                support[ni] = support.get(ni, 0) + 1
+            ni = edges_i[e]
+            other = pair_p[ni]
+            if other < 0:
+                nj = edges_j[e]
+                if pair_c[nj] < 0:
+                    push(pending, (edges_e[e], ni, nj))
+            elif other == edges_j[e]:
+                support[i] += 1
+                support[ni] += 1
     return _Pairing(pairs, support, errors)
