@@ -17,7 +17,7 @@ from limen.bio.templates import InMemoryTemplateStore, Modality, OperatingPoint,
 from limen.config import load_settings
 from limen.errors import InputError, NotFound
 from limen.vault import open_template_store
-from tests.vault.conftest import synthetic_faces
+from tests.vault.conftest import SOFTHSM_MODULE, TOKEN_LABEL, TOKEN_PIN, synthetic_faces
 
 
 @pytest.fixture(scope="module")
@@ -129,4 +129,41 @@ class TestVaultTemplateStoreReopened(TemplateStoreContract):
 
         store.put = put_then_forget  # type: ignore[method-assign]
         yield store
+        store.close()
+
+
+class TestVaultTemplateStoreFragmented(TemplateStoreContract):
+    """The vault store whose sealed records are split 2-of-3 across fragment folders (`FragmentedRecords`)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[TemplateStore]:
+        from limen.vault.records import FragmentedRecords
+
+        dirs = [tmp_path / f"frag{i}" for i in range(3)]
+        store = open_template_store(load_settings(tmp_path / "data", fragments_n=3, fragments_k=2,
+                                                  fragment_dirs=dirs))
+        assert isinstance(store.vault.records, FragmentedRecords)
+        yield store
+        store.close()
+
+    def test_references_live_in_the_fragments(self, store: TemplateStore, faces, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        enrolled, _ = faces
+        store.put("p", Modality.FACE, enrolled[0])
+        assert all(any(p.is_file() for p in (tmp_path / f"frag{i}").rglob("*")) for i in range(3))
+
+
+@pytest.mark.usefixtures("softhsm_env")
+class TestVaultTemplateStoreOnToken(TemplateStoreContract):
+    """The vault store whose root keys are in a PKCS#11 token (SoftHSM2; `SplitKeyStore` over it)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[TemplateStore]:
+        from limen.vault.keystore.split import SplitKeyStore
+
+        settings = load_settings(tmp_path / "data", keystore="pkcs11", pkcs11_module=SOFTHSM_MODULE,
+                                 pkcs11_token_label=TOKEN_LABEL, pkcs11_pin=TOKEN_PIN)
+        store = open_template_store(settings)
+        assert isinstance(store.vault.keystore, SplitKeyStore)
+        yield store
+        store.zeroize()  # the token is shared by the session: leave no root key behind
         store.close()
