@@ -12,7 +12,7 @@ from limen import thresholds as T
 from limen.errors import ConfigError
 from limen.tamper import GpioShockSource, GpioSwitchSource, SimulatedSource, SourceKind, SupplyMonitor
 from limen.tamper.debounce import FLAPPING, HELD, PULSES
-from limen.tamper.sources import PushSource, open_supply
+from limen.tamper.sources import open_supply
 
 
 class Mono:
@@ -156,11 +156,3 @@ def test_mcp3008_supply_scales_the_full_scale_reading(monkeypatch: pytest.Monkey
     assert src.poll(0.0) is None and src.last_volts == pytest.approx(12.0)
     src.close()
     assert FakeMcp3008.closed
-
-
-def test_push_source_reports_once() -> None:
-    src = PushSource("camera", SourceKind.SENSOR)
-    src.trip("swapped")
-    src.trip("absent")
-    assert src.poll(0.0) == "swapped"
-    assert src.poll(0.0) is None

@@ -191,24 +191,3 @@ def open_supply(spec: str, scale: float, *, pin_factory: Any = None,
         raise ConfigError(f"tamper_supply {spec!r}: reads {volts:.2f} V, outside {monitor.min_v}-{monitor.max_v} V "
                           "at start (check tamper_supply_scale)")
     return monitor
-
-
-class PushSource:
-    """A source whose trips are pushed by other code (sensor binding, watchdog adapters)."""
-
-    def __init__(self, name: str, kind: SourceKind) -> None:
-        self.name, self.kind = name, kind
-        self._lock = threading.Lock()
-        self._pending: str | None = None
-
-    def trip(self, reason: str) -> None:
-        with self._lock:
-            self._pending = self._pending or reason
-
-    def poll(self, t: float) -> str | None:
-        with self._lock:
-            reason, self._pending = self._pending, None
-        return reason
-
-    def close(self) -> None:
-        return None

@@ -9,13 +9,6 @@ from limen.fsio import atomic_write as atomic_write  # re-exported for the vault
 from limen.fsio import fsync_dir
 
 
-def touch_durably(path: Path) -> None:
-    """Create an empty marker file and make its existence durable (one directory fsync)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    fsync_dir(path.parent)
-
-
 def shred(path: Path, sync_dir: bool = True) -> None:
     """Overwrite `path` with zeros in place, fsync, unlink (then fsync the dir); no error if absent.
 

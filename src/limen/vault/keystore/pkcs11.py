@@ -69,11 +69,6 @@ def _pin_digest(module: str, label: str, pin: str) -> bytes:
     return hashlib.sha256(f"{module}\x00{label}\x00{pin}".encode()).digest()
 
 
-def record_login(module: str, label: str, pin: str) -> None:
-    """Another library of this process (OpenSSL's PKCS#11 engine) logged in to the token with `pin`."""
-    _LOGINS[(module, label)] = _pin_digest(module, label, pin)
-
-
 def _open_session(token: Any, module: str, label: str, pin: str) -> Any:
     digest = _pin_digest(module, label, pin)
     try:
