@@ -16,20 +16,24 @@ No server-side request forgery: the webhook's host is resolved once per POST and
 checked address (TLS still verifies the name); loopback, private, link-local, shared, reserved and multicast
 addresses are refused unless the operator allow-listed them (`limen-cloud serve --webhook-allow CIDR`).
 A refused destination, a refused connection and a timeout all leave the same text, "not reached", so an
-owner cannot map the cloud's network with them.
+owner cannot map the cloud's network with them.  Web push goes the same way (`post_pinned`: pywebpush only
+encrypts and signs).  Each such POST ends by its timeout as a whole (a watchdog cuts a receiver that answers a
+byte at a time: the notifier's one loop delivers every owner's alarms) and the answer's body is never read.
 
-Apprise channels and web push go through libraries that resolve names themselves (requests/urllib3, smtplib,
-paho).  They run inside `egress_guard(allow)`: while it is active in the calling context, every name resolution
-(`socket.getaddrinfo`, which those libraries call right before they connect, also for address literals, proxies
-and redirects) keeps only the addresses `destination_allowed` accepts, so the address connected to is the one
-checked at that moment — a name re-pointed at 127.0.0.1 after it was saved (DNS rebinding) is refused.  The guard
-is a context variable: apprise copies the caller's context into its worker threads; other threads of the process
-(the database, the broker) are not affected.
+Apprise channels go through libraries that resolve names themselves (requests/urllib3, smtplib, paho).  They
+run inside `egress_guard(allow)`: while it is active in the calling context, every name resolution
+(`socket.getaddrinfo`, which those libraries call right before they connect, also for address literals and
+redirects; NOT the target behind an HTTP(S)_PROXY from the environment, which the proxy resolves) keeps only
+the addresses `destination_allowed` accepts, so the address connected to is the one checked at that moment —
+a name re-pointed at 127.0.0.1 after it was saved (DNS rebinding) is refused.  The guard is a context variable:
+apprise copies the caller's context into its worker threads; other threads of the process (the database, the
+broker) are not affected.  Apprise's own timeouts are per read (a trickling channel still holds a pass).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -45,6 +49,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -295,32 +300,49 @@ def send_push(info: dict[str, Any], data: bytes, vapid: Vapid02, contact: str,
     """Encrypt `data` to the subscription (aes128gcm) and POST it with a VAPID token for the endpoint's origin;
     None when the push service took it (2xx), `PUSH_GONE` for 404/410, else a short reason (never its answer).
 
-    Redirects are not followed; the connection goes only to a public or allow-listed address (`egress_guard`:
-    the endpoint came from a browser, i.e. from whoever holds the owner's session)."""
-    import requests
+    The endpoint came from a browser, i.e. from whoever holds the owner's session: the POST goes to its name's
+    address checked once and pinned (public or allow-listed; no proxy from the environment), redirects are not
+    followed, the whole exchange is cut off after `CLOUD_PUSH_TIMEOUT_S` (a service answering a byte at a time
+    must not hold the notifier) and the answer's body is never read."""
     from pywebpush import WebPusher
 
     parts = urlsplit(str(info.get("endpoint", "")))
     claims = {"sub": contact, "aud": f"{parts.scheme}://{parts.netloc}",
               "exp": int(time.time()) + VAPID_EXP_S}
     headers = {**vapid.sign(claims), "Urgency": "high"}
-    session = requests.Session()
-    session.max_redirects = 0
-    session.trust_env = False  # no HTTP(S)_PROXY from the environment: a proxy resolves the name, unchecked
     try:
-        with egress_guard(allow):
-            response = WebPusher(info, requests_session=session).send(
-                data, headers, ttl=T.CLOUD_PUSH_TTL_S, timeout=T.CLOUD_PUSH_TIMEOUT_S)
-    except (requests.RequestException, OSError, ValueError) as exc:
+        response = WebPusher(info, requests_session=_PushPoster(allow)).send(  # type: ignore[arg-type]
+            data, headers, ttl=T.CLOUD_PUSH_TTL_S, timeout=T.CLOUD_PUSH_TIMEOUT_S)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         log.info("web push not reached (%s)", type(exc).__name__)
         return NOT_REACHED
-    finally:
-        session.close()
-    if isinstance(response, str):  # (only with curl=True)
-        return "not sent"
-    if 200 <= response.status_code < 300:
+    status = int(getattr(response, "status_code", 0))
+    if 200 <= status < 300:
         return None
-    return PUSH_GONE if response.status_code in (404, 410) else f"HTTP {response.status_code}"
+    return PUSH_GONE if status in (404, 410) else f"HTTP {status}"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What pywebpush reads of an answer: its status (its body and headers are never read)."""
+
+    status_code: int
+    text: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _PushPoster:
+    """The `requests_session` pywebpush posts through: `post_pinned`, bounded by `CLOUD_PUSH_TIMEOUT_S`."""
+
+    def __init__(self, allow: tuple[Network, ...]) -> None:
+        self.allow = allow
+
+    def post(self, url: str, *, data: bytes = b"", headers: Any = None, timeout: Any = None, **_: Any) -> _Answer:
+        status = post_pinned(url, bytes(data), {str(k): str(v) for k, v in dict(headers or {}).items()},
+                             self.allow, T.CLOUD_PUSH_TIMEOUT_S)
+        if status is None:
+            raise OSError("push service not reached")
+        return _Answer(status)
 
 
 # ------------------------------------------------------------------ the community security webhook
@@ -473,16 +495,84 @@ if getattr(socket.getaddrinfo, "__name__", "") != "_guarded_getaddrinfo":
     socket.getaddrinfo = _guarded_getaddrinfo
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to an address already checked; `expire()` (the deadline's watchdog) cuts the connection at once."""
+
+    def __init__(self, address: str, port: int, timeout: float) -> None:
+        super().__init__(address, port, timeout=timeout)
+        self._raw: socket.socket | None = None
+        self._expired = threading.Event()
+
+    def _open(self) -> socket.socket:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self._raw = raw
+        if self._expired.is_set():  # the watchdog fired while this connected
+            raw.close()
+            raise TimeoutError("deadline passed")
+        return raw
+
+    def connect(self) -> None:
+        self.sock = self._open()
+
+    @property
+    def expired(self) -> bool:
+        return self._expired.is_set()
+
+    def expire(self) -> None:
+        self._expired.set()
+        if self._raw is not None:
+            with contextlib.suppress(OSError):
+                self._raw.shutdown(socket.SHUT_RDWR)  # wakes a recv/send blocked in another thread
+
+
+class _PinnedHTTPS(_PinnedHTTP):
     """HTTPS to an address already checked, verifying the certificate for the name in the URL."""
 
     def __init__(self, address: str, port: int, name: str, timeout: float, tls: ssl.SSLContext | None = None) -> None:
-        super().__init__(address, port, timeout=timeout)
+        super().__init__(address, port, timeout)
         self._name, self._tls = name, tls or ssl.create_default_context()
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._tls.wrap_socket(raw, server_hostname=self._name)
+        self.sock = self._tls.wrap_socket(self._open(), server_hostname=self._name)
+
+
+def post_pinned(url: str, body: bytes, headers: dict[str, str], allow: tuple[Network, ...], deadline_s: float,
+                tls: ssl.SSLContext | None = None) -> int | None:
+    """POST `body` to `url` at its name's address, checked once (public or allow-listed) and connected to as
+    checked; the answer's status, or None when not reached.  The whole exchange (connection, TLS, request,
+    the answer's head) ends by `deadline_s`; the answer's body is not read; redirects are not followed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    address = resolve_checked(parts.hostname, port, allow)
+    if address is None:
+        log.info("destination refused (not public, not allow-listed) or not resolved")
+        return None
+    host_header = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if parts.port:
+        host_header += f":{parts.port}"
+    conn = (_PinnedHTTPS(address, port, parts.hostname, deadline_s, tls) if parts.scheme == "https"
+            else _PinnedHTTP(address, port, deadline_s))
+    watchdog = threading.Timer(deadline_s, conn.expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
+                     headers={**headers, "Host": host_header})
+        status = conn.getresponse().status
+        if conn.expired:  # cut off while its head came in: an answer ended by us is no answer
+            raise TimeoutError("deadline passed")
+        return status
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        log.info("%s not reached (%s)", parts.scheme, type(exc).__name__)
+        return None
+    finally:
+        watchdog.cancel()
+        conn.close()
 
 
 def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] = (),
@@ -490,33 +580,19 @@ def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] 
     """POST `body` signed; None when the receiver answered 2xx, else a short reason (never its answer).
 
     Redirects are failures (the signed body goes only where the owner said).  `tls`: the trust store for
-    https:// (the system's by default).
+    https:// (the system's by default).  The whole POST ends by `CLOUD_WEBHOOK_TIMEOUT_S` (`post_pinned`).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return "not an http(s) address"
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts.port  # noqa: B018  (a port out of range raises here)
     except ValueError:
         return "not an http(s) address"
-    address = resolve_checked(parts.hostname, port, allow)
-    if address is None:
-        log.info("community webhook: destination refused (not public, not allow-listed) or not resolved")
-        return NOT_REACHED
     timestamp = str(int(time.time()))
-    host_header = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if parts.port:
-        host_header += f":{parts.port}"
-    conn = (_PinnedHTTPS(address, port, parts.hostname, T.CLOUD_WEBHOOK_TIMEOUT_S, tls) if parts.scheme == "https"
-            else http.client.HTTPConnection(address, port, timeout=T.CLOUD_WEBHOOK_TIMEOUT_S))
-    try:
-        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body, headers={
-            "Host": host_header, "Content-Type": "application/json", "User-Agent": "limen-cloud",
-            "X-Limen-Timestamp": timestamp, "X-Limen-Signature": webhook_signature(secret, timestamp, body)})
-        status = conn.getresponse().status
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        log.info("community webhook not reached (%s)", type(exc).__name__)
+    status = post_pinned(url, body, {
+        "Content-Type": "application/json", "User-Agent": "limen-cloud", "X-Limen-Timestamp": timestamp,
+        "X-Limen-Signature": webhook_signature(secret, timestamp, body)}, allow, T.CLOUD_WEBHOOK_TIMEOUT_S, tls)
+    if status is None:
         return NOT_REACHED
-    finally:
-        conn.close()
     return None if 200 <= status < 300 else f"HTTP {status}"
