@@ -501,3 +501,27 @@ def test_an_unreadable_second_factor_keeps_the_first_within_its_window(rig: Rig)
     assert rig.controller.holding("j") == "fingerprint"
     rig.clock.advance(thresholds.SECOND_FACTOR_WINDOW_S + 1)
     assert rig.controller.holding("j") is None                  # …but never past its window
+
+
+def test_pending_tamper_secures_the_door_even_when_the_audit_fails(rig: Rig) -> None:
+    assert rig.controller.keypad(MAX_PIN).accepted and rig.settle() is LockState.UNLOCKED
+
+    class Pending:
+        finished = 0
+
+        def pending(self) -> bool:
+            return True
+
+        def finish(self) -> None:
+            self.finished += 1
+
+    class Failing:
+        def append(self, event: Event) -> int:
+            raise AuditError("disk full")
+
+    intent = Pending()
+    controller = AccessController(rig.store, rig.door, Failing(), rig.clock, tamper=intent)  # type: ignore[arg-type]
+    with pytest.raises(AuditError):
+        controller.keypad(MAX_PIN)
+    assert intent.finished == 1
+    assert rig.door.relay is False  # driven shut before the record was attempted (fail closed)

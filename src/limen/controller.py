@@ -204,8 +204,8 @@ class AccessController:
         if not physical and self.tamper is not None and self.tamper.pending():
             self.tamper.finish()  # an interrupted tamper response completes before any door work
             decision = reject(Reason.LOCKDOWN, detail="a tamper response was pending: finished, lock secured")
+            self.door.secure()  # before the record: a failing audit sink must not leave the door open
             self.audit.append(_attempt_event(attempt, decision, at))
-            self.door.secure()
             return decision
         judgement = self.store.decide(attempt, at, self.rule)
         decision = judgement.decision
