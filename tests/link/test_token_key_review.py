@@ -43,3 +43,12 @@ def test_a_reference_to_another_module_or_token_is_refused(
             pki.client_context(files.ca, files.cert, files.key, token)
         with pytest.raises(LinkError):
             pki.link_public_key(files.key, token)
+
+
+def test_the_tls_context_is_not_reached_into_on_a_debug_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+    import sys
+
+    monkeypatch.setattr(sys, "gettotalrefcount", lambda: 0, raising=False)  # a debug build's marker
+    with pytest.raises(LinkError, match="release build"):
+        token_key._ssl_ctx(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), None)  # type: ignore[arg-type]

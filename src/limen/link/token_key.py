@@ -27,6 +27,8 @@ import ctypes
 import os
 import secrets
 import ssl
+import sys
+import sysconfig
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,7 +259,14 @@ def _openssl() -> _OpenSSL:
 
 
 def _ssl_ctx(context: ssl.SSLContext, lib: _OpenSSL) -> int:
-    """The `SSL_CTX *` behind `context` (CPython keeps it right after the object header), checked."""
+    """The `SSL_CTX *` behind `context` (CPython keeps it right after the object header), checked.
+
+    Only on an interpreter whose object header is two words (a release CPython with the GIL): a debug build
+    (`sys.gettotalrefcount`) or a free-threaded one has a longer header, and the word read would be no pointer
+    (the checks below would dereference it)."""
+    if sys.implementation.name != "cpython" or hasattr(sys, "gettotalrefcount") \
+            or sysconfig.get_config_var("Py_GIL_DISABLED"):
+        raise LinkError("a PKCS#11 link key needs a release build of CPython with the GIL")
     pointer = ctypes.c_void_p.from_address(id(context) + 2 * ctypes.sizeof(ctypes.c_ssize_t)).value
     verify = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}[context.verify_mode]  # SSL_VERIFY_*
     if not pointer or lib.ssl.SSL_CTX_get_verify_mode(pointer) != verify \
