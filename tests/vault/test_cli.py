@@ -52,3 +52,18 @@ def test_lab_protection_needs_a_set_and_checks_bits(data_dir: Path) -> None:
     assert isinstance(limen(data_dir, "lab", "protection").exception, BadRequest)
     bad = limen(data_dir, "lab", "protection", "--pairs", str(data_dir / "none.csv"), "--bits", "100")
     assert isinstance(bad.exception, BadRequest) and bad.exception.field == "--bits"
+
+
+def test_vault_changes_are_recorded_on_the_audit_trail(data_dir: Path) -> None:
+    from limen.audit import open_audit
+    from limen.config import load_settings
+
+    for args in (("vault", "rotate"), ("vault", "zeroize", "--yes"), ("vault", "rotate", "--reprovision")):
+        assert limen(data_dir, *args).exit_code == 0
+    log = open_audit(load_settings(data_dir))
+    try:
+        vault = [r for r in log.records(0) if r["kind"] == "vault"]
+    finally:
+        log.close()
+    assert [r["reason"] for r in vault] == ["rotated", "zeroized", "reprovisioned"]
+    assert vault[0]["data"]["key_generations"] == [2] and vault[0]["actor"] == "cli"

@@ -1,11 +1,15 @@
-"""`limen vault …` (status, zeroize, rotate) and `limen lab protection`."""
+"""`limen vault …` (status, zeroize, rotate) and `limen lab protection`.
+
+The vault commands open the lock as every command does (`limen.runtime.open_runtime`); a zeroize, a
+rotation and a re-provisioning are recorded on the audit trail (kind VAULT).
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -14,6 +18,9 @@ from limen import thresholds
 from limen.cli.common import STATE, output, progress
 from limen.cli.common import gettext as _
 from limen.errors import BadRequest
+
+if TYPE_CHECKING:
+    from limen.runtime import Runtime
 
 vault_app = typer.Typer(help="Template vault: protected, sealed templates and crypto-erase.", no_args_is_help=True)
 
@@ -27,14 +34,22 @@ def register(app: typer.Typer) -> None:
     lab_app.command("protection")(protection)
 
 
-def _status_dict() -> dict[str, Any]:
-    from limen.vault import open_template_store
+def _record(rt: Runtime, reason: str, **data: Any) -> None:
+    """The vault change on the lock's audit trail (kind VAULT: zeroize, rotate, provision)."""
+    from limen.audit.event import Event, EventKind
 
-    store = open_template_store(STATE.settings)
+    rt.audit.append(Event(EventKind.VAULT, rt.clock.now(), actor="cli", subject="vault", reason=reason,
+                          source="cli", data=data))
+
+
+def _status_dict() -> dict[str, Any]:
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
     try:
-        s = store.status()
+        s = rt.store.status()
     finally:
-        store.close()
+        rt.close()
     settings = STATE.settings
     return {"state": s.state, "keystore": s.keystore, "key_generations": s.key_generations,
             "templates": s.records, "template_bits": s.template_bits,
@@ -60,15 +75,16 @@ def zeroize(yes: Annotated[bool, typer.Option("--yes", help="Confirm: every temp
     """Crypto-erase: destroy the root keys, then every wrapped data key.  Irreversible."""
     if not yes:
         raise BadRequest("--yes", "zeroize destroys every enrolled template; pass --yes to confirm")
-    from limen.vault import open_template_store
+    from limen.runtime import open_runtime
 
-    store = open_template_store(STATE.settings)
+    rt = open_runtime(STATE.settings)
     try:
         started = time.perf_counter()
-        store.zeroize()
+        rt.store.zeroize()
         ms = 1000 * (time.perf_counter() - started)
+        _record(rt, "zeroized", milliseconds=round(ms, 1))
     finally:
-        store.close()
+        rt.close()
     output({"state": "erased", "milliseconds": ms}, _(
         "vault zeroized in {ms} ms; re-enrol after `limen vault rotate --reprovision`").format(ms=f"{ms:.1f}"))
 
@@ -79,23 +95,26 @@ def rotate(
                                               help="After a zeroize: fresh keys, empty vault.")] = False,
 ) -> None:
     """New root key with every data key re-wrapped under it (or, with --reprovision, a fresh vault)."""
-    from limen.vault import open_template_store
+    from limen.runtime import open_runtime
 
-    store = open_template_store(STATE.settings)
+    rt = open_runtime(STATE.settings)
+    store = rt.store
     try:
         if reprovision:
             if store.status().state == "active" and store.status().records:
                 raise BadRequest("--reprovision", "the vault holds templates; zeroize it first")
             store.reprovision()
+            _record(rt, "reprovisioned", key_generations=store.status().key_generations)
             data: dict[str, Any] = {"state": "active", "reprovisioned": True}
             human = _("vault re-provisioned with fresh keys (no templates)")
         else:
             moved = store.rotate()
             data = {"state": "active", "rewrapped": moved, "key_generations": store.status().key_generations}
+            _record(rt, "rotated", rewrapped=moved, key_generations=data["key_generations"])
             human = _("root key rotated: {n} templates re-wrapped under generation {generation}").format(
                 n=moved, generation=data["key_generations"][-1])
     finally:
-        store.close()
+        rt.close()
     output(data, human)
 
 
