@@ -443,18 +443,18 @@ FINGER_MATCH_TIGHT_REL = 0.03          # … this × distance from their centre 
 FINGER_MATCH_ALIGN_ROOTS = 50          # best local pairs (≥ 1 agreeing edge) whose own rigid motion is tried
 # Score = softplus(FINGER_MATCH_WEIGHTS · matcher.FEATURES + FINGER_MATCH_BIAS): a logistic model fitted on
 # FVC2002 DB1–DB4_B (all genuine and impostor pairs, DEVELOPMENT DATA); leave-one-database-out in docs/finger.md.
-FINGER_MATCH_WEIGHTS = (0.4269, -0.1009, 0.0595, 0.3321, 7.1678, 2.0997, -0.347, -4.1771, 0.3794, 0.3986, 0.0895,
-                        4.3329, 6.2083, 0.2975, 17.576)
-FINGER_MATCH_BIAS = -7.2789
+FINGER_MATCH_WEIGHTS = (0.3527, -0.3088, 0.1015, 0.3716, 8.4978, 3.543, -0.3068, -3.9558, 0.163, 1.4517, 0.0965,
+                        5.5604, 5.7964, 0.4057, 16.1437)
+FINGER_MATCH_BIAS = -7.8572
 FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbours within this, px
 FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
 FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (one capture is too fragile)
 # Decision thresholds on the matcher's similarity (higher = more alike), set from
 # every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,520
 # impostor pairs, 1,120 genuine, single impressions) — DEVELOPMENT DATA (docs/finger.md):
-#   FMR 1e-2 at 0.802: FNMR 4.3 %   FMR 1e-3 at 2.458: FNMR 8.8 %   FMR 1e-4 at 3.415: FNMR 10.0 % (1 of 11,520)
-FINGER_MATCH_FMR_1E3 = 2.458           # 11 of 11,520 impostor pairs at or above
-FINGER_MATCH_FMR_1E4 = 3.415           # 1 of 11,520: the set barely shows 1e-4
+#   FMR 1e-2 at 0.793: FNMR 4.0 %   FMR 1e-3 at 2.812: FNMR 8.1 %   FMR 1e-4 at 3.903: FNMR 10.2 % (1 of 11,520)
+FINGER_MATCH_FMR_1E3 = 2.812           # 11 of 11,520 impostor pairs at or above
+FINGER_MATCH_FMR_1E4 = 3.903           # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 FINGER_SEARCH_SHORTLIST = 40           # 1:N: references compared with the full matcher after the edge-key vote
                                        # (the right finger is on it for 93 % of FVC2002 probes among 1,000; 88 % at 20)
@@ -463,7 +463,7 @@ FINGER_SEARCH_SHORTLIST = 40           # 1:N: references compared with the full 
 # pair counts as two factors when the decades add up to FUSION_MIN_DECADES with each modality at its floor.
 # DESIGN VALUES: no data set holds a face and a finger of the same people, so the modalities are assumed
 # independent (a chimeric argument: joint FMR ≈ product); recalibrate the finger points with FINGER_MATCH_*.
-FINGER_MATCH_FMR_1E2 = 0.802           # 115 of 11,520 FVC2002 impostor pairs at or above (FNMR 4.3 %)
+FINGER_MATCH_FMR_1E2 = 0.793           # 115 of 11,520 FVC2002 impostor pairs at or above (FNMR 4.0 %)
 FUSION_FINGER_DECADES = ((FINGER_MATCH_FMR_1E2, 2.0), (FINGER_MATCH_FMR_1E3, 3.0), (FINGER_MATCH_FMR_1E4, 4.0))
 FUSION_FINGER_MAX_DECADES = 4.0        # no finger score counts for more than the set can show (1 in 11,520)
 FUSION_FACE_MATCHED_DECADES = 4.0      # a face matched at the default point (FMR 1e-4); an unmatched face: 0
