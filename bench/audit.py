@@ -39,6 +39,7 @@ from typing import Any
 from benchstats import pct
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.audit.fault_campaign (the SIGKILL campaign is test tooling)
 
 
 
@@ -272,7 +273,7 @@ def bench_alarm_latency(base: Path, n: int, kind: str) -> dict[str, Any]:
 
 
 def bench_kills(base: Path, runs: int) -> dict[str, Any]:
-    from limen.audit.faults import kill_campaign
+    from tests.audit.fault_campaign import kill_campaign  # test tooling, beside the repository's tests
 
     t = time.perf_counter()
     results = kill_campaign(base / "kills", runs, seed=2026, early_fraction=0.1, max_wait_s=0.4)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from limen.audit.faults import kill_campaign
+from tests.audit.fault_campaign import kill_campaign
 
 
 def test_sigkill_while_appending_loses_no_acknowledged_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

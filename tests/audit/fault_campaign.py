@@ -1,14 +1,14 @@
 """Fault injection for the audit trail: SIGKILL an appending process at random points.
 
-`python -m limen.audit.faults child DATA_DIR` appends events forever and prints
+`python tests/audit/fault_campaign.py child DATA_DIR` appends events forever and prints
 the index of each one on stdout (flushed) only after `append` returned.
 `kill_campaign(data_dir, runs)` starts such a child, kills it at a random
 moment, reopens the store, verifies the chain and checks that every
 acknowledged index is present with the child's event, and that the head
 witness is never ahead of the log (no false truncation alarm); it returns
 per-run figures.  Used by `tests/audit/test_faults.py` (short) and `bench/audit.py`
-(≥ 200 runs).  A SIGKILL tests the process-crash path; a real power cut also
-depends on the disk honouring fsync (SQLite `synchronous=FULL`).
+(≥ 200 runs); test tooling, so not part of the lock's install.  A SIGKILL tests the
+process-crash path; a real power cut also depends on the disk honouring fsync (SQLite `synchronous=FULL`).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def kill_once(data_dir: Path, rng: random.Random, early: bool = False, max_wait_
     from limen.audit.witness import WITNESS_FILE
     from limen.config import load_settings
 
-    proc = subprocess.Popen([sys.executable, "-m", "limen.audit.faults", "child", str(data_dir)],
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "child", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     if not early:
@@ -134,4 +134,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "child":
         child(Path(sys.argv[2]))
     else:
-        sys.exit("usage: python -m limen.audit.faults child DATA_DIR")
+        sys.exit("usage: python tests/audit/fault_campaign.py child DATA_DIR")
