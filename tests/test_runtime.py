@@ -263,3 +263,55 @@ def test_a_face_held_for_a_second_factor_is_forgotten_by_a_restart(settings: Set
         assert rt.controller.keypad(PIN, session="kiosk-1").accepted
     finally:
         rt.close()
+
+
+def test_a_gpio_door_in_the_settings_is_built_guarded_and_driven_by_an_accepted_pin(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gpiozero")
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from limen.door.gpio import GpioLock
+
+    factory = MockFactory()
+    monkeypatch.setattr(Device, "pin_factory", factory)
+    factory.pin(5).drive_low()   # door contact closed: the door is shut
+    factory.pin(6).drive_high()  # no key in
+    settings = load_settings(data_dir, door="gpio", door_relay_pin=4, door_contact_pin=5, door_key_pin=6)
+    _owner(settings)
+    rt = open_runtime(settings)
+    try:
+        door = rt.controller.door
+        assert isinstance(door, GuardedLock) and isinstance(door.inner, GpioLock)
+        assert factory.pin(4).state == 0  # fail secure: the relay is off at start
+        assert rt.controller.keypad(PIN).accepted
+        assert factory.pin(4).state == 1  # the configured relay pin, through the tamper guard
+    finally:
+        rt.close()
+    assert factory.pin(4).state == 0  # closing the runtime releases the relay
+
+
+def test_the_service_starts_the_runtime_tamper_monitor(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gpiozero")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    import limen.service.app as service_app
+    from limen.service import close_app, create_app
+
+    monkeypatch.setattr(service_app, "_warm", lambda ctx: None)  # no face models for this test
+    factory = MockFactory()
+    monkeypatch.setattr(Device, "pin_factory", factory)
+    factory.pin(17).drive_low()  # the case switch is closed
+    app = create_app(load_settings(data_dir, tamper_sources=["case:17"]), tick_s=3600)
+    try:
+        before = app.state.ctx.runtime.monitor
+        assert before is None or before._thread is None  # nothing polls before the service starts
+        with TestClient(app):
+            monitor = app.state.ctx.runtime.monitor
+            assert monitor is not None and [s.name for s in monitor.sources] == ["case"]
+            assert monitor._thread is not None and monitor._thread.is_alive()  # polled in the background
+    finally:
+        close_app(app)
