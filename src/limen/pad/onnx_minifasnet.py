@@ -14,7 +14,7 @@ weight shapes; every tensor of the state dict must be used, none may be missing.
 The graph takes what the crop step gives, (n, 80, 80, 3) uint8 **BGR** (upstream
 reads images with OpenCV), casts to float32 without scaling (upstream's
 `to_tensor` does not divide by 255), and returns the 3 logits (class 1 = live);
-`n` is a dynamic batch axis (a whole burst runs in one call).
+`n` is a dynamic batch axis (the lock runs one crop per call: the same logits, less memory at once).
 
 `prelu_as_max(model)` is how the graph is *run* (the imported file and its
 digest stay as built): ONNX Runtime's PRelu broadcasts its per-channel slope
