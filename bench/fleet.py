@@ -139,8 +139,8 @@ class TimedBridge(CloudBridge):
         super().__init__(*args, **kw)
         self.done: dict[str, float] = {}
 
-    def process(self, messages: list[tuple[str, bytes]]) -> None:
-        super().process(messages)  # committed
+    def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None) -> None:
+        super().process(messages, redelivered)  # committed
         now = time.monotonic()
         for topic, _ in messages:
             self.done[topic.split("/")[1]] = now

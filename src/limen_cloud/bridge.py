@@ -146,17 +146,18 @@ class CloudBridge:
         """Ingest one message now (its own transaction)."""
         self.process([(topic, payload)])
 
-    def process(self, messages: list[tuple[str, bytes]]) -> None:
+    def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None) -> None:
         """Ingest `messages` in one transaction, in order; refusals are counted, not raised.
 
         The locks named are read in one SELECT; events add their rows to one `IngestPass`, written before any
         other kind of message (an erasure must not precede the rows it erases) and before the commit.  A
-        backup or outcome that is refused part-way is rolled back alone (its own savepoint)."""
+        backup or outcome that is refused part-way is rolled back alone (its own savepoint).  `redelivered`:
+        per message, whether the broker sent it before (MQTT DUP; `limen_cloud.evidence.ingest`)."""
         now = datetime.now(UTC).replace(tzinfo=None)
         alarms: list[str] = []
         outbox: list[tuple[str, bytes]] = []  # certificates to publish once the pass is committed
         try:
-            self._pass(messages, now, alarms, outbox)
+            self._pass(messages, redelivered or [False] * len(messages), now, alarms, outbox)
         except Exception:  # not committed: the certificates issued in it are not sent (the lock asks again)
             for topic, _ in outbox:
                 self.issued.pop(topic.split("/")[1], None)
@@ -175,7 +176,7 @@ class CloudBridge:
             if self.on_alarms is not None:
                 self.on_alarms()
 
-    def _pass(self, messages: list[tuple[str, bytes]], now: datetime, alarms: list[str],
+    def _pass(self, messages: list[tuple[str, bytes]], redelivered: list[bool], now: datetime, alarms: list[str],
               outbox: list[tuple[str, bytes]]) -> None:
         with self.sessions() as session, session.begin():
             write_lock(session)
@@ -183,8 +184,8 @@ class CloudBridge:
             # held here (the identity map is weak): `session.get` below finds them without a query or a flush
             held = list(session.scalars(select(Lock).where(Lock.lock_id.in_(ids)))) if ids else []
             batch = IngestPass(session)
-            for topic, payload in messages:
-                alarms += self._one(session, batch, topic, payload, now, outbox)
+            for (topic, payload), dup in zip(messages, redelivered, strict=True):
+                alarms += self._one(session, batch, topic, payload, now, outbox, dup)
             batch.flush()
             del held
 
@@ -213,7 +214,7 @@ class CloudBridge:
         look like a gap in the lock's chain); after `INGEST_TRIES` it stays unacknowledged at the broker."""
         for attempt in range(INGEST_TRIES):
             try:
-                self.process([(d.topic, d.payload) for d in batch])
+                self.process([(d.topic, d.payload) for d in batch], [d.dup for d in batch])
                 return True
             except Exception:  # the database failed (busy, away)
                 log.warning("could not ingest %d message(s) (try %d of %d)", len(batch), attempt + 1, INGEST_TRIES,
@@ -223,7 +224,7 @@ class CloudBridge:
         return False
 
     def _one(self, session: Session, batch: IngestPass, topic: str, payload: bytes, now: datetime,
-             outbox: list[tuple[str, bytes]]) -> list[str]:
+             outbox: list[tuple[str, bytes]], redelivered: bool = False) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
             return self._refuse(topic, "unknown topic")
@@ -254,7 +255,7 @@ class CloudBridge:
             lock = Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0)
             session.add(lock)
             session.flush()
-        result = ingest(session, lock, message, now, batch)
+        result = ingest(session, lock, message, now, batch, redelivered)
         return [f"{lock_id}:{a}" for a in result.alarms]
 
     def _result(self, session: Session, lock: Lock, payload: bytes, topic: str, now: datetime) -> list[str]:

@@ -47,6 +47,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     alarms: list[str] = field(default_factory=list)
+    stale: bool = False  # a redelivered message older than what the cloud holds (its head not taken)
 
 
 def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
@@ -118,8 +119,13 @@ class IngestPass:
 
 
 def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
-           batch: IngestPass | None = None) -> IngestResult:
-    """Take one events message; its rows go into `batch` (written by its `flush()`), or are written now."""
+           batch: IngestPass | None = None, redelivered: bool = False) -> IngestResult:
+    """Take one events message; its rows go into `batch` (written by its `flush()`), or are written now.
+
+    `redelivered`: the broker sent it before (MQTT DUP).  Such a message may be one the cloud took before
+    later ones (its acknowledgement was lost with the connection): a head behind the cloud's that is a prefix
+    of the chain the cloud holds is then old news, not a cut-back (a cut-back shows in the lock's next fresh
+    message, at most `LINK_LOOP_PERIOD_S` later).  Its records are still checked one by one."""
     own = batch is None
     batch = batch or IngestPass(session)
     result = IngestResult()
@@ -129,17 +135,20 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
     _check_checkpoints(batch, lock, message, now, result)
     head = message["head"]
     count, hash_ = int(head["count"]), head.get("hash")
-    if count < lock.head_count:
+    if count < lock.head_count and redelivered and (count == 0 or batch.held_hash(lock.lock_id, count - 1) == hash_):
+        result.stale = True
+    elif count < lock.head_count:
         _alarm(batch, lock, "audit_truncated", now, result,
                f"the lock reports {count} audit records; the cloud holds {lock.head_count}: its trail was cut "
                "back, rolled back or deleted")
     elif count == lock.head_count and count and hash_ != lock.head_hash:
         _alarm(batch, lock, "audit_rewritten", now, result,
                f"the lock's head record {count - 1} differs from the cloud's copy")
-    lock.reported_count = count
-    lock.last_seen = now
-    if lock.owner_id is None:
-        lock.claim_hash = message.get("claim")
+    if not result.stale:  # an old message says nothing about the lock now
+        lock.reported_count = count
+        lock.last_seen = now
+        if lock.owner_id is None:
+            lock.claim_hash = message.get("claim")
     if own:
         batch.flush()
     return result

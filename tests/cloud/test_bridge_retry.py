@@ -19,7 +19,7 @@ def test_a_failed_batch_is_retried_before_anything_else_and_given_up_after_the_b
     calls: list[list[tuple[str, bytes]]] = []
     failures = [2]
 
-    def flaky(messages: list[tuple[str, bytes]]) -> None:
+    def flaky(messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None) -> None:
         calls.append(messages)
         if failures[0] > 0:
             failures[0] -= 1

@@ -199,3 +199,41 @@ def test_the_bridge_reconnects_by_itself_after_a_broker_restart(engine: Engine, 
         locks.close()
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_redelivered_older_message_is_not_a_cut_back_but_a_fresh_short_head_is(engine: Engine,
+                                                                                  tmp_path: Path) -> None:
+    locks = Locks(tmp_path)
+    lock_id = LOCKS[0]
+    locks.trails[lock_id].add(3)
+    older = locks.messages(lock_id)  # taken, but its acknowledgement was lost with the connection …
+    locks.trails[lock_id].add(4)
+    newer = locks.messages(lock_id)
+    locks.trails[lock_id].items[1:] = []  # the lock's log cut back to one record
+    locks.conns[lock_id].execute("UPDATE link_forward SET next_index = 1")
+    cut = locks.messages(lock_id)
+    locks.close()
+    bridge = CloudBridge(engine, ssl.create_default_context(), "127.0.0.1", 1)
+    bridge.process(older + newer)
+    bridge.process(older, [True])  # … so the broker sends it again after the newer one: old news
+    records, alarms, heads = _state(engine)
+    assert not alarms and len(records) == 7 and heads[0].reported_count == 7
+    forged = [(t, p.replace(b'"count":3', b'"count":2')) for t, p in older]  # not a prefix the cloud holds
+    bridge.process(forged, [True])
+    assert [a.rule for a in _state(engine)[1]] == ["audit_truncated"]
+    with sessions(engine)() as s, s.begin():
+        s.execute(Alarm.__table__.delete())
+    bridge.process(cut)  # the lock's next fresh message after a real cut-back: alarmed
+    assert [a.rule for a in _state(engine)[1]] == ["audit_truncated"]
+
+
+def test_acknowledgements_from_an_earlier_connection_are_dropped() -> None:
+    from limen.link.mqtt import MqttLink
+
+    link = MqttLink("limen-cloud", ssl.create_default_context(), "127.0.0.1", 1, session_expiry_s=60)
+    sent: list[int] = []
+    link.client.ack = lambda mid, qos: sent.append(mid)  # type: ignore[method-assign,assignment,misc]
+    link._connection = 2
+    link.ack(Delivery("limen/a/events", b"", 7, 1, connection=1))  # its packet id may name another message now
+    link.ack(Delivery("limen/a/events", b"", 8, 1, connection=2))
+    assert sent == [8]

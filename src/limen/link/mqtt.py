@@ -58,6 +58,8 @@ class Delivery:
     payload: bytes
     mid: int
     qos: int
+    dup: bool = False  # the broker sent it before (a redelivery: it may have been handled already)
+    connection: int = 0  # which connection of the link it came on (`ack` drops those of an earlier one)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class MqttLink:
         self._failure: str | None = None
         self._since = 0.0
         self._renew = False
+        self._connection = 0  # counts CONNACKs: a packet id means something only on its own connection
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False,
                                   manual_ack=session_expiry_s > 0)
@@ -181,6 +184,7 @@ class MqttLink:
             self._failure = f"broker refused: {reason}"
             self._settled.set()
             return
+        self._connection += 1
         for topic in self.subscriptions:
             client.subscribe(topic, qos=1)
         self._connected.set()
@@ -193,12 +197,15 @@ class MqttLink:
         self._settled.set()
 
     def ack(self, delivery: Delivery) -> None:
-        if self.session_expiry_s > 0:
+        """Acknowledge `delivery`; one that came on an earlier connection is not (the broker sends it again on
+        this one, and its packet id may by now name another message)."""
+        if self.session_expiry_s > 0 and delivery.connection == self._connection:
             self.client.ack(delivery.mid, delivery.qos)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         if self._on_delivery is not None:
-            self._on_delivery(Delivery(message.topic, bytes(message.payload), message.mid, message.qos))
+            self._on_delivery(Delivery(message.topic, bytes(message.payload), message.mid, message.qos,
+                                       bool(message.dup), self._connection))
             return
         if self._handler is not None:
             self._handler(message.topic, bytes(message.payload))
