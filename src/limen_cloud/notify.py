@@ -43,6 +43,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -68,6 +69,7 @@ from limen_cloud.models import Alarm, Lock, Owner, PushSubscription
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
 APPRISE_PASS = 100  # alarms per apprise pass
+APPRISE_DEADLINE_S = 30.0  # one alarm's apprise channels together (SMTP with TLS and log-in fits), then cut off
 WEBHOOK_PASS = 200  # alarms per webhook pass (bench/fleet.py, 1,000-alarm burst: 50 → p95 2.0 s, 200 → 0.8 s) …
 WEBHOOK_PARALLEL = 32  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
@@ -113,8 +115,11 @@ class AlarmNotifier:
                 .order_by(Alarm.id).limit(APPRISE_PASS)
             ).all()
             for alarm, owner in rows:
-                with egress_guard(self.webhook_allow):  # the address apprise connects to is checked then
+                # the address apprise connects to is checked then; all its channels end by APPRISE_DEADLINE_S
+                with egress_guard(self.webhook_allow), connection_deadline(APPRISE_DEADLINE_S) as cut:
                     error = _send(alarm, json.loads(owner.alert_urls or "[]"))
+                if cut.expired:
+                    error = f"cut off after {APPRISE_DEADLINE_S:.0f} s" + (f" ({error})" if error else "")
                 if error is None:
                     alarm.notified_at, alarm.delivery_error = datetime.now(UTC).replace(tzinfo=None), None
                     delivered += 1
@@ -490,9 +495,65 @@ def egress_guard(allow: tuple[Network, ...] = ()) -> Iterator[None]:
         _egress.reset(token)
 
 
+class _Deadline:
+    """The connections made in one `connection_deadline` block (by file descriptor and peer), cut together."""
+
+    def __init__(self) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._made: list[tuple[int, Any]] = []
+
+    def made(self, sock: socket.socket, address: Any) -> None:
+        with self._lock:
+            if self.expired:
+                raise TimeoutError("deadline passed")
+            self._made.append((sock.fileno(), address))
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            made = list(self._made)
+        for fd, address in made:  # TLS wrapping moved each socket to a new object on the same descriptor
+            with contextlib.suppress(OSError, ValueError):
+                sock = socket.socket(fileno=fd)
+                try:
+                    if isinstance(address, tuple) and sock.getpeername()[:2] == address[:2]:  # still that one
+                        sock.shutdown(socket.SHUT_RDWR)  # wakes a recv/send blocked in another thread
+                finally:
+                    sock.detach()
+
+
+_deadline: ContextVar[_Deadline | None] = ContextVar("limen_cloud_deadline", default=None)
+
+
+@contextmanager
+def connection_deadline(seconds: float) -> Iterator[_Deadline]:
+    """Within this block (and the threads that inherit its context), every connection made is shut down when
+    `seconds` have passed, and later ones are refused: libraries whose timeouts are per read (apprise's
+    requests, smtplib) cannot be held open by a server that answers a byte at a time."""
+    cut = _Deadline()
+    token = _deadline.set(cut)
+    timer = threading.Timer(seconds, cut.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield cut
+    finally:
+        timer.cancel()
+        _deadline.reset(token)
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.connect":
+        cut = _deadline.get()
+        if cut is not None:
+            cut.made(args[0], args[1])
+
+
 # Installed once, when the cloud imports this module: outside a guard it only passes the call on.
 if getattr(socket.getaddrinfo, "__name__", "") != "_guarded_getaddrinfo":
     socket.getaddrinfo = _guarded_getaddrinfo
+    sys.addaudithook(_audit)  # (outside a `connection_deadline` it only looks at one context variable)
 
 
 class _PinnedHTTP(http.client.HTTPConnection):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from limen import thresholds as T
 from limen_cloud.notify import NOT_REACHED, load_or_create_vapid, parse_allow, post_webhook, send_push
@@ -91,3 +92,34 @@ def test_a_trickling_webhook_is_cut_off_at_the_timeout(trickle: Trickle) -> None
     took, result = _bounded(post_webhook, f"http://127.0.0.1:{trickle.port}/hook", "ab" * 32, b"{}", LOCAL)
     assert took < 3 * TIMEOUT_S
     assert result == (NOT_REACHED if trickle.kind == "headers" else None)
+
+
+def test_a_trickling_apprise_channel_is_cut_off_at_the_deadline(engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                                 trickle: Trickle) -> None:
+    from fastapi.testclient import TestClient
+
+    from limen_cloud import notify
+    from limen_cloud.api import create_app
+    from limen_cloud.db import sessions
+    from limen_cloud.models import Alarm
+
+    from .test_api import connected, login
+    from .test_rebinding import new_alarm
+
+    monkeypatch.setattr(notify, "APPRISE_DEADLINE_S", TIMEOUT_S)
+    client = TestClient(create_app(engine, open_signup=True, webhook_allow=["127.0.0.1/32"]))
+    olga = login(client, "olga@example.org")
+    connected(engine, "front-door", "abc-def-123")
+    assert client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},
+                       headers=olga).status_code == 201
+    assert client.put("/api/owners/me/alerts", json={"urls": [f"json://127.0.0.1:{trickle.port}/"]},
+                      headers=olga).status_code == 200
+    alarm_id = new_alarm(engine)
+    notifier = notify.AlarmNotifier(engine, ["127.0.0.1/32"])
+    took, delivered = _bounded(notifier.deliver_pending)
+    assert took < 3 * TIMEOUT_S + 1  # the notifier's loop (every owner's alarms) is free again
+    if trickle.kind == "headers":  # cut off: kept for a retry, the reason recorded
+        assert delivered == 0
+        with sessions(engine)() as s:
+            held = s.get(Alarm, alarm_id)
+            assert held is not None and held.notified_at is None and "cut off" in (held.delivery_error or "")
