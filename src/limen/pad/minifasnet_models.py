@@ -21,14 +21,16 @@ import hmac
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from limen.errors import BadModelFile, ConfigError
 from limen.fsio import atomic_write
 from limen.pad import onnx_minifasnet as graph
 from limen.pad.onnx_minifasnet import Variant
 from limen.pad.torchzip import MAX_CHECKPOINT_BYTES, read_state_dict
+
+if TYPE_CHECKING:  # numpy loads when a model is converted or run: `limen status` checks digests without it
+    import numpy as np
 
 SUBDIR = "minifasnet"
 MANIFEST_FORMAT = 1
@@ -133,6 +135,8 @@ def _convert(variant: Variant, source: Path) -> bytes:
 
 def _self_test(onnx_bytes: bytes, source: Path) -> None:
     """Run the graph on two probe crops: right shape, finite logits that depend on the input."""
+    import numpy as np
+
     logits = run_once(onnx_bytes, probe_crops())
     if logits.shape != (2, graph.CLASSES) or not np.all(np.isfinite(logits)):
         raise BadModelFile(source, f"converted graph gives {logits.shape} logits or non-finite values")
@@ -142,6 +146,8 @@ def _self_test(onnx_bytes: bytes, source: Path) -> None:
 
 def probe_crops() -> np.ndarray:
     """Two deterministic 80×80 BGR crops (a smooth gradient and a checkerboard)."""
+    import numpy as np
+
     ramp = np.linspace(0, 255, graph.INPUT_SIZE, dtype=np.float32)
     smooth = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2,
                        np.full((graph.INPUT_SIZE, graph.INPUT_SIZE), 128.0)], axis=-1)
@@ -150,6 +156,7 @@ def probe_crops() -> np.ndarray:
 
 
 def run_once(onnx_bytes: bytes, crops: np.ndarray) -> np.ndarray:
+    import numpy as np
     import onnxruntime as ort
 
     options = ort.SessionOptions()

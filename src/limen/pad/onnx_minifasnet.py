@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from limen.errors import BadModelFile
+
+if TYPE_CHECKING:  # numpy loads when a graph is built or rewritten: `limen status` checks models without it
+    import numpy as np
 
 INPUT_NAME = "crops"
 OUTPUT_NAME = "logits"
@@ -77,6 +78,8 @@ class _Builder:
     counter: int = 0
 
     def take(self, key: str, ndim: int) -> np.ndarray:
+        import numpy as np
+
         value = self.state.get(key)
         if value is None:
             raise BadModelFile(self.source, f"tensor {key} is missing")
@@ -90,6 +93,8 @@ class _Builder:
         return f"{stem}_{self.counter}"
 
     def const(self, stem: str, value: np.ndarray) -> str:
+        import numpy as np
+
         name = self.name(stem)
         self.inits.append(self.onnx.numpy_helper.from_array(value.astype(np.float32), name))
         return name
@@ -101,6 +106,8 @@ class _Builder:
 
     def batchnorm(self, prefix: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
         """(scale, shift) of an eval-mode BatchNorm: y = x·scale + shift."""
+        import numpy as np
+
         gamma, beta = self.take(f"{prefix}.weight", 1), self.take(f"{prefix}.bias", 1)
         mean, var = self.take(f"{prefix}.running_mean", 1), self.take(f"{prefix}.running_var", 1)
         if not gamma.shape == beta.shape == mean.shape == var.shape == (channels,) or np.any(var < 0):
@@ -167,6 +174,7 @@ def prelu_as_max(model_bytes: bytes) -> bytes:
     For s ≤ 1: y ≥ 0 gives y·s ≤ y, y < 0 gives y·s ≥ y, so max(y, y·s) is y or
     y·s exactly where PRelu is; a slope > 1 (none upstream) keeps its PRelu.
     """
+    import numpy as np
     import onnx
 
     model = onnx.load_from_string(model_bytes)

@@ -18,11 +18,12 @@ import pickle
 import struct
 import zipfile
 from collections import OrderedDict
-from typing import Any, NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from limen.errors import BadModelFile
+
+if TYPE_CHECKING:  # numpy loads when a checkpoint is read: `limen status` imports this module without it
+    import numpy as np
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -32,18 +33,19 @@ MAX_TENSORS = 4096
 
 class _StorageType(NamedTuple):  # a tuple: a pickle's BUILD cannot alter it
     name: str
-    dtype: np.dtype[Any]
+    dtype: str  # numpy's little-endian type code
+    itemsize: int
 
 
 _STORAGES = {
-    name: _StorageType(name, np.dtype(dtype).newbyteorder("<"))
+    name: _StorageType(name, dtype, int(dtype[2:]))
     for name, dtype in (
-        ("FloatStorage", np.float32),
-        ("DoubleStorage", np.float64),
-        ("HalfStorage", np.float16),
-        ("LongStorage", np.int64),
-        ("IntStorage", np.int32),
-        ("ByteStorage", np.uint8),
+        ("FloatStorage", "<f4"),
+        ("DoubleStorage", "<f8"),
+        ("HalfStorage", "<f2"),
+        ("LongStorage", "<i8"),
+        ("IntStorage", "<i4"),
+        ("ByteStorage", "|u1"),
     )
 }
 
@@ -171,7 +173,7 @@ def _read_legacy(data: bytes) -> tuple[Any, dict[str, _StorageRef], dict[str, by
         (numel,) = struct.unpack("<q", fh.read(8))
         if numel != ref.numel:
             raise pickle.UnpicklingError(f"storage {key}: {numel} elements stored, {ref.numel} declared")
-        nbytes = numel * ref.kind.dtype.itemsize
+        nbytes = numel * ref.kind.itemsize
         blob = fh.read(nbytes)
         if len(blob) != nbytes:
             raise pickle.UnpicklingError(f"truncated (storage {key})")
@@ -197,7 +199,7 @@ def _read_zip(data: bytes) -> tuple[Any, dict[str, _StorageRef], dict[str, bytes
                 blob = archive.read(f"{root}/data/{key}")
             except KeyError:
                 raise pickle.UnpicklingError(f"storage {key} missing from the archive") from None
-            if len(blob) != ref.numel * ref.kind.dtype.itemsize:
+            if len(blob) != ref.numel * ref.kind.itemsize:
                 raise pickle.UnpicklingError(f"storage {key} has {len(blob)} bytes, not {ref.numel} elements")
             blobs[key] = blob
     return obj, storages, blobs
@@ -206,6 +208,8 @@ def _read_zip(data: bytes) -> tuple[Any, dict[str, _StorageRef], dict[str, bytes
 def _materialise(obj: Any, storages: dict[str, _StorageRef], blobs: dict[str, bytes]) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict) or not obj or len(obj) > MAX_TENSORS:
         raise pickle.UnpicklingError("the checkpoint is not a state dict")
+    import numpy as np
+
     arrays = {key: np.frombuffer(blob, dtype=storages[key].kind.dtype) for key, blob in blobs.items()}
     state: dict[str, np.ndarray] = {}
     for name, ref in obj.items():
@@ -219,6 +223,8 @@ def _materialise(obj: Any, storages: dict[str, _StorageRef], blobs: dict[str, by
 
 
 def _tensor(flat: np.ndarray, ref: _TensorRef, name: str) -> np.ndarray:
+    import numpy as np
+
     if any(s < 0 for s in ref.stride) or ref.offset < 0:
         raise pickle.UnpicklingError(f"{name}: negative stride or offset")
     if 0 in ref.size:
