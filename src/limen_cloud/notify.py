@@ -544,6 +544,17 @@ def connection_deadline(seconds: float) -> Iterator[_Deadline]:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """Inside `egress_guard`, every connect and every datagram goes to an address literal it allows (a socket
+    given a name resolves it in C, past `_guarded_getaddrinfo`: apprise's rsyslog:// did); inside
+    `connection_deadline`, each connection is recorded to be cut."""
+    if event not in ("socket.connect", "socket.sendto", "socket.sendmsg"):
+        return
+    allow = _egress.get()
+    if allow is not None and (event != "socket.sendmsg" or args[1] is not None) \
+            and not (isinstance(args[1], tuple) and args[1] and isinstance(args[1][0], str)
+                     and destination_allowed(args[1][0], allow)):
+        log.info("outgoing connection refused: destination not public and not allow-listed")
+        raise DestinationRefused(socket.EAI_NONAME, "destination refused (not public, not allow-listed)")
     if event == "socket.connect":
         cut = _deadline.get()
         if cut is not None:

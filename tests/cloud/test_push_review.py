@@ -88,3 +88,27 @@ def test_public_addresses_in_those_forms_stay_allowed() -> None:
     assert destination_allowed("64:ff9b::5db8:d822")  # NAT64 of 93.184.216.34
     assert destination_allowed("2a00:1450:4001:82b::200e")
     assert destination_allowed("93.184.216.34")
+
+
+def test_a_datagram_channel_given_a_name_cannot_reach_an_internal_address() -> None:
+    """apprise's rsyslog:// sends with sock.sendto((name, port)): the name resolves in C, past the guard's
+    getaddrinfo; the save-time check does not know the scheme either."""
+    from limen.audit.channels import AppriseChannel, DeliveryFailed
+    from limen_cloud.notify import egress_guard
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(1)
+    port = server.getsockname()[1]
+    try:
+        with egress_guard(()), pytest.raises(DeliveryFailed):
+            AppriseChannel(f"rsyslog://localhost:{port}").send(
+                {"severity": "critical", "rule": "x", "reason": "r", "device_id": "d", "alarm_id": 1, "at": "t"})
+        with pytest.raises(TimeoutError):
+            server.recvfrom(4096)  # nothing reached the internal listener
+        with egress_guard(parse_allow(["127.0.0.1/32"])):  # control: an allow-listed literal is reached
+            AppriseChannel(f"rsyslog://127.0.0.1:{port}").send(
+                {"severity": "critical", "rule": "x", "reason": "r", "device_id": "d", "alarm_id": 1, "at": "t"})
+        assert server.recvfrom(4096)[0]
+    finally:
+        server.close()
