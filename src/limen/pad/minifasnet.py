@@ -18,7 +18,8 @@ Runtime sessions (the lock's options, `limen.core.onnx`: one thread, no memory
 arena kept between calls) load once per process and models directory, lazily,
 under a lock; `run` is thread-safe.  Each session runs the
 verified graph with its PRelu computed as an exact Max (`onnx_minifasnet.prelu_as_max`:
-the same logits at less than half the CPU time).
+the same logits at less than half the CPU time), stored beside the imported model
+(`minifasnet_models.run_graph`), so the service never imports the `onnx` package.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from limen.errors import BadRequest
 from limen.pad import onnx_minifasnet as graph
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import PadSample
-from limen.pad.minifasnet_models import ModelNotImported, load_model
+from limen.pad.minifasnet_models import ModelNotImported, run_graph
 from limen.pad.onnx_minifasnet import Variant
 from limen.pad.texture import per_frame_evidence
 
@@ -95,8 +96,9 @@ def _sessions(models_dir: Path) -> _Sessions:
     with _LOCK:
         loaded = _LOADED.get(key)
         if loaded is None:
-            models = {v: load_model(models_dir, v) for v in Variant}  # verifies every digest before any session
-            loaded = _Sessions({v: cpu_session(graph.prelu_as_max(data)) for v, data in models.items()})
+            models = {v: run_graph(models_dir, v) for v in Variant}  # verifies every digest before any session
+            loaded = _Sessions({v: cpu_session(data) for v, data in models.items()})
+            del models
             _LOADED[key] = loaded
         return loaded
 

@@ -12,6 +12,18 @@ Nothing is written unless every given file passes.
 `load_model(models_dir, variant)` returns the verified ONNX bytes:
 `ModelNotImported` when there is no manifest, `ConfigError` when the file no
 longer matches its manifest (the service must then refuse faces, not fall back).
+
+`run_graph(models_dir, variant)` is the graph the lock runs: the verified
+imported graph with PRelu computed as Max (`onnx_minifasnet.prelu_as_max`,
+the same logits bit for bit).  The rewrite needs the `onnx` package, ≈ 6 MB
+resident in `limen serve` for the rest of its life, so it is stored once next
+to the imported model (`<model>.run.onnx`, then its record `<model>.run.json`:
+the rewrite's version and the SHA-256 of the imported graph it came from and
+of itself), by `import_models` or by the first load; later loads only read and
+hash it.  A stored graph that does not match its record, or whose record names
+another imported graph, is rewritten (with a warning); one that cannot be
+written is used from memory.  It is as trusted as the manifest beside it: both
+are checked against records in the same directory.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,8 +45,11 @@ from limen.pad.torchzip import MAX_CHECKPOINT_BYTES, read_state_dict
 if TYPE_CHECKING:  # numpy loads when a model is converted or run: `limen status` checks digests without it
     import numpy as np
 
+log = logging.getLogger(__name__)
+
 SUBDIR = "minifasnet"
 MANIFEST_FORMAT = 1
+RUN_FORMAT = "limen.minifasnet.run/1"  # bump whenever prelu_as_max would write another graph
 
 
 class ModelNotImported(ConfigError):
@@ -84,6 +100,8 @@ def import_models(path: Path, models_dir: Path) -> list[Manifest]:
         except OSError as exc:
             raise ConfigError(f"{model_dir(models_dir)}: cannot write imported models ({exc.strerror})") from None
         written.append(manifest)
+    for variant, _, onnx_bytes in built:  # the graph the lock runs, so that it never needs the onnx package
+        _store_run_graph(models_dir, variant, onnx_bytes)
     return written
 
 
@@ -189,6 +207,46 @@ def load_model(models_dir: Path, variant: Variant) -> bytes:
         raise ConfigError(f"{onnx_path}: does not match its manifest (altered or damaged); faces are refused until "
                           f"it is re-imported with `limen models import`")
     return data
+
+
+def run_graph(models_dir: Path, variant: Variant) -> bytes:
+    """The graph the lock runs for `variant` (see the module docstring); raises as `load_model` does."""
+    data = load_model(models_dir, variant)
+    source_sha = hashlib.sha256(data).hexdigest()
+    path, record_path = run_graph_paths(models_dir, variant)
+    if path.exists() or record_path.exists():
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            run = path.read_bytes() if path.stat().st_size <= MAX_CHECKPOINT_BYTES else b""
+        except (OSError, UnicodeDecodeError, ValueError):
+            record, run = None, b""
+        if record == _run_record(source_sha, hashlib.sha256(run).hexdigest()):
+            return run
+        log.warning("%s does not match its record or the imported model; rewriting it", path.name)
+    return _store_run_graph(models_dir, variant, data)
+
+
+def run_graph_paths(models_dir: Path, variant: Variant) -> tuple[Path, Path]:
+    """The stored run graph of `variant` and its record."""
+    where = model_dir(models_dir)
+    return where / f"{variant.spec.model}.run.onnx", where / f"{variant.spec.model}.run.json"
+
+
+def _run_record(source_sha256: str, run_sha256: str) -> dict[str, str]:
+    return {"format": RUN_FORMAT, "onnx_sha256": source_sha256, "run_sha256": run_sha256}
+
+
+def _store_run_graph(models_dir: Path, variant: Variant, data: bytes) -> bytes:
+    """Rewrite the verified imported graph `data` and store it with its record (the graph first)."""
+    run = graph.prelu_as_max(data)
+    path, record_path = run_graph_paths(models_dir, variant)
+    record = _run_record(hashlib.sha256(data).hexdigest(), hashlib.sha256(run).hexdigest())
+    try:
+        atomic_write(path, run, mode=0o644)
+        atomic_write(record_path, json.dumps(record, indent=2).encode() + b"\n", mode=0o644)
+    except OSError as exc:  # a read-only models directory: the rewrite is used from memory
+        log.warning("cannot store %s (%s); rewriting it at each start", path.name, exc.strerror)
+    return run
 
 
 def _manifest(path: Path, variant: Variant) -> Manifest:
