@@ -525,3 +525,23 @@ def test_pending_tamper_secures_the_door_even_when_the_audit_fails(rig: Rig) -> 
         controller.keypad(MAX_PIN)
     assert intent.finished == 1
     assert rig.door.relay is False  # driven shut before the record was attempted (fail closed)
+
+
+def test_the_door_key_switch_is_recorded_as_the_mechanical_key(rig: Rig) -> None:
+    rig.door.key_in = True
+    rig.controller.tick()  # a key already in when polling starts is no new use
+    rig.door.key_in = False
+    rig.controller.tick()
+    assert [e for e in rig.events(EventKind.UNLOCK_ATTEMPT) if e.data["method"] == "key"] == []
+    rig.store.set_online(False)
+    for _ in range(3):  # three key uses while offline, seen by the poll alone
+        rig.door.key_in = True
+        rig.controller.tick()
+        rig.controller.tick()  # still in: the same use
+        rig.door.key_in = False
+        rig.controller.tick()
+    keys = [e for e in rig.events(EventKind.UNLOCK_ATTEMPT) if e.data["method"] == "key"]
+    assert len(keys) == 3 and all(e.outcome == "accept" for e in keys)
+    assert rig.events(EventKind.ALARM)[-1].reason == "mechanical_key"
+    assert rig.door.relay is False  # the key is physical: the relay was never driven
+    assert rig.controller.keypad(MAX_PIN).reason is Reason.OWNER_REAUTH_REQUIRED

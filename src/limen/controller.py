@@ -118,6 +118,7 @@ class AccessController:
         self._held: dict[str, _Held] = {}
         self._last_bolt: str | None = None
         self._last_door: str | None = None
+        self._last_key: bool | None = None
 
     # ------------------------------------------------------------------ the ways in
     def face(self, capture: Capture, *, claim: str | None = None, session: str | None = None,
@@ -270,6 +271,8 @@ class AccessController:
         """Poll the door (auto-relock, jam detection) and record bolt and door changes; call periodically.
 
         A jam is recorded as a LOCK_STATE "jammed" event, from which the audit's anomaly rules raise the alarm.
+        The door's key switch closing (a key inserted since the last poll) is the mechanical key: it is judged
+        and recorded as an attempt (`key_turned`), so the offline key limit counts real key uses.
         """
         state = self.door.poll()
         bolt = "jammed" if self.door.is_jammed else ("locked" if self.door.is_locked else "unlocked")
@@ -285,6 +288,11 @@ class AccessController:
                 self.audit.append(Event(EventKind.DOOR_STATE, at, actor="system", subject="door", reason=door,
                                         source="door", data={"state": door}))
             self._last_door = door
+        key = self.door.key_inserted
+        turned = key and self._last_key is False  # an edge seen while polling; a key in at start is not one
+        self._last_key = key
+        if turned:
+            self.key_turned()
         return state
 
 
