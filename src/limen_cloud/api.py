@@ -195,7 +195,7 @@ def client_key(request: Request) -> str:
     """Whose bucket a request takes from: the client's address, an IPv6 client by its /64 (one subscriber's
     network: a host there picks any of 2^64 addresses).  Behind a reverse proxy this is the proxy's address
     unless uvicorn is told to trust its X-Forwarded-For (`--forwarded-allow-ips`); then everyone shares one
-    bucket and the global one still holds."""
+    bucket and the global one still holds.  `limen-cloud serve` runs uvicorn with `proxy_headers=False`."""
     host = request.client.host if request.client else "?"
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])  # (a link-local client may carry a zone)

@@ -104,7 +104,9 @@ def serve(
                        f"{T.CLOUD_INVITE_HOURS} h): {token}", err=True)
         uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup,
                                webhook_allow=webhook_allow or (), push_key=vapid_public_key(vapid)),
-                    host=host, port=port, log_level="info")
+                    host=host, port=port, log_level="info",
+                    proxy_headers=False)  # the client address is the peer's: a forwarded header would let a
+        # client choose its own rate-limit bucket (a TLS terminator in front should set the address another way)
     finally:
         if bridge is not None:
             bridge.close()
@@ -180,9 +182,20 @@ def _load(d: Path) -> pki.FleetCA:
     return pki.FleetCA(key, cert, revoked)
 
 
-def _save(d: Path, ca: pki.FleetCA) -> None:
-    (d / "revoked.json").write_text(json.dumps({str(k): v.isoformat() for k, v in ca.revoked.items()}))
-    (d / "crl.pem").write_bytes(ca.crl(datetime.now(UTC)))
+def _save(d: Path, ca: pki.FleetCA, *, revocations: bool = True) -> None:
+    """Write the revocation list (unless `revocations` is False) and a fresh CRL, each file replaced atomically.
+
+    The CRL renewer passes False: it only re-issues the CRL, so a `ca revoke` run at the same moment is never
+    overwritten by the older list the renewer loaded."""
+    if revocations:
+        _replace(d / "revoked.json", json.dumps({str(k): v.isoformat() for k, v in ca.revoked.items()}).encode())
+    _replace(d / "crl.pem", ca.crl(datetime.now(UTC)))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 @ca_app.command("init")
@@ -280,7 +293,7 @@ def renew_crl(ca_dir: Path, target: Path, broker_pid: Path | None, now: datetime
     ca = _load(ca_dir)
     reason = crl_renewal_due(ca, target, now)
     if reason is not None:
-        _save(ca_dir, ca)
+        _save(ca_dir, ca, revocations=False)
         push_crl((ca_dir / "crl.pem").read_bytes(), target, broker_pid)
     return reason
 

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
@@ -96,3 +97,28 @@ def test_serve_refuses_crl_push_without_the_ca(tmp_path: Path) -> None:
                                       str(tmp_path / "crl.pem"), "--vapid-key", str(tmp_path / "v.key"),
                                       "--receipt-key", str(tmp_path / "r.key")])
     assert answer.exit_code != 0 and "--crl-push needs --ca-dir" in answer.output
+
+
+def test_the_renewer_never_rewrites_the_revocation_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `ca revoke` landing while the renewer holds an older copy of the CA is not lost."""
+    import limen_cloud.cli as cloud_cli
+
+    ca_dir, lock = ca_with_lock(tmp_path)
+    stale = _load(ca_dir)  # the renewer's copy, loaded before the revocation below
+    assert CliRunner().invoke(app, ["ca", "revoke", str(ca_dir), str(lock)]).exit_code == 0
+    listed = (ca_dir / "revoked.json").read_bytes()
+    monkeypatch.setattr(cloud_cli, "_load", lambda d: stale)
+    assert renew_crl(ca_dir, tmp_path / "broker-crl.pem", None, datetime.now(UTC)) == "missing or unreadable"
+    assert (ca_dir / "revoked.json").read_bytes() == listed  # the revocation is still on the list
+
+
+def test_serve_does_not_trust_forwarded_client_addresses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate limits key on the peer's address: X-Forwarded-For must not pick the bucket."""
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: seen.update(kw))
+    answer = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--vapid-key",
+                                      str(tmp_path / "v.key"), "--receipt-key", str(tmp_path / "r.key")])
+    assert answer.exit_code == 0, answer.output
+    assert seen.get("proxy_headers") is False
