@@ -14,7 +14,9 @@ in a process it
    backends and keeps the fast one only when every component agrees to within
    `thresholds.EMBED_MAX_ABS_DIFF`.  dlib's answers are stored next to the
    cached model (`.answers.json`, keyed by model hash and dlib version), so
-   later processes check against them without loading dlib's network.
+   later processes check against them without loading dlib's network; a
+   process that did load it for the check lets it go once the fast backend
+   passes (`models.release_resnet`).
 
 ONNX Runtime's full graph optimisation (blocked NCHWc convolutions) makes the
 network about 40 % faster, but a session that optimises at load keeps the
@@ -146,6 +148,8 @@ def create(
         log.warning("face embedding falls back to dlib: %s", exc)
         return fallback
     log.info("face embedding on onnxruntime (self-check max difference %.1e)", diff)
+    if getattr(fallback, "name", None) == "dlib":
+        models.release_resnet()  # loaded only for the check (no stored answers yet): ≈ 35 MB for the process's life
     return fast
 
 

@@ -54,3 +54,11 @@ def shape_predictor() -> Any:
 def resnet() -> Any:
     with _lock:
         return _dlib().face_recognition_model_v1(str(model_path(RESNET)))
+
+
+def release_resnet() -> None:
+    """Forget dlib's ResNet (≈ 35 MB resident) once it has served as the fast embedder's reference.
+
+    It loads again if dlib is asked to embed later (the fallback path)."""
+    with _lock:
+        resnet.cache_clear()
