@@ -109,3 +109,29 @@ def test_gpio_door_needs_its_pins(data_dir) -> None:  # type: ignore[no-untyped-
 
     with pytest.raises(ConfigError, match="door_relay_pin"):
         load_settings(data_dir, door="gpio")
+
+
+class NoBoltRig(GpioRig):
+    """The wiring without the optional bolt switch (`door_bolt_pin` unset)."""
+
+    def __init__(self) -> None:
+        self.factory = MockFactory()
+        self.clock = FixedClock(datetime(2026, 1, 1, tzinfo=UTC))
+        self.actuator = GpioLock(RELAY, DOOR, KEY, None, clock=self.clock, pin_factory=self.factory,
+                                 auto_relock_s=30)
+        self.jammed = False
+        self.set_door(False)
+        self.set_key(False)
+
+    def settle(self) -> None:
+        self.clock.advance(0.5)
+
+
+class TestGpioLockWithoutBoltSensor(LockActuatorContract):
+    bolt_sensor = False
+
+    @pytest.fixture
+    def rig(self) -> Iterator[NoBoltRig]:  # type: ignore[override]
+        rig = NoBoltRig()
+        yield rig
+        rig.actuator.close()

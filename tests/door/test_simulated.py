@@ -35,6 +35,16 @@ class TestSimulatedLock(LockActuatorContract):
         return SimRig()
 
 
+class TestSimulatedLockWithoutBoltSensor(LockActuatorContract):
+    bolt_sensor = False
+
+    @pytest.fixture
+    def rig(self) -> SimRig:  # type: ignore[override]
+        rig = SimRig()
+        rig.actuator.with_bolt_sensor = False
+        return rig
+
+
 def test_precedence_table() -> None:
     assert derive_state(jammed=True, open_=True, unlocking=True, locking=False, locked=False) is LockState.JAMMED
     assert derive_state(jammed=False, open_=True, unlocking=True, locking=False, locked=True) is LockState.OPEN
