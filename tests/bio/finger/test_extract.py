@@ -67,3 +67,23 @@ def test_a_file_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
         extract_file(bad)
     with pytest.raises(BadImage, match="not a file"):
         extract_file(tmp_path / "missing.tif")
+
+
+def test_minutiae_turn_with_the_print(fvc_db1: Path) -> None:
+    """A print rotated by 90° gives (mostly) the same minutiae, rotated: positions within 4 px, directions
+    within 20° — catches direction conventions and axis mix-ups that a plausibility check cannot."""
+    from limen.bio.finger.image import load_image
+
+    image = load_image(fvc_db1 / "105_2.tif")
+    upright = extract(image)
+    turned = extract(np.ascontiguousarray(np.rot90(image, -1)))      # clockwise: (x, y) → (h − 1 − y, x)
+    h = image.shape[0]
+    xy = np.array([(h - 1 - m.y, m.x) for m in upright.minutiae], float)
+    ang = np.array([m.angle + np.pi / 2 for m in upright.minutiae])
+    found = 0
+    for m in turned.minutiae:
+        d = np.hypot(xy[:, 0] - m.x, xy[:, 1] - m.y)
+        k = int(np.argmin(d))
+        if d[k] <= 4 and np.cos(ang[k] - m.angle) >= np.cos(np.radians(20)):
+            found += 1
+    assert found >= 0.6 * min(len(upright.minutiae), len(turned.minutiae))
