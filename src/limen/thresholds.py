@@ -312,6 +312,7 @@ AUDIT_UNUSUAL_HOUR_KAPPA = 8.0         # von Mises concentration of the time-of-
 AUDIT_UNUSUAL_HOUR_RATIO = 0.10        # density below this fraction of uniform (1/24 h) is unusual
 AUDIT_UNUSUAL_HOUR_HISTORY_MAX = 500   # most recent accepted unlocks kept per user
 AUDIT_DOOR_LEFT_OPEN_S = 120.0         # door open longer than this raises an alarm
+AUDIT_KEY_DOOR_WINDOW_S = 60.0         # a door opened this soon after the mechanical key is not "forced"
 AUDIT_ALARM_GROUP_WINDOW_S = 300.0     # repeats of one alarm (rule + subject) inside this are grouped
 AUDIT_ALARM_GROUP_WINDOW_CRITICAL_S = 60.0  # shorter grouping for critical alarms
 AUDIT_RETRY_BASE_S = 2.0               # first retry of a failed delivery; doubles each time …

@@ -157,3 +157,22 @@ def test_jammed_lock_fires() -> None:
     findings = det.observe(0, Event(EventKind.LOCK_STATE, T0, reason="jammed", data={"state": "jammed"}))
     assert _rules(findings) == [Rule.LOCK_JAMMED]
     assert det.observe(1, Event(EventKind.LOCK_STATE, T0, data={})) == []
+
+
+def test_door_opened_right_after_the_mechanical_key_is_not_forced() -> None:
+    """The key retracts the bolt by hand: the relay, and so the recorded lock state, stays "locked"."""
+    det = AnomalyDetector(AnomalyConfig(key_door_window_s=60))
+    det.observe(0, Event(EventKind.LOCK_STATE, T0, data={"state": "locked"}))
+    assert _rules(det.observe(1, attempt("accept", method="key", at=T0))) == [Rule.MECHANICAL_KEY]
+    assert det.observe(2, Event(EventKind.DOOR_STATE, T0 + timedelta(seconds=20), data={"state": "open"})) == []
+    det.observe(3, Event(EventKind.DOOR_STATE, T0 + timedelta(seconds=40), data={"state": "closed"}))
+    later = det.observe(4, Event(EventKind.DOOR_STATE, T0 + minutes(5), data={"state": "open"}))
+    assert _rules(later) == [Rule.DOOR_FORCED]  # the key's window has passed: locked and opened is forced
+
+
+def test_a_refused_key_leaves_the_forced_door_rule_alone() -> None:
+    det = AnomalyDetector(AnomalyConfig(key_door_window_s=60))
+    det.observe(0, Event(EventKind.LOCK_STATE, T0, data={"state": "locked"}))
+    det.observe(1, attempt("reject", method="key", at=T0, reason="lockdown"))
+    f = det.observe(2, Event(EventKind.DOOR_STATE, T0 + timedelta(seconds=5), data={"state": "open"}))
+    assert _rules(f) == [Rule.DOOR_FORCED]

@@ -79,6 +79,7 @@ class AnomalyConfig:
     unusual_ratio: float = thresholds.AUDIT_UNUSUAL_HOUR_RATIO
     unusual_history_max: int = thresholds.AUDIT_UNUSUAL_HOUR_HISTORY_MAX
     door_left_open_s: float = thresholds.AUDIT_DOOR_LEFT_OPEN_S
+    key_door_window_s: float = thresholds.AUDIT_KEY_DOOR_WINDOW_S
 
     def fails_for(self, method: str) -> int:
         return self.fails_per_method.get(method, self.fails_per_method_default)
@@ -131,6 +132,7 @@ class AnomalyDetector:
         self._lock_state: str | None = None
         self._door_open: tuple[datetime, int] | None = None
         self._door_alarmed = False
+        self._key_at: datetime | None = None  # the last accepted mechanical key
 
     # ------------------------------------------------------------------ public
     def observe(self, index: int, event: Event) -> list[Finding]:
@@ -181,6 +183,8 @@ class AnomalyDetector:
                                     f"presentation attack detected on {method}", now, method, (index,),
                                     _scores(event)))
         if event.outcome == "accept":
+            if method == "key":
+                self._key_at = now  # the bolt is retracted by hand: the recorded lock state stays "locked"
             self._fails_by_method.pop(method, None)
             self._fails_total.clear()
             findings += self._unusual_hour(index, event, now)
@@ -248,7 +252,8 @@ class AnomalyDetector:
             return []
         if self._door_open is None:
             self._door_open, self._door_alarmed = (now, index), False
-        if event.reason == "forced" or self._lock_state == "locked":
+        key_opened = self._key_at is not None and (now - self._key_at).total_seconds() <= self.config.key_door_window_s
+        if event.reason == "forced" or (self._lock_state == "locked" and not key_opened):
             return [Finding(Rule.DOOR_FORCED, Severity.CRITICAL, "door opened while locked (forced)", now,
                             "door", (index,))]
         return []
