@@ -10,6 +10,7 @@ pytest.importorskip("gpiozero")
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
 from limen.clock import FixedClock  # noqa: E402
+from limen.door.actuator import LockState  # noqa: E402
 from limen.door.gpio import GpioLock  # noqa: E402
 
 from .contract import LockActuatorContract  # noqa: E402
@@ -134,4 +135,28 @@ class TestGpioLockWithoutBoltSensor(LockActuatorContract):
     def rig(self) -> Iterator[NoBoltRig]:  # type: ignore[override]
         rig = NoBoltRig()
         yield rig
+        rig.actuator.close()
+
+
+def test_a_bolt_turned_by_the_key_is_no_jam() -> None:
+    rig = GpioRig()
+    try:
+        assert rig.actuator.poll() is LockState.LOCKED
+        rig.clock.advance(rig.actuator.jam_timeout_s + 1)  # long after the last command
+        rig.set_key(True)
+        rig._bolt(True)  # the key retracts the bolt by hand; the relay stays off
+        rig.clock.advance(rig.actuator.jam_timeout_s + 1)
+        assert rig.actuator.poll() is not LockState.JAMMED and not rig.actuator.is_jammed
+        rig._bolt(False)  # turned back
+        rig.set_key(False)
+        rig.clock.advance(rig.actuator.jam_timeout_s + 1)
+        assert rig.actuator.poll() is LockState.LOCKED
+        rig.set_key(True)
+        rig._bolt(True)
+        rig.actuator.poll()  # polled while the key is in (the service polls every second)
+        rig.set_key(False)  # key out, bolt left retracted: after the jam timeout that is reported
+        assert rig.actuator.poll() is not LockState.JAMMED
+        rig.clock.advance(rig.actuator.jam_timeout_s + 0.1)
+        assert rig.actuator.poll() is LockState.JAMMED
+    finally:
         rig.actuator.close()

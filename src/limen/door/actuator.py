@@ -136,8 +136,14 @@ class LockActuator(ABC):
         self._drive(unlocked)
 
     def poll(self) -> LockState:
-        """Advance jam detection and auto-relock; return the current state."""
+        """Advance jam detection and auto-relock; return the current state.
+
+        While the key is in, the bolt is the key's to move: no jam is claimed, and the jam timer starts
+        again when the key is taken out (a bolt still not where the lock put it is then reported).
+        """
         now = self.clock.monotonic()
+        if self._key_inserted():
+            self._commanded_at = now
         reached = self._bolt_unlocked() == self._target_unlocked
         if not reached and now - self._commanded_at >= self.jam_timeout_s:
             self._jammed = True
