@@ -14,7 +14,9 @@ def true_minutiae(raw: list[RawMinutia], mask: np.ndarray, coherence: np.ndarray
     """Minutiae that survive every rule, best quality first, at most FINGER_MAX_MINUTIAE."""
     if not raw:
         return ()
-    border = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    # the print's own edge is a border; the image frame cuts ridges only where they meet it
+    border = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1, mode="edge"), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    h, w = mask.shape
     xy = np.array([(m.x, m.y) for m in raw], dtype=np.float64)
     keep = np.ones(len(raw), bool)
     index = {(m.x, m.y): i for i, m in enumerate(raw)}
@@ -33,6 +35,7 @@ def true_minutiae(raw: list[RawMinutia], mask: np.ndarray, coherence: np.ndarray
     margin = border[ys, xs]
     coh = coherence[ys, xs]
     keep &= margin >= thresholds.FINGER_BORDER_MARGIN
+    keep &= np.minimum(np.minimum(xs, w - 1 - xs), np.minimum(ys, h - 1 - ys)) >= thresholds.FINGER_FRAME_MARGIN
     keep &= coh >= thresholds.FINGER_MIN_COHERENCE
     quality = np.clip(100 * coh * np.minimum(1.0, margin / (3 * thresholds.FINGER_BORDER_MARGIN)), 0, 100)
     order = [i for i in np.argsort(-quality, kind="stable") if keep[i]][: thresholds.FINGER_MAX_MINUTIAE]
