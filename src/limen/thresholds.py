@@ -157,10 +157,6 @@ PAD_MIN_USABLE_SHARE = 0.5             # share of analysed frames that must be u
 PAD_MOTION_MAX_POINTS = 80             # corners tracked inside the face box
 PAD_MOTION_MIN_POINTS = 12             # fewer tracked points: the pair is untrackable
 PAD_MOTION_FB_PX = 1.0                 # forward–backward tracking error (px) above which a point is dropped
-PAD_MOTION_MARGIN = 0.5                # the tracker reads the face boxes grown by this many box sides each way …
-PAD_MOTION_FACE_PX = 128               # … scaled so the median face box side is this many px (never enlarged)
-PAD_MOTION_PYRAMID_LEVELS = 3          # Lucas–Kanade pyramid levels above the tracking scale
-PAD_MOTION_WINDOW_PX = 21              # Lucas–Kanade window side (px at the tracking scale)
 # Motion: pairs of consecutive NUAA frames (99 live, 261 print pairs that move ≥ PAD_MOTION_MIN_MOTION;
 # lowest live ratio 0.46) and 5-frame bursts: 48 real live NUAA bursts (lowest burst median 0.43) against
 # SIMULATED hand-held attack bursts (`python -m limen.lab.recapture OUT --bursts 3`, 48 per species): at 0.35,
