@@ -122,10 +122,11 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
            batch: IngestPass | None = None, redelivered: bool = False) -> IngestResult:
     """Take one events message; its rows go into `batch` (written by its `flush()`), or are written now.
 
-    `redelivered`: the broker sent it before (MQTT DUP).  Such a message may be one the cloud took before
-    later ones (its acknowledgement was lost with the connection): a head behind the cloud's that is a prefix
-    of the chain the cloud holds is then old news, not a cut-back (a cut-back shows in the lock's next fresh
-    message, at most `LINK_LOOP_PERIOD_S` later).  Its records are still checked one by one."""
+    `redelivered`: the broker sent it before (MQTT DUP).  Such a message, or one that carries records (the lock
+    resent a batch whose acknowledgement it never got), may be one the cloud took before later ones: a head
+    behind the cloud's that is a prefix of the chain the cloud holds is then old news, not a cut-back.  A cut-back
+    still shows: a lock whose log is shorter than its cursor sends its head with no records, and it sends its head
+    at least every `LINK_LOOP_PERIOD_S`.  The records are still checked one by one."""
     own = batch is None
     batch = batch or IngestPass(session)
     result = IngestResult()
@@ -135,7 +136,8 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
     _check_checkpoints(batch, lock, message, now, result)
     head = message["head"]
     count, hash_ = int(head["count"]), head.get("hash")
-    if count < lock.head_count and redelivered and (count == 0 or batch.held_hash(lock.lock_id, count - 1) == hash_):
+    if count < lock.head_count and (redelivered or message["records"]) \
+            and (count == 0 or batch.held_hash(lock.lock_id, count - 1) == hash_):
         result.stale = True
     elif count < lock.head_count:
         _alarm(batch, lock, "audit_truncated", now, result,
