@@ -545,3 +545,43 @@ def test_the_door_key_switch_is_recorded_as_the_mechanical_key(rig: Rig) -> None
     assert rig.events(EventKind.ALARM)[-1].reason == "mechanical_key"
     assert rig.door.relay is False  # the key is physical: the relay was never driven
     assert rig.controller.keypad(MAX_PIN).reason is Reason.OWNER_REAUTH_REQUIRED
+
+
+def test_a_burst_without_a_live_challenge_is_refused_recorded_and_not_counted(rig: Rig) -> None:
+    """The controller, not the web layer, refuses an unchallenged burst: one record, no recognition, no count."""
+    rig.face(Assurance.HIGH)  # a face that would open alone, were it looked at
+    before = len(rig.sink.events)
+    d = rig.controller.face(FRAME, session="kiosk", challenged=True)  # no moves in the capture's meta
+    assert not d.accepted and d.reason is Reason.INSUFFICIENT_EVIDENCE and "challenge" in d.detail
+    assert rig.faces.calls == [] and rig.settle() is LockState.LOCKED
+    new = [e for e in rig.sink.events[before:] if e.kind is EventKind.UNLOCK_ATTEMPT]
+    assert [(e.outcome, e.reason) for e in new] == [("reject", "insufficient_evidence")]
+    assert rig.store.load_state().lockout.bio_fail_count == 0
+    assert not any(e.kind is EventKind.ALARM for e in rig.sink.events[before:])
+    answered = Capture(FRAME.frames, source="test", meta={"challenge": "left,right"})
+    assert rig.controller.face(answered, challenged=True).accepted and rig.faces.calls == [None]
+
+
+def test_an_unchallenged_burst_leaves_a_held_finger_waiting(rig: Rig) -> None:
+    rig.finger()
+    rig.controller.finger(PRINT, session="kiosk")
+    assert rig.controller.holding("kiosk") == "fingerprint"
+    rig.controller.face(FRAME, session="kiosk", challenged=True)
+    assert rig.controller.holding("kiosk") == "fingerprint"
+
+
+def test_an_owner_s_lock_request_is_recorded_by_the_controller_before_the_bolt_moves(rig: Rig) -> None:
+    rig.controller.keypad(MAX_PIN)
+    rig.settle()
+    before = len(rig.sink.events)
+    rig.controller.lock("olga", source="api")
+    rig.settle()
+    states = [(e.actor, e.source, e.data["state"]) for e in rig.sink.events[before:] if e.kind is EventKind.LOCK_STATE]
+    assert states == [("olga", "api", "locking"), ("system", "door", "locked")]
+    before = len(rig.sink.events)
+    rig.controller.keypad(MAX_PIN)
+    rig.settle()
+    rig.controller.lock()  # the door's own relock or a link command: no request record
+    rig.settle()
+    assert [e.data["state"] for e in rig.sink.events[before:] if e.kind is EventKind.LOCK_STATE] == [
+        "unlocked", "locked"]

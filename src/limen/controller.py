@@ -61,6 +61,7 @@ from limen.audit.event import AuditSink, Event, EventKind, attempt_event
 from limen.clock import Clock, SystemClock
 from limen.decision import Decision, Reason, reject
 from limen.door.actuator import LockActuator, LockState
+from limen.pad.challenge import CAPTURE_META_KEY
 
 if TYPE_CHECKING:
     from limen.capture import Capture
@@ -122,14 +123,19 @@ class AccessController:
 
     # ------------------------------------------------------------------ the ways in
     def face(self, capture: Capture, *, claim: str | None = None, session: str | None = None,
-             source: Source = Source.CAMERA) -> Decision:
+             source: Source = Source.CAMERA, challenged: bool = False) -> Decision:
         """A face at the door: evidence (1:N, or 1:1 against `claim`) → policy → audit → door.
 
         A face recognised as a first factor is held for `session` (the kiosk it came from).  A finger
         held for `session` is completed: the face is compared with that finger's person, both judged at once.
+        `challenged`: the burst must answer a live head-move challenge (the moves in the capture's meta,
+        put there by whoever issued it); without one the burst is not looked at: it is refused for
+        insufficient evidence (recorded, never counted), and what `session` holds is left alone.
         """
         if self.faces is None:
             raise RuntimeError("this controller has no face recognizer")  # a wiring error, not an input error
+        if challenged and not capture.meta.get(CAPTURE_META_KEY):
+            return self.attempt(face_attempt(_UNCHALLENGED, source=source))
         entry = self._take(session)
         finger = entry.factor if entry is not None and isinstance(entry.factor, FingerprintEvidence) else None
         claim = finger.user_id if finger is not None and finger.user_id is not None else claim
@@ -256,7 +262,11 @@ class AccessController:
         return entry.factor if entry is not None else None
 
     # ------------------------------------------------------------------ the door
-    def lock(self) -> LockState:
+    def lock(self, actor: str | None = None, source: str = "api") -> LockState:
+        """Drive the bolt to locked; a request by `actor` (an owner's lock from `source`) is recorded first."""
+        if actor is not None:
+            self.audit.append(Event(EventKind.LOCK_STATE, self.clock.now(), actor=actor, subject="lock",
+                                    reason="lock requested", source=source, data={"state": "locking"}))
         self.door.lock()
         return self.tick()
 
@@ -297,6 +307,8 @@ class AccessController:
 
 
 _ASKS_FOR_PIN = (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED)  # a recognised face the PIN completes
+_UNCHALLENGED = FaceEvidence(None, None, None, None, refusal=Reason.INSUFFICIENT_EVIDENCE,
+                             detail="no live head-move challenge for this burst")
 _KEY_LIMIT_TEXT = "mechanical key used repeatedly while offline: owner must re-authorise"
 _METHOD: dict[type[Any], str] = {
     FaceEvidence: "face", FingerprintEvidence: "fingerprint", PinEntry: "pin", CodeEntry: "code",

@@ -46,16 +46,20 @@ def wall() -> list[tuple[str, tuple[str, bytes, str]]]:
 
 
 def spy_faces(client: Any) -> list[Capture]:
-    """Record every capture the lock hands to the controller (what PAD will see)."""
-    controller = client.app.state.ctx.lock.controller
+    """Record every capture the controller hands to the recognizer (what PAD will see)."""
+    faces = client.app.state.ctx.lock.controller.faces
     seen: list[Capture] = []
-    real = controller.face
+    real_identify, real_verify = faces.identify, faces.verify
 
-    def face(capture: Capture, **kw: Any) -> Any:
+    def identify(capture: Capture) -> Any:
         seen.append(capture)
-        return real(capture, **kw)
+        return real_identify(capture)
 
-    controller.face = face
+    def verify(name: str, capture: Capture) -> Any:
+        seen.append(capture)
+        return real_verify(name, capture)
+
+    faces.identify, faces.verify = identify, verify
     return seen
 
 
@@ -94,7 +98,12 @@ def test_without_a_live_challenge_the_burst_is_refused_before_recognition(challe
     assert r.json()["message"] == FOLLOW_PROMPTS
     assert seen == []  # never reached recognition/PAD
     assert lockout_count(client) == before  # no lockout count
-    assert client.app.state.ctx.runtime.audit.count() == events  # and no alarm or event
+    assert client.app.state.ctx.runtime.access().load_state().lockout.bio_fail_count == 0
+    audit = client.app.state.ctx.runtime.audit
+    assert audit.count() == events + 3  # the controller recorded each refusal once, and raised no alarm
+    new = audit.tail(3)
+    assert [(e["kind"], e["outcome"], e["reason"]) for e in new] == [
+        ("unlock_attempt", "reject", "insufficient_evidence")] * 3, new
 
 
 def test_the_id_is_single_use_and_bound_to_its_screen(challenged: tuple[Any, Owner]) -> None:

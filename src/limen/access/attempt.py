@@ -36,7 +36,8 @@ class FaceEvidence:
     nobody matched.  `distance`/`threshold`: lower is more alike, a match when
     `distance <= threshold`.  `pad` is PAD's verdict, None when PAD did not run
     (fails closed).  `refusal` says why no comparison was made (NO_FACE,
-    LOW_QUALITY with `quality_gate`, UNKNOWN_USER, NOT_ENROLLED, VAULT_ERASED)
+    LOW_QUALITY with `quality_gate`, UNKNOWN_USER, NOT_ENROLLED, VAULT_ERASED,
+    INSUFFICIENT_EVIDENCE for a burst not looked at: no live challenge)
     or NO_MATCH for an ambiguous 1:N; `detail` says it in words.
     """
 

@@ -373,6 +373,9 @@ _NO_FACE_DETAIL = {
 }
 
 
+_NOT_LIVE = "not enough evidence of a live face: come closer, face the camera, uncover it"
+
+
 def _resolve_face(face: FaceEvidence, ctx: _Context) -> _Match | _Failure:
     """No face is not an attack: only an attack verdict or a failed comparison counts as a biometric failure."""
     if face.refusal is Reason.VAULT_ERASED:
@@ -382,9 +385,10 @@ def _resolve_face(face: FaceEvidence, ctx: _Context) -> _Match | _Failure:
     if face.refusal in (Reason.NO_FACE, Reason.LOW_QUALITY):
         gate = face.quality_gate or QualityGate.NO_FACE
         return _Failure(face.refusal, detail=_NO_FACE_DETAIL[gate])
+    if face.refusal is Reason.INSUFFICIENT_EVIDENCE:  # not looked at (e.g. no live challenge): not counted
+        return _Failure(Reason.INSUFFICIENT_EVIDENCE, detail=face.detail or _NOT_LIVE)
     if face.pad is None or not face.pad.passed:
-        return _Failure(Reason.INSUFFICIENT_EVIDENCE,
-                        detail="not enough evidence of a live face: come closer, face the camera, uncover it")
+        return _Failure(Reason.INSUFFICIENT_EVIDENCE, detail=_NOT_LIVE)
     if face.refusal in (Reason.UNKNOWN_USER, Reason.NOT_ENROLLED):
         return _Failure(face.refusal, detail=face.detail)
     return _resolve_biometric(CredentialType.FACE, face.user_id, True, face.matched, ctx.state,

@@ -36,7 +36,7 @@ from limen.access.model import DAY_NAMES, UserStatus
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
 from limen.capture.sources import VIDEO_SUFFIXES, PixelBudget, decode_image_bytes, load_capture
-from limen.decision import Decision, Outcome, Reason
+from limen.decision import Decision, Reason
 from limen.errors import BadImage, BadRequest, Conflict, ConsentRequired, NotFound
 from limen.pad.challenge import CAPTURE_META_KEY, ChallengeSequence
 from limen.people import Consent
@@ -45,7 +45,7 @@ from limen.runtime import Runtime
 from limen.service import feed, guests, i18n
 from limen.service.facework import FACE_WORK
 from limen.service.feed import Activity, Incident
-from limen.service.messages import ENTER_PIN, FOLLOW_PROMPTS, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
+from limen.service.messages import ENTER_PIN, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
 
 _SECOND_FACTORS = (CredentialType.PIN, CredentialType.OFFLINE_CODE, CredentialType.RFID)
 PLACE_FINGER = "place your finger flat on the sensor again"
@@ -115,8 +115,8 @@ class LockService:
         """A burst of camera frames at the door (from kiosk `session`): the controller's face path.
 
         With `kiosk_challenge` on (or a `challenge_id` named), the burst must answer a live challenge
-        issued to this session; PAD then requires the STORED moves.  Otherwise it is refused before any
-        recognition: no alarm, no lockout count.
+        issued to this session; PAD then requires the STORED moves.  Otherwise the controller refuses it
+        before any recognition: one audit record, no alarm, no lockout count.
         """
         if not frames:
             raise BadRequest("frames", "no camera frames received; check the camera or use the keypad")
@@ -133,14 +133,10 @@ class LockService:
                           source="kiosk")
         challenged = self.rt.settings.kiosk_challenge or bool(challenge_id)
         with self._lock:
-            if challenged:
-                moves = self._take_challenge(challenge_id, session)
-                if moves is None:
-                    refused = Decision(Outcome.REJECT, Reason.INSUFFICIENT_EVIDENCE,
-                                       detail="no live head-move challenge for this burst")
-                    return KioskResult(False, FOLLOW_PROMPTS, refused, base=FOLLOW_PROMPTS)
+            moves = self._take_challenge(challenge_id, session) if challenged else None
+            if moves is not None:
                 capture.meta[CAPTURE_META_KEY] = str(moves)
-            final = self.controller.face(capture, session=session)
+            final = self.controller.face(capture, session=session, challenged=challenged)  # none live: refused
             awaiting = session is not None and self.controller.holding_face(session)
             return self._door_view(final, face_message(final, challenged), awaiting)
 
@@ -238,9 +234,7 @@ class LockService:
 
     def lock(self, actor: str) -> dict[str, Any]:
         with self._lock:
-            self.rt.audit.append(Event(EventKind.LOCK_STATE, self.clock.now(), actor=actor, subject="lock",
-                                       reason="lock requested", source="api", data={"state": "locking"}))
-            self.controller.lock()
+            self.controller.lock(actor, source="api")
         return self.status()
 
     # ------------------------------------------------------------------ owners
