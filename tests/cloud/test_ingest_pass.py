@@ -172,20 +172,20 @@ def test_the_bridge_reconnects_by_itself_after_a_broker_restart(engine: Engine, 
     mosquitto()
     monkeypatch.setattr(bridge_module, "RECONNECT_S", 0.2)
     broker = prepare(tmp_path / "broker", persistence=True)
-    proc = launch(broker)
+    procs = [launch(broker)]
     locks = Locks(tmp_path)
     lock_id = LOCKS[0]
     bridge = CloudBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
                          broker.port).connect(timeout=5)
     link = MqttLink(lock_id, pki.client_context(broker.ca_file, *broker.client(lock_id)), broker.host, broker.port)
     try:
-        proc.terminate()
-        proc.wait(10)
+        procs[0].terminate()
+        procs[0].wait(10)
         deadline = time.monotonic() + 10
         while bridge.mqtt.connected and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not bridge.mqtt.connected  # it noticed
-        proc = launch(broker)
+        procs.append(launch(broker))
         link.connect(timeout=5)
         locks.trails[lock_id].add(5)
         locks.forwarders[lock_id].forward(lambda p: link.publish(Topics(lock_id).events, p))
@@ -194,11 +194,14 @@ def test_the_bridge_reconnects_by_itself_after_a_broker_restart(engine: Engine, 
             time.sleep(0.1)
         assert len(_state(engine)[0]) == 5 and bridge.mqtt.connected  # nobody called connect() again
     finally:
-        link.close()
-        bridge.close()
-        locks.close()
-        proc.terminate()
-        proc.wait(10)
+        try:
+            link.close()
+            bridge.close()
+            locks.close()
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
 
 
 def test_a_redelivered_older_message_is_not_a_cut_back_but_a_fresh_short_head_is(engine: Engine,
