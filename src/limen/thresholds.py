@@ -117,7 +117,7 @@ DOOR_JAM_TIMEOUT_S = 3.0               # an actuator that has not reached its ta
 # Face presentation attack detection (limen.pad).  Scores are log-odds of bona
 # fide (higher = more likely a live face).  The door decides on the FUSED score
 # (texture_v2 + MiniFASNet, models/fusion_v1.npz); single cues only veto.  Fused and
-# texture points were set with `python -m limen.pad.train_v2` on leave-one-dataset-out
+# texture points were set with `python -m limen.lab.pad_train_v2` on leave-one-dataset-out
 # scores (each frame scored by models that never saw its dataset) of lfw-subset,
 # pairs-web and nuaa-dev live frames (183), their SIMULATED recaptures (866, 5 species)
 # and NUAA's real prints (114); the model card (src/limen/pad/models/texture_v2.md)
@@ -182,7 +182,7 @@ PAD_EDGE_REACH = 1.0                   # search this many face sides around the 
 PAD_EDGE_FACE_PX = 96                  # the face box is rescaled to this side before edge detection
 PAD_EDGE_VETO = -4.0                   # lab cue, not in DEFAULT_CUES: leave-one-dataset-out EER 46 % (too weak)
 # Fused score (models/fusion_v2.npz: MiniFASNet + 0.5 × texture_v2, calibrated; chosen by
-# `python -m limen.pad.audit` on the shifted leave-one-dataset-out folds).  Per frame, pooled
+# `python -m limen.lab.pad_audit` on the shifted leave-one-dataset-out folds).  Per frame, pooled
 # leave-one-dataset-out frames (183 live, 866 SIMULATED attacks, 114 NUAA real prints):
 PAD_FUSED_BPCER_2PCT = 0.176           # BPCER 1.6 % (lfw 3 %, nuaa 0 %, web 0 %); worst APCER 4.2 % (simulated
                                        # matte print), NUAA real prints 0 %, screens ≤ 1.7 % (simulated)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from limen.pad.audit import (
+from limen.lab.pad_audit import (
     CANDIDATES,
     LUMA,
     NORMALISED_LUMA,
@@ -100,9 +100,9 @@ def test_random_photometric_is_seeded_varied_and_keeps_the_format() -> None:
 def test_photometric_study_reports_every_candidate_at_a_fixed_clean_point() -> None:
     from pathlib import Path
 
-    from limen.pad.audit import CROP_VARIANTS, AuditFeatures
+    from limen.lab.pad_audit import CROP_VARIANTS, AuditFeatures
+    from limen.lab.pad_train_v2 import Item
     from limen.pad.texture import WIDTHS
-    from limen.pad.train_v2 import Item
 
     rng = np.random.default_rng(5)
     width = sum(WIDTHS.values())

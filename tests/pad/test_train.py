@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from limen.lab import pad_train as train
 from limen.lab.pad import BONA_FIDE, PadSampleRef
-from limen.pad import train
 from limen.pad.texture import FAMILIES, WIDTHS, LinearModel, TextureModel, family_columns, texture_features
 from tests.pad.helpers import fake_view
 

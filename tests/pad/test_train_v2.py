@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from limen.lab import pad_train_v2 as train_v2
 from limen.lab.pad import BONA_FIDE
+from limen.lab.pad_train_v2 import REAL_PRINT, Item
 from limen.lab.recapture import SPECIES
-from limen.pad import train_v2
-from limen.pad.train_v2 import REAL_PRINT, Item
 
 
 def fake_items() -> list[Item]:

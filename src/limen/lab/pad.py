@@ -422,11 +422,11 @@ def score_cross_validated(samples: list[PadSampleRef], cache: Path | None = None
     """Subject-disjoint folds: retrain the texture model without each subject, score that subject.
 
     Uses the shipped model's members (families, C) and the training recipe of
-    `limen.pad.train` (with camera augmentation); the margin is relative to
+    `limen.lab.pad_train` (with camera augmentation); the margin is relative to
     `PAD_TEXTURE_VERIFY`, so 0 is the verification operating point.
     """
     from limen import thresholds
-    from limen.pad import train
+    from limen.lab import pad_train as train
 
     subjects = sorted({s.subject for s in samples})
     if len(subjects) < 2 or "" in subjects:

@@ -10,7 +10,7 @@ Features of one frame (`frame_features`), in face heights: the longest
 straight segment near the face (outside the face box), how many sides of the
 face have a long segment roughly parallel to that side, and the mean edge
 contrast along them.  Its score is a small logistic model's log-odds of bona
-fide over these features, learned by `train_v2` (stored in `fusion_v1.npz`).
+fide over these features, learned by `limen.lab.pad_train_v2` (stored in `fusion_v1.npz`).
 A lab cue: measured on leave-one-dataset-out folds it is too weak (EER 46 %:
 rooms are full of straight lines, attackers fill the frame), so it is not in
 `pipeline.DEFAULT_CUES` (docs/pad.md).

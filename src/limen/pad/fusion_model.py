@@ -1,7 +1,7 @@
 """The learned parts of the fusion: the edge cue's model and the calibrated cue combinations.
 
 `models/fusion_v2.npz` (plain arrays, no pickle; chosen and written by
-`python -m limen.pad.audit --write-fusion`, docs/pad.md "Robustness audit") holds
+`python -m limen.lab.pad_audit --write-fusion`, docs/pad.md "Robustness audit") holds
 
 - `edges`: a standardised logistic regression over `edges.FEATURES` (the lab
   edge cue's model);

@@ -4,7 +4,7 @@ Three feature families are available (`FAMILIES`): colour-texture LBP
 histograms in YCbCr + HSV (`lbp.py`), image-distortion features
 (`distortion.py`) and spectrum / moiré features (`frequency.py`).  The shipped
 `TextureModel` (`models/texture_v2.npz`, plain arrays, no pickle; trained by
-`python -m limen.pad.train_v2` on live images and their simulated recaptures,
+`python -m limen.lab.pad_train_v2` on live images and their simulated recaptures,
 model card beside it) averages the log-odds of its
 members, each a standardised logistic regression over some families.  The
 cue's score is the mean per-frame log-odds of bona fide; its threshold is

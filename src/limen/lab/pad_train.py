@@ -1,4 +1,4 @@
-"""The texture_v1 recipe (NUAA only): `python -m limen.pad.train [DATASET] [--out DIR] [--cache FILE]`.
+"""The texture_v1 recipe (NUAA only): `python -m limen.lab.pad_train [DATASET] [--out DIR] [--cache FILE]`.
 
 Superseded for the shipped model by `train_v2` (live images vs their simulated
 recaptures, selected by cross-condition folds); its pieces (fitting, camera

@@ -1,6 +1,6 @@
 """Train texture_v2, the edge model and the fusion so that they cannot learn a dataset's capture conditions.
 
-    python -m limen.pad.train_v2 RECAPTURE_SET [--nuaa DIR] [--models-dir DIR] [--cache F.npz] [--out DIR]
+    python -m limen.lab.pad_train_v2 RECAPTURE_SET [--nuaa DIR] [--models-dir DIR] [--cache F.npz] [--out DIR]
 
 `RECAPTURE_SET` is written by `python -m limen.lab.recapture OUT`: live images
 of lfw-subset, pairs-web and nuaa-dev, each with its **simulated** recaptures
@@ -19,7 +19,7 @@ leave-one-dataset-out scores (each image scored by a model that never saw its
 dataset); the fusion itself is checked by fitting it on two datasets' scores
 and testing on the third.  Output: `texture_v2.npz`, `fusion_v1.npz`,
 `texture_v2.json` (every figure of the model card).  `fusion_v1.npz` is no
-longer the shipped fusion: `python -m limen.pad.audit --write-fusion` chooses
+longer the shipped fusion: `python -m limen.lab.pad_audit --write-fusion` chooses
 and writes `fusion_v2.npz` on shifted cross-condition folds (docs/pad.md).
 """
 
@@ -38,11 +38,11 @@ import numpy as np
 from limen.capture import Capture, load_image
 from limen.errors import LimenError
 from limen.lab.pad import BONA_FIDE, PadScoreRow, compute_metrics
+from limen.lab.pad_train import C_GRID, FAMILY_SETS, SEED, Member, fit_model
 from limen.lab.recapture import SPECIES, camera_only
 from limen.pad import edges, faces
 from limen.pad.fusion_model import FusionModel, Logistic
 from limen.pad.texture import MODEL_DIR, texture_features
-from limen.pad.train import C_GRID, FAMILY_SETS, SEED, Member, fit_model
 
 REAL_PRINT = "print_nuaa"
 FUSION_INPUTS = ("texture", "minifasnet")  # the edge cue measured too weak to enter (see the model card)

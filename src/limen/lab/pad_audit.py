@@ -1,9 +1,9 @@
 """Robustness audit of the fused single-frame PAD score against shifts a held-out set would bring.
 
-    python -m limen.pad.audit RECAPTURE_SET --models-dir DIR [--cache F.npz] [--out F.json]
+    python -m limen.lab.pad_audit RECAPTURE_SET --models-dir DIR [--cache F.npz] [--out F.json]
 
 Every figure here is **cross-condition**: no score comes from a model that saw
-the test condition.  On the recapture set of `train_v2` (live images of
+the test condition.  On the recapture set of `limen.lab.pad_train_v2` (live images of
 lfw-subset, pairs-web and nuaa-dev with their **simulated** recaptures, plus
 NUAA's real prints), each image is scored
 
@@ -46,12 +46,12 @@ from limen.bio.face.detect import Box
 from limen.capture import Capture, load_image
 from limen.errors import LimenError
 from limen.lab.pad import BONA_FIDE, PadScoreRow, compute_metrics
+from limen.lab.pad_train import Member, fit_model, shipped_members
+from limen.lab.pad_train_v2 import REAL_PRINT, SHARED, Item, fit_logistic, items, operating_points
 from limen.lab.recapture import SPECIES, camera_only
 from limen.pad import faces
 from limen.pad.fusion_model import PREVIOUS_MODEL_FILE, FusionModel, Logistic
 from limen.pad.texture import texture_features
-from limen.pad.train import Member, fit_model, shipped_members
-from limen.pad.train_v2 import REAL_PRINT, SHARED, Item, fit_logistic, items, operating_points
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         report["chosen fusion"] = points
         if args.write_fusion is not None:
             model = FusionModel(FusionModel.load(PREVIOUS_MODEL_FILE).edges, (comb,))
-            model.save(args.write_fusion, trained=dt.date.today().isoformat(), selection=f"limen.pad.audit: {best}")
+            model.save(args.write_fusion, trained=dt.date.today().isoformat(), selection=f"limen.lab.pad_audit: {best}")
     if args.photometric is not None:
         report["photometric study (BPCER / APCER at each candidate's clean BPCER-2 % point)"] = photometric_study(
             kept, f, members, photometric_features(kept, args.models_dir, args.photometric))
