@@ -16,10 +16,15 @@ from limen.audit.anomaly import AnomalyDetector, Rule
 from limen.audit.event import EventKind
 from limen.audit.keys import SigningKey
 from limen.errors import BadRequest, Conflict
-from limen.link.commands import Action, CommandVerifier, Refusal, SignedCommand, sign, unsigned
+from limen.link.commands import Action, Command, CommandVerifier, Refusal, SignedCommand, sign
 from limen.link.execute import open_reply, verify_receipt
 
 from .conftest import LOCK_ID, LockRig
+
+
+def unsigned(command: Command) -> SignedCommand:
+    """A request without an owner's signature (what the cloud can send on its own)."""
+    return SignedCommand(command.body(), None)
 
 
 def remote_records(rig: LockRig) -> list:

@@ -78,7 +78,7 @@ from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, known_public_keys, load_or_create_key
 from limen.bio.finger.references import FingerReferences, references_folder
 from limen.db import migrate, transaction
-from limen.errors import BadRequest, Conflict, LimenError, NotFound
+from limen.errors import BadRequest, Conflict, LimenError
 from limen.fsio import fsync_dir
 from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
 from limen.vault.recipe import TemplateExport
@@ -437,11 +437,6 @@ class Backups:
                                   (name, kind, raw_public(public_key), at.isoformat(), by))
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"recipient {name!r} or this key is already registered") from exc
-
-    def remove_recipient(self, name: str) -> None:
-        with transaction(self.conn):
-            if self.conn.execute("DELETE FROM backup_recipients WHERE name = ?", (name,)).rowcount == 0:
-                raise NotFound(f"no backup recipient {name!r}")
 
     def recipients(self) -> list[Recipient]:
         return [Recipient(r[0], r[1], X25519PublicKey.from_public_bytes(bytes(r[2])))

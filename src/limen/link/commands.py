@@ -149,11 +149,6 @@ def sign(command: Command, key: Ed25519PrivateKey) -> SignedCommand:
     return SignedCommand(body, key.sign(_DOMAIN + body))
 
 
-def unsigned(command: Command) -> SignedCommand:
-    """A request without an owner's signature (what the cloud can send on its own)."""
-    return SignedCommand(command.body(), None)
-
-
 def parse_command(body: bytes) -> Command:
     """The command in `body`; `CommandRefused(MALFORMED)` when it is not one."""
     try:
