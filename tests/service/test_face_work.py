@@ -94,9 +94,9 @@ def test_a_face_request_holds_the_face_slot_from_decoding_to_the_answer(client: 
     seen: list[bool] = []
     real = lock.controller.face
 
-    def face(capture: Any, session: str | None = None) -> Any:
+    def face(capture: Any, **kw: Any) -> Any:
         seen.append(FACE_WORK._work.locked())
-        return real(capture, session=session)
+        return real(capture, **kw)
 
     monkeypatch.setattr(lock.controller, "face", face)
     result = lock.unlock_face([Upload("wall.jpg", "image/jpeg", _wall())])
