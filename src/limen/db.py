@@ -103,3 +103,31 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def schema_version(conn: sqlite3.Connection, component: str) -> int | None:
+    """The migrated schema version of `component`; None when it was never migrated here."""
+    row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+# Table-agnostic row copies, for the package that owns `table` (its backup and restore); never called with
+# another package's table names (tests/test_table_ownership.py).
+
+def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The columns of `table`, in order."""
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def table_rows(conn: sqlite3.Connection, table: str) -> list[sqlite3.Row]:
+    """Every row of `table` (in rowid order)."""
+    return conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - the owner's own table name
+
+
+def insert_rows(conn: sqlite3.Connection, table: str, rows: list[dict[str, object]]) -> int:
+    """Insert `rows` (column → value) into `table` inside the caller's transaction; return how many."""
+    for row in rows:
+        columns = list(row)
+        conn.execute(f"INSERT INTO {table}({', '.join(columns)}) "  # noqa: S608 - the owner's table, its columns
+                     f"VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
+    return len(rows)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from limen.db import transaction
+from limen.db import insert_rows, table_rows, transaction
 from limen.errors import BadRequest, Conflict, ConsentRequired, NotFound
 
+BACKUP_TABLES = ("users", "consents")  # what a backup of the lock's access state carries of this registry
 MAX_NAME = 64
 MAX_PURPOSE = 500
 MAX_RETENTION_DAYS = 3650
@@ -101,10 +104,127 @@ def unknown_user(ref: str) -> str:
 
 
 def find(conn: sqlite3.Connection, name_or_id: str) -> Person:
-    row = conn.execute("SELECT * FROM users WHERE name = ? OR id = ?", (name_or_id, name_or_id)).fetchone()
-    if row is None:
+    person = lookup(conn, name_or_id)
+    if person is None:
         raise NotFound(unknown_user(name_or_id))
-    return Person(row["id"], row["name"], row["created_at"], row["created_by"])
+    return person
+
+
+def lookup(conn: sqlite3.Connection, name_or_id: str) -> Person | None:
+    """The person named or identified by `name_or_id`, or None."""
+    row = conn.execute("SELECT * FROM users WHERE name = ? OR id = ?", (name_or_id, name_or_id)).fetchone()
+    return None if row is None else Person(row["id"], row["name"], row["created_at"], row["created_by"])
+
+
+def ids_matching(conn: sqlite3.Connection, name_or_id: str) -> list[str]:
+    """Every id whose person has that id or that name (a restore's revocation may name either)."""
+    return [r[0] for r in conn.execute("SELECT id FROM users WHERE id = ? OR name = ?", (name_or_id, name_or_id))]
+
+
+def name_taken(conn: sqlite3.Connection, name: str, *, other_than: str | None = None) -> bool:
+    """Whether a person (other than `other_than`) already has this display name."""
+    return conn.execute("SELECT 1 FROM users WHERE name = ? AND id IS NOT ?", (name, other_than)).fetchone() \
+        is not None
+
+
+def add_with_id(conn: sqlite3.Connection, user_id: str, name: str, actor: str, at: str) -> None:
+    """Insert a person under an id the caller chose (inside the caller's transaction); `at` in ISO 8601."""
+    conn.execute("INSERT INTO users(id, name, created_at, created_by) VALUES (?, ?, ?, ?)", (user_id, name, at, actor))
+
+
+def rename(conn: sqlite3.Connection, user_id: str, name: str) -> None:
+    """Change a person's display name (inside the caller's transaction; check `name_taken` first)."""
+    conn.execute("UPDATE users SET name = ? WHERE id = ?", (name, user_id))
+
+
+def remove(conn: sqlite3.Connection, user_id: str) -> int:
+    """Delete a person, and everything of theirs that cascades (inside the caller's transaction); 1 or 0."""
+    return int(conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount)
+
+
+def remove_ids(conn: sqlite3.Connection, user_ids: Iterable[str]) -> int:
+    """Delete these people (inside the caller's transaction); return how many were here."""
+    return sum(remove(conn, uid) for uid in sorted(set(user_ids)))
+
+
+def remove_everyone(conn: sqlite3.Connection) -> int:
+    """Delete every person and all that cascades from them (inside the caller's transaction); return how many."""
+    return int(conn.execute("DELETE FROM users").rowcount)
+
+
+def ids(conn: sqlite3.Connection) -> list[str]:
+    """Every person's id."""
+    return [r[0] for r in conn.execute("SELECT id FROM users")]
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+
+def records_held(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
+    """How many consent and enrolment records the registry holds of a person (for an erasure receipt)."""
+    return {"consents": int(conn.execute("SELECT COUNT(*) FROM consents WHERE user_id = ?", (user_id,)).fetchone()[0]),
+            "enrolments": int(conn.execute("SELECT COUNT(*) FROM enrolments WHERE user_id = ?",
+                                           (user_id,)).fetchone()[0])}
+
+
+def consents_running(conn: sqlite3.Connection, modality: str, at: datetime) -> frozenset[str]:
+    """People whose latest consent for `modality` still runs at `at`."""
+    rows = conn.execute(
+        "SELECT c.user_id, c.given_at, c.retention_days FROM consents c JOIN users u ON u.id = c.user_id "
+        "WHERE c.modality = ? AND c.id = (SELECT max(id) FROM consents WHERE user_id = c.user_id "
+        "AND modality = c.modality)", (modality,))
+    return frozenset(r[0] for r in rows if datetime.fromisoformat(r[1]) + timedelta(days=int(r[2])) > at)
+
+
+@dataclass(frozen=True)
+class LatestConsent:
+    """A person's latest consent for one modality they are enrolled in."""
+
+    user_id: str
+    modality: str
+    given_at: str
+    retention_days: int
+
+
+def latest_consents_of_enrolled(conn: sqlite3.Connection) -> list[LatestConsent]:
+    """For each person and modality with an enrolment, their latest consent (retention reads these)."""
+    rows = conn.execute(
+        """SELECT c.user_id, c.modality, c.given_at, c.retention_days
+           FROM consents c
+           WHERE c.id = (SELECT max(id) FROM consents WHERE user_id = c.user_id AND modality = c.modality)
+             AND EXISTS (SELECT 1 FROM enrolments e WHERE e.user_id = c.user_id AND e.modality = c.modality)"""
+    ).fetchall()
+    return [LatestConsent(r["user_id"], r["modality"], r["given_at"], int(r["retention_days"])) for r in rows]
+
+
+def forget_enrolment(conn: sqlite3.Connection, user_id: str, modality: str) -> None:
+    """Delete a person's enrolment records of one modality (its reference was erased)."""
+    conn.execute("DELETE FROM enrolments WHERE user_id = ? AND modality = ?", (user_id, modality))
+
+
+def enrolment_rows(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every enrolment row, whole (a template backup carries them)."""
+    return table_rows(conn, "enrolments")
+
+
+def restore_enrolments(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert the enrolment rows of references a restore brought back (one transaction)."""
+    with transaction(conn):
+        for row in rows:
+            conn.execute("INSERT INTO enrolments(user_id, modality, samples, enrolled_at, enrolled_by) "
+                         "VALUES (?, ?, ?, ?, ?)", (str(row["user_id"]), str(row["modality"]), int(row["samples"]),
+                                                   str(row["enrolled_at"]), str(row["enrolled_by"])))
+
+
+def backup_rows(conn: sqlite3.Connection) -> dict[str, list[sqlite3.Row]]:
+    """The registry's `BACKUP_TABLES`, whole."""
+    return {table: table_rows(conn, table) for table in BACKUP_TABLES}
+
+
+def restore_rows(conn: sqlite3.Connection, tables: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Insert a backup's rows of `BACKUP_TABLES` (inside the caller's transaction, after `remove_everyone`)."""
+    return {table: insert_rows(conn, table, tables.get(table, [])) for table in BACKUP_TABLES}
 
 
 def by_id(conn: sqlite3.Connection, user_id: str) -> Person | None:
@@ -114,7 +234,7 @@ def by_id(conn: sqlite3.Connection, user_id: str) -> Person | None:
 
 @dataclass(frozen=True)
 class EnrolmentRecord:
-    """One biometric enrolment of a person (no biometric data: what, how many samples, when)."""
+    """One biometric enrolment of a person (no biometric data: what, how many samples, when, by whom)."""
 
     modality: str
     samples: int
@@ -151,6 +271,18 @@ def consents_of(conn: sqlite3.Connection, user_id: str) -> list[ConsentRecord]:
     rows = conn.execute("SELECT modality, purpose, retention_days, given_at FROM consents WHERE user_id = ? "
                         "ORDER BY id", (user_id,))
     return [ConsentRecord(r["modality"], r["purpose"], r["retention_days"], r["given_at"]) for r in rows]
+
+
+def held_about(conn: sqlite3.Connection, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """A person's consent and enrolment records, whole, with who recorded them (`privacy export`)."""
+    return {
+        "consents": [dict(r) for r in conn.execute(
+            "SELECT modality, purpose, retention_days, given_at, recorded_by FROM consents WHERE user_id = ? "
+            "ORDER BY id", (user_id,))],
+        "enrolments": [dict(r) for r in conn.execute(
+            "SELECT modality, samples, enrolled_at, enrolled_by FROM enrolments WHERE user_id = ? ORDER BY id",
+            (user_id,))],
+    }
 
 
 def list_people(conn: sqlite3.Connection) -> list[dict[str, object]]:

@@ -59,7 +59,7 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +71,15 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from limen.access.model import CredentialType, UserStatus
+from limen import people
+from limen.access import holdings
+from limen.access.model import CredentialType
 from limen.access.store import sealed_secret
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, known_public_keys, load_or_create_key
 from limen.bio.finger.references import FingerReferences, references_folder
-from limen.db import migrate, transaction
+from limen.db import migrate, schema_version, table_columns, transaction
 from limen.errors import BadRequest, Conflict, LimenError
 from limen.fsio import fsync_dir
 from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
@@ -96,9 +98,8 @@ _SIG_DOMAIN = b"limen-backup-signature-v2\0"
 _SIG_BYTES = 64
 
 # Tables copied, in insertion order (parents first).  `enrolments` stay out: templates are not backed up.
-TABLES: tuple[str, ...] = ("users", "consents", "access_users", "access_credentials", "access_pin_history",
-                           "access_week_days", "access_year_days", "access_holidays", "access_lock",
-                           "access_code_uses", "access_code_revocations", "access_codes_issued")
+# The tables a backup carries, as their owners list them (people's registry, then the access engine's).
+TABLES: tuple[str, ...] = people.BACKUP_TABLES + holdings.BACKUP_TABLES
 _SCHEMAS = ("core", "access")  # their versions must match for a restore
 
 MIGRATIONS: list[str] = [
@@ -438,6 +439,10 @@ class Backups:
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"recipient {name!r} or this key is already registered") from exc
 
+    def forget_recipients(self) -> int:
+        """Delete every backup recipient key (decommission; caller's transaction); return how many."""
+        return int(self.conn.execute("DELETE FROM backup_recipients").rowcount)
+
     def recipients(self) -> list[Recipient]:
         return [Recipient(r[0], r[1], X25519PublicKey.from_public_bytes(bytes(r[2])))
                 for r in self.conn.execute("SELECT name, kind, public_key FROM backup_recipients ORDER BY name")]
@@ -449,8 +454,8 @@ class Backups:
 
     def revoked(self) -> Revoked:
         rows = self.conn.execute("SELECT kind, ref FROM backup_revocations").fetchall()
-        codes = {r[0] for r in self.conn.execute("SELECT code_id FROM access_code_revocations")}
-        removed = {r[0] for r in self.conn.execute("SELECT user_id FROM access_user_removals")}  # by the owner
+        codes = holdings.revoked_code_ids(self.conn)
+        removed = holdings.removed_user_ids(self.conn)  # by the owner
         return Revoked(frozenset(r[1] for r in rows if r[0] == "user"),
                        frozenset({r[1] for r in rows if r[0] == "code"} | codes),
                        frozenset({r[1] for r in rows if r[0] == "erased"} | removed))
@@ -471,7 +476,8 @@ class Backups:
     # -------------------------------------------------------------- making backups
     def snapshot(self, at: datetime) -> bytes:
         """The payload (canonical JSON) of the current state; secrets in it are only ever sent encrypted."""
-        tables = {name: [_row(r) for r in self.conn.execute(f"SELECT * FROM {name}")] for name in TABLES}  # noqa: S608
+        tables = {name: [_row(r) for r in rows]
+                  for name, rows in (people.backup_rows(self.conn) | holdings.backup_rows(self.conn)).items()}
         box = box_for(self.conn)
         for row in tables["access_credentials"]:
             if row["cred_type"] == CredentialType.OFFLINE_CODE.value and sealed_secret(_bytes(row["secret"])):
@@ -572,13 +578,13 @@ class Backups:
         data = _parse_payload(payload, header)
         if data["schemas"] != self._schemas():
             raise BadRequest("backup", f"made with schema {data['schemas']}, this lock has {self._schemas()}")
-        before = {r[0] for r in self.conn.execute("SELECT id FROM users")}
+        before = set(people.ids(self.conn))
         try:
             restored, self.pepper_replaced = self._load(data, header, revoked or Revoked(), at)
         except (TypeError, KeyError, ValueError, AttributeError, sqlite3.DataError) as exc:  # rolled back
             raise BadRequest("backup", f"malformed contents ({type(exc).__name__})") from exc
         if on_removed is not None:
-            for user_id in before - {r[0] for r in self.conn.execute("SELECT id FROM users")}:
+            for user_id in before - set(people.ids(self.conn)):
                 on_removed(user_id)
         return _restore_templates(self.conn, self.data_dir, data.get("templates"), restored, at)
 
@@ -590,12 +596,14 @@ class Backups:
         pepper = _unb64(data["pepper"], "pepper") if data["pepper"] else None
         tables: Mapping[str, list[dict[str, Any]]] = data["tables"]
         with transaction(self.conn):
-            disabled = Revoked(frozenset(r[0] for r in self.conn.execute(  # disabled here (console, CLI) stay so
-                "SELECT user_id FROM access_users WHERE status = ?", (UserStatus.DISABLED.value,))))
-            self.conn.execute("DELETE FROM users")  # cascades to access rows, credentials, schedules, consents
-            for name in TABLES[5:]:
-                self.conn.execute(f"DELETE FROM {name}")  # noqa: S608 - names from TABLES
-            rows = {name: self._insert(name, tables.get(name, [])) for name in TABLES}
+            disabled = Revoked(holdings.disabled_ids(self.conn))  # disabled here (console, CLI) stay so
+            people.remove_everyone(self.conn)  # cascades to access rows, credentials, schedules, consents
+            holdings.clear_for_restore(self.conn)
+            loaded = {name: self._rows(name, tables.get(name, [])) for name in TABLES}
+            try:  # each owner inserts its own rows, inside this one transaction
+                rows = people.restore_rows(self.conn, loaded) | holdings.restore_rows(self.conn, loaded)
+            except sqlite3.IntegrityError as exc:
+                raise BadRequest("backup", f"inconsistent rows ({exc})") from exc
             users, codes = self._apply(revoked | disabled, at)
             self._repoint_devices(data.get("devices", []))
             self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
@@ -609,20 +617,19 @@ class Backups:
         restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins)
         return restored, pepper is not None and pins == 0
 
-    def _insert(self, name: str, rows: list[dict[str, Any]]) -> int:
-        columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")]
+    def _rows(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A backup's rows of table `name` as its owner inserts them: this lock's columns, values decoded,
+        offline-code secrets sealed under this lock's vault."""
+        columns = table_columns(self.conn, name)
+        out = []
         for row in rows:
             if sorted(row) != sorted(columns):
                 raise BadRequest("backup", f"table {name}: columns differ from this lock's")
-            values = [_value(row[c]) for c in columns]
+            values = {c: _value(row[c]) for c in columns}
             if name == "access_credentials" and row["cred_type"] == CredentialType.OFFLINE_CODE.value:
-                values[columns.index("secret")] = self._reseal(str(row["id"]), _value(row["secret"]))
-            try:
-                self.conn.execute(f"INSERT INTO {name}({', '.join(columns)}) "  # noqa: S608 - table_info names
-                                  f"VALUES ({', '.join('?' * len(columns))})", values)
-            except sqlite3.IntegrityError as exc:
-                raise BadRequest("backup", f"table {name}: inconsistent rows ({exc})") from exc
-        return len(rows)
+                values["secret"] = self._reseal(str(row["id"]), _value(row["secret"]))
+            out.append(values)
+        return out
 
     def _reseal(self, cred_id: str, secret: object) -> bytes:
         """Seal an offline-code secret under this lock's vault (kept clear only where no vault is open, as the
@@ -635,36 +642,25 @@ class Backups:
     def _repoint_devices(self, devices: list[dict[str, Any]]) -> None:
         """A device paired here that the backup knows (same key) acts again for its owner in the backup, and
         keeps the higher counter; a device the backup knows but this lock has not paired stays unpaired."""
-        for device in devices:
+        for device in devices:  # link_devices: this package's own table
             self.conn.execute("UPDATE link_devices SET owner = ?, counter = max(counter, ?) WHERE public_key = ?",
                               (str(device["owner"]), int(device["counter"]), _unb64(device["public_key"], "device")))
 
     def _apply(self, revoked: Revoked, when: datetime) -> tuple[int, int]:
-        if revoked.erased:  # a person erased ("delete me") never comes back from an older backup
-            marks = ",".join("?" * len(revoked.erased))
-            self.conn.execute(f"DELETE FROM users WHERE id IN ({marks})", sorted(revoked.erased))  # noqa: S608
-        users = 0
-        for ref in sorted(revoked.users):
-            users += self.conn.execute(
-                "UPDATE access_users SET status = ? WHERE status != ? AND user_id IN "
-                "(SELECT id FROM users WHERE id = ? OR name = ?)",
-                (UserStatus.DISABLED.value, UserStatus.DISABLED.value, ref, ref)).rowcount
-        codes, at = 0, when.isoformat()
-        for code_id in sorted(revoked.codes):
-            codes += self.conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
-                                       (code_id, at, "restore")).rowcount
+        people.remove_ids(self.conn, revoked.erased)  # a person erased ("delete me") never comes back
+        users = sum(holdings.disable(self.conn, people.ids_matching(self.conn, ref)) for ref in sorted(revoked.users))
+        codes = holdings.revoke_codes(self.conn, sorted(revoked.codes), when, "restore")
         return users, codes
 
     def _pins_need_reset(self, pepper: bytes | None) -> int:
         """PIN credentials that will not verify here: the backup's pepper is in a token, or this lock's is."""
         if pepper is not None and not (self.keys_dir / "pin-pepper.token").exists():
             return 0  # the backup's pepper file is installed with the rows
-        return int(self.conn.execute("SELECT COUNT(*) FROM access_credentials WHERE cred_type = 'pin'")
-                   .fetchone()[0])
+        return holdings.count_credentials(self.conn, CredentialType.PIN)
 
     def _schemas(self) -> dict[str, int]:
-        return {c: int(r[0]) for c in _SCHEMAS
-                for r in self.conn.execute("SELECT version FROM schema_versions WHERE component = ?", (c,))}
+        versions = {c: schema_version(self.conn, c) for c in _SCHEMAS}
+        return {c: v for c, v in versions.items() if v is not None}
 
 
 def _parse_payload(payload: bytes, header: Header) -> dict[str, Any]:
@@ -725,7 +721,7 @@ def _template_section(conn: sqlite3.Connection, data_dir: Path) -> dict[str, Any
         return {"bits": material.bits, "transform": _b64(bytes(material.transform)),
                 "faces": [{"user": u, "modality": m, "payload": _b64(bytes(p))} for u, m, p in material.records],
                 "fingers": [{"user": u, "position": n, "record": _b64(bytes(p))} for u, n, p in fingers],
-                "enrolments": [_row(r) for r in conn.execute("SELECT * FROM enrolments")]}
+                "enrolments": [_row(r) for r in people.enrolment_rows(conn)]}
     finally:  # the JSON text made of them is encrypted at once; these buffers are zeroed now
         material.wipe()
         for _, _, plain in fingers:
@@ -746,12 +742,12 @@ def _restore_templates(conn: sqlite3.Connection, data_dir: Path, section: object
                                   [(str(f["user"]), str(f["modality"]), bytearray(_unb64(f["payload"], "face")))
                                    for f in section["faces"]])
         fingers = [(str(f["user"]), int(f["position"]), _unb64(f["record"], "finger")) for f in section["fingers"]]
-        face_ok, finger_ok = _consented(conn, "face", at), _consented(conn, "fingerprint", at)
+        face_ok, finger_ok = people.consents_running(conn, "face", at), people.consents_running(conn, "fingerprint", at)
         faces = store.import_from_backup(material, face_ok)
         prints = FingerReferences(references_folder(data_dir), box).import_from_backup(fingers, finger_ok)
         kept = {(u, m) for u, m, _ in material.records if u in face_ok} | \
                {(u, "fingerprint") for u, _, _ in fingers if u in finger_ok}
-        _enrolments(conn, [r for r in section["enrolments"] if (r["user_id"], r["modality"]) in kept])
+        people.restore_enrolments(conn, [r for r in section["enrolments"] if (r["user_id"], r["modality"]) in kept])
     except (LimenError, KeyError, TypeError, ValueError, sqlite3.DatabaseError) as exc:
         reason = exc.reason if isinstance(exc, BadRequest) else type(exc).__name__
         return replace(restored, templates=f"templates not restored ({reason}): enrol again")
@@ -760,20 +756,3 @@ def _restore_templates(conn: sqlite3.Connection, data_dir: Path, section: object
     return replace(restored, templates_restored=faces + prints,
                    templates=f"{faces} face templates and {prints} fingers sealed again under this lock's keys")
 
-
-def _consented(conn: sqlite3.Connection, modality: str, at: datetime) -> frozenset[str]:
-    """People on this lock whose latest consent for `modality` still runs at `at` (others get nothing back)."""
-    rows = conn.execute(
-        "SELECT c.user_id, c.given_at, c.retention_days FROM consents c JOIN users u ON u.id = c.user_id "
-        "WHERE c.modality = ? AND c.id = (SELECT max(id) FROM consents WHERE user_id = c.user_id "
-        "AND modality = c.modality)", (modality,))
-    return frozenset(r[0] for r in rows if datetime.fromisoformat(r[1]) + timedelta(days=int(r[2])) > at)
-
-
-def _enrolments(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """The enrolment rows of the references restored (retention and `privacy export` read them)."""
-    with transaction(conn):
-        for row in rows:
-            conn.execute("INSERT INTO enrolments(user_id, modality, samples, enrolled_at, enrolled_by) "
-                         "VALUES (?, ?, ?, ?, ?)", (str(row["user_id"]), str(row["modality"]), int(row["samples"]),
-                                                   str(row["enrolled_at"]), str(row["enrolled_by"])))

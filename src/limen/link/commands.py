@@ -224,6 +224,21 @@ class DeviceRegistry:
         return cur.rowcount == 1
 
 
+def devices_of(conn: sqlite3.Connection, owner: str) -> list[dict[str, Any]]:
+    """The names and pairing times of `owner`'s devices (`privacy export`); none when the link was never set up."""
+    try:
+        return [dict(r) for r in conn.execute("SELECT name, paired_at FROM link_devices WHERE owner = ?", (owner,))]
+    except sqlite3.OperationalError:  # the link was never used on this lock: no such table
+        return []
+
+
+def forget_devices(conn: sqlite3.Connection, owner: str | None = None) -> int:
+    """Unpair `owner`'s devices, or every device (caller's transaction); return how many."""
+    if owner is None:
+        return int(conn.execute("DELETE FROM link_devices").rowcount)
+    return int(conn.execute("DELETE FROM link_devices WHERE owner = ?", (owner,)).rowcount)
+
+
 def load_public_key(pem_or_raw: bytes) -> Ed25519PublicKey:
     """An Ed25519 public key from PEM (SubjectPublicKeyInfo) or 32 raw bytes; BadRequest otherwise."""
     if len(pem_or_raw) == 32:

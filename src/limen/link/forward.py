@@ -106,3 +106,8 @@ def claim_hash(code: str) -> str:
 def _take(records: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     """The first `n` records (the reader generator is closed when dropped here)."""
     return list(islice(records, n))
+
+
+def forget_claim(conn: sqlite3.Connection) -> None:
+    """Delete the pending cloud claim code (decommission; caller's transaction)."""
+    conn.execute("DELETE FROM link_claim")

@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from limen import people
+from limen.access import holdings
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
 from limen.errors import BadRequest, NotFound, VaultErased
 from limen.link.backup import Backups
-
-# What a person's erasure counts, table by table (all cascade from `users`).
-_PERSON_TABLES = {"credentials": "access_credentials", "schedules_week_day": "access_week_days",
-                  "schedules_year_day": "access_year_days", "pin_history": "access_pin_history",
-                  "consents": "consents", "enrolments": "enrolments"}
+from limen.link.commands import forget_devices
+from limen.link.forward import forget_claim
 
 
 class ErasableTemplates(Protocol):
@@ -53,23 +52,19 @@ class LockEraser:
 
     def erase_person(self, user_id: str, actor: str, at: datetime) -> dict[str, int]:
         """Erase one person everywhere on the lock (see the module docstring); refused for the last owner."""
-        if self.conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+        if people.by_id(self.conn, user_id) is None:
             raise NotFound(f"no user with id {user_id}")
-        owners = [r[0] for r in self.conn.execute("SELECT user_id FROM access_users WHERE permission = 'owner'")]
-        if owners == [user_id]:
+        if holdings.owner_ids(self.conn) == [user_id]:
             raise BadRequest("user", "the last owner cannot be erased alone: decommission the lock instead")
         try:
             templates = self.templates.delete(user_id)
         except VaultErased:
             templates = 0
         erased = {"vault_templates": templates, "fingerprint_references": self.fingers(user_id)}
-        with transaction(self.conn):
-            for name, table in _PERSON_TABLES.items():
-                erased[name] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?",  # noqa: S608
-                                                     (user_id,)).fetchone()[0])
-            erased["person"] = self.conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount
-            erased["paired_devices"] = self.conn.execute("DELETE FROM link_devices WHERE owner = ?",
-                                                         (user_id,)).rowcount
+        with transaction(self.conn):  # one transaction across the packages: each writes its own tables
+            erased |= holdings.records_held(self.conn, user_id) | people.records_held(self.conn, user_id)
+            erased["person"] = people.remove(self.conn, user_id)  # its access rows, consents, enrolments cascade
+            erased["paired_devices"] = forget_devices(self.conn, user_id)
             self.backups.note_revocation("erased", user_id, at)
         erased["local_backups"] = self.backups.delete_local()
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="person erased",
@@ -79,17 +74,16 @@ class LockEraser:
     def decommission(self, actor: str, at: datetime) -> dict[str, int]:
         """Erase every person, template, backup, backup key and paired device of this lock."""
         self.templates.zeroize()  # first: every template, fragment and sealed secret is unreadable from here on
-        people = [r[0] for r in self.conn.execute("SELECT id FROM users")]
-        erased = {"vault_zeroized": 1, "fingerprint_references": sum(self.fingers(uid) for uid in people)}
-        with transaction(self.conn):
-            erased["people"] = int(self.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
-            erased["credentials"] = int(self.conn.execute("SELECT COUNT(*) FROM access_credentials").fetchone()[0])
-            self.conn.execute("DELETE FROM users")
-            for table in ("access_holidays", "access_code_uses", "access_code_revocations", "access_codes_issued"):
-                self.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-            erased["backup_keys"] = self.conn.execute("DELETE FROM backup_recipients").rowcount
-            erased["paired_devices"] = self.conn.execute("DELETE FROM link_devices").rowcount
-            self.conn.execute("DELETE FROM link_claim")
+        everyone = people.ids(self.conn)
+        erased = {"vault_zeroized": 1, "fingerprint_references": sum(self.fingers(uid) for uid in everyone)}
+        with transaction(self.conn):  # one transaction across the packages: each writes its own tables
+            erased["people"] = people.count(self.conn)
+            erased["credentials"] = holdings.count_credentials(self.conn)
+            people.remove_everyone(self.conn)
+            holdings.forget_lock_wide_codes(self.conn)
+            erased["backup_keys"] = self.backups.forget_recipients()
+            erased["paired_devices"] = forget_devices(self.conn)
+            forget_claim(self.conn)
         erased["local_backups"] = self.backups.delete_local()
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject="lock", reason="lock decommissioned",
                                 source="privacy", data=dict(erased)))

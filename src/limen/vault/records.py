@@ -225,3 +225,9 @@ class FragmentedRecords(SqliteRecords):
             for name in location.names():
                 if name not in live:
                     location.delete(name)
+
+
+def references_of(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str, dict[str, object] | None]]:
+    """A person's stored references as (modality, stored at, fragment index or None when sealed in the row)."""
+    rows = conn.execute("SELECT modality, stored_at, fragments FROM vault_records WHERE user_id = ?", (user_id,))
+    return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in rows]

@@ -1,0 +1,124 @@
+"""What the access tables hold about people, for the packages that must read or replace it whole.
+
+Privacy (`erase`, `export`) and the backup (`link.backup`) go through these
+functions, never through SQL of their own: the access package owns its tables.
+Writers run inside the caller's transaction (the erasure and the restore are
+each one transaction across packages: the caller passes its connection in).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from limen.access.model import CredentialType, PermissionLevel, UserStatus
+from limen.db import insert_rows, table_rows
+
+# What a backup of the lock's access state carries of this package, in insertion order.
+BACKUP_TABLES: tuple[str, ...] = ("access_users", "access_credentials", "access_pin_history", "access_week_days",
+                                  "access_year_days", "access_holidays", "access_lock", "access_code_uses",
+                                  "access_code_revocations", "access_codes_issued")
+_LOCK_WIDE_CODES = ("access_holidays", "access_code_uses", "access_code_revocations", "access_codes_issued")
+_CREDENTIAL_FIELDS = ("id", "cred_type", "cred_index", "revoked", "backup", "valid_from", "valid_until", "max_uses",
+                      "uses", "expire_after_s", "first_used_at", "offline_uses", "offline_max_uses", "created_at",
+                      "created_by")
+_ACCESS_FIELDS = ("user_index", "unique_id", "status", "user_type", "credential_rule", "permission",
+                  "pin_max_age_days", "last_pin_at", "created_at", "modified_at", "modified_by")
+
+
+def owner_ids(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT user_id FROM access_users WHERE permission = ?",
+                                       (PermissionLevel.OWNER.value,))]
+
+
+def disabled_ids(conn: sqlite3.Connection) -> frozenset[str]:
+    return frozenset(r[0] for r in conn.execute("SELECT user_id FROM access_users WHERE status = ?",
+                                                (UserStatus.DISABLED.value,)))
+
+
+def disable(conn: sqlite3.Connection, user_ids: Iterable[str]) -> int:
+    """Disable these users (caller's transaction); return how many were not disabled already."""
+    return sum(conn.execute("UPDATE access_users SET status = ? WHERE status != ? AND user_id = ?",
+                            (UserStatus.DISABLED.value, UserStatus.DISABLED.value, uid)).rowcount
+               for uid in user_ids)
+
+
+def revoke_codes(conn: sqlite3.Connection, code_ids: Iterable[str], at: datetime, by: str) -> int:
+    """Record these offline codes as revoked (caller's transaction); return how many were not already."""
+    return sum(conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
+                            (code_id, at.isoformat(), by)).rowcount for code_id in code_ids)
+
+
+def revoked_code_ids(conn: sqlite3.Connection) -> frozenset[str]:
+    return frozenset(r[0] for r in conn.execute("SELECT code_id FROM access_code_revocations"))
+
+
+def removed_user_ids(conn: sqlite3.Connection) -> frozenset[str]:
+    """Users an owner removed (`access_user_removals`)."""
+    return frozenset(r[0] for r in conn.execute("SELECT user_id FROM access_user_removals"))
+
+
+def count_credentials(conn: sqlite3.Connection, cred_type: CredentialType | None = None) -> int:
+    if cred_type is None:
+        return int(conn.execute("SELECT COUNT(*) FROM access_credentials").fetchone()[0])
+    return int(conn.execute("SELECT COUNT(*) FROM access_credentials WHERE cred_type = ?",
+                            (cred_type.value,)).fetchone()[0])
+
+
+def records_held(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
+    """How many access records the lock holds of a person (for an erasure receipt), by kind."""
+    tables = {"credentials": "access_credentials", "schedules_week_day": "access_week_days",
+              "schedules_year_day": "access_year_days", "pin_history": "access_pin_history"}
+    return {name: int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?",  # noqa: S608 - fixed names
+                                   (user_id,)).fetchone()[0]) for name, table in tables.items()}
+
+
+def forget_lock_wide_codes(conn: sqlite3.Connection) -> None:
+    """Delete holidays and every issued, used and revoked code (decommission; caller's transaction)."""
+    for table in _LOCK_WIDE_CODES:
+        conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+
+
+def held_about(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
+    """A person's access row, credentials (metadata only: no PIN hash, tag digest or code secret), PIN history
+    count, schedules and the offline codes they issued (`privacy export`)."""
+    def one(sql: str) -> dict[str, Any] | None:
+        row = conn.execute(sql, (user_id,)).fetchone()
+        return None if row is None else dict(row)
+
+    def every(sql: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in conn.execute(sql, (user_id,))]
+
+    return {
+        "access": one(f"SELECT {', '.join(_ACCESS_FIELDS)} FROM access_users WHERE user_id = ?"),  # noqa: S608
+        "credentials": every(f"SELECT {', '.join(_CREDENTIAL_FIELDS)} FROM access_credentials "  # noqa: S608
+                             "WHERE user_id = ? ORDER BY id"),
+        "pin_history_entries": conn.execute("SELECT COUNT(*) FROM access_pin_history WHERE user_id = ?",
+                                            (user_id,)).fetchone()[0],
+        "schedules": {
+            "week_day": every("SELECT sched_index, days_mask, start_minute, end_minute FROM access_week_days "
+                              "WHERE user_id = ?"),
+            "year_day": every("SELECT sched_index, start_at, end_at FROM access_year_days WHERE user_id = ?")},
+        "codes_issued": every("SELECT i.code_id, i.kind, i.start_at, i.end_at, i.uses_per_day, i.issued_at, "
+                              "r.revoked_at FROM access_codes_issued i JOIN access_credentials c "
+                              "ON c.id = i.credential_id LEFT JOIN access_code_revocations r "
+                              "ON r.code_id = i.code_id WHERE c.user_id = ?"),
+    }
+
+
+def backup_rows(conn: sqlite3.Connection) -> dict[str, list[sqlite3.Row]]:
+    """This package's `BACKUP_TABLES`, whole (offline-code secrets as stored: the backup unseals them)."""
+    return {table: table_rows(conn, table) for table in BACKUP_TABLES}
+
+
+def clear_for_restore(conn: sqlite3.Connection) -> None:
+    """Empty `BACKUP_TABLES` before a restore loads a backup's rows (caller's transaction)."""
+    for table in BACKUP_TABLES:
+        conn.execute(f"DELETE FROM {table}")  # noqa: S608 - names from BACKUP_TABLES
+
+
+def restore_rows(conn: sqlite3.Connection, tables: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Insert a backup's rows of `BACKUP_TABLES` (caller's transaction, after `clear_for_restore`)."""
+    return {table: insert_rows(conn, table, tables.get(table, [])) for table in BACKUP_TABLES}
