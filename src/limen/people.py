@@ -152,6 +152,12 @@ def remove_everyone(conn: sqlite3.Connection) -> int:
     return int(conn.execute("DELETE FROM users").rowcount)
 
 
+def everyone(conn: sqlite3.Connection) -> list[Person]:
+    """Every person, by name."""
+    return [Person(r["id"], r["name"], r["created_at"], r["created_by"])
+            for r in conn.execute("SELECT * FROM users ORDER BY name")]
+
+
 def ids(conn: sqlite3.Connection) -> list[str]:
     """Every person's id."""
     return [r[0] for r in conn.execute("SELECT id FROM users")]

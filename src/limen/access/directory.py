@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+from limen import people
 from limen.access import rows
 from limen.access.model import AccessUser, CredentialRule, PermissionLevel, UserStatus, UserType
 from limen.db import transaction
@@ -17,10 +18,9 @@ from limen.people import unknown_user
 
 
 def list_users(conn: sqlite3.Connection) -> list[AccessUser]:
-    found = conn.execute(
-        "SELECT u.id, u.name, a.* FROM users u LEFT JOIN access_users a ON a.user_id = u.id ORDER BY u.name"
-    ).fetchall()
-    return [rows.user_of(r) for r in found]
+    """Every person known to the lock (people's registry) with their access row, by name."""
+    access = {r["user_id"]: r for r in conn.execute("SELECT * FROM access_users")}
+    return [rows.user_of(p.id, p.name, access.get(p.id)) for p in people.everyone(conn)]
 
 
 def find_user(conn: sqlite3.Connection, ref: str) -> AccessUser:
@@ -61,7 +61,7 @@ def ensure_user(conn: sqlite3.Connection, user_id: str, actor: str, at: datetime
     """Give a core user (e.g. just face-enrolled) an access row: enabled unrestricted member."""
     at = at or datetime.now(UTC)
     with transaction(conn):
-        if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+        if people.by_id(conn, user_id) is None:
             raise NotFound(f"no user with id {user_id}")
         if conn.execute("SELECT 1 FROM access_users WHERE user_id = ?", (user_id,)).fetchone() is None:
             rows.insert_access_user(conn, user_id, rows.next_index(conn), PermissionLevel.MEMBER,

@@ -69,13 +69,14 @@ def config_of(text: str) -> LockConfig:
     return LockConfig(**{k: v for k, v in data.items() if k in known})
 
 
-def user_of(r: sqlite3.Row) -> AccessUser:
-    if r["user_id"] is None:
-        return AccessUser(user_id=r["id"], index=0, name=r["name"], implicit=True)
+def user_of(user_id: str, name: str, r: sqlite3.Row | None) -> AccessUser:
+    """The access view of a person (`r`: their access row; None for a face-enrolled person without one)."""
+    if r is None:
+        return AccessUser(user_id=user_id, index=0, name=name, implicit=True)
     return AccessUser(
-        user_id=r["id"],
+        user_id=user_id,
         index=r["user_index"],
-        name=r["name"],
+        name=name,
         status=UserStatus(r["status"]),
         user_type=UserType(r["user_type"]),
         credential_rule=CredentialRule(r["credential_rule"]),

@@ -14,6 +14,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from limen import people
 from limen.access import pins, rows
 from limen.access.authority import BOOTSTRAP_ACTOR, check_actor, keep_an_owner
 from limen.access.context import AccessContext
@@ -56,15 +57,14 @@ def add_user(
             actor = BOOTSTRAP_ACTOR
         else:
             check_actor(conn, actor, touching=permission)
-        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+        if people.name_taken(conn, name):
             raise Conflict(f"a user named {name!r} exists")
         if index is not None and not 1 <= index <= rows.MAX_USERS:
             raise BadRequest("index", f"user index must be 1..{rows.MAX_USERS}")
         if index is not None and conn.execute("SELECT 1 FROM access_users WHERE user_index = ?", (index,)).fetchone():
             raise Conflict(f"user index {index} is taken")
         user_id = secrets.token_hex(16)
-        conn.execute("INSERT INTO users(id, name, created_at, created_by) VALUES (?, ?, ?, ?)",
-                     (user_id, name, rows.iso(at), actor))
+        people.add_with_id(conn, user_id, name, actor, str(rows.iso(at)))
         rows.insert_access_user(conn, user_id, index or rows.next_index(conn), permission, user_type,
                                 credential_rule, unique_id, actor, at)
         if pin is not None:
@@ -98,10 +98,9 @@ def modify_user(ctx: AccessContext, ref: str, actor: str, at: datetime, **change
                 is not PermissionLevel.OWNER or changes.get("status") is UserStatus.DISABLED:
             keep_an_owner(conn, user.user_id)
         if "name" in changes:
-            if conn.execute("SELECT 1 FROM users WHERE name = ? AND id != ?",
-                            (changes["name"], user.user_id)).fetchone():
+            if people.name_taken(conn, changes["name"], other_than=user.user_id):
                 raise Conflict(f"a user named {changes['name']!r} exists")
-            conn.execute("UPDATE users SET name = ? WHERE id = ?", (changes["name"], user.user_id))
+            people.rename(conn, user.user_id, changes["name"])
         columns = {k: _plain(v) for k, v in changes.items() if k != "name"}
         for column, value in columns.items():  # column names: only MODIFIABLE ones reach here
             conn.execute(f"UPDATE access_users SET {column} = ? WHERE user_id = ?",  # noqa: S608
@@ -127,7 +126,7 @@ def remove_user(ctx: AccessContext, ref: str, actor: str, at: datetime) -> None:
             keep_an_owner(conn, user.user_id)
         if user.user_id == actor:
             raise BadRequest("user", "you cannot remove yourself")
-        conn.execute("DELETE FROM users WHERE id = ?", (user.user_id,))
+        people.remove(conn, user.user_id)  # the access row, credentials and schedules cascade
         conn.execute("INSERT OR REPLACE INTO access_user_removals VALUES (?, ?, ?)",
                      (user.user_id, rows.iso(at), actor))
     ctx.emit(EventKind.USER_CHANGE, at, actor, user.user_id, "user removed", index=user.index)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from limen import people
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.bio.templates import Modality, TemplateStore
 from limen.errors import VaultErased
@@ -32,17 +33,10 @@ class Expired:
 
 def expired_references(conn: sqlite3.Connection, at: datetime) -> list[Expired]:
     """People whose latest consent per modality ended before `at` and who still have an enrolment."""
-    rows = conn.execute(
-        """SELECT c.user_id, c.modality, c.given_at, c.retention_days
-           FROM consents c
-           WHERE c.id = (SELECT max(id) FROM consents WHERE user_id = c.user_id AND modality = c.modality)
-             AND EXISTS (SELECT 1 FROM enrolments e WHERE e.user_id = c.user_id AND e.modality = c.modality)"""
-    ).fetchall()
     found = []
-    for r in rows:
-        ends = datetime.fromisoformat(r["given_at"]) + timedelta(days=int(r["retention_days"]))
-        if ends <= at:
-            found.append(Expired(r["user_id"], r["modality"], r["given_at"], int(r["retention_days"])))
+    for c in people.latest_consents_of_enrolled(conn):
+        if datetime.fromisoformat(c.given_at) + timedelta(days=c.retention_days) <= at:
+            found.append(Expired(c.user_id, c.modality, c.given_at, c.retention_days))
     return found
 
 
@@ -58,7 +52,7 @@ def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: Aud
                 removed = store.delete(item.user_id)
             except VaultErased:
                 removed = 0  # the vault was crypto-erased: nothing is left to erase
-        conn.execute("DELETE FROM enrolments WHERE user_id = ? AND modality = ?", (item.user_id, item.modality))
+        people.forget_enrolment(conn, item.user_id, item.modality)
         audit.append(Event(EventKind.PRIVACY, at, actor="system", subject=item.user_id,
                            reason="retention expired: biometric reference erased", source="retention",
                            data={"modality": item.modality, "templates_erased": removed,
