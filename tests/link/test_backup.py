@@ -366,6 +366,28 @@ def test_delete_me_unpairs_the_persons_devices(lock: Lock) -> None:
     assert [d.name for d in DeviceRegistry(lock.rt.conn).paired()] == ["phone"]
 
 
+def test_an_erasure_that_fails_part_way_changes_nothing(lock: Lock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packages' repositories write inside the eraser's one transaction: a failure in the last one (the
+    link's devices) leaves the person, their access rows and credentials, and the revocation list as they were."""
+    import limen.privacy.erase as erase
+    from limen.link.execute import lock_eraser
+
+    max_id = lock.rt.access().user("Max").user_id
+    eraser = lock_eraser(lock.rt)
+
+    def broken(conn: object, owner: str | None = None) -> int:
+        raise RuntimeError("link table unavailable")
+
+    monkeypatch.setattr(erase, "forget_devices", broken)
+    with pytest.raises(RuntimeError):
+        eraser.erase_person(max_id, lock.owner, datetime.now(UTC))
+    assert lock.users() == ["Max", "Olga"] and lock.keypad(MAX_PIN)
+    assert max_id not in eraser.backups.revoked().erased
+    with pytest.raises(RuntimeError):
+        eraser.decommission(lock.owner, datetime.now(UTC))
+    assert lock.users() == ["Max", "Olga"] and eraser.backups.recipients()
+
+
 def test_decommission_erases_the_lock(lock: Lock) -> None:
     path, _ = lock.backups.make(datetime.now(UTC))
     outcome = lock.send(lock.command(Action.DECOMMISSION))
