@@ -122,8 +122,8 @@ class LockService:
             raise BadRequest("frames", "no camera frames received; check the camera or use the keypad")
         if len(frames) > T.SERVICE_MAX_UNLOCK_FRAMES:
             raise BadRequest("frames", f"at most {T.SERVICE_MAX_UNLOCK_FRAMES} frames per attempt")
-        with FACE_WORK.working():  # one face request decodes and computes at a time in the process
-            return self._unlock_face(frames, interval_s, session, challenge_id)
+        # one face request decodes and computes at a time in the process, on its face thread
+        return FACE_WORK.run(self._unlock_face, frames, interval_s, session, challenge_id)
 
     def _unlock_face(self, frames: Sequence[Upload], interval_s: float, session: str | None,
                      challenge_id: str) -> KioskResult:
@@ -302,8 +302,8 @@ class LockService:
         if len(files) > T.SERVICE_MAX_ENROL_FILES:
             raise BadRequest("files", f"at most {T.SERVICE_MAX_ENROL_FILES} files per enrolment")
         consent_given = Consent(purpose, retention_days).validated()
-        with FACE_WORK.working():  # one face request decodes and computes at a time in the process
-            return self._enrol(actor, name, files, consent_given, from_camera, user_id)
+        # one face request decodes and computes at a time in the process, on its face thread
+        return FACE_WORK.run(self._enrol, actor, name, files, consent_given, from_camera, user_id)
 
     def _enrol(self, actor: str, name: str, files: Sequence[Upload], consent_given: Consent, from_camera: bool,
                user_id: str | None) -> dict[str, Any]:
