@@ -21,13 +21,26 @@ from .conftest import Owner
 
 def test_beyond_the_waiting_requests_one_more_is_refused_at_once() -> None:
     work = FaceWork(waiting=1)
-    with work.admitted(), work.admitted():  # the one at work and the one waiting
-        with pytest.raises(FaceBusy), work.admitted():
+    with work.admitted("kiosk:a", door=True), work.admitted("kiosk:b", door=True):  # at work and waiting
+        with pytest.raises(FaceBusy), work.admitted("kiosk:c", door=True):
             pass
         assert work.inside == 2
     assert work.inside == 0
-    with work.admitted():  # room again once they are done
+    with work.admitted("kiosk:a", door=True):  # room again once they are done
         assert work.inside == 1
+
+
+def test_one_client_holds_one_slot_and_enrolments_leave_the_last_to_the_door() -> None:
+    work = FaceWork(waiting=3)
+    with work.admitted("kiosk:screen-2", door=True):
+        with pytest.raises(FaceBusy), work.admitted("kiosk:screen-2", door=True):  # the same screen again
+            pass
+        with work.admitted("enrol:olga", door=False), work.admitted("enrol:max", door=False):
+            with pytest.raises(FaceBusy), work.admitted("enrol:ann", door=False):  # only the last slot is left
+                pass
+            with work.admitted("addr:127.0.0.1", door=True):  # … and the lock's own screen gets it
+                assert work.inside == 4
+    assert work.inside == 0
 
 
 def test_face_work_runs_one_at_a_time_and_gives_the_heap_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +83,8 @@ def test_a_kiosk_burst_beyond_the_queue_is_answered_busy_unread(client: Any, own
     read: list[int] = []
     real = facework.FaceWork.admitted
     monkeypatch.setattr("limen.service.api.uploads", lambda files: read.append(1))  # never reached when busy
-    holders = [real(FACE_WORK) for _ in range(T.SERVICE_FACE_WAITING + 1)]  # the one at work + all waiting
+    holders = [real(FACE_WORK, f"kiosk:other-{i}", door=True)  # the one at work + all waiting
+               for i in range(T.SERVICE_FACE_WAITING + 1)]
     for held in holders:
         held.__enter__()
     try:

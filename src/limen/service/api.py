@@ -319,7 +319,7 @@ async def kiosk_unlock(request: Request, frames: Frames,
     """A burst of camera frames from the door: PAD + face identification → access engine → door + audit.
 
     `challenge`: the id from /api/kiosk/challenge (required when the lock's `kiosk_challenge` is on)."""
-    with FACE_WORK.admitted():  # beyond the few that wait for the one at work: 503 busy, before reading
+    with FACE_WORK.admitted(kiosk_session(request), door=True):  # beyond the few that wait: 503 busy
         got = await uploads(frames)
         result = await _in_thread(ctx_of(request).lock.unlock_face, got, interval_ms / 1000.0,
                                   kiosk_session(request), challenge)
@@ -393,7 +393,7 @@ async def enrol(request: Request, caller: Manager,
                                                                 "(replacing their face); `name` is then "
                                                                 "ignored.")] = None) -> dict[str, Any]:
     """Enrol a face (consent, purpose and retention recorded); all or nothing."""
-    with FACE_WORK.admitted():  # beyond the few that wait for the one at work: 503 busy, before reading
+    with FACE_WORK.admitted(f"enrol:{caller.actor}", door=False):  # the last slot stays the door screen's
         got = await uploads(files)
         return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days,
                                 consent, source == "camera", user_id)

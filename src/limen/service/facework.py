@@ -20,10 +20,14 @@ only share the core and add their memory.  So, process-wide:
   caller's context variables (the request's language, its trace) go with
   the call.  `FACE_WORK.working()` holds the same slot on the caller's thread
   (the start's warm-up).
-* `FACE_WORK.admitted()` — taken by the HTTP route before it reads the
-  uploads: besides the one at work, at most `thresholds.SERVICE_FACE_WAITING`
+* `FACE_WORK.admitted(key, door=…)` — taken by the HTTP route before it
+  decodes the uploads (FastAPI has already received the multipart body):
+  besides the one at work, at most `thresholds.SERVICE_FACE_WAITING`
   requests wait (each holding only its compressed upload); one more is
-  refused at once with `FaceBusy` (503, `Retry-After`), before it is read.
+  refused at once with `FaceBusy` (503, `Retry-After`).  Fair shares, so one
+  client cannot keep the door screen out: a `key` (a door screen's session,
+  an enrolling account) holds at most one admission, and enrolments never
+  take the last slot — it stays for a door screen.
 
 Nothing is decided differently: a request that waits runs the same checks.
 """
@@ -60,6 +64,7 @@ class FaceWork:
         self._work = threading.Lock()
         self._count = threading.Lock()
         self._inside = 0  # admitted requests: the one at work and those waiting
+        self._keys: set[str] = set()  # who holds them (one each)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limen-face")
 
     @property
@@ -67,17 +72,22 @@ class FaceWork:
         return self._inside
 
     @contextlib.contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Admit one face request (never blocks); `FaceBusy` when `waiting` others already wait."""
+    def admitted(self, key: str, *, door: bool) -> Iterator[None]:
+        """Admit one face request of `key` (never blocks); `FaceBusy` when `key` already has one in, when
+        `waiting` others already wait, or — for anything but a door screen (`door`) — when only one slot is left.
+        """
         with self._count:
-            if self._inside > self.waiting:
+            room = self.waiting + 1 if door else self.waiting  # the last slot is a door screen's
+            if key in self._keys or self._inside >= room:
                 raise FaceBusy(BUSY)
             self._inside += 1
+            self._keys.add(key)
         try:
             yield
         finally:
             with self._count:
                 self._inside -= 1
+                self._keys.discard(key)
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """`fn(*args, **kwargs)` on the face thread, holding the face slot (blocking); its freed heap goes back
