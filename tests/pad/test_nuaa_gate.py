@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from limen.capture import Capture, load_image
+from limen.lab import pad_train as train
 from limen.lab.pad import BONA_FIDE, PadSampleRef, PadScoreRow, compute_metrics
-from limen.pad import Purpose, assess, faces, train
+from limen.pad import Purpose, assess, faces
 from limen.pad.texture import shipped_model, texture_features
 from tests.pad.helpers import nuaa_files
 
