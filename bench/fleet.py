@@ -532,8 +532,8 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
             distinct = int(s.scalar(select(func.count()).select_from(
                 select(Record.lock_id, Record.idx).distinct().subquery())) or 0)
             now_alarms = int(s.scalar(select(func.count()).select_from(Alarm)) or 0)
-            rules = dict(s.execute(select(Alarm.rule, func.count()).where(~Alarm.rule.in_(
-                ["lock:burst", "lock:spread"])).group_by(Alarm.rule)).tuples().all())
+            rules = {str(rule): int(k) for rule, k in s.execute(select(Alarm.rule, func.count()).where(~Alarm.rule.in_(
+                ["lock:burst", "lock:spread"])).group_by(Alarm.rule)).all()}
         return {label: round(down_s, 1), **extra, "records_expected": expected, "records_held": held(),
                 "lost": expected - held(), "duplicated": held() - distinct, "alarms_after": now_alarms - raised,
                 "alarms_after_by_rule": rules}
