@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session
 
 from limen import thresholds as T
@@ -57,6 +59,20 @@ WORKERS = T.CLOUD_INGEST_WORKERS
 RECONNECT_S = T.CLOUD_RECONNECT_S
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
 INGEST_TRIES = 6  # a failed batch is retried in place this often (0.2 s doubling) before it is left to the broker
+
+
+class Unfinished(Exception):
+    """A pass failed because the database is busy or away; its first `done` messages were committed."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"the database failed after {done} message(s) were committed")
+        self.done = done
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether `exc` says the database is busy or away (worth retrying), not that a message cannot be stored."""
+    return isinstance(exc, OperationalError | InterfaceError | SATimeoutError | Unfinished) \
+        or bool(getattr(exc, "connection_invalidated", False))
 
 
 class CloudBridge:
@@ -152,12 +168,45 @@ class CloudBridge:
         The locks named are read in one SELECT; events add their rows to one `IngestPass`, written before any
         other kind of message (an erasure must not precede the rows it erases) and before the commit.  A
         backup or outcome that is refused part-way is rolled back alone (its own savepoint).  `redelivered`:
-        per message, whether the broker sent it before (MQTT DUP; `limen_cloud.evidence.ingest`)."""
+        per message, whether the broker sent it before (MQTT DUP; `limen_cloud.evidence.ingest`).
+
+        A pass that fails for a reason other than the database being busy or away (`transient`) is taken again
+        message by message, in order, each in its own transaction; a message that fails alone is refused (logged,
+        counted, acknowledged), so that one lock's message cannot hold back the whole fleet's.  A transient
+        failure is raised (`Unfinished`, with how many messages were committed) for the caller to retry."""
+        dups = redelivered or [False] * len(messages)
+        try:
+            self._commit(messages, dups)
+            return
+        except Exception as exc:
+            if transient(exc):
+                raise Unfinished(0) from exc
+            if len(messages) > 1:
+                log.warning("a pass of %d messages failed (%s); taking them one by one", len(messages),
+                            type(exc).__name__)
+            else:
+                self._refuse_failed(messages[0][0], exc)
+                return
+        for k, (message, dup) in enumerate(zip(messages, dups, strict=True)):
+            try:
+                self._commit([message], [dup])
+            except Exception as exc:
+                if transient(exc):
+                    raise Unfinished(k) from exc
+                self._refuse_failed(message[0], exc)
+
+    def _refuse_failed(self, topic: str, exc: BaseException) -> None:
+        log.error("a message on %s could not be stored (%s)", topic, type(exc).__name__, exc_info=exc)
+        self._refuse(topic, f"a message on {topic} could not be stored ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})")
+
+    def _commit(self, messages: list[tuple[str, bytes]], redelivered: list[bool]) -> None:
+        """One pass: one transaction, then the certificates and head answers it produced, then `on_alarms`."""
         now = datetime.now(UTC).replace(tzinfo=None)
         alarms: list[str] = []
         outbox: list[tuple[str, bytes]] = []  # certificates to publish once the pass is committed
         try:
-            self._pass(messages, redelivered or [False] * len(messages), now, alarms, outbox)
+            self._pass(messages, redelivered, now, alarms, outbox)
         except Exception:  # not committed: the certificates issued in it are not sent (the lock asks again)
             for topic, _ in outbox:
                 self.issued.pop(topic.split("/")[1], None)
@@ -211,14 +260,18 @@ class CloudBridge:
 
     def _process_retrying(self, batch: list[Delivery]) -> bool:
         """Ingest `batch`, retrying a failed transaction here (a later message must not overtake it: that would
-        look like a gap in the lock's chain); after `INGEST_TRIES` it stays unacknowledged at the broker."""
+        look like a gap in the lock's chain); after `INGEST_TRIES` it stays unacknowledged at the broker.  The
+        messages a failed attempt committed one by one are not taken again."""
+        pending = batch
         for attempt in range(INGEST_TRIES):
             try:
-                self.process([(d.topic, d.payload) for d in batch], [d.dup for d in batch])
+                self.process([(d.topic, d.payload) for d in pending], [d.dup for d in pending])
                 return True
-            except Exception:  # the database failed (busy, away)
-                log.warning("could not ingest %d message(s) (try %d of %d)", len(batch), attempt + 1, INGEST_TRIES,
-                            exc_info=attempt == INGEST_TRIES - 1)
+            except Exception as exc:  # the database failed (busy, away)
+                if isinstance(exc, Unfinished):
+                    pending = pending[exc.done:]
+                log.warning("could not ingest %d message(s) (try %d of %d)", len(pending), attempt + 1,
+                            INGEST_TRIES, exc_info=attempt == INGEST_TRIES - 1)
                 time.sleep(min(0.2 * 2 ** attempt, 5.0))
         log.error("gave up on %d message(s); they stay at the broker until the cloud reconnects", len(batch))
         return False
@@ -250,7 +303,7 @@ class CloudBridge:
         try:
             message = parse(payload, lock_id)
         except BadMessage as exc:
-            return self._refuse(topic, str(exc))
+            return self._refuse(topic, f"events from {lock_id!r}: {exc}")
         if lock is None:  # its evidence is kept from the first message; an owner claims it with its code
             lock = Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0)
             session.add(lock)

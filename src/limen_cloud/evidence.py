@@ -36,6 +36,7 @@ from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_
 from limen_cloud.models import Alarm, Lock, Record
 
 MESSAGE_VERSION = 1
+MAX_INDEX = 2**31 - 1  # record indexes and counts are 32-bit integer columns (PostgreSQL INTEGER); beyond: refused
 
 
 class BadMessage(ValueError):
@@ -54,30 +55,38 @@ def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
     """The events message in `payload` for `lock_id`; `BadMessage` otherwise."""
     try:
         message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadMessage(f"not JSON ({exc})") from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also an integer of too many digits
+        raise BadMessage(f"not JSON ({str(exc)[:100]})") from exc
+    except RecursionError as exc:  # b"[" * 100_000: nested deeper than the parser's stack
+        raise BadMessage("not JSON (nested too deeply)") from exc
     if not isinstance(message, dict) or message.get("v") != MESSAGE_VERSION:
         raise BadMessage("unknown message version")
     if message.get("lock") != lock_id:
         raise BadMessage("the message names another lock than the one that sent it")
     records, head = message.get("records"), message.get("head")
-    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("index"), int)
-                                                for r in records):
-        raise BadMessage("records must be a list of chained records")
-    if not isinstance(head, dict) or not isinstance(head.get("count"), int) or head["count"] < 0:
-        raise BadMessage("head must give the lock's record count")
+    if not isinstance(records, list) or not all(isinstance(r, dict) and _index(r.get("index")) for r in records):
+        raise BadMessage(f"records must be a list of chained records (indexes 0 to {MAX_INDEX})")
+    if not isinstance(head, dict) or not _index(head.get("count")):
+        raise BadMessage(f"head must give the lock's record count (0 to {MAX_INDEX})")
+    if message.get("start") is not None and not _index(message["start"]):
+        raise BadMessage(f"start must be the index the lock read the batch from (0 to {MAX_INDEX})")
     keys, checkpoints = message.get("keys", {}), message.get("checkpoints", [])
     if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) and len(v) == 44
                                              for k, v in keys.items()):
         raise BadMessage("keys must map key ids to base64 Ed25519 public keys")
-    if not isinstance(checkpoints, list) or not all(isinstance(c, dict) and isinstance(c.get("index"), int)
+    if not isinstance(checkpoints, list) or not all(isinstance(c, dict) and _index(c.get("index"))
                                                     for c in checkpoints):
-        raise BadMessage("checkpoints must be a list of signed checkpoints")
+        raise BadMessage(f"checkpoints must be a list of signed checkpoints (indexes 0 to {MAX_INDEX})")
     claim = message.get("claim")
     if claim is not None and not (isinstance(claim, str) and len(claim) == 64
                                   and all(c in "0123456789abcdef" for c in claim)):
         raise BadMessage("claim must be a SHA-256 hex digest")
     return message
+
+
+def _index(value: Any) -> bool:
+    """A record index or count the cloud can store (bool is an int in Python, not here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INDEX
 
 
 class IngestPass:

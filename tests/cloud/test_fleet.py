@@ -122,7 +122,8 @@ def test_the_bridge_refuses_what_it_cannot_place(broker: Broker, engine: Engine)
     bridge.received("elsewhere", b"{}")
     bridge.received("limen/x/events", b"x" * (2 << 20))
     assert bridge.refused == ["a result from a lock the cloud never saw",
-                              "the message names another lock than the one that sent it", "unknown topic",
+                              "events from 'x': the message names another lock than the one that sent it",
+                              "unknown topic",
                               "unknown topic", "oversized (2097152 bytes)"]
 
 
