@@ -17,7 +17,12 @@ worker drains what is queued for it (up to `CLOUD_INGEST_BATCH`) in one pass: th
 the chains verified in memory, the new records and alarms written with one executemany each, one commit,
 then the acknowledgements (`limen_cloud.evidence.IngestPass`).  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
-whole, counted in `refused` and logged with its reason; nothing is stored.
+whole, counted in `refused` and logged with its reason; nothing is stored.  A message that cannot be stored
+for another reason is found by taking a failed pass again message by message, and refused alone.
+
+A lock whose message starts after the head the cloud holds (an earlier one is late, or was lost after the
+broker took it) is answered after the commit with that head on `limen/<id>/head` (QoS 1, not retained); the
+lock moves its forward cursor back to it and resends (`limen.link.forward.EventForwarder.rewind`).
 
 With the fleet CA (`ca`, `limen-cloud serve --ca-dir`) it also answers rotation requests: a CSR on
 `limen/<id>/csr` from a lock the cloud knows, naming that lock, is signed (at most one per lock every
@@ -58,6 +63,7 @@ BATCH = T.CLOUD_INGEST_BATCH
 WORKERS = T.CLOUD_INGEST_WORKERS
 RECONNECT_S = T.CLOUD_RECONNECT_S
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
+HEAD_PUBLISH_TIMEOUT_S = 2.0  # a head answer not acknowledged by then is sent again at the lock's next message
 INGEST_TRIES = 6  # a failed batch is retried in place this often (0.2 s doubling) before it is left to the broker
 
 
@@ -205,8 +211,9 @@ class CloudBridge:
         now = datetime.now(UTC).replace(tzinfo=None)
         alarms: list[str] = []
         outbox: list[tuple[str, bytes]] = []  # certificates to publish once the pass is committed
+        heads: dict[str, bytes] = {}  # lock id → the head the cloud holds, for locks asked to resend
         try:
-            self._pass(messages, redelivered, now, alarms, outbox)
+            self._pass(messages, redelivered, now, alarms, outbox, heads)
         except Exception:  # not committed: the certificates issued in it are not sent (the lock asks again)
             for topic, _ in outbox:
                 self.issued.pop(topic.split("/")[1], None)
@@ -220,22 +227,33 @@ class CloudBridge:
             except LinkError as exc:  # the lock asks again after LINK_ROTATION_RETRY_S
                 log.warning("could not send a certificate on %s (%s)", topic, exc)
                 self.issued.pop(topic.split("/")[1], None)
+        for lock_id, payload in heads.items():
+            try:
+                self.mqtt.publish(Topics(lock_id).head, payload, HEAD_PUBLISH_TIMEOUT_S)
+            except LinkError as exc:  # asked again at the lock's next message (at least every LINK_LOOP_PERIOD_S)
+                log.warning("could not send %s the head the cloud holds (%s)", lock_id, exc)
         if alarms:
             log.warning("alarms raised: %s", ", ".join(alarms))
             if self.on_alarms is not None:
                 self.on_alarms()
 
     def _pass(self, messages: list[tuple[str, bytes]], redelivered: list[bool], now: datetime, alarms: list[str],
-              outbox: list[tuple[str, bytes]]) -> None:
+              outbox: list[tuple[str, bytes]], heads: dict[str, bytes] | None = None) -> None:
         with self.sessions() as session, session.begin():
             write_lock(session)
             ids = {p[1] for p in (t.split("/") for t, _ in messages) if len(p) == 3}
             # held here (the identity map is weak): `session.get` below finds them without a query or a flush
             held = list(session.scalars(select(Lock).where(Lock.lock_id.in_(ids)))) if ids else []
             batch = IngestPass(session)
+            resend: set[str] = set()
             for (topic, payload), dup in zip(messages, redelivered, strict=True):
-                alarms += self._one(session, batch, topic, payload, now, outbox, dup)
+                alarms += self._one(session, batch, topic, payload, now, outbox, dup, resend)
             batch.flush()
+            for lock_id in resend:  # the head as the pass leaves it (a late message may have arrived after)
+                lock = session.get(Lock, lock_id)
+                if lock is not None and heads is not None:
+                    heads[lock_id] = json.dumps({"v": 1, "lock": lock_id, "count": lock.head_count,
+                                                 "hash": lock.head_hash}, sort_keys=True).encode("utf-8")
             del held
 
     def _work(self, q: queue.Queue[Delivery | None]) -> None:
@@ -277,7 +295,7 @@ class CloudBridge:
         return False
 
     def _one(self, session: Session, batch: IngestPass, topic: str, payload: bytes, now: datetime,
-             outbox: list[tuple[str, bytes]], redelivered: bool = False) -> list[str]:
+             outbox: list[tuple[str, bytes]], redelivered: bool = False, resend: set[str] | None = None) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
             return self._refuse(topic, "unknown topic")
@@ -309,6 +327,9 @@ class CloudBridge:
             session.add(lock)
             session.flush()
         result = ingest(session, lock, message, now, batch, redelivered)
+        if result.resend_from is not None and resend is not None:
+            log.info("%s: records from %d are late or lost; asking the lock to resend", lock_id, result.resend_from)
+            resend.add(lock_id)
         return [f"{lock_id}:{a}" for a in result.alarms]
 
     def _result(self, session: Session, lock: Lock, payload: bytes, topic: str, now: datetime) -> list[str]:

@@ -28,6 +28,7 @@ pattern write limen/%u/events
 pattern write limen/%u/backup
 pattern write limen/%u/csr
 pattern read limen/%u/cert
+pattern read limen/%u/head
 pattern readwrite limen/%u/ha/#
 pattern write homeassistant/+/limen_%u/#
 """

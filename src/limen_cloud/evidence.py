@@ -7,7 +7,12 @@ rules, `limen.audit.chain`).  A record the cloud already holds is a duplicate
 if identical (idempotent by (lock, index)) and an alarm if different.  The
 head the lock reports is compared with the cloud's: fewer records than the
 cloud holds means the local trail was cut back, rolled back or deleted —
-alarm `audit_truncated`, once until acknowledged.  Alarms the lock raised
+alarm `audit_truncated`, once until acknowledged.  A message that starts after the cloud's head is not
+final: the lock read it from `start`, so if `start` is past the cloud's head an earlier message is late or was
+lost after the broker took it (a broker restart): nothing is alarmed, the message's records wait, and the
+lock is asked to resend from the cloud's head (`IngestResult.resend_from`; the bridge answers on
+`limen/<id>/head`).  Only a gap in a batch the lock read from at or before the cloud's head (its log lacks
+the records) is `audit_gap`.  Alarms the lock raised
 itself (ALARM records) become owner alarms too.  The lock's audit public keys
 are pinned at first sight (a key announced later is kept but alarmed,
 `audit_key_added`); a signed checkpoint that does not verify, or names
@@ -49,6 +54,7 @@ class IngestResult:
     duplicates: int = 0
     alarms: list[str] = field(default_factory=list)
     stale: bool = False  # a redelivered message older than what the cloud holds (its head not taken)
+    resend_from: int | None = None  # records went missing on the way: the lock is asked to resend from here
 
 
 def parse(payload: bytes, lock_id: str) -> dict[str, Any]:
@@ -139,12 +145,17 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
     own = batch is None
     batch = batch or IngestPass(session)
     result = IngestResult()
+    start = message.get("start")  # where the lock read this batch from (None: a lock that predates resending)
     for record in sorted(message["records"], key=lambda r: r["index"]):
+        if record["index"] > lock.head_count and start is not None and start > lock.head_count:
+            break  # an earlier message is late or lost, not the lock's records: asked for below, no alarm
         if not _take(batch, lock, record, now, result):
             break
     _check_checkpoints(batch, lock, message, now, result)
     head = message["head"]
     count, hash_ = int(head["count"]), head.get("hash")
+    if start is not None and start > lock.head_count and count > lock.head_count:
+        result.resend_from = lock.head_count  # the lock believes the broker took what the cloud lacks
     if count < lock.head_count and (redelivered or message["records"]) \
             and (count == 0 or batch.held_hash(lock.lock_id, count - 1) == hash_):
         result.stale = True

@@ -11,6 +11,12 @@ Each message also carries the lock's audit public keys (so the cloud can check
 the signed checkpoints among the records) and the hash of the current claim code (`limen link
 claim-code`), so the cloud can check that whoever claims the lock saw its code.
 
+Each message says where it was read from (`start`).  If a message the broker
+took does not reach the cloud before the next one (a broker restart), the cloud
+answers with the head it holds and `rewind` moves the cursor back to it: the
+records are sent again, not lost; the cloud alarms a gap only in a batch read
+from at or before its head.
+
 A local log shorter than the cursor (cut back, rolled back or deleted) is not
 hidden: the head is sent as it is, and the cloud, which holds more, alarms.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -32,6 +39,7 @@ from limen import thresholds as T
 from limen.db import migrate, transaction
 from limen.link.schema import MIGRATIONS
 
+log = logging.getLogger(__name__)
 EVENTS_VERSION = 1
 
 
@@ -69,7 +77,7 @@ class EventForwarder:
             batch = _take(self.audit.records(start), T.LINK_FORWARD_BATCH)
             end = start + len(batch)
             cps = [cp for cp in checkpoints if start <= int(cp["index"]) < end]
-            publish(self._message(batch, cps, head))
+            publish(self._message(batch, cps, head, start))
             self._save(end)
             sent += len(batch)
             start = end
@@ -83,13 +91,23 @@ class EventForwarder:
             self.conn.execute("INSERT OR REPLACE INTO link_claim(id, code_hash) VALUES (1, ?)", (claim_hash(code),))
         return code
 
+    def rewind(self, cloud_count: int) -> bool:
+        """Resend from `cloud_count` (the records the cloud holds) if the cursor is past it; whether it moved."""
+        if cloud_count >= self.cursor:
+            return False
+        log.info("the cloud holds %d audit records, the cursor was at %d: resending from %d", cloud_count,
+                 self.cursor, cloud_count)
+        self._save(cloud_count)
+        return True
+
     def _message(self, records: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
-                 head: dict[str, Any]) -> bytes:
+                 head: dict[str, Any], start: int) -> bytes:
         row = self.conn.execute("SELECT code_hash FROM link_claim WHERE id = 1").fetchone()
         keys = {kid: base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
                 for kid, key in self.audit.public_keys().items()}
         return json.dumps({"v": EVENTS_VERSION, "lock": self.lock_id, "records": records,
-                           "checkpoints": checkpoints, "head": head, "claim": row[0] if row else None,
+                           "checkpoints": checkpoints, "head": head, "start": start,
+                           "claim": row[0] if row else None,
                            "keys": keys},
                           sort_keys=True, separators=(",", ":")).encode("utf-8")
 

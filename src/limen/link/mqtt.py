@@ -8,6 +8,8 @@ only `limen/L/cmd` and write only `limen/L/result` and `limen/L/events`):
     limen/L/events  lock → cloud   audit records and the chain head (`link.forward`)
     limen/L/csr     lock → cloud   a CSR for a new key when the certificate is due for rotation (`pki.Rotation`)
     limen/L/cert    cloud → lock   the certificate the fleet CA issued for it (checked, installed, reconnect)
+    limen/L/head    cloud → lock   the audit head the cloud holds, when records the broker took did not reach
+                                   it: the lock resends from there (`EventForwarder.rewind`)
 
 Everything is QoS 1 (at least once; the receivers are idempotent).
 `MqttLink.connect` returns only after the broker's CONNACK: a refused TLS
@@ -85,6 +87,10 @@ class Topics:
     @property
     def cert(self) -> str:
         return f"limen/{self.lock}/cert"
+
+    @property
+    def head(self) -> str:
+        return f"limen/{self.lock}/head"
 
 
 class MqttLink:
@@ -230,7 +236,9 @@ class LockLink:
         self.guard = guard or threading.Lock()
         self.rotation = rotation
         self._asked_at: float | None = None
-        topics = (self.topics.cmd, self.topics.cert) if rotation is not None else (self.topics.cmd,)
+        self._rewind: int | None = None  # the head the cloud last said it holds, not yet applied to the cursor
+        self._rewind_guard = threading.Lock()
+        topics = (self.topics.cmd, self.topics.head) + ((self.topics.cert,) if rotation is not None else ())
         # a persistent session as long as a command can live: one sent during a short drop-out still arrives
         self.mqtt = MqttLink(lock_id, context, host, port, subscriptions=topics,
                              on_message=self._received, session_expiry_s=T.LINK_COMMAND_MAX_VALIDITY_S)
@@ -243,7 +251,13 @@ class LockLink:
         self.mqtt.close()
 
     def forward(self, forwarder: EventForwarder) -> int:
-        """Send the audit records the broker has not acknowledged yet (and the head); return how many."""
+        """Send the audit records the broker has not acknowledged yet (and the head); return how many.
+
+        If the cloud said it holds fewer records than the cursor (`limen/L/head`), resend from there first."""
+        with self._rewind_guard:
+            rewind, self._rewind = self._rewind, None
+        if rewind is not None:
+            forwarder.rewind(rewind)
         return forwarder.forward(lambda payload: self.mqtt.publish(self.topics.events, payload))
 
     def rotate_if_due(self, at: datetime) -> bool:
@@ -263,6 +277,9 @@ class LockLink:
         """Runs on paho's network thread: nothing may escape it (the link would die with the command)."""
         if topic == self.topics.cert and self.rotation is not None:
             self._certificate(payload)
+            return
+        if topic == self.topics.head:
+            self._cloud_head(payload)
             return
         if topic != self.topics.cmd:
             payload = b"\xff"  # refused as malformed, audited (the broker's ACL should never let this through)
@@ -295,6 +312,19 @@ class LockLink:
                               data={"old_serial": f"{old:x}", "serial": f"{cert.serial_number:x}",
                                     "expires": cert.not_valid_after_utc.isoformat()}))
         self.mqtt.renew()  # the next maintain() reconnects with the new key (not from paho's own thread)
+
+    def _cloud_head(self, payload: bytes) -> None:
+        """The head the cloud holds: kept for the next `forward` (which runs on the link's own thread)."""
+        try:
+            head = json.loads(payload.decode("utf-8"))
+            count = head.get("count") if isinstance(head, dict) and head.get("lock") == self.topics.lock else None
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            count = None
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 2**31:
+            log.warning("ignored a malformed head message from the cloud (%d bytes)", len(payload))
+            return
+        with self._rewind_guard:
+            self._rewind = count if self._rewind is None else min(self._rewind, count)
 
     def _audit(self, event: Event) -> None:
         try:
