@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import ssl
 import stat
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,33 +13,21 @@ import pytest
 from limen.errors import KeyStoreError, LinkError
 from limen.link import pki, token_key
 from limen.link.mqtt import MqttLink
+from tests.vault.conftest import SOFTHSM_MODULE, TOKEN_LABEL, TOKEN_PIN, softhsm_env  # noqa: F401 - shared token
 
 from .broker import Broker, start_broker
 
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-LABEL, PIN = "limen-link-test", "link-pin-2718"
+PIN = TOKEN_PIN
 
 
 @pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pki.TokenAccess]:
-    """A fresh SoftHSM2 token; skips where SoftHSM2 or libp11's OpenSSL engine is not installed."""
-    if shutil.which("softhsm2-util") is None or not Path(MODULE).exists():
-        pytest.skip("SoftHSM2 not installed (apt-get install softhsm2)")
+def token(request: pytest.FixtureRequest) -> pki.TokenAccess:
+    """The suite's shared SoftHSM2 token (SoftHSM reads its configuration once per process, so every test
+    module uses the same one); skips where SoftHSM2 or libp11's OpenSSL engine is not installed."""
+    request.getfixturevalue("softhsm_env")
     if not any(Path(p).exists() for p in token_key.ENGINE_PATHS):
         pytest.skip(f"the OpenSSL PKCS#11 engine is not installed (apt-get install {token_key.ENGINE_PACKAGE})")
-    root = tmp_path_factory.mktemp("softhsm-link")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    old = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", LABEL, "--so-pin", "so-1618",
-                    "--pin", PIN], check=True, capture_output=True)
-    yield pki.TokenAccess(MODULE, LABEL, PIN)
-    if old is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = old
+    return pki.TokenAccess(SOFTHSM_MODULE, TOKEN_LABEL, TOKEN_PIN)
 
 
 @pytest.fixture(scope="module")

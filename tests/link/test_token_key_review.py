@@ -9,6 +9,7 @@ import pytest
 
 from limen.errors import KeyStoreError, LinkError
 from limen.link import pki, token_key
+from tests.vault.conftest import softhsm_env  # noqa: F401 - the shared token fixture
 
 from .broker import Broker
 from .test_token_key import broker, provision, token  # noqa: F401  (fixtures)
