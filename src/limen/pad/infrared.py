@@ -90,19 +90,27 @@ def glint_share(view: FaceView) -> float:
     return float((both >= 250).mean()) if both.size else 0.0
 
 
+def ir_unusable(sample: PadSample) -> str:
+    """Why the IR stream cannot be judged at all (no stream, emitter off, too dark), or "" when it can."""
+    problem = stream_problem(sample, "ir")
+    if problem:
+        return problem
+    if any(v.frame.emitter_on is False for v in sample.faces):
+        return "ir_emitter_off"
+    if all(ir_dark(v) for v in sample.faces):
+        return "ir_image_dark (emitter off?)"
+    return ""
+
+
 class InfraredCue:
     """NIR reflectance of skin under the camera's illuminator (simulator-calibrated)."""
 
     name = "infrared"
 
     def score(self, sample: PadSample, purpose: Purpose) -> CueResult:
-        problem = stream_problem(sample, "ir")
-        if problem:
-            return CueUnavailable(self.name, problem)
-        if any(v.frame.emitter_on is False for v in sample.faces):
-            return CueUnavailable(self.name, "ir_emitter_off")
-        if all(ir_dark(v) for v in sample.faces):
-            return CueUnavailable(self.name, "ir_image_dark (emitter off?)")
+        unusable = ir_unusable(sample)
+        if unusable:
+            return CueUnavailable(self.name, unusable)
         rho = [reflectance(v) for v in sample.faces]
         rho = [r for r in rho if math.isfinite(r)]
         if not rho:
@@ -186,13 +194,9 @@ class SubsurfaceCue:
     name = "subsurface"
 
     def score(self, sample: PadSample, purpose: Purpose) -> CueResult:
-        problem = stream_problem(sample, "ir")
-        if problem:
-            return CueUnavailable(self.name, problem)
-        if any(v.frame.emitter_on is False for v in sample.faces):
-            return CueUnavailable(self.name, "ir_emitter_off")
-        if all(ir_dark(v) for v in sample.faces):
-            return CueUnavailable(self.name, "ir_image_dark (emitter off?)")
+        unusable = ir_unusable(sample)
+        if unusable:
+            return CueUnavailable(self.name, unusable)
         measured = [dot_contrast(v) for v in sample.faces]
         if sum(math.isinf(c) for c, _ in measured) > len(measured) // 2:
             return CueUnavailable(self.name, "ir_overexposed (the dots are clipped: too bright to judge)")
