@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from tests.link.broker import CLOUD_ID, launch, prepare  # noqa: E402
 
+from limen import thresholds as T  # noqa: E402
 from limen.audit.chain import GENESIS, make_record  # noqa: E402
 from limen.audit.event import Event, EventKind  # noqa: E402
 from limen.errors import CommandRefused, LinkError  # noqa: E402
@@ -148,12 +149,13 @@ class TimedBridge(CloudBridge):
 
 LOCK_RE = re.compile(rb"lock-[0-9]{4}")
 RULE_RE = re.compile(rb"lock:[a-z]+")
+IDS_RE = re.compile(rb"ids: ([0-9,-]+)")  # a coalesced apprise message names every alarm id it carries
 
 
 def receiver_process(pipe: Connection) -> None:
     """The owner's side, in its own process: when each (rule, lock) alarm reached the community webhook
     (`/alarms`, the cloud's signed JSON) and the owner's apprise json:// channel (`/apprise`)."""
-    arrived: dict[str, dict[tuple[str, str], float]] = {"webhook": {}, "apprise": {}}
+    arrived: dict[str, dict[Any, float]] = {"webhook": {}, "apprise": {}, "apprise_ids": {}, "apprise_messages": {}}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
@@ -162,9 +164,14 @@ def receiver_process(pipe: Connection) -> None:
             if self.path.startswith("/alarms"):
                 body = json.loads(raw)
                 arrived["webhook"].setdefault((body["rule"], body["lock_id"]), now)
-            else:  # apprise's json: title and message name the lock and the rule
-                lock, rule = LOCK_RE.search(raw), RULE_RE.search(raw)
-                if lock and rule:
+            else:  # apprise's json: title and message name the lock and the rule (or, coalesced, the alarm ids)
+                arrived["apprise_messages"][len(arrived["apprise_messages"])] = now
+                lock, rule, ids = LOCK_RE.search(raw), RULE_RE.search(raw), IDS_RE.search(raw)
+                for part in (ids.group(1).split(b",") if ids else []):
+                    first, _, last = part.partition(b"-")
+                    for alarm_id in range(int(first), int(last or first) + 1):
+                        arrived["apprise_ids"].setdefault(alarm_id, now)
+                if lock and rule and not ids:
                     arrived["apprise"].setdefault((rule.group().decode(), lock.group().decode()), now)
             self.send_response(204 if self.path.startswith("/alarms") else 200)
             self.end_headers()
@@ -193,10 +200,22 @@ class Receiver:
         port = self.pipe.recv()
         self.webhook_url = f"http://127.0.0.1:{port}/alarms"
         self.apprise_url = f"json://127.0.0.1:{port}/apprise"
+        self.keys: dict[int, tuple[str, str]] = {}  # alarm id → (rule, lock), for coalesced apprise messages
 
-    def arrived(self) -> dict[str, dict[tuple[str, str], float]]:
+    def arrived(self, engine: Any = None) -> dict[str, dict[Any, float]]:
+        """Arrival times by channel and (rule, lock); with `engine`, coalesced apprise messages' alarm ids are
+        mapped to their (rule, lock) too."""
         self.pipe.send("get")
-        return self.pipe.recv()  # type: ignore[no-any-return]
+        got: dict[str, dict[Any, float]] = self.pipe.recv()
+        unknown = [i for i in got["apprise_ids"] if i not in self.keys]
+        if engine is not None and unknown:  # (each id looked up once: this polls during the measurement)
+            with sessions(engine)() as s:
+                self.keys.update((i, (rule, lock_id)) for i, rule, lock_id in s.execute(
+                    select(Alarm.id, Alarm.rule, Alarm.lock_id).where(Alarm.id.in_(unknown))))
+        for alarm_id, at in got["apprise_ids"].items():
+            if alarm_id in self.keys:
+                got["apprise"].setdefault(self.keys[alarm_id], at)
+        return got
 
     def close(self) -> None:
         with contextlib.suppress(OSError, EOFError):
@@ -482,16 +501,19 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         bridge.done.clear()
         rule = f"lock:{reason}"
         cpu = time.process_time()
+        started_min = time.monotonic()
         started = fleet.merged("alarm", (reason, time.monotonic() + 1.0, spread_s))
         wait(lambda: len(bridge.done) >= n, 120)
         channels = ("webhook", "apprise") if args.apprise else ("webhook",)
-        wait(lambda: all(sum(k[0] == rule for k in receiver.arrived()[c]) >= n for c in channels), 300)
-        arrived = receiver.arrived()
+        wait(lambda: all(sum(k[0] == rule for k in receiver.arrived(engine)[c]) >= n for c in channels), 300)
+        arrived = receiver.arrived(engine)
         out: dict[str, Any] = {"spread_s": spread_s, "alarm_recorded": stats(
             [(bridge.done[i] - started[i]) * 1000 for i in ids if i in bridge.done and i in started])}
         for c in channels:
             out[f"delivered_{c}"] = stats([(arrived[c][(rule, i)] - started[i]) * 1000 for i in ids
                                            if (rule, i) in arrived[c] and i in started])
+        if args.apprise:  # notifications the owner's phone got for these n alarms (coalesced)
+            out["apprise_messages"] = sum(t >= started_min for t in arrived["apprise_messages"].values())
         out["cloud_process_cpu_s"] = round(time.process_time() - cpu, 2)
         out["load_1m"] = round(os.getloadavg()[0], 1)
         return out
@@ -517,7 +539,9 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     command = dict(stats(command_ms), load_1m=round(os.getloadavg()[0], 1))
     head = {"simulated_locks": n, "processes": args.procs, "workers_per_process": args.workers,
             "bridge_workers": len(bridge._queues), "ingest_batch": bridge_module.BATCH,
-            "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL},
+            "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL,
+                         "apprise_coalesce_s": T.CLOUD_APPRISE_COALESCE_S,
+                         "apprise_parallel": T.CLOUD_APPRISE_PARALLEL},
             "connected": connected, "connect_all_s": round(connect_s, 1),
             "event_to_owner_alarm_burst": burst, "event_to_owner_alarm_spread": spread,
             "owner_alarms_committed": raised, "command_to_lock_verified": command}

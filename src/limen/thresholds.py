@@ -501,6 +501,10 @@ CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages alway
 CLOUD_RECONNECT_S = 2.0                # the cloud bridge re-establishes a lost broker connection this often
 CLOUD_SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 CLOUD_ALARM_RETRY_S = 30.0             # a failed alarm delivery is retried this often
+CLOUD_APPRISE_DEADLINE_S = 30.0        # one owner's apprise message to all channels (SMTP+TLS+log-in fits), then cut
+CLOUD_APPRISE_COALESCE_S = 0.25        # alarms within this of an owner's last apprise message go as one (docs/cloud.md)
+CLOUD_APPRISE_PARALLEL = 16            # owners sent to at once (a hostile channel holds only its owner's slot)
+CLOUD_APPRISE_CACHE_OWNERS = 4096      # owners' built Apprise objects kept (least recently used dropped)
 CLOUD_BACKUPS_KEPT = 10                # encrypted backups kept per lock (older ones are deleted)
 # limen-cloud owner pages and alarm fan-out (limen_cloud/pages.py, notify.py) — design values, not calibrated:
 CLOUD_LOCK_ONLINE_S = 60               # a lock heard from within this is shown online (it forwards every 5 s)

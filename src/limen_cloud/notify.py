@@ -1,10 +1,17 @@
 """Alarm fan-out to the owner's phone: every new alarm of a claimed lock goes to the owner's apprise channels.
 
-`AlarmNotifier.deliver_pending()` sends each alarm not yet delivered (oldest first) to every channel the owner
-configured (`PUT /api/owners/me/alerts`), through the lock's own `AppriseChannel`; an alarm is marked
-delivered only when every channel took it, otherwise the error is kept and it is retried on the next call.
-`start()` runs it on a thread, woken by the bridge after each committed batch (`wake()`) and every
-`RETRY_S`.  URLs hold tokens: they are never logged or returned by the API (only channel ids).
+`AlarmNotifier.deliver_pending()` hands each owner's undelivered alarms (oldest first) to a bounded pool
+(`CLOUD_APPRISE_PARALLEL` owners at once, one job per owner at a time), which sends them to every channel the
+owner configured (`PUT /api/owners/me/alerts`) through the Apprise objects built for that channel set — built once
+and kept (`CLOUD_APPRISE_CACHE_OWNERS`, least recently used dropped), rebuilt when the owner's list of URLs
+differs from the one they were built from.  **Coalescing**: an owner's first alarm after a quiet spell goes at
+once, alone; alarms that arrive within `CLOUD_APPRISE_COALESCE_S` of that owner's last message wait until the
+window closes and then go as ONE message per channel ("12 alarms at Front door, first: …", with the alarm ids),
+so a burst of 1,000 alarms is a handful of notifications, not 1,000.  Every alarm a message carried is marked
+delivered when every channel took it, otherwise each keeps the error and is retried (all together again) after
+`CLOUD_ALARM_RETRY_S`.  `start()` runs the apprise loop and the webhook/push loop on two threads, woken by the
+bridge after each committed batch (`wake()`), so neither waits for the other.  URLs hold tokens: they are never
+logged or returned by the API (only channel ids).
 
 Beside apprise, each alarm goes to the owner's **community security webhook** (set on `/account`): a JSON POST
 signed with HMAC-SHA256 under the secret the owner was shown once, `X-Limen-Signature: v1=<hex>` over
@@ -27,7 +34,9 @@ redirects; NOT the target behind an HTTP(S)_PROXY from the environment, which th
 the addresses `destination_allowed` accepts, so the address connected to is the one checked at that moment —
 a name re-pointed at 127.0.0.1 after it was saved (DNS rebinding) is refused.  The guard is a context variable:
 apprise copies the caller's context into its worker threads; other threads of the process (the database, the
-broker) are not affected.  Apprise's own timeouts are per read (a trickling channel still holds a pass).
+broker) are not affected.  Apprise's own timeouts are per read: `connection_deadline(APPRISE_DEADLINE_S)` cuts
+every connection one message made, so a trickling channel holds only its owner's job, never the others'.  A kept
+Apprise object makes its connections the same way, inside the guard and the deadline of the message being sent.
 """
 
 from __future__ import annotations
@@ -46,8 +55,9 @@ import ssl
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -59,7 +69,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, and_, or_, select
 
 from limen import thresholds as T
-from limen.audit.channels import AppriseChannel, DeliveryFailed
+from limen.audit.channels import DeliveryFailed, apprise_object, channel_id, message, send_apprise
 from limen_cloud.db import sessions, write_lock
 
 if TYPE_CHECKING:
@@ -68,8 +78,8 @@ from limen_cloud.models import Alarm, Lock, Owner, PushSubscription
 
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
-APPRISE_PASS = 100  # alarms per apprise pass
-APPRISE_DEADLINE_S = 30.0  # one alarm's apprise channels together (SMTP with TLS and log-in fits), then cut off
+APPRISE_PASS = 1000  # pending alarms read per apprise pass (owners already being served are left out)
+APPRISE_DEADLINE_S = T.CLOUD_APPRISE_DEADLINE_S  # (read at each send: tests shorten it)
 WEBHOOK_PASS = 200  # alarms per webhook pass (bench/fleet.py, 1,000-alarm burst: 50 → p95 2.0 s, 200 → 0.8 s) …
 WEBHOOK_PARALLEL = 32  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
@@ -78,10 +88,12 @@ SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit
 
 class AlarmNotifier:
     def __init__(self, engine: Engine, webhook_allow: Iterable[str] = (), *, vapid: Vapid02 | None = None,
-                 vapid_contact: str = "") -> None:
+                 vapid_contact: str = "", coalesce_s: float = T.CLOUD_APPRISE_COALESCE_S,
+                 retry_s: float = RETRY_S) -> None:
         """`webhook_allow`: networks (CIDR) the community webhook, apprise channels and push services may reach
         although not public.  `vapid`: the cloud's VAPID key (web push is off without it); `vapid_contact`: the
-        operator's mailto: or https: address put in every VAPID token (RFC 8292 `sub`)."""
+        operator's mailto: or https: address put in every VAPID token (RFC 8292 `sub`).  `coalesce_s`: an
+        owner's apprise coalescing window; `retry_s`: when an owner's failed apprise message is tried again."""
         self.sessions = sessions(engine)
         self.webhook_allow = parse_allow(webhook_allow)
         self.vapid, self.vapid_contact = vapid, vapid_contact or DEFAULT_VAPID_CONTACT
@@ -89,43 +101,136 @@ class AlarmNotifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(WEBHOOK_PARALLEL, thread_name_prefix="limen-cloud-webhook")
+        self.coalesce_s, self.retry_s = coalesce_s, retry_s
+        self._apprise_wake = threading.Event()
+        self._apprise_thread: threading.Thread | None = None
+        self._apprise_pool = ThreadPoolExecutor(T.CLOUD_APPRISE_PARALLEL, thread_name_prefix="limen-cloud-apprise")
+        self._state = threading.Lock()
+        self._busy: set[int] = set()  # owners whose job is running
+        self._due: dict[int, float] = {}  # owner → monotonic time before which they get no new message
+        self._built: OrderedDict[int, _ChannelSet] = OrderedDict()  # owner → Apprise objects of their channels
 
     def wake(self) -> None:
         self._wake.set()
+        self._apprise_wake.set()
 
     def start(self) -> AlarmNotifier:
         self._thread = threading.Thread(target=self._run, name="limen-cloud-notify", daemon=True)
         self._thread.start()
+        self._apprise_thread = threading.Thread(target=self._run_apprise, name="limen-cloud-apprise-loop",
+                                                daemon=True)
+        self._apprise_thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        self.wake()
+        for thread in (self._thread, self._apprise_thread):
+            if thread is not None:
+                thread.join(30)
         self._pool.shutdown(wait=False)
+        self._apprise_pool.shutdown(wait=False)
 
-    def deliver_pending(self) -> int:
-        """Deliver what is pending; return how many alarms were fully delivered."""
-        delivered = 0
-        with self.sessions() as session, session.begin():  # (sends inside the transaction: one pass at a time)
-            rows = session.execute(
-                select(Alarm, Owner).join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
-                .where(Alarm.notified_at.is_(None), Owner.alert_urls.is_not(None))
-                .order_by(Alarm.id).limit(APPRISE_PASS)
-            ).all()
-            for alarm, owner in rows:
-                # the address apprise connects to is checked then; all its channels end by APPRISE_DEADLINE_S
-                with egress_guard(self.webhook_allow), connection_deadline(APPRISE_DEADLINE_S) as cut:
-                    error = _send(alarm, json.loads(owner.alert_urls or "[]"))
-                if cut.expired:
-                    error = f"cut off after {APPRISE_DEADLINE_S:.0f} s" + (f" ({error})" if error else "")
-                if error is None:
-                    alarm.notified_at, alarm.delivery_error = datetime.now(UTC).replace(tzinfo=None), None
-                    delivered += 1
-                else:
-                    alarm.delivery_error = error[:200]
-        return delivered
+    def deliver_pending(self, wait: bool = True) -> int:
+        """Start one apprise job per owner with undelivered alarms (not already being served, out of their
+        coalescing or retry window).  `wait`: return how many alarms were delivered once the jobs ended;
+        otherwise return at once how many alarms were handed to jobs."""
+        jobs, _ = self._dispatch()
+        if not wait:
+            return sum(n for n, _ in jobs)
+        return sum(job.result() for _, job in jobs)
+
+    def channel_set(self, owner_id: int, urls: tuple[str, ...]) -> _ChannelSet:
+        """The Apprise objects for `owner_id`'s channels `urls`: kept from an earlier message when the owner's URLs
+        are the same, built again (and the old ones dropped) when they changed."""
+        with self._state:
+            held = self._built.get(owner_id)
+            if held is not None and held.urls == urls:
+                self._built.move_to_end(owner_id)
+                return held
+        built = _ChannelSet.build(urls)  # (outside the lock: building takes milliseconds)
+        with self._state:
+            self._built[owner_id] = built
+            self._built.move_to_end(owner_id)
+            while len(self._built) > T.CLOUD_APPRISE_CACHE_OWNERS:
+                self._built.popitem(last=False)
+        return built
+
+    def _dispatch(self) -> tuple[list[tuple[int, Future[int]]], float]:
+        """Read what is pending for owners free to be served and submit their jobs: ([(alarms, job)], seconds
+        until the next owner's window closes)."""
+        now = time.monotonic()
+        with self._state:
+            for owner_id in [o for o, due in self._due.items() if due <= now]:
+                del self._due[owner_id]
+            skip = self._busy | set(self._due)
+            next_s = min((due - now for o, due in self._due.items() if o not in self._busy), default=self.retry_s)
+        query = (select(Alarm.id, Alarm.lock_id, Alarm.rule, Alarm.detail, Alarm.raised_at, Lock.name, Owner.id,
+                        Owner.alert_urls)
+                 .join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
+                 .where(Alarm.notified_at.is_(None), Owner.alert_urls.is_not(None)))
+        if skip:
+            query = query.where(Owner.id.not_in(skip))
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(Alarm.id).limit(APPRISE_PASS)).all()
+        by_owner: dict[int, tuple[tuple[str, ...], list[_Pending]]] = {}
+        for alarm_id, lock_id, rule, detail, raised_at, lock_name, owner_id, urls in rows:
+            by_owner.setdefault(owner_id, (tuple(json.loads(urls or "[]")), []))[1].append(
+                _Pending(alarm_id, lock_id, lock_name, rule, detail, raised_at))
+        jobs = []
+        for owner_id, (urls, alarms) in by_owner.items():
+            with self._state:
+                self._busy.add(owner_id)
+            jobs.append((len(alarms), self._apprise_pool.submit(self._deliver_owner, owner_id, urls, alarms)))
+        return jobs, max(0.0, next_s)
+
+    def _deliver_owner(self, owner_id: int, urls: tuple[str, ...], alarms: list[_Pending]) -> int:
+        """One message per channel for `alarms` (one owner's), then their records; how many were delivered."""
+        delivered, failed = 0, True
+        try:
+            channels = self.channel_set(owner_id, urls)
+            title, body, severity = compose(alarms)
+            # the address apprise connects to is checked then; all its channels end by APPRISE_DEADLINE_S
+            deadline_s = APPRISE_DEADLINE_S
+            with egress_guard(self.webhook_allow), connection_deadline(deadline_s) as cut:
+                error = channels.send(title, body, severity)
+            if cut.expired:
+                error = f"cut off after {deadline_s:.0f} s" + (f" ({error})" if error else "")
+            failed = error is not None
+            with self.sessions() as session, session.begin():
+                write_lock(session)
+                sent_at = datetime.now(UTC).replace(tzinfo=None)
+                for alarm in session.scalars(select(Alarm).where(Alarm.id.in_([a.id for a in alarms]))):
+                    if alarm.notified_at is not None:  # (another notifier took it meanwhile)
+                        continue
+                    if error is None:
+                        alarm.notified_at, alarm.delivery_error = sent_at, None
+                        delivered += 1
+                    else:
+                        alarm.delivery_error = error[:200]
+            return delivered
+        except Exception:
+            log.exception("apprise delivery for one owner failed")
+            return delivered
+        finally:
+            with self._state:
+                self._busy.discard(owner_id)
+                self._due[owner_id] = time.monotonic() + (self.retry_s if failed else self.coalesce_s)
+            self._apprise_wake.set()
+
+    def _run_apprise(self) -> None:
+        apprise_object("json://localhost/")  # apprise and its plugins loaded now, not by the first alarm (≈ 0.2 s)
+
+        while not self._stop.is_set():
+            self._apprise_wake.clear()
+            try:
+                jobs, next_s = self._dispatch()
+            except Exception:  # the database is away: retry later, never die
+                log.exception("apprise delivery pass failed")
+                jobs, next_s = [], self.retry_s
+            if sum(n for n, _ in jobs) >= APPRISE_PASS:  # a full pass: more are waiting, go on at once
+                continue
+            self._apprise_wake.wait(min(self.retry_s, next_s) if next_s > 0 else 0.01)
 
     def deliver_webhooks(self, now: datetime | None = None) -> int:
         """POST pending alarms to their owner's community webhook (those due); return how many were taken.
@@ -231,8 +336,7 @@ class AlarmNotifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                full = self.deliver_pending() == APPRISE_PASS
-                full = self.deliver_webhooks() == WEBHOOK_PASS or full
+                full = self.deliver_webhooks() == WEBHOOK_PASS
                 full = self.deliver_push() == PUSH_PASS or full
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")
@@ -243,17 +347,77 @@ class AlarmNotifier:
             self._wake.clear()
 
 
-def _send(alarm: Alarm, urls: list[str]) -> str | None:
-    payload = {"severity": SEVERITY.get(alarm.rule, "warning"), "device_id": alarm.lock_id, "rule": alarm.rule,
-               "reason": alarm.detail, "alarm_id": alarm.id, "at": alarm.raised_at.isoformat() + "Z"}
-    errors = []
-    for url in urls:
-        channel = AppriseChannel(url)
-        try:
-            channel.send(payload)
-        except DeliveryFailed as exc:
-            errors.append(f"{channel.id}: {exc}")
-    return "; ".join(errors) or None
+@dataclass(frozen=True)
+class _Pending:
+    """One undelivered alarm, as read for its owner's message."""
+
+    id: int
+    lock_id: str
+    lock_name: str
+    rule: str
+    detail: str
+    raised_at: datetime
+
+
+@dataclass(frozen=True)
+class _ChannelSet:
+    """The Apprise objects built for one owner's channel URLs (by channel id; a reason for an unusable URL)."""
+
+    urls: tuple[str, ...]
+    channels: tuple[tuple[str, Any], ...]
+
+    @staticmethod
+    def build(urls: tuple[str, ...]) -> _ChannelSet:
+        channels: list[tuple[str, Any]] = []
+        for url in urls:
+            try:
+                channels.append((channel_id(url), apprise_object(url)))
+            except DeliveryFailed as exc:
+                channels.append((channel_id(url), str(exc)))
+        return _ChannelSet(urls, tuple(channels))
+
+    def send(self, title: str, body: str, severity: str) -> str | None:
+        """One message to every channel; None when all took it, else the failures by channel id."""
+        errors = []
+        for cid, built in self.channels:
+            if isinstance(built, str):
+                errors.append(f"{cid}: {built}")
+                continue
+            try:
+                send_apprise(built, title, body, severity, T.AUDIT_DELIVERY_TIMEOUT_S)
+            except DeliveryFailed as exc:
+                errors.append(f"{cid}: {exc}")
+        return "; ".join(errors) or None
+
+
+def compose(alarms: list[_Pending]) -> tuple[str, str, str]:
+    """(title, body, severity) of one apprise message: one alarm as the lock words it; several as
+    "12 alarms at Front door, first: <rule>" (or "at 3 locks"), the first one's detail and every alarm id."""
+    first = alarms[0]
+    severities = {SEVERITY.get(a.rule, "warning") for a in alarms}
+    severity = next((s for s in ("critical", "warning") if s in severities), "warning")
+    if len(alarms) == 1:
+        title, body = message({"severity": severity, "device_id": first.lock_id, "rule": first.rule,
+                               "reason": first.detail, "alarm_id": first.id,
+                               "at": first.raised_at.isoformat() + "Z"})
+        return title, body, severity
+    names = {a.lock_name for a in alarms}
+    place = first.lock_name if len(names) == 1 else f"{len(names)} locks"
+    title = f"[{severity.upper()}] {len(alarms)} alarms at {place}, first: {first.rule}"
+    body = (f"first: {first.lock_id}: {first.rule}: {first.detail} at {first.raised_at.isoformat()}Z\n"
+            f"ids: {id_ranges([a.id for a in alarms])}")
+    return title, body, severity
+
+
+def id_ranges(ids: list[int]) -> str:
+    """`[3, 4, 5, 9]` → "3-5,9" (a coalesced message names every alarm it carries, compactly)."""
+    out: list[str] = []
+    for i in sorted(ids):
+        if out and out[-1].rsplit("-", 1)[-1] == str(i - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ",".join(out)
 
 
 # ------------------------------------------------------------------ web push (RFC 8030, 8291, 8292)

@@ -48,7 +48,7 @@ def test_alarms_reach_the_owner_once_and_failures_are_retried(engine: Engine, re
     assert saved.status_code == 200 and url not in saved.text  # URLs hold tokens: only ids come back
     assert client.get("/api/owners/me/alerts", headers=olga).json() == saved.json()
 
-    notifier = AlarmNotifier(engine, ("127.0.0.0/8",))  # sending is checked too (egress_guard)
+    notifier = AlarmNotifier(engine, ("127.0.0.0/8",), coalesce_s=0, retry_s=0)  # sending is checked (egress_guard)
     first = alarm(engine, "front-door", "audit_truncated")
     assert notifier.deliver_pending() == 1 and receiver.wait_for(1)
     assert "audit_truncated" in receiver.received[0]["json"]["title"]

@@ -86,24 +86,38 @@ class AppriseChannel:
         return not payload.get("silent")
 
     def send(self, payload: Mapping[str, Any]) -> None:
-        import apprise
-
-        notifier = apprise.Apprise()
-        url = self._url
-        if "cto=" not in url and "rto=" not in url:
-            url += ("&" if "?" in url else "?") + f"cto={self._timeout}&rto={self._timeout}"
-        if not notifier.add(url):
-            raise DeliveryFailed("not a usable apprise URL")
-        severity = str(payload.get("severity"))
-        kind = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING}.get(
-            severity, apprise.NotifyType.INFO)
         title, body = message(payload)
-        try:
-            ok = notifier.notify(body=body, title=title, notify_type=kind, timeout=self._timeout * 2)
-        except Exception as exc:  # apprise plugins may raise anything; the dispatcher retries
-            raise DeliveryFailed(f"{type(exc).__name__}") from exc
-        if not ok:
-            raise DeliveryFailed("service refused or unreachable")
+        send_apprise(apprise_object(self._url, self._timeout), title, body, str(payload.get("severity")),
+                     self._timeout)
+
+
+def apprise_object(url: str, timeout: float = thresholds.AUDIT_DELIVERY_TIMEOUT_S) -> Any:
+    """A built `apprise.Apprise` for one channel URL, with connect/read timeouts of `timeout` unless the URL sets
+    them; `DeliveryFailed` when apprise cannot use the URL.  Building costs milliseconds (plugin parsing): the
+    cloud keeps them per owner's channel set (`limen_cloud.notify`); the lock builds one per alarm."""
+    import apprise
+
+    notifier = apprise.Apprise()
+    if "cto=" not in url and "rto=" not in url:
+        url += ("&" if "?" in url else "?") + f"cto={timeout}&rto={timeout}"
+    if not notifier.add(url):
+        raise DeliveryFailed("not a usable apprise URL")
+    return notifier
+
+
+def send_apprise(notifier: Any, title: str, body: str, severity: str,
+                 timeout: float = thresholds.AUDIT_DELIVERY_TIMEOUT_S) -> None:
+    """Send one message through a built `apprise.Apprise`, or raise `DeliveryFailed`."""
+    import apprise
+
+    kind = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING}.get(
+        severity, apprise.NotifyType.INFO)
+    try:
+        ok = notifier.notify(body=body, title=title, notify_type=kind, timeout=timeout * 2)
+    except Exception as exc:  # apprise plugins may raise anything; the dispatcher retries
+        raise DeliveryFailed(f"{type(exc).__name__}") from exc
+    if not ok:
+        raise DeliveryFailed("service refused or unreachable")
 
 
 class WebhookChannel:
