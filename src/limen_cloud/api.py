@@ -36,8 +36,19 @@ from limen.audit.channels import channel_id
 from limen.errors import LinkError
 from limen.link.forward import claim_hash
 from limen.service.ratelimit import RateLimiter
-from limen_cloud.db import sessions
-from limen_cloud.models import Alarm, CommandLog, Invite, Lock, Owner, Record, Session
+from limen_cloud.db import sessions, write_lock
+from limen_cloud.evidence import NotReplaceable
+from limen_cloud.models import (
+    Alarm,
+    ArchivedChain,
+    ArchivedRecord,
+    CommandLog,
+    Invite,
+    Lock,
+    Owner,
+    Record,
+    Session,
+)
 
 SESSION_HOURS = T.CLOUD_SESSION_HOURS
 Relay = Callable[[str, bytes], None]  # (lock id, signed payload) → published to the lock
@@ -146,6 +157,13 @@ class PushIn(BaseModel):
     endpoint: str = Field(min_length=10, max_length=1000)
     keys: PushKeys
     label: str = Field(default="", max_length=100)
+
+
+class StepUp(BaseModel):
+    """The owner's password again (and the authenticator's code, once enrolled), for a sensitive action."""
+
+    password: str = Field(min_length=1, max_length=200)
+    totp: str = Field(default="", max_length=10)
 
 
 class SignedPayload(BaseModel):
@@ -346,7 +364,40 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
             Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).all())
         return [{"lock_id": lk.lock_id, "name": lk.name, "records": lk.head_count, "reported": lk.reported_count,
                  "last_seen": lk.last_seen.isoformat() + "Z" if lk.last_seen else None,
+                 "replaced_at": lk.replaced_at.isoformat() + "Z" if lk.replaced_at else None,
                  "pending_alarms": pending.get(lk.lock_id, 0)} for lk in locks]
+
+    @app.post("/api/locks/{lock_id}/replaced", dependencies=[Limited])
+    def mark_replaced(lock_id: str, body: StepUp, session: Db, me: Me) -> dict[str, Any]:
+        """Mark the lock replaced (new hardware under its id, its backup restored): the chain the cloud holds is
+        archived, still verifiable, and the new lock's chain is taken from its first record.  Needs the owner's
+        password again (and the authenticator's code once enrolled)."""
+        write_lock(session)
+        lock = my_lock(session, me, lock_id)
+        if not pages.step_up(session, me, body.password, body.totp, utcnow()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, pages.STEP_UP_FAILED)
+        try:
+            chain = pages.replace_lock(session, lock, me)
+        except NotReplaceable as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return pages.archive_view(session, chain)
+
+    @app.get("/api/locks/{lock_id}/archives")
+    def archives(lock_id: str, session: Db, me: Me) -> list[dict[str, Any]]:
+        """The lock's chains archived at each replacement, each re-verified now."""
+        my_lock(session, me, lock_id)
+        return [pages.archive_view(session, c) for c in pages.lock_archives(session, lock_id)]
+
+    @app.get("/api/locks/{lock_id}/archives/{chain_id}/records")
+    def archived_records(lock_id: str, chain_id: int, session: Db, me: Me) -> list[dict[str, Any]]:
+        """An archived chain's records, in order (a redacted one keeps its index, hash, kind and time)."""
+        my_lock(session, me, lock_id)
+        chain = session.get(ArchivedChain, chain_id)
+        if chain is None or chain.lock_id != lock_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such archived chain")
+        rows = session.scalars(select(ArchivedRecord).where(ArchivedRecord.chain_id == chain_id)
+                               .order_by(ArchivedRecord.idx)).all()
+        return [{"lock_id": lock_id, **json.loads(r.body)} for r in rows]
 
     @app.get("/api/events")
     def history(session: Db, me: Me, lock_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -12,10 +12,11 @@ everything else.
 Erasure: when a lock's outcome carries its signed erasure receipt (verified
 under the audit keys the cloud pinned for that lock), `erase_in_cloud` erases
 the cloud's copies — for a person ("delete me") their forwarded records are
-redacted (hash, index, kind and time kept so the chain check goes on) and every
+redacted (hash, index, kind and time kept so the chain check goes on), in the chains archived when the lock
+was replaced too, and every
 backup up to the receipt's `backups_through` is deleted (each holds everyone; the lock made a fresh one
 without the person); for a decommission the
-lock's records, alarms, commands and backups go — and signs its own part with
+lock's records, archived chains, alarms, commands and backups go — and signs its own part with
 the cloud's receipt key (Ed25519).  The owner gets `{"lock": …, "cloud": …}`
 from `GET /api/erasures`; `verify_erasure` checks both signatures.
 """
@@ -43,7 +44,17 @@ from limen.link.backup import digest, read_header
 from limen.link.commands import Action, SignedCommand, parse_command
 from limen.link.execute import verify_receipt
 from limen_cloud.api import Db, Me, Relay, my_lock, utcnow
-from limen_cloud.models import Alarm, Backup, CommandLog, Erasure, Lock, Owner, Record
+from limen_cloud.models import (
+    Alarm,
+    ArchivedChain,
+    ArchivedRecord,
+    Backup,
+    CommandLog,
+    Erasure,
+    Lock,
+    Owner,
+    Record,
+)
 
 _CLOUD_RECEIPT_DOMAIN = b"limen-cloud-erasure-v1\0"
 
@@ -108,7 +119,8 @@ def erase_in_cloud(session: Session, lock: Lock, receipt_text: str, key: Ed25519
         erased = _erase_lock(session, lock)
     elif scope == "person":
         through = statement.get("backups_through")  # newer backups were made without the person
-        erased = {"records_redacted": _redact(session, lock.lock_id, user),
+        erased = {"records_redacted": _redact(session, Record, lock.lock_id, user),
+                  "archived_records_redacted": _redact(session, ArchivedRecord, lock.lock_id, user),
                   "backups": _drop_backups(session, lock, through if isinstance(through, int) else None)}
     else:  # biometric references only: the cloud never holds templates (backups leave them out)
         erased = {"templates": 0}
@@ -123,15 +135,23 @@ def erase_in_cloud(session: Session, lock: Lock, receipt_text: str, key: Ed25519
     return row
 
 
-def _redact(session: Session, lock_id: str, user: str) -> int:
+def _redact(session: Session, model: type[Record | ArchivedRecord], lock_id: str, user: str) -> int:
+    """Redact `user`'s records of the lock (live, or of its archived chains); return how many."""
     count = 0
-    for record in session.scalars(select(Record).where(Record.lock_id == lock_id)):
+    rows: list[Record | ArchivedRecord] = list(session.scalars(select(model).where(model.lock_id == lock_id)))
+    for record in rows:
         body = json.loads(record.body)
-        if user in (body.get("actor"), body.get("subject")) or body.get("data", {}).get("user") == user:
+        if _names(body, user):
             record.body = json.dumps({"index": record.idx, "hash": record.hash, "kind": record.kind, "at": record.at,
                                       "redacted": True}, sort_keys=True)
             count += 1
     return count
+
+
+def _names(body: dict[str, Any], user: str) -> bool:
+    """Whether a forwarded record is about `user` (actor, subject or the data's user)."""
+    data = body.get("data")
+    return user in (body.get("actor"), body.get("subject")) or (isinstance(data, dict) and data.get("user") == user)
 
 
 def _drop_backups(session: Session, lock: Lock, through: int | None = None) -> int:
@@ -144,7 +164,8 @@ def _drop_backups(session: Session, lock: Lock, through: int | None = None) -> i
     return len(doomed)
 
 
-def _delete(session: Session, model: type[Backup | Record | Alarm | CommandLog], lock_id: str) -> int:
+def _delete(session: Session, model: type[Backup | Record | ArchivedRecord | ArchivedChain | Alarm | CommandLog],
+            lock_id: str) -> int:
     """Delete a lock's rows of `model`; return how many there were."""
     count = int(session.scalar(select(func.count()).select_from(model).where(model.lock_id == lock_id)) or 0)
     session.execute(delete(model).where(model.lock_id == lock_id))
@@ -153,7 +174,10 @@ def _delete(session: Session, model: type[Backup | Record | Alarm | CommandLog],
 
 def _erase_lock(session: Session, lock: Lock) -> dict[str, int]:
     erased = {"backups": _drop_backups(session, lock)}
-    for name, model in (("records", Record), ("alarms", Alarm), ("commands", CommandLog)):
+    models: tuple[tuple[str, type[Record | ArchivedRecord | ArchivedChain | Alarm | CommandLog]], ...] = (
+        ("records", Record), ("archived_records", ArchivedRecord), ("archived_chains", ArchivedChain),
+        ("alarms", Alarm), ("commands", CommandLog))
+    for name, model in models:
         erased[name] = _delete(session, model, lock.lock_id)
     session.delete(lock)
     erased["lock"] = 1
@@ -258,11 +282,15 @@ def router(relay: Relay | None, receipt_public: Ed25519PublicKey | None) -> APIR
         my_lock(session, me, lock_id)
         records = [json.loads(r.body) for r in session.scalars(
             select(Record).where(Record.lock_id == lock_id).order_by(Record.idx))]
-        mine = [r for r in records if user_id in (r.get("actor"), r.get("subject"))
-                or (isinstance(r.get("data"), dict) and r["data"].get("user") == user_id)]
+        mine = [r for r in records if _names(r, user_id)]
+        archived = [{"replaced_at": at.isoformat() + "Z", **body} for at, body in (
+            (at, json.loads(text)) for at, text in session.execute(
+                select(ArchivedChain.replaced_at, ArchivedRecord.body).join(ArchivedChain)
+                .where(ArchivedRecord.lock_id == lock_id).order_by(ArchivedChain.id, ArchivedRecord.idx)))
+            if _names(body, user_id)]
         backups = session.scalar(select(func.count()).select_from(Backup).where(Backup.lock_id == lock_id))
         receipts = session.scalars(select(Erasure).where(Erasure.lock_id == lock_id, Erasure.user_ref == user_id))
-        return {"lock_id": lock_id, "user": user_id, "records": mine,
+        return {"lock_id": lock_id, "user": user_id, "records": mine, "archived_records": archived,
                 "backups": {"count": backups, "note": "encrypted on the lock to the owner's keys; they hold "
                             "everyone's credentials (never templates); the cloud cannot read them"},
                 "erasures": [{"at": e.at.isoformat() + "Z", "scope": e.scope} for e in receipts]}

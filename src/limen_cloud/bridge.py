@@ -242,8 +242,11 @@ class CloudBridge:
         with self.sessions() as session, session.begin():
             write_lock(session)
             ids = {p[1] for p in (t.split("/") for t, _ in messages) if len(p) == 3}
-            # held here (the identity map is weak): `session.get` below finds them without a query or a flush
-            held = list(session.scalars(select(Lock).where(Lock.lock_id.in_(ids)))) if ids else []
+            # held here (the identity map is weak): `session.get` below finds them without a query or a flush;
+            # row-locked (PostgreSQL; SQLite's write lock is already held), so an owner's mark that resets a head
+            # (`evidence.mark_replaced`) waits for the pass or the pass for it, never a lost update of the head
+            held = list(session.scalars(select(Lock).where(Lock.lock_id.in_(ids)).order_by(Lock.lock_id)
+                                        .with_for_update())) if ids else []
             batch = IngestPass(session)
             resend: set[str] = set()
             for (topic, payload), dup in zip(messages, redelivered, strict=True):

@@ -19,6 +19,14 @@ are pinned at first sight (a key announced later is kept but alarmed,
 another record than the cloud holds, is `audit_checkpoint_invalid` (a chain
 rewritten before it was first forwarded, by someone without the lock's key).
 
+A lock replaced under the same id (smashed; the owner restored its backup onto new hardware) starts a new chain:
+new audit key, records from 0.  Only the owner can say so (`mark_replaced`, after a step-up): the chain the cloud
+held is archived with its head and pinned keys (`ArchivedChain`, `ArchivedRecord`; `verify_archive` re-checks
+it), the head and keys are reset, and the lock stays marked until the new chain's first record is taken: its
+record 0 is then accepted from genesis and its keys pinned.  While marked, keys are not pinned without a record
+taken, and a record 0 that begins an archived chain is refused (`audit_old_chain`: the old lock, not a new one).
+Without the mark, a new chain is what it always was: `audit_rewritten` / `audit_truncated`.
+
 The bridge ingests many messages in one transaction (`IngestPass`): the chain is verified in memory against
 the head the cloud holds, and the pass's new records and alarms are written with one executemany each at
 `IngestPass.flush()` (before the commit), not one INSERT per row.  Rows written in the same pass are looked up
@@ -34,11 +42,11 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_hash
-from limen_cloud.models import Alarm, Lock, Record
+from limen_cloud.models import Alarm, ArchivedChain, ArchivedRecord, Lock, Record
 
 MESSAGE_VERSION = 1
 MAX_INDEX = 2**31 - 1  # record indexes and counts are 32-bit integer columns (PostgreSQL INTEGER); beyond: refused
@@ -195,6 +203,14 @@ def _take(batch: IngestPass, lock: Lock, record: dict[str, Any], now: datetime, 
         _alarm(batch, lock, "audit_chain_broken", now, result,
                f"record {index} does not extend the chain the cloud holds")
         return False
+    if index == 0 and lock.replaced_at is not None:
+        if batch.session.scalar(select(ArchivedRecord.id).where(
+                ArchivedRecord.lock_id == lock.lock_id, ArchivedRecord.idx == 0,
+                ArchivedRecord.hash == record["hash"]).limit(1)) is not None:
+            _alarm(batch, lock, "audit_old_chain", now, result,
+                   "the lock marked replaced sends the chain archived at the replacement, not a new one")
+            return False
+        lock.replaced_at = None  # the new chain's first record: from here on, checked as any chain
     batch.add_record(lock.lock_id, record)
     lock.head_count, lock.head_hash = index + 1, record["hash"]
     result.accepted += 1
@@ -209,6 +225,8 @@ def _check_checkpoints(batch: IngestPass, lock: Lock, message: dict[str, Any], n
                        result: IngestResult) -> None:
     """Pin the lock's audit keys at first sight (new ids are added); every checkpoint the cloud can place must
     be signed by a pinned key and name the record the cloud holds at its index."""
+    if lock.replaced_at is not None:
+        return  # marked replaced, the new chain not begun: its keys are pinned with its first record
     pinned: dict[str, str] = json.loads(lock.audit_keys or "{}")
     new = {k: v for k, v in message.get("keys", {}).items() if k not in pinned}
     if new and pinned:  # a rotation, or someone who can write the lock's keys directory: the owner decides
@@ -249,3 +267,68 @@ def _alarm(batch: IngestPass, lock: Lock, rule: str, now: datetime, result: Inge
                                                           Alarm.acknowledged_at.is_(None)).limit(1))
     if pending is None:
         batch.add_alarm(lock.lock_id, rule, detail, now)
+
+
+# ---------------------------------------------------------------------------------------------- replacement
+
+
+class NotReplaceable(ValueError):
+    """The lock cannot be marked replaced now (already marked, or no chain held)."""
+
+
+def mark_replaced(session: Session, lock: Lock, owner_id: int, now: datetime) -> ArchivedChain:
+    """The owner's mark (after a step-up): archive the chain the cloud holds (records, head, pinned keys), reset
+    the head and keys so the replacement's new chain is taken from its first record, and raise `lock_replaced`
+    (an owner action every channel of the owner hears).  The caller commits; `NotReplaceable` changes nothing."""
+    session.refresh(lock, with_for_update=True)  # the head as committed, row-locked against a drain pass
+    if lock.replaced_at is not None:
+        raise NotReplaceable("the lock is already marked replaced: waiting for the new lock's first record")
+    if lock.head_count == 0:
+        raise NotReplaceable("the cloud holds no records of this lock: nothing to archive")
+    chain = ArchivedChain(lock_id=lock.lock_id, replaced_at=now, marked_by=owner_id, head_count=lock.head_count,
+                          head_hash=lock.head_hash, reported_count=lock.reported_count, audit_keys=lock.audit_keys)
+    session.add(chain)
+    session.flush()
+    rows = session.execute(select(Record.idx, Record.hash, Record.kind, Record.at, Record.body)
+                           .where(Record.lock_id == lock.lock_id).order_by(Record.idx)).all()
+    if rows:
+        session.execute(insert(ArchivedRecord), [
+            {"chain_id": chain.id, "lock_id": lock.lock_id, "idx": r.idx, "hash": r.hash, "kind": r.kind,
+             "at": r.at, "body": r.body} for r in rows])
+    session.execute(delete(Record).where(Record.lock_id == lock.lock_id))
+    lock.head_count, lock.head_hash, lock.reported_count, lock.audit_keys = 0, None, 0, None
+    lock.replaced_at = now
+    session.add(Alarm(lock_id=lock.lock_id, rule="lock_replaced", raised_at=now,
+                      detail=f"the owner marked the lock replaced: its {chain.head_count} audit records were "
+                      "archived and the cloud takes a new chain from its first record"))
+    return chain
+
+
+@dataclass
+class ArchiveCheck:
+    """What re-verifying an archived chain found (`verified`: every link and hash that can be checked holds)."""
+
+    records: int
+    redacted: int
+    verified: bool
+    problem: str = ""
+
+
+def verify_archive(session: Session, chain: ArchivedChain) -> ArchiveCheck:
+    """Re-walk an archived chain: indexes 0…n−1, each record hashing as the lock's chain rules say and linking to
+    the one before, the last one being the archived head.  A redacted record (a person erased) keeps its index
+    and hash: its own body cannot be re-hashed, but the next record's link to it is still checked."""
+    prev, count, redacted = GENESIS, 0, 0
+    for row in session.scalars(select(ArchivedRecord).where(ArchivedRecord.chain_id == chain.id)
+                               .order_by(ArchivedRecord.idx)):
+        if row.idx != count:
+            return ArchiveCheck(count, redacted, False, f"record {count} is missing")
+        body = json.loads(row.body)
+        if body.get("redacted") is True:
+            redacted += 1
+        elif body.get("hash") != row.hash or body.get("prev") != prev or not _hashes(body):
+            return ArchiveCheck(count, redacted, False, f"record {row.idx} does not verify")
+        prev, count = row.hash, count + 1
+    if count != chain.head_count or (count and prev != chain.head_hash):
+        return ArchiveCheck(count, redacted, False, "the records do not end at the archived head")
+    return ArchiveCheck(count, redacted, True)

@@ -57,6 +57,9 @@ class Lock(Base):
     head_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     reported_count: Mapped[int] = mapped_column(Integer, default=0)  # what the lock last said it holds
     last_seen: Mapped[datetime | None] = mapped_column(default=None)
+    # the owner (stepped up) marked the lock replaced: its chain was archived and the head reset; cleared when the
+    # new chain's first record is taken (`limen_cloud.evidence.mark_replaced`)
+    replaced_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Record(Base):
@@ -70,6 +73,37 @@ class Record(Base):
     kind: Mapped[str] = mapped_column(String(40))
     at: Mapped[str] = mapped_column(String(40))
     body: Mapped[str] = mapped_column(Text)  # the chained record as the lock wrote it (canonical JSON)
+
+
+class ArchivedChain(Base):
+    """A lock's audit chain as the cloud held it when the owner marked the lock replaced (head, pinned keys)."""
+
+    __tablename__ = "archived_chains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
+    replaced_at: Mapped[datetime]
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="SET NULL"), default=None)
+    head_count: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    reported_count: Mapped[int] = mapped_column(Integer)
+    audit_keys: Mapped[str | None] = mapped_column(Text, default=None)  # the keys pinned for that chain
+
+
+class ArchivedRecord(Base):
+    """A record of an archived chain, as it was held (a person's erasure redacts it like a live one)."""
+
+    __tablename__ = "archived_records"
+    __table_args__ = (UniqueConstraint("chain_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("archived_chains.id", ondelete="CASCADE"), index=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
 
 
 class Alarm(Base):

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -60,8 +61,20 @@ from limen_cloud.api import (
     utcnow,
 )
 from limen_cloud.db import write_lock
-from limen_cloud.models import Alarm, Lock, Owner, PushSubscription, Record, Session
+from limen_cloud.evidence import NotReplaceable, mark_replaced, verify_archive
+from limen_cloud.models import (
+    Alarm,
+    ArchivedChain,
+    ArchivedRecord,
+    Lock,
+    Owner,
+    PushSubscription,
+    Record,
+    Session,
+)
 from limen_cloud.notify import Network, destination_allowed
+
+log = logging.getLogger(__name__)
 
 COOKIE = "__Host-limen-cloud"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -70,7 +83,10 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
 NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enrolled: it is asked at every log-in.",
            "webhook-off": "Community webhook removed.", "logged-out": "Logged out.",
            "signed-up": "Account made: log in.", "claimed": "Lock claimed: it is yours now.",
-           "push-on": "This browser now receives alarms.", "push-off": "That browser no longer receives alarms."}
+           "push-on": "This browser now receives alarms.", "push-off": "That browser no longer receives alarms.",
+           "replaced": "Lock marked replaced: its old chain is archived; the new lock's chain is taken from its "
+                       "first record."}
+STEP_UP_FAILED = "wrong password or authenticator code"
 # /account runs one script of its own (push.js: "notify this browser"); every other page runs none
 ACCOUNT_CSP = CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self'; connect-src 'self'; "
                           "worker-src 'self';")
@@ -113,6 +129,36 @@ def totp_step(secret: str, code: str, at: datetime) -> int | None:
         if hmac.compare_digest(totp.at(when).encode(), typed):
             found = int(totp.timecode(when))
     return found
+
+
+def step_up(session: DbSession, owner: Owner, password: str, totp: str, at: datetime) -> bool:
+    """Whether the logged-in `owner` proved it again: the password and, once enrolled, a fresh TOTP code (a step
+    is taken once, as at log-in).  Asked before a sensitive action (marking a lock replaced)."""
+    again = authenticate(session, owner.email, password, totp, at)
+    return again is not None and again.id == owner.id
+
+
+def replace_lock(session: DbSession, lock: Lock, owner: Owner) -> ArchivedChain:
+    """The owner's stepped-up mark (API and page): archive the chain, reset the head (`evidence.mark_replaced`),
+    logged as an owner action; `NotReplaceable` when it cannot be done now.  The caller commits."""
+    chain = mark_replaced(session, lock, owner.id, utcnow())
+    log.warning("owner %d marked lock %s replaced: chain of %d records archived (archive %d)", owner.id,
+                lock.lock_id, chain.head_count, chain.id)
+    return chain
+
+
+def lock_archives(session: DbSession, lock_id: str) -> list[ArchivedChain]:
+    return list(session.scalars(select(ArchivedChain).where(ArchivedChain.lock_id == lock_id)
+                                .order_by(ArchivedChain.id.desc())))
+
+
+def archive_view(session: DbSession, chain: ArchivedChain) -> dict[str, Any]:
+    """An archived chain as the owner sees it, re-verified now."""
+    check = verify_archive(session, chain)
+    return {"id": chain.id, "lock_id": chain.lock_id, "replaced_at": chain.replaced_at.isoformat() + "Z",
+            "replaced": _when(chain.replaced_at), "records": chain.head_count, "head_hash": chain.head_hash,
+            "keys": sorted(json.loads(chain.audit_keys or "{}")), "verified": check.verified,
+            "redacted": check.redacted, "problem": check.problem}
 
 
 def new_session(session: DbSession, owner: Owner) -> tuple[str, datetime]:
@@ -257,6 +303,22 @@ def history_rows(session: DbSession, owner: Owner, lock_id: str | None, before: 
         out.append({"id": record.id, "lock": name, "index": record.idx, "at": record.at, "kind": record.kind,
                     "actor": body.get("actor") or "", "outcome": body.get("outcome") or "",
                     "reason": body.get("reason") or "", "redacted": "redacted" in body})
+    return out
+
+
+def archived_rows(session: DbSession, chain: ArchivedChain, name: str, before: int | None
+                  ) -> list[dict[str, Any]]:
+    """An archived chain's records, newest first, labelled "before replacement on <date>"."""
+    query = select(ArchivedRecord).where(ArchivedRecord.chain_id == chain.id)
+    if before is not None:
+        query = query.where(ArchivedRecord.id < before)
+    label = f"before replacement on {chain.replaced_at.strftime('%Y-%m-%d')}"
+    out = []
+    for record in session.scalars(query.order_by(ArchivedRecord.id.desc()).limit(T.CLOUD_HISTORY_PAGE)):
+        body = _body(record.body)
+        out.append({"id": record.id, "lock": name, "index": record.idx, "at": record.at, "kind": record.kind,
+                    "actor": body.get("actor") or "", "outcome": body.get("outcome") or "",
+                    "reason": body.get("reason") or "", "redacted": "redacted" in body, "chain": label})
     return out
 
 
@@ -493,15 +555,30 @@ def router() -> APIRouter:
         return _back("/locks", "claimed")
 
     @pages.get("/history", response_class=HTMLResponse)
-    def history(request: Request, session: Db, me: Me, lock: str | None = None, before: int | None = None
-                ) -> Response:
-        if lock:
-            my_lock(session, me.owner, lock)
-        rows = history_rows(session, me.owner, lock, before)
-        more = rows[-1]["id"] if len(rows) == T.CLOUD_HISTORY_PAGE else None
-        names = session.execute(select(Lock.lock_id, Lock.name).where(Lock.owner_id == me.owner.id)
-                                .order_by(Lock.name)).all()
-        return render(request, "history.html", page=me, rows=rows, lock=lock or "", more=more, locks=names)
+    def history(request: Request, session: Db, me: Me, lock: str | None = None, before: int | None = None,
+                chain: int | None = None) -> Response:
+        return _history(request, session, me, lock, before, chain)
+
+    @pages.post("/locks/{lock_id}/replaced", dependencies=[Limited])
+    def mark_lock_replaced(request: Request, lock_id: str, session: Write, me: Me,
+                           csrf: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=200)],
+                           totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        """The owner says this lock was replaced (new hardware under its id): password (and authenticator code)
+        again, then the old chain is archived and the new one taken from its first record."""
+        me.check(csrf)
+        write_lock(session)
+        lock = my_lock(session, me.owner, lock_id)
+        if not step_up(session, me.owner, password, totp, utcnow()):
+            session.rollback()
+            return _history(request, session, me, lock_id, None, None, 403,
+                            error=STEP_UP_FAILED[0].upper() + STEP_UP_FAILED[1:] + ": nothing changed.")
+        try:
+            replace_lock(session, lock, me.owner)
+        except NotReplaceable as exc:
+            session.rollback()
+            return _history(request, session, me, lock_id, None, None, 409, error=str(exc).capitalize() + ".")
+        session.commit()
+        return _secured(RedirectResponse(f"/history?lock={lock_id}&done=replaced", status_code=303))
 
     @pages.get("/alarms", response_class=HTMLResponse)
     def alarms(request: Request, session: Db, me: Me) -> Response:
@@ -571,6 +648,30 @@ def router() -> APIRouter:
                       **push_values(request, session, me))
 
     return pages
+
+
+def _history(request: Request, session: DbSession, me: Page, lock: str | None, before: int | None,
+             chain: int | None, code: int = 200, error: str = "") -> Response:
+    """The history page: across locks, one lock (with its archived chains and the replacement form), or one
+    archived chain of a lock (`chain`)."""
+    found = my_lock(session, me.owner, lock) if lock else None
+    archives = [archive_view(session, c) for c in lock_archives(session, found.lock_id)] if found is not None else []
+    archive = None
+    if chain is not None:
+        held = session.get(ArchivedChain, chain)
+        if found is None or held is None or held.lock_id != found.lock_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such archived chain")
+        archive = archive_view(session, held)
+        rows = archived_rows(session, held, found.name, before)
+    else:
+        rows = history_rows(session, me.owner, lock, before)
+    more = rows[-1]["id"] if len(rows) == T.CLOUD_HISTORY_PAGE else None
+    names = session.execute(select(Lock.lock_id, Lock.name).where(Lock.owner_id == me.owner.id)
+                            .order_by(Lock.name)).all()
+    return render(request, "history.html", code, page=me, rows=rows, lock=lock or "", more=more, locks=names,
+                  archives=archives, archive=archive, chain=chain or "", error=error,
+                  replaced=_when(found.replaced_at) if found is not None and found.replaced_at else "",
+                  totp=me.owner.totp_secret is not None)
 
 
 def push_values(request: Request, session: DbSession, me: Page) -> dict[str, Any]:
