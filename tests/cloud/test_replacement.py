@@ -360,3 +360,42 @@ def test_the_page_button_needs_csrf_same_origin_and_the_password_and_shows_the_a
     theirs = other.get("/locks").text
     assert other.post(url, data={"csrf": csrf_of(theirs), "password": PASSWORD}).status_code == 404
     assert ORIGIN  # (the pages' own origin: same-origin POSTs above)
+
+
+def test_a_mark_during_a_drain_pass_archives_what_the_pass_took(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass row-locks its locks and the mark re-reads the lock row-locked: neither loses the other's head."""
+    import ssl
+    import threading
+    import time
+
+    from limen_cloud import bridge as bridge_module
+    from limen_cloud.bridge import CloudBridge
+    from limen_cloud.db import write_lock
+
+    old = rig.hardware("old")
+    old.add(10)
+    old.connect()
+    old.add(2)
+    messages: list[bytes] = []
+    old.forwarder.forward(messages.append)  # records 10 and 11, to go through the bridge
+    inside, real = threading.Event(), bridge_module.ingest
+
+    def slow_ingest(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        inside.set()
+        time.sleep(0.5)  # the pass holds its transaction: a mark now must wait for it
+        return result
+
+    monkeypatch.setattr(bridge_module, "ingest", slow_ingest)
+    bridge = CloudBridge(rig.engine, ssl.create_default_context(), "127.0.0.1", 1)
+    drain = threading.Thread(target=bridge.received, args=(f"limen/{LOCK}/events", messages[0]))
+    drain.start()
+    assert inside.wait(10)
+    with rig.sessions() as s, s.begin():
+        write_lock(s)
+        lock = s.get(Lock, LOCK)
+        assert lock is not None
+        chain_id = mark_replaced(s, lock, rig.owner_id, NOW).id
+    drain.join(10)
+    assert bridge.refused == []
+    assert rig.check(chain_id) == (True, 12, 0) and rig.held() == [] and rig.lock().head_count == 0
