@@ -296,6 +296,8 @@ def test_the_api_mark_needs_a_step_up_and_the_owner_of_that_lock(engine: Engine)
     assert client.get(f"/api/locks/front-door/archives/{archives[0]['id']}/records",
                       headers=mallory).status_code == 404
     assert [a["rule"] for a in client.get("/api/alarms", headers=olga).json()] == ["lock_replaced"]
+    export = client.get("/api/locks/front-door/people/u1", headers=olga).json()  # the person's data, archived too
+    assert export["records"] == [] and [r["index"] for r in export["archived_records"]] == list(range(6))
 
 
 def test_once_an_authenticator_is_enrolled_the_step_up_asks_its_code_too(engine: Engine) -> None:
