@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, or_, select, update
 
 from limen import thresholds as T
 from limen.audit.channels import DeliveryFailed, apprise_object, channel_id, message, send_apprise
@@ -186,36 +186,35 @@ class AlarmNotifier:
 
     def _deliver_owner(self, owner_id: int, urls: tuple[str, ...], alarms: list[_Pending]) -> int:
         """One message per channel for `alarms` (one owner's), then their records; how many were delivered."""
-        delivered, failed = 0, True
+        delivered, failed, sent = 0, True, time.monotonic()
         try:
             channels = self.channel_set(owner_id, urls)
             title, body, severity = compose(alarms)
             # the address apprise connects to is checked then; all its channels end by APPRISE_DEADLINE_S
-            deadline_s = APPRISE_DEADLINE_S
+            deadline_s, sent = APPRISE_DEADLINE_S, time.monotonic()
             with egress_guard(self.webhook_allow), connection_deadline(deadline_s) as cut:
                 error = channels.send(title, body, severity)
             if cut.expired:
                 error = f"cut off after {deadline_s:.0f} s" + (f" ({error})" if error else "")
             failed = error is not None
-            with self.sessions() as session, session.begin():
+            ids = [a.id for a in alarms]
+            with self.sessions() as session, session.begin():  # one statement for the whole message
                 write_lock(session)
-                sent_at = datetime.now(UTC).replace(tzinfo=None)
-                for alarm in session.scalars(select(Alarm).where(Alarm.id.in_([a.id for a in alarms]))):
-                    if alarm.notified_at is not None:  # (another notifier took it meanwhile)
-                        continue
-                    if error is None:
-                        alarm.notified_at, alarm.delivery_error = sent_at, None
-                        delivered += 1
-                    else:
-                        alarm.delivery_error = error[:200]
+                pending = and_(Alarm.id.in_(ids), Alarm.notified_at.is_(None))  # (an erased one is simply gone)
+                if error is None:
+                    done = session.execute(update(Alarm).where(pending).values(
+                        notified_at=datetime.now(UTC).replace(tzinfo=None), delivery_error=None))
+                    delivered = int(getattr(done, "rowcount", 0) or 0)
+                else:
+                    session.execute(update(Alarm).where(pending).values(delivery_error=error[:200]))
             return delivered
         except Exception:
             log.exception("apprise delivery for one owner failed")
             return delivered
         finally:
-            with self._state:
+            with self._state:  # the window counts from the message (a failed one: retried after retry_s)
                 self._busy.discard(owner_id)
-                self._due[owner_id] = time.monotonic() + (self.retry_s if failed else self.coalesce_s)
+                self._due[owner_id] = (time.monotonic() + self.retry_s) if failed else sent + self.coalesce_s
             self._apprise_wake.set()
 
     def _run_apprise(self) -> None:
