@@ -83,7 +83,9 @@ APPRISE_DEADLINE_S = T.CLOUD_APPRISE_DEADLINE_S  # (read at each send: tests sho
 WEBHOOK_PASS = 200  # alarms per webhook pass (bench/fleet.py, 1,000-alarm burst: 50 → p95 2.0 s, 200 → 0.8 s) …
 WEBHOOK_PARALLEL = 32  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
-            "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning"}
+            "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning",
+            "audit_old_chain": "critical",  # the replaced lock's old chain is still sending: a stolen device?
+            "lock_replaced": "warning"}
 
 
 class AlarmNotifier:

@@ -179,3 +179,9 @@ def test_the_guard_checks_the_connections_of_a_kept_apprise_object(
     with sessions(engine)() as s:
         alarm = s.get(Alarm, refused[0])
         assert alarm is not None and alarm.notified_at is None and alarm.delivery_error
+
+
+def test_the_old_chain_of_a_replaced_lock_still_sending_is_a_critical_alarm() -> None:
+    at = datetime(2026, 3, 3)
+    assert compose([_Pending(1, "a", "Front", "audit_old_chain", "old chain", at)])[2] == "critical"
+    assert compose([_Pending(2, "a", "Front", "lock_replaced", "marked", at)])[2] == "warning"
