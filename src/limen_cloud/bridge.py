@@ -63,8 +63,8 @@ BATCH = T.CLOUD_INGEST_BATCH
 WORKERS = T.CLOUD_INGEST_WORKERS
 RECONNECT_S = T.CLOUD_RECONNECT_S
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
-HEAD_PUBLISH_TIMEOUT_S = 2.0  # a head answer not acknowledged by then is sent again at the lock's next message
-INGEST_TRIES = 6  # a failed batch is retried in place this often (0.2 s doubling) before it is left to the broker
+HEAD_PUBLISH_TIMEOUT_S = T.CLOUD_HEAD_PUBLISH_TIMEOUT_S
+INGEST_TRIES = T.CLOUD_INGEST_TRIES
 
 
 class Unfinished(Exception):

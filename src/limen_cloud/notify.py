@@ -78,10 +78,10 @@ from limen_cloud.models import Alarm, Lock, Owner, PushSubscription
 
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
-APPRISE_PASS = 1000  # pending alarms read per apprise pass (owners already being served are left out)
+APPRISE_PASS = T.CLOUD_APPRISE_PASS
 APPRISE_DEADLINE_S = T.CLOUD_APPRISE_DEADLINE_S  # (read at each send: tests shorten it)
-WEBHOOK_PASS = 200  # alarms per webhook pass (bench/fleet.py, 1,000-alarm burst: 50 → p95 2.0 s, 200 → 0.8 s) …
-WEBHOOK_PARALLEL = 32  # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
+WEBHOOK_PASS = T.CLOUD_WEBHOOK_PASS  # (module values: bench/fleet.py's tuning runs set them)
+WEBHOOK_PARALLEL = T.CLOUD_WEBHOOK_PARALLEL
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning",
             "audit_old_chain": "critical",  # the replaced lock's old chain is still sending: a stolen device?
@@ -423,9 +423,9 @@ def id_ranges(ids: list[int]) -> str:
 
 # ------------------------------------------------------------------ web push (RFC 8030, 8291, 8292)
 
-PUSH_PASS = 200  # (subscription, alarm) pairs per pass
+PUSH_PASS = T.CLOUD_PUSH_PASS
 PUSH_GONE = "gone"  # the push service answered 404 or 410: the subscription is dead
-VAPID_EXP_S = 12 * 3600  # a VAPID token's life (RFC 8292: at most 24 h ahead)
+VAPID_EXP_S = T.CLOUD_VAPID_TOKEN_S
 DEFAULT_VAPID_CONTACT = "mailto:limen-cloud@localhost"  # set --vapid-contact: some push services want a real one
 
 
