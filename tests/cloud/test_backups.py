@@ -43,7 +43,7 @@ from .test_fleet import wait_for
 LOCK_ID = "front-door"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: persistent MQTT sessions must not carry a message into the next test
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     yield from start_broker(tmp_path_factory.mktemp("broker"))
 

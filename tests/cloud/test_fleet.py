@@ -33,7 +33,7 @@ from .test_api import login
 from .test_evidence import Trail
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: persistent MQTT sessions must not carry a message into the next test
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     yield from start_broker(tmp_path_factory.mktemp("broker"))
 

@@ -115,8 +115,11 @@ def test_a_message_without_start_from_an_older_lock_is_alarmed_as_before(engine:
     assert _held(engine)[1] == ["audit_gap"] and bench.answers == []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker per test: the cloud's and the lock's sessions are persistent, so a message the previous test's
+    cloud committed but had not acknowledged when it closed would be redelivered to this test's cloud (another
+    database), which would answer the lock with its own head (0)."""
     yield from start_broker(tmp_path_factory.mktemp("broker"))
 
 

@@ -24,7 +24,7 @@ from .broker import Broker, start_broker
 from .conftest import LOCK_ID, build_rig
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: persistent MQTT sessions must not carry a message into the next test
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     yield from start_broker(tmp_path_factory.mktemp("broker"))
 

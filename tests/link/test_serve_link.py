@@ -23,7 +23,7 @@ from .broker import CLOUD_ID, Broker, start_broker
 from .test_run import LOCK, provision
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: persistent MQTT sessions must not carry a message into the next test
 def broker(tmp_path_factory: pytest.TempPathFactory) -> object:
     yield from start_broker(tmp_path_factory.mktemp("broker"))
 

@@ -30,7 +30,7 @@ def token(request: pytest.FixtureRequest) -> pki.TokenAccess:
     return pki.TokenAccess(SOFTHSM_MODULE, TOKEN_LABEL, TOKEN_PIN)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: persistent MQTT sessions must not carry a message into the next test
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     yield from start_broker(tmp_path_factory.mktemp("broker"))
 
