@@ -15,6 +15,7 @@ owner's phone seals a remote restore's content key to.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import os
@@ -83,8 +84,11 @@ def pair_device(name: Annotated[str, typer.Argument(help="A name for the owner's
         owner = _owner(rt, actor, actor_pin)
         now = datetime.now(UTC)
         device = DeviceRegistry(rt.conn).pair(name, key, owner, owner, now)
+        # the key in the record: the cloud trusts only devices the lock's own chain says were paired in person
+        # (an owner-signed replacement mark, `limen_cloud.statements`)
         rt.audit.append(Event(EventKind.CONFIG_CHANGE, now, actor=owner, subject=f"device:{name}",
-                              reason="link device paired", source="cli", data={"device": name}))
+                              reason="link device paired", source="cli",
+                              data={"device": name, "public_key": base64.b64encode(device.public_key).decode()}))
     finally:
         rt.close()
     output({"device": device.name, "owner": device.owner},
