@@ -12,6 +12,10 @@ Every way in becomes an `Attempt` and takes the same path:
 If the audit sink fails the door stays shut (fail closed); the counters are
 already saved, so a failing sink never resets a lockout.
 
+Each attempt's stage times (evidence and the recognizer's own stages, decide,
+audit, door) go to `limen.trace` (`limen serve --trace FILE`): names and
+milliseconds only.
+
 A face recognised below the assurance that may open alone (an RGB camera:
 see `AssuranceRule`) is a first factor: the controller holds it, bound to the
 kiosk session it came from, for `SECOND_FACTOR_WINDOW_S`; that session's next
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from limen import thresholds as T
+from limen import trace
 from limen.access.attempt import (
     Attempt,
     CodeEntry,
@@ -139,9 +145,10 @@ class AccessController:
         entry = self._take(session)
         finger = entry.factor if entry is not None and isinstance(entry.factor, FingerprintEvidence) else None
         claim = finger.user_id if finger is not None and finger.user_id is not None else claim
+        t0 = time.perf_counter()
         evidence = self.faces.identify(capture) if claim is None else self.faces.verify(claim, capture)
         extra = () if finger is None else (finger,)
-        decision = self.attempt(face_attempt(evidence, *extra, source=source))
+        decision = self._decide(face_attempt(evidence, *extra, source=source), _evidence_ms(t0, evidence))
         if finger is None:
             self._hold(session, evidence, decision)
         elif evidence.refusal in (Reason.NO_FACE, Reason.LOW_QUALITY):
@@ -161,9 +168,10 @@ class AccessController:
         entry = self._take(session)
         face = entry.factor if entry is not None and isinstance(entry.factor, FaceEvidence) else None
         claim = face.user_id if face is not None and face.user_id is not None else claim
+        t0 = time.perf_counter()
         evidence = self.fingers.identify(image) if claim is None else self.fingers.verify(claim, image)
         extra = () if face is None else (face,)
-        decision = self.attempt(finger_attempt(evidence, *extra, source=source))
+        decision = self._decide(finger_attempt(evidence, *extra, source=source), _evidence_ms(t0))
         if face is None:
             self._hold(session, evidence, decision)
         elif evidence.refusal is Reason.LOW_QUALITY:
@@ -179,10 +187,11 @@ class AccessController:
         """
         if self.faces is None or self.fingers is None:
             raise RuntimeError("this controller lacks a face recognizer or a fingerprint source")
+        t0 = time.perf_counter()
         finger = self.fingers.identify(image) if claim is None else self.fingers.verify(claim, image)
         who = claim or finger.user_id
         face = self.faces.identify(capture) if who is None else self.faces.verify(who, capture)
-        return self.attempt(Attempt((face, finger), source))
+        return self._decide(Attempt((face, finger), source), _evidence_ms(t0, face))
 
     def keypad(self, typed: str, *, session: str | None = None) -> Decision:
         """A raw keypad entry (digits: a PIN, decoys allowed; `*` + digits: an offline code).
@@ -206,23 +215,34 @@ class AccessController:
 
     def attempt(self, attempt: Attempt) -> Decision:
         """Decide, record once, and open the door if accepted; return the Decision."""
+        return self._decide(attempt, {})
+
+    def _decide(self, attempt: Attempt, stages: dict[str, float]) -> Decision:
+        """`attempt` with the evidence's timings so far in `stages`; each stage's time goes to `trace`."""
         at = self.clock.now()
+        lap = _Lap(stages)
         physical = any(isinstance(f, KeyTurn) for f in attempt.factors)
-        if not physical and self.tamper is not None and self.tamper.pending():
-            self.tamper.finish()  # an interrupted tamper response completes before any door work
-            decision = reject(Reason.LOCKDOWN, detail="a tamper response was pending: finished, lock secured")
-            self.door.secure()  # before the record: a failing audit sink must not leave the door open
+        try:
+            if not physical and self.tamper is not None and self.tamper.pending():
+                self.tamper.finish()  # an interrupted tamper response completes before any door work
+                decision = reject(Reason.LOCKDOWN, detail="a tamper response was pending: finished, lock secured")
+                self.door.secure()  # before the record: a failing audit sink must not leave the door open
+                self.audit.append(_attempt_event(attempt, decision, at))
+                return decision
+            judgement = self.store.decide(attempt, at, self.rule)
+            decision = judgement.decision
+            lap("decide")
             self.audit.append(_attempt_event(attempt, decision, at))
+            if "mechanical_key_offline_limit" in judgement.update.alarms:
+                self.audit.raise_alarm("mechanical_key", "critical", _KEY_LIMIT_TEXT, subject="door", at=at)
+            lap("audit")
+            if decision.accepted and not physical:
+                self.door.unlock()
+            lap("door")
+            self.tick()
             return decision
-        judgement = self.store.decide(attempt, at, self.rule)
-        decision = judgement.decision
-        self.audit.append(_attempt_event(attempt, decision, at))
-        if "mechanical_key_offline_limit" in judgement.update.alarms:
-            self.audit.raise_alarm("mechanical_key", "critical", _KEY_LIMIT_TEXT, subject="door", at=at)
-        if decision.accepted and not physical:
-            self.door.unlock()
-        self.tick()
-        return decision
+        finally:
+            trace.emit(trace.ATTEMPT, lambda: lap.record(_methods(attempt)))
 
     def holding_face(self, session: str) -> bool:
         """Whether a first-factor face waits for `session`'s PIN/code/finger (for the kiosk's prompt)."""
@@ -335,9 +355,39 @@ def _pad_label(factors: tuple[Factor, ...]) -> str | None:
     return None
 
 
+class _Lap:
+    """Milliseconds per stage of one attempt, for `trace` (names and numbers only)."""
+
+    def __init__(self, stages: dict[str, float]) -> None:
+        self.stages = stages
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = (now - self.last) * 1000
+        self.last = now
+
+    def record(self, methods: list[str]) -> dict[str, Any]:
+        total = self.stages.get("evidence", 0.0) + (time.perf_counter() - self.start) * 1000
+        return {"method": "+".join(methods), "stages_ms": {k: round(v, 2) for k, v in self.stages.items()},
+                "total_ms": round(total, 2)}
+
+
+def _evidence_ms(t0: float, face: FaceEvidence | None = None) -> dict[str, float]:
+    """The evidence stage's time since `t0`, with the face pipeline's own stages (`evidence.detect`, …)."""
+    stages = {"evidence": (time.perf_counter() - t0) * 1000}
+    if face is not None:
+        stages.update({f"evidence.{k}": v for k, v in face.timings.items()})
+    return stages
+
+
+def _methods(attempt: Attempt) -> list[str]:
+    return [_METHOD[type(f)] for f in attempt.factors]
+
+
 def _attempt_event(attempt: Attempt, decision: Decision, at: datetime) -> Event:
     """The UNLOCK_ATTEMPT event in the audit package's conventions (method, pad, duress, device)."""
-    methods = [_METHOD[type(f)] for f in attempt.factors]
+    methods = _methods(attempt)
     extra: dict[str, Any] = {"factors": methods, "detail": decision.detail}
     if decision.reason is Reason.DURESS:
         extra["duress"] = True

@@ -5,11 +5,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
 
+from limen import trace
 from limen.cli.common import STATE, error_text
 from limen.cli.common import gettext as _
 from limen.config import Settings
@@ -32,9 +34,17 @@ def serve(
     link: Annotated[bool, typer.Option(
         "--link/--no-link", help="With link_broker set, run the cloud link inside the service (its door and lock); "
         "don't also run `limen link run`.")] = True,
+    trace_file: Annotated[Path | None, typer.Option(
+        "--trace", metavar="FILE", help="Append each attempt's stage times (ms; no person, outcome or score) to "
+        "FILE as JSON lines.")] = None,
 ) -> None:
     """Start the lock service: open the printed address in a browser (/kiosk is the door screen)."""
     limit_malloc_arenas()
+    if trace_file is not None:
+        try:
+            trace.set_sink(trace.TimingsFile(trace_file))
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot append to {trace_file}: {exc.strerror}", param_hint="--trace") from exc
     from limen.service import close_app, create_app
 
     settings = STATE.settings
@@ -70,6 +80,7 @@ def serve(
             loop.stop()
         close_app(app)
         app.state.fingers.close()  # the simulated sensor, if any
+        trace.set_sink(trace.NullSink()).close()
 
 
 def _start_link(ctx: ServiceContext) -> LinkLoop | None:
