@@ -67,8 +67,9 @@ from limen.audit.event import Event, EventKind  # noqa: E402
 from limen.errors import CommandRefused, LinkError  # noqa: E402
 from limen.link import pki  # noqa: E402
 from limen.link.commands import Action, Command, CommandVerifier, DeviceRegistry, SignedCommand, sign  # noqa: E402
+from limen.link.execute import Outcome  # noqa: E402
 from limen.link.forward import EventForwarder  # noqa: E402
-from limen.link.mqtt import MqttLink, Topics  # noqa: E402
+from limen.link.mqtt import LockLink  # noqa: E402
 from limen_cloud import bridge as bridge_module  # noqa: E402
 from limen_cloud import notify  # noqa: E402
 from limen_cloud.bridge import CloudBridge  # noqa: E402
@@ -104,41 +105,79 @@ class Trail:
         return {}
 
 
+class SimCommands:
+    """What `LockLink` runs a command with on a real lock (`limen.link.execute.LinkCommands`), minus the door: the
+    signed command verified (signature, counter, expiry, lock id), the moment noted; the outcome goes back on
+    `limen/<id>/result` as on a real lock."""
+
+    def __init__(self, verifier: CommandVerifier) -> None:
+        self.verifier = verifier
+        self.verified: dict[int, float] = {}
+        self.audit: list[Event] = []  # `LockLink` audits link events here (none in the bench's phases)
+
+    def handle(self, payload: bytes, at: datetime) -> Outcome:
+        try:
+            cmd, _ = self.verifier.verify(SignedCommand.from_bytes(payload), at)
+        except CommandRefused as exc:
+            return Outcome(False, None, str(exc)[:80])
+        self.verified[cmd.counter] = time.monotonic()
+        return Outcome(True, cmd.action.value, "done", cmd.counter, cmd.device)
+
+
+class CountingForwarder(EventForwarder):
+    """The real forwarder; counts the rewinds the cloud's head answers caused."""
+
+    rewinds = 0
+
+    def rewind(self, cloud_count: int) -> bool:
+        moved = super().rewind(cloud_count)
+        self.rewinds += moved
+        return moved
+
+
 class SimLock:
+    """One simulated lock on the real lock's link: `LockLink` (persistent session; `limen/<id>/cmd` and
+    `limen/<id>/head` subscribed; a head answer rewinds the forwarder at the next `forward`, as on a real lock)."""
+
     def __init__(self, lock_id: str, where: dict[str, Any], phone: Ed25519PublicKey) -> None:
         self.id = lock_id
-        self.guard = threading.Lock()
+        self.guard = threading.Lock()  # commands (paho's thread), as the service's lock on a real lock
+        self.sending = threading.Lock()  # one forward at a time (the real lock's link loop is one thread)
         self.conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
         self.trail = Trail()
-        self.forwarder = EventForwarder(self.trail, self.conn, lock_id)
+        self.forwarder = CountingForwarder(self.trail, self.conn, lock_id)
         devices = DeviceRegistry(self.conn)
         devices.pair("phone", phone, "owner", "owner", T0)
-        self.verifier = CommandVerifier(devices, lock_id)
-        self.verified: dict[int, float] = {}
+        self.commands = SimCommands(CommandVerifier(devices, lock_id))
+        self.verified = self.commands.verified
         d = Path(where["dir"])
-        self.mqtt = MqttLink(lock_id, pki.client_context(d / "ca.pem", d / f"{lock_id}.pem", d / f"{lock_id}.key"),
-                             where["host"], where["port"], subscriptions=(Topics(lock_id).cmd,),
-                             on_message=self.command)
-
-    def command(self, topic: str, payload: bytes) -> None:
-        with self.guard:
-            try:
-                cmd, _ = self.verifier.verify(SignedCommand.from_bytes(payload), datetime.now(UTC))
-            except CommandRefused:
-                return
-        self.verified[cmd.counter] = time.monotonic()
+        self.link = LockLink(lock_id, pki.client_context(d / "ca.pem", d / f"{lock_id}.pem", d / f"{lock_id}.key"),
+                             where["host"], where["port"], self.commands, guard=self.guard)  # type: ignore[arg-type]
+        self.mqtt = self.link.mqtt
+        self.publish_timeout = 10.0
+        # the bench's threads serve many locks each: a publish waits at most `publish_timeout` (a real lock has a
+        # thread of its own and waits the link's default); everything else is `LockLink.forward` as it is
+        link_publish = self.mqtt.publish
+        self.mqtt.publish = lambda topic, payload, timeout=10.0, *, retain=False: link_publish(  # type: ignore
+            topic, payload, min(timeout, self.publish_timeout), retain=retain)
 
     def forward(self, timeout: float = 10.0) -> None:
-        with self.guard:
-            self.forwarder.forward(lambda p: self.mqtt.publish(Topics(self.id).events, p, timeout))
+        with self.sending:
+            self.publish_timeout = timeout
+            self.link.forward(self.forwarder)
 
 
 class TimedBridge(CloudBridge):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.done: dict[str, float] = {}
+        self.arrived: dict[str, float] = {}  # lock → when its first message since `clear` reached the cloud
+
+    def _deliver(self, delivery: Any) -> None:
+        self.arrived.setdefault(delivery.topic.split("/")[1], time.monotonic())
+        super()._deliver(delivery)
 
     def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None) -> None:
         super().process(messages, redelivered)  # committed
@@ -381,8 +420,17 @@ def _lock_op(pool: ThreadPoolExecutor, locks: list[SimLock], op: str, arg: Any) 
                     time.sleep(1.0)
         list(pool.map(again, locks))
         return None
+    if op == "tick":  # one pass of each lock's link loop (every LINK_LOOP_PERIOD_S): forward, rewound if asked
+        def tick(lk: SimLock) -> None:
+            if lk.mqtt.connected:
+                with contextlib.suppress(LinkError):
+                    lk.forward(arg)
+        list(pool.map(tick, locks))
+        return None
     if op == "count":
         return sum(lk.trail.count() for lk in locks)
+    if op == "rewinds":  # (locks rewound, rewinds) since the start
+        return (sum(lk.forwarder.rewinds > 0 for lk in locks), sum(lk.forwarder.rewinds for lk in locks))
     raise ValueError(op)
 
 
@@ -499,6 +547,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
 
     def alarms(reason: str, spread_s: float) -> dict[str, Any]:
         bridge.done.clear()
+        bridge.arrived.clear()
         rule = f"lock:{reason}"
         cpu = time.process_time()
         started_min = time.monotonic()
@@ -507,7 +556,9 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         channels = ("webhook", "apprise") if args.apprise else ("webhook",)
         wait(lambda: all(sum(k[0] == rule for k in receiver.arrived(engine)[c]) >= n for c in channels), 300)
         arrived = receiver.arrived(engine)
-        out: dict[str, Any] = {"spread_s": spread_s, "alarm_recorded": stats(
+        out: dict[str, Any] = {"spread_s": spread_s, "alarm_at_cloud": stats(  # the broker delivered it to the cloud
+            [(bridge.arrived[i] - started[i]) * 1000 for i in ids if i in bridge.arrived and i in started]),
+            "alarm_recorded": stats(
             [(bridge.done[i] - started[i]) * 1000 for i in ids if i in bridge.done and i in started])}
         for c in channels:
             out[f"delivered_{c}"] = stats([(arrived[c][(rule, i)] - started[i]) * 1000 for i in ids
@@ -551,7 +602,14 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
 
     def exactly_once(label: str, down_s: float, extra: dict[str, Any]) -> dict[str, Any]:
         expected = sum(fleet.all("count"))
-        wait(lambda: held() >= expected, 300)
+        rewound_before = [sum(x) for x in zip(*fleet.all("rewinds"), strict=True)]
+        deadline, ticks = time.monotonic() + 300, 0
+        # the locks' link loops go on: a head answer from the cloud (records the broker took but lost) is acted
+        # on at the lock's next pass, every LINK_LOOP_PERIOD_S
+        while not wait(lambda: held() >= expected, T.LINK_LOOP_PERIOD_S) and time.monotonic() < deadline:
+            fleet.all("tick", 10.0)
+            ticks += 1
+        rewound = [sum(x) - b for x, b in zip(zip(*fleet.all("rewinds"), strict=True), rewound_before, strict=True)]
         with sessions(engine)() as s:
             distinct = int(s.scalar(select(func.count()).select_from(
                 select(Record.lock_id, Record.idx).distinct().subquery())) or 0)
@@ -560,6 +618,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
                 ["lock:burst", "lock:spread"])).group_by(Alarm.rule)).all()}
         return {label: round(down_s, 1), **extra, "records_expected": expected, "records_held": held(),
                 "lost": expected - held(), "duplicated": held() - distinct, "alarms_after": now_alarms - raised,
+                "link_loop_passes_after_reconnect": ticks, "locks_rewound_by_cloud_head": rewound[0],
                 "alarms_after_by_rule": rules}
 
     # broker restart while the locks are forwarding, records made during the outage
