@@ -48,7 +48,8 @@ def test_policy_still_applies_pin_rule_to_signed_unlock(rig: LockRig) -> None:
 
 
 @pytest.mark.parametrize("case", ["forged", "unknown_device", "replayed", "expired", "retargeted", "too_long",
-                                  "unsigned", "tampered_body", "malformed", "oversized"])
+                                  "unsigned", "tampered_body", "malformed", "oversized", "nested_wire",
+                                  "nested_body"])
 def test_bad_commands_are_refused_audited_and_leave_the_door_shut(rig: LockRig, case: str) -> None:
     good = rig.signed(Action.UNLOCK)
     if case == "forged":
@@ -75,6 +76,10 @@ def test_bad_commands_are_refused_audited_and_leave_the_door_shut(rig: LockRig, 
         payload = json.dumps(wire).encode()
     elif case == "malformed":
         payload = b'{"v":1,"body":"{not json"}'
+    elif case == "nested_wire":  # deeply nested JSON raised RecursionError: refused as "internal_error" before
+        payload = b"[" * 5000
+    elif case == "nested_body":  # parsed before the signature is checked: anyone on the command topic
+        payload = json.dumps({"v": 1, "body": "[" * 5000}).encode()
     else:
         payload = b"x" * (thresholds.LINK_MAX_PAYLOAD_BYTES + 1)
     before = len(remote_records(rig))
@@ -87,7 +92,8 @@ def test_bad_commands_are_refused_audited_and_leave_the_door_shut(rig: LockRig, 
     expected = {"forged": Refusal.BAD_SIGNATURE, "unknown_device": Refusal.UNKNOWN_DEVICE,
                 "replayed": Refusal.REPLAYED, "expired": Refusal.EXPIRED, "retargeted": Refusal.WRONG_LOCK,
                 "too_long": Refusal.TOO_LONG, "unsigned": Refusal.UNSIGNED, "tampered_body": Refusal.BAD_SIGNATURE,
-                "malformed": Refusal.MALFORMED, "oversized": Refusal.OVERSIZED}[case]
+                "malformed": Refusal.MALFORMED, "oversized": Refusal.OVERSIZED, "nested_wire": Refusal.MALFORMED,
+                "nested_body": Refusal.MALFORMED}[case]
     assert outcome.reason == expected.value
 
 

@@ -129,7 +129,7 @@ class SignedCommand:
             sig, extra = wire.get("sig"), wire.get("attachment")
             signature = None if sig is None else base64.b64decode(str(sig), validate=True)
             attachment = None if extra is None else base64.b64decode(str(extra), validate=True)
-        except (UnicodeDecodeError, ValueError, binascii.Error) as exc:
+        except (UnicodeDecodeError, ValueError, binascii.Error, RecursionError) as exc:  # nested too deep too
             raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
         if len(wire["body"]) > T.LINK_MAX_PAYLOAD_BYTES:
             raise CommandRefused(Refusal.OVERSIZED, f"body over {T.LINK_MAX_PAYLOAD_BYTES} bytes")
@@ -168,7 +168,7 @@ def parse_command(body: bytes) -> Command:
         if expires.tzinfo is None:
             raise ValueError("expires needs a time zone")
         return Command(lock, Action(raw["action"]), counter, expires, device, MappingProxyType(dict(args)))
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:  # nested too deep too
         raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
 
 
