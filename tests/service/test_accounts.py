@@ -8,7 +8,7 @@ from limen import thresholds as T
 from limen.clock import FixedClock
 from limen.config import Settings
 from limen.db import open_db
-from limen.errors import BadRequest, Conflict
+from limen.errors import BadRequest
 from limen.service.accounts import Accounts, Scope
 
 
@@ -41,14 +41,14 @@ def test_a_new_token_replaces_the_old_one(accounts: Accounts) -> None:
     assert accounts.setup_token_valid(second)
 
 
-def test_weak_passwords_and_duplicate_names_are_refused(accounts: Accounts) -> None:
+def test_weak_passwords_and_a_second_setup_are_refused(accounts: Accounts) -> None:
     token = accounts.new_setup_token()
     with pytest.raises(BadRequest):
         accounts.create_first_owner(token, "alice", "short", "u1")
     assert accounts.setup_token_valid(token)  # nothing was used up
     accounts.create_first_owner(token, "alice", "a long password", "u1")
-    with pytest.raises(Conflict):
-        accounts.add_owner("alice", "another long one", "u1")
+    with pytest.raises(BadRequest, match="setup link"):  # once there is an owner, setup makes no other account
+        accounts.create_first_owner(accounts.new_setup_token(), "bob", "another long one", "u2")
 
 
 def test_login_checks_password_and_totp(accounts: Accounts, settings: Settings, clock: FixedClock) -> None:

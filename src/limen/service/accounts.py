@@ -155,13 +155,6 @@ class Accounts:
             self.conn.execute("UPDATE service_owners SET totp_last_step = MAX(totp_last_step, ?) WHERE id = ?",
                               (step, owner.id))
 
-    def add_owner(self, username: str, password: str, user_id: str, totp_secret: str | None = None) -> Owner:
-        """Another account (created by a logged-in owner for a user the access engine made an owner)."""
-        username, password = validate_username(username), validate_password(password)
-        password_hash = _HASHER.hash(password)
-        with self._lock, transaction(self.conn):
-            return self._insert_owner(username, password_hash, user_id, totp_secret)
-
     def _insert_owner(self, username: str, password_hash: str, user_id: str, totp_secret: str | None) -> Owner:
         if self.conn.execute("SELECT 1 FROM service_owners WHERE username = ?", (username,)).fetchone():
             raise Conflict(f"an account named {username!r} exists")

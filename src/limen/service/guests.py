@@ -2,10 +2,10 @@
 
 A guest is a `guest` user with one PIN credential of `GUEST_CODE_DIGITS` random
 digits, valid from..until (and optionally for a number of uses).  The code is
-drawn by the lock (CSPRNG), never chosen, and shown once.  `guess_chance` is the
-arithmetic the docs quote: the most entries the keypad lockout lets anyone type
-during the window, times the PINs one entry can test (anti-peep windows), over
-the code space.
+drawn by the lock (CSPRNG), never chosen, and shown once.  Why that many digits
+(the most entries the keypad lockout lets anyone type during the window, times
+the PINs one entry can test, over the code space): docs/service.md, checked by
+tests/service/test_console_guests.py.
 """
 
 from __future__ import annotations
@@ -67,24 +67,6 @@ def new_code(digits: int = T.GUEST_CODE_DIGITS) -> str:
         except BadRequest:
             continue
         return code
-
-
-def max_entries(seconds: float, limit: int = T.WRONG_CODE_ENTRY_LIMIT,
-                first_s: float = T.USER_CODE_TEMPORARY_DISABLE_TIME_S, factor: float = T.LOCKOUT_ESCALATION_FACTOR,
-                cap_s: float = T.LOCKOUT_MAX_DISABLE_S) -> int:
-    """The most keypad entries anyone can make in `seconds`: `limit` per lockout, each lockout longer."""
-    entries, elapsed, pause = 0, 0.0, first_s
-    while elapsed < seconds:
-        entries += limit
-        elapsed += pause
-        pause = min(pause * factor, cap_s)
-    return entries
-
-
-def guess_chance(hours: float, digits: int = T.GUEST_CODE_DIGITS) -> float:
-    """Upper bound on the chance that someone at the keypad hits this guest's code within `hours`."""
-    tested = max_entries(hours * 3600) * pins.guesses_per_entry(digits)
-    return min(1.0, tested / 10**digits)
 
 
 def share_text(name: str, code: str, span: GuestWindow, tz: ZoneInfo) -> str:

@@ -196,13 +196,6 @@ def babel_locale(lang: str | None = None) -> str:
     return _BABEL.get(lang or _current.get(), "en")
 
 
-def format_number(n: float, lang: str | None = None) -> str:
-    from babel.numbers import format_decimal
-
-    lang = lang or _current.get()
-    return str(format_decimal(n, locale=_BABEL.get(lang, "en")))
-
-
 # Words the pages show from data (states, roles, kinds…): translated with `|t`, listed here for the catalogue.
 WORDS = (
     N_("locked"), N_("unlocked"), N_("locking"), N_("unlocking"), N_("jammed"), N_("open"), N_("closed"),

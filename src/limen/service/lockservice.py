@@ -573,9 +573,6 @@ class LockService:
             self.rt.audit.append(Event(EventKind.SYSTEM, self.clock.now(), actor=actor, subject="alarms",
                                        reason=feed.ACK_REASON, source="api", data={"alarms": chosen[:200]}))
 
-    def alarm_channels(self) -> int:
-        return len([u for u in self.rt.settings.alert_urls if u.strip()])
-
     def test_alarm(self, actor: str) -> int:
         """Raise a test alarm: it goes to every configured channel (and shows in the console)."""
         from limen.audit import raise_alarm
