@@ -146,6 +146,10 @@ PAD_MINIFASNET_VETO = -3.0             # below every nuaa-dev print's −3.17 ga
                                        # leave-one-dataset-out set (183 live frames, web photos included)
 PAD_MINIFASNET_VERIFY = PAD_MINIFASNET_VETO  # verification: a veto, the fused score decides
 PAD_MINIFASNET_ENROL = PAD_MINIFASNET_BPCER_5PCT   # enrolment: stricter, a spoof must not become a template
+PAD_MINIFASNET_CHANNEL_MULTIPLE = 16   # the graph run pads MiniFASNet's pruned channel counts (13, 103, 231, …)
+                                       # to this with zero channels (onnx_minifasnet.pad_channels): ONNX Runtime's
+                                       # blocked kernels take 16 channels with AVX-512, 8 with AVX2 (16 serves
+                                       # both); one crop, both models, one core: see docs/pad.md "Deep cue"
 PAD_MAX_FRAMES = 8                     # frames of a capture analysed (evenly spaced); bounds the cost
 PAD_ENROL_MIN_FRAMES = 3               # usable face frames enrolment needs
 PAD_VERIFY_MIN_FRAMES = 1              # usable face frames verification needs
