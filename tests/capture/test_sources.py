@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from limen.capture import load_capture, load_image
 from limen.capture.sources import decode_image_bytes
@@ -211,3 +211,59 @@ def test_errors_name_the_upload_not_the_server_path(tmp_path: Path) -> None:
     with pytest.raises(BadImage) as err:
         load_capture(broken, name="holiday.mp4")
     assert str(err.value).startswith("holiday.mp4:") and "secret-dir" not in str(err.value)
+
+
+def _pil_reference(data: bytes) -> np.ndarray:
+    """What PIL decodes (upright, RGB): the pixels the JPEG path must give."""
+    from PIL import ImageOps
+
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray((ImageOps.exif_transpose(img) or img).convert("RGB"))
+
+
+def _jpeg(arr: np.ndarray, mode: str = "RGB", orientation: int = 1, **kw: object) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert(mode).save(buf, "JPEG", exif=exif, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(("mode", "kw"), [("RGB", {}), ("RGB", {"subsampling": 0}), ("RGB", {"progressive": True}),
+                                          ("L", {})])
+def test_jpeg_decoded_once_gives_pils_pixels_upright(orientation: int, mode: str, kw: dict[str, object],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    arr = np.random.default_rng(orientation).integers(0, 255, (48, 64, 3), np.uint8)
+    data = _jpeg(arr, mode, orientation, **kw)
+    expected = _pil_reference(data)
+
+    def no_pil_decode(self: Image.Image) -> None:
+        raise AssertionError("PIL decoded the pixels: the JPEG was decoded twice")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_pil_decode)
+    out = decode_image_bytes(data, "a.jpg")
+    assert out.shape == expected.shape == ((64, 48, 3) if orientation >= 5 else (48, 64, 3))
+    assert np.array_equal(out, expected)
+    assert out.flags.c_contiguous and out.dtype == np.uint8
+
+
+def test_jpeg_frames_of_the_face_data_decode_to_pils_pixels() -> None:
+    from tests.conftest import shared
+
+    files = sorted(shared("nuaa-dev", "live").rglob("*.jpg"))[:20]
+    assert files
+    for path in files:
+        assert np.array_equal(load_image(path), _pil_reference(path.read_bytes())), path
+
+
+def test_cmyk_jpeg_stays_with_pil(tmp_path: Path) -> None:
+    data = _jpeg(np.full((20, 30, 3), 120, np.uint8), "CMYK")
+    assert np.array_equal(decode_image_bytes(data), _pil_reference(data))
+
+
+def test_damaged_jpeg_body_is_refused() -> None:
+    data = bytearray(_jpeg(np.random.default_rng(1).integers(0, 255, (64, 64, 3), np.uint8)))
+    start = data.index(b"\xff\xda")  # start of scan: cut the entropy-coded data short
+    with pytest.raises(BadImage, match="up.jpg"):
+        decode_image_bytes(bytes(data[: start + 40]), "up.jpg")

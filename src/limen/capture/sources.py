@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -66,16 +65,18 @@ def decode_image_bytes(data: bytes, name: str = "<upload>", budget: PixelBudget 
         raise BadImage(name, "empty file")
     if len(data) > thresholds.MAX_IMAGE_BYTES:
         raise BadImage(name, f"file too large ({len(data)} bytes > {thresholds.MAX_IMAGE_BYTES})")
-    return _decode(io.BytesIO(data), name, budget or PixelBudget())
+    return _decode(data, name, budget or PixelBudget())
 
 
-def _decode(source: Path | BinaryIO, name: str | Path, budget: PixelBudget) -> np.ndarray:
+def _decode(source: Path | bytes, name: str | Path, budget: PixelBudget) -> np.ndarray:
     """Decode with the pixel budget charged from the header, before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as img:
                 budget.charge(name, *img.size)
+                if img.format == "JPEG" and img.mode in ("RGB", "L"):
+                    return _decode_jpeg(source, name, img.size)
                 img.load()
                 return to_rgb_array(img)
     except BadImage:
@@ -86,6 +87,28 @@ def _decode(source: Path | BinaryIO, name: str | Path, budget: PixelBudget) -> n
         raise BadImage(name, "not an image file (unrecognised format)") from exc
     except (OSError, SyntaxError, ValueError, MemoryError) as exc:
         raise BadImage(name, f"cannot decode image ({type(exc).__name__})") from exc
+
+
+def _decode_jpeg(source: Path | bytes, name: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """A YCbCr or grey JPEG decoded once, straight into the array returned (upright, RGB).
+
+    OpenCV decodes into its BGR array and applies the EXIF orientation; the
+    channels are swapped in place.  The same pixels as PIL's decode (both
+    libjpeg-turbo, tests/capture/test_sources.py); CMYK JPEGs, which differ by
+    one level, stay with PIL.
+    """
+    import cv2  # the decoder of the face path; loaded when a JPEG is decoded, not for `limen status`
+
+    data = source.read_bytes() if isinstance(source, Path) else source
+    try:
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise BadImage(name, "cannot decode image (damaged JPEG)") from exc
+    if rgb is None:
+        raise BadImage(name, "cannot decode image (truncated or damaged JPEG)")
+    if rgb.shape[:2] not in ((size[1], size[0]), (size[0], size[1])):
+        raise BadImage(name, f"decoded {rgb.shape[1]}×{rgb.shape[0]}, the header said {size[0]}×{size[1]}")
+    return cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB, dst=rgb)
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:
