@@ -49,6 +49,7 @@ from limen_cloud.models import (
     Record,
     Session,
 )
+from limen_cloud.statements import StatementRefused
 
 SESSION_HOURS = T.CLOUD_SESSION_HOURS
 Relay = Callable[[str, bytes], None]  # (lock id, signed payload) → published to the lock
@@ -164,6 +165,12 @@ class StepUp(BaseModel):
 
     password: str = Field(min_length=1, max_length=200)
     totp: str = Field(default="", max_length=10)
+
+
+class ReplaceMark(StepUp):
+    """Marking a lock replaced: the step-up and the owner-signed statement (`limen_cloud.statements`)."""
+
+    statement: str = Field(min_length=2, max_length=T.LINK_MAX_PAYLOAD_BYTES)
 
 
 class SignedPayload(BaseModel):
@@ -364,22 +371,28 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
             Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).all())
         return [{"lock_id": lk.lock_id, "name": lk.name, "records": lk.head_count, "reported": lk.reported_count,
                  "last_seen": lk.last_seen.isoformat() + "Z" if lk.last_seen else None,
+                 "head_hash": lk.head_hash,
                  "replaced_at": lk.replaced_at.isoformat() + "Z" if lk.replaced_at else None,
                  "pending_alarms": pending.get(lk.lock_id, 0)} for lk in locks]
 
-    @app.post("/api/locks/{lock_id}/replaced", dependencies=[Limited])
-    def mark_replaced(lock_id: str, body: StepUp, session: Db, me: Me) -> dict[str, Any]:
+    @app.post("/api/locks/{lock_id}/replaced", dependencies=[Limited], response_model=None)
+    def mark_replaced(lock_id: str, body: ReplaceMark, session: Db, me: Me) -> dict[str, Any] | JSONResponse:
         """Mark the lock replaced (new hardware under its id, its backup restored): the chain the cloud holds is
-        archived, still verifiable, and the new lock's chain is taken from its first record.  Needs the owner's
-        password again (and the authenticator's code once enrolled)."""
+        archived, still verifiable, and the new lock's chain is taken from its first record.  Needs a statement
+        signed on an owner device paired on the lock, naming the head the cloud holds (`limen-cloud
+        sign-replacement`), and the owner's password again (and the authenticator's code once enrolled).  A refused
+        statement is 403 with its reason and alarms the owner (`lock_replace_refused`); nothing else changes."""
         write_lock(session)
         lock = my_lock(session, me, lock_id)
         if not pages.step_up(session, me, body.password, body.totp, utcnow()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, pages.STEP_UP_FAILED)
         try:
-            chain = pages.replace_lock(session, lock, me)
+            chain = pages.replace_lock(session, lock, me, body.statement.strip())
         except NotReplaceable as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        except StatementRefused as exc:  # answered, not raised: the alarm is committed with the request
+            return JSONResponse({"detail": f"not marked: {exc}", "refusal": exc.refusal.value},
+                                status.HTTP_403_FORBIDDEN)
         return pages.archive_view(session, chain)
 
     @app.get("/api/locks/{lock_id}/archives")

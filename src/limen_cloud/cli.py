@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -159,6 +159,34 @@ def invite(db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD
         token = new_invite(session, utcnow())
     engine.dispose()
     typer.echo(token)
+
+
+@app.command("sign-replacement")
+def sign_replacement(
+    key: Annotated[Path, typer.Option(help="The owner device's Ed25519 private key (PEM, PKCS#8): the key whose "
+                                      "public half was paired on the lock (`limen link pair-device`).")],
+    device: Annotated[str, typer.Option(help="The name the device was paired under on the lock.")],
+    lock: Annotated[str, typer.Option(help="The lock's id.")],
+    head_count: Annotated[int, typer.Option(min=1, help="The records the cloud holds of the lock (the history page, "
+                                            "or `records` in GET /api/locks).")],
+    head_hash: Annotated[str, typer.Option(help="The hash of its last record (`head_hash`).")],
+    counter: Annotated[int | None, typer.Option(min=1, help="Above every one this device signed for this lock "
+                                                "(default: milliseconds since 1970).")] = None,
+    valid_for: Annotated[int, typer.Option(min=1, max=T.LINK_COMMAND_MAX_VALIDITY_S,
+                                           help="Seconds the statement stays valid.")] = 240,
+) -> None:
+    """Print an owner-signed statement that `lock` was replaced (new hardware under its id), for the cloud's
+    "mark replaced" (history page or POST /api/locks/{id}/replaced) — run it on the owner's device."""
+    from limen_cloud.statements import ReplaceStatement, sign
+
+    loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise typer.BadParameter(f"{key} is not an Ed25519 private key")
+    now = datetime.now(UTC)
+    statement = ReplaceStatement(lock, head_count, None if head_hash == "none" else head_hash.strip().lower(),
+                                 counter if counter is not None else int(now.timestamp() * 1000),
+                                 now + timedelta(seconds=valid_for), device)
+    typer.echo(sign(statement, loaded))
 
 
 def load_receipt_key(path: Path) -> Ed25519PrivateKey:

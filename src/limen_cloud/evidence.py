@@ -20,11 +20,12 @@ another record than the cloud holds, is `audit_checkpoint_invalid` (a chain
 rewritten before it was first forwarded, by someone without the lock's key).
 
 A lock replaced under the same id (smashed; the owner restored its backup onto new hardware) starts a new chain:
-new audit key, records from 0.  Only the owner can say so (`mark_replaced`, after a step-up): the chain the cloud
-held is archived with its head and pinned keys (`ArchivedChain`, `ArchivedRecord`; `verify_archive` re-checks
-it), the head and keys are reset, and the lock stays marked until the new chain's first record is taken: its
-record 0 is then accepted from genesis and its keys pinned.  While marked, keys are not pinned without a record
-taken, and a record 0 that begins an archived chain is refused (`audit_old_chain`: the old lock, not a new one).
+new audit key, records from 0.  Only the owner can say so (`mark_replaced`: a statement signed on a device
+paired on the lock, `limen_cloud.statements`, and a step-up): the chain the cloud held is archived with its
+head, pinned keys and that statement (`ArchivedChain`, `ArchivedRecord`; `verify_archive` re-checks it), the
+head and keys are reset, and the lock stays marked until the new chain's first record is taken: its record 0 is
+then accepted from genesis and its keys pinned.  While marked, keys are not pinned without a record taken, and a
+record 0 that begins an archived chain is refused (`audit_old_chain`: the old lock, not a new one).
 Without the mark, a new chain is what it always was: `audit_rewritten` / `audit_truncated`.
 
 The bridge ingests many messages in one transaction (`IngestPass`): the chain is verified in memory against
@@ -46,6 +47,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_hash
+from limen_cloud import statements
 from limen_cloud.models import Alarm, ArchivedChain, ArchivedRecord, Lock, Record
 
 MESSAGE_VERSION = 1
@@ -276,17 +278,21 @@ class NotReplaceable(ValueError):
     """The lock cannot be marked replaced now (already marked, or no chain held)."""
 
 
-def mark_replaced(session: Session, lock: Lock, owner_id: int, now: datetime) -> ArchivedChain:
-    """The owner's mark (after a step-up): archive the chain the cloud holds (records, head, pinned keys), reset
-    the head and keys so the replacement's new chain is taken from its first record, and raise `lock_replaced`
-    (an owner action every channel of the owner hears).  The caller commits; `NotReplaceable` changes nothing."""
+def mark_replaced(session: Session, lock: Lock, owner_id: int, now: datetime, statement: str) -> ArchivedChain:
+    """The owner's mark (after a step-up), authorised by `statement`, signed on a device paired on this lock and
+    naming the head held now (`limen_cloud.statements.check`): archive the chain the cloud holds (records, head,
+    pinned keys, the statement), reset the head and keys so the replacement's new chain is taken from its first
+    record, and raise `lock_replaced` (an owner action every channel of the owner hears).  The caller commits;
+    `NotReplaceable` and `StatementRefused` change nothing."""
     session.refresh(lock, with_for_update=True)  # the head as committed, row-locked against a drain pass
     if lock.replaced_at is not None:
         raise NotReplaceable("the lock is already marked replaced: waiting for the new lock's first record")
     if lock.head_count == 0:
         raise NotReplaceable("the cloud holds no records of this lock: nothing to archive")
+    signed = statements.check(session, lock, statement, now)
     chain = ArchivedChain(lock_id=lock.lock_id, replaced_at=now, marked_by=owner_id, head_count=lock.head_count,
-                          head_hash=lock.head_hash, reported_count=lock.reported_count, audit_keys=lock.audit_keys)
+                          head_hash=lock.head_hash, reported_count=lock.reported_count, audit_keys=lock.audit_keys,
+                          statement=statement, signed_by=signed.device, statement_counter=signed.counter)
     session.add(chain)
     session.flush()
     rows = session.execute(select(Record.idx, Record.hash, Record.kind, Record.at, Record.body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -88,6 +88,11 @@ class ArchivedChain(Base):
     head_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     reported_count: Mapped[int] = mapped_column(Integer)
     audit_keys: Mapped[str | None] = mapped_column(Text, default=None)  # the keys pinned for that chain
+    # the owner-signed statement that authorised the mark (`limen_cloud.statements`; None: archived before
+    # statements were required), the paired device that signed it and its counter (replays are refused)
+    statement: Mapped[str | None] = mapped_column(Text, default=None)
+    signed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    statement_counter: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class ArchivedRecord(Base):

@@ -73,6 +73,7 @@ from limen_cloud.models import (
     Session,
 )
 from limen_cloud.notify import Network, destination_allowed
+from limen_cloud.statements import StatementRefused, recheck
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,22 @@ def step_up(session: DbSession, owner: Owner, password: str, totp: str, at: date
     return again is not None and again.id == owner.id
 
 
-def replace_lock(session: DbSession, lock: Lock, owner: Owner) -> ArchivedChain:
-    """The owner's stepped-up mark (API and page): archive the chain, reset the head (`evidence.mark_replaced`),
-    logged as an owner action; `NotReplaceable` when it cannot be done now.  The caller commits."""
-    chain = mark_replaced(session, lock, owner.id, utcnow())
+def replace_lock(session: DbSession, lock: Lock, owner: Owner, statement: str) -> ArchivedChain:
+    """The owner's stepped-up mark (API and page), authorised by `statement` signed on a device paired on the lock:
+    archive the chain, reset the head (`evidence.mark_replaced`), logged as an owner action; `NotReplaceable` when
+    it cannot be done now.  A refused statement (`StatementRefused`) changes nothing but raises
+    `lock_replace_refused` (a stolen password and authenticator code without the device: the owner hears of it)
+    and is logged.  The caller commits in every case."""
+    now = utcnow()
+    try:
+        chain = mark_replaced(session, lock, owner.id, now, statement)
+    except StatementRefused as exc:
+        log.warning("owner %d: replacement mark of lock %s refused (%s): head %d unchanged", owner.id, lock.lock_id,
+                    exc.refusal, lock.head_count)
+        session.add(Alarm(lock_id=lock.lock_id, rule="lock_replace_refused", raised_at=now,
+                          detail=f"a replacement mark (password and authenticator right) was refused: {exc} "
+                          f"({exc.refusal}); the audit chain the cloud holds is unchanged"))
+        raise
     log.warning("owner %d marked lock %s replaced: chain of %d records archived (archive %d)", owner.id,
                 lock.lock_id, chain.head_count, chain.id)
     return chain
@@ -158,7 +171,8 @@ def archive_view(session: DbSession, chain: ArchivedChain) -> dict[str, Any]:
     return {"id": chain.id, "lock_id": chain.lock_id, "replaced_at": chain.replaced_at.isoformat() + "Z",
             "replaced": _when(chain.replaced_at), "records": chain.head_count, "head_hash": chain.head_hash,
             "keys": sorted(json.loads(chain.audit_keys or "{}")), "verified": check.verified,
-            "redacted": check.redacted, "problem": check.problem}
+            "redacted": check.redacted, "problem": check.problem, "signed_by": chain.signed_by,
+            "statement": chain.statement, "statement_verified": recheck(session, chain)}
 
 
 def new_session(session: DbSession, owner: Owner) -> tuple[str, datetime]:
@@ -562,9 +576,11 @@ def router() -> APIRouter:
     @pages.post("/locks/{lock_id}/replaced", dependencies=[Limited])
     def mark_lock_replaced(request: Request, lock_id: str, session: Write, me: Me,
                            csrf: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=200)],
+                           statement: Annotated[str, Form(max_length=T.LINK_MAX_PAYLOAD_BYTES)],
                            totp: Annotated[str, Form(max_length=10)] = "") -> Response:
-        """The owner says this lock was replaced (new hardware under its id): password (and authenticator code)
-        again, then the old chain is archived and the new one taken from its first record."""
+        """The owner says this lock was replaced (new hardware under its id): a statement signed on a device paired
+        on the lock (`limen-cloud sign-replacement`), the password (and authenticator code) again, then the old
+        chain is archived and the new one taken from its first record."""
         me.check(csrf)
         write_lock(session)
         lock = my_lock(session, me.owner, lock_id)
@@ -573,10 +589,14 @@ def router() -> APIRouter:
             return _history(request, session, me, lock_id, None, None, 403,
                             error=STEP_UP_FAILED[0].upper() + STEP_UP_FAILED[1:] + ": nothing changed.")
         try:
-            replace_lock(session, lock, me.owner)
+            replace_lock(session, lock, me.owner, statement.strip())
         except NotReplaceable as exc:
             session.rollback()
             return _history(request, session, me, lock_id, None, None, 409, error=str(exc).capitalize() + ".")
+        except StatementRefused as exc:
+            session.commit()  # the owner's alarm (and the authenticator step taken)
+            return _history(request, session, me, lock_id, None, None, 403,
+                            error=f"Not marked: {exc} ({exc.refusal}). Nothing changed.")
         session.commit()
         return _secured(RedirectResponse(f"/history?lock={lock_id}&done=replaced", status_code=303))
 
@@ -671,7 +691,7 @@ def _history(request: Request, session: DbSession, me: Page, lock: str | None, b
     return render(request, "history.html", code, page=me, rows=rows, lock=lock or "", more=more, locks=names,
                   archives=archives, archive=archive, chain=chain or "", error=error,
                   replaced=_when(found.replaced_at) if found is not None and found.replaced_at else "",
-                  totp=me.owner.totp_secret is not None)
+                  totp=me.owner.totp_secret is not None, held=found)
 
 
 def push_values(request: Request, session: DbSession, me: Page) -> dict[str, Any]:

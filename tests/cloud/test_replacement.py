@@ -1,20 +1,25 @@
-"""A lock replaced under its id: only the owner's stepped-up mark makes the cloud archive the old chain (still
-verifiable) and take the new one from its first record; without it, the new chain is alarmed as a cut-back."""
+"""A lock replaced under its id: only the owner's stepped-up mark, with a statement signed on a device paired on
+the lock, makes the cloud archive the old chain (still verifiable) and take the new one from its first record;
+without it, the new chain is alarmed as a cut-back.  (The statement's refusals: `test_replace_statement.py`.)"""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
+from limen.audit.chain import GENESIS, make_record
+from limen.audit.event import Event, EventKind
 from limen.db import open_db
 from limen.link.execute import erasure_receipt
 from limen.link.forward import EventForwarder
@@ -23,19 +28,49 @@ from limen_cloud.backups import erase_in_cloud, verify_erasure
 from limen_cloud.db import sessions
 from limen_cloud.evidence import NotReplaceable, ingest, mark_replaced, parse, verify_archive
 from limen_cloud.models import Alarm, ArchivedChain, ArchivedRecord, Lock, Owner, Record
+from limen_cloud.statements import ReplaceStatement, sign
 
 from .test_api import PASSWORD, login
 from .test_evidence import LOCK, Trail
 from .test_pages import ORIGIN, browser, csrf_of, log_in, own_lock, sign_up
 
-NOW = datetime(2026, 3, 3, 12, 0)
+NOW = datetime(2026, 3, 3, 12, 0)  # the cloud's clock in the rig (naive UTC, as its columns)
+PHONE = Ed25519PrivateKey.generate()  # the owner's phone, paired in person on each lock
+DEVICE = "olga-phone"
+
+
+def pair(trail: Trail, name: str = DEVICE, key: Ed25519PrivateKey = PHONE, owner: str = "o1",
+         reason: str = "link device paired") -> None:
+    """The record `limen link pair-device` (or `unpair`, with its reason) appends, in `trail`."""
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    data = {"device": name, "public_key": base64.b64encode(raw).decode()} if reason == "link device paired" \
+        else {"device": name}
+    at = datetime.now(UTC)  # (each lock's pairing is its own record: a replacement's record 0 is not the old one's)
+    event = Event(EventKind.CONFIG_CHANGE, at, actor=owner, subject=f"device:{name}", reason=reason, source="cli",
+                  data=data)
+    trail.items.append(make_record(event, len(trail.items), trail.items[-1]["hash"] if trail.items else GENESIS,
+                                   at.isoformat()))
+
+
+def statement(lock_id: str, count: int, head_hash: str | None, at: datetime, *, key: Ed25519PrivateKey = PHONE,
+              device: str = DEVICE, counter: int = 1, valid_s: int = 120) -> str:
+    """What the owner's phone signs (`limen-cloud sign-replacement`): replace `lock_id` at this head."""
+    expires = (at if at.tzinfo else at.replace(tzinfo=UTC)) + timedelta(seconds=valid_s)
+    return sign(ReplaceStatement(lock_id, count, head_hash, counter, expires, device), key)
+
+
+def signed_for(lock: Lock, at: datetime = NOW, **kwargs: object) -> str:
+    """A valid statement for `lock` at the head it holds now."""
+    return statement(lock.lock_id, lock.head_count, lock.head_hash, at, **kwargs)  # type: ignore[arg-type]
 
 
 class Lock2:
-    """One lock's hardware: its own trail (own audit key) and forward cursor, talking to the cloud in `rig`."""
+    """One lock's hardware: its own trail (own audit key) and forward cursor, talking to the cloud in `rig`; the
+    owner paired their phone on it first (record 0)."""
 
     def __init__(self, rig: Rig, tmp: Path, reason: str) -> None:
         self.rig, self.trail, self.reason = rig, Trail(), reason
+        pair(self.trail)
         self.conn = open_db(tmp / "limen.db")
         self.forwarder = EventForwarder(self.trail, self.conn, LOCK)
 
@@ -96,11 +131,12 @@ class Rig:
             for alarm in s.scalars(select(Alarm).where(Alarm.acknowledged_at.is_(None))):
                 alarm.acknowledged_at = NOW
 
-    def mark(self) -> int:
+    def mark(self, wire: str | None = None) -> int:
+        """The owner's mark, with `wire` or a valid statement for the head held now."""
         with self.sessions() as s, s.begin():
             lock = s.get(Lock, LOCK)
             assert lock is not None
-            return mark_replaced(s, lock, self.owner_id, NOW).id
+            return mark_replaced(s, lock, self.owner_id, NOW, wire or signed_for(lock)).id
 
     def check(self, chain_id: int) -> tuple[bool, int, int]:
         with self.sessions() as s:
@@ -120,11 +156,11 @@ def rig(engine: Engine, tmp_path: Path) -> Iterator[Rig]:
 
 def test_without_the_mark_a_replacement_chain_is_alarmed_as_before(rig: Rig) -> None:
     old = rig.hardware("old")
-    old.add(30)
+    old.add(29)  # after the pairing: 30 records
     old.trail.sign(20)
     assert old.connect() == 30
     new = rig.hardware("new")
-    new.add(5)
+    new.add(4)
     new.connect()
     assert rig.pending() == ["audit_key_added", "audit_rewritten", "audit_truncated"]
     assert rig.held() == [r["hash"] for r in old.trail.items]  # the cloud's copy untouched
@@ -133,12 +169,12 @@ def test_without_the_mark_a_replacement_chain_is_alarmed_as_before(rig: Rig) -> 
 
 def test_marked_replaced_the_old_chain_is_archived_and_the_new_one_taken_from_its_first_record(rig: Rig) -> None:
     old = rig.hardware("old")
-    old.add(30)
+    old.add(29)
     old.trail.sign(20)
     old.connect()
     old_keys = rig.lock().audit_keys
     new = rig.hardware("new")
-    new.add(5)
+    new.add(4)
     new.connect()  # before the owner's mark: refused and alarmed, and the lock's cursor moved past them
     rig.acknowledge()
 
@@ -210,7 +246,7 @@ def test_while_marked_the_old_chain_coming_back_is_refused_not_taken(rig: Rig) -
 
 def test_erasure_redacts_archived_records_and_decommission_removes_the_archives(rig: Rig) -> None:
     old = rig.hardware("old")
-    old.add(8)  # every record's actor is "u1"
+    old.add(8)  # every record's actor is "u1" (the pairing: "o1")
     old.connect()
     chain_id = rig.mark()
     new = rig.hardware("new")
@@ -226,7 +262,7 @@ def test_erasure_redacts_archived_records_and_decommission_removes_the_archives(
         combined = row.receipt
     erased = verify_erasure(combined, new.trail.key.public, cloud_key.public_key())["cloud"]
     assert erased["records_redacted"] == 3 and erased["archived_records_redacted"] == 8
-    assert rig.check(chain_id) == (True, 8, 8)  # still verifiable: indexes, hashes and the head are kept
+    assert rig.check(chain_id) == (True, 9, 8)  # still verifiable: indexes, hashes and the head are kept
     with rig.engine.connect() as conn:
         bodies = " ".join(conn.execute(text("SELECT body FROM archived_records")).scalars())
     assert "u1" not in bodies and "door forced" not in bodies
@@ -237,23 +273,22 @@ def test_erasure_redacts_archived_records_and_decommission_removes_the_archives(
         assert lock is not None
         combined = erase_in_cloud(s, lock, receipt, cloud_key, NOW).receipt
     erased = verify_erasure(combined, new.trail.key.public, cloud_key.public_key())["cloud"]
-    assert erased["archived_records"] == 8 and erased["archived_chains"] == 1 and erased["records"] == 3
+    assert erased["archived_records"] == 9 and erased["archived_chains"] == 1 and erased["records"] == 4
     with rig.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM archived_records")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM archived_chains")).scalar() == 0
 
 
 def _b64(trail: Trail) -> str:
-    import base64
-
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     return base64.b64encode(trail.key.public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
-def _records(engine: Engine, lock_id: str, n: int) -> None:
-    """`n` forwarded records of `lock_id`, chained as the lock would (held as the cloud's copy)."""
+def _records(engine: Engine, lock_id: str, n: int) -> str:
+    """`n` forwarded records of `lock_id`, chained as the lock would (held as the cloud's copy): the owner's
+    phone paired, then `n - 1` others."""
     trail = Trail()
-    trail.add(n)
+    pair(trail)
+    trail.add(n - 1)
     with sessions(engine)() as s, s.begin():
         for r in trail.items:
             s.add(Record(lock_id=lock_id, idx=r["index"], hash=r["hash"], kind=r["kind"], at=r["at"],
@@ -262,6 +297,7 @@ def _records(engine: Engine, lock_id: str, n: int) -> None:
         assert lock is not None
         lock.head_count = lock.reported_count = n
         lock.head_hash = trail.items[-1]["hash"]
+    return str(trail.items[-1]["hash"])
 
 
 def _head(engine: Engine, lock_id: str) -> int:
@@ -276,20 +312,23 @@ def test_the_api_mark_needs_a_step_up_and_the_owner_of_that_lock(engine: Engine)
     olga = login(client, "olga@example.org")
     mallory = login(client, "mallory@example.org")
     own_lock(engine, client, "olga@example.org", "front-door", "Front")
-    _records(engine, "front-door", 6)
+    head = _records(engine, "front-door", 6)
+    assert [(lk["records"], lk["head_hash"]) for lk in client.get("/api/locks", headers=olga).json()] == [(6, head)]
+    step = {"password": PASSWORD, "statement": statement("front-door", 6, head, datetime.now(UTC))}
     url = "/api/locks/front-door/replaced"
-    assert client.post(url, json={"password": PASSWORD}).status_code == 401  # not logged in
-    assert client.post(url, json={}, headers=olga).status_code == 422  # no step-up
-    wrong = client.post(url, json={"password": "not the password"}, headers=olga)
+    assert client.post(url, json=step).status_code == 401  # not logged in
+    assert client.post(url, json={"password": PASSWORD}, headers=olga).status_code == 422  # no statement
+    wrong = client.post(url, json={**step, "password": "not the password"}, headers=olga)
     assert wrong.status_code == 403 and _head(engine, "front-door") == 6
-    assert client.post(url, json={"password": PASSWORD}, headers=mallory).status_code == 404  # not hers
+    assert client.post(url, json=step, headers=mallory).status_code == 404  # not hers
     assert _head(engine, "front-door") == 6
-    done = client.post(url, json={"password": PASSWORD}, headers=olga)
+    done = client.post(url, json=step, headers=olga)
     assert done.status_code == 200, done.text
     assert done.json()["records"] == 6 and done.json()["verified"] is True and _head(engine, "front-door") == 0
-    assert client.post(url, json={"password": PASSWORD}, headers=olga).status_code == 409  # already marked
+    assert (done.json()["signed_by"], done.json()["statement_verified"]) == (DEVICE, True)
+    assert client.post(url, json=step, headers=olga).status_code == 409  # already marked
     archives = client.get("/api/locks/front-door/archives", headers=olga).json()
-    assert [(a["records"], a["verified"]) for a in archives] == [(6, True)]
+    assert [(a["records"], a["verified"], a["statement_verified"]) for a in archives] == [(6, True, True)]
     records = client.get(f"/api/locks/front-door/archives/{archives[0]['id']}/records", headers=olga).json()
     assert [r["index"] for r in records] == list(range(6))
     assert client.get("/api/locks/front-door/archives", headers=mallory).status_code == 404
@@ -297,7 +336,7 @@ def test_the_api_mark_needs_a_step_up_and_the_owner_of_that_lock(engine: Engine)
                       headers=mallory).status_code == 404
     assert [a["rule"] for a in client.get("/api/alarms", headers=olga).json()] == ["lock_replaced"]
     export = client.get("/api/locks/front-door/people/u1", headers=olga).json()  # the person's data, archived too
-    assert export["records"] == [] and [r["index"] for r in export["archived_records"]] == list(range(6))
+    assert export["records"] == [] and [r["index"] for r in export["archived_records"]] == list(range(1, 6))
 
 
 def test_once_an_authenticator_is_enrolled_the_step_up_asks_its_code_too(engine: Engine) -> None:
@@ -309,14 +348,15 @@ def test_once_an_authenticator_is_enrolled_the_step_up_asks_its_code_too(engine:
         owner.totp_secret = pyotp.random_base32()
         secret = owner.totp_secret
     connected_lock(engine, client, olga, "back-door")
-    _records(engine, "back-door", 4)
+    step = {"password": PASSWORD,
+            "statement": statement("back-door", 4, _records(engine, "back-door", 4), datetime.now(UTC))}
     url = "/api/locks/back-door/replaced"
-    assert client.post(url, json={"password": PASSWORD}, headers=olga).status_code == 403
+    assert client.post(url, json=step, headers=olga).status_code == 403
     code = pyotp.TOTP(secret).now()
     wrong = "000000" if code != "000000" else "111111"
-    assert client.post(url, json={"password": PASSWORD, "totp": wrong}, headers=olga).status_code == 403
+    assert client.post(url, json={**step, "totp": wrong}, headers=olga).status_code == 403
     assert _head(engine, "back-door") == 4
-    assert client.post(url, json={"password": PASSWORD, "totp": code}, headers=olga).status_code == 200
+    assert client.post(url, json={**step, "totp": code}, headers=olga).status_code == 200
     assert _head(engine, "back-door") == 0
 
 
@@ -333,17 +373,26 @@ def test_the_page_button_needs_csrf_same_origin_and_the_password_and_shows_the_a
     sign_up(client, "olga@example.org")
     log_in(client, "olga@example.org")
     own_lock(engine, client, "olga@example.org", "front-door", "Front")
-    _records(engine, "front-door", 5)
+    head = _records(engine, "front-door", 5)
     page = client.get("/history?lock=front-door")
     assert page.status_code == 200 and 'action="/locks/front-door/replaced"' in page.text
+    assert f"--lock front-door --head-count 5 --head-hash {head}" in page.text  # what the phone is to sign
     csrf = csrf_of(page.text)
+    signed = statement("front-door", 5, head, datetime.now(UTC))
     url = "/locks/front-door/replaced"
-    assert client.post(url, data={"csrf": "0" * 64, "password": PASSWORD}).status_code == 403
-    assert client.post(url, data={"csrf": csrf, "password": PASSWORD},
+    assert client.post(url, data={"csrf": "0" * 64, "password": PASSWORD, "statement": signed}).status_code == 403
+    assert client.post(url, data={"csrf": csrf, "password": PASSWORD, "statement": signed},
                        headers={"Origin": "https://evil.example"}).status_code == 403
-    wrong = client.post(url, data={"csrf": csrf, "password": "not the password"})
+    wrong = client.post(url, data={"csrf": csrf, "password": "not the password", "statement": signed})
     assert wrong.status_code == 403 and "nothing changed" in wrong.text and _head(engine, "front-door") == 5
-    done = client.post(url, data={"csrf": csrf, "password": PASSWORD})
+    assert client.post(url, data={"csrf": csrf, "password": PASSWORD}).status_code == 422  # no statement
+    stale = client.post(url, data={"csrf": csrf, "password": PASSWORD,
+                                   "statement": statement("front-door", 4, head, datetime.now(UTC))})
+    assert stale.status_code == 403 and "Not marked" in stale.text and "stale_head" in stale.text
+    assert _head(engine, "front-door") == 5
+    with sessions(engine)() as s:
+        assert list(s.scalars(select(Alarm.rule))) == ["lock_replace_refused"]  # the owner hears of it
+    done = client.post(url, data={"csrf": csrf, "password": PASSWORD, "statement": signed})
     assert done.status_code == 303 and done.headers["location"] == "/history?lock=front-door&done=replaced"
     assert _head(engine, "front-door") == 0
     page = client.get("/history?lock=front-door").text
@@ -353,14 +402,15 @@ def test_the_page_button_needs_csrf_same_origin_and_the_password_and_shows_the_a
     archived = client.get(f"/history?lock=front-door&chain={link.group(1)}")
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     assert archived.status_code == 200 and archived.text.count(f"<td>before replacement on {day}</td>") == 5
-    assert "chain verified" in archived.text
+    assert "chain verified" in archived.text and f"signed on {DEVICE}" in archived.text
 
     other = browser(engine)  # another owner cannot see the archive or mark the lock
     sign_up(other, "mallory@example.org")
     log_in(other, "mallory@example.org")
     assert other.get(f"/history?lock=front-door&chain={link.group(1)}").status_code == 404
     theirs = other.get("/locks").text
-    assert other.post(url, data={"csrf": csrf_of(theirs), "password": PASSWORD}).status_code == 404
+    assert other.post(url, data={"csrf": csrf_of(theirs), "password": PASSWORD,
+                                 "statement": signed}).status_code == 404
     assert ORIGIN  # (the pages' own origin: same-origin POSTs above)
 
 
@@ -375,7 +425,7 @@ def test_a_mark_during_a_drain_pass_archives_what_the_pass_took(rig: Rig, monkey
     from limen_cloud.db import write_lock
 
     old = rig.hardware("old")
-    old.add(10)
+    old.add(9)
     old.connect()
     old.add(2)
     messages: list[bytes] = []
@@ -397,7 +447,9 @@ def test_a_mark_during_a_drain_pass_archives_what_the_pass_took(rig: Rig, monkey
         write_lock(s)
         lock = s.get(Lock, LOCK)
         assert lock is not None
-        chain_id = mark_replaced(s, lock, rig.owner_id, NOW).id
+        # the phone signed the head the pass is taking (12 records): checked once the pass has committed
+        chain_id = mark_replaced(s, lock, rig.owner_id, NOW,
+                                 statement(LOCK, 12, old.trail.items[-1]["hash"], NOW)).id
     drain.join(10)
     assert bridge.refused == []
     assert rig.check(chain_id) == (True, 12, 0) and rig.held() == [] and rig.lock().head_count == 0
