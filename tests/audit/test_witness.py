@@ -224,3 +224,65 @@ def test_a_deleted_witness_file_is_alarmed_but_does_not_fail_verify(settings: Se
         assert log.verify().records == 11  # nothing shows a shorter log: the chain itself verifies
     finally:
         log.close()
+
+
+def test_a_deleted_witness_file_with_the_tail_cut_back_to_a_checkpoint_fails_verify(settings: Settings) -> None:
+    """Review: power cut after the last checkpoint, witness file deleted, the unsigned tail dropped.  The vault's
+    copy (advanced at checkpoints) agrees with the cut log, and the file that saw the tail is gone: this was a
+    warning only and `verify` passed.  The vault's copy having a head shows the file was deleted (they were always
+    written together), so it is a truncation alarm."""
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    store = open_template_store(settings)
+    log = open_audit(settings)
+    attach_witness(log, SealedHeadWitness(store.vault))
+    for i in range(45):
+        log.append(Event(EventKind.UNLOCK_ATTEMPT, T0, actor="kiosk", outcome="reject", reason="unknown_credential",
+                         source="keypad", subject=f"r{i}"))
+    last_checkpoint = log.checkpoints()[-1]["index"]
+    assert log.count() > last_checkpoint + 1
+    log._live().close()  # power cut: no shutdown checkpoint
+    log._conn = None
+    (settings.keys_dir / WITNESS_FILE).unlink()
+    _sql(settings, f"DELETE FROM records WHERE idx > {last_checkpoint}")
+    fresh = open_audit(settings)
+    try:
+        assert fresh.verify().records == last_checkpoint + 2  # the file alone: cut + its missing-witness warning
+        attach_witness(fresh, SealedHeadWitness(store.vault))  # what `open_runtime` does at every start
+        alarms = _truncation_alarms(fresh)
+        assert len(alarms) == 1 and alarms[0]["outcome"] == "critical"
+        assert f"vouches for {last_checkpoint + 1} of the {last_checkpoint + 1} records" in alarms[0]["data"]["text"]
+        with pytest.raises(AuditTruncated, match="audit witness file deleted"):
+            fresh.verify()
+    finally:
+        fresh.close()
+    again = open_audit(settings)  # the next start: no new alarm (the file exists again), verify keeps failing
+    try:
+        attach_witness(again, SealedHeadWitness(store.vault))
+        assert len(_truncation_alarms(again)) == 1
+        with pytest.raises(AuditTruncated):
+            again.verify()
+    finally:
+        again.close()
+        store.close()
+
+
+def test_a_clean_restart_with_the_vault_copy_never_alarms(settings: Settings) -> None:
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    store = open_template_store(settings)
+    try:
+        for _ in range(3):
+            log = open_audit(settings)
+            attach_witness(log, SealedHeadWitness(store.vault))
+            for i in range(40):
+                log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject=f"r{i}"))
+            log.close()
+        log = open_audit(settings)
+        attach_witness(log, SealedHeadWitness(store.vault))
+        assert not _truncation_alarms(log) and log.verify().records == 120
+        log.close()
+    finally:
+        store.close()

@@ -16,6 +16,7 @@ the rules to raise alarms; `raise_alarm(audit, …)` raises one directly; a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from limen.audit.log import AuditLog
 from limen.audit.witness import WITNESS_FILE, AuditTruncated, FileWitness, Head, Mismatch, Witness
 from limen.clock import Clock
 from limen.config import Settings
-from limen.errors import KeyStoreError
+from limen.errors import AuditError, KeyStoreError
 
 __all__ = [
     "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "AuditTruncated", "ChainSummary", "Channel",
@@ -78,6 +79,7 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
             else:
                 _record_truncation(audit, problems, witness)
             if started and audit.count() > 0:  # deleted, or first start after an upgrade: alarmed, not fatal
+                audit.started_unwitnessed = audit.count()  # unless a checkpoint witness shows it was deleted
                 raise_alarm(audit, Rule.AUDIT_WITNESS_MISSING, Severity.WARNING,
                             f"audit witness missing: started over an existing log of {audit.count()} records "
                             "(deleted, or the first start of a version with witnesses)",
@@ -101,9 +103,25 @@ def witness_file(settings: Settings) -> FileWitness:
 
 
 def attach_witness(audit: AuditLog, witness: Witness) -> None:
-    """Add a checkpoint witness (the vault's sealed head); a mismatch now raises the truncation alarm."""
+    """Add a checkpoint witness (the vault's sealed head); a mismatch now raises the truncation alarm.
+
+    The witness file missing at this start over a non-empty log is a deletion, not a first start of a
+    version with witnesses, when this witness has a head (both were always written together): the records
+    after its last checkpoint were vouched for by that file alone, so a log cut back to a checkpoint with
+    the file deleted would verify.  That is alarmed as a truncation (`verify` fails), as a forged file is.
+    """
     audit.add_witness(witness, checkpoints_only=True)
-    _record_truncation(audit, [p for p in audit.witness_mismatches() if p.witness == witness.name], witness)
+    problems = [p for p in audit.witness_mismatches() if p.witness == witness.name]
+    records, audit.started_unwitnessed = audit.started_unwitnessed, None
+    if records is not None and not problems:
+        with contextlib.suppress(AuditError):  # an unreadable witness is already one of the problems
+            seen = witness.read()
+            if seen is not None:
+                problems.append(Mismatch(
+                    FileWitness.name, seen.count, records,
+                    f"audit witness file deleted: {witness.name} vouches for {seen.count} of the {records} "
+                    "records found at start; any cut back to it cannot be seen"))
+    _record_truncation(audit, problems, witness)
     audit.checkpoint()
 
 

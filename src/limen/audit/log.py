@@ -68,6 +68,7 @@ class AuditLog:
         self._close_hooks: list[Callable[[AuditLog], None]] = []
         self._witnesses: list[Witness] = [] if witness is None else [witness]
         self._checkpoint_witnesses: list[Witness] = []
+        self.started_unwitnessed: int | None = None  # records found when the witness file was missing at start
 
     # ------------------------------------------------------------------ writing
     def append(self, event: Event) -> int:
