@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from limen import thresholds
+from limen.bio.face.detect import Box
 from limen.pad.contract import CueResult, CueScore, CueUnavailable, Purpose
 from limen.pad.faces import FaceView, PadSample
 
@@ -39,12 +40,7 @@ def pair_motion(a: FaceView, b: FaceView,
     if a.frame.rgb.shape != b.frame.rgb.shape:
         return None
     g0, g1 = greys if greys is not None else (grey(a), grey(b))
-    # corners over the whole frame, masked to the box: on a crop of the frame OpenCV's corner measure differs
-    # in the last bits (its box sums run from the image edge) and the corners found can differ (docs/face.md)
-    mask = np.zeros_like(g0)
-    mask[a.box.top : a.box.bottom, a.box.left : a.box.right] = 255
-    corners = cv2.goodFeaturesToTrack(g0, maxCorners=thresholds.PAD_MOTION_MAX_POINTS, qualityLevel=0.01,
-                                      minDistance=max(3, a.box.width // 25), mask=mask)
+    corners = box_corners(g0, a.box)
     if corners is None:
         return None
     p0 = np.concatenate([corners.reshape(-1, 2), a.points]).astype(np.float32)
@@ -68,6 +64,36 @@ def pair_motion(a: FaceView, b: FaceView,
     flow = dst - src
     motion = float(np.sqrt(np.mean(np.sum((flow - flow.mean(axis=0)) ** 2, axis=1)))) / eye
     return motion, residual, int(good.sum())
+
+
+# The corners are OpenCV's on the whole frame, masked to the box, found on the part of the frame that decides
+# them: every row from the top (the corner measure's box sums run down each column from row 0, so a frame cut
+# above the box changes their last bits, up to 6e-11) down to the box's bottom + `_CORNER_MARGIN_PX`, and
+# columns from a multiple of `_CORNER_COLUMN_ALIGN` for a multiple of it (or to the frame's right edge): its
+# vector loops then cover the same pixels in the same lanes as on the whole frame (a cut at any column leaves a
+# scalar tail whose last bits differ).  The margin covers the Sobel, block and dilation radii (1 px each).
+# Same corners, bit for bit (tests/pad/test_motion.py), on a third of the pixels.
+_CORNER_MARGIN_PX = 4
+_CORNER_COLUMN_ALIGN = 64
+
+
+def box_corners(g: np.ndarray, box: Box) -> np.ndarray | None:
+    """`cv2.goodFeaturesToTrack` of the grey frame `g` masked to `box` (frame pixels), as on the whole frame."""
+    h, w = g.shape[:2]
+    align = _CORNER_COLUMN_ALIGN
+    x0 = max(0, box.left - _CORNER_MARGIN_PX) // align * align
+    x1 = min(w, x0 + -(-(min(w, box.right + _CORNER_MARGIN_PX) - x0) // align) * align)
+    y1 = min(h, box.bottom + _CORNER_MARGIN_PX)
+    if box.left < 0 or box.top < 0:  # a box beyond the frame's edge masks as NumPy's negative indices do
+        x0, x1, y1 = 0, w, h
+    part = g[:y1, x0:x1]
+    mask = np.zeros_like(part)
+    mask[box.top : box.bottom, box.left - x0 : box.right - x0] = 255
+    corners = cv2.goodFeaturesToTrack(part, maxCorners=thresholds.PAD_MOTION_MAX_POINTS, qualityLevel=0.01,
+                                      minDistance=max(3, box.width // 25), mask=mask)
+    if corners is None:
+        return None
+    return np.asarray(corners + np.array([x0, 0], dtype=np.float32))
 
 
 def _landmark_guess(a: FaceView, b: FaceView, points: np.ndarray) -> np.ndarray:
