@@ -173,7 +173,8 @@ def sign_replacement(
     counter: Annotated[int | None, typer.Option(min=1, help="Above every one this device signed for this lock "
                                                 "(default: milliseconds since 1970).")] = None,
     valid_for: Annotated[int, typer.Option(min=1, max=T.LINK_COMMAND_MAX_VALIDITY_S,
-                                           help="Seconds the statement stays valid.")] = 240,
+                                           help="Seconds the statement stays valid.")]
+    = T.LINK_COMMAND_MAX_VALIDITY_S - T.LINK_CLOCK_SKEW_S,
 ) -> None:
     """Print an owner-signed statement that `lock` was replaced (new hardware under its id), for the cloud's
     "mark replaced" (history page or POST /api/locks/{id}/replaced) — run it on the owner's device."""
