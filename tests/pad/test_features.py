@@ -61,3 +61,33 @@ def test_frequency_peaks_see_a_moire_grating(face_like: np.ndarray) -> None:
     plain, screen = frequency.frequency_features(face_like), frequency.frequency_features(moire)
     assert np.all(np.isfinite(screen))
     assert screen[-3:].max() > plain[-3:].max() + 1.0
+
+
+def _random_crops() -> list[np.ndarray]:
+    """Crops of many sizes: noise, three-level noise (many equal neighbours), flat, blurred noise."""
+    rng = np.random.default_rng(3)
+    crops = []
+    for i in range(120):
+        h, w = (int(v) for v in rng.integers(1, 300, 2))
+        noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        crops.append([noise, (noise // 86) * 127, np.full_like(noise, int(rng.integers(0, 256))),
+                      cv2.GaussianBlur(noise, (5, 5), 0)][i % 4])
+    return crops
+
+
+def test_colour_texture_is_the_channel_by_channel_histograms() -> None:
+    """The six channels coded at once give the same bits as `uniform_lbp_histogram` on each channel."""
+    side = lbp.thresholds.PAD_TEXTURE_CROP_PX
+    for crop in _random_crops():
+        small = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+        planes = np.concatenate([cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb), cv2.cvtColor(small, cv2.COLOR_RGB2HSV)], 2)
+        one_by_one = np.concatenate([lbp.uniform_lbp_histogram(planes[:, :, i]) for i in range(6)])
+        assert np.array_equal(lbp.colour_texture(crop), one_by_one)
+
+
+def test_frequency_median_is_numpys() -> None:
+    rng = np.random.default_rng(5)
+    for n in range(1, 200):
+        values = np.log1p(rng.exponential(1e6, n))
+        values[::3] = values[0]  # ties
+        assert frequency._median(values) == np.median(values)

@@ -63,5 +63,17 @@ def frequency_features(face_rgb: np.ndarray) -> np.ndarray:
     peaks = []
     for idx in ring_idx:
         ring = np.log1p(power[idx])
-        peaks.append(float(ring.max() - np.median(ring)))
+        peaks.append(float(ring.max() - _median(ring)))
     return np.concatenate([np.log(np.asarray(shares) + 1e-12), np.asarray(peaks)])
+
+
+def _median(values: np.ndarray) -> float:
+    """`np.median` of a 1-D array, as NumPy computes it: the middle value, or the two middle ones' sum halved.
+
+    Without NumPy's wrappers and NaN check: a NaN in the ring makes its maximum, so its peak, NaN anyway.
+    """
+    k = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, k)[k])
+    middle = np.partition(values, (k - 1, k))
+    return float((middle[k - 1] + middle[k]) / 2)
