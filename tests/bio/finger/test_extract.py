@@ -24,6 +24,19 @@ def test_a_real_print_gives_plausible_minutiae(fvc_db1: Path) -> None:
         assert 0 <= m.angle < 2 * np.pi and 0 <= m.quality <= 100
 
 
+def test_a_real_print_carries_its_block_field(fvc_db1: Path) -> None:
+    t = extract_file(fvc_db1 / "101_1.tif")
+    assert t.field is not None
+    f = t.field
+    assert (f.block, f.rows, f.cols) == (thresholds.FINGER_FIELD_BLOCK, 23, 24)     # 374 × 388 px in 16 px blocks
+    theta, coherence, frequency = f.arrays()
+    foreground = frequency > 0
+    assert 0.3 < foreground.mean() < 1.0                             # the print, not the background
+    period = 1 / np.median(frequency[foreground])                     # ridge period from the skeleton density
+    assert 6 < period < 14
+    assert np.median(coherence[foreground]) > 0.3 and ((theta >= 0) & (theta < np.pi)).all()
+
+
 def test_extraction_is_deterministic(fvc_db1: Path) -> None:
     assert extract_file(fvc_db1 / "102_3.tif") == extract_file(fvc_db1 / "102_3.tif")
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from limen.bio.finger import iso
-from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
+from limen.bio.finger.template import BlockField, FingerTemplate, Minutia, MinutiaType
 from limen.errors import BadRequest
 
 
@@ -65,4 +65,54 @@ def test_a_minutia_outside_the_image_is_refused() -> None:
     record = bytearray(iso.encode(_template()))
     record[28:30] = struct.pack(">H", (1 << 14) | 1000)
     with pytest.raises(BadRequest, match="outside"):
+        iso.decode(bytes(record))
+
+
+def _with_field() -> FingerTemplate:
+    t = _template()
+    field = BlockField(16, 2, 3, bytes([0, 64, 128, 192, 255, 1]), bytes([0, 50, 100, 150, 200, 255]),
+                       bytes([0, 0, 90, 110, 130, 255]))
+    return FingerTemplate(t.width, t.height, t.dpi, t.minutiae, field)
+
+
+def test_the_block_field_travels_in_a_vendor_extension_area() -> None:
+    t = _with_field()
+    record = iso.encode(t)
+    end = 24 + 4 + 3 * 6
+    assert struct.unpack(">H", record[end:end + 2])[0] == 4 + 3 + 18 == len(record) - end - 2
+    assert struct.unpack(">HH", record[end + 2:end + 6]) == (iso.FIELD_AREA_TYPE, 3 + 18)
+    back = iso.decode(record)
+    assert back.field == t.field and back.minutiae == iso.decode(iso.encode(_template())).minutiae
+
+
+def test_a_record_without_the_field_still_loads_with_no_field() -> None:
+    # the records Limen wrote before the field was kept (extended data length 0), and other systems' records
+    assert iso.decode(iso.encode(_template())).field is None
+
+
+def test_other_extension_areas_are_skipped() -> None:
+    plain = iso.encode(_template())
+    area = struct.pack(">HH", 0x0002, 3) + b"\x00\x00\x00"          # a core-and-delta area Limen does not read
+    record = bytearray(plain[:-2] + struct.pack(">H", len(area)) + area)
+    record[8:12] = struct.pack(">I", len(record))
+    assert iso.decode(bytes(record)).field is None
+
+
+@pytest.mark.parametrize("cut, reason", [(1, "past the extended data|extension area"),
+                                         (5, "past the extended data|extension area")])
+def test_a_truncated_extension_area_is_refused(cut: int, reason: str) -> None:
+    record = bytearray(iso.encode(_with_field()))
+    end = 24 + 4 + 3 * 6
+    total = struct.unpack(">H", record[end:end + 2])[0]
+    record[end:end + 2] = struct.pack(">H", total - cut)
+    record = record[:len(record) - cut]
+    record[8:12] = struct.pack(">I", len(record))
+    with pytest.raises(BadRequest, match=reason):
+        iso.decode(bytes(record))
+
+
+def test_a_field_of_inconsistent_size_is_refused() -> None:
+    record = bytearray(iso.encode(_with_field()))
+    record[24 + 4 + 18 + 2 + 4 + 1] = 3                              # rows 2 → 3: the bytes no longer add up
+    with pytest.raises(BadRequest, match="inconsistent"):
         iso.decode(bytes(record))

@@ -16,10 +16,11 @@ from limen.bio.finger.matcher import (
     _inside,
     _overlap,
     features,
+    field_agreement,
     prepare,
     similarity,
 )
-from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
+from limen.bio.finger.template import BlockField, FingerTemplate, Minutia, MinutiaType
 
 
 def _random_template(seed: int, n: int = 40) -> FingerTemplate:
@@ -142,3 +143,52 @@ def test_overlap_by_moved_half_planes_counts_as_the_moved_hulls() -> None:
         margin = thresholds.FINGER_MATCH_OVERLAP_MARGIN_PX
         assert _overlap(p, c, rot, move) == (_inside(p.xy, c.hull @ rot.T + move, margin),
                                              _inside(c.xy @ rot.T + move, p.hull, margin))
+
+
+def _field(theta: float, rows: int = 20, cols: int = 20, freq: int = 110) -> BlockField:
+    code = int(round(theta % math.pi * 256 / math.pi)) % 256
+    cells = rows * cols
+    return BlockField(16, rows, cols, bytes([code]) * cells, bytes([200]) * cells, bytes([freq]) * cells)
+
+
+def _with_field(t: FingerTemplate, field: BlockField | None) -> PreparedTemplate:
+    return prepare(FingerTemplate(t.width, t.height, t.dpi, t.minutiae, field))
+
+
+def test_field_agreement_follows_the_ridge_flow_once_aligned() -> None:
+    t = _random_template(5)
+    probe = _with_field(t, _field(0.3))
+    same, crossing = _with_field(t, _field(0.3)), _with_field(t, _field(0.3 + math.pi / 2))
+    identity, still = np.eye(2), np.zeros(2)
+    flow, frequency = field_agreement(probe, same, identity, still)
+    assert flow > 0.99 and frequency == 1.0
+    assert field_agreement(probe, crossing, identity, still)[0] < -0.99
+    # a candidate turned by 0.5 rad: its field is 0.5 rad behind until the motion turns it back
+    turned = _with_field(t, _field(0.3 - 0.5))
+    rot = np.array([[math.cos(0.5), -math.sin(0.5)], [math.sin(0.5), math.cos(0.5)]])
+    assert field_agreement(probe, turned, rot, still)[0] > 0.99
+    assert field_agreement(probe, turned, identity, still)[0] < 0.6
+
+
+def test_field_agreement_counts_ridge_frequency_and_needs_an_overlap() -> None:
+    t = _random_template(6)
+    probe = _with_field(t, _field(0.0, freq=100))
+    assert field_agreement(probe, _with_field(t, _field(0.0, freq=140)), np.eye(2), np.zeros(2))[1] == 0.0
+    assert field_agreement(probe, _with_field(t, _field(0.0, freq=105)), np.eye(2), np.zeros(2))[1] == 1.0
+    assert field_agreement(probe, _with_field(t, _field(0.0)), np.eye(2), np.array([900.0, 0.0])) == (0.0, 0.0)
+
+
+def test_a_template_without_field_gives_the_absent_evidence_not_a_crash() -> None:
+    t = _random_template(7)
+    old, new = _with_field(t, None), _with_field(t, _field(0.2))
+    assert field_agreement(old, new, np.eye(2), np.zeros(2)) == thresholds.FINGER_FIELD_ABSENT
+    f = dict(zip(FEATURES, features(new, prepare(_moved(FingerTemplate(t.width, t.height, t.dpi, t.minutiae),
+                                                         0.2, (5, 5)))), strict=True))
+    assert f["ridge-flow agreement over the aligned overlap"] == thresholds.FINGER_FIELD_ABSENT[0]
+    assert similarity(new, old) > 0.0
+
+
+def test_real_genuine_prints_agree_in_ridge_flow_more_than_the_impostor_mean(fvc_db1: Path) -> None:
+    a, b = (prepare(extract_file(fvc_db1 / f"101_{k}.tif")) for k in (1, 2))
+    f = dict(zip(FEATURES, features(a, b), strict=True))
+    assert f["ridge-flow agreement over the aligned overlap"] > thresholds.FINGER_FIELD_ABSENT[0] + 0.2

@@ -9,6 +9,7 @@ import numpy as np
 from limen import thresholds, trace
 from limen.bio.finger.binarization import binary_ridges
 from limen.bio.finger.enhancement import enhanced_image
+from limen.bio.finger.field import block_field
 from limen.bio.finger.filtering import true_minutiae
 from limen.bio.finger.frequency import ridge_period
 from limen.bio.finger.image import checked_image, load_image
@@ -34,13 +35,14 @@ def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -
     skel = skeleton(ridges)
     candidates = raw_minutiae(skel, orientation, period)
     minutiae = true_minutiae(candidates, mask, coherence)
+    field = block_field(orientation, coherence, mask, skel)
     trace.emit("finger.mask", mask, biometric=True)
     trace.emit("finger.enhanced", enhanced, biometric=True)
     trace.emit("finger.skeleton", skel, biometric=True)
     if len(minutiae) < thresholds.FINGER_MIN_MINUTIAE:
         raise BadImage(source, f"only {len(minutiae)} reliable minutiae; capture again")
     h, w = grey.shape
-    return FingerTemplate(width=w, height=h, dpi=dpi, minutiae=minutiae)
+    return FingerTemplate(width=w, height=h, dpi=dpi, minutiae=minutiae, field=field)
 
 
 def extract_file(path: str | Path, dpi: int = 500) -> FingerTemplate:

@@ -6,8 +6,14 @@ height, x/y resolution in pixels per cm, number of finger views, reserved —
 then per view: finger position, view number and impression type, finger
 quality, minutia count, 6 bytes per minutia (2-bit type + 14-bit x, 2 reserved
 bits + 14-bit y, angle in 360/256° steps counter-clockwise from the x axis,
-quality 0–100), and a 2-byte extended-data length.  Limen writes one view and
-no extended data; on import it reads the first view and skips extended data.
+quality 0–100), and a 2-byte extended-data length followed by that many bytes
+of extension areas (2-byte type, 2-byte data length, data).  Limen writes one
+view and, when the template has one, its block field (`template.BlockField`) in
+a vendor-defined area (type 0x4C46, 'LF': block size, rows, cols, then the
+orientation, coherence and frequency bytes); on import it reads the first view
+and that area, skips every other area, and a record without it (written by
+another system or by Limen before the field was kept) gives a template whose
+field is None.
 
 Direction convention: Limen's minutia angle points from the minutia into its
 ridge, in image coordinates (y down).  ISO angles point away from the ridge,
@@ -19,7 +25,7 @@ from __future__ import annotations
 import math
 import struct
 
-from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
+from limen.bio.finger.template import BlockField, FingerTemplate, Minutia, MinutiaType
 from limen.errors import BadRequest
 
 FORMAT_ID = b"FMR\x00"
@@ -30,6 +36,9 @@ _MINUTIA = struct.Struct(">HHBB")
 _CM_PER_INCH = 2.54
 _TYPE_BITS = {MinutiaType.OTHER: 0, MinutiaType.ENDING: 1, MinutiaType.BIFURCATION: 2}
 _MAX_MINUTIAE = 255
+FIELD_AREA_TYPE = 0x4C46            # vendor-defined extension area ('LF'): the block field
+_AREA = struct.Struct(">HH")
+_FIELD_HEADER = struct.Struct(">BBB")
 
 
 def _iso_angle(angle: float) -> int:
@@ -53,7 +62,8 @@ def encode(template: FingerTemplate, finger_position: int = 0, impression_type: 
             raise BadRequest("template", "minutia position outside the 14-bit ISO range")
         body += _MINUTIA.pack((_TYPE_BITS[m.kind] << 14) | m.x, m.y, _iso_angle(m.angle),
                               max(0, min(100, m.quality)))
-    body += struct.pack(">H", 0)
+    extension = _field_area(template.field)
+    body += struct.pack(">H", len(extension)) + extension
     length = _HEADER.size + len(body)
     header = _HEADER.pack(FORMAT_ID, VERSION, length, 0, template.width, template.height, res, res, 1, 0)
     return header + bytes(body)
@@ -90,4 +100,52 @@ def decode(record: bytes) -> FingerTemplate:
             raise BadRequest("iso_record", f"minutia {k}: outside the image or quality > 100")
         minutiae.append(Minutia(x, y, _limen_angle(angle), kind, quality))
     dpi = int(round(xres * _CM_PER_INCH))
-    return FingerTemplate(width=width, height=height, dpi=dpi, minutiae=tuple(minutiae))
+    field = _read_field(record, offset + count * _MINUTIA.size, views)
+    return FingerTemplate(width=width, height=height, dpi=dpi, minutiae=tuple(minutiae), field=field)
+
+
+def _field_area(field: BlockField | None) -> bytes:
+    if field is None:
+        return b""
+    cells = field.rows * field.cols
+    if not (0 < field.block < 256 and 0 < field.rows < 256 and 0 < field.cols < 256):
+        raise BadRequest("template", "block field too large for its ISO extension area")
+    data = b"".join([_FIELD_HEADER.pack(field.block, field.rows, field.cols), field.orientation, field.coherence,
+                     field.frequency])
+    if len(data) != _FIELD_HEADER.size + 3 * cells or len(data) > 0xFFFF - _AREA.size:
+        raise BadRequest("template", "block field of inconsistent size")
+    return _AREA.pack(FIELD_AREA_TYPE, len(data)) + data
+
+
+def _read_field(record: bytes, offset: int, views: int) -> BlockField | None:
+    """The block field in the first view's extended data (None: absent, or more views follow, whose layout
+    Limen does not read); `BadRequest` for extension areas that run past their block."""
+    (total,) = struct.unpack_from(">H", record, offset)
+    start, end = offset + 2, offset + 2 + total
+    if end > len(record):
+        raise BadRequest("iso_record", "extended data runs past the end of the record")
+    if views != 1:
+        return None
+    field = None
+    while start < end:
+        if start + _AREA.size > end:
+            raise BadRequest("iso_record", "truncated extension area")
+        kind, size = _AREA.unpack_from(record, start)
+        data = record[start + _AREA.size:start + _AREA.size + size]
+        if len(data) != size or start + _AREA.size + size > end:
+            raise BadRequest("iso_record", "extension area runs past the extended data")
+        if kind == FIELD_AREA_TYPE:
+            field = _decode_field(data)
+        start += _AREA.size + size
+    return field
+
+
+def _decode_field(data: bytes) -> BlockField:
+    if len(data) < _FIELD_HEADER.size:
+        raise BadRequest("iso_record", "block field area too short")
+    block, rows, cols = _FIELD_HEADER.unpack_from(data)
+    cells = rows * cols
+    if block == 0 or cells == 0 or len(data) != _FIELD_HEADER.size + 3 * cells:
+        raise BadRequest("iso_record", "block field area of inconsistent size")
+    body = data[_FIELD_HEADER.size:]
+    return BlockField(block, rows, cols, body[:cells], body[cells:2 * cells], body[2 * cells:])

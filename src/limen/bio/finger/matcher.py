@@ -65,6 +65,12 @@ class PreparedTemplate:
     edge_trig: np.ndarray   # 4×m float32: cos α, sin α, cos β, sin β
     hull_normal: np.ndarray  # h×2 inward unit normals of the hull's sides (h×0 rows: fewer than 3 vertices)
     hull_offset: np.ndarray  # h: a point x is inside side s when hull_normal[s]·x − hull_offset[s] ≥ 0
+    # the block field (template.BlockField), block 0 when the template has none: as probe, its foreground block
+    # centres and their values; as candidate, the whole grid to look the probe's moved centres up in
+    field_block: int
+    field_xy: np.ndarray     # f×2 foreground block centres, px
+    field_at: np.ndarray     # 3×f orientation (rad), coherence, frequency (1/px) at those centres
+    field_grid: np.ndarray   # 3×rows×cols the same over the whole grid (frequency 0 = background)
 
     @property
     def size(self) -> int:
@@ -116,9 +122,22 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     order = np.argsort(key, kind="stable")
     flat_trig = trig.reshape(4, -1)[:, flat[order]]
     normal, offset = _half_planes(hull)
+    block, field_xy, field_at, field_grid = _field_tables(template)
     return PreparedTemplate(xy.astype(np.float64), hull, ang.astype(np.float32), kinds.astype(np.int8), neighbour,
                             dist, alpha, beta, trig, key[order], flat[order].astype(np.int64), length[order],
-                            bins[order], np.ascontiguousarray(flat_trig), normal, offset)
+                            bins[order], np.ascontiguousarray(flat_trig), normal, offset, block, field_xy, field_at,
+                            field_grid)
+
+
+def _field_tables(template: FingerTemplate) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The template's block field as (block, foreground centres, values there, whole grid); block 0: none."""
+    if template.field is None:
+        return 0, np.zeros((0, 2)), np.zeros((3, 0)), np.zeros((3, 0, 0))
+    f = template.field
+    grid = np.stack(f.arrays())
+    rows, cols = np.nonzero(grid[2] > 0)
+    centres = np.stack([(cols + 0.5) * f.block, (rows + 0.5) * f.block], axis=1).astype(np.float64)
+    return f.block, centres, grid[:, rows, cols], grid
 
 
 def _half_planes(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +187,8 @@ FEATURES = ("pairs", "supported pairs", "support edges", "type-matching pairs", 
             "support edges / √(n_p·n_c)", "summed edge error", "ln(1 + pairs)", "ln(1 + support edges)",
             "pairs / √(overlap_p·overlap_c)", "aligned pairs", "aligned pairs / √(n_p·n_c)",
             "tightly aligned pairs / √(overlap_p·overlap_c), re-aligned", "root-aligned minutiae",
-            "root-aligned minutiae / √(n_p·n_c)")
+            "root-aligned minutiae / √(n_p·n_c)", "ridge-flow agreement over the aligned overlap",
+            "share of the aligned overlap agreeing in ridge frequency")
 
 
 @dataclass(frozen=True)
@@ -259,7 +279,7 @@ def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
     if pairing is None:
         return np.zeros(len(FEATURES), np.float64)
     if not pairing.pairs:
-        return np.array([0.0] * 13 + [pairing.root_aligned, pairing.root_aligned / norm], np.float64)
+        return np.array([0.0] * 13 + [pairing.root_aligned, pairing.root_aligned / norm, 0.0, 0.0], np.float64)
     pairs = pairing.pairs
     n = len(pairs)
     edges = sum(pairing.support) / 2
@@ -268,6 +288,7 @@ def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
     error = float(np.mean(pairing.errors[1:])) * n if n > 1 else 1.0
     floor = thresholds.FINGER_MATCH_MIN_OVERLAP_COUNT
     rot, shift, centre = _rigid(p, c, pairs)
+    flow, frequency = 0.0, 0.0
     if rot is None:
         overlap_p, overlap_c, aligned = n_p, n_c, n
         tight_fraction = n / max(norm, floor)
@@ -282,10 +303,37 @@ def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
         tight = len(_aligned_pairs(p, c, rot, shift, centre, thresholds.FINGER_MATCH_TIGHT_PX,
                                    thresholds.FINGER_MATCH_TIGHT_REL))
         tight_fraction = tight / (max(refined_p, floor) * max(refined_c, floor)) ** 0.5
+        flow, frequency = field_agreement(p, c, rot, shift)
     overlap = (max(overlap_p, floor) * max(overlap_c, floor)) ** 0.5
     return np.array([n, supported, edges, same_type, n / norm, edges / norm, error, np.log1p(n), np.log1p(edges),
                      n / overlap, aligned, aligned / norm, tight_fraction, pairing.root_aligned,
-                     pairing.root_aligned / norm], np.float64)
+                     pairing.root_aligned / norm, flow, frequency], np.float64)
+
+
+def field_agreement(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, shift: np.ndarray
+                    ) -> tuple[float, float]:
+    """Non-minutia evidence once the candidate is moved onto the probe by (rot, shift): over the foreground
+    blocks of both prints that overlap, the coherence-weighted mean of cos 2Δθ of the ridge orientations
+    (1 = the same flow, −1 = crossing) and the share of blocks whose ridge frequencies differ by less than
+    FINGER_FIELD_FREQ_TOL.  (0, 0) when fewer than FINGER_FIELD_MIN_OVERLAP blocks overlap;
+    FINGER_FIELD_ABSENT when either template carries no field (an older record: fails towards no match)."""
+    if not p.field_block or not c.field_block:
+        return thresholds.FINGER_FIELD_ABSENT
+    back = (p.field_xy - shift) @ rot                       # probe block centres in the candidate's frame
+    col = np.floor(back[:, 0] / c.field_block).astype(np.int64)
+    row = np.floor(back[:, 1] / c.field_block).astype(np.int64)
+    _, rows, cols = c.field_grid.shape
+    inside = np.flatnonzero((col >= 0) & (col < cols) & (row >= 0) & (row < rows))
+    theta_c, coh_c, freq_c = c.field_grid[:, row[inside], col[inside]]
+    keep = freq_c > 0
+    if np.count_nonzero(keep) < thresholds.FINGER_FIELD_MIN_OVERLAP:
+        return 0.0, 0.0
+    theta_p, coh_p, freq_p = p.field_at[:, inside[keep]]
+    turn = float(np.arctan2(rot[1, 0], rot[0, 0]))
+    weight = coh_p * coh_c[keep]
+    flow = float(np.sum(weight * np.cos(2 * (theta_p - theta_c[keep] - turn))) / max(float(weight.sum()), 1e-6))
+    step = np.abs(freq_p - freq_c[keep]) / ((freq_p + freq_c[keep]) / 2)
+    return flow, float(np.mean(step < thresholds.FINGER_FIELD_FREQ_TOL))
 
 
 def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:

@@ -1,4 +1,4 @@
-"""The fingerprint template: minutiae with direction, type and quality."""
+"""The fingerprint template: minutiae with direction, type and quality, and the block ridge-flow field."""
 
 from __future__ import annotations
 
@@ -28,6 +28,33 @@ class Minutia:
 
 
 @dataclass(frozen=True)
+class BlockField:
+    """The print's ridge flow at block resolution, kept beside the minutiae for the matcher's non-minutia
+    evidence (orientation and ridge-frequency agreement over the aligned overlap).
+
+    `rows` × `cols` blocks of `block` px (block (r, c) is centred on ((c + ½)·block, (r + ½)·block)), one
+    byte each, row-major: ridge orientation in π/256 steps (image axes, y down), orientation coherence × 255,
+    and ridge frequency (skeleton pixels per foreground pixel) × 1000, 0 = background.  A few hundred bytes to
+    2 KiB; biometric data like the minutiae (it describes the print, it cannot rebuild it).
+    """
+
+    block: int
+    rows: int
+    cols: int
+    orientation: bytes
+    coherence: bytes
+    frequency: bytes
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Orientation (rad, [0, π)), coherence ([0, 1]) and frequency (1/px, 0 = background), rows × cols."""
+        shape = (self.rows, self.cols)
+        theta = np.frombuffer(self.orientation, np.uint8).reshape(shape).astype(np.float64) * (np.pi / 256)
+        coh = np.frombuffer(self.coherence, np.uint8).reshape(shape).astype(np.float64) / 255
+        freq = np.frombuffer(self.frequency, np.uint8).reshape(shape).astype(np.float64) / 1000
+        return theta, coh, freq
+
+
+@dataclass(frozen=True)
 class FingerTemplate:
     """Minutiae of one impression plus the image geometry they were found in.
 
@@ -38,6 +65,7 @@ class FingerTemplate:
     height: int
     dpi: int
     minutiae: tuple[Minutia, ...]
+    field: BlockField | None = None     # None: a record from before the field was kept (older ISO records)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions (n×2 float), angles (n), types (n) as arrays for the matcher."""
