@@ -5,6 +5,7 @@ Skips when the MiniFASNet weights are absent (`minifasnet_models_dir`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,11 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from limen import thresholds
 from limen.errors import ConfigError
 from limen.pad import minifasnet as mf
 from limen.pad import minifasnet_models
 from limen.pad.minifasnet_models import RUN_FORMAT, load_model, run_graph, run_graph_paths
-from limen.pad.onnx_minifasnet import Variant, prelu_as_max
+from limen.pad.onnx_minifasnet import Variant, run_form
+
+
+def rewritten(data: bytes) -> bytes:
+    """The run graph the lock derives from the imported graph `data`."""
+    return run_form(data, thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE)
 
 
 @pytest.fixture
@@ -33,9 +40,10 @@ def test_import_stores_the_rewritten_graph_with_its_record(models: Path) -> None
     for v in Variant:
         path, record_path = run_graph_paths(models, v)
         imported = load_model(models, v)
-        assert path.read_bytes() == prelu_as_max(imported)
+        assert path.read_bytes() == rewritten(imported)
         record = json.loads(record_path.read_text())
         assert record["format"] == RUN_FORMAT and record["run_sha256"] != record["onnx_sha256"]
+        assert record["channel_multiple"] == thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE
         assert run_graph(models, v) == path.read_bytes()
 
 
@@ -74,7 +82,7 @@ def test_a_record_for_another_imported_graph_is_rewritten(models: Path) -> None:
     path, record_path = run_graph_paths(models, Variant.V1SE)
     record = json.loads(record_path.read_text())
     record_path.write_text(json.dumps(record | {"onnx_sha256": "0" * 64}))
-    assert run_graph(models, Variant.V1SE) == prelu_as_max(load_model(models, Variant.V1SE))
+    assert run_graph(models, Variant.V1SE) == rewritten(load_model(models, Variant.V1SE))
     assert json.loads(record_path.read_text()) == record
 
 
@@ -97,6 +105,31 @@ def test_a_models_directory_that_cannot_be_written_rewrites_in_memory(models: Pa
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(minifasnet_models, "atomic_write", read_only)
-    assert run_graph(models, Variant.V2) == prelu_as_max(load_model(models, Variant.V2))
+    assert run_graph(models, Variant.V2) == rewritten(load_model(models, Variant.V2))
     assert not run_graph_paths(models, Variant.V2)[0].exists()
     assert mf.MiniFasNetCue(models).check()
+
+
+def test_a_run_graph_stored_by_an_older_rewrite_is_replaced_at_load(models: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A models directory imported before the current rewrite loads as it is: no re-import needed."""
+    import logging
+
+    from limen.pad.onnx_minifasnet import prelu_as_relus
+
+    for v in Variant:  # what an older Limen left: another graph, a record of format 1 without a channel multiple
+        path, record_path = run_graph_paths(models, v)
+        old = prelu_as_relus(load_model(models, v))
+        path.write_bytes(old)
+        record = json.loads(record_path.read_text())
+        del record["channel_multiple"]
+        record_path.write_text(json.dumps(record | {"format": "limen.minifasnet.run/1",
+                                                    "run_sha256": hashlib.sha256(old).hexdigest()}))
+    with caplog.at_level(logging.INFO, logger="limen.pad.minifasnet_models"):
+        assert mf.MiniFasNetCue(models).check()
+    assert "stored by another version of the rewrite" in caplog.text
+    assert "does not match its record" not in caplog.text
+    for v in Variant:
+        path, record_path = run_graph_paths(models, v)
+        assert path.read_bytes() == rewritten(load_model(models, v))
+        assert json.loads(record_path.read_text())["format"] == RUN_FORMAT

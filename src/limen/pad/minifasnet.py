@@ -16,10 +16,11 @@ but altered → `ConfigError`, raised by `check()` and by every scoring call, so
 the service refuses faces instead of falling back to weaker cues.  The ONNX
 Runtime sessions (the lock's options, `limen.core.onnx`: one thread, no memory
 arena kept between calls) load once per process and models directory, lazily,
-under a lock; `run` is thread-safe.  Each session runs the
-verified graph with its PRelu computed as an exact Max (`onnx_minifasnet.prelu_as_max`:
-the same logits at less than half the CPU time), stored beside the imported model
-(`minifasnet_models.run_graph`), so the service never imports the `onnx` package.
+under a lock; `run` is thread-safe.  Each session runs the verified graph
+rewritten for speed (`onnx_minifasnet.run_form`: PRelu as Relus, bit for bit;
+pruned channel counts padded with zero channels, equal up to float summation
+order), stored beside the imported model (`minifasnet_models.run_graph`), so
+the service never imports the `onnx` package.
 """
 
 from __future__ import annotations

@@ -14,15 +14,18 @@ Nothing is written unless every given file passes.
 longer matches its manifest (the service must then refuse faces, not fall back).
 
 `run_graph(models_dir, variant)` is the graph the lock runs: the verified
-imported graph with PRelu computed as Max (`onnx_minifasnet.prelu_as_max`,
-the same logits bit for bit).  The rewrite needs the `onnx` package, ≈ 6 MB
+imported graph rewritten by `onnx_minifasnet.run_form` (PRelu as Relus, channel
+counts padded to `PAD_MINIFASNET_CHANNEL_MULTIPLE`: the same network, its logits
+equal up to float summation order).  The rewrite needs the `onnx` package, ≈ 6 MB
 resident in `limen serve` for the rest of its life, so it is stored once next
 to the imported model (`<model>.run.onnx`, then its record `<model>.run.json`:
-the rewrite's version and the SHA-256 of the imported graph it came from and
-of itself), by `import_models` or by the first load; later loads only read and
-hash it.  A stored graph that does not match its record, or whose record names
-another imported graph, is rewritten (with a warning); one that cannot be
-written is used from memory.  It is as trusted as the manifest beside it: both
+the rewrite's version, its channel multiple and the SHA-256 of the imported
+graph it came from and of itself), by `import_models` or by the first load;
+later loads only read and hash it.  A stored graph that does not match its
+record, or whose record names another imported graph, is rewritten (with a
+warning); one stored by an older Limen (another rewrite version or multiple)
+is rewritten too, once (so an old models directory loads as it is, needing no
+re-import); one that cannot be written is used from memory.  It is as trusted as the manifest beside it: both
 are checked against records in the same directory.
 """
 
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from limen import thresholds
 from limen.errors import BadModelFile, ConfigError
 from limen.fsio import atomic_write
 from limen.pad import onnx_minifasnet as graph
@@ -49,7 +53,7 @@ log = logging.getLogger(__name__)
 
 SUBDIR = "minifasnet"
 MANIFEST_FORMAT = 1
-RUN_FORMAT = "limen.minifasnet.run/1"  # bump whenever prelu_as_max would write another graph
+RUN_FORMAT = "limen.minifasnet.run/2"  # bump whenever run_form would write another graph (1: PRelu as Max)
 
 
 class ModelNotImported(ConfigError):
@@ -222,7 +226,12 @@ def run_graph(models_dir: Path, variant: Variant) -> bytes:
             record, run = None, b""
         if record == _run_record(source_sha, hashlib.sha256(run).hexdigest()):
             return run
-        log.warning("%s does not match its record or the imported model; rewriting it", path.name)
+        kind = _run_kind()
+        if isinstance(record, dict) and record.get("onnx_sha256") == source_sha and \
+                {k: record.get(k) for k in kind} != kind:
+            log.info("%s was stored by another version of the rewrite; rewriting it", path.name)
+        else:
+            log.warning("%s does not match its record or the imported model; rewriting it", path.name)
     return _store_run_graph(models_dir, variant, data)
 
 
@@ -232,13 +241,17 @@ def run_graph_paths(models_dir: Path, variant: Variant) -> tuple[Path, Path]:
     return where / f"{variant.spec.model}.run.onnx", where / f"{variant.spec.model}.run.json"
 
 
-def _run_record(source_sha256: str, run_sha256: str) -> dict[str, str]:
-    return {"format": RUN_FORMAT, "onnx_sha256": source_sha256, "run_sha256": run_sha256}
+def _run_kind() -> dict[str, object]:
+    return {"format": RUN_FORMAT, "channel_multiple": thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE}
+
+
+def _run_record(source_sha256: str, run_sha256: str) -> dict[str, object]:
+    return _run_kind() | {"onnx_sha256": source_sha256, "run_sha256": run_sha256}
 
 
 def _store_run_graph(models_dir: Path, variant: Variant, data: bytes) -> bytes:
     """Rewrite the verified imported graph `data` and store it with its record (the graph first)."""
-    run = graph.prelu_as_max(data)
+    run = graph.run_form(data, thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE)
     path, record_path = run_graph_paths(models_dir, variant)
     record = _run_record(hashlib.sha256(data).hexdigest(), hashlib.sha256(run).hexdigest())
     try:

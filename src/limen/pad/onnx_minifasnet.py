@@ -16,12 +16,15 @@ reads images with OpenCV), casts to float32 without scaling (upstream's
 `to_tensor` does not divide by 255), and returns the 3 logits (class 1 = live);
 `n` is a dynamic batch axis (the lock runs one crop per call: the same logits, less memory at once).
 
-`prelu_as_max(model)` is how the graph is *run* (the imported file and its
-digest stay as built): ONNX Runtime's PRelu broadcasts its per-channel slope
-element by element and took 58 % of the graph's CPU time; `Max(y, y·s)` is the
-same function for every slope s ≤ 1 and is computed exactly alike (one
-product, one comparison, no rounding of its own), so the logits are bit-for-bit
-those of PRelu (tests/pad/test_speed_equivalence.py) at less than half the cost.
+`run_form(model, channel_multiple)` is how the graph is *run* (the imported
+file and its digest stay as built).  Two rewrites keep the whole network in
+ONNX Runtime's fast blocked (NCHWc) kernels: PRelu computed as
+Relu(y) + (−s)·Relu(−y) (`prelu_as_relus`: the logits bit for bit PRelu's),
+and the pruned channel counts padded with zero channels to a multiple of
+`channel_multiple` (`pad_channels`: the logits up to float summation order).
+Before them, PRelu broadcast its slope element by element (58 % of the CPU
+time), then Max(y, y·s) — exact, but ONNX Runtime leaves the blocked layout for
+every Max (two reorders out, one back) and for every odd channel count.
 """
 
 from __future__ import annotations
@@ -168,29 +171,174 @@ def build(state: dict[str, np.ndarray], variant: Variant, source: str) -> Any:
     return model
 
 
-def prelu_as_max(model_bytes: bytes) -> bytes:
-    """`model_bytes` with every PRelu whose slopes are all ≤ 1 computed as Max(y, Mul(y, slope)).
+def run_form(model_bytes: bytes, channel_multiple: int) -> bytes:
+    """The graph the lock runs for the imported graph `model_bytes`: the same network, cheaper on ONNX Runtime.
 
-    For s ≤ 1: y ≥ 0 gives y·s ≤ y, y < 0 gives y·s ≥ y, so max(y, y·s) is y or
-    y·s exactly where PRelu is; a slope > 1 (none upstream) keeps its PRelu.
+    PRelu as Relus (`prelu_as_relus`, the same logits bit for bit), then every
+    pruned channel count padded with zero channels (`pad_channels`, the same
+    logits up to float summation order).
+    """
+    return pad_channels(prelu_as_relus(model_bytes), channel_multiple)
+
+
+def prelu_as_relus(model_bytes: bytes) -> bytes:
+    """`model_bytes` with every PRelu(y, s) computed as Relu(y) + (−s)·Relu(y·(−1)), per channel.
+
+    Exact for every slope: y ≥ 0 gives y + (−s)·0 = y, y < 0 gives 0 + (−s)·(−y)
+    = s·y (negation is exact, so the one rounded product is PRelu's own).  Unlike
+    PRelu or Max, ONNX Runtime keeps all four in its blocked NCHWc layout (the
+    Muls become depth-wise 1×1 convolutions, the Add fuses into the last of them),
+    where Max cost two reorders out of the layout and one back per activation.
     """
     import numpy as np
     import onnx
 
     model = onnx.load_from_string(model_bytes)
-    slopes = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    nodes = []
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    nodes, added, replaced = [], [], set()
     for node in model.graph.node:
-        slope = slopes.get(node.input[1]) if node.op_type == "PRelu" and len(node.input) == 2 else None
-        if slope is None or not np.all(slope <= 1.0):
+        slope = constants.get(node.input[1]) if node.op_type == "PRelu" and len(node.input) == 2 else None
+        if slope is None:
             nodes.append(node)
             continue
-        y, scaled = node.input[0], f"{node.output[0]}_scaled"
-        nodes += [onnx.helper.make_node("Mul", [y, node.input[1]], [scaled], name=scaled),
-                  onnx.helper.make_node("Max", [y, scaled], [node.output[0]], name=node.output[0])]
+        y, out = node.input[0], node.output[0]
+        replaced.add(node.input[1])
+        minus_one, minus_slope = f"{out}_minus_one", f"{out}_minus_slope"
+        added += [onnx.numpy_helper.from_array(np.full(slope.shape, -1, np.float32), minus_one),
+                  onnx.numpy_helper.from_array(np.negative(slope).astype(np.float32), minus_slope)]
+        steps = [("Relu", [y], "positive"), ("Mul", [y, minus_one], "negated"),
+                 ("Relu", [f"{out}_negated"], "negative"), ("Mul", [f"{out}_negative", minus_slope], "scaled")]
+        nodes += [onnx.helper.make_node(op, inputs, [f"{out}_{stem}"], name=f"{out}_{stem}")
+                  for op, inputs, stem in steps]
+        nodes.append(onnx.helper.make_node("Add", [f"{out}_positive", f"{out}_scaled"], [out], name=out))
+    still_used = {i for n in nodes for i in n.input}
+    kept = [t for t in model.graph.initializer if t.name not in replaced or t.name in still_used]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept + added)
     return bytes(model.SerializeToString())
+
+
+_PER_CHANNEL = frozenset({"Mul", "Add", "Max"})  # element-wise: with a (c, 1, 1) constant or a tensor alike
+_PER_ELEMENT = frozenset({"Relu", "Neg"})
+
+
+def pad_channels(model_bytes: bytes, multiple: int) -> bytes:
+    """`model_bytes` with the channel count between each full convolution and the next rounded up to `multiple`.
+
+    MiniFASNet's channel counts are pruned (13, 103, 231, …); ONNX Runtime's
+    blocked kernels (NCHWc: blocks of 8 channels with AVX2, 16 with AVX-512)
+    take odd counts only through slow paths.  Each added channel has zero
+    weights and zero bias in the convolution that makes it, zero weights and
+    bias in every depth-wise convolution and zero constants in every
+    element-wise step it goes through, so it is exactly 0 all the way (0 stays 0
+    under Relu, negation, products and sums), and the next full convolution
+    reads it with zero weights.  The logits are those of the unpadded graph up
+    to the order of float summation (tests/pad/test_minifasnet_padding.py).  A
+    region that leads anywhere else (a graph output, a shortcut, a pooling) is
+    left as it is.
+    """
+    import numpy as np
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    uses: dict[str, int] = {}
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in model.graph.output}
+    padded = set()
+    for node in list(model.graph.node):
+        region = _padded_region(node, constants, consumers, outputs, uses, multiple)
+        if region is None:
+            continue
+        edits, depth_wise, extra = region
+        for name, axis in edits.items():
+            value = constants[name]
+            width = [(0, 0)] * value.ndim
+            width[axis] = (0, extra)
+            constants[name] = np.pad(value, width)
+            padded.add(name)
+        for dw in depth_wise:
+            _set_group(dw, value=_group(dw) + extra)
+    for t in model.graph.initializer:
+        if t.name in padded:
+            t.CopyFrom(onnx.numpy_helper.from_array(constants[t.name].astype(np.float32), t.name))
+    return bytes(model.SerializeToString())
+
+
+def _group(node: Any) -> int:
+    return next((int(a.i) for a in node.attribute if a.name == "group"), 1)
+
+
+def _set_group(node: Any, value: int) -> None:
+    for a in node.attribute:
+        if a.name == "group":
+            a.i = value
+            return
+    raise ValueError(f"{node.name}: no group attribute")
+
+
+def _padded_region(conv: Any, constants: dict[str, np.ndarray], consumers: dict[str, list[Any]], outputs: set[str],
+                   uses: dict[str, int], multiple: int) -> tuple[dict[str, int], list[Any], int] | None:
+    """What padding `conv`'s output channels changes: {constant: axis padded}, depth-wise convs, channels added.
+
+    None when `conv` is not a full convolution with a bias and a count to pad,
+    or when its output reaches anything but per-channel steps, depth-wise
+    convolutions and full convolutions (where the region ends).
+    """
+    if conv.op_type != "Conv" or _group(conv) != 1 or len(conv.input) != 3:
+        return None
+    weight = constants.get(conv.input[1])
+    if weight is None or conv.input[2] not in constants:
+        return None
+    c = weight.shape[0]
+    extra = -c % multiple
+    if extra == 0:
+        return None
+    edits = {conv.input[1]: 0, conv.input[2]: 0}
+    depth_wise, region, todo = [], set(), [conv.output[0]]
+    while todo:
+        tensor = todo.pop()
+        if tensor in region:
+            continue
+        if tensor in outputs:
+            return None
+        region.add(tensor)
+        for node in consumers.get(tensor, []):
+            w = constants.get(node.input[1]) if node.op_type == "Conv" else None
+            if node.op_type in _PER_ELEMENT:
+                pass
+            elif node.op_type in _PER_CHANNEL:
+                for name in node.input:
+                    if name in constants:
+                        if constants[name].shape != (c, 1, 1):
+                            return None
+                        edits[name] = 0
+            elif w is not None and _group(node) == c and w.shape[:2] == (c, 1) and node.input[0] == tensor:
+                edits[node.input[1]] = 0
+                if len(node.input) == 3:
+                    if node.input[2] not in constants:
+                        return None
+                    edits[node.input[2]] = 0
+                depth_wise.append(node)
+            elif w is not None and _group(node) == 1 and w.shape[1] == c and node.input[0] == tensor:
+                edits[node.input[1]] = 1
+                continue  # the region ends: this convolution's output keeps its channels
+            else:
+                return None
+            todo.append(node.output[0])
+    for tensor in region:  # every step inside takes only region tensors and constants
+        for node in consumers.get(tensor, []):
+            if node.op_type in _PER_CHANNEL and not all(i in region or i in constants for i in node.input):
+                return None
+    if any(uses.get(name, 0) != 1 for name in edits):  # a constant shared with a node outside
+        return None
+    return edits, depth_wise, extra
 
 
 def _conv_block(b: _Builder, x: str, prefix: str, c: int, stride: int, pad: int) -> tuple[str, int]:
