@@ -47,13 +47,14 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if outer.delay:
                     time.sleep(outer.delay)
-                self.send_response(outer.status)
-                self.end_headers()
-                if outer.status < 300:
+                status = outer.status
+                if status < 300:  # recorded before the answer: a sender that saw 2xx finds it in `received`
                     with outer.arrived:
                         outer.received.append({"body": body, "headers": dict(self.headers),
                                                "t": time.perf_counter(), "json": _json(body)})
                         outer.arrived.notify_all()
+                self.send_response(status)
+                self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
