@@ -1,6 +1,6 @@
 """MiniFASNet cue on nuaa-dev: per-frame scores, ISO/IEC 30107-3 figures, operating points, and its cost.
 
-    python bench/pad_minifasnet.py [--models-dir DIR] [--repeat N] [--simulated]
+    python bench/pad_minifasnet.py [--models-dir DIR] [--repeat N] [--simulated] [--forms-only]
 
 Needs ../shared/data/nuaa-dev and MiniFASNet imported (`limen models import
 ../shared/models/minifasnet`; without --models-dir it is imported into a
@@ -10,6 +10,12 @@ live log-odds.  DEVELOPMENT DATA: the thresholds in thresholds.py were read off
 these same scores.  Also splits by capture session (01 / 02), and times the cue
 per frame (median, p95, machine load) beside the texture cue on the same faces.
 Scores are cached in /tmp/limen-bench-minifasnet-scores.npz.
+
+Graph forms: the CPU time of one crop through each model as imported (PRelu),
+with PRelu as Relus (`prelu_as_relus`, exact), and as the lock runs it
+(`run_form`: Relus + channels padded to `PAD_MINIFASNET_CHANNEL_MULTIPLE`),
+interleaved in the same run on the lock's session options, plus a 5-crop burst
+as five runs and as one batch.  `--forms-only` prints just that.
 
 `--simulated` adds **simulated** species (`limen.lab.recapture`): every live
 image of lfw-subset, pairs-web and every 16th of nuaa-dev, through the camera
@@ -33,13 +39,15 @@ import numpy as np  # noqa: E402
 from benchstats import pct  # noqa: E402
 from limen import thresholds  # noqa: E402
 from limen.capture import Capture, Frame, load_image  # noqa: E402
+from limen.core.onnx import cpu_session  # noqa: E402
 from limen.errors import LimenError  # noqa: E402
 from limen.lab.pad import apcer, bpcer, threshold_at_apcer, threshold_at_bpcer  # noqa: E402
 from limen.pad import faces  # noqa: E402
+from limen.pad import onnx_minifasnet as graph  # noqa: E402
 from limen.pad.contract import Purpose  # noqa: E402
 from limen.pad.faces import FaceView, PadSample  # noqa: E402
 from limen.pad.minifasnet import MiniFasNetCue  # noqa: E402
-from limen.pad.minifasnet_models import import_models  # noqa: E402
+from limen.pad.minifasnet_models import import_models, load_model  # noqa: E402
 from limen.pad.texture import TextureCue  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,11 +160,55 @@ def timing(cue: MiniFasNetCue, repeat: int) -> None:
               f"({len(ms)} frames, load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
 
 
+def forms(models_dir: Path, repeat: int) -> None:
+    """CPU time per crop and model of each graph form, interleaved; and a burst as 5 runs vs one batch of 5."""
+    views = [v for v in (located(p) for p in sorted((DATA / "live" / "0001").glob("*.jpg"))[:5]) if v]
+    multiple = thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE
+    print(f"\ngraph forms: CPU ms per crop (one thread; {repeat} rounds interleaved, "
+          f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores at start)")
+    for v in graph.Variant:
+        imported = load_model(models_dir, v)
+        built = {"as imported (PRelu)": imported, "PRelu as Relus": graph.prelu_as_relus(imported),
+                 f"run form (Relus, channels to ×{multiple})": graph.run_form(imported, multiple)}
+        sessions = {name: cpu_session(model) for name, model in built.items()}
+        crops = np.stack([crop_of(view, v) for view in views])
+        ms: dict[str, list[float]] = {name: [] for name in sessions}
+        burst: dict[str, list[float]] = {"5 runs of 1": [], "1 run of 5": []}
+        run_form = sessions[f"run form (Relus, channels to ×{multiple})"]
+        for i in range(repeat + 5):
+            for name, session in sessions.items():
+                c = time.thread_time()
+                session.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: crops[i % len(crops)][None]})
+                if i >= 5:
+                    ms[name].append((time.thread_time() - c) * 1000)
+            c = time.thread_time()
+            for one in crops:
+                run_form.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: one[None]})
+            c2 = time.thread_time()
+            run_form.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: crops})
+            if i >= 5:
+                burst["5 runs of 1"].append((c2 - c) * 1000)
+                burst["1 run of 5"].append((time.thread_time() - c2) * 1000)
+        for name, t in ms.items():
+            print(f"  {v.spec.model:<15} {name:<36} median {pct(t, 50):6.3f} ms  p95 {pct(t, 95):6.3f} ms")
+        for name, t in burst.items():
+            print(f"  {v.spec.model:<15} run form, {len(crops)} crops as {name:<16}  "
+                  f"median {pct(t, 50):6.3f} ms  p95 {pct(t, 95):6.3f} ms")
+    print(f"  load {os.getloadavg()[0]:.2f} at the end")
+
+
+def crop_of(view: FaceView, variant: graph.Variant) -> np.ndarray:
+    from limen.pad.minifasnet import crop
+
+    return crop(view.frame.rgb, view.box, variant.spec.scale)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--simulated", action="store_true", help="also score simulated recapture species")
+    parser.add_argument("--forms-only", action="store_true", help="only time the graph forms")
     args = parser.parse_args()
     models_dir = args.models_dir
     if models_dir is None:
@@ -166,6 +218,9 @@ def main() -> None:
     cue = MiniFasNetCue(models_dir)
     if not cue.check():
         raise SystemExit(f"MiniFASNet not imported into {models_dir}")
+    if args.forms_only:
+        forms(models_dir, args.repeat * 5)
+        return
     s = score_all(cue)
     live, attack = s["kind"] == "live", s["kind"] == "print"
     print(f"machine load: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -179,6 +234,7 @@ def main() -> None:
             simulated_figures(simulated, source)
     print("\ntiming (one frame, one core; crops + both models):")
     timing(cue, args.repeat)
+    forms(models_dir, args.repeat * 5)
 
 
 if __name__ == "__main__":
