@@ -445,17 +445,23 @@ FINGER_MATCH_ALIGN_ANGLE = 0.4         # … this (rad, 23°)
 FINGER_MATCH_TIGHT_PX = 6.0            # tightly aligned pairs, once re-aligned on the aligned pairs: within this + …
 FINGER_MATCH_TIGHT_REL = 0.03          # … this × distance from their centre (same direction tolerance)
 FINGER_MATCH_ALIGN_ROOTS = 50          # best local pairs (≥ 1 agreeing edge) whose own rigid motion is tried
-# Score = softplus(FINGER_MATCH_WEIGHTS · matcher.FEATURES + FINGER_MATCH_BIAS): a logistic model fitted on
-# FVC2002 DB1–DB4_B (all genuine and impostor pairs, DEVELOPMENT DATA); leave-one-database-out in docs/finger.md.
 FINGER_FIELD_BLOCK = 16                # block field kept in the template (orientation, coherence, frequency), px
 FINGER_FIELD_FREQ_WINDOW = 32          # local ridge frequency: skeleton px per foreground px over this window, px
 FINGER_FIELD_FREQ_TOL = 0.15           # two overlapping blocks agree in frequency within this relative difference
 FINGER_FIELD_MIN_OVERLAP = 4           # fewer overlapping foreground blocks once aligned: no field evidence (0, 0)
-FINGER_FIELD_ABSENT = (0.51, 0.51)     # field evidence when a template has none (older records): the impostor
-                                       # mean on FVC2002 B (genuine mean 0.96, 0.81), so an old reference fails closed
+# Score = softplus(FINGER_MATCH_WEIGHTS · matcher.FEATURES + FINGER_MATCH_BIAS): a logistic model fitted on
+# FVC2002 DB1–DB4_B (all genuine and impostor pairs, DEVELOPMENT DATA); leave-one-database-out in docs/finger.md.
 FINGER_MATCH_WEIGHTS = (0.6668, -0.2747, 0.1326, 0.3579, 13.4488, 4.0045, -0.246, -8.0937, 0.0821, 1.9187, 0.2464,
                         -2.9293, 2.7583, 0.459, 13.4332, 2.3695, 7.3592)
 FINGER_MATCH_BIAS = -8.0122
+# A template without a block field (an ISO record sealed before 1 Dec 2026, or another system's) is scored by the
+# minutiae-only model it was calibrated with (the first 15 features), its score carried onto the scale above
+# through the shared operating points (FMR 1e-2, 1e-3, 1e-4; linear between them, slope 1 beyond): the same FMR
+# at every decision threshold, the older FNMR (4.0 / 8.1 / 10.2 %) until the finger is re-enrolled.
+FINGER_MATCH_MINUTIAE_WEIGHTS = (0.3527, -0.3088, 0.1015, 0.3716, 8.4978, 3.543, -0.3068, -3.9558, 0.163, 1.4517,
+                                 0.0965, 5.5604, 5.7964, 0.4057, 16.1437)
+FINGER_MATCH_MINUTIAE_BIAS = -7.8572
+FINGER_MATCH_MINUTIAE_FMR_POINTS = (0.793, 2.812, 3.903)   # its scores at FMR 1e-2, 1e-3, 1e-4 (11,520 impostor pairs)
 FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbours within this, px
 FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
 FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (one capture is too fragile)

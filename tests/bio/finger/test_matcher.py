@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from limen import thresholds
 from limen.bio.finger.extract import extract_file
@@ -17,6 +18,7 @@ from limen.bio.finger.matcher import (
     _overlap,
     features,
     field_agreement,
+    minutiae_score_on_field_scale,
     prepare,
     similarity,
 )
@@ -178,17 +180,29 @@ def test_field_agreement_counts_ridge_frequency_and_needs_an_overlap() -> None:
     assert field_agreement(probe, _with_field(t, _field(0.0)), np.eye(2), np.array([900.0, 0.0])) == (0.0, 0.0)
 
 
-def test_a_template_without_field_gives_the_absent_evidence_not_a_crash() -> None:
+def test_an_older_reference_without_field_is_scored_by_the_minutiae_model_on_the_same_scale() -> None:
     t = _random_template(7)
     old, new = _with_field(t, None), _with_field(t, _field(0.2))
-    assert field_agreement(old, new, np.eye(2), np.zeros(2)) == thresholds.FINGER_FIELD_ABSENT
-    f = dict(zip(FEATURES, features(new, prepare(_moved(FingerTemplate(t.width, t.height, t.dpi, t.minutiae),
-                                                         0.2, (5, 5)))), strict=True))
-    assert f["ridge-flow agreement over the aligned overlap"] == thresholds.FINGER_FIELD_ABSENT[0]
-    assert similarity(new, old) > 0.0
+    assert field_agreement(old, new, np.eye(2), np.zeros(2)) == (0.0, 0.0)
+    evidence = features(new, old)
+    weights = thresholds.FINGER_MATCH_MINUTIAE_WEIGHTS
+    z = float(np.dot(evidence[:len(weights)], weights)) + thresholds.FINGER_MATCH_MINUTIAE_BIAS
+    assert similarity(new, old) == minutiae_score_on_field_scale(float(np.logaddexp(0.0, z))) > 0.0
+    assert similarity(new, old) != similarity(new, _with_field(t, _field(0.2)))
 
 
-def test_real_genuine_prints_agree_in_ridge_flow_more_than_the_impostor_mean(fvc_db1: Path) -> None:
+def test_the_minutiae_scale_map_keeps_each_fmr_point_and_order() -> None:
+    points = thresholds.FINGER_MATCH_MINUTIAE_FMR_POINTS
+    targets = (thresholds.FINGER_MATCH_FMR_1E2, thresholds.FINGER_MATCH_FMR_1E3, thresholds.FINGER_MATCH_FMR_1E4)
+    for old, new in zip(points, targets, strict=True):
+        assert minutiae_score_on_field_scale(old) == pytest.approx(new)
+    grid = np.linspace(0.0, 10.0, 101)
+    mapped = [minutiae_score_on_field_scale(float(v)) for v in grid]
+    assert mapped[0] == 0.0 and all(b > a for a, b in zip(mapped, mapped[1:], strict=False))
+
+
+def test_real_genuine_prints_agree_in_ridge_flow(fvc_db1: Path) -> None:
     a, b = (prepare(extract_file(fvc_db1 / f"101_{k}.tif")) for k in (1, 2))
     f = dict(zip(FEATURES, features(a, b), strict=True))
-    assert f["ridge-flow agreement over the aligned overlap"] > thresholds.FINGER_FIELD_ABSENT[0] + 0.2
+    assert f["ridge-flow agreement over the aligned overlap"] > 0.8        # FVC2002 B: genuine mean 0.96, impostor 0.51
+    assert f["share of the aligned overlap agreeing in ridge frequency"] > 0.5

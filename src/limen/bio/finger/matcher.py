@@ -315,10 +315,10 @@ def field_agreement(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, s
     """Non-minutia evidence once the candidate is moved onto the probe by (rot, shift): over the foreground
     blocks of both prints that overlap, the coherence-weighted mean of cos 2Δθ of the ridge orientations
     (1 = the same flow, −1 = crossing) and the share of blocks whose ridge frequencies differ by less than
-    FINGER_FIELD_FREQ_TOL.  (0, 0) when fewer than FINGER_FIELD_MIN_OVERLAP blocks overlap;
-    FINGER_FIELD_ABSENT when either template carries no field (an older record: fails towards no match)."""
-    if not p.field_block or not c.field_block:
-        return thresholds.FINGER_FIELD_ABSENT
+    FINGER_FIELD_FREQ_TOL.  (0, 0) when fewer than FINGER_FIELD_MIN_OVERLAP blocks overlap or either
+    template carries no field (an older record: `similarity` then uses the minutiae-only model)."""
+    if not has_field(p) or not has_field(c):
+        return 0.0, 0.0
     back = (p.field_xy - shift) @ rot                       # probe block centres in the candidate's frame
     col = np.floor(back[:, 0] / c.field_block).astype(np.int64)
     row = np.floor(back[:, 1] / c.field_block).astype(np.int64)
@@ -336,13 +336,36 @@ def field_agreement(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, s
     return flow, float(np.mean(step < thresholds.FINGER_FIELD_FREQ_TOL))
 
 
+def has_field(t: PreparedTemplate) -> bool:
+    """Whether the template carries its block field (records sealed before the field was kept do not)."""
+    return t.field_block > 0
+
+
 def similarity(p: PreparedTemplate, c: PreparedTemplate) -> float:
     """Match score of probe `p` against candidate `c` (> 0, higher = more alike): softplus of a linear
-    evidence score over `features` (weights FINGER_MATCH_WEIGHTS, fitted as a logistic model)."""
+    evidence score over `features` (weights FINGER_MATCH_WEIGHTS, fitted as a logistic model).  When either
+    template has no block field, the minutiae-only model (FINGER_MATCH_MINUTIAE_*) scores the first features and
+    its score is carried onto this scale through the shared FMR operating points, so every threshold keeps its
+    false-match rate."""
     if p.size < 2 or c.size < 2:
         return 0.0
-    z = float(np.dot(features(p, c), thresholds.FINGER_MATCH_WEIGHTS)) + thresholds.FINGER_MATCH_BIAS
-    return float(np.logaddexp(0.0, z))
+    evidence = features(p, c)
+    if has_field(p) and has_field(c):
+        z = float(np.dot(evidence, thresholds.FINGER_MATCH_WEIGHTS)) + thresholds.FINGER_MATCH_BIAS
+        return float(np.logaddexp(0.0, z))
+    weights = thresholds.FINGER_MATCH_MINUTIAE_WEIGHTS
+    z = float(np.dot(evidence[:len(weights)], weights)) + thresholds.FINGER_MATCH_MINUTIAE_BIAS
+    return minutiae_score_on_field_scale(float(np.logaddexp(0.0, z)))
+
+
+def minutiae_score_on_field_scale(score: float) -> float:
+    """A minutiae-only score mapped so that its FMR 1e-2 / 1e-3 / 1e-4 points land on FINGER_MATCH_FMR_1E2 /
+    _1E3 / _1E4 (linear between them and from 0, slope 1 above the last)."""
+    old = (0.0, *thresholds.FINGER_MATCH_MINUTIAE_FMR_POINTS)
+    new = (0.0, thresholds.FINGER_MATCH_FMR_1E2, thresholds.FINGER_MATCH_FMR_1E3, thresholds.FINGER_MATCH_FMR_1E4)
+    if score >= old[-1]:
+        return new[-1] + score - old[-1]
+    return float(np.interp(score, old, new))
 
 
 def _inside(points: np.ndarray, hull: np.ndarray, margin: float) -> int:
