@@ -106,7 +106,7 @@ def test_folder_of_frames_and_empty_folder(tmp_path: Path) -> None:
     for i in (0, 2, 10):
         _save(Image.new("RGB", (16, 12), (i * 20, 0, 0)), tmp_path / f"f_{i}.png")
     cap = load_capture(tmp_path)
-    assert len(cap.frames) == 3 and cap.is_video
+    assert len(cap.frames) == 3
     assert [int(f.rgb[0, 0, 0]) for f in cap.frames] == [0, 40, 200]  # natural order: 2 before 10
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -78,10 +78,6 @@ class Capture:
     source: str = ""
     meta: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def is_video(self) -> bool:
-        return len(self.frames) > 1
-
     @classmethod
     def single(cls, rgb: np.ndarray, source: str = "") -> Capture:
         return cls((Frame(rgb=rgb, source=source),), source=source)
