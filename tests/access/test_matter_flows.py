@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from limen import thresholds
 from limen.access.attempt import pin_attempt
 from limen.access.store import AccessStore
 from limen.audit.event import MemoryAuditSink
@@ -59,3 +60,41 @@ def test_wrong_attempts_during_lockout_do_not_count(store: AccessStore, owner_id
     for i in range(10):
         store.decide(pin_attempt("999111"), T0 + timedelta(seconds=3 + i * 0.1))
     assert store.load_state().lockout.lockouts == 1
+
+
+def test_a_credential_holder_cannot_reset_the_lockout_to_guess_without_end(store: AccessStore,
+                                                                           owner_id: str) -> None:
+    """Review: a success resets the Matter count, so the cleaner typed 4 wrong PINs, then theirs (the door
+    opened), again and again: 800 wrong 12-digit entries (5,600 owner-PIN guesses) in 0.6 h, never locked out.
+    Wrong entries per window are not reset by a success: at its limit the keypad locks to the window's end."""
+    store.add_user("Cleaner", owner_id, T0, pin="264813")
+    limit = store.load_state().config.wrong_code_entry_limit
+    t, wrong, locked = T0, 0, 0
+    for _ in range(40):
+        for _ in range(limit - 1):
+            locked += store.decide(pin_attempt("908172635445"), t).decision.reason is Reason.LOCKED_OUT
+            wrong += 1
+            t += timedelta(seconds=2)
+        store.decide(pin_attempt("264813"), t)
+        t += timedelta(seconds=2)
+    counted = wrong - locked  # entries refused while locked out are not checked (nor counted)
+    hours = (t - T0).total_seconds() / 3600
+    assert locked > 0
+    assert counted <= thresholds.KEYPAD_WRONG_WINDOW_ENTRIES * (hours * 3600 // thresholds.KEYPAD_WRONG_WINDOW_S + 1)
+    lockout = store.load_state().lockout
+    assert lockout.locked_until is not None and lockout.window_start is not None
+    assert lockout.locked_until >= lockout.window_start + timedelta(seconds=thresholds.KEYPAD_WRONG_WINDOW_S)
+
+
+def test_the_window_passes_and_typos_between_successes_stay_usable(store: AccessStore, owner_id: str) -> None:
+    configure(store, owner_id, limit=5)
+    t = T0
+    for _ in range(thresholds.KEYPAD_WRONG_WINDOW_ENTRIES - 1):  # a household's typos, each followed by a success
+        store.decide(pin_attempt("999111"), t)
+        assert store.decide(pin_attempt("135792"), t + timedelta(seconds=1)).decision.accepted
+        t += timedelta(minutes=5)
+    t = T0 + timedelta(seconds=thresholds.KEYPAD_WRONG_WINDOW_S + 1)  # a new window: the count starts over
+    for i in range(4):
+        store.decide(pin_attempt("999111"), t + timedelta(seconds=i))
+    assert store.decide(pin_attempt("135792"), t + timedelta(seconds=5)).decision.accepted
+    assert store.load_state().lockout.window_count == 4

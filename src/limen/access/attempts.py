@@ -44,7 +44,7 @@ def load_state(ctx: AccessContext) -> AccessState:
         holidays=tuple(rows.holiday_of(r) for r in c.execute("SELECT * FROM access_holidays")),
         mode=OperatingMode(lock["mode"]),
         lockout=LockoutState(lock["wrong_code_count"], lock["lockouts"], rows.dt(lock["locked_until"]),
-                             lock["bio_fail_count"]),
+                             lock["bio_fail_count"], lock["wrong_window_count"], rows.dt(lock["wrong_window_start"])),
         config=rows.config_of(lock["config"]),
         pin_salt=bytes(lock["pin_salt"]),
         pin_hasher=pins.PinHasher(ctx.pepper, bytes(lock["pin_salt"])),
@@ -106,8 +106,9 @@ def apply(ctx: AccessContext, update: Update, at: datetime) -> None:
     if update.lockout is not None:
         lk = update.lockout
         c.execute("UPDATE access_lock SET wrong_code_count = ?, lockouts = ?, locked_until = ?, "
-                  "bio_fail_count = ? WHERE id = 1",
-                  (lk.wrong_code_count, lk.lockouts, rows.iso(lk.locked_until), lk.bio_fail_count))
+                  "bio_fail_count = ?, wrong_window_count = ?, wrong_window_start = ? WHERE id = 1",
+                  (lk.wrong_code_count, lk.lockouts, rows.iso(lk.locked_until), lk.bio_fail_count,
+                   lk.window_count, rows.iso(lk.window_start)))
     online = bool(c.execute("SELECT online FROM access_lock WHERE id = 1").fetchone()[0])
     for cred_id in update.credentials_used:
         c.execute("UPDATE access_credentials SET uses = uses + 1, offline_uses = offline_uses + ?, "

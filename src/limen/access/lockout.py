@@ -4,8 +4,13 @@ After `wrong_code_entry_limit` wrong keypad entries (PIN, offline code, RFID)
 the keypad refuses even a valid credential for
 `user_code_temporary_disable_time_s`; each consecutive lockout lasts
 `lockout_escalation_factor` times longer, capped at `lockout_max_disable_s`.
-A successful keypad credential resets both counts.  Biometric failures are
-counted apart: after `bio_failure_limit` of them, biometrics need the PIN.
+A successful keypad credential resets both counts.  Wrong entries are also
+counted per `KEYPAD_WRONG_WINDOW_S` window, which no success resets: at
+`KEYPAD_WRONG_WINDOW_ENTRIES` in one window the keypad locks until the window
+ends (else a holder of any valid credential — a guest's code, a
+cleaner's PIN — typing it after every few wrong guesses is never locked out).
+Biometric failures are counted apart: after `bio_failure_limit` of them,
+biometrics need the PIN.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from limen import thresholds as T
 from limen.access.model import LockConfig, LockoutState
 
 
@@ -35,11 +41,18 @@ def disable_time_s(config: LockConfig, lockouts_before: int) -> int:
 
 
 def after_wrong_code(state: LockoutState, config: LockConfig, at: datetime) -> LockoutState:
+    window = timedelta(seconds=T.KEYPAD_WRONG_WINDOW_S)
+    start = state.window_start if state.window_start is not None and at < state.window_start + window else at
+    in_window = (state.window_count if start == state.window_start else 0) + 1
     count = state.wrong_code_count + 1
-    if count < config.wrong_code_entry_limit:
-        return replace(state, wrong_code_count=count)
+    window_full = in_window >= T.KEYPAD_WRONG_WINDOW_ENTRIES
+    if count < config.wrong_code_entry_limit and not window_full:
+        return replace(state, wrong_code_count=count, window_count=in_window, window_start=start)
     until = at + timedelta(seconds=disable_time_s(config, state.lockouts))
-    return replace(state, wrong_code_count=0, lockouts=state.lockouts + 1, locked_until=until)
+    if window_full:
+        until = max(until, start + window)
+    return replace(state, wrong_code_count=0, lockouts=state.lockouts + 1, locked_until=until,
+                   window_count=in_window, window_start=start)
 
 
 def after_keypad_success(state: LockoutState) -> LockoutState:

@@ -34,8 +34,8 @@ def clear_lockout(ctx: AccessContext, actor: str, at: datetime) -> None:
     """An owner ends the keypad lockout and the biometric failure count now (audited)."""
     with transaction(ctx.conn):
         check_actor(ctx.conn, actor, touching=PermissionLevel.OWNER)
-        ctx.conn.execute("UPDATE access_lock SET wrong_code_count = 0, locked_until = NULL, bio_fail_count = 0 "
-                         "WHERE id = 1")
+        ctx.conn.execute("UPDATE access_lock SET wrong_code_count = 0, locked_until = NULL, bio_fail_count = 0, "
+                         "wrong_window_count = 0, wrong_window_start = NULL WHERE id = 1")
     ctx.emit(EventKind.CONFIG_CHANGE, at, actor, "lockout", "lockout cleared")
 
 

@@ -180,6 +180,8 @@ class LockoutState:
     lockouts: int = 0                            # consecutive lockouts, for escalation
     locked_until: datetime | None = None
     bio_fail_count: int = 0
+    window_count: int = 0                        # wrong entries in the window from `window_start` (no success
+    window_start: datetime | None = None         # resets them: a credential holder cannot guess without end)
 
 
 @dataclass(frozen=True)

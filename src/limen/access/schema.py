@@ -121,4 +121,10 @@ MIGRATIONS: list[str] = [
         removed_by  TEXT NOT NULL
     )
     """,
+    # 3: wrong keypad entries per window, which a success does not reset (a holder of any valid credential
+    # reset the lockout after every few wrong guesses and could guess the owner's PIN without end).
+    """
+    ALTER TABLE access_lock ADD COLUMN wrong_window_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE access_lock ADD COLUMN wrong_window_start TEXT
+    """,
 ]
