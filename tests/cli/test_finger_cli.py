@@ -94,3 +94,27 @@ def test_limen_verify_reads_the_finger_from_the_paired_sensor(tmp_path: Path) ->
         assert out.returncode == 3 and json.loads(out.stdout)["reason"] == "second_factor_missing", out.stdout
         silent = limen(data, "verify", "Cy", "--sensor", module.port)          # nothing on the sensor
         assert silent.returncode == 1 and "no finger" in silent.stderr and "Traceback" not in silent.stderr
+
+
+def test_finger_verify_on_an_owned_lock_is_the_owners_and_recorded_without_the_score(tmp_path: Path) -> None:
+    from tests.cli.test_access_cli import OWNER_PIN, subprocess_limen
+
+    db = shared("fvc2002", "DB1_B")
+    data = tmp_path / "data"
+    owner = subprocess_limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN)
+    assert owner.returncode == 0, owner.stderr
+    images = [a for i in (1, 2, 3) for a in ("--image", str(db / f"101_{i}.tif"))]
+    enrolled = subprocess_limen(data, "finger", "enrol", "Ada", "--consent", "--purpose", "door", "--retention-days",
+                                "30", "--as", "Olga", *images, LIMEN_ACTOR_PIN=OWNER_PIN)
+    assert enrolled.returncode == 0, enrolled.stderr
+    probe = ("finger", "verify", "Ada", "--image", str(db / "101_6.tif"))
+    anyone = subprocess_limen(data, "--json", *probe)
+    assert anyone.returncode == 1 and "--as" in anyone.stdout and "score" not in anyone.stdout  # --json: errors too
+    wrong = subprocess_limen(data, "--json", *probe, "--as", "Olga", LIMEN_ACTOR_PIN="999999")
+    assert wrong.returncode == 1 and "score" not in wrong.stdout
+    checked = subprocess_limen(data, "--json", *probe, "--as", "Olga", LIMEN_ACTOR_PIN=OWNER_PIN)
+    assert checked.returncode == 0 and json.loads(checked.stdout)["matched"] is True
+    tail = json.loads(subprocess_limen(data, "--json", "audit", "tail", "-n", "50").stdout)
+    (record,) = [r for r in tail if r["reason"] == "finger checked 1:1"]
+    assert record["outcome"] == "match" and record["actor"] != "cli"
+    assert "score" not in json.dumps(record)

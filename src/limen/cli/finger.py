@@ -204,15 +204,26 @@ def verify(
     name: Annotated[str, typer.Argument(help="Who the person claims to be.")],
     image: Annotated[Path | None, typer.Option("--image", help="A fingerprint image.")] = None,
     sensor: SensorOption = None,
+    actor: Annotated[str, typer.Option("--as", help="Owner/administrator making the check.")] = "cli",
+    actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
 ) -> None:
-    """1:1: is this finger the enrolled NAME's?  (A check, not a door attempt; exits 1 on no match.)"""
+    """1:1: is this finger the enrolled NAME's?  (A check, not a door attempt; exits 1 on no match.)
+
+    It prints the comparison score, so once the lock has an owner it is theirs (or an administrator's) to run,
+    and each check is recorded (who, whose reference, match or not; never the score).
+    """
+    from limen.audit.event import Event, EventKind
     from limen.bio.finger import enrolment
     from limen.runtime import open_runtime
 
     rt = open_runtime(STATE.settings)
     try:
+        at = datetime.now(UTC)
+        who = rt.authorise(actor, actor_pin, at)  # before any capture or comparison
         probe = _templates(rt, [image] if image else None, sensor, 1)[0]
         result = enrolment.verify(rt.conn, _references(rt), name, probe)
+        rt.audit.append(Event(EventKind.PRIVACY, at, actor=who, subject=result.user_id, reason="finger checked 1:1",
+                              outcome="match" if result.matched else "no match", source="cli"))
     finally:
         rt.close()
     data = {"user_id": result.user_id, "matched": result.matched, "score": round(result.score, 4),
