@@ -38,17 +38,21 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_hash
 from limen_cloud import statements
-from limen_cloud.models import Alarm, ArchivedChain, ArchivedRecord, Lock, Record
+from limen_cloud.models import Alarm, ArchivedChain, ArchivedRecord, Base, Lock, Record
 
 MESSAGE_VERSION = 1
 MAX_INDEX = 2**31 - 1  # record indexes and counts are 32-bit integer columns (PostgreSQL INTEGER); beyond: refused
@@ -132,15 +136,61 @@ class IngestPass:
         return self.session.scalar(select(Record.hash).where(Record.lock_id == lock_id, Record.idx == index))
 
     def flush(self) -> None:
-        """Write the pass's rows (one executemany per table); alarms first, so the owner's row never waits
-        behind the evidence rows."""
-        if self.alarms:
-            self.session.execute(insert(Alarm), self.alarms)
-        if self.records:
-            self.session.execute(insert(Record), self.records)
+        """Write the pass's rows: the heads of the locks it moved, then alarms (so the owner's row never waits
+        behind the evidence rows), then records — one executemany each, on PostgreSQL sent together in one round
+        trip (a psycopg pipeline; under load every round trip waits for the scheduler).  The heads are written
+        here rather than by the ORM's flush (the same UPDATE, without its per-object bookkeeping); any other
+        change to a lock is left to the ORM."""
+        heads = self._moved_heads()
+        if not (heads or self.alarms or self.records):
+            return
+        conn = self.session.connection()
+        with _pipeline(conn):
+            if heads:
+                conn.execute(update(LOCKS).where(LOCKS.c.lock_id == bindparam("b_lock_id")), heads)
+            if self.alarms:
+                conn.execute(insert(ALARMS).inline(), self.alarms)  # (inline: no RETURNING of the ids)
+            if self.records:
+                conn.execute(insert(RECORDS).inline(), self.records)
         self.records, self.alarms = [], []
         self.held.clear()
         self.raised.clear()
+
+    def _moved_heads(self) -> list[dict[str, Any]]:
+        """The head columns of every lock in the session changed since it was loaded, as UPDATE parameters; the
+        objects are then marked as holding those values (the ORM's flush does not write them again)."""
+        rows = []
+        for lock in [o for o in self.session.dirty if isinstance(o, Lock)]:
+            state = inspect(lock)
+            if state.pending or not any(state.attrs[k].history.has_changes() for k in HEAD_COLUMNS):
+                continue
+            rows.append({"b_lock_id": lock.lock_id, **{k: getattr(lock, k) for k in HEAD_COLUMNS}})
+            for k in HEAD_COLUMNS:
+                set_committed_value(lock, k, getattr(lock, k))
+        return rows
+
+
+LOCKS, ALARMS, RECORDS = (Base.metadata.tables[t] for t in ("locks", "alarms", "records"))  # (Core: no ORM bookkeeping)
+HEAD_COLUMNS = ("head_count", "head_hash", "reported_count", "last_seen", "claim_hash", "audit_keys", "replaced_at")
+
+
+@contextmanager
+def _pipeline(conn: Connection) -> Iterator[None]:
+    """On psycopg, the statements inside go in one round trip (their errors raised at the end, as SQLAlchemy's
+    own exception types, so that a busy or lost database is still told apart from a message that cannot be
+    stored); elsewhere nothing changes."""
+    driver = conn.connection.driver_connection
+    pipeline = getattr(driver, "pipeline", None) if conn.dialect.driver == "psycopg" else None
+    if pipeline is None:
+        yield
+        return
+    import psycopg  # (only on PostgreSQL)
+
+    try:
+        with pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
 
 
 def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,

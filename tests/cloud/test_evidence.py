@@ -169,3 +169,47 @@ def test_a_key_announced_after_the_first_is_alarmed(rig: Rig) -> None:
     rig.trail.sign(19)
     rig.connect()
     assert rig.pending() == ["audit_key_added"]
+
+
+def test_a_pass_that_cannot_be_written_raises_sqlalchemys_error_and_moves_no_head(engine: Engine) -> None:
+    """The pass's rows go in one round trip on PostgreSQL (a psycopg pipeline): a failure surfaces as SQLAlchemy's
+    own exception (the bridge tells a busy database from a message that cannot be stored by it) and the
+    transaction keeps nothing, not even the heads written with it."""
+    from sqlalchemy.exc import IntegrityError
+
+    from limen_cloud.evidence import IngestPass
+
+    with sessions(engine)() as s, s.begin():
+        s.add_all(Lock(lock_id=f"l{i}", owner_id=None, name="x", head_count=0, reported_count=0) for i in range(2))
+        s.add(Record(lock_id="l0", idx=0, hash="h0", kind="x", at="t", body="{}"))
+    with pytest.raises(IntegrityError), sessions(engine)() as s, s.begin():
+        batch = IngestPass(s)
+        for lock in s.scalars(select(Lock).order_by(Lock.lock_id)):
+            lock.head_count = 1
+            batch.add_record(lock.lock_id, {"index": 0, "hash": "h1", "kind": "x", "at": "t"})  # l0's is held
+            batch.add_alarm(lock.lock_id, "lock:x", "d", datetime(2026, 1, 1))
+        batch.flush()
+    with sessions(engine)() as s:
+        assert list(s.scalars(select(Lock.head_count))) == [0, 0]
+        assert s.scalar(select(func.count()).select_from(Alarm)) == 0
+        assert list(s.scalars(select(Record.hash))) == ["h0"]
+
+
+def test_a_pass_writes_the_heads_it_moved_and_leaves_other_changes_to_the_orm(engine: Engine) -> None:
+    from limen_cloud.evidence import IngestPass
+
+    with sessions(engine)() as s, s.begin():
+        s.add_all(Lock(lock_id=f"l{i}", owner_id=None, name="x", head_count=0, reported_count=0) for i in range(3))
+    with sessions(engine)() as s, s.begin():
+        batch = IngestPass(s)
+        l0, l1, l2 = s.scalars(select(Lock).order_by(Lock.lock_id))
+        l0.head_count, l0.head_hash, l1.reported_count = 1, "h", 5
+        l2.name = "renamed"  # not a head column: the ORM's flush writes it
+        batch.add_record("l0", {"index": 0, "hash": "h", "kind": "x", "at": "t"})
+        batch.flush()
+        l0.reported_count = 1  # changed after the pass's flush: still written (ORM)
+    with sessions(engine)() as s:
+        rows = s.execute(select(Lock.lock_id, Lock.head_count, Lock.head_hash, Lock.reported_count, Lock.name)
+                         .order_by(Lock.lock_id)).all()
+        assert [tuple(r) for r in rows] == [("l0", 1, "h", 1, "x"), ("l1", 0, None, 5, "x"),
+                                            ("l2", 0, None, 0, "renamed")]
