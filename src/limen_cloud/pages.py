@@ -167,12 +167,13 @@ def lock_archives(session: DbSession, lock_id: str) -> list[ArchivedChain]:
 
 def archive_view(session: DbSession, chain: ArchivedChain) -> dict[str, Any]:
     """An archived chain as the owner sees it, re-verified now."""
-    check = verify_archive(session, chain)
+    check, signed = verify_archive(session, chain), recheck(session, chain)
     return {"id": chain.id, "lock_id": chain.lock_id, "replaced_at": chain.replaced_at.isoformat() + "Z",
             "replaced": _when(chain.replaced_at), "records": chain.head_count, "head_hash": chain.head_hash,
             "keys": sorted(json.loads(chain.audit_keys or "{}")), "verified": check.verified,
             "redacted": check.redacted, "problem": check.problem, "signed_by": chain.signed_by,
-            "statement": chain.statement, "statement_verified": recheck(session, chain)}
+            "statement": chain.statement, "statement_verified": signed.verified,
+            "statement_problem": signed.problem}
 
 
 def new_session(session: DbSession, owner: Owner) -> tuple[str, datetime]:

@@ -136,21 +136,35 @@ def check(session: Session, lock: Lock, wire: str, now: datetime) -> ReplaceStat
     return statement
 
 
-def recheck(session: Session, chain: ArchivedChain) -> bool:
-    """Whether the statement kept with `chain` still verifies from the archive alone: signed by a device its
-    archived records say was paired, naming its lock and its archived head (expiry and counter were checked at
-    the mark; a chain archived before statements were required has none: False)."""
+@dataclass(frozen=True)
+class StatementCheck:
+    """What re-verifying the statement kept with an archived chain found (`verified`, or the problem)."""
+
+    verified: bool
+    problem: str = ""
+
+
+def recheck(session: Session, chain: ArchivedChain) -> StatementCheck:
+    """Re-verify the statement kept with `chain` from the archive alone: signed by a device its archived records
+    say was paired, naming its lock and its archived head (expiry and counter were checked at the mark).  A
+    pairing record redacted since (a person erased) cannot be tied to the signature any more: said so."""
     if chain.statement is None:
-        return False
+        return StatementCheck(False, "no owner-signed statement (archived before statements were required)")
+    bodies = list(session.scalars(select(ArchivedRecord.body).where(
+        ArchivedRecord.chain_id == chain.id, ArchivedRecord.kind.in_(_DEVICE_KINDS)).order_by(ArchivedRecord.idx)))
     try:
         signed, statement = _parse(chain.statement)
-        _verify(signed, statement, paired_devices(session.scalars(select(ArchivedRecord.body).where(
-            ArchivedRecord.chain_id == chain.id, ArchivedRecord.kind.in_(_DEVICE_KINDS))
-            .order_by(ArchivedRecord.idx))))
-    except StatementRefused:
-        return False
-    return (statement.lock, statement.head_count, statement.head_hash) == (
-        chain.lock_id, chain.head_count, chain.head_hash)
+        _verify(signed, statement, paired_devices(bodies))
+    except StatementRefused as exc:
+        erased = any(json.loads(b).get("redacted") is True for b in bodies)
+        if exc.refusal is StatementRefusal.UNKNOWN_DEVICE and erased:
+            return StatementCheck(False, "the device's pairing record was erased since (a person's erasure): "
+                                  "the signature can no longer be tied to the chain")
+        return StatementCheck(False, f"the kept statement does not verify: {exc}")
+    if (statement.lock, statement.head_count, statement.head_hash) != (
+            chain.lock_id, chain.head_count, chain.head_hash):
+        return StatementCheck(False, "the kept statement names another lock or head than the archive")
+    return StatementCheck(True)
 
 
 def paired_devices(bodies: Iterable[str]) -> dict[str, bytes]:

@@ -27,9 +27,11 @@ from limen.audit.chain import make_record
 from limen.audit.event import Event, EventKind
 from limen.config import load_settings
 from limen.link.commands import SignedCommand
+from limen.link.execute import erasure_receipt
 from limen.link.forward import EventForwarder
 from limen.runtime import open_runtime
 from limen_cloud.api import create_app
+from limen_cloud.backups import erase_in_cloud
 from limen_cloud.cli import app as cloud_cli
 from limen_cloud.db import sessions
 from limen_cloud.evidence import ingest, mark_replaced, parse, verify_archive
@@ -177,12 +179,12 @@ def test_a_valid_statement_archives_the_chain_and_is_kept_re_verifiable_and_neve
         chain = s.get(ArchivedChain, chain_id)
         assert chain is not None
         assert (chain.statement, chain.signed_by, chain.statement_counter) == (first, DEVICE, 7)
-        assert recheck(s, chain) and verify_archive(s, chain).verified
+        assert recheck(s, chain).verified and verify_archive(s, chain).verified
     with rig.sessions() as s, s.begin():  # the kept statement altered: it no longer verifies from the archive
         chain = s.get(ArchivedChain, chain_id)
         assert chain is not None
         chain.statement = first.replace('\\"counter\\":7', '\\"counter\\":8')
-        assert chain.statement != first and not recheck(s, chain)
+        assert chain.statement != first and not recheck(s, chain).verified
         chain.statement = first
 
     new = rig.hardware("new")  # the replacement: the owner paired the same phone on it in person
@@ -194,6 +196,28 @@ def test_a_valid_statement_archives_the_chain_and_is_kept_re_verifiable_and_neve
             rig.mark(replay)
         assert refused.value.refusal is StatementRefusal.REPLAYED and rig.lock().head_count == 4
     assert rig.check(rig.mark(signed_for(rig.lock(), counter=8))) == (True, 4, 0)  # a later replacement, later counter
+
+
+def test_an_erasure_after_the_mark_says_the_statement_can_no_longer_be_tied_to_the_chain(rig: Rig) -> None:
+    old = rig.hardware("old")
+    old.add(3)
+    old.connect()
+    chain_id = rig.mark()
+    new = rig.hardware("new")
+    new.add(1)
+    new.connect()
+    receipt = erasure_receipt(new.trail.key, LOCK, "o1", {"lock": {"person": 1}}, datetime.now(UTC), 2,
+                              scope="person")  # the owner who paired the phone is erased
+    with rig.sessions() as s, s.begin():
+        lock = s.get(Lock, LOCK)
+        assert lock is not None
+        erase_in_cloud(s, lock, receipt, Ed25519PrivateKey.generate(), NOW)
+    assert rig.check(chain_id) == (True, 4, 1)  # the chain still verifies
+    with rig.sessions() as s:
+        chain = s.get(ArchivedChain, chain_id)
+        assert chain is not None
+        found = recheck(s, chain)
+    assert not found.verified and "erased since" in found.problem
 
 
 def test_the_api_answers_a_refused_statement_403_with_its_reason_and_alarms_the_owner(engine: Engine) -> None:
