@@ -71,7 +71,8 @@ def pair_motion(a: FaceView, b: FaceView,
 # above the box changes their last bits, up to 6e-11) down to the box's bottom + `_CORNER_MARGIN_PX`, and
 # columns from a multiple of `_CORNER_COLUMN_ALIGN` for a multiple of it (or to the frame's right edge): its
 # vector loops then cover the same pixels in the same lanes as on the whole frame (a cut at any column leaves a
-# scalar tail whose last bits differ).  The margin covers the Sobel, block and dilation radii (1 px each).
+# scalar tail whose last bits differ; 64 covers vectors up to 512 bits, 64 uint8 lanes).  The margin covers the
+# Sobel, block and dilation radii (1 px each).
 # Same corners, bit for bit (tests/pad/test_motion.py), on a third of the pixels.
 _CORNER_MARGIN_PX = 4
 _CORNER_COLUMN_ALIGN = 64
