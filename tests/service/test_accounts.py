@@ -1,3 +1,5 @@
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from limen.clock import FixedClock
 from limen.config import Settings
 from limen.db import open_db
 from limen.errors import BadRequest
+from limen.service import accounts as accounts_module
 from limen.service.accounts import Accounts, Scope
 
 
@@ -138,3 +141,41 @@ def test_pairing_links_work_once_and_expire(accounts: Accounts, clock: FixedCloc
     _, late = accounts.pair_kiosk(owner, "late tablet")
     clock.advance(T.SERVICE_PAIRING_TTL_S + 1)
     assert accounts.redeem_pairing(late) is None
+
+
+class _CountingHasher:
+    """Wraps the real hasher, counting how many verifications run at once."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.now, self.most = real, 0, 0
+        self._lock = threading.Lock()
+        self.memory_cost = 65536
+
+    def hash(self, password: str) -> str:
+        return self.real.hash(password)  # type: ignore[attr-defined, no-any-return]
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.05)  # long enough for the other threads to arrive
+            return self.real.verify(password_hash, password)  # type: ignore[attr-defined, no-any-return]
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+def test_concurrent_logins_hash_one_at_a_time(accounts: Accounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts.create_first_owner(accounts.new_setup_token(), "alice", "a long password", "u1")
+    counting = _CountingHasher(accounts_module._HASHER)
+    monkeypatch.setattr(accounts_module, "_HASHER", counting)
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(accounts.login("alice", "wrong password!") is None))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 5
+    assert counting.most == accounts_module.PASSWORD_CHECKS_AT_ONCE == 1  # 64 MiB each: one at a time

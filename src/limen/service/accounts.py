@@ -3,7 +3,9 @@
 There is no default password.  The first start creates a random setup token
 (`secrets.token_urlsafe`), stores only its SHA-256 and returns it once for the
 console; using it creates the first owner account and burns it.  Passwords are
-hashed with Argon2id; session ids and API tokens are 256-bit random values
+hashed with Argon2id (64 MiB each: one computation at a time in the process,
+`PASSWORD_CHECKS_AT_ONCE`, so a burst of logins cannot add hundreds of MB);
+session ids and API tokens are 256-bit random values
 stored hashed, never logged.  An API token (`lmn_<id>_<secret>`) is found by
 its id and its hash compared in constant time; it carries scopes (`Scope`) and
 an expiry, and can never mint tokens or change PINs: those need the owner's
@@ -39,7 +41,11 @@ from limen.service.schema import MIGRATIONS
 from limen.vault.secrets import box_for
 
 log = logging.getLogger(__name__)
-_HASHER = PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 low-memory profile
+_HASHER = PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 low-memory profile (m = 64 MiB, t = 3, p = 4)
+# Password hashes at once within the PIN path's Argon2id memory budget (at least one): five logins allowed by the
+# rate limiter's burst otherwise took 5 × 64 MiB at once (+320 MB RSS); the excess waits.
+PASSWORD_CHECKS_AT_ONCE = max(1, T.PIN_ARGON2_MEMORY_BUDGET_KIB // _HASHER.memory_cost)
+_PASSWORD_SLOTS = threading.BoundedSemaphore(PASSWORD_CHECKS_AT_ONCE)
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # verified for unknown users: same cost either way
 MAX_USERNAME = 64
 MAX_PASSWORD = 1024
@@ -142,7 +148,7 @@ class Accounts:
                            totp_secret: str | None = None) -> Owner:
         """Create the first account with the setup token, burning it (all or nothing)."""
         username, password = validate_username(username), validate_password(password)
-        password_hash = _HASHER.hash(password)
+        password_hash = _hash(password)
         with self._lock, transaction(self.conn):
             if self._setup_row(token) is None:
                 raise BadRequest("token", "the setup link is invalid or was already used")
@@ -405,9 +411,15 @@ class Accounts:
         return self.clock.now().isoformat()
 
 
+def _hash(password: str) -> str:
+    with _PASSWORD_SLOTS:
+        return _HASHER.hash(password)
+
+
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return bool(_HASHER.verify(password_hash, password))
+        with _PASSWORD_SLOTS:
+            return bool(_HASHER.verify(password_hash, password))
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
