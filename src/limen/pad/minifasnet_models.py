@@ -25,8 +25,9 @@ later loads only read and hash it.  A stored graph that does not match its
 record, or whose record names another imported graph, is rewritten (with a
 warning); one stored by an older Limen (another rewrite version or multiple)
 is rewritten too, once (so an old models directory loads as it is, needing no
-re-import); one that cannot be written is used from memory.  It is as trusted as the manifest beside it: both
-are checked against records in the same directory.
+re-import); one that cannot be written is used from memory.  It is as trusted
+as the manifest beside it: both are checked against records in the same
+directory.
 """
 
 from __future__ import annotations

@@ -268,6 +268,7 @@ def pad_channels(model_bytes: bytes, multiple: int) -> bytes:
     for t in model.graph.initializer:
         if t.name in padded:
             t.CopyFrom(onnx.numpy_helper.from_array(constants[t.name].astype(np.float32), t.name))
+    del model.graph.value_info[:]  # optional shape hints, which would now name the old channel counts
     return bytes(model.SerializeToString())
 
 
