@@ -51,3 +51,12 @@ def test_the_token_pin_never_shows_in_a_repr(data_dir: Path) -> None:
     s = load_settings(data_dir, keystore="pkcs11", pkcs11_pin="123456")
     assert "123456" not in repr(s) and s.pkcs11_pin is not None
     assert s.pkcs11_pin.get_secret_value() == "123456"
+
+
+@pytest.mark.parametrize("device_id", ["limen-cloud", "homeassistant", "front/door", "door+", "door#", "front door"])
+def test_a_device_id_that_would_widen_the_brokers_acl_is_refused(data_dir: Path, device_id: str) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "limen.toml").write_text(f'[limen]\ndevice_id = "{device_id}"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir)
+    assert "device_id" in str(err.value)

@@ -8,6 +8,7 @@ local files under the user's data directory, nothing to set up.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -126,8 +127,9 @@ class Settings(BaseSettings):
     @field_validator("device_id")
     @classmethod
     def _printable(cls, v: str) -> str:
-        if not v or not v.isprintable() or len(v) > 64:
-            raise ValueError("must be 1-64 printable characters")
+        # the lock's MQTT topics and its certificate's CN (`limen.link.pki.check_lock_id`, the same rule)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", v) or v in (".", "..", "limen-cloud", "homeassistant"):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-' (and not a fleet service's name)")
         return v
 
     @property

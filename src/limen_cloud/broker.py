@@ -106,7 +106,7 @@ def issue_cloud_client(out: Path, ca: pki.FleetCA, at: datetime, days: int = 365
     """The cloud bridge's key (made here, 0600) and client certificate (CN `limen-cloud`): (cert, key) paths."""
     key_file = out / f"{CLOUD_ID}.key"
     key = pki.new_key(key_file)
-    cert = ca.issue(pki.make_csr(key, CLOUD_ID), at, days)
+    cert = ca.issue(pki.make_csr(key, CLOUD_ID), at, days, service=True)
     cert_file = out / f"{CLOUD_ID}.pem"
     cert_file.write_bytes(pki.pem(cert))
     return cert_file, key_file

@@ -42,7 +42,8 @@ class Broker:
         """A key made 'on the device' and a certificate from a CSR, as a lock is provisioned."""
         key_file = self.dir / f"{name}.key"
         key = pki.new_key(key_file)
-        cert = (ca or self.ca).issue(pki.make_csr(key, name), datetime.now(UTC), days, not_before=not_before)
+        cert = (ca or self.ca).issue(pki.make_csr(key, name), datetime.now(UTC), days, not_before=not_before,
+                                     service=name in pki.SERVICE_NAMES)
         cert_file = self.dir / f"{name}.pem"
         cert_file.write_bytes(pki.pem(cert))
         return cert_file, key_file

@@ -57,3 +57,19 @@ def test_the_crl_lists_revoked_serials_and_is_signed_by_the_ca() -> None:
     crl = x509.load_pem_x509_crl(ca.crl(NOW))
     assert crl.is_signature_valid(ca.cert.public_key())  # type: ignore[arg-type]
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+
+@pytest.mark.parametrize("name", ["limen-cloud", "homeassistant", "a/b", "lock+", "#", "..", "d oor", "door\u00e9"])
+def test_the_ca_does_not_sign_a_lock_csr_naming_a_service_or_a_topic_pattern(name: str) -> None:
+    """A lock CSR with CN `limen-cloud` would be the cloud to the broker's ACL (every lock's commands)."""
+    ca = pki.FleetCA.create("fleet", NOW)
+    with pytest.raises(BadRequest):
+        ca.issue(pki.make_csr(pki.new_key(), name), NOW)
+
+
+def test_the_service_certificate_is_issued_only_for_a_service_name() -> None:
+    ca = pki.FleetCA.create("fleet", NOW)
+    cert = ca.issue(pki.make_csr(pki.new_key(), "limen-cloud"), NOW, service=True)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "limen-cloud"
+    with pytest.raises(BadRequest):
+        ca.issue(pki.make_csr(pki.new_key(), "front-door"), NOW, service=True)

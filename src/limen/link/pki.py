@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,6 +48,22 @@ if TYPE_CHECKING:
     from limen.config import Settings
 
 PrivateKey = ec.EllipticCurvePrivateKey
+
+
+# Names the broker's ACL gives more than one lock's topics (`limen_cloud.broker.ACL`): the cloud bridge and the
+# Home Assistant user.  A lock's certificate never carries one of them, nor a name that is not a plain id (an
+# MQTT wildcard or separator in the CN would widen the ACL's `%u` patterns).
+SERVICE_NAMES = frozenset({"limen-cloud", "homeassistant"})
+LOCK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def check_lock_id(name: str) -> str:
+    """`name` if it can be a lock's id (and so its certificate's CN); `BadRequest` otherwise."""
+    if not LOCK_ID.fullmatch(name) or name in (".", ".."):
+        raise BadRequest("csr", "a lock id is 1-64 letters, digits, '.', '_' or '-'")
+    if name in SERVICE_NAMES:
+        raise BadRequest("csr", f"{name!r} is reserved for the fleet's own services")
+    return name
 
 
 @dataclass(frozen=True)
@@ -179,8 +196,11 @@ class FleetCA:
         return cls(key, cert)
 
     def issue(self, csr_pem: bytes, at: datetime, days: int = T.LINK_CERT_DAYS, *,
-              not_before: datetime | None = None) -> x509.Certificate:
-        """A client certificate for the lock whose CSR this is (its signature is checked; CN kept)."""
+              not_before: datetime | None = None, service: bool = False) -> x509.Certificate:
+        """A client certificate for the lock whose CSR this is (its signature is checked; CN kept).
+
+        The CN must be a plain lock id, not a service's name (`check_lock_id`); `service=True` issues for one of
+        `SERVICE_NAMES` instead (the cloud bridge's own certificate, `limen_cloud.broker.issue_cloud_client`)."""
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
         except ValueError as exc:
@@ -190,6 +210,12 @@ class FleetCA:
         names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if len(names) != 1:
             raise BadRequest("csr", "exactly one common name (the lock id) is required")
+        name = str(names[0].value)
+        if service:
+            if name not in SERVICE_NAMES:
+                raise BadRequest("csr", f"{name!r} is not one of the fleet's services")
+        else:
+            check_lock_id(name)
         start = not_before or at - timedelta(minutes=5)
         return self._build(csr.subject, csr.public_key(), start, start + timedelta(days=days),
                            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]))
