@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +58,8 @@ from limen_cloud.models import (
 )
 
 _CLOUD_RECEIPT_DOMAIN = b"limen-cloud-erasure-v1\0"
+_ED25519_SIGNATURE_BYTES = 64
+_log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -244,12 +247,10 @@ def router(relay: Relay | None, receipt_public: Ed25519PublicKey | None) -> APIR
         """Relay a signed restore with the backup it names attached (the lock verifies both)."""
         row = _mine(session, me, lock_id, body.backup_id)
         try:
-            signed = SignedCommand.from_bytes(body.payload.encode("utf-8"))
-            command = parse_command(signed.body)
-        except CommandRefused as exc:
-            raise HTTPException(422, f"not a signed command ({exc.refusal})") from exc
-        if command.action is not Action.RESTORE or command.args.get("backup") != row.sha256:
-            raise HTTPException(422, "a restore command naming this backup's SHA-256 is required")
+            signed = _signed_restore(body.payload, lock_id, row.sha256)
+        except HTTPException as exc:
+            _log.warning("restore for lock %s refused before relaying: %s", lock_id, exc.detail)
+            raise
         if relay is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no broker configured (--broker)")
         with request.app.state.sessions() as own, own.begin():
@@ -296,6 +297,37 @@ def router(relay: Relay | None, receipt_public: Ed25519PublicKey | None) -> APIR
                 "erasures": [{"at": e.at.isoformat() + "Z", "scope": e.scope} for e in receipts]}
 
     return api
+
+
+def _signed_restore(payload: str, lock_id: str, sha256: str) -> SignedCommand:
+    """The owner-signed restore of `lock_id` naming the backup `sha256`; 422 with the reason otherwise.
+
+    Only the statement's form and the presence of a signature are checked here (an unsigned or malformed
+    restore is refused before it is relayed); whether the signature verifies, for a device paired on the
+    lock, and is fresh, the lock alone judges.
+    """
+    try:
+        signed = SignedCommand.from_bytes(payload.encode("utf-8"))
+        command = parse_command(signed.body)
+    except CommandRefused as exc:
+        raise HTTPException(422, f"not a signed command ({exc.refusal}: {exc.detail})") from exc
+    if signed.signature is None:
+        raise HTTPException(422, "a restore must be signed on an owner's device paired on the lock (no signature)")
+    if len(signed.signature) != _ED25519_SIGNATURE_BYTES:
+        raise HTTPException(422, f"the signature is not an Ed25519 signature ({len(signed.signature)} bytes, "
+                                 f"expected {_ED25519_SIGNATURE_BYTES})")
+    if signed.attachment is not None:
+        raise HTTPException(422, "the payload carries an attachment: send the signed restore alone, the cloud "
+                                 "attaches the backup it names")
+    if command.action is not Action.RESTORE:
+        raise HTTPException(422, f"a restore command is required, not {command.action.value}")
+    if command.lock != lock_id:
+        raise HTTPException(422, "the restore names another lock")
+    if command.args.get("backup") != sha256:
+        raise HTTPException(422, "a restore command naming this backup's SHA-256 is required")
+    if not command.args.get("key"):
+        raise HTTPException(422, "the restore carries no content key sealed to the lock (argument 'key')")
+    return signed
 
 
 def _mine(session: Session, me: Owner, lock_id: str, backup_id: int) -> Backup:

@@ -176,6 +176,35 @@ def _restore(fleet: Fleet, backup_id: int, signed: SignedCommand) -> dict[str, A
     return fleet.result(sent.json()["id"])
 
 
+def test_an_unsigned_or_malformed_restore_is_refused_by_the_cloud_before_it_is_relayed(fleet: Fleet) -> None:
+    listed = fleet.upload()
+    signed = fleet.lock.command(Action.RESTORE, backup=listed["sha256"], key="sealed-key")
+    no_key = fleet.lock.command(Action.RESTORE, backup=listed["sha256"])
+    wire = json.loads(signed.to_bytes())
+    cases = {
+        "no signature": SignedCommand(signed.body, None).to_bytes().decode(),
+        "not a signed command (malformed": "{not json",
+        "not a signed command (malformed: unknown": json.dumps({**wire, "body": '{"v": 9}'}),
+        "not an Ed25519 signature (3 bytes": SignedCommand(signed.body, b"abc").to_bytes().decode(),
+        "carries an attachment": signed.attach(b"x").to_bytes().decode(),
+        "not unlock": fleet.lock.command(Action.UNLOCK).to_bytes().decode(),
+        "names another lock": fleet.lock.command(Action.RESTORE, lock="back-door", backup=listed["sha256"],
+                                                 key="k").to_bytes().decode(),
+        "naming this backup's SHA-256": fleet.lock.command(Action.RESTORE, backup="0" * 64,
+                                                           key="k").to_bytes().decode(),
+        "no content key": no_key.to_bytes().decode(),
+    }
+    for reason, payload in cases.items():
+        answer = fleet.client.post(f"/api/locks/{LOCK_ID}/restore", headers=fleet.owner,
+                                   json={"backup_id": listed["id"], "payload": payload})
+        assert answer.status_code == 422 and reason in answer.json()["detail"], (reason, answer.text)
+    with sessions(fleet.engine)() as s:
+        assert s.scalars(select(CommandLog)).all() == []  # nothing relayed, nothing logged as sent
+    assert fleet.lock.users() == ["Max", "Olga"]
+    relayed = _restore(fleet, listed["id"], signed)  # the well-formed one goes to the lock, which judges the key
+    assert not relayed["executed"] and "not sealed to this lock's restore key" in relayed["reason"]
+
+
 def test_a_backup_of_another_lock_is_refused_by_the_cloud(fleet: Fleet) -> None:
     fleet.lock.backups.make(datetime.now(UTC))
     path = fleet.lock.backups.pending_uploads()[0][1]

@@ -1,6 +1,7 @@
 """The restore onto a replacement lock is owner-signed: relayed through the cloud (real Mosquitto, TLS 1.3;
-SQLite and PostgreSQL), an unsigned restore and one signed by a device paired only on the smashed lock are refused
-by the replacement and restore nothing; the owner's phone, paired on the replacement in person, restores."""
+SQLite and PostgreSQL), an unsigned restore (refused by the cloud, and by the lock when relayed anyway) and one
+signed by a device paired only on the smashed lock are refused and restore nothing; the owner's phone, paired on
+the replacement in person, restores."""
 
 from __future__ import annotations
 
@@ -42,9 +43,14 @@ def test_the_replacement_lock_restores_only_an_owner_signed_restore_from_a_devic
             return sign(Command(LOCK_ID, Action.RESTORE, counter, datetime.now(UTC) + timedelta(seconds=60),
                                 "laptop", args), laptop)
 
-        refused = [_restore(fleet, listed["id"], SignedCommand(signed.body, None)),  # the cloud's own, unsigned
-                   _restore(fleet, listed["id"], by_laptop(1))]
-        assert [(o["executed"], o["reason"]) for o in refused] == [(False, "unsigned"), (False, "unknown_device")]
+        unsigned = SignedCommand(signed.body, None)  # the cloud's own, unsigned
+        asked = fleet.client.post(f"/api/locks/{LOCK_ID}/restore", headers=fleet.owner,
+                                  json={"backup_id": listed["id"], "payload": unsigned.to_bytes().decode()})
+        assert asked.status_code == 422 and "no signature" in asked.json()["detail"]  # refused before relaying
+        forced = new.link.handle(unsigned.attach(blob).to_bytes(), datetime.now(UTC))  # a cloud relaying it anyway
+        refused = _restore(fleet, listed["id"], by_laptop(1))
+        assert [(forced.executed, forced.reason), (refused["executed"], refused["reason"])] == [
+            (False, "unsigned"), (False, "unknown_device")]
         assert new.users() == ["Olga"] and not new.keypad(MAX_PIN)  # nothing restored
         done = _restore(fleet, listed["id"], signed)
         assert (done["executed"], done["reason"]) == (True, "done")
