@@ -31,7 +31,7 @@ import numpy as np
 
 from limen import people
 from limen import thresholds as T
-from limen.access import AccessStore, CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
+from limen.access import CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
 from limen.access.model import DAY_NAMES, UserStatus
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
@@ -83,7 +83,7 @@ class LockService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.clock = runtime.clock
-        self.access = AccessStore(runtime.conn, runtime.audit, source="api")
+        self.access = runtime.access("api")
         self.controller = runtime.controller
         self._recognizer = runtime.recognizer()
         self._lock = threading.Lock()
