@@ -59,16 +59,29 @@ def open_db(path: Path) -> sqlite3.Connection:
     try:
         conn.executescript(_BOOTSTRAP)
         for component in COMPONENTS:
-            migrate(conn, component, _migrations_of(component))
+            migrate(conn, component, migrations_of(component))
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StorageError(f"{path}: database is unreadable or corrupt ({exc})") from exc
     return conn
 
 
-def _migrations_of(component: str) -> list[str]:
-    module = importlib.import_module(f"limen.{component}.schema")  # a missing schema is a packaging error
+def migrations_of(component: str) -> list[str]:
+    """`limen.<component>.schema.MIGRATIONS` (a missing schema module is a packaging error)."""
+    module = importlib.import_module(f"limen.{component}.schema")
     return list(module.MIGRATIONS)
+
+
+_migrations_of = migrations_of  # the name tests/tamper imports
+
+
+def scratch_db() -> sqlite3.Connection:
+    """A private in-memory database with the migration record and no component migrated (foreign keys off: rows
+    are checked where they finally land), e.g. to bring a backup's rows forward through the real migrations."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.executescript(_BOOTSTRAP)
+    return conn
 
 
 def migrate(conn: sqlite3.Connection, component: str, migrations: list[str]) -> int:
