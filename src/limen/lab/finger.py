@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -241,20 +241,30 @@ def _html(rows: list[dict[str, object]], summary: dict[str, object], det: str) -
 def pair_features(samples: list[FvcSample]) -> tuple[np.ndarray, np.ndarray]:
     """`matcher.features` and labels (1 = same finger) of every pair of impressions of one database:
     all genuine pairs and all impostor pairs (every impression, not only the first).  FTEs are left out."""
+    x, y, _ = pair_evidence(samples)
+    return x, y
+
+
+def pair_evidence(samples: list[FvcSample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`pair_features` and, per pair, whether the FVC protocol compares it (every genuine pair; impostors:
+    first impressions only)."""
     prepared: dict[int, matcher.PreparedTemplate] = {}
     for k, s in enumerate(samples):
         try:
             prepared[k] = matcher.prepare(extract_file(s.path))
         except BadImage:
             continue
-    rows, labels = [], []
+    rows, labels, fvc = [], [], []
+    first = {s.finger: min(t.impression for t in samples if t.finger == s.finger) for s in samples}
     for a in prepared:
         for b in prepared:
             sa, sb = samples[a], samples[b]
             if (sa.finger, sa.impression) < (sb.finger, sb.impression):
                 rows.append(matcher.features(prepared[a], prepared[b]))
                 labels.append(int(sa.finger == sb.finger))
-    return np.array(rows), np.array(labels)
+                fvc.append(sa.finger == sb.finger or (sa.impression == first[sa.finger]
+                                                      and sb.impression == first[sb.finger]))
+    return np.array(rows), np.array(labels), np.array(fvc, bool)
 
 
 @dataclass(frozen=True)
@@ -264,11 +274,14 @@ class ScoreFit:
     weights: tuple[float, ...]
     bias: float
     leave_one_out_eer: dict[str, float]     # database → EER (all pairs) scored by weights fitted on the others
+    leave_one_out_fvc_eer: dict[str, float] = field(default_factory=dict)   # … on its FVC-protocol pairs only
 
 
-def fit_score(databases: dict[str, tuple[np.ndarray, np.ndarray]]) -> ScoreFit:
+def fit_score(databases: dict[str, tuple[np.ndarray, np.ndarray]],
+              fvc: dict[str, np.ndarray] | None = None) -> ScoreFit:
     """A class-balanced logistic model on `pair_features` of every database (lab extra: scikit-learn),
-    and leave-one-database-out EERs: the figure that says whether the weights carry to another sensor."""
+    and leave-one-database-out EERs: the figure that says whether the weights carry to another sensor —
+    over all pairs, and over the FVC protocol's pairs of each database where `fvc` gives their masks."""
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - lab extra
 
     def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -279,6 +292,7 @@ def fit_score(databases: dict[str, tuple[np.ndarray, np.ndarray]]) -> ScoreFit:
 
     names = sorted(databases)
     held: dict[str, float] = {}
+    held_fvc: dict[str, float] = {}
     for name in names:
         x = np.concatenate([databases[n][0] for n in names if n != name])
         y = np.concatenate([databases[n][1] for n in names if n != name])
@@ -288,8 +302,11 @@ def fit_score(databases: dict[str, tuple[np.ndarray, np.ndarray]]) -> ScoreFit:
         xs, ys = databases[name]
         z = xs @ w + b
         held[name] = equal_error_rate(-z[ys == 1], -z[ys == 0])[0]
+        if fvc is not None and name in fvc:
+            m = fvc[name]
+            held_fvc[name] = equal_error_rate(-z[m & (ys == 1)], -z[m & (ys == 0)])[0]
     w, b = fit(np.concatenate([databases[n][0] for n in names]), np.concatenate([databases[n][1] for n in names]))
-    return ScoreFit(tuple(round(float(v), 4) for v in w), round(b, 4), held)
+    return ScoreFit(tuple(round(float(v), 4) for v in w), round(b, 4), held, held_fvc)
 
 
 @dataclass(frozen=True)
@@ -337,8 +354,10 @@ if __name__ == "__main__":
     folders = [Path(a) for a in sys.argv[1:]]
     if not folders:
         sys.exit("usage: python -m limen.lab.finger FOLDER… (fits FINGER_MATCH_WEIGHTS on FVC databases)")
-    result = fit_score({f.name: pair_features(fvc_samples(f)) for f in folders})
+    evidence = {f.name: pair_evidence(fvc_samples(f)) for f in folders}
+    result = fit_score({k: (x, y) for k, (x, y, _) in evidence.items()}, {k: m for k, (_, _, m) in evidence.items()})
     for name, eer in result.leave_one_out_eer.items():
-        print(f"{name}: EER {100 * eer:.2f} % with weights fitted on the other databases")
+        print(f"{name}: EER {100 * eer:.2f} % all pairs, {100 * result.leave_one_out_fvc_eer[name]:.2f} % FVC "
+              "protocol, with weights fitted on the other databases")
     print(f"FINGER_MATCH_WEIGHTS = {result.weights}")
     print(f"FINGER_MATCH_BIAS = {result.bias}")
