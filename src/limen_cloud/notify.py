@@ -63,7 +63,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, and_, or_, select, update
@@ -240,9 +240,11 @@ class AlarmNotifier:
         written after.  One notifier per database (several replicas would need SELECT … FOR UPDATE SKIP LOCKED).
         """
         now = now or datetime.now(UTC).replace(tzinfo=None)
-        with self.sessions() as session:
-            due = [(a.id, o.webhook_url, o.webhook_secret, webhook_body(a, now)) for a, o in session.execute(
-                select(Alarm, Owner).join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
+        with self.sessions() as session:  # (columns, not ORM objects: a burst's passes are 200 alarms each)
+            due = [(a.id, a.webhook_url, a.webhook_secret, webhook_body(a, now)) for a in session.execute(
+                select(Alarm.id, Alarm.lock_id, Alarm.rule, Alarm.detail, Alarm.raised_at, Owner.webhook_url,
+                       Owner.webhook_secret)
+                .join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
                 .where(Alarm.webhook_at.is_(None), Alarm.webhook_attempts < T.CLOUD_WEBHOOK_MAX_ATTEMPTS,
                        Owner.webhook_url.is_not(None), Owner.webhook_secret.is_not(None),
                        or_(Alarm.webhook_next_at.is_(None), Alarm.webhook_next_at <= now))
@@ -251,19 +253,19 @@ class AlarmNotifier:
             return 0
         errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3],
                                                                         self.webhook_allow), due))  # slow receivers
+        delivered = [d[0] for d, error in zip(due, errors, strict=True) if error is None]
+        failed = {d[0]: error for d, error in zip(due, errors, strict=True) if error is not None}
         taken = 0
         with self.sessions() as session, session.begin():
             write_lock(session)
-            held = {a.id: a for a in session.scalars(select(Alarm).where(Alarm.id.in_([d[0] for d in due])))}
-            for (alarm_id, *_), error in zip(due, errors, strict=True):
-                alarm = held.get(alarm_id)
-                if alarm is None:  # erased meanwhile (decommission)
-                    continue
+            if delivered:  # one statement for all the alarms taken (an erased one is simply gone)
+                done = session.execute(update(Alarm).where(Alarm.id.in_(delivered)).values(
+                    webhook_attempts=Alarm.webhook_attempts + 1, webhook_at=now, webhook_error=None,
+                    webhook_next_at=None).execution_options(synchronize_session=False))
+                taken = int(getattr(done, "rowcount", 0) or 0)
+            for alarm in session.scalars(select(Alarm).where(Alarm.id.in_(list(failed)))) if failed else []:
+                error = failed[alarm.id]
                 alarm.webhook_attempts += 1
-                if error is None:
-                    alarm.webhook_at, alarm.webhook_error, alarm.webhook_next_at = now, None, None
-                    taken += 1
-                    continue
                 alarm.webhook_error = error[:200]
                 alarm.webhook_next_at = now + timedelta(seconds=backoff_s(alarm.webhook_attempts))
                 if alarm.webhook_attempts >= T.CLOUD_WEBHOOK_MAX_ATTEMPTS:
@@ -522,7 +524,17 @@ def backoff_s(attempts: int) -> float:
     return float(min(T.CLOUD_WEBHOOK_BACKOFF_S * 2 ** max(0, attempts - 1), T.CLOUD_WEBHOOK_BACKOFF_MAX_S))
 
 
-def webhook_body(alarm: Alarm, now: datetime) -> bytes:
+class AlarmFields(Protocol):
+    """What an alarm's webhook body is made of (an `Alarm`, or a row of those columns)."""
+
+    id: int
+    lock_id: str
+    rule: str
+    detail: str
+    raised_at: datetime
+
+
+def webhook_body(alarm: AlarmFields, now: datetime) -> bytes:
     """The JSON an alarm is POSTed as (no URL, no owner identity; the lock by its id)."""
     return json.dumps({"v": 1, "alarm_id": alarm.id, "lock_id": alarm.lock_id, "rule": alarm.rule,
                        "severity": SEVERITY.get(alarm.rule, "warning"), "detail": alarm.detail,
