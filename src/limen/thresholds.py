@@ -360,7 +360,8 @@ SERVICE_LIVE_POLL_S = 1.0                     # live state (SSE) checked this of
 SERVICE_LIVE_STREAM_S = 300.0                 # one SSE response lasts this long; the browser reconnects by itself
 GUEST_CODE_DIGITS = 8                         # a guest's door code (a PIN valid in a window): 10^8 codes;
                                               # with the keypad lockout ≤ 2.8e-6 chance to hit it in a day,
-                                              # ≤ 1.1e-5 in 31 days (docs/service.md; tests/service/test_console_guests.py)
+                                              # ≤ 1.1e-5 in 31 days (docs/service.md;
+                                              # tests/service/test_console_guests.py)
 GUEST_MAX_HOURS = 24 * 31                     # longest a guest code may last
 # Alarm channels set up in the console (service.alerting; presentation and input bounds, not calibrated):
 ALERT_URL_MAX_LEN = 1000                      # an apprise URL longer than this is refused
