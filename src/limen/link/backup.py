@@ -39,12 +39,20 @@ audit key the owner names (`lock_keys`) for a replacement; otherwise it refuses.
 Format version 1 (unsigned) is refused.
 
 Restore (`restore`) is one SQLite transaction: everything or nothing.  A blob
-of another lock, a truncated or altered one, a wrong key, or a different schema
-is refused with `BadRequest("backup", reason)`.  Revocations are never undone:
-the user ids and code ids revoked in the backup, on the target lock before the
-restore and in the owner's signed restore command are applied after the rows
-are loaded (a revoked user is restored disabled, a revoked code stays revoked);
-a user disabled on the target lock (console, CLI) is restored disabled too.
+of another lock, a truncated or altered one, a wrong key, or one made by newer
+software (a component's schema newer than this lock's) is refused with
+`BadRequest("backup", reason)`.  A backup made at an older schema (the owner
+upgraded since) is brought forward first, outside the lock's database
+(`_at_schema`): its rows go into an in-memory database migrated to the schema
+the backup declares, the remaining real migrations run over them, and they are
+read back in this lock's column layout.  Rows that are not the declared
+schema's (an unknown table or column, one missing) are refused.  The template
+section's enrolment rows are not brought forward (`people.restore_enrolments`
+takes the columns it names).  Revocations are never undone: the user ids and
+code ids revoked in the backup, on the target lock before the restore and in
+the owner's signed restore command are applied after the rows are loaded (a
+revoked user is restored disabled, a revoked code stays revoked); a user
+disabled on the target lock (console, CLI) is restored disabled too.
 """
 
 from __future__ import annotations
@@ -79,7 +87,16 @@ from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, known_public_keys, load_or_create_key
 from limen.bio.finger.references import FingerReferences, references_folder
-from limen.db import migrate, schema_version, table_columns, transaction
+from limen.db import (
+    insert_rows,
+    migrate,
+    migrations_of,
+    schema_version,
+    scratch_db,
+    table_columns,
+    table_rows,
+    transaction,
+)
 from limen.errors import BadRequest, Conflict, LimenError
 from limen.fsio import fsync_dir
 from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
@@ -100,7 +117,7 @@ _SIG_BYTES = 64
 # Tables copied, in insertion order (parents first).  `enrolments` stay out: templates are not backed up.
 # The tables a backup carries, as their owners list them (people's registry, then the access engine's).
 TABLES: tuple[str, ...] = people.BACKUP_TABLES + holdings.BACKUP_TABLES
-_SCHEMAS = ("core", "access")  # their versions must match for a restore
+_SCHEMAS = ("core", "access")  # their owners' schemas, in dependency order: a backup declares their versions
 
 MIGRATIONS: list[str] = [
     """
@@ -569,6 +586,8 @@ class Backups:
         the commit for each user of this lock the backup does not have (to erase their templates).
         `lock_keys` are the audit public keys (by key id) of the lock that made the backup, as the owner knows
         them; this lock's own audit keys are trusted for its own backups.  An unsigned or forged blob is refused.
+        A backup made at an older schema is brought forward through the real migrations first (outside this
+        lock's database); one made by newer software is refused ("update this lock first").
         """
         keys = dict(known_public_keys(self.keys_dir)) if read_header(blob).lock == self.lock_id else {}
         verify_origin(blob, {**keys, **(lock_keys or {})})
@@ -576,11 +595,10 @@ class Backups:
         if header.lock != from_lock:
             raise BadRequest("backup", f"a backup of another lock ({header.lock!r}, not {from_lock!r})")
         data = _parse_payload(payload, header)
-        if data["schemas"] != self._schemas():
-            raise BadRequest("backup", f"made with schema {data['schemas']}, this lock has {self._schemas()}")
         before = set(people.ids(self.conn))
         try:
-            restored, self.pepper_replaced = self._load(data, header, revoked or Revoked(), at)
+            tables = _at_schema(data["tables"], data["schemas"], self._schemas())  # no change to this lock yet
+            restored, self.pepper_replaced = self._load(data, tables, header, revoked or Revoked(), at)
         except (TypeError, KeyError, ValueError, AttributeError, sqlite3.DataError) as exc:  # rolled back
             raise BadRequest("backup", f"malformed contents ({type(exc).__name__})") from exc
         if on_removed is not None:
@@ -588,13 +606,13 @@ class Backups:
                 on_removed(user_id)
         return _restore_templates(self.conn, self.data_dir, data.get("templates"), restored, at)
 
-    def _load(self, data: dict[str, Any], header: Header, revoked: Revoked, at: datetime) -> tuple[Restored, bool]:
+    def _load(self, data: dict[str, Any], tables: Mapping[str, list[dict[str, Any]]], header: Header,
+              revoked: Revoked, at: datetime) -> tuple[Restored, bool]:
         """The restore's one transaction (any exception rolls it all back); True when the pepper was installed."""
         listed = data["revoked"]
         revoked = revoked | self.revoked() | Revoked(
             frozenset(listed.get("users", [])), frozenset(listed.get("codes", [])), frozenset(listed.get("erased", [])))
         pepper = _unb64(data["pepper"], "pepper") if data["pepper"] else None
-        tables: Mapping[str, list[dict[str, Any]]] = data["tables"]
         with transaction(self.conn):
             disabled = Revoked(holdings.disabled_ids(self.conn))  # disabled here (console, CLI) stay so
             people.remove_everyone(self.conn)  # cascades to access rows, credentials, schedules, consents
@@ -674,6 +692,64 @@ def _parse_payload(payload: bytes, header: Header) -> dict[str, Any]:
     if not ok:
         raise BadRequest("backup", "the payload is not a backup of this format")
     return dict(data)
+
+
+def _at_schema(tables: Mapping[str, list[dict[str, Any]]], declared: object,
+               here: dict[str, int]) -> Mapping[str, list[dict[str, Any]]]:
+    """The backup's rows in this lock's schema: as they are when made at it, else brought forward (`_forward`).
+
+    A backup made by newer software is refused (this lock cannot know its columns), and so is one that names
+    a table no backup carries or declares versions of other components than this lock's."""
+    versions = _declared(declared, here)
+    if any(v > here[c] for c, v in versions.items()):  # before the tables: a newer backup may carry new ones
+        raise BadRequest("backup", f"made by newer software (schema {versions}, this lock has {here}): "
+                                   "update this lock first")
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise BadRequest("backup", f"tables no backup carries: {', '.join(map(str, unknown))}")
+    return tables if versions == here else _forward(tables, versions)
+
+
+def _declared(declared: object, here: dict[str, int]) -> dict[str, int]:
+    """The per-component schema versions a backup declares: one positive integer for each of this lock's."""
+    if not (isinstance(declared, dict) and set(declared) == set(here)
+            and all(type(v) is int and v >= 1 for v in declared.values())):
+        raise BadRequest("backup", f"declares schema {declared!r}, not versions of {', '.join(sorted(here))}")
+    return {c: int(declared[c]) for c in _SCHEMAS if c in here}
+
+
+def _forward(tables: Mapping[str, list[dict[str, Any]]],
+             versions: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Rows made at older `versions`, checked against that schema and carried through the remaining migrations
+    in a private in-memory database; read back as a backup's rows (bytes as base64) in the current layout."""
+    scratch = scratch_db()
+    try:
+        for component in versions:
+            migrate(scratch, component, migrations_of(component)[:versions[component]])
+        with transaction(scratch):
+            for name in TABLES:
+                insert_rows(scratch, name, _declared_rows(scratch, name, tables.get(name, []), versions))
+        for component in versions:
+            migrate(scratch, component, migrations_of(component))
+        return {name: [_row(r) for r in table_rows(scratch, name)] for name in TABLES}
+    except sqlite3.IntegrityError as exc:
+        raise BadRequest("backup", f"inconsistent rows ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise BadRequest("backup", f"cannot be brought forward from schema {versions} ({exc})") from exc
+    finally:
+        scratch.close()
+
+
+def _declared_rows(scratch: sqlite3.Connection, name: str, rows: list[dict[str, Any]],
+                   versions: dict[str, int]) -> list[dict[str, Any]]:
+    """A backup's rows of table `name`, values decoded, if they have exactly that table's columns at `versions`."""
+    columns = table_columns(scratch, name)  # none: the table is not in that schema
+    if rows and not columns:
+        raise BadRequest("backup", f"table {name} is not in schema {versions}")
+    for row in rows:
+        if sorted(row) != sorted(columns):
+            raise BadRequest("backup", f"table {name}: columns differ from schema {versions}")
+    return [{c: _value(row[c]) for c in columns} for row in rows]
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:
