@@ -18,6 +18,7 @@ OPENERS = {"limen.db": {"connect", "open_db"}, "limen.audit": {"open_audit", "Au
 # (module, function) → why it opens a store itself.
 ALLOWED: dict[tuple[str, str], str] = {
     ("db", "connect"): "the connection helper itself",
+    ("db", "scratch_db"): "a private in-memory database (a backup's rows brought forward), not the lock's store",
     ("runtime", "Runtime.connection"): "the composition root",
     ("runtime", "open_runtime"): "the composition root",
     ("audit/__init__", "open_audit"): "the audit package opens its own store for the runtime",
