@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from limen import thresholds as T
+from limen.errors import BadRequest
 from limen.link import pki
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,46 @@ def sign_replacement(
     typer.echo(sign(statement, loaded))
 
 
+@app.command("sign-command")
+def sign_command(
+    action: Annotated[str, typer.Argument(help="unlock, lock, add_code, revoke_code, revoke_user, erase, lockdown, "
+                                          "restore or decommission.")],
+    key: Annotated[Path, typer.Option(help="The owner device's Ed25519 private key (PEM, PKCS#8): the key whose "
+                                      "public half was paired on the lock (`limen link pair-device`).")],
+    device: Annotated[str, typer.Option(help="The name the device was paired under on the lock.")],
+    lock: Annotated[str, typer.Option(help="The lock's id.")],
+    arg: Annotated[list[str] | None, typer.Option(help="An argument of the command, NAME=VALUE; repeatable "
+                                                  "(e.g. --arg user=Max).")] = None,
+    counter: Annotated[int | None, typer.Option(min=1, help="Above every one this device signed for this lock "
+                                                "(default: milliseconds since 1970).")] = None,
+    valid_for: Annotated[int, typer.Option(min=1, max=T.LINK_COMMAND_MAX_VALIDITY_S,
+                                           help="Seconds the command stays valid.")]
+    = T.LINK_COMMAND_MAX_VALIDITY_S - T.LINK_CLOCK_SKEW_S,
+    request: Annotated[bool, typer.Option("--request", help="Print the JSON body of POST "
+                                          "/api/locks/{id}/commands ({\"payload\": …}) instead of the bare "
+                                          "signed command.")] = False,
+) -> None:
+    """Print a command signed on the owner's device, for the cloud to relay (or `limen link execute`) — run it
+    on the owner's device; the lock checks the signature, its id, the counter and the expiry itself."""
+    from limen.link.commands import Action, Command, sign
+
+    try:
+        chosen = Action(action)
+    except ValueError:
+        raise typer.BadParameter(f"unknown action {action!r}: one of {', '.join(a.value for a in Action)}") from None
+    pairs = [item.partition("=") for item in arg or []]
+    if any(not name or not sep for name, sep, _ in pairs):
+        raise typer.BadParameter("--arg takes NAME=VALUE")
+    loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise typer.BadParameter(f"{key} is not an Ed25519 private key")
+    now = datetime.now(UTC)
+    command = Command(lock, chosen, counter if counter is not None else int(now.timestamp() * 1000),
+                      now + timedelta(seconds=valid_for), device, {name: value for name, _, value in pairs})
+    wire = sign(command, loaded).to_bytes().decode("utf-8")
+    typer.echo(json.dumps({"payload": wire}) if request else wire)
+
+
 def load_receipt_key(path: Path) -> Ed25519PrivateKey:
     """The cloud's receipt-signing key from `path` (PEM), made there (0600) when absent."""
     if not path.exists():
@@ -242,9 +283,16 @@ def ca_init(directory: Annotated[Path, typer.Argument()], name: str = "Limen fle
 
 @ca_app.command("sign")
 def ca_sign(directory: Annotated[Path, typer.Argument()], csr: Annotated[Path, typer.Argument()],
-            out: Annotated[Path, typer.Option()]) -> None:
-    """Issue a lock's client certificate from its CSR."""
-    cert = _load(directory).issue(csr.read_bytes(), datetime.now(UTC))
+            out: Annotated[Path, typer.Option()],
+            service: Annotated[bool, typer.Option("--service", help="The CSR is a fleet service's, not a lock's: "
+                                                  "CN homeassistant (Home Assistant's client on the broker; "
+                                                  "the ACL lets it read discovery and drive limen/+/ha/#).")]
+            = False) -> None:
+    """Issue a lock's client certificate from its CSR (or, with --service, Home Assistant's)."""
+    try:
+        cert = _load(directory).issue(csr.read_bytes(), datetime.now(UTC), service=service)
+    except BadRequest as exc:
+        raise typer.BadParameter(str(exc)) from exc
     out.write_bytes(pki.pem(cert))
     typer.echo(f"issued serial {cert.serial_number:x} to {cert.subject.rfc4514_string()}")
 

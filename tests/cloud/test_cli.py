@@ -1,14 +1,23 @@
-"""`limen-cloud ca init / sign / revoke`: a fleet CA kept in a directory."""
+"""`limen-cloud ca init / sign / revoke`: a fleet CA kept in a directory; `sign-command` on the owner's device."""
 
 from __future__ import annotations
 
+import json
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from typer.testing import CliRunner
 
+from limen.db import open_db
+from limen.errors import CommandRefused
 from limen.link import pki
+from limen.link.commands import Action, CommandVerifier, DeviceRegistry, SignedCommand
 from limen_cloud.cli import app
 
 
@@ -45,3 +54,53 @@ def test_ca_crl_reissues_and_pushes(tmp_path: Path) -> None:
     assert pushed.next_update_utc is not None and before.next_update_utc is not None
     assert pushed.next_update_utc >= before.next_update_utc
     assert runner.invoke(app, ["ca", "crl", str(tmp_path / "no-ca")]).exit_code != 0
+
+
+def test_sign_command_makes_a_command_the_lock_itself_accepts_once(tmp_path: Path) -> None:
+    phone = Ed25519PrivateKey.generate()
+    (tmp_path / "phone.key").write_bytes(phone.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    devices = DeviceRegistry(open_db(tmp_path / "limen.db"))
+    devices.pair("olga-phone", phone.public_key(), "olga", "olga", datetime.now(UTC))
+    verifier, runner = CommandVerifier(devices, "front-door"), CliRunner()
+    base = ["sign-command", "--key", str(tmp_path / "phone.key"), "--device", "olga-phone", "--lock", "front-door"]
+
+    made = runner.invoke(app, [*base[:1], "erase", *base[1:], "--arg", "user=Max", "--arg", "scope=person"])
+    assert made.exit_code == 0, made.output
+    signed = SignedCommand.from_bytes(made.output.strip().encode())
+    command, device = verifier.verify(signed, datetime.now(UTC))
+    assert (command.action, dict(command.args), device and device.name) == (
+        Action.ERASE, {"user": "Max", "scope": "person"}, "olga-phone")
+    with pytest.raises(CommandRefused, match="replayed"):
+        verifier.verify(signed, datetime.now(UTC))  # the lock takes it once
+
+    request = runner.invoke(app, [*base[:1], "unlock", *base[1:], "--request"])  # the body of POST …/commands
+    assert request.exit_code == 0, request.output
+    relayed = SignedCommand.from_bytes(json.loads(request.output)["payload"].encode())
+    assert verifier.verify(relayed, datetime.now(UTC))[0].action is Action.UNLOCK
+    other = runner.invoke(app, [*base[:1], "unlock", *base[1:6], "back-door"])
+    with pytest.raises(CommandRefused, match="another lock"):
+        verifier.verify(SignedCommand.from_bytes(other.output.strip().encode()), datetime.now(UTC))
+
+    (tmp_path / "x25519.key").write_bytes(X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for bad in (["open-sesame", *base[1:]], ["unlock", *base[1:], "--arg", "no-equals"],
+                ["unlock", *base[1:2], str(tmp_path / "x25519.key"), *base[3:]]):
+        refused = runner.invoke(app, [*base[:1], *bad])
+        assert refused.exit_code != 0 and "payload" not in refused.output, bad
+
+
+def test_ca_sign_issues_home_assistant_s_certificate_only_as_a_service(tmp_path: Path) -> None:
+    ca_dir, runner = tmp_path / "ca", CliRunner()
+    assert runner.invoke(app, ["ca", "init", str(ca_dir)]).exit_code == 0
+    (tmp_path / "ha.csr").write_bytes(pki.make_csr(pki.new_key(), "homeassistant"))
+    sign = ["ca", "sign", str(ca_dir), str(tmp_path / "ha.csr"), "--out", str(tmp_path / "ha.pem")]
+    as_lock = runner.invoke(app, sign)
+    assert as_lock.exit_code != 0 and "reserved" in as_lock.output and not (tmp_path / "ha.pem").exists()
+    assert runner.invoke(app, [*sign, "--service"]).exit_code == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "ha.pem").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=homeassistant"
+    (tmp_path / "lock.csr").write_bytes(pki.make_csr(pki.new_key(), "front-door"))
+    not_service = runner.invoke(app, ["ca", "sign", str(ca_dir), str(tmp_path / "lock.csr"), "--out",
+                                      str(tmp_path / "lock.pem"), "--service"])
+    assert not_service.exit_code != 0 and "not one of the fleet's services" in not_service.output
