@@ -29,6 +29,7 @@ def enrol(client: Any, owner: Owner, upload: tuple[str, bytes, str], existing: b
     data = {"name": "Dana", "purpose": "opening the front door", "retention_days": "90", "consent": "true",
             "source": "upload"}
     if existing:
+        owner.step_up()  # replacing a face needs it
         data["user_id"] = owner.user_id
     return client.post("/api/users/enrol", data=data, headers=owner.api(), files=[("files", upload)])
 

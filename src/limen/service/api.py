@@ -3,8 +3,9 @@
 Kiosk endpoints answer only the door's own or a paired screen, rate-limited;
 everything else needs an owner: a bearer API token within its scopes (read,
 manage, unlock), or the page session cookie plus the `X-CSRF-Token` header.
-Minting tokens, changing PINs and adding owners/administrators need the owner's
-session confirmed at `/api/step-up` (password + TOTP); a token never can.
+Minting tokens, changing PINs, adding owners/administrators, changing or removing
+an owner/administrator (schedule, credentials) and replacing anyone's face need the
+owner's session confirmed at `/api/step-up` (password + TOTP); a token never can.
 Every error is a JSON body `{"error": <code>, "reason": <text>}`.
 """
 
@@ -379,6 +380,19 @@ def add_user(request: Request, caller: Manager, body: NewUser) -> dict[str, Any]
     return {"ok": True, "id": user_id}
 
 
+PRIVILEGED = frozenset({"owner", "administrator"})
+
+
+def require_step_up_for_owner(request: Request, caller: Caller, user_id: str = "", credential_id: str = "") -> None:
+    """Changing an owner or administrator (or a credential of theirs) needs the owner's step-up (403 otherwise):
+    a manage token alone cannot lock the owners out. An unknown target passes on, for the lock to refuse."""
+    for person in ctx_of(request).lock.users():
+        if person["user_id"] == user_id or any(c["id"] == credential_id for c in person["credentials"]):
+            if person["permission"] in PRIVILEGED:
+                require_step_up(request, caller)
+            return
+
+
 @router.post("/users/enrol", response_model=Enrolled, tags=["users"], responses=ERRORS)
 async def enrol(request: Request, caller: Manager,
                 name: Annotated[str, Form(min_length=1, max_length=64, pattern=NAME)],
@@ -392,7 +406,11 @@ async def enrol(request: Request, caller: Manager,
                                                     description="Add the face to this existing person "
                                                                 "(replacing their face); `name` is then "
                                                                 "ignored.")] = None) -> dict[str, Any]:
-    """Enrol a face (consent, purpose and retention recorded); all or nothing."""
+    """Enrol a face (consent, purpose and retention recorded); all or nothing.
+
+    Replacing an existing person's face (`user_id`) needs the owner's step-up: a token can enrol new people only."""
+    if user_id is not None:
+        require_step_up(request, caller)
     with FACE_WORK.admitted(f"enrol:{caller.actor}", door=False):  # the last slot stays the door screen's
         got = await uploads(files)
         return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days,
@@ -401,6 +419,7 @@ async def enrol(request: Request, caller: Manager,
 
 @router.delete("/users/{user_id:userid}", response_model=Done, tags=["users"], responses=ERRORS)
 def remove_user(request: Request, caller: Manager, user_id: UserId) -> dict[str, Any]:
+    require_step_up_for_owner(request, caller, user_id=user_id)
     ctx_of(request).lock.remove_user(caller.actor, user_id)
     return {"ok": True, "id": user_id}
 
@@ -413,12 +432,14 @@ def set_pin(request: Request, caller: SteppedUp, user_id: UserId, body: PinChang
 @router.post("/users/{user_id:userid}/week-days", response_model=Done, tags=["users"], responses=ERRORS)
 def set_week_day(request: Request, caller: Manager, user_id: UserId, body: WeekDayIn) -> dict[str, Any]:
     """Allow the user only on these days between start and end (local time)."""
+    require_step_up_for_owner(request, caller, user_id=user_id)
     ctx_of(request).lock.set_week_day(caller.actor, user_id, body.index, body.days, body.start, body.end)
     return {"ok": True, "id": user_id}
 
 
 @router.post("/credentials/{credential_id}/revoke", response_model=Done, tags=["users"], responses=ERRORS)
 def revoke_credential(request: Request, caller: Manager, credential_id: ItemId) -> dict[str, Any]:
+    require_step_up_for_owner(request, caller, credential_id=credential_id)
     ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
     return {"ok": True, "id": credential_id}
 

@@ -29,6 +29,20 @@
     form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     let response;
     try {
+      const password = form.querySelector('input[name="password"]');  // an existing person: step up first
+      if (password && password.value) {
+        const totp = form.querySelector('input[name="totp"]');
+        response = await fetch("/api/step-up", {method: "POST", headers: {"Content-Type": "application/json",
+                                                                          "X-CSRF-Token": LimenCamera.csrf()},
+                                                body: JSON.stringify({password: password.value,
+                                                                      totp: totp ? totp.value : ""})});
+        password.value = "";
+        if (!response.ok) {
+          form.querySelectorAll("button").forEach((b) => { b.disabled = b.id === "enrol-camera" && !video.srcObject; });
+          say(await LimenCamera.errorText(response), false);
+          return;
+        }
+      }
       response = await fetch("/api/users/enrol", {method: "POST", body: data,
                                                   headers: {"X-CSRF-Token": LimenCamera.csrf()}});
     } catch (e) {
