@@ -366,14 +366,19 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
 
     @app.get("/api/locks")
     def list_locks(session: Db, me: Me) -> list[dict[str, Any]]:
+        """The owner's locks: evidence held, pending alarms, and each lock's state as its forwarded trail last
+        recorded it (bolt, door, last tamper; online if heard from within CLOUD_LOCK_ONLINE_S), as on /locks."""
         locks = session.scalars(select(Lock).where(Lock.owner_id == me.id).order_by(Lock.lock_id)).all()
         pending = dict(session.execute(select(Alarm.lock_id, func.count()).where(
             Alarm.acknowledged_at.is_(None)).group_by(Alarm.lock_id)).all())
+        state = {row["id"]: row for row in pages.lock_rows(session, me, utcnow())}
         return [{"lock_id": lk.lock_id, "name": lk.name, "records": lk.head_count, "reported": lk.reported_count,
                  "last_seen": lk.last_seen.isoformat() + "Z" if lk.last_seen else None,
                  "head_hash": lk.head_hash,
                  "replaced_at": lk.replaced_at.isoformat() + "Z" if lk.replaced_at else None,
-                 "pending_alarms": pending.get(lk.lock_id, 0)} for lk in locks]
+                 "pending_alarms": pending.get(lk.lock_id, 0), "online": state[lk.lock_id]["online"],
+                 "bolt": state[lk.lock_id]["lock"], "door": state[lk.lock_id]["door"],
+                 "last_tamper": state[lk.lock_id]["tamper"] or None} for lk in locks]
 
     @app.post("/api/locks/{lock_id}/replaced", dependencies=[Limited], response_model=None)
     def mark_replaced(lock_id: str, body: ReplaceMark, session: Db, me: Me) -> dict[str, Any] | JSONResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -55,8 +55,17 @@ def test_owner_journey_and_isolation(engine: Engine) -> None:
         s.add(Alarm(lock_id="front-door", rule="audit_truncated", detail="cut back", raised_at=datetime(2026, 3, 2)))
     locks = client.get("/api/locks", headers=olga).json()
     assert locks[0]["lock_id"] == "front-door" and locks[0]["pending_alarms"] == 1
+    assert (locks[0]["bolt"], locks[0]["door"], locks[0]["online"]) == ("unknown", "unknown", False)
     assert client.get("/api/events", headers=olga).json()[0]["kind"] == "unlock_attempt"
     alarm = client.get("/api/alarms", headers=olga).json()[0]
+    with sessions(engine)() as s, s.begin():
+        s.add(Record(lock_id="front-door", idx=1, hash="b" * 64, kind="lock_state", at="2026-03-02T09:00:01",
+                     body='{"index": 1, "kind": "lock_state", "data": {"state": "jammed"}}'))
+        s.add(Record(lock_id="front-door", idx=2, hash="c" * 64, kind="tamper", at="2026-03-02T09:00:02",
+                     body='{"index": 2, "kind": "tamper", "at": "2026-03-02T09:00:02"}'))
+        s.get(Lock, "front-door").last_seen = datetime.now(UTC).replace(tzinfo=None)  # type: ignore[union-attr]
+    state = client.get("/api/locks", headers=olga).json()[0]
+    assert (state["bolt"], state["online"], state["last_tamper"]) == ("jammed", True, "2026-03-02T09:00:02")
 
     mallory = login(client, "mallory@example.org")
     assert client.get("/api/events", headers=mallory).json() == []
