@@ -231,6 +231,65 @@ def sign_command(
     typer.echo(json.dumps({"payload": wire}) if request else wire)
 
 
+@app.command("sign-restore")
+def sign_restore(
+    backup: Annotated[Path, typer.Argument(help="The encrypted backup, as GET /api/locks/{id}/backups/{bid} gave it.")],
+    backup_id: Annotated[int, typer.Option(help="Its id in the cloud (`id` in GET /api/locks/{id}/backups).")],
+    key: Annotated[Path, typer.Option(help="The owner device's Ed25519 private key (PEM), paired on the target lock.")],
+    device: Annotated[str, typer.Option(help="The name the device was paired under on the target lock.")],
+    lock: Annotated[str, typer.Option(help="The lock to restore onto (a replacement keeps the old id).")],
+    backup_key: Annotated[Path, typer.Option(help="The device's X25519 private key whose public half was given to "
+                                             "`limen link backup-key` (PEM, or base64 of the 32 raw bytes).")],
+    restore_key: Annotated[str, typer.Option(help="The target lock's `limen link restore-key` (base64).")],
+    from_lock_key: Annotated[str | None, typer.Option(help="The audit public key (base64) of the lock the backup "
+                                                      "was made on, as you recorded it: needed on a replacement "
+                                                      "lock, never taken from the cloud.")] = None,
+    revoked: Annotated[str, typer.Option(help="What must stay revoked whatever the backup says: "
+                                         "user:ID,code:ID,…")] = "",
+    counter: Annotated[int | None, typer.Option(min=1, help="Above every one this device signed for this lock "
+                                                "(default: milliseconds since 1970).")] = None,
+    valid_for: Annotated[int, typer.Option(min=1, max=T.LINK_COMMAND_MAX_VALIDITY_S,
+                                           help="Seconds the command stays valid.")]
+    = T.LINK_COMMAND_MAX_VALIDITY_S - T.LINK_CLOCK_SKEW_S,
+) -> None:
+    """Print the JSON body of POST /api/locks/{id}/restore — run it on the owner's device: it opens the backup's
+    content key with the device's X25519 key, seals it to the target lock's restore key and signs the restore
+    (the backup's SHA-256 inside), so the cloud relaying it can neither read the backup nor swap it."""
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    from limen.link.backup import digest, unwrap_key
+    from limen.link.commands import Action, Command, sign
+    from limen.link.execute import seal_reply
+
+    signer = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    if not isinstance(signer, Ed25519PrivateKey):
+        raise typer.BadParameter(f"{key} is not an Ed25519 private key")
+    raw = backup_key.read_bytes()
+    try:
+        opener = serialization.load_pem_private_key(raw, password=None) if b"-----BEGIN" in raw \
+            else X25519PrivateKey.from_private_bytes(base64.b64decode(raw.strip(), validate=True))
+        target = X25519PublicKey.from_public_bytes(base64.b64decode(restore_key.strip(), validate=True))
+    except (ValueError, binascii.Error) as exc:
+        raise typer.BadParameter(f"not an X25519 key ({exc})") from exc
+    if not isinstance(opener, X25519PrivateKey):
+        raise typer.BadParameter(f"{backup_key} is not an X25519 private key")
+    blob = backup.read_bytes()
+    try:
+        header, content_key = unwrap_key(blob, opener)
+    except BadRequest as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    args = {"backup": digest(blob), "key": seal_reply(target, content_key), "from_lock": header.lock}
+    args |= {"from_lock_key": from_lock_key.strip()} if from_lock_key else {}
+    args |= {"revoked": revoked} if revoked else {}
+    now = datetime.now(UTC)
+    command = Command(lock, Action.RESTORE, counter if counter is not None else int(now.timestamp() * 1000),
+                      now + timedelta(seconds=valid_for), device, args)
+    typer.echo(json.dumps({"backup_id": backup_id, "payload": sign(command, signer).to_bytes().decode("utf-8")}))
+
+
 def load_receipt_key(path: Path) -> Ed25519PrivateKey:
     """The cloud's receipt-signing key from `path` (PEM), made there (0600) when absent."""
     if not path.exists():

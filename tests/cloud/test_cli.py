@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from datetime import UTC, datetime
@@ -14,10 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from typer.testing import CliRunner
 
+from limen.audit.keys import SigningKey
 from limen.db import open_db
 from limen.errors import CommandRefused
 from limen.link import pki
+from limen.link.backup import Recipient, RecipientKind, digest, seal_backup, unwrap_key
 from limen.link.commands import Action, CommandVerifier, DeviceRegistry, SignedCommand
+from limen.link.execute import open_reply
 from limen_cloud.cli import app
 
 
@@ -104,3 +108,36 @@ def test_ca_sign_issues_home_assistant_s_certificate_only_as_a_service(tmp_path:
     not_service = runner.invoke(app, ["ca", "sign", str(ca_dir), str(tmp_path / "lock.csr"), "--out",
                                       str(tmp_path / "lock.pem"), "--service"])
     assert not_service.exit_code != 0 and "not one of the fleet's services" in not_service.output
+
+
+def test_sign_restore_seals_the_backup_s_key_to_the_target_lock_and_signs_its_digest(tmp_path: Path) -> None:
+    phone, phone_x, target = Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    (tmp_path / "phone.key").write_bytes(phone.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "phone-x.b64").write_text(base64.b64encode(phone_x.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode())
+    blob = seal_backup(b'{"rows": 1}', "front-door", 4, datetime.now(UTC),
+                       [Recipient("olga-phone", RecipientKind.DEVICE, phone_x.public_key())],
+                       SigningKey(Ed25519PrivateKey.generate()))
+    (tmp_path / "backup.limenbak").write_bytes(blob)
+    devices = DeviceRegistry(open_db(tmp_path / "limen.db"))
+    devices.pair("olga-phone", phone.public_key(), "olga", "olga", datetime.now(UTC))
+    target_b64 = base64.b64encode(target.public_key().public_bytes(serialization.Encoding.Raw,
+                                                                   serialization.PublicFormat.Raw)).decode()
+    base = ["sign-restore", str(tmp_path / "backup.limenbak"), "--backup-id", "9", "--key", str(tmp_path / "phone.key"),
+            "--device", "olga-phone", "--lock", "front-door", "--restore-key", target_b64]
+
+    made = CliRunner().invoke(app, [*base, "--backup-key", str(tmp_path / "phone-x.b64"), "--revoked", "code:c1"])
+    assert made.exit_code == 0, made.output
+    body = json.loads(made.output)
+    command, _ = CommandVerifier(devices, "front-door").verify(
+        SignedCommand.from_bytes(body["payload"].encode()), datetime.now(UTC))
+    assert body["backup_id"] == 9 and command.action is Action.RESTORE
+    assert (command.args["backup"], command.args["from_lock"], command.args["revoked"]) == (
+        digest(blob), "front-door", "code:c1")
+    assert open_reply(target, command.args["key"]) == unwrap_key(blob, phone_x)[1]  # only the target opens it
+
+    (tmp_path / "other-x.b64").write_text(base64.b64encode(X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode())
+    not_mine = CliRunner().invoke(app, [*base, "--backup-key", str(tmp_path / "other-x.b64")])
+    assert not_mine.exit_code != 0 and "payload" not in not_mine.output
