@@ -110,3 +110,39 @@ def frequency_features(face_rgb: np.ndarray) -> np.ndarray:
         ring = log_power[(radius > lo) & (radius <= hi)]
         peaks.append(float(ring.max() - np.median(ring)))
     return np.concatenate([np.log(np.asarray(shares) + 1e-12), np.asarray(peaks)])
+
+
+# ------------------------------------------------------------------ distortion (before: NumPy's std and a second
+# pass for the skewness, a float histogram per channel, a sort of 32,768 colour counts)
+
+
+def distortion_features(face_rgb: np.ndarray) -> np.ndarray:
+    """22 values describing how distorted a face crop looks."""
+    from limen.pad.distortion import _blur, _specular
+
+    side = thresholds.PAD_DISTORTION_CROP_PX
+    crop = cv2.resize(face_rgb, (side, side), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return np.concatenate([_specular(hsv), _blur(gray), chromatic_moments(hsv), colour_diversity(crop)])
+
+
+def chromatic_moments(hsv: np.ndarray) -> np.ndarray:
+    out: list[float] = []
+    for i, top in enumerate((180, 256, 256)):
+        ch = hsv[:, :, i].astype(np.float64).ravel() / top
+        mean, std = float(ch.mean()), float(ch.std())
+        z = (ch - mean) / std if std > 1e-9 else np.zeros_like(ch)
+        skew = float(np.mean(z * z * z))
+        hist = np.bincount((ch * 32).astype(np.intp).clip(0, 31), minlength=32) / ch.size
+        out += [mean, std, skew, float(hist.min()), float(hist.max())]
+    return np.array(out)
+
+
+def colour_diversity(rgb: np.ndarray) -> np.ndarray:
+    q = (rgb >> 3).astype(np.int32)  # 32 levels per channel
+    keys = (q[:, :, 0] << 10) | (q[:, :, 1] << 5) | q[:, :, 2]
+    counts = np.bincount(keys.ravel(), minlength=1 << 15)
+    distinct = float(np.count_nonzero(counts)) / keys.size
+    top = np.sort(counts)[::-1][:100].sum() / keys.size
+    return np.array([distinct, float(top)])

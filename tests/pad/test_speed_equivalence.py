@@ -25,7 +25,7 @@ from limen import thresholds
 from limen.bio.face.detect import Box
 from limen.capture import Capture
 from limen.core.onnx import cpu_session
-from limen.pad import assess, faces, frequency, lbp, motion, texture
+from limen.pad import assess, distortion, faces, frequency, lbp, motion, texture
 from limen.pad import minifasnet as mf
 from limen.pad.contract import CueScore, Purpose
 from limen.pad.faces import PadSample
@@ -148,7 +148,8 @@ def test_motion_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monkey
 
 
 # ------------------------------------------------------------------ texture: LBP of six channels at once, spectrum
-# regions indexed once
+# regions indexed once, distortion's moments in one pass, its histograms counted by OpenCV, its top colours
+# partitioned
 
 
 def test_texture_features_are_the_same_on_nuaa(samples: list[PadSample]) -> None:
@@ -167,12 +168,27 @@ def test_texture_features_are_the_same_on_odd_crops() -> None:
     for crop in crops:
         assert np.array_equal(lbp.colour_texture(crop), old.colour_texture(crop))
         assert np.array_equal(frequency.frequency_features(crop), old.frequency_features(crop), equal_nan=True)
+        assert np.array_equal(distortion.distortion_features(crop), old.distortion_features(crop))
+
+
+def test_distortion_moments_and_colours_are_the_same_on_edge_images() -> None:
+    """Every HSV level, one flat level per channel, few and many distinct colours (≤ 100 and > 100 used bins)."""
+    rng = np.random.default_rng(11)
+    levels = np.arange(256, dtype=np.uint8)
+    images = [np.stack([np.resize(levels, (96, 96))] * 3, axis=2), np.full((96, 96, 3), 7, np.uint8),
+              rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), rng.integers(0, 3, (96, 96, 3), dtype=np.uint8) * 80,
+              rng.integers(100, 140, (33, 17, 3), dtype=np.uint8)]
+    for image in images:
+        assert np.array_equal(distortion._chromatic_moments(image), old.chromatic_moments(image))
+        assert np.array_equal(distortion._colour_diversity(image), old.colour_diversity(image))
+    assert old.colour_diversity(images[3])[0] * 96 * 96 <= 100 < old.colour_diversity(images[2])[0] * 96 * 96
 
 
 def test_texture_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monkeypatch: pytest.MonkeyPatch) -> None:
     new = [texture.TextureCue().score(s, p) for s in samples for p in Purpose]
     monkeypatch.setattr(texture, "colour_texture", old.colour_texture)
     monkeypatch.setitem(texture.FAMILIES, "frequency", old.frequency_features)
+    monkeypatch.setitem(texture.FAMILIES, "distortion", old.distortion_features)
     before = [texture.TextureCue().score(s, p) for s in samples for p in Purpose]
     assert new == before
     scores = [r.score for r in new if isinstance(r, CueScore)]
@@ -188,6 +204,7 @@ def _old_pad(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(motion, "pair_motion", lambda a, b, greys=None: old.pair_motion(a, b))
     monkeypatch.setattr(texture, "colour_texture", old.colour_texture)
     monkeypatch.setitem(texture.FAMILIES, "frequency", old.frequency_features)
+    monkeypatch.setitem(texture.FAMILIES, "distortion", old.distortion_features)
     mf._forget_sessions()
 
 

@@ -9,6 +9,8 @@ unsaturated pixels (the paper separates it with Tan's method, too slow here).
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -52,22 +54,43 @@ def _blur(gray: np.ndarray) -> np.ndarray:
     return np.array([max(crete), laplacian])
 
 
+# The hue, saturation and value ranges of OpenCV's 8-bit HSV, and the first level of each of the 32 histogram
+# bins `int(level / top * 32)` (clipped to 31) puts each level in: the bins rise with the level, so each is a run.
+_HSV_TOPS = (180, 256, 256)
+_BIN_STARTS = tuple(
+    np.searchsorted((np.arange(256, dtype=np.float64) / top * 32).astype(np.intp).clip(0, 31), np.arange(32))
+    for top in _HSV_TOPS
+)
+
+
 def _chromatic_moments(hsv: np.ndarray) -> np.ndarray:
+    """Mean, deviation, skewness and the emptiest and fullest of 32 bins of each HSV channel (levels / range).
+
+    The deviation is NumPy's `std` computed once (the deviations from the mean serve the skewness too), and the
+    histogram is OpenCV's 256-level count summed into the 32 runs of levels: the same float operations on the
+    same arrays and exact integer counts, so the same bits as before (tests/pad/test_speed_equivalence.py).
+    """
     out: list[float] = []
-    for i, top in enumerate((180, 256, 256)):
+    n = hsv.shape[0] * hsv.shape[1]
+    for i, top in enumerate(_HSV_TOPS):
         ch = hsv[:, :, i].astype(np.float64).ravel() / top
-        mean, std = float(ch.mean()), float(ch.std())
-        z = (ch - mean) / std if std > 1e-9 else np.zeros_like(ch)
+        mean = float(ch.mean())
+        deviation = ch - mean
+        std = math.sqrt(float(np.add.reduce(deviation * deviation)) / n)
+        z = deviation / std if std > 1e-9 else np.zeros_like(ch)
         skew = float(np.mean(z * z * z))
-        hist = np.bincount((ch * 32).astype(np.intp).clip(0, 31), minlength=32) / ch.size
+        levels = cv2.calcHist([hsv], [i], None, [256], [0, 256]).ravel().astype(np.float64)
+        hist = np.add.reduceat(levels, _BIN_STARTS[i]) / n
         out += [mean, std, skew, float(hist.min()), float(hist.max())]
     return np.array(out)
 
 
 def _colour_diversity(rgb: np.ndarray) -> np.ndarray:
-    q = (rgb >> 3).astype(np.int32)  # 32 levels per channel
-    keys = (q[:, :, 0] << 10) | (q[:, :, 1] << 5) | q[:, :, 2]
+    """Share of distinct colours (32 levels per channel) and share of pixels in the 100 most frequent ones."""
+    q = rgb >> 3  # 32 levels per channel
+    keys = (q[:, :, 0].astype(np.intp) << 10) | (q[:, :, 1].astype(np.intp) << 5) | q[:, :, 2]
     counts = np.bincount(keys.ravel(), minlength=1 << 15)
-    distinct = float(np.count_nonzero(counts)) / keys.size
-    top = np.sort(counts)[::-1][:100].sum() / keys.size
-    return np.array([distinct, float(top)])
+    used = counts[counts > 0]
+    distinct = float(used.size) / keys.size
+    top = used if used.size <= 100 else np.partition(used, used.size - 100)[used.size - 100 :]
+    return np.array([distinct, float(top.sum() / keys.size)])  # integer counts: the same sum in any order
