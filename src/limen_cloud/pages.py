@@ -38,7 +38,7 @@ from fastapi import APIRouter, Depends, Form, Header, HTTPException, Request, st
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
@@ -102,7 +102,8 @@ def authenticate(session: DbSession, email: str, password: str, totp: str, at: d
     """The owner whose password (Argon2id) and, once enrolled, TOTP code are right; None for any failure.
 
     The password is checked even for an unknown e-mail (same time); an accepted TOTP step is remembered so
-    the same code cannot log in twice.
+    the same code cannot log in twice: one conditional UPDATE takes it (the row lock, or SQLite's write lock, holds
+    concurrent log-ins with the same code until this one ends; they then find the step taken).
     """
     account = session.scalar(select(Owner).where(Owner.email == email.strip().lower()))
     try:
@@ -113,9 +114,12 @@ def authenticate(session: DbSession, email: str, password: str, totp: str, at: d
         return None
     if account.totp_secret is not None:
         step = totp_step(account.totp_secret, totp, at)
-        if step is None or (account.totp_step is not None and step <= account.totp_step):
+        if step is None:
             return None
-        account.totp_step = step
+        taken = session.execute(update(Owner).where(
+            Owner.id == account.id, or_(Owner.totp_step.is_(None), Owner.totp_step < step)).values(totp_step=step))
+        if int(getattr(taken, "rowcount", 0) or 0) != 1:
+            return None
     return account
 
 
