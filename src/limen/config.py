@@ -31,6 +31,11 @@ class EmbedBackend(StrEnum):
     ONNX = "onnx"
 
 
+class FingerMatching(StrEnum):
+    HOST = "host"      # the sensor's image is uploaded and matched by Limen (a score the audit can keep)
+    SENSOR = "sensor"  # enrol and search on the module's own library (docs/finger.md, "Match on sensor")
+
+
 class DoorKind(StrEnum):
     SIMULATED = "simulated"
     GPIO = "gpio"
@@ -67,6 +72,7 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)  # peers whose X-Forwarded-For is believed; [] = none
     api_token_days: int = Field(default=30, ge=1, le=365)  # default lifetime of a new API token
     alert_urls: list[str] = Field(default_factory=list)
+    finger_matching: FingerMatching = FingerMatching.HOST  # where a sensor's finger is matched (docs/finger.md)
     door: DoorKind = DoorKind.SIMULATED  # the actuator: simulated (demos, tests) or gpio (relay + switches)
     door_relay_pin: int | None = Field(default=None, ge=0, le=63)  # BCM pins of the GPIO door; relay, door
     door_contact_pin: int | None = Field(default=None, ge=0, le=63)  # contact and key switch are required …
