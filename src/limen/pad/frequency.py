@@ -70,10 +70,12 @@ def frequency_features(face_rgb: np.ndarray) -> np.ndarray:
 def _median(values: np.ndarray) -> float:
     """`np.median` of a 1-D array, as NumPy computes it: the middle value, or the two middle ones' sum halved.
 
-    Without NumPy's wrappers and NaN check: a NaN in the ring makes its maximum, so its peak, NaN anyway.
+    Without NumPy's wrappers and NaN check: a NaN in the ring makes its maximum, so its peak, NaN anyway.  Of an
+    even count, the lower middle value is the largest of the k smallest that one selection puts first (the
+    same value a second selection finds, in a quarter of the time).
     """
     k = values.size // 2
+    middle = np.partition(values, k)
     if values.size % 2:
-        return float(np.partition(values, k)[k])
-    middle = np.partition(values, (k - 1, k))
-    return float((middle[k - 1] + middle[k]) / 2)
+        return float(middle[k])
+    return float((middle[:k].max() + middle[k]) / 2)
