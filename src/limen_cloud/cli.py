@@ -290,6 +290,30 @@ def sign_restore(
     typer.echo(json.dumps({"backup_id": backup_id, "payload": sign(command, signer).to_bytes().decode("utf-8")}))
 
 
+@app.command("verify-erasure")
+def verify_erasure_cmd(
+    receipt: Annotated[Path, typer.Argument(help="One entry of GET /api/erasures (JSON), or its `receipt` text.")],
+    lock_key: Annotated[str, typer.Option(help="The lock's audit public key (base64), as you recorded it.")],
+    cloud_key: Annotated[str, typer.Option(help="The cloud's receipt key (base64, `public_key` of GET "
+                                           "/api/receipt-key), as you recorded it.")],
+) -> None:
+    """Check both signatures of an erasure receipt (the lock's and the cloud's part) and print what was erased
+    where; exit 1 when either does not verify."""
+    from limen.audit.keys import load_public_b64
+    from limen.errors import AuditError
+    from limen_cloud.backups import verify_erasure
+
+    text = receipt.read_text(encoding="utf-8")
+    try:
+        entry = json.loads(text)
+        text = entry["receipt"] if isinstance(entry, dict) and "receipt" in entry else text
+        erased = verify_erasure(text, load_public_b64(lock_key), load_public_b64(cloud_key))
+    except (ValueError, AuditError, BadRequest) as exc:
+        typer.echo(f"not verified: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(erased, indent=2, sort_keys=True))
+
+
 def load_receipt_key(path: Path) -> Ed25519PrivateKey:
     """The cloud's receipt-signing key from `path` (PEM), made there (0600) when absent."""
     if not path.exists():

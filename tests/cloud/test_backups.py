@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
+from typer.testing import CliRunner
 
 from limen import thresholds
 from limen.audit.keys import public_b64
@@ -31,6 +32,7 @@ from limen.link.mqtt import LockLink
 from limen_cloud.api import create_app
 from limen_cloud.backups import store_backup, verify_erasure
 from limen_cloud.bridge import CloudBridge
+from limen_cloud.cli import app as cli
 from limen_cloud.db import sessions
 from limen_cloud.models import Backup, CommandLog, Lock, Record
 from tests.link.broker import CLOUD_ID, Broker, start_broker
@@ -233,7 +235,7 @@ def test_a_backup_of_another_lock_is_refused_by_the_cloud(fleet: Fleet) -> None:
             store_backup(s, s.get(Lock, "back-door"), path.read_bytes(), datetime.now(UTC))  # type: ignore[arg-type]
 
 
-def test_delete_me_and_decommission_erase_lock_and_cloud_with_one_signed_receipt(fleet: Fleet) -> None:
+def test_delete_me_and_decommission_erase_lock_and_cloud_with_one_signed_receipt(fleet: Fleet, tmp_path: Path) -> None:
     max_id = fleet.lock.rt.access().user("Max").user_id
     fleet.lock.rt.controller.keypad(MAX_PIN)  # Max's own audit records, forwarded
     fleet.link.forward(EventForwarder(fleet.lock.rt.audit, fleet.lock.rt.connection(), LOCK_ID))
@@ -266,6 +268,14 @@ def test_delete_me_and_decommission_erase_lock_and_cloud_with_one_signed_receipt
     with pytest.raises(Exception, match="signature"):
         verify_erasure(receipts[0]["receipt"], fleet.lock.rt.audit.key.public,
                        Ed25519PrivateKey.generate().public_key())
+    keys = ["--lock-key", public_b64(fleet.lock.rt.audit.key.public),
+            "--cloud-key", fleet.client.get("/api/receipt-key").json()["public_key"]]
+    (tmp_path / "entry.json").write_text(json.dumps(receipts[0]))  # as GET /api/erasures gave it
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    checked = CliRunner().invoke(cli, ["verify-erasure", str(tmp_path / "entry.json"), *keys])
+    assert checked.exit_code == 0 and json.loads(checked.stdout) == erased, checked.output
+    refused = CliRunner().invoke(cli, ["verify-erasure", str(tmp_path / "forged.json"), *keys])
+    assert refused.exit_code == 1 and "signature does not verify" in refused.stderr
 
     decommission = fleet.lock.command(Action.DECOMMISSION).to_bytes().decode()
     assert fleet.client.post(f"/api/locks/{LOCK_ID}/commands", json={"payload": decommission},
