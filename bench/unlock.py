@@ -438,8 +438,9 @@ def bench_serve(seconds: float) -> dict[str, Any]:
             row = service.load(url, clients, seconds, headers, face=face, burst=5)
             peak.stop()
             result[kind] = {"idle_rss_mb": idle, "peak_rss_mb": peak.peak, "requests": row["n"],
+                            "busy": row["busy"], "matched": f"{row['matched']}/{row['judged']}" if face else None,
                             "median_ms": row["median_ms"], "p95_ms": row["p95_ms"], "errors": row["errors"],
-                            "load": load()}
+                            "load": load()}  # requests: those judged; busy (503, face only) apart
         finally:
             proc.terminate()
             proc.wait(timeout=20)
@@ -587,8 +588,9 @@ def main() -> int:
             print(f"serve section failed: {type(exc).__name__}: {exc}")
             serve = {}
         text = "limen serve RSS: " + "; ".join(
-            f"{k}: idle {v['idle_rss_mb']} MB, peak {v['peak_rss_mb']} MB ({v['requests']} requests, "
-            f"{v['errors']} errors, p95 {v['p95_ms']} ms, load {v['load']})" if "peak_rss_mb" in v else
+            f"{k}: idle {v['idle_rss_mb']} MB, peak {v['peak_rss_mb']} MB ({v['requests']} judged, "
+            f"{v['busy']} busy, {v['errors']} errors" + (f", matched {v['matched']}" if v["matched"] else "")
+            + f", p95 {v['p95_ms']} ms, load {v['load']})" if "peak_rss_mb" in v else
             f"{k}: {v['idle_rss_mb']} MB (load {v['load']})" for k, v in serve.items())
         print(text)
         lines.append(text)
