@@ -145,6 +145,9 @@ def claim(session: DbSession, owner: Owner, body: LockClaim) -> bool:
 
 class AlertChannels(BaseModel):
     urls: list[str] = Field(max_length=10)  # apprise URLs: ntfy://…, tgram://…, mailto://…, json://…
+    # removing or replacing a channel silences it: the step-up (password, + authenticator code once enrolled)
+    password: str = Field(default="", max_length=200)
+    totp: str = Field(default="", max_length=10)
 
 
 class PushKeys(BaseModel):
@@ -310,10 +313,12 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         return {"token": token, "expires_at": expires.isoformat() + "Z"}
 
     @app.put("/api/owners/me/alerts")
-    def set_alert_channels(body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:
+    def set_alert_channels(request: Request, body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:
         """Where alarms of the owner's locks are sent (apprise URLs; they hold tokens: only ids come back).
 
         A URL naming a server (json://, ntfy://, mailto://…) must name a public one or one the operator allowed.
+        Removing or replacing a channel needs `password` (and `totp` once enrolled) again: a stolen session alone
+        cannot silence the alarms (403, nothing changed).
         """
         for url in body.urls:
             if len(url) > 500 or not apprise.Apprise().add(url) \
@@ -322,6 +327,11 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
                                     f"{channel_id(url)}")
         account = session.get(Owner, me.id)
         assert account is not None
+        if set(json.loads(account.alert_urls or "[]")) - set(body.urls):  # a channel removed or replaced
+            _limited(request)
+            if not pages.step_up(session, account, body.password, body.totp, utcnow()):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: removing or replacing "
+                                    "an alarm channel needs the password (and authenticator code) again")
         account.alert_urls = json.dumps(body.urls)
         return {"channels": [channel_id(u) for u in body.urls]}
 

@@ -55,6 +55,7 @@ from limen_cloud.api import (
     SignUpLimited,
     SignUpRefused,
     _hasher,
+    _limited,
     claim,
     my_lock,
     register,
@@ -651,17 +652,25 @@ def router() -> APIRouter:
 
     @pages.post("/account/webhook")
     def set_webhook(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
-                    url: Annotated[str, Form(max_length=500)] = "") -> Response:
-        """The community security webhook: alarms are POSTed there signed with a secret shown once."""
+                    url: Annotated[str, Form(max_length=500)] = "", password: Annotated[str, Form(max_length=200)] = "",
+                    totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        """The community security webhook: alarms are POSTed there signed with a secret shown once.  Changing or
+        removing one (its secret changes too) silences its receiver: the password (and authenticator code) again."""
         me.check(csrf)
         write_lock(session)
         owner = session.get(Owner, me.owner.id)
         assert owner is not None
+        problem = webhook_problem(url.strip(), request.app.state.webhook_allow) if url.strip() else None
+        if problem is None and owner.webhook_url is not None:
+            _limited(request)
+            if not step_up(session, owner, password, totp, utcnow()):
+                session.rollback()
+                return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
+                              + STEP_UP_FAILED[1:] + ": the webhook is unchanged.", **push_values(request, session, me))
         if not url.strip():
             owner.webhook_url = owner.webhook_secret = None
             session.commit()
             return _back("/account", "webhook-off")
-        problem = webhook_problem(url.strip(), request.app.state.webhook_allow)
         if problem is not None:
             return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.",
                           **push_values(request, session, me))

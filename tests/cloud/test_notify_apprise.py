@@ -20,7 +20,7 @@ from limen_cloud.models import Alarm, Owner
 from limen_cloud.notify import AlarmNotifier, _Pending, compose, id_ranges
 from tests.audit.conftest import Receiver
 
-from .test_api import connected, login
+from .test_api import PASSWORD, connected, login
 from .test_rebinding import NAME, Rebinding
 from .test_slow_receiver_review import Trickle
 
@@ -150,7 +150,8 @@ def test_kept_apprise_objects_are_rebuilt_when_the_owner_changes_channels(
     assert notifier.deliver_pending() == 1 and first_rx.wait_for(2)
     assert notifier._built[oid] is kept  # built once, used again
 
-    assert client.put("/api/owners/me/alerts", json={"urls": [f"json://127.0.0.1:{second_rx.port}/"]},
+    assert client.put("/api/owners/me/alerts", json={"urls": [f"json://127.0.0.1:{second_rx.port}/"],
+                                                     "password": PASSWORD},  # replacing a channel: step-up
                       headers=olga).status_code == 200
     raise_alarms(engine, "front")
     assert notifier.deliver_pending() == 1 and second_rx.wait_for(1)
