@@ -128,3 +128,27 @@ def test_recover_after_a_truncation_starts_a_recorded_chain_that_verifies(run, d
     assert ok.exit_code == 0, ok.output
     reasons = [r["reason"] for r in json.loads(run("--json", "audit", "tail", "-n", "5").stdout)]
     assert "audit_store_replaced" in reasons
+
+
+def test_an_export_without_a_pinned_key_is_said_to_be_self_consistent_only(run, data_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    """Review finding: an export made on another machine under the same device id printed plain "ok"."""
+    _seed(data_dir, 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _seed(elsewhere, 4)  # another machine, another key, the same (default) device id
+    forged = tmp_path / "forged.jsonl"
+    STATE._settings = None
+    assert CliRunner().invoke(app, ["--data-dir", str(elsewhere), "audit", "export", str(forged)]).exit_code == 0
+    result = run("audit", "verify", "--file", str(forged))
+    assert result.exit_code == 0  # self-consistent: it is
+    assert result.stdout.startswith("self-consistent only") and "NOT pinned" in result.stdout
+    assert "ok:" not in result.stdout
+    assert json.loads(run("--json", "audit", "verify", "--file", str(forged)).stdout)["key_pinned"] is False
+    key = str(data_dir / "keys" / "audit_ed25519.pub")
+    pinned = run("audit", "verify", "--file", str(forged), "--key", key)
+    assert isinstance(pinned.exception, AuditError)  # the lock's own key refuses it
+    own = tmp_path / "own.jsonl"
+    assert run("audit", "export", str(own)).exit_code == 0
+    checked = run("--json", "audit", "verify", "--file", str(own), "--key", key)
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["key_pinned"] is True

@@ -72,17 +72,25 @@ def verify(
     file: Annotated[Path | None, typer.Option("--file", help="Verify an export offline instead.")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Pinned public key (audit_ed25519.pub).")] = None,
 ) -> None:
-    """Verify every link, hash and signed checkpoint; fail naming the first broken record."""
+    """Verify every link, hash and signed checkpoint; fail naming the first broken record.
+
+    An export without `--key` is checked for self-consistency only (and says so): anyone can sign a consistent
+    export under the same device id with a key of their own; `--key` pins the lock's."""
     from limen.audit import open_audit, verify_export
 
     pinned = key.read_text(encoding="ascii") if key else None
     if file is not None:
         summary = verify_export(file, pinned)
         data = {"ok": True, "file": str(file), "device_id": summary.device_id, "records": summary.records,
-                "checkpoints": summary.checkpoints, "last_hash": summary.last_hash, "keys": summary.key_ids}
-        output(data, _("ok: {records} records, {checkpoints} signed checkpoints (device {device}, key {keys})").format(
-            records=summary.records, checkpoints=summary.checkpoints, device=summary.device_id,
-            keys=", ".join(summary.key_ids) or "-"))
+                "checkpoints": summary.checkpoints, "last_hash": summary.last_hash, "keys": summary.key_ids,
+                "key_pinned": pinned is not None}
+        text = _("ok: {records} records, {checkpoints} signed checkpoints (device {device}, key {keys})") \
+            if pinned is not None else \
+            _("self-consistent only: {records} records, {checkpoints} signed checkpoints (device {device}, key "
+              "{keys}); the signing key was NOT pinned, so an export signed on another machine under the same "
+              "device id passes too: pin the lock's key with --key audit_ed25519.pub")
+        output(data, text.format(records=summary.records, checkpoints=summary.checkpoints, device=summary.device_id,
+                                 keys=", ".join(summary.key_ids) or "-"))
         return
     log = open_audit(STATE.settings)
     try:
