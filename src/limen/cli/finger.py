@@ -4,6 +4,11 @@ and `limen lab finger` (the FVC protocol).
 The top-level `limen enrol NAME --finger IMAGE…|--sensor PORT` and `limen verify NAME --finger IMAGE|--sensor
 PORT` (cli/face.py) call `enrol_finger` and `door_attempt` here: `verify` is a door attempt through the
 runtime's `AccessController` (policy, one audit record, the door), `limen finger verify` a 1:1 check.
+
+With the setting `finger_matching = "sensor"`, `--sensor` enrols on the module's own library (a free page,
+recorded with its person in the sealed page map) and a door attempt searches that library: the module's
+decision, trusted only over the paired, password-checked link, taken at the host's own operating point and
+never higher; `erase_sensor_pages` deletes a removed person's pages on the module (docs/finger.md).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import os
 import signal
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,11 +31,13 @@ from limen.cli.common import gettext as _
 if TYPE_CHECKING:
     import numpy as np
 
+    from limen.access.attempt import FingerprintEvidence
     from limen.bio.finger.references import FingerReferences
-    from limen.bio.finger.sensor import R30xSensor
+    from limen.bio.finger.sensor import PairedSensor, R30xSensor
     from limen.bio.finger.template import FingerTemplate
     from limen.capture import Capture
     from limen.decision import Decision
+    from limen.people import Consent
     from limen.runtime import Runtime
     from limen.vault.secrets import SecretBox
 
@@ -91,6 +98,11 @@ def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count
 
 def _open_sensor(rt: Runtime, port: str) -> R30xSensor:
     """The paired module on `port`, its sealed password unsealed; `SensorAuthError` if it is not the paired one."""
+    return _paired(rt, port).open()
+
+
+def _paired(rt: Runtime, port: str | None = None) -> PairedSensor:
+    """The recorded pairing (its sealed password unsealed), on `port` when given."""
     from dataclasses import replace
 
     from limen.bio.finger.sensor import load_pairing
@@ -99,7 +111,19 @@ def _open_sensor(rt: Runtime, port: str) -> R30xSensor:
     paired = load_pairing(_sensor_file(), _box(rt))
     if paired is None:
         raise ConfigError("no paired fingerprint sensor: run `limen finger pair PORT` first")
-    return replace(paired, port=port).open()        # the same module may come back on another port name
+    return paired if port is None else replace(paired, port=port)  # the module may come back on another port
+
+
+def _on_sensor() -> bool:
+    from limen.config import FingerMatching
+
+    return STATE.settings.finger_matching is FingerMatching.SENSOR
+
+
+def _pages_file() -> Path:
+    from limen.bio.finger.sensor import PAGES_FILE
+
+    return STATE.settings.data_dir / PAGES_FILE
 
 
 @finger_app.command("enroll", hidden=True)  # the old spelling still works
@@ -139,6 +163,9 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
                               "--purpose and --retention-days")
     rt = open_runtime(STATE.settings)
     try:
+        if _on_sensor():
+            return _enrol_on_sensor(rt, name, images, sensor, Consent(purpose, retention_days), actor, actor_pin,
+                                    position)
         templates = _templates(rt, images, sensor, captures)
         at = datetime.now(UTC)
         who = rt.authorise(actor, actor_pin, at)
@@ -157,6 +184,167 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
             "new_person": result.new_person, "finger": result.finger}
 
 
+def _enrol_on_sensor(rt: Runtime, name: str, images: list[Path] | None, port: str | None, consent: Consent,
+                     actor: str, actor_pin: str | None, position: int) -> dict[str, object]:
+    """Match on sensor: enrol on a free page of the paired module's library and record page ↔ person
+    (all or nothing: a failure after the module stored the finger deletes its page again)."""
+    import hmac
+
+    from limen import people
+    from limen.access.model import CredentialType
+    from limen.access.store import ensure_user
+    from limen.audit.event import Event, EventKind
+    from limen.bio.finger.references import FINGER_NAMES
+    from limen.bio.finger.sensor import SensorPages, load_pages, save_pages
+    from limen.bio.templates import Modality
+    from limen.db import transaction
+    from limen.errors import BadRequest, NotFound
+
+    if images or port is None:
+        raise BadRequest("--finger/--sensor", 'finger_matching = "sensor": fingers are enrolled on the paired '
+                                              "module (--sensor PORT), not from images")
+    consent = consent.validated()
+    if not 0 <= position < len(FINGER_NAMES):
+        raise BadRequest("finger", f"a finger position 0-{len(FINGER_NAMES) - 1} (ISO/IEC 19794-2)")
+    at = datetime.now(UTC)
+    who = rt.authorise(actor, actor_pin, at)  # before anyone puts a finger on the module
+    box = _box(rt)
+    paired = _paired(rt, port)
+    pages = load_pages(_pages_file(), box, paired.identity)
+    if not hmac.compare_digest(pages.identity, paired.identity):
+        pages = SensorPages(paired.identity)      # a newly paired module: the old one's pages are unreachable
+    with paired.open() as module:
+        page = pages.free_page(module.system_parameters().library_size)
+        typer.echo(_("place the finger on the sensor"), err=True)  # twice: the module takes two captures
+        module.enroll_on_sensor(page)
+    person: people.Person | None = None
+    created = False
+    try:
+        try:
+            person = people.find(rt.conn, name)
+        except NotFound:
+            created = True
+        with transaction(rt.conn):
+            if person is None:
+                person = people.new_person(rt.conn, name, who, at)
+            people.record_consent(rt.conn, person, Modality.FINGERPRINT, consent, who, at)
+            people.record_enrolment(rt.conn, person, Modality.FINGERPRINT, 2, who, at)
+        save_pages(_pages_file(), pages.with_page(page, person.id), box)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            paired.delete(page)
+        if created and person is not None:
+            people.delete(rt.conn, person)
+        raise
+    rt.audit.append(Event(EventKind.ENROLMENT, at, actor=who, subject=person.id, outcome="enrolled",
+                          source="fingerprint", data={"samples": 2, "purpose": consent.purpose,
+                                                      "retention_days": consent.retention_days, "finger": position,
+                                                      "on_sensor": True, "page": page}))
+    ensure_user(rt.conn, person.id, who)
+    access = rt.access()
+    if rt.has_owner() and not any(c.type is CredentialType.FINGERPRINT and not c.revoked
+                                  for c in access.credentials(person.id)):
+        access.add_credential(person.id, CredentialType.FINGERPRINT, who, at)  # Matter's link
+    return {"user_id": person.id, "name": person.name, "impressions": 2, "new_person": created,
+            "finger": position, "page": page}
+
+
+def _sensor_evidence(rt: Runtime, port: str, claim: str | None) -> FingerprintEvidence:
+    """Match on sensor: search the paired module's library (password checked, identity bound) and name the
+    page's person.  A match is taken at the host's operating point, no higher: the module gives no score
+    the lock can audit.  A module that is not the paired one raises a tamper alarm and the error."""
+    from limen import people
+    from limen import thresholds as T
+    from limen.access.attempt import FingerprintEvidence
+    from limen.bio.finger.protocol import SensorAuthError
+    from limen.bio.finger.sensor import load_pages
+
+    paired = _paired(rt, port)
+    pages = load_pages(_pages_file(), _box(rt), paired.identity)
+    claimed = None if claim is None else people.find(rt.conn, claim).id
+    typer.echo(_("place the finger on the sensor"), err=True)
+    try:
+        page = paired.search()
+    except SensorAuthError:
+        rt.audit.raise_alarm("tamper", "critical", "the fingerprint sensor failed its password check or is not "
+                             "the paired one", subject="fingerprint-sensor", at=datetime.now(UTC))
+        raise
+    owner = None if page is None else pages.owner_of(page, paired.identity)
+    person = None if owner is None else people.by_id(rt.conn, owner)
+    if person is None or (claimed is not None and claimed != person.id):
+        return FingerprintEvidence(claimed, None, None, True, detail="fingerprint: no match on the sensor")
+    return FingerprintEvidence(person.id, T.FINGER_MATCH_DEFAULT, T.FINGER_MATCH_DEFAULT, True,
+                               detail="fingerprint: matched on the sensor (the module's decision, no score)")
+
+
+def _door_on_sensor(rt: Runtime, claim: str | None, sensor: str | None, image: Path | None,
+                    face: Capture | None, pin: bool) -> Decision:
+    from limen.access.attempt import Attempt, Source, finger_attempt, keypad_entry
+    from limen.decision import Reason
+    from limen.errors import BadRequest
+
+    if image is not None or sensor is None:
+        raise BadRequest("--finger/--sensor", 'finger_matching = "sensor": the finger is read and matched by '
+                                              "the paired module (--sensor PORT), not from an image")
+    if face is not None:
+        raise BadRequest("--face", 'finger_matching = "sensor" gives no score to fuse with a face: use --face '
+                                   'alone, or finger_matching = "host"')
+    evidence = _sensor_evidence(rt, sensor, claim)
+    decision = rt.controller.attempt(finger_attempt(evidence, source=Source.CLI))
+    if pin and evidence.matched and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
+        typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
+        decision = rt.controller.attempt(Attempt((evidence, *keypad_entry(typed).factors), Source.KEYPAD))
+    return decision
+
+
+@dataclass(frozen=True)
+class SensorErasure:
+    """What `erase_sensor_pages` did: pages deleted on the module, pages it could not delete (still recorded)."""
+
+    erased: list[int]
+    failed: list[int]
+    detail: str = ""
+
+
+def erase_sensor_pages(rt: Runtime, user_id: str, actor: str, at: datetime) -> SensorErasure:
+    """Delete every page of `user_id` on the paired module (DeleteChar) and from the page map; audited.
+    A page the module does not confirm stays recorded (its person is gone, so the door refuses it) and is
+    reported in `failed`, never hidden."""
+    from limen.audit.event import Event, EventKind
+    from limen.bio.finger.protocol import SensorError
+    from limen.bio.finger.sensor import load_pages, save_pages
+    from limen.errors import ConfigError
+    from limen.vault.secrets import box_for
+
+    if not _pages_file().is_file():
+        return SensorErasure([], [])
+    box = box_for(rt.conn)
+    paired = None
+    with contextlib.suppress(ConfigError):
+        paired = _paired(rt)
+    if box is None or paired is None:
+        result = SensorErasure([], [], "the page map cannot be read (vault closed or erased, or no paired "
+                                       "module): clear the module's library by hand")
+    else:
+        pages = load_pages(_pages_file(), box, paired.identity)
+        erased, failed, detail = [], [], ""
+        for page in pages.of(user_id):
+            try:
+                paired.delete(page)
+                erased.append(page)
+            except (SensorError, OSError) as exc:
+                failed.append(page)
+                detail = str(exc)
+        save_pages(_pages_file(), pages.without(*erased), box)
+        result = SensorErasure(erased, failed, detail)
+    if result.erased or result.failed or result.detail:
+        rt.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id,
+                              reason="fingerprint sensor pages erased", source="cli",
+                              outcome="failed" if result.failed or result.detail else "erased",
+                              data={"pages_erased": result.erased, "pages_failed": result.failed}))
+    return result
+
+
 def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face: Capture | None = None,
                  pin: bool = False) -> Decision:
     """A finger (from an image file or the paired sensor), with a face captured with it if given, through
@@ -169,6 +357,10 @@ def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face
 
     rt = open_runtime(STATE.settings)
     try:
+        if _on_sensor():
+            if claim is not None:
+                people.find(rt.conn, claim)
+            return _door_on_sensor(rt, claim, sensor, image, face, pin)
         grey = _probe_image(rt, image, sensor)
         if claim is not None:
             people.find(rt.conn, claim)  # an unknown name is an error (rc 1), not a refused attempt

@@ -59,6 +59,7 @@ def remove(
 ) -> None:
     """Remove a user and erase every biometric reference of theirs."""
     from limen import people
+    from limen.cli.finger import erase_sensor_pages
 
     rt = open_runtime(STATE.settings)
     try:
@@ -72,10 +73,16 @@ def remove(
             rt.audit.append(Event(EventKind.USER_CHANGE, at, actor=actor, subject=person.id, reason="user removed",
                                   source="cli"))
         removed = rt.erase_templates(person.id, actor, at)  # after a zeroize: nothing left, still one outcome
+        on_sensor = erase_sensor_pages(rt, person.id, actor, at)  # match on sensor: the module's own pages
     finally:
         rt.close()
-    output({"removed": person.id, "name": person.name, "templates_erased": removed},
+    output({"removed": person.id, "name": person.name, "templates_erased": removed,
+            "sensor_pages_erased": on_sensor.erased, "sensor_pages_failed": on_sensor.failed},
            _("removed {name} ({id}); {n} template(s) erased").format(name=person.name, id=person.id, n=removed))
+    if on_sensor.failed or on_sensor.detail:
+        typer.echo(f"the fingerprint sensor did not delete page(s) {on_sensor.failed}: {on_sensor.detail}",
+                   err=True)  # not yet in the zh_CN catalogue
+        raise typer.Exit(1)
 
 
 def _ask_pin(actor: str) -> str | None:

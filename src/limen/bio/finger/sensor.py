@@ -58,7 +58,9 @@ if TYPE_CHECKING:
 WRONG_PASSWORD = 0x13
 REFUSED_IDENTITY = "password-refused"
 PAIRING_FILE = "finger-sensor.json"
+PAGES_FILE = "finger-sensor-pages.json"
 _SEAL_LABEL = "finger-sensor:password"
+_PAGES_LABEL = "finger-sensor:pages"
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,12 @@ class R30xSensor:
         page, score = struct.unpack(">HH", answer[1:5])
         return page, score
 
+    def delete_on_sensor(self, page: int) -> None:
+        """DeleteChar: remove the model at `page` of the module's library (password checked first);
+        `SensorRefused` if the module does not confirm it."""
+        self.handshake()
+        self._command(Command.DELETE_CHAR, struct.pack(">HH", page, 1))
+
 
 def unpack_image(data: bytes) -> np.ndarray:
     """4-bit packed pixels (high nibble first) → 8-bit 288 × 256 image."""
@@ -254,6 +262,51 @@ class PairedSensor:
         with self.open() as module:
             return module.capture_image(wait_s)
 
+    def search(self, wait_s: float = 10.0) -> int | None:
+        """Match on sensor: the library page of the finger now on the paired module, or None (no match).
+        The module's own score is dropped: it is on the firmware's scale, not Limen's."""
+        with self.open() as module:
+            found = module.search_on_sensor(wait_s)
+        return None if found is None else found[0]
+
+    def delete(self, page: int) -> None:
+        """Delete `page` on the paired module (opened and checked); raises if it does not confirm."""
+        with self.open() as module:
+            module.delete_on_sensor(page)
+
+
+@dataclass(frozen=True)
+class SensorPages:
+    """Which person each page of the paired module's library belongs to (match on sensor).
+
+    Kept in `<data dir>/finger-sensor-pages.json`, sealed under the vault (an altered file is an opaque
+    vault error, not a new person at the door), bound to the identity of the module the pages are on."""
+
+    identity: str
+    pages: dict[int, str] = field(default_factory=dict)
+
+    def owner_of(self, page: int, identity: str) -> str | None:
+        """The person enrolled at `page` of the module `identity`, or None (another module, an unknown page)."""
+        if not hmac.compare_digest(identity, self.identity):
+            return None
+        return self.pages.get(page)
+
+    def of(self, user_id: str) -> list[int]:
+        return sorted(p for p, uid in self.pages.items() if uid == user_id)
+
+    def free_page(self, library_size: int) -> int:
+        """The lowest page this lock has not used (`ValueError` when the library is full)."""
+        page = next((p for p in range(library_size) if p not in self.pages), None)
+        if page is None:
+            raise ValueError(f"the sensor's library is full ({library_size} pages)")
+        return page
+
+    def with_page(self, page: int, user_id: str) -> SensorPages:
+        return SensorPages(self.identity, {**self.pages, page: user_id})
+
+    def without(self, *pages: int) -> SensorPages:
+        return SensorPages(self.identity, {p: u for p, u in self.pages.items() if p not in pages})
+
 
 def save_pairing(path: Path, port: str, pairing: Pairing, box: SecretBox) -> PairedSensor:
     """Record a pairing (the password sealed under the vault), 0600, atomically."""
@@ -270,3 +323,17 @@ def load_pairing(path: Path, box: SecretBox) -> PairedSensor | None:
     paired = json.loads(path.read_text())
     password = int.from_bytes(box.unseal(_SEAL_LABEL, bytes.fromhex(paired["password_sealed"])), "big")
     return PairedSensor(str(paired["port"]), password, str(paired["identity"]))
+
+
+def save_pages(path: Path, pages: SensorPages, box: SecretBox) -> None:
+    """Record the page map sealed under the vault, 0600, atomically."""
+    body = json.dumps({"identity": pages.identity, "pages": {str(p): u for p, u in sorted(pages.pages.items())}})
+    atomic_write(path, json.dumps({"version": 1, "sealed": box.seal(_PAGES_LABEL, body.encode()).hex()}).encode())
+
+
+def load_pages(path: Path, box: SecretBox, identity: str) -> SensorPages:
+    """The recorded page map; an empty one for module `identity` when none was recorded."""
+    if not path.is_file():
+        return SensorPages(identity)
+    body = json.loads(box.unseal(_PAGES_LABEL, bytes.fromhex(json.loads(path.read_text())["sealed"])))
+    return SensorPages(str(body["identity"]), {int(p): str(u) for p, u in body["pages"].items()})

@@ -6,7 +6,8 @@ thread; `.port` is the slave device path to give to `R30xSensor` (or to
 queue (none left = "no finger"); images are centre-cropped/padded to 256 × 288
 and sent at 4 bits per pixel, as the module does.  Match on sensor uses Limen's
 own extractor and matcher in place of the module's firmware (simulated).
-Faults for tests: `garbage=True` answers noise, `silent=True` never answers.
+Faults for tests: `garbage=True` answers noise, `silent=True` never answers,
+`refuse_delete=True` answers DeleteChar with "failed to delete" (0x10).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class SimulatedR30x:
         self.serial_number = serial_number
         self.garbage = False
         self.silent = False
+        self.refuse_delete = False
         self._queue: deque[np.ndarray] = deque()
         for item in images:
             self.present(item)
@@ -157,7 +159,7 @@ class SimulatedR30x:
             Command.SET_PWD: self._set_password, Command.READ_SYS_PARA: self._sys_para,
             Command.READ_PROD_INFO: self._prod_info, Command.GEN_IMG: self._gen_img,
             Command.UP_IMAGE: self._up_image, Command.IMG2TZ: self._img2tz, Command.REG_MODEL: self._reg_model,
-            Command.STORE: self._store, Command.SEARCH: self._search,
+            Command.STORE: self._store, Command.SEARCH: self._search, Command.DELETE_CHAR: self._delete_char,
         }.get(command)
         if handler is None:
             self._reply(b"\x01")
@@ -234,6 +236,22 @@ class SimulatedR30x:
             self._reply(b"\x09")
             return
         self._reply(b"\x00" + struct.pack(">HH", best[1], min(int(best[0] * 100), 0xFFFF)))
+
+    def _delete_char(self, args: bytes) -> None:
+        if len(args) < 4:
+            self._reply(b"\x01")
+            return
+        page, count = struct.unpack(">HH", args[:4])
+        if self.refuse_delete or count < 1 or page + count > self.parameters.library_size:
+            self._reply(b"\x10")
+            return
+        for p in range(page, page + count):
+            self._library.pop(p, None)
+        self._reply(b"\x00")
+
+    def pages(self) -> list[int]:
+        """The pages of the simulated library that hold a model (for tests)."""
+        return sorted(self._library)
 
     def swap_module(self, parameters: SystemParameters | None = None) -> None:
         """Simulate a swapped module: factory password and other parameters."""
