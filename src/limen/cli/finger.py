@@ -258,6 +258,7 @@ def _sensor_evidence(rt: Runtime, port: str, claim: str | None) -> FingerprintEv
     from limen.access.attempt import FingerprintEvidence
     from limen.bio.finger.protocol import SensorAuthError
     from limen.bio.finger.sensor import load_pages
+    from limen.bio.templates import Modality
 
     paired = _paired(rt, port)
     pages = load_pages(_pages_file(), _box(rt), paired.identity)
@@ -272,6 +273,9 @@ def _sensor_evidence(rt: Runtime, port: str, claim: str | None) -> FingerprintEv
     owner = None if page is None else pages.owner_of(page, paired.identity)
     person = None if owner is None else people.by_id(rt.conn, owner)
     if person is None or (claimed is not None and claimed != person.id):
+        return FingerprintEvidence(claimed, None, None, True, detail="fingerprint: no match on the sensor")
+    if person.id not in people.consents_running(rt.conn, Modality.FINGERPRINT, datetime.now(UTC)):
+        # retention does not reach the module's library: a page whose consent ran out is nobody's
         return FingerprintEvidence(claimed, None, None, True, detail="fingerprint: no match on the sensor")
     return FingerprintEvidence(person.id, T.FINGER_MATCH_DEFAULT, T.FINGER_MATCH_DEFAULT, True,
                                detail="fingerprint: matched on the sensor (the module's decision, no score)")

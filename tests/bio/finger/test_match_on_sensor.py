@@ -4,6 +4,7 @@ enrol on a page of the module's library, a door attempt searches it, erasing a p
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -102,6 +103,21 @@ def test_a_swapped_module_is_refused_as_tamper(tmp_path: Path, fvc_db1: Path) ->
         alarms = [r for r in _audit(data) if r["kind"] == "alarm"]
         assert alarms and alarms[-1]["subject"] == "fingerprint-sensor", alarms
         assert not [r for r in _audit(data) if r["kind"] == "unlock_attempt"]   # no attempt was judged
+
+
+def test_a_page_whose_consent_ran_out_is_nobodys(tmp_path: Path, fvc_db1: Path) -> None:
+    data = tmp_path / "data"
+    with SimulatedR30x() as module:
+        assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
+        rc, before = _door(data, module, fvc_db1 / "101_3.tif", "identify")
+        assert rc == 3 and before["reason"] == "second_factor_missing", before
+        with sqlite3.connect(data / "limen.db") as db:             # the consent was given long ago
+            db.execute("UPDATE consents SET given_at = '2020-01-01T00:00:00+00:00'")
+        rc, after = _door(data, module, fvc_db1 / "101_4.tif", "identify")
+        assert rc == 3 and after["reason"] == "no_match", after
+        assert module.pages() == [0]                                 # still on the module: see docs/finger.md
 
 
 def test_images_and_face_fusion_are_refused_when_matching_on_the_sensor(tmp_path: Path, fvc_db1: Path) -> None:
