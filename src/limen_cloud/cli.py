@@ -209,10 +209,20 @@ def sign_command(
     request: Annotated[bool, typer.Option("--request", help="Print the JSON body of POST "
                                           "/api/locks/{id}/commands ({\"payload\": …}) instead of the bare "
                                           "signed command.")] = False,
+    restore_key: Annotated[str | None, typer.Option(help="The lock's `limen link restore-key` (base64): an unlock "
+                                                    "then asks for the owner's PIN (stdin) and carries it sealed "
+                                                    "to the lock, which its require_pin_for_remote needs; the "
+                                                    "cloud cannot read it.")] = None,
 ) -> None:
     """Print a command signed on the owner's device, for the cloud to relay (or `limen link execute`) — run it
     on the owner's device; the lock checks the signature, its id, the counter and the expiry itself."""
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
     from limen.link.commands import Action, Command, sign
+    from limen.link.execute import seal_pin
 
     try:
         chosen = Action(action)
@@ -224,9 +234,21 @@ def sign_command(
     loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise typer.BadParameter(f"{key} is not an Ed25519 private key")
+    args = {name: value for name, _, value in pairs}
+    if restore_key is not None:
+        if chosen is not Action.UNLOCK:
+            raise typer.BadParameter("--restore-key seals the owner's PIN into an unlock only")
+        try:
+            target = X25519PublicKey.from_public_bytes(base64.b64decode(restore_key.strip(), validate=True))
+        except (ValueError, binascii.Error):
+            raise typer.BadParameter("--restore-key is not a base64 X25519 public key") from None
+        pin = typer.prompt("Owner's PIN", hide_input=True).strip()
+        if not pin.isdigit() or not pin.isascii():
+            raise typer.BadParameter("a PIN is digits only")
+        args["pin"] = seal_pin(target, pin)
     now = datetime.now(UTC)
     command = Command(lock, chosen, counter if counter is not None else int(now.timestamp() * 1000),
-                      now + timedelta(seconds=valid_for), device, {name: value for name, _, value in pairs})
+                      now + timedelta(seconds=valid_for), device, args)
     wire = sign(command, loaded).to_bytes().decode("utf-8")
     typer.echo(json.dumps({"payload": wire}) if request else wire)
 

@@ -141,3 +141,25 @@ def test_sign_restore_seals_the_backup_s_key_to_the_target_lock_and_signs_its_di
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode())
     not_mine = CliRunner().invoke(app, [*base, "--backup-key", str(tmp_path / "other-x.b64")])
     assert not_mine.exit_code != 0 and "payload" not in not_mine.output
+
+
+def test_sign_command_seals_the_owners_pin_to_the_lock_for_an_unlock(tmp_path: Path) -> None:
+    phone = Ed25519PrivateKey.generate()
+    (tmp_path / "phone.key").write_bytes(phone.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    lock_key = X25519PrivateKey.generate()
+    restore = base64.b64encode(lock_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+    base = ["sign-command", "unlock", "--key", str(tmp_path / "phone.key"), "--device", "olga-phone",
+            "--lock", "front-door", "--restore-key", restore]
+    made = CliRunner().invoke(app, base, input="246813\n")
+    assert made.exit_code == 0, made.output
+    wire = made.output.strip().splitlines()[-1]
+    assert "246813" not in wire  # the cloud relaying it cannot read the PIN
+    sealed = json.loads(SignedCommand.from_bytes(wire.encode()).body)["args"]["pin"]
+    assert open_reply(lock_key, sealed) == b"limen-pin-v1:246813"
+    for bad, text in ((["--restore-key", "not-base64!"], "12\n"), ([], "12a4\n")):
+        refused = CliRunner().invoke(app, [*base[:-2], *(bad or base[-2:])], input=text)
+        assert refused.exit_code != 0, bad
+    lock = CliRunner().invoke(app, ["sign-command", "lock", *base[2:]], input="246813\n")
+    assert lock.exit_code != 0  # a PIN is sealed into an unlock only

@@ -17,9 +17,9 @@ from limen.audit.event import EventKind
 from limen.audit.keys import SigningKey
 from limen.errors import BadRequest, Conflict
 from limen.link.commands import Action, Command, CommandVerifier, Refusal, SignedCommand, sign
-from limen.link.execute import open_reply, verify_receipt
+from limen.link.execute import LinkCommands, open_reply, seal_pin, seal_reply, verify_receipt
 
-from .conftest import LOCK_ID, LockRig
+from .conftest import LOCK_ID, OWNER_PIN, LockRig
 
 
 def unsigned(command: Command) -> SignedCommand:
@@ -45,6 +45,27 @@ def test_policy_still_applies_pin_rule_to_signed_unlock(rig: LockRig) -> None:
     outcome = rig.send(rig.signed(Action.UNLOCK))
     rig.settle()
     assert not outcome.executed and rig.door.is_locked
+
+
+@pytest.mark.parametrize("sealed", ["right", "wrong", "other_lock", "clear", "not_a_pin"])
+def test_a_signed_unlock_carries_the_owners_pin_sealed_to_the_lock(rig: LockRig, sealed: str) -> None:
+    """`require_pin_for_remote` on: the phone seals the PIN to the lock's restore key (the cloud cannot read it)."""
+    lock_key = X25519PrivateKey.generate()
+    link = LinkCommands(rig.verifier, rig.controller, rig.store, rig.sink, lambda *a: 0, restore_key=lock_key)
+    rig.store.set_config(rig.owner, rig.clock.now(), require_pin_for_remote=True)
+    pin = {"right": seal_pin(lock_key.public_key(), OWNER_PIN),
+           "wrong": seal_pin(lock_key.public_key(), "135799"),
+           "other_lock": seal_pin(X25519PrivateKey.generate().public_key(), OWNER_PIN),
+           "clear": OWNER_PIN,
+           "not_a_pin": seal_reply(lock_key.public_key(), OWNER_PIN.encode())}[sealed]
+    assert OWNER_PIN not in pin or sealed == "clear"
+    outcome = link.handle(rig.signed(Action.UNLOCK, pin=pin), rig.clock.now())
+    rig.settle()
+    assert outcome.executed is (sealed == "right") and rig.door.is_locked is (sealed != "right")
+    if sealed == "wrong":
+        assert outcome.reason == "unknown_credential"
+    elif sealed != "right":
+        assert "pin" in outcome.reason
 
 
 @pytest.mark.parametrize("case", ["forged", "unknown_device", "replayed", "expired", "retargeted", "too_long",

@@ -6,7 +6,8 @@ A signed command acts only while the device's owner is an enabled owner of
 the lock (a disabled, demoted or removed owner's phone stays paired until
 unpaired, but is refused).  Unlock goes through `AccessController.remote` (owner-authorised: policy,
 UNLOCK_ATTEMPT record and door as for any other way in; the owner's
-`require_pin_for_remote` still applies).  Every other action, and every
+`require_pin_for_remote` still applies: the PIN comes sealed to the lock's restore key in `args["pin"]`,
+`seal_pin`).  Every other action, and every
 refusal, is one REMOTE_COMMAND record (source "remote"; `device_known` False
 for an unknown device or a forged signature, which the anomaly rules alarm
 on).  A code added remotely is sealed to the X25519 reply key the owner's
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
 Eraser = Callable[[str, str, datetime], int]  # (user id, actor, at) → templates erased
 _REPLY_INFO = b"limen-link-reply-v1"
+PIN_SEAL_PREFIX = b"limen-pin-v1:"  # a sealed PIN's plaintext starts so (never taken for a sealed content key)
 _RECEIPT_DOMAIN = b"limen-erasure-receipt-v1\0"
 
 
@@ -124,7 +126,8 @@ class LinkCommands:
         args = command.args
         if command.action is Action.UNLOCK:
             assert device is not None  # unsigned unlocks never pass the verifier
-            decision = self.controller.remote(device.owner, authorised=True, device=f"link:{device.name}")
+            decision = self.controller.remote(device.owner, authorised=True, pin=self._sealed_pin(args),
+                                              device=f"link:{device.name}")
             return Outcome(decision.accepted, command.action.value, decision.reason.value, command.counter,
                            device.name)
         if command.action is Action.LOCK:
@@ -192,6 +195,24 @@ class LinkCommands:
         if self.eraser is None:
             raise BadRequest("action", "this lock was started without its eraser (backups and erasure)")
         return self.eraser
+
+    def _sealed_pin(self, args: Any) -> str | None:
+        """The owner's PIN the device sealed to this lock's restore key (`args["pin"]`; `require_pin_for_remote`):
+        the cloud relaying the command cannot read it.  None when the command carries none."""
+        if "pin" not in args:
+            return None
+        if self.restore_key is None:
+            raise BadRequest("pin", "this lock has no key to open a sealed PIN")
+        try:
+            plain = open_reply(self.restore_key, _arg(args, "pin"))
+        except (InvalidTag, ValueError) as exc:
+            raise BadRequest("pin", "not sealed to this lock's restore key") from exc
+        if not plain.startswith(PIN_SEAL_PREFIX):
+            raise BadRequest("pin", "not a sealed PIN")
+        try:
+            return plain[len(PIN_SEAL_PREFIX):].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise BadRequest("pin", "not a sealed PIN") from exc
 
     def _restore(self, command: Command, device: Device | None, blob: bytes | None, at: datetime) -> Outcome:
         """Load the attached backup the owner named (by SHA-256) with the content key sealed to this lock."""
@@ -309,6 +330,11 @@ def seal_reply(recipient: X25519PublicKey, plaintext: bytes) -> str:
     key = HKDF(hashes.SHA256(), 32, eph_pub, _REPLY_INFO).derive(eph.exchange(recipient))
     nonce = os.urandom(12)
     return base64.b64encode(eph_pub + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, eph_pub)).decode()
+
+
+def seal_pin(lock_restore_key: X25519PublicKey, pin: str) -> str:
+    """What the owner's device puts in an unlock's `args["pin"]`: the PIN sealed to the lock's restore key."""
+    return seal_reply(lock_restore_key, PIN_SEAL_PREFIX + pin.encode("ascii"))
 
 
 def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
