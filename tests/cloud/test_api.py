@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from limen import thresholds as T
+from limen.clock import FixedClock
 from limen.link.forward import claim_hash
+from limen.service.ratelimit import RateLimiter
 from limen_cloud.api import create_app
 from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, Lock, Record
@@ -95,8 +99,17 @@ def test_no_broker_means_no_relay_and_openapi_is_served(engine: Engine) -> None:
     assert client.post("/api/owners", json={"email": "short@example.org", "password": "short"}).status_code == 422
 
 
+
+def frozen_login(app: FastAPI) -> FastAPI:
+    """`app` with its log-in buckets on a clock that does not move: a failed log-in costs an Argon2id verify, and
+    on a loaded machine eleven of them took longer than the 12 s in which a bucket refills a token (no 429)."""
+    app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN,
+                                    clock=FixedClock(datetime(2026, 12, 1, tzinfo=UTC)))
+    return app
+
+
 def test_log_in_attempts_are_rate_limited(engine: Engine) -> None:
-    client = TestClient(create_app(engine, open_signup=True))
+    client = TestClient(frozen_login(create_app(engine, open_signup=True)))
     wrong = {"email": "nobody@example.org", "password": "wrong password!"}
     codes = [client.post("/api/sessions", json=wrong).status_code for _ in range(12)]
     assert codes[0] == 401 and codes[-1] == 429

@@ -10,7 +10,7 @@ from limen_cloud.api import create_app
 from limen_cloud.db import sessions
 from limen_cloud.models import Lock
 
-from .test_api import connected
+from .test_api import connected, frozen_login
 from .test_pages import ORIGIN, csrf_of, log_in, sign_up
 
 CODE = "02e2fd-bfead1-25dff7"
@@ -79,6 +79,7 @@ def test_claim_page_needs_a_session_and_valid_fields(engine: Engine) -> None:
 
 def test_claim_guesses_on_the_page_are_rate_limited(engine: Engine) -> None:
     client = page_client(engine, "198.51.100.23")
+    frozen_login(client.app)  # type: ignore[arg-type]  # sign-up and log-in take real time: no refill meanwhile
     sign_up(client, "olga@example.org")
     log_in(client, "olga@example.org")  # takes one log-in token of this address
     connected(engine, "front-door", CODE)

@@ -16,7 +16,7 @@ from limen_cloud.api import client_key, create_app
 from limen_cloud.db import sessions
 from limen_cloud.models import Owner
 
-from .test_api import PASSWORD
+from .test_api import PASSWORD, frozen_login
 
 ORIGIN = "https://testserver"
 
@@ -32,14 +32,6 @@ def frozen(engine: Engine) -> tuple[FastAPI, FixedClock]:
     app.state.signup_limiter = RateLimiter(T.CLOUD_SIGNUP_PER_MIN, T.CLOUD_SIGNUP_BURST,
                                            T.CLOUD_SIGNUP_GLOBAL_PER_MIN, clock=clock)
     return app, clock
-
-
-def frozen_login(app: FastAPI) -> FastAPI:
-    """`app` with its log-in buckets on a clock that does not move: a failed log-in costs an Argon2id verify, and
-    on a loaded machine eleven of them took longer than the 12 s in which a bucket refills a token (no 429)."""
-    app.state.limiter = RateLimiter(T.CLOUD_LOGIN_PER_MIN, T.CLOUD_LOGIN_BURST, T.CLOUD_LOGIN_GLOBAL_PER_MIN,
-                                    clock=FixedClock(datetime(2026, 12, 1, tzinfo=UTC)))
-    return app
 
 
 def test_api_sign_up_is_limited_per_address_with_retry_after(engine: Engine) -> None:
