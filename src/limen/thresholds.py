@@ -505,6 +505,8 @@ LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies furt
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry
 LINK_MAX_PAYLOAD_BYTES = 8192          # larger MQTT payloads are refused before parsing
 LINK_MAX_BACKUP_BYTES = 4 << 20        # an encrypted backup (and a restore command carrying one) larger is refused
+LINK_MAX_BROKER_PACKET_BYTES = 2 * LINK_MAX_BACKUP_BYTES  # the fleet broker drops larger packets (a restore
+                                                        # command carries a backup in base64: 4/3 of it)
 LINK_CERT_DAYS = 90                    # lifetime of a lock's client certificate issued by the fleet CA
 LINK_CERT_ROTATE_REMAINING = 1 / 3     # rotate when less than this fraction of the lifetime remains
 LINK_MAX_CONNECTION_S = 3600           # reconnect (fresh TLS 1.3 handshake, new keys) at least this often

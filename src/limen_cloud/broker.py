@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from limen import thresholds as T
 from limen.link import pki
 
 CLOUD_ID = "limen-cloud"
@@ -89,6 +90,7 @@ user {user or getpass.getuser()}
 per_listener_settings false
 allow_anonymous false
 max_queued_messages 100000
+max_packet_size {T.LINK_MAX_BROKER_PACKET_BYTES}
 acl_file {files.acl.resolve()}
 {listener}
 cafile {files.ca.resolve()}

@@ -127,3 +127,18 @@ def test_a_command_sent_during_a_short_drop_out_arrives_on_reconnect(broker: Bro
     finally:
         cloud.close()
     assert outcome["executed"] and outcome["action"] == "lock"
+
+
+def test_the_fleet_broker_drops_a_packet_over_its_limit_and_takes_a_restore_sized_one(broker: Broker) -> None:
+    """`max_packet_size` from `limen-cloud broker-config`: a lock cannot flood the broker with one huge message,
+    and the largest restore (a backup of LINK_MAX_BACKUP_BYTES in base64) still fits."""
+    from limen import thresholds as T
+
+    cert, key = broker.client("lock-big")
+    link = connect(broker, "lock-big", pki.client_context(broker.ca_file, cert, key))
+    try:
+        link.publish("limen/lock-big/backup", b"x" * (T.LINK_MAX_BACKUP_BYTES * 4 // 3 + 4096), timeout=20)
+        with pytest.raises(LinkError):
+            link.publish("limen/lock-big/backup", b"x" * (T.LINK_MAX_BROKER_PACKET_BYTES + 1), timeout=3)
+    finally:
+        link.close()
