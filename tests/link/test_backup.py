@@ -92,8 +92,9 @@ class Lock:
 
 
 def open_lock(root: Path, lock_id: str, phone: Ed25519PrivateKey, phone_x: X25519PrivateKey,
-              owner_pin: str = OWNER_PIN) -> Lock:
-    """A lock whose owner Olga was added in person and paired her phone (a fresh replacement lock too)."""
+              owner_pin: str = OWNER_PIN, backup_key: bool = True) -> Lock:
+    """A lock whose owner Olga was added in person and paired her phone (a fresh replacement lock too); with
+    `backup_key`, the phone's X25519 key is registered as a backup recipient too."""
     settings = load_settings(root, device_id=lock_id)
     rt = open_runtime(settings, door=SimulatedLock(travel_s=0.0))
     at = datetime.now(UTC)
@@ -104,7 +105,8 @@ def open_lock(root: Path, lock_id: str, phone: Ed25519PrivateKey, phone_x: X2551
     link = for_runtime(rt)
     assert link.eraser is not None
     backups = link.eraser.backups
-    backups.add_recipient("phone", RecipientKind.DEVICE, phone_x.public_key(), owner, at)
+    if backup_key:
+        backups.add_recipient("phone", RecipientKind.DEVICE, phone_x.public_key(), owner, at)
     return Lock(rt, link, backups, phone, phone_x, owner)
 
 
@@ -215,6 +217,68 @@ def test_restore_onto_a_replacement_lock_brings_people_pins_and_codes_back(lock:
         assert not new.keypad(NEW_OWNER_PIN)  # the in-person owner row was replaced by the backup's
         unlock = new.send(new.command(Action.UNLOCK))  # the paired phone acts for the restored owner
         assert unlock.executed, unlock
+    finally:
+        new.close()
+
+
+def test_a_replacement_lock_backs_up_to_the_same_owner_devices_and_recovery_key(lock: Lock, tmp_path: Path) -> None:
+    """Review finding: after the restore the replacement had no backup recipient, so the next erase said
+    "fresh_backup: none: no backup key registered".  The backup's signed header names the recipients' public
+    keys; the restore registers them again."""
+    printed, recovery_public = new_recovery_key()
+    lock.backups.add_recipient("recovery", RecipientKind.RECOVERY, recovery_public, lock.owner, datetime.now(UTC))
+    _, blob = lock.backups.make(datetime.now(UTC))
+    lock.rt.store.zeroize()  # the old lock was smashed: tamper erase
+    recovery = parse_recovery_key(printed)
+    for private in (lock.phone_x, recovery):  # public halves only: no private key is in the backup
+        raw = private.private_bytes_raw()
+        assert raw not in blob and raw not in open_backup(blob, unwrap_key(blob, lock.phone_x)[1])[1]
+
+    new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, lock.phone_x, backup_key=False)
+    try:
+        assert new.backups.recipients() == []
+        outcome = new.send(restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x, origin=lock))
+        assert outcome.executed, outcome
+        assert [(r.name, r.kind, raw_public(r.public_key)) for r in new.backups.recipients()] == [
+            ("phone", "device", raw_public(lock.phone_x.public_key())),
+            ("recovery", "recovery", raw_public(recovery_public))]
+        _, after = new.backups.make(datetime.now(UTC))
+        for private in (lock.phone_x, recovery):
+            header, payload = open_backup(after, unwrap_key(after, private)[1])
+            assert header.lock == "front-door-2" and json.loads(payload)["lock"] == "front-door-2"
+            assert header.counter == 2  # after the restored backup's counter
+        erased = new.send(new.command(Action.ERASE, user="Max", scope="person"))
+        assert erased.executed and erased.data["fresh_backup"] == "3", erased.data
+        assert new.users() == ["Olga"]
+        header, _ = unwrap_key(new.backups.dir.joinpath(new.backups.local_files()[-1]["file"]).read_bytes(), recovery)
+        assert header.counter == 3
+    finally:
+        new.close()
+
+
+def test_a_restore_keeps_the_targets_own_recipients(lock: Lock, tmp_path: Path) -> None:
+    """Registered in person on the replacement: its recovery key and a device under the same name stay; the
+    backup's other device key is added; a restore of the same lock adds nothing."""
+    _, old_recovery = new_recovery_key()
+    lock.backups.add_recipient("recovery", RecipientKind.RECOVERY, old_recovery, lock.owner, datetime.now(UTC))
+    laptop = X25519PrivateKey.generate()
+    lock.backups.add_recipient("laptop", RecipientKind.DEVICE, laptop.public_key(), lock.owner, datetime.now(UTC))
+    _, blob = lock.backups.make(datetime.now(UTC))
+    same = lock.send(restore_command(lock, blob, from_lock="front-door", phone_x=lock.phone_x))
+    assert same.executed and len(lock.backups.recipients()) == 3
+
+    new_phone_x = X25519PrivateKey.generate()
+    new = open_lock(tmp_path / "replacement", "front-door-2", lock.phone, new_phone_x)  # "phone", another key
+    try:
+        _, new_recovery = new_recovery_key()
+        new.backups.add_recipient("recovery", RecipientKind.RECOVERY, new_recovery, new.owner, datetime.now(UTC))
+        _, content_key = unwrap_key(blob, lock.phone_x)
+        restored = new.backups.restore(blob, content_key, datetime.now(UTC), from_lock="front-door",
+                                       lock_keys={lock.rt.audit.key.key_id: lock.rt.audit.key.public})
+        assert restored.recipients_added == 1 and restored.to_dict()["backup_recipients_added"] == 1
+        assert {r.name: raw_public(r.public_key) for r in new.backups.recipients()} == {
+            "laptop": raw_public(laptop.public_key()), "phone": raw_public(new_phone_x.public_key()),
+            "recovery": raw_public(new_recovery)}
     finally:
         new.close()
 

@@ -53,6 +53,13 @@ code ids revoked in the backup, on the target lock before the restore and in
 the owner's signed restore command are applied after the rows are loaded (a
 revoked user is restored disabled, a revoked code stays revoked); a user
 disabled on the target lock (console, CLI) is restored disabled too.
+
+The backup's recipients — the owner devices' X25519 keys and the recovery key's
+public half, as its signed header names them (public keys only: no private key
+is ever on the lock) — are registered again on the target where it lacks them,
+so backups made after a restore onto a replacement go on to the same owner
+devices and recovery key.  A recipient the target already has (same name or
+same key) stays as it is, and so does the target's own recovery key.
 """
 
 from __future__ import annotations
@@ -158,6 +165,10 @@ MIGRATIONS: list[str] = [
 class RecipientKind:
     DEVICE = "device"
     RECOVERY = "recovery"
+
+
+def _recipient_name(name: str) -> bool:
+    return 0 < len(name) <= _NAME_MAX and name.isprintable()
 
 
 def _b64(raw: bytes) -> str:
@@ -271,8 +282,8 @@ def verify_origin(blob: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Header:
     """
     header = read_header(blob)
     public = keys.get(header.signer)
-    if public is None:
-        raise BadRequest("backup", "not signed by a known audit key of the lock it names")
+    if public is None:  # the key id lets the owner compare with the one their device recorded at pairing
+        raise BadRequest("backup", f"not signed by a known audit key of the lock it names (key id {header.signer!r})")
     try:
         public.verify(blob[-_SIG_BYTES:], _SIG_DOMAIN + blob[:-_SIG_BYTES])
     except InvalidSignature as exc:
@@ -418,12 +429,14 @@ class Restored:
     pins_need_reset: int
     templates_restored: int = 0  # face templates and fingers sealed again on this lock
     templates: str = NO_TEMPLATES  # what happened to the biometric references, in words
+    recipients_added: int = 0  # the backup's recipients registered again here (see the module docstring)
 
     def to_dict(self) -> dict[str, Any]:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
                 "revoked_users": self.revoked_users, "revoked_codes": self.revoked_codes,
                 "pins_need_reset": self.pins_need_reset, "templates_restored": self.templates_restored,
-                "references": self.templates}  # not "templates": the audit trail refuses that key
+                "references": self.templates,  # not "templates": the audit trail refuses that key
+                "backup_recipients_added": self.recipients_added}
 
 
 class Backups:
@@ -443,7 +456,7 @@ class Backups:
     # -------------------------------------------------------------- recipients
     def add_recipient(self, name: str, kind: str, public_key: X25519PublicKey, by: str, at: datetime) -> None:
         """Register an owner device's X25519 key (or the recovery key) that future backups are encrypted to."""
-        if not name or len(name) > _NAME_MAX or not name.isprintable():
+        if not _recipient_name(name):
             raise BadRequest("name", f"1-{_NAME_MAX} printable characters")
         if kind not in (RecipientKind.DEVICE, RecipientKind.RECOVERY):
             raise BadRequest("kind", "device or recovery")
@@ -624,6 +637,7 @@ class Backups:
                 raise BadRequest("backup", f"inconsistent rows ({exc})") from exc
             users, codes = self._apply(revoked | disabled, at)
             self._repoint_devices(data.get("devices", []))
+            recipients = self._add_recipients(header, at)
             self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
                               "restored_counter = ?", (header.counter, header.lock, header.counter))
             for kind, refs in (("user", revoked.users), ("code", revoked.codes), ("erased", revoked.erased)):
@@ -632,7 +646,8 @@ class Backups:
             pins = self._pins_need_reset(pepper)
             if pepper is not None and pins == 0:
                 _write_private(self.keys_dir / "pin-pepper.key", pepper)  # last: the rows are in, then the key
-        restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins)
+        restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins,
+                            recipients_added=recipients)
         return restored, pepper is not None and pins == 0
 
     def _rows(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -663,6 +678,27 @@ class Backups:
         for device in devices:  # link_devices: this package's own table
             self.conn.execute("UPDATE link_devices SET owner = ?, counter = max(counter, ?) WHERE public_key = ?",
                               (str(device["owner"]), int(device["counter"]), _unb64(device["public_key"], "device")))
+
+    def _add_recipients(self, header: Header, at: datetime) -> int:
+        """Register the backup's recipients this lock lacks (public keys from the signed header); return how many.
+
+        One with a name or key already registered here is left out, and so is the backup's recovery key when
+        this lock has its own (made here in person, so newer)."""
+        has_recovery = self.conn.execute("SELECT 1 FROM backup_recipients WHERE kind = ?",
+                                         (RecipientKind.RECOVERY,)).fetchone() is not None
+        added = 0
+        for wrap in header.wraps:
+            if wrap.kind not in (RecipientKind.DEVICE, RecipientKind.RECOVERY) or len(wrap.public_key) != 32 \
+                    or not _recipient_name(wrap.name):
+                raise BadRequest("backup", "malformed recipient in the header")
+            if wrap.kind == RecipientKind.RECOVERY and has_recovery:
+                continue
+            cursor = self.conn.execute("INSERT OR IGNORE INTO backup_recipients VALUES (?, ?, ?, ?, ?)",
+                                       (wrap.name, wrap.kind, wrap.public_key, at.isoformat(),
+                                        f"restore:{header.lock}"))
+            added += cursor.rowcount
+            has_recovery = has_recovery or (wrap.kind == RecipientKind.RECOVERY and cursor.rowcount > 0)
+        return added
 
     def _apply(self, revoked: Revoked, when: datetime) -> tuple[int, int]:
         people.remove_ids(self.conn, revoked.erased)  # a person erased ("delete me") never comes back
