@@ -14,6 +14,7 @@ there); anything else should be served over TLS.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,6 +173,29 @@ def same_origin(request: Request) -> None:
 def is_lock_itself(request: Request) -> bool:
     """The peer is this machine (loopback); forwarded headers count only from `Settings.trusted_proxies`."""
     return (request.client.host if request.client else "") in LOOPBACK
+
+
+def forwarded_untrusted(request: Request) -> bool:
+    """A proxy sits in between and the service did not believe what it forwarded (no `X-Forwarded-For` — the one
+    header uvicorn reads — or a peer outside `Settings.trusted_proxies`): the peer's address, maybe loopback, is
+    the proxy's and says nothing about who asks."""
+    if not any(h in request.headers for h in ("forwarded", "x-forwarded-for", "x-real-ip")):
+        return False
+    host = request.client.host if request.client else ""
+    return "x-forwarded-for" not in request.headers or not _among(host, ctx_of(request).settings.trusted_proxies)
+
+
+def _among(host: str, proxies: list[str]) -> bool:
+    """Whether `host` is one of `proxies` (addresses, networks, or "*", as uvicorn's forwarded_allow_ips)."""
+    for entry in (p.strip() for p in proxies):
+        if entry in ("*", host):
+            return True
+        try:
+            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def set_kiosk_cookie(request: Request, response: Response, token: str) -> None:

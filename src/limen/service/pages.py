@@ -32,6 +32,7 @@ from limen.service.auth import (
     check_csrf,
     clear_session_cookie,
     ctx_of,
+    forwarded_untrusted,
     is_lock_itself,
     kiosk_allowed,
     login_rate,
@@ -253,6 +254,12 @@ async def logout(request: Request) -> Response:
 # ---------------------------------------------------------------------- kiosk
 
 
+PROXIED_KIOSK = N_("this door screen came through a proxy the lock does not trust, so it cannot tell the lock's own "
+                   "screen from a visitor: open /kiosk on the lock directly, pair this screen with a link from API "
+                   "tokens › Door screens, or list the proxy in trusted_proxies in limen.toml (it must send "
+                   "X-Forwarded-For)")
+
+
 @router.get("/kiosk", response_class=HTMLResponse)
 def kiosk(request: Request, pair: str = "") -> Response:
     """The door screen; `?pair=<token>` (from the owner's Door screens page) pairs this browser once."""
@@ -267,6 +274,8 @@ def kiosk(request: Request, pair: str = "") -> Response:
     ctx = ctx_of(request)
     page = render(request, "kiosk.html", challenge=ctx.settings.kiosk_challenge)
     if is_lock_itself(request) and not ctx.accounts.kiosk_paired(request.cookies.get(KIOSK_COOKIE, "")):
+        if forwarded_untrusted(request):  # a reverse proxy on the lock: every visitor would look like loopback
+            raise HTTPException(403, PROXIED_KIOSK)
         set_kiosk_cookie(request, page, ctx.accounts.pair_local_screen())  # the lock's own screen
     return page
 
