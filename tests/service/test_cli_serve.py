@@ -38,8 +38,8 @@ def test_serve_prints_a_setup_link_and_answers(tmp_path: Path) -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         assert health == {"status": "ok", "setup_required": True}
-        assert httpx.get(link, timeout=5).status_code == 200
-        assert "openapi" in httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
+        assert httpx.get(link, timeout=60).status_code == 200
+        assert "openapi" in httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=60).json()
     finally:
         proc.terminate()
         proc.wait(timeout=20)
