@@ -2,7 +2,8 @@
 
 Pairing is done in person at the lock: `limen link pair-device NAME
 --public-key FILE --as OWNER` proves the owner by PIN (prompted, or
-`LIMEN_ACTOR_PIN`).  The lock's TLS key is made here and never leaves the data
+`LIMEN_ACTOR_PIN`) and prints the record the device keeps: this lock's id and
+audit public key, which a replacement lock's restore needs.  The lock's TLS key is made here and never leaves the data
 directory (`limen link csr`); the fleet CA's certificate comes back with
 `limen link install-cert`; `limen link run` connects to `link_broker`.
 
@@ -35,6 +36,7 @@ from limen.errors import BadRequest, LinkError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from limen.audit.keys import SigningKey
     from limen.link.backup import Backups
     from limen.runtime import Runtime
 
@@ -69,9 +71,16 @@ def _paths() -> tuple[Path, Path, Path]:
 @link_app.command("pair-device")
 def pair_device(name: Annotated[str, typer.Argument(help="A name for the owner's device, e.g. olga-phone.")],
                 public_key: Annotated[Path, typer.Option("--public-key", help="Its Ed25519 public key (PEM).")],
-                actor: Actor, actor_pin: ActorPin = None) -> None:
-    """Register an owner's device whose signed commands this lock will accept."""
+                actor: Actor, actor_pin: ActorPin = None,
+                qr: Annotated[bool, typer.Option("--qr", help="Also print the pairing record (this lock's id and "
+                                                 "audit key) as a QR code for the device to scan.")] = False,
+                ) -> None:
+    """Register an owner's device whose signed commands this lock will accept.
+
+    Prints this lock's audit public key (id and base64; `--json`, `--qr`): the owner's device keeps it, since a
+    replacement lock restores this lock's backups only under it."""
     from limen.audit.event import Event, EventKind
+    from limen.audit.keys import load_or_create_key
     from limen.link.commands import DeviceRegistry, load_public_key
     from limen.runtime import open_runtime
 
@@ -84,6 +93,7 @@ def pair_device(name: Annotated[str, typer.Argument(help="A name for the owner's
         owner = _owner(rt, actor, actor_pin)
         now = datetime.now(UTC)
         device = DeviceRegistry(rt.conn).pair(name, key, owner, owner, now)
+        signer = load_or_create_key(STATE.settings.keys_dir)  # the key this lock's backups are signed with
         # the key in the record: the cloud trusts only devices the lock's own chain says were paired in person
         # (an owner-signed replacement mark, `limen_cloud.statements`)
         rt.audit.append(Event(EventKind.CONFIG_CHANGE, now, actor=owner, subject=f"device:{name}",
@@ -91,8 +101,33 @@ def pair_device(name: Annotated[str, typer.Argument(help="A name for the owner's
                               data={"device": name, "public_key": base64.b64encode(device.public_key).decode()}))
     finally:
         rt.close()
-    output({"device": device.name, "owner": device.owner},
-           _("paired {name} (commands signed by it are checked by this lock)").format(name=device.name))
+    record = _pairing_record(device.name, device.owner, signer)
+    output(record, lambda: _show_pairing(record, qr))
+
+
+def _pairing_record(device: str, owner: str, signer: SigningKey) -> dict[str, str]:
+    """What the owner's device keeps from pairing: this lock's id and audit public key (id + base64).
+
+    The lock's backups are signed by that key: a replacement lock restores one only when the owner names it
+    (`from_lock_key` in the signed restore, `limen link restore --from-lock-key`), and after a tamper erase
+    this record on the owner's device is the copy of it that is left (never the cloud's)."""
+    from limen.audit.keys import public_b64
+
+    return {"device": device, "owner": owner, "lock": STATE.settings.device_id,
+            "audit_key_id": signer.key_id, "audit_key": public_b64(signer.public)}
+
+
+def _show_pairing(record: dict[str, str], qr: bool) -> None:
+    import json
+
+    typer.echo(_("paired {name} (commands signed by it are checked by this lock)").format(name=record["device"]))
+    typer.echo(_("this lock's audit key (keep it on {name}: restoring a backup of this lock onto a replacement "
+                 "needs it):").format(name=record["device"]))
+    typer.echo(f"  lock {record['lock']}  key id {record['audit_key_id']}  key {record['audit_key']}")
+    if qr:  # the same record as --json gives, for the phone to scan
+        import segno
+
+        segno.make(json.dumps(record, sort_keys=True), error="m").terminal(compact=True)
 
 
 @link_app.command("unpair")
@@ -271,10 +306,12 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
                               reason="backup restored", source="cli", data=restored.to_dict()))
     finally:
         rt.close()
-    output(restored.to_dict(), _("restored backup {counter} of {lock} ({people} people; {users} users and {codes} "
-                                 "codes kept revoked)").format(
-        counter=restored.counter, lock=restored.lock, people=restored.rows.get("users", 0),
-        users=restored.revoked_users, codes=restored.revoked_codes))
+    said = _("restored backup {counter} of {lock} ({people} people; {users} users and {codes} codes kept revoked)"
+             ).format(counter=restored.counter, lock=restored.lock, people=restored.rows.get("users", 0),
+                      users=restored.revoked_users, codes=restored.revoked_codes)
+    if restored.recipients_added:  # the backup's owner devices and recovery key: backups go on to them
+        said += "\n" + _("{n} backup key(s) of the backup registered again").format(n=restored.recipients_added)
+    output(restored.to_dict(), said)
 
 
 def _lock_keys(texts: list[str]) -> dict[str, Ed25519PublicKey]:
