@@ -362,9 +362,17 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         return [pages.subscription_view(s) for s in pages.owner_subscriptions(session, me)]
 
     @app.delete("/api/owners/me/push/{sub_id}", status_code=204)
-    def unsubscribe(sub_id: int, session: Db, me: Me) -> Response:
-        if not pages.remove_subscription(session, me, sub_id):
+    def unsubscribe(request: Request, sub_id: int, session: Db, me: Me, body: StepUp | None = None) -> Response:
+        """Stop pushing alarms to that device: it silences it, so the body carries the password (and `totp`)."""
+        account = session.get(Owner, me.id)
+        assert account is not None
+        if not any(s.id == sub_id for s in pages.owner_subscriptions(session, me)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscription")
+        _limited(request)
+        if body is None or not pages.step_up(session, account, body.password, body.totp, utcnow()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: removing an alarm channel "
+                                "needs the password (and authenticator code) again")
+        pages.remove_subscription(session, me, sub_id)
         return Response(status_code=204)
 
     @app.post("/api/locks", status_code=201, dependencies=[Limited])

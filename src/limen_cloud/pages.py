@@ -482,11 +482,21 @@ def router() -> APIRouter:
         return _secured(JSONResponse({"id": sub.id}, 201))
 
     @pages.post("/account/push/{sub_id}/delete")
-    def unsubscribe(sub_id: int, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+    def unsubscribe(request: Request, sub_id: int, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
+                    password: Annotated[str, Form(max_length=200)] = "",
+                    totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        """Stop pushing alarms to that browser: it silences it, so the password (and authenticator code) again."""
         me.check(csrf)
         write_lock(session)
-        if not remove_subscription(session, me.owner, sub_id):
+        if not any(s.id == sub_id for s in owner_subscriptions(session, me.owner)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such browser")
+        _limited(request)
+        if not step_up(session, me.owner, password, totp, utcnow()):
+            session.rollback()
+            return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
+                          + STEP_UP_FAILED[1:] + ": that browser still receives alarms.",
+                          **push_values(request, session, me))
+        remove_subscription(session, me.owner, sub_id)
         session.commit()
         return _back("/account", "push-off")
 

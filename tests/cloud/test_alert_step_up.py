@@ -5,6 +5,7 @@ webhook, needs the password (and authenticator code once enrolled) again.  Addin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyotp
 from fastapi.testclient import TestClient
@@ -12,10 +13,12 @@ from sqlalchemy import Engine, select
 
 from limen_cloud.api import create_app
 from limen_cloud.db import sessions
-from limen_cloud.models import Owner
+from limen_cloud.models import Owner, PushSubscription
+from limen_cloud.notify import load_or_create_vapid, vapid_public_key
 
 from .test_api import PASSWORD, login
 from .test_pages import browser, csrf_of, log_in, sign_up
+from .test_push import Browser
 
 EMAIL = "olga@example.org"
 FIRST, SECOND = "json://127.0.0.1:9/front", "json://127.0.0.1:9/back"  # allowed below; nothing is sent
@@ -82,3 +85,20 @@ def test_changing_or_removing_the_community_webhook_needs_the_password(engine: E
     assert (owner_row(engine).webhook_url, owner_row(engine).webhook_secret) == (HOOK, secret)
     r = client.post("/account/webhook", data={"csrf": csrf, "url": "", "password": PASSWORD})
     assert r.status_code == 303 and owner_row(engine).webhook_url is None
+
+
+def test_removing_a_push_subscription_needs_the_password(engine: Engine, tmp_path: Path) -> None:
+    key = vapid_public_key(load_or_create_vapid(tmp_path / "vapid.key"))
+    client = TestClient(create_app(engine, open_signup=True, webhook_allow=("127.0.0.0/8",), push_key=key))
+    olga = login(client, EMAIL)
+    added = client.post("/api/owners/me/push", json=Browser("http://127.0.0.1:9/push/phone").subscription(),
+                        headers=olga)
+    assert added.status_code == 201, added.text
+    gone = f"/api/owners/me/push/{added.json()['id']}"
+    assert client.delete(gone, headers=olga).status_code == 403
+    assert client.request("DELETE", gone, json={"password": "not the password"}, headers=olga).status_code == 403
+    with sessions(engine)() as s:
+        assert len(list(s.scalars(select(PushSubscription)))) == 1
+    assert client.request("DELETE", gone, json={"password": PASSWORD}, headers=olga).status_code == 204
+    with sessions(engine)() as s:
+        assert list(s.scalars(select(PushSubscription))) == []

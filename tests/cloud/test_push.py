@@ -32,6 +32,7 @@ from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, PushSubscription
 from limen_cloud.notify import NOT_REACHED, AlarmNotifier, load_or_create_vapid, vapid_public_key
 
+from .test_api import PASSWORD
 from .test_pages import ORIGIN, csrf_of, log_in, own_lock, sign_up
 
 LOCAL = ("127.0.0.0/8",)
@@ -238,7 +239,9 @@ def test_an_alarm_reaches_the_subscribed_browser_encrypted_and_signed(engine: En
     [held] = subscriptions(engine)
     assert held.cursor == second and held.last_error is None
 
-    removed = client.post(f"/account/push/{held.id}/delete", data={"csrf": csrf})
+    kept = client.post(f"/account/push/{held.id}/delete", data={"csrf": csrf})  # a session alone cannot silence it
+    assert kept.status_code == 403 and "still receives alarms" in kept.text and len(subscriptions(engine)) == 1
+    removed = client.post(f"/account/push/{held.id}/delete", data={"csrf": csrf, "password": PASSWORD})
     assert removed.status_code == 303 and subscriptions(engine) == []
 
 
