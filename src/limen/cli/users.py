@@ -11,6 +11,7 @@ import typer
 from limen.audit.event import Event, EventKind
 from limen.cli.common import STATE, output
 from limen.cli.common import gettext as _
+from limen.errors import BadRequest
 from limen.runtime import open_runtime
 
 users_app = typer.Typer(help="People known to the lock.", no_args_is_help=True)
@@ -86,7 +87,14 @@ def remove(
 
 
 def _ask_pin(actor: str) -> str | None:
-    """The actor's PIN, prompted without echo on a terminal (scripts: `LIMEN_ACTOR_PIN`)."""
-    if not sys.stdin.isatty():
+    """The actor's PIN, prompted without echo on a terminal; a script pipes it on stdin (one line) or sets
+    `LIMEN_ACTOR_PIN`, as for `users add`, `access set` and `link`.  None without `--as` (the runtime says so)."""
+    if actor == "cli":
         return None
-    return str(typer.prompt(f"PIN of {actor}", hide_input=True))
+    if not sys.stdin.isatty():  # one line from stdin, no getpass (it warns and may echo)
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise BadRequest("as", "the PIN of the --as user is needed and stdin gave none: pipe it on stdin, set "
+                             "LIMEN_ACTOR_PIN or give --as-pin, or run on a terminal to be asked for it")
+        return line
+    return str(typer.prompt(_("PIN of {name}").format(name=actor), hide_input=True))
