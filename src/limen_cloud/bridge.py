@@ -13,9 +13,9 @@ supervisor thread, which also renews it after `LINK_MAX_CONNECTION_S` (fresh TLS
 
 Messages are ingested by `CLOUD_INGEST_WORKERS` workers, each owning the locks whose id hashes to it (CRC-32),
 so one lock's messages are taken in the order the broker delivered them while other locks' go in parallel.  A
-worker drains what is queued for it (up to `CLOUD_INGEST_BATCH`) in one pass: the locks' rows in one SELECT,
-the chains verified in memory, the new records and alarms written with one executemany each, one commit,
-then the acknowledgements (`limen_cloud.evidence.IngestPass`).  A message
+worker drains what is queued for it (up to `CLOUD_INGEST_BATCH`, 60) in one pass: the locks' rows in one SELECT,
+the chains verified in memory, the moved heads, new alarms and records written with one executemany each (one
+round trip on PostgreSQL), one commit, then the acknowledgements (`limen_cloud.evidence.IngestPass`).  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
 whole, counted in `refused` and logged with its reason; nothing is stored.  A message that cannot be stored
 for another reason is found by taking a failed pass again message by message, and refused alone.
