@@ -238,7 +238,7 @@ def test_a_replacement_lock_backs_up_to_the_same_owner_devices_and_recovery_key(
     try:
         assert new.backups.recipients() == []
         outcome = new.send(restore_command(new, blob, from_lock="front-door", phone_x=lock.phone_x, origin=lock))
-        assert outcome.executed, outcome
+        assert outcome.executed and outcome.data["backup_recipients_added"] == "2", outcome
         assert [(r.name, r.kind, raw_public(r.public_key)) for r in new.backups.recipients()] == [
             ("phone", "device", raw_public(lock.phone_x.public_key())),
             ("recovery", "recovery", raw_public(recovery_public))]

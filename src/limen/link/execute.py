@@ -26,7 +26,8 @@ never sees it), `args["from_lock"]` the lock it was made on (default: this one),
 `args["revoked"]` the owner's own revocations (`user:…,code:…`) that must stay
 revoked whatever the backup says, `args["from_lock_key"]` the audit public key
 (base64) of the lock the backup was made on, as the owner's device pinned it —
-needed when that is another lock: the backup's signature must verify under it.
+needed when that is another lock: the backup's signature must verify under it (the device has it from
+pairing, `limen link pair-device`).  The outcome counts the backup's recipients registered again here.
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ class LinkCommands:
         return self._record(command, device, at, from_lock=restored.lock, backup_counter=str(restored.counter),
                             users=str(restored.rows.get("users", 0)), revoked_users=str(restored.revoked_users),
                             revoked_codes=str(restored.revoked_codes),
-                            pins_need_reset=str(summary["pins_need_reset"]))
+                            pins_need_reset=str(summary["pins_need_reset"]),
+                            backup_recipients_added=str(summary["backup_recipients_added"]))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
         reply = _reply_key(_arg(command.args, "reply_key"))  # checked before anything is issued
