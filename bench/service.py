@@ -8,7 +8,7 @@
    (decode + PAD + face pipeline + vault search + access engine + audit).
    The person is enrolled from one camera burst of session 01 (`ENROLMENT`)
    and probed with later frames of that session (`PROBE`, none enrolled):
-   protected distance ≈ 0.035–0.050 against the default threshold 0.085 (a
+   protected distance 0.046–0.050 (3 keys) against the default 0.085 (a
    probe from session 02 sat at 0.083–0.087, so it was refused as "no match"
    with some projection keys and the refusal path was timed).  An RGB-only
    face does not open alone: a match is "recognised, PIN awaited" (the door
@@ -25,8 +25,9 @@
    many judged ones matched; latency figures are of the judged requests.
 
 The API load runs on a fresh server, the face latency and face load on
-another (resident memory never shrinks); each row gives the server's peak RSS during it (VmRSS sampled every
-50 ms; `limen serve` targets ≤ 250 MB) and the 1-minute load average.
+another (resident memory never shrinks); each row gives the server's peak
+RSS during it (VmRSS sampled every 50 ms; `limen serve` targets ≤ 250 MB),
+its RSS after the load and the 1-minute load average.
 The server runs in its own process (uvicorn, one worker, malloc arenas capped, as `limen serve`);
 the load generator uses threads in this process.  Rate limits are lifted in
 the benchmark server (they would answer 429 long before the machine is busy).
