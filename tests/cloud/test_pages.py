@@ -152,7 +152,8 @@ def test_totp_enrolment_with_a_qr_then_required_on_pages_and_api_and_never_repla
     assert wrong.status_code == 422 and "does not match" in wrong.text
     assert client.post("/account/totp", data={"csrf": "f" * 64, "secret": secret.group(1), "code": totp.now()}
                        ).status_code == 403
-    enrolled = client.post("/account/totp", data={"csrf": csrf, "secret": secret.group(1), "code": totp.now()})
+    code = totp.now()  # one step throughout: a 30 s boundary between two now() calls would make a fresh code
+    enrolled = client.post("/account/totp", data={"csrf": csrf, "secret": secret.group(1), "code": code})
     assert enrolled.status_code == 303
     with sessions(engine)() as s:
         owner = s.scalar(select(Owner).where(Owner.email == "olga@example.org"))
@@ -164,7 +165,7 @@ def test_totp_enrolment_with_a_qr_then_required_on_pages_and_api_and_never_repla
     assert other.post("/login", data={"email": "olga@example.org", "password": PASSWORD}).status_code == 401
     api = {"email": "olga@example.org", "password": PASSWORD}
     assert other.post("/api/sessions", json=api).status_code == 401
-    used = totp.now()  # the enrolment used this step: it does not log in again
+    used = code  # the enrolment used this step: it does not log in again
     assert other.post("/api/sessions", json={**api, "totp": used}).status_code == 401
     later = totp.at(datetime.now() + timedelta(seconds=30))
     assert other.post("/api/sessions", json={**api, "totp": later}).status_code == 201
