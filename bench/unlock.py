@@ -9,9 +9,8 @@ thread.  Sections:
 1. In-process unlock of a 640×480 NUAA webcam burst (nuaa-dev live, subject
    0004, session 02 frames 20–24) against a vault enrolled from frames 0–7 of
    sessions 01 and 02 (`REFERENCE`; the protected distance is printed):
-   detect (detect + follow), landmarks (inside detect), PAD (given the tracker's
-   boxes and landmarks), sample (chips + quality gates), embed (the best frame
-   only), match (vault 1:1 distance).
+   detect (detect + follow), landmarks (inside detect), PAD, sample (chips +
+   quality gates), embed (the best frame only), match (vault 1:1 distance).
    Every stage runs whatever PAD decided (the path of a live person); how
    often PAD passed and the face matched is printed beside the figure, and
    PAD's CPU time per step (its face location, each cue, the fusion).
@@ -186,7 +185,7 @@ def bench_unlock(runs: int, data_dir: Path) -> dict[str, Any]:
             t1, c1 = time.perf_counter(), time.process_time()
             in_detect = timed.ms
             verdict = assess(capture, purpose=Purpose.VERIFY, boxes=[t.box if t else None for t in tracks],
-                             landmarks=[t.marks.points if t else None for t in tracks], models_dir=models_dir)
+                             models_dir=models_dir)
             t2, c2 = time.perf_counter(), time.process_time()
             out = engine.best_of_burst(images, tracks)  # timed whatever PAD said: the path of a live person
             t3 = time.perf_counter()
@@ -306,7 +305,7 @@ capture = Capture(frames=tuple(Frame(rgb=i) for i in images))
 t3, c3 = time.perf_counter(), time.process_time()
 tracks = detect_burst(images)
 verdict = assess(capture, purpose=Purpose.VERIFY, boxes=[t.box if t else None for t in tracks],
-                 landmarks=[t.marks.points if t else None for t in tracks], models_dir=settings.models_dir)
+                 models_dir=settings.models_dir)
 out = engine.best_of_burst(images, tracks)
 d = store.distance("dana", Modality.FACE, out.embedding)
 t4 = time.perf_counter()

@@ -58,23 +58,18 @@ def chosen_frames(capture: Capture) -> list[tuple[int, Frame]]:
     return [(i, capture.frames[i]) for i in picks]
 
 
-def locate(capture: Capture, boxes: Sequence[detect.Box | None] | None = None,
-           landmarks: Sequence[np.ndarray | None] | None = None) -> PadSample:
+def locate(capture: Capture, boxes: Sequence[detect.Box | None] | None = None) -> PadSample:
     """Find the face in each chosen frame; frames PAD cannot judge are counted, not used.
 
     `boxes` (one per capture frame, None where unknown) lets a caller that has
     already detected the faces (the face pipeline) skip PAD's own detection.
-    `landmarks` (one (5, 2) array per capture frame, None where unknown) are
-    that caller's 5 points of the same face (the burst tracker's last fit), used
-    instead of PAD's own fit in the box; only with the frame's box.
     """
     faces: list[FaceView] = []
     unusable: dict[str, int] = {}
     chosen = chosen_frames(capture)
     for index, frame in chosen:
         known = boxes[index] if boxes is not None and index < len(boxes) else None
-        points = landmarks[index] if landmarks is not None and index < len(landmarks) else None
-        view = _view(index, frame, known, points)
+        view = _view(index, frame, known)
         if isinstance(view, str):
             unusable[view] = unusable.get(view, 0) + 1
         else:
@@ -82,12 +77,8 @@ def locate(capture: Capture, boxes: Sequence[detect.Box | None] | None = None,
     return PadSample(tuple(faces), analysed=len(chosen), unusable=unusable, capture=capture)
 
 
-def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0, points: np.ndarray | None = None
-              ) -> FaceView | str:
-    """A `FaceView` for a known face box, or the reason the face is unusable.
-
-    `points`: the face's 5 landmarks when the caller has fitted them already (else fitted here, in `box`).
-    """
+def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0) -> FaceView | str:
+    """A `FaceView` for a known face box, or the reason the face is unusable."""
     h, w = rgb.shape[:2]
     side = max(box.width, box.height)
     if side < thresholds.PAD_MIN_FACE_PX:
@@ -100,17 +91,14 @@ def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0, points: np.ndarr
         return "too_dark"
     if luma > thresholds.PAD_MAX_LUMA:
         return "too_bright"
-    if points is None or np.shape(points) != (5, 2) or not np.all(np.isfinite(points)):
-        points = align.landmarks(rgb, box).points
-    inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
+    marks = align.landmarks(rgb, box)
+    inside = (marks.points[:, 0] >= 0) & (marks.points[:, 0] < w) & (marks.points[:, 1] >= 0) & (marks.points[:, 1] < h)
     if not inside.all():
         return "face_at_border"
-    return FaceView(index=index, frame=Frame(rgb=rgb), box=box, points=np.asarray(points, dtype=np.float64),
-                    crop=crop)
+    return FaceView(index=index, frame=Frame(rgb=rgb), box=box, points=marks.points, crop=crop)
 
 
-def _view(index: int, frame: Frame, known: detect.Box | None = None,
-          points: np.ndarray | None = None) -> FaceView | str:
+def _view(index: int, frame: Frame, known: detect.Box | None = None) -> FaceView | str:
     rgb = frame.rgb
     if not _is_rgb(rgb):
         return "not_rgb"
@@ -120,8 +108,8 @@ def _view(index: int, frame: Frame, known: detect.Box | None = None,
         detections = detect.detect_faces(rgb)
         if not detections:
             return "no_face"
-        box, points = detections[0].box, None  # the caller's points belong to its box, not to this one
-    view = face_view(rgb, box, index, points)
+        box = detections[0].box
+    view = face_view(rgb, box, index)
     if isinstance(view, str):
         return view
     return FaceView(index=view.index, frame=frame, box=view.box, points=view.points, crop=view.crop)

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from limen import trace
 from limen.bio.face.detect import Box
@@ -20,9 +20,6 @@ from limen.pad.minifasnet import CUE as MINIFASNET
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.pad.motion import MotionCue
 from limen.pad.texture import TextureCue, shipped_model
-
-if TYPE_CHECKING:
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +61,6 @@ def assess(
     *,
     purpose: Purpose,
     boxes: Sequence[Box | None] | None = None,
-    landmarks: Sequence[np.ndarray | None] | None = None,
     challenge: Challenge | ChallengeSequence | None = None,
     cues: tuple[PresentationAttackDetector, ...] | None = None,
     models_dir: Path | None = None,
@@ -80,10 +76,7 @@ def assess(
     `PAD_TEXTURE_ENROL` threshold; `Purpose.VERIFY` uses `PAD_TEXTURE_VERIFY`.
     `boxes` (one face box per capture frame, None where unknown, e.g.
     `FaceSample.box` from the face pipeline) skips PAD's own face detection,
-    which is most of its cost; `landmarks` (one (5, 2) array per capture frame,
-    None where unknown, e.g. `FaceTrack.marks.points` of the burst tracker)
-    are the 5 points of the face in that box, so PAD does not fit its own (the
-    same decisions on every nuaa-dev and simulated burst, docs/pad.md).  `challenge` (the user was asked to turn the
+    which is most of its cost.  `challenge` (the user was asked to turn the
     head, or to perform a random `ChallengeSequence`; a kiosk may instead
     record it in `capture.meta["challenge"]`) adds the challenge cue and makes
     it required; a malformed recorded challenge is insufficient evidence.  `cues` replaces
@@ -100,7 +93,7 @@ def assess(
     if len({f.device for f in capture.frames}) > 1:  # one presentation comes from one device
         return fusion.insufficient(purpose, "frames from different devices")
     try:
-        sample = faces.locate(capture, boxes, landmarks)
+        sample = faces.locate(capture, boxes)
         required: tuple[str, ...] = REQUIRED_CUES
         cues = default_cues() if cues is None else cues
         asked = challenge if challenge is not None else asked_in(capture)
