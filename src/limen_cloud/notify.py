@@ -85,7 +85,9 @@ WEBHOOK_PARALLEL = T.CLOUD_WEBHOOK_PARALLEL
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning",
             "audit_old_chain": "critical",  # the replaced lock's old chain is still sending: a stolen device?
-            "lock_replaced": "warning"}
+            "lock_replaced": "warning",
+            # a replacement mark refused (a forged or replayed statement): someone tries to reset the evidence head
+            "lock_replace_refused": "critical"}
 
 
 class AlarmNotifier:

@@ -186,3 +186,5 @@ def test_the_old_chain_of_a_replaced_lock_still_sending_is_a_critical_alarm() ->
     at = datetime(2026, 3, 3)
     assert compose([_Pending(1, "a", "Front", "audit_old_chain", "old chain", at)])[2] == "critical"
     assert compose([_Pending(2, "a", "Front", "lock_replaced", "marked", at)])[2] == "warning"
+    # a refused replacement statement (forged, replayed, stale): someone tried to reset the evidence head
+    assert compose([_Pending(3, "a", "Front", "lock_replace_refused", "refused", at)])[2] == "critical"
