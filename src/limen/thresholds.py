@@ -523,6 +523,8 @@ CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages alway
 CLOUD_RECONNECT_S = 2.0                # the cloud bridge re-establishes a lost broker connection this often
 CLOUD_HEAD_PUBLISH_TIMEOUT_S = 2.0     # an unacknowledged head answer is sent again at the lock's next message
 CLOUD_INGEST_TRIES = 6                 # a failed ingest batch is retried in place this often (0.2 s doubling)
+CLOUD_UNVERIFIED_ALARMS_PER_HOUR = 20  # alarms read from a lock whose chain is in conflict, per lock an hour (then one
+#                                        audit_unverified_capped alarm; the lock's own grouping sends far fewer)
 CLOUD_SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps what locks send while the cloud is down, up to a week
 CLOUD_ALARM_RETRY_S = 30.0             # a failed alarm delivery is retried this often
 CLOUD_APPRISE_DEADLINE_S = 30.0        # one owner's apprise message to all channels (SMTP+TLS+log-in fits), then cut
