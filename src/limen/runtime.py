@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use 
     from limen.bio.face import FaceEngine
     from limen.bio.face.detect import Box
     from limen.bio.finger.enrolment import FingerRecognizer
+    from limen.bio.finger.sensor import SensorErasure
     from limen.capture import Capture
     from limen.controller import AccessController
     from limen.pad.contract import Purpose
@@ -99,6 +100,21 @@ class Runtime:
     def erase_fingers(self, user_id: str) -> int:
         """Remove every fingerprint reference of `user_id` (files only: works after a crypto-erase too)."""
         return _erase_fingers(self.settings.data_dir, user_id)
+
+    def erase_sensor_pages(self, user_id: str, actor: str, at: datetime, source: str = "cli") -> SensorErasure:
+        """Match on sensor: delete `user_id`'s pages on the paired module and from the page map; audited (a page
+        the module did not confirm: outcome "failed", with the pages and why).  Every erasure path calls this."""
+        return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source)
+
+    def empty_sensor(self, actor: str, at: datetime, source: str = "cli") -> SensorErasure:
+        """Empty the paired module's whole library (decommission, zeroize): call it before the crypto-erase, the
+        module's password is sealed under the vault.  Audited like `erase_sensor_pages`."""
+        from limen.bio.finger.sensor import empty_library
+        from limen.vault.secrets import box_for
+
+        result = empty_library(self.settings.data_dir, box_for(self.conn))
+        _audit_sensor(self.audit, result, actor, "lock", at, source, "fingerprint sensor library emptied")
+        return result
 
     def access(self, source: str = "cli") -> AccessStore:
         return AccessStore(self.conn, self.audit, source=source)
@@ -198,7 +214,8 @@ def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock:
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms
     enforce_retention(conn, store, audit, datetime.now(UTC),  # no reference outlives its consent
-                      fingers=partial(_erase_fingers, settings.data_dir))
+                      fingers=partial(_erase_fingers, settings.data_dir),
+                      sensor=partial(_retention_sensor_pages, settings.data_dir, conn, audit))
     return Runtime(settings, conn, store, audit, clock or SystemClock(), door)
 
 
@@ -206,6 +223,30 @@ def _erase_fingers(data_dir: Path, user_id: str) -> int:
     from limen.bio.finger.references import erase_references, references_folder  # the matcher loads on first use
 
     return erase_references(references_folder(data_dir), user_id)
+
+
+def _erase_sensor_pages(data_dir: Path, conn: sqlite3.Connection, audit: AuditLog, user_id: str, actor: str,
+                        at: datetime, source: str) -> SensorErasure:
+    from limen.bio.finger.sensor import erase_pages_of
+    from limen.vault.secrets import box_for
+
+    result = erase_pages_of(data_dir, box_for(conn), user_id)
+    _audit_sensor(audit, result, actor, user_id, at, source, "fingerprint sensor pages erased")
+    return result
+
+
+def _retention_sensor_pages(data_dir: Path, conn: sqlite3.Connection, audit: AuditLog, user_id: str,
+                            at: datetime) -> dict[str, int]:
+    return _erase_sensor_pages(data_dir, conn, audit, user_id, "system", at, "retention").counts()
+
+
+def _audit_sensor(audit: AuditLog, result: SensorErasure, actor: str, subject: str, at: datetime, source: str,
+                  reason: str) -> None:
+    if result.happened:
+        audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=subject, reason=reason, source=source,
+                           outcome="erased" if result.complete else "failed",
+                           data={"pages_erased": result.erased, "pages_failed": result.failed,
+                                 "emptied": result.emptied, "detail": result.detail}))
 
 
 def open_door(settings: Settings, clock: Clock | None = None) -> LockActuator:

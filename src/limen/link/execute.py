@@ -158,6 +158,8 @@ class LinkCommands:
         scope = command.args.get("scope", "templates")
         if scope == "templates":
             erased = {"vault_templates": self.erase(user_id, actor, at)}
+            if self.eraser is not None:  # match on sensor: the person's pages on the fingerprint module
+                erased |= self.eraser.sensor_pages(user_id, actor, at)
             outcome = self._record(command, device, at, templates_erased=str(erased["vault_templates"]), scope=scope)
             return self._receipt(outcome, command, user_id, scope, erased, at)
         if scope != "person":
@@ -351,7 +353,9 @@ def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
 def lock_eraser(rt: Runtime) -> LockEraser:
     """The runtime's eraser over its database, vault, audit log and local backups (`data_dir/backups`)."""
     backups = Backups(rt.conn, rt.settings.device_id, rt.settings.keys_dir, rt.settings.data_dir / "backups")
-    return LockEraser(rt.conn, rt.store, rt.audit, backups, rt.erase_fingers)
+    return LockEraser(rt.conn, rt.store, rt.audit, backups, rt.erase_fingers,
+                      sensor_pages=lambda user, actor, at: rt.erase_sensor_pages(user, actor, at, "remote").counts(),
+                      empty_sensor=lambda actor, at: rt.empty_sensor(actor, at, "remote").counts())
 
 
 def for_runtime(rt: Runtime) -> LinkCommands:

@@ -10,7 +10,10 @@ person back.  `decommission(…)` crypto-erases the template vault (every
 template and fragment, every secret sealed under it), removes every person,
 local backup, backup recipient key and paired device.  Both return counts of
 what was erased (`{"vault_templates": 1, …}`), which go into the signed erasure
-receipt, and write one PRIVACY audit record.  The audit trail itself is kept:
+receipt, and write one PRIVACY audit record.  With match on sensor, `sensor_pages` deletes the person's pages
+on the fingerprint module and `empty_sensor` empties its library before the crypto-erase (the module's password
+is sealed under the vault); their counts (`sensor_pages_erased`, `sensor_pages_failed`, `sensor_emptied`,
+`sensor_incomplete`) go into the receipt.  The audit trail itself is kept:
 it is tamper-evident and records only pseudonymous ids.
 """
 
@@ -49,6 +52,8 @@ class LockEraser:
     audit: AuditSink
     backups: Backups
     fingers: Callable[[str], int] = lambda user_id: 0  # erases a person's fingerprint reference files
+    sensor_pages: Callable[[str, str, datetime], dict[str, int]] = lambda user_id, actor, at: {}  # on the module
+    empty_sensor: Callable[[str, datetime], dict[str, int]] = lambda actor, at: {}  # the module's whole library
 
     def erase_person(self, user_id: str, actor: str, at: datetime) -> dict[str, int]:
         """Erase one person everywhere on the lock (see the module docstring); refused for the last owner."""
@@ -61,6 +66,7 @@ class LockEraser:
         except VaultErased:
             templates = 0
         erased = {"vault_templates": templates, "fingerprint_references": self.fingers(user_id)}
+        erased |= self.sensor_pages(user_id, actor, at)
         with transaction(self.conn):  # one transaction across the packages: each writes its own tables
             erased |= holdings.records_held(self.conn, user_id) | people.records_held(self.conn, user_id)
             erased["person"] = people.remove(self.conn, user_id)  # its access rows, consents, enrolments cascade
@@ -73,9 +79,11 @@ class LockEraser:
 
     def decommission(self, actor: str, at: datetime) -> dict[str, int]:
         """Erase every person, template, backup, backup key and paired device of this lock."""
-        self.templates.zeroize()  # first: every template, fragment and sealed secret is unreadable from here on
+        on_sensor = self.empty_sensor(actor, at)  # while the module's sealed password can still be read
+        self.templates.zeroize()  # every template, fragment and sealed secret is unreadable from here on
         everyone = people.ids(self.conn)
         erased = {"vault_zeroized": 1, "fingerprint_references": sum(self.fingers(uid) for uid in everyone)}
+        erased |= on_sensor
         with transaction(self.conn):  # one transaction across the packages: each writes its own tables
             erased["people"] = people.count(self.conn)
             erased["credentials"] = holdings.count_credentials(self.conn)

@@ -8,6 +8,8 @@ reference goes, and a new enrolment needs new consent.  Each modality's
 references are erased by their own store: faces by the template store,
 fingerprints by `fingers` (the sealed references' eraser); without an eraser
 for a modality its enrolment stays on record, so the next run erases it.
+With match on sensor, `sensor` deletes the person's pages on the fingerprint module too (its counts go into
+the record; a page the module refused is counted in `sensor_pages_failed`, never hidden).
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ def expired_references(conn: sqlite3.Connection, at: datetime) -> list[Expired]:
 
 
 def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: AuditSink, at: datetime,
-                      fingers: Callable[[str], int] | None = None) -> int:
+                      fingers: Callable[[str], int] | None = None,
+                      sensor: Callable[[str, datetime], dict[str, int]] | None = None) -> int:
     """Erase every reference whose consent has expired; return how many people were affected."""
     expired = [e for e in expired_references(conn, at) if e.modality != Modality.FINGERPRINT or fingers is not None]
     for item in expired:
+        on_sensor: dict[str, int] = {}
         if item.modality == Modality.FINGERPRINT and fingers is not None:
             removed = fingers(item.user_id)  # a face whose consent still runs is kept
+            on_sensor = {} if sensor is None else sensor(item.user_id, at)
         else:
             try:
                 removed = store.delete(item.user_id)
@@ -56,5 +61,6 @@ def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: Aud
         audit.append(Event(EventKind.PRIVACY, at, actor="system", subject=item.user_id,
                            reason="retention expired: biometric reference erased", source="retention",
                            data={"modality": item.modality, "templates_erased": removed,
-                                 "consent_given_at": item.given_at, "retention_days": item.retention_days}))
+                                 "consent_given_at": item.given_at, "retention_days": item.retention_days,
+                                 **on_sensor}))
     return len(expired)

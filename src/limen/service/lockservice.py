@@ -225,7 +225,9 @@ class LockService:
             if self.clock.monotonic() - self._retention_checked >= T.SERVICE_RETENTION_CHECK_S:
                 self._retention_checked = self.clock.monotonic()
                 enforce_retention(self.rt.conn, self.rt.store, self.rt.audit, self.clock.now(),
-                                  fingers=self.rt.erase_fingers)
+                                  fingers=self.rt.erase_fingers,
+                                  sensor=lambda uid, at: self.rt.erase_sensor_pages(uid, "system", at,
+                                                                                    "retention").counts())
 
     def remote_unlock(self, actor: str, pin: str) -> Decision:
         """An owner's unlock from the web: the access engine's remote rule (owner + PIN)."""
@@ -403,11 +405,13 @@ class LockService:
             return user.user_id
 
     def remove_user(self, actor: str, user_id: str) -> None:
-        """Remove the user and erase their face references (nothing left to erase after a zeroize)."""
+        """Remove the user and erase their biometric references (nothing left to erase after a zeroize) and, with
+        match on sensor, their pages on the fingerprint module (a refused delete is audited as failed)."""
         with self._lock:
             at = self.clock.now()
             self.access.remove_user(user_id, actor, at)
             self.rt.erase_templates(user_id, actor, at, source="api")
+            self.rt.erase_sensor_pages(user_id, actor, at, source="api")
 
     def set_pin(self, actor: str, user_id: str, pin: str) -> str:
         with self._lock:

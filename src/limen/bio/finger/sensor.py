@@ -15,6 +15,11 @@ instance per port, used from one thread.
 kept in `<data dir>/finger-sensor.json` with the password sealed under the
 vault (`save_pairing` / `load_pairing`); `PairedSensor.open()` refuses a
 module whose identity is not the paired one (`SensorAuthError`).
+
+Erasure on the module (match on sensor): `erase_pages_of(data_dir, box, user_id)` deletes one person's pages
+(DeleteChar) and drops them from the sealed page map; `empty_library(data_dir, box)` empties the whole library
+(Empty) before a decommission or a crypto-erase, while the sealed password can still be read.  Both return a
+`SensorErasure` (what was erased, what the module refused or could not be asked); the runtime audits it.
 """
 
 from __future__ import annotations
@@ -220,6 +225,12 @@ class R30xSensor:
         self.handshake()
         self._command(Command.DELETE_CHAR, struct.pack(">HH", page, 1))
 
+    def empty_library(self) -> None:
+        """Empty: remove every model of the module's library (password checked first); `SensorRefused` if the
+        module does not confirm it."""
+        self.handshake()
+        self._command(Command.EMPTY)
+
 
 def unpack_image(data: bytes) -> np.ndarray:
     """4-bit packed pixels (high nibble first) → 8-bit 288 × 256 image."""
@@ -273,6 +284,11 @@ class PairedSensor:
         """Delete `page` on the paired module (opened and checked); raises if it does not confirm."""
         with self.open() as module:
             module.delete_on_sensor(page)
+
+    def empty(self) -> None:
+        """Empty the paired module's whole library (opened and checked); raises if it does not confirm."""
+        with self.open() as module:
+            module.empty_library()
 
 
 @dataclass(frozen=True)
@@ -337,3 +353,85 @@ def load_pages(path: Path, box: SecretBox, identity: str) -> SensorPages:
         return SensorPages(identity)
     body = json.loads(box.unseal(_PAGES_LABEL, bytes.fromhex(json.loads(path.read_text())["sealed"])))
     return SensorPages(str(body["identity"]), {int(p): str(u) for p, u in body["pages"].items()})
+
+
+@dataclass(frozen=True)
+class SensorErasure:
+    """What an erasure did on the module: pages deleted, pages it did not confirm (kept in the page map), whether
+    the whole library was emptied, and why not (`detail`: never hidden, audited as a failed outcome)."""
+
+    erased: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    detail: str = ""
+    emptied: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.detail
+
+    @property
+    def happened(self) -> bool:
+        """Something to record: pages were erased, refused, or the module was (or could not be) reached."""
+        return bool(self.erased or self.failed or self.detail or self.emptied)
+
+    def counts(self) -> dict[str, int]:
+        """For an erasure receipt: {"sensor_pages_erased": n, "sensor_pages_failed": m, "sensor_emptied": 0|1,
+        "sensor_incomplete": 0|1}; {} when there was nothing on a module to erase (no module, no page)."""
+        if not self.happened:
+            return {}
+        return {"sensor_pages_erased": len(self.erased), "sensor_pages_failed": len(self.failed),
+                "sensor_emptied": int(self.emptied), "sensor_incomplete": int(not self.complete)}
+
+
+_UNREADABLE = ("the page map cannot be read (vault closed or erased, or no paired module): "
+               "empty the module's library by hand")
+
+
+def erase_pages_of(data_dir: Path, box: SecretBox | None, user_id: str) -> SensorErasure:
+    """Delete every page of `user_id` on the paired module (DeleteChar) and from the page map.  A page the
+    module does not confirm stays recorded (its person is gone, so the door refuses it) and is in `failed`."""
+    from limen.bio.finger.protocol import SensorError
+
+    path = data_dir / PAGES_FILE
+    if not path.is_file():
+        return SensorErasure()
+    paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+    if box is None or paired is None:
+        return SensorErasure(detail=_UNREADABLE)
+    pages = load_pages(path, box, paired.identity)
+    mine = pages.of(user_id)
+    if not hmac.compare_digest(pages.identity, paired.identity):
+        return SensorErasure(failed=mine, detail="the pages are on a module that is no longer paired: "
+                                                 "empty that module's library by hand") if mine else SensorErasure()
+    erased, failed, detail = [], [], ""
+    for page in mine:
+        try:
+            paired.delete(page)
+            erased.append(page)
+        except (SensorError, OSError) as exc:
+            failed.append(page)
+            detail = str(exc)
+    if erased:
+        save_pages(path, pages.without(*erased), box)
+    return SensorErasure(erased, failed, detail)
+
+
+def empty_library(data_dir: Path, box: SecretBox | None) -> SensorErasure:
+    """Empty the paired module's library (every page) and forget the page map.  Call it before a crypto-erase:
+    after one, the module's password cannot be unsealed and the module cannot be asked.  Nothing to do when no
+    module was paired."""
+    from limen.bio.finger.protocol import SensorError
+
+    if not (data_dir / PAIRING_FILE).is_file():
+        return SensorErasure()
+    paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+    if box is None or paired is None:
+        return SensorErasure(detail=_UNREADABLE)
+    path = data_dir / PAGES_FILE
+    recorded = sorted(load_pages(path, box, paired.identity).pages)
+    try:
+        paired.empty()
+    except (SensorError, OSError) as exc:
+        return SensorErasure(failed=recorded, detail=str(exc))
+    path.unlink(missing_ok=True)
+    return SensorErasure(erased=recorded, emptied=True)

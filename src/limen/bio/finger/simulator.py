@@ -7,7 +7,7 @@ queue (none left = "no finger"); images are centre-cropped/padded to 256 × 288
 and sent at 4 bits per pixel, as the module does.  Match on sensor uses Limen's
 own extractor and matcher in place of the module's firmware (simulated).
 Faults for tests: `garbage=True` answers noise, `silent=True` never answers,
-`refuse_delete=True` answers DeleteChar with "failed to delete" (0x10).
+`refuse_delete=True` answers DeleteChar with "failed to delete" (0x10) and Empty with "failed to clear" (0x11).
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ class SimulatedR30x:
             Command.READ_PROD_INFO: self._prod_info, Command.GEN_IMG: self._gen_img,
             Command.UP_IMAGE: self._up_image, Command.IMG2TZ: self._img2tz, Command.REG_MODEL: self._reg_model,
             Command.STORE: self._store, Command.SEARCH: self._search, Command.DELETE_CHAR: self._delete_char,
+            Command.EMPTY: self._empty,
         }.get(command)
         if handler is None:
             self._reply(b"\x01")
@@ -247,6 +248,13 @@ class SimulatedR30x:
             return
         for p in range(page, page + count):
             self._library.pop(p, None)
+        self._reply(b"\x00")
+
+    def _empty(self, args: bytes) -> None:
+        if self.refuse_delete:
+            self._reply(b"\x11")                  # "fail to clear finger library"
+            return
+        self._library.clear()
         self._reply(b"\x00")
 
     def pages(self) -> list[int]:
