@@ -1,0 +1,142 @@
+"""Match on sensor: every erasure path deletes the person's pages on the fingerprint module, with the simulated
+module on a pty: removal from the web service, consent expiry, remote "delete me", decommission (the module's
+library emptied before the crypto-erase).  A delete the module refuses is reported: audited as failed and
+counted in the erasure receipt."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from limen import people
+from limen.audit.event import EventKind
+from limen.bio.finger.protocol import SensorRefused
+from limen.bio.finger.sensor import PAGES_FILE, R30xSensor
+from limen.bio.finger.simulator import SimulatedR30x
+from limen.config import Settings
+from limen.link.execute import lock_eraser
+from limen.runtime import Runtime, open_runtime
+from tests.bio.finger.test_match_on_sensor import _enrol, _limen
+from tests.cli.test_access_cli import OWNER_PIN
+
+
+@pytest.fixture()
+def enrolled(settings: Settings, fvc_db1: Path) -> Iterator[tuple[SimulatedR30x, str, str]]:
+    """Olga (owner, PIN only), Ada on page 0 and Bo on page 1 of a paired simulated module."""
+    data = settings.data_dir
+    with SimulatedR30x() as module:
+        assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        ada = _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
+        bo = _enrol(data, module, "Bo", fvc_db1 / "102_1.tif", fvc_db1 / "102_2.tif")
+        assert module.pages() == [0, 1]
+        yield module, str(ada["user_id"]), str(bo["user_id"])
+
+
+def _sensor_records(rt: Runtime) -> list[dict[str, object]]:
+    return [{"reason": r["reason"], "outcome": r["outcome"], "subject": r["subject"], **r["data"]}
+            for r in rt.audit.tail(100) if r["kind"] == EventKind.PRIVACY.value and "sensor" in (r["reason"] or "")]
+
+
+def _olga(rt: Runtime) -> str:
+    return people.find(rt.conn, "Olga").id
+
+
+def test_removal_from_the_web_service_deletes_the_pages(settings: Settings,
+                                                        enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    from limen.service.lockservice import LockService
+
+    module, ada, bo = enrolled
+    rt = open_runtime(settings)
+    try:
+        LockService(rt).remove_user(_olga(rt), ada)
+        assert module.pages() == [1]                                  # Ada's page gone, Bo's kept
+        (record,) = _sensor_records(rt)
+        assert record["outcome"] == "erased" and record["pages_erased"] == [0] and record["subject"] == ada
+        module.refuse_delete = True                                   # refused: audited as failed, not hidden
+        LockService(rt).remove_user(_olga(rt), bo)
+        assert module.pages() == [1]
+        failed = _sensor_records(rt)[-1]
+        assert failed["outcome"] == "failed" and failed["pages_failed"] == [1] and "0x0C" in str(failed["detail"])
+    finally:
+        rt.close()
+
+
+def test_consent_expiry_deletes_the_pages(settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    with sqlite3.connect(settings.data_dir / "limen.db") as db:         # Ada's consent was given long ago
+        db.execute("UPDATE consents SET given_at = '2020-01-01T00:00:00+00:00' WHERE user_id = ?", (ada,))
+    rt = open_runtime(settings)                                          # retention runs at every start
+    try:
+        assert module.pages() == [1]
+        (expired,) = [r for r in rt.audit.tail(100) if r["source"] == "retention" and r["subject"] == ada
+                      and str(r["reason"]).startswith("retention expired")]
+        assert expired["data"]["sensor_pages_erased"] == 1 and expired["data"]["sensor_pages_failed"] == 0
+        assert people.by_id(rt.conn, ada) is not None                   # the person stays; the reference goes
+    finally:
+        rt.close()
+
+
+def test_remote_delete_me_deletes_the_pages_and_the_receipt_says_so(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    rt = open_runtime(settings)
+    try:
+        erased = lock_eraser(rt).erase_person(ada, _olga(rt), datetime.now(UTC))   # what "delete me" runs
+        assert module.pages() == [1]
+        assert erased["sensor_pages_erased"] == 1 and erased["sensor_incomplete"] == 0 and erased["person"] == 1
+        module.refuse_delete = True
+        refused = lock_eraser(rt).erase_person(bo, _olga(rt), datetime.now(UTC))
+        assert refused["sensor_pages_failed"] == 1 and refused["sensor_incomplete"] == 1 and module.pages() == [1]
+        assert _sensor_records(rt)[-1]["outcome"] == "failed"
+    finally:
+        rt.close()
+
+
+def test_decommission_empties_the_module_before_the_crypto_erase(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    rt = open_runtime(settings)
+    try:
+        erased = lock_eraser(rt).decommission(_olga(rt), datetime.now(UTC))
+        assert module.pages() == []
+        assert erased["sensor_emptied"] == 1 and erased["sensor_pages_erased"] == 2 and erased["vault_zeroized"] == 1
+        assert not (settings.data_dir / PAGES_FILE).exists()
+        (record,) = _sensor_records(rt)
+        assert record["reason"] == "fingerprint sensor library emptied" and record["outcome"] == "erased"
+    finally:
+        rt.close()
+
+
+def test_a_refused_empty_is_reported_in_the_decommission_receipt(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    module.refuse_delete = True
+    rt = open_runtime(settings)
+    try:
+        erased = lock_eraser(rt).decommission(_olga(rt), datetime.now(UTC))
+        assert module.pages() == [0, 1]
+        assert erased["sensor_emptied"] == 0 and erased["sensor_pages_failed"] == 2 and erased["sensor_incomplete"] == 1
+        (record,) = _sensor_records(rt)
+        assert record["outcome"] == "failed" and "0x0D" in str(record["detail"])
+    finally:
+        rt.close()
+
+
+def test_empty_on_the_driver_and_the_simulator(fvc_db1: Path) -> None:
+    prints = [fvc_db1 / f"101_{i}.tif" for i in (1, 2, 3, 4)]
+    with SimulatedR30x(prints) as sim, R30xSensor(sim.port, timeout_s=5.0) as sensor:
+        sensor.enroll_on_sensor(page=2, wait_s=1.0)
+        sensor.enroll_on_sensor(page=5, wait_s=1.0)
+        assert sim.pages() == [2, 5]
+        sim.refuse_delete = True
+        with pytest.raises(SensorRefused):
+            sensor.empty_library()
+        assert sim.pages() == [2, 5]
+        sim.refuse_delete = False
+        sensor.empty_library()
+        assert sim.pages() == []
