@@ -35,7 +35,7 @@ from limen.clock import Clock, SystemClock
 from limen.config import DoorKind, Settings
 from limen.db import connect, open_db
 from limen.door.actuator import LockActuator
-from limen.errors import BadRequest, VaultErased
+from limen.errors import BadRequest, LimenError, VaultErased
 from limen.privacy.retention import enforce_retention
 
 if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use (`limen status` needs none)
@@ -68,6 +68,7 @@ class Runtime:
     _monitor: TamperMonitor | None = field(default=None, init=False, repr=False)
     _extra: list[sqlite3.Connection] = field(default_factory=list, init=False, repr=False)
     _engine: FaceEngine | None = field(default=None, init=False, repr=False)
+    _sensor_wiper: object | None = field(default=None, init=False, repr=False)  # tamper: empties the module
 
     def connection(self) -> sqlite3.Connection:
         """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""
@@ -116,6 +117,24 @@ class Runtime:
         _audit_sensor(self.audit, result, actor, "lock", at, source, "fingerprint sensor library emptied")
         return result
 
+    def _empty_sensor_on_tamper(self) -> object | None:
+        """Have a tamper response empty the paired module right after its crypto-erase (`EmptyOnWipe`)."""
+        from limen.bio.finger.sensor import PAGES_FILE, PAIRING_FILE, EmptyOnWipe, load_pairing
+        from limen.tamper import memory
+        from limen.vault.secrets import box_for
+
+        box = box_for(self.conn)
+        try:
+            paired = None if box is None else load_pairing(self.settings.data_dir / PAIRING_FILE, box)
+        except LimenError:  # an altered pairing: every scan refuses it (tamper alarm); the door path still builds
+            paired = None
+        if paired is None:
+            return None
+        wiper = EmptyOnWipe(paired, self.settings.data_dir / PAGES_FILE, lambda result: _audit_sensor(
+            self.audit, result, "system", "lock", datetime.now(UTC), "tamper", "fingerprint sensor library emptied"))
+        memory.register(wiper)  # weakly held there: the runtime keeps it
+        return wiper
+
     def access(self, source: str = "cli") -> AccessStore:
         return AccessStore(self.conn, self.audit, source=source)
 
@@ -144,6 +163,7 @@ class Runtime:
 
         door = self.door_override or open_door(self.settings, self.clock)
         guarded, self._monitor = guard_lock(self.settings, self.store, self.audit, door, start=False)
+        self._sensor_wiper = self._empty_sensor_on_tamper()
         rule = AssuranceRule.from_settings(self.settings.allow_face_alone_rgb)
         if self.settings.allow_face_alone_rgb:  # recorded at every start of the door path
             self.audit.append(Event(EventKind.CONFIG_CHANGE, self.clock.now(), actor="settings", subject="lock",
@@ -190,6 +210,10 @@ class Runtime:
         return access.authenticate(actor, pin, at).user_id
 
     def close(self) -> None:
+        from limen.bio.finger.sensor import EmptyOnWipe
+
+        if isinstance(self._sensor_wiper, EmptyOnWipe) and self._sensor_wiper.thread is not None:
+            self._sensor_wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
         if self._monitor is not None:
             self._monitor.close()
         if self._controller is not None:

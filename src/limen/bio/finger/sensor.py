@@ -20,6 +20,7 @@ Erasure on the module (match on sensor): `erase_pages_of(data_dir, box, user_id)
 (DeleteChar) and drops them from the sealed page map; `empty_library(data_dir, box)` empties the whole library
 (Empty) before a decommission or a crypto-erase, while the sealed password can still be read.  Both return a
 `SensorErasure` (what was erased, what the module refused or could not be asked); the runtime audits it.
+`EmptyOnWipe` empties the library on a tamper response, right after its crypto-erase (see its docstring).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import hmac
 import json
 import secrets
 import struct
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -435,3 +438,34 @@ def empty_library(data_dir: Path, box: SecretBox | None) -> SensorErasure:
         return SensorErasure(failed=recorded, detail=str(exc))
     path.unlink(missing_ok=True)
     return SensorErasure(erased=recorded, emptied=True)
+
+
+class EmptyOnWipe:
+    """Empties the paired module on a tamper response.  Registered with the response's memory scrub
+    (`limen.tamper.memory.register`), which calls `wipe()` right after the crypto-erase: after it the module's
+    password cannot be unsealed, so this holder keeps the paired module (unsealed while the vault was open; the
+    same password every scan unseals).  `wipe()` forgets it and sends Empty from a background thread (the door
+    is secured meanwhile, not after a serial timeout); `report` gets the outcome (the runtime audits it)."""
+
+    def __init__(self, paired: PairedSensor, pages_file: Path, report: Callable[[SensorErasure], None]) -> None:
+        self._paired: PairedSensor | None = paired
+        self._pages_file = pages_file
+        self._report = report
+        self.thread: threading.Thread | None = None
+
+    def wipe(self) -> None:
+        paired, self._paired = self._paired, None
+        if paired is not None:
+            self.thread = threading.Thread(target=self._empty, args=(paired,), name="sensor-empty", daemon=True)
+            self.thread.start()
+
+    def _empty(self, paired: PairedSensor) -> None:
+        from limen.bio.finger.protocol import SensorError
+
+        try:
+            paired.empty()
+        except (SensorError, OSError) as exc:
+            self._report(SensorErasure(detail=f"{exc}: empty the module's library by hand"))
+            return
+        self._pages_file.unlink(missing_ok=True)
+        self._report(SensorErasure(emptied=True))
