@@ -38,7 +38,8 @@ def enrolled(settings: Settings, fvc_db1: Path) -> Iterator[tuple[SimulatedR30x,
 
 
 def _sensor_records(rt: Runtime) -> list[dict[str, object]]:
-    return [{"reason": r["reason"], "outcome": r["outcome"], "subject": r["subject"], **r["data"]}
+    return [{"reason": r["reason"], "outcome": r["outcome"], "subject": r["subject"], "source": r["source"],
+             **r["data"]}
             for r in rt.audit.tail(100) if r["kind"] == EventKind.PRIVACY.value and "sensor" in (r["reason"] or "")]
 
 
@@ -123,6 +124,50 @@ def test_a_refused_empty_is_reported_in_the_decommission_receipt(
         assert erased["sensor_emptied"] == 0 and erased["sensor_pages_failed"] == 2 and erased["sensor_incomplete"] == 1
         (record,) = _sensor_records(rt)
         assert record["outcome"] == "failed" and "0x0D" in str(record["detail"])
+    finally:
+        rt.close()
+
+
+def test_a_tamper_response_empties_the_module_after_its_crypto_erase(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    from limen.bio.finger.sensor import EmptyOnWipe
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    module, ada, bo = enrolled
+    rt = open_runtime(settings)
+    try:
+        rt.controller  # noqa: B018 - builds the tamper guard (and the module's emptier)
+        assert rt.monitor is not None
+        report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+        assert report.erased
+        wiper = rt._sensor_wiper
+        assert isinstance(wiper, EmptyOnWipe) and wiper.thread is not None
+        wiper.thread.join(timeout=10)
+        assert module.pages() == [] and not (settings.data_dir / PAGES_FILE).exists()
+        (record,) = _sensor_records(rt)
+        assert record["outcome"] == "erased" and record["emptied"] is True
+    finally:
+        rt.close()
+
+
+def test_a_tamper_response_reports_a_module_that_does_not_answer(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    module, ada, bo = enrolled
+    rt = open_runtime(settings)
+    try:
+        rt.controller  # noqa: B018
+        assert rt.monitor is not None
+        module.silent = True                                          # unplugged, as far as the lock can tell
+        rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+    finally:
+        rt.close()                                                    # waits for the emptier's outcome
+    assert module.pages() == [0, 1]
+    rt = open_runtime(settings)
+    try:
+        (record,) = _sensor_records(rt)
+        assert record["outcome"] == "failed" and "by hand" in str(record["detail"]) and record["source"] == "tamper"
     finally:
         rt.close()
 
