@@ -488,7 +488,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
 
 
 def _alarm(a: Alarm) -> dict[str, Any]:
-    return {"id": a.id, "lock_id": a.lock_id, "rule": a.rule, "detail": a.detail,
+    return {"id": a.id, "lock_id": a.lock_id, "rule": a.rule, "detail": a.detail, "unverified": a.unverified,
             "raised_at": a.raised_at.isoformat() + "Z",
             "acknowledged_at": a.acknowledged_at.isoformat() + "Z" if a.acknowledged_at else None}
 

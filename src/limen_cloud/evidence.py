@@ -13,7 +13,14 @@ lost after the broker took it (a broker restart): nothing is alarmed, the messag
 lock is asked to resend from the cloud's head (`IngestResult.resend_from`; the bridge answers on
 `limen/<id>/head`).  Only a gap in a batch the lock read from at or before the cloud's head (its log lacks
 the records) is `audit_gap`.  Alarms the lock raised
-itself (ALARM records) become owner alarms too.  The lock's audit public keys
+itself (ALARM records) become owner alarms too.
+
+A chain in conflict (a record refused: `audit_rewritten`, `audit_gap`, `audit_chain_broken`, `audit_old_chain`)
+is not extended: the head stays, nothing is stored as verified.  The rest of that message is still read, so a lock
+whose trail was cut cannot be silenced: each ALARM record in it that hashes as it claims (and is not one the cloud
+holds, live or archived) becomes an owner alarm flagged `unverified`, once per record hash (a lock resending it
+raises nothing again), at most `CLOUD_UNVERIFIED_ALARMS_PER_HOUR` a lock an hour; past that, one
+`audit_unverified_capped` alarm an hour says more were dropped.  The lock's audit public keys
 are pinned at first sight (a key announced later is kept but alarmed,
 `audit_key_added`); a signed checkpoint that does not verify, or names
 another record than the cloud holds, is `audit_checkpoint_invalid` (a chain
@@ -41,21 +48,24 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, bindparam, delete, insert, inspect, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from limen import thresholds as T
 from limen.audit.chain import FORMAT_VERSION, GENESIS, checkpoint_valid, record_hash
 from limen_cloud import statements
 from limen_cloud.models import Alarm, ArchivedChain, ArchivedRecord, Base, Lock, Record
 
 MESSAGE_VERSION = 1
 MAX_INDEX = 2**31 - 1  # record indexes and counts are 32-bit integer columns (PostgreSQL INTEGER); beyond: refused
+UNVERIFIED_PER_HOUR = T.CLOUD_UNVERIFIED_ALARMS_PER_HOUR
+UNVERIFIED_WINDOW = timedelta(hours=1)
 
 
 class BadMessage(ValueError):
@@ -118,6 +128,7 @@ class IngestPass:
         self.alarms: list[dict[str, Any]] = []
         self.held: dict[tuple[str, int], str] = {}  # (lock, index) → hash of the records added in this pass
         self.raised: set[tuple[str, str]] = set()  # (lock, rule) of the alarms added in this pass
+        self.unverified: dict[str, set[str]] = {}  # lock → record hashes of the unverified alarms added in this pass
 
     def add_record(self, lock_id: str, record: dict[str, Any]) -> None:
         self.records.append({"lock_id": lock_id, "idx": record["index"], "hash": record["hash"],
@@ -125,9 +136,14 @@ class IngestPass:
                              "body": json.dumps(record, sort_keys=True)})
         self.held[(lock_id, record["index"])] = record["hash"]
 
-    def add_alarm(self, lock_id: str, rule: str, detail: str, now: datetime) -> None:
-        self.alarms.append({"lock_id": lock_id, "rule": rule[:40], "detail": detail[:400], "raised_at": now})
-        self.raised.add((lock_id, rule[:40]))
+    def add_alarm(self, lock_id: str, rule: str, detail: str, now: datetime, record_hash: str | None = None) -> None:
+        """Add an alarm; with `record_hash`, one read from a record of a chain in conflict (flagged unverified)."""
+        self.alarms.append({"lock_id": lock_id, "rule": rule[:40], "detail": detail[:400], "raised_at": now,
+                            "unverified": record_hash is not None, "record_hash": record_hash})
+        if record_hash is None:
+            self.raised.add((lock_id, rule[:40]))
+        else:
+            self.unverified.setdefault(lock_id, set()).add(record_hash)
 
     def held_hash(self, lock_id: str, index: int) -> str | None:
         """The hash of record `index` of `lock_id` as the cloud holds it (this pass's rows first)."""
@@ -155,6 +171,7 @@ class IngestPass:
         self.records, self.alarms = [], []
         self.held.clear()
         self.raised.clear()
+        self.unverified.clear()
 
     def _moved_heads(self) -> list[dict[str, Any]]:
         """The head columns of every lock in the session changed since it was loaded, as UPDATE parameters; the
@@ -206,10 +223,12 @@ def ingest(session: Session, lock: Lock, message: dict[str, Any], now: datetime,
     batch = batch or IngestPass(session)
     result = IngestResult()
     start = message.get("start")  # where the lock read this batch from (None: a lock that predates resending)
-    for record in sorted(message["records"], key=lambda r: r["index"]):
+    records = sorted(message["records"], key=lambda r: r["index"])
+    for k, record in enumerate(records):
         if record["index"] > lock.head_count and start is not None and start > lock.head_count:
             break  # an earlier message is late or lost, not the lock's records: asked for below, no alarm
         if not _take(batch, lock, record, now, result):
+            _read_unverified(batch, lock, records[k:], now, result)
             break
     _check_checkpoints(batch, lock, message, now, result)
     head = message["head"]
@@ -267,10 +286,59 @@ def _take(batch: IngestPass, lock: Lock, record: dict[str, Any], now: datetime, 
     lock.head_count, lock.head_hash = index + 1, record["hash"]
     result.accepted += 1
     if record.get("kind") == "alarm":
-        text = (record.get("data") or {}).get("text") or record.get("reason") or "alarm"
-        batch.add_alarm(lock.lock_id, f"lock:{record.get('reason')}", str(text), now)
+        batch.add_alarm(lock.lock_id, f"lock:{record.get('reason')}", _alarm_text(record), now)
         result.alarms.append(f"lock:{record.get('reason')}")
     return True
+
+
+def _read_unverified(batch: IngestPass, lock: Lock, records: list[dict[str, Any]], now: datetime,
+                     result: IngestResult) -> None:
+    """The ALARM records of a chain in conflict (not taken) become owner alarms flagged unverified: once per record
+    hash, capped per lock an hour (`UNVERIFIED_PER_HOUR`, then one `audit_unverified_capped` an hour)."""
+    for record in records:
+        if record.get("kind") != "alarm" or not _hashes(record) or _known(batch, lock, record):
+            continue
+        since = now - UNVERIFIED_WINDOW
+        raised = batch.session.scalar(select(func.count()).select_from(Alarm).where(
+            Alarm.lock_id == lock.lock_id, Alarm.record_hash.is_not(None), Alarm.raised_at > since)) or 0
+        if raised + len(batch.unverified.get(lock.lock_id, ())) >= UNVERIFIED_PER_HOUR:
+            _cap(batch, lock, now, since, result)
+            return
+        rule = f"lock:{record.get('reason')}"
+        batch.add_alarm(lock.lock_id, rule, f"UNVERIFIED (this lock's audit chain is in conflict; record "
+                        f"{record['index']} not checked against it): {_alarm_text(record)}", now, record["hash"])
+        result.alarms.append(f"{rule} (unverified)")
+
+
+def _alarm_text(record: dict[str, Any]) -> str:
+    """What an ALARM record says for people (its `data.text`), else its rule."""
+    data = record.get("data")
+    return str((data.get("text") if isinstance(data, dict) else None) or record.get("reason") or "alarm")
+
+
+def _known(batch: IngestPass, lock: Lock, record: dict[str, Any]) -> bool:
+    """Whether `record` already raised its alarm: read before (unverified), or held in the chain, live or archived."""
+    hash_, index = record["hash"], record["index"]
+    if hash_ in batch.unverified.get(lock.lock_id, ()) or batch.held_hash(lock.lock_id, index) == hash_:
+        return True
+    session = batch.session
+    return session.scalar(select(Alarm.id).where(Alarm.lock_id == lock.lock_id, Alarm.record_hash == hash_)
+                          .limit(1)) is not None \
+        or session.scalar(select(ArchivedRecord.id).where(ArchivedRecord.lock_id == lock.lock_id,
+                                                          ArchivedRecord.idx == index,
+                                                          ArchivedRecord.hash == hash_).limit(1)) is not None
+
+
+def _cap(batch: IngestPass, lock: Lock, now: datetime, since: datetime, result: IngestResult) -> None:
+    """One `audit_unverified_capped` alarm per lock an hour (in this pass or in the database)."""
+    rule = "audit_unverified_capped"
+    if (lock.lock_id, rule) in batch.raised or batch.session.scalar(select(Alarm.id).where(
+            Alarm.lock_id == lock.lock_id, Alarm.rule == rule, Alarm.raised_at > since).limit(1)) is not None:
+        return
+    batch.add_alarm(lock.lock_id, rule, f"this lock's audit chain is in conflict and it sent more than "
+                    f"{UNVERIFIED_PER_HOUR} alarm records within an hour: later ones are not raised until the hour "
+                    "has passed", now)
+    result.alarms.append(rule)
 
 
 def _check_checkpoints(batch: IngestPass, lock: Lock, message: dict[str, Any], now: datetime,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -113,6 +113,7 @@ class ArchivedRecord(Base):
 
 class Alarm(Base):
     __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_lock_record_hash", "lock_id", "record_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
@@ -126,6 +127,10 @@ class Alarm(Base):
     webhook_attempts: Mapped[int] = mapped_column(Integer, default=0)  # bounded by CLOUD_WEBHOOK_MAX_ATTEMPTS
     webhook_next_at: Mapped[datetime | None] = mapped_column(default=None)  # next try after a failure (backoff)
     webhook_error: Mapped[str | None] = mapped_column(String(200), default=None)
+    # read from a lock's ALARM record while its chain is in conflict (not taken into the verified chain:
+    # `limen_cloud.evidence`); `record_hash` is that record's hash, so a record resent raises nothing again
+    unverified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    record_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class CommandLog(Base):

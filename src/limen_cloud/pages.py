@@ -345,7 +345,8 @@ def archived_rows(session: DbSession, chain: ArchivedChain, name: str, before: i
 def alarm_rows(session: DbSession, owner: Owner) -> list[dict[str, Any]]:
     rows = session.execute(select(Alarm, Lock.name).join(Lock).where(
         Lock.owner_id == owner.id, Alarm.acknowledged_at.is_(None)).order_by(Alarm.id.desc()).limit(500)).all()
-    return [{"id": a.id, "lock": name, "rule": a.rule, "detail": a.detail, "raised": _when(a.raised_at),
+    return [{"id": a.id, "lock": name, "rule": a.rule, "detail": a.detail, "unverified": a.unverified,
+             "raised": _when(a.raised_at),
              "delivered": a.notified_at is not None, "error": a.delivery_error or ""} for a, name in rows]
 
 
