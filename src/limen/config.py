@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     kiosk_challenge: bool = False  # RGB-only camera: the kiosk asks a random head-move sequence (docs/pad.md)
     link_cloud_may_lock: bool = False  # the cloud may lock / lock down without an owner's signature (never unlock)
     link_broker: str | None = None  # the fleet MQTT broker, "host:port" (TLS 1.3, mutual X.509; docs/cloud.md)
+    homeassistant: bool = False  # `limen serve` also publishes Home Assistant MQTT discovery on link_broker
 
     @field_validator("tamper_sources")
     @classmethod
@@ -128,6 +129,12 @@ class Settings(BaseSettings):
     def _gpio_door_pins(self) -> Settings:
         if self.door is DoorKind.GPIO and None in (self.door_relay_pin, self.door_contact_pin, self.door_key_pin):
             raise ValueError("door = gpio needs door_relay_pin, door_contact_pin and door_key_pin")
+        return self
+
+    @model_validator(mode="after")
+    def _homeassistant_broker(self) -> Settings:
+        if self.homeassistant and not self.link_broker:
+            raise ValueError("homeassistant = true needs link_broker (the MQTT broker Home Assistant reads)")
         return self
 
     @field_validator("device_id")
