@@ -212,8 +212,10 @@ class Runtime:
     def close(self) -> None:
         from limen.bio.finger.sensor import EmptyOnWipe
 
-        if isinstance(self._sensor_wiper, EmptyOnWipe) and self._sensor_wiper.thread is not None:
-            self._sensor_wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
+        if isinstance(self._sensor_wiper, EmptyOnWipe):
+            self._sensor_wiper.forget()
+            if self._sensor_wiper.thread is not None:
+                self._sensor_wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
         if self._monitor is not None:
             self._monitor.close()
         if self._controller is not None:

@@ -453,6 +453,10 @@ class EmptyOnWipe:
         self._report = report
         self.thread: threading.Thread | None = None
 
+    def forget(self) -> None:
+        """Drop the pairing without emptying (the runtime closed: a later response is another process's)."""
+        self._paired = None
+
     def wipe(self) -> None:
         paired, self._paired = self._paired, None
         if paired is not None:
