@@ -89,3 +89,21 @@ def test_the_lock_appears_in_home_assistant_and_refuses_to_open_from_it(broker: 
         ha_client.close()
         audit.close()
         rig.devices.conn.close()
+
+
+def test_every_door_state_is_a_home_assistant_state_and_opening_is_declared_only() -> None:
+    """Limen's door has no latch phase: OPENING is in the discovery (no YAML) but no door state maps to it."""
+    import ssl
+
+    from limen.audit.event import MemoryAuditSink
+    from limen.door.actuator import LockState
+    from limen.link.homeassistant import _STATES, OPENING
+
+    ha = HomeAssistant(LOCK_ID, ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "localhost", 8883,
+                       None, MemoryAuditSink())  # type: ignore[arg-type]  # discovery reads no controller
+    lock_config = dict(ha.discovery())[f"homeassistant/lock/limen_{LOCK_ID}/lock/config"]
+    declared = {k.removeprefix("state_"): v for k, v in lock_config.items()
+                if k.startswith("state_") and k != "state_topic"}
+    assert declared == {"locked": "LOCKED", "unlocked": "UNLOCKED", "locking": "LOCKING", "unlocking": "UNLOCKING",
+                        "jammed": "JAMMED", "open": "OPEN", "opening": "OPENING"}
+    assert set(_STATES) == {s.value for s in LockState} and OPENING not in _STATES.values()

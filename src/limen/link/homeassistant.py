@@ -3,6 +3,7 @@
 `HomeAssistant.connect()` publishes retained discovery configurations for
 
     lock          state from the door: LOCKED, UNLOCKED, LOCKING, UNLOCKING, JAMMED, OPEN
+                  (OPENING declared, never sent: see below)
     binary_sensor tamper (a TAMPER record since start) and lockdown (from the lock's state)
     event         activity: the kind, outcome and reason of every audit record (no actor, no data)
 
@@ -11,6 +12,19 @@ republishes them after each record.  Home Assistant may LOCK (run through the
 controller, audited); UNLOCK and OPEN are refused and audited, because Home
 Assistant cannot sign: opening from a phone is an owner-signed command
 (`limen.link.commands`), or the keypad.  `code_format` is therefore absent.
+
+Home Assistant's `opening` is a latch being drawn after the bolt, on locks
+with a second motion for it (an "unlatch").  Limen's door has one relay (a bolt
+motor or a strike) and a door contact: the bolt retracting is UNLOCKING, the
+contact opening is OPEN, and no motion between the two is made or sensed.  So
+`state_opening` is declared (the entity needs no YAML) and OPENING is never
+published: it would report a phase the hardware does not have.
+
+`limen serve` runs it inside its link loop (`homeassistant = true`, on
+`link_broker` with the lock's certificate: `limen.link.loop`), `limen link run
+--homeassistant` beside its own.  Activity events while the broker is away are
+dropped (bounded memory); discovery and state are published again on every
+new connection (`maintain`).
 """
 
 from __future__ import annotations
@@ -18,9 +32,11 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from limen import thresholds as T
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.door.actuator import LockActuator
 from limen.link.mqtt import MqttLink
@@ -30,7 +46,8 @@ if TYPE_CHECKING:
 
 DISCOVERY_PREFIX = "homeassistant"
 _STATES = {"locked": "LOCKED", "unlocked": "UNLOCKED", "locking": "LOCKING", "unlocking": "UNLOCKING",
-           "jammed": "JAMMED", "open": "OPEN"}
+           "jammed": "JAMMED", "open": "OPEN"}  # every `LockState`, by value
+OPENING = "OPENING"  # declared in discovery, never published (module docstring)
 
 
 class HomeAssistant:
@@ -45,6 +62,8 @@ class HomeAssistant:
         self.base = f"limen/{lock_id}/ha"
         self.tamper = False
         self.lockdown = lockdown
+        self.closed = False
+        self._announced_at: float | None = None
         self.mqtt = MqttLink(f"{lock_id}-homeassistant", context, host, port, subscriptions=(self.command_topic,),
                              on_message=self._received)
 
@@ -53,7 +72,18 @@ class HomeAssistant:
         self.announce()
         return self
 
+    def maintain(self) -> None:
+        """Connect or reconnect (`MqttLink.maintain`); on a new connection publish discovery and state again.
+
+        Raises `LinkError` while the broker cannot be reached (call again later)."""
+        fresh = not self.mqtt.connected or self._announced_at is None \
+            or time.monotonic() - self._announced_at > T.LINK_MAX_CONNECTION_S
+        self.mqtt.maintain()
+        if fresh:
+            self.announce()
+
     def close(self) -> None:
+        self.closed = True  # the audit log keeps its observers: a record after this publishes nothing
         self.mqtt.close()
 
     @property
@@ -68,7 +98,8 @@ class HomeAssistant:
             (f"{DISCOVERY_PREFIX}/lock/{uid}/lock/config",
              {"name": None, "unique_id": f"{uid}_lock", "device": device, "state_topic": f"{self.base}/state",
               "command_topic": self.command_topic, "payload_lock": "LOCK", "payload_unlock": "UNLOCK",
-              "payload_open": "OPEN", **{f"state_{k}": v for k, v in _STATES.items()}}),
+              "payload_open": "OPEN", **{f"state_{k}": v for k, v in _STATES.items()},
+              "state_opening": OPENING}),
             (f"{DISCOVERY_PREFIX}/binary_sensor/{uid}/tamper/config",
              {"name": "Tamper", "unique_id": f"{uid}_tamper", "device": device, "device_class": "tamper",
               "state_topic": f"{self.base}/tamper"}),
@@ -84,13 +115,16 @@ class HomeAssistant:
         for topic, config in self.discovery():
             self.mqtt.publish(topic, json.dumps(config, sort_keys=True).encode(), retain=True)
         self._publish_state()
+        self._announced_at = time.monotonic()
 
     def observe(self, index: int, event: Event) -> None:
-        """Audit observer: republish state after each record (non-blocking publishes)."""
+        """Audit observer: republish state after each record (non-blocking publishes; none while disconnected)."""
         if event.kind is EventKind.TAMPER:
             self.tamper = True
         if event.kind is EventKind.CONFIG_CHANGE and event.reason in ("lockdown on", "lockdown off"):
             self.lockdown = event.reason == "lockdown on"
+        if self.closed or not self.mqtt.connected:
+            return  # `maintain` publishes the state on the next connection
         activity = {"event_type": str(event.kind), "outcome": event.outcome, "reason": event.reason}
         self.mqtt.client.publish(f"{self.base}/activity", json.dumps(activity), qos=1)
         self._publish_state(wait=False)
