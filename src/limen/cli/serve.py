@@ -32,8 +32,8 @@ def serve(
         "--simulate-sensors", help="Use a simulated R30x fingerprint module on a pseudo-terminal (its real serial "
         "protocol, paired at start) as the lock's sensor; the door screen's finger page lays images on it.")] = False,
     link: Annotated[bool, typer.Option(
-        "--link/--no-link", help="With link_broker set, run the cloud link inside the service (its door and lock); "
-        "don't also run `limen link run`.")] = True,
+        "--link/--no-link", help="With link_broker set, run the cloud link inside the service (its door and lock; with "
+        "homeassistant = true also Home Assistant's discovery); don't also run `limen link run`.")] = True,
     trace_file: Annotated[Path | None, typer.Option(
         "--trace", metavar="FILE", help="Append each attempt's stage times (ms; no person, outcome or score) to "
         "FILE as JSON lines.")] = None,
@@ -99,6 +99,9 @@ def _start_link(ctx: ServiceContext) -> LinkLoop | None:
         return None
     typer.echo(_("Cloud link to {broker} as {device} (inside this service)").format(
         broker=ctx.settings.link_broker, device=ctx.settings.device_id))
+    if loop.homeassistant is not None:
+        typer.echo(_("Home Assistant discovery on {broker} (homeassistant = true)").format(
+            broker=ctx.settings.link_broker))
     return loop
 
 

@@ -8,7 +8,10 @@ backups; a scheduled backup is made every `backup_hours`.  Signed commands run
 on paho's thread under the service's own lock (`guard`), on the service's
 controller and door, so the link and the kiosk never act on the door at once;
 the door is polled by the service, not here.  While the broker is away the
-loop retries quietly (records stay local, the cursor does not move).
+loop retries quietly (records stay local, the cursor does not move).  With
+`homeassistant = true` the loop also keeps Home Assistant's discovery up on the
+same broker (`limen.link.homeassistant`; its LOCK runs under the same lock);
+`stop()` closes both.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from limen.link import pki
 from limen.link.backup import Backups
 from limen.link.execute import for_runtime
 from limen.link.forward import EventForwarder
+from limen.link.homeassistant import HomeAssistant
 from limen.link.mqtt import LockLink
 from limen.runtime import Runtime
 
@@ -63,6 +67,13 @@ class LinkLoop:
         self.forwarder = EventForwarder(rt.audit, rt.connection(), device)  # its own connection
         self.backups = Backups(rt.connection(), device, rt.settings.keys_dir, rt.settings.data_dir / "backups")
         self.backup_topic = f"limen/{device}/backup"
+        self.homeassistant: HomeAssistant | None = None
+        if rt.settings.homeassistant:  # the same broker and certificate; it connects on the loop's first pass
+            with guard:
+                lockdown = rt.access().load_state().lockdown
+            self.homeassistant = HomeAssistant(device, context, host, port, rt.controller, rt.audit,
+                                               lockdown=lockdown, guard=guard)
+            rt.audit.add_observer(self.homeassistant.observe)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backup_retry_at = 0.0
@@ -77,6 +88,8 @@ class LinkLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.homeassistant is not None:
+            self.homeassistant.close()
         self.link.close()
 
     def _run(self) -> None:
@@ -87,6 +100,13 @@ class LinkLoop:
                 log.info("link offline (%s); retrying", exc)
             except Exception:  # never let the link thread die with the service running
                 log.exception("link pass failed")
+            if self.homeassistant is not None:
+                try:
+                    self.homeassistant.maintain()
+                except LinkError as exc:
+                    log.info("Home Assistant's broker offline (%s); retrying", exc)
+                except Exception:
+                    log.exception("Home Assistant pass failed")
             self._stop.wait(self.period_s)
 
     def step(self, now: datetime) -> None:
