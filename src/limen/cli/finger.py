@@ -8,7 +8,7 @@ runtime's `AccessController` (policy, one audit record, the door), `limen finger
 With the setting `finger_matching = "sensor"`, `--sensor` enrols on the module's own library (a free page,
 recorded with its person in the sealed page map) and a door attempt searches that library: the module's
 decision, trusted only over the paired, password-checked link, taken at the host's own operating point and
-never higher; `erase_sensor_pages` deletes a removed person's pages on the module (docs/finger.md).
+never higher; a removed person's pages on the module are deleted by `Runtime.erase_sensor_pages` (docs/finger.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import os
 import signal
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -299,54 +299,6 @@ def _door_on_sensor(rt: Runtime, claim: str | None, sensor: str | None, image: P
         typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
         decision = rt.controller.attempt(Attempt((evidence, *keypad_entry(typed).factors), Source.KEYPAD))
     return decision
-
-
-@dataclass(frozen=True)
-class SensorErasure:
-    """What `erase_sensor_pages` did: pages deleted on the module, pages it could not delete (still recorded)."""
-
-    erased: list[int]
-    failed: list[int]
-    detail: str = ""
-
-
-def erase_sensor_pages(rt: Runtime, user_id: str, actor: str, at: datetime) -> SensorErasure:
-    """Delete every page of `user_id` on the paired module (DeleteChar) and from the page map; audited.
-    A page the module does not confirm stays recorded (its person is gone, so the door refuses it) and is
-    reported in `failed`, never hidden."""
-    from limen.audit.event import Event, EventKind
-    from limen.bio.finger.protocol import SensorError
-    from limen.bio.finger.sensor import load_pages, save_pages
-    from limen.errors import ConfigError
-    from limen.vault.secrets import box_for
-
-    if not _pages_file().is_file():
-        return SensorErasure([], [])
-    box = box_for(rt.conn)
-    paired = None
-    with contextlib.suppress(ConfigError):
-        paired = _paired(rt)
-    if box is None or paired is None:
-        result = SensorErasure([], [], "the page map cannot be read (vault closed or erased, or no paired "
-                                       "module): clear the module's library by hand")
-    else:
-        pages = load_pages(_pages_file(), box, paired.identity)
-        erased, failed, detail = [], [], ""
-        for page in pages.of(user_id):
-            try:
-                paired.delete(page)
-                erased.append(page)
-            except (SensorError, OSError) as exc:
-                failed.append(page)
-                detail = str(exc)
-        save_pages(_pages_file(), pages.without(*erased), box)
-        result = SensorErasure(erased, failed, detail)
-    if result.erased or result.failed or result.detail:
-        rt.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id,
-                              reason="fingerprint sensor pages erased", source="cli",
-                              outcome="failed" if result.failed or result.detail else "erased",
-                              data={"pages_erased": result.erased, "pages_failed": result.failed}))
-    return result
 
 
 def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face: Capture | None = None,

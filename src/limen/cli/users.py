@@ -60,7 +60,6 @@ def remove(
 ) -> None:
     """Remove a user and erase every biometric reference of theirs."""
     from limen import people
-    from limen.cli.finger import erase_sensor_pages
 
     rt = open_runtime(STATE.settings)
     try:
@@ -74,7 +73,7 @@ def remove(
             rt.audit.append(Event(EventKind.USER_CHANGE, at, actor=actor, subject=person.id, reason="user removed",
                                   source="cli"))
         removed = rt.erase_templates(person.id, actor, at)  # after a zeroize: nothing left, still one outcome
-        on_sensor = erase_sensor_pages(rt, person.id, actor, at)  # match on sensor: the module's own pages
+        on_sensor = rt.erase_sensor_pages(person.id, actor, at)  # match on sensor: the module's own pages
     finally:
         rt.close()
     output({"removed": person.id, "name": person.name, "templates_erased": removed,
