@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from limen.audit.keys import SigningKey
+    from limen.bio.finger.sensor import SensorErasure
     from limen.link.backup import Backups
     from limen.runtime import Runtime
 
@@ -291,19 +292,33 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
         raise BadRequest(str(file), f"cannot read ({exc.strerror})") from exc
     text = recovery if recovery is not None else str(typer.prompt(_("Recovery key"), hide_input=True))
     rt, backups = _backups()
+    on_sensor: list[SensorErasure] = []
+
+    def forget(user_id: str) -> None:
+        """A person of this lock the backup does not have: their templates, and their pages on the module."""
+        from limen.bio.finger.sensor import SensorErasure
+        from limen.errors import VaultError
+
+        rt.erase_templates(user_id, "restore", now)
+        try:
+            on_sensor.append(rt.erase_sensor_pages(user_id, "restore", now))
+        except VaultError:  # the vault was erased (or re-provisioned) since: the page map cannot be read
+            on_sensor.append(SensorErasure(detail="the page map cannot be read (vault erased since): empty the "
+                                                  "module's library by hand"))
+
     try:
         now = datetime.now(UTC)
         try:
             _sealed, content_key = unwrap_key(blob, parse_recovery_key(text))
             restored = backups.restore(blob, content_key, now, from_lock=from_lock or STATE.settings.device_id,
-                                       on_removed=lambda uid: rt.erase_templates(uid, "restore", now),
-                                       lock_keys=_lock_keys(from_lock_key or []))
+                                       on_removed=forget, lock_keys=_lock_keys(from_lock_key or []))
         except BadRequest as exc:
             rt.audit.append(Event(EventKind.PRIVACY, now, actor="recovery-key", subject="lock", outcome="refused",
                                   reason="backup restore refused", source="cli", data={"detail": exc.reason}))
             raise
+        sensor = _together(on_sensor)
         rt.audit.append(Event(EventKind.PRIVACY, now, actor="recovery-key", subject="lock", outcome="restored",
-                              reason="backup restored", source="cli", data=restored.to_dict()))
+                              reason="backup restored", source="cli", data=restored.to_dict() | sensor.counts()))
     finally:
         rt.close()
     said = _("restored backup {counter} of {lock} ({people} people; {users} users and {codes} codes kept revoked)"
@@ -311,7 +326,19 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
                       users=restored.revoked_users, codes=restored.revoked_codes)
     if restored.recipients_added:  # the backup's owner devices and recovery key: backups go on to them
         said += "\n" + _("{n} backup key(s) of the backup registered again").format(n=restored.recipients_added)
-    output(restored.to_dict(), said)
+    output(restored.to_dict() | sensor.counts(), said)
+    if not sensor.complete:  # the restore stands; a removed person's page left on the module is not hidden
+        typer.echo(_("the fingerprint sensor did not delete page(s) {pages} of removed people: {detail}").format(
+            pages=sensor.failed, detail=sensor.detail), err=True)
+        raise typer.Exit(1)
+
+
+def _together(results: list[SensorErasure]) -> SensorErasure:
+    """Several people's page erasures as one (for the restore's output and audit record)."""
+    from limen.bio.finger.sensor import SensorErasure
+
+    return SensorErasure(erased=[p for r in results for p in r.erased], failed=[p for r in results for p in r.failed],
+                         detail="; ".join(dict.fromkeys(r.detail for r in results if r.detail)))
 
 
 def _lock_keys(texts: list[str]) -> dict[str, Ed25519PublicKey]:

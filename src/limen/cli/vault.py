@@ -20,6 +20,7 @@ from limen.cli.common import gettext as _
 from limen.errors import BadRequest
 
 if TYPE_CHECKING:
+    from limen.bio.finger.sensor import SensorErasure
     from limen.runtime import Runtime
 
 vault_app = typer.Typer(help="Template vault: protected, sealed templates and crypto-erase.", no_args_is_help=True)
@@ -72,21 +73,47 @@ def status() -> None:
 
 @vault_app.command("zeroize")
 def zeroize(yes: Annotated[bool, typer.Option("--yes", help="Confirm: every template is destroyed.")] = False) -> None:
-    """Crypto-erase: destroy the root keys, then every wrapped data key.  Irreversible."""
+    """Crypto-erase: destroy the root keys, then every wrapped data key.  Irreversible.
+
+    With a paired fingerprint module (match on sensor), its library is emptied first, while the module's
+    password (sealed under the vault) can still be read; a module that refuses or does not answer is reported
+    (stderr, exit 1, audited as failed) and the vault is zeroized all the same."""
     if not yes:
         raise BadRequest("--yes", "zeroize destroys every enrolled template; pass --yes to confirm")
     from limen.runtime import open_runtime
 
     rt = open_runtime(STATE.settings)
     try:
+        on_sensor = _empty_sensor(rt)  # before: after the zeroize the module cannot be asked
         started = time.perf_counter()
         rt.store.zeroize()
         ms = 1000 * (time.perf_counter() - started)
-        _record(rt, "zeroized", milliseconds=round(ms, 1))
+        _record(rt, "zeroized", milliseconds=round(ms, 1), **on_sensor.counts())
     finally:
         rt.close()
-    output({"state": "erased", "milliseconds": ms}, _(
-        "vault zeroized in {ms} ms; re-enrol after `limen vault rotate --reprovision`").format(ms=f"{ms:.1f}"))
+    said = _("vault zeroized in {ms} ms; re-enrol after `limen vault rotate --reprovision`").format(ms=f"{ms:.1f}")
+    if on_sensor.emptied:
+        said += "\n" + _("fingerprint sensor library emptied ({n} page(s))").format(n=len(on_sensor.erased))
+    output({"state": "erased", "milliseconds": ms, **on_sensor.counts()}, said)
+    if not on_sensor.complete:
+        typer.echo(_("the fingerprint sensor's library was not emptied (empty it by hand): {detail}").format(
+            detail=on_sensor.detail), err=True)
+        raise typer.Exit(1)
+
+
+def _empty_sensor(rt: Runtime) -> SensorErasure:
+    """Match on sensor: empty the paired module's library while its password (sealed under the vault) can be
+    read.  On a vault already erased it cannot: pages still recorded are reported (empty the library by hand)."""
+    from limen.bio.finger.sensor import PAGES_FILE, SensorErasure
+    from limen.errors import VaultError
+
+    try:
+        return rt.empty_sensor("cli", rt.clock.now())
+    except VaultError:  # zeroized before (or re-provisioned since): the module's password is gone
+        if not (rt.settings.data_dir / PAGES_FILE).is_file():
+            return SensorErasure()  # emptied by the earlier zeroize, or nothing was enrolled on it
+        return SensorErasure(detail="the vault was erased before the module's library was emptied: its "
+                                    "password cannot be read")
 
 
 @vault_app.command("rotate")

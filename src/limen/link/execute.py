@@ -36,10 +36,11 @@ import base64
 import hmac
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -54,7 +55,7 @@ from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
-from limen.errors import AuditError, BadRequest, CommandRefused, LimenError
+from limen.errors import AuditError, BadRequest, CommandRefused, LimenError, VaultError
 from limen.link.backup import Backups, Revoked, digest, restore_key
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
 from limen.privacy.erase import LockEraser
@@ -62,6 +63,7 @@ from limen.vault.keystore.sidekeys import PIN_PEPPER, file_side_key
 
 if TYPE_CHECKING:
     from limen.access.store import AccessStore
+    from limen.bio.finger.sensor import SensorErasure
     from limen.controller import AccessController
     from limen.runtime import Runtime
 
@@ -230,10 +232,16 @@ class LinkCommands:
         except (InvalidTag, ValueError) as exc:
             raise BadRequest("key", "the content key was not sealed to this lock's restore key") from exc
         eraser = self._eraser()
+        actor, on_sensor = f"restore:{device.owner}", Counter[str]()
+
+        def forget(user_id: str) -> None:  # a person the backup does not have: templates, pages on the module
+            self.erase(user_id, actor, at)
+            on_sensor.update(eraser.sensor_pages(user_id, actor, at))
+
         restored = eraser.backups.restore(
             blob, content_key, at, from_lock=command.args.get("from_lock", command.lock),
             revoked=Revoked.parse(command.args.get("revoked", "")), lock_keys=_lock_keys(command.args),
-            on_removed=lambda uid: self.erase(uid, f"restore:{device.owner}", at))
+            on_removed=forget)
         if eraser.backups.pepper_replaced:  # the backup's PIN pepper is now this lock's: stores read it again
             self.store.pepper = self.controller.store.pepper = file_side_key(eraser.backups.keys_dir, PIN_PEPPER)
         summary = restored.to_dict()
@@ -241,7 +249,8 @@ class LinkCommands:
                             users=str(restored.rows.get("users", 0)), revoked_users=str(restored.revoked_users),
                             revoked_codes=str(restored.revoked_codes),
                             pins_need_reset=str(summary["pins_need_reset"]),
-                            backup_recipients_added=str(summary["backup_recipients_added"]))
+                            backup_recipients_added=str(summary["backup_recipients_added"]),
+                            **_sensor_summary(on_sensor))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
         reply = _reply_key(_arg(command.args, "reply_key"))  # checked before anything is issued
@@ -350,12 +359,42 @@ def open_reply(private: X25519PrivateKey, sealed: str) -> bytes:
     return ChaCha20Poly1305(key).decrypt(nonce, ct, eph_pub)
 
 
+class _SensorSummary(TypedDict, total=False):
+    sensor_pages_erased: str
+    sensor_pages_failed: str
+    sensor_incomplete: str
+
+
+def _sensor_summary(counts: Counter[str]) -> _SensorSummary:
+    """The removed people's pages on the fingerprint module, for a restore's outcome; {} when there were none."""
+    if not counts:
+        return {}
+    return {"sensor_pages_erased": str(counts["sensor_pages_erased"]),
+            "sensor_pages_failed": str(counts["sensor_pages_failed"]),
+            "sensor_incomplete": str(min(1, counts["sensor_incomplete"]))}
+
+
 def lock_eraser(rt: Runtime) -> LockEraser:
     """The runtime's eraser over its database, vault, audit log and local backups (`data_dir/backups`)."""
     backups = Backups(rt.conn, rt.settings.device_id, rt.settings.keys_dir, rt.settings.data_dir / "backups")
     return LockEraser(rt.conn, rt.store, rt.audit, backups, rt.erase_fingers,
-                      sensor_pages=lambda user, actor, at: rt.erase_sensor_pages(user, actor, at, "remote").counts(),
-                      empty_sensor=lambda actor, at: rt.empty_sensor(actor, at, "remote").counts())
+                      sensor_pages=lambda user, actor, at: _on_sensor(
+                          rt, lambda: rt.erase_sensor_pages(user, actor, at, "remote")),
+                      empty_sensor=lambda actor, at: _on_sensor(rt, lambda: rt.empty_sensor(actor, at, "remote")))
+
+
+def _on_sensor(rt: Runtime, erasure: Callable[[], SensorErasure]) -> dict[str, int]:
+    """An erasure on the fingerprint module, counted for the receipt.  After a crypto-erase (or a
+    re-provisioning) the module's password and page map cannot be read: pages still recorded are counted as
+    incomplete, not raised in the middle of an erasure."""
+    from limen.bio.finger.sensor import PAGES_FILE, SensorErasure
+
+    try:
+        return erasure().counts()
+    except VaultError:
+        if not (rt.settings.data_dir / PAGES_FILE).is_file():
+            return {}  # nothing recorded on the module (an earlier erase emptied it, or nothing was enrolled)
+        return SensorErasure(detail="the vault was erased: empty the module's library by hand").counts()
 
 
 def for_runtime(rt: Runtime) -> LinkCommands:

@@ -1,11 +1,14 @@
 """Match on sensor: every erasure path deletes the person's pages on the fingerprint module, with the simulated
-module on a pty: removal from the web service, consent expiry, remote "delete me", decommission (the module's
-library emptied before the crypto-erase).  A delete the module refuses is reported: audited as failed and
-counted in the erasure receipt."""
+module on a pty: removal from the web service, consent expiry, remote "delete me", decommission and `limen vault
+zeroize` (the module's library emptied before the crypto-erase), a backup restore's removals (in person and
+signed).  A delete the module refuses is reported: audited as failed and counted in the erasure receipt (and for
+the CLI, stderr and exit 1)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,3 +188,161 @@ def test_empty_on_the_driver_and_the_simulator(fvc_db1: Path) -> None:
         sim.refuse_delete = False
         sensor.empty_library()
         assert sim.pages() == []
+
+
+# ------------------------------------------------- vault zeroize and backup restore (CLI and signed command)
+
+
+def _json(out: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    assert out.stdout, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def _backup_of_this_lock(data: Path) -> tuple[str, Path]:
+    """A recovery key and a backup made now (Olga, Ada, Bo)."""
+    printed = str(_json(_limen(data, "link", "recovery-key", "--as", "Olga"))["recovery_key"])
+    return printed, Path(str(_json(_limen(data, "link", "backup"))["file"]))
+
+
+def test_vault_zeroize_empties_the_module_first(settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    data = settings.data_dir
+    out = _limen(data, "vault", "zeroize", "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    said = _json(out)
+    assert said["state"] == "erased" and said["sensor_emptied"] == 1 and said["sensor_pages_erased"] == 2
+    assert module.pages() == [] and not (data / PAGES_FILE).exists()
+    rt = open_runtime(settings)
+    try:
+        (record,) = _sensor_records(rt)
+        assert record["reason"] == "fingerprint sensor library emptied" and record["outcome"] == "erased"
+        (zeroized,) = [r for r in rt.audit.tail(100) if r["kind"] == EventKind.VAULT.value]
+        assert zeroized["reason"] == "zeroized" and zeroized["data"]["sensor_emptied"] == 1
+    finally:
+        rt.close()
+    again = _limen(data, "vault", "zeroize", "--yes")                 # nothing left on the module to report
+    assert again.returncode == 0 and "sensor_emptied" not in _json(again), again.stdout + again.stderr
+
+
+def test_vault_zeroize_reports_a_refused_empty_and_still_erases(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    data = settings.data_dir
+    printed, blob = _backup_of_this_lock(data)
+    module.refuse_delete = True
+    out = _limen(settings.data_dir, "vault", "zeroize", "--yes")
+    assert out.returncode == 1 and "not emptied" in out.stderr and "0x0D" in out.stderr, out.stdout + out.stderr
+    said = _json(out)
+    assert said["state"] == "erased" and said["sensor_emptied"] == 0 and said["sensor_pages_failed"] == 2
+    assert module.pages() == [0, 1]
+    assert _json(_limen(settings.data_dir, "vault", "status"))["state"] == "erased"   # the crypto-erase stands
+    rt = open_runtime(settings)
+    try:
+        (record,) = _sensor_records(rt)
+        assert record["outcome"] == "failed" and record["pages_failed"] == [0, 1]
+    finally:
+        rt.close()
+    # the vault is erased, the pages still recorded: nothing can reach the module now, and every path says so
+    again = _limen(data, "vault", "zeroize", "--yes")
+    assert again.returncode == 1 and "erased before" in again.stderr and _json(again)["sensor_incomplete"] == 1
+    removed = _limen(data, "users", "remove", "Bo", "--as", "Olga")
+    assert removed.returncode == 1 and "by hand" in removed.stderr, removed.stdout + removed.stderr
+    assert _json(removed)["name"] == "Bo"
+    assert _limen(data, "users", "add", "Cy", "--as", "Olga", LIMEN_NEW_PIN="582913").returncode == 0
+    restored = _limen(data, "link", "restore", str(blob), "--recovery-key", printed)
+    assert restored.returncode == 1 and "by hand" in restored.stderr, restored.stdout + restored.stderr
+    assert _json(restored)["sensor_incomplete"] == 1
+    assert sorted(u["name"] for u in json.loads(_limen(data, "users", "list").stdout)) == ["Ada", "Olga"]
+    rt = open_runtime(settings)
+    try:
+        erased = lock_eraser(rt).decommission(_olga(rt), datetime.now(UTC))       # not raised mid-erasure
+        assert erased["vault_zeroized"] == 1 and erased["sensor_incomplete"] == 1 and module.pages() == [0, 1]
+    finally:
+        rt.close()
+
+
+def test_cli_restore_deletes_the_pages_of_people_the_backup_does_not_have(
+        settings: Settings, fvc_db1: Path, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    module, ada, bo = enrolled
+    data = settings.data_dir
+    printed, blob = _backup_of_this_lock(data)
+    cy = _enrol(data, module, "Cy", fvc_db1 / "103_1.tif", fvc_db1 / "103_2.tif")    # after the backup
+    assert module.pages() == [0, 1, 2]
+    out = _limen(data, "link", "restore", str(blob), "--recovery-key", printed)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert _json(out)["sensor_pages_erased"] == 1 and module.pages() == [0, 1]       # Cy's page; Ada's, Bo's kept
+    dee = _enrol(data, module, "Dee", fvc_db1 / "104_1.tif", fvc_db1 / "104_2.tif")
+    assert module.pages() == [0, 1, 2]
+    module.refuse_delete = True                                  # refused: the restore stands, the page is reported
+    kept = _limen(data, "link", "restore", str(blob), "--recovery-key", printed)
+    assert kept.returncode == 1 and "page(s) [2]" in kept.stderr, kept.stdout + kept.stderr
+    said = _json(kept)
+    assert said["sensor_pages_failed"] == 1 and said["sensor_incomplete"] == 1 and module.pages() == [0, 1, 2]
+    rt = open_runtime(settings)
+    try:
+        assert people.by_id(rt.conn, str(dee["user_id"])) is None
+        records = _sensor_records(rt)
+        assert [(r["subject"], r["outcome"], r["source"]) for r in records] == [
+            (cy["user_id"], "erased", "cli"), (dee["user_id"], "failed", "cli")]
+        restored = [r for r in rt.audit.tail(100) if r["reason"] == "backup restored"]
+        assert restored[-1]["data"]["sensor_pages_failed"] == 1
+    finally:
+        rt.close()
+
+
+def test_signed_restore_deletes_the_pages_of_people_the_backup_does_not_have(
+        settings: Settings, fvc_db1: Path, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from limen.link.backup import RecipientKind
+    from limen.link.commands import DeviceRegistry
+    from limen.link.execute import for_runtime
+    from tests.link.test_backup import Lock, restore_command
+
+    module, ada, bo = enrolled
+    data = settings.data_dir
+    phone, phone_x = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    rt = open_runtime(settings)
+    try:
+        olga, at = _olga(rt), datetime.now(UTC)
+        rt.access().set_config(olga, at, require_pin_for_remote=False)
+        DeviceRegistry(rt.conn).pair("phone", phone.public_key(), olga, olga, at)
+        link = for_runtime(rt)
+        assert link.eraser is not None
+        link.eraser.backups.add_recipient("phone", RecipientKind.DEVICE, phone_x.public_key(), olga, at)
+        _, blob = link.eraser.backups.make(at)                                    # Olga, Ada, Bo
+    finally:
+        rt.close()
+    cy = _enrol(data, module, "Cy", fvc_db1 / "103_1.tif", fvc_db1 / "103_2.tif")
+    dee = _enrol(data, module, "Dee", fvc_db1 / "104_1.tif", fvc_db1 / "104_2.tif")
+    assert module.pages() == [0, 1, 2, 3]
+    rt = open_runtime(settings)
+    try:
+        link = for_runtime(rt)
+        assert link.eraser is not None
+        lock = Lock(rt, link, link.eraser.backups, phone, phone_x, olga)
+        outcome = lock.send(restore_command(lock, blob, from_lock=lock.id, phone_x=phone_x))
+        assert outcome.executed, outcome
+        assert outcome.data["sensor_pages_erased"] == "2" and outcome.data["sensor_incomplete"] == "0"
+        assert module.pages() == [0, 1]
+        assert {r["subject"] for r in _sensor_records(rt)} == {cy["user_id"], dee["user_id"]}
+        assert all(r["source"] == "remote" and r["outcome"] == "erased" for r in _sensor_records(rt))
+    finally:
+        rt.close()
+    ed = _enrol(data, module, "Ed", fvc_db1 / "105_1.tif", fvc_db1 / "105_2.tif")
+    module.refuse_delete = True                           # refused: the restore stands, the outcome says so
+    rt = open_runtime(settings)
+    try:
+        link = for_runtime(rt)
+        assert link.eraser is not None
+        lock = Lock(rt, link, link.eraser.backups, phone, phone_x, olga, counter=lock.counter)
+        outcome = lock.send(restore_command(lock, blob, from_lock=lock.id, phone_x=phone_x))
+        assert outcome.executed, outcome
+        assert outcome.data["sensor_pages_failed"] == "1" and outcome.data["sensor_incomplete"] == "1"
+        assert module.pages() == [0, 1, 2] and people.by_id(rt.conn, str(ed["user_id"])) is None
+        failed = _sensor_records(rt)[-1]
+        assert failed["subject"] == ed["user_id"] and failed["outcome"] == "failed" and failed["pages_failed"] == [2]
+    finally:
+        rt.close()
+
