@@ -72,9 +72,6 @@ def migrations_of(component: str) -> list[str]:
     return list(module.MIGRATIONS)
 
 
-_migrations_of = migrations_of  # the name tests/tamper imports
-
-
 def scratch_db() -> sqlite3.Connection:
     """A private in-memory database with the migration record and no component migrated (foreign keys off: rows
     are checked where they finally land), e.g. to bring a backup's rows forward through the real migrations."""

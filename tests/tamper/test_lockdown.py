@@ -9,7 +9,7 @@ from limen.access.model import PermissionLevel
 from limen.access.store import BOOTSTRAP_ACTOR, AccessStore
 from limen.audit.event import MemoryAuditSink
 from limen.config import Settings
-from limen.db import _migrations_of, connect, migrate, open_db
+from limen.db import connect, migrate, migrations_of, open_db
 from limen.decision import Reason
 from limen.errors import LockdownActive
 from limen.tamper import schema as tamper_schema
@@ -122,7 +122,7 @@ def _v1_database(settings: Settings, *, access_flag: int, tamper_flag: int) -> N
     conn = connect(settings.db_path)
     conn.executescript("CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
     for component in ("core", "vault", "access"):
-        migrate(conn, component, _migrations_of(component))
+        migrate(conn, component, migrations_of(component))
     migrate(conn, "tamper", tamper_schema.MIGRATIONS[:1])
     conn.execute("UPDATE tamper_lockdown SET active = ?, incident = 'inc-0', since = ? WHERE id = 1",
                  (tamper_flag, T0.isoformat()))
