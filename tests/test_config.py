@@ -56,7 +56,15 @@ def test_the_token_pin_never_shows_in_a_repr(data_dir: Path) -> None:
 @pytest.mark.parametrize("device_id", ["limen-cloud", "homeassistant", "front/door", "door+", "door#", "front door"])
 def test_a_device_id_that_would_widen_the_brokers_acl_is_refused(data_dir: Path, device_id: str) -> None:
     data_dir.mkdir(parents=True)
-    (data_dir / "limen.toml").write_text(f'[limen]\ndevice_id = "{device_id}"\n')
+    (data_dir / "limen.toml").write_text(f'[limen]\ndevice_id = "{device_id}"\nlink_broker = "fleet:8883"\n')
     with pytest.raises(ConfigError) as err:
         load_settings(data_dir)
     assert "device_id" in str(err.value)
+
+
+def test_a_lock_without_a_broker_keeps_the_device_id_it_had(data_dir: Path) -> None:
+    """The previous release took any printable id; its audit checkpoints and witness carry it, so a lock
+    without the link still starts with it after the upgrade (regression: every command failed)."""
+    data_dir.mkdir(parents=True)
+    (data_dir / "limen.toml").write_text('[limen]\ndevice_id = "Front door"\n')
+    assert load_settings(data_dir).device_id == "Front door"

@@ -140,10 +140,20 @@ class Settings(BaseSettings):
     @field_validator("device_id")
     @classmethod
     def _printable(cls, v: str) -> str:
-        # the lock's MQTT topics and its certificate's CN (`limen.link.pki.check_lock_id`, the same rule)
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", v) or v in (".", "..", "limen-cloud", "homeassistant"):
-            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-' (and not a fleet service's name)")
+        if not v or not v.isprintable() or len(v) > 64:
+            raise ValueError("must be 1-64 printable characters")
         return v
+
+    @model_validator(mode="after")
+    def _linked_device_id(self) -> Settings:
+        # with a broker, the id is the lock's MQTT topics and its certificate's CN (`limen.link.pki.check_lock_id`,
+        # the same rule); without one a lock keeps the id it had (its audit checkpoints and witness carry it)
+        v = self.device_id
+        if self.link_broker and (not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", v) or v in (".", "..", "limen-cloud",
+                                                                                      "homeassistant")):
+            raise ValueError("device_id must be 1-64 letters, digits, '.', '_' or '-' (and not a fleet service's "
+                             "name) with link_broker set")
+        return self
 
     @property
     def db_path(self) -> Path:
