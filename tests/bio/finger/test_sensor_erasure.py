@@ -346,3 +346,22 @@ def test_signed_restore_deletes_the_pages_of_people_the_backup_does_not_have(
     finally:
         rt.close()
 
+
+
+def test_after_a_crypto_erase_the_sealed_page_map_is_reported_unreadable_not_raised(
+        settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
+    """The pairing and page map outlive a vault erased (or re-provisioned) since: erasing a person's pages or
+    emptying the module then says the map cannot be read (empty it by hand), it does not raise from a retention
+    pass at start-up, a service removal or a restore."""
+    from limen.bio.finger.sensor import empty_library, erase_pages_of
+    from limen.errors import VaultErased
+    from limen.vault.secrets import SecretBox
+
+    def erased() -> bytearray:
+        raise VaultErased()
+
+    module, ada, _ = enrolled
+    for box in (SecretBox(lambda: bytearray(b"\x07" * 32)), SecretBox(erased)):  # re-provisioned; erased
+        for outcome in (erase_pages_of(settings.data_dir, box, ada), empty_library(settings.data_dir, box)):
+            assert outcome.detail and "by hand" in outcome.detail and not outcome.erased and not outcome.emptied
+    assert module.pages() == [0, 1]  # nothing was sent to the module

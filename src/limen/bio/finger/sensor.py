@@ -58,6 +58,7 @@ from limen.bio.finger.protocol import (
     decode_header,
     encode,
 )
+from limen.errors import VaultError
 from limen.fsio import atomic_write
 
 if TYPE_CHECKING:
@@ -398,10 +399,13 @@ def erase_pages_of(data_dir: Path, box: SecretBox | None, user_id: str) -> Senso
     path = data_dir / PAGES_FILE
     if not path.is_file():
         return SensorErasure()
-    paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
-    if box is None or paired is None:
+    try:  # a vault erased (or re-provisioned) since: the pairing and the page map cannot be unsealed any more
+        paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+        pages = None if box is None or paired is None else load_pages(path, box, paired.identity)
+    except VaultError:
+        paired = pages = None
+    if box is None or paired is None or pages is None:
         return SensorErasure(detail=_UNREADABLE)
-    pages = load_pages(path, box, paired.identity)
     mine = pages.of(user_id)
     if not hmac.compare_digest(pages.identity, paired.identity):
         return SensorErasure(failed=mine, detail="the pages are on a module that is no longer paired: "
@@ -427,11 +431,14 @@ def empty_library(data_dir: Path, box: SecretBox | None) -> SensorErasure:
 
     if not (data_dir / PAIRING_FILE).is_file():
         return SensorErasure()
-    paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+    path = data_dir / PAGES_FILE
+    try:  # as in erase_pages_of: unreadable after a crypto-erase, reported, not raised
+        paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+        recorded = [] if box is None or paired is None else sorted(load_pages(path, box, paired.identity).pages)
+    except VaultError:
+        paired = None
     if box is None or paired is None:
         return SensorErasure(detail=_UNREADABLE)
-    path = data_dir / PAGES_FILE
-    recorded = sorted(load_pages(path, box, paired.identity).pages)
     try:
         paired.empty()
     except (SensorError, OSError) as exc:
