@@ -511,6 +511,9 @@ def run(homeassistant: Annotated[bool, typer.Option(
                         link.rotate_if_due(datetime.now(UTC))
                         link.forward(forwarder)
                         backups.upload_pending(lambda blob: link.mqtt.publish(backup_topic, blob), datetime.now(UTC))
+                    if ha is not None:
+                        with contextlib.suppress(LinkError):  # Home Assistant's broker away: try again next beat
+                            ha.maintain()  # reconnects after a drop and announces discovery and state again
                 if beat % 120 == 0 and time.monotonic() >= retry_at and backups.due(datetime.now(UTC), backup_hours):
                     with link.guard:  # not while a command (a restore) changes the state
                         if not _scheduled_backup(rt, backups):
