@@ -5,7 +5,9 @@ sink does nothing.  `limen serve --trace FILE` sets a `TimingsFile`, which
 writes one JSON line per attempt (`AccessController` emits stage "attempt":
 the way in and how many milliseconds each stage took — evidence and its
 parts, decide, audit, door).  Nothing else is written: no person, no
-outcome, no score, no image or embedding.  Values marked `biometric=True`
+outcome, no score, no image or embedding — but timings are not neutral: the
+door stage takes real time only when the door was driven, so the file tells
+openings from refusals (it is 0600, for the lock's owner).  Values marked `biometric=True`
 never reach any sink, and other stages' values (face quality, PAD's
 verdict: an oracle for someone tuning an attack) are not written to the file.
 """
