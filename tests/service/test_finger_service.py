@@ -13,7 +13,7 @@ from limen.audit.event import EventKind
 from limen.bio.finger.references import open_references
 from limen.service.finger import FingerDesk
 from tests.conftest import shared
-from tests.service.conftest import PIN, Owner
+from tests.service.conftest import PASSWORD, PIN, Owner
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -42,7 +42,8 @@ def _file(path: Path) -> tuple[str, bytes, str]:
 
 def _add(owner: Owner, fvc: Path, finger: str = "101", position: int = 2, consent: bool = True,
          ) -> object:
-    data = {"csrf": owner.csrf, "position": str(position), "purpose": "door", "retention_days": "30"}
+    data = {"csrf": owner.csrf, "position": str(position), "purpose": "door", "retention_days": "30",
+            "password": PASSWORD}  # an owner's finger: the password confirms it
     if consent:
         data["consent"] = "yes"
     files = [("images", _file(fvc / f"{finger}_{i}.tif")) for i in (1, 2, 3)]
@@ -69,8 +70,8 @@ def test_console_adds_lists_and_removes_a_finger(owner: Owner, fvc: Path, settin
     assert "right index" in page.text and "Finger added." in page.text
     lock = owner.client.app.state.ctx.lock  # type: ignore[attr-defined]
     assert [c.type.value for c in lock.access.credentials(owner.user_id)].count("fingerprint") == 1  # Matter's
-    removed = owner.client.post(f"/owner/users/{owner.user_id}/fingers/2/remove", data={"csrf": owner.csrf},
-                                follow_redirects=False)
+    removed = owner.client.post(f"/owner/users/{owner.user_id}/fingers/2/remove",
+                                data={"csrf": owner.csrf, "password": PASSWORD}, follow_redirects=False)
     assert removed.status_code == 303 and refs.enrolled() == []
     assert not list((settings.data_dir / "fingerprints").glob("*.fmr"))
 
@@ -81,7 +82,7 @@ def test_console_refuses_bad_uploads_and_strangers(owner: Owner, client: TestCli
     junk.write_bytes(b"not an image")
     r = owner.client.post(f"/owner/users/{owner.user_id}/fingers",
                           data={"csrf": owner.csrf, "position": "0", "purpose": "door", "retention_days": "30",
-                                "consent": "yes"},
+                                "consent": "yes", "password": PASSWORD},
                           files=[("images", _file(junk)), ("images", _file(junk))])
     assert r.status_code == 400 and "not a decodable image" in r.text
     r = owner.client.post(f"/owner/users/{owner.user_id}/fingers", data={"csrf": "forged", "consent": "yes"})

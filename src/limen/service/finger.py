@@ -7,6 +7,9 @@
     POST /owner/users/{id}/fingers                enrol a finger from the sensor or from uploaded images
     POST /owner/users/{id}/fingers/{n}/remove     remove one finger (its sealed impressions are deleted)
 
+An owner's or administrator's finger is added or removed only with the password (+ TOTP) in the same form
+(`pages.confirm_owner_for`): a finger added to an owner opens the door as the owner.
+
 The door path reads fingers only from the lock's sensor (`FingerDesk`): the
 paired module (`limen finger pair`, read at each use), or the simulator that
 `limen serve --simulate-sensors` starts.  An image uploaded at the door is
@@ -51,7 +54,7 @@ from limen.service.api import ERRORS, KioskAnswer, door_details, kiosk_session
 from limen.service.auth import Caller, check_csrf, ctx_of, kiosk_allowed, page_caller, unlock_rate
 from limen.service.i18n import choose, door_message
 from limen.service.lockservice import KioskResult
-from limen.service.pages import back, render
+from limen.service.pages import back, confirm_owner_for, is_privileged, render
 from limen.vault.secrets import SecretBox, box_for
 
 router = APIRouter()
@@ -238,7 +241,7 @@ def _fingers(request: Request, caller: Caller, user_id: str, code: int = 200, **
     return render(request, "person_fingers.html", code, caller=caller, person=person, fingers=rows, vault=vault,
                   names=list(enumerate(FINGER_NAMES)), sensor=desk.sensor() is not None,
                   simulated=desk.simulator is not None, min_images=T.FINGER_ENROL_MIN_IMPRESSIONS,
-                  max_images=T.FINGER_ENROL_MAX_IMPRESSIONS, **values)
+                  max_images=T.FINGER_ENROL_MAX_IMPRESSIONS, guarded=is_privileged(request, user_id), **values)
 
 
 @router.post("/owner/users/{user_id}/fingers", response_class=HTMLResponse)
@@ -250,6 +253,7 @@ async def finger_add(request: Request, user_id: str, caller: Caller = Depends(pa
     uploads = [u for u in form.getlist("images") if isinstance(u, StarletteUpload) and u.filename]
     person = _person(request, user_id)
     try:
+        confirm_owner_for(request, caller, values, user_id=person.id)  # an owner's finger opens as the owner
         position = _position(values.get("position", "0"))
         consent = _consent(values)
         images = [_decode(await u.read(), u.filename or "upload") for u in uploads[:T.FINGER_ENROL_MAX_IMPRESSIONS + 1]]
@@ -314,6 +318,7 @@ async def finger_remove(request: Request, user_id: str, position: int,
     assert caller.session is not None
     check_csrf(caller.session, str(form.get("csrf", "")))
     person = _person(request, user_id)
+    confirm_owner_for(request, caller, {k: v for k, v in form.items() if isinstance(v, str)}, user_id=person.id)
     ctx = ctx_of(request)
     with ctx.lock.serialised():
         removed = _references(request).delete(person.id, _position(str(position)))

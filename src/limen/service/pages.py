@@ -117,6 +117,26 @@ def confirm_owner(request: Request, caller: Caller, values: dict[str, str]) -> N
         raise HTTPException(403, N_("confirm with your password (and authenticator code): wrong or missing"))
 
 
+PRIVILEGED = frozenset({"owner", "administrator"})
+
+
+def is_privileged(request: Request, user_id: str = "", credential_id: str = "") -> bool:
+    """Whether the person (or the holder of the credential) is an owner or administrator; unknown: False."""
+    for person in ctx_of(request).lock.users():
+        if person["user_id"] == user_id or any(c["id"] == credential_id for c in person["credentials"]):
+            return person["permission"] in PRIVILEGED
+    return False
+
+
+def confirm_owner_for(request: Request, caller: Caller, values: dict[str, str], user_id: str = "",
+                      credential_id: str = "") -> None:
+    """Changing an owner or administrator (removing them, their schedule, a credential or finger of theirs):
+    `confirm_owner` first, as the API's step-up (a stolen console cookie alone cannot lock the owners out).
+    Members need nothing more; an unknown target passes on, for the lock to refuse."""
+    if is_privileged(request, user_id, credential_id):
+        confirm_owner(request, caller, values)
+
+
 def qr_data_uri(text: str) -> str:
     """A QR code as an SVG data: URI for an <img> (segno; no script, fits the page's CSP)."""
     import segno
@@ -489,7 +509,8 @@ def person_page(request: Request, user_id: str, caller: Caller = Depends(page_ca
 
 @router.post("/owner/users/{user_id}/remove")
 async def user_remove(request: Request, user_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    await form_of(request, caller)
+    f = await form_of(request, caller)
+    confirm_owner_for(request, caller, f, user_id=user_id)
     ctx_of(request).lock.remove_user(caller.actor, user_id)
     return back("/owner/users", "removed")
 
@@ -514,6 +535,7 @@ async def user_week_day(request: Request, user_id: str, caller: Caller = Depends
     form = await request.form()
     assert caller.session is not None
     check_csrf(caller.session, str(form.get("csrf", "")))
+    confirm_owner_for(request, caller, {k: v for k, v in form.items() if isinstance(v, str)}, user_id=user_id)
     days = [str(d) for d in form.getlist("days")]
     ctx_of(request).lock.set_week_day(caller.actor, user_id, _int({"i": str(form.get("index", "1"))}, "i", 1), days,
                                       str(form.get("start", "")), str(form.get("end", "")))
@@ -524,6 +546,7 @@ async def user_week_day(request: Request, user_id: str, caller: Caller = Depends
 async def credential_revoke(request: Request, credential_id: str,
                             caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
+    confirm_owner_for(request, caller, f, credential_id=credential_id)
     ctx_of(request).lock.revoke_credential(caller.actor, credential_id)
     target = f.get("back", "")
     local = target.startswith("/owner/users/") and target[len("/owner/users/"):].isalnum()  # no open redirect
