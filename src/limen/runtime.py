@@ -210,12 +210,14 @@ class Runtime:
         return access.authenticate(actor, pin, at).user_id
 
     def close(self) -> None:
-        from limen.bio.finger.sensor import EmptyOnWipe
+        if self._sensor_wiper is not None:  # only then the sensor module (and NumPy) is imported: `limen status`
+            from limen.bio.finger.sensor import EmptyOnWipe
 
-        if isinstance(self._sensor_wiper, EmptyOnWipe):
-            self._sensor_wiper.forget()
-            if self._sensor_wiper.thread is not None:
-                self._sensor_wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
+            wiper = self._sensor_wiper
+            if isinstance(wiper, EmptyOnWipe):
+                wiper.forget()
+                if wiper.thread is not None:
+                    wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
         if self._monitor is not None:
             self._monitor.close()
         if self._controller is not None:

@@ -435,8 +435,11 @@ def empty_library(data_dir: Path, box: SecretBox | None) -> SensorErasure:
     try:  # as in erase_pages_of: unreadable after a crypto-erase, reported, not raised
         paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
         recorded = [] if box is None or paired is None else sorted(load_pages(path, box, paired.identity).pages)
-    except VaultError:
-        paired = None
+    except VaultError:  # zeroized before (or re-provisioned since): the module's password is gone
+        if not path.is_file():
+            return SensorErasure()  # emptied by the earlier zeroize, or nothing was enrolled on it
+        return SensorErasure(detail="the vault was erased before the module's library was emptied: its password "
+                                    "cannot be read; empty the module's library by hand")
     if box is None or paired is None:
         return SensorErasure(detail=_UNREADABLE)
     try:
