@@ -296,15 +296,8 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
 
     def forget(user_id: str) -> None:
         """A person of this lock the backup does not have: their templates, and their pages on the module."""
-        from limen.bio.finger.sensor import SensorErasure
-        from limen.errors import VaultError
-
         rt.erase_templates(user_id, "restore", now)
-        try:
-            on_sensor.append(rt.erase_sensor_pages(user_id, "restore", now))
-        except VaultError:  # the vault was erased (or re-provisioned) since: the page map cannot be read
-            on_sensor.append(SensorErasure(detail="the page map cannot be read (vault erased since): empty the "
-                                                  "module's library by hand"))
+        on_sensor.append(rt.erase_sensor_pages(user_id, "restore", now))  # an erased vault: reported, not raised
 
     try:
         now = datetime.now(UTC)

@@ -12,10 +12,10 @@ from limen.audit.event import Event, EventKind
 from limen.cli.common import STATE, output
 from limen.cli.common import gettext as _
 from limen.errors import BadRequest
-from limen.runtime import Runtime, open_runtime
+from limen.runtime import open_runtime
 
 if TYPE_CHECKING:
-    from limen.bio.finger.sensor import SensorErasure
+    pass
 
 users_app = typer.Typer(help="People known to the lock.", no_args_is_help=True)
 
@@ -76,7 +76,7 @@ def remove(
             rt.audit.append(Event(EventKind.USER_CHANGE, at, actor=actor, subject=person.id, reason="user removed",
                                   source="cli"))
         removed = rt.erase_templates(person.id, actor, at)  # after a zeroize: nothing left, still one outcome
-        on_sensor = _erase_sensor_pages(rt, person.id, actor, at)  # match on sensor: the module's own pages
+        on_sensor = rt.erase_sensor_pages(person.id, actor, at)  # match on sensor: the module's own pages
     finally:
         rt.close()
     output({"removed": person.id, "name": person.name, "templates_erased": removed,
@@ -86,18 +86,6 @@ def remove(
         typer.echo(f"the fingerprint sensor did not delete page(s) {on_sensor.failed}: {on_sensor.detail}",
                    err=True)  # not yet in the zh_CN catalogue
         raise typer.Exit(1)
-
-
-def _erase_sensor_pages(rt: Runtime, user_id: str, actor: str, at: datetime) -> SensorErasure:
-    """The person's pages on the paired module (`Runtime.erase_sensor_pages`, audited).  After a crypto-erase
-    the page map cannot be read: reported, not raised after the person was removed."""
-    from limen.bio.finger.sensor import SensorErasure
-    from limen.errors import VaultError
-
-    try:
-        return rt.erase_sensor_pages(user_id, actor, at)
-    except VaultError:  # the vault was erased (or re-provisioned) since the pages were recorded
-        return SensorErasure(detail="the page map cannot be read (vault erased): empty the module's library by hand")
 
 
 def _ask_pin(actor: str) -> str | None:

@@ -20,7 +20,6 @@ from limen.cli.common import gettext as _
 from limen.errors import BadRequest
 
 if TYPE_CHECKING:
-    from limen.bio.finger.sensor import SensorErasure
     from limen.runtime import Runtime
 
 vault_app = typer.Typer(help="Template vault: protected, sealed templates and crypto-erase.", no_args_is_help=True)
@@ -84,7 +83,7 @@ def zeroize(yes: Annotated[bool, typer.Option("--yes", help="Confirm: every temp
 
     rt = open_runtime(STATE.settings)
     try:
-        on_sensor = _empty_sensor(rt)  # before: after the zeroize the module cannot be asked
+        on_sensor = rt.empty_sensor("cli", rt.clock.now())  # before: after the zeroize the module cannot be asked
         started = time.perf_counter()
         rt.store.zeroize()
         ms = 1000 * (time.perf_counter() - started)
@@ -99,21 +98,6 @@ def zeroize(yes: Annotated[bool, typer.Option("--yes", help="Confirm: every temp
         typer.echo(_("the fingerprint sensor's library was not emptied (empty it by hand): {detail}").format(
             detail=on_sensor.detail), err=True)
         raise typer.Exit(1)
-
-
-def _empty_sensor(rt: Runtime) -> SensorErasure:
-    """Match on sensor: empty the paired module's library while its password (sealed under the vault) can be
-    read.  On a vault already erased it cannot: pages still recorded are reported (empty the library by hand)."""
-    from limen.bio.finger.sensor import PAGES_FILE, SensorErasure
-    from limen.errors import VaultError
-
-    try:
-        return rt.empty_sensor("cli", rt.clock.now())
-    except VaultError:  # zeroized before (or re-provisioned since): the module's password is gone
-        if not (rt.settings.data_dir / PAGES_FILE).is_file():
-            return SensorErasure()  # emptied by the earlier zeroize, or nothing was enrolled on it
-        return SensorErasure(detail="the vault was erased before the module's library was emptied: its "
-                                    "password cannot be read")
 
 
 @vault_app.command("rotate")

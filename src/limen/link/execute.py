@@ -55,7 +55,7 @@ from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
-from limen.errors import AuditError, BadRequest, CommandRefused, LimenError, VaultError
+from limen.errors import AuditError, BadRequest, CommandRefused, LimenError
 from limen.link.backup import Backups, Revoked, digest, restore_key
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
 from limen.privacy.erase import LockEraser
@@ -63,7 +63,6 @@ from limen.vault.keystore.sidekeys import PIN_PEPPER, file_side_key
 
 if TYPE_CHECKING:
     from limen.access.store import AccessStore
-    from limen.bio.finger.sensor import SensorErasure
     from limen.controller import AccessController
     from limen.runtime import Runtime
 
@@ -378,23 +377,8 @@ def lock_eraser(rt: Runtime) -> LockEraser:
     """The runtime's eraser over its database, vault, audit log and local backups (`data_dir/backups`)."""
     backups = Backups(rt.conn, rt.settings.device_id, rt.settings.keys_dir, rt.settings.data_dir / "backups")
     return LockEraser(rt.conn, rt.store, rt.audit, backups, rt.erase_fingers,
-                      sensor_pages=lambda user, actor, at: _on_sensor(
-                          rt, lambda: rt.erase_sensor_pages(user, actor, at, "remote")),
-                      empty_sensor=lambda actor, at: _on_sensor(rt, lambda: rt.empty_sensor(actor, at, "remote")))
-
-
-def _on_sensor(rt: Runtime, erasure: Callable[[], SensorErasure]) -> dict[str, int]:
-    """An erasure on the fingerprint module, counted for the receipt.  After a crypto-erase (or a
-    re-provisioning) the module's password and page map cannot be read: pages still recorded are counted as
-    incomplete, not raised in the middle of an erasure."""
-    from limen.bio.finger.sensor import PAGES_FILE, SensorErasure
-
-    try:
-        return erasure().counts()
-    except VaultError:
-        if not (rt.settings.data_dir / PAGES_FILE).is_file():
-            return {}  # nothing recorded on the module (an earlier erase emptied it, or nothing was enrolled)
-        return SensorErasure(detail="the vault was erased: empty the module's library by hand").counts()
+                      sensor_pages=lambda user, actor, at: rt.erase_sensor_pages(user, actor, at, "remote").counts(),
+                      empty_sensor=lambda actor, at: rt.empty_sensor(actor, at, "remote").counts())
 
 
 def for_runtime(rt: Runtime) -> LinkCommands:
