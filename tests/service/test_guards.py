@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from limen import thresholds as T
 from limen.config import Settings
 from limen.service.guards import allowed_hosts
 
+from .browser import live_server
 from .conftest import BASE, PIN, Owner, do_setup, make_client
 
 with warnings.catch_warnings():
@@ -88,32 +85,10 @@ def test_a_chunked_oversize_body_is_413(client: TestClient, owner: Owner) -> Non
 # ---------------------------------------------------------------------- forwarded headers, on a real uvicorn
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[str, object]]:
-    from limen.cli.serve import uvicorn_config
-    from limen.service import close_app, create_app
-
-    port = _free_port()
-    settings = settings.model_copy(update={"port": port})
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        close_app(app)
+    with live_server(settings.data_dir) as server:
+        yield server.url, server.app
 
 
 def test_a_client_cannot_choose_its_rate_limit_bucket(served: tuple[str, object]) -> None:

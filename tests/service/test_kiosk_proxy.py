@@ -4,21 +4,18 @@ forwarded header the service did not believe is not the lock's own screen: refus
 
 from __future__ import annotations
 
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from limen.config import Settings
 from limen.service import close_app, create_app
 from limen.service.auth import KIOSK_COOKIE
 
+from .browser import live_server
 from .conftest import PIN, Owner, do_setup, make_client
-from .test_guards import _free_port
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -63,23 +60,8 @@ def test_a_trusted_proxy_that_resolved_to_loopback_pairs(settings: Settings) -> 
 
 @pytest.fixture(params=[[], ["127.0.0.1"]], ids=["no trusted proxy", "proxy trusted"])
 def served(request: pytest.FixtureRequest, settings: Settings) -> Iterator[tuple[str, object]]:
-    from limen.cli.serve import uvicorn_config
-
-    port = _free_port()
-    settings = settings.model_copy(update={"port": port, "trusted_proxies": request.param})
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        close_app(app)
+    with live_server(settings.data_dir, trusted_proxies=request.param) as server:
+        yield server.url, server.app
 
 
 def test_on_a_real_server_a_proxied_visitor_is_never_paired(served: tuple[str, object]) -> None:
