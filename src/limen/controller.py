@@ -71,6 +71,7 @@ from limen.pad.challenge import CAPTURE_META_KEY
 
 if TYPE_CHECKING:
     from limen.capture import Capture
+    from limen.fingerprint import FingerProbe
 
 
 class FaceSource(Protocol):
@@ -82,13 +83,14 @@ class FaceSource(Protocol):
 
 
 class FingerSource(Protocol):
-    """What the controller needs of the fingerprint side: typed evidence of one image (1:1 or 1:N).
+    """What the controller needs of the fingerprint side: typed evidence of one probe (1:1 or 1:N) — the
+    sensor's image (matched on the host) or the module's own search (`limen.fingerprint.SensorMatch`).
 
     `name` is a person's name or id; a bad capture is evidence with a refusal, never an exception."""
 
-    def verify(self, name: str, image: np.ndarray) -> FingerprintEvidence: ...
+    def verify(self, name: str, image: FingerProbe) -> FingerprintEvidence: ...
 
-    def identify(self, image: np.ndarray) -> FingerprintEvidence: ...
+    def identify(self, image: FingerProbe) -> FingerprintEvidence: ...
 
 
 class TamperIntent(Protocol):
@@ -155,13 +157,15 @@ class AccessController:
             self._keep(session, entry)  # no face seen: the finger still waits, within its window
         return decision
 
-    def finger(self, image: np.ndarray, *, claim: str | None = None, session: str | None = None,
+    def finger(self, image: FingerProbe, *, claim: str | None = None, session: str | None = None,
                source: Source = Source.FINGERPRINT_SENSOR) -> Decision:
         """A finger at the door: evidence (1:N, or 1:1 against `claim`) → policy → audit → door.
 
-        `image` is the sensor's grey image.  A face held for `session` is completed: the finger is compared
-        with that face's person (1:1) and both are judged as one attempt (fused).  A finger recognised as a
-        first factor (no sensor liveness: MEDIUM) is held for `session`, for a PIN, code or face.
+        `image` is the sensor's grey image, or what the module's own search found (`finger_matching =
+        "sensor"`); every entry point reads it with `limen.fingerprint.read`.  A face held for `session` is
+        completed: the finger is compared with that face's person (1:1) and both are judged as one attempt
+        (fused).  A finger recognised as a first factor (no sensor liveness: MEDIUM) is held for `session`, for a
+        PIN, code or face.
         """
         if self.fingers is None:
             raise RuntimeError("this controller has no fingerprint source")  # a wiring error, not an input error

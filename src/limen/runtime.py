@@ -42,10 +42,10 @@ if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use 
     from limen.audit.log import AuditLog
     from limen.bio.face import FaceEngine
     from limen.bio.face.detect import Box
-    from limen.bio.finger.enrolment import FingerRecognizer
-    from limen.bio.finger.sensor import SensorErasure
+    from limen.bio.finger.sensor import PairedSensor, SensorErasure
     from limen.capture import Capture
     from limen.controller import AccessController
+    from limen.fingerprint import LockFingers
     from limen.pad.contract import Purpose
     from limen.pad.fusion import PadVerdict
     from limen.recognition import FaceRecognizer
@@ -69,6 +69,7 @@ class Runtime:
     _extra: list[sqlite3.Connection] = field(default_factory=list, init=False, repr=False)
     _engine: FaceEngine | None = field(default=None, init=False, repr=False)
     _sensor_wiper: object | None = field(default=None, init=False, repr=False)  # tamper: empties the module
+    _sensor_override: PairedSensor | None = field(default=None, init=False, repr=False)  # a simulated module
 
     def connection(self) -> sqlite3.Connection:
         """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""
@@ -91,12 +92,37 @@ class Runtime:
         pad = partial(pad_check, models_dir=self.settings.models_dir)  # MiniFASNet's imported weights
         return FaceRecognizer(self.conn, self.store, self.audit, engine=self.engine, pad=pad, clock=self.clock)
 
-    def fingers(self) -> FingerRecognizer:
-        """The door's fingerprint evidence over the sealed references (opened at each comparison)."""
+    def fingers(self) -> LockFingers:
+        """The door's fingerprint evidence: an image against the sealed references (opened at each comparison),
+        a match on the sensor through the sealed page map (`limen.fingerprint`)."""
         from limen.bio.finger.enrolment import FingerRecognizer
         from limen.bio.finger.references import open_references
+        from limen.fingerprint import LockFingers
 
-        return FingerRecognizer(self.conn, partial(open_references, self.conn, self.settings.data_dir))
+        host = FingerRecognizer(self.conn, partial(open_references, self.conn, self.settings.data_dir))
+        return LockFingers(self.conn, host, self.settings.data_dir, self.clock.now)
+
+    def finger_sensor(self) -> PairedSensor | None:
+        """The lock's fingerprint module: the one `use_finger_sensor` gave (a simulated module), else the recorded
+        pairing (its password unsealed); None without one or without an open vault."""
+        if self._sensor_override is not None:
+            return self._sensor_override
+        from limen.bio.finger.sensor import PAIRING_FILE, load_pairing
+        from limen.vault.secrets import box_for
+
+        box = box_for(self.conn)
+        return None if box is None else load_pairing(self.settings.data_dir / PAIRING_FILE, box)
+
+    def use_finger_sensor(self, paired: PairedSensor) -> None:
+        """Use `paired` as the lock's module for this process (`limen serve --simulate-sensors`): scans,
+        enrolment, erasure and a tamper response's Empty reach it."""
+        from limen.bio.finger.sensor import EmptyOnWipe
+
+        self._sensor_override = paired
+        if self._controller is not None:
+            if isinstance(self._sensor_wiper, EmptyOnWipe):
+                self._sensor_wiper.forget()  # the module it held is not the lock's any more
+            self._sensor_wiper = self._empty_sensor_on_tamper()
 
     def erase_fingers(self, user_id: str) -> int:
         """Remove every fingerprint reference of `user_id` (files only: works after a crypto-erase too)."""
@@ -105,7 +131,14 @@ class Runtime:
     def erase_sensor_pages(self, user_id: str, actor: str, at: datetime, source: str = "cli") -> SensorErasure:
         """Match on sensor: delete `user_id`'s pages on the paired module and from the page map; audited (a page
         the module did not confirm: outcome "failed", with the pages and why).  Every erasure path calls this."""
-        return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source)
+        return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source,
+                                   self._sensor_override)
+
+    def erase_sensor_page(self, user_id: str, page: int, actor: str, at: datetime, source: str = "cli"
+                          ) -> SensorErasure:
+        """One page of `user_id` (one finger), as `erase_sensor_pages`."""
+        return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source,
+                                   self._sensor_override, (page,))
 
     def empty_sensor(self, actor: str, at: datetime, source: str = "cli") -> SensorErasure:
         """Empty the paired module's whole library (decommission, zeroize): call it before the crypto-erase, the
@@ -113,19 +146,17 @@ class Runtime:
         from limen.bio.finger.sensor import empty_library
         from limen.vault.secrets import box_for
 
-        result = empty_library(self.settings.data_dir, box_for(self.conn))
+        result = empty_library(self.settings.data_dir, box_for(self.conn), self._sensor_override)
         _audit_sensor(self.audit, result, actor, "lock", at, source, "fingerprint sensor library emptied")
         return result
 
     def _empty_sensor_on_tamper(self) -> object | None:
         """Have a tamper response empty the paired module right after its crypto-erase (`EmptyOnWipe`)."""
-        from limen.bio.finger.sensor import PAGES_FILE, PAIRING_FILE, EmptyOnWipe, load_pairing
+        from limen.bio.finger.sensor import PAGES_FILE, EmptyOnWipe
         from limen.tamper import memory
-        from limen.vault.secrets import box_for
 
-        box = box_for(self.conn)
         try:
-            paired = None if box is None else load_pairing(self.settings.data_dir / PAIRING_FILE, box)
+            paired = self.finger_sensor()
         except LimenError:  # an altered pairing: every scan refuses it (tamper alarm); the door path still builds
             paired = None
         if paired is None:
@@ -254,11 +285,12 @@ def _erase_fingers(data_dir: Path, user_id: str) -> int:
 
 
 def _erase_sensor_pages(data_dir: Path, conn: sqlite3.Connection, audit: AuditLog, user_id: str, actor: str,
-                        at: datetime, source: str) -> SensorErasure:
+                        at: datetime, source: str, paired: PairedSensor | None = None,
+                        only: Sequence[int] | None = None) -> SensorErasure:
     from limen.bio.finger.sensor import erase_pages_of
     from limen.vault.secrets import box_for
 
-    result = erase_pages_of(data_dir, box_for(conn), user_id)
+    result = erase_pages_of(data_dir, box_for(conn), user_id, paired, only)
     _audit_sensor(audit, result, actor, user_id, at, source, "fingerprint sensor pages erased")
     return result
 

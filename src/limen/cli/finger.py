@@ -29,15 +29,11 @@ from limen.cli.common import STATE, output, progress
 from limen.cli.common import gettext as _
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from limen.access.attempt import FingerprintEvidence
     from limen.bio.finger.references import FingerReferences
     from limen.bio.finger.sensor import PairedSensor, R30xSensor
     from limen.bio.finger.template import FingerTemplate
     from limen.capture import Capture
     from limen.decision import Decision
-    from limen.people import Consent
     from limen.runtime import Runtime
     from limen.vault.secrets import SecretBox
 
@@ -114,18 +110,6 @@ def _paired(rt: Runtime, port: str | None = None) -> PairedSensor:
     return paired if port is None else replace(paired, port=port)  # the module may come back on another port
 
 
-def _on_sensor() -> bool:
-    from limen.config import FingerMatching
-
-    return STATE.settings.finger_matching is FingerMatching.SENSOR
-
-
-def _pages_file() -> Path:
-    from limen.bio.finger.sensor import PAGES_FILE
-
-    return STATE.settings.data_dir / PAGES_FILE
-
-
 @finger_app.command("enroll", hidden=True)  # the old spelling still works
 @finger_app.command("enrol")  # one spelling across CLI, console and docs: "enrol"
 def enroll(
@@ -150,11 +134,11 @@ def enroll(
 def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captures: int, purpose: str,
                  retention_days: int, consent: bool, actor: str, actor_pin: str | None,
                  position: int = 0) -> dict[str, object]:
-    """Enrol one finger of NAME (`limen finger enrol` and `limen enrol --finger`); what was enrolled."""
-    from limen.access.model import CredentialType
-    from limen.access.store import ensure_user
-    from limen.bio.finger import enrolment
-    from limen.errors import ConsentRequired
+    """Enrol one finger of NAME (`limen finger enrol` and `limen enrol --finger`) through `limen.fingerprint.enrol`,
+    the console's own path; what was enrolled."""
+    from limen import fingerprint
+    from limen.bio.finger.extract import extract_file
+    from limen.errors import BadRequest, ConsentRequired
     from limen.people import Consent
     from limen.runtime import open_runtime
 
@@ -163,188 +147,73 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
                               "--purpose and --retention-days")
     rt = open_runtime(STATE.settings)
     try:
-        if _on_sensor():
-            return _enrol_on_sensor(rt, name, images, sensor, Consent(purpose, retention_days), actor, actor_pin,
-                                    position)
-        templates = _templates(rt, images, sensor, captures)
+        if fingerprint.on_sensor(rt) and (images or sensor is None):
+            raise BadRequest("--finger/--sensor", 'finger_matching = "sensor": fingers are enrolled on the paired '
+                                                  "module (--sensor PORT), not from images")
+        if bool(images) == bool(sensor):
+            raise BadRequest("--image/--sensor", "give images or a sensor, not both or neither")
         at = datetime.now(UTC)
-        who = rt.authorise(actor, actor_pin, at)
-        result = enrolment.enrol(rt.conn, _references(rt), rt.audit, name, templates,
-                                 Consent(purpose, retention_days), who, at, finger=position)
-        ensure_user(rt.conn, result.user_id, who)
-        access = rt.access()
-        # the Matter Fingerprint credential, linked by the owner/administrator who enrols (a lock without an
-        # owner yet has nobody who may change credentials: the finger is enrolled, the link comes later)
-        if rt.has_owner() and not any(c.type is CredentialType.FINGERPRINT and not c.revoked
-                                      for c in access.credentials(result.user_id)):
-            access.add_credential(result.user_id, CredentialType.FINGERPRINT, who, at)
+        who = rt.authorise(actor, actor_pin, at)  # before anyone puts a finger on the module
+        templates = []
+        if images:
+            with progress("extracting", len(images)) as advance:
+                for p in images:
+                    templates.append(extract_file(p))
+                    advance(1)
+        result = fingerprint.enrol(rt, rt.access(), name, Consent(purpose, retention_days), who, at,
+                                   finger=position, sensor=None if sensor is None else _paired(rt, sensor),
+                                   templates=templates, captures=captures, wait_s=10.0, prompt=_prompt)
     finally:
         rt.close()
-    return {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,
-            "new_person": result.new_person, "finger": result.finger}
+    data: dict[str, object] = {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,
+                               "new_person": result.new_person, "finger": result.finger}
+    if result.page is not None:
+        data["page"] = result.page
+    return data
 
 
-def _enrol_on_sensor(rt: Runtime, name: str, images: list[Path] | None, port: str | None, consent: Consent,
-                     actor: str, actor_pin: str | None, position: int) -> dict[str, object]:
-    """Match on sensor: enrol on a free page of the paired module's library and record page ↔ person
-    (all or nothing: a failure after the module stored the finger deletes its page again)."""
-    import hmac
-
-    from limen import people
-    from limen.access.model import CredentialType
-    from limen.access.store import ensure_user
-    from limen.audit.event import Event, EventKind
-    from limen.bio.finger.references import FINGER_NAMES
-    from limen.bio.finger.sensor import SensorPages, load_pages, save_pages
-    from limen.bio.templates import Modality
-    from limen.db import transaction
-    from limen.errors import BadRequest, NotFound
-
-    if images or port is None:
-        raise BadRequest("--finger/--sensor", 'finger_matching = "sensor": fingers are enrolled on the paired '
-                                              "module (--sensor PORT), not from images")
-    consent = consent.validated()
-    if not 0 <= position < len(FINGER_NAMES):
-        raise BadRequest("finger", f"a finger position 0-{len(FINGER_NAMES) - 1} (ISO/IEC 19794-2)")
-    at = datetime.now(UTC)
-    who = rt.authorise(actor, actor_pin, at)  # before anyone puts a finger on the module
-    box = _box(rt)
-    paired = _paired(rt, port)
-    pages = load_pages(_pages_file(), box, paired.identity)
-    if not hmac.compare_digest(pages.identity, paired.identity):
-        pages = SensorPages(paired.identity)      # a newly paired module: the old one's pages are unreachable
-    with paired.open() as module:
-        page = pages.free_page(module.system_parameters().library_size)
-        typer.echo(_("place the finger on the sensor"), err=True)  # twice: the module takes two captures
-        module.enroll_on_sensor(page)
-    person: people.Person | None = None
-    created = False
-    try:
-        try:
-            person = people.find(rt.conn, name)
-        except NotFound:
-            created = True
-        with transaction(rt.conn):
-            if person is None:
-                person = people.new_person(rt.conn, name, who, at)
-            people.record_consent(rt.conn, person, Modality.FINGERPRINT, consent, who, at)
-            people.record_enrolment(rt.conn, person, Modality.FINGERPRINT, 2, who, at)
-        save_pages(_pages_file(), pages.with_page(page, person.id), box)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            paired.delete(page)
-        if created and person is not None:
-            people.delete(rt.conn, person)
-        raise
-    rt.audit.append(Event(EventKind.ENROLMENT, at, actor=who, subject=person.id, outcome="enrolled",
-                          source="fingerprint", data={"samples": 2, "purpose": consent.purpose,
-                                                      "retention_days": consent.retention_days, "finger": position,
-                                                      "on_sensor": True, "page": page}))
-    ensure_user(rt.conn, person.id, who)
-    access = rt.access()
-    if rt.has_owner() and not any(c.type is CredentialType.FINGERPRINT and not c.revoked
-                                  for c in access.credentials(person.id)):
-        access.add_credential(person.id, CredentialType.FINGERPRINT, who, at)  # Matter's link
-    return {"user_id": person.id, "name": person.name, "impressions": 2, "new_person": created,
-            "finger": position, "page": page}
-
-
-def _sensor_evidence(rt: Runtime, port: str, claim: str | None) -> FingerprintEvidence:
-    """Match on sensor: search the paired module's library (password checked, identity bound) and name the
-    page's person.  A match is taken at the host's operating point, no higher: the module gives no score
-    the lock can audit.  A module that is not the paired one raises a tamper alarm and the error."""
-    from limen import people
-    from limen import thresholds as T
-    from limen.access.attempt import FingerprintEvidence
-    from limen.bio.finger.protocol import SensorAuthError
-    from limen.bio.finger.sensor import load_pages
-    from limen.bio.templates import Modality
-
-    paired = _paired(rt, port)
-    pages = load_pages(_pages_file(), _box(rt), paired.identity)
-    claimed = None if claim is None else people.find(rt.conn, claim).id
-    typer.echo(_("place the finger on the sensor"), err=True)
-    try:
-        page = paired.search()
-    except SensorAuthError:
-        rt.audit.raise_alarm("tamper", "critical", "the fingerprint sensor failed its password check or is not "
-                             "the paired one", subject="fingerprint-sensor", at=datetime.now(UTC))
-        raise
-    owner = None if page is None else pages.owner_of(page, paired.identity)
-    person = None if owner is None else people.by_id(rt.conn, owner)
-    if person is None or (claimed is not None and claimed != person.id):
-        return FingerprintEvidence(claimed, None, None, True, detail="fingerprint: no match on the sensor")
-    if person.id not in people.consents_running(rt.conn, Modality.FINGERPRINT, datetime.now(UTC)):
-        # retention does not reach the module's library: a page whose consent ran out is nobody's
-        return FingerprintEvidence(claimed, None, None, True, detail="fingerprint: no match on the sensor")
-    return FingerprintEvidence(person.id, T.FINGER_MATCH_DEFAULT, T.FINGER_MATCH_DEFAULT, True,
-                               detail="fingerprint: matched on the sensor (the module's decision, no score)")
-
-
-def _door_on_sensor(rt: Runtime, claim: str | None, sensor: str | None, image: Path | None,
-                    face: Capture | None, pin: bool) -> Decision:
-    from limen.access.attempt import Attempt, Source, finger_attempt, keypad_entry
-    from limen.decision import Reason
-    from limen.errors import BadRequest
-
-    if image is not None or sensor is None:
-        raise BadRequest("--finger/--sensor", 'finger_matching = "sensor": the finger is read and matched by '
-                                              "the paired module (--sensor PORT), not from an image")
-    if face is not None:
-        raise BadRequest("--face", 'finger_matching = "sensor" gives no score to fuse with a face: use --face '
-                                   'alone, or finger_matching = "host"')
-    evidence = _sensor_evidence(rt, sensor, claim)
-    decision = rt.controller.attempt(finger_attempt(evidence, source=Source.CLI))
-    if pin and evidence.matched and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
-        typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
-        decision = rt.controller.attempt(Attempt((evidence, *keypad_entry(typed).factors), Source.KEYPAD))
-    return decision
+def _prompt(k: int, count: int) -> None:
+    typer.echo(_("place the finger on the sensor ({k}/{count})").format(k=k, count=count), err=True)
 
 
 def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face: Capture | None = None,
                  pin: bool = False) -> Decision:
     """A finger (from an image file or the paired sensor), with a face captured with it if given, through
-    the runtime's controller: policy, one audit record, the door.  A finger taken as a first factor is
-    completed by the PIN when `pin` (prompted, or LIMEN_PIN)."""
-    from limen import people
+    the runtime's controller: policy, one audit record, the door — the door screen's path
+    (`limen.fingerprint.read`, then `AccessController.finger`).  A finger taken as a first factor is completed
+    by the PIN when `pin` (prompted, or LIMEN_PIN)."""
+    from limen import fingerprint, people
     from limen.access.attempt import Source
+    from limen.bio.finger.image import load_image
     from limen.decision import Reason
+    from limen.errors import BadRequest
     from limen.runtime import open_runtime
 
+    if (image is None) == (sensor is None):
+        raise BadRequest("--finger/--sensor", "give a fingerprint image or a sensor, not both or neither")
     rt = open_runtime(STATE.settings)
     try:
-        if _on_sensor():
-            if claim is not None:
-                people.find(rt.conn, claim)
-            return _door_on_sensor(rt, claim, sensor, image, face, pin)
-        grey = _probe_image(rt, image, sensor)
+        if fingerprint.on_sensor(rt) and face is not None:
+            raise BadRequest("--face", 'finger_matching = "sensor" gives no score to fuse with a face: use --face '
+                                       'alone, or finger_matching = "host"')
         if claim is not None:
             people.find(rt.conn, claim)  # an unknown name is an error (rc 1), not a refused attempt
+        grey = None if image is None else load_image(image)
+        paired = None if sensor is None else _paired(rt, sensor)
+        if paired is not None:
+            typer.echo(_("place the finger on the sensor"), err=True)
+        probe = fingerprint.read(rt, paired, grey, wait_s=10.0)
         if face is not None:
-            decision = rt.controller.face_and_finger(face, grey, claim=claim, source=Source.CLI)
+            assert not isinstance(probe, fingerprint.SensorMatch)
+            decision = rt.controller.face_and_finger(face, probe, claim=claim, source=Source.CLI)
         else:
-            decision = rt.controller.finger(grey, claim=claim, source=Source.CLI, session="cli")
+            decision = rt.controller.finger(probe, claim=claim, source=Source.CLI, session="cli")
         if pin and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
             typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
             decision = rt.controller.keypad(typed, session="cli")
     finally:
         rt.close()
     return decision
-
-
-def _probe_image(rt: Runtime, image: Path | None, sensor: str | None) -> np.ndarray:
-    """One grey fingerprint image from a file or from the paired sensor (a bad file is a clear error)."""
-    from limen.bio.finger.image import load_image
-    from limen.errors import BadRequest
-
-    if (image is None) == (sensor is None):
-        raise BadRequest("--finger/--sensor", "give a fingerprint image or a sensor, not both or neither")
-    if image is not None:
-        return load_image(image)
-    assert sensor is not None
-    with _open_sensor(rt, sensor) as module:
-        typer.echo(_("place the finger on the sensor"), err=True)
-        return module.capture_image()
 
 
 @finger_app.command("verify")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import cv2
@@ -36,26 +35,26 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from limen import people
+from limen import fingerprint, people
 from limen import thresholds as T
-from limen.access import CredentialType, ensure_user
+from limen.access.store import AccessStore
 from limen.audit.event import Event, EventKind
-from limen.bio.finger import enrolment
 from limen.bio.finger.extract import extract
 from limen.bio.finger.image import checked_image
-from limen.bio.finger.protocol import SensorAuthError, SensorError, SensorTimeout
+from limen.bio.finger.protocol import SensorError, SensorTimeout
 from limen.bio.finger.references import FINGER_NAMES, FingerReferences, open_references
-from limen.bio.finger.sensor import PAIRING_FILE, PairedSensor, R30xSensor, load_pairing
+from limen.bio.finger.sensor import PAIRING_FILE, PairedSensor, R30xSensor, SensorErasure
 from limen.bio.finger.simulator import SimulatedR30x
 from limen.bio.finger.template import FingerTemplate
-from limen.errors import BadImage, BadRequest, ConfigError
+from limen.errors import BadImage, BadRequest, ConfigError, VaultError
+from limen.fingerprint import FingerProbe
 from limen.people import Consent
+from limen.runtime import Runtime
 from limen.service.api import ERRORS, KioskAnswer, door_details, kiosk_session
 from limen.service.auth import Caller, check_csrf, ctx_of, kiosk_allowed, page_caller, unlock_rate
 from limen.service.i18n import choose, door_message
 from limen.service.lockservice import KioskResult
 from limen.service.pages import back, confirm_owner_for, is_privileged, render
-from limen.vault.secrets import SecretBox, box_for
 
 router = APIRouter()
 
@@ -65,17 +64,22 @@ NO_FINGER = "no finger on the sensor: place your finger and try again"
 
 
 class FingerDesk:
-    """The lock's fingerprint sensor as the service uses it (see the module docstring).  Thread-safe."""
+    """The lock's fingerprint sensor as the service uses it (see the module docstring).  Thread-safe: one
+    capture at a time (the module has one image buffer).  Reading and enrolling are `limen.fingerprint`'s,
+    for every entry point; this desk only lays a simulated module's uploaded images on it first."""
 
-    def __init__(self, data_dir: Path, box: Callable[[], SecretBox | None]) -> None:
-        self._pairing_file = data_dir / PAIRING_FILE
-        self._box = box
-        self._simulated: PairedSensor | None = None
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
         self.simulator: SimulatedR30x | None = None
-        self._lock = threading.Lock()  # one capture at a time: the module has one image buffer
+        self._lock = threading.Lock()
 
     def simulate(self) -> SimulatedR30x:
-        """Start a simulated module on a pty, pair it (a fresh random password, real protocol), use it."""
+        """Start a simulated module on a pty, pair it (a fresh random password, real protocol) and make it the
+        lock's module for this process.  Refused on a lock paired with a real module (its page map and pairing
+        stay that module's)."""
+        if (self.rt.settings.data_dir / PAIRING_FILE).is_file():
+            raise ConfigError("this lock is paired with a fingerprint module: --simulate-sensors is for a lock "
+                              "without one (use another data directory)")
         simulator = SimulatedR30x()
         try:
             with R30xSensor(simulator.port) as module:
@@ -83,27 +87,50 @@ class FingerDesk:
         except BaseException:
             simulator.close()
             raise
-        self.simulator, self._simulated = simulator, PairedSensor(simulator.port, pairing.password,
-                                                                  pairing.identity)
+        self.simulator = simulator
+        self.rt.use_finger_sensor(PairedSensor(simulator.port, pairing.password, pairing.identity))
         return simulator
 
     def sensor(self) -> PairedSensor | None:
-        if self._simulated is not None:
-            return self._simulated
-        box = self._box()
-        return None if box is None else load_pairing(self._pairing_file, box)
+        return self.rt.finger_sensor()
 
-    def capture(self, presented: np.ndarray | None = None, wait_s: float = T.FINGER_SENSOR_WAIT_S) -> np.ndarray:
-        """One image from the sensor; `presented` (simulation only) is first laid on the simulated module."""
-        sensor = self.sensor()
-        if sensor is None:
-            raise HTTPException(409, NO_SENSOR)  # the lock has no sensor: not a failure of the service
-        if presented is not None and self.simulator is None:
-            raise HTTPException(400, "this lock reads fingers from its sensor, not from uploaded images")
+    def read(self, presented: np.ndarray | None = None, wait_s: float = T.FINGER_SENSOR_WAIT_S) -> FingerProbe:
+        """One finger from the sensor, read as `finger_matching` says (`fingerprint.read`); `presented`
+        (simulation only) is first laid on the simulated module."""
+        sensor = self._sensor(presented is not None)
         with self._lock:
             if presented is not None and self.simulator is not None:
                 self.simulator.present(presented)
-            return sensor.capture(wait_s)
+            return fingerprint.read(self.rt, sensor, wait_s=wait_s)
+
+    def enrol(self, access: AccessStore, user_id: str, images: list[np.ndarray], consent: Consent, actor: str,
+              at: datetime, finger: int, serialised: Callable[[], threading.Lock]) -> fingerprint.FingerEnrolled:
+        """One finger enrolled by `fingerprint.enrol`: from uploaded images (matched on the host), else from the
+        sensor (host: FINGER_CONSOLE_CAPTURES captures; sensor: its library, two captures).  On a simulated
+        module matching on itself, the uploaded images are laid on it instead."""
+        sensor = self.sensor()
+        templates: list[FingerTemplate] = []
+        present: list[np.ndarray] = []
+        if images and fingerprint.on_sensor(self.rt) and self.simulator is not None:
+            if len(images) < 2:
+                raise BadRequest("images", "the simulated module takes two impressions of the finger")
+            present = images[:2]
+        elif images:
+            templates = [extract(image, source=f"impression {k}") for k, image in enumerate(images, 1)]
+        with self._lock:
+            if present and self.simulator is not None:
+                for image in present:
+                    self.simulator.present(image)
+            return fingerprint.enrol(self.rt, access, user_id, consent, actor, at, finger=finger, sensor=sensor,
+                                     templates=templates, serialised=serialised)
+
+    def _sensor(self, presented: bool) -> PairedSensor:
+        sensor = self.sensor()
+        if sensor is None:
+            raise HTTPException(409, NO_SENSOR)  # the lock has no sensor: not a failure of the service
+        if presented and self.simulator is None:
+            raise HTTPException(400, "this lock reads fingers from its sensor, not from uploaded images")
+        return sensor
 
     def close(self) -> None:
         if self.simulator is not None:
@@ -112,15 +139,21 @@ class FingerDesk:
 
 def install(app: FastAPI) -> None:
     """Add the fingerprint routes and the lock's `FingerDesk` (`app.state.fingers`) to the service."""
-    ctx = app.state.ctx
-    conn = ctx.runtime.conn
-    app.state.fingers = FingerDesk(ctx.settings.data_dir, lambda: box_for(conn))
+    app.state.fingers = FingerDesk(app.state.ctx.runtime)
     app.include_router(router)
 
 
 def desk_of(request: Request) -> FingerDesk:
     desk: FingerDesk = request.app.state.fingers
     return desk
+
+
+def _has_sensor(desk: FingerDesk) -> bool:
+    """Whether the pages offer the sensor (an unreadable pairing is offered: a scan then says it is unavailable)."""
+    try:
+        return desk.sensor() is not None
+    except (VaultError, ConfigError):
+        return True
 
 
 # ---------------------------------------------------------------------- the door
@@ -137,21 +170,15 @@ def _decode(data: bytes, name: str) -> np.ndarray:
 
 
 def _scan(request: Request, presented: np.ndarray | None) -> KioskResult:
-    """A finger from the sensor through the controller; sensor faults keep the door shut (an alarm for a
-    module that fails its password check)."""
-    ctx = ctx_of(request)
+    """A finger from the sensor (`fingerprint.read`: its image, or the module's own search) through the
+    controller; sensor faults keep the door shut (a module that fails its password check: a tamper alarm)."""
     try:
-        image = desk_of(request).capture(presented)
-    except SensorAuthError:
-        ctx.runtime.audit.raise_alarm("tamper", "critical",
-                                      "the fingerprint sensor failed its password check or is not the paired one",
-                                      subject="fingerprint-sensor", at=ctx.clock.now())
-        raise HTTPException(503, SENSOR_FAILED) from None
+        probe = desk_of(request).read(presented)
     except SensorTimeout:
         raise HTTPException(400, NO_FINGER) from None
-    except (SensorError, ConfigError):
+    except (SensorError, ConfigError, VaultError):  # SensorAuthError: the alarm is raised by fingerprint.read
         raise HTTPException(503, SENSOR_FAILED) from None
-    return ctx.lock.unlock_finger(image, kiosk_session(request))
+    return ctx_of(request).lock.unlock_finger(probe, kiosk_session(request))
 
 
 async def _presented(request: Request, upload: UploadFile | StarletteUpload | None) -> np.ndarray | None:
@@ -185,7 +212,7 @@ async def kiosk_finger(request: Request,
 @router.get("/kiosk/finger", response_class=HTMLResponse)
 def kiosk_finger_page(request: Request) -> Response:
     return render(request, "kiosk_finger.html", simulated=desk_of(request).simulator is not None,
-                  sensor=desk_of(request).sensor() is not None)
+                  sensor=_has_sensor(desk_of(request)))
 
 
 @router.post("/kiosk/finger", response_class=HTMLResponse, dependencies=[Depends(kiosk_allowed),
@@ -199,7 +226,7 @@ async def kiosk_finger_form(request: Request) -> Response:
         result: KioskResult = await _in_thread(_scan, request, presented)
     except HTTPException as exc:
         return render(request, "kiosk_finger.html", exc.status_code, simulated=desk.simulator is not None,
-                      sensor=desk.sensor() is not None, message=str(exc.detail), opened=False)
+                      sensor=_has_sensor(desk), message=str(exc.detail), opened=False)
     return render(request, "kiosk_finger.html", simulated=desk.simulator is not None, sensor=True,
                   message=door_message(result, choose(request)), opened=result.opened,
                   awaiting=result.awaiting_pin)
@@ -238,8 +265,13 @@ def _fingers(request: Request, caller: Caller, user_id: str, code: int = 200, **
     except ConfigError:
         enrolled, vault = [], False
     rows = [{"position": p, "name": FINGER_NAMES[p]} for p in enrolled]
+    try:
+        pages = fingerprint.sensor_pages(ctx_of(request).runtime, user_id)
+    except (SensorError, ConfigError, VaultError):  # an altered pairing: listed as none, refused at the door
+        pages = []
     return render(request, "person_fingers.html", code, caller=caller, person=person, fingers=rows, vault=vault,
-                  names=list(enumerate(FINGER_NAMES)), sensor=desk.sensor() is not None,
+                  names=list(enumerate(FINGER_NAMES)), sensor=_has_sensor(desk), pages=pages,
+                  on_sensor=fingerprint.on_sensor(ctx_of(request).runtime),
                   simulated=desk.simulator is not None, min_images=T.FINGER_ENROL_MIN_IMPRESSIONS,
                   max_images=T.FINGER_ENROL_MAX_IMPRESSIONS, guarded=is_privileged(request, user_id), **values)
 
@@ -259,8 +291,7 @@ async def finger_add(request: Request, user_id: str, caller: Caller = Depends(pa
         images = [_decode(await u.read(), u.filename or "upload") for u in uploads[:T.FINGER_ENROL_MAX_IMPRESSIONS + 1]]
         if len(images) > T.FINGER_ENROL_MAX_IMPRESSIONS:
             raise BadRequest("images", f"at most {T.FINGER_ENROL_MAX_IMPRESSIONS} images of one finger")
-        templates = await _in_thread(_templates, request, images)
-        await _in_thread(_enrol, request, caller, person, templates, consent, position)
+        await _in_thread(_enrol, request, caller, person, images, consent, position)
     except (BadImage, BadRequest, ConfigError) as exc:
         return _fingers(request, caller, user_id, 400, error=str(exc), form=values)
     except HTTPException as exc:
@@ -283,32 +314,18 @@ def _consent(values: dict[str, str]) -> Consent:
     return Consent(values.get("purpose", "").strip(), int(days)).validated()
 
 
-def _templates(request: Request, images: list[np.ndarray]) -> list[FingerTemplate]:
-    """Minutiae of the uploaded images, or of FINGER_CONSOLE_CAPTURES captures from the sensor (none uploaded)."""
-    if not images:
-        desk = desk_of(request)
-        if desk.sensor() is None:
-            raise BadRequest("images", "upload images of the finger: no sensor is paired with this lock")
-        try:
-            images = [desk.capture() for _ in range(T.FINGER_CONSOLE_CAPTURES)]
-        except SensorTimeout as exc:
-            raise BadRequest("sensor", f"{exc}: place the finger on the sensor") from None
-        except SensorError as exc:
-            raise BadRequest("sensor", str(exc)) from None
-    return [extract(image, source=f"impression {k}") for k, image in enumerate(images, 1)]
-
-
-def _enrol(request: Request, caller: Caller, person: people.Person, templates: list[FingerTemplate],
-           consent: Consent, position: int) -> None:
+def _enrol(request: Request, caller: Caller, person: people.Person, images: list[np.ndarray], consent: Consent,
+           position: int) -> None:
+    """`fingerprint.enrol` through the desk (the lock's sensor, or the uploaded images); sensor faults are a
+    refusal in words."""
     ctx = ctx_of(request)
-    lock = ctx.lock
-    at: datetime = ctx.clock.now()
-    with lock.serialised():
-        result = enrolment.enrol(ctx.runtime.conn, _references(request), ctx.runtime.audit, person.id, templates,
-                                 consent, caller.actor, at, finger=position)
-        ensure_user(ctx.runtime.conn, result.user_id, caller.actor, at)
-        if not any(c.type is CredentialType.FINGERPRINT and not c.revoked for c in lock.access.credentials(person.id)):
-            lock.access.add_credential(person.id, CredentialType.FINGERPRINT, caller.actor, at)  # Matter's link
+    try:
+        desk_of(request).enrol(ctx.lock.access, person.id, images, consent, caller.actor, ctx.clock.now(), position,
+                               ctx.lock.serialised)
+    except SensorTimeout as exc:
+        raise BadRequest("sensor", f"{exc}: place the finger on the sensor") from None
+    except SensorError as exc:
+        raise BadRequest("sensor", str(exc)) from None
 
 
 @router.post("/owner/users/{user_id}/fingers/{position}/remove")
@@ -325,6 +342,29 @@ async def finger_remove(request: Request, user_id: str, position: int,
         ctx.runtime.audit.append(Event(EventKind.PRIVACY, ctx.clock.now(), actor=caller.actor, subject=person.id,
                                        reason="finger removed", source="api",
                                        data={"finger": position, "templates_erased": removed}))
+    return back(f"/owner/users/{user_id}/fingers", "finger-removed")
+
+
+@router.post("/owner/users/{user_id}/fingers/page/{page}/remove")
+async def finger_page_remove(request: Request, user_id: str, page: int,
+                             caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Remove a finger enrolled on the sensor (match on sensor): its page on the module and in the page map."""
+    form = await request.form()
+    assert caller.session is not None
+    check_csrf(caller.session, str(form.get("csrf", "")))
+    person = _person(request, user_id)
+    confirm_owner_for(request, caller, {k: v for k, v in form.items() if isinstance(v, str)}, user_id=person.id)
+    ctx = ctx_of(request)
+
+    def erase() -> SensorErasure:
+        with ctx.lock.serialised():
+            return ctx.runtime.erase_sensor_page(person.id, page, caller.actor, ctx.clock.now(), source="api")
+
+    result: SensorErasure = await _in_thread(erase)
+    if not result.erased:
+        error = result.detail or "no such finger on the sensor"
+        return _fingers(request, caller, user_id, 409 if result.failed else 404,
+                        error=f"the finger was not removed from the sensor: {error}")
     return back(f"/owner/users/{user_id}/fingers", "finger-removed")
 
 

@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
-
 from limen import people
 from limen import thresholds as T
 from limen.access import CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
@@ -38,6 +36,7 @@ from limen.capture import Capture, Frame
 from limen.capture.sources import VIDEO_SUFFIXES, PixelBudget, decode_image_bytes, load_capture
 from limen.decision import Decision, Reason
 from limen.errors import BadImage, BadRequest, Conflict, ConsentRequired, NotFound
+from limen.fingerprint import FingerProbe
 from limen.pad.challenge import CAPTURE_META_KEY, ChallengeSequence
 from limen.people import Consent
 from limen.privacy.retention import enforce_retention
@@ -152,8 +151,9 @@ class LockService:
             final = self.controller.keypad(entry, session=session)
             return self._door_view(final, keypad_message(final), False)
 
-    def unlock_finger(self, image: np.ndarray, session: str | None = None) -> KioskResult:
-        """A finger on the door's sensor (from kiosk `session`): the controller's fingerprint path.
+    def unlock_finger(self, image: FingerProbe, session: str | None = None) -> KioskResult:
+        """A finger on the door's sensor (from kiosk `session`): the controller's fingerprint path, for the
+        sensor's image or the module's own search (`limen.fingerprint.read`).
 
         A face held for this session is completed by it; a finger recognised as a first factor (no sensor
         liveness) is held for this session's PIN, code or face.  The routes are in `service.finger`.

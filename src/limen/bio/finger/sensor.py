@@ -31,7 +31,7 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -391,22 +391,25 @@ _UNREADABLE = ("the page map cannot be read (vault closed or erased, or no paire
                "empty the module's library by hand")
 
 
-def erase_pages_of(data_dir: Path, box: SecretBox | None, user_id: str) -> SensorErasure:
-    """Delete every page of `user_id` on the paired module (DeleteChar) and from the page map.  A page the
-    module does not confirm stays recorded (its person is gone, so the door refuses it) and is in `failed`."""
+def erase_pages_of(data_dir: Path, box: SecretBox | None, user_id: str, paired: PairedSensor | None = None,
+                   only: Collection[int] | None = None) -> SensorErasure:
+    """Delete every page of `user_id` (or those of them in `only`) on the paired module (DeleteChar) and from the
+    page map.  A page the module does not confirm stays recorded (its person is gone, so the door refuses it) and
+    is in `failed`.  `paired`: the module in use when it is not the recorded pairing (a simulated one)."""
     from limen.bio.finger.protocol import SensorError
 
     path = data_dir / PAGES_FILE
     if not path.is_file():
         return SensorErasure()
     try:  # a vault erased (or re-provisioned) since: the pairing and the page map cannot be unsealed any more
-        paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+        if paired is None and box is not None:
+            paired = load_pairing(data_dir / PAIRING_FILE, box)
         pages = None if box is None or paired is None else load_pages(path, box, paired.identity)
     except VaultError:
         paired = pages = None
     if box is None or paired is None or pages is None:
         return SensorErasure(detail=_UNREADABLE)
-    mine = pages.of(user_id)
+    mine = [p for p in pages.of(user_id) if only is None or p in only]
     if not hmac.compare_digest(pages.identity, paired.identity):
         return SensorErasure(failed=mine, detail="the pages are on a module that is no longer paired: "
                                                  "empty that module's library by hand") if mine else SensorErasure()
@@ -423,17 +426,18 @@ def erase_pages_of(data_dir: Path, box: SecretBox | None, user_id: str) -> Senso
     return SensorErasure(erased, failed, detail)
 
 
-def empty_library(data_dir: Path, box: SecretBox | None) -> SensorErasure:
+def empty_library(data_dir: Path, box: SecretBox | None, paired: PairedSensor | None = None) -> SensorErasure:
     """Empty the paired module's library (every page) and forget the page map.  Call it before a crypto-erase:
     after one, the module's password cannot be unsealed and the module cannot be asked.  Nothing to do when no
-    module was paired."""
+    module was paired.  `paired`: the module in use when it is not the recorded pairing (a simulated one)."""
     from limen.bio.finger.protocol import SensorError
 
-    if not (data_dir / PAIRING_FILE).is_file():
+    if paired is None and not (data_dir / PAIRING_FILE).is_file():
         return SensorErasure()
     path = data_dir / PAGES_FILE
     try:  # as in erase_pages_of: unreadable after a crypto-erase, reported, not raised
-        paired = None if box is None else load_pairing(data_dir / PAIRING_FILE, box)
+        if paired is None and box is not None:
+            paired = load_pairing(data_dir / PAIRING_FILE, box)
         recorded = [] if box is None or paired is None else sorted(load_pages(path, box, paired.identity).pages)
     except VaultError:  # zeroized before (or re-provisioned since): the module's password is gone
         if not path.is_file():
