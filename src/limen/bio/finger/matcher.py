@@ -63,6 +63,13 @@ class PreparedTemplate:
     edge_len: np.ndarray    # m float32 lengths
     edge_bin: np.ndarray    # m int64 α bins
     edge_trig: np.ndarray   # 4×m float32: cos α, sin α, cos β, sin β
+    # as probe: the join keys each edge looks up in the candidate's edge_key, for its own α bin and the two
+    # beside it (3·m, bin-major), from length − tolerance to length + tolerance; and the tolerance (m float32)
+    edge_tol: np.ndarray
+    edge_from: np.ndarray
+    edge_to: np.ndarray
+    edge_owner: np.ndarray  # 3·m: the edge each of those look-ups is for
+    x_order: np.ndarray     # n: the minutiae by x (the root alignment's join)
     hull_normal: np.ndarray  # h×2 inward unit normals of the hull's sides (h×0 rows: fewer than 3 vertices)
     hull_offset: np.ndarray  # h: a point x is inside side s when hull_normal[s]·x − hull_offset[s] ≥ 0
     # the block field (template.BlockField), block 0 when the template has none: as probe, its foreground block
@@ -121,12 +128,22 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     key = bins * _KEY_SPAN + length.astype(np.float64)      # exact: the α bin and the float32 length
     order = np.argsort(key, kind="stable")
     flat_trig = trig.reshape(4, -1)[:, flat[order]]
+    tol, look_from, look_to = _join_range(length[order], bins[order])
     normal, offset = _half_planes(hull)
     block, field_xy, field_at, field_grid = _field_tables(template)
     return PreparedTemplate(xy.astype(np.float64), hull, ang.astype(np.float32), kinds.astype(np.int8), neighbour,
                             dist, alpha, beta, trig, key[order], flat[order].astype(np.int64), length[order],
-                            bins[order], np.ascontiguousarray(flat_trig), normal, offset, block, field_xy, field_at,
-                            field_grid)
+                            bins[order], np.ascontiguousarray(flat_trig), tol, look_from, look_to,
+                            np.tile(np.arange(length.size), 3),
+                            np.argsort(xy[:, 0], kind="stable"), normal, offset, block, field_xy, field_at, field_grid)
+
+
+def _join_range(length: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per edge (by join key): its length tolerance, and the first and last join key an agreeing candidate
+    edge may have in each of the three α bins around its own (3·m, bin-major)."""
+    tol = np.maximum(thresholds.FINGER_MATCH_EDGE_DIST_PX, thresholds.FINGER_MATCH_EDGE_DIST_REL * length)
+    look = (bins[None, :] + np.array([-1, 0, 1])[:, None]) % _alpha_bins() * _KEY_SPAN     # 3×m
+    return tol, (look + (length - tol)).reshape(-1), (look + (length + tol)).reshape(-1)
 
 
 def _field_tables(template: FingerTemplate) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -159,21 +176,21 @@ def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
     candidate's key-sorted edges: each probe edge looks up its own α bin and the two beside it, so only
     edges compatible in length and edge angle are ever compared in full."""
     k = p.dist.shape[1]
-    bins = _alpha_bins()
-    p_len = p.edge_len
-    tol = np.maximum(thresholds.FINGER_MATCH_EDGE_DIST_PX, thresholds.FINGER_MATCH_EDGE_DIST_REL * p_len)
-    look = (p.edge_bin[None, :] + np.array([-1, 0, 1])[:, None]) % bins * _KEY_SPAN     # 3×m
-    lo = np.searchsorted(c.edge_key, (look + (p_len - tol)).reshape(-1), side="left")
-    hi = np.searchsorted(c.edge_key, (look + (p_len + tol)).reshape(-1), side="right")
+    p_len, tol = p.edge_len, p.edge_tol
+    lo = np.searchsorted(c.edge_key, p.edge_from, side="left")
+    hi = np.searchsorted(c.edge_key, p.edge_to, side="right")
     counts = hi - lo
     total = int(counts.sum())
-    rep = np.repeat(np.tile(np.arange(p_len.size), 3), counts)
+    rep = np.repeat(p.edge_owner, counts)
     cand = np.arange(total) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    pt, ct = p.edge_trig[:, rep], c.edge_trig[:, cand]
-    cos_alpha = pt[0] * ct[0] + pt[1] * ct[1]          # cos of the difference of the edge angles
-    cos_beta = pt[2] * ct[2] + pt[3] * ct[3]           # cos of the difference of the neighbour directions
+    pt, ct = p.edge_trig, c.edge_trig
     limit = np.cos(thresholds.FINGER_MATCH_EDGE_ANGLE)
-    keep = np.flatnonzero((cos_alpha >= limit) & (cos_beta >= limit))
+    # the neighbour directions first: the join did not look at them, so they reject most candidates
+    cos_beta = pt[2, rep] * ct[2, cand] + pt[3, rep] * ct[3, cand]       # cos of their difference
+    near = np.flatnonzero(cos_beta >= limit)
+    rep, cand, cos_beta = rep[near], cand[near], cos_beta[near]
+    cos_alpha = pt[0, rep] * ct[0, cand] + pt[1, rep] * ct[1, cand]      # of the edge angles' difference
+    keep = np.flatnonzero(cos_alpha >= limit)
     rep, cand = rep[keep], cand[keep]
     dist_err = np.abs(p_len[rep] - c.edge_len[cand]) / tol[rep]
     err = np.maximum(dist_err, (1 - np.minimum(cos_alpha[keep], cos_beta[keep])) / (1 - limit))
@@ -212,31 +229,74 @@ def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
     n_p, n_c = p.size, c.size
     if n_p < 2 or n_c < 2:
         return None
-    k = thresholds.FINGER_MATCH_NEIGHBOURS
     ii, jj, aa, bb, err = _agreeing_edges(p, c)
-    pair = ii * n_c + jj
-    # agreeing edges per (i, j): distinct probe edges and distinct candidate edges, the smaller count
-    by_a = np.bincount(np.unique(pair * k + aa) // k, minlength=n_p * n_c)
-    by_b = np.bincount(np.unique(pair * k + bb) // k, minlength=n_p * n_c)
-    local = np.minimum(by_a, by_b)
+    local = _local_agreement(p, c, ii * n_c + jj, aa, bb)
     ranked = np.argsort(-local, kind="stable")
     roots = ranked[: thresholds.FINGER_MATCH_ROOTS]
     aligning = ranked[: thresholds.FINGER_MATCH_ALIGN_ROOTS]
     root_aligned = _root_aligned(p, c, aligning[local[aligning] >= 1])
-    start = np.searchsorted(pair, np.arange(n_p * n_c + 1)).tolist()    # edges come sorted by (i, j)
-    edges_e = err.tolist()
-    edges_i = p.neighbour[ii, aa].tolist()
-    edges_j = c.neighbour[jj, bb].tolist()
+    graph = _edge_graph(p, c, ii, jj, aa, bb, err)
     best: _Pairing | None = None
     for root in roots.tolist():
         if local[root] < thresholds.FINGER_MATCH_ROOT_MIN_EDGES:
             break
-        grown = _grow(root // n_c, root % n_c, n_p, n_c, start, edges_e, edges_i, edges_j)
+        grown = _grow(root // n_c, root % n_c, graph)
         if best is None or grown.weight > best.weight:
             best = grown
     if best is None:
         return _Pairing([], [0] * n_p, [], root_aligned)
     return _Pairing(best.pairs, best.support, best.errors, root_aligned)
+
+
+def _local_agreement(p: PreparedTemplate, c: PreparedTemplate, pair: np.ndarray, aa: np.ndarray, bb: np.ndarray
+                     ) -> np.ndarray:
+    """Agreeing edges per (i, j) (flat i·n_c + j): distinct probe edges and distinct candidate edges, the
+    smaller count."""
+    k, pairs = p.dist.shape[1], p.size * c.size
+    return np.minimum(_distinct_per_group(pair, aa, k, pairs), _distinct_per_group(pair, bb, k, pairs))
+
+
+def _distinct_per_group(group: np.ndarray, member: np.ndarray, members: int, groups: int) -> np.ndarray:
+    """How many distinct `member` values (< `members`) each group 0 … `groups` − 1 holds, from (group, member)
+    rows that may repeat: each distinct row keeps the place of one of its copies (whichever the scatter wrote
+    last), so exactly one copy counts."""
+    key = group * members + member
+    place = np.arange(key.size)
+    kept = np.empty(groups * members, np.int64)
+    kept[key] = place
+    return np.bincount(group[kept[key] == place], minlength=groups)
+
+
+@dataclass(frozen=True)
+class _EdgeGraph:
+    """The agreeing edges of one comparison as the growth walks them.  Each edge leads from a pair (i, j) to
+    the pair of their neighbours (i', j') with an error; the growth takes pending pairs in (error, i', j')
+    order, so edges are numbered by their *rank* in that order and the growth's heap holds these small ints
+    instead of tuples: the same order, compared faster (edges with equal triples are interchangeable, so ties
+    may rank either way)."""
+
+    n_p: int
+    n_c: int
+    steps: dict[int, list[int]]     # pair i·n_c + j → the ranks of its edges
+    to_i: list[int]                 # per rank: i'
+    to_j: list[int]                 # per rank: j'
+    error: list[float]              # per rank: the edge's error
+
+
+def _edge_graph(p: PreparedTemplate, c: PreparedTemplate, ii: np.ndarray, jj: np.ndarray, aa: np.ndarray,
+                bb: np.ndarray, err: np.ndarray) -> _EdgeGraph:
+    """The agreeing edges (sorted by pair, as `_agreeing_edges` returns them) as the growth's `_EdgeGraph`."""
+    to_i, to_j = p.neighbour[ii, aa], c.neighbour[jj, bb]
+    order = np.lexsort((to_j, to_i, err))        # by error, then i', then j': the heap's order
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    ranks = rank.tolist()
+    pair = (ii * c.size + jj).tolist()
+    cut = (np.flatnonzero(ii[1:] * c.size + jj[1:] != ii[:-1] * c.size + jj[:-1]) + 1).tolist()
+    starts = [0, *cut] if pair else []           # each pair's run of edges
+    ends = [*cut, len(pair)]
+    return _EdgeGraph(p.size, c.size, {pair[a]: ranks[a:b] for a, b in zip(starts, ends, strict=False)},
+                      to_i[order].tolist(), to_j[order].tolist(), err[order].tolist())
 
 
 def _root_aligned(p: PreparedTemplate, c: PreparedTemplate, roots: np.ndarray) -> int:
@@ -253,7 +313,7 @@ def _root_aligned(p: PreparedTemplate, c: PreparedTemplate, roots: np.ndarray) -
     mx = (p.xy[ri, 0][:, None] + cos_t * rel[..., 0] - sin_t * rel[..., 1]).reshape(-1)       # R·n_c
     my = (p.xy[ri, 1][:, None] + sin_t * rel[..., 0] + cos_t * rel[..., 1]).reshape(-1)
     tol = thresholds.FINGER_MATCH_ALIGN_PX
-    by_x = np.argsort(p.xy[:, 0], kind="stable")             # probe minutiae within ±tol in x: a sorted join
+    by_x = p.x_order                                         # probe minutiae within ±tol in x: a sorted join
     xs = p.xy[by_x, 0]
     lo = np.searchsorted(xs, mx - tol, side="left")
     counts = np.searchsorted(xs, mx + tol, side="right") - lo
@@ -266,8 +326,8 @@ def _root_aligned(p: PreparedTemplate, c: PreparedTemplate, roots: np.ndarray) -
     r, j, i = r[same], j[same], i[same]
     if r.size == 0:
         return 0
-    per_c = np.bincount(np.unique(r * c.size + j) // c.size, minlength=roots.size)
-    per_p = np.bincount(np.unique(r * p.size + i) // p.size, minlength=roots.size)
+    per_c = _distinct_per_group(r, j, c.size, roots.size)
+    per_p = _distinct_per_group(r, i, p.size, roots.size)
     return int(np.minimum(per_c, per_p).max())
 
 
@@ -441,37 +501,39 @@ def _aligned_pairs(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, sh
     return found
 
 
-def _grow(i0: int, j0: int, n_p: int, n_c: int, start: list[int], edges_e: list[float],
-          edges_i: list[int], edges_j: list[int]) -> _Pairing:
+def _grow(i0: int, j0: int, graph: _EdgeGraph) -> _Pairing:
     """Grow a pairing from root (i0, j0): smallest edge error first, each minutia paired once; an edge
     between two minutiae already paired to each other supports both."""
-    pair_p = [-1] * n_p
+    steps, to_i, to_j, n_c = graph.steps, graph.to_i, graph.to_j, graph.n_c
+    pair_p = [-1] * graph.n_p
     pair_c = [-1] * n_c
-    pending: list[tuple[float, int, int]] = [(0.0, i0, j0)]
-    pairs: list[tuple[int, int]] = []
-    errors: list[float] = []
-    support = [0] * n_p
+    support = [0] * graph.n_p
+    accepted: list[int] = []                  # ranks of the edges that paired, after the root
+    pending: list[int] = []                   # ranks (see _EdgeGraph)
     pop, push = heapq.heappop, heapq.heappush
-    while pending:
-        e0, i, j = pop(pending)
-        paired = pair_p[i]
-        if paired >= 0 or pair_c[j] >= 0:
-            if paired == j:
-                support[i] += 1                            # a second edge confirms an existing pair
-            continue
+    i, j = i0, j0
+    while True:
         pair_p[i] = j
         pair_c[j] = i
-        pairs.append((i, j))
-        errors.append(e0)
-        base = i * n_c + j
-        for e in range(start[base], start[base + 1]):
-            ni = edges_i[e]
+        for rank in steps.get(i * n_c + j, ()):
+            ni = to_i[rank]
             other = pair_p[ni]
             if other < 0:
-                nj = edges_j[e]
-                if pair_c[nj] < 0:
-                    push(pending, (edges_e[e], ni, nj))
-            elif other == edges_j[e]:
+                if pair_c[to_j[rank]] < 0:
+                    push(pending, rank)
+            elif other == to_j[rank]:
                 support[i] += 1
                 support[ni] += 1
-    return _Pairing(pairs, support, errors)
+        while pending:                        # the next pending pair whose minutiae are both free
+            rank = pop(pending)
+            i, j = to_i[rank], to_j[rank]
+            paired = pair_p[i]
+            if paired < 0 and pair_c[j] < 0:
+                break
+            if paired == j:
+                support[i] += 1                # a second edge confirms an existing pair
+        else:
+            break
+        accepted.append(rank)
+    return _Pairing([(i0, j0), *((to_i[r], to_j[r]) for r in accepted)], support,
+                    [0.0, *(graph.error[r] for r in accepted)])
