@@ -210,3 +210,26 @@ def test_an_erase_returns_a_receipt_signed_by_the_lock(rig: LockRig) -> None:
         verify_receipt(json.dumps(forged), lock_key.public)
     with pytest.raises(BadRequest):
         verify_receipt(outcome.data["receipt"], Ed25519PrivateKey.generate().public_key())
+
+
+@pytest.mark.parametrize("how", ["unpair", "forget the owner's devices"])
+def test_a_command_is_not_executed_again_after_the_device_is_paired_again(rig: LockRig, how: str) -> None:
+    """Review: sign, execute, unpair, pair the same phone key again: the old command was DONE a second time."""
+    from limen.link.commands import forget_devices
+
+    old = rig.signed(Action.LOCK, counter=7)
+    assert rig.send(old).executed
+    assert not rig.send(old).executed
+    if how == "unpair":
+        rig.devices.unpair("phone")
+    else:
+        with rig.devices.conn:
+            assert forget_devices(rig.devices.conn, rig.owner) == 1
+    repaired = rig.devices.pair("phone", rig.phone.public_key(), rig.owner, rig.owner, rig.clock.now())
+    assert repaired.counter == 7  # the key's floor, not 0
+    replay = rig.send(old)
+    assert not replay.executed and replay.reason == Refusal.REPLAYED.value
+    assert rig.send(rig.signed(Action.LOCK, counter=8)).executed  # the phone goes on from its own counter
+    other = rig.devices.pair("tablet", Ed25519PrivateKey.generate().public_key(), rig.owner, rig.owner,
+                             rig.clock.now())
+    assert other.counter == 0  # another key starts afresh

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -45,7 +46,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from limen import thresholds as T
 from limen.db import migrate, transaction
 from limen.errors import BadRequest, CommandRefused, Conflict, NotFound
-from limen.link.schema import MIGRATIONS
+from limen.link.schema import COUNTER_FLOOR_DDL, MIGRATIONS
 
 COMMAND_VERSION = 1
 _DOMAIN = b"limen-command-v1\0"
@@ -195,14 +196,19 @@ class DeviceRegistry:
         raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         try:
             with transaction(self.conn):
+                floor = self.conn.execute("SELECT counter FROM link_counter_floor WHERE key_hash = ?",
+                                          (_key_hash(raw),)).fetchone()
                 self.conn.execute("INSERT INTO link_devices(name, public_key, owner, counter, paired_at, paired_by) "
-                                  "VALUES (?, ?, ?, 0, ?, ?)", (name, raw, owner, at.isoformat(), by))
+                                  "VALUES (?, ?, ?, ?, ?, ?)",
+                                  (name, raw, owner, 0 if floor is None else int(floor[0]), at.isoformat(), by))
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"device {name!r} or this public key is already paired") from exc
         return self.get(name)
 
     def unpair(self, name: str) -> None:
+        """Forget the device; its key's last counter stays, so pairing the key again cannot replay a command."""
         with transaction(self.conn):
+            _keep_floors(self.conn, "WHERE name = ?", (name,))
             if self.conn.execute("DELETE FROM link_devices WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFound(f"no paired device {name!r}")
 
@@ -235,8 +241,27 @@ def devices_of(conn: sqlite3.Connection, owner: str) -> list[dict[str, Any]]:
 def forget_devices(conn: sqlite3.Connection, owner: str | None = None) -> int:
     """Unpair `owner`'s devices, or every device (caller's transaction); return how many."""
     if owner is None:
+        _keep_floors(conn, "", ())
         return int(conn.execute("DELETE FROM link_devices").rowcount)
+    _keep_floors(conn, "WHERE owner = ?", (owner,))
     return int(conn.execute("DELETE FROM link_devices WHERE owner = ?", (owner,)).rowcount)
+
+
+def _key_hash(raw: bytes) -> str:
+    return hashlib.sha256(b"limen.link.device-key\0" + raw).hexdigest()
+
+
+def _keep_floors(conn: sqlite3.Connection, where: str, args: tuple[str, ...]) -> None:
+    """Before devices are deleted: keep each one's highest accepted counter under a hash of its public key."""
+    try:
+        rows = conn.execute(f"SELECT public_key, counter FROM link_devices {where}", args).fetchall()  # noqa: S608
+    except sqlite3.OperationalError:  # the link was never used on this lock: nothing to keep
+        return
+    if rows:
+        conn.execute(COUNTER_FLOOR_DDL)  # a database last migrated before floors existed
+    for raw, counter in rows:
+        conn.execute("INSERT INTO link_counter_floor(key_hash, counter) VALUES (?, ?) ON CONFLICT(key_hash) "
+                     "DO UPDATE SET counter = max(counter, excluded.counter)", (_key_hash(bytes(raw)), int(counter)))
 
 
 def load_public_key(pem_or_raw: bytes) -> Ed25519PublicKey:
