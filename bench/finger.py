@@ -1,7 +1,7 @@
 """Fingerprint benchmark: extraction per image, one comparison, and 1:N over 1,000 enrolled fingers.
 
     python bench/finger.py [--data ../shared/data/fvc2002] [--gallery 1000] [--probes 50]
-                           [--out bench/results/finger.json]
+                           [--only comparison] [--repeat 1] [--out bench/results/finger.json]
 
 One core (OMP/OpenCV threads pinned to 1).  Extraction runs on all 320 images
 of the FVC2002 B databases; comparisons on the FVC protocol pairs of DB1_B.  The 1:N
@@ -9,7 +9,10 @@ gallery holds impression 1 of the 40 FVC fingers plus synthetic minutia sets
 (random positions and directions — timing filler only, labelled so) up to
 --gallery; probes are impressions 2–8 of FVC fingers, so the search's rank-1
 hit rate on the real fingers is reported beside its time.  Machine load is
-printed with every timing; medians and p95 in milliseconds.
+printed with every timing; medians and p95 in milliseconds.  `--only comparison`
+extracts DB1_B alone (untimed) and times the comparisons only, `--repeat` times
+every pair that many times (results to bench/results/finger-comparison.json
+unless --out says otherwise).
 """
 
 from __future__ import annotations
@@ -59,15 +62,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fvc2002")
     ap.add_argument("--gallery", type=int, default=1000)
     ap.add_argument("--probes", type=int, default=50)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "finger.json")
+    ap.add_argument("--only", choices=("comparison",), help="time one stage only")
+    ap.add_argument("--repeat", type=int, default=1, help="times each comparison pair is timed")
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    out = args.out or ROOT / "bench" / "results" / ("finger-comparison.json" if args.only else "finger.json")
     results: dict[str, object] = {"machine_load_at_start": os.getloadavg()}
 
     templates: dict[tuple[str, int, int], FingerTemplate] = {}
     extract_ms: list[float] = []
     extract_cpu: list[float] = []
     failures: list[str] = []
-    for db in ("DB1_B", "DB2_B", "DB3_B", "DB4_B"):
+    for db in ("DB1_B",) if args.only else ("DB1_B", "DB2_B", "DB3_B", "DB4_B"):
         for p in sorted((args.data / db).glob("*.tif")):
             f, i = map(int, p.stem.split("_"))
             t0, c0 = time.perf_counter(), time.process_time()
@@ -77,8 +83,9 @@ def main() -> None:
                 failures.append(p.name)              # timed all the same: a refusal costs a full extraction
             extract_ms.append((time.perf_counter() - t0) * 1e3)
             extract_cpu.append((time.process_time() - c0) * 1e3)
-    results["extraction"] = {**_stats(extract_ms, extract_cpu), "failures_to_extract": failures}
-    print(f"extraction: {results['extraction']}", flush=True)
+    if not args.only:
+        results["extraction"] = {**_stats(extract_ms, extract_cpu), "failures_to_extract": failures}
+        print(f"extraction: {results['extraction']}", flush=True)
 
     prepared = {k: matcher.prepare(t) for k, t in templates.items()}
     pairs = [((("DB1_B", f, i)), ("DB1_B", f, j)) for f in range(101, 111) for i in range(1, 9)
@@ -86,13 +93,17 @@ def main() -> None:
     pairs += [(("DB1_B", f, 1), ("DB1_B", g, 1)) for f in range(101, 111) for g in range(f + 1, 111)]
     pairs = [(a, b) for a, b in pairs if a in prepared and b in prepared]
     match_ms, match_cpu = [], []
-    for a, b in pairs:
-        t0, c0 = time.perf_counter(), time.process_time()
-        matcher.similarity(prepared[a], prepared[b])
-        match_ms.append((time.perf_counter() - t0) * 1e3)
-        match_cpu.append((time.process_time() - c0) * 1e3)
+    for _ in range(args.repeat):
+        for a, b in pairs:
+            t0, c0 = time.perf_counter(), time.process_time()
+            matcher.similarity(prepared[a], prepared[b])
+            match_ms.append((time.perf_counter() - t0) * 1e3)
+            match_cpu.append((time.process_time() - c0) * 1e3)
     results["comparison"] = _stats(match_ms, match_cpu)
     print(f"one comparison: {results['comparison']}", flush=True)
+    if args.only:
+        _write(results, out)
+        return
 
     index = EdgeIndex()
     fingers = sorted({(db, f) for db, f, i in templates if i == 1})
@@ -114,10 +125,14 @@ def main() -> None:
     results["search_1_to_n"] = {**_stats(search_ms, search_cpu), "gallery": len(index), "real_fingers": len(fingers),
                                 "rank1_hit_rate_real_probes": round(hits / len(probes), 3)}
     print(f"1:N over {len(index)}: {results['search_1_to_n']}", flush=True)
+    _write(results, out)
+
+
+def _write(results: dict[str, object], out: Path) -> None:
     results["machine_load_at_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"written {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written {out}")
 
 
 if __name__ == "__main__":
