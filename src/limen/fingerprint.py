@@ -91,7 +91,7 @@ def read(rt: Runtime, sensor: PairedSensor | None, image: np.ndarray | None = No
         return image
     if sensor is None:
         raise ConfigError(NO_SENSOR)
-    with tamper_alarm(rt):
+    with rt.sensor_lock, tamper_alarm(rt):
         if on_sensor(rt):
             return SensorMatch(sensor.search(wait_s), sensor.identity)
         return sensor.capture(wait_s)
@@ -182,7 +182,7 @@ def _quiet(k: int, n: int) -> None:
 def enrol(rt: Runtime, access: AccessStore, name: str, consent: people.Consent, actor: str, at: datetime, *,
           finger: int = 0, sensor: PairedSensor | None = None, templates: Sequence[FingerTemplate] = (),
           captures: int = T.FINGER_CONSOLE_CAPTURES, wait_s: float = T.FINGER_SENSOR_WAIT_S,
-          prompt: Callable[[int, int], None] = _quiet,
+          prompt: Callable[[int, int], None] = _quiet,  # before capture k of n, with the module held
           serialised: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext) -> FingerEnrolled:
     """Enrol one finger of NAME (a new person, or an existing one by name or id), with consent, by `actor`
     (already authorised by the caller), all or nothing.  "host": `templates` (from image files or uploads),
@@ -207,8 +207,8 @@ def enrol(rt: Runtime, access: AccessStore, name: str, consent: people.Consent, 
         if sensor is None:
             raise BadRequest("images", "give images of the finger: no fingerprint sensor is paired with this lock")
         for k in range(captures):
-            prompt(k + 1, captures)
-            with tamper_alarm(rt):
+            with rt.sensor_lock, tamper_alarm(rt):
+                prompt(k + 1, captures)
                 image = sensor.capture(wait_s)
             impressions.append(extract(image, source=f"sensor capture {k + 1}"))
     with serialised():
@@ -233,7 +233,7 @@ def _enrol_on_sensor(rt: Runtime, access: AccessStore, sensor: PairedSensor, nam
         pages = page_map(rt.conn, data_dir, sensor.identity)
     if not hmac.compare_digest(pages.identity, sensor.identity):
         pages = SensorPages(sensor.identity)      # a newly paired module: the old one's pages are unreachable
-    with tamper_alarm(rt), sensor.open() as module:
+    with rt.sensor_lock, tamper_alarm(rt), sensor.open() as module:
         try:
             page = pages.free_page(module.system_parameters().library_size)
         except ValueError as exc:
@@ -260,7 +260,7 @@ def _enrol_on_sensor(rt: Runtime, access: AccessStore, sensor: PairedSensor, nam
             assert box is not None  # page_map raised otherwise
             save_pages(data_dir / PAGES_FILE, current.with_page(page, person.id), box)
     except BaseException:
-        with contextlib.suppress(Exception):
+        with rt.sensor_lock, contextlib.suppress(Exception):
             sensor.delete(page)
         if created and person is not None:
             with serialised(), contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ only on the recovery path this module calls).
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,9 @@ class Runtime:
     _engine: FaceEngine | None = field(default=None, init=False, repr=False)
     _sensor_wiper: object | None = field(default=None, init=False, repr=False)  # tamper: empties the module
     _sensor_override: PairedSensor | None = field(default=None, init=False, repr=False)  # a simulated module
+    # one exchange with the fingerprint module at a time (a scan, an enrolment's captures, an erasure): the
+    # serial line carries one conversation; it may be taken under the service's lock, never the other way round
+    sensor_lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def connection(self) -> sqlite3.Connection:
         """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""
@@ -131,14 +135,16 @@ class Runtime:
     def erase_sensor_pages(self, user_id: str, actor: str, at: datetime, source: str = "cli") -> SensorErasure:
         """Match on sensor: delete `user_id`'s pages on the paired module and from the page map; audited (a page
         the module did not confirm: outcome "failed", with the pages and why).  Every erasure path calls this."""
-        return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source,
-                                   self._sensor_override)
+        with self.sensor_lock:
+            return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source,
+                                       self._sensor_override)
 
     def erase_sensor_page(self, user_id: str, page: int, actor: str, at: datetime, source: str = "cli"
                           ) -> SensorErasure:
         """One page of `user_id` (one finger), as `erase_sensor_pages`."""
-        return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source,
-                                   self._sensor_override, (page,))
+        with self.sensor_lock:
+            return _erase_sensor_pages(self.settings.data_dir, self.conn, self.audit, user_id, actor, at, source,
+                                       self._sensor_override, (page,))
 
     def empty_sensor(self, actor: str, at: datetime, source: str = "cli") -> SensorErasure:
         """Empty the paired module's whole library (decommission, zeroize): call it before the crypto-erase, the
@@ -146,7 +152,8 @@ class Runtime:
         from limen.bio.finger.sensor import empty_library
         from limen.vault.secrets import box_for
 
-        result = empty_library(self.settings.data_dir, box_for(self.conn), self._sensor_override)
+        with self.sensor_lock:
+            result = empty_library(self.settings.data_dir, box_for(self.conn), self._sensor_override)
         _audit_sensor(self.audit, result, actor, "lock", at, source, "fingerprint sensor library emptied")
         return result
 

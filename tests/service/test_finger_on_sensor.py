@@ -148,7 +148,8 @@ def test_a_module_with_another_password_is_tamper_and_refused(owner: Owner, modu
 def test_removing_a_finger_or_a_person_deletes_the_page(owner: Owner, module: SimulatedR30x, fvc: Path,
                                                         settings: Settings) -> None:
     client = owner.client
-    assert client.post("/owner/users", data={"csrf": owner.csrf, "name": "Bo", "pin": "713502"}).status_code == 200
+    assert client.post("/owner/users", data={"csrf": owner.csrf, "name": "Bo", "pin": "713502",
+                                              "password": PASSWORD}).status_code == 200
     bo = next(u["user_id"] for u in client.get("/api/users").json() if u["name"] == "Bo")
     assert _enrol(owner, owner.user_id, fvc, "101").status_code == 303   # type: ignore[attr-defined]
     assert _enrol(owner, bo, fvc, "102").status_code == 303              # type: ignore[attr-defined]

@@ -65,13 +65,12 @@ NO_FINGER = "no finger on the sensor: place your finger and try again"
 
 class FingerDesk:
     """The lock's fingerprint sensor as the service uses it (see the module docstring).  Thread-safe: one
-    capture at a time (the module has one image buffer).  Reading and enrolling are `limen.fingerprint`'s,
-    for every entry point; this desk only lays a simulated module's uploaded images on it first."""
+    exchange with the module at a time (`Runtime.sensor_lock`).  Reading and enrolling are `limen.fingerprint`'s,
+    for every entry point; this desk only lays uploaded images on a simulated module first."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.simulator: SimulatedR30x | None = None
-        self._lock = threading.Lock()
 
     def simulate(self) -> SimulatedR30x:
         """Start a simulated module on a pty, pair it (a fresh random password, real protocol) and make it the
@@ -98,7 +97,7 @@ class FingerDesk:
         """One finger from the sensor, read as `finger_matching` says (`fingerprint.read`); `presented`
         (simulation only) is first laid on the simulated module."""
         sensor = self._sensor(presented is not None)
-        with self._lock:
+        with self.rt.sensor_lock:  # what is laid on the module is what this scan reads
             if presented is not None and self.simulator is not None:
                 self.simulator.present(presented)
             return fingerprint.read(self.rt, sensor, wait_s=wait_s)
@@ -117,12 +116,15 @@ class FingerDesk:
             present = images[:2]
         elif images:
             templates = [extract(image, source=f"impression {k}") for k, image in enumerate(images, 1)]
-        with self._lock:
-            if present and self.simulator is not None:
+        simulator = self.simulator
+
+        def lay(k: int, n: int) -> None:  # called with the module held, before its captures
+            if k == 1 and simulator is not None:
                 for image in present:
-                    self.simulator.present(image)
-            return fingerprint.enrol(self.rt, access, user_id, consent, actor, at, finger=finger, sensor=sensor,
-                                     templates=templates, serialised=serialised)
+                    simulator.present(image)
+
+        return fingerprint.enrol(self.rt, access, user_id, consent, actor, at, finger=finger, sensor=sensor,
+                                 templates=templates, prompt=lay, serialised=serialised)
 
     def _sensor(self, presented: bool) -> PairedSensor:
         sensor = self.sensor()
