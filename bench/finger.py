@@ -1,7 +1,8 @@
 """Fingerprint benchmark: extraction per image, one comparison, and 1:N over 1,000 enrolled fingers.
 
     python bench/finger.py [--data ../shared/data/fvc2002] [--gallery 1000] [--probes 50]
-                           [--only comparison] [--repeat 1] [--out bench/results/finger.json]
+                           [--only comparison] [--repeat 1] [--against OLD_TREE]
+                           [--out bench/results/finger.json]
 
 One core (OMP/OpenCV threads pinned to 1).  Extraction runs on all 320 images
 of the FVC2002 B databases; comparisons on the FVC protocol pairs of DB1_B.  The 1:N
@@ -12,18 +13,22 @@ hit rate on the real fingers is reported beside its time.  Machine load is
 printed with every timing; medians and p95 in milliseconds.  `--only comparison`
 extracts DB1_B alone (untimed) and times the comparisons only, `--repeat` times
 every pair that many times (results to bench/results/finger-comparison.json
-unless --out says otherwise).
+unless --out says otherwise); `--against DIR` times the matcher of another
+source tree (`git archive <commit> | tar -x -C DIR`) on the same pairs,
+interleaved pair by pair with this one, so both see the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -57,6 +62,16 @@ def _synthetic(rng: np.random.Generator, n: int) -> FingerTemplate:
                                                 for k, ((x, y), a) in enumerate(zip(xy, ang, strict=True))))
 
 
+def _matcher_of(tree: Path) -> ModuleType:
+    """limen.bio.finger.matcher as it is in another source tree (same thresholds and template module)."""
+    spec = importlib.util.spec_from_file_location("against_matcher", tree / "src/limen/bio/finger/matcher.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module                 # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fvc2002")
@@ -64,6 +79,8 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=50)
     ap.add_argument("--only", choices=("comparison",), help="time one stage only")
     ap.add_argument("--repeat", type=int, default=1, help="times each comparison pair is timed")
+    ap.add_argument("--against", type=Path, help="another source tree (e.g. `git archive` of an older commit "
+                    "unpacked): its matcher is timed on the same pairs, interleaved with this one")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     out = args.out or ROOT / "bench" / "results" / ("finger-comparison.json" if args.only else "finger.json")
@@ -92,15 +109,24 @@ def main() -> None:
              for j in range(i + 1, 9)]
     pairs += [(("DB1_B", f, 1), ("DB1_B", g, 1)) for f in range(101, 111) for g in range(f + 1, 111)]
     pairs = [(a, b) for a, b in pairs if a in prepared and b in prepared]
-    match_ms, match_cpu = [], []
-    for _ in range(args.repeat):
-        for a, b in pairs:
-            t0, c0 = time.perf_counter(), time.process_time()
-            matcher.similarity(prepared[a], prepared[b])
-            match_ms.append((time.perf_counter() - t0) * 1e3)
-            match_cpu.append((time.process_time() - c0) * 1e3)
-    results["comparison"] = _stats(match_ms, match_cpu)
-    print(f"one comparison: {results['comparison']}", flush=True)
+    runs = [("comparison", matcher, prepared)]
+    if args.against:                     # the other tree's matcher on its own prepared templates, interleaved
+        other = _matcher_of(args.against)
+        runs.append(("comparison_against", other, {k: other.prepare(t) for k, t in templates.items()}))
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in runs}
+    for r in range(args.repeat):
+        for n, (a, b) in enumerate(pairs):
+            for name, module, ready in runs if (n + r) % 2 == 0 else runs[::-1]:
+                t0, c0 = time.perf_counter(), time.process_time()
+                module.similarity(ready[a], ready[b])
+                times[name][0].append((time.perf_counter() - t0) * 1e3)
+                times[name][1].append((time.process_time() - c0) * 1e3)
+    for name, _, _ in runs:
+        results[name] = _stats(*times[name])
+        print(f"one comparison{' (' + str(args.against) + ')' if name != 'comparison' else ''}: {results[name]}",
+              flush=True)
+    if args.against:
+        results["against"] = str(args.against)
     if args.only:
         _write(results, out)
         return
