@@ -44,16 +44,16 @@ def test_tail_shows_the_last_records(run, data_dir: Path) -> None:
     _seed(data_dir)
     result = run("audit", "tail", "-n", "2")
     assert result.exit_code == 0
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 and "subject=u4" in lines[-1]
+    lines = result.stdout.strip().splitlines()  # this start declared the witness file (record 5)
+    assert len(lines) == 2 and "subject=u4" in lines[0] and "reason=audit_witnesses_kept" in lines[-1]
     as_json = json.loads(run("--json", "audit", "tail", "-n", "3").stdout)
-    assert [r["index"] for r in as_json] == [2, 3, 4]
+    assert [r["index"] for r in as_json] == [3, 4, 5]
 
 
 def test_verify_then_tamper_then_verify_names_the_record(run, data_dir: Path) -> None:
     _seed(data_dir, 8)
     ok = run("--json", "audit", "verify")
-    assert ok.exit_code == 0 and json.loads(ok.stdout)["records"] == 8
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["records"] == 10  # + the witness file and vault declared
     conn = sqlite3.connect(data_dir / "audit.db", isolation_level=None)
     conn.execute("DROP TRIGGER records_no_update")
     conn.execute("UPDATE records SET subject = 'u99' WHERE idx = 3")
@@ -68,7 +68,7 @@ def test_export_and_verify_file_with_pinned_key(run, data_dir: Path, tmp_path: P
     assert run("audit", "export", str(out)).exit_code == 0
     key = data_dir / "keys" / "audit_ed25519.pub"
     result = run("--json", "audit", "verify", "--file", str(out), "--key", str(key))
-    assert result.exit_code == 0 and json.loads(result.stdout)["records"] == 6
+    assert result.exit_code == 0 and json.loads(result.stdout)["records"] == 7  # + the witness file declared
     out.write_text("\n".join(out.read_text().splitlines()[:-3]) + "\n")
     assert isinstance(run("audit", "verify", "--file", str(out)).exception, ChainBroken)
 

@@ -61,8 +61,8 @@ def test_checkpoint_every_n_records_and_at_close(settings: Settings) -> None:
     assert reopened is not log
     assert reopened.checkpoints()[-1]["index"] == AUDIT_CHECKPOINT_EVERY * 2 + 2
     summary = reopened.verify()
-    assert summary.unsigned_tail == 0
-    assert reopened.append(Event(EventKind.SYSTEM, T0, reason="start")) == AUDIT_CHECKPOINT_EVERY * 2 + 3
+    assert summary.unsigned_tail == 1  # the witness file declared at this start (record 2 * EVERY + 3)
+    assert reopened.append(Event(EventKind.SYSTEM, T0, reason="start")) == AUDIT_CHECKPOINT_EVERY * 2 + 4
     reopened.close()
 
 
@@ -78,7 +78,7 @@ def test_stale_reference_after_close_still_appends(settings: Settings) -> None:
     assert log.closed
     assert log.append(Event(EventKind.SYSTEM, T0, reason="b")) == 1
     fresh = open_audit(settings)
-    assert fresh is not log and fresh.verify().records == 2
+    assert fresh is not log and fresh.verify().records == 3  # a, b, then the witness file declared at this start
     log.close()
     fresh.close()
 

@@ -214,16 +214,96 @@ def test_an_absent_token_does_not_stop_the_trail(tmp_path: Path) -> None:
         log.close()
 
 
-def test_a_deleted_witness_file_is_alarmed_but_does_not_fail_verify(settings: Settings) -> None:
+def test_a_deleted_witness_file_of_an_undeclared_chain_is_alarmed_but_does_not_fail_verify(settings: Settings) -> None:
+    """A chain that never declared its witnesses (its first run, or written before declarations): today's
+    behaviour, and the warning says why it cannot tell a deletion from a first start."""
     _fill(settings, 10)
     (settings.keys_dir / WITNESS_FILE).unlink()
     log = open_audit(settings)
     try:
         missing = [r for r in log.records(0, ("alarm",)) if r["reason"] == "audit_witness_missing"]
         assert len(missing) == 1 and missing[0]["outcome"] == "warning"
-        assert log.verify().records == 11  # nothing shows a shorter log: the chain itself verifies
+        assert "does not record which witnesses it is kept by" in missing[0]["data"]["text"]
+        assert log.verify().records == 12  # nothing shows a shorter log: the chain itself verifies
+        assert log.declared_witnesses() == (11, ("file",))  # from now on it does
     finally:
         log.close()
+
+
+def _declared_chain(settings: Settings, n: int = 70) -> None:
+    """A chain past its first start, kept by the witness file and the vault's sealed head (as `open_runtime`)."""
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    _fill(settings, 3)
+    store = open_template_store(settings)
+    try:
+        log = open_audit(settings)
+        attach_witness(log, SealedHeadWitness(store.vault))
+        declared = log.declared_witnesses()
+        assert declared is not None and declared[1][0] == "file" and declared[1][1].startswith("vault:")
+        for i in range(n):
+            log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject=f"d{i}"))
+        log.close()
+    finally:
+        store.close()
+
+
+def test_a_cut_tail_with_every_witness_deleted_fails_verify_until_recover(settings: Settings) -> None:
+    """Review H6 (t_E): tail cut back to a checkpoint, the witness file and its key deleted, the vault's sealed
+    head row deleted: `limen audit verify` said "ok", with only an `audit_witness_missing` warning.  The chain
+    records that both witnesses are kept, so each one missing is a critical truncation."""
+    from typer.testing import CliRunner
+
+    from limen.cli import app
+
+    _declared_chain(settings)
+    cut = next(c["index"] for c in open_audit(settings).checkpoints() if c["index"] > 10)
+    open_audit(settings).close()
+    _sql(settings, f"DELETE FROM records WHERE idx > {cut}", f"DELETE FROM checkpoints WHERE idx > {cut}")
+    (settings.keys_dir / WITNESS_FILE).unlink()
+    (settings.keys_dir / "audit-witness.key").unlink()
+    conn = sqlite3.connect(settings.data_dir / "limen.db")
+    assert conn.execute("DELETE FROM vault_meta WHERE name = 'audit_head'").rowcount == 1
+    conn.commit()
+    conn.close()
+    runner = CliRunner()
+    env = {"LIMEN_DATA_DIR": str(settings.data_dir)}
+    result = runner.invoke(app, ["audit", "verify"], env=env)
+    assert result.exit_code == 1 and isinstance(result.exception, AuditTruncated)
+    log = open_audit(settings)
+    try:
+        alarms = _truncation_alarms(log)
+        assert [a["outcome"] for a in alarms] == ["critical", "critical"]
+        assert "witness file deleted" in alarms[0]["data"]["text"]
+        assert "vault's sealed head deleted" in alarms[1]["data"]["text"]
+        assert not [r for r in log.records(0, ("alarm",)) if r["reason"] == "audit_witness_missing"]
+    finally:
+        log.close()
+    assert runner.invoke(app, ["audit", "verify"], env=env).exit_code == 1  # still, at the next start
+    assert runner.invoke(app, ["audit", "recover"], env=env).exit_code == 0
+    assert runner.invoke(app, ["audit", "verify"], env=env).exit_code == 0
+
+
+def test_an_erased_vault_is_not_a_deleted_witness(settings: Settings) -> None:
+    """The vault's copy goes with a crypto-erase, rightly; a new provision is a new vault, not yet declared."""
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    _declared_chain(settings, 5)
+    store = open_template_store(settings)
+    try:
+        store.vault.zeroize()
+        log = open_audit(settings)
+        attach_witness(log, SealedHeadWitness(store.vault))
+        assert not _truncation_alarms(log) and log.verify().records > 0
+        store.vault.provision()
+        attach_witness(log, SealedHeadWitness(store.vault))
+        assert not _truncation_alarms(log)
+        assert log.declared_witnesses()[1][1] == SealedHeadWitness(store.vault).identity()
+        log.close()
+    finally:
+        store.close()
 
 
 def test_a_deleted_witness_file_with_the_tail_cut_back_to_a_checkpoint_fails_verify(settings: Settings) -> None:
@@ -248,7 +328,8 @@ def test_a_deleted_witness_file_with_the_tail_cut_back_to_a_checkpoint_fails_ver
     _sql(settings, f"DELETE FROM records WHERE idx > {last_checkpoint}")
     fresh = open_audit(settings)
     try:
-        assert fresh.verify().records == last_checkpoint + 2  # the file alone: cut + its missing-witness warning
+        # the file alone: cut + its missing-witness warning + the witness file declared (a first run's chain)
+        assert fresh.verify().records == last_checkpoint + 3
         attach_witness(fresh, SealedHeadWitness(store.vault))  # what `open_runtime` does at every start
         alarms = _truncation_alarms(fresh)
         assert len(alarms) == 1 and alarms[0]["outcome"] == "critical"
@@ -282,7 +363,7 @@ def test_a_clean_restart_with_the_vault_copy_never_alarms(settings: Settings) ->
             log.close()
         log = open_audit(settings)
         attach_witness(log, SealedHeadWitness(store.vault))
-        assert not _truncation_alarms(log) and log.verify().records == 120
+        assert not _truncation_alarms(log) and log.verify().records == 122  # + the two witnesses declared
         log.close()
     finally:
         store.close()

@@ -7,7 +7,8 @@
 
 A witness of the chain head outside `audit.db` (`limen.audit.witness`) makes a
 truncated, emptied or deleted log an alarm at the next start and a failure of
-`verify` (`AuditTruncated`, a `ChainBroken`).
+`verify` (`AuditTruncated`, a `ChainBroken`).  The chain records which
+witnesses it is kept by, so a witness deleted with the tail is a truncation too.
 
 `open_audit` attaches the anomaly monitor, so appending an event is enough for
 the rules to raise alarms; `raise_alarm(audit, …)` raises one directly; a
@@ -17,6 +18,7 @@ the rules to raise alarms; `raise_alarm(audit, …)` raises one directly; a
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from pathlib import Path
 
@@ -32,7 +34,9 @@ from limen.audit.log import AuditLog
 from limen.audit.witness import WITNESS_FILE, AuditTruncated, FileWitness, Head, Mismatch, Witness
 from limen.clock import Clock
 from limen.config import Settings
-from limen.errors import AuditError, KeyStoreError
+from limen.errors import AuditError, KeyStoreError, LimenError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "AuditTruncated", "ChainSummary", "Channel",
@@ -70,6 +74,7 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
                 witness, missing = None, str(exc)
             started = witness is not None and not witness.exists()
             audit = AuditLog(path, key, settings.keys_dir, settings.device_id, clock, witness=witness)
+            found = audit.count()
             problems = audit.witness_mismatches()  # before anything is appended
             channels, unusable = usable_channels(settings.alert_urls, settings.keys_dir)
             Monitor(audit, channels, clock).attach()
@@ -78,12 +83,19 @@ def open_audit(settings: Settings, clock: Clock | None = None) -> AuditLog:
                                    reason="audit_witness_unavailable", data={"problem": missing[:200]}))
             else:
                 _record_truncation(audit, problems, witness)
-            if started and audit.count() > 0:  # deleted, or first start after an upgrade: alarmed, not fatal
+            declared = any(p.witness == FileWitness.name for p in problems)  # the chain says it was kept: critical
+            if started and audit.count() > 0 and not declared:
+                # a chain that does not record its witnesses (written before they were recorded): deleted, or the
+                # first start of a version with witnesses, cannot be told apart; alarmed, not fatal
                 audit.started_unwitnessed = audit.count()  # unless a checkpoint witness shows it was deleted
                 raise_alarm(audit, Rule.AUDIT_WITNESS_MISSING, Severity.WARNING,
                             f"audit witness missing: started over an existing log of {audit.count()} records "
-                            "(deleted, or the first start of a version with witnesses)",
+                            "(deleted, or the first start of a version with witnesses); this chain does not "
+                            "record which witnesses it is kept by, so a deletion cannot be told from a first "
+                            "start: it records them from now on",
                             data={"records": audit.count()})
+            if witness is not None and (found or problems):  # a brand-new chain declares at its next start
+                _declare(audit, witness)
             if replaced is not None:
                 audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
                                    reason="audit_key_replaced", data={"previous": replaced, "key_id": key.key_id}))
@@ -123,6 +135,19 @@ def attach_witness(audit: AuditLog, witness: Witness) -> None:
                     "records found at start; any cut back to it cannot be seen"))
     _record_truncation(audit, problems, witness)
     audit.checkpoint()
+    if audit.declared_witnesses() is not None:  # declared along with the witness file, from a chain's second start
+        audit.declare(witness)  # from now on this vault's copy missing is a truncation, not "nothing witnessed"
+
+
+def _declare(audit: AuditLog, witness: Witness) -> None:
+    """Make `witness` hold the current head, then record in the chain that it is kept (once)."""
+    last = audit.tail(1)
+    try:
+        witness.advance(Head(int(last[0]["index"]) + 1, str(last[0]["hash"])) if last else Head(0, ""))
+    except LimenError as exc:  # the trail goes on; undeclared, a missing witness stays a warning
+        log.error("audit witness %s not created (%s)", witness.name, exc)
+        return
+    audit.declare(witness)
 
 
 def _record_truncation(audit: AuditLog, problems: list[Mismatch], witness: Witness) -> None:

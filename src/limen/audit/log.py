@@ -35,7 +35,17 @@ from limen.audit.chain import GENESIS, ChainSummary, make_checkpoint, make_recor
 from limen.audit.event import FORBIDDEN_DATA_KEYS, Event, EventKind, Recorded
 from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, known_public_keys
 from limen.audit.schema import AUDIT_DB_MIGRATIONS
-from limen.audit.witness import TRUNCATION_REASON, AuditTruncated, Head, Mismatch, Witness, compare, forged
+from limen.audit.witness import (
+    DECLARATION_REASON,
+    TRUNCATION_REASON,
+    AuditTruncated,
+    Head,
+    Mismatch,
+    Witness,
+    compare,
+    forged,
+    missing,
+)
 from limen.clock import Clock, SystemClock
 from limen.db import connect
 from limen.errors import AuditError, BadRequest, LimenError, StorageError
@@ -139,9 +149,37 @@ class AuditLog:
         with self._reader() as conn:
             return self._mismatches(conn)
 
+    def declared_witnesses(self) -> tuple[int, tuple[str, ...]] | None:
+        """The chain's latest declaration of the witnesses it is kept by: (record index, identities); None for a
+        chain written before declarations (a missing witness cannot then be told from a first start)."""
+        with self._reader() as conn:
+            return _declaration(conn)
+
+    def declare(self, witness: Witness) -> int | None:
+        """Record in the chain that `witness` is kept, once it holds a head; return the record's index (None when
+        already declared, or when the witness holds nothing or cannot say what it is)."""
+        identity = _identity(witness)
+        if identity is None:
+            return None
+        with self._lock:
+            try:
+                if witness.read() is None:
+                    return None
+            except AuditError:
+                return None  # a forged witness is a mismatch, reported; it is not declared over
+            current = self.declared_witnesses()
+            kept = current[1] if current is not None else ()
+            if identity in kept:
+                return None
+            kind = identity.split(":", 1)[0]
+            names = sorted({k for k in kept if k.split(":", 1)[0] != kind} | {identity})
+            return self.append(Event(EventKind.SYSTEM, self._clock.now(), actor="system", source="audit",
+                                     reason=DECLARATION_REASON, data={"witnesses": names}))
+
     def _mismatches(self, conn: sqlite3.Connection) -> list[Mismatch]:
         row = conn.execute("SELECT MAX(idx) FROM records").fetchone()
         records = 0 if row[0] is None else int(row[0]) + 1
+        declaration = _declaration(conn)
         found = []
         for witness in [*self._witnesses, *self._checkpoint_witnesses]:
             try:
@@ -150,6 +188,8 @@ class AuditLog:
                 found.append(forged(witness.name, records, str(exc)))
                 continue
             if seen is None:
+                if declaration is not None and _identity(witness) in declaration[1]:
+                    found.append(missing(witness.name, records, declaration[0]))
                 continue
             at = conn.execute("SELECT hash FROM records WHERE idx = ?", (seen.count - 1,)).fetchone()
             problem = compare(witness.name, seen, records, None if at is None else str(at[0]))
@@ -399,6 +439,25 @@ def _check_value(where: str, value: Any) -> None:
             _check_value(f"{where}[{i}]", item)
         return
     raise BadRequest(where, f"{type(value).__name__} is not allowed (ids, numbers and reasons only)")
+
+
+def _identity(witness: Witness) -> str | None:
+    identity = getattr(witness, "identity", None)  # a witness without one is never declared
+    return None if identity is None else identity()
+
+
+def _declaration(conn: sqlite3.Connection) -> tuple[int, tuple[str, ...]] | None:
+    row = conn.execute("SELECT idx, data FROM records WHERE kind = 'system' AND reason = ? ORDER BY idx DESC "
+                       "LIMIT 1", (DECLARATION_REASON,)).fetchone()
+    if row is None:
+        return None
+    try:
+        names = json.loads(row["data"]).get("witnesses")
+    except (TypeError, ValueError, AttributeError):
+        names = None
+    if not isinstance(names, list):
+        return int(row["idx"]), ()
+    return int(row["idx"]), tuple(str(n) for n in names)
 
 
 def _json(data: Any) -> str:

@@ -15,6 +15,16 @@ Ordering: the record is committed (fsync) first, the witness after, and a
 witness never moves backwards (an exclusive `flock` serialises processes).
 So after a crash the witness may lag the log, never lead it: `compare` accepts
 a witness at or behind the log when the hash at its position agrees.
+
+A witness deleted together with the tail it saw would look like "nothing
+witnessed yet".  So the chain itself says which witnesses the lock keeps: a
+``system`` record with reason `DECLARATION_REASON` and data
+``{"witnesses": [identity, ...]}`` (``"file"``; ``"vault:<id>"`` for the vault's
+sealed head of one provisioned vault), written at a start that finds the chain
+non-empty (a brand-new chain's first run is not declared: its first records
+would otherwise all be declarations).  A declared witness that holds nothing is
+a truncation (`missing`).  Chains written before declarations existed get one
+at their next start; until then a missing witness file is only a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from limen.vault.keystore.sidekeys import SideKey
 
 WITNESS_FILE = "audit.witness"
 TRUNCATION_REASON = "audit_truncated"  # the alarm rule recorded when a start finds the log truncated
+DECLARATION_REASON = "audit_witnesses_kept"  # the system record naming the witnesses this chain is kept by
 _DOMAIN = b"limen.audit.witness.v1"
 _SLOT = struct.Struct(">BQ32s32s")  # version, record count, head hash, MAC
 _V1 = 1
@@ -56,6 +67,9 @@ class Witness(Protocol):
 
     def reset(self, head: Head) -> None:
         """Follow a new chain from `head` (after a truncation was recorded, or `limen audit recover`)."""
+
+    def identity(self) -> str | None:
+        """What the chain's declaration names this witness by; None when it cannot hold a head now."""
 
 
 class AuditTruncated(ChainBroken):
@@ -87,6 +101,13 @@ def compare(name: str, witnessed: Head, records: int, hash_at: str | None) -> Mi
     return None
 
 
+def missing(name: str, records: int, declared_at: int) -> Mismatch:
+    """A witness the chain declares kept (record `declared_at`) holds nothing: deleted with the tail it saw."""
+    return Mismatch(name, -1, records, f"audit log truncated: {name} deleted; the chain records it kept "
+                                       f"(record {declared_at}), so the {records} records left cannot be vouched "
+                                       "for")
+
+
 def forged(name: str, records: int, problem: str) -> Mismatch:
     return Mismatch(name, -1, records, f"audit witness unusable: {problem}; the log ({records} records) "
                                        "cannot be vouched for")
@@ -102,6 +123,9 @@ class FileWitness:
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def identity(self) -> str | None:
+        return "file"
 
     def read(self) -> Head | None:
         try:

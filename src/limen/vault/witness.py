@@ -9,6 +9,7 @@ or unprovisioned vault witnesses nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import struct
@@ -45,6 +46,17 @@ class SealedHeadWitness:
                 raise AuditError("the vault's sealed audit head is malformed")
             count, digest = _PAYLOAD.unpack(payload)
             return Head(count, digest.hex() if count else "")
+
+    def identity(self) -> str | None:
+        """``vault:<id>`` of the provisioned vault (a hash of its sealed transform secret: a new provision is a
+        new vault, whose copy starts empty); None when erased or unprovisioned (it holds nothing, rightly)."""
+        with self.vault._lock:
+            if self.vault.erased() or not self.vault.keystore.generations():
+                return None
+            transform = self.vault.records.get_meta("transform")
+            if transform is None:
+                return None
+            return "vault:" + hashlib.sha256(b"limen.audit.witness.vault\0" + transform).hexdigest()[:16]
 
     def advance(self, head: Head) -> None:
         with self.vault._lock:
