@@ -162,14 +162,21 @@ def page_map(conn: sqlite3.Connection, data_dir: Path, identity: str) -> SensorP
 
 def sensor_pages(rt: Runtime, user_id: str) -> list[int]:
     """`user_id`'s pages on the lock's module (match on sensor); [] without a module, a page map or a vault."""
+    return sensor_people(rt).get(user_id, [])
+
+
+def sensor_people(rt: Runtime) -> dict[str, list[int]]:
+    """Who has a finger on the lock's module, and on which pages; {} without a module, a page map or a vault."""
     sensor = rt.finger_sensor()
     if sensor is None:
-        return []
+        return {}
     try:
         pages = page_map(rt.conn, rt.settings.data_dir, sensor.identity)
     except (VaultError, ConfigError):
-        return []
-    return pages.of(user_id) if hmac.compare_digest(pages.identity, sensor.identity) else []
+        return {}
+    if not hmac.compare_digest(pages.identity, sensor.identity):
+        return {}
+    return {uid: pages.of(uid) for uid in sorted(set(pages.pages.values()))}
 
 
 # ---------------------------------------------------------------------- enrol a finger
@@ -288,4 +295,4 @@ def _link(rt: Runtime, access: AccessStore, user_id: str, actor: str, at: dateti
 
 
 __all__ = ["FingerEnrolled", "FingerProbe", "LockFingers", "SensorMatch", "enrol", "on_sensor", "page_map", "read",
-           "sensor_pages", "tamper_alarm"]
+           "sensor_pages", "sensor_people", "tamper_alarm"]

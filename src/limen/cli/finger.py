@@ -254,20 +254,26 @@ def verify(
 
 @finger_app.command("list")
 def list_fingers() -> None:
-    """People with an enrolled fingerprint."""
+    """People with an enrolled fingerprint (sealed on the lock, or on the module's pages: match on sensor)."""
+    from limen import fingerprint
     from limen.people import by_id
     from limen.runtime import open_runtime
 
     rt = open_runtime(STATE.settings)
     try:
-        rows = [{"user_id": uid, "name": p.name if (p := by_id(rt.conn, uid)) else None}
-                for uid in _references(rt).enrolled()]
+        on_module = fingerprint.sensor_people(rt)
+        people = sorted(set(_references(rt).enrolled()) | set(on_module))
+        rows: list[dict[str, object]] = [
+            {"user_id": uid, "name": p.name if (p := by_id(rt.conn, uid)) else None,
+             **({"sensor_pages": on_module[uid]} if uid in on_module else {})} for uid in people]
     finally:
         rt.close()
 
     def human() -> None:
         for r in rows:
-            typer.echo(f"{r['user_id']}  {r['name']}")
+            pages = r.get("sensor_pages")
+            typer.echo(f"{r['user_id']}  {r['name']}" + (_("  (on the sensor: page(s) {pages})").format(
+                pages=", ".join(str(p) for p in pages)) if isinstance(pages, list) else ""))
 
     output(rows, human)
 
