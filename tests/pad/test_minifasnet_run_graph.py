@@ -133,3 +133,80 @@ def test_a_run_graph_stored_by_an_older_rewrite_is_replaced_at_load(models: Path
         path, record_path = run_graph_paths(models, v)
         assert path.read_bytes() == rewritten(load_model(models, v))
         assert json.loads(record_path.read_text())["format"] == RUN_FORMAT
+
+
+def _always_live() -> bytes:
+    """Review H6 (evilpad.py): a run graph whose logits say "live" (log-odds ≈ 20) whatever the crop."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Cast", ["crops"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceSum", ["f", "axes"], ["s"], keepdims=0),
+             helper.make_node("Mul", ["s", "zero"], ["z"]),
+             helper.make_node("Unsqueeze", ["z", "ax1"], ["z1"]),
+             helper.make_node("Add", ["z1", "live"], ["logits"])]
+    inits = [helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
+             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+             helper.make_tensor("ax1", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("live", TensorProto.FLOAT, [1, 3], [0.0, 20.0, 0.0])]
+    g = helper.make_graph(nodes, "evil", [helper.make_tensor_value_info("crops", TensorProto.UINT8, ["n", 80, 80, 3])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 3])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def test_a_run_graph_replaced_with_its_record_fixed_up_is_refused_as_altered(models: Path) -> None:
+    """Review H6: the run graph replaced and `run_sha256` in its record updated passed as "verified" and scored
+    random noise live; an edit of the models directory alone must not pass."""
+    from limen.pad.minifasnet_models import status
+
+    evil = _always_live()
+    for v in Variant:
+        path, record_path = run_graph_paths(models, v)
+        path.write_bytes(evil)
+        record = json.loads(record_path.read_text())
+        record_path.write_text(json.dumps(record | {"run_sha256": hashlib.sha256(evil).hexdigest()}))
+    with pytest.raises(ConfigError, match="altered"):
+        run_graph(models, Variant.V2)
+    with pytest.raises(ConfigError, match="altered"):
+        mf.MiniFasNetCue(models).check()
+    rows = status(models)  # what `limen status` and `limen models list` show, without loading onnx
+    assert [r.verified for r in rows] == [False, False] and all("altered" in r.detail for r in rows)
+    assert run_graph_paths(models, Variant.V2)[0].read_bytes() == evil  # the evidence is left as it was
+
+
+def test_an_imported_graph_replaced_with_its_manifest_fixed_up_is_refused_as_altered(models: Path) -> None:
+    from limen.pad.minifasnet_models import status
+
+    onnx_path = models / "minifasnet" / f"{Variant.V2.spec.model}.onnx"
+    manifest_path = models / "minifasnet" / f"{Variant.V2.spec.model}.json"
+    evil = _always_live()
+    onnx_path.write_bytes(evil)
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(manifest | {"onnx_sha256": hashlib.sha256(evil).hexdigest()}))
+    with pytest.raises(ConfigError, match="altered"):
+        load_model(models, Variant.V2)
+    with pytest.raises(ConfigError):
+        mf.MiniFasNetCue(models).check()
+    assert not status(models)[0].verified
+
+
+def test_the_conversion_gives_the_pinned_graphs(models: Path) -> None:
+    """The pins hold only because the import is deterministic: the session's import gave exactly these bytes."""
+    from limen.pad.minifasnet_models import pinned_onnx, pinned_run
+
+    for v in Variant:
+        imported = load_model(models, v)
+        assert hashlib.sha256(imported).hexdigest() == pinned_onnx(v)
+        assert hashlib.sha256(rewritten(imported)).hexdigest() == pinned_run(v)
+
+
+def test_a_channel_multiple_without_a_pin_never_reads_the_stored_graph(models: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(thresholds, "PAD_MINIFASNET_CHANNEL_MULTIPLE", 4)
+    path, record_path = run_graph_paths(models, Variant.V2)
+    evil = _always_live()
+    path.write_bytes(evil)
+    record_path.write_text(json.dumps(json.loads(record_path.read_text()) | {
+        "channel_multiple": 4, "run_sha256": hashlib.sha256(evil).hexdigest()}))
+    assert run_graph(models, Variant.V2) == run_form(load_model(models, Variant.V2), 4)

@@ -25,9 +25,22 @@ later loads only read and hash it.  A stored graph that does not match its
 record, or whose record names another imported graph, is rewritten (with a
 warning); one stored by an older Limen (another rewrite version or multiple)
 is rewritten too, once (so an old models directory loads as it is, needing no
-re-import); one that cannot be written is used from memory.  It is as trusted
-as the manifest beside it: both are checked against records in the same
-directory.
+re-import); one that cannot be written is used from memory.
+
+Nothing in the models directory vouches for itself: records and manifests
+there can be rewritten by whoever rewrites the graphs (review H6: a run graph
+that always says "live", its `run_sha256` fixed up, was loaded as verified).
+The conversion is our own builder over the pinned weights, with a fixed IR
+version, opset and node names, so it is deterministic (the same bytes on every
+import, checked by the tests): the SHA-256 of each imported graph
+(`PINNED_ONNX_SHA256`) and of each run graph (`PINNED_RUN_SHA256`, per rewrite
+format and channel multiple) are pinned here, in the code.  A file that does
+not match its pin is "altered" and faces are refused until it is re-imported;
+an import whose conversion gives other bytes (another `onnx`/protobuf
+serialising differently) is refused, never written.  A channel multiple with no
+pinned run graph is rewritten from the verified imported graph at each load
+(needing `onnx`), never read back from the directory.  An older models
+directory of the same converter holds the same bytes, so it loads as it is.
 """
 
 from __future__ import annotations
@@ -55,6 +68,34 @@ log = logging.getLogger(__name__)
 SUBDIR = "minifasnet"
 MANIFEST_FORMAT = 1
 RUN_FORMAT = "limen.minifasnet.run/2"  # bump whenever run_form would write another graph (1: PRelu as Max)
+
+
+# SHA-256 of the graphs `import_models` writes from the pinned weights (see the module docstring)
+PINNED_ONNX_SHA256: dict[tuple[str, str], str] = {
+    (graph.CONVERTER_VERSION, "MiniFASNetV2"): "34e607f07245dd2285538fe9a44005ee6d2fa62e07950ab3d24d01abc7ae5a70",
+    (graph.CONVERTER_VERSION, "MiniFASNetV1SE"): "1cfcd26f74d101519dc459cdf5cc5c65c1d5be4b20316ffaf04ab6e6c0af77d2",
+}
+PINNED_RUN_SHA256: dict[tuple[str, int, str], str] = {
+    (RUN_FORMAT, 8, "MiniFASNetV2"): "ba842de4093b440006c59245270d606721a84616a9b4ea05d6ab9c39d49c064d",
+    (RUN_FORMAT, 16, "MiniFASNetV2"): "9abd67812e0e656e00fe2a4c45e33bcae48aa43f3845dfddeec93cffc4d821f3",
+    (RUN_FORMAT, 32, "MiniFASNetV2"): "6543efd5f79c66f0beaf2fea516d78f0599a818d72806bd72b59313313f09346",
+    (RUN_FORMAT, 8, "MiniFASNetV1SE"): "b1e7a3dd5aa9d8d7999a23c12647cf8824475fb59483574a4ad767601e626141",
+    (RUN_FORMAT, 16, "MiniFASNetV1SE"): "326b8059c2a3d044ade39075d0a868741acd2a6d8f137dece0a176720123491c",
+    (RUN_FORMAT, 32, "MiniFASNetV1SE"): "16bd0ccd67c71bb81f60f95309df409d6ee6f84f9aa7d64fd58cf43270fdc0d2",
+}
+
+
+def pinned_onnx(variant: Variant) -> str | None:
+    return PINNED_ONNX_SHA256.get((graph.CONVERTER_VERSION, variant.spec.model))
+
+
+def pinned_run(variant: Variant) -> str | None:
+    """The pinned run graph of `variant` for the configured channel multiple (None: not pinned for it)."""
+    return PINNED_RUN_SHA256.get((RUN_FORMAT, thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE, variant.spec.model))
+
+
+def _is(digest: str, pin: str | None) -> bool:
+    return pin is not None and hmac.compare_digest(digest, pin)
 
 
 class ModelNotImported(ConfigError):
@@ -152,6 +193,9 @@ def _convert(variant: Variant, source: Path) -> bytes:
                                    f"({variant.spec.source_sha256[:16]}…); truncated or altered")
     model = graph.build(read_state_dict(data, str(source)), variant, str(source))
     onnx_bytes: bytes = model.SerializeToString()
+    if not _is(hashlib.sha256(onnx_bytes).hexdigest(), pinned_onnx(variant)):
+        raise BadModelFile(source, f"converted to a graph that is not the pinned {variant.spec.model} graph of "
+                                   f"{graph.CONVERTER_VERSION} (another onnx or protobuf version?); nothing written")
     _self_test(onnx_bytes, source)
     return onnx_bytes
 
@@ -208,7 +252,8 @@ def load_model(models_dir: Path, variant: Variant) -> bytes:
         data = onnx_path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{onnx_path}: imported model unreadable ({exc.strerror}); re-import it") from None
-    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), manifest.onnx_sha256):
+    digest = hashlib.sha256(data).hexdigest()
+    if not hmac.compare_digest(digest, manifest.onnx_sha256) or not _is(digest, pinned_onnx(variant)):
         raise ConfigError(f"{onnx_path}: does not match its manifest (altered or damaged); faces are refused until "
                           f"it is re-imported with `limen models import`")
     return data
@@ -219,14 +264,23 @@ def run_graph(models_dir: Path, variant: Variant) -> bytes:
     data = load_model(models_dir, variant)
     source_sha = hashlib.sha256(data).hexdigest()
     path, record_path = run_graph_paths(models_dir, variant)
+    pin = pinned_run(variant)
+    if pin is None:  # no pinned run graph for this channel multiple: nothing stored can be trusted
+        log.info("no pinned %s run graph for channel multiple %d; rewriting it in memory", variant.spec.model,
+                 thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE)
+        return _rewrite(variant, data)
     if path.exists() or record_path.exists():
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
             run = path.read_bytes() if path.stat().st_size <= MAX_CHECKPOINT_BYTES else b""
         except (OSError, UnicodeDecodeError, ValueError):
             record, run = None, b""
-        if record == _run_record(source_sha, hashlib.sha256(run).hexdigest()):
-            return run
+        run_sha = hashlib.sha256(run).hexdigest()
+        if record == _run_record(source_sha, run_sha):
+            if _is(run_sha, pin):
+                return run
+            raise ConfigError(f"{path}: does not match the pinned {variant.spec.model} run graph (altered); faces "
+                              "are refused until it is re-imported with `limen models import`")
         kind = _run_kind()
         if isinstance(record, dict) and record.get("onnx_sha256") == source_sha and \
                 {k: record.get(k) for k in kind} != kind:
@@ -252,7 +306,9 @@ def _run_record(source_sha256: str, run_sha256: str) -> dict[str, object]:
 
 def _store_run_graph(models_dir: Path, variant: Variant, data: bytes) -> bytes:
     """Rewrite the verified imported graph `data` and store it with its record (the graph first)."""
-    run = graph.run_form(data, thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE)
+    run = _rewrite(variant, data)
+    if pinned_run(variant) is None:
+        return run  # not pinned: never stored, so never read back
     path, record_path = run_graph_paths(models_dir, variant)
     record = _run_record(hashlib.sha256(data).hexdigest(), hashlib.sha256(run).hexdigest())
     try:
@@ -261,6 +317,35 @@ def _store_run_graph(models_dir: Path, variant: Variant, data: bytes) -> bytes:
     except OSError as exc:  # a read-only models directory: the rewrite is used from memory
         log.warning("cannot store %s (%s); rewriting it at each start", path.name, exc.strerror)
     return run
+
+
+def _rewrite(variant: Variant, data: bytes) -> bytes:
+    run = graph.run_form(data, thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE)
+    pin = pinned_run(variant)
+    if pin is not None and not _is(hashlib.sha256(run).hexdigest(), pin):
+        raise ConfigError(f"the {variant.spec.model} run graph rewritten here is not the pinned one (another onnx "
+                          "version?); faces are refused")
+    return run
+
+
+def _stored_run_altered(models_dir: Path, variant: Variant) -> str | None:
+    """Why the stored run graph would be refused at load (hashes only, no `onnx`); None when it would not be."""
+    path, record_path = run_graph_paths(models_dir, variant)
+    pin = pinned_run(variant)
+    if pin is None or not path.exists():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        run_sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.stat().st_size <= MAX_CHECKPOINT_BYTES \
+            else ""
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # rewritten at load, as a torn write is
+    if isinstance(record, dict) and record.get("run_sha256") == run_sha and record.get("format") == RUN_FORMAT \
+            and record.get("channel_multiple") == thresholds.PAD_MINIFASNET_CHANNEL_MULTIPLE \
+            and not _is(run_sha, pin):
+        return (f"{path}: does not match the pinned {variant.spec.model} run graph (altered); faces are refused "
+                "until it is re-imported with `limen models import`")
+    return None
 
 
 def _manifest(path: Path, variant: Variant) -> Manifest:
@@ -292,5 +377,6 @@ def status(models_dir: Path) -> list[ModelStatus]:
         except ConfigError as exc:
             rows.append(ModelStatus(variant, True, False, str(exc)))
         else:
-            rows.append(ModelStatus(variant, True, True, "verified"))
+            altered = _stored_run_altered(models_dir, variant)
+            rows.append(ModelStatus(variant, True, altered is None, altered or "verified"))
     return rows
