@@ -90,6 +90,7 @@ def test_state_changes_need_the_csrf_token(client: TestClient, owner: Owner) -> 
                        headers={"X-CSRF-Token": "forged"}).status_code == 403
     assert client.post("/owner/lock", data={"csrf": "forged"}).status_code == 403
     assert client.post("/owner/lock", data={"csrf": owner.csrf}).status_code == 200
+    owner.step_up()  # a code opens the door: the owner confirms first
     assert client.post("/api/codes", json={"kind": "single_use"}, headers=owner.api()).status_code == 200
 
 
@@ -119,6 +120,7 @@ def test_pin_at_the_kiosk_with_decoy_digits_opens(client: TestClient, owner: Own
 
 
 def test_a_revoked_code_is_refused_and_audited(client: TestClient, owner: Owner) -> None:
+    owner.step_up()
     issued = client.post("/api/codes", json={"kind": "single_use"}, headers=owner.api()).json()
     listed = client.get("/api/codes").json()
     assert [c["code_id"] for c in listed] == [issued["code_id"]]
@@ -149,7 +151,8 @@ def test_owner_pages_render_for_a_logged_in_owner(client: TestClient, owner: Own
                          ("/kiosk", "keypad")):
         r = client.get(path)
         assert r.status_code == 200 and marker in r.text, path
-    issued = client.post("/owner/codes", data={"csrf": owner.csrf, "kind": "limited", "hours": "2"})
+    issued = client.post("/owner/codes", data={"csrf": owner.csrf, "kind": "limited", "hours": "2",
+                                                "password": PASSWORD})
     assert "shown once" in issued.text and "issued-digits" in issued.text
     assert "issued-digits" not in client.get("/owner/codes").text
 
@@ -262,7 +265,8 @@ def test_existing_owner_made_with_the_cli_links_their_web_account(settings: Sett
 
 
 def test_owner_adds_a_pin_user_who_then_opens_at_the_keypad(client: TestClient, owner: Owner) -> None:
-    r = client.post("/owner/users", data={"csrf": owner.csrf, "name": "Gus", "pin": "713502", "permission": "guest"})
+    r = client.post("/owner/users", data={"csrf": owner.csrf, "name": "Gus", "pin": "713502", "permission": "guest",
+                                          "password": PASSWORD})
     assert r.status_code == 200 and "User added" in r.text and "Gus" in r.text
     assert client.post("/api/kiosk/keypad", json={"entry": "713502"}).json()["opened"] is True
     gus = next(u for u in client.get("/api/users").json() if u["name"] == "Gus")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .conftest import Owner
+from .conftest import PASSWORD, Owner
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def test_user_added_record_has_no_name_and_the_audit_page_shows_it(client: TestClient, owner: Owner) -> None:
     r = client.post("/owner/users", data={"csrf": owner.csrf, "name": "Gwendolyn", "pin": "713502",
-                                          "permission": "guest"})
+                                          "permission": "guest", "password": PASSWORD})
     assert r.status_code == 200 and "Gwendolyn" in r.text
     records = client.get("/api/audit", params={"kind": "user_change"}).json()
     added = [rec for rec in records if rec["reason"] == "user added"]

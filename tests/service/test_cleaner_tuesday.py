@@ -18,7 +18,7 @@ from limen.config import Settings
 from limen.service import close_app, create_app
 
 from .browser import Server, chromium, live_server, need_chromium, shot
-from .conftest import csrf_of, do_setup, make_client
+from .conftest import PASSWORD, csrf_of, do_setup, make_client
 from .test_console_live import keys, set_up_owner
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -40,7 +40,8 @@ def test_cleaner_tuesday_nine_to_twelve(settings: Settings) -> None:
             page = client.get("/owner/guests")
             tuesday = MONDAY_3PM.date() + timedelta(days=1)
             r = client.post("/owner/guests", data={"csrf": csrf_of(page.text), "name": "Cleaner",
-                                                   "day": tuesday.isoformat(), "start": "09:00", "end": "12:00"})
+                                                   "day": tuesday.isoformat(), "start": "09:00", "end": "12:00",
+                                                   "password": PASSWORD})
             assert r.status_code == 200 and "Guest code ready" in r.text
             code = re.search(r'id="guest-code">(\d+)<', r.text)
             assert code, r.text[:2000]
@@ -94,6 +95,7 @@ def test_cleaner_journey_in_chromium(server: Server, playwright: Any) -> None:
         owner.fill("#guest-form input[name=day]", tuesday.isoformat())  # the date picker
         owner.fill("#guest-form input[name=start]", "09:00")
         owner.fill("#guest-form input[name=end]", "12:00")
+        owner.fill("#guest-form input[name=password]", PASSWORD)
         owner.click("#add-guest-btn")
         owner.wait_for_selector("#guest-code")
         code = owner.inner_text("#guest-code").strip()

@@ -88,6 +88,7 @@ def test_console_journey_in_chinese(server: Server, playwright: Any) -> None:
         page.fill("#guest-form input[name=name]", "保洁员")
         page.fill("#guest-form input[name=start]", "00:00")
         page.fill("#guest-form input[name=end]", "23:59")
+        page.fill("#guest-form input[name=password]", PASSWORD)
         page.click("#add-guest-btn")
         page.wait_for_selector("#guest-code")
         assert "只显示这一次" in page.inner_text("#guest-issued")

@@ -18,7 +18,7 @@ from limen.errors import BadRequest
 from limen.service import guests
 
 from .browser import Server, chromium, live_server, need_chromium, shot
-from .conftest import Owner, csrf_of
+from .conftest import PASSWORD, Owner, csrf_of
 from .test_console_live import keys, set_up_owner
 
 
@@ -65,7 +65,7 @@ def test_window_is_local_time_and_refuses_the_past() -> None:
 def test_a_bad_guest_form_comes_back_as_typed(client: Any, owner: Owner) -> None:
     page = client.get("/owner/guests")
     r = client.post("/owner/guests", data={"csrf": csrf_of(page.text), "name": "Cleaner", "day": "2020-01-07",
-                                           "start": "09:00", "end": "12:00"})
+                                           "start": "09:00", "end": "12:00", "password": PASSWORD})
     assert r.status_code == 400 and "already over" in r.text
     assert 'value="Cleaner"' in r.text and 'value="2020-01-07"' in r.text
     assert client.get("/api/users").json()[0]["name"] == "Alice" and len(client.get("/api/users").json()) == 1
@@ -94,6 +94,7 @@ def test_guest_code_journey(server: Server, playwright: Any) -> None:
         owner.fill("#guest-form input[name=start]", "00:00")  # today, the lock's zone (the picker's default day)
         owner.fill("#guest-form input[name=end]", "23:59")
         owner.fill("#guest-form input[name=uses]", "2")
+        owner.fill("#guest-form input[name=password]", PASSWORD)
         owner.click("#add-guest-btn")
         owner.wait_for_selector("#guest-code")
         code = owner.inner_text("#guest-code").strip()

@@ -15,7 +15,7 @@ from limen.db import transaction
 from limen.runtime import open_runtime
 
 from ..conftest import shared
-from .conftest import PIN, Owner, csrf_of, do_setup
+from .conftest import PASSWORD, PIN, Owner, csrf_of, do_setup
 
 FACE_FIRST = "Fay"
 
@@ -100,7 +100,7 @@ def test_person_page_shows_states_and_adds_a_pin(client: Any, owner: Owner) -> N
 def test_add_person_error_keeps_the_form(client: Any, owner: Owner) -> None:
     page = client.get("/owner/users")
     r = client.post("/owner/users", data={"csrf": csrf_of(page.text), "name": "Gus", "pin": "777777",
-                                          "permission": "guest", "valid_hours": "5"})
+                                          "permission": "guest", "valid_hours": "5", "password": PASSWORD})
     assert r.status_code == 400 and 'role="alert"' in r.text
     assert 'value="Gus"' in r.text and 'value="5"' in r.text and 'value="guest" selected' in r.text
     assert "777777" not in r.text  # the PIN is never echoed back

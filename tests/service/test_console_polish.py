@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from .browser import Server, chromium, live_server, need_chromium, shot
-from .conftest import Owner, csrf_of
+from .conftest import PASSWORD, Owner, csrf_of
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,8 @@ def test_first_run_checklist_and_codes_shown_once(client: Any, owner: Owner) -> 
     assert f'href="/owner/enrol?user={owner.user_id}"' in home.text
     client.app.state.ctx.lock.add_user(owner.user_id, "Bob", "604172")
     assert re.findall(r'<li class="(todo|done good)">', client.get("/owner").text) == ["todo", "done good", "todo"]
-    r = client.post("/owner/codes", data={"csrf": csrf_of(home.text), "kind": "single_use"}, follow_redirects=False)
+    r = client.post("/owner/codes", data={"csrf": csrf_of(home.text), "kind": "single_use",
+                                              "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/owner/codes?done=issued"
     first = client.get(r.headers["location"]).text
     assert re.search(r'id="issued-digits">\*\d+<', first)

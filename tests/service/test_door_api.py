@@ -12,6 +12,7 @@ from .conftest import PIN, Owner
 
 
 def test_deleting_a_user_after_a_zeroize_is_a_2xx_and_audited(client: Any, owner: Owner) -> None:
+    owner.step_up()
     r = client.post("/api/users", json={"name": "Gus", "pin": "713502"}, headers=owner.api())
     assert r.status_code == 200, r.text
     gus = r.json()["id"]

@@ -29,7 +29,8 @@ def offline_secret(ctx: AccessContext, ref: str, actor: str, at: datetime) -> Cr
                 if c.type is CredentialType.OFFLINE_CODE and not c.revoked]  # a revoked secret stays dead
     if existing:
         return existing[0]
-    return add_credential(ctx, ref, CredentialType.OFFLINE_CODE, actor, at)
+    with ctx.issuing(None):  # the person's own secret, whoever asks first: never an API token's (nor revoked with it)
+        return add_credential(ctx, ref, CredentialType.OFFLINE_CODE, actor, at)
 
 
 def issue_code(ctx: AccessContext, kind: offline.CodeKind, actor: str, at: datetime, *,
@@ -58,10 +59,15 @@ def issue_code(ctx: AccessContext, kind: offline.CodeKind, actor: str, at: datet
                 break
         if code is None or grant is None:
             raise Conflict("no free sequence number for this window; try another start")
+        if ctx.token is not None and grant.end > ctx.token.expires_at:  # the code would outlive its token
+            raise BadRequest("days" if kind is offline.CodeKind.PERIOD_QUOTA else "hours",
+                             f"a code issued with an API token ends by the token's expiry "
+                             f"({rows.iso(ctx.token.expires_at)}); this one would end {rows.iso(grant.end)}")
         conn.execute(
-            "INSERT INTO access_codes_issued VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO access_codes_issued(code_id, credential_id, kind, code, start_at, end_at, uses_per_day, "
+            "issued_at, issued_by, issued_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (grant.code_id, cred.id, kind.value, code, rows.iso(grant.start), rows.iso(grant.end),
-             grant.uses_per_day, rows.iso(at), actor))
+             grant.uses_per_day, rows.iso(at), actor, ctx.token.token_id if ctx.token else None))
     ctx.emit(EventKind.CODE_CHANGE, at, actor, cred.user_id, "offline code issued", code_id=grant.code_id,
              code_kind=kind.value, start=rows.iso(grant.start), end=rows.iso(grant.end))
     return code, grant

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,9 +21,36 @@ class AccessContext:
     audit: AuditSink
     source: str
     pepper: pins.Pepper
+    token: TokenIssuer | None = None  # the API token acting now (`issuing`), else a person
+
+    @contextmanager
+    def issuing(self, token: TokenIssuer | None) -> Iterator[None]:
+        """Changes made inside are the token's: credentials and codes record it and end by its expiry, and the
+        audit records name it (its id, never the secret)."""
+        before, self.token = self.token, token
+        try:
+            yield
+        finally:
+            self.token = before
+
+    def until(self, valid_until: datetime | None) -> datetime | None:
+        """A new credential's end: never after the issuing token's expiry."""
+        if self.token is None:
+            return valid_until
+        return self.token.expires_at if valid_until is None else min(valid_until, self.token.expires_at)
 
     def emit(self, kind: EventKind, at: datetime, actor: str, subject: str | None, reason: str,
              **data: Any) -> None:
         """Append one change event naming actor, subject and what changed (never a PIN or secret)."""
+        if self.token is not None:
+            data = {**data, "token_id": self.token.token_id}
         self.audit.append(Event(kind, at, actor=actor, subject=subject, reason=reason, source=self.source,
                                 data=data))
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    """An API token acting for its owner: its id (never the secret) and when it expires."""
+
+    token_id: str
+    expires_at: datetime

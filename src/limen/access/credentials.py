@@ -43,6 +43,7 @@ def add_credential(
     expire_after_s: int | None = None,
 ) -> Credential:
     """Link a credential to a user.  `secret` is the PIN or RFID UID (never stored in the clear)."""
+    valid_until = ctx.until(valid_until)  # issued by an API token: ends by the token's expiry
     _validate_new(ctype, secret, valid_from, valid_until, max_uses, expire_after_s, offline_max_uses)
     conn = ctx.conn
     with transaction(conn):
@@ -62,9 +63,9 @@ def add_credential(
             cred_id = _insert_credential(conn, user.user_id, ctype, stored, None, actor, at)
         conn.execute(
             "UPDATE access_credentials SET backup = ?, offline_max_uses = ?, valid_from = ?, valid_until = ?,"
-            " max_uses = ?, expire_after_s = ? WHERE id = ?",
+            " max_uses = ?, expire_after_s = ?, issued_token = ? WHERE id = ?",
             (int(backup), offline_max_uses, rows.iso(valid_from), rows.iso(valid_until), max_uses, expire_after_s,
-             cred_id))
+             ctx.token.token_id if ctx.token else None, cred_id))
     cred = next(c for c in list_credentials(conn, user.user_id) if c.id == cred_id)
     ctx.emit(EventKind.CREDENTIAL_CHANGE, at, actor, user.user_id, "credential added",
              credential_id=cred.id, type=ctype.value, index=cred.index, backup=backup,
@@ -112,7 +113,11 @@ def insert_pin(ctx: AccessContext, user_id: str, pin: str, actor: str, at: datet
                          (len(pin),)).fetchall()
     if any(matcher.matches(pin, bytes(r[0])) for r in taken):
         raise Conflict("duplicate credential: choose another PIN")
-    return _insert_credential(conn, user_id, CredentialType.PIN, hasher.secret_for(pin), len(pin), actor, at)
+    cred_id = _insert_credential(conn, user_id, CredentialType.PIN, hasher.secret_for(pin), len(pin), actor, at)
+    if ctx.token is not None:  # a PIN an API token set: the token's, and ends by its expiry
+        conn.execute("UPDATE access_credentials SET issued_token = ?, valid_until = ? WHERE id = ?",
+                     (ctx.token.token_id, rows.iso(ctx.until(None)), cred_id))
+    return cred_id
 
 
 def upgrade_pin(ctx: AccessContext, cred: Credential, digits: str) -> None:
@@ -201,3 +206,26 @@ def replace_pins(ctx: AccessContext, user_id: str, pin: str, actor: str, at: dat
 def _retire_pin(conn: sqlite3.Connection, user_id: str, secret: bytes, at: datetime) -> None:
     conn.execute("INSERT INTO access_pin_history(user_id, secret, retired_at) VALUES (?, ?, ?)",
                  (user_id, secret, rows.iso(at)))
+
+
+def revoke_issued_by(ctx: AccessContext, token_id: str, actor: str, at: datetime) -> list[str]:
+    """Revoke every credential and offline code the API token `token_id` issued (the token was revoked)."""
+    conn = ctx.conn
+    with transaction(conn):
+        check_actor(conn, actor)
+        creds = conn.execute("SELECT id, user_id FROM access_credentials WHERE issued_token = ? AND revoked = 0",
+                             (token_id,)).fetchall()
+        conn.execute("UPDATE access_credentials SET revoked = 1 WHERE issued_token = ?", (token_id,))
+        code_ids = [r[0] for r in conn.execute("SELECT code_id FROM access_codes_issued WHERE issued_token = ? "
+                                               "AND code_id NOT IN (SELECT code_id FROM access_code_revocations)",
+                                               (token_id,))]
+        for code_id in code_ids:
+            conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
+                         (code_id, rows.iso(at), actor))
+    for row in creds:
+        ctx.emit(EventKind.CREDENTIAL_CHANGE, at, actor, row["user_id"], "credential revoked with its API token",
+                 credential_id=row["id"], token_id=token_id)
+    for code_id in code_ids:
+        ctx.emit(EventKind.CODE_CHANGE, at, actor, None, "offline code revoked with its API token", code_id=code_id,
+                 token_id=token_id)
+    return [r["id"] for r in creds] + code_ids

@@ -127,4 +127,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE access_lock ADD COLUMN wrong_window_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE access_lock ADD COLUMN wrong_window_start TEXT
     """,
+    # 4: the API token (its id) that issued a credential or an offline code, so that revoking the token revokes
+    # them (a token is not a door key: what it issued never outlives it).  NULL: issued by a person.
+    """
+    ALTER TABLE access_credentials ADD COLUMN issued_token TEXT;
+    ALTER TABLE access_codes_issued ADD COLUMN issued_token TEXT
+    """,
 ]

@@ -23,13 +23,14 @@ gives them a real access row.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractContextManager
 from datetime import datetime, time
 from typing import Any
 
 from limen.access import attempts, codes, credentials, directory, lockwide, offline, pins, timetable, users
 from limen.access.attempt import Attempt
 from limen.access.authority import BOOTSTRAP_ACTOR
-from limen.access.context import AccessContext
+from limen.access.context import AccessContext, TokenIssuer
 from limen.access.directory import ensure_user
 from limen.access.model import (
     AccessState,
@@ -86,6 +87,15 @@ class AccessStore:
     def pepper(self, value: pins.Pepper) -> None:
         """Replace the pepper (a restored backup brings its own)."""
         self._ctx.pepper = value
+
+    def issuing(self, token: TokenIssuer | None) -> AbstractContextManager[None]:
+        """Changes made inside are an API token's: new credentials and codes record it, end by its expiry and are
+        revoked with it (`revoke_issued_by`); the audit records name the token (None: a person acts)."""
+        return self._ctx.issuing(token)
+
+    def revoke_issued_by(self, token_id: str, actor: str, at: datetime) -> list[str]:
+        """Revoke every credential and offline code the API token issued; their ids."""
+        return credentials.revoke_issued_by(self._ctx, token_id, actor, at)
 
     # ------------------------------------------------------------------ reading
     def load_state(self) -> AccessState:

@@ -68,8 +68,8 @@ class Scope(StrEnum):
     """What an API token may do.  No scope mints tokens or changes PINs, passwords or TOTP."""
 
     READ = "read"  # lock state, users, codes, audit, alarms, tokens (lists)
-    MANAGE = "manage"  # lock the door, add member/guest users, schedules, codes, enrolment, revocations
-    UNLOCK = "unlock"  # remote unlock (the access engine still asks for the owner's PIN)
+    MANAGE = "manage"  # lock the door, schedules, enrolment, revocations (with UNLOCK: users with a PIN, codes)
+    UNLOCK = "unlock"  # remote unlock (the owner's PIN asked); with MANAGE, PINs and codes that die with the token
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ manage, unlock), or the page session cookie plus the `X-CSRF-Token` header.
 Minting tokens, changing PINs, adding owners/administrators, changing or removing
 an owner/administrator (schedule, credentials) and replacing anyone's face need the
 owner's session confirmed at `/api/step-up` (password + TOTP); a token never can.
+A token is not a door key: issuing a PIN or a code needs the `unlock` scope as well, and what a token issues
+ends by its expiry and is revoked with it (the owner's session needs the step-up for these).
 Every error is a JSON body `{"error": <code>, "reason": <text>}`.
 """
 
@@ -19,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from starlette.convertors import Convertor, register_url_convertor
 
 from limen import thresholds as T
+from limen.access.context import TokenIssuer
 from limen.access.schedules import MAX_SCHEDULES_PER_USER
 from limen.audit.event import EventKind
 from limen.service.accounts import Scope
@@ -369,14 +372,29 @@ def users(request: Request, caller: Reader) -> list[dict[str, Any]]:
     return ctx_of(request).lock.users()
 
 
+def door_key_issuer(request: Request, caller: Caller) -> TokenIssuer | None:
+    """Issuing a door credential (a PIN, a code): a token needs the `unlock` scope too, and what it issues is its
+    own (ends by its expiry, revoked with it, audited with its id); the owner's session needs the step-up (403)."""
+    if caller.grant is None:
+        require_step_up(request, caller)
+        return None
+    if Scope.UNLOCK not in caller.grant.scopes:
+        raise HTTPException(403, "a PIN or a code opens the door: this needs a token with the 'unlock' scope "
+                                 "(or the owner, logged in and confirmed)")
+    return TokenIssuer(caller.grant.token_id, caller.grant.expires_at)
+
+
 @router.post("/users", response_model=Done, tags=["users"], responses=ERRORS)
 def add_user(request: Request, caller: Manager, body: NewUser) -> dict[str, Any]:
     """Add a user who opens with a PIN (the access engine checks who may add whom).
 
-    An owner or administrator needs the owner's step-up: a token can add members and guests only."""
+    A PIN opens the door: a token needs the `unlock` scope as well (the PIN ends by the token's expiry and is
+    revoked with it), the owner's session the step-up; an owner or administrator needs the step-up whoever asks."""
     if body.permission in ("owner", "administrator"):
         require_step_up(request, caller)
-    user_id = ctx_of(request).lock.add_user(caller.actor, body.name, body.pin, body.permission, body.valid_hours)
+    token = door_key_issuer(request, caller)
+    user_id = ctx_of(request).lock.add_user(caller.actor, body.name, body.pin, body.permission, body.valid_hours,
+                                            token)
     return {"ok": True, "id": user_id}
 
 
@@ -451,8 +469,13 @@ def codes(request: Request, caller: Reader) -> list[dict[str, Any]]:
 
 @router.post("/codes", response_model=IssuedCode, tags=["codes"], responses=ERRORS)
 def issue_code(request: Request, caller: Manager, body: CodeRequest) -> dict[str, Any]:
-    """Issue a temporary/offline code; its digits are in this answer only."""
-    return ctx_of(request).lock.issue_code(caller.actor, body.kind, body.hours, body.days, body.uses_per_day)
+    """Issue a temporary/offline code; its digits are in this answer only.
+
+    A code opens the door: a token needs the `unlock` scope as well (the code cannot outlive the token and is
+    revoked with it), the owner's session the step-up."""
+    token = door_key_issuer(request, caller)
+    return ctx_of(request).lock.issue_code(caller.actor, body.kind, body.hours, body.days, body.uses_per_day,
+                                           token)
 
 
 @router.post("/codes/{code_id}/revoke", response_model=Done, tags=["codes"], responses=ERRORS)
@@ -506,7 +529,10 @@ def step_up(request: Request, caller: Reader, body: StepUp) -> dict[str, Any]:
 
 @router.delete("/tokens/{token_id}", response_model=Done, tags=["tokens"], responses=ERRORS)
 def revoke_token(request: Request, caller: Manager, token_id: TokenId) -> dict[str, Any]:
-    ctx_of(request).accounts.revoke_token(caller.owner, token_id)
+    """Revoke the token, and with it every PIN and code it issued."""
+    ctx = ctx_of(request)
+    ctx.accounts.revoke_token(caller.owner, token_id)  # NotFound unless it is this owner's
+    ctx.lock.revoke_issued_by(caller.actor, token_id)
     return {"ok": True, "id": token_id}
 
 

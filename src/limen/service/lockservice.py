@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from limen import people
 from limen import thresholds as T
 from limen.access import CodeKind, CredentialType, Day, PermissionLevel, ensure_user, pins
+from limen.access.context import TokenIssuer
 from limen.access.model import DAY_NAMES, UserStatus
 from limen.audit.event import Event, EventKind
 from limen.capture import Capture, Frame
@@ -379,10 +380,11 @@ class LockService:
                 "timezone": state.config.timezone}
 
     def add_user(self, actor: str, name: str, pin: str, permission: str = "member",
-                 valid_hours: int | None = None) -> str:
+                 valid_hours: int | None = None, token: TokenIssuer | None = None) -> str:
         """A user who opens with a PIN, optionally only for the next `valid_hours` (a temporary PIN).
 
         The access engine checks that the actor may add this user; a face can be enrolled separately.
+        `token`: the API token asking (the PIN ends by its expiry and is revoked with it; the audit names it).
         """
         try:
             level = PermissionLevel(permission)
@@ -391,7 +393,7 @@ class LockService:
         if valid_hours is not None and not 1 <= valid_hours <= 24 * 366:
             raise BadRequest("valid_hours", "must be 1..8784")
         at = self.clock.now()
-        with self._lock:
+        with self._lock, self.access.issuing(token):
             if valid_hours is None:
                 return self.access.add_user(name, actor, at, pin=pin or None, permission=level).user_id
             pins.validate_pin(pin)
@@ -490,8 +492,10 @@ class LockService:
 
     # ------------------------------------------------------------------ codes
     def issue_code(self, actor: str, kind: str, hours: int = 24, days: int = 7,
-                   uses_per_day: int = 1) -> dict[str, Any]:
-        """Issue an offline/temporary code; the digits are in this answer only (show once)."""
+                   uses_per_day: int = 1, token: TokenIssuer | None = None) -> dict[str, Any]:
+        """Issue an offline/temporary code; the digits are in this answer only (show once).
+
+        `token`: the API token asking (a code that would outlive it is refused; it is revoked with the token)."""
         try:
             code_kind = CodeKind(kind)
         except ValueError:
@@ -500,11 +504,16 @@ class LockService:
                                         ("uses_per_day", uses_per_day, 100)):
             if not 1 <= value <= high:
                 raise BadRequest(field_name, f"must be 1..{high}")
-        with self._lock:
+        with self._lock, self.access.issuing(token):
             code, grant = self.access.issue_code(code_kind, actor, self.clock.now(), hours=hours, days=days,
                                                  uses_per_day=uses_per_day)
         return {"code_id": grant.code_id, "code": code, "kind": code_kind.value, "start": grant.start.isoformat(),
                 "end": grant.end.isoformat(), "enter_as": f"*{code}"}
+
+    def revoke_issued_by(self, actor: str, token_id: str) -> list[str]:
+        """The API token `token_id` was revoked: so are the PINs and codes it issued (audited); their ids."""
+        with self._lock:
+            return self.access.revoke_issued_by(token_id, actor, self.clock.now())
 
     def codes(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -108,7 +108,7 @@ async def form_of(request: Request, caller: Caller | None = None) -> dict[str, s
 
 
 def confirm_owner(request: Request, caller: Caller, values: dict[str, str]) -> None:
-    """Minting tokens and changing PINs: the session's owner re-confirms password (+ TOTP) in the same form."""
+    """Minting tokens, PINs and codes: the session's owner re-confirms password (+ TOTP) in the same form."""
     assert caller.session is not None
     ctx = ctx_of(request)
     if caller.session.stepped_up(ctx.clock.now()):
@@ -488,8 +488,7 @@ def users_page(request: Request, caller: Caller = Depends(page_caller)) -> Respo
 @router.post("/owner/users", dependencies=[Depends(login_rate)])
 async def user_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
-    if f.get("permission", "member") in ("owner", "administrator"):
-        confirm_owner(request, caller, f)
+    confirm_owner(request, caller, f)  # a PIN opens the door: the owner confirms (as the API's step-up)
     lock = ctx_of(request).lock
     try:
         hours = _int(f, "valid_hours", 0) or None
@@ -577,6 +576,7 @@ _shown_once: dict[str, tuple[float, dict[str, Any]]] = {}  # session → a just-
 @router.post("/owner/codes", response_class=HTMLResponse)
 async def codes_issue(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
+    confirm_owner(request, caller, f)  # a code opens the door: the owner confirms (as the API's step-up)
     ctx = ctx_of(request)
     issued = ctx.lock.issue_code(caller.actor, f.get("kind", "single_use"), _int(f, "hours", 24), _int(f, "days", 7),
                                  _int(f, "uses_per_day", 1))
@@ -608,6 +608,7 @@ def guests_page(request: Request, caller: Caller = Depends(page_caller)) -> Resp
 @router.post("/owner/guests", response_class=HTMLResponse)
 async def guests_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
+    confirm_owner(request, caller, f)  # a guest code opens the door: the owner confirms (as the API's step-up)
     lock = ctx_of(request).lock
     assert caller.session is not None
     try:
@@ -693,5 +694,7 @@ async def tokens_issue(request: Request, caller: Caller = Depends(page_caller)) 
 @router.post("/owner/tokens/{token_id}/revoke")
 async def tokens_revoke(request: Request, token_id: str, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     await form_of(request, caller)
-    ctx_of(request).accounts.revoke_token(caller.owner, token_id)
+    ctx = ctx_of(request)
+    ctx.accounts.revoke_token(caller.owner, token_id)
+    ctx.lock.revoke_issued_by(caller.actor, token_id)  # the PINs and codes it issued go with it
     return back("/owner/tokens", "token-revoked")
