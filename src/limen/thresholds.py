@@ -347,6 +347,7 @@ SERVICE_UNLOCK_GLOBAL_PER_MIN = 120.0         # kiosk requests from all clients 
 SERVICE_PASSWORD_MIN_LENGTH = 10              # owner password (Argon2id-hashed)
 SERVICE_TOKEN_MAX_DAYS = 365                  # an API token lives at most this long (default: Settings.api_token_days)
 SERVICE_STEP_UP_S = 5 * 60                    # password (+ TOTP) re-confirmation opens minting/PIN changes this long
+SERVICE_STEP_UP_MAX_FAILURES = 5              # wrong password confirmations in a row (per account) end the session
 SERVICE_PAIRING_TTL_S = 15 * 60               # a door-screen pairing link works once, within this time
 SERVICE_MAX_LOCAL_SCREENS = 8                 # browsers on the lock itself kept paired (older ones are unpaired)
 SERVICE_REMOTE_UNLOCK_BURST = 5               # remote unlocks per owner account (token or session), whatever the

@@ -118,6 +118,7 @@ class Accounts:
         self.conn = conn
         self.clock = clock or SystemClock()
         self._lock = threading.RLock()
+        self._step_up_failures: dict[str, int] = {}  # account id → wrong confirmations in a row (this process)
         migrate(conn, "service", MIGRATIONS)  # the service owns its tables (no-op once applied)
         self._seal_clear_totp_secrets()
 
@@ -191,15 +192,30 @@ class Accounts:
             return False
         with self._lock:
             row = self.conn.execute("SELECT * FROM service_owners WHERE id = ?", (session.owner.id,)).fetchone()
-        if row is None or not _verify(row["password_hash"], (password or "")[:MAX_PASSWORD]):
+        if (row is None or not _verify(row["password_hash"], (password or "")[:MAX_PASSWORD])
+                or (row["totp_secret"] and not self._use_totp(row, totp_code))):
+            self._step_up_failed(session.owner, sid)
             return False
-        if row["totp_secret"] and not self._use_totp(row, totp_code):
-            return False
+        with self._lock:
+            self._step_up_failures.pop(session.owner.id, None)
         until = self.clock.now() + timedelta(seconds=T.SERVICE_STEP_UP_S)
         with self._lock, transaction(self.conn):
             self.conn.execute("UPDATE service_sessions SET stepped_up_until = ? WHERE id_hash = ?",
                               (until.isoformat(), digest(sid)))
         return True
+
+    def _step_up_failed(self, owner: Owner, sid: str) -> None:
+        """One more wrong confirmation for the account (any of its sessions); at
+        `SERVICE_STEP_UP_MAX_FAILURES` in a row the asking session ends (a stolen cookie guesses no further)."""
+        with self._lock:
+            failures = self._step_up_failures.get(owner.id, 0) + 1
+            self._step_up_failures[owner.id] = failures
+            if failures < T.SERVICE_STEP_UP_MAX_FAILURES:
+                return
+            del self._step_up_failures[owner.id]  # a new login (the password again) starts from none
+            with transaction(self.conn):
+                self.conn.execute("DELETE FROM service_sessions WHERE id_hash = ?", (digest(sid),))
+        log.warning("session of account %s ended after %d wrong password confirmations", owner.id, failures)
 
     def _use_totp(self, row: sqlite3.Row, code: str) -> bool:
         """Whether `code` is the owner's current TOTP (±1 step) and its time step was never used before."""

@@ -136,7 +136,10 @@ def remote_unlock_rate(request: Request, caller: Caller) -> None:
 
 
 def login_rate(request: Request) -> None:
-    limit(request, "login")
+    """The login limiter, once per request (a route that has it and confirms a password spends one attempt)."""
+    if not getattr(request.state, "login_rate_spent", False):
+        request.state.login_rate_spent = True
+        limit(request, "login")
 
 
 def unlock_rate(request: Request) -> None:

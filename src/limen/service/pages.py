@@ -29,6 +29,7 @@ from limen.service.auth import (
     COOKIE,
     KIOSK_COOKIE,
     Caller,
+    LoginRequired,
     check_csrf,
     clear_session_cookie,
     ctx_of,
@@ -108,12 +109,19 @@ async def form_of(request: Request, caller: Caller | None = None) -> dict[str, s
 
 
 def confirm_owner(request: Request, caller: Caller, values: dict[str, str]) -> None:
-    """Minting tokens, PINs and codes: the session's owner re-confirms password (+ TOTP) in the same form."""
+    """Minting tokens, PINs and codes: the session's owner re-confirms password (+ TOTP) in the same form.
+
+    Each password tried spends a login attempt (429 beyond the limiter, as the API's step-up), and
+    `SERVICE_STEP_UP_MAX_FAILURES` wrong ones in a row end the session (back to the login page)."""
     assert caller.session is not None
     ctx = ctx_of(request)
     if caller.session.stepped_up(ctx.clock.now()):
         return
-    if not ctx.accounts.step_up(request.cookies.get(COOKIE, ""), values.get("password", ""), values.get("totp", "")):
+    login_rate(request)
+    sid = request.cookies.get(COOKIE, "")
+    if not ctx.accounts.step_up(sid, values.get("password", ""), values.get("totp", "")):
+        if ctx.accounts.session(sid) is None:
+            raise LoginRequired()
         raise HTTPException(403, N_("confirm with your password (and authenticator code): wrong or missing"))
 
 
