@@ -209,9 +209,11 @@ class AccessController:
             attempt = Attempt((held, *attempt.factors), Source.KEYPAD)
         return self.attempt(attempt)
 
-    def remote(self, user_id: str, authorised: bool, pin: str | None = None, device: str = "remote") -> Decision:
-        """A remote unlock whose owner signature (or owner login) the caller checked (`authorised`)."""
-        return self.attempt(remote_attempt(user_id, authorised, pin, device))
+    def remote(self, user_id: str, authorised: bool, pin: str | None = None, device: str = "remote",
+               link_verified: bool = False) -> Decision:
+        """A remote unlock whose owner signature (or owner login) the caller checked (`authorised`); only one whose
+        signature the link verified (`link_verified`) opens during a lockdown."""
+        return self.attempt(remote_attempt(user_id, authorised, pin, device, link_verified))
 
     def key_turned(self) -> Decision:
         """The key-inserted sensor fired: record the mechanical key (the door is not driven)."""

@@ -311,8 +311,10 @@ def test_lockdown_refuses_all_but_key_and_owner_recovery() -> None:
     assert evaluate(pin_attempt("246813"), s, at()).reason is Reason.LOCKDOWN
     assert evaluate(face(), s, at()).reason is Reason.LOCKDOWN
     assert evaluate(key_attempt(), s, at()).accepted
-    assert evaluate(remote_attempt("olga", True, pin="246813"), s, at()).accepted
-    assert evaluate(remote_attempt("max", True, pin="135792"), s, at()).reason is Reason.LOCKDOWN
+    assert evaluate(remote_attempt("olga", True, pin="246813", link_verified=True), s, at()).accepted
+    assert evaluate(remote_attempt("max", True, pin="135792", link_verified=True), s, at()).reason is Reason.LOCKDOWN
+    web = evaluate(remote_attempt("olga", True, pin="246813", device="web"), s, at())  # logged in, not signed
+    assert web.reason is Reason.LOCKDOWN and "signed" in web.detail  # the owner is told why
 
 
 def test_mechanical_key_offline_limit_raises_alarm_and_needs_owner() -> None:

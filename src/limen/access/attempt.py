@@ -114,9 +114,10 @@ class RemoteCommand:
     """An unlock command whose owner signature the link layer has already checked."""
 
     user_id: str
-    authorised: bool                  # signature valid, fresh, not replayed
+    authorised: bool                  # signature valid, fresh, not replayed (or the owner logged in)
     pin: str | None = field(default=None, repr=False)
     device: str = "remote"
+    link_verified: bool = False       # the link verified the owner's signature on it: only this lifts a lockdown
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,9 @@ def key_attempt() -> Attempt:
     return Attempt((KeyTurn(),), Source.KEY_SENSOR)
 
 
-def remote_attempt(user_id: str, authorised: bool, pin: str | None = None, device: str = "remote") -> Attempt:
-    return Attempt((RemoteCommand(user_id, authorised, pin, device),), Source.REMOTE)
+def remote_attempt(user_id: str, authorised: bool, pin: str | None = None, device: str = "remote",
+                   link_verified: bool = False) -> Attempt:
+    return Attempt((RemoteCommand(user_id, authorised, pin, device, link_verified),), Source.REMOTE)
 
 
 def keypad_entry(typed: str) -> Attempt:

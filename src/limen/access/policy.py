@@ -9,7 +9,7 @@ The rule table, checked in this order (first failing rule decides):
     1  mechanical key            always recorded as opening (it is physical);
                                  offline uses over the limit → alarm + owner re-auth;
                                  ends privacy mode (Matter)
-    2  lockdown                  LOCKDOWN, except an owner-authorised remote command
+    2  lockdown                  LOCKDOWN, except an owner command the link verified
     3  operating mode            MODE_FORBIDS (vacation/privacy: local; privacy/
                                  no-remote: remote); passage opens local attempts
     4  keypad lockout            LOCKED_OUT for PIN / code / RFID, even if valid
@@ -221,9 +221,11 @@ def judge(attempt: Attempt, state: AccessState, at: datetime, rule: AssuranceRul
         return _mechanical_key(ctx)
     remote = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
     local = [f for f in attempt.factors if not isinstance(f, RemoteCommand)]
-    owner_recovery = bool(remote) and _owner_authorised(remote[0], state)
+    owner_recovery = bool(remote) and remote[0].link_verified and _owner_authorised(remote[0], state)
     if state.lockdown and not owner_recovery:
-        return Judgement(ctx.decide(False, Reason.LOCKDOWN, detail="tamper lockdown"))
+        detail = ("lockdown: only the owner's command signed on their paired device opens (not the web or an "
+                  "API token)" if remote else "tamper lockdown")
+        return Judgement(ctx.decide(False, Reason.LOCKDOWN, detail=detail))
     refused = _mode_refusal(ctx, bool(remote), bool(local))
     if refused is not None:
         return refused

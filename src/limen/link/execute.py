@@ -129,7 +129,7 @@ class LinkCommands:
         if command.action is Action.UNLOCK:
             assert device is not None  # unsigned unlocks never pass the verifier
             decision = self.controller.remote(device.owner, authorised=True, pin=self._sealed_pin(args),
-                                              device=f"link:{device.name}")
+                                              device=f"link:{device.name}", link_verified=True)
             return Outcome(decision.accepted, command.action.value, decision.reason.value, command.counter,
                            device.name)
         if command.action is Action.LOCK:
