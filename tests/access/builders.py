@@ -26,8 +26,9 @@ def user(uid: str, index: int = 1, **kw: Any) -> AccessUser:
 
 def pin_cred(uid: str, pin: str, index: int = 1, **kw: Any) -> Credential:
     kw.setdefault("created_at", T0 - timedelta(hours=1))
+    kw.setdefault("secret", hash_pin(pin, SALT))
     return Credential(id=f"pin:{index}", user_id=uid, type=CredentialType.PIN, index=index,
-                      secret=hash_pin(pin, SALT), pin_length=len(pin), **kw)
+                      pin_length=len(pin), **kw)
 
 
 def offline_cred(uid: str, secret: bytes, index: int = 1) -> Credential:

@@ -319,18 +319,24 @@ def find_pin(digits: str, state: AccessState, user_id: str | None = None, *, exa
     """The stored PIN credential `digits` contains (anti-peep windows; `exact`: equals), or None.
 
     Checks every candidate window against every stored PIN of its length
-    (per-credential salts: `pins.PinMatcher`) and stops at the first match.
+    (per-credential salts: `pins.PinMatcher`), all of them even after a match: a right PIN, a disabled or
+    expired one and a wrong one cost the same hashing, so the time of the answer tells a guesser nothing.
+    The first match (candidates in order, then credentials) is the one returned.
     """
     stored = [c for c in _active(state, CredentialType.PIN) if user_id is None or c.user_id == user_id]
     if not digits.isascii() or not digits.isdigit() or not stored:
         return None
     matcher = (state.pin_hasher or pins.PinHasher(pins.NO_PEPPER, state.pin_salt)).matcher()
     candidates = [digits] if exact else pins.entry_candidates(digits, {c.pin_length or 0 for c in stored})
+    pairs = [(candidate, cred.secret) for candidate in candidates for cred in stored
+             if cred.pin_length == len(candidate)]
+    matcher.prefetch(pairs)
+    found: Credential | None = None
     for candidate in candidates:
         for cred in stored:
-            if cred.pin_length == len(candidate) and matcher.matches(candidate, cred.secret):
-                return cred
-    return None
+            if cred.pin_length == len(candidate) and matcher.matches(candidate, cred.secret) and found is None:
+                found = cred
+    return found
 
 
 def _resolve_pin(digits: str, state: AccessState, user_id: str | None = None, *, exact: bool = False
@@ -494,21 +500,34 @@ def _code_refusal(ctx: _Context, match: _Match) -> Judgement | None:
     state, at = ctx.state, ctx.at
     cid = f"code:{grant.code_id}"
     if match.credential.revoked:
-        return Judgement(ctx.decide(False, Reason.CREDENTIAL_REVOKED, credential_id=cid,
-                                    detail="the issuer's code secret is revoked"))
+        return _refused(ctx, Reason.CREDENTIAL_REVOKED, None, cid, "the issuer's code secret is revoked")
     if grant.code_id in state.revoked_codes:
-        return Judgement(ctx.decide(False, Reason.CREDENTIAL_REVOKED, credential_id=cid, detail="code revoked"))
+        return _refused(ctx, Reason.CREDENTIAL_REVOKED, None, cid, "code revoked")
     if not grant.start <= at < grant.end:
-        return Judgement(ctx.decide(False, Reason.CREDENTIAL_EXPIRED, credential_id=cid, detail="outside code window"))
+        return _refused(ctx, Reason.CREDENTIAL_EXPIRED, None, cid, "outside code window")
     uses = [u for u in state.code_uses if u.code_id == grant.code_id]
     if grant.kind is offline.CodeKind.SINGLE_USE and uses:
-        return Judgement(ctx.decide(False, Reason.CODE_REPLAYED, credential_id=cid, detail="code already used"))
+        return _refused(ctx, Reason.CODE_REPLAYED, None, cid, "code already used")
     if grant.uses_per_day is not None:
         today = [u for u in uses if u.at.date() == at.date()]
         if len(today) >= grant.uses_per_day:
-            return Judgement(ctx.decide(False, Reason.CREDENTIAL_EXHAUSTED, credential_id=cid,
-                                        detail="daily quota used"))
+            return _refused(ctx, Reason.CREDENTIAL_EXHAUSTED, None, cid, "daily quota used")
     return None
+
+
+# A keypad credential refused for what it is (revoked, expired, used up, its user disabled) counts as a wrong
+# code, and the door says the same as for one (the audit keeps the reason): a guesser learns nothing from it.
+_WRONG_AT_THE_KEYPAD = frozenset({Reason.CREDENTIAL_REVOKED, Reason.CREDENTIAL_EXPIRED, Reason.CREDENTIAL_EXHAUSTED,
+                                  Reason.CODE_REPLAYED, Reason.DISABLED_USER, Reason.UNKNOWN_USER})
+
+
+def _refused(ctx: _Context, reason: Reason, user: AccessUser | None, cred_id: str, detail: str = "") -> Judgement:
+    """A refusal; one of a keypad credential (`_WRONG_AT_THE_KEYPAD`) also counts toward the keypad lockout."""
+    if reason in _WRONG_AT_THE_KEYPAD and any(isinstance(f, PinEntry | CodeEntry | RfidEntry)
+                                              for f in ctx.attempt.factors):
+        lock = lockout.after_wrong_code(ctx.state.lockout, ctx.state.config, ctx.at)
+        return Judgement(ctx.decide(False, reason, user, cred_id, detail, lock=lock), Update(lockout=lock))
+    return Judgement(ctx.decide(False, reason, user, cred_id, detail))
 
 
 def _cleared(ctx: _Context, request: offline.ClearRequest) -> Judgement:
@@ -525,13 +544,13 @@ def _authorise(ctx: _Context, matches: list[_Match]) -> Judgement:
     user = state.users.get(matches[0].user_id)
     cred_id = "+".join(m.credential.id if m.grant is None else f"code:{m.grant.code_id}" for m in matches)
     if user is None:
-        return Judgement(ctx.decide(False, Reason.UNKNOWN_USER, credential_id=cred_id))
+        return _refused(ctx, Reason.UNKNOWN_USER, None, cred_id)
     refusal = _user_refusal(ctx, user, matches)
     if refusal is None:
         refusal = _credential_refusal(ctx, user, matches)
     if refusal is not None:
         reason, detail = refusal
-        return Judgement(ctx.decide(False, reason, user, cred_id, detail))
+        return _refused(ctx, reason, user, cred_id, detail)
     return _granted(ctx, user, matches, cred_id)
 
 
