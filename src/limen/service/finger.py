@@ -6,6 +6,11 @@
     GET  /owner/users/{id}/fingers                a person's enrolled fingers and "add a finger"
     POST /owner/users/{id}/fingers                enrol a finger from the sensor or from uploaded images
     POST /owner/users/{id}/fingers/{n}/remove     remove one finger (its sealed impressions are deleted)
+    POST /owner/users/{id}/fingers/page/{p}/remove  remove a finger enrolled on the sensor (its page is deleted)
+
+The routes only translate: reading a finger, judging it and enrolling one are `limen.fingerprint`'s (the CLI's
+path too), which honours `finger_matching` — "host": the sensor's image is matched by Limen; "sensor": the
+module enrols on and searches its own library, and the sealed page map names the person.
 
 An owner's or administrator's finger is added or removed only with the password (+ TOTP) in the same form
 (`pages.confirm_owner_for`): a finger added to an owner opens the door as the owner.
@@ -205,7 +210,8 @@ async def kiosk_finger(request: Request,
                        image: Annotated[UploadFile | None, File(description="Simulated sensor only: the image "
                                                                 "presented to it.")] = None) -> dict[str, Any]:
     """A finger on the lock's sensor: sensor → minutiae → access engine (a face held for this screen is
-    completed by it) → door + audit.  Waits up to FINGER_SENSOR_WAIT_S for the finger (400 if none)."""
+    completed by it) → door + audit.  Waits up to FINGER_SENSOR_WAIT_S for the finger (400 if none).  With
+    finger_matching = "sensor" the module's own search names the finger instead of Limen's matcher."""
     result = await _in_thread(_scan, request, await _presented(request, image))
     return {"opened": result.opened, "message": door_message(result, choose(request)),
             "awaiting_second_factor": result.awaiting_pin, **door_details(result)}
