@@ -177,3 +177,13 @@ def test_removing_a_finger_or_a_person_deletes_the_page(owner: Owner, module: Si
     assert _events(client, EventKind.UNLOCK_ATTEMPT)[-1]["reason"] == "no_match"
     erased = [e for e in _events(client, EventKind.PRIVACY) if e["reason"] == "fingerprint sensor pages erased"]
     assert [(e["subject"], e["pages_erased"]) for e in erased][-1] == (bo, [1])
+
+
+def test_a_lock_paired_with_a_real_module_is_not_simulated(client: TestClient, settings: Settings) -> None:
+    from limen.errors import ConfigError
+
+    (settings.data_dir / "finger-sensor.json").write_text("{}")         # a real module's pairing
+    desk: FingerDesk = client.app.state.fingers  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="paired with a fingerprint module"):
+        desk.simulate()
+    assert desk.simulator is None and (settings.data_dir / "finger-sensor.json").read_text() == "{}"
