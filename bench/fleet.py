@@ -174,16 +174,42 @@ class TimedBridge(CloudBridge):
         super().__init__(*args, **kw)
         self.done: dict[str, float] = {}
         self.arrived: dict[str, float] = {}  # lock → when its first message since `clear` reached the cloud
+        self.taken: dict[str, float] = {}  # lock → when a worker began the pass with its first message
+        self.unacked = 0  # messages delivered to the cloud and not yet acknowledged (the broker's in-flight window)
+        self.max_unacked = 0
+        self.passes: list[int] = []  # messages per ingest pass
+        self._count = threading.Lock()
+        self.by_link = [0] * len(self.links)  # messages each connection received
+        for link in self.links:
+            link.ack = self._counted(link.ack)  # type: ignore[method-assign]
 
-    def _deliver(self, delivery: Any) -> None:
+    def _counted(self, link_ack: Any) -> Any:
+        def ack(delivery: Any) -> None:
+            with self._count:
+                self.unacked -= 1
+            link_ack(delivery)
+        return ack
+
+    def _deliver(self, delivery: Any, link: int = 0) -> None:
         self.arrived.setdefault(delivery.topic.split("/")[1], time.monotonic())
-        super()._deliver(delivery)
+        with self._count:
+            self.by_link[link] += 1
+            self.unacked += 1
+            self.max_unacked = max(self.max_unacked, self.unacked)
+        super()._deliver(delivery, link)
 
-    def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None) -> None:
-        super().process(messages, redelivered)  # committed
+    def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None,
+                hold: bool = False) -> list[bool]:
         now = time.monotonic()
+        self.passes.append(len(messages))
         for topic, _ in messages:
-            self.done[topic.split("/")[1]] = now
+            self.taken.setdefault(topic.split("/")[1], now)
+        waiting = super().process(messages, redelivered, hold)  # committed
+        now = time.monotonic()
+        for (topic, _), late in zip(messages, waiting, strict=True):
+            if not late:
+                self.done[topic.split("/")[1]] = now
+        return waiting
 
 
 LOCK_RE = re.compile(rb"lock-[0-9]{4}")
@@ -389,14 +415,15 @@ def _lock_op(pool: ThreadPoolExecutor, locks: list[SimLock], op: str, arg: Any) 
         return None
     if op == "alarm":  # arg = (reason, t0, spread_s): lock k raises its alarm at t0 + spread_s * k / n
         reason, t0, spread_s = arg
-        started: dict[str, float] = {}
+        started: dict[str, tuple[float, float]] = {}  # lock → (recorded and forwarded, the broker's PUBACK)
 
         def alarm(item: tuple[int, SimLock]) -> None:
             k, lk = item
             time.sleep(max(0.0, t0 + spread_s * k / len(locks) - time.monotonic()))
             lk.trail.add(EventKind.ALARM, reason)
-            started[lk.id] = time.monotonic()
+            at = time.monotonic()
             lk.forward()
+            started[lk.id] = (at, time.monotonic())
         list(pool.map(alarm, enumerate(locks)))
         return started
     if op == "verified":
@@ -518,7 +545,8 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
     notifier = AlarmNotifier(engine, ("127.0.0.0/8",)).start()  # the bench receiver is local
     bridge = TimedBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
-                         proxy.port, on_alarms=notifier.wake, workers=args.bridge_workers)
+                         proxy.port, on_alarms=notifier.wake, workers=args.bridge_workers,
+                         connections=args.bridge_connections)
     bridge.connect()
     where = {"dir": str(broker.dir), "host": broker.host, "port": proxy.port}
     fleet = Fleet(ids, args.procs, where, phone.public_key().public_bytes_raw(), args.workers)
@@ -548,16 +576,26 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     def alarms(reason: str, spread_s: float) -> dict[str, Any]:
         bridge.done.clear()
         bridge.arrived.clear()
+        bridge.taken.clear()
+        bridge.passes.clear()
+        bridge.max_unacked = 0
+        bridge.by_link = [0] * len(bridge.links)
         rule = f"lock:{reason}"
         cpu = time.process_time()
         started_min = time.monotonic()
-        started = fleet.merged("alarm", (reason, time.monotonic() + 1.0, spread_s))
+        both: dict[str, Any] = fleet.merged("alarm", (reason, time.monotonic() + 1.0, spread_s))
+        started = {i: v[0] for i, v in both.items()}
+        acked = {i: v[1] for i, v in both.items()}
         wait(lambda: len(bridge.done) >= n, 120)
         channels = ("webhook", "apprise") if args.apprise else ("webhook",)
         wait(lambda: all(sum(k[0] == rule for k in receiver.arrived(engine)[c]) >= n for c in channels), 300)
         arrived = receiver.arrived(engine)
-        out: dict[str, Any] = {"spread_s": spread_s, "alarm_at_cloud": stats(  # the broker delivered it to the cloud
+        out: dict[str, Any] = {"spread_s": spread_s, "alarm_at_broker": stats(  # the lock got the broker's PUBACK
+            [(acked[i] - started[i]) * 1000 for i in ids if i in acked]),
+            "alarm_at_cloud": stats(  # the broker delivered it to the cloud (a bridge connection's on_message)
             [(bridge.arrived[i] - started[i]) * 1000 for i in ids if i in bridge.arrived and i in started]),
+            "alarm_taken": stats(  # an ingest worker began the pass that carries it
+            [(bridge.taken[i] - started[i]) * 1000 for i in ids if i in bridge.taken and i in started]),
             "alarm_recorded": stats(
             [(bridge.done[i] - started[i]) * 1000 for i in ids if i in bridge.done and i in started])}
         for c in channels:
@@ -566,6 +604,9 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         if args.apprise:  # notifications the owner's phone got for these n alarms (coalesced)
             out["apprise_messages"] = sum(t >= started_min for t in arrived["apprise_messages"].values())
         out["cloud_process_cpu_s"] = round(time.process_time() - cpu, 2)
+        out["ingest_passes"] = len(bridge.passes)
+        out["max_unacked_at_cloud"] = bridge.max_unacked  # the broker's in-flight window to the cloud, all in use?
+        out["messages_by_connection"] = list(bridge.by_link)
         out["load_1m"] = round(os.getloadavg()[0], 1)
         return out
 
@@ -589,7 +630,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     command_ms = [(verified[i] - sent[i]) * 1000 for i in ids if i in verified]
     command = dict(stats(command_ms), load_1m=round(os.getloadavg()[0], 1))
     head = {"simulated_locks": n, "processes": args.procs, "workers_per_process": args.workers,
-            "bridge_workers": len(bridge._queues), "ingest_batch": bridge_module.BATCH,
+"bridge_workers": len(bridge._queues), "bridge_connections": len(bridge.links), "ingest_batch": bridge_module.BATCH,
             "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL,
                          "apprise_coalesce_s": T.CLOUD_APPRISE_COALESCE_S,
                          "apprise_parallel": T.CLOUD_APPRISE_PARALLEL},
@@ -634,7 +675,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     procs[0] = launch(broker)
     outage = time.monotonic() - down
     fleet.all("reconnect")  # the cloud reconnects by itself (CloudBridge's supervisor)
-    restart = exactly_once("outage_s", outage, {"cloud_reconnected": wait(lambda: bridge.mqtt.connected, 60)})
+    restart = exactly_once("outage_s", outage, {"cloud_reconnected": wait(lambda: bridge.connected, 60)})
 
     # a partition: the proxy stops forwarding (nothing closed) while the locks keep recording and forwarding
     proxy.do("cut")
@@ -643,7 +684,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     noticed: list[float] = []
 
     def watch() -> None:
-        if wait(lambda: not bridge.mqtt.connected, args.partition_s):
+        if wait(lambda: not bridge.connected, args.partition_s):
             noticed.append(round(time.monotonic() - cut, 1))
     threading.Thread(target=watch, daemon=True).start()
     while time.monotonic() - cut < args.partition_s:
@@ -657,7 +698,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     partition = exactly_once("partition_s", partition_s, {
         "kind": "proxy stops forwarding (no close); connections reset at the heal", "recording_rounds": rounds,
         "cloud_noticed_after_s": cloud_noticed, "proxy_at_heal": at_heal,
-        "cloud_reconnected": wait(lambda: bridge.mqtt.connected, 60)})
+        "cloud_reconnected": wait(lambda: bridge.connected, 60)})
     load.append(round(os.getloadavg()[0], 1))
     return {
         **head, "machine": {"cpus": os.cpu_count(), "load_1m_before_after": load},
@@ -682,6 +723,8 @@ def main() -> None:
     ap.add_argument("--outage-s", type=float, default=10.0)
     ap.add_argument("--partition-s", type=float, default=600.0)
     ap.add_argument("--bridge-workers", type=int, help="default: the bridge's (WORKERS on PostgreSQL, 1 on SQLite)")
+    ap.add_argument("--bridge-connections", type=int, help="the cloud's MQTT connections (default: "
+                    "CLOUD_BRIDGE_CONNECTIONS)")
     ap.add_argument("--ingest-batch", type=int, help="tuning: the bridge's messages per pass at most")
     ap.add_argument("--webhook-pass", type=int, help="tuning: the notifier's alarms per webhook pass")
     ap.add_argument("--webhook-parallel", type=int, help="tuning: the notifier's POSTs at a time")

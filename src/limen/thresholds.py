@@ -521,6 +521,10 @@ CLOUD_MAX_EVENTS_BYTES = 1 << 20       # one forwarded batch (LINK_FORWARD_BATCH
 CLOUD_INGEST_BATCH = 60                # messages per pass at most (each pass: 3–4 round trips + a commit; 1,000-alarm
 #   burst, load 10–17: 20 → 60 took recorded p95 0.9–1.6 → 0.75–0.83 s PostgreSQL, 0.74 → 0.56 s SQLite)
 CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages always on the same one, in order)
+CLOUD_BRIDGE_CONNECTIONS = 1           # the cloud's MQTT connections; more share the events ($share/limen-cloud/…): a
+#   burst reaches the cloud faster, but Mosquitto 2.0.11 drops events sent between a broker restart and the cloud's
+#   return (the locks resend them; docs/cloud.md), so one unless measured worth it
+CLOUD_REORDER_WAIT_S = 2.0             # a lock's message that overtook an earlier one (two connections) waits for it
 CLOUD_RECONNECT_S = 2.0                # the cloud bridge re-establishes a lost broker connection this often
 CLOUD_HEAD_PUBLISH_TIMEOUT_S = 2.0     # an unacknowledged head answer is sent again at the lock's next message
 CLOUD_INGEST_TRIES = 6                 # a failed ingest batch is retried in place this often (0.2 s doubling)

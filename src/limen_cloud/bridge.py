@@ -11,6 +11,28 @@ what locks send while the cloud is down or restarting waits at the broker.  A lo
 restarted, network partition: noticed by MQTT keep-alive) is re-established every `CLOUD_RECONNECT_S` by a
 supervisor thread, which also renews it after `LINK_MAX_CONNECTION_S` (fresh TLS handshake, fresh keys).
 
+The cloud takes lock traffic over `CLOUD_BRIDGE_CONNECTIONS` MQTT connections (`limen-cloud serve
+--broker-connections`; client ids `limen-cloud`, `limen-cloud-1`, …; one certificate, so one ACL user), each with
+its own paho network thread.  With one, it subscribes to `limen/+/events` etc. as it always did.  With several, the
+events (the bulk: every audit record, every alarm) go over an MQTT 5 shared subscription all of them take
+(`$share/limen-cloud/limen/+/events`): the broker hands each message to one of them, so a burst is received over
+several sockets and threads instead of one.  Outcomes, backups and CSRs stay plain subscriptions of the first
+connection: Mosquitto 2.0.11 (measured) does not restore shared subscriptions from its persistence, so what locks
+publish after a broker restart and before the cloud's connections are back finds no subscriber and is dropped.
+For events that is healed by the chain check (the lock's next message, at least every `LINK_LOOP_PERIOD_S`, starts
+past the cloud's head: the head answer below, and the lock resends); an outcome or a backup would be lost.
+Every connection keeps a persistent session and acknowledges each message itself, after the commit.  A shared
+subscription may give one lock's consecutive messages to different connections; they meet again in the one worker
+that owns the lock (below), in the order they were received.  Should a later message overtake an earlier one between
+two connections (most likely when the sessions' queues are drained after the cloud was away), the evidence check
+finds it starting past the head the cloud holds; the worker then keeps it, unacknowledged, with every later message
+of that lock behind it in order, and takes them again as soon as the lock's head moved, for up to
+`CLOUD_REORDER_WAIT_S`; only then is it taken as it is (the head answer below: the lock resends).  Nothing is lost,
+nothing is taken twice.  The first connection also drops the events subscription of the other style from its
+session (after taking its own), so the number can be changed; lowering it: a removed connection's session keeps
+receiving its share at the broker until it expires (`CLOUD_SESSION_EXPIRY_S`; healed by the lock's resend as
+above), so start once more with the old number to drain it.
+
 Messages are ingested by `CLOUD_INGEST_WORKERS` workers, each owning the locks whose id hashes to it (CRC-32),
 so one lock's messages are taken in the order the broker delivered them while other locks' go in parallel.  A
 worker drains what is queued for it (up to `CLOUD_INGEST_BATCH`, 60) in one pass: the locks' rows in one SELECT,
@@ -61,10 +83,15 @@ log = logging.getLogger(__name__)
 MAX_EVENTS_BYTES = T.CLOUD_MAX_EVENTS_BYTES
 BATCH = T.CLOUD_INGEST_BATCH
 WORKERS = T.CLOUD_INGEST_WORKERS
+CONNECTIONS = T.CLOUD_BRIDGE_CONNECTIONS
+SHARE_GROUP = "limen-cloud"  # the shared subscriptions' group: every connection of the cloud takes from one
+EVENTS = "limen/+/events"  # the bulk of the traffic, and the topic the chain check puts back in order
+LOCK_TOPICS = (EVENTS, "limen/+/result", "limen/+/backup")
 RECONNECT_S = T.CLOUD_RECONNECT_S
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
 HEAD_PUBLISH_TIMEOUT_S = T.CLOUD_HEAD_PUBLISH_TIMEOUT_S
 INGEST_TRIES = T.CLOUD_INGEST_TRIES
+REORDER_WAIT_S = T.CLOUD_REORDER_WAIT_S
 
 
 class Unfinished(Exception):
@@ -81,18 +108,30 @@ def transient(exc: BaseException) -> bool:
         or bool(getattr(exc, "connection_invalidated", False))
 
 
+def _lock_of(topic: str) -> str:
+    parts = topic.split("/")
+    return parts[1] if len(parts) > 1 else topic
+
+
+def shared(topic: str) -> str:
+    """`topic` as the cloud's MQTT 5 shared subscription: the broker gives each message to one connection."""
+    return f"$share/{SHARE_GROUP}/{topic}"
+
+
 class CloudBridge:
-    """Takes messages on paho's thread, ingests them on `workers` workers (a lock always on the same one) in
-    passes of up to `BATCH` per transaction, and acknowledges them after the commit."""
+    """Takes messages on `connections` MQTT connections (paho threads), ingests them on `workers` workers (a lock
+    always on the same one) in passes of up to `BATCH` per transaction, and acknowledges each on its connection
+    after the commit."""
 
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
                  client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None,
                  receipt_key: Ed25519PrivateKey | None = None, ca: FleetCA | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, connections: int | None = None) -> None:
         """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`); `receipt_key` signs
         the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise).
         `workers`: `WORKERS` on PostgreSQL, 1 on SQLite (one writer at a time: more workers only wait in
-        SQLite's busy handler, which sleeps up to 100 ms a try)."""
+        SQLite's busy handler, which sleeps up to 100 ms a try).  `connections`: MQTT connections sharing the
+        subscriptions (`CONNECTIONS`); commands, certificates and head answers go out on the first."""
         if workers is None:
             workers = 1 if engine.dialect.name == "sqlite" else WORKERS
         self.sessions = sessions(engine)
@@ -102,41 +141,73 @@ class CloudBridge:
         self.ca = ca
         self.issued: dict[str, float] = {}  # lock id → monotonic time of its last certificate (this process)
         self._outbox: list[tuple[str, bytes]] = []  # certificates issued by passes not yet committed (all workers)
-        self._queues: list[queue.Queue[Delivery | None]] = [queue.Queue() for _ in range(max(1, workers))]
+        # (the connection it came on, the message); None stops the worker
+        self._queues: list[queue.Queue[tuple[int, Delivery] | None]] = [queue.Queue() for _ in range(max(1, workers))]
         self._workers: list[threading.Thread | None] = [None] * len(self._queues)
         self._supervisor: threading.Thread | None = None
         self._closing = threading.Event()
-        self.mqtt = MqttLink(client_id, context, host, port,
-                             subscriptions=("limen/+/events", "limen/+/result", "limen/+/backup")
-                             + (("limen/+/csr",) if ca is not None else ()),
-                             session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._deliver)
+        self._topics = LOCK_TOPICS + (("limen/+/csr",) if ca is not None else ())
+        self._unshared = False  # the first connection dropped the other style's subscriptions from its session
+        n = max(1, connections if connections is not None else CONNECTIONS)
+        self._shared = n > 1
+        first = tuple(shared(t) if self._shared and t == EVENTS else t for t in self._topics)
+        self.links = [MqttLink(client_id if k == 0 else f"{client_id}-{k}", context, host, port,
+                               subscriptions=first if k == 0 else (shared(EVENTS),),
+                               session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._receiver(k))
+                      for k in range(n)]
+        self.mqtt = self.links[0]  # publishes commands, certificates and head answers
+
+    def _receiver(self, k: int) -> Callable[[Delivery], None]:
+        return lambda delivery: self._deliver(delivery, k)
+
+    @property
+    def connected(self) -> bool:
+        """Whether every connection is up."""
+        return all(link.connected for link in self.links)
 
     def worker_of(self, topic: str) -> int:
         """The worker that takes `topic`'s messages: by the lock id in it, so one lock's stay in order."""
-        parts = topic.split("/")
-        return zlib.crc32((parts[1] if len(parts) > 1 else topic).encode("utf-8")) % len(self._queues)
+        return zlib.crc32(_lock_of(topic).encode("utf-8")) % len(self._queues)
 
-    def _deliver(self, delivery: Delivery) -> None:
-        self._queues[self.worker_of(delivery.topic)].put(delivery)
+    def _deliver(self, delivery: Delivery, link: int = 0) -> None:
+        """Runs on connection `link`'s network thread: only queued for the lock's worker."""
+        self._queues[self.worker_of(delivery.topic)].put((link, delivery))
 
     def connect(self, timeout: float = 10.0) -> CloudBridge:
-        """Connect (`LinkError` if the broker cannot be reached now); from then on the connection is kept up."""
+        """Connect (`LinkError` if the broker cannot be reached now); from then on the connections are kept up."""
         self.start_workers()
-        self.mqtt.connect(timeout)
+        for link in self.links:
+            link.connect(timeout)
+        self._unshare()
         self._closing.clear()
         if self._supervisor is None or not self._supervisor.is_alive():
             self._supervisor = threading.Thread(target=self._supervise, name="limen-cloud-bridge-link", daemon=True)
             self._supervisor.start()
         return self
 
+    def _unshare(self) -> None:
+        """Drop from the first connection's session the events subscription of the other style (the plain one left
+        by a cloud with one connection, the shared one by a cloud with several), once, after this style's was taken
+        (nothing goes unsubscribed; a message matching both in between comes twice, the second a duplicate).  What
+        the session holds is delivered all the same."""
+        if not self._unshared and self.mqtt.connected:
+            self.mqtt.client.unsubscribe(EVENTS if self._shared else shared(EVENTS))
+            self._unshared = True
+
     def _supervise(self) -> None:
         while not self._closing.wait(RECONNECT_S):
+            for k, link in enumerate(self.links):
+                try:
+                    link.maintain()
+                except LinkError as exc:  # the broker is away: try again
+                    log.warning("connection %d: the broker cannot be reached (%s); retrying every %.0f s", k, exc,
+                                RECONNECT_S)
+                except Exception:  # never let the supervisor die with the cloud running
+                    log.exception("reconnecting to the broker failed")
             try:
-                self.mqtt.maintain()
-            except LinkError as exc:  # the broker is away: try again
-                log.warning("the broker cannot be reached (%s); retrying every %.0f s", exc, RECONNECT_S)
-            except Exception:  # never let the supervisor die with the cloud running
-                log.exception("reconnecting to the broker failed")
+                self._unshare()
+            except Exception:
+                log.exception("could not drop the plain subscriptions")
 
     def start_workers(self) -> None:
         """Start the workers that are not running (`connect` does)."""
@@ -152,7 +223,8 @@ class CloudBridge:
         if self._supervisor is not None:
             self._supervisor.join(30)
             self._supervisor = None
-        self.mqtt.close()
+        for link in self.links:
+            link.close()
         for q in self._queues:
             q.put(None)
         for k, worker in enumerate(self._workers):
@@ -168,7 +240,8 @@ class CloudBridge:
         """Ingest one message now (its own transaction)."""
         self.process([(topic, payload)])
 
-    def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None) -> None:
+    def process(self, messages: list[tuple[str, bytes]], redelivered: list[bool] | None = None,
+                hold: bool = False) -> list[bool]:
         """Ingest `messages` in one transaction, in order; refusals are counted, not raised.
 
         The locks named are read in one SELECT; events add their rows to one `IngestPass`, written before any
@@ -179,41 +252,52 @@ class CloudBridge:
         A pass that fails for a reason other than the database being busy or away (`transient`) is taken again
         message by message, in order, each in its own transaction; a message that fails alone is refused (logged,
         counted, acknowledged), so that one lock's message cannot hold back the whole fleet's.  A transient
-        failure is raised (`Unfinished`, with how many messages were committed) for the caller to retry."""
+        failure is raised (`Unfinished`, with how many messages were committed) for the caller to retry.
+
+        Returns, per message, whether it starts past the head the cloud holds (its records were not taken: an
+        earlier message is late or lost).  `hold`: the caller keeps such messages to take them again, so the lock
+        is not answered with the head now."""
         dups = redelivered or [False] * len(messages)
+        waiting = [False] * len(messages)
         try:
-            self._commit(messages, dups)
-            return
+            self._commit(messages, dups, waiting, hold)
+            return waiting
         except Exception as exc:
             if transient(exc):
                 raise Unfinished(0) from exc
+            waiting = [False] * len(messages)
             if len(messages) > 1:
                 log.warning("a pass of %d messages failed (%s); taking them one by one", len(messages),
                             type(exc).__name__)
             else:
                 self._refuse_failed(messages[0][0], exc)
-                return
+                return waiting
         for k, (message, dup) in enumerate(zip(messages, dups, strict=True)):
+            one = [False]
             try:
-                self._commit([message], [dup])
+                self._commit([message], [dup], one, hold)
+                waiting[k] = one[0]
             except Exception as exc:
                 if transient(exc):
                     raise Unfinished(k) from exc
                 self._refuse_failed(message[0], exc)
+        return waiting
 
     def _refuse_failed(self, topic: str, exc: BaseException) -> None:
         log.error("a message on %s could not be stored (%s)", topic, type(exc).__name__, exc_info=exc)
         self._refuse(topic, f"a message on {topic} could not be stored ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})")
 
-    def _commit(self, messages: list[tuple[str, bytes]], redelivered: list[bool]) -> None:
-        """One pass: one transaction, then the certificates and head answers it produced, then `on_alarms`."""
+    def _commit(self, messages: list[tuple[str, bytes]], redelivered: list[bool], waiting: list[bool],
+                hold: bool = False) -> None:
+        """One pass: one transaction, then the certificates and head answers it produced (none with `hold`), then
+        `on_alarms`.  `waiting[k]` is set for a message that starts past the cloud's head."""
         now = datetime.now(UTC).replace(tzinfo=None)
         alarms: list[str] = []
         outbox: list[tuple[str, bytes]] = []  # certificates to publish once the pass is committed
         heads: dict[str, bytes] = {}  # lock id → the head the cloud holds, for locks asked to resend
         try:
-            self._pass(messages, redelivered, now, alarms, outbox, heads)
+            self._pass(messages, redelivered, now, alarms, outbox, None if hold else heads, waiting)
         except Exception:  # not committed: the certificates issued in it are not sent (the lock asks again)
             for topic, _ in outbox:
                 self.issued.pop(topic.split("/")[1], None)
@@ -238,7 +322,8 @@ class CloudBridge:
                 self.on_alarms()
 
     def _pass(self, messages: list[tuple[str, bytes]], redelivered: list[bool], now: datetime, alarms: list[str],
-              outbox: list[tuple[str, bytes]], heads: dict[str, bytes] | None = None) -> None:
+              outbox: list[tuple[str, bytes]], heads: dict[str, bytes] | None = None,
+              waiting: list[bool] | None = None) -> None:
         with self.sessions() as session, session.begin():
             write_lock(session)
             ids = {p[1] for p in (t.split("/") for t, _ in messages) if len(p) == 3}
@@ -249,8 +334,11 @@ class CloudBridge:
                                         .with_for_update())) if ids else []
             batch = IngestPass(session)
             resend: set[str] = set()
-            for (topic, payload), dup in zip(messages, redelivered, strict=True):
-                alarms += self._one(session, batch, topic, payload, now, outbox, dup, resend)
+            for k, ((topic, payload), dup) in enumerate(zip(messages, redelivered, strict=True)):
+                late = [False]
+                alarms += self._one(session, batch, topic, payload, now, outbox, dup, resend, late)
+                if waiting is not None:
+                    waiting[k] = late[0]
             batch.flush()
             for lock_id in resend:  # the head as the pass leaves it (a late message may have arrived after)
                 lock = session.get(Lock, lock_id)
@@ -259,13 +347,18 @@ class CloudBridge:
                                                  "hash": lock.head_hash}, sort_keys=True).encode("utf-8")
             del held
 
-    def _work(self, q: queue.Queue[Delivery | None]) -> None:
+    def _work(self, q: queue.Queue[tuple[int, Delivery] | None]) -> None:
+        held: dict[str, list[tuple[int, Delivery, float]]] = {}  # lock → its messages kept behind a late one
         while True:
-            first = q.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < BATCH:
+            batch: list[tuple[int, Delivery]] = []
+            try:
+                first = q.get(timeout=0.1 if held else None)
+                if first is None:
+                    return
+                batch.append(first)
+            except queue.Empty:  # only kept messages' deadlines to look at
+                pass
+            while batch and len(batch) < BATCH:
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
@@ -274,31 +367,89 @@ class CloudBridge:
                     q.put(None)
                     break
                 batch.append(item)
-            if not self._process_retrying(batch):
-                continue
-            for d in batch:
-                self.mqtt.ack(d)
+            free: list[tuple[int, Delivery]] = []
+            moved: set[str] = set()  # locks whose kept messages are worth taking again
+            for item in batch:  # a lock with a message kept: its later ones queue behind it, in order
+                lock_id = _lock_of(item[1].topic)
+                if lock_id in held:  # tried with the kept ones (it may be the message they wait for)
+                    held[lock_id].append((item[0], item[1], 0.0))
+                    moved.add(lock_id)
+                else:
+                    free.append(item)
+            if free:
+                # one connection: the broker keeps a lock's order, so a message past the head means one was lost
+                waiting = self._process_retrying([d for _, d in free], hold=self._shared)
+                if waiting is None:
+                    continue
+                deadline = time.monotonic() + REORDER_WAIT_S
+                for (link, d), late in zip(free, waiting, strict=True):
+                    lock_id = _lock_of(d.topic)
+                    if late and self._shared:  # kept, unacknowledged, until the lock's head moves
+                        held.setdefault(lock_id, []).append((link, d, deadline))
+                    else:  # on the connection it came on (its packet id means something only there)
+                        moved.add(lock_id)
+                        self.links[link].ack(d)
+            now = time.monotonic()
+            for lock_id in [i for i, items in held.items() if i in moved or items[0][2] <= now]:
+                self._release(held, lock_id)
 
-    def _process_retrying(self, batch: list[Delivery]) -> bool:
+    def _release(self, held: dict[str, list[tuple[int, Delivery, float]]], lock_id: str) -> None:
+        """Take `lock_id`'s kept messages again, in order, until no more fit: an events message is tried whenever
+        its turn comes (the one it waits for may be behind it; the chain check takes it only in its place), any
+        other kind only once nothing before it is kept.  One still starting past the head stays (waiting from now
+        if it had just arrived) until its deadline, then is taken as it is (the lock is answered with the head
+        and resends)."""
+        items = held[lock_id]
+        progress = True
+        while progress and items:
+            progress = False
+            kept: list[tuple[int, Delivery, float]] = []
+            for k, (link, d, deadline) in enumerate(items):
+                if kept and not d.topic.endswith("/events"):  # an outcome or backup: after what came before it
+                    kept.append((link, d, deadline))
+                    continue
+                expired = 0.0 < deadline <= time.monotonic()
+                waiting = self._process_retrying([d], hold=not expired)
+                if waiting is None:  # the database failed: everything stays kept, unacknowledged
+                    kept += items[k:]
+                    break
+                if waiting[0] and not expired:
+                    kept.append((link, d, deadline or time.monotonic() + REORDER_WAIT_S))
+                    continue
+                self.links[link].ack(d)
+                progress = True
+            items = kept
+        if items:
+            held[lock_id] = items
+        else:
+            del held[lock_id]
+
+    def _process_retrying(self, batch: list[Delivery], hold: bool = False) -> list[bool] | None:
         """Ingest `batch`, retrying a failed transaction here (a later message must not overtake it: that would
         look like a gap in the lock's chain); after `INGEST_TRIES` it stays unacknowledged at the broker.  The
-        messages a failed attempt committed one by one are not taken again."""
+        messages a failed attempt committed one by one are not taken again.  Returns `process`'s waiting flags
+        (False for those committed by a failed attempt), None if it gave up."""
         pending = batch
+        done: list[bool] = []
         for attempt in range(INGEST_TRIES):
             try:
-                self.process([(d.topic, d.payload) for d in pending], [d.dup for d in pending])
-                return True
+                messages = [(d.topic, d.payload) for d in pending]
+                waiting = self.process(messages, [d.dup for d in pending], hold=True) if hold \
+                    else self.process(messages, [d.dup for d in pending])
+                return done + (waiting or [False] * len(pending))
             except Exception as exc:  # the database failed (busy, away)
                 if isinstance(exc, Unfinished):
+                    done += [False] * exc.done
                     pending = pending[exc.done:]
                 log.warning("could not ingest %d message(s) (try %d of %d)", len(pending), attempt + 1,
                             INGEST_TRIES, exc_info=attempt == INGEST_TRIES - 1)
                 time.sleep(min(0.2 * 2 ** attempt, 5.0))
         log.error("gave up on %d message(s); they stay at the broker until the cloud reconnects", len(batch))
-        return False
+        return None
 
     def _one(self, session: Session, batch: IngestPass, topic: str, payload: bytes, now: datetime,
-             outbox: list[tuple[str, bytes]], redelivered: bool = False, resend: set[str] | None = None) -> list[str]:
+             outbox: list[tuple[str, bytes]], redelivered: bool = False, resend: set[str] | None = None,
+             late: list[bool] | None = None) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
             return self._refuse(topic, "unknown topic")
@@ -331,8 +482,10 @@ class CloudBridge:
             session.flush()
         result = ingest(session, lock, message, now, batch, redelivered)
         if result.resend_from is not None and resend is not None:
-            log.info("%s: records from %d are late or lost; asking the lock to resend", lock_id, result.resend_from)
+            log.info("%s: records from %d are late or lost", lock_id, result.resend_from)
             resend.add(lock_id)
+            if late is not None:
+                late[0] = True
         return [f"{lock_id}:{a}" for a in result.alarms]
 
     def _result(self, session: Session, lock: Lock, payload: bytes, topic: str, now: datetime) -> list[str]:

@@ -66,6 +66,10 @@ def serve(
     = None,
     broker_pid: Annotated[Path | None, typer.Option(help="The broker's pid file: SIGHUP it after each renewal.")]
     = None,
+    broker_connections: Annotated[int, typer.Option(min=1, max=32, help="MQTT connections to the broker; more than "
+                                                    "one share the locks' events (MQTT 5 shared subscription; "
+                                                    "docs/cloud.md for the broker-restart caveat).")]
+    = T.CLOUD_BRIDGE_CONNECTIONS,
 ) -> None:
     """Migrate the database and serve the API (OpenAPI at /docs)."""
     import uvicorn
@@ -95,7 +99,8 @@ def serve(
         b_host, _, b_port = broker.rpartition(":")
         bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port),
                              on_alarms=notifier.wake, receipt_key=signer,
-                             ca=_load(ca_dir) if ca_dir is not None else None).connect()
+                             ca=_load(ca_dir) if ca_dir is not None else None,
+                             connections=broker_connections).connect()
     try:
         typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
                    err=True)
