@@ -69,7 +69,11 @@ class PreparedTemplate:
     edge_from: np.ndarray
     edge_to: np.ndarray
     edge_owner: np.ndarray  # 3·m: the edge each of those look-ups is for
-    x_order: np.ndarray     # n: the minutiae by x (the root alignment's join)
+    x: np.ndarray           # n float64: xy's columns, contiguous
+    y: np.ndarray
+    x_order: np.ndarray     # n: the minutiae by x, and their x and y in that order (the root alignment's join)
+    x_sorted: np.ndarray
+    y_by_x: np.ndarray
     hull_normal: np.ndarray  # h×2 inward unit normals of the hull's sides (h×0 rows: fewer than 3 vertices)
     hull_offset: np.ndarray  # h: a point x is inside side s when hull_normal[s]·x − hull_offset[s] ≥ 0
     # the block field (template.BlockField), block 0 when the template has none: as probe, its foreground block
@@ -135,7 +139,14 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
                             dist, alpha, beta, trig, key[order], flat[order].astype(np.int64), length[order],
                             bins[order], np.ascontiguousarray(flat_trig), tol, look_from, look_to,
                             np.tile(np.arange(length.size), 3),
-                            np.argsort(xy[:, 0], kind="stable"), normal, offset, block, field_xy, field_at, field_grid)
+                            *_by_x(xy.astype(np.float64)), normal, offset, block, field_xy, field_at, field_grid)
+
+
+def _by_x(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, y (contiguous), the order by x, and x and y in that order."""
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    order = np.argsort(x, kind="stable")
+    return x, y, order, x[order], y[order]
 
 
 def _join_range(length: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,13 +194,14 @@ def _agreeing_edges(p: PreparedTemplate, c: PreparedTemplate
     total = int(counts.sum())
     rep = np.repeat(p.edge_owner, counts)
     cand = np.arange(total) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    pt, ct = p.edge_trig, c.edge_trig
+    p_cos_a, p_sin_a, p_cos_b, p_sin_b = p.edge_trig       # rows: contiguous, so the gathers are plain takes
+    c_cos_a, c_sin_a, c_cos_b, c_sin_b = c.edge_trig
     limit = np.cos(thresholds.FINGER_MATCH_EDGE_ANGLE)
     # the neighbour directions first: the join did not look at them, so they reject most candidates
-    cos_beta = pt[2, rep] * ct[2, cand] + pt[3, rep] * ct[3, cand]       # cos of their difference
+    cos_beta = p_cos_b[rep] * c_cos_b[cand] + p_sin_b[rep] * c_sin_b[cand]      # cos of their difference
     near = np.flatnonzero(cos_beta >= limit)
     rep, cand, cos_beta = rep[near], cand[near], cos_beta[near]
-    cos_alpha = pt[0, rep] * ct[0, cand] + pt[1, rep] * ct[1, cand]      # of the edge angles' difference
+    cos_alpha = p_cos_a[rep] * c_cos_a[cand] + p_sin_a[rep] * c_sin_a[cand]     # of the edge angles' difference
     keep = np.flatnonzero(cos_alpha >= limit)
     rep, cand = rep[keep], cand[keep]
     dist_err = np.abs(p_len[rep] - c.edge_len[cand]) / tol[rep]
@@ -236,7 +248,7 @@ def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
     aligning = ranked[: thresholds.FINGER_MATCH_ALIGN_ROOTS]
     root_aligned = _root_aligned(p, c, aligning[local[aligning] >= 1])
     graph = _edge_graph(p, c, ii, jj, aa, bb, err)
-    best: _Pairing | None = None
+    best: _Grown | None = None
     for root in roots.tolist():
         if local[root] < thresholds.FINGER_MATCH_ROOT_MIN_EDGES:
             break
@@ -245,7 +257,9 @@ def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
             best = grown
     if best is None:
         return _Pairing([], [0] * n_p, [], root_aligned)
-    return _Pairing(best.pairs, best.support, best.errors, root_aligned)
+    to_i, to_j, error = graph.to_i, graph.to_j, graph.error
+    return _Pairing([best.root, *((to_i[r], to_j[r]) for r in best.accepted)], best.support,
+                    [0.0, *(error[r] for r in best.accepted)], root_aligned)
 
 
 def _local_agreement(p: PreparedTemplate, c: PreparedTemplate, pair: np.ndarray, aa: np.ndarray, bb: np.ndarray
@@ -309,18 +323,18 @@ def _root_aligned(p: PreparedTemplate, c: PreparedTemplate, roots: np.ndarray) -
     ri, rj = roots // c.size, roots % c.size
     turn = p.angle[ri].astype(np.float64) - c.angle[rj].astype(np.float64)             # R
     cos_t, sin_t = np.cos(turn)[:, None], np.sin(turn)[:, None]
-    rel = c.xy[None, :, :] - c.xy[rj][:, None, :]                                      # R×n_c×2
-    mx = (p.xy[ri, 0][:, None] + cos_t * rel[..., 0] - sin_t * rel[..., 1]).reshape(-1)       # R·n_c
-    my = (p.xy[ri, 1][:, None] + sin_t * rel[..., 0] + cos_t * rel[..., 1]).reshape(-1)
+    rel_x = c.x[None, :] - c.x[rj][:, None]                                            # R×n_c
+    rel_y = c.y[None, :] - c.y[rj][:, None]
+    mx = (p.x[ri][:, None] + cos_t * rel_x - sin_t * rel_y).reshape(-1)                # R·n_c
+    my = (p.y[ri][:, None] + sin_t * rel_x + cos_t * rel_y).reshape(-1)
     tol = thresholds.FINGER_MATCH_ALIGN_PX
-    by_x = p.x_order                                         # probe minutiae within ±tol in x: a sorted join
-    xs = p.xy[by_x, 0]
+    xs = p.x_sorted                                          # probe minutiae within ±tol in x: a sorted join
     lo = np.searchsorted(xs, mx - tol, side="left")
     counts = np.searchsorted(xs, mx + tol, side="right") - lo
     q = np.repeat(np.arange(mx.size), counts)
-    i = by_x[np.arange(q.size) + np.repeat(lo - (np.cumsum(counts) - counts), counts)]
-    near = np.square(mx[q] - p.xy[i, 0]) + np.square(my[q] - p.xy[i, 1]) <= tol * tol
-    q, i = q[near], i[near]
+    at = np.arange(q.size) + np.repeat(lo - (np.cumsum(counts) - counts), counts)     # places in x order
+    near = np.square(mx[q] - xs[at]) + np.square(my[q] - p.y_by_x[at]) <= tol * tol
+    q, i = q[near], p.x_order[at[near]]
     r, j = q // c.size, q % c.size
     same = np.cos(c.angle[j].astype(np.float64) + turn[r] - p.angle[i]) >= np.cos(thresholds.FINGER_MATCH_ALIGN_ANGLE)
     r, j, i = r[same], j[same], i[same]
@@ -481,8 +495,8 @@ def _aligned_pairs(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, sh
     reach; the position tolerance, `px` + `rel` × the distance from the paired minutiae's centre, grows with
     that distance (skin stretches)."""
     mapped = c.xy @ rot.T + shift
-    dx = mapped[:, None, 0] - p.xy[None, :, 0]
-    dy = mapped[:, None, 1] - p.xy[None, :, 1]
+    dx = mapped[:, None, 0] - p.x[None, :]
+    dy = mapped[:, None, 1] - p.y[None, :]
     d2 = dx * dx + dy * dy
     tol = px + rel * np.hypot(*(p.xy - centre).T)
     ci, pi = np.nonzero(d2 <= (tol * tol)[None, :])
@@ -501,7 +515,18 @@ def _aligned_pairs(p: PreparedTemplate, c: PreparedTemplate, rot: np.ndarray, sh
     return found
 
 
-def _grow(i0: int, j0: int, graph: _EdgeGraph) -> _Pairing:
+@dataclass(frozen=True)
+class _Grown:
+    """One pairing as the growth leaves it: its root, the ranks of the edges that paired after the root (in
+    the order they did), the support per probe minutia, and `_Pairing.weight`."""
+
+    root: tuple[int, int]
+    accepted: list[int]
+    support: list[int]
+    weight: float
+
+
+def _grow(i0: int, j0: int, graph: _EdgeGraph) -> _Grown:
     """Grow a pairing from root (i0, j0): smallest edge error first, each minutia paired once; an edge
     between two minutiae already paired to each other supports both."""
     steps, to_i, to_j, n_c = graph.steps, graph.to_i, graph.to_j, graph.n_c
@@ -535,5 +560,5 @@ def _grow(i0: int, j0: int, graph: _EdgeGraph) -> _Pairing:
         else:
             break
         accepted.append(rank)
-    return _Pairing([(i0, j0), *((to_i[r], to_j[r]) for r in accepted)], support,
-                    [0.0, *(graph.error[r] for r in accepted)])
+    weight = (1 + len(accepted)) + thresholds.FINGER_MATCH_SUPPORT_WEIGHT * sum(support) / 4   # as _Pairing's
+    return _Grown((i0, j0), accepted, support, weight)
