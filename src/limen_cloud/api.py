@@ -274,7 +274,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     `push_key`: the VAPID public key browsers subscribe with (`notify.vapid_public_key`); no web push without it.
     """
     from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
-    from limen_cloud.notify import channel_destination_allowed, parse_allow
+    from limen_cloud.notify import channel_destination_allowed, channel_scheme_problem, parse_allow
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
                   "end-to-end-encrypted backups, erasure receipts.")
@@ -316,11 +316,15 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     def set_alert_channels(request: Request, body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:
         """Where alarms of the owner's locks are sent (apprise URLs; they hold tokens: only ids come back).
 
-        A URL naming a server (json://, ntfy://, mailto://…) must name a public one or one the operator allowed.
+        Only schemes that reach a person are accepted (`notify.CHANNEL_SCHEMES`: not rsyslog://, kodi://…); a URL
+        naming a server (json://, ntfy://, mailto://…) must name a public one or one the operator allowed.
         Removing or replacing a channel needs `password` (and `totp` once enrolled) again: a stolen session alone
         cannot silence the alarms (403, nothing changed).
         """
         for url in body.urls:
+            problem = channel_scheme_problem(url)
+            if problem is not None:
+                raise HTTPException(422, f"{problem}: {channel_id(url)}")
             if len(url) > 500 or not apprise.Apprise().add(url) \
                     or not channel_destination_allowed(url, app.state.webhook_allow):
                 raise HTTPException(422, f"not a usable apprise URL: "

@@ -375,6 +375,10 @@ class _ChannelSet:
     def build(urls: tuple[str, ...]) -> _ChannelSet:
         channels: list[tuple[str, Any]] = []
         for url in urls:
+            problem = channel_scheme_problem(url)  # one saved before the allow-list existed is not sent to
+            if problem is not None:
+                channels.append((channel_id(url), problem))
+                continue
             try:
                 channels.append((channel_id(url), apprise_object(url)))
             except DeliveryFailed as exc:
@@ -620,16 +624,34 @@ def resolve_checked(host: str, port: int, allow: tuple[Network, ...] = ()) -> st
     return None
 
 
-# apprise schemes whose host part is any server the owner names (the others go to fixed public services)
+# Alarm channels are an allow-list of apprise schemes that deliver to a person (a phone, a mailbox, a chat), not a
+# deny list: apprise also speaks to syslog servers, media centres and set-top boxes (rsyslog://, syslog://, kodi://,
+# enigma2://, bark://…), which name any host and reach no one.
+# Schemes whose host part is any server the owner names: that server must be public (or operator-allowed).
 HOST_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "ntfy", "ntfys", "gotify", "gotifys",
-                          "mqtt", "mqtts", "apprise", "apprises", "mailto", "mailtos", "ncloud", "nclouds",
-                          "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets"})
+                          "mailto", "mailtos", "ncloud", "nclouds", "matrix", "matrixs", "mmost", "mmosts",
+                          "rocket", "rockets", "signal", "signals"})
+# Schemes that go to one fixed public service (Pushover, Telegram, Discord, Slack, Pushbullet, Twilio SMS, Join,
+# WhatsApp, Threema).
+SERVICE_SCHEMES = frozenset({"pover", "tgram", "discord", "slack", "pbul", "twilio", "join", "whatsapp", "threema"})
+CHANNEL_SCHEMES = HOST_SCHEMES | SERVICE_SCHEMES
+
+
+def channel_scheme_problem(url: str) -> str | None:
+    """Why `url` cannot be an alarm channel because of its scheme (naming the allowed ones); None when it can."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in CHANNEL_SCHEMES:
+        return None
+    return (f"alarm channels must reach a person; {scheme or 'no'}:// is not one of the allowed schemes "
+            f"({', '.join(sorted(CHANNEL_SCHEMES))})")
 
 
 def channel_destination_allowed(url: str, allow: tuple[Network, ...] = ()) -> bool:
-    """False when an apprise URL names a server (`HOST_SCHEMES`) that is, or resolves to, a non-public address
-    outside the allow-list (checked when the owner saves it; checked again at each connection by
-    `egress_guard` when it is sent)."""
+    """False when an apprise URL's scheme is not an allowed alarm channel (`CHANNEL_SCHEMES`), or when it names
+    a server (`HOST_SCHEMES`) that is, or resolves to, a non-public address outside the allow-list (checked when
+    the owner saves it; checked again at each connection by `egress_guard` when it is sent)."""
+    if channel_scheme_problem(url) is not None:
+        return False
     parts = urlsplit(url)
     if parts.scheme.lower() not in HOST_SCHEMES or not parts.hostname:
         return True
