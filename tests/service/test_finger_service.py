@@ -199,3 +199,32 @@ def test_serve_simulate_sensors_starts_a_paired_simulated_module(tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_serve_simulate_sensors_on_a_lock_paired_with_a_module_is_one_clear_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "finger-sensor.json").write_text("{}")          # a real module's pairing (content not read)
+    env = {**os.environ, "LIMEN_DATA_DIR": str(data)}
+    command = [sys.executable, "-c", "from limen.cli import main; main()", "serve", "--port", "0",
+               "--simulate-sensors"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "--simulate-sensors is for a lock without one" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert (data / "finger-sensor.json").read_text() == "{}"    # the real module's pairing is left as it was
+
+
+def test_a_damaged_pairing_record_is_one_clear_line(tmp_path: Path) -> None:
+    from limen.bio.finger.sensor import load_pairing
+    from limen.errors import VaultError
+
+    for body in ("{}", "{\"password_sealed\": \"zz\", \"port\": \"/dev/x\", \"identity\": \"m\"}", "{\"trunc"):
+        path = tmp_path / "finger-sensor.json"
+        path.write_text(body)
+        with pytest.raises(VaultError, match="pairing record finger-sensor.json is damaged"):
+            load_pairing(path, box=None)  # type: ignore[arg-type]  # never reached: the record is read first

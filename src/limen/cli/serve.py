@@ -56,7 +56,12 @@ def serve(
     typer.echo(_("Limen lock service on {base}  (door screen: {base}/kiosk, owner console: {base}/owner)").format(
         base=base))
     if simulate_sensors:
-        simulator = app.state.fingers.simulate()
+        try:
+            simulator = app.state.fingers.simulate()
+        except BaseException:  # e.g. refused on a lock paired with a real module: close what create_app opened
+            close_app(app)
+            trace.set_sink(trace.NullSink()).close()
+            raise
         typer.echo(_("SIMULATED fingerprint sensor (R30x protocol) on {port}: lay fingerprint images on it from "
                      "{base}/kiosk/finger").format(port=simulator.port, base=base))
     if settings.allow_face_alone_rgb:

@@ -340,9 +340,14 @@ def load_pairing(path: Path, box: SecretBox) -> PairedSensor | None:
     """The recorded pairing, or None when no module was paired (opaque vault errors if the file was altered)."""
     if not path.is_file():
         return None
-    paired = json.loads(path.read_text())
-    password = int.from_bytes(box.unseal(_SEAL_LABEL, bytes.fromhex(paired["password_sealed"])), "big")
-    return PairedSensor(str(paired["port"]), password, str(paired["identity"]))
+    try:
+        paired = json.loads(path.read_text())
+        sealed, port, identity = bytes.fromhex(paired["password_sealed"]), str(paired["port"]), str(paired["identity"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:  # truncated, not JSON, fields missing
+        raise VaultError(f"the fingerprint module's pairing record {path.name} is damaged: pair the module again "
+                         "(limen finger pair PORT)") from exc
+    password = int.from_bytes(box.unseal(_SEAL_LABEL, sealed), "big")
+    return PairedSensor(port, password, identity)
 
 
 def save_pages(path: Path, pages: SensorPages, box: SecretBox) -> None:
@@ -355,7 +360,11 @@ def load_pages(path: Path, box: SecretBox, identity: str) -> SensorPages:
     """The recorded page map; an empty one for module `identity` when none was recorded."""
     if not path.is_file():
         return SensorPages(identity)
-    body = json.loads(box.unseal(_PAGES_LABEL, bytes.fromhex(json.loads(path.read_text())["sealed"])))
+    try:
+        sealed = bytes.fromhex(json.loads(path.read_text())["sealed"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise VaultError(f"the fingerprint module's page map {path.name} is damaged") from exc
+    body = json.loads(box.unseal(_PAGES_LABEL, sealed))
     return SensorPages(str(body["identity"]), {int(p): str(u) for p, u in body["pages"].items()})
 
 
