@@ -188,6 +188,7 @@ def test_owner_and_visitors_end_to_end(server: Server, videos: dict[str, Path], 
         shot(owner, "05-users")
         # issue a temporary code (shown once), then revoke it
         owner.goto(f"{server.url}/owner/codes")
+        owner.fill("#code-form input[name=password]", PASSWORD)  # a code opens the door: the owner confirms
         owner.click("#issue-code")
         owner.wait_for_selector("#issued-digits")
         code = owner.inner_text("#issued-digits").strip()
