@@ -145,3 +145,27 @@ def _limen_env(data_dir: Path, extra: dict[str, str], *args: str) -> subprocess.
     env.update({"LIMEN_DATA_DIR": str(data_dir), "COLUMNS": "80", **extra})
     return subprocess.run([sys.executable, "-m", "limen", *args], capture_output=True, text=True, env=env,
                           timeout=300, check=False, stdin=subprocess.DEVNULL)
+
+
+def test_a_face_is_added_to_a_person_enrolled_by_finger_and_replaced_only_when_asked(
+        tmp_path: Path, imported_face_models: Path) -> None:
+    data = tmp_path / "data"
+    install_face_models(imported_face_models, data)
+    db = shared("fvc2002", "DB1_B")
+    fingers = [a for i in (1, 2, 3) for a in ("--finger", str(db / f"102_{i}.tif"))]
+    consent = ("--consent", "--purpose", "door", "--retention-days", "30")
+    by_finger = limen(data, "--json", "enrol", "Ada", *consent, *fingers)
+    assert by_finger.returncode == 0, by_finger.stderr
+    ada = json.loads(by_finger.stdout)["user_id"]
+    face = limen(data, "--json", "enrol", "Ada", *consent, "--face",
+                 str(nuaa_burst(tmp_path / "enrol", "live", "0001", "01", 8)))
+    assert face.returncode == 0, face.stderr
+    assert json.loads(face.stdout)["user_id"] == ada                      # the same person, not a second Ada
+    listed = json.loads(limen(data, "--json", "users", "list").stdout)
+    assert [u["name"] for u in listed].count("Ada") == 1
+    again = limen(data, "enrol", "Ada", *consent, "--face", str(nuaa_burst(tmp_path / "again", "live", "0001",
+                                                                                 "01", 8)))
+    assert again.returncode != 0 and "already has a face" in again.stderr and "--replace" in again.stderr
+    replaced = limen(data, "--json", "enrol", "Ada", *consent, "--replace", "--face",
+                     str(nuaa_burst(tmp_path / "replace", "live", "0001", "01", 8)))
+    assert replaced.returncode == 0 and json.loads(replaced.stdout)["user_id"] == ada

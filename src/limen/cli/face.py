@@ -61,9 +61,12 @@ def enroll(
     consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
     actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="NAME already has a face: replace it with this one.")
+                       ] = False,
 ) -> None:
     """Enrol NAME from face videos or bursts of frames (liveness-checked) and/or fingerprints (--finger, --sensor);
-    all or nothing; needs consent."""
+    all or nothing; needs consent.  NAME may be a person already on the lock (by name or id, e.g. enrolled by
+    finger): the face is added to them (--replace if they have one)."""
     from limen.cli.finger import enrol_finger
     from limen.errors import BadRequest, ConsentRequired
 
@@ -81,7 +84,8 @@ def enroll(
     rt = open_runtime(STATE.settings)
     try:
         who = rt.authorise(actor, actor_pin or _prompt_pin(rt, actor), datetime.now(UTC))
-        result = rt.recognizer().enrol(name, captures, Consent(purpose, retention_days), who)
+        result = rt.recognizer().enrol(name, captures, Consent(purpose, retention_days), who,
+                                       person_id=_existing_for_face(rt, name, replace))
         ensure_user(rt.conn, result.user_id, who)
     finally:
         rt.close()
@@ -91,6 +95,20 @@ def enroll(
         data["finger"] = enrol_finger(result.user_id, finger, sensor, 3, purpose, retention_days, consent, actor,
                                       actor_pin)
     output(data, lambda: _print_enrolment(data))
+
+
+def _existing_for_face(rt: Runtime, name: str, replace: bool) -> str | None:
+    """The id of the person NAME already names (their face is added), or None for a new person; a person who
+    already has a face keeps it unless the owner said --replace."""
+    from limen.bio.templates import Modality
+    from limen.errors import Conflict
+
+    person = people.lookup(rt.conn, name)
+    if person is None:
+        return None
+    if not replace and any(e.modality == Modality.FACE for e in people.enrolments_of(rt.conn, person.id)):
+        raise Conflict(f"{person.name!r} already has a face on this lock: add --replace to replace it")
+    return person.id
 
 
 def _prompt_pin(rt: Runtime, actor: str) -> str | None:
