@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -32,6 +33,25 @@ def test_a_folder_without_fvc_names_is_refused(tmp_path: Path) -> None:
     (tmp_path / "face.jpg").write_bytes(b"x")
     with pytest.raises(BadRequest, match="no FFF_I images"):
         fvc_samples(tmp_path)
+
+
+def test_a_folder_where_nothing_can_be_extracted_is_a_clear_error(tmp_path: Path) -> None:
+    blank = np.full((300, 300), 128, np.uint8)
+    for name in ("101_1", "101_2", "102_1", "102_2"):
+        assert cv2.imwrite(str(tmp_path / f"{name}.png"), blank)
+    with pytest.raises(BadRequest, match="4 of 4 images could not be extracted"):
+        run_fvc(LimenFinger(), "blank", fvc_samples(tmp_path))
+
+
+def test_the_report_says_its_times_are_wall_clock_at_the_load() -> None:
+    from limen.lab.finger import FvcRun
+
+    run = FvcRun("limen", "DB", np.array([3.0, 4.0]), np.array([0.5]), 0, np.array([100.0]), np.array([1.0]))
+    from limen.lab.finger import _html
+
+    page = _html([run.figures()], {"protocol": "FVC", "machine_load_1_5_15": (9.0, 8.0, 7.0),
+                                   "mean_eer": {"limen": 0.0}, "note": "n"}, "det.png")
+    assert "one core" not in page and "wall-clock" in page and "9.00 / 8.00 / 7.00" in page
 
 
 def test_db1_quality_gate_and_report(tmp_path: Path) -> None:

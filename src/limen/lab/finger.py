@@ -180,6 +180,10 @@ def run_fvc(system: FingerSystem, database: str, samples: list[FvcSample],
 
     genuine = np.array([score(a, b) for a, b in genuine_pairs])
     impostor = np.array([score(a, b) for a, b in impostor_pairs])
+    if not match_ms:                                # every pair touches a failure to extract: no figure to give
+        raise BadRequest("folder", f"{database}: {fte} of {len(samples)} images could not be extracted "
+                                   f"({system.name}), so no pair of impressions could be compared: no EER to "
+                                   "report for this folder")
     return FvcRun(system.name, database, genuine, impostor, fte, np.array(extract_ms), np.array(match_ms))
 
 
@@ -189,7 +193,8 @@ def write_report(runs: list[FvcRun], out: Path, load: tuple[float, float, float]
     rows = [r.figures() for r in runs]
     summary: dict[str, Any] = {"protocol": "FVC (genuine: all impression pairs; impostor: first impressions)",
                "machine_load_1_5_15": load, "runs": rows, "mean_eer": _mean_eer(rows),
-               "note": "ZeroFMR equals FMR100 and FMR1000 with 45 impostor pairs per database"}
+               "note": "ZeroFMR equals FMR100 and FMR1000 with 45 impostor pairs per database",
+               "times": "wall-clock ms (time.perf_counter) at machine_load_1_5_15, not CPU time"}
     (out / "finger-summary.json").write_text(json.dumps(summary, indent=2))
     with (out / "finger-scores.csv").open("w") as f:
         f.write("system,database,genuine,score\n")
@@ -231,7 +236,8 @@ def _html(rows: list[dict[str, object]], summary: dict[str, object], det: str) -
         "<!doctype html><meta charset='utf-8'><title>Limen fingerprint lab</title>"
         "<h1>Fingerprint verification — FVC protocol</h1>"
         f"<p>{html.escape(str(summary['protocol']))}. Mean EER: {means}. Machine load (1/5/15 min): {load}."
-        " Times are one core, median per image / per comparison.</p>"
+        " Times are wall-clock (time.perf_counter), median per image / per comparison, at the machine load"
+        " shown: not CPU time, and slower than one quiet core when the load exceeds the cores.</p>"
         "<table border=1 cellpadding=4><tr><th>system</th><th>database</th><th>EER</th><th>FMR100</th>"
         "<th>FMR1000</th><th>ZeroFMR</th><th>FTE</th><th>extract ms</th><th>match ms</th></tr>"
         f"{body}</table><p>{html.escape(str(summary['note']))}.</p><img src='{html.escape(det)}' alt='DET curve'>"
