@@ -68,7 +68,7 @@ class PreparedTemplate:
     edge_tol: np.ndarray
     edge_from: np.ndarray
     edge_to: np.ndarray
-    edge_owner: np.ndarray  # 3·m: the edge each of those look-ups is for
+    edge_owner: np.ndarray  # 3·m int32: the edge each of those look-ups is for
     x: np.ndarray           # n float64: xy's columns, contiguous
     y: np.ndarray
     x_order: np.ndarray     # n: the minutiae by x, and their x and y in that order (the root alignment's join)
@@ -138,7 +138,7 @@ def prepare(template: FingerTemplate) -> PreparedTemplate:
     return PreparedTemplate(xy.astype(np.float64), hull, ang.astype(np.float32), kinds.astype(np.int8), neighbour,
                             dist, alpha, beta, trig, key[order], flat[order].astype(np.int64), length[order],
                             bins[order], np.ascontiguousarray(flat_trig), tol, look_from, look_to,
-                            np.tile(np.arange(length.size), 3),
+                            np.tile(np.arange(length.size, dtype=np.int32), 3),
                             *_by_x(xy.astype(np.float64)), normal, offset, block, field_xy, field_at, field_grid)
 
 
