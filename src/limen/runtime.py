@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use 
     from limen.audit.log import AuditLog
     from limen.bio.face import FaceEngine
     from limen.bio.face.detect import Box
+    from limen.bio.finger.references import ReferenceIndex
     from limen.bio.finger.sensor import PairedSensor, SensorErasure
     from limen.capture import Capture
     from limen.controller import AccessController
@@ -69,6 +70,7 @@ class Runtime:
     _monitor: TamperMonitor | None = field(default=None, init=False, repr=False)
     _extra: list[sqlite3.Connection] = field(default_factory=list, init=False, repr=False)
     _engine: FaceEngine | None = field(default=None, init=False, repr=False)
+    _finger_index: ReferenceIndex | None = field(default=None, init=False, repr=False)  # fingers' 1:N, in memory
     _sensor_wiper: object | None = field(default=None, init=False, repr=False)  # tamper: empties the module
     _sensor_override: PairedSensor | None = field(default=None, init=False, repr=False)  # a simulated module
     # one exchange with the fingerprint module at a time (a scan, an enrolment's captures, an erasure): the
@@ -103,8 +105,21 @@ class Runtime:
         from limen.bio.finger.references import open_references
         from limen.fingerprint import LockFingers
 
-        host = FingerRecognizer(self.conn, partial(open_references, self.conn, self.settings.data_dir))
+        host = FingerRecognizer(self.conn, partial(open_references, self.conn, self.settings.data_dir),
+                                index=self.finger_index)
         return LockFingers(self.conn, host, self.settings.data_dir, self.clock.now)
+
+    @property
+    def finger_index(self) -> ReferenceIndex:
+        """The door's 1:N finger index, held between attempts (built at the first search, kept up to date with
+        the sealed files); a tamper response's memory scrub wipes it, and so does `close`."""
+        if self._finger_index is None:
+            from limen.bio.finger.references import ReferenceIndex
+            from limen.tamper import memory
+
+            self._finger_index = ReferenceIndex()
+            memory.register(self._finger_index)  # weakly held there: the runtime keeps it
+        return self._finger_index
 
     def finger_sensor(self) -> PairedSensor | None:
         """The lock's fingerprint module: the one `use_finger_sensor` gave (a simulated module), else the recorded
@@ -256,6 +271,8 @@ class Runtime:
                 wiper.forget()
                 if wiper.thread is not None:
                     wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
+        if self._finger_index is not None:
+            self._finger_index.wipe()
         if self._monitor is not None:
             self._monitor.close()
         if self._controller is not None:

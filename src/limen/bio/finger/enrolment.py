@@ -30,7 +30,7 @@ from limen.audit.event import AuditSink, Event, EventKind
 from limen.bio.finger import matcher
 from limen.bio.finger.extract import extract
 from limen.bio.finger.index import EdgeIndex
-from limen.bio.finger.references import FINGER_NAMES, FingerReferences
+from limen.bio.finger.references import FINGER_NAMES, FingerReferences, ReferenceIndex
 from limen.bio.finger.template import FingerTemplate
 from limen.bio.templates import Modality
 from limen.db import transaction
@@ -98,14 +98,21 @@ def verify(conn: sqlite3.Connection, references: FingerReferences, name: str, pr
     return FingerVerification(person.id, score >= threshold, score, threshold)
 
 
-def identify(references: FingerReferences, probe: FingerTemplate) -> tuple[str | None, float]:
+def identify(references: FingerReferences, probe: FingerTemplate,
+             index: ReferenceIndex | None = None) -> tuple[str | None, float]:
     """1:N: (user id, score) of the best enrolled finger for `probe`, or (None, 0.0) when nobody is enrolled.
-    Every reference is unsealed into an in-memory index for the call (never persisted)."""
-    index = EdgeIndex()
-    for user_id in references.enrolled():
-        for k, template in enumerate(references.get(user_id)):
-            index.add(f"{user_id}:{k}", matcher.prepare(template))
-    hits = index.search(matcher.prepare(probe))
+    With `index` (the door's), the references are searched through the index it holds in memory, brought up
+    to date with the sealed files first; without, every reference is unsealed into an index for the call.
+    Either way the same rows in the same order: the same answer (never persisted)."""
+    prepared = matcher.prepare(probe)
+    if index is not None:
+        hits = index.search(references, prepared)
+    else:
+        fresh = EdgeIndex()
+        for user_id in references.enrolled():
+            for k, template in enumerate(references.get(user_id)):
+                fresh.add(f"{user_id}:{k}", matcher.prepare(template))
+        hits = fresh.search(prepared)
     if not hits:
         return None, 0.0
     return hits[0].key.rsplit(":", 1)[0], hits[0].score
@@ -115,14 +122,18 @@ class FingerRecognizer:
     """The door's fingerprint evidence (the controller's `FingerSource`; see the module docstring).
 
     `references` is called at each comparison, so a vault that was erased or never opened is a refusal then.
+    `index`: the 1:N index kept between attempts (the runtime's, which a tamper response wipes); by default
+    one of this recognizer's own.
     `sensor_liveness`: whether the lock's sensor reports liveness itself (HIGH assurance); the R30x/R503/
     AS608 family does not (MEDIUM: a first factor under the default policy).  No fingerprint PAD runs on the
     host, so `pad_passed` means "no attack reported".  Not thread-safe (one per controller).
     """
 
     def __init__(self, conn: sqlite3.Connection, references: Callable[[], FingerReferences], *,
-                 sensor_liveness: bool = False, threshold: float = thresholds.FINGER_MATCH_DEFAULT) -> None:
+                 sensor_liveness: bool = False, threshold: float = thresholds.FINGER_MATCH_DEFAULT,
+                 index: ReferenceIndex | None = None) -> None:
         self.conn, self._references = conn, references
+        self.index = ReferenceIndex() if index is None else index
         self.sensor_liveness, self.threshold = sensor_liveness, threshold
 
     def verify(self, name: str, image: np.ndarray) -> FingerprintEvidence:
@@ -148,7 +159,7 @@ class FingerRecognizer:
         if isinstance(probe, FingerprintEvidence):
             return probe
         try:
-            user_id, score = identify(self._references(), probe)
+            user_id, score = identify(self._references(), probe, self.index)
         except (VaultError, ConfigError):
             return self._erased(None)
         return self._evidence(user_id, score)

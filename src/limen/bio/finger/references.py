@@ -14,19 +14,34 @@ user removal and on consent expiry).  For a backup the owner opted in to,
 `export_for_backup` unseals every finger's records into wipeable buffers for
 the backup sealer and `import_from_backup` seals them under *this* lock's box.  A missing vault is
 an error (fail closed), never a plaintext fallback.
+
+`ReferenceIndex` is the door's 1:N index over these files, kept in memory between attempts (as the vault's
+face index is): built at the first search, and at every search checked against the folder (each file's
+inode, size and times) and the box (a sealed canary still opens), so a finger enrolled, replaced or removed —
+by this process or another — is re-read or dropped before the search, a crypto-erase or a new key drops the
+whole index, and every write through this module (`put`, `delete`, `erase_references`,
+`import_from_backup`) drops that person's entries at once.  `wipe` (a tamper response's memory scrub, where
+the runtime registers it) zeroes the prepared minutiae it held.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import sqlite3
 import struct
+import threading
+import weakref
 from pathlib import Path
+
+import numpy as np
 
 from limen import thresholds
 from limen.bio.finger import iso, matcher
+from limen.bio.finger.index import EdgeIndex, Hit, edge_keys
 from limen.bio.finger.template import FingerTemplate
-from limen.errors import BadRequest, ConfigError, NotFound
+from limen.errors import BadRequest, ConfigError, InvalidSealedTemplate, NotFound, VaultError
 from limen.fsio import atomic_write
 from limen.vault.secrets import SecretBox, box_for
 
@@ -49,6 +64,7 @@ def erase_references(folder: Path, user_id: str) -> int:
     """Remove every finger of `user_id` from `folder` (no vault needed: erasure works after a zeroize too)."""
     if not _USER_ID.match(user_id) or not folder.is_dir():
         return 0
+    _changed(folder, user_id)
     removed = 0
     for path in folder.glob(f"{user_id}*.fmr"):
         m = _FILE.match(path.name)
@@ -87,7 +103,9 @@ class FingerReferences:
             raise BadRequest("templates", f"1-{thresholds.FINGER_ENROL_MAX_IMPRESSIONS} impressions")
         plain = b"".join(struct.pack(">I", len(r)) + r for r in (iso.encode(t) for t in templates))
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _changed(self.folder, user_id)
         atomic_write(path, self._box.seal(_label(user_id, position), plain))
+        _changed(self.folder, user_id)
 
     def get(self, user_id: str) -> list[FingerTemplate]:
         """The impressions of every enrolled finger of `user_id`; `NotFound` if none (opaque vault errors if
@@ -122,6 +140,7 @@ class FingerReferences:
             return erase_references(self.folder, user_id)
         if not path.exists():
             return 0
+        _changed(self.folder, user_id)
         path.unlink()
         return 1
 
@@ -141,13 +160,168 @@ class FingerReferences:
                 raise BadRequest("backup", f"finger {position} of {user_id}: no usable impressions")
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for user_id, position, plain in chosen:
+            _changed(self.folder, user_id)
             atomic_write(self._path(user_id, position), self._box.seal(_label(user_id, position), plain))
+            _changed(self.folder, user_id)
         return len(chosen)
 
     def score(self, user_id: str, probe: FingerTemplate) -> float:
         """Best similarity of `probe` against every stored impression of `user_id`."""
         prepared = matcher.prepare(probe)
         return max(matcher.similarity(prepared, matcher.prepare(t)) for t in self.get(user_id))
+
+
+_CANARY = "finger-index:canary"
+_Stat = tuple[int, int, int, int]   # inode, size, mtime ns, ctime ns: a replaced or rewritten file differs
+_INDEXES: weakref.WeakSet[ReferenceIndex] = weakref.WeakSet()
+_INDEXES_LOCK = threading.Lock()
+
+
+def _changed(folder: Path, user_id: str) -> None:
+    """A finger of `user_id` in `folder` is about to change or has changed: every index drops that person."""
+    with _INDEXES_LOCK:
+        indexes = list(_INDEXES)
+    for index in indexes:
+        index.forget(folder, user_id)
+
+
+@dataclasses.dataclass
+class _Entry:
+    stat: _Stat
+    user_id: str
+    prepared: list[matcher.PreparedTemplate]
+    keys: list[np.ndarray]
+
+
+class ReferenceIndex:
+    """The door's 1:N index over one folder's sealed references, held in memory (see the module docstring).
+
+    Thread-safe (one search at a time); a wipe waits for a search in progress, and the search after it
+    rebuilds from the sealed files.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._folder: Path | None = None
+        self._box: SecretBox | None = None
+        self._canary: bytes | None = None
+        self._entries: dict[str, _Entry] = {}      # by file name
+        self._index: EdgeIndex | None = None
+        with _INDEXES_LOCK:
+            _INDEXES.add(self)
+
+    def __len__(self) -> int:
+        return 0 if self._index is None else len(self._index)
+
+    def search(self, references: FingerReferences, probe: matcher.PreparedTemplate) -> list[Hit]:
+        """`EdgeIndex.search` over every enrolled finger of `references`, as a fresh index built from the sealed
+        files would answer (same rows in the same order).  Vault errors as unsealing them raises."""
+        with self._lock:
+            if not self._trusted(references):
+                self._drop()
+                self._folder, self._box = references.folder, references._box
+            files = references._files()
+            entries: dict[str, _Entry] = {}
+            rebuilt = self._index is None
+            try:
+                for user_id, position, path in files:
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:       # removed since the listing: as if it had not been listed
+                        continue
+                    stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                    entry = self._entries.get(path.name)
+                    if entry is None or entry.stat != stat:
+                        prepared = [matcher.prepare(t) for t in references._impressions(user_id, position)]
+                        entry = _Entry(stat, user_id, prepared, [edge_keys(p) for p in prepared])
+                        rebuilt = True
+                    entries[path.name] = entry
+                if entries and self._canary is None:  # nothing unsealed, nothing to vouch for (as before)
+                    self._canary = references._box.seal(_CANARY, b"\x00")
+            except BaseException:
+                for name, new in entries.items():
+                    if self._entries.get(name) is not new:
+                        _zero(new)
+                raise
+            rebuilt = rebuilt or entries.keys() != self._entries.keys()
+            for name, old in self._entries.items():
+                if entries.get(name) is not old:
+                    _zero(old)
+            self._entries = entries
+            if rebuilt:
+                self._index = self._build()
+            assert self._index is not None
+            return self._index.search(probe)
+
+    def _trusted(self, references: FingerReferences) -> bool:
+        """Whether what is held was read from this folder under this box's current key (erased: not)."""
+        if self._folder != references.folder or self._box is not references._box or self._canary is None:
+            return False
+        try:
+            references._box.unseal(_CANARY, self._canary)
+        except (VaultError, InvalidSealedTemplate, ConfigError):
+            return False
+        return True
+
+    def _build(self) -> EdgeIndex:
+        """Rows in the order a fresh build over `FingerReferences.get` has them: by user id, finger position
+        and impression, keyed ``<user id>:<k>`` with k counted over the person's fingers."""
+        index = EdgeIndex()
+        counts: dict[str, int] = {}
+        for name in sorted(self._entries, key=lambda n: _sort_key(n)):
+            entry = self._entries[name]
+            for prepared, keys in zip(entry.prepared, entry.keys, strict=True):
+                k = counts.get(entry.user_id, 0)
+                counts[entry.user_id] = k + 1
+                index.add(f"{entry.user_id}:{k}", prepared, keys)
+        return index
+
+    def forget(self, folder: Path, user_id: str) -> None:
+        """Drop `user_id`'s entries if this index is over `folder` (the next search re-reads what remains)."""
+        with self._lock:
+            if self._folder is None or os.path.abspath(self._folder) != os.path.abspath(folder):
+                return
+            gone = [name for name, entry in self._entries.items() if entry.user_id == user_id]
+            for name in gone:
+                _zero(self._entries.pop(name))
+            if gone and self._index is not None:
+                self._index.wipe()
+                self._index = None
+
+    def wipe(self) -> None:
+        """Zero and drop everything held (a tamper response; closing the runtime)."""
+        with self._lock:
+            self._drop()
+
+    clear = wipe
+
+    def _drop(self) -> None:
+        for entry in self._entries.values():
+            _zero(entry)
+        self._entries = {}
+        if self._index is not None:
+            self._index.wipe()
+        self._index, self._canary, self._box, self._folder = None, None, None, None
+
+
+def _sort_key(name: str) -> tuple[str, int]:
+    m = _FILE.match(name)
+    assert m is not None
+    return m.group(1), int(m.group(2) or 0)
+
+
+def _zero(entry: _Entry) -> None:
+    """Overwrite the prepared minutiae and edge keys of `entry` (best effort: see `limen.tamper.memory`)."""
+    for prepared in entry.prepared:
+        for f in dataclasses.fields(prepared):
+            value = getattr(prepared, f.name)
+            if isinstance(value, np.ndarray) and value.flags.writeable:
+                value.fill(0)
+    for keys in entry.keys:
+        if keys.flags.writeable:
+            keys.fill(0)
+    entry.prepared.clear()
+    entry.keys.clear()
 
 
 def _decode(plain: bytes) -> list[FingerTemplate]:
