@@ -545,7 +545,8 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
     notifier = AlarmNotifier(engine, ("127.0.0.0/8",)).start()  # the bench receiver is local
     bridge = TimedBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
-                         proxy.port, on_alarms=notifier.wake, workers=args.bridge_workers,
+                         broker.port if args.cloud_direct else proxy.port, on_alarms=notifier.wake,
+                         workers=args.bridge_workers,
                          connections=args.bridge_connections)
     bridge.connect()
     where = {"dir": str(broker.dir), "host": broker.host, "port": proxy.port}
@@ -630,7 +631,9 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     command_ms = [(verified[i] - sent[i]) * 1000 for i in ids if i in verified]
     command = dict(stats(command_ms), load_1m=round(os.getloadavg()[0], 1))
     head = {"simulated_locks": n, "processes": args.procs, "workers_per_process": args.workers,
-"bridge_workers": len(bridge._queues), "bridge_connections": len(bridge.links), "ingest_batch": bridge_module.BATCH,
+            "switch_interval_s": sys.getswitchinterval(), "cloud_through_proxy": not args.cloud_direct,
+            "bridge_workers": len(bridge._queues),
+            "bridge_connections": len(bridge.links), "ingest_batch": bridge_module.BATCH,
             "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL,
                          "apprise_coalesce_s": T.CLOUD_APPRISE_COALESCE_S,
                          "apprise_parallel": T.CLOUD_APPRISE_PARALLEL},
@@ -725,6 +728,10 @@ def main() -> None:
     ap.add_argument("--bridge-workers", type=int, help="default: the bridge's (WORKERS on PostgreSQL, 1 on SQLite)")
     ap.add_argument("--bridge-connections", type=int, help="the cloud's MQTT connections (default: "
                     "CLOUD_BRIDGE_CONNECTIONS)")
+    ap.add_argument("--cloud-direct", action="store_true", help="tuning (with --skip-faults): the cloud connects to "
+                    "the broker itself, not through the proxy process the locks use")
+    ap.add_argument("--switch-interval", type=float, help="tuning: sys.setswitchinterval for the cloud's process "
+                    "(the interpreter lock's hand-over, default 0.005 s)")
     ap.add_argument("--ingest-batch", type=int, help="tuning: the bridge's messages per pass at most")
     ap.add_argument("--webhook-pass", type=int, help="tuning: the notifier's alarms per webhook pass")
     ap.add_argument("--webhook-parallel", type=int, help="tuning: the notifier's POSTs at a time")
@@ -734,6 +741,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     args.schema = None
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     args.procs = args.procs or -(-args.locks // 250)
     if -(-args.locks // args.procs) > MAX_LOCKS_PER_PROCESS:
         ap.error(f"at most {MAX_LOCKS_PER_PROCESS} locks per process (paho-mqtt's select()): raise --procs")
