@@ -405,6 +405,13 @@ FINGER_BLOCK = 16                      # segmentation / orientation block side, 
 FINGER_SEG_FRAME = 4                   # image border (px) never counted as fingerprint (scanner edge lines)
 FINGER_SEG_STD_FRACTION = 0.25         # a block is foreground if its std ≥ this × 95th pct block std
 FINGER_MIN_AREA_FRACTION = 0.08        # foreground below this share of the image = partial print, refused
+FINGER_BLANK_AREA_FRACTION = 0.01      # a low-contrast image with less ridge area than this is blank, else "too
+                                       # little fingerprint area (N %)" (16 px std ≥ FINGER_MIN_CONTRAST)
+FINGER_DPI_RANGE = (450, 650)          # a resolution recorded in the file outside this is refused (FVC2002 DB2: 569)
+FINGER_NOMINAL_PERIOD = 8.0            # median ridge period of a 500 dpi print, px (for the dpi in the message)
+FINGER_RESOLUTION_PERIOD = (5.5, 12.2)  # median ridge period (block field) outside this: not ≈ 500 dpi, refused.
+                                       # FVC2002 B, all 320: 6.2–11.6 px (DB2, 569 dpi: 7.8–11.6); resampled to
+                                       # 250 dpi ≤ 4.8, to 1000 dpi ≥ 12.8 (40 prints each): thin margin above
 FINGER_ORIENT_GRAD_SIGMA = 1.0         # Gaussian σ of the gradient, px
 FINGER_ORIENT_SMOOTH_SIGMA = 7.0       # Gaussian σ of the structure-tensor smoothing, px
 FINGER_PERIOD_MIN = 5.0                # plausible ridge periods at 500 dpi, px
@@ -476,6 +483,14 @@ FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (o
 FINGER_MATCH_FMR_1E3 = 2.199           # 11 of 11,520 impostor pairs at or above
 FINGER_MATCH_FMR_1E4 = 4.043           # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
+# Enrolment: the impressions must be one finger — the comparisons scoring ≥ this link them into one group
+# (else the impression left out is named).  The FMR 1e-3 point: a second finger slips in with ≈ 2 × 1e-3 (it
+# must match one of two impressions); FVC2002 (development data): 95 of 2,240 three-impression enrolments of
+# one finger refused (4.2 %: capture again); at FMR 1e-2 45 (2.0 %) but ≈ 2 % of mixed fingers would pass.
+FINGER_ENROL_CONSISTENT = FINGER_MATCH_FMR_1E3
+FINGER_ENROL_SAME_PX = 2.0             # the same impression twice: ≥ FINGER_ENROL_SAME_FRACTION of the minutiae …
+FINGER_ENROL_SAME_FRACTION = 0.5       # … within this many px (and 23°) of each other *unaligned*; two placements
+                                       # of a finger: ≤ 0.13 (1,120 FVC2002 genuine pairs, 99th pct 0.04)
 FINGER_SEARCH_SHORTLIST = 40           # 1:N: references compared with the full matcher after the edge-key vote
                                        # (the right finger is on it for 93 % of FVC2002 probes among 1,000; 88 % at 20)
 # Fingerprint in the lock (access.policy, controller).  Face + finger captured together are fused at score

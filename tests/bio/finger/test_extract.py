@@ -100,3 +100,69 @@ def test_minutiae_turn_with_the_print(fvc_db1: Path) -> None:
         if d[k] <= 4 and np.cos(ang[k] - m.angle) >= np.cos(np.radians(20)):
             found += 1
     assert found >= 0.6 * min(len(upright.minutiae), len(turned.minutiae))
+
+
+def _corner_print(fvc_db1: Path, side: int, contrast: float) -> np.ndarray:
+    """A print `side` px square in the corner of an otherwise empty (sensor-noise) image."""
+    from limen.bio.finger.image import load_image
+
+    image = load_image(fvc_db1 / "101_1.tif").astype(np.float64)
+    canvas = np.random.default_rng(0).normal(245, 1.0, image.shape)
+    y, x = image.shape[0] // 2, image.shape[1] // 2
+    canvas[:side, :side] = 245 - contrast * (245 - image[y:y + side, x:x + side])
+    return canvas.clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("side, contrast", [(60, 0.35), (90, 1.0)])
+def test_a_small_corner_print_is_too_little_area_not_blank(fvc_db1: Path, side: int, contrast: float) -> None:
+    from limen import thresholds
+
+    image = _corner_print(fvc_db1, side, contrast)
+    if contrast < 1:
+        assert image.std() < thresholds.FINGER_MIN_CONTRAST          # the whole image looks blank …
+    with pytest.raises(BadImage, match=r"too little fingerprint area \(\d+ % of the image\)") as refused:
+        extract(image)
+    assert "blank" not in str(refused.value)                          # … but the reason is the small print
+
+
+@pytest.mark.parametrize("dpi", [250, 1000, 72])
+def test_a_resolution_recorded_in_the_file_outside_the_range_is_refused(tmp_path: Path, fvc_db1: Path,
+                                                                       dpi: int) -> None:
+    from PIL import Image
+
+    from limen.bio.finger.image import load_image
+
+    for suffix in (".png", ".tif"):
+        path = tmp_path / f"print{suffix}"
+        Image.open(fvc_db1 / "101_1.tif").save(path, dpi=(dpi, dpi))
+        with pytest.raises(BadImage, match=f"scanned at {dpi} dpi"):
+            load_image(path)
+    Image.open(fvc_db1 / "101_1.tif").save(tmp_path / "ok.png", dpi=(500, 500))
+    assert extract_file(tmp_path / "ok.png") == extract_file(fvc_db1 / "101_1.tif")   # 500 dpi: same as no tag
+
+
+@pytest.mark.parametrize("scale, says", [(0.5, "≈ [23][0-9]{2} dpi"), (2.0, "≈ 1[0-9]{3} dpi")])
+def test_a_print_at_the_wrong_resolution_is_refused_by_its_ridge_period(fvc_db1: Path, scale: float,
+                                                                        says: str) -> None:
+    import cv2
+
+    from limen.bio.finger.image import load_image
+
+    image = load_image(fvc_db1 / "101_1.tif")
+    resampled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else
+                           cv2.INTER_CUBIC)                           # a 250 / 1000 dpi scan, no tag to say so
+    with pytest.raises(BadImage, match=f"median ridge period .* px \\({says}\\)"):
+        extract(resampled)
+
+
+@pytest.mark.parametrize("db", ["DB1_B", "DB2_B", "DB3_B", "DB4_B"])
+def test_every_fvc2002_database_passes_the_resolution_check(db: str) -> None:
+    from limen import thresholds
+    from limen.bio.finger.image import load_image, median_ridge_period
+    from tests.conftest import shared
+
+    folder = shared("fvc2002", db)                                    # DB2 is 569 dpi
+    for name in ("101_1.tif", "105_4.tif", "110_8.tif"):
+        period = median_ridge_period(extract(load_image(folder / name)).field)  # type: ignore[arg-type]
+        lo, hi = thresholds.FINGER_RESOLUTION_PERIOD
+        assert lo < period < hi                                        # all 320: thresholds.py

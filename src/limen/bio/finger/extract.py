@@ -12,10 +12,10 @@ from limen.bio.finger.enhancement import enhanced_image
 from limen.bio.finger.field import block_field
 from limen.bio.finger.filtering import true_minutiae
 from limen.bio.finger.frequency import ridge_period
-from limen.bio.finger.image import checked_image, load_image
+from limen.bio.finger.image import check_resolution, checked_image, load_image
 from limen.bio.finger.minutiae import raw_minutiae
 from limen.bio.finger.orientation import orientation_field
-from limen.bio.finger.segmentation import normalized, segmentation_mask
+from limen.bio.finger.segmentation import area_reason, normalized, print_area, segmentation_mask
 from limen.bio.finger.template import FingerTemplate
 from limen.bio.finger.thinning import skeleton
 from limen.errors import BadImage
@@ -26,8 +26,9 @@ def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -
     grey = checked_image(image, source)
     norm = normalized(grey)
     mask = segmentation_mask(norm)
-    if mask.mean() < thresholds.FINGER_MIN_AREA_FRACTION:
-        raise BadImage(source, "partial print: too little fingerprint area")
+    area = min(float(mask.mean()), print_area(grey))
+    if area < thresholds.FINGER_MIN_AREA_FRACTION:
+        raise BadImage(source, f"partial print: {area_reason(area)}")
     orientation, coherence = orientation_field(norm)
     period = ridge_period(norm, mask)
     enhanced = enhanced_image(norm, orientation, period)
@@ -36,6 +37,7 @@ def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -
     candidates = raw_minutiae(skel, orientation, period)
     minutiae = true_minutiae(candidates, mask, coherence)
     field = block_field(orientation, coherence, mask, skel)
+    check_resolution(field, source)  # wrong resolution (250 / 1000 dpi, …)
     trace.emit("finger.mask", mask, biometric=True)
     trace.emit("finger.enhanced", enhanced, biometric=True)
     trace.emit("finger.skeleton", skel, biometric=True)

@@ -37,3 +37,18 @@ def segmentation_mask(norm: np.ndarray) -> np.ndarray:
     cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
     holes = flood[1:-1, 1:-1] == 0
     return (mask > 0) | holes
+
+
+def print_area(image: np.ndarray) -> float:
+    """Share of the image with ridge contrast: grey-level std ≥ FINGER_MIN_CONTRAST over FINGER_BLOCK px,
+    the image frame ignored — the area a print covers, whatever the rest of the image holds."""
+    b, f = thresholds.FINGER_BLOCK, thresholds.FINGER_SEG_FRAME
+    g = image.astype(np.float32)
+    mean = cv2.blur(g, (b, b))
+    std = np.sqrt(np.maximum(cv2.blur(g * g, (b, b)) - mean * mean, 0.0))
+    return float(np.mean(std[f:-f, f:-f] >= thresholds.FINGER_MIN_CONTRAST))
+
+
+def area_reason(area: float) -> str:
+    """The refusal for a print covering only `area` of the image."""
+    return f"too little fingerprint area ({100 * area:.0f} % of the image): place the finger flat and centred"
