@@ -456,32 +456,35 @@ FINGER_MATCH_ALIGN_ANGLE = 0.4         # … this (rad, 23°)
 FINGER_MATCH_TIGHT_PX = 6.0            # tightly aligned pairs, once re-aligned on the aligned pairs: within this + …
 FINGER_MATCH_TIGHT_REL = 0.03          # … this × distance from their centre (same direction tolerance)
 FINGER_MATCH_ALIGN_ROOTS = 50          # best local pairs (≥ 1 agreeing edge) whose own rigid motion is tried
+FINGER_MATCH_MAX_ROTATION = 1.5708     # rad (90°): a root pair turning the print further is no alignment (FVC2002
+                                       # genuine pairs turn ≤ 66°; a finger is not laid on a sensor upside down)
+FINGER_MATCH_FLOW_FLOOR = 0.5          # the pairing kept: the heaviest × (this + (1 − this) × its ridge-flow agreement)
 FINGER_FIELD_BLOCK = 16                # block field kept in the template (orientation, coherence, frequency), px
 FINGER_FIELD_FREQ_WINDOW = 32          # local ridge frequency: skeleton px per foreground px over this window, px
 FINGER_FIELD_FREQ_TOL = 0.15           # two overlapping blocks agree in frequency within this relative difference
 FINGER_FIELD_MIN_OVERLAP = 4           # fewer overlapping foreground blocks once aligned: no field evidence (0, 0)
 # Score = softplus(FINGER_MATCH_WEIGHTS · matcher.FEATURES + FINGER_MATCH_BIAS): a logistic model fitted on
 # FVC2002 DB1–DB4_B (all genuine and impostor pairs, DEVELOPMENT DATA); leave-one-database-out in docs/finger.md.
-FINGER_MATCH_WEIGHTS = (0.6668, -0.2747, 0.1326, 0.3579, 13.4488, 4.0045, -0.246, -8.0937, 0.0821, 1.9187, 0.2464,
-                        -2.9293, 2.7583, 0.459, 13.4332, 2.3695, 7.3592)
-FINGER_MATCH_BIAS = -8.0122
+FINGER_MATCH_WEIGHTS = (0.6166, -0.2041, 0.1618, 0.4052, 4.6988, 5.5155, -0.16, -7.5135, -0.1555, 5.1014, 0.2941,
+                        -1.1505, 1.6581, 0.2273, 18.2057, 3.1025, 6.9063)
+FINGER_MATCH_BIAS = -9.087
 # A template without a block field (an ISO record sealed before 1 Dec 2026, or another system's) is scored by the
 # minutiae-only model it was calibrated with (the first 15 features), its score carried onto the scale above
 # through the shared operating points (FMR 1e-2, 1e-3, 1e-4; linear between them, slope 1 beyond): the same FMR
 # at every decision threshold, the older FNMR (4.0 / 8.1 / 10.2 %) until the finger is re-enrolled.
-FINGER_MATCH_MINUTIAE_WEIGHTS = (0.3527, -0.3088, 0.1015, 0.3716, 8.4978, 3.543, -0.3068, -3.9558, 0.163, 1.4517,
-                                 0.0965, 5.5604, 5.7964, 0.4057, 16.1437)
-FINGER_MATCH_MINUTIAE_BIAS = -7.8572
-FINGER_MATCH_MINUTIAE_FMR_POINTS = (0.793, 2.812, 3.903)   # its scores at FMR 1e-2, 1e-3, 1e-4 (11,520 impostor pairs)
+FINGER_MATCH_MINUTIAE_WEIGHTS = (0.2526, -0.3181, 0.0979, 0.416, 2.4541, 2.944, -0.3065, -3.31, 0.6667, 4.5913,
+                                 0.0896, 5.9654, 4.7063, 0.2923, 20.2403)   # fitted on the same pairs, fields removed
+FINGER_MATCH_MINUTIAE_BIAS = -8.7563
+FINGER_MATCH_MINUTIAE_FMR_POINTS = (0.686, 2.882, 3.385)   # its scores at FMR 1e-2, 1e-3, 1e-4 (11,520 impostor pairs)
 FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbours within this, px
 FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
 FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (one capture is too fragile)
 # Decision thresholds on the matcher's similarity (higher = more alike), set from
 # every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,520
 # impostor pairs, 1,120 genuine, single impressions) — DEVELOPMENT DATA (docs/finger.md):
-#   FMR 1e-2 at 0.687: FNMR 3.2 %   FMR 1e-3 at 2.199: FNMR 6.1 %   FMR 1e-4 at 4.043: FNMR 9.8 % (1 of 11,520)
-FINGER_MATCH_FMR_1E3 = 2.199           # 11 of 11,520 impostor pairs at or above
-FINGER_MATCH_FMR_1E4 = 4.043           # 1 of 11,520: the set barely shows 1e-4
+#   FMR 1e-2 at 0.638: FNMR 2.8 %   FMR 1e-3 at 2.069: FNMR 5.4 %   FMR 1e-4 at 4.449: FNMR 9.8 % (1 of 11,520)
+FINGER_MATCH_FMR_1E3 = 2.069           # 11 of 11,520 impostor pairs at or above
+FINGER_MATCH_FMR_1E4 = 4.449           # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 # Enrolment: the impressions must be one finger — the comparisons scoring ≥ this link them into one group
 # (else the impression left out is named).  The FMR 1e-3 point: a second finger slips in with ≈ 2 × 1e-3 (it
@@ -498,7 +501,7 @@ FINGER_SEARCH_SHORTLIST = 40           # 1:N: references compared with the full 
 # pair counts as two factors when the decades add up to FUSION_MIN_DECADES with each modality at its floor.
 # DESIGN VALUES: no data set holds a face and a finger of the same people, so the modalities are assumed
 # independent (a chimeric argument: joint FMR ≈ product); recalibrate the finger points with FINGER_MATCH_*.
-FINGER_MATCH_FMR_1E2 = 0.687           # 115 of 11,520 FVC2002 impostor pairs at or above (FNMR 3.2 %)
+FINGER_MATCH_FMR_1E2 = 0.638           # 115 of 11,520 FVC2002 impostor pairs at or above (FNMR 2.8 %)
 FUSION_FINGER_DECADES = ((FINGER_MATCH_FMR_1E2, 2.0), (FINGER_MATCH_FMR_1E3, 3.0), (FINGER_MATCH_FMR_1E4, 4.0))
 FUSION_FINGER_MAX_DECADES = 4.0        # no finger score counts for more than the set can show (1 in 11,520)
 FUSION_FACE_MATCHED_DECADES = 4.0      # a face matched at the default point (FMR 1e-4); an unmatched face: 0

@@ -206,3 +206,30 @@ def test_real_genuine_prints_agree_in_ridge_flow(fvc_db1: Path) -> None:
     f = dict(zip(FEATURES, features(a, b), strict=True))
     assert f["ridge-flow agreement over the aligned overlap"] > 0.8        # FVC2002 B: genuine mean 0.96, impostor 0.51
     assert f["share of the aligned overlap agreeing in ridge frequency"] > 0.5
+
+
+def test_a_copy_turned_past_the_rotation_limit_is_not_aligned() -> None:
+    a = _random_template(13)
+    within = dict(zip(FEATURES, features(prepare(a), prepare(_moved(a, 1.2, (10, -5)))), strict=True))
+    past = dict(zip(FEATURES, features(prepare(a), prepare(_moved(a, math.pi - 0.3, (10, -5)))), strict=True))
+    assert math.pi - 0.3 > thresholds.FINGER_MATCH_MAX_ROTATION
+    assert within["pairs"] >= 0.9 * len(a.minutiae) and within["root-aligned minutiae"] >= 0.9 * len(a.minutiae)
+    assert past["pairs"] <= 4 and past["root-aligned minutiae"] <= 8       # as another finger's
+
+
+def test_the_pairing_kept_is_the_heavy_one_whose_alignment_follows_the_ridge_flow() -> None:
+    # a candidate holding two pieces of the probe under two motions: the bigger piece turned 0.8 rad against
+    # the candidate's ridge flow, the smaller one in line with it
+    a = _random_template(16, n=44)
+    left = FingerTemplate(a.width, a.height, a.dpi, tuple(m for m in a.minutiae if m.x < 185))
+    right = FingerTemplate(a.width, a.height, a.dpi, tuple(m for m in a.minutiae if m.x >= 185))
+    pieces = left.minutiae + _moved(right, 0.8, (450, 0)).minutiae
+    assert len(left.minutiae) + 8 <= len(right.minutiae)
+    candidate = FingerTemplate(1000, 400, 500, pieces)
+    probe = _with_field(a, _field(0.3))
+    with_flow = dict(zip(FEATURES, features(probe, _with_field(candidate, _field(0.3, rows=25, cols=63))),
+                         strict=True))
+    without = dict(zip(FEATURES, features(_with_field(a, None), _with_field(candidate, None)), strict=True))
+    assert without["pairs"] >= 0.9 * len(right.minutiae)            # no field: the heaviest pairing, as before
+    assert 0.9 * len(left.minutiae) <= with_flow["pairs"] <= len(left.minutiae)
+    assert with_flow["ridge-flow agreement over the aligned overlap"] > 0.99

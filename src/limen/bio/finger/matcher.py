@@ -9,7 +9,9 @@ greedily: the pending pair with the smallest edge error is accepted if neither
 minutia is paired yet, and the agreeing edges of the new pair add new pending
 pairs; an edge between two minutiae already paired to each other *supports*
 both.  Only local edges are compared, so skin distortion accumulates slowly.
-The heaviest pairing is then described by `FEATURES` — pair and support
+Pairs that would turn the print by more than FINGER_MATCH_MAX_ROTATION are never compared, and of the
+distinct pairings grown, the one kept is the heaviest once discounted by how poorly its alignment follows the
+other print's ridge flow (`_pick`).  That pairing is then described by `FEATURES` — pair and support
 counts, raw and normalised by both minutia counts and by the minutiae inside
 the two prints' overlap (convex hulls aligned by the pairs' rigid motion),
 matching types, edge error, a global count of pairs that agree once
@@ -221,14 +223,31 @@ FEATURES = ("pairs", "supported pairs", "support edges", "type-matching pairs", 
 
 
 @dataclass(frozen=True)
+class _Motion:
+    """A pairing's alignment: its pairs' rigid motion, the motion re-fitted on the pairs that one aligns
+    (`_aligned_pairs`; unchanged when fewer than 3), their count, and the ridge-flow and frequency agreement
+    under the re-fitted motion."""
+
+    graph_rot: np.ndarray          # the graph pairs' own motion (the overlap's hulls are moved by it)
+    graph_shift: np.ndarray
+    rot: np.ndarray
+    shift: np.ndarray
+    centre: np.ndarray
+    aligned: int                   # pairs aligned by the graph pairs' own motion (loose tolerance)
+    field: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class _Pairing:
     """One grown pairing graph: the pairs, the support edges of each probe minutia, the edge errors; and the
-    search's root-aligned count (`_root_aligned`: the best root's own rigid motion, no graph)."""
+    search's root-aligned count (`_root_aligned`: the best root's own rigid motion, no graph) and the kept
+    pairing's alignment (None: fewer than 2 pairs)."""
 
     pairs: list[tuple[int, int]]
     support: list[int]             # per probe minutia
     errors: list[float]
     root_aligned: int = 0
+    motion: _Motion | None = None
 
     @property
     def weight(self) -> float:
@@ -236,30 +255,72 @@ class _Pairing:
 
 
 def best_pairing(p: PreparedTemplate, c: PreparedTemplate) -> _Pairing | None:
-    """The heaviest pairing graph grown from the best FINGER_MATCH_ROOTS root pairs (no pairs: no root with
-    FINGER_MATCH_ROOT_MIN_EDGES agreeing edges; None: fewer than 2 minutiae), with its root-aligned count."""
+    """The pairing graph grown from the best FINGER_MATCH_ROOTS root pairs whose weight, discounted by how
+    poorly its alignment's ridge flow agrees (`_pick`), is highest (no pairs: no root with
+    FINGER_MATCH_ROOT_MIN_EDGES agreeing edges; None: fewer than 2 minutiae), with its root-aligned count.
+    Pairs that would turn the print by more than FINGER_MATCH_MAX_ROTATION are never roots nor grown."""
     n_p, n_c = p.size, c.size
     if n_p < 2 or n_c < 2:
         return None
     ii, jj, aa, bb, err = _agreeing_edges(p, c)
+    upright = np.flatnonzero(np.cos(p.angle[ii].astype(np.float64) - c.angle[jj])
+                             >= np.cos(thresholds.FINGER_MATCH_MAX_ROTATION))
+    ii, jj, aa, bb, err = ii[upright], jj[upright], aa[upright], bb[upright], err[upright]
     local = _local_agreement(p, c, ii * n_c + jj, aa, bb)
     ranked = np.argsort(-local, kind="stable")
     roots = ranked[: thresholds.FINGER_MATCH_ROOTS]
     aligning = ranked[: thresholds.FINGER_MATCH_ALIGN_ROOTS]
     root_aligned = _root_aligned(p, c, aligning[local[aligning] >= 1])
     graph = _edge_graph(p, c, ii, jj, aa, bb, err)
-    best: _Grown | None = None
+    grown: list[_Grown] = []
     for root in roots.tolist():
         if local[root] < thresholds.FINGER_MATCH_ROOT_MIN_EDGES:
             break
-        grown = _grow(root // n_c, root % n_c, graph)
-        if best is None or grown.weight > best.weight:
-            best = grown
-    if best is None:
+        grown.append(_grow(root // n_c, root % n_c, graph))
+    if not grown:
         return _Pairing([], [0] * n_p, [], root_aligned)
-    to_i, to_j, error = graph.to_i, graph.to_j, graph.error
-    return _Pairing([best.root, *((to_i[r], to_j[r]) for r in best.accepted)], best.support,
-                    [0.0, *(error[r] for r in best.accepted)], root_aligned)
+    best, pairs, motion = _pick(p, c, graph, grown)
+    return _Pairing(pairs, best.support, [0.0, *(graph.error[r] for r in best.accepted)], root_aligned, motion)
+
+
+def _pick(p: PreparedTemplate, c: PreparedTemplate, graph: _EdgeGraph, grown: list[_Grown]
+          ) -> tuple[_Grown, list[tuple[int, int]], _Motion | None]:
+    """The pairing whose weight × (FINGER_MATCH_FLOW_FLOOR + (1 − floor) × max(0, ridge-flow agreement of its
+    alignment)) is highest, its pairs and that alignment: a heavy pairing that crosses the other print's
+    ridge flow is usually a wrong alignment of a sparse genuine pair.  The key never exceeds the weight, so
+    pairings are tried heaviest first (ties: the better-ranked root) until none can win, each distinct set
+    of pairs once.  Without block fields every flow is 0 and the heaviest pairing wins, as before."""
+    floor = thresholds.FINGER_MATCH_FLOW_FLOOR
+    to_i, to_j = graph.to_i, graph.to_j
+    best, best_pairs, best_motion, best_key = grown[0], [grown[0].root], None, -1.0
+    tried: set[frozenset[tuple[int, int]]] = set()
+    for g in sorted(grown, key=lambda g: -g.weight):          # stable
+        if g.weight <= best_key:
+            break
+        pairs = [g.root, *((to_i[r], to_j[r]) for r in g.accepted)]
+        distinct = frozenset(pairs)
+        if distinct in tried:
+            continue
+        tried.add(distinct)
+        motion = _motion(p, c, pairs)
+        key = g.weight * (floor + (1 - floor) * max(motion.field[0], 0.0) if motion is not None else floor)
+        if key > best_key:
+            best, best_pairs, best_motion, best_key = g, pairs, motion, key
+    return best, best_pairs, best_motion
+
+
+def _motion(p: PreparedTemplate, c: PreparedTemplate, pairs: list[tuple[int, int]]) -> _Motion | None:
+    """The alignment of a pairing (None: fewer than 2 pairs): the pairs' rigid motion, re-fitted on the
+    pairs it aligns when there are ≥ 3, and the block fields' agreement under it."""
+    rot, shift, centre = _rigid(p, c, pairs)
+    if rot is None:
+        return None
+    found = _aligned_pairs(p, c, rot, shift, centre, thresholds.FINGER_MATCH_ALIGN_PX)
+    graph_rot, graph_shift = rot, shift
+    if len(found) >= 3:                    # the aligned pairs' own motion: more pairs than the graph's
+        rot, shift, centre = _rigid(p, c, found)
+        assert rot is not None
+    return _Motion(graph_rot, graph_shift, rot, shift, centre, len(found), field_agreement(p, c, rot, shift))
 
 
 def _local_agreement(p: PreparedTemplate, c: PreparedTemplate, pair: np.ndarray, aa: np.ndarray, bb: np.ndarray
@@ -361,23 +422,20 @@ def features(p: PreparedTemplate, c: PreparedTemplate) -> np.ndarray:
     same_type = sum(1 for i, j in pairs if p.kind[i] == c.kind[j])
     error = float(np.mean(pairing.errors[1:])) * n if n > 1 else 1.0
     floor = thresholds.FINGER_MATCH_MIN_OVERLAP_COUNT
-    rot, shift, centre = _rigid(p, c, pairs)
+    motion = pairing.motion
     flow, frequency = 0.0, 0.0
-    if rot is None:
+    if motion is None:
         overlap_p, overlap_c, aligned = n_p, n_c, n
         tight_fraction = n / max(norm, floor)
     else:
-        overlap_p, overlap_c = _overlap(p, c, rot, shift)
-        found = _aligned_pairs(p, c, rot, shift, centre, thresholds.FINGER_MATCH_ALIGN_PX)
-        aligned = len(found)
-        if aligned >= 3:                    # the aligned pairs' own motion: more pairs than the graph's
-            rot, shift, centre = _rigid(p, c, found)
-            assert rot is not None
+        overlap_p, overlap_c = _overlap(p, c, motion.graph_rot, motion.graph_shift)
+        aligned = motion.aligned
+        rot, shift, centre = motion.rot, motion.shift, motion.centre
         refined_p, refined_c = _overlap(p, c, rot, shift)
         tight = len(_aligned_pairs(p, c, rot, shift, centre, thresholds.FINGER_MATCH_TIGHT_PX,
                                    thresholds.FINGER_MATCH_TIGHT_REL))
         tight_fraction = tight / (max(refined_p, floor) * max(refined_c, floor)) ** 0.5
-        flow, frequency = field_agreement(p, c, rot, shift)
+        flow, frequency = motion.field
     overlap = (max(overlap_p, floor) * max(overlap_c, floor)) ** 0.5
     return np.array([n, supported, edges, same_type, n / norm, edges / norm, error, np.log1p(n), np.log1p(edges),
                      n / overlap, aligned, aligned / norm, tight_fraction, pairing.root_aligned,
