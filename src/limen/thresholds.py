@@ -465,26 +465,26 @@ FINGER_FIELD_FREQ_TOL = 0.15           # two overlapping blocks agree in frequen
 FINGER_FIELD_MIN_OVERLAP = 4           # fewer overlapping foreground blocks once aligned: no field evidence (0, 0)
 # Score = softplus(FINGER_MATCH_WEIGHTS · matcher.FEATURES + FINGER_MATCH_BIAS): a logistic model fitted on
 # FVC2002 DB1–DB4_B (all genuine and impostor pairs, DEVELOPMENT DATA); leave-one-database-out in docs/finger.md.
-FINGER_MATCH_WEIGHTS = (0.6166, -0.2041, 0.1618, 0.4052, 4.6988, 5.5155, -0.16, -7.5135, -0.1555, 5.1014, 0.2941,
-                        -1.1505, 1.6581, 0.2273, 18.2057, 3.1025, 6.9063)
-FINGER_MATCH_BIAS = -9.087
+FINGER_MATCH_WEIGHTS = (0.6159, -0.185, 0.1636, 0.4035, 4.6145, 5.4004, -0.1553, -7.5221, -0.1894, 5.0506, 0.289,
+                        -1.0788, 1.6535, 0.2225, 18.2174, 3.0792, 6.9395)
+FINGER_MATCH_BIAS = -9.041
 # A template without a block field (an ISO record sealed before 1 Dec 2026, or another system's) is scored by the
 # minutiae-only model it was calibrated with (the first 15 features), its score carried onto the scale above
 # through the shared operating points (FMR 1e-2, 1e-3, 1e-4; linear between them, slope 1 beyond): the same FMR
 # at every decision threshold, the older FNMR (4.0 / 8.1 / 10.2 %) until the finger is re-enrolled.
-FINGER_MATCH_MINUTIAE_WEIGHTS = (0.2526, -0.3181, 0.0979, 0.416, 2.4541, 2.944, -0.3065, -3.31, 0.6667, 4.5913,
-                                 0.0896, 5.9654, 4.7063, 0.2923, 20.2403)   # fitted on the same pairs, fields removed
-FINGER_MATCH_MINUTIAE_BIAS = -8.7563
-FINGER_MATCH_MINUTIAE_FMR_POINTS = (0.686, 2.882, 3.385)   # its scores at FMR 1e-2, 1e-3, 1e-4 (11,520 impostor pairs)
+FINGER_MATCH_MINUTIAE_WEIGHTS = (0.2555, -0.3003, 0.1009, 0.425, 2.2496, 2.8544, -0.324, -3.2862, 0.6254, 4.5523,
+                                 0.0865, 6.164, 4.6281, 0.2852, 20.1549)   # fitted on the same pairs, fields removed
+FINGER_MATCH_MINUTIAE_BIAS = -8.7035
+FINGER_MATCH_MINUTIAE_FMR_POINTS = (0.68, 2.858, 3.352)   # its scores at FMR 1e-2, 1e-3, 1e-4 (11,520 impostor pairs)
 FINGER_FIXED_RADIUS = 120.0            # fixed-length vector: edges to neighbours within this, px
 FINGER_ENROL_MAX_IMPRESSIONS = 8       # impressions kept per enrolled finger (each is compared, best wins)
 FINGER_ENROL_MIN_IMPRESSIONS = 2       # fewer impressions: enrolment refused (one capture is too fragile)
 # Decision thresholds on the matcher's similarity (higher = more alike), set from
 # every pair of FVC2002 DB1–DB4_B impressions of different fingers (11,520
 # impostor pairs, 1,120 genuine, single impressions) — DEVELOPMENT DATA (docs/finger.md):
-#   FMR 1e-2 at 0.638: FNMR 2.8 %   FMR 1e-3 at 2.069: FNMR 5.4 %   FMR 1e-4 at 4.449: FNMR 9.8 % (1 of 11,520)
-FINGER_MATCH_FMR_1E3 = 2.069           # 11 of 11,520 impostor pairs at or above
-FINGER_MATCH_FMR_1E4 = 4.449           # 1 of 11,520: the set barely shows 1e-4
+#   FMR 1e-2 at 0.638: FNMR 2.8 %   FMR 1e-3 at 2.058: FNMR 5.5 %   FMR 1e-4 at 4.471: FNMR 9.7 % (1 of 11,520)
+FINGER_MATCH_FMR_1E3 = 2.058           # 11 of 11,520 impostor pairs at or above
+FINGER_MATCH_FMR_1E4 = 4.471           # 1 of 11,520: the set barely shows 1e-4
 FINGER_MATCH_DEFAULT = FINGER_MATCH_FMR_1E4
 # Enrolment: the impressions must be one finger — the comparisons scoring ≥ this link them into one group
 # (else the impression left out is named).  The FMR 1e-3 point: a second finger slips in with ≈ 2 × 1e-3 (it
