@@ -170,3 +170,18 @@ def test_remote_unlocks_are_limited_per_owner_whatever_the_address(client: TestC
     assert codes[-1] == 429
     trail = client.get("/api/audit", params={"kind": "unlock_attempt", "limit": 50}).json()
     assert len([r for r in trail if r["source"] == "remote"]) == T.SERVICE_REMOTE_UNLOCK_BURST  # each one audited
+
+
+def test_a_manage_token_cannot_enrol_a_face(client: TestClient, owner: Owner) -> None:
+    """A face is a way in: a manage token alone cannot enrol one (as it cannot issue a PIN or a code)."""
+    form = {"name": "Mallory", "purpose": "door", "retention_days": "30", "consent": "true"}
+    upload = [("files", ("a.jpg", b"\xff\xd8 not really a jpeg", "image/jpeg"))]
+    manage = owner.token("read", "manage")
+    with make_client(client.app) as attacker:
+        r = attacker.post("/api/users/enrol", data=form, files=upload, headers=bearer(manage))
+        assert r.status_code == 403 and "unlock" in r.json()["reason"]
+        both = owner.token("read", "manage", "unlock")
+        r = attacker.post("/api/users/enrol", data=form, files=upload, headers=bearer(both))
+        assert r.status_code != 403                       # past the scope check: the bad image is what is refused
+    names = [u["name"] for u in client.get("/api/users").json()]
+    assert "Mallory" not in names

@@ -426,9 +426,13 @@ async def enrol(request: Request, caller: Manager,
                                                                 "ignored.")] = None) -> dict[str, Any]:
     """Enrol a face (consent, purpose and retention recorded); all or nothing.
 
-    Replacing an existing person's face (`user_id`) needs the owner's step-up: a token can enrol new people only."""
+    Replacing an existing person's face (`user_id`) needs the owner's step-up: a token can enrol new people only,
+    and only with the `unlock` scope as well (a face is a way in, as a PIN is)."""
     if user_id is not None:
         require_step_up(request, caller)
+    if caller.grant is not None and Scope.UNLOCK not in caller.grant.scopes:
+        raise HTTPException(403, "a face opens the door: enrolling one needs a token with the 'unlock' scope "
+                                 "(or the owner, logged in)")
     with FACE_WORK.admitted(f"enrol:{caller.actor}", door=False):  # the last slot stays the door screen's
         got = await uploads(files)
         return await _in_thread(ctx_of(request).lock.enrol, caller.actor, name, got, purpose, retention_days,
