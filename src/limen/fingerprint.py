@@ -190,12 +190,14 @@ def enrol(rt: Runtime, access: AccessStore, name: str, consent: people.Consent, 
           finger: int = 0, sensor: PairedSensor | None = None, templates: Sequence[FingerTemplate] = (),
           captures: int = T.FINGER_CONSOLE_CAPTURES, wait_s: float = T.FINGER_SENSOR_WAIT_S,
           prompt: Callable[[int, int], None] = _quiet,  # before capture k of n, with the module held
-          serialised: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext) -> FingerEnrolled:
+          serialised: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+          replace: bool = False) -> FingerEnrolled:
     """Enrol one finger of NAME (a new person, or an existing one by name or id), with consent, by `actor`
     (already authorised by the caller), all or nothing.  "host": `templates` (from image files or uploads),
     else `captures` captures of `sensor`; "sensor": two captures on `sensor`'s own library.  The storage and
     access changes run inside `serialised()` (the service's lock); sensor waits run outside it.  On a lock
-    with an owner, the person's Matter credential `Fingerprint` is linked."""
+    with an owner, the person's Matter credential `Fingerprint` is linked.  "host": a finger position already
+    enrolled is refused unless `replace`."""
     from limen.bio.finger import enrolment
     from limen.bio.finger.extract import extract
     from limen.bio.finger.references import FINGER_NAMES, open_references
@@ -220,7 +222,7 @@ def enrol(rt: Runtime, access: AccessStore, name: str, consent: people.Consent, 
             impressions.append(extract(image, source=f"sensor capture {k + 1}"))
     with serialised():
         result = enrolment.enrol(rt.conn, open_references(rt.conn, rt.settings.data_dir), rt.audit, name,
-                                 impressions, consent, actor, at, finger=finger)
+                                 impressions, consent, actor, at, finger=finger, replace=replace)
         _link(rt, access, result.user_id, actor, at)
     return FingerEnrolled(result.user_id, result.name, result.impressions, result.new_person, result.finger)
 

@@ -61,7 +61,7 @@ def enroll(
     consent: Annotated[bool, typer.Option("--consent", help="The person gave explicit consent.")] = False,
     actor: Annotated[str, typer.Option("--as", help="Owner/administrator performing the enrolment.")] = "cli",
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="NAME already has a face: replace it with this one.")
+    replace: Annotated[bool, typer.Option("--replace", help="NAME already has a face (or this finger): replace it.")
                        ] = False,
 ) -> None:
     """Enrol NAME from face videos or bursts of frames (liveness-checked) and/or fingerprints (--finger, --sensor);
@@ -76,7 +76,8 @@ def enroll(
     if not face and not finger and sensor is None:
         raise BadRequest("--face/--finger", "give face images (--face), fingerprint images (--finger) or --sensor")
     if not face:
-        data = enrol_finger(name, finger, sensor, 3, purpose, retention_days, consent, actor, actor_pin)
+        data = enrol_finger(name, finger, sensor, 3, purpose, retention_days, consent, actor, actor_pin,
+                            replace=replace)
         output(data, _("enrolled a finger of {name} ({id}) from {n} impression(s)").format(
             name=data["name"], id=data["user_id"], n=data["impressions"]))
         return
@@ -93,7 +94,7 @@ def enroll(
             "rejected": result.rejected, "warnings": result.warnings}
     if finger or sensor is not None:  # the finger goes to the person the face just enrolled
         data["finger"] = enrol_finger(result.user_id, finger, sensor, 3, purpose, retention_days, consent, actor,
-                                      actor_pin)
+                                      actor_pin, replace=replace)
     output(data, lambda: _print_enrolment(data))
 
 

@@ -124,16 +124,19 @@ def enroll(
     actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
     position: Annotated[int, typer.Option("--position", min=0, max=10, help="Which finger (ISO/IEC 19794-2): 0 "
                                           "unknown, 1-5 right thumb…little, 6-10 left thumb…little.")] = 0,
+    replace: Annotated[bool, typer.Option("--replace", help="NAME already has this finger position enrolled: "
+                                          "replace it (else refused).")] = False,
 ) -> None:
     """Enrol a finger of NAME from images or a paired sensor (all or nothing; needs consent)."""
-    data = enrol_finger(name, image, sensor, captures, purpose, retention_days, consent, actor, actor_pin, position)
+    data = enrol_finger(name, image, sensor, captures, purpose, retention_days, consent, actor, actor_pin, position,
+                        replace)
     output(data, _("enrolled a finger of {name} ({id}) from {n} impression(s)").format(
         name=data["name"], id=data["user_id"], n=data["impressions"]))
 
 
 def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captures: int, purpose: str,
                  retention_days: int, consent: bool, actor: str, actor_pin: str | None,
-                 position: int = 0) -> dict[str, object]:
+                 position: int = 0, replace: bool = False) -> dict[str, object]:
     """Enrol one finger of NAME (`limen finger enrol` and `limen enrol --finger`) through `limen.fingerprint.enrol`,
     the console's own path; what was enrolled."""
     from limen import fingerprint
@@ -162,7 +165,8 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
                     advance(1)
         result = fingerprint.enrol(rt, rt.access(), name, Consent(purpose, retention_days), who, at,
                                    finger=position, sensor=None if sensor is None else _paired(rt, sensor),
-                                   templates=templates, captures=captures, wait_s=10.0, prompt=_prompt)
+                                   templates=templates, captures=captures, wait_s=10.0, prompt=_prompt,
+                                   replace=replace)
     finally:
         rt.close()
     data: dict[str, object] = {"user_id": result.user_id, "name": result.name, "impressions": result.impressions,

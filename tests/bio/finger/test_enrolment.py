@@ -115,3 +115,62 @@ def test_identify_and_policy_evidence(tmp_path: Path, box: SecretBox, fvc_db1: P
     unknown = door.verify("feedbeef", load_image(fvc_db1 / "102_4.tif"))
     assert unknown.refusal is Reason.UNKNOWN_USER and unknown.score is None   # a refusal, not a failed comparison
     assert enrolment.identify(FingerReferences(tmp_path / "empty", box), probe) == (None, 0.0)
+
+
+def _refused_and_nothing_stored(conn: object, refs: FingerReferences, templates: list, match: str,
+                                name: str = "Gus") -> None:
+    with pytest.raises(BadRequest, match=match):
+        enrolment.enrol(conn, refs, Audit(), name, templates, people.Consent("door", 30), "owner", AT)  # type: ignore[arg-type]
+    assert refs.enrolled() == []
+    with pytest.raises(NotFound):
+        people.find(conn, name)  # type: ignore[arg-type]
+
+
+def test_impressions_of_different_fingers_are_refused(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    three = [extract_file(fvc_db1 / f"{f}_1.tif") for f in (107, 108, 109)]
+    _refused_and_nothing_stored(conn, refs, three, "do not match one another")
+    two_and_one = [extract_file(fvc_db1 / f) for f in ("107_1.tif", "107_2.tif", "108_1.tif")]
+    _refused_and_nothing_stored(conn, refs, two_and_one, "impression 3 does not match the others")
+    two_and_two = [extract_file(fvc_db1 / f) for f in ("107_1.tif", "107_2.tif", "108_1.tif", "108_2.tif")]
+    _refused_and_nothing_stored(conn, refs, two_and_two, "impression 3, 4 does not match")
+
+
+def test_the_same_impression_twice_is_refused(tmp_path: Path, box: SecretBox, fvc_db1: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from limen.bio.finger.extract import extract
+    from limen.bio.finger.image import load_image
+
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    a, b = extract_file(fvc_db1 / "101_1.tif"), extract_file(fvc_db1 / "101_2.tif")
+    _refused_and_nothing_stored(conn, refs, [a, b, a], "impressions 1 and 3 are the same impression twice")
+    image = load_image(fvc_db1 / "101_2.tif")                          # the same image, re-encoded and noisier
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    noisy = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(np.int16)
+    noisy = np.clip(noisy + np.random.default_rng(0).integers(-6, 7, noisy.shape), 0, 255).astype(np.uint8)
+    copy = extract(noisy)
+    assert ok and copy != b
+    _refused_and_nothing_stored(conn, refs, [a, b, copy], "impressions 2 and 3 are the same impression twice")
+
+
+def test_a_finger_already_enrolled_is_replaced_only_when_asked(tmp_path: Path, box: SecretBox,
+                                                                fvc_db1: Path) -> None:
+    conn = open_db(tmp_path / "limen.db")
+    refs = FingerReferences(tmp_path / "fp", box)
+    consent = people.Consent("door", 30)
+    first = [extract_file(fvc_db1 / f"101_{i}.tif") for i in (1, 2, 3)]
+    other = [extract_file(fvc_db1 / f"102_{i}.tif") for i in (1, 2, 3)]
+    uid = enrolment.enrol(conn, refs, Audit(), "Gus", first, consent, "owner", AT, finger=2).user_id
+    with pytest.raises(BadRequest, match="already has right index"):
+        enrolment.enrol(conn, refs, Audit(), "Gus", other, consent, "owner", AT, finger=2)
+    assert enrolment.verify(conn, refs, "Gus", extract_file(fvc_db1 / "101_5.tif")).matched   # the old finger kept
+    assert not enrolment.verify(conn, refs, "Gus", extract_file(fvc_db1 / "102_5.tif")).matched
+    enrolment.enrol(conn, refs, Audit(), uid, other, consent, "owner", AT, finger=2, replace=True)
+    assert refs.fingers(uid) == [2]
+    assert enrolment.verify(conn, refs, "Gus", extract_file(fvc_db1 / "102_5.tif")).matched
+    enrolment.enrol(conn, refs, Audit(), uid, first, consent, "owner", AT, finger=3)    # another position: no flag
+    assert refs.fingers(uid) == [2, 3]

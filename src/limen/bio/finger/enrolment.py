@@ -18,9 +18,11 @@ audit record.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import combinations
 
 import numpy as np
 
@@ -57,9 +59,11 @@ class FingerVerification:
 
 def enrol(conn: sqlite3.Connection, references: FingerReferences, audit: AuditSink, name: str,
           templates: Sequence[FingerTemplate], consent: people.Consent, actor: str, at: datetime,
-          finger: int = 0) -> FingerEnrolment:
+          finger: int = 0, replace: bool = False) -> FingerEnrolment:
     """Enrol the impressions of one finger (ISO position `finger`, 0 = unknown) for NAME (a new person, or an
-    existing one by name or id); that finger's earlier impressions are replaced, other fingers kept."""
+    existing one by name or id); other fingers are kept.  The impressions must be distinct captures of one
+    finger (`check_one_finger`).  A position that already has a finger is refused unless `replace`: then its
+    earlier impressions are replaced."""
     consent = consent.validated()
     if not 0 <= finger < len(FINGER_NAMES):
         raise BadRequest("finger", f"a finger position 0-{len(FINGER_NAMES) - 1} (ISO/IEC 19794-2)")
@@ -69,10 +73,14 @@ def enrol(conn: sqlite3.Connection, references: FingerReferences, audit: AuditSi
         if len(t.minutiae) < thresholds.FINGER_ENROL_MIN_MINUTIAE:
             raise BadRequest("images", f"impression {k} has {len(t.minutiae)} reliable minutiae; enrolment needs "
                                        f"{thresholds.FINGER_ENROL_MIN_MINUTIAE}: capture it again")
+    check_one_finger(templates)
     try:
         person, created = people.find(conn, name), False
     except NotFound:
         person, created = None, True
+    if person is not None and not replace and finger in references.fingers(person.id):
+        raise BadRequest("finger", f"{person.name} already has {FINGER_NAMES[finger]} (position {finger}) "
+                                   "enrolled: remove it first, or replace it (--replace)")
     with transaction(conn):
         if person is None:
             person = people.new_person(conn, name, actor, at)
@@ -88,6 +96,48 @@ def enrol(conn: sqlite3.Connection, references: FingerReferences, audit: AuditSi
                        source="fingerprint", data={"samples": len(templates), "purpose": consent.purpose,
                                                    "retention_days": consent.retention_days, "finger": finger}))
     return FingerEnrolment(person.id, person.name, len(templates), created, finger)
+
+
+def check_one_finger(templates: Sequence[FingerTemplate]) -> None:
+    """`BadRequest` naming the impression unless the impressions are distinct captures of one finger: no two
+    the same impression (FINGER_ENROL_SAME_* — the same image given twice, or re-encoded), and every impression
+    linked to the others by comparisons scoring ≥ FINGER_ENROL_CONSISTENT (the match graph is connected), so
+    impressions of two or three fingers cannot enrol as one."""
+    for i, j in combinations(range(len(templates)), 2):
+        if same_impression(templates[i], templates[j]):
+            raise BadRequest("images", f"impressions {i + 1} and {j + 1} are the same impression twice: lift the "
+                                       "finger and place it again for each capture")
+    prepared = [matcher.prepare(t) for t in templates]
+    group = list(range(len(templates)))             # union-find over "these two impressions match"
+    for i, j in combinations(range(len(templates)), 2):
+        if group[i] != group[j] and matcher.similarity(prepared[i], prepared[j]) >= \
+                thresholds.FINGER_ENROL_CONSISTENT:
+            old, new = group[j], group[i]
+            group = [new if g == old else g for g in group]
+    sizes = Counter(group)
+    if len(sizes) > 1:
+        largest, count = sizes.most_common(1)[0]
+        if count == 1:
+            raise BadRequest("images", "the impressions do not match one another: they must all be the same "
+                                       "finger; capture it again")
+        odd = ", ".join(str(k + 1) for k, g in enumerate(group) if g != largest)
+        raise BadRequest("images", f"impression {odd} does not match the others (another finger?): every "
+                                   "impression must be the same finger; capture it again")
+
+
+def same_impression(a: FingerTemplate, b: FingerTemplate) -> bool:
+    """Are `a` and `b` one capture (the same image, or a copy of it) rather than two placements of the finger?
+    Two placements never put ≥ FINGER_ENROL_SAME_FRACTION of their minutiae within FINGER_ENROL_SAME_PX and
+    FINGER_MATCH_ALIGN_ANGLE of each other *without* any alignment."""
+    if (a.width, a.height) != (b.width, b.height) or not a.minutiae or not b.minutiae:
+        return False
+    pa = np.array([(m.x, m.y, m.angle) for m in a.minutiae])
+    pb = np.array([(m.x, m.y, m.angle) for m in b.minutiae])
+    dist = np.hypot(pa[:, None, 0] - pb[None, :, 0], pa[:, None, 1] - pb[None, :, 1])
+    turn = np.abs(np.angle(np.exp(1j * (pa[:, None, 2] - pb[None, :, 2]))))
+    close = (dist <= thresholds.FINGER_ENROL_SAME_PX) & (turn <= thresholds.FINGER_MATCH_ALIGN_ANGLE)
+    shared = min(int(close.any(axis=1).sum()), int(close.any(axis=0).sum()))
+    return shared >= thresholds.FINGER_ENROL_SAME_FRACTION * min(len(pa), len(pb))
 
 
 def verify(conn: sqlite3.Connection, references: FingerReferences, name: str, probe: FingerTemplate,
