@@ -12,8 +12,11 @@ to Limen's matcher (`FingerRecognizer`), a `SensorMatch` is named by the page ma
 judged* (a person erased since the search is nobody).  A match on the sensor is taken at the host's operating
 point (`FINGER_MATCH_DEFAULT`), never higher: the module's own score is on its firmware's scale and is dropped.
 
-A module that fails its password check or is not the paired one raises a tamper alarm here, then the error
-(`SensorAuthError`); the caller refuses (CLI: exit 1; door screen: 503) and no attempt is judged.
+A module that fails its password check (refused, not answered, answered garbage) or is not the paired one raises
+a tamper alarm here (an ALARM record on the audit trail), then the error (`SensorAuthError`); so does a module
+whose serial port is gone or fails (`SensorDisconnected`, a `SensorUnavailable`).  The caller refuses (CLI: one
+line, exit 1; door screen: 503) and no attempt is judged.  Only a module that passed its check and saw no finger
+is "no finger on the sensor" (`SensorNoFinger`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ NO_SENSOR = "no paired fingerprint sensor: run `limen finger pair PORT` first"
 NO_MATCH_ON_SENSOR = "fingerprint: no match on the sensor"
 MATCHED_ON_SENSOR = "fingerprint: matched on the sensor (the module's decision, no score)"
 TAMPER_TEXT = "the fingerprint sensor failed its password check or is not the paired one"
+GONE_TEXT = "the paired fingerprint sensor cannot be reached (serial port gone or failing: unplugged or cable cut?)"
 
 
 @dataclass(frozen=True)
@@ -99,13 +103,19 @@ def read(rt: Runtime, sensor: PairedSensor | None, image: np.ndarray | None = No
 
 @contextlib.contextmanager
 def tamper_alarm(rt: Runtime) -> Iterator[None]:
-    """A module that fails its password check or is not the paired one: a tamper alarm, then the error."""
-    from limen.bio.finger.protocol import SensorAuthError
+    """A module that fails its password check (refused, no answer, garbage) or is not the paired one, or whose
+    serial port is gone: a tamper alarm (why, in its reason: never the password), then the error."""
+    from limen.bio.finger.protocol import SensorAuthError, SensorDisconnected
 
     try:
         yield
-    except SensorAuthError:
-        rt.audit.raise_alarm("tamper", "critical", TAMPER_TEXT, subject="fingerprint-sensor", at=rt.clock.now())
+    except SensorAuthError as exc:
+        rt.audit.raise_alarm("tamper", "critical", f"{TAMPER_TEXT}: {exc}", subject="fingerprint-sensor",
+                             at=rt.clock.now())
+        raise
+    except SensorDisconnected as exc:
+        rt.audit.raise_alarm("tamper", "critical", f"{GONE_TEXT}: {exc}", subject="fingerprint-sensor",
+                             at=rt.clock.now())
         raise
 
 

@@ -228,3 +228,38 @@ def test_a_damaged_pairing_record_is_one_clear_line(tmp_path: Path) -> None:
         path.write_text(body)
         with pytest.raises(VaultError, match="pairing record finger-sensor.json is damaged"):
             load_pairing(path, box=None)  # type: ignore[arg-type]  # never reached: the record is read first
+
+
+@pytest.mark.parametrize("fault", ["silent", "garbage", "unplugged"])
+def test_a_failed_handshake_is_a_503_and_a_tamper_alarm_never_no_finger_nor_500(owner: Owner, fault: str) -> None:
+    simulator = _desk(owner.client).simulate()
+    if fault == "silent":
+        simulator.silent = True
+    elif fault == "garbage":
+        simulator.garbage = True
+    else:
+        simulator.unplug()
+    api = owner.client.post("/api/kiosk/finger")
+    assert api.status_code == 503 and "unavailable" in api.text, api.text
+    form = owner.client.post("/kiosk/finger", data={})
+    assert form.status_code == 503 and "no finger" not in form.text
+    audit = owner.client.app.state.ctx.runtime.audit  # type: ignore[attr-defined]
+    alarms = [str(dict(a.data)) for a in audit.find(EventKind.ALARM)]
+    assert len(alarms) == 2 and all("fingerprint sensor" in a for a in alarms), alarms
+    assert _attempts(owner.client) == []
+
+
+def test_an_unplugged_paired_module_is_one_clear_line_on_the_cli(tmp_path: Path) -> None:
+    from limen.bio.finger.simulator import SimulatedR30x
+    from tests.cli.test_cli import limen
+
+    data = tmp_path / "data"
+    with SimulatedR30x() as module:
+        assert limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        module.unplug()
+        out = limen(data, "identify", "--sensor", module.port)
+    assert out.returncode == 1, out.stderr
+    assert "unexpected" not in out.stderr and "Traceback" not in out.stderr
+    assert "serial port unavailable" in out.stderr and len(out.stderr.strip().splitlines()) <= 3
+    tail = limen(data, "--json", "audit", "tail", "-n", "5")
+    assert "cannot be reached" in tail.stdout

@@ -46,12 +46,12 @@ from limen.access.store import AccessStore
 from limen.audit.event import Event, EventKind
 from limen.bio.finger.extract import extract
 from limen.bio.finger.image import checked_image
-from limen.bio.finger.protocol import SensorError, SensorTimeout
+from limen.bio.finger.protocol import SensorError, SensorNoFinger
 from limen.bio.finger.references import FINGER_NAMES, FingerReferences, open_references
 from limen.bio.finger.sensor import PAIRING_FILE, PairedSensor, R30xSensor, SensorErasure
 from limen.bio.finger.simulator import SimulatedR30x
 from limen.bio.finger.template import FingerTemplate
-from limen.errors import BadImage, BadRequest, ConfigError, VaultError
+from limen.errors import BadImage, BadRequest, ConfigError, SensorUnavailable, VaultError
 from limen.fingerprint import FingerProbe
 from limen.people import Consent
 from limen.runtime import Runtime
@@ -178,12 +178,14 @@ def _decode(data: bytes, name: str) -> np.ndarray:
 
 def _scan(request: Request, presented: np.ndarray | None) -> KioskResult:
     """A finger from the sensor (`fingerprint.read`: its image, or the module's own search) through the
-    controller; sensor faults keep the door shut (a module that fails its password check: a tamper alarm)."""
+    controller; sensor faults keep the door shut with a 503 (a module that fails its password check — refused,
+    not answered, garbage — or whose port is gone: a tamper alarm too).  Only a module that passed its check
+    and saw no finger is a 400 "no finger"."""
     try:
         probe = desk_of(request).read(presented)
-    except SensorTimeout:
+    except SensorNoFinger:
         raise HTTPException(400, NO_FINGER) from None
-    except (SensorError, ConfigError, VaultError):  # SensorAuthError: the alarm is raised by fingerprint.read
+    except (SensorError, SensorUnavailable, ConfigError, VaultError):  # the alarm is raised by fingerprint.read
         raise HTTPException(503, SENSOR_FAILED) from None
     return ctx_of(request).lock.unlock_finger(probe, kiosk_session(request))
 
@@ -330,9 +332,9 @@ def _enrol(request: Request, caller: Caller, person: people.Person, images: list
     try:
         desk_of(request).enrol(ctx.lock.access, person.id, images, consent, caller.actor, ctx.clock.now(), position,
                                ctx.lock.serialised)
-    except SensorTimeout as exc:
+    except SensorNoFinger as exc:
         raise BadRequest("sensor", f"{exc}: place the finger on the sensor") from None
-    except SensorError as exc:
+    except (SensorError, SensorUnavailable) as exc:
         raise BadRequest("sensor", str(exc)) from None
 
 

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from limen.errors import LimenError
+from limen.errors import LimenError, SensorUnavailable
 
 HEADER = b"\xef\x01"
 DEFAULT_ADDRESS = 0xFFFFFFFF
@@ -28,8 +28,10 @@ class SensorError(LimenError):
 
         SensorError
         ├── SensorTimeout       nothing (or not enough) came back in time
+        │   └── SensorNoFinger  the password check passed, then no finger was laid within the wait
         ├── SensorProtocolError bad header, address, checksum, length or unexpected packet
-        ├── SensorAuthError     the module refused the password (another module, or reset)
+        ├── SensorAuthError     the password check failed: refused, not answered, or answered garbage
+        ├── SensorDisconnected  the serial port is gone or failed (also a `limen.errors.SensorUnavailable`)
         └── SensorRefused       a well-formed refusal (no finger, too few features, …) with its code
     """
 
@@ -38,12 +40,25 @@ class SensorTimeout(SensorError):
     """The sensor did not answer in time."""
 
 
+class SensorNoFinger(SensorTimeout):
+    """The module passed its password check and answered, but no finger was laid on it in time."""
+
+
+class SensorDisconnected(SensorError, SensorUnavailable):
+    """The module's serial port cannot be opened, read or written (unplugged, cable cut, adapter gone)."""
+
+    def __init__(self, port: str, reason: str) -> None:
+        SensorUnavailable.__init__(self, f"fingerprint sensor on {port}", f"serial port unavailable ({reason}): "
+                                   "unplugged or cable cut?")
+
+
 class SensorProtocolError(SensorError):
     """The sensor answered something that is not a valid packet."""
 
 
 class SensorAuthError(SensorError):
-    """The sensor refused the password: treat as a swapped or reset module (tamper)."""
+    """The module's password check (VfyPwd) failed: refused, not answered, or answered garbage.  On a paired
+    module, treat it as a swapped, reset or disconnected module (tamper)."""
 
 
 class SensorRefused(SensorError):

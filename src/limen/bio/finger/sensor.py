@@ -1,9 +1,12 @@
 """Driver for R30x / R503 / AS608 / ZFM UART fingerprint modules (pyserial).
 
 `R30xSensor(port, password)` verifies the module's password (VfyPwd) before every
-scan: a module that refuses it was swapped or reset, and `identify()` then
+scan: a module that refuses it, does not answer it or answers garbage fails the
+check (`SensorAuthError`: swapped, reset or disconnected), and `identify()` then
 reports `password-refused`, which the tamper binding (limen.tamper.binding)
-sees as a swapped sensor.  `pair()` sets a fresh random password on a module
+sees as a swapped sensor.  A serial port that cannot be opened, read or written
+is `SensorDisconnected` (also a `limen.errors.SensorUnavailable`), never a bare
+`serial.SerialException`.  `pair()` sets a fresh random password on a module
 still on the factory one and returns it with the module's identity; the caller
 keeps both (they are not secrets of the vault, but the password must not be
 logged).  Images come up as 256 × 288 px, 4 bits per pixel, and are expanded to
@@ -25,10 +28,12 @@ Erasure on the module (match on sensor): `erase_pages_of(data_dir, box, user_id)
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import secrets
 import struct
+import termios
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -50,6 +55,8 @@ from limen.bio.finger.protocol import (
     Packet,
     Pid,
     SensorAuthError,
+    SensorDisconnected,
+    SensorNoFinger,
     SensorProtocolError,
     SensorRefused,
     SensorTimeout,
@@ -70,6 +77,8 @@ PAIRING_FILE = "finger-sensor.json"
 PAGES_FILE = "finger-sensor-pages.json"
 _SEAL_LABEL = "finger-sensor:password"
 _PAGES_LABEL = "finger-sensor:pages"
+# what pyserial lets through when the port is gone (a vanished pty/USB adapter fails tcflush with termios.error)
+_SERIAL_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 @dataclass(frozen=True)
@@ -91,10 +100,15 @@ class R30xSensor:
         self._password = password
         self._address = address
         self._timeout = timeout_s
-        self._port = serial.Serial(port, baudrate=baudrate, timeout=timeout_s)
+        self._port_name = port
+        try:
+            self._port = serial.Serial(port, baudrate=baudrate, timeout=timeout_s)
+        except _SERIAL_ERRORS as exc:
+            raise SensorDisconnected(port, _why(exc)) from exc
 
     def close(self) -> None:
-        self._port.close()
+        with contextlib.suppress(*_SERIAL_ERRORS):  # an unplugged adapter: nothing left to close
+            self._port.close()
 
     def __enter__(self) -> R30xSensor:
         return self
@@ -104,7 +118,10 @@ class R30xSensor:
 
     # ------------------------------------------------------------------ transport
     def _read_exact(self, n: int) -> bytes:
-        data = self._port.read(n)
+        try:
+            data = self._port.read(n)
+        except _SERIAL_ERRORS as exc:
+            raise SensorDisconnected(self._port_name, _why(exc)) from exc
         if len(data) != n:
             raise SensorTimeout(f"sensor did not answer in {self._timeout:.1f} s ({len(data)}/{n} bytes)")
         return data
@@ -116,8 +133,11 @@ class R30xSensor:
         return decode_body(address, pid, length, self._read_exact(length))
 
     def _command(self, command: Command, args: bytes = b"", check: bool = True) -> bytes:
-        self._port.reset_input_buffer()
-        self._port.write(encode(Pid.COMMAND, bytes([command]) + args, self._address))
+        try:
+            self._port.reset_input_buffer()
+            self._port.write(encode(Pid.COMMAND, bytes([command]) + args, self._address))
+        except _SERIAL_ERRORS as exc:
+            raise SensorDisconnected(self._port_name, _why(exc)) from exc
         packet = self._read_packet()
         if packet.pid != Pid.ACK or not packet.payload:
             raise SensorProtocolError("expected an acknowledge packet")
@@ -128,12 +148,21 @@ class R30xSensor:
 
     # ------------------------------------------------------------------ handshake and identity
     def handshake(self) -> None:
-        """VfyPwd with the paired password; `SensorAuthError` if the module refuses it."""
-        answer = self._command(Command.VFY_PWD, struct.pack(">I", self._password), check=False)
+        """VfyPwd with the paired password.  `SensorAuthError` unless the module confirms it: a refusal, no
+        answer and a garbled answer all fail the check (a module that does not answer it is not proven to be
+        the paired one).  `SensorDisconnected` when the serial port itself fails."""
+        try:
+            answer = self._command(Command.VFY_PWD, struct.pack(">I", self._password), check=False)
+        except SensorTimeout as exc:
+            raise SensorAuthError(f"the fingerprint sensor did not answer its password check ({exc})") from exc
+        except SensorProtocolError as exc:
+            raise SensorAuthError(f"the fingerprint sensor answered its password check with garbage ({exc})"
+                                  ) from exc
         if answer[0] == WRONG_PASSWORD:
-            raise SensorAuthError("the fingerprint sensor refused the paired password (swapped or reset?)")
+            raise SensorAuthError("the fingerprint sensor refused the paired password: it is not the paired one "
+                                  "(swapped or reset?)")
         if answer[0] != OK:
-            raise SensorRefused(Command.VFY_PWD, answer[0])
+            raise SensorAuthError(f"the fingerprint sensor did not confirm its password check (code 0x{answer[0]:02X})")
 
     def system_parameters(self) -> SystemParameters:
         return SystemParameters.parse(self._command(Command.READ_SYS_PARA)[1:])
@@ -144,6 +173,10 @@ class R30xSensor:
             self.handshake()
         except SensorAuthError:
             return REFUSED_IDENTITY
+        return self.identity()
+
+    def identity(self) -> str:
+        """The module's identity (system parameters, product serial when it has one); after a `handshake()`."""
         p = self.system_parameters()
         serial_no = self._serial_number()
         return (f"r30x:sys={p.system_id:04X}:lib={p.library_size}:addr={p.address:08X}:"
@@ -180,7 +213,7 @@ class R30xSensor:
             if code != NO_FINGER:
                 raise SensorRefused(Command.GEN_IMG, code)
             if time.monotonic() > deadline:
-                raise SensorTimeout(f"no finger on the sensor within {wait_s:.0f} s")
+                raise SensorNoFinger(f"no finger on the sensor within {wait_s:.0f} s")
             time.sleep(poll_s)
         self._command(Command.UP_IMAGE)
         return unpack_image(self._read_data())
@@ -236,6 +269,11 @@ class R30xSensor:
         self._command(Command.EMPTY)
 
 
+def _why(exc: BaseException) -> str:
+    """A serial error in one line (pyserial's messages repeat the errno)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def unpack_image(data: bytes) -> np.ndarray:
     """4-bit packed pixels (high nibble first) → 8-bit 288 × 256 image."""
     raw = np.frombuffer(data, np.uint8)
@@ -263,11 +301,12 @@ class PairedSensor:
         """The module on `port`, checked: `SensorAuthError` if it is not the paired one (swapped, reset)."""
         module = R30xSensor(self.port, password=self.password)
         try:
-            found = module.identify()
+            module.handshake()  # its own error (refused, no answer, garbage): why the module is not trusted
+            found = module.identity()
         except BaseException:
             module.close()
             raise
-        if found is None or not hmac.compare_digest(found, self.identity):
+        if not hmac.compare_digest(found, self.identity):
             module.close()
             raise SensorAuthError("the fingerprint sensor is not the paired one (swapped, reset or wrong password)")
         return module

@@ -7,7 +7,9 @@ queue (none left = "no finger"); images are centre-cropped/padded to 256 × 288
 and sent at 4 bits per pixel, as the module does.  Match on sensor uses Limen's
 own extractor and matcher in place of the module's firmware (simulated).
 Faults for tests: `garbage=True` answers noise, `silent=True` never answers,
-`refuse_delete=True` answers DeleteChar with "failed to delete" (0x10) and Empty with "failed to clear" (0x11).
+`refuse_delete=True` answers DeleteChar with "failed to delete" (0x10) and Empty with "failed to clear" (0x11),
+`unplug()` makes the module disappear (its pty is closed: the port cannot be opened, read or written any more).
+`commands` lists the command codes received, in order (what crossed the wire, for tests).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class SimulatedR30x:
         self.garbage = False
         self.silent = False
         self.refuse_delete = False
+        self.commands: list[int] = []
+        self._closed = False
         self._queue: deque[np.ndarray] = deque()
         for item in images:
             self.present(item)
@@ -93,10 +97,17 @@ class SimulatedR30x:
         self._queue.append(sensor_frame(grey))
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self._thread.join(timeout=2)
         os.close(self._master)
         os.close(self._slave)
+
+    def unplug(self) -> None:
+        """The module disappears: its pty is closed (a scan cannot open, read or write the port)."""
+        self.close()
 
     def __enter__(self) -> SimulatedR30x:
         return self
@@ -148,6 +159,7 @@ class SimulatedR30x:
             self._reply(b"\x01")
             return
         command, args = Command(payload[0]), payload[1:]
+        self.commands.append(command)
         if command == Command.VFY_PWD:
             self._verified = len(args) == 4 and struct.unpack(">I", args)[0] == self.password
             self._reply(b"\x00" if self._verified else b"\x13")
