@@ -118,3 +118,28 @@ def test_finger_verify_on_an_owned_lock_is_the_owners_and_recorded_without_the_s
     (record,) = [r for r in tail if r["reason"] == "finger checked 1:1"]
     assert record["outcome"] == "match" and record["actor"] != "cli"
     assert "score" not in json.dumps(record)
+
+
+def test_a_finger_is_enrolled_from_iso_records_and_a_bad_record_is_one_clear_line(tmp_path: Path) -> None:
+    from limen.bio.finger import iso
+    from limen.bio.finger.extract import extract_file
+
+    db = shared("fvc2002", "DB1_B")
+    data = tmp_path / "data"
+    records = []
+    for i in (1, 2, 3):                                     # as another system would export them
+        path = tmp_path / f"ada_{i}.fmr"
+        path.write_bytes(iso.encode(extract_file(db / f"101_{i}.tif"), finger_position=2))
+        records += ["--image", str(path)]
+    consent = ("--consent", "--purpose", "door", "--retention-days", "30")
+    broken = tmp_path / "broken.fmr"
+    broken.write_bytes((tmp_path / "ada_1.fmr").read_bytes()[:40])   # cut short
+    refused = limen(data, "finger", "enroll", "Ada", *consent, "--image", str(broken), *records[2:])
+    assert refused.returncode == 1 and "ISO/IEC 19794-2" in refused.stderr and "Traceback" not in refused.stderr
+    assert json.loads(limen(data, "--json", "finger", "list").stdout) == []          # nothing enrolled
+    enrolled = limen(data, "--json", "finger", "enroll", "Ada", *consent, *records)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert json.loads(enrolled.stdout)["impressions"] == 3
+    same = json.loads(limen(data, "--json", "finger", "verify", "Ada", "--image", str(db / "101_6.tif")).stdout)
+    other = json.loads(limen(data, "--json", "finger", "verify", "Ada", "--image", str(db / "107_1.tif")).stdout)
+    assert same["matched"] is True and other["matched"] is False

@@ -53,7 +53,8 @@ def enroll(
     face: Annotated[list[Path] | None, typer.Option("--face", help="Image, video or folder of frames (repeatable).")
                     ] = None,
     finger: Annotated[list[Path] | None, typer.Option(
-        "--finger", help="Fingerprint images of one finger, 500 dpi (repeatable; 2-8 impressions).")] = None,
+        "--finger", help="Fingerprint images of one finger, 500 dpi, or ISO/IEC 19794-2 records (.fmr) "
+                 "(repeatable; 2-8 impressions).")] = None,
     sensor: Annotated[str | None, typer.Option("--sensor", help="Enrol the finger from the paired sensor on this "
                                                "port (3 captures).")] = None,
     purpose: Annotated[str, typer.Option(help="Why the face is processed (shown to and accepted by the person).")] = "",

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(finger_app, name="finger")      # `limen lab finger` (lab_finger below) is added by cli/lab.py
 
 
-ImagesOption = Annotated[list[Path] | None, typer.Option("--image", help="A 500 dpi fingerprint image (repeatable).")]
+ImagesOption = Annotated[list[Path] | None, typer.Option(
+    "--image", help="A 500 dpi fingerprint image, or an ISO/IEC 19794-2 minutiae record (.fmr) (repeatable).")]
 SensorOption = Annotated[str | None, typer.Option("--sensor", help="Serial port of a paired R30x/R503/AS608 module.")]
 
 
@@ -72,7 +73,7 @@ def _references(rt: Runtime) -> FingerReferences:
 
 
 def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count: int) -> list[FingerTemplate]:
-    from limen.bio.finger.extract import extract, extract_file
+    from limen.bio.finger.extract import extract, template_file
     from limen.errors import BadRequest
 
     if bool(images) == bool(sensor):
@@ -81,7 +82,7 @@ def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count
     if images:
         with progress("extracting", len(images)) as advance:
             for p in images:
-                out.append(extract_file(p))
+                out.append(template_file(p))
                 advance(1)
         return out
     assert sensor is not None
@@ -140,7 +141,7 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
     """Enrol one finger of NAME (`limen finger enrol` and `limen enrol --finger`) through `limen.fingerprint.enrol`,
     the console's own path; what was enrolled."""
     from limen import fingerprint
-    from limen.bio.finger.extract import extract_file
+    from limen.bio.finger.extract import template_file
     from limen.errors import BadRequest, ConsentRequired
     from limen.people import Consent
     from limen.runtime import open_runtime
@@ -161,7 +162,7 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
         if images:
             with progress("extracting", len(images)) as advance:
                 for p in images:
-                    templates.append(extract_file(p))
+                    templates.append(template_file(p))
                     advance(1)
         result = fingerprint.enrol(rt, rt.access(), name, Consent(purpose, retention_days), who, at,
                                    finger=position, sensor=None if sensor is None else _paired(rt, sensor),

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from limen import thresholds, trace
+from limen.bio.finger import iso
 from limen.bio.finger.binarization import binary_ridges
 from limen.bio.finger.enhancement import enhanced_image
 from limen.bio.finger.field import block_field
@@ -18,7 +19,7 @@ from limen.bio.finger.orientation import orientation_field
 from limen.bio.finger.segmentation import area_reason, normalized, print_area, segmentation_mask
 from limen.bio.finger.template import FingerTemplate
 from limen.bio.finger.thinning import skeleton
-from limen.errors import BadImage
+from limen.errors import BadImage, BadRequest
 
 
 def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -> FingerTemplate:
@@ -50,3 +51,30 @@ def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -
 def extract_file(path: str | Path, dpi: int = 500) -> FingerTemplate:
     """`extract` on an image file."""
     return extract(load_image(path), dpi=dpi, source=path)
+
+
+def template_file(path: str | Path) -> FingerTemplate:
+    """A fingerprint image file, or an ISO/IEC 19794-2:2005 finger minutiae record (`FMR\\0`, e.g. a `.fmr` file
+    exported by another system or by `iso.encode`), as a template; `BadImage` for either kind unfit to use."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size <= thresholds.MAX_IMAGE_BYTES:
+        with p.open("rb") as f:
+            if f.read(len(iso.FORMAT_ID)) == iso.FORMAT_ID:
+                return record_template(p.read_bytes(), p)
+    return extract_file(p)
+
+
+def record_template(record: bytes, source: str | Path = "<record>") -> FingerTemplate:
+    """The template in an ISO/IEC 19794-2 record, held to what an extracted one must meet: a resolution the matcher
+    works at, and enough minutiae to match on."""
+    try:
+        template = iso.decode(record)
+    except BadRequest as exc:
+        raise BadImage(source, f"not a usable ISO/IEC 19794-2 record: {exc.reason}") from exc
+    low, high = thresholds.FINGER_DPI_RANGE
+    if not low <= template.dpi <= high:
+        raise BadImage(source, f"the record is at {template.dpi} dpi; only {low}-{high} dpi records are matched")
+    if len(template.minutiae) < thresholds.FINGER_MIN_MINUTIAE:
+        raise BadImage(source, f"the record holds {len(template.minutiae)} minutiae; at least "
+                               f"{thresholds.FINGER_MIN_MINUTIAE} are needed")
+    return template
