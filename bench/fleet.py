@@ -223,6 +223,8 @@ def receiver_process(pipe: Connection) -> None:
     arrived: dict[str, dict[Any, float]] = {"webhook": {}, "apprise": {}, "apprise_ids": {}, "apprise_messages": {}}
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a receiver behind any web server has
+
         def do_POST(self) -> None:  # noqa: N802
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             now = time.monotonic()
@@ -239,6 +241,7 @@ def receiver_process(pipe: Connection) -> None:
                 if lock and rule and not ids:
                     arrived["apprise"].setdefault((rule.group().decode(), lock.group().decode()), now)
             self.send_response(204 if self.path.startswith("/alarms") else 200)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
@@ -544,6 +547,7 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     notify.WEBHOOK_PASS = args.webhook_pass or notify.WEBHOOK_PASS  # (tuning runs: the notifier's module values)
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
     notifier = AlarmNotifier(engine, ("127.0.0.0/8",)).start()  # the bench receiver is local
+    args.notifier = notifier
     bridge = TimedBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
                          broker.port if args.cloud_direct else proxy.port, on_alarms=notifier.wake,
                          workers=args.bridge_workers,
@@ -583,6 +587,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         bridge.by_link = [0] * len(bridge.links)
         rule = f"lock:{reason}"
         cpu = time.process_time()
+        made = getattr(getattr(args.notifier, "webhook_connections", None), "made", 0)
         started_min = time.monotonic()
         both: dict[str, Any] = fleet.merged("alarm", (reason, time.monotonic() + 1.0, spread_s))
         started = {i: v[0] for i, v in both.items()}
@@ -605,6 +610,8 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         if args.apprise:  # notifications the owner's phone got for these n alarms (coalesced)
             out["apprise_messages"] = sum(t >= started_min for t in arrived["apprise_messages"].values())
         out["cloud_process_cpu_s"] = round(time.process_time() - cpu, 2)
+        kept = getattr(args.notifier, "webhook_connections", None)  # (None: a notifier without kept connections)
+        out["webhook_connections_made"] = None if kept is None else kept.made - made
         out["ingest_passes"] = len(bridge.passes)
         out["max_unacked_at_cloud"] = bridge.max_unacked  # the broker's in-flight window to the cloud, all in use?
         out["messages_by_connection"] = list(bridge.by_link)

@@ -564,6 +564,11 @@ CLOUD_BACKUPS_KEPT = 10                # encrypted backups kept per lock (older 
 CLOUD_LOCK_ONLINE_S = 60               # a lock heard from within this is shown online (it forwards every 5 s)
 CLOUD_HISTORY_PAGE = 100               # records on one history page
 CLOUD_WEBHOOK_TIMEOUT_S = 5.0          # one community-webhook POST
+CLOUD_WEBHOOK_KEEPALIVE_S = 30.0       # a kept webhook connection is used this long from its making (then the name
+CLOUD_WEBHOOK_IDLE_S = 10.0            # is resolved and checked again); closed after this idle
+CLOUD_WEBHOOK_POOL_PER_HOST = 32       # idle kept connections per webhook destination (= CLOUD_WEBHOOK_PARALLEL) …
+CLOUD_WEBHOOK_POOL_MAX = 256           # … and in all
+CLOUD_WEBHOOK_KEEP_BODY_BYTES = 4096   # a connection is kept only if the answer's body (read, dropped) is this short
 CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webhook (kept, error shown)
 CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
 CLOUD_WEBHOOK_BACKOFF_MAX_S = 600.0    # … up to this

@@ -19,13 +19,18 @@ signed with HMAC-SHA256 under the secret the owner was shown once, `X-Limen-Sign
 timeout is retried with exponential backoff (`CLOUD_WEBHOOK_BACKOFF_S` doubling to `…_MAX_S`), at most
 `CLOUD_WEBHOOK_MAX_ATTEMPTS` times; only the status is kept (the receiver's answer is not).
 
-No server-side request forgery: the webhook's host is resolved once per POST and the POST goes to that
-checked address (TLS still verifies the name); loopback, private, link-local, shared, reserved and multicast
+No server-side request forgery: the webhook's host is resolved once per connection and the POST goes to that
+checked address (TLS still verifies the name); the notifier keeps connections alive for the next POSTs to the
+same destination (`ConnectionPool`: a burst's alarms go over a few connections, each still its own signed POST),
+never past `CLOUD_WEBHOOK_KEEPALIVE_S` from the check; loopback, private, link-local, shared, reserved and multicast
 addresses are refused unless the operator allow-listed them (`limen-cloud serve --webhook-allow CIDR`).
 A refused destination, a refused connection and a timeout all leave the same text, "not reached", so an
 owner cannot map the cloud's network with them.  Web push goes the same way (`post_pinned`: pywebpush only
 encrypts and signs).  Each such POST ends by its timeout as a whole (a watchdog cuts a receiver that answers a
-byte at a time: the notifier's one loop delivers every owner's alarms) and the answer's body is never read.
+byte at a time: the notifier's one loop delivers every owner's alarms) and the answer's body is never kept (a
+short one of known length is read and dropped, so that its connection can be kept).  A kept connection the
+receiver closed while idle is replaced once, at once; delivery is at least once (that, or a timeout after the
+receiver took the alarm, repeats it): receivers de-duplicate by `alarm_id`.
 
 Apprise channels go through libraries that resolve names themselves (requests/urllib3, smtplib, paho).  They
 run inside `egress_guard(allow)`: while it is active in the calling context, every name resolution
@@ -44,9 +49,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import heapq
 import hmac
 import http.client
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -56,7 +63,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -105,6 +112,7 @@ class AlarmNotifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(WEBHOOK_PARALLEL, thread_name_prefix="limen-cloud-webhook")
+        self.webhook_connections = ConnectionPool()  # kept-alive connections to the owners' webhooks
         self.coalesce_s, self.retry_s = coalesce_s, retry_s
         self._apprise_wake = threading.Event()
         self._apprise_thread: threading.Thread | None = None
@@ -134,6 +142,7 @@ class AlarmNotifier:
                 thread.join(30)
         self._pool.shutdown(wait=False)
         self._apprise_pool.shutdown(wait=False)
+        self.webhook_connections.close()
 
     def deliver_pending(self, wait: bool = True) -> int:
         """Start one apprise job per owner with undelivered alarms (not already being served, out of their
@@ -253,8 +262,8 @@ class AlarmNotifier:
                 .order_by(Alarm.id).limit(WEBHOOK_PASS)).all()]
         if not due:
             return 0
-        errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3],
-                                                                        self.webhook_allow), due))  # slow receivers
+        errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3], self.webhook_allow,
+                                                            pool=self.webhook_connections), due))  # slow receivers
         delivered = [d[0] for d, error in zip(due, errors, strict=True) if error is None]
         failed = {d[0]: error for d, error in zip(due, errors, strict=True) if error is not None}
         taken = 0
@@ -348,6 +357,7 @@ class AlarmNotifier:
                 full = False
             if full:  # a full pass went through: more are waiting, go on at once
                 continue
+            self.webhook_connections.sweep()
             self._wake.wait(min(RETRY_S, T.CLOUD_WEBHOOK_BACKOFF_S))
             self._wake.clear()
 
@@ -768,16 +778,72 @@ if getattr(socket.getaddrinfo, "__name__", "") != "_guarded_getaddrinfo":
     sys.addaudithook(_audit)  # (outside a `connection_deadline` it only looks at one context variable)
 
 
+class _Watchdog:
+    """One thread that cuts the connections whose deadline passed (`arm`), instead of a timer thread per POST:
+    a burst's POSTs each paid a thread's start (≈ 0.3 ms of the cloud's interpreter) for a watchdog that fires
+    only for a trickling receiver."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []  # (when, token); a disarmed token is skipped when it comes up
+        self._armed: dict[int, Callable[[int], None]] = {}
+        self._next = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, expire: Callable[[int], None]) -> int:
+        """Call `expire(token)` after `seconds` unless `disarm(token)` came first; the token."""
+        with self._cond:
+            token = next(self._next)
+            self._armed[token] = expire
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="limen-cloud-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][1] == token:  # due before the one the thread waits for (else it need not wake)
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][1] not in self._armed:
+                        heapq.heappop(self._heap)
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        token = heapq.heappop(self._heap)[1]
+                        expire = self._armed.pop(token)
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+            with contextlib.suppress(Exception):  # (a failed cut must not stop the watchdog)
+                expire(token)
+
+
+_WATCHDOG = _Watchdog()
+
+
 class _PinnedHTTP(http.client.HTTPConnection):
-    """HTTP to an address already checked; `expire()` (the deadline's watchdog) cuts the connection at once."""
+    """HTTP to an address already checked; `expire(token)` (the watchdog, for the exchange armed with `token`) cuts
+    the connection at once.  `born`: when it was connected (a kept connection is not used past
+    `CLOUD_WEBHOOK_KEEPALIVE_S`: its name is resolved and checked again then)."""
 
     def __init__(self, address: str, port: int, timeout: float) -> None:
         super().__init__(address, port, timeout=timeout)
         self._raw: socket.socket | None = None
         self._expired = threading.Event()
+        self._cut = threading.Lock()
+        self._token: int | None = None
+        self.born = self.idle_since = time.monotonic()
 
     def _open(self) -> socket.socket:
         raw = socket.create_connection((self.host, self.port), self.timeout)
+        # http.client sends the head and the body in two writes: on a kept connection Nagle would hold the body
+        # for the receiver's delayed ACK (40 ms a POST, measured); urllib3 sets the same
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._raw = raw
         if self._expired.is_set():  # the watchdog fired while this connected
             raw.close()
@@ -791,11 +857,26 @@ class _PinnedHTTP(http.client.HTTPConnection):
     def expired(self) -> bool:
         return self._expired.is_set()
 
-    def expire(self) -> None:
-        self._expired.set()
-        if self._raw is not None:
-            with contextlib.suppress(OSError):
-                self._raw.shutdown(socket.SHUT_RDWR)  # wakes a recv/send blocked in another thread
+    def arm(self, seconds: float) -> None:
+        """The next exchange ends by `seconds` from now (cut by the watchdog)."""
+        with self._cut:
+            self._token = _WATCHDOG.arm(seconds, self.expire)
+
+    def disarm(self) -> None:
+        """The exchange ended: the watchdog no longer cuts it (also when it is about to fire now)."""
+        with self._cut:
+            if self._token is not None:
+                _WATCHDOG.disarm(self._token)
+            self._token = None
+
+    def expire(self, token: int | None = None) -> None:
+        with self._cut:
+            if token is not None and token != self._token:  # an exchange that ended already
+                return
+            self._expired.set()
+            if self._raw is not None:
+                with contextlib.suppress(OSError):
+                    self._raw.shutdown(socket.SHUT_RDWR)  # wakes a recv/send blocked in another thread
 
 
 class _PinnedHTTPS(_PinnedHTTP):
@@ -809,11 +890,109 @@ class _PinnedHTTPS(_PinnedHTTP):
         self.sock = self._tls.wrap_socket(self._open(), server_hostname=self._name)
 
 
+_PoolKey = tuple[str, str, int, tuple["Network", ...], "ssl.SSLContext | None"]
+
+
+class ConnectionPool:
+    """Kept-alive connections to community webhooks, idle ones by destination (scheme, name, port, allow-list,
+    trust store): a burst's POSTs to one receiver reuse a few connections instead of one each (a TCP and TLS
+    handshake, a name resolution and a receiver thread per alarm before).
+
+    A kept connection goes to the address that was checked when it was made (no DNS rebinding: the name is not
+    resolved again for it), and is used for `CLOUD_WEBHOOK_KEEPALIVE_S` at most from its making, so a name
+    re-pointed is followed (and checked) within that time; idle ones are closed after
+    `CLOUD_WEBHOOK_IDLE_S`; at most `CLOUD_WEBHOOK_POOL_PER_HOST` idle per destination and
+    `CLOUD_WEBHOOK_POOL_MAX` in all are kept (the longest idle closed first).  Only a connection whose answer
+    was read whole and short (`CLOUD_WEBHOOK_KEEP_BODY_BYTES`, known length, no `Connection: close`) within its
+    deadline goes back; any other is closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[_PoolKey, list[_PinnedHTTP]] = OrderedDict()
+        self.made = 0  # connections opened (tests, bench)
+
+    def take(self, key: _PoolKey) -> _PinnedHTTP | None:
+        """An idle connection to `key` still young enough, or None."""
+        now = time.monotonic()
+        stale: list[_PinnedHTTP] = []
+        found = None
+        with self._lock:
+            held = self._idle.get(key, [])
+            while held:
+                conn = held.pop()  # the most recently used: the least likely to have been closed by the receiver
+                if _fresh(conn, now):
+                    found = conn
+                    break
+                stale.append(conn)
+            if not held:
+                self._idle.pop(key, None)
+        for conn in stale:
+            conn.close()
+        return found
+
+    def give(self, key: _PoolKey, conn: _PinnedHTTP) -> None:
+        """Keep `conn` (an exchange ended cleanly on it) for the next POST to `key`."""
+        conn.idle_since = time.monotonic()
+        drop: list[_PinnedHTTP] = []
+        with self._lock:
+            held = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            if len(held) >= T.CLOUD_WEBHOOK_POOL_PER_HOST:
+                drop.append(held.pop(0))
+            held.append(conn)
+            while sum(len(v) for v in self._idle.values()) > T.CLOUD_WEBHOOK_POOL_MAX:
+                oldest = next(iter(self._idle))
+                drop.append(self._idle[oldest].pop(0))
+                if not self._idle[oldest]:
+                    del self._idle[oldest]
+        for old in drop:
+            old.close()
+
+    def sweep(self) -> None:
+        """Close the idle connections past their time (the notifier's loop calls it)."""
+        now = time.monotonic()
+        drop: list[_PinnedHTTP] = []
+        with self._lock:
+            for key in list(self._idle):
+                keep = [c for c in self._idle[key] if _fresh(c, now)]
+                drop += [c for c in self._idle[key] if not _fresh(c, now)]
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+        for conn in drop:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            held = [c for v in self._idle.values() for c in v]
+            self._idle.clear()
+        for conn in held:
+            conn.close()
+
+
+def _fresh(conn: _PinnedHTTP, now: float) -> bool:
+    return now - conn.born < T.CLOUD_WEBHOOK_KEEPALIVE_S and now - conn.idle_since < T.CLOUD_WEBHOOK_IDLE_S
+
+
+def _reusable(answer: http.client.HTTPResponse) -> bool:
+    """Whether the connection can carry another POST once this answer's (short, known-length) body is read."""
+    length = answer.length
+    return not answer.will_close and not answer.chunked and length is not None \
+        and length <= T.CLOUD_WEBHOOK_KEEP_BODY_BYTES
+
+
+# the connection a kept one turned out to be closed by the receiver while idle: tried once more on a new one
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
 def post_pinned(url: str, body: bytes, headers: dict[str, str], allow: tuple[Network, ...], deadline_s: float,
-                tls: ssl.SSLContext | None = None) -> int | None:
+                tls: ssl.SSLContext | None = None, pool: ConnectionPool | None = None) -> int | None:
     """POST `body` to `url` at its name's address, checked once (public or allow-listed) and connected to as
     checked; the answer's status, or None when not reached.  The whole exchange (connection, TLS, request,
-    the answer's head) ends by `deadline_s`; the answer's body is not read; redirects are not followed."""
+    the answer's head) ends by `deadline_s`; redirects are not followed.  Without `pool` the connection is closed
+    and the answer's body is not read; with it, a short answer's body is read (and dropped) so the connection
+    can be kept for the next POST to the same destination (`ConnectionPool`)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return None
@@ -821,39 +1000,64 @@ def post_pinned(url: str, body: bytes, headers: dict[str, str], allow: tuple[Net
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return None
-    address = resolve_checked(parts.hostname, port, allow)
-    if address is None:
-        log.info("destination refused (not public, not allow-listed) or not resolved")
-        return None
     host_header = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if parts.port:
         host_header += f":{parts.port}"
-    conn = (_PinnedHTTPS(address, port, parts.hostname, deadline_s, tls) if parts.scheme == "https"
-            else _PinnedHTTP(address, port, deadline_s))
-    watchdog = threading.Timer(deadline_s, conn.expire)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
-                     headers={**headers, "Host": host_header})
-        status = conn.getresponse().status
-        if conn.expired:  # cut off while its head came in: an answer ended by us is no answer
-            raise TimeoutError("deadline passed")
-        return status
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        log.info("%s not reached (%s)", parts.scheme, type(exc).__name__)
-        return None
-    finally:
-        watchdog.cancel()
-        conn.close()
+    key: _PoolKey = (parts.scheme, parts.hostname, port, allow, tls)
+    ends = time.monotonic() + deadline_s
+    conn = pool.take(key) if pool is not None else None
+    while True:
+        reused = conn is not None
+        if conn is None:
+            address = resolve_checked(parts.hostname, port, allow)
+            if address is None:
+                log.info("destination refused (not public, not allow-listed) or not resolved")
+                return None
+            conn = (_PinnedHTTPS(address, port, parts.hostname, deadline_s, tls) if parts.scheme == "https"
+                    else _PinnedHTTP(address, port, deadline_s))
+            if pool is not None:
+                pool.made += 1
+        conn.arm(max(0.0, ends - time.monotonic()))
+        keep = False
+        try:
+            conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
+                         headers={**headers, "Host": host_header})
+            answer = conn.getresponse()
+            status = answer.status
+            if conn.expired:  # cut off while its head came in: an answer ended by us is no answer
+                raise TimeoutError("deadline passed")
+            if pool is not None and _reusable(answer):
+                answer.read()  # (at most CLOUD_WEBHOOK_KEEP_BODY_BYTES, dropped)
+                keep = not conn.expired
+            return status
+        except _STALE as exc:
+            if reused and not conn.expired and time.monotonic() < ends:  # closed while idle: once more, new
+                log.debug("kept connection closed by the receiver (%s); a new one", type(exc).__name__)
+                conn.disarm()
+                conn.close()
+                conn = None
+                continue
+            log.info("%s not reached (%s)", parts.scheme, type(exc).__name__)
+            return None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            log.info("%s not reached (%s)", parts.scheme, type(exc).__name__)
+            return None
+        finally:
+            if conn is not None:
+                conn.disarm()
+                if keep and pool is not None:
+                    pool.give(key, conn)
+                else:
+                    conn.close()
 
 
 def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] = (),
-                 tls: ssl.SSLContext | None = None) -> str | None:
+                 tls: ssl.SSLContext | None = None, pool: ConnectionPool | None = None) -> str | None:
     """POST `body` signed; None when the receiver answered 2xx, else a short reason (never its answer).
 
     Redirects are failures (the signed body goes only where the owner said).  `tls`: the trust store for
     https:// (the system's by default).  The whole POST ends by `CLOUD_WEBHOOK_TIMEOUT_S` (`post_pinned`).
+    `pool`: kept-alive connections to reuse (the notifier's; see `ConnectionPool`).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -865,7 +1069,8 @@ def post_webhook(url: str, secret: str, body: bytes, allow: tuple[Network, ...] 
     timestamp = str(int(time.time()))
     status = post_pinned(url, body, {
         "Content-Type": "application/json", "User-Agent": "limen-cloud", "X-Limen-Timestamp": timestamp,
-        "X-Limen-Signature": webhook_signature(secret, timestamp, body)}, allow, T.CLOUD_WEBHOOK_TIMEOUT_S, tls)
+        "X-Limen-Signature": webhook_signature(secret, timestamp, body)}, allow, T.CLOUD_WEBHOOK_TIMEOUT_S, tls,
+        pool)
     if status is None:
         return NOT_REACHED
     return None if 200 <= status < 300 else f"HTTP {status}"
