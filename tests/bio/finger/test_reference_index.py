@@ -172,3 +172,23 @@ def test_erasure_and_consent_expiry_through_the_runtime(rt: Runtime, fvc_db1: Pa
     assert fingers.identify(probe[101]).user_id == ids[101]
     assert {k.split(":")[0] for k in rt.finger_index._index._keys} == {ids[101]}      # type: ignore[union-attr]
 
+
+
+def test_a_wipe_during_a_search_is_no_answer_and_leaves_nothing(tmp_path: Path, prints: dict[str, FingerTemplate],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tamper scrub does not wait for a search (a cold build takes seconds): the search it overtook refuses."""
+    refs = FingerReferences(tmp_path / "fp", Box().box)
+    ids = _gallery(refs, prints)
+    index = ReferenceIndex()
+    unseal = FingerReferences._impressions
+
+    def wiped_meanwhile(self: FingerReferences, user_id: str, position: int) -> list[FingerTemplate]:
+        index.wipe()                                                      # from the tamper thread, say
+        return unseal(self, user_id, position)
+
+    monkeypatch.setattr(FingerReferences, "_impressions", wiped_meanwhile)
+    with pytest.raises(VaultErased):
+        enrolment.identify(refs, prints["101_4"], index)
+    assert len(index) == 0 and not index._entries
+    monkeypatch.setattr(FingerReferences, "_impressions", unseal)
+    assert _agree(refs, index, prints["101_4"])[0] == ids[101]

@@ -41,7 +41,7 @@ from limen import thresholds
 from limen.bio.finger import iso, matcher
 from limen.bio.finger.index import EdgeIndex, Hit, edge_keys
 from limen.bio.finger.template import FingerTemplate
-from limen.errors import BadRequest, ConfigError, InvalidSealedTemplate, NotFound, VaultError
+from limen.errors import BadRequest, ConfigError, InvalidSealedTemplate, NotFound, VaultErased, VaultError
 from limen.fsio import atomic_write
 from limen.vault.secrets import SecretBox, box_for
 
@@ -196,62 +196,79 @@ class _Entry:
 class ReferenceIndex:
     """The door's 1:N index over one folder's sealed references, held in memory (see the module docstring).
 
-    Thread-safe (one search at a time); a wipe waits for a search in progress, and the search after it
-    rebuilds from the sealed files.
+    Thread-safe: one search (or per-person `forget`) at a time; `wipe` waits for none of them (a tamper
+    response must not wait for a cold build) — a search it overtook raises `VaultErased` rather than answer
+    from what was wiped under it, and the search after it rebuilds from the sealed files.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._swap = threading.Lock()      # guards the fields below and `_epoch` only (see `wipe`)
+        self._epoch = 0                    # bumped by every wipe
         self._folder: Path | None = None
         self._box: SecretBox | None = None
         self._canary: bytes | None = None
-        self._entries: dict[str, _Entry] = {}      # by file name
+        self._entries: dict[str, _Entry] = {}      # by file name, in the order of `FingerReferences._files`
         self._index: EdgeIndex | None = None
         with _INDEXES_LOCK:
             _INDEXES.add(self)
 
     def __len__(self) -> int:
-        return 0 if self._index is None else len(self._index)
+        index = self._index
+        return 0 if index is None else len(index)
 
     def search(self, references: FingerReferences, probe: matcher.PreparedTemplate) -> list[Hit]:
         """`EdgeIndex.search` over every enrolled finger of `references`, as a fresh index built from the sealed
         files would answer (same rows in the same order).  Vault errors as unsealing them raises."""
         with self._lock:
+            with self._swap:
+                epoch = self._epoch
             if not self._trusted(references):
-                self._drop()
-                self._folder, self._box = references.folder, references._box
-            files = references._files()
+                self._forget_all()
+            held = self._entries
             entries: dict[str, _Entry] = {}
             rebuilt = self._index is None
+            canary = self._canary
             try:
-                for user_id, position, path in files:
+                for user_id, position, path in references._files():
                     try:
                         st = path.stat()
                     except FileNotFoundError:       # removed since the listing: as if it had not been listed
                         continue
                     stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                    entry = self._entries.get(path.name)
+                    entry = held.get(path.name)
                     if entry is None or entry.stat != stat:
                         prepared = [matcher.prepare(t) for t in references._impressions(user_id, position)]
                         entry = _Entry(stat, user_id, prepared, [edge_keys(p) for p in prepared])
                         rebuilt = True
                     entries[path.name] = entry
-                if entries and self._canary is None:  # nothing unsealed, nothing to vouch for (as before)
-                    self._canary = references._box.seal(_CANARY, b"\x00")
+                if entries and canary is None:  # nothing unsealed, nothing to vouch for (as before)
+                    canary = references._box.seal(_CANARY, b"\x00")
+                rebuilt = rebuilt or entries.keys() != held.keys()
+                index = _build(entries) if rebuilt else self._index
+                with self._swap:
+                    if self._epoch != epoch:
+                        raise VaultErased("the fingerprint index was wiped during the search")
+                    self._entries, self._index, self._canary = entries, index, canary
+                    self._folder, self._box = references.folder, references._box
             except BaseException:
-                for name, new in entries.items():
-                    if self._entries.get(name) is not new:
-                        _zero(new)
+                for name, entry in entries.items():
+                    if held.get(name) is not entry:
+                        _zero(entry)
                 raise
-            rebuilt = rebuilt or entries.keys() != self._entries.keys()
-            for name, old in self._entries.items():
+            for name, old in held.items():
                 if entries.get(name) is not old:
                     _zero(old)
-            self._entries = entries
-            if rebuilt:
-                self._index = self._build()
-            assert self._index is not None
-            return self._index.search(probe)
+            assert index is not None
+            try:
+                hits = index.search(probe)
+            except Exception:
+                if self._epoch != epoch:
+                    raise VaultErased("the fingerprint index was wiped during the search") from None
+                raise
+            if self._epoch != epoch:            # the answer may come from zeroed minutiae: no answer
+                raise VaultErased("the fingerprint index was wiped during the search")
+            return hits
 
     def _trusted(self, references: FingerReferences) -> bool:
         """Whether what is held was read from this folder under this box's current key (erased: not)."""
@@ -263,45 +280,58 @@ class ReferenceIndex:
             return False
         return True
 
-    def _build(self) -> EdgeIndex:
-        """Rows in the order a fresh build over `FingerReferences.get` has them: by user id, finger position
-        and impression, keyed ``<user id>:<k>`` with k counted over the person's fingers."""
-        index = EdgeIndex()
-        counts: dict[str, int] = {}
-        for name in sorted(self._entries, key=lambda n: _sort_key(n)):
-            entry = self._entries[name]
-            for prepared, keys in zip(entry.prepared, entry.keys, strict=True):
-                k = counts.get(entry.user_id, 0)
-                counts[entry.user_id] = k + 1
-                index.add(f"{entry.user_id}:{k}", prepared, keys)
-        return index
-
     def forget(self, folder: Path, user_id: str) -> None:
         """Drop `user_id`'s entries if this index is over `folder` (the next search re-reads what remains)."""
         with self._lock:
             if self._folder is None or os.path.abspath(self._folder) != os.path.abspath(folder):
                 return
-            gone = [name for name, entry in self._entries.items() if entry.user_id == user_id]
-            for name in gone:
-                _zero(self._entries.pop(name))
-            if gone and self._index is not None:
-                self._index.wipe()
-                self._index = None
+            with self._swap:
+                gone = [self._entries.pop(name) for name, entry in list(self._entries.items())
+                        if entry.user_id == user_id]
+                index = self._index if gone else None
+                if gone:
+                    self._index = None
+            for entry in gone:
+                _zero(entry)
+            if index is not None:
+                index.wipe()
 
     def wipe(self) -> None:
-        """Zero and drop everything held (a tamper response; closing the runtime)."""
-        with self._lock:
-            self._drop()
+        """Zero and drop everything held, now (a tamper response's memory scrub; closing the runtime)."""
+        with self._swap:
+            self._epoch += 1
+            entries, index = self._entries, self._index
+            self._entries, self._index, self._canary, self._box, self._folder = {}, None, None, None, None
+        for entry in entries.values():
+            _zero(entry)
+        if index is not None:
+            index.wipe()
 
     clear = wipe
 
-    def _drop(self) -> None:
-        for entry in self._entries.values():
+    def _forget_all(self) -> None:
+        """Held under another key or folder: zero and drop it (not a wipe: the search goes on)."""
+        with self._swap:
+            entries, index = self._entries, self._index
+            self._entries, self._index, self._canary, self._box, self._folder = {}, None, None, None, None
+        for entry in entries.values():
             _zero(entry)
-        self._entries = {}
-        if self._index is not None:
-            self._index.wipe()
-        self._index, self._canary, self._box, self._folder = None, None, None, None
+        if index is not None:
+            index.wipe()
+
+
+def _build(entries: dict[str, _Entry]) -> EdgeIndex:
+    """Rows in the order a fresh build over `FingerReferences.get` has them: by user id, finger position and
+    impression, keyed ``<user id>:<k>`` with k counted over the person's fingers."""
+    index = EdgeIndex()
+    counts: dict[str, int] = {}
+    for name in sorted(entries, key=_sort_key):
+        entry = entries[name]
+        for prepared, keys in zip(entry.prepared, entry.keys, strict=True):
+            k = counts.get(entry.user_id, 0)
+            counts[entry.user_id] = k + 1
+            index.add(f"{entry.user_id}:{k}", prepared, keys)
+    return index
 
 
 def _sort_key(name: str) -> tuple[str, int]:
