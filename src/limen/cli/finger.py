@@ -287,10 +287,22 @@ def list_fingers() -> None:
 def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.g. /dev/ttyUSB0.")],
          current_password: Annotated[str, typer.Option(
              "--current-password", help="The module's current password, hex (factory modules: 00000000).")],
+         replace: Annotated[bool, typer.Option("--replace", help="This lock is already paired: replace that module "
+                                               "(recorded and raised as an alarm).")] = False,
+         actor: Annotated[str, typer.Option("--as", help="Owner/administrator pairing the module.")] = "cli",
+         actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
          ) -> None:
-    """Set a fresh random password on the module; keep it sealed under the vault with the module's identity."""
-    from limen.bio.finger.sensor import R30xSensor, save_pairing
-    from limen.errors import BadRequest
+    """Set a fresh random password on the module (its library emptied); keep it sealed under the vault with the
+    module's identity.
+
+    Once the lock has an owner, pairing is theirs (or an administrator's), proven by PIN, like `limen finger
+    verify`; every pairing is recorded (who, port, module identity; never the password).  A lock already paired
+    needs --replace: the new module is trusted from the next scan, so re-pairing is also raised as an alarm, and
+    the old module's page map (match on sensor) is forgotten — its people enrol their finger again.
+    """
+    from limen.audit.event import Event, EventKind
+    from limen.bio.finger.sensor import PAGES_FILE, R30xSensor, load_pages, load_pairing, save_pairing
+    from limen.errors import BadRequest, Conflict, VaultError
     from limen.runtime import open_runtime
 
     try:
@@ -299,13 +311,40 @@ def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.
         raise BadRequest("--current-password", "8 hex digits") from exc
     rt = open_runtime(STATE.settings)
     try:
+        at = datetime.now(UTC)
+        if actor_pin is None and rt.has_owner() and actor != "cli" and sys.stdin.isatty():
+            actor_pin = str(typer.prompt(f"PIN of {actor}", hide_input=True))
+        who = rt.authorise(actor, actor_pin, at)  # before the module's password is changed
         box = _box(rt)
+        previous: str | None = None
+        forgotten = 0
+        if _sensor_file().is_file():
+            try:
+                old = load_pairing(_sensor_file(), box)
+                previous = "unknown" if old is None else old.identity
+                forgotten = len(load_pages(STATE.settings.data_dir / PAGES_FILE, box, previous).pages)
+            except VaultError:  # a damaged record or page map: replaced all the same (with --replace)
+                previous, forgotten = previous or "unreadable", -1
+            if not replace:
+                raise Conflict(f"this lock is already paired with a fingerprint module ({previous}): re-pairing "
+                               "makes the lock trust another module; add --replace to do it (it raises an alarm)")
         with R30xSensor(port) as module:
             pairing = module.pair(current)
         save_pairing(_sensor_file(), port, pairing, box)
+        if previous is not None:  # the old module's pages would name people on the new one (all R30x: sn=none)
+            (STATE.settings.data_dir / PAGES_FILE).unlink(missing_ok=True)
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, at, actor=who, subject="fingerprint-sensor",
+                              outcome="re-paired" if previous is not None else "paired",
+                              reason="fingerprint sensor paired", source="cli",
+                              data={"port": port, "identity": pairing.identity, "replaced": previous,
+                                    "pages_forgotten": forgotten}))
+        if previous is not None:
+            rt.audit.raise_alarm("tamper", "critical", f"the fingerprint sensor was re-paired by {who}: the lock "
+                                 f"now trusts the module on {port} ({pairing.identity})",
+                                 subject="fingerprint-sensor", at=at)
     finally:
         rt.close()
-    output({"port": port, "identity": pairing.identity},
+    output({"port": port, "identity": pairing.identity, "replaced": previous},
            _("paired {identity} on {port}").format(identity=pairing.identity, port=port))
 
 

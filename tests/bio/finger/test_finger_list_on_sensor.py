@@ -14,7 +14,7 @@ def test_finger_list_shows_the_fingers_on_the_module(tmp_path: Path, fvc_db1: Pa
     data = tmp_path / "data"
     with SimulatedR30x() as module:
         assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
-        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000", *AS_OLGA).returncode == 0
         assert json.loads(_limen(data, "finger", "list").stdout) == []
         ada = _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
         listed = json.loads(_limen(data, "finger", "list").stdout)

@@ -47,7 +47,7 @@ def test_enrol_search_and_erase_on_the_sensor(tmp_path: Path, fvc_db1: Path) -> 
     data = tmp_path / "data"
     with SimulatedR30x() as module:
         assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
-        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000", *AS_OLGA).returncode == 0
         ada = _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
         bo = _enrol(data, module, "Bo", fvc_db1 / "102_1.tif", fvc_db1 / "102_2.tif")
         assert (ada["page"], bo["page"]) == (0, 1) and module.pages() == [0, 1]
@@ -94,7 +94,7 @@ def test_a_swapped_module_is_refused_as_tamper(tmp_path: Path, fvc_db1: Path) ->
     data = tmp_path / "data"
     with SimulatedR30x() as module:
         assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
-        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000", *AS_OLGA).returncode == 0
         _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
         module.swap_module()                          # another module (factory password) on the same port
         module.present(fvc_db1 / "101_3.tif")
@@ -109,7 +109,7 @@ def test_a_page_whose_consent_ran_out_is_nobodys(tmp_path: Path, fvc_db1: Path) 
     data = tmp_path / "data"
     with SimulatedR30x() as module:
         assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
-        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000", *AS_OLGA).returncode == 0
         _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
         rc, before = _door(data, module, fvc_db1 / "101_3.tif", "identify")
         assert rc == 3 and before["reason"] == "second_factor_missing", before

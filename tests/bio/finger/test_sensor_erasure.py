@@ -23,7 +23,7 @@ from limen.bio.finger.simulator import SimulatedR30x
 from limen.config import Settings
 from limen.link.execute import lock_eraser
 from limen.runtime import Runtime, open_runtime
-from tests.bio.finger.test_match_on_sensor import _enrol, _limen
+from tests.bio.finger.test_match_on_sensor import AS_OLGA, _enrol, _limen
 from tests.cli.test_access_cli import OWNER_PIN
 
 
@@ -33,7 +33,7 @@ def enrolled(settings: Settings, fvc_db1: Path) -> Iterator[tuple[SimulatedR30x,
     data = settings.data_dir
     with SimulatedR30x() as module:
         assert _limen(data, "users", "add", "Olga", LIMEN_NEW_PIN=OWNER_PIN).returncode == 0
-        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000").returncode == 0
+        assert _limen(data, "finger", "pair", module.port, "--current-password", "00000000", *AS_OLGA).returncode == 0
         ada = _enrol(data, module, "Ada", fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif")
         bo = _enrol(data, module, "Bo", fvc_db1 / "102_1.tif", fvc_db1 / "102_2.tif")
         assert module.pages() == [0, 1]

@@ -190,12 +190,16 @@ class R30xSensor:
         return answer[1 + 20:1 + 28].hex()
 
     def pair(self, factory_password: int = DEFAULT_PASSWORD) -> Pairing:
-        """Replace the factory password by a random one; returns it with the module's identity."""
+        """Replace the factory password by a random one and empty the module's library (a model stored before
+        the pairing, by whoever held the module, must not be found by a search); returns the new password with
+        the module's identity."""
         self._password = factory_password
         self.handshake()
         new = secrets.randbits(32) or 1
         self._command(Command.SET_PWD, struct.pack(">I", new))
         self._password = new
+        self.handshake()
+        self._command(Command.EMPTY)
         identity = self.identify()
         if identity is None or hmac.compare_digest(identity, REFUSED_IDENTITY):
             raise SensorAuthError("the module did not accept its new password")
