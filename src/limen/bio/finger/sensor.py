@@ -11,7 +11,8 @@ still on the factory one and returns it with the module's identity; the caller
 keeps both (they are not secrets of the vault, but the password must not be
 logged).  Images come up as 256 × 288 px, 4 bits per pixel, and are expanded to
 8-bit for Limen's extractor (match on host); enrolment and search on the
-module's own library are there too (match on sensor).  Thread-safety: one
+module's own library are there too (match on sensor: GenImg → Img2Tz → Search,
+the image never leaves the module).  Thread-safety: one
 instance per port, used from one thread.
 
 `PairedSensor` is the lock's side of a pairing (port, password, identity),
@@ -207,7 +208,14 @@ class R30xSensor:
 
     # ------------------------------------------------------------------ match on host
     def capture_image(self, wait_s: float = 10.0, poll_s: float = 0.05) -> np.ndarray:
-        """Wait for a finger (password checked first), upload the image: 288 × 256 uint8."""
+        """Wait for a finger (password checked first), upload the image: 288 × 256 uint8 (match on host)."""
+        self.take_finger(wait_s, poll_s)
+        self._command(Command.UP_IMAGE)
+        return unpack_image(self._read_data())
+
+    def take_finger(self, wait_s: float = 10.0, poll_s: float = 0.05) -> None:
+        """Password check, then GenImg until a finger is there: the image stays in the module's buffer (match on
+        sensor never uploads it: the print does not cross the cable).  `SensorNoFinger` after `wait_s`."""
         self.handshake()
         deadline = time.monotonic() + wait_s
         while True:
@@ -219,8 +227,6 @@ class R30xSensor:
             if time.monotonic() > deadline:
                 raise SensorNoFinger(f"no finger on the sensor within {wait_s:.0f} s")
             time.sleep(poll_s)
-        self._command(Command.UP_IMAGE)
-        return unpack_image(self._read_data())
 
     def _read_data(self) -> bytes:
         data = bytearray()
@@ -242,14 +248,16 @@ class R30xSensor:
     def enroll_on_sensor(self, page: int, wait_s: float = 10.0) -> None:
         """Two captures → one model stored at `page` of the module's own library."""
         for buffer_id in (1, 2):
-            self.capture_image(wait_s)            # GenImg (+ image upload, unused on-sensor)
+            self.take_finger(wait_s)              # GenImg, no upload: the module extracts from its own buffer
             self._command(Command.IMG2TZ, bytes([buffer_id]))
         self._command(Command.REG_MODEL)
         self._command(Command.STORE, struct.pack(">BH", 1, page))
 
     def search_on_sensor(self, wait_s: float = 10.0) -> tuple[int, int] | None:
-        """(page, module score) of the best library match of a new capture, or None."""
-        self.capture_image(wait_s)
+        """(page, module score) of the best library match of a new capture, or None.  GenImg → Img2Tz → Search:
+        the image is never uploaded (no host-side check needs it in this mode; a blank or unusable capture is
+        refused by the module's Img2Tz, `SensorRefused`)."""
+        self.take_finger(wait_s)
         self._command(Command.IMG2TZ, b"\x01")
         size = self.system_parameters().library_size
         answer = self._command(Command.SEARCH, struct.pack(">BHH", 1, 0, size), check=False)
