@@ -77,3 +77,24 @@ def test_an_unreadable_page_map_is_a_refusal_not_an_error(rt: Runtime, settings:
     (settings.data_dir / PAGES_FILE).write_text(body.replace(body[-20:-10], "0" * 10))   # altered
     evidence = rt.fingers().identify(SensorMatch(0, MODULE))
     assert evidence.refusal is Reason.VAULT_ERASED and not evidence.matched
+
+
+def test_a_host_match_of_a_person_whose_consent_ran_out_is_no_match(rt: Runtime) -> None:
+    """Retention erases references only at its next pass: until then the door must not open for them."""
+    from limen import fingerprint
+    from limen.bio.finger.extract import extract_file
+    from limen.bio.finger.image import load_image
+    from tests.conftest import shared
+
+    db = shared("fvc2002", "DB1_B")
+    now = datetime.now(UTC)
+    for name, finger, days, given in (("Ada", 101, 30, now), ("Cy", 102, 1, now - timedelta(days=3))):
+        templates = [extract_file(db / f"{finger}_{i}.tif") for i in (1, 2, 3)]
+        fingerprint.enrol(rt, rt.access(), name, people.Consent("door", days), "test", given, templates=templates)
+    fingers = rt.fingers()
+    ada = fingers.identify(load_image(db / "101_6.tif"))
+    assert ada.matched and ada.user_id == people.find(rt.conn, "Ada").id
+    lapsed = fingers.identify(load_image(db / "102_6.tif"))
+    assert not lapsed.matched and lapsed.user_id is None and lapsed.score is None
+    claimed = fingers.verify("Cy", load_image(db / "102_6.tif"))
+    assert not claimed.matched and claimed.user_id == people.find(rt.conn, "Cy").id

@@ -128,7 +128,7 @@ class LockFingers:
 
     def verify(self, name: str, probe: FingerProbe) -> FingerprintEvidence:
         if not isinstance(probe, SensorMatch):
-            return self.host.verify(name, probe)
+            return self._consented(self.host.verify(name, probe), claimed=True)
         try:
             person = people.find(self.conn, name)
         except NotFound:
@@ -137,8 +137,19 @@ class LockFingers:
 
     def identify(self, probe: FingerProbe) -> FingerprintEvidence:
         if not isinstance(probe, SensorMatch):
-            return self.host.identify(probe)
+            return self._consented(self.host.identify(probe), claimed=False)
         return self._on_sensor(probe, None)
+
+    def _consented(self, evidence: FingerprintEvidence, claimed: bool) -> FingerprintEvidence:
+        """A host match of a person whose consent ran out is no match (retention erases their references only at
+        its next pass), as on the module."""
+        from limen.bio.templates import Modality
+
+        if not evidence.matched or evidence.user_id in people.consents_running(self.conn, Modality.FINGERPRINT,
+                                                                                self.now()):
+            return evidence
+        return FingerprintEvidence(evidence.user_id if claimed else None, None, None, True,
+                                   evidence.sensor_liveness, detail="no fingerprint matched")
 
     def _on_sensor(self, match: SensorMatch, claimed: str | None) -> FingerprintEvidence:
         from limen.bio.templates import Modality
