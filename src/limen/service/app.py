@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limen import errors as E
 from limen import thresholds as T
+from limen.bio.finger.template import FingerTemplate
 from limen.bio.templates import Modality
 from limen.capture import Capture, Frame
 from limen.clock import Clock
@@ -321,6 +322,7 @@ def _warm(ctx: ServiceContext) -> None:
     _load_models(rt)
     with _WARM_RUNS, FACE_WORK.working(), ctx.lock.serialised():  # as a face request; the door path's lock
         _warm_models(rt)
+    _warm_fingers(rt)  # outside the door path's lock: the index has its own, and a finger attempt waits on it
 
 
 _WARM_RUNS = threading.Lock()  # two services in one process (tests) never run the shared models together
@@ -344,6 +346,7 @@ def _load_models(rt: Runtime) -> None:
 # A probe like any face's: a zero vector is equally near every projection direction, so the projection
 # re-derives all 32,768 rows in float64 to settle its signs (a 64 MB transient peak at every start).
 _WARM_PROBE = np.random.default_rng(0).standard_normal(128)
+_WARM_FINGER = FingerTemplate(width=1, height=1, dpi=500, minutiae=())  # builds the index, matches nobody
 
 
 def _warm_models(rt: Runtime) -> None:
@@ -354,3 +357,24 @@ def _warm_models(rt: Runtime) -> None:
         rt.store.search(Modality.FACE, _WARM_PROBE, top_k=1)
     except Exception as exc:  # warming only saves time: the same failure is reported by the first unlock
         log.warning("models not warmed at start (%s); they load at the first unlock", type(exc).__name__)
+
+
+def _warm_fingers(rt: Runtime) -> None:
+    """Build the door's 1:N finger index (`Runtime.finger_index`) now, not at the first finger attempt (seconds
+    over 1,000 people): only when fingers are matched on the host, the vault is open and a finger is enrolled.
+    A failure is logged by its type only (never what was unsealed) and leaves the build to the first attempt."""
+    try:
+        from limen import fingerprint
+        from limen.bio.finger import matcher
+        from limen.bio.finger.references import open_references
+        from limen.vault.secrets import box_for
+
+        if fingerprint.on_sensor(rt) or box_for(rt.conn) is None:
+            return
+        references = open_references(rt.conn, rt.settings.data_dir)
+        if not references.enrolled():
+            return
+        rt.finger_index.search(references, matcher.prepare(_WARM_FINGER))  # builds; no minutiae, no hit
+    except Exception as exc:  # warming only saves time: the first finger attempt builds the index instead
+        log.warning("fingerprint index not built at start (%s); it is built at the first finger",
+                    type(exc).__name__)
