@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,9 +94,17 @@ def _templates(rt: Runtime, images: list[Path] | None, sensor: str | None, count
     return out
 
 
-def _open_sensor(rt: Runtime, port: str) -> R30xSensor:
-    """The paired module on `port`, its sealed password unsealed; `SensorAuthError` if it is not the paired one."""
-    return _paired(rt, port).open()
+@contextlib.contextmanager
+def _open_sensor(rt: Runtime, port: str) -> Iterator[R30xSensor]:
+    """The paired module on `port`, its sealed password unsealed, as the door opens it: one exchange at a time
+    (`Runtime.sensor_lock`), and a module that fails its check (`SensorAuthError`: swapped, reset, wrong
+    password) or whose port fails (`SensorDisconnected`), at the handshake or later, is a tamper alarm on the
+    audit trail before the error (`fingerprint.tamper_alarm`)."""
+    from limen import fingerprint
+
+    paired = _paired(rt, port)
+    with rt.sensor_lock, fingerprint.tamper_alarm(rt), paired.open() as module:
+        yield module
 
 
 def _paired(rt: Runtime, port: str | None = None) -> PairedSensor:
