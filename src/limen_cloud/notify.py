@@ -649,6 +649,8 @@ CHANNEL_SCHEMES = HOST_SCHEMES | SERVICE_SCHEMES
 
 def channel_scheme_problem(url: str) -> str | None:
     """Why `url` cannot be an alarm channel because of its scheme (naming the allowed ones); None when it can."""
+    if url.count("://") != 1 or any(c.isspace() for c in url):  # apprise reads "a://…, b://…" as two channels
+        return "one alarm channel per URL: this one holds several (or spaces)"
     scheme = urlsplit(url).scheme.lower()
     if scheme in CHANNEL_SCHEMES:
         return None

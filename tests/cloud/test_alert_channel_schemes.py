@@ -59,3 +59,22 @@ def test_a_channel_saved_before_the_allow_list_is_not_sent_to() -> None:
     failures = built.send("title", "body", "critical")
     assert failures is not None and "must reach a person" in failures
     assert json.dumps(failures).count("93.184.216.34") == 0
+
+
+@pytest.mark.parametrize("url", ["json://93.184.216.34/x, rsyslog://10.0.0.1", "json://93.184.216.34/x rsyslog://10.0.0.1",
+                                 "json://93.184.216.34/x?a=1,rsyslog://10.0.0.1"])
+def test_a_url_holding_a_second_channel_is_refused(engine: Engine, url: str) -> None:
+    """apprise reads commas and spaces as separators: the check saw json://, apprise also added rsyslog:// (review)."""
+    from limen.audit.channels import apprise_object
+    from limen.errors import LimenError
+
+    assert channel_scheme_problem(url) is not None and not channel_destination_allowed(url)
+    client = TestClient(create_app(engine, open_signup=True))
+    olga = login(client, EMAIL)
+    r = client.put("/api/owners/me/alerts", json={"urls": [url]}, headers=olga)
+    assert r.status_code == 422 and "one alarm channel per URL" in r.json()["detail"]
+    assert channels(engine) == []
+    with pytest.raises(LimenError, match="one channel per URL"):          # the lock's own channels: the same
+        apprise_object(url)
+    failures = _ChannelSet.build((url,)).send("title", "body", "critical")  # one saved before: not sent to
+    assert failures is not None and "one alarm channel per URL" in failures

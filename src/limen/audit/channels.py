@@ -102,6 +102,8 @@ def apprise_object(url: str, timeout: float = thresholds.AUDIT_DELIVERY_TIMEOUT_
         url += ("&" if "?" in url else "?") + f"cto={timeout}&rto={timeout}"
     if not notifier.add(url):
         raise DeliveryFailed("not a usable apprise URL")
+    if len(notifier) != 1:  # "a://…, b://…" (or with spaces) is several channels: only the first was checked
+        raise DeliveryFailed("one channel per URL: this one holds several")
     return notifier
 
 
