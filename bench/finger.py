@@ -1,18 +1,23 @@
 """Fingerprint benchmark: extraction per image, one comparison, and 1:N over 1,000 enrolled fingers.
 
     python bench/finger.py [--data ../shared/data/fvc2002] [--gallery 1000] [--probes 50]
-                           [--only comparison] [--repeat 1] [--against OLD_TREE]
+                           [--only comparison|search] [--repeat 1] [--against OLD_TREE]
                            [--out bench/results/finger.json]
 
 One core (OMP/OpenCV threads pinned to 1).  Extraction runs on all 320 images
 of the FVC2002 B databases; comparisons on the FVC protocol pairs of DB1_B.  The 1:N
-gallery holds impression 1 of the 40 FVC fingers plus synthetic minutia sets
-(random positions and directions — timing filler only, labelled so) up to
---gallery; probes are impressions 2–8 of FVC fingers, so the search's rank-1
-hit rate on the real fingers is reported beside its time.  Machine load is
-printed with every timing; medians and p95 in milliseconds.  `--only comparison`
-extracts DB1_B alone (untimed) and times the comparisons only, `--repeat` times
-every pair that many times (results to bench/results/finger-comparison.json
+gallery holds impression 1 of the 40 FVC fingers plus filler up to --gallery, two
+ways in the same run (each probe searched in both, in alternating order): synthetic
+minutia sets (random positions and directions: easy impostors, timing filler), and
+real impressions — FVC2002 B impressions of the 39 fingers other than the probe's
+(312 distinct, repeated in turn to size; a filler impression of the probe's own
+finger would be a hit under another key, not an impostor, so none is there).
+Probes are impressions 2–8 of FVC fingers; the rank-1 hit rate (the best key is the
+probe's enrolled finger) is reported beside each time.  Machine load is printed
+with every timing; medians and p95 in milliseconds.  `--only comparison`
+extracts DB1_B alone (untimed) and times the comparisons only, `--only search` extracts
+all four databases (untimed) and times the 1:N searches only, `--repeat` times
+every pair that many times (results to bench/results/finger-<stage>.json
 unless --out says otherwise); `--against DIR` times the matcher of another
 source tree (`git archive <commit> | tar -x -C DIR`) on the same pairs,
 interleaved pair by pair with this one, so both see the same machine load.
@@ -43,7 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from limen.bio.finger import matcher  # noqa: E402
 from limen.bio.finger.extract import extract_file  # noqa: E402
-from limen.bio.finger.index import EdgeIndex  # noqa: E402
+from limen.bio.finger.index import EdgeIndex, edge_keys  # noqa: E402
 from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType  # noqa: E402
 from limen.errors import BadImage  # noqa: E402
 
@@ -77,20 +82,20 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fvc2002")
     ap.add_argument("--gallery", type=int, default=1000)
     ap.add_argument("--probes", type=int, default=50)
-    ap.add_argument("--only", choices=("comparison",), help="time one stage only")
+    ap.add_argument("--only", choices=("comparison", "search"), help="time one stage only")
     ap.add_argument("--repeat", type=int, default=1, help="times each comparison pair is timed")
     ap.add_argument("--against", type=Path, help="another source tree (e.g. `git archive` of an older commit "
                     "unpacked): its matcher is timed on the same pairs, interleaved with this one")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    out = args.out or ROOT / "bench" / "results" / ("finger-comparison.json" if args.only else "finger.json")
+    out = args.out or ROOT / "bench" / "results" / (f"finger-{args.only}.json" if args.only else "finger.json")
     results: dict[str, object] = {"machine_load_at_start": os.getloadavg()}
 
     templates: dict[tuple[str, int, int], FingerTemplate] = {}
     extract_ms: list[float] = []
     extract_cpu: list[float] = []
     failures: list[str] = []
-    for db in ("DB1_B",) if args.only else ("DB1_B", "DB2_B", "DB3_B", "DB4_B"):
+    for db in ("DB1_B",) if args.only == "comparison" else ("DB1_B", "DB2_B", "DB3_B", "DB4_B"):
         for p in sorted((args.data / db).glob("*.tif")):
             f, i = map(int, p.stem.split("_"))
             t0, c0 = time.perf_counter(), time.process_time()
@@ -105,6 +110,11 @@ def main() -> None:
         print(f"extraction: {results['extraction']}", flush=True)
 
     prepared = {k: matcher.prepare(t) for k, t in templates.items()}
+    fingers = sorted({(db, f) for db, f, i in templates if i == 1})
+    if args.only == "search":
+        results.update(_search(prepared, fingers, args.gallery, args.probes))
+        _write(results, out)
+        return
     pairs = [((("DB1_B", f, i)), ("DB1_B", f, j)) for f in range(101, 111) for i in range(1, 9)
              for j in range(i + 1, 9)]
     pairs += [(("DB1_B", f, 1), ("DB1_B", g, 1)) for f in range(101, 111) for g in range(f + 1, 111)]
@@ -131,27 +141,67 @@ def main() -> None:
         _write(results, out)
         return
 
-    index = EdgeIndex()
-    fingers = sorted({(db, f) for db, f, i in templates if i == 1})
+    results.update(_search(prepared, fingers, args.gallery, args.probes))
+    _write(results, out)
+
+
+def _search(prepared: dict[tuple[str, int, int], matcher.PreparedTemplate], fingers: list[tuple[str, int]],
+            gallery: int, n_probes: int) -> dict[str, object]:
+    """1:N over `gallery` entries, two ways in the same run, probe by probe in alternating order (same load):
+
+    synthetic filler: the 40 enrolled fingers (impression 1, keyed by finger) + random minutia sets;
+    real filler: the same 40 enrolled fingers + FVC2002 B impressions (all 8) of the 39 fingers *other than the
+    probe's*, repeated in turn up to the size (312 distinct impressions: each ≈ 3× at 1,000) — built per probe
+    finger, so no filler entry is an impression of the probe's own finger (it would be a hit under another
+    key, not an impostor); an enrolled finger's filler impressions are impostors for every other probe.
+    A rank-1 hit: the best key is the probe's enrolled finger."""
+    synthetic = EdgeIndex()
     for db, f in fingers:
-        index.add(f"{db}:{f}", prepared[(db, f, 1)])
+        synthetic.add(f"{db}:{f}", prepared[(db, f, 1)])
     rng = np.random.default_rng(0)
-    while len(index) < args.gallery:
-        index.add(f"synthetic:{len(index)}", matcher.prepare(_synthetic(rng, int(rng.integers(20, 50)))))
+    while len(synthetic) < gallery:
+        synthetic.add(f"synthetic:{len(synthetic)}", matcher.prepare(_synthetic(rng, int(rng.integers(20, 50)))))
+    keys = {k: edge_keys(p) for k, p in prepared.items()}
+    order = list(prepared)
+    random.Random(1).shuffle(order)
     random.seed(0)
     probes = random.sample([(db, f, i) for db, f in fingers for i in range(2, 9) if (db, f, i) in prepared],
-                           args.probes)
-    search_ms, search_cpu, hits = [], [], 0
-    for db, f, i in probes:
-        t0, c0 = time.perf_counter(), time.process_time()
-        found = index.search(prepared[(db, f, i)])
-        search_ms.append((time.perf_counter() - t0) * 1e3)
-        search_cpu.append((time.process_time() - c0) * 1e3)
-        hits += bool(found) and found[0].key == f"{db}:{f}"
-    results["search_1_to_n"] = {**_stats(search_ms, search_cpu), "gallery": len(index), "real_fingers": len(fingers),
-                                "rank1_hit_rate_real_probes": round(hits / len(probes), 3)}
-    print(f"1:N over {len(index)}: {results['search_1_to_n']}", flush=True)
-    _write(results, out)
+                           n_probes)
+    times: dict[str, tuple[list[float], list[float]]] = {"synthetic": ([], []), "real": ([], [])}
+    hits = {"synthetic": 0, "real": 0}
+    sizes: set[int] = set()
+    n = 0
+    for db, f in sorted({(db, f) for db, f, _ in probes}):
+        real = EdgeIndex()                       # this probe finger's gallery: built, searched, dropped
+        for g in fingers:
+            real.add(f"{g[0]}:{g[1]}", prepared[(g[0], g[1], 1)], keys[(g[0], g[1], 1)])
+        filler = [k for k in order if (k[0], k[1]) != (db, f)]
+        copy = 0
+        while len(real) < gallery:
+            k = filler[copy % len(filler)]
+            real.add(f"filler:{k[0]}:{k[1]}:{k[2]}:{copy // len(filler)}", prepared[k], keys[k])
+            copy += 1
+        sizes.add(len(real))
+        for probe in [p for p in probes if (p[0], p[1]) == (db, f)]:
+            runs = [("synthetic", synthetic), ("real", real)]
+            for name, index in runs if n % 2 == 0 else runs[::-1]:
+                t0, c0 = time.perf_counter(), time.process_time()
+                found = index.search(prepared[probe])
+                times[name][0].append((time.perf_counter() - t0) * 1e3)
+                times[name][1].append((time.process_time() - c0) * 1e3)
+                hits[name] += bool(found) and found[0].key == f"{db}:{f}"
+            n += 1
+        real.wipe()
+    out: dict[str, object] = {}
+    for name, label in (("synthetic", "synthetic filler (random minutia sets: timing filler, easy impostors)"),
+                        ("real", "real-impression filler (FVC2002 B impressions of the other 39 fingers, "
+                                 "repeated to size)")):
+        out[f"search_1_to_n_{name}_filler"] = {
+            **_stats(*times[name]), "filler": label, "gallery": len(synthetic) if name == "synthetic" else
+            sorted(sizes)[0], "real_fingers": len(fingers), "probes": len(probes),
+            "rank1_hit_rate_real_probes": round(hits[name] / len(probes), 3)}
+        print(f"1:N over {gallery}, {label}: {out[f'search_1_to_n_{name}_filler']}", flush=True)
+    return out
 
 
 def _write(results: dict[str, object], out: Path) -> None:
