@@ -1,7 +1,9 @@
-"""A PIN alone from a person whose rule needs a face too: 'show your face first', never a wrong code.
+"""A PIN alone from a person whose rule needs a face too: 'show your face first', never "wrong code".
 
 The face held for the PIN is volatile (a restart forgets it), so the person who typed their PIN after a
-restart must be told what is missing, and their right PIN must not count toward the keypad lockout.
+restart must be told what is missing.  That answer also tells a guesser the PIN is right, so it spends a try
+of the keypad lockout like a wrong code (final review, finding 1); the face + PIN that follows opens and costs
+nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def test_a_lone_pin_under_a_dual_rule_asks_for_the_face() -> None:
     judgement = judge(Attempt((PinEntry("135792"),)), _dual(), at())
     decision = judgement.decision
     assert not decision.accepted and decision.reason is Reason.FACE_FIRST
-    assert judgement.update.lockout is None  # a right PIN is not a wrong-code count
+    assert judgement.update.lockout is not None  # the answer tells a guesser the PIN is right: it spends a try
+    assert judgement.update.lockout.wrong_code_count == 1
     assert keypad_message(decision) == FACE_FIRST != WRONG_CODE
 
 

@@ -47,6 +47,11 @@ The rule table, checked in this order (first failing rule decides):
     13 owner re-authorisation    OWNER_REAUTH_REQUIRED for anyone but an owner
     14 open                      DURESS for a forced user (silent alarm), else GRANTED
 
+A keypad entry that matched but is refused counts as a wrong code: always when the
+attempt is keypad entries only (FACE_FIRST, OUTSIDE_SCHEDULE, ... keep their guiding
+message, and each spends a try), and for what the credential is (`_WRONG_AT_THE_KEYPAD`)
+when a held face came with it.
+
 Only a biometric factor whose PAD judged *attack*, or which was compared and did
 not match, counts toward the biometric failure limit; only the former raises
 the presentation-attack alarm (from the audit record).
@@ -284,8 +289,8 @@ def _resolve(ctx: _Context) -> Judgement:
         return _failed(ctx, failures)
     matches = [o for o in outcomes if isinstance(o, _Match)]
     users = {m.user_id for m in matches}
-    if len(users) != 1:
-        return Judgement(ctx.decide(False, Reason.UNKNOWN_CREDENTIAL, detail="factors name different users"))
+    if len(users) != 1:  # a held face and someone else's right PIN: a wrong code, or the count would tell
+        return _refused(ctx, Reason.UNKNOWN_CREDENTIAL, None, "", "factors name different users")
     codes = [m for m in matches if m.grant is not None]
     if codes:
         refused = _code_refusal(ctx, codes[0])
@@ -515,19 +520,31 @@ def _code_refusal(ctx: _Context, match: _Match) -> Judgement | None:
     return None
 
 
-# A keypad credential refused for what it is (revoked, expired, used up, its user disabled) counts as a wrong
-# code, and the door says the same as for one (the audit keeps the reason): a guesser learns nothing from it.
+# A keypad credential refused for what it is (revoked, expired, used up, its user disabled, someone else's than
+# the held face's) counts as a wrong code, and the door says the same as for one (the audit keeps the reason): a
+# guesser learns nothing from it.
 _WRONG_AT_THE_KEYPAD = frozenset({Reason.CREDENTIAL_REVOKED, Reason.CREDENTIAL_EXPIRED, Reason.CREDENTIAL_EXHAUSTED,
-                                  Reason.CODE_REPLAYED, Reason.DISABLED_USER, Reason.UNKNOWN_USER})
+                                  Reason.CODE_REPLAYED, Reason.DISABLED_USER, Reason.UNKNOWN_USER,
+                                  Reason.UNKNOWN_CREDENTIAL})
+_KEYPAD = PinEntry | CodeEntry | RfidEntry
 
 
 def _refused(ctx: _Context, reason: Reason, user: AccessUser | None, cred_id: str, detail: str = "") -> Judgement:
-    """A refusal; one of a keypad credential (`_WRONG_AT_THE_KEYPAD`) also counts toward the keypad lockout."""
-    if reason in _WRONG_AT_THE_KEYPAD and any(isinstance(f, PinEntry | CodeEntry | RfidEntry)
-                                              for f in ctx.attempt.factors):
+    """A refusal after a credential matched; it counts toward the keypad lockout like a wrong code when it is
+    of a keypad credential (`_WRONG_AT_THE_KEYPAD`) or when the attempt was keypad entries only.
+
+    The second: a right PIN / code / tag refused for who or when (FACE_FIRST, SECOND_FACTOR_MISSING,
+    OUTSIDE_SCHEDULE, MODE_FORBIDS for a remote-only user, OWNER_REAUTH_REQUIRED, ...) keeps its guiding
+    message for the person it belongs to ("show your face first", "not allowed at this time"), and so tells a
+    guesser the entry was right: each such answer spends a try, so the lockout bounds what a guesser learns as
+    it bounds what they open.  A held face completed by the PIN is not keypad-only: that attempt costs nothing.
+    """
+    keypad = [f for f in ctx.attempt.factors if isinstance(f, _KEYPAD)]
+    keypad_only = bool(keypad) and len(keypad) == len(ctx.attempt.factors)
+    if keypad_only or (keypad and reason in _WRONG_AT_THE_KEYPAD):
         lock = lockout.after_wrong_code(ctx.state.lockout, ctx.state.config, ctx.at)
-        return Judgement(ctx.decide(False, reason, user, cred_id, detail, lock=lock), Update(lockout=lock))
-    return Judgement(ctx.decide(False, reason, user, cred_id, detail))
+        return Judgement(ctx.decide(False, reason, user, cred_id or None, detail, lock=lock), Update(lockout=lock))
+    return Judgement(ctx.decide(False, reason, user, cred_id or None, detail))
 
 
 def _cleared(ctx: _Context, request: offline.ClearRequest) -> Judgement:
