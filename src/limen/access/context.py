@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from limen.access import pins
@@ -21,17 +23,25 @@ class AccessContext:
     audit: AuditSink
     source: str
     pepper: pins.Pepper
-    token: TokenIssuer | None = None  # the API token acting now (`issuing`), else a person
+
+    @property
+    def token(self) -> TokenIssuer | None:
+        """The API token acting in this call (`issuing`), else None (a person): this thread's / task's only."""
+        return _ISSUING.get().get(id(self))
 
     @contextmanager
     def issuing(self, token: TokenIssuer | None) -> Iterator[None]:
         """Changes made inside are the token's: credentials and codes record it and end by its expiry, and the
-        audit records name it (its id, never the secret)."""
-        before, self.token = self.token, token
+        audit records name it (its id, never the secret).
+
+        Held in a context variable keyed by this context, not on the shared object: another thread (or task)
+        changing the lock through the same store meanwhile acts as itself, never as this token.
+        """
+        reset = _ISSUING.set(MappingProxyType({**_ISSUING.get(), id(self): token}))
         try:
             yield
         finally:
-            self.token = before
+            _ISSUING.reset(reset)
 
     def until(self, valid_until: datetime | None) -> datetime | None:
         """A new credential's end: never after the issuing token's expiry."""
@@ -54,3 +64,8 @@ class TokenIssuer:
 
     token_id: str
     expires_at: datetime
+
+
+# AccessContext (by id: it is alive while its `issuing` block runs, the only time it has an entry) → the token
+_ISSUING: ContextVar[Mapping[int, TokenIssuer | None]] = ContextVar("limen_access_issuing",
+                                                                    default=MappingProxyType({}))
