@@ -113,6 +113,8 @@ class AlarmNotifier:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(WEBHOOK_PARALLEL, thread_name_prefix="limen-cloud-webhook")
         self.webhook_connections = ConnectionPool()  # kept-alive connections to the owners' webhooks
+        self._marker = ThreadPoolExecutor(1, thread_name_prefix="limen-cloud-webhook-mark")
+        self._marking: set[int] = set()  # alarms POSTed whose outcome is not written yet (not taken again meanwhile)
         self.coalesce_s, self.retry_s = coalesce_s, retry_s
         self._apprise_wake = threading.Event()
         self._apprise_thread: threading.Thread | None = None
@@ -142,6 +144,7 @@ class AlarmNotifier:
                 thread.join(30)
         self._pool.shutdown(wait=False)
         self._apprise_pool.shutdown(wait=False)
+        self._marker.shutdown(wait=True)  # the outcomes of the POSTs made are written before the cloud stops
         self.webhook_connections.close()
 
     def deliver_pending(self, wait: bool = True) -> int:
@@ -244,13 +247,21 @@ class AlarmNotifier:
                 continue
             self._apprise_wake.wait(min(self.retry_s, next_s) if next_s > 0 else 0.01)
 
-    def deliver_webhooks(self, now: datetime | None = None) -> int:
+    def deliver_webhooks(self, now: datetime | None = None, wait: bool = True) -> int:
         """POST pending alarms to their owner's community webhook (those due); return how many were taken.
 
         The POSTs happen outside any transaction (a slow receiver must not hold the database); the outcome is
         written after.  One notifier per database (several replicas would need SELECT … FOR UPDATE SKIP LOCKED).
+        `wait=False` (the notifier's loop): the outcome is written on the marker thread while the next pass
+        goes on (its alarms are left out of the next passes until then: a burst's POSTs need not wait for
+        SQLite's write lock, which the bridge holds while it ingests); returns how many were POSTed.  An outcome
+        that could not be written leaves its alarms due: POSTed again (at least once, as after a crash between
+        the POST and the write).
         """
         now = now or datetime.now(UTC).replace(tzinfo=None)
+        with self._state:
+            posting = set(self._marking)
+        pending = [Alarm.id.not_in(posting)] if posting else []
         with self.sessions() as session:  # (columns, not ORM objects: a burst's passes are 200 alarms each)
             due = [(a.id, a.webhook_url, a.webhook_secret, webhook_body(a, now)) for a in session.execute(
                 select(Alarm.id, Alarm.lock_id, Alarm.rule, Alarm.detail, Alarm.raised_at, Owner.webhook_url,
@@ -258,7 +269,7 @@ class AlarmNotifier:
                 .join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
                 .where(Alarm.webhook_at.is_(None), Alarm.webhook_attempts < T.CLOUD_WEBHOOK_MAX_ATTEMPTS,
                        Owner.webhook_url.is_not(None), Owner.webhook_secret.is_not(None),
-                       or_(Alarm.webhook_next_at.is_(None), Alarm.webhook_next_at <= now))
+                       or_(Alarm.webhook_next_at.is_(None), Alarm.webhook_next_at <= now), *pending)
                 .order_by(Alarm.id).limit(WEBHOOK_PASS)).all()]
         if not due:
             return 0
@@ -266,6 +277,25 @@ class AlarmNotifier:
                                                             pool=self.webhook_connections), due))  # slow receivers
         delivered = [d[0] for d, error in zip(due, errors, strict=True) if error is None]
         failed = {d[0]: error for d, error in zip(due, errors, strict=True) if error is not None}
+        if wait:
+            return self._mark_webhooks(now, delivered, failed)
+        ids = {d[0] for d in due}
+        with self._state:
+            self._marking |= ids
+        self._marker.submit(self._mark_later, now, delivered, failed, ids)
+        return len(due)
+
+    def _mark_later(self, now: datetime, delivered: list[int], failed: dict[int, str], ids: set[int]) -> None:
+        try:
+            self._mark_webhooks(now, delivered, failed)
+        except Exception:  # the database is away: the alarms stay due and are POSTed again
+            log.exception("could not record %d webhook outcome(s); they will be sent again", len(ids))
+        finally:
+            with self._state:
+                self._marking -= ids
+
+    def _mark_webhooks(self, now: datetime, delivered: list[int], failed: dict[int, str]) -> int:
+        """Write one pass's outcome: delivered alarms taken, failed ones' attempts and next try; how many taken."""
         taken = 0
         with self.sessions() as session, session.begin():
             write_lock(session)
@@ -350,7 +380,7 @@ class AlarmNotifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                full = self.deliver_webhooks() == WEBHOOK_PASS
+                full = self.deliver_webhooks(wait=False) == WEBHOOK_PASS
                 full = self.deliver_push() == PUSH_PASS or full
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")

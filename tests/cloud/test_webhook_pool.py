@@ -149,3 +149,36 @@ def test_a_long_answer_is_not_read_and_its_connection_not_kept() -> None:
     finally:
         receiver.close()
         short.close()
+
+
+def test_the_next_pass_does_not_wait_for_the_write_nor_take_the_alarms_being_written(
+        engine: Engine, keepalive: KeepAliveReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner_with_lock(engine, f"http://127.0.0.1:{keepalive.port}/hook")
+    first = [alarm(engine) for _ in range(5)]
+    notifier = AlarmNotifier(engine, LOCAL)
+    written = notifier._mark_webhooks
+    release, broken = threading.Event(), [True]
+
+    def slow_write(*args: Any) -> int:
+        assert release.wait(10)
+        if broken[0]:
+            raise RuntimeError("the database is away")
+        return written(*args)
+
+    monkeypatch.setattr(notifier, "_mark_webhooks", slow_write)
+    try:
+        assert notifier.deliver_webhooks(wait=False) == 5  # POSTed; their outcome still being written
+        second = alarm(engine)
+        assert notifier.deliver_webhooks(wait=False) == 1  # only the new one: the 5 are not taken twice
+        assert sorted(json.loads(r["body"])["alarm_id"] for r in keepalive.received) == sorted([*first, second])
+        release.set()  # the first write fails: those alarms stay due and go again (at least once)
+        deadline = time.monotonic() + 10
+        while notifier._marking and time.monotonic() < deadline:
+            time.sleep(0.01)
+        broken[0] = False
+        assert notifier.deliver_webhooks() == 6 and notifier.deliver_webhooks() == 0
+    finally:
+        notifier.stop()
+    with sessions(engine)() as s:
+        assert all(a.webhook_at is not None for a in s.query(Alarm))
+    assert len(keepalive.received) == 12
