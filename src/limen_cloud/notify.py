@@ -943,6 +943,10 @@ class ConnectionPool:
         self._idle: OrderedDict[_PoolKey, list[_PinnedHTTP]] = OrderedDict()
         self.made = 0  # connections opened (tests, bench)
 
+    def opened(self) -> None:
+        with self._lock:
+            self.made += 1
+
     def take(self, key: _PoolKey) -> _PinnedHTTP | None:
         """An idle connection to `key` still young enough, or None."""
         now = time.monotonic()
@@ -1048,7 +1052,7 @@ def post_pinned(url: str, body: bytes, headers: dict[str, str], allow: tuple[Net
             conn = (_PinnedHTTPS(address, port, parts.hostname, deadline_s, tls) if parts.scheme == "https"
                     else _PinnedHTTP(address, port, deadline_s))
             if pool is not None:
-                pool.made += 1
+                pool.opened()
         conn.arm(max(0.0, ends - time.monotonic()))
         keep = False
         try:
