@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from limen.bio.finger.sensor import PairedSensor, SensorPages
     from limen.bio.finger.template import FingerTemplate
     from limen.runtime import Runtime
+    from limen.vault.secrets import SecretBox
 
 NOT_FROM_IMAGES = ('finger_matching = "sensor": fingers are read, enrolled and matched by the paired module, '
                    "not from images")
@@ -252,24 +253,34 @@ def _enrol_on_sensor(rt: Runtime, access: AccessStore, sensor: PairedSensor, nam
                      actor: str, at: datetime, finger: int, wait_s: float, prompt: Callable[[int, int], None],
                      serialised: Callable[[], AbstractContextManager[object]]) -> FingerEnrolled:
     """Two captures → a model stored on the lowest page this lock has not used → page ↔ person in the sealed
-    page map.  A failure after the module stored the finger deletes its page again."""
-    from limen.bio.finger.sensor import PAGES_FILE, SensorPages, save_pages
+    page map.  A failure after the module stored the finger deletes its page again.
+
+    The page is chosen under `rt.sensor_lock` from the map as it is then and stays reserved
+    (`rt.sensor_pages_reserved`) until the map records it, under the same lock: two enrolments at once never
+    pick the same page (one finger stored over another's, named as the other person)."""
+    from limen.bio.finger.sensor import PAGES_FILE, save_pages
     from limen.bio.templates import Modality
     from limen.db import transaction
     from limen.vault.secrets import box_for
 
     data_dir = rt.settings.data_dir
     with serialised():
-        pages = page_map(rt.conn, data_dir, sensor.identity)
-    if not hmac.compare_digest(pages.identity, sensor.identity):
-        pages = SensorPages(sensor.identity)      # a newly paired module: the old one's pages are unreachable
+        box = box_for(rt.conn)
+    if box is None:
+        raise ConfigError("fingerprints need the template vault; it is not open")
     with rt.sensor_lock, tamper_alarm(rt), sensor.open() as module:
         try:
-            page = pages.free_page(module.system_parameters().library_size)
+            page = _pages_now(data_dir, box, sensor).free_page(module.system_parameters().library_size,
+                                                               taken=rt.sensor_pages_reserved)
         except ValueError as exc:
             raise BadRequest("finger", str(exc)) from None
-        prompt(1, 2)  # the module takes both captures itself
-        module.enroll_on_sensor(page, wait_s)
+        rt.sensor_pages_reserved.add(page)
+        try:
+            prompt(1, 2)  # the module takes both captures itself
+            module.enroll_on_sensor(page, wait_s)
+        except BaseException:
+            rt.sensor_pages_reserved.discard(page)
+            raise
     person: people.Person | None = None
     created = False
     try:
@@ -283,15 +294,14 @@ def _enrol_on_sensor(rt: Runtime, access: AccessStore, sensor: PairedSensor, nam
                     person = people.new_person(rt.conn, name, actor, at)
                 people.record_consent(rt.conn, person, Modality.FINGERPRINT, consent, actor, at)
                 people.record_enrolment(rt.conn, person, Modality.FINGERPRINT, 2, actor, at)
-            current = page_map(rt.conn, data_dir, sensor.identity)  # as it is now: an erasure may have run since
-            if not hmac.compare_digest(current.identity, sensor.identity):
-                current = SensorPages(sensor.identity)
-            box = box_for(rt.conn)
-            assert box is not None  # page_map raised otherwise
-            save_pages(data_dir / PAGES_FILE, current.with_page(page, person.id), box)
+            with rt.sensor_lock:  # as it is now (an erasure may have run since), and no other writer meanwhile
+                save_pages(data_dir / PAGES_FILE, _pages_now(data_dir, box, sensor).with_page(page, person.id), box)
+                rt.sensor_pages_reserved.discard(page)
     except BaseException:
-        with rt.sensor_lock, contextlib.suppress(Exception):
-            sensor.delete(page)
+        with rt.sensor_lock:
+            with contextlib.suppress(Exception):
+                sensor.delete(page)
+            rt.sensor_pages_reserved.discard(page)
         if created and person is not None:
             with serialised(), contextlib.suppress(Exception):
                 people.delete(rt.conn, person)
@@ -303,6 +313,15 @@ def _enrol_on_sensor(rt: Runtime, access: AccessStore, sensor: PairedSensor, nam
                                                           "finger": finger, "on_sensor": True, "page": page}))
         _link(rt, access, person.id, actor, at)
     return FingerEnrolled(person.id, person.name, 2, created, finger, page)
+
+
+def _pages_now(data_dir: Path, box: SecretBox, sensor: PairedSensor) -> SensorPages:
+    """The sealed page map as it is now; an empty one for a newly paired module (the old one's pages are
+    unreachable)."""
+    from limen.bio.finger.sensor import PAGES_FILE, SensorPages, load_pages
+
+    pages = load_pages(data_dir / PAGES_FILE, box, sensor.identity)
+    return pages if hmac.compare_digest(pages.identity, sensor.identity) else SensorPages(sensor.identity)
 
 
 def _link(rt: Runtime, access: AccessStore, user_id: str, actor: str, at: datetime) -> None:

@@ -76,6 +76,9 @@ class Runtime:
     # one exchange with the fingerprint module at a time (a scan, an enrolment's captures, an erasure): the
     # serial line carries one conversation; it may be taken under the service's lock, never the other way round
     sensor_lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    # pages an enrolment on the module has stored or is storing but the sealed page map does not list yet (held
+    # from the page's choice to the map's save, both under `sensor_lock`; `limen.fingerprint`)
+    sensor_pages_reserved: set[int] = field(default_factory=set, init=False, repr=False)
 
     def connection(self) -> sqlite3.Connection:
         """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""

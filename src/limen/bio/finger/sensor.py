@@ -365,9 +365,9 @@ class SensorPages:
     def of(self, user_id: str) -> list[int]:
         return sorted(p for p, uid in self.pages.items() if uid == user_id)
 
-    def free_page(self, library_size: int) -> int:
-        """The lowest page this lock has not used (`ValueError` when the library is full)."""
-        page = next((p for p in range(library_size) if p not in self.pages), None)
+    def free_page(self, library_size: int, taken: Collection[int] = ()) -> int:
+        """The lowest page this lock has not used nor `taken` (`ValueError` when the library is full)."""
+        page = next((p for p in range(library_size) if p not in self.pages and p not in taken), None)
         if page is None:
             raise ValueError(f"the sensor's library is full ({library_size} pages)")
         return page

@@ -1,0 +1,83 @@
+"""Match on sensor, two things at once on one lock (in process, the simulated module on a pty): two enrolments
+never share a page, a search judged after its page changed hands names nobody, and a tamper response's Empty
+that met a scan on the serial line is sent again once the line is free."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from limen import fingerprint, people
+from limen.bio.finger.sensor import PAGES_FILE, PairedSensor, R30xSensor, load_pages
+from limen.bio.finger.simulator import SimulatedR30x
+from limen.config import FingerMatching, Settings, load_settings
+from limen.runtime import Runtime, open_runtime
+from limen.vault.secrets import box_for
+
+CONSENT = people.Consent("door", 30)
+
+
+@pytest.fixture
+def rt(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    monkeypatch.setenv("LIMEN_FINGER_MATCHING", "sensor")
+    settings: Settings = load_settings(data_dir)
+    assert settings.finger_matching is FingerMatching.SENSOR
+    runtime = open_runtime(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def module(rt: Runtime) -> Iterator[SimulatedR30x]:
+    with SimulatedR30x() as sim:
+        with R30xSensor(sim.port) as sensor:
+            pairing = sensor.pair()
+        rt.use_finger_sensor(PairedSensor(sim.port, pairing.password, pairing.identity))
+        yield sim
+
+
+def _enrol(rt: Runtime, module: SimulatedR30x, name: str, prints: list[Path],
+           serialised: object = contextlib.nullcontext) -> fingerprint.FingerEnrolled:
+    for p in prints:
+        module.present(p)
+    return fingerprint.enrol(rt, rt.access(), name, CONSENT, "owner", datetime.now(UTC), sensor=rt.finger_sensor(),
+                             wait_s=1.0, serialised=serialised)  # type: ignore[arg-type]
+
+
+def _page_map(rt: Runtime) -> dict[int, str]:
+    sensor = rt.finger_sensor()
+    assert sensor is not None
+    return load_pages(rt.settings.data_dir / PAGES_FILE, box_for(rt.conn), sensor.identity).pages  # type: ignore[arg-type]
+
+
+def _identify(rt: Runtime, module: SimulatedR30x, probe: Path) -> str | None:
+    module.present(probe)
+    match = fingerprint.read(rt, rt.finger_sensor(), wait_s=1.0)
+    return rt.fingers().identify(match).user_id if rt.fingers().identify(match).matched else None
+
+
+def test_two_enrolments_at_once_never_share_a_page(rt: Runtime, module: SimulatedR30x, fvc_db1: Path) -> None:
+    """Ada's enrolment stored her finger and waits for the service lock to record it; Bo's enrolment runs
+    meanwhile.  Without the reservation Bo's finger went on Ada's page and Ada's record, saved last, named it."""
+    entries = 0
+    bo: list[fingerprint.FingerEnrolled] = []
+
+    @contextlib.contextmanager
+    def service_lock() -> Iterator[None]:
+        nonlocal entries
+        entries += 1
+        if entries == 2:  # Ada: the finger is on the module, the page map does not list it yet
+            bo.append(_enrol(rt, module, "Bo", [fvc_db1 / "102_1.tif", fvc_db1 / "102_2.tif"]))
+        yield
+
+    ada = _enrol(rt, module, "Ada", [fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif"], service_lock)
+    assert bo and bo[0].page != ada.page
+    assert module.pages() == sorted([ada.page, bo[0].page])  # type: ignore[type-var]
+    assert _page_map(rt) == {ada.page: ada.user_id, bo[0].page: bo[0].user_id}
+    assert rt.sensor_pages_reserved == set()
+    assert _identify(rt, module, fvc_db1 / "102_3.tif") == bo[0].user_id      # Bo's finger is Bo, never Ada
+    assert _identify(rt, module, fvc_db1 / "101_3.tif") == ada.user_id
