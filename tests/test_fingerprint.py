@@ -41,41 +41,45 @@ def test_the_page_map_names_the_person_at_the_hosts_operating_point(rt: Runtime,
     lapsed = _person(rt, "Cy", days=1, given=datetime.now(UTC) - timedelta(days=3))
     box = box_for(rt.conn)
     assert box is not None
-    save_pages(settings.data_dir / PAGES_FILE, SensorPages(MODULE, {0: ada, 1: bo, 2: lapsed}), box)
+    gen = save_pages(settings.data_dir / PAGES_FILE, SensorPages(MODULE, {0: ada, 1: bo, 2: lapsed}), box).generation
     fingers = rt.fingers()
     assert isinstance(fingers, LockFingers)
 
-    found = fingers.identify(SensorMatch(0, MODULE))
+    found = fingers.identify(SensorMatch(0, MODULE, gen))
     assert found.user_id == ada and found.matched and found.score == found.threshold == T.FINGER_MATCH_DEFAULT
     assert not found.sensor_liveness                                   # MEDIUM: a first factor
-    assert fingers.verify("Ada", SensorMatch(0, MODULE)).matched      # the claim (or a held face) agrees
-    assert fingers.verify(bo, SensorMatch(1, MODULE)).user_id == bo
+    assert fingers.verify("Ada", SensorMatch(0, MODULE, gen)).matched      # the claim (or a held face) agrees
+    assert fingers.verify(bo, SensorMatch(1, MODULE, gen)).user_id == bo
 
     refused = {
-        "claimed as someone else's": fingers.verify("Bo", SensorMatch(0, MODULE)),
-        "no match on the module": fingers.identify(SensorMatch(None, MODULE)),
-        "a page the map does not list": fingers.identify(SensorMatch(7, MODULE)),
-        "another module's page": fingers.identify(SensorMatch(0, MODULE.replace("0009", "000A"))),
-        "consent no longer runs": fingers.identify(SensorMatch(2, MODULE)),
+        "claimed as someone else's": fingers.verify("Bo", SensorMatch(0, MODULE, gen)),
+        "no match on the module": fingers.identify(SensorMatch(None, MODULE, gen)),
+        "a page the map does not list": fingers.identify(SensorMatch(7, MODULE, gen)),
+        "another module's page": fingers.identify(SensorMatch(0, MODULE.replace("0009", "000A"), gen)),
+        "consent no longer runs": fingers.identify(SensorMatch(2, MODULE, gen)),
     }
     for why, evidence in refused.items():
         assert not evidence.matched and evidence.score is None, why
     assert refused["claimed as someone else's"].user_id == bo        # the attempt speaks of the claimed person
-    unknown = fingers.verify("Nobody", SensorMatch(0, MODULE))
+    unknown = fingers.verify("Nobody", SensorMatch(0, MODULE, gen))
     assert unknown.refusal is Reason.UNKNOWN_USER and not unknown.matched
 
+    changed = fingers.identify(SensorMatch(1, MODULE, "an earlier generation"))   # the map changed since
+    assert not changed.matched and changed.user_id is None and "changed" in changed.detail
+    assert not fingers.identify(SensorMatch(1, MODULE, None)).matched  # the map was unreadable at the search
+
     people.delete(rt.conn, people.find(rt.conn, "Ada"))               # erased after the module's search
-    assert not fingers.identify(SensorMatch(0, MODULE)).matched
+    assert not fingers.identify(SensorMatch(0, MODULE, gen)).matched
 
 
 def test_an_unreadable_page_map_is_a_refusal_not_an_error(rt: Runtime, settings: Settings) -> None:
     ada = _person(rt, "Ada")
     box = box_for(rt.conn)
     assert box is not None
-    save_pages(settings.data_dir / PAGES_FILE, SensorPages(MODULE, {0: ada}), box)
+    gen = save_pages(settings.data_dir / PAGES_FILE, SensorPages(MODULE, {0: ada}), box).generation
     body = (settings.data_dir / PAGES_FILE).read_text()
     (settings.data_dir / PAGES_FILE).write_text(body.replace(body[-20:-10], "0" * 10))   # altered
-    evidence = rt.fingers().identify(SensorMatch(0, MODULE))
+    evidence = rt.fingers().identify(SensorMatch(0, MODULE, gen))
     assert evidence.refusal is Reason.VAULT_ERASED and not evidence.matched
 
 

@@ -9,8 +9,10 @@ owner console all go through here, wherever the setting `finger_matching` says a
 
 `LockFingers` is the controller's `FingerSource` (built by `Runtime.fingers`) for either probe: an image goes
 to Limen's matcher (`FingerRecognizer`), a `SensorMatch` is named by the page map *when the attempt is
-judged* (a person erased since the search is nobody).  A match on the sensor is taken at the host's operating
-point (`FINGER_MATCH_DEFAULT`), never higher: the module's own score is on its firmware's scale and is dropped.
+judged* (a person erased since the search is nobody), and only by the map of the generation the module
+searched under (a page that changed hands since is no match: the finger can be placed again).  A match on the
+sensor is taken at the host's operating point (`FINGER_MATCH_DEFAULT`), never higher: the module's own score is
+on its firmware's scale and is dropped.
 
 A module that fails its password check (refused, not answered, answered garbage) or is not the paired one raises
 a tamper alarm here (an ALARM record on the audit trail), then the error (`SensorAuthError`); so does a module
@@ -55,15 +57,18 @@ NO_SENSOR = "no paired fingerprint sensor: run `limen finger pair PORT` first"
 NO_MATCH_ON_SENSOR = "fingerprint: no match on the sensor"
 MATCHED_ON_SENSOR = "fingerprint: matched on the sensor (the module's decision, no score)"
 TAMPER_TEXT = "the fingerprint sensor failed its password check or is not the paired one"
+PAGES_CHANGED = "fingerprint: the sensor's page map changed since its search: place the finger again"
 GONE_TEXT = "the paired fingerprint sensor cannot be reached (serial port gone or failing: unplugged or cable cut?)"
 
 
 @dataclass(frozen=True)
 class SensorMatch:
-    """Match on sensor: the library page the module found for the finger (None: no match) on module `identity`."""
+    """Match on sensor: the library page the module found for the finger (None: no match) on module `identity`,
+    and the page map's `generation` when the module searched (None: unreadable then); judged by that map only."""
 
     page: int | None
     identity: str
+    generation: str | None
 
 
 FingerProbe = np.ndarray | SensorMatch  # what the controller's finger path judges
@@ -98,7 +103,11 @@ def read(rt: Runtime, sensor: PairedSensor | None, image: np.ndarray | None = No
         raise ConfigError(NO_SENSOR)
     with rt.sensor_lock, tamper_alarm(rt):
         if on_sensor(rt):
-            return SensorMatch(sensor.search(wait_s), sensor.identity)
+            try:  # under sensor_lock: no enrolment or erasure changes the map until the search is done
+                generation: str | None = page_map(rt.conn, rt.settings.data_dir, sensor.identity).generation
+            except (VaultError, ConfigError):
+                generation = None  # judged as no match (the map cannot name anyone now either)
+            return SensorMatch(sensor.search(wait_s), sensor.identity, generation)
         return sensor.capture(wait_s)
 
 
@@ -160,6 +169,10 @@ class LockFingers:
         except (VaultError, ConfigError):
             return FingerprintEvidence(claimed, None, None, True, refusal=Reason.VAULT_ERASED,
                                        detail="the fingerprint page map cannot be opened (vault erased or not open)")
+        if match.page is not None and (match.generation is None
+                                       or not hmac.compare_digest(pages.generation, match.generation)):
+            # the map changed since the module searched (an erasure, an enrolment): its page may be another's now
+            return FingerprintEvidence(claimed, None, None, True, detail=PAGES_CHANGED)
         owner = None if match.page is None else pages.owner_of(match.page, match.identity)
         person = None if owner is None else people.by_id(self.conn, owner)
         if (person is None or (claimed is not None and claimed != person.id)

@@ -81,3 +81,22 @@ def test_two_enrolments_at_once_never_share_a_page(rt: Runtime, module: Simulate
     assert rt.sensor_pages_reserved == set()
     assert _identify(rt, module, fvc_db1 / "102_3.tif") == bo[0].user_id      # Bo's finger is Bo, never Ada
     assert _identify(rt, module, fvc_db1 / "101_3.tif") == ada.user_id
+
+
+def test_a_search_is_judged_by_the_page_map_it_was_made_under(rt: Runtime, module: SimulatedR30x,
+                                                              fvc_db1: Path) -> None:
+    """The module found Ada's page; before the attempt is judged Ada is erased and Bo enrolled on that same page.
+    Judged by the map as it is then, the attempt named Bo for Ada's finger."""
+    ada = _enrol(rt, module, "Ada", [fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif"])
+    module.present(fvc_db1 / "101_3.tif")
+    searched = fingerprint.read(rt, rt.finger_sensor(), wait_s=1.0)
+    assert isinstance(searched, fingerprint.SensorMatch) and searched.page == ada.page
+
+    assert rt.erase_sensor_pages(ada.user_id, "owner", datetime.now(UTC)).erased == [ada.page]
+    people.delete(rt.conn, people.find(rt.conn, "Ada"))
+    bo = _enrol(rt, module, "Bo", [fvc_db1 / "102_1.tif", fvc_db1 / "102_2.tif"])
+    assert bo.page == ada.page and _page_map(rt) == {ada.page: bo.user_id}       # the page changed hands
+
+    late = rt.fingers().identify(searched)
+    assert not late.matched and late.user_id is None and late.detail == fingerprint.PAGES_CHANGED
+    assert _identify(rt, module, fvc_db1 / "102_3.tif") == bo.user_id          # a new search is judged as usual

@@ -355,6 +355,9 @@ class SensorPages:
 
     identity: str
     pages: dict[int, str] = field(default_factory=dict)
+    # a fresh random value sealed with every save (`save_pages`), "" before the first: a search is judged by the
+    # map of the generation it was made under (`limen.fingerprint`), never by one where its page changed hands
+    generation: str = ""
 
     def owner_of(self, page: int, identity: str) -> str | None:
         """The person enrolled at `page` of the module `identity`, or None (another module, an unknown page)."""
@@ -373,10 +376,10 @@ class SensorPages:
         return page
 
     def with_page(self, page: int, user_id: str) -> SensorPages:
-        return SensorPages(self.identity, {**self.pages, page: user_id})
+        return SensorPages(self.identity, {**self.pages, page: user_id}, self.generation)
 
     def without(self, *pages: int) -> SensorPages:
-        return SensorPages(self.identity, {p: u for p, u in self.pages.items() if p not in pages})
+        return SensorPages(self.identity, {p: u for p, u in self.pages.items() if p not in pages}, self.generation)
 
 
 def save_pairing(path: Path, port: str, pairing: Pairing, box: SecretBox) -> PairedSensor:
@@ -401,10 +404,13 @@ def load_pairing(path: Path, box: SecretBox) -> PairedSensor | None:
     return PairedSensor(port, password, identity)
 
 
-def save_pages(path: Path, pages: SensorPages, box: SecretBox) -> None:
-    """Record the page map sealed under the vault, 0600, atomically."""
-    body = json.dumps({"identity": pages.identity, "pages": {str(p): u for p, u in sorted(pages.pages.items())}})
+def save_pages(path: Path, pages: SensorPages, box: SecretBox) -> SensorPages:
+    """Record the page map sealed under the vault, 0600, atomically, as a new generation; returns what was saved."""
+    saved = SensorPages(pages.identity, dict(pages.pages), secrets.token_hex(16))
+    body = json.dumps({"identity": saved.identity, "pages": {str(p): u for p, u in sorted(saved.pages.items())},
+                       "generation": saved.generation})
     atomic_write(path, json.dumps({"version": 1, "sealed": box.seal(_PAGES_LABEL, body.encode()).hex()}).encode())
+    return saved
 
 
 def load_pages(path: Path, box: SecretBox, identity: str) -> SensorPages:
@@ -416,7 +422,8 @@ def load_pages(path: Path, box: SecretBox, identity: str) -> SensorPages:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise VaultError(f"the fingerprint module's page map {path.name} is damaged") from exc
     body = json.loads(box.unseal(_PAGES_LABEL, sealed))
-    return SensorPages(str(body["identity"]), {int(p): str(u) for p, u in body["pages"].items()})
+    return SensorPages(str(body["identity"]), {int(p): str(u) for p, u in body["pages"].items()},
+                       str(body.get("generation", "")))
 
 
 @dataclass(frozen=True)
