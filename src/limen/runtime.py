@@ -186,8 +186,8 @@ class Runtime:
             paired = None
         if paired is None:
             return None
-        wiper = EmptyOnWipe(paired, self.settings.data_dir / PAGES_FILE, lambda result: _audit_sensor(
-            self.audit, result, "system", "lock", datetime.now(UTC), "tamper", "fingerprint sensor library emptied"))
+        wiper = EmptyOnWipe(paired, self.settings.data_dir / PAGES_FILE, partial(_report_tamper_empty, self.audit),
+                            line=self.sensor_lock)
         memory.register(wiper)  # weakly held there: the runtime keeps it
         return wiper
 
@@ -273,7 +273,8 @@ class Runtime:
             if isinstance(wiper, EmptyOnWipe):
                 wiper.forget()
                 if wiper.thread is not None:
-                    wiper.thread.join(timeout=10)  # its outcome goes on the audit trail before it closes
+                    # its outcome goes on the audit trail before it closes (two tries, the second waits for the line)
+                    wiper.thread.join(timeout=wiper.retry_wait_s + 10)
         if self._finger_index is not None:
             self._finger_index.wipe()
         if self._monitor is not None:
@@ -325,6 +326,16 @@ def _erase_sensor_pages(data_dir: Path, conn: sqlite3.Connection, audit: AuditLo
 def _retention_sensor_pages(data_dir: Path, conn: sqlite3.Connection, audit: AuditLog, user_id: str,
                             at: datetime) -> dict[str, int]:
     return _erase_sensor_pages(data_dir, conn, audit, user_id, "system", at, "retention").counts()
+
+
+def _report_tamper_empty(audit: AuditLog, result: SensorErasure) -> None:
+    """A tamper response's Empty (`EmptyOnWipe`): audited; a module it could not empty is a critical alarm (its
+    prints stay on it, and its password is crypto-erased: only a hand can clear it now)."""
+    at = datetime.now(UTC)
+    _audit_sensor(audit, result, "system", "lock", at, "tamper", "fingerprint sensor library emptied")
+    if not result.complete:
+        audit.raise_alarm("tamper", "critical", "the fingerprint sensor's library was not emptied after a tamper "
+                          f"response: {result.detail}", subject="fingerprint-sensor", at=at)
 
 
 def _audit_sensor(audit: AuditLog, result: SensorErasure, actor: str, subject: str, at: datetime, source: str,

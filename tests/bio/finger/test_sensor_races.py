@@ -5,6 +5,7 @@ that met a scan on the serial line is sent again once the line is free."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from limen import fingerprint, people
 from limen.bio.finger.sensor import PAGES_FILE, PairedSensor, R30xSensor, load_pages
 from limen.bio.finger.simulator import SimulatedR30x
 from limen.config import FingerMatching, Settings, load_settings
+from limen.errors import ConfigError, VaultError
 from limen.runtime import Runtime, open_runtime
 from limen.vault.secrets import box_for
 
@@ -100,3 +102,68 @@ def test_a_search_is_judged_by_the_page_map_it_was_made_under(rt: Runtime, modul
     late = rt.fingers().identify(searched)
     assert not late.matched and late.user_id is None and late.detail == fingerprint.PAGES_CHANGED
     assert _identify(rt, module, fvc_db1 / "102_3.tif") == bo.user_id          # a new search is judged as usual
+
+
+def _tamper(rt: Runtime, module: SimulatedR30x) -> None:
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    rt.controller  # noqa: B018 - builds the tamper guard (and the module's emptier)
+    assert rt.monitor is not None
+    module.commands.clear()  # the pairing's Empty
+    assert rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC))).erased
+
+
+def _wait_for_empty(module: SimulatedR30x) -> None:
+    from limen.bio.finger.protocol import Command
+
+    deadline = time.monotonic() + 30
+    while Command.EMPTY not in module.commands:
+        assert time.monotonic() < deadline, "the tamper response sent no Empty"
+        time.sleep(0.02)
+
+
+def _emptied(rt: Runtime) -> list[tuple[str, str]]:
+    return [(r["outcome"], r["source"]) for r in rt.audit.tail(100)
+            if r["kind"] == "privacy" and r["reason"] == "fingerprint sensor library emptied"]
+
+
+def _sensor_alarms(rt: Runtime) -> list[dict[str, object]]:
+    return [r for r in rt.audit.tail(100) if r["kind"] == "alarm" and r["subject"] == "fingerprint-sensor"]
+
+
+def test_a_tamper_empty_that_met_a_scan_is_sent_again_once_the_line_is_free(
+        rt: Runtime, module: SimulatedR30x, fvc_db1: Path) -> None:
+    """A scan holds the line; the response's Empty goes at once (and fails here, as an interleaved exchange
+    may); once the scan lets go, it is sent again and the library is emptied."""
+    _enrol(rt, module, "Ada", [fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif"])
+    module.refuse_delete = True
+    with rt.sensor_lock:  # a kiosk scan on the serial line
+        _tamper(rt, module)
+        _wait_for_empty(module)               # not held up by the scan …
+        assert module.pages() == [0]          # … but it failed
+        module.refuse_delete = False
+    wiper = rt._sensor_wiper
+    assert wiper is not None and wiper.thread is not None  # type: ignore[attr-defined]
+    wiper.thread.join(timeout=60)  # type: ignore[attr-defined]
+    assert module.pages() == [] and not (rt.settings.data_dir / PAGES_FILE).exists()
+    assert _emptied(rt) == [("erased", "tamper")] and not _sensor_alarms(rt)
+
+
+def test_a_tamper_empty_that_fails_twice_is_a_critical_alarm(rt: Runtime, module: SimulatedR30x,
+                                                             fvc_db1: Path) -> None:
+    from limen.bio.finger.protocol import Command
+
+    _enrol(rt, module, "Ada", [fvc_db1 / "101_1.tif", fvc_db1 / "101_2.tif"])
+    sensor = rt.finger_sensor()
+    assert sensor is not None
+    module.refuse_delete = True
+    _tamper(rt, module)
+    wiper = rt._sensor_wiper
+    assert wiper is not None and wiper.thread is not None  # type: ignore[attr-defined]
+    wiper.thread.join(timeout=60)  # type: ignore[attr-defined]
+    assert module.pages() == [0] and module.commands.count(Command.EMPTY) == 2   # tried, and tried again
+    with pytest.raises((VaultError, ConfigError)):   # the host's page map went with the crypto-erase, at once
+        fingerprint.page_map(rt.conn, rt.settings.data_dir, sensor.identity)
+    assert _emptied(rt) == [("failed", "tamper")]
+    (alarm,) = _sensor_alarms(rt)
+    assert alarm["outcome"] == "critical" and "not emptied" in str(alarm["data"]["text"])  # type: ignore[index]

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import serial
 
+from limen import thresholds as T
 from limen.bio.finger.protocol import (
     DEFAULT_ADDRESS,
     DEFAULT_PASSWORD,
@@ -521,17 +522,28 @@ def empty_library(data_dir: Path, box: SecretBox | None, paired: PairedSensor | 
     return SensorErasure(erased=recorded, emptied=True)
 
 
+# how long a tamper response's second Empty waits for the serial line: the longest an exchange holds it (an
+# enrolment's two captures, each up to FINGER_SENSOR_WAIT_S, and the serial timeouts around them)
+EMPTY_RETRY_WAIT_S = 2 * T.FINGER_SENSOR_WAIT_S + 10.0
+
+
 class EmptyOnWipe:
     """Empties the paired module on a tamper response.  Registered with the response's memory scrub
     (`limen.tamper.memory.register`), which calls `wipe()` right after the crypto-erase: after it the module's
     password cannot be unsealed, so this holder keeps the paired module (unsealed while the vault was open; the
     same password every scan unseals).  `wipe()` forgets it and sends Empty from a background thread (the door
-    is secured meanwhile, not after a serial timeout); `report` gets the outcome (the runtime audits it)."""
+    is secured meanwhile, not after a serial timeout) at once, without waiting for `line` (the runtime's
+    `sensor_lock`) if a scan holds it.  An Empty that failed, or was sent while the line was busy (the two
+    conversations may have interleaved), is sent again once the line is free (at most `retry_wait_s` later; then
+    regardless).  `report` gets the outcome (the runtime audits it; a final failure is a critical alarm)."""
 
-    def __init__(self, paired: PairedSensor, pages_file: Path, report: Callable[[SensorErasure], None]) -> None:
+    def __init__(self, paired: PairedSensor, pages_file: Path, report: Callable[[SensorErasure], None],
+                 line: threading.RLock | None = None, retry_wait_s: float = EMPTY_RETRY_WAIT_S) -> None:
         self._paired: PairedSensor | None = paired
         self._pages_file = pages_file
         self._report = report
+        self._line = line if line is not None else threading.RLock()
+        self.retry_wait_s = retry_wait_s
         self.thread: threading.Thread | None = None
 
     def forget(self) -> None:
@@ -545,12 +557,33 @@ class EmptyOnWipe:
             self.thread.start()
 
     def _empty(self, paired: PairedSensor) -> None:
-        from limen.bio.finger.protocol import SensorError
-
+        free = self._line.acquire(blocking=False)
         try:
-            paired.empty()
-        except (SensorError, OSError) as exc:
-            self._report(SensorErasure(detail=f"{exc}: empty the module's library by hand"))
+            why = _try_empty(paired)
+        finally:
+            if free:
+                self._line.release()
+        if why is not None or not free:
+            held = self._line.acquire(timeout=self.retry_wait_s)
+            try:
+                again = _try_empty(paired)
+            finally:
+                if held:
+                    self._line.release()
+            why = None if again is None else (again if why is None else f"{why}; again: {again}")
+        if why is not None:
+            self._report(SensorErasure(detail=f"{why}: empty the module's library by hand"))
             return
         self._pages_file.unlink(missing_ok=True)
         self._report(SensorErasure(emptied=True))
+
+
+def _try_empty(paired: PairedSensor) -> str | None:
+    """Empty the paired module; None when it confirmed, else why not."""
+    from limen.bio.finger.protocol import SensorError
+
+    try:
+        paired.empty()
+    except (SensorError, OSError) as exc:
+        return str(exc)
+    return None
