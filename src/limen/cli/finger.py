@@ -150,7 +150,7 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
     """Enrol one finger of NAME (`limen finger enrol` and `limen enrol --finger`) through `limen.fingerprint.enrol`,
     the console's own path; what was enrolled."""
     from limen import fingerprint
-    from limen.bio.finger.extract import template_file
+    from limen.bio.finger.extract import template_files
     from limen.errors import BadRequest, ConsentRequired
     from limen.people import Consent
     from limen.runtime import open_runtime
@@ -171,7 +171,7 @@ def enrol_finger(name: str, images: list[Path] | None, sensor: str | None, captu
         if images:
             with progress("extracting", len(images)) as advance:
                 for p in images:
-                    templates.append(template_file(p))
+                    templates.extend(template_files(p))  # an exported finger's record: all its impressions
                     advance(1)
         result = fingerprint.enrol(rt, rt.access(), name, Consent(purpose, retention_days), who, at,
                                    finger=position, sensor=None if sensor is None else _paired(rt, sensor),
@@ -264,6 +264,60 @@ def verify(
         kind=_("score"), score=f"{result.score:.3f}", threshold=f"{result.threshold:.3f}") + ")")
     if not result.matched:
         raise typer.Exit(1)
+
+
+@finger_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="Whose enrolled finger (a name or a user id).")],
+    out: Annotated[Path, typer.Option("--out", help="The ISO/IEC 19794-2:2005 record to write (.fmr).")],
+    position: Annotated[int | None, typer.Option("--position", min=0, max=10, help="Which enrolled finger (ISO "
+                                                 "position; needed when NAME has more than one).")] = None,
+    actor: Annotated[str, typer.Option("--as", help="Owner/administrator exporting it.")] = "cli",
+    actor_pin: Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True)] = None,
+) -> None:
+    """Write an enrolled finger of NAME (all its impressions, as views of one record) as an ISO/IEC 19794-2:2005
+    minutiae record, 0600.  Biometric data leaving the lock: once the lock has an owner it is theirs (or an
+    administrator's) to run, and each export is recorded (who, whose finger; never the template).  Refused when
+    fingers are matched on the sensor (the templates live on the module)."""
+    from limen import fingerprint, people
+    from limen.audit.event import Event, EventKind
+    from limen.bio.finger import iso
+    from limen.bio.finger.references import FINGER_NAMES
+    from limen.errors import BadRequest, NotFound
+    from limen.fsio import atomic_write
+    from limen.runtime import open_runtime
+
+    rt = open_runtime(STATE.settings)
+    try:
+        if fingerprint.on_sensor(rt):
+            raise BadRequest("export", 'finger_matching = "sensor": the templates live on the module; '
+                                       "there is nothing on the lock to export")
+        at = datetime.now(UTC)
+        who = rt.authorise(actor, actor_pin, at)  # before anything is unsealed
+        person = people.find(rt.conn, name)
+        references = _references(rt)
+        enrolled = references.fingers(person.id)
+        if not enrolled:
+            raise NotFound(f"{person.name} has no finger enrolled on the lock")
+        if position is None and len(enrolled) > 1:
+            raise BadRequest("--position", f"{person.name} has fingers {enrolled} enrolled: choose one")
+        finger = enrolled[0] if position is None else position
+        if finger not in enrolled:
+            raise NotFound(f"{person.name} has no {FINGER_NAMES[finger]} (position {finger}) enrolled")
+        record = iso.encode_views(references._impressions(person.id, finger), finger_position=finger)
+        impressions = len(iso.decode_views(record))
+        atomic_write(out, record)                                   # 0600, all or nothing
+        try:
+            rt.audit.append(Event(EventKind.PRIVACY, at, actor=who, subject=person.id, source="cli",
+                                  reason=f"finger exported (ISO/IEC 19794-2, position {finger})", outcome="written"))
+        except BaseException:
+            out.unlink(missing_ok=True)                             # no export the audit trail does not show
+            raise
+    finally:
+        rt.close()
+    data = {"user_id": person.id, "finger": finger, "impressions": impressions, "out": str(out)}
+    output(data, _("wrote {n} impression(s) of {name}'s finger {finger} to {out}").format(
+        n=impressions, name=person.name, finger=finger, out=out))
 
 
 @finger_app.command("list")

@@ -64,6 +64,21 @@ def template_file(path: str | Path) -> FingerTemplate:
     return extract_file(p)
 
 
+def template_files(path: str | Path) -> list[FingerTemplate]:
+    """As `template_file`, but every view of a record (an enrolled finger exported by `limen finger export`
+    holds its impressions as views of one record), each held to the same checks; an image gives one."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size <= thresholds.MAX_IMAGE_BYTES:
+        with p.open("rb") as f:
+            if f.read(len(iso.FORMAT_ID)) == iso.FORMAT_ID:
+                try:
+                    views = iso.decode_views(p.read_bytes())
+                except BadRequest as exc:
+                    raise BadImage(p, f"not a usable ISO/IEC 19794-2 record: {exc.reason}") from exc
+                return [_usable(t, p) for t in views]
+    return [extract_file(p)]
+
+
 def record_template(record: bytes, source: str | Path = "<record>") -> FingerTemplate:
     """The template in an ISO/IEC 19794-2 record, held to what an extracted one must meet: a resolution the matcher
     works at, and enough minutiae to match on."""
@@ -71,6 +86,10 @@ def record_template(record: bytes, source: str | Path = "<record>") -> FingerTem
         template = iso.decode(record)
     except BadRequest as exc:
         raise BadImage(source, f"not a usable ISO/IEC 19794-2 record: {exc.reason}") from exc
+    return _usable(template, source)
+
+
+def _usable(template: FingerTemplate, source: str | Path) -> FingerTemplate:
     low, high = thresholds.FINGER_DPI_RANGE
     if not low <= template.dpi <= high:
         raise BadImage(source, f"the record is at {template.dpi} dpi; only {low}-{high} dpi records are matched")

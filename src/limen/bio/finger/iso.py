@@ -54,9 +54,36 @@ def encode(template: FingerTemplate, finger_position: int = 0, impression_type: 
     if len(template.minutiae) > _MAX_MINUTIAE:
         raise BadRequest("template", f"at most {_MAX_MINUTIAE} minutiae fit one ISO view")
     res = int(round(template.dpi / _CM_PER_INCH))
+    body = _view(template, finger_position, 0, impression_type)
+    length = _HEADER.size + len(body)
+    header = _HEADER.pack(FORMAT_ID, VERSION, length, 0, template.width, template.height, res, res, 1, 0)
+    return header + body
+
+
+def encode_views(templates: list[FingerTemplate], finger_position: int = 0, impression_type: int = 0) -> bytes:
+    """One record holding `templates` as views 0, 1, … of one finger (an enrolled finger's impressions, as
+    `limen finger export` writes it): the record's image size is the largest view's, its resolution the views'
+    common one (impressions at different resolutions do not fit one record: `BadRequest`)."""
+    if not 1 <= len(templates) <= 16:                    # the view number is 4 bits
+        raise BadRequest("templates", "1-16 views of one finger fit one ISO record")
+    if len({t.dpi for t in templates}) != 1:
+        raise BadRequest("templates", "the impressions are at different resolutions: one ISO record has one")
+    for t in templates:
+        if len(t.minutiae) > _MAX_MINUTIAE:
+            raise BadRequest("template", f"at most {_MAX_MINUTIAE} minutiae fit one ISO view")
+    res = int(round(templates[0].dpi / _CM_PER_INCH))
+    body = b"".join(_view(t, finger_position, k, impression_type) for k, t in enumerate(templates))
+    length = _HEADER.size + len(body)
+    header = _HEADER.pack(FORMAT_ID, VERSION, length, 0, max(t.width for t in templates),
+                          max(t.height for t in templates), res, res, len(templates), 0)
+    return header + body
+
+
+def _view(template: FingerTemplate, finger_position: int, view: int, impression_type: int) -> bytes:
     body = bytearray()
     quality = int(sum(m.quality for m in template.minutiae) / max(len(template.minutiae), 1))
-    body += _VIEW.pack(finger_position, impression_type & 0x0F, quality, len(template.minutiae))
+    body += _VIEW.pack(finger_position, (view & 0x0F) << 4 | impression_type & 0x0F, quality,
+                       len(template.minutiae))
     for m in template.minutiae:
         if not (0 <= m.x < 1 << 14 and 0 <= m.y < 1 << 14):
             raise BadRequest("template", "minutia position outside the 14-bit ISO range")
@@ -64,9 +91,7 @@ def encode(template: FingerTemplate, finger_position: int = 0, impression_type: 
                               max(0, min(100, m.quality)))
     extension = _field_area(template.field)
     body += struct.pack(">H", len(extension)) + extension
-    length = _HEADER.size + len(body)
-    header = _HEADER.pack(FORMAT_ID, VERSION, length, 0, template.width, template.height, res, res, 1, 0)
-    return header + bytes(body)
+    return bytes(body)
 
 
 def decode(record: bytes) -> FingerTemplate:
@@ -102,6 +127,38 @@ def decode(record: bytes) -> FingerTemplate:
     dpi = int(round(xres * _CM_PER_INCH))
     field = _read_field(record, offset + count * _MINUTIA.size, views)
     return FingerTemplate(width=width, height=height, dpi=dpi, minutiae=tuple(minutiae), field=field)
+
+
+def decode_views(record: bytes) -> list[FingerTemplate]:
+    """Every view of a record (`decode` reads the first only), each with its own block field when it has one;
+    `BadRequest` for anything malformed, including views that do not fill the record exactly."""
+    first = decode(record)                                # the header's checks, and the first view's
+    _, _, _, _, width, height, _, _, views, _ = _HEADER.unpack_from(record)
+    out, offset = [], _HEADER.size
+    for k in range(views):
+        if offset + _VIEW.size + 2 > len(record):
+            raise BadRequest("iso_record", f"view {k} runs past the end of the record")
+        _, _, _, count = _VIEW.unpack_from(record, offset)
+        offset += _VIEW.size
+        if offset + count * _MINUTIA.size + 2 > len(record):
+            raise BadRequest("iso_record", f"view {k}: minutia count runs past the end of the record")
+        minutiae = []
+        for j in range(count):
+            tx, ry, angle, quality = _MINUTIA.unpack_from(record, offset + j * _MINUTIA.size)
+            kind = {0: MinutiaType.OTHER, 1: MinutiaType.ENDING, 2: MinutiaType.BIFURCATION}.get(tx >> 14)
+            x, y = tx & 0x3FFF, ry & 0x3FFF
+            if kind is None or x >= width or y >= height or quality > 100:
+                raise BadRequest("iso_record", f"view {k}, minutia {j}: reserved type bits, outside the image "
+                                               "or quality > 100")
+            minutiae.append(Minutia(x, y, _limen_angle(angle), kind, quality))
+        offset += count * _MINUTIA.size
+        field = _read_field(record, offset, 1)            # this view's extended data, read as a one-view record's
+        (total,) = struct.unpack_from(">H", record, offset)
+        offset += 2 + total
+        out.append(FingerTemplate(width=width, height=height, dpi=first.dpi, minutiae=tuple(minutiae), field=field))
+    if offset != len(record):
+        raise BadRequest("iso_record", "the views do not fill the record")
+    return out
 
 
 def _field_area(field: BlockField | None) -> bytes:
