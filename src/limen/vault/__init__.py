@@ -31,7 +31,7 @@ from limen.vault.keystore.sidekeys import PIN_PEPPER, TOKEN_PEPPER_MARKER, SideK
 from limen.vault.keystore.software import default_key_path
 from limen.vault.keystore.split import COMPANION_KEY, SplitKeyStore
 from limen.vault.recipe import TemplateVault, VaultStatus, ZeroizeTiming
-from limen.vault.records import FragmentedRecords, RecordStore, SqliteRecords
+from limen.vault.records import FINGERPRINTS, FragmentedRecords, FragmentSet, RecordStore, SqliteRecords, register_side
 from limen.vault.store import VaultTemplateStore
 
 __all__ = [
@@ -63,7 +63,8 @@ def _records(settings: Settings) -> RecordStore:
             f" (got {len(dirs)} dirs, k={settings.fragments_k})"
         )
     locations: list[FragmentLocation] = [DirectoryLocation(d) for d in dirs]
-    return FragmentedRecords(conn, locations, settings.fragments_k)
+    fingers = FragmentSet([DirectoryLocation(d / FINGERPRINTS) for d in dirs], settings.fragments_k)
+    return FragmentedRecords(conn, locations, settings.fragments_k, side=[fingers])
 
 
 def _token_pepper(settings: Settings) -> SideKey | None:
@@ -92,6 +93,8 @@ def open_template_store(settings: Settings) -> VaultTemplateStore:
         keystore.close()
         raise
     secrets.register(settings.db_path, vault.secrets, _token_pepper(settings))  # codes, TOTP seeds, PIN pepper
+    side = records.side[0] if isinstance(records, FragmentedRecords) and records.side else None
+    register_side(settings.data_dir, FINGERPRINTS, side)  # the fingerprint references' shares (bio.finger)
     store = VaultTemplateStore(vault)
     secrets.register_templates(settings.db_path, store)  # for an opted-in backup's export and restore
     return store

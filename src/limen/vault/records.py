@@ -15,8 +15,10 @@ import hmac
 import json
 import secrets
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from limen.db import transaction
@@ -144,26 +146,71 @@ class _Tx:
             raise StorageError(f"vault store write failed ({ev})") from ev
 
 
-class FragmentedRecords(SqliteRecords):
-    """Sealed records split k-of-n across `locations`; the index (names + digests) stays in SQLite."""
+class FragmentSet:
+    """Sealed blobs split k-of-n across `locations` (one independent module each), the caller keeping each
+    blob's index — `{"name", "k", "n", "sha256"}` — where it likes: `FragmentedRecords` in SQLite, the
+    fingerprint references (`limen.bio.finger.references`) in their own folder.  One generation per write."""
 
-    def __init__(self, conn: sqlite3.Connection, locations: list[FragmentLocation], k: int) -> None:
-        super().__init__(conn)
+    def __init__(self, locations: Sequence[FragmentLocation], k: int) -> None:
         if not 1 <= k <= len(locations):
             raise ValueError("need 1 <= k <= number of locations")
-        self.locations, self.k, self.n = locations, k, len(locations)
+        self.locations, self.k, self.n = list(locations), k, len(locations)
 
     @staticmethod
-    def _stem(user_id: str, modality: str) -> str:
+    def stem(user_id: str, modality: str) -> str:
         return hashlib.sha256(f"{user_id}\x00{modality}".encode()).hexdigest()[:32]
 
-    def put(self, user_id: str, modality: str, sealed: bytes) -> None:
-        name = f"{self._stem(user_id, modality)}.{secrets.token_hex(8)}"
+    def write(self, stem: str, sealed: bytes) -> dict:
+        """Split `sealed` into a fresh generation of `stem` in every location (all needed); its index."""
+        name = f"{stem}.{secrets.token_hex(8)}"
         fragments = split(sealed, self.k, self.n)
         for location, fragment in zip(self.locations, fragments, strict=True):
             location.put(name, fragment)
-        index = json.dumps({"name": name, "k": self.k, "n": self.n,
-                            "sha256": [hashlib.sha256(f).hexdigest() for f in fragments]})
+        return {"name": name, "k": self.k, "n": self.n, "sha256": [hashlib.sha256(f).hexdigest() for f in fragments]}
+
+    def read(self, index: dict) -> bytes:
+        """The blob from any k intact fragments (each checked against `index`); `FragmentError` below k."""
+        got: list[bytes | None] = []
+        for location, digest in zip(self.locations, index["sha256"], strict=False):
+            data = location.get(index["name"])
+            ok = data is not None and hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
+            got.append(data if ok else None)
+        return join(got, index["k"], index["n"])
+
+    def delete(self, name: str) -> None:
+        for location in self.locations:
+            location.delete(name)
+
+    def delete_stems(self, stems: Collection[str], keep: str | None = None) -> None:
+        """Delete every generation of `stems` (but `keep`) from every location, leftovers of a crash included."""
+        for location in self.locations:
+            for name in location.names():
+                if name.split(".", 1)[0] in stems and name != keep:
+                    location.delete(name)
+
+    def wipe(self) -> None:
+        for location in self.locations:
+            for name in location.names():
+                location.delete(name)
+
+
+class FragmentedRecords(SqliteRecords):
+    """Sealed records split k-of-n across `locations`; the index (names + digests) stays in SQLite.
+
+    `side`: other `FragmentSet`s over the same modules (the fingerprint references') that `wipe` — the
+    crypto-erase — empties with the records; `collect_garbage` leaves them to their owners."""
+
+    def __init__(self, conn: sqlite3.Connection, locations: list[FragmentLocation], k: int,
+                 side: Sequence[FragmentSet] = ()) -> None:
+        super().__init__(conn)
+        self.set = FragmentSet(locations, k)
+        self.locations, self.k, self.n = locations, k, len(locations)
+        self.side = list(side)
+
+    _stem = staticmethod(FragmentSet.stem)
+
+    def put(self, user_id: str, modality: str, sealed: bytes) -> None:
+        index = json.dumps(self.set.write(self._stem(user_id, modality), sealed))
         old = self._index_of(user_id, modality)
         with self._tx():
             self.conn.execute(
@@ -181,12 +228,7 @@ class FragmentedRecords(SqliteRecords):
         return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def _fetch(self, index: dict) -> bytes:
-        got: list[bytes | None] = []
-        for location, digest in zip(self.locations, index["sha256"], strict=False):
-            data = location.get(index["name"])
-            ok = data is not None and hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
-            got.append(data if ok else None)
-        return join(got, index["k"], index["n"])
+        return self.set.read(index)
 
     def get(self, user_id: str, modality: str) -> bytes | None:
         index = self._index_of(user_id, modality)
@@ -210,14 +252,12 @@ class FragmentedRecords(SqliteRecords):
         return count
 
     def _delete_fragments(self, name: str) -> None:
-        for location in self.locations:
-            location.delete(name)
+        self.set.delete(name)
 
     def wipe(self) -> None:
         super().wipe()
-        for location in self.locations:
-            for name in location.names():
-                location.delete(name)
+        for fragments in (self.set, *self.side):
+            fragments.wipe()
 
     def collect_garbage(self) -> None:
         live = {json.loads(r[0])["name"] for r in self._query("SELECT fragments FROM vault_records") if r[0]}
@@ -231,3 +271,23 @@ def references_of(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str
     """A person's stored references as (modality, stored at, fragment index or None when sealed in the row)."""
     rows = conn.execute("SELECT modality, stored_at, fragments FROM vault_records WHERE user_id = ?", (user_id,))
     return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in rows]
+
+
+FINGERPRINTS = "fingerprints"   # the fingerprint references' side set: a folder of that name in each module
+_SIDE: dict[tuple[Path, str], FragmentSet] = {}
+_SIDE_LOCK = threading.Lock()
+
+
+def register_side(data_dir: Path, name: str, fragments: FragmentSet | None) -> None:
+    """Make `fragments` the side set `name` of the lock at `data_dir` in this process (None: not fragmented)."""
+    with _SIDE_LOCK:
+        if fragments is None:
+            _SIDE.pop((data_dir.resolve(), name), None)
+        else:
+            _SIDE[(data_dir.resolve(), name)] = fragments
+
+
+def side_fragments(data_dir: Path, name: str) -> FragmentSet | None:
+    """The side set `name` registered by `open_template_store` for `data_dir`; None when not fragmented."""
+    with _SIDE_LOCK:
+        return _SIDE.get((data_dir.resolve(), name))

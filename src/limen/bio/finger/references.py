@@ -15,18 +15,31 @@ user removal and on consent expiry).  For a backup the owner opted in to,
 the backup sealer and `import_from_backup` seals them under *this* lock's box.  A missing vault is
 an error (fail closed), never a plaintext fallback.
 
+Where the vault's records are fragmented (`fragments_n`/`fragments_k`/`fragment_dirs`), a finger's sealed file
+goes through the same AONT-RS split (`limen.vault.records.FragmentSet`): n shares, any k of which rebuild it,
+one in `<fragment dir>/fingerprints/` of each module, and the file under `fingerprints/` keeps only the shares'
+index (generation name, k, n, SHA-256 of each share; no ciphertext).  A write puts every share before the index
+(all modules needed, as for faces) and shreds the earlier generation after; removing a finger removes its index
+file, then its shares (leftovers of an interrupted write with them); the vault's crypto-erase empties the
+shares with the faces'.  Fewer than k intact shares is `FragmentError` (a `VaultError`: the door refuses, as
+for an erased vault).  A finger sealed whole before fragments were configured is read as it is and split at its
+next write.
+
 `ReferenceIndex` is the door's 1:N index over these files, kept in memory between attempts (as the vault's
 face index is): built at the first search, and at every search checked against the folder (each file's
 inode, size and times) and the box (a sealed canary still opens), so a finger enrolled, replaced or removed —
 by this process or another — is re-read or dropped before the search, a crypto-erase or a new key drops the
 whole index, and every write through this module (`put`, `delete`, `erase_references`,
-`import_from_backup`) drops that person's entries at once.  `wipe` (a tamper response's memory scrub, where
-the runtime registers it) zeroes the prepared minutiae it held.
+`import_from_backup`) drops that person's entries at once.  With fragments, a held finger's shares are
+checked by metadata too (n `stat`s per finger and search), so shares removed or rewritten by another process
+(below k: the search refuses; k or more: re-read, still matching) are seen at the next search.  `wipe` (a
+tamper response's memory scrub, where the runtime registers it) zeroes the prepared minutiae it held.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import sqlite3
@@ -41,8 +54,17 @@ from limen import thresholds
 from limen.bio.finger import iso, matcher
 from limen.bio.finger.index import EdgeIndex, Hit, edge_keys
 from limen.bio.finger.template import FingerTemplate
-from limen.errors import BadRequest, ConfigError, InvalidSealedTemplate, NotFound, VaultErased, VaultError
+from limen.errors import (
+    BadRequest,
+    ConfigError,
+    FragmentError,
+    InvalidSealedTemplate,
+    NotFound,
+    VaultErased,
+    VaultError,
+)
 from limen.fsio import atomic_write
+from limen.vault.records import FINGERPRINTS, FragmentSet, side_fragments
 from limen.vault.secrets import SecretBox, box_for
 
 _USER_ID = re.compile(r"^[0-9a-f]{1,64}$")
@@ -52,8 +74,21 @@ FINGER_NAMES = ("unknown finger", "right thumb", "right index", "right middle", 
                 "left thumb", "left index", "left middle", "left ring", "left little")  # ISO/IEC 19794-2 positions
 
 
+_SHARES = b"LFS1\n"    # an index file: the sealed finger is in the fragment folders (a sealed file starts 0x01)
+_ShareStat = tuple[object, ...]  # each module's share metadata (see `FingerReferences._share_stat`)
+
+
 def _label(user_id: str, position: int) -> str:
     return f"finger:{user_id}" if position == 0 else f"finger:{user_id}:{position}"
+
+
+def _stem(user_id: str, position: int) -> str:
+    return FragmentSet.stem(user_id, f"finger:{position}")
+
+
+def _fragments(folder: Path) -> FragmentSet | None:
+    """The fingerprint shares' set of the lock whose references are in `folder` (None: not fragmented)."""
+    return side_fragments(folder.parent, FINGERPRINTS)
 
 
 def references_folder(data_dir: Path) -> Path:
@@ -71,6 +106,9 @@ def erase_references(folder: Path, user_id: str) -> int:
         if m and m.group(1) == user_id:
             path.unlink()
             removed += 1
+    fragments = _fragments(folder)
+    if fragments is not None:       # every position's shares, those of an interrupted write too
+        fragments.delete_stems({_stem(user_id, position) for position in range(len(FINGER_NAMES))})
     return removed
 
 
@@ -88,6 +126,64 @@ class FingerReferences:
     def __init__(self, folder: Path, box: SecretBox) -> None:
         self.folder = folder
         self._box = box
+        self._fragments = _fragments(folder)   # the vault's fragment modules, when it has them
+
+    def _store(self, user_id: str, position: int, sealed: bytes) -> None:
+        """Write a finger's sealed file, or its shares and then their index (see the module docstring)."""
+        path = self._path(user_id, position)
+        if self._fragments is None:
+            atomic_write(path, sealed)
+            return
+        stem = _stem(user_id, position)
+        index = self._fragments.write(stem, sealed)
+        atomic_write(path, _SHARES + json.dumps(index).encode())
+        self._fragments.delete_stems({stem}, keep=index["name"])
+
+    def _sealed(self, user_id: str, position: int) -> bytes:
+        """A finger's sealed bytes, from its file or its shares: `FragmentError` below k intact shares, or for
+        shares without fragment folders configured."""
+        raw = self._path(user_id, position).read_bytes()
+        index = self._index_of(raw, user_id, position)
+        if index is None:
+            return raw
+        assert self._fragments is not None
+        return self._fragments.read(index)
+
+    def _index_of(self, raw: bytes, user_id: str, position: int) -> dict | None:
+        """The shares' index a finger's file holds (None: the file is the sealed finger itself)."""
+        if not raw.startswith(_SHARES):
+            return None
+        if self._fragments is None:
+            raise FragmentError("this finger is split across fragment folders, and none are configured")
+        try:
+            index = json.loads(raw[len(_SHARES):])
+            name = index["name"]
+            if not isinstance(name, str) or not name.startswith(_stem(user_id, position) + "."):
+                raise ValueError(name)
+        except (ValueError, KeyError, TypeError):
+            raise FragmentError("a finger's fragment index is damaged") from None
+        return index
+
+    def _shares(self, user_id: str, position: int) -> tuple[str | None, _ShareStat]:
+        """The generation and metadata of a finger's shares ((None, ()) when sealed whole), for `ReferenceIndex`
+        to take before unsealing: shares changed after that are re-read at the next search."""
+        try:
+            raw = self._path(user_id, position).read_bytes()
+        except FileNotFoundError:
+            return None, ()
+        index = self._index_of(raw, user_id, position)
+        name = None if index is None else index["name"]
+        return name, self._share_stat(name)
+
+    def _share_stat(self, name: str | None) -> _ShareStat:
+        """What `ReferenceIndex` compares to see shares of generation `name` removed or rewritten."""
+        if name is None or self._fragments is None:
+            return ()
+        out: list[object] = []
+        for location in self._fragments.locations:
+            stat = getattr(location, "stat", None)
+            out.append(stat(name) if stat is not None else location.get(name))
+        return tuple(out)
 
     def _path(self, user_id: str, position: int = 0) -> Path:
         if not _USER_ID.match(user_id):
@@ -98,13 +194,13 @@ class FingerReferences:
 
     def put(self, user_id: str, templates: list[FingerTemplate], position: int = 0) -> None:
         """Seal and store `templates` as finger `position` of `user_id` (replacing that finger's earlier ones)."""
-        path = self._path(user_id, position)
+        self._path(user_id, position)                    # validates both
         if not 1 <= len(templates) <= thresholds.FINGER_ENROL_MAX_IMPRESSIONS:
             raise BadRequest("templates", f"1-{thresholds.FINGER_ENROL_MAX_IMPRESSIONS} impressions")
         plain = b"".join(struct.pack(">I", len(r)) + r for r in (iso.encode(t) for t in templates))
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         _changed(self.folder, user_id)
-        atomic_write(path, self._box.seal(_label(user_id, position), plain))
+        self._store(user_id, position, self._box.seal(_label(user_id, position), plain))
         _changed(self.folder, user_id)
 
     def get(self, user_id: str) -> list[FingerTemplate]:
@@ -116,7 +212,7 @@ class FingerReferences:
         return [t for position in positions for t in self._impressions(user_id, position)]
 
     def _impressions(self, user_id: str, position: int) -> list[FingerTemplate]:
-        return _decode(self._box.unseal(_label(user_id, position), self._path(user_id, position).read_bytes()))
+        return _decode(self._box.unseal(_label(user_id, position), self._sealed(user_id, position)))
 
     def _files(self) -> list[tuple[str, int, Path]]:
         if not self.folder.is_dir():
@@ -142,13 +238,16 @@ class FingerReferences:
             return 0
         _changed(self.folder, user_id)
         path.unlink()
+        if self._fragments is not None:
+            self._fragments.delete_stems({_stem(user_id, position)})
         return 1
 
     def export_for_backup(self) -> list[tuple[str, int, bytearray]]:
         """Every finger's records, unsealed: (user id, position, length-prefixed ISO records); wipe them after."""
         out: list[tuple[str, int, bytearray]] = []
-        for user_id, position, path in self._files():
-            out.append((user_id, position, bytearray(self._box.unseal(_label(user_id, position), path.read_bytes()))))
+        for user_id, position, _ in self._files():
+            sealed = self._sealed(user_id, position)
+            out.append((user_id, position, bytearray(self._box.unseal(_label(user_id, position), sealed))))
         return out
 
     def import_from_backup(self, fingers: list[tuple[str, int, bytes]], users: set[str] | frozenset[str]) -> int:
@@ -161,7 +260,7 @@ class FingerReferences:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for user_id, position, plain in chosen:
             _changed(self.folder, user_id)
-            atomic_write(self._path(user_id, position), self._box.seal(_label(user_id, position), plain))
+            self._store(user_id, position, self._box.seal(_label(user_id, position), plain))
             _changed(self.folder, user_id)
         return len(chosen)
 
@@ -189,6 +288,8 @@ def _changed(folder: Path, user_id: str) -> None:
 class _Entry:
     stat: _Stat
     user_id: str
+    shares: str | None          # the generation of its shares when fragmented
+    share_stat: _ShareStat
     prepared: list[matcher.PreparedTemplate]
     keys: list[np.ndarray]
 
@@ -237,9 +338,11 @@ class ReferenceIndex:
                         continue
                     stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                     entry = held.get(path.name)
-                    if entry is None or entry.stat != stat:
+                    if entry is None or entry.stat != stat or (
+                            entry.share_stat != references._share_stat(entry.shares)):
+                        shares, share_stat = references._shares(user_id, position)
                         prepared = [matcher.prepare(t) for t in references._impressions(user_id, position)]
-                        entry = _Entry(stat, user_id, prepared, [edge_keys(p) for p in prepared])
+                        entry = _Entry(stat, user_id, shares, share_stat, prepared, [edge_keys(p) for p in prepared])
                         rebuilt = True
                     entries[path.name] = entry
                 if entries and canary is None:  # nothing unsealed, nothing to vouch for (as before)

@@ -55,6 +55,14 @@ class DirectoryLocation:
         except OSError:
             return None
 
+    def stat(self, name: str) -> tuple[int, int, int, int] | None:
+        """(inode, size, mtime ns, ctime ns) of `name`, None when missing: a rewritten or removed one differs."""
+        try:
+            st = self._path(name).stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
     def delete(self, name: str) -> None:
         try:
             files.shred(self._path(name))
