@@ -28,8 +28,8 @@ def rows(client: Any) -> dict[str, int]:
 def enrol(client: Any, owner: Owner, upload: tuple[str, bytes, str], existing: bool) -> Any:
     data = {"name": "Dana", "purpose": "opening the front door", "retention_days": "90", "consent": "true",
             "source": "upload"}
+    owner.step_up()  # enrolling a face needs it
     if existing:
-        owner.step_up()  # replacing a face needs it
         data["user_id"] = owner.user_id
     return client.post("/api/users/enrol", data=data, headers=owner.api(), files=[("files", upload)])
 

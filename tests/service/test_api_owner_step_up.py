@@ -98,6 +98,20 @@ def test_the_stepped_up_owner_can_change_a_co_owner(client: TestClient, owner: O
     assert all(u["user_id"] != co_owner for u in client.get("/api/users").json())
 
 
-def test_the_console_asks_for_the_password_to_replace_a_face(client: TestClient, owner: Owner) -> None:
+def test_the_console_asks_for_the_password_to_enrol_any_face(client: TestClient, owner: Owner) -> None:
     assert 'name="password"' in client.get(f"/owner/enrol?user={owner.user_id}").text
-    assert 'name="password"' not in client.get("/owner/enrol").text  # a new person needs no step-up
+    assert 'name="password"' in client.get("/owner/enrol").text  # a new person's face is a way in too
+
+
+def test_the_owners_session_enrols_no_face_without_the_step_up(client: TestClient, owner: Owner) -> None:
+    """A face is a way in, as a PIN is: a stolen console cookie (+ its CSRF token) alone enrols nobody's face,
+    a new person's included (final review, finding 3)."""
+    data = {"name": "Mallory", "purpose": "opening the front door", "retention_days": "90", "consent": "true",
+            "source": "upload"}
+    upload = [("files", ("me.jpg", b"not decoded: refused before", "image/jpeg"))]
+    r = client.post("/api/users/enrol", data=data, headers=owner.api(), files=upload)
+    assert r.status_code == 403 and "confirm your password" in r.json()["reason"], r.text
+    assert [u["name"] for u in client.get("/api/users").json()] == ["Alice"]
+    owner.step_up()
+    r = client.post("/api/users/enrol", data=data, headers=owner.api(), files=upload)
+    assert r.status_code == 400, r.text  # past the step-up, the (fake) photo itself is refused

@@ -2,9 +2,9 @@
 
 The API needed the step-up to remove a co-owner, set an owner's week days or revoke their credential, but the
 console's forms did not: with a session not stepped up (a stolen cookie), `POST /owner/users/{co-owner}/remove`
-with the page's CSRF token removed the co-owner.  Now each of these forms, and adding or removing an owner's
-finger, needs the password (+ TOTP) in the same form when the person is an owner or administrator; members
-are changed as before.
+with the page's CSRF token removed the co-owner.  Now each of these forms, and removing an owner's finger,
+needs the password (+ TOTP) in the same form when the person is an owner or administrator; members are
+changed as before.  Adding a finger needs it for anyone (a finger is a way in, as a PIN is).
 """
 
 from __future__ import annotations
@@ -122,13 +122,25 @@ def test_an_owner_or_administrator_is_changed_only_with_the_password(owner: Owne
     assert made(owner, target)
 
 
-@pytest.mark.parametrize("change", list(CHANGES))
+@pytest.mark.parametrize("change", [c for c in CHANGES if c != "add-finger"])
 def test_a_member_is_changed_without_the_password(owner: Owner, change: str) -> None:
     post, made = CHANGES[change]
     target = add(owner, "Dana", "736194", "member")
     r = post(owner, target, {})
     assert r.status_code == 303, r.text[:300]
     assert made(owner, target)
+
+
+def test_adding_a_finger_needs_the_password_for_anyone(owner: Owner) -> None:
+    """A finger is a way in, as a PIN is: a stolen cookie alone adds none, to a member either (final review,
+    finding 3)."""
+    member = add(owner, "Dana", "736194", "member")
+    for extra in ({}, {"password": WRONG}):
+        r = add_finger(owner, member, extra)
+        assert r.status_code == 403 and CONFIRM in r.text, r.text[:300]
+        assert fingers_of(owner.client, member) == []
+    assert add_finger(owner, member, {"password": PASSWORD}).status_code == 303
+    assert finger_added(owner, member)
 
 
 def test_the_owners_own_schedule_and_pin_need_the_password(owner: Owner) -> None:
@@ -159,8 +171,9 @@ def test_the_forms_ask_for_the_password_for_owners_only(owner: Owner) -> None:
     assert len(fields.findall(page)) == 4, page
     page = owner.client.get(f"/owner/users/{member}").text
     assert len(fields.findall(page)) == 1  # the PIN form only
-    assert 'name="password"' in owner.client.get(f"/owner/users/{co_owner}/fingers").text
-    assert 'name="password"' not in owner.client.get(f"/owner/users/{member}/fingers").text
+    adding = re.compile(r'id="finger-add-form".*?name="password"', re.S)  # adding a finger: anyone's
+    assert adding.search(owner.client.get(f"/owner/users/{co_owner}/fingers").text)
+    assert adding.search(owner.client.get(f"/owner/users/{member}/fingers").text)
 
 
 def test_the_refusal_is_in_the_pages_language(owner: Owner) -> None:

@@ -175,6 +175,7 @@ def test_owner_and_visitors_end_to_end(server: Server, videos: dict[str, Path], 
         owner.fill("#enrol-purpose", "opening the front door")
         owner.fill("#enrol-retention", "90")
         owner.check("#enrol-consent")
+        owner.fill("#enrol-form input[name=password]", PASSWORD)  # a face is a way in: the owner confirms
         owner.click("#camera-start")
         owner.wait_for_selector("#enrol-camera:not([disabled])", timeout=15_000)
         owner.wait_for_timeout(800)

@@ -40,6 +40,7 @@ def test_enrol_then_open_refuse_stranger_and_print(client: Any, owner: Owner, tm
                                                    face_models: Path) -> None:
     nuaa = shared("nuaa-dev")
     photos = sequence(nuaa / "live" / ENROLLED, "01", 12)
+    owner.step_up()  # enrolling a face needs it
     r = client.post("/api/users/enrol", data=enrol_form(), headers=owner.api(), files=files("files", photos[:1]))
     assert r.status_code == 400 and "still photo cannot prove liveness" in r.json()["reason"]
     printed = sequence(nuaa / "print" / ENROLLED, "01", 8)
@@ -105,6 +106,7 @@ def test_concurrent_face_unlocks_are_all_answered(client: Any, owner: Owner, fac
 def test_a_photo_without_a_face_enrols_nobody(client: Any, owner: Owner) -> None:
     buf = io.BytesIO()
     Image.fromarray(np.full((480, 640, 3), 128, np.uint8)).save(buf, "JPEG")
+    owner.step_up()  # enrolling a face needs it
     r = client.post("/api/users/enrol", data=enrol_form("Nobody"), headers=owner.api(),
                     files=[("files", ("wall.jpg", buf.getvalue(), "image/jpeg"))])
     assert r.status_code == 400 and r.json()["reason"].startswith(("enrolment refused", "no usable face"))

@@ -6,6 +6,7 @@ manage, unlock), or the page session cookie plus the `X-CSRF-Token` header.
 Minting tokens, changing PINs, adding owners/administrators, changing or removing
 an owner/administrator (schedule, credentials) and replacing anyone's face need the
 owner's session confirmed at `/api/step-up` (password + TOTP); a token never can.
+The owner's session needs the step-up to enrol any face too (a face is a way in).
 A token is not a door key: issuing a PIN or a code needs the `unlock` scope as well, and what a token issues
 ends by its expiry and is revoked with it (the owner's session needs the step-up for these).
 Every error is a JSON body `{"error": <code>, "reason": <text>}`.
@@ -426,9 +427,10 @@ async def enrol(request: Request, caller: Manager,
                                                                 "ignored.")] = None) -> dict[str, Any]:
     """Enrol a face (consent, purpose and retention recorded); all or nothing.
 
-    Replacing an existing person's face (`user_id`) needs the owner's step-up: a token can enrol new people only,
-    and only with the `unlock` scope as well (a face is a way in, as a PIN is)."""
-    if user_id is not None:
+    A face is a way in, as a PIN is: the owner's session needs the step-up for any enrolment (a stolen cookie
+    alone adds no face), and replacing an existing person's face (`user_id`) needs it whoever asks; a token can
+    enrol new people only, and only with the `unlock` scope as well."""
+    if user_id is not None or caller.grant is None:
         require_step_up(request, caller)
     if caller.grant is not None and Scope.UNLOCK not in caller.grant.scopes:
         raise HTTPException(403, "a face opens the door: enrolling one needs a token with the 'unlock' scope "

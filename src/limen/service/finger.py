@@ -12,8 +12,9 @@ The routes only translate: reading a finger, judging it and enrolling one are `l
 path too), which honours `finger_matching` — "host": the sensor's image is matched by Limen; "sensor": the
 module enrols on and searches its own library, and the sealed page map names the person.
 
-An owner's or administrator's finger is added or removed only with the password (+ TOTP) in the same form
-(`pages.confirm_owner_for`): a finger added to an owner opens the door as the owner.
+A finger is added only with the password (+ TOTP) in the same form (`pages.confirm_owner`): a finger is a way
+in, as a PIN is, and one added to an owner opens the door as the owner (a stolen console cookie alone adds none).
+An owner's or administrator's finger is removed only with it too (`pages.confirm_owner_for`).
 
 The door path reads fingers only from the lock's sensor (`FingerDesk`): the
 paired module (`limen finger pair`, read at each use), or the simulator that
@@ -59,7 +60,7 @@ from limen.service.api import ERRORS, KioskAnswer, door_details, kiosk_session
 from limen.service.auth import Caller, check_csrf, ctx_of, kiosk_allowed, page_caller, unlock_rate
 from limen.service.i18n import choose, door_message
 from limen.service.lockservice import KioskResult
-from limen.service.pages import back, confirm_owner_for, is_privileged, render
+from limen.service.pages import back, confirm_owner, confirm_owner_for, is_privileged, render
 
 router = APIRouter()
 
@@ -295,7 +296,7 @@ async def finger_add(request: Request, user_id: str, caller: Caller = Depends(pa
     uploads = [u for u in form.getlist("images") if isinstance(u, StarletteUpload) and u.filename]
     person = _person(request, user_id)
     try:
-        confirm_owner_for(request, caller, values, user_id=person.id)  # an owner's finger opens as the owner
+        confirm_owner(request, caller, values)  # a finger is a way in (an owner's opens as the owner)
         position = _position(values.get("position", "0"))
         consent = _consent(values)
         images = [_decode(await u.read(), u.filename or "upload") for u in uploads[:T.FINGER_ENROL_MAX_IMPRESSIONS + 1]]

@@ -29,7 +29,7 @@
     form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     let response;
     try {
-      const password = form.querySelector('input[name="password"]');  // an existing person: step up first
+      const password = form.querySelector('input[name="password"]');  // a face is a way in: step up first
       if (password && password.value) {
         const totp = form.querySelector('input[name="totp"]');
         response = await fetch("/api/step-up", {method: "POST", headers: {"Content-Type": "application/json",
