@@ -129,6 +129,11 @@ def test_the_door_path_refuses_after_a_zeroize_and_a_tamper_scrub_wipes_the_inde
     rt = open_runtime(settings)
     try:
         ids = _gallery(open_references(rt.conn, settings.data_dir), prints)
+        now = datetime.now(UTC)
+        for f, uid in ids.items():                      # the door names only people whose consent runs
+            people.add_with_id(rt.conn, uid, f"P{f}", "test", now.isoformat())
+            person = people.find(rt.conn, uid)
+            people.record_consent(rt.conn, person, Modality.FINGERPRINT, people.Consent("door", 30), "test", now)
         fingers = rt.fingers()
         assert fingers.identify(load_image(fvc_db1 / "105_4.tif")).user_id == ids[105]
         assert len(rt.finger_index) == 3 * len(FINGERS)
@@ -164,7 +169,8 @@ def test_erasure_and_consent_expiry_through_the_runtime(rt: Runtime, fvc_db1: Pa
         ids[f] = person.id
     fingers = rt.fingers()
     probe = {f: load_image(fvc_db1 / f"{f}_4.tif") for f in ids}
-    assert all(fingers.identify(probe[f]).user_id == ids[f] for f in ids)           # the index is warm
+    assert all(fingers.identify(probe[f]).user_id == ids[f] for f in (101, 103))    # the index is warm
+    assert fingers.identify(probe[102]).user_id is None        # 102's consent ran out: no match before retention
     enforce_retention(rt.conn, rt.store, rt.audit, now, fingers=rt.erase_fingers)     # 102's consent ran out
     assert fingers.identify(probe[102]).user_id != ids[102]
     rt.erase_templates(ids[103], "owner", now)                                      # a person erased
