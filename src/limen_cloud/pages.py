@@ -353,7 +353,8 @@ def alarm_rows(session: DbSession, owner: Owner) -> list[dict[str, Any]]:
 def webhook_problem(url: str, allow: tuple[Network, ...] = ()) -> str | None:
     """Why `url` cannot be a community webhook, or None: a public https:// address; an address literal must be
     public or allow-listed by the operator, and plain http:// only goes to an allow-listed address literal.
-    (A name is checked again, resolved, at every delivery: `notify.post_webhook`.)"""
+    (A name is checked again, resolved, whenever a connection to it is opened — at least every
+    `CLOUD_WEBHOOK_KEEPALIVE_S`: `notify.post_webhook`'s connection pool.)"""
     parts = urlsplit(url)
     if len(url) > 500 or parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
         return "an https:// address, no user name"
