@@ -32,6 +32,7 @@ import os
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -40,7 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchstats import pct  # noqa: E402
+from benchstats import wall_and_cpu  # noqa: E402
 
 cv2.setNumThreads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +53,7 @@ from limen.bio.finger.index import EdgeIndex, edge_keys  # noqa: E402
 from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType  # noqa: E402
 from limen.errors import BadImage  # noqa: E402
 
-
-def _stats(ms: list[float], cpu_ms: list[float]) -> dict[str, float]:
-    """Wall and CPU (this process) times: on a loaded machine the CPU figure is the one-core cost."""
-    return {"median_ms": round(pct(ms, 50), 3), "p95_ms": round(pct(ms, 95), 3),
-            "cpu_median_ms": round(pct(cpu_ms, 50), 3), "cpu_p95_ms": round(pct(cpu_ms, 95), 3), "n": len(ms),
-            "load_1min": round(os.getloadavg()[0], 2)}
+_stats = partial(wall_and_cpu, digits=3)
 
 
 def _synthetic(rng: np.random.Generator, n: int) -> FingerTemplate:

@@ -27,13 +27,14 @@ import random
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
 
-from benchstats import pct  # noqa: E402
+from benchstats import wall_and_cpu  # noqa: E402
 
 cv2.setNumThreads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +48,7 @@ from limen.bio.finger.template import FingerTemplate  # noqa: E402
 from limen.config import load_settings  # noqa: E402
 from limen.runtime import Runtime, open_runtime  # noqa: E402
 
-
-def _stats(ms: list[float], cpu_ms: list[float]) -> dict[str, float]:
-    return {"median_ms": round(pct(ms, 50), 2), "p95_ms": round(pct(ms, 95), 2),
-            "cpu_median_ms": round(pct(cpu_ms, 50), 2), "cpu_p95_ms": round(pct(cpu_ms, 95), 2), "n": len(ms),
-            "load_1min": round(os.getloadavg()[0], 2)}
+_stats = partial(wall_and_cpu, digits=2)
 
 
 def _one(ms: float, cpu: float) -> dict[str, float]:

@@ -339,14 +339,21 @@ def _enrol(request: Request, caller: Caller, person: people.Person, images: list
         raise BadRequest("sensor", str(exc)) from None
 
 
-@router.post("/owner/users/{user_id}/fingers/{position}/remove")
-async def finger_remove(request: Request, user_id: str, position: int,
-                        caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+async def _confirmed_person(request: Request, caller: Caller, user_id: str) -> people.Person:
+    """The person a removal form names, once its CSRF token and (for an owner or administrator) the owner's
+    password are checked."""
     form = await request.form()
     assert caller.session is not None
     check_csrf(caller.session, str(form.get("csrf", "")))
     person = _person(request, user_id)
     confirm_owner_for(request, caller, {k: v for k, v in form.items() if isinstance(v, str)}, user_id=person.id)
+    return person
+
+
+@router.post("/owner/users/{user_id}/fingers/{position}/remove")
+async def finger_remove(request: Request, user_id: str, position: int,
+                        caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    person = await _confirmed_person(request, caller, user_id)
     ctx = ctx_of(request)
     with ctx.lock.serialised():
         removed = _references(request).delete(person.id, _position(str(position)))
@@ -360,11 +367,7 @@ async def finger_remove(request: Request, user_id: str, position: int,
 async def finger_page_remove(request: Request, user_id: str, page: int,
                              caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     """Remove a finger enrolled on the sensor (match on sensor): its page on the module and in the page map."""
-    form = await request.form()
-    assert caller.session is not None
-    check_csrf(caller.session, str(form.get("csrf", "")))
-    person = _person(request, user_id)
-    confirm_owner_for(request, caller, {k: v for k, v in form.items() if isinstance(v, str)}, user_id=person.id)
+    person = await _confirmed_person(request, caller, user_id)
     ctx = ctx_of(request)
 
     def erase() -> SensorErasure:

@@ -401,20 +401,19 @@ class ReferenceIndex:
 
     def wipe(self) -> None:
         """Zero and drop everything held, now (a tamper response's memory scrub; closing the runtime)."""
-        with self._swap:
-            self._epoch += 1
-            entries, index = self._entries, self._index
-            self._entries, self._index, self._canary, self._box, self._folder = {}, None, None, None, None
-        for entry in entries.values():
-            _zero(entry)
-        if index is not None:
-            index.wipe()
+        self._drop(new_epoch=True)
 
     clear = wipe
 
     def _forget_all(self) -> None:
         """Held under another key or folder: zero and drop it (not a wipe: the search goes on)."""
+        self._drop(new_epoch=False)
+
+    def _drop(self, *, new_epoch: bool) -> None:
+        """Swap everything held out under the lock (a new epoch: searches in progress refuse), then zero it."""
         with self._swap:
+            if new_epoch:
+                self._epoch += 1
             entries, index = self._entries, self._index
             self._entries, self._index, self._canary, self._box, self._folder = {}, None, None, None, None
         for entry in entries.values():
