@@ -57,8 +57,7 @@ class Rig(ReplacementRig):
 def rig(engine: Engine, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(engine, tmp_path)
     yield r
-    for hw in r.locks:
-        hw.conn.close()
+    r.close()
 
 
 def alarm(hw: Lock2, rule: str = "remote_unknown_source", n: int = 1) -> list[str]:

@@ -51,8 +51,7 @@ MALLORY_PHONE = Ed25519PrivateKey.generate()
 def rig(engine: Engine, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(engine, tmp_path)
     yield r
-    for hw in r.locks:
-        hw.conn.close()
+    r.close()
 
 
 def _sign_body(body: dict[str, Any], key: Ed25519PrivateKey = PHONE) -> str:

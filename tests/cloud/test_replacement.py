@@ -99,6 +99,11 @@ class Rig:
         self.resend: int | None = None
         self.locks: list[Lock2] = []
 
+    def close(self) -> None:
+        """Close every simulated lock's database (the `rig` fixtures' teardown)."""
+        for hw in self.locks:
+            hw.conn.close()
+
     def hardware(self, name: str) -> Lock2:
         (self.tmp / name).mkdir()
         self.locks.append(Lock2(self, self.tmp / name, f"granted on the {name} lock"))
@@ -150,8 +155,7 @@ class Rig:
 def rig(engine: Engine, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(engine, tmp_path)
     yield r
-    for hw in r.locks:
-        hw.conn.close()
+    r.close()
 
 
 def test_without_the_mark_a_replacement_chain_is_alarmed_as_before(rig: Rig) -> None:

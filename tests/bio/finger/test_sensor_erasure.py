@@ -23,6 +23,7 @@ from limen.bio.finger.simulator import SimulatedR30x
 from limen.config import Settings
 from limen.link.execute import lock_eraser
 from limen.runtime import Runtime, open_runtime
+from limen.tamper.response import ResponseReport
 from tests.bio.finger.test_match_on_sensor import AS_OLGA, _enrol, _limen
 from tests.cli.test_access_cli import OWNER_PIN
 
@@ -131,18 +132,23 @@ def test_a_refused_empty_is_reported_in_the_decommission_receipt(
         rt.close()
 
 
+def case_opened(rt: Runtime) -> ResponseReport:
+    """The runtime's tamper response to an opened case (its guard, and the module's emptier, built first)."""
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    rt.controller  # noqa: B018 - builds the tamper guard (and the module's emptier)
+    assert rt.monitor is not None
+    return rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+
+
 def test_a_tamper_response_empties_the_module_after_its_crypto_erase(
         settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
     from limen.bio.finger.sensor import EmptyOnWipe
-    from limen.tamper.signals import SourceKind, TamperSignal
 
     module, ada, bo = enrolled
     rt = open_runtime(settings)
     try:
-        rt.controller  # noqa: B018 - builds the tamper guard (and the module's emptier)
-        assert rt.monitor is not None
-        report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
-        assert report.erased
+        assert case_opened(rt).erased
         wiper = rt._sensor_wiper
         assert isinstance(wiper, EmptyOnWipe) and wiper.thread is not None
         wiper.thread.join(timeout=10)
@@ -155,15 +161,11 @@ def test_a_tamper_response_empties_the_module_after_its_crypto_erase(
 
 def test_a_tamper_response_reports_a_module_that_does_not_answer(
         settings: Settings, enrolled: tuple[SimulatedR30x, str, str]) -> None:
-    from limen.tamper.signals import SourceKind, TamperSignal
-
     module, ada, bo = enrolled
     rt = open_runtime(settings)
     try:
-        rt.controller  # noqa: B018
-        assert rt.monitor is not None
         module.silent = True                                          # unplugged, as far as the lock can tell
-        rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+        case_opened(rt)
     finally:
         rt.close()                                                    # waits for the emptier's outcome
     assert module.pages() == [0, 1]

@@ -105,12 +105,10 @@ def test_a_search_is_judged_by_the_page_map_it_was_made_under(rt: Runtime, modul
 
 
 def _tamper(rt: Runtime, module: SimulatedR30x) -> None:
-    from limen.tamper.signals import SourceKind, TamperSignal
+    from tests.bio.finger.test_sensor_erasure import case_opened
 
-    rt.controller  # noqa: B018 - builds the tamper guard (and the module's emptier)
-    assert rt.monitor is not None
     module.commands.clear()  # the pairing's Empty
-    assert rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC))).erased
+    assert case_opened(rt).erased
 
 
 def _wait_for_empty(module: SimulatedR30x) -> None:
