@@ -519,6 +519,24 @@ FINGER_SPECTRAL_ANGLES = 128           # directions over 2π (2.8° a column)
 FINGER_SPECTRAL_SIGMA = 1.5            # Gaussian minutia spread, px
 FINGER_SPECTRAL_SHIFT = 12             # rotations searched: ±12 columns = ±34° (±6: 21.3 %)
 FINGER_SPECTRAL_ROWS = 128             # keyed projections per column (bits = 2 × this × angles = 4 KiB); 32: 24.7 %
+# Protected Minutia Cylinder-Code (bio.finger.cylinders; Cappelli, Ferrara & Maltoni 2010, P-MCC 2012): the
+# cylinder and Local Similarity Sort values are MCC's published defaults (500 dpi); the keyed code's length and
+# the cell rate were chosen on the FVC2002 B sets (DEVELOPMENT DATA, docs/finger.md).  Never used for decisions.
+FINGER_MCC_RADIUS = 70.0               # cylinder radius R, px
+FINGER_MCC_CELLS = 16                  # Ns: Ns × Ns spatial cells across the cylinder
+FINGER_MCC_SECTIONS = 6                # Nd: direction sections over 2π
+FINGER_MCC_SIGMA_S = 28 / 3            # σ_S: spatial Gaussian of a neighbour, px
+FINGER_MCC_SIGMA_D = 0.6981317          # σ_D = 2π/9: directional Gaussian, rad
+FINGER_MCC_MU_PSI = 0.01               # μ_ψ: a cell is set when its contributions reach this (bit-based MCC)
+FINGER_MCC_HULL_MARGIN = 50.0          # ω: cells farther than this from the minutiae's convex hull are invalid, px
+FINGER_MCC_MIN_VALID_CELLS = 0.75      # min_VC: a cylinder needs this share of its disc's cells valid …
+FINGER_MCC_MIN_NEIGHBOURS = 2          # min_M: … and this many minutiae within R + 3σ_S
+FINGER_MCC_MIN_COMMON_CELLS = 0.6      # min_ME (unprotected MCC only): cells valid in both cylinders, share of a disc
+FINGER_MCC_LSS_PAIRS = (4, 12)         # Local Similarity Sort: best n_P pairs averaged, n_P from min_NP to max_NP …
+FINGER_MCC_LSS_MU = 20.0               # … by a logistic in the smaller code's size: centre μ_P …
+FINGER_MCC_LSS_TAU = 0.4               # … and slope τ_P
+FINGER_MCC_BITS = 64                   # keyed sign projections per cylinder (stored: 8 bytes a minutia)
+FINGER_MCC_CELL_RATE = 0.1             # valid cells are centred on this set rate before the projection
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
 LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry
