@@ -38,6 +38,7 @@ from limen.db import connect, open_db
 from limen.door.actuator import LockActuator
 from limen.errors import BadRequest, LimenError, VaultErased
 from limen.privacy.retention import enforce_retention
+from limen.privacy.scrub import forget_deleted, secure
 
 if TYPE_CHECKING:  # the face pipeline, PAD and the door path load on first use (`limen status` needs none)
     from limen.audit.log import AuditLog
@@ -82,7 +83,7 @@ class Runtime:
 
     def connection(self) -> sqlite3.Connection:
         """Another connection to limen.db, for a part with its own threads (the service's accounts); closed here."""
-        conn = connect(self.settings.db_path)
+        conn = secure(connect(self.settings.db_path))  # deleted rows are zeroed (privacy.scrub)
         self._extra.append(conn)
         return conn
 
@@ -241,6 +242,7 @@ class Runtime:
         except VaultErased:
             removed, already = 0, True
         removed += self.erase_fingers(user_id)
+        forget_deleted(self.conn)  # the sealed templates' rows leave the database's log too
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="templates erased",
                                 source=source, data={"templates_erased": removed, "vault_already_erased": already}))
         return removed
@@ -296,7 +298,7 @@ def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock:
     from limen.vault.witness import SealedHeadWitness
 
     store = open_template_store(settings)  # first: an interrupted erase completes before anything else
-    conn = open_db(settings.db_path)
+    conn = secure(open_db(settings.db_path))  # deleted rows are zeroed (privacy.scrub)
     audit = open_audit(settings)
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms

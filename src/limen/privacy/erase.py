@@ -33,6 +33,7 @@ from limen.errors import BadRequest, NotFound, VaultErased
 from limen.link.backup import Backups
 from limen.link.commands import forget_devices
 from limen.link.forward import forget_claim
+from limen.privacy.scrub import forget_deleted, secure
 
 
 class ErasableTemplates(Protocol):
@@ -61,6 +62,7 @@ class LockEraser:
             raise NotFound(f"no user with id {user_id}")
         if holdings.owner_ids(self.conn) == [user_id]:
             raise BadRequest("user", "the last owner cannot be erased alone: decommission the lock instead")
+        secure(self.conn)  # whatever connection the caller gave: freed pages are zeroed
         try:
             templates = self.templates.delete(user_id)
         except VaultErased:
@@ -73,12 +75,14 @@ class LockEraser:
             erased["paired_devices"] = forget_devices(self.conn, user_id)
             self.backups.note_revocation("erased", user_id, at)
         erased["local_backups"] = self.backups.delete_local()
+        forget_deleted(self.conn)  # the deleted rows leave the database's write-ahead log too
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="person erased",
                                 source="privacy", data=dict(erased)))
         return erased
 
     def decommission(self, actor: str, at: datetime) -> dict[str, int]:
         """Erase every person, template, backup, backup key and paired device of this lock."""
+        secure(self.conn)
         on_sensor = self.empty_sensor(actor, at)  # while the module's sealed password can still be read
         self.templates.zeroize()  # every template, fragment and sealed secret is unreadable from here on
         everyone = people.ids(self.conn)
@@ -93,6 +97,7 @@ class LockEraser:
             erased["paired_devices"] = forget_devices(self.conn)
             forget_claim(self.conn)
         erased["local_backups"] = self.backups.delete_local()
+        forget_deleted(self.conn)
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject="lock", reason="lock decommissioned",
                                 source="privacy", data=dict(erased)))
         return erased

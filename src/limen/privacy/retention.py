@@ -23,6 +23,7 @@ from limen import people
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.bio.templates import Modality, TemplateStore
 from limen.errors import VaultErased
+from limen.privacy.scrub import forget_deleted
 
 
 @dataclass(frozen=True)
@@ -63,4 +64,6 @@ def enforce_retention(conn: sqlite3.Connection, store: TemplateStore, audit: Aud
                            data={"modality": item.modality, "templates_erased": removed,
                                  "consent_given_at": item.given_at, "retention_days": item.retention_days,
                                  **on_sensor}))
+    if expired:
+        forget_deleted(conn)  # the erased references' rows leave the database's write-ahead log too
     return len(expired)

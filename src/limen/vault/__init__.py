@@ -53,6 +53,7 @@ def open_keystore(settings: Settings) -> KeyStore:
 def _records(settings: Settings) -> RecordStore:
     """The vault's own connection: `open_template_store` is the first thing `open_runtime` does (recovery path)."""
     conn = open_db(settings.db_path)
+    conn.execute("PRAGMA secure_delete=ON")  # a deleted record's pages are zeroed, whatever the build's default
     if settings.fragments_n == 1 and settings.fragments_k == 1 and not settings.fragment_dirs:
         return SqliteRecords(conn)
     dirs: list[Path] = list(settings.fragment_dirs)
