@@ -76,3 +76,15 @@ def test_delete_me_at_the_lock_then_a_recovery_key_restore_does_not_bring_them_b
     tail = json.loads(limen(d, "--json", "audit", "tail", "-n", "10").output)
     assert [r["outcome"] for r in tail if r["reason"] in ("backup restored", "backup restore refused")] == [
         "refused", "restored"]
+
+
+def test_an_export_written_to_a_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    lock_with_max(d)
+    out = tmp_path / "max.json"
+    out.write_text("old")
+    out.chmod(0o644)  # a file that was there: replaced, not rewritten in place with its mode
+    result = limen(d, "privacy", "export", "Max", "--as", "Olga", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["identity"]["name"] == "Max"
+    assert out.stat().st_mode & 0o777 == 0o600

@@ -48,6 +48,7 @@ def export(person: Annotated[str, typer.Argument(help="Name (or id) of the perso
            actor_pin: ActorPin = None) -> None:
     """Everything the lock holds about PERSON, as JSON (never a secret: no PIN hash, code or template)."""
     from limen.audit.event import Event, EventKind
+    from limen.fsio import atomic_write
     from limen.link.backup import Backups
     from limen.privacy.export import export_person
     from limen.runtime import open_runtime
@@ -67,7 +68,7 @@ def export(person: Annotated[str, typer.Argument(help="Name (or id) of the perso
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text + "\n", encoding="utf-8")
+        atomic_write(out, (text + "\n").encode("utf-8"))  # 0600: a person's data, for them alone
         output({"file": str(out)}, _("wrote {file}").format(file=out))
 
 
