@@ -541,6 +541,8 @@ FINGER_MCC_CELL_RATE = 0.1             # valid cells are centred on this set rat
 LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry
 LINK_MAX_PAYLOAD_BYTES = 8192          # larger MQTT payloads are refused before parsing
+LINK_REFUSALS_AUDITED_PER_MIN = 30     # refused command payloads audited a minute (beyond: counted, summarised) …
+LINK_REFUSALS_AUDITED_BURST = 30       # … after a burst of this many (a broker's flood fills no disk)
 LINK_MAX_BACKUP_BYTES = 4 << 20        # an encrypted backup (and a restore command carrying one) larger is refused
 LINK_MAX_BROKER_PACKET_BYTES = 2 * LINK_MAX_BACKUP_BYTES  # the fleet broker drops larger packets (a restore
                                                         # command carries a backup in base64: 4/3 of it)
