@@ -312,3 +312,29 @@ def test_authenticate_counts_every_wrong_pin_of_racing_connections(db_path: Path
     for t in threads:
         t.join()
     assert store.load_state().lockout.wrong_code_count == racers
+
+
+def test_issued_codes_are_kept_as_a_mac_of_their_digits(store: AccessStore, owner_id: str, db_path: Path) -> None:
+    """A copy of limen.db alone names no code that opens the door (the digits were kept in clear), and the
+    digits are shown once: the listing has none; revoking by the digits still works."""
+    import hashlib
+
+    code, grant = store.issue_code(offline.CodeKind.LIMITED, owner_id, T0, hours=48)
+    with sqlite3.connect(db_path) as db:
+        kept = db.execute("SELECT code FROM access_codes_issued WHERE code_id = ?", (grant.code_id,)).fetchone()[0]
+    assert code not in kept and hashlib.sha256(code.encode()).hexdigest() not in kept  # keyed: no offline search
+    assert all("code" not in c for c in store.list_codes())
+    assert store.revoke_code(code, owner_id, T0) == grant.code_id
+    assert store.decide(code_attempt(code), T0 + timedelta(hours=1)).decision.reason is Reason.CREDENTIAL_REVOKED
+
+
+def test_codes_issued_in_clear_before_are_digested_when_the_store_opens(store: AccessStore, owner_id: str,
+                                                                       db_path: Path) -> None:
+    code, grant = store.issue_code(offline.CodeKind.SINGLE_USE, owner_id, T0)
+    with sqlite3.connect(db_path) as db:  # as an older lock (or an older backup restored) left it
+        db.execute("UPDATE access_codes_issued SET code = ? WHERE code_id = ?", (code, grant.code_id))
+    again = AccessStore(store.conn, store.audit, pepper=store.pepper)
+    with sqlite3.connect(db_path) as db:
+        assert code not in db.execute("SELECT code FROM access_codes_issued").fetchone()[0]
+    assert again.revoke_code(code, owner_id, T0) == grant.code_id
+

@@ -1,17 +1,20 @@
 """Offline codes: issued with an owner's or administrator's secret, listed, revoked, revocations synchronised.
 
 The lock verifies a typed code offline (`limen.access.offline`); what is
-stored here is what was issued (for the console), the uses and the revocation
-list the policy reads.  Changes are audited as CODE_CHANGE (never the secret).
+stored here is what was issued (for the console: its window and kind, and a
+MAC of its digits under the PIN pepper, never the digits: `code_digest`), the
+uses and the revocation list the policy reads.  Changes are audited as
+CODE_CHANGE (never the secret).
 """
 
 from __future__ import annotations
 
+import hmac
 import sqlite3
 from datetime import datetime
 from typing import Any
 
-from limen.access import offline, rows
+from limen.access import offline, pins, rows
 from limen.access.authority import check_actor
 from limen.access.context import AccessContext
 from limen.access.credentials import add_credential, list_credentials
@@ -66,11 +69,38 @@ def issue_code(ctx: AccessContext, kind: offline.CodeKind, actor: str, at: datet
         conn.execute(
             "INSERT INTO access_codes_issued(code_id, credential_id, kind, code, start_at, end_at, uses_per_day, "
             "issued_at, issued_by, issued_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (grant.code_id, cred.id, kind.value, code, rows.iso(grant.start), rows.iso(grant.end),
+            (grant.code_id, cred.id, kind.value, code_digest(ctx.pepper, code), rows.iso(grant.start),
+             rows.iso(grant.end),
              grant.uses_per_day, rows.iso(at), actor, ctx.token.token_id if ctx.token else None))
     ctx.emit(EventKind.CODE_CHANGE, at, actor, cred.user_id, "offline code issued", code_id=grant.code_id,
              code_kind=kind.value, start=rows.iso(grant.start), end=rows.iso(grant.end))
     return code, grant
+
+
+_CODE_DOMAIN = b"limen.issued-code.v1\x00"
+DIGEST_PREFIX = "mac1:"
+
+
+def code_digest(pepper: pins.Pepper, code: str) -> str:
+    """What the lock keeps of an issued code's digits: a MAC under the PIN pepper (outside `limen.db`), so a copy
+    of the database alone names no code that opens the door, and revoking by the digits still finds it.  The digits
+    themselves are shown once, when issued."""
+    return DIGEST_PREFIX + pepper.mac(_CODE_DOMAIN + code.encode("ascii")).hex()
+
+
+def digest_clear_codes(ctx: AccessContext) -> int:
+    """Replace the digits of codes issued before they were kept as digests (or restored from such a backup)."""
+    conn = ctx.conn
+    if conn.execute("SELECT 1 FROM access_codes_issued WHERE code NOT LIKE ? LIMIT 1",
+                    (DIGEST_PREFIX + "%",)).fetchone() is None:
+        return 0  # the usual case: no write transaction at every store opened
+    with transaction(conn):
+        clear = conn.execute("SELECT code_id, code FROM access_codes_issued WHERE code NOT LIKE ?",
+                             (DIGEST_PREFIX + "%",)).fetchall()
+        for r in clear:
+            conn.execute("UPDATE access_codes_issued SET code = ? WHERE code_id = ?",
+                         (code_digest(ctx.pepper, str(r["code"])), r["code_id"]))
+    return len(clear)
 
 
 def list_codes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -79,7 +109,7 @@ def list_codes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     for r in conn.execute("SELECT code_id, COUNT(*) FROM access_code_uses GROUP BY code_id"):
         uses[r[0]] = r[1]
     return [
-        {"code_id": r["code_id"], "kind": r["kind"], "code": r["code"], "start": r["start_at"],
+        {"code_id": r["code_id"], "kind": r["kind"], "start": r["start_at"],
          "end": r["end_at"], "uses_per_day": r["uses_per_day"], "issued_by": r["issued_by"],
          "uses": uses.get(r["code_id"], 0), "revoked": r["code_id"] in revoked}
         for r in conn.execute("SELECT * FROM access_codes_issued ORDER BY issued_at")
@@ -91,8 +121,9 @@ def revoke_code(ctx: AccessContext, code_or_id: str, actor: str, at: datetime) -
     conn = ctx.conn
     code_id = code_or_id
     if code_or_id.isdigit():
+        digest = code_digest(ctx.pepper, code_or_id)
         matches = [r["code_id"] for r in conn.execute("SELECT code_id, code FROM access_codes_issued")
-                   if r["code"] == code_or_id]
+                   if hmac.compare_digest(str(r["code"]).encode(), digest.encode())]
         if not matches:
             raise NotFound("no issued code with these digits")
         code_id = matches[0]

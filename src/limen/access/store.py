@@ -66,6 +66,7 @@ class AccessStore:
         """`pepper`: the key store's PIN pepper; by default the ``pin-pepper`` key file beside the database."""
         self._ctx = AccessContext(conn, audit, source, pepper or default_pepper(conn))
         lockwide.initialise(self._ctx)
+        codes.digest_clear_codes(self._ctx)  # digits of codes issued before only MACs were kept
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -402,7 +402,7 @@ def list_codes(actor: Actor, actor_pin: ActorPin = None) -> None:
     with _store() as store:
         _actor(store, actor, actor_pin)
         rows = store.list_codes()
-    output(rows, "\n".join(f"{r['code']:<20} {r['kind']:<13} {r['start'][:16]} – {r['end'][:16]}  uses {r['uses']}"
+    output(rows, "\n".join(f"{r['code_id']:<24} {r['kind']:<13} {r['start'][:16]} – {r['end'][:16]}  uses {r['uses']}"
                            f"{'  REVOKED' if r['revoked'] else ''}" for r in rows) or _("no codes"))
 
 
