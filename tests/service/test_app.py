@@ -319,7 +319,8 @@ def test_a_door_screen_elsewhere_must_be_paired(client: TestClient, owner: Owner
     with make_client(client.app, ("192.168.1.50", 40000)) as tablet:
         refused = tablet.post("/api/kiosk/keypad", json={"entry": PIN})
         assert refused.status_code == 403 and "not paired" in refused.json()["reason"]
-        page = client.post("/owner/kiosks", data={"csrf": owner.csrf, "name": "front door tablet"})
+        page = client.post("/owner/kiosks", data={"csrf": owner.csrf, "name": "front door tablet",
+                                                   "password": PASSWORD})
         link = re.search(r'id="pairing-link">([^<]+)<', page.text)
         assert link, page.text[-800:]
         assert tablet.get(link.group(1).replace("http://127.0.0.1:8080", "")).status_code == 200

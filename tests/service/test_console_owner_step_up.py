@@ -182,3 +182,18 @@ def test_the_refusal_is_in_the_pages_language(owner: Owner) -> None:
                           headers={"Accept": "text/html", "Accept-Language": "zh-CN"}, follow_redirects=False)
     assert r.status_code == 403 and "请用登录密码" in r.text and person(owner.client, co_owner) is not None
 
+
+
+def test_pairing_a_door_screen_needs_the_password(client: TestClient, owner: Owner) -> None:
+    """A paired screen types PINs and shows faces to the lock from wherever it is: a stolen console cookie alone
+    (session not stepped up) pairs none."""
+    def screens() -> list[str]:
+        return [str(k["name"]) for k in client.app.state.ctx.accounts.kiosks()]  # type: ignore[attr-defined]
+
+    for extra in ({}, {"password": WRONG}):
+        refused = client.post("/owner/kiosks", data={"csrf": owner.csrf, "name": "attic tablet", **extra})
+        assert refused.status_code == 403 and CONFIRM in refused.text
+        assert "attic tablet" not in screens() and "kiosk?pair=" not in refused.text
+    paired = client.post("/owner/kiosks", data={"csrf": owner.csrf, "name": "attic tablet", "password": PASSWORD})
+    assert paired.status_code == 200 and re.search(r'id="pairing-link">[^<]*kiosk\?pair=', paired.text)
+    assert "attic tablet" in screens()

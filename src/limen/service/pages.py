@@ -667,6 +667,7 @@ def tokens_page(request: Request, caller: Caller = Depends(page_caller)) -> Resp
 @router.post("/owner/kiosks", response_class=HTMLResponse)
 async def kiosk_pair(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
+    confirm_owner(request, caller, f)  # a paired screen tries PINs and shows faces from wherever it is: a way in
     ctx = ctx_of(request)
     _, token = ctx.accounts.pair_kiosk(caller.owner, f.get("name", ""))
     link = f"{request.base_url}kiosk?pair={token}"
