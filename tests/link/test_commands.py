@@ -233,3 +233,24 @@ def test_a_command_is_not_executed_again_after_the_device_is_paired_again(rig: L
     other = rig.devices.pair("tablet", Ed25519PrivateKey.generate().public_key(), rig.owner, rig.owner,
                              rig.clock.now())
     assert other.counter == 0  # another key starts afresh
+
+
+def test_a_flood_of_refused_payloads_is_counted_not_written_one_by_one(rig: LockRig) -> None:
+    """The broker (or whoever publishes on the command topic) sends garbage as fast as it can: the first
+    `LINK_REFUSALS_AUDITED_BURST` are audited, the rest counted by reason into the next record audited once the
+    budget refills; a genuine signed command still runs and is audited meanwhile."""
+    rig.link = LinkCommands(rig.verifier, rig.controller, rig.store, rig.sink, lambda *a: 0, clock=rig.clock)
+    forged = rig.signed(Action.UNLOCK, key=Ed25519PrivateKey.generate())
+    burst = thresholds.LINK_REFUSALS_AUDITED_BURST
+    outcomes = [rig.send(b"\xff") for _ in range(burst + 500)] + [rig.send(forged) for _ in range(7)]
+    assert all(not o.executed for o in outcomes) and outcomes[-1].reason == Refusal.BAD_SIGNATURE.value
+    assert len(remote_records(rig)) == burst
+    assert rig.send(rig.signed(Action.LOCK)).executed and len(remote_records(rig)) == burst + 1  # not a refusal
+    rig.clock.advance(60.0 / thresholds.LINK_REFUSALS_AUDITED_PER_MIN)
+    rig.send(b"\xff")
+    last = remote_records(rig)[-1]
+    assert last.reason == Refusal.MALFORMED.value
+    assert last.data["not_recorded_before"] == {Refusal.MALFORMED.value: 500, Refusal.BAD_SIGNATURE.value: 7}
+    rig.clock.advance(60.0 / thresholds.LINK_REFUSALS_AUDITED_PER_MIN)
+    rig.send(b"\xff")
+    assert "not_recorded_before" not in remote_records(rig)[-1].data  # handed over once

@@ -50,11 +50,13 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from limen import thresholds as T
 from limen.access.model import UserStatus
 from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
+from limen.clock import Clock, SystemClock
 from limen.errors import AuditError, BadRequest, CommandRefused, LimenError
 from limen.link.backup import Backups, Revoked, digest, restore_key
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
@@ -93,9 +95,11 @@ class LinkCommands:
 
     def __init__(self, verifier: CommandVerifier, controller: AccessController, store: AccessStore,
                  audit: AuditSink, erase: Eraser, signer: SigningKey | None = None, *,
-                 eraser: LockEraser | None = None, restore_key: X25519PrivateKey | None = None) -> None:
+                 eraser: LockEraser | None = None, restore_key: X25519PrivateKey | None = None,
+                 clock: Clock | None = None) -> None:
         """`signer` (the lock's audit key) signs erasure receipts; without it none are issued.  `eraser` runs
         "delete me", decommission and restores (its `backups`); without it those actions fail, audited."""
+        self._refusals = RefusalBudget(clock or SystemClock())
         self.signer = signer
         self.eraser = eraser
         self.restore_key = restore_key
@@ -275,11 +279,48 @@ class LinkCommands:
                        {**data, "audit_index": str(index)})
 
     def _refused(self, payload: bytes, exc: CommandRefused, at: datetime) -> Outcome:
+        """Audited within `RefusalBudget` (a flood of refused payloads from the broker fills neither the disk nor
+        the service's lock); beyond it counted, and the counts go into the next refusal recorded."""
+        if not self._refusals.take(str(exc.refusal)):
+            return Outcome(False, None, str(exc.refusal))
         known = exc.refusal not in (Refusal.UNKNOWN_DEVICE, Refusal.BAD_SIGNATURE)
+        data: dict[str, Any] = {"device_known": known, "bytes": len(payload), "detail": exc.detail}
+        skipped = self._refusals.skipped()
+        if skipped:
+            data["not_recorded_before"] = skipped
         self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote", subject=self.verifier.lock_id,
-                                outcome="refused", reason=str(exc.refusal), source="remote",
-                                data={"device_known": known, "bytes": len(payload), "detail": exc.detail}))
+                                outcome="refused", reason=str(exc.refusal), source="remote", data=data))
         return Outcome(False, None, str(exc.refusal))
+
+
+class RefusalBudget:
+    """How many refused payloads are audited: a bucket of `LINK_REFUSALS_AUDITED_BURST` refilled at
+    `LINK_REFUSALS_AUDITED_PER_MIN`; refusals beyond it are counted by reason (`skipped` hands the counts over
+    once).  Each audited refusal is a synced write under the service's lock: unbounded, a broker sending garbage
+    at 180 a second grew the trail by 90 kB/s and held the door path's lock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._tokens = float(T.LINK_REFUSALS_AUDITED_BURST)
+        self._at = clock.monotonic()
+        self._skipped: Counter[str] = Counter()
+
+    def take(self, reason: str) -> bool:
+        """True when this refusal is to be audited; else it is counted under `reason`."""
+        now = self.clock.monotonic()
+        self._tokens = min(float(T.LINK_REFUSALS_AUDITED_BURST),
+                           self._tokens + (now - self._at) * T.LINK_REFUSALS_AUDITED_PER_MIN / 60.0)
+        self._at = now
+        if self._tokens < 1.0:
+            self._skipped[reason] += 1
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def skipped(self) -> dict[str, int]:
+        """The refusals not audited since the last call, by reason."""
+        counts, self._skipped = dict(self._skipped), Counter()
+        return counts
 
 
 def _arg(args: Any, name: str) -> str:
@@ -387,4 +428,5 @@ def for_runtime(rt: Runtime) -> LinkCommands:
                                cloud_may_lock=rt.settings.link_cloud_may_lock)
     return LinkCommands(verifier, rt.controller, rt.access("remote"), rt.audit,
                         lambda user, actor, at: rt.erase_templates(user, actor, at, source="remote"),
-                        signer=rt.audit.key, eraser=lock_eraser(rt), restore_key=restore_key(rt.settings.keys_dir))
+                        signer=rt.audit.key, eraser=lock_eraser(rt), restore_key=restore_key(rt.settings.keys_dir),
+                        clock=rt.clock)
