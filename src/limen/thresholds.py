@@ -559,6 +559,10 @@ CLOUD_MAX_EVENTS_BYTES = 1 << 20       # one forwarded batch (LINK_FORWARD_BATCH
 CLOUD_INGEST_BATCH = 60                # messages per pass at most (each pass: 3–4 round trips + a commit; 1,000-alarm
 #   burst, load 10–17: 20 → 60 took recorded p95 0.9–1.6 → 0.75–0.83 s PostgreSQL, 0.74 → 0.56 s SQLite)
 CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages always on the same one, in order)
+CLOUD_SWITCH_INTERVAL_S = 0.001        # limen-cloud serve's interpreter hand-over (Python: 0.005): the MQTT network
+#   thread waits less for the interpreter lock behind the ingest and webhook threads (docs/cloud.md, burst stages)
+CLOUD_DB_POOL_SIZE = 24                # database connections kept open (PostgreSQL): ingest workers, notifier, marker,
+CLOUD_DB_POOL_OVERFLOW = 16            # apprise jobs, API; SQLAlchemy's 5 (+10 closed after use) reopened 4 per burst
 CLOUD_BRIDGE_CONNECTIONS = 1           # the cloud's MQTT connections; more share the events ($share/limen-cloud/…): a
 #   burst reaches the cloud faster, but Mosquitto 2.0.11 drops events sent between a broker restart and the cloud's
 #   return (the locks resend them; docs/cloud.md), so one unless measured worth it
