@@ -524,10 +524,12 @@ FINGER_SPECTRAL_ROWS = 128             # keyed projections per column (bits = 2 
 # the cell rate were chosen on the FVC2002 B sets (DEVELOPMENT DATA, docs/finger.md).  Never used for decisions.
 FINGER_MCC_RADIUS = 70.0               # cylinder radius R, px
 FINGER_MCC_CELLS = 16                  # Ns: Ns × Ns spatial cells across the cylinder
-FINGER_MCC_SECTIONS = 6                # Nd: direction sections over 2π
+FINGER_MCC_SECTIONS = 6                # Nd: direction sections over …
+FINGER_MCC_PERIOD = 3.14159265         # … π: a neighbour's direction relative to the minutia's, read mod π
 FINGER_MCC_SIGMA_S = 28 / 3            # σ_S: spatial Gaussian of a neighbour, px
-FINGER_MCC_SIGMA_D = 0.6981317          # σ_D = 2π/9: directional Gaussian, rad
-FINGER_MCC_MU_PSI = 0.01               # μ_ψ: a cell is set when its contributions reach this (bit-based MCC)
+FINGER_MCC_SIGMA_D = 0.6981317         # σ_D = 2π/9: directional Gaussian, rad
+FINGER_MCC_MU_PSI = 0.01               # μ_ψ: a cell is set when its contributions reach this (bit-based MCC) …
+FINGER_MCC_TAU_PSI = 400.0             # … τ_ψ: slope of the logistic Ψ that squashes them (½ at μ_ψ)
 FINGER_MCC_HULL_MARGIN = 50.0          # ω: cells farther than this from the minutiae's convex hull are invalid, px
 FINGER_MCC_MIN_VALID_CELLS = 0.75      # min_VC: a cylinder needs this share of its disc's cells valid …
 FINGER_MCC_MIN_NEIGHBOURS = 2          # min_M: … and this many minutiae within R + 3σ_S
