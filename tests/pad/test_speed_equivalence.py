@@ -123,6 +123,36 @@ def test_prelu_as_relus_rewrites_every_prelu(minifasnet_models_dir: Path) -> Non
         onnx.checker.check_model(after, full_check=True)
 
 
+def _per_crop_scores(frames: list[np.ndarray], boxes: list[Box], models_dir: Path) -> np.ndarray:
+    """MiniFASNet's scores as computed before the shared patch: each model's own crop of each frame, one run each."""
+    sessions = mf._sessions(models_dir).by_variant
+    return mf.live_log_odds({v: np.concatenate([
+        sessions[v].run([OUTPUT_NAME], {INPUT_NAME: mf.crop(rgb, box, v.spec.scale)[None]})[0]
+        for rgb, box in zip(frames, boxes, strict=True)]) for v in Variant})
+
+
+def test_shared_minifasnet_patch_gives_the_same_scores(minifasnet_models_dir: Path,
+                                                        framed: list[tuple[list[np.ndarray], list[Box]]]) -> None:
+    """Both models' patch resized once where their corners agree: bit for bit each model's own crop and run.
+
+    The nuaa-dev faces are large (the scale capped by the frame: one patch for both); the same frames with the
+    face box shrunk to 90 px put the two models' corners apart (a patch each), and both give the same bits.
+    """
+    shared = apart = 0
+    for frames, boxes in framed:
+        small = [Box(b.left, b.top, b.left + 90, b.top + 90) for b in boxes]
+        for bx in (boxes, small):
+            if not frames:
+                continue
+            assert np.array_equal(mf.minifasnet_scores(frames, bx, minifasnet_models_dir),
+                                  _per_crop_scores(frames, bx, minifasnet_models_dir))
+            for rgb, box in zip(frames, bx, strict=True):
+                corners = {mf.crop_box(rgb.shape[1], rgb.shape[0], box, v.spec.scale) for v in Variant}
+                shared += len(corners) == 1
+                apart += len(corners) == 2
+    assert shared >= 30 and apart >= 30  # both paths are exercised
+
+
 # ------------------------------------------------------------------ motion: grey once per frame
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -28,8 +29,8 @@ class FaceView:
     points: np.ndarray  # (5, 2) dlib landmarks in source pixels
     crop: np.ndarray
 
-    @property
-    def eye_distance(self) -> float:
+    @cached_property
+    def eye_distance(self) -> float:  # computed once: `points` are never modified
         eyes = self.points[0:2].mean(axis=0) - self.points[2:4].mean(axis=0)
         return float(np.linalg.norm(eyes))
 

@@ -74,7 +74,12 @@ def crop_box(width: int, height: int, box: Box, scale: float) -> tuple[int, int,
 def crop(frame_rgb: np.ndarray, box: Box, scale: float) -> np.ndarray:
     """The 80×80 BGR uint8 patch a MiniFASNet model expects for this face box."""
     height, width = frame_rgb.shape[:2]
-    left, top, right, bottom = crop_box(width, height, box, scale)
+    return _patch(frame_rgb, crop_box(width, height, box, scale))
+
+
+def _patch(frame_rgb: np.ndarray, corners: tuple[int, int, int, int]) -> np.ndarray:
+    """The 80×80 BGR patch of the inclusive `corners` (`crop_box`)."""
+    left, top, right, bottom = corners
     # resized first, channels reversed after: the same pixels (each channel is interpolated alone), and the copy
     # is of 80×80 pixels instead of the whole face region
     patch = cv2.resize(frame_rgb[top : bottom + 1, left : right + 1], (graph.INPUT_SIZE, graph.INPUT_SIZE),
@@ -143,14 +148,22 @@ def minifasnet_scores(frames_rgb: Sequence[np.ndarray], boxes: Sequence[Box], mo
     if not frames_rgb:
         return np.zeros(0)
     sessions = _sessions(models_dir)
+    # a face too large for either scale gets the same corners (the scale capped by the frame) under both models:
+    # that patch is resized once (the same call on the same pixels)
+    patches: dict[tuple[int, tuple[int, int, int, int]], np.ndarray] = {}
     logits = {}
     for variant, session in sessions.by_variant.items():
         # one crop per run: each crop is computed alone in a batch too, so the logits are bit for bit a batched
         # run's (tests/pad/test_speed_equivalence.py), and the activations alive at once are a third of a 5-crop
         # run's (the service's peak, bench/unlock.py --only serve), at no more CPU time
-        logits[variant] = np.concatenate([
-            session.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: crop(rgb, box, variant.spec.scale)[None]})[0]
-            for rgb, box in zip(frames_rgb, boxes, strict=True)])
+        runs = []
+        for i, (rgb, box) in enumerate(zip(frames_rgb, boxes, strict=True)):
+            corners = crop_box(rgb.shape[1], rgb.shape[0], box, variant.spec.scale)
+            patch = patches.get((i, corners))
+            if patch is None:
+                patch = patches[(i, corners)] = _patch(rgb, corners)
+            runs.append(session.run([graph.OUTPUT_NAME], {graph.INPUT_NAME: patch[None]})[0])
+        logits[variant] = np.concatenate(runs)
     return live_log_odds(logits)
 
 

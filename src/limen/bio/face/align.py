@@ -8,6 +8,7 @@ embedding backend sees identical input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -23,14 +24,15 @@ CHIP_PADDING = 0.25
 class Landmarks:
     """dlib's 5 points: two corners of each eye and the base of the nose, (x, y) in source pixels."""
 
-    points: np.ndarray  # shape (5, 2)
+    points: np.ndarray  # shape (5, 2); never modified (the eye centres below are computed once)
     shape: Any  # dlib.full_object_detection, needed for chip extraction
+    box: Box | None = None  # the box they were fitted in (`landmarks`): the same image and box give the same fit
 
-    @property
+    @cached_property
     def eye_a(self) -> np.ndarray:
         return self.points[0:2].mean(axis=0)
 
-    @property
+    @cached_property
     def eye_b(self) -> np.ndarray:
         return self.points[2:4].mean(axis=0)
 
@@ -38,7 +40,7 @@ class Landmarks:
     def nose(self) -> np.ndarray:
         return self.points[4]
 
-    @property
+    @cached_property
     def eye_distance(self) -> float:
         return float(np.linalg.norm(self.eye_a - self.eye_b))
 
@@ -49,7 +51,7 @@ def landmarks(rgb: np.ndarray, box: Box) -> Landmarks:
     rect = dlib.rectangle(box.left, box.top, box.right, box.bottom)
     shape = models.shape_predictor()(rgb, rect)
     points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-    return Landmarks(points=points, shape=shape)
+    return Landmarks(points=points, shape=shape, box=box)
 
 
 def face_chip(rgb: np.ndarray, marks: Landmarks) -> np.ndarray:
