@@ -532,3 +532,18 @@ def test_an_attachment_rides_only_on_a_restore_and_only_up_to_the_limit(lock: Lo
     refused = lock.send(big)
     assert not refused.executed and refused.reason == "oversized"
     assert lock.users() == ["Max", "Olga"] and lock.rt.controller.door.is_locked
+
+
+def test_a_credential_revoked_or_a_pin_changed_on_the_lock_is_not_resurrected_by_an_older_backup(lock: Lock) -> None:
+    """Revoked at the console (or with its API token), or a PIN changed because it leaked: the backup made before
+    still holds the credential, and restoring it left it opening the door."""
+    _, old = lock.backups.make(datetime.now(UTC))
+    store, at = lock.rt.access(), datetime.now(UTC)
+    max_id = store.user("Max").user_id
+    store.revoke_credential(next(c.id for c in store.credentials(max_id) if c.type.value == "pin"), lock.owner, at)
+    store.change_pin("Olga", NEW_OWNER_PIN, lock.owner, at)
+    assert not lock.keypad(MAX_PIN) and not lock.keypad(OWNER_PIN) and lock.keypad(NEW_OWNER_PIN)
+    restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert restored.executed, restored
+    assert not lock.keypad(MAX_PIN) and not lock.keypad(OWNER_PIN)  # both refused still
+    assert lock.users() == ["Max", "Olga"] and lock.keypad(next(iter(lock.codes.values())))  # the rest is back

@@ -55,6 +55,31 @@ def revoked_code_ids(conn: sqlite3.Connection) -> frozenset[str]:
     return frozenset(r[0] for r in conn.execute("SELECT code_id FROM access_code_revocations"))
 
 
+Retired = frozenset[tuple[str, str, bytes]]  # (credential id, user id, stored secret); ("", "", secret): a PIN
+
+
+def retired_credentials(conn: sqlite3.Connection) -> Retired:
+    """The credentials this lock refuses for good, for a restore to keep refusing them: revoked ones as (credential
+    id, user id, stored secret), and PINs changed or removed as ("", "", stored secret) (the PIN history's)."""
+    revoked = {(r[0], r[1], bytes(r[2])) for r in
+               conn.execute("SELECT id, user_id, secret FROM access_credentials WHERE revoked = 1")}
+    return frozenset(revoked | {("", "", bytes(r[0])) for r in conn.execute("SELECT secret FROM access_pin_history")})
+
+
+def revoke_retired(conn: sqlite3.Connection, retired: Retired) -> int:
+    """Revoke the (restored) credentials that were revoked or retired here before (caller's transaction): the
+    same credential (id, person, secret), or a PIN whose stored secret was retired to the PIN history here.
+    Return how many."""
+    pins_retired = {secret for cred_id, _, secret in retired if not cred_id}
+    count = 0
+    for r in conn.execute("SELECT id, user_id, cred_type, secret FROM access_credentials WHERE revoked = 0").fetchall():
+        secret = bytes(r["secret"])
+        if (r["id"], r["user_id"], secret) in retired or (r["cred_type"] == CredentialType.PIN.value
+                                                          and secret in pins_retired):
+            count += conn.execute("UPDATE access_credentials SET revoked = 1 WHERE id = ?", (r["id"],)).rowcount
+    return count
+
+
 def removed_user_ids(conn: sqlite3.Connection) -> frozenset[str]:
     """Users an owner removed (`access_user_removals`)."""
     return frozenset(r[0] for r in conn.execute("SELECT user_id FROM access_user_removals"))

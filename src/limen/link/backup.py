@@ -52,7 +52,10 @@ takes the columns it names).  Revocations are never undone: the user ids and
 code ids revoked in the backup, on the target lock before the restore and in
 the owner's signed restore command are applied after the rows are loaded (a
 revoked user is restored disabled, a revoked code stays revoked); a user
-disabled on the target lock (console, CLI) is restored disabled too.
+disabled on the target lock (console, CLI) is restored disabled too, and so is
+a credential revoked there (at the console, or with its API token) or a PIN
+changed or removed there (`holdings.retired_credentials`: an older backup does
+not bring back a PIN retired because it leaked).
 
 The backup's recipients — the owner devices' X25519 keys and the recovery key's
 public half, as its signed header names them (public keys only: no private key
@@ -628,6 +631,7 @@ class Backups:
         pepper = _unb64(data["pepper"], "pepper") if data["pepper"] else None
         with transaction(self.conn):
             disabled = Revoked(holdings.disabled_ids(self.conn))  # disabled here (console, CLI) stay so
+            retired = holdings.retired_credentials(self.conn)  # and credentials revoked, PINs changed here
             people.remove_everyone(self.conn)  # cascades to access rows, credentials, schedules, consents
             holdings.clear_for_restore(self.conn)
             loaded = {name: self._rows(name, tables.get(name, [])) for name in TABLES}
@@ -636,6 +640,7 @@ class Backups:
             except sqlite3.IntegrityError as exc:
                 raise BadRequest("backup", f"inconsistent rows ({exc})") from exc
             users, codes = self._apply(revoked | disabled, at)
+            holdings.revoke_retired(self.conn, retired)
             self._repoint_devices(data.get("devices", []))
             recipients = self._add_recipients(header, at)
             self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
