@@ -525,7 +525,7 @@ FINGER_SPECTRAL_ROWS = 128             # keyed projections per column (bits = 2 
 FINGER_MCC_RADIUS = 70.0               # cylinder radius R, px
 FINGER_MCC_CELLS = 16                  # Ns: Ns × Ns spatial cells across the cylinder
 FINGER_MCC_SECTIONS = 6                # Nd: direction sections over …
-FINGER_MCC_PERIOD = 3.14159265         # … π: a neighbour's direction relative to the minutia's, read mod π
+FINGER_MCC_PERIOD = 6.2831853          # … 2π (MCC; π, read as orientations: protected 15.1 → 21.9 %)
 FINGER_MCC_SIGMA_S = 28 / 3            # σ_S: spatial Gaussian of a neighbour, px
 FINGER_MCC_SIGMA_D = 0.6981317         # σ_D = 2π/9: directional Gaussian, rad
 FINGER_MCC_MU_PSI = 0.01               # μ_ψ: a cell is set when its contributions reach this (bit-based MCC) …
@@ -537,8 +537,9 @@ FINGER_MCC_MIN_COMMON_CELLS = 0.6      # min_ME (unprotected MCC only): cells va
 FINGER_MCC_LSS_PAIRS = (4, 12)         # Local Similarity Sort: best n_P pairs averaged, n_P from min_NP to max_NP …
 FINGER_MCC_LSS_MU = 20.0               # … by a logistic in the smaller code's size: centre μ_P …
 FINGER_MCC_LSS_TAU = 0.4               # … and slope τ_P
-FINGER_MCC_BITS = 64                   # keyed sign projections per cylinder (stored: 8 bytes a minutia)
-FINGER_MCC_CELL_RATE = 0.1             # valid cells are centred on this set rate before the projection
+FINGER_MCC_BITS = 256                  # keyed sign projections per cylinder (stored: 32 bytes a minutia); protected
+                                       # mean EER 64: 24.7 %, 128: 16.2, 256: 15.1, 512: 13.5, 1024: 13.2 (MCC 12.8)
+FINGER_MCC_CELL_RATE = 0.05            # valid cells are centred on this set rate (measured 0.048–0.055) first
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
 LINK_COMMAND_MAX_VALIDITY_S = 300      # a signed command whose expiry lies further ahead is refused (bounds replay)
 LINK_CLOCK_SKEW_S = 30                 # tolerated offset between the lock's and the signer's clocks at expiry
