@@ -1,0 +1,252 @@
+"""Protected Minutia Cylinder-Code: one keyed bit string per minutia, compared without positions.
+
+After Cappelli, Ferrara & Maltoni's Minutia Cylinder-Code (MCC, IEEE TPAMI 2010) and its protected forms
+(P-MCC, Ferrara, Maltoni & Cappelli, IEEE TIFS 2012; 2P-MCC, 2014).
+
+- **Cylinder** (`cylinders`): around every minutia, in its own frame (centred on it, turned to its direction, so
+  invariant to where the print lies and how it is turned), a disc of radius FINGER_MCC_RADIUS cut into
+  FINGER_MCC_CELLS² cells × FINGER_MCC_SECTIONS direction sections.  Each neighbour adds a Gaussian of its
+  distance to the cell centre (σ = FINGER_MCC_SIGMA_S) times the share of a Gaussian of its direction relative to
+  the minutia's (σ = FINGER_MCC_SIGMA_D) that falls in the section; a cell is set when the sum reaches
+  FINGER_MCC_MU_PSI (the bit-based MCC).  Cells outside the print (farther than FINGER_MCC_HULL_MARGIN from the
+  minutiae's convex hull) are invalid; a cylinder with too few valid cells or neighbours is dropped.  The
+  published MCC defaults, unchanged.
+- **Protection** (`CylinderKey`): each cylinder's valid cells, centred on the mean cell rate (invalid cells: 0),
+  are projected by a Gaussian matrix derived from the device's secret (FINGER_MCC_BITS rows × 1,536 cells) and
+  only the signs are kept (SimHash): the share of agreeing bits estimates the angle between two cylinders.
+  1,536 cells → FINGER_MCC_BITS signs is many-to-one, and another secret gives unrelated bits (renewal,
+  unlinkability).  The stored code (`ProtectedFingerCode`) holds the bit strings only, sorted by value: no
+  position, direction, order of extraction or minutia type.
+- **Comparison** (`compare`): the Local Similarity Sort of MCC — every pair of bit strings scores the share of
+  agreeing bits, and the score is the mean of the best n_P pairs, n_P growing from FINGER_MCC_LSS_PAIRS[0] to
+  [1] with the smaller code's size (a logistic in it, centre FINGER_MCC_LSS_MU, slope FINGER_MCC_LSS_TAU).
+  No alignment and no positions: weaker than the minutiae matcher, which consolidates pairs globally.
+
+`limen lab finger --protected` measures it (docs/finger.md, "Protected templates").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.special import erf
+
+from limen import thresholds
+from limen.bio.finger.template import FingerTemplate
+
+_FORMAT = b"LMC1"       # magic + format version of a serialised ProtectedFingerCode
+
+
+@dataclass(frozen=True)
+class Cylinders:
+    """The cylinders of one template (biometric data: never stored, never logged).
+
+    `values` n × cells × sections: each cell's contributions squashed by MCC's logistic Ψ (0…1, ½ at μ_ψ;
+    0 in invalid cells); `valid` n × cells (bool): cells in the disc and over the print.
+    """
+
+    values: np.ndarray
+    valid: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def bits(self) -> np.ndarray:
+        """The bit-based cylinders: cells whose contributions reach μ_ψ."""
+        return self.values >= 0.5
+
+
+def _cell_offsets() -> np.ndarray:
+    """Centres of the Ns × Ns cells in the minutia's frame (px), row-major; the disc is ‖·‖ ≤ R."""
+    ns, r = thresholds.FINGER_MCC_CELLS, thresholds.FINGER_MCC_RADIUS
+    step = 2 * r / ns
+    ticks = (np.arange(ns) - (ns - 1) / 2) * step
+    gx, gy = np.meshgrid(ticks, ticks)
+    return np.stack([gx.ravel(), gy.ravel()], -1)
+
+
+def _section_share(relative: np.ndarray) -> np.ndarray:
+    """… × sections: the share of a Gaussian (σ_D) centred on each relative direction that falls in a section."""
+    nd, sigma, period = thresholds.FINGER_MCC_SECTIONS, thresholds.FINGER_MCC_SIGMA_D, thresholds.FINGER_MCC_PERIOD
+    width = period / nd
+    centres = (np.arange(nd) + 0.5) * width
+    off = (centres - relative[..., None] + period / 2) % period - period / 2
+    s = sigma * np.sqrt(2)
+    return 0.5 * (erf((off + width / 2) / s) - erf((off - width / 2) / s))
+
+
+def turned(c: Cylinders) -> Cylinders:
+    """The cylinders as they would be had every minutia's direction been read the other way (a half turn)."""
+    values = c.values[:, ::-1, :]
+    if np.pi + 1e-9 < thresholds.FINGER_MCC_PERIOD:
+        values = np.roll(values, thresholds.FINGER_MCC_SECTIONS // 2, axis=2)
+    return Cylinders(np.ascontiguousarray(values), np.ascontiguousarray(c.valid[:, ::-1]))
+
+
+def _within_hull(points: np.ndarray, xy: np.ndarray, margin: float) -> np.ndarray:
+    """Which `points` (… × 2) lie inside the convex hull of `xy` enlarged by `margin` px (rounded corners)."""
+    hull = cv2.convexHull(xy.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    a, b = hull, np.roll(hull, -1, axis=0)
+    flat = points.reshape(-1, 2)
+    ab = b - a
+    length2 = np.maximum((ab ** 2).sum(-1), 1e-12)
+    t = np.clip(((flat[:, None, :] - a) * ab).sum(-1) / length2, 0.0, 1.0)
+    nearest = a + t[..., None] * ab
+    dist = np.sqrt(((flat[:, None, :] - nearest) ** 2).sum(-1)).min(axis=1)
+    cross = ab[:, 0] * (flat[:, None, 1] - a[:, 1]) - ab[:, 1] * (flat[:, None, 0] - a[:, 0])
+    inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1) if len(hull) >= 3 else np.zeros(len(flat), bool)
+    return (inside | (dist <= margin)).reshape(points.shape[:-1])
+
+
+def cylinders(template: FingerTemplate) -> Cylinders:
+    """The valid cylinders of `template` (none when it has fewer than three minutiae)."""
+    xy, ang, _ = template.arrays()
+    cells = thresholds.FINGER_MCC_CELLS ** 2
+    empty = Cylinders(np.zeros((0, cells, thresholds.FINGER_MCC_SECTIONS), np.float32), np.zeros((0, cells), bool))
+    n = len(ang)
+    if n < 3:
+        return empty
+    r, sigma_s = thresholds.FINGER_MCC_RADIUS, thresholds.FINGER_MCC_SIGMA_S
+    grid = _cell_offsets()
+    in_disc = np.sqrt((grid ** 2).sum(-1)) <= r
+    cos, sin = np.cos(ang), np.sin(ang)
+    delta = xy[None, :, :] - xy[:, None, :]                                   # m × t × 2: t seen from m
+    local = np.stack([cos[:, None] * delta[..., 0] + sin[:, None] * delta[..., 1],
+                      -sin[:, None] * delta[..., 0] + cos[:, None] * delta[..., 1]], -1)
+    world = xy[:, None, :] + np.stack([cos[:, None] * grid[:, 0] - sin[:, None] * grid[:, 1],
+                                       sin[:, None] * grid[:, 0] + cos[:, None] * grid[:, 1]], -1)
+    valid = in_disc[None, :] & _within_hull(world, xy, thresholds.FINGER_MCC_HULL_MARGIN)
+    d2 = ((grid[None, :, None, :] - local[:, None, :, :]) ** 2).sum(-1)      # m × cell × t
+    spatial = np.exp(-d2 / (2 * sigma_s ** 2)) / (sigma_s * np.sqrt(2 * np.pi))
+    spatial[d2 > (3 * sigma_s) ** 2] = 0.0
+    spatial[np.arange(n), :, np.arange(n)] = 0.0                              # a minutia is not its own neighbour
+    relative = (ang[None, :] - ang[:, None]) % thresholds.FINGER_MCC_PERIOD
+    value = np.einsum("mct,mtk->mck", spatial, _section_share(relative))
+    neighbours = ((np.sqrt((delta ** 2).sum(-1)) <= r + 3 * sigma_s).sum(1) - 1)
+    keep = ((valid.sum(1) >= thresholds.FINGER_MCC_MIN_VALID_CELLS * in_disc.sum())
+            & (neighbours >= thresholds.FINGER_MCC_MIN_NEIGHBOURS))
+    squashed = 1.0 / (1.0 + np.exp(-thresholds.FINGER_MCC_TAU_PSI * (value - thresholds.FINGER_MCC_MU_PSI)))
+    return Cylinders((squashed * valid[..., None])[keep].astype(np.float32), valid[keep])
+
+
+# ---------------------------------------------------------------- unprotected MCC (the reference before protection)
+
+
+def _pairs_to_keep(smaller: int) -> int:
+    """n_P of the Local Similarity Sort for codes whose smaller one has `smaller` cylinders."""
+    lo, hi = thresholds.FINGER_MCC_LSS_PAIRS
+    z = 1.0 / (1.0 + np.exp(-thresholds.FINGER_MCC_LSS_TAU * (smaller - thresholds.FINGER_MCC_LSS_MU)))
+    return int(lo + round(z * (hi - lo)))
+
+
+def local_similarity_sort(similarities: np.ndarray) -> float:
+    """The mean of the best n_P entries of a cylinder-pair similarity matrix (0 when a side is empty)."""
+    if similarities.size == 0:
+        return 0.0
+    top = min(_pairs_to_keep(min(similarities.shape)), similarities.size)
+    return float(np.partition(similarities.ravel(), -top)[-top:].mean())
+
+
+def cylinder_similarities(a: Cylinders, b: Cylinders) -> np.ndarray:
+    """MCC's bit-based cylinder similarity over the cells valid in both (0 below the common-cells minimum)."""
+    va, vb = a.valid.astype(np.float32), b.valid.astype(np.float32)
+    nd = thresholds.FINGER_MCC_SECTIONS
+    ba = a.bits.reshape(len(a), -1).astype(np.float32)
+    bb = b.bits.reshape(len(b), -1).astype(np.float32)
+    common = va @ vb.T
+    ones_a = ba @ np.repeat(vb, nd, axis=1).T                          # a's set bits over b's valid cells
+    ones_b = np.repeat(va, nd, axis=1) @ bb.T
+    both = ba @ bb.T
+    differ = np.maximum(ones_a + ones_b - 2 * both, 0.0)
+    norms = np.sqrt(ones_a) + np.sqrt(ones_b)
+    sim = np.where(norms > 0, 1.0 - np.sqrt(differ) / np.maximum(norms, 1e-12), 0.0)
+    disc = int((np.sqrt((_cell_offsets() ** 2).sum(-1)) <= thresholds.FINGER_MCC_RADIUS).sum())
+    enough = common >= thresholds.FINGER_MCC_MIN_COMMON_CELLS * disc
+    return np.where(enough, sim, 0.0)
+
+
+def unprotected_similarity(a: Cylinders, b: Cylinders) -> float:
+    """MCC (bit-based, Local Similarity Sort) of two unprotected cylinder sets, 0…1."""
+    return local_similarity_sort(cylinder_similarities(a, b))
+
+
+# ---------------------------------------------------------------- the keyed, renewable code
+
+
+@dataclass(frozen=True)
+class ProtectedFingerCode:
+    """What is stored: one FINGER_MCC_BITS-bit string per cylinder, sorted (no positions, directions, order).
+
+    Still biometric data (a key holder can compare or forge probes for this device): it is sealed like the rest.
+    """
+
+    bits: np.ndarray        # n × FINGER_MCC_BITS bool
+
+    def __len__(self) -> int:
+        return int(self.bits.shape[0])
+
+    def to_bytes(self) -> bytes:
+        """`LMC1`, count and bit length (2 bytes each, big-endian), then the packed rows."""
+        n, k = self.bits.shape
+        return _FORMAT + struct.pack(">HH", n, k) + np.packbits(self.bits, axis=1).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ProtectedFingerCode:
+        """The inverse of `to_bytes`; ValueError on anything else."""
+        if len(data) < 8 or data[:4] != _FORMAT:
+            raise ValueError("not a protected finger code")
+        n, k = struct.unpack(">HH", data[4:8])
+        width = (k + 7) // 8
+        if k == 0 or len(data) != 8 + n * width:
+            raise ValueError("a protected finger code of the wrong length")
+        packed = np.frombuffer(data, np.uint8, offset=8).reshape(n, width)
+        return cls(np.unpackbits(packed, axis=1, count=k).astype(bool))
+
+
+class CylinderKey:
+    """The keyed projection of cylinders: one per device secret (renew: a new secret, re-enrol)."""
+
+    def __init__(self, secret: bytes, bits: int | None = None) -> None:
+        if len(secret) < 16:
+            raise ValueError("a cylinder key needs at least 16 secret bytes")
+        seed = int.from_bytes(hashlib.sha256(b"limen.finger.mcc\x00" + secret).digest(), "big")
+        rng = np.random.Generator(np.random.PCG64(seed))
+        dims = thresholds.FINGER_MCC_CELLS ** 2 * thresholds.FINGER_MCC_SECTIONS
+        self._mix = rng.standard_normal((bits or thresholds.FINGER_MCC_BITS, dims)).astype(np.float32)
+
+    def protect_cylinders(self, c: Cylinders) -> ProtectedFingerCode:
+        """The stored code of a template's cylinders."""
+        if len(c) == 0:
+            return ProtectedFingerCode(np.zeros((0, self._mix.shape[0]), bool))
+        centred = (c.bits - np.float32(thresholds.FINGER_MCC_CELL_RATE)) * c.valid[..., None]
+        signs = centred.reshape(len(c), -1).astype(np.float32) @ self._mix.T > 0
+        packed = np.packbits(signs, axis=1)
+        order = np.lexsort(packed.T[::-1])
+        return ProtectedFingerCode(signs[order])
+
+    def protect(self, template: FingerTemplate) -> ProtectedFingerCode:
+        return self.protect_cylinders(cylinders(template))
+
+    def attacker_view(self) -> np.ndarray:
+        """The projection, as an attacker who holds the device secret can rebuild it (for the lab)."""
+        return self._mix.copy()
+
+
+def code_similarities(a: ProtectedFingerCode, b: ProtectedFingerCode) -> np.ndarray:
+    """The share of agreeing bits of every pair of bit strings (len(a) × len(b))."""
+    k = a.bits.shape[1]
+    if b.bits.shape[1] != k:
+        raise ValueError("codes of different lengths")
+    sa = a.bits.astype(np.float32) * 2 - 1
+    sb = b.bits.astype(np.float32) * 2 - 1
+    return (sa @ sb.T / k + 1) / 2
+
+
+def compare(a: ProtectedFingerCode, b: ProtectedFingerCode) -> float:
+    """Similarity of two protected codes made under one key, 0…1 (about 0.5 for unrelated strings)."""
+    return local_similarity_sort(code_similarities(a, b))
