@@ -46,6 +46,9 @@ def serve(
         except OSError as exc:
             raise typer.BadParameter(f"cannot append to {trace_file}: {exc.strerror}", param_hint="--trace") from exc
     from limen.service import close_app, create_app
+    from limen.service.scratch import use_for_uploads
+
+    use_for_uploads()  # uploads being decoded (face video) stay in RAM, never on the lock's storage
 
     settings = STATE.settings
     if host is not None or port is not None:

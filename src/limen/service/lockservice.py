@@ -46,6 +46,7 @@ from limen.service import feed, guests, i18n
 from limen.service.facework import FACE_WORK
 from limen.service.feed import Activity, Incident
 from limen.service.messages import ENTER_PIN, NO_PIN_YET, WRONG_CODE, face_message, keypad_message
+from limen.service.scratch import scratch_dir
 
 _SECOND_FACTORS = (CredentialType.PIN, CredentialType.OFFLINE_CODE, CredentialType.RFID)
 PLACE_FINGER = "place your finger flat on the sensor again"
@@ -614,7 +615,7 @@ def _is_video(upload: Upload) -> bool:
 
 def _video_capture(upload: Upload, budget: PixelBudget) -> Capture:
     suffix = Path(upload.name).suffix.lower()
-    with tempfile.TemporaryDirectory(prefix="limen-upload-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="limen-upload-", dir=scratch_dir()) as tmp:  # in RAM: face video
         path = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".mp4"))
         path.write_bytes(upload.data)
         capture = load_capture(path, name=upload.name, budget=budget)  # errors name the upload, not the temp path
