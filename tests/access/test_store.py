@@ -338,3 +338,40 @@ def test_codes_issued_in_clear_before_are_digested_when_the_store_opens(store: A
         assert code not in db.execute("SELECT code FROM access_codes_issued").fetchone()[0]
     assert again.revoke_code(code, owner_id, T0) == grant.code_id
 
+
+def test_an_api_tokens_try_at_another_persons_pin_spends_a_keypad_try(store: AccessStore, owner_id: str,
+                                                                      sink: MemoryAuditSink) -> None:
+    """The refusal of a taken PIN tells the issuer a PIN that opens the door: a manage + unlock API token could
+    try every PIN through `POST /api/users`, unthrottled and unaudited.  Each one now counts as a wrong keypad
+    entry, and the token stores no PIN while the keypad is locked out; the owner is not held back."""
+    from limen.access.context import TokenIssuer
+    from limen.access.credentials import PinTaken
+
+    store.add_user("Max", owner_id, T0, pin="739164")
+    limit = store.load_state().config.wrong_code_entry_limit
+    token = TokenIssuer("0123456789abcdef", T0 + timedelta(days=30))
+    with pytest.raises(PinTaken):
+        store.add_user("Eve", owner_id, T0, pin="739164")              # the owner: refused, nothing counted
+    assert store.load_state().lockout.wrong_code_count == 0
+    before = [line for line in dump(store) if "access_lock" not in line]
+    with store.issuing(token):
+        for refused_change in (lambda: store.add_user("Eve", owner_id, T0, pin="739164"),
+                               lambda: store.add_credential("Olga", CredentialType.PIN, owner_id, T0,
+                                                            secret="739164")):
+            with pytest.raises(PinTaken):
+                refused_change()
+            assert [line for line in dump(store) if "access_lock" not in line] == before  # only the count changed
+        assert store.load_state().lockout.wrong_code_count == 2
+        for _ in range(limit - 2):
+            with pytest.raises(PinTaken):
+                store.add_user("Eve", owner_id, T0, pin="739164")
+        assert store.load_state().lockout.locked_until is not None     # locked out, as at the keypad
+        with pytest.raises(BadRequest, match="locked out"):
+            store.add_user("Eve", owner_id, T0, pin="135792")            # a free PIN is not stored meanwhile either
+        with pytest.raises(BadRequest, match="locked out"):
+            store.change_pin("Max", "135792", owner_id, T0)
+    refused = [e for e in sink.events if e.reason.startswith("PIN refused")]
+    assert len(refused) == limit and all(e.data.get("token_id") == token.token_id for e in refused)
+    assert store.add_user("Eve", owner_id, T0, pin="135792").name == "Eve"  # the owner adds a PIN meanwhile
+    with store.issuing(token):
+        assert store.add_user("Ida", owner_id, T0 + timedelta(days=2), pin="246135").name == "Ida"  # and it ends

@@ -7,24 +7,29 @@ counts toward the same keypad lockout.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
 
 from limen.access import lockout, pins, rows
 from limen.access.attempt import Attempt, PinEntry
 from limen.access.context import AccessContext
-from limen.access.credentials import upgrade_pin
+from limen.access.credentials import PinTaken, upgrade_pin
 from limen.access.directory import find_user, list_users
 from limen.access.model import (
     AccessState,
     AccessUser,
     CodeUse,
     CredentialType,
+    LockConfig,
     LockoutState,
     OperatingMode,
     UserStatus,
 )
 from limen.access.policy import AssuranceRule, Judgement, Update, find_pin, judge
 from limen.access.sealing import opened
+from limen.audit.event import EventKind
 from limen.db import transaction
 from limen.errors import BadRequest
 from limen.tamper.lockdown import is_locked_down
@@ -34,6 +39,7 @@ def load_state(ctx: AccessContext) -> AccessState:
     """Everything `policy.evaluate` needs (inside the caller's transaction, for one snapshot)."""
     c = ctx.conn
     lock = c.execute("SELECT * FROM access_lock WHERE id = 1").fetchone()
+    held, config = _lockout_of(lock)
     creds = tuple(opened(c, [rows.credential_of(r) for r in
                              c.execute("SELECT * FROM access_credentials ORDER BY cred_index")]))
     return AccessState(
@@ -43,9 +49,8 @@ def load_state(ctx: AccessContext) -> AccessState:
         year_days=tuple(rows.year_day_of(r) for r in c.execute("SELECT * FROM access_year_days")),
         holidays=tuple(rows.holiday_of(r) for r in c.execute("SELECT * FROM access_holidays")),
         mode=OperatingMode(lock["mode"]),
-        lockout=LockoutState(lock["wrong_code_count"], lock["lockouts"], rows.dt(lock["locked_until"]),
-                             lock["bio_fail_count"], lock["wrong_window_count"], rows.dt(lock["wrong_window_start"])),
-        config=rows.config_of(lock["config"]),
+        lockout=held,
+        config=config,
         pin_salt=bytes(lock["pin_salt"]),
         pin_hasher=pins.PinHasher(ctx.pepper, bytes(lock["pin_salt"])),
         online=bool(lock["online"]),
@@ -56,6 +61,39 @@ def load_state(ctx: AccessContext) -> AccessState:
                         for r in c.execute("SELECT code_id, used_at FROM access_code_uses")),
         revoked_codes=frozenset(r[0] for r in c.execute("SELECT code_id FROM access_code_revocations")),
     )
+
+
+def _lockout_of(lock: sqlite3.Row) -> tuple[LockoutState, LockConfig]:
+    """The keypad lockout and the lock's settings from its `access_lock` row."""
+    return (LockoutState(lock["wrong_code_count"], lock["lockouts"], rows.dt(lock["locked_until"]),
+                         lock["bio_fail_count"], lock["wrong_window_count"], rows.dt(lock["wrong_window_start"])),
+            rows.config_of(lock["config"]))
+
+
+@contextlib.contextmanager
+def issuing_pin(ctx: AccessContext, actor: str, at: datetime) -> Iterator[None]:
+    """Around a change that stores a PIN.  A PIN another person holds is refused (`PinTaken`), which tells the
+    issuer a PIN that opens the door: a right guess.  For an API token (`ctx.token`: manage + unlock) that
+    refusal spends a keypad try (recorded once the refused change has rolled back, and audited), and the token
+    stores no PIN while the keypad is locked out: it guesses no faster than the keypad allows.  The owner (their
+    session confirmed by password, their PIN on the CLI) is not held back: wrong codes typed at the door must
+    not stop them adding a guest."""
+    if ctx.token is None:
+        yield
+        return
+    held, _ = _lockout_of(ctx.conn.execute("SELECT * FROM access_lock WHERE id = 1").fetchone())
+    if lockout.is_locked_out(held, at):
+        raise BadRequest("pin", "the keypad is locked out after wrong codes: set the PIN once it ends (or an "
+                                "owner clears the lockout)")
+    try:
+        yield
+    except PinTaken:
+        with transaction(ctx.conn):
+            held, config = _lockout_of(ctx.conn.execute("SELECT * FROM access_lock WHERE id = 1").fetchone())
+            apply(ctx, Update(lockout=lockout.after_wrong_code(held, config, at)), at)
+        ctx.emit(EventKind.CREDENTIAL_CHANGE, at, actor, None, "PIN refused: another person's (a wrong keypad "
+                 "entry counted)")
+        raise
 
 
 def decide(ctx: AccessContext, attempt: Attempt, at: datetime, rule: AssuranceRule | None = None) -> Judgement:

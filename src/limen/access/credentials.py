@@ -99,6 +99,11 @@ def _secret_for(conn: sqlite3.Connection, ctype: CredentialType, secret: str | N
     return b"\x00"  # face / fingerprint: a link; the template lives in the vault
 
 
+class PinTaken(Conflict):
+    """The PIN being stored is another person's: refused, and a right guess of a door PIN for whoever asked
+    (`attempts.issuing_pin` spends a keypad try for it)."""
+
+
 def insert_pin(ctx: AccessContext, user_id: str, pin: str, actor: str, at: datetime) -> str:
     """Store a new PIN for `user_id` (caller's transaction); refuses a recent or another user's PIN."""
     conn = ctx.conn
@@ -112,7 +117,7 @@ def insert_pin(ctx: AccessContext, user_id: str, pin: str, actor: str, at: datet
     taken = conn.execute("SELECT secret FROM access_credentials WHERE cred_type = 'pin' AND pin_length = ?",
                          (len(pin),)).fetchall()
     if any(matcher.matches(pin, bytes(r[0])) for r in taken):
-        raise Conflict("duplicate credential: choose another PIN")
+        raise PinTaken("duplicate credential: choose another PIN")
     cred_id = _insert_credential(conn, user_id, CredentialType.PIN, hasher.secret_for(pin), len(pin), actor, at)
     if ctx.token is not None:  # a PIN an API token set: the token's, and ends by its expiry
         conn.execute("UPDATE access_credentials SET issued_token = ?, valid_until = ? WHERE id = ?",

@@ -22,6 +22,7 @@ gives them a real access row.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import datetime, time
@@ -145,8 +146,9 @@ class AccessStore:
                  user_type: UserType = UserType.UNRESTRICTED, credential_rule: CredentialRule = CredentialRule.SINGLE,
                  unique_id: str | None = None, index: int | None = None) -> AccessUser:
         """Create a core user and its access row (and PIN).  The first user must be an owner with a PIN."""
-        return users.add_user(self._ctx, name, actor, at, pin=pin, permission=permission, user_type=user_type,
-                              credential_rule=credential_rule, unique_id=unique_id, index=index)
+        with attempts.issuing_pin(self._ctx, actor, at) if pin is not None else contextlib.nullcontext():
+            return users.add_user(self._ctx, name, actor, at, pin=pin, permission=permission, user_type=user_type,
+                                  credential_rule=credential_rule, unique_id=unique_id, index=index)
 
     def modify_user(self, ref: str, actor: str, at: datetime, **changes: Any) -> AccessUser:
         """Change name, status, user_type, credential_rule, permission, unique_id or pin_max_age_days."""
@@ -169,10 +171,12 @@ class AccessStore:
                        valid_from: datetime | None = None, valid_until: datetime | None = None,
                        max_uses: int | None = None, expire_after_s: int | None = None) -> Credential:
         """Link a credential to a user.  `secret` is the PIN or RFID UID (never stored in the clear)."""
-        return credentials.add_credential(self._ctx, ref, ctype, actor, at, secret=secret, backup=backup,
-                                          offline_max_uses=offline_max_uses, valid_from=valid_from,
-                                          valid_until=valid_until, max_uses=max_uses,
-                                          expire_after_s=expire_after_s)
+        pin = ctype is CredentialType.PIN
+        with attempts.issuing_pin(self._ctx, actor, at) if pin else contextlib.nullcontext():
+            return credentials.add_credential(self._ctx, ref, ctype, actor, at, secret=secret, backup=backup,
+                                              offline_max_uses=offline_max_uses, valid_from=valid_from,
+                                              valid_until=valid_until, max_uses=max_uses,
+                                              expire_after_s=expire_after_s)
 
     def remove_credential(self, cred_id: str, actor: str, at: datetime) -> None:
         """Delete a credential; a removed PIN joins the user's PIN history (reuse is refused)."""
@@ -184,7 +188,8 @@ class AccessStore:
 
     def change_pin(self, ref: str, new_pin: str, actor: str, at: datetime) -> Credential:
         """Replace the user's PINs by `new_pin` (history enforced), atomically."""
-        return credentials.change_pin(self._ctx, ref, new_pin, actor, at)
+        with attempts.issuing_pin(self._ctx, actor, at):  # a token's try at another person's PIN: a keypad try
+            return credentials.change_pin(self._ctx, ref, new_pin, actor, at)
 
     # ------------------------------------------------------------------ schedules
     def add_week_day(self, ref: str, index: int, days: Day, start: time, end: time, actor: str,
