@@ -292,8 +292,9 @@ class Runtime:
 
 def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock: Clock | None = None) -> Runtime:
     """Open the lock's state (see the module docstring); `door` replaces the configured one (tests, demos)."""
-    from limen.audit import attach_witness, open_audit
+    from limen.audit import attach_witness, open_audit, record_lost
     from limen.tamper import recover as recover_tamper
+    from limen.tamper.response import evidence_missing
     from limen.vault import open_template_store
     from limen.vault.witness import SealedHeadWitness
 
@@ -302,6 +303,7 @@ def open_runtime(settings: Settings, *, door: LockActuator | None = None, clock:
     audit = open_audit(settings)
     recover_tamper(settings, store, audit)  # an interrupted tamper response completes before any other work
     attach_witness(audit, SealedHeadWitness(store.vault))  # a log shorter than the vault's copy of its head alarms
+    record_lost(audit, evidence_missing(conn, audit), "tamper incident")  # after an erase, the incidents witness
     enforce_retention(conn, store, audit, datetime.now(UTC),  # no reference outlives its consent
                       fingers=partial(_erase_fingers, settings.data_dir),
                       sensor=partial(_retention_sensor_pages, settings.data_dir, conn, audit))

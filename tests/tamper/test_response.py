@@ -245,3 +245,57 @@ def test_unreadable_journal_is_recovered_as_a_tamper(lock: Lock) -> None:
     assert report is not None and report.complete and report.signal.kind is SourceKind.UNKNOWN
     assert unsealable_templates(lock.settings) == 0
     assert read_pending(journal_dir(lock.settings)) is None
+
+
+def test_the_trail_deleted_after_a_tamper_erase_is_a_truncation(settings: Settings) -> None:
+    """The erase takes the vault's sealed copy of the chain's head with it: `audit.db` deleted with the witness
+    file then verified as an empty chain, the tamper's own evidence gone unseen (reproduced with the CLI:
+    `limen tamper simulate case`, delete both, `limen audit verify` said ok, 0 records).  The incident row in
+    limen.db remembers its TAMPER record: its loss is chained and alarmed at the next start, once."""
+    from limen.audit import AuditTruncated, EventKind
+    from limen.audit.witness import TRUNCATION_REASON, WITNESS_FILE
+    from limen.runtime import open_runtime
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    rt = open_runtime(settings)
+    try:
+        rt.controller  # noqa: B018 - builds the tamper guard and its responder
+        assert rt.monitor is not None
+        report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+        assert report.complete and report.erased
+    finally:
+        rt.close()
+    for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+        (settings.data_dir / name).unlink(missing_ok=True)
+    (settings.keys_dir / WITNESS_FILE).unlink()
+
+    def truncations() -> list[dict[str, Any]]:
+        return [r for r in rt.audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON]
+
+    for _ in range(2):  # alarmed at the first start after, not again at the next
+        rt = open_runtime(settings)
+        try:
+            (alarm,) = truncations()
+            assert f"tamper incident {report.incident[:12]}" in alarm["data"]["text"]
+            with pytest.raises(AuditTruncated):
+                rt.audit.verify()
+        finally:
+            rt.close()
+
+
+def test_a_clean_start_after_a_tamper_is_no_truncation(settings: Settings) -> None:
+    from limen.audit import EventKind
+    from limen.audit.witness import TRUNCATION_REASON
+    from limen.runtime import open_runtime
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    for _ in range(2):
+        rt = open_runtime(settings)
+        try:
+            rt.controller  # noqa: B018
+            assert rt.monitor is not None
+            rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+            assert not [r for r in rt.audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON]
+            assert rt.audit.verify().records > 0
+        finally:
+            rt.close()

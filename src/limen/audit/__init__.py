@@ -31,7 +31,15 @@ from limen.audit.event import AuditSink, Event, EventKind, MemoryAuditSink, atte
 from limen.audit.export import ExportSummary, verify_export
 from limen.audit.keys import AUDIT_KEY_NAME, SigningKey, load_or_create_key
 from limen.audit.log import AuditLog
-from limen.audit.witness import WITNESS_FILE, AuditTruncated, FileWitness, Head, Mismatch, Witness
+from limen.audit.witness import (
+    TRUNCATION_REASON,
+    WITNESS_FILE,
+    AuditTruncated,
+    FileWitness,
+    Head,
+    Mismatch,
+    Witness,
+)
 from limen.clock import Clock
 from limen.config import Settings
 from limen.errors import AuditError, KeyStoreError, LimenError
@@ -42,7 +50,7 @@ __all__ = [
     "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "AuditTruncated", "ChainSummary", "Channel",
     "DeliveryResult", "Dispatcher", "Event", "EventKind", "ExportSummary", "Finding", "MemoryAuditSink", "Monitor",
     "Rule", "Severity", "attach_witness", "attempt_event", "audit_db_path", "open_audit", "open_dispatcher",
-    "quarantine_store", "raise_alarm", "witness_file", "verify_export", "verify_webhook_signature",
+    "quarantine_store", "raise_alarm", "record_lost", "witness_file", "verify_export", "verify_webhook_signature",
 ]
 
 _OPEN: dict[Path, AuditLog] = {}
@@ -148,6 +156,24 @@ def _declare(audit: AuditLog, witness: Witness) -> None:
         log.error("audit witness %s not created (%s)", witness.name, exc)
         return
     audit.declare(witness)
+
+
+def record_lost(audit: AuditLog, lost: list[tuple[str, int]], what: str) -> int:
+    """Chain (and alarm) as a truncation each record another file says this trail held and it does not
+    (`lost`: (reference, record index), `what` names them, e.g. "tamper incident"), once per reference: `verify`
+    fails from then on.  Return how many were new."""
+    if not lost:
+        return 0
+    alarmed = {r["subject"] for r in audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON}
+    new = [(ref, index) for ref, index in lost if f"lost:{ref}" not in alarmed]
+    last = audit.tail(1)
+    records = int(last[0]["index"]) + 1 if last else 0
+    for ref, index in new:
+        raise_alarm(audit, Rule.AUDIT_TRUNCATED, Severity.CRITICAL,
+                    f"audit log truncated: {what} {ref[:12]} was chained as record {index}, which the log no "
+                    f"longer holds ({records} records found at start)", subject=f"lost:{ref}",
+                    data={"witness": what, "witnessed": index + 1, "records": records})
+    return len(new)
 
 
 def _record_truncation(audit: AuditLog, problems: list[Mismatch], witness: Witness) -> None:

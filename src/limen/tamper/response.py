@@ -294,6 +294,21 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
+def evidence_missing(conn: sqlite3.Connection, audit: AuditSink) -> list[tuple[str, int]]:
+    """Completed tamper responses whose TAMPER record is no longer on the audit trail: (incident, its index).
+
+    A response crypto-erases the vault and with it the vault's sealed copy of the chain's head, so after one only
+    the witness file vouches for the log: `audit.db` deleted with the witness file was an empty chain that
+    verified, the tamper's evidence gone unseen.  The incident row, written by the same response into
+    `limen.db`, remembers which record held it."""
+    rows = conn.execute("SELECT id, audit_index FROM tamper_incidents WHERE audit_index IS NOT NULL ORDER BY "
+                        "detected_at").fetchall()
+    if not rows:
+        return []  # the usual start: no tamper ever, no scan of the trail
+    present = {rec.data.get("incident") for rec in audit.find(EventKind.TAMPER)}
+    return [(str(r["id"]), int(r["audit_index"])) for r in rows if r["id"] not in present]
+
+
 def incidents(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
     """The most recent completed responses, newest first."""
     rows = conn.execute("SELECT * FROM tamper_incidents ORDER BY detected_at DESC LIMIT ?", (limit,)).fetchall()
