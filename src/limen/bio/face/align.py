@@ -26,7 +26,6 @@ class Landmarks:
 
     points: np.ndarray  # shape (5, 2); never modified (the eye centres below are computed once)
     shape: Any  # dlib.full_object_detection, needed for chip extraction
-    box: Box | None = None  # the box they were fitted in (`landmarks`): the same image and box give the same fit
 
     @cached_property
     def eye_a(self) -> np.ndarray:
@@ -51,7 +50,7 @@ def landmarks(rgb: np.ndarray, box: Box) -> Landmarks:
     rect = dlib.rectangle(box.left, box.top, box.right, box.bottom)
     shape = models.shape_predictor()(rgb, rect)
     points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-    return Landmarks(points=points, shape=shape, box=box)
+    return Landmarks(points=points, shape=shape)
 
 
 def face_chip(rgb: np.ndarray, marks: Landmarks) -> np.ndarray:
