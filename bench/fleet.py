@@ -27,6 +27,12 @@ for all processes on Linux).
                         attempts; at the heal the proxy resets the connections both ends had given up; then
                         the same exactly-once count
 
+  stages                each alarm is also stamped where it is: at the broker (PUBACK), at the cloud, taken by an
+                        ingest pass, recorded, picked by the notifier's webhook pass, POSTed, picked by the owner's
+                        apprise job (`--times PATH` writes every lock's stamps); `cpu_s_by_party`: CPU time and
+                        run-queue wait (/proc/…/schedstat) of each party during the phase — the cloud's threads by
+                        name, the lock processes, proxy, receiver, Mosquitto, every PostgreSQL process on the machine
+
     python bench/fleet.py --locks 1000 --procs 4 --partition-s 600 --out bench/results/fleet-1000.json
 
 Needs mosquitto (apt) and the cloud extra.  Median and p95, load average printed beside them.
@@ -58,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.link.broke
 
 from bench.benchstats import pct  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
 from tests.link.broker import CLOUD_ID, launch, prepare  # noqa: E402
 
 from limen import thresholds as T  # noqa: E402
@@ -210,6 +216,99 @@ class TimedBridge(CloudBridge):
             if not late:
                 self.done[topic.split("/")[1]] = now
         return waiting
+
+
+class TimedNotifier(AlarmNotifier):
+    """The real notifier; notes when each (rule, lock) alarm was picked by a webhook pass, its POST began and got
+    its 2xx, and when an apprise job took it."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.pass_started = 0.0
+        self.webhook_picked: dict[tuple[str, str], float] = {}
+        self.webhook_posted: dict[tuple[str, str], float] = {}  # the POST began
+        self.webhook_answered: dict[tuple[str, str], float] = {}  # its 2xx came back
+        self.apprise_picked: dict[tuple[str, str], float] = {}
+
+    def clear(self) -> None:
+        for d in (self.webhook_picked, self.webhook_posted, self.webhook_answered, self.apprise_picked):
+            d.clear()
+
+    def deliver_webhooks(self, now: datetime | None = None, wait: bool = True) -> int:
+        self.pass_started = time.monotonic()  # (passes run one after the other on the notifier's thread)
+        return super().deliver_webhooks(now, wait)
+
+    def post(self, post_webhook: Any) -> Any:
+        def timed(url: str, secret: str, body: bytes, *args: Any, **kw: Any) -> str | None:
+            started = time.monotonic()
+            fields = json.loads(body)
+            key = (fields["rule"], fields["lock_id"])
+            self.webhook_picked.setdefault(key, self.pass_started)
+            self.webhook_posted.setdefault(key, started)
+            error: str | None = post_webhook(url, secret, body, *args, **kw)
+            if error is None:
+                self.webhook_answered.setdefault(key, time.monotonic())
+            return error
+        return timed
+
+    def _deliver_owner(self, owner_id: int, urls: tuple[str, ...], alarms: list[Any]) -> int:
+        now = time.monotonic()
+        for a in alarms:
+            self.apprise_picked.setdefault((a.rule, a.lock_id), now)
+        return super()._deliver_owner(owner_id, urls, alarms)
+
+
+def _schedstat(path: str) -> tuple[int, int]:
+    """(ns on a CPU, ns waiting in the run queue) of one task; (0, 0) if it is gone."""
+    try:
+        run, wait, _ = Path(path).read_text().split()
+    except (OSError, ValueError):
+        return 0, 0
+    return int(run), int(wait)
+
+
+class CpuMeter:
+    """CPU time and run-queue wait (the scheduler's /proc/…/schedstat, every thread) of each party during a phase:
+    the cloud's threads by name, the lock processes, the proxy, the owner's receiver, Mosquitto and every
+    PostgreSQL process on the machine (other users' too)."""
+
+    def __init__(self, parties: dict[str, list[int]]) -> None:
+        self.parties = parties
+
+    def snapshot(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(party, task) → (run ns, wait ns)."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for name, pids in list(self.parties.items()) + [("postgresql", self._postgres())]:
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    for task in os.listdir(f"/proc/{pid}/task"):
+                        out[(name, f"{pid}/{task}")] = _schedstat(f"/proc/{pid}/task/{task}/schedstat")
+        names = {t.native_id: re.sub(r"[-_]?[0-9]+$", "", t.name) for t in threading.enumerate()}
+        for task in os.listdir("/proc/self/task"):
+            name = "cloud:" + names.get(int(task), "other")
+            out[(name, task)] = _schedstat(f"/proc/self/task/{task}/schedstat")
+        return out
+
+    @staticmethod
+    def _postgres() -> list[int]:
+        pids = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (d / "comm").read_text().strip() == "postgres":
+                        pids.append(int(d.name))
+        return pids
+
+    def since(self, before: dict[tuple[str, str], tuple[int, int]]) -> dict[str, dict[str, float]]:
+        """Per party: CPU seconds and seconds waiting for a CPU since `before` (tasks born since count whole)."""
+        out: dict[str, list[int]] = {}
+        for (name, task), (run, wait) in self.snapshot().items():
+            run0, wait0 = before.get((name, task), (0, 0))
+            acc = out.setdefault(name, [0, 0])
+            acc[0] += run - run0
+            acc[1] += wait - wait0
+        return {name: {"cpu_s": round(run / 1e9, 3), "runqueue_wait_s": round(wait / 1e9, 3)}
+                for name, (run, wait) in sorted(out.items()) if run > 0}
 
 
 LOCK_RE = re.compile(rb"lock-[0-9]{4}")
@@ -387,9 +486,11 @@ class Proxy:
 
 # ------------------------------------------------------------------ the simulated locks' processes
 
-def lock_process(pipe: Connection, ids: list[str], where: dict[str, Any], phone_raw: bytes, workers: int) -> None:
+def lock_process(pipe: Connection, ids: list[str], where: dict[str, Any], phone_raw: bytes, workers: int,
+                 nice: int = 0) -> None:
     """Runs in a worker process: the simulated locks of `ids`, driven by the main process over `pipe`."""
     logging.basicConfig(level=logging.ERROR)
+    os.nice(nice)  # (--locks-nice: the simulated devices yield the CPU to the cloud, as other machines would)
     phone = Ed25519PublicKey.from_public_bytes(phone_raw)
     locks = [SimLock(i, where, phone) for i in ids]
     with ThreadPoolExecutor(workers) as pool:
@@ -467,13 +568,15 @@ def _lock_op(pool: ThreadPoolExecutor, locks: list[SimLock], op: str, arg: Any) 
 class Fleet:
     """The worker processes, each with up to MAX_LOCKS_PER_PROCESS simulated locks."""
 
-    def __init__(self, ids: list[str], procs: int, where: dict[str, Any], phone: bytes, workers: int) -> None:
+    def __init__(self, ids: list[str], procs: int, where: dict[str, Any], phone: bytes, workers: int,
+                 nice: int = 0) -> None:
         ctx = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
         for k in range(procs):
             mine, theirs = ctx.Pipe()
-            proc = ctx.Process(target=lock_process, args=(theirs, ids[k::procs], where, phone, workers), daemon=True)
+            proc = ctx.Process(target=lock_process, args=(theirs, ids[k::procs], where, phone, workers, nice),
+                               daemon=True)
             proc.start()
             self.pipes.append(mine)
             self.procs.append(proc)
@@ -531,6 +634,9 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     n = args.locks
     engine = make_engine(args.db or f"sqlite:///{root / 'cloud.db'}", schema=args.schema)
     upgrade(engine)
+    args.db_events = {"connect": 0, "checkout": 0}  # new database connections and pool checkouts, per phase
+    for name in args.db_events:
+        event.listen(engine, name, lambda *_, name=name: args.db_events.__setitem__(name, args.db_events[name] + 1))
     ids = [f"lock-{i:04d}" for i in range(n)]
     receiver = Receiver()
     with sessions(engine)() as s, s.begin():
@@ -546,7 +652,9 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     bridge_module.BATCH = args.ingest_batch or bridge_module.BATCH  # (tuning runs)
     notify.WEBHOOK_PASS = args.webhook_pass or notify.WEBHOOK_PASS  # (tuning runs: the notifier's module values)
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
-    notifier = AlarmNotifier(engine, ("127.0.0.0/8",)).start()  # the bench receiver is local
+    notifier = TimedNotifier(engine, ("127.0.0.0/8",))  # the bench receiver is local
+    notify.post_webhook = notifier.post(notify.post_webhook)  # type: ignore[assignment]
+    notifier.start()
     args.notifier = notifier
     bridge = TimedBridge(engine, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
                          broker.port if args.cloud_direct else proxy.port, on_alarms=notifier.wake,
@@ -554,7 +662,9 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
                          connections=args.bridge_connections)
     bridge.connect()
     where = {"dir": str(broker.dir), "host": broker.host, "port": proxy.port}
-    fleet = Fleet(ids, args.procs, where, phone.public_key().public_bytes_raw(), args.workers)
+    fleet = Fleet(ids, args.procs, where, phone.public_key().public_bytes_raw(), args.workers, args.locks_nice)
+    args.cpu = CpuMeter({"locks": [p.pid for p in fleet.procs if p.pid], "proxy": [proxy.proc.pid or 0],
+                         "receiver": [receiver.proc.pid or 0], "mosquitto": [procs[0].pid]})
     try:
         return _phases(args, n, ids, engine, broker, procs, load, receiver, bridge, fleet, phone, proxy)
     finally:
@@ -586,6 +696,9 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         bridge.max_unacked = 0
         bridge.by_link = [0] * len(bridge.links)
         rule = f"lock:{reason}"
+        args.notifier.clear()
+        db_before = dict(args.db_events)
+        cpu_before = args.cpu.snapshot()
         cpu = time.process_time()
         made = getattr(getattr(args.notifier, "webhook_connections", None), "made", 0)
         started_min = time.monotonic()
@@ -596,7 +709,9 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
         channels = ("webhook", "apprise") if args.apprise else ("webhook",)
         wait(lambda: all(sum(k[0] == rule for k in receiver.arrived(engine)[c]) >= n for c in channels), 300)
         arrived = receiver.arrived(engine)
-        out: dict[str, Any] = {"spread_s": spread_s, "alarm_at_broker": stats(  # the lock got the broker's PUBACK
+        raised_over = (max(started.values()) - min(started.values())) * 1000 if started else 0.0
+        out: dict[str, Any] = {"spread_s": spread_s, "raised_over_ms": round(raised_over, 1),  # first to last alarm
+                               "alarm_at_broker": stats(  # the lock got the broker's PUBACK
             [(acked[i] - started[i]) * 1000 for i in ids if i in acked]),
             "alarm_at_cloud": stats(  # the broker delivered it to the cloud (a bridge connection's on_message)
             [(bridge.arrived[i] - started[i]) * 1000 for i in ids if i in bridge.arrived and i in started]),
@@ -604,12 +719,31 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
             [(bridge.taken[i] - started[i]) * 1000 for i in ids if i in bridge.taken and i in started]),
             "alarm_recorded": stats(
             [(bridge.done[i] - started[i]) * 1000 for i in ids if i in bridge.done and i in started])}
+        cpu_by_party = args.cpu.since(cpu_before)
+        note: TimedNotifier = args.notifier
+        if args.times is not None:  # every lock's stages, ms from the phase's first alarm
+            first = min(started.values())
+            stages: tuple[dict[Any, float], ...] = (
+                started, acked, bridge.arrived, bridge.taken, bridge.done, note.webhook_picked, note.webhook_posted,
+                arrived["webhook"], note.apprise_picked, arrived.get("apprise", {}))
+            Path(f"{args.times}-{reason}.json").write_text(json.dumps({
+                "columns": ["raised", "at_broker", "at_cloud", "taken", "recorded", "webhook_picked",
+                            "webhook_posted", "delivered_webhook", "apprise_picked", "delivered_apprise"],
+                "locks": {i: [None if at is None else round((at - first) * 1000, 1) for at in (
+                    (d.get(i) if k < 5 else d.get((rule, i))) for k, d in enumerate(stages))] for i in ids}}))
+        for stage, at in (("webhook_picked", note.webhook_picked), ("webhook_posted", note.webhook_posted),
+                          ("webhook_answered", note.webhook_answered)) + (
+                         (("apprise_picked", note.apprise_picked),) if args.apprise else ()):
+            out[stage] = stats([(at[(rule, i)] - started[i]) * 1000 for i in ids if (rule, i) in at and i in started])
         for c in channels:
             out[f"delivered_{c}"] = stats([(arrived[c][(rule, i)] - started[i]) * 1000 for i in ids
                                            if (rule, i) in arrived[c] and i in started])
         if args.apprise:  # notifications the owner's phone got for these n alarms (coalesced)
             out["apprise_messages"] = sum(t >= started_min for t in arrived["apprise_messages"].values())
         out["cloud_process_cpu_s"] = round(time.process_time() - cpu, 2)
+        out["db_connections_made"] = args.db_events["connect"] - db_before["connect"]
+        out["db_checkouts"] = args.db_events["checkout"] - db_before["checkout"]
+        out["cpu_s_by_party"] = cpu_by_party  # from the alarms' start until the last one reached the owner
         kept = getattr(args.notifier, "webhook_connections", None)  # (None: a notifier without kept connections)
         out["webhook_connections_made"] = None if kept is None else kept.made - made
         out["ingest_passes"] = len(bridge.passes)
@@ -638,6 +772,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     command_ms = [(verified[i] - sent[i]) * 1000 for i in ids if i in verified]
     command = dict(stats(command_ms), load_1m=round(os.getloadavg()[0], 1))
     head = {"simulated_locks": n, "processes": args.procs, "workers_per_process": args.workers,
+            "locks_nice": args.locks_nice,
             "switch_interval_s": sys.getswitchinterval(), "cloud_through_proxy": not args.cloud_direct,
             "bridge_workers": len(bridge._queues),
             "bridge_connections": len(bridge.links), "ingest_batch": bridge_module.BATCH,
@@ -738,18 +873,20 @@ def main() -> None:
     ap.add_argument("--cloud-direct", action="store_true", help="tuning (with --skip-faults): the cloud connects to "
                     "the broker itself, not through the proxy process the locks use")
     ap.add_argument("--switch-interval", type=float, help="tuning: sys.setswitchinterval for the cloud's process "
-                    "(the interpreter lock's hand-over, default 0.005 s)")
+                    "(the interpreter lock's hand-over; default CLOUD_SWITCH_INTERVAL_S, as limen-cloud serve)")
     ap.add_argument("--ingest-batch", type=int, help="tuning: the bridge's messages per pass at most")
     ap.add_argument("--webhook-pass", type=int, help="tuning: the notifier's alarms per webhook pass")
     ap.add_argument("--webhook-parallel", type=int, help="tuning: the notifier's POSTs at a time")
+    ap.add_argument("--locks-nice", type=int, default=0, help="the lock processes' niceness (the 1,000 simulated "
+                    "devices share this machine's CPU with the cloud; in the field they are other machines)")
     ap.add_argument("--skip-faults", action="store_true", help="tuning: stop after the alarm and command phases")
     ap.add_argument("--apprise", action="store_true", help="the owner also has an apprise json:// channel")
     ap.add_argument("--db", help="the cloud's database URL (default: a SQLite file); postgresql+psycopg://…")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--times", help="also write every lock's stage times to TIMES-burst.json and TIMES-spread.json")
     args = ap.parse_args()
     args.schema = None
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
+    sys.setswitchinterval(args.switch_interval or T.CLOUD_SWITCH_INTERVAL_S)  # as `limen-cloud serve` sets it
     args.procs = args.procs or -(-args.locks // 250)
     if -(-args.locks // args.procs) > MAX_LOCKS_PER_PROCESS:
         ap.error(f"at most {MAX_LOCKS_PER_PROCESS} locks per process (paho-mqtt's select()): raise --procs")

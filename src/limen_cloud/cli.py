@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,7 @@ def serve(
         raise typer.BadParameter("--broker needs --ca, --cert and --key")
     engine = make_engine(db)
     upgrade(engine)
+    sys.setswitchinterval(T.CLOUD_SWITCH_INTERVAL_S)  # the MQTT thread's turn comes sooner (docs/cloud.md)
     signer = load_receipt_key(receipt_key)
     try:
         vapid = load_or_create_vapid(vapid_key)

@@ -9,13 +9,19 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from limen import thresholds as T
+
 DEFAULT_URL = "sqlite:///limen-cloud.db"
 
 
 def make_engine(url: str = DEFAULT_URL, *, schema: str | None = None) -> Engine:
-    """An engine for `url`; on PostgreSQL `schema` becomes the search path (tests use one per run)."""
+    """An engine for `url`; on PostgreSQL `schema` becomes the search path (tests use one per run).  A server
+    database keeps `CLOUD_DB_POOL_SIZE` connections open: the bridge's workers, the notifier's threads and the API
+    use them at once, and a connection past the pool's size is closed after each use (a new backend each time)."""
     args = {"options": f"-csearch_path={schema}"} if schema else {}
-    engine = create_engine(url, connect_args=args, pool_pre_ping=True)
+    pool: dict[str, int] = {} if url.startswith("sqlite") else {
+        "pool_size": T.CLOUD_DB_POOL_SIZE, "max_overflow": T.CLOUD_DB_POOL_OVERFLOW}
+    engine = create_engine(url, connect_args=args, pool_pre_ping=True, **pool)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
