@@ -28,6 +28,10 @@ thread.  Sections:
    concurrent PIN load (bench/service.py's server).
 6. Where the service's memory goes: a fresh process imports and loads what
    `limen serve` does, one piece at a time, printing the VmRSS each adds.
+7. `--only order`: what the order of the burst's work could recover (issue #12,
+   cache locality): each stage's CPU time in the unlock's order and run again
+   right after itself (warm caches), and dlib's 5-point fits inside the
+   unlock, back to back on the burst's frames, and repeated on one frame.
 
 Writes bench/results/unlock.json and unlock.md.
 """
@@ -518,6 +522,79 @@ def bench_memory(data_dir: Path) -> list[tuple[str, float]]:
 # ------------------------------------------------------------------ main
 
 
+def bench_order(runs: int, data_dir: Path) -> dict[str, Any]:
+    """Each unlock stage in the unlock's order vs right after itself, and the fits' cost by context (CPU ms)."""
+    from limen.bio.face import FaceEngine, align, burst
+    from limen.capture import Capture, Frame, load_image
+    from limen.config import load_settings
+    from limen.pad import Purpose, assess
+
+    models_dir = load_settings(data_dir).models_dir
+    engine = FaceEngine()
+    engine.warm()
+    images = [load_image(p) for p in nuaa_frames("02", 20, 5)]
+    capture = Capture(frames=tuple(Frame(rgb=i) for i in images))
+    tracks = burst.detect_burst(images)
+    boxes = [t.box if t else None for t in tracks]
+    fitted = [(rgb, t.box) for rgb, t in zip(images, tracks, strict=True) if t]
+    chip = align.face_chip(images[0], tracks[0].marks) if tracks[0] else None
+    stages: dict[str, Callable[[], Any]] = {
+        "detect + follow": lambda: burst.detect_burst(images),
+        "pad": lambda: assess(capture, purpose=Purpose.VERIFY, boxes=boxes, models_dir=models_dir),
+        "chips + embedding": lambda: engine.best_of_burst(images, tracks)}
+    fit_ms: list[float] = []  # per unlock: every fit's CPU time (the tracker's and PAD's), summed
+    fits = [0]
+    landmarks = burst.align.landmarks
+
+    def timed_fit(*args: Any) -> Any:
+        c = time.process_time()
+        try:
+            return landmarks(*args)
+        finally:
+            fit_ms[-1] += (time.process_time() - c) * 1000
+            fits[0] += 1
+
+    def cpu(fn: Callable[[], Any]) -> float:
+        c = time.process_time()
+        fn()
+        return (time.process_time() - c) * 1000
+
+    def floor() -> None:  # what runs between two unlocks in section 1
+        for _ in range(5):
+            engine.embedder.embed([chip])
+
+    inside: dict[str, list[float]] = {k: [] for k in stages}
+    warm: dict[str, list[float]] = {k: [] for k in stages}
+    back_to_back: list[float] = []
+    one_frame: list[float] = []
+    rgb, box = fitted[len(fitted) // 2]
+    for _ in range(runs):
+        fit_ms.append(0.0)
+        burst.align.landmarks = timed_fit  # type: ignore[attr-defined]  # bench instrumentation only
+        try:
+            for k, fn in stages.items():
+                inside[k].append(cpu(fn))
+        finally:
+            burst.align.landmarks = landmarks  # type: ignore[attr-defined]
+        floor()
+        for k, fn in stages.items():
+            fn()
+            warm[k].append(cpu(fn))
+        floor()
+        for r, b in fitted:  # the model in the cache again
+            align.landmarks(r, b)
+        back_to_back.append(cpu(lambda: [align.landmarks(r, b) for r, b in fitted]) / len(fitted))
+        one_frame.append(cpu(lambda: [align.landmarks(rgb, box) for _ in range(5)]) / 5)
+    out: dict[str, Any] = {f"{k}: in the unlock's order": stats(v) for k, v in inside.items()}
+    out |= {f"{k}: right after itself": stats(v) for k, v in warm.items()}
+    out["unlock: in order (sum of stages)"] = stats([sum(x) for x in zip(*inside.values(), strict=True)])
+    out["unlock: each stage warm (sum)"] = stats([sum(x) for x in zip(*warm.values(), strict=True)])
+    out[f"a fit, inside the unlock (mean of {fits[0] // runs})"] = stats([ms / (fits[0] / runs) for ms in fit_ms])
+    out["a fit, the burst's frames back to back, warm"] = stats(back_to_back)
+    out["a fit, one frame repeated"] = stats(one_frame)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
@@ -527,7 +604,8 @@ def main() -> int:
     ap.add_argument("--probes", type=int, default=50)
     ap.add_argument("--serve-seconds", type=float, default=8.0)
     ap.add_argument("--skip-serve", action="store_true")
-    ap.add_argument("--only", choices=["unlock", "first", "cli", "search", "serve", "memory"], action="append",
+    ap.add_argument("--only", choices=["unlock", "first", "cli", "search", "serve", "memory", "order"],
+                    action="append",
                     help="run only these sections (repeatable)")
     args = ap.parse_args()
     if not NUAA.is_dir():
@@ -594,6 +672,9 @@ def main() -> int:
             f"{k}: {v['idle_rss_mb']} MB (load {v['load']})" for k, v in serve.items())
         print(text)
         lines.append(text)
+    if "order" in want:
+        for k, v in bench_order(args.runs, data_dir).items():
+            lines.append(line(f"CPU time: {k}", v))
     if "memory" in want:
         memory = bench_memory(data_dir)
         text = "service memory by component (VmRSS MB added): " + "; ".join(f"{k} {v}" for k, v in memory)
