@@ -48,6 +48,19 @@ def test_door_endpoints_need_the_screens_cookie_even_on_the_lock(client: TestCli
         assert tablet.post("/api/kiosk/keypad", json={"entry": PIN}).status_code == 403
 
 
+def test_unpaired_local_browsers_do_not_grow_the_screens_table(client: TestClient, owner: Owner) -> None:
+    # every GET /kiosk of a loopback browser without the cookie pairs a new "own screen"; those beyond the cap are
+    # deleted, not only revoked (review: the table grew by a row per page load)
+    for _ in range(T.SERVICE_MAX_LOCAL_SCREENS * 3):
+        with make_client(client.app) as fresh:
+            assert fresh.get("/kiosk").status_code == 200
+    with make_client(client.app) as last:
+        assert last.get("/kiosk").status_code == 200
+        assert last.post("/api/kiosk/keypad", json={"entry": PIN}).json()["opened"] is True  # the newest still works
+    kiosks = client.app.state.ctx.accounts.kiosks()  # type: ignore[attr-defined]
+    assert len(kiosks) <= T.SERVICE_MAX_LOCAL_SCREENS
+
+
 def test_door_endpoints_refuse_other_sites(client: TestClient, owner: Owner) -> None:
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
                     {"Origin": "http://evil.example"}, {"Origin": "null"}):

@@ -392,14 +392,15 @@ class Accounts:
         return cookie if cur.rowcount == 1 else None
 
     def pair_local_screen(self) -> str:
-        """A cookie secret for a browser on the lock itself (its own door screen); older ones beyond the cap go."""
+        """A cookie secret for a browser on the lock itself (its own door screen); older ones beyond the cap are deleted
+        (each GET /kiosk of an unpaired local browser makes one: revoking them only would grow the table forever)."""
         cookie = secrets.token_urlsafe(32)
         now = self._now()
         with self._lock, transaction(self.conn):
             self.conn.execute("INSERT INTO service_kiosks(id, token_hash, name, created_at, created_by, paired_at) "
                               "VALUES (?, ?, ?, ?, 'loopback', ?)",
                               (secrets.token_hex(8), digest(cookie), LOCAL_SCREEN, now, now))
-            self.conn.execute("UPDATE service_kiosks SET revoked = 1 WHERE name = ? AND revoked = 0 AND id NOT IN "
+            self.conn.execute("DELETE FROM service_kiosks WHERE name = ? AND created_by = 'loopback' AND id NOT IN "
                               "(SELECT id FROM service_kiosks WHERE name = ? AND revoked = 0 "
                               "ORDER BY created_at DESC, rowid DESC LIMIT ?)",
                               (LOCAL_SCREEN, LOCAL_SCREEN, T.SERVICE_MAX_LOCAL_SCREENS))
