@@ -88,19 +88,22 @@ def turned(c: Cylinders) -> Cylinders:
     return Cylinders(np.ascontiguousarray(values), np.ascontiguousarray(c.valid[:, ::-1]))
 
 
-def _within_hull(points: np.ndarray, xy: np.ndarray, margin: float) -> np.ndarray:
-    """Which `points` (… × 2) lie inside the convex hull of `xy` enlarged by `margin` px (rounded corners)."""
+def _within_hull(px: np.ndarray, py: np.ndarray, xy: np.ndarray, margin: float) -> np.ndarray:
+    """Which points (`px`, `py`, any shape) lie inside the convex hull of `xy` enlarged by `margin` px."""
     hull = cv2.convexHull(xy.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    a, b = hull, np.roll(hull, -1, axis=0)
-    flat = points.reshape(-1, 2)
-    ab = b - a
-    length2 = np.maximum((ab ** 2).sum(-1), 1e-12)
-    t = np.clip(((flat[:, None, :] - a) * ab).sum(-1) / length2, 0.0, 1.0)
-    nearest = a + t[..., None] * ab
-    dist = np.sqrt(((flat[:, None, :] - nearest) ** 2).sum(-1)).min(axis=1)
-    cross = ab[:, 0] * (flat[:, None, 1] - a[:, 1]) - ab[:, 1] * (flat[:, None, 0] - a[:, 0])
-    inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1) if len(hull) >= 3 else np.zeros(len(flat), bool)
-    return (inside | (dist <= margin)).reshape(points.shape[:-1])
+    ax, ay = hull[:, 0], hull[:, 1]
+    ux, uy = np.roll(ax, -1) - ax, np.roll(ay, -1) - ay
+    x, y = px.reshape(-1, 1), py.reshape(-1, 1)
+    cross = ux * (y - ay) - uy * (x - ax)
+    inside: np.ndarray = np.zeros(x.size, bool)
+    if len(hull) >= 3:
+        inside = np.asarray((cross >= 0).all(axis=1) | (cross <= 0).all(axis=1))
+    out = np.flatnonzero(~inside)
+    x, y = x[out], y[out]
+    t = np.clip(((x - ax) * ux + (y - ay) * uy) / np.maximum(ux * ux + uy * uy, 1e-12), 0.0, 1.0)
+    dx, dy = x - ax - t * ux, y - ay - t * uy
+    inside[out] = (dx * dx + dy * dy).min(axis=1) <= margin * margin
+    return inside.reshape(px.shape)
 
 
 def cylinders(template: FingerTemplate) -> Cylinders:
@@ -108,30 +111,31 @@ def cylinders(template: FingerTemplate) -> Cylinders:
     xy, ang, _ = template.arrays()
     cells = thresholds.FINGER_MCC_CELLS ** 2
     empty = Cylinders(np.zeros((0, cells, thresholds.FINGER_MCC_SECTIONS), np.float32), np.zeros((0, cells), bool))
-    n = len(ang)
-    if n < 3:
+    if len(ang) < 3:
         return empty
     r, sigma_s = thresholds.FINGER_MCC_RADIUS, thresholds.FINGER_MCC_SIGMA_S
     grid = _cell_offsets()
-    in_disc = np.sqrt((grid ** 2).sum(-1)) <= r
-    cos, sin = np.cos(ang), np.sin(ang)
-    delta = xy[None, :, :] - xy[:, None, :]                                   # m × t × 2: t seen from m
-    local = np.stack([cos[:, None] * delta[..., 0] + sin[:, None] * delta[..., 1],
-                      -sin[:, None] * delta[..., 0] + cos[:, None] * delta[..., 1]], -1)
-    world = xy[:, None, :] + np.stack([cos[:, None] * grid[:, 0] - sin[:, None] * grid[:, 1],
-                                       sin[:, None] * grid[:, 0] + cos[:, None] * grid[:, 1]], -1)
-    valid = in_disc[None, :] & _within_hull(world, xy, thresholds.FINGER_MCC_HULL_MARGIN)
-    d2 = ((grid[None, :, None, :] - local[:, None, :, :]) ** 2).sum(-1)      # m × cell × t
-    spatial = np.exp(-d2 / (2 * sigma_s ** 2)) / (sigma_s * np.sqrt(2 * np.pi))
-    spatial[d2 > (3 * sigma_s) ** 2] = 0.0
-    spatial[np.arange(n), :, np.arange(n)] = 0.0                              # a minutia is not its own neighbour
-    relative = (ang[None, :] - ang[:, None]) % thresholds.FINGER_MCC_PERIOD
-    value = np.einsum("mct,mtk->mck", spatial, _section_share(relative))
-    neighbours = ((np.sqrt((delta ** 2).sum(-1)) <= r + 3 * sigma_s).sum(1) - 1)
-    keep = ((valid.sum(1) >= thresholds.FINGER_MCC_MIN_VALID_CELLS * in_disc.sum())
-            & (neighbours >= thresholds.FINGER_MCC_MIN_NEIGHBOURS))
+    gx, gy = grid[:, 0], grid[:, 1]
+    in_disc = gx * gx + gy * gy <= r * r
+    dx, dy = xy[None, :, 0] - xy[:, None, 0], xy[None, :, 1] - xy[:, None, 1]          # m × t: t seen from m
+    neighbours = (dx * dx + dy * dy <= (r + 3 * sigma_s) ** 2).sum(1) - 1
+    cos, sin = np.cos(ang)[:, None], np.sin(ang)[:, None]
+    valid = in_disc & _within_hull(xy[:, None, 0] + cos * gx - sin * gy, xy[:, None, 1] + sin * gx + cos * gy,
+                                   xy, thresholds.FINGER_MCC_HULL_MARGIN)
+    keep = np.flatnonzero((valid.sum(1) >= thresholds.FINGER_MCC_MIN_VALID_CELLS * in_disc.sum())
+                          & (neighbours >= thresholds.FINGER_MCC_MIN_NEIGHBOURS))
+    if keep.size == 0:
+        return empty
+    cos, sin, dx, dy = cos[keep], sin[keep], dx[keep], dy[keep]
+    lx, ly = cos * dx + sin * dy, cos * dy - sin * dx                                   # in m's frame
+    ex, ey = gx[None, :, None] - lx[:, None, :], gy[None, :, None] - ly[:, None, :]    # m × cell × t
+    d2 = ex * ex + ey * ey
+    spatial = np.where(d2 <= (3 * sigma_s) ** 2, np.exp(-d2 / (2 * sigma_s ** 2)), 0.0) / (sigma_s * np.sqrt(2 * np.pi))
+    spatial[np.arange(keep.size), :, keep] = 0.0                                       # not its own neighbour
+    relative = (ang[None, :] - ang[keep, None]) % thresholds.FINGER_MCC_PERIOD
+    value = np.matmul(spatial, _section_share(relative))                               # m × cell × section
     squashed = 1.0 / (1.0 + np.exp(-thresholds.FINGER_MCC_TAU_PSI * (value - thresholds.FINGER_MCC_MU_PSI)))
-    return Cylinders((squashed * valid[..., None])[keep].astype(np.float32), valid[keep])
+    return Cylinders((squashed * valid[keep, :, None]).astype(np.float32), valid[keep])
 
 
 # ---------------------------------------------------------------- unprotected MCC (the reference before protection)
