@@ -1,7 +1,7 @@
 """Fingerprint benchmark: extraction per image, one comparison, and 1:N over 1,000 enrolled fingers.
 
     python bench/finger.py [--data ../shared/data/fvc2002] [--gallery 1000] [--probes 50]
-                           [--only comparison|search] [--repeat 1] [--against OLD_TREE]
+                           [--only extraction|comparison|search] [--repeat 1] [--against OLD_TREE]
                            [--out bench/results/finger.json]
 
 One core (OMP/OpenCV threads pinned to 1).  Extraction runs on all 320 images
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fvc2002")
     ap.add_argument("--gallery", type=int, default=1000)
     ap.add_argument("--probes", type=int, default=50)
-    ap.add_argument("--only", choices=("comparison", "search"), help="time one stage only")
+    ap.add_argument("--only", choices=("extraction", "comparison", "search"), help="time one stage only")
     ap.add_argument("--repeat", type=int, default=1, help="times each comparison pair is timed")
     ap.add_argument("--against", type=Path, help="another source tree (e.g. `git archive` of an older commit "
                     "unpacked): its matcher is timed on the same pairs, interleaved with this one")
@@ -101,10 +101,13 @@ def main() -> None:
                 failures.append(p.name)              # timed all the same: a refusal costs a full extraction
             extract_ms.append((time.perf_counter() - t0) * 1e3)
             extract_cpu.append((time.process_time() - c0) * 1e3)
-    if not args.only:
+    if args.only in (None, "extraction"):
         results["extraction"] = {**_stats(extract_ms, extract_cpu), "failures_to_extract": failures}
         print(f"extraction: {results['extraction']}", flush=True)
 
+    if args.only == "extraction":
+        _write(results, out)
+        return
     prepared = {k: matcher.prepare(t) for k, t in templates.items()}
     fingers = sorted({(db, f) for db, f, i in templates if i == 1})
     if args.only == "search":
