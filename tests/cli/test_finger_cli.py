@@ -143,3 +143,19 @@ def test_a_finger_is_enrolled_from_iso_records_and_a_bad_record_is_one_clear_lin
     same = json.loads(limen(data, "--json", "finger", "verify", "Ada", "--image", str(db / "101_6.tif")).stdout)
     other = json.loads(limen(data, "--json", "finger", "verify", "Ada", "--image", str(db / "107_1.tif")).stdout)
     assert same["matched"] is True and other["matched"] is False
+
+
+def test_lab_finger_protected_prints_each_protected_code(tmp_path: Path) -> None:
+    db = shared("fvc2002", "DB1_B")
+    folder = tmp_path / "DB1_B"
+    folder.mkdir()
+    for f in (101, 102, 103):
+        for i in (1, 2, 3):
+            (folder / f"{f}_{i}.tif").symlink_to(db / f"{f}_{i}.tif")
+    out = limen(tmp_path / "d", "lab", "finger", str(folder), "--protected", "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    # the user sees the protected cylinder code's figures, not only the JSON file (it was missing from the text)
+    line = next(x for x in out.stdout.splitlines() if "cylinder code" in x)
+    assert "→ protected" in line and "D↔sys" in line and "inversion:" in line
+    saved = json.loads((tmp_path / "out" / "finger-protection.json").read_text())
+    assert saved["spectral_code"][0]["cylinder_code"]["eer_protected_mean"] >= 0

@@ -477,6 +477,16 @@ def lab_finger(
                        f"{q.unlinkability['d_sys_control_same_device']:.3f})"
                        + (f"; inversion: {inv.passes_protected}/{inv.targets} forged codes pass the code, "
                           f"{inv.passes_minutiae}/{inv.targets} the minutiae matcher" if inv else ""))
+            c = q.cylinder_code
+            if c is not None:
+                cinv = c.inversion
+                typer.echo(f"{'cylinder code':>14} {q.database:>6}: code {100 * c.eer_unprotected:5.2f} % → protected "
+                           f"{100 * c.eer_protected_mean:5.2f} % (worst {100 * c.eer_protected_worst:5.2f} %), "
+                           f"fused with minutiae {100 * c.eer_fused_with_minutiae:5.2f} %, D↔sys "
+                           f"{c.unlinkability.get('d_sys_two_devices', float('nan')):.3f}; encode "
+                           f"{c.encode_ms[0]:.1f} ms, compare {c.compare_ms[0]:.3f} ms"
+                           + (f"; inversion: {cinv.passes_protected}/{cinv.targets} forged codes pass the code, "
+                              f"{cinv.passes_minutiae}/{cinv.targets} the minutiae matcher" if cinv else ""))
         for k, v in files.items():
             typer.echo(f"  {k}: {v}")
 
