@@ -254,3 +254,19 @@ def test_a_flood_of_refused_payloads_is_counted_not_written_one_by_one(rig: Lock
     rig.clock.advance(60.0 / thresholds.LINK_REFUSALS_AUDITED_PER_MIN)
     rig.send(b"\xff")
     assert "not_recorded_before" not in remote_records(rig)[-1].data  # handed over once
+
+
+def test_a_flood_of_garbage_does_not_hide_the_refusal_of_a_paired_devices_signed_command(rig: LockRig) -> None:
+    """Anyone on the command topic can exhaust the refusal budget with garbage; a replayed (or expired,
+    re-targeted) command that a paired device signed still reaches the trail: it draws on a budget of its own."""
+    rig.link = LinkCommands(rig.verifier, rig.controller, rig.store, rig.sink, lambda *a: 0, clock=rig.clock)
+    captured = rig.signed(Action.LOCK)
+    assert rig.send(captured).executed
+    for _ in range(thresholds.LINK_REFUSALS_AUDITED_BURST + 50):
+        rig.send(b"\xff")
+    audited = len(remote_records(rig))
+    replay = rig.send(captured)
+    assert not replay.executed and replay.reason == Refusal.REPLAYED.value
+    assert len(remote_records(rig)) == audited + 1 and remote_records(rig)[-1].reason == Refusal.REPLAYED.value
+    rig.send(b"\xff")
+    assert len(remote_records(rig)) == audited + 1  # garbage still counted, not written

@@ -99,7 +99,9 @@ class LinkCommands:
                  clock: Clock | None = None) -> None:
         """`signer` (the lock's audit key) signs erasure receipts; without it none are issued.  `eraser` runs
         "delete me", decommission and restores (its `backups`); without it those actions fail, audited."""
-        self._refusals = RefusalBudget(clock or SystemClock())
+        clock = clock or SystemClock()
+        # two budgets: garbage anyone can publish must not hide the refusals of payloads a paired device signed
+        self._refusals = {False: RefusalBudget(clock), True: RefusalBudget(clock)}
         self.signer = signer
         self.eraser = eraser
         self.restore_key = restore_key
@@ -111,11 +113,14 @@ class LinkCommands:
 
     def handle(self, payload: bytes, at: datetime) -> Outcome:
         """Verify and run one wire payload; refusals and failures are audited and returned, never raised."""
+        signed: SignedCommand | None = None
         try:
             signed = SignedCommand.from_bytes(payload)
             command, device = self.verifier.verify(signed, at)
         except CommandRefused as exc:
-            return self._refused(payload, exc, at)
+            device_signed = (signed is not None and signed.signature is not None
+                             and exc.refusal in _AFTER_SIGNATURE)
+            return self._refused(payload, exc, at, device_signed)
         try:
             if device is not None and not self.store.is_enabled_owner(device.owner):
                 raise BadRequest("device", "its owner is no longer an enabled owner of this lock")
@@ -278,19 +283,25 @@ class LinkCommands:
         return Outcome(executed, command.action.value, reason, command.counter, name,
                        {**data, "audit_index": str(index)})
 
-    def _refused(self, payload: bytes, exc: CommandRefused, at: datetime) -> Outcome:
+    def _refused(self, payload: bytes, exc: CommandRefused, at: datetime, device_signed: bool = False) -> Outcome:
         """Audited within `RefusalBudget` (a flood of refused payloads from the broker fills neither the disk nor
-        the service's lock); beyond it counted, and the counts go into the next refusal recorded."""
-        if not self._refusals.take(str(exc.refusal)):
+        the service's lock); beyond it counted, and the counts go into the next refusal recorded.  `device_signed`
+        (a paired device's valid signature: replayed, expired, re-targeted) draws on a budget of its own."""
+        budget = self._refusals[device_signed]
+        if not budget.take(str(exc.refusal)):
             return Outcome(False, None, str(exc.refusal))
         known = exc.refusal not in (Refusal.UNKNOWN_DEVICE, Refusal.BAD_SIGNATURE)
         data: dict[str, Any] = {"device_known": known, "bytes": len(payload), "detail": exc.detail}
-        skipped = self._refusals.skipped()
+        skipped = budget.skipped()
         if skipped:
             data["not_recorded_before"] = skipped
         self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote", subject=self.verifier.lock_id,
                                 outcome="refused", reason=str(exc.refusal), source="remote", data=data))
         return Outcome(False, None, str(exc.refusal))
+
+
+# refusals the verifier makes only after a paired device's signature verified (`CommandVerifier.verify`)
+_AFTER_SIGNATURE = frozenset({Refusal.REPLAYED, Refusal.WRONG_LOCK, Refusal.EXPIRED, Refusal.TOO_LONG})
 
 
 class RefusalBudget:
