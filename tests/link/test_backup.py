@@ -547,3 +547,18 @@ def test_a_credential_revoked_or_a_pin_changed_on_the_lock_is_not_resurrected_by
     assert restored.executed, restored
     assert not lock.keypad(MAX_PIN) and not lock.keypad(OWNER_PIN)  # both refused still
     assert lock.users() == ["Max", "Olga"] and lock.keypad(next(iter(lock.codes.values())))  # the rest is back
+
+
+def test_an_offline_code_secret_revoked_on_the_lock_stays_revoked_after_an_older_backup(lock: Lock) -> None:
+    """A restore seals each offline-code secret again under this lock's vault (a fresh nonce: other bytes), so
+    matching the revoked credential by its stored secret never found it, and every code it issued opened again."""
+    _, old = lock.backups.make(datetime.now(UTC))
+    store, at = lock.rt.access(), datetime.now(UTC)
+    secret_id = next(c.id for c in store.credentials(lock.owner) if c.type.value == "offline_code")
+    store.revoke_credential(secret_id, lock.owner, at)
+    code = next(iter(lock.codes.values()))
+    assert not lock.keypad(code)
+    restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert restored.executed, restored
+    assert next(c for c in lock.rt.access().credentials(lock.owner) if c.id == secret_id).revoked
+    assert not lock.keypad(code) and lock.keypad(OWNER_PIN)  # refused still; the rest is back

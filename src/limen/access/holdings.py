@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,27 +56,33 @@ def revoked_code_ids(conn: sqlite3.Connection) -> frozenset[str]:
     return frozenset(r[0] for r in conn.execute("SELECT code_id FROM access_code_revocations"))
 
 
-Retired = frozenset[tuple[str, str, bytes]]  # (credential id, user id, stored secret); ("", "", secret): a PIN
+@dataclass(frozen=True)
+class Retired:
+    """What this lock refuses for good, for a restore to keep refusing it (`retired_credentials`)."""
+
+    credentials: frozenset[tuple[str, str, str]]  # revoked here: (credential id, user id, created at)
+    pin_secrets: frozenset[bytes]  # PINs changed or removed here: the PIN history's stored secrets
 
 
 def retired_credentials(conn: sqlite3.Connection) -> Retired:
-    """The credentials this lock refuses for good, for a restore to keep refusing them: revoked ones as (credential
-    id, user id, stored secret), and PINs changed or removed as ("", "", stored secret) (the PIN history's)."""
-    revoked = {(r[0], r[1], bytes(r[2])) for r in
-               conn.execute("SELECT id, user_id, secret FROM access_credentials WHERE revoked = 1")}
-    return frozenset(revoked | {("", "", bytes(r[0])) for r in conn.execute("SELECT secret FROM access_pin_history")})
+    """The credentials revoked here, by id, person and creation time (not by stored secret: a restore seals an
+    offline-code secret again under a fresh nonce, and an old-format PIN is rewritten when first typed), and the
+    stored secrets of PINs changed or removed here (the PIN history's)."""
+    return Retired(
+        frozenset((str(r[0]), str(r[1]), str(r[2])) for r in
+                  conn.execute("SELECT id, user_id, created_at FROM access_credentials WHERE revoked = 1")),
+        frozenset(bytes(r[0]) for r in conn.execute("SELECT secret FROM access_pin_history")))
 
 
 def revoke_retired(conn: sqlite3.Connection, retired: Retired) -> int:
     """Revoke the (restored) credentials that were revoked or retired here before (caller's transaction): the
-    same credential (id, person, secret), or a PIN whose stored secret was retired to the PIN history here.
+    same credential (id, person, creation time), or a PIN whose stored secret was retired to the PIN history here.
     Return how many."""
-    pins_retired = {secret for cred_id, _, secret in retired if not cred_id}
     count = 0
-    for r in conn.execute("SELECT id, user_id, cred_type, secret FROM access_credentials WHERE revoked = 0").fetchall():
-        secret = bytes(r["secret"])
-        if (r["id"], r["user_id"], secret) in retired or (r["cred_type"] == CredentialType.PIN.value
-                                                          and secret in pins_retired):
+    for r in conn.execute("SELECT id, user_id, created_at, cred_type, secret FROM access_credentials "
+                          "WHERE revoked = 0").fetchall():
+        if ((str(r["id"]), str(r["user_id"]), str(r["created_at"])) in retired.credentials
+                or (r["cred_type"] == CredentialType.PIN.value and bytes(r["secret"]) in retired.pin_secrets)):
             count += conn.execute("UPDATE access_credentials SET revoked = 1 WHERE id = ?", (r["id"],)).rowcount
     return count
 
