@@ -299,3 +299,42 @@ def test_a_clean_start_after_a_tamper_is_no_truncation(settings: Settings) -> No
             assert rt.audit.verify().records > 0
         finally:
             rt.close()
+
+
+def test_a_recovered_audit_store_after_a_tamper_verifies_and_names_the_tamper(settings: Settings) -> None:
+    """`limen audit recover` keeps a broken store aside and starts a chain that verifies; after a tamper the
+    incident's TAMPER record was in the old store only, so every later start chained it as a truncation and
+    `verify` failed for good.  The new chain's first record names the incidents instead."""
+    from typer.testing import CliRunner
+
+    from limen.audit import EventKind
+    from limen.audit.witness import TRUNCATION_REASON
+    from limen.cli import app
+    from limen.runtime import open_runtime
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    rt = open_runtime(settings)
+    try:
+        rt.controller  # noqa: B018
+        assert rt.monitor is not None
+        report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+        assert report.complete
+    finally:
+        rt.close()
+    from limen.cli.common import STATE
+
+    STATE._settings = None
+    try:
+        result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "audit", "recover", "--force"])
+    finally:
+        STATE._settings = None
+    assert result.exit_code == 0, result.output
+    for _ in range(2):
+        rt = open_runtime(settings)
+        try:
+            assert not [r for r in rt.audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON]
+            rt.audit.verify()
+            first = next(iter(rt.audit.records(0, (EventKind.SYSTEM.value,))))
+            assert first["reason"] == "audit_store_replaced" and report.incident in first["data"]["tamper_incidents"]
+        finally:
+            rt.close()

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from limen.audit.alarms import Monitor, raise_alarm
 from limen.audit.anomaly import AnomalyConfig, AnomalyDetector, Finding, Rule, Severity
@@ -204,12 +205,15 @@ def _audit_key(settings: Settings) -> tuple[SigningKey, str | None]:
         return load_or_create_key(settings.keys_dir), kept.name
 
 
-def quarantine_store(settings: Settings, force: bool = False, witnesses: tuple[Witness, ...] = ()) -> Path:
+def quarantine_store(settings: Settings, force: bool = False, witnesses: tuple[Witness, ...] = (),
+                     carried: dict[str, Any] | None = None) -> Path:
     """Move an unreadable or broken `audit.db` aside (kept as evidence) and start a new chain.
 
     Refuses (`AuditError`) when the store verifies, unless `force`.  The new
     chain's first record names the preserved file and its SHA-256, so the
-    replacement itself is on the record.  Returns the preserved file's path.
+    replacement itself is on the record, and carries `carried` (what other
+    files say the old chain held: `tamper.response.carried_over`).  Returns the
+    preserved file's path.
     """
     import contextlib
     import hashlib
@@ -244,7 +248,8 @@ def quarantine_store(settings: Settings, force: bool = False, witnesses: tuple[W
         witness.reset(Head(0, ""))
     audit = open_audit(settings)
     audit.append(Event(EventKind.SYSTEM, audit._clock.now(), actor="system", source="audit",
-                       reason="audit_store_replaced", data={"previous": target.name, "previous_sha256": digest}))
+                       reason="audit_store_replaced",
+                       data={**(carried or {}), "previous": target.name, "previous_sha256": digest}))
     audit.checkpoint()
     return target
 

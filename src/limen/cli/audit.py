@@ -167,18 +167,28 @@ def checkpoint() -> None:
 def recover(force: Annotated[bool, typer.Option("--force", help="Even if the store verifies.")] = False) -> None:
     """Keep a corrupt or broken audit.db aside as evidence and start a new chain that records it."""
     from limen.audit import quarantine_store
+    from limen.db import open_db
     from limen.errors import VaultError
+    from limen.tamper.response import carried_over
     from limen.vault import open_template_store
     from limen.vault.witness import SealedHeadWitness
 
+    carried: dict[str, Any] = {}
+    if STATE.settings.db_path.exists():  # the tamper responses the old chain held: named in the new one's first
+        conn = open_db(STATE.settings.db_path)
+        try:
+            carried = carried_over(conn)
+        finally:
+            conn.close()
     try:
         store = open_template_store(STATE.settings)
     except VaultError as exc:  # the evidence store must be recoverable even when the vault is not
         typer.echo(f"note: the vault's copy of the head was not reset ({exc})", err=True)
-        kept = quarantine_store(STATE.settings, force)
+        kept = quarantine_store(STATE.settings, force, carried=carried)
     else:
         try:
-            kept = quarantine_store(STATE.settings, force, witnesses=(SealedHeadWitness(store.vault),))
+            kept = quarantine_store(STATE.settings, force, witnesses=(SealedHeadWitness(store.vault),),
+                                    carried=carried)
         finally:
             store.close()
     output({"preserved": str(kept)}, f"preserved the old store as {kept}; a new chain records the replacement")

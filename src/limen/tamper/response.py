@@ -306,7 +306,23 @@ def evidence_missing(conn: sqlite3.Connection, audit: AuditSink) -> list[tuple[s
     if not rows:
         return []  # the usual start: no tamper ever, no scan of the trail
     present = {rec.data.get("incident") for rec in audit.find(EventKind.TAMPER)}
+    for rec in audit.find(EventKind.SYSTEM):  # named by `limen audit recover`'s new chain (`carried_over`)
+        carried = rec.data.get(CARRIED_INCIDENTS)
+        if isinstance(carried, list):
+            present.update(str(i) for i in carried)
     return [(str(r["id"]), int(r["audit_index"])) for r in rows if r["id"] not in present]
+
+
+CARRIED_INCIDENTS = "tamper_incidents"
+
+
+def carried_over(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What a replaced audit store held of the tamper responses (`limen audit recover`): their incident ids, for
+    the new chain's first record.  The tamper stays on the record (the old store is kept aside as evidence), and
+    its absence from the new chain is no truncation at every later start."""
+    ids = [str(r[0]) for r in conn.execute("SELECT id FROM tamper_incidents WHERE audit_index IS NOT NULL "
+                                           "ORDER BY detected_at")]
+    return {CARRIED_INCIDENTS: ids} if ids else {}
 
 
 def incidents(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
