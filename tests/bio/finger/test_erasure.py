@@ -80,3 +80,29 @@ def test_expired_fingerprint_consent_erases_the_fingers_and_keeps_the_face(setti
         assert events[0].data["templates_erased"] == 2
     finally:
         rt.close()
+
+
+def test_removed_and_replaced_fingers_leave_zeros_not_sealed_records(settings: Settings, fvc_db1: Path) -> None:
+    # a hard link sees the inode the lock wrote: after a removal or a re-enrolment its old sealed records are
+    # overwritten (review: they were only unlinked or renamed over, readable in free blocks to whoever later
+    # holds the vault's keys)
+    uid = _enrol(settings, fvc_db1, datetime.now(UTC), 365)
+    folder = references_folder(settings.data_dir)
+    old_first, old_second = folder / "old-first", folder / "old-second"      # positions 0 and 7
+    old_first.hardlink_to(folder / f"{uid}.fmr")
+    old_second.hardlink_to(folder / f"{uid}.7.fmr")
+    assert any(old_first.read_bytes()) and any(old_second.read_bytes())
+    rt = open_runtime(settings)
+    try:
+        refs = open_references(rt.conn, settings.data_dir)
+        templates = [extract_file(fvc_db1 / f"101_{i}.tif") for i in (4, 5)]
+        enrolment.enrol(rt.conn, refs, rt.audit, uid, templates, people.Consent("door", 365), "owner",
+                        datetime.now(UTC), finger=7, replace=True)          # re-enrolled: the old file replaced
+        replaced = old_second.read_bytes()
+        assert replaced and not any(replaced)
+        assert refs.delete(uid, 0) == 1                                     # one finger removed
+        removed = old_first.read_bytes()
+        assert removed and not any(removed)
+        assert refs.fingers(uid) == [7]
+    finally:
+        rt.close()

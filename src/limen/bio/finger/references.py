@@ -64,6 +64,7 @@ from limen.errors import (
     VaultError,
 )
 from limen.fsio import atomic_write
+from limen.vault.files import shred
 from limen.vault.records import FINGERPRINTS, FragmentSet, side_fragments
 from limen.vault.secrets import SecretBox, box_for
 
@@ -95,6 +96,24 @@ def references_folder(data_dir: Path) -> Path:
     return data_dir / "fingerprints"
 
 
+def _replace_wiping(path: Path, data: bytes) -> None:
+    """`atomic_write`, then the replaced file's old contents overwritten with zeros through a descriptor opened
+    before the rename: a re-enrolled finger's earlier sealed records do not stay readable in free blocks (a
+    rename alone frees them as they are; the flash's own remapping is beyond any file system call)."""
+    try:
+        old: int | None = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        old = None
+    try:
+        atomic_write(path, data)
+        if old is not None:
+            os.pwrite(old, bytes(os.fstat(old).st_size), 0)
+            os.fdatasync(old)
+    finally:
+        if old is not None:
+            os.close(old)
+
+
 def erase_references(folder: Path, user_id: str) -> int:
     """Remove every finger of `user_id` from `folder` (no vault needed: erasure works after a zeroize too)."""
     if not _USER_ID.match(user_id) or not folder.is_dir():
@@ -104,7 +123,7 @@ def erase_references(folder: Path, user_id: str) -> int:
     for path in folder.glob(f"{user_id}*.fmr"):
         m = _FILE.match(path.name)
         if m and m.group(1) == user_id:
-            path.unlink()
+            shred(path)             # zeros over the sealed records, then unlinked (not left in free blocks)
             removed += 1
     fragments = _fragments(folder)
     if fragments is not None:       # every position's shares, those of an interrupted write too
@@ -132,11 +151,11 @@ class FingerReferences:
         """Write a finger's sealed file, or its shares and then their index (see the module docstring)."""
         path = self._path(user_id, position)
         if self._fragments is None:
-            atomic_write(path, sealed)
+            _replace_wiping(path, sealed)
             return
         stem = _stem(user_id, position)
         index = self._fragments.write(stem, sealed)
-        atomic_write(path, _SHARES + json.dumps(index).encode())
+        _replace_wiping(path, _SHARES + json.dumps(index).encode())
         self._fragments.delete_stems({stem}, keep=index["name"])
 
     def _sealed(self, user_id: str, position: int) -> bytes:
@@ -237,7 +256,7 @@ class FingerReferences:
         if not path.exists():
             return 0
         _changed(self.folder, user_id)
-        path.unlink()
+        shred(path)
         if self._fragments is not None:
             self._fragments.delete_stems({_stem(user_id, position)})
         return 1
