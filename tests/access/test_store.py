@@ -375,3 +375,16 @@ def test_an_api_tokens_try_at_another_persons_pin_spends_a_keypad_try(store: Acc
     assert store.add_user("Eve", owner_id, T0, pin="135792").name == "Eve"  # the owner adds a PIN meanwhile
     with store.issuing(token):
         assert store.add_user("Ida", owner_id, T0 + timedelta(days=2), pin="246135").name == "Ida"  # and it ends
+
+
+def test_codes_digested_when_the_store_opens_leave_no_digits_in_the_database_files(store: AccessStore, owner_id: str,
+                                                                                  db_path: Path) -> None:
+    """The conversion is for a copy of limen.db naming no code: the digits' old page images must not stay in
+    the write-ahead log (or in the freed space of a page) after it."""
+    code, grant = store.issue_code(offline.CodeKind.LIMITED, owner_id, T0, hours=48)
+    with sqlite3.connect(db_path) as db:  # as an older lock left it
+        db.execute("UPDATE access_codes_issued SET code = ? WHERE code_id = ?", (code, grant.code_id))
+    AccessStore(store.conn, store.audit, pepper=store.pepper)
+    files = {p.name: p.read_bytes() for p in db_path.parent.glob(db_path.name + "*") if p.is_file()}
+    assert files and all(code.encode() not in data for data in files.values()), [n for n, d in files.items()
+                                                                               if code.encode() in d]

@@ -23,6 +23,7 @@ from limen.access.model import Credential, CredentialType
 from limen.audit.event import EventKind
 from limen.db import transaction
 from limen.errors import BadRequest, Conflict, NotFound
+from limen.privacy.scrub import forget_deleted, secure
 
 
 def offline_secret(ctx: AccessContext, ref: str, actor: str, at: datetime) -> Credential:
@@ -94,12 +95,14 @@ def digest_clear_codes(ctx: AccessContext) -> int:
     if conn.execute("SELECT 1 FROM access_codes_issued WHERE code NOT LIKE ? LIMIT 1",
                     (DIGEST_PREFIX + "%",)).fetchone() is None:
         return 0  # the usual case: no write transaction at every store opened
+    secure(conn)  # the digits' cells are zeroed where they were freed
     with transaction(conn):
         clear = conn.execute("SELECT code_id, code FROM access_codes_issued WHERE code NOT LIKE ?",
                              (DIGEST_PREFIX + "%",)).fetchall()
         for r in clear:
             conn.execute("UPDATE access_codes_issued SET code = ? WHERE code_id = ?",
                          (code_digest(ctx.pepper, str(r["code"])), r["code_id"]))
+    forget_deleted(conn)  # and their old page images leave the write-ahead log
     return len(clear)
 
 
