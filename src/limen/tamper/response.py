@@ -306,10 +306,10 @@ def evidence_missing(conn: sqlite3.Connection, audit: AuditSink) -> list[tuple[s
     if not rows:
         return []  # the usual start: no tamper ever, no scan of the trail
     present = {rec.data.get("incident") for rec in audit.find(EventKind.TAMPER)}
-    for rec in audit.find(EventKind.SYSTEM):  # named by `limen audit recover`'s new chain (`carried_over`)
-        carried = rec.data.get(CARRIED_INCIDENTS)
-        if isinstance(carried, list):
-            present.update(str(i) for i in carried)
+    first = next(iter(audit.find(EventKind.SYSTEM)), None)  # `limen audit recover`'s chain names them first
+    carried = first.data.get(CARRIED_INCIDENTS) if first is not None and first.index == 0 else None
+    if isinstance(carried, list):
+        present.update(str(i) for i in carried)
     return [(str(r["id"]), int(r["audit_index"])) for r in rows if r["id"] not in present]
 
 
