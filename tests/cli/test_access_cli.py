@@ -143,3 +143,23 @@ def test_status_says_what_guards_the_lock_and_warns_about_rgb_faces(tmp_path: Pa
     data = json.loads(warned.stdout)
     assert data["face_rule"]["face_alone_min"] == "medium" and "allow_face_alone_rgb" in data["face_rule"]["warning"]
     assert "WARNING" in limen(d, "status").stdout
+
+
+def test_status_warns_when_a_duress_alarm_would_reach_nobody(tmp_path: Path) -> None:
+    from limen.cli.status import duress_reaches_nobody
+    from limen.config import Settings
+
+    d = tmp_path / "data"
+    assert limen(d, "users", "add", "Olga", new_pin=OWNER_PIN).exit_code == 0
+    quiet = json.loads(limen(d, "--json", "status").stdout)["access"]
+    assert quiet["duress_users"] == 0 and quiet["duress_reaches_nobody"] is False
+    assert limen(d, "users", "add", "Dora", "--type", "forced", "--as", "Olga", new_pin=MAX_PIN).exit_code == 0
+    status = json.loads(limen(d, "--json", "status").stdout)["access"]
+    assert status["duress_users"] == 1 and status["duress_reaches_nobody"] is True
+    assert "duress alarm reaches nobody" in limen(d, "status").stdout
+    # silent alarms go to signed webhooks and to the cloud: either one is enough; apprise alone is not
+    base = Settings(data_dir=d)
+    assert duress_reaches_nobody(base.model_copy(update={"alert_urls": ["json://localhost/"]}), 1)
+    assert not duress_reaches_nobody(base.model_copy(update={"alert_urls": ["signed+https://sec.example/h"]}), 1)
+    assert not duress_reaches_nobody(base.model_copy(update={"link_broker": "cloud.example:8883"}), 1)
+    assert not duress_reaches_nobody(base, 0)

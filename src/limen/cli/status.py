@@ -57,6 +57,7 @@ def status(
     finally:
         rt.close()
     data["pad_models"] = _pad_models(settings)
+    data["access"]["duress_reaches_nobody"] = duress_reaches_nobody(settings, data["access"]["duress_users"])
     data["face_rule"] = {"allow_face_alone_rgb": settings.allow_face_alone_rgb,
                          "face_alone_min": "medium" if settings.allow_face_alone_rgb else "high",
                          "warning": FACE_ALONE_WARNING if settings.allow_face_alone_rgb else None}
@@ -130,9 +131,20 @@ def _last(records: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
 
 
 def _access(rt: Runtime) -> dict[str, Any]:
+    from limen.access.model import UserType
+
     state = rt.access().load_state()
     users = len([u for u in state.users.values()])
-    return {"users": users, "mode": state.mode.value, "policy_lockdown": state.lockdown}
+    forced = sum(1 for u in state.users.values() if u.user_type is UserType.FORCED)
+    return {"users": users, "mode": state.mode.value, "policy_lockdown": state.lockdown, "duress_users": forced}
+
+
+def duress_reaches_nobody(settings: Settings, duress_users: int) -> bool:
+    """A duress alarm is silent: the lock sends it only to signed webhooks (community security; never to apprise
+    or a siren) and, when the lock is linked, to the cloud, which tells the owner.  With duress users and
+    neither, a forced entry opens the door and alerts no one."""
+    silent = any(url.startswith("signed+") for url in settings.alert_urls)
+    return duress_users > 0 and not silent and not settings.link_broker
 
 
 def _backups(rt: Runtime) -> dict[str, Any]:
@@ -195,3 +207,7 @@ def _print(d: dict[str, Any]) -> None:
                         templates=_("INCLUDED (owner opted in)") if b["templates"] else _("not included"))))
     acc = d["access"]
     typer.echo(_row(_("access"), _("{users} users, mode {mode}").format(users=acc.get("users"), mode=acc.get("mode"))))
+    if acc.get("duress_reaches_nobody"):
+        typer.echo(_INDENT + _("WARNING: {n} duress users, but a duress alarm reaches nobody: it goes only to a "
+                               "signed webhook (alert_urls signed+https://…) or the cloud (link_broker)").format(
+            n=acc["duress_users"]))
