@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from limen import thresholds
-from limen.access.model import PermissionLevel, UserStatus
+from limen.access.attempt import Attempt, RfidEntry, Source
+from limen.access.model import CredentialType, PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
 from limen.audit.chain import canonical
 from limen.audit.keys import SigningKey, public_b64
@@ -562,3 +563,29 @@ def test_an_offline_code_secret_revoked_on_the_lock_stays_revoked_after_an_older
     assert restored.executed, restored
     assert next(c for c in lock.rt.access().credentials(lock.owner) if c.id == secret_id).revoked
     assert not lock.keypad(code) and lock.keypad(OWNER_PIN)  # refused still; the rest is back
+
+
+def test_a_card_or_offline_code_secret_removed_on_the_lock_stays_gone_after_an_older_backup(lock: Lock) -> None:
+    """Removed (deleted, not revoked) at the console: the row left no trace, so the backup made before brought the
+    card and the secret (with every code it issued) back, opening the door."""
+    store, at = lock.rt.access(), datetime.now(UTC)
+    card = store.add_credential("Max", CredentialType.RFID, lock.owner, at, secret="04A1B2C3")
+    _, old = lock.backups.make(datetime.now(UTC))
+    secret_id = next(c.id for c in store.credentials(lock.owner) if c.type is CredentialType.OFFLINE_CODE)
+    code = next(iter(lock.codes.values()))
+    assert lock_opens_for_card(lock, "04A1B2C3") and lock.keypad(code)
+    store.remove_credential(card.id, lock.owner, at)
+    store.remove_credential(secret_id, lock.owner, at)
+    assert not lock_opens_for_card(lock, "04A1B2C3") and not lock.keypad(code)
+    restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert restored.executed, restored
+    back = {c.id: c for c in lock.rt.access().credentials()}
+    assert back[card.id].revoked and back[secret_id].revoked
+    assert not lock_opens_for_card(lock, "04A1B2C3") and not lock.keypad(code)  # refused still
+    assert lock.users() == ["Max", "Olga"] and lock.keypad(OWNER_PIN) and lock.keypad(MAX_PIN)  # the rest is back
+
+
+def lock_opens_for_card(lock: Lock, uid: str) -> bool:
+    accepted = lock.rt.controller.attempt(Attempt((RfidEntry(uid),), Source.RFID_READER)).accepted
+    lock.rt.controller.lock()
+    return accepted

@@ -157,7 +157,8 @@ def _insert_credential(conn: sqlite3.Connection, user_id: str, ctype: Credential
 
 
 def remove_credential(ctx: AccessContext, cred_id: str, actor: str, at: datetime) -> None:
-    """Delete a credential; a removed PIN joins the user's PIN history (reuse is refused)."""
+    """Delete a credential; a removed PIN joins the user's PIN history (reuse is refused), and the credential's
+    id, person and creation time are remembered (no secret) so that a restore keeps it refused."""
     conn = ctx.conn
     with transaction(conn):
         row = conn.execute("SELECT * FROM access_credentials WHERE id = ?", (cred_id,)).fetchone()
@@ -168,6 +169,8 @@ def remove_credential(ctx: AccessContext, cred_id: str, actor: str, at: datetime
         check_actor(conn, actor, touching=touching)
         if row["cred_type"] == CredentialType.PIN.value:
             _retire_pin(conn, row["user_id"], bytes(row["secret"]), at)
+        conn.execute("INSERT OR REPLACE INTO access_credential_removals VALUES (?, ?, ?, ?, ?)",
+                     (cred_id, row["user_id"], row["created_at"], rows.iso(at), actor))
         conn.execute("DELETE FROM access_credentials WHERE id = ?", (cred_id,))
     ctx.emit(EventKind.CREDENTIAL_CHANGE, at, actor, row["user_id"], "credential removed",
              credential_id=cred_id, type=row["cred_type"])

@@ -21,7 +21,8 @@ from limen.db import insert_rows, table_rows
 BACKUP_TABLES: tuple[str, ...] = ("access_users", "access_credentials", "access_pin_history", "access_week_days",
                                   "access_year_days", "access_holidays", "access_lock", "access_code_uses",
                                   "access_code_revocations", "access_codes_issued")
-_LOCK_WIDE_CODES = ("access_holidays", "access_code_uses", "access_code_revocations", "access_codes_issued")
+_LOCK_WIDE_CODES = ("access_holidays", "access_code_uses", "access_code_revocations", "access_codes_issued",
+                    "access_credential_removals")
 _CREDENTIAL_FIELDS = ("id", "cred_type", "cred_index", "revoked", "backup", "valid_from", "valid_until", "max_uses",
                       "uses", "expire_after_s", "first_used_at", "offline_uses", "offline_max_uses", "created_at",
                       "created_by")
@@ -60,17 +61,18 @@ def revoked_code_ids(conn: sqlite3.Connection) -> frozenset[str]:
 class Retired:
     """What this lock refuses for good, for a restore to keep refusing it (`retired_credentials`)."""
 
-    credentials: frozenset[tuple[str, str, str]]  # revoked here: (credential id, user id, created at)
+    credentials: frozenset[tuple[str, str, str]]  # revoked or removed here: (credential id, user id, created at)
     pin_secrets: frozenset[bytes]  # PINs changed or removed here: the PIN history's stored secrets
 
 
 def retired_credentials(conn: sqlite3.Connection) -> Retired:
-    """The credentials revoked here, by id, person and creation time (not by stored secret: a restore seals an
-    offline-code secret again under a fresh nonce, and an old-format PIN is rewritten when first typed), and the
-    stored secrets of PINs changed or removed here (the PIN history's)."""
+    """The credentials revoked or removed here (`access_credential_removals`), by id, person and creation time
+    (not by stored secret: a restore seals an offline-code secret again under a fresh nonce, and an old-format PIN
+    is rewritten when first typed), and the stored secrets of PINs changed or removed here (the PIN history's)."""
+    revoked = conn.execute("SELECT id, user_id, created_at FROM access_credentials WHERE revoked = 1").fetchall()
+    removed = conn.execute("SELECT credential_id, user_id, created_at FROM access_credential_removals").fetchall()
     return Retired(
-        frozenset((str(r[0]), str(r[1]), str(r[2])) for r in
-                  conn.execute("SELECT id, user_id, created_at FROM access_credentials WHERE revoked = 1")),
+        frozenset((str(r[0]), str(r[1]), str(r[2])) for r in revoked + removed),
         frozenset(bytes(r[0]) for r in conn.execute("SELECT secret FROM access_pin_history")))
 
 
@@ -108,7 +110,8 @@ def records_held(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
 
 
 def forget_lock_wide_codes(conn: sqlite3.Connection) -> None:
-    """Delete holidays and every issued, used and revoked code (decommission; caller's transaction)."""
+    """Delete holidays, every issued, used and revoked code and the removed credentials' traces (decommission;
+    caller's transaction)."""
     for table in _LOCK_WIDE_CODES:
         conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
 

@@ -133,4 +133,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE access_credentials ADD COLUMN issued_token TEXT;
     ALTER TABLE access_codes_issued ADD COLUMN issued_token TEXT
     """,
+    # 5: credentials removed (deleted, not revoked) here, remembered by id, person and creation time (no secret,
+    # no FK: the row is gone) so that restoring an older backup never brings a removed card or offline-code
+    # secret back (`holdings.retired_credentials`).
+    """
+    CREATE TABLE access_credential_removals (
+        credential_id  TEXT NOT NULL,
+        user_id        TEXT NOT NULL,
+        created_at     TEXT NOT NULL,
+        removed_at     TEXT NOT NULL,
+        removed_by     TEXT NOT NULL,
+        PRIMARY KEY (credential_id, user_id, created_at)
+    )
+    """,
 ]
