@@ -8,8 +8,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from limen.capture import Capture, Frame
+from limen.cli import app as cli_app
+from limen.cli import serve as serve_cli
 from limen.service import lockservice, scratch
 from limen.service.lockservice import Upload
 
@@ -36,14 +39,31 @@ def test_a_face_video_is_decoded_from_ram(ram: Path, monkeypatch: pytest.MonkeyP
     assert path.parent.parent.stat().st_mode & 0o777 == 0o700  # the process's own directory
 
 
-def test_serve_spools_uploads_in_ram(ram: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+class _Server:
+    """Stands in for uvicorn's server: spools an upload as Starlette does while `limen serve` runs, then returns."""
+
+    spooled_in: Path | None = None
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def run(self) -> None:
+        with tempfile.SpooledTemporaryFile(max_size=1) as spooled:  # what Starlette does with a large upload
+            spooled.write(b"more than one byte")
+            spooled.rollover()
+            _Server.spooled_in = Path(f"/proc/self/fd/{spooled.fileno()}").resolve().parent
+
+
+def test_serve_spools_uploads_in_ram(ram: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `limen serve` itself: the spool lands in the process's private RAM directory only when serve made
+    it the temporary directory (`use_for_uploads`)."""
     monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)  # restored after the test
-    made = scratch.use_for_uploads()
-    assert made is not None and Path(tempfile.gettempdir()) == made and made.is_relative_to(ram)
-    with tempfile.SpooledTemporaryFile(max_size=1) as spooled:  # what Starlette does with a large upload
-        spooled.write(b"more than one byte")
-        spooled.rollover()
-        assert Path(f"/proc/self/fd/{spooled.fileno()}").resolve().is_relative_to(made)
+    monkeypatch.setattr(serve_cli.uvicorn, "Server", _Server)
+    _Server.spooled_in = None
+    result = CliRunner().invoke(cli_app, ["--data-dir", str(tmp_path / "data"), "serve", "--no-link"])
+    assert result.exit_code == 0, result.output
+    made = scratch.scratch_dir(ram)
+    assert made is not None and made.is_relative_to(ram) and _Server.spooled_in == made
 
 
 def test_no_ram_disk_falls_back_to_the_default(tmp_path: Path) -> None:
