@@ -10,6 +10,7 @@ CODE_CHANGE (never the secret).
 from __future__ import annotations
 
 import hmac
+import re
 import sqlite3
 from datetime import datetime
 from typing import Any
@@ -119,11 +120,19 @@ def list_codes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
+# A code's id as `offline._code_id` makes it: kind, start hour (day for a period quota), the code's body tail.
+_CODE_ID = re.compile(r"single_use:[0-9]{1,9}:[0-9]{2}|(?:limited|period_quota):[0-9]{1,9}:[0-9]{5}")
+
+
 def revoke_code(ctx: AccessContext, code_or_id: str, actor: str, at: datetime) -> str:
-    """Add a code (typed digits or its id) to the revocation list; effective on the next attempt."""
+    """Add a code (typed digits or its id) to the revocation list; effective on the next attempt.
+
+    An id need not have been issued here (the owner's app issues codes offline too), but it must be well formed
+    (`single_use:…`, `limited:…`, `period_quota:…`): anything else is refused, never recorded as a revocation
+    that matches no code."""
     conn = ctx.conn
     code_id = code_or_id
-    if code_or_id.isdigit():
+    if code_or_id.isascii() and code_or_id.isdigit():  # a code's digits (other scripts' digits are no code)
         digest = code_digest(ctx.pepper, code_or_id)
         matches = [r["code_id"] for r in conn.execute("SELECT code_id, code FROM access_codes_issued")
                    if hmac.compare_digest(str(r["code"]).encode(), digest.encode())]
@@ -132,6 +141,9 @@ def revoke_code(ctx: AccessContext, code_or_id: str, actor: str, at: datetime) -
         code_id = matches[0]
     with transaction(conn):
         check_actor(conn, actor)
+        if _CODE_ID.fullmatch(code_id) is None:
+            raise BadRequest("code", "neither a code's digits (without the star) nor a code id (e.g. "
+                                     "limited:498930:00240, as limen codes list shows)")
         conn.execute("INSERT OR IGNORE INTO access_code_revocations VALUES (?, ?, ?)",
                      (code_id, rows.iso(at), actor))
     ctx.emit(EventKind.CODE_CHANGE, at, actor, None, "offline code revoked", code_id=code_id)
