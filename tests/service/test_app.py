@@ -6,11 +6,14 @@ tests use the keypad and codes so they run in a few seconds.
 
 from __future__ import annotations
 
+import errno
 import re
 import sqlite3
+import tempfile
 import threading
 import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -375,3 +378,30 @@ def test_a_bad_video_is_refused_without_showing_server_paths(client: TestClient,
                     files=[("files", ("holiday.mp4", b"\x00" * 4096, "video/mp4"))])
     assert r.status_code == 400 and r.json()["reason"].startswith("holiday.mp4:")
     assert "limen-upload" not in r.text and "/tmp" not in r.text
+
+
+def test_a_full_ram_disk_answers_503_no_room_not_500(client: TestClient, owner: Owner,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """/dev/shm is small (Docker's 64 MB, a small Pi): an upload the lock writes there, or one Starlette spools
+    there (over 1 MB), failed with ENOSPC as a bare 500 (or FastAPI's 400 'error parsing the body')."""
+    write_bytes = Path.write_bytes
+
+    def full(path: Path, data: bytes) -> int:
+        if "limen-upload-" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return write_bytes(path, data)
+
+    def over_quota(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    owner.step_up()  # enrolling a face needs it
+    monkeypatch.setattr(Path, "write_bytes", full)
+    r = client.post("/api/users/enrol", headers=owner.api(),
+                    data={"name": "Bob", "purpose": "door", "retention_days": "30", "consent": "true"},
+                    files=[("files", ("door.mp4", b"\x00" * 4096, "video/mp4"))])
+    assert r.status_code == 503 and r.json()["error"] == "no_room", r.text
+    assert r.json()["reason"].startswith("no room to decode the upload;") and "/dev/shm" in r.json()["reason"]
+    monkeypatch.setattr(tempfile, "TemporaryFile", over_quota)  # Starlette spools an upload over 1 MB
+    frame = b"\xff\xd8" + b"\0" * (3 * T.SERVICE_MAX_FRAME_BYTES // 4)
+    r = client.post("/api/kiosk/unlock", files=[("frames", ("big.jpg", frame, "image/jpeg"))])
+    assert r.status_code == 503 and r.json()["reason"].startswith("no room to decode the upload;"), r.text

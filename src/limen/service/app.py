@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -53,6 +54,22 @@ _STATUS: tuple[tuple[type[E.LimenError], int, str], ...] = (
 )
 _UNAVAILABLE = "the lock's storage is unavailable; the owner should check the device"
 _MISCONFIGURED = "the lock is not configured correctly; the owner should check the service log"
+_NO_ROOM = ("no room to decode the upload; the lock's scratch space in RAM (/dev/shm) is full: send fewer or "
+            "smaller files, or the owner can give /dev/shm more room (docs/service.md)")
+_NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def no_room(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is a full (or over-quota) file system: an upload written to
+    the RAM scratch directory (`service.scratch`), by the lock or by Starlette spooling a large upload."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in _NO_ROOM_ERRNOS:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, door: LockActuator | None = None,
@@ -164,6 +181,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if no_room(exc):  # FastAPI answers any failure to parse a form 400, a full /dev/shm among them
+            return await room_error(request, exc)
         codes = {401: "unauthorised", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                  413: "too_large", 429: "rate_limited"}
         reason = exc.detail if isinstance(exc.detail, str) else "request refused"
@@ -184,7 +203,22 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def login_required(request: Request, exc: Exception) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
+    async def room_error(request: Request, exc: Exception) -> Response:
+        if not request.headers.get("content-type", "").startswith("multipart/"):  # no upload: the data's disk
+            log.error("file system full on %s (%s)", request.url.path, type(exc).__name__)
+            return error_response(request, 503, "unavailable", _UNAVAILABLE)
+        log.warning("no room to decode an upload on %s (%s): /dev/shm is full", request.url.path,
+                    type(exc).__name__)
+        return error_response(request, 503, "no_room", _NO_ROOM)
+
+    async def os_error(request: Request, exc: Exception) -> Response:
+        if no_room(exc):
+            return await room_error(request, exc)
+        return await unexpected(request, exc)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if no_room(exc):
+            return await room_error(request, exc)
         log.exception("unexpected error on %s", request.url.path)
         return error_response(request, 500, "internal", "internal error; the owner can find it in the service log")
 
@@ -193,6 +227,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(FaceBusy, face_busy)
+    app.add_exception_handler(OSError, os_error)  # ENOSPC/EDQUOT: 503 no room; any other: as unexpected
     app.add_exception_handler(Exception, unexpected)
 
 
