@@ -62,8 +62,29 @@ def test_serve_spools_uploads_in_ram(ram: Path, tmp_path: Path, monkeypatch: pyt
     _Server.spooled_in = None
     result = CliRunner().invoke(cli_app, ["--data-dir", str(tmp_path / "data"), "serve", "--no-link"])
     assert result.exit_code == 0, result.output
-    made = scratch.scratch_dir(ram)
-    assert made is not None and made.is_relative_to(ram) and _Server.spooled_in == made
+    made = _Server.spooled_in
+    assert made is not None and made.is_relative_to(ram) and made.name.startswith("limen-")
+    assert not made.exists() and tempfile.gettempdir() != str(made)  # removed when the service stopped
+
+
+def test_release_removes_only_the_process_s_own_directory(tmp_path: Path) -> None:
+    """Links inside are removed, never followed; a directory replaced by a link is left alone (and its target)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"not ours")
+    made = scratch.scratch_dir(tmp_path)
+    assert made is not None
+    (made / "link").symlink_to(outside, target_is_directory=True)
+    (made / "left-over.mp4").write_bytes(b"an interrupted upload")
+    assert scratch.release(tmp_path) and not made.exists()
+    assert (outside / "keep").read_bytes() == b"not ours"
+    assert not scratch.release(tmp_path)  # nothing made any more
+    swapped = scratch.scratch_dir(tmp_path)
+    assert swapped is not None and swapped != made
+    swapped.rmdir()
+    swapped.symlink_to(outside, target_is_directory=True)  # no longer our own directory
+    assert not scratch.release(tmp_path)
+    assert swapped.is_symlink() and (outside / "keep").read_bytes() == b"not ours"
 
 
 def test_no_ram_disk_falls_back_to_the_default(tmp_path: Path) -> None:

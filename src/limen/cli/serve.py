@@ -46,14 +46,18 @@ def serve(
         except OSError as exc:
             raise typer.BadParameter(f"cannot append to {trace_file}: {exc.strerror}", param_hint="--trace") from exc
     from limen.service import close_app, create_app
-    from limen.service.scratch import use_for_uploads
+    from limen.service.scratch import release, use_for_uploads
 
     use_for_uploads()  # uploads being decoded (face video) stay in RAM, never on the lock's storage
 
     settings = STATE.settings
     if host is not None or port is not None:
         settings = settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except BaseException:
+        release()
+        raise
     ctx = app.state.ctx
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(_("Limen lock service on {base}  (door screen: {base}/kiosk, owner console: {base}/owner)").format(
@@ -64,6 +68,7 @@ def serve(
         except BaseException:  # e.g. refused on a lock paired with a real module: close what create_app opened
             close_app(app)
             trace.set_sink(trace.NullSink()).close()
+            release()
             raise
         typer.echo(_("SIMULATED fingerprint sensor (R30x protocol) on {port}: lay fingerprint images on it from "
                      "{base}/kiosk/finger").format(port=simulator.port, base=base))
@@ -89,6 +94,7 @@ def serve(
         close_app(app)
         app.state.fingers.close()  # the simulated sensor, if any
         trace.set_sink(trace.NullSink()).close()
+        release()  # the private RAM directory of uploads: one left behind per start otherwise
 
 
 def _start_link(ctx: ServiceContext) -> LinkLoop | None:

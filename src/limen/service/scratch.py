@@ -5,12 +5,13 @@ videos from files), and Starlette spools every upload over 1 MB to a temporary f
 lock's SD card, a deleted temporary file stays readable in unallocated blocks: raw face video, which the vault
 exists never to keep.  `scratch_dir()` is a private (0700, random name) directory under `/dev/shm` when the
 machine has one (None otherwise: the system's default); `limen serve` makes it the process's temporary directory
-(`use_for_uploads`), so Starlette's spooled uploads go there too.
+(`use_for_uploads`), so Starlette's spooled uploads go there too, and removes it when it stops (`release`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -44,6 +45,27 @@ def use_for_uploads(ram: Path = RAM) -> Path | None:
     if path is not None:
         tempfile.tempdir = str(path)
     return path
+
+
+def release(ram: Path = RAM) -> bool:
+    """Remove this process's RAM directory (and whatever an interrupted upload left in it); True when removed.
+
+    Only the directory `scratch_dir` made, and only while it is still ours (`_private`: a directory, not a link);
+    links inside are removed, never followed (`shutil.rmtree`'s fd-based walk).  The process's temporary directory
+    goes back to the system's default when it pointed there."""
+    with _lock:
+        made = _made.pop(ram, None)
+        if made is None:
+            return False
+        if tempfile.tempdir == str(made):
+            tempfile.tempdir = None
+        if not _private(made):
+            return False
+        try:
+            shutil.rmtree(made)
+        except OSError:
+            return False
+        return True
 
 
 def _private(path: Path) -> bool:
