@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from limen import thresholds
+from limen.access import pins, rows
 from limen.access.attempt import Attempt, RfidEntry, Source
 from limen.access.model import CredentialType, PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
@@ -589,3 +590,23 @@ def lock_opens_for_card(lock: Lock, uid: str) -> bool:
     accepted = lock.rt.controller.attempt(Attempt((RfidEntry(uid),), Source.RFID_READER)).accepted
     lock.rt.controller.lock()
     return accepted
+
+
+def test_an_old_format_pin_changed_on_the_lock_is_not_resurrected_by_an_older_backup(lock: Lock) -> None:
+    """An old-format PIN hash (lock-wide salt) is rewritten when the PIN is typed, so the PIN history holds the new
+    hash while the backup made before holds the old one: a changed PIN matched by its stored secret alone came back."""
+    store, at = lock.rt.access(), datetime.now(UTC)
+    max_id = store.user("Max").user_id
+    conn = store.conn
+    legacy = pins.hash_pin(MAX_PIN, rows.lock_salt(conn))
+    conn.execute("UPDATE access_credentials SET secret = ? WHERE user_id = ? AND cred_type = 'pin'", (legacy, max_id))
+    _, old = lock.backups.make(datetime.now(UTC))
+    assert lock.keypad(MAX_PIN)  # typed: the hash is rewritten in the new format
+    assert not pins.needs_upgrade(bytes(conn.execute("SELECT secret FROM access_credentials WHERE user_id = ? AND "
+                                                     "cred_type = 'pin'", (max_id,)).fetchone()[0]))
+    store.change_pin("Max", "864213", lock.owner, at)  # it leaked
+    assert not lock.keypad(MAX_PIN)
+    restored = lock.send(restore_command(lock, old, from_lock="front-door", phone_x=lock.phone_x))
+    assert restored.executed, restored
+    assert not lock.keypad(MAX_PIN)  # refused still
+    assert lock.users() == ["Max", "Olga"] and lock.keypad(OWNER_PIN)  # the rest is back

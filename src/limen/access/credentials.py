@@ -169,9 +169,7 @@ def remove_credential(ctx: AccessContext, cred_id: str, actor: str, at: datetime
         check_actor(conn, actor, touching=touching)
         if row["cred_type"] == CredentialType.PIN.value:
             _retire_pin(conn, row["user_id"], bytes(row["secret"]), at)
-        conn.execute("INSERT OR REPLACE INTO access_credential_removals VALUES (?, ?, ?, ?, ?)",
-                     (cred_id, row["user_id"], row["created_at"], rows.iso(at), actor))
-        conn.execute("DELETE FROM access_credentials WHERE id = ?", (cred_id,))
+        _delete_remembered(conn, row, actor, at)
     ctx.emit(EventKind.CREDENTIAL_CHANGE, at, actor, row["user_id"], "credential removed",
              credential_id=cred_id, type=row["cred_type"])
 
@@ -195,11 +193,11 @@ def change_pin(ctx: AccessContext, ref: str, new_pin: str, actor: str, at: datet
     with transaction(conn):
         user = find_user(conn, ref)
         check_actor(conn, actor, touching=user.permission if user.user_id != actor else None)
-        old = conn.execute("SELECT id, secret FROM access_credentials WHERE user_id = ? AND cred_type = 'pin'",
-                           (user.user_id,)).fetchall()
+        old = conn.execute("SELECT id, user_id, created_at, secret FROM access_credentials WHERE user_id = ? "
+                           "AND cred_type = 'pin'", (user.user_id,)).fetchall()
         for row in old:
             _retire_pin(conn, user.user_id, bytes(row["secret"]), at)
-            conn.execute("DELETE FROM access_credentials WHERE id = ?", (row["id"],))
+            _delete_remembered(conn, row, actor, at)  # an old-format hash in a backup is not the history's
         cred_id = insert_pin(ctx, user.user_id, new_pin, actor, at)
     ctx.emit(EventKind.CREDENTIAL_CHANGE, at, actor, user.user_id, "PIN changed", credential_id=cred_id)
     return next(c for c in list_credentials(conn, user.user_id) if c.id == cred_id)
@@ -209,6 +207,14 @@ def replace_pins(ctx: AccessContext, user_id: str, pin: str, actor: str, at: dat
     """Drop the user's PINs without history and store `pin` (caller's transaction; the first owner's claim)."""
     ctx.conn.execute("DELETE FROM access_credentials WHERE user_id = ? AND cred_type = 'pin'", (user_id,))
     return insert_pin(ctx, user_id, pin, actor, at)
+
+
+def _delete_remembered(conn: sqlite3.Connection, row: sqlite3.Row, actor: str, at: datetime) -> None:
+    """Delete a credential, remembering its id, person and creation time (no secret) in
+    `access_credential_removals`, so that restoring an older backup keeps it refused (`holdings.revoke_retired`)."""
+    conn.execute("INSERT OR REPLACE INTO access_credential_removals VALUES (?, ?, ?, ?, ?)",
+                 (row["id"], row["user_id"], row["created_at"], rows.iso(at), actor))
+    conn.execute("DELETE FROM access_credentials WHERE id = ?", (row["id"],))
 
 
 def _retire_pin(conn: sqlite3.Connection, user_id: str, secret: bytes, at: datetime) -> None:
