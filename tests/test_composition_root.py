@@ -40,6 +40,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/audit", "export"): "evidence exportable without the vault",
     ("cli/audit", "checkpoint"): "signing the head needs only the audit key",
     ("cli/audit", "recover"): "a corrupt audit.db cannot be opened by the runtime: this replaces it",
+    ("cli/audit", "_incidents_accounted"): "the store `recover` replaces: which tamper incidents it accounts for",
     ("cli/alerts", "test"): "alarm channels must work when the vault does not (its failure is an alarm)",
     ("cli/alerts", "list_"): "the outbox, readable when the vault is not",
     ("cli/alerts", "deliver"): "alarm delivery without the vault",

@@ -338,3 +338,57 @@ def test_a_recovered_audit_store_after_a_tamper_verifies_and_names_the_tamper(se
             assert first["reason"] == "audit_store_replaced" and report.incident in first["data"]["tamper_incidents"]
         finally:
             rt.close()
+
+
+def test_a_recover_does_not_launder_a_trail_deleted_after_a_tamper(settings: Settings) -> None:
+    """The trail and its witness deleted after a tamper's erase, an empty store made and `limen audit recover
+    --force` run before any start: the new chain named every incident limen.db knew as carried, so the lost
+    TAMPER record was never chained nor alarmed (review).  Only what the old store accounted for is carried."""
+    from typer.testing import CliRunner
+
+    from limen.audit import EventKind, audit_db_path, open_audit
+    from limen.audit.witness import TRUNCATION_REASON
+    from limen.cli import app
+    from limen.cli.common import STATE
+    from limen.runtime import open_runtime
+    from limen.tamper.signals import SourceKind, TamperSignal
+
+    rt = open_runtime(settings)
+    try:
+        rt.controller  # noqa: B018
+        assert rt.monitor is not None
+        report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
+        assert report.complete
+    finally:
+        rt.close()
+    trail = audit_db_path(settings)
+    for part in [trail.with_name(trail.name + s) for s in ("", "-wal", "-shm")] + list(
+            settings.keys_dir.glob("audit.witness*")):
+        part.unlink(missing_ok=True)
+    open_audit(settings).close()  # an empty store, as any command that opens the trail makes
+    STATE._settings = None
+    try:
+        result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "audit", "recover", "--force"])
+    finally:
+        STATE._settings = None
+    assert result.exit_code == 0, result.output
+    rt = open_runtime(settings)
+    try:
+        lost = [r for r in rt.audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON]
+        assert [r["subject"] for r in lost] == [f"lost:{report.incident}"]
+        first = next(iter(rt.audit.records(0, (EventKind.SYSTEM.value,))))
+        assert first["reason"] == "audit_store_replaced" and "tamper_incidents" not in first["data"]
+    finally:
+        rt.close()
+    STATE._settings = None  # the loss reported, the owner's next recover carries it: a chain that verifies again
+    try:
+        result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "audit", "recover", "--force"])
+    finally:
+        STATE._settings = None
+    assert result.exit_code == 0, result.output
+    rt = open_runtime(settings)
+    try:
+        assert not [r for r in rt.audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON]
+        rt.audit.verify()
+    finally:
+        rt.close()

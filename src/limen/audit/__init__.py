@@ -51,7 +51,8 @@ __all__ = [
     "AnomalyConfig", "AnomalyDetector", "AuditLog", "AuditSink", "AuditTruncated", "ChainSummary", "Channel",
     "DeliveryResult", "Dispatcher", "Event", "EventKind", "ExportSummary", "Finding", "MemoryAuditSink", "Monitor",
     "Rule", "Severity", "attach_witness", "attempt_event", "audit_db_path", "open_audit", "open_dispatcher",
-    "quarantine_store", "raise_alarm", "record_lost", "witness_file", "verify_export", "verify_webhook_signature",
+    "quarantine_store", "raise_alarm", "record_lost", "reported_lost", "witness_file", "verify_export",
+    "verify_webhook_signature",
 ]
 
 _OPEN: dict[Path, AuditLog] = {}
@@ -165,16 +166,25 @@ def record_lost(audit: AuditLog, lost: list[tuple[str, int]], what: str) -> int:
     fails from then on.  Return how many were new."""
     if not lost:
         return 0
-    alarmed = {r["subject"] for r in audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON}
-    new = [(ref, index) for ref, index in lost if f"lost:{ref}" not in alarmed]
+    alarmed = reported_lost(audit)
+    new = [(ref, index) for ref, index in lost if ref not in alarmed]
     last = audit.tail(1)
     records = int(last[0]["index"]) + 1 if last else 0
     for ref, index in new:
         raise_alarm(audit, Rule.AUDIT_TRUNCATED, Severity.CRITICAL,
                     f"audit log truncated: {what} {ref[:12]} was chained as record {index}, which the log no "
-                    f"longer holds ({records} records found at start)", subject=f"lost:{ref}",
+                    f"longer holds ({records} records found at start)", subject=_LOST + ref,
                     data={"witness": what, "witnessed": index + 1, "records": records})
     return len(new)
+
+
+def reported_lost(audit: AuditLog) -> frozenset[str]:
+    """The references `record_lost` has chained (and alarmed) as lost on this trail."""
+    return frozenset(str(r["subject"])[len(_LOST):] for r in audit.records(0, (EventKind.ALARM.value,))
+                     if r["reason"] == TRUNCATION_REASON and str(r["subject"] or "").startswith(_LOST))
+
+
+_LOST = "lost:"  # the subject prefix of `record_lost`'s alarms
 
 
 def _record_truncation(audit: AuditLog, problems: list[Mismatch], witness: Witness) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from limen.cli.common import STATE, output
 from limen.cli.common import gettext as _
+
+if TYPE_CHECKING:
+    from limen.config import Settings
 
 audit_app = typer.Typer(help="The tamper-evident audit trail: tail, verify, export.", no_args_is_help=True)
 
@@ -175,9 +178,10 @@ def recover(force: Annotated[bool, typer.Option("--force", help="Even if the sto
 
     carried: dict[str, Any] = {}
     if STATE.settings.db_path.exists():  # the tamper responses the old chain held: named in the new one's first
+        accounted = _incidents_accounted(STATE.settings)
         conn = open_db(STATE.settings.db_path)
         try:
-            carried = carried_over(conn)
+            carried = carried_over(conn, accounted)
         finally:
             conn.close()
     try:
@@ -192,3 +196,21 @@ def recover(force: Annotated[bool, typer.Option("--force", help="Even if the sto
         finally:
             store.close()
     output({"preserved": str(kept)}, f"preserved the old store as {kept}; a new chain records the replacement")
+
+
+def _incidents_accounted(settings: Settings) -> frozenset[str]:
+    """The tamper incidents the audit store being replaced accounts for: its TAMPER records, and those whose loss
+    it already chained (`audit.record_lost`); none when there is no store or it cannot be read."""
+    import sqlite3
+
+    from limen.audit import EventKind, audit_db_path, open_audit, reported_lost
+    from limen.errors import LimenError
+
+    if not audit_db_path(settings).exists():
+        return frozenset()
+    try:
+        old = open_audit(settings)  # left open: `quarantine_store` closes it before moving the file aside
+        held = {str(r.data.get("incident")) for r in old.find(EventKind.TAMPER)}
+        return frozenset(held) | reported_lost(old)
+    except (LimenError, sqlite3.DatabaseError, OSError):
+        return frozenset()

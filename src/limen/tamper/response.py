@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -316,12 +316,16 @@ def evidence_missing(conn: sqlite3.Connection, audit: AuditSink) -> list[tuple[s
 CARRIED_INCIDENTS = "tamper_incidents"
 
 
-def carried_over(conn: sqlite3.Connection) -> dict[str, Any]:
+def carried_over(conn: sqlite3.Connection, accounted: Collection[str]) -> dict[str, Any]:
     """What a replaced audit store held of the tamper responses (`limen audit recover`): their incident ids, for
     the new chain's first record.  The tamper stays on the record (the old store is kept aside as evidence), and
-    its absence from the new chain is no truncation at every later start."""
+    its absence from the new chain is no truncation at every later start.
+
+    Only the incidents `accounted` for by the old store (its TAMPER record, or its loss already chained there by
+    `audit.record_lost`): one whose record was gone unreported (the trail deleted after the erase) is not carried,
+    so the next start still chains and alarms its loss — a recover never launders a truncation."""
     ids = [str(r[0]) for r in conn.execute("SELECT id FROM tamper_incidents WHERE audit_index IS NOT NULL "
-                                           "ORDER BY detected_at")]
+                                           "ORDER BY detected_at") if str(r[0]) in accounted]
     return {CARRIED_INCIDENTS: ids} if ids else {}
 
 
