@@ -5,6 +5,7 @@ the owner changes channels, and the egress guard still checks the connections a 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -17,7 +18,7 @@ from limen_cloud import notify
 from limen_cloud.api import create_app
 from limen_cloud.db import sessions
 from limen_cloud.models import Alarm, Owner
-from limen_cloud.notify import AlarmNotifier, _Pending, compose, id_ranges
+from limen_cloud.notify import AlarmNotifier, _Outcome, _Pending, compose, id_ranges
 from tests.audit.conftest import Receiver
 
 from .test_api import PASSWORD, connected, login
@@ -188,3 +189,53 @@ def test_the_old_chain_of_a_replaced_lock_still_sending_is_a_critical_alarm() ->
     assert compose([_Pending(2, "a", "Front", "lock_replaced", "marked", at)])[2] == "warning"
     # a refused replacement statement (forged, replayed, stale): someone tried to reset the evidence head
     assert compose([_Pending(3, "a", "Front", "lock_replace_refused", "refused", at)])[2] == "critical"
+
+
+def test_an_apprise_outcome_not_written_leaves_its_alarm_due_and_it_is_sent_again(
+        engine: Engine, receivers: tuple[Receiver, Receiver], monkeypatch: pytest.MonkeyPatch) -> None:
+    rx, _ = receivers
+    client = TestClient(create_app(engine, open_signup=True, webhook_allow=LOOPBACK))
+    owner(client, engine, "olga@example.org", "front", [f"json://127.0.0.1:{rx.port}/"])
+    notifier = AlarmNotifier(engine, LOOPBACK, coalesce_s=0, retry_s=0.3)
+    write = notifier._mark_apprise
+
+    def away(batch: list[_Outcome]) -> None:
+        raise OSError("database away")
+
+    monkeypatch.setattr(notifier, "_mark_apprise", away)
+    ids = raise_alarms(engine, "front")
+    assert notifier.deliver_pending() == 1 and rx.wait_for(1)  # the phone got it …
+    assert delivered(engine, ids) == [False]  # … but it is not recorded: still due
+    assert notifier.deliver_pending() == 0  # the owner waits retry_s (no resend at every pass)
+    monkeypatch.setattr(notifier, "_mark_apprise", write)
+    time.sleep(0.35)
+    assert notifier.deliver_pending() == 1 and rx.wait_for(2)  # sent again: at least once
+    assert delivered(engine, ids) == [True]
+    notifier.stop()
+
+
+def test_an_owner_is_not_served_again_until_its_apprise_outcome_is_written(
+        engine: Engine, receivers: tuple[Receiver, Receiver], monkeypatch: pytest.MonkeyPatch) -> None:
+    rx, _ = receivers
+    client = TestClient(create_app(engine, open_signup=True, webhook_allow=LOOPBACK))
+    owner(client, engine, "olga@example.org", "front", [f"json://127.0.0.1:{rx.port}/"])
+    notifier = AlarmNotifier(engine, LOOPBACK, coalesce_s=0)
+    write, go = notifier._mark_apprise, threading.Event()
+
+    def held(batch: list[_Outcome]) -> None:
+        assert go.wait(5)
+        write(batch)
+
+    monkeypatch.setattr(notifier, "_mark_apprise", held)
+    first = raise_alarms(engine, "front")
+    assert notifier.deliver_pending(wait=False) == 1 and rx.wait_for(1)
+    assert eventually(lambda: notifier._writing)  # sent; its outcome is being written
+    second = raise_alarms(engine, "front")
+    assert notifier.deliver_pending(wait=False) == 0  # not served twice at once: the first is still unrecorded
+    time.sleep(0.2)
+    assert len(rx.received) == 1 and delivered(engine, first + second) == [False, False]
+    go.set()
+    assert eventually(lambda: delivered(engine, first) == [True])
+    assert eventually(lambda: notifier.deliver_pending() == 1) and rx.wait_for(2)
+    assert delivered(engine, first + second) == [True, True]
+    notifier.stop()
