@@ -163,3 +163,4 @@ def test_status_warns_when_a_duress_alarm_would_reach_nobody(tmp_path: Path) -> 
     assert not duress_reaches_nobody(base.model_copy(update={"alert_urls": ["signed+https://sec.example/h"]}), 1)
     assert not duress_reaches_nobody(base.model_copy(update={"link_broker": "cloud.example:8883"}), 1)
     assert not duress_reaches_nobody(base, 0)
+    assert duress_reaches_nobody(base.model_copy(update={"alert_urls": ["signed+"]}), 1)   # not a webhook at all

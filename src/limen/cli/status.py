@@ -143,7 +143,7 @@ def duress_reaches_nobody(settings: Settings, duress_users: int) -> bool:
     """A duress alarm is silent: the lock sends it only to signed webhooks (community security; never to apprise
     or a siren) and, when the lock is linked, to the cloud, which tells the owner.  With duress users and
     neither, a forced entry opens the door and alerts no one."""
-    silent = any(url.startswith("signed+") for url in settings.alert_urls)
+    silent = any(url.startswith(("signed+https://", "signed+http://")) for url in settings.alert_urls)
     return duress_users > 0 and not silent and not settings.link_broker
 
 

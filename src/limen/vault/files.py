@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -10,13 +11,19 @@ from limen.fsio import fsync_dir
 
 
 def shred(path: Path, sync_dir: bool = True) -> None:
-    """Overwrite `path` with zeros in place, fsync, unlink (then fsync the dir); no error if absent.
+    """Overwrite `path` with zeros in place, fsync, unlink (then fsync the dir); no error if absent; a symbolic
+    link is unlinked without touching what it points to.
 
     With `sync_dir=False` a power cut may bring back the name, but only over zeros.
     """
     try:
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)  # a link planted in its place: removed, never followed
     except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        path.unlink(missing_ok=True)
         return
     try:
         size = os.fstat(fd).st_size

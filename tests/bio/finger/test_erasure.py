@@ -106,3 +106,26 @@ def test_removed_and_replaced_fingers_leave_zeros_not_sealed_records(settings: S
         assert refs.fingers(uid) == [7]
     finally:
         rt.close()
+
+
+def test_a_link_planted_as_a_reference_is_never_followed(settings: Settings, fvc_db1: Path, tmp_path: Path) -> None:
+    uid = _enrol(settings, fvc_db1, datetime.now(UTC), 365)
+    folder = references_folder(settings.data_dir)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"not the lock's")
+    (folder / f"{uid}.7.fmr").unlink()
+    (folder / f"{uid}.7.fmr").symlink_to(victim)     # someone with write access to the folder plants a link
+    rt = open_runtime(settings)
+    try:
+        refs = open_references(rt.conn, settings.data_dir)
+        templates = [extract_file(fvc_db1 / f"101_{i}.tif") for i in (4, 5)]
+        enrolment.enrol(rt.conn, refs, rt.audit, uid, templates, people.Consent("door", 365), "owner",
+                        datetime.now(UTC), finger=7, replace=True)     # replaced: the link, not its target
+        assert not (folder / f"{uid}.7.fmr").is_symlink()
+        assert victim.read_bytes() == b"not the lock's"
+        (folder / f"{uid}.fmr").unlink()
+        (folder / f"{uid}.fmr").symlink_to(victim)
+        refs.delete(uid)                                   # erased: the link removed, its target untouched
+        assert victim.read_bytes() == b"not the lock's" and not (folder / f"{uid}.fmr").is_symlink()
+    finally:
+        rt.close()

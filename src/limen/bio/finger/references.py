@@ -39,6 +39,7 @@ tamper response's memory scrub, where the runtime registers it) zeroes the prepa
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -101,8 +102,12 @@ def _replace_wiping(path: Path, data: bytes) -> None:
     before the rename: a re-enrolled finger's earlier sealed records do not stay readable in free blocks (a
     rename alone frees them as they are; the flash's own remapping is beyond any file system call)."""
     try:
-        old: int | None = os.open(path, os.O_WRONLY)
+        old: int | None = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)   # a planted link is replaced, not followed
     except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
         old = None
     try:
         atomic_write(path, data)
