@@ -86,3 +86,16 @@ def test_secure_delete_is_on_even_where_sqlite_defaults_it_off(tmp_path: Path, m
             assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
     finally:
         rt.close()
+
+
+def test_delete_me_drops_the_traces_of_the_persons_removed_credentials(lock: Lock) -> None:
+    at = datetime.now(UTC)
+    access = lock.rt.access()
+    user_id = access.add_user(NAME, lock.owner, at, pin="1357924").user_id
+    access.change_pin(user_id, "2468013", lock.owner, at)       # the old PIN row is remembered as removed
+    traces = "SELECT COUNT(*) FROM access_credential_removals WHERE user_id = ?"
+    assert lock.rt.conn.execute(traces, (user_id,)).fetchone()[0] >= 1
+    assert lock.link.eraser is not None
+    receipt = lock.link.eraser.erase_person(user_id, lock.owner, at)
+    assert receipt["credential_removals"] >= 1                  # counted in the erasure receipt …
+    assert lock.rt.conn.execute(traces, (user_id,)).fetchone()[0] == 0   # … and gone

@@ -104,9 +104,16 @@ def count_credentials(conn: sqlite3.Connection, cred_type: CredentialType | None
 def records_held(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
     """How many access records the lock holds of a person (for an erasure receipt), by kind."""
     tables = {"credentials": "access_credentials", "schedules_week_day": "access_week_days",
-              "schedules_year_day": "access_year_days", "pin_history": "access_pin_history"}
+              "schedules_year_day": "access_year_days", "pin_history": "access_pin_history",
+              "credential_removals": "access_credential_removals"}
     return {name: int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?",  # noqa: S608 - fixed names
                                    (user_id,)).fetchone()[0]) for name, table in tables.items()}
+
+
+def forget_removal_traces(conn: sqlite3.Connection, user_id: str) -> int:
+    """Delete the traces of a person's removed credentials (an erasure: the restore needs none of them, the
+    backup's "erased" revocation drops the whole person); caller's transaction.  How many went."""
+    return conn.execute("DELETE FROM access_credential_removals WHERE user_id = ?", (user_id,)).rowcount
 
 
 def forget_lock_wide_codes(conn: sqlite3.Connection) -> None:

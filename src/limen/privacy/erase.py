@@ -72,6 +72,7 @@ class LockEraser:
         with transaction(self.conn):  # one transaction across the packages: each writes its own tables
             erased |= holdings.records_held(self.conn, user_id) | people.records_held(self.conn, user_id)
             erased["person"] = people.remove(self.conn, user_id)  # its access rows, consents, enrolments cascade
+            holdings.forget_removal_traces(self.conn, user_id)  # (counted above as credential_removals)
             erased["paired_devices"] = forget_devices(self.conn, user_id)
             self.backups.note_revocation("erased", user_id, at)
         erased["local_backups"] = self.backups.delete_local()
