@@ -190,6 +190,10 @@ def test_offline_codes_issue_use_replay_revoke(store: AccessStore, owner_id: str
     listed = {c["code_id"]: c for c in store.list_codes()}
     assert listed[grant.code_id]["uses"] == 1 and listed[other.code_id]["revoked"]
     assert store.sync_revocations(["limited:1:00010", other.code_id], owner_id, T0) == 1
+    with pytest.raises(BadRequest, match="entry 1 is not a code id"):          # a typo refuses the whole list
+        store.sync_revocations(["limited:1:00011", "*" + code + "#"], owner_id, T0)
+    assert "limited:1:00011" not in {r[0] for r in store._ctx.conn.execute(  # noqa: SLF001 - nothing merged
+        "SELECT code_id FROM access_code_revocations")}
 
 
 def test_members_cannot_issue_codes(store: AccessStore, owner_id: str) -> None:

@@ -151,7 +151,13 @@ def revoke_code(ctx: AccessContext, code_or_id: str, actor: str, at: datetime) -
 
 
 def sync_revocations(ctx: AccessContext, code_ids: list[str], actor: str, at: datetime) -> int:
-    """Merge a synchronised revocation list (from the owner's app or cloud); returns how many were new."""
+    """Merge a synchronised revocation list (from the owner's app or cloud); returns how many were new.  A list
+    with an entry that is not a well-formed code id is refused whole (nothing merged): a revocation that matches
+    no code would read as done while the code it meant still opens."""
+    for position, code_id in enumerate(code_ids):
+        if not isinstance(code_id, str) or _CODE_ID.fullmatch(code_id) is None:
+            raise BadRequest("code_ids", f"entry {position} is not a code id (e.g. limited:498930:00240); "
+                                         "nothing was merged")
     conn = ctx.conn
     with transaction(conn):
         before = conn.execute("SELECT COUNT(*) FROM access_code_revocations").fetchone()[0]
