@@ -405,3 +405,32 @@ def test_a_full_ram_disk_answers_503_no_room_not_500(client: TestClient, owner: 
     frame = b"\xff\xd8" + b"\0" * (3 * T.SERVICE_MAX_FRAME_BYTES // 4)
     r = client.post("/api/kiosk/unlock", files=[("frames", ("big.jpg", frame, "image/jpeg"))])
     assert r.status_code == 503 and r.json()["reason"].startswith("no room to decode the upload;"), r.text
+
+
+def test_a_full_data_disk_or_database_is_storage_unavailable_not_dev_shm(client: TestClient, owner: Owner,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC on a file of the data directory during an upload, or SQLite's "database or disk is full", is not
+    /dev/shm: 503 with the storage line, never the RAM advice, never a bare 500 (review of a603b1c)."""
+    from limen.service import lockservice
+
+    def disk_full(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device", str(owner_data_file))
+
+    def db_full(*args: object, **kwargs: object) -> object:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    from limen.service import scratch
+
+    owner_data_file = Path(client.app.state.ctx.settings.data_dir) / "faces.db"  # type: ignore[attr-defined]
+    if scratch.scratch_dir() is None:  # as limen serve makes it at start (the data directory is under /tmp here)
+        pytest.skip("no RAM disk on this machine")
+    owner.step_up()
+    form = {"name": "Bob", "purpose": "door", "retention_days": "30", "consent": "true"}
+    video = [("files", ("door.mp4", b"\x00" * 4096, "video/mp4"))]
+    monkeypatch.setattr(lockservice.LockService, "enrol", disk_full)
+    r = client.post("/api/users/enrol", headers=owner.api(), data=form, files=video)
+    assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text
+    assert "/dev/shm" not in r.json()["reason"]
+    monkeypatch.setattr(lockservice.LockService, "enrol", db_full)
+    r = client.post("/api/users/enrol", headers=owner.api(), data=form, files=video)
+    assert r.status_code == 503 and r.json()["error"] == "unavailable", r.text

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -33,7 +34,7 @@ from limen.door import LockActuator
 from limen.pad import Purpose, assess
 from limen.pad.minifasnet import MiniFasNetCue
 from limen.runtime import Runtime, open_runtime
-from limen.service import api, finger, i18n, openapi, pages
+from limen.service import api, finger, i18n, openapi, pages, scratch
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
 from limen.service.context import HERE, ServiceContext
@@ -59,17 +60,34 @@ _NO_ROOM = ("no room to decode the upload; the lock's scratch space in RAM (/dev
 _NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def no_room(exc: BaseException) -> bool:
-    """Whether `exc`, or an error it was raised from, is a full (or over-quota) file system: an upload written to
-    the RAM scratch directory (`service.scratch`), by the lock or by Starlette spooling a large upload."""
+def _full(exc: BaseException) -> BaseException | None:
+    """`exc`, or the error it was raised from, that says a file system or SQLite database is full (None: none)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, OSError) and current.errno in _NO_ROOM_ERRNOS:
-            return True
+            return current
+        if isinstance(current, sqlite3.OperationalError) and "full" in str(current):  # SQLITE_FULL
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
+
+
+def no_room(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is a full (or over-quota) file system or database."""
+    return _full(exc) is not None
+
+
+def full_in_scratch(exc: BaseException) -> bool:
+    """Whether the full file system is the RAM scratch directory's (`service.scratch`): an OSError naming no
+    file (Starlette spooling an upload into an unnamed temporary file) or one under the temporary directory,
+    which `limen serve` points at it (`scratch.holds`).  A file named elsewhere (the data directory) or a full
+    database is not."""
+    full = _full(exc)
+    if not isinstance(full, OSError):
+        return False
+    return not full.filename or scratch.holds(full.filename)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, door: LockActuator | None = None,
@@ -204,7 +222,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
     async def room_error(request: Request, exc: Exception) -> Response:
-        if not request.headers.get("content-type", "").startswith("multipart/"):  # no upload: the data's disk
+        if not (request.headers.get("content-type", "").startswith("multipart/") and full_in_scratch(exc)):
+            # no upload, or the data's disk or database is full, not the RAM scratch space
             log.error("file system full on %s (%s)", request.url.path, type(exc).__name__)
             return error_response(request, 503, "unavailable", _UNAVAILABLE)
         log.warning("no room to decode an upload on %s (%s): /dev/shm is full", request.url.path,
@@ -228,6 +247,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(FaceBusy, face_busy)
     app.add_exception_handler(OSError, os_error)  # ENOSPC/EDQUOT: 503 no room; any other: as unexpected
+    app.add_exception_handler(sqlite3.OperationalError, os_error)  # "database or disk is full": 503 storage
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -47,6 +47,14 @@ def use_for_uploads(ram: Path = RAM) -> Path | None:
     return path
 
 
+def holds(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` lies in a RAM directory of this process (or, when it made none, the temporary directory)."""
+    where = Path(os.fsdecode(path)).resolve()
+    with _lock:
+        dirs = list(_made.values()) or [Path(tempfile.gettempdir())]
+    return any(where.is_relative_to(d.resolve()) for d in dirs)
+
+
 def release(ram: Path = RAM) -> bool:
     """Remove this process's RAM directory (and whatever an interrupted upload left in it); True when removed.
 
