@@ -34,11 +34,14 @@ class RawMinutia:
 
 
 def _trace(skel: np.ndarray, cn: np.ndarray, start: tuple[int, int], first: tuple[int, int],
-           steps: int) -> tuple[tuple[int, int], tuple[int, int] | None, int]:
-    """Follow the skeleton from `start` through `first`; return the last point, a minutia met, length."""
+           steps: int, avoid: frozenset[tuple[int, int]] = frozenset()
+           ) -> tuple[tuple[int, int], tuple[int, int] | None, int]:
+    """Follow the skeleton from `start` through `first`, never into `avoid` (the other branches' pixels around
+    a bifurcation: a trace stepping into a sibling branch's first pixel would follow that branch instead);
+    return the last point, a minutia met, length."""
     h, w = skel.shape
     cur = first
-    visited = {start, first}
+    visited = {start, first} | avoid
     for length in range(1, steps + 1):
         y, x = cur
         if cn[y, x] != 2:
@@ -57,16 +60,23 @@ def _trace(skel: np.ndarray, cn: np.ndarray, start: tuple[int, int], first: tupl
     return cur, None, steps
 
 
-def _branch_starts(skel: np.ndarray, y: int, x: int) -> list[tuple[int, int]]:
-    """One skeleton pixel per branch leaving (y, x): the first pixel of each run of set neighbours."""
+def _branch_starts(skel: np.ndarray, y: int, x: int) -> list[tuple[tuple[int, int], frozenset[tuple[int, int]]]]:
+    """Per branch leaving (y, x) (a run of set neighbours): its first skeleton pixel, and the ring pixels of
+    the other branches (which its trace must not enter)."""
     h, w = skel.shape
     ring = []
     for dy, dx in _OFFSETS:
         yy, xx = y + dy, x + dx
         ring.append(0 <= yy < h and 0 <= xx < w and bool(skel[yy, xx]))
+    set_pixels = frozenset((y + dy, x + dx) for (dy, dx), on in zip(_OFFSETS, ring, strict=True) if on)
     starts = []
     for i in range(8):
         if ring[i] and not ring[i - 1]:
+            run = set()
+            j = i
+            while ring[j % 8] and j < i + 8:
+                run.add((y + _OFFSETS[j % 8][0], x + _OFFSETS[j % 8][1]))
+                j += 1
             dy, dx = _OFFSETS[i]
             # within a run, prefer its 4-neighbour pixel
             j = i
@@ -76,7 +86,7 @@ def _branch_starts(skel: np.ndarray, y: int, x: int) -> list[tuple[int, int]]:
                     dy, dx = ddy, ddx
                     break
                 j += 1
-            starts.append((y + dy, x + dx))
+            starts.append(((y + dy, x + dx), set_pixels - run))
     return starts
 
 
@@ -100,14 +110,14 @@ def raw_minutiae(skel: np.ndarray, orientation: np.ndarray, period: float) -> li
     for y, x in zip(*np.nonzero((cn == 1) | (cn == 3)), strict=True):
         y, x = int(y), int(x)
         branches = _branch_starts(skel, y, x)
-        traces = [_trace(skel, cn, (y, x), b, max(steps, spur)) for b in branches]
+        traces = [_trace(skel, cn, (y, x), b, max(steps, spur), avoid) for b, avoid in branches]
         met = next(((p[1], p[0]) for _, p, n in traces if p is not None and n <= spur), None)
         if cn[y, x] == 1 and len(traces) == 1:
-            end = _trace(skel, cn, (y, x), branches[0], steps)[0]
+            end = _trace(skel, cn, (y, x), branches[0][0], steps)[0]
             kind = MinutiaType.ENDING
             angle = _angle_to(y, x, end)
         elif cn[y, x] == 3 and len(traces) == 3:
-            ends = [_trace(skel, cn, (y, x), b, steps)[0] for b in branches]
+            ends = [_trace(skel, cn, (y, x), b, steps, avoid)[0] for b, avoid in branches]
             dirs = np.array([_angle_to(y, x, e) for e in ends])
             # the stem is the branch farthest in angle from the other two; direction = away from it
             spread = [sum(abs(np.angle(np.exp(1j * (dirs[i] - dirs[j])))) for j in range(3)) for i in range(3)]
