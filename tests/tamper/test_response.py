@@ -301,15 +301,8 @@ def test_a_clean_start_after_a_tamper_is_no_truncation(settings: Settings) -> No
             rt.close()
 
 
-def test_a_recovered_audit_store_after_a_tamper_verifies_and_names_the_tamper(settings: Settings) -> None:
-    """`limen audit recover` keeps a broken store aside and starts a chain that verifies; after a tamper the
-    incident's TAMPER record was in the old store only, so every later start chained it as a truncation and
-    `verify` failed for good.  The new chain's first record names the incidents instead."""
-    from typer.testing import CliRunner
-
-    from limen.audit import EventKind
-    from limen.audit.witness import TRUNCATION_REASON
-    from limen.cli import app
+def _case_opened(settings: Settings) -> Any:
+    """A complete tamper response to an opened case, through the runtime's monitor; its report."""
     from limen.runtime import open_runtime
     from limen.tamper.signals import SourceKind, TamperSignal
 
@@ -319,8 +312,16 @@ def test_a_recovered_audit_store_after_a_tamper_verifies_and_names_the_tamper(se
         assert rt.monitor is not None
         report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
         assert report.complete
+        return report
     finally:
         rt.close()
+
+
+def _recover(settings: Settings) -> None:
+    """`limen audit recover --force` as typed."""
+    from typer.testing import CliRunner
+
+    from limen.cli import app
     from limen.cli.common import STATE
 
     STATE._settings = None
@@ -329,6 +330,18 @@ def test_a_recovered_audit_store_after_a_tamper_verifies_and_names_the_tamper(se
     finally:
         STATE._settings = None
     assert result.exit_code == 0, result.output
+
+
+def test_a_recovered_audit_store_after_a_tamper_verifies_and_names_the_tamper(settings: Settings) -> None:
+    """`limen audit recover` keeps a broken store aside and starts a chain that verifies; after a tamper the
+    incident's TAMPER record was in the old store only, so every later start chained it as a truncation and
+    `verify` failed for good.  The new chain's first record names the incidents instead."""
+    from limen.audit import EventKind
+    from limen.audit.witness import TRUNCATION_REASON
+    from limen.runtime import open_runtime
+
+    report = _case_opened(settings)
+    _recover(settings)
     for _ in range(2):
         rt = open_runtime(settings)
         try:
@@ -344,34 +357,17 @@ def test_a_recover_does_not_launder_a_trail_deleted_after_a_tamper(settings: Set
     """The trail and its witness deleted after a tamper's erase, an empty store made and `limen audit recover
     --force` run before any start: the new chain named every incident limen.db knew as carried, so the lost
     TAMPER record was never chained nor alarmed (review).  Only what the old store accounted for is carried."""
-    from typer.testing import CliRunner
-
     from limen.audit import EventKind, audit_db_path, open_audit
     from limen.audit.witness import TRUNCATION_REASON
-    from limen.cli import app
-    from limen.cli.common import STATE
     from limen.runtime import open_runtime
-    from limen.tamper.signals import SourceKind, TamperSignal
 
-    rt = open_runtime(settings)
-    try:
-        rt.controller  # noqa: B018
-        assert rt.monitor is not None
-        report = rt.monitor.responder.respond(TamperSignal("case", SourceKind.CASE, "opened", datetime.now(UTC)))
-        assert report.complete
-    finally:
-        rt.close()
+    report = _case_opened(settings)
     trail = audit_db_path(settings)
     for part in [trail.with_name(trail.name + s) for s in ("", "-wal", "-shm")] + list(
             settings.keys_dir.glob("audit.witness*")):
         part.unlink(missing_ok=True)
     open_audit(settings).close()  # an empty store, as any command that opens the trail makes
-    STATE._settings = None
-    try:
-        result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "audit", "recover", "--force"])
-    finally:
-        STATE._settings = None
-    assert result.exit_code == 0, result.output
+    _recover(settings)
     rt = open_runtime(settings)
     try:
         lost = [r for r in rt.audit.records(0, (EventKind.ALARM.value,)) if r["reason"] == TRUNCATION_REASON]
