@@ -43,3 +43,33 @@ def test_serve_prints_a_setup_link_and_answers(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_sigterm_stops_serve_cleanly_and_removes_its_ram_directory(tmp_path: Path) -> None:
+    """systemd stops the service with SIGTERM: uvicorn shuts down, then raises the signal again, and with the
+    default action the process died before its `finally` (runtime closed, /dev/shm upload directory removed)."""
+    ram = Path("/dev/shm")
+    if not ram.is_dir():
+        import pytest
+
+        pytest.skip("no /dev/shm here")
+    before = set(ram.glob("limen-*"))
+    port = free_port()
+    env = {**os.environ, "LIMEN_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-c", "from limen.cli import main; main()", "serve", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        ours = set(ram.glob("limen-*")) - before
+        assert ours, "serve made no RAM directory"
+        proc.terminate()                                   # SIGTERM
+        assert proc.wait(timeout=30) == 0                  # a clean stop, not death by the signal (-15)
+        assert not any(d.exists() for d in ours)           # the finally ran: its directory is gone
+    finally:
+        if proc.poll() is None:
+            proc.kill()

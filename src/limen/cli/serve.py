@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -86,6 +88,8 @@ def serve(
                      "used):"))
         typer.echo(f"  {ctx.setup_url()}")
     loop = _start_link(ctx) if link and settings.link_broker else None
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _leave_on_sigterm)  # uvicorn raises SIGTERM again once it has shut down
     try:
         uvicorn.Server(uvicorn_config(app, settings)).run()
     finally:
@@ -95,6 +99,13 @@ def serve(
         app.state.fingers.close()  # the simulated sensor, if any
         trace.set_sink(trace.NullSink()).close()
         release()  # the private RAM directory of uploads: one left behind per start otherwise
+
+
+def _leave_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (systemd's stop): uvicorn shuts down gracefully, puts the previous handler back and raises the signal
+    again; with the default action the process died there, skipping the `finally` that closes the runtime and
+    removes the RAM upload directory.  This handler leaves through it instead (exit status 0: a clean stop)."""
+    raise SystemExit(0)
 
 
 def _start_link(ctx: ServiceContext) -> LinkLoop | None:
