@@ -10,6 +10,12 @@ from limen.fsio import atomic_write as atomic_write  # re-exported for the vault
 from limen.fsio import fsync_dir
 
 
+def zero_out(fd: int) -> None:
+    """Overwrite the open file `fd` with zeros in place and make them durable (same size: a data sync)."""
+    os.pwrite(fd, bytes(os.fstat(fd).st_size), 0)
+    os.fdatasync(fd)
+
+
 def shred(path: Path, sync_dir: bool = True) -> None:
     """Overwrite `path` with zeros in place, fsync, unlink (then fsync the dir); no error if absent; a symbolic
     link is unlinked without touching what it points to.
@@ -26,9 +32,7 @@ def shred(path: Path, sync_dir: bool = True) -> None:
         path.unlink(missing_ok=True)
         return
     try:
-        size = os.fstat(fd).st_size
-        os.pwrite(fd, bytes(size), 0)
-        os.fdatasync(fd)  # same size: the data sync is what makes the zeros durable
+        zero_out(fd)
     finally:
         os.close(fd)
     path.unlink(missing_ok=True)

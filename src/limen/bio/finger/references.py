@@ -65,7 +65,7 @@ from limen.errors import (
     VaultError,
 )
 from limen.fsio import atomic_write
-from limen.vault.files import shred
+from limen.vault.files import shred, zero_out
 from limen.vault.records import FINGERPRINTS, FragmentSet, side_fragments
 from limen.vault.secrets import SecretBox, box_for
 
@@ -112,8 +112,7 @@ def _replace_wiping(path: Path, data: bytes) -> None:
     try:
         atomic_write(path, data)
         if old is not None:
-            os.pwrite(old, bytes(os.fstat(old).st_size), 0)
-            os.fdatasync(old)
+            zero_out(old)
     finally:
         if old is not None:
             os.close(old)
