@@ -274,7 +274,7 @@ def sign_restore(
                                                       "was made on, as you recorded it: needed on a replacement "
                                                       "lock, never taken from the cloud.")] = None,
     revoked: Annotated[str, typer.Option(help="What must stay revoked whatever the backup says: "
-                                         "user:ID,code:ID,…")] = "",
+                                         "user:ID,code:ID,credential:ID,…")] = "",
     counter: Annotated[int | None, typer.Option(min=1, help="Above every one this device signed for this lock "
                                                 "(default: milliseconds since 1970).")] = None,
     valid_for: Annotated[int, typer.Option(min=1, max=T.LINK_COMMAND_MAX_VALIDITY_S,

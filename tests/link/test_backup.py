@@ -29,6 +29,7 @@ from limen.link.backup import (
     Backups,
     Recipient,
     RecipientKind,
+    Revoked,
     digest,
     new_recovery_key,
     open_backup,
@@ -584,6 +585,35 @@ def test_a_card_or_offline_code_secret_removed_on_the_lock_stays_gone_after_an_o
     assert back[card.id].revoked and back[secret_id].revoked
     assert not lock_opens_for_card(lock, "04A1B2C3") and not lock.keypad(code)  # refused still
     assert lock.users() == ["Max", "Olga"] and lock.keypad(OWNER_PIN) and lock.keypad(MAX_PIN)  # the rest is back
+
+
+def test_a_card_removed_on_the_smashed_lock_stays_refused_on_the_replacement_with_the_owners_list(
+        lock: Lock, tmp_path: Path) -> None:
+    """The replacement lock has no trace of a removal made on the old one after the backup: only the owner's signed
+    list (`credential:<id>`) keeps the card refused there; the control shows the old backup would bring it back."""
+    store, at = lock.rt.access(), datetime.now(UTC)
+    card = store.add_credential("Max", CredentialType.RFID, lock.owner, at, secret="04A1B2C3")
+    _, old = lock.backups.make(datetime.now(UTC))
+    store.remove_credential(card.id, lock.owner, at)
+    for name, extra, opens in (("control", {}, True), ("signed", {"revoked": f"credential:{card.id}"}, False)):
+        new = open_lock(tmp_path / name, "front-door-2", lock.phone, lock.phone_x)
+        try:
+            outcome = new.send(restore_command(new, old, from_lock="front-door", phone_x=lock.phone_x, origin=lock,
+                                               **extra))
+            assert outcome.executed, outcome
+            assert outcome.data["revoked_credentials"] == ("0" if opens else "1")
+            assert lock_opens_for_card(new, "04A1B2C3") is opens
+            assert new.keypad(MAX_PIN)  # the rest of Max is back
+        finally:
+            new.close()
+
+
+def test_a_malformed_revocation_list_refuses_the_restore() -> None:
+    assert Revoked.parse(" user:Max , code:c1,credential:k9 ") == Revoked(
+        frozenset({"Max"}), frozenset({"c1"}), credentials=frozenset({"k9"}))
+    for bad in ("card:k9", "credential:", "credential: ", "k9"):
+        with pytest.raises(BadRequest, match="credential:<id>"):
+            Revoked.parse(bad)
 
 
 def lock_opens_for_card(lock: Lock, uid: str) -> bool:

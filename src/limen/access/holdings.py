@@ -89,6 +89,12 @@ def revoke_retired(conn: sqlite3.Connection, retired: Retired) -> int:
     return count
 
 
+def revoke_credential_ids(conn: sqlite3.Connection, credential_ids: Iterable[str]) -> int:
+    """Revoke these (restored) credentials by id (caller's transaction); return how many were not already."""
+    return sum(conn.execute("UPDATE access_credentials SET revoked = 1 WHERE id = ? AND revoked = 0",
+                            (credential_id,)).rowcount for credential_id in sorted(credential_ids))
+
+
 def removed_user_ids(conn: sqlite3.Connection) -> frozenset[str]:
     """Users an owner removed (`access_user_removals`)."""
     return frozenset(r[0] for r in conn.execute("SELECT user_id FROM access_user_removals"))

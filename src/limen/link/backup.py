@@ -394,26 +394,31 @@ def restore_key(keys_dir: Path) -> X25519PrivateKey:
 
 @dataclass(frozen=True)
 class Revoked:
-    """User refs (ids or names) and code ids that a restore must leave revoked; user ids erased ("delete me")."""
+    """User refs (ids or names) and code ids that a restore must leave revoked; user ids erased ("delete me");
+    credential ids (a card, PIN or offline-code secret) the owner removed or revoked, which only the owner's own list
+    carries to a replacement lock (on the same lock its `access_credential_removals` do)."""
 
     users: frozenset[str] = frozenset()
     codes: frozenset[str] = frozenset()
     erased: frozenset[str] = frozenset()
+    credentials: frozenset[str] = frozenset()
 
     def __or__(self, other: Revoked) -> Revoked:
-        return Revoked(self.users | other.users, self.codes | other.codes, self.erased | other.erased)
+        return Revoked(self.users | other.users, self.codes | other.codes, self.erased | other.erased,
+                       self.credentials | other.credentials)
 
     @classmethod
     def parse(cls, text: str) -> Revoked:
-        """`user:<id|name>,code:<id>,…` (the owner device's own list, carried in the signed restore command)."""
-        users: set[str] = set()
-        codes: set[str] = set()
+        """`user:<id|name>,code:<id>,credential:<id>,…` (the owner device's own list, in the signed restore
+        command)."""
+        found: dict[str, set[str]] = {"user": set(), "code": set(), "credential": set()}
         for item in filter(None, (part.strip() for part in text.split(","))):
             kind, _, ref = item.partition(":")
-            if not ref or kind not in ("user", "code"):
-                raise BadRequest("revoked", "expected user:<id or name> and code:<id>, comma-separated")
-            (users if kind == "user" else codes).add(ref)
-        return cls(frozenset(users), frozenset(codes))
+            if not ref.strip() or kind not in found:
+                raise BadRequest("revoked", "expected user:<id or name>, code:<id> and credential:<id>, "
+                                            "comma-separated")
+            found[kind].add(ref.strip())
+        return cls(frozenset(found["user"]), frozenset(found["code"]), credentials=frozenset(found["credential"]))
 
 
 NO_TEMPLATES = "no templates in this backup (template backup was off): enrol faces and fingers again"
@@ -433,13 +438,14 @@ class Restored:
     templates_restored: int = 0  # face templates and fingers sealed again on this lock
     templates: str = NO_TEMPLATES  # what happened to the biometric references, in words
     recipients_added: int = 0  # the backup's recipients registered again here (see the module docstring)
+    revoked_credentials: int = 0  # credentials the owner's list named that the backup still held unrevoked
 
     def to_dict(self) -> dict[str, Any]:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
                 "revoked_users": self.revoked_users, "revoked_codes": self.revoked_codes,
                 "pins_need_reset": self.pins_need_reset, "templates_restored": self.templates_restored,
                 "references": self.templates,  # not "templates": the audit trail refuses that key
-                "backup_recipients_added": self.recipients_added}
+                "backup_recipients_added": self.recipients_added, "revoked_credentials": self.revoked_credentials}
 
 
 class Backups:
@@ -641,6 +647,7 @@ class Backups:
                 raise BadRequest("backup", f"inconsistent rows ({exc})") from exc
             users, codes = self._apply(revoked | disabled, at)
             holdings.revoke_retired(self.conn, retired)
+            credentials = holdings.revoke_credential_ids(self.conn, revoked.credentials)  # the owner's list
             self._repoint_devices(data.get("devices", []))
             recipients = self._add_recipients(header, at)
             self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
@@ -652,7 +659,7 @@ class Backups:
             if pepper is not None and pins == 0:
                 _write_private(self.keys_dir / "pin-pepper.key", pepper)  # last: the rows are in, then the key
         restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins,
-                            recipients_added=recipients)
+                            recipients_added=recipients, revoked_credentials=credentials)
         return restored, pepper is not None and pins == 0
 
     def _rows(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

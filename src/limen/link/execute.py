@@ -23,8 +23,8 @@ transaction: `args["backup"]` is its SHA-256 (so the relaying cloud cannot
 substitute another), `args["key"]` the backup's content key sealed to this lock's
 restore key (`limen link restore-key`; the owner's device unwrapped it, the cloud
 never sees it), `args["from_lock"]` the lock it was made on (default: this one),
-`args["revoked"]` the owner's own revocations (`user:…,code:…`) that must stay
-revoked whatever the backup says, `args["from_lock_key"]` the audit public key
+`args["revoked"]` the owner's own revocations (`user:…,code:…,credential:…`) that
+must stay revoked whatever the backup says, `args["from_lock_key"]` the audit public key
 (base64) of the lock the backup was made on, as the owner's device pinned it —
 needed when that is another lock: the backup's signature must verify under it (the device has it from
 pairing, `limen link pair-device`).  The outcome counts the backup's recipients registered again here.
@@ -256,6 +256,7 @@ class LinkCommands:
         return self._record(command, device, at, from_lock=restored.lock, backup_counter=str(restored.counter),
                             users=str(restored.rows.get("users", 0)), revoked_users=str(restored.revoked_users),
                             revoked_codes=str(restored.revoked_codes),
+                            revoked_credentials=str(restored.revoked_credentials),
                             pins_need_reset=str(summary["pins_need_reset"]),
                             backup_recipients_added=str(summary["backup_recipients_added"]),
                             **_sensor_summary(on_sensor))
