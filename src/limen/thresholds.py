@@ -561,6 +561,8 @@ CLOUD_LOGIN_PER_MIN = 5                # log-in and lock-claim attempts per clie
 CLOUD_LOGIN_BURST = 10                 # … with this burst, and for all clients together:
 CLOUD_LOGIN_GLOBAL_PER_MIN = 120
 CLOUD_MAX_EVENTS_BYTES = 1 << 20       # one forwarded batch (LINK_FORWARD_BATCH records) is far below this
+CLOUD_MAX_REQUEST_BYTES = 64 * 1024    # an HTTP request body to the cloud (the largest, a signed statement or
+                                       # command of LINK_MAX_PAYLOAD_BYTES, form-encoded: ~25 kB); above: 413 unread
 CLOUD_INGEST_BATCH = 60                # messages per pass at most (each pass: 3–4 round trips + a commit; 1,000-alarm
 #   burst, load 10–17: 20 → 60 took recorded p95 0.9–1.6 → 0.75–0.83 s PostgreSQL, 0.74 → 0.56 s SQLite)
 CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages always on the same one, in order)
