@@ -35,6 +35,7 @@ from limen import thresholds as T
 from limen.audit.channels import channel_id
 from limen.errors import LinkError
 from limen.link.forward import claim_hash
+from limen.service.bodylimit import BodyLimitMiddleware
 from limen.service.ratelimit import RateLimiter
 from limen_cloud.db import sessions, write_lock
 from limen_cloud.evidence import NotReplaceable
@@ -251,6 +252,7 @@ def _signup_limited(request: Request) -> None:
 Limited = Depends(_limited)
 SignUpLimited = Depends(_signup_limited)
 TOO_MANY = "too many attempts; try again later"
+TOO_LARGE = f"request body larger than {T.CLOUD_MAX_REQUEST_BYTES // 1024} KiB"
 
 
 def _too_many(request: Request, exc: Exception) -> Response:
@@ -288,6 +290,10 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     app.state.signup_limiter = RateLimiter(T.CLOUD_SIGNUP_PER_MIN, T.CLOUD_SIGNUP_BURST,
                                            T.CLOUD_SIGNUP_GLOBAL_PER_MIN)
     app.add_exception_handler(RateLimited, _too_many)
+    # read whole before any route or rate limit runs: unbounded, one anonymous 300 MB log-in took the process
+    # 1.5 GB (Starlette's body, then the JSON parse)
+    app.add_middleware(BodyLimitMiddleware, limit=T.CLOUD_MAX_REQUEST_BYTES, reason=TOO_LARGE,
+                       answer={"detail": TOO_LARGE})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

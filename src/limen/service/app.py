@@ -37,6 +37,7 @@ from limen.runtime import Runtime, open_runtime
 from limen.service import api, finger, i18n, openapi, pages, scratch
 from limen.service.accounts import Accounts
 from limen.service.auth import LoginRequired
+from limen.service.bodylimit import BodyLimitMiddleware
 from limen.service.context import HERE, ServiceContext
 from limen.service.facework import FACE_WORK, FaceBusy
 from limen.service.guards import HostGuard, MethodGuard, allowed_hosts
@@ -57,6 +58,7 @@ _UNAVAILABLE = "the lock's storage is unavailable; the owner should check the de
 _MISCONFIGURED = "the lock is not configured correctly; the owner should check the service log"
 _NO_ROOM = ("no room to decode the upload; the lock's scratch space in RAM (/dev/shm) is full: send fewer or "
             "smaller files, or the owner can give /dev/shm more room (docs/service.md)")
+_TOO_LARGE = f"request larger than {T.SERVICE_MAX_REQUEST_BYTES // (1024 * 1024)} MB; send fewer or smaller files"
 _NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -131,7 +133,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, door: Lock
     _install_error_handlers(app)
     app.add_middleware(SameOriginMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyLimitMiddleware, limit=T.SERVICE_MAX_REQUEST_BYTES)
+    app.add_middleware(BodyLimitMiddleware, limit=T.SERVICE_MAX_REQUEST_BYTES, reason=_TOO_LARGE)
     app.add_middleware(MethodGuard, routes=app.routes)
     app.add_middleware(HostGuard, hosts=allowed_hosts(settings))
     app.add_middleware(i18n.LanguageMiddleware)  # the request's language, for pages, errors and sentences
@@ -258,59 +260,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class _TooLarge(StarletteHTTPException):
-    """Raised from `receive` past the limit: FastAPI's body parsing re-raises HTTP errors as they are (413)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request larger than {limit // (1024 * 1024)} MB; send fewer or smaller files")
-
-
-class BodyLimitMiddleware:
-    """Refuse request bodies over `limit` bytes with 413, by header or while streaming; nothing is kept."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"")
-        if length and (not length.isdigit() or int(length) > self.limit):
-            await _too_large(send, self.limit)
-            return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge(self.limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _too_large(send, self.limit)
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = (b'{"error":"too_large","reason":"request larger than %d MB; send fewer or smaller files"}'
-            % (limit // (1024 * 1024)))
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class SameOriginMiddleware:
