@@ -647,14 +647,21 @@ def router() -> APIRouter:
     @pages.post("/account/totp")
     def totp_enrol(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
                    secret: Annotated[str, Form(min_length=32, max_length=32, pattern="^[A-Z2-7]+$")],
-                   code: Annotated[str, Form(max_length=10)]) -> Response:
-        """Enrol the seed the page showed once the owner typed a code it makes (proof the phone holds it)."""
+                   code: Annotated[str, Form(max_length=10)],
+                   password: Annotated[str, Form(max_length=200)] = "") -> Response:
+        """Enrol the seed the page showed once the owner typed a code it makes (proof the phone holds it) and the
+        password again: a stolen session alone would enrol its own seed and lock the owner out (no log-in without
+        it, and no page removes one)."""
         me.check(csrf)
         write_lock(session)
         owner = session.get(Owner, me.owner.id)
         assert owner is not None
         if owner.totp_secret is not None:
             return _back("/account")
+        _limited(request)
+        if not step_up(session, owner, password, "", utcnow()):
+            session.rollback()
+            return _totp_page(request, me, secret, "Wrong password: no authenticator enrolled.", 403)
         step = totp_step(secret, code, utcnow())
         if step is None:
             return _totp_page(request, me, secret, "That code does not match: type the one shown now.", 422)

@@ -148,12 +148,19 @@ def test_totp_enrolment_with_a_qr_then_required_on_pages_and_api_and_never_repla
     totp = pyotp.TOTP(secret.group(1))
     csrf = csrf_of(form)
     wrong = client.post("/account/totp", data={"csrf": csrf, "secret": secret.group(1), "code": "000000"
-                                               if totp.now() != "000000" else "111111"})
+                                               if totp.now() != "000000" else "111111", "password": PASSWORD})
     assert wrong.status_code == 422 and "does not match" in wrong.text
-    assert client.post("/account/totp", data={"csrf": "f" * 64, "secret": secret.group(1), "code": totp.now()}
-                       ).status_code == 403
+    assert client.post("/account/totp", data={"csrf": "f" * 64, "secret": secret.group(1), "code": totp.now(),
+                                              "password": PASSWORD}).status_code == 403
+    for password in ("", "not the password"):  # a stolen session alone enrols no seed of its own
+        refused = client.post("/account/totp", data={"csrf": csrf, "secret": secret.group(1), "code": totp.now(),
+                                                     "password": password})
+        assert refused.status_code == 403 and "Wrong password" in refused.text
+    with sessions(engine)() as s:
+        assert s.scalar(select(Owner.totp_secret).where(Owner.email == "olga@example.org")) is None
     code = totp.now()  # one step throughout: a 30 s boundary between two now() calls would make a fresh code
-    enrolled = client.post("/account/totp", data={"csrf": csrf, "secret": secret.group(1), "code": code})
+    enrolled = client.post("/account/totp", data={"csrf": csrf, "secret": secret.group(1), "code": code,
+                                                  "password": PASSWORD})
     assert enrolled.status_code == 303
     with sessions(engine)() as s:
         owner = s.scalar(select(Owner).where(Owner.email == "olga@example.org"))

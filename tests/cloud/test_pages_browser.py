@@ -90,6 +90,7 @@ def test_an_owner_logs_in_sees_the_lock_acknowledges_the_alarm_and_enrols_totp(c
         assert secret and re.fullmatch(r"[A-Z2-7]{32}", secret)
         assert page.locator("img[src^='data:image/svg+xml']").count() == 1  # the QR code, inline
         page.fill("input[name=code]", pyotp.TOTP(secret).now())
+        page.fill("form[action='/account/totp'] input[name=password]", PASSWORD)
         page.click("form[action='/account/totp'] button")
         page.wait_for_url(lambda u: u.endswith("/account?done=totp-on"))
         page.click("form[action='/logout'] button")
