@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
@@ -192,8 +192,12 @@ def _db(request: Request) -> Iterator[DbSession]:
 Db = Annotated[DbSession, Depends(_db, scope="function")]
 
 
+def _bearer(authorization: str | None) -> str:
+    return (authorization or "").removeprefix("Bearer ").strip()
+
+
 def _owner(session: Db, authorization: Annotated[str | None, Header()] = None) -> Owner:
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    token = _bearer(authorization)
     row = session.get(Session, hashlib.sha256(token.encode()).hexdigest()) if token else None
     if row is None or row.expires_at < utcnow():
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first", headers={"WWW-Authenticate": "Bearer"})
@@ -317,6 +321,17 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong e-mail, password or authenticator code")
         token, expires = pages.new_session(session, account)
         return {"token": token, "expires_at": expires.isoformat() + "Z"}
+
+    @app.delete("/api/sessions", status_code=204)
+    def log_out(session: Db, me: Me, authorization: Annotated[str | None, Header()] = None,
+                everywhere: bool = False) -> Response:
+        """End this bearer token now; `everywhere=true`: every session of the account (its pages' too)."""
+        if everywhere:
+            pages.end_sessions(session, me)
+        else:
+            session.execute(delete(Session).where(Session.token_hash == hashlib.sha256(_bearer(authorization)
+                                                                                          .encode()).hexdigest()))
+        return Response(status_code=204)
 
     @app.put("/api/owners/me/alerts")
     def set_alert_channels(request: Request, body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:

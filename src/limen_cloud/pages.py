@@ -38,7 +38,7 @@ from fastapi import APIRouter, Depends, Form, Header, HTTPException, Request, st
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
@@ -86,6 +86,7 @@ NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enro
            "webhook-off": "Community webhook removed.", "logged-out": "Logged out.",
            "signed-up": "Account made: log in.", "claimed": "Lock claimed: it is yours now.",
            "push-on": "This browser now receives alarms.", "push-off": "That browser no longer receives alarms.",
+           "others-out": "Every other session of this account ended.",
            "replaced": "Lock marked replaced: its old chain is archived; the new lock's chain is taken from its "
                        "first record."}
 STEP_UP_FAILED = "wrong password or authenticator code"
@@ -187,6 +188,14 @@ def new_session(session: DbSession, owner: Owner) -> tuple[str, datetime]:
     expires = utcnow() + timedelta(hours=SESSION_HOURS)
     session.add(Session(token_hash=_hash(token), owner_id=owner.id, expires_at=expires))
     return token, expires
+
+
+def end_sessions(session: DbSession, owner: Owner, keep: str | None = None) -> int:
+    """End the owner's sessions (all, or all but `keep`'s); how many.  The caller commits."""
+    query = delete(Session).where(Session.owner_id == owner.id)
+    if keep is not None:
+        query = query.where(Session.token_hash != _hash(keep))
+    return int(getattr(session.execute(query), "rowcount", 0) or 0)
 
 
 def csrf_token(token: str) -> str:
@@ -559,6 +568,16 @@ def router() -> APIRouter:
         response = _back("/login", "logged-out")
         response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return response
+
+    @pages.post("/account/sessions/end")
+    def end_other_sessions(session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        """Log out everywhere else: every other session of the account (pages and API tokens) ends now — a stolen
+        one otherwise acted until it expired (`SESSION_HOURS`), whatever the owner did."""
+        me.check(csrf)
+        write_lock(session)
+        end_sessions(session, me.owner, keep=me.token)
+        session.commit()
+        return _back("/account", "others-out")
 
     @pages.get("/locks", response_class=HTMLResponse)
     def locks(request: Request, session: Db, me: Me) -> Response:
