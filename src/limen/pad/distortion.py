@@ -63,24 +63,29 @@ _BIN_STARTS = tuple(
 )
 
 
+# Each channel's 256 levels as fractions of its range (`level / top`, the values the moments are taken of).
+_LEVELS = tuple(np.arange(256, dtype=np.float64) / top for top in _HSV_TOPS)
+
+
 def _chromatic_moments(hsv: np.ndarray) -> np.ndarray:
     """Mean, deviation, skewness and the emptiest and fullest of 32 bins of each HSV channel (levels / range).
 
-    The deviation is NumPy's `std` computed once (the deviations from the mean serve the skewness too), and the
-    histogram is OpenCV's 256-level count summed into the 32 runs of levels: the same float operations on the
-    same arrays and exact integer counts, so the same bits as before (tests/pad/test_speed_equivalence.py).
+    All from OpenCV's count of each channel's 256 levels (exact integers): the moments are sums over the
+    levels weighted by their counts (256 terms instead of one per pixel), the 32-bin histogram is the counts
+    summed over the runs of levels each bin takes.  The bins are the same bits as a per-pixel count; the
+    moments are the per-pixel ones up to float summation order (|Δ| ≤ 2e-14 on 1,746 nuaa-dev faces; the texture
+    cue's decisions and scores, tests/pad/test_speed_equivalence.py).
     """
     out: list[float] = []
     n = hsv.shape[0] * hsv.shape[1]
-    for i, top in enumerate(_HSV_TOPS):
-        ch = hsv[:, :, i].astype(np.float64).ravel() / top
-        mean = float(ch.mean())
-        deviation = ch - mean
-        std = math.sqrt(float(np.add.reduce(deviation * deviation)) / n)
-        z = deviation / std if std > 1e-9 else np.zeros_like(ch)
-        skew = float(np.mean(z * z * z))
-        levels = cv2.calcHist([hsv], [i], None, [256], [0, 256]).ravel().astype(np.float64)
-        hist = np.add.reduceat(levels, _BIN_STARTS[i]) / n
+    for i, levels in enumerate(_LEVELS):
+        counts = cv2.calcHist([hsv], [i], None, [256], [0, 256]).ravel().astype(np.float64)
+        mean = float(counts @ levels) / n
+        deviation = levels - mean
+        square = deviation * deviation
+        std = math.sqrt(float(counts @ square) / n)
+        skew = float(counts @ (square * deviation)) / n / std**3 if std > 1e-9 else 0.0
+        hist = np.add.reduceat(counts, _BIN_STARTS[i]) / n
         out += [mean, std, skew, float(hist.min()), float(hist.max())]
     return np.array(out)
 
