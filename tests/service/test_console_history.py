@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from limen import thresholds as T
 
-from .conftest import PIN, Owner, csrf_of
+from .conftest import PASSWORD, PIN, Owner, csrf_of
 
 BOB_PIN = "604172"
 WRONG = "951357"
@@ -72,7 +72,11 @@ def test_lockout_shown_and_cleared_by_the_owner(client: Any, owner: Owner) -> No
     assert client.post("/api/kiosk/keypad", json={"entry": PIN}).json()["opened"] is False  # locked out
     page = client.get("/owner")
     assert re.search(r'<div id="lockout-state">', page.text) and "Keypad locked out" in page.text
-    r = client.post("/owner/lockout/clear", data={"csrf": csrf_of(page.text)})
+    for password in ("", "not the password"):  # a stolen console cookie alone lifts no lockout
+        r = client.post("/owner/lockout/clear", data={"csrf": csrf_of(page.text), "password": password})
+        assert r.status_code == 403
+    assert client.post("/api/kiosk/keypad", json={"entry": PIN}).json()["opened"] is False  # still locked out
+    r = client.post("/owner/lockout/clear", data={"csrf": csrf_of(page.text), "password": PASSWORD})
     assert r.status_code == 200 and "Lockout cleared" in r.text and '<div id="lockout-state" hidden>' in r.text
     assert client.post("/api/kiosk/keypad", json={"entry": PIN}).json()["opened"] is True
     changes = client.get("/api/audit", params={"kind": "config_change"}).json()

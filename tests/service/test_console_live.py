@@ -67,6 +67,7 @@ def test_lockout_clear_and_opening_are_pushed_live(server: Server, playwright: A
         kiosk.wait_for_selector("#door-live #lockout-state:not([hidden])", timeout=10_000)  # and to the door
         shot(kiosk, "kiosk-live-lockout")
         shot(owner, "console-live-lockout")
+        owner.fill("form[action='/owner/lockout/clear'] input[name=password]", PASSWORD)
         owner.once("dialog", lambda d: d.accept())  # "Clear the lockout now?"
         owner.click("#clear-lockout")
         owner.wait_for_selector("text=Lockout cleared")

@@ -465,7 +465,9 @@ async def alarms_test(request: Request, caller: Caller = Depends(page_caller)) -
 
 @router.post("/owner/lockout/clear")
 async def lockout_clear(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
-    await form_of(request, caller)
+    """End the keypad lockout: the owner confirms (password, + TOTP) — a stolen console cookie alone would lift the
+    brute-force brake on PINs at the door and on the remote unlock each time it engaged."""
+    confirm_owner(request, caller, await form_of(request, caller))
     ctx_of(request).lock.clear_lockout(caller.actor)
     return back("/owner", "lockout-cleared")
 
