@@ -54,6 +54,7 @@ def status(
         data["audit"] = audit
         data["access"] = _access(rt)
         data["backups"] = _backups(rt)
+        data["fingers"] = _fingers(rt, settings)
     finally:
         rt.close()
     data["pad_models"] = _pad_models(settings)
@@ -147,6 +148,16 @@ def duress_reaches_nobody(settings: Settings, duress_users: int) -> bool:
     return duress_users > 0 and not silent and not settings.link_broker
 
 
+def _fingers(rt: Runtime, settings: Settings) -> dict[str, Any]:
+    """Enrolled fingers whose minutiae an older or unknown extractor found (their markers, nothing unsealed)."""
+    from limen import people
+    from limen.bio.finger.versions import FOLDER, outdated
+
+    rows = outdated(settings.data_dir / FOLDER)
+    names = people.names(rt.conn) if rows else {}
+    return {"outdated": [{"user_id": u, "name": names.get(u, u), "position": p, "extractor": v} for u, p, v in rows]}
+
+
 def _backups(rt: Runtime) -> dict[str, Any]:
     from limen.link.backup_summary import summary
 
@@ -205,6 +216,11 @@ def _print(d: dict[str, Any]) -> None:
                     _("{n} made, to {keys} keys; templates {templates}").format(
                         n=b["counter"], keys=b["recipients"],
                         templates=_("INCLUDED (owner opted in)") if b["templates"] else _("not included"))))
+    old = d["fingers"]["outdated"]
+    if old:
+        typer.echo(_row(_("fingers"), _("{who}: made by an older or unknown extractor; re-enrol for better accuracy: "
+                                        "limen finger enrol NAME --position N --replace …").format(
+            who=", ".join(f"{f['name']} --position {f['position']}" for f in old))))
     acc = d["access"]
     typer.echo(_row(_("access"), _("{users} users, mode {mode}").format(users=acc.get("users"), mode=acc.get("mode"))))
     if acc.get("duress_reaches_nobody"):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from limen import fingerprint, people
+from limen.bio.finger import versions
 from limen.bio.finger.extract import extract_file
 from limen.bio.finger.image import load_image
 from limen.bio.finger.references import references_folder
@@ -54,8 +55,12 @@ def _share_of(rt: Runtime, folder: Path, user_id: str) -> Path:
 
 def test_a_finger_is_shares_in_the_modules_and_any_k_match(rt: Runtime, dirs: list[Path], fvc_db1: Path) -> None:
     ids = _enrol(rt, fvc_db1)
-    files = sorted(references_folder(rt.settings.data_dir).iterdir())
+    folder = references_folder(rt.settings.data_dir)
+    files = sorted(folder.glob("*.fmr"))
     assert [f.name for f in files] == sorted(f"{uid}.2.fmr" for uid in ids.values())
+    for f in files:                                  # beside each, its extractor marker: the version, nothing else
+        assert versions.marker_path(f).read_bytes() == f"{versions.EXTRACTOR_VERSION}\n".encode()
+    assert len(list(folder.iterdir())) == 2 * len(files)
     for f in files:                                  # only the shares' index: no sealed reference in the folder
         raw = f.read_bytes()
         assert raw.startswith(b"LFS1\n") and set(json.loads(raw[5:])) == {"name", "k", "n", "sha256"}

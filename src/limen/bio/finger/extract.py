@@ -19,6 +19,7 @@ from limen.bio.finger.orientation import orientation_field
 from limen.bio.finger.segmentation import area_reason, normalized, print_area, segmentation_mask
 from limen.bio.finger.template import FingerTemplate
 from limen.bio.finger.thinning import skeleton
+from limen.bio.finger.versions import EXTRACTOR_VERSION
 from limen.errors import BadImage, BadRequest
 
 
@@ -45,7 +46,7 @@ def extract(image: np.ndarray, dpi: int = 500, source: str | Path = "<image>") -
     if len(minutiae) < thresholds.FINGER_MIN_MINUTIAE:
         raise BadImage(source, f"only {len(minutiae)} reliable minutiae; capture again")
     h, w = grey.shape
-    return FingerTemplate(width=w, height=h, dpi=dpi, minutiae=minutiae, field=field)
+    return FingerTemplate(width=w, height=h, dpi=dpi, minutiae=minutiae, field=field, extractor=EXTRACTOR_VERSION)
 
 
 def extract_file(path: str | Path, dpi: int = 500) -> FingerTemplate:

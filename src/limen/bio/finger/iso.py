@@ -10,10 +10,13 @@ quality 0–100), and a 2-byte extended-data length followed by that many bytes
 of extension areas (2-byte type, 2-byte data length, data).  Limen writes one
 view and, when the template has one, its block field (`template.BlockField`) in
 a vendor-defined area (type 0x4C46, 'LF': block size, rows, cols, then the
-orientation, coherence and frequency bytes); on import it reads the first view
-and that area, skips every other area, and a record without it (written by
-another system or by Limen before the field was kept) gives a template whose
-field is None.
+orientation, coherence and frequency bytes) and, when the template came from
+Limen's extractor, its version in a second one (type 0x4C56, 'LV': one byte,
+`versions.EXTRACTOR_VERSION`); on import it reads the first view and those
+areas, skips every other area, and a record without them (written by another
+system or by Limen before the field or the version was kept) gives a template
+whose field or extractor is None (unknown).  An 'LF' or 'LV' area of the wrong
+size, or given twice, is refused (`BadRequest`).
 
 Direction convention: Limen's minutia angle points from the minutia into its
 ridge, in image coordinates (y down).  ISO angles point away from the ridge,
@@ -37,6 +40,7 @@ _CM_PER_INCH = 2.54
 _TYPE_BITS = {MinutiaType.OTHER: 0, MinutiaType.ENDING: 1, MinutiaType.BIFURCATION: 2}
 _MAX_MINUTIAE = 255
 FIELD_AREA_TYPE = 0x4C46            # vendor-defined extension area ('LF'): the block field
+VERSION_AREA_TYPE = 0x4C56          # vendor-defined extension area ('LV'): the extractor version, one byte
 _AREA = struct.Struct(">HH")
 _FIELD_HEADER = struct.Struct(">BBB")
 
@@ -89,7 +93,7 @@ def _view(template: FingerTemplate, finger_position: int, view: int, impression_
             raise BadRequest("template", "minutia position outside the 14-bit ISO range")
         body += _MINUTIA.pack((_TYPE_BITS[m.kind] << 14) | m.x, m.y, _iso_angle(m.angle),
                               max(0, min(100, m.quality)))
-    extension = _field_area(template.field)
+    extension = _field_area(template.field) + _version_area(template.extractor)
     body += struct.pack(">H", len(extension)) + extension
     return bytes(body)
 
@@ -125,8 +129,9 @@ def decode(record: bytes) -> FingerTemplate:
             raise BadRequest("iso_record", f"minutia {k}: outside the image or quality > 100")
         minutiae.append(Minutia(x, y, _limen_angle(angle), kind, quality))
     dpi = int(round(xres * _CM_PER_INCH))
-    field = _read_field(record, offset + count * _MINUTIA.size, views)
-    return FingerTemplate(width=width, height=height, dpi=dpi, minutiae=tuple(minutiae), field=field)
+    field, extractor = _read_extensions(record, offset + count * _MINUTIA.size, views)
+    return FingerTemplate(width=width, height=height, dpi=dpi, minutiae=tuple(minutiae), field=field,
+                          extractor=extractor)
 
 
 def decode_views(record: bytes) -> list[FingerTemplate]:
@@ -152,10 +157,11 @@ def decode_views(record: bytes) -> list[FingerTemplate]:
                                                "or quality > 100")
             minutiae.append(Minutia(x, y, _limen_angle(angle), kind, quality))
         offset += count * _MINUTIA.size
-        field = _read_field(record, offset, 1)            # this view's extended data, read as a one-view record's
+        field, extractor = _read_extensions(record, offset, 1)   # this view's extended data, as a one-view record's
         (total,) = struct.unpack_from(">H", record, offset)
         offset += 2 + total
-        out.append(FingerTemplate(width=width, height=height, dpi=first.dpi, minutiae=tuple(minutiae), field=field))
+        out.append(FingerTemplate(width=width, height=height, dpi=first.dpi, minutiae=tuple(minutiae), field=field,
+                                  extractor=extractor))
     if offset != len(record):
         raise BadRequest("iso_record", "the views do not fill the record")
     return out
@@ -174,16 +180,25 @@ def _field_area(field: BlockField | None) -> bytes:
     return _AREA.pack(FIELD_AREA_TYPE, len(data)) + data
 
 
-def _read_field(record: bytes, offset: int, views: int) -> BlockField | None:
-    """The block field in the first view's extended data (None: absent, or more views follow, whose layout
-    Limen does not read); `BadRequest` for extension areas that run past their block."""
+def _version_area(extractor: int | None) -> bytes:
+    if extractor is None:
+        return b""
+    if not 0 < extractor < 256:
+        raise BadRequest("template", "extractor version outside one byte")
+    return _AREA.pack(VERSION_AREA_TYPE, 1) + bytes([extractor])
+
+
+def _read_extensions(record: bytes, offset: int, views: int) -> tuple[BlockField | None, int | None]:
+    """The block field and extractor version in the first view's extended data (None: absent, or more views
+    follow, whose layout Limen does not read); `BadRequest` for extension areas that run past their block, and
+    for a Limen area of the wrong size or given twice."""
     (total,) = struct.unpack_from(">H", record, offset)
     start, end = offset + 2, offset + 2 + total
     if end > len(record):
         raise BadRequest("iso_record", "extended data runs past the end of the record")
     if views != 1:
-        return None
-    field = None
+        return None, None
+    field, extractor, seen = None, None, set()
     while start < end:
         if start + _AREA.size > end:
             raise BadRequest("iso_record", "truncated extension area")
@@ -191,10 +206,22 @@ def _read_field(record: bytes, offset: int, views: int) -> BlockField | None:
         data = record[start + _AREA.size:start + _AREA.size + size]
         if len(data) != size or start + _AREA.size + size > end:
             raise BadRequest("iso_record", "extension area runs past the extended data")
+        if kind in (FIELD_AREA_TYPE, VERSION_AREA_TYPE):
+            if kind in seen:
+                raise BadRequest("iso_record", f"Limen extension area {kind:#06x} given twice")
+            seen.add(kind)
         if kind == FIELD_AREA_TYPE:
             field = _decode_field(data)
+        elif kind == VERSION_AREA_TYPE:
+            extractor = _decode_version(data)
         start += _AREA.size + size
-    return field
+    return field, extractor
+
+
+def _decode_version(data: bytes) -> int:
+    if len(data) != 1 or data[0] == 0:
+        raise BadRequest("iso_record", f"extractor version area of {len(data)} bytes; one non-zero byte expected")
+    return data[0]
 
 
 def _decode_field(data: bytes) -> BlockField:

@@ -7,6 +7,9 @@ position 0 (unknown, ISO) as ``<user id>.fmr`` under the label
 ``finger:<user id>``, positions 1–10 (ISO: right thumb … left little) as
 ``<user id>.<position>.fmr`` under ``finger:<user id>:<position>``.  A person
 may have several fingers enrolled; a probe is compared with all of them.
+Beside each file a plaintext marker (`versions`: ``… .fmr.extractor``) records
+the oldest extractor version among its impressions (none: an unknown one),
+so `limen status` can advise re-enrolling without unsealing anything.
 Raw minutiae never persist unencrypted; they exist in memory only while a
 probe is compared.  A crypto-erase of the vault makes every file unreadable at
 once (its key is gone); `delete` removes every file of a person (erasure on
@@ -52,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from limen import thresholds
-from limen.bio.finger import iso, matcher
+from limen.bio.finger import iso, matcher, versions
 from limen.bio.finger.index import EdgeIndex, Hit, edge_keys
 from limen.bio.finger.template import FingerTemplate
 from limen.errors import (
@@ -70,7 +73,7 @@ from limen.vault.records import FINGERPRINTS, FragmentSet, side_fragments
 from limen.vault.secrets import SecretBox, box_for
 
 _USER_ID = re.compile(r"^[0-9a-f]{1,64}$")
-_FILE = re.compile(r"^([0-9a-f]{1,64})(?:\.([1-9]|10))?\.fmr$")
+_FILE = versions.REFERENCE_FILE
 
 FINGER_NAMES = ("unknown finger", "right thumb", "right index", "right middle", "right ring", "right little",
                 "left thumb", "left index", "left middle", "left ring", "left little")  # ISO/IEC 19794-2 positions
@@ -94,7 +97,7 @@ def _fragments(folder: Path) -> FragmentSet | None:
 
 
 def references_folder(data_dir: Path) -> Path:
-    return data_dir / "fingerprints"
+    return data_dir / versions.FOLDER
 
 
 def _replace_wiping(path: Path, data: bytes) -> None:
@@ -129,6 +132,10 @@ def erase_references(folder: Path, user_id: str) -> int:
         if m and m.group(1) == user_id:
             shred(path)             # zeros over the sealed records, then unlinked (not left in free blocks)
             removed += 1
+    for marker in folder.glob(f"{user_id}*.fmr.extractor"):    # with any a crash left without its finger
+        m = _FILE.match(marker.name.removesuffix(".extractor"))
+        if m and m.group(1) == user_id:
+            marker.unlink(missing_ok=True)
     fragments = _fragments(folder)
     if fragments is not None:       # every position's shares, those of an interrupted write too
         fragments.delete_stems({_stem(user_id, position) for position in range(len(FINGER_NAMES))})
@@ -223,8 +230,16 @@ class FingerReferences:
         plain = b"".join(struct.pack(">I", len(r)) + r for r in (iso.encode(t) for t in templates))
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         _changed(self.folder, user_id)
-        self._store(user_id, position, self._box.seal(_label(user_id, position), plain))
+        self._store_marked(user_id, position, self._box.seal(_label(user_id, position), plain),
+                           versions.oldest([t.extractor for t in templates]))
         _changed(self.folder, user_id)
+
+    def _store_marked(self, user_id: str, position: int, sealed: bytes, extractor: int | None) -> None:
+        """`_store`, the finger's extractor marker removed before and written after (interrupted: unknown)."""
+        path = self._path(user_id, position)
+        versions.forget_marker(path)
+        self._store(user_id, position, sealed)
+        versions.write_marker(path, extractor)
 
     def get(self, user_id: str) -> list[FingerTemplate]:
         """The impressions of every enrolled finger of `user_id`; `NotFound` if none (opaque vault errors if
@@ -261,6 +276,7 @@ class FingerReferences:
             return 0
         _changed(self.folder, user_id)
         shred(path)
+        versions.forget_marker(path)
         if self._fragments is not None:
             self._fragments.delete_stems({_stem(user_id, position)})
         return 1
@@ -276,14 +292,17 @@ class FingerReferences:
     def import_from_backup(self, fingers: list[tuple[str, int, bytes]], users: set[str] | frozenset[str]) -> int:
         """Seal the backed-up fingers of `users` under this lock's box (each checked as ISO records first)."""
         chosen = [(u, p, plain) for u, p, plain in fingers if u in users]
+        extractors = []
         for user_id, position, plain in chosen:
             self._path(user_id, position)
-            if not 1 <= len(_decode(plain)) <= thresholds.FINGER_ENROL_MAX_IMPRESSIONS:
+            impressions = _decode(plain)
+            if not 1 <= len(impressions) <= thresholds.FINGER_ENROL_MAX_IMPRESSIONS:
                 raise BadRequest("backup", f"finger {position} of {user_id}: no usable impressions")
+            extractors.append(versions.oldest([t.extractor for t in impressions]))
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for user_id, position, plain in chosen:
+        for (user_id, position, plain), extractor in zip(chosen, extractors, strict=True):
             _changed(self.folder, user_id)
-            self._store(user_id, position, self._box.seal(_label(user_id, position), plain))
+            self._store_marked(user_id, position, self._box.seal(_label(user_id, position), plain), extractor)
             _changed(self.folder, user_id)
         return len(chosen)
 

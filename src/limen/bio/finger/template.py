@@ -66,6 +66,9 @@ class FingerTemplate:
     dpi: int
     minutiae: tuple[Minutia, ...]
     field: BlockField | None = None     # None: a record from before the field was kept (older ISO records)
+    extractor: int | None = None        # the Limen extractor version that found the minutiae
+                                        # (versions.EXTRACTOR_VERSION); None: unknown (another system's record,
+                                        # or Limen's from before versions were kept)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions (n×2 float), angles (n), types (n) as arrays for the matcher."""
