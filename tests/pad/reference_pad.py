@@ -146,3 +146,11 @@ def colour_diversity(rgb: np.ndarray) -> np.ndarray:
     distinct = float(np.count_nonzero(counts)) / keys.size
     top = np.sort(counts)[::-1][:100].sum() / keys.size
     return np.array([distinct, float(top)])
+
+
+# ------------------------------------------------------------------ faces.face_view's luma (before: the mean of
+# the per-pixel float32 lumas; now `faces.mean_luma`, the weighted channel means)
+
+
+def mean_luma(crop: np.ndarray) -> float:
+    return float((crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).mean())

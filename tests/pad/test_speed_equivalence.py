@@ -11,7 +11,9 @@ change the order of float sums: its scores and the fused score within
 step more), and the distortion features' chromatic moments, summed over level
 counts instead of pixels: the moments within `MOMENTS_TOLERANCE`, the texture
 score within `TEXTURE_TOLERANCE`; every decision and every other field still
-equal.  Skips when nuaa-dev or the MiniFASNet weights are absent.
+equal; and the face-location luma gate, from the channel means (within
+`LUMA_TOLERANCE`, the same decisions).  Skips when nuaa-dev or the MiniFASNet
+weights are absent.
 """
 
 from __future__ import annotations
@@ -264,6 +266,45 @@ def test_texture_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monke
     assert len(scores) >= 30 and np.ptp(scores) > 1.0
 
 
+# ------------------------------------------------------------------ face location: the luma gate from the channel
+# means (a decision: the frame too dark, too bright or usable)
+
+LUMA_TOLERANCE = 1e-4  # |Δ| of a crop's mean luma (0–255), channel means vs per-pixel float32 lumas averaged
+
+
+def _luma_images() -> list[np.ndarray]:
+    """Uniform greys at and beside both thresholds, colours, noise and a tiny crop."""
+    rng = np.random.default_rng(5)
+    greys = [np.full((70, 70, 3), level, np.uint8) for t in (thresholds.PAD_MIN_LUMA, thresholds.PAD_MAX_LUMA)
+             for level in (int(t) - 1, int(t), int(t) + 1)]
+    colours = [np.full((64, 90, 3), colour, np.uint8)
+               for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255), (40, 30, 38))]
+    return [*greys, *colours, rng.integers(0, 256, (300, 260, 3), dtype=np.uint8), np.full((1, 1, 3), 200, np.uint8)]
+
+
+def test_luma_gate_decides_the_same_on_nuaa_and_at_the_thresholds(samples: list[PadSample]) -> None:
+    crops = [f.crop for s in samples for f in s.faces] + _luma_images()
+    assert len(crops) >= 70
+    for crop in crops:
+        new, before = faces.mean_luma(crop), old.mean_luma(crop)
+        assert abs(new - before) <= LUMA_TOLERANCE
+        assert (new < thresholds.PAD_MIN_LUMA) == (before < thresholds.PAD_MIN_LUMA)
+        assert (new > thresholds.PAD_MAX_LUMA) == (before > thresholds.PAD_MAX_LUMA)
+    at_edges = [faces.mean_luma(g) for g in _luma_images()[:6]]  # both sides of both thresholds are exercised
+    assert min(at_edges) < thresholds.PAD_MIN_LUMA and max(at_edges) > thresholds.PAD_MAX_LUMA
+
+
+def test_face_location_is_the_same_on_nuaa(bursts: list[Capture], monkeypatch: pytest.MonkeyPatch) -> None:
+    new = [faces.locate(c) for c in bursts]
+    monkeypatch.setattr(faces, "mean_luma", old.mean_luma)
+    before = [faces.locate(c) for c in bursts]
+    for n, b in zip(new, before, strict=True):
+        assert n.analysed == b.analysed and n.unusable == b.unusable
+        assert [(f.index, f.box) for f in n.faces] == [(f.index, f.box) for f in b.faces]
+        assert all(np.array_equal(f.points, g.points) and np.array_equal(f.crop, g.crop)
+                   for f, g in zip(n.faces, b.faces, strict=True))
+
+
 # ------------------------------------------------------------------ the whole verdict
 
 
@@ -274,6 +315,7 @@ def _old_pad(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(texture, "colour_texture", old.colour_texture)
     monkeypatch.setitem(texture.FAMILIES, "frequency", old.frequency_features)
     monkeypatch.setitem(texture.FAMILIES, "distortion", old.distortion_features)
+    monkeypatch.setattr(faces, "mean_luma", old.mean_luma)
     mf._forget_sessions()
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import cv2
 import numpy as np
 
 from limen import thresholds
@@ -87,7 +88,7 @@ def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0) -> FaceView | st
     if 1.0 - (box.width * box.height) / float(side * side) > thresholds.PAD_MAX_BORDER_CUT:
         return "face_at_border"
     crop = np.ascontiguousarray(rgb[box.top : box.bottom, box.left : box.right])
-    luma = float((crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).mean())
+    luma = mean_luma(crop)
     if luma < thresholds.PAD_MIN_LUMA:
         return "too_dark"
     if luma > thresholds.PAD_MAX_LUMA:
@@ -97,6 +98,21 @@ def face_view(rgb: np.ndarray, box: detect.Box, index: int = 0) -> FaceView | st
     if not inside.all():
         return "face_at_border"
     return FaceView(index=index, frame=Frame(rgb=rgb), box=box, points=marks.points, crop=crop)
+
+
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # BT.601, of R, G, B
+
+
+def mean_luma(rgb: np.ndarray) -> float:
+    """The mean BT.601 luma (0–255) of an RGB uint8 image: the weighted channel means.
+
+    The channel means are OpenCV's (exact integer sums, divided once); the weighted sum of the means is the
+    mean of the per-pixel lumas.  It decides which frames are too dark or too bright, as the per-pixel float32
+    lumas averaged did before (within 3e-5 of them on 1,748 nuaa-dev faces, none within 11 of a threshold;
+    tests/pad/test_speed_equivalence.py) in a fifth of the time.
+    """
+    red, green, blue, _ = cv2.mean(rgb)
+    return _LUMA_WEIGHTS[0] * red + _LUMA_WEIGHTS[1] * green + _LUMA_WEIGHTS[2] * blue
 
 
 def _view(index: int, frame: Frame, known: detect.Box | None = None) -> FaceView | str:
