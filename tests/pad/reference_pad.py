@@ -113,18 +113,31 @@ def frequency_features(face_rgb: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ distortion (before: NumPy's std and a second
-# pass for the skewness, a float histogram per channel, a sort of 32,768 colour counts)
+# pass for the skewness, a float histogram per channel, a sort of 32,768 colour counts, per-pixel moments and
+# specular floats)
 
 
 def distortion_features(face_rgb: np.ndarray) -> np.ndarray:
     """22 values describing how distorted a face crop looks."""
-    from limen.pad.distortion import _blur, _specular
+    from limen.pad.distortion import _blur
 
     side = thresholds.PAD_DISTORTION_CROP_PX
     crop = cv2.resize(face_rgb, (side, side), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    return np.concatenate([_specular(hsv), _blur(gray), chromatic_moments(hsv), colour_diversity(crop)])
+    return np.concatenate([specular(hsv), _blur(gray), chromatic_moments(hsv), colour_diversity(crop)])
+
+
+def specular(hsv: np.ndarray) -> np.ndarray:  # before: per-pixel floats (now level ranges and counts)
+    s = hsv[:, :, 1].astype(np.float64) / 255.0
+    v = hsv[:, :, 2].astype(np.float64) / 255.0
+    mask = (v >= thresholds.PAD_SPECULAR_MIN_VALUE) & (s <= thresholds.PAD_SPECULAR_MAX_SATURATION)
+    share = float(mask.mean())
+    if not mask.any():
+        return np.array([0.0, 0.0, 0.0])
+    spec = v[mask]
+    return np.array([share, float(spec.mean()), float(spec.var())])
+
 
 
 def chromatic_moments(hsv: np.ndarray) -> np.ndarray:

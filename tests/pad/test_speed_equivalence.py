@@ -8,8 +8,8 @@ arithmetic, so the bound is exact equality (bit for bit: Δscore = 0, same
 decisions, same evidence) — except MiniFASNet's zero-padded channels, which
 change the order of float sums: its scores and the fused score within
 `MINIFASNET_TOLERANCE` (per-frame evidence, rounded to 4 decimals, within one
-step more), and the distortion features' chromatic moments, summed over level
-counts instead of pixels: the moments within `MOMENTS_TOLERANCE`, the texture
+step more), and the distortion features' chromatic and specular moments, summed over
+level counts instead of pixels: the moments within `MOMENTS_TOLERANCE`, the texture
 score within `TEXTURE_TOLERANCE`; every decision and every other field still
 equal; and the face-location luma gate, from the channel means (within
 `LUMA_TOLERANCE`, the same decisions).  Skips when nuaa-dev or the MiniFASNet
@@ -186,14 +186,15 @@ def test_motion_cue_scores_are_the_same_on_nuaa(samples: list[PadSample], monkey
 # partitioned
 
 
-# The chromatic moments are sums over each channel's 256 level counts instead of over the pixels: the same
-# values up to float summation order (|Δ| ≤ 2e-14, texture log-odds ≤ 4e-15, on 1,746 nuaa-dev faces, same
-# decisions); the 32-bin histograms stay exact.
+# The chromatic moments and the specular pixels' mean and variance are sums over 256 level counts instead of over
+# the pixels: the same values up to float summation order (texture log-odds within 4e-15 on 1,746 nuaa-dev faces,
+# the same decisions); the 32-bin histograms and the specular share stay exact.
 EVIDENCE_STEP = 1e-4  # per-frame evidence is rounded to 4 decimals (texture.per_frame_evidence)
 MOMENTS_TOLERANCE = 1e-12  # |Δ| of a moment (values of order 1)
 TEXTURE_TOLERANCE = 1e-9  # |Δ| of the texture model's log-odds (standardised features: Δ scaled by coef / scale)
 _MOMENTS = slice(5, 20)  # the moments' columns in `distortion_features` (3 specular, 2 blur, 15, 2 colour)
 _HIST_COLUMNS = [c for c in range(15) if c % 5 in (3, 4)]  # each channel's emptiest and fullest bin
+_SPECULAR_MOMENTS = [1, 2]  # the specular pixels' mean and variance, from level counts (their share: exact)
 
 
 def _assert_moments_equal(new: np.ndarray, before: np.ndarray) -> None:
@@ -203,9 +204,25 @@ def _assert_moments_equal(new: np.ndarray, before: np.ndarray) -> None:
 
 
 def _assert_distortion_equal(new: np.ndarray, before: np.ndarray) -> None:
-    rest = np.r_[0:_MOMENTS.start, _MOMENTS.stop:before.size]
+    rest = np.setdiff1d(np.r_[0:_MOMENTS.start, _MOMENTS.stop:before.size], _SPECULAR_MOMENTS)
     assert np.array_equal(new[rest], before[rest], equal_nan=True)  # every other feature bit for bit
+    assert np.allclose(new[_SPECULAR_MOMENTS], before[_SPECULAR_MOMENTS], rtol=0, atol=MOMENTS_TOLERANCE)
     _assert_moments_equal(new[_MOMENTS], before[_MOMENTS])
+
+
+def test_specular_is_the_same_at_the_thresholds() -> None:
+    """Value and saturation levels on both sides of both thresholds, no and only specular pixels."""
+    levels = np.arange(256, dtype=np.uint8)
+    grid = np.stack([np.zeros((256, 256), np.uint8), *np.meshgrid(levels, levels)], axis=2)  # every (S, V) pair
+    rng = np.random.default_rng(13)
+    white = np.zeros((9, 9, 3), np.uint8)
+    white[:, :, 2] = 255  # HSV: no saturation, full value
+    images = [grid, np.zeros((20, 20, 3), np.uint8), white, rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)]
+    for image in images:
+        new, before = distortion._specular(image), old.specular(image)
+        assert new[0] == before[0]  # the same pixels counted
+        assert np.allclose(new, before, rtol=0, atol=MOMENTS_TOLERANCE)
+    assert old.specular(images[1])[0] == 0.0 and old.specular(images[2])[0] == 1.0 and 0 < old.specular(grid)[0] < 1
 
 
 def _assert_evidence_close(new: dict[str, float], before: dict[str, float], tolerance: float) -> None:
