@@ -146,7 +146,8 @@ def claim(session: DbSession, owner: Owner, body: LockClaim) -> bool:
 
 class AlertChannels(BaseModel):
     urls: list[str] = Field(max_length=10)  # apprise URLs: ntfy://…, tgram://…, mailto://…, json://…
-    # removing or replacing a channel silences it: the step-up (password, + authenticator code once enrolled)
+    # adding a channel sends the alarms there, removing one silences it: the step-up (password, + authenticator
+    # code once enrolled) for any change
     password: str = Field(default="", max_length=200)
     totp: str = Field(default="", max_length=10)
 
@@ -157,11 +158,14 @@ class PushKeys(BaseModel):
 
 
 class PushIn(BaseModel):
-    """A browser's `PushSubscription.toJSON()` (its `expirationTime` is ignored) and a name for it."""
+    """A browser's `PushSubscription.toJSON()` (its `expirationTime` is ignored), a name for it, and the step-up
+    (the password again, + the authenticator code once enrolled): the browser will receive the owner's alarms."""
 
     endpoint: str = Field(min_length=10, max_length=1000)
     keys: PushKeys
     label: str = Field(default="", max_length=100)
+    password: str = Field(default="", max_length=200)
+    totp: str = Field(default="", max_length=10)
 
 
 class StepUp(BaseModel):
@@ -339,8 +343,10 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
 
         Only schemes that reach a person are accepted (`notify.CHANNEL_SCHEMES`: not rsyslog://, kodi://…); a URL
         naming a server (json://, ntfy://, mailto://…) must name a public one or one the operator allowed.
-        Removing or replacing a channel needs `password` (and `totp` once enrolled) again: a stolen session alone
-        cannot silence the alarms (403, nothing changed).
+        Any change — adding, removing or replacing a channel — needs `password` (and `totp` once enrolled) again
+        (403, nothing changed): a stolen session alone can neither silence the alarms nor send them to itself
+        (`lock:duress` among them).  An added channel raises `alarm_destination_added` to the destinations the
+        account had; every change is logged (channel ids only).
         """
         for url in body.urls:
             problem = channel_scheme_problem(url)
@@ -352,12 +358,18 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
                                     f"{channel_id(url)}")
         account = session.get(Owner, me.id)
         assert account is not None
-        if set(json.loads(account.alert_urls or "[]")) - set(body.urls):  # a channel removed or replaced
-            _limited(request)
-            if not pages.step_up(session, account, body.password, body.totp, utcnow()):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: removing or replacing "
-                                    "an alarm channel needs the password (and authenticator code) again")
+        held = json.loads(account.alert_urls or "[]")
+        added, removed = [u for u in body.urls if u not in held], [u for u in held if u not in body.urls]
+        if (added or removed) and not pages.stepped_up(request, session, account, body.password, body.totp):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: adding, removing or replacing "
+                                "an alarm channel needs the password (and authenticator code) again")
+        had = pages.has_destinations(session, account)
         account.alert_urls = json.dumps(body.urls)
+        for url in removed:
+            pages.destination_removed(account, f"apprise channel {channel_id(url)}")
+        if added:
+            pages.destination_added(session, account, "apprise channel " + ", ".join(channel_id(u) for u in added),
+                                    had, utcnow())
         return {"channels": [channel_id(u) for u in body.urls]}
 
     @app.get("/api/owners/me/alerts")
@@ -372,12 +384,20 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         return {"public_key": push_key}
 
     @app.post("/api/owners/me/push", status_code=201)
-    def subscribe(body: PushIn, session: Db, me: Me) -> dict[str, Any]:
-        """Receive alarms by web push on one more device (its push subscription; the endpoint is not returned)."""
+    def subscribe(request: Request, body: PushIn, session: Db, me: Me) -> dict[str, Any]:
+        """Receive alarms by web push on one more device (its push subscription; the endpoint is not returned).
+        It would send the owner's alarms to whoever holds that device, so the body carries the password (and
+        `totp`) again; the destinations the account had hear of it (`alarm_destination_added`)."""
         if push_key is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "web push is not set up on this cloud")
+        account = session.get(Owner, me.id)
+        assert account is not None
         try:
-            sub = pages.save_subscription(session, me, body, app.state.webhook_allow, utcnow())
+            pages.check_subscription(body, app.state.webhook_allow)
+            if not pages.stepped_up(request, session, account, body.password, body.totp):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: adding a browser for "
+                                    "alarms needs the password (and authenticator code) again")
+            sub = pages.add_subscription(session, account, body, app.state.webhook_allow, utcnow())
         except pages.PushRefused as exc:
             raise HTTPException(exc.status, str(exc)) from exc
         return pages.subscription_view(sub)
@@ -393,11 +413,11 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         assert account is not None
         if not any(s.id == sub_id for s in pages.owner_subscriptions(session, me)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscription")
-        _limited(request)
-        if body is None or not pages.step_up(session, account, body.password, body.totp, utcnow()):
+        if body is None or not pages.stepped_up(request, session, account, body.password, body.totp):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: removing an alarm channel "
                                 "needs the password (and authenticator code) again")
         pages.remove_subscription(session, me, sub_id)
+        pages.destination_removed(account, f"web push browser {sub_id}")
         return Response(status_code=204)
 
     @app.post("/api/locks", status_code=201, dependencies=[Limited])

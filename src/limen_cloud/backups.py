@@ -4,7 +4,8 @@ A lock publishes each encrypted backup (`limen.link.backup`) on
 `limen/<id>/backup`; `store_backup` keeps the blob with what its header says
 (counter, created-at) once the header names the sending lock; one blob per
 (lock, counter), the newest `CLOUD_BACKUPS_KEPT` per lock.  The owner lists,
-downloads (for the owner's device to unwrap) and deletes them, and asks for a
+downloads (for the owner's device to unwrap) and deletes them (with the password, and the authenticator code once
+enrolled, again; logged and alarmed `backup_deleted`: a smashed lock is restored only from one), and asks for a
 restore by handing the cloud a signed `restore` command: the cloud attaches the
 named blob and relays it; the lock checks the signature, the blob's SHA-256 and
 everything else.
@@ -44,7 +45,7 @@ from limen.errors import BadRequest, CommandRefused, LinkError
 from limen.link.backup import digest, read_header
 from limen.link.commands import Action, SignedCommand, parse_command
 from limen.link.execute import verify_receipt
-from limen_cloud.api import Db, Me, Relay, my_lock, utcnow
+from limen_cloud.api import Db, Me, Relay, StepUp, my_lock, utcnow
 from limen_cloud.models import (
     Alarm,
     ArchivedChain,
@@ -56,7 +57,9 @@ from limen_cloud.models import (
     Owner,
     Record,
 )
+from limen_cloud.pages import STEP_UP_FAILED, stepped_up
 
+BACKUP_DELETED = "backup_deleted"  # the owner's alarm: a backup was deleted through the API
 _CLOUD_RECEIPT_DOMAIN = b"limen-cloud-erasure-v1\0"
 _ED25519_SIGNATURE_BYTES = 64
 _log = logging.getLogger(__name__)
@@ -238,8 +241,24 @@ def router(relay: Relay | None, receipt_public: Ed25519PublicKey | None) -> APIR
                         headers={"X-Backup-Sha256": row.sha256})
 
     @api.delete("/api/locks/{lock_id}/backups/{backup_id}", status_code=204)
-    def delete_backup(lock_id: str, backup_id: int, session: Db, me: Me) -> Response:
-        session.delete(_mine(session, me, lock_id, backup_id))
+    def delete_backup(request: Request, lock_id: str, backup_id: int, session: Db, me: Me,
+                      body: StepUp | None = None) -> Response:
+        """Delete a backup: a smashed lock is restored only from one, so the body carries the password (and
+        `totp`) again — a stolen session alone deletes nothing (403) — and the deletion is logged and alarmed
+        (`backup_deleted`, to the owner's channels)."""
+        row = _mine(session, me, lock_id, backup_id)
+        if body is None or not stepped_up(request, session, me, body.password, body.totp):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{STEP_UP_FAILED}: deleting a backup needs the password "
+                                "(and authenticator code) again")
+        newest = session.scalar(select(func.max(Backup.counter)).where(Backup.lock_id == lock_id))
+        left = int(session.scalar(select(func.count()).select_from(Backup).where(Backup.lock_id == lock_id)) or 0) - 1
+        _log.warning("owner %d deleted backup %d (counter %d%s) of lock %s; %d left", me.id, row.id, row.counter,
+                     ", the newest" if row.counter == newest else "", lock_id, left)
+        session.add(Alarm(lock_id=lock_id, rule=BACKUP_DELETED, raised_at=utcnow(),
+                          detail=f"backup {row.counter} (made {row.created_at}"
+                          f"{', the newest' if row.counter == newest else ''}) was deleted with the owner's password; "
+                          f"{left} backup(s) of this lock left: if it was not you, log out everywhere else"))
+        session.delete(row)
         return Response(status_code=204)
 
     @api.post("/api/locks/{lock_id}/restore", status_code=202)

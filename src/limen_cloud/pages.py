@@ -145,6 +145,51 @@ def step_up(session: DbSession, owner: Owner, password: str, totp: str, at: date
     return again is not None and again.id == owner.id
 
 
+def stepped_up(request: Request, session: DbSession, owner: Owner, password: str, totp: str) -> bool:
+    """`step_up` behind the log-in rate limit (each password tried is a guess); no password typed: False at once,
+    nothing spent (such a request guesses nothing)."""
+    if not password:
+        return False
+    _limited(request)
+    return step_up(session, owner, password, totp, utcnow())
+
+
+DESTINATION_ADDED = "alarm_destination_added"  # the owner's alarm: an apprise channel, webhook or browser was added
+
+
+def has_destinations(session: DbSession, owner: Owner) -> bool:
+    """Whether the account sends its alarms anywhere: an apprise channel, the community webhook or a browser."""
+    return bool(json.loads(owner.alert_urls or "[]")) or owner.webhook_url is not None \
+        or bool(owner_subscriptions(session, owner))
+
+
+def owner_alarm(session: DbSession, owner: Owner, rule: str, detail: str, at: datetime) -> Alarm | None:
+    """An alarm about the account itself, raised on its first lock (an alarm belongs to a lock: that is how it
+    reaches the owner's channels, webhook and browsers, and /alarms); None when the owner has no lock."""
+    first = session.scalar(select(Lock.lock_id).where(Lock.owner_id == owner.id).order_by(Lock.lock_id).limit(1))
+    if first is None:
+        return None
+    alarm = Alarm(lock_id=first, rule=rule, raised_at=at, detail=detail[:400])
+    session.add(alarm)
+    return alarm
+
+
+def destination_added(session: DbSession, owner: Owner, what: str, had: bool, at: datetime) -> None:
+    """The owner (stepped up) added or changed an alarm destination (`what`: its channel id, host or browser's
+    name, never a token): logged, and when the account already had a destination (`had`, read before the change)
+    an alarm tells it there — a stolen password and authenticator code that add the thief's own destination (to
+    hear the owner's alarms, `lock:duress` among them) do not go unnoticed.  The caller commits."""
+    log.warning("owner %d added an alarm destination: %s", owner.id, what)
+    if had:
+        owner_alarm(session, owner, DESTINATION_ADDED, f"a new alarm destination was added to the account ({what}); "
+                    "if it was not you, someone has the password (and authenticator code): remove it on /account, "
+                    "log out everywhere else", at)
+
+
+def destination_removed(owner: Owner, what: str) -> None:
+    log.warning("owner %d removed an alarm destination: %s", owner.id, what)
+
+
 def replace_lock(session: DbSession, lock: Lock, owner: Owner, statement: str) -> ArchivedChain:
     """The owner's stepped-up mark (API and page), authorised by `statement` signed on a device paired on the lock:
     archive the chain, reset the head (`evidence.mark_replaced`), logged as an owner action; `NotReplaceable` when
@@ -397,14 +442,9 @@ def _b64url(text: str) -> bytes:
         raise PushRefused("the subscription's keys are not base64url") from exc
 
 
-def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tuple[Network, ...],
-                      now: datetime) -> PushSubscription:
-    """Store (or refresh, or move to `owner` from the browser's previous account) a browser's push subscription;
-    it starts after the newest alarm.
-
-    The endpoint must be an https:// URL (plain http:// only to an address literal the operator allow-listed,
-    like the community webhook); it is checked again at every push (`notify.egress_guard`).  The keys must be a
-    P-256 point and a 16-byte secret.  The caller commits."""
+def check_subscription(body: PushIn, allow: tuple[Network, ...]) -> None:
+    """`PushRefused` (422) unless the endpoint is usable (`webhook_problem`) and the keys are a P-256 point and a
+    16-byte secret: checked before the step-up, so a malformed subscription spends no password try or code."""
     problem = webhook_problem(body.endpoint, allow)
     if problem is not None:
         raise PushRefused(f"not a usable push endpoint: {problem}")
@@ -415,6 +455,17 @@ def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tup
         raise PushRefused("the subscription's p256dh is not a P-256 public key") from exc
     if len(point) != 65 or len(secret) != 16:
         raise PushRefused("the subscription's keys have the wrong length")
+
+
+def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tuple[Network, ...],
+                      now: datetime) -> PushSubscription:
+    """Store (or refresh, or move to `owner` from the browser's previous account) a browser's push subscription;
+    it starts after the newest alarm.
+
+    The endpoint must be an https:// URL (plain http:// only to an address literal the operator allow-listed,
+    like the community webhook); it is checked again at every push (`notify.egress_guard`).  The keys must be a
+    P-256 point and a 16-byte secret.  The caller commits."""
+    check_subscription(body, allow)
     newest = session.scalar(select(func.max(Alarm.id))) or 0
     sub = session.scalar(select(PushSubscription).where(PushSubscription.endpoint == body.endpoint))
     if sub is None:
@@ -432,6 +483,17 @@ def save_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tup
     sub.label = body.label.strip()[:100] or "a browser"
     sub.cursor, sub.attempts, sub.next_at, sub.last_error = newest, 0, None, None
     session.flush()
+    return sub
+
+
+def add_subscription(session: DbSession, owner: Owner, body: PushIn, allow: tuple[Network, ...],
+                     now: datetime) -> PushSubscription:
+    """`save_subscription` for the stepped-up owner (API and page), logged and told to the destinations the
+    account had (`destination_added`); `PushRefused` as it.  The caller commits."""
+    had = has_destinations(session, owner)
+    sub = save_subscription(session, owner, body, allow, now)
+    destination_added(session, owner, f"web push browser {sub.label!r} via {urlsplit(sub.endpoint).hostname}",
+                      had, now)
     return sub
 
 
@@ -479,13 +541,20 @@ def router() -> APIRouter:
     @pages.post("/account/push", status_code=201)
     def subscribe(request: Request, session: Write, me: Me, body: PushIn,
                   x_csrf_token: Annotated[str, Header(max_length=64)] = "") -> Response:
-        """The subscription push.js makes in this browser (JSON; the CSRF token in `X-CSRF-Token`)."""
+        """The subscription push.js makes in this browser (JSON; the CSRF token in `X-CSRF-Token`), with the
+        password (and authenticator code) the owner typed beside the button: the browser will receive the alarms."""
         me.check(x_csrf_token)
         if request.app.state.push_key is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "web push is not set up on this cloud")
         write_lock(session)
+        owner = session.get(Owner, me.owner.id)
+        assert owner is not None
         try:
-            sub = save_subscription(session, me.owner, body, request.app.state.webhook_allow, utcnow())
+            check_subscription(body, request.app.state.webhook_allow)
+            if not stepped_up(request, session, owner, body.password, body.totp):
+                session.rollback()
+                raise HTTPException(status.HTTP_403_FORBIDDEN, STEP_UP_FAILED)
+            sub = add_subscription(session, owner, body, request.app.state.webhook_allow, utcnow())
         except PushRefused as exc:
             session.rollback()
             raise HTTPException(exc.status, str(exc)) from exc
@@ -501,13 +570,13 @@ def router() -> APIRouter:
         write_lock(session)
         if not any(s.id == sub_id for s in owner_subscriptions(session, me.owner)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such browser")
-        _limited(request)
-        if not step_up(session, me.owner, password, totp, utcnow()):
+        if not stepped_up(request, session, me.owner, password, totp):
             session.rollback()
             return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
                           + STEP_UP_FAILED[1:] + ": that browser still receives alarms.",
                           **push_values(request, session, me))
         remove_subscription(session, me.owner, sub_id)
+        destination_removed(me.owner, f"web push browser {sub_id}")
         session.commit()
         return _back("/account", "push-off")
 
@@ -692,27 +761,35 @@ def router() -> APIRouter:
     def set_webhook(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
                     url: Annotated[str, Form(max_length=500)] = "", password: Annotated[str, Form(max_length=200)] = "",
                     totp: Annotated[str, Form(max_length=10)] = "") -> Response:
-        """The community security webhook: alarms are POSTed there signed with a secret shown once.  Changing or
-        removing one (its secret changes too) silences its receiver: the password (and authenticator code) again."""
+        """The community security webhook: alarms are POSTed there signed with a secret shown once.  Setting one
+        sends the alarms to its receiver, changing or removing one (its secret changes too) silences the old one:
+        the password (and authenticator code) again for each; a webhook set or changed is told to the destinations
+        the account had (`alarm_destination_added`), a removal is logged."""
         me.check(csrf)
         write_lock(session)
         owner = session.get(Owner, me.owner.id)
         assert owner is not None
-        problem = webhook_problem(url.strip(), request.app.state.webhook_allow) if url.strip() else None
-        if problem is None and owner.webhook_url is not None:
-            _limited(request)
-            if not step_up(session, owner, password, totp, utcnow()):
-                session.rollback()
-                return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
-                              + STEP_UP_FAILED[1:] + ": the webhook is unchanged.", **push_values(request, session, me))
-        if not url.strip():
-            owner.webhook_url = owner.webhook_secret = None
-            session.commit()
+        if not url.strip() and owner.webhook_url is None:  # nothing held, nothing asked
             return _back("/account", "webhook-off")
+        problem = webhook_problem(url.strip(), request.app.state.webhook_allow) if url.strip() else None
         if problem is not None:
             return render(request, "account.html", 422, page=me, error=f"Not a usable webhook: {problem}.",
                           **push_values(request, session, me))
+        if not stepped_up(request, session, owner, password, totp):
+            session.rollback()
+            return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
+                          + STEP_UP_FAILED[1:] + ": the webhook is unchanged.", **push_values(request, session, me))
+        old = urlsplit(owner.webhook_url).hostname if owner.webhook_url else None
+        if not url.strip():
+            owner.webhook_url = owner.webhook_secret = None
+            destination_removed(owner, f"community webhook to {old}")
+            session.commit()
+            return _back("/account", "webhook-off")
+        had = has_destinations(session, owner)
         owner.webhook_url, owner.webhook_secret = url.strip(), secrets.token_hex(32)
+        if old is not None:
+            destination_removed(owner, f"community webhook to {old} (replaced)")
+        destination_added(session, owner, f"community webhook to {urlsplit(url.strip()).hostname}", had, utcnow())
         session.commit()
         me.owner = owner
         return render(request, "account.html", page=me, webhook_secret=owner.webhook_secret,

@@ -18,7 +18,7 @@ from limen_cloud.notify import (
 )
 
 from .test_alert_step_up import EMAIL, channels
-from .test_api import login
+from .test_api import PASSWORD, login
 
 REFUSED = ("rsyslog://93.184.216.34/local0", "kodi://93.184.216.34", "bark://93.184.216.34/devicekey",
            "enigma2://93.184.216.34", "syslog://local0", "mqtt://93.184.216.34/topic")
@@ -46,7 +46,7 @@ def test_schemes_that_reach_a_person_are_accepted(engine: Engine, monkeypatch: p
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: public)  # no DNS in tests
     client = TestClient(create_app(engine, open_signup=True))
     olga = login(client, EMAIL)
-    r = client.put("/api/owners/me/alerts", json={"urls": list(ACCEPTED)}, headers=olga)
+    r = client.put("/api/owners/me/alerts", json={"urls": list(ACCEPTED), "password": PASSWORD}, headers=olga)
     assert r.status_code == 200, r.text
     assert channels(engine) == list(ACCEPTED)
     assert all(channel_scheme_problem(u) is None for u in ACCEPTED)

@@ -16,7 +16,7 @@ from limen_cloud.models import Alarm, Lock
 from limen_cloud.notify import AlarmNotifier
 from tests.audit.conftest import Receiver
 
-from .test_api import connected, login
+from .test_api import PASSWORD, connected, login
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_alarms_reach_the_owner_once_and_failures_are_retried(engine: Engine, re
     assert client.put("/api/owners/me/alerts", json={"urls": ["not a url"]}, headers=olga).status_code == 422
     for internal in ("json://10.0.0.5:8080/", "ntfy://192.168.1.2/topic", "json://169.254.169.254/"):
         assert client.put("/api/owners/me/alerts", json={"urls": [internal]}, headers=olga).status_code == 422
-    saved = client.put("/api/owners/me/alerts", json={"urls": [url]}, headers=olga)
+    saved = client.put("/api/owners/me/alerts", json={"urls": [url], "password": PASSWORD}, headers=olga)
     assert saved.status_code == 200 and url not in saved.text  # URLs hold tokens: only ids come back
     assert client.get("/api/owners/me/alerts", headers=olga).json() == saved.json()
 

@@ -189,7 +189,8 @@ def test_the_community_webhook_takes_https_only_and_shows_its_secret_once(engine
                 "https://[::1]:22/", "https://[::ffff:192.168.1.1]/", "https://hooks.example.org:99999/"):
         refused = client.post("/account/webhook", data={"csrf": csrf, "url": bad})
         assert refused.status_code == 422 and "Not a usable webhook" in refused.text
-    saved = client.post("/account/webhook", data={"csrf": csrf, "url": "https://watch.example.org/limen"})
+    saved = client.post("/account/webhook", data={"csrf": csrf, "url": "https://watch.example.org/limen",
+                                                  "password": PASSWORD})  # setting it needs the password too
     shown = re.search(r'class="secret">([0-9a-f]{64})<', saved.text)
     with sessions(engine)() as s:
         owner = s.scalar(select(Owner).where(Owner.email == "olga@example.org"))
@@ -197,7 +198,7 @@ def test_the_community_webhook_takes_https_only_and_shows_its_secret_once(engine
         assert shown is not None and owner.webhook_secret == shown.group(1)
     assert shown.group(1) not in client.get("/account").text  # once
     removed = client.post("/account/webhook", data={"csrf": csrf, "url": "", "password": PASSWORD})
-    assert removed.status_code == 303  # removing it needs the password again (tests/cloud/test_alert_step_up.py)
+    assert removed.status_code == 303  # the password again for each change (tests/cloud/test_alert_step_up.py)
     with sessions(engine)() as s:
         owner = s.scalar(select(Owner).where(Owner.email == "olga@example.org"))
         assert owner is not None and owner.webhook_url is None and owner.webhook_secret is None

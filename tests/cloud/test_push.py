@@ -185,9 +185,13 @@ def test_an_alarm_reaches_the_subscribed_browser_encrypted_and_signed(engine: En
     plain_http_name = Browser(f"http://push.example:{push_service.port}/x").subscription()
     for refused in (bad_point, internal, plain_http_name):
         assert client.post("/account/push", json=refused, headers={"X-CSRF-Token": csrf}).status_code == 422
-    for browser in (phone, dead):
-        made = client.post("/account/push", json=browser.subscription(), headers={"X-CSRF-Token": csrf})
+    for browser in (phone, dead):  # with the password (tests/cloud/test_alert_step_up.py)
+        made = client.post("/account/push", json={**browser.subscription(), "password": PASSWORD},
+                           headers={"X-CSRF-Token": csrf})
         assert made.status_code == 201, made.text
+    with sessions(engine)() as s:  # the second browser was told to the first: the owner says it was them
+        [told] = s.scalars(select(Alarm).where(Alarm.rule == "alarm_destination_added"))
+    assert client.post(f"/alarms/{told.id}/ack", data={"csrf": csrf}).status_code == 303
     listed = client.get("/account").text
     assert "Olga&#39;s phone" in listed and "/push/phone" not in listed  # the endpoint (a capability) not shown
 
@@ -200,7 +204,8 @@ def test_an_alarm_reaches_the_subscribed_browser_encrypted_and_signed(engine: En
     stolen = phone.subscription()  # Olga's endpoint with someone else's keys: does not take her alarms away
     stolen["keys"]["auth"] = b64u(secrets.token_bytes(16))
     mallory_csrf = csrf_of(mallory.get("/account").text)
-    assert mallory.post("/account/push", json=stolen, headers={"X-CSRF-Token": mallory_csrf}).status_code == 409
+    assert mallory.post("/account/push", json={**stolen, "password": PASSWORD},
+                        headers={"X-CSRF-Token": mallory_csrf}).status_code == 409
 
     push_service.status["/push/dead"] = 410
     alarm_id = raise_alarm(engine, "front-door", "lock:door_forced")
@@ -255,7 +260,8 @@ def test_push_goes_only_to_public_or_allow_listed_addresses(engine: Engine, push
     own_lock(engine, client, "olga@example.org", "front-door", "Front door")
     phone = Browser(push_service.url("/push/phone"))
     csrf = csrf_of(client.get("/account").text)
-    assert client.post("/account/push", json=phone.subscription(), headers={"X-CSRF-Token": csrf}).status_code == 201
+    assert client.post("/account/push", json={**phone.subscription(), "password": PASSWORD},
+                       headers={"X-CSRF-Token": csrf}).status_code == 201
     raise_alarm(engine, "front-door")
     # the operator removed loopback from the allow-list since: the connection itself is refused
     assert AlarmNotifier(engine, (), vapid=vapid, vapid_contact=CONTACT).deliver_push() == 0

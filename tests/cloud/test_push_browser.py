@@ -101,6 +101,16 @@ def test_notify_this_browser_then_an_alarm_becomes_a_notification(cloud: tuple[s
                 page.wait_for_url("**/locks")
                 page.goto(f"{url}/account")
                 page.fill("#push-label", "Chromium test")
+                page.click("#push-on")  # no password typed: nothing asked of the browser or the cloud
+                assert page.text_content("#push-state") == "Type your password first."
+                page.fill("#push-password", "not the password")
+                page.click("#push-on")
+                page.locator("#push-state", has_text="403").wait_for(timeout=15_000)  # (no eval: the page's CSP)
+                assert "wrong password" in (page.text_content("#push-state") or "")
+                with sessions(engine)() as s:
+                    assert s.scalar(select(PushSubscription)) is None
+                failed.clear()  # (the refused POST, on purpose)
+                page.fill("#push-password", PASSWORD)
                 page.click("#push-on")
                 page.wait_for_url(lambda u: u.endswith("/account?done=push-on"), timeout=15_000)
                 assert "This browser now receives alarms." in page.content() and "Chromium test" in page.content()

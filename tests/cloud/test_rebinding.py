@@ -21,7 +21,7 @@ from limen_cloud.models import Alarm
 from limen_cloud.notify import AlarmNotifier, DestinationRefused, egress_guard, parse_allow
 from tests.audit.conftest import Receiver
 
-from .test_api import connected, login
+from .test_api import PASSWORD, connected, login
 
 NAME = "alerts.rebind.test"
 PUBLIC = "93.184.216.34"
@@ -53,7 +53,8 @@ def owner_with_channel(engine: Engine, port: int) -> None:
     connected(engine, "front-door", "abc-def-123")
     assert client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},
                        headers=olga).status_code == 201
-    saved = client.put("/api/owners/me/alerts", json={"urls": [f"json://{NAME}:{port}/"]}, headers=olga)
+    saved = client.put("/api/owners/me/alerts", json={"urls": [f"json://{NAME}:{port}/"], "password": PASSWORD},
+                       headers=olga)
     assert saved.status_code == 200  # the name was public when it was checked
 
 

@@ -106,7 +106,7 @@ def test_a_trickling_apprise_channel_is_cut_off_at_the_deadline(engine: Engine, 
     from limen_cloud.db import sessions
     from limen_cloud.models import Alarm
 
-    from .test_api import connected, login
+    from .test_api import PASSWORD, connected, login
     from .test_rebinding import new_alarm
 
     monkeypatch.setattr(notify, "APPRISE_DEADLINE_S", TIMEOUT_S)
@@ -115,8 +115,8 @@ def test_a_trickling_apprise_channel_is_cut_off_at_the_deadline(engine: Engine, 
     connected(engine, "front-door", "abc-def-123")
     assert client.post("/api/locks", json={"lock_id": "front-door", "name": "Front", "claim_code": "abc-def-123"},
                        headers=olga).status_code == 201
-    assert client.put("/api/owners/me/alerts", json={"urls": [f"json://127.0.0.1:{trickle.port}/"]},
-                      headers=olga).status_code == 200
+    assert client.put("/api/owners/me/alerts", json={"urls": [f"json://127.0.0.1:{trickle.port}/"],
+                                                     "password": PASSWORD}, headers=olga).status_code == 200
     alarm_id = new_alarm(engine)
     notifier = notify.AlarmNotifier(engine, ["127.0.0.1/32"])
     took, delivered = _bounded(notifier.deliver_pending)
