@@ -652,7 +652,9 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     bridge_module.BATCH = args.ingest_batch or bridge_module.BATCH  # (tuning runs)
     notify.WEBHOOK_PASS = args.webhook_pass or notify.WEBHOOK_PASS  # (tuning runs: the notifier's module values)
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
-    notifier = TimedNotifier(engine, ("127.0.0.0/8",))  # the bench receiver is local
+    notifier = TimedNotifier(engine, ("127.0.0.0/8",),  # the bench receiver is local
+                             coalesce_s=T.CLOUD_APPRISE_COALESCE_S if args.apprise_coalesce_s is None
+                             else args.apprise_coalesce_s)
     notify.post_webhook = notifier.post(notify.post_webhook)  # type: ignore[assignment]
     notifier.start()
     args.notifier = notifier
@@ -777,7 +779,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
             "bridge_workers": len(bridge._queues),
             "bridge_connections": len(bridge.links), "ingest_batch": bridge_module.BATCH,
             "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL,
-                         "apprise_coalesce_s": T.CLOUD_APPRISE_COALESCE_S,
+                         "apprise_coalesce_s": args.notifier.coalesce_s,
                          "apprise_parallel": T.CLOUD_APPRISE_PARALLEL},
             "connected": connected, "connect_all_s": round(connect_s, 1),
             "event_to_owner_alarm_burst": burst, "event_to_owner_alarm_spread": spread,
@@ -881,6 +883,8 @@ def main() -> None:
                     "devices share this machine's CPU with the cloud; in the field they are other machines)")
     ap.add_argument("--skip-faults", action="store_true", help="tuning: stop after the alarm and command phases")
     ap.add_argument("--apprise", action="store_true", help="the owner also has an apprise json:// channel")
+    ap.add_argument("--apprise-coalesce-s", type=float, help="tuning: the owner's apprise coalescing window "
+                    "(default CLOUD_APPRISE_COALESCE_S)")
     ap.add_argument("--db", help="the cloud's database URL (default: a SQLite file); postgresql+psycopg://…")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--times", help="also write every lock's stage times to TIMES-burst.json and TIMES-spread.json")

@@ -1,21 +1,27 @@
 """Alarm fan-out to the owner's phone: every new alarm of a claimed lock goes to the owner's apprise channels.
 
-`AlarmNotifier.deliver_pending()` hands each owner's undelivered alarms (oldest first) to a bounded pool
-(`CLOUD_APPRISE_PARALLEL` owners at once, one job per owner at a time), which sends them to every channel the
-owner configured (`PUT /api/owners/me/alerts`) through the Apprise objects built for that channel set — built once
-and kept (`CLOUD_APPRISE_CACHE_OWNERS`, least recently used dropped), rebuilt when the owner's list of URLs
-differs from the one they were built from.  **Coalescing**: an owner's first alarm after a quiet spell goes at
-once, alone; alarms that arrive within `CLOUD_APPRISE_COALESCE_S` of that owner's last message wait until the
-window closes and then go as ONE message per channel ("12 alarms at Front door, first: …", with the alarm ids),
-so a burst of 1,000 alarms is a handful of notifications, not 1,000.  Every alarm a message carried is marked
-delivered when every channel took it, otherwise each keeps the error and is retried (all together again) after
+Two threads carry the apprise path.  The **reader** (`_fetch`), woken by the bridge after each commit that raised
+alarms (`wake()`), reads the undelivered alarms of claimed locks (one statement outside a transaction) and holds
+them in memory by owner; the **sender** (`_send_due`) hands an owner's held alarms to a bounded pool
+(`CLOUD_APPRISE_PARALLEL` owners at once, one job per owner at a time) the moment the owner may get a message, so
+no database read lies between an owner's window closing and its message.  A job sends to every channel the owner
+configured (`PUT /api/owners/me/alerts`) through the Apprise objects built for that channel set — built once and
+kept (`CLOUD_APPRISE_CACHE_OWNERS`, least recently used dropped), rebuilt when the owner's list of URLs differs
+from the one they were built from.  **Coalescing**: an owner's first alarm after a quiet spell goes at once,
+alone; alarms that arrive within `CLOUD_APPRISE_COALESCE_S` of that owner's last message (counted from its start)
+wait until the window closes and then go as ONE message per channel ("12 alarms at Front door, first: …", with
+the alarm ids): at most one message per channel per window, so a burst of 1,000 alarms is a handful of
+notifications, not 1,000.  Every alarm a message carried is marked delivered when every channel took it,
+otherwise each keeps the error and its owner's alarms are retried (all together again) after
 `CLOUD_ALARM_RETRY_S`; these records are written by one marker thread, one transaction for all the messages sent
-meanwhile (1,000 owners' first alarms, `bench/apprise_owners.py`: 2.25-2.53 s instead of 2.84-3.15 s), and an
-owner is served again only once its record is written (one not written leaves its alarms due: sent again after
-the retry delay, at least once).
-`start()` runs the apprise loop and the webhook/push loop on two threads, woken by the bridge after each committed
-batch (`wake()`), so neither waits for the other.  URLs hold tokens: they are never
-logged or returned by the API (only channel ids).
+meanwhile (1,000 owners' first alarms, `bench/apprise_owners.py`: 2.25-2.53 s instead of 2.84-3.15 s).  The owner
+is free for its next message as soon as one ended (the write is not between two messages); the alarms a message
+carried stay out of every later read and message until their record is written (nothing sent twice), and one
+not written leaves its alarms due: the owner waits the retry delay, then they are sent again (at least once).
+What the reader holds waits at most the owner's window (an owner whose message failed is not read for until its
+retry; one whose message runs longer than the window is not read for until it ended).
+`start()` runs the apprise reader and sender and the webhook/push loop on their own threads, so none waits for
+another.  URLs hold tokens: they are never logged or returned by the API (only channel ids).
 
 Beside apprise, each alarm goes to the owner's **community security webhook** (set on `/account`): a JSON POST
 signed with HMAC-SHA256 under the secret the owner was shown once, `X-Limen-Signature: v1=<hex>` over
@@ -123,12 +129,18 @@ class AlarmNotifier:
         self._apprise_wake = threading.Event()
         self._apprise_thread: threading.Thread | None = None
         self._apprise_pool = ThreadPoolExecutor(T.CLOUD_APPRISE_PARALLEL, thread_name_prefix="limen-cloud-apprise")
+        self._engine = engine
+        self._send_wake = threading.Event()
+        self._send_thread: threading.Thread | None = None
         self._state = threading.Lock()
-        self._busy: set[int] = set()  # owners whose job is running or whose outcome is not written yet
+        self._busy: dict[int, float] = {}  # owner → when its running job began
+        self._held: dict[int, tuple[tuple[str, ...], dict[int, _Pending]]] = {}  # owner → (URLs, alarms read)
+        self._inflight: set[int] = set()  # alarms handed to a job whose outcome is not written yet
         self._outcomes: list[_Outcome] = []  # messages sent whose outcome the apprise marker has not written yet
         self._writing = False  # the apprise marker is writing (it takes the outcomes added meanwhile too)
         self._apprise_marker = ThreadPoolExecutor(1, thread_name_prefix="limen-cloud-apprise-mark")
         self._due: dict[int, float] = {}  # owner → monotonic time before which they get no new message
+        self._retry: dict[int, float] = {}  # owner whose message failed → when it is tried again
         self._built: OrderedDict[int, _ChannelSet] = OrderedDict()  # owner → Apprise objects of their channels
 
     def wake(self) -> None:
@@ -141,12 +153,15 @@ class AlarmNotifier:
         self._apprise_thread = threading.Thread(target=self._run_apprise, name="limen-cloud-apprise-loop",
                                                 daemon=True)
         self._apprise_thread.start()
+        self._send_thread = threading.Thread(target=self._run_sender, name="limen-cloud-apprise-send", daemon=True)
+        self._send_thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self.wake()
-        for thread in (self._thread, self._apprise_thread):
+        self._send_wake.set()
+        for thread in (self._thread, self._apprise_thread, self._send_thread):
             if thread is not None:
                 thread.join(30)
         self._pool.shutdown(wait=False)
@@ -156,10 +171,12 @@ class AlarmNotifier:
         self.webhook_connections.close()
 
     def deliver_pending(self, wait: bool = True) -> int:
-        """Start one apprise job per owner with undelivered alarms (not already being served, out of their
-        coalescing or retry window).  `wait`: return how many alarms were delivered once the jobs ended;
-        otherwise return at once how many alarms were handed to jobs."""
-        jobs, _ = self._dispatch()
+        """Read the undelivered alarms (`_fetch`) and start one apprise job per owner free to be served (not
+        being served, out of their coalescing or retry window).  `wait`: return how many alarms were delivered
+        once the jobs ended and their outcomes were written; otherwise return at once how many alarms were
+        handed to jobs."""
+        self._fetch()
+        jobs, _ = self._send_due()
         if not wait:
             return sum(n for n, _ in jobs)
         delivered = sum(job.result() for _, job in jobs)
@@ -182,38 +199,70 @@ class AlarmNotifier:
                 self._built.popitem(last=False)
         return built
 
-    def _dispatch(self) -> tuple[list[tuple[int, Future[int]]], float]:
-        """Read what is pending for owners free to be served and submit their jobs: ([(alarms, job)], seconds
-        until the next owner's window closes)."""
+    def _fetch(self) -> int:
+        """Read the undelivered alarms not yet held or in flight (owners waiting out a failure left out) and hold
+        them by owner for their next message; how many were read.  One statement outside a transaction (no BEGIN,
+        no ROLLBACK: the read is one round trip, it decides nothing by itself)."""
         now = time.monotonic()
         with self._state:
-            for owner_id in [o for o, due in self._due.items() if due <= now]:
+            for owner_id in [o for o, due in self._retry.items() if due <= now]:
+                del self._retry[owner_id]
+            for owner_id in [o for o, due in self._due.items() if due <= now and o not in self._held]:
                 del self._due[owner_id]
-            skip = self._busy | set(self._due)
-            next_s = min((due - now for o, due in self._due.items() if o not in self._busy), default=self.retry_s)
+            skip_owners = set(self._retry) | {o for o, since in self._busy.items() if now - since > self.coalesce_s}
+            skip_ids = self._inflight | {i for _, alarms in self._held.values() for i in alarms}
         query = (select(Alarm.id, Alarm.lock_id, Alarm.rule, Alarm.detail, Alarm.raised_at, Lock.name, Owner.id,
                         Owner.alert_urls)
                  .join(Lock, Alarm.lock_id == Lock.lock_id).join(Owner, Lock.owner_id == Owner.id)
                  .where(Alarm.notified_at.is_(None), Owner.alert_urls.is_not(None)))
-        if skip:
-            query = query.where(Owner.id.not_in(skip))
-        with self.sessions() as session:
-            rows = session.execute(query.order_by(Alarm.id).limit(APPRISE_PASS)).all()
-        by_owner: dict[int, tuple[tuple[str, ...], list[_Pending]]] = {}
-        for alarm_id, lock_id, rule, detail, raised_at, lock_name, owner_id, urls in rows:
-            by_owner.setdefault(owner_id, (tuple(json.loads(urls or "[]")), []))[1].append(
-                _Pending(alarm_id, lock_id, lock_name, rule, detail, raised_at))
-        jobs = []
-        for owner_id, (urls, alarms) in by_owner.items():
-            with self._state:
-                self._busy.add(owner_id)
-            jobs.append((len(alarms), self._apprise_pool.submit(self._deliver_owner, owner_id, urls, alarms)))
+        if skip_owners:
+            query = query.where(Owner.id.not_in(skip_owners))
+        if skip_ids:
+            query = query.where(Alarm.id.not_in(skip_ids))
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = conn.execute(query.order_by(Alarm.id).limit(APPRISE_PASS)).all()
+        with self._state:
+            for alarm_id, lock_id, rule, detail, raised_at, lock_name, owner_id, urls in rows:
+                if owner_id in self._retry or alarm_id in self._inflight:  # (a failure recorded meanwhile)
+                    continue
+                kept = self._held.get(owner_id)
+                owner_urls = tuple(json.loads(urls or "[]"))  # the owner's channels as last read
+                alarms = {} if kept is None else kept[1]
+                alarms.setdefault(alarm_id, _Pending(alarm_id, lock_id, lock_name, rule, detail, raised_at))
+                self._held[owner_id] = (owner_urls, alarms)
+        if rows:
+            self._send_wake.set()
+        return len(rows)
+
+    def _send_due(self) -> tuple[list[tuple[int, Future[int]]], float]:
+        """Hand each owner's held alarms to a job when the owner is free: not being served, its window (from its
+        last message) closed; ([(alarms, job)], seconds until the next held owner's window closes)."""
+        now = time.monotonic()
+        ready: list[tuple[int, tuple[str, ...], list[_Pending]]] = []
+        next_s = self.retry_s
+        with self._state:
+            for owner_id, (urls, alarms) in list(self._held.items()):
+                if owner_id in self._busy or owner_id in self._retry:
+                    continue
+                due = self._due.get(owner_id, 0.0)
+                if due > now:
+                    next_s = min(next_s, due - now)
+                    continue
+                del self._held[owner_id]
+                self._due.pop(owner_id, None)
+                self._busy[owner_id] = now
+                self._inflight.update(alarms)
+                ready.append((owner_id, urls, sorted(alarms.values(), key=lambda a: a.id)))
+        jobs = [(len(alarms), self._apprise_pool.submit(self._deliver_owner, owner_id, urls, alarms))
+                for owner_id, urls, alarms in ready]
         return jobs, max(0.0, next_s)
 
     def _deliver_owner(self, owner_id: int, urls: tuple[str, ...], alarms: list[_Pending]) -> int:
-        """One message per channel for `alarms` (one owner's); how many the channels took.  Their records are
-        written by the apprise marker (`_write_outcomes`), the owner left out of the next passes until then."""
-        handed, sent = False, time.monotonic()
+        """One message per channel for `alarms` (one owner's); how many the channels took.  The owner is free for
+        its next message when this one ended (after its window); the alarms it carried stay out of the next
+        messages until the apprise marker has written their outcome (`_write_outcomes`)."""
+        error: str | None = "not sent"
+        sent = time.monotonic()
         try:
             channels = self.channel_set(owner_id, urls)
             title, body, severity = compose(alarms)
@@ -223,24 +272,32 @@ class AlarmNotifier:
                 error = channels.send(title, body, severity)
             if cut.expired:
                 error = f"cut off after {deadline_s:.0f} s" + (f" ({error})" if error else "")
-            with self._state:
-                self._outcomes.append(_Outcome(owner_id, tuple(a.id for a in alarms), error, sent))
-                handed, start = True, not self._writing
-                self._writing = True
-            if start:
-                self._apprise_marker.submit(self._write_outcomes)
             return len(alarms) if error is None else 0
         except Exception:
             log.exception("apprise delivery for one owner failed")
             return 0
-        finally:
-            if not handed:  # nothing to write: retried after retry_s
-                self._release([owner_id], time.monotonic() + self.retry_s)
+        finally:  # (the outcome is handed over before the owner is free: its alarms stay in flight until written)
+            with self._state:
+                self._outcomes.append(_Outcome(owner_id, tuple(a.id for a in alarms), error, sent))
+                start = not self._writing
+                self._writing = True
+                self._busy.pop(owner_id, None)
+                if error is None:
+                    self._due[owner_id] = sent + self.coalesce_s  # the window counts from the message
+                else:  # retried after retry_s, all together (what was held meanwhile is read again then)
+                    self._retry[owner_id] = time.monotonic() + self.retry_s
+                    self._held.pop(owner_id, None)
+            if start:
+                self._apprise_marker.submit(self._write_outcomes)
+            self._send_wake.set()
+            if error is not None or time.monotonic() - sent > self.coalesce_s:  # left out of the reads meanwhile
+                self._apprise_wake.set()
 
     def _write_outcomes(self) -> None:
         """The apprise marker: write every outcome handed over (one transaction for all that waited), then let
-        their owners be served again.  An outcome not written leaves its alarms due: sent again after
-        `retry_s` (at least once, as after a crash between the send and the write)."""
+        their alarms be read again (a delivered one is marked, a failed one waits for its owner's retry).  An
+        outcome not written leaves its alarms due: its owner waits `retry_s`, then they are sent again (at least
+        once, as after a crash between the send and the write)."""
         while True:
             with self._state:
                 batch, self._outcomes = self._outcomes, []
@@ -254,10 +311,16 @@ class AlarmNotifier:
             except Exception:  # the database is away
                 log.exception("could not record %d apprise outcome(s); they will be sent again", len(batch))
             finally:
-                now = time.monotonic()
-                for o in batch:  # the window counts from the message (a failed one: retried after retry_s)
-                    self._release([o.owner_id], o.sent + self.coalesce_s if written and o.error is None
-                                  else now + self.retry_s)
+                with self._state:  # (the retry first: an alarm let go here is not read again before it)
+                    if not written:
+                        retry = time.monotonic() + self.retry_s
+                        for o in batch:
+                            self._retry[o.owner_id] = retry
+                            self._held.pop(o.owner_id, None)
+                    for o in batch:
+                        self._inflight.difference_update(o.alarm_ids)
+                if not written:
+                    self._apprise_wake.set()  # (the reader's wait follows the retries)
 
     def _mark_apprise(self, batch: list[_Outcome]) -> None:
         """One statement for every alarm the channels took, one per distinct error for the others."""
@@ -275,26 +338,35 @@ class AlarmNotifier:
                 session.execute(update(Alarm).where(Alarm.id.in_(ids), Alarm.notified_at.is_(None)).values(
                     delivery_error=error))
 
-    def _release(self, owner_ids: list[int], due: float) -> None:
-        with self._state:
-            for owner_id in owner_ids:
-                self._busy.discard(owner_id)
-                self._due[owner_id] = due
-        self._apprise_wake.set()
-
     def _run_apprise(self) -> None:
+        """The reader: woken by the bridge after each commit that raised alarms (and when an outcome was written
+        or an owner's retry is due), it reads what is new and holds it for the sender."""
         apprise_object("json://localhost/")  # apprise and its plugins loaded now, not by the first alarm (≈ 0.2 s)
-
         while not self._stop.is_set():
             self._apprise_wake.clear()
             try:
-                jobs, next_s = self._dispatch()
+                read = self._fetch()
             except Exception:  # the database is away: retry later, never die
-                log.exception("apprise delivery pass failed")
-                jobs, next_s = [], self.retry_s
-            if sum(n for n, _ in jobs) >= APPRISE_PASS:  # a full pass: more are waiting, go on at once
+                log.exception("apprise read failed")
+                read = 0
+            if read >= APPRISE_PASS:  # a full pass: more are waiting, go on at once
                 continue
-            self._apprise_wake.wait(min(self.retry_s, next_s) if next_s > 0 else 0.01)
+            with self._state:
+                now = time.monotonic()
+                next_s = min([due - now for due in self._retry.values()] + [self.retry_s])
+            self._apprise_wake.wait(max(0.01, next_s))
+
+    def _run_sender(self) -> None:
+        """The sender: hands each owner's held alarms to a job as soon as the owner's window closes (woken when
+        alarms are read and when a message ended), so the read is not between the window and the message."""
+        while not self._stop.is_set():
+            self._send_wake.clear()
+            try:
+                _, next_s = self._send_due()
+            except Exception:  # never die
+                log.exception("apprise hand-over failed")
+                next_s = self.retry_s
+            self._send_wake.wait(max(0.001, next_s))
 
     def deliver_webhooks(self, now: datetime | None = None, wait: bool = True) -> int:
         """POST pending alarms to their owner's community webhook (those due); return how many were taken.
