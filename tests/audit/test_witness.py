@@ -6,6 +6,7 @@ import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,20 @@ def _sql(settings: Settings, *statements: str) -> None:
         conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+def _cli(settings: Settings, *args: str) -> Any:
+    """`limen --data-dir … <args>` in this process (the CLI keeps its settings between invocations: reset)."""
+    from typer.testing import CliRunner
+
+    from limen.cli import app
+    from limen.cli.common import STATE
+
+    STATE._settings = None
+    try:
+        return CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), *args])
+    finally:
+        STATE._settings = None
 
 
 def _truncation_alarms(log: AuditLog) -> list[dict]:
@@ -192,10 +207,75 @@ def test_a_witness_never_moves_backwards(tmp_path: Path) -> None:
     witness.advance(Head(5, "ab" * 32))
     witness.advance(Head(3, "cd" * 32))  # a slower process arriving late
     assert witness.read() == Head(5, "ab" * 32)
+
+
+@pytest.mark.parametrize("damage", ["flip a byte of one slot", "zero one slot", "cut the second slot"])
+def test_a_damaged_slot_is_tampering_not_a_torn_write(tmp_path: Path, damage: str) -> None:
+    """The file is replaced whole (temp file, fsync, rename), so no crash leaves a bad slot: any is an attack."""
+    from limen.errors import AuditError
+
+    witness = FileWitness(tmp_path / WITNESS_FILE, file_side_key(tmp_path, "audit-witness"), "dev")
+    witness.advance(Head(4, "ef" * 32))
+    witness.advance(Head(5, "ab" * 32))
     raw = bytearray(witness.path.read_bytes())
-    raw[-1] ^= 1  # a torn write of one slot: the other still vouches for an earlier head
+    size = len(raw) // 2
+    if damage == "flip a byte of one slot":
+        raw[-1] ^= 1
+    elif damage == "zero one slot":
+        raw[size:] = bytes(size)
+    else:
+        del raw[size:]
     witness.path.write_bytes(bytes(raw))
-    assert witness.read() == Head(4, "ef" * 32)
+    with pytest.raises(AuditError, match="audit witness"):
+        witness.read()
+
+
+def test_the_newest_record_cannot_be_dropped_by_zeroing_the_newer_slot(settings: Settings) -> None:
+    """Attack review: the two slots were written alternately in place, a zeroed slot read as "never written", so
+    zeroing the newer one and deleting the last record left a log that verified (78 -> 77 records, "ok")."""
+    _fill(settings, 78)
+    path = settings.keys_dir / WITNESS_FILE
+    raw = bytearray(path.read_bytes())
+    size = len(raw) // 2
+    witness = FileWitness(path, file_side_key(settings.keys_dir, "audit-witness"), settings.device_id)
+    head = witness.read()
+    assert head is not None
+    records = head.count
+    newer = (records % 2) * size  # where the old format kept the newest head
+    raw[newer : newer + size] = bytes(size)
+    path.write_bytes(bytes(raw))
+    last = records - 1
+    _sql(settings, f"DELETE FROM records WHERE idx = {last}", f"DELETE FROM checkpoints WHERE idx = {last}")
+    result = _cli(settings, "audit", "verify")
+    assert result.exit_code == 1 and isinstance(result.exception, AuditTruncated), result.output
+    assert "does not authenticate" in str(result.exception)
+    log = open_audit(settings)
+    try:
+        assert len(_truncation_alarms(log)) == 1
+    finally:
+        log.close()
+
+
+def test_a_write_killed_before_its_rename_leaves_the_old_head_and_no_alarm(settings: Settings) -> None:
+    """A kill between the temp file and the rename: the witness still holds the previous head (one record behind
+    the log, which `compare` accepts) and the leftover temp file is swept at the next write."""
+    _fill(settings, 20)
+    path = settings.keys_dir / WITNESS_FILE
+    before = path.read_bytes()
+    leftover = path.with_name(f".{path.name}.dead0001.tmp")
+    leftover.write_bytes(before[:40])  # the half-written temp file of the killed process
+    key = load_or_create_key(settings.keys_dir)
+    unwitnessed = AuditLog(settings.data_dir / "audit.db", key, settings.keys_dir, settings.device_id)
+    unwitnessed.append(Event(EventKind.SYSTEM, T0, actor="system", reason="killed-before-rename"))
+    unwitnessed._live().close()
+    unwitnessed._conn = None
+    assert path.read_bytes() == before
+    log = open_audit(settings)
+    try:
+        assert not _truncation_alarms(log) and log.verify().records >= 21
+        assert not leftover.exists()
+    finally:
+        log.close()
 
 
 def test_an_absent_token_does_not_stop_the_trail(tmp_path: Path) -> None:
@@ -253,10 +333,6 @@ def test_a_cut_tail_with_every_witness_deleted_fails_verify_until_recover(settin
     """Review H6 (t_E): tail cut back to a checkpoint, the witness file and its key deleted, the vault's sealed
     head row deleted: `limen audit verify` said "ok", with only an `audit_witness_missing` warning.  The chain
     records that both witnesses are kept, so each one missing is a critical truncation."""
-    from typer.testing import CliRunner
-
-    from limen.cli import app
-
     _declared_chain(settings)
     cut = next(c["index"] for c in open_audit(settings).checkpoints() if c["index"] > 10)
     open_audit(settings).close()
@@ -267,22 +343,20 @@ def test_a_cut_tail_with_every_witness_deleted_fails_verify_until_recover(settin
     assert conn.execute("DELETE FROM vault_meta WHERE name = 'audit_head'").rowcount == 1
     conn.commit()
     conn.close()
-    runner = CliRunner()
-    env = {"LIMEN_DATA_DIR": str(settings.data_dir)}
-    result = runner.invoke(app, ["audit", "verify"], env=env)
+    result = _cli(settings, "audit", "verify")
     assert result.exit_code == 1 and isinstance(result.exception, AuditTruncated)
     log = open_audit(settings)
     try:
         alarms = _truncation_alarms(log)
         assert [a["outcome"] for a in alarms] == ["critical", "critical"]
         assert "witness file deleted" in alarms[0]["data"]["text"]
-        assert "vault's sealed head deleted" in alarms[1]["data"]["text"]
+        assert "vault's sealed audit head was deleted" in alarms[1]["data"]["text"]
         assert not [r for r in log.records(0, ("alarm",)) if r["reason"] == "audit_witness_missing"]
     finally:
         log.close()
-    assert runner.invoke(app, ["audit", "verify"], env=env).exit_code == 1  # still, at the next start
-    assert runner.invoke(app, ["audit", "recover"], env=env).exit_code == 0
-    assert runner.invoke(app, ["audit", "verify"], env=env).exit_code == 0
+    assert _cli(settings, "audit", "verify").exit_code == 1  # still, at the next start
+    assert _cli(settings, "audit", "recover").exit_code == 0
+    assert _cli(settings, "audit", "verify").exit_code == 0
 
 
 def test_an_erased_vault_is_not_a_deleted_witness(settings: Settings) -> None:
@@ -300,7 +374,8 @@ def test_an_erased_vault_is_not_a_deleted_witness(settings: Settings) -> None:
         store.vault.provision()
         attach_witness(log, SealedHeadWitness(store.vault))
         assert not _truncation_alarms(log)
-        assert log.declared_witnesses()[1][1] == SealedHeadWitness(store.vault).identity()
+        declared = log.declared_witnesses()
+        assert declared is not None and declared[1][1] == SealedHeadWitness(store.vault).identity()
         log.close()
     finally:
         store.close()
@@ -365,5 +440,83 @@ def test_a_clean_restart_with_the_vault_copy_never_alarms(settings: Settings) ->
         attach_witness(log, SealedHeadWitness(store.vault))
         assert not _truncation_alarms(log) and log.verify().records == 122  # + the two witnesses declared
         log.close()
+    finally:
+        store.close()
+
+
+def _unguarded_vault_chain(settings: Settings, starts: int = 3) -> None:
+    """75 records over `starts` runtime-like starts: records 0-2 from a first run (no vault yet, undeclared), the
+    witness file declared at record 3 and the vault's copy at record 4."""
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    _fill(settings, 3)
+    for _ in range(starts - 1):
+        store = open_template_store(settings)
+        try:
+            log = open_audit(settings)
+            attach_witness(log, SealedHeadWitness(store.vault))
+            for i in range(36 - log.count() % 36):
+                log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject=f"v{i}"))
+            log.close()
+        finally:
+            store.close()
+    _fill(settings, 75)
+
+
+def _delete_vault_head(settings: Settings) -> None:
+    conn = sqlite3.connect(settings.data_dir / "limen.db")  # no key needed
+    assert conn.execute("DELETE FROM vault_meta WHERE name = 'audit_head'").rowcount == 1
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("attack", ["cut back to before the declaration", "delete audit.db"])
+def test_a_trail_cut_before_its_declaration_with_both_witnesses_deleted_fails_verify(settings: Settings,
+                                                                                    attack: str) -> None:
+    """Attack review: in a 75-record chain the declaration is record 3; keeping records 0-2 (or deleting audit.db),
+    deleting the witness file and the vault's `audit_head` row gave "ok: 6 records" ("ok: 0 records"), a warning
+    at most.  A provisioned vault keeps its sealed head from its provisioning on, so the row gone is tampering."""
+    _unguarded_vault_chain(settings)
+    log = open_audit(settings)
+    try:
+        declared = log.declared_witnesses()
+        assert log.count() == 75 and declared is not None and declared[0] == 4
+        assert next(r["index"] for r in log.records() if r["reason"] == "audit_witnesses_kept") == 3
+    finally:
+        log.close()
+    if attack == "delete audit.db":
+        for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+            (settings.data_dir / name).unlink(missing_ok=True)
+    else:
+        _sql(settings, "DELETE FROM records WHERE idx > 2", "DELETE FROM checkpoints WHERE idx > 2")
+    (settings.keys_dir / WITNESS_FILE).unlink()
+    _delete_vault_head(settings)
+    for _ in range(2):  # and at every later start
+        result = _cli(settings, "audit", "verify")
+        assert result.exit_code == 1 and isinstance(result.exception, AuditTruncated), result.output
+    log = open_audit(settings)
+    try:
+        alarms = _truncation_alarms(log)
+        assert len(alarms) == 1 and alarms[0]["outcome"] == "critical"
+        assert "vault's sealed audit head was deleted" in alarms[0]["data"]["text"]
+    finally:
+        log.close()
+
+
+def test_a_provisioned_vault_holds_a_head_from_the_start_and_a_reprovisioned_one_too(settings: Settings) -> None:
+    """No false alarm: the row exists before the first attach (so a first start, a re-provision after an erase and
+    a skipped witness write never look like a deletion), and an erased vault vouches for nothing."""
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    store = open_template_store(settings)
+    try:
+        witness = SealedHeadWitness(store.vault)
+        assert witness.read() == Head(0, "")
+        store.vault.zeroize()
+        assert witness.read() is None
+        store.vault.provision()
+        assert witness.read() == Head(0, "")
     finally:
         store.close()

@@ -6,8 +6,10 @@ witness remembers the head — how many records, and the hash of the last one �
 somewhere `audit.db` is not:
 
 * `FileWitness` – `<keys_dir>/audit.witness`, updated after every durable
-  append (two slots written alternately, each MAC'd with the key store's
-  ``audit-witness`` side key, so a torn write leaves the other slot valid);
+  append: the head in two slots, each MAC'd with the key store's
+  ``audit-witness`` side key, the whole file replaced at once (temp file,
+  fsync, rename, fsync dir) so a crash leaves the old head or the new one and
+  a slot that does not authenticate is tampering, never a torn write;
 * the vault's sealed copy in `limen.db` (`limen.vault.witness.SealedHeadWitness`),
   updated at every checkpoint; a crypto-erase removes it, the file stays.
 
@@ -24,20 +26,27 @@ sealed head of one provisioned vault), written at a start that finds the chain
 non-empty (a brand-new chain's first run is not declared: its first records
 would otherwise all be declarations).  A declared witness that holds nothing is
 a truncation (`missing`).  Chains written before declarations existed get one
-at their next start; until then a missing witness file is only a warning.
+at their next start; until then a missing witness file is only a warning.  So
+a cut back to before the declaration with the witness file deleted is caught
+by the vault's copy, which does not rely on the chain: a provisioned vault
+keeps a sealed head from its provisioning on, so its row missing is tampering
+whatever the chain says (`limen.vault.witness`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hmac
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from limen.errors import AuditError, ChainBroken
+from limen.fsio import atomic_write
 from limen.vault.keystore.sidekeys import SideKey
 
 WITNESS_FILE = "audit.witness"
@@ -137,35 +146,42 @@ class FileWitness:
         return self._best(raw)
 
     def advance(self, head: Head) -> None:
+        with self._locked():
+            try:
+                current = self.read()
+            except AuditError:
+                current = None  # a forged or damaged file is reported by `read`; writing goes on
+            if current is not None and current.count >= head.count:
+                return
+            self._replace(head)
+
+    def reset(self, head: Head) -> None:
+        """Start over at `head` (a new chain after `limen audit recover`, or after a recorded truncation)."""
+        with self._locked():
+            self._replace(head)
+
+    def _replace(self, head: Head) -> None:
+        """The whole file replaced at once (temp file, fsync, rename, fsync dir): a power cut leaves the old
+        head or the new one, never a torn slot, so any slot that does not authenticate is tampering."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # left by a kill mid-write
+            stale.unlink(missing_ok=True)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            atomic_write(self.path, self._slot(head) * 2)
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot write the audit witness ({exc.strerror})") from exc
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers across processes on a lock file beside the witness (the witness is renamed over)."""
+        try:
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditError(f"{self.path}: cannot write the audit witness ({exc.strerror})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, 2 * _SLOT.size, 0)
-            try:
-                current = self._best(raw)
-            except AuditError:
-                current = None  # a forged or torn file is reported by `read`; writing goes on
-            if current is not None and current.count >= head.count:
-                return
-            os.pwrite(fd, self._slot(head), (head.count % 2) * _SLOT.size)
-            os.fdatasync(fd)
+            yield
         finally:
             os.close(fd)  # closing releases the lock
-
-    def reset(self, head: Head) -> None:
-        """Start over at `head` (a new chain after `limen audit recover`): both slots rewritten."""
-        data = self._slot(head) * 2
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
 
     def _mac(self, count: int, digest: bytes) -> bytes:
         return self._key.mac(_DOMAIN + struct.pack(">H", len(self._device)) + self._device
@@ -176,20 +192,19 @@ class FileWitness:
         return _SLOT.pack(_V1, head.count, digest, self._mac(head.count, digest))
 
     def _best(self, raw: bytes) -> Head | None:
+        """Both slots must authenticate: the file is replaced whole (`_replace`), so a zeroed, torn or forged
+        slot is tampering — e.g. the newer slot zeroed to drop the newest record.  Files of earlier versions
+        (slots written alternately in place) hold two different heads; the further one counts."""
         if not raw:
             return None
-        heads, bad = [], 0
+        if len(raw) != 2 * _SLOT.size:
+            raise AuditError(f"{self.path}: the audit witness is {len(raw)} bytes, not {2 * _SLOT.size} "
+                             "(cut or padded)")
+        heads = []
         for off in (0, _SLOT.size):
-            chunk = raw[off : off + _SLOT.size]
-            if len(chunk) < _SLOT.size or chunk == bytes(_SLOT.size):
-                continue  # a slot never written (or torn before its first write)
-            version, count, digest, mac = _SLOT.unpack(chunk)
+            version, count, digest, mac = _SLOT.unpack(raw[off : off + _SLOT.size])
             if version != _V1 or not hmac.compare_digest(mac, self._mac(count, digest)):
-                bad += 1
-                continue
+                raise AuditError(f"{self.path}: the audit witness does not authenticate (a slot is forged, "
+                                 "zeroed or corrupt)")
             heads.append(Head(count, digest.hex() if count else ""))
-        if not heads:
-            if bad:
-                raise AuditError(f"{self.path}: the audit witness does not authenticate (forged or corrupt)")
-            return None
         return max(heads, key=lambda h: h.count)

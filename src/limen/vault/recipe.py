@@ -147,14 +147,17 @@ class TemplateVault:
             self.keystore.destroy_all()
             self.records.wipe()
             generation = self.keystore.create_key()
-            secret = aead.new_key()
+            self.journal.clear_erased()
+            self._forget()
+            self._load_secrets_key()  # a fresh secrets key: what was sealed before the erase stays lost
+            from limen.vault.witness import seal_first_head  # (it imports this module)
+
+            seal_first_head(self)  # before the transform, which makes the vault provisioned: from then on the
+            secret = aead.new_key()  # audit head is kept, its row missing is tampering (a crash before: redone)
             try:
                 self.records.set_meta("transform", sealed.seal(self.keystore, generation, _TRANSFORM, bytes(secret)))
             finally:
                 aead.wipe(secret)
-            self.journal.clear_erased()
-            self._forget()
-            self._load_secrets_key()  # a fresh secrets key: what was sealed before the erase stays lost
 
     def status(self) -> VaultStatus:
         with self._lock:

@@ -5,6 +5,15 @@ vault's `SecretBox`, so it cannot be forged without the vault's keys, lives in
 another file than `audit.db` and the witness file, and is advanced at every
 checkpoint.  A crypto-erase removes it (the witness file remains); an erased
 or unprovisioned vault witnesses nothing.
+
+A provisioned vault holds the row from its provisioning on (`seal_first_head`,
+called by `TemplateVault.provision`, an empty head): deleting the row needs no
+key, but an active vault without it has been tampered with, so `read` refuses
+it (`AuditError`: a truncation alarm at the next start, `verify` fails) — a
+log deleted with the witness file *and* this row no longer looks like a first
+start.  What that relies on: the vault's own keys and records (the key store,
+the sealed transform) cannot be removed without the vault showing it — see
+docs/audit.md, "What the lock cannot see alone".
 """
 
 from __future__ import annotations
@@ -36,8 +45,9 @@ class SealedHeadWitness:
             if self.vault.erased() or not self.vault.keystore.generations():
                 return None  # erased, unprovisioned or closed: this copy vouches for nothing
             blob = self.vault.records.get_meta(_META)
-            if blob is None:
-                return None
+            if blob is None:  # kept from provisioning on: gone means deleted
+                raise AuditError("the vault's sealed audit head was deleted from limen.db (a provisioned vault "
+                                 "keeps one from its provisioning on)")
             try:
                 payload = self.vault.secrets.unseal(_LABEL, blob)
             except (InvalidSealedTemplate, KeyStoreError):
@@ -96,3 +106,8 @@ class SealedHeadWitness:
             log.info("vault's copy of the audit head not updated now (%s); it follows at the next checkpoint", exc)
         finally:
             conn.close()
+
+
+def seal_first_head(vault: TemplateVault) -> None:
+    """Give a vault being provisioned its empty sealed head, through the vault's own connection (never skipped)."""
+    vault.records.set_meta(_META, vault.secrets.seal(_LABEL, _PAYLOAD.pack(0, bytes(32))))
