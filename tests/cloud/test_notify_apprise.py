@@ -41,7 +41,8 @@ def owner(client: TestClient, engine: Engine, email: str, lock_id: str, urls: li
     connected(engine, lock_id, f"{lock_id[:3]}-def-123")
     assert client.post("/api/locks", json={"lock_id": lock_id, "name": f"{lock_id} door",
                                            "claim_code": f"{lock_id[:3]}-def-123"}, headers=headers).status_code == 201
-    assert client.put("/api/owners/me/alerts", json={"urls": urls}, headers=headers).status_code == 200
+    assert client.put("/api/owners/me/alerts", json={"urls": urls, "password": PASSWORD},  # the step-up
+                      headers=headers).status_code == 200
     return headers
 
 
@@ -154,8 +155,8 @@ def test_kept_apprise_objects_are_rebuilt_when_the_owner_changes_channels(
     assert client.put("/api/owners/me/alerts", json={"urls": [f"json://127.0.0.1:{second_rx.port}/"],
                                                      "password": PASSWORD},  # replacing a channel: step-up
                       headers=olga).status_code == 200
-    raise_alarms(engine, "front")
-    assert notifier.deliver_pending() == 1 and second_rx.wait_for(1)
+    raise_alarms(engine, "front")  # (with the alarm_destination_added the new channel raised: one message)
+    assert notifier.deliver_pending() == 2 and second_rx.wait_for(1)
     time.sleep(0.2)
     assert len(first_rx.received) == 2  # the old channel's object is not used any more
     assert notifier._built[oid] is not kept and notifier._built[oid].urls == (f"json://127.0.0.1:{second_rx.port}/",)
