@@ -9,8 +9,9 @@ decisions, same evidence) — except MiniFASNet's zero-padded channels, which
 change the order of float sums: its scores and the fused score within
 `MINIFASNET_TOLERANCE` (per-frame evidence, rounded to 4 decimals, within one
 step more), and the distortion features' chromatic and specular moments, summed over
-level counts instead of pixels: the moments within `MOMENTS_TOLERANCE`, the texture
-score within `TEXTURE_TOLERANCE`; every decision and every other field still
+level counts instead of pixels (within `MOMENTS_TOLERANCE`), and the spectrum
+from OpenCV's DFT (within `FREQUENCY_TOLERANCE`): the texture score within
+`TEXTURE_TOLERANCE`; every decision and every other field still
 equal; and the face-location luma gate, from the channel means (within
 `LUMA_TOLERANCE`, the same decisions).  Skips when nuaa-dev or the MiniFASNet
 weights are absent.
@@ -210,6 +211,26 @@ def _assert_distortion_equal(new: np.ndarray, before: np.ndarray) -> None:
     _assert_moments_equal(new[_MOMENTS], before[_MOMENTS])
 
 
+# The spectrum is OpenCV's DFT of the real image, its power re² + im², instead of NumPy's |fft2|²: the same up to
+# float rounding (features within 4e-14 on nuaa-dev crops).
+FREQUENCY_TOLERANCE = 1e-10  # |Δ| of a frequency feature (log band shares and log peak ratios, values ≲ 30)
+
+
+def _assert_frequency_equal(new: np.ndarray, before: np.ndarray) -> None:
+    assert new.shape == before.shape
+    assert np.array_equal(np.isnan(new), np.isnan(before))
+    assert np.allclose(new, before, rtol=0, atol=FREQUENCY_TOLERANCE, equal_nan=True)
+
+
+def test_power_spectrum_is_numpys_within_rounding() -> None:
+    rng = np.random.default_rng(17)
+    for g in (rng.standard_normal((128, 128)), np.zeros((128, 128)), rng.integers(0, 256, (128, 128)) * 1.0):
+        before = (np.abs(np.fft.fft2(g)) ** 2).ravel()
+        new = frequency._power(g)
+        assert np.allclose(new, before, rtol=1e-12, atol=1e-9)
+    assert not np.array_equal(frequency._power(g), (np.abs(np.fft.fft2(g)) ** 2).ravel())  # not the same bits
+
+
 def test_specular_is_the_same_at_the_thresholds() -> None:
     """Value and saturation levels on both sides of both thresholds, no and only specular pixels."""
     levels = np.arange(256, dtype=np.uint8)
@@ -237,7 +258,7 @@ def test_texture_features_are_the_same_on_nuaa(samples: list[PadSample]) -> None
     assert len(crops) >= 60
     for crop in crops:
         assert np.array_equal(lbp.colour_texture(crop), old.colour_texture(crop))
-        assert np.array_equal(frequency.frequency_features(crop), old.frequency_features(crop))
+        _assert_frequency_equal(frequency.frequency_features(crop), old.frequency_features(crop))
         _assert_distortion_equal(distortion.distortion_features(crop), old.distortion_features(crop))
 
 
@@ -248,7 +269,7 @@ def test_texture_features_are_the_same_on_odd_crops() -> None:
              rng.integers(0, 256, (31, 77, 3), dtype=np.uint8), rng.integers(250, 256, (200, 150, 3), dtype=np.uint8)]
     for crop in crops:
         assert np.array_equal(lbp.colour_texture(crop), old.colour_texture(crop))
-        assert np.array_equal(frequency.frequency_features(crop), old.frequency_features(crop), equal_nan=True)
+        _assert_frequency_equal(frequency.frequency_features(crop), old.frequency_features(crop))
         _assert_distortion_equal(distortion.distortion_features(crop), old.distortion_features(crop))
 
 
