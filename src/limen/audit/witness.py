@@ -129,6 +129,7 @@ class FileWitness:
 
     def __init__(self, path: Path, key: SideKey, device_id: str) -> None:
         self.path, self._key, self._device = path, key, device_id.encode()
+        self._swept = False
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -163,8 +164,10 @@ class FileWitness:
     def _replace(self, head: Head) -> None:
         """The whole file replaced at once (temp file, fsync, rename, fsync dir): a power cut leaves the old
         head or the new one, never a torn slot, so any slot that does not authenticate is tampering."""
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # left by a kill mid-write
-            stale.unlink(missing_ok=True)
+        if not self._swept:  # temp files left by a kill mid-write, once per process (under the lock)
+            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+            self._swept = True
         try:
             atomic_write(self.path, self._slot(head) * 2)
         except OSError as exc:
