@@ -520,3 +520,28 @@ def test_a_provisioned_vault_holds_a_head_from_the_start_and_a_reprovisioned_one
         assert witness.read() == Head(0, "")
     finally:
         store.close()
+
+
+def test_a_provision_cut_short_is_redone_and_no_alarm(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sealed head is written before the transform secret that makes a vault provisioned: a power cut in
+    between leaves an unprovisioned vault, provisioned again at the next start, never one without its head."""
+    import limen.vault.witness as vault_witness
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    def cut(vault: object) -> None:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(vault_witness, "seal_first_head", cut)
+    with pytest.raises(KeyboardInterrupt):
+        open_template_store(settings)
+    monkeypatch.undo()
+    store = open_template_store(settings)
+    try:
+        assert SealedHeadWitness(store.vault).read() == Head(0, "")
+        log = open_audit(settings)
+        attach_witness(log, SealedHeadWitness(store.vault))
+        assert not _truncation_alarms(log) and log.verify().records >= 0
+        log.close()
+    finally:
+        store.close()
