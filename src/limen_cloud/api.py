@@ -62,9 +62,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+PASSWORD_MIN = 12  # an account's password, at sign-up and at each change (`Password`)
+Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=200)]
+
+
 class Credentials(BaseModel):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    password: str = Field(min_length=12, max_length=200)
+    password: Password
     totp: str = Field(default="", max_length=10)  # the authenticator's code, once the owner enrolled one (/account)
 
 
@@ -173,6 +177,18 @@ class StepUp(BaseModel):
 
     password: str = Field(min_length=1, max_length=200)
     totp: str = Field(default="", max_length=10)
+
+
+class PasswordChange(BaseModel):
+    """A new password for the logged-in owner: the current one (and the authenticator's code, once enrolled) again,
+    and the new one by sign-up's rules (`Password`), not the current one."""
+
+    current: str = Field(min_length=1, max_length=200)
+    new: Password
+    totp: str = Field(default="", max_length=10)
+
+
+SAME_PASSWORD = "the new password is the current one"  # noqa: S105 - a refusal, not a secret
 
 
 class ReplaceMark(StepUp):
@@ -336,6 +352,22 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
             session.execute(delete(Session).where(Session.token_hash == hashlib.sha256(_bearer(authorization)
                                                                                           .encode()).hexdigest()))
         return Response(status_code=204)
+
+    @app.post("/api/owners/me/password")
+    def change_password(request: Request, body: PasswordChange, session: Db, me: Me,
+                        authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        """Change the account's password: `current` (and `totp` once enrolled) again, behind the log-in rate limit;
+        `new` by sign-up's rules (422 otherwise, nothing spent).  Every other session of the account — pages and API
+        tokens — ends (this token stays), the change is logged and raises `password_changed` to the owner's
+        destinations.  A wrong password or code is 403 and changes nothing."""
+        if body.new == body.current:
+            raise HTTPException(422, SAME_PASSWORD)
+        write_lock(session)
+        if not pages.stepped_up(request, session, me, body.current, body.totp):
+            pages.password_change_refused(me)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: the password is unchanged")
+        ended = pages.change_password(session, me, body.new, _bearer(authorization), utcnow())
+        return {"changed": True, "sessions_ended": ended}
 
     @app.put("/api/owners/me/alerts")
     def set_alert_channels(request: Request, body: AlertChannels, session: Db, me: Me) -> dict[str, Any]:

@@ -45,11 +45,14 @@ from limen import thresholds as T
 from limen_cloud.api import (
     _DUMMY_HASH,
     NO_SUCH_CLAIM,
+    PASSWORD_MIN,
+    SAME_PASSWORD,
     SESSION_HOURS,
     SIGN_UP_NEEDS_INVITE,
     Db,
     Limited,
     LockClaim,
+    PasswordChange,
     PushIn,
     SignUp,
     SignUpLimited,
@@ -80,6 +83,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "__Host-limen-cloud"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.globals["password_min"] = PASSWORD_MIN
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enrolled: it is asked at every log-in.",
@@ -87,6 +91,7 @@ NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enro
            "signed-up": "Account made: log in.", "claimed": "Lock claimed: it is yours now.",
            "push-on": "This browser now receives alarms.", "push-off": "That browser no longer receives alarms.",
            "others-out": "Every other session of this account ended.",
+           "password-changed": "Password changed: every other session of this account ended.",
            "replaced": "Lock marked replaced: its old chain is archived; the new lock's chain is taken from its "
                        "first record."}
 STEP_UP_FAILED = "wrong password or authenticator code"
@@ -188,6 +193,28 @@ def destination_added(session: DbSession, owner: Owner, what: str, had: bool, at
 
 def destination_removed(owner: Owner, what: str) -> None:
     log.warning("owner %d removed an alarm destination: %s", owner.id, what)
+
+
+PASSWORD_CHANGED = "password_changed"  # noqa: S105 - the owner's alarm: the account's password was changed
+
+
+def change_password(session: DbSession, owner: Owner, new: str, keep: str, at: datetime) -> int:
+    """The stepped-up owner's new password (Argon2id), and every other session of the account ended, pages and API
+    tokens alike (`keep`'s, the one that asked, stays): whoever stole a session or learned the old password is out.
+    Logged (never a password) and told to the account's destinations (`password_changed`, on its first lock): a
+    thief who changes it does not go unheard.  How many sessions ended; the caller commits."""
+    owner.password_hash = _hasher.hash(new)
+    ended = end_sessions(session, owner, keep=keep)
+    log.warning("owner %d changed the account's password: %d other session(s) ended", owner.id, ended)
+    owner_alarm(session, owner, PASSWORD_CHANGED, f"the account's password was changed and its {ended} other "
+                "session(s) ended; if it was not you, someone had the password (and authenticator code) and has "
+                "logged you out: ask the cloud's operator (your locks obey only commands your own devices sign)", at)
+    return ended
+
+
+def password_change_refused(owner: Owner) -> None:
+    log.warning("owner %d: password change refused (wrong password or authenticator code); nothing changed",
+                owner.id)
 
 
 def replace_lock(session: DbSession, lock: Lock, owner: Owner, statement: str) -> ArchivedChain:
@@ -647,6 +674,37 @@ def router() -> APIRouter:
         end_sessions(session, me.owner, keep=me.token)
         session.commit()
         return _back("/account", "others-out")
+
+    @pages.post("/account/password")
+    def change_password_form(request: Request, session: Write, me: Me, csrf: Annotated[str, Form(max_length=64)],
+                             current: Annotated[str, Form(max_length=200)] = "",
+                             new: Annotated[str, Form(max_length=200)] = "",
+                             totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        """A new password (by sign-up's rules) with the current one and, once enrolled, a fresh authenticator code:
+        every other session of the account ends (this browser stays logged in), the destinations hear of it."""
+        me.check(csrf)
+        try:
+            body = PasswordChange(current=current, new=new, totp=totp)
+        except ValidationError as exc:
+            weak = any(e["loc"] and e["loc"][0] == "new" for e in exc.errors())
+            return render(request, "account.html", 422 if weak else 403, page=me, error=(
+                f"The new password needs at least {PASSWORD_MIN} characters" if weak else
+                STEP_UP_FAILED[0].upper() + STEP_UP_FAILED[1:]) + ": the password is unchanged.",
+                **push_values(request, session, me))
+        if body.new == body.current:
+            return render(request, "account.html", 422, page=me, error=SAME_PASSWORD[0].upper()
+                          + SAME_PASSWORD[1:] + ": the password is unchanged.", **push_values(request, session, me))
+        write_lock(session)
+        owner = session.get(Owner, me.owner.id)
+        assert owner is not None
+        if not stepped_up(request, session, owner, body.current, body.totp):
+            session.rollback()
+            password_change_refused(me.owner)
+            return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
+                          + STEP_UP_FAILED[1:] + ": the password is unchanged.", **push_values(request, session, me))
+        change_password(session, owner, body.new, me.token, utcnow())
+        session.commit()
+        return _back("/account", "password-changed")
 
     @pages.get("/locks", response_class=HTMLResponse)
     def locks(request: Request, session: Db, me: Me) -> Response:
