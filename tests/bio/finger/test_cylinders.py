@@ -112,3 +112,15 @@ def test_lab_figures_on_a_few_fingers(fvc_db1: Path, tmp_path: Path) -> None:
     assert link["d_sys_control_same_device"] > link["d_sys_two_devices"] + 0.3
     assert r.inversion is not None and r.inversion.passes_minutiae == 0
     assert 0 < r.compare_ms[0] <= r.compare_ms[1] and 0 < r.encode_ms[0] <= r.encode_ms[1]
+
+
+def test_a_bit_string_counts_once_in_the_comparison() -> None:
+    # one probe string repeated in the reference must not fill the best pairs alone (the Local Similarity Sort,
+    # which lets a string pair with several others, scores these two codes 1.0)
+    rng = np.random.default_rng(3)
+    probe = rng.random((3, 256)) > 0.5
+    reference = np.concatenate([np.repeat(probe[:1], 6, axis=0), rng.random((6, 256)) > 0.5])
+    a, b = ProtectedFingerCode(probe), ProtectedFingerCode(reference)
+    assert cylinders.local_similarity_sort(cylinders.code_similarities(a, b)) == pytest.approx(1.0)
+    assert compare(a, b) < 0.8
+    assert compare(a, a) == pytest.approx(1.0)

@@ -17,10 +17,12 @@ After Cappelli, Ferrara & Maltoni's Minutia Cylinder-Code (MCC, IEEE TPAMI 2010)
   1,536 cells → FINGER_MCC_BITS signs is many-to-one, and another secret gives unrelated bits (renewal,
   unlinkability).  The stored code (`ProtectedFingerCode`) holds the bit strings only, sorted by value: no
   position, direction, order of extraction or minutia type.
-- **Comparison** (`compare`): the Local Similarity Sort of MCC — every pair of bit strings scores the share of
-  agreeing bits, and the score is the mean of the best n_P pairs, n_P growing from FINGER_MCC_LSS_PAIRS[0] to
-  [1] with the smaller code's size (a logistic in it, centre FINGER_MCC_LSS_MU, slope FINGER_MCC_LSS_TAU).
-  No alignment and no positions: weaker than the minutiae matcher, which consolidates pairs globally.
+- **Comparison** (`compare`): MCC's Local Similarity Assignment — every pair of bit strings scores the share of
+  agreeing bits, the strings are paired one to one (Hungarian, the largest summed similarity), and the score is
+  the mean of the best n_P assigned pairs, n_P growing from FINGER_MCC_LSS_PAIRS[0] to [1] with the smaller
+  code's size (a logistic in it, centre FINGER_MCC_LSS_MU, slope FINGER_MCC_LSS_TAU).  The unprotected MCC keeps
+  the Local Similarity Sort (best n_P pairs, a string may appear in several).  No alignment and no positions:
+  weaker than the minutiae matcher, which consolidates pairs globally.
 
 `limen lab finger --protected` measures it (docs/finger.md, "Protected templates").
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from scipy.special import erf
 
 from limen import thresholds
@@ -156,6 +159,18 @@ def local_similarity_sort(similarities: np.ndarray) -> float:
     return float(np.partition(similarities.ravel(), -top)[-top:].mean())
 
 
+def one_to_one_sort(similarities: np.ndarray) -> float:
+    """The mean of the best n_P pairs of a one-to-one assignment (Hungarian, maximising the summed similarity) of a
+    cylinder-pair similarity matrix: each cylinder counts once, so a cylinder that resembles many others cannot fill
+    the best pairs alone (MCC's Local Similarity Assignment; 0 when a side is empty)."""
+    if similarities.size == 0:
+        return 0.0
+    rows, cols = linear_sum_assignment(similarities, maximize=True)
+    paired = similarities[rows, cols]
+    top = min(_pairs_to_keep(min(similarities.shape)), paired.size)
+    return float(np.partition(paired, -top)[-top:].mean())
+
+
 def cylinder_similarities(a: Cylinders, b: Cylinders) -> np.ndarray:
     """MCC's bit-based cylinder similarity over the cells valid in both (0 below the common-cells minimum)."""
     va, vb = a.valid.astype(np.float32), b.valid.astype(np.float32)
@@ -252,5 +267,6 @@ def code_similarities(a: ProtectedFingerCode, b: ProtectedFingerCode) -> np.ndar
 
 
 def compare(a: ProtectedFingerCode, b: ProtectedFingerCode) -> float:
-    """Similarity of two protected codes made under one key, 0…1 (about 0.5 for unrelated strings)."""
-    return local_similarity_sort(code_similarities(a, b))
+    """Similarity of two protected codes made under one key, 0…1 (about 0.5 for unrelated strings): the best pairs
+    of a one-to-one assignment of their bit strings (`one_to_one_sort`)."""
+    return one_to_one_sort(code_similarities(a, b))
