@@ -94,8 +94,56 @@ def spend_invite(session: DbSession, token: str, now: datetime) -> bool:
         return False
     spent = session.execute(update(Invite).where(
         Invite.token_hash == hashlib.sha256(token.encode()).hexdigest(), Invite.used_at.is_(None),
-        Invite.expires_at > now).values(used_at=now))
+        Invite.owner_id.is_(None), Invite.expires_at > now).values(used_at=now))  # a reset link makes no account
     return int(getattr(spent, "rowcount", 0)) == 1
+
+
+RESET_MINUTES = 30  # how long the operator's password-reset link stays valid, by default
+RESET_MINUTES_MAX = 24 * 60  # and at most (`limen-cloud reset-password --valid-minutes`)
+
+
+class PasswordReset(BaseModel):
+    """The reset page's form: the operator's one-time token and the new password by sign-up's rules (`Password`)."""
+
+    token: str = Field(min_length=1, max_length=100)
+    new: Password
+
+
+def new_reset(session: DbSession, owner: Owner, now: datetime, minutes: int = RESET_MINUTES,
+              clear_totp: bool = False) -> str:
+    """A one-time password-reset token of `owner` (an invite naming the account: 256 random bits, only its SHA-256
+    stored) valid `minutes` (1..`RESET_MINUTES_MAX`); the account's older unused resets end with it.  The caller
+    commits."""
+    if not 1 <= minutes <= RESET_MINUTES_MAX:
+        raise ValueError(f"a reset link is valid 1 to {RESET_MINUTES_MAX} minutes")
+    session.execute(update(Invite).where(Invite.owner_id == owner.id, Invite.used_at.is_(None)).values(used_at=now))
+    token = secrets.token_urlsafe(32)
+    session.add(Invite(token_hash=hashlib.sha256(token.encode()).hexdigest(), created_at=now,
+                       expires_at=now + timedelta(minutes=minutes), owner_id=owner.id, clear_totp=clear_totp))
+    return token
+
+
+def live_reset(session: DbSession, token: str, now: datetime) -> Invite | None:
+    """The unused, unexpired password reset `token` names (nothing spent), else None."""
+    if not token or len(token) > 100:
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    row = session.get(Invite, digest)
+    if row is None or row.owner_id is None or row.used_at is not None or row.expires_at <= now \
+            or not hmac.compare_digest(row.token_hash.encode(), digest.encode()):
+        return None
+    return row
+
+
+def spend_reset(session: DbSession, token: str, now: datetime) -> Invite | None:
+    """Burn the live password reset `token` names (one conditional UPDATE: two forms cannot both use it) and return
+    it; None when it is unknown, a sign-up invite, used, superseded or expired.  The caller commits."""
+    row = live_reset(session, token, now)
+    if row is None:
+        return None
+    spent = session.execute(update(Invite).where(Invite.token_hash == row.token_hash, Invite.used_at.is_(None),
+                                                 Invite.expires_at > now).values(used_at=now))
+    return row if int(getattr(spent, "rowcount", 0)) == 1 else None
 
 
 class SignUpRefused(Exception):

@@ -169,6 +169,49 @@ def invite(db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD
     typer.echo(token)
 
 
+@app.command("reset-password")
+def reset_password(
+    owner: Annotated[str, typer.Argument(help="The account's e-mail.")],
+    clear_totp: Annotated[bool, typer.Option("--clear-totp", help="The link also removes the account's "
+                                             "authenticator (TOTP): only once you have checked the owner's identity "
+                                             "out of band, since whoever holds the link then has the account.")]
+    = False,
+    valid_minutes: Annotated[int, typer.Option(min=1, max=24 * 60, help="How long the link stays valid.")] = 30,
+    base_url: Annotated[str, typer.Option(help="The cloud's address as owners reach it.")]
+    = "http://127.0.0.1:8090",
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD_DB).", envvar="LIMEN_CLOUD_DB")]
+    = "sqlite:///limen-cloud.db",
+) -> None:
+    """Print a one-time link (/reset?token=...) with which the owner sets a new password; it changes nothing itself.
+
+    Single use, valid --valid-minutes, and a newer link replaces the older: hand it to the owner over a channel you
+    trust.  Using it ends every session and API token of the account and tells its alarm destinations
+    (`password_reset`).
+    """
+    from sqlalchemy import select
+
+    from limen_cloud.api import new_reset, utcnow
+    from limen_cloud.db import make_engine, sessions, upgrade
+    from limen_cloud.models import Owner as OwnerRow
+
+    engine = make_engine(db)
+    upgrade(engine)
+    try:
+        with sessions(engine)() as session, session.begin():
+            account = session.scalar(select(OwnerRow).where(OwnerRow.email == owner.strip().lower()))
+            if account is None:
+                typer.echo(f"no owner account with the e-mail {owner!r}", err=True)
+                raise typer.Exit(1)
+            token = new_reset(session, account, utcnow(), valid_minutes, clear_totp)
+            log.warning("operator made a password-reset link for owner %d%s, valid %d min", account.id,
+                        " (removes the authenticator)" if clear_totp else "", valid_minutes)
+    finally:
+        engine.dispose()
+    typer.echo(f"{base_url.rstrip('/')}/reset?token={token}")
+    typer.echo(f"one use, valid {valid_minutes} min{'; it also removes the authenticator' if clear_totp else ''}",
+               err=True)
+
+
 @app.command("sign-replacement")
 def sign_replacement(
     key: Annotated[Path, typer.Option(help="The owner device's Ed25519 private key (PEM, PKCS#8): the key whose "

@@ -27,7 +27,8 @@ class Owner(Base):
 
 
 class Invite(Base):
-    """A one-time sign-up token (only its SHA-256 is kept): `limen-cloud invite` or the first start's setup token."""
+    """A one-time token (only its SHA-256 is kept): a sign-up invite (`limen-cloud invite` or the first start's setup
+    token), or with `owner_id` the operator's password reset of that account (`limen-cloud reset-password`)."""
 
     __tablename__ = "invites"
 
@@ -35,6 +36,10 @@ class Invite(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)  # set once: the token is spent
+    # a password reset of this account (None: a sign-up invite); never accepted as the other kind
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), default=None,
+                                                 index=True)
+    clear_totp: Mapped[bool] = mapped_column(default=False, server_default=false())  # the reset also removes TOTP
 
 
 class Session(Base):

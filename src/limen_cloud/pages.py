@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ import pyotp
 import segno
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import APIRouter, Depends, Form, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, Header, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -53,6 +54,7 @@ from limen_cloud.api import (
     Limited,
     LockClaim,
     PasswordChange,
+    PasswordReset,
     PushIn,
     SignUp,
     SignUpLimited,
@@ -60,8 +62,10 @@ from limen_cloud.api import (
     _hasher,
     _limited,
     claim,
+    live_reset,
     my_lock,
     register,
+    spend_reset,
     utcnow,
 )
 from limen_cloud.db import write_lock
@@ -92,6 +96,7 @@ NOTICES = {"acknowledged": "Alarm acknowledged.", "totp-on": "Authenticator enro
            "push-on": "This browser now receives alarms.", "push-off": "That browser no longer receives alarms.",
            "others-out": "Every other session of this account ended.",
            "password-changed": "Password changed: every other session of this account ended.",
+           "password-reset": "Password set: every session of the account ended; log in with the new password.",
            "replaced": "Lock marked replaced: its old chain is archived; the new lock's chain is taken from its "
                        "first record."}
 STEP_UP_FAILED = "wrong password or authenticator code"
@@ -210,6 +215,49 @@ def change_password(session: DbSession, owner: Owner, new: str, keep: str, at: d
                 "session(s) ended; if it was not you, someone had the password (and authenticator code) and has "
                 "logged you out: ask the cloud's operator (your locks obey only commands your own devices sign)", at)
     return ended
+
+
+PASSWORD_RESET = "password_reset"  # noqa: S105 - the owner's alarm: the operator's reset link was used
+RESET_GONE = ("this password-reset link is unknown, expired, already used or replaced by a newer one: ask the "
+              "cloud's operator for a new one")
+
+
+def reset_password(session: DbSession, owner: Owner, new: str, clear_totp: bool, at: datetime) -> int:
+    """The operator's reset link was used (`limen-cloud reset-password`; the token is already spent): the new
+    password (Argon2id), with `clear_totp` no authenticator any more, and every session and API token of the account
+    ended.  Logged (never a token or password) and told to the account's destinations (`password_reset`): an owner
+    whose operator was fooled hears of it.  How many sessions ended; the caller commits."""
+    owner.password_hash = _hasher.hash(new)
+    if clear_totp:
+        owner.totp_secret = owner.totp_step = None
+    ended = end_sessions(session, owner)
+    log.warning("owner %d reset the account's password with the operator's link%s: %d session(s) ended", owner.id,
+                " (authenticator removed)" if clear_totp else "", ended)
+    owner_alarm(session, owner, PASSWORD_RESET, "the account's password was reset with a link from the cloud's "
+                "operator" + (" and its authenticator removed" if clear_totp else "") + f"; its {ended} session(s) "
+                "ended; if it was not you, ask the cloud's operator at once (your locks obey only commands your own "
+                "devices sign)", at)
+    return ended
+
+
+class ResetTokenRedacted(logging.Filter):
+    """Blanks the `token` of a `/reset?token=...` link in uvicorn's access log (a live link there would let whoever
+    reads the log set the account's password until it is used or expires)."""
+
+    _TOKEN = re.compile(r"([?&]token=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
+            record.args = tuple(self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def redact_access_log() -> None:
+    """Install `ResetTokenRedacted` on uvicorn's access logger (once; uvicorn's own logging setup keeps filters)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, ResetTokenRedacted) for f in access.filters):
+        access.addFilter(ResetTokenRedacted())
 
 
 def password_change_refused(owner: Owner) -> None:
@@ -548,6 +596,7 @@ def subscription_view(sub: PushSubscription) -> dict[str, Any]:
 
 def router() -> APIRouter:
     pages = APIRouter(include_in_schema=False, dependencies=[SameOrigin])
+    redact_access_log()
 
     @pages.get("/cloud.css")
     def stylesheet() -> Response:
@@ -705,6 +754,43 @@ def router() -> APIRouter:
         change_password(session, owner, body.new, me.token, utcnow())
         session.commit()
         return _back("/account", "password-changed")
+
+    @pages.get("/reset", response_class=HTMLResponse, dependencies=[Limited])
+    def reset_form(request: Request, session: Db, token: Annotated[str, Query(max_length=100)] = "") -> Response:
+        """The operator's one-time reset link: the new-password form while the token is live (nothing spent)."""
+        if live_reset(session, token, utcnow()) is None:
+            return render(request, "reset.html", 410, error=RESET_GONE[0].upper() + RESET_GONE[1:] + ".")
+        return render(request, "reset.html", token=token)
+
+    @pages.post("/reset", dependencies=[Limited])
+    def reset(request: Request, session: Write, token: Annotated[str, Form(max_length=100)] = "",
+              new: Annotated[str, Form(max_length=200)] = "", again: Annotated[str, Form(max_length=200)] = ""
+              ) -> Response:
+        """Set the new password (sign-up's rules, typed twice) with the live token, spent here; otherwise nothing
+        changes.  Every session of the account ends, the destinations hear of it (`password_reset`)."""
+        try:
+            body = PasswordReset(token=token, new=new)
+        except ValidationError as exc:
+            if not any(e["loc"] and e["loc"][0] == "new" for e in exc.errors()):
+                return render(request, "reset.html", 410, error=RESET_GONE[0].upper() + RESET_GONE[1:] + ".")
+            return render(request, "reset.html", 422, token=token, error=f"The new password needs at least "
+                          f"{PASSWORD_MIN} characters: the password is unchanged.")
+        if new != again:
+            return render(request, "reset.html", 422, token=token,
+                          error="The two passwords differ: the password is unchanged.")
+        write_lock(session)
+        now = utcnow()
+        spent = spend_reset(session, body.token, now)
+        owner = session.get(Owner, spent.owner_id) if spent is not None and spent.owner_id is not None else None
+        if spent is None or owner is None:
+            session.rollback()
+            log.warning("a password reset was refused: the link is unknown, expired, used or superseded")
+            return render(request, "reset.html", 410, error=RESET_GONE[0].upper() + RESET_GONE[1:] + ".")
+        reset_password(session, owner, body.new, spent.clear_totp, now)
+        session.commit()
+        response = _back("/login", "password-reset")
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
 
     @pages.get("/locks", response_class=HTMLResponse)
     def locks(request: Request, session: Db, me: Me) -> Response:
