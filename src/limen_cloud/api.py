@@ -98,8 +98,8 @@ def spend_invite(session: DbSession, token: str, now: datetime) -> bool:
     return int(getattr(spent, "rowcount", 0)) == 1
 
 
-RESET_MINUTES = 30  # how long the operator's password-reset link stays valid, by default
-RESET_MINUTES_MAX = 24 * 60  # and at most (`limen-cloud reset-password --valid-minutes`)
+RESET_MINUTES = T.CLOUD_RESET_MINUTES
+RESET_MINUTES_MAX = T.CLOUD_RESET_MINUTES_MAX
 
 
 class PasswordReset(BaseModel):

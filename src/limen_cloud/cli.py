@@ -176,7 +176,8 @@ def reset_password(
                                              "authenticator (TOTP): only once you have checked the owner's identity "
                                              "out of band, since whoever holds the link then has the account.")]
     = False,
-    valid_minutes: Annotated[int, typer.Option(min=1, max=24 * 60, help="How long the link stays valid.")] = 30,
+    valid_minutes: Annotated[int, typer.Option(min=1, max=T.CLOUD_RESET_MINUTES_MAX, help="How long the link "
+                                                "stays valid.")] = T.CLOUD_RESET_MINUTES,
     base_url: Annotated[str, typer.Option(help="The cloud's address as owners reach it.")]
     = "http://127.0.0.1:8090",
     db: Annotated[str, typer.Option(help="SQLAlchemy URL (env LIMEN_CLOUD_DB).", envvar="LIMEN_CLOUD_DB")]
