@@ -545,3 +545,58 @@ def test_a_provision_cut_short_is_redone_and_no_alarm(settings: Settings, monkey
         log.close()
     finally:
         store.close()
+
+
+def test_a_witness_gone_or_forged_while_the_lock_runs_is_left_for_the_next_start(tmp_path: Path) -> None:
+    """Rewritten from the log, a deleted or forged witness would vouch for whatever the log holds now."""
+    from limen.errors import AuditError
+
+    witness = FileWitness(tmp_path / WITNESS_FILE, file_side_key(tmp_path, "audit-witness"), "dev")
+    witness.advance(Head(4, "ef" * 32))
+    witness.path.unlink()
+    with pytest.raises(AuditError, match="deleted while the lock ran"):
+        witness.advance(Head(5, "ab" * 32))
+    assert not witness.path.exists()
+    witness.reset(Head(5, "ab" * 32))  # what the next start does once it has alarmed
+    forged = witness.path.read_bytes()[:-1] + b"\0"
+    witness.path.write_bytes(forged)
+    with pytest.raises(AuditError, match="does not authenticate"):
+        witness.advance(Head(6, "cd" * 32))
+    assert witness.path.read_bytes() == forged
+
+
+def test_a_cut_while_the_lock_runs_with_both_witnesses_deleted_alarms_at_the_next_start(settings: Settings) -> None:
+    """Review of ca82a65: the running lock wrote both witnesses again from the cut log (the file at its next append,
+    the vault's row at its shutdown checkpoint), so 82 records cut to 60 with the witness file and the `audit_head`
+    row deleted while it ran started again with no alarm and verified."""
+    from limen.vault import open_template_store
+    from limen.vault.witness import SealedHeadWitness
+
+    store = open_template_store(settings)
+    try:
+        for start in range(2):  # the second start declares both witnesses
+            log = open_audit(settings)
+            attach_witness(log, SealedHeadWitness(store.vault))
+            for i in range(40):
+                log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject=f"r{start}-{i}"))
+            if start == 0:
+                log.close()
+        assert log.count() == 82 and log.declared_witnesses() is not None
+        _sql(settings, "DELETE FROM records WHERE idx > 59", "DELETE FROM checkpoints WHERE idx > 59")
+        (settings.keys_dir / WITNESS_FILE).unlink()
+        _delete_vault_head(settings)
+        log.append(Event(EventKind.SYSTEM, T0, actor="system", reason="filler", subject="after the cut"))
+        log.close()  # a clean stop: the shutdown checkpoint
+        assert not (settings.keys_dir / WITNESS_FILE).exists()
+        log = open_audit(settings)
+        try:
+            attach_witness(log, SealedHeadWitness(store.vault))
+            texts = [a["data"]["text"] for a in _truncation_alarms(log)]
+            assert len(texts) == 2 and "witness file deleted" in texts[0], texts
+            assert "vault's sealed audit head was deleted" in texts[1]
+            with pytest.raises(AuditTruncated):
+                log.verify()
+        finally:
+            log.close()
+    finally:
+        store.close()

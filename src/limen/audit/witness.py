@@ -130,6 +130,7 @@ class FileWitness:
     def __init__(self, path: Path, key: SideKey, device_id: str) -> None:
         self.path, self._key, self._device = path, key, device_id.encode()
         self._swept = False
+        self._held = False  # this process read a head here or wrote one: the file gone since is a deletion
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -147,13 +148,18 @@ class FileWitness:
         return self._best(raw)
 
     def advance(self, head: Head) -> None:
+        """Move the head forward.  A file that does not authenticate, or that this process held and is now gone, is
+        left as it is (`AuditError`): rewritten from the log, it would vouch for whatever the log holds now — a tail
+        cut while the lock runs with the file deleted would pass the next start.  That start alarms and resets it."""
         with self._locked():
-            try:
-                current = self.read()
-            except AuditError:
-                current = None  # a forged or damaged file is reported by `read`; writing goes on
-            if current is not None and current.count >= head.count:
-                return
+            current = self.read()
+            if current is None and self._held:
+                raise AuditError(f"{self.path}: the audit witness was deleted while the lock ran; not written again "
+                                 "(the next start reports it)")
+            if current is not None:
+                self._held = True
+                if current.count >= head.count:
+                    return
             self._replace(head)
 
     def reset(self, head: Head) -> None:
@@ -172,6 +178,7 @@ class FileWitness:
             atomic_write(self.path, self._slot(head) * 2)
         except OSError as exc:
             raise AuditError(f"{self.path}: cannot write the audit witness ({exc.strerror})") from exc
+        self._held = True
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

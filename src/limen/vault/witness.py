@@ -72,8 +72,9 @@ class SealedHeadWitness:
         with self.vault._lock:
             try:
                 current = self.read()
-            except AuditError:
-                current = None  # reported at the next start; the newest head replaces it
+            except AuditError as exc:  # kept for the next start to report (it alarms, then resets this copy):
+                log.error("vault's copy of the audit head not updated (%s)", exc)  # rewritten now, it would
+                return  # vouch for a log cut while the lock ran
             if current is None or current.count < head.count:
                 self._write(head)
 
