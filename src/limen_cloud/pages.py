@@ -201,6 +201,8 @@ def destination_removed(owner: Owner, what: str) -> None:
 
 
 PASSWORD_CHANGED = "password_changed"  # noqa: S105 - the owner's alarm: the account's password was changed
+AUTHENTICATOR_ENROLLED = "authenticator_enrolled"  # the owner's alarm: with the password, a stolen session
+#   enrolled its own seed and no log-in worked without the thief's codes, unheard (review of 0c1695a)
 
 
 def change_password(session: DbSession, owner: Owner, new: str, keep: str, at: datetime) -> int:
@@ -898,6 +900,10 @@ def router() -> APIRouter:
         if step is None:
             return _totp_page(request, me, secret, "That code does not match: type the one shown now.", 422)
         owner.totp_secret, owner.totp_step = secret, step
+        log.warning("owner %d enrolled an authenticator", owner.id)
+        owner_alarm(session, owner, AUTHENTICATOR_ENROLLED, "an authenticator was enrolled on the account: logging in "
+                    "now needs its codes; if it was not you, someone has the password and you can no longer log in: "
+                    "ask the cloud's operator (limen-cloud reset-password --clear-totp)", utcnow())
         session.commit()
         return _back("/account", "totp-on")
 
