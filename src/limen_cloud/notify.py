@@ -452,7 +452,7 @@ class AlarmNotifier:
                        Alarm.id, Alarm.rule, Alarm.raised_at, Lock.name)
                 .join(Lock, Lock.owner_id == PushSubscription.owner_id)
                 .join(Alarm, and_(Alarm.lock_id == Lock.lock_id, Alarm.id > PushSubscription.cursor))
-                .where(Alarm.acknowledged_at.is_(None),
+                .where(or_(Alarm.acknowledged_at.is_(None), Alarm.rule.in_(ACCOUNT_ALARMS)),
                        or_(PushSubscription.next_at.is_(None), PushSubscription.next_at <= now))
                 .order_by(PushSubscription.id, Alarm.id).limit(PUSH_PASS)).all()
         if not rows:
@@ -603,6 +603,10 @@ def id_ranges(ids: list[int]) -> str:
 # ------------------------------------------------------------------ web push (RFC 8030, 8291, 8292)
 
 PUSH_PASS = T.CLOUD_PUSH_PASS
+# the account's own alarms (limen_cloud.pages, backups): pushed even once acknowledged — the session that changed
+# the account (a thief's, with the password) can acknowledge them before the next push pass
+ACCOUNT_ALARMS = ("alarm_destination_added", "password_changed", "password_reset", "authenticator_enrolled",
+                  "backup_deleted", "lock_replace_refused")
 PUSH_GONE = "gone"  # the push service answered 404 or 410: the subscription is dead
 VAPID_EXP_S = T.CLOUD_VAPID_TOKEN_S
 DEFAULT_VAPID_CONTACT = "mailto:limen-cloud@localhost"  # set --vapid-contact: some push services want a real one
