@@ -348,7 +348,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
     `push_key`: the VAPID public key browsers subscribe with (`notify.vapid_public_key`); no web push without it.
     """
     from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
-    from limen_cloud.notify import channel_destination_allowed, channel_scheme_problem, parse_allow
+    from limen_cloud.notify import channel_destination_allowed, channel_scheme_problem, former_apprise, parse_allow
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
                   "end-to-end-encrypted backups, erasure receipts.")
@@ -426,7 +426,8 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         Any change — adding, removing or replacing a channel — needs `password` (and `totp` once enrolled) again
         (403, nothing changed): a stolen session alone can neither silence the alarms nor send them to itself
         (`lock:duress` among them).  An added channel raises `alarm_destination_added` to the destinations the
-        account had; every change is logged (channel ids only).
+        account had, a removed one `alarm_destination_removed`; a removed or replaced channel is told of it too
+        (`notify.AlarmNotifier.deliver_former`); every change is logged (channel ids only).
         """
         for url in body.urls:
             problem = channel_scheme_problem(url)
@@ -445,11 +446,12 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
                                 "an alarm channel needs the password (and authenticator code) again")
         had = pages.has_destinations(session, account)
         account.alert_urls = json.dumps(body.urls)
-        for url in removed:
-            pages.destination_removed(account, f"apprise channel {channel_id(url)}")
+        former = [former_apprise(url) for url in removed]  # told of the change themselves (`deliver_former`)
         if added:
             pages.destination_added(session, account, "apprise channel " + ", ".join(channel_id(u) for u in added),
-                                    had, utcnow())
+                                    had, utcnow(), former)
+        elif former:
+            pages.destination_removed(session, account, former, utcnow())
         return {"channels": [channel_id(u) for u in body.urls]}
 
     @app.get("/api/owners/me/alerts")
@@ -496,8 +498,7 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         if body is None or not pages.stepped_up(request, session, account, body.password, body.totp):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"{pages.STEP_UP_FAILED}: removing an alarm channel "
                                 "needs the password (and authenticator code) again")
-        pages.remove_subscription(session, me, sub_id)
-        pages.destination_removed(account, f"web push browser {sub_id}")
+        pages.remove_subscription(session, account, sub_id, utcnow())  # (it and the rest hear of it)
         return Response(status_code=204)
 
     @app.post("/api/locks", status_code=201, dependencies=[Limited])

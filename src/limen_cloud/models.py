@@ -138,6 +138,27 @@ class Alarm(Base):
     record_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
+class FormerDestination(Base):
+    """An alarm destination removed or replaced (an apprise channel, the community webhook, a browser), kept only to
+    tell it of that change: the account alarm raised for it (`alarm_id`: `alarm_destination_removed`, or
+    `alarm_destination_added` for a replacement) is sent there too, once — a thief with the owner's session, password
+    and code who replaces or removes the owner's destinations is heard by them (`notify.AlarmNotifier.deliver_former`).
+    `target` holds what reaching it takes (URL with its tokens, the webhook's secret, the browser's keys: JSON, never
+    logged) and is cleared once delivered or given up."""
+
+    __tablename__ = "former_destinations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "apprise", "webhook" or "push"
+    what: Mapped[str] = mapped_column(String(200))  # its channel id, host or browser: what logs name
+    target: Mapped[str | None] = mapped_column(Text, default=None)  # JSON; None once delivered or given up
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)  # it took the alarm
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # bounded by CLOUD_WEBHOOK_MAX_ATTEMPTS
+    next_at: Mapped[datetime | None] = mapped_column(default=None)  # next try after a failure (backoff)
+    error: Mapped[str | None] = mapped_column(String(200), default=None)  # a status or an error kind only
+
+
 class CommandLog(Base):
     __tablename__ = "commands"
 

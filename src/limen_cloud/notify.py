@@ -42,6 +42,12 @@ short one of known length is read and dropped, so that its connection can be kep
 receiver closed while idle is replaced once, at once; delivery is at least once (that, or a timeout after the
 receiver took the alarm, repeats it): receivers de-duplicate by `alarm_id`.
 
+A destination removed or replaced (an apprise channel, the webhook, a browser) is told of that change itself:
+the account alarm raised for it carries a snapshot of what it removed (`FormerDestination`, one row each), and
+`deliver_former` sends that alarm there too, once (at least once), beside the destinations the account has when
+it is sent — otherwise replacing the owner's only channel would tell the thief's alone, and removing every
+destination would tell no one.  The snapshot (URL, secret, keys) is cleared once delivered or given up.
+
 Apprise channels go through libraries that resolve names themselves (requests/urllib3, smtplib, paho).  They
 run inside `egress_guard(allow)`: while it is active in the calling context, every name resolution
 (`socket.getaddrinfo`, which those libraries call right before they connect, also for address literals and
@@ -91,7 +97,7 @@ from limen_cloud.db import sessions, write_lock
 
 if TYPE_CHECKING:
     from py_vapid import Vapid02
-from limen_cloud.models import Alarm, Lock, Owner, PushSubscription
+from limen_cloud.models import Alarm, FormerDestination, Lock, Owner, PushSubscription
 
 log = logging.getLogger(__name__)
 RETRY_S = T.CLOUD_ALARM_RETRY_S
@@ -104,7 +110,12 @@ SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit
             "audit_old_chain": "critical",  # the replaced lock's old chain is still sending: a stolen device?
             "lock_replaced": "warning",
             # a replacement mark refused (a forged or replayed statement): someone tries to reset the evidence head
-            "lock_replace_refused": "critical"}
+            "lock_replace_refused": "critical",
+            # the account's own alarms (ACCOUNT_ALARMS): a destination, the password or the authenticator changed, a
+            # backup deleted — with a phished password and code, the one warning before the owner is locked out
+            "alarm_destination_added": "critical", "alarm_destination_removed": "critical",
+            "password_changed": "critical", "password_reset": "critical", "authenticator_enrolled": "critical",
+            "backup_deleted": "critical"}
 
 
 class AlarmNotifier:
@@ -142,6 +153,8 @@ class AlarmNotifier:
         self._due: dict[int, float] = {}  # owner → monotonic time before which they get no new message
         self._retry: dict[int, float] = {}  # owner whose message failed → when it is tried again
         self._built: OrderedDict[int, _ChannelSet] = OrderedDict()  # owner → Apprise objects of their channels
+        self._former_pool = ThreadPoolExecutor(WEBHOOK_PARALLEL, thread_name_prefix="limen-cloud-former")
+        self._telling: set[int] = set()  # former destinations being sent to (not taken again meanwhile)
 
     def wake(self) -> None:
         self._wake.set()
@@ -166,6 +179,7 @@ class AlarmNotifier:
                 thread.join(30)
         self._pool.shutdown(wait=False)
         self._apprise_pool.shutdown(wait=False)
+        self._former_pool.shutdown(wait=False)
         self._marker.shutdown(wait=True)  # the outcomes of the POSTs made are written before the cloud stops
         self._apprise_marker.shutdown(wait=True)  # (and those of the apprise messages sent)
         self.webhook_connections.close()
@@ -498,11 +512,98 @@ class AlarmNotifier:
                         log.warning("web push gave up alarm %d for subscription %d (%s)", stopped_at, sub_id, error)
         return pushed
 
+    def deliver_former(self, now: datetime | None = None, wait: bool = True) -> int:
+        """Send each account alarm to the destinations its change removed or replaced (`FormerDestination`, those
+        due), beside the owner's current ones (the other paths): replacing the owner's only channel or webhook,
+        or removing every destination, is heard where the owner would have heard it.  One job per destination
+        on the notifier's own pool (a destination that trickles holds only its job, never the webhook and push
+        loop), outside any transaction, its outcome written after: delivered, or given up after
+        `CLOUD_WEBHOOK_MAX_ATTEMPTS` tries with the webhook's backoff (a browser gone at once), and then its
+        snapshot is cleared (it held tokens, a secret or keys).  An outcome not written leaves it due (at least
+        once).  `wait`: how many took their alarm; otherwise at once how many were handed to jobs."""
+        now = now or datetime.now(UTC).replace(tzinfo=None)
+        with self._state:
+            telling = set(self._telling)
+        query = (select(FormerDestination.id, FormerDestination.kind, FormerDestination.target, Alarm.id,
+                        Alarm.lock_id, Lock.name, Alarm.rule, Alarm.detail, Alarm.raised_at)
+                 .join(Alarm, FormerDestination.alarm_id == Alarm.id).join(Lock, Alarm.lock_id == Lock.lock_id)
+                 .where(FormerDestination.target.is_not(None),
+                        or_(FormerDestination.next_at.is_(None), FormerDestination.next_at <= now)))
+        if telling:
+            query = query.where(FormerDestination.id.not_in(telling))
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(FormerDestination.id).limit(WEBHOOK_PASS)).all()
+        if not rows:
+            return 0
+        with self._state:
+            self._telling |= {row[0] for row in rows}
+        jobs = [self._former_pool.submit(self._tell_former, row[0], row[1], str(row[2]), _Pending(*row[3:]), now)
+                for row in rows]
+        return sum(job.result() for job in jobs) if wait else len(jobs)
+
+    def _tell_former(self, former_id: int, kind: str, target: str, alarm: _Pending, now: datetime) -> bool:
+        """Send `alarm` to one former destination and write the outcome; whether it took it."""
+        try:
+            try:
+                error = self._send_former(kind, json.loads(target), alarm, now)
+            except Exception as exc:  # (a snapshot that cannot be used is given up below, like a failure)
+                log.exception("former destination %d: sending alarm %d failed", former_id, alarm.id)
+                error = f"failed ({type(exc).__name__})"
+            self._mark_former(former_id, error, now)
+            return error is None
+        except Exception:  # the database is away: it stays due and is sent again
+            log.exception("could not record the outcome of former destination %d; it will be sent again", former_id)
+            return False
+        finally:
+            with self._state:
+                self._telling.discard(former_id)
+
+    def _send_former(self, kind: str, target: dict[str, Any], alarm: _Pending, now: datetime) -> str | None:
+        """None when the destination took `alarm`, else a short reason (`PUSH_GONE`, `FORMER_UNUSABLE`: final)."""
+        if kind == "apprise":
+            title, body, severity = compose([alarm])
+            channels = _ChannelSet.build((str(target["url"]),))  # (built for this once: it is no channel any more)
+            deadline_s = APPRISE_DEADLINE_S
+            with egress_guard(self.webhook_allow), connection_deadline(deadline_s) as cut:
+                error = channels.send(title, body, severity)
+            if cut.expired:
+                error = f"cut off after {deadline_s:.0f} s" + (f" ({error})" if error else "")
+            return error
+        if kind == "webhook":
+            return post_webhook(str(target["url"]), str(target["secret"]), webhook_body(alarm, now),
+                                self.webhook_allow, pool=self.webhook_connections)
+        if kind == "push" and self.vapid is not None:
+            info = {"endpoint": str(target["endpoint"]),
+                    "keys": {"p256dh": str(target["p256dh"]), "auth": str(target["auth"])}}
+            return send_push(info, push_payload(alarm.id, alarm.lock_name, alarm.rule, alarm.raised_at), self.vapid,
+                             self.vapid_contact, self.webhook_allow)
+        return FORMER_UNUSABLE  # web push is off on this cloud now (or an unknown kind)
+
+    def _mark_former(self, former_id: int, error: str | None, now: datetime) -> None:
+        with self.sessions() as session, session.begin():
+            write_lock(session)
+            former = session.get(FormerDestination, former_id)
+            if former is None:  # its alarm was erased meanwhile
+                return
+            former.attempts += 1
+            if error is None:
+                former.sent_at, former.target, former.next_at, former.error = now, None, None, None
+                log.info("former destination %d (%s) told of alarm %d", former.id, former.kind, former.alarm_id)
+            elif error in (PUSH_GONE, FORMER_UNUSABLE) or former.attempts >= T.CLOUD_WEBHOOK_MAX_ATTEMPTS:
+                former.target, former.next_at = None, None
+                former.error = f"gave up after {former.attempts} attempt(s): {error}"[:200]
+                log.warning("former destination %d (%s) not told of alarm %d: %s", former.id, former.kind,
+                            former.alarm_id, former.error)
+            else:
+                former.error = error[:200]
+                former.next_at = now + timedelta(seconds=backoff_s(former.attempts))
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 full = self.deliver_webhooks(wait=False) == WEBHOOK_PASS
                 full = self.deliver_push() == PUSH_PASS or full
+                self.deliver_former(wait=False)
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")
                 full = False
@@ -600,13 +701,37 @@ def id_ranges(ids: list[int]) -> str:
     return ",".join(out)
 
 
+# ------------------------------------------------------------------ former destinations (removed or replaced)
+
+FORMER_UNUSABLE = "cannot be reached from this cloud now"  # (a browser's farewell while web push is off)
+
+
+def former_apprise(url: str) -> FormerDestination:
+    """A removed apprise channel, to be told of the change (`AlarmNotifier.deliver_former`)."""
+    return FormerDestination(kind="apprise", what=f"apprise channel {channel_id(url)}"[:200],
+                             target=json.dumps({"url": url}))
+
+
+def former_webhook(url: str, secret: str) -> FormerDestination:
+    """A removed or replaced community webhook, told with the secret its receiver holds (the old one)."""
+    return FormerDestination(kind="webhook", what=f"community webhook to {urlsplit(url).hostname}"[:200],
+                             target=json.dumps({"url": url, "secret": secret}))
+
+
+def former_push(sub: PushSubscription) -> FormerDestination:
+    """A removed browser (its push subscription, as it was)."""
+    what = f"web push browser {sub.id} via {urlsplit(sub.endpoint).hostname}"
+    return FormerDestination(kind="push", what=what[:200],
+                             target=json.dumps({"endpoint": sub.endpoint, "p256dh": sub.p256dh, "auth": sub.auth}))
+
+
 # ------------------------------------------------------------------ web push (RFC 8030, 8291, 8292)
 
 PUSH_PASS = T.CLOUD_PUSH_PASS
 # the account's own alarms (limen_cloud.pages, backups): pushed even once acknowledged — the session that changed
 # the account (a thief's, with the password) can acknowledge them before the next push pass
-ACCOUNT_ALARMS = ("alarm_destination_added", "password_changed", "password_reset", "authenticator_enrolled",
-                  "backup_deleted", "lock_replace_refused")
+ACCOUNT_ALARMS = ("alarm_destination_added", "alarm_destination_removed", "password_changed", "password_reset",
+                  "authenticator_enrolled", "backup_deleted", "lock_replace_refused")
 PUSH_GONE = "gone"  # the push service answered 404 or 410: the subscription is dead
 VAPID_EXP_S = T.CLOUD_VAPID_TOKEN_S
 DEFAULT_VAPID_CONTACT = "mailto:limen-cloud@localhost"  # set --vapid-contact: some push services want a real one
@@ -706,13 +831,18 @@ def backoff_s(attempts: int) -> float:
 
 
 class AlarmFields(Protocol):
-    """What an alarm's webhook body is made of (an `Alarm`, or a row of those columns)."""
+    """What an alarm's webhook body is made of (an `Alarm`, a row of those columns, or a `_Pending`)."""
 
-    id: int
-    lock_id: str
-    rule: str
-    detail: str
-    raised_at: datetime
+    @property
+    def id(self) -> int: ...
+    @property
+    def lock_id(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def raised_at(self) -> datetime: ...
 
 
 def webhook_body(alarm: AlarmFields, now: datetime) -> bytes:

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -74,13 +74,14 @@ from limen_cloud.models import (
     Alarm,
     ArchivedChain,
     ArchivedRecord,
+    FormerDestination,
     Lock,
     Owner,
     PushSubscription,
     Record,
     Session,
 )
-from limen_cloud.notify import Network, destination_allowed
+from limen_cloud.notify import Network, destination_allowed, former_push, former_webhook
 from limen_cloud.statements import StatementRefused, recheck
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ def stepped_up(request: Request, session: DbSession, owner: Owner, password: str
 
 
 DESTINATION_ADDED = "alarm_destination_added"  # the owner's alarm: an apprise channel, webhook or browser was added
+DESTINATION_REMOVED = "alarm_destination_removed"  # … was removed (told to it too: `notify.deliver_former`)
 
 
 def has_destinations(session: DbSession, owner: Owner) -> bool:
@@ -184,20 +186,48 @@ def owner_alarm(session: DbSession, owner: Owner, rule: str, detail: str, at: da
     return alarm
 
 
-def destination_added(session: DbSession, owner: Owner, what: str, had: bool, at: datetime) -> None:
+def destination_added(session: DbSession, owner: Owner, what: str, had: bool, at: datetime,
+                      former: Sequence[FormerDestination] = ()) -> None:
     """The owner (stepped up) added or changed an alarm destination (`what`: its channel id, host or browser's
     name, never a token): logged, and when the account already had a destination (`had`, read before the change)
     an alarm tells it there — a stolen password and authenticator code that add the thief's own destination (to
-    hear the owner's alarms, `lock:duress` among them) do not go unnoticed.  The caller commits."""
+    hear the owner's alarms, `lock:duress` among them) do not go unnoticed.  `former`: the destinations this
+    change replaced (`notify.former_*`, made before it): the alarm goes to them too, since the account's
+    destinations are read when it is sent — replacing the owner's only channel or webhook would otherwise tell
+    the thief's alone.  The caller commits."""
     log.warning("owner %d added an alarm destination: %s", owner.id, what)
-    if had:
-        owner_alarm(session, owner, DESTINATION_ADDED, f"a new alarm destination was added to the account ({what}); "
-                    "if it was not you, someone has the password (and authenticator code): remove it on /account, "
-                    "log out everywhere else", at)
+    if former:
+        log.warning("owner %d removed an alarm destination: %s (replaced)", owner.id,
+                    ", ".join(f.what for f in former))
+    if had or former:
+        replaced = f", replacing {', '.join(f.what for f in former)}, which is told this once" if former else ""
+        tell_former(session, owner_alarm(
+            session, owner, DESTINATION_ADDED, f"a new alarm destination was added to the account ({what}{replaced}); "
+            "if it was not you, someone has the password (and authenticator code): remove it on /account, "
+            "log out everywhere else", at), former)
 
 
-def destination_removed(owner: Owner, what: str) -> None:
+def destination_removed(session: DbSession, owner: Owner, former: Sequence[FormerDestination], at: datetime) -> None:
+    """The owner (stepped up) removed alarm destinations (`former`, made before the change): logged (ids and hosts,
+    never a token), and always an alarm (`alarm_destination_removed`), told to what remains and to the removed ones
+    themselves — removing every destination first (then adding one's own raises nothing: the account had none)
+    must not silence the owner unheard.  The caller commits."""
+    what = ", ".join(f.what for f in former)
     log.warning("owner %d removed an alarm destination: %s", owner.id, what)
+    tell_former(session, owner_alarm(
+        session, owner, DESTINATION_REMOVED, f"an alarm destination was removed from the account ({what}): it is told "
+        "this once, then gets no alarms; if it was not you, someone has the password (and authenticator code): "
+        "change the password, log out everywhere else and set it again on /account", at), former)
+
+
+def tell_former(session: DbSession, alarm: Alarm | None, former: Sequence[FormerDestination]) -> None:
+    """Send `alarm` also to the `former` destinations (none when the owner has no lock: no alarm at all)."""
+    if alarm is None or not former:
+        return
+    session.flush()  # (the alarm's id)
+    for destination in former:
+        destination.alarm_id = alarm.id
+        session.add(destination)
 
 
 PASSWORD_CHANGED = "password_changed"  # noqa: S105 - the owner's alarm: the account's password was changed
@@ -579,11 +609,15 @@ def owner_subscriptions(session: DbSession, owner: Owner) -> list[PushSubscripti
                                 .order_by(PushSubscription.id)))
 
 
-def remove_subscription(session: DbSession, owner: Owner, sub_id: int) -> bool:
+def remove_subscription(session: DbSession, owner: Owner, sub_id: int, at: datetime) -> bool:
+    """Stop pushing to that browser of the stepped-up owner (API and page); it and the rest hear of it
+    (`destination_removed`).  The caller commits."""
     sub = session.get(PushSubscription, sub_id)
     if sub is None or sub.owner_id != owner.id:
         return False
+    former = former_push(sub)
     session.delete(sub)
+    destination_removed(session, owner, [former], at)
     return True
 
 
@@ -653,8 +687,7 @@ def router() -> APIRouter:
             return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
                           + STEP_UP_FAILED[1:] + ": that browser still receives alarms.",
                           **push_values(request, session, me))
-        remove_subscription(session, me.owner, sub_id)
-        destination_removed(me.owner, f"web push browser {sub_id}")
+        remove_subscription(session, me.owner, sub_id, utcnow())
         session.commit()
         return _back("/account", "push-off")
 
@@ -914,7 +947,8 @@ def router() -> APIRouter:
         """The community security webhook: alarms are POSTed there signed with a secret shown once.  Setting one
         sends the alarms to its receiver, changing or removing one (its secret changes too) silences the old one:
         the password (and authenticator code) again for each; a webhook set or changed is told to the destinations
-        the account had (`alarm_destination_added`), a removal is logged."""
+        the account had (`alarm_destination_added`), a removal too (`alarm_destination_removed`), and a removed or
+        replaced one itself is told, signed with the secret it holds (`notify.deliver_former`)."""
         me.check(csrf)
         write_lock(session)
         owner = session.get(Owner, me.owner.id)
@@ -929,17 +963,18 @@ def router() -> APIRouter:
             session.rollback()
             return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
                           + STEP_UP_FAILED[1:] + ": the webhook is unchanged.", **push_values(request, session, me))
-        old = urlsplit(owner.webhook_url).hostname if owner.webhook_url else None
+        # the webhook as its receiver knows it (URL and secret): told of its removal or replacement
+        former = [former_webhook(owner.webhook_url, owner.webhook_secret)] \
+            if owner.webhook_url is not None and owner.webhook_secret is not None else []
         if not url.strip():
             owner.webhook_url = owner.webhook_secret = None
-            destination_removed(owner, f"community webhook to {old}")
+            destination_removed(session, owner, former, utcnow())
             session.commit()
             return _back("/account", "webhook-off")
         had = has_destinations(session, owner)
         owner.webhook_url, owner.webhook_secret = url.strip(), secrets.token_hex(32)
-        if old is not None:
-            destination_removed(owner, f"community webhook to {old} (replaced)")
-        destination_added(session, owner, f"community webhook to {urlsplit(url.strip()).hostname}", had, utcnow())
+        destination_added(session, owner, f"community webhook to {urlsplit(url.strip()).hostname}", had, utcnow(),
+                          former)
         session.commit()
         me.owner = owner
         return render(request, "account.html", page=me, webhook_secret=owner.webhook_secret,

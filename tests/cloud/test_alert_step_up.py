@@ -5,7 +5,7 @@ adding an apprise channel, the community webhook or a web-push browser still nee
 stolen once kept receiving the owner's alarms — `lock:duress` among them, which tells a coercer the duress PIN was
 used.  Now every change of a destination (add, change, remove) needs the password (and authenticator code once
 enrolled) again; an added one raises `alarm_destination_added` to the destinations the account had; a removal is
-logged."""
+logged and raises `alarm_destination_removed` (told to the removed one too: test_former_destinations)."""
 
 from __future__ import annotations
 
@@ -147,7 +147,10 @@ def test_an_added_channel_is_told_to_the_channels_the_account_had_and_a_removal_
     with caplog.at_level(logging.WARNING, logger="limen_cloud.pages"):
         assert client.put("/api/owners/me/alerts", json={"urls": [old], **step}, headers=olga).status_code == 200
     assert f"removed an alarm destination: apprise channel {channel_id(new)}" in caplog.text
-    assert len(told(engine)) == 1  # a removal raises nothing new
+    assert len(told(engine)) == 1  # a removal raises no alarm_destination_added …
+    with sessions(engine)() as s:  # … but alarm_destination_removed, naming the channel by its id
+        [removed] = s.scalars(select(Alarm).where(Alarm.rule == "alarm_destination_removed")).all()
+    assert channel_id(new) in removed.detail and str(new_rx.port) not in removed.detail
 
 
 def test_setting_changing_or_removing_the_community_webhook_needs_the_password(engine: Engine) -> None:

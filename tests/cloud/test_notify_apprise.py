@@ -158,8 +158,11 @@ def test_kept_apprise_objects_are_rebuilt_when_the_owner_changes_channels(
     raise_alarms(engine, "front")  # (with the alarm_destination_added the new channel raised: one message)
     assert notifier.deliver_pending() == 2 and second_rx.wait_for(1)
     time.sleep(0.2)
-    assert len(first_rx.received) == 2  # the old channel's object is not used any more
+    assert len(first_rx.received) == 2  # the old channel's object is not used for the owner's messages any more
     assert notifier._built[oid] is not kept and notifier._built[oid].urls == (f"json://127.0.0.1:{second_rx.port}/",)
+    # … but the replaced channel hears of its replacement (it was the only one: the new one alone was told before)
+    assert notifier.deliver_former() == 1 and first_rx.wait_for(3)
+    assert "alarm_destination_added" in first_rx.received[2]["json"]["title"] and len(first_rx.received) == 3
 
 
 def test_the_guard_checks_the_connections_of_a_kept_apprise_object(
