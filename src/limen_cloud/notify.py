@@ -279,13 +279,8 @@ class AlarmNotifier:
         sent = time.monotonic()
         try:
             channels = self.channel_set(owner_id, urls)
-            title, body, severity = compose(alarms)
-            # the address apprise connects to is checked then; all its channels end by APPRISE_DEADLINE_S
-            deadline_s, sent = APPRISE_DEADLINE_S, time.monotonic()
-            with egress_guard(self.webhook_allow), connection_deadline(deadline_s) as cut:
-                error = channels.send(title, body, severity)
-            if cut.expired:
-                error = f"cut off after {deadline_s:.0f} s" + (f" ({error})" if error else "")
+            sent = time.monotonic()
+            error = channels.send_guarded(alarms, self.webhook_allow)
             return len(alarms) if error is None else 0
         except Exception:
             log.exception("apprise delivery for one owner failed")
@@ -561,14 +556,8 @@ class AlarmNotifier:
     def _send_former(self, kind: str, target: dict[str, Any], alarm: _Pending, now: datetime) -> str | None:
         """None when the destination took `alarm`, else a short reason (`PUSH_GONE`, `FORMER_UNUSABLE`: final)."""
         if kind == "apprise":
-            title, body, severity = compose([alarm])
             channels = _ChannelSet.build((str(target["url"]),))  # (built for this once: it is no channel any more)
-            deadline_s = APPRISE_DEADLINE_S
-            with egress_guard(self.webhook_allow), connection_deadline(deadline_s) as cut:
-                error = channels.send(title, body, severity)
-            if cut.expired:
-                error = f"cut off after {deadline_s:.0f} s" + (f" ({error})" if error else "")
-            return error
+            return channels.send_guarded([alarm], self.webhook_allow)
         if kind == "webhook":
             return post_webhook(str(target["url"]), str(target["secret"]), webhook_body(alarm, now),
                                 self.webhook_allow, pool=self.webhook_connections)
@@ -669,6 +658,16 @@ class _ChannelSet:
             except DeliveryFailed as exc:
                 errors.append(f"{cid}: {exc}")
         return "; ".join(errors) or None
+
+    def send_guarded(self, alarms: list[_Pending], allow: tuple[Network, ...]) -> str | None:
+        """`send` the message `compose` makes of `alarms`, the address apprise connects to checked against `allow`
+        and every channel cut off by APPRISE_DEADLINE_S; None when all took it, else the failures."""
+        title, body, severity = compose(alarms)
+        with egress_guard(allow), connection_deadline(APPRISE_DEADLINE_S) as cut:
+            error = self.send(title, body, severity)
+        if cut.expired:
+            error = f"cut off after {APPRISE_DEADLINE_S:.0f} s" + (f" ({error})" if error else "")
+        return error
 
 
 def compose(alarms: list[_Pending]) -> tuple[str, str, str]:

@@ -925,8 +925,7 @@ def router() -> APIRouter:
         assert owner is not None
         if owner.totp_secret is not None:
             return _back("/account")
-        _limited(request)
-        if not step_up(session, owner, password, "", utcnow()):
+        if not stepped_up(request, session, owner, password, ""):
             session.rollback()
             return _totp_page(request, me, secret, "Wrong password: no authenticator enrolled.", 403)
         step = totp_step(secret, code, utcnow())
