@@ -650,6 +650,8 @@ def _run(args: argparse.Namespace, root: Path, broker: Any, procs: list[Any], lo
     for i in ids:  # keys made "on the lock", CSR signed by the fleet CA
         broker.client(i)
     bridge_module.BATCH = args.ingest_batch or bridge_module.BATCH  # (tuning runs)
+    if args.receive_maximum is not None:  # (tuning runs: 0 = name none, the broker's own 20)
+        bridge_module.RECEIVE_MAXIMUM = args.receive_maximum
     notify.WEBHOOK_PASS = args.webhook_pass or notify.WEBHOOK_PASS  # (tuning runs: the notifier's module values)
     notify.WEBHOOK_PARALLEL = args.webhook_parallel or notify.WEBHOOK_PARALLEL
     notifier = TimedNotifier(engine, ("127.0.0.0/8",),  # the bench receiver is local
@@ -778,6 +780,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
             "switch_interval_s": sys.getswitchinterval(), "cloud_through_proxy": not args.cloud_direct,
             "bridge_workers": len(bridge._queues),
             "bridge_connections": len(bridge.links), "ingest_batch": bridge_module.BATCH,
+            "receive_maximum": bridge.links[0].receive_maximum,
             "notifier": {"webhook_pass": notify.WEBHOOK_PASS, "webhook_parallel": notify.WEBHOOK_PARALLEL,
                          "apprise_coalesce_s": args.notifier.coalesce_s,
                          "apprise_parallel": T.CLOUD_APPRISE_PARALLEL},
@@ -877,6 +880,8 @@ def main() -> None:
     ap.add_argument("--switch-interval", type=float, help="tuning: sys.setswitchinterval for the cloud's process "
                     "(the interpreter lock's hand-over; default CLOUD_SWITCH_INTERVAL_S, as limen-cloud serve)")
     ap.add_argument("--ingest-batch", type=int, help="tuning: the bridge's messages per pass at most")
+    ap.add_argument("--receive-maximum", type=int, help="tuning: the cloud's MQTT Receive Maximum (0: none named, "
+                    "Mosquitto's max_inflight_messages, 20)")
     ap.add_argument("--webhook-pass", type=int, help="tuning: the notifier's alarms per webhook pass")
     ap.add_argument("--webhook-parallel", type=int, help="tuning: the notifier's POSTs at a time")
     ap.add_argument("--locks-nice", type=int, default=0, help="the lock processes' niceness (the 1,000 simulated "

@@ -89,6 +89,7 @@ EVENTS = "limen/+/events"  # the bulk of the traffic, and the topic the chain ch
 LOCK_TOPICS = (EVENTS, "limen/+/result", "limen/+/backup")
 RECONNECT_S = T.CLOUD_RECONNECT_S
 SESSION_EXPIRY_S = T.CLOUD_SESSION_EXPIRY_S
+RECEIVE_MAXIMUM = T.CLOUD_RECEIVE_MAXIMUM
 HEAD_PUBLISH_TIMEOUT_S = T.CLOUD_HEAD_PUBLISH_TIMEOUT_S
 INGEST_TRIES = T.CLOUD_INGEST_TRIES
 REORDER_WAIT_S = T.CLOUD_REORDER_WAIT_S
@@ -153,7 +154,8 @@ class CloudBridge:
         first = tuple(shared(t) if self._shared and t == EVENTS else t for t in self._topics)
         self.links = [MqttLink(client_id if k == 0 else f"{client_id}-{k}", context, host, port,
                                subscriptions=first if k == 0 else (shared(EVENTS),),
-                               session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._receiver(k))
+                               session_expiry_s=SESSION_EXPIRY_S, on_delivery=self._receiver(k),
+                               receive_maximum=RECEIVE_MAXIMUM)
                       for k in range(n)]
         self.mqtt = self.links[0]  # publishes commands, certificates and head answers
 

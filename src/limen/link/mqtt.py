@@ -98,10 +98,15 @@ class MqttLink:
 
     def __init__(self, client_id: str, context: ssl.SSLContext, host: str, port: int, *,
                  subscriptions: tuple[str, ...] = (), on_message: Handler | None = None,
-                 session_expiry_s: int = 0, on_delivery: Callable[[Delivery], None] | None = None) -> None:
+                 session_expiry_s: int = 0, on_delivery: Callable[[Delivery], None] | None = None,
+                 receive_maximum: int = 0) -> None:
         """`session_expiry_s` > 0: a persistent session; the broker keeps QoS 1 messages for us while we are
         away, and a message is acknowledged only after `on_message` returned (redelivered if it raised), or,
-        with `on_delivery`, when the receiver calls `ack`."""
+        with `on_delivery`, when the receiver calls `ack`.  `receive_maximum` > 0: the QoS 1 messages the
+        broker may hand us before we acknowledged them (MQTT 5 Receive Maximum); without it Mosquitto allows
+        its `max_inflight_messages`, 20, so a receiver that acknowledges after committing takes a burst 20 at a
+        time, one commit apart."""
+        self.receive_maximum = receive_maximum
         self.host, self.port = host, port
         self._on_delivery = on_delivery
         self.session_expiry_s = session_expiry_s
@@ -128,12 +133,15 @@ class MqttLink:
         self._failure = None
         self.client.loop_stop()  # a network thread left over from an earlier connection
         try:
-            if self.session_expiry_s > 0:
+            props: Properties | None = None
+            if self.session_expiry_s > 0 or self.receive_maximum > 0:
                 props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.session_expiry_s
-                self.client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
-            else:
-                self.client.connect(self.host, self.port, keepalive=30)
+                if self.session_expiry_s > 0:
+                    props.SessionExpiryInterval = self.session_expiry_s
+                if self.receive_maximum > 0:
+                    props.ReceiveMaximum = self.receive_maximum
+            clean_start = False if self.session_expiry_s > 0 else paho.MQTT_CLEAN_START_FIRST_ONLY
+            self.client.connect(self.host, self.port, keepalive=30, clean_start=clean_start, properties=props)
         except (ssl.SSLError, OSError) as exc:
             raise LinkError(f"{self.host}:{self.port}: TLS/TCP connection refused ({exc})") from exc
         self.client.loop_start()
