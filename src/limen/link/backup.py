@@ -266,7 +266,8 @@ def seal_backup(payload: bytes, lock: str, counter: int, created_at: datetime,
     docstring); at least one recipient is required."""
     recipients = list(recipients)
     if not recipients:
-        raise BadRequest("backup", "no recipient: register an owner device's key or a recovery key first")
+        raise BadRequest("backup", "no recipient: make a recovery key first (`limen link recovery-key --as OWNER`) "
+                                   "or register an owner device's key (`limen link backup-key`)")
     content_key = os.urandom(_KEY_BYTES)
     stamp = created_at.astimezone(UTC).isoformat()
     partial = Header(lock, counter, stamp, os.urandom(_NONCE_BYTES), (), signer.key_id)
