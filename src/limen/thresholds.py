@@ -568,10 +568,10 @@ CLOUD_MAX_REQUEST_BYTES = 64 * 1024    # an HTTP request body to the cloud (the 
                                        # command of LINK_MAX_PAYLOAD_BYTES, form-encoded: ~25 kB); above: 413 unread
 CLOUD_INGEST_BATCH = 60                # messages per pass at most (each pass: 3–4 round trips + a commit; 1,000-alarm
 #   burst, load 10–17: 20 → 60 took recorded p95 0.9–1.6 → 0.75–0.83 s PostgreSQL, 0.74 → 0.56 s SQLite)
-CLOUD_RECEIVE_MAXIMUM = 1000          # events the broker may hand the cloud before it committed and acknowledged them
-#   (MQTT 5 Receive Maximum): Mosquitto allows a client that names none 20, so a 1,000-alarm burst came in 50
-#   rounds of pass → commit → acknowledgement (docs/cloud.md, "The way in"); held in memory ≤ this × the broker's
-#   packet limit, and the bridge refuses an events message over CLOUD_MAX_EVENTS_BYTES before parsing it
+CLOUD_RECEIVE_MAXIMUM = 240           # events the broker may hand the cloud before it committed and acknowledged them
+#   (MQTT 5 Receive Maximum) = one full pass for each of CLOUD_INGEST_WORKERS × CLOUD_INGEST_BATCH: Mosquitto allows a
+#   client that names none 20, so a 1,000-alarm burst came in 50 rounds of pass → commit → acknowledgement
+#   (docs/cloud.md, "The way in"); in memory at most this × the broker's packet limit, oversized events refused unparsed
 CLOUD_INGEST_WORKERS = 4               # bridge workers (a lock's messages always on the same one, in order)
 CLOUD_SWITCH_INTERVAL_S = 0.001        # limen-cloud serve's interpreter hand-over (Python: 0.005): the MQTT network
 #   thread waits less for the interpreter lock behind the ingest and webhook threads (docs/cloud.md, burst stages)
