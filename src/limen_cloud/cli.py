@@ -293,7 +293,7 @@ def sign_command(
             target = X25519PublicKey.from_public_bytes(base64.b64decode(restore_key.strip(), validate=True))
         except (ValueError, binascii.Error):
             raise typer.BadParameter("--restore-key is not a base64 X25519 public key") from None
-        pin = typer.prompt("Owner's PIN", hide_input=True).strip()
+        pin = typer.prompt("Owner's PIN", hide_input=True, err=True).strip()
         if not pin.isdigit() or not pin.isascii():
             raise typer.BadParameter("a PIN is digits only")
         args["pin"] = seal_pin(target, pin)

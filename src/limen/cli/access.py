@@ -98,7 +98,7 @@ def _prompt_pin(label: str, confirm: bool = False, env: str = "LIMEN_NEW_PIN") -
         if not line:
             raise BadRequest("pin", f"no terminal to ask for the PIN: set {env} (or pipe it on stdin)")
         return line
-    return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm))
+    return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True))
 
 
 def _actor(store: AccessStore, actor: str, pin: str | None) -> str:

@@ -117,7 +117,7 @@ def _prompt_pin(rt: Runtime, actor: str) -> str | None:
     """The actor's PIN, prompted without echo, only once the lock has an owner."""
     if not rt.has_owner() or not sys.stdin.isatty():
         return None
-    return str(typer.prompt(f"PIN of {actor}", hide_input=True))
+    return str(typer.prompt(f"PIN of {actor}", hide_input=True, err=True))
 
 
 def _print_enrolment(data: dict[str, object]) -> None:
@@ -177,7 +177,7 @@ def _attempt(face: Path | None, claim: str | None, pin: bool, finger: Path | Non
             people.find(rt.conn, claim)  # an unknown name is an error (rc 1, "no user …"), not a refused attempt
         decision = rt.controller.face(capture, claim=claim, source=Source.CLI, session="cli")
         if pin and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
-            typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
+            typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True, err=True))
             decision = rt.controller.keypad(typed, session="cli")
     finally:
         rt.close()

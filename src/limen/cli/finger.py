@@ -223,7 +223,7 @@ def door_attempt(claim: str | None, image: Path | None, sensor: str | None, face
         else:
             decision = rt.controller.finger(probe, claim=claim, source=Source.CLI, session="cli")
         if pin and decision.reason in (Reason.SECOND_FACTOR_MISSING, Reason.PIN_REQUIRED):
-            typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True))
+            typed = os.environ.get("LIMEN_PIN") or str(typer.prompt("PIN", hide_input=True, err=True))
             decision = rt.controller.keypad(typed, session="cli")
     finally:
         rt.close()
@@ -376,7 +376,7 @@ def pair(port: Annotated[str, typer.Argument(help="Serial port of the module, e.
     try:
         at = datetime.now(UTC)
         if actor_pin is None and rt.has_owner() and actor != "cli" and sys.stdin.isatty():
-            actor_pin = str(typer.prompt(f"PIN of {actor}", hide_input=True))
+            actor_pin = str(typer.prompt(f"PIN of {actor}", hide_input=True, err=True))
         who = rt.authorise(actor, actor_pin, at)  # before the module's password is changed
         box = _box(rt)
         previous: str | None = None

@@ -57,7 +57,8 @@ def _owner(rt: Runtime, actor: str, pin: str | None) -> str:
 
     if not rt.has_owner():
         raise BadRequest("as", "this lock has no owner yet: add the owner first (limen users add)")
-    pin = pin if pin is not None else str(typer.prompt(_("PIN of {name}").format(name=actor), hide_input=True))
+    if pin is None:  # the prompt on stderr: `--json > record.json` keeps stdout for the record
+        pin = str(typer.prompt(_("PIN of {name}").format(name=actor), hide_input=True, err=True))
     who = rt.authorise(actor, pin, datetime.now(UTC))
     if rt.access().user(who).permission is not PermissionLevel.OWNER:
         raise BadRequest("as", "only an owner pairs or removes devices")
@@ -290,7 +291,7 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
         blob = file.read_bytes()
     except OSError as exc:
         raise BadRequest(str(file), f"cannot read ({exc.strerror})") from exc
-    text = recovery if recovery is not None else str(typer.prompt(_("Recovery key"), hide_input=True))
+    text = recovery if recovery is not None else str(typer.prompt(_("Recovery key"), hide_input=True, err=True))
     rt, backups = _backups()
     on_sensor: list[SensorErasure] = []
 

@@ -38,7 +38,7 @@ def _allowed(rt: Runtime, actor: str, pin: str | None, person: str, at: datetime
     without an owner yet, as everywhere in the CLI)."""
     target = rt.access().user(person).user_id
     if rt.has_owner() and pin is None:
-        pin = str(typer.prompt(f"PIN of {actor}", hide_input=True))
+        pin = str(typer.prompt(f"PIN of {actor}", hide_input=True, err=True))
     return rt.authorise(actor, pin, at), target
 
 
@@ -89,7 +89,7 @@ def erase(person: Annotated[str, typer.Argument(help="Name (or id) of the person
         at = datetime.now(UTC)
         who, target = _allowed(rt, actor, actor_pin, person, at)
         if not yes and not typer.confirm(_("Erase {person} from this lock, with every local backup?").format(
-                person=person)):
+                person=person), err=True):
             raise typer.Abort()
         eraser = lock_eraser(rt)
         erased = eraser.erase_person(target, who, at)

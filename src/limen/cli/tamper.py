@@ -54,7 +54,8 @@ def simulate(
 
     if source not in _SIMULABLE:
         raise BadRequest("source", f"one of {', '.join(_SIMULABLE)}")
-    if not yes and not typer.confirm("This erases every biometric template of this lock and locks it down. Go on?"):
+    if not yes and not typer.confirm("This erases every biometric template of this lock and locks it down. Go on?",
+                                     err=True):
         raise typer.Abort()
     rt = open_runtime(STATE.settings)
     try:
@@ -152,7 +153,7 @@ def clear(
     rt = open_runtime(STATE.settings)  # completes an unfinished response first
     journal = IntentJournal(journal_dir(STATE.settings))
     try:
-        pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True))
+        pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True, err=True))
         owner_id = authenticate_owner(rt.conn, rt.audit, owner, pin, _now())
         result = reprovision(rt.conn, rt.store, rt.audit, journal, owner_id, _now(), probes)
     finally:
@@ -180,7 +181,7 @@ def bind(
         raise BadRequest("sensor", "name at least one --camera or --sensor")
     rt = open_runtime(STATE.settings)
     try:
-        pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True))
+        pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True, err=True))
         owner_id = authenticate_owner(rt.conn, rt.audit, owner, pin, _now())
         bound = bind_sensors(rt.conn, probes, owner_id, _now())
         rt.audit.append(Event(EventKind.CONFIG_CHANGE, _now(), actor=owner_id, subject="sensors",

@@ -99,4 +99,4 @@ def _ask_pin(actor: str) -> str | None:
             raise BadRequest("as", "the PIN of the --as user is needed and stdin gave none: pipe it on stdin, set "
                              "LIMEN_ACTOR_PIN or give --as-pin, or run on a terminal to be asked for it")
         return line
-    return str(typer.prompt(_("PIN of {name}").format(name=actor), hide_input=True))
+    return str(typer.prompt(_("PIN of {name}").format(name=actor), hide_input=True, err=True))
