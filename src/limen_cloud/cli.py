@@ -242,6 +242,52 @@ def sign_replacement(
     typer.echo(sign(statement, loaded))
 
 
+@app.command("device-key")
+def device_key(
+    out: Annotated[Path, typer.Argument(help="The private key file to make (PEM, 0600), e.g. phone.key; the public "
+                                        "half goes beside it with the suffix .pub (phone.pub).")],
+    x25519: Annotated[bool, typer.Option("--x25519", help="An X25519 key for backups (`limen link backup-key`, "
+                                         "`sign-restore --backup-key`) instead of the Ed25519 signing key.")] = False,
+) -> None:
+    """Make the owner device's key pair — run it on the owner's device: Ed25519 (the default) signs commands and is
+    paired at the lock (`limen link pair-device NAME --public-key OUT.pub`); `--x25519` makes the key backups are
+    encrypted to (`limen link backup-key NAME --public-key KEY`).  Prints the public half; an existing file is
+    never overwritten (a paired or registered key lost would be)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    public_path = out.with_suffix(".pub")
+    if public_path == out:
+        raise typer.BadParameter(f"{out}: name the private key file, e.g. phone.key (the public half is .pub)")
+    for path in (out, public_path):
+        if path.exists() or path.is_symlink():
+            raise typer.BadParameter(f"{path} exists: choose another name (an existing key is never replaced)")
+    private = X25519PrivateKey.generate() if x25519 else Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    if x25519:  # what `limen link backup-key --public-key` takes: base64 of the 32 raw bytes
+        import base64
+
+        public = base64.b64encode(private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode("ascii") + "\n"
+    else:  # what `limen link pair-device --public-key` reads: a PEM file
+        public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot create {out} ({exc.strerror})") from exc
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    public_path.write_text(public, encoding="ascii")
+    typer.echo(public, nl=False)
+    if x25519:
+        typer.echo(f"{out} (private, 0600) and {public_path}; at the lock: limen link backup-key NAME "
+                   f"--public-key \"$(cat {public_path})\" --as OWNER", err=True)
+    else:
+        typer.echo(f"{out} (private, 0600) and {public_path}; at the lock: limen link pair-device NAME "
+                   f"--public-key {public_path} --as OWNER", err=True)
+
+
 @app.command("sign-command")
 def sign_command(
     action: Annotated[str, typer.Argument(help="unlock, lock, add_code, revoke_code, revoke_user, erase, lockdown, "
