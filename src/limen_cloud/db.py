@@ -1,7 +1,16 @@
-"""The cloud's database: an engine from a URL (SQLite by default) and Alembic migrations to head."""
+"""The cloud's database: an engine from a URL (SQLite by default) and Alembic migrations to head.
+
+A SQLite database file holds owners' TOTP seeds, webhook secrets and apprise URLs: `make_engine` creates it
+readable by its owner only (0600) before SQLite opens it, and SQLite gives its -wal and -shm files the database
+file's mode; an existing file (and its -wal/-shm) readable by others is narrowed to 0600.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import stat
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from limen import thresholds as T
 
+log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///limen-cloud.db"
 
 
@@ -23,8 +33,24 @@ def make_engine(url: str = DEFAULT_URL, *, schema: str | None = None) -> Engine:
         "pool_size": T.CLOUD_DB_POOL_SIZE, "max_overflow": T.CLOUD_DB_POOL_OVERFLOW}
     engine = create_engine(url, connect_args=args, pool_pre_ping=True, **pool)
     if engine.dialect.name == "sqlite":
+        if engine.url.database and engine.url.database != ":memory:" and not engine.url.database.startswith("file:"):
+            owner_only(Path(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def owner_only(path: Path) -> None:
+    """Create the SQLite file `path` 0600 if absent; narrow it and its -wal/-shm to 0600 if others may read them."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(file, 0o600)
+            log.warning("%s was readable by others (mode %o): narrowed to 0600", file, mode)
 
 
 def _sqlite_pragmas(dbapi_conn: object, record: object) -> None:
