@@ -64,3 +64,53 @@ def test_open_watchdog_watches_the_listed_heartbeat_files(tmp_path: Path) -> Non
     os.utime(capture, (wall[0] + 9, wall[0] + 9))
     now[0], wall[0] = 10.0, wall[0] + 10
     assert dog.poll(now[0]) == "silent:access"   # access never beat; capture's file is fresh
+
+
+def test_a_restarted_worker_trips_again_when_it_dies_again(tmp_path: Path) -> None:
+    """A heartbeat file fresh again re-arms its process: a second kill is a second tamper."""
+    wall, mono = [1_000_000.0], [0.0]
+    dog = Watchdog(timeout_s=10.0, monotonic=lambda: mono[0], wall=lambda: wall[0])
+    path = tmp_path / "capture.beat"
+    beat_file(path)
+    os.utime(path, (wall[0], wall[0]))
+    dog.watch("capture", path)
+    wall[0] += 11
+    mono[0] += 11
+    assert dog.poll(mono[0]) == "silent:capture"
+    assert dog.poll(mono[0]) is None and dog.held()     # one trip per silence
+    os.utime(path, (wall[0], wall[0]))                   # the worker restarted: it beats through its file
+    assert dog.poll(mono[0]) is None and not dog.held()
+    wall[0] += 60
+    mono[0] += 60
+    assert dog.poll(mono[0]) == "silent:capture"         # killed again: trips again
+
+
+def test_a_future_mtime_does_not_hide_a_dead_worker(tmp_path: Path) -> None:
+    """`touch -d 2036 capture.beat` once, then the worker dies: silent one timeout after the mtime last moved."""
+    wall, mono = [1_000_000.0], [0.0]
+    dog = Watchdog(timeout_s=10.0, monotonic=lambda: mono[0], wall=lambda: wall[0])
+    path = tmp_path / "capture.beat"
+    beat_file(path)
+    ahead = wall[0] + 10 * 365 * 86400
+    os.utime(path, (ahead, ahead))
+    dog.watch("capture", path)
+    mono[0], wall[0] = 9.0, wall[0] + 9
+    assert dog.poll(mono[0]) is None
+    mono[0], wall[0] = 3600.0, wall[0] + 3600
+    assert dog.poll(mono[0]) == "silent:capture"
+
+
+def test_a_clock_stepped_back_does_not_trip_a_live_worker(tmp_path: Path) -> None:
+    """The wall clock steps back an hour (NTP): the last touch looks an hour ahead, the worker's next one moves it."""
+    wall, mono = [1_000_000.0], [0.0]
+    dog = Watchdog(timeout_s=10.0, monotonic=lambda: mono[0], wall=lambda: wall[0])
+    path = tmp_path / "capture.beat"
+    beat_file(path)
+    os.utime(path, (wall[0], wall[0]))
+    dog.watch("capture", path)
+    mono[0], wall[0] = 1.0, wall[0] - 3600
+    assert dog.poll(mono[0]) is None
+    for second in range(2, 40):
+        mono[0], wall[0] = float(second), wall[0] + 1
+        os.utime(path, (wall[0], wall[0]))              # the live worker beats every second
+        assert dog.poll(mono[0]) is None

@@ -4,6 +4,13 @@ In-process workers call `beat(name)`; another process beats through a
 heartbeat file (`beat_file(path)` touches it, the watchdog reads its age).
 Killing the capture or access process to replay frames, or freezing it under
 a debugger, stops its heartbeat and trips `TAMPER_WATCHDOG_TIMEOUT_S` later.
+
+A file's mtime ahead of the wall clock proves nothing (anyone who can write
+the file can set it years ahead): its age is then the monotonic time since that
+mtime last changed, so a dead worker behind a future mtime trips one timeout
+later, and a clock stepped back does not trip a live worker (its next touch
+moves the mtime).  A process that tripped trips again after it was fresh
+once more (a beat, or a fresh file: a restarted worker) and fell silent again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class Watchdog:
         self._lock = threading.Lock()
         self._beats: dict[str, float] = {}
         self._files: dict[str, Path] = {}
+        self._seen: dict[str, tuple[float, float]] = {}  # a file's last mtime and when it was first seen (monotonic)
         self._tripped: set[str] = set()
 
     def watch(self, process: str, heartbeat_file: Path | None = None) -> None:
@@ -38,6 +46,9 @@ class Watchdog:
             self._beats[process] = self._monotonic()
             if heartbeat_file is not None:
                 self._files[process] = heartbeat_file
+                mtime = _mtime(heartbeat_file)
+                if mtime is not None:
+                    self._seen[process] = (mtime, self._monotonic())
 
     def beat(self, process: str) -> None:
         with self._lock:
@@ -53,24 +64,39 @@ class Watchdog:
                 age = t - last
                 path = self._files.get(process)
                 if path is not None:
-                    age = min(age, self._file_age(path))
+                    age = min(age, self._file_age(process, path, t))
                 if age >= self.timeout_s:
                     out.append(process)
             return out
 
-    def _file_age(self, path: Path) -> float:
-        try:
-            return max(0.0, self._wall() - path.stat().st_mtime)
-        except OSError:
+    def _file_age(self, process: str, path: Path, t: float) -> float:
+        """Seconds since the file's last touch (the caller holds the lock); a missing file is silence."""
+        mtime = _mtime(path)
+        if mtime is None:
             return float("inf")
+        seen = self._seen.get(process)
+        if seen is None or seen[0] != mtime:
+            seen = self._seen[process] = (mtime, t)
+        wall = self._wall()
+        return wall - mtime if mtime <= wall else t - seen[1]  # ahead of the clock: since it last moved
 
     def poll(self, t: float) -> str | None:
-        new = [p for p in self.silent(t) if p not in self._tripped]
-        if not new:
-            return None
+        silent = self.silent(t)
         with self._lock:
+            self._tripped.intersection_update(silent)  # fresh again (a restarted worker's file): re-armed
+            new = [p for p in silent if p not in self._tripped]
             self._tripped.update(new)
-        return "silent:" + ",".join(sorted(new))
+        return "silent:" + ",".join(sorted(new)) if new else None
+
+    def held(self) -> bool:
+        """Whether a process that tripped is still silent (`TamperSource.held`)."""
+        with self._lock:
+            return bool(self._tripped)
+
+    def rearm(self) -> None:
+        """Trip again at the next poll for every process still silent (`TamperSource.rearm`)."""
+        with self._lock:
+            self._tripped.clear()
 
     def close(self) -> None:
         return None
@@ -89,6 +115,13 @@ def open_watchdog(entries: list[str], timeout_s: float = T.TAMPER_WATCHDOG_TIMEO
         name, _, path = entry.partition(":")
         dog.watch(name, Path(path))
     return dog
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def beat_file(path: Path) -> None:
