@@ -14,8 +14,7 @@ On the wire (`SignedCommand.to_bytes`) it is `{"v": 1, "body": <body as text>,
 signed `args["backup"]` (checked by `limen.link.execute`).
 
 `CommandVerifier.verify` checks, in this order: size and form, a known device,
-the signature, the lock id, the expiry (at most `LINK_COMMAND_MAX_VALIDITY_S`
-ahead, `LINK_CLOCK_SKEW_S` tolerated behind), then the counter, which it
+the signature, the lock id, the times, then the counter, which it
 persists atomically (a command is accepted at most once, even across
 restarts and concurrent verifiers).  Every failure is one `CommandRefused`
 naming its `Refusal`; nothing else is revealed.
@@ -23,6 +22,15 @@ naming its `Refusal`; nothing else is revealed.
 An *unsigned* request is accepted only for `lock` and `lockdown`, only when
 the owner allowed the cloud to lock (`link_cloud_may_lock`), never for
 anything that opens or changes access.
+
+Times: a command may carry `"issued"` (the signer's clock when it signed; `limen-cloud sign-command` puts it in).
+Its validity `expires - issued` is at most `LINK_COMMAND_MAX_VALIDITY_S` whatever the clocks say
+(`validity_too_long`).  The lock's and the signer's clocks may differ by `LINK_CLOCK_SKEW_S` either way: a
+command signed more than that ahead of the lock's clock is refused as `clock_skew` (the lock is slow, or the
+signer fast: only a clock explains it), and one is accepted until `expires + LINK_CLOCK_SKEW_S` by the lock's
+clock.  A lock fast by more than a command's validity plus the tolerance finds it `expired`: from the lock alone
+that cannot be told from a command delivered late, so the refusal's detail names both.  Without `"issued"` the
+expiry may lie up to `LINK_COMMAND_MAX_VALIDITY_S + LINK_CLOCK_SKEW_S` ahead of the lock's clock.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -63,6 +71,7 @@ class Action(StrEnum):
     LOCKDOWN = "lockdown"
     RESTORE = "restore"              # load an encrypted backup (attached) onto this lock
     DECOMMISSION = "decommission"    # erase every person, template, backup and key-bound secret of this lock
+    ADD_USER = "add_user"            # a member or guest (never an owner or administrator: those are added in person)
 
 
 CLOUD_MAY_REQUEST = frozenset({Action.LOCK, Action.LOCKDOWN})  # the safe direction only
@@ -77,6 +86,7 @@ class Refusal(StrEnum):
     WRONG_LOCK = "wrong_lock"
     EXPIRED = "expired"
     TOO_LONG = "validity_too_long"
+    CLOCK_SKEW = "clock_skew"        # signed further ahead of the lock's clock than LINK_CLOCK_SKEW_S
     REPLAYED = "replayed"
     NOT_ALLOWED = "not_allowed"
 
@@ -91,12 +101,15 @@ class Command:
     expires: datetime
     device: str
     args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    issued: datetime | None = None  # the signer's clock at signing (None: an older signer that did not say)
 
     def body(self) -> bytes:
-        return json.dumps(
-            {"v": COMMAND_VERSION, "lock": self.lock, "action": self.action.value, "args": dict(self.args),
-             "counter": self.counter, "expires": self.expires.astimezone(UTC).isoformat(), "device": self.device},
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        fields: dict[str, Any] = {
+            "v": COMMAND_VERSION, "lock": self.lock, "action": self.action.value, "args": dict(self.args),
+            "counter": self.counter, "expires": self.expires.astimezone(UTC).isoformat(), "device": self.device}
+        if self.issued is not None:
+            fields["issued"] = self.issued.astimezone(UTC).isoformat()
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -166,9 +179,12 @@ def parse_command(body: bytes) -> Command:
         if not all(isinstance(s, str) and 0 < len(s) <= _NAME_MAX for s in (device, lock)):
             raise ValueError("device and lock must be short strings")
         expires = datetime.fromisoformat(str(raw["expires"]))
-        if expires.tzinfo is None:
-            raise ValueError("expires needs a time zone")
-        return Command(lock, Action(raw["action"]), counter, expires, device, MappingProxyType(dict(args)))
+        issued = None if raw.get("issued") is None else datetime.fromisoformat(str(raw["issued"]))
+        if expires.tzinfo is None or (issued is not None and issued.tzinfo is None):
+            raise ValueError("expires and issued need a time zone")
+        if issued is not None and issued >= expires:
+            raise ValueError("issued must come before expires")
+        return Command(lock, Action(raw["action"]), counter, expires, device, MappingProxyType(dict(args)), issued)
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:  # nested too deep too
         raise CommandRefused(Refusal.MALFORMED, str(exc)[:120]) from exc
 
@@ -310,9 +326,23 @@ class CommandVerifier:
         return command, device
 
     def _check_fresh(self, command: Command, at: datetime) -> None:
+        """The lock id and the times (see the module docstring: validity, `LINK_CLOCK_SKEW_S` either way)."""
         if command.lock != self.lock_id:
             raise CommandRefused(Refusal.WRONG_LOCK, "the command names another lock")
-        if command.expires + timedelta(seconds=T.LINK_CLOCK_SKEW_S) <= at:
-            raise CommandRefused(Refusal.EXPIRED, "the command has expired")
-        if command.expires - at > timedelta(seconds=T.LINK_COMMAND_MAX_VALIDITY_S):
-            raise CommandRefused(Refusal.TOO_LONG, f"expiry more than {T.LINK_COMMAND_MAX_VALIDITY_S} s ahead")
+        skew, longest = T.LINK_CLOCK_SKEW_S, T.LINK_COMMAND_MAX_VALIDITY_S
+        if command.issued is not None:
+            if (command.expires - command.issued).total_seconds() > longest:
+                raise CommandRefused(Refusal.TOO_LONG, f"valid more than {longest} s from its signing")
+            ahead = (command.issued - at).total_seconds()
+            if ahead > skew:
+                raise CommandRefused(Refusal.CLOCK_SKEW, f"signed {ahead:.0f} s ahead of this lock's clock "
+                                     f"({at.isoformat(timespec='seconds')}; {skew} s tolerated): this lock's clock "
+                                     "is behind, or the signer's ahead")
+        late = (at - command.expires).total_seconds()
+        if late >= skew:
+            raise CommandRefused(Refusal.EXPIRED, f"expired {late:.0f} s ago by this lock's clock "
+                                 f"({at.isoformat(timespec='seconds')}; {skew} s tolerated): delivered late, or "
+                                 "this lock's clock is ahead")
+        if -late > longest + skew:  # only without "issued": with it, the two checks above bound this
+            raise CommandRefused(Refusal.TOO_LONG, f"expiry {-late:.0f} s ahead of this lock's clock: more than "
+                                 f"{longest} s of validity and {skew} s of clock skew (or this lock's clock is behind)")

@@ -12,7 +12,10 @@ refusal, is one REMOTE_COMMAND record (source "remote"; `device_known` False
 for an unknown device or a forged signature, which the anomaly rules alarm
 on).  A code added remotely is sealed to the X25519 reply key the owner's
 device put in the signed command (`args["reply_key"]`), so the cloud that
-relays the outcome cannot read it.  An erase returns an erasure receipt signed
+relays the outcome cannot read it; `add_user` adds a member or guest (never an owner or
+administrator), with a PIN the lock draws and seals the same way when the command carries a reply key.
+A refusal over the times (`expired`, `validity_too_long`, `clock_skew`) hands back the lock's clock
+(`lock_time`) and the detail.  An erase returns an erasure receipt signed
 with the lock's audit key: what was erased where, when, and the audit record
 that says so.  `erase` with `scope=person` is "delete me" (`LockEraser.erase_person`);
 `decommission` erases the lock (`LockEraser.decommission`); the cloud adds its
@@ -36,6 +39,7 @@ import base64
 import hmac
 import json
 import os
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,8 +55,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from limen import thresholds as T
-from limen.access.model import UserStatus
+from limen.access.model import PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
+from limen.access.pins import validate_pin
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
@@ -161,7 +166,29 @@ class LinkCommands:
         if command.action is Action.DECOMMISSION:
             erased = self._eraser().decommission(actor, at)
             return self._receipt(self._record(command, device, at, scope="lock"), command, "*", "lock", erased, at)
+        if command.action is Action.ADD_USER:
+            return self._add_user(command, actor, at, device)
         return self._add_code(command, actor, at, device)
+
+    def _add_user(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
+        """A member or guest (`args["permission"]`, default member) named `args["name"]`; with `args["reply_key"]`
+        the lock draws them a PIN and returns it sealed to that key, as `add_code` does (the cloud cannot read it).
+        Owners and administrators program the lock: they are added in person, never by a remote command."""
+        reply = _reply_key(command.args["reply_key"]) if command.args.get("reply_key") else None
+        try:
+            permission = PermissionLevel(command.args.get("permission", PermissionLevel.MEMBER.value))
+        except ValueError as exc:
+            raise BadRequest("permission", "member or guest") from exc
+        if permission.programs:
+            raise BadRequest("permission", f"a remote command adds a member or guest, not an {permission.value}: "
+                             "owners and administrators are added at the lock")
+        pin = _fresh_pin() if reply is not None else None
+        user = self.store.add_user(_arg(command.args, "name"), actor, at, pin=pin, permission=permission)
+        outcome = self._record(command, device, at, user=user.user_id, permission=permission.value,
+                               pin_set=str(pin is not None).lower())
+        if reply is None or pin is None:
+            return outcome
+        return replace(outcome, data={**outcome.data, "sealed_pin": seal_reply(reply, pin.encode("ascii"))})
 
     def _erase(self, command: Command, device: Device | None, actor: str, at: datetime) -> Outcome:
         user_id = self.store.user(_arg(command.args, "user")).user_id
@@ -289,8 +316,10 @@ class LinkCommands:
         the service's lock); beyond it counted, and the counts go into the next refusal recorded.  `device_signed`
         (a paired device's valid signature: replayed, expired, re-targeted) draws on a budget of its own."""
         budget = self._refusals[device_signed]
+        # a refusal over the times names the lock's clock to the owner (no secret in either)
+        told = {"lock_time": at.isoformat(), "detail": exc.detail} if exc.refusal in _CLOCK else {}
         if not budget.take(str(exc.refusal)):
-            return Outcome(False, None, str(exc.refusal))
+            return Outcome(False, None, str(exc.refusal), data=told)
         known = exc.refusal not in (Refusal.UNKNOWN_DEVICE, Refusal.BAD_SIGNATURE)
         data: dict[str, Any] = {"device_known": known, "bytes": len(payload), "detail": exc.detail}
         skipped = budget.skipped()
@@ -298,11 +327,23 @@ class LinkCommands:
             data["not_recorded_before"] = skipped
         self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote", subject=self.verifier.lock_id,
                                 outcome="refused", reason=str(exc.refusal), source="remote", data=data))
-        return Outcome(False, None, str(exc.refusal))
+        return Outcome(False, None, str(exc.refusal), data=told)
 
 
 # refusals the verifier makes only after a paired device's signature verified (`CommandVerifier.verify`)
-_AFTER_SIGNATURE = frozenset({Refusal.REPLAYED, Refusal.WRONG_LOCK, Refusal.EXPIRED, Refusal.TOO_LONG})
+_AFTER_SIGNATURE = frozenset({Refusal.REPLAYED, Refusal.WRONG_LOCK, Refusal.EXPIRED, Refusal.TOO_LONG,
+                              Refusal.CLOCK_SKEW})
+_CLOCK = frozenset({Refusal.EXPIRED, Refusal.TOO_LONG, Refusal.CLOCK_SKEW})
+
+
+def _fresh_pin() -> str:
+    """A random PIN of `PIN_MIN_LENGTH` digits the PIN rules accept (no repeated digit, no straight run)."""
+    while True:
+        pin = "".join(secrets.choice("0123456789") for _ in range(T.PIN_MIN_LENGTH))
+        try:
+            return validate_pin(pin)
+        except BadRequest:
+            continue
 
 
 class RefusalBudget:
