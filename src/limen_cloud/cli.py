@@ -290,8 +290,10 @@ def device_key(
 
 @app.command("sign-command")
 def sign_command(
-    action: Annotated[str, typer.Argument(help="unlock, lock, add_code, revoke_code, revoke_user, erase, lockdown, "
-                                          "restore or decommission.")],
+    action: Annotated[str, typer.Argument(help="unlock, lock, add_code, revoke_code, add_user (--arg name=… "
+                                          "[--arg permission=guest] [--arg reply_key=…: a PIN comes back sealed]), "
+                                          "revoke_user, erase, lockdown, restore or decommission ('-' for '_' "
+                                          "too).")],
     key: Annotated[Path, typer.Option(help="The owner device's Ed25519 private key (PEM, PKCS#8): the key whose "
                                       "public half was paired on the lock (`limen link pair-device`).")],
     device: Annotated[str, typer.Option(help="The name the device was paired under on the lock.")],
@@ -322,7 +324,7 @@ def sign_command(
     from limen.link.execute import seal_pin
 
     try:
-        chosen = Action(action)
+        chosen = Action(action.replace("-", "_"))
     except ValueError:
         raise typer.BadParameter(f"unknown action {action!r}: one of {', '.join(a.value for a in Action)}") from None
     pairs = [item.partition("=") for item in arg or []]
@@ -345,7 +347,7 @@ def sign_command(
         args["pin"] = seal_pin(target, pin)
     now = datetime.now(UTC)
     command = Command(lock, chosen, counter if counter is not None else int(now.timestamp() * 1000),
-                      now + timedelta(seconds=valid_for), device, args)
+                      now + timedelta(seconds=valid_for), device, args, issued=now)  # the lock tells skew by it
     wire = sign(command, loaded).to_bytes().decode("utf-8")
     typer.echo(json.dumps({"payload": wire}) if request else wire)
 
@@ -405,7 +407,7 @@ def sign_restore(
     args |= {"revoked": revoked} if revoked else {}
     now = datetime.now(UTC)
     command = Command(lock, Action.RESTORE, counter if counter is not None else int(now.timestamp() * 1000),
-                      now + timedelta(seconds=valid_for), device, args)
+                      now + timedelta(seconds=valid_for), device, args, issued=now)
     typer.echo(json.dumps({"backup_id": backup_id, "payload": sign(command, signer).to_bytes().decode("utf-8")}))
 
 
