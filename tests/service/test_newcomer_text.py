@@ -25,7 +25,7 @@ def test_people_page_names_the_rfid_command_and_the_step_up(client: Any, owner: 
     page = client.get("/owner/users").text
     assert "limen credentials add" in page and "RFID tags: limen users" not in page
     assert "An administrator needs your password" not in page
-    assert "Adding an administrator needs your password" in page
+    assert "Adding a person needs your password" in page
 
 
 def _luminance(hex_colour: str) -> float:

@@ -498,14 +498,19 @@ def users_page(request: Request, caller: Caller = Depends(page_caller)) -> Respo
 @router.post("/owner/users", dependencies=[Depends(login_rate)])
 async def user_add(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     f = await form_of(request, caller)
-    confirm_owner(request, caller, f)  # a PIN opens the door: the owner confirms (as the API's step-up)
     lock = ctx_of(request).lock
+    kept = {k: f.get(k, "")[:64] for k in ("name", "permission", "valid_hours")}  # never the PIN or password
+    try:
+        confirm_owner(request, caller, f)  # a PIN opens the door: the owner confirms (as the API's step-up)
+    except HTTPException as exc:  # a wrong or missing password: the form again, not a dead end (429 and an
+        if exc.status_code != 403:  # ended session go on as everywhere)
+            raise
+        return render(request, "users.html", 403, caller=caller, users=lock.users(), error=str(exc.detail), form=kept)
     try:
         hours = _int(f, "valid_hours", 0) or None
         user_id = lock.add_user(caller.actor, f.get("name", ""), f.get("pin", ""), f.get("permission", "member"),
                                 hours)
     except LimenError as exc:  # the form comes back with what was typed (never the PIN) and the reason
-        kept = {k: f.get(k, "")[:64] for k in ("name", "permission", "valid_hours")}
         return render(request, "users.html", 400, caller=caller, users=lock.users(), error=str(exc), form=kept)
     return back(f"/owner/users/{user_id}", "added")
 
