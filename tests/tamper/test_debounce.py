@@ -87,3 +87,14 @@ def test_line_active_at_start_up_trips() -> None:
     d = Debouncer(switch_profile())
     assert d.update(True, 100.0) is None
     assert d.update(True, 100.0 + T.TAMPER_SWITCH_HOLD_S_NORMAL) == HELD
+
+
+def test_rearm_trips_a_level_still_active_at_the_next_update() -> None:
+    d = Debouncer(switch_profile())
+    d.update(True, 0.0)
+    assert d.update(True, 0.05) == HELD
+    assert d.update(True, 5.0) is None and d.held   # latched while the level lasts
+    d.rearm()
+    assert d.update(True, 5.005) == HELD             # still active: trips again at once
+    d.update(False, 6.0)
+    assert not d.held

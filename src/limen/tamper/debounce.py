@@ -9,6 +9,8 @@
 
 After a trip the debouncer is latched (no second trip) until the level has
 been inactive for `flap_window_s`: one event per tamper, not one per bounce.
+`rearm()` ends the latch at once (the monitor calls it when a tamper lockdown
+is lifted): a level still active then trips again at the next update.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ class Debouncer:
         self._since = 0.0
         self._edges: deque[float] = deque()
         self._rises: deque[float] = deque()
+        self.latched = False
+
+    @property
+    def held(self) -> bool:
+        """Latched by a trip and the level still active (the tamper condition has not gone)."""
+        return self.latched and bool(self._active)
+
+    def rearm(self) -> None:
+        """End the latch now: a level still active trips again at the next `update`."""
         self.latched = False
 
     def update(self, active: bool, t: float) -> str | None:

@@ -6,6 +6,11 @@
 
 A trip of a KEY source is a notice (`on_notice`, e.g. `AccessController.key_turned`),
 never a tamper: the mechanical key must keep working in lockdown.
+
+A source trips once per tamper (it stays latched while its condition lasts).
+When the tamper lockdown is lifted (`limen tamper clear`, perhaps from another
+process) while a source is still in its tamper condition — the case left
+open — the monitor re-arms it and it trips again at once: a new response.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from limen import thresholds as T
 from limen.clock import Clock, SystemClock
 from limen.tamper.binding import SensorProbe
 from limen.tamper.response import ResponseReport, TamperResponder
-from limen.tamper.signals import TamperSignal
+from limen.tamper.signals import SourceKind, TamperSignal
 from limen.tamper.sources import TamperSource
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,7 @@ class TamperMonitor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lockdown_seen = False  # a tamper lockdown was in force while a source stayed held
         self.reports: list[ResponseReport] = []
 
     def add(self, source: TamperSource) -> None:
@@ -52,12 +58,27 @@ class TamperMonitor:
         t = self._monotonic() if t is None else t
         with self._lock:
             sources = list(self.sources)
+        self._rearm_if_lifted([s for s in sources if s.kind is not SourceKind.KEY and s.held()])
         signals = []
         for source in sources:
             reason = source.poll(t)
             if reason is not None:
                 signals.append(TamperSignal(source.name, source.kind, reason, self.clock.now()))
-        return [r for r in (self.handle(s) for s in signals) if r is not None]
+        reports = [r for r in (self.handle(s) for s in signals) if r is not None]
+        if any(r.locked_down for r in reports):
+            self._lockdown_seen = True
+        return reports
+
+    def _rearm_if_lifted(self, held: list[TamperSource]) -> None:
+        """Re-arm the held sources once the tamper lockdown they caused has been lifted (module docstring)."""
+        if not held:
+            self._lockdown_seen = False
+        elif self.responder.in_tamper_lockdown():
+            self._lockdown_seen = True
+        elif self._lockdown_seen:
+            self._lockdown_seen = False
+            for source in held:
+                source.rearm()
 
     def handle(self, signal: TamperSignal) -> ResponseReport | None:
         """Respond to one signal (or pass a notice on)."""

@@ -44,7 +44,7 @@ from limen.tamper import memory
 from limen.tamper.binding import Mismatch, SensorProbe, check_sensors
 from limen.tamper.gate import TamperGate
 from limen.tamper.journal import UNKNOWN, Intent, IntentJournal
-from limen.tamper.lockdown import set_lockdown_in
+from limen.tamper.lockdown import LockdownCause, lockdown_status, set_lockdown_in
 from limen.tamper.signals import SourceKind, TamperSignal
 
 if TYPE_CHECKING:  # the vault loads only when a response opens it
@@ -153,6 +153,15 @@ class TamperResponder:
             self.respond(TamperSignal(problem.name, SourceKind.SENSOR, problem.problem, self.clock.now(),
                                       {"sensor_kind": problem.kind}))
         return problems
+
+    def in_tamper_lockdown(self) -> bool:
+        """Whether a tamper lockdown is in force (fail closed: an unreadable flag counts as one)."""
+        with self._lock:
+            try:
+                status = lockdown_status(self.conn)
+            except sqlite3.Error:
+                return True
+        return status.active and status.cause is LockdownCause.TAMPER
 
     def close(self) -> None:
         with self._lock:

@@ -35,6 +35,14 @@ class TamperSource(Protocol):
         """The trip reason if the source tripped by monotonic time `t`, else None."""
         ...
 
+    def held(self) -> bool:
+        """Whether it tripped and the tamper condition is still there (latched: no second trip)."""
+        ...
+
+    def rearm(self) -> None:
+        """Trip again at the next poll if the condition is still there (a tamper lockdown was lifted)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -59,6 +67,14 @@ class LevelSource:
         with self._lock:
             reason, self._tripped = self._tripped, None
         return reason
+
+    def held(self) -> bool:
+        with self._lock:
+            return self.debouncer.held
+
+    def rearm(self) -> None:
+        with self._lock:
+            self.debouncer.rearm()
 
     def _feed(self, level: bool, t: float) -> None:
         with self._lock:
