@@ -7,8 +7,10 @@ only).  `needs_rotation` says when less than `LINK_CERT_ROTATE_REMAINING` of
 the lifetime is left: the lock then makes a new key and CSR (rotation is a new
 key, not a re-signature).  `client_context` is the only TLS setting the link
 uses: TLS 1.3 minimum, the fleet CA as the only trust anchor, the broker's
-name checked, session tickets off (no resumption: every connection runs a
-fresh ephemeral key exchange).
+name checked.  No session is resumed: the broker sends TLS 1.3 tickets and
+`OP_NO_TICKET` does not make an OpenSSL client refuse them, but the link never
+offers one (each connection is made from the context alone), so every
+connection runs a fresh ephemeral key exchange.
 
 `Rotation` is the lock's side of automatic rotation: when it is due, a new key
 is made beside the current one (`<key>.next`, 0600) and its CSR travels over
@@ -264,7 +266,8 @@ def _san(hostname: str) -> x509.SubjectAlternativeName:
 
 def client_context(ca_file: Path, cert_file: Path | None, key_file: Path | None,
                    token: TokenAccess | None = None) -> ssl.SSLContext:
-    """TLS 1.3 only, the fleet CA only, broker name checked, no session tickets; our certificate if given.
+    """TLS 1.3 only, the fleet CA only, broker name checked; our certificate if given (no session is kept: a
+    connection made from it without `session=` is never resumed).
 
     A `key_file` that refers to a PKCS#11 key is used through `token` (the key signs inside it).
     """
