@@ -37,6 +37,7 @@ from limen.errors import LinkError
 from limen.link.forward import claim_hash
 from limen.service.bodylimit import BodyLimitMiddleware
 from limen.service.ratelimit import RateLimiter
+from limen_cloud import sources
 from limen_cloud.db import sessions, write_lock
 from limen_cloud.evidence import NotReplaceable
 from limen_cloud.models import (
@@ -502,10 +503,12 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         return Response(status_code=204)
 
     @app.post("/api/locks", status_code=201, dependencies=[Limited])
-    def claim_lock(body: LockClaim, session: Db, me: Me) -> dict[str, Any]:
-        """Claim a lock that has connected, with the one-time code it showed (one answer for every failure)."""
+    def claim_lock(request: Request, body: LockClaim, session: Db, me: Me) -> dict[str, Any]:
+        """Claim a lock that has connected, with the one-time code it showed (one answer for every failure).
+        The address it is claimed from is known to the account from then on (`limen_cloud.sources`)."""
         if not claim(session, me, body):
             raise HTTPException(status.HTTP_404_NOT_FOUND, NO_SUCH_CLAIM)
+        sources.claimed_from(session, me.id, client_key(request), utcnow())
         return {"lock_id": body.lock_id, "name": body.name}
 
     @app.get("/api/locks")
@@ -588,14 +591,17 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
         return _alarm(alarm)
 
     @app.post("/api/locks/{lock_id}/commands", status_code=202)
-    def relay_command(lock_id: str, body: SignedPayload, session: Db, me: Me) -> dict[str, Any]:
-        """Relay a command the owner's device signed; the lock checks it (the cloud cannot make one)."""
+    def relay_command(request: Request, lock_id: str, body: SignedPayload, session: Db, me: Me) -> dict[str, Any]:
+        """Relay a command the owner's device signed; the lock checks it (the cloud cannot make one).  One sent from
+        an address the account never claimed a lock or sent a command from raises `remote_unknown_source`
+        (`limen_cloud.sources`) and is relayed all the same."""
         my_lock(session, me, lock_id)
         if relay is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no broker configured (--broker)")
         with app.state.sessions() as own, own.begin():  # committed before relaying: the answer may come at once
             entry = CommandLog(lock_id=lock_id, payload=body.payload, sent_at=utcnow())
             own.add(entry)
+            sources.command_from(own, me.id, lock_id, client_key(request), utcnow())
         try:
             relay(lock_id, body.payload.encode("utf-8"))
         except LinkError as exc:

@@ -45,7 +45,8 @@ from limen.errors import BadRequest, CommandRefused, LinkError
 from limen.link.backup import digest, read_header
 from limen.link.commands import Action, SignedCommand, parse_command
 from limen.link.execute import verify_receipt
-from limen_cloud.api import Db, Me, Relay, StepUp, my_lock, utcnow
+from limen_cloud import sources
+from limen_cloud.api import Db, Me, Relay, StepUp, client_key, my_lock, utcnow
 from limen_cloud.models import (
     Alarm,
     ArchivedChain,
@@ -275,6 +276,7 @@ def router(relay: Relay | None, receipt_public: Ed25519PublicKey | None) -> APIR
         with request.app.state.sessions() as own, own.begin():
             entry = CommandLog(lock_id=lock_id, payload=body.payload, sent_at=utcnow())
             own.add(entry)
+            sources.command_from(own, me.id, lock_id, client_key(request), utcnow())  # an unknown address alarms
         try:
             relay(lock_id, signed.attach(row.blob).to_bytes())
         except LinkError as exc:

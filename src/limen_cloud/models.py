@@ -218,3 +218,16 @@ class PushSubscription(Base):
     next_at: Mapped[datetime | None] = mapped_column(default=None)  # next try after a failure (backoff)
     last_error: Mapped[str | None] = mapped_column(String(200), default=None)  # a status or an error kind only
     last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CommandSource(Base):
+    """An address (`api.client_key`) the owner claimed a lock or sent a command from (`limen_cloud.sources`)."""
+
+    __tablename__ = "command_sources"
+    __table_args__ = (UniqueConstraint("owner_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]

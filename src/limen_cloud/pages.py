@@ -43,6 +43,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from limen import thresholds as T
+from limen_cloud import sources
 from limen_cloud.api import (
     _DUMMY_HASH,
     NO_SUCH_CLAIM,
@@ -62,6 +63,7 @@ from limen_cloud.api import (
     _hasher,
     _limited,
     claim,
+    client_key,
     live_reset,
     my_lock,
     register,
@@ -850,6 +852,7 @@ def router() -> APIRouter:
             session.rollback()
             return render(request, "locks.html", 404, page=me, locks=lock_rows(session, me.owner, utcnow()),
                           claim=form, error=NO_SUCH_CLAIM[0].upper() + NO_SUCH_CLAIM[1:] + ".")
+        sources.claimed_from(session, me.owner.id, client_key(request), utcnow())
         session.commit()
         return _back("/locks", "claimed")
 
