@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import heapq
 import hmac
@@ -105,6 +106,7 @@ APPRISE_PASS = T.CLOUD_APPRISE_PASS
 APPRISE_DEADLINE_S = T.CLOUD_APPRISE_DEADLINE_S  # (read at each send: tests shorten it)
 WEBHOOK_PASS = T.CLOUD_WEBHOOK_PASS  # (module values: bench/fleet.py's tuning runs set them)
 WEBHOOK_PARALLEL = T.CLOUD_WEBHOOK_PARALLEL
+WEBHOOK_INFLIGHT = T.CLOUD_WEBHOOK_INFLIGHT
 SEVERITY = {"audit_truncated": "critical", "audit_rewritten": "critical", "audit_chain_broken": "critical",
             "audit_gap": "warning", "audit_checkpoint_invalid": "critical", "audit_key_added": "warning",
             "audit_old_chain": "critical",  # the replaced lock's old chain is still sending: a stolen device?
@@ -177,7 +179,7 @@ class AlarmNotifier:
         for thread in (self._thread, self._apprise_thread, self._send_thread):
             if thread is not None:
                 thread.join(30)
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=True)  # POSTs in flight end (each by CLOUD_WEBHOOK_TIMEOUT_S) and hand their outcome
         self._apprise_pool.shutdown(wait=False)
         self._former_pool.shutdown(wait=False)
         self._marker.shutdown(wait=True)  # the outcomes of the POSTs made are written before the cloud stops
@@ -382,15 +384,20 @@ class AlarmNotifier:
 
         The POSTs happen outside any transaction (a slow receiver must not hold the database); the outcome is
         written after.  One notifier per database (several replicas would need SELECT … FOR UPDATE SKIP LOCKED).
-        `wait=False` (the notifier's loop): the outcome is written on the marker thread while the next pass
-        goes on (its alarms are left out of the next passes until then: a burst's POSTs need not wait for
-        SQLite's write lock, which the bridge holds while it ingests); returns how many were POSTed.  An outcome
-        that could not be written leaves its alarms due: POSTed again (at least once, as after a crash between
-        the POST and the write).
+        `wait=False` (the notifier's loop): the pass's POSTs are handed to the pool and the call returns at once,
+        so the next pass reads the alarms recorded meanwhile while this one's are still being POSTed (at most
+        `WEBHOOK_INFLIGHT` alarms POSTed or being recorded at a time); when a pass's last POST has ended its
+        outcome is written on the marker thread (its alarms are left out of the next passes until then: a burst's
+        POSTs need not wait for SQLite's write lock, which the bridge holds while it ingests).  An outcome that
+        could not be written leaves its alarms due: POSTed again (at least once, as after a crash between the
+        POST and the write).
         """
         now = now or datetime.now(UTC).replace(tzinfo=None)
         with self._state:
             posting = set(self._marking)
+        room = WEBHOOK_PASS if wait else min(WEBHOOK_PASS, WEBHOOK_INFLIGHT - len(posting))
+        if room <= 0:
+            return 0
         pending = [Alarm.id.not_in(posting)] if posting else []
         with self.sessions() as session:  # (columns, not ORM objects: a burst's passes are 200 alarms each)
             due = [(a.id, a.webhook_url, a.webhook_secret, webhook_body(a, now)) for a in session.execute(
@@ -400,20 +407,44 @@ class AlarmNotifier:
                 .where(Alarm.webhook_at.is_(None), Alarm.webhook_attempts < T.CLOUD_WEBHOOK_MAX_ATTEMPTS,
                        Owner.webhook_url.is_not(None), Owner.webhook_secret.is_not(None),
                        or_(Alarm.webhook_next_at.is_(None), Alarm.webhook_next_at <= now), *pending)
-                .order_by(Alarm.id).limit(WEBHOOK_PASS)).all()]
+                .order_by(Alarm.id).limit(room)).all()]
         if not due:
             return 0
-        errors = list(self._pool.map(lambda d: post_webhook(str(d[1]), str(d[2]), d[3], self.webhook_allow,
-                                                            pool=self.webhook_connections), due))  # slow receivers
-        delivered = [d[0] for d, error in zip(due, errors, strict=True) if error is None]
-        failed = {d[0]: error for d, error in zip(due, errors, strict=True) if error is not None}
         if wait:
+            errors = list(self._pool.map(self._post, due))  # slow receivers
+            delivered = [d[0] for d, error in zip(due, errors, strict=True) if error is None]
+            failed = {d[0]: error for d, error in zip(due, errors, strict=True) if error is not None}
             return self._mark_webhooks(now, delivered, failed)
         ids = {d[0] for d in due}
         with self._state:
             self._marking |= ids
-        self._marker.submit(self._mark_later, now, delivered, failed, ids)
+        self._post_pass(now, due, ids)
         return len(due)
+
+    def _post(self, due: tuple[int, Any, Any, bytes]) -> str | None:
+        return post_webhook(str(due[1]), str(due[2]), due[3], self.webhook_allow, pool=self.webhook_connections)
+
+    def _post_pass(self, now: datetime, due: list[tuple[int, Any, Any, bytes]], ids: set[int]) -> None:
+        """Hand a pass's POSTs to the pool; the last one to end hands the pass's outcome to the marker."""
+        outcome: dict[int, str | None] = {}
+        guard = threading.Lock()
+
+        def ended(alarm_id: int, job: Future[str | None]) -> None:  # on the pool's thread that ran the POST
+            try:
+                error = job.result()
+            except Exception as exc:  # a POST that raised failed, as one that was not answered
+                log.warning("community webhook POST of alarm %d failed (%s)", alarm_id, type(exc).__name__)
+                error = f"error: {type(exc).__name__}"
+            with guard:
+                outcome[alarm_id] = error
+                last = len(outcome) == len(due)
+            if last:
+                delivered = [i for i, e in outcome.items() if e is None]
+                failed = {i: e for i, e in outcome.items() if e is not None}
+                self._marker.submit(self._mark_later, now, delivered, failed, ids)
+
+        for d in due:
+            self._pool.submit(self._post, d).add_done_callback(functools.partial(ended, d[0]))
 
     def _mark_later(self, now: datetime, delivered: list[int], failed: dict[int, str], ids: set[int]) -> None:
         try:
@@ -423,6 +454,7 @@ class AlarmNotifier:
         finally:
             with self._state:
                 self._marking -= ids
+            self._wake.set()  # room for the next pass (and a failed POST's alarms are due again later)
 
     def _mark_webhooks(self, now: datetime, delivered: list[int], failed: dict[int, str]) -> int:
         """Write one pass's outcome: delivered alarms taken, failed ones' attempts and next try; how many taken."""
@@ -589,6 +621,7 @@ class AlarmNotifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the passes: a wake set while they run is not lost
             try:
                 full = self.deliver_webhooks(wait=False) == WEBHOOK_PASS
                 full = self.deliver_push() == PUSH_PASS or full
@@ -596,11 +629,10 @@ class AlarmNotifier:
             except Exception:  # the database is away: retry later, never die
                 log.exception("alarm delivery pass failed")
                 full = False
-            if full:  # a full pass went through: more are waiting, go on at once
+            if full:  # a full pass went out: more may be waiting, go on at once (no room: a pass's end wakes us)
                 continue
             self.webhook_connections.sweep()
             self._wake.wait(min(RETRY_S, T.CLOUD_WEBHOOK_BACKOFF_S))
-            self._wake.clear()
 
 
 @dataclass(frozen=True)

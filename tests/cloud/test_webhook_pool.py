@@ -31,6 +31,7 @@ class KeepAliveReceiver:
     def __init__(self, answer: bytes = b"", close_after: int = 0) -> None:
         self.connections = 0
         self.received: list[dict[str, Any]] = []
+        self.hold: dict[int, threading.Event] = {}  # alarm id → answered only once this is set
         self.lock = threading.Lock()
         outer = self
 
@@ -47,6 +48,9 @@ class KeepAliveReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer.lock:
                     outer.received.append({"body": body, "headers": dict(self.headers)})
+                gate = outer.hold.get(json.loads(body).get("alarm_id", -1)) if outer.hold else None
+                if gate is not None:
+                    gate.wait(10)
                 self.send_response(200 if answer else 204)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -170,6 +174,9 @@ def test_the_next_pass_does_not_wait_for_the_write_nor_take_the_alarms_being_wri
         assert notifier.deliver_webhooks(wait=False) == 5  # POSTed; their outcome still being written
         second = alarm(engine)
         assert notifier.deliver_webhooks(wait=False) == 1  # only the new one: the 5 are not taken twice
+        deadline = time.monotonic() + 10  # (the passes' POSTs go on the pool: the calls return at once)
+        while len(keepalive.received) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert sorted(json.loads(r["body"])["alarm_id"] for r in keepalive.received) == sorted([*first, second])
         release.set()  # the first write fails: those alarms stay due and go again (at least once)
         deadline = time.monotonic() + 10
@@ -182,3 +189,35 @@ def test_the_next_pass_does_not_wait_for_the_write_nor_take_the_alarms_being_wri
     with sessions(engine)() as s:
         assert all(a.webhook_at is not None for a in s.query(Alarm))
     assert len(keepalive.received) == 12
+
+
+def test_the_next_pass_is_posted_while_the_last_one_s_slow_post_is_still_out(engine: Engine,
+                                                                             keepalive: KeepAliveReceiver) -> None:
+    """A pass no longer waits for its slowest POST before the next one is read and POSTed (a slow receiver held
+    every alarm raised behind it for up to CLOUD_WEBHOOK_TIMEOUT_S)."""
+    owner_with_lock(engine, f"http://127.0.0.1:{keepalive.port}/hook")
+    notifier = AlarmNotifier(engine, LOCAL)
+    gate = threading.Event()
+    slow = alarm(engine)
+    keepalive.hold[slow] = gate
+    try:
+        first = threading.Thread(target=notifier.deliver_webhooks, kwargs={"wait": False})
+        first.start()
+        first.join(2)
+        assert not first.is_alive()  # the pass handed its POST over and returned, the receiver still holding it
+        quick = alarm(engine)
+        assert notifier.deliver_webhooks(wait=False) == 1  # the new alarm only
+        deadline = time.monotonic() + 10
+        while len(keepalive.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [json.loads(r["body"])["alarm_id"] for r in keepalive.received] == [slow, quick]
+        while quick in notifier._marking and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slow in notifier._marking and quick not in notifier._marking  # recorded while the slow one is out
+        with sessions(engine)() as s:
+            assert s.get(Alarm, quick).webhook_at is not None and s.get(Alarm, slow).webhook_at is None
+    finally:
+        gate.set()
+        notifier.stop()
+    with sessions(engine)() as s:
+        assert s.get(Alarm, slow).webhook_at is not None  # stop() waited for the POST and wrote its outcome
