@@ -853,7 +853,7 @@ def _phases(args: argparse.Namespace, n: int, ids: list[str], engine: Any, broke
     return {
         **head, "machine": {"cpus": os.cpu_count(), "load_1m_before_after": load},
         "broker_restart": restart, "partition": partition,
-        "bridge_refused": len(bridge.refused),
+        "bridge_refused": bridge.refused.total,
         "webhook_failed_attempts": _failed_posts(engine),
     }
 

@@ -606,8 +606,6 @@ CLOUD_WEBHOOK_KEEPALIVE_S = 30.0       # a kept webhook connection is used this 
 CLOUD_WEBHOOK_IDLE_S = 10.0            # is resolved and checked again); closed after this idle
 CLOUD_WEBHOOK_POOL_PER_HOST = 32       # idle kept connections per webhook destination (= CLOUD_WEBHOOK_PARALLEL) …
 CLOUD_WEBHOOK_POOL_MAX = 256           # … and in all
-CLOUD_WEBHOOK_INFLIGHT = 400           # … alarms POSTed or being recorded at a time: the next pass is read while the
-#   last one's POSTs are still out (passes no longer wait for their slowest POST before the next is read)
 CLOUD_WEBHOOK_KEEP_BODY_BYTES = 4096   # a connection is kept only if the answer's body (read, dropped) is this short
 CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webhook (kept, error shown)
 CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
@@ -626,4 +624,5 @@ CLOUD_CRL_CHECK_S = 3600.0             # … checked this often (and at start)
 # Automatic rotation of a lock's link certificate (link/pki.Rotation, limen_cloud/bridge.py) — design values:
 LINK_ROTATION_RETRY_S = 3600.0         # a rotation CSR left unanswered is sent again after this
 CLOUD_CERT_MIN_INTERVAL_S = 3600.0     # the cloud's CA issues at most one certificate per lock this often
+CLOUD_REFUSED_RECENT = 100             # the bridge keeps this many recent refusal reasons (beside counters by kind)
 LINK_LOOP_PERIOD_S = 5.0               # `limen serve`'s link thread: forward, rotate, upload this often

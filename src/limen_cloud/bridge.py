@@ -39,7 +39,9 @@ worker drains what is queued for it (up to `CLOUD_INGEST_BATCH`, 60) in one pass
 the chains verified in memory, the moved heads, new alarms and records written with one executemany each (one
 round trip on PostgreSQL), one commit, then the acknowledgements (`limen_cloud.evidence.IngestPass`).  A message
 from an unclaimed lock, on an unknown topic, too large or malformed is refused
-whole, counted in `refused` and logged with its reason; nothing is stored.  A message that cannot be stored
+whole, counted by kind in `refused` (`Refusals`: counters by `Refusal` and the last `CLOUD_REFUSED_RECENT`
+reasons, so a certificate holder sending garbage cannot grow the cloud's memory) and logged with its kind and
+reason; nothing is stored.  A message that cannot be stored
 for another reason is found by taking a failed pass again message by message, and refused alone.
 
 A lock whose message starts after the head the cloud holds (an earlier one is late, or was lost after the
@@ -60,8 +62,11 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
@@ -93,6 +98,75 @@ RECEIVE_MAXIMUM = T.CLOUD_RECEIVE_MAXIMUM
 HEAD_PUBLISH_TIMEOUT_S = T.CLOUD_HEAD_PUBLISH_TIMEOUT_S
 INGEST_TRIES = T.CLOUD_INGEST_TRIES
 REORDER_WAIT_S = T.CLOUD_REORDER_WAIT_S
+
+
+class Refusal(StrEnum):
+    """Why a message from the broker was refused (the counters' keys)."""
+
+    UNKNOWN_TOPIC = "unknown_topic"
+    OVERSIZED = "oversized"
+    UNKNOWN_LOCK = "unknown_lock"  # a result, backup or CSR from a lock the cloud never saw
+    MALFORMED = "malformed"  # events or a result that do not parse
+    BACKUP = "backup"  # `limen_cloud.backups.store_backup` refused it
+    RECEIPT = "receipt"  # an erasure receipt that does not verify
+    CSR = "csr"  # a rotation request not signed
+    NOT_STORED = "not_stored"  # failed alone for another reason than the database being away
+
+
+class Refusals(Sequence[str]):
+    """The refusals of one bridge: a counter per `Refusal` (since start) and the last `CLOUD_REFUSED_RECENT` reasons
+    (oldest first; indexing, `len` and `==` a list see those).  Thread-safe: every worker adds to it."""
+
+    def __init__(self, recent: int = T.CLOUD_REFUSED_RECENT) -> None:
+        self._guard = threading.Lock()
+        self._counts = dict.fromkeys(Refusal, 0)
+        self._recent: deque[str] = deque(maxlen=recent)
+
+    def add(self, kind: Refusal, reason: str) -> None:
+        with self._guard:
+            self._counts[kind] += 1
+            self._recent.append(reason)
+
+    @property
+    def counts(self) -> dict[Refusal, int]:
+        """Refusals since start, by kind."""
+        with self._guard:
+            return dict(self._counts)
+
+    @property
+    def total(self) -> int:
+        with self._guard:
+            return sum(self._counts.values())
+
+    def _snapshot(self) -> list[str]:
+        with self._guard:
+            return list(self._recent)
+
+    @overload
+    def __getitem__(self, k: int) -> str: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[str]: ...
+
+    def __getitem__(self, k: int | slice) -> str | list[str]:
+        return self._snapshot()[k]
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._recent)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._snapshot())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Refusals):
+            other = other._snapshot()
+        return isinstance(other, list) and self._snapshot() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Refusals(total={self.total}, recent={self._snapshot()!r})"
 
 
 class Unfinished(Exception):
@@ -138,7 +212,7 @@ class CloudBridge:
         self.sessions = sessions(engine)
         self.receipt_key = receipt_key or Ed25519PrivateKey.generate()
         self.on_alarms = on_alarms
-        self.refused: list[str] = []
+        self.refused = Refusals()
         self.ca = ca
         self.issued: dict[str, float] = {}  # lock id → monotonic time of its last certificate (this process)
         self._outbox: list[tuple[str, bytes]] = []  # certificates issued by passes not yet committed (all workers)
@@ -287,7 +361,7 @@ class CloudBridge:
 
     def _refuse_failed(self, topic: str, exc: BaseException) -> None:
         log.error("a message on %s could not be stored (%s)", topic, type(exc).__name__, exc_info=exc)
-        self._refuse(topic, f"a message on {topic} could not be stored ({type(exc).__name__}: "
+        self._refuse(topic, Refusal.NOT_STORED, f"a message on {topic} could not be stored ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})")
 
     def _commit(self, messages: list[tuple[str, bytes]], redelivered: list[bool], waiting: list[bool],
@@ -454,13 +528,13 @@ class CloudBridge:
              late: list[bool] | None = None) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
-            return self._refuse(topic, "unknown topic")
+            return self._refuse(topic, Refusal.UNKNOWN_TOPIC, "unknown topic")
         if len(payload) > (T.LINK_MAX_BACKUP_BYTES if parts[2] == "backup" else MAX_EVENTS_BYTES):
-            return self._refuse(topic, f"oversized ({len(payload)} bytes)")
+            return self._refuse(topic, Refusal.OVERSIZED, f"oversized ({len(payload)} bytes)")
         lock_id = parts[1]
         lock = session.get(Lock, lock_id)
         if parts[2] in ("result", "backup", "csr") and lock is None:
-            return self._refuse(topic, f"a {parts[2]} from a lock the cloud never saw")
+            return self._refuse(topic, Refusal.UNKNOWN_LOCK, f"a {parts[2]} from a lock the cloud never saw")
         if parts[2] == "csr":
             return self._csr(lock_id, payload, topic, now, outbox)
         if parts[2] in ("backup", "result"):
@@ -472,12 +546,12 @@ class CloudBridge:
                 with session.begin_nested():  # a backup refused part-way leaves nothing
                     store_backup(session, lock, payload, now)
             except Refused as exc:
-                return self._refuse(topic, str(exc))
+                return self._refuse(topic, Refusal.BACKUP, str(exc))
             return []
         try:
             message = parse(payload, lock_id)
         except BadMessage as exc:
-            return self._refuse(topic, f"events from {lock_id!r}: {exc}")
+            return self._refuse(topic, Refusal.MALFORMED, f"events from {lock_id!r}: {exc}")
         if lock is None:  # its evidence is kept from the first message; an owner claims it with its code
             lock = Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0)
             session.add(lock)
@@ -496,7 +570,7 @@ class CloudBridge:
             if not isinstance(outcome, dict):
                 raise ValueError("expected an object")
         except (UnicodeDecodeError, ValueError) as exc:
-            return self._refuse(topic, f"malformed result ({exc})")
+            return self._refuse(topic, Refusal.MALFORMED, f"malformed result ({exc})")
         pending = session.scalar(select(CommandLog).where(CommandLog.lock_id == lock.lock_id,
                                                           CommandLog.result.is_(None)).order_by(CommandLog.id).limit(1))
         if pending is not None:
@@ -509,7 +583,7 @@ class CloudBridge:
                 with session.begin_nested():  # a receipt refused part-way erases nothing
                     erase_in_cloud(session, lock, receipt, self.receipt_key, now)
             except Refused as exc:
-                return self._refuse(topic, str(exc))
+                return self._refuse(topic, Refusal.RECEIPT, str(exc))
             if pending is not None and outcome.get("action") == "erase":  # its args may name the person
                 pending.payload = json.dumps({"redacted": "erasure"})
         return []
@@ -518,17 +592,17 @@ class CloudBridge:
              outbox: list[tuple[str, bytes]]) -> list[str]:
         """Sign a known lock's rotation CSR (its own name only, rate-limited); the certificate goes out later."""
         if self.ca is None:
-            return self._refuse(topic, "no fleet CA configured: certificates are issued by hand")
+            return self._refuse(topic, Refusal.CSR, "no fleet CA configured: certificates are issued by hand")
         last = self.issued.get(lock_id)
         if last is not None and time.monotonic() - last < T.CLOUD_CERT_MIN_INTERVAL_S:
-            return self._refuse(topic, "a certificate was issued to this lock moments ago")
+            return self._refuse(topic, Refusal.CSR, "a certificate was issued to this lock moments ago")
         try:
             cert = self.ca.issue(payload, now.replace(tzinfo=UTC))
         except BadRequest as exc:
-            return self._refuse(topic, f"CSR refused ({exc})")
+            return self._refuse(topic, Refusal.CSR, f"CSR refused ({exc})")
         names = [n.value for n in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         if names != [lock_id]:
-            return self._refuse(topic, "the CSR names another lock than the one that sent it")
+            return self._refuse(topic, Refusal.CSR, "the CSR names another lock than the one that sent it")
         self.issued[lock_id] = time.monotonic()
         item = (Topics(lock_id).cert, pem(cert))
         outbox.append(item)
@@ -536,7 +610,7 @@ class CloudBridge:
         log.info("issued certificate %x to %s", cert.serial_number, lock_id)
         return []
 
-    def _refuse(self, topic: str, reason: str) -> list[str]:
-        self.refused.append(reason)
-        log.warning("refused a message on %s: %s", topic, reason)
+    def _refuse(self, topic: str, kind: Refusal, reason: str) -> list[str]:
+        self.refused.add(kind, reason)
+        log.warning("refused a message on %r (%s): %s", topic[:200], kind.value, reason)
         return []
