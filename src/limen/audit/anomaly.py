@@ -89,6 +89,12 @@ class AnomalyConfig:
 # Refusals that are not failed attempts: no face / a covered camera / too little evidence of liveness (nothing
 # judged an attack), and a face recognised as a first factor that waits for its PIN (access.policy).
 BENIGN_REJECTIONS = frozenset({"no_face", "low_quality", "insufficient_evidence", "second_factor_missing"})
+# Refusals that are not wrong credentials either: the lock was not opening for anyone (lockdown, a mode that
+# keeps the door shut, the keypad locked out: the entry is refused before it is checked) or it was a right one
+# refused for the hour.  They are not failures of a run (a privacy-mode evening read "9 wrong codes in a row"),
+# nor do they end one.  The keypad lockout is not this count: an out-of-hours right PIN typed alone still spends
+# a try there (access.policy), so a guesser learns no more than before.
+NOT_GUESSES = frozenset({"lockdown", "mode_forbids", "locked_out", "outside_schedule"})
 # What a run of failures of one method is called in the alarm ("5 wrong codes in a row"): a PIN and a code are
 # both typed codes to the person reading it.
 _FAILED = {"pin": "wrong codes", "code": "wrong codes", "face": "faces not recognised",
@@ -188,7 +194,7 @@ class AnomalyDetector:
             self._fails_by_method.pop(method, None)
             self._fails_total.clear()
             findings += self._unusual_hour(index, event, now)
-        elif event.outcome == "reject" and event.reason not in BENIGN_REJECTIONS:
+        elif event.outcome == "reject" and event.reason not in BENIGN_REJECTIONS | NOT_GUESSES:
             findings += self._failure(index, method, now)
         return findings
 

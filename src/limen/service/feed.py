@@ -34,6 +34,10 @@ _ANY_WRONG = (N_("refused attempt at the door"), N_("{n} refused attempts at the
 _GUEST_OPENED = N_("{who} opened with their guest code")  # a guest's code is a PIN credential of a guest user
 _DURING_LOCKOUT = (N_("code typed while the keypad was locked out"),  # refused whether right or wrong
                    N_("{n} codes typed while the keypad was locked out"))
+# Refused before the entry was checked, right or wrong, by whatever method: not wrong codes, not strangers.
+_SHUT = {"mode_forbids": (N_("attempt while the lock's mode kept the door shut"),
+                          N_("{n} attempts while the lock's mode kept the door shut")),
+         "lockdown": (N_("attempt during the lockdown"), N_("{n} attempts during the lockdown"))}
 _WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while the keypad was locked out"),
         "second_factor_missing": N_("the PIN was still needed"), "pin_required": N_("the PIN was still needed"),
         "face_first": N_("the face was still needed"),
@@ -137,14 +141,19 @@ def activity(records: Iterable[Mapping[str, Any]], names: Mapping[str, str], tz:
     return list(reversed(items))[:limit]
 
 
-def _key(rec: Mapping[str, Any]) -> tuple[str, str | None, bool]:
-    """What a run of refusals shares: the method, the person, and whether the keypad was locked out."""
-    return str((rec.get("data") or {}).get("method") or ""), rec.get("actor"), rec.get("reason") == "locked_out"
+def _key(rec: Mapping[str, Any]) -> tuple[str, str | None, str]:
+    """What a run of refusals shares: the method, the person, and what refused it unchecked (the keypad locked
+    out, a mode keeping the door shut, the lockdown; else "")."""
+    reason = str(rec.get("reason") or "")
+    return (str((rec.get("data") or {}).get("method") or ""), rec.get("actor"),
+            reason if reason == "locked_out" or reason in _SHUT else "")
 
 
 def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneInfo) -> Activity:
-    how, actor, locked_out = _key(run[0])
-    one, many = _DURING_LOCKOUT if locked_out and how in ("pin", "code") else _WRONG.get(how, _ANY_WRONG)
+    how, actor, unchecked = _key(run[0])
+    locked_out = unchecked == "locked_out"
+    one, many = (_DURING_LOCKOUT if locked_out and how in ("pin", "code") else _SHUT.get(unchecked)
+                 or _WRONG.get(how, _ANY_WRONG))
     n = len(run)
     text = ngettext(one, many, n).format(n=n)
     if actor and actor in names:  # a known person refused: say who and why

@@ -15,7 +15,10 @@ CLOSER = "try again closer"
 HOLD_STILL = "hold still, face the camera"
 LOCKED_OUT = "locked out, try later"
 ENTER_PIN = "enter your PIN as well"
-NOT_NOW = "not allowed at this time"
+NOT_NOW = "not allowed at this time"  # the person's hours (a schedule)
+# A mode that keeps the door shut (privacy, vacation) refuses every entry before it is checked, right or wrong, so
+# this says nothing about the entry; nor which mode (vacation would tell the house is empty).
+SHUT_NOW = "the door is not opening from outside just now"
 WRONG_CODE = "code not accepted"
 UNAVAILABLE = "unavailable, use your key or call the owner"
 NO_PIN_YET = "recognised, but you have no PIN yet: ask the owner to add one"
@@ -25,7 +28,7 @@ FACE_FIRST = "show your face first, then your PIN"
 _COMMON = {
     Reason.LOCKED_OUT: LOCKED_OUT,
     Reason.OUTSIDE_SCHEDULE: NOT_NOW,
-    Reason.MODE_FORBIDS: NOT_NOW,
+    Reason.MODE_FORBIDS: SHUT_NOW,
     Reason.LOCKDOWN: UNAVAILABLE,
     Reason.VAULT_ERASED: UNAVAILABLE,
     Reason.OWNER_REAUTH_REQUIRED: UNAVAILABLE,
