@@ -606,6 +606,8 @@ CLOUD_WEBHOOK_KEEPALIVE_S = 30.0       # a kept webhook connection is used this 
 CLOUD_WEBHOOK_IDLE_S = 10.0            # is resolved and checked again); closed after this idle
 CLOUD_WEBHOOK_POOL_PER_HOST = 32       # idle kept connections per webhook destination (= CLOUD_WEBHOOK_PARALLEL) …
 CLOUD_WEBHOOK_POOL_MAX = 256           # … and in all
+CLOUD_WEBHOOK_INFLIGHT = 400           # … alarms POSTed or being recorded at a time: the next pass is read while the
+#   last one's POSTs are still out (passes no longer wait for their slowest POST before the next is read)
 CLOUD_WEBHOOK_KEEP_BODY_BYTES = 4096   # a connection is kept only if the answer's body (read, dropped) is this short
 CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webhook (kept, error shown)
 CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
