@@ -108,8 +108,8 @@ def serve(
                    err=True)
         token = None if open_signup else setup_token(engine)
         if token is not None:
-            typer.echo(f"no owner yet: the first owner signs up with this one-time setup token (valid "
-                       f"{T.CLOUD_INVITE_HOURS} h): {token}", err=True)
+            typer.echo(f"no owner yet: the first owner signs up at http://{host}:{port}/signup with this one-time "
+                       f"setup token as the invite (valid {T.CLOUD_INVITE_HOURS} h): {token}", err=True)
         uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup,
                                webhook_allow=webhook_allow or (), push_key=vapid_public_key(vapid)),
                     host=host, port=port, log_level="info",
