@@ -7,7 +7,9 @@ and comparison CPU times).  For each, on one FVC database:
 - **accuracy**: EER on the FVC pairs of the minutiae matcher (what the lock decides on), of the unprotected
   spectral code, and of the protected code under `devices` random keys (mean and worst) — the accuracy loss;
 - **unlinkability**: D↔sys (Gomez-Barrero et al. 2018) between codes of the database's prints made under two
-  device keys (mated: the same finger), with a same-key control and the estimator's shuffled-label floor;
+  device keys (mated: the same finger), with a same-key control and the estimator's shuffled-label floor; for
+  the cylinder code also of the number of strings alone (`d_sys_count_*`: 0 now that every code holds
+  FINGER_MCC_STRINGS);
 - **an inversion attempt**: an attacker who holds the device key and one stored code hill-climbs a random
   minutiae set until its code matches.  Reported: how often the forgery passes the *protected* comparison at
   the protected EER threshold (a key holder can forge a probe for that device), and how often it passes the
@@ -181,8 +183,12 @@ def evaluate_cylinders(usable: dict[str, FingerTemplate], pairs: Pairs, genuine_
     first = codes[0]
     compare_ms = [_cpu_ms(lambda a=a, b=b: cylinders.compare(first[a], first[b]))  # type: ignore[misc]
                   for a, b in pairs[0] + pairs[1]]
-    link = linkability_figures(sorted(cyl), lambda n: keys[0].protect_cylinders(cyl[n]),
-                               lambda n: keys[1 % devices].protect_cylinders(cyl[n]), cylinders.compare)
+    other = codes[1 % devices]
+    link = linkability_figures(sorted(cyl), first.__getitem__, other.__getitem__, cylinders.compare)
+    count = linkability_figures(sorted(cyl), lambda n: len(first[n]), lambda n: len(other[n]),
+                                lambda x, y: -abs(x - y))
+    link |= {"d_sys_count_two_devices": count["d_sys_two_devices"],
+             "d_sys_count_floor_shuffled_labels": count["d_sys_estimator_floor_shuffled_labels"]}
     inversion = invert(usable, keys[0].protect, cylinders.compare, protected[0][1], genuine_median,
                        inversion_targets, inversion_iterations, seed) if inversion_targets else None
     return CylinderFigures(eer_raw, float(np.mean([e for e, _ in protected])), max(e for e, _ in protected),

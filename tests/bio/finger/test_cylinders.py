@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from limen import thresholds
 from limen.bio.finger import cylinders
 from limen.bio.finger.cylinders import CylinderKey, ProtectedFingerCode, compare
 from limen.bio.finger.extract import extract_file
@@ -110,6 +111,7 @@ def test_lab_figures_on_a_few_fingers(fvc_db1: Path, tmp_path: Path) -> None:
     link = r.unlinkability
     assert link["d_sys_two_devices"] < link["d_sys_estimator_floor_shuffled_labels"] + 0.2
     assert link["d_sys_control_same_device"] > link["d_sys_two_devices"] + 0.3
+    assert link["d_sys_count_two_devices"] == 0.0                # every code holds FINGER_MCC_STRINGS strings
     assert r.inversion is not None and r.inversion.passes_minutiae == 0
     assert 0 < r.compare_ms[0] <= r.compare_ms[1] and 0 < r.encode_ms[0] <= r.encode_ms[1]
 
@@ -124,3 +126,57 @@ def test_a_bit_string_counts_once_in_the_comparison() -> None:
     assert cylinders.local_similarity_sort(cylinders.code_similarities(a, b)) == pytest.approx(1.0)
     assert compare(a, b) < 0.8
     assert compare(a, a) == pytest.approx(1.0)
+
+
+def _few(t: FingerTemplate, count: int) -> FingerTemplate:
+    """The `count` minutiae of `t` nearest its centre (a small print: few cylinders)."""
+    xy, _, _ = t.arrays()
+    near = np.argsort(((xy - xy.mean(0)) ** 2).sum(1))[:count]
+    return replace(t, minutiae=tuple(t.minutiae[i] for i in sorted(near)))
+
+
+def _decoys(key: CylinderKey, t: FingerTemplate) -> set[bytes]:
+    """The stored strings that are no cylinder's of `t` (what the key added)."""
+    real = {r.tobytes() for r in np.packbits(key.probe(t).bits, axis=1)}
+    return {r.tobytes() for r in np.packbits(key.protect(t).bits, axis=1)} - real
+
+
+def test_every_stored_code_has_the_same_number_of_strings(prints: dict[str, FingerTemplate]) -> None:
+    # the number of strings was the number of cylinders: it linked a person's codes across device keys
+    key = CylinderKey(b"k" * 32)
+    templates = [*prints.values(), _few(prints["101_1"], 12), _few(prints["102_1"], 6)]
+    cylinder_counts = {len(cylinders.cylinders(t)) for t in templates}
+    assert len(cylinder_counts) > 3 and min(cylinder_counts) < thresholds.FINGER_MCC_STRINGS < max(cylinder_counts)
+    stored = [key.protect(t).to_bytes() for t in templates]
+    assert {len(ProtectedFingerCode.from_bytes(s)) for s in stored} == {thresholds.FINGER_MCC_STRINGS}
+    assert len({len(s) for s in stored}) == 1
+    assert {len(key.probe(t)) for t in templates} == cylinder_counts    # a probe (never stored) keeps them all
+
+
+def test_decoys_are_keyed_and_differ_from_print_to_print(prints: dict[str, FingerTemplate]) -> None:
+    small, other = _few(prints["101_1"], 12), _few(prints["102_1"], 12)
+    a, b = CylinderKey(b"a" * 32), CylinderKey(b"b" * 32)
+    decoys = _decoys(a, small)
+    assert len(decoys) >= thresholds.FINGER_MCC_STRINGS - len(cylinders.cylinders(small))
+    assert _decoys(CylinderKey(b"a" * 32), small) == decoys            # a key is a function
+    assert not decoys & _decoys(a, other)                               # no decoy shared by two codes of a device
+    assert not decoys & _decoys(b, small)                               # renewal: another key, other decoys
+    # decoys are sorted in among the real strings, not stored as a block
+    rows = [r.tobytes() for r in np.packbits(a.protect(small).bits, axis=1)]
+    where = [i for i, r in enumerate(rows) if r in decoys]
+    assert where != list(range(where[0], where[0] + len(where)))
+
+
+def test_decoys_barely_move_impostor_scores_and_keep_the_comparison(prints: dict[str, FingerTemplate]) -> None:
+    # decoys look like another finger's cylinders (one that never scored would stand out to anyone holding two
+    # codes of a device: `compare` needs no key), so against a small print, mostly decoys, an impostor gains a
+    # little — far less than the gap between impostors (≈ 0.6) and genuine probes (≈ 0.75)
+    key, variable = CylinderKey(b"k" * 32), CylinderKey(b"k" * 32, strings=0)
+    small = _few(prints["101_1"], 15)
+    padded, bare = key.protect(small), variable.protect(small)
+    assert len(padded) == thresholds.FINGER_MCC_STRINGS > 2 * len(bare)
+    impostor = [compare(key.probe(prints[n]), padded) - compare(key.probe(prints[n]), bare) for n in IMPOSTORS]
+    assert max(impostor) <= 0.02
+    genuine = [compare(key.probe(prints[n]), padded) for n in GENUINE]
+    assert min(genuine) > max(compare(key.probe(prints[n]), padded) for n in IMPOSTORS)
+    assert compare(key.probe(small), padded) == pytest.approx(1.0)

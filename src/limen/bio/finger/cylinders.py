@@ -16,7 +16,9 @@ After Cappelli, Ferrara & Maltoni's Minutia Cylinder-Code (MCC, IEEE TPAMI 2010)
   only the signs are kept (SimHash): the share of agreeing bits estimates the angle between two cylinders.
   1,536 cells → FINGER_MCC_BITS signs is many-to-one, and another secret gives unrelated bits (renewal,
   unlinkability).  The stored code (`ProtectedFingerCode`) holds the bit strings only, sorted by value: no
-  position, direction, order of extraction or minutia type.
+  position, direction, order of extraction or minutia type — and always FINGER_MCC_STRINGS of them: the best
+  cylinders up to that number, then decoys (the keyed cylinders of a synthetic print), so that its length does
+  not tell the number of minutiae (which linked a person's codes across keys) nor which strings are real.
 - **Comparison** (`compare`): MCC's Local Similarity Assignment — every pair of bit strings scores the share of
   agreeing bits, the strings are paired one to one (Hungarian, the largest summed similarity), and the score is
   the mean of the best n_P assigned pairs, n_P growing from FINGER_MCC_LSS_PAIRS[0] to [1] with the smaller
@@ -30,6 +32,7 @@ After Cappelli, Ferrara & Maltoni's Minutia Cylinder-Code (MCC, IEEE TPAMI 2010)
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
@@ -39,7 +42,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import erf
 
 from limen import thresholds
-from limen.bio.finger.template import FingerTemplate
+from limen.bio.finger.template import FingerTemplate, Minutia, MinutiaType
 
 _FORMAT = b"LMC1"       # magic + format version of a serialised ProtectedFingerCode
 
@@ -49,11 +52,15 @@ class Cylinders:
     """The cylinders of one template (biometric data: never stored, never logged).
 
     `values` n × cells × sections: each cell's contributions squashed by MCC's logistic Ψ (0…1, ½ at μ_ψ;
-    0 in invalid cells); `valid` n × cells (bool): cells in the disc and over the print.
+    0 in invalid cells); `valid` n × cells (bool): cells in the disc and over the print.  `area`: px² of the
+    minutiae's convex hull a minutia, and `same_way`: the share of minutiae within R of each other that point the
+    same way (cos > 0) — what the decoys' synthetic print copies.
     """
 
     values: np.ndarray
     valid: np.ndarray
+    area: float = thresholds.FINGER_MCC_CHAFF_AREA
+    same_way: float = 0.5
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -88,7 +95,7 @@ def turned(c: Cylinders) -> Cylinders:
     values = c.values[:, ::-1, :]
     if np.pi + 1e-9 < thresholds.FINGER_MCC_PERIOD:
         values = np.roll(values, thresholds.FINGER_MCC_SECTIONS // 2, axis=2)
-    return Cylinders(np.ascontiguousarray(values), np.ascontiguousarray(c.valid[:, ::-1]))
+    return Cylinders(np.ascontiguousarray(values), np.ascontiguousarray(c.valid[:, ::-1]), c.area, c.same_way)
 
 
 def _within_hull(px: np.ndarray, py: np.ndarray, xy: np.ndarray, margin: float) -> np.ndarray:
@@ -129,6 +136,9 @@ def cylinders(template: FingerTemplate) -> Cylinders:
                           & (neighbours >= thresholds.FINGER_MCC_MIN_NEIGHBOURS))
     if keep.size == 0:
         return empty
+    near = (dx * dx + dy * dy <= r * r) & ~np.eye(len(ang), dtype=bool)
+    same_way = float(np.mean(np.cos(ang[None, :] - ang[:, None])[near] > 0)) if near.any() else 0.5
+    area = float(cv2.contourArea(cv2.convexHull(xy.astype(np.float32)))) / len(ang)
     cos, sin, dx, dy = cos[keep], sin[keep], dx[keep], dy[keep]
     lx, ly = cos * dx + sin * dy, cos * dy - sin * dx                                   # in m's frame
     ex, ey = gx[None, :, None] - lx[:, None, :], gy[None, :, None] - ly[:, None, :]    # m × cell × t
@@ -138,7 +148,7 @@ def cylinders(template: FingerTemplate) -> Cylinders:
     relative = (ang[None, :] - ang[keep, None]) % thresholds.FINGER_MCC_PERIOD
     value = np.matmul(spatial, _section_share(relative))                               # m × cell × section
     squashed = 1.0 / (1.0 + np.exp(-thresholds.FINGER_MCC_TAU_PSI * (value - thresholds.FINGER_MCC_MU_PSI)))
-    return Cylinders((squashed * valid[keep, :, None]).astype(np.float32), valid[keep])
+    return Cylinders((squashed * valid[keep, :, None]).astype(np.float32), valid[keep], area, same_way)
 
 
 # ---------------------------------------------------------------- unprotected MCC (the reference before protection)
@@ -227,29 +237,101 @@ class ProtectedFingerCode:
         return cls(np.unpackbits(packed, axis=1, count=k).astype(bool))
 
 
-class CylinderKey:
-    """The keyed projection of cylinders: one per device secret (renew: a new secret, re-enrol)."""
+def _sorted(signs: np.ndarray) -> np.ndarray:
+    """Bit strings in the order of their values (what is stored: no order of extraction or of quality)."""
+    return signs[np.lexsort(np.packbits(signs, axis=1).T[::-1])]
 
-    def __init__(self, secret: bytes, bits: int | None = None) -> None:
+
+def _best(c: Cylinders, signs: np.ndarray, count: int) -> np.ndarray:
+    """The strings of the `count` best cylinders: the most valid cells (the most print around the minutia), then
+    the most set cells (the most neighbours), then by value (so the choice does not depend on minutiae order)."""
+    order = np.lexsort((*np.packbits(signs, axis=1).T[::-1], -c.bits.reshape(len(c), -1).sum(1), -c.valid.sum(1)))
+    return _sorted(signs[order[:count]])
+
+
+def _chaff_print(rng: np.random.Generator, count: int, area: float, same_way: float) -> FingerTemplate:
+    """A synthetic print of `count` minutiae for decoy cylinders, like the real one: positions spread over a disc
+    at `area` px² a minutia (at least FINGER_MCC_CHAFF_SPACING apart), directions along a smooth field with one
+    core and one delta (Sherlock–Monro), each turned a half turn with the probability that makes a share
+    `same_way` of pairs point the same way; listed nearest a random point first (taking the first few takes a
+    patch, whose cylinders overlap one another as a real print's do)."""
+    side = np.sqrt(count * max(area, 2 * thresholds.FINGER_MCC_CHAFF_SPACING ** 2) / np.pi)   # 2 s²: room to spare
+    turn = (1 - np.sqrt(max(2 * same_way - 1, 0.0))) / 2           # p² + (1 − p)² = same_way
+    xy = np.zeros((0, 2))
+    while len(xy) < count:
+        r, a = side * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+        p = np.array([[side + r * np.cos(a), side + r * np.sin(a)]])
+        if len(xy) == 0 or np.min(np.hypot(*(xy - p).T)) >= thresholds.FINGER_MCC_CHAFF_SPACING:
+            xy = np.concatenate([xy, p])
+    xy = xy[np.argsort(np.hypot(*(xy - rng.uniform(0, 2 * side, 2)).T))]     # nearest a random point first
+    z = xy[:, 0] + 1j * xy[:, 1]
+    core, delta = (complex(*rng.uniform(0, 2 * side, 2)) for _ in range(2))
+    field = 0.5 * (np.angle(z - core) - np.angle(z - delta)) + rng.uniform(0, 2 * np.pi)
+    ang = field + np.pi * (rng.random(count) < turn)
+    minutiae = tuple(Minutia(int(round(x)), int(round(y)), float(t % (2 * np.pi)), MinutiaType.ENDING, 50)
+                     for (x, y), t in zip(xy, ang, strict=True))
+    size = int(np.ceil(2 * side)) + 1
+    return FingerTemplate(size, size, 500, minutiae)
+
+
+class CylinderKey:
+    """The keyed projection of cylinders: one per device secret (renew: a new secret, re-enrol).
+
+    Every code it makes holds exactly `strings` bit strings (FINGER_MCC_STRINGS): the best cylinders up to that
+    number, and decoys for the rest — the cylinders of a synthetic print (`_chaff_print`) drawn from a generator
+    keyed by the secret and the real strings, projected the same way — all sorted together, so that neither the
+    count of minutiae nor which strings are decoys is stored.  `strings=0` keeps the variable count of the codes
+    before 2 Dec 2026 (lab comparisons only: their count links a person's codes across keys).
+    """
+
+    def __init__(self, secret: bytes, bits: int | None = None, strings: int | None = None) -> None:
         if len(secret) < 16:
             raise ValueError("a cylinder key needs at least 16 secret bytes")
         seed = int.from_bytes(hashlib.sha256(b"limen.finger.mcc\x00" + secret).digest(), "big")
         rng = np.random.Generator(np.random.PCG64(seed))
         dims = thresholds.FINGER_MCC_CELLS ** 2 * thresholds.FINGER_MCC_SECTIONS
         self._mix = rng.standard_normal((bits or thresholds.FINGER_MCC_BITS, dims)).astype(np.float32)
+        self._decoy_secret = hashlib.sha256(b"limen.finger.mcc.decoys\x00" + secret).digest()
+        self._strings = thresholds.FINGER_MCC_STRINGS if strings is None else strings
+
+    def _signs(self, c: Cylinders) -> np.ndarray:
+        centred = (c.bits - np.float32(thresholds.FINGER_MCC_CELL_RATE)) * c.valid[..., None]
+        return np.asarray(centred.reshape(len(c), -1).astype(np.float32) @ self._mix.T > 0)
+
+    def _decoys(self, c: Cylinders, real: np.ndarray, count: int) -> np.ndarray:
+        """`count` decoy strings (none for 0): cylinders of a synthetic print like `c`'s, drawn from a generator
+        keyed by the secret and the (sorted) real strings — deterministic for one key and print, different for
+        another print or another key."""
+        seed = hmac.new(self._decoy_secret, np.packbits(real, axis=1).tobytes(), hashlib.sha256).digest()
+        rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
+        found = np.zeros((0, self._mix.shape[0]), bool)
+        while len(found) < count:
+            chaff = cylinders(_chaff_print(rng, count + thresholds.FINGER_MCC_CHAFF_EXTRA, c.area, c.same_way))
+            if len(chaff):
+                found = np.concatenate([found, self._signs(chaff)])
+        return found[:count]
 
     def protect_cylinders(self, c: Cylinders) -> ProtectedFingerCode:
-        """The stored code of a template's cylinders."""
+        """The stored code of a template's cylinders: empty when it has none (nothing to enrol), else exactly
+        the key's number of strings."""
         if len(c) == 0:
             return ProtectedFingerCode(np.zeros((0, self._mix.shape[0]), bool))
-        centred = (c.bits - np.float32(thresholds.FINGER_MCC_CELL_RATE)) * c.valid[..., None]
-        signs = centred.reshape(len(c), -1).astype(np.float32) @ self._mix.T > 0
-        packed = np.packbits(signs, axis=1)
-        order = np.lexsort(packed.T[::-1])
-        return ProtectedFingerCode(signs[order])
+        signs = self._signs(c)
+        if not self._strings:
+            return ProtectedFingerCode(_sorted(signs))
+        real = _best(c, signs, self._strings)
+        decoys = self._decoys(c, real, self._strings - len(real))
+        return ProtectedFingerCode(_sorted(np.concatenate([real, decoys])))
 
     def protect(self, template: FingerTemplate) -> ProtectedFingerCode:
+        """The code to store (a reference): the key's fixed number of strings."""
         return self.protect_cylinders(cylinders(template))
+
+    def probe(self, template: FingerTemplate) -> ProtectedFingerCode:
+        """A probe's code, compared at once with stored ones and never stored: every cylinder's string, no decoys
+        (decoys on both sides cost accuracy; docs/finger.md)."""
+        c = cylinders(template)
+        return ProtectedFingerCode(_sorted(self._signs(c)) if len(c) else np.zeros((0, self._mix.shape[0]), bool))
 
     def attacker_view(self) -> np.ndarray:
         """The projection, as an attacker who holds the device secret can rebuild it (for the lab)."""
