@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import apprise
 from argon2 import PasswordHasher
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -341,19 +341,25 @@ def _too_many(request: Request, exc: Exception) -> Response:
 
 
 def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed25519PublicKey | None = None, *,
-               open_signup: bool = False, webhook_allow: Iterable[str] = (), push_key: str | None = None) -> FastAPI:
+               open_signup: bool = False, webhook_allow: Iterable[str] = (), push_key: str | None = None,
+               receipt_key: Ed25519PrivateKey | None = None) -> FastAPI:
     """The API; `receipt_public` is the key the bridge signs the cloud's part of erasure receipts with.
 
     Owner accounts need a one-time invite unless `open_signup` (anyone reaching the cloud may register).
     `webhook_allow`: non-public networks (CIDR) an owner's community webhook may point at (none by default).
     `push_key`: the VAPID public key browsers subscribe with (`notify.vapid_public_key`); no web push without it.
+    `receipt_key`: the private half, which signs an account's erasure receipt (`limen_cloud.account`; unsigned
+    without it).
     """
-    from limen_cloud import backups, pages  # their routes use this module's dependencies: imported once built
+    from limen_cloud import account, backups, pages  # their routes use this module's dependencies: imported once
     from limen_cloud.notify import channel_destination_allowed, channel_scheme_problem, former_apprise, parse_allow
 
     app = FastAPI(title="limen-cloud", version="1", description="Owners, locks, evidence, alarms, command relay, "
                   "end-to-end-encrypted backups, erasure receipts.")
+    if receipt_public is None and receipt_key is not None:
+        receipt_public = receipt_key.public_key()
     app.include_router(backups.router(relay, receipt_public))
+    app.include_router(account.router(receipt_key))
     app.include_router(pages.router())
     app.state.sessions = sessions(engine)
     app.state.webhook_allow = parse_allow(webhook_allow)

@@ -111,7 +111,8 @@ def serve(
             typer.echo(f"no owner yet: the first owner signs up at http://{host}:{port}/signup with this one-time "
                        f"setup token as the invite (valid {T.CLOUD_INVITE_HOURS} h): {token}", err=True)
         uvicorn.run(create_app(engine, bridge.relay if bridge else None, signer.public_key(), open_signup=open_signup,
-                               webhook_allow=webhook_allow or (), push_key=vapid_public_key(vapid)),
+                               webhook_allow=webhook_allow or (), push_key=vapid_public_key(vapid),
+                               receipt_key=signer),
                     host=host, port=port, log_level="info",
                     proxy_headers=False)  # the client address is the peer's: a forwarded header would let a
         # client choose its own rate-limit bucket (a TLS terminator in front should set the address another way)
