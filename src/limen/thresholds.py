@@ -560,6 +560,11 @@ LINK_REFUSALS_AUDITED_BURST = 30       # … after a burst of this many (a broke
 LINK_MAX_BACKUP_BYTES = 4 << 20        # an encrypted backup (and a restore command carrying one) larger is refused
 LINK_MAX_BROKER_PACKET_BYTES = 2 * LINK_MAX_BACKUP_BYTES  # the fleet broker drops larger packets (a restore
                                                         # command carries a backup in base64: 4/3 of it)
+LINK_PACKET_HEADROOM_BYTES = 1024      # an MQTT packet's header, topic and properties around its payload (≤ ~100 B)
+LINK_LOCK_MAX_PACKET_BYTES = (LINK_MAX_PAYLOAD_BYTES + LINK_MAX_BACKUP_BYTES * 4 // 3 + 4  # a restore command with
+                              + LINK_PACKET_HEADROOM_BYTES)  # its backup (`max_wire_bytes(attachment=True)`): the
+#   largest packet the lock takes (MQTT 5 Maximum Packet Size in its CONNECT; a broker sending a larger one anyway
+#   loses the connection before the body is read: paho buffers any packet whole); 5.6 MB
 LINK_CERT_DAYS = 90                    # lifetime of a lock's client certificate issued by the fleet CA
 LINK_CERT_ROTATE_REMAINING = 1 / 3     # rotate when less than this fraction of the lifetime remains
 LINK_MAX_CONNECTION_S = 3600           # reconnect (fresh TLS 1.3 handshake, new keys) at least this often

@@ -17,6 +17,14 @@ handshake (TLS 1.2, an unknown CA, a revoked, expired or missing client
 certificate) is one `LinkError` with the reason.  `maintain()` reconnects a
 connection older than `LINK_MAX_CONNECTION_S`, so that no TLS session key
 covers more than that (Python's ssl offers no KeyUpdate call).
+
+A link with `max_packet_bytes` names it in its CONNECT (MQTT 5 Maximum Packet
+Size: an honest broker drops larger messages for it) and, against a broker that
+sends one anyway, drops the connection as soon as the packet's header declares
+more, before its body is read (paho-mqtt itself buffers any packet whole: one
+200 MB PUBLISH took a lock process from 85 to 687 MB).  The lock's link takes
+`LINK_LOCK_MAX_PACKET_BYTES` (a restore command with its backup), any other
+`LINK_MAX_BROKER_PACKET_BYTES` unless it names its own.
 """
 
 from __future__ import annotations
@@ -39,8 +47,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from limen import thresholds as T
 from limen.audit.event import Event, EventKind
+from limen.clock import SystemClock
 from limen.errors import LimenError, LinkError
-from limen.link.execute import Outcome
+from limen.link.commands import Refusal
+from limen.link.execute import Outcome, RefusalBudget
 
 if TYPE_CHECKING:
     from limen.link.execute import LinkCommands
@@ -93,20 +103,48 @@ class Topics:
         return f"limen/{self.lock}/head"
 
 
+class _BoundedClient(paho.Client):
+    """paho's client refusing an incoming packet larger than `max_packet_bytes` (0: any) before reading its body.
+
+    paho 2.x's `_packet_read` reads the fixed header one byte at a time through `_sock_recv`, sets
+    `_in_packet["have_remaining"]` once the remaining length is known, then reads the body through `_sock_recv`
+    too: the first body read finds the declared length here and fails like a lost connection (paho closes the
+    socket and calls `on_disconnect`; `reconnect` resets `_in_packet`).  Pinned by tests/link/test_mqtt_limits.py.
+    """
+
+    max_packet_bytes = 0
+    oversized: int | None = None  # the declared size of the packet that dropped the last connection
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        packet = self._in_packet
+        if self.max_packet_bytes > 0 and packet["have_remaining"]:
+            size = 1 + len(packet["remaining_count"]) + packet["remaining_length"]  # as MQTT 5 counts it
+            if size > self.max_packet_bytes:
+                self.oversized = size
+                raise ConnectionAbortedError(f"an incoming packet of {size} bytes, over {self.max_packet_bytes}")
+        return super()._sock_recv(bufsize)
+
+
 class MqttLink:
     """One MQTT 5 client over TLS; callbacks run on paho's network thread."""
 
     def __init__(self, client_id: str, context: ssl.SSLContext, host: str, port: int, *,
                  subscriptions: tuple[str, ...] = (), on_message: Handler | None = None,
                  session_expiry_s: int = 0, on_delivery: Callable[[Delivery], None] | None = None,
-                 receive_maximum: int = 0) -> None:
+                 receive_maximum: int = 0, max_packet_bytes: int = T.LINK_MAX_BROKER_PACKET_BYTES,
+                 on_oversized: Callable[[int], None] | None = None) -> None:
         """`session_expiry_s` > 0: a persistent session; the broker keeps QoS 1 messages for us while we are
         away, and a message is acknowledged only after `on_message` returned (redelivered if it raised), or,
         with `on_delivery`, when the receiver calls `ack`.  `receive_maximum` > 0: the QoS 1 messages the
         broker may hand us before we acknowledged them (MQTT 5 Receive Maximum); without it Mosquitto allows
         its `max_inflight_messages`, 20, so a receiver that acknowledges after committing takes a burst 20 at a
-        time, one commit apart."""
+        time, one commit apart.  `max_packet_bytes`: the largest packet we take (module docstring; by default the
+        fleet broker's own limit: no honest broker sends more; 0: any); a larger one drops the connection unread
+        (reconnect with `maintain`), logged, and `on_oversized(size)` is called on paho's thread (it must not
+        wait for a lock the caller may hold while stopping the link)."""
         self.receive_maximum = receive_maximum
+        self.max_packet_bytes = max_packet_bytes
+        self._on_oversized = on_oversized
         self.host, self.port = host, port
         self._on_delivery = on_delivery
         self.session_expiry_s = session_expiry_s
@@ -118,9 +156,10 @@ class MqttLink:
         self._since = 0.0
         self._renew = False
         self._connection = 0  # counts CONNACKs: a packet id means something only on its own connection
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False,
-                                  manual_ack=session_expiry_s > 0)
+        self.client = _BoundedClient(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                     protocol=MQTTProtocolVersion.MQTTv5, reconnect_on_failure=False,
+                                     manual_ack=session_expiry_s > 0)
+        self.client.max_packet_bytes = max_packet_bytes
         self.client.tls_set_context(context)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -134,12 +173,14 @@ class MqttLink:
         self.client.loop_stop()  # a network thread left over from an earlier connection
         try:
             props: Properties | None = None
-            if self.session_expiry_s > 0 or self.receive_maximum > 0:
+            if self.session_expiry_s > 0 or self.receive_maximum > 0 or self.max_packet_bytes > 0:
                 props = Properties(PacketTypes.CONNECT)
                 if self.session_expiry_s > 0:
                     props.SessionExpiryInterval = self.session_expiry_s
                 if self.receive_maximum > 0:
                     props.ReceiveMaximum = self.receive_maximum
+                if self.max_packet_bytes > 0:
+                    props.MaximumPacketSize = self.max_packet_bytes
             clean_start = False if self.session_expiry_s > 0 else paho.MQTT_CLEAN_START_FIRST_ONLY
             self.client.connect(self.host, self.port, keepalive=30, clean_start=clean_start, properties=props)
         except (ssl.SSLError, OSError) as exc:
@@ -206,9 +247,18 @@ class MqttLink:
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason: object,
                        properties: object) -> None:
+        size, self.client.oversized = self.client.oversized, None
+        if size is not None:
+            reason = f"the broker sent a packet of {size} bytes, over {self.max_packet_bytes}: dropped unread"
+            log.warning("%s:%d: %s", self.host, self.port, reason)
         self._failure = self._failure or f"disconnected: {reason}"
         self._connected.clear()
         self._settled.set()
+        if size is not None and self._on_oversized is not None:
+            try:
+                self._on_oversized(size)
+            except Exception:  # never into paho's thread
+                log.exception("could not report an oversized packet")
 
     def ack(self, delivery: Delivery) -> None:
         """Acknowledge `delivery`; one that came on an earlier connection is not (the broker sends it again on
@@ -233,7 +283,10 @@ class LockLink:
     Commands are run one at a time (a lock serialises them with the rest of the
     lock's work through `guard`, e.g. the service's lock).  A message on any
     other topic, or larger than `LINK_MAX_PAYLOAD_BYTES`, is refused by the
-    handler like a malformed command and audited.
+    handler like a malformed command and audited.  A packet over
+    `LINK_LOCK_MAX_PACKET_BYTES` is not read at all: the connection is dropped
+    (`maintain` reconnects) and the drop audited (refused, "oversized", within a
+    `RefusalBudget` of its own: a broker doing it at every reconnection fills no disk).
     """
 
     def __init__(self, lock_id: str, context: ssl.SSLContext, host: str, port: int, commands: LinkCommands,
@@ -246,10 +299,12 @@ class LockLink:
         self._asked_at: float | None = None
         self._rewind: int | None = None  # the head the cloud last said it holds, not yet applied to the cursor
         self._rewind_guard = threading.Lock()
+        self._dropped = RefusalBudget(SystemClock())
         topics = (self.topics.cmd, self.topics.head) + ((self.topics.cert,) if rotation is not None else ())
         # a persistent session as long as a command can live: one sent during a short drop-out still arrives
         self.mqtt = MqttLink(lock_id, context, host, port, subscriptions=topics,
-                             on_message=self._received, session_expiry_s=T.LINK_COMMAND_MAX_VALIDITY_S)
+                             on_message=self._received, session_expiry_s=T.LINK_COMMAND_MAX_VALIDITY_S,
+                             max_packet_bytes=T.LINK_LOCK_MAX_PACKET_BYTES, on_oversized=self._oversized)
 
     def connect(self, timeout: float = 10.0) -> LockLink:
         self.mqtt.connect(timeout)
@@ -333,6 +388,19 @@ class LockLink:
             return
         with self._rewind_guard:
             self._rewind = count if self._rewind is None else min(self._rewind, count)
+
+    def _oversized(self, size: int) -> None:
+        """paho's thread, the connection just dropped: audited without `guard` (the link's owner may hold it while
+        it stops paho's thread; the audit log has a lock of its own)."""
+        if not self._dropped.take(str(Refusal.OVERSIZED)):
+            return
+        data: dict[str, object] = {"bytes": size, "limit": T.LINK_LOCK_MAX_PACKET_BYTES,
+                                   "detail": "MQTT packet dropped unread; connection closed"}
+        skipped = self._dropped.skipped()
+        if skipped:
+            data["not_recorded_before"] = skipped
+        self._audit(Event(EventKind.REMOTE_COMMAND, datetime.now(UTC), actor="remote", subject=self.topics.lock,
+                          outcome="refused", reason=str(Refusal.OVERSIZED), source="remote", data=data))
 
     def _audit(self, event: Event) -> None:
         try:
