@@ -40,6 +40,27 @@ def disabled_ids(conn: sqlite3.Connection) -> frozenset[str]:
                                                 (UserStatus.DISABLED.value,)))
 
 
+_RANK = {PermissionLevel.OWNER: 3, PermissionLevel.ADMINISTRATOR: 2, PermissionLevel.MEMBER: 1,
+         PermissionLevel.GUEST: 0}
+
+
+def permissions(conn: sqlite3.Connection) -> dict[str, PermissionLevel]:
+    """Each person's permission level (for a restore to keep a demotion: `keep_lower_permissions`)."""
+    return {r[0]: PermissionLevel(r[1]) for r in conn.execute("SELECT user_id, permission FROM access_users")}
+
+
+def keep_lower_permissions(conn: sqlite3.Connection, before: dict[str, PermissionLevel]) -> int:
+    """Lower each (restored) person to the permission `before` gives them where that is lower: a demotion made
+    here since the backup stays (caller's transaction).  Return how many were lowered."""
+    count = 0
+    for user_id, level in permissions(conn).items():
+        kept = before.get(user_id)
+        if kept is not None and _RANK[kept] < _RANK[level]:
+            count += conn.execute("UPDATE access_users SET permission = ? WHERE user_id = ?",
+                                  (kept.value, user_id)).rowcount
+    return count
+
+
 def disable(conn: sqlite3.Connection, user_ids: Iterable[str]) -> int:
     """Disable these users (caller's transaction); return how many were not disabled already."""
     return sum(conn.execute("UPDATE access_users SET status = ? WHERE status != ? AND user_id = ?",

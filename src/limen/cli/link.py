@@ -8,7 +8,8 @@ directory (`limen link csr`); the fleet CA's certificate comes back with
 `limen link install-cert`; `limen link run` connects to `link_broker`.
 
 Backups (`limen.link.backup`): `backup-key` registers an owner device's X25519
-key, `recovery-key` prints a recovery key once (only its public half is kept),
+key, `backup-keys` lists them with whose each is, `backup-key-remove` removes one (so does
+`unpair` for the device's key), `recovery-key` prints a recovery key once (only its public half is kept),
 `backup` makes an encrypted backup (uploaded by `limen link run`), `restore`
 loads one in person with the recovery key, `restore-key` shows the key an
 owner's phone seals a remote restore's content key to.
@@ -38,12 +39,12 @@ if TYPE_CHECKING:
 
     from limen.audit.keys import SigningKey
     from limen.bio.finger.sensor import SensorErasure
-    from limen.link.backup import Backups
+    from limen.link.backup import Backups, RemovedKey
     from limen.runtime import Runtime
 
 link_app = typer.Typer(help="The cloud link: owner devices, signed commands, certificates.", no_args_is_help=True)
 
-Actor = Annotated[str, typer.Option("--as", help="The owner pairing the device (name, id or index).")]
+Actor = Annotated[str, typer.Option("--as", help="The owner doing this, proven by their PIN (name, id or index).")]
 ActorPin = Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True,
                                               help="The owner's PIN (prompted when absent).")]
 
@@ -134,20 +135,43 @@ def _show_pairing(record: dict[str, str], qr: bool) -> None:
 
 @link_app.command("unpair")
 def unpair(name: Annotated[str, typer.Argument()], actor: Actor, actor_pin: ActorPin = None) -> None:
-    """Remove a device: its commands are refused from now on."""
+    """Remove a device: its commands are refused from now on, and backups are no longer encrypted to its key."""
     from limen.audit.event import Event, EventKind
+    from limen.db import transaction
+    from limen.link.backup import Removal
     from limen.link.commands import DeviceRegistry
-    from limen.runtime import open_runtime
 
-    rt = open_runtime(STATE.settings)
+    rt, backups = _backups()
     try:
         owner = _owner(rt, actor, actor_pin)
+        now = datetime.now(UTC)
         DeviceRegistry(rt.conn).unpair(name)
-        rt.audit.append(Event(EventKind.CONFIG_CHANGE, datetime.now(UTC), actor=owner, subject=f"device:{name}",
+        rt.audit.append(Event(EventKind.CONFIG_CHANGE, now, actor=owner, subject=f"device:{name}",
                               reason="link device removed", source="cli", data={"device": name}))
+        with transaction(rt.conn):  # the device's backup key goes with it
+            keys = backups.remove_keys_of(None, owner, now, Removal.DEVICE_UNPAIRED, device=name)
+        _audit_removed(rt, keys, owner, now)
     finally:
         rt.close()
-    output({"removed": name}, _("removed {name}").format(name=name))
+    said = _("removed {name}").format(name=name)
+    if keys:
+        said += "\n" + _removed_text(keys)
+    output({"removed": name, "backup_keys_removed": [k.name for k in keys]}, said)
+
+
+def _audit_removed(rt: Runtime, keys: list[RemovedKey], owner: str, at: datetime) -> None:
+    from limen.link.backup import removal_event
+
+    for key in keys:
+        rt.audit.append(removal_event(key, owner, at, "cli"))
+
+
+def _removed_text(keys: list[RemovedKey]) -> str:
+    """What the owner is told after backup keys were removed (older backups stay readable with them)."""
+    from limen.link.backup import AFTER_REMOVAL
+
+    return _("backup key(s) {names} removed: {after}").format(names=", ".join(k.name for k in keys),
+                                                             after=AFTER_REMOVAL)
 
 
 @link_app.command("devices")
@@ -208,6 +232,40 @@ def backup_key(name: Annotated[str, typer.Argument(help="The owner's device, e.g
     finally:
         rt.close()
     output({"recipient": name}, _("backups are now also encrypted to {name}").format(name=name))
+
+
+@link_app.command("backup-keys")
+def backup_keys() -> None:
+    """The keys backups are encrypted to, whose each is (person id, paired device), and how many were removed."""
+    rt, backups = _backups()
+    try:
+        rows, removed = backups.registered(), backups.removed_keys()
+    finally:
+        rt.close()
+    output({"keys": rows, "removed": removed},
+           "\n".join(f"{r['name']:<24} {r['kind']:<9} " + _("person {person} device {device} added {at}").format(
+               person=(r["person"] or "-")[:8], device=r["device"] or "-", at=r["added_at"][:16]) for r in rows)
+           + ("\n" if rows else _("no backup keys") + "\n")
+           + _("{n} key(s) removed (never registered again by a restore)").format(n=len(removed)))
+
+
+@link_app.command("backup-key-remove")
+def backup_key_remove(name: Annotated[str, typer.Argument(help="The key's name (`limen link backup-keys`).")],
+                      actor: Actor, actor_pin: ActorPin = None) -> None:
+    """Stop encrypting backups to this key (a lost phone, a co-owner who left); in person, owner's PIN.
+
+    Backups made before stay readable with it: the output says what to rotate."""
+    rt, backups = _backups()
+    try:
+        owner = _owner(rt, actor, actor_pin)
+        now = datetime.now(UTC)
+        key = backups.remove_recipient(name, owner, now)
+        _audit_removed(rt, [key], owner, now)
+    finally:
+        rt.close()
+    from limen.link.backup import AFTER_REMOVAL
+
+    output({"removed": name, "kind": key.kind, "older_backups": AFTER_REMOVAL}, _removed_text([key]))
 
 
 @link_app.command("recovery-key")
@@ -320,6 +378,12 @@ def restore(file: Annotated[Path, typer.Argument(help="An encrypted backup (from
                       users=restored.revoked_users, codes=restored.revoked_codes)
     if restored.recipients_added:  # the backup's owner devices and recovery key: backups go on to them
         said += "\n" + _("{n} backup key(s) of the backup registered again").format(n=restored.recipients_added)
+    if restored.recipients_kept_removed:
+        said += "\n" + _("{n} backup key(s) of the backup not registered again (removed since)").format(
+            n=restored.recipients_kept_removed)
+    if restored.lowered_permissions:
+        said += "\n" + _("{n} person(s) kept at the lower permission they were given since the backup").format(
+            n=restored.lowered_permissions)
     output(restored.to_dict() | sensor.counts(), said)
     if not sensor.complete:  # the restore stands; a removed person's page left on the module is not hidden
         typer.echo(_("the fingerprint sensor did not delete page(s) {pages} of removed people: {detail}").format(
@@ -378,7 +442,8 @@ def _backups() -> tuple[Runtime, Backups]:
 
     settings = STATE.settings
     rt = open_runtime(settings)
-    return rt, Backups(rt.conn, settings.device_id, settings.keys_dir, settings.data_dir / "backups")
+    return rt, Backups(rt.conn, settings.device_id, settings.keys_dir, settings.data_dir / "backups",
+                       audit=rt.audit)
 
 
 @link_app.command("claim-code")
@@ -485,7 +550,8 @@ def run(homeassistant: Annotated[bool, typer.Option(
     try:
         link = LockLink(settings.device_id, context, host, int(port), for_runtime(rt), rotation=rotation).connect()
         forwarder = EventForwarder(rt.audit, rt.connection(), settings.device_id)  # its own connection: no lock
-        backups = Backups(rt.connection(), settings.device_id, settings.keys_dir, settings.data_dir / "backups")
+        backups = Backups(rt.connection(), settings.device_id, settings.keys_dir, settings.data_dir / "backups",
+                          audit=rt.audit)
         backup_topic = f"limen/{settings.device_id}/backup"  # ciphertext only (limen.link.backup)
         retry_at = 0.0
         if homeassistant:

@@ -78,6 +78,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ from limen.db import (
     table_rows,
     transaction,
 )
-from limen.errors import BadRequest, Conflict, LimenError
+from limen.errors import BadRequest, Conflict, LimenError, NotFound
 from limen.fsio import fsync_dir
 from limen.link.schema import MIGRATIONS as LINK_MIGRATIONS
 from limen.vault.recipe import TemplateExport
@@ -162,12 +163,55 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE backup_state ADD COLUMN templates INTEGER NOT NULL DEFAULT 0 CHECK (templates IN (0, 1));
     """,
+    # v3: whose each key is (the owner it belongs to, the paired device it is the backup key of), and the keys
+    # removed, by a hash of the public key, so that no restore registers one again (`Backups.remove_recipient`)
+    """
+    ALTER TABLE backup_recipients ADD COLUMN person TEXT;
+    ALTER TABLE backup_recipients ADD COLUMN device TEXT;
+    UPDATE backup_recipients SET device = name WHERE kind = 'device' AND name IN (SELECT name FROM link_devices);
+    UPDATE backup_recipients SET person = coalesce(
+        (SELECT owner FROM link_devices WHERE link_devices.name = backup_recipients.device),
+        CASE WHEN added_by LIKE 'restore:%' THEN NULL ELSE added_by END);
+    CREATE TABLE backup_removed_keys (
+        key_hash    TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        removed_at  TEXT NOT NULL,
+        removed_by  TEXT NOT NULL,
+        reason      TEXT NOT NULL
+    );
+    """,
 ]
 
 
 class RecipientKind:
     DEVICE = "device"
     RECOVERY = "recovery"
+
+
+class Removal(StrEnum):
+    """Why a backup key was removed (`Backups.remove_recipient`, `remove_keys_of`, `prune`)."""
+
+    BY_OWNER = "removed by an owner"
+    DEVICE_UNPAIRED = "its device was unpaired"
+    NOT_AN_OWNER = "its person is no longer an enabled owner"
+    ERASED = "its person was erased"
+
+
+# What the owner is told after a key was removed (CLI output; docs/cloud.md says the same).
+AFTER_REMOVAL = ("backups made from now on are not encrypted to it, but every backup made before (the local "
+                 "copies and the cloud's) stays readable with it.  If that key is lost or its holder hostile: "
+                 "revoke every offline-code secret (`limen credentials revoke offline_code:N --as OWNER`; a new "
+                 "one is made when the next code is issued) and have everyone change their PIN (no command "
+                 "rotates the PIN pepper).")
+
+
+@dataclass(frozen=True)
+class RemovedKey:
+    """A backup key removed from this lock's recipients: its name, kind and why."""
+
+    name: str
+    kind: str
+    reason: Removal
 
 
 def _recipient_name(name: str) -> bool:
@@ -200,6 +244,32 @@ def load_x25519_public(text: str | bytes) -> X25519PublicKey:
     if len(raw) != 32:
         raise BadRequest("public-key", "expected an X25519 public key (32 bytes, base64)")
     return X25519PublicKey.from_public_bytes(raw)
+
+
+def _removed_hash(raw: bytes) -> str:
+    """What the removed list keeps of a key: a hash (enough to refuse it again, not the key)."""
+    return hashlib.sha256(b"limen.backup.removed-key\0" + raw).hexdigest()
+
+
+def removal_event(key: RemovedKey, by: str, at: datetime, source: str) -> Event:
+    """The audit record of one removed backup key."""
+    return Event(EventKind.CONFIG_CHANGE, at, actor=by, subject=f"backup-key:{key.name}", source=source,
+                 reason="backup recipient removed", data={"recipient": key.name, "kind": key.kind,
+                                                          "why": key.reason.value})
+
+
+def keys_of(conn: sqlite3.Connection, person: str) -> list[dict[str, Any]]:
+    """The backup keys registered for `person` or their paired devices (`privacy export`): name, kind, device,
+    when added and the public key (base64); none when backups were never set up on this lock."""
+    try:
+        rows = conn.execute("SELECT name, kind, device, added_at, public_key FROM backup_recipients WHERE person = ? "
+                            "OR coalesce(device, CASE WHEN kind = 'device' THEN name END) IN "
+                            "(SELECT name FROM link_devices WHERE owner = ?) ORDER BY name",
+                            (person, person)).fetchall()
+    except sqlite3.OperationalError:  # backups never set up here: no such table
+        return []
+    return [{"name": r[0], "kind": r[1], "device": r[2], "added_at": r[3], "public_key": _b64(bytes(r[4]))}
+            for r in rows]
 
 
 # ---------------------------------------------------------------------------------------------- the format
@@ -440,13 +510,17 @@ class Restored:
     templates: str = NO_TEMPLATES  # what happened to the biometric references, in words
     recipients_added: int = 0  # the backup's recipients registered again here (see the module docstring)
     revoked_credentials: int = 0  # credentials the owner's list named that the backup still held unrevoked
+    recipients_kept_removed: int = 0  # the backup's recipients not registered again: their keys were removed
+    lowered_permissions: int = 0  # people the backup held at a higher permission than this lock: kept lower
 
     def to_dict(self) -> dict[str, Any]:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
                 "revoked_users": self.revoked_users, "revoked_codes": self.revoked_codes,
                 "pins_need_reset": self.pins_need_reset, "templates_restored": self.templates_restored,
                 "references": self.templates,  # not "templates": the audit trail refuses that key
-                "backup_recipients_added": self.recipients_added, "revoked_credentials": self.revoked_credentials}
+                "backup_recipients_added": self.recipients_added, "revoked_credentials": self.revoked_credentials,
+                "backup_recipients_kept_removed": self.recipients_kept_removed,
+                "kept_lower_permissions": self.lowered_permissions}
 
 
 class Backups:
@@ -456,28 +530,94 @@ class Backups:
     """
 
     def __init__(self, conn: sqlite3.Connection, lock_id: str, keys_dir: Path, directory: Path,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, audit: AuditSink | None = None) -> None:
         self.conn, self.lock_id, self.keys_dir, self.dir = conn, lock_id, keys_dir, directory
         self.data_dir = data_dir or directory.parent  # holds fingerprints/ (every caller keeps backups/ in it)
+        self.audit = audit  # where `prune` records the keys it removes (`LockEraser` sets its own)
         self.pepper_replaced = False  # set by a restore that installed the backup's PIN pepper file
         migrate(conn, "link", LINK_MIGRATIONS)  # link_devices: re-pointed by a restore
         migrate(conn, "link_backup", MIGRATIONS)
 
     # -------------------------------------------------------------- recipients
     def add_recipient(self, name: str, kind: str, public_key: X25519PublicKey, by: str, at: datetime) -> None:
-        """Register an owner device's X25519 key (or the recovery key) that future backups are encrypted to."""
+        """Register an owner device's X25519 key (or the recovery key) that future backups are encrypted to.
+
+        The key belongs to the owner of the paired device named `name` when there is one (and to that device:
+        unpairing it removes the key), else to `by`; it is removed when that person is no longer an enabled
+        owner (`prune`).  An owner registering a key that was removed before takes it off the removed list."""
         if not _recipient_name(name):
             raise BadRequest("name", f"1-{_NAME_MAX} printable characters")
         if kind not in (RecipientKind.DEVICE, RecipientKind.RECOVERY):
             raise BadRequest("kind", "device or recovery")
+        raw = raw_public(public_key)
+        device = self.conn.execute("SELECT name, owner FROM link_devices WHERE name = ?", (name,)).fetchone() \
+            if kind == RecipientKind.DEVICE else None
         try:
             with transaction(self.conn):
                 if kind == RecipientKind.RECOVERY:  # one recovery key at a time: a new one replaces the old
                     self.conn.execute("DELETE FROM backup_recipients WHERE kind = 'recovery'")
-                self.conn.execute("INSERT INTO backup_recipients VALUES (?, ?, ?, ?, ?)",
-                                  (name, kind, raw_public(public_key), at.isoformat(), by))
+                self.conn.execute("INSERT INTO backup_recipients(name, kind, public_key, added_at, added_by, person, "
+                                  "device) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (name, kind, raw, at.isoformat(), by, by if device is None else device[1],
+                                   None if device is None else device[0]))
+                self.conn.execute("DELETE FROM backup_removed_keys WHERE key_hash = ?", (_removed_hash(raw),))
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"recipient {name!r} or this key is already registered") from exc
+
+    def remove_recipient(self, name: str, by: str, at: datetime) -> RemovedKey:
+        """Remove one key (an owner's decision, confirmed in person by the caller); `NotFound` when none has
+        that name.  Later backups are not encrypted to it and no restore registers it again; the backups made
+        before stay readable with it (`AFTER_REMOVAL` says what to do)."""
+        with transaction(self.conn):
+            removed = self._remove("name = ?", (name,), by, at, Removal.BY_OWNER)
+        if not removed:
+            raise NotFound(f"no backup key {name!r}")
+        return removed[0]
+
+    def remove_keys_of(self, person: str | None, by: str, at: datetime, reason: Removal, *,
+                       device: str | None = None) -> list[RemovedKey]:
+        """Remove the keys of `person` (theirs, or their paired devices') or of the paired `device` (a device key
+        of its name registered before it was paired too); caller's transaction (an erasure's, or the caller's own)."""
+        if device is not None:
+            return self._remove("device = ? OR (device IS NULL AND kind = 'device' AND name = ?)", (device, device),
+                                by, at, reason)
+        return self._remove("person = ? OR coalesce(device, CASE WHEN kind = 'device' THEN name END) IN "
+                            "(SELECT name FROM link_devices WHERE owner = ?)", (person, person), by, at, reason)
+
+    def prune(self, at: datetime) -> list[RemovedKey]:
+        """Remove the keys whose person is no longer an enabled owner (demoted, disabled, removed, erased) or
+        whose paired device is gone; audited when this has an audit sink.  Every backup is made after it."""
+        owners = set(holdings.owner_ids(self.conn)) - holdings.disabled_ids(self.conn)
+        with transaction(self.conn):
+            rows = self.conn.execute("SELECT name, person, device, device IN (SELECT name FROM link_devices) "
+                                     "FROM backup_recipients").fetchall()
+            removed = [k for r in rows if r[1] is not None and r[1] not in owners
+                       for k in self._remove("name = ?", (r[0],), "system", at, Removal.NOT_AN_OWNER)]
+            removed += [k for r in rows if r[2] is not None and not r[3] and r[0] not in {k.name for k in removed}
+                        for k in self._remove("name = ?", (r[0],), "system", at, Removal.DEVICE_UNPAIRED)]
+        if self.audit is not None:
+            for key in removed:
+                self.audit.append(removal_event(key, "system", at, "backup"))
+        return removed
+
+    def _remove(self, where: str, args: tuple[str | None, ...], by: str, at: datetime,
+                reason: Removal) -> list[RemovedKey]:
+        """Delete the matching keys and put each on the removed list (caller's transaction)."""
+        rows = self.conn.execute(f"SELECT name, kind, public_key FROM backup_recipients WHERE {where}",  # noqa: S608
+                                 args).fetchall()
+        for name, kind, raw in rows:
+            self.conn.execute("INSERT OR REPLACE INTO backup_removed_keys VALUES (?, ?, ?, ?, ?)",
+                              (_removed_hash(bytes(raw)), kind, at.isoformat(), by, reason.value))
+            self.conn.execute("DELETE FROM backup_recipients WHERE name = ?", (name,))
+        return [RemovedKey(str(r[0]), str(r[1]), reason) for r in rows]
+
+    def removed_keys(self) -> list[dict[str, str]]:
+        """The removed list (kind, when, by whom, why; no key: a hash of it is kept), oldest first."""
+        return [dict(r) for r in self.conn.execute("SELECT kind, removed_at, removed_by, reason "
+                                                   "FROM backup_removed_keys ORDER BY removed_at")]
+
+    def _removed(self) -> frozenset[str]:
+        return frozenset(r[0] for r in self.conn.execute("SELECT key_hash FROM backup_removed_keys"))
 
     def forget_recipients(self) -> int:
         """Delete every backup recipient key (decommission; caller's transaction); return how many."""
@@ -486,6 +626,11 @@ class Backups:
     def recipients(self) -> list[Recipient]:
         return [Recipient(r[0], r[1], X25519PublicKey.from_public_bytes(bytes(r[2])))
                 for r in self.conn.execute("SELECT name, kind, public_key FROM backup_recipients ORDER BY name")]
+
+    def registered(self) -> list[dict[str, Any]]:
+        """Every key with whom it belongs to (`limen link backup-keys`): name, kind, person, device, added."""
+        return [dict(r) for r in self.conn.execute("SELECT name, kind, person, device, added_at, added_by "
+                                                   "FROM backup_recipients ORDER BY name")]
 
     # -------------------------------------------------------------- revocations
     def note_revocation(self, kind: str, ref: str, at: datetime) -> None:
@@ -531,17 +676,22 @@ class Backups:
         revoked = self.revoked()
         devices = [{"public_key": _b64(bytes(r[0])), "owner": r[1], "counter": int(r[2])}
                    for r in self.conn.execute("SELECT public_key, owner, counter FROM link_devices")]
+        keys = [{"public_key": _b64(bytes(r[0])), "person": r[1]}  # whose each recipient is, for a restore
+                for r in self.conn.execute("SELECT public_key, person FROM backup_recipients")]
         return canonical({"v": FORMAT_VERSION, "lock": self.lock_id, "at": at.isoformat(),
                           "schemas": self._schemas(), "tables": tables,
                           "pepper": _b64(pepper.read_bytes()) if pepper.exists() else None,
                           "revoked": {"users": sorted(revoked.users), "codes": sorted(revoked.codes),
                                       "erased": sorted(revoked.erased)},
-                          "devices": devices,
+                          "devices": devices, "recipients": keys, "removed_keys": sorted(self._removed()),
                           "templates": _template_section(self.conn, self.data_dir)
                           if self.templates_opted_in() else False})
 
     def make(self, at: datetime) -> tuple[Path, bytes]:
-        """Snapshot, encrypt to every recipient, write `dir/<counter>.limenbak` (0600); the counter only grows."""
+        """Snapshot, encrypt to every recipient, write `dir/<counter>.limenbak` (0600); the counter only grows.
+
+        The keys of people who are no longer enabled owners, and of unpaired devices, are removed first (`prune`)."""
+        self.prune(at)
         recipients = self.recipients()
         with transaction(self.conn):  # one consistent snapshot, one counter
             payload = self.snapshot(at)
@@ -618,6 +768,7 @@ class Backups:
         if header.lock != from_lock:
             raise BadRequest("backup", f"a backup of another lock ({header.lock!r}, not {from_lock!r})")
         data = _parse_payload(payload, header)
+        self.prune(at)  # keys of people demoted or gone here go before the people are replaced
         before = set(people.ids(self.conn))
         try:
             tables = _at_schema(data["tables"], data["schemas"], self._schemas())  # no change to this lock yet
@@ -639,6 +790,7 @@ class Backups:
         with transaction(self.conn):
             disabled = Revoked(holdings.disabled_ids(self.conn))  # disabled here (console, CLI) stay so
             retired = holdings.retired_credentials(self.conn)  # and credentials revoked, PINs changed here
+            levels = holdings.permissions(self.conn)  # and so does a permission lowered here
             people.remove_everyone(self.conn)  # cascades to access rows, credentials, schedules, consents
             holdings.clear_for_restore(self.conn)
             loaded = {name: self._rows(name, tables.get(name, [])) for name in TABLES}
@@ -648,9 +800,10 @@ class Backups:
                 raise BadRequest("backup", f"inconsistent rows ({exc})") from exc
             users, codes = self._apply(revoked | disabled, at)
             holdings.revoke_retired(self.conn, retired)
+            lowered = holdings.keep_lower_permissions(self.conn, levels)
             credentials = holdings.revoke_credential_ids(self.conn, revoked.credentials)  # the owner's list
             self._repoint_devices(data.get("devices", []))
-            recipients = self._add_recipients(header, at)
+            recipients, kept_out = self._add_recipients(header, data, at)
             self.conn.execute("UPDATE backup_state SET counter = max(counter, ?), restored_from = ?, "
                               "restored_counter = ?", (header.counter, header.lock, header.counter))
             for kind, refs in (("user", revoked.users), ("code", revoked.codes), ("erased", revoked.erased)):
@@ -660,7 +813,8 @@ class Backups:
             if pepper is not None and pins == 0:
                 _write_private(self.keys_dir / "pin-pepper.key", pepper)  # last: the rows are in, then the key
         restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins,
-                            recipients_added=recipients, revoked_credentials=credentials)
+                            recipients_added=recipients, revoked_credentials=credentials,
+                            recipients_kept_removed=kept_out, lowered_permissions=lowered)
         return restored, pepper is not None and pins == 0
 
     def _rows(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -692,26 +846,47 @@ class Backups:
             self.conn.execute("UPDATE link_devices SET owner = ?, counter = max(counter, ?) WHERE public_key = ?",
                               (str(device["owner"]), int(device["counter"]), _unb64(device["public_key"], "device")))
 
-    def _add_recipients(self, header: Header, at: datetime) -> int:
-        """Register the backup's recipients this lock lacks (public keys from the signed header); return how many.
+    def _add_recipients(self, header: Header, data: dict[str, Any], at: datetime) -> tuple[int, int]:
+        """Register the backup's recipients this lock lacks (public keys from the signed header); return how many,
+        and how many were left out because they were removed (here, or on the lock that made the backup).
 
         One with a name or key already registered here is left out, and so is the backup's recovery key when
-        this lock has its own (made here in person, so newer)."""
+        this lock has its own (made here in person, so newer).  Each key belongs to the owner of the paired
+        device of its name here, else to the person the backup says; the lock's keys whose person the restore
+        removed belong to their device's owner, and the recovery key to no one in particular."""
+        removed = self._removed() | {str(h) for h in data.get("removed_keys", [])}
+        for key_hash in removed - self._removed():  # the backup's removed list joins this lock's
+            self.conn.execute("INSERT OR IGNORE INTO backup_removed_keys VALUES (?, 'key', ?, ?, ?)",
+                              (key_hash, at.isoformat(), f"restore:{header.lock}", "removed before the backup"))
+        whose = {str(k["public_key"]): k.get("person") for k in data.get("recipients", [])}
         has_recovery = self.conn.execute("SELECT 1 FROM backup_recipients WHERE kind = ?",
                                          (RecipientKind.RECOVERY,)).fetchone() is not None
-        added = 0
+        added = kept_out = 0
         for wrap in header.wraps:
             if wrap.kind not in (RecipientKind.DEVICE, RecipientKind.RECOVERY) or len(wrap.public_key) != 32 \
                     or not _recipient_name(wrap.name):
                 raise BadRequest("backup", "malformed recipient in the header")
+            if _removed_hash(wrap.public_key) in removed:
+                kept_out += 1
+                continue
             if wrap.kind == RecipientKind.RECOVERY and has_recovery:
                 continue
-            cursor = self.conn.execute("INSERT OR IGNORE INTO backup_recipients VALUES (?, ?, ?, ?, ?)",
-                                       (wrap.name, wrap.kind, wrap.public_key, at.isoformat(),
-                                        f"restore:{header.lock}"))
+            cursor = self.conn.execute(
+                "INSERT OR IGNORE INTO backup_recipients(name, kind, public_key, added_at, added_by, person, device) "
+                "VALUES (?, ?, ?, ?, ?, ?, NULL)", (wrap.name, wrap.kind, wrap.public_key, at.isoformat(),
+                                                    f"restore:{header.lock}", whose.get(_b64(wrap.public_key))))
             added += cursor.rowcount
             has_recovery = has_recovery or (wrap.kind == RecipientKind.RECOVERY and cursor.rowcount > 0)
-        return added
+        self.conn.execute("UPDATE backup_recipients SET device = name WHERE kind = 'device' AND device IS NULL "
+                          "AND name IN (SELECT name FROM link_devices)")
+        self.conn.execute("UPDATE backup_recipients SET person = (SELECT owner FROM link_devices "
+                          "WHERE link_devices.name = backup_recipients.device) WHERE device IS NOT NULL")
+        everyone = set(people.ids(self.conn))
+        for name, person in self.conn.execute("SELECT name, person FROM backup_recipients WHERE kind = 'recovery' "
+                                              "AND person IS NOT NULL").fetchall():
+            if person not in everyone:  # made by someone this restore replaced: the lock's, kept
+                self.conn.execute("UPDATE backup_recipients SET person = NULL WHERE name = ?", (name,))
+        return added, kept_out
 
     def _apply(self, revoked: Revoked, when: datetime) -> tuple[int, int]:
         people.remove_ids(self.conn, revoked.erased)  # a person erased ("delete me") never comes back

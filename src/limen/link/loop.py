@@ -65,7 +65,8 @@ class LinkLoop:
         self.link = LockLink(device, context, host, port, for_runtime(rt), guard=guard,
                              rotation=pki.Rotation(device, files, context))
         self.forwarder = EventForwarder(rt.audit, rt.connection(), device)  # its own connection
-        self.backups = Backups(rt.connection(), device, rt.settings.keys_dir, rt.settings.data_dir / "backups")
+        self.backups = Backups(rt.connection(), device, rt.settings.keys_dir, rt.settings.data_dir / "backups",
+                               audit=rt.audit)  # the keys a backup's prune removes are audited
         self.backup_topic = f"limen/{device}/backup"
         self.homeassistant: HomeAssistant | None = None
         if rt.settings.homeassistant:  # the same broker and certificate; it connects on the loop's first pass

@@ -4,7 +4,9 @@
 (vault records and their fragments, sealed fingerprint reference files), the person with every credential,
 schedule, consent and enrolment (one transaction), and every local backup
 file (each holds everyone's data; the next backup is made without the person),
-and the devices they paired for remote commands (name, public key).
+the devices they paired for remote commands (name, public key) and the backup keys
+registered for them or their devices (later backups are not encrypted to them; a hash
+of each key stays on the removed list so that no restore registers it again).
 The id is kept on the lock's erased list so that no older backup brings the
 person back.  `decommission(…)` crypto-erases the template vault (every
 template and fragment, every secret sealed under it), removes every person,
@@ -30,7 +32,7 @@ from limen.access import holdings
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.db import transaction
 from limen.errors import BadRequest, NotFound, VaultErased
-from limen.link.backup import Backups
+from limen.link.backup import Backups, Removal
 from limen.link.commands import forget_devices
 from limen.link.forward import forget_claim
 from limen.privacy.scrub import forget_deleted, secure
@@ -56,6 +58,10 @@ class LockEraser:
     sensor_pages: Callable[[str, str, datetime], dict[str, int]] = lambda user_id, actor, at: {}  # on the module
     empty_sensor: Callable[[str, datetime], dict[str, int]] = lambda actor, at: {}  # the module's whole library
 
+    def __post_init__(self) -> None:
+        if self.backups.audit is None:  # the keys a backup's `prune` removes are audited here too
+            self.backups.audit = self.audit
+
     def erase_person(self, user_id: str, actor: str, at: datetime) -> dict[str, int]:
         """Erase one person everywhere on the lock (see the module docstring); refused for the last owner."""
         if people.by_id(self.conn, user_id) is None:
@@ -73,6 +79,8 @@ class LockEraser:
             erased |= holdings.records_held(self.conn, user_id) | people.records_held(self.conn, user_id)
             erased["person"] = people.remove(self.conn, user_id)  # its access rows, consents, enrolments cascade
             holdings.forget_removal_traces(self.conn, user_id)  # (counted above as credential_removals)
+            keys = self.backups.remove_keys_of(user_id, actor, at, Removal.ERASED)  # before their devices go
+            erased["backup_keys"] = len(keys)
             erased["paired_devices"] = forget_devices(self.conn, user_id)
             self.backups.note_revocation("erased", user_id, at)
         erased["local_backups"] = self.backups.delete_local()
