@@ -4,11 +4,15 @@ Identity, access row, credentials (metadata only: no PIN hash, RFID digest or
 offline-code secret, not even a PIN's length), schedules, consents, which
 biometric references exist and where (the vault in `limen.db`, or k-of-n
 fragments), offline codes issued by them (ids and validity, never the digits),
-their devices paired for remote commands, every audit record that names them,
-and the backups that hold them (encrypted on the lock; uploaded to the cloud or
-not).  The cloud's side is `GET /api/locks/{lock}/people/{user id}`.
+their devices paired for remote commands, the backup keys registered for them
+(public keys), their web-console account (user name, authenticator enrolled or
+not, open sessions, API tokens' names, scopes and last use: never a password,
+secret or token), every audit record that names them, and the backups that hold
+them (encrypted on the lock; uploaded to the cloud or not).  The cloud's side is
+`GET /api/locks/{lock}/people/{user id}`.
 
-Each package reads its own tables (`people`, `access.holdings`, `vault.records`, `link.commands`).
+Each package reads its own tables (`people`, `access.holdings`, `vault.records`, `link.commands`,
+`link.backup`, `service.holdings`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from typing import Any
 from limen import people
 from limen.access import holdings
 from limen.errors import NotFound
+from limen.link.backup import keys_of
 from limen.link.commands import devices_of
+from limen.service.holdings import account_of
 from limen.vault.records import references_of
 
 EXPORT_VERSION = 1
@@ -54,6 +60,8 @@ def export_person(conn: sqlite3.Connection, ref: str, records: Iterable[dict[str
         "templates": [_where(modality, stored_at, index) for modality, stored_at, index in references_of(conn, uid)],
         "codes_issued": access["codes_issued"],
         "paired_devices": devices_of(conn, uid),
+        "backup_keys": keys_of(conn, uid),
+        "web_account": account_of(conn, uid),
         "audit_records": [r for r in records if _names(r, uid)],
         "backups": [{**b, "holds": "everyone's access data, encrypted to the owner's keys (no templates)"}
                     for b in (backups or [])],
