@@ -209,7 +209,8 @@ def unprotected_similarity(a: Cylinders, b: Cylinders) -> float:
 
 @dataclass(frozen=True)
 class ProtectedFingerCode:
-    """What is stored: one FINGER_MCC_BITS-bit string per cylinder, sorted (no positions, directions, order).
+    """What is stored: FINGER_MCC_BITS-bit strings, sorted (no positions, directions, order) — from a `CylinderKey`,
+    FINGER_MCC_STRINGS of them, the best cylinders' and decoys (a probe's: one per cylinder, never stored).
 
     Still biometric data (a key holder can compare or forge probes for this device): it is sealed like the rest.
     """
