@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import ssl
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from limen import thresholds as T
 from limen.audit import open_audit
-from limen.audit.event import Event, EventKind
+from limen.audit.event import Event, EventKind, MemoryAuditSink
 from limen.clock import FixedClock
 from limen.config import load_settings
 from limen.link import pki
@@ -52,7 +54,7 @@ def test_the_lock_appears_in_home_assistant_and_refuses_to_open_from_it(broker: 
                          broker.host, broker.port, subscriptions=("homeassistant/#", f"limen/{LOCK_ID}/ha/#"),
                          on_message=seen.put).connect(timeout=5)
     ha = HomeAssistant(LOCK_ID, pki.client_context(broker.ca_file, *broker.client(LOCK_ID)), broker.host,
-                       broker.port, rig.controller, audit)
+                       broker.port, rig.controller, audit, may_lock=True)  # the owner allowed unsigned locking
     audit.add_observer(ha.observe)
     base = f"limen/{LOCK_ID}/ha"
     try:
@@ -93,9 +95,6 @@ def test_the_lock_appears_in_home_assistant_and_refuses_to_open_from_it(broker: 
 
 def test_every_door_state_is_a_home_assistant_state_and_opening_is_declared_only() -> None:
     """Limen's door has no latch phase: OPENING is in the discovery (no YAML) but no door state maps to it."""
-    import ssl
-
-    from limen.audit.event import MemoryAuditSink
     from limen.door.actuator import LockState
     from limen.link.homeassistant import _STATES, OPENING
 
@@ -107,3 +106,54 @@ def test_every_door_state_is_a_home_assistant_state_and_opening_is_declared_only
     assert declared == {"locked": "LOCKED", "unlocked": "UNLOCKED", "locking": "LOCKING", "unlocking": "UNLOCKING",
                         "jammed": "JAMMED", "open": "OPEN", "opening": "OPENING"}
     assert set(_STATES) == {s.value for s in LockState} and OPENING not in _STATES.values()
+
+
+class CountingController:
+    door = None
+
+    def __init__(self) -> None:
+        self.locks = 0
+
+    def lock(self) -> None:
+        self.locks += 1
+
+
+def offline(controller: object, audit: MemoryAuditSink, **kw: object) -> HomeAssistant:
+    """A HomeAssistant whose command path is driven directly (no broker: the MQTT client never connects)."""
+    return HomeAssistant(LOCK_ID, ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "localhost", 8883,
+                         controller, audit, **kw)  # type: ignore[arg-type]
+
+
+def test_a_flood_on_the_command_topic_is_audited_within_a_budget_and_counted_beyond_it() -> None:
+    """A broker publishing 300 UNLOCK: the first LINK_REFUSALS_AUDITED_BURST are recorded, the rest counted into the
+    next record (review: 300 records, 2.7 MB, each under the service's lock)."""
+    audit, clock = MemoryAuditSink(), FixedClock(datetime.now(UTC))
+    ha = offline(CountingController(), audit, clock=clock)
+    for _ in range(300):
+        ha._received(ha.command_topic, b"UNLOCK")
+    refused = [e for e in audit.events if e.kind is EventKind.REMOTE_COMMAND]
+    assert len(refused) == T.LINK_REFUSALS_AUDITED_BURST
+    assert {(e.outcome, e.reason, e.data["action"]) for e in refused} == {("refused", "unsigned", "unlock")}
+    clock.advance(60 / T.LINK_REFUSALS_AUDITED_PER_MIN)  # one refusal's worth of budget back
+    ha._received(ha.command_topic, b"OPEN")
+    last = audit.events[-1]
+    assert len(audit.events) == T.LINK_REFUSALS_AUDITED_BURST + 1 and last.data["action"] == "open"
+    assert last.data["not_recorded_before"] == {"unsigned": 300 - T.LINK_REFUSALS_AUDITED_BURST}
+
+
+def test_home_assistant_locks_only_where_the_owner_allowed_unsigned_locking() -> None:
+    """`link_cloud_may_lock` off (the default): anyone who may publish on the topic (on a fleet broker also the
+    cloud's identity) cannot lock unsigned through it either (review: 50 LOCK ran controller.lock() 50 times)."""
+    audit, controller = MemoryAuditSink(), CountingController()
+    ha = offline(controller, audit)
+    for _ in range(50):
+        ha._received(ha.command_topic, b"LOCK")
+    assert controller.locks == 0
+    refused = [e for e in audit.events if e.kind is EventKind.REMOTE_COMMAND]
+    assert len(refused) == T.LINK_REFUSALS_AUDITED_BURST  # refusals: within the same budget
+    assert {(e.outcome, e.reason, e.data["action"]) for e in refused} == {("refused", "unsigned", "lock")}
+
+    allowed = offline(controller, audit, may_lock=True)
+    assert allowed.command(b"LOCK", datetime.now(UTC)) and controller.locks == 1
+    assert (audit.events[-1].outcome, audit.events[-1].data["action"]) == ("executed", "lock")
+    assert not allowed.command(b"UNLOCK", datetime.now(UTC)) and controller.locks == 1  # never the other way

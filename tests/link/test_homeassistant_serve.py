@@ -60,7 +60,8 @@ def test_limen_serve_with_homeassistant_publishes_discovery_and_state_and_refuse
         broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "data"
     provision(d, tmp_path, broker, Ed25519PrivateKey.generate())
-    settings = load_settings(d, link_broker=f"{broker.host}:{broker.port}", homeassistant=True)
+    settings = load_settings(d, link_broker=f"{broker.host}:{broker.port}", homeassistant=True,
+                             link_cloud_may_lock=True)  # Home Assistant may lock (unsigned) only where allowed
     app = create_app(settings)
     ctx = app.state.ctx
     seen = Recorded()

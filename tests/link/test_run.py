@@ -52,7 +52,8 @@ def test_link_run_takes_commands_and_forwards_evidence(broker: Broker, tmp_path:
     cloud = MqttLink(CLOUD_ID, pki.client_context(broker.ca_file, *broker.client(CLOUD_ID)), broker.host,
                      broker.port, subscriptions=(Topics(LOCK).result, Topics(LOCK).events, f"limen/{LOCK}/ha/#"),
                      on_message=lambda t, p: received.put((t, p))).connect(timeout=5)
-    env = {**os.environ, "LIMEN_DATA_DIR": str(d), "LIMEN_LINK_BROKER": f"{broker.host}:{broker.port}"}
+    env = {**os.environ, "LIMEN_DATA_DIR": str(d), "LIMEN_LINK_BROKER": f"{broker.host}:{broker.port}",
+           "LIMEN_LINK_CLOUD_MAY_LOCK": "true"}  # Home Assistant's LOCK below runs only where unsigned locks may
     proc = subprocess.Popen([sys.executable, "-m", "limen", "link", "run", "--homeassistant"], env=env,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -556,7 +556,8 @@ def run(homeassistant: Annotated[bool, typer.Option(
         retry_at = 0.0
         if homeassistant:
             ha = HomeAssistant(settings.device_id, context, host, int(port), rt.controller, rt.audit,
-                               lockdown=rt.access().load_state().lockdown, guard=link.guard)
+                               lockdown=rt.access().load_state().lockdown, guard=link.guard,
+                               may_lock=settings.link_cloud_may_lock)
             rt.audit.add_observer(ha.observe)
             ha.connect()
         typer.echo(_("link up: {host}:{port} as {device} (pid {pid})").format(

@@ -9,9 +9,16 @@
 
 and the current state; as an audit observer (`AuditLog.add_observer(ha.observe)`) it
 republishes them after each record.  Home Assistant may LOCK (run through the
-controller, audited); UNLOCK and OPEN are refused and audited, because Home
+controller, audited) only where the owner allowed unsigned locking over the link
+(`link_cloud_may_lock`, `may_lock`): whoever can publish on the command topic
+may, and on a fleet broker that is also the cloud's identity (`limen/#`) and the
+broker itself, so an unsigned lock from this topic is no different to the lock
+from the cloud's.  UNLOCK and OPEN are always refused and audited, because Home
 Assistant cannot sign: opening from a phone is an owner-signed command
 (`limen.link.commands`), or the keypad.  `code_format` is therefore absent.
+Refusals are audited within a `RefusalBudget` (beyond it counted, and the counts
+go into the next refusal recorded), as the signed command path's are: a broker
+flooding the topic fills no disk and holds the service's lock only briefly.
 
 Home Assistant's `opening` is a latch being drawn after the bolt, on locks
 with a second motion for it (an "unlatch").  Limen's door has one relay (a bolt
@@ -38,7 +45,9 @@ from typing import TYPE_CHECKING
 
 from limen import thresholds as T
 from limen.audit.event import AuditSink, Event, EventKind
+from limen.clock import Clock, SystemClock
 from limen.door.actuator import LockActuator
+from limen.link.execute import RefusalBudget
 from limen.link.mqtt import MqttLink
 
 if TYPE_CHECKING:
@@ -54,8 +63,13 @@ class HomeAssistant:
     """Publishes a lock's entities for Home Assistant on `mqtt` and takes its lock command."""
 
     def __init__(self, lock_id: str, context: ssl.SSLContext, host: str, port: int, controller: AccessController,
-                 audit: AuditSink, *, lockdown: bool = False, guard: threading.Lock | None = None) -> None:
+                 audit: AuditSink, *, lockdown: bool = False, guard: threading.Lock | None = None,
+                 may_lock: bool = False, clock: Clock | None = None) -> None:
+        """`may_lock`: LOCK from Home Assistant runs (the lock's `link_cloud_may_lock`); else it is refused.
+        `clock` paces the refusal budget."""
         self.lock_id = lock_id
+        self.may_lock = may_lock
+        self._refusals = RefusalBudget(clock or SystemClock())
         self.controller = controller
         self.audit = audit
         self.guard = guard or threading.Lock()  # shared with the lock's other command paths
@@ -65,7 +79,8 @@ class HomeAssistant:
         self.closed = False
         self._announced_at: float | None = None
         self.mqtt = MqttLink(f"{lock_id}-homeassistant", context, host, port, subscriptions=(self.command_topic,),
-                             on_message=self._received)
+                             on_message=self._received,
+                             max_packet_bytes=T.LINK_MAX_PAYLOAD_BYTES + T.LINK_PACKET_HEADROOM_BYTES)
 
     def connect(self, timeout: float = 10.0) -> HomeAssistant:
         self.mqtt.connect(timeout)
@@ -130,19 +145,25 @@ class HomeAssistant:
         self._publish_state(wait=False)
 
     def command(self, payload: bytes, at: datetime) -> bool:
-        """Home Assistant's command: LOCK runs; anything else is refused and audited.  True when run."""
+        """Home Assistant's command: LOCK runs if `may_lock`; anything else is refused, audited within the
+        refusal budget (else counted).  True when run."""
         text = payload.decode("utf-8", "replace")[:16]
-        if text == "LOCK":
+        if text == "LOCK" and self.may_lock:
             self.controller.lock()
             self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote:homeassistant", subject=self.lock_id,
                                     outcome="executed", reason="done", source="remote",
                                     data={"action": "lock", "device": "homeassistant", "device_known": True,
                                           "signed": False}))
             return True
+        if not self._refusals.take("unsigned"):
+            return False
+        data: dict[str, object] = {"action": text.lower(), "device": "homeassistant", "device_known": True,
+                                   "signed": False}
+        skipped = self._refusals.skipped()
+        if skipped:
+            data["not_recorded_before"] = skipped
         self.audit.append(Event(EventKind.REMOTE_COMMAND, at, actor="remote:homeassistant", subject=self.lock_id,
-                                outcome="refused", reason="unsigned", source="remote",
-                                data={"action": text.lower(), "device": "homeassistant", "device_known": True,
-                                      "signed": False}))
+                                outcome="refused", reason="unsigned", source="remote", data=data))
         return False
 
     def _received(self, topic: str, payload: bytes) -> None:

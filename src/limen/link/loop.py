@@ -73,7 +73,8 @@ class LinkLoop:
             with guard:
                 lockdown = rt.access().load_state().lockdown
             self.homeassistant = HomeAssistant(device, context, host, port, rt.controller, rt.audit,
-                                               lockdown=lockdown, guard=guard)
+                                               lockdown=lockdown, guard=guard,
+                                               may_lock=rt.settings.link_cloud_may_lock)
             rt.audit.add_observer(self.homeassistant.observe)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
