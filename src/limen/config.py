@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     tamper_watchdog: list[str] = Field(default_factory=list)  # "NAME:/run/limen/NAME.beat": heartbeat files
     allow_face_alone_rgb: bool = False  # owner's risk: an RGB-only face opens alone (docs/access.md)
     kiosk_challenge: bool = False  # RGB-only camera: the kiosk asks a random head-move sequence (docs/pad.md)
-    link_cloud_may_lock: bool = False  # the cloud may lock / lock down without an owner's signature (never unlock)
+    link_cloud_may_lock: bool = False  # unsigned lock / lockdown over the link: cloud, Home Assistant (never unlock)
     link_broker: str | None = None  # the fleet MQTT broker, "host:port" (TLS 1.3, mutual X.509; docs/cloud.md)
     homeassistant: bool = False  # `limen serve` also publishes Home Assistant MQTT discovery on link_broker
 
