@@ -112,7 +112,7 @@ def test_no_restore_registers_a_removed_key_again(tmp_path: Path) -> None:
         with pytest.raises(NotFound):
             lock.backups.remove_recipient("eve-phone", lock.owner, datetime.now(UTC))
         out = lock.send(restore_command(lock, older, from_lock="front-door", phone_x=lock.phone_x))
-        assert out.executed, out
+        assert out.executed and out.data["backup_recipients_kept_removed"] == "1", out
         assert _names(lock) == ["phone"]  # the older backup's header names her key: not registered again
         _, newer = lock.backups.make(datetime.now(UTC))
         assert _locked_out(newer, eve_x)
@@ -145,7 +145,7 @@ def test_a_restore_keeps_a_demotion_made_since_the_backup(tmp_path: Path) -> Non
         _, blob = lock.backups.make(at)
         store.modify_user(eve, lock.owner, at, permission=PermissionLevel.MEMBER)
         out = lock.send(restore_command(lock, blob, from_lock="front-door", phone_x=lock.phone_x))
-        assert out.executed, out
+        assert out.executed and out.data["kept_lower_permissions"] == "1", out
         assert store.user(eve).permission is PermissionLevel.MEMBER
         cmd = Command("front-door", Action.UNLOCK, 1, datetime.now(UTC) + timedelta(seconds=60), "eve-phone")
         unlock = lock.link.handle(sign(cmd, eve_phone).to_bytes(), datetime.now(UTC))

@@ -55,7 +55,8 @@ revoked user is restored disabled, a revoked code stays revoked); a user
 disabled on the target lock (console, CLI) is restored disabled too, and so is
 a credential revoked there (at the console, or with its API token) or a PIN
 changed or removed there (`holdings.retired_credentials`: an older backup does
-not bring back a PIN retired because it leaked).
+not bring back a PIN retired because it leaked), and a person whose permission
+was lowered there keeps the lower one (`holdings.keep_lower_permissions`).
 
 The backup's recipients — the owner devices' X25519 keys and the recovery key's
 public half, as its signed header names them (public keys only: no private key
@@ -63,6 +64,16 @@ is ever on the lock) — are registered again on the target where it lacks them,
 so backups made after a restore onto a replacement go on to the same owner
 devices and recovery key.  A recipient the target already has (same name or
 same key) stays as it is, and so does the target's own recovery key.
+
+Each recipient records whose it is (`person`: the owner of the paired device of
+its name, else the owner who registered it) and its paired `device`.  A key is
+removed by an owner (`remove_recipient`), with its device (`limen link unpair`),
+with its person (`LockEraser.erase_person`), and, before every backup and
+restore (`prune`), when its person is no longer an enabled owner or its device
+is no longer paired.  A hash of each removed key stays on `backup_removed_keys`
+and travels in later backups, so no restore registers it again.  Removal
+protects later backups only: the ones made before stay readable with the key
+(`AFTER_REMOVAL` tells the owner what to rotate).
 """
 
 from __future__ import annotations
@@ -854,7 +865,10 @@ class Backups:
         this lock has its own (made here in person, so newer).  Each key belongs to the owner of the paired
         device of its name here, else to the person the backup says; the lock's keys whose person the restore
         removed belong to their device's owner, and the recovery key to no one in particular."""
-        removed = self._removed() | {str(h) for h in data.get("removed_keys", [])}
+        listed = {str(h) for h in data.get("removed_keys", [])}
+        if any(len(h) != 64 or not all(c in "0123456789abcdef" for c in h) for h in listed):
+            raise BadRequest("backup", "malformed removed-key list")
+        removed = self._removed() | listed
         for key_hash in removed - self._removed():  # the backup's removed list joins this lock's
             self.conn.execute("INSERT OR IGNORE INTO backup_removed_keys VALUES (?, 'key', ?, ?, ?)",
                               (key_hash, at.isoformat(), f"restore:{header.lock}", "removed before the backup"))

@@ -286,6 +286,8 @@ class LinkCommands:
                             revoked_credentials=str(restored.revoked_credentials),
                             pins_need_reset=str(summary["pins_need_reset"]),
                             backup_recipients_added=str(summary["backup_recipients_added"]),
+                            backup_recipients_kept_removed=str(summary["backup_recipients_kept_removed"]),
+                            kept_lower_permissions=str(summary["kept_lower_permissions"]),
                             **_sensor_summary(on_sensor))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
