@@ -299,7 +299,7 @@ def week_day(
     mask, t0, t1 = parse_days(days), parse_time_of_day(start, "start"), parse_time_of_day(end, "end")
     with _store() as store:
         s = store.add_week_day(user, index, mask, t0, t1, _actor(store, actor, actor_pin), _now())
-    output({"user_id": s.user_id, "index": s.index, "days": int(s.days), "start": start, "end": end},
+    output({"user_id": s.user_id, "index": s.index, "days": _days(s.days), "start": start, "end": end},
            _("week-day schedule {index} set").format(index=s.index))
 
 
@@ -360,7 +360,7 @@ def list_schedules(user: Annotated[str | None, typer.Argument()] = None) -> None
         users = [store.user(user)] if user else store.users()
         rows: list[dict[str, Any]] = []
         for u in users:
-            rows += [{"kind": "week-day", "user": u.name, "index": s.index, "days": int(s.days),
+            rows += [{"kind": "week-day", "user": u.name, "index": s.index, "days": _days(s.days),
                       "start": s.start.isoformat("minutes"), "end": s.end.isoformat("minutes")}
                      for s in store.week_days(u.user_id)]
             rows += [{"kind": "year-day", "user": u.name, "index": s.index, "start": s.start.isoformat(),
@@ -369,6 +369,13 @@ def list_schedules(user: Annotated[str | None, typer.Argument()] = None) -> None
             rows += [{"kind": "holiday", "index": h.index, "start": h.start.isoformat(), "end": h.end.isoformat(),
                       "mode": h.mode.value} for h in store.holidays()]
     output(rows, "\n".join(" ".join(f"{k}={v}" for k, v in r.items()) for r in rows) or _("no schedules"))
+
+
+def _days(days: int) -> str:
+    """A week-day mask as `schedules week-day --days` takes it: "tue", "mon,wed,fri"."""
+    from limen.access.model import DAY_NAMES
+
+    return ",".join(name for name, day in DAY_NAMES.items() if day & days)
 
 
 # ---------------------------------------------------------------------- offline codes

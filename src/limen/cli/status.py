@@ -213,7 +213,8 @@ def _print(d: dict[str, Any]) -> None:
                + "".join(f"\n{_INDENT}#{r['index']} {r['severity']} {r['rule']} {r['at']}" for r in al["recent"]))
     b = d["backups"]
     typer.echo(_row(_("backups"), _("none set up (limen link backup-key / recovery-key)") if not b["set_up"] else
-                    _("{n} made, to {keys} keys; templates {templates}").format(
+                    (_("{n} made, to {keys} key; templates {templates}") if b["recipients"] == 1 else
+                     _("{n} made, to {keys} keys; templates {templates}")).format(
                         n=b["counter"], keys=b["recipients"],
                         templates=_("INCLUDED (owner opted in)") if b["templates"] else _("not included"))))
     old = d["fingers"]["outdated"]

@@ -63,6 +63,8 @@ NOTICES = {
     "guest-revoked": N_("Guest code revoked: it no longer opens the door."),
     "acknowledged": N_("Alarm acknowledged."),
     "test-alarm": N_("Test alarm raised: it is on its way to every configured channel."),
+    "test-alarm-nowhere": N_("Test alarm raised, but no alarm channel is set up (nor the cloud link): it shows only "
+                             "here. Add a channel below."),
     "lockout-cleared": N_("Lockout cleared: the keypad accepts codes again."),
     "channel-added": N_("Alarm channel added: send it a test to be sure it reaches you."),
     "channel-removed": N_("Alarm channel removed: alarms no longer go there."),
@@ -459,8 +461,10 @@ async def alarms_ack(request: Request, caller: Caller = Depends(page_caller)) ->
 @router.post("/owner/alarms/test")
 async def alarms_test(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
     await form_of(request, caller)
-    ctx_of(request).lock.test_alarm(caller.owner.username)
-    return back("/owner/alarms", "test-alarm")
+    ctx = ctx_of(request)
+    ctx.lock.test_alarm(caller.owner.username)
+    reaches = ctx.alarms.count() > 0 or bool(ctx.settings.link_broker)  # else it is only in the console
+    return back("/owner/alarms", "test-alarm" if reaches else "test-alarm-nowhere")
 
 
 @router.post("/owner/lockout/clear")

@@ -1,4 +1,4 @@
-// Owner page: enrol a face from the camera (a burst of frames) or from uploaded photos / a video.
+// Owner page: enrol a face from the camera (a burst of frames) or from an uploaded video / burst of frames.
 "use strict";
 (function () {
   const form = document.getElementById("enrol-form");
@@ -88,7 +88,7 @@
   document.getElementById("enrol-upload").addEventListener("click", async () => {
     const files = document.getElementById("enrol-files").files;
     if (!files.length) {
-      say(t("Nofiles", "Choose one or more photos or a short video first."), false);
+      say(t("Nofiles", "Choose a short video or a burst of frames first."), false);
       return;
     }
     const data = fields();
