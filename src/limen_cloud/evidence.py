@@ -66,6 +66,8 @@ MESSAGE_VERSION = 1
 MAX_INDEX = 2**31 - 1  # record indexes and counts are 32-bit integer columns (PostgreSQL INTEGER); beyond: refused
 UNVERIFIED_PER_HOUR = T.CLOUD_UNVERIFIED_ALARMS_PER_HOUR
 UNVERIFIED_WINDOW = timedelta(hours=1)
+ACK_REASON = "alarm acknowledged"  # the lock's SYSTEM record when its owner acknowledged alarms (service.feed)
+_ACKS_MAX = 200  # the lock writes at most this many alarm indexes in one acknowledgement
 
 
 class BadMessage(ValueError):
@@ -129,6 +131,7 @@ class IngestPass:
         self.held: dict[tuple[str, int], str] = {}  # (lock, index) → hash of the records added in this pass
         self.raised: set[tuple[str, str]] = set()  # (lock, rule) of the alarms added in this pass
         self.unverified: dict[str, set[str]] = {}  # lock → record hashes of the unverified alarms added in this pass
+        self.acks: list[dict[str, Any]] = []  # the lock's acknowledgements taken in this pass (`add_ack`)
 
     def add_record(self, lock_id: str, record: dict[str, Any]) -> None:
         self.records.append({"lock_id": lock_id, "idx": record["index"], "hash": record["hash"],
@@ -136,14 +139,30 @@ class IngestPass:
                              "body": json.dumps(record, sort_keys=True)})
         self.held[(lock_id, record["index"])] = record["hash"]
 
-    def add_alarm(self, lock_id: str, rule: str, detail: str, now: datetime, record_hash: str | None = None) -> None:
-        """Add an alarm; with `record_hash`, one read from a record of a chain in conflict (flagged unverified)."""
+    def add_alarm(self, lock_id: str, rule: str, detail: str, now: datetime, record_hash: str | None = None,
+                  record: dict[str, Any] | None = None) -> None:
+        """Add an alarm; with `record_hash`, one read from a record of a chain in conflict (flagged unverified);
+        `record`: the lock's ALARM record taken into the chain (its index and time, the lock's clock, are kept)."""
         self.alarms.append({"lock_id": lock_id, "rule": rule[:40], "detail": detail[:400], "raised_at": now,
-                            "unverified": record_hash is not None, "record_hash": record_hash})
+                            "unverified": record_hash is not None, "record_hash": record_hash,
+                            "lock_index": record["index"] if record is not None else None,
+                            "lock_at": str(record.get("at"))[:40] if record is not None else None})
         if record_hash is None:
             self.raised.add((lock_id, rule[:40]))
         else:
             self.unverified.setdefault(lock_id, set()).add(record_hash)
+
+    def add_ack(self, lock_id: str, record: dict[str, Any], now: datetime) -> None:
+        """The lock's owner acknowledged these alarms on the lock (a SYSTEM record of the verified chain naming the
+        ALARM records' indexes): the cloud's alarms read from them are acknowledged too, at `flush`."""
+        data = record.get("data")
+        indexes = data.get("alarms") if isinstance(data, dict) else None
+        if not isinstance(indexes, list):
+            return
+        chosen = sorted({i for i in indexes[:_ACKS_MAX] if _index(i) and i < record["index"]})
+        if chosen:
+            self.acks.append({"b_lock_id": lock_id, "b_indexes": chosen, "acknowledged_at": now,
+                              "lock_acknowledged_at": str(record.get("at"))[:40]})
 
     def held_hash(self, lock_id: str, index: int) -> str | None:
         """The hash of record `index` of `lock_id` as the cloud holds it (this pass's rows first)."""
@@ -158,7 +177,7 @@ class IngestPass:
         here rather than by the ORM's flush (the same UPDATE, without its per-object bookkeeping); any other
         change to a lock is left to the ORM."""
         heads = self._moved_heads()
-        if not (heads or self.alarms or self.records):
+        if not (heads or self.alarms or self.records or self.acks):
             return
         conn = self.session.connection()
         with _pipeline(conn):
@@ -168,7 +187,12 @@ class IngestPass:
                 conn.execute(insert(ALARMS).inline(), self.alarms)  # (inline: no RETURNING of the ids)
             if self.records:
                 conn.execute(insert(RECORDS).inline(), self.records)
-        self.records, self.alarms = [], []
+        for ack in self.acks:  # after the alarms: one acknowledged in the pass that raised it is found
+            conn.execute(update(ALARMS).where(
+                ALARMS.c.lock_id == ack["b_lock_id"], ALARMS.c.lock_index.in_(ack["b_indexes"]),
+                ALARMS.c.unverified.is_(False), ALARMS.c.acknowledged_at.is_(None)).values(
+                acknowledged_at=ack["acknowledged_at"], lock_acknowledged_at=ack["lock_acknowledged_at"]))
+        self.records, self.alarms, self.acks = [], [], []
         self.held.clear()
         self.raised.clear()
         self.unverified.clear()
@@ -286,8 +310,10 @@ def _take(batch: IngestPass, lock: Lock, record: dict[str, Any], now: datetime, 
     lock.head_count, lock.head_hash = index + 1, record["hash"]
     result.accepted += 1
     if record.get("kind") == "alarm":
-        batch.add_alarm(lock.lock_id, f"lock:{record.get('reason')}", _alarm_text(record), now)
+        batch.add_alarm(lock.lock_id, f"lock:{record.get('reason')}", _alarm_text(record), now, record=record)
         result.alarms.append(f"lock:{record.get('reason')}")
+    elif record.get("kind") == "system" and record.get("reason") == ACK_REASON:
+        batch.add_ack(lock.lock_id, record, now)
     return True
 
 

@@ -118,7 +118,8 @@ class ArchivedRecord(Base):
 
 class Alarm(Base):
     __tablename__ = "alarms"
-    __table_args__ = (Index("ix_alarms_lock_record_hash", "lock_id", "record_hash"),)
+    __table_args__ = (Index("ix_alarms_lock_record_hash", "lock_id", "record_hash"),
+                      Index("ix_alarms_lock_index", "lock_id", "lock_index"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lock_id: Mapped[str] = mapped_column(ForeignKey("locks.lock_id", ondelete="CASCADE"), index=True)
@@ -136,6 +137,12 @@ class Alarm(Base):
     # `limen_cloud.evidence`); `record_hash` is that record's hash, so a record resent raises nothing again
     unverified: Mapped[bool] = mapped_column(default=False, server_default=false())
     record_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # read from the lock's ALARM record taken into the verified chain: its index and time (the lock's clock, as it
+    # wrote it; `raised_at` is when the cloud received it), and the time of the lock's own acknowledgement of it
+    # (a SYSTEM "alarm acknowledged" record naming that index: `acknowledged_at` is then when the cloud read it)
+    lock_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    lock_at: Mapped[str | None] = mapped_column(String(40), default=None)
+    lock_acknowledged_at: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class FormerDestination(Base):

@@ -472,6 +472,18 @@ def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "never"
 
 
+def _lock_when(at: str | None) -> str | None:
+    """The lock's own time of a record (ISO 8601, as it wrote it), shown as `_when` shows the cloud's; None when
+    there is none or it does not parse."""
+    try:
+        parsed = datetime.fromisoformat(at) if at else None
+    except ValueError:
+        return None
+    if parsed is None:
+        return None
+    return _when((parsed.astimezone(UTC) if parsed.tzinfo else parsed).replace(tzinfo=None))
+
+
 def history_rows(session: DbSession, owner: Owner, lock_id: str | None, before: int | None) -> list[dict[str, Any]]:
     """The newest forwarded records across the owner's locks (or one), `CLOUD_HISTORY_PAGE` at a time."""
     query = select(Record, Lock.name).join(Lock).where(Lock.owner_id == owner.id)
@@ -509,7 +521,7 @@ def alarm_rows(session: DbSession, owner: Owner) -> list[dict[str, Any]]:
     rows = session.execute(select(Alarm, Lock.name).join(Lock).where(
         Lock.owner_id == owner.id, Alarm.acknowledged_at.is_(None)).order_by(Alarm.id.desc()).limit(500)).all()
     return [{"id": a.id, "lock": name, "rule": a.rule, "detail": a.detail, "unverified": a.unverified,
-             "raised": _when(a.raised_at),
+             "raised": _lock_when(a.lock_at) or _when(a.raised_at), "received": _when(a.raised_at),
              "delivered": a.notified_at is not None, "error": a.delivery_error or ""} for a, name in rows]
 
 
