@@ -50,7 +50,15 @@ lock moves its forward cursor back to it and resends (`limen.link.forward.EventF
 
 With the fleet CA (`ca`, `limen-cloud serve --ca-dir`) it also answers rotation requests: a CSR on
 `limen/<id>/csr` from a lock the cloud knows, naming that lock, is signed (at most one per lock every
-`CLOUD_CERT_MIN_INTERVAL_S`) and the certificate published on `limen/<id>/cert` after the commit.
+`CLOUD_CERT_MIN_INTERVAL_S`) and the certificate, once entered in the CA's ledger (`ledger`: serial → lock), published
+on `limen/<id>/cert` after the commit.  The lock's acknowledgement is its own audit record "link certificate
+rotated" (old and new serial), forwarded with its trail: once the chain check took it, and if the ledger says the
+new serial is that lock's, the serial it replaced is revoked after the commit (`CertificateLedger.revoke`:
+`limen-cloud serve --ca-dir` adds it to the CA directory's list, re-issues the CRL and pushes it to the broker,
+`--crl-push`/`--broker-pid`), so the old key and certificate are refused from the broker's next handshake on.  Only
+a serial the ledger gives that same lock is revoked on its word: one it does not hold (signed before the ledger
+existed, or not by `limen-cloud ca sign`) is logged for the operator to revoke by hand, so a lock's key cannot
+revoke another lock's certificate or the fleet services'.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import ssl
 import threading
 import time
@@ -66,8 +75,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import overload
+from typing import Protocol, overload
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine, select
@@ -98,6 +108,23 @@ RECEIVE_MAXIMUM = T.CLOUD_RECEIVE_MAXIMUM
 HEAD_PUBLISH_TIMEOUT_S = T.CLOUD_HEAD_PUBLISH_TIMEOUT_S
 INGEST_TRIES = T.CLOUD_INGEST_TRIES
 REORDER_WAIT_S = T.CLOUD_REORDER_WAIT_S
+
+
+class CertificateLedger(Protocol):
+    """The fleet CA's record of the certificates it issued to locks, and revocation (`limen_cloud.cli.CaDirectory`)."""
+
+    def record(self, cert: x509.Certificate) -> None:
+        """Enter a certificate just issued (before it is sent)."""
+
+    def holder(self, serial: int) -> str | None:
+        """The lock a certificate was issued to, None if the ledger does not hold it."""
+
+    def revoke(self, serial: int, at: datetime) -> None:
+        """Revoke a certificate and push the CRL to the broker."""
+
+
+CERT_ROTATED = "link certificate rotated"  # the lock's audit record once it installed a new link certificate
+SERIAL = re.compile(r"[0-9a-f]{1,40}")  # a certificate serial as the lock writes it (hex)
 
 
 class Refusal(StrEnum):
@@ -201,12 +228,14 @@ class CloudBridge:
     def __init__(self, engine: Engine, context: ssl.SSLContext, host: str, port: int,
                  client_id: str = "limen-cloud", on_alarms: Callable[[], None] | None = None,
                  receipt_key: Ed25519PrivateKey | None = None, ca: FleetCA | None = None,
-                 workers: int | None = None, connections: int | None = None) -> None:
+                 workers: int | None = None, connections: int | None = None,
+                 ledger: CertificateLedger | None = None) -> None:
         """`on_alarms` is called after a commit that raised alarms (the notifier's `wake`); `receipt_key` signs
         the cloud's part of erasure receipts (`limen-cloud serve` keeps it in a file; a fresh one otherwise).
         `workers`: `WORKERS` on PostgreSQL, 1 on SQLite (one writer at a time: more workers only wait in
         SQLite's busy handler, which sleeps up to 100 ms a try).  `connections`: MQTT connections sharing the
-        subscriptions (`CONNECTIONS`); commands, certificates and head answers go out on the first."""
+        subscriptions (`CONNECTIONS`); commands, certificates and head answers go out on the first.  `ledger`: the CA's
+        record of what it issued, and revocation of what a rotation superseded (None: logged for the operator)."""
         if workers is None:
             workers = 1 if engine.dialect.name == "sqlite" else WORKERS
         self.sessions = sessions(engine)
@@ -214,6 +243,7 @@ class CloudBridge:
         self.on_alarms = on_alarms
         self.refused = Refusals()
         self.ca = ca
+        self.ledger = ledger
         self.issued: dict[str, float] = {}  # lock id → monotonic time of its last certificate (this process)
         self._outbox: list[tuple[str, bytes]] = []  # certificates issued by passes not yet committed (all workers)
         # (the connection it came on, the message); None stops the worker
@@ -372,8 +402,9 @@ class CloudBridge:
         alarms: list[str] = []
         outbox: list[tuple[str, bytes]] = []  # certificates to publish once the pass is committed
         heads: dict[str, bytes] = {}  # lock id → the head the cloud holds, for locks asked to resend
+        revocations: list[tuple[str, str, str]] = []  # (lock, replaced serial, new serial): the lock installed it
         try:
-            self._pass(messages, redelivered, now, alarms, outbox, None if hold else heads, waiting)
+            self._pass(messages, redelivered, now, alarms, outbox, None if hold else heads, waiting, revocations)
         except Exception:  # not committed: the certificates issued in it are not sent (the lock asks again)
             for topic, _ in outbox:
                 self.issued.pop(topic.split("/")[1], None)
@@ -383,8 +414,10 @@ class CloudBridge:
                 self._outbox.remove(item)
         for topic, payload in outbox:
             try:
+                if self.ledger is not None:  # entered before the lock can use it (or it is not sent)
+                    self.ledger.record(x509.load_pem_x509_certificate(payload))
                 self.mqtt.publish(topic, payload)
-            except LinkError as exc:  # the lock asks again after LINK_ROTATION_RETRY_S
+            except Exception as exc:  # the broker (LinkError) or the ledger: asked again after LINK_ROTATION_RETRY_S
                 log.warning("could not send a certificate on %s (%s)", topic, exc)
                 self.issued.pop(topic.split("/")[1], None)
         for lock_id, payload in heads.items():
@@ -392,6 +425,8 @@ class CloudBridge:
                 self.mqtt.publish(Topics(lock_id).head, payload, HEAD_PUBLISH_TIMEOUT_S)
             except LinkError as exc:  # asked again at the lock's next message (at least every LINK_LOOP_PERIOD_S)
                 log.warning("could not send %s the head the cloud holds (%s)", lock_id, exc)
+        for lock_id, old, new in revocations:
+            self._supersede(lock_id, old, new, now.replace(tzinfo=UTC))
         if alarms:
             log.warning("alarms raised: %s", ", ".join(alarms))
             if self.on_alarms is not None:
@@ -399,7 +434,7 @@ class CloudBridge:
 
     def _pass(self, messages: list[tuple[str, bytes]], redelivered: list[bool], now: datetime, alarms: list[str],
               outbox: list[tuple[str, bytes]], heads: dict[str, bytes] | None = None,
-              waiting: list[bool] | None = None) -> None:
+              waiting: list[bool] | None = None, revocations: list[tuple[str, str, str]] | None = None) -> None:
         with self.sessions() as session, session.begin():
             write_lock(session)
             ids = {p[1] for p in (t.split("/") for t, _ in messages) if len(p) == 3}
@@ -412,7 +447,7 @@ class CloudBridge:
             resend: set[str] = set()
             for k, ((topic, payload), dup) in enumerate(zip(messages, redelivered, strict=True)):
                 late = [False]
-                alarms += self._one(session, batch, topic, payload, now, outbox, dup, resend, late)
+                alarms += self._one(session, batch, topic, payload, now, outbox, dup, resend, late, revocations)
                 if waiting is not None:
                     waiting[k] = late[0]
             batch.flush()
@@ -525,7 +560,7 @@ class CloudBridge:
 
     def _one(self, session: Session, batch: IngestPass, topic: str, payload: bytes, now: datetime,
              outbox: list[tuple[str, bytes]], redelivered: bool = False, resend: set[str] | None = None,
-             late: list[bool] | None = None) -> list[str]:
+             late: list[bool] | None = None, revocations: list[tuple[str, str, str]] | None = None) -> list[str]:
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != "limen" or parts[2] not in ("events", "result", "backup", "csr"):
             return self._refuse(topic, Refusal.UNKNOWN_TOPIC, "unknown topic")
@@ -556,7 +591,10 @@ class CloudBridge:
             lock = Lock(lock_id=lock_id, owner_id=None, name=lock_id, head_count=0, reported_count=0)
             session.add(lock)
             session.flush()
+        before = lock.head_count
         result = ingest(session, lock, message, now, batch, redelivered)
+        if revocations is not None and lock.head_count > before:  # records before..head were taken just now
+            revocations += [(lock_id, *r) for r in _rotations(message["records"], before, lock.head_count)]
         if result.resend_from is not None and resend is not None:
             log.info("%s: records from %d are late or lost", lock_id, result.resend_from)
             resend.add(lock_id)
@@ -610,7 +648,44 @@ class CloudBridge:
         log.info("issued certificate %x to %s", cert.serial_number, lock_id)
         return []
 
+    def _supersede(self, lock_id: str, old: str, new: str, at: datetime) -> None:
+        """The lock installed certificate `new` in place of `old` (its record, taken by the chain check): revoke
+        `old` if the ledger gives both to that lock."""
+        if self.ledger is None:
+            log.warning("%s installed certificate %s: revoke the one it replaced, %s, by hand (no CA directory)",
+                        lock_id, new, old)
+            return
+        try:
+            issued_to, held_by = self.ledger.holder(int(new, 16)), self.ledger.holder(int(old, 16))
+            if issued_to != lock_id:
+                log.warning("%s reports installing certificate %s, which the fleet CA's ledger does not give it: %s "
+                            "is not revoked", lock_id, new, old)
+            elif held_by != lock_id:
+                log.warning("%s says its certificate %s replaced %s, which the ledger gives %s: not revoked "
+                            "(limen-cloud ca revoke it by hand if it was %s's)", lock_id, new, old,
+                            held_by or "no lock", lock_id)
+            elif old != new:
+                self.ledger.revoke(int(old, 16), at)
+                log.warning("revoked %s's certificate %s, superseded by %s: the broker refuses it from its next "
+                            "handshake", lock_id, old, new)
+        except Exception:  # the CA directory or the broker: the operator revokes it by hand
+            log.exception("could not revoke %s's superseded certificate %s: limen-cloud ca revoke it by hand",
+                          lock_id, old)
+
     def _refuse(self, topic: str, kind: Refusal, reason: str) -> list[str]:
         self.refused.add(kind, reason)
         log.warning("refused a message on %r (%s): %s", topic[:200], kind.value, reason)
         return []
+
+
+def _rotations(records: list[dict[str, object]], start: int, end: int) -> list[tuple[str, str]]:
+    """(replaced serial, new serial) of the lock's "link certificate rotated" records among indexes start..end-1."""
+    found: dict[int, tuple[str, str]] = {}  # by index: a record sent twice in one message counts once
+    for record in records:
+        index, data = record.get("index"), record.get("data")
+        if isinstance(index, int) and start <= index < end and record.get("kind") == "config_change" \
+                and record.get("subject") == "link" and record.get("reason") == CERT_ROTATED and isinstance(data, dict):
+            old, new = data.get("old_serial"), data.get("serial")
+            if isinstance(old, str) and isinstance(new, str) and SERIAL.fullmatch(old) and SERIAL.fullmatch(new):
+                found[index] = (old, new)
+    return list(found.values())

@@ -11,12 +11,16 @@ With `--ca-dir` the service signs the rotation CSRs locks send over the link; `c
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -102,6 +106,7 @@ def serve(
         bridge = CloudBridge(engine, pki.client_context(ca, cert, key), b_host, int(b_port),
                              on_alarms=notifier.wake, receipt_key=signer,
                              ca=_load(ca_dir) if ca_dir is not None else None,
+                             ledger=CaDirectory(ca_dir, crl_push, broker_pid) if ca_dir is not None else None,
                              connections=broker_connections).connect()
     try:
         typer.echo(f"limen-cloud on http://{host}:{port}/ (API: /docs), database {engine.url.render_as_string()}",
@@ -144,6 +149,8 @@ def broker_config(
     ca, now = _load(ca_dir), datetime.now(UTC)
     files = write_config(out, ca, host, port, now, bind=bind)
     cert, key = issue_cloud_client(out, ca, now)
+    with _ca_held(ca_dir):  # in the ledger: no lock's rotation can have it revoked
+        _enter(ca_dir, x509.load_pem_x509_certificate(cert.read_bytes()))
     typer.echo(f"broker configuration in {out} (TLS 1.3, mutual X.509, server certificate for {host})")
     typer.echo(f"start the broker:  mosquitto -c {files.conf.resolve()}")
     typer.echo(f"start the cloud:   limen-cloud serve --broker {host}:{port} --ca {files.ca.resolve()} "
@@ -498,6 +505,8 @@ def ca_sign(directory: Annotated[Path, typer.Argument()], csr: Annotated[Path, t
         cert = _load(directory).issue(csr.read_bytes(), datetime.now(UTC), service=service)
     except BadRequest as exc:
         raise typer.BadParameter(str(exc)) from exc
+    with _ca_held(directory):  # the ledger: a lock's rotation may then revoke it (`CaDirectory`)
+        _enter(directory, cert)
     out.write_bytes(pki.pem(cert))
     typer.echo(f"issued serial {cert.serial_number:x} to {cert.subject.rfc4514_string()}")
 
@@ -509,9 +518,10 @@ def ca_revoke(directory: Annotated[Path, typer.Argument()], cert: Annotated[Path
               broker_pid: Annotated[Path | None, typer.Option(help="The broker's pid file: SIGHUP it to reload "
                                                               "the CRL.")] = None) -> None:
     """Revoke a certificate, rewrite crl.pem, and push it to the broker (new connections with it are refused)."""
-    ca = _load(directory)
-    ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()), datetime.now(UTC))
-    _save(directory, ca)
+    with _ca_held(directory):
+        ca = _load(directory)
+        ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()), datetime.now(UTC))
+        _save(directory, ca)
     typer.echo(f"revoked; {directory / 'crl.pem'} lists {len(ca.revoked)} certificate(s)")
     if push is not None:
         push_crl((directory / "crl.pem").read_bytes(), push, broker_pid)
@@ -549,6 +559,62 @@ def push_crl(crl: bytes, target: Path, broker_pid: Path | None = None) -> None:
             raise typer.BadParameter(f"cannot signal the broker from {broker_pid} ({exc})") from exc
 
 
+@contextmanager
+def _ca_held(d: Path) -> Iterator[None]:
+    """Hold the CA directory's revocation list (flock) while it is read, changed and written."""
+    with (d / "revoked.lock").open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class CaDirectory:
+    """`serve --ca-dir` as the bridge's `CertificateLedger`: the certificates the CA issued to locks (issued.json,
+    serial → lock id; `ca sign` enters them too) and revocation of one a rotation superseded — added to the list,
+    the CRL re-issued and, with `--crl-push`, pushed to the broker, which reloads it (`--broker-pid`); without it
+    the broker learns of it from the next `ca crl --push`."""
+
+    ca_dir: Path
+    crl_push: Path | None = None
+    broker_pid: Path | None = None
+
+    def record(self, cert: x509.Certificate) -> None:
+        with _ca_held(self.ca_dir):
+            _enter(self.ca_dir, cert)
+
+    def holder(self, serial: int) -> str | None:
+        return _ledger(self.ca_dir).get(f"{serial:x}")
+
+    def revoke(self, serial: int, at: datetime) -> None:
+        with _ca_held(self.ca_dir):  # (the renewer pushes under it too: one writer of the broker's file at a time)
+            ca = _load(self.ca_dir)
+            ca.revoked.setdefault(serial, at)
+            _save(self.ca_dir, ca)
+            if self.crl_push is not None:
+                push_crl((self.ca_dir / "crl.pem").read_bytes(), self.crl_push, self.broker_pid)
+                return
+        log.warning("certificate %x revoked in %s; no --crl-push: the broker still accepts it until the CRL is "
+                    "pushed (limen-cloud ca crl --push)", serial, self.ca_dir)
+
+
+def _ledger(d: Path) -> dict[str, str]:
+    """issued.json: serial (hex) → the lock a certificate was issued to ({} before the first)."""
+    try:
+        return dict(json.loads((d / "issued.json").read_text()))
+    except FileNotFoundError:
+        return {}
+
+
+def _enter(d: Path, cert: x509.Certificate) -> None:
+    """Enter `cert` in the CA directory's ledger (call under `_ca_held`)."""
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    ledger = _ledger(d) | {f"{cert.serial_number:x}": str(names[0].value) if names else ""}
+    _replace(d / "issued.json", json.dumps(ledger, sort_keys=True).encode())
+
+
 def crl_renewal_due(ca: pki.FleetCA, target: Path, now: datetime) -> str | None:
     """Why the CRL the broker reads at `target` must be re-issued now, or None while it is good.
 
@@ -572,11 +638,12 @@ def crl_renewal_due(ca: pki.FleetCA, target: Path, now: datetime) -> str | None:
 def renew_crl(ca_dir: Path, target: Path, broker_pid: Path | None, now: datetime) -> str | None:
     """Re-issue the CA's CRL and push it to `target` (SIGHUP the broker) when `crl_renewal_due`; the reason or
     None.  The CA directory is read each time, so a `ca revoke` run meanwhile is included."""
-    ca = _load(ca_dir)
-    reason = crl_renewal_due(ca, target, now)
-    if reason is not None:
-        _save(ca_dir, ca, revocations=False)
-        push_crl((ca_dir / "crl.pem").read_bytes(), target, broker_pid)
+    with _ca_held(ca_dir):  # a revocation made meanwhile (the bridge's, `ca revoke`) is not pushed over
+        ca = _load(ca_dir)
+        reason = crl_renewal_due(ca, target, now)
+        if reason is not None:
+            _save(ca_dir, ca, revocations=False)
+            push_crl((ca_dir / "crl.pem").read_bytes(), target, broker_pid)
     return reason
 
 
