@@ -23,11 +23,11 @@ import hashlib
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,7 @@ from limen.audit.channels import channel_id
 from limen.audit.keys import key_id, verify_signature
 from limen.errors import BadRequest
 from limen_cloud.api import Db, Me, StepUp, utcnow
+from limen_cloud.db import write_lock
 from limen_cloud.models import (
     ArchivedChain,
     CommandSource,
@@ -48,7 +49,8 @@ from limen_cloud.models import (
 from limen_cloud.models import (
     Session as OwnerSession,
 )
-from limen_cloud.pages import STEP_UP_FAILED, stepped_up
+from limen_cloud.pages import COOKIE, STEP_UP_FAILED, SameOrigin, Write, push_values, render, stepped_up
+from limen_cloud.pages import Me as PageMe
 
 _DOMAIN = b"limen-cloud-account-erasure-v1\0"
 log = logging.getLogger(__name__)
@@ -164,5 +166,38 @@ def router(receipt_key: Ed25519PrivateKey | None) -> APIRouter:
     def export(session: Db, me: Me) -> dict[str, Any]:
         """Everything the cloud holds of the account, without secrets (channel ids, not URLs; no hash or seed)."""
         return export_account(session, me)
+
+    @api.get("/account/export", include_in_schema=False)
+    def export_page(session: Db, me: PageMe) -> Response:
+        """The same export for the logged-in browser, as a file to keep."""
+        return Response(json.dumps(export_account(session, me.owner), indent=1), media_type="application/json",
+                        headers={"Content-Disposition": 'attachment; filename="limen-cloud-account.json"',
+                                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+    @api.post("/account/delete", include_in_schema=False, dependencies=[SameOrigin])
+    def delete_page(request: Request, session: Write, me: PageMe, csrf: Annotated[str, Form(max_length=64)],
+                    password: Annotated[str, Form(max_length=200)] = "",
+                    totp: Annotated[str, Form(max_length=10)] = "") -> Response:
+        """/account's "Delete this account": as the API's, answered with the receipt to keep."""
+        me.check(csrf)
+        write_lock(session)
+        owner = session.get(Owner, me.owner.id)
+        assert owner is not None
+        if not stepped_up(request, session, owner, password, totp):
+            session.rollback()
+            return render(request, "account.html", 403, page=me, error=STEP_UP_FAILED[0].upper()
+                          + STEP_UP_FAILED[1:] + ": nothing was erased.", **push_values(request, session, me))
+        try:
+            receipt = erase_account(session, owner, receipt_key, utcnow())
+        except AccountHoldsLocks as exc:
+            session.rollback()
+            return render(request, "account.html", 409, page=me, error=f"This account still holds locks "
+                          f"({', '.join(exc.locks)}): decommission each first (a command your device signs: "
+                          "limen-cloud sign-command decommission). Nothing was erased.",
+                          **push_values(request, session, me))
+        session.commit()
+        response = render(request, "deleted.html", 200, receipt=json.dumps(json.loads(receipt), indent=1))
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
 
     return api

@@ -19,6 +19,8 @@ from limen_cloud.db import sessions
 from limen_cloud.models import Base, Erasure, Lock, Owner, PushSubscription
 
 from .test_api import PASSWORD, connected
+from .test_pages import ORIGIN, csrf_of, log_in
+from .test_pages import sign_up as page_sign_up
 
 CHANNEL = "ntfy://ntfy.example.org/olga-secret-topic-4711"
 WEBHOOK = "https://hooks.example.org/olga-hook-path"
@@ -113,3 +115,25 @@ def test_the_owner_erases_the_account_and_gets_a_signed_receipt(engine: Engine) 
     assert client.get("/api/owners/me/export", headers=olga).status_code == 401
     assert client.post("/api/sessions", json={"email": "olga@example.org", "password": PASSWORD}).status_code == 401
     assert client.get("/api/owners/me/export", headers=max_).json()["account"]["email"] == "max@example.org"
+
+
+def test_the_account_page_exports_and_deletes_with_the_password(engine: Engine) -> None:
+    key = Ed25519PrivateKey.generate()
+    client = TestClient(create_app(engine, open_signup=True, receipt_key=key), base_url=ORIGIN,
+                        follow_redirects=False)
+    page_sign_up(client, "olga@example.org")
+    log_in(client, "olga@example.org")
+    page = client.get("/account").text
+    assert 'action="/account/delete"' in page and 'href="/account/export"' in page
+    exported = client.get("/account/export")
+    assert exported.status_code == 200 and exported.json()["account"]["email"] == "olga@example.org"
+    good = {"csrf": csrf_of(page), "password": PASSWORD}
+    assert client.post("/account/delete", data={**good, "csrf": "f" * 64}).status_code == 403
+    assert client.post("/account/delete", data=good, headers={"Origin": "https://evil.example"}).status_code == 403
+    wrong = client.post("/account/delete", data={**good, "password": "not the password"})
+    assert wrong.status_code == 403 and "nothing was erased" in wrong.text
+    done = client.post("/account/delete", data=good)
+    assert done.status_code == 200 and "Account deleted" in done.text
+    with sessions(engine)() as s:
+        assert s.scalars(select(Owner)).first() is None
+    assert client.get("/account", follow_redirects=False).status_code == 303  # logged out: no session left
