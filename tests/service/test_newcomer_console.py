@@ -34,3 +34,21 @@ def test_a_test_alarm_says_when_it_goes_nowhere(client: Any, owner: Owner) -> No
     client.app.state.ctx.alarms.add("olga", "json://127.0.0.1:9/limen")
     somewhere = client.post("/owner/alarms/test", data={"csrf": csrf_of(page.text)})
     assert "on its way to every configured channel" in somewhere.text
+
+
+def test_the_console_says_where_backups_are_made(client: Any, owner: Owner) -> None:
+    from datetime import UTC, datetime
+
+    from limen.link.backup import Backups, RecipientKind, new_recovery_key
+
+    assert '<a href="/owner/backups">' in client.get("/owner").text  # the menu, and a first-run step
+    page = client.get("/owner/backups").text
+    assert "No backup key yet" in page
+    assert "limen link recovery-key --as Alice" in page and "limen link backup" in page
+    ctx = client.app.state.ctx
+    settings = ctx.settings
+    _printed, public = new_recovery_key()
+    Backups(ctx.runtime.conn, settings.device_id, settings.keys_dir, settings.data_dir / "backups").add_recipient(
+        "recovery", RecipientKind.RECOVERY, public, owner.user_id, datetime.now(UTC))
+    assert "Backups are on: encrypted to 1 key(s), 0 made so far." in client.get("/owner/backups").text
+    assert "备份已开启" in client.get("/owner/backups", headers={"Accept-Language": "zh-CN"}).text

@@ -195,6 +195,13 @@ class LockService:
         return KioskResult(False, message, final, awaiting, base=message)
 
     # ------------------------------------------------------------------ lock state
+    def backups(self) -> dict[str, Any]:
+        """What `limen status` shows of backups: whether a key is registered, how many, how many made."""
+        from limen.link.backup_summary import summary
+
+        with self._lock:
+            return summary(self.rt.conn)
+
     def status(self) -> dict[str, Any]:
         """Lock, door, lockout (its end in the lock's zone), lockdown and the relock countdown."""
         with self._lock:

@@ -369,10 +369,19 @@ def dashboard(request: Request, caller: Caller = Depends(page_caller)) -> Respon
          ctx.lock.person(caller.owner.user_id)["face"]),
         (N_("Add your family (a PIN each, then a face)"), "/owner/users", len(ctx.lock.users()) > 1),
         (N_("Set up alarms to your phone"), "/owner/alarms#delivery", channels > 0),
+        (N_("Keep a backup (a recovery key)"), "/owner/backups", ctx.lock.backups()["set_up"]),
     ]
     return render(request, "owner.html", caller=caller, status=ctx.lock.status(), incidents=ctx.lock.incidents(8),
                   incidents_limit=8,
                   recent=ctx.lock.activity(limit=10), channels=channels, checklist=checklist, **values)
+
+
+@router.get("/owner/backups", response_class=HTMLResponse)
+def backups_page(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Whether backups are set up, and the two commands that do it on the lock (they are made there)."""
+    lock = ctx_of(request).lock
+    return render(request, "backups.html", caller=caller, backups=lock.backups(),
+                  name=lock.person(caller.owner.user_id)["name"])
 
 
 @router.get("/owner/activity", response_class=HTMLResponse)
