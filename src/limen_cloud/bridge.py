@@ -244,6 +244,8 @@ class CloudBridge:
         self.refused = Refusals()
         self.ca = ca
         self.ledger = ledger
+        self._unrevoked: list[tuple[str, str, str, datetime]] = []  # revocations that failed, tried again
+        self._revocation_guard = threading.Lock()
         self.issued: dict[str, float] = {}  # lock id → monotonic time of its last certificate (this process)
         self._outbox: list[tuple[str, bytes]] = []  # certificates issued by passes not yet committed (all workers)
         # (the connection it came on, the message); None stops the worker
@@ -314,6 +316,14 @@ class CloudBridge:
                 self._unshare()
             except Exception:
                 log.exception("could not drop the plain subscriptions")
+            self.retry_revocations()
+
+    def retry_revocations(self) -> None:
+        """Try again the revocations that failed (the supervisor does, every `RECONNECT_S`; kept in memory only)."""
+        with self._revocation_guard:
+            pending, self._unrevoked = self._unrevoked, []
+        for lock_id, old, new, at in pending:
+            self._supersede(lock_id, old, new, at)
 
     def start_workers(self) -> None:
         """Start the workers that are not running (`connect` does)."""
@@ -668,9 +678,11 @@ class CloudBridge:
                 self.ledger.revoke(int(old, 16), at)
                 log.warning("revoked %s's certificate %s, superseded by %s: the broker refuses it from its next "
                             "handshake", lock_id, old, new)
-        except Exception:  # the CA directory or the broker: the operator revokes it by hand
-            log.exception("could not revoke %s's superseded certificate %s: limen-cloud ca revoke it by hand",
-                          lock_id, old)
+        except Exception:  # the CA directory or the broker: tried again by the supervisor while the cloud runs
+            log.exception("could not revoke %s's superseded certificate %s (tried again every %.0f s while the cloud "
+                          "runs; or limen-cloud ca revoke it by hand)", lock_id, old, RECONNECT_S)
+            with self._revocation_guard:
+                self._unrevoked.append((lock_id, old, new, at))
 
     def _refuse(self, topic: str, kind: Refusal, reason: str) -> list[str]:
         self.refused.add(kind, reason)

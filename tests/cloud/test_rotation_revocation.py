@@ -227,3 +227,35 @@ def test_a_locks_word_revokes_only_its_own_certificate_and_only_once(engine: Eng
     assert ledger.revoked == [back_old] and _head(engine, "back") == 3
     for c in conns.values():
         c.close()
+
+
+def test_a_revocation_that_failed_is_tried_again(engine: Engine, tmp_path: Path) -> None:
+    ca, ledger = pki.FleetCA.create("fleet", datetime.now(UTC)), Ledger()
+    failures = [OSError("the CA directory is away")]
+
+    def revoke(serial: int, at: datetime) -> None:
+        if failures:
+            raise failures.pop()
+        ledger.revoked.append(serial)
+
+    ledger.revoke = revoke  # type: ignore[method-assign]
+    bridge = CloudBridge(engine, ssl.create_default_context(), "127.0.0.1", 1, ca=ca, ledger=ledger)
+    trail, conn = Trail(), open_db(tmp_path / "front.db")
+    forwarder = EventForwarder(trail, conn, "front")
+    hand_made = ca.issue(pki.make_csr(pki.new_key(), "front"), datetime.now(UTC))
+    ledger.record(hand_made)
+    trail.add(1)
+    out: list[bytes] = []
+    forwarder.forward(out.append)
+    bridge.process([("limen/front/events", p) for p in out])
+    bridge.received("limen/front/csr", pki.make_csr(pki.new_key(), "front"))
+    new = next(s for s in ledger.holders if s != hand_made.serial_number)
+    _rotated(trail, hand_made.serial_number, new)
+    out.clear()
+    forwarder.forward(out.append)
+    bridge.process([("limen/front/events", p) for p in out])
+    assert ledger.revoked == [] and _head(engine, "front") == 2  # failed: the evidence is kept all the same
+    bridge.retry_revocations()  # (the supervisor's next round)
+    bridge.retry_revocations()
+    assert ledger.revoked == [hand_made.serial_number]
+    conn.close()
