@@ -133,7 +133,10 @@ def database(folder: Path, triples: str, secret: bytes, bits: int, cache: Path |
                 if not rs:
                     continue
                 for m, score in pairwise.items():
-                    best = max(memo.setdefault((m, p, r), score(p, r)) for r in rs)
+                    for r in rs:
+                        if (m, p, r) not in memo:       # (setdefault would score every pair again each triple)
+                            memo[(m, p, r)] = score(p, r)
+                    best = max(memo[(m, p, r)] for r in rs)
                     scores[m][0 if f == n[0] else 1].append(best)
                 scores["code-union"][0 if f == n[0] else 1].append(cylinders.compare(probes[p], union[f]))
     return {m: figures(*scores[m]) for m in METHODS}
