@@ -202,3 +202,15 @@ def test_the_cli_removes_a_key_and_says_what_older_backups_still_open(tmp_path: 
         "backup-key:olga-laptop", "backup-key:olga-phone"]
     with sqlite3.connect(d / "limen.db") as db:
         assert db.execute("SELECT count(*) FROM backup_recipients").fetchone()[0] == 0
+
+
+def test_decommission_forgets_the_removed_list_too(tmp_path: Path) -> None:
+    lock = open_lock(tmp_path / "front", "front-door", Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+    try:
+        _with_eve(lock)
+        lock.backups.remove_recipient("eve-phone", lock.owner, datetime.now(UTC))
+        assert len(lock.backups.removed_keys()) == 1
+        erased = lock.link.eraser.decommission(lock.owner, datetime.now(UTC))  # type: ignore[union-attr]
+        assert erased["backup_keys"] == 1 and lock.backups.removed_keys() == [] and _names(lock) == []
+    finally:
+        lock.close()

@@ -631,7 +631,9 @@ class Backups:
         return frozenset(r[0] for r in self.conn.execute("SELECT key_hash FROM backup_removed_keys"))
 
     def forget_recipients(self) -> int:
-        """Delete every backup recipient key (decommission; caller's transaction); return how many."""
+        """Delete every backup recipient key and the removed list (decommission; caller's transaction); return
+        how many keys."""
+        self.conn.execute("DELETE FROM backup_removed_keys")
         return int(self.conn.execute("DELETE FROM backup_recipients").rowcount)
 
     def recipients(self) -> list[Recipient]:
