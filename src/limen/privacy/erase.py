@@ -10,7 +10,7 @@ of each key stays on the removed list so that no restore registers it again).
 The id is kept on the lock's erased list so that no older backup brings the
 person back.  `decommission(…)` crypto-erases the template vault (every
 template and fragment, every secret sealed under it), removes every person,
-local backup, backup recipient key and paired device.  Both return counts of
+local backup, backup recipient key (and the removed keys' hashes) and paired device.  Both return counts of
 what was erased (`{"vault_templates": 1, …}`), which go into the signed erasure
 receipt, and write one PRIVACY audit record.  With match on sensor, `sensor_pages` deletes the person's pages
 on the fingerprint module and `empty_sensor` empties its library before the crypto-erase (the module's password
