@@ -602,10 +602,12 @@ class Backups:
         with transaction(self.conn):
             rows = self.conn.execute("SELECT name, person, device, device IN (SELECT name FROM link_devices) "
                                      "FROM backup_recipients").fetchall()
-            removed = [k for r in rows if r[1] is not None and r[1] not in owners
-                       for k in self._remove("name = ?", (r[0],), "system", at, Removal.NOT_AN_OWNER)]
-            removed += [k for r in rows if r[2] is not None and not r[3] and r[0] not in {k.name for k in removed}
-                        for k in self._remove("name = ?", (r[0],), "system", at, Removal.DEVICE_UNPAIRED)]
+            removed: list[RemovedKey] = []
+            for name, person, device, paired in rows:
+                if person is not None and person not in owners:
+                    removed += self._remove("name = ?", (name,), "system", at, Removal.NOT_AN_OWNER)
+                elif device is not None and not paired:
+                    removed += self._remove("name = ?", (name,), "system", at, Removal.DEVICE_UNPAIRED)
         if self.audit is not None:
             for key in removed:
                 self.audit.append(removal_event(key, "system", at, "backup"))
