@@ -27,6 +27,7 @@ from typing import Annotated
 
 import typer
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -509,6 +510,27 @@ def ca_sign(directory: Annotated[Path, typer.Argument()], csr: Annotated[Path, t
         _enter(directory, cert)
     out.write_bytes(pki.pem(cert))
     typer.echo(f"issued serial {cert.serial_number:x} to {cert.subject.rfc4514_string()}")
+
+
+@ca_app.command("enter")
+def ca_enter(directory: Annotated[Path, typer.Argument()],
+             certs: Annotated[list[Path], typer.Argument(help="Certificates (PEM) this CA issued before its ledger.")]
+             ) -> None:
+    """Enter certificates this CA signed before it kept a ledger (issued.json), so that a lock's rotation has the
+    certificate it replaced revoked by the cloud; one not signed by this CA is refused, nothing entered."""
+    ca = _load(directory)
+    loaded = []
+    for path in certs:
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+            cert.verify_directly_issued_by(ca.cert)
+        except (OSError, ValueError, TypeError, InvalidSignature) as exc:
+            raise typer.BadParameter(f"{path}: not a certificate this CA issued ({type(exc).__name__})") from exc
+        loaded.append(cert)
+    with _ca_held(directory):
+        for cert in loaded:
+            _enter(directory, cert)
+    typer.echo(f"{len(loaded)} certificate(s) entered in {directory / 'issued.json'}")
 
 
 @ca_app.command("revoke")

@@ -29,7 +29,7 @@ from limen.link import pki
 from limen.link.forward import EventForwarder
 from limen.link.mqtt import LockLink, MqttLink
 from limen_cloud.bridge import CloudBridge
-from limen_cloud.cli import CaDirectory, app
+from limen_cloud.cli import CaDirectory, _load, app
 from limen_cloud.db import sessions
 from limen_cloud.models import Lock
 from tests.link.broker import CLOUD_ID, Broker, launch, prepare
@@ -259,3 +259,21 @@ def test_a_revocation_that_failed_is_tried_again(engine: Engine, tmp_path: Path)
     bridge.retry_revocations()
     assert ledger.revoked == [hand_made.serial_number]
     conn.close()
+
+
+def test_certificates_signed_before_the_ledger_can_be_entered(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    assert CliRunner().invoke(app, ["ca", "init", str(ca_dir)]).exit_code == 0
+    ours = CaDirectory(ca_dir)
+    ca = _load(ca_dir)  # the CA as the directory holds it
+    before = tmp_path / "front.pem"
+    before.write_bytes(pki.pem(ca.issue(pki.make_csr(pki.new_key(), "front"), datetime.now(UTC))))
+    foreign = tmp_path / "foreign.pem"
+    other = pki.FleetCA.create("another CA", datetime.now(UTC))
+    foreign.write_bytes(pki.pem(other.issue(pki.make_csr(pki.new_key(), "back"), datetime.now(UTC))))
+    serial = x509.load_pem_x509_certificate(before.read_bytes()).serial_number
+    assert ours.holder(serial) is None
+    refused = CliRunner().invoke(app, ["ca", "enter", str(ca_dir), str(before), str(foreign)])
+    assert refused.exit_code != 0 and ours.holder(serial) is None  # nothing entered
+    assert CliRunner().invoke(app, ["ca", "enter", str(ca_dir), str(before)]).exit_code == 0
+    assert ours.holder(serial) == "front"
