@@ -317,6 +317,23 @@ def test_lockdown_refuses_all_but_key_and_owner_recovery() -> None:
     assert web.reason is Reason.LOCKDOWN and "signed" in web.detail  # the owner is told why
 
 
+def test_a_lockdown_refusal_names_its_cause_and_what_lifts_it() -> None:
+    from limen.tamper.lockdown import LockdownCause
+
+    owner = evaluate(pin_attempt("246813"), replace(household(), lockdown=True,
+                                                    lockdown_cause=LockdownCause.COMMAND), at())
+    assert owner.detail.startswith("owner lockdown") and "limen access lockdown off" in owner.detail
+    assert "tamper" not in owner.detail and "erased" in owner.detail  # "nothing was erased"
+    tamper = evaluate(pin_attempt("246813"), replace(household(), lockdown=True,
+                                                     lockdown_cause=LockdownCause.TAMPER), at())
+    assert tamper.detail.startswith("tamper lockdown") and "limen tamper clear" in tamper.detail
+    unknown = evaluate(pin_attempt("246813"), replace(household(), lockdown=True), at())
+    assert unknown.detail == tamper.detail  # no cause known: the strict way out
+    web = evaluate(remote_attempt("olga", True, pin="246813", device="web"),
+                   replace(household(), lockdown=True, lockdown_cause=LockdownCause.COMMAND), at())
+    assert web.detail.startswith("owner lockdown") and "signed" in web.detail
+
+
 def test_mechanical_key_offline_limit_raises_alarm_and_needs_owner() -> None:
     s = replace(household(), online=False, key_offline_uses=2)
     j = judge(key_attempt(), s, at())

@@ -39,3 +39,12 @@ def test_the_pushed_alarm_says_wrong_codes_not_pin_failures() -> None:
     findings = [f for i in range(limit) for f in det.observe(i, attempt(method="pin", at=T0 + minutes(i)))]
     fired = [f for f in findings if f.rule is Rule.FAILURES_METHOD]
     assert fired and fired[-1].reason == f"{limit} wrong codes in a row", fired[-1].reason
+
+
+def test_a_refusal_in_a_lockdown_is_worded_by_its_cause() -> None:
+    owner = _rec(0, "reject", "lockdown", "u-anna")
+    owner["data"]["detail"] = "owner lockdown (an owner's or the app's command): an owner lifts it"
+    tamper = _rec(100, "reject", "lockdown", "u-anna")
+    tamper["data"]["detail"] = "tamper lockdown: faces and fingerprints were erased"
+    texts = [a.text for a in feed.activity([owner, tamper], NAMES, ZoneInfo("UTC"))]
+    assert texts == ["Anna was refused (during the tamper lockdown)", "Anna was refused (during the owner's lockdown)"]

@@ -32,7 +32,7 @@ from limen.access.sealing import opened
 from limen.audit.event import EventKind
 from limen.db import transaction
 from limen.errors import BadRequest
-from limen.tamper.lockdown import is_locked_down
+from limen.tamper.lockdown import lockdown_cause
 
 
 def load_state(ctx: AccessContext) -> AccessState:
@@ -40,6 +40,7 @@ def load_state(ctx: AccessContext) -> AccessState:
     c = ctx.conn
     lock = c.execute("SELECT * FROM access_lock WHERE id = 1").fetchone()
     held, config = _lockout_of(lock)
+    cause = lockdown_cause(c)
     creds = tuple(opened(c, [rows.credential_of(r) for r in
                              c.execute("SELECT * FROM access_credentials ORDER BY cred_index")]))
     return AccessState(
@@ -54,7 +55,8 @@ def load_state(ctx: AccessContext) -> AccessState:
         pin_salt=bytes(lock["pin_salt"]),
         pin_hasher=pins.PinHasher(ctx.pepper, bytes(lock["pin_salt"])),
         online=bool(lock["online"]),
-        lockdown=is_locked_down(c),
+        lockdown=cause is not None,
+        lockdown_cause=cause,
         owner_reauth_required=bool(lock["owner_reauth_required"]),
         key_offline_uses=lock["key_offline_uses"],
         code_uses=tuple(CodeUse(r["code_id"], rows.req_dt(r["used_at"]))

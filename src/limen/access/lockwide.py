@@ -16,7 +16,7 @@ from limen.access.sealing import seal_clear_offline_secrets
 from limen.audit.event import EventKind
 from limen.db import transaction
 from limen.errors import BadRequest
-from limen.tamper.lockdown import command_lockdown_in, lift_command_lockdown_in
+from limen.tamper.lockdown import LockdownCause, command_lockdown_in, lift_command_lockdown_in, lockdown_cause
 
 
 def initialise(ctx: AccessContext) -> None:
@@ -73,12 +73,14 @@ def set_online(ctx: AccessContext, online: bool) -> None:
         ctx.conn.execute("UPDATE access_lock SET online = ? WHERE id = 1", (int(online),))
 
 
-def set_lockdown(ctx: AccessContext, on: bool, actor: str, at: datetime) -> None:
+def set_lockdown(ctx: AccessContext, on: bool, actor: str, at: datetime) -> LockdownCause | None:
     """A lockdown command: biometric/code unlocks refused; key and owner recovery still work.
 
     Kept in the lock's one lockdown flag (`limen.tamper.lockdown`).  Lifting
     it needs an owner, and a tamper lockdown is not lifted here
-    (`LockdownActive`: only re-provisioning lifts it).
+    (`LockdownActive`: only re-provisioning lifts it).  Nothing is erased
+    either way.  Returns the cause of the lockdown in force afterwards (an
+    active tamper lockdown stays one).
     """
     with transaction(ctx.conn):
         if on:
@@ -86,5 +88,7 @@ def set_lockdown(ctx: AccessContext, on: bool, actor: str, at: datetime) -> None
         else:
             check_actor(ctx.conn, actor, touching=PermissionLevel.OWNER)
             lift_command_lockdown_in(ctx.conn, actor, at)
+        cause = lockdown_cause(ctx.conn)
     # CONFIG_CHANGE, not TAMPER: the tamper package records (and alarms on) what tripped
     ctx.emit(EventKind.CONFIG_CHANGE, at, actor, "lock", "lockdown on" if on else "lockdown off")
+    return cause

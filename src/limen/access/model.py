@@ -16,6 +16,7 @@ from enum import IntFlag, StrEnum
 
 from limen import thresholds as T
 from limen.access.pins import PinHasher
+from limen.tamper.lockdown import LockdownCause
 
 
 class UserStatus(StrEnum):
@@ -220,6 +221,7 @@ class AccessState:
     pin_hasher: PinHasher | None = field(default=None, repr=False, compare=False)  # salts + pepper (pins.py)
     online: bool = True
     lockdown: bool = False
+    lockdown_cause: LockdownCause | None = None  # why (None with `lockdown`: a tamper's)
     owner_reauth_required: bool = False
     key_offline_uses: int = 0
     code_uses: tuple[CodeUse, ...] = ()

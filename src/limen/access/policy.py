@@ -9,7 +9,8 @@ The rule table, checked in this order (first failing rule decides):
     1  mechanical key            always recorded as opening (it is physical);
                                  offline uses over the limit → alarm + owner re-auth;
                                  ends privacy mode (Matter)
-    2  lockdown                  LOCKDOWN, except an owner command the link verified
+    2  lockdown                  LOCKDOWN, except an owner command the link verified;
+                                 the detail names the cause and what lifts it
     3  operating mode            MODE_FORBIDS (vacation/privacy: local; privacy/
                                  no-remote: remote); passage opens local attempts
     4  keypad lockout            LOCKED_OUT for PIN / code / RFID, even if valid
@@ -93,6 +94,7 @@ from limen.access.model import (
 )
 from limen.access.schedules import effective_mode, schedule_allows, zone
 from limen.decision import Assurance, Decision, QualityGate, Reason, accept, reject
+from limen.tamper.lockdown import LockdownCause
 
 MECHANICAL_KEY_ID = "mechanical-key"
 
@@ -228,9 +230,7 @@ def judge(attempt: Attempt, state: AccessState, at: datetime, rule: AssuranceRul
     local = [f for f in attempt.factors if not isinstance(f, RemoteCommand)]
     owner_recovery = bool(remote) and remote[0].link_verified and _owner_authorised(remote[0], state)
     if state.lockdown and not owner_recovery:
-        detail = ("lockdown: only the owner's command signed on their paired device opens (not the web or an "
-                  "API token)" if remote else "tamper lockdown")
-        return Judgement(ctx.decide(False, Reason.LOCKDOWN, detail=detail))
+        return Judgement(ctx.decide(False, Reason.LOCKDOWN, detail=lockdown_detail(state, bool(remote))))
     refused = _mode_refusal(ctx, bool(remote), bool(local))
     if refused is not None:
         return refused
@@ -239,6 +239,22 @@ def judge(attempt: Attempt, state: AccessState, at: datetime, rule: AssuranceRul
     if (keypad or remote_pin) and lockout.is_locked_out(state.lockout, at):
         return Judgement(ctx.decide(False, Reason.LOCKED_OUT, detail="keypad disabled after wrong codes"))
     return _resolve(ctx)
+
+
+OWNER_LOCKDOWN = "owner lockdown"  # how a refusal in an owner's lockdown begins (the feed words it by this)
+LOCKDOWN_DETAIL = {  # what the refusal says, by the lockdown's cause
+    LockdownCause.COMMAND: f"{OWNER_LOCKDOWN} (an owner's or the app's command): an owner lifts it (limen access "
+                           "lockdown off, or the console's Lock page); nothing was erased",
+    LockdownCause.TAMPER: "tamper lockdown: faces and fingerprints were erased; an owner re-provisions the lock "
+                          "(limen tamper clear) and everyone enrols again",
+}
+_REMOTE_IN_LOCKDOWN = "; only the owner's command signed on their paired device opens (not the web or an API token)"
+
+
+def lockdown_detail(state: AccessState, remote: bool = False) -> str:
+    """Why a lockdown refuses and what lifts it, by its cause (unknown: a tamper's, the strict way)."""
+    text = LOCKDOWN_DETAIL[state.lockdown_cause or LockdownCause.TAMPER]
+    return text + _REMOTE_IN_LOCKDOWN if remote else text
 
 
 def _mechanical_key(ctx: _Context) -> Judgement:

@@ -55,6 +55,7 @@ from limen.access.sealing import default_pepper, sealed_secret
 from limen.audit.event import AuditSink
 from limen.db import transaction
 from limen.people import MAX_NAME
+from limen.tamper.lockdown import LockdownCause
 
 __all__ = ["BOOTSTRAP_ACTOR", "MAX_NAME", "MAX_USERS", "AccessStore", "ensure_user", "sealed_secret"]
 
@@ -224,9 +225,11 @@ class AccessStore:
         """Record link status (the link package calls this); offline limits apply while False."""
         lockwide.set_online(self._ctx, online)
 
-    def set_lockdown(self, on: bool, actor: str, at: datetime) -> None:
-        """A lockdown command (the lock's one lockdown flag); lifting needs an owner, never lifts a tamper's."""
-        lockwide.set_lockdown(self._ctx, on, actor, at)
+    def set_lockdown(self, on: bool, actor: str, at: datetime) -> LockdownCause | None:
+        """A lockdown command (the lock's one lockdown flag); lifting needs an owner, never lifts a tamper's.
+
+        Nothing is erased; returns the cause of the lockdown in force afterwards (None: none)."""
+        return lockwide.set_lockdown(self._ctx, on, actor, at)
 
     # ------------------------------------------------------------------ offline codes
     def offline_secret(self, ref: str, actor: str, at: datetime) -> Credential:

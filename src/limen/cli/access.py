@@ -44,7 +44,8 @@ from limen.errors import BadRequest
 credentials_app = typer.Typer(help="PINs, RFID tags, face/fingerprint links of users.", no_args_is_help=True)
 schedules_app = typer.Typer(help="Week-day, year-day and holiday schedules.", no_args_is_help=True)
 codes_app = typer.Typer(help="Offline codes for guests (derived from the owner's secret).", no_args_is_help=True)
-access_app = typer.Typer(help="Lock-wide access settings: operating mode, lockout, status.", no_args_is_help=True)
+access_app = typer.Typer(help="Lock-wide access settings: operating mode, lockdown, lockout, status.",
+                         no_args_is_help=True)
 
 Actor = Annotated[str, typer.Option("--as", help="Owner or administrator making the change (name, id or index).")]
 ActorPin = Annotated[str | None, typer.Option("--as-pin", envvar="LIMEN_ACTOR_PIN", hidden=True,
@@ -474,12 +475,43 @@ def status() -> None:
     with _store() as store:
         s = store.load_state()
     data = {"mode": s.mode.value, "online": s.online, "lockdown": s.lockdown,
+            "lockdown_cause": s.lockdown_cause.value if s.lockdown_cause else None,
             "owner_reauth_required": s.owner_reauth_required, "key_offline_uses": s.key_offline_uses,
             "wrong_code_count": s.lockout.wrong_code_count, "lockouts": s.lockout.lockouts,
             "locked_until": s.lockout.locked_until.isoformat() if s.lockout.locked_until else None,
             "bio_fail_count": s.lockout.bio_fail_count, "config": asdict(s.config),
             "users": len([u for u in s.users.values() if not u.implicit])}
     output(data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@access_app.command("lockdown")
+def set_lockdown(state: Annotated[str, typer.Argument(help="on or off.")], actor: Annotated[str, typer.Option(
+        "--as", help="The owner starting or lifting it (name, id or index).")], actor_pin: ActorPin = None) -> None:
+    """Start or lift an owner's lockdown (owners only, PIN-confirmed, audited): faces, fingers, PINs, codes and
+    tags are refused, the mechanical key and the owner's signed app command still open; nothing is erased.  A
+    tamper lockdown is not lifted here: `limen tamper clear` re-provisions the lock."""
+    from limen.access.model import PermissionLevel
+    from limen.tamper.lockdown import LockdownCause
+
+    if state not in ("on", "off"):
+        raise BadRequest("state", "on or off")
+    with _store() as store:
+        pin = actor_pin if actor_pin is not None else _prompt_pin(_("PIN of {name}").format(name=actor),
+                                                                 env="LIMEN_ACTOR_PIN")
+        owner = store.authenticate(actor, pin, _now())
+        if owner.permission is not PermissionLevel.OWNER:
+            raise BadRequest("as", "only an owner starts or lifts a lockdown")
+        cause = store.set_lockdown(state == "on", owner.user_id, _now())
+    data = {"lockdown": cause is not None, "cause": cause.value if cause else None}
+    if cause is LockdownCause.TAMPER:
+        text = _("a tamper lockdown is in force: only `limen tamper clear` (re-provisioning) lifts it")
+    elif cause is LockdownCause.COMMAND:
+        text = _("owner lockdown on: faces, fingers, PINs, codes and tags are refused; the mechanical key and your "
+                 "signed app command still open; lift it with `limen access lockdown off --as {name}`").format(
+            name=actor)
+    else:
+        text = _("lockdown off: the lock opens as usual (nothing was erased)")
+    output(data, text)
 
 
 @access_app.command("mode")

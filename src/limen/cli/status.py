@@ -1,5 +1,10 @@
 """`limen status`: one look at the lock — vault, lockdown, door, face rule, audit chain head, pending alarms.
 
+The lockdown is worded by its cause: an owner's (or the app's) lockdown is
+lifted by an owner (`limen access lockdown off`), a tamper lockdown only by
+re-provisioning (`limen tamper clear`); after one, the people whose faces and
+fingerprints went with the old keys are named until they enrol again.
+
 Opens the lock as every command does (`open_runtime`) and reads.  The door's
 live state belongs to the lock service (`limen serve`); this shows the last
 state the audit trail recorded.  `--verify` also verifies the whole audit chain.
@@ -34,7 +39,7 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Verify the whole audit chain too.")] = False,
 ) -> None:
-    """Vault, tamper lockdown, door, face rule, audit chain head and pending alarms."""
+    """Vault, lockdown, door, face rule, audit chain head and pending alarms."""
     from limen.cli.tamper import tamper_status
     from limen.runtime import open_runtime
 
@@ -53,6 +58,7 @@ def status(
         data["alarms"] = audit.pop("alarms")
         data["audit"] = audit
         data["access"] = _access(rt)
+        data["re_enrol"] = _re_enrol(rt)
         data["backups"] = _backups(rt)
         data["fingers"] = _fingers(rt, settings)
     finally:
@@ -140,6 +146,19 @@ def _access(rt: Runtime) -> dict[str, Any]:
     return {"users": users, "mode": state.mode.value, "policy_lockdown": state.lockdown, "duress_users": forced}
 
 
+def _re_enrol(rt: Runtime) -> list[dict[str, str]]:
+    """The people the last re-provisioning erased (`lockdown_cleared`'s `re_enrol`) who have not enrolled since."""
+    from limen import people
+
+    count = rt.audit.count()
+    cleared = [r for r in rt.audit.records(max(0, count - _RECENT), ("system",)) if r["reason"] == "lockdown_cleared"]
+    if not cleared:
+        return []
+    names, enrolled = people.names(rt.conn), people.enrolled_ids(rt.conn)
+    ids = (cleared[-1].get("data") or {}).get("re_enrol") or []
+    return [{"user_id": str(u), "name": names[str(u)]} for u in ids if str(u) in names and str(u) not in enrolled]
+
+
 def duress_reaches_nobody(settings: Settings, duress_users: int) -> bool:
     """A duress alarm is silent: the lock sends it only to signed webhooks (community security; never to apprise
     or a siren) and, when the lock is linked, to the cloud, which tells the owner.  With duress users and
@@ -184,9 +203,11 @@ def _print(d: dict[str, Any]) -> None:
     typer.echo(_row(_("vault"), _("{state}, {templates} templates, {keystore} key store").format(
         state=v["state"], templates=v["templates"], keystore=v["keystore"]) if "templates" in v
         else f"{v['state']}: {error_text(str(v.get('error', '')))}"))
-    typer.echo(_row(_("lockdown"), _(
-        "ACTIVE since {since} ({reason}): biometric and code unlocks disabled; owner re-provisions with "
-        "`limen tamper clear`").format(since=lock["since"], reason=lock["reason"]) if lock["active"] else _("off")))
+    typer.echo(_row(_("lockdown"), _lockdown_text(lock)))
+    if d["re_enrol"]:
+        typer.echo(_row(_("enrol"), _("{who}: faces and fingerprints were erased by the tamper re-provisioning; "
+                                      "they open with a PIN, code or key until they enrol again").format(
+            who=", ".join(p["name"] for p in d["re_enrol"]))))
     if d["tamper"]["pending"]:
         typer.echo(_row(_("tamper"), _("unfinished response {incident} (completes at next start)").format(
             incident=d["tamper"]["pending"]["incident"])))
@@ -228,3 +249,16 @@ def _print(d: dict[str, Any]) -> None:
         typer.echo(_INDENT + _("WARNING: {n} duress users, but a duress alarm reaches nobody: it goes only to a "
                                "signed webhook (alert_urls signed+https://…) or the cloud (link_broker)").format(
             n=acc["duress_users"]))
+
+
+def _lockdown_text(lock: dict[str, Any]) -> str:
+    """The lockdown row, by cause: what it refuses and what lifts it."""
+    if not lock["active"]:
+        return _("off")
+    if lock["cause"] == "command":
+        return _("ACTIVE (owner lockdown) since {since} ({reason}): biometric and code unlocks disabled, nothing "
+                 "erased; an owner lifts it with `limen access lockdown off --as NAME` or on the console").format(
+            since=lock["since"], reason=lock["reason"])
+    return _("ACTIVE (tamper lockdown) since {since} ({reason}): faces and fingerprints erased, biometric and code "
+             "unlocks disabled; an owner re-provisions with `limen tamper clear`, then everyone enrols again").format(
+        since=lock["since"], reason=lock["reason"])

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from limen import thresholds as T
+from limen.access.policy import OWNER_LOCKDOWN
 from limen.service.i18n import N_, format_when, gettext, ngettext
 
 METHODS = ("face", "fingerprint", "pin", "code", "nfc", "remote", "key")
@@ -43,6 +44,7 @@ _WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while t
         "face_first": N_("the face was still needed"),
         "credential_revoked": N_("with a revoked code"), "credential_expired": N_("with an expired code"),
         "pad_failed": N_("a photo or screen was shown"), "lockdown": N_("during the tamper lockdown"),
+        "lockdown_command": N_("during the owner's lockdown"),
         "user_disabled": N_("the person is disabled")}
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _ALARM_TEXT = {
@@ -157,7 +159,7 @@ def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneIn
     n = len(run)
     text = ngettext(one, many, n).format(n=n)
     if actor and actor in names:  # a known person refused: say who and why
-        reason = str(run[-1].get("reason") or "")
+        reason = _reason(run[-1])
         why = gettext(_WHY[reason]) if reason in _WHY else reason.replace("_", " ")
         text = ngettext("{who} was refused ({why})", "{who} was refused ({why}), {n} times", n).format(
             who=names[actor], why=why, n=n)
@@ -165,6 +167,15 @@ def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneIn
         text = gettext("{what} while the keypad was locked out").format(what=text)
     return Activity(text, _at(run[-1]), local(_at(run[-1]), tz), "refused", how, actor,
                     tuple(int(r["index"]) for r in run))
+
+
+def _reason(rec: Mapping[str, Any]) -> str:
+    """A refusal's reason; a lockdown's by its cause, which the decision's detail names first."""
+    reason = str(rec.get("reason") or "")
+    detail = str((rec.get("data") or {}).get("detail") or "")
+    if reason == "lockdown" and detail.startswith(OWNER_LOCKDOWN):
+        return "lockdown_command"
+    return reason
 
 
 def incidents(alarms: Iterable[Mapping[str, Any]], acknowledged: set[int], names: Mapping[str, str],

@@ -203,7 +203,7 @@ class LockService:
             return summary(self.rt.conn)
 
     def status(self) -> dict[str, Any]:
-        """Lock, door, lockout (its end in the lock's zone), lockdown and the relock countdown."""
+        """Lock, door, lockout (its end in the lock's zone), lockdown (and its cause) and the relock countdown."""
         with self._lock:
             state = self.controller.tick()
             access = self.access.load_state()
@@ -214,7 +214,9 @@ class LockService:
         now, until = self.clock.now(), access.lockout.locked_until
         locked_out = until is not None and now < until
         tz = _zone(access.config.timezone)
-        return {"state": state.value, "mode": access.mode.value, "lockdown": access.lockdown, "warnings": warnings,
+        cause = access.lockdown_cause.value if access.lockdown_cause is not None else ""
+        return {"state": state.value, "mode": access.mode.value, "lockdown": access.lockdown,
+                "lockdown_cause": cause if access.lockdown else "", "warnings": warnings,
                 "door": "open" if door_open else "closed",
                 "locked_out_until": until.astimezone(tz).strftime("%H:%M") if locked_out and until else "",
                 "lockout_left_s": int((until - now).total_seconds()) if locked_out and until else 0,
@@ -605,6 +607,15 @@ class LockService:
     def clear_lockout(self, actor: str) -> None:
         with self._lock:
             self.access.clear_lockout(actor, self.clock.now())
+
+    def set_lockdown(self, actor: str, on: bool) -> str:
+        """An owner starts (the door is secured) or lifts an owner's lockdown; nothing is erased.  A tamper
+        lockdown is not lifted here (`LockdownActive`).  Returns the cause in force afterwards ("": none)."""
+        with self._lock:
+            cause = self.access.set_lockdown(on, actor, self.clock.now())
+            if on:
+                self.controller.secure()
+        return cause.value if cause is not None else ""
 
     def close(self) -> None:
         """Nothing of its own to release: the runtime owns the door (`Runtime.close`)."""

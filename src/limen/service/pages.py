@@ -22,7 +22,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from limen import thresholds as T
 from limen.access.offline import CodeKind
 from limen.audit.event import EventKind
-from limen.errors import BadRequest, Conflict, LimenError, NotFound
+from limen.decision import Reason
+from limen.errors import BadRequest, Conflict, LimenError, LockdownActive, NotFound
 from limen.service import feed, i18n
 from limen.service.accounts import Scope, new_totp_secret, totp_step, totp_uri
 from limen.service.auth import (
@@ -44,6 +45,7 @@ from limen.service.auth import (
     set_session_cookie,
 )
 from limen.service.i18n import N_
+from limen.tamper.lockdown import LockdownCause
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,6 +68,10 @@ NOTICES = {
     "test-alarm-nowhere": N_("Test alarm raised, but no alarm channel is set up (nor the cloud link): it shows only "
                              "here. Add a channel below."),
     "lockout-cleared": N_("Lockout cleared: the keypad accepts codes again."),
+    "lockdown-on": N_("Lockdown on: only the mechanical key and your app's signed command open until you lift it."),
+    "lockdown-off": N_("Lockdown lifted: the lock opens as usual. Nothing was erased."),
+    "lockdown-tamper": N_("This is a tamper lockdown: it is lifted only on the lock, by re-provisioning it "
+                          "(limen tamper clear); then everyone enrols again."),
     "channel-added": N_("Alarm channel added: send it a test to be sure it reaches you."),
     "channel-removed": N_("Alarm channel removed: alarms no longer go there."),
     "channel-ok": N_("Test delivered: check that it arrived."),
@@ -74,6 +80,7 @@ NOTICES = {
 REFUSALS = {"pin_required": N_("your PIN is needed"), "unknown_credential": N_("wrong PIN"),
             "no_match": N_("wrong PIN"), "locked_out": N_("the keypad is locked out"),
             "lockdown": N_("the lock is in tamper lockdown"),
+            "lockdown_command": N_("the lock is in an owner's lockdown: lift it below, or open with the app"),
             "remote_not_authorised": N_("remote unlock is not allowed"),
             "mode_forbids": N_("the lock's mode forbids it")}
 
@@ -500,7 +507,26 @@ async def owner_unlock(request: Request, caller: Caller = Depends(page_caller)) 
     d = ctx.lock.remote_unlock(caller.actor, f.get("pin", ""))
     if d.accepted:  # POST-redirect-GET: reloading the page never sends the unlock again
         return back("/owner", "opened")
-    return RedirectResponse(f"/owner?done=refused&why={d.reason.value}", status_code=303)
+    why = d.reason.value
+    if d.reason is Reason.LOCKDOWN and ctx.lock.status()["lockdown_cause"] == LockdownCause.COMMAND:
+        why = "lockdown_command"  # worded by its cause: the owner can lift this one
+    return RedirectResponse(f"/owner?done=refused&why={why}", status_code=303)
+
+
+@router.post("/owner/lockdown")
+async def owner_lockdown(request: Request, caller: Caller = Depends(page_caller)) -> Response:  # noqa: B008
+    """Start or lift an owner's lockdown (nothing is erased): the owner confirms (password, + TOTP) — lifting it
+    reopens the door to faces, PINs and codes, starting it shuts out the household.  A tamper lockdown is not
+    lifted here (re-provisioning on the lock, `limen tamper clear`)."""
+    f = await form_of(request, caller)
+    confirm_owner(request, caller, f)
+    try:
+        cause = ctx_of(request).lock.set_lockdown(caller.actor, f.get("on") == "1")
+    except LockdownActive:
+        return back("/owner", "lockdown-tamper")
+    if cause == LockdownCause.TAMPER:
+        return back("/owner", "lockdown-tamper")
+    return back("/owner", "lockdown-on" if cause else "lockdown-off")
 
 
 @router.get("/owner/users", response_class=HTMLResponse)

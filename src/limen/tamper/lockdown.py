@@ -56,6 +56,17 @@ def is_locked_down(conn: sqlite3.Connection) -> bool:
     return row is None or bool(row[0])
 
 
+def lockdown_cause(conn: sqlite3.Connection) -> LockdownCause | None:
+    """The cause of the lockdown in force, None when there is none (fail closed: unreadable is a tamper's)."""
+    try:
+        row = conn.execute("SELECT active, cause FROM tamper_lockdown WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError:
+        return LockdownCause.TAMPER
+    if row is None:
+        return LockdownCause.TAMPER
+    return _cause(row[1]) if row[0] else None
+
+
 def lockdown_status(conn: sqlite3.Connection) -> LockdownStatus:
     row = conn.execute("SELECT * FROM tamper_lockdown WHERE id = 1").fetchone()
     if row is None:

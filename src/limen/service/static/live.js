@@ -34,6 +34,11 @@
     const relock = root.dataset.tRelock || "locks again in {s} s";
     text("relock-state", s.relock_in_s ? relock.replace("{s}", s.relock_in_s) : "");
     shown("lockdown-state", s.lockdown);
+    if (s.lockdown_cause !== undefined) {  // the console: which lockdown, and what lifts it
+      shown("lockdown-tamper", s.lockdown_cause === "tamper");
+      shown("lockdown-command", s.lockdown_cause === "command");
+      shown("lockdown-start", !s.lockdown);
+    }
     shown("lockout-state", Boolean(s.locked_out_until));
     text("lockout-until", s.locked_out_until || "");
     if (s.history !== undefined) {
