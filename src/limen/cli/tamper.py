@@ -155,7 +155,7 @@ def clear(
     try:
         pin = owner_pin if owner_pin is not None else str(typer.prompt(f"PIN of {owner}", hide_input=True, err=True))
         owner_id = authenticate_owner(rt.conn, rt.audit, owner, pin, _now())
-        result = reprovision(rt.conn, rt.store, rt.audit, journal, owner_id, _now(), probes)
+        result = reprovision(rt.conn, rt.store, rt.audit, journal, owner_id, _now(), probes, rt.erase_fingers)
     finally:
         journal.close()
         rt.close()

@@ -14,7 +14,8 @@
    the owner is the one who decides it is legitimate);
 5. the enrolment records of every face and fingerprint sealed under the old keys
    are forgotten (those people show as not enrolled, and `limen status` names
-   them until they enrol again) and their fingerprint credentials removed;
+   them until they enrol again), their sealed fingerprint files (which no longer
+   open) erased and their fingerprint credentials removed;
 6. the lockdown is cleared and a SYSTEM event `lockdown_cleared` is audited,
    naming (by id) the people who must enrol again (`re_enrol`).
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -61,8 +62,12 @@ def authenticate_owner(conn: sqlite3.Connection, audit: AuditSink, owner: str, p
 
 
 def reprovision(conn: sqlite3.Connection, store: ProvisionableStore, audit: AuditSink, journal: IntentJournal,
-                owner_id: str, at: datetime, probes: Iterable[SensorProbe] = ()) -> dict[str, Any]:
-    """Steps 2–5 of the module docstring for an already authenticated owner; returns what was done."""
+                owner_id: str, at: datetime, probes: Iterable[SensorProbe] = (),
+                fingers: Callable[[str], int] | None = None) -> dict[str, Any]:
+    """Steps 2–6 of the module docstring for an already authenticated owner; returns what was done.
+
+    `fingers` erases a person's sealed fingerprint files (`Runtime.erase_fingers`): sealed under the old
+    keys they no longer open, and one left behind makes every finger search at the door fail."""
     if journal.pending() is not None:
         raise Conflict("a tamper response is unfinished: restart the lock so that it completes first")
     was = lockdown_status(conn)
@@ -73,12 +78,13 @@ def reprovision(conn: sqlite3.Connection, store: ProvisionableStore, audit: Audi
         store.zeroize()
     store.reprovision()
     re_enrol = _forget_enrolments(conn)
+    finger_files = sum(fingers(user_id) for user_id in re_enrol) if fingers is not None else 0
     bound = bind_sensors(conn, probes, owner_id, at)
     clear_lockdown(conn, owner_id, at)
     audit.append(Event(EventKind.SYSTEM, at, actor=owner_id, subject="lock", reason="lockdown_cleared",
                        source="tamper", data={"incident": was.incident, "was_active": was.active,
                                               "vault": "reprovisioned", "sensors_bound": sorted(bound),
-                                              "re_enrol": re_enrol}))
+                                              "re_enrol": re_enrol, "finger_files_erased": finger_files}))
     _remove_finger_credentials(conn, audit, re_enrol, owner_id, at)
     return {"incident": was.incident, "was_active": was.active, "vault": str(store.status().state),
             "sensors": bound, "re_enrol": re_enrol}
