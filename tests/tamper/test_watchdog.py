@@ -114,3 +114,21 @@ def test_a_clock_stepped_back_does_not_trip_a_live_worker(tmp_path: Path) -> Non
         mono[0], wall[0] = float(second), wall[0] + 1
         os.utime(path, (wall[0], wall[0]))              # the live worker beats every second
         assert dog.poll(mono[0]) is None
+
+
+def test_a_worker_restarted_between_two_polls_trips_again(tmp_path: Path) -> None:
+    """The file was touched after the trip (a restart) although no poll saw it fresh: the next silence trips."""
+    wall, mono = [1_000_000.0], [0.0]
+    dog = Watchdog(timeout_s=10.0, monotonic=lambda: mono[0], wall=lambda: wall[0])
+    path = tmp_path / "capture.beat"
+    beat_file(path)
+    os.utime(path, (wall[0], wall[0]))
+    dog.watch("capture", path)
+    wall[0] += 11
+    mono[0] += 11
+    assert dog.poll(mono[0]) == "silent:capture"
+    os.utime(path, (wall[0], wall[0]))                   # restarted, beat once, died again
+    wall[0] += 60
+    mono[0] += 60
+    assert dog.poll(mono[0]) == "silent:capture"
+    assert dog.poll(mono[0]) is None                     # still one trip per silence

@@ -38,7 +38,7 @@ class Watchdog:
         self._beats: dict[str, float] = {}
         self._files: dict[str, Path] = {}
         self._seen: dict[str, tuple[float, float]] = {}  # a file's last mtime and when it was first seen (monotonic)
-        self._tripped: set[str] = set()
+        self._tripped: dict[str, float | None] = {}  # tripped process → its file's mtime then (None: no file)
 
     def watch(self, process: str, heartbeat_file: Path | None = None) -> None:
         """Start watching `process` now (it has one timeout to send its first beat)."""
@@ -54,7 +54,7 @@ class Watchdog:
         with self._lock:
             if process in self._beats:
                 self._beats[process] = self._monotonic()
-                self._tripped.discard(process)
+                self._tripped.pop(process, None)
 
     def silent(self, t: float) -> list[str]:
         """The watched processes whose last beat is older than the timeout at monotonic time `t`."""
@@ -83,10 +83,15 @@ class Watchdog:
     def poll(self, t: float) -> str | None:
         silent = self.silent(t)
         with self._lock:
-            self._tripped.intersection_update(silent)  # fresh again (a restarted worker's file): re-armed
-            new = [p for p in silent if p not in self._tripped]
-            self._tripped.update(new)
+            for process in set(self._tripped) - set(silent):  # fresh again (a restarted worker's file): re-armed
+                del self._tripped[process]
+            new = [p for p in silent if p not in self._tripped or self._tripped[p] != self._mtime_seen(p)]
+            self._tripped.update({p: self._mtime_seen(p) for p in new})  # a touch since the trip re-arms too
         return "silent:" + ",".join(sorted(new)) if new else None
+
+    def _mtime_seen(self, process: str) -> float | None:
+        seen = self._seen.get(process)
+        return None if seen is None else seen[0]
 
     def held(self) -> bool:
         """Whether a process that tripped is still silent (`TamperSource.held`)."""
