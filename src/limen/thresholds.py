@@ -606,6 +606,8 @@ CLOUD_APPRISE_CACHE_OWNERS = 4096      # owners' built Apprise objects kept (lea
 CLOUD_APPRISE_PASS = 1000              # pending alarms read per apprise pass (owners already being served left out)
 CLOUD_WEBHOOK_PASS = 200               # alarms per webhook pass (1,000-alarm burst: 50 → p95 2.0 s, 200 → 0.8 s) …
 CLOUD_WEBHOOK_PARALLEL = 32            # … POSTed this many at a time (each may take CLOUD_WEBHOOK_TIMEOUT_S)
+CLOUD_WEBHOOK_INFLIGHT = 400           # … alarms POSTed or being recorded at a time: the next pass is read while the
+#   last one's POSTs are still out (passes no longer wait for their slowest POST before the next is read)
 CLOUD_PUSH_PASS = 200                  # (subscription, alarm) pairs per web push pass
 CLOUD_VAPID_TOKEN_S = 12 * 3600        # a VAPID token's life (RFC 8292: at most 24 h ahead)
 CLOUD_BACKUPS_KEPT = 10                # encrypted backups kept per lock (older ones are deleted)
@@ -617,8 +619,6 @@ CLOUD_WEBHOOK_KEEPALIVE_S = 30.0       # a kept webhook connection is used this 
 CLOUD_WEBHOOK_IDLE_S = 10.0            # is resolved and checked again); closed after this idle
 CLOUD_WEBHOOK_POOL_PER_HOST = 32       # idle kept connections per webhook destination (= CLOUD_WEBHOOK_PARALLEL) …
 CLOUD_WEBHOOK_POOL_MAX = 256           # … and in all
-CLOUD_WEBHOOK_INFLIGHT = 400           # … alarms POSTed or being recorded at a time: the next pass is read while the
-#   last one's POSTs are still out (passes no longer wait for their slowest POST before the next is read)
 CLOUD_WEBHOOK_KEEP_BODY_BYTES = 4096   # a connection is kept only if the answer's body (read, dropped) is this short
 CLOUD_WEBHOOK_MAX_ATTEMPTS = 8         # then the alarm is given up for the webhook (kept, error shown)
 CLOUD_WEBHOOK_BACKOFF_S = 2.0          # first retry after a failure; doubles each time …
