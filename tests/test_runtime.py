@@ -315,3 +315,26 @@ def test_the_service_starts_the_runtime_tamper_monitor(data_dir: Path, monkeypat
             assert monitor._thread is not None and monitor._thread.is_alive()  # polled in the background
     finally:
         close_app(app)
+
+
+def test_erasing_a_person_s_templates_leaves_them_not_enrolled(settings: Settings) -> None:
+    """The remote "erase templates" command and the console keep the person: their enrolment records go with the
+    references, so `users list` and the console no longer say a face opens the door for them."""
+    import numpy as np
+
+    from limen import people
+    from limen.bio.templates import Modality
+    from limen.db import transaction
+
+    rt = open_runtime(settings)
+    try:
+        with transaction(rt.conn):
+            person = people.new_person(rt.conn, "Dora", "member", datetime.now(UTC))
+            people.record_enrolment(rt.conn, person, Modality.FACE, 5, "owner", datetime.now(UTC))
+        rt.store.put(person.id, Modality.FACE, np.random.default_rng(0).normal(0, 0.1, 128))
+        assert [r["user_id"] for r in people.enrolment_rows(rt.conn)] == [person.id]
+        assert rt.erase_templates(person.id, "owner", datetime.now(UTC), source="remote") == 1
+        assert people.enrolment_rows(rt.conn) == []
+        assert people.by_id(rt.conn, person.id) is not None  # still a person (PINs, codes)
+    finally:
+        rt.close()

@@ -209,6 +209,11 @@ def forget_enrolment(conn: sqlite3.Connection, user_id: str, modality: str) -> N
     conn.execute("DELETE FROM enrolments WHERE user_id = ? AND modality = ?", (user_id, modality))
 
 
+def forget_enrolments(conn: sqlite3.Connection, user_id: str) -> None:
+    """Delete every enrolment record of a person (all their references were erased; they stay a person)."""
+    conn.execute("DELETE FROM enrolments WHERE user_id = ?", (user_id,))
+
+
 def enrolment_rows(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     """Every enrolment row, whole (a template backup carries them)."""
     return table_rows(conn, "enrolments")

@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from limen import people
 from limen.access.directory import has_owner
 from limen.access.policy import AssuranceRule
 from limen.access.store import AccessStore
@@ -242,6 +243,7 @@ class Runtime:
         except VaultErased:
             removed, already = 0, True
         removed += self.erase_fingers(user_id)
+        people.forget_enrolments(self.conn, user_id)  # shown as not enrolled (not "can open the door by face")
         forget_deleted(self.conn)  # the sealed templates' rows leave the database's log too
         self.audit.append(Event(EventKind.PRIVACY, at, actor=actor, subject=user_id, reason="templates erased",
                                 source=source, data={"templates_erased": removed, "vault_already_erased": already}))
