@@ -546,9 +546,10 @@ FINGER_MCC_BITS = 256                  # keyed sign projections per cylinder (st
                                        # mean EER 64: 24.7 %, 128: 16.2, 256: 15.1, 512: 13.5, 1024: 13.2 (MCC 12.8)
 FINGER_MCC_CELL_RATE = 0.05            # valid cells are centred on this set rate (measured 0.048–0.055) first
 FINGER_MCC_STRINGS = 32                # every stored code holds this many strings (best cylinders, then decoys): ≈ the
-                                       # median cylinder count on FVC2002 B (25–43); lock protocol: 24–40 within noise (1 key)
-FINGER_MCC_CHAFF_AREA = 1250.0         # decoys' synthetic print: px² a minutia where the print does not tell (FVC2002 B:
-                                       # 1,120–1,520 in the hull; the real print's own is used) …
+                                       # median cylinder count on FVC2002 B (25–43); lock protocol: 24–40 within
+                                       # noise (1 key)
+FINGER_MCC_CHAFF_AREA = 1250.0         # decoys' synthetic print: px² a minutia where the print does not tell
+                                       # (FVC2002 B: 1,120–1,520 in the hull; the real print's own is used) …
 FINGER_MCC_CHAFF_SPACING = 20.0        # … minutiae at least this far apart, px (12: decoy cylinders 5–17 % denser) …
 FINGER_MCC_CHAFF_EXTRA = 8             # … and this many more minutiae than decoys wanted (some cylinders are dropped)
 # Cloud link (link/, limen_cloud/) — design values, not calibrated on data (docs/cloud.md):
