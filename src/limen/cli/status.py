@@ -203,7 +203,7 @@ def _print(d: dict[str, Any]) -> None:
     typer.echo(_row(_("vault"), _("{state}, {templates} templates, {keystore} key store").format(
         state=v["state"], templates=v["templates"], keystore=v["keystore"]) if "templates" in v
         else f"{v['state']}: {error_text(str(v.get('error', '')))}"))
-    typer.echo(_row(_("lockdown"), _lockdown_text(lock)))
+    typer.echo(_row(_("lockdown"), lockdown_text(lock)))
     if d["re_enrol"]:
         typer.echo(_row(_("enrol"), _("{who}: faces and fingerprints were erased by the tamper re-provisioning; "
                                       "they open with a PIN, code or key until they enrol again").format(
@@ -251,8 +251,8 @@ def _print(d: dict[str, Any]) -> None:
             n=acc["duress_users"]))
 
 
-def _lockdown_text(lock: dict[str, Any]) -> str:
-    """The lockdown row, by cause: what it refuses and what lifts it."""
+def lockdown_text(lock: dict[str, Any]) -> str:
+    """The lockdown row (also `limen tamper status`), by cause: what it refuses and what lifts it."""
     if not lock["active"]:
         return _("off")
     if lock["cause"] == "command":

@@ -101,9 +101,9 @@ def status() -> None:
         rt.close()
 
     def human() -> None:
-        lock = data["lockdown"]
-        active = _("ACTIVE since {since} ({reason})").format(since=lock["since"], reason=lock["reason"])
-        typer.echo(_("lockdown: {state}").format(state=active if lock["active"] else _("off")))
+        from limen.cli.status import lockdown_text
+
+        typer.echo(_("lockdown: {state}").format(state=lockdown_text(data["lockdown"])))  # by its cause, as `status`
         if data["pending"]:
             typer.echo(_("unfinished response: {pending} (completes at the next start)").format(
                 pending=data["pending"]))
