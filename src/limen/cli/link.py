@@ -531,6 +531,7 @@ def run(homeassistant: Annotated[bool, typer.Option(
     from limen.link.homeassistant import HomeAssistant
     from limen.link.mqtt import LockLink
     from limen.runtime import open_runtime
+    from limen.tamper.lockdown import is_locked_down
 
     settings = STATE.settings
     if not settings.link_broker:
@@ -555,9 +556,10 @@ def run(homeassistant: Annotated[bool, typer.Option(
         backup_topic = f"limen/{settings.device_id}/backup"  # ciphertext only (limen.link.backup)
         retry_at = 0.0
         if homeassistant:
+            flags = rt.connection()  # the sensor follows the lockdown flag whoever changed it
             ha = HomeAssistant(settings.device_id, context, host, int(port), rt.controller, rt.audit,
-                               lockdown=rt.access().load_state().lockdown, guard=link.guard,
-                               may_lock=settings.link_cloud_may_lock)
+                               guard=link.guard, may_lock=settings.link_cloud_may_lock,
+                               lockdown_flag=lambda: is_locked_down(flags))
             rt.audit.add_observer(ha.observe)
             ha.connect()
         typer.echo(_("link up: {host}:{port} as {device} (pid {pid})").format(

@@ -8,7 +8,11 @@
     event         activity: the kind, outcome and reason of every audit record (no actor, no data)
 
 and the current state; as an audit observer (`AuditLog.add_observer(ha.observe)`) it
-republishes them after each record.  Home Assistant may LOCK (run through the
+republishes them after each record.  The lockdown sensor follows the lock's one
+lockdown flag (`tamper.lockdown`, read by `lockdown_flag`) whoever changed it:
+another process (`limen access lockdown on|off`, `limen tamper clear`) writes no
+record this process observes, so every `maintain()` reads the flag and publishes
+it when it changed.  Home Assistant may LOCK (run through the
 controller, audited) only where the owner allowed unsigned locking over the link
 (`link_cloud_may_lock`, `may_lock`): whoever can publish on the command topic
 may, and on a fleet broker that is also the cloud's identity (`limen/#`) and the
@@ -40,6 +44,7 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -64,9 +69,11 @@ class HomeAssistant:
 
     def __init__(self, lock_id: str, context: ssl.SSLContext, host: str, port: int, controller: AccessController,
                  audit: AuditSink, *, lockdown: bool = False, guard: threading.Lock | None = None,
-                 may_lock: bool = False, clock: Clock | None = None) -> None:
+                 may_lock: bool = False, clock: Clock | None = None,
+                 lockdown_flag: Callable[[], bool] | None = None) -> None:
         """`may_lock`: LOCK from Home Assistant runs (the lock's `link_cloud_may_lock`); else it is refused.
-        `clock` paces the refusal budget."""
+        `clock` paces the refusal budget.  `lockdown_flag` reads the lock's lockdown flag (on the thread calling
+        `maintain`; e.g. `tamper.is_locked_down` on a connection of its own): the sensor follows it."""
         self.lock_id = lock_id
         self.may_lock = may_lock
         self._refusals = RefusalBudget(clock or SystemClock())
@@ -75,9 +82,11 @@ class HomeAssistant:
         self.guard = guard or threading.Lock()  # shared with the lock's other command paths
         self.base = f"limen/{lock_id}/ha"
         self.tamper = False
-        self.lockdown = lockdown
+        self._lockdown_flag = lockdown_flag
+        self.lockdown = lockdown if lockdown_flag is None else lockdown_flag()
         self.closed = False
         self._announced_at: float | None = None
+        self._published_lockdown: bool | None = None  # the value Home Assistant was last sent (None: not yet)
         self.mqtt = MqttLink(f"{lock_id}-homeassistant", context, host, port, subscriptions=(self.command_topic,),
                              on_message=self._received,
                              max_packet_bytes=T.LINK_MAX_PAYLOAD_BYTES + T.LINK_PACKET_HEADROOM_BYTES)
@@ -96,6 +105,20 @@ class HomeAssistant:
         self.mqtt.maintain()
         if fresh:
             self.announce()
+        else:
+            self.follow_lockdown()
+
+    def follow_lockdown(self) -> bool:
+        """Publish the lockdown flag if it changed since last published (another process may have changed it);
+        True when it did.  `LinkError` if the publish is not acknowledged (published again next time)."""
+        if self._lockdown_flag is None:
+            return False
+        flag = self._lockdown_flag()
+        if flag == self._published_lockdown:
+            return False
+        self.lockdown = flag
+        self._publish_lockdown(wait=True)
+        return True
 
     def close(self) -> None:
         self.closed = True  # the audit log keeps its observers: a record after this publishes nothing
@@ -127,6 +150,8 @@ class HomeAssistant:
         ]
 
     def announce(self) -> None:
+        if self._lockdown_flag is not None:
+            self.lockdown = self._lockdown_flag()
         for topic, config in self.discovery():
             self.mqtt.publish(topic, json.dumps(config, sort_keys=True).encode(), retain=True)
         self._publish_state()
@@ -173,10 +198,20 @@ class HomeAssistant:
     def _publish_state(self, wait: bool = True) -> None:
         door: LockActuator = self.controller.door
         messages = [(f"{self.base}/state", _STATES[door.state.value]),
-                    (f"{self.base}/tamper", "ON" if self.tamper else "OFF"),
-                    (f"{self.base}/lockdown", "ON" if self.lockdown else "OFF")]
+                    (f"{self.base}/tamper", "ON" if self.tamper else "OFF")]
         for topic, value in messages:
             if wait:
                 self.mqtt.publish(topic, value.encode(), retain=True)
             else:
                 self.mqtt.client.publish(topic, value, qos=1, retain=True)
+        self._publish_lockdown(wait)
+
+    def _publish_lockdown(self, wait: bool) -> None:
+        value = self.lockdown
+        payload = b"ON" if value else b"OFF"
+        if wait:
+            self._published_lockdown = None  # unknown until acknowledged
+            self.mqtt.publish(f"{self.base}/lockdown", payload, retain=True)
+        else:
+            self.mqtt.client.publish(f"{self.base}/lockdown", payload, qos=1, retain=True)
+        self._published_lockdown = value

@@ -31,6 +31,7 @@ from limen.link.forward import EventForwarder
 from limen.link.homeassistant import HomeAssistant
 from limen.link.mqtt import LockLink
 from limen.runtime import Runtime
+from limen.tamper.lockdown import is_locked_down
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,10 @@ class LinkLoop:
         self.backup_topic = f"limen/{device}/backup"
         self.homeassistant: HomeAssistant | None = None
         if rt.settings.homeassistant:  # the same broker and certificate; it connects on the loop's first pass
-            with guard:
-                lockdown = rt.access().load_state().lockdown
-            self.homeassistant = HomeAssistant(device, context, host, port, rt.controller, rt.audit,
-                                               lockdown=lockdown, guard=guard,
-                                               may_lock=rt.settings.link_cloud_may_lock)
+            flags = rt.connection()  # read on the link thread: the sensor follows whoever changed the flag
+            self.homeassistant = HomeAssistant(device, context, host, port, rt.controller, rt.audit, guard=guard,
+                                               may_lock=rt.settings.link_cloud_may_lock,
+                                               lockdown_flag=lambda: is_locked_down(flags))
             rt.audit.add_observer(self.homeassistant.observe)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
