@@ -569,6 +569,7 @@ LINK_LOCK_MAX_PACKET_BYTES = (LINK_MAX_PAYLOAD_BYTES + LINK_MAX_BACKUP_BYTES * 4
 LINK_CERT_DAYS = 90                    # lifetime of a lock's client certificate issued by the fleet CA
 LINK_CERT_ROTATE_REMAINING = 1 / 3     # rotate when less than this fraction of the lifetime remains
 LINK_MAX_CONNECTION_S = 3600           # reconnect (fresh TLS 1.3 handshake, new keys) at least this often
+LINK_TLS_PROBE_S = 2.0                 # a refused connection whose alert was lost: a bare handshake waits this long
 LINK_FORWARD_BATCH = 200               # audit records per events message (each well under the broker's size limit)
 # limen-cloud (src/limen_cloud) — design values, not calibrated on data (docs/cloud.md):
 CLOUD_SESSION_HOURS = 12               # lifetime of an owner's bearer token

@@ -14,7 +14,13 @@ only `limen/L/cmd` and write only `limen/L/result` and `limen/L/events`):
 Everything is QoS 1 (at least once; the receivers are idempotent).
 `MqttLink.connect` returns only after the broker's CONNACK: a refused TLS
 handshake (TLS 1.2, an unknown CA, a revoked, expired or missing client
-certificate) is one `LinkError` with the reason.  `maintain()` reconnects a
+certificate) is one `LinkError` with the reason ("certificate revoked",
+"certificate expired", "unknown CA", …).  paho tells the broker's TLS alert only
+to its log callback, so a connection attempt keeps the alert's name from it (and
+nothing else: its lines name client ids and topics); when the broker closed the
+connection before the alert could be read (it arrives with the MQTT CONNECT still
+unread, often as a reset), one bare handshake that sends nothing reads it
+(`LINK_TLS_PROBE_S`).  `maintain()` reconnects a
 connection older than `LINK_MAX_CONNECTION_S`, so that no TLS session key
 covers more than that (Python's ssl offers no KeyUpdate call).
 
@@ -31,6 +37,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import socket
 import ssl
 import threading
 import time
@@ -60,6 +68,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+
+_ALERT = re.compile(r"ALERT_([A-Z0-9_]+)")  # in OpenSSL's error text: SSLV3_ALERT_CERTIFICATE_REVOKED, …
+_ALERTS = {"CERTIFICATE_REVOKED": "certificate revoked", "CERTIFICATE_EXPIRED": "certificate expired",
+           "UNKNOWN_CA": "unknown CA", "CERTIFICATE_REQUIRED": "no client certificate",
+           "BAD_CERTIFICATE": "bad certificate", "UNSUPPORTED_CERTIFICATE": "unsupported certificate",
+           "PROTOCOL_VERSION": "TLS version refused"}
+
+
+def alert_reason(text: str) -> str | None:
+    """The reason of a TLS alert named in OpenSSL's error `text` ("certificate revoked", …); None if none is."""
+    found = _ALERT.search(text)
+    if found is None:
+        return None
+    return _ALERTS.get(found.group(1), "TLS alert " + found.group(1).lower().replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -164,12 +186,16 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_log = self._on_log
+        self._context = context
+        self._alert: str | None = None  # the broker's TLS alert during this connection attempt
 
     def connect(self, timeout: float = 10.0) -> MqttLink:
         """Connect and subscribe; `LinkError` if the TLS handshake or the broker refuses."""
         self._connected.clear()
         self._settled.clear()
         self._failure = None
+        self._alert = None
         self.client.loop_stop()  # a network thread left over from an earlier connection
         try:
             props: Properties | None = None
@@ -192,9 +218,26 @@ class MqttLink:
                                     else "the broker closed the TLS connection: certificate refused")
             self.client.loop_stop()
             self.client.disconnect()
+            refused = self._settled.is_set() and not (self._failure or "").startswith("broker refused")
+            alert = self._alert or (self._probe_alert() if refused else None)
+            if alert is not None:
+                why = f"the broker refused the TLS connection: {alert}"
             raise LinkError(f"{self.host}:{self.port}: no MQTT session ({why})")
         self._since = time.monotonic()
         return self
+
+    def _probe_alert(self) -> str | None:
+        """The broker's TLS alert to a bare handshake that sends nothing (so the broker's close is a clean one and
+        its alert arrives); None if there is none within `LINK_TLS_PROBE_S` (the certificate was taken)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=T.LINK_TLS_PROBE_S) as raw, \
+                    self._context.wrap_socket(raw, server_hostname=self.host) as tls:
+                tls.recv(1)
+        except ssl.SSLError as exc:
+            return alert_reason(str(exc))
+        except OSError:  # a timeout (accepted), a reset: no alert to tell
+            return None
+        return None
 
     def publish(self, topic: str, payload: bytes, timeout: float = 10.0, *, retain: bool = False) -> None:
         """Publish with QoS 1 and wait for the broker's acknowledgement; `LinkError` otherwise."""
@@ -233,6 +276,11 @@ class MqttLink:
         self._connected.clear()
 
     # paho callbacks (network thread)
+    def _on_log(self, client: paho.Client, userdata: object, level: int, line: str) -> None:
+        """Keeps only the name of a TLS alert, while a connection attempt is open (paho's lines hold client ids)."""
+        if not self._settled.is_set() and self._alert is None and level == paho.MQTT_LOG_ERR:
+            self._alert = alert_reason(line)
+
     def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason: ReasonCode,
                     properties: object) -> None:
         if reason.is_failure:
