@@ -762,7 +762,8 @@ PUSH_PASS = T.CLOUD_PUSH_PASS
 # the account's own alarms (limen_cloud.pages, backups): pushed even once acknowledged — the session that changed
 # the account (a thief's, with the password) can acknowledge them before the next push pass
 ACCOUNT_ALARMS = ("alarm_destination_added", "alarm_destination_removed", "password_changed", "password_reset",
-                  "authenticator_enrolled", "backup_deleted", "lock_replace_refused")
+                  "authenticator_enrolled", "backup_deleted", "lock_replace_refused",
+                  "remote_unknown_source")  # (a session thief relaying from its own address could acknowledge it)
 PUSH_GONE = "gone"  # the push service answered 404 or 410: the subscription is dead
 VAPID_EXP_S = T.CLOUD_VAPID_TOKEN_S
 DEFAULT_VAPID_CONTACT = "mailto:limen-cloud@localhost"  # set --vapid-contact: some push services want a real one
