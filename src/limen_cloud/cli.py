@@ -297,6 +297,9 @@ def device_key(
                    f"--public-key {public_path} --as OWNER", err=True)
 
 
+_NEEDS_PIN = frozenset({"unlock", "add_user", "add_code"})  # what require_pin_for_remote asks the owner's PIN for
+
+
 @app.command("sign-command")
 def sign_command(
     action: Annotated[str, typer.Argument(help="unlock, lock, add_code, revoke_code, add_user (--arg name=… "
@@ -317,10 +320,11 @@ def sign_command(
     request: Annotated[bool, typer.Option("--request", help="Print the JSON body of POST "
                                           "/api/locks/{id}/commands ({\"payload\": …}) instead of the bare "
                                           "signed command.")] = False,
-    restore_key: Annotated[str | None, typer.Option(help="The lock's `limen link restore-key` (base64): an unlock "
-                                                    "then asks for the owner's PIN (stdin) and carries it sealed "
-                                                    "to the lock, which its require_pin_for_remote needs; the "
-                                                    "cloud cannot read it.")] = None,
+    restore_key: Annotated[str | None, typer.Option(help="The lock's `limen link restore-key` (base64): an unlock, "
+                                                    "add_user or add_code then asks for the owner's PIN (stdin) "
+                                                    "and carries it sealed to the lock, which its "
+                                                    "require_pin_for_remote needs; the cloud cannot read it.")]
+    = None,
 ) -> None:
     """Print a command signed on the owner's device, for the cloud to relay (or `limen link execute`) — run it
     on the owner's device; the lock checks the signature, its id, the counter and the expiry itself."""
@@ -344,8 +348,8 @@ def sign_command(
         raise typer.BadParameter(f"{key} is not an Ed25519 private key")
     args = {name: value for name, _, value in pairs}
     if restore_key is not None:
-        if chosen is not Action.UNLOCK:
-            raise typer.BadParameter("--restore-key seals the owner's PIN into an unlock only")
+        if chosen not in _NEEDS_PIN:
+            raise typer.BadParameter("--restore-key seals the owner's PIN into an unlock, add_user or add_code only")
         try:
             target = X25519PublicKey.from_public_bytes(base64.b64decode(restore_key.strip(), validate=True))
         except (ValueError, binascii.Error):

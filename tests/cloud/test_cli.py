@@ -162,4 +162,9 @@ def test_sign_command_seals_the_owners_pin_to_the_lock_for_an_unlock(tmp_path: P
         refused = CliRunner().invoke(app, [*base[:-2], *(bad or base[-2:])], input=text)
         assert refused.exit_code != 0, bad
     lock = CliRunner().invoke(app, ["sign-command", "lock", *base[2:]], input="246813\n")
-    assert lock.exit_code != 0  # a PIN is sealed into an unlock only
+    assert lock.exit_code != 0  # a PIN is sealed into an unlock, add_user or add_code only
+    for adds in ("add-code", "add-user"):  # they make a way in: require_pin_for_remote asks the PIN for them too
+        made = CliRunner().invoke(app, ["sign-command", adds, *base[2:]], input="246813\n")
+        assert made.exit_code == 0, made.output
+        sealed = json.loads(SignedCommand.from_bytes(made.output.strip().splitlines()[-1].encode()).body)["args"]
+        assert open_reply(lock_key, sealed["pin"]) == b"limen-pin-v1:246813"

@@ -2,7 +2,8 @@
 
 `decide` is the door path (`AccessController` calls it); `authenticate` is the
 same PIN check for an owner or administrator acting on the CLI or console, and
-counts toward the same keypad lockout.
+counts toward the same keypad lockout; `step_up` is a remote unlock's PIN check
+for a signed command that makes a way in (`policy.remote_step_up`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from limen.access.model import (
     OperatingMode,
     UserStatus,
 )
-from limen.access.policy import AssuranceRule, Judgement, Update, find_pin, judge
+from limen.access.policy import AssuranceRule, Judgement, Update, find_pin, judge, remote_step_up
 from limen.access.sealing import opened
 from limen.audit.event import EventKind
 from limen.db import transaction
@@ -106,6 +107,15 @@ def decide(ctx: AccessContext, attempt: Attempt, at: datetime, rule: AssuranceRu
         apply(ctx, judgement.update, at)
         if judgement.decision.accepted:
             _upgrade_pins(ctx, attempt, state, judgement.update)
+    return judgement
+
+
+def step_up(ctx: AccessContext, attempt: Attempt, at: datetime) -> Judgement:
+    """`policy.remote_step_up` against the stored state, its lockout count persisted in the same transaction."""
+    with transaction(ctx.conn):
+        state = load_state(ctx)
+        judgement = remote_step_up(attempt, state, at)
+        apply(ctx, judgement.update, at)
     return judgement
 
 

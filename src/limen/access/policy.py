@@ -503,6 +503,28 @@ def _resolve_remote(command: RemoteCommand, state: AccessState) -> _Match | _Fai
 
 
 def _failed(ctx: _Context, failures: list[_Failure]) -> Judgement:
+def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
+    """The owner's PIN a remote action that makes a way in (a new person's PIN, an offline code) needs, judged as
+    a remote unlock's (`remote_attempt`): a PIN on a locked-out keypad is LOCKED_OUT (rule 4); `_resolve_remote`
+    (rule 5) gives REMOTE_NOT_AUTHORISED, PIN_REQUIRED while `require_pin_for_remote` is on and none came, or a
+    wrong PIN (UNKNOWN_CREDENTIAL) counted toward the keypad lockout.  Accepted: GRANTED.  The door's other rules
+    (lockdown, mode, schedule, ...) are the unlock's alone: nothing opens here."""
+    ctx = _Context(attempt, state, at, AssuranceRule())
+    commands = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
+    if len(commands) != 1 or len(attempt.factors) != 1:
+        return Judgement(ctx.decide(False, Reason.REMOTE_NOT_AUTHORISED, detail="one owner's remote command"))
+    command = commands[0]
+    if command.pin is not None and lockout.is_locked_out(state.lockout, at):
+        return Judgement(ctx.decide(False, Reason.LOCKED_OUT, detail="keypad disabled after wrong codes"))
+    resolved = _resolve_remote(command, state)
+    if isinstance(resolved, _Failure):
+        return _failed(ctx, [resolved])
+    user = state.users[resolved.user_id]
+    checked = command.pin is not None and state.config.require_pin_for_remote
+    return Judgement(ctx.decide(True, Reason.GRANTED, user, resolved.credential.id),
+                     Update(pin_used_by=user.user_id if checked else None))
+
+
     first = failures[0]
     lock = ctx.state.lockout
     if any(f.keypad for f in failures):

@@ -258,6 +258,11 @@ class AccessStore:
         """Judge `attempt` and persist its counters in one transaction (no two attempts interleave)."""
         return attempts.decide(self._ctx, attempt, at, rule)
 
+    def step_up(self, attempt: Attempt, at: datetime) -> Judgement:
+        """A remote unlock's PIN check (`remote_attempt`) without the door, for a remote action that makes a way in:
+        the owner's PIN while `require_pin_for_remote` is on, a wrong one counted toward the keypad lockout."""
+        return attempts.step_up(self._ctx, attempt, at)
+
     def apply(self, update: Update, at: datetime) -> None:
         """Persist the counters an attempt changed (one transaction; survives restarts)."""
         with transaction(self.conn):

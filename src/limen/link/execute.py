@@ -14,6 +14,8 @@ on).  A code added remotely is sealed to the X25519 reply key the owner's
 device put in the signed command (`args["reply_key"]`), so the cloud that
 relays the outcome cannot read it; `add_user` adds a member or guest (never an owner or
 administrator), with a PIN the lock draws and seals the same way when the command carries a reply key.
+Both make a way in, so while `require_pin_for_remote` is on they need the owner's sealed PIN as an unlock does
+(`_step_up`: refused `pin_required`, a wrong one counted toward the keypad lockout, audited).
 A refusal over the times (`expired`, `validity_too_long`, `clock_skew`) hands back the lock's clock
 (`lock_time`) and the detail.  An erase returns an erasure receipt signed
 with the lock's audit key: what was erased where, when, and the audit record
@@ -55,6 +57,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from limen import thresholds as T
+from limen.access.attempt import remote_attempt
 from limen.access.model import PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
 from limen.access.pins import validate_pin
@@ -170,6 +173,21 @@ class LinkCommands:
             return self._add_user(command, actor, at, device)
         return self._add_code(command, actor, at, device)
 
+    def _step_up(self, command: Command, device: Device | None, at: datetime) -> Outcome | None:
+        """What a remote unlock needs, a remote action that makes a way in (a new person, a code) needs too: while
+        `require_pin_for_remote` is on, the owner's PIN sealed in `args["pin"]`, judged as the unlock's
+        (`AccessStore.step_up`: `pin_required` without it, a wrong one `unknown_credential` counted toward the
+        keypad lockout, `locked_out` while it lasts); else a stolen paired phone would mint a PIN or code that
+        opens at the keypad.  The refusal, audited; None when the action may go on."""
+        if device is None:  # unsigned adds never pass the verifier
+            raise BadRequest("device", "a signed command only")
+        decision = self.store.step_up(remote_attempt(device.owner, True, self._sealed_pin(command.args),
+                                                     f"link:{device.name}", link_verified=True), at).decision
+        if decision.accepted:
+            return None
+        return self._record(command, device, at, executed=False, reason=decision.reason.value,
+                            detail=decision.detail)
+
     def _add_user(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
         """A member or guest (`args["permission"]`, default member) named `args["name"]`; with `args["reply_key"]`
         the lock draws them a PIN and returns it sealed to that key, as `add_code` does (the cloud cannot read it).
@@ -182,6 +200,9 @@ class LinkCommands:
         if permission.programs:
             raise BadRequest("permission", f"a remote command adds a member or guest, not an {permission.value}: "
                              "owners and administrators are added at the lock")
+        refused = self._step_up(command, device, at)
+        if refused is not None:
+            return refused
         pin = _fresh_pin() if reply is not None else None
         user = self.store.add_user(_arg(command.args, "name"), actor, at, pin=pin, permission=permission)
         outcome = self._record(command, device, at, user=user.user_id, permission=permission.value,
@@ -288,6 +309,7 @@ class LinkCommands:
                             backup_recipients_added=str(summary["backup_recipients_added"]),
                             backup_recipients_kept_removed=str(summary["backup_recipients_kept_removed"]),
                             kept_lower_permissions=str(summary["kept_lower_permissions"]),
+                            kept_restrictions=str(summary["kept_restrictions"]),
                             **_sensor_summary(on_sensor))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
@@ -297,6 +319,9 @@ class LinkCommands:
             hours = int(command.args.get("hours", "24"))
         except ValueError as exc:
             raise BadRequest("args", f"kind one of {', '.join(k.value for k in CodeKind)}; hours an integer") from exc
+        refused = self._step_up(command, device, at)
+        if refused is not None:
+            return refused
         code, grant = self.store.issue_code(kind, actor, at, hours=hours)
         outcome = self._record(command, device, at, code_id=grant.code_id)
         return Outcome(True, outcome.action, outcome.reason, outcome.counter, outcome.device,
