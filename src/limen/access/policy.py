@@ -502,7 +502,6 @@ def _resolve_remote(command: RemoteCommand, state: AccessState) -> _Match | _Fai
     return _resolve_pin(command.pin, state, user_id=command.user_id, exact=True)  # no decoys from afar
 
 
-def _failed(ctx: _Context, failures: list[_Failure]) -> Judgement:
 def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgement:
     """The owner's PIN a remote action that makes a way in (a new person's PIN, an offline code) needs, judged as
     a remote unlock's (`remote_attempt`): a PIN on a locked-out keypad is LOCKED_OUT (rule 4); `_resolve_remote`
@@ -525,6 +524,7 @@ def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgem
                      Update(pin_used_by=user.user_id if checked else None))
 
 
+def _failed(ctx: _Context, failures: list[_Failure]) -> Judgement:
     first = failures[0]
     lock = ctx.state.lockout
     if any(f.keypad for f in failures):
