@@ -38,6 +38,7 @@ class Reason(StrEnum):
     PIN_REQUIRED = "pin_required"
     FACE_FIRST = "face_first"            # a PIN/code alone from a person whose rule needs a face (or finger) too
     MODE_FORBIDS = "mode_forbids"
+    REMOTE_ONLY_USER = "remote_only_user"  # a remote-only user's credential at the door: refused once checked
     CREDENTIAL_EXPIRED = "credential_expired"
     CREDENTIAL_EXHAUSTED = "credential_exhausted"
     CREDENTIAL_REVOKED = "credential_revoked"

@@ -45,10 +45,15 @@ def _disabled() -> AccessState:
     return with_user(household(), user("max", 2, status=UserStatus.DISABLED))
 
 
+def _remote_only() -> AccessState:
+    return with_user(household(), user("max", 2, user_type=UserType.REMOTE_ONLY))
+
+
 @pytest.mark.parametrize(("build", "reason"), [(_expired, Reason.CREDENTIAL_EXPIRED),
                                                (_revoked, Reason.CREDENTIAL_REVOKED),
                                                (_used_up, Reason.CREDENTIAL_EXHAUSTED),
-                                               (_disabled, Reason.DISABLED_USER)])
+                                               (_disabled, Reason.DISABLED_USER),
+                                               (_remote_only, Reason.REMOTE_ONLY_USER)])
 def test_a_refused_pin_counts_as_a_wrong_code(build: object, reason: Reason) -> None:
     s = build()  # type: ignore[operator]
     j = judge(pin_attempt("135792"), s, at(0))
@@ -104,10 +109,6 @@ def _tri() -> AccessState:
     return with_user(household(), user("max", 2, credential_rule=CredentialRule.TRI, last_pin_at=at(-1)))
 
 
-def _remote_only() -> AccessState:
-    return with_user(household(), user("max", 2, user_type=UserType.REMOTE_ONLY))
-
-
 def _outside_schedule() -> AccessState:
     s = with_user(household(), user("max", 2, user_type=UserType.WEEK_DAY_SCHEDULE))
     return replace(s, week_days=(WeekDaySchedule("max", 1, Day.MONDAY, time(6), time(7)),))  # at(0) is 10:00
@@ -118,7 +119,6 @@ def _reauth() -> AccessState:
 
 
 @pytest.mark.parametrize(("build", "reason"), [(_dual, Reason.FACE_FIRST), (_tri, Reason.FACE_FIRST),
-                                               (_remote_only, Reason.MODE_FORBIDS),
                                                (_outside_schedule, Reason.OUTSIDE_SCHEDULE),
                                                (_reauth, Reason.OWNER_REAUTH_REQUIRED)])
 def test_a_right_pin_refused_for_who_or_when_spends_a_try(build: object, reason: Reason) -> None:

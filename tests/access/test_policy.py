@@ -100,7 +100,7 @@ def test_non_access_user_never_opens() -> None:
 
 def test_remote_only_user_refused_at_keypad() -> None:
     s = with_user(household(), user("max", 2, user_type=UserType.REMOTE_ONLY))
-    assert evaluate(pin_attempt("135792"), s, at()).reason is Reason.MODE_FORBIDS
+    assert evaluate(pin_attempt("135792"), s, at()).reason is Reason.REMOTE_ONLY_USER
 
 
 def test_week_day_schedule_inside_and_outside() -> None:

@@ -19,7 +19,7 @@ from limen.access.policy import judge
 from limen.audit.anomaly import AnomalyDetector, Rule
 from limen.decision import Reason
 from limen.service import feed, i18n
-from limen.service.messages import NOT_NOW, SHUT_NOW, UNAVAILABLE, keypad_message
+from limen.service.messages import NOT_NOW, SHUT_NOW, UNAVAILABLE, WRONG_CODE, keypad_message
 from tests.audit.conftest import T0, attempt, minutes
 
 from .builders import at, household, user, with_user
@@ -85,3 +85,51 @@ def test_the_activity_feed_says_the_door_was_shut_not_wrong_codes() -> None:
     texts = [a.text for a in feed.activity(records, {}, ZoneInfo("UTC"))]
     assert texts == ["2 attempts during the lockdown", "3 attempts while the lock's mode kept the door shut",
                      "2 wrong codes at the door"]
+
+
+# ------------------------------------------------------------------ review of 6c32421
+# Only the door's refusals before the check are not guesses: a remote unlock refused in a lockdown or a no-remote
+# mode (a stolen token hammering while the owner locked down for it) still makes "3 refused remote unlocks".
+
+@pytest.mark.parametrize("reason", ["lockdown", "mode_forbids"])
+def test_remote_unlocks_refused_in_a_lockdown_or_a_no_remote_mode_still_alarm(reason: str) -> None:
+    det = AnomalyDetector()
+    fired: list[Any] = []
+    for i in range(3):
+        fired += det.observe(i, attempt(method="remote", actor="olga", reason=reason, at=T0 + minutes(i)))
+    runs = [f for f in fired if f.rule is Rule.FAILURES_METHOD]
+    assert runs and runs[0].reason == "3 refused remote unlocks in a row" and runs[0].events == (0, 1, 2)
+
+
+# A remote-only user's right PIN at the keypad is refused after it was checked: not the mode's refusal (the lock
+# is in normal mode).  The door answers it as a wrong code (no oracle), it spends a try, counts in the audit's
+# runs, and the feed says why.
+
+def test_a_remote_only_users_right_pin_reads_as_a_wrong_code_and_spends_a_try() -> None:
+    s = with_user(household(), user("max", 2, user_type=UserType.REMOTE_ONLY))
+    right, wrong = judge(pin_attempt(RIGHT), s, at(0)), judge(pin_attempt(WRONG), s, at(0))
+    assert right.decision.reason is Reason.REMOTE_ONLY_USER and right.decision.user_id == "max"
+    assert keypad_message(right.decision) == keypad_message(wrong.decision) == WRONG_CODE
+    assert right.update.lockout is not None and right.update.lockout.wrong_code_count == 1
+
+
+def test_a_remote_only_users_pin_at_the_keypad_counts_in_a_run() -> None:
+    det = AnomalyDetector()
+    det.observe(0, attempt(method="pin", actor=None, reason="unknown_credential", at=T0))
+    det.observe(1, attempt(method="pin", actor="max", reason="remote_only_user", at=T0 + minutes(1)))
+    third = det.observe(2, attempt(method="pin", actor=None, reason="unknown_credential", at=T0 + minutes(2)))
+    runs = [f for f in third if f.rule is Rule.FAILURES_METHOD]
+    assert runs and runs[0].reason == "3 wrong codes in a row" and runs[0].events == (0, 1, 2)
+
+
+@pytest.mark.parametrize(("reason", "detail"), [("remote_only_user", "remote-only user"),
+                                                ("mode_forbids", "remote-only user")])  # recorded before the fix
+def test_the_feed_says_a_remote_only_user_was_refused_not_the_mode(reason: str, detail: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    rec = {**_rec(0, reason), "actor": "max", "data": {"method": "pin", "detail": detail}}
+    texts = [a.text for a in feed.activity([rec], {"max": "Max"}, ZoneInfo("UTC"))]
+    assert texts == ["Max was refused (they may only open remotely)"]
+    if reason == "remote_only_user":  # a person no longer named: a wrong code, not the mode
+        unnamed = feed.activity([rec], {}, ZoneInfo("UTC"))
+        assert [a.text for a in unnamed] == ["wrong code at the door"]

@@ -28,7 +28,8 @@ The rule table, checked in this order (first failing rule decides):
     7  offline code              CODE_CLEARED, CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED,
                                  CODE_REPLAYED, CREDENTIAL_EXHAUSTED
     8  user                      UNKNOWN_USER, DISABLED_USER (disabled, non-access),
-                                 MODE_FORBIDS (remote-only user at the door)
+                                 REMOTE_ONLY_USER (remote-only user at the door:
+                                 a wrong code to the door, not the mode's refusal)
     9  schedule                  OUTSIDE_SCHEDULE
     10 credentials               CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED (window,
                                  expiring after first use, PIN too old),
@@ -562,8 +563,8 @@ def _code_refusal(ctx: _Context, match: _Match) -> Judgement | None:
 # the held face's) counts as a wrong code, and the door says the same as for one (the audit keeps the reason): a
 # guesser learns nothing from it.
 _WRONG_AT_THE_KEYPAD = frozenset({Reason.CREDENTIAL_REVOKED, Reason.CREDENTIAL_EXPIRED, Reason.CREDENTIAL_EXHAUSTED,
-                                  Reason.CODE_REPLAYED, Reason.DISABLED_USER, Reason.UNKNOWN_USER,
-                                  Reason.UNKNOWN_CREDENTIAL})
+                                  Reason.CODE_REPLAYED, Reason.DISABLED_USER, Reason.REMOTE_ONLY_USER,
+                                  Reason.UNKNOWN_USER, Reason.UNKNOWN_CREDENTIAL})
 _KEYPAD = PinEntry | CodeEntry | RfidEntry
 
 
@@ -572,10 +573,10 @@ def _refused(ctx: _Context, reason: Reason, user: AccessUser | None, cred_id: st
     of a keypad credential (`_WRONG_AT_THE_KEYPAD`) or when the attempt was keypad entries only.
 
     The second: a right PIN / code / tag refused for who or when (FACE_FIRST, SECOND_FACTOR_MISSING,
-    OUTSIDE_SCHEDULE, MODE_FORBIDS for a remote-only user, OWNER_REAUTH_REQUIRED, ...) keeps its guiding
-    message for the person it belongs to ("show your face first", "not allowed at this time"), and so tells a
-    guesser the entry was right: each such answer spends a try, so the lockout bounds what a guesser learns as
-    it bounds what they open.  A held face completed by the PIN is not keypad-only: that attempt costs nothing.
+    OUTSIDE_SCHEDULE, OWNER_REAUTH_REQUIRED, ...) keeps its guiding message for the person it belongs to
+    ("show your face first", "not allowed at this time"), and so tells a guesser the entry was right: each
+    such answer spends a try, so the lockout bounds what a guesser learns as it bounds what they open.
+    A held face completed by the PIN is not keypad-only: that attempt costs nothing.
     """
     keypad = [f for f in ctx.attempt.factors if isinstance(f, _KEYPAD)]
     keypad_only = bool(keypad) and len(keypad) == len(ctx.attempt.factors)
@@ -617,7 +618,7 @@ def _user_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) -> tup
     if user.user_type is UserType.NON_ACCESS:
         return Reason.DISABLED_USER, "non-access user"
     if user.user_type is UserType.REMOTE_ONLY and not remote:
-        return Reason.MODE_FORBIDS, "remote-only user"
+        return Reason.REMOTE_ONLY_USER, "remote-only user"
     if any(m.grant is not None for m in matches) and not user.permission.programs:
         return Reason.DISABLED_USER, "code issuer no longer programs this lock"
     week = [s for s in state.week_days if s.user_id == user.user_id]

@@ -93,8 +93,11 @@ BENIGN_REJECTIONS = frozenset({"no_face", "low_quality", "insufficient_evidence"
 # keeps the door shut, the keypad locked out: the entry is refused before it is checked) or it was a right one
 # refused for the hour.  They are not failures of a run (a privacy-mode evening read "9 wrong codes in a row"),
 # nor do they end one.  The keypad lockout is not this count: an out-of-hours right PIN typed alone still spends
-# a try there (access.policy), so a guesser learns no more than before.
+# a try there (access.policy), so a guesser learns no more than before.  Only at the door: a remote unlock
+# refused in a lockdown or a no-remote mode still counts ("3 refused remote unlocks in a row" is the stolen
+# token the owner locked down for).  A remote-only user's right PIN at the keypad (remote_only_user) counts too.
 NOT_GUESSES = frozenset({"lockdown", "mode_forbids", "locked_out", "outside_schedule"})
+_DOOR_METHODS = frozenset({"pin", "code", "nfc", "face", "fingerprint"})
 # What a run of failures of one method is called in the alarm ("5 wrong codes in a row"): a PIN and a code are
 # both typed codes to the person reading it.
 _FAILED = {"pin": "wrong codes", "code": "wrong codes", "face": "faces not recognised",
@@ -194,7 +197,8 @@ class AnomalyDetector:
             self._fails_by_method.pop(method, None)
             self._fails_total.clear()
             findings += self._unusual_hour(index, event, now)
-        elif event.outcome == "reject" and event.reason not in BENIGN_REJECTIONS | NOT_GUESSES:
+        elif event.outcome == "reject" and event.reason not in BENIGN_REJECTIONS \
+                and not (event.reason in NOT_GUESSES and method in _DOOR_METHODS):
             findings += self._failure(index, method, now)
         return findings
 

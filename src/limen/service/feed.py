@@ -45,7 +45,8 @@ _WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while t
         "credential_revoked": N_("with a revoked code"), "credential_expired": N_("with an expired code"),
         "pad_failed": N_("a photo or screen was shown"), "lockdown": N_("during the tamper lockdown"),
         "lockdown_command": N_("during the owner's lockdown"),
-        "user_disabled": N_("the person is disabled")}
+        "user_disabled": N_("the person is disabled"),
+        "remote_only_user": N_("they may only open remotely")}
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _ALARM_TEXT = {
     "consecutive_failures_method": N_("{n} failed attempts in a row at the door"),
@@ -170,11 +171,14 @@ def _refusals(run: list[Mapping[str, Any]], names: Mapping[str, str], tz: ZoneIn
 
 
 def _reason(rec: Mapping[str, Any]) -> str:
-    """A refusal's reason; a lockdown's by its cause, which the decision's detail names first."""
+    """A refusal's reason; a lockdown's by its cause, which the decision's detail names first; a remote-only
+    user at the door as such in a record written before that had its own reason."""
     reason = str(rec.get("reason") or "")
     detail = str((rec.get("data") or {}).get("detail") or "")
     if reason == "lockdown" and detail.startswith(OWNER_LOCKDOWN):
         return "lockdown_command"
+    if reason == "mode_forbids" and detail == "remote-only user":  # recorded so before remote_only_user
+        return "remote_only_user"
     return reason
 
 

@@ -25,6 +25,8 @@ NO_PIN_YET = "recognised, but you have no PIN yet: ask the owner to add one"
 FOLLOW_PROMPTS = "follow the prompts on the screen"
 FACE_FIRST = "show your face first, then your PIN"
 
+# Not here, so a wrong code's answer at the keypad: a remote-only user's right PIN (REMOTE_ONLY_USER), as any
+# keypad credential refused for what it is (access.policy), tells a guesser nothing.
 _COMMON = {
     Reason.LOCKED_OUT: LOCKED_OUT,
     Reason.OUTSIDE_SCHEDULE: NOT_NOW,
