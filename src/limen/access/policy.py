@@ -559,9 +559,9 @@ def _code_refusal(ctx: _Context, match: _Match) -> Judgement | None:
     return None
 
 
-# A keypad credential refused for what it is (revoked, expired, used up, its user disabled, someone else's than
-# the held face's) counts as a wrong code, and the door says the same as for one (the audit keeps the reason): a
-# guesser learns nothing from it.
+# A keypad credential refused for what it is (revoked, expired, used up, its user disabled or remote-only,
+# someone else's than the held face's) counts as a wrong code, and the door says the same as for one (the audit
+# keeps the reason): a guesser learns nothing from it.
 _WRONG_AT_THE_KEYPAD = frozenset({Reason.CREDENTIAL_REVOKED, Reason.CREDENTIAL_EXPIRED, Reason.CREDENTIAL_EXHAUSTED,
                                   Reason.CODE_REPLAYED, Reason.DISABLED_USER, Reason.REMOTE_ONLY_USER,
                                   Reason.UNKNOWN_USER, Reason.UNKNOWN_CREDENTIAL})
