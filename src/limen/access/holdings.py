@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from limen.access.model import CredentialType, PermissionLevel, UserStatus
+from limen.access.model import CredentialRule, CredentialType, PermissionLevel, UserStatus, UserType
 from limen.db import insert_rows, table_rows
 
 # What a backup of the lock's access state carries of this package, in insertion order.
@@ -58,6 +58,82 @@ def keep_lower_permissions(conn: sqlite3.Connection, before: dict[str, Permissio
         if kept is not None and _RANK[kept] < _RANK[level]:
             count += conn.execute("UPDATE access_users SET permission = ? WHERE user_id = ?",
                                   (kept.value, user_id)).rowcount
+    return count
+
+
+# How much a user type restricts opening: non-access never opens; unrestricted and programming users open at any
+# time; every other type restricts (schedules, one use, expiry, remote only, duress alarm).
+_TYPE_RANK = {UserType.NON_ACCESS: 2, UserType.UNRESTRICTED: 0, UserType.PROGRAMMING: 0}
+
+
+@dataclass(frozen=True)
+class Restrictions:
+    """What limits one person's opening here, for a restore to keep what was tightened since the backup."""
+
+    user_type: UserType
+    credential_rule: CredentialRule
+    pin_max_age_days: int | None
+    week_days: tuple[tuple[Any, ...], ...]  # access_week_days rows (sched_index, days_mask, start, end minute)
+    year_days: tuple[tuple[Any, ...], ...]  # access_year_days rows (sched_index, start_at, end_at)
+
+
+def restrictions(conn: sqlite3.Connection) -> dict[str, Restrictions]:
+    """Each person's user type, credential rule, PIN age limit and schedules (`keep_restrictions`)."""
+    week: dict[str, list[tuple[Any, ...]]] = {}
+    year: dict[str, list[tuple[Any, ...]]] = {}
+    for r in conn.execute("SELECT user_id, sched_index, days_mask, start_minute, end_minute FROM access_week_days"):
+        week.setdefault(r[0], []).append(tuple(r[1:]))
+    for r in conn.execute("SELECT user_id, sched_index, start_at, end_at FROM access_year_days"):
+        year.setdefault(r[0], []).append(tuple(r[1:]))
+    return {r[0]: Restrictions(UserType(r[1]), CredentialRule(r[2]), r[3], tuple(week.get(r[0], ())),
+                               tuple(year.get(r[0], ())))
+            for r in conn.execute("SELECT user_id, user_type, credential_rule, pin_max_age_days FROM access_users")}
+
+
+def _stricter_type(now: UserType, restored: UserType) -> UserType:
+    """Today's type where it restricts at least as much as the restored one (between two restricting types,
+    today's: the owner's latest choice, kept with today's schedules)."""
+    rank_now, rank_restored = _TYPE_RANK.get(now, 1), _TYPE_RANK.get(restored, 1)
+    return now if rank_now > rank_restored or (rank_now == rank_restored == 1) else restored
+
+
+def _stricter_age(now: int | None, restored: int | None) -> int | None:
+    if now is None or restored is None:
+        return restored if now is None else now
+    return min(now, restored)
+
+
+def keep_restrictions(conn: sqlite3.Connection, before: dict[str, Restrictions]) -> int:
+    """For each (restored) person `before` also has, keep the stricter of the two (caller's transaction): the user
+    type (`_stricter_type`: a non-access person stays non-access), the credential rule (more factors), the PIN age
+    limit (the shorter), and — for a person who has any schedule in `before` — `before`'s week-day and year-day
+    schedules in place of the backup's.  Return how many people kept something of `before`."""
+    count = 0
+    for user_id, restored in restrictions(conn).items():
+        now = before.get(user_id)
+        if now is None:
+            continue
+        kept = Restrictions(
+            _stricter_type(now.user_type, restored.user_type),
+            max(now.credential_rule, restored.credential_rule, key=lambda rule: rule.factors),
+            _stricter_age(now.pin_max_age_days, restored.pin_max_age_days),
+            now.week_days if now.week_days or now.year_days else restored.week_days,
+            now.year_days if now.week_days or now.year_days else restored.year_days)
+        if kept == restored:
+            continue
+        conn.execute("UPDATE access_users SET user_type = ?, credential_rule = ?, pin_max_age_days = ? "
+                     "WHERE user_id = ?", (kept.user_type.value, kept.credential_rule.value, kept.pin_max_age_days,
+                                           user_id))
+        if (kept.week_days, kept.year_days) != (restored.week_days, restored.year_days):
+            conn.execute("DELETE FROM access_week_days WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM access_year_days WHERE user_id = ?", (user_id,))
+            conn.executemany("INSERT INTO access_week_days(user_id, sched_index, days_mask, start_minute, "
+                             "end_minute) VALUES (?, ?, ?, ?, ?)",
+                             [(user_id, *row) for row in kept.week_days])
+            conn.executemany("INSERT INTO access_year_days(user_id, sched_index, start_at, end_at) "
+                             "VALUES (?, ?, ?, ?)",
+                             [(user_id, *row) for row in kept.year_days])
+        count += 1
     return count
 
 

@@ -56,7 +56,11 @@ disabled on the target lock (console, CLI) is restored disabled too, and so is
 a credential revoked there (at the console, or with its API token) or a PIN
 changed or removed there (`holdings.retired_credentials`: an older backup does
 not bring back a PIN retired because it leaked), and a person whose permission
-was lowered there keeps the lower one (`holdings.keep_lower_permissions`).
+was lowered there keeps the lower one (`holdings.keep_lower_permissions`), and
+so do other restrictions added there (`holdings.keep_restrictions`): a
+non-access person stays non-access, a restricting user type, a stricter
+credential rule or a shorter PIN age limit stays, and a person with any schedule
+there keeps that lock's schedules in place of the backup's.
 
 The backup's recipients — the owner devices' X25519 keys and the recovery key's
 public half, as its signed header names them (public keys only: no private key
@@ -523,6 +527,7 @@ class Restored:
     revoked_credentials: int = 0  # credentials the owner's list named that the backup still held unrevoked
     recipients_kept_removed: int = 0  # the backup's recipients not registered again: their keys were removed
     lowered_permissions: int = 0  # people the backup held at a higher permission than this lock: kept lower
+    kept_restrictions: int = 0  # people who kept this lock's stricter type, rule, PIN age or schedules
 
     def to_dict(self) -> dict[str, Any]:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
@@ -531,7 +536,7 @@ class Restored:
                 "references": self.templates,  # not "templates": the audit trail refuses that key
                 "backup_recipients_added": self.recipients_added, "revoked_credentials": self.revoked_credentials,
                 "backup_recipients_kept_removed": self.recipients_kept_removed,
-                "kept_lower_permissions": self.lowered_permissions}
+                "kept_lower_permissions": self.lowered_permissions, "kept_restrictions": self.kept_restrictions}
 
 
 class Backups:
@@ -806,6 +811,7 @@ class Backups:
             disabled = Revoked(holdings.disabled_ids(self.conn))  # disabled here (console, CLI) stay so
             retired = holdings.retired_credentials(self.conn)  # and credentials revoked, PINs changed here
             levels = holdings.permissions(self.conn)  # and so does a permission lowered here
+            limits = holdings.restrictions(self.conn)  # and a user type, rule, PIN age or schedule tightened here
             people.remove_everyone(self.conn)  # cascades to access rows, credentials, schedules, consents
             holdings.clear_for_restore(self.conn)
             loaded = {name: self._rows(name, tables.get(name, [])) for name in TABLES}
@@ -816,6 +822,7 @@ class Backups:
             users, codes = self._apply(revoked | disabled, at)
             holdings.revoke_retired(self.conn, retired)
             lowered = holdings.keep_lower_permissions(self.conn, levels)
+            restricted = holdings.keep_restrictions(self.conn, limits)
             credentials = holdings.revoke_credential_ids(self.conn, revoked.credentials)  # the owner's list
             self._repoint_devices(data.get("devices", []))
             recipients, kept_out = self._add_recipients(header, data, at)
@@ -829,7 +836,8 @@ class Backups:
                 _write_private(self.keys_dir / "pin-pepper.key", pepper)  # last: the rows are in, then the key
         restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins,
                             recipients_added=recipients, revoked_credentials=credentials,
-                            recipients_kept_removed=kept_out, lowered_permissions=lowered)
+                            recipients_kept_removed=kept_out, lowered_permissions=lowered,
+                            kept_restrictions=restricted)
         return restored, pepper is not None and pins == 0
 
     def _rows(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
