@@ -48,3 +48,8 @@ def test_a_refusal_in_a_lockdown_is_worded_by_its_cause() -> None:
     tamper["data"]["detail"] = "tamper lockdown: faces and fingerprints were erased"
     texts = [a.text for a in feed.activity([owner, tamper], NAMES, ZoneInfo("UTC"))]
     assert texts == ["Anna was refused (during the tamper lockdown)", "Anna was refused (during the owner's lockdown)"]
+
+
+def test_a_disabled_person_s_refusal_is_worded_not_shown_raw() -> None:
+    texts = [a.text for a in feed.activity([_rec(0, "reject", "disabled_user", "u-anna")], NAMES, ZoneInfo("UTC"))]
+    assert texts == ["Anna was refused (the person is disabled)"]

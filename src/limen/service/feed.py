@@ -45,7 +45,7 @@ _WHY = {"outside_schedule": N_("outside their hours"), "locked_out": N_("while t
         "credential_revoked": N_("with a revoked code"), "credential_expired": N_("with an expired code"),
         "pad_failed": N_("a photo or screen was shown"), "lockdown": N_("during the tamper lockdown"),
         "lockdown_command": N_("during the owner's lockdown"),
-        "user_disabled": N_("the person is disabled"),
+        "disabled_user": N_("the person is disabled"),
         "remote_only_user": N_("they may only open remotely")}
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _ALARM_TEXT = {
