@@ -627,8 +627,9 @@ def create_app(engine: Engine, relay: Relay | None = None, receipt_public: Ed255
 
 def _alarm(a: Alarm) -> dict[str, Any]:
     """`raised_at`: when the cloud received or raised it; `raised_on_lock_at`: the lock's own time in its ALARM
-    record (its clock; None for the cloud's alarms); `acknowledged_on_lock_at`: the lock's time of its owner's
-    acknowledgement on the lock, which acknowledged it here too (`acknowledged_at`: when the cloud read it)."""
+    record (its clock; None for the cloud's alarms); `acknowledged_on_lock_at`: the lock's time of an
+    acknowledgement on the lock, shown only: the alarm stays pending here (`acknowledged_at`) until the owner
+    acknowledges it in the cloud."""
     return {"id": a.id, "lock_id": a.lock_id, "rule": a.rule, "detail": a.detail, "unverified": a.unverified,
             "raised_at": a.raised_at.isoformat() + "Z", "raised_on_lock_at": a.lock_at,
             "acknowledged_at": a.acknowledged_at.isoformat() + "Z" if a.acknowledged_at else None,

@@ -152,16 +152,17 @@ class IngestPass:
         else:
             self.unverified.setdefault(lock_id, set()).add(record_hash)
 
-    def add_ack(self, lock_id: str, record: dict[str, Any], now: datetime) -> None:
-        """The lock's owner acknowledged these alarms on the lock (a SYSTEM record of the verified chain naming the
-        ALARM records' indexes): the cloud's alarms read from them are acknowledged too, at `flush`."""
+    def add_ack(self, lock_id: str, record: dict[str, Any]) -> None:
+        """Someone acknowledged these alarms on the lock (a SYSTEM record of the verified chain naming the ALARM
+        records' indexes): the cloud's alarms read from them note the lock's time of it, at `flush`, and stay
+        pending in the cloud — whoever holds the lock (a coercer too) must not close the owner's alarm."""
         data = record.get("data")
         indexes = data.get("alarms") if isinstance(data, dict) else None
         if not isinstance(indexes, list):
             return
         chosen = sorted({i for i in indexes[:_ACKS_MAX] if _index(i) and i < record["index"]})
         if chosen:
-            self.acks.append({"b_lock_id": lock_id, "b_indexes": chosen, "acknowledged_at": now,
+            self.acks.append({"b_lock_id": lock_id, "b_indexes": chosen,
                               "lock_acknowledged_at": str(record.get("at"))[:40]})
 
     def held_hash(self, lock_id: str, index: int) -> str | None:
@@ -188,10 +189,10 @@ class IngestPass:
             if self.records:
                 conn.execute(insert(RECORDS).inline(), self.records)
         for ack in self.acks:  # after the alarms: one acknowledged in the pass that raised it is found
-            conn.execute(update(ALARMS).where(
+            conn.execute(update(ALARMS).where(  # never `acknowledged_at`: only the owner closes a cloud alarm
                 ALARMS.c.lock_id == ack["b_lock_id"], ALARMS.c.lock_index.in_(ack["b_indexes"]),
-                ALARMS.c.unverified.is_(False), ALARMS.c.acknowledged_at.is_(None)).values(
-                acknowledged_at=ack["acknowledged_at"], lock_acknowledged_at=ack["lock_acknowledged_at"]))
+                ALARMS.c.unverified.is_(False), ALARMS.c.lock_acknowledged_at.is_(None)).values(
+                lock_acknowledged_at=ack["lock_acknowledged_at"]))
         self.records, self.alarms, self.acks = [], [], []
         self.held.clear()
         self.raised.clear()
@@ -313,7 +314,7 @@ def _take(batch: IngestPass, lock: Lock, record: dict[str, Any], now: datetime, 
         batch.add_alarm(lock.lock_id, f"lock:{record.get('reason')}", _alarm_text(record), now, record=record)
         result.alarms.append(f"lock:{record.get('reason')}")
     elif record.get("kind") == "system" and record.get("reason") == ACK_REASON:
-        batch.add_ack(lock.lock_id, record, now)
+        batch.add_ack(lock.lock_id, record)
     return True
 
 
@@ -446,6 +447,9 @@ def mark_replaced(session: Session, lock: Lock, owner_id: int, now: datetime, st
             {"chain_id": chain.id, "lock_id": lock.lock_id, "idx": r.idx, "hash": r.hash, "kind": r.kind,
              "at": r.at, "body": r.body} for r in rows])
     session.execute(delete(Record).where(Record.lock_id == lock.lock_id))
+    # the new chain's indexes start at 0 again: its acknowledgements must not reach the archived chain's alarms
+    session.execute(update(Alarm).where(Alarm.lock_id == lock.lock_id, Alarm.lock_index.is_not(None))
+                    .values(lock_index=None))
     lock.head_count, lock.head_hash, lock.reported_count, lock.audit_keys = 0, None, 0, None
     lock.replaced_at = now
     session.add(Alarm(lock_id=lock.lock_id, rule="lock_replaced", raised_at=now,

@@ -137,9 +137,10 @@ class Alarm(Base):
     # `limen_cloud.evidence`); `record_hash` is that record's hash, so a record resent raises nothing again
     unverified: Mapped[bool] = mapped_column(default=False, server_default=false())
     record_hash: Mapped[str | None] = mapped_column(String(64), default=None)
-    # read from the lock's ALARM record taken into the verified chain: its index and time (the lock's clock, as it
-    # wrote it; `raised_at` is when the cloud received it), and the time of the lock's own acknowledgement of it
-    # (a SYSTEM "alarm acknowledged" record naming that index: `acknowledged_at` is then when the cloud read it)
+    # read from the lock's ALARM record taken into the verified chain: its index in the current chain (cleared when
+    # the lock is marked replaced) and time (the lock's clock, as it wrote it; `raised_at` is when the cloud received
+    # it), and the time of the lock's own acknowledgement of it (a SYSTEM "alarm acknowledged" record naming that
+    # index; shown only: it never sets `acknowledged_at`, which only the owner's acknowledgement in the cloud sets)
     lock_index: Mapped[int | None] = mapped_column(Integer, default=None)
     lock_at: Mapped[str | None] = mapped_column(String(40), default=None)
     lock_acknowledged_at: Mapped[str | None] = mapped_column(String(40), default=None)

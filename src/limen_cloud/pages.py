@@ -477,11 +477,11 @@ def _lock_when(at: str | None) -> str | None:
     there is none or it does not parse."""
     try:
         parsed = datetime.fromisoformat(at) if at else None
-    except ValueError:
+        if parsed is None:
+            return None
+        return _when((parsed.astimezone(UTC) if parsed.tzinfo else parsed).replace(tzinfo=None))
+    except (ValueError, OverflowError):  # the lock's clock is any string its chain hashes: 9999-12-31T23:59-01:00
         return None
-    if parsed is None:
-        return None
-    return _when((parsed.astimezone(UTC) if parsed.tzinfo else parsed).replace(tzinfo=None))
 
 
 def history_rows(session: DbSession, owner: Owner, lock_id: str | None, before: int | None) -> list[dict[str, Any]]:
@@ -522,6 +522,8 @@ def alarm_rows(session: DbSession, owner: Owner) -> list[dict[str, Any]]:
         Lock.owner_id == owner.id, Alarm.acknowledged_at.is_(None)).order_by(Alarm.id.desc()).limit(500)).all()
     return [{"id": a.id, "lock": name, "rule": a.rule, "detail": a.detail, "unverified": a.unverified,
              "raised": _lock_when(a.lock_at) or _when(a.raised_at), "received": _when(a.raised_at),
+             "lock_acknowledged": (_lock_when(a.lock_acknowledged_at) or "a time its clock wrote unreadably")
+             if a.lock_acknowledged_at is not None else None,
              "delivered": a.notified_at is not None, "error": a.delivery_error or ""} for a, name in rows]
 
 
