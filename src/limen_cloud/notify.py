@@ -493,7 +493,8 @@ class AlarmNotifier:
                        Alarm.id, Alarm.rule, Alarm.raised_at, Lock.name)
                 .join(Lock, Lock.owner_id == PushSubscription.owner_id)
                 .join(Alarm, and_(Alarm.lock_id == Lock.lock_id, Alarm.id > PushSubscription.cursor))
-                .where(or_(Alarm.acknowledged_at.is_(None), Alarm.rule.in_(ACCOUNT_ALARMS)),
+                .where(or_(Alarm.acknowledged_at.is_(None), Alarm.rule.in_(ACCOUNT_ALARMS),
+                           Alarm.rule.startswith("lock:")),
                        or_(PushSubscription.next_at.is_(None), PushSubscription.next_at <= now))
                 .order_by(PushSubscription.id, Alarm.id).limit(PUSH_PASS)).all()
         if not rows:
@@ -764,6 +765,9 @@ PUSH_PASS = T.CLOUD_PUSH_PASS
 ACCOUNT_ALARMS = ("alarm_destination_added", "alarm_destination_removed", "password_changed", "password_reset",
                   "authenticator_enrolled", "backup_deleted", "lock_replace_refused",
                   "remote_unknown_source")  # (a session thief relaying from its own address could acknowledge it)
+# Pushed even once acknowledged, with ACCOUNT_ALARMS: every alarm the lock raised itself ("lock:duress", "lock:tamper",
+# …) — a coercer can make the owner acknowledge it in the app as well as on the lock, and the other browsers of the
+# account (a partner's phone) must still hear of it.
 PUSH_GONE = "gone"  # the push service answered 404 or 410: the subscription is dead
 VAPID_EXP_S = T.CLOUD_VAPID_TOKEN_S
 DEFAULT_VAPID_CONTACT = "mailto:limen-cloud@localhost"  # set --vapid-contact: some push services want a real one
