@@ -157,3 +157,19 @@ def test_home_assistant_locks_only_where_the_owner_allowed_unsigned_locking() ->
     assert allowed.command(b"LOCK", datetime.now(UTC)) and controller.locks == 1
     assert (audit.events[-1].outcome, audit.events[-1].data["action"]) == ("executed", "lock")
     assert not allowed.command(b"UNLOCK", datetime.now(UTC)) and controller.locks == 1  # never the other way
+
+
+def test_a_closed_home_assistant_link_no_longer_reads_the_lockdown_flag() -> None:
+    """After close() the runtime may have closed the flag's connection, which reads as a lockdown (fail closed): a
+    link loop still running must not publish that as ON (review)."""
+    reads: list[int] = []
+
+    def flag() -> bool:
+        reads.append(1)
+        return True
+
+    ha = offline(CountingController(), MemoryAuditSink(), lockdown_flag=flag)
+    ha._published_lockdown = False  # Home Assistant was last told OFF
+    ha.close()
+    before = len(reads)
+    assert ha.follow_lockdown() is False and len(reads) == before

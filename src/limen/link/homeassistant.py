@@ -111,8 +111,8 @@ class HomeAssistant:
     def follow_lockdown(self) -> bool:
         """Publish the lockdown flag if it changed since last published (another process may have changed it);
         True when it did.  `LinkError` if the publish is not acknowledged (published again next time)."""
-        if self._lockdown_flag is None:
-            return False
+        if self._lockdown_flag is None or self.closed:  # closed: the runtime may have closed the flag's connection,
+            return False                               # which reads as a lockdown (fail closed): never published
         flag = self._lockdown_flag()
         if flag == self._published_lockdown:
             return False

@@ -221,7 +221,8 @@ class MqttLink:
             refused = self._settled.is_set() and not (self._failure or "").startswith("broker refused")
             alert = self._alert or (self._probe_alert() if refused else None)
             if alert is not None:
-                why = f"the broker refused the TLS connection: {alert}"
+                why = (f"the server refused the TLS connection: {alert} (its TLS alert, which may come before the "
+                       "server proved it is the fleet broker)")
             raise LinkError(f"{self.host}:{self.port}: no MQTT session ({why})")
         self._since = time.monotonic()
         return self
