@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from limen.access.model import CredentialType
 from limen.audit.event import EventKind
 from limen.errors import NotFound
 from limen.link.commands import Action
@@ -118,3 +119,32 @@ def test_with_require_pin_for_remote_off_no_pin_is_asked(pin_rig: tuple[LockRig,
     reply, reply_pub = _reply()
     outcome = _add(rig, Action.ADD_USER, reply_pub)
     assert outcome.executed and _opens(rig, Action.ADD_USER, reply, outcome)
+
+
+@pytest.mark.parametrize("action", ADDS)
+@pytest.mark.parametrize("how", ["revoked", "too_old"])
+def test_an_owner_pin_the_unlock_refuses_adds_nothing_counts_as_wrong_and_is_not_recorded_used(
+        pin_rig: tuple[LockRig, X25519PrivateKey], action: Action, how: str) -> None:
+    """Review 4: the step-up checked only that the PIN matched (revoked ones too), so a PIN the remote unlock
+    refuses (revoked, past the owner's PIN-age limit) added a person and reset the PIN's 72 h clock."""
+    rig, lock_key = pin_rig
+    at = rig.clock.now()
+    if how == "revoked":
+        pin = next(c for c in rig.store.credentials(rig.owner) if c.type is CredentialType.PIN)
+        rig.store.revoke_credential(pin.id, rig.owner, at)
+    else:
+        rig.store.modify_user(rig.owner, rig.owner, at, pin_max_age_days=1)
+        rig.clock.advance(2 * 86400)
+    last_pin_at = rig.store.user(rig.owner).last_pin_at
+    reason = "credential_revoked" if how == "revoked" else "credential_expired"
+    unlock = rig.send(rig.signed(Action.UNLOCK, pin=seal_pin(lock_key.public_key(), OWNER_PIN)))
+    assert not unlock.executed and unlock.reason == reason
+    count = rig.store.load_state().lockout.wrong_code_count
+    _, reply_pub = _reply()
+    outcome = _add(rig, action, reply_pub, pin=seal_pin(lock_key.public_key(), OWNER_PIN))
+    assert not outcome.executed and outcome.reason == reason and _nothing_added(rig)
+    assert "sealed_pin" not in outcome.data and "sealed_code" not in outcome.data
+    assert rig.store.load_state().lockout.wrong_code_count == count + 1  # a wrong code, as at the door
+    assert rig.store.user(rig.owner).last_pin_at == last_pin_at
+    record = [e for e in rig.sink.events if e.kind is EventKind.REMOTE_COMMAND][-1]
+    assert record.outcome == "refused" and record.reason == reason and record.data["action"] == action.value

@@ -507,8 +507,11 @@ def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgem
     """The owner's PIN a remote action that makes a way in (a new person's PIN, an offline code) needs, judged as
     a remote unlock's (`remote_attempt`): a PIN on a locked-out keypad is LOCKED_OUT (rule 4); `_resolve_remote`
     (rule 5) gives REMOTE_NOT_AUTHORISED, PIN_REQUIRED while `require_pin_for_remote` is on and none came, or a
-    wrong PIN (UNKNOWN_CREDENTIAL) counted toward the keypad lockout.  Accepted: GRANTED.  The door's other rules
-    (lockdown, mode, schedule, ...) are the unlock's alone: nothing opens here."""
+    wrong PIN (UNKNOWN_CREDENTIAL) counted toward the keypad lockout; then the unlock's checks of who gave it and
+    of the PIN itself (`_step_up_refusal`: a disabled or non-access owner, a revoked, out-of-window, used-up or
+    too old PIN), a refusal counted as a wrong code as at the door (`_WRONG_AT_THE_KEYPAD`) when a PIN was
+    checked, and the PIN not recorded as used.  Accepted: GRANTED.  The door's other rules (lockdown, mode,
+    schedule, ...) are the unlock's alone: nothing opens here."""
     ctx = _Context(attempt, state, at, AssuranceRule())
     commands = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
     if len(commands) != 1 or len(attempt.factors) != 1:
@@ -521,8 +524,27 @@ def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgem
         return _failed(ctx, [resolved])
     user = state.users[resolved.user_id]
     checked = command.pin is not None and state.config.require_pin_for_remote
+    refusal = _step_up_refusal(state, user, resolved.credential, at)
+    if refusal is not None:
+        reason, detail = refusal
+        lock = lockout.after_wrong_code(state.lockout, state.config, at) if checked else None
+        return Judgement(ctx.decide(False, reason, user, resolved.credential.id, detail, lock=lock),
+                         Update(lockout=lock))
     return Judgement(ctx.decide(True, Reason.GRANTED, user, resolved.credential.id),
                      Update(pin_used_by=user.user_id if checked else None))
+
+
+def _step_up_refusal(state: AccessState, user: AccessUser, credential: Credential, at: datetime
+                     ) -> tuple[Reason, str] | None:
+    """The remote unlock's checks (`_user_refusal`, `_credential_refusal`) a step-up's owner and PIN must pass too:
+    each refusal one of `_WRONG_AT_THE_KEYPAD`'s; an owner who may program (`_resolve_remote` asked for one)."""
+    if user.status is not UserStatus.ENABLED:
+        return Reason.DISABLED_USER, f"user is {user.status.value}"
+    if user.user_type is UserType.NON_ACCESS:
+        return Reason.DISABLED_USER, "non-access user"
+    if not user.permission.programs:
+        return Reason.DISABLED_USER, "not an owner or administrator"
+    return _stored_credential_refusal(state, user, credential, at)
 
 
 def _failed(ctx: _Context, failures: list[_Failure]) -> Judgement:
@@ -631,23 +653,9 @@ def _user_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) -> tup
 def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) -> tuple[Reason, str] | None:
     state, at = ctx.state, ctx.at
     for m in matches:
-        c = m.credential
-        if m.grant is not None:
-            continue
-        if c.revoked:
-            return Reason.CREDENTIAL_REVOKED, f"{c.type.value} revoked"
-        if (c.valid_from and at < c.valid_from) or (c.valid_until and at >= c.valid_until):
-            return Reason.CREDENTIAL_EXPIRED, f"{c.type.value} outside its validity window"
-        if c.expire_after_first_use_s is not None and c.first_used_at is not None \
-                and at >= c.first_used_at + timedelta(seconds=c.expire_after_first_use_s):
-            return Reason.CREDENTIAL_EXPIRED, f"{c.type.value} expired after first use"
-        if c.max_uses is not None and c.uses >= c.max_uses:
-            return Reason.CREDENTIAL_EXHAUSTED, f"{c.type.value} used {c.uses} of {c.max_uses} times"
-        if c.backup and not state.online and c.offline_max_uses is not None and c.offline_uses >= c.offline_max_uses:
-            return Reason.CREDENTIAL_EXHAUSTED, "backup PIN: offline uses exhausted"
-        if c.type is CredentialType.PIN and user.pin_max_age_days is not None and c.created_at is not None \
-                and at >= c.created_at + timedelta(days=user.pin_max_age_days):
-            return Reason.CREDENTIAL_EXPIRED, "PIN too old: the owner requires a new one"
+        stored = None if m.grant is not None else _stored_credential_refusal(state, user, m.credential, at)
+        if stored is not None:
+            return stored
     types = {m.credential.type for m in matches}
     biometric_only = types <= BIOMETRIC_TYPES
     if biometric_only and lockout.pin_required_by_failures(state.lockout, state.config) \
@@ -669,6 +677,26 @@ def _credential_refusal(ctx: _Context, user: AccessUser, matches: list[_Match]) 
         return Reason.PIN_REQUIRED, f"PIN not used for {state.config.strong_auth_max_age_h} h"
     if state.owner_reauth_required and user.permission is not PermissionLevel.OWNER:
         return Reason.OWNER_REAUTH_REQUIRED, "mechanical key alarm: an owner must open once"
+    return None
+
+
+def _stored_credential_refusal(state: AccessState, user: AccessUser, c: Credential, at: datetime
+                               ) -> tuple[Reason, str] | None:
+    """Whether the credential itself may be used now: revoked, outside its window, used up, a PIN too old."""
+    if c.revoked:
+        return Reason.CREDENTIAL_REVOKED, f"{c.type.value} revoked"
+    if (c.valid_from and at < c.valid_from) or (c.valid_until and at >= c.valid_until):
+        return Reason.CREDENTIAL_EXPIRED, f"{c.type.value} outside its validity window"
+    if c.expire_after_first_use_s is not None and c.first_used_at is not None \
+            and at >= c.first_used_at + timedelta(seconds=c.expire_after_first_use_s):
+        return Reason.CREDENTIAL_EXPIRED, f"{c.type.value} expired after first use"
+    if c.max_uses is not None and c.uses >= c.max_uses:
+        return Reason.CREDENTIAL_EXHAUSTED, f"{c.type.value} used {c.uses} of {c.max_uses} times"
+    if c.backup and not state.online and c.offline_max_uses is not None and c.offline_uses >= c.offline_max_uses:
+        return Reason.CREDENTIAL_EXHAUSTED, "backup PIN: offline uses exhausted"
+    if c.type is CredentialType.PIN and user.pin_max_age_days is not None and c.created_at is not None \
+            and at >= c.created_at + timedelta(days=user.pin_max_age_days):
+        return Reason.CREDENTIAL_EXPIRED, "PIN too old: the owner requires a new one"
     return None
 
 
