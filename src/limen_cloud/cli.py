@@ -385,6 +385,9 @@ def sign_restore(
     valid_for: Annotated[int, typer.Option(min=1, max=T.LINK_COMMAND_MAX_VALIDITY_S,
                                            help="Seconds the command stays valid.")]
     = T.LINK_COMMAND_MAX_VALIDITY_S - T.LINK_CLOCK_SKEW_S,
+    pin: Annotated[bool, typer.Option("--pin", help="Ask for the owner's PIN (stdin) and carry it sealed to the "
+                                      "target lock's restore key: a lock whose require_pin_for_remote is on and "
+                                      "where the owner has a PIN needs it; the cloud cannot read it.")] = False,
 ) -> None:
     """Print the JSON body of POST /api/locks/{id}/restore — run it on the owner's device: it opens the backup's
     content key with the device's X25519 key, seals it to the target lock's restore key and signs the restore
@@ -396,7 +399,7 @@ def sign_restore(
 
     from limen.link.backup import digest, unwrap_key
     from limen.link.commands import Action, Command, sign
-    from limen.link.execute import seal_reply
+    from limen.link.execute import seal_pin, seal_reply
 
     signer = serialization.load_pem_private_key(key.read_bytes(), password=None)
     if not isinstance(signer, Ed25519PrivateKey):
@@ -418,6 +421,11 @@ def sign_restore(
     args = {"backup": digest(blob), "key": seal_reply(target, content_key), "from_lock": header.lock}
     args |= {"from_lock_key": from_lock_key.strip()} if from_lock_key else {}
     args |= {"revoked": revoked} if revoked else {}
+    if pin:
+        digits = typer.prompt("Owner's PIN", hide_input=True, err=True).strip()
+        if not digits.isdigit() or not digits.isascii():
+            raise typer.BadParameter("a PIN is digits only")
+        args["pin"] = seal_pin(target, digits)
     now = datetime.now(UTC)
     command = Command(lock, Action.RESTORE, counter if counter is not None else int(now.timestamp() * 1000),
                       now + timedelta(seconds=valid_for), device, args, issued=now)

@@ -136,6 +136,15 @@ def test_sign_restore_seals_the_backup_s_key_to_the_target_lock_and_signs_its_di
     assert (command.args["backup"], command.args["from_lock"], command.args["revoked"]) == (
         digest(blob), "front-door", "code:c1")
     assert open_reply(target, command.args["key"]) == unwrap_key(blob, phone_x)[1]  # only the target opens it
+    assert "pin" not in command.args
+
+    with_pin = CliRunner().invoke(app, [*base, "--backup-key", str(tmp_path / "phone-x.b64"), "--pin"],
+                                  input="246813\n")  # require_pin_for_remote on the target: the owner's PIN, sealed
+    assert with_pin.exit_code == 0, with_pin.output
+    wire = json.loads(with_pin.output.strip().splitlines()[-1])["payload"]
+    assert "246813" not in wire
+    assert open_reply(target, json.loads(SignedCommand.from_bytes(wire.encode()).body)["args"]["pin"]) == \
+        b"limen-pin-v1:246813"
 
     (tmp_path / "other-x.b64").write_text(base64.b64encode(X25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode())

@@ -20,7 +20,7 @@ from limen.audit.keys import key_id, load_public_b64
 from limen.link import pki
 from limen.link.backup import digest, open_backup, parse_recovery_key, unwrap_key
 from limen.link.commands import Action, Command, sign
-from limen.link.execute import seal_reply
+from limen.link.execute import seal_pin, seal_reply
 from limen.link.forward import claim_hash
 from tests.cli.test_access_cli import MAX_PIN, OWNER_PIN, limen
 from tests.cli.test_access_cli import cheap_argon2 as cheap_argon2  # noqa: F401 - the autouse fixture applies here
@@ -144,7 +144,8 @@ def test_a_replacement_restores_with_the_key_from_the_owners_pairing_record(tmp_
                 json.loads(limen(new, "--json", "link", "restore-key").output)["restore_key"]))
             _, content_key = unwrap_key(blob.read_bytes(), phone_x)
             args = {"backup": digest(blob.read_bytes()), "key": seal_reply(restore_key, content_key),
-                    "from_lock": record["lock"]}
+                    "from_lock": record["lock"],  # require_pin_for_remote (on): the PIN set in person, sealed
+                    "pin": seal_pin(restore_key, NEW_PIN)}
             runs = [limen(new, "--json", "link", "execute", str(_restore_file(tmp_path, phone, n, blob, extra)))
                     for n, extra in ((1, args), (2, {**args, "from_lock_key": record["audit_key"]}))]
         else:

@@ -8,13 +8,15 @@ each one transaction across packages: the caller passes its connection in).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from limen.access.model import CredentialRule, CredentialType, PermissionLevel, UserStatus, UserType
+from limen.access.model import CredentialRule, CredentialType, LockConfig, PermissionLevel, UserStatus, UserType
+from limen.access.rows import config_of
 from limen.db import insert_rows, table_rows
 
 # What a backup of the lock's access state carries of this package, in insertion order.
@@ -135,6 +137,90 @@ def keep_restrictions(conn: sqlite3.Connection, before: dict[str, Restrictions])
                              [(user_id, *row) for row in kept.year_days])
         count += 1
     return count
+
+
+# The lock-wide settings where a restore keeps the stricter of the lock's and the backup's: the fewer tries, the
+# longer lockouts, the shorter strong-auth age and key-while-offline limit, the owner's PIN for remote actions.
+_FEWER = ("wrong_code_entry_limit", "bio_failure_limit", "strong_auth_max_age_h", "mechanical_key_offline_limit")
+_LONGER = ("user_code_temporary_disable_time_s", "lockout_escalation_factor", "lockout_max_disable_s")
+# What of `access_lock` is this lock's own state, never a backup's: the keypad and biometric lockout, the operating
+# mode, the owner's forced re-authentication and the link state (the PIN salt and other settings are the backup's).
+_LOCK_OWN = ("mode", "wrong_code_count", "lockouts", "locked_until", "bio_fail_count", "wrong_window_count",
+             "wrong_window_start", "owner_reauth_required", "online")
+
+
+@dataclass(frozen=True)
+class LockWide:
+    """This lock's lock-wide state and use counts, for a restore to keep what an older backup would loosen."""
+
+    lock: dict[str, Any] | None  # the access_lock row
+    code_uses: tuple[tuple[str, str], ...]  # access_code_uses (code id, used at)
+    credential_uses: dict[tuple[str, str, str], tuple[int, str | None, int]]  # (id, user, created): uses,
+    #                                                                            first_used_at, offline_uses
+
+
+def lock_wide(conn: sqlite3.Connection) -> LockWide:
+    """The lock row, the offline codes' uses and each credential's use counts (`keep_lock_wide`)."""
+    row = conn.execute("SELECT * FROM access_lock WHERE id = 1").fetchone()
+    return LockWide(
+        None if row is None else dict(row),
+        tuple((str(r[0]), str(r[1])) for r in conn.execute("SELECT code_id, used_at FROM access_code_uses")),
+        {(str(r[0]), str(r[1]), str(r[2])): (int(r[3]), r[4], int(r[5])) for r in conn.execute(
+            "SELECT id, user_id, created_at, uses, first_used_at, offline_uses FROM access_credentials")})
+
+
+def _stricter_config(now: LockConfig, restored: LockConfig) -> LockConfig:
+    fewer = {name: min(getattr(now, name), getattr(restored, name)) for name in _FEWER}
+    longer = {name: max(getattr(now, name), getattr(restored, name)) for name in _LONGER}
+    return replace(restored, require_pin_for_remote=now.require_pin_for_remote or restored.require_pin_for_remote,
+                   **fewer, **longer)
+
+
+def _earlier(now: str | None, restored: str | None) -> str | None:
+    if now is None or restored is None:
+        return restored if now is None else now
+    return now if datetime.fromisoformat(now) < datetime.fromisoformat(restored) else restored
+
+
+def keep_lock_wide(conn: sqlite3.Connection, before: LockWide) -> tuple[str, ...]:
+    """After a restore loaded a backup's rows, keep this lock's own state `before` had (caller's transaction): the
+    keypad lockout and its counters, the operating mode, `owner_reauth_required`, each lock setting where it is
+    stricter (`require_pin_for_remote` stays on); the offline codes' uses here join the backup's (revocations
+    are the restore's `Revoked`); a credential the backup also holds keeps the higher use counts and the earlier
+    first use (a used single-use code or one-use PIN stays used).  Return the names of what was kept that differed."""
+    kept: list[str] = []
+    if before.lock is not None:
+        row = conn.execute("SELECT * FROM access_lock WHERE id = 1").fetchone()
+        if row is None:
+            insert_rows(conn, "access_lock", [before.lock])
+            kept.append("lock_state")
+        else:
+            own = {name: before.lock[name] for name in _LOCK_OWN}
+            own["key_offline_uses"] = max(int(before.lock["key_offline_uses"]), int(row["key_offline_uses"]))
+            config = _stricter_config(config_of(before.lock["config"]), config_of(row["config"]))
+            if config != config_of(row["config"]):
+                own["config"] = json.dumps(asdict(config))
+            changed = sorted(name for name, value in own.items() if value != row[name])
+            if changed:
+                conn.execute(f"UPDATE access_lock SET {', '.join(f'{n} = ?' for n in changed)} "  # noqa: S608
+                             "WHERE id = 1", [own[n] for n in changed])  # names from _LOCK_OWN
+                kept.extend("stricter_settings" if name == "config" else name for name in changed)
+    uses = set(before.code_uses) - {(str(r[0]), str(r[1])) for r in conn.execute(
+        "SELECT code_id, used_at FROM access_code_uses")}
+    conn.executemany("INSERT INTO access_code_uses(code_id, used_at) VALUES (?, ?)", sorted(uses))
+    kept += ["code_uses"] if uses else []
+    raised = 0
+    for r in conn.execute("SELECT id, user_id, created_at, uses, first_used_at, offline_uses "
+                          "FROM access_credentials").fetchall():
+        now = before.credential_uses.get((str(r[0]), str(r[1]), str(r[2])))
+        if now is None:
+            continue
+        counts = (max(now[0], int(r[3])), _earlier(now[1], r[4]), max(now[2], int(r[5])))
+        if counts != (int(r[3]), r[4], int(r[5])):
+            raised += conn.execute("UPDATE access_credentials SET uses = ?, first_used_at = ?, offline_uses = ? "
+                                   "WHERE id = ?", (*counts, r[0])).rowcount
+    kept += ["credential_uses"] if raised else []
+    return tuple(kept)
 
 
 def disable(conn: sqlite3.Connection, user_ids: Iterable[str]) -> int:

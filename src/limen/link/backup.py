@@ -60,7 +60,12 @@ was lowered there keeps the lower one (`holdings.keep_lower_permissions`), and
 so do other restrictions added there (`holdings.keep_restrictions`): a
 non-access person stays non-access, a restricting user type, a stricter
 credential rule or a shorter PIN age limit stays, and a person with any schedule
-there keeps that lock's schedules in place of the backup's.
+there keeps that lock's schedules in place of the backup's.  The lock's own
+state stays too (`holdings.keep_lock_wide`): its keypad lockout and counters,
+operating mode and forced owner re-authentication, each lock setting where it
+is stricter (`require_pin_for_remote` stays on), the offline codes' uses
+there, and a credential's higher use counts (a used single-use code or
+one-use PIN stays used).
 
 The backup's recipients — the owner devices' X25519 keys and the recovery key's
 public half, as its signed header names them (public keys only: no private key
@@ -528,6 +533,7 @@ class Restored:
     recipients_kept_removed: int = 0  # the backup's recipients not registered again: their keys were removed
     lowered_permissions: int = 0  # people the backup held at a higher permission than this lock: kept lower
     kept_restrictions: int = 0  # people who kept this lock's stricter type, rule, PIN age or schedules
+    kept_lock_state: tuple[str, ...] = ()  # this lock's own state kept over the backup's (`keep_lock_wide`)
 
     def to_dict(self) -> dict[str, Any]:
         return {"from_lock": self.lock, "counter": self.counter, "created_at": self.created_at, "rows": self.rows,
@@ -536,7 +542,8 @@ class Restored:
                 "references": self.templates,  # not "templates": the audit trail refuses that key
                 "backup_recipients_added": self.recipients_added, "revoked_credentials": self.revoked_credentials,
                 "backup_recipients_kept_removed": self.recipients_kept_removed,
-                "kept_lower_permissions": self.lowered_permissions, "kept_restrictions": self.kept_restrictions}
+                "kept_lower_permissions": self.lowered_permissions, "kept_restrictions": self.kept_restrictions,
+                "kept_lock_state": list(self.kept_lock_state)}
 
 
 class Backups:
@@ -812,6 +819,7 @@ class Backups:
             retired = holdings.retired_credentials(self.conn)  # and credentials revoked, PINs changed here
             levels = holdings.permissions(self.conn)  # and so does a permission lowered here
             limits = holdings.restrictions(self.conn)  # and a user type, rule, PIN age or schedule tightened here
+            own = holdings.lock_wide(self.conn)  # and the lockout, mode, stricter settings, codes and uses spent
             people.remove_everyone(self.conn)  # cascades to access rows, credentials, schedules, consents
             holdings.clear_for_restore(self.conn)
             loaded = {name: self._rows(name, tables.get(name, [])) for name in TABLES}
@@ -823,6 +831,7 @@ class Backups:
             holdings.revoke_retired(self.conn, retired)
             lowered = holdings.keep_lower_permissions(self.conn, levels)
             restricted = holdings.keep_restrictions(self.conn, limits)
+            kept = holdings.keep_lock_wide(self.conn, own)
             credentials = holdings.revoke_credential_ids(self.conn, revoked.credentials)  # the owner's list
             self._repoint_devices(data.get("devices", []))
             recipients, kept_out = self._add_recipients(header, data, at)
@@ -837,7 +846,7 @@ class Backups:
         restored = Restored(header.lock, header.counter, header.created_at, rows, users, codes, pins,
                             recipients_added=recipients, revoked_credentials=credentials,
                             recipients_kept_removed=kept_out, lowered_permissions=lowered,
-                            kept_restrictions=restricted)
+                            kept_restrictions=restricted, kept_lock_state=kept)
         return restored, pepper is not None and pins == 0
 
     def _rows(self, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ device put in the signed command (`args["reply_key"]`), so the cloud that
 relays the outcome cannot read it; `add_user` adds a member or guest (never an owner or
 administrator), with a PIN the lock draws and seals the same way when the command carries a reply key.
 Both make a way in, so while `require_pin_for_remote` is on they need the owner's sealed PIN as an unlock does
-(`_step_up`: refused `pin_required`, a wrong one counted toward the keypad lockout, audited).
+(`_step_up`: refused `pin_required`, a wrong one counted toward the keypad lockout, audited); so does a restore
+when the device's owner has a PIN on the lock (a replacement lock whose owner has none yet: the in-person pairing).
 A refusal over the times (`expired`, `validity_too_long`, `clock_skew`) hands back the lock's clock
 (`lock_time`) and the detail.  An erase returns an erasure receipt signed
 with the lock's audit key: what was erased where, when, and the audit record
@@ -58,7 +59,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from limen import thresholds as T
 from limen.access.attempt import remote_attempt
-from limen.access.model import PermissionLevel, UserStatus
+from limen.access.model import CredentialType, PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
 from limen.access.pins import validate_pin
 from limen.audit.chain import canonical
@@ -275,14 +276,28 @@ class LinkCommands:
         except UnicodeDecodeError as exc:
             raise BadRequest("pin", "not a sealed PIN") from exc
 
+    def _owner_pin_checked(self, device: Device) -> bool:
+        """Whether a restore needs the owner's sealed PIN (`_step_up`): while `require_pin_for_remote` is on and
+        the device's owner holds a PIN here to check it against.  A restore replaces people, settings and lockout
+        state, so a stolen paired phone must not run one without the PIN; a replacement lock whose owner has no PIN
+        yet has only the in-person pairing to go by."""
+        if not self.store.load_state().config.require_pin_for_remote:
+            return False
+        return any(c.type is CredentialType.PIN and not c.revoked for c in self.store.credentials(device.owner))
+
     def _restore(self, command: Command, device: Device | None, blob: bytes | None, at: datetime) -> Outcome:
-        """Load the attached backup the owner named (by SHA-256) with the content key sealed to this lock."""
+        """Load the attached backup the owner named (by SHA-256) with the content key sealed to this lock (and,
+        `_owner_pin_checked`, the owner's PIN sealed to it in `args["pin"]`)."""
         if device is None:  # unsigned restores never pass the verifier; kept explicit
             raise BadRequest("restore", "needs an owner's signature")
         if blob is None or not hmac.compare_digest(digest(blob), _arg(command.args, "backup").lower()):
             raise BadRequest("backup", "the attached backup is not the one the owner signed for")
         if self.restore_key is None:
             raise BadRequest("restore", "this lock has no restore key")
+        if self._owner_pin_checked(device):
+            refused = self._step_up(command, device, at)
+            if refused is not None:
+                return refused
         try:
             content_key = open_reply(self.restore_key, _arg(command.args, "key"))
         except (InvalidTag, ValueError) as exc:
@@ -310,6 +325,7 @@ class LinkCommands:
                             backup_recipients_kept_removed=str(summary["backup_recipients_kept_removed"]),
                             kept_lower_permissions=str(summary["kept_lower_permissions"]),
                             kept_restrictions=str(summary["kept_restrictions"]),
+                            kept_lock_state=",".join(restored.kept_lock_state) or "none",
                             **_sensor_summary(on_sensor))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
