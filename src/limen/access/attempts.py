@@ -111,11 +111,16 @@ def decide(ctx: AccessContext, attempt: Attempt, at: datetime, rule: AssuranceRu
 
 
 def step_up(ctx: AccessContext, attempt: Attempt, at: datetime) -> Judgement:
-    """`policy.remote_step_up` against the stored state, its lockout count persisted in the same transaction."""
+    """`policy.remote_step_up` against the stored state, its lockout count persisted in the same transaction; a
+    DURESS grant (a forced owner) audited with `duress: true`, from which the audit raises its silent alarm."""
     with transaction(ctx.conn):
         state = load_state(ctx)
         judgement = remote_step_up(attempt, state, at)
         apply(ctx, judgement.update, at)
+    if "duress" in judgement.update.alarms:  # a forced owner's PIN: the action goes on, the alarm is silent
+        d = judgement.decision  # `duress: true`, as a remote unlock's UNLOCK_ATTEMPT: the audit's duress rule
+        ctx.emit(EventKind.REMOTE_COMMAND, at, d.user_id or "remote", d.credential_id, d.reason.value,
+                 duress=True, detail="the owner's PIN for a remote action, given by a duress (forced) owner")
     return judgement
 
 

@@ -510,7 +510,8 @@ def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgem
     wrong PIN (UNKNOWN_CREDENTIAL) counted toward the keypad lockout; then the unlock's checks of who gave it and
     of the PIN itself (`_step_up_refusal`: a disabled or non-access owner, a revoked, out-of-window, used-up or
     too old PIN), a refusal counted as a wrong code as at the door (`_WRONG_AT_THE_KEYPAD`) when a PIN was
-    checked, and the PIN not recorded as used.  Accepted: GRANTED.  The door's other rules (lockdown, mode,
+    checked, and the PIN not recorded as used.  Accepted: GRANTED, or DURESS with the silent "duress" alarm for a
+    forced owner (as `_granted`; `attempts.step_up` audits it).  The door's other rules (lockdown, mode,
     schedule, ...) are the unlock's alone: nothing opens here."""
     ctx = _Context(attempt, state, at, AssuranceRule())
     commands = [f for f in attempt.factors if isinstance(f, RemoteCommand)]
@@ -530,8 +531,9 @@ def remote_step_up(attempt: Attempt, state: AccessState, at: datetime) -> Judgem
         lock = lockout.after_wrong_code(state.lockout, state.config, at) if checked else None
         return Judgement(ctx.decide(False, reason, user, resolved.credential.id, detail, lock=lock),
                          Update(lockout=lock))
-    return Judgement(ctx.decide(True, Reason.GRANTED, user, resolved.credential.id),
-                     Update(pin_used_by=user.user_id if checked else None))
+    duress = user.user_type is UserType.FORCED  # as `_granted`: the action goes on, the alarm is silent
+    return Judgement(ctx.decide(True, Reason.DURESS if duress else Reason.GRANTED, user, resolved.credential.id),
+                     Update(pin_used_by=user.user_id if checked else None, alarms=("duress",) if duress else ()))
 
 
 def _step_up_refusal(state: AccessState, user: AccessUser, credential: Credential, at: datetime
@@ -599,9 +601,13 @@ def _refused(ctx: _Context, reason: Reason, user: AccessUser | None, cred_id: st
     ("show your face first", "not allowed at this time"), and so tells a guesser the entry was right: each
     such answer spends a try, so the lockout bounds what a guesser learns as it bounds what they open.
     A held face completed by the PIN is not keypad-only: that attempt costs nothing.
+    A remote command whose PIN was checked (`require_pin_for_remote`) counts as keypad-only, as its step-up
+    (`remote_step_up`) does: else a stolen phone would try PINs against the revoked ones for free.
     """
     keypad = [f for f in ctx.attempt.factors if isinstance(f, _KEYPAD)]
     keypad_only = bool(keypad) and len(keypad) == len(ctx.attempt.factors)
+    keypad_only = keypad_only or (ctx.state.config.require_pin_for_remote and any(
+        isinstance(f, RemoteCommand) and f.pin is not None for f in ctx.attempt.factors))
     if keypad_only or (keypad and reason in _WRONG_AT_THE_KEYPAD):
         lock = lockout.after_wrong_code(ctx.state.lockout, ctx.state.config, ctx.at)
         return Judgement(ctx.decide(False, reason, user, cred_id or None, detail, lock=lock), Update(lockout=lock))
