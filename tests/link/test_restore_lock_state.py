@@ -1,5 +1,6 @@
-"""A signed restore needs the owner's sealed PIN while `require_pin_for_remote` is on, and an older backup does not
-loosen the lock's own state: its lockout, mode, forced owner re-authentication, stricter settings, the offline codes
+"""A signed restore needs the owner's sealed PIN while `require_pin_for_remote` is on (an owner without one: refused
+until they set one at the lock), and an older backup does not loosen the lock's own state: its lockout, mode,
+holidays, forced owner re-authentication, stricter settings, the offline codes
 used or revoked since and the one-use credentials spent since stay (review 4: a stolen paired phone that is a backup
 recipient turned `require_pin_for_remote` off, cleared the keypad lockout after each few wrong PINs, left privacy
 mode and reopened a used single-use code with a restore of an older backup)."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -140,12 +141,12 @@ def test_a_one_use_pin_spent_since_the_backup_stays_spent(lock: Lock) -> None:
 def test_a_restore_of_an_unchanged_lock_keeps_nothing_and_says_so(lock: Lock) -> None:
     _, blob = lock.backups.make(datetime.now(UTC))
     done = _restore(lock, blob)
-    assert done.executed and done.data["kept_lock_state"] == "none"
+    assert done.executed and done.data["kept_lock_state"] == "none" and done.data["owner_without_pin"] == "false"
 
 
 @pytest.mark.parametrize("own_pin", [True, False], ids=["its-owner-s-pin", "owner-without-a-pin"])
-def test_a_replacement_lock_restores_with_its_owner_s_pin_or_on_the_in_person_pairing(tmp_path: Path,
-                                                                                      own_pin: bool) -> None:
+def test_a_replacement_lock_restores_with_its_owner_s_pin_and_never_without_one(tmp_path: Path,
+                                                                               own_pin: bool) -> None:
     old = open_lock(tmp_path / "old", "front-door", Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
     new = open_lock(tmp_path / "new", "front-door", old.phone, old.phone_x, owner_pin=NEW_OWNER_PIN)
     try:
@@ -154,14 +155,87 @@ def test_a_replacement_lock_restores_with_its_owner_s_pin_or_on_the_in_person_pa
         _, blob = old.backups.make(at)
         store = new.rt.access()
         store.set_config(new.owner, at, require_pin_for_remote=True)
-        extra = {"pin": _sealed(new, NEW_OWNER_PIN)} if own_pin else {}
-        if not own_pin:  # an owner with no PIN here: nothing to check a sealed one against
+        if not own_pin:  # the in-person pairing gave her a PIN; revoked since, nothing stands in for it
             store.revoke_credential(store.credentials(new.owner)[0].id, new.owner, at)
+        refused = new.send(restore_command(new, blob, from_lock=old.id, phone_x=old.phone_x, origin=old))
+        assert (refused.executed, refused.reason) == (False, "pin_required") and new.users() == ["Olga"]
+        done = new.send(restore_command(new, blob, from_lock=old.id, phone_x=old.phone_x, origin=old,
+                                        pin=_sealed(new, NEW_OWNER_PIN)))
+        if own_pin:
+            assert (done.executed, done.reason) == (True, "done") and new.users() == ["Max", "Olga"]
         else:
-            refused = new.send(restore_command(new, blob, from_lock=old.id, phone_x=old.phone_x, origin=old))
-            assert (refused.executed, refused.reason) == (False, "pin_required")
-        done = new.send(restore_command(new, blob, from_lock=old.id, phone_x=old.phone_x, origin=old, **extra))
-        assert (done.executed, done.reason) == (True, "done") and new.users() == ["Max", "Olga"]
+            assert (done.executed, done.reason) == (False, "pin_required") and new.users() == ["Olga"]
+            assert "set one at the lock" in done.data["detail"]
+    finally:
+        old.close()
+        new.close()
+
+
+def test_a_stolen_phone_cannot_restore_once_the_owner_s_pin_is_revoked(lock: Lock) -> None:
+    """Review 5: with the owner's (leaked) PIN revoked, the unlock was refused `pin_required` but a restore ran
+    with no PIN at all; it is refused too, and changes nothing (nor counts a wrong code)."""
+    at = datetime.now(UTC)
+    store = lock.rt.access()
+    _, blob = lock.backups.make(at)
+    store.set_config(lock.owner, at, require_pin_for_remote=True)
+    store.revoke_credential(store.credentials(lock.owner)[0].id, lock.owner, at)
+    store.add_user("Max", lock.owner, at)
+    for extra in ({}, {"pin": _sealed(lock, OWNER_PIN)}):
+        refused = _restore(lock, blob, **extra)
+        assert (refused.executed, refused.reason) == (False, "pin_required")
+        assert "set one at the lock" in refused.data["detail"]
+    assert lock.users() == ["Max", "Olga"] and store.load_state().lockout.wrong_code_count == 0
+
+
+def test_a_restore_that_leaves_the_owner_without_a_pin_says_so_and_the_next_one_is_refused(lock: Lock) -> None:
+    """Review 5: the owner changed her PIN after the backup; her own restore revokes the old one (retired here)
+    and the backup lacks the new one: the outcome says `owner_without_pin`, and a later restore asks for a PIN."""
+    at = datetime.now(UTC)
+    store = lock.rt.access()
+    store.set_config(lock.owner, at, require_pin_for_remote=True)
+    _, blob = lock.backups.make(at)
+    store.change_pin(lock.owner, NEW_OWNER_PIN, lock.owner, at)
+    done = _restore(lock, blob, pin=_sealed(lock, NEW_OWNER_PIN))
+    assert done.executed and done.data["owner_without_pin"] == "true"
+    again = _restore(lock, blob)
+    assert (again.executed, again.reason) == (False, "pin_required")
+
+
+def test_a_passage_holiday_removed_since_the_backup_does_not_come_back(lock: Lock) -> None:
+    """Review 5: the backup's holidays replaced the lock's, so a passage holiday removed since opened the door at
+    will again; the lock keeps its own holidays, as it keeps its mode."""
+    at = datetime.now(UTC)
+    store = lock.rt.access()
+    store.add_holiday(1, at - timedelta(hours=1), at + timedelta(days=2), OperatingMode.PASSAGE, lock.owner, at)
+    _, blob = lock.backups.make(at)
+    store.remove_schedule("holiday", 1, lock.owner, at)
+    done = _restore(lock, blob)
+    assert done.executed and "holidays" in done.data["kept_lock_state"].split(",")
+    assert store.holidays() == [] and not lock.keypad("000000")
+
+
+def test_a_vacation_holiday_set_since_the_backup_stays(lock: Lock) -> None:
+    at = datetime.now(UTC)
+    store = lock.rt.access()
+    _, blob = lock.backups.make(at)
+    store.add_holiday(1, at - timedelta(hours=1), at + timedelta(days=2), OperatingMode.VACATION, lock.owner, at)
+    held = store.holidays()
+    done = _restore(lock, blob)
+    assert done.executed and "holidays" in done.data["kept_lock_state"].split(",")
+    assert store.holidays() == held and not lock.keypad(OWNER_PIN)
+
+
+def test_a_replacement_lock_takes_none_of_the_backup_s_holidays(tmp_path: Path) -> None:
+    old = open_lock(tmp_path / "old", "front-door", Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+    new = open_lock(tmp_path / "new", "front-door", old.phone, old.phone_x, owner_pin=NEW_OWNER_PIN)
+    try:
+        at = datetime.now(UTC)
+        for index, mode in enumerate((OperatingMode.PASSAGE, OperatingMode.VACATION), start=1):
+            old.rt.access().add_holiday(index, at - timedelta(hours=1), at + timedelta(days=2), mode, old.owner, at)
+        _, blob = old.backups.make(at)
+        done = new.send(restore_command(new, blob, from_lock=old.id, phone_x=old.phone_x, origin=old))
+        assert done.executed and "holidays" in done.data["kept_lock_state"].split(",")
+        assert new.rt.access().holidays() == []
     finally:
         old.close()
         new.close()

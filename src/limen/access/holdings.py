@@ -157,16 +157,32 @@ class LockWide:
     code_uses: tuple[tuple[str, str], ...]  # access_code_uses (code id, used at)
     credential_uses: dict[tuple[str, str, str], tuple[int, str | None, int]]  # (id, user, created): uses,
     #                                                                            first_used_at, offline_uses
+    holidays: tuple[tuple[Any, ...], ...] = ()  # access_holidays rows (sched_index, start_at, end_at, mode)
 
 
 def lock_wide(conn: sqlite3.Connection) -> LockWide:
-    """The lock row, the offline codes' uses and each credential's use counts (`keep_lock_wide`)."""
+    """The lock row, the offline codes' uses, each credential's use counts and the holidays (`keep_lock_wide`)."""
     row = conn.execute("SELECT * FROM access_lock WHERE id = 1").fetchone()
     return LockWide(
         None if row is None else dict(row),
         tuple((str(r[0]), str(r[1])) for r in conn.execute("SELECT code_id, used_at FROM access_code_uses")),
         {(str(r[0]), str(r[1]), str(r[2])): (int(r[3]), r[4], int(r[5])) for r in conn.execute(
-            "SELECT id, user_id, created_at, uses, first_used_at, offline_uses FROM access_credentials")})
+            "SELECT id, user_id, created_at, uses, first_used_at, offline_uses FROM access_credentials")},
+        _holidays(conn))
+
+
+def _holidays(conn: sqlite3.Connection) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(r) for r in conn.execute("SELECT sched_index, start_at, end_at, mode FROM access_holidays "
+                                                "ORDER BY sched_index"))
+
+
+def _keep_holidays(conn: sqlite3.Connection, before: tuple[tuple[Any, ...], ...]) -> bool:
+    """Put back this lock's holidays in place of the backup's (caller's transaction); True when they differed."""
+    if _holidays(conn) == before:
+        return False
+    conn.execute("DELETE FROM access_holidays")
+    conn.executemany("INSERT INTO access_holidays(sched_index, start_at, end_at, mode) VALUES (?, ?, ?, ?)", before)
+    return True
 
 
 def _stricter_config(now: LockConfig, restored: LockConfig) -> LockConfig:
@@ -184,7 +200,8 @@ def _earlier(now: str | None, restored: str | None) -> str | None:
 
 def keep_lock_wide(conn: sqlite3.Connection, before: LockWide) -> tuple[str, ...]:
     """After a restore loaded a backup's rows, keep this lock's own state `before` had (caller's transaction): the
-    keypad lockout and its counters, the operating mode, `owner_reauth_required`, each lock setting where it is
+    keypad lockout and its counters, the operating mode and the holidays (none on a replacement that has none: a
+    backup's passage holiday would open the door at will), `owner_reauth_required`, each lock setting where it is
     stricter (`require_pin_for_remote` stays on); the offline codes' uses here join the backup's (revocations
     are the restore's `Revoked`); a credential the backup also holds keeps the higher use counts and the earlier
     first use (a used single-use code or one-use PIN stays used).  Return the names of what was kept that differed."""
@@ -205,6 +222,7 @@ def keep_lock_wide(conn: sqlite3.Connection, before: LockWide) -> tuple[str, ...
                 conn.execute(f"UPDATE access_lock SET {', '.join(f'{n} = ?' for n in changed)} "  # noqa: S608
                              "WHERE id = 1", [own[n] for n in changed])  # names from _LOCK_OWN
                 kept.extend("stricter_settings" if name == "config" else name for name in changed)
+    kept += ["holidays"] if _keep_holidays(conn, before.holidays) else []
     uses = set(before.code_uses) - {(str(r[0]), str(r[1])) for r in conn.execute(
         "SELECT code_id, used_at FROM access_code_uses")}
     conn.executemany("INSERT INTO access_code_uses(code_id, used_at) VALUES (?, ?)", sorted(uses))

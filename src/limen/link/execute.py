@@ -15,8 +15,8 @@ device put in the signed command (`args["reply_key"]`), so the cloud that
 relays the outcome cannot read it; `add_user` adds a member or guest (never an owner or
 administrator), with a PIN the lock draws and seals the same way when the command carries a reply key.
 Both make a way in, so while `require_pin_for_remote` is on they need the owner's sealed PIN as an unlock does
-(`_step_up`: refused `pin_required`, a wrong one counted toward the keypad lockout, audited); so does a restore
-when the device's owner has a PIN on the lock (a replacement lock whose owner has none yet: the in-person pairing).
+(`_step_up`: refused `pin_required`, a wrong one counted toward the keypad lockout, audited); so does a restore,
+always (an owner without a PIN on the lock: refused `pin_required` until they set one there).
 A refusal over the times (`expired`, `validity_too_long`, `clock_skew`) hands back the lock's clock
 (`lock_time`) and the detail.  An erase returns an erasure receipt signed
 with the lock's audit key: what was erased where, when, and the audit record
@@ -66,6 +66,7 @@ from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
 from limen.clock import Clock, SystemClock
+from limen.decision import Reason
 from limen.errors import AuditError, BadRequest, CommandRefused, LimenError
 from limen.link.backup import Backups, Revoked, digest, restore_key
 from limen.link.commands import Action, Command, CommandVerifier, Device, DeviceRegistry, Refusal, SignedCommand
@@ -276,28 +277,36 @@ class LinkCommands:
         except UnicodeDecodeError as exc:
             raise BadRequest("pin", "not a sealed PIN") from exc
 
-    def _owner_pin_checked(self, device: Device) -> bool:
-        """Whether a restore needs the owner's sealed PIN (`_step_up`): while `require_pin_for_remote` is on and
-        the device's owner holds a PIN here to check it against.  A restore replaces people, settings and lockout
-        state, so a stolen paired phone must not run one without the PIN; a replacement lock whose owner has no PIN
-        yet has only the in-person pairing to go by."""
+    def _owner_has_pin(self, owner: str) -> bool:
+        """Whether `owner` holds an unrevoked PIN here (one past its age limit counts: the step-up refuses it)."""
+        return any(c.type is CredentialType.PIN and not c.revoked for c in self.store.credentials(owner))
+
+    def _restore_step_up(self, command: Command, device: Device, at: datetime) -> Outcome | None:
+        """While `require_pin_for_remote` is on, a restore always needs the device's owner's sealed PIN
+        (`_step_up`): it replaces people, settings and lockout state, so a stolen paired phone must not run one
+        without it.  An owner without a PIN here is refused `pin_required` (set one at the lock: a replacement
+        lock's in-person pairing gives its first owner one).  None when the restore may go on."""
         if not self.store.load_state().config.require_pin_for_remote:
-            return False
-        return any(c.type is CredentialType.PIN and not c.revoked for c in self.store.credentials(device.owner))
+            return None
+        if not self._owner_has_pin(device.owner):
+            return self._record(command, device, at, executed=False, reason=Reason.PIN_REQUIRED.value,
+                                detail="the owner has no PIN on this lock: set one at the lock, then restore")
+        return self._step_up(command, device, at)
 
     def _restore(self, command: Command, device: Device | None, blob: bytes | None, at: datetime) -> Outcome:
         """Load the attached backup the owner named (by SHA-256) with the content key sealed to this lock (and,
-        `_owner_pin_checked`, the owner's PIN sealed to it in `args["pin"]`)."""
+        `_restore_step_up`, the owner's PIN sealed to it in `args["pin"]`).  `owner_without_pin` in the outcome: the
+        restore left the signing owner with no unrevoked PIN here (a backup older than their PIN), so while
+        `require_pin_for_remote` is on no restore runs until they set one at the lock."""
         if device is None:  # unsigned restores never pass the verifier; kept explicit
             raise BadRequest("restore", "needs an owner's signature")
         if blob is None or not hmac.compare_digest(digest(blob), _arg(command.args, "backup").lower()):
             raise BadRequest("backup", "the attached backup is not the one the owner signed for")
         if self.restore_key is None:
             raise BadRequest("restore", "this lock has no restore key")
-        if self._owner_pin_checked(device):
-            refused = self._step_up(command, device, at)
-            if refused is not None:
-                return refused
+        refused = self._restore_step_up(command, device, at)
+        if refused is not None:
+            return refused
         try:
             content_key = open_reply(self.restore_key, _arg(command.args, "key"))
         except (InvalidTag, ValueError) as exc:
@@ -316,6 +325,7 @@ class LinkCommands:
         if eraser.backups.pepper_replaced:  # the backup's PIN pepper is now this lock's: stores read it again
             self.store.pepper = self.controller.store.pepper = file_side_key(eraser.backups.keys_dir, PIN_PEPPER)
         summary = restored.to_dict()
+        owner = self.verifier.devices.get(device.name).owner  # the backup may have repointed the device
         return self._record(command, device, at, from_lock=restored.lock, backup_counter=str(restored.counter),
                             users=str(restored.rows.get("users", 0)), revoked_users=str(restored.revoked_users),
                             revoked_codes=str(restored.revoked_codes),
@@ -326,6 +336,7 @@ class LinkCommands:
                             kept_lower_permissions=str(summary["kept_lower_permissions"]),
                             kept_restrictions=str(summary["kept_restrictions"]),
                             kept_lock_state=",".join(restored.kept_lock_state) or "none",
+                            owner_without_pin=str(not self._owner_has_pin(owner)).lower(),
                             **_sensor_summary(on_sensor))
 
     def _add_code(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
