@@ -138,13 +138,26 @@ def test_an_owner_pin_the_unlock_refuses_adds_nothing_counts_as_wrong_and_is_not
     last_pin_at = rig.store.user(rig.owner).last_pin_at
     reason = "credential_revoked" if how == "revoked" else "credential_expired"
     unlock = rig.send(rig.signed(Action.UNLOCK, pin=seal_pin(lock_key.public_key(), OWNER_PIN)))
-    assert not unlock.executed and unlock.reason == reason
+    assert not unlock.executed and unlock.reason == "unknown_credential"  # told a wrong PIN; the audit says why
     count = rig.store.load_state().lockout.wrong_code_count
     _, reply_pub = _reply()
     outcome = _add(rig, action, reply_pub, pin=seal_pin(lock_key.public_key(), OWNER_PIN))
-    assert not outcome.executed and outcome.reason == reason and _nothing_added(rig)
+    assert not outcome.executed and outcome.reason == "unknown_credential" and _nothing_added(rig)
+    assert "detail" not in outcome.data
     assert "sealed_pin" not in outcome.data and "sealed_code" not in outcome.data
     assert rig.store.load_state().lockout.wrong_code_count == count + 1  # a wrong code, as at the door
     assert rig.store.user(rig.owner).last_pin_at == last_pin_at
     record = [e for e in rig.sink.events if e.kind is EventKind.REMOTE_COMMAND][-1]
     assert record.outcome == "refused" and record.reason == reason and record.data["action"] == action.value
+
+
+def test_a_forced_owners_remote_unlock_answers_granted_to_the_phone_and_the_audit_says_duress(
+        pin_rig: tuple[LockRig, X25519PrivateKey]) -> None:
+    """Review 5: the outcome went back to the phone as "duress" — and the coercer may hold that phone."""
+    from limen.access.model import UserType
+
+    rig, lock_key = pin_rig
+    rig.store.modify_user(rig.owner, rig.owner, rig.clock.now(), user_type=UserType.FORCED)
+    unlock = rig.send(rig.signed(Action.UNLOCK, pin=seal_pin(lock_key.public_key(), OWNER_PIN)))
+    assert unlock.executed and unlock.reason == "granted" and "duress" not in str(unlock.to_dict())
+    assert any(e.reason == "duress" for e in rig.sink.events if e.kind is EventKind.UNLOCK_ATTEMPT)

@@ -592,6 +592,16 @@ _WRONG_AT_THE_KEYPAD = frozenset({Reason.CREDENTIAL_REVOKED, Reason.CREDENTIAL_E
 _KEYPAD = PinEntry | CodeEntry | RfidEntry
 
 
+def remote_reply(reason: Reason) -> str:
+    """What a remote command's sender is told of the door's decision: a duress opening is "granted" (the coercer
+    may hold the phone that sent it), and a refusal of a PIN that matched (revoked, expired, used up, a disabled
+    or remote-only person: `_WRONG_AT_THE_KEYPAD`) is a wrong PIN, "unknown_credential", as the door's screen
+    says; the audit keeps the real reason.  Any other reason as it is."""
+    if reason is Reason.DURESS:
+        return Reason.GRANTED.value
+    return Reason.UNKNOWN_CREDENTIAL.value if reason in _WRONG_AT_THE_KEYPAD else reason.value
+
+
 def _refused(ctx: _Context, reason: Reason, user: AccessUser | None, cred_id: str, detail: str = "") -> Judgement:
     """A refusal after a credential matched; it counts toward the keypad lockout like a wrong code when it is
     of a keypad credential (`_WRONG_AT_THE_KEYPAD`) or when the attempt was keypad entries only.

@@ -62,6 +62,7 @@ from limen.access.attempt import remote_attempt
 from limen.access.model import CredentialType, PermissionLevel, UserStatus
 from limen.access.offline import CodeKind
 from limen.access.pins import validate_pin
+from limen.access.policy import remote_reply
 from limen.audit.chain import canonical
 from limen.audit.event import AuditSink, Event, EventKind
 from limen.audit.keys import SigningKey, key_id, load_public_b64, verify_signature
@@ -149,7 +150,7 @@ class LinkCommands:
             assert device is not None  # unsigned unlocks never pass the verifier
             decision = self.controller.remote(device.owner, authorised=True, pin=self._sealed_pin(args),
                                               device=f"link:{device.name}", link_verified=True)
-            return Outcome(decision.accepted, command.action.value, decision.reason.value, command.counter,
+            return Outcome(decision.accepted, command.action.value, remote_reply(decision.reason), command.counter,
                            device.name)
         if command.action is Action.LOCK:
             self.controller.lock()
@@ -187,8 +188,10 @@ class LinkCommands:
                                                      f"link:{device.name}", link_verified=True), at).decision
         if decision.accepted:
             return None
-        return self._record(command, device, at, executed=False, reason=decision.reason.value,
-                            detail=decision.detail)
+        recorded = self._record(command, device, at, executed=False, reason=decision.reason.value,
+                                detail=decision.detail)  # the real reason in the audit, a wrong PIN to the sender
+        return replace(recorded, reason=remote_reply(decision.reason),
+                       data={"audit_index": recorded.data["audit_index"]})
 
     def _add_user(self, command: Command, actor: str, at: datetime, device: Device | None) -> Outcome:
         """A member or guest (`args["permission"]`, default member) named `args["name"]`; with `args["reply_key"]`
